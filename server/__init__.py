@@ -1,0 +1,1 @@
+"""Pixel server: collector, spool, shipper, enrichment, store and API."""

@@ -1,0 +1,141 @@
+"""Settings for every Pixel process, read from `PIXEL_*` environment variables and CLI flags.
+
+One dataclass serves the collector, the shipper, the store and the API so that `pixel serve`,
+`pixel collect` and `pixel ship` (in containers) agree on paths and limits. Every field has an
+environment variable named `PIXEL_<FIELD>` (upper case); README.md lists them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import platformdirs
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("pixel", appauthor=False))
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def parse_networks(value: str | tuple[str, ...]) -> tuple[Network, ...]:
+    items = _split(value) if isinstance(value, str) else value
+    try:
+        return tuple(ipaddress.ip_network(item, strict=False) for item in items)
+    except ValueError as exc:
+        raise SettingsError(f"PIXEL_TRUSTED_PROXIES: {exc}") from None
+
+
+class SettingsError(ValueError):
+    """A setting has a value Pixel cannot use; the message says which and why."""
+
+
+@dataclass(slots=True)
+class Settings:
+    # Where everything lives: spool/, store/ (chDB), salts, checkpoints, metadata.
+    data_dir: Path = field(default_factory=default_data_dir)
+    host: str = "127.0.0.1"
+    port: int = 8081  # collector
+    api_port: int = 8082  # store process: shipper metrics, health, API
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)  # collector processes
+
+    # Collector
+    allowed_origins: tuple[str, ...] = ("*",)
+    trusted_proxies: tuple[Network, ...] = ()  # X-Forwarded-For / X-Real-IP honoured only from these
+    max_body_bytes: int = 64 * 1024
+    max_events_per_request: int = 100
+    script_name: str = "pixel.js"  # served at /<script_name>; rename for ad-block resistance
+    track_path: str = "/track"
+
+    # Spool
+    spool_max_bytes: int = 1024 * 1024 * 1024  # disk cap: above it the collector answers 503
+    segment_max_bytes: int = 16 * 1024 * 1024
+    segment_max_age: float = 10.0  # seconds
+    fsync_interval: float = 0.1  # seconds; 0 = fsync every request
+
+    # Shipper
+    batch_max_rows: int = 50_000
+    batch_max_seconds: float = 0.25
+    store_retry_seconds: float = 1.0
+    max_event_age_days: int = 90  # client timestamps older than this (or in the future) use receive time
+
+    # Store
+    store: str = "chdb"  # chdb | clickhouse
+    clickhouse_url: str = ""  # http(s)://host:8123 for store=clickhouse
+    clickhouse_user: str = "default"
+    clickhouse_password: str = ""
+    clickhouse_database: str = "pixel"
+    retention_days: int = 0  # 0 = keep forever
+
+    # Enrichment
+    geoip_db: str = ""  # path to a MaxMind-format City database; empty = no geo
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool"
+
+    @property
+    def store_dir(self) -> Path:
+        return self.data_dir / "store"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.data_dir / "state"
+
+    @classmethod
+    def from_env(cls, env: os._Environ[str] | dict[str, str] | None = None, **overrides: object) -> Settings:
+        """Defaults, overridden by `PIXEL_*` variables, overridden by non-None keyword arguments."""
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = env.get(f"PIXEL_{f.name.upper()}")
+            if raw is not None and raw != "":
+                values[f.name] = _convert(f.name, f.type, raw)
+        for key, value in overrides.items():
+            if value is not None:
+                values[key] = value
+        settings = cls(**values)  # type: ignore[arg-type]
+        settings.data_dir = Path(settings.data_dir).expanduser()
+        if isinstance(settings.trusted_proxies, str):
+            settings.trusted_proxies = parse_networks(settings.trusted_proxies)
+        if isinstance(settings.allowed_origins, str):
+            settings.allowed_origins = _split(settings.allowed_origins)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.store not in ("chdb", "clickhouse"):
+            raise SettingsError(f"PIXEL_STORE must be 'chdb' or 'clickhouse', not {self.store!r}")
+        if self.store == "clickhouse" and not self.clickhouse_url:
+            raise SettingsError("PIXEL_STORE=clickhouse needs PIXEL_CLICKHOUSE_URL (e.g. http://localhost:8123)")
+        if not self.track_path.startswith("/"):
+            raise SettingsError(f"PIXEL_TRACK_PATH must start with '/': {self.track_path!r}")
+        if "/" in self.script_name or not self.script_name:
+            raise SettingsError(f"PIXEL_SCRIPT_NAME must be a file name: {self.script_name!r}")
+        if self.workers < 1:
+            raise SettingsError("PIXEL_WORKERS must be at least 1")
+
+
+def _convert(name: str, type_name: object, raw: str) -> object:
+    kind = str(type_name)
+    try:
+        if name == "trusted_proxies":
+            return parse_networks(raw)
+        if kind.startswith("tuple"):
+            return _split(raw)
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "Path":
+            return Path(raw)
+    except ValueError:
+        raise SettingsError(f"PIXEL_{name.upper()}={raw!r} is not a valid {kind}") from None
+    return raw

@@ -1,0 +1,113 @@
+"""One store interface over two ClickHouse engines (embedded chDB, or a server via clickhouse-connect).
+
+Both engines speak the same SQL with server-side parameters (`{name:Type}`), return results as
+JSONCompact parsed into the same Python shapes, and take inserts as JSONEachRow bytes, so the
+shipper and the API never know which engine they talk to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from pixel.server.store.schema import migrations, retention_statement
+
+log = logging.getLogger(__name__)
+
+
+class StoreError(RuntimeError):
+    """A query or insert the engine refused (bad SQL, bad data): retrying will not help."""
+
+
+class StoreUnavailable(StoreError):
+    """The engine cannot be reached right now (server down, network): retry later."""
+
+
+@dataclass(slots=True)
+class Result:
+    columns: list[str]
+    types: list[str]
+    rows: list[list[Any]]
+
+    def dicts(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+    def scalar(self) -> Any:
+        return self.rows[0][0] if self.rows and self.rows[0] else None
+
+
+def parse_json_compact(body: bytes) -> Result:
+    if not body.strip():
+        return Result([], [], [])
+    doc = orjson.loads(body)
+    meta = doc.get("meta", [])
+    return Result([m["name"] for m in meta], [m["type"] for m in meta], doc.get("data", []))
+
+
+def dedup_token(*parts: object) -> str:
+    """A stable insert-deduplication token for a batch identified by `parts` (spool ranges)."""
+    return hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
+
+
+class Store(ABC):
+    """The events store. Subclasses implement the three engine calls; the rest is shared."""
+
+    engine: str = ""
+
+    @abstractmethod
+    def _execute(self, sql: str, params: Mapping[str, Any] | None, fmt: str | None) -> bytes:
+        """Run one statement; return the output bytes in `fmt` (None: no output expected)."""
+
+    @abstractmethod
+    def insert_json(self, table: str, data: bytes, *, token: str | None = None) -> None:
+        """Insert JSONEachRow `data` into `table`; `token` deduplicates a replayed insert."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        pass
+
+    # -- shared -----------------------------------------------------------------------------
+
+    def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        self._execute(sql, params, None)
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> Result:
+        return parse_json_compact(self._execute(sql, params, "JSONCompact"))
+
+    def scalar(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
+        return self.query(sql, params).scalar()
+
+    def insert_rows(self, table: str, rows: Sequence[Mapping[str, Any]], *, token: str | None = None) -> None:
+        if rows:
+            self.insert_json(table, b"\n".join(orjson.dumps(r) for r in rows), token=token)
+
+    def migrate(self, retention_days: int = 0) -> list[int]:
+        """Apply the migrations not yet recorded; return the versions applied. Idempotent."""
+        self.command(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, name String, "
+            "applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = MergeTree ORDER BY version"
+        )
+        done = {row[0] for row in self.query("SELECT version FROM schema_migrations").rows}
+        applied = []
+        for m in migrations(retention_days):
+            if m.version in done:
+                continue
+            for statement in m.statements:
+                self.command(statement)
+            self.command(
+                "INSERT INTO schema_migrations (version, name) VALUES ({v:UInt32}, {n:String})",
+                {"v": m.version, "n": m.name},
+            )
+            log.info("store: applied migration %d (%s)", m.version, m.name)
+            applied.append(m.version)
+        has_ttl = "TTL" in (self.scalar(
+            "SELECT engine_full FROM system.tables WHERE database = currentDatabase() AND name = 'events'"
+        ) or "")
+        if retention_days > 0 or has_ttl:
+            self.command(retention_statement(retention_days))
+        return applied

@@ -1,0 +1,66 @@
+"""Embedded ClickHouse (chDB) in a data folder.
+
+chDB admits one process per data folder, so the process that opens it (the shipper, with the API
+beside it in `pixel serve`) holds an exclusive lock file there, and a second one fails at once with
+a clear message instead of corrupting the folder.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pixel.server.store.base import Store, StoreError
+
+
+class FolderInUse(StoreError):
+    pass
+
+
+class ChdbStore(Store):
+    engine = "chdb"
+
+    def __init__(self, path: Path | str) -> None:
+        from chdb import session  # imported here: the [desktop] extra has no chDB
+
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = os.open(self.path / ".pixel-owner.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock_fd)
+            raise FolderInUse(
+                f"the store folder {self.path} is in use by another Pixel process "
+                "(chDB allows one process per folder); stop it first"
+            ) from None
+        os.ftruncate(self._lock_fd, 0)
+        os.write(self._lock_fd, str(os.getpid()).encode())
+        self._session = session.Session(str(self.path))
+
+    def _execute(self, sql: str, params: Mapping[str, Any] | None, fmt: str | None) -> bytes:
+        try:
+            result = self._session.query(sql, fmt or "TabSeparated", params=dict(params) if params else None)
+        except Exception as exc:  # chDB raises a bare RuntimeError/ChdbError with the server message
+            raise StoreError(str(exc).strip()) from None
+        return result.bytes() if fmt else b""
+
+    def insert_json(self, table: str, data: bytes, *, token: str | None = None) -> None:
+        settings = f" SETTINGS insert_deduplication_token='{token}'" if token else ""
+        if token and not token.isalnum():
+            raise ValueError("dedup token must be alphanumeric")
+        sql = f"INSERT INTO {table}{settings} FORMAT JSONEachRow\n"
+        try:
+            self._session.query(sql + data.decode("utf-8", "replace"), "TabSeparated")
+        except Exception as exc:
+            raise StoreError(str(exc).strip()) from None
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None  # type: ignore[assignment]
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
