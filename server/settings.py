@@ -77,6 +77,13 @@ class Settings:
     # Enrichment
     geoip_db: str = ""  # path to a MaxMind-format City database; empty = no geo
 
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir).expanduser()
+        if isinstance(self.trusted_proxies, str):
+            self.trusted_proxies = parse_networks(self.trusted_proxies)
+        if isinstance(self.allowed_origins, str):
+            self.allowed_origins = _split(self.allowed_origins)
+
     @property
     def spool_dir(self) -> Path:
         return self.data_dir / "spool"
@@ -102,11 +109,6 @@ class Settings:
             if value is not None:
                 values[key] = value
         settings = cls(**values)  # type: ignore[arg-type]
-        settings.data_dir = Path(settings.data_dir).expanduser()
-        if isinstance(settings.trusted_proxies, str):
-            settings.trusted_proxies = parse_networks(settings.trusted_proxies)
-        if isinstance(settings.allowed_origins, str):
-            settings.allowed_origins = _split(settings.allowed_origins)
         settings.validate()
         return settings
 
