@@ -76,6 +76,8 @@ class Settings:
 
     # Enrichment
     geoip_db: str = ""  # path to a MaxMind-format City database; empty = no geo
+    # Honour a CDN's country header (CF-IPCountry) from trusted proxies only; off by default.
+    cdn_geo_headers: bool = False
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).expanduser()
@@ -136,8 +138,25 @@ def _convert(name: str, type_name: object, raw: str) -> object:
             return int(raw)
         if kind == "float":
             return float(raw)
+        if kind == "bool":
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
         if kind == "Path":
             return Path(raw)
     except ValueError:
         raise SettingsError(f"PIXEL_{name.upper()}={raw!r} is not a valid {kind}") from None
     return raw
+
+
+def to_env(settings: Settings) -> dict[str, str]:
+    """The `PIXEL_*` variables that reproduce `settings` in another process (workers, children)."""
+    env: dict[str, str] = {}
+    for f in fields(settings):
+        value = getattr(settings, f.name)
+        if isinstance(value, tuple):
+            value = ",".join(str(v) for v in value)
+        env[f"PIXEL_{f.name.upper()}"] = str(value)
+    return env

@@ -18,6 +18,7 @@ class RequestFacts:
     user_agent: str
     accept_language: str
     origin_host: str
+    cdn_country: str = ""  # CF-IPCountry from a trusted proxy, when the operator enabled CDN geo headers
 
 
 class Enricher:

@@ -1,0 +1,169 @@
+"""Starting Pixel's processes: checks with one-line errors, the collector workers, the store process."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+
+from pixel.server import metrics
+from pixel.server.settings import Settings, to_env
+
+log = logging.getLogger("pixel")
+
+
+class StartupError(RuntimeError):
+    """A problem that stops Pixel from starting; its message is the one line the user sees."""
+
+
+def check_data_dir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise StartupError(f"the data folder {path} is not writable: {exc.strerror or exc}") from None
+
+
+def check_port(host: str, port: int, what: str) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise StartupError(f"port {port} on {host} ({what}) is already in use; "
+                                   f"stop what uses it or pick another port") from None
+            raise StartupError(f"cannot listen on {host}:{port} ({what}): {exc.strerror}") from None
+
+
+class DataDirLock:
+    """Held by `pixel serve` for its lifetime: a second serve on the same folder fails at once."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / "serve.lock"
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self.fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(self.fd)
+            raise StartupError(f"another pixel serve (pid {holder}) is already using the data folder "
+                               f"{data_dir}") from None
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, str(os.getpid()).encode(), 0)
+
+
+def configure_logging() -> None:
+    logging.basicConfig(level=os.environ.get("PIXEL_LOG_LEVEL", "INFO").upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+# -- the store process ----------------------------------------------------------------------
+
+
+def run_store(settings: Settings) -> None:
+    """Shipper + /metrics + API on settings.api_port, in this process, until SIGTERM/SIGINT."""
+    import uvicorn
+
+    from pixel.server.storeservice import StoreService
+    from pixel.server.store import StoreError
+
+    try:
+        service = StoreService(settings)
+    except StoreError as exc:
+        raise StartupError(str(exc)) from None
+    config = uvicorn.Config(service, host=settings.host, port=settings.api_port, lifespan="on",
+                            log_level="warning", access_log=False, server_header=False)
+    uvicorn.Server(config).run()
+
+
+def _store_child(env: dict[str, str]) -> None:
+    os.environ.update(env)
+    configure_logging()
+    try:
+        run_store(Settings.from_env())
+    except StartupError as exc:
+        log.error("store: %s", exc)
+        raise SystemExit(2) from None
+
+
+class StoreSupervisor:
+    """Runs the store process and restarts it (with backoff) if it dies."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.env = to_env(settings)
+        self.ctx = multiprocessing.get_context("spawn")
+        self.process: multiprocessing.process.BaseProcess | None = None
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="store-supervisor", daemon=True)
+
+    def start(self) -> None:
+        self._spawn()
+        self._thread.start()
+
+    def _spawn(self) -> None:
+        self.process = self.ctx.Process(target=_store_child, args=(self.env,), name="pixel-store")
+        self.process.start()
+
+    def _watch(self) -> None:
+        delay = 0.5
+        while not self._stopping.is_set():
+            assert self.process is not None
+            self.process.join(timeout=0.5)
+            if self.process.exitcode is None or self._stopping.is_set():
+                continue
+            started = time.monotonic()
+            log.warning("store process exited (code %s); restarting in %.1f s", self.process.exitcode, delay)
+            if self._stopping.wait(delay):
+                return
+            self._spawn()
+            # a process that stayed up for a while resets the backoff
+            delay = 0.5 if time.monotonic() - started > 30 else min(delay * 2, 5.0)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        process = self.process
+        if process is not None and process.exitcode is None:
+            assert process.pid is not None
+            os.kill(process.pid, signal.SIGTERM)
+            process.join(timeout=30)
+            if process.exitcode is None:
+                process.kill()
+                process.join()
+
+
+# -- the collector --------------------------------------------------------------------------
+
+
+def run_collector(settings: Settings) -> None:
+    """The collector's worker processes on settings.port until SIGTERM/SIGINT (uvicorn restarts dead workers)."""
+    import uvicorn
+
+    os.environ.update(to_env(settings))
+    metrics.clear(settings.state_dir / "metrics" / "collector")
+    uvicorn.run(
+        "pixel.server.collector.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+        date_header=False,
+        timeout_graceful_shutdown=5,
+    )

@@ -1,0 +1,125 @@
+"""Raw tracker events (the wire format) to typed rows of the events table.
+
+Every value is checked and bounded here; an event that cannot become a row raises `BadEvent` with a
+reason, and the shipper sends it to the dead letters instead of dropping it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+
+MAX_PROPS = 50
+
+
+class BadEvent(ValueError):
+    pass
+
+
+def _text(value: Any, limit: int) -> str:
+    if value is None:
+        return ""
+    if type(value) is not str:
+        if type(value) in (int, float, bool):
+            value = str(value).lower() if type(value) is bool else str(value)
+        else:
+            return ""
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    return value[:limit]
+
+
+def _uint(value: Any, ceiling: int) -> int:
+    if type(value) in (int, float) and value == value:  # not NaN
+        return max(0, min(int(value), ceiling))
+    return 0
+
+
+def _prop_value(value: Any) -> str | None:
+    t = type(value)
+    if t is str:
+        return value[:1000]
+    if t is bool:
+        return "true" if value else "false"
+    if t is int or t is float:
+        return orjson.dumps(value).decode()
+    if value is None:
+        return None
+    return orjson.dumps(value).decode()[:1000]
+
+
+def event_id_for(segment: str, offset: int, index: int) -> str:
+    """A server-side event id that is the same every time the same spool record is read again."""
+    return hashlib.blake2b(f"{segment}:{offset}:{index}".encode(), digest_size=16).hexdigest()
+
+
+def normalize(event: Any, received_ms: int, *, min_ms: int, segment: str, offset: int, index: int) -> dict[str, Any]:
+    """One wire-format event to a row dict (column name -> value). Raises BadEvent."""
+    if type(event) is not dict:
+        raise BadEvent("event is not a JSON object")
+    name = event.get("event_name")
+    if type(name) is not str or not name.strip():
+        raise BadEvent("event_name is missing or not a non-empty string")
+    page = event.get("page")
+    if page is not None and type(page) is not dict:
+        raise BadEvent("page must be an object")
+    page = page or {}
+    url = _text(page.get("url"), 2048)
+    host = path = query = ""
+    if url:
+        try:
+            parts = urlsplit(url)
+            host = (parts.hostname or "")[:255]
+            path, query = parts.path, parts.query
+        except ValueError:
+            raise BadEvent("page.url is not a URL") from None
+    path = path or _text(page.get("path"), 2048)
+    site = _text(event.get("site"), 255).strip().lower() or host
+    if not site:
+        raise BadEvent("no site: neither site nor page.url is given")
+
+    ts = event.get("ts")
+    if type(ts) in (int, float) and min_ms <= ts <= received_ms + 60_000:
+        timestamp_ms = int(ts)
+    else:  # missing, malformed, too old or in the future: the receive time is the best we know
+        timestamp_ms = received_ms
+
+    event_id = _text(event.get("event_id"), 64) or event_id_for(segment, offset, index)
+
+    device = event.get("device")
+    device = device if type(device) is dict else {}
+    params = event.get("params")
+    props: dict[str, str] = {}
+    if type(params) is dict:
+        for key, value in params.items():
+            if len(props) >= MAX_PROPS:
+                break
+            text = _prop_value(value)
+            if text is not None:
+                props[key[:64]] = text
+
+    return {
+        "timestamp": timestamp_ms / 1000,
+        "received_at": received_ms / 1000,
+        "site": site,
+        "event_id": event_id,
+        "event_name": name.strip()[:100],
+        "visitor_id": _text(event.get("visitor_id"), 128),
+        "session_id": _text(event.get("session_id"), 128),
+        "user_id": _text(event.get("user_id"), 128),
+        "url": url,
+        "host": host,
+        "path": path[:2048],
+        "query": query[:2048],
+        "title": _text(page.get("title"), 512),
+        "referrer": _text(page.get("referrer"), 2048),
+        "screen": _text(device.get("screen"), 20),
+        "language": _text(device.get("lang"), 35),
+        "timezone": _text(device.get("tz"), 64),
+        "engaged_ms": _uint(event.get("engaged_ms"), 2**32 - 1),
+        "scroll_depth": _uint(event.get("scroll_depth"), 100),
+        "props": props,
+    }

@@ -1,0 +1,277 @@
+"""The shipper: spool segments -> parsed, validated, enriched rows -> batched inserts -> checkpoint.
+
+At least once, without visible duplicates: see `checkpoint.py` for how a batch is replayed after a
+crash with the same deduplication token, and `pixel.server.store.schema` for the table side.
+A malformed record or event goes to the `dead_letters` table with its reason (counted), never
+silently dropped. Nothing here runs on the collector's hot path.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from pixel.server.enrich import Enricher, RequestFacts
+from pixel.server.settings import Settings
+from pixel.server.shipper.checkpoint import Checkpoint, Pending, Range
+from pixel.server.shipper.normalize import BadEvent, normalize
+from pixel.server.shipper.segments import Segment, list_segments, read_from, read_range, seal_if_abandoned
+from pixel.server.spool.record import BadRecord, parse_record
+from pixel.server.store import Store, StoreError, StoreUnavailable, dedup_token
+
+log = logging.getLogger("pixel.shipper")
+
+READ_CHUNK = 4 * 1024 * 1024  # bytes read from one segment per batch at most
+
+
+@dataclass(slots=True)
+class ShipperStats:
+    inserted: int = 0
+    dead: int = 0
+    batches: int = 0
+    lag_seconds: float = 0.0
+    last_error: str = ""
+    store_up: bool = True
+
+
+@dataclass(slots=True)
+class Batch:
+    ranges: list[Range] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    dead: list[dict[str, Any]] = field(default_factory=list)
+    oldest_ms: int = 0
+    # Segments found fully read and sealed while planning: deleted after the batch is committed.
+    finished: list[Segment] = field(default_factory=list)
+
+
+class Shipper:
+    def __init__(self, settings: Settings, store: Store, enricher: Enricher | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.enricher = enricher or Enricher(settings)
+        self.checkpoint = Checkpoint.load(settings.state_dir / "shipper-checkpoint.json")
+        self.stats = ShipperStats()
+        self._last_seal_check = 0.0
+        self.stop_event = threading.Event()
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def run(self, on_batch: Callable[[int], None] | None = None) -> None:
+        """Ship until `stop_event` is set. Store outages are waited out, never fatal."""
+        delay = self.settings.store_retry_seconds
+        next_insert = 0.0
+        while not self.stop_event.is_set():
+            try:
+                now = time.monotonic()
+                if now < next_insert:
+                    self.stop_event.wait(next_insert - now)
+                started = time.monotonic()
+                shipped = self.step()
+                if not self.stats.store_up:
+                    log.warning("shipper: the store is reachable again")
+                self.stats.store_up = True
+                delay = self.settings.store_retry_seconds
+                if on_batch is not None:
+                    on_batch(shipped)
+                if shipped == 0:
+                    self.stop_event.wait(0.05)
+                elif shipped < self.settings.batch_max_rows:
+                    next_insert = started + self.settings.batch_max_seconds
+            except StoreUnavailable as exc:
+                if self.stats.store_up:
+                    log.error("shipper: %s; the spool keeps everything, retrying", exc)
+                self.stats.store_up = False
+                self.stats.last_error = str(exc)
+                self.stop_event.wait(delay)
+                delay = min(delay * 2, 30.0)
+            except Exception as exc:  # keep shipping whatever happens; say so loudly
+                log.exception("shipper: batch failed")
+                self.stats.last_error = str(exc)
+                self.stop_event.wait(delay)
+                delay = min(delay * 2, 30.0)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    # -- one batch --------------------------------------------------------------------------
+
+    def step(self) -> int:
+        """Insert one batch (a replayed pending one first). Returns the rows + dead letters shipped."""
+        pending = self.checkpoint.pending
+        if pending is not None:
+            batch = self._replay(pending.ranges)
+            token = pending.token
+        else:
+            batch = self._plan()
+            if not batch.ranges:
+                self._cleanup(batch.finished)
+                return 0
+            token = dedup_token(batch.ranges)
+            self.checkpoint.pending = Pending(token, batch.ranges)
+            self.checkpoint.save()
+        self._insert(batch, token)
+        for segment, _start, end in batch.ranges:
+            self.checkpoint.offsets[segment] = end
+        self.checkpoint.pending = None
+        self.checkpoint.save()
+        self.stats.inserted += len(batch.rows)
+        self.stats.dead += len(batch.dead)
+        self.stats.batches += 1
+        self.stats.lag_seconds = max(0.0, time.time() - batch.oldest_ms / 1000) if batch.oldest_ms else 0.0
+        self._cleanup(batch.finished)
+        return len(batch.rows) + len(batch.dead)
+
+    def _insert(self, batch: Batch, token: str) -> None:
+        if batch.rows:
+            try:
+                self.store.insert_rows("events", batch.rows, token=token)
+            except StoreUnavailable:
+                raise
+            except StoreError as exc:
+                # One bad row must not hold the pipeline: insert row by row, dead-letter the refused.
+                log.error("shipper: the store refused a batch (%s); inserting row by row", exc)
+                for i, row in enumerate(batch.rows):
+                    try:
+                        self.store.insert_rows("events", [row], token=f"{token}r{i}")
+                    except StoreUnavailable:
+                        raise
+                    except StoreError as row_exc:
+                        batch.dead.append(self._dead(row["received_at"] * 1000, "", 0, f"store refused: {row_exc}",
+                                                     orjson.dumps(row)))
+                batch.rows = []
+        if batch.dead:
+            self.store.insert_rows("dead_letters", batch.dead, token=f"{token}d")
+
+    # -- reading the spool ------------------------------------------------------------------
+
+    def _plan(self) -> Batch:
+        batch = Batch()
+        max_rows = self.settings.batch_max_rows
+        offsets = self.checkpoint.offsets
+        check_seals = time.monotonic() - self._last_seal_check >= 1.0
+        if check_seals:
+            self._last_seal_check = time.monotonic()
+        for segment in list_segments(self.settings.spool_dir):
+            if len(batch.rows) >= max_rows:
+                break
+            start = offsets.get(segment.name, 0)
+            size = segment.size()
+            if size < 0:
+                continue
+            if start >= size:
+                if not segment.sealed and check_seals and seal_if_abandoned(segment):
+                    size = segment.size()
+                if segment.sealed and start >= size:
+                    batch.finished.append(segment)
+                continue
+            data = read_from(segment.path, start, READ_CHUNK)
+            complete = data.rfind(b"\n") + 1
+            torn = b""
+            if segment.sealed and start + len(data) >= size and complete < len(data):
+                torn = data[complete:]  # a sealed segment ends in a partial record: a torn write
+            end = self._consume(batch, segment.name, start, data[:complete], max_rows)
+            if torn and end == start + complete:
+                batch.dead.append(self._dead(0, segment.name, end, "torn record at the end of a segment", torn))
+                end += len(torn)
+            if end > start:
+                batch.ranges.append((segment.name, start, end))
+        return batch
+
+    def _replay(self, ranges: list[Range]) -> Batch:
+        batch = Batch()
+        for name, start, end in ranges:
+            segment = self._find(name)
+            if segment is None:
+                log.error("shipper: segment %s of the pending batch is gone; skipping it", name)
+                continue
+            data = read_range(segment.path, start, end)
+            complete = data.rfind(b"\n") + 1
+            self._consume(batch, name, start, data[:complete], None)
+            if complete < len(data):
+                batch.dead.append(self._dead(0, name, start + complete, "torn record at the end of a segment",
+                                             data[complete:]))
+        batch.ranges = ranges
+        return batch
+
+    def _find(self, name: str) -> Segment | None:
+        for segment in list_segments(self.settings.spool_dir):
+            if segment.name == name:
+                return segment
+        return None
+
+    def _consume(self, batch: Batch, name: str, start: int, data: bytes, max_rows: int | None) -> int:
+        """Turn complete lines into rows/dead letters; stop once max_rows is reached. Returns the end offset."""
+        offset = start
+        pos = 0
+        size = len(data)
+        enrich = self.enricher.enrich
+        min_ms = int((time.time() - self.settings.max_event_age_days * 86400) * 1000)
+        rows = batch.rows
+        while pos < size:
+            if max_rows is not None and len(rows) >= max_rows:
+                break
+            newline = data.index(b"\n", pos)
+            line = data[pos:newline]
+            line_offset = offset + pos
+            pos = newline + 1
+            if not line or line[:1] == b"#":
+                continue
+            try:
+                record = parse_record(line)
+                events = orjson.loads(record.body)
+            except (BadRecord, orjson.JSONDecodeError) as exc:
+                batch.dead.append(self._dead(0, name, line_offset, f"unreadable record: {exc}", line))
+                continue
+            if batch.oldest_ms == 0 or record.received_ms < batch.oldest_ms:
+                batch.oldest_ms = record.received_ms
+            facts = RequestFacts(record.received_ms, record.ip, record.user_agent, record.accept_language,
+                                 record.origin_host, record.cdn_country)
+            if type(events) is not list:
+                events = [events]
+            for index, event in enumerate(events):
+                try:
+                    row = normalize(event, record.received_ms, min_ms=min_ms, segment=name,
+                                    offset=line_offset, index=index)
+                    enrich(row, event, facts)
+                except BadEvent as exc:
+                    batch.dead.append(self._dead(record.received_ms, name, line_offset, str(exc),
+                                                 orjson.dumps(event)))
+                    continue
+                rows.append(row)
+        return offset + pos
+
+    @staticmethod
+    def _dead(received_ms: float, segment: str, offset: int, reason: str, payload: bytes) -> dict[str, Any]:
+        return {
+            "received_at": received_ms / 1000,
+            "failed_at": time.time(),
+            "segment": segment,
+            "offset": offset,
+            "reason": reason,
+            "payload": payload.decode("utf-8", "replace")[:65536],
+        }
+
+    def _cleanup(self, finished: list[Segment]) -> None:
+        """Delete fully shipped sealed segments (and with them the raw IPs they held)."""
+        if not finished:
+            return
+        for segment in finished:
+            segment.path.unlink(missing_ok=True)
+            self.checkpoint.offsets.pop(segment.name, None)
+        self.checkpoint.save()
+
+    # -- figures ----------------------------------------------------------------------------
+
+    def backlog_bytes(self) -> int:
+        total = 0
+        for segment in list_segments(self.settings.spool_dir):
+            size = segment.size()
+            if size > 0:
+                total += max(0, size - self.checkpoint.offsets.get(segment.name, 0))
+        return total

@@ -1,0 +1,112 @@
+"""The store process: the one process that owns the store (chDB admits one per data folder).
+
+It runs the shipper in a thread and serves, on the API port, `/health`, `/metrics` (the shipper's
+figures) and, when the analytics API is installed, everything under `/api/`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+import orjson
+
+from pixel.server import metrics
+from pixel.server.settings import Settings
+from pixel.server.shipper import Shipper
+from pixel.server.store import Store, open_store
+
+log = logging.getLogger("pixel.store")
+
+
+class StoreService:
+    def __init__(self, settings: Settings, store: Store | None = None) -> None:
+        self.settings = settings
+        self.store = store or open_store(settings)
+        self.shipper = Shipper(settings, self.store)
+        self.started = time.time()
+        self._thread: threading.Thread | None = None
+        self.api = self._load_api()
+
+    def _load_api(self) -> Any:
+        try:
+            from pixel.server.api import create_app  # type: ignore[attr-defined]
+        except ImportError:
+            return None
+        return create_app(self.settings, self.store)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.shipper.run, name="shipper", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.shipper.stop()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        self.shipper.enricher.close()
+        self.store.close()
+
+    # -- ASGI -------------------------------------------------------------------------------
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        path = scope.get("path", "")
+        if scope["type"] == "http" and path == "/health":
+            await self._send(send, 200, orjson.dumps(self.health()), b"application/json")
+        elif scope["type"] == "http" and path == "/metrics":
+            await self._send(send, 200, self.render_metrics(), b"text/plain; version=0.0.4")
+        elif self.api is not None:
+            await self.api(scope, receive, send)
+        elif scope["type"] == "http":
+            await self._send(send, 404, b'{"error":"not found","detail":"%s"}' % path.encode(), b"application/json")
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self.start()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    @staticmethod
+    async def _send(send: Any, status: int, body: bytes, content_type: bytes) -> None:
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", content_type), (b"content-length", b"%d" % len(body))]})
+        await send({"type": "http.response.body", "body": body})
+
+    def health(self) -> dict[str, Any]:
+        stats = self.shipper.stats
+        return {
+            "status": "ok" if stats.store_up else "degraded",
+            "pid": os.getpid(),
+            "store": self.store.engine,
+            "store_reachable": stats.store_up,
+            "backlog_bytes": self.shipper.backlog_bytes(),
+            "events_inserted": stats.inserted,
+            "last_error": stats.last_error,
+            "uptime_seconds": round(time.time() - self.started, 1),
+        }
+
+    def render_metrics(self) -> bytes:
+        stats = self.shipper.stats
+        return metrics.prometheus([
+            ("pixel_shipper_events_inserted_total", "counter", "Events inserted into the store.",
+             [("", stats.inserted)]),
+            ("pixel_shipper_events_dead_total", "counter", "Records and events sent to the dead letters.",
+             [("", stats.dead)]),
+            ("pixel_shipper_batches_total", "counter", "Batches inserted.", [("", stats.batches)]),
+            ("pixel_shipper_lag_seconds", "gauge",
+             "Age of the oldest event of the last batch when it was inserted (0 when idle).",
+             [("", round(stats.lag_seconds, 3))]),
+            ("pixel_spool_backlog_bytes", "gauge", "Spool bytes not yet shipped.",
+             [("", self.shipper.backlog_bytes())]),
+            ("pixel_store_up", "gauge", "1 when the last store call succeeded.", [("", int(stats.store_up))]),
+        ])
