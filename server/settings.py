@@ -98,6 +98,11 @@ class Settings:
     def state_dir(self) -> Path:
         return self.data_dir / "state"
 
+    @property
+    def checkpoint_path(self) -> Path:
+        """The shipper's position in the spool (read by the collector for the backlog figure)."""
+        return self.state_dir / "shipper-checkpoint.json"
+
     @classmethod
     def from_env(cls, env: os._Environ[str] | dict[str, str] | None = None, **overrides: object) -> Settings:
         """Defaults, overridden by `PIXEL_*` variables, overridden by non-None keyword arguments."""

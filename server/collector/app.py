@@ -23,7 +23,8 @@ import orjson
 from pixel.server import metrics
 from pixel.server.collector.script import Asset, load_tracker
 from pixel.server.settings import Settings
-from pixel.server.spool import SpoolWriter, encode_record, spool_bytes
+from pixel.server.shipper.checkpoint import Checkpoint
+from pixel.server.spool import SpoolWriter, encode_record, unshipped_bytes
 
 log = logging.getLogger("pixel.collector")
 
@@ -387,8 +388,9 @@ class Collector:
              [(f'{{code="{c}"}}', totals[f"requests_{c}"]) for c in CODES]),
             ("pixel_collector_events_total", "counter", "Events accepted into the spool.",
              [("", totals["events"])]),
-            ("pixel_spool_backlog_bytes", "gauge", "Bytes in the spool not yet shipped and deleted.",
-             [("", spool_bytes(self.settings.spool_dir))]),
+            ("pixel_spool_backlog_bytes", "gauge", "Spool bytes not yet inserted by the shipper.",
+             [("", unshipped_bytes(self.settings.spool_dir, Checkpoint.load(
+                 self.settings.checkpoint_path).offsets))]),
         ])
 
 

@@ -22,6 +22,7 @@ from pixel.server.settings import Settings
 from pixel.server.shipper.checkpoint import Checkpoint, Pending, Range
 from pixel.server.shipper.normalize import BadEvent, normalize
 from pixel.server.shipper.segments import Segment, list_segments, read_from, read_range, seal_if_abandoned
+from pixel.server.spool import unshipped_bytes
 from pixel.server.spool.record import BadRecord, parse_record
 from pixel.server.store import Store, StoreError, StoreUnavailable, dedup_token
 
@@ -55,7 +56,7 @@ class Shipper:
         self.settings = settings
         self.store = store
         self.enricher = enricher or Enricher(settings)
-        self.checkpoint = Checkpoint.load(settings.state_dir / "shipper-checkpoint.json")
+        self.checkpoint = Checkpoint.load(settings.checkpoint_path)
         self.stats = ShipperStats()
         self._last_seal_check = 0.0
         self.stop_event = threading.Event()
@@ -269,9 +270,4 @@ class Shipper:
     # -- figures ----------------------------------------------------------------------------
 
     def backlog_bytes(self) -> int:
-        total = 0
-        for segment in list_segments(self.settings.spool_dir):
-            size = segment.size()
-            if size > 0:
-                total += max(0, size - self.checkpoint.offsets.get(segment.name, 0))
-        return total
+        return unshipped_bytes(self.settings.spool_dir, self.checkpoint.offsets)

@@ -33,6 +33,24 @@ def spool_bytes(folder: Path) -> int:
     return total
 
 
+def unshipped_bytes(folder: Path, offsets: dict[str, int]) -> int:
+    """Bytes in the spool that the shipper has not inserted yet (`offsets`: its checkpoint)."""
+    total = 0
+    try:
+        with os.scandir(folder) as it:
+            for entry in it:
+                stem, dot, ext = entry.name.rpartition(".")
+                if dot and ext in ("open", "seg"):
+                    try:
+                        size = entry.stat().st_size
+                    except FileNotFoundError:
+                        continue
+                    total += max(0, size - max(offsets.get(stem, 0), len(HEADER)))
+    except FileNotFoundError:
+        return 0
+    return total
+
+
 class SpoolWriter:
     def __init__(
         self,

@@ -20,6 +20,19 @@ class FolderInUse(StoreError):
     pass
 
 
+def _bind(sql: str, params: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
+    """Format parameter values as clickhouse-connect does for the server engine.
+
+    chDB parses `{name:Type}` values as ClickHouse escaped text (like the HTTP interface), so a raw
+    Python string with a backslash, tab or newline would arrive changed or be refused, and a
+    datetime would not parse; formatted like this, both engines get the same values.
+    """
+    from clickhouse_connect.driver.binding import bind_query
+
+    sql, bound = bind_query(sql, dict(params))
+    return sql, {name.removeprefix("param_"): value for name, value in bound.items()}
+
+
 class ChdbStore(Store):
     engine = "chdb"
 
@@ -40,10 +53,14 @@ class ChdbStore(Store):
         os.ftruncate(self._lock_fd, 0)
         os.write(self._lock_fd, str(os.getpid()).encode())
         self._session = session.Session(str(self.path))
+        # 64-bit integers as JSON numbers whatever the chDB version (as the server engine asks).
+        self._session.query("SET output_format_json_quote_64bit_integers = 0", "TabSeparated")
 
     def _execute(self, sql: str, params: Mapping[str, Any] | None, fmt: str | None) -> bytes:
         try:
-            result = self._session.query(sql, fmt or "TabSeparated", params=dict(params) if params else None)
+            if params:
+                sql, params = _bind(sql, params)
+            result = self._session.query(sql, fmt or "TabSeparated", params=params or None)
         except Exception as exc:  # chDB raises a bare RuntimeError/ChdbError with the server message
             raise StoreError(str(exc).strip()) from None
         return result.bytes() if fmt else b""

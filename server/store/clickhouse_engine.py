@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 
     from pixel.server.settings import Settings
 
+# Results in the same shape whatever the server version (and as chDB gives them): 64-bit integers
+# as JSON numbers (servers before 25.x quote them by default), compressed on the wire.
+_RESULT_SETTINGS = {"output_format_json_quote_64bit_integers": 0, "enable_http_compression": 1}
 DEFAULT_PORTS = {"http": 8123, "https": 8443}
 _DATABASE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TOKEN = re.compile(r"^[A-Za-z0-9_.:-]{1,256}$")
@@ -144,7 +147,7 @@ class ClickHouseStore(Store):
                 sql,
                 parameters=dict(params) if params else None,
                 fmt=fmt,
-                settings={"enable_http_compression": 1} if fmt else None,
+                settings=_RESULT_SETTINGS if fmt else None,
                 transport_settings={"Accept-Encoding": "zstd"} if fmt else None,
             )
         except Exception as exc:

@@ -1,0 +1,154 @@
+"""Date ranges in a site's time zone, their previous periods, and time buckets for timeseries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from pixel.server.api.errors import bad_request
+
+PERIODS = ("realtime", "today", "yesterday", "7d", "30d", "month", "last_month", "12mo", "custom")
+INTERVALS = ("minute", "hour", "day", "week", "month")
+MAX_BUCKETS = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class Range:
+    start: datetime  # UTC, inclusive
+    end: datetime  # UTC, exclusive
+    tz: str
+    period: str
+
+    @property
+    def params(self) -> dict[str, str]:
+        return {"start": _ch(self.start), "end": _ch(self.end), "tz": self.tz}
+
+    def previous(self) -> Range:
+        """The period of the same length just before this one (for comparisons)."""
+        length = self.end - self.start
+        return Range(self.start - length, self.start, self.tz, self.period)
+
+    def default_interval(self) -> str:
+        hours = (self.end - self.start).total_seconds() / 3600
+        if self.period == "realtime" or hours <= 1:
+            return "minute"
+        if hours <= 48:
+            return "hour"
+        if hours <= 24 * 93:
+            return "day"
+        return "month"
+
+
+def _ch(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def _local_midnight(day: date, zone: ZoneInfo) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
+
+
+def _month_start(day: date, months_back: int = 0) -> date:
+    index = day.year * 12 + day.month - 1 - months_back
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def parse_date(value: str, name: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise bad_request(f"{name} must be a date YYYY-MM-DD, not {value!r}", "invalid_range") from None
+
+
+def resolve(period: str, tz: str, *, date_from: str | None = None, date_to: str | None = None,
+            now: datetime | None = None) -> Range:
+    """The UTC range [start, end) that `period` means today in time zone `tz`."""
+    zone = ZoneInfo(tz)
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    today = now.astimezone(zone).date()
+    one_day = timedelta(days=1)
+    if period == "realtime":
+        return Range(now - timedelta(minutes=30), now, tz, period)
+    if period == "today":
+        first, last = today, today
+    elif period == "yesterday":
+        first = last = today - one_day
+    elif period == "7d":
+        first, last = today - 6 * one_day, today
+    elif period == "30d":
+        first, last = today - 29 * one_day, today
+    elif period == "month":
+        first, last = _month_start(today), _month_start(today, -1) - one_day
+    elif period == "last_month":
+        first, last = _month_start(today, 1), _month_start(today) - one_day
+    elif period == "12mo":
+        first, last = _month_start(today, 11), _month_start(today, -1) - one_day
+    elif period == "custom":
+        if not date_from or not date_to:
+            raise bad_request("period=custom needs from and to (YYYY-MM-DD)", "invalid_range")
+        first, last = parse_date(date_from, "from"), parse_date(date_to, "to")
+        if last < first:
+            raise bad_request("to must not be before from", "invalid_range")
+        if (last - first).days > 3660:
+            raise bad_request("a custom range may span at most 10 years", "invalid_range")
+    else:
+        raise bad_request(f"period must be one of {', '.join(PERIODS)}", "invalid_range")
+    return Range(_local_midnight(first, zone), _local_midnight(last + one_day, zone), tz, period)
+
+
+# -- buckets ------------------------------------------------------------------------------------
+
+# ClickHouse expression giving each event's bucket label in the site's zone; Python makes the same
+# labels to fill gaps with zeros. `{tz:String}` is the site's zone.
+BUCKET_SQL = {
+    "minute": "toString(toStartOfMinute(toTimeZone({col}, {{tz:String}})))",
+    "hour": "toString(toStartOfHour(toTimeZone({col}, {{tz:String}})))",
+    "day": "toString(toDate({col}, {{tz:String}}))",
+    "week": "toString(toMonday(toDate({col}, {{tz:String}})))",
+    "month": "toString(toStartOfMonth(toDate({col}, {{tz:String}})))",
+}
+
+
+def bucket_sql(interval: str, column: str = "timestamp") -> str:
+    return BUCKET_SQL[interval].format(col=column)
+
+
+def buckets(rng: Range, interval: str) -> list[str]:
+    """Every bucket label the range touches, in order, as ClickHouse prints them."""
+    if interval not in INTERVALS:
+        raise bad_request(f"interval must be one of {', '.join(INTERVALS)}", "invalid_interval")
+    zone = ZoneInfo(rng.tz)
+    labels: list[str] = []
+    if interval in ("minute", "hour"):
+        step = timedelta(minutes=1 if interval == "minute" else 15)  # 15: zones with :30/:45 offsets
+        if (rng.end - rng.start) / step > MAX_BUCKETS * 4:
+            raise bad_request(f"too many {interval} buckets for this range; use a longer interval",
+                              "invalid_interval")
+        moment = rng.start.replace(second=0, microsecond=0)
+        while moment < rng.end:
+            local = moment.astimezone(zone)
+            local = local.replace(second=0) if interval == "minute" else local.replace(minute=0, second=0)
+            label = local.strftime("%Y-%m-%d %H:%M:%S")
+            if not labels or labels[-1] != label:
+                labels.append(label)
+            moment += step
+        return labels
+    first = rng.start.astimezone(zone).date()
+    last = (rng.end - timedelta(microseconds=1)).astimezone(zone).date()
+    if interval == "day":
+        day = first
+    elif interval == "week":
+        day = first - timedelta(days=first.weekday())
+    else:
+        day = first.replace(day=1)
+    while day <= last:
+        labels.append(day.isoformat())
+        if interval == "day":
+            day += timedelta(days=1)
+        elif interval == "week":
+            day += timedelta(days=7)
+        else:
+            day = _month_start(day, -1)
+        if len(labels) > MAX_BUCKETS:
+            raise bad_request("too many buckets for this range", "invalid_interval")
+    return labels

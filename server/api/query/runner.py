@@ -1,0 +1,40 @@
+"""Runs report SQL on a store, escaping parameter values when the engine needs it.
+
+ClickHouse reads query-parameter values in its *Escaped* text format (a backslash starts an escape,
+a raw tab or newline is an error). Whether the engine wrapper already escapes them is probed once
+per store, so values such as `C:\\path` or multi-line SQL reach ClickHouse unchanged either way.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from pixel.server.store import Result, Store
+
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0",
+                          "\b": "\\b", "\f": "\\f"})
+_needs_escaping: dict[int, bool] = {}
+_lock = threading.Lock()
+
+
+def _escaping(store: Store) -> bool:
+    key = id(store)
+    with _lock:
+        if key not in _needs_escaping:
+            probe = "\\\\"
+            _needs_escaping[key] = store.scalar("SELECT {v:String}", {"v": probe}) != probe
+        return _needs_escaping[key]
+
+
+def escape_params(store: Store, params: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if not params:
+        return None
+    if not _escaping(store):
+        return dict(params)
+    return {k: (v.translate(_ESCAPES) if isinstance(v, str) else v) for k, v in params.items()}
+
+
+def query(store: Store, sql: str, params: Mapping[str, Any] | None = None) -> Result:
+    return store.query(sql, escape_params(store, params))

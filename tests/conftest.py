@@ -1,0 +1,169 @@
+"""Shared fixtures: real Pixel processes on free 127.0.0.1 ports in temporary data folders."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from pixel.server.metrics import read_totals  # noqa: F401 - re-exported for tests
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def parse_metrics(text: str) -> dict[str, float]:
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+    return values
+
+
+def wait_http(url: str, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            out = proc.stdout.read().decode() if proc.stdout else ""
+            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered:\n{out}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+@dataclass
+class PixelProcess:
+    """A running `pixel <command>` (serve, collect or ship) with its ports and data folder."""
+
+    command: str
+    data_dir: Path
+    port: int
+    api_port: int
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log_path = self.data_dir.parent / f"{self.command}-{self.port}-{self.api_port}.log"
+
+    @property
+    def collector(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def start(self, wait: bool = True) -> PixelProcess:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pixel.server.cli", self.command, "--data-dir", str(self.data_dir),
+             "--host", "127.0.0.1", "--port", str(self.port), "--api-port", str(self.api_port)],
+            env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        log.close()
+        if wait:
+            if self.command in ("serve", "collect"):
+                self._wait(f"{self.collector}/health")
+            if self.command in ("serve", "ship"):
+                self._wait(f"{self.api}/health")
+        return self
+
+    def _wait(self, url: str) -> None:
+        try:
+            wait_http(url, 60, self.proc)
+        except Exception as exc:
+            raise RuntimeError(f"{exc}\n--- log ---\n{self.log()}") from None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        os.killpg(self.proc.pid, sig)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        return self.proc.returncode
+
+    def kill9(self) -> None:
+        """SIGKILL the process (only it, not its group), as a crash would."""
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def metrics(self, which: str = "api") -> dict[str, float]:
+        base = self.api if which == "api" else self.collector
+        return parse_metrics(httpx.get(f"{base}/metrics", timeout=5).text)
+
+    def wait_shipped(self, count: int, timeout: float = 60.0) -> dict[str, float]:
+        """Wait until the shipper has inserted (or dead-lettered) `count` events and the spool is drained."""
+        deadline = time.monotonic() + timeout
+        seen: dict[str, float] = {}
+        while time.monotonic() < deadline:
+            try:
+                seen = self.metrics()
+            except httpx.HTTPError:
+                time.sleep(0.2)
+                continue
+            done = seen.get("pixel_shipper_events_inserted_total", 0) + seen.get("pixel_shipper_events_dead_total", 0)
+            if done >= count and seen.get("pixel_spool_backlog_bytes", 1) == 0:
+                return seen
+            time.sleep(0.1)
+        raise TimeoutError(f"not shipped within {timeout} s: {seen}\n--- log ---\n{self.log()}")
+
+    @contextmanager
+    def open_store(self) -> Iterator[object]:
+        """The chDB store of this data folder, opened here after the process is stopped."""
+        from pixel.server.store.chdb_engine import ChdbStore
+
+        self.stop()
+        store = ChdbStore(self.data_dir / "store")
+        try:
+            yield store
+        finally:
+            store.close()
+
+
+@pytest.fixture
+def pixel_factory(tmp_path: Path) -> Iterator:
+    """Start real `pixel serve|collect|ship` processes; all are stopped at the end of the test."""
+    started: list[PixelProcess] = []
+
+    def start(command: str = "serve", *, data_dir: Path | None = None, port: int | None = None,
+              api_port: int | None = None, wait: bool = True, **env: str) -> PixelProcess:
+        env = {"PIXEL_WORKERS": "2", "PIXEL_LOG_LEVEL": "WARNING", **{k.upper(): str(v) for k, v in env.items()}}
+        p = PixelProcess(command, data_dir or tmp_path / "data", port or free_port(), api_port or free_port(), env)
+        started.append(p)
+        return p.start(wait)
+
+    yield start
+    for p in reversed(started):
+        p.stop()
+
+
+@pytest.fixture
+def pixel_server(pixel_factory) -> PixelProcess:
+    """A real `pixel serve` (collector with 2 workers + store process on chDB) in a temp data folder."""
+    return pixel_factory("serve")
