@@ -84,7 +84,7 @@ def run_store(settings: Settings) -> None:
     except StoreError as exc:
         raise StartupError(str(exc)) from None
     config = uvicorn.Config(service, host=settings.host, port=settings.api_port, lifespan="on",
-                            log_level="warning", access_log=False, server_header=False)
+                            log_level="warning", access_log=False, server_header=False, proxy_headers=False)
     uvicorn.Server(config).run()
 
 
@@ -163,6 +163,8 @@ def run_collector(settings: Settings) -> None:
         lifespan="on",
         log_level="warning",
         access_log=False,
+        # Pixel applies its own trusted-proxy rule; uvicorn's would trust X-Forwarded-For from 127.0.0.1.
+        proxy_headers=False,
         server_header=False,
         date_header=False,
         timeout_graceful_shutdown=5,

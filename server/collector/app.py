@@ -17,6 +17,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 import orjson
 
@@ -176,7 +177,7 @@ class Collector:
         body = b""
         for part in scope["query_string"].split(b"&"):
             if part.startswith(b"e="):
-                body = part[2:]
+                body = unquote_to_bytes(part[2:])
                 break
         if not body:
             await self._error(send, 400, scope, "missing event", "GET /track needs ?e=<base64url JSON>")
@@ -185,7 +186,7 @@ class Collector:
             await self._error(send, 413, scope, "event too large", f"the limit is {self.max_body} bytes")
             return
         try:
-            body = base64.urlsafe_b64decode(body + b"=" * (-len(body) % 4))
+            body = base64.b64decode(body + b"=" * (-len(body) % 4), altchars=b"-_", validate=True)
         except (binascii.Error, ValueError):
             await self._error(send, 400, scope, "bad encoding", "e= must be base64url-encoded JSON")
             return
