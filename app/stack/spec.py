@@ -394,3 +394,9 @@ def without_profiles(spec: StackSpec, enabled: tuple[str, ...] = ()) -> StackSpe
     """The services the provisioner starts: those without a profile, plus enabled profiles."""
     keep = tuple(s for s in spec.services if not s.profiles or set(s.profiles) & set(enabled))
     return dataclasses.replace(spec, services=keep)
+
+
+def replace_image(spec: StackSpec, old: str, new: str) -> StackSpec:
+    """The spec with every service running image `old` switched to `new` (an upgrade)."""
+    services = tuple(dataclasses.replace(s, image=new) if s.image == old else s for s in spec.services)
+    return dataclasses.replace(spec, services=services)

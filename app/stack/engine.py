@@ -1,0 +1,308 @@
+"""Connecting to a Docker engine: the local one, a remote one over SSH, or over TCP + TLS.
+
+Every failure becomes a `StackError` with a plain-language problem and an action. For SSH the host
+key is checked against an app-owned known_hosts file only: an unknown key is refused until the user
+has trusted its fingerprint (`fetch_host_key` + `trust_host_key`); nothing is ever added silently.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import shutil
+import socket
+import ssl
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import paramiko
+import requests
+from docker.errors import DockerException
+from docker.transport.sshconn import SSHHTTPAdapter
+
+from .errors import StackError
+
+MIN_API = "1.41"  # stats(one_shot=True); Debian bookworm's docker.io 20.10 speaks exactly this
+
+
+@dataclass(frozen=True)
+class EngineTarget:
+    """Where the engine is. `url` empty = local (DOCKER_HOST, else the active docker CLI context,
+    else the platform's default socket or named pipe)."""
+
+    url: str = ""
+    ssh_key: Path | None = None  # private key file for ssh://
+    known_hosts: Path | None = None  # app-owned known_hosts for ssh://
+    tls_ca: Path | None = None  # for tcp:// with TLS
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    timeout: int = 120  # seconds per API call; builds and loads use streams
+
+    @property
+    def kind(self) -> str:
+        scheme = urllib.parse.urlparse(self.url).scheme if self.url else ""
+        if scheme == "ssh":
+            return "ssh"
+        if scheme in ("tcp", "https") and self.tls_ca:
+            return "tls"
+        if scheme in ("tcp", "http"):
+            return "tcp"
+        return "local"
+
+    @property
+    def is_local(self) -> bool:
+        return self.kind == "local"
+
+    def describe(self) -> str:
+        return self.url or "the local Docker engine"
+
+
+@dataclass(frozen=True)
+class HostKey:
+    host: str
+    port: int
+    key: paramiko.PKey
+
+    @property
+    def fingerprint(self) -> str:
+        """OpenSSH style: SHA256:<base64 without padding>, as `ssh-keygen -lf` prints it."""
+        digest = hashlib.sha256(self.key.asbytes()).digest()
+        return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+    @property
+    def known_hosts_name(self) -> str:
+        return self.host if self.port == 22 else f"[{self.host}]:{self.port}"
+
+
+def _ssh_parts(url: str) -> tuple[str, int, str | None]:
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme != "ssh" or not parsed.hostname:
+        raise StackError(
+            f"{url!r} is not an SSH address", "Write it as ssh://user@host or ssh://user@host:port"
+        )
+    return parsed.hostname, parsed.port or 22, parsed.username
+
+
+def fetch_host_key(url: str, timeout: float = 10.0) -> HostKey:
+    """Ask the SSH server for its host key, without logging in, so the user can compare fingerprints."""
+    host, port, _ = _ssh_parts(url)
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except OSError as exc:
+        raise StackError(
+            f"Cannot reach the SSH server {host} port {port}: {exc.strerror or exc}",
+            "Check the host name and port, and that the server is switched on and reachable.",
+            code="ssh-unreachable",
+        ) from None
+    transport = paramiko.Transport(sock)
+    try:
+        transport.start_client(timeout=timeout)
+        return HostKey(host, port, transport.get_remote_server_key())
+    except paramiko.SSHException as exc:
+        raise StackError(
+            f"{host}:{port} did not answer as an SSH server: {exc}", code="ssh-unreachable"
+        ) from None
+    finally:
+        transport.close()
+
+
+def trust_host_key(known_hosts: Path, key: HostKey) -> None:
+    """Record `key` in the app's known_hosts (the user said yes to its fingerprint)."""
+    known_hosts.parent.mkdir(parents=True, exist_ok=True)
+    keys = paramiko.HostKeys()
+    if known_hosts.exists():
+        keys.load(str(known_hosts))
+    keys.add(key.known_hosts_name, key.key.get_name(), key.key)
+    keys.save(str(known_hosts))
+    known_hosts.chmod(0o600)
+
+
+class _AppSSHAdapter(SSHHTTPAdapter):
+    """docker-py's paramiko transport, but with our key file and our known_hosts (never the user's
+    ~/.ssh, never auto-add)."""
+
+    def __init__(self, target: EngineTarget) -> None:
+        self._target = target
+        super().__init__(
+            target.url, timeout=target.timeout, pool_connections=9, max_pool_size=9, shell_out=False
+        )
+
+    def _create_paramiko_client(self, base_url: str) -> None:
+        host, port, user = _ssh_parts(base_url)
+        self.ssh_client = paramiko.SSHClient()
+        self.ssh_params = {
+            "hostname": host,
+            "port": port,
+            "username": user,
+            "timeout": 15,
+            "banner_timeout": 15,
+            "auth_timeout": 15,
+        }
+        if self._target.ssh_key:
+            self.ssh_params.update(
+                key_filename=str(self._target.ssh_key), look_for_keys=False, allow_agent=False
+            )
+        if self._target.known_hosts and self._target.known_hosts.exists():
+            self.ssh_client.load_host_keys(str(self._target.known_hosts))
+        self.ssh_client.set_missing_host_key_policy(paramiko.RejectPolicy())
+
+
+def _ssh_client(target: EngineTarget) -> docker.DockerClient:
+    host, port, _ = _ssh_parts(target.url)
+    try:
+        adapter = _AppSSHAdapter(target)
+    except paramiko.BadHostKeyException:
+        raise StackError(
+            f"The SSH host key of {host}:{port} has CHANGED since you trusted it. This can mean the server was "
+            "reinstalled, or that someone is intercepting the connection.",
+            "Ask the server's administrator whether the key changed; only then remove the old entry and trust "
+            "the new fingerprint.",
+            code="host-key-changed",
+        ) from None
+    except paramiko.AuthenticationException:
+        raise StackError(
+            f"The SSH server {host}:{port} refused the key.",
+            "Add the public key to ~/.ssh/authorized_keys of that user on the server, and check the user name.",
+            code="ssh-key-refused",
+        ) from None
+    except paramiko.SSHException as exc:
+        if "not found in known_hosts" in str(exc):
+            raise StackError(
+                f"The SSH host key of {host}:{port} is not trusted yet.",
+                "Compare its fingerprint with the one the server's administrator gives you, then trust it.",
+                code="host-key-unknown",
+            ) from None
+        raise StackError(f"SSH connection to {host}:{port} failed: {exc}", code="ssh-failed") from None
+    except OSError as exc:
+        raise StackError(
+            f"Cannot reach the SSH server {host} port {port}: {exc.strerror or exc}",
+            "Check the host name and port, and that the server is reachable.",
+            code="ssh-unreachable",
+        ) from None
+    # An APIClient on a placeholder address makes no request when given a version; then the SSH
+    # adapter is mounted the same way docker-py mounts its own.
+    api = docker.APIClient(base_url="unix:///nonexistent", version=MIN_API, timeout=target.timeout)
+    api._custom_adapter = adapter
+    api.mount("http+docker://ssh", adapter)
+    api.base_url = "http+docker://ssh"
+    client = docker.DockerClient.__new__(docker.DockerClient)
+    client.api = api
+    return client
+
+
+def _tls_client(target: EngineTarget) -> docker.DockerClient:
+    missing = [
+        p for p in (target.tls_ca, target.tls_cert, target.tls_key) if p is None or not Path(p).is_file()
+    ]
+    if missing:
+        raise StackError(
+            "TLS needs three files: the CA certificate, the client certificate and the client key.",
+            f"Check these paths: {', '.join(str(p) for p in missing)}",
+            code="tls-files",
+        )
+    tls = docker.tls.TLSConfig(
+        client_cert=(str(target.tls_cert), str(target.tls_key)), ca_cert=str(target.tls_ca), verify=True
+    )
+    url = target.url.replace("tcp://", "https://", 1)
+    client = docker.DockerClient(base_url=url, tls=tls, version=MIN_API, timeout=target.timeout)
+    # REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE would otherwise replace our CA (requests merges the
+    # environment over the session's `verify`).
+    client.api.trust_env = False
+    return client
+
+
+def _local_client(target: EngineTarget) -> docker.DockerClient:
+    if target.url:
+        return docker.DockerClient(base_url=target.url, version=MIN_API, timeout=target.timeout)
+    return docker.from_env(version=MIN_API, timeout=target.timeout)
+
+
+def connect(target: EngineTarget) -> docker.DockerClient:
+    """A client whose engine answered a ping, with the API version negotiated."""
+    try:
+        if target.kind == "ssh":
+            client = _ssh_client(target)
+        elif target.kind == "tls":
+            client = _tls_client(target)
+        else:
+            client = _local_client(target)
+        api_version = client.api._retrieve_server_version()
+    except StackError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - every failure is translated for the user
+        raise translate(exc, target) from None
+    if docker.utils.version_lt(api_version, MIN_API):
+        raise StackError(
+            f"The Docker engine at {target.describe()} is too old (API {api_version}, Pixel needs {MIN_API}).",
+            "Update Docker to version 20.10 or newer.",
+            code="engine-too-old",
+        )
+    client.api._version = api_version
+    return client
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    while exc is not None and exc not in seen:
+        seen.append(exc)
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+        if exc is not None and exc.args and isinstance(exc.args[0], BaseException):
+            seen.append(exc.args[0])
+    return seen
+
+
+def translate(exc: BaseException, target: EngineTarget) -> StackError:
+    """Turn a connection failure into what a non-technical person can act on."""
+    where = target.describe()
+    text = " ".join(str(e) for e in _chain(exc))
+    chain = _chain(exc)
+    if (
+        any(isinstance(e, ssl.SSLError) for e in chain)
+        or isinstance(exc, requests.exceptions.SSLError)
+        or ("SSLError" in text or "CERTIFICATE_VERIFY_FAILED" in text)
+    ):
+        return StackError(
+            f"The TLS connection to {where} was rejected: the certificates do not match.",
+            "Use the CA certificate and client certificate made for this server (ca.pem, cert.pem, key.pem).",
+            code="tls-rejected",
+        )
+    if any(isinstance(e, PermissionError) for e in chain) or "Permission denied" in text:
+        return StackError(
+            f"You have no permission to use {where}.",
+            "Add your user to the 'docker' group (sudo usermod -aG docker $USER), then log out and in again.",
+            code="engine-permission",
+        )
+    if target.is_local and (
+        any(isinstance(e, FileNotFoundError | ConnectionRefusedError) for e in chain)
+        or "No such file" in text
+        or "Connection refused" in text
+        or "Connection aborted" in text
+    ):
+        if shutil.which("docker") is None and shutil.which("dockerd") is None:
+            return StackError(
+                "Docker is not installed on this computer.",
+                "Install Docker Desktop (Windows, macOS) or the docker.io / docker-ce package (Linux).",
+                code="docker-missing",
+            )
+        return StackError(
+            "Docker is installed but not running.",
+            "Start Docker Desktop, or on Linux run: sudo systemctl start docker",
+            code="engine-down",
+        )
+    if isinstance(exc, DockerException | requests.exceptions.RequestException | OSError):
+        return StackError(
+            f"Cannot reach the Docker engine at {where}: {exc}",
+            "Check the address, that the engine is running and that a firewall lets you through.",
+            code="engine-unreachable",
+        )
+    return StackError(f"Unexpected error talking to {where}: {exc!r}", code="engine-error")
+
+
+def local_socket_path() -> str | None:
+    host = os.environ.get("DOCKER_HOST", "")
+    if host.startswith("unix://"):
+        return host[len("unix://") :]
+    return None if host else "/var/run/docker.sock"

@@ -1,0 +1,165 @@
+"""Getting the Pixel image onto an engine: pull a published tag, build from a context sent over the
+API (packaging/Dockerfile + wheels), or load a saved image file. A remote host may not reach a registry,
+so the last two need nothing but the Docker API."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+from docker.errors import APIError, ImageNotFound
+
+from .errors import StackError
+from .progress import Progress, ProgressCallback, ignore
+
+PACKAGING = Path(__file__).resolve().parents[2] / "packaging"
+_STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)")
+
+
+@dataclass(frozen=True)
+class ImageSource:
+    """How to get an image that is not on the engine yet."""
+
+    kind: str = "pull"  # pull | build | load
+    path: Path | None = None  # build: context directory; load: image tar (docker save)
+    base: str = ""  # build: BASE build argument (default in the Dockerfile: python:3.11-slim-bookworm)
+    network_mode: str = ""  # build: "none" for a fully offline build
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("pull", "build", "load"):
+            raise StackError(f"unknown image source {self.kind!r}", "Use pull, build or load.")
+        if self.kind in ("build", "load") and self.path is None:
+            raise StackError(f"image source {self.kind!r} needs a path")
+
+
+def has_image(client: docker.DockerClient, ref: str) -> bool:
+    try:
+        client.images.get(ref)
+        return True
+    except ImageNotFound:
+        return False
+
+
+def pull(client: docker.DockerClient, ref: str, progress: ProgressCallback = ignore) -> None:
+    repo, _, tag = ref.rpartition(":") if ":" in ref.split("/")[-1] else (ref, "", "latest")
+    layers: dict[str, tuple[int, int]] = {}
+    try:
+        for msg in client.api.pull(repo, tag=tag or "latest", stream=True, decode=True):
+            if "error" in msg:
+                raise StackError(
+                    f"Downloading {ref} failed: {msg['error']}",
+                    "Check the internet connection of the Docker host, or build/load the image instead.",
+                    code="pull-failed",
+                )
+            detail = msg.get("progressDetail") or {}
+            if msg.get("id") and detail.get("total", -1) > 0:
+                layers[msg["id"]] = (detail.get("current", 0), detail["total"])
+            done = sum(c for c, _ in layers.values())
+            total = sum(t for _, t in layers.values())
+            progress(Progress("pull", done / total if total else None, f"{ref}: {msg.get('status', '')}"))
+    except APIError as exc:
+        raise StackError(
+            f"Downloading {ref} failed: {exc.explanation or exc}",
+            "Check that the Docker host can reach the registry, or build/load the image instead.",
+            code="pull-failed",
+        ) from None
+
+
+def build(
+    client: docker.DockerClient, source: ImageSource, tag: str, progress: ProgressCallback = ignore
+) -> None:
+    """Build from a context directory; the engine receives it as a tar over the API."""
+    assert source.path is not None
+    kwargs: dict[str, object] = {}
+    if source.base:
+        kwargs["buildargs"] = {"BASE": source.base}
+    if source.network_mode:
+        kwargs["network_mode"] = source.network_mode
+    tail: list[str] = []
+    progress(Progress("build", 0.0, f"sending build context {source.path}"))
+    try:
+        stream = client.api.build(
+            path=str(source.path), tag=tag, rm=True, forcerm=True, decode=True, pull=False, **kwargs
+        )
+        for msg in stream:
+            if "error" in msg:
+                raise StackError(
+                    f"Building the image failed: {msg['error'].strip()}",
+                    "See the build output above; an offline build needs every wheel in wheels/.",
+                    code="build-failed",
+                )
+            line = msg.get("stream", "").strip()
+            if line:
+                tail = (tail + [line])[-20:]
+                step = _STEP.match(line)
+                if step:
+                    n, total = int(step.group(1)), int(step.group(2))
+                    progress(Progress("build", (n - 1) / total, step.group(3)[:100]))
+    except APIError as exc:
+        raise StackError(
+            f"Building the image failed: {exc.explanation or exc}", code="build-failed"
+        ) from None
+    progress(Progress("build", 1.0, f"built {tag}"))
+
+
+def load(client: docker.DockerClient, path: Path, tag: str, progress: ProgressCallback = ignore) -> None:
+    progress(Progress("load", None, f"loading {path}"))
+    with open(path, "rb") as fh:
+        images = client.images.load(fh)
+    if not has_image(client, tag):
+        if len(images) != 1:
+            raise StackError(
+                f"{path} holds {len(images)} images and none is tagged {tag}", code="load-failed"
+            )
+        images[0].tag(tag)
+    progress(Progress("load", 1.0, f"loaded {tag}"))
+
+
+def save(client: docker.DockerClient, ref: str, path: Path) -> None:
+    with open(path, "wb") as fh:
+        for chunk in client.images.get(ref).save(named=True):
+            fh.write(chunk)
+
+
+def ensure(
+    client: docker.DockerClient, ref: str, source: ImageSource, progress: ProgressCallback = ignore
+) -> bool:
+    """Make `ref` present on the engine. Returns True when it had to be fetched."""
+    if has_image(client, ref):
+        return False
+    if source.kind == "pull":
+        pull(client, ref, progress)
+    elif source.kind == "build":
+        build(client, source, ref, progress)
+    else:
+        assert source.path is not None
+        load(client, source.path, ref, progress)
+    return True
+
+
+def make_context(dest: Path, *, project_root: Path | None = None, offline: bool = True) -> Path:
+    """Fill `dest` with a build context: Dockerfile, the project's wheel (and, offline, every
+    dependency's wheel for the image's CPython 3.11 / glibc x86_64), and the host's extra CA
+    certificates (so an online build works behind a TLS-intercepting proxy)."""
+    root = project_root or PACKAGING.parent
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy(PACKAGING / "Dockerfile", dest / "Dockerfile")
+    wheels, certs = dest / "wheels", dest / "certs"
+    wheels.mkdir(exist_ok=True)
+    certs.mkdir(exist_ok=True)
+    (certs / ".keep").touch()
+    for crt in Path("/usr/local/share/ca-certificates").glob("*.crt"):
+        shutil.copy(crt, certs / crt.name)
+    args = [sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check", "-w", str(wheels)]
+    args += [f"{root}[server]"] if offline else ["--no-deps", str(root)]
+    with tempfile.TemporaryDirectory() as tmp:
+        done = subprocess.run(args, capture_output=True, text=True, cwd=tmp)
+    if done.returncode != 0:
+        raise StackError(f"Preparing wheels failed:\n{done.stderr[-2000:]}", code="wheels-failed")
+    return dest
