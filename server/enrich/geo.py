@@ -71,6 +71,20 @@ def from_cdn_headers(headers: Mapping[str, str]) -> GeoResult:
     return NO_GEO
 
 
+def cdn_geo(country: str, headers: Mapping[str, str] | None, db: GeoResult) -> GeoResult:
+    """Geo when a trusted CDN sent its headers: the CDN's country wins; the database's region and city are kept
+    only when the database agrees on the country (otherwise they would describe another place)."""
+    result = from_cdn_headers(headers) if headers else NO_GEO
+    if result is NO_GEO:
+        country = country.strip().upper()
+        if country in _NOT_A_COUNTRY or len(country) != 2 or not country.isalpha():
+            return db
+        result = GeoResult(country, "", "")
+    if not result.region and not result.city and db.country == result.country:
+        return db
+    return result
+
+
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 

@@ -15,10 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from pixel.server.enrich.bots import BotDetector
-from pixel.server.enrich.geo import NO_GEO, GeoLocator, default_db_path, from_cdn_headers
+from pixel.server.enrich.geo import GeoLocator, cdn_geo, default_db_path
 from pixel.server.enrich.identity import IdentityResolver
 from pixel.server.enrich.iphash import DailySalt
-from pixel.server.enrich.privacy import DEFAULT_PII_PARAMS, clean_query, clean_url, clean_user_id
+from pixel.server.enrich.privacy import (
+    DEFAULT_PII_PARAMS,
+    clean_props,
+    clean_query,
+    clean_url,
+    clean_user_id,
+    redact_emails,
+)
 from pixel.server.enrich.sources import SourceClassifier
 from pixel.server.enrich.useragent import UserAgentParser
 from pixel.server.settings import Settings
@@ -35,9 +42,11 @@ class RequestFacts:
     user_agent: str
     accept_language: str
     origin_host: str
+    cdn_country: str = ""  # CF-IPCountry from a trusted proxy, when the operator enabled CDN geo headers
     dnt: bool = False  # `DNT: 1` request header
     gpc: bool = False  # `Sec-GPC: 1` request header
-    cdn_geo: Mapping[str, str] | None = None  # CDN geo headers (geo.CDN_GEO_HEADERS), only from a trusted proxy
+    # More CDN geo headers (lower-case name -> value, see geo.CDN_GEO_HEADERS), same trust rule as cdn_country
+    cdn_geo: Mapping[str, str] | None = None
 
 
 def _opt(settings: Settings, name: str, default: Any) -> Any:
@@ -52,7 +61,7 @@ class Enricher:
         geoip_db = settings.geoip_db
         path = default_db_path(settings.data_dir) if not geoip_db else geoip_db
         self.geo = GeoLocator(Path(path))
-        self.trust_cdn_geo = bool(_opt(settings, "trust_cdn_geo", False))
+        self.cdn_geo = bool(_opt(settings, "cdn_geo_headers", False))
         self.ua = UserAgentParser()
         self.bots = BotDetector()
         self.sources = SourceClassifier()
@@ -93,11 +102,9 @@ class Enricher:
         row["is_bot"] = 1 if bot else 0
 
         # Geo: a trusted CDN's headers first (when enabled), else the database
-        geo = NO_GEO
-        if self.trust_cdn_geo and facts.cdn_geo:
-            geo = from_cdn_headers(facts.cdn_geo)
-        if geo is NO_GEO:
-            geo = self.geo.lookup(ip)
+        geo = self.geo.lookup(ip)
+        if self.cdn_geo and (facts.cdn_country or facts.cdn_geo):
+            geo = cdn_geo(facts.cdn_country, facts.cdn_geo, geo)
         row["country"], row["region"], row["city"] = geo.country, geo.region, geo.city
 
         # Privacy: PII out of URLs, no e-mail as user id
@@ -113,9 +120,18 @@ class Enricher:
         if referrer and ("?" in referrer or "@" in referrer or "#" in referrer):
             referrer = clean_url(referrer, pii)[0]
             row["referrer"] = referrer
+        path = row.get("path") or ""
+        if "@" in path or "%40" in path:
+            row["path"] = redact_emails(path)
+        title = row.get("title") or ""
+        if "@" in title:
+            row["title"] = redact_emails(title)
         user_id = row.get("user_id")
         if user_id:
             row["user_id"] = clean_user_id(user_id)
+        props = row.get("props")
+        if props:
+            clean_props(props)
 
         # Sources, UTMs, channel
         src = self.sources.classify(referrer, row.get("host") or "", site, params)

@@ -21,6 +21,8 @@ DEFAULT_PII_PARAMS: tuple[str, ...] = (
     "first_name", "last_name", "firstname", "lastname", "fullname", "full_name",
 )
 
+_PII_PROP_NAMES = frozenset({"email", "e-mail", "password", "passwd", "token", "access_token", "phone", "ssn"})
+
 EMAIL_RE = re.compile(r"[^\s@/?#&=:;,<>\"']+@[^\s@/?#&=:;,<>\"']+\.[A-Za-z]{2,}")
 _EMAIL_ENCODED_RE = re.compile(r"[^\s@/?#&=:;,<>\"']+(?:@|%40)[^\s@/?#&=:;,<>\"']+\.[A-Za-z]{2,}", re.I)
 
@@ -32,6 +34,17 @@ def is_email(value: str) -> bool:
 def clean_user_id(user_id: str) -> str:
     """'' when the id is (or contains) an e-mail address; the id unchanged otherwise."""
     return "" if user_id and is_email(user_id) else user_id
+
+
+def redact_emails(text: str) -> str:
+    """Replaces e-mail addresses (also %40-encoded ones) in a path or title by `[email]`."""
+    return _EMAIL_ENCODED_RE.sub("[email]", text)
+
+
+def clean_props(props: dict[str, str]) -> None:
+    """Drops custom properties whose value is an e-mail address, or whose name is a PII name (in place)."""
+    for key in [k for k, v in props.items() if ("@" in v and EMAIL_RE.search(v)) or k.lower() in _PII_PROP_NAMES]:
+        del props[key]
 
 
 def clean_query(query: str, pii: frozenset[str]) -> tuple[str, dict[str, str]]:

@@ -50,7 +50,7 @@ _BROWSER_NAMES = {
     "Samsung Internet": "Samsung Internet",
     "Other": "",
 }
-_OS_NAMES = {"Mac OS X": "macOS", "Chrome OS": "ChromeOS", "Other": ""}
+_OS_NAMES = {"Mac OS X": "macOS", "Chrome OS": "ChromeOS", "ATV OS X": "tvOS", "Other": ""}
 
 _DESKTOP_OS = frozenset({
     "Windows", "macOS", "Linux", "Ubuntu", "Fedora", "Debian", "Red Hat", "SUSE", "openSUSE", "Mint", "Arch Linux",
@@ -64,6 +64,9 @@ _MOBILE_OS = frozenset({
 })
 _TABLET_FAMILIES = frozenset({"iPad", "Kindle", "Kindle Fire", "Kindle Fire HD", "BlackBerry Playbook", "Nexus 7",
                               "Nexus 9", "Nexus 10", "Galaxy Tab", "Xoom", "Surface"})
+_GENERIC_FAMILIES = frozenset({"Generic Smartphone", "Generic Feature Phone", "Generic Tablet", "Other", "Spider"})
+# Chrome's reduced UA says "Android 10; K" for every phone: K is no model.
+_NO_MODELS = frozenset({"K", "Smartphone", "Tablet", "Feature Phone"})
 _MOBILE_FAMILIES = frozenset({"iPhone", "iPod", "Generic Smartphone", "Generic Feature Phone", "iOS-Device"})
 
 _CONSOLE_RE = re.compile(r"PlayStation|Xbox|Nintendo|\bOUYA\b", re.I)
@@ -139,7 +142,7 @@ class UserAgentParser:
         device_family = device.family if device else ""
         raw_brand = (device.brand or "") if device else ""
         kind = device_type(ua, browser_family, os_name, device_family, raw_brand)
-        model = (device.model or "") if device and device_family not in ("Other", "Spider") else ""
+        model = (device.model or "") if device else ""
         return DeviceInfo(
             browser=browser,
             browser_version=_version(agent.major, agent.minor) if agent else "",
@@ -147,7 +150,7 @@ class UserAgentParser:
             os_version=_version(os_.major, os_.minor) if os_ else "",
             device_type=kind,
             device_brand=_brand(raw_brand),
-            device_model=model if not model.startswith("Generic") else "",
+            device_model="" if device_family in _GENERIC_FAMILIES or model in _NO_MODELS else model,
             is_spider=device_family == "Spider",
         )
 
