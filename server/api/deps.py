@@ -9,7 +9,6 @@ from typing import Annotated, Any
 import jwt
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-
 from pixel.server.api.errors import ApiError, forbidden, not_found, unauthorized
 from pixel.server.api.meta import MetaDB
 from pixel.server.api.security import API_TOKEN_PREFIX, LoginLimiter, Tokens, token_hash
@@ -24,6 +23,7 @@ class AppState:
     meta: MetaDB
     tokens: Tokens
     limiter: LoginLimiter = field(default_factory=LoginLimiter)
+    sql_seconds: float = 10.0  # the SQL console's max_execution_time
 
 
 def get_state(request: Request) -> AppState:

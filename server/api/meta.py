@@ -24,7 +24,7 @@ MIGRATIONS: tuple[str, ...] = (
         username TEXT NOT NULL UNIQUE COLLATE NOCASE,
         password_hash TEXT NOT NULL,
         role TEXT NOT NULL CHECK (role IN ('admin', 'viewer')),
-        sites TEXT,                       -- JSON list of site ids the user may see; NULL = all
+        sites TEXT,                       -- JSON list of site ids the user may see, NULL = all
         disabled INTEGER NOT NULL DEFAULT 0,
         created_at REAL NOT NULL
     );
@@ -106,6 +106,8 @@ class MetaDB:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.exists():
+            self.path.touch(mode=0o600)  # it holds password hashes
         with self.connect() as conn:
             conn.execute("PRAGMA journal_mode=WAL")
         self.migrate()

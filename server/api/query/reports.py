@@ -200,34 +200,29 @@ def breakdown(scope: Scope, dimension: str, *, limit: int = 10, page: int = 1, s
 # -- realtime -------------------------------------------------------------------------------------
 
 def realtime(store: Store, site: str, tz: str, filters: list[Filter], now: datetime | None = None) -> dict[str, Any]:
+    """Visitors in the last 5 minutes, pageviews per minute over the last 30, top pages now."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
     first_minute = now.replace(second=0, microsecond=0) - timedelta(minutes=29)
     scope = Scope(store, site, Range(first_minute, now, tz, "realtime"), filters)
     params = SqlParams()
     since = params.add(_ch(now - timedelta(minutes=5)), "DateTime64(3)")
     where = scope.where(params)
-    sql = f"""SELECT {bucket_sql('minute')} AS bucket, countIf(event_name = 'pageview') AS pageviews,
-        uniqIf(visitor_id, timestamp >= {since}) AS visitors_now
-        FROM {EVENTS} WHERE {where} GROUP BY bucket WITH TOTALS"""
-    result = runner.query(store, sql, params.with_fixed(site=site, **scope.range.params))
-    per_minute = {row[0]: int(row[1]) for row in result.rows}
-    visitors_now = _totals_visitors(store, scope, since, params)
+    sql = f"""SELECT {bucket_sql('minute')} AS bucket, countIf(event_name = 'pageview') AS pageviews
+        FROM {EVENTS} WHERE {where} GROUP BY bucket"""
+    per_minute = {r["bucket"]: int(r["pageviews"]) for r in scope.run(sql, params)}
+    recent = f"{where} AND timestamp >= {since}"
+    visitors_now = scope.run(f"SELECT uniq(visitor_id) AS v FROM {EVENTS} WHERE {recent}", params)[0]["v"]
     top_sql = f"""SELECT path AS page, uniq(visitor_id) AS visitors, count() AS pageviews FROM {EVENTS}
-        WHERE {where} AND event_name = 'pageview' AND timestamp >= {since}
+        WHERE {recent} AND event_name = 'pageview'
         GROUP BY page ORDER BY visitors DESC, pageviews DESC, page ASC LIMIT 10"""
     top = scope.run(top_sql, params)
     return {
-        "visitors": visitors_now,
+        "visitors": int(visitors_now),
         "pageviews_per_minute": [{"bucket": b, "pageviews": per_minute.get(b, 0)}
                                  for b in buckets(scope.range, "minute")],
         "top_pages": [{"page": r["page"], "visitors": int(r["visitors"]), "pageviews": int(r["pageviews"])}
                       for r in top],
     }
-
-
-def _totals_visitors(store: Store, scope: Scope, since: str, params: SqlParams) -> int:
-    sql = f"SELECT uniq(visitor_id) FROM {EVENTS} WHERE {scope.where(SqlParams(dict(params.values)))} AND timestamp >= {since}"
-    return int(runner.query(store, sql, params.with_fixed(site=scope.site, **scope.range.params)).scalar() or 0)
 
 
 def _ch(moment: datetime) -> str:
@@ -299,14 +294,12 @@ def funnel(scope: Scope, steps: list[dict[str, Any]], window_seconds: int) -> di
 def retention(scope: Scope) -> dict[str, Any]:
     """Weekly cohorts by the week (Monday, site zone) a visitor is first seen in the range."""
     params = SqlParams()
-    week = bucket_sql("week")
     sql = f"""WITH activity AS (
             SELECT DISTINCT visitor_id, toMonday(toDate(timestamp, {{tz:String}})) AS week
             FROM {EVENTS} WHERE {scope.where(params)}),
         cohorts AS (SELECT visitor_id, min(week) AS cohort FROM activity GROUP BY visitor_id)
         SELECT toString(cohort) AS cohort, intDiv(dateDiff('day', cohort, week), 7) AS k, count() AS visitors
         FROM activity INNER JOIN cohorts USING visitor_id GROUP BY cohort, k ORDER BY cohort, k"""
-    del week
     weeks = buckets(scope.range, "week")
     cells: dict[str, dict[int, int]] = {w: {} for w in weeks}
     for row in scope.run(sql, params):

@@ -1,0 +1,47 @@
+"""The FastAPI application: every route under /api, OpenAPI at /api/docs and /api/openapi.json."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, FastAPI
+from pixel.server.api import errors
+from pixel.server.api.deps import AppState, current_principal
+from pixel.server.api.meta import MetaDB
+from pixel.server.api.routers import auth, dashboards, health, reports, sites, sql, users
+from pixel.server.api.security import LoginLimiter, Tokens, load_signing_key
+from pixel.server.settings import Settings
+from pixel.server.store import Store
+
+META_DB = "meta.sqlite3"
+
+# Routes reachable without a token. Everything else depends on `current_principal`.
+OPEN_PATHS = {"/api/health", "/api/auth/login", "/api/auth/refresh",
+              "/api/docs", "/api/docs/oauth2-redirect", "/api/openapi.json", "/api/redoc"}
+
+
+def open_meta(settings: Settings) -> MetaDB:
+    return MetaDB(settings.state_dir / META_DB)
+
+
+def create_app(settings: Settings, store: Store, *, limiter: LoginLimiter | None = None,
+               sql_seconds: float = 10.0) -> FastAPI:
+    """The API over `store` (shared with the shipper in `pixel serve`); metadata in the data folder."""
+    app = FastAPI(title="Pixel Analytics API", version="1", docs_url="/api/docs",
+                  openapi_url="/api/openapi.json", redoc_url=None,
+                  swagger_ui_oauth2_redirect_url="/api/docs/oauth2-redirect")
+    app.state.pixel = AppState(
+        settings=settings, store=store, meta=open_meta(settings),
+        tokens=Tokens(load_signing_key(settings.state_dir)),
+        limiter=limiter or LoginLimiter(), sql_seconds=sql_seconds,
+    )
+    errors.install(app)
+
+    public = APIRouter(prefix="/api")
+    public.include_router(health.router)
+    public.include_router(auth.router)  # login/refresh open; logout/me/password take the principal
+    app.include_router(public)
+
+    private = APIRouter(prefix="/api", dependencies=[Depends(current_principal)])
+    for module in (users, sites, reports, dashboards, sql):
+        private.include_router(module.router)
+    app.include_router(private)
+    return app

@@ -1,0 +1,1 @@
+"""One router per area; `pixel.server.api.app` mounts them under /api."""

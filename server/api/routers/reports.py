@@ -1,0 +1,128 @@
+"""The standard reports for one site: summary, timeseries, breakdowns, realtime, goals, funnels, retention.
+
+Common query parameters: `period` (realtime, today, yesterday, 7d, 30d, month, last_month, 12mo,
+custom with `from`/`to` as YYYY-MM-DD, inclusive, in the site's zone), `filters` (a JSON list of
+`[dimension, operator, value]`) and `include_bots` (default false).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from pixel.server.api.deps import Auth, State, site_for
+from pixel.server.api.errors import bad_request
+from pixel.server.api.models import FunnelStep
+from pixel.server.api.query import reports
+from pixel.server.api.query.filters import DIMENSIONS, OPERATORS, SESSION_DIMENSIONS, parse_filters
+from pixel.server.api.query.periods import INTERVALS, PERIODS, resolve
+from pydantic import TypeAdapter, ValidationError
+
+router = APIRouter(prefix="/sites/{site_id}/reports", tags=["reports"])
+
+Period = Annotated[str, Query(description="one of " + ", ".join(PERIODS))]
+DateParam = Annotated[str | None, Query(max_length=10, description="YYYY-MM-DD, for period=custom")]
+FiltersParam = Annotated[str | None, Query(max_length=20_000,
+                                           description='JSON list of [dimension, operator, value], e.g. [["country","is","DE"]]')]
+
+
+def scope(
+    site_id: int, principal: Auth, state: State,
+    period: Period = "30d",
+    date_from: Annotated[str | None, Query(alias="from", max_length=10)] = None,
+    date_to: Annotated[str | None, Query(alias="to", max_length=10)] = None,
+    filters: FiltersParam = None,
+    include_bots: bool = False,
+) -> reports.Scope:
+    site = site_for(state, principal, site_id)
+    rng = resolve(period, site["timezone"], date_from=date_from, date_to=date_to)
+    return reports.Scope(state.store, site["domain"], rng, parse_filters(filters), include_bots)
+
+
+ScopeDep = Annotated[reports.Scope, Depends(scope)]
+
+
+@router.get("/summary")
+def summary(s: ScopeDep, compare: bool = True) -> dict[str, Any]:
+    """Visitors, pageviews, sessions, views per session, bounce rate and visit duration, each with
+    its value in the previous period of the same length and the change (bounce rate: in points)."""
+    return {**_range(s), **reports.summary(s, compare)}
+
+
+@router.get("/timeseries")
+def timeseries(
+    s: ScopeDep,
+    interval: Annotated[str | None, Query(description="one of " + ", ".join(INTERVALS))] = None,
+    metrics: Annotated[str, Query(max_length=200, description="comma-separated")] = "visitors,pageviews",
+) -> dict[str, Any]:
+    names = [m.strip() for m in metrics.split(",") if m.strip()]
+    return {**_range(s), **reports.timeseries(s, interval or s.range.default_interval(), names)}
+
+
+@router.get("/breakdown/{dimension}")
+def breakdown(
+    s: ScopeDep, dimension: str,
+    limit: Annotated[int, Query(ge=1, le=reports.MAX_LIMIT)] = 10,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    sort: Annotated[str, Query(max_length=40)] = "visitors",
+    order: Annotated[str, Query(pattern="^(asc|desc)$")] = "desc",
+    event: Annotated[str | None, Query(max_length=200, description="restrict to one event name")] = None,
+) -> dict[str, Any]:
+    return {**_range(s), **reports.breakdown(s, dimension, limit=limit, page=page, sort=sort, order=order,
+                                             event=event)}
+
+
+@router.get("/realtime")
+def realtime(site_id: int, principal: Auth, state: State, filters: FiltersParam = None) -> dict[str, Any]:
+    site = site_for(state, principal, site_id)
+    return reports.realtime(state.store, site["domain"], site["timezone"], parse_filters(filters))
+
+
+@router.get("/goals")
+def goals(s: ScopeDep, site_id: int, state: State) -> dict[str, Any]:
+    rows = state.meta.all("SELECT * FROM goals WHERE site_id = ? ORDER BY id", site_id)
+    return {**_range(s), **reports.goals(s, rows)}
+
+
+_steps_adapter = TypeAdapter(list[FunnelStep])
+
+
+@router.get("/funnel")
+def funnel(
+    s: ScopeDep,
+    steps: Annotated[str, Query(max_length=20_000, description='JSON list of steps, e.g. [{"kind":"page",'
+                                '"page_pattern":"/pricing"},{"kind":"event","event_name":"signup"}]')],
+    window: Annotated[int, Query(ge=1, le=90 * 86400, description="seconds from the first step")] = 3600,
+) -> dict[str, Any]:
+    try:
+        raw = json.loads(steps)
+    except ValueError:
+        raise bad_request("steps must be a JSON list of steps", "invalid_funnel") from None
+    try:
+        parsed = _steps_adapter.validate_python(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise bad_request(f"steps[{where}]: {first['msg']}", "invalid_funnel") from None
+    if not 2 <= len(parsed) <= 10:
+        raise bad_request("a funnel has 2 to 10 steps", "invalid_funnel")
+    return {**_range(s), **reports.funnel(s, [p.model_dump() for p in parsed], window)}
+
+
+@router.get("/retention")
+def retention(s: ScopeDep) -> dict[str, Any]:
+    return {**_range(s), **reports.retention(s)}
+
+
+@router.get("/dimensions", tags=["reports"])
+def dimensions(site_id: int, principal: Auth, state: State) -> dict[str, Any]:
+    """What breakdowns and filters accept."""
+    site_for(state, principal, site_id)
+    return {"dimensions": [*DIMENSIONS, *SESSION_DIMENSIONS, "prop:<name>"], "operators": list(OPERATORS),
+            "periods": list(PERIODS), "intervals": list(INTERVALS)}
+
+
+def _range(s: reports.Scope) -> dict[str, Any]:
+    return {"site": s.site, "period": s.range.period, "timezone": s.range.tz,
+            "from": s.range.start.isoformat(), "to": s.range.end.isoformat()}

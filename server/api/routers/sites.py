@@ -1,0 +1,105 @@
+"""Sites (admins write, everyone reads the sites they may see), their tracker snippet and goals."""
+
+from __future__ import annotations
+
+import html
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+from pixel.server.api.deps import Admin, Auth, State, site_for
+from pixel.server.api.errors import ApiError, not_found
+from pixel.server.api.meta import Conflict
+from pixel.server.api.models import GoalIn, GoalOut, Page, SiteFields, SiteIn, SiteOut, Snippet
+from pixel.server.api.pagination import Listing, paginate
+
+router = APIRouter(prefix="/sites", tags=["sites"])
+
+
+@router.get("", response_model=Page)
+def list_sites(principal: Auth, state: State, listing: Listing) -> dict[str, Any]:
+    sites = [s for s in state.meta.sites() if principal.can_see(s["id"])]
+    return paginate(sites, listing, ("id", "domain", "name", "created_at"))
+
+
+@router.post("", response_model=SiteOut, status_code=201)
+def create_site(body: SiteIn, _: Admin, state: State) -> dict[str, Any]:
+    values = body.model_dump()
+    defaults = {"name": body.domain, "timezone": "UTC", "allowed_origins": [], "honour_dnt": True,
+                "honour_gpc": True, "excluded_paths": [], "excluded_ips": [], "retention_days": 0}
+    for key, default in defaults.items():
+        if values.get(key) is None:
+            values[key] = default
+    values["created_at"] = time.time()
+    try:
+        site_id = state.meta.insert("sites", values)
+    except Conflict:
+        raise ApiError(409, "site_exists", f"a site for {body.domain} exists") from None
+    site = state.meta.site(site_id)
+    assert site is not None
+    return site
+
+
+@router.get("/{site_id}", response_model=SiteOut)
+def get_site(site_id: int, principal: Auth, state: State) -> dict[str, Any]:
+    return site_for(state, principal, site_id)
+
+
+@router.patch("/{site_id}", response_model=SiteOut)
+def update_site(site_id: int, body: SiteFields, principal: Admin, state: State) -> dict[str, Any]:
+    site_for(state, principal, site_id)
+    state.meta.update("sites", site_id, body.model_dump(exclude_none=True))
+    return site_for(state, principal, site_id)
+
+
+@router.delete("/{site_id}", status_code=204)
+def delete_site(site_id: int, principal: Admin, state: State) -> Response:
+    """Removes the site's settings, goals and dashboards; its events stay until retention drops them."""
+    site_for(state, principal, site_id)
+    state.meta.delete("sites", site_id)
+    return Response(status_code=204)
+
+
+@router.get("/{site_id}/snippet", response_model=Snippet)
+def snippet(
+    site_id: int, principal: Auth, state: State,
+    collector_url: Annotated[str | None, Query(max_length=500, pattern=r"^https?://[^\s\"'<>]+$")] = None,
+) -> dict[str, Any]:
+    """The `<script>` tag to paste into the site's pages. `collector_url` is where visitors reach the
+    collector (default: the configured host and port)."""
+    site = site_for(state, principal, site_id)
+    settings = state.settings
+    base = (collector_url or f"http://{settings.host}:{settings.port}").rstrip("/")
+    src = html.escape(f"{base}/{settings.script_name}", quote=True)
+    endpoint = html.escape(f"{base}{settings.track_path}", quote=True)
+    domain = html.escape(site["domain"], quote=True)
+    tag = f'<script defer src="{src}" data-site="{domain}" data-endpoint="{endpoint}"></script>'
+    return {"site_id": site_id, "domain": site["domain"], "html": tag}
+
+
+# -- goals ----------------------------------------------------------------------------------------
+
+@router.get("/{site_id}/goals", response_model=Page)
+def list_goals(site_id: int, principal: Auth, state: State, listing: Listing) -> dict[str, Any]:
+    site_for(state, principal, site_id)
+    goals = state.meta.all("SELECT * FROM goals WHERE site_id = ?", site_id)
+    return paginate(goals, listing, ("id", "name"))
+
+
+@router.post("/{site_id}/goals", response_model=GoalOut, status_code=201)
+def create_goal(site_id: int, body: GoalIn, principal: Admin, state: State) -> dict[str, Any]:
+    site_for(state, principal, site_id)
+    goal_id = state.meta.insert("goals", {"site_id": site_id, **body.model_dump()})
+    goal = state.meta.one("SELECT * FROM goals WHERE id = ?", goal_id)
+    assert goal is not None
+    return goal
+
+
+@router.delete("/{site_id}/goals/{goal_id}", status_code=204)
+def delete_goal(site_id: int, goal_id: int, principal: Admin, state: State) -> Response:
+    site_for(state, principal, site_id)
+    with state.meta.transaction() as conn:
+        gone = conn.execute("DELETE FROM goals WHERE id = ? AND site_id = ?", (goal_id, site_id)).rowcount
+    if not gone:
+        raise not_found("goal")
+    return Response(status_code=204)

@@ -1,0 +1,25 @@
+"""The SQL console (admins only): read-only SQL over one site's events; see `sqlguard`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pixel.server.api import sqlguard
+from pixel.server.api.deps import Admin, State, site_for
+from pixel.server.api.errors import ApiError
+from pixel.server.api.models import SqlIn
+
+router = APIRouter(tags=["sql"])
+
+
+@router.post("/sql")
+def run_sql(body: SqlIn, principal: Admin, state: State) -> dict[str, Any]:
+    """Runs one SELECT over `events`, limited to the site named by `site_id`. Refusals answer 400
+    with the reason; results are cut at `max_rows` rows and at the time limit (`truncated`)."""
+    site = site_for(state, principal, body.site_id)
+    limits = sqlguard.Limits(max_rows=body.max_rows, max_seconds=state.sql_seconds)
+    try:
+        return sqlguard.run(state.store, body.query, site["domain"], limits)
+    except sqlguard.SqlRefused as exc:
+        raise ApiError(400, "sql_refused", str(exc)) from None
