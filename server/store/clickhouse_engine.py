@@ -27,7 +27,6 @@ from pixel.server.store.base import Store, StoreError, StoreUnavailable
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
-
     from pixel.server.settings import Settings
 
 # Results in the same shape whatever the server version (and as chDB gives them): 64-bit integers
