@@ -151,6 +151,8 @@ def _convert(name: str, type_name: object, raw: str) -> object:
             raise ValueError(raw)
         if kind == "Path":
             return Path(raw)
+    except SettingsError:
+        raise
     except ValueError:
         raise SettingsError(f"PIXEL_{name.upper()}={raw!r} is not a valid {kind}") from None
     return raw
