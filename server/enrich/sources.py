@@ -162,16 +162,34 @@ class SourceClassifier:
         self.hosts, self.names = build_index()
         self.lookup_host = functools.lru_cache(maxsize=cache_size)(self._lookup_host)
         self.lookup_source = functools.lru_cache(maxsize=cache_size)(self._lookup_source)
+        self.path_hosts = frozenset(key.split("/", 1)[0] for key in self.hosts if "/" in key)
+        self.has_path_entries = functools.lru_cache(maxsize=cache_size)(self._has_path_entries)
 
-    def _lookup_host(self, host: str, first_segment: str) -> Referrer | None:
-        """Longest known suffix of `host` (with `host/segment` entries first), e.g. l.facebook.com -> Facebook."""
+    def _has_path_entries(self, host: str) -> bool:
+        """Whether some suffix of `host` has `host/path` entries (only then does the path matter)."""
+        h = host
+        while True:
+            if h in self.path_hosts:
+                return True
+            dot = h.find(".")
+            if dot < 0:
+                return False
+            h = h[dot + 1:]
+
+    def _lookup_host(self, host: str, path: str) -> Referrer | None:
+        """Longest known suffix of `host` (`host/a/b` and `host/a` entries first), e.g. l.facebook.com ->
+        Facebook; `path` is the URL path's first two segments, lower case, or ''."""
         hosts = self.hosts
         if "." not in host:
             return hosts.get(host)
         h = host
+        prefixes: list[str] = []
+        if path:
+            parts = path.split("/")
+            prefixes = ["/".join(parts[:n]) for n in range(len(parts), 0, -1)]
         while True:
-            if first_segment:
-                hit = hosts.get(f"{h}/{first_segment}")
+            for prefix in prefixes:
+                hit = hosts.get(f"{h}/{prefix}")
                 if hit is not None:
                     return hit
             hit = hosts.get(h)
@@ -212,8 +230,10 @@ class SourceClassifier:
         if parts.scheme not in ("http", "https"):
             return host, None
         path = parts.path
-        segment = path[1:].split("/", 1)[0].lower() if len(path) > 1 else ""
-        return host, self.lookup_host(host, segment)
+        key = ""
+        if len(path) > 1 and self.has_path_entries(host):
+            key = "/".join(path[1:].lower().split("/", 2)[:2]).rstrip("/")
+        return host, self.lookup_host(host, key)
 
     def classify(
         self,
