@@ -10,9 +10,10 @@ inserts as the embedded engine, so the shipper and the API cannot tell the two a
 - The target database is created when missing, on the first successful connection. If the server
   cannot be reached then, the next call tries again: a store opened while the server is down starts
   working as soon as it is back.
-- Errors: cannot connect, or the server says it is overloaded or shutting down → `StoreUnavailable`
-  (retry later; the message names the URL tried). Anything else the server refuses → `StoreError`
-  with the server's message.
+- Errors: cannot connect, the server is overloaded (timeouts, too many parts, memory, disk full) or
+  refuses Pixel's user (credentials, rights, read-only) → `StoreUnavailable`: retry later, the
+  message names the URL tried. Anything else the server refuses (bad SQL, bad data) → `StoreError`
+  with the server's own message.
 """
 
 from __future__ import annotations
@@ -45,9 +46,21 @@ RETRYABLE_CODES = frozenset({
     210,  # NETWORK_ERROR
     241,  # MEMORY_LIMIT_EXCEEDED
     242,  # TABLE_IS_READ_ONLY
+    243,  # NOT_ENOUGH_SPACE
     252,  # TOO_MANY_PARTS
     279,  # ALL_CONNECTION_TRIES_FAILED
     999,  # KEEPER_EXCEPTION
+})
+# The server refuses Pixel itself (credentials, rights), not the data: nothing Pixel sends can
+# succeed until the operator fixes it, so these are StoreUnavailable too. The shipper then keeps
+# the spool and retries, instead of dead-lettering every row of the batch.
+ACCESS_CODES = frozenset({
+    164,  # READONLY
+    192,  # UNKNOWN_USER
+    194,  # REQUIRED_PASSWORD
+    195,  # IP_ADDRESS_NOT_ALLOWED
+    497,  # ACCESS_DENIED
+    516,  # AUTHENTICATION_FAILED
 })
 
 
@@ -189,9 +202,11 @@ class ClickHouseStore(Store):
             return StoreUnavailable(f"cannot reach ClickHouse at {self.url} ({_transport_reason(text)})")
         if isinstance(code, int) and code in RETRYABLE_CODES:
             return StoreUnavailable(f"ClickHouse at {self.url} is busy, retry later: {_server_message(text)}")
+        if code in (516, 192, 194):
+            return StoreUnavailable(f"ClickHouse at {self.url} refused the credentials of user {self.user!r}")
+        if isinstance(code, int) and code in ACCESS_CODES:
+            return StoreUnavailable(f"ClickHouse at {self.url} refused user {self.user!r}: {_server_message(text)}")
         if isinstance(exc, DatabaseError):
-            if code == 516:
-                return StoreError(f"ClickHouse at {self.url} refused the credentials of user {self.user!r}")
             return StoreError(_server_message(text))
         return StoreError(f"ClickHouse at {self.url}: {text}")
 
