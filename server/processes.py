@@ -67,6 +67,10 @@ def configure_logging() -> None:
     logging.basicConfig(level=os.environ.get("PIXEL_LOG_LEVEL", "INFO").upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # The store engine turns driver failures into one clear message of its own (with the URL).
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+    logging.getLogger("clickhouse_connect").setLevel(logging.CRITICAL)
 
 
 # -- the store process ----------------------------------------------------------------------
