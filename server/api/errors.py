@@ -48,7 +48,7 @@ def _body(code: str, detail: Any) -> dict[str, Any]:
 _HTTP_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
 
 # ClickHouse error codes that mean "the user's input is wrong" (a bad regex in a filter, ...).
-_USER_ERROR_CODES = ("Code: 427.", "Code: 36.", "Code: 43.", "Code: 62.", "Code: 47.")
+_USER_ERROR_CODES = ("Code: 427.", "Code: 36.")
 
 
 def install(app: FastAPI) -> None:

@@ -144,3 +144,18 @@ def base_where(filters: list[Filter], params: SqlParams, *, include_bots: bool =
 
 def source() -> str:
     return EVENTS
+
+
+def check_regexes(store: Any, filters: list[Filter]) -> None:
+    """Compile every `matches` pattern in ClickHouse (RE2) up front: a bad one is a 400 even when
+    no row would have reached it."""
+    from pixel.server.api.query import runner
+    from pixel.server.store import StoreError
+
+    for flt in filters:
+        if flt.operator in ("matches", "not_matches"):
+            try:
+                runner.query(store, "SELECT match('', {re:String})", {"re": flt.value})
+            except StoreError as exc:
+                detail = str(exc).split("\n")[0][:300]
+                raise bad_request(f"invalid regular expression {flt.value!r}: {detail}", "invalid_filter") from None

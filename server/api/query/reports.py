@@ -298,12 +298,12 @@ def retention(scope: Scope) -> dict[str, Any]:
             SELECT DISTINCT visitor_id, toMonday(toDate(timestamp, {{tz:String}})) AS week
             FROM {EVENTS} WHERE {scope.where(params)}),
         cohorts AS (SELECT visitor_id, min(week) AS cohort FROM activity GROUP BY visitor_id)
-        SELECT toString(cohort) AS cohort, intDiv(dateDiff('day', cohort, week), 7) AS k, count() AS visitors
+        SELECT toString(cohort) AS cohort_week, intDiv(dateDiff('day', cohort, week), 7) AS k, count() AS visitors
         FROM activity INNER JOIN cohorts USING visitor_id GROUP BY cohort, k ORDER BY cohort, k"""
     weeks = buckets(scope.range, "week")
     cells: dict[str, dict[int, int]] = {w: {} for w in weeks}
     for row in scope.run(sql, params):
-        cells.setdefault(row["cohort"], {})[int(row["k"])] = int(row["visitors"])
+        cells.setdefault(row["cohort_week"], {})[int(row["k"])] = int(row["visitors"])
     out = []
     for i, cohort in enumerate(weeks):
         size = cells[cohort].get(0, 0)

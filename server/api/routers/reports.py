@@ -15,7 +15,13 @@ from pixel.server.api.deps import Auth, State, site_for
 from pixel.server.api.errors import bad_request
 from pixel.server.api.models import FunnelStep
 from pixel.server.api.query import reports
-from pixel.server.api.query.filters import DIMENSIONS, OPERATORS, SESSION_DIMENSIONS, parse_filters
+from pixel.server.api.query.filters import (
+    DIMENSIONS,
+    OPERATORS,
+    SESSION_DIMENSIONS,
+    check_regexes,
+    parse_filters,
+)
 from pixel.server.api.query.periods import INTERVALS, PERIODS, resolve
 from pydantic import TypeAdapter, ValidationError
 
@@ -37,7 +43,9 @@ def scope(
 ) -> reports.Scope:
     site = site_for(state, principal, site_id)
     rng = resolve(period, site["timezone"], date_from=date_from, date_to=date_to)
-    return reports.Scope(state.store, site["domain"], rng, parse_filters(filters), include_bots)
+    parsed = parse_filters(filters)
+    check_regexes(state.store, parsed)
+    return reports.Scope(state.store, site["domain"], rng, parsed, include_bots)
 
 
 ScopeDep = Annotated[reports.Scope, Depends(scope)]
@@ -76,7 +84,9 @@ def breakdown(
 @router.get("/realtime")
 def realtime(site_id: int, principal: Auth, state: State, filters: FiltersParam = None) -> dict[str, Any]:
     site = site_for(state, principal, site_id)
-    return reports.realtime(state.store, site["domain"], site["timezone"], parse_filters(filters))
+    parsed = parse_filters(filters)
+    check_regexes(state.store, parsed)
+    return reports.realtime(state.store, site["domain"], site["timezone"], parsed)
 
 
 @router.get("/goals")
