@@ -78,6 +78,11 @@ class Settings:
     geoip_db: str = ""  # path to a MaxMind-format City database; empty = no geo
     # Honour a CDN's country header (CF-IPCountry) from trusted proxies only; off by default.
     cdn_geo_headers: bool = False
+    pii_params: tuple[str, ...] = ()  # query parameters stripped from stored URLs on top of the built-in list
+    dnt_sites: tuple[str, ...] = ()  # sites that drop events sent with DNT / Sec-GPC; "*" = every site
+    session_timeout: float = 1800.0  # seconds without events that end a server-computed session
+    link_window: float = 900.0  # seconds within which one device on two sites of an owner is one visitor
+    link_groups: tuple[str, ...] = ()  # one entry per owner: space-separated sites; empty = one owner for all
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).expanduser()
