@@ -24,6 +24,7 @@ from pixel.server.store import Store, StoreError
 
 ALLOWED_TABLES = {"events"}
 ROOTS = ("SelectWithUnionQuery", "SelectIntersectExceptQuery")
+QUERY_NODES = {*ROOTS, "SelectQuery", "TablesInSelectQuery"}  # "...Query" AST nodes a SELECT may contain
 DENIED_FUNCTIONS = {
     "file", "joinget", "joingetornull", "hascolumnintable", "getmacro", "filesystemavailable",
     "filesystemfree", "filesystemcapacity", "filesystemunreserved", "getserverport", "catboostevaluate",
@@ -87,7 +88,7 @@ def check_ast(lines: list[str]) -> None:
     for i, (_depth, node, arg) in enumerate(nodes):
         if node == "Set" or node == "SetQuery":
             raise SqlRefused("SETTINGS clauses are not allowed")
-        if node.endswith("Query") and node not in ("SelectQuery", *ROOTS):
+        if node.endswith("Query") and node not in QUERY_NODES:
             raise SqlRefused(f"only SELECT queries are allowed ({node})")
         if node == "TableIdentifier":
             name = _ALIAS.sub("", arg).replace("`", "")
