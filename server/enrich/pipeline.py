@@ -25,6 +25,7 @@ from pixel.server.enrich.privacy import (
     clean_url,
     clean_user_id,
     redact_emails,
+    scrub_ip,
 )
 from pixel.server.enrich.sources import SourceClassifier
 from pixel.server.enrich.useragent import UserAgentParser
@@ -49,11 +50,6 @@ class RequestFacts:
     cdn_geo: Mapping[str, str] | None = None
 
 
-def _opt(settings: Settings, name: str, default: Any) -> Any:
-    """Enrichment settings added after the first Settings version: tolerate a Settings without them."""
-    return getattr(settings, name, default)
-
-
 class Enricher:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -61,19 +57,19 @@ class Enricher:
         geoip_db = settings.geoip_db
         path = default_db_path(settings.data_dir) if not geoip_db else geoip_db
         self.geo = GeoLocator(Path(path))
-        self.cdn_geo = bool(_opt(settings, "cdn_geo_headers", False))
+        self.cdn_geo = bool(settings.cdn_geo_headers)
         self.ua = UserAgentParser()
         self.bots = BotDetector()
         self.sources = SourceClassifier()
-        self.pii = frozenset(p.lower() for p in _opt(settings, "pii_params", DEFAULT_PII_PARAMS))
-        dnt_sites = tuple(s.lower() for s in _opt(settings, "dnt_sites", ()))
+        self.pii = frozenset(p.lower() for p in (*DEFAULT_PII_PARAMS, *settings.pii_params))
+        dnt_sites = tuple(s.lower() for s in settings.dnt_sites)
         self.dnt_all = "*" in dnt_sites
         self.dnt_sites = frozenset(dnt_sites)
         self.identity = IdentityResolver(
             self.salt,
-            session_timeout=float(_opt(settings, "session_timeout", 1800.0)),
-            link_window=float(_opt(settings, "link_window", 900.0)),
-            link_groups=tuple(_opt(settings, "link_groups", ())),
+            session_timeout=float(settings.session_timeout),
+            link_window=float(settings.link_window),
+            link_groups=tuple(settings.link_groups),
         )
 
     def honours_dnt(self, site: str) -> bool:
@@ -132,6 +128,8 @@ class Enricher:
         props = row.get("props")
         if props:
             clean_props(props)
+        if len(ip) >= 7:  # shortest dotted IPv4 / useful IPv6; a shorter string would match by accident
+            scrub_ip(row, ip)
 
         # Sources, UTMs, channel
         src = self.sources.classify(referrer, row.get("host") or "", site, params)

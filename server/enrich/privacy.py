@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 from urllib.parse import unquote_plus
 
 DEFAULT_PII_PARAMS: tuple[str, ...] = (
@@ -45,6 +46,22 @@ def clean_props(props: dict[str, str]) -> None:
     """Drops custom properties whose value is an e-mail address, or whose name is a PII name (in place)."""
     for key in [k for k, v in props.items() if ("@" in v and EMAIL_RE.search(v)) or k.lower() in _PII_PROP_NAMES]:
         del props[key]
+
+
+_IP_FIELDS = ("url", "path", "query", "title", "referrer", "user_id", "visitor_id", "session_id", "event_name")
+
+
+def scrub_ip(row: dict[str, Any], ip: str) -> None:
+    """Removes the request's own address wherever the page echoed it (a URL, the title, an id, a property), so
+    the raw IP never reaches the store even when a site sends it itself."""
+    for name in _IP_FIELDS:
+        value = row.get(name)
+        if value and ip in value:
+            row[name] = value.replace(ip, "[ip]")
+    props = row.get("props")
+    if props:
+        for key in [k for k, v in props.items() if ip in v or ip in k]:
+            del props[key]
 
 
 def clean_query(query: str, pii: frozenset[str]) -> tuple[str, dict[str, str]]:
