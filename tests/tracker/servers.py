@@ -119,6 +119,8 @@ class RecordingCollector(_Server):
                 self.send_response(status)
                 self.send_header("Access-Control-Allow-Origin", "*")
                 self.send_header("Access-Control-Allow-Headers", "content-type")
+                # without it a cross-origin page cannot read Retry-After
+                self.send_header("Access-Control-Expose-Headers", "Retry-After")
                 for k, v in headers.items():
                     self.send_header(k, v)
                 self.send_header("Content-Length", "0")
