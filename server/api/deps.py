@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import jwt
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pixel.server.api.errors import ApiError, forbidden, not_found, unauthorized
 from pixel.server.api.meta import MetaDB
@@ -113,3 +113,7 @@ def site_for(state: AppState, principal: Principal, site_id: int) -> dict[str, A
     if site is None or not principal.can_see(site_id):
         raise not_found("site")
     return site
+
+
+# Ids in paths: positive and small enough for SQLite's 64-bit integers.
+PathId = Annotated[int, Path(ge=1, le=2**53)]

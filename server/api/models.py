@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
 
 from pixel.server.api.query.filters import parse_filters
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Role = Literal["admin", "viewer"]
+Id = Annotated[int, Field(ge=1, le=2**53)]
 _DOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*(?::\d{1,5})?$")
 _ORIGIN = re.compile(r"^https?://[a-z0-9.-]+(?::\d{1,5})?$")
 _USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
@@ -68,7 +69,7 @@ class TokenPair(BaseModel):
 class UserIn(Strict):
     username: str
     role: Role = "viewer"
-    sites: list[int] | None = None
+    sites: list[Id] | None = None
     password: str | None = Field(default=None, min_length=12, max_length=1024)
 
     @field_validator("username")
@@ -81,7 +82,7 @@ class UserIn(Strict):
 
 class UserPatch(Strict):
     role: Role | None = None
-    sites: list[int] | None = None
+    sites: list[Id] | None = None
     all_sites: bool = False  # set to clear the site limit (sites=null cannot say that)
     disabled: bool | None = None
     password: str | None = Field(default=None, min_length=12, max_length=1024)
@@ -271,6 +272,6 @@ class DashboardOut(BaseModel):
 # -- SQL console ----------------------------------------------------------------------------------
 
 class SqlIn(Strict):
-    site_id: int
+    site_id: Id
     query: str = Field(min_length=1, max_length=100_000)
     max_rows: int = Field(default=1000, ge=1, le=10_000)

@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from fastapi import APIRouter, Response
-from pixel.server.api.deps import Admin, Auth, State, site_for
+from pixel.server.api.deps import Admin, Auth, PathId, State, site_for
 from pixel.server.api.errors import not_found
 from pixel.server.api.models import DashboardIn, DashboardOut, Page
 from pixel.server.api.pagination import Listing, paginate
@@ -27,7 +27,7 @@ def _widgets(body: DashboardIn) -> list[dict[str, Any]]:
     return out
 
 
-def _dashboard(state: State, principal: Auth, dashboard_id: int) -> dict[str, Any]:
+def _dashboard(state: State, principal: Auth, dashboard_id: PathId) -> dict[str, Any]:
     row = state.meta.one("SELECT * FROM dashboards WHERE id = ?", dashboard_id)
     if row is None or not principal.can_see(row["site_id"]):
         raise not_found("dashboard")
@@ -35,14 +35,14 @@ def _dashboard(state: State, principal: Auth, dashboard_id: int) -> dict[str, An
 
 
 @router.get("/sites/{site_id}/dashboards", response_model=Page)
-def list_dashboards(site_id: int, principal: Auth, state: State, listing: Listing) -> dict[str, Any]:
+def list_dashboards(site_id: PathId, principal: Auth, state: State, listing: Listing) -> dict[str, Any]:
     site_for(state, principal, site_id)
     rows = state.meta.all("SELECT * FROM dashboards WHERE site_id = ?", site_id)
     return paginate(rows, listing, ("id", "name", "created_at", "updated_at"))
 
 
 @router.post("/sites/{site_id}/dashboards", response_model=DashboardOut, status_code=201)
-def create_dashboard(site_id: int, body: DashboardIn, principal: Admin, state: State) -> dict[str, Any]:
+def create_dashboard(site_id: PathId, body: DashboardIn, principal: Admin, state: State) -> dict[str, Any]:
     site_for(state, principal, site_id)
     now = time.time()
     dashboard_id = state.meta.insert("dashboards", {"site_id": site_id, "name": body.name,
@@ -52,12 +52,12 @@ def create_dashboard(site_id: int, body: DashboardIn, principal: Admin, state: S
 
 
 @router.get("/dashboards/{dashboard_id}", response_model=DashboardOut)
-def get_dashboard(dashboard_id: int, principal: Auth, state: State) -> dict[str, Any]:
+def get_dashboard(dashboard_id: PathId, principal: Auth, state: State) -> dict[str, Any]:
     return _dashboard(state, principal, dashboard_id)
 
 
 @router.put("/dashboards/{dashboard_id}", response_model=DashboardOut)
-def replace_dashboard(dashboard_id: int, body: DashboardIn, principal: Admin, state: State) -> dict[str, Any]:
+def replace_dashboard(dashboard_id: PathId, body: DashboardIn, principal: Admin, state: State) -> dict[str, Any]:
     _dashboard(state, principal, dashboard_id)
     state.meta.update("dashboards", dashboard_id, {"name": body.name, "widgets": _widgets(body),
                                                    "updated_at": time.time()})
@@ -65,7 +65,7 @@ def replace_dashboard(dashboard_id: int, body: DashboardIn, principal: Admin, st
 
 
 @router.delete("/dashboards/{dashboard_id}", status_code=204)
-def delete_dashboard(dashboard_id: int, principal: Admin, state: State) -> Response:
+def delete_dashboard(dashboard_id: PathId, principal: Admin, state: State) -> Response:
     _dashboard(state, principal, dashboard_id)
     state.meta.delete("dashboards", dashboard_id)
     return Response(status_code=204)

@@ -11,7 +11,7 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pixel.server.api.deps import Auth, State, site_for
+from pixel.server.api.deps import Auth, PathId, State, site_for
 from pixel.server.api.errors import bad_request
 from pixel.server.api.models import FunnelStep
 from pixel.server.api.query import reports
@@ -34,7 +34,7 @@ FiltersParam = Annotated[str | None, Query(max_length=20_000,
 
 
 def scope(
-    site_id: int, principal: Auth, state: State,
+    site_id: PathId, principal: Auth, state: State,
     period: Period = "30d",
     date_from: Annotated[str | None, Query(alias="from", max_length=10)] = None,
     date_to: Annotated[str | None, Query(alias="to", max_length=10)] = None,
@@ -82,7 +82,7 @@ def breakdown(
 
 
 @router.get("/realtime")
-def realtime(site_id: int, principal: Auth, state: State, filters: FiltersParam = None) -> dict[str, Any]:
+def realtime(site_id: PathId, principal: Auth, state: State, filters: FiltersParam = None) -> dict[str, Any]:
     site = site_for(state, principal, site_id)
     parsed = parse_filters(filters)
     check_regexes(state.store, parsed)
@@ -90,7 +90,7 @@ def realtime(site_id: int, principal: Auth, state: State, filters: FiltersParam 
 
 
 @router.get("/goals")
-def goals(s: ScopeDep, site_id: int, state: State) -> dict[str, Any]:
+def goals(s: ScopeDep, site_id: PathId, state: State) -> dict[str, Any]:
     rows = state.meta.all("SELECT * FROM goals WHERE site_id = ? ORDER BY id", site_id)
     return {**_range(s), **reports.goals(s, rows)}
 
@@ -126,7 +126,7 @@ def retention(s: ScopeDep) -> dict[str, Any]:
 
 
 @router.get("/dimensions", tags=["reports"])
-def dimensions(site_id: int, principal: Auth, state: State) -> dict[str, Any]:
+def dimensions(site_id: PathId, principal: Auth, state: State) -> dict[str, Any]:
     """What breakdowns and filters accept."""
     site_for(state, principal, site_id)
     return {"dimensions": [*DIMENSIONS, *SESSION_DIMENSIONS, "prop:<name>"], "operators": list(OPERATORS),

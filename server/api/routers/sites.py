@@ -7,7 +7,7 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
-from pixel.server.api.deps import Admin, Auth, State, site_for
+from pixel.server.api.deps import Admin, Auth, PathId, State, site_for
 from pixel.server.api.errors import ApiError, not_found
 from pixel.server.api.meta import Conflict
 from pixel.server.api.models import GoalIn, GoalOut, Page, SiteFields, SiteIn, SiteOut, Snippet
@@ -41,19 +41,19 @@ def create_site(body: SiteIn, _: Admin, state: State) -> dict[str, Any]:
 
 
 @router.get("/{site_id}", response_model=SiteOut)
-def get_site(site_id: int, principal: Auth, state: State) -> dict[str, Any]:
+def get_site(site_id: PathId, principal: Auth, state: State) -> dict[str, Any]:
     return site_for(state, principal, site_id)
 
 
 @router.patch("/{site_id}", response_model=SiteOut)
-def update_site(site_id: int, body: SiteFields, principal: Admin, state: State) -> dict[str, Any]:
+def update_site(site_id: PathId, body: SiteFields, principal: Admin, state: State) -> dict[str, Any]:
     site_for(state, principal, site_id)
     state.meta.update("sites", site_id, body.model_dump(exclude_none=True))
     return site_for(state, principal, site_id)
 
 
 @router.delete("/{site_id}", status_code=204)
-def delete_site(site_id: int, principal: Admin, state: State) -> Response:
+def delete_site(site_id: PathId, principal: Admin, state: State) -> Response:
     """Removes the site's settings, goals and dashboards; its events stay until retention drops them."""
     site_for(state, principal, site_id)
     state.meta.delete("sites", site_id)
@@ -62,7 +62,7 @@ def delete_site(site_id: int, principal: Admin, state: State) -> Response:
 
 @router.get("/{site_id}/snippet", response_model=Snippet)
 def snippet(
-    site_id: int, principal: Auth, state: State,
+    site_id: PathId, principal: Auth, state: State,
     collector_url: Annotated[str | None, Query(max_length=500, pattern=r"^https?://[^\s\"'<>]+$")] = None,
 ) -> dict[str, Any]:
     """The `<script>` tag to paste into the site's pages. `collector_url` is where visitors reach the
@@ -80,14 +80,14 @@ def snippet(
 # -- goals ----------------------------------------------------------------------------------------
 
 @router.get("/{site_id}/goals", response_model=Page)
-def list_goals(site_id: int, principal: Auth, state: State, listing: Listing) -> dict[str, Any]:
+def list_goals(site_id: PathId, principal: Auth, state: State, listing: Listing) -> dict[str, Any]:
     site_for(state, principal, site_id)
     goals = state.meta.all("SELECT * FROM goals WHERE site_id = ?", site_id)
     return paginate(goals, listing, ("id", "name"))
 
 
 @router.post("/{site_id}/goals", response_model=GoalOut, status_code=201)
-def create_goal(site_id: int, body: GoalIn, principal: Admin, state: State) -> dict[str, Any]:
+def create_goal(site_id: PathId, body: GoalIn, principal: Admin, state: State) -> dict[str, Any]:
     site_for(state, principal, site_id)
     goal_id = state.meta.insert("goals", {"site_id": site_id, **body.model_dump()})
     goal = state.meta.one("SELECT * FROM goals WHERE id = ?", goal_id)
@@ -96,7 +96,7 @@ def create_goal(site_id: int, body: GoalIn, principal: Admin, state: State) -> d
 
 
 @router.delete("/{site_id}/goals/{goal_id}", status_code=204)
-def delete_goal(site_id: int, goal_id: int, principal: Admin, state: State) -> Response:
+def delete_goal(site_id: PathId, goal_id: PathId, principal: Admin, state: State) -> Response:
     site_for(state, principal, site_id)
     with state.meta.transaction() as conn:
         gone = conn.execute("DELETE FROM goals WHERE id = ? AND site_id = ?", (goal_id, site_id)).rowcount

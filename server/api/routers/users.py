@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from fastapi import APIRouter, Response
-from pixel.server.api.deps import Admin, Auth, State
+from pixel.server.api.deps import Admin, Auth, PathId, State
 from pixel.server.api.errors import ApiError, bad_request, not_found
 from pixel.server.api.meta import Conflict
 from pixel.server.api.models import (
@@ -53,7 +53,7 @@ def create_user(body: UserIn, _: Admin, state: State) -> dict[str, Any]:
 
 
 @router.get("/users/{user_id}", response_model=UserOut)
-def get_user(user_id: int, _: Admin, state: State) -> dict[str, Any]:
+def get_user(user_id: PathId, _: Admin, state: State) -> dict[str, Any]:
     user = state.meta.user(user_id)
     if user is None:
         raise not_found("user")
@@ -61,7 +61,7 @@ def get_user(user_id: int, _: Admin, state: State) -> dict[str, Any]:
 
 
 @router.patch("/users/{user_id}", response_model=UserOut)
-def update_user(user_id: int, body: UserPatch, principal: Admin, state: State) -> dict[str, Any]:
+def update_user(user_id: PathId, body: UserPatch, principal: Admin, state: State) -> dict[str, Any]:
     user = state.meta.user(user_id)
     if user is None:
         raise not_found("user")
@@ -90,7 +90,7 @@ def update_user(user_id: int, body: UserPatch, principal: Admin, state: State) -
 
 
 @router.delete("/users/{user_id}", status_code=204)
-def delete_user(user_id: int, principal: Admin, state: State) -> Response:
+def delete_user(user_id: PathId, principal: Admin, state: State) -> Response:
     user = state.meta.user(user_id)
     if user is None:
         raise not_found("user")
@@ -124,7 +124,7 @@ def create_token(body: ApiTokenIn, principal: Auth, state: State) -> dict[str, A
 
 
 @router.delete("/tokens/{token_id}", status_code=204)
-def delete_token(token_id: int, principal: Auth, state: State) -> Response:
+def delete_token(token_id: PathId, principal: Auth, state: State) -> Response:
     with state.meta.transaction() as conn:
         gone = conn.execute("DELETE FROM api_tokens WHERE id = ? AND user_id = ?",
                             (token_id, principal.user_id)).rowcount
