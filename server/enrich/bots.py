@@ -19,6 +19,11 @@ from typing import Any
 
 import crawleruseragents
 
+try:
+    import re2
+except ImportError:  # pragma: no cover - google-re2 is a [server] dependency
+    re2 = None
+
 # Automation builds and tools not (or not always) named in the crawler list. Deliberately narrow: these never
 # appear in a real person's browser UA.
 _HEADLESS_RE = re.compile(
@@ -28,11 +33,29 @@ _HEADLESS_RE = re.compile(
 )
 
 
-def _crawler_patterns() -> list[re.Pattern[str]]:
-    """The crawler list as a few big alternations (the package's own chunking keeps each regex small)."""
+def _crawler_patterns() -> list[Any]:
+    """The crawler list as compiled alternations. With RE2 (google-re2) the whole list is one automaton and a
+    UA is checked in ~3 us (a new crawler UA in ~100 us while the DFA grows); Python's `re` needs ~190 us for a browser UA (it tries every branch), so it is only
+    the fallback, in chunks of 100 like the package's own `is_crawler`. Patterns RE2 cannot compile (none today)
+    go to `re`."""
     patterns = [item["pattern"] for item in crawleruseragents.CRAWLER_USER_AGENTS_DATA]
+    compiled: list[Any] = []
+    if re2 is not None:
+        supported = []
+        rest = []
+        for pattern in patterns:
+            try:
+                re2.compile(pattern)
+                supported.append(pattern)
+            except Exception:
+                rest.append(pattern)
+        options = re2.Options()
+        options.max_mem = 64 << 20  # room for the DFA: with RE2's 8 MB default it falls back to a slow NFA
+        compiled.append(re2.compile("|".join(supported), options))
+        patterns = rest
     size = 100
-    return [re.compile("|".join(patterns[i:i + size])) for i in range(0, len(patterns), size)]
+    compiled += [re.compile("|".join(patterns[i:i + size])) for i in range(0, len(patterns), size)]
+    return compiled
 
 
 class BotDetector:

@@ -20,8 +20,18 @@ class DailySalt:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._cache: dict[str, bytes] = {}
+        self._day_start = self._day_end = 0  # [start, end) in epoch ms of the day whose key is `_day_key`
+        self._day_key = b""
 
     def key_for(self, received_ms: int) -> bytes:
+        if self._day_start <= received_ms < self._day_end:  # the hot path: same day as the last call
+            return self._day_key
+        start = received_ms - received_ms % 86_400_000
+        key = self._key_for_day(received_ms)
+        self._day_start, self._day_end, self._day_key = start, start + 86_400_000, key
+        return key
+
+    def _key_for_day(self, received_ms: int) -> bytes:
         day = dt.datetime.fromtimestamp(received_ms / 1000, dt.UTC).date().isoformat()
         key = self._cache.get(day)
         if key is None:

@@ -37,6 +37,10 @@ _CATEGORY_MEDIUM = {"search": "organic", "social": "social", "video": "video", "
                     "email": "email", "ai": "ai", "referral": "referral"}
 
 
+_CLICK_PRIORITY = {name: i for i, name in enumerate(sources_data.CLICK_IDS)}  # first listed wins
+_NO_UTM = ["", "", "", "", ""]
+
+
 class SourceInfo(NamedTuple):
     ref_host: str
     source: str
@@ -48,6 +52,9 @@ class SourceInfo(NamedTuple):
     utm_term: str
     utm_content: str
     click_id: str
+
+
+_DIRECT = SourceInfo("", "", "", "Direct", "", "", "", "", "", "")
 
 
 class Referrer(NamedTuple):
@@ -243,14 +250,18 @@ class SourceClassifier:
         params: dict[str, str],
     ) -> SourceInfo:
         """`params`: the page URL's query parameters (first value of each name, names in lower case)."""
-        utm = [params.get(k, "")[:MAX_UTM] for k in UTM_KEYS]
+        if not referrer and not params:
+            return _DIRECT
+        click_id = click_source = click_medium = ""
+        if params:
+            utm = [params.get(k, "")[:MAX_UTM] for k in UTM_KEYS]
+            found = [name for name, value in params.items() if value and name in _CLICK_PRIORITY]
+            if found:
+                click_id = min(found, key=_CLICK_PRIORITY.__getitem__) if len(found) > 1 else found[0]
+                click_source, click_medium = sources_data.CLICK_IDS[click_id]
+        else:
+            utm = _NO_UTM
         utm_source, utm_medium, utm_campaign = utm[0], utm[1], utm[2]
-        click_id = ""
-        click_source = click_medium = ""
-        for name, (csrc, cmed) in sources_data.CLICK_IDS.items():
-            if params.get(name):
-                click_id, click_source, click_medium = name, csrc, cmed
-                break
         ref_host, ref = self.referrer(referrer)
         internal = _same_site(ref_host, page_host, site)
         if internal and not (utm_source or utm_medium or utm_campaign or click_id):
