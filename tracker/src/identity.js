@@ -19,10 +19,8 @@ export const identify = () => {
     let c = canvas(), x = c.getContext('2d'), s = screen, g = canvas().getContext('webgl'), h = 1, k = 2, r
     x.font = '14px Arial'
     x.fillText('Pixel <canvas> \u{1F603}', 2, 15)
-    try {
-      r = g.getExtension('WEBGL_debug_renderer_info') && g.getParameter(37446) // UNMASKED_RENDERER_WEBGL
-    } catch (e) {}
-    for (r of [a, c.toDataURL(), r, Math.min(s.width, s.height), Math.max(s.width, s.height), s.colorDepth,
+    // UNMASKED_RENDERER_WEBGL; the screen as its area, so that rotating a phone keeps the id
+    for (r of [a, c.toDataURL(), g && g.getExtension('WEBGL_debug_renderer_info') && g.getParameter(37446), s.width * s.height, s.colorDepth,
       devicePixelRatio, tz, N.languages, N.hardwareConcurrency, N.deviceMemory, N.platform] + '')
       (r = r.charCodeAt()), (h = Math.imul(h ^ r, 2654435761)), (k = Math.imul(k ^ r, 1597334677))
     visitor = (h >>> 0).toString(36) + (k >>> 0).toString(36)

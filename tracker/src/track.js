@@ -27,7 +27,7 @@ export function track(name, params, extra) {
       (t = typeof v),
       n++ < 25 && (t == 'string' || t == 'boolean' || (t == 'number' && isFinite(v)))
         ? (p[k.slice(0, 64)] = t == 'string' ? v.slice(0, 500) : v)
-        : warn('param dropped', k, v)
+        : warn('dropped', k)
   name == 'pageview' &&
     (leave(1),
     current && (referrer = current.url),

@@ -11,13 +11,13 @@ let tick, wait, busy, fails = 0, leaving
 export const setLeaving = () => (leaving = 1)
 const outbox = () => get('q') || []
 
-/** Adds to the outbox, then sends: now when the page is hidden or left, else after this task (batching). */
+/** Adds to the outbox; sends after this task, so events fired together go in one request. */
 export const send = (ev) => {
   const q = outbox(), over = q.push(ev) - cfg.maxFailedEvents
   // past the cap the oldest go; how many is reported after the next delivery
   over > 0 && (q.splice(0, over), set('d', over + ~~get('d')))
   set('q', q)
-  leaving || D.hidden ? flush() : tick || (tick = setTimeout(flush))
+  tick || (tick = setTimeout(flush))
 }
 
 export const flush = () => {
@@ -47,8 +47,7 @@ export const flush = () => {
       (r) => {
         const after = r.headers && r.headers.get('Retry-After')
         busy = 0
-        warn('retry', r.status, after)
-        // exponential backoff, or the server's Retry-After, plus up to 50% jitter, at most 24 h
+          // exponential backoff, or the server's Retry-After, plus up to 50% jitter, at most 24 h
         wait = setTimeout(retry, Math.min(864e5, (after * 1e3 || cfg.retryDelay * 2 ** fails++) * (1 + Math.random() / 2)))
       },
     )
