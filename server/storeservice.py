@@ -17,6 +17,7 @@ import orjson
 from pixel.server import metrics
 from pixel.server.settings import Settings
 from pixel.server.shipper import Shipper
+from pixel.server.shipper.shipper import VISIBLE_BUCKETS
 from pixel.server.store import Store, open_store
 
 log = logging.getLogger("pixel.store")
@@ -95,6 +96,18 @@ class StoreService:
             "uptime_seconds": round(time.time() - self.started, 1),
         }
 
+    def _visible_samples(self) -> list[tuple[str, float]]:
+        stats = self.shipper.stats
+        samples: list[tuple[str, float]] = []
+        running = 0
+        for bound, count in zip(VISIBLE_BUCKETS, stats.visible_buckets, strict=True):
+            running += count
+            samples.append((f'_bucket{{le="{bound}"}}', running))
+        samples.append(('_bucket{le="+Inf"}', stats.inserted))
+        samples.append(("_sum", round(stats.visible_sum, 3)))
+        samples.append(("_count", stats.inserted))
+        return samples
+
     def render_metrics(self) -> bytes:
         stats = self.shipper.stats
         return metrics.prometheus([
@@ -106,6 +119,9 @@ class StoreService:
             ("pixel_shipper_lag_seconds", "gauge",
              "Age of the oldest event of the last batch when it was inserted (0 when idle).",
              [("", round(stats.lag_seconds, 3))]),
+            ("pixel_shipper_visible_seconds", "histogram",
+             "Seconds from an event's receipt (just before its 204) to its insert being acknowledged.",
+             self._visible_samples()),
             ("pixel_spool_backlog_bytes", "gauge", "Spool bytes not yet shipped.",
              [("", self.shipper.backlog_bytes())]),
             ("pixel_store_up", "gauge", "1 when the last store call succeeded.", [("", int(stats.store_up))]),

@@ -39,6 +39,8 @@ _SLOT = {code: i for i, code in enumerate(CODES)}
 _EVENTS = len(CODES)
 
 GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+# A cross-origin tracker can read Retry-After only when it is exposed.
+_RETRY = [(b"retry-after", b"5"), (b"access-control-expose-headers", b"Retry-After")]
 _CORS_PREFLIGHT = [
     (b"access-control-allow-methods", b"GET, POST, OPTIONS"),
     (b"access-control-allow-headers", b"Content-Type"),
@@ -156,7 +158,7 @@ class Collector:
             # Drain the body so the connection stays usable, then ask the tracker to retry.
             await self._drain(receive)
             await self._error(send, 503, scope, "spool full", "the spool is over its disk cap; retry later",
-                              [(b"retry-after", b"5")])
+                              _RETRY)
             return
         body = await self._read_body(scope, receive)
         if body is None:
@@ -172,7 +174,7 @@ class Collector:
         spool = self.spool
         assert spool is not None
         if spool.over_cap:
-            await self._error(send, 503, scope, "spool full", "retry later", [(b"retry-after", b"5")])
+            await self._error(send, 503, scope, "spool full", "retry later", _RETRY)
             return
         body = b""
         for part in scope["query_string"].split(b"&"):
@@ -252,7 +254,7 @@ class Collector:
         except OSError as exc:  # disk full or the like: nothing was acknowledged, the tracker retries
             log.error("collector: cannot append to the spool: %s", exc)
             await self._error(send, 503, scope, "spool unavailable", "cannot write to the spool; retry later",
-                              [(b"retry-after", b"5")])
+                              _RETRY)
             return
         self.counters.add(_EVENTS, n)
         await self._respond(send, status, scope, payload, extra)

@@ -9,8 +9,10 @@ silently dropped. Nothing here runs on the collector's hot path.
 from __future__ import annotations
 
 import logging
+from bisect import bisect_left
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +33,10 @@ log = logging.getLogger("pixel.shipper")
 READ_CHUNK = 4 * 1024 * 1024  # bytes read from one segment per batch at most
 
 
+# Upper bounds (seconds) of the visibility histogram: receive time (just before the 204) -> insert acknowledged.
+VISIBLE_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+
+
 @dataclass(slots=True)
 class ShipperStats:
     inserted: int = 0
@@ -39,6 +45,20 @@ class ShipperStats:
     lag_seconds: float = 0.0
     last_error: str = ""
     store_up: bool = True
+    # Events per VISIBLE_BUCKETS interval (not cumulative; beyond the last bound only in `inserted`), and the sum.
+    visible_buckets: list[int] = field(default_factory=lambda: [0] * len(VISIBLE_BUCKETS))
+    visible_sum: float = 0.0
+
+    def observe_visible(self, received_at: list[float], now: float) -> None:
+        buckets = self.visible_buckets
+        total = 0.0
+        for when in received_at:
+            delay = now - when
+            total += delay
+            i = bisect_left(VISIBLE_BUCKETS, delay)
+            if i < len(buckets):
+                buckets[i] += 1
+        self.visible_sum += total
 
 
 @dataclass(slots=True)
@@ -64,38 +84,70 @@ class Shipper:
     # -- the loop ---------------------------------------------------------------------------
 
     def run(self, on_batch: Callable[[int], None] | None = None) -> None:
-        """Ship until `stop_event` is set. Store outages are waited out, never fatal."""
+        """Ship until `stop_event` is set. Store outages are waited out, never fatal.
+
+        Pipelined: while one batch is being inserted (in a thread; the engines release the GIL), the
+        next one is read, parsed and enriched. At most one batch is in flight and it is the one named
+        by the checkpoint's `pending`, so a crash still replays exactly that batch.
+        """
         delay = self.settings.store_retry_seconds
-        next_insert = 0.0
-        while not self.stop_event.is_set():
-            try:
-                now = time.monotonic()
-                if now < next_insert:
-                    self.stop_event.wait(next_insert - now)
-                started = time.monotonic()
-                shipped = self.step()
-                if not self.stats.store_up:
-                    log.warning("shipper: the store is reachable again")
-                self.stats.store_up = True
-                delay = self.settings.store_retry_seconds
-                if on_batch is not None:
-                    on_batch(shipped)
-                if shipped == 0:
-                    self.stop_event.wait(0.05)
-                elif shipped < self.settings.batch_max_rows:
-                    next_insert = started + self.settings.batch_max_seconds
-            except StoreUnavailable as exc:
-                if self.stats.store_up:
-                    log.error("shipper: %s; the spool keeps everything, retrying", exc)
-                self.stats.store_up = False
-                self.stats.last_error = str(exc)
-                self.stop_event.wait(delay)
-                delay = min(delay * 2, 30.0)
-            except Exception as exc:  # keep shipping whatever happens; say so loudly
-                log.exception("shipper: batch failed")
-                self.stats.last_error = str(exc)
-                self.stop_event.wait(delay)
-                delay = min(delay * 2, 30.0)
+        next_plan = 0.0
+        inflight: tuple[Future[None], Batch] | None = None
+        with ThreadPoolExecutor(1, thread_name_prefix="store-insert") as executor:
+            while not self.stop_event.is_set():
+                try:
+                    if self.checkpoint.pending is not None and inflight is None:
+                        pending = self.checkpoint.pending  # left by a crash or a failed insert: replay it
+                        batch, token = self._replay(pending.ranges), pending.token
+                    else:
+                        now = time.monotonic()
+                        if now < next_plan:
+                            self.stop_event.wait(next_plan - now)
+                        offsets = dict(self.checkpoint.offsets)
+                        if inflight is not None:
+                            offsets.update({name: end for name, _start, end in inflight[1].ranges})
+                        planned_at = time.monotonic()
+                        batch = self._plan(offsets)
+                        token = dedup_token(batch.ranges)
+                        full = len(batch.rows) >= self.settings.batch_max_rows
+                        next_plan = planned_at if full else planned_at + self.settings.batch_max_seconds
+                    if inflight is not None:
+                        future, previous = inflight
+                        inflight = None
+                        future.result()
+                        shipped = self._commit(previous)
+                        if on_batch is not None:
+                            on_batch(shipped)
+                    if not self.stats.store_up:
+                        log.warning("shipper: the store is reachable again")
+                    self.stats.store_up = True
+                    delay = self.settings.store_retry_seconds
+                    if batch.ranges:
+                        self._begin(batch, token)
+                        inflight = (executor.submit(self._insert, batch, token), batch)
+                    else:
+                        self._cleanup(batch.finished)
+                        self.stop_event.wait(0.05)
+                except StoreUnavailable as exc:
+                    inflight = None  # its batch stays `pending` in the checkpoint and is replayed
+                    if self.stats.store_up:
+                        log.error("shipper: %s; the spool keeps everything, retrying", exc)
+                    self.stats.store_up = False
+                    self.stats.last_error = str(exc)
+                    self.stop_event.wait(delay)
+                    delay = min(delay * 2, 30.0)
+                except Exception as exc:  # keep shipping whatever happens; say so loudly
+                    inflight = None
+                    log.exception("shipper: batch failed")
+                    self.stats.last_error = str(exc)
+                    self.stop_event.wait(delay)
+                    delay = min(delay * 2, 30.0)
+            if inflight is not None:  # let the last insert finish and record it
+                try:
+                    inflight[0].result()
+                    self._commit(inflight[1])
+                except Exception:
+                    log.warning("shipper: the last batch stays pending; it is replayed at the next start")
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -103,24 +155,32 @@ class Shipper:
     # -- one batch --------------------------------------------------------------------------
 
     def step(self) -> int:
-        """Insert one batch (a replayed pending one first). Returns the rows + dead letters shipped."""
+        """Insert one batch (a replayed pending one first), synchronously. Returns rows + dead letters."""
         pending = self.checkpoint.pending
         if pending is not None:
-            batch = self._replay(pending.ranges)
-            token = pending.token
+            batch, token = self._replay(pending.ranges), pending.token
         else:
-            batch = self._plan()
+            batch = self._plan(self.checkpoint.offsets)
             if not batch.ranges:
                 self._cleanup(batch.finished)
                 return 0
             token = dedup_token(batch.ranges)
-            self.checkpoint.pending = Pending(token, batch.ranges)
-            self.checkpoint.save()
+            self._begin(batch, token)
         self._insert(batch, token)
+        return self._commit(batch)
+
+    def _begin(self, batch: Batch, token: str) -> None:
+        """Name the batch in the checkpoint before inserting it, so a crash replays exactly it."""
+        self.checkpoint.pending = Pending(token, batch.ranges)
+        self.checkpoint.save()
+
+    def _commit(self, batch: Batch) -> int:
+        """The batch is in the store: advance the offsets, clear `pending`, delete finished segments."""
         for segment, _start, end in batch.ranges:
             self.checkpoint.offsets[segment] = end
         self.checkpoint.pending = None
         self.checkpoint.save()
+        self.stats.observe_visible([row["received_at"] for row in batch.rows], time.time())
         self.stats.inserted += len(batch.rows)
         self.stats.dead += len(batch.dead)
         self.stats.batches += 1
@@ -151,10 +211,10 @@ class Shipper:
 
     # -- reading the spool ------------------------------------------------------------------
 
-    def _plan(self) -> Batch:
+    def _plan(self, offsets: dict[str, int]) -> Batch:
+        """Read what the spool holds past `offsets` (up to the batch bounds) into a new batch."""
         batch = Batch()
         max_rows = self.settings.batch_max_rows
-        offsets = self.checkpoint.offsets
         check_seals = time.monotonic() - self._last_seal_check >= 1.0
         if check_seals:
             self._last_seal_check = time.monotonic()

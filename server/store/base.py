@@ -84,7 +84,8 @@ class Store(ABC):
 
     def insert_rows(self, table: str, rows: Sequence[Mapping[str, Any]], *, token: str | None = None) -> None:
         if rows:
-            self.insert_json(table, b"\n".join(orjson.dumps(r) for r in rows), token=token)
+            # One call serialises the whole batch; JSONEachRow also reads a JSON array of objects.
+            self.insert_json(table, orjson.dumps(rows), token=token)
 
     def migrate(self, retention_days: int = 0) -> list[int]:
         """Apply the migrations not yet recorded; return the versions applied. Idempotent."""

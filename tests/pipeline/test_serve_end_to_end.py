@@ -92,6 +92,10 @@ def test_metrics_count_requests_events_and_dead_letters(pixel_server) -> None:
     shipped = server.wait_shipped(3)
     assert shipped["pixel_shipper_events_inserted_total"] == 2
     assert shipped["pixel_shipper_events_dead_total"] == 1
+    assert shipped['pixel_shipper_visible_seconds_bucket{le="+Inf"}'] == 2
+    assert shipped["pixel_shipper_visible_seconds_count"] == 2
+    assert shipped['pixel_shipper_visible_seconds_bucket{le="60.0"}'] == 2  # cumulative buckets
+    assert 0 < shipped["pixel_shipper_visible_seconds_sum"] < 120
     collector = server.metrics("collector")
     assert collector['pixel_collector_requests_total{code="204"}'] == 2
     assert collector['pixel_collector_requests_total{code="400"}'] == 1

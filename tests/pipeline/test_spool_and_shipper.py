@@ -31,6 +31,7 @@ def test_spool_over_cap_answers_503_then_204_once_drained(pixel_factory, tmp_pat
     r = httpx.post(f"{collector.collector}/track", content=body)
     assert r.status_code == 503
     assert r.headers["retry-after"] == "5"
+    assert r.headers["access-control-expose-headers"] == "Retry-After"
     assert r.json()["error"] == "spool full"
     accepted = statuses.count(204) * 50
     shipper = pixel_factory("ship", data_dir=data, pixel_segment_max_age="0.2")
@@ -69,7 +70,7 @@ def test_a_pending_batch_is_replayed_with_its_token_and_not_duplicated(tmp_path)
     store.migrate()
     try:
         first = Shipper(settings, store)
-        batch = first._plan()
+        batch = first._plan(first.checkpoint.offsets)
         token = dedup_token(batch.ranges)
         first.checkpoint.pending = Pending(token, batch.ranges)
         first.checkpoint.save()
