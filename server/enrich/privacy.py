@@ -48,23 +48,17 @@ def clean_props(props: dict[str, str]) -> None:
         del props[key]
 
 
-_IP_FIELDS = ("url", "path", "query", "title", "referrer", "user_id", "visitor_id", "session_id", "event_name")
+_IP_FIELDS = ("url", "path", "query", "title", "referrer", "user_id", "visitor_id", "session_id")
 
 
 def scrub_ip(row: dict[str, Any], ip: str) -> None:
     """Removes the request's own address wherever the page echoed it (a URL, the title, an id, a property), so
     the raw IP never reaches the store even when a site sends it itself."""
-    props = row.get("props")
-    texts = [row.get(name) or "" for name in _IP_FIELDS]
-    if props:
-        texts.extend(props)
-        texts.extend(props.values())
-    if ip not in "\x00".join(texts):  # the usual case: one search over everything
-        return
     for name in _IP_FIELDS:
         value = row.get(name)
         if value and ip in value:
             row[name] = value.replace(ip, "[ip]")
+    props = row.get("props")
     if props:
         for key in [k for k, v in props.items() if ip in v or ip in k]:
             del props[key]

@@ -19,6 +19,7 @@ from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from pixel.server.enrich import sources_data
+from pixel.server.enrich.privacy import clean_query
 
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 MAX_UTM = 200
@@ -105,6 +106,7 @@ def build_index() -> tuple[dict[str, Referrer], dict[str, Referrer]]:
     return hosts, names
 
 
+@functools.lru_cache(maxsize=20_000)
 def channel_for(source: str, category: str, medium: str, campaign: str) -> str:
     """GA4's default channel group for a (source, source category, medium, campaign); all may be ''."""
     src = source.lower()
@@ -154,6 +156,31 @@ def channel_for(source: str, category: str, medium: str, campaign: str) -> str:
     return "Unassigned"
 
 
+def _split_url(url: str) -> tuple[str, str, str] | None:
+    """(scheme, lower-case host, path) of an absolute URL, or None; a fast path for the common shapes with
+    urllib's parser for the rest (IPv6 literals, odd authorities)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or not scheme.isalpha() and "-" not in scheme:
+        return None
+    end = len(rest)
+    for ch in "/?#":
+        i = rest.find(ch)
+        if 0 <= i < end:
+            end = i
+    authority = rest[:end]
+    if "[" in authority or "@" in authority or "%" in authority or "\\" in authority:
+        try:
+            parts = urlsplit(url)
+            host = parts.hostname or ""
+        except ValueError:
+            return None
+        return parts.scheme.lower(), host, parts.path
+    host = authority.partition(":")[0].lower()
+    tail = rest[end:]
+    path = tail.split("?", 1)[0].split("#", 1)[0] if tail[:1] == "/" else ""
+    return scheme.lower(), host, path
+
+
 def _same_site(ref_host: str, page_host: str, site: str) -> bool:
     if not ref_host:
         return False
@@ -171,6 +198,8 @@ class SourceClassifier:
         self.lookup_source = functools.lru_cache(maxsize=cache_size)(self._lookup_source)
         self.path_hosts = frozenset(key.split("/", 1)[0] for key in self.hosts if "/" in key)
         self.has_path_entries = functools.lru_cache(maxsize=cache_size)(self._has_path_entries)
+        self.referrer = functools.lru_cache(maxsize=cache_size)(self._referrer)  # type: ignore[method-assign]
+        self.classify_query = functools.lru_cache(maxsize=cache_size)(self._classify_query)
 
     def _has_path_entries(self, host: str) -> bool:
         """Whether some suffix of `host` has `host/path` entries (only then does the path matter)."""
@@ -220,27 +249,29 @@ class SourceClassifier:
             return self._lookup_host(_strip_www(host), "")
         return None
 
-    def referrer(self, referrer: str) -> tuple[str, Referrer | None]:
+    def _referrer(self, referrer: str) -> tuple[str, Referrer | None]:
         """(ref_host, known referrer or None) for a referrer URL; android-app://pkg/ referrers use the package."""
         if not referrer:
             return "", None
-        try:
-            parts = urlsplit(referrer)
-            host = parts.hostname or ""
-        except ValueError:
+        split = _split_url(referrer)
+        if split is None:
             return "", None
+        scheme, host, path = split
+        host = _strip_www(host.rstrip("."))
         if not host:
             return "", None
-        host = _strip_www(host.rstrip("."))
-        if parts.scheme == "android-app":
+        if scheme == "android-app":
             return host, self.hosts.get(host)
-        if parts.scheme not in ("http", "https"):
+        if scheme not in ("http", "https"):
             return host, None
-        path = parts.path
         key = ""
         if len(path) > 1 and self.has_path_entries(host):
             key = "/".join(path[1:].lower().split("/", 2)[:2]).rstrip("/")
         return host, self.lookup_host(host, key)
+
+    def _classify_query(self, referrer: str, page_host: str, site: str, query: str) -> SourceInfo:
+        """`classify` keyed by the page's (already PII-free) query string, so repeats are one cache hit."""
+        return self.classify(referrer, page_host, site, clean_query(query, frozenset())[1] if query else {})
 
     def classify(
         self,
