@@ -150,16 +150,38 @@ def make_context(dest: Path, *, project_root: Path | None = None, offline: bool 
     root = project_root or PACKAGING.parent
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy(PACKAGING / "Dockerfile", dest / "Dockerfile")
-    wheels, certs = dest / "wheels", dest / "certs"
-    wheels.mkdir(exist_ok=True)
-    certs.mkdir(exist_ok=True)
-    (certs / ".keep").touch()
+    wheels, certs, project = dest / "wheels", dest / "certs", dest / "project"
+    for folder in (wheels, certs, project):
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir()
+        (folder / ".keep").touch()
     for crt in Path("/usr/local/share/ca-certificates").glob("*.crt"):
         shutil.copy(crt, certs / crt.name)
-    args = [sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check", "-w", str(wheels)]
-    args += [f"{root}[server]"] if offline else ["--no-deps", str(root)]
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
     with tempfile.TemporaryDirectory() as tmp:
-        done = subprocess.run(args, capture_output=True, text=True, cwd=tmp)
+        _run([*pip, "wheel", "-q", "--no-deps", "-w", tmp, str(root)])
+        for whl in Path(tmp).glob("pixel_analytics-*.whl"):
+            shutil.move(str(whl), project / whl.name)
+        if offline:
+            _run([*pip, "wheel", "-q", "-w", str(wheels), "-r", str(_requirements(root, Path(tmp)))])
+    if not list(project.glob("*.whl")):
+        raise StackError("Building the pixel-analytics wheel produced no file", code="wheels-failed")
+    return dest
+
+
+def _requirements(root: Path, tmp: Path) -> Path:
+    """The [server] extra's requirements, read from the project's own metadata."""
+    import tomllib
+
+    meta = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    reqs = list(meta.get("dependencies", [])) + list(meta["optional-dependencies"]["server"])
+    path = tmp / "requirements.txt"
+    path.write_text("\n".join(reqs) + "\n")
+    return path
+
+
+def _run(args: list[str]) -> None:
+    with tempfile.TemporaryDirectory() as cwd:
+        done = subprocess.run(args, capture_output=True, text=True, cwd=cwd)
     if done.returncode != 0:
         raise StackError(f"Preparing wheels failed:\n{done.stderr[-2000:]}", code="wheels-failed")
-    return dest

@@ -11,7 +11,7 @@ import contextlib
 import io
 import json
 import os
-import secrets
+import re
 import shutil
 import socket
 import tarfile
@@ -29,7 +29,7 @@ from . import image as images
 from .engine import EngineTarget
 from .errors import StackError
 from .progress import Progress, ProgressCallback, ignore
-from .spec import API_PORT, LABEL_CONFIG_HASH, LABEL_STACK, Service, StackSpec, config_hash
+from .spec import API_PORT, LABEL_CONFIG_HASH, LABEL_SETTINGS, LABEL_STACK, Service, StackSpec, config_hash
 
 BACKUP_FORMAT = 1
 _NS = 1_000_000_000
@@ -129,8 +129,10 @@ class Provisioner:
         target: EngineTarget | None = None,
         progress: ProgressCallback = ignore,
         health_timeout: float = 180.0,
+        settings: dict[str, str] | None = None,
     ) -> None:
         self.client = client
+        self.settings = dict(settings or {})  # non-secret values the spec was resolved with, kept in a label
         self.spec = spec
         self.target = target or EngineTarget()
         self.progress = progress
@@ -317,7 +319,10 @@ class Provisioner:
             command=list(svc.command) or None,
             name=self.spec.container_name(svc.name),
             hostname=svc.name,
-            labels=self.spec.service_labels(svc),
+            labels={
+                **self.spec.service_labels(svc),
+                LABEL_SETTINGS: json.dumps(self.settings, sort_keys=True),
+            },
             environment=svc.env,
             ports={f"{p.container}/tcp": (p.host_ip, int(p.host) or None) for p in svc.ports},
             volumes={
@@ -401,26 +406,26 @@ class Provisioner:
 
     # ------------------------------------------------------------------ admin account
     def create_admin(self, username: str = "admin") -> tuple[Credentials | None, str]:
-        """Create the first admin account inside the API container (`pixel user add`).
+        """Create the first admin account inside the API container with `pixel user add`, which
+        prints a generated password once; it is handed back to the caller (CLI or GUI) to show once.
 
-        Returns (credentials, note). Images whose `pixel` has no `user` command yet give (None, note)."""
+        Returns (credentials, note). An image whose `pixel` has no `user` command gives (None, note)."""
         svc = self._api_service()
         container = self.container(svc.name) if svc else None
         if container is None:
             return None, "this stack has no API service: no admin account"
-        password = secrets.token_urlsafe(15)
         try:
-            res = container.exec_run(
-                ["pixel", "user", "add", username, "--admin", "--password-env", "PIXEL_ADMIN_PASSWORD"],
-                environment={"PIXEL_ADMIN_PASSWORD": password},
-            )
+            res = container.exec_run(["pixel", "user", "add", username, "--role", "admin"])
         except APIError as exc:
             return None, f"admin account not created: {exc.explanation or exc}"
         out = res.output.decode("utf-8", "replace")
-        if res.exit_code == 0:
-            return Credentials(username, password), "admin account created"
-        if res.exit_code in (2, 126, 127) and ("invalid choice" in out or "not found" in out):
+        match = re.search(r"^password: (\S+)$", out, re.MULTILINE)
+        if res.exit_code == 0 and match:
+            return Credentials(username, match.group(1)), "admin account created"
+        if "invalid choice" in out:
             return None, "this image cannot create accounts yet (no `pixel user add`)"
+        if res.exit_code == 1 and "exists" in out:
+            return None, f"an account {username!r} exists already (reset it with `pixel user reset-password`)"
         raise StackError(f"Creating the admin account failed:\n{out[-1000:]}", code="admin-failed")
 
     # ------------------------------------------------------------------ status, logs, lifecycle
@@ -652,6 +657,7 @@ class Provisioner:
         backup_dir: Path,
         source: images.ImageSource | None = None,
         health_timeout: float | None = None,
+        settings: dict[str, str] | None = None,
     ) -> Path:
         """Back up, then replace the containers with those of `new_spec` (usually a new image).
 
@@ -685,7 +691,7 @@ class Provisioner:
         self.stop()
         new = Provisioner(
             self.client, new_spec, target=self.target, progress=self.progress,
-            health_timeout=health_timeout or self.health_timeout,
+            health_timeout=health_timeout or self.health_timeout, settings=settings or self.settings,
         )  # fmt: skip
         try:
             for svc in new_spec.start_order():
@@ -697,7 +703,7 @@ class Provisioner:
             problem = exc.problem if isinstance(exc, StackError) else str(exc)
             self.progress(Progress("rollback", None, "new version unhealthy: restoring the previous one"))
             old = Provisioner(self.client, old_spec, target=self.target, progress=self.progress,
-                              health_timeout=self.health_timeout)  # fmt: skip
+                              health_timeout=self.health_timeout, settings=self.settings)  # fmt: skip
             old.restore(backup)
             raise StackError(
                 f"The new version did not start properly, so the previous version and its data were put "
@@ -706,6 +712,7 @@ class Provisioner:
                 code="upgrade-rolled-back",
             ) from None
         self.spec = new_spec
+        self.settings = new.settings
         self.progress(Progress("upgrade", 1.0, "upgrade complete"))
         return backup
 

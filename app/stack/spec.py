@@ -24,6 +24,7 @@ LABEL_STACK = "io.pixel.stack"
 LABEL_SPEC_VERSION = "io.pixel.spec-version"
 LABEL_TOPOLOGY = "io.pixel.topology"
 LABEL_CONFIG_HASH = "io.pixel.config-hash"
+LABEL_SETTINGS = "io.pixel.settings"  # the non-secret settings a container was made with (JSON)
 
 COLLECTOR_PORT = 8081  # inside the container
 API_PORT = 8082

@@ -1,0 +1,324 @@
+"""`pixel stack …`: the provisioner from the command line (the desktop app drives the same core).
+
+Wired by pixel.server.cli, which calls `add_cli(subparsers)`; each sub-command runs through `run(args)`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from .errors import StackError
+from .progress import Progress
+
+DEFAULT_BACKUP_DIR = "~/.local/share/pixel/backups"
+
+
+def _known_hosts_default() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("pixel", appauthor=False)) / "known_hosts"
+
+
+def add_cli(subparsers: Any) -> None:
+    stack = subparsers.add_parser("stack", help="install and manage a Pixel stack on a Docker engine")
+    stack.set_defaults(func=run)
+    sub = stack.add_subparsers(dest="stack_command", required=True)
+
+    def engine_opts(p: argparse.ArgumentParser) -> None:
+        g = p.add_argument_group("engine")
+        g.add_argument(
+            "--engine", default="", help="ssh://user@host[:port] or tcp://host:2376 (default: local)"
+        )
+        g.add_argument("--ssh-key", type=Path, help="private key for ssh://")
+        g.add_argument("--known-hosts", type=Path, help="trusted SSH host keys (default: Pixel's own file)")
+        g.add_argument("--tls-ca", type=Path, help="CA certificate for tcp:// (ca.pem)")
+        g.add_argument("--tls-cert", type=Path, help="client certificate (cert.pem)")
+        g.add_argument("--tls-key", type=Path, help="client key (key.pem)")
+        g.add_argument("--name", default="pixel", help="stack name (default: pixel)")
+        g.add_argument(
+            "--topology", choices=("compact", "standard"), help="default: the installed one, else compact"
+        )
+        g.add_argument(
+            "--set", action="append", default=[], metavar="NAME=VALUE", help="a setting (.env name)"
+        )
+
+    p = sub.add_parser("compose", help="write compose/docker-compose*.yml and .env.example from the spec")
+    p.add_argument("--out", type=Path, default=Path("compose"), help="folder (default: compose)")
+    p.add_argument("--check", action="store_true", help="only report whether the files are up to date")
+
+    p = sub.add_parser("trust", help="show an SSH server's host key fingerprint and trust it")
+    engine_opts(p)
+    p.add_argument(
+        "--fingerprint", help="trust without asking if the key has exactly this SHA256 fingerprint"
+    )
+
+    for name, text in (
+        ("check", "is the engine ready: version, memory, disk, ports"),
+        ("status", "containers, health, CPU, memory, ingest figures"),
+        ("start", "start the stack"),
+        ("stop", "stop the stack"),
+        ("restart", "restart the stack"),
+    ):
+        p = sub.add_parser(name, help=text)
+        engine_opts(p)
+        if name == "status":
+            p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("install", help="install (or repair) the stack; a second run changes nothing")
+    engine_opts(p)
+    _image_opts(p)
+
+    p = sub.add_parser("logs", help="show (or follow) the logs")
+    engine_opts(p)
+    p.add_argument("--service", help="one service only")
+    p.add_argument("--tail", type=int, default=100)
+    p.add_argument("-f", "--follow", action="store_true")
+
+    p = sub.add_parser("upgrade", help="back up, switch to a new image, roll back if it is not healthy")
+    engine_opts(p)
+    p.add_argument("--image", required=True, help="the new Pixel image reference")
+    p.add_argument("--backup-dir", type=Path, default=Path(DEFAULT_BACKUP_DIR).expanduser())
+    _image_opts(p, with_tag=False)
+
+    p = sub.add_parser("backup", help="all data of the stack into one file on this computer")
+    engine_opts(p)
+    p.add_argument("file", type=Path)
+
+    p = sub.add_parser("restore", help="replace the stack's data with a backup file")
+    engine_opts(p)
+    p.add_argument("file", type=Path)
+
+    p = sub.add_parser("uninstall", help="remove containers and network")
+    engine_opts(p)
+    p.add_argument("--delete-data", action="store_true", help="also delete the data volumes (no undo)")
+
+    p = sub.add_parser("image", help="build the Pixel image on the engine, or write its build context")
+    engine_opts(p)
+    p.add_argument("--tag", help="image reference (default: PIXEL_IMAGE's default)")
+    p.add_argument("--base", default="", help="base image (default: python:3.11-slim-bookworm)")
+    p.add_argument("--online", action="store_true", help="let the build fetch dependencies from PyPI")
+    p.add_argument("--context", type=Path, help="only write the build context into this folder")
+    p.add_argument("--network-none", action="store_true", help="build without network (offline context)")
+
+
+def _image_opts(p: argparse.ArgumentParser, with_tag: bool = True) -> None:
+    g = p.add_argument_group("image")
+    g.add_argument("--image-source", choices=("pull", "build", "load"), default="pull")
+    g.add_argument("--image-path", type=Path, help="build: context folder; load: saved image file")
+    g.add_argument("--image-base", default="", help="build: base image")
+
+
+class Bar:
+    """A one-line progress bar on stderr."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.last = ""
+
+    def __call__(self, event: Progress) -> None:
+        if event.fraction is None:
+            bar = "[" + "?" * 20 + "]"
+        else:
+            filled = int(event.fraction * 20)
+            bar = "[" + "#" * filled + "-" * (20 - filled) + f"] {event.fraction * 100:3.0f}%"
+        line = f"{bar} {event.step}: {event.message}"[:150]
+        if self.tty:
+            sys.stderr.write("\r\033[K" + line)
+            if event.fraction == 1.0:
+                sys.stderr.write("\n")
+        elif line != self.last:
+            sys.stderr.write(line + "\n")
+        self.last = line
+        sys.stderr.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return _dispatch(args)
+    except StackError as exc:
+        print(f"pixel stack: {exc.problem}", file=sys.stderr)
+        if exc.action:
+            print(f"  What to do: {exc.action}", file=sys.stderr)
+        return 1
+    except ValueError as exc:  # SpecError: a bad --set, name or topology
+        print(f"pixel stack: {exc}", file=sys.stderr)
+        return 2
+    except ImportError as exc:
+        print(
+            f"pixel stack needs the desktop extra (pip install 'pixel-analytics[desktop]'): {exc}",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _target(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from .engine import EngineTarget
+
+    return EngineTarget(
+        url=args.engine,
+        ssh_key=args.ssh_key,
+        known_hosts=args.known_hosts or _known_hosts_default(),
+        tls_ca=args.tls_ca,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+    )
+
+
+def _settings(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise StackError(f"--set {item!r} is not NAME=VALUE", "Example: --set PIXEL_COLLECTOR_PORT=9000")
+        out[name.strip()] = value
+    return out
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    cmd = args.stack_command
+    if cmd == "compose":
+        from . import compose
+
+        if args.check:
+            stale = compose.stale_files(args.out)
+            for name in stale:
+                print(f"out of date: {args.out / name}")
+            return 1 if stale else 0
+        for path in compose.write_files(args.out):
+            print(path)
+        return 0
+    if cmd == "trust":
+        return _trust(args)
+
+    from .engine import connect
+    from .manage import open_stack
+
+    target = _target(args)
+    client = connect(target)
+    bar = Bar()
+    if cmd == "image":
+        return _image(args, client, bar)
+    prov = open_stack(client, args.name, args.topology, _settings(args.set), target=target, progress=bar)
+    if cmd == "check":
+        bad = 0
+        for f in prov.check():
+            print(f"{'ok ' if f.ok else 'NO '} {f.name:7} {f.message}")
+            if not f.ok:
+                bad += 1
+                print(f"            What to do: {f.action}")
+        return 1 if bad else 0
+    if cmd == "install":
+        result = prov.install(_source(args))
+        print("changed: " + (", ".join(result.changed) if result.changed else "nothing (already installed)"))
+        if result.admin:
+            print(
+                f"admin account: user {result.admin.username!r}, password {result.admin.password!r} (shown once)"
+            )
+        elif result.admin_note:
+            print(f"admin account: {result.admin_note}")
+        return 0
+    if cmd == "status":
+        st = prov.status()
+        if args.json:
+            print(json.dumps({"installed": st.installed, "containers": [asdict(c) for c in st.containers],
+                              "metrics": st.metrics}, indent=2))  # fmt: skip
+            return 0 if st.installed else 1
+        if not st.installed:
+            print(f"no stack named {args.name!r} on this engine")
+            return 1
+        for c in st.containers:
+            mem = f"{c.memory_bytes / 2**20:.0f} MiB" if c.memory_bytes else "-"
+            cpu = f"{c.cpu_percent:.1f}%" if c.cpu_percent is not None else "-"
+            print(
+                f"{c.service:12} {c.state:8} {c.health:9} restarts={c.restarts} cpu={cpu} mem={mem} ports={c.ports}"
+            )
+        if st.events_inserted is not None:
+            print(f"events stored: {st.events_inserted}")
+        if st.backlog_bytes is not None:
+            print(f"spool backlog: {st.backlog_bytes} bytes")
+        return 0
+    if cmd == "logs":
+        for line in prov.logs(args.service, tail=args.tail, follow=args.follow):
+            print(line, flush=True)
+        return 0
+    if cmd in ("start", "stop", "restart"):
+        getattr(prov, cmd)()
+        print(f"{cmd}: done")
+        return 0
+    if cmd == "backup":
+        print(prov.backup(args.file))
+        return 0
+    if cmd == "restore":
+        prov.restore(args.file)
+        print("restored")
+        return 0
+    if cmd == "uninstall":
+        for item in prov.uninstall(delete_data=args.delete_data):
+            print(f"removed {item}")
+        return 0
+    if cmd == "upgrade":
+        new = open_stack(client, args.name, prov.spec.topology, {**prov.settings, **_settings(args.set),
+                         "PIXEL_IMAGE": args.image}, target=target, progress=bar)  # fmt: skip
+        backup = prov.upgrade(
+            new.spec, backup_dir=args.backup_dir, source=_source(args), settings=new.settings
+        )
+        print(f"upgraded to {args.image}; backup kept at {backup}")
+        return 0
+    raise StackError(f"unknown command {cmd}")  # argparse prevents this
+
+
+def _source(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from .image import ImageSource
+
+    return ImageSource(args.image_source, args.image_path, base=args.image_base)
+
+
+def _image(args: argparse.Namespace, client: Any, bar: Bar) -> int:
+    from . import image as images
+    from .spec import compact
+
+    tag = args.tag or compact().defaults()["PIXEL_IMAGE"]
+    if args.context:
+        images.make_context(args.context, offline=not args.online)
+        print(args.context)
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        bar(Progress("build", None, "preparing wheels"))
+        ctx = images.make_context(Path(tmp), offline=not args.online)
+        source = images.ImageSource(
+            "build", ctx, base=args.base, network_mode="none" if args.network_none else ""
+        )
+        images.build(client, source, tag, bar)
+    print(tag)
+    return 0
+
+
+def _trust(args: argparse.Namespace) -> int:
+    from .engine import fetch_host_key, trust_host_key
+
+    key = fetch_host_key(args.engine)
+    known = args.known_hosts or _known_hosts_default()
+    print(f"{key.known_hosts_name} presents a {key.key.get_name()} key with fingerprint {key.fingerprint}")
+    if args.fingerprint:
+        if args.fingerprint.strip() != key.fingerprint:
+            raise StackError(
+                f"The server's fingerprint is {key.fingerprint}, not {args.fingerprint}.",
+                "Do not connect; ask the server's administrator which fingerprint is right.",
+                code="fingerprint-mismatch",
+            )
+    else:
+        print("Trust this fingerprint? Only say yes if it matches what the server's administrator gave you [y/N] ",
+              end="", flush=True)  # fmt: skip
+        answer = sys.stdin.readline()
+        if answer.strip().lower() not in ("y", "yes"):
+            print("not trusted")
+            return 1
+    trust_host_key(known, key)
+    print(f"trusted; saved in {known}")
+    return 0

@@ -1,0 +1,61 @@
+"""Opening a stack by name: the topology and settings it was installed with are read back from the
+engine (container labels), so `status` or `upgrade` need not repeat what `install` was given."""
+
+from __future__ import annotations
+
+import json
+import secrets
+
+import docker
+
+from .engine import EngineTarget
+from .progress import ProgressCallback, ignore
+from .provisioner import Provisioner
+from .spec import LABEL_SETTINGS, LABEL_STACK, LABEL_TOPOLOGY, SpecError, build_spec, without_profiles
+
+
+def installed(client: docker.DockerClient, project: str) -> tuple[str | None, dict[str, str], dict[str, str]]:
+    """(topology, stored non-secret settings, environment of every container merged) of a stack."""
+    topology = None
+    stored: dict[str, str] = {}
+    env: dict[str, str] = {}
+    for c in client.containers.list(all=True, filters={"label": f"{LABEL_STACK}={project}"}):
+        topology = topology or c.labels.get(LABEL_TOPOLOGY)
+        stored.update(json.loads(c.labels.get(LABEL_SETTINGS) or "{}"))
+        for item in c.attrs["Config"].get("Env") or []:
+            key, _, value = item.partition("=")
+            env[key] = value
+    return topology, stored, env
+
+
+def open_stack(
+    client: docker.DockerClient,
+    project: str = "pixel",
+    topology: str | None = None,
+    values: dict[str, str] | None = None,
+    *,
+    target: EngineTarget | None = None,
+    progress: ProgressCallback = ignore,
+) -> Provisioner:
+    """A provisioner for stack `project`: given values override the stored ones; a secret with no
+    value is taken from the running containers, else generated (a new install)."""
+    found_topology, stored, env = installed(client, project)
+    if topology and found_topology and topology != found_topology:
+        raise SpecError(
+            f"The stack {project!r} is installed as {found_topology}, not {topology}. "
+            "Uninstall it first (keeping a backup) to change the topology."
+        )
+    topology = topology or found_topology or "compact"
+    spec = build_spec(topology, project)
+    merged = {**stored, **(values or {})}
+    for var in spec.variables:
+        if var.secret and not merged.get(var.name):
+            merged[var.name] = env.get(var.name) or secrets.token_urlsafe(24)
+    if topology == "standard" and not merged.get("GEOIPUPDATE_LICENSE_KEY"):
+        spec = without_profiles(spec)
+    else:
+        spec = without_profiles(spec, ("geoip",))
+    public = {
+        k: v for k, v in merged.items() if not any(var.name == k and var.secret for var in spec.variables)
+    }
+    return Provisioner(client, spec.resolve(merged), target=target, progress=progress, settings=public)
