@@ -87,7 +87,7 @@ def main() -> int:
     parser.add_argument("--rate", type=int, default=20_000, help="offered events/s")
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--batch", type=int, default=20, help="events per request")
-    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--connections", type=int, default=32)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="pixel-e2e-"))
     port, api_port = free_port(), free_port()

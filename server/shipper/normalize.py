@@ -7,6 +7,7 @@ reason, and the shipper sends it to the dead letters instead of dropping it.
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -51,6 +52,16 @@ def _prop_value(value: Any) -> str | None:
     return orjson.dumps(value).decode()[:1000]
 
 
+@lru_cache(maxsize=65_536)
+def split_url(url: str) -> tuple[str, str, str]:
+    """(host, path, query) of a page URL; cached, as a site's pages repeat. Raises BadEvent."""
+    try:
+        parts = urlsplit(url)
+        return (parts.hostname or "")[:255], parts.path, parts.query
+    except ValueError:
+        raise BadEvent("page.url is not a URL") from None
+
+
 def event_id_for(segment: str, offset: int, index: int) -> str:
     """A server-side event id that is the same every time the same spool record is read again."""
     return hashlib.blake2b(f"{segment}:{offset}:{index}".encode(), digest_size=16).hexdigest()
@@ -68,14 +79,7 @@ def normalize(event: Any, received_ms: int, *, min_ms: int, segment: str, offset
         raise BadEvent("page must be an object")
     page = page or {}
     url = _text(page.get("url"), 2048)
-    host = path = query = ""
-    if url:
-        try:
-            parts = urlsplit(url)
-            host = (parts.hostname or "")[:255]
-            path, query = parts.path, parts.query
-        except ValueError:
-            raise BadEvent("page.url is not a URL") from None
+    host, path, query = split_url(url) if url else ("", "", "")
     path = path or _text(page.get("path"), 2048)
     site = _text(event.get("site"), 255).strip().lower() or host
     if not site:
