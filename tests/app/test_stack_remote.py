@@ -206,3 +206,18 @@ def test_tls_engine_with_client_certificates(tls_dockerd, docker_client, tmp_pat
         p.uninstall(delete_data=True)
     finally:
         client.close()
+
+
+def test_cli_trust_checks_the_fingerprint(sshd, capsys):
+    from pixel.server.cli import main
+
+    base = ["stack", "trust", "--engine", sshd["url"], "--known-hosts", str(sshd["known_hosts"])]
+    assert main([*base, "--fingerprint", "SHA256:not-the-right-one"]) == 1
+    err = capsys.readouterr().err
+    assert f"The server's fingerprint is {sshd['fingerprint']}" in err
+    assert not sshd["known_hosts"].exists()
+    assert main([*base, "--fingerprint", sshd["fingerprint"]]) == 0
+    assert "trusted; saved in" in capsys.readouterr().out
+    client = connect(EngineTarget(url=sshd["url"], ssh_key=sshd["key"], known_hosts=sshd["known_hosts"]))
+    assert client.ping() is True
+    client.close()
