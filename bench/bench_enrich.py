@@ -1,7 +1,7 @@
 """Enrichment cost per event on a realistic mix, and the shipper's per-event CPU with enrichment on.
 
 Usage (from the repository root):
-    .venv/bin/python bench/bench_enrich.py [--events 200000] [--visitors 20000] [--uas 300]
+    .venv/bin/python bench/bench_enrich.py [--events 200000] [--visitors 20000] [--uas 300] [--shipper 200000]
 
 The mix: events from `--visitors` visitors (one IP each, ~10 events per visitor on average, Zipf-like), `--uas`
 distinct user agents (real UA strings with varied build numbers, Zipf-like popularity), 40% direct, 25% Google,
@@ -11,6 +11,8 @@ Rows are built with the shipper's own `normalize` *before* timing, so "enrich" i
 "normalize + enrich" is the shipper's per-event CPU apart from JSON decoding and the insert.
 A cold run (every UA, IP and referrer distinct) shows the cache-miss worst case. Times are CPU time of the
 process (time.process_time), so other load on the shared machine inflates them less than wall time.
+Last, the shipper itself runs over a spool filled with the same mix (parse, normalize, enrich, insert into chDB,
+checkpoint), once with enrichment on and once with only the ip_hash, to show what enrichment adds end to end.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import time
 from pathlib import Path
 
 import orjson
-
 from pixel.server.enrich import Enricher, RequestFacts
 from pixel.server.settings import Settings
 from pixel.server.shipper.normalize import normalize
@@ -125,6 +126,46 @@ def bench(n: int, visitors: int, uas: int, cold: bool, repeat: int) -> None:
     print(f"  UA cache: {ua_info.hits} hits, {ua_info.misses} misses")
 
 
+class _NoEnrichment(Enricher):
+    """The baseline: only the ip_hash every row needs, no other enrichment."""
+
+    def enrich(self, row, event, facts) -> bool:  # type: ignore[override]
+        row["ip_hash"] = self.salt.hash_ip(facts.ip, facts.received_ms)
+        return True
+
+
+def bench_shipper(n: int, visitors: int, uas: int) -> None:
+    """The shipper end to end over a filled spool: parse, normalize, enrich, insert into chDB, checkpoint."""
+    from pixel.server.shipper.shipper import Shipper
+    from pixel.server.spool.record import encode_record
+    from pixel.server.spool.writer import SpoolWriter
+    from pixel.server.store.chdb_engine import ChdbStore
+
+    raw, _events, facts = make_mix(n, visitors, uas)
+    results = {}
+    for name, cls in (("no enrichment", _NoEnrichment), ("enrichment on", Enricher)):
+        with tempfile.TemporaryDirectory() as tmp:
+            settings = Settings(data_dir=tmp, geoip_db=str(CITY), batch_max_rows=50_000)
+            writer = SpoolWriter(settings.spool_dir, max_bytes=64 << 20, fsync_interval=1.0)
+            for body, f in zip(raw, facts, strict=True):
+                writer.append(encode_record(f.received_ms, f.ip.encode(), f.user_agent.encode(),
+                                            f.accept_language.encode(), b"example.com", b"", body))
+            writer.close()
+            store = ChdbStore(settings.store_dir)
+            store.migrate()
+            shipper = Shipper(settings, store, cls(settings))
+            t_wall, t_cpu = time.perf_counter(), time.process_time()
+            shipped = 0
+            while (step := shipper.step()) > 0:
+                shipped += step
+            wall, cpu = time.perf_counter() - t_wall, time.process_time() - t_cpu
+            store.close()
+            assert shipped == n, (shipped, n)
+            results[name] = (wall, cpu)
+            print(f"shipper, {name}: {n} events in {wall:.2f} s wall ({n / wall:,.0f} events/s), "
+                  f"{cpu / n * 1e6:.1f} us CPU/event in this process")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=200_000)
@@ -132,9 +173,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--uas", type=int, default=300)
     ap.add_argument("--cold-events", type=int, default=20_000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--shipper", type=int, default=200_000, help="events for the shipper run (0 = skip)")
     args = ap.parse_args(argv)
     bench(args.events, args.visitors, args.uas, cold=False, repeat=args.repeat)
     bench(args.cold_events, args.visitors, args.uas, cold=True, repeat=1)
+    if args.shipper:
+        bench_shipper(args.shipper, args.visitors, args.uas)
     return 0
 
 

@@ -98,9 +98,10 @@ class GeoLocator:
         self._reader: geoip2.database.Reader | None = None
         self._city = False
         self._stamp: tuple[int, int, int] | None = None
-        self._next_check = 0.0
+        self._last_check = 0.0
         self._warned_missing = False
         self.lookup = functools.lru_cache(maxsize=cache_size)(self._lookup)
+        self.columns = functools.lru_cache(maxsize=cache_size)(self._columns)
         self._refresh(force=True)
 
     @property
@@ -113,12 +114,11 @@ class GeoLocator:
 
     def maybe_reload(self) -> None:
         """Cheap: at most one stat() every `check_interval` seconds."""
-        now = time.monotonic()
-        if now >= self._next_check:
+        if time.monotonic() - self._last_check >= self.check_interval:
             self._refresh()
 
     def _refresh(self, force: bool = False) -> None:
-        self._next_check = time.monotonic() + self.check_interval
+        self._last_check = time.monotonic()
         if self.path is None:
             if force:
                 log.warning("GeoIP: no database configured (PIXEL_GEOIP_DB); country, region and city stay empty")
@@ -145,9 +145,15 @@ class GeoLocator:
         self._stamp = stamp
         self._warned_missing = False
         self.lookup.cache_clear()
+        self.columns.cache_clear()
         if old is not None:
             old.close()
             log.info("GeoIP: reloaded %s (%s)", self.path, reader.metadata().database_type)
+
+    def _columns(self, ip: str) -> dict[str, str]:
+        """The row's geo columns for `ip` (cached as one dict, so the pipeline stores them with one update)."""
+        geo = self.lookup(ip)
+        return {"country": geo.country, "region": geo.region, "city": geo.city}
 
     def _lookup(self, ip: str) -> GeoResult:
         reader = self._reader
@@ -174,3 +180,4 @@ class GeoLocator:
             self._reader.close()
             self._reader = None
         self.lookup.cache_clear()
+        self.columns.cache_clear()

@@ -66,13 +66,25 @@ class Enricher:
         dnt_sites = tuple(s.lower() for s in settings.dnt_sites)
         self.dnt_all = "*" in dnt_sites
         self.dnt_sites = frozenset(dnt_sites)
+        # Per-distinct-value caches of whole column groups: one dict.update per event instead of many stores.
         self._clean_url = functools.lru_cache(maxsize=50_000)(self._clean_url_uncached)
+        self._ua_columns = functools.lru_cache(maxsize=20_000)(self._ua_columns_uncached)
+        self._source_columns = functools.lru_cache(maxsize=50_000)(self._source_columns_uncached)
         self.identity = IdentityResolver(
             self.salt,
             session_timeout=float(settings.session_timeout),
             link_window=float(settings.link_window),
             link_groups=tuple(settings.link_groups),
         )
+
+    def _ua_columns_uncached(self, ua: str) -> tuple[dict[str, Any], bool]:
+        info = self.ua.parse(ua)
+        return {"browser": info.browser, "browser_version": info.browser_version, "os": info.os,
+                "os_version": info.os_version, "device_type": info.device_type, "device_brand": info.device_brand,
+                "device_model": info.device_model, "is_bot": 0}, info.is_spider
+
+    def _source_columns_uncached(self, referrer: str, host: str, site: str, query: str) -> dict[str, str]:
+        return self.sources.classify_query(referrer, host, site, query)._asdict()
 
     def _clean_url_uncached(self, url: str) -> tuple[str, str]:
         cleaned, query, _ = clean_url(url, self.pii)
@@ -90,24 +102,20 @@ class Enricher:
         ip_hash = self.salt.hash_ip(ip, facts.received_ms)
         row["ip_hash"] = ip_hash
 
-        # Device and bots
+        # Device and bots (the UA's columns come as one cached dict)
         ua = facts.user_agent
-        info = self.ua.parse(ua)
-        bot = self.bots.reason(ua, info.is_spider, event, facts.accept_language)
-        row["browser"] = info.browser
-        row["browser_version"] = info.browser_version
-        row["os"] = info.os
-        row["os_version"] = info.os_version
-        row["device_type"] = "bot" if bot else info.device_type
-        row["device_brand"] = info.device_brand
-        row["device_model"] = info.device_model
-        row["is_bot"] = 1 if bot else 0
+        columns, is_spider = self._ua_columns(ua)
+        row.update(columns)
+        if self.bots.reason(ua, is_spider, event, facts.accept_language):
+            row["device_type"] = "bot"
+            row["is_bot"] = 1
 
-        # Geo: a trusted CDN's headers first (when enabled), else the database
-        geo = self.geo.lookup(ip)
+        # Geo: the database, overridden by a trusted CDN's headers when the operator enabled them
         if self.cdn_geo and (facts.cdn_country or facts.cdn_geo):
-            geo = cdn_geo(facts.cdn_country, facts.cdn_geo, geo)
-        row["country"], row["region"], row["city"] = geo.country, geo.region, geo.city
+            geo = cdn_geo(facts.cdn_country, facts.cdn_geo, self.geo.lookup(ip))
+            row["country"], row["region"], row["city"] = geo.country, geo.region, geo.city
+        else:
+            row.update(self.geo.columns(ip))
 
         # Privacy: PII out of URLs, no e-mail as user id
         pii = self.pii
@@ -137,9 +145,7 @@ class Enricher:
             scrub_ip(row, ip)
 
         # Sources, UTMs, channel
-        src = self.sources.classify_query(referrer, row.get("host") or "", site, query)
-        (row["ref_host"], row["source"], row["medium"], row["channel"], row["utm_source"], row["utm_medium"],
-         row["utm_campaign"], row["utm_term"], row["utm_content"], row["click_id"]) = src
+        row.update(self._source_columns(referrer, row.get("host") or "", site, query))
 
         # Identity
         self.identity.resolve(row, event, ip, ip_hash, ua, facts.received_ms)

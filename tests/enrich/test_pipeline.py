@@ -158,3 +158,23 @@ def test_cookieless_visitor_and_session_when_the_tracker_sends_none(enricher: En
     row3 = make_row(ev)
     enricher.enrich(row3, ev, facts(ip="216.160.83.56"))
     assert row3["visitor_id"] != row1["visitor_id"]
+
+
+def test_geo_database_replaced_while_enriching_is_used_for_the_next_events(tmp_path: Path) -> None:
+    import os
+    import shutil
+
+    db = tmp_path / "geo.mmdb"
+    shutil.copy(DATA / "GeoLite2-Country-Test.mmdb", db)
+    e = Enricher(Settings(data_dir=tmp_path, geoip_db=str(db)))
+    e.geo.check_interval = 0
+    ev = event()
+    row = make_row(ev)
+    e.enrich(row, ev, facts())
+    assert (row["country"], row["region"], row["city"]) == ("GB", "", "")
+    shutil.copy(CITY, tmp_path / "new.mmdb")
+    os.replace(tmp_path / "new.mmdb", db)
+    row = make_row(ev)
+    e.enrich(row, ev, facts())
+    assert (row["country"], row["region"], row["city"]) == ("GB", "England", "London")
+    e.close()
