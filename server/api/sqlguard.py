@@ -3,7 +3,7 @@
 1. The text goes to ClickHouse as a *parameter* of `formatQuery()` - never as SQL - so a syntax
    error or a second statement (`SELECT 1; DROP ...`, which chDB would otherwise run) is refused
    before anything executes, and what comes back is one canonical statement without comments.
-2. `EXPLAIN AST` of that statement is walked: the root must be a SELECT (or UNION/INTERSECT of
+2. Its first keyword must be SELECT or WITH, and `EXPLAIN AST` of it is walked: the root must be a SELECT (or UNION/INTERSECT of
    SELECTs) with no INTO OUTFILE, FORMAT or SETTINGS; the only table is `events`; no table
    functions (`file()`, `url()`, `s3()`, `remote()`, ...); no functions that reach outside the
    query (dictionaries, `joinGet`, `file`, ...).
@@ -23,6 +23,7 @@ from pixel.server.api.query import runner
 from pixel.server.store import Store, StoreError
 
 ALLOWED_TABLES = {"events"}
+HARMLESS_TABLES = {"system.one"}  # the one-row dummy ClickHouse reads for SELECT without FROM
 ROOTS = ("SelectWithUnionQuery", "SelectIntersectExceptQuery")
 QUERY_NODES = {*ROOTS, "SelectQuery", "TablesInSelectQuery"}  # "...Query" AST nodes a SELECT may contain
 DENIED_FUNCTIONS = {
@@ -92,6 +93,8 @@ def check_ast(lines: list[str]) -> None:
             raise SqlRefused(f"only SELECT queries are allowed ({node})")
         if node == "TableIdentifier":
             name = _ALIAS.sub("", arg).replace("`", "")
+            if name in HARMLESS_TABLES:
+                continue
             if name.split(".")[0] in ("system", "information_schema", "INFORMATION_SCHEMA"):
                 raise SqlRefused(f"system tables are not allowed ({name})")
             if name not in ALLOWED_TABLES:
@@ -124,10 +127,19 @@ def _quote(value: str) -> str:
 
 def run(store: Store, sql: str, site: str, limits: Limits = Limits()) -> dict[str, Any]:
     statement = canonical(store, sql)
+    first = statement.lstrip("( \n").split(None, 1)[0].upper() if statement.strip() else ""
+    if first not in ("SELECT", "WITH"):
+        raise SqlRefused(f"only SELECT queries are allowed (this is {first or 'empty'})")
     try:
-        plan = store.query("EXPLAIN AST " + statement)
+        # As a subquery, so the output format applies to the outer SELECT on every engine/driver.
+        plan = store.query(f"SELECT explain FROM (EXPLAIN AST {statement})")
     except StoreError as exc:
-        raise SqlRefused(f"cannot analyse the query: {_first_line(str(exc))}") from None
+        message = str(exc)
+        if "output options" in message:
+            raise SqlRefused("INTO OUTFILE, FORMAT and SETTINGS clauses are not allowed") from None
+        if "supports only SELECT" in message:
+            raise SqlRefused("only SELECT queries are allowed") from None
+        raise SqlRefused(f"cannot analyse the query: {_first_line(message)}") from None
     check_ast([row[0] for row in plan.rows])
     site_filter = _quote(f"site = {_quote(site)}")
     wrapped = (

@@ -1,4 +1,5 @@
-"""API fixtures: a real chDB store in a temp folder, the app over it, users, and a logged-in client."""
+"""API fixtures: a real store (chDB in a temp folder, or the server engine against the test-only front),
+the app over it, users, and a logged-in client."""
 
 from __future__ import annotations
 
@@ -13,9 +14,12 @@ from pixel.server.api import create_app
 from pixel.server.api.app import open_meta
 from pixel.server.api.security import hash_password
 from pixel.server.settings import Settings
+from pixel.server.store import Store
 from pixel.server.store.chdb_engine import ChdbStore
+from pixel.server.store.clickhouse_engine import ClickHouseStore
 
 from tests.api import dataset
+from tests.chfront import ChFront
 
 ADMIN_PASSWORD = "admin-password-123"
 VIEWER_PASSWORD = "viewer-password-123"
@@ -25,7 +29,7 @@ VIEWER_PASSWORD = "viewer-password-123"
 class Api:
     client: TestClient
     settings: Settings
-    store: ChdbStore
+    store: Store
     data_dir: Path
     admin: dict[str, str]
     site_id: int
@@ -41,11 +45,30 @@ class Api:
         return {"Authorization": f"Bearer {self.login(username, password)['access_token']}"}
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Modules that set ENGINES = ("chdb", "clickhouse") run on both store engines."""
+    if "api" in metafunc.fixturenames:
+        metafunc.parametrize("engine", getattr(metafunc.module, "ENGINES", ("chdb",)), scope="module")
+
+
+@pytest.fixture(scope="session")
+def api_chfront(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChFront]:
+    """The server engine (clickhouse-connect) against the test-only HTTP front on chDB."""
+    front = ChFront.start(tmp_path_factory.mktemp("api-chfront"))
+    yield front
+    front.stop()
+
+
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+def api(engine: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Api]:
     """One store + app per test module, with the fixed data set, an admin, a viewer of one site."""
     data_dir = tmp_path_factory.mktemp("api")
-    store = ChdbStore(data_dir / "store")
+    store: Store
+    if engine == "clickhouse":
+        front: ChFront = request.getfixturevalue("api_chfront")
+        store = ClickHouseStore(front.url, database=f"pixel_api_{data_dir.name.replace('-', '_')}")
+    else:
+        store = ChdbStore(data_dir / "store")
     store.migrate()
     events = dataset.generate()
     store.insert_rows("events", events)

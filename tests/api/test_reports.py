@@ -10,6 +10,8 @@ from typing import Any
 from tests.api import dataset
 from tests.api.conftest import Api
 
+ENGINES = ("chdb", "clickhouse")
+
 WEEK = {"period": "custom", "from": "2024-03-04", "to": "2024-03-10"}
 FIRST, LAST = date(2024, 3, 4), date(2024, 3, 10)
 

@@ -7,6 +7,8 @@ import pytest
 from tests.api import dataset
 from tests.api.conftest import Api
 
+ENGINES = ("chdb", "clickhouse")
+
 ESCAPES = [
     ("DROP TABLE events", "only SELECT queries are allowed"),
     ("ALTER TABLE events DELETE WHERE 1", "only SELECT queries are allowed"),
@@ -21,6 +23,7 @@ ESCAPES = [
     ("SELECT * FROM url('http://127.0.0.1:8081/track', 'JSONEachRow')", "table function url() is not allowed"),
     ("SELECT * FROM s3('http://127.0.0.1/b/k.csv')", "table function s3() is not allowed"),
     ("SELECT * FROM remote('127.0.0.1', system.one)", "table function remote() is not allowed"),
+    ("SELECT * FROM system.numbers", "system tables are not allowed (system.numbers)"),
     ("SELECT * FROM numbers(10)", "table function numbers() is not allowed"),
     ("SELECT file('x')", "function file() is not allowed"),
     ("SELECT dictGet('d', 'a', toUInt64(1))", "function dictGet() is not allowed"),

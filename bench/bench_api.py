@@ -1,0 +1,137 @@
+"""API report speed on the embedded store: N events over D days, the standard dashboard for one site.
+
+Generates the events inside chDB (INSERT ... SELECT from numbers(), so generation is not the
+bottleneck), then times, through the real FastAPI app in-process (ASGI, no network):
+- the standard dashboard for the last 30 days: summary (with comparison) + visitors/pageviews
+  timeseries by day + 8 breakdowns (page, entry_page, referrer, source, country, browser, os, device);
+- realtime (visitors now, pageviews per minute, top pages).
+
+Usage (from the repository root):
+    .venv/bin/python bench/bench_api.py --events 10000000 --days 90 --runs 15
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from fastapi.testclient import TestClient  # noqa: E402
+from pixel.server.api import create_app  # noqa: E402
+from pixel.server.api.app import open_meta  # noqa: E402
+from pixel.server.api.security import hash_password  # noqa: E402
+from pixel.server.settings import Settings  # noqa: E402
+from pixel.server.store.chdb_engine import ChdbStore  # noqa: E402
+
+SITE = "bench.example"
+BREAKDOWNS = ("page", "entry_page", "referrer", "source", "country", "browser", "os", "device")
+
+GENERATE = """
+INSERT INTO events (timestamp, received_at, site, event_id, event_name, visitor_id, session_id, url, host, path,
+    title, ref_host, source, medium, channel, utm_source, utm_campaign, country, region, city, browser, os,
+    device_type, screen, language, is_bot, engaged_ms, props)
+SELECT ts, ts, site, toString(generateUUIDv4()), name, toString(v), concat(toString(v), '-', toString(toDate(ts))),
+    concat('https://', site, p), site, p, concat('Title ', p), ref, src, med, chan, if(h % 13 = 0, 'newsletter', ''),
+    if(h % 13 = 0, 'spring', ''), ctry, concat(ctry, '-', toString(h % 7)), concat('City ', toString(h % 50)),
+    ['Chrome', 'Firefox', 'Safari', 'Edge', 'Samsung Internet'][h % 5 + 1],
+    ['Windows', 'macOS', 'Linux', 'Android', 'iOS'][bitShiftRight(h, 3) % 5 + 1],
+    ['desktop', 'mobile', 'tablet'][bitShiftRight(h, 5) % 3 + 1], ['1920x1080', '1366x768', '390x844'][bitShiftRight(h, 7) % 3 + 1],
+    ['en-US', 'de-DE', 'fr-FR', 'es-ES'][bitShiftRight(h, 9) % 4 + 1], if(h % 50 = 0, 1, 0), bitShiftRight(h, 11) % 60000,
+    if(name = 'signup', map('plan', ['free', 'pro'][bitShiftRight(h, 13) % 2 + 1]), map())
+FROM (
+    SELECT number, cityHash64(number) AS h, h % {visitors:UInt64} AS v,
+        if(number % {sites:UInt64} = 0, 'bench.example', concat('site', toString(number % {sites:UInt64}), '.example')) AS site,
+        now64(3) - toIntervalMillisecond(cityHash64(number, 1) % ({days:UInt64} * 86400000)) AS ts,
+        if(h % 10 < 8, 'pageview', ['signup', 'download', 'outbound'][h % 3 + 1]) AS name,
+        concat('/', ['', 'pricing', 'blog', 'docs', 'about'][bitShiftRight(h, 2) % 5 + 1], '/', toString(bitShiftRight(h, 4) % 40)) AS p,
+        ['', 'google.com', 'twitter.com', 'news.ycombinator.com', 'github.com'][bitShiftRight(h, 6) % 5 + 1] AS ref,
+        ['', 'Google', 'Twitter', 'Hacker News', 'GitHub'][bitShiftRight(h, 6) % 5 + 1] AS src,
+        ['', 'organic', 'social', 'referral', 'referral'][bitShiftRight(h, 6) % 5 + 1] AS med,
+        ['Direct', 'Organic Search', 'Organic Social', 'Referral', 'Referral'][bitShiftRight(h, 6) % 5 + 1] AS chan,
+        ['US', 'DE', 'FR', 'GB', 'IN', 'BR', 'JP'][bitShiftRight(h, 8) % 7 + 1] AS ctry
+    FROM numbers({start:UInt64}, {count:UInt64}))
+"""
+
+
+def generate(store: ChdbStore, events: int, days: int, sites: int, chunk: int = 1_000_000) -> float:
+    started = time.perf_counter()
+    for start in range(0, events, chunk):
+        store.command(GENERATE, {"start": start, "count": min(chunk, events - start), "visitors": max(events // 20, 1),
+                                 "sites": sites, "days": days})
+    return time.perf_counter() - started
+
+
+def dashboard(client: TestClient, site_id: int, headers: dict[str, str]) -> float:
+    base = f"/api/sites/{site_id}/reports"
+    started = time.perf_counter()
+    for path, params in [("summary", {}), ("timeseries", {"interval": "day"})] + \
+            [(f"breakdown/{d}", {"limit": 10}) for d in BREAKDOWNS]:
+        r = client.get(f"{base}/{path}", params={"period": "30d", **params}, headers=headers)
+        assert r.status_code == 200, r.text
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--sites", type=int, default=1, help="events spread over this many sites")
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--optimize", action="store_true", help="OPTIMIZE TABLE events FINAL before timing")
+    args = parser.parse_args()
+    data_dir = Path(tempfile.mkdtemp(prefix="pixel-bench-api-"))
+    store = ChdbStore(data_dir / "store")
+    store.migrate()
+    print(f"generating {args.events:,} events over {args.days} days in {args.sites} site(s)...", flush=True)
+    print(f"  generated in {generate(store, args.events, args.days, args.sites):.1f} s", flush=True)
+    if args.optimize:
+        t = time.perf_counter()
+        store.command("OPTIMIZE TABLE events FINAL")
+        print(f"  optimized in {time.perf_counter() - t:.1f} s")
+    parts = store.scalar("SELECT count() FROM system.parts WHERE table = 'events' AND active")
+    rows = store.scalar(f"SELECT count() FROM events WHERE site = '{SITE}'")
+    print(f"  {rows:,} events for {SITE}; {parts} active parts")
+    settings = Settings(data_dir=data_dir)
+    meta = open_meta(settings)
+    meta.create_user("bench", hash_password("bench-password-1"), "admin")
+    site_id = meta.insert("sites", {"domain": SITE, "name": SITE, "timezone": "Europe/Berlin", "created_at": 0.0})
+    with TestClient(create_app(settings, store)) as client:
+        token = client.post("/api/auth/login", json={"username": "bench", "password": "bench-password-1"}).json()
+        headers = {"Authorization": f"Bearer {token['access_token']}"}
+        dashboard(client, site_id, headers)  # warm-up
+        totals = [dashboard(client, site_id, headers) for _ in range(args.runs)]
+        per_report = {}
+        base = f"/api/sites/{site_id}/reports"
+        for path, params in [("summary", {}), ("timeseries", {"interval": "day"})] + \
+                [(f"breakdown/{d}", {"limit": 10}) for d in BREAKDOWNS]:
+            times = []
+            for _ in range(5):
+                t = time.perf_counter()
+                client.get(f"{base}/{path}", params={"period": "30d", **params}, headers=headers)
+                times.append(time.perf_counter() - t)
+            per_report[path] = statistics.median(times)
+        realtime = []
+        for _ in range(args.runs):
+            t = time.perf_counter()
+            assert client.get(f"{base}/realtime", headers=headers).status_code == 200
+            realtime.append(time.perf_counter() - t)
+    ms = [t * 1000 for t in sorted(totals)]
+    print(f"dashboard (summary+timeseries+8 breakdowns, 30d): p50 {statistics.median(ms):.0f} ms, "
+          f"min {ms[0]:.0f} ms, max {ms[-1]:.0f} ms over {args.runs} runs")
+    for path, t in per_report.items():
+        print(f"  {path:24s} p50 {t * 1000:.0f} ms")
+    rt = sorted(t * 1000 for t in realtime)
+    print(f"realtime: p50 {statistics.median(rt):.0f} ms, min {rt[0]:.0f} ms, max {rt[-1]:.0f} ms")
+    store.close()
+    import shutil
+
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
