@@ -76,6 +76,7 @@ class Enricher:
             link_window=float(settings.link_window),
             link_groups=tuple(settings.link_groups),
         )
+        self.identity.load(self.identity_path)
 
     def _ua_columns_uncached(self, ua: str) -> tuple[dict[str, Any], bool]:
         info = self.ua.parse(ua)
@@ -89,6 +90,10 @@ class Enricher:
     def _clean_url_uncached(self, url: str) -> tuple[str, str]:
         cleaned, query, _ = clean_url(url, self.pii)
         return cleaned, query
+
+    @property
+    def identity_path(self) -> Path:
+        return self.settings.state_dir / "identity.json"
 
     def honours_dnt(self, site: str) -> bool:
         return self.dnt_all or site.lower() in self.dnt_sites
@@ -162,4 +167,9 @@ class Enricher:
         return [row for row, event, facts in zip(rows, events, facts_list, strict=True) if enrich(row, event, facts)]
 
     def close(self) -> None:
+        """Call at shutdown: saves the identity state (sessions, links) for the next start."""
         self.geo.close()
+        try:
+            self.identity.save(self.identity_path)
+        except OSError as exc:
+            log.warning("enrichment: cannot save the identity state to %s (%s)", self.identity_path, exc)

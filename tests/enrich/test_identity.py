@@ -133,3 +133,31 @@ def test_state_survives_across_calls_and_is_bounded(tmp_path: Path) -> None:
     # entries also expire by time
     ids.prune(T0 + 31 * MIN + 5000)
     assert len(ids.sessions) == 0 and len(ids.links) == 0 and len(ids.aliases) == 0
+
+
+def test_state_is_saved_and_restored_across_restarts(tmp_path: Path) -> None:
+    salt = DailySalt(tmp_path / "salts")
+    ids = IdentityResolver(salt)
+    s1 = hit(ids, "example.com", T0, visitor="v1", device=IPHONE_DEVICE)["session_id"]
+    hit(ids, "shop.example", T0, visitor="shop-vid", device=ANDROID_DEVICE, ua=ANDROID)
+    hit(ids, "expired.example", T0 - 40 * MIN, visitor="old")
+    state = tmp_path / "state" / "identity.json"
+    ids.save(state, now_ms=T0 + MIN)
+    assert state.stat().st_mode & 0o777 == 0o600
+    assert "203.0.113.7" not in state.read_text()
+
+    again = IdentityResolver(salt)
+    again.load(state, now_ms=T0 + 2 * MIN)
+    assert hit(again, "example.com", T0 + 2 * MIN, visitor="v1")["session_id"] == s1  # the session goes on
+    linked = hit(again, "blog.example", T0 + 3 * MIN, visitor="blog-vid", device=ANDROID_DEVICE, ua=ANDROID)
+    assert linked["visitor_id"] == "shop-vid"  # the link window too
+    assert ("expired.example", "old") not in again.sessions
+
+
+def test_unreadable_state_file_is_ignored(tmp_path: Path) -> None:
+    state = tmp_path / "identity.json"
+    state.write_text("{not json")
+    ids = IdentityResolver(DailySalt(tmp_path / "salts"))
+    ids.load(state)
+    ids.load(tmp_path / "missing.json")
+    assert len(ids.sessions) == 0

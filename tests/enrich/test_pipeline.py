@@ -178,3 +178,18 @@ def test_geo_database_replaced_while_enriching_is_used_for_the_next_events(tmp_p
     e.enrich(row, ev, facts())
     assert (row["country"], row["region"], row["city"]) == ("GB", "England", "London")
     e.close()
+
+
+def test_close_saves_identity_state_and_a_new_enricher_continues_the_session(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    ev = event(visitor_id=None, page={"url": "https://example.com/a"})
+    e = Enricher(settings)
+    first = make_row(ev)
+    e.enrich(first, ev, facts())
+    e.close()
+    assert (tmp_path / "state" / "identity.json").exists()
+    e2 = Enricher(settings)
+    second = make_row(ev)
+    e2.enrich(second, ev, facts())
+    assert second["session_id"] == first["session_id"]
+    e2.close()
