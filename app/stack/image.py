@@ -4,6 +4,7 @@ so the last two need nothing but the Docker API."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import subprocess
@@ -105,6 +106,9 @@ def build(
         raise StackError(
             f"Building the image failed: {exc.explanation or exc}", code="build-failed"
         ) from None
+    # The multi-stage build leaves its build stage (wheels + compilers' output, ~1.5 GB) untagged.
+    with contextlib.suppress(APIError):
+        client.images.prune(filters={"dangling": True, "label": "io.pixel.build-stage"})
     progress(Progress("build", 1.0, f"built {tag}"))
 
 
