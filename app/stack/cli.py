@@ -239,7 +239,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                 f"{c.service:12} {c.state:8} {c.health:9} restarts={c.restarts} cpu={cpu} mem={mem} ports={c.ports}"
             )
         if st.events_inserted is not None:
-            print(f"events stored: {st.events_inserted}")
+            print(f"events stored since the container started: {st.events_inserted}")
         if st.backlog_bytes is not None:
             print(f"spool backlog: {st.backlog_bytes} bytes")
         return 0
