@@ -81,6 +81,11 @@ class BotDetector:
             return why
         if is_spider:
             return "ua-parser-spider"
+        return self.request_reason(event, accept_language)
+
+    @staticmethod
+    def request_reason(event: dict[str, Any], accept_language: str) -> str:
+        """The per-event signals (the UA's are cached separately): automation seen by the tracker, request traits."""
         device = event.get("device")
         if isinstance(device, dict) and device.get("webdriver") is True:
             return "webdriver"

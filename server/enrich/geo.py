@@ -100,6 +100,7 @@ class GeoLocator:
         self._stamp: tuple[int, int, int] | None = None
         self._last_check = 0.0
         self._warned_missing = False
+        self.generation = 0
         self.lookup = functools.lru_cache(maxsize=cache_size)(self._lookup)
         self.columns = functools.lru_cache(maxsize=cache_size)(self._columns)
         self._refresh(force=True)
@@ -142,6 +143,7 @@ class GeoLocator:
             return
         old, self._reader = self._reader, reader
         self._city = "City" in reader.metadata().database_type
+        self.generation += 1  # tells callers' own per-IP caches to start over
         self._stamp = stamp
         self._warned_missing = False
         self.lookup.cache_clear()

@@ -69,6 +69,9 @@ class Enricher:
         # Per-distinct-value caches of whole column groups: one dict.update per event instead of many stores.
         self._clean_url = functools.lru_cache(maxsize=50_000)(self._clean_url_uncached)
         self._ua_columns = functools.lru_cache(maxsize=20_000)(self._ua_columns_uncached)
+        self._ip_columns = functools.lru_cache(maxsize=65_536)(self._ip_columns_uncached)
+        self._day_start = self._day_end = 0
+        self._geo_generation = -1
         self._source_columns = functools.lru_cache(maxsize=50_000)(self._source_columns_uncached)
         self.identity = IdentityResolver(
             self.salt,
@@ -78,11 +81,24 @@ class Enricher:
         )
         self.identity.load(self.identity_path)
 
-    def _ua_columns_uncached(self, ua: str) -> tuple[dict[str, Any], bool]:
+    def _ua_columns_uncached(self, ua: str) -> tuple[dict[str, Any], str]:
         info = self.ua.parse(ua)
-        return {"browser": info.browser, "browser_version": info.browser_version, "os": info.os,
-                "os_version": info.os_version, "device_type": info.device_type, "device_brand": info.device_brand,
-                "device_model": info.device_model, "is_bot": 0}, info.is_spider
+        columns = {"browser": info.browser, "browser_version": info.browser_version, "os": info.os,
+                   "os_version": info.os_version, "device_type": info.device_type,
+                   "device_brand": info.device_brand, "device_model": info.device_model, "is_bot": 0}
+        return columns, self.bots.ua_reason(ua) or ("ua-parser-spider" if info.is_spider else "")
+
+    def _ip_columns_uncached(self, ip: str) -> dict[str, str]:
+        columns = dict(self.geo.columns(ip))
+        columns["ip_hash"] = self.salt.hash_ip(ip, self._day_start)
+        return columns
+
+    def _new_day(self, received_ms: int) -> None:
+        """A new UTC day (new salt) or a reloaded geo database: the per-IP cache starts over."""
+        self._day_start = received_ms - received_ms % 86_400_000
+        self._day_end = self._day_start + 86_400_000
+        self._geo_generation = self.geo.generation
+        self._ip_columns.cache_clear()
 
     def _source_columns_uncached(self, referrer: str, host: str, site: str, query: str) -> dict[str, str]:
         return self.sources.classify_query(referrer, host, site, query)._asdict()
@@ -104,23 +120,25 @@ class Enricher:
             return False
         self.geo.maybe_reload()
         ip = facts.ip
-        ip_hash = self.salt.hash_ip(ip, facts.received_ms)
-        row["ip_hash"] = ip_hash
+        received_ms = facts.received_ms
 
-        # Device and bots (the UA's columns come as one cached dict)
-        ua = facts.user_agent
-        columns, is_spider = self._ua_columns(ua)
-        row.update(columns)
-        if self.bots.reason(ua, is_spider, event, facts.accept_language):
-            row["device_type"] = "bot"
-            row["is_bot"] = 1
-
-        # Geo: the database, overridden by a trusted CDN's headers when the operator enabled them
+        # Per IP, cached for the day: ip_hash and geo (the database's; a trusted CDN's headers override it)
+        if not self._day_start <= received_ms < self._day_end or self._geo_generation != self.geo.generation:
+            self._new_day(received_ms)
+        ip_columns = self._ip_columns(ip)
+        row.update(ip_columns)
+        ip_hash = ip_columns["ip_hash"]
         if self.cdn_geo and (facts.cdn_country or facts.cdn_geo):
             geo = cdn_geo(facts.cdn_country, facts.cdn_geo, self.geo.lookup(ip))
             row["country"], row["region"], row["city"] = geo.country, geo.region, geo.city
-        else:
-            row.update(self.geo.columns(ip))
+
+        # Device and bots: the UA's columns and its bot verdict are one cached entry
+        ua = facts.user_agent
+        columns, ua_bot = self._ua_columns(ua)
+        row.update(columns)
+        if ua_bot or self.bots.request_reason(event, facts.accept_language):
+            row["device_type"] = "bot"
+            row["is_bot"] = 1
 
         # Privacy: PII out of URLs, no e-mail as user id
         pii = self.pii
