@@ -151,11 +151,35 @@ class StoreSupervisor:
 
 
 def run_collector(settings: Settings) -> None:
-    """The collector's worker processes on settings.port until SIGTERM/SIGINT (uvicorn restarts dead workers)."""
-    import uvicorn
+    """The collector's worker processes on settings.port until SIGTERM/SIGINT; dead workers are replaced.
 
+    granian serves the RSGI binding (the default: fastest measured, see bench/README.md); uvicorn
+    serves the ASGI one. Workers are spawned processes that read their settings from the environment.
+    """
     os.environ.update(to_env(settings))
     metrics.clear(settings.state_dir / "metrics" / "collector")
+    if settings.server == "granian":
+        from granian import Granian
+        from granian.constants import HTTPModes, Interfaces
+
+        Granian(
+            "pixel.server.collector.app:create_rsgi_app",
+            factory=True,
+            address=settings.host,
+            port=settings.port,
+            interface=Interfaces.RSGI,
+            http=HTTPModes.http1,
+            websockets=False,
+            workers=settings.workers,
+            respawn_failed_workers=True,
+            respawn_interval=0.5,
+            backlog=2048,
+            log_level="warning",
+            log_access=False,
+        ).serve()
+        return
+    import uvicorn
+
     uvicorn.run(
         "pixel.server.collector.app:create_app",
         factory=True,

@@ -45,6 +45,7 @@ class Settings:
     port: int = 8081  # collector
     api_port: int = 8082  # store process: shipper metrics, health, API
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)  # collector processes
+    server: str = "granian"  # collector HTTP server: granian (RSGI, fastest measured) or uvicorn (ASGI)
 
     # Collector
     allowed_origins: tuple[str, ...] = ("*",)
@@ -133,6 +134,8 @@ class Settings:
             raise SettingsError(f"PIXEL_TRACK_PATH must start with '/': {self.track_path!r}")
         if "/" in self.script_name or not self.script_name:
             raise SettingsError(f"PIXEL_SCRIPT_NAME must be a file name: {self.script_name!r}")
+        if self.server not in ("granian", "uvicorn"):
+            raise SettingsError(f"PIXEL_SERVER must be 'granian' or 'uvicorn', not {self.server!r}")
         if self.workers < 1:
             raise SettingsError("PIXEL_WORKERS must be at least 1")
 

@@ -1,5 +1,6 @@
-"""The collector: a bare ASGI callable on the hot path (no web framework), one per worker process."""
+"""The collector: one request logic (`core`) behind an RSGI (granian) and an ASGI (uvicorn) binding."""
 
-from pixel.server.collector.app import Collector, create_app
+from pixel.server.collector.app import create_app, create_rsgi_app
+from pixel.server.collector.core import Collector
 
-__all__ = ["Collector", "create_app"]
+__all__ = ["Collector", "create_app", "create_rsgi_app"]

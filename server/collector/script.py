@@ -13,7 +13,7 @@ from pixel.tracker import dist_file
 class Asset:
     body: bytes
     gzipped: bytes
-    etag: bytes
+    etag: str
 
 
 def load_tracker(name: str = "pixel.js") -> Asset | None:
@@ -22,5 +22,5 @@ def load_tracker(name: str = "pixel.js") -> Asset | None:
         body = dist_file(name).read_bytes()
     except (FileNotFoundError, OSError):
         return None
-    etag = b'"' + hashlib.blake2b(body, digest_size=12).hexdigest().encode() + b'"'
+    etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
     return Asset(body, gzip.compress(body, 9, mtime=0), etag)

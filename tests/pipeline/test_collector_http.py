@@ -16,13 +16,14 @@ def spool_snapshot(data_dir: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(spool.iterdir())} if spool.exists() else {}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["granian", "uvicorn"])
 def collector(tmp_path_factory, request):
+    """`pixel collect` with each server binding: granian (RSGI, the default) and uvicorn (ASGI)."""
     from tests.conftest import PixelProcess, free_port
 
     data = tmp_path_factory.mktemp("collector") / "data"
     proc = PixelProcess("collect", data, free_port(), free_port(),
-                        {"PIXEL_WORKERS": "2", "PIXEL_LOG_LEVEL": "WARNING"}).start()
+                        {"PIXEL_WORKERS": "2", "PIXEL_LOG_LEVEL": "WARNING", "PIXEL_SERVER": request.param}).start()
     request.addfinalizer(proc.stop)
     return proc
 

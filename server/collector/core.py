@@ -1,0 +1,292 @@
+"""The collector's request logic, independent of the server interface (ASGI or RSGI adapters call it).
+
+Per tracking request it does the least it can: validate the body with one `orjson.loads`, and
+append the body *as received* plus the request facts to the spool with one `write(2)` (no
+re-encode, no per-request open/close), then answer. Everything else (parsing events into columns,
+enrichment, inserting) is the shipper's job, off the hot path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import ipaddress
+import logging
+import os
+import time
+from pathlib import Path
+from typing import NamedTuple, Protocol
+from urllib.parse import unquote_to_bytes
+
+import orjson
+
+from pixel.server import metrics
+from pixel.server.collector.script import Asset, load_tracker
+from pixel.server.settings import Settings
+from pixel.server.shipper.checkpoint import Checkpoint
+from pixel.server.spool import SpoolWriter, encode_record, unshipped_bytes
+
+log = logging.getLogger("pixel.collector")
+
+CODES = (200, 204, 304, 400, 404, 405, 413, 500, 503)
+COUNTERS = tuple(f"requests_{c}" for c in CODES) + ("events",)
+_SLOT = {code: i for i, code in enumerate(CODES)}
+_EVENTS = len(CODES)
+
+GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+JSON = ("content-type", "application/json")
+# A cross-origin tracker can read Retry-After only when it is exposed.
+RETRY = [("retry-after", "5"), ("access-control-expose-headers", "Retry-After")]
+CORS_PREFLIGHT = [
+    ("access-control-allow-methods", "GET, POST, OPTIONS"),
+    ("access-control-allow-headers", "Content-Type"),
+    ("access-control-max-age", "86400"),
+]
+
+
+class Headers(Protocol):
+    def get(self, key: str, default: str = ..., /) -> str: ...
+
+
+class Response(NamedTuple):
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+def collector_metrics_dir(settings: Settings) -> Path:
+    return settings.state_dir / "metrics" / "collector"
+
+
+def _enc(value: str) -> bytes:
+    return value.encode("utf-8", "surrogateescape")
+
+
+class Collector:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.track_path = settings.track_path
+        self.script_path = "/" + settings.script_name
+        self.max_body = settings.max_body_bytes
+        self.max_events = settings.max_events_per_request
+        self.any_origin = "*" in settings.allowed_origins
+        self.origins = set(settings.allowed_origins)
+        self.trusted = settings.trusted_proxies
+        self.cdn_geo = settings.cdn_geo_headers
+        self._trusted_cache: dict[str, bool] = {}
+        self.spool: SpoolWriter | None = None
+        self.counters: metrics.CounterFile | None = None
+        self.asset: Asset | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        s = self.settings
+        self.spool = SpoolWriter(s.spool_dir, max_bytes=s.segment_max_bytes, max_age=s.segment_max_age,
+                                 fsync_interval=s.fsync_interval, cap_bytes=s.spool_max_bytes)
+        self.counters = metrics.CounterFile(collector_metrics_dir(s), COUNTERS)
+        self.asset = load_tracker(s.script_name)
+        if self.asset is None:
+            log.warning("collector: the tracker is not built (tracker/dist/%s); %s answers 404",
+                        s.script_name, self.script_path)
+
+    def stop(self) -> None:
+        if self.spool is not None:
+            self.spool.close()
+
+    async def tick_forever(self) -> None:
+        """fsync and rotate on the spool's policy, off the event loop (blocking calls)."""
+        assert self.spool is not None
+        interval = self.settings.fsync_interval if self.settings.fsync_interval > 0 else 0.1
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await loop.run_in_executor(None, self.spool.tick)
+            except Exception:  # a failed tick must not stop later ones
+                log.exception("collector: spool tick failed")
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def handle(self, method: str, path: str, query: str, headers: Headers, peer: str, body: bytes,
+               too_large: bool) -> Response:
+        """Answer one request. `body` is what the adapter read (POST only); `too_large` when over the limit."""
+        if path == self.track_path:
+            if method == "POST":
+                response = self._post(headers, peer, body, too_large)
+            elif method == "GET":
+                response = self._get_pixel(headers, peer, query)
+            elif method == "OPTIONS":
+                response = Response(204, CORS_PREFLIGHT[:], b"")
+            else:
+                response = self._error(405, "method not allowed", f"{method} {path}", [("allow", "GET, POST, OPTIONS")])
+        elif path == self.script_path:
+            response = self._script(method, headers)
+        elif path == "/health":
+            response = Response(200, [JSON], b'{"status":"ok","pid":%d}' % os.getpid())
+        elif path == "/metrics":
+            response = Response(200, [("content-type", "text/plain; version=0.0.4")], self.render_metrics())
+        else:
+            response = self._error(404, "not found", path)
+        if self.any_origin:
+            response.headers.append(("access-control-allow-origin", "*"))
+        else:
+            origin = headers.get("origin", "")
+            if origin:
+                if origin in self.origins:
+                    response.headers.append(("access-control-allow-origin", origin))
+                response.headers.append(("vary", "Origin"))
+        if self.counters is not None:
+            self.counters.add(_SLOT[response.status])
+        return response
+
+    def _post(self, headers: Headers, peer: str, body: bytes, too_large: bool) -> Response:
+        assert self.spool is not None
+        if self.spool.over_cap:
+            return self._error(503, "spool full", "the spool is over its disk cap; retry later", RETRY[:])
+        if too_large:
+            return self._error(413, "body too large", f"the limit is {self.max_body} bytes")
+        n, problem = self._validate(body)
+        if problem is not None:
+            return self._error(400, *problem)
+        return self._store(headers, peer, body, n, Response(204, [], b""))
+
+    def _get_pixel(self, headers: Headers, peer: str, query: str) -> Response:
+        assert self.spool is not None
+        if self.spool.over_cap:
+            return self._error(503, "spool full", "retry later", RETRY[:])
+        raw = ""
+        for part in query.split("&"):
+            if part.startswith("e="):
+                raw = part[2:]
+                break
+        if not raw:
+            return self._error(400, "missing event", "GET /track needs ?e=<base64url JSON>")
+        if len(raw) > self.max_body * 3:
+            return self._error(413, "event too large", f"the limit is {self.max_body} bytes")
+        encoded = unquote_to_bytes(raw)
+        try:
+            body = base64.b64decode(encoded + b"=" * (-len(encoded) % 4), altchars=b"-_", validate=True)
+        except (binascii.Error, ValueError):
+            return self._error(400, "bad encoding", "e= must be base64url-encoded JSON")
+        if len(body) > self.max_body:
+            return self._error(413, "event too large", f"the limit is {self.max_body} bytes")
+        n, problem = self._validate(body)
+        if problem is not None:
+            return self._error(400, *problem)
+        return self._store(headers, peer, body, n,
+                           Response(200, [("content-type", "image/gif"), ("cache-control", "no-store")], GIF))
+
+    def _validate(self, body: bytes) -> tuple[int, tuple[str, str] | None]:
+        """(number of events, None) for an event object or an array of 1..max events; else (0, (error, detail))."""
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            return 0, ("invalid JSON", str(exc))
+        if type(doc) is dict:
+            return 1, None
+        if type(doc) is not list:
+            return 0, ("not an event", "the body must be a JSON object or an array of objects")
+        n = len(doc)
+        if n == 0:
+            return 0, ("no events", "the array is empty")
+        if n > self.max_events:
+            return 0, ("too many events", f"{n} events in one request; the limit is {self.max_events}")
+        for i, item in enumerate(doc):
+            if type(item) is not dict:
+                return 0, ("not an event", f"item {i} of the array is not a JSON object")
+        return n, None
+
+    def _store(self, headers: Headers, peer: str, body: bytes, n: int, ok: Response) -> Response:
+        get = headers.get
+        xff, real_ip = get("x-forwarded-for", ""), get("x-real-ip", "")
+        country = get("cf-ipcountry", "")[:2].upper() if self.cdn_geo else ""
+        if self.trusted and (xff or real_ip or country):
+            ip = self._client_ip(peer, xff, real_ip)
+            if country and not self._trusted_cache.get(peer):
+                country = ""  # a geo header from anyone but a trusted proxy is ignored
+        else:
+            ip, country = peer, ""
+        host = get("origin", "") or get("referer", "")
+        if host:
+            host = host.split("://", 1)[-1].split("/", 1)[0]
+        record = encode_record(int(time.time() * 1000), _enc(ip), _enc(get("user-agent", "")),
+                               _enc(get("accept-language", "")), _enc(host), _enc(country), body)
+        assert self.spool is not None and self.counters is not None
+        try:
+            self.spool.append(record)
+        except OSError as exc:  # disk full or the like: nothing was acknowledged, the tracker retries
+            log.error("collector: cannot append to the spool: %s", exc)
+            return self._error(503, "spool unavailable", "cannot write to the spool; retry later", RETRY[:])
+        self.counters.add(_EVENTS, n)
+        return ok
+
+    def _client_ip(self, peer: str, xff: str, real_ip: str) -> str:
+        """The client address: forwarded headers count only when the peer is a trusted proxy."""
+        trusted = self._trusted_cache.get(peer)
+        if trusted is None:
+            trusted = self._is_trusted(peer)
+            if len(self._trusted_cache) > 10_000:
+                self._trusted_cache.clear()
+            self._trusted_cache[peer] = trusted
+        if not trusted or not (xff or real_ip):
+            return peer
+        if xff:
+            # Walk from the right: the first address not itself a trusted proxy is the client.
+            hops = [h.strip() for h in xff.split(",") if h.strip()]
+            for hop in reversed(hops):
+                if not self._is_trusted(hop):
+                    return hop if _is_ip(hop) else peer
+            return hops[0] if hops and _is_ip(hops[0]) else peer
+        candidate = real_ip.strip()
+        return candidate if _is_ip(candidate) else peer
+
+    def _is_trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in net for net in self.trusted)
+
+    def _script(self, method: str, headers: Headers) -> Response:
+        if method not in ("GET", "HEAD"):
+            return self._error(405, "method not allowed", method, [("allow", "GET, HEAD")])
+        asset = self.asset
+        if asset is None:
+            return self._error(404, "not built", "the tracker has not been built")
+        if headers.get("if-none-match", "") == asset.etag:
+            return Response(304, [("etag", asset.etag)], b"")
+        out = [("content-type", "application/javascript; charset=utf-8"), ("etag", asset.etag),
+               ("cache-control", "public, max-age=3600, stale-while-revalidate=86400"), ("vary", "Accept-Encoding")]
+        if "gzip" in headers.get("accept-encoding", ""):
+            out.append(("content-encoding", "gzip"))
+            return Response(200, out, asset.gzipped)
+        return Response(200, out, asset.body)
+
+    @staticmethod
+    def _error(status: int, error: str, detail: str, extra: list[tuple[str, str]] | None = None) -> Response:
+        headers = [JSON]
+        if extra:
+            headers.extend(extra)
+        return Response(status, headers, orjson.dumps({"error": error, "detail": detail}))
+
+    # -- metrics ----------------------------------------------------------------------------
+
+    def render_metrics(self) -> bytes:
+        totals = metrics.read_totals(collector_metrics_dir(self.settings), COUNTERS)
+        backlog = unshipped_bytes(self.settings.spool_dir, Checkpoint.load(self.settings.checkpoint_path).offsets)
+        return metrics.prometheus([
+            ("pixel_collector_requests_total", "counter", "HTTP requests answered by the collector, by status.",
+             [(f'{{code="{c}"}}', totals[f"requests_{c}"]) for c in CODES]),
+            ("pixel_collector_events_total", "counter", "Events accepted into the spool.", [("", totals["events"])]),
+            ("pixel_spool_backlog_bytes", "gauge", "Spool bytes not yet inserted by the shipper.", [("", backlog)]),
+        ])
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
