@@ -62,6 +62,28 @@ def split_url(url: str) -> tuple[str, str, str]:
         raise BadEvent("page.url is not a URL") from None
 
 
+# The tracker's compact wire format (bench/README.md, "Wire format"): one-letter keys, aliases of the
+# long ones. A long key present wins.
+_SHORT_KEYS = {"i": "event_id", "n": "event_name", "t": "ts", "h": "site", "v": "visitor_id", "s": "session_id",
+               "u": "user_id", "p": "page", "d": "device", "e": "engaged_ms", "c": "scroll_depth", "a": "params"}
+_SHORT_NESTED = {"page": {"u": "url", "t": "title", "r": "referrer"},
+                 "device": {"s": "screen", "v": "viewport", "l": "lang", "z": "tz", "r": "dpr", "w": "webdriver"}}
+
+
+def expand_short_keys(event: dict[str, Any]) -> dict[str, Any]:
+    """Rename the compact format's short keys to the long ones, in place (enrichment reads the event too)."""
+    for short, long in _SHORT_KEYS.items():
+        if short in event:
+            event.setdefault(long, event.pop(short))
+    for key, names in _SHORT_NESTED.items():
+        nested = event.get(key)
+        if type(nested) is dict:
+            for short, long in names.items():
+                if short in nested:
+                    nested.setdefault(long, nested.pop(short))
+    return event
+
+
 def event_id_for(segment: str, offset: int, index: int) -> str:
     """A server-side event id that is the same every time the same spool record is read again."""
     return hashlib.blake2b(f"{segment}:{offset}:{index}".encode(), digest_size=16).hexdigest()
@@ -71,6 +93,8 @@ def normalize(event: Any, received_ms: int, *, min_ms: int, segment: str, offset
     """One wire-format event to a row dict (column name -> value). Raises BadEvent."""
     if type(event) is not dict:
         raise BadEvent("event is not a JSON object")
+    if "n" in event:  # the compact format (its event name is required)
+        expand_short_keys(event)
     name = event.get("event_name")
     if type(name) is not str or not name.strip():
         raise BadEvent("event_name is missing or not a non-empty string")
