@@ -8,7 +8,7 @@ await build({
   bundle: true,
   minify: true,
   format: 'iife',
-  target: 'es2019',
+  target: 'es2021',
   legalComments: 'none',
   logLevel: 'warning',
 })

@@ -4,10 +4,14 @@
 `/track` like the collector does (204, CORS) and records every request, and can be told to answer
 other statuses (503 + Retry-After, 400, 500) or be stopped and restarted on the same port.
 The end-to-end tests use the real `pixel serve` instead (tests/conftest.py `pixel_server`).
+
+The tracker sends the compact wire format (one-letter keys); `events()` gives them with the long keys,
+expanded by the shipper's own `expand_short_keys`, `raw_events()` as sent.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 import time
@@ -15,6 +19,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from pixel.server.shipper.normalize import expand_short_keys
 from pixel.tracker import dist_file
 
 
@@ -87,6 +92,11 @@ class PageServer(_Server):
         return Handler
 
 
+def long_keys(event: dict[str, Any]) -> dict[str, Any]:
+    """A compact-format event with the long keys, as the shipper reads it."""
+    return expand_short_keys(copy.deepcopy(event))
+
+
 @dataclass
 class Request:
     method: str
@@ -140,14 +150,18 @@ class RecordingCollector(_Server):
 
         return Handler
 
-    def events(self, status: int = 204) -> list[dict[str, Any]]:
-        """Every event of the POSTs answered `status`, in arrival order."""
+    def raw_events(self, status: int = 204) -> list[dict[str, Any]]:
+        """Every event of the POSTs answered `status`, in arrival order, as sent (short keys)."""
         out: list[dict[str, Any]] = []
         with self._lock:
             for r in self.requests:
                 if r.method == "POST" and r.status == status:
                     out.extend(r.body if isinstance(r.body, list) else [r.body])
         return out
+
+    def events(self, status: int = 204) -> list[dict[str, Any]]:
+        """Every event of the POSTs answered `status`, in arrival order, with the long keys."""
+        return [long_keys(e) for e in self.raw_events(status)]
 
     def named(self, name: str) -> list[dict[str, Any]]:
         return [e for e in self.events() if e["event_name"] == name]

@@ -6,11 +6,12 @@ import json
 import time
 
 from tests.tracker.conftest import page_html, snippet
-from tests.tracker.servers import RecordingCollector
+from tests.tracker.servers import RecordingCollector, long_keys
 
 
 def outbox(page) -> list[dict]:
-    return json.loads(page.evaluate("localStorage.pixel_q || '[]'"))
+    """The localStorage outbox, with the long keys."""
+    return [long_keys(e) for e in json.loads(page.evaluate("localStorage.pixel_q || '[]'"))]
 
 
 def wait_until(fn, timeout=10.0):
@@ -55,7 +56,7 @@ def test_503_with_retry_after_is_retried_then_delivered(page, pages, collector):
     posts = [r for r in collector.requests if r.method == "POST"]
     assert [r.status for r in posts] == [503, 204]
     # Retry-After 1 s plus up to 50 % jitter (retryDelay alone would have waited a minute)
-    assert posts[1].body[0]["event_id"] == posts[0].body[0]["event_id"]
+    assert posts[1].body[0]["i"] == posts[0].body[0]["i"]  # the same event, as sent
     assert outbox(page) == []
 
 

@@ -1,49 +1,46 @@
-import { D, L, W, cfg } from './core.js'
-import { engage, leave, navigated, resume, scrolled, track } from './track.js'
-import { flush, retry, setLeaving } from './transport.js'
+import { D, L, cfg } from './core.js'
+import { engage, leave, navigated, scrolled, track, visible } from './track.js'
+import { flush, retry } from './transport.js'
 
-const on = (target, type, fn) => target.addEventListener(type, fn, true)
+// Every listener is on window in the capture phase: document events (click, submit, visibilitychange)
+// pass through it first, and no page handler can stop them before us.
+const on = (type, fn) => addEventListener(type, fn, true)
 
 /** Installs every listener once; each checks its config key when it fires, so later config applies. */
 export const auto = () => {
   for (const m of ['pushState', 'replaceState']) {
     const orig = history[m]
-    history[m] = function () {
-      orig.apply(this, arguments)
-      navigated()
-    }
+    history[m] = (...a) => (navigated(), orig.apply(history, a))
   }
   // popstate also fires on hash changes
-  on(W, 'popstate', navigated)
-  on(W, 'scroll', scrolled)
+  on('popstate', navigated)
+  on('scroll', scrolled)
 
-  on(D, 'click', (e) => {
-    const a = e.target.closest('a[href]'), x = a && /\.(\w+)$/.exec(a.pathname)
+  // a path's extension: what follows its last dot (a path without one gives a string starting with /;
+  // an SVG link, which has no pathname, 'undefined')
+  on('click', (e, a = e.target.closest('a'), x = (a?.pathname + '').split('.').pop()) =>
     a &&
-      (cfg.downloadTracking && x && cfg.downloadExtensions.includes(x[1].toLowerCase())
-        ? track('download', { url: a.href, ext: x[1] })
-        : cfg.clickTracking && a.host && a.host != L.host && track('outbound', { url: a.href }))
-  })
+    (cfg.downloadTracking && cfg.downloadExtensions.includes(x.toLowerCase())
+      ? track('download', { url: a.href, ext: x })
+      : cfg.clickTracking && a.host && a.host != L.host && track('outbound', { url: a.href })))
 
-  // Field names only: values are never read; password fields and buttons are left out.
-  on(D, 'submit', (e) => {
-    const f = e.target
+  // Field names only: values are never read; password fields and buttons (submit, button, reset,
+  // image) are left out.
+  on('submit', (e, f = e.target) =>
     cfg.formTracking &&
-      track('form_submit', {
-        id: f.id,
-        action: f.action,
-        fields: [...new Set([...f.elements].filter((x) => x.name && !/^(password|submit|button|reset|image)$/.test(x.type)).map((x) => x.name))] + '',
-      })
-  })
+    track('form_submit', {
+      id: f.id,
+      action: f.action,
+      fields: [...new Set([...f.elements].map((x) => !/^(pa|su|bu|re|im)/.test(x.type) && x.name))].filter((x) => x) + '',
+    }))
 
-  on(D, 'visibilitychange', () => {
-    D.hidden ? engage(cfg.visibilityTracking) : (resume(), cfg.visibilityTracking && track('page_visible'))
+  on('visibilitychange', () => {
+    D.hidden ? engage(cfg.visibilityTracking) : visible()
     flush()
   })
-  on(W, 'pagehide', () => {
-    setLeaving()
+  on('pagehide', () => {
     leave()
-    flush()
+    flush(1)
   })
-  on(W, 'online', retry)
+  on('online', retry)
 }

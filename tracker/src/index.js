@@ -1,33 +1,34 @@
-// pixel.js: the `_pixel` command queue. See tracker/README.md for the snippet and every option.
-import { W, cfg, set, setConfig, warn } from './core.js'
+// pixel.js: the `_pixel` command queue. The wire format: bench/README.md, "Wire format".
+import { cfg, setConfig, store, warn } from './core.js'
 import { auto } from './auto.js'
 import { identify } from './identity.js'
-import { blocked, hasPageview, track } from './track.js'
+import { blocked, key, track } from './track.js'
 import { flush } from './transport.js'
 
 const commands = {
   config: setConfig,
   debug: (on) => setConfig('debug', on),
-  track: (name, params) => track(name, params),
+  track, // run passes two arguments: callers cannot set top-level fields
   // Email addresses are refused: a user id must not be personal data in clear. null clears it.
+  // A string or a number: /[gr]$/ matches the typeof of exactly those two; any @ is refused.
   setUserId: (id) =>
-    id == null ? set('u', null) : /^(string|number)$/.test(typeof id) && !/\S@\S+\.\S/.test(id) ? set('u', '' + id) : warn('user id refused', id),
+    id == null || (/[gr]$/.test(typeof id) && !/@/.test(id)) ? store('u', id && id + '') : warn('bad user id', id),
 }
 
 const run = (c) => {
-  const f = Array.isArray(c) && commands[c[0]]
-  f ? f(...c.slice(1)) : warn('bad command', c)
+  const f = c?.map && commands[c[0]]
+  f ? f(c[1], c[2]) : warn('bad command', c)
 }
-const isConfig = (c) => c && /^(config|debug)$/.test(c[0])
 
-const queue = W._pixel || []
+const queue = window._pixel || []
 // A second copy of the script on the page finds the `{push}` object, not an array, and does nothing.
 if (queue.map) {
-  // Config pushed before load applies first, whatever its position; then the other commands in order.
-  queue.map((c) => isConfig(c) && run(c))
-  if (!blocked()) identify().then(flush), auto()
-  queue.map((c) => isConfig(c) || run(c))
+  // Config pushed before load applies first, whatever its position (a stable sort); then the other
+  // commands in order.
+  // (config and debug: an array's string starts with its command's name)
+  queue.sort((x, y) => /^[cd]/.test(y) - /^[cd]/.test(x)).map(run)
+  blocked() || (identify().then(flush), auto())
   // Exactly one pageview per load: none if the snippet tracked its own.
-  cfg.pageviewTracking && !hasPageview() && track('pageview')
-  W._pixel = { push: run }
+  cfg.pageviewTracking && !key && track('pageview')
+  window._pixel = { push: run }
 }

@@ -1,82 +1,70 @@
-import { D, L, N, W, cfg, get, now, warn } from './core.js'
-import { session, tz, uid } from './identity.js'
+import { D, L, N, cfg, now, store, warn } from './core.js'
+import { tz, uid } from './identity.js'
 import { send } from './transport.js'
 
-// The current page: its snapshot taken at its pageview, its URL key, and what is measured on it
-// until it is left: visible time not reported yet, maximum scroll depth.
-let current, key, referrer = D.referrer, started = D.hidden ? 0 : now(), engaged = 0, depth = 0
+// The current page: its snapshot taken at its pageview, its URL key (set once a pageview was tracked),
+// and what is measured on it until it is left: visible time not reported yet, maximum scroll depth.
+export let key
+let page, referrer = D.referrer, started = D.hidden ? 0 : now(), engaged = 0, depth = 0
 
 const pageKey = () => (cfg.hashTracking ? L.href : L.href.split('#')[0])
 
 /** Do-Not-Track / Global Privacy Control, when the site asked to respect them. */
 export const blocked = () => cfg.respectDnt && (N.doNotTrack == 1 || N.globalPrivacyControl)
 
-export const scrolled = () =>
-  (depth = Math.max(depth, Math.min(100, Math.round(((W.scrollY + W.innerHeight) / D.documentElement.scrollHeight) * 100))))
+const root = D.documentElement
+/** The maximum scroll depth so far, in % of the page's height (the part seen: scrolled + visible). */
+export const scrolled = () => (depth = Math.max(depth, Math.round(((scrollY + root.clientHeight) / root.scrollHeight) * 100)))
 
 /**
- * Builds one wire-format event and sends it. Custom parameters keep flat string, number and boolean
- * values only (25 keys at most, strings cut at 500 characters); `extra` adds top-level fields.
+ * Builds one event in the compact wire format (bench/README.md, "Wire format") and sends it. Custom
+ * parameters keep flat string, number and boolean values only (25 keys at most, strings cut at 500
+ * characters); `extra` adds top-level fields. The session is renewed after `sessionTimeout` minutes
+ * without an event.
  */
-export function track(name, params, extra) {
-  let p = {}, n = 0, k, v, t, s = screen, ev
+export const track = (name, params, extra, a = {}, n = 0, k, v, t = now(), s = store('s')) => {
   if (blocked()) return
-  if (typeof name != 'string' || !/^.{1,64}$/.test(name)) return warn('bad event name', name)
+  if (typeof name != 'string' || !/^.{1,64}$/.test(name)) return warn('bad event', name)
   for (k in params)
     (v = params[k]),
-      (t = typeof v),
-      n++ < 25 && (t == 'string' || t == 'boolean' || (t == 'number' && isFinite(v)))
-        ? (p[k.slice(0, 64)] = t == 'string' ? v.slice(0, 500) : v)
-        : warn('dropped', k)
+      n++ < 25 && (typeof v == 'string' || typeof v == 'boolean' || Number.isFinite(v))
+        ? (a[k.slice(0, 64)] = v.slice ? v.slice(0, 500) : v)
+        : warn('bad param', k)
   name == 'pageview' &&
-    (leave(1),
-    current && (referrer = current.url),
-    (key = pageKey()),
-    (current = { url: L.href, title: D.title, referrer }),
-    (depth = 0))
-  send(
-    (ev = {
-      event_id: uid(),
-      event_name: name,
-      ts: now(),
-      site: cfg.site,
-      session_id: session(),
-      user_id: get('u'),
-      page: current || { url: L.href, title: D.title, referrer },
-      device: {
-        screen: s.width + 'x' + s.height,
-        viewport: W.innerWidth + 'x' + W.innerHeight,
-        lang: N.language,
-        tz,
-        dpr: W.devicePixelRatio,
-        webdriver: !!N.webdriver,
-      },
-      params: p,
-      ...extra,
-    }),
-  )
-  warn(ev)
+    (leave(1), page && (referrer = page.u), (key = pageKey()), (page = { u: L.href, t: D.title, r: referrer }))
+  s = store('s', { i: s && t - s.t <= cfg.sessionTimeout * 6e4 ? s.i : uid(), t })
+  send({
+    i: uid(),
+    n: name,
+    t,
+    h: cfg.site,
+    s: s.i,
+    u: store('u'),
+    p: page || { u: L.href, t: D.title, r: referrer },
+    d: { s: (s = screen).width + 'x' + s.height, l: N.language, z: tz, r: devicePixelRatio, w: N.webdriver },
+    a,
+    ...extra,
+  })
 }
 
 /** Stops the engagement clock; with `on`, reports the visible time not reported yet. */
 export const engage = (on) => {
   engaged += started && now() - started
   started = 0
-  on && current && engaged && (track('engagement', 0, { engaged_ms: engaged }), (engaged = 0))
+  on && page && engaged && (track('engagement', 0, { e: engaged }), (engaged = 0))
 }
 
-export const resume = () => (started = now())
+/** The tab is visible again: the clock restarts. */
+export const visible = () => ((started = now()), cfg.visibilityTracking && track('page_visible'))
 
 /** Leaving the current page (SPA navigation or pagehide): engagement time, then the maximum scroll depth. */
-export const leave = (restart) => {
-  if (!current) return
-  engage(cfg.engagementTracking)
-  engaged = 0
-  cfg.scrollTracking && track('scroll', 0, { scroll_depth: scrolled() })
-  restart && !D.hidden && resume()
-}
+export const leave = (restart) =>
+  page &&
+  (engage(cfg.engagementTracking),
+  (engaged = 0),
+  cfg.scrollTracking && track('scroll', 0, { c: scrolled() }),
+  (depth = 0),
+  restart && !D.hidden && (started = now()))
 
 /** SPA navigation: a pageview when the URL (with the hash if hashTracking) changed since the last one. */
 export const navigated = () => setTimeout(() => cfg.spaTracking && key && pageKey() != key && track('pageview'))
-
-export const hasPageview = () => key
