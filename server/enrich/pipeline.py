@@ -28,7 +28,7 @@ from pixel.server.enrich.privacy import (
     redact_emails,
     scrub_ip,
 )
-from pixel.server.enrich.sources import SourceClassifier
+from pixel.server.enrich.sources import SourceClassifier, campaign
 from pixel.server.enrich.useragent import UserAgentParser
 from pixel.server.settings import Settings
 
@@ -72,7 +72,6 @@ class Enricher:
         self._ip_columns = functools.lru_cache(maxsize=65_536)(self._ip_columns_uncached)
         self._day_start = self._day_end = 0
         self._geo_generation = -1
-        self._source_columns = functools.lru_cache(maxsize=50_000)(self._source_columns_uncached)
         self.identity = IdentityResolver(
             self.salt,
             session_timeout=float(settings.session_timeout),
@@ -100,12 +99,9 @@ class Enricher:
         self._geo_generation = self.geo.generation
         self._ip_columns.cache_clear()
 
-    def _source_columns_uncached(self, referrer: str, host: str, site: str, query: str) -> dict[str, str]:
-        return self.sources.classify_query(referrer, host, site, query)._asdict()
-
-    def _clean_url_uncached(self, url: str) -> tuple[str, str]:
-        cleaned, query, _ = clean_url(url, self.pii)
-        return cleaned, query
+    def _clean_url_uncached(self, url: str) -> tuple[str, str, tuple[str, ...]]:
+        cleaned, query, params = clean_url(url, self.pii)
+        return cleaned, query, campaign(params)
 
     @property
     def identity_path(self) -> Path:
@@ -144,9 +140,10 @@ class Enricher:
         pii = self.pii
         url = row.get("url") or ""
         if url:
-            row["url"], query = self._clean_url(url)
+            row["url"], query, campaign_key = self._clean_url(url)
         else:
-            query = clean_query((row.get("query") or "").lstrip("?"), pii)[0]
+            query, params = clean_query((row.get("query") or "").lstrip("?"), pii)
+            campaign_key = campaign(params)
         row["query"] = query
         referrer = row.get("referrer") or ""
         if referrer and ("?" in referrer or "@" in referrer or "#" in referrer):
@@ -168,7 +165,7 @@ class Enricher:
             scrub_ip(row, ip)
 
         # Sources, UTMs, channel
-        row.update(self._source_columns(referrer, row.get("host") or "", site, query))
+        row.update(self.sources.columns(referrer, row.get("host") or "", site, campaign_key))
 
         # Identity
         self.identity.resolve(row, event, ip, ip_hash, ua, facts.received_ms)

@@ -19,7 +19,6 @@ from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from pixel.server.enrich import sources_data
-from pixel.server.enrich.privacy import clean_query
 
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 MAX_UTM = 200
@@ -39,7 +38,6 @@ _CATEGORY_MEDIUM = {"search": "organic", "social": "social", "video": "video", "
 
 
 _CLICK_PRIORITY = {name: i for i, name in enumerate(sources_data.CLICK_IDS)}  # first listed wins
-_NO_UTM = ["", "", "", "", ""]
 
 
 class SourceInfo(NamedTuple):
@@ -56,6 +54,7 @@ class SourceInfo(NamedTuple):
 
 
 _DIRECT = SourceInfo("", "", "", "Direct", "", "", "", "", "", "")
+_DIRECT_COLUMNS = _DIRECT._asdict()
 
 
 class Referrer(NamedTuple):
@@ -199,7 +198,8 @@ class SourceClassifier:
         self.path_hosts = frozenset(key.split("/", 1)[0] for key in self.hosts if "/" in key)
         self.has_path_entries = functools.lru_cache(maxsize=cache_size)(self._has_path_entries)
         self.referrer = functools.lru_cache(maxsize=cache_size)(self._referrer)  # type: ignore[method-assign]
-        self.classify_query = functools.lru_cache(maxsize=cache_size)(self._classify_query)
+        self.decide_columns = functools.lru_cache(maxsize=cache_size)(self._decide_columns)
+        self.same_site = functools.lru_cache(maxsize=cache_size)(_same_site)
 
     def _has_path_entries(self, host: str) -> bool:
         """Whether some suffix of `host` has `host/path` entries (only then does the path matter)."""
@@ -269,32 +269,32 @@ class SourceClassifier:
             key = "/".join(path[1:].lower().split("/", 2)[:2]).rstrip("/")
         return host, self.lookup_host(host, key)
 
-    def _classify_query(self, referrer: str, page_host: str, site: str, query: str) -> SourceInfo:
-        """`classify` keyed by the page's (already PII-free) query string, so repeats are one cache hit."""
-        return self.classify(referrer, page_host, site, clean_query(query, frozenset())[1] if query else {})
-
-    def classify(
-        self,
-        referrer: str,
-        page_host: str,
-        site: str,
-        params: dict[str, str],
-    ) -> SourceInfo:
+    def classify(self, referrer: str, page_host: str, site: str, params: dict[str, str]) -> SourceInfo:
         """`params`: the page URL's query parameters (first value of each name, names in lower case)."""
         if not referrer and not params:
             return _DIRECT
-        click_id = click_source = click_medium = ""
-        if params:
-            utm = [params.get(k, "")[:MAX_UTM] for k in UTM_KEYS]
-            found = [name for name, value in params.items() if value and name in _CLICK_PRIORITY]
-            if found:
-                click_id = min(found, key=_CLICK_PRIORITY.__getitem__) if len(found) > 1 else found[0]
-                click_source, click_medium = sources_data.CLICK_IDS[click_id]
-        else:
-            utm = _NO_UTM
-        utm_source, utm_medium, utm_campaign = utm[0], utm[1], utm[2]
         ref_host, ref = self.referrer(referrer)
-        internal = _same_site(ref_host, page_host, site)
+        return self.decide(ref_host, ref, _same_site(ref_host, page_host, site), campaign(params))
+
+    def columns(self, referrer: str, page_host: str, site: str, campaign_key: tuple[str, ...]) -> dict[str, str]:
+        """The row's source columns as one (cached) dict; `campaign_key` is `campaign(params)`."""
+        if not referrer and campaign_key is NO_CAMPAIGN:
+            return _DIRECT_COLUMNS
+        ref_host, ref = self.referrer(referrer)
+        return self.decide_columns(ref_host, ref, self.same_site(ref_host, page_host, site), campaign_key)
+
+    def _decide_columns(self, ref_host: str, ref: Referrer | None, internal: bool,
+                        campaign_key: tuple[str, ...]) -> dict[str, str]:
+        return self.decide(ref_host, ref, internal, campaign_key)._asdict()
+
+    def decide(self, ref_host: str, ref: Referrer | None, internal: bool, campaign_key: tuple[str, ...]) -> SourceInfo:
+        """Source, medium and channel from the parsed referrer and the URL's campaign parameters."""
+        utm = campaign_key[:5]
+        utm_source, utm_medium, utm_campaign = utm[0], utm[1], utm[2]
+        click_id = campaign_key[5]
+        click_source, click_medium = sources_data.CLICK_IDS[click_id] if click_id else ("", "")
+        if not ref_host and campaign_key is NO_CAMPAIGN:
+            return _DIRECT
         if internal and not (utm_source or utm_medium or utm_campaign or click_id):
             return SourceInfo(ref_host, "", "internal", "Internal", *utm, click_id)
 
@@ -323,3 +323,21 @@ class SourceClassifier:
             source = medium = ""
         channel = channel_for(source, category, medium, utm_campaign)
         return SourceInfo(ref_host, source, medium, channel, *utm, click_id)
+
+
+NO_CAMPAIGN = ("", "", "", "", "", "")
+
+
+def campaign(params: dict[str, str]) -> tuple[str, str, str, str, str, str]:
+    """(utm_source, utm_medium, utm_campaign, utm_term, utm_content, click id name) from a URL's parameters;
+    the values that matter for sources, so a gclid's value never splits a cache entry."""
+    if not params:
+        return NO_CAMPAIGN
+    utm = [params.get(k, "")[:MAX_UTM] for k in UTM_KEYS]
+    found = [name for name, value in params.items() if value and name in _CLICK_PRIORITY]
+    click_id = ""
+    if found:
+        click_id = min(found, key=_CLICK_PRIORITY.__getitem__) if len(found) > 1 else found[0]
+    if not click_id and not any(utm):
+        return NO_CAMPAIGN
+    return (utm[0], utm[1], utm[2], utm[3], utm[4], click_id)
