@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,9 @@ class ChdbStore(Store):
         os.ftruncate(self._lock_fd, 0)
         os.write(self._lock_fd, str(os.getpid()).encode())
         self._session = session.Session(str(self.path))
+        # One statement at a time on the session: the shipper's inserts and the API's queries come from
+        # different threads, and a statement failing mid-result must not leak into the next one.
+        self._guard = threading.Lock()
         # 64-bit integers as JSON numbers whatever the chDB version (as the server engine asks).
         self._session.query("SET output_format_json_quote_64bit_integers = 0", "TabSeparated")
 
@@ -60,24 +64,28 @@ class ChdbStore(Store):
         try:
             if params:
                 sql, params = _bind(sql, params)
-            result = self._session.query(sql, fmt or "TabSeparated", params=params or None)
+            with self._guard:
+                result = self._session.query(sql, fmt or "TabSeparated", params=params or None)
+                return result.bytes() if fmt else b""
         except Exception as exc:  # chDB raises a bare RuntimeError/ChdbError with the server message
             raise StoreError(str(exc).strip()) from None
-        return result.bytes() if fmt else b""
 
     def insert_json(self, table: str, data: bytes, *, token: str | None = None) -> None:
         settings = f" SETTINGS insert_deduplication_token='{token}'" if token else ""
         if token and not token.isalnum():
             raise ValueError("dedup token must be alphanumeric")
         sql = f"INSERT INTO {table}{settings} FORMAT JSONEachRow\n"
+        text = sql + data.decode("utf-8", "replace")  # chDB parses a str query much faster than bytes
         try:
-            self._session.query(sql + data.decode("utf-8", "replace"), "TabSeparated")
+            with self._guard:
+                self._session.query(text, "TabSeparated")
         except Exception as exc:
             raise StoreError(str(exc).strip()) from None
 
     def close(self) -> None:
         if self._session is not None:
-            self._session.close()
+            with self._guard:
+                self._session.close()
             self._session = None  # type: ignore[assignment]
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             os.close(self._lock_fd)
