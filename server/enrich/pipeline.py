@@ -79,6 +79,7 @@ class Enricher:
             link_groups=tuple(settings.link_groups),
         )
         self.identity.load(self.identity_path)
+        self.errors = 0
 
     def _ua_columns_uncached(self, ua: str) -> tuple[dict[str, Any], str]:
         info = self.ua.parse(ua)
@@ -111,6 +112,18 @@ class Enricher:
         return self.dnt_all or site.lower() in self.dnt_sites
 
     def enrich(self, row: dict[str, Any], event: dict[str, Any], facts: RequestFacts) -> bool:
+        """Fill the enrichment columns; False = drop the event (DNT/GPC). Never raises: a bug here must not
+        hold the shipper's batch forever, so an unexpected error is logged and the row keeps only its ip_hash."""
+        try:
+            return self._enrich(row, event, facts)
+        except Exception:
+            self.errors += 1
+            if self.errors <= 10 or self.errors % 10_000 == 0:
+                log.exception("enrichment failed for an event (%d so far); stored with ip_hash only", self.errors)
+            row["ip_hash"] = self.salt.hash_ip(facts.ip, facts.received_ms)
+            return True
+
+    def _enrich(self, row: dict[str, Any], event: dict[str, Any], facts: RequestFacts) -> bool:
         site = row.get("site") or ""
         if (facts.dnt or facts.gpc) and (self.dnt_all or site.lower() in self.dnt_sites):
             return False

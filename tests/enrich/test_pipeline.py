@@ -193,3 +193,40 @@ def test_close_saves_identity_state_and_a_new_enricher_continues_the_session(tmp
     e2.enrich(second, ev, facts())
     assert second["session_id"] == first["session_id"]
     e2.close()
+
+
+ODD_EVENTS = [
+    event(device=["not", "an", "object"]),
+    event(device={"screen": 1920, "tz": None, "webdriver": "yes", "dpr": "x"}),
+    event(page={"url": "https://example.com/" + "a" * 3000 + "?q=" + "%" * 50, "referrer": "http://[::1"}),
+    event(page={"url": "not a url at all", "referrer": "javascript:alert(1)", "title": "@" * 100}),
+    event(page={"url": "https://example.com/?utm_source=%ZZ&&==&gclid", "referrer": "android-app://"}),
+    event(page={"url": "https://ex\u00e4mple.com/\u00fcber?x=\u2603", "referrer": "https://xn--exmple-cua.com/"}),
+    event(user_id=12345, params={"a": {"nested": True}, "b": [1, 2], "c": None}),
+]
+
+
+@pytest.mark.parametrize("ev", ODD_EVENTS, ids=range(len(ODD_EVENTS)))
+@pytest.mark.parametrize("ip", ["81.2.69.142", "2001:480::1", "", "garbage", "::1"])
+def test_odd_input_is_enriched_without_errors(enricher: Enricher, ev: dict[str, Any], ip: str) -> None:
+    row = make_row(ev)
+    assert enricher.enrich(row, ev, facts(ip=ip, ua="\x00\ufffd" if ip == "garbage" else CHROME)) is True
+    assert enricher.errors == 0
+    assert len(row["ip_hash"]) == 32 and row["channel"] and row["device_type"]
+    if len(ip) >= 7:
+        assert ip not in repr(row)
+
+
+def test_an_internal_error_keeps_the_row_with_its_ip_hash(enricher: Enricher, caplog: pytest.LogCaptureFixture,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: Any) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(enricher.identity, "resolve", broken)
+    ev = event()
+    row = make_row(ev)
+    with caplog.at_level(logging.ERROR):
+        assert enricher.enrich(row, ev, facts()) is True
+    assert len(row["ip_hash"]) == 32 and "81.2.69.142" not in repr(row)
+    assert enricher.errors == 1
+    assert "enrichment failed" in caplog.text
