@@ -7,6 +7,8 @@ user_id, url, host, path, query, title, referrer, screen, language, timezone, en
 scroll_depth, props), then calls `Enricher.enrich(row, event, facts)` which fills the enrichment
 columns in place (ip_hash, sources/UTMs/channel, geo, device, is_bot) and may rewrite identity and
 privacy-relevant fields. The raw IP exists only in `facts` and must never be put into `row`.
+`enrich` returns False when the event must be dropped (Do-Not-Track / GPC on a site that honours it), and
+`Enricher.close()` at shutdown saves the identity state (sessions, cross-domain links) for the next start.
 """
 
 from __future__ import annotations
