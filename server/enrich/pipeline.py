@@ -9,6 +9,7 @@ value (user agent, IP, URL, referrer, campaign), so a realistic mix costs 12-18 
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -190,9 +191,17 @@ class Enricher:
         events: Sequence[dict[str, Any]],
         facts_list: Sequence[RequestFacts],
     ) -> list[dict[str, Any]]:
-        """Enrich a batch in order; returns the rows to store (DNT/GPC drops left out)."""
+        """Enrich a batch in order; returns the rows to store (DNT/GPC drops left out). The cyclic GC is paused
+        meanwhile: with a batch of live row dicts it otherwise rescans them over and over (~4 us/event here)."""
         enrich = self.enrich
-        return [row for row, event, facts in zip(rows, events, facts_list, strict=True) if enrich(row, event, facts)]
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return [row for row, event, facts in zip(rows, events, facts_list, strict=True)
+                    if enrich(row, event, facts)]
+        finally:
+            if was_enabled:
+                gc.enable()
 
     def close(self) -> None:
         """Call at shutdown: saves the identity state (sessions, links) for the next start."""

@@ -230,3 +230,26 @@ def test_an_internal_error_keeps_the_row_with_its_ip_hash(enricher: Enricher, ca
     assert len(row["ip_hash"]) == 32 and "81.2.69.142" not in repr(row)
     assert enricher.errors == 1
     assert "enrichment failed" in caplog.text
+
+
+def test_enrich_batch_matches_enrich_and_restores_the_gc(tmp_path: Path) -> None:
+    import gc
+
+    evs = [event(page={"url": f"https://example.com/p{i}?utm_source=google&utm_medium=cpc"}) for i in range(50)]
+    single = Enricher(Settings(data_dir=tmp_path / "a", geoip_db=CITY, dnt_sites=("example.com",)))
+    batch = Enricher(Settings(data_dir=tmp_path / "b", geoip_db=CITY, dnt_sites=("example.com",)))
+    all_facts = [facts(dnt=i % 10 == 0) for i in range(50)]
+    expected = []
+    for ev, f in zip(evs, all_facts, strict=True):
+        row = make_row(ev)
+        if single.enrich(row, ev, f):
+            expected.append(row)
+    assert gc.isenabled()
+    got = batch.enrich_batch([make_row(ev) for ev in evs], evs, all_facts)
+    assert gc.isenabled()
+    assert len(got) == 45
+    strip = ("ip_hash", "visitor_id", "session_id")  # keyed with each data folder's own salt
+    assert [{k: v for k, v in r.items() if k not in strip} for r in got] == \
+        [{k: v for k, v in r.items() if k not in strip} for r in expected]
+    single.close()
+    batch.close()
