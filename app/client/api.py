@@ -1,0 +1,150 @@
+"""A small synchronous client for the Pixel API (`/api/...`): login with a password, access tokens
+refreshed with the rotating refresh token, typed errors. Blocking by design: the GUI calls it from
+worker threads only."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import httpx
+
+
+class ApiError(Exception):
+    """The API answered with an error (bad input, not found...): the host is up, the request is wrong."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(f"{detail} ({status} {code})")
+        self.status = status
+        self.code = code
+        self.detail = detail
+
+
+class AuthError(ApiError):
+    """Wrong username or password, or the account is disabled."""
+
+
+class Unreachable(Exception):
+    """The host did not answer (down, no network, timeout, or a proxy saying the API is unavailable)."""
+
+
+# Answers that mean "the API is not there right now", not "your request is wrong".
+_UNAVAILABLE = {502, 503, 504}
+
+
+class ApiClient:
+    def __init__(self, base_url: str, username: str, password: str, *, timeout: float = 10.0,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.username = username
+        self._password = password
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport,
+                                  headers={"User-Agent": "pixel-desktop"})
+        self._lock = threading.Lock()
+        self._access: str | None = None
+        self._refresh: str | None = None
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------- transport
+    def _send(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+              body: dict[str, Any] | None = None, auth: bool = True) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self._access}"} if auth and self._access else {}
+        try:
+            response = self._http.request(method, path, params=params, json=body, headers=headers)
+        except httpx.TransportError as exc:
+            raise Unreachable(f"{self.base_url} did not answer: {exc}") from exc
+        if response.status_code in _UNAVAILABLE:
+            raise Unreachable(f"{self.base_url} answered {response.status_code}")
+        return response
+
+    @staticmethod
+    def _error(response: httpx.Response) -> ApiError:
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        if isinstance(body, dict) and "error" in body:
+            code, detail = str(body["error"]), str(body.get("detail", ""))
+        else:
+            code, detail = "error", response.text[:500]
+        cls = AuthError if response.status_code in (401, 403) else ApiError
+        return cls(response.status_code, code, detail)
+
+    # ---------------------------------------------------------------- auth
+    def login(self) -> dict[str, Any]:
+        response = self._send("POST", "/api/auth/login",
+                              body={"username": self.username, "password": self._password}, auth=False)
+        if response.status_code != 200:
+            raise self._error(response)
+        data = response.json()
+        self._access, self._refresh = data["access_token"], data["refresh_token"]
+        return data
+
+    def _renew(self) -> None:
+        """A fresh access token: the refresh token if we hold one, else the password."""
+        if self._refresh:
+            response = self._send("POST", "/api/auth/refresh", body={"refresh_token": self._refresh}, auth=False)
+            if response.status_code == 200:
+                data = response.json()
+                self._access, self._refresh = data["access_token"], data["refresh_token"]
+                return
+        self.login()
+
+    def request(self, method: str, path: str, params: dict[str, Any] | None = None,
+                body: dict[str, Any] | None = None) -> Any:
+        with self._lock:
+            if self._access is None:
+                self.login()
+            response = self._send(method, path, params=params, body=body)
+            if response.status_code == 401:
+                self._access = None
+                self._renew()
+                response = self._send(method, path, params=params, body=body)
+        if response.status_code >= 400:
+            raise self._error(response)
+        return response.json() if response.content else None
+
+    def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        return self.request("GET", path, params=params)
+
+    # ---------------------------------------------------------------- conveniences
+    def health(self) -> dict[str, Any]:
+        response = self._send("GET", "/api/health", auth=False)
+        if response.status_code != 200:
+            raise self._error(response)
+        return response.json()
+
+    def sites(self) -> list[dict[str, Any]]:
+        return list(self.get("/api/sites", {"limit": 100})["items"])
+
+    def create_site(self, domain: str, timezone: str = "UTC", name: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"domain": domain, "timezone": timezone}
+        if name:
+            body["name"] = name
+        return dict(self.request("POST", "/api/sites", body=body))
+
+    def report(self, site_id: int, name: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        return dict(self.get(f"/api/sites/{site_id}/reports/{name}", report_params(params or {})))
+
+
+def report_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Query parameters as the API wants them: filters as a JSON list, booleans as true/false."""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if value is None or (key == "filters" and not value):
+            continue
+        if key in ("filters", "steps") and not isinstance(value, str):
+            value = json.dumps(value, separators=(",", ":"))
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
+        out[key] = value
+    return out

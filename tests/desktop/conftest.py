@@ -1,0 +1,79 @@
+"""Desktop fixtures: Qt offscreen, private XDG folders (config, cache, data) per test, a real
+`pixel serve` with an admin, three sites and generated traffic, shared by the module's tests."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import PixelProcess, free_port
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+SITES = {"shop.example": "America/New_York", "blog.example": "Asia/Tokyo", "docs.example": "UTC"}
+
+
+@dataclass
+class LiveApi:
+    server: PixelProcess
+    username: str
+    password: str
+    sites: dict[str, int]  # domain -> id
+    events: int
+
+    @property
+    def url(self) -> str:
+        return self.server.api
+
+    def http(self) -> httpx.Client:
+        """An independent client (not the app's) to read the API's own numbers."""
+        client = httpx.Client(base_url=self.url, timeout=30)
+        token = client.post("/api/auth/login", json={"username": self.username, "password": self.password})
+        client.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+        return client
+
+
+@pytest.fixture(autouse=True)
+def private_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """platformdirs follows XDG_*: each test gets its own config, cache and data folders."""
+    for var in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME"):
+        monkeypatch.setenv(var, str(tmp_path / var.lower()))
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
+    from pixel.server import demo
+
+    root = tmp_path_factory.mktemp("desktop-api")
+    data = root / "data"
+    data.mkdir()
+    env = {**os.environ, "PIXEL_DATA_DIR": str(data)}
+    added = subprocess.run([sys.executable, "-m", "pixel.server.cli", "user", "add", "owner"],
+                           capture_output=True, text=True, env=env, timeout=120, check=True)
+    password = re.search(r"password: (\S+)", added.stdout).group(1)  # type: ignore[union-attr]
+    server = PixelProcess("serve", data, free_port(), free_port(),
+                          {"PIXEL_WORKERS": "1", "PIXEL_LOG_LEVEL": "WARNING"})
+    server.start()
+    try:
+        api = LiveApi(server, "owner", password, {}, 0)
+        with closing(api.http()) as client:
+            for domain, tz in SITES.items():
+                r = client.post("/api/sites", json={"domain": domain, "timezone": tz})
+                assert r.status_code == 201, r.text
+                api.sites[domain] = r.json()["id"]
+        api.events = demo.send(server.collector, events=3000, days=40, seed=7)
+        server.wait_shipped(api.events, timeout=120)
+        yield api
+    finally:
+        server.stop()
