@@ -155,7 +155,7 @@ def bench_shipper(n: int, visitors: int, uas: int, gc_tuned: bool = False) -> No
             writer = SpoolWriter(settings.spool_dir, max_bytes=64 << 20, fsync_interval=1.0)
             for body, f in zip(raw, facts, strict=True):
                 writer.append(encode_record(f.received_ms, f.ip.encode(), f.user_agent.encode(),
-                                            f.accept_language.encode(), b"example.com", b"", body))
+                                            f.accept_language.encode(), b"example.com", b"", b"", body))
             writer.close()
             store = ChdbStore(settings.store_dir)
             store.migrate()

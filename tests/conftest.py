@@ -118,7 +118,8 @@ class PixelProcess:
         return parse_metrics(httpx.get(f"{base}/metrics", timeout=5).text)
 
     def wait_shipped(self, count: int, timeout: float = 60.0) -> dict[str, float]:
-        """Wait until the shipper has inserted (or dead-lettered) `count` events and the spool is drained."""
+        """Wait until the shipper has inserted (or dead-lettered, or dropped for DNT) `count` events and the
+        spool is drained."""
         deadline = time.monotonic() + timeout
         seen: dict[str, float] = {}
         while time.monotonic() < deadline:
@@ -127,7 +128,7 @@ class PixelProcess:
             except httpx.HTTPError:
                 time.sleep(0.2)
                 continue
-            done = seen.get("pixel_shipper_events_inserted_total", 0) + seen.get("pixel_shipper_events_dead_total", 0)
+            done = sum(seen.get(f"pixel_shipper_events_{kind}_total", 0) for kind in ("inserted", "dead", "dropped"))
             if done >= count and seen.get("pixel_spool_backlog_bytes", 1) == 0:
                 return seen
             time.sleep(0.1)

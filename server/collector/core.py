@@ -211,8 +211,9 @@ class Collector:
         host = get("origin", "") or get("referer", "")
         if host:
             host = host.split("://", 1)[-1].split("/", 1)[0]
+        flags = (b"d" if get("dnt", "") == "1" else b"") + (b"g" if get("sec-gpc", "") == "1" else b"")
         record = encode_record(int(time.time() * 1000), _enc(ip), _enc(get("user-agent", "")),
-                               _enc(get("accept-language", "")), _enc(host), _enc(country), body)
+                               _enc(get("accept-language", "")), _enc(host), _enc(country), flags, body)
         assert self.spool is not None and self.counters is not None
         try:
             self.spool.append(record)

@@ -1,7 +1,9 @@
 """One spooled request: the body as received plus the server-side facts that are gone later.
 
     <received_ms> TAB <client_ip> TAB <user_agent> TAB <accept_language> TAB <origin_host> TAB <cdn_country>
-    TAB <body> LF
+    TAB <flags> TAB <body> LF
+
+`flags` holds `d` when the request carried `DNT: 1` and `g` for `Sec-GPC: 1` (sites may honour them).
 
 `cdn_country` is a CDN's geo header (CF-IPCountry and the like), kept only when the operator enabled
 CDN geo headers and the request came from a trusted proxy; otherwise empty.
@@ -26,6 +28,7 @@ class Record(NamedTuple):
     accept_language: str
     origin_host: str
     cdn_country: str
+    flags: str
     body: bytes
 
 
@@ -34,11 +37,17 @@ def _clean(value: bytes) -> bytes:
 
 
 def encode_record(received_ms: int, ip: bytes, ua: bytes, lang: bytes, origin: bytes, country: bytes,
-                  body: bytes) -> bytes:
+                  flags: bytes, body: bytes) -> bytes:
     if b"\n" in body or b"\r" in body:
         body = body.replace(b"\n", b" ").replace(b"\r", b" ")
-    return b"%d\t%b\t%b\t%b\t%b\t%b\t%b\n" % (
-        received_ms, _clean(ip), _clean(ua), _clean(lang), _clean(origin), _clean(country), body)
+    return b"%d\t%b\t%b\t%b\t%b\t%b\t%b\t%b\n" % (
+        received_ms, _clean(ip), _clean(ua), _clean(lang), _clean(origin), _clean(country), flags, body)
+
+
+def body_of(line: bytes) -> bytes:
+    """The body part of a (possibly torn) record line, never its request facts; b"" when not found."""
+    parts = line.split(b"\t", 7)
+    return parts[7] if len(parts) == 8 else b""
 
 
 class BadRecord(ValueError):
@@ -47,9 +56,9 @@ class BadRecord(ValueError):
 
 def parse_record(line: bytes) -> Record:
     """Parse one spool line (without its LF). Raises BadRecord on a torn or foreign line."""
-    parts = line.split(b"\t", 6)
-    if len(parts) != 7:
-        raise BadRecord("record has fewer than 7 fields (torn write?)")
+    parts = line.split(b"\t", 7)
+    if len(parts) != 8:
+        raise BadRecord("record has fewer than 8 fields (torn write?)")
     try:
         received_ms = int(parts[0])
     except ValueError:
@@ -61,5 +70,6 @@ def parse_record(line: bytes) -> Record:
         parts[3].decode("utf-8", "replace"),
         parts[4].decode("utf-8", "replace"),
         parts[5].decode("ascii", "replace"),
-        parts[6],
+        parts[6].decode("ascii", "replace"),
+        parts[7],
     )

@@ -100,14 +100,15 @@ def test_garbage_request_does_not_take_a_worker_down(collector) -> None:
 def test_good_request_appends_one_record(collector) -> None:
     before = spool_snapshot(collector.data_dir)
     r = httpx.post(f"{collector.collector}/track", content=b'[\n {"event_name": "a"},\r\n {"event_name": "b"}\n]',
-                   headers={"User-Agent": "UA\twith tab", "Accept-Language": "de-DE", "Origin": "https://shop.example"})
+                   headers={"User-Agent": "UA\twith tab", "Accept-Language": "de-DE", "Origin": "https://shop.example",
+                            "DNT": "1", "Sec-GPC": "1"})
     assert r.status_code == 204
     after = spool_snapshot(collector.data_dir)
     added = b"".join(after.values()).replace(b"".join(before.values()), b"") if before else b"".join(after.values())
     line = added.strip().splitlines()[-1]
     fields = line.split(b"\t")
-    assert fields[1:6] == [b"127.0.0.1", b"UA with tab", b"de-DE", b"shop.example", b""]
-    assert fields[6] == b'[  {"event_name": "a"},   {"event_name": "b"} ]'
+    assert fields[1:7] == [b"127.0.0.1", b"UA with tab", b"de-DE", b"shop.example", b"", b"dg"]
+    assert fields[7] == b'[  {"event_name": "a"},   {"event_name": "b"} ]'
 
 
 def test_cors_preflight_and_single_allow_origin_header(collector) -> None:

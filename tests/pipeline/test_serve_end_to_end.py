@@ -120,3 +120,22 @@ def test_shipped_segments_are_deleted(pixel_factory) -> None:
     leftovers = [(p.name, p.stat().st_size) for p in spool.iterdir()]
     # only empty open segments of live workers (just the format header) may remain
     assert all(name.endswith(".open") and size == 16 for name, size in leftovers), leftovers
+
+
+def test_do_not_track_and_gpc_are_honoured_for_the_sites_that_ask(pixel_factory) -> None:
+    server = pixel_factory("serve", pixel_dnt_sites="private.example")
+    send = [
+        ("private.example", {"DNT": "1"}),  # honoured: not stored
+        ("private.example", {"Sec-GPC": "1"}),  # honoured: not stored
+        ("private.example", {}),  # no signal: stored
+        ("open.example", {"DNT": "1", "Sec-GPC": "1"}),  # this site does not honour them: stored
+    ]
+    for site, headers in send:
+        event = {"event_name": "pageview", "site": site, "page": {"url": f"https://{site}/"}}
+        assert httpx.post(f"{server.collector}/track", json=event, headers=headers).status_code == 204
+    shipped = server.wait_shipped(4)
+    assert shipped["pixel_shipper_events_dropped_total"] == 2
+    assert shipped["pixel_shipper_events_inserted_total"] == 2
+    with server.open_store() as store:
+        rows = store.query("SELECT site, count() FROM events FINAL GROUP BY site ORDER BY site").rows
+    assert rows == [["open.example", 1], ["private.example", 1]]
