@@ -43,47 +43,6 @@ class _ExpiringLRU(OrderedDict):
         self[key] = entry
         self.move_to_end(key)
 
-    # -- across restarts ---------------------------------------------------------------------
-
-    def save(self, path: Path, now_ms: int | None = None) -> None:
-        """Writes the live state (only entries not yet expired) so a restarted shipper continues sessions and
-        links. Holds visitor/session ids and keyed hashes, never an IP. Atomic, owner-only."""
-        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-        self.prune(now_ms)
-        state = {
-            "version": 1,
-            "sessions": [[site, visitor, sid, last] for (site, visitor), (sid, last) in self.sessions.items()],
-            "links": [[key.hex(), vid, site, last] for key, (vid, site, last) in self.links.items()],
-            "aliases": [[site, original, vid, last] for (site, original), (vid, last) in self.aliases.items()],
-        }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(orjson.dumps(state))
-        os.replace(tmp, path)
-
-    def load(self, path: Path, now_ms: int | None = None) -> None:
-        """Reads what `save` wrote, dropping what expired meanwhile; a missing or unreadable file is no state."""
-        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-        try:
-            state = orjson.loads(path.read_bytes())
-            if state.get("version") != 1:
-                return
-            for site, visitor, sid, last in state["sessions"]:
-                if now_ms - last <= self.sessions.ttl_ms:
-                    self.sessions.touch((site, visitor), [sid, last])
-            for key, vid, site, last in state["links"]:
-                if now_ms - last <= self.links.ttl_ms:
-                    self.links.touch(bytes.fromhex(key), [vid, site, last])
-            for site, original, vid, last in state["aliases"]:
-                if now_ms - last <= self.aliases.ttl_ms:
-                    self.aliases.touch((site, original), [vid, last])
-        except FileNotFoundError:
-            return
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            log.warning("identity: ignoring unreadable state file %s (%s)", path, exc)
-
     def prune(self, now_ms: int) -> None:
         horizon = now_ms - self.ttl_ms
         while self:
