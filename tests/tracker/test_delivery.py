@@ -127,4 +127,8 @@ def test_closing_the_tab_delivers_pending_events_by_beacon(context, pages, colle
     page.evaluate("_pixel.push(['track', 'last-click'])")  # fired right before the close
     page.close()
     events = collector.wait_for(lambda ev: {"last-click", "engagement", "scroll"} <= {e["event_name"] for e in ev})
-    assert len([e for e in events if e["event_name"] == "last-click"]) == 1
+    clicks = [e for e in events if e["event_name"] == "last-click"]
+    # Delivered, at least once: when the close races a keepalive fetch already in flight, the beacon may carry
+    # the event again. Every copy has the same event_id, which the store collapses (events FINAL).
+    assert len(clicks) >= 1
+    assert len({e["event_id"] for e in clicks}) == 1
