@@ -36,7 +36,7 @@ READ_CHUNK = 4 * 1024 * 1024  # bytes read from one segment per batch at most
 
 
 # Upper bounds (seconds) of the visibility histogram: receive time (just before the 204) -> insert acknowledged.
-VISIBLE_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+VISIBLE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0)
 
 
 @dataclass(slots=True)
