@@ -23,6 +23,14 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 SITES = {"shop.example": "America/New_York", "blog.example": "Asia/Tokyo", "docs.example": "UTC"}
 
 
+def save_screenshot(widget, name: str) -> Path:  # type: ignore[no-untyped-def]
+    """Save a PNG of `widget` into docs/screenshots/ (the README shows them)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    assert widget.grab().save(str(path)), path
+    return path
+
+
 @dataclass
 class LiveApi:
     server: PixelProcess
@@ -63,7 +71,8 @@ def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
                            capture_output=True, text=True, env=env, timeout=120, check=True)
     password = re.search(r"password: (\S+)", added.stdout).group(1)  # type: ignore[union-attr]
     server = PixelProcess("serve", data, free_port(), free_port(),
-                          {"PIXEL_WORKERS": "1", "PIXEL_LOG_LEVEL": "WARNING"})
+                          {"PIXEL_WORKERS": "1", "PIXEL_LOG_LEVEL": "WARNING",
+                           "PIXEL_TRUSTED_PROXIES": "127.0.0.1", "PIXEL_CDN_GEO_HEADERS": "1"})
     server.start()
     try:
         api = LiveApi(server, "owner", password, {}, 0)

@@ -1,0 +1,191 @@
+"""Native pyqtgraph charts: a time series on a date axis in the site's time zone with a previous-period
+line and a hover crosshair, horizontal bars for breakdowns (click a bar to filter), funnel bars and
+small sparklines.
+
+Time zone: the API labels buckets in the site's zone ("2026-03-08 02:00:00", "2026-03-08"). The chart
+places each bucket at that wall-clock time read as if it were UTC and draws the axis in UTC, so the
+axis shows the site's local dates and hours whatever the viewer's zone (DST changes included).
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Sequence
+from datetime import datetime
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor
+
+pg.setConfigOptions(antialias=True, background="w", foreground="#333")
+
+CURRENT = QColor("#4f46e5")
+PREVIOUS = QColor("#a5b4fc")
+BAR = QColor("#818cf8")
+
+
+def bucket_x(label: str) -> float:
+    """A bucket label in the site's zone as the x value of the date axis (wall time read as UTC)."""
+    fmt = "%Y-%m-%d %H:%M:%S" if " " in label else "%Y-%m-%d"
+    return float(calendar.timegm(datetime.strptime(label, fmt).timetuple()))
+
+
+class TimeSeriesChart(pg.PlotWidget):
+    """One metric over time with the previous period of the same length as a dashed line."""
+
+    def __init__(self, parent=None) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(parent, axisItems={"bottom": pg.DateAxisItem(orientation="bottom", utcOffset=0)})
+        self.setMinimumHeight(220)
+        self.showGrid(x=False, y=True, alpha=0.15)
+        self.setMouseEnabled(x=True, y=False)
+        self.getPlotItem().setMenuEnabled(False)
+        self.addLegend(offset=(10, 5))
+        self.previous = self.plot([], [], pen=pg.mkPen(PREVIOUS, width=2, style=Qt.PenStyle.DashLine),
+                                  name="previous period")
+        self.current = self.plot([], [], pen=pg.mkPen(CURRENT, width=2.5), name="visitors",
+                                 symbol="o", symbolSize=5, symbolBrush=CURRENT, symbolPen=None)
+        for curve in (self.previous, self.current):
+            curve.setClipToView(True)
+            curve.setDownsampling(auto=True, method="peak")
+        self.crosshair = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#999", width=1))
+        self.crosshair.hide()
+        self.hover_text = pg.TextItem(color="#111", fill=pg.mkBrush(255, 255, 255, 220), anchor=(0, 1))
+        self.hover_text.hide()
+        self.addItem(self.crosshair, ignoreBounds=True)
+        self.addItem(self.hover_text, ignoreBounds=True)
+        self.labels: list[str] = []
+        self.metric_name = "visitors"
+        self.x = np.zeros(0)
+        self.y = np.zeros(0)
+        self.y_previous: np.ndarray | None = None
+        self.scene().sigMouseMoved.connect(self._mouse_moved)
+
+    def set_series(self, labels: Sequence[str], values: Sequence[float], metric: str = "visitors",
+                   previous: Sequence[float] | None = None) -> None:
+        """Draw `values` at bucket `labels`; `previous` (same length) is the period before."""
+        self.labels = list(labels)
+        self.metric_name = metric
+        self.x = np.fromiter((bucket_x(b) for b in labels), dtype=np.float64, count=len(labels))
+        self.y = np.asarray(values, dtype=np.float64)
+        self.current.setData(self.x, self.y, skipFiniteCheck=True)
+        self.current.opts["name"] = metric
+        self.current.setSymbol("o" if len(self.x) <= 120 else None)
+        if previous is not None and len(previous) == len(labels):
+            self.y_previous = np.asarray(previous, dtype=np.float64)
+            self.previous.setData(self.x, self.y_previous, skipFiniteCheck=True)
+            self.previous.show()
+        else:
+            self.y_previous = None
+            self.previous.setData([], [])
+            self.previous.hide()
+        legend = self.getPlotItem().legend
+        if legend is not None:
+            legend.clear()
+            legend.addItem(self.current, metric)
+            if self.y_previous is not None:
+                legend.addItem(self.previous, "previous period")
+        self.autoRange()
+
+    def set_data_fast(self, x: np.ndarray, y: np.ndarray) -> None:
+        """Replace the points of the current line only (for large series and benchmarks)."""
+        self.x, self.y = x, y
+        self.current.setSymbol(None)
+        self.current.setData(x, y, skipFiniteCheck=True)
+
+    def hover_at(self, index: int) -> str:
+        """Move the crosshair to bucket `index` and return the text it shows."""
+        if not 0 <= index < len(self.labels):
+            self.crosshair.hide()
+            self.hover_text.hide()
+            return ""
+        text = f"{self.labels[index]}\n{self.metric_name}: {self.y[index]:g}"
+        if self.y_previous is not None:
+            text += f"\nprevious period: {self.y_previous[index]:g}"
+        self.crosshair.setPos(self.x[index])
+        self.crosshair.show()
+        self.hover_text.setText(text)
+        self.hover_text.setPos(self.x[index], float(self.y[index]))
+        self.hover_text.show()
+        return text
+
+    def _mouse_moved(self, pos) -> None:  # type: ignore[no-untyped-def]
+        if not len(self.x) or not self.sceneBoundingRect().contains(pos):
+            return
+        point = self.getPlotItem().vb.mapSceneToView(pos)
+        self.hover_at(int(np.abs(self.x - point.x()).argmin()))
+
+    def axis_text(self, index: int) -> str:
+        """What the date axis prints at bucket `index` (for tests: the site's local time)."""
+        axis = self.getPlotItem().getAxis("bottom")
+        return axis.tickStrings([self.x[index]], 1, 3600 if " " in self.labels[index] else 86400)[0]
+
+
+class _ClickableBars(pg.BarGraphItem):
+    def __init__(self, owner: BarChart, **opts) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(**opts)
+        self.owner = owner
+
+    def mouseClickEvent(self, ev) -> None:  # type: ignore[no-untyped-def]  # noqa: N802 - Qt override
+        row = int(round(ev.pos().y()))
+        if 0 <= row < len(self.owner.names):
+            self.owner.clicked.emit(self.owner.names[row])
+            ev.accept()
+
+
+class BarChart(pg.PlotWidget):
+    """Horizontal bars, largest first at the top, names on the left axis. Emits `clicked(name)`."""
+
+    clicked = Signal(str)
+
+    def __init__(self, parent=None) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(parent)
+        self.setMinimumHeight(160)
+        self.setMouseEnabled(x=False, y=False)
+        self.getPlotItem().setMenuEnabled(False)
+        self.getPlotItem().hideButtons()
+        self.invertY(True)
+        self.names: list[str] = []
+        self.values = np.zeros(0)
+        self.bars: _ClickableBars | None = None
+
+    def set_bars(self, names: Sequence[str], values: Sequence[float]) -> None:
+        self.names = [str(n) if n not in (None, "") else "(none)" for n in names]
+        self.values = np.asarray(values, dtype=np.float64)
+        if self.bars is not None:
+            self.removeItem(self.bars)
+        y = np.arange(len(self.names), dtype=np.float64)
+        self.bars = _ClickableBars(self, x0=np.zeros(len(y)), y=y, height=0.7, width=self.values,
+                                   brush=BAR, pen=None)
+        self.addItem(self.bars)
+        axis = self.getPlotItem().getAxis("left")
+        axis.setTicks([[(i, _short(n)) for i, n in enumerate(self.names)]])
+        self.setYRange(-0.5, max(len(y), 1) - 0.5, padding=0.02)
+        self.setXRange(0, float(self.values.max()) if len(self.values) else 1.0, padding=0.05)
+
+
+def _short(text: str, n: int = 28) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+class Sparkline(pg.PlotWidget):
+    """A tiny line without axes (CPU, memory, ingest rate on the stack page)."""
+
+    def __init__(self, parent=None, color: str = "#4f46e5", capacity: int = 60) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(parent)
+        self.setFixedHeight(36)
+        self.setMinimumWidth(120)
+        self.hideAxis("left")
+        self.hideAxis("bottom")
+        self.setMouseEnabled(x=False, y=False)
+        self.getPlotItem().setMenuEnabled(False)
+        self.getPlotItem().hideButtons()
+        self.capacity = capacity
+        self.values: list[float] = []
+        self.curve = self.plot([], [], pen=pg.mkPen(color, width=1.5))
+
+    def push(self, value: float | None) -> None:
+        self.values.append(float("nan") if value is None else float(value))
+        self.values = self.values[-self.capacity:]
+        y = np.asarray(self.values, dtype=np.float64)
+        self.curve.setData(np.arange(len(y), dtype=np.float64), y, connect="finite")

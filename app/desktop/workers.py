@@ -1,0 +1,111 @@
+"""Background work for the GUI: a function runs on a QThreadPool thread; its result, error and
+progress come back as queued signals handled on the GUI thread. Every task can be cancelled: the
+function calls `task.check()` (or reads `task.cancelled`) between steps."""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
+
+
+class Cancelled(Exception):
+    """Raised inside a task once it was cancelled."""
+
+
+class _Signals(QObject):
+    done = Signal(object, object)  # task, result
+    failed = Signal(object, object)  # task, exception
+    progress = Signal(object, object)  # task, payload
+
+
+class Task(QRunnable):
+    def __init__(self, fn: Callable[[Task], Any], signals: _Signals) -> None:
+        super().__init__()
+        self.setAutoDelete(False)  # Python owns it (the Runner keeps it until it is finished)
+        self.fn = fn
+        self.signals = signals
+        self.cancelled = threading.Event()
+        self.finished = threading.Event()
+        self.on_done: Callable[[Any], None] | None = None
+        self.on_error: Callable[[BaseException], None] | None = None
+        self.on_progress: Callable[[Any], None] | None = None
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+
+    def check(self) -> None:
+        if self.cancelled.is_set():
+            raise Cancelled("cancelled")
+
+    def report(self, payload: Any) -> None:
+        """Progress for the GUI (thread-safe). Also a cancellation point."""
+        self.check()
+        self.signals.progress.emit(self, payload)
+
+    def run(self) -> None:
+        try:
+            result = self.fn(self)
+        except BaseException as exc:  # noqa: BLE001 - handed to the GUI, never lost
+            exc.__traceback_text__ = traceback.format_exc()  # type: ignore[attr-defined]
+            self.signals.failed.emit(self, exc)
+        else:
+            self.signals.done.emit(self, result)
+        finally:
+            self.finished.set()
+
+
+class Runner(QObject):
+    """Submits tasks to a thread pool and delivers their signals on the GUI thread."""
+
+    def __init__(self, parent: QObject | None = None, max_threads: int = 4) -> None:
+        super().__init__(parent)
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(max_threads)
+        self._signals = _Signals(self)
+        self._signals.done.connect(self._done)
+        self._signals.failed.connect(self._failed)
+        self._signals.progress.connect(self._progress)
+        self._running: set[Task] = set()
+
+    def submit(self, fn: Callable[[Task], Any], on_done: Callable[[Any], None] | None = None,
+               on_error: Callable[[BaseException], None] | None = None,
+               on_progress: Callable[[Any], None] | None = None) -> Task:
+        task = Task(fn, self._signals)
+        task.on_done, task.on_error, task.on_progress = on_done, on_error, on_progress
+        self._running.add(task)
+        self.pool.start(task)
+        return task
+
+    @property
+    def busy(self) -> int:
+        return len(self._running)
+
+    def cancel_all(self) -> None:
+        for task in list(self._running):
+            task.cancel()
+
+    def shutdown(self, timeout_ms: int = 30_000) -> bool:
+        """Cancel everything and wait for the threads (call before the QApplication goes)."""
+        self.cancel_all()
+        return self.pool.waitForDone(timeout_ms)
+
+    @Slot(object, object)
+    def _done(self, task: Task, result: Any) -> None:
+        self._running.discard(task)
+        if task.on_done and not task.cancelled.is_set():
+            task.on_done(result)
+
+    @Slot(object, object)
+    def _failed(self, task: Task, exc: BaseException) -> None:
+        self._running.discard(task)
+        if task.on_error:
+            task.on_error(exc)  # Cancelled included: a dialog may want to say "cancelled"
+
+    @Slot(object, object)
+    def _progress(self, task: Task, payload: Any) -> None:
+        if task.on_progress and not task.cancelled.is_set():
+            task.on_progress(payload)

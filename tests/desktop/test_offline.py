@@ -1,0 +1,76 @@
+"""Offline: the API stopped -> a freshly started dashboard draws every chart from the cache, marked
+"as of <time>"; the API back -> refreshed with new data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pixel.app.client import ApiClient, ReportCache, ReportSource
+from pixel.app.desktop.dashboard import DashboardPage
+from pixel.app.desktop.widgets import format_value
+from pixel.app.desktop.workers import Runner
+from pixel.server import demo
+
+from tests.desktop.conftest import save_screenshot
+from tests.desktop.test_dashboard import api_get, settle
+
+
+def open_page(qtbot, live_api, cache_path: Path) -> DashboardPage:
+    source = ReportSource(ApiClient(live_api.url, live_api.username, live_api.password, timeout=3),
+                          ReportCache(cache_path), "home")
+    page = DashboardPage(Runner(), source, realtime_ms=3_600_000)
+    qtbot.addWidget(page)
+    page.resize(1400, 1100)
+    page.show()
+    return page
+
+
+def close_page(page: DashboardPage) -> None:
+    page.runner.shutdown()
+    page.source.client.close()
+    page.source.cache.close()
+
+
+def test_offline_cached_charts_as_of_then_refreshed(qtbot, live_api, tmp_path: Path) -> None:
+    cache = tmp_path / "cache.sqlite3"
+    online = open_page(qtbot, live_api, cache)
+    online.load_sites()
+    settle(qtbot, online)
+    plotted = list(online.chart.current.getData()[1])
+    tiles = {m: t.value.text() for m, t in online.tiles.tiles.items()}
+    bars = [list(b.chart.values) for b in online.boxes]
+    as_of = online.parts["summary"].as_of
+    close_page(online)
+
+    server = live_api.server
+    server.stop()
+    try:
+        offline = open_page(qtbot, live_api, cache)
+        offline.load_sites()
+        # drawn from the cache at once, before any worker could answer
+        assert list(offline.chart.current.getData()[1]) == plotted
+        assert {m: t.value.text() for m, t in offline.tiles.tiles.items()} == tiles
+        assert [list(b.chart.values) for b in offline.boxes] == bars
+        qtbot.waitUntil(lambda: offline.runner.busy == 0, timeout=30_000)
+        assert offline.status.text() == f"Offline — {offline.parts['summary'].as_of_text()}"
+        assert offline.parts["summary"].as_of == as_of and not offline.parts["summary"].live
+        assert "did not answer" in offline.status.toolTip()
+        assert list(offline.chart.current.getData()[1]) == plotted  # still drawn after the failed refresh
+        save_screenshot(offline, "dashboard-offline")
+        # a view never fetched says so instead of showing nothing
+        offline.boxes[1].tabs.setCurrentIndex(2)
+        qtbot.waitUntil(lambda: offline.runner.busy == 0, timeout=30_000)
+        assert offline.boxes[1].note.text() == "Offline, and nothing cached for this view yet."
+    finally:
+        server.start()
+    shop = live_api.sites["shop.example"]
+    before = api_get(live_api, shop, "summary", period="30d")["metrics"]["visitors"]["value"]
+    sent = demo.send(server.collector, events=400, days=1, seed=99)
+    server.wait_shipped(sent, timeout=120)
+    after = api_get(live_api, shop, "summary", period="30d")["metrics"]["visitors"]["value"]
+    assert after > before
+    offline.refresh()
+    settle(qtbot, offline)
+    assert offline.tiles.tiles["visitors"].value.text() == format_value("visitors", after)
+    assert offline.parts["summary"].live and offline.parts["summary"].as_of > as_of
+    close_page(offline)
