@@ -174,7 +174,7 @@ class Sparkline(pg.PlotWidget):
     def __init__(self, parent=None, color: str = "#4f46e5", capacity: int = 60) -> None:  # type: ignore[no-untyped-def]
         super().__init__(parent)
         self.setFixedHeight(36)
-        self.setMinimumWidth(120)
+        self.setMinimumWidth(80)
         self.hideAxis("left")
         self.hideAxis("bottom")
         self.setMouseEnabled(x=False, y=False)
