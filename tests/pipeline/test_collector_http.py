@@ -94,7 +94,7 @@ def test_garbage_request_does_not_take_a_worker_down(collector) -> None:
     r = httpx.post(f"{collector.collector}/track", json=EVENT)
     assert r.status_code == 204
     after = {httpx.get(f"{collector.collector}/health").json()["pid"] for _ in range(20)}
-    assert after <= pids | after and pids & after  # the same workers still answer
+    assert after <= pids  # no worker was replaced: the ones that answered before still answer
 
 
 def test_good_request_appends_one_record(collector) -> None:
