@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
@@ -86,3 +87,61 @@ def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
         yield api
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def secret_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A real Secret Service: a private D-Bus session bus and an unlocked gnome-keyring-daemon
+    (scripts/system.d/50-desktop.sh installs them), as `dbus-run-session` + `--unlock` would give.
+    `keyring` then picks its SecretService backend. Yields the keyring's data folder."""
+    import keyring
+    import keyring.backends.SecretService
+
+    previous = keyring.get_keyring()
+    home = tmp_path_factory.mktemp("keyring-home")
+    run = home / "run"
+    run.mkdir(mode=0o700)
+    env = {**os.environ, "HOME": str(home), "XDG_DATA_HOME": str(home / "data"), "XDG_RUNTIME_DIR": str(run)}
+    bus = subprocess.Popen(["dbus-daemon", "--session", "--nofork", "--print-address=1"], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    daemon = None
+    saved = os.environ.get("DBUS_SESSION_BUS_ADDRESS")
+    try:
+        assert bus.stdout is not None
+        env["DBUS_SESSION_BUS_ADDRESS"] = bus.stdout.readline().strip()
+        daemon = subprocess.Popen(["gnome-keyring-daemon", "--foreground", "--unlock", "--components=secrets"],
+                                  env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert daemon.stdin is not None
+        daemon.stdin.write(b"test-login-password")
+        daemon.stdin.close()
+        os.environ["DBUS_SESSION_BUS_ADDRESS"] = env["DBUS_SESSION_BUS_ADDRESS"]
+        deadline = time.monotonic() + 20
+        # keyring detects its backends once per process; the Secret Service is set explicitly, as
+        # keyring would choose it in a process started inside this D-Bus session.
+        keyring.set_keyring(keyring.backends.SecretService.Keyring())
+        while True:
+            try:
+                keyring.set_password("pixel-desktop-probe", "probe", "x")
+                keyring.delete_password("pixel-desktop-probe", "probe")
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        yield home / "data"
+    finally:
+        for proc in (daemon, bus):
+            if proc is not None:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        if bus.stdout:
+            bus.stdout.close()
+        if saved is None:
+            os.environ.pop("DBUS_SESSION_BUS_ADDRESS", None)
+        else:
+            os.environ["DBUS_SESSION_BUS_ADDRESS"] = saved
+        keyring.set_keyring(previous)

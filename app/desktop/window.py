@@ -1,0 +1,144 @@
+"""The main window: a profile (stack) switcher, the dashboard and stack pages, and a banner when the
+system keyring is unusable (with what to do; secrets are never stored elsewhere)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pixel.app import secret_store
+from pixel.app.client import ApiClient, ReportCache, ReportSource
+from pixel.app.desktop.dashboard import DashboardPage
+from pixel.app.desktop.stack_page import StackPage
+from pixel.app.desktop.workers import Runner, Task
+from pixel.app.profiles import Profile, ProfileStore
+from pixel.app.stack.engine import EngineTarget
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QPushButton,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+
+def engine_target(profile: Profile) -> EngineTarget:
+    if profile.engine in ("", "local"):
+        return EngineTarget()
+    tls = Path(profile.tls_dir) if profile.tls_dir else None
+    return EngineTarget(profile.engine,
+                        tls_ca=tls / "ca.pem" if tls else None, tls_cert=tls / "cert.pem" if tls else None,
+                        tls_key=tls / "key.pem" if tls else None,
+                        known_hosts=Path(profile.extra["known_hosts"]) if "known_hosts" in profile.extra else None,
+                        ssh_key=Path(profile.extra["ssh_key"]) if "ssh_key" in profile.extra else None)
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, store: ProfileStore | None = None, cache: ReportCache | None = None,
+                 runner: Runner | None = None) -> None:
+        super().__init__()
+        self.setWindowTitle("Pixel")
+        self.store = store or ProfileStore()
+        self.cache = cache or ReportCache()
+        self.runner = runner or Runner(self)
+        self.profile: Profile | None = None
+        self.wizard = None
+
+        self.keyring_banner = QLabel("")
+        self.keyring_banner.setWordWrap(True)
+        self.keyring_banner.setStyleSheet("background:#fef3c7; color:#78350f; padding:8px; border-radius:4px")
+        self.keyring_banner.hide()
+        self.profiles = QComboBox()
+        self.profiles.currentIndexChanged.connect(self._profile_chosen)
+        add = QPushButton("Add a Pixel stack…")
+        add.clicked.connect(self.open_wizard)
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel("Stack:"))
+        bar.addWidget(self.profiles)
+        bar.addWidget(add)
+        bar.addStretch(1)
+
+        self.dashboard = DashboardPage(self.runner)
+        self.stack = StackPage(self.runner)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.dashboard, "Dashboard")
+        self.tabs.addTab(self.stack, "Stack")
+
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.addWidget(self.keyring_banner)
+        layout.addLayout(bar)
+        layout.addWidget(self.tabs)
+        self.setCentralWidget(central)
+        self.resize(1400, 1000)
+
+        self.runner.submit(lambda _t: secret_store.check(), on_error=self._keyring_problem)
+        self.reload_profiles()
+
+    def _keyring_problem(self, exc: BaseException) -> None:
+        self.keyring_banner.setText(str(exc))
+        self.keyring_banner.show()
+
+    def reload_profiles(self, select: str | None = None) -> None:
+        profiles = self.store.all()
+        current = select or (self.store.current().name if self.store.current() else None)
+        self.profiles.blockSignals(True)
+        self.profiles.clear()
+        for p in profiles:
+            self.profiles.addItem(p.name)
+        self.profiles.blockSignals(False)
+        if profiles:
+            names = [p.name for p in profiles]
+            self.profiles.setCurrentIndex(names.index(current) if current in names else 0)
+            self._profile_chosen()
+
+    def _profile_chosen(self) -> None:
+        name = self.profiles.currentText()
+        profile = self.store.get(name) if name else None
+        if profile is None:
+            return
+        self.profile = profile
+        self.store.set_current(name)
+        # Draw from the cache at once; connect (keyring + HTTP) on a worker, then refresh.
+        source = ReportSource(None, self.cache, profile.name)
+        self.dashboard.set_source(source)
+        if profile.api_url:
+            def connect(_task: Task) -> ApiClient:
+                password = secret_store.get_secret(profile.name, "admin_password")
+                if password is None:
+                    raise secret_store.KeyringUnavailable(
+                        f"No password for {profile.username!r} of {profile.name!r} in the keyring.")
+                return ApiClient(profile.api_url, profile.username, password)
+
+            def connected(client: ApiClient) -> None:
+                if source is self.dashboard.source:
+                    source.client = client
+                    self.dashboard.load_sites(prefer=profile.site_id)
+
+            self.runner.submit(connect, on_done=connected, on_error=self._keyring_problem)
+        target = engine_target(profile)
+
+        def provisioner(project: str = profile.project):  # type: ignore[no-untyped-def]
+            from pixel.app.stack.engine import connect
+            from pixel.app.stack.manage import open_stack
+
+            return open_stack(connect(target), project, target=target)
+
+        self.stack.open(provisioner, f"{profile.name}: stack {profile.project!r} on {target.describe()}")
+
+    def open_wizard(self) -> None:
+        from pixel.app.desktop.wizard import SetupWizard
+
+        self.wizard = SetupWizard(self.runner, self.store)
+        self.wizard.finished.connect(lambda _r: self.reload_profiles(self.wizard.profile.name
+                                                                     if self.wizard and self.wizard.profile else None))
+        self.wizard.show()
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        self.stack.stop()
+        self.dashboard.realtime_timer.stop()
+        self.runner.shutdown(10_000)
+        super().closeEvent(event)
