@@ -96,7 +96,6 @@ def _demo_in_background(base: str) -> None:
 
     def run() -> None:
         import httpx
-
         from pixel.server import demo
 
         for _ in range(100):  # wait for the collector

@@ -79,9 +79,8 @@ def configure_logging() -> None:
 def run_store(settings: Settings) -> None:
     """Shipper + /metrics + API on settings.api_port, in this process, until SIGTERM/SIGINT."""
     import uvicorn
-
-    from pixel.server.storeservice import StoreService
     from pixel.server.store import StoreError
+    from pixel.server.storeservice import StoreService
 
     try:
         service = StoreService(settings)

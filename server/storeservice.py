@@ -13,7 +13,6 @@ import time
 from typing import Any
 
 import orjson
-
 from pixel.server import metrics
 from pixel.server.settings import Settings
 from pixel.server.shipper import Shipper

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from pixel.server.metrics import read_totals  # noqa: F401 - re-exported for tests
 
 

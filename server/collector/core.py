@@ -20,7 +20,6 @@ from typing import NamedTuple, Protocol
 from urllib.parse import unquote_to_bytes
 
 import orjson
-
 from pixel.server import metrics
 from pixel.server.collector.script import Asset, load_tracker
 from pixel.server.settings import Settings

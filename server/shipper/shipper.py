@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import gc
 import logging
-from contextlib import contextmanager
-from bisect import bisect_left
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from bisect import bisect_left
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-
 from pixel.server.enrich import Enricher, RequestFacts
 from pixel.server.settings import Settings
 from pixel.server.shipper.checkpoint import Checkpoint, Pending, Range

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-
 from pixel.server.store.schema import migrations, retention_statement
 
 log = logging.getLogger(__name__)

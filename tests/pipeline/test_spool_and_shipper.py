@@ -7,7 +7,6 @@ from pathlib import Path
 
 import httpx
 import orjson
-
 from pixel.server.settings import Settings
 from pixel.server.shipper import Shipper
 from pixel.server.shipper.checkpoint import Checkpoint, Pending

@@ -10,9 +10,9 @@ import time
 
 import httpx
 import orjson
-
 from pixel.server.settings import Settings
 from pixel.server.store.clickhouse_engine import ClickHouseStore
+
 from tests.chfront import ChFront
 from tests.conftest import free_port
 

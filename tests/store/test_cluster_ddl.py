@@ -4,7 +4,6 @@ statement goes through ClickHouse's own parser (chDB's `formatQuery`)."""
 from __future__ import annotations
 
 import pytest
-
 from pixel.server.store.chdb_engine import ChdbStore
 from pixel.server.store.cluster import cluster_ddl
 from pixel.server.store.schema import EVENT_COLUMNS
