@@ -89,6 +89,13 @@ def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
         server.stop()
 
 
+def _has_owner(env: dict[str, str], name: str) -> bool:
+    out = subprocess.run(["dbus-send", "--session", "--print-reply", "--dest=org.freedesktop.DBus",
+                          "/org/freedesktop/DBus", "org.freedesktop.DBus.NameHasOwner", f"string:{name}"],
+                         env=env, capture_output=True, text=True, timeout=10)
+    return "boolean true" in out.stdout
+
+
 @pytest.fixture(scope="session")
 def secret_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A real Secret Service: a private D-Bus session bus and an unlocked gnome-keyring-daemon
@@ -115,6 +122,13 @@ def secret_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         daemon.stdin.write(b"test-login-password")
         daemon.stdin.close()
         os.environ["DBUS_SESSION_BUS_ADDRESS"] = env["DBUS_SESSION_BUS_ADDRESS"]
+        # Wait until our unlocked daemon owns the name: a call before that would make D-Bus start
+        # another, locked one ("Prompt dismissed"). NameHasOwner never starts anything.
+        deadline = time.monotonic() + 20
+        while not _has_owner(env, "org.freedesktop.secrets"):
+            if daemon.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("gnome-keyring-daemon did not register on the session bus")
+            time.sleep(0.1)
         deadline = time.monotonic() + 20
         # keyring detects its backends once per process; the Secret Service is set explicitly, as
         # keyring would choose it in a process started inside this D-Bus session.
