@@ -11,7 +11,11 @@ How duplicates are kept out of query results (the pipeline is at-least-once):
 2. Client retries (the tracker re-sends an event whose 204 it never saw) arrive in new requests
    with the same `event_id`. `events` is a ReplacingMergeTree whose sorting key ends with
    `event_id`, so such copies collapse on merge, and readers use `FINAL` (the store's
-   `EVENTS` source below) so copies not yet merged never show either.
+   `EVENTS` source below) so copies not yet merged never show either. The API's report cache
+   (migration 2) is built from `events FINAL` too, one local day at a time, and a day is rebuilt
+   whenever rows were inserted into it since (counted per hour by a materialized view), so a
+   client-retry copy arriving later never counts twice there either. No rollup counts rows as
+   they are inserted: such a view would count those copies.
 
 The sorting key begins with site and day so that every report (always one site, a time range)
 reads only its own granules; partitions are monthly so TTL retention drops whole parts.
@@ -109,10 +113,86 @@ TTL toDateTime(failed_at) + INTERVAL 30 DAY
 SETTINGS non_replicated_deduplication_window = 10000"""
 
 
+# -- migration 2: the report cache (see pixel.server.api.query.daycache) -------------------------------
+
+# Rows inserted per site and UTC hour, counted by a materialized view as they arrive. Only a change
+# detector: a cached day is valid while the count over its hours is what it was when the day was built
+# (late events, client-retry copies and every other insert change it; replayed batches dropped by their
+# insert token never reach the view, and leave the events unchanged too).
+EVENT_COUNTS_DDL = """CREATE TABLE IF NOT EXISTS event_counts (
+    `site` LowCardinality(String),
+    `hour` DateTime('UTC'),
+    `rows` UInt64
+)
+ENGINE = SummingMergeTree
+ORDER BY (site, hour)"""
+
+EVENT_COUNTS_MV_DDL = """CREATE MATERIALIZED VIEW IF NOT EXISTS event_counts_mv TO event_counts AS
+SELECT site, toStartOfHour(timestamp) AS hour, count() AS rows FROM events GROUP BY site, hour"""
+
+# One row per (site, zone, local day) build; the newest build of a day is the valid one.
+DAY_BUILDS_DDL = """CREATE TABLE IF NOT EXISTS day_builds (
+    `site` LowCardinality(String),
+    `tz` LowCardinality(String),
+    `day` Date,
+    `build` UInt64,
+    `source_rows` UInt64
+)
+ENGINE = ReplacingMergeTree(build)
+ORDER BY (site, tz, day)"""
+
+# Per local day, built from `events FINAL` (bots left out): for each dimension ('' = the whole day) and
+# value, the visitors as a sketch state (`visitors_total`, finer, on the whole-day rows only), pageviews
+# and events; dimension '#sessions' holds the day's
+# sessions that do not touch either end of the day (count, bounces, summed durations), and
+# 'entry_page' / 'exit_page' their first / last pageview paths.
+DAY_DIMENSIONS_DDL = """CREATE TABLE IF NOT EXISTS day_dimensions (
+    `site` LowCardinality(String),
+    `tz` LowCardinality(String),
+    `day` Date,
+    `build` UInt64,
+    `dimension` LowCardinality(String),
+    `value` String,
+    `visitors` AggregateFunction(uniqCombined(12), String),
+    `visitors_total` AggregateFunction(uniqCombined(14), String),
+    `pageviews` UInt64,
+    `events` UInt64,
+    `sessions` UInt64,
+    `bounces` UInt64,
+    `duration_ms` UInt64
+)
+ENGINE = MergeTree
+ORDER BY (site, tz, dimension, day, value)"""
+
+# The sessions of a local day that touch either end of it (and so may go on in the next or previous
+# day), one row each with their part inside the day; readers merge parts of one session by `sid`, the
+# 64-bit hash of its id (grouping by it is several times faster than by the string; the chance that two
+# of a range's sessions share one is about n² / 2^65, 10^-9 for 200,000 sessions).
+DAY_SESSION_EDGES_DDL = """CREATE TABLE IF NOT EXISTS day_session_edges (
+    `site` LowCardinality(String),
+    `tz` LowCardinality(String),
+    `day` Date,
+    `build` UInt64,
+    `sid` UInt64,
+    `first_ts` DateTime64(3, 'UTC'),
+    `last_ts` DateTime64(3, 'UTC'),
+    `pageviews` UInt64,
+    `pv_visitor` String,
+    `entry` String,
+    `entry_ts` DateTime64(3, 'UTC'),
+    `exit` String,
+    `exit_ts` DateTime64(3, 'UTC')
+)
+ENGINE = MergeTree
+ORDER BY (site, tz, day, sid)"""
+
+
 def migrations(retention_days: int = 0) -> tuple[Migration, ...]:
     ttl = f"TTL toDateTime(timestamp) + INTERVAL {int(retention_days)} DAY\n" if retention_days > 0 else ""
     return (
         Migration(1, "events and dead letters", (_events_ddl(ttl), DEAD_LETTERS_DDL)),
+        Migration(2, "report cache: hourly insert counts, per-day aggregates", (
+            EVENT_COUNTS_DDL, EVENT_COUNTS_MV_DDL, DAY_BUILDS_DDL, DAY_DIMENSIONS_DDL, DAY_SESSION_EDGES_DDL)),
     )
 
 

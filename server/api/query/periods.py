@@ -25,7 +25,16 @@ class Range:
         return {"start": _ch(self.start), "end": _ch(self.end), "tz": self.tz}
 
     def previous(self) -> Range:
-        """The period of the same length just before this one (for comparisons)."""
+        """The period just before this one (for comparisons): as many local days when the range is whole
+        days in its zone (so a DST change between the two does not shift it off midnight), else the same
+        length."""
+        zone = ZoneInfo(self.tz)
+        first = self.start.astimezone(zone).date()
+        last = (self.end - timedelta(microseconds=1)).astimezone(zone).date()
+        if (self.period != "realtime" and _local_midnight(first, zone) == self.start
+                and _local_midnight(last + timedelta(days=1), zone) == self.end):
+            days = (last - first).days + 1
+            return Range(_local_midnight(first - timedelta(days=days), zone), self.start, self.tz, self.period)
         length = self.end - self.start
         return Range(self.start - length, self.start, self.tz, self.period)
 

@@ -1,13 +1,16 @@
 """The standard reports. Each takes a `Scope` (store, site, range, filters) and returns plain data.
 
 Definitions (the tests compute the same numbers independently):
-- visitors: distinct `visitor_id`; pageviews: events named `pageview`; sessions: distinct `session_id`.
+- visitors: distinct `visitor_id`, counted with a mergeable sketch (`daycache.UNIQ_TOTAL` for totals,
+  `UNIQ_VALUE` for breakdown rows: exact for small sets, about 0.7 % / 1.6 % error past them);
+  pageviews: events named `pageview`; sessions: distinct `session_id`.
 - A session bounces when it has at most one pageview. Visit duration is the time between a
   session's first and last event (so engagement pings on page leave lengthen it), averaged over
   all sessions, in seconds.
 - Session metrics in timeseries belong to the bucket of the session's first event.
 - Bots (`is_bot = 1`) are left out unless `include_bots` is set. Everything is read from
-  `events FINAL`, so duplicate deliveries never count twice.
+  `events FINAL`, so duplicate deliveries never count twice: directly, or through the per-day report
+  cache (`daycache`, built from `events FINAL`) when a report has no filters and covers whole days.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pixel.server.api.errors import bad_request
-from pixel.server.api.query import runner
+from pixel.server.api.query import daycache, runner
 from pixel.server.api.query.filters import (
     PROP_PREFIX,
     SESSION_DIMENSIONS,
@@ -75,15 +78,25 @@ FROM {events} WHERE {where} GROUP BY session_id"""
 # -- summary --------------------------------------------------------------------------------------
 
 def _summary_values(scope: Scope) -> dict[str, float]:
-    params = SqlParams()
-    sql = f"""SELECT uniq(visitor_id) AS visitors, sum(pv) AS pageviews, count() AS sessions,
-        countIf(pv <= 1) AS bounces, sum(dur) AS duration_ms
-        FROM ({_SESSIONS_SQL.format(events=EVENTS, where=scope.where(params))})"""
-    row = scope.run(sql, params)[0]
+    days = daycache.usable(scope)
+    if days is not None:
+        days = daycache.ensure(scope, days)
+        row = _cached(scope, daycache.summary_sql(days), days)[0]
+    else:
+        params = SqlParams()
+        sql = f"""SELECT {daycache.UNIQ_TOTAL}(visitor_id) AS visitors, sum(pv) AS pageviews, count() AS sessions,
+            countIf(pv <= 1) AS bounces, sum(dur) AS duration_ms
+            FROM ({_SESSIONS_SQL.format(events=EVENTS, where=scope.where(params))})"""
+        row = scope.run(sql, params)[0]
     pageviews = int(row["pageviews"] or 0)
     out: dict[str, float] = {"visitors": int(row["visitors"]), "pageviews": pageviews}
     out.update(_session_metrics(int(row["sessions"]), pageviews, int(row["bounces"]), int(row["duration_ms"] or 0)))
     return out
+
+
+def _cached(scope: Scope, sql: str, days: daycache.Days, params: SqlParams | None = None) -> list[dict[str, Any]]:
+    values = {**daycache.params(scope, days), **(params.values if params else {})}
+    return runner.query(scope.store, sql, values).dicts()
 
 
 def change(metric: str, now: float, before: float) -> float | None:
@@ -117,22 +130,33 @@ def timeseries(scope: Scope, interval: str, metrics: list[str]) -> dict[str, Any
             raise bad_request(f"unknown metric {m!r}; valid: {', '.join(valid)}", "invalid_metric")
     labels = buckets(scope.range, interval)
     points: dict[str, dict[str, float]] = {b: dict.fromkeys(metrics, 0) for b in labels}
+    days = daycache.usable(scope) if interval in ("day", "week", "month") else None
+    if days is not None:
+        days = daycache.ensure(scope, days)
     if any(m in EVENT_METRICS for m in metrics):
         params = SqlParams()
-        sql = f"""SELECT {bucket_sql(interval)} AS bucket, uniq(visitor_id) AS visitors,
-            countIf(event_name = 'pageview') AS pageviews, count() AS events
-            FROM {EVENTS} WHERE {scope.where(params)} GROUP BY bucket"""
-        for row in scope.run(sql, params):
+        if days is not None:
+            rows = _cached(scope, daycache.event_series_sql(days, interval), days)
+        else:
+            sql = f"""SELECT {bucket_sql(interval)} AS bucket, {daycache.UNIQ_TOTAL}(visitor_id) AS visitors,
+                countIf(event_name = 'pageview') AS pageviews, count() AS events
+                FROM {EVENTS} WHERE {scope.where(params)} GROUP BY bucket"""
+            rows = scope.run(sql, params)
+        for row in rows:
             if row["bucket"] in points:
                 for m in metrics:
                     if m in EVENT_METRICS:
                         points[row["bucket"]][m] = int(row[m])
     if any(m in SESSION_METRICS for m in metrics):
         params = SqlParams()
-        sql = f"""SELECT {bucket_sql(interval, 'first_seen')} AS bucket, count() AS sessions,
-            sum(pv) AS pageviews, countIf(pv <= 1) AS bounces, sum(dur) AS duration_ms
-            FROM ({_SESSIONS_SQL.format(events=EVENTS, where=scope.where(params))}) GROUP BY bucket"""
-        for row in scope.run(sql, params):
+        if days is not None:
+            rows = _cached(scope, daycache.session_series_sql(days, interval), days)
+        else:
+            sql = f"""SELECT {bucket_sql(interval, 'first_seen')} AS bucket, count() AS sessions,
+                sum(pv) AS pageviews, countIf(pv <= 1) AS bounces, sum(dur) AS duration_ms
+                FROM ({_SESSIONS_SQL.format(events=EVENTS, where=scope.where(params))}) GROUP BY bucket"""
+            rows = scope.run(sql, params)
+        for row in rows:
             if row["bucket"] in points:
                 values = _session_metrics(int(row["sessions"]), int(row["pageviews"]), int(row["bounces"]),
                                           int(row["duration_ms"]))
@@ -160,10 +184,14 @@ def breakdown(scope: Scope, dimension: str, *, limit: int = 10, page: int = 1, s
     if sort not in (*metrics, "value"):
         raise bad_request(f"sort must be one of {', '.join((*metrics, 'value'))}", "invalid_sort")
     where = scope.where(params)
-    if session_level:
+    days = daycache.usable(scope) if daycache.cached_dimension(dimension) and not event else None
+    if days is not None:
+        days = daycache.ensure(scope, days)
+        grouped_from, aggregates = daycache.breakdown_source(days, dimension)
+    elif session_level:
         inner = f"""SELECT session_id, any(visitor_id) AS visitor_id, {SESSION_DIMENSIONS[dimension]} AS value
             FROM {EVENTS} WHERE {where} AND event_name = 'pageview' GROUP BY session_id"""
-        aggregates = "uniq(visitor_id) AS visitors, count() AS sessions"
+        aggregates = f"{daycache.UNIQ_VALUE}(visitor_id) AS visitors, count() AS sessions"
         grouped_from = f"({inner})"
         value_expr = "value"
     else:
@@ -176,21 +204,22 @@ def breakdown(scope: Scope, dimension: str, *, limit: int = 10, page: int = 1, s
             where += f" AND mapContains(props, {params.add(dimension[len(PROP_PREFIX):])})"
         if event:
             where += f" AND event_name = {params.add(event)}"
-        aggregates = "uniq(visitor_id) AS visitors, countIf(event_name = 'pageview') AS pageviews, count() AS events"
+        aggregates = (f"{daycache.UNIQ_VALUE}(visitor_id) AS visitors, countIf(event_name = 'pageview') AS pageviews, "
+                      "count() AS events")
         grouped_from = f"(SELECT {value_expr} AS value, visitor_id, event_name FROM {EVENTS} WHERE {where})"
     direction = "DESC" if order == "desc" else "ASC"
     order_by = f"{sort} {direction}, value ASC" if sort != "value" else f"value {direction}"
     top_n = page * limit
     sql = f"""SELECT value, {aggregates}, count() OVER () AS total_rows FROM {grouped_from}
         GROUP BY value ORDER BY {order_by} LIMIT {int(top_n)}"""
-    rows = scope.run(sql, params)
+    rows = _cached(scope, sql, days, params) if days is not None else scope.run(sql, params)
     total_rows = int(rows[0]["total_rows"]) if rows else 0
     shown = [{"value": r["value"], **{m: int(r[m]) for m in metrics}} for r in rows]
     other = None
     if total_rows > top_n:
         exclude = ", ".join(params.add(r["value"]) for r in rows)
         sql = f"SELECT {aggregates} FROM {grouped_from} WHERE value NOT IN ({exclude})"
-        other_row = scope.run(sql, params)[0]
+        other_row = (_cached(scope, sql, days, params) if days is not None else scope.run(sql, params))[0]
         other = {"value": "(other)", **{m: int(other_row[m]) for m in metrics}}
     return {"dimension": dimension, "metrics": list(metrics), "rows": shown[(page - 1) * limit:],
             "other": other, "page": page, "limit": limit, "total_rows": total_rows,

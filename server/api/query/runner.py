@@ -38,3 +38,7 @@ def escape_params(store: Store, params: Mapping[str, Any] | None) -> dict[str, A
 
 def query(store: Store, sql: str, params: Mapping[str, Any] | None = None) -> Result:
     return store.query(sql, escape_params(store, params))
+
+
+def command(store: Store, sql: str, params: Mapping[str, Any] | None = None) -> None:
+    store.command(sql, escape_params(store, params))

@@ -1,0 +1,303 @@
+"""The report cache: per-site, per-local-day aggregates built from `events FINAL`, valid while unchanged.
+
+Why a cache and not materialized views alone: a view sees each insert block on its own, so it would count
+a client-retry copy of an event (same `event_id`, a later request) twice, and it cannot tell where a
+session starts, ends or bounces. A day built here is *the raw query restricted to that day*, so it is
+exact by construction (duplicates collapsed by FINAL, bots left out, the site's own time zone).
+
+Validity: a materialized view counts the rows inserted per site and UTC hour (`event_counts`). A day's
+build records that count over the hours overlapping the day; the day is valid while the count is the same.
+Any insert touching the day (a late event, a retried copy) changes it and the day is rebuilt before it is
+read. A replayed batch that ClickHouse drops by its insert token changes neither.
+
+How reports combine days (the same definitions as the raw queries in `reports`):
+- events, pageviews: sums of the days; visitors: the merge of the days' sketch states, which equals the
+  sketch of the raw rows (see UNIQ_TOTAL);
+- sessions: a session is counted by the events it has *inside the range*. Sessions of a day that do not
+  come within `EDGE` of either end of the day cannot have events on another day (sessions end after 30
+  minutes without an event: the tracker's and the shipper's rule), so the day keeps them only as sums
+  (count, bounces, durations, entry / exit pages). The others are kept one row per session and day and
+  merged by `session_id` over the days of the range, so a session crossing midnight counts once with
+  its whole in-range duration. A session whose events lie more than `EDGE` apart across a midnight would
+  count twice: only sessions made with a longer timeout than 30 minutes can do that.
+
+Used when a report has no filters, leaves bots out, covers whole days in the site's zone and asks for
+day, week or month buckets; everything else reads the raw events.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any
+
+from pixel.server.api.query.periods import Range, _local_midnight
+from pixel.server.store.schema import EVENTS
+
+if TYPE_CHECKING:
+    from pixel.server.api.query.reports import Scope
+
+EDGE_SECONDS = 30 * 60  # sessions end after this long without an event (tracker and shipper)
+
+# Breakdown dimensions kept per day: name -> SQL expression over `events` (page and event are added
+# by event kind). Titles and cities are left to the raw events: many values, rarely on a dashboard.
+CACHED_DIMENSIONS: dict[str, str] = {
+    "hostname": "host",
+    "referrer": "ref_host",
+    "source": "source",
+    "medium": "medium",
+    "channel": "channel",
+    "utm_source": "utm_source",
+    "utm_medium": "utm_medium",
+    "utm_campaign": "utm_campaign",
+    "utm_term": "utm_term",
+    "utm_content": "utm_content",
+    "country": "country",
+    "region": "region",
+    "browser": "browser",
+    "browser_version": "browser_version",
+    "os": "os",
+    "os_version": "os_version",
+    "device": "device_type",
+    "screen": "screen",
+    "language": "language",
+}
+SESSION_KINDS = ("entry_page", "exit_page")
+# Visitor counts are sketches that merge exactly (the merge of two days' states is the state of both days'
+# visitors), so cached and raw answers agree at any size. Totals (summary, timeseries) use 2^14 cells
+# (about 0.7 % error once past the exact small-set range), breakdown rows 2^12 (about 1.6 %): merging
+# a month of daily states per value stays cheap. The raw queries use the same functions.
+UNIQ_TOTAL = "uniqCombined(14)"
+UNIQ_VALUE = "uniqCombined(12)"
+TOTAL = ""
+SESSIONS = "#sessions"
+
+_DAY = "toDate(timestamp, {tz:String})"
+_WINDOW = ("site = {site:String} AND timestamp >= {lo:DateTime64(3)} AND timestamp < {hi:DateTime64(3)}"
+           f" AND is_bot = 0 AND has({{days:Array(Date)}}, {_DAY})")
+
+
+def _dims_select() -> str:
+    names = ", ".join(f"'{n}'" for n in CACHED_DIMENSIONS)
+    exprs = ", ".join(f"CAST({e} AS String)" for e in CACHED_DIMENSIONS.values())
+    return f"""SELECT {_DAY} AS d, dim, val, uniqCombinedState(12)(visitor_id) AS v,
+        uniqCombinedStateIf(14)(visitor_id, dim = '{TOTAL}') AS vt, countIf(event_name = 'pageview') AS pv,
+        count() AS ev
+    FROM {EVENTS}
+    ARRAY JOIN arrayConcat(['{TOTAL}', if(event_name = 'pageview', 'page', 'event'), {names}]) AS dim,
+        arrayConcat(['', if(event_name = 'pageview', path, CAST(event_name AS String)), {exprs}]) AS val
+    WHERE {_WINDOW}
+    GROUP BY d, dim, val"""
+
+
+# One row per session and local day: its part of the day, and whether it comes within EDGE of either end.
+_FRAGMENTS = f"""SELECT {_DAY} AS d, cityHash64(session_id) AS sid, min(timestamp) AS first_ts, max(timestamp) AS last_ts,
+        countIf(event_name = 'pageview') AS pv, anyIf(visitor_id, event_name = 'pageview') AS pv_visitor,
+        argMinIf(path, timestamp, event_name = 'pageview') AS entry, minIf(timestamp, event_name = 'pageview') AS entry_ts,
+        argMaxIf(path, timestamp, event_name = 'pageview') AS exit, maxIf(timestamp, event_name = 'pageview') AS exit_ts,
+        first_ts < toDateTime(d, {{tz:String}}) + toIntervalSecond({EDGE_SECONDS})
+            OR last_ts >= toDateTime(d + 1, {{tz:String}}) - toIntervalSecond({EDGE_SECONDS}) AS edge
+    FROM {EVENTS} WHERE {_WINDOW} GROUP BY d, sid"""
+
+
+def _sessions_select() -> str:
+    return f"""SELECT d, dim, val, uniqCombinedState(12)(pv_visitor) AS v, sum(pv) AS spv, count() AS sessions,
+        countIf(pv <= 1) AS bounces, sum(toUInt64(dateDiff('millisecond', first_ts, last_ts))) AS duration_ms
+    FROM ({_FRAGMENTS}) AS f
+    ARRAY JOIN if(pv > 0, ['{SESSIONS}', 'entry_page', 'exit_page'], ['{SESSIONS}']) AS dim,
+        if(pv > 0, ['', entry, exit], ['']) AS val
+    WHERE NOT edge
+    GROUP BY d, dim, val"""
+
+
+def _edges_select() -> str:
+    return f"""SELECT d, sid, first_ts, last_ts, pv, pv_visitor, entry, entry_ts, exit, exit_ts
+    FROM ({_FRAGMENTS}) AS f WHERE edge"""
+
+
+@dataclass(frozen=True, slots=True)
+class Days:
+    """Whole local days of a range and the valid build of each (filled by `ensure`)."""
+
+    first: date
+    last: date
+    builds: tuple[tuple[date, int], ...] = ()  # (day, its valid build)
+
+    def build_filter(self) -> str:
+        """`(day, build) IN (...)`: one build per day (a build may cover several days, rebuilt one by one)."""
+        # Dates and integers made here, never user input: safe to put in the SQL text.
+        pairs = ", ".join(f"(toDate('{d.isoformat()}'), {int(b)})" for d, b in self.builds)
+        return f"(day, build) IN ({pairs or '(toDate(0), 0)'})"
+
+
+def whole_days(rng: Range) -> Days | None:
+    """The range as whole days in its zone, or None (realtime, or not midnight to midnight)."""
+    if rng.period == "realtime":
+        return None
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(rng.tz)
+    first = rng.start.astimezone(zone).date()
+    last = (rng.end - timedelta(microseconds=1)).astimezone(zone).date()
+    if _local_midnight(first, zone) != rng.start or _local_midnight(last + timedelta(days=1), zone) != rng.end:
+        return None
+    return Days(first, last)
+
+
+def usable(scope: Scope) -> Days | None:
+    if scope.filters or scope.include_bots:
+        return None
+    return whole_days(scope.range)
+
+
+_locks: dict[tuple[int, str, str], threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def _lock(scope: Scope) -> threading.Lock:
+    key = (id(scope.store), scope.site, scope.range.tz)
+    with _locks_guard:
+        return _locks.setdefault(key, threading.Lock())
+
+
+def ensure(scope: Scope, days: Days) -> Days:
+    """Build every day of `days` that has no valid build; return `days` with the valid builds."""
+    from pixel.server.api.query import runner
+
+    tz, site = scope.range.tz, scope.site
+    fixed = {"site": site, "tz": tz, "first": days.first.isoformat(), "last": days.last.isoformat(),
+             "lo": _ch_hour(scope.range.start - timedelta(hours=1)),
+             "hi": _ch_hour(scope.range.end + timedelta(hours=1))}
+    with _lock(scope):
+        counts: dict[str, int] = {}
+        built: dict[str, tuple[int, int]] = {}
+        for kind, day, a, b in runner.query(scope.store, """
+                SELECT 'c', day, sum(rows), 0 FROM event_counts
+                ARRAY JOIN arrayDistinct([toDate(hour, {tz:String}), toDate(hour + 3599, {tz:String})]) AS day
+                WHERE site = {site:String} AND hour >= {lo:DateTime} AND hour < {hi:DateTime}
+                    AND day >= {first:Date} AND day <= {last:Date}
+                GROUP BY day
+                UNION ALL
+                SELECT 'b', day, max(build), argMax(source_rows, build) FROM day_builds
+                WHERE site = {site:String} AND tz = {tz:String} AND day >= {first:Date} AND day <= {last:Date}
+                GROUP BY day""", fixed).rows:
+            if kind == "c":
+                counts[str(day)] = int(a)
+            else:
+                built[str(day)] = (int(a), int(b))
+        all_days = [(days.first + timedelta(days=i)).isoformat() for i in range((days.last - days.first).days + 1)]
+        dirty = [d for d in all_days if d not in built or built[d][1] != counts.get(d, 0)]
+        valid = {d: built[d][0] for d in all_days if d not in dirty}
+        if dirty:
+            build = _build(scope, dirty, counts)
+            valid.update(dict.fromkeys(dirty, build))
+    return Days(days.first, days.last, tuple((date.fromisoformat(d), b) for d, b in sorted(valid.items())))
+
+
+def _ch_hour(moment: Any) -> str:
+    return moment.strftime("%Y-%m-%d %H:00:00")
+
+
+def _build(scope: Scope, dirty: list[str], counts: dict[str, int]) -> int:
+    from pixel.server.api.query import runner
+    from pixel.server.api.query.periods import _ch
+
+    zone_days = [date.fromisoformat(d) for d in dirty]
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(scope.range.tz)
+    build = time.time_ns()
+    params = {"site": scope.site, "tz": scope.range.tz, "days": zone_days, "build": build,
+              "lo": _ch(_local_midnight(min(zone_days), zone)),
+              "hi": _ch(_local_midnight(max(zone_days) + timedelta(days=1), zone))}
+    head = "{site:String}, {tz:String}, d, {build:UInt64}"
+    runner.command(scope.store, f"""INSERT INTO day_dimensions
+        (site, tz, day, build, dimension, value, visitors, visitors_total, pageviews, events)
+        SELECT {head}, dim, val, v, vt, pv, ev FROM ({_dims_select()})""", params)
+    runner.command(scope.store, f"""INSERT INTO day_dimensions
+        (site, tz, day, build, dimension, value, visitors, pageviews, sessions, bounces, duration_ms)
+        SELECT {head}, dim, val, v, spv, sessions, bounces, duration_ms FROM ({_sessions_select()})""", params)
+    runner.command(scope.store, f"""INSERT INTO day_session_edges
+        (site, tz, day, build, sid, first_ts, last_ts, pageviews, pv_visitor, entry, entry_ts, exit, exit_ts)
+        SELECT {head}, sid, first_ts, last_ts, pv, pv_visitor, entry, entry_ts, exit, exit_ts
+        FROM ({_edges_select()})""", params)
+    # Recorded last: a build cut short leaves rows no reader selects.
+    scope.store.insert_rows("day_builds", [
+        {"site": scope.site, "tz": scope.range.tz, "day": d, "build": build, "source_rows": counts.get(d, 0)}
+        for d in dirty])
+    return build
+
+
+# -- reading ----------------------------------------------------------------------------------------
+
+def _where(days: Days, dimension: str) -> str:
+    return (f"site = {{site:String}} AND tz = {{tz:String}} AND dimension = '{dimension}' "
+            f"AND day >= {{first:Date}} AND day <= {{last:Date}} AND {days.build_filter()}")
+
+
+def params(scope: Scope, days: Days) -> dict[str, Any]:
+    return {"site": scope.site, "tz": scope.range.tz, "first": days.first.isoformat(), "last": days.last.isoformat()}
+
+
+def edges_sql(days: Days) -> str:
+    """The range's sessions that touch a day's end, merged over the days of the range (one row each)."""
+    return f"""SELECT sid, min(first_ts) AS first_ts, max(last_ts) AS last_ts, sum(pageviews) AS pv,
+            argMinIf(pv_visitor, entry_ts, pageviews > 0) AS pv_visitor,
+            argMinIf(entry, entry_ts, pageviews > 0) AS entry, argMaxIf(exit, exit_ts, pageviews > 0) AS exit
+        FROM day_session_edges
+        WHERE site = {{site:String}} AND tz = {{tz:String}} AND day >= {{first:Date}} AND day <= {{last:Date}}
+            AND {days.build_filter()}
+        GROUP BY sid"""
+
+
+def summary_sql(days: Days) -> str:
+    return f"""SELECT
+        (SELECT uniqCombinedMerge(14)(visitors_total) FROM day_dimensions WHERE {_where(days, TOTAL)}) AS visitors,
+        (SELECT sum(pageviews) FROM day_dimensions WHERE {_where(days, TOTAL)}) AS pageviews,
+        s.sessions + e.sessions AS sessions, s.bounces + e.bounces AS bounces,
+        s.duration_ms + e.duration_ms AS duration_ms
+    FROM (SELECT sum(sessions) AS sessions, sum(bounces) AS bounces, sum(duration_ms) AS duration_ms
+          FROM day_dimensions WHERE {_where(days, SESSIONS)}) AS s
+    CROSS JOIN (SELECT count() AS sessions, countIf(pv <= 1) AS bounces,
+          sum(toUInt64(dateDiff('millisecond', first_ts, last_ts))) AS duration_ms FROM ({edges_sql(days)})) AS e"""
+
+
+_DAY_BUCKETS = {"day": "toString({d})", "week": "toString(toMonday({d}))", "month": "toString(toStartOfMonth({d}))"}
+
+
+def event_series_sql(days: Days, interval: str) -> str:
+    return f"""SELECT {_DAY_BUCKETS[interval].format(d="day")} AS bucket, uniqCombinedMerge(14)(visitors_total) AS visitors,
+        sum(pageviews) AS pageviews, sum(events) AS events
+    FROM day_dimensions WHERE {_where(days, TOTAL)} GROUP BY bucket"""
+
+
+def session_series_sql(days: Days, interval: str) -> str:
+    day_bucket = _DAY_BUCKETS[interval].format(d="day")
+    edge_bucket = _DAY_BUCKETS[interval].format(d="toDate(first_ts, {tz:String})")
+    return f"""SELECT bucket, sum(sessions) AS sessions, sum(pageviews) AS pageviews, sum(bounces) AS bounces,
+        sum(duration_ms) AS duration_ms FROM (
+        SELECT {day_bucket} AS bucket, sessions, pageviews, bounces, duration_ms
+        FROM day_dimensions WHERE {_where(days, SESSIONS)}
+        UNION ALL
+        SELECT {edge_bucket} AS bucket, 1 AS sessions, pv AS pageviews, toUInt64(pv <= 1) AS bounces,
+            toUInt64(dateDiff('millisecond', first_ts, last_ts)) AS duration_ms FROM ({edges_sql(days)}))
+    GROUP BY bucket"""
+
+
+def cached_dimension(dimension: str) -> bool:
+    return dimension in CACHED_DIMENSIONS or dimension in ("page", "event", *SESSION_KINDS)
+
+
+def breakdown_source(days: Days, dimension: str) -> tuple[str, str]:
+    """(FROM clause rows `value, v, pageviews, events, sessions`, aggregate list) for a cached dimension."""
+    if dimension in SESSION_KINDS:
+        column = "entry" if dimension == "entry_page" else "exit"
+        source = f"""(SELECT value, visitors AS v, sessions FROM day_dimensions WHERE {_where(days, dimension)}
+            UNION ALL
+            SELECT {column} AS value, uniqCombinedState(12)(pv_visitor) AS v, count() AS sessions
+            FROM ({edges_sql(days)}) WHERE pv > 0 GROUP BY value)"""
+        return source, "uniqCombinedMerge(12)(v) AS visitors, sum(sessions) AS sessions"
+    source = f"(SELECT value, visitors AS v, pageviews, events FROM day_dimensions WHERE {_where(days, dimension)})"
+    return source, "uniqCombinedMerge(12)(v) AS visitors, sum(pageviews) AS pageviews, sum(events) AS events"

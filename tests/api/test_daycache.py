@@ -1,0 +1,200 @@
+"""The report cache (per-day aggregates) gives exactly what the raw events give.
+
+Each report is asked twice: as is (no filter: answered from the cache) and with a filter every event
+passes (answered from the raw events), on a generated set with sessions across local midnights,
+sessions without pageviews, bots, other sites, in three zones (whole-hour DST, a :30 offset, DST in
+another month). Then late events and client-retry copies (same event_id, a new insert) arrive, and the
+cached answers must follow. Summaries are also checked against a plain Python computation.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import defaultdict
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tests.api import dataset
+from tests.api.conftest import Api
+
+ENGINES = ("chdb", "clickhouse")
+
+ZONES = {"berlin.example": "Europe/Berlin", "kolkata.example": "Asia/Kolkata", "newyork.example": "America/New_York"}
+FIRST, LAST = date(2024, 3, 6), date(2024, 3, 13)  # New York changes to DST on 10 March
+RANGE = {"period": "custom", "from": FIRST.isoformat(), "to": LAST.isoformat()}
+EVERYTHING = json.dumps([["page", "not_contains", "never-in-any-path"]])  # forces the raw path, same rows
+PAGES = ["/", "/pricing", "/blog/a", "/blog/b", "/docs", "/signup"]
+BREAKDOWNS = ("page", "entry_page", "exit_page", "event", "country", "browser", "source", "referrer", "device",
+              "utm_campaign", "channel")
+
+
+def _row(n: int, site: str, t: datetime, visitor: str, session: str, name: str, path: str,
+         rnd: random.Random) -> dict[str, Any]:
+    src = rnd.choice(["", "Google", "Twitter"])
+    return {"timestamp": dataset.ch(t), "received_at": dataset.ch(t), "site": site, "event_id": f"{site}-{n}",
+            "event_name": name, "visitor_id": visitor, "session_id": session, "path": path, "host": site,
+            "country": rnd.choice(["DE", "IN", "US"]), "browser": rnd.choice(["Chrome", "Firefox"]),
+            "device_type": rnd.choice(["desktop", "mobile"]), "source": src, "channel": "Direct" if not src else "Search",
+            "ref_host": src.lower() + ".com" if src else "", "utm_campaign": rnd.choice(["", "", "spring"]),
+            "props": {}, "is_bot": 0}
+
+
+def generate(site: str, tz: str, seed: int = 11) -> list[dict[str, Any]]:
+    """Sessions of 1-5 events 1-25 minutes apart; every local midnight has sessions across it."""
+    rnd = random.Random(seed)
+    zone = ZoneInfo(tz)
+    rows: list[dict[str, Any]] = []
+    n = 0
+    starts = []
+    for day in range(-2, 12):
+        midnight = datetime.combine(FIRST + timedelta(days=day), datetime.min.time(), zone).astimezone(UTC)
+        starts += [midnight - timedelta(minutes=rnd.randint(1, 40)) for _ in range(3)]  # across midnight
+        starts += [midnight + timedelta(minutes=rnd.randint(0, 24 * 60 - 1)) for _ in range(8)]
+    for s, start in enumerate(starts):
+        visitor = f"v{rnd.randint(0, 40)}"
+        t = start
+        only_events = s % 13 == 0  # a session without any pageview
+        for _ in range(rnd.randint(1, 5)):
+            n += 1
+            name = "signup" if only_events or rnd.random() < 0.15 else "pageview"
+            rows.append(_row(n, site, t, visitor, f"{site}-s{s}", name, rnd.choice(PAGES), rnd))
+            t += timedelta(minutes=rnd.randint(1, 25), seconds=rnd.randint(0, 59))
+    noon = datetime.combine(FIRST + timedelta(days=2), datetime.min.time(), zone).astimezone(UTC) + timedelta(hours=12)
+    bot = _row(n + 1, site, noon, "bot", "bot-s", "pageview", "/", rnd)
+    bot["is_bot"] = 1
+    rows.append(bot)
+    return rows
+
+
+@pytest.fixture(scope="module")
+def sites(api: Api) -> dict[str, tuple[int, list[dict[str, Any]]]]:
+    from pixel.server.api.app import open_meta
+
+    meta = open_meta(api.settings)
+    out = {}
+    for site, tz in ZONES.items():
+        site_id = meta.insert("sites", {"domain": site, "name": site, "timezone": tz, "created_at": 0.0})
+        rows = generate(site, tz)
+        api.store.insert_rows("events", rows)
+        out[site] = (site_id, rows)
+    return out
+
+
+def get(api: Api, site_id: int, path: str, **params: Any) -> dict[str, Any]:
+    r = api.client.get(f"/api/sites/{site_id}/reports/{path}", params=params, headers=api.admin)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    for key in ("from", "to", "period", "site", "timezone"):
+        body.pop(key, None)
+    return body
+
+
+def answers(api: Api, site_id: int, **params: Any) -> dict[str, Any]:
+    out = {"summary": get(api, site_id, "summary", **params)}
+    for interval in ("day", "week", "month"):
+        out[f"timeseries/{interval}"] = get(api, site_id, "timeseries", interval=interval, **params,
+                                            metrics="visitors,pageviews,events,sessions,bounce_rate,"
+                                                    "visit_duration,views_per_session")
+    for dim in BREAKDOWNS:
+        out[dim] = get(api, site_id, f"breakdown/{dim}", limit=3, **params)
+        out[f"{dim}/2"] = get(api, site_id, f"breakdown/{dim}", limit=2, page=2, sort="value", order="asc", **params)
+    return out
+
+
+def builds(api: Api, site: str) -> int:
+    return int(api.store.scalar("SELECT count() FROM day_builds WHERE site = {s:String}", {"s": site}))
+
+
+def expected_summary(rows: list[dict[str, Any]], tz: str, first: date, last: date) -> dict[str, float]:
+    zone = ZoneInfo(tz)
+    lo = datetime.combine(first, datetime.min.time(), zone).astimezone(UTC)
+    hi = datetime.combine(last + timedelta(days=1), datetime.min.time(), zone).astimezone(UTC)
+    latest = {r["event_id"]: r for r in rows}  # one copy of each event
+    picked = [r for r in latest.values() if not r["is_bot"] and lo <= dataset.ts(r) < hi]
+    return dataset.summary(picked)
+
+
+def test_cache_equals_raw_events_in_every_zone(api: Api, sites: dict[str, tuple[int, list[dict[str, Any]]]]) -> None:
+    for site, (site_id, rows) in sites.items():
+        cached = answers(api, site_id, **RANGE)
+        assert builds(api, site) > 0, site  # the cache was used
+        raw = answers(api, site_id, filters=EVERYTHING, **RANGE)
+        assert cached == raw, site
+        metrics = {k: v["value"] for k, v in cached["summary"]["metrics"].items()}
+        assert metrics == expected_summary(rows, ZONES[site], FIRST, LAST), site
+        assert metrics["sessions"] > 50 and 0 < metrics["bounce_rate"] < 100
+        # sessions across the midnights inside the range count once: cutting them would add sessions
+        zone = ZoneInfo(ZONES[site])
+        by_day = sum(expected_summary(rows, ZONES[site], d, d)["sessions"]
+                     for d in (FIRST + timedelta(days=i) for i in range((LAST - FIRST).days + 1)))
+        assert by_day > metrics["sessions"], site
+        assert zone  # zone used above through expected_summary
+
+
+def test_late_events_and_client_retry_copies(api: Api, sites: dict[str, tuple[int, list[dict[str, Any]]]]) -> None:
+    site = "berlin.example"
+    site_id, rows = sites[site]
+    before = answers(api, site_id, **RANGE)
+    built = builds(api, site)
+    assert answers(api, site_id, **RANGE) == before and builds(api, site) == built  # nothing changed: no rebuild
+    # client-retry copies: the same events again, in new inserts; nothing may change
+    api.store.insert_rows("events", rows[10:30])
+    api.store.insert_rows("events", rows[40:41])
+    assert answers(api, site_id, **RANGE) == before
+    # a late session on 8 March (Berlin), received now: one more session, visitor and pageviews
+    late_t = datetime(2024, 3, 8, 12, 0, tzinfo=UTC)
+    rnd = random.Random(3)
+    late = [_row(90_000 + i, site, late_t + timedelta(minutes=5 * i), "late-visitor", "late-s", "pageview",
+                 "/late", rnd) for i in range(2)]
+    api.store.insert_rows("events", late)
+    after = answers(api, site_id, **RANGE)
+    m0, m1 = before["summary"]["metrics"], after["summary"]["metrics"]
+    assert m1["sessions"]["value"] == m0["sessions"]["value"] + 1
+    assert m1["pageviews"]["value"] == m0["pageviews"]["value"] + 2
+    assert m1["visitors"]["value"] == m0["visitors"]["value"] + 1
+    assert {"value": "/late", "visitors": 1, "sessions": 1} in after["entry_page/2"]["rows"] + after["entry_page"]["rows"] \
+        or after["entry_page"]["total_rows"] == before["entry_page"]["total_rows"] + 1
+    assert after == answers(api, site_id, filters=EVERYTHING, **RANGE)
+    metrics = {k: v["value"] for k, v in after["summary"]["metrics"].items()}
+    assert metrics == expected_summary(rows + late, ZONES[site], FIRST, LAST)
+    day = [p for p in after["timeseries/day"]["points"] if p["bucket"] == "2024-03-08"][0]
+    old = [p for p in before["timeseries/day"]["points"] if p["bucket"] == "2024-03-08"][0]
+    assert (day["pageviews"], day["sessions"]) == (old["pageviews"] + 2, old["sessions"] + 1)
+    # a late copy of an event already counted: still nothing changes
+    api.store.insert_rows("events", late[:1])
+    assert answers(api, site_id, **RANGE) == after
+
+
+def test_ranges_that_are_not_whole_days_or_have_filters_read_raw_events(
+        api: Api, sites: dict[str, tuple[int, list[dict[str, Any]]]]) -> None:
+    site = "kolkata.example"
+    site_id, rows = sites[site]
+    api.store.command("TRUNCATE TABLE day_builds")
+    hourly = get(api, site_id, "timeseries", interval="hour", period="custom", **{"from": "2024-03-08", "to": "2024-03-08"})
+    by_filter = get(api, site_id, "summary", filters=json.dumps([["country", "is", "IN"]]), **RANGE)
+    bots = get(api, site_id, "summary", include_bots="true", **RANGE)
+    assert builds(api, site) == 0
+    assert len(hourly["points"]) == 24 and hourly["points"][0]["bucket"] == "2024-03-08 00:00:00"
+    expected: dict[str, set[str]] = defaultdict(set)
+    for r in rows:
+        local = dataset.ts(r).astimezone(ZoneInfo(ZONES[site]))
+        if local.date() == date(2024, 3, 8) and not r["is_bot"]:
+            expected[local.strftime("%Y-%m-%d %H:00:00")].add(r["visitor_id"])
+    assert {p["bucket"]: p["visitors"] for p in hourly["points"] if p["visitors"]} == \
+        {k: len(v) for k, v in expected.items()}
+    assert by_filter["metrics"]["visitors"]["value"] < get(api, site_id, "summary", **RANGE)["metrics"]["visitors"]["value"]
+    assert bots["metrics"]["pageviews"]["value"] == get(api, site_id, "summary", **RANGE)["metrics"]["pageviews"]["value"] + 1
+
+
+def test_previous_period_is_whole_local_days_across_a_dst_change(
+        api: Api, sites: dict[str, tuple[int, list[dict[str, Any]]]]) -> None:
+    site_id, rows = sites["newyork.example"]
+    body = get(api, site_id, "summary", period="custom", **{"from": "2024-03-11", "to": "2024-03-13"})
+    before = expected_summary(rows, "America/New_York", date(2024, 3, 8), date(2024, 3, 10))  # 10 March: 23 hours
+    assert {k: v["previous"] for k, v in body["metrics"].items()} == before
+    raw = get(api, site_id, "summary", period="custom", filters=EVERYTHING, **{"from": "2024-03-11", "to": "2024-03-13"})
+    assert raw == body
