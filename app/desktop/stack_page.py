@@ -259,7 +259,7 @@ class StackPage(QWidget):
         self.progress_dialog = dialog
 
         def work(task: Task) -> str:
-            prov.progress = task.report
+            prov.progress = task.progress_callback
             try:
                 if action in ("start", "stop", "restart"):
                     getattr(prov, action)()

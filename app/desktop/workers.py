@@ -30,6 +30,7 @@ class Task(QRunnable):
         self.signals = signals
         self.cancelled = threading.Event()
         self.finished = threading.Event()
+        self._raised = False
         self.on_done: Callable[[Any], None] | None = None
         self.on_error: Callable[[BaseException], None] | None = None
         self.on_progress: Callable[[Any], None] | None = None
@@ -44,6 +45,14 @@ class Task(QRunnable):
     def report(self, payload: Any) -> None:
         """Progress for the GUI (thread-safe). Also a cancellation point."""
         self.check()
+        self.signals.progress.emit(self, payload)
+
+    def progress_callback(self, payload: object) -> None:
+        """For code that reports progress and cleans up when a callback raises (the provisioner rolls
+        back): raises Cancelled once, then lets the cleanup's own progress through."""
+        if self.cancelled.is_set() and not self._raised:
+            self._raised = True
+            raise Cancelled("cancelled")
         self.signals.progress.emit(self, payload)
 
     def run(self) -> None:
@@ -107,5 +116,5 @@ class Runner(QObject):
 
     @Slot(object, object)
     def _progress(self, task: Task, payload: Any) -> None:
-        if task.on_progress and not task.cancelled.is_set():
+        if task.on_progress:
             task.on_progress(payload)

@@ -1,0 +1,413 @@
+"""The first-run wizard: where Pixel runs (this computer / SSH / Docker over TLS), checks in plain
+words with what to do (and a host-key trust step for SSH), the site's domain, one Install button with
+a real progress bar and a details log (cancellable: nothing is left behind), then the admin password
+shown once (and kept in the keyring), the tracking snippet with Copy, and "waiting for your first
+visit…" turning green when the first event arrives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pixel.app import secret_store
+from pixel.app.client import ApiClient
+from pixel.app.desktop.workers import Cancelled, Runner, Task
+from pixel.app.profiles import Profile, ProfileStore
+from pixel.app.stack.engine import EngineTarget, fetch_host_key, trust_host_key
+from pixel.app.stack.errors import StackError
+from pixel.app.stack.progress import Progress
+from PySide6.QtCore import QTimer
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QRadioButton,
+    QVBoxLayout,
+    QWizard,
+    QWizardPage,
+)
+
+OK, BAD = "✔", "✘"
+FIXES = {
+    "docker-missing": "Install Docker Desktop (Windows, macOS) or Docker Engine (Linux), then press Check again.",
+    "engine-down": "Start Docker Desktop (or `sudo systemctl start docker`), then press Check again.",
+    "engine-permission": "Add your user to the docker group (`sudo usermod -aG docker $USER`) and log in again.",
+    "ssh-key-refused": "Add your SSH public key to the server's ~/.ssh/authorized_keys.",
+    "host-key-unknown": "Compare the fingerprint below with the server's, then press 'Trust this host'.",
+}
+
+
+def _data_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("pixel-desktop", appauthor=False))
+
+
+class WherePage(QWizardPage):
+    def __init__(self) -> None:
+        super().__init__()
+        self.setTitle("Where should Pixel run?")
+        self.local = QRadioButton("This computer (Docker Desktop or Docker Engine)")
+        self.ssh = QRadioButton("A server I can reach by SSH")
+        self.tls = QRadioButton("A Docker engine over TLS")
+        self.local.setChecked(True)
+        group = QButtonGroup(self)
+        for b in (self.local, self.ssh, self.tls):
+            group.addButton(b)
+        self.url = QLineEdit()
+        self.url.setPlaceholderText("ssh://user@server  or  tcp://server:2376")
+        self.tls_dir = QLineEdit()
+        self.tls_dir.setPlaceholderText("folder with ca.pem, cert.pem, key.pem")
+        self.name = QLineEdit("My website")
+        form = QFormLayout()
+        form.addRow("Address", self.url)
+        form.addRow("TLS certificates", self.tls_dir)
+        form.addRow("Name for this stack", self.name)
+        layout = QVBoxLayout(self)
+        for b in (self.local, self.ssh, self.tls):
+            layout.addWidget(b)
+        layout.addLayout(form)
+        for w in (self.local, self.ssh, self.tls):
+            w.toggled.connect(self._toggle)
+        self.url.textChanged.connect(self.completeChanged)
+        self.name.textChanged.connect(self.completeChanged)
+        self._toggle()
+
+    def _toggle(self) -> None:
+        self.url.setEnabled(not self.local.isChecked())
+        self.tls_dir.setEnabled(self.tls.isChecked())
+        self.completeChanged.emit()
+
+    def isComplete(self) -> bool:  # noqa: N802 - Qt override
+        if not self.name.text().strip():
+            return False
+        if self.ssh.isChecked():
+            return self.url.text().startswith("ssh://")
+        if self.tls.isChecked():
+            return self.url.text().startswith("tcp://") and bool(self.tls_dir.text())
+        return True
+
+    def target(self) -> EngineTarget:
+        if self.local.isChecked():
+            return EngineTarget()
+        if self.ssh.isChecked():
+            return EngineTarget(self.url.text().strip(), known_hosts=_data_dir() / "known_hosts")
+        folder = Path(self.tls_dir.text())
+        return EngineTarget(self.url.text().strip(), tls_ca=folder / "ca.pem", tls_cert=folder / "cert.pem",
+                            tls_key=folder / "key.pem")
+
+
+class CheckPage(QWizardPage):
+    def __init__(self, wizard: SetupWizard) -> None:
+        super().__init__()
+        self.w = wizard
+        self.setTitle("Checking…")
+        self.results = QLabel("")
+        self.results.setWordWrap(True)
+        self.again = QPushButton("Check again")
+        self.again.clicked.connect(self.run_checks)
+        self.trust = QPushButton("Trust this host")
+        self.trust.clicked.connect(self.trust_host)
+        self.trust.hide()
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.results)
+        row = QHBoxLayout()
+        row.addWidget(self.again)
+        row.addWidget(self.trust)
+        row.addStretch(1)
+        layout.addLayout(row)
+        self.ok = False
+        self.host_key: Any = None
+
+    def initializePage(self) -> None:  # noqa: N802 - Qt override
+        self.run_checks()
+
+    def run_checks(self) -> None:
+        self.ok = False
+        self.completeChanged.emit()
+        self.results.setText("Checking the Docker engine…")
+        target = self.w.where.target()
+
+        def work(_task: Task) -> list[tuple[bool, str, str]]:
+            from pixel.app.stack.engine import connect
+            from pixel.app.stack.manage import open_stack
+
+            try:
+                client = connect(target)
+            except StackError as exc:
+                if exc.code == "host-key-unknown":
+                    self.host_key = fetch_host_key(target.url)
+                return [(False, exc.problem, FIXES.get(exc.code, exc.action))]
+            try:
+                prov = open_stack(client, self.w.project, "compact", self.w.values, target=target)
+                return [(f.ok, f.message, f.action) for f in prov.check()]
+            finally:
+                client.close()
+
+        self.w.runner.submit(work, on_done=self._show, on_error=lambda e: self._show([(False, str(e), "")]))
+
+    def _show(self, findings: list[tuple[bool, str, str]]) -> None:
+        lines = []
+        for ok, message, action in findings:
+            lines.append(f"<p><b style='color:{'#15803d' if ok else '#b91c1c'}'>{OK if ok else BAD}</b> {message}"
+                         + (f"<br><i>What to do:</i> {action}" if action and not ok else "") + "</p>")
+        if self.host_key is not None:
+            lines.append(f"<p>Host key of {self.host_key.host}: <code>{self.host_key.fingerprint}</code></p>")
+        self.trust.setVisible(self.host_key is not None)
+        self.results.setText("".join(lines))
+        self.ok = all(ok for ok, _, _ in findings)
+        self.setTitle("Everything is ready" if self.ok else "Something needs your attention")
+        self.completeChanged.emit()
+
+    def trust_host(self) -> None:
+        target = self.w.where.target()
+        if self.host_key is not None and target.known_hosts is not None:
+            target.known_hosts.parent.mkdir(parents=True, exist_ok=True)
+            trust_host_key(target.known_hosts, self.host_key)
+            self.host_key = None
+            self.run_checks()
+
+    def isComplete(self) -> bool:  # noqa: N802 - Qt override
+        return self.ok
+
+
+class SitePage(QWizardPage):
+    def __init__(self) -> None:
+        super().__init__()
+        self.setTitle("Your website")
+        self.domain = QLineEdit()
+        self.domain.setPlaceholderText("example.com")
+        self.timezone = QComboBox()
+        self.timezone.setEditable(True)
+        from zoneinfo import available_timezones
+
+        self.timezone.addItems(sorted(available_timezones()))
+        self.timezone.setCurrentText("UTC")
+        form = QFormLayout(self)
+        form.addRow("Domain", self.domain)
+        form.addRow("Time zone for reports", self.timezone)
+        self.domain.textChanged.connect(self.completeChanged)
+
+    def isComplete(self) -> bool:  # noqa: N802 - Qt override
+        text = self.domain.text().strip()
+        return "." in text and " " not in text and "/" not in text
+
+
+class InstallPage(QWizardPage):
+    def __init__(self, wizard: SetupWizard) -> None:
+        super().__init__()
+        self.w = wizard
+        self.setTitle("Install Pixel")
+        self.install = QPushButton("Install")
+        self.install.clicked.connect(self.start)
+        self.cancel = QPushButton("Cancel install")
+        self.cancel.setEnabled(False)
+        self.cancel.clicked.connect(self.stop)
+        self.bar = QProgressBar()
+        self.bar.setRange(0, 100)
+        self.step = QLabel("")
+        self.details = QPlainTextEdit()
+        self.details.setReadOnly(True)
+        self.details.setPlaceholderText("Details")
+        row = QHBoxLayout()
+        row.addWidget(self.install)
+        row.addWidget(self.cancel)
+        row.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.addLayout(row)
+        for w in (self.bar, self.step, self.details):
+            layout.addWidget(w)
+        self.task: Task | None = None
+        self.result: dict[str, Any] | None = None
+        self.error = ""
+
+    def start(self) -> None:
+        self.install.setEnabled(False)
+        self.cancel.setEnabled(True)
+        self.error = ""
+        self.details.clear()
+        target = self.w.where.target()
+        domain = self.w.site.domain.text().strip()
+        tz = self.w.site.timezone.currentText()
+        name = self.w.where.name.text().strip()
+        project, values, engine = self.w.project, dict(self.w.values), self.w.where.url.text().strip() or "local"
+
+        def work(task: Task) -> dict[str, Any]:
+            from pixel.app.stack.engine import connect
+            from pixel.app.stack.manage import open_stack
+
+            task.report(Progress("connect", None, f"connecting to {target.describe()}"))
+            client = connect(target)
+            prov = open_stack(client, project, "compact", values, target=target, progress=task.progress_callback)
+            result = prov.install()
+            task.report(Progress("site", None, "creating the site"))
+            api = next(c for c in prov.status().containers if 8082 in c.ports)
+            api_url = f"http://127.0.0.1:{api.ports[8082]}"
+            collector_url = f"http://127.0.0.1:{api.ports[8081]}"
+            if result.admin is None:
+                raise StackError(result.admin_note or "no admin account was created", code="admin-failed")
+            with ApiClient(api_url, result.admin.username, result.admin.password) as api_client:
+                site = api_client.create_site(domain, tz)
+                snippet = api_client.get(f"/api/sites/{site['id']}/snippet", {"collector_url": collector_url})
+            stored = ""
+            try:
+                secret_store.set_secret(name, "admin_password", result.admin.password)
+            except secret_store.KeyringUnavailable as exc:
+                stored = str(exc)
+            profile = Profile(name, engine=engine, project=project, api_url=api_url, collector_url=collector_url,
+                              username=result.admin.username, domain=domain, site_id=site["id"])
+            task.report(Progress("done", 1.0, "Pixel is installed"))
+            return {"profile": profile, "password": result.admin.password, "snippet": snippet["html"],
+                    "keyring_problem": stored, "changed": result.changed}
+
+        self.task = self.w.runner.submit(work, on_done=self._done, on_error=self._failed, on_progress=self._progress)
+
+    def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            self.step.setText("Cancelling… (removing what was created)")
+
+    def _progress(self, event: Progress) -> None:
+        if event.fraction is None:
+            self.bar.setRange(0, 0)
+        else:
+            self.bar.setRange(0, 100)
+            self.bar.setValue(int(event.fraction * 100))
+        self.step.setText(event.message)
+        self.details.appendPlainText(f"[{event.step}] {event.message}")
+
+    def _done(self, result: dict[str, Any]) -> None:
+        self.result = result
+        self.bar.setRange(0, 100)
+        self.bar.setValue(100)
+        self.cancel.setEnabled(False)
+        self.w.store.save(result["profile"])
+        self.w.profile = result["profile"]
+        self.details.appendPlainText("changed: " + ", ".join(result["changed"]))
+        self.completeChanged.emit()
+
+    def _failed(self, exc: BaseException) -> None:
+        self.bar.setRange(0, 100)
+        self.bar.setValue(0)
+        self.install.setEnabled(True)
+        self.cancel.setEnabled(False)
+        if isinstance(exc, Cancelled):
+            self.error = "Cancelled. Nothing was left behind."
+        elif isinstance(exc, StackError):
+            self.error = exc.problem + (f"\nWhat to do: {exc.action}" if exc.action else "")
+        else:
+            self.error = f"{type(exc).__name__}: {exc}"
+        self.step.setText(self.error)
+        self.details.appendPlainText(self.error)
+
+    def isComplete(self) -> bool:  # noqa: N802 - Qt override
+        return self.result is not None
+
+
+class DonePage(QWizardPage):
+    def __init__(self, wizard: SetupWizard) -> None:
+        super().__init__()
+        self.w = wizard
+        self.setTitle("Pixel is running")
+        self.password = QLineEdit()
+        self.password.setReadOnly(True)
+        self.copy_password = QPushButton("Copy")
+        self.copy_password.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.password.text()))
+        self.note = QLabel("")
+        self.note.setWordWrap(True)
+        self.snippet = QPlainTextEdit()
+        self.snippet.setReadOnly(True)
+        self.snippet.setMaximumHeight(90)
+        self.copy_snippet = QPushButton("Copy snippet")
+        self.copy_snippet.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.snippet.toPlainText()))
+        self.first_visit = QLabel("⏳ Waiting for your first visit…")
+        self.first_visit.setStyleSheet("color:#b45309; font-weight:bold")
+        layout = QVBoxLayout(self)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Admin password (shown once):"))
+        row.addWidget(self.password)
+        row.addWidget(self.copy_password)
+        layout.addLayout(row)
+        layout.addWidget(self.note)
+        layout.addWidget(QLabel("Paste this into every page of your site, just before </head>:"))
+        layout.addWidget(self.snippet)
+        layout.addWidget(self.copy_snippet)
+        layout.addWidget(self.first_visit)
+        self.timer = QTimer(self)
+        self.timer.setInterval(2000)
+        self.timer.timeout.connect(self.check_visit)
+        self.seen = False
+        self._checking = False
+
+    def initializePage(self) -> None:  # noqa: N802 - Qt override
+        result = self.w.install.result or {}
+        self.password.setText(result.get("password", ""))
+        problem = result.get("keyring_problem")
+        self.note.setText(f"Not stored: {problem}" if problem else
+                          "Stored in your system keyring, so the app can sign in. Keep a copy somewhere safe.")
+        self.snippet.setPlainText(result.get("snippet", ""))
+        self.timer.start()
+        self.check_visit()
+
+    def cleanupPage(self) -> None:  # noqa: N802 - Qt override
+        self.timer.stop()
+
+    def check_visit(self) -> None:
+        result = self.w.install.result
+        if result is None or self.seen or self._checking:
+            return
+        profile: Profile = result["profile"]
+        password = result["password"]
+        self._checking = True
+
+        def work(_task: Task) -> int:
+            with ApiClient(profile.api_url, profile.username, password, timeout=5) as client:
+                summary = client.report(profile.site_id or 0, "summary",
+                                        {"period": "today", "compare": False, "include_bots": True})
+            return int(summary["metrics"]["pageviews"]["value"])
+
+        def done(pageviews: int) -> None:
+            self._checking = False
+            if pageviews > 0:
+                self.seen = True
+                self.timer.stop()
+                self.first_visit.setText("✔ First visit received: Pixel is counting.")
+                self.first_visit.setStyleSheet("color:#15803d; font-weight:bold")
+
+        def failed(_exc: BaseException) -> None:
+            self._checking = False
+
+        self.w.runner.submit(work, on_done=done, on_error=failed)
+
+
+class SetupWizard(QWizard):
+    def __init__(self, runner: Runner, store: ProfileStore, project: str = "pixel",
+                 values: dict[str, str] | None = None) -> None:
+        super().__init__()
+        self.setWindowTitle("Set up Pixel")
+        self.runner = runner
+        self.store = store
+        self.project = project
+        self.values = dict(values or {})  # stack settings (ports, image); the defaults suit most people
+        self.profile: Profile | None = None
+        self.where = WherePage()
+        self.checks = CheckPage(self)
+        self.site = SitePage()
+        self.install = InstallPage(self)
+        self.done_page = DonePage(self)
+        for page in (self.where, self.checks, self.site, self.install, self.done_page):
+            self.addPage(page)
+        self.resize(760, 560)
+
+    def done(self, result: int) -> None:
+        self.done_page.timer.stop()
+        if self.install.task is not None and not self.install.task.finished.is_set():
+            self.install.task.cancel()
+        super().done(result)
