@@ -167,6 +167,22 @@ def test_late_events_and_client_retry_copies(api: Api, sites: dict[str, tuple[in
     # a late copy of an event already counted: still nothing changes
     api.store.insert_rows("events", late[:1])
     assert answers(api, site_id, **RANGE) == after
+    # a session seen on 9 March only (Berlin 23:50), then its next event 20 minutes later, after midnight,
+    # arrives late: 9 March must be rebuilt too, and the session still counts once
+    berlin = ZoneInfo("Europe/Berlin")
+    t0 = datetime(2024, 3, 9, 23, 50, tzinfo=berlin).astimezone(UTC)
+    first_part = _row(95_000, site, t0, "night-owl", "night-s", "pageview", "/night", rnd)
+    api.store.insert_rows("events", [first_part])
+    one = answers(api, site_id, **RANGE)["summary"]["metrics"]
+    assert one["sessions"]["value"] == m1["sessions"]["value"] + 1
+    second_part = _row(95_001, site, t0 + timedelta(minutes=20), "night-owl", "night-s", "pageview", "/dawn", rnd)
+    api.store.insert_rows("events", [second_part])
+    two = answers(api, site_id, **RANGE)
+    assert two["summary"]["metrics"]["sessions"]["value"] == m1["sessions"]["value"] + 1
+    assert two["summary"]["metrics"]["pageviews"]["value"] == m1["pageviews"]["value"] + 2
+    assert two == answers(api, site_id, filters=EVERYTHING, **RANGE)
+    metrics = {k: v["value"] for k, v in two["summary"]["metrics"].items()}
+    assert metrics == expected_summary(rows + late + [first_part, second_part], ZONES[site], FIRST, LAST)
 
 
 def test_ranges_that_are_not_whole_days_or_have_filters_read_raw_events(
