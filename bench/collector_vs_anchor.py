@@ -59,6 +59,31 @@ def wrk(url: str, script: Path, seconds: int) -> dict[str, float]:
             "non2xx": int(non2xx.group(1)) if non2xx else 0, "socket_errors": errors.group(1) if errors else ""}
 
 
+def cpu_seconds(pgid: int) -> float:
+    """User + system CPU time of every process in the process group `pgid` (the server and its workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # field 5 of stat: the process group
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
+def measured(url: str, script: Path, seconds: int, pgid: int) -> dict[str, float]:
+    """One wrk run, plus the server's CPU time per request: a figure the machine's other load barely moves."""
+    before = cpu_seconds(pgid)
+    result = wrk(url, script, seconds)
+    result["cpu_us"] = (cpu_seconds(pgid) - before) / max(result["requests"], 1) * 1e6
+    return result
+
+
 def spooled_records(spool: Path) -> int:
     return sum(sum(1 for line in p.read_bytes().splitlines() if line and not line.startswith(b"#"))
                for p in spool.glob("*.*"))
@@ -100,11 +125,12 @@ def main() -> int:
         before = spooled_records(work / "pixel" / "spool")
         rows = []
         for i in range(args.pairs):
-            a = wrk(anchor_url, script, args.seconds)
-            p = wrk(pixel_url, script, args.seconds)
+            a = measured(anchor_url, script, args.seconds, anchor_pid)
+            p = measured(pixel_url, script, args.seconds, pixel.pid)
             rows.append((a, p))
-            print(f"pair {i + 1}: anchor {a['rps']:.0f} req/s p99 {a['p99_ms']:.2f} ms | pixel[{args.server}] "
-                  f"{p['rps']:.0f} req/s p99 {p['p99_ms']:.2f} ms | ratio {p['rps'] / a['rps']:.2f}", flush=True)
+            print(f"pair {i + 1}: anchor {a['rps']:.0f} req/s p99 {a['p99_ms']:.2f} ms {a['cpu_us']:.1f} us CPU/req | "
+                  f"pixel[{args.server}] {p['rps']:.0f} req/s p99 {p['p99_ms']:.2f} ms {p['cpu_us']:.1f} us CPU/req | "
+                  f"ratio {p['rps'] / a['rps']:.2f}", flush=True)
         time.sleep(0.5)
         spooled = spooled_records(work / "pixel" / "spool") - before
         sent = sum(p["requests"] for _, p in rows)
@@ -117,6 +143,10 @@ def main() -> int:
         # wrk stops counting at its deadline with up to 64 requests in flight (one per connection) that the
         # server still answers and spools: the spool may hold up to 64 more per run, never fewer.
         in_flight = spooled - sent
+        a_cpu = statistics.median(a["cpu_us"] for a, _ in rows)
+        p_cpu = statistics.median(p["cpu_us"] for _, p in rows)
+        print(f"server CPU per request (median): anchor {a_cpu:.1f} us, pixel {p_cpu:.1f} us "
+              f"(pixel needs {p_cpu / a_cpu:.2f}x the anchor's CPU per request)")
         print(f"requests wrk reported for pixel: {sent}; records in the spool: {spooled} "
               f"({in_flight} in flight at wrk's deadlines, at most {64 * len(rows)}); non-2xx: {bad}")
         return 0 if 0 <= in_flight <= 64 * len(rows) and bad == 0 else 1
