@@ -23,6 +23,8 @@ It runs requests one at a time (one chDB session) and has no sessions, quotas, u
 chDB admits one data folder per process, so the front runs as its own process (`ChFront.start`);
 it exits when the test process goes away (it watches its stdin). Run by hand:
 `python tests/chfront.py --data-dir DIR [--port N] [--user U --password P]`.
+In a container (the standard stack's ClickHouse stand-in, tests/app/chfront-standin/), where stdin is
+closed from the start: `--host 0.0.0.0 --no-stdin-watch`; it then stops on SIGTERM only.
 """
 
 from __future__ import annotations
@@ -302,16 +304,18 @@ class Handler(BaseHTTPRequestHandler):
         self._send(200, data, headers)
 
 
-def serve(data_dir: str, port: int, user: str, password: str) -> None:
+def serve(data_dir: str, port: int, user: str, password: str, *, host: str = "127.0.0.1",
+          watch_stdin: bool = True) -> None:
     Handler.engine = Engine(data_dir, user, password)
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server = ThreadingHTTPServer((host, port), Handler)
     server.daemon_threads = True
 
     def watch_parent() -> None:  # stdin closes when the test process exits, however it exits
         sys.stdin.buffer.read()
         server.shutdown()
 
-    threading.Thread(target=watch_parent, daemon=True).start()
+    if watch_stdin:
+        threading.Thread(target=watch_parent, daemon=True).start()
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     print(f"LISTENING {server.server_address[1]}", flush=True)
     try:
@@ -329,5 +333,8 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--user", default="default")
     parser.add_argument("--password", default="")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--no-stdin-watch", action="store_true",
+                        help="keep running when stdin closes (in a container); stop on SIGTERM")
     ns = parser.parse_args()
-    serve(ns.data_dir, ns.port, ns.user, ns.password)
+    serve(ns.data_dir, ns.port, ns.user, ns.password, host=ns.host, watch_stdin=not ns.no_stdin_watch)

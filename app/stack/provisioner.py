@@ -117,6 +117,14 @@ def api_error(exc: APIError, doing: str) -> StackError:
             "Free disk space (e.g. `docker system prune`) and try again.",
             code="disk-full",
         )
+    if "error setting rlimit" in text:  # e.g. ClickHouse's nofile=262144 above dockerd's own hard limit
+        return StackError(
+            f"{doing}: Docker may not give the container the limits the stack asks for, such as "
+            f"ClickHouse's open-files limit ({text}).",
+            "Raise Docker's own open-files limit (for systemd: LimitNOFILE=1048576 in docker.service) "
+            "and restart Docker.",
+            code="ulimit-refused",
+        )
     return StackError(f"{doing}: {text}", code="engine-error")
 
 

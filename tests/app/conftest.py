@@ -8,9 +8,10 @@ from collections.abc import Iterator
 
 import docker
 import pytest
+from pixel.app.stack import image as images
 from pixel.app.stack.engine import EngineTarget, connect
 from pixel.app.stack.provisioner import Provisioner
-from stack_helpers import BUSYBOX
+from stack_helpers import BUSYBOX, PIXEL_BASE, PIXEL_BROKEN, PIXEL_TAG
 
 
 @pytest.fixture(scope="session")
@@ -19,6 +20,23 @@ def docker_client() -> Iterator[docker.DockerClient]:
     client.images.get(BUSYBOX)  # made by scripts/system.d/20-docker.sh
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def pixel_image(docker_client, tmp_path_factory) -> Iterator[str]:
+    """Build the image from this checkout once per session (1-2 minutes; test_stack_pixel and
+    test_stack_standard share it): wheels downloaded on the host, `--network none` build."""
+    ctx = images.make_context(tmp_path_factory.mktemp("ctx"))
+    images.build(docker_client, images.ImageSource("build", ctx, base=PIXEL_BASE, network_mode="none"), PIXEL_TAG)
+    broken = tmp_path_factory.mktemp("broken")
+    # An upgrade that wipes the data (like a botched migration) and never answers its healthcheck.
+    (broken / "Dockerfile").write_text(
+        f'FROM {PIXEL_TAG}\nENTRYPOINT ["sh", "-c", "rm -rf /data/* && exec sleep 3600", "--"]\n'
+    )
+    images.build(docker_client, images.ImageSource("build", broken), PIXEL_BROKEN)
+    yield PIXEL_TAG
+    for tag in (PIXEL_BROKEN, PIXEL_TAG):
+        docker_client.images.remove(tag, force=True)
 
 
 @pytest.fixture

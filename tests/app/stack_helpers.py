@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import socket
+import time
+import urllib.request
 import uuid
 
 import docker
 from pixel.app.stack.spec import HealthCheck, Mount, Port, Service, StackSpec
 
 BUSYBOX = "pixel-test/busybox:latest"
+PIXEL_BASE = "pixel-base/python:bookworm"  # Debian minbase + python3, also from 20-docker.sh
+PIXEL_TAG = "pixel-analytics:stack-test"  # built once per test session (conftest.pixel_image)
+PIXEL_BROKEN = "pixel-analytics:stack-test-broken"
 
 
 def unique_project(prefix: str = "pxt") -> str:
@@ -56,3 +62,35 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def send_pageviews(port: int, n: int) -> None:
+    """POST n pageviews of example.com, now, to a collector published on 127.0.0.1:port."""
+    now = int(time.time() * 1000)
+    batch = [
+        {
+            "event_id": str(uuid.uuid4()),
+            "event_name": "pageview",
+            "ts": now,
+            "site": "example.com",
+            "page": {"url": f"https://example.com/p{i}", "path": f"/p{i}", "title": "t", "referrer": ""},
+        }
+        for i in range(n)
+    ]
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/track",
+        data=json.dumps(batch).encode(),
+        headers={"Content-Type": "text/plain"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert resp.status == 204
+
+
+def api_call(port: int, method: str, path: str, body: dict | None = None, token: str = "") -> dict:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, headers=headers, method=method)
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())

@@ -4,10 +4,8 @@ idempotent reinstall, backup/restore, and an upgrade to a broken image that is r
 
 from __future__ import annotations
 
-import json
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 
 import pytest
@@ -15,27 +13,11 @@ from pixel.app.stack import image as images
 from pixel.app.stack.errors import StackError
 from pixel.app.stack.manage import open_stack
 from pixel.app.stack.provisioner import Credentials, Provisioner
+from stack_helpers import PIXEL_BROKEN as BROKEN
+from stack_helpers import PIXEL_TAG as TAG
+from stack_helpers import api_call as _call
+from stack_helpers import send_pageviews as _send
 from stack_helpers import unique_project
-
-BASE = "pixel-base/python:bookworm"
-TAG = "pixel-analytics:stack-test"
-BROKEN = "pixel-analytics:stack-test-broken"
-
-
-@pytest.fixture(scope="module")
-def pixel_image(docker_client, tmp_path_factory) -> str:
-    """Build the image from this checkout: wheels downloaded on the host, `--network none` build."""
-    ctx = images.make_context(tmp_path_factory.mktemp("ctx"))
-    images.build(docker_client, images.ImageSource("build", ctx, base=BASE, network_mode="none"), TAG)
-    broken = tmp_path_factory.mktemp("broken")
-    # An upgrade that wipes the data (like a botched migration) and never answers its healthcheck.
-    (broken / "Dockerfile").write_text(
-        f'FROM {TAG}\nENTRYPOINT ["sh", "-c", "rm -rf /data/* && exec sleep 3600", "--"]\n'
-    )
-    images.build(docker_client, images.ImageSource("build", broken), BROKEN)
-    yield TAG
-    for tag in (BROKEN, TAG):
-        docker_client.images.remove(tag, force=True)
 
 
 def _open(client, project: str, image: str = TAG) -> Provisioner:
@@ -49,27 +31,6 @@ def _open(client, project: str, image: str = TAG) -> Provisioner:
     return open_stack(client, project, "compact", values)
 
 
-def _send(port: int, n: int) -> None:
-    now = int(time.time() * 1000)
-    batch = [
-        {
-            "event_id": str(uuid.uuid4()),
-            "event_name": "pageview",
-            "ts": now,
-            "site": "example.com",
-            "page": {"url": f"https://example.com/p{i}", "path": f"/p{i}", "title": "t", "referrer": ""},
-        }
-        for i in range(n)
-    ]
-    req = urllib.request.Request(
-        f"http://127.0.0.1:{port}/track",
-        data=json.dumps(batch).encode(),
-        headers={"Content-Type": "text/plain"},
-    )
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        assert resp.status == 204
-
-
 def _wait_for_count(p: Provisioner, expected: int, timeout: float = 60) -> int:
     deadline = time.monotonic() + timeout
     count = None
@@ -79,16 +40,6 @@ def _wait_for_count(p: Provisioner, expected: int, timeout: float = 60) -> int:
             return count
         time.sleep(0.5)
     raise AssertionError(f"events stored: {count}, expected {expected}")
-
-
-def _call(port: int, method: str, path: str, body: dict | None = None, token: str = "") -> dict:
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, headers=headers, method=method)
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        return json.loads(resp.read())
 
 
 def _stored_pageviews(p: Provisioner, admin: Credentials) -> int:
