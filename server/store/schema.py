@@ -187,12 +187,47 @@ ENGINE = MergeTree
 ORDER BY (site, tz, day, sid)"""
 
 
+# -- migration 3: the report cache in small granules, and ranges of days merged ---------------------
+
+# Granules of 256 rows: a report reads one dimension's rows, and a granule's aggregate states are read
+# whole, so 8,192-row granules made a 90-row breakdown read thousands of states. The cache tables are
+# dropped and made again (a cache: rebuilt on demand).
+_SMALL_GRANULES = "\nSETTINGS index_granularity = 256"
+
+# The days of a range before today (which no longer change as events arrive), merged once per set of
+# day builds (`key`), so a 30-day breakdown merges one state per value instead of thirty. Rows expire
+# two days after they are made; a range still in use is then merged again.
+RANGE_DIMENSIONS_DDL = """CREATE TABLE IF NOT EXISTS range_dimensions (
+    `site` LowCardinality(String),
+    `tz` LowCardinality(String),
+    `key` UInt64,
+    `created` DateTime('UTC'),
+    `dimension` LowCardinality(String),
+    `value` String,
+    `visitors` AggregateFunction(uniqCombined(12), String),
+    `visitors_total` AggregateFunction(uniqCombined(14), String),
+    `pageviews` UInt64,
+    `events` UInt64,
+    `sessions` UInt64,
+    `bounces` UInt64,
+    `duration_ms` UInt64
+)
+ENGINE = MergeTree
+ORDER BY (site, tz, key, dimension, value)
+TTL created + INTERVAL 2 DAY""" + _SMALL_GRANULES
+
+
 def migrations(retention_days: int = 0) -> tuple[Migration, ...]:
     ttl = f"TTL toDateTime(timestamp) + INTERVAL {int(retention_days)} DAY\n" if retention_days > 0 else ""
     return (
         Migration(1, "events and dead letters", (_events_ddl(ttl), DEAD_LETTERS_DDL)),
         Migration(2, "report cache: hourly insert counts, per-day aggregates", (
             EVENT_COUNTS_DDL, EVENT_COUNTS_MV_DDL, DAY_BUILDS_DDL, DAY_DIMENSIONS_DDL, DAY_SESSION_EDGES_DDL)),
+        Migration(3, "report cache: small granules, merged ranges of days", (
+            "DROP TABLE IF EXISTS day_builds", "DROP TABLE IF EXISTS day_dimensions",
+            "DROP TABLE IF EXISTS day_session_edges",
+            DAY_BUILDS_DDL + _SMALL_GRANULES, DAY_DIMENSIONS_DDL + _SMALL_GRANULES,
+            DAY_SESSION_EDGES_DDL + _SMALL_GRANULES, RANGE_DIMENSIONS_DDL)),
     )
 
 

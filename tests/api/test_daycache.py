@@ -214,3 +214,29 @@ def test_previous_period_is_whole_local_days_across_a_dst_change(
     assert {k: v["previous"] for k, v in body["metrics"].items()} == before
     raw = get(api, site_id, "summary", period="custom", filters=EVERYTHING, **{"from": "2024-03-11", "to": "2024-03-13"})
     assert raw == body
+
+
+def test_days_before_today_merged_once_and_today_read_by_day(api: Api) -> None:
+    from pixel.server.api.app import open_meta
+
+    site = "recent.example"
+    site_id = open_meta(api.settings).insert("sites", {"domain": site, "name": site, "timezone": "Asia/Tokyo",
+                                                       "created_at": 0.0})
+    rnd = random.Random(5)
+    now = datetime.now(UTC).replace(microsecond=0)
+    starts = [now - timedelta(minutes=rnd.randint(60, 8 * 24 * 60)) for _ in range(80)]
+    rows = [_row(i, site, starts[i // 3] + timedelta(minutes=(i % 3) * rnd.randint(1, 20)), f"v{i // 3 % 31}",
+                 f"s{i // 3}", "pageview", rnd.choice(PAGES), rnd) for i in range(240)]
+    api.store.insert_rows("events", rows)
+    week = answers(api, site_id, period="7d")
+    assert week == answers(api, site_id, period="7d", filters=EVERYTHING)
+    ranges = int(api.store.scalar("SELECT uniqExact(key) FROM range_dimensions WHERE site = {s:String}", {"s": site}))
+    assert ranges >= 2  # this period's days before today, and the previous period's
+    assert answers(api, site_id, period="7d") == week
+    assert int(api.store.scalar("SELECT uniqExact(key) FROM range_dimensions WHERE site = {s:String}",
+                                {"s": site})) == ranges  # unchanged days: merged once
+    api.store.insert_rows("events", [_row(999, site, now - timedelta(seconds=5), "v-new", "s-new", "pageview",
+                                          "/new", rnd)])
+    after = answers(api, site_id, period="7d")
+    assert after["summary"]["metrics"]["visitors"]["value"] == week["summary"]["metrics"]["visitors"]["value"] + 1
+    assert after == answers(api, site_id, period="7d", filters=EVERYTHING)

@@ -29,10 +29,11 @@ day, week or month buckets; everything else reads the raw events.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
-from dataclasses import dataclass
-from datetime import date, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pixel.server.api.query.periods import Range, _local_midnight
@@ -136,6 +137,8 @@ class Days:
     first: date
     last: date
     builds: tuple[tuple[date, int], ...] = ()  # (day, its valid build)
+    range_key: int = 0  # the merged rows of days first .. open_from - 1 in range_dimensions (0: none)
+    open_from: date | None = None  # the first day read from day_dimensions (None: first)
 
     def build_filter(self) -> str:
         """Each day's rows of its own valid build (a build may cover several days, later rebuilt one by one):
@@ -208,7 +211,38 @@ def ensure(scope: Scope, days: Days) -> Days:
         if dirty:
             build = _build(scope, dirty, counts)
             valid.update(dict.fromkeys(dirty, build))
-    return Days(days.first, days.last, tuple((date.fromisoformat(d), b) for d, b in sorted(valid.items())))
+        out = Days(days.first, days.last, tuple((date.fromisoformat(d), b) for d, b in sorted(valid.items())))
+        return _ensure_range(scope, out)
+
+
+def _ensure_range(scope: Scope, days: Days) -> Days:
+    """Merge the range's days before today into range_dimensions once per set of builds."""
+    from zoneinfo import ZoneInfo
+
+    from pixel.server.api.query import runner
+
+    today = datetime.now(UTC).astimezone(ZoneInfo(scope.range.tz)).date()
+    closed = [(d, b) for d, b in days.builds if d < today]
+    if len(closed) < 2:
+        return days
+    digest = hashlib.blake2b(repr((scope.site, scope.range.tz, closed)).encode(), digest_size=8).digest()
+    key = int.from_bytes(digest, "big") >> 1
+    merged = replace(days, range_key=key, open_from=closed[-1][0] + timedelta(days=1))
+    fixed = {"site": scope.site, "tz": scope.range.tz, "key": key}
+    if not runner.query(scope.store, """SELECT count() FROM range_dimensions
+            WHERE site = {site:String} AND tz = {tz:String} AND key = {key:UInt64} AND dimension = ''""",
+                        fixed).scalar():
+        closed_days = replace(days, builds=tuple(closed), last=closed[-1][0])
+        runner.command(scope.store, f"""INSERT INTO range_dimensions (site, tz, key, created, dimension, value,
+                visitors, visitors_total, pageviews, events, sessions, bounces, duration_ms)
+            SELECT {{site:String}}, {{tz:String}}, {{key:UInt64}}, now(), dimension, value,
+                uniqCombinedMergeState(12)(visitors), uniqCombinedMergeState(14)(visitors_total), sum(pageviews),
+                sum(events), sum(sessions), sum(bounces), sum(duration_ms)
+            FROM day_dimensions
+            WHERE site = {{site:String}} AND tz = {{tz:String}} AND day >= {{first:Date}} AND day <= {{last:Date}}
+                AND {closed_days.build_filter()}
+            GROUP BY dimension, value""", {**fixed, "first": days.first.isoformat(), "last": closed[-1][0].isoformat()})
+    return merged
 
 
 def _ch_hour(moment: Any) -> str:
@@ -253,8 +287,20 @@ def _where(days: Days, dimension: str) -> str:
             f"AND day >= {{first:Date}} AND day <= {{last:Date}} AND {days.build_filter()}")
 
 
+def _rows(days: Days, dimension: str, columns: str) -> str:
+    """A subquery of one dimension's rows over the range: the merged days before today, then the rest."""
+    day_part = (f"SELECT {columns} FROM day_dimensions WHERE site = {{site:String}} AND tz = {{tz:String}} "
+                f"AND dimension = '{dimension}' AND day >= {{open_from:Date}} AND day <= {{last:Date}} "
+                f"AND {days.build_filter()}")
+    if not days.range_key:
+        return f"({day_part})"
+    return (f"(SELECT {columns} FROM range_dimensions WHERE site = {{site:String}} AND tz = {{tz:String}} "
+            f"AND key = {int(days.range_key)} AND dimension = '{dimension}' UNION ALL {day_part})")
+
+
 def params(scope: Scope, days: Days) -> dict[str, Any]:
-    return {"site": scope.site, "tz": scope.range.tz, "first": days.first.isoformat(), "last": days.last.isoformat()}
+    return {"site": scope.site, "tz": scope.range.tz, "first": days.first.isoformat(), "last": days.last.isoformat(),
+            "open_from": (days.open_from or days.first).isoformat()}
 
 
 def edges_sql(days: Days) -> str:
@@ -269,13 +315,13 @@ def edges_sql(days: Days) -> str:
 
 
 def summary_sql(days: Days) -> str:
-    return f"""SELECT
-        (SELECT uniqCombinedMerge(14)(visitors_total) FROM day_dimensions WHERE {_where(days, TOTAL)}) AS visitors,
-        (SELECT sum(pageviews) FROM day_dimensions WHERE {_where(days, TOTAL)}) AS pageviews,
+    return f"""SELECT t.visitors AS visitors, t.pageviews AS pageviews,
         s.sessions + e.sessions AS sessions, s.bounces + e.bounces AS bounces,
         s.duration_ms + e.duration_ms AS duration_ms
-    FROM (SELECT sum(sessions) AS sessions, sum(bounces) AS bounces, sum(duration_ms) AS duration_ms
-          FROM day_dimensions WHERE {_where(days, SESSIONS)}) AS s
+    FROM (SELECT uniqCombinedMerge(14)(vt) AS visitors, sum(pageviews) AS pageviews
+          FROM {_rows(days, TOTAL, "visitors_total AS vt, pageviews")}) AS t
+    CROSS JOIN (SELECT sum(sessions) AS sessions, sum(bounces) AS bounces, sum(duration_ms) AS duration_ms
+          FROM {_rows(days, SESSIONS, "sessions, bounces, duration_ms")}) AS s
     CROSS JOIN (SELECT count() AS sessions, countIf(pv <= 1) AS bounces,
           sum(toUInt64(dateDiff('millisecond', first_ts, last_ts))) AS duration_ms FROM ({edges_sql(days)})) AS e"""
 
@@ -310,10 +356,10 @@ def breakdown_source(days: Days, dimension: str) -> tuple[str, str]:
     """(FROM clause rows `value, v, pageviews, events, sessions`, aggregate list) for a cached dimension."""
     if dimension in SESSION_KINDS:
         column = "entry" if dimension == "entry_page" else "exit"
-        source = f"""(SELECT value, visitors AS v, sessions FROM day_dimensions WHERE {_where(days, dimension)}
+        source = f"""(SELECT value, v, sessions FROM {_rows(days, dimension, "value, visitors AS v, sessions")}
             UNION ALL
             SELECT {column} AS value, uniqCombinedState(12)(pv_visitor) AS v, count() AS sessions
             FROM ({edges_sql(days)}) WHERE pv > 0 GROUP BY value)"""
         return source, "uniqCombinedMerge(12)(v) AS visitors, sum(sessions) AS sessions"
-    source = f"(SELECT value, visitors AS v, pageviews, events FROM day_dimensions WHERE {_where(days, dimension)})"
+    source = _rows(days, dimension, "value, visitors AS v, pageviews, events")
     return source, "uniqCombinedMerge(12)(v) AS visitors, sum(pageviews) AS pageviews, sum(events) AS events"

@@ -84,9 +84,10 @@ def _summary_values(scope: Scope) -> dict[str, float]:
         row = _cached(scope, daycache.summary_sql(days), days)[0]
     else:
         params = SqlParams()
-        sql = f"""SELECT {daycache.UNIQ_TOTAL}(visitor_id) AS visitors, sum(pv) AS pageviews, count() AS sessions,
-            countIf(pv <= 1) AS bounces, sum(dur) AS duration_ms
-            FROM ({_SESSIONS_SQL.format(events=EVENTS, where=scope.where(params))})"""
+        where = scope.where(params)
+        sql = f"""SELECT (SELECT {daycache.UNIQ_TOTAL}(visitor_id) FROM {EVENTS} WHERE {where}) AS visitors,
+            sum(pv) AS pageviews, count() AS sessions, countIf(pv <= 1) AS bounces, sum(dur) AS duration_ms
+            FROM ({_SESSIONS_SQL.format(events=EVENTS, where=where)})"""
         row = scope.run(sql, params)[0]
     pageviews = int(row["pageviews"] or 0)
     out: dict[str, float] = {"visitors": int(row["visitors"]), "pageviews": pageviews}
