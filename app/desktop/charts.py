@@ -68,6 +68,7 @@ class TimeSeriesChart(pg.PlotWidget):
         self.metric_name = metric
         self.x = np.fromiter((bucket_x(b) for b in labels), dtype=np.float64, count=len(labels))
         self.y = np.asarray(values, dtype=np.float64)
+        self._pens(len(self.x))
         self.current.setData(self.x, self.y, skipFiniteCheck=True)
         self.current.opts["name"] = metric
         self.current.setSymbol("o" if len(self.x) <= 120 else None)
@@ -87,8 +88,17 @@ class TimeSeriesChart(pg.PlotWidget):
                 legend.addItem(self.previous, "previous period")
         self.autoRange()
 
+    def _pens(self, n: int) -> None:
+        """Thin lines for long series: Qt's raster engine draws a wide antialiased polyline of
+        thousands of segments ~60x slower than a 1 px one (8,760 points: ~1.2 s vs ~20 ms)."""
+        wide = n <= 400
+        self.current.setPen(pg.mkPen(CURRENT, width=2.5 if wide else 1))
+        self.previous.setPen(pg.mkPen(PREVIOUS, width=2 if wide else 1, style=Qt.PenStyle.DashLine))
+
     def set_data_fast(self, x: np.ndarray, y: np.ndarray) -> None:
         """Replace the points of the current line only (for large series and benchmarks)."""
+        if len(x) != len(self.x):
+            self._pens(len(x))
         self.x, self.y = x, y
         self.current.setSymbol(None)
         self.current.setData(x, y, skipFiniteCheck=True)
@@ -159,7 +169,10 @@ class BarChart(pg.PlotWidget):
                                    brush=BAR, pen=None)
         self.addItem(self.bars)
         axis = self.getPlotItem().getAxis("left")
-        axis.setTicks([[(i, _short(n)) for i, n in enumerate(self.names)]])
+        labels = [_short(n) for n in self.names]
+        axis.setTicks([list(enumerate(labels))])
+        metrics = self.fontMetrics()
+        axis.setWidth(min(220, 16 + max((metrics.horizontalAdvance(t) for t in labels), default=20)))
         self.setYRange(-0.5, max(len(y), 1) - 0.5, padding=0.02)
         self.setXRange(0, float(self.values.max()) if len(self.values) else 1.0, padding=0.05)
 

@@ -9,12 +9,12 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pixel.app.desktop.charts import Sparkline
 from pixel.app.desktop.workers import Cancelled, Runner, Task
 from pixel.app.stack.errors import StackError
 from pixel.app.stack.progress import Progress
-from pixel.app.stack.provisioner import Provisioner, StackStatus
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QTextCursor
 from PySide6.QtWidgets import (
@@ -35,6 +35,9 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+if TYPE_CHECKING:  # docker-py takes ~0.5 s to import: only when a stack is opened (cold start)
+    from pixel.app.stack.provisioner import Provisioner, StackStatus
 
 HEALTH_COLOURS = {"healthy": "#15803d", "starting": "#b45309", "unhealthy": "#b91c1c", "none": "#666"}
 ACTIONS = ("start", "stop", "restart", "upgrade", "backup", "restore", "uninstall")

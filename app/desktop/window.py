@@ -4,6 +4,7 @@ system keyring is unusable (with what to do; secrets are never stored elsewhere)
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pixel.app import secret_store
 from pixel.app.client import ApiClient, ReportCache, ReportSource
@@ -11,7 +12,6 @@ from pixel.app.desktop.dashboard import DashboardPage
 from pixel.app.desktop.stack_page import StackPage
 from pixel.app.desktop.workers import Runner, Task
 from pixel.app.profiles import Profile, ProfileStore
-from pixel.app.stack.engine import EngineTarget
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QComboBox,
@@ -24,8 +24,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+if TYPE_CHECKING:
+    from pixel.app.stack.engine import EngineTarget
+
 
 def engine_target(profile: Profile) -> EngineTarget:
+    from pixel.app.stack.engine import EngineTarget  # docker-py: imported when needed (cold start)
+
     if profile.engine in ("", "local"):
         return EngineTarget()
     tls = Path(profile.tls_dir) if profile.tls_dir else None
@@ -66,6 +71,8 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.addTab(self.dashboard, "Dashboard")
         self.tabs.addTab(self.stack, "Stack")
+        self._open_stack: tuple | None = None
+        self.tabs.currentChanged.connect(self._tab_changed)
 
         central = QWidget()
         layout = QVBoxLayout(central)
@@ -119,15 +126,26 @@ class MainWindow(QMainWindow):
                     self.dashboard.load_sites(prefer=profile.site_id)
 
             self.runner.submit(connect, on_done=connected, on_error=self._keyring_problem)
-        target = engine_target(profile)
 
         def provisioner(project: str = profile.project):  # type: ignore[no-untyped-def]
             from pixel.app.stack.engine import connect
             from pixel.app.stack.manage import open_stack
 
+            target = engine_target(profile)
             return open_stack(connect(target), project, target=target)
 
-        self.stack.open(provisioner, f"{profile.name}: stack {profile.project!r} on {target.describe()}")
+        where = "the local Docker engine" if profile.engine in ("", "local") else profile.engine
+        self._open_stack = (provisioner, f"{profile.name}: stack {profile.project!r} on {where}")
+        self.stack.provisioner = None
+        if self.tabs.currentWidget() is self.stack:
+            self._tab_changed()
+
+    def _tab_changed(self) -> None:
+        """The stack is contacted when its page is shown (docker-py stays out of the cold start)."""
+        if self.tabs.currentWidget() is self.stack and self._open_stack is not None:
+            connect, description = self._open_stack
+            self._open_stack = None
+            self.stack.open(connect, description)
 
     def open_wizard(self) -> None:
         from pixel.app.desktop.wizard import SetupWizard

@@ -53,7 +53,7 @@ def test_round_trip_through_the_secret_service(secret_service: Path) -> None:
 
 def test_no_secret_is_written_to_the_config_folder(qtbot, secret_service: Path, private_dirs: Path) -> None:
     store = ProfileStore()
-    profile = Profile("home", engine="ssh://pixel@203.0.113.5", api_url="http://127.0.0.1:1", domain="a.example",
+    profile = Profile("home", engine="ssh://pixel@127.0.0.1:1", api_url="http://127.0.0.1:1", domain="a.example",
                       extra={"ssh_key": "~/.ssh/id_pixel"})
     store.save(profile)
     for kind, value in SECRETS.items():
@@ -65,6 +65,11 @@ def test_no_secret_is_written_to_the_config_folder(qtbot, secret_service: Path, 
     assert window.dashboard.source is not None and window.dashboard.source.client is not None
     assert window.dashboard.source.client._password == SECRETS["admin_password"]
     assert window.keyring_banner.isHidden()
+    # the stack is contacted only when its page is shown; an unreachable engine is said in plain words
+    window.tabs.setCurrentWidget(window.stack)
+    assert window.stack.target_label.text() == "home: stack 'pixel' on ssh://pixel@127.0.0.1:1"
+    qtbot.waitUntil(lambda: window.stack.message.text() not in ("", "Connecting…"), timeout=30_000)
+    assert "127.0.0.1" in window.stack.message.text()
     window.close()
     assert store.path == config_dir() / "profiles.json" == private_dirs / "xdg_config_home" / "pixel-desktop" / "profiles.json"
     assert store.get("home") == profile

@@ -113,7 +113,7 @@ def test_wizard_click_by_click_to_the_first_visit(qtbot, secret_service, docker_
         assert profile is not None and profile.project == project and profile.domain == "example.com"
         assert profile.api_url.startswith("http://127.0.0.1:") and profile.site_id == 1
         assert f'src="{profile.collector_url}/' in page.snippet.toPlainText()
-        assert 'data-domain="example.com"' in page.snippet.toPlainText() or "example.com" in page.snippet.toPlainText()
+        assert 'data-site="example.com"' in page.snippet.toPlainText()
         page.copy_snippet.click()
         assert QApplication.clipboard().text() == page.snippet.toPlainText()
         assert page.first_visit.text() == "⏳ Waiting for your first visit…"
