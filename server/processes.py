@@ -126,6 +126,11 @@ class StoreSupervisor:
             self.process.join(timeout=0.5)
             if self.process.exitcode is None or self._stopping.is_set():
                 continue
+            if self.process.exitcode == 0:
+                # A clean exit is a requested stop (SIGTERM to the process group, as a service manager or
+                # Ctrl-C sends it), not a crash: do not start it again behind the shutdown's back.
+                log.info("store process stopped")
+                return
             started = time.monotonic()
             log.warning("store process exited (code %s); restarting in %.1f s", self.process.exitcode, delay)
             if self._stopping.wait(delay):
@@ -172,6 +177,7 @@ def run_collector(settings: Settings) -> None:
             workers=settings.workers,
             respawn_failed_workers=True,
             respawn_interval=0.5,
+            workers_kill_timeout=10,  # a worker that ignores SIGTERM must not hold the shutdown forever
             backlog=2048,
             log_level="warning",
             log_access=False,
