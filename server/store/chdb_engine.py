@@ -54,6 +54,9 @@ class ChdbStore(Store):
         os.ftruncate(self._lock_fd, 0)
         os.write(self._lock_fd, str(os.getpid()).encode())
         self._session = session.Session(str(self.path))
+        # Statements that may write, counted: this process is the folder's only writer, so while the count
+        # stands still no table changed (the API's report cache skips its change check then).
+        self.writes = 0
         # One statement at a time on the session: the shipper's inserts and the API's queries come from
         # different threads, and a statement failing mid-result must not leak into the next one.
         self._guard = threading.Lock()
@@ -65,6 +68,8 @@ class ChdbStore(Store):
             if params:
                 sql, params = _bind(sql, params)
             with self._guard:
+                if fmt is None:
+                    self.writes += 1
                 result = self._session.query(sql, fmt or "TabSeparated", params=params or None)
                 return result.bytes() if fmt else b""
         except Exception as exc:  # chDB raises a bare RuntimeError/ChdbError with the server message
@@ -78,6 +83,7 @@ class ChdbStore(Store):
         text = sql + data.decode("utf-8", "replace")  # chDB parses a str query much faster than bytes
         try:
             with self._guard:
+                self.writes += 1
                 self._session.query(text, "TabSeparated")
         except Exception as exc:
             raise StoreError(str(exc).strip()) from None

@@ -32,7 +32,8 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from dataclasses import dataclass, replace
+import weakref
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -74,6 +75,8 @@ SESSION_KINDS = ("entry_page", "exit_page")
 # a month of daily states per value stays cheap. The raw queries use the same functions.
 UNIQ_TOTAL = "uniqCombined(14)"
 UNIQ_VALUE = "uniqCombined(12)"
+UNIQ_VALUE_STATE = "uniqCombinedState(12)"
+UNIQ_VALUE_MERGE = "uniqCombinedMerge(12)"
 TOTAL = ""
 SESSIONS = "#sessions"
 
@@ -179,6 +182,27 @@ def _lock(scope: Scope) -> threading.Lock:
         return _locks.setdefault(key, threading.Lock())
 
 
+@dataclass
+class _Known:
+    """What this process already read or built for one (site, zone): saves a query per report. A day's build
+    stays valid exactly while its recorded row count matches `event_counts`, whoever else builds too."""
+
+    builds: dict[str, tuple[int, int]] = field(default_factory=dict)  # day -> (build, source_rows)
+    ranges: dict[int, float] = field(default_factory=dict)  # range key -> trusted until (epoch s)
+    # chDB only (the process is the folder's only writer): event counts per window, read at write count
+    counts_at: int = -1
+    counts: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
+
+
+_known: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], _Known]] = weakref.WeakKeyDictionary()
+RANGE_TTL_SECONDS = 2 * 86400  # range_dimensions' TTL (schema migration 3)
+
+
+def _known_for(scope: Scope) -> _Known:
+    with _locks_guard:
+        return _known.setdefault(scope.store, {}).setdefault((scope.site, scope.range.tz), _Known())
+
+
 def ensure(scope: Scope, days: Days) -> Days:
     """Build every day of `days` that has no valid build; return `days` with the valid builds."""
     from pixel.server.api.query import runner
@@ -188,34 +212,51 @@ def ensure(scope: Scope, days: Days) -> Days:
              "lo": _ch_hour(scope.range.start - timedelta(hours=2, seconds=EDGE_SECONDS)),
              "hi": _ch_hour(scope.range.end + timedelta(hours=2, seconds=EDGE_SECONDS)), "edge": EDGE_SECONDS}
     with _lock(scope):
-        counts: dict[str, int] = {}
-        built: dict[str, tuple[int, int]] = {}
-        for kind, day, a, b in runner.query(scope.store, """
-                SELECT 'c', day, sum(rows), 0 FROM event_counts
+        known = _known_for(scope)
+        writes = getattr(scope.store, "writes", None)  # set by the embedded engine only
+        if writes != known.counts_at:
+            known.counts.clear()
+        window = (days.first.isoformat(), days.last.isoformat())
+        if writes is not None and window in known.counts:
+            counts = known.counts[window]
+        else:
+            counts = _counts(scope, fixed)
+            if writes is not None:
+                known.counts_at, known.counts[window] = writes, counts
+        all_days = [(days.first + timedelta(days=i)).isoformat() for i in range((days.last - days.first).days + 1)]
+
+        def stale(d: str) -> bool:
+            return d not in known.builds or known.builds[d][1] != counts.get(d, 0)
+
+        if any(stale(d) for d in all_days):  # maybe built by another process (or before a restart)
+            for day, build, rows in runner.query(scope.store, """
+                    SELECT day, max(build), argMax(source_rows, build) FROM day_builds
+                    WHERE site = {site:String} AND tz = {tz:String} AND day >= {first:Date} AND day <= {last:Date}
+                    GROUP BY day""", fixed).rows:
+                if stale(str(day)):
+                    known.builds[str(day)] = (int(build), int(rows))
+        dirty = [d for d in all_days if stale(d)]
+        if dirty:
+            build = _build(scope, dirty, counts)
+            known.builds.update({d: (build, counts.get(d, 0)) for d in dirty})
+        out = Days(days.first, days.last, tuple((date.fromisoformat(d), known.builds[d][0]) for d in all_days))
+        return _ensure_range(scope, out, known)
+
+
+def _counts(scope: Scope, fixed: dict[str, Any]) -> dict[str, int]:
+    """Rows inserted so far per local day of the window (each hour counted for the days it is near)."""
+    from pixel.server.api.query import runner
+
+    return {str(day): int(rows) for day, rows in runner.query(scope.store, """
+                SELECT day, sum(rows) FROM event_counts
                 ARRAY JOIN arrayDistinct([toDate(hour - {edge:UInt32}, {tz:String}),
                                           toDate(hour + 3599 + {edge:UInt32}, {tz:String})]) AS day
                 WHERE site = {site:String} AND hour >= {lo:DateTime} AND hour < {hi:DateTime}
                     AND day >= {first:Date} AND day <= {last:Date}
-                GROUP BY day
-                UNION ALL
-                SELECT 'b', day, max(build), argMax(source_rows, build) FROM day_builds
-                WHERE site = {site:String} AND tz = {tz:String} AND day >= {first:Date} AND day <= {last:Date}
-                GROUP BY day""", fixed).rows:
-            if kind == "c":
-                counts[str(day)] = int(a)
-            else:
-                built[str(day)] = (int(a), int(b))
-        all_days = [(days.first + timedelta(days=i)).isoformat() for i in range((days.last - days.first).days + 1)]
-        dirty = [d for d in all_days if d not in built or built[d][1] != counts.get(d, 0)]
-        valid = {d: built[d][0] for d in all_days if d not in dirty}
-        if dirty:
-            build = _build(scope, dirty, counts)
-            valid.update(dict.fromkeys(dirty, build))
-        out = Days(days.first, days.last, tuple((date.fromisoformat(d), b) for d, b in sorted(valid.items())))
-        return _ensure_range(scope, out)
+                GROUP BY day""", fixed).rows}
 
 
-def _ensure_range(scope: Scope, days: Days) -> Days:
+def _ensure_range(scope: Scope, days: Days, known: _Known) -> Days:
     """Merge the range's days before today into range_dimensions once per set of builds."""
     from zoneinfo import ZoneInfo
 
@@ -228,10 +269,15 @@ def _ensure_range(scope: Scope, days: Days) -> Days:
     digest = hashlib.blake2b(repr((scope.site, scope.range.tz, closed)).encode(), digest_size=8).digest()
     key = int.from_bytes(digest, "big") >> 1
     merged = replace(days, range_key=key, open_from=closed[-1][0] + timedelta(days=1))
+    if known.ranges.get(key, 0) > time.time():
+        return merged
     fixed = {"site": scope.site, "tz": scope.range.tz, "key": key}
-    if not runner.query(scope.store, """SELECT count() FROM range_dimensions
+    rows, created = runner.query(scope.store, """SELECT count(), toUnixTimestamp(min(created)) FROM range_dimensions
             WHERE site = {site:String} AND tz = {tz:String} AND key = {key:UInt64} AND dimension = ''""",
-                        fixed).scalar():
+                                 fixed).rows[0]
+    # Trusted until an hour before the TTL may drop the rows.
+    known.ranges[key] = (int(created) if rows else time.time()) + RANGE_TTL_SECONDS - 3600
+    if not rows:
         closed_days = replace(days, builds=tuple(closed), last=closed[-1][0])
         runner.command(scope.store, f"""INSERT INTO range_dimensions (site, tz, key, created, dimension, value,
                 visitors, visitors_total, pageviews, events, sessions, bounces, duration_ms)
@@ -352,14 +398,15 @@ def cached_dimension(dimension: str) -> bool:
     return dimension in CACHED_DIMENSIONS or dimension in ("page", "event", *SESSION_KINDS)
 
 
-def breakdown_source(days: Days, dimension: str) -> tuple[str, str]:
-    """(FROM clause rows `value, v, pageviews, events, sessions`, aggregate list) for a cached dimension."""
+def breakdown_states(days: Days, dimension: str) -> str:
+    """One row per value of a cached dimension: `value, st` (visitors state) and the summed metrics."""
     if dimension in SESSION_KINDS:
         column = "entry" if dimension == "entry_page" else "exit"
-        source = f"""(SELECT value, v, sessions FROM {_rows(days, dimension, "value, visitors AS v, sessions")}
+        return f"""SELECT value, uniqCombinedMergeState(12)(v) AS st, sum(sessions) AS sessions FROM (
+            SELECT value, v, sessions FROM {_rows(days, dimension, "value, visitors AS v, sessions")}
             UNION ALL
             SELECT {column} AS value, uniqCombinedState(12)(pv_visitor) AS v, count() AS sessions
-            FROM ({edges_sql(days)}) WHERE pv > 0 GROUP BY value)"""
-        return source, "uniqCombinedMerge(12)(v) AS visitors, sum(sessions) AS sessions"
-    source = _rows(days, dimension, "value, visitors AS v, pageviews, events")
-    return source, "uniqCombinedMerge(12)(v) AS visitors, sum(pageviews) AS pageviews, sum(events) AS events"
+            FROM ({edges_sql(days)}) WHERE pv > 0 GROUP BY value)
+        GROUP BY value"""
+    return f"""SELECT value, uniqCombinedMergeState(12)(v) AS st, sum(pageviews) AS pageviews, sum(events) AS events
+        FROM {_rows(days, dimension, "value, visitors AS v, pageviews, events")} GROUP BY value"""

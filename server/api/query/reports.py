@@ -188,13 +188,12 @@ def breakdown(scope: Scope, dimension: str, *, limit: int = 10, page: int = 1, s
     days = daycache.usable(scope) if daycache.cached_dimension(dimension) and not event else None
     if days is not None:
         days = daycache.ensure(scope, days)
-        grouped_from, aggregates = daycache.breakdown_source(days, dimension)
+        per_value = daycache.breakdown_states(days, dimension)
     elif session_level:
         inner = f"""SELECT session_id, any(visitor_id) AS visitor_id, {SESSION_DIMENSIONS[dimension]} AS value
             FROM {EVENTS} WHERE {where} AND event_name = 'pageview' GROUP BY session_id"""
-        aggregates = f"{daycache.UNIQ_VALUE}(visitor_id) AS visitors, count() AS sessions"
-        grouped_from = f"({inner})"
-        value_expr = "value"
+        per_value = f"""SELECT value, {daycache.UNIQ_VALUE_STATE}(visitor_id) AS st, count() AS sessions
+            FROM ({inner}) GROUP BY value"""
     else:
         value_expr = dimension_sql(dimension, params)
         if dimension == "page":
@@ -205,23 +204,25 @@ def breakdown(scope: Scope, dimension: str, *, limit: int = 10, page: int = 1, s
             where += f" AND mapContains(props, {params.add(dimension[len(PROP_PREFIX):])})"
         if event:
             where += f" AND event_name = {params.add(event)}"
-        aggregates = (f"{daycache.UNIQ_VALUE}(visitor_id) AS visitors, countIf(event_name = 'pageview') AS pageviews, "
-                      "count() AS events")
-        grouped_from = f"(SELECT {value_expr} AS value, visitor_id, event_name FROM {EVENTS} WHERE {where})"
+        per_value = f"""SELECT {value_expr} AS value, {daycache.UNIQ_VALUE_STATE}(visitor_id) AS st,
+            countIf(event_name = 'pageview') AS pageviews, count() AS events
+            FROM {EVENTS} WHERE {where} GROUP BY value"""
     direction = "DESC" if order == "desc" else "ASC"
     order_by = f"{sort} {direction}, value ASC" if sort != "value" else f"value {direction}"
     top_n = page * limit
-    sql = f"""SELECT value, {aggregates}, count() OVER () AS total_rows FROM {grouped_from}
-        GROUP BY value ORDER BY {order_by} LIMIT {int(top_n)}"""
+    # One query: rank the values, then group the first top_n by value and every later one into `other`
+    # (its visitors are the merge of the later values' states, not a sum).
+    sums = ", ".join(f"sum({m}) AS {m}" for m in metrics if m != "visitors")
+    sql = f"""SELECT if(rank <= {int(top_n)}, value, NULL) AS label, {daycache.UNIQ_VALUE_MERGE}(st) AS visitors,
+            {sums}, min(rank) AS first_rank, any(total_rows) AS total_rows
+        FROM (SELECT *, row_number() OVER (ORDER BY {order_by}) AS rank, count() OVER () AS total_rows
+              FROM (SELECT *, finalizeAggregation(st) AS visitors FROM ({per_value})))
+        GROUP BY label ORDER BY first_rank"""
     rows = _cached(scope, sql, days, params) if days is not None else scope.run(sql, params)
     total_rows = int(rows[0]["total_rows"]) if rows else 0
-    shown = [{"value": r["value"], **{m: int(r[m]) for m in metrics}} for r in rows]
-    other = None
-    if total_rows > top_n:
-        exclude = ", ".join(params.add(r["value"]) for r in rows)
-        sql = f"SELECT {aggregates} FROM {grouped_from} WHERE value NOT IN ({exclude})"
-        other_row = (_cached(scope, sql, days, params) if days is not None else scope.run(sql, params))[0]
-        other = {"value": "(other)", **{m: int(other_row[m]) for m in metrics}}
+    shown = [{"value": r["label"], **{m: int(r[m]) for m in metrics}} for r in rows if r["label"] is not None]
+    other = next(({"value": "(other)", **{m: int(r[m]) for m in metrics}} for r in rows if r["label"] is None),
+                 None)
     return {"dimension": dimension, "metrics": list(metrics), "rows": shown[(page - 1) * limit:],
             "other": other, "page": page, "limit": limit, "total_rows": total_rows,
             "sort": sort, "order": order}
