@@ -157,8 +157,8 @@ class StoreSupervisor:
 def run_collector(settings: Settings) -> None:
     """The collector's worker processes on settings.port until SIGTERM/SIGINT; dead workers are replaced.
 
-    granian serves the RSGI binding (the default: fastest measured, see bench/README.md); uvicorn
-    serves the ASGI one. Workers are spawned processes that read their settings from the environment.
+    uvicorn serves the ASGI binding (the default: it measured the least CPU per request, bench/README.md);
+    granian serves the RSGI one. Workers are processes that read their settings from the environment.
     """
     os.environ.update(to_env(settings))
     metrics.clear(settings.state_dir / "metrics" / "collector")
@@ -194,6 +194,7 @@ def run_collector(settings: Settings) -> None:
         loop="uvloop",
         http="httptools",
         lifespan="on",
+        ws="none",
         log_level="warning",
         access_log=False,
         # Pixel applies its own trusted-proxy rule; uvicorn's would trust X-Forwarded-For from 127.0.0.1.

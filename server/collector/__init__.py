@@ -1,4 +1,4 @@
-"""The collector: one request logic (`core`) behind an RSGI (granian) and an ASGI (uvicorn) binding."""
+"""The collector: one request logic (`core`) behind an ASGI (uvicorn, the default) and an RSGI (granian) binding."""
 
 from pixel.server.collector.app import create_app, create_rsgi_app
 from pixel.server.collector.core import Collector

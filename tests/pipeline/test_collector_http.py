@@ -16,9 +16,9 @@ def spool_snapshot(data_dir: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(spool.iterdir())} if spool.exists() else {}
 
 
-@pytest.fixture(scope="module", params=["granian", "uvicorn"])
+@pytest.fixture(scope="module", params=["uvicorn", "granian"])
 def collector(tmp_path_factory, request):
-    """`pixel collect` with each server binding: granian (RSGI, the default) and uvicorn (ASGI)."""
+    """`pixel collect` with each server binding: uvicorn (ASGI, the default) and granian (RSGI)."""
     from tests.conftest import PixelProcess, free_port
 
     data = tmp_path_factory.mktemp("collector") / "data"
