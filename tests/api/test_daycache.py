@@ -70,6 +70,14 @@ def generate(site: str, tz: str, seed: int = 11) -> list[dict[str, Any]]:
     return rows
 
 
+@pytest.fixture(autouse=True)
+def rebuild_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Changed days are rebuilt on the next report (in service, at most every REBUILD_MIN_SECONDS)."""
+    from pixel.server.api.query import daycache
+
+    monkeypatch.setattr(daycache, "REBUILD_MIN_SECONDS", 0.0)
+
+
 @pytest.fixture(scope="module")
 def sites(api: Api) -> dict[str, tuple[int, list[dict[str, Any]]]]:
     from pixel.server.api.app import open_meta
@@ -235,8 +243,14 @@ def test_days_before_today_merged_once_and_today_read_by_day(api: Api) -> None:
     assert answers(api, site_id, period="7d") == week
     assert int(api.store.scalar("SELECT uniqExact(key) FROM range_dimensions WHERE site = {s:String}",
                                 {"s": site})) == ranges  # unchanged days: merged once
+    # while today was rebuilt less than REBUILD_MIN_SECONDS ago, its build stands
+    from pixel.server.api.query import daycache
+
+    daycache.REBUILD_MIN_SECONDS = 3600.0  # restored by the autouse fixture
     api.store.insert_rows("events", [_row(999, site, now - timedelta(seconds=5), "v-new", "s-new", "pageview",
                                           "/new", rnd)])
+    assert answers(api, site_id, period="7d") == week
+    daycache.REBUILD_MIN_SECONDS = 0.0
     after = answers(api, site_id, period="7d")
     assert after["summary"]["metrics"]["visitors"]["value"] == week["summary"]["metrics"]["visitors"]["value"] + 1
     assert after == answers(api, site_id, period="7d", filters=EVERYTHING)

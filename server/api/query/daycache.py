@@ -8,7 +8,9 @@ exact by construction (duplicates collapsed by FINAL, bots left out, the site's 
 Validity: a materialized view counts the rows inserted per site and UTC hour (`event_counts`). A day's
 build records that count over the hours overlapping the day widened by `EDGE_SECONDS` on both sides;
 the day is valid while the count is the same. Any insert touching the day (a late event, a retried copy)
-changes it and the day is rebuilt before it is read. A replayed batch that ClickHouse drops by its
+changes it and the day is rebuilt before it is read, unless its last build is younger than
+`REBUILD_MIN_SECONDS` (then that build is used: with events streaming in, today's numbers may lag up to
+that long; the realtime report reads the raw events). A replayed batch that ClickHouse drops by its
 insert token changes neither.
 
 How reports combine days (the same definitions as the raw queries in `reports`):
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
     from pixel.server.api.query.reports import Scope
 
 EDGE_SECONDS = 30 * 60  # sessions end after this long without an event (tracker and shipper)
+REBUILD_MIN_SECONDS = 30.0  # a changed day is rebuilt at most this often: reports may lag by that much
 
 # Breakdown dimensions kept per day: name -> SQL expression over `events` (page and event are added
 # by event kind). Titles and cities are left to the raw events: many values, rarely on a dashboard.
@@ -235,7 +238,10 @@ def ensure(scope: Scope, days: Days) -> Days:
                     GROUP BY day""", fixed).rows:
                 if stale(str(day)):
                     known.builds[str(day)] = (int(build), int(rows))
-        dirty = [d for d in all_days if stale(d)]
+        # A day rebuilt less than REBUILD_MIN_SECONDS ago keeps that build: while events stream in, today
+        # would otherwise be rebuilt for every report (the realtime report reads raw events, exact).
+        recent = time.time_ns() - int(REBUILD_MIN_SECONDS * 1e9)
+        dirty = [d for d in all_days if stale(d) and (d not in known.builds or known.builds[d][0] < recent)]
         if dirty:
             build = _build(scope, dirty, counts)
             known.builds.update({d: (build, counts.get(d, 0)) for d in dirty})
