@@ -14,6 +14,7 @@ import pytest
 from pixel.server.settings import Settings
 from pixel.server.store import open_store
 from pixel.server.store.base import StoreError, StoreUnavailable
+from pixel.server.store.schema import migrations
 from pixel.server.store.clickhouse_engine import ClickHouseStore
 
 from .conftest import FRONT_PASSWORD, FRONT_USER, ChFront
@@ -43,7 +44,7 @@ def test_store_opened_while_server_down_works_once_it_is_up(tmp_path: Path) -> N
         with pytest.raises(StoreUnavailable, match=rf"cannot reach ClickHouse at http://127.0.0.1:{port}/"):
             store.migrate()
         with ChFront.start(tmp_path / "front", port=port):
-            assert store.migrate() == [1]
+            assert store.migrate() == [m.version for m in migrations()]
             assert store.scalar("SELECT currentDatabase()") == "late"
             store.insert_rows("events", [{"site": "a", "event_id": "1"}])
             assert store.scalar("SELECT count() FROM events") == 1
@@ -120,7 +121,7 @@ def test_open_store_from_settings(clickhouse_url: str, tmp_path: Path) -> None:
     store = open_store(settings)
     try:
         assert store.engine == "clickhouse"
-        assert store.scalar("SELECT count() FROM schema_migrations") == 1
+        assert store.scalar("SELECT count() FROM schema_migrations") == len(migrations())
         assert "toIntervalDay(14)" in store.scalar(
             "SELECT engine_full FROM system.tables WHERE database = {d:String} AND name = 'events'", {"d": database}
         )
