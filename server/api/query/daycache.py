@@ -92,13 +92,18 @@ def _dims_select() -> str:
     names = ", ".join(f"'{n}'" for n in CACHED_DIMENSIONS)
     exprs = ", ".join(f"CAST({e} AS String)" for e in CACHED_DIMENSIONS.values())
     return f"""SELECT {_DAY} AS d, dim, val, uniqCombinedState(12)(visitor_id) AS v,
-        uniqCombinedStateIf(14)(visitor_id, dim = '{TOTAL}') AS vt, countIf(event_name = 'pageview') AS pv,
-        count() AS ev
+        countIf(event_name = 'pageview') AS pv, count() AS ev
     FROM {EVENTS}
-    ARRAY JOIN arrayConcat(['{TOTAL}', if(event_name = 'pageview', 'page', 'event'), {names}]) AS dim,
-        arrayConcat(['', if(event_name = 'pageview', path, CAST(event_name AS String)), {exprs}]) AS val
+    ARRAY JOIN arrayConcat([if(event_name = 'pageview', 'page', 'event'), {names}]) AS dim,
+        arrayConcat([if(event_name = 'pageview', path, CAST(event_name AS String)), {exprs}]) AS val
     WHERE {_WINDOW}
     GROUP BY d, dim, val"""
+
+
+def _totals_select() -> str:
+    return f"""SELECT {_DAY} AS d, uniqCombinedState(14)(visitor_id) AS vt, countIf(event_name = 'pageview') AS pv,
+        count() AS ev
+    FROM {EVENTS} WHERE {_WINDOW} GROUP BY d"""
 
 
 # One row per session and local day: its part of the day, and whether the session also has events in
@@ -143,16 +148,19 @@ class Days:
     first: date
     last: date
     builds: tuple[tuple[date, int], ...] = ()  # (day, its valid build)
-    range_key: int = 0  # the merged rows of days first .. open_from - 1 in range_dimensions (0: none)
+    range_key: int = 0  # the merged rows of days first .. open_from - 1: day 0, build = this key (0: none)
     open_from: date | None = None  # the first day read from day_dimensions (None: first)
 
-    def build_filter(self) -> str:
-        """Each day's rows of its own valid build (a build may cover several days, later rebuilt one by one):
-        the builds as an array indexed by the day's offset from the first (cheaper than a tuple IN list)."""
+    def build_filter(self, since: date | None = None) -> str:
+        """Each day's rows (from `since`) of its own valid build (a build may cover several days, later
+        rebuilt one by one): the builds as an array indexed by the day's offset (cheaper than a tuple IN)."""
         # Dates and integers made here, never user input: safe to put in the SQL text.
+        start = since or self.first
         by_day = dict(self.builds)
-        ids = [int(by_day.get(self.first + timedelta(days=i), 0)) for i in range((self.last - self.first).days + 1)]
-        return f"build = [{', '.join(map(str, ids))}][toUInt32(day - toDate('{self.first.isoformat()}')) + 1]"
+        ids = [int(by_day.get(start + timedelta(days=i), 0)) for i in range((self.last - start).days + 1)]
+        if len(ids) == 1:
+            return f"build = {ids[0]}"
+        return f"build = [{', '.join(map(str, ids))}][toUInt32(day - toDate('{start.isoformat()}')) + 1]"
 
 
 def whole_days(rng: Range) -> Days | None:
@@ -198,7 +206,7 @@ class _Known:
 
 
 _known: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], _Known]] = weakref.WeakKeyDictionary()
-RANGE_TTL_SECONDS = 2 * 86400  # range_dimensions' TTL (schema migration 3)
+RANGE_TTL_SECONDS = 2 * 86400  # the merged ranges' TTL in day_dimensions (schema migration 4)
 
 
 def _known_for(scope: Scope) -> _Known:
@@ -263,7 +271,7 @@ def _counts(scope: Scope, fixed: dict[str, Any]) -> dict[str, int]:
 
 
 def _ensure_range(scope: Scope, days: Days, known: _Known) -> Days:
-    """Merge the range's days before today into range_dimensions once per set of builds."""
+    """Merge the range's days before today once per set of builds (rows of day 0 in day_dimensions)."""
     from zoneinfo import ZoneInfo
 
     from pixel.server.api.query import runner
@@ -278,16 +286,16 @@ def _ensure_range(scope: Scope, days: Days, known: _Known) -> Days:
     if known.ranges.get(key, 0) > time.time():
         return merged
     fixed = {"site": scope.site, "tz": scope.range.tz, "key": key}
-    rows, created = runner.query(scope.store, """SELECT count(), toUnixTimestamp(min(created)) FROM range_dimensions
-            WHERE site = {site:String} AND tz = {tz:String} AND key = {key:UInt64} AND dimension = ''""",
-                                 fixed).rows[0]
+    rows, created = runner.query(scope.store, """SELECT count(), toUnixTimestamp(min(created)) FROM day_dimensions
+            WHERE site = {site:String} AND tz = {tz:String} AND dimension = '' AND day = toDate(0)
+                AND build = {key:UInt64}""", fixed).rows[0]
     # Trusted until an hour before the TTL may drop the rows.
     known.ranges[key] = (int(created) if rows else time.time()) + RANGE_TTL_SECONDS - 3600
     if not rows:
         closed_days = replace(days, builds=tuple(closed), last=closed[-1][0])
-        runner.command(scope.store, f"""INSERT INTO range_dimensions (site, tz, key, created, dimension, value,
+        runner.command(scope.store, f"""INSERT INTO day_dimensions (site, tz, day, build, created, dimension, value,
                 visitors, visitors_total, pageviews, events, sessions, bounces, duration_ms)
-            SELECT {{site:String}}, {{tz:String}}, {{key:UInt64}}, now(), dimension, value,
+            SELECT {{site:String}}, {{tz:String}}, toDate(0), {{key:UInt64}}, now(), dimension, value,
                 uniqCombinedMergeState(12)(visitors), uniqCombinedMergeState(14)(visitors_total), sum(pageviews),
                 sum(events), sum(sessions), sum(bounces), sum(duration_ms)
             FROM day_dimensions
@@ -316,8 +324,11 @@ def _build(scope: Scope, dirty: list[str], counts: dict[str, int]) -> int:
               "lo": _ch(lo), "hi": _ch(hi), "elo": _ch(lo - edge), "ehi": _ch(hi + edge)}
     head = "{site:String}, {tz:String}, d, {build:UInt64}"
     runner.command(scope.store, f"""INSERT INTO day_dimensions
-        (site, tz, day, build, dimension, value, visitors, visitors_total, pageviews, events)
-        SELECT {head}, dim, val, v, vt, pv, ev FROM ({_dims_select()})""", params)
+        (site, tz, day, build, dimension, value, visitors_total, pageviews, events)
+        SELECT {head}, '{TOTAL}', '', vt, pv, ev FROM ({_totals_select()})""", params)
+    runner.command(scope.store, f"""INSERT INTO day_dimensions
+        (site, tz, day, build, dimension, value, visitors, pageviews, events)
+        SELECT {head}, dim, val, v, pv, ev FROM ({_dims_select()})""", params)
     runner.command(scope.store, f"""INSERT INTO day_dimensions
         (site, tz, day, build, dimension, value, visitors, pageviews, sessions, bounces, duration_ms)
         SELECT {head}, dim, val, v, spv, sessions, bounces, duration_ms FROM ({_sessions_select()})""", params)
@@ -341,13 +352,15 @@ def _where(days: Days, dimension: str) -> str:
 
 def _rows(days: Days, dimension: str, columns: str) -> str:
     """A subquery of one dimension's rows over the range: the merged days before today, then the rest."""
-    day_part = (f"SELECT {columns} FROM day_dimensions WHERE site = {{site:String}} AND tz = {{tz:String}} "
-                f"AND dimension = '{dimension}' AND day >= {{open_from:Date}} AND day <= {{last:Date}} "
-                f"AND {days.build_filter()}")
+    head = (f"SELECT {columns} FROM day_dimensions WHERE site = {{site:String}} AND tz = {{tz:String}} "
+            f"AND dimension = '{dimension}' AND ")
+    since = days.open_from or days.first
+    day_part = f"day >= {{open_from:Date}} AND day <= {{last:Date}} AND {days.build_filter(since)}"
+    if since > days.last:  # every day is in the merged range
+        return f"({head}day = toDate(0) AND build = {int(days.range_key)})"
     if not days.range_key:
-        return f"({day_part})"
-    return (f"(SELECT {columns} FROM range_dimensions WHERE site = {{site:String}} AND tz = {{tz:String}} "
-            f"AND key = {int(days.range_key)} AND dimension = '{dimension}' UNION ALL {day_part})")
+        return f"({head}{day_part})"
+    return f"({head}((day = toDate(0) AND build = {int(days.range_key)}) OR ({day_part})))"
 
 
 def params(scope: Scope, days: Days) -> dict[str, Any]:
