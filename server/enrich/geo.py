@@ -152,10 +152,11 @@ class GeoLocator:
             old.close()
             log.info("GeoIP: reloaded %s (%s)", self.path, reader.metadata().database_type)
 
-    def _columns(self, ip: str) -> dict[str, str]:
+    def _columns(self, ip: str) -> dict[str, str | float | None]:
         """The row's geo columns for `ip` (cached as one dict, so the pipeline stores them with one update)."""
         geo = self.lookup(ip)
-        return {"country": geo.country, "region": geo.region, "city": geo.city}
+        return {"country": geo.country, "region": geo.region, "city": geo.city,
+                "latitude": geo.latitude, "longitude": geo.longitude}
 
     def _lookup(self, ip: str) -> GeoResult:
         reader = self._reader

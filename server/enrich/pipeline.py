@@ -141,6 +141,7 @@ class Enricher:
         if self.cdn_geo and (facts.cdn_country or facts.cdn_geo):
             geo = cdn_geo(facts.cdn_country, facts.cdn_geo, self.geo.lookup(ip))
             row["country"], row["region"], row["city"] = geo.country, geo.region, geo.city
+            row["latitude"], row["longitude"] = geo.latitude, geo.longitude
 
         # Device and bots: the UA's columns and its bot verdict are one cached entry
         ua = facts.user_agent

@@ -60,6 +60,9 @@ EVENT_COLUMNS: dict[str, str] = {
     "country": "LowCardinality(String)",
     "region": "LowCardinality(String)",
     "city": "String",
+    # Rounded to 0.1 degree (~11 km) by the enrichment: never finer than a city. NULL when unknown.
+    "latitude": "Nullable(Float32)",
+    "longitude": "Nullable(Float32)",
     # Device (enrichment + tracker)
     "browser": "LowCardinality(String)",
     "browser_version": "LowCardinality(String)",
@@ -258,6 +261,9 @@ def migrations(retention_days: int = 0) -> tuple[Migration, ...]:
             "DROP TABLE IF EXISTS range_dimensions", "DROP TABLE IF EXISTS day_builds",
             "DROP TABLE IF EXISTS day_dimensions", "DROP TABLE IF EXISTS day_session_edges",
             DAY_BUILDS_DDL + _SMALL_GRANULES, DAY_DIMENSIONS_V4_DDL, DAY_SESSION_EDGES_DDL + _SMALL_GRANULES)),
+        Migration(5, "events: rounded coordinates", (
+            "ALTER TABLE events ADD COLUMN IF NOT EXISTS latitude Nullable(Float32) AFTER city, "
+            "ADD COLUMN IF NOT EXISTS longitude Nullable(Float32) AFTER latitude",)),
     )
 
 

@@ -56,6 +56,7 @@ def test_every_enrichment_column_is_filled(enricher: Enricher) -> None:
         "ref_host": "google.com", "source": "Google", "medium": "cpc", "channel": "Paid Search",
         "utm_source": "", "utm_medium": "", "utm_campaign": "", "utm_term": "", "utm_content": "",
         "click_id": "gclid", "country": "GB", "region": "England", "city": "London",
+        "latitude": 51.5, "longitude": -0.1,  # rounded to 0.1 degree: never finer than a city
         "browser": "Chrome", "browser_version": "131", "os": "Windows", "os_version": "10",
         "device_type": "desktop", "device_brand": "", "device_model": "", "is_bot": 0, "visitor_id": "v1",
     }

@@ -176,3 +176,27 @@ def test_large_parameters(store: Store) -> None:
     ]
     big = "x'\\" * 5000
     assert store.scalar("SELECT length({v:String})", {"v": big}) == len(big)
+
+
+def test_rounded_coordinates_are_stored_and_null_when_unknown(store: Store) -> None:
+    store.insert_rows("events", [
+        {"site": "geo.example", "event_id": "with", "latitude": 51.5, "longitude": -0.1},
+        {"site": "geo.example", "event_id": "without"},
+    ])
+    rows = store.query(
+        "SELECT event_id, round(latitude, 1), round(longitude, 1) FROM events WHERE site = 'geo.example' "
+        "ORDER BY event_id"
+    ).rows
+    assert rows == [["with", 51.5, -0.1], ["without", None, None]]
+
+
+def test_an_older_store_gains_the_coordinates_on_migration(store: Store) -> None:
+    # A data folder made before migration 5: no coordinate columns, migration 5 not recorded.
+    store.command("ALTER TABLE events DROP COLUMN latitude, DROP COLUMN longitude")
+    store.command("ALTER TABLE schema_migrations DELETE WHERE version = 5 SETTINGS mutations_sync = 2")
+    assert store.migrate() == [5]
+    columns = store.query(
+        "SELECT name, type FROM system.columns WHERE database = currentDatabase() AND table = 'events' "
+        "AND name IN ('city', 'latitude', 'longitude') ORDER BY position"
+    ).rows
+    assert columns == [["city", "String"], ["latitude", "Nullable(Float32)"], ["longitude", "Nullable(Float32)"]]
