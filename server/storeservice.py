@@ -10,6 +10,7 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from typing import Any
 
 import orjson
@@ -17,7 +18,7 @@ from pixel.server import metrics
 from pixel.server.settings import Settings
 from pixel.server.shipper import Shipper
 from pixel.server.shipper.shipper import VISIBLE_BUCKETS
-from pixel.server.store import Store, open_store
+from pixel.server.store import Store, StoreError, open_store
 
 log = logging.getLogger("pixel.store")
 
@@ -28,6 +29,7 @@ class StoreService:
         self.store = store or open_store(settings)
         self.shipper = Shipper(settings, self.store)
         self.started = time.time()
+        self._rate_samples: deque[tuple[float, int]] = deque()
         self._thread: threading.Thread | None = None
         self.api = self._load_api()
 
@@ -107,6 +109,25 @@ class StoreService:
         samples.append(("_count", stats.inserted))
         return samples
 
+    def _ingest_rate(self) -> float:
+        """Events inserted per second over the last minute (from samples taken at each scrape)."""
+        now = time.monotonic()
+        samples = self._rate_samples
+        samples.append((now, self.shipper.stats.inserted))
+        while len(samples) > 2 and now - samples[0][0] > 60:  # keep the samples of the last minute
+            samples.popleft()
+        (t0, n0), (t1, n1) = samples[0], samples[-1]
+        return (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
+
+    def _events_today(self) -> int:
+        """Events stored with today's (UTC) timestamps, from the hourly insert counts (bots and not yet merged
+        retries included): a monitoring figure, cheap at any size; -1 when the store cannot say."""
+        try:
+            value = self.store.scalar("SELECT sum(rows) FROM event_counts WHERE hour >= toStartOfDay(now())")
+        except StoreError:
+            return -1
+        return int(value or 0)
+
     def render_metrics(self) -> bytes:
         stats = self.shipper.stats
         return metrics.prometheus([
@@ -127,4 +148,8 @@ class StoreService:
             ("pixel_spool_backlog_bytes", "gauge", "Spool bytes not yet shipped.",
              [("", self.shipper.backlog_bytes())]),
             ("pixel_store_up", "gauge", "1 when the last store call succeeded.", [("", int(stats.store_up))]),
+            ("pixel_shipper_ingest_rate", "gauge", "Events inserted per second over the last minute.",
+             [("", round(self._ingest_rate(), 1))]),
+            ("pixel_events_today", "gauge", "Events stored today (UTC), from the hourly insert counts.",
+             [("", self._events_today())]),
         ])

@@ -240,6 +240,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             )
         if st.events_inserted is not None:
             print(f"events stored since the container started: {st.events_inserted}")
+        if st.events_today is not None:
+            print(f"events today (UTC): {st.events_today}")
+        if st.ingest_rate is not None:
+            print(f"ingest rate: {st.ingest_rate:.1f} events/s (last minute)")
         if st.backlog_bytes is not None:
             print(f"spool backlog: {st.backlog_bytes} bytes")
         return 0

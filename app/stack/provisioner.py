@@ -87,6 +87,16 @@ class StackStatus:
         value = self.metrics.get("pixel_spool_backlog_bytes")
         return None if value is None else int(value)
 
+    @property
+    def events_today(self) -> int | None:
+        value = self.metrics.get("pixel_events_today")
+        return None if value is None or value < 0 else int(value)
+
+    @property
+    def ingest_rate(self) -> float | None:
+        """Events inserted per second over the last minute, as the store process measures it."""
+        return self.metrics.get("pixel_shipper_ingest_rate")
+
 
 def parse_prometheus(text: str) -> dict[str, float]:
     out: dict[str, float] = {}

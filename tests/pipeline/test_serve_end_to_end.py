@@ -92,6 +92,7 @@ def test_metrics_count_requests_events_and_dead_letters(pixel_server) -> None:
     shipped = server.wait_shipped(3)
     assert shipped["pixel_shipper_events_inserted_total"] == 2
     assert shipped["pixel_shipper_events_dead_total"] == 1
+    assert shipped["pixel_events_today"] == 3 - 1  # the two stored events, received (and so timed) today
     assert shipped['pixel_shipper_visible_seconds_bucket{le="+Inf"}'] == 2
     assert shipped["pixel_shipper_visible_seconds_count"] == 2
     assert shipped['pixel_shipper_visible_seconds_bucket{le="60.0"}'] == 2  # cumulative buckets

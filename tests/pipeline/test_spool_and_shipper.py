@@ -135,3 +135,19 @@ def test_old_or_future_client_times_fall_back_to_receive_time(tmp_path) -> None:
         store.close()
     assert -3_600_100 < rows["ok"] < -3_599_000
     assert rows["future"] == rows["ancient"] == rows["text"] == 0
+
+
+def test_ingest_rate_is_measured_over_the_last_minute(tmp_path) -> None:
+    from pixel.server.storeservice import StoreService
+
+    service = StoreService(_settings(tmp_path))
+    try:
+        now = time.monotonic()
+        service._rate_samples.extend([(now - 120, 0), (now - 30, 100)])  # the first is older than a minute
+        service.shipper.stats.inserted = 400
+        assert abs(service._ingest_rate() - 10.0) < 0.05  # (400 - 100) events over the last ~30 s
+        assert len(service._rate_samples) == 2
+        text = service.render_metrics().decode()
+        assert "pixel_events_today 0\n" in text
+    finally:
+        service.stop()
