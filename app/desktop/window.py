@@ -51,6 +51,7 @@ class MainWindow(QMainWindow):
         self.runner = runner or Runner(self)
         self.profile: Profile | None = None
         self.wizard = None
+        self._tunnel = None  # SSHTunnel to a remote stack's API
 
         self.keyring_banner = QLabel("")
         self.keyring_banner.setWordWrap(True)
@@ -118,12 +119,24 @@ class MainWindow(QMainWindow):
                 if password is None:
                     raise secret_store.KeyringUnavailable(
                         f"No password for {profile.username!r} of {profile.name!r} in the keyring.")
-                return ApiClient(profile.api_url, profile.username, password)
+                if not profile.engine.startswith("ssh://"):
+                    return ApiClient(profile.api_url, profile.username, password)
+                # Remote stack: its API listens on the server's 127.0.0.1 only; reach it through SSH.
+                from pixel.app.stack.tunnel import api_tunnel
+
+                tunnel = api_tunnel(engine_target(profile), profile.api_url, offline_ok=True)
+                client = ApiClient(tunnel.local_url, profile.username, password)
+                client.tunnel = tunnel  # type: ignore[attr-defined]
+                return client
 
             def connected(client: ApiClient) -> None:
+                tunnel = getattr(client, "tunnel", None)
                 if source is self.dashboard.source:
+                    self._set_tunnel(tunnel)
                     source.client = client
                     self.dashboard.load_sites(prefer=profile.site_id)
+                elif tunnel is not None:  # another profile was chosen meanwhile
+                    self.runner.submit(lambda _t: tunnel.stop())
 
             self.runner.submit(connect, on_done=connected, on_error=self._keyring_problem)
 
@@ -139,6 +152,12 @@ class MainWindow(QMainWindow):
         self.stack.provisioner = None
         if self.tabs.currentWidget() is self.stack:
             self._tab_changed()
+
+    def _set_tunnel(self, tunnel) -> None:  # type: ignore[no-untyped-def]
+        """Keep one SSH tunnel (the current remote profile's); close the one it replaces."""
+        previous, self._tunnel = self._tunnel, tunnel
+        if previous is not None and previous is not tunnel:
+            self.runner.submit(lambda _t: previous.stop())
 
     def _tab_changed(self) -> None:
         """The stack is contacted when its page is shown (docker-py stays out of the cold start)."""
@@ -159,4 +178,6 @@ class MainWindow(QMainWindow):
         self.stack.stop()
         self.dashboard.realtime_timer.stop()
         self.runner.shutdown(10_000)
+        if self._tunnel is not None:
+            self._tunnel.stop()
         super().closeEvent(event)

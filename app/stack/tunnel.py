@@ -1,0 +1,256 @@
+"""Reaching a remote stack's API through the SSH connection: a local port forward, without Qt.
+
+On a remote engine the API is published on 127.0.0.1 of the *remote* host only. `SSHTunnel` listens on
+127.0.0.1:<free port> here and, for each connection, opens a `direct-tcpip` channel over one SSH
+transport to 127.0.0.1:<API port> over there, pumping bytes both ways (one thread per connection).
+
+The host key policy is the engine's (`engine.py`): only Pixel's own known_hosts file, never the user's
+~/.ssh, never auto-add; an unknown or changed key is a `StackError` the user can act on. The first
+connection happens in `start()` so those errors surface at once; if the SSH transport drops later (server
+restarted, network gone), the next local connection reconnects, and while it cannot, local connections
+are closed at once, which the API client reports as "unreachable" (the dashboard then serves its cache).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import selectors
+import socket
+import threading
+import urllib.parse
+
+import paramiko
+
+from .engine import EngineTarget, _ssh_parts
+from .errors import StackError
+
+_CHUNK = 65536
+
+
+def _ssh_connect(target: EngineTarget, timeout: float = 15.0) -> paramiko.SSHClient:
+    """An SSH client logged in to `target` with the engine's host-key policy, or a `StackError`."""
+    host, port, user = _ssh_parts(target.url)
+    client = paramiko.SSHClient()
+    if target.known_hosts and target.known_hosts.exists():
+        client.load_host_keys(str(target.known_hosts))
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    params: dict = {"hostname": host, "port": port, "username": user, "timeout": timeout,
+                    "banner_timeout": timeout, "auth_timeout": timeout}
+    if target.ssh_key:
+        params.update(key_filename=str(target.ssh_key), look_for_keys=False, allow_agent=False)
+    try:
+        client.connect(**params)
+    except paramiko.BadHostKeyException:
+        client.close()
+        raise StackError(
+            f"The SSH host key of {host}:{port} has CHANGED since you trusted it. This can mean the server was "
+            "reinstalled, or that someone is intercepting the connection.",
+            "Ask the server's administrator whether the key changed; only then remove the old entry and trust "
+            "the new fingerprint.",
+            code="host-key-changed",
+        ) from None
+    except paramiko.AuthenticationException:
+        client.close()
+        raise StackError(
+            f"The SSH server {host}:{port} refused the key.",
+            "Add the public key to ~/.ssh/authorized_keys of that user on the server, and check the user name.",
+            code="ssh-key-refused",
+        ) from None
+    except paramiko.SSHException as exc:
+        client.close()
+        if "not found in known_hosts" in str(exc):
+            raise StackError(
+                f"The SSH host key of {host}:{port} is not trusted yet.",
+                "Compare its fingerprint with the one the server's administrator gives you, then trust it.",
+                code="host-key-unknown",
+            ) from None
+        raise StackError(f"SSH connection to {host}:{port} failed: {exc}", code="ssh-failed") from None
+    except OSError as exc:
+        client.close()
+        raise StackError(
+            f"Cannot reach the SSH server {host} port {port}: {exc.strerror or exc}",
+            "Check the host name and port, and that the server is reachable.",
+            code="ssh-unreachable",
+        ) from None
+    transport = client.get_transport()
+    if transport is not None:
+        transport.set_keepalive(30)  # notice a dead link instead of hanging on it
+    return client
+
+
+class SSHTunnel:
+    """Forward 127.0.0.1:<local_port> here to <remote_host>:<remote_port> as seen from the SSH server."""
+
+    def __init__(self, target: EngineTarget, remote_port: int, remote_host: str = "127.0.0.1") -> None:
+        if target.kind != "ssh":
+            raise StackError(f"{target.describe()} is not an SSH engine: there is nothing to tunnel through.",
+                             code="not-ssh")
+        if not 0 < remote_port < 65536:
+            raise StackError(f"{remote_port} is not a port number (1-65535).", code="bad-port")
+        self.target = target
+        self.remote = (remote_host, remote_port)
+        self._ssh: paramiko.SSHClient | None = None
+        self._listener: socket.socket | None = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._accepter: threading.Thread | None = None
+        self._pumps: set[threading.Thread] = set()
+        self._open: set[socket.socket] = set()
+
+    # ---------------------------------------------------------------- life cycle
+    def start(self, *, lazy: bool = False) -> SSHTunnel:
+        """Log in (unless `lazy`: then on the first forwarded connection) and listen locally."""
+        if self._listener is not None:
+            return self
+        if not lazy:
+            self._ssh = _ssh_connect(self.target)
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        listener.settimeout(0.2)  # accept() wakes up to notice stop()
+        self._listener = listener
+        self._stop.clear()
+        self._accepter = threading.Thread(target=self._accept_loop, name="pixel-ssh-tunnel", daemon=True)
+        self._accepter.start()
+        return self
+
+    def stop(self) -> None:
+        """Close the listening socket, every forwarded connection and the SSH connection."""
+        self._stop.set()
+        if self._accepter is not None:
+            self._accepter.join(5)
+            self._accepter = None
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        with self._lock:
+            for sock in list(self._open):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            pumps = list(self._pumps)
+        for pump in pumps:
+            pump.join(5)
+        with self._lock:
+            if self._ssh is not None:
+                self._ssh.close()
+                self._ssh = None
+
+    def __enter__(self) -> SSHTunnel:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    @property
+    def local_port(self) -> int:
+        if self._listener is None:
+            raise RuntimeError("the tunnel is not started")
+        return self._listener.getsockname()[1]
+
+    @property
+    def local_url(self) -> str:
+        return f"http://127.0.0.1:{self.local_port}"
+
+    # ---------------------------------------------------------------- forwarding
+    def _transport(self) -> paramiko.Transport:
+        """The live SSH transport; reconnects (same host-key policy) if the link dropped."""
+        with self._lock:
+            transport = self._ssh.get_transport() if self._ssh is not None else None
+            if transport is None or not transport.is_active():
+                if self._ssh is not None:
+                    self._ssh.close()
+                self._ssh = _ssh_connect(self.target)
+                transport = self._ssh.get_transport()
+            assert transport is not None
+            return transport
+
+    def _accept_loop(self) -> None:
+        listener = self._listener
+        assert listener is not None
+        while not self._stop.is_set():
+            try:
+                conn, peer = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            conn.settimeout(None)
+            pump = threading.Thread(target=self._forward, args=(conn, peer), name="pixel-ssh-pump", daemon=True)
+            with self._lock:
+                self._pumps.add(pump)
+                self._open.add(conn)
+            pump.start()
+
+    def _forward(self, conn: socket.socket, peer: tuple[str, int]) -> None:
+        channel: paramiko.Channel | None = None
+        try:
+            try:
+                channel = self._transport().open_channel("direct-tcpip", self.remote, peer, timeout=15)
+            except (StackError, paramiko.SSHException, OSError):
+                return  # the API client sees a closed connection: "unreachable"
+            self._pump(conn, channel)
+        finally:
+            if channel is not None:
+                channel.close()
+            with contextlib.suppress(OSError):
+                conn.close()
+            with self._lock:
+                self._open.discard(conn)
+                self._pumps.discard(threading.current_thread())
+
+    def _pump(self, conn: socket.socket, channel: paramiko.Channel) -> None:
+        sel = selectors.DefaultSelector()
+        sel.register(conn, selectors.EVENT_READ, "local")
+        sel.register(channel, selectors.EVENT_READ, "remote")
+        local_open = remote_open = True
+        try:
+            while (local_open or remote_open) and not self._stop.is_set():
+                for key, _ in sel.select(timeout=0.5):
+                    if key.data == "local":
+                        data = conn.recv(_CHUNK)
+                        if not data:  # the client finished sending: half-close towards the server
+                            local_open = False
+                            sel.unregister(conn)
+                            channel.shutdown_write()
+                        else:
+                            channel.sendall(data)
+                    else:
+                        data = channel.recv(_CHUNK)
+                        if not data:
+                            remote_open = False
+                            sel.unregister(channel)
+                            with contextlib.suppress(OSError):
+                                conn.shutdown(socket.SHUT_WR)
+                        else:
+                            conn.sendall(data)
+                if not remote_open:
+                    return  # the server closed: nothing more can come back
+                if channel.closed:
+                    return
+        except (OSError, paramiko.SSHException):
+            return
+        finally:
+            sel.close()
+
+
+_OFFLINE = {"ssh-unreachable", "ssh-failed"}
+
+
+def api_tunnel(target: EngineTarget, api_url: str, *, offline_ok: bool = False) -> SSHTunnel:
+    """A started tunnel to the port of `api_url` (an address on the remote host, e.g.
+    http://127.0.0.1:8082 as the stack publishes it); use its `local_url` as the API's base URL.
+
+    `offline_ok`: when the server cannot be reached now, still listen and log in on the next request
+    (the desktop app then shows its cache and refreshes once the host is back). Host-key and login
+    problems are raised either way: waiting would not fix them."""
+    parsed = urllib.parse.urlparse(api_url)
+    if parsed.scheme not in ("http", "https") or parsed.port is None:
+        raise StackError(f"{api_url!r} is not an API address with a port",
+                         "It looks like http://127.0.0.1:8082 (the port the stack published).", code="bad-api-url")
+    tunnel = SSHTunnel(target, parsed.port, parsed.hostname or "127.0.0.1")
+    try:
+        return tunnel.start()
+    except StackError as exc:
+        if offline_ok and exc.code in _OFFLINE:
+            return tunnel.start(lazy=True)
+        raise
