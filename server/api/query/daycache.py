@@ -251,8 +251,11 @@ def ensure(scope: Scope, days: Days) -> Days:
         recent = time.time_ns() - int(REBUILD_MIN_SECONDS * 1e9)
         dirty = [d for d in all_days if stale(d) and (d not in known.builds or known.builds[d][0] < recent)]
         if dirty:
+            previous = [known.builds[d][0] for d in dirty if d in known.builds]
             build = _build(scope, dirty, counts)
             known.builds.update({d: (build, counts.get(d, 0)) for d in dirty})
+            if previous:
+                _drop_older(scope, dirty, min(previous))
         out = Days(days.first, days.last, tuple((date.fromisoformat(d), known.builds[d][0]) for d in all_days))
         return _ensure_range(scope, out, known)
 
@@ -309,6 +312,19 @@ def _ch_hour(moment: Any) -> str:
     return moment.strftime("%Y-%m-%d %H:00:00")
 
 
+def _drop_older(scope: Scope, days: list[str], keep_from: int) -> None:
+    """Delete the rebuilt days' rows of builds before the previous one (today is rebuilt every
+    REBUILD_MIN_SECONDS while events arrive). The previous build stays: a report that picked it just
+    before this rebuild may still be reading it."""
+    from pixel.server.api.query import runner
+
+    params = {"site": scope.site, "tz": scope.range.tz, "days": [date.fromisoformat(d) for d in days],
+              "keep": keep_from}
+    for table in ("day_dimensions", "day_session_edges"):
+        runner.command(scope.store, f"""DELETE FROM {table} WHERE site = {{site:String}} AND tz = {{tz:String}}
+            AND has({{days:Array(Date)}}, day) AND build < {{keep:UInt64}}""", params)
+
+
 def _build(scope: Scope, dirty: list[str], counts: dict[str, int]) -> int:
     from pixel.server.api.query import runner
     from pixel.server.api.query.periods import _ch
@@ -345,9 +361,14 @@ def _build(scope: Scope, dirty: list[str], counts: dict[str, int]) -> int:
 
 # -- reading ----------------------------------------------------------------------------------------
 
+def _date(day: date) -> str:
+    # A date made here, never user input: safe in the SQL text (so one query can hold two ranges).
+    return f"toDate('{day.isoformat()}')"
+
+
 def _where(days: Days, dimension: str) -> str:
     return (f"site = {{site:String}} AND tz = {{tz:String}} AND dimension = '{dimension}' "
-            f"AND day >= {{first:Date}} AND day <= {{last:Date}} AND {days.build_filter()}")
+            f"AND day >= {_date(days.first)} AND day <= {_date(days.last)} AND {days.build_filter()}")
 
 
 def _rows(days: Days, dimension: str, columns: str) -> str:
@@ -355,7 +376,7 @@ def _rows(days: Days, dimension: str, columns: str) -> str:
     head = (f"SELECT {columns} FROM day_dimensions WHERE site = {{site:String}} AND tz = {{tz:String}} "
             f"AND dimension = '{dimension}' AND ")
     since = days.open_from or days.first
-    day_part = f"day >= {{open_from:Date}} AND day <= {{last:Date}} AND {days.build_filter(since)}"
+    day_part = f"day >= {_date(since)} AND day <= {_date(days.last)} AND {days.build_filter(since)}"
     if since > days.last:  # every day is in the merged range
         return f"({head}day = toDate(0) AND build = {int(days.range_key)})"
     if not days.range_key:
@@ -364,8 +385,7 @@ def _rows(days: Days, dimension: str, columns: str) -> str:
 
 
 def params(scope: Scope, days: Days) -> dict[str, Any]:
-    return {"site": scope.site, "tz": scope.range.tz, "first": days.first.isoformat(), "last": days.last.isoformat(),
-            "open_from": (days.open_from or days.first).isoformat()}
+    return {"site": scope.site, "tz": scope.range.tz}
 
 
 def edges_sql(days: Days) -> str:
@@ -374,7 +394,7 @@ def edges_sql(days: Days) -> str:
             argMinIf(pv_visitor, entry_ts, pageviews > 0) AS pv_visitor,
             argMinIf(entry, entry_ts, pageviews > 0) AS entry, argMaxIf(exit, exit_ts, pageviews > 0) AS exit
         FROM day_session_edges
-        WHERE site = {{site:String}} AND tz = {{tz:String}} AND day >= {{first:Date}} AND day <= {{last:Date}}
+        WHERE site = {{site:String}} AND tz = {{tz:String}} AND day >= {_date(days.first)} AND day <= {_date(days.last)}
             AND {days.build_filter()}
         GROUP BY sid"""
 

@@ -77,22 +77,38 @@ FROM {events} WHERE {where} GROUP BY session_id"""
 
 # -- summary --------------------------------------------------------------------------------------
 
-def _summary_values(scope: Scope) -> dict[str, float]:
-    days = daycache.usable(scope)
-    if days is not None:
-        days = daycache.ensure(scope, days)
-        row = _cached(scope, daycache.summary_sql(days), days)[0]
-    else:
-        params = SqlParams()
-        where = scope.where(params)
-        sql = f"""SELECT (SELECT {daycache.UNIQ_TOTAL}(visitor_id) FROM {EVENTS} WHERE {where}) AS visitors,
-            sum(pv) AS pageviews, count() AS sessions, countIf(pv <= 1) AS bounces, sum(dur) AS duration_ms
-            FROM ({_SESSIONS_SQL.format(events=EVENTS, where=where)})"""
-        row = scope.run(sql, params)[0]
-    pageviews = int(row["pageviews"] or 0)
-    out: dict[str, float] = {"visitors": int(row["visitors"]), "pageviews": pageviews}
-    out.update(_session_metrics(int(row["sessions"]), pageviews, int(row["bounces"]), int(row["duration_ms"] or 0)))
+def _summary_row(row: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    pageviews = int(row[f"{prefix}pageviews"] or 0)
+    out: dict[str, float] = {"visitors": int(row[f"{prefix}visitors"]), "pageviews": pageviews}
+    out.update(_session_metrics(int(row[f"{prefix}sessions"]), pageviews, int(row[f"{prefix}bounces"]),
+                                int(row[f"{prefix}duration_ms"] or 0)))
     return out
+
+
+def _summary_values(scope: Scope) -> dict[str, float]:
+    params = SqlParams()
+    where = scope.where(params)
+    sql = f"""SELECT (SELECT {daycache.UNIQ_TOTAL}(visitor_id) FROM {EVENTS} WHERE {where}) AS visitors,
+        sum(pv) AS pageviews, count() AS sessions, countIf(pv <= 1) AS bounces, sum(dur) AS duration_ms
+        FROM ({_SESSIONS_SQL.format(events=EVENTS, where=where)})"""
+    return _summary_row(scope.run(sql, params)[0])
+
+
+def _summaries_cached(scope: Scope, before: Scope | None) -> tuple[dict[str, float], dict[str, float] | None] | None:
+    """Both periods from the report cache in one query, or None when either cannot use it."""
+    days = daycache.usable(scope)
+    days_before = daycache.usable(before) if before is not None else None
+    if days is None or (before is not None and days_before is None):
+        return None
+    days = daycache.ensure(scope, days)
+    names = ("visitors", "pageviews", "sessions", "bounces", "duration_ms")
+    if before is None or days_before is None:
+        return _summary_row(_cached(scope, daycache.summary_sql(days), days)[0]), None
+    days_before = daycache.ensure(before, days_before)
+    sql = f"""SELECT {', '.join(f'c.{n} AS {n}, p.{n} AS p_{n}' for n in names)}
+        FROM ({daycache.summary_sql(days)}) AS c CROSS JOIN ({daycache.summary_sql(days_before)}) AS p"""
+    row = _cached(scope, sql, days)[0]
+    return _summary_row(row), _summary_row(row, "p_")
 
 
 def _cached(scope: Scope, sql: str, days: daycache.Days, params: SqlParams | None = None) -> list[dict[str, Any]]:
@@ -110,8 +126,13 @@ def change(metric: str, now: float, before: float) -> float | None:
 
 
 def summary(scope: Scope, compare: bool = True) -> dict[str, Any]:
-    current = _summary_values(scope)
-    previous = _summary_values(replace(scope, range=scope.range.previous())) if compare else None
+    before = replace(scope, range=scope.range.previous()) if compare else None
+    cached = _summaries_cached(scope, before)
+    if cached is not None:
+        current, previous = cached
+    else:
+        current = _summary_values(scope)
+        previous = _summary_values(before) if before is not None else None
     metrics = {}
     for name in SUMMARY_METRICS:
         item: dict[str, Any] = {"value": current[name]}
