@@ -150,38 +150,44 @@ class _AppSSHAdapter(SSHHTTPAdapter):
         self.ssh_client.set_missing_host_key_policy(paramiko.RejectPolicy())
 
 
-def _ssh_client(target: EngineTarget) -> docker.DockerClient:
-    host, port, _ = _ssh_parts(target.url)
-    try:
-        adapter = _AppSSHAdapter(target)
-    except paramiko.BadHostKeyException:
-        raise StackError(
+def ssh_failure(exc: BaseException, host: str, port: int) -> StackError:
+    """The plain-language error for a failed SSH connection (shared by the engine and the API tunnel)."""
+    if isinstance(exc, paramiko.BadHostKeyException):
+        return StackError(
             f"The SSH host key of {host}:{port} has CHANGED since you trusted it. This can mean the server was "
             "reinstalled, or that someone is intercepting the connection.",
             "Ask the server's administrator whether the key changed; only then remove the old entry and trust "
             "the new fingerprint.",
             code="host-key-changed",
-        ) from None
-    except paramiko.AuthenticationException:
-        raise StackError(
+        )
+    if isinstance(exc, paramiko.AuthenticationException):
+        return StackError(
             f"The SSH server {host}:{port} refused the key.",
             "Add the public key to ~/.ssh/authorized_keys of that user on the server, and check the user name.",
             code="ssh-key-refused",
-        ) from None
-    except paramiko.SSHException as exc:
+        )
+    if isinstance(exc, paramiko.SSHException):
         if "not found in known_hosts" in str(exc):
-            raise StackError(
+            return StackError(
                 f"The SSH host key of {host}:{port} is not trusted yet.",
                 "Compare its fingerprint with the one the server's administrator gives you, then trust it.",
                 code="host-key-unknown",
-            ) from None
-        raise StackError(f"SSH connection to {host}:{port} failed: {exc}", code="ssh-failed") from None
-    except OSError as exc:
-        raise StackError(
-            f"Cannot reach the SSH server {host} port {port}: {exc.strerror or exc}",
-            "Check the host name and port, and that the server is reachable.",
-            code="ssh-unreachable",
-        ) from None
+            )
+        return StackError(f"SSH connection to {host}:{port} failed: {exc}", code="ssh-failed")
+    strerror = exc.strerror if isinstance(exc, OSError) else None
+    return StackError(
+        f"Cannot reach the SSH server {host} port {port}: {strerror or exc}",
+        "Check the host name and port, and that the server is reachable.",
+        code="ssh-unreachable",
+    )
+
+
+def _ssh_client(target: EngineTarget) -> docker.DockerClient:
+    host, port, _ = _ssh_parts(target.url)
+    try:
+        adapter = _AppSSHAdapter(target)
+    except (paramiko.SSHException, OSError) as exc:
+        raise ssh_failure(exc, host, port) from None
     # An APIClient on a placeholder address makes no request when given a version; then the SSH
     # adapter is mounted the same way docker-py mounts its own.
     api = docker.APIClient(base_url="unix:///nonexistent", version=MIN_API, timeout=target.timeout)

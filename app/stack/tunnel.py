@@ -21,7 +21,7 @@ import urllib.parse
 
 import paramiko
 
-from .engine import EngineTarget, _ssh_parts
+from .engine import EngineTarget, _ssh_parts, ssh_failure
 from .errors import StackError
 
 _CHUNK = 65536
@@ -40,38 +40,9 @@ def _ssh_connect(target: EngineTarget, timeout: float = 15.0) -> paramiko.SSHCli
         params.update(key_filename=str(target.ssh_key), look_for_keys=False, allow_agent=False)
     try:
         client.connect(**params)
-    except paramiko.BadHostKeyException:
+    except (paramiko.SSHException, OSError) as exc:
         client.close()
-        raise StackError(
-            f"The SSH host key of {host}:{port} has CHANGED since you trusted it. This can mean the server was "
-            "reinstalled, or that someone is intercepting the connection.",
-            "Ask the server's administrator whether the key changed; only then remove the old entry and trust "
-            "the new fingerprint.",
-            code="host-key-changed",
-        ) from None
-    except paramiko.AuthenticationException:
-        client.close()
-        raise StackError(
-            f"The SSH server {host}:{port} refused the key.",
-            "Add the public key to ~/.ssh/authorized_keys of that user on the server, and check the user name.",
-            code="ssh-key-refused",
-        ) from None
-    except paramiko.SSHException as exc:
-        client.close()
-        if "not found in known_hosts" in str(exc):
-            raise StackError(
-                f"The SSH host key of {host}:{port} is not trusted yet.",
-                "Compare its fingerprint with the one the server's administrator gives you, then trust it.",
-                code="host-key-unknown",
-            ) from None
-        raise StackError(f"SSH connection to {host}:{port} failed: {exc}", code="ssh-failed") from None
-    except OSError as exc:
-        client.close()
-        raise StackError(
-            f"Cannot reach the SSH server {host} port {port}: {exc.strerror or exc}",
-            "Check the host name and port, and that the server is reachable.",
-            code="ssh-unreachable",
-        ) from None
+        raise ssh_failure(exc, host, port) from None
     transport = client.get_transport()
     if transport is not None:
         transport.set_keepalive(30)  # notice a dead link instead of hanging on it
