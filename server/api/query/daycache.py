@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
 EDGE_SECONDS = 30 * 60  # sessions end after this long without an event (tracker and shipper)
 REBUILD_MIN_SECONDS = 30.0  # a changed day is rebuilt at most this often: reports may lag by that much
+DROP_AFTER_REBUILDS = 20  # superseded builds are deleted after this many rebuilds (~10 minutes of today)
 
 # Breakdown dimensions kept per day: name -> SQL expression over `events` (page and event are added
 # by event kind). Titles and cities are left to the raw events: many values, rarely on a dashboard.
@@ -201,6 +202,7 @@ class _Known:
     builds: dict[str, tuple[int, int]] = field(default_factory=dict)  # day -> (build, source_rows)
     ranges: dict[int, float] = field(default_factory=dict)  # range key -> trusted until (epoch s)
     # chDB only (the process is the folder's only writer): event counts per window, read at write count
+    rebuilds: int = 0  # days rebuilt since superseded builds were last deleted
     counts_at: int = -1
     counts: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
 
@@ -254,7 +256,9 @@ def ensure(scope: Scope, days: Days) -> Days:
             previous = [known.builds[d][0] for d in dirty if d in known.builds]
             build = _build(scope, dirty, counts)
             known.builds.update({d: (build, counts.get(d, 0)) for d in dirty})
-            if previous:
+            known.rebuilds += len(previous)
+            if previous and known.rebuilds >= DROP_AFTER_REBUILDS:  # a delete is a mutation: not every time
+                known.rebuilds = 0
                 _drop_older(scope, dirty, min(previous))
         out = Days(days.first, days.last, tuple((date.fromisoformat(d), known.builds[d][0]) for d in all_days))
         return _ensure_range(scope, out, known)
@@ -314,8 +318,8 @@ def _ch_hour(moment: Any) -> str:
 
 def _drop_older(scope: Scope, days: list[str], keep_from: int) -> None:
     """Delete the rebuilt days' rows of builds before the previous one (today is rebuilt every
-    REBUILD_MIN_SECONDS while events arrive). The previous build stays: a report that picked it just
-    before this rebuild may still be reading it."""
+    REBUILD_MIN_SECONDS while events arrive, so they would pile up). The previous build stays: a report
+    that picked it just before this rebuild may still be reading it."""
     from pixel.server.api.query import runner
 
     params = {"site": scope.site, "tz": scope.range.tz, "days": [date.fromisoformat(d) for d in days],
