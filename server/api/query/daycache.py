@@ -39,6 +39,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from pixel.server.api.query.filters import DIMENSIONS
 from pixel.server.api.query.periods import Range, _local_midnight
 from pixel.server.store.schema import EVENTS
 
@@ -49,28 +50,10 @@ EDGE_SECONDS = 30 * 60  # sessions end after this long without an event (tracker
 REBUILD_MIN_SECONDS = 30.0  # a changed day is rebuilt at most this often: reports may lag by that much
 DROP_AFTER_REBUILDS = 20  # superseded builds are deleted after this many rebuilds (~10 minutes of today)
 
-# Breakdown dimensions kept per day: name -> SQL expression over `events` (page and event are added
+# Breakdown dimensions kept per day: the event-level ones of filters.py but page and event (added
 # by event kind). Titles and cities are left to the raw events: many values, rarely on a dashboard.
 CACHED_DIMENSIONS: dict[str, str] = {
-    "hostname": "host",
-    "referrer": "ref_host",
-    "source": "source",
-    "medium": "medium",
-    "channel": "channel",
-    "utm_source": "utm_source",
-    "utm_medium": "utm_medium",
-    "utm_campaign": "utm_campaign",
-    "utm_term": "utm_term",
-    "utm_content": "utm_content",
-    "country": "country",
-    "region": "region",
-    "browser": "browser",
-    "browser_version": "browser_version",
-    "os": "os",
-    "os_version": "os_version",
-    "device": "device_type",
-    "screen": "screen",
-    "language": "language",
+    name: expression for name, expression in DIMENSIONS.items() if name not in ("page", "title", "city", "event")
 }
 SESSION_KINDS = ("entry_page", "exit_page")
 # Visitor counts are sketches that merge exactly (the merge of two days' states is the state of both days'
