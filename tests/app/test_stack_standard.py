@@ -205,7 +205,9 @@ def test_standard_end_to_end(request, clickhouse, docker_client, pixel_image, cl
         assert re.fullmatch(
             rf"{service} +running +healthy +restarts=0 cpu=\S+ mem=\d+ MiB ports=\{{.*\}}", line
         )
-    assert out[3:] == ["events stored since the container started: 25", "spool backlog: 0 bytes"]
+    assert out[3:5] == ["events stored since the container started: 25", "events today (UTC): 25"]
+    assert re.fullmatch(r"ingest rate: \d+\.\d events/s \(last minute\)", out[5])
+    assert out[6:] == ["spool backlog: 0 bytes"]
 
     # a second install, opened afresh by name, changes nothing
     assert _fit_ulimits(open_stack(docker_client, project)).install().changed == []
