@@ -225,25 +225,9 @@ TTL created + INTERVAL 2 DAY""" + _SMALL_GRANULES
 # A range's merged rows live in day_dimensions itself (day 1970-01-01, `build` = the range key), so a
 # report reads one table: each table read costs chDB a few milliseconds, whatever its size. They are
 # dropped two days after they are made (`created`); a range still in use is then merged again.
-DAY_DIMENSIONS_V4_DDL = """CREATE TABLE IF NOT EXISTS day_dimensions (
-    `site` LowCardinality(String),
-    `tz` LowCardinality(String),
-    `day` Date,
-    `build` UInt64,
-    `dimension` LowCardinality(String),
-    `value` String,
-    `visitors` AggregateFunction(uniqCombined(12), String),
-    `visitors_total` AggregateFunction(uniqCombined(14), String),
-    `pageviews` UInt64,
-    `events` UInt64,
-    `sessions` UInt64,
-    `bounces` UInt64,
-    `duration_ms` UInt64,
-    `created` DateTime('UTC') DEFAULT now()
-)
-ENGINE = MergeTree
-ORDER BY (site, tz, dimension, day, value)
-TTL created + INTERVAL 2 DAY DELETE WHERE day = toDate(0)""" + _SMALL_GRANULES
+DAY_DIMENSIONS_V4_DDL = DAY_DIMENSIONS_DDL.replace(
+    "`duration_ms` UInt64\n)", "`duration_ms` UInt64,\n    `created` DateTime('UTC') DEFAULT now()\n)"
+) + "\nTTL created + INTERVAL 2 DAY DELETE WHERE day = toDate(0)" + _SMALL_GRANULES
 
 
 def migrations(retention_days: int = 0) -> tuple[Migration, ...]:
