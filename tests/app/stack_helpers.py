@@ -94,3 +94,15 @@ def api_call(port: int, method: str, path: str, body: dict | None = None, token:
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, headers=headers, method=method)
     with urllib.request.urlopen(req, timeout=10) as resp:
         return json.loads(resp.read())
+
+
+def wait_for_count(provisioner, expected: int, timeout: float = 60) -> int:
+    """Poll `status()` until the stack's shipper has stored `expected` events."""
+    deadline = time.monotonic() + timeout
+    count = None
+    while time.monotonic() < deadline:
+        count = provisioner.status().events_inserted
+        if count == expected:
+            return count
+        time.sleep(0.5)
+    raise AssertionError(f"events stored: {count}, expected {expected}")

@@ -4,7 +4,6 @@ idempotent reinstall, backup/restore, and an upgrade to a broken image that is r
 
 from __future__ import annotations
 
-import time
 import urllib.request
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from stack_helpers import PIXEL_TAG as TAG
 from stack_helpers import api_call as _call
 from stack_helpers import send_pageviews as _send
 from stack_helpers import unique_project
+from stack_helpers import wait_for_count as _wait_for_count
 
 
 def _open(client, project: str, image: str = TAG) -> Provisioner:
@@ -29,17 +29,6 @@ def _open(client, project: str, image: str = TAG) -> Provisioner:
         "PIXEL_WORKERS": "1",
     }
     return open_stack(client, project, "compact", values)
-
-
-def _wait_for_count(p: Provisioner, expected: int, timeout: float = 60) -> int:
-    deadline = time.monotonic() + timeout
-    count = None
-    while time.monotonic() < deadline:
-        count = p.status().events_inserted
-        if count == expected:
-            return count
-        time.sleep(0.5)
-    raise AssertionError(f"events stored: {count}, expected {expected}")
 
 
 def _stored_pageviews(p: Provisioner, admin: Credentials) -> int:

@@ -23,7 +23,6 @@ import os
 import re
 import resource
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -42,6 +41,7 @@ from stack_helpers import (
     send_pageviews,
     unique_project,
 )
+from stack_helpers import wait_for_count as _wait_for_count
 
 HERE = Path(__file__).resolve().parent
 STANDIN_VERSION = "chfront-standin"  # the stand-in's tag in the clickhouse/clickhouse-server repository
@@ -89,17 +89,6 @@ def _open(client, project: str, clickhouse_version: str | None = None) -> Provis
     if clickhouse_version:
         values["CLICKHOUSE_VERSION"] = clickhouse_version
     return _fit_ulimits(open_stack(client, project, "standard", values))
-
-
-def _wait_for_count(p: Provisioner, expected: int, timeout: float = 60) -> int:
-    deadline = time.monotonic() + timeout
-    count = None
-    while time.monotonic() < deadline:
-        count = p.status().events_inserted
-        if count == expected:
-            return count
-        time.sleep(0.5)
-    raise AssertionError(f"events stored: {count}, expected {expected}")
 
 
 def _count_in_clickhouse(p: Provisioner) -> tuple[str, int]:
