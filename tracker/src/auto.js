@@ -8,10 +8,7 @@ const on = (type, fn) => addEventListener(type, fn, true)
 
 /** Installs every listener once; each checks its config key when it fires, so later config applies. */
 export const auto = () => {
-  for (const m of ['pushState', 'replaceState']) {
-    const orig = history[m]
-    history[m] = (...a) => (navigated(), orig.apply(history, a))
-  }
+  ;['pushState', 'replaceState'].map((m, _, __, orig = history[m]) => (history[m] = (...a) => (navigated(), orig.apply(history, a))))
   // popstate also fires on hash changes
   on('popstate', navigated)
   on('scroll', scrolled)

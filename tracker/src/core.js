@@ -27,7 +27,7 @@ export const cfg = {
 'pageview,spa,scroll,click,download,form,visibility,engagement,hash'.split(',').map((k, i) => (cfg[k + 'Tracking'] = i < 8))
 
 /** Debug-mode warnings; each starts with what was refused. */
-export const warn = (...a) => cfg.debug && console.warn('pixel:', ...a)
+export const warn = (...a) => cfg.debug && console.warn('pixel: bad', ...a)
 
 /**
  * The `config` command: an unknown key or a value of another type (string, number, boolean, array:
@@ -35,7 +35,7 @@ export const warn = (...a) => cfg.debug && console.warn('pixel:', ...a)
  */
 export const setConfig = (key, value, old = cfg[key]) =>
   old?.constructor != value?.constructor || (key == 'endpoint' && value[0] != '/') || value < 0
-    ? warn('bad config', key, value)
+    ? warn('config', key, value)
     : (cfg[key] = key == 'baseUrl' ? value.replace(/\/$/, '') : value)
 
 // localStorage, falling back to memory when it is missing or full (private modes, quota).

@@ -12,12 +12,12 @@ const commands = {
   // Email addresses are refused: a user id must not be personal data in clear. null clears it.
   // A string or a number: /[gr]$/ matches the typeof of exactly those two; any @ is refused.
   setUserId: (id) =>
-    id == null || (/[gr]$/.test(typeof id) && !/@/.test(id)) ? store('u', id && id + '') : warn('bad user id', id),
+    id == null || (/[gr]$/.test(typeof id) && !/@/.test(id)) ? store('u', id && id + '') : warn('user id', id),
 }
 
 const run = (c) => {
   const f = c?.map && commands[c[0]]
-  f ? f(c[1], c[2]) : warn('bad command', c)
+  f ? f(c[1], c[2]) : warn('command', c)
 }
 
 const queue = window._pixel || []
@@ -27,7 +27,7 @@ if (queue.map) {
   // commands in order.
   // (config and debug: an array's string starts with its command's name)
   queue.sort((x, y) => /^[cd]/.test(y) - /^[cd]/.test(x)).map(run)
-  blocked() || (identify().then(flush), auto())
+  blocked() || (identify(), auto())
   // Exactly one pageview per load: none if the snippet tracked its own.
   cfg.pageviewTracking && !key && track('pageview')
   window._pixel = { push: run }

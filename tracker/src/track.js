@@ -2,19 +2,18 @@ import { D, L, N, cfg, now, store, warn } from './core.js'
 import { tz, uid } from './identity.js'
 import { send } from './transport.js'
 
-// The current page: its snapshot taken at its pageview, its URL key (set once a pageview was tracked),
-// and what is measured on it until it is left: visible time not reported yet, maximum scroll depth.
+// The current page: its snapshot taken at its pageview (URL, title, referrer: the page before it), its
+// URL key (set once a pageview was tracked), and what is measured on it until it is left: visible time
+// not reported yet, maximum scroll depth.
 export let key
-let page, referrer = D.referrer, started = D.hidden ? 0 : now(), engaged = 0, depth = 0
+let page, started = D.hidden ? 0 : now(), engaged = 0, depth = 0
 
-const pageKey = () => (cfg.hashTracking ? L.href : L.href.split('#')[0])
 
 /** Do-Not-Track / Global Privacy Control, when the site asked to respect them. */
 export const blocked = () => cfg.respectDnt && (N.doNotTrack == 1 || N.globalPrivacyControl)
 
-const root = D.documentElement
 /** The maximum scroll depth so far, in % of the page's height (the part seen: scrolled + visible). */
-export const scrolled = () => (depth = Math.max(depth, Math.round(((scrollY + root.clientHeight) / root.scrollHeight) * 100)))
+export const scrolled = () => (depth = Math.max(depth, Math.round(((scrollY + innerHeight) / D.documentElement.scrollHeight) * 100)))
 
 /**
  * Builds one event in the compact wire format (bench/README.md, "Wire format") and sends it. Custom
@@ -24,14 +23,13 @@ export const scrolled = () => (depth = Math.max(depth, Math.round(((scrollY + ro
  */
 export const track = (name, params, extra, a = {}, n = 0, k, v, t = now(), s = store('s')) => {
   if (blocked()) return
-  if (typeof name != 'string' || !/^.{1,64}$/.test(name)) return warn('bad event', name)
+  if (typeof name != 'string' || !/^.{1,64}$/.test(name)) return warn('event', name)
   for (k in params)
     (v = params[k]),
-      n++ < 25 && (typeof v == 'string' || typeof v == 'boolean' || Number.isFinite(v))
+      n++ < 25 && (typeof v == 'string' || v === !!v || Number.isFinite(v))
         ? (a[k.slice(0, 64)] = v.slice ? v.slice(0, 500) : v)
-        : warn('bad param', k)
-  name == 'pageview' &&
-    (leave(1), page && (referrer = page.u), (key = pageKey()), (page = { u: L.href, t: D.title, r: referrer }))
+        : warn('param', k)
+  name == 'pageview' && (leave(1), (key = cfg.hashTracking ? L.href : L.href.split('#')[0]), (page = { u: L.href, t: D.title, r: page ? page.u : D.referrer }))
   s = store('s', { i: s && t - s.t <= cfg.sessionTimeout * 6e4 ? s.i : uid(), t })
   send({
     i: uid(),
@@ -40,7 +38,7 @@ export const track = (name, params, extra, a = {}, n = 0, k, v, t = now(), s = s
     h: cfg.site,
     s: s.i,
     u: store('u'),
-    p: page || { u: L.href, t: D.title, r: referrer },
+    p: page || { u: L.href, t: D.title, r: D.referrer },
     d: { s: (s = screen).width + 'x' + s.height, l: N.language, z: tz, r: devicePixelRatio, w: N.webdriver },
     a,
     ...extra,
@@ -67,4 +65,4 @@ export const leave = (restart) =>
   restart && !D.hidden && (started = now()))
 
 /** SPA navigation: a pageview when the URL (with the hash if hashTracking) changed since the last one. */
-export const navigated = () => setTimeout(() => cfg.spaTracking && key && pageKey() != key && track('pageview'))
+export const navigated = () => setTimeout(() => cfg.spaTracking && key && (cfg.hashTracking ? L.href : L.href.split('#')[0]) != key && track('pageview'))

@@ -16,33 +16,36 @@ export const send = (ev, q = store('q') || [], over = q.push(ev) - cfg.maxFailed
   setTimeout(flush)
 }
 
-/** Sends the outbox's oldest batch; by beacon when `beacon` (the page is being left) or hidden. */
-export const flush = (beacon, size = 0, url = cfg.baseUrl + cfg.endpoint, body = store('q') || [], d) => {
-  // up to 100 events and about 60 kB per request (the collector's limits); the visitor id is
-  // added here, as it is computed asynchronously
-  body = JSON.stringify(body.filter((e, i) => i < 100 && ((size += JSON.stringify(((e.v = visitor), e)).length) < 6e4 || !i)))
-  // re-reads the outbox (other tabs share it) and drops the events sent, found by their ids
-  const forget = () => store('q', store('q').filter((e) => !body.includes(e.i)))
-  beacon ||= D.hidden
-  visitor && !wait && (beacon || !busy) && body != '[]' &&
+// Sends the outbox's oldest batch; by beacon when `beacon` (the page is being left) or hidden.
+// The batch: up to 100 events and about 60 kB per request (the collector's limits); the visitor id is
+// added here, as it is computed asynchronously. `forget` re-reads the outbox (other tabs share it) and
+// drops the events sent, found by their ids.
+export const flush = (
+  beacon,
+  size = 0,
+  url = cfg.baseUrl + cfg.endpoint,
+  body = JSON.stringify((store('q') || []).filter((e, i) => i < 100 && ((size += JSON.stringify(((e.v = visitor), e)).length) < 6e4 || !i))),
+  forget = () => store('q', store('q').filter((e) => !body.includes(e.i))),
+  d,
+) =>
+  visitor && !wait && ((beacon ||= D.hidden) || !busy) && body != '[]' &&
     (beacon
       ? N.sendBeacon(url, body) && (forget(), flush(1))
       : ((busy = 1),
         fetch(url, { method: 'POST', body, keepalive: true })
-          .then((r) => {
-            // 5xx and 429: retried later; another 4xx: refused for good
-            if (/^5|429/.test(r.status)) throw r
-            r.ok || warn('refused', r.status)
-            forget()
-            busy = fails = 0
-            flush()
-            ;(d = store('d')) && track('pixel_dropped', { count: d }, store('d', 0))
-          })
-          .catch((r) => {
-            busy = 0
-            // exponential backoff, or the server's Retry-After, plus up to 50% jitter, at most 24 h
-            wait = setTimeout(retry, Math.min(864e5, (r.headers?.get('Retry-After') * 1e3 || cfg.retryDelay * 2 ** fails++) * (1 + Math.random() / 2)))
-          })))
+          // 5xx and 429: retried later; another 4xx: refused for good
+          .then((r) => /^5|429/.test(r.status) ? backoff(r) : (
+            r.ok || warn('refused', r.status),
+            forget(),
+            (busy = fails = 0),
+            flush(),
+            (d = store('d')) && track('pixel_dropped', { count: d }, store('d', 0))
+          ), backoff)))
+
+/** Exponential backoff, or the server's Retry-After, plus up to 50% jitter, at most 24 h. */
+const backoff = (r) => {
+  busy = 0
+  wait = setTimeout(retry, Math.min(864e5, (r.headers?.get('Retry-After') * 1e3 || cfg.retryDelay * 2 ** fails++) * (1 + Math.random() / 2)))
 }
 
 /** Ends a backoff wait now (timer, `online` event). */
