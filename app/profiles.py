@@ -28,18 +28,26 @@ class Profile:
     name: str
     engine: str = "local"  # "local", ssh://user@host[:port] or tcp://host:2376
     project: str = "pixel"  # the stack's name on the engine
-    api_url: str = ""  # e.g. http://127.0.0.1:8082
+    # e.g. http://127.0.0.1:8082. For ssh:// it is the address *on the server* (the API listens on the
+    # server's loopback only): the app reaches it through an SSH tunnel (`pixel.app.stack.tunnel`).
+    api_url: str = ""
     collector_url: str = ""  # what visitors' browsers reach
     username: str = "admin"
     domain: str = ""  # the first site's domain
     site_id: int | None = None  # last site shown
     period: str = "30d"
     tls_dir: str = ""  # folder with ca.pem/cert.pem/key.pem for tcp://
+    ssh_key: str = ""  # private key file for ssh:// (its passphrase, if any, is in the keyring)
+    # The SSH host key the user trusted in the wizard, as one known_hosts line ("[host]:port type key").
+    # A public key, so plain config; every later connection (stack page, API tunnel) accepts only it.
+    host_key: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name or ""):
             raise ProfileError(f"profile name {self.name!r}: use 1-64 letters, digits, space, _ . -")
+        if self.host_key and len(self.host_key.split()) != 3:
+            raise ProfileError(f"host_key {self.host_key[:40]!r}: expected one known_hosts line, 'host type key'")
         for key in self.extra:
             if any(word in key.lower() for word in _SECRET_WORDS):
                 raise ProfileError(f"{key!r} looks like a secret: secrets belong in the keyring, not in settings")

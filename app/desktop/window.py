@@ -34,11 +34,13 @@ def engine_target(profile: Profile) -> EngineTarget:
     if profile.engine in ("", "local"):
         return EngineTarget()
     tls = Path(profile.tls_dir) if profile.tls_dir else None
+    ssh_key = profile.ssh_key or profile.extra.get("ssh_key", "")  # extra: profiles of earlier versions
     return EngineTarget(profile.engine,
                         tls_ca=tls / "ca.pem" if tls else None, tls_cert=tls / "cert.pem" if tls else None,
                         tls_key=tls / "key.pem" if tls else None,
                         known_hosts=Path(profile.extra["known_hosts"]) if "known_hosts" in profile.extra else None,
-                        ssh_key=Path(profile.extra["ssh_key"]) if "ssh_key" in profile.extra else None)
+                        ssh_key=Path(ssh_key).expanduser() if ssh_key else None,
+                        host_key=profile.host_key)  # the key trusted in the wizard: no other is accepted
 
 
 class MainWindow(QMainWindow):
@@ -180,4 +182,7 @@ class MainWindow(QMainWindow):
         self.runner.shutdown(10_000)
         if self._tunnel is not None:
             self._tunnel.stop()
+            self._tunnel = None
+        if self.stack.provisioner is not None:  # its engine connection (over SSH: a session on the server)
+            self.stack.provisioner.client.close()
         super().closeEvent(event)

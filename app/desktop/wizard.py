@@ -6,6 +6,7 @@ visit…" turning green when the first event arrives."""
 
 from __future__ import annotations
 
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from pixel.app import secret_store
 from pixel.app.client import ApiClient
 from pixel.app.desktop.workers import Cancelled, Runner, Task
 from pixel.app.profiles import Profile, ProfileStore
-from pixel.app.stack.engine import EngineTarget, fetch_host_key, trust_host_key
+from pixel.app.stack.engine import EngineTarget, HostKey, fetch_host_key
 from pixel.app.stack.errors import StackError
 from pixel.app.stack.progress import Progress
 from PySide6.QtCore import QTimer
@@ -44,10 +45,21 @@ FIXES = {
 }
 
 
-def _data_dir() -> Path:
-    import platformdirs
+def public_host(engine_url: str) -> str:
+    """The host name visitors' browsers (and, for TLS engines, this app) use to reach the stack's host."""
+    host = urllib.parse.urlparse(engine_url).hostname if engine_url else None
+    host = host or "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
 
-    return Path(platformdirs.user_data_dir("pixel-desktop", appauthor=False))
+
+HOW = {
+    "local": "The app reaches Pixel on this computer at 127.0.0.1.",
+    "ssh": "Pixel's API listens on the server's own 127.0.0.1 only; this app reaches it through an SSH "
+           "tunnel with the same key. Visitors reach the collector at the server's address.",
+    "tls": "The API is published on the host's network (its port is shown after the install) and this app "
+           "reaches it at http://<host>:<port> with the admin password; keep that port firewalled to "
+           "your own addresses.",
+}
 
 
 class WherePage(QWizardPage):
@@ -63,17 +75,23 @@ class WherePage(QWizardPage):
             group.addButton(b)
         self.url = QLineEdit()
         self.url.setPlaceholderText("ssh://user@server  or  tcp://server:2376")
+        self.ssh_key = QLineEdit()
+        self.ssh_key.setPlaceholderText("private key file (empty: your usual SSH keys and agent)")
         self.tls_dir = QLineEdit()
         self.tls_dir.setPlaceholderText("folder with ca.pem, cert.pem, key.pem")
         self.name = QLineEdit("My website")
+        self.how = QLabel("")  # how this app will reach Pixel's API on the chosen kind of host
+        self.how.setWordWrap(True)
         form = QFormLayout()
         form.addRow("Address", self.url)
+        form.addRow("SSH key", self.ssh_key)
         form.addRow("TLS certificates", self.tls_dir)
         form.addRow("Name for this stack", self.name)
         layout = QVBoxLayout(self)
         for b in (self.local, self.ssh, self.tls):
             layout.addWidget(b)
         layout.addLayout(form)
+        layout.addWidget(self.how)
         for w in (self.local, self.ssh, self.tls):
             w.toggled.connect(self._toggle)
         self.url.textChanged.connect(self.completeChanged)
@@ -82,8 +100,13 @@ class WherePage(QWizardPage):
 
     def _toggle(self) -> None:
         self.url.setEnabled(not self.local.isChecked())
+        self.ssh_key.setEnabled(self.ssh.isChecked())
         self.tls_dir.setEnabled(self.tls.isChecked())
+        self.how.setText(HOW[self.kind()])
         self.completeChanged.emit()
+
+    def kind(self) -> str:
+        return "ssh" if self.ssh.isChecked() else "tls" if self.tls.isChecked() else "local"
 
     def isComplete(self) -> bool:  # noqa: N802 - Qt override
         if not self.name.text().strip():
@@ -94,11 +117,14 @@ class WherePage(QWizardPage):
             return self.url.text().startswith("tcp://") and bool(self.tls_dir.text())
         return True
 
-    def target(self) -> EngineTarget:
+    def target(self, host_key: str = "") -> EngineTarget:
+        """The engine chosen; for SSH with the host key the user trusted (a known_hosts line)."""
         if self.local.isChecked():
             return EngineTarget()
         if self.ssh.isChecked():
-            return EngineTarget(self.url.text().strip(), known_hosts=_data_dir() / "known_hosts")
+            key = self.ssh_key.text().strip()
+            return EngineTarget(self.url.text().strip(), ssh_key=Path(key).expanduser() if key else None,
+                                host_key=host_key)
         folder = Path(self.tls_dir.text())
         return EngineTarget(self.url.text().strip(), tls_ca=folder / "ca.pem", tls_cert=folder / "cert.pem",
                             tls_key=folder / "key.pem")
@@ -133,7 +159,7 @@ class CheckPage(QWizardPage):
         self.ok = False
         self.completeChanged.emit()
         self.results.setText("Checking the Docker engine…")
-        target = self.w.where.target()
+        target = self.w.target()
 
         def work(_task: Task) -> list[tuple[bool, str, str]]:
             from pixel.app.stack.engine import connect
@@ -167,10 +193,10 @@ class CheckPage(QWizardPage):
         self.completeChanged.emit()
 
     def trust_host(self) -> None:
-        target = self.w.where.target()
-        if self.host_key is not None and target.known_hosts is not None:
-            target.known_hosts.parent.mkdir(parents=True, exist_ok=True)
-            trust_host_key(target.known_hosts, self.host_key)
+        """The user compared the fingerprint and said yes: the key goes into the profile at the end of
+        the install (plain config) and every later connection accepts only that key."""
+        if self.host_key is not None:
+            self.w.trusted = self.host_key
             self.host_key = None
             self.run_checks()
 
@@ -233,11 +259,18 @@ class InstallPage(QWizardPage):
         self.cancel.setEnabled(True)
         self.error = ""
         self.details.clear()
-        target = self.w.where.target()
+        target = self.w.target()
+        kind = self.w.where.kind()
         domain = self.w.site.domain.text().strip()
         tz = self.w.site.timezone.currentText()
         name = self.w.where.name.text().strip()
         project, values, engine = self.w.project, dict(self.w.values), self.w.where.url.text().strip() or "local"
+        host = "127.0.0.1" if kind == "local" else public_host(engine)
+        if kind == "tls":  # the API must be reachable from here: published on the host's network
+            values.setdefault("PIXEL_API_BIND", "0.0.0.0")
+        tls_dir = self.w.where.tls_dir.text().strip() if kind == "tls" else ""
+        host_key = self.w.trusted.known_hosts_line if kind == "ssh" and self.w.trusted else ""
+        tunnels = self.w.tunnels
 
         def work(task: Task) -> dict[str, Any]:
             from pixel.app.stack.engine import connect
@@ -245,15 +278,29 @@ class InstallPage(QWizardPage):
 
             task.report(Progress("connect", None, f"connecting to {target.describe()}"))
             client = connect(target)
-            prov = open_stack(client, project, "compact", values, target=target, progress=task.progress_callback)
-            result = prov.install()
-            task.report(Progress("site", None, "creating the site"))
-            api = next(c for c in prov.status().containers if 8082 in c.ports)
-            api_url = f"http://127.0.0.1:{api.ports[8082]}"
-            collector_url = f"http://127.0.0.1:{api.ports[8081]}"
+            try:
+                prov = open_stack(client, project, "compact", values, target=target, progress=task.progress_callback)
+                result = prov.install()
+                task.report(Progress("site", None, "creating the site"))
+                api = next(c for c in prov.status().containers if 8082 in c.ports)
+            finally:
+                client.close()  # over SSH: the connection (and the server's dial-stdio) ends here
+            # The API's address as the stack's host sees it (SSH: the server's loopback) or, for TLS,
+            # as this computer reaches it; the collector's as visitors' browsers reach it.
+            api_url = f"http://{'127.0.0.1' if kind != 'tls' else host}:{api.ports[8082]}"
+            collector_url = f"http://{host}:{api.ports[8081]}"
             if result.admin is None:
                 raise StackError(result.admin_note or "no admin account was created", code="admin-failed")
-            with ApiClient(api_url, result.admin.username, result.admin.password) as api_client:
+            base = api_url
+            if kind == "ssh":
+                from pixel.app.stack.tunnel import api_tunnel
+
+                task.report(Progress("tunnel", None, f"opening an SSH tunnel to the API (port {api.ports[8082]} "
+                                                     "on the server)"))
+                tunnel = api_tunnel(target, api_url)
+                tunnels.append(tunnel)  # the wizard closes it when it closes
+                base = tunnel.local_url
+            with ApiClient(base, result.admin.username, result.admin.password) as api_client:
                 site = api_client.create_site(domain, tz)
                 snippet = api_client.get(f"/api/sites/{site['id']}/snippet", {"collector_url": collector_url})
             stored = ""
@@ -262,10 +309,11 @@ class InstallPage(QWizardPage):
             except secret_store.KeyringUnavailable as exc:
                 stored = str(exc)
             profile = Profile(name, engine=engine, project=project, api_url=api_url, collector_url=collector_url,
-                              username=result.admin.username, domain=domain, site_id=site["id"])
+                              username=result.admin.username, domain=domain, site_id=site["id"], tls_dir=tls_dir,
+                              ssh_key=str(target.ssh_key or ""), host_key=host_key)
             task.report(Progress("done", 1.0, "Pixel is installed"))
             return {"profile": profile, "password": result.admin.password, "snippet": snippet["html"],
-                    "keyring_problem": stored, "changed": result.changed}
+                    "keyring_problem": stored, "changed": result.changed, "api_base": base}
 
         self.task = self.w.runner.submit(work, on_done=self._done, on_error=self._failed, on_progress=self._progress)
 
@@ -364,11 +412,11 @@ class DonePage(QWizardPage):
         if result is None or self.seen or self._checking:
             return
         profile: Profile = result["profile"]
-        password = result["password"]
+        password, base = result["password"], result["api_base"]  # base: the SSH tunnel's end for ssh://
         self._checking = True
 
         def work(_task: Task) -> int:
-            with ApiClient(profile.api_url, profile.username, password, timeout=5) as client:
+            with ApiClient(base, profile.username, password, timeout=5) as client:
                 summary = client.report(profile.site_id or 0, "summary",
                                         {"period": "today", "compare": False, "include_bots": True})
             return int(summary["metrics"]["pageviews"]["value"])
@@ -397,6 +445,8 @@ class SetupWizard(QWizard):
         self.project = project
         self.values = dict(values or {})  # stack settings (ports, image); the defaults suit most people
         self.profile: Profile | None = None
+        self.trusted: HostKey | None = None  # the SSH host key the user accepted
+        self.tunnels: list = []  # SSH tunnels to the new stack's API (opened by the install worker)
         self.where = WherePage()
         self.checks = CheckPage(self)
         self.site = SitePage()
@@ -406,8 +456,16 @@ class SetupWizard(QWizard):
             self.addPage(page)
         self.resize(760, 560)
 
+    def target(self) -> EngineTarget:
+        return self.where.target(self.trusted.known_hosts_line if self.trusted else "")
+
     def done(self, result: int) -> None:
         self.done_page.timer.stop()
         if self.install.task is not None and not self.install.task.finished.is_set():
             self.install.task.cancel()
+        self.close_tunnels()
         super().done(result)
+
+    def close_tunnels(self) -> None:
+        while self.tunnels:
+            self.tunnels.pop().stop()

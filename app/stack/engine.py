@@ -36,6 +36,7 @@ class EngineTarget:
     url: str = ""
     ssh_key: Path | None = None  # private key file for ssh://
     known_hosts: Path | None = None  # app-owned known_hosts for ssh://
+    host_key: str = ""  # a trusted known_hosts line for ssh:// (the desktop keeps it in the profile)
     tls_ca: Path | None = None  # for tcp:// with TLS
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -75,6 +76,41 @@ class HostKey:
     @property
     def known_hosts_name(self) -> str:
         return self.host if self.port == 22 else f"[{self.host}]:{self.port}"
+
+    @property
+    def known_hosts_line(self) -> str:
+        """The key as one known_hosts line ("[host]:port ssh-ed25519 AAAA…"): plain config, not a secret."""
+        return f"{self.known_hosts_name} {self.key.get_name()} {self.key.get_base64()}"
+
+
+def parse_host_key(line: str) -> HostKey:
+    """A `HostKey` from a known_hosts line (as `HostKey.known_hosts_line` writes it), or a `StackError`."""
+    try:
+        entry = paramiko.hostkeys.HostKeyEntry.from_line(line.strip())
+    except Exception:  # noqa: BLE001 - paramiko raises InvalidHostKey, binascii.Error, …
+        entry, why = None, "the key text is damaged"
+    else:
+        why = "it is not 'host key-type key'"
+    if entry is None or entry.key is None or len(entry.hostnames) != 1:
+        raise StackError(f"The saved SSH host key {line[:60]!r} cannot be read ({why}).",
+                         "Remove it from the stack's settings and trust the server's fingerprint again.",
+                         code="bad-host-key")
+    name = entry.hostnames[0]
+    if name.startswith("["):
+        host, _, port = name[1:].partition("]:")
+        return HostKey(host, int(port or 22), entry.key)
+    return HostKey(name, 22, entry.key)
+
+
+def load_trusted_keys(client: paramiko.SSHClient, target: EngineTarget) -> None:
+    """Give `client` the keys the user trusted: the app's known_hosts file and the profile's saved key.
+    Nothing else (never ~/.ssh/known_hosts): an unknown key is refused, a different one is reported
+    as changed (`paramiko.BadHostKeyException`)."""
+    if target.known_hosts and target.known_hosts.exists():
+        client.load_host_keys(str(target.known_hosts))
+    if target.host_key:
+        key = parse_host_key(target.host_key)
+        client.get_host_keys().add(key.known_hosts_name, key.key.get_name(), key.key)
 
 
 def _ssh_parts(url: str) -> tuple[str, int, str | None]:
@@ -145,8 +181,7 @@ class _AppSSHAdapter(SSHHTTPAdapter):
             self.ssh_params.update(
                 key_filename=str(self._target.ssh_key), look_for_keys=False, allow_agent=False
             )
-        if self._target.known_hosts and self._target.known_hosts.exists():
-            self.ssh_client.load_host_keys(str(self._target.known_hosts))
+        load_trusted_keys(self.ssh_client, self._target)
         self.ssh_client.set_missing_host_key_policy(paramiko.RejectPolicy())
 
 

@@ -21,7 +21,7 @@ import urllib.parse
 
 import paramiko
 
-from .engine import EngineTarget, _ssh_parts, ssh_failure
+from .engine import EngineTarget, _ssh_parts, load_trusted_keys, ssh_failure
 from .errors import StackError
 
 _CHUNK = 65536
@@ -31,8 +31,7 @@ def _ssh_connect(target: EngineTarget, timeout: float = 15.0) -> paramiko.SSHCli
     """An SSH client logged in to `target` with the engine's host-key policy, or a `StackError`."""
     host, port, user = _ssh_parts(target.url)
     client = paramiko.SSHClient()
-    if target.known_hosts and target.known_hosts.exists():
-        client.load_host_keys(str(target.known_hosts))
+    load_trusted_keys(client, target)
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
     params: dict = {"hostname": host, "port": port, "username": user, "timeout": timeout,
                     "banner_timeout": timeout, "auth_timeout": timeout}
@@ -67,6 +66,7 @@ class SSHTunnel:
         self._accepter: threading.Thread | None = None
         self._pumps: set[threading.Thread] = set()
         self._open: set[socket.socket] = set()
+        self.connections = 0  # local connections forwarded so far (diagnostics, tests)
 
     # ---------------------------------------------------------------- life cycle
     def start(self, *, lazy: bool = False) -> SSHTunnel:
@@ -146,6 +146,7 @@ class SSHTunnel:
             except OSError:
                 return
             conn.settimeout(None)
+            self.connections += 1
             pump = threading.Thread(target=self._forward, args=(conn, peer), name="pixel-ssh-pump", daemon=True)
             with self._lock:
                 self._pumps.add(pump)

@@ -7,20 +7,28 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import socket
+import subprocess
 import time
 import urllib.request
 import uuid
+from pathlib import Path
 
 import pytest
 from pixel.app import secret_store
+from pixel.app.client import ReportCache
+from pixel.app.desktop.window import MainWindow, engine_target
 from pixel.app.desktop.wizard import SetupWizard
 from pixel.app.desktop.workers import Runner
 from pixel.app.profiles import ProfileStore
 from pixel.app.stack import image as images
 from pixel.app.stack.engine import EngineTarget, connect
 from pixel.app.stack.manage import open_stack
+from pixel.app.stack.tunnel import SSHTunnel
 from PySide6.QtWidgets import QApplication, QWizard
 
+from tests.conftest import free_port
 from tests.desktop.conftest import save_screenshot
 
 BASE = "pixel-base/python:bookworm"  # made by scripts/system.d/20-docker.sh
@@ -153,3 +161,194 @@ def test_cancel_mid_install_leaves_nothing(qtbot, secret_service, docker_client,
         runner.shutdown()
         with contextlib.suppress(Exception):
             open_stack(docker_client, project).uninstall(delete_data=True)
+
+
+# ---------------------------------------------------------------------------------------------- over SSH
+def _wait_port(port: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
+
+
+class LoopbackSshd:
+    """A real OpenSSH server on 127.0.0.1 (scripts/system.d/20-docker.sh installs it) standing in for a
+    remote server: its docker CLI (for `docker system dial-stdio`) reaches the real engine. It can be
+    restarted with another host key on the same port, as a reinstalled (or impersonated) server would."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir()
+        self.port = free_port()
+        self.client_key = root / "id_client"
+        for name in ("host_key", "other_host_key", "id_client"):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(root / name)], check=True)
+        (root / "authorized_keys").write_text((root / "id_client.pub").read_text())
+        self.url = f"ssh://{os.environ.get('USER', 'root')}@127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def public_key(self, name: str = "host_key") -> str:
+        """The host key's known_hosts line for this server, as `ssh-keyscan` would print it."""
+        kind, key = (self.root / f"{name}.pub").read_text().split()[:2]
+        return f"[127.0.0.1]:{self.port} {kind} {key}"
+
+    def fingerprint(self, name: str = "host_key") -> str:
+        return subprocess.run(["ssh-keygen", "-lf", str(self.root / f"{name}.pub")], capture_output=True,
+                              text=True, check=True).stdout.split()[1]
+
+    def start(self, host_key: str = "host_key") -> None:
+        config = self.root / "sshd_config"
+        config.write_text(
+            f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {self.root / host_key}\n"
+            f"PidFile {self.root}/sshd.pid\nAuthorizedKeysFile {self.root}/authorized_keys\n"
+            "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n"
+            "StrictModes no\nUsePAM no\n")
+        Path("/run/sshd").mkdir(exist_ok=True)  # privilege separation directory
+        self.proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], stderr=subprocess.DEVNULL)
+        _wait_port(self.port)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+
+@pytest.fixture
+def sshd(tmp_path: Path):
+    server = LoopbackSshd(tmp_path / "sshd")
+    server.start()
+    yield server
+    server.stop()
+
+
+def _refused(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+@pytest.mark.timeout(900)
+def test_wizard_over_ssh_through_the_tunnel_with_the_saved_host_key(qtbot, secret_service, docker_client,
+                                                                    pixel_image, sshd, tmp_path) -> None:
+    """Click by click to a server reached by SSH: the host key is refused until trusted, the site is
+    created and the first visit seen through an SSH tunnel to the API (the collector, bound to the
+    server's loopback here, is reached through another), the trusted key lands in the profile, and the
+    main window later reuses it — while a changed key is refused in plain words."""
+    project = f"pxs{uuid.uuid4().hex[:8]}"
+    store = ProfileStore()
+    runner = Runner()
+    wizard = SetupWizard(runner, store, project=project, values=values())  # collector on 127.0.0.1 only
+    qtbot.addWidget(wizard)
+    wizard.show()
+    next_button = wizard.button(QWizard.WizardButton.NextButton)
+    windows: list[MainWindow] = []
+    try:
+        # 1. where: a server reached by SSH, with the key the server's authorized_keys has
+        wizard.where.ssh.click()
+        assert not next_button.isEnabled() and wizard.where.ssh_key.isEnabled()
+        assert "SSH tunnel" in wizard.where.how.text()
+        qtbot.keyClicks(wizard.where.url, sshd.url)
+        qtbot.keyClicks(wizard.where.ssh_key, str(sshd.client_key))
+        wizard.where.name.clear()
+        qtbot.keyClicks(wizard.where.name, "Remote")
+        next_button.click()
+        # 2. checks: the unknown host key is shown with its fingerprint, nothing is trusted silently
+        checks = wizard.checks
+        qtbot.waitUntil(checks.trust.isVisible, timeout=60_000)
+        assert not checks.ok and not next_button.isEnabled()
+        text = checks.results.text()
+        assert f"The SSH host key of 127.0.0.1:{sshd.port} is not trusted yet." in text
+        assert f"Host key of 127.0.0.1: <code>{sshd.fingerprint()}</code>" in text
+        checks.trust.click()
+        qtbot.waitUntil(lambda: checks.ok, timeout=60_000)
+        assert wizard.trusted is not None and wizard.trusted.known_hosts_line == sshd.public_key()
+        assert "✘" not in checks.results.text() and "Docker" in checks.results.text()
+        assert not checks.trust.isVisible()
+        next_button.click()
+        # 3. the site, 4. install
+        qtbot.keyClicks(wizard.site.domain, "remote.example")
+        next_button.click()
+        wizard.install.install.click()
+        qtbot.waitUntil(lambda: wizard.install.result is not None or bool(wizard.install.error), timeout=600_000)
+        assert wizard.install.error == ""
+        result = wizard.install.result
+        assert "[tunnel] opening an SSH tunnel to the API (port" in wizard.install.details.toPlainText()
+        # the site was created through the tunnel: its local end, not the server's API port
+        [tunnel] = wizard.tunnels
+        profile = store.get("Remote")
+        assert profile is not None
+        api_port = int(profile.api_url.rsplit(":", 1)[1])
+        assert result["api_base"] == tunnel.local_url and tunnel.local_port != api_port
+        assert tunnel.remote == ("127.0.0.1", api_port) and tunnel.connections >= 1
+        # the profile: the server-side API address, the key file and the trusted host key (not a secret)
+        assert profile.engine == sshd.url and profile.project == project and profile.site_id == 1
+        assert profile.api_url == f"http://127.0.0.1:{api_port}"
+        assert profile.ssh_key == str(sshd.client_key) and profile.host_key == sshd.public_key()
+        assert json.loads(store.path.read_text())["profiles"][0]["host_key"] == sshd.public_key()
+        assert not list(tmp_path.rglob("known_hosts"))  # kept in the profile only, no separate file
+        # 5. waiting for the first visit: checked through the tunnel; the visit reaches the collector
+        # (published on the server's loopback only) through an SSH tunnel of its own
+        next_button.click()
+        page = wizard.done_page
+        assert secret_store.get_secret("Remote", "admin_password") == page.password.text()
+        collector_port = int(profile.collector_url.rsplit(":", 1)[1])
+        assert f'src="http://127.0.0.1:{collector_port}/' in page.snippet.toPlainText()
+        before = tunnel.connections
+        with SSHTunnel(engine_target(profile), collector_port) as to_collector:
+            send_pageview(to_collector.local_url, "remote.example")
+            assert to_collector.connections == 1
+        qtbot.waitUntil(lambda: page.seen, timeout=90_000)
+        assert page.first_visit.text() == "✔ First visit received: Pixel is counting."
+        assert tunnel.connections > before  # the checks went through the tunnel
+        wizard_end = tunnel.local_port
+        wizard.button(QWizard.WizardButton.FinishButton).click()
+        assert wizard.tunnels == [] and _refused(wizard_end)  # closed with the wizard
+
+        # later: the main window reuses the saved key for the API tunnel and the stack page
+        window = MainWindow(store, ReportCache(tmp_path / "cache.sqlite"))
+        windows.append(window)
+        qtbot.addWidget(window)
+        window.show()
+        qtbot.waitUntil(lambda: window._tunnel is not None and bool(window.dashboard.sites), timeout=60_000)
+        assert window.dashboard.source.client.base_url == window._tunnel.local_url
+        assert [s["domain"] for s in window.dashboard.sites] == ["remote.example"]
+        assert window.keyring_banner.isHidden()
+        window.tabs.setCurrentWidget(window.stack)
+        qtbot.waitUntil(lambda: window.stack.table.rowCount() == 1 and window.stack.table.item(0, 2) is not None,
+                        timeout=60_000)
+        assert [window.stack.table.item(0, j).text() for j in (0, 1, 2)] == ["pixel", "running", "healthy"]
+        local_end = window._tunnel.local_port
+        window.close()
+        assert _refused(local_end)  # closed on exit
+
+        # the server comes back with another host key: refused, in plain words, nothing re-trusted
+        sshd.stop()
+        sshd.start("other_host_key")
+        window = MainWindow(store, ReportCache(tmp_path / "cache.sqlite"))
+        windows.append(window)
+        qtbot.addWidget(window)
+        window.show()
+        qtbot.waitUntil(window.keyring_banner.isVisible, timeout=60_000)
+        changed = (f"The SSH host key of 127.0.0.1:{sshd.port} has CHANGED since you trusted it. This can mean "
+                   "the server was reinstalled, or that someone is intercepting the connection.")
+        assert window.keyring_banner.text().startswith(changed)
+        assert window._tunnel is None
+        window.tabs.setCurrentWidget(window.stack)
+        qtbot.waitUntil(lambda: window.stack.message.text() not in ("", "Connecting…"), timeout=60_000)
+        assert window.stack.message.text().startswith(changed + "\nWhat to do: Ask the server's administrator")
+        assert window.stack.provisioner is None
+        assert store.get("Remote").host_key == sshd.public_key()  # the trusted key stays as it was
+        window.close()
+    finally:
+        for window in windows:
+            window.close()
+        wizard.close_tunnels()
+        runner.shutdown()
+        with contextlib.suppress(Exception):
+            open_stack(docker_client, project).uninstall(delete_data=True)
+        with contextlib.suppress(Exception):
+            secret_store.delete_profile("Remote")
+    assert leftovers(docker_client, project) == []
