@@ -10,10 +10,10 @@ from pixel.tracker import dist_file
 
 ROOT = Path(__file__).resolve().parents[2]
 TRACKER = ROOT / "tracker"
-# Issue 4 asks for < 2,000 bytes gzip -9. The build with every required feature is not there (bench/README.md,
+# Issue 4 asks for <= 2,000 bytes gzip -9. The build with every required feature is not there (bench/README.md,
 # "Tracker size", has what each feature costs): this ceiling is the measured size, so any growth fails.
 ISSUE_BUDGET = 2000
-CEILING = 2520
+CEILING = 2470
 
 
 def test_committed_build_is_what_the_sources_build_to(tmp_path) -> None:

@@ -4,7 +4,7 @@ import { flush, retry } from './transport.js'
 
 // Every listener is on window in the capture phase: document events (click, submit, visibilitychange)
 // pass through it first, and no page handler can stop them before us.
-const on = (type, fn) => addEventListener(type, fn, true)
+const on = (type, fn) => addEventListener(type, fn, 1)
 
 /** Installs every listener once; each checks its config key when it fires, so later config applies. */
 export const auto = () => {

@@ -3,7 +3,6 @@ import { cfg, setConfig, store, warn } from './core.js'
 import { auto } from './auto.js'
 import { identify } from './identity.js'
 import { blocked, key, track } from './track.js'
-import { flush } from './transport.js'
 
 const commands = {
   config: setConfig,
@@ -20,7 +19,7 @@ const run = (c) => {
   f ? f(c[1], c[2]) : warn('command', c)
 }
 
-const queue = window._pixel || []
+const queue = self._pixel || []
 // A second copy of the script on the page finds the `{push}` object, not an array, and does nothing.
 if (queue.map) {
   // Config pushed before load applies first, whatever its position (a stable sort); then the other
@@ -30,5 +29,5 @@ if (queue.map) {
   blocked() || (identify(), auto())
   // Exactly one pageview per load: none if the snippet tracked its own.
   cfg.pageviewTracking && !key && track('pageview')
-  window._pixel = { push: run }
+  self._pixel = { push: run }
 }

@@ -32,10 +32,10 @@ export const flush = (
     (beacon
       ? N.sendBeacon(url, body) && (forget(), flush(1))
       : ((busy = 1),
-        fetch(url, { method: 'POST', body, keepalive: true })
+        fetch(url, { method: 'POST', body, keepalive: 1 })
           // 5xx and 429: retried later; another 4xx: refused for good
           .then((r) => /^5|429/.test(r.status) ? backoff(r) : (
-            r.ok || warn('refused', r.status),
+            r.ok || warn('status', r.status),
             forget(),
             (busy = fails = 0),
             flush(),
