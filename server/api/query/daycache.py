@@ -358,17 +358,26 @@ def _where(days: Days, dimension: str) -> str:
             f"AND day >= {_date(days.first)} AND day <= {_date(days.last)} AND {days.build_filter()}")
 
 
-def _rows(days: Days, dimension: str, columns: str) -> str:
-    """A subquery of one dimension's rows over the range: the merged days before today, then the rest."""
-    head = (f"SELECT {columns} FROM day_dimensions WHERE site = {{site:String}} AND tz = {{tz:String}} "
-            f"AND dimension = '{dimension}' AND ")
+def range_condition(days: Days) -> str:
+    """The rows (any dimension) that make up the range: the merged days before today, then the rest."""
     since = days.open_from or days.first
     day_part = f"day >= {_date(since)} AND day <= {_date(days.last)} AND {days.build_filter(since)}"
     if since > days.last:  # every day is in the merged range
-        return f"({head}day = toDate(0) AND build = {int(days.range_key)})"
+        return f"(day = toDate(0) AND build = {int(days.range_key)})"
     if not days.range_key:
-        return f"({head}{day_part})"
-    return f"({head}((day = toDate(0) AND build = {int(days.range_key)}) OR ({day_part})))"
+        return f"({day_part})"
+    return f"((day = toDate(0) AND build = {int(days.range_key)}) OR ({day_part}))"
+
+
+def days_condition(days: Days) -> str:
+    """The rows of each day of the range (its own build), for per-day reads such as timeseries."""
+    return f"(day >= {_date(days.first)} AND day <= {_date(days.last)} AND {days.build_filter()})"
+
+
+def _rows(days: Days, dimension: str, columns: str) -> str:
+    """A subquery of one dimension's rows over the range: the merged days before today, then the rest."""
+    return (f"(SELECT {columns} FROM day_dimensions WHERE site = {{site:String}} AND tz = {{tz:String}} "
+            f"AND dimension = '{dimension}' AND {range_condition(days)})")
 
 
 def params(scope: Scope, days: Days) -> dict[str, Any]:
@@ -399,6 +408,11 @@ def summary_sql(days: Days) -> str:
 
 
 _DAY_BUCKETS = {"day": "toString({d})", "week": "toString(toMonday({d}))", "month": "toString(toStartOfMonth({d}))"}
+
+
+def day_bucket(interval: str, day: str) -> str:
+    """The bucket label (day, week or month) of the Date expression `day`, as timeseries print it."""
+    return _DAY_BUCKETS[interval].format(d=day)
 
 
 def event_series_sql(days: Days, interval: str) -> str:

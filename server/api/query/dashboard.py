@@ -1,0 +1,236 @@
+"""The standard dashboard in one call: summary (with comparison), timeseries (optionally the previous
+period's too) and several breakdowns, with exactly the numbers of the individual reports.
+
+Why a separate path: on the report cache each report is a few small reads, and with chDB every read
+of a MergeTree table costs a few milliseconds whatever its size, so ten reports were ten times that
+fixed cost (plus ten requests). Here, when the cache can answer (see `daycache.usable`), the widgets
+take two queries: one scan of the cached totals and sessions rows for both periods (summary and
+series together) and one scan of every breakdown dimension's rows, ranked per dimension with a window
+partitioned by dimension. Both use the same aggregate functions over the same cached rows as the
+individual reports (`reports`, `daycache`), so the numbers are the same by construction (tests
+compare them). Everything else (filters, bots, hourly buckets, dimensions not cached) goes through
+the individual report functions on the raw events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from pixel.server.api.errors import bad_request
+from pixel.server.api.query import daycache, reports
+from pixel.server.api.query.daycache import SESSIONS, TOTAL, Days
+from pixel.server.api.query.filters import SESSION_DIMENSIONS, SqlParams, dimension_sql
+from pixel.server.api.query.periods import buckets
+
+STANDARD_BREAKDOWNS = ("page", "entry_page", "referrer", "source", "country", "browser", "os", "device")
+MAX_BREAKDOWNS = 30
+_NUMBERS = ("visitors", "pageviews", "events", "sessions", "session_pageviews", "bounces", "duration_ms")
+
+
+def check_breakdowns(names: list[str]) -> list[str]:
+    """Valid breakdown dimensions, duplicates dropped (order kept), or a 400."""
+    out = list(dict.fromkeys(names))
+    if len(out) > MAX_BREAKDOWNS:
+        raise bad_request(f"at most {MAX_BREAKDOWNS} breakdowns", "invalid_dimension")
+    for name in out:
+        if name not in SESSION_DIMENSIONS:
+            dimension_sql(name, SqlParams())  # raises a 400 naming the valid ones
+    return out
+
+
+def dashboard(scope: reports.Scope, *, compare: bool = True, interval: str, metrics: list[str],
+              breakdowns: list[str], limit: int = 10, previous_series: bool = False) -> dict[str, Any]:
+    breakdowns = check_breakdowns(breakdowns)
+    if not 1 <= limit <= reports.MAX_LIMIT:
+        raise bad_request(f"limit must be between 1 and {reports.MAX_LIMIT}", "invalid_pagination")
+    valid = reports.EVENT_METRICS + reports.SESSION_METRICS
+    for m in metrics:
+        if m not in valid:
+            raise bad_request(f"unknown metric {m!r}; valid: {', '.join(valid)}", "invalid_metric")
+    buckets(scope.range, interval)  # validates the interval (and the number of buckets)
+    before = replace(scope, range=scope.range.previous())
+    out: dict[str, Any] = {}
+    days = daycache.usable(scope) if interval in ("day", "week", "month") else None
+    days_before = daycache.usable(before) if days is not None else None
+    if days is not None and days_before is not None:
+        days = daycache.ensure(scope, days)
+        days_before = daycache.ensure(before, days_before)
+        cached = [d for d in breakdowns if daycache.cached_dimension(d)]
+        out.update(_cached(scope, before, days, days_before, compare=compare, interval=interval, metrics=metrics,
+                           previous_series=previous_series, dimensions=cached, limit=limit))
+        found = out.pop("breakdowns")
+    else:
+        out["summary"] = reports.summary(scope, compare)
+        out["timeseries"] = reports.timeseries(scope, interval, metrics)
+        out["previous_timeseries"] = _with_range(reports.timeseries(before, interval, metrics), before) \
+            if previous_series else None
+        found = {}
+    out["breakdowns"] = {d: found[d] if d in found else reports.breakdown(scope, d, limit=limit)
+                         for d in breakdowns}
+    return out
+
+
+def _with_range(body: dict[str, Any], scope: reports.Scope) -> dict[str, Any]:
+    return {"from": scope.range.start.isoformat(), "to": scope.range.end.isoformat(), **body}
+
+
+# -- the cached path: one query ---------------------------------------------------------------------
+
+# Every branch of the one query gives these columns (a breakdown row: tag 'b:<dimension>', bucket = its
+# label, NULL for the "other" row).
+_COLUMNS = ("tag", "bucket", *_NUMBERS, "total_rows", "session_rows", "first_rank")
+
+
+def _totals_sql(parts: dict[str, tuple[str, str | None]]) -> str:
+    """The whole-day and session rows, tagged by use: `parts` maps a tag to its row condition and its
+    bucket expression (None: one row). A row may serve several tags (today: summary and series)."""
+    conditions = ", ".join(f"if({cond}, '{tag}', '')" for tag, (cond, _) in parts.items())
+    per_tag = ", ".join(f"tag = '{tag}', {expr}" for tag, (_, expr) in parts.items() if expr)
+    bucket = f"multiIf({per_tag}, '')" if per_tag else "''"
+    any_row = " OR ".join(cond for cond, _ in parts.values())
+    return f"""SELECT tag, {bucket} AS bucket, uniqCombinedMergeIf(14)(vt, dimension = '{TOTAL}') AS visitors,
+            sumIf(pv, dimension = '{TOTAL}') AS pageviews, sumIf(ev, dimension = '{TOTAL}') AS events,
+            sumIf(se, dimension = '{SESSIONS}') AS sessions, sumIf(pv, dimension = '{SESSIONS}') AS session_pageviews,
+            sumIf(bo, dimension = '{SESSIONS}') AS bounces, sumIf(du, dimension = '{SESSIONS}') AS duration_ms,
+            countIf(dimension = '{TOTAL}') AS total_rows, countIf(dimension = '{SESSIONS}') AS session_rows,
+            toUInt64(0) AS first_rank
+        FROM (SELECT tag, dimension, day, visitors_total AS vt, pageviews AS pv, events AS ev, sessions AS se,
+                  bounces AS bo, duration_ms AS du
+              FROM day_dimensions
+              ARRAY JOIN arrayFilter(x -> x != '', [{conditions}]) AS tag
+              WHERE site = {{site:String}} AND tz = {{tz:String}} AND dimension IN ('{TOTAL}', '{SESSIONS}')
+                  AND ({any_row}))
+        GROUP BY tag, bucket"""
+
+
+def _edges_sql(days: Days, total_tag: str | None, series_tag: str | None, bucket: str) -> str:
+    """The range's sessions across a midnight (as `daycache.summary_sql` and `session_series_sql` add
+    them): one row for the whole range (`total_tag`) and/or one per bucket (`series_tag`)."""
+    if total_tag and series_tag:
+        tag, group = f"if(grouping(bucket) = 1, '{total_tag}', '{series_tag}')", "GROUPING SETS ((bucket), ())"
+    else:
+        tag, group = f"'{total_tag or series_tag}'", "bucket"
+        bucket = bucket if series_tag else "''"
+    return f"""SELECT {tag} AS tag, {bucket} AS bucket, toUInt64(0) AS visitors, toUInt64(0) AS pageviews,
+            toUInt64(0) AS events, count() AS sessions, sum(pv) AS session_pageviews, countIf(pv <= 1) AS bounces,
+            sum(toUInt64(dateDiff('millisecond', first_ts, last_ts))) AS duration_ms, toUInt64(0) AS total_rows,
+            count() AS session_rows, toUInt64(0) AS first_rank
+        FROM ({daycache.edges_sql(days)}) GROUP BY {group}"""
+
+
+def _breakdowns_sql(days: Days, dimensions: list[str], limit: int) -> str:
+    """Every dimension's first `limit` values by visitors and an "other" row, as `reports.breakdown` ranks
+    them over the cached rows (the same states merged the same way), in one scan."""
+    names = ", ".join(f"'{d}'" for d in dimensions)  # validated names, never user text
+    sources = [f"""SELECT dimension, value, visitors AS v, pageviews, events, sessions FROM day_dimensions
+        WHERE site = {{site:String}} AND tz = {{tz:String}} AND dimension IN ({names})
+            AND {daycache.range_condition(days)}"""]
+    kinds = [d for d in daycache.SESSION_KINDS if d in dimensions]
+    if kinds:
+        columns = {"entry_page": "entry", "exit_page": "exit"}
+        sources.append(f"""SELECT dimension, value, uniqCombinedState(12)(pv_visitor) AS v, toUInt64(0) AS pageviews,
+            toUInt64(0) AS events, count() AS sessions
+        FROM ({daycache.edges_sql(days)})
+        ARRAY JOIN [{', '.join(f"'{k}'" for k in kinds)}] AS dimension, [{', '.join(columns[k] for k in kinds)}] AS value
+        WHERE pv > 0 GROUP BY dimension, value""")
+    per_value = f"""SELECT dimension, value, uniqCombinedMergeState(12)(v) AS st,
+            sum(pageviews) AS pageviews, sum(events) AS events, sum(sessions) AS sessions
+        FROM ({' UNION ALL '.join(sources)}) GROUP BY dimension, value"""
+    return f"""SELECT concat('b:', dimension) AS tag, if(rank <= {int(limit)}, value, NULL) AS bucket,
+            {daycache.UNIQ_VALUE_MERGE}(st) AS visitors, sum(pageviews) AS pageviews, sum(events) AS events,
+            sum(sessions) AS sessions, toUInt64(0) AS session_pageviews, toUInt64(0) AS bounces,
+            toUInt64(0) AS duration_ms, any(total) AS total_rows, toUInt64(0) AS session_rows, min(rank) AS first_rank
+        FROM (SELECT *, row_number() OVER (PARTITION BY dimension ORDER BY visitors DESC, value ASC) AS rank,
+                  count() OVER (PARTITION BY dimension) AS total
+              FROM (SELECT *, finalizeAggregation(st) AS visitors FROM ({per_value})))
+        GROUP BY dimension, bucket"""
+
+
+def _cached(scope: reports.Scope, before: reports.Scope, days: Days, days_before: Days, *, compare: bool,
+            interval: str, metrics: list[str], previous_series: bool, dimensions: list[str],
+            limit: int) -> dict[str, Any]:
+    day_bucket = daycache.day_bucket(interval, "day")
+    edge_bucket = daycache.day_bucket(interval, "toDate(first_ts, {tz:String})")
+    parts: dict[str, tuple[str, str | None]] = {
+        "s": (daycache.range_condition(days), None), "t": (daycache.days_condition(days), day_bucket)}
+    branches = [_edges_sql(days, "es", "et", edge_bucket)]
+    if compare:
+        parts["ps"] = (daycache.range_condition(days_before), None)
+    if previous_series:
+        parts["pt"] = (daycache.days_condition(days_before), day_bucket)
+    if compare or previous_series:
+        branches.append(_edges_sql(days_before, "eps" if compare else None, "ept" if previous_series else None,
+                                   edge_bucket))
+    branches.insert(0, _totals_sql(parts))
+    if dimensions:
+        branches.append(_breakdowns_sql(days, dimensions, limit))
+    # One query: chDB runs the branches side by side, and pays its fixed cost per query once.
+    rows = reports._cached(scope, "\nUNION ALL\n".join(branches), days)
+    by_tag: dict[str, dict[str | None, dict[str, int]]] = {}
+    ranked: dict[str, list[dict[str, Any]]] = {d: [] for d in dimensions}
+    for row in rows:
+        if row["tag"].startswith("b:"):
+            ranked[row["tag"][2:]].append(row)
+        else:
+            by_tag.setdefault(row["tag"], {})[row["bucket"]] = {k: int(row[k] or 0) for k in _COLUMNS[2:]}
+    current = _summary(by_tag, "s", "es")
+    previous = _summary(by_tag, "ps", "eps") if compare else None
+    summary: dict[str, Any] = {}
+    for name in reports.SUMMARY_METRICS:
+        item: dict[str, Any] = {"value": current[name]}
+        if previous is not None:
+            item["previous"] = previous[name]
+            item["change"] = reports.change(name, current[name], previous[name])
+        summary[name] = item
+    return {"summary": {"metrics": summary},
+            "timeseries": _series(by_tag, "t", "et", scope, interval, metrics),
+            "previous_timeseries": _with_range(_series(by_tag, "pt", "ept", before, interval, metrics), before)
+            if previous_series else None,
+            "breakdowns": {d: _breakdown(d, sorted(rows, key=lambda r: int(r["first_rank"])), limit)
+                           for d, rows in ranked.items()}}
+
+
+_ZERO = dict.fromkeys(_COLUMNS[2:], 0)
+
+
+def _summary(by_tag: dict[str, dict[str | None, dict[str, int]]], tag: str, edge_tag: str) -> dict[str, float]:
+    rows, edge = by_tag.get(tag, {}).get("", _ZERO), by_tag.get(edge_tag, {}).get("", _ZERO)
+    row = {"visitors": rows["visitors"], "pageviews": rows["pageviews"],
+           **{k: rows[k] + edge[k] for k in ("sessions", "bounces", "duration_ms")}}
+    return reports._summary_row(row)
+
+
+def _series(by_tag: dict[str, dict[str | None, dict[str, int]]], tag: str, edge_tag: str, scope: reports.Scope,
+            interval: str, metrics: list[str]) -> dict[str, Any]:
+    """The points `reports.timeseries` gives: event metrics in buckets with whole-day rows, session metrics
+    in buckets with session rows or sessions across a midnight."""
+    labels = buckets(scope.range, interval)
+    points: dict[str, dict[str, float]] = {b: dict.fromkeys(metrics, 0) for b in labels}
+    rows, edges = by_tag.get(tag, {}), by_tag.get(edge_tag, {})
+    for bucket in set(rows) | set(edges):
+        if bucket not in points:
+            continue
+        row, edge = rows.get(bucket, _ZERO), edges.get(bucket, _ZERO)
+        if row["total_rows"]:
+            for m in metrics:
+                if m in reports.EVENT_METRICS:
+                    points[bucket][m] = row[m]
+        if row["session_rows"] or edge["session_rows"]:
+            values = reports._session_metrics(row["sessions"] + edge["sessions"],
+                                              row["session_pageviews"] + edge["session_pageviews"],
+                                              row["bounces"] + edge["bounces"], row["duration_ms"] + edge["duration_ms"])
+            for m in metrics:
+                if m in reports.SESSION_METRICS:
+                    points[bucket][m] = values[m]
+    return {"interval": interval, "metrics": metrics, "points": [{"bucket": b, **points[b]} for b in labels]}
+
+
+def _breakdown(dimension: str, rows: list[dict[str, Any]], limit: int) -> dict[str, Any]:
+    """The body `reports.breakdown` gives for page 1, sorted by visitors."""
+    metrics = ("visitors", "sessions") if dimension in SESSION_DIMENSIONS else reports.EVENT_METRICS
+    shown = [{"value": r["bucket"], **{m: int(r[m]) for m in metrics}} for r in rows if r["bucket"] is not None]
+    other = next(({"value": "(other)", **{m: int(r[m]) for m in metrics}} for r in rows if r["bucket"] is None), None)
+    return {"dimension": dimension, "metrics": list(metrics), "rows": shown, "other": other, "page": 1,
+            "limit": limit, "total_rows": int(rows[0]["total_rows"]) if rows else 0, "sort": "visitors",
+            "order": "desc"}
