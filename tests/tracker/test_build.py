@@ -36,3 +36,17 @@ def test_gzip_size_does_not_grow() -> None:
     gz = subprocess.run(["gzip", "-9", "-c"], input=raw, capture_output=True, check=True).stdout
     print(f"tracker/dist/pixel.js: {len(raw)} bytes, {len(gz)} bytes gzip -9 (issue budget {ISSUE_BUDGET})")
     assert len(gz) <= CEILING, f"pixel.js is {len(gz)} bytes gzip -9, over the {CEILING}-byte ceiling"
+
+
+def test_feature_cost_script_still_patches_every_feature_out() -> None:
+    # bench/README.md's per-feature table comes from tracker/feature-cost.mjs: every patch must still apply to src/
+    # (the script throws when a patch's text is gone) and remove something.
+    out = subprocess.run(["node", str(TRACKER / "feature-cost.mjs")], check=True, cwd=TRACKER, timeout=120,
+                         capture_output=True, text=True).stdout.splitlines()
+    raw = (TRACKER / "dist" / "pixel.js").read_bytes()
+    gz = subprocess.run(["gzip", "-9", "-c"], input=raw, capture_output=True, check=True).stdout
+    assert out[0] == f"pixel.js: {len(raw)} bytes minified, {len(gz)} gzip -9"
+    rows = [line.split(" | ") for line in out[1:]]
+    assert len(rows) == 23
+    assert rows[0][0] == "| whole device-signal visitor id"
+    assert all(int(r[1]) > 0 for r in rows), rows

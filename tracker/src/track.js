@@ -12,7 +12,10 @@ let page, started = D.hidden ? 0 : now(), engaged = 0, depth = 0
 /** Do-Not-Track / Global Privacy Control, when the site asked to respect them. */
 export const blocked = () => cfg.respectDnt && (N.doNotTrack == 1 || N.globalPrivacyControl)
 
-/** The maximum scroll depth so far, in % of the page's height (the part seen: scrolled + visible). */
+/**
+ * The maximum scroll depth so far, in % of the page's height (the part seen: scrolled + the window's height;
+ * a horizontal scrollbar can make it 101, which the shipper caps at 100).
+ */
 export const scrolled = () => (depth = Math.max(depth, Math.round(((scrollY + innerHeight) / D.documentElement.scrollHeight) * 100)))
 
 /**
