@@ -6,7 +6,7 @@ response must be 2xx and the events in Pixel's spool must equal the requests wrk
 is the ratio of the medians (Pixel / anchor), with both p99 latencies.
 
     .venv/bin/python bench/collector_vs_anchor.py --anchor-dir ../shared/bench/anchor-nginx-lua \
-        [--server granian|uvicorn|granian-asgi] [--pairs 3] [--seconds 10]
+        [--server uvicorn|uvicorn-asgi|granian|granian-asgi] [--pairs 3] [--seconds 10]
 
 Needs Debian's nginx, libnginx-mod-http-lua, lua-cjson and wrk.
 """
@@ -92,7 +92,7 @@ def spooled_records(spool: Path) -> int:
 def start_pixel(server: str, data: Path, port: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PIXEL_DATA_DIR": str(data), "PIXEL_PORT": str(port), "PIXEL_WORKERS": "2",
            "PIXEL_LOG_LEVEL": "WARNING", "PIXEL_SPOOL_MAX_BYTES": str(64 * 1024**3)}
-    if server in ("granian", "uvicorn"):  # what `pixel collect` runs: RSGI under granian, or ASGI under uvicorn
+    if server in ("granian", "uvicorn", "uvicorn-asgi"):  # what `pixel collect` runs with PIXEL_SERVER=server
         env["PIXEL_SERVER"] = server
         cmd = [sys.executable, "-m", "pixel.server.cli", "collect", "--host", "127.0.0.1"]
     else:  # granian-asgi: the ASGI binding under granian, for comparison
@@ -106,7 +106,8 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--anchor-dir", type=Path, default=Path(__file__).resolve().parents[2]
                         / "shared" / "bench" / "anchor-nginx-lua")
-    parser.add_argument("--server", choices=["granian", "uvicorn", "granian-asgi"], default="granian")
+    parser.add_argument("--server", choices=["uvicorn", "uvicorn-asgi", "granian", "granian-asgi"],
+                        default="uvicorn")
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=10)
     args = parser.parse_args()

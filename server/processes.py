@@ -157,7 +157,8 @@ class StoreSupervisor:
 def run_collector(settings: Settings) -> None:
     """The collector's worker processes on settings.port until SIGTERM/SIGINT; dead workers are replaced.
 
-    uvicorn serves the ASGI binding (the default: it measured the least CPU per request, bench/README.md);
+    uvicorn serves the ASGI binding (the default: it measured the least CPU per request, bench/README.md), with
+    the tracking route answered in its protocol (collector/fastpath.py) unless PIXEL_SERVER=uvicorn-asgi;
     granian serves the RSGI one. Workers are processes that read their settings from the environment.
     """
     os.environ.update(to_env(settings))
@@ -192,7 +193,8 @@ def run_collector(settings: Settings) -> None:
         port=settings.port,
         workers=settings.workers,
         loop="uvloop",
-        http="httptools",
+        # The tracking route answered in uvicorn's httptools protocol (fastpath.py), or the stock protocol.
+        http="httptools" if settings.server == "uvicorn-asgi" else "pixel.server.collector.fastpath:TrackProtocol",
         lifespan="on",
         ws="none",
         log_level="warning",

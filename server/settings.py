@@ -45,7 +45,9 @@ class Settings:
     port: int = 8081  # collector
     api_port: int = 8082  # store process: shipper metrics, health, API
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)  # collector processes
-    server: str = "uvicorn"  # collector HTTP server: uvicorn (ASGI; least CPU per request measured) or granian (RSGI)
+    # collector HTTP server: uvicorn (with the tracking route answered in its protocol: the least CPU per request
+    # measured), uvicorn-asgi (uvicorn's stock protocol, every request through the ASGI app) or granian (RSGI)
+    server: str = "uvicorn"
 
     # Collector
     allowed_origins: tuple[str, ...] = ("*",)
@@ -134,8 +136,8 @@ class Settings:
             raise SettingsError(f"PIXEL_TRACK_PATH must start with '/': {self.track_path!r}")
         if "/" in self.script_name or not self.script_name:
             raise SettingsError(f"PIXEL_SCRIPT_NAME must be a file name: {self.script_name!r}")
-        if self.server not in ("granian", "uvicorn"):
-            raise SettingsError(f"PIXEL_SERVER must be 'granian' or 'uvicorn', not {self.server!r}")
+        if self.server not in ("granian", "uvicorn", "uvicorn-asgi"):
+            raise SettingsError(f"PIXEL_SERVER must be 'uvicorn', 'uvicorn-asgi' or 'granian', not {self.server!r}")
         if self.workers < 1:
             raise SettingsError("PIXEL_WORKERS must be at least 1")
 

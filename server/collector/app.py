@@ -1,7 +1,8 @@
 """The collector's two server bindings around one request logic (`core.Collector`).
 
 - ASGI (`create_app`), a bare ASGI callable, served by uvicorn (httptools, uvloop): the default, because it
-  measured the least server CPU per request here (bench/README.md: collector vs the nginx+Lua anchor).
+  measured the least server CPU per request here (bench/README.md: collector vs the nginx+Lua anchor). By
+  default uvicorn runs it with `fastpath.TrackProtocol`, which answers the tracking route itself.
 - RSGI (`create_rsgi_app`), served by granian (`PIXEL_SERVER=granian`).
 
 Each adapter only reads the request (the body bounded by the size limit) and writes the answer.

@@ -16,9 +16,10 @@ def spool_snapshot(data_dir: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(spool.iterdir())} if spool.exists() else {}
 
 
-@pytest.fixture(scope="module", params=["uvicorn", "granian"])
+@pytest.fixture(scope="module", params=["uvicorn", "uvicorn-asgi", "granian"])
 def collector(tmp_path_factory, request):
-    """`pixel collect` with each server binding: uvicorn (ASGI, the default) and granian (RSGI)."""
+    """`pixel collect` with each server binding: uvicorn with the tracking route in its protocol (the default),
+    uvicorn's stock protocol (every request through the ASGI app) and granian (RSGI)."""
     from tests.conftest import PixelProcess, free_port
 
     data = tmp_path_factory.mktemp("collector") / "data"

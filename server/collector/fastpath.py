@@ -1,0 +1,137 @@
+"""uvicorn's httptools protocol with the tracking route answered inside the protocol.
+
+Why: on `POST /track` Pixel's own work (`Collector.handle`: one `orjson.loads`, one `write(2)` to the spool)
+costs 7–10 µs of CPU, but the stock ASGI path around it costs several times that per request: a scope
+dict, a RequestResponseCycle with an asyncio.Event, a Task, the receive/send coroutines and their message
+dicts (bench/README.md, "Collector against the anchor"). This protocol — still uvicorn's server, workers,
+lifespan, keep-alive and flow control; selected with uvicorn's `http=` option — calls `Collector.handle`
+synchronously from the parser callbacks for requests on the tracking path and writes the answer at once.
+Every other request (the script, /health, /metrics, unknown paths) goes through the ASGI app as before, and
+so does a tracking request that would need more than the plain case: pipelined behind a request still in
+progress, `Expect: 100-continue`, or an upgrade. The answers are byte for byte those of the ASGI path
+(a test compares them).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pixel.server.collector.core import Collector
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+log = logging.getLogger("pixel.collector")
+
+_INTERNAL_ERROR = (b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/plain; charset=utf-8\r\n"
+                   b"content-length: 21\r\nconnection: close\r\n\r\nInternal Server Error")
+
+
+class TrackProtocol(HttpToolsProtocol):
+    """One connection. `_fast` is set between the headers and the end of a tracking request taken here."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        collector = getattr(self.app, "collector", None)  # the AsgiCollector, unless uvicorn wrapped it
+        self._collector: Collector | None = collector if isinstance(collector, Collector) else None
+        self._track = self._collector.track_path.encode("ascii") if self._collector is not None else None
+        self._limit = self._collector.max_body if self._collector is not None else 0
+        self._fast = False
+        self._close_after = False
+        self._method = ""
+        self._query = ""
+        self._keep_alive = True
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._over = False
+
+    # -- parser callbacks ----------------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        # uvicorn builds the ASGI scope here (a dict and a copy of the app state per request); a tracking
+        # request taken here never needs it, so it is built in on_headers_complete, for the ASGI path only.
+        self.url = b""
+        self.expect_100_continue = False
+        self.headers = []
+
+    def _begin_asgi(self) -> None:
+        """The scope uvicorn's on_message_begin would have built, keeping what the parser has read since."""
+        url, headers, expect = self.url, self.headers, self.expect_100_continue
+        super().on_message_begin()
+        self.url, self.headers, self.expect_100_continue = url, headers, expect
+        self.scope["headers"] = headers
+
+    def on_headers_complete(self) -> None:
+        track = self._track
+        if track is not None and not self.expect_100_continue and not self.parser.should_upgrade():
+            path, _, query = self.url.partition(b"?")
+            if path == track and (self.cycle is None or self.cycle.response_complete):
+                self._fast = True
+                self._method = self.parser.get_method().decode("ascii")
+                self._query = query.decode("latin-1")
+                self._keep_alive = self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
+                self._chunks, self._size, self._over = [], 0, False
+                for name, value in self.headers:
+                    if name == b"content-length":
+                        try:
+                            self._over = int(value) > self._limit
+                        except ValueError:
+                            pass
+                return
+        self._begin_asgi()
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if not self._fast:
+            super().on_body(body)
+            return
+        if self._over:
+            return  # drained, not kept
+        self._size += len(body)
+        if self._size > self._limit:
+            self._over, self._chunks = True, []
+        else:
+            self._chunks.append(body)
+
+    def on_message_complete(self) -> None:
+        if not self._fast:
+            super().on_message_complete()
+            return
+        self._fast = False
+        collector = self._collector
+        assert collector is not None
+        method = self._method
+        body = b"".join(self._chunks) if method == "POST" and not self._over else b""
+        self._chunks = []
+        try:
+            headers = {k.decode("latin-1"): v.decode("utf-8", "surrogateescape") for k, v in self.headers}
+            r = collector.handle(method, collector.track_path, self._query, headers,
+                                 self.client[0] if self.client else "", body, self._over and method == "POST")
+        except Exception:
+            log.exception("collector: error answering %s %s", method, collector.track_path)
+            self.transport.write(_INTERNAL_ERROR)
+            self.transport.close()
+            return
+        keep_alive = self._keep_alive and not self._close_after
+        out = [STATUS_LINE[r.status]]
+        for name, value in self.server_state.default_headers:
+            out += (name, b": ", value, b"\r\n")
+        for name, text in r.headers:
+            out.append(f"{name}: {text}\r\n".encode("latin-1"))
+        out.append(b"content-length: %d\r\n" % len(r.body))
+        if not keep_alive:
+            out.append(b"connection: close\r\n")
+        out.append(b"\r\n")
+        if method != "HEAD":
+            out.append(r.body)
+        self.transport.write(b"".join(out))
+        if not keep_alive:
+            self.transport.close()
+        self.on_response_complete()
+
+    # -- server callbacks ----------------------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        if self._fast:  # a tracking request is being read: answer it, then close
+            self._close_after = True
+            return
+        super().shutdown()
