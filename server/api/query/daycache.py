@@ -32,6 +32,7 @@ day, week or month buckets; everything else reads the raw events.
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 import time
 import weakref
@@ -219,7 +220,10 @@ def ensure(scope: Scope, days: Days) -> Days:
             counts = _counts(scope, fixed)
             if writes is not None:
                 known.counts_at, known.counts[window] = writes, counts
-        all_days = [(days.first + timedelta(days=i)).isoformat() for i in range((days.last - days.first).days + 1)]
+        every_day = [(days.first + timedelta(days=i)).isoformat() for i in range((days.last - days.first).days + 1)]
+        # Days wholly past the events' retention read as empty, whatever was built for them (see `expired_before`).
+        cutoff = expired_before(scope)
+        all_days = [d for d in every_day if cutoff is None or d >= cutoff.isoformat()]
 
         def stale(d: str) -> bool:
             return d not in known.builds or known.builds[d][1] != counts.get(d, 0)
@@ -243,8 +247,68 @@ def ensure(scope: Scope, days: Days) -> Days:
             if previous and known.rebuilds >= DROP_AFTER_REBUILDS:  # a delete is a mutation: not every time
                 known.rebuilds = 0
                 _drop_older(scope, dirty, min(previous))
-        out = Days(days.first, days.last, tuple((date.fromisoformat(d), known.builds[d][0]) for d in all_days))
+        out = Days(days.first, days.last, tuple((date.fromisoformat(d), known.builds[d][0] if d in all_days else 0)
+                                                for d in every_day))
         return _ensure_range(scope, out, known)
+
+
+# -- retention -------------------------------------------------------------------------------------
+# The events' TTL (the retention setting) drops old events; the cache must not keep showing them. A local
+# day wholly older than the retention reads as empty (build 0 matches no row), is never rebuilt, and its
+# cached rows (which hold visitor ids in day_session_edges) are deleted once a day. The TTL is read from
+# the events table itself, so the API follows whatever retention the store was migrated with. The day the
+# retention boundary falls in keeps its build until it is wholly expired: the TTL itself is applied
+# lazily, when ClickHouse merges parts, so the raw events of that day also go at no fixed moment.
+RETENTION_CHECK_SECONDS = 60.0  # a changed retention setting shows in reports within this long
+_TTL_DAYS = re.compile(r"\bTTL toDateTime\(timestamp\) \+ toIntervalDay\((\d+)\)")
+_retention: weakref.WeakKeyDictionary[Any, tuple[float, int]] = weakref.WeakKeyDictionary()
+_purged: weakref.WeakKeyDictionary[Any, date] = weakref.WeakKeyDictionary()
+
+
+def retention_days(store: Any) -> int:
+    """The events table's TTL in days (0: kept forever), re-read at most every RETENTION_CHECK_SECONDS."""
+    from pixel.server.api.query import runner
+
+    with _locks_guard:
+        found = _retention.get(store)
+    if found is not None and found[0] > time.monotonic():
+        return found[1]
+    engine = runner.query(store, "SELECT engine_full FROM system.tables WHERE database = currentDatabase() "
+                                 "AND name = 'events'").scalar() or ""
+    match = _TTL_DAYS.search(engine)
+    days = int(match.group(1)) if match else 0
+    with _locks_guard:
+        _retention[store] = (time.monotonic() + RETENTION_CHECK_SECONDS, days)
+    return days
+
+
+def expired_before(scope: Scope) -> date | None:
+    """The first local day (in the scope's zone) not wholly past the retention, or None (kept forever).
+    Also deletes the cache rows of days past it in every zone, once per day."""
+    from zoneinfo import ZoneInfo
+
+    days = retention_days(scope.store)
+    if days <= 0:
+        return None
+    moment = datetime.now(UTC) - timedelta(days=days)  # events before this may be dropped by the TTL
+    # A local day ends by 12:00 UTC of the next UTC day at the latest (UTC-12): rows of days two UTC days
+    # before the moment's are past the retention in every zone.
+    purge_below = moment.date() - timedelta(days=1)
+    with _locks_guard:
+        due = _purged.get(scope.store) != purge_below
+        if due:
+            _purged[scope.store] = purge_below
+    if due:
+        _purge(scope.store, purge_below)
+    return moment.astimezone(ZoneInfo(scope.range.tz)).date()
+
+
+def _purge(store: Any, below: date) -> None:
+    from pixel.server.api.query import runner
+
+    for table in ("day_dimensions", "day_session_edges", "day_builds"):
+        runner.command(store, f"DELETE FROM {table} WHERE day < {{below:Date}} AND day != toDate(0)",
+                       {"below": below})
 
 
 def _counts(scope: Scope, fixed: dict[str, Any]) -> dict[str, int]:

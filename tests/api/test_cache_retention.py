@@ -1,0 +1,80 @@
+"""The retention TTL drops old events; the report cache must drop them from reports too.
+
+A site has sessions 40 days ago and 3 days ago; reports over the last 45 days are built into the report
+cache. Then the store is migrated with a 30-day retention (the events' TTL) and ClickHouse applies it:
+the cached answers must equal the raw events' (now without the old sessions) and a Python computation,
+and the cached rows of the expired days (visitor ids among them) must be gone.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tests.api.conftest import Api
+from tests.api.test_daycache import EVERYTHING, _row, answers, builds, expected_summary
+
+ENGINES = ("chdb", "clickhouse")
+SITE, TZ = "retained.example", "Europe/Berlin"
+
+
+@pytest.fixture(autouse=True)
+def check_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In service, a changed retention is re-read within RETENTION_CHECK_SECONDS; changed days rebuilt at once."""
+    from pixel.server.api.query import daycache
+
+    monkeypatch.setattr(daycache, "RETENTION_CHECK_SECONDS", 0.0)
+    monkeypatch.setattr(daycache, "REBUILD_MIN_SECONDS", 0.0)
+
+
+def test_days_past_retention_leave_the_cached_reports(api: Api) -> None:
+    from pixel.server.api.app import open_meta
+
+    site_id = open_meta(api.settings).insert("sites", {"domain": SITE, "name": SITE, "timezone": TZ,
+                                                       "created_at": 0.0})
+    rnd = random.Random(21)
+    now = datetime.now(UTC).replace(microsecond=0)
+    rows = []
+    for s in range(40):
+        start = now - timedelta(days=40 if s % 2 else 3, minutes=rnd.randint(0, 600))
+        for i in range(3):
+            rows.append(_row(s * 10 + i, SITE, start + timedelta(minutes=4 * i), f"v{s}", f"s{s}",
+                             "pageview", rnd.choice(["/", "/a", "/b"]), rnd))
+    api.store.insert_rows("events", rows)
+    today = now.astimezone(ZoneInfo(TZ)).date()
+    first, last = today - timedelta(days=45), today - timedelta(days=1)
+    span = {"period": "custom", "from": first.isoformat(), "to": last.isoformat()}
+
+    before = answers(api, site_id, **span)
+    assert builds(api, SITE) > 0  # answered from the report cache
+    assert before["summary"]["metrics"]["sessions"]["value"] == 40
+    old_day = (now - timedelta(days=40)).astimezone(ZoneInfo(TZ)).date().isoformat()
+    assert any(p["bucket"] == old_day and p["visitors"] for p in before["timeseries/day"]["points"])
+
+    api.store.migrate(retention_days=30)
+    api.store.command("OPTIMIZE TABLE events FINAL")  # apply the TTL now (ClickHouse does it on merges)
+    kept = [r for r in rows if datetime.fromisoformat(r["timestamp"]).replace(tzinfo=UTC) > now - timedelta(days=30)]
+    assert int(api.store.scalar("SELECT count() FROM events WHERE site = {s:String}", {"s": SITE})) == len(kept)
+
+    after = answers(api, site_id, **span)
+    assert after == answers(api, site_id, filters=EVERYTHING, **span)  # cache = raw events
+    metrics = {k: v["value"] for k, v in after["summary"]["metrics"].items()}
+    assert metrics == expected_summary(kept, TZ, first, last)
+    assert metrics["sessions"] == 20
+    assert not any(p["visitors"] for p in after["timeseries/day"]["points"] if p["bucket"] == old_day)
+    # the dashboard endpoint reads the same days
+    dashboard = api.client.get(f"/api/sites/{site_id}/reports/dashboard", params=span, headers=api.admin).json()
+    assert dashboard["summary"] == after["summary"]
+    # the expired days' cached rows are deleted (day 0 holds merged ranges, dropped by their own TTL)
+    for table in ("day_dimensions", "day_session_edges", "day_builds"):
+        left = api.store.scalar(f"SELECT count() FROM {table} WHERE site = {{s:String}} AND day <= {{d:Date}} "
+                                "AND day != toDate(0)", {"s": SITE, "d": (now - timedelta(days=32)).date()})
+        assert int(left) == 0, table
+    # and no longer built for reports (build 0): no new builds of those days appear
+    again = answers(api, site_id, **span)
+    assert again == after
+    assert int(api.store.scalar("SELECT count() FROM day_builds WHERE site = {s:String} AND day <= {d:Date}",
+                                {"s": SITE, "d": (now - timedelta(days=32)).date()})) == 0
