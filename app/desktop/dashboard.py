@@ -36,6 +36,10 @@ BREAKDOWNS = (
 )
 
 
+OVERVIEW_METRICS = ",".join(("visitors", "pageviews", "sessions", "views_per_session", "bounce_rate",
+                             "visit_duration"))
+
+
 def previous_params(current: dict[str, Any]) -> dict[str, str] | None:
     """The custom range just before a report's range (same number of days, site calendar)."""
     if current.get("period") == "realtime":
@@ -195,10 +199,11 @@ class DashboardPage(QWidget):
         source, site_id, params = self.source, self.site["id"], self.params()
         self._part("sites", lambda cached: source.cached("/api/sites", {"limit": 100}) if cached else source.sites(),
                    lambda data: self._set_sites(data["items"]))
-        self._part("summary", lambda cached: self._get(cached, site_id, "summary", params), self.tiles.set_summary)
-        self._part("timeseries", lambda cached: self._timeseries(cached, site_id, params), self._set_timeseries)
-        for box in self.boxes:
-            self._load_breakdown(box)
+        # The tiles, the chart (and its previous period) and the boxes' breakdowns in one request.
+        dims = [box.dimension for box in self.boxes]
+        self._part("overview", lambda cached: self._overview(cached, site_id, params, dims), self._set_overview,
+                   on_missing=self._overview_missing,
+                   also=("summary", "timeseries", *(f"breakdown:{d}" for d in dims)))
         self._load_realtime()
         self._part("goals", lambda cached: self._get(cached, site_id, "goals", params), self.goals.set_data)
         self._part("dashboards", lambda cached: source.cached(f"/api/sites/{site_id}/dashboards", {"limit": 100})
@@ -210,22 +215,24 @@ class DashboardPage(QWidget):
             return self.source.cached(f"/api/sites/{site_id}/reports/{report}", params)
         return self.source.report(site_id, report, params)
 
-    def _timeseries(self, cached: bool, site_id: int, params: dict[str, Any]) -> Fetched | None:
-        """The current series and the previous period's (one Fetched holding both)."""
-        metrics = ",".join(("visitors", "pageviews", "sessions", "views_per_session", "bounce_rate", "visit_duration"))
-        current = self._get(cached, site_id, "timeseries", {**params, "metrics": metrics})
-        if current is None:
-            return None
-        before = previous_params(current.data)
-        previous = None
-        if before is not None:
-            query = {**params, **before, "metrics": metrics, "interval": current.data["interval"]}
-            try:
-                previous = self._get(cached, site_id, "timeseries", query)
-            except NoData:
-                previous = None
-        return Fetched({"current": current.data, "previous": previous.data if previous else None},
-                       current.as_of, current.live, current.problem)
+    def _overview(self, cached: bool, site_id: int, params: dict[str, Any], dims: list[str]) -> Fetched | None:
+        """Summary, timeseries (with the previous period's) and breakdowns from the API's dashboard endpoint:
+        the same numbers as the individual reports, in one request (and one query on the API's cache)."""
+        query = {**params, "metrics": OVERVIEW_METRICS, "breakdowns": ",".join(dims), "limit": 10,
+                 "previous_timeseries": params.get("period") != "realtime"}
+        return self._get(cached, site_id, "dashboard", query)
+
+    def _set_overview(self, data: dict[str, Any]) -> None:
+        self.tiles.set_summary(data["summary"])
+        self._set_timeseries({"current": data["timeseries"], "previous": data["previous_timeseries"]})
+        for box in self.boxes:
+            part = data["breakdowns"].get(box.dimension)
+            if part is not None:
+                box.set_data(part)
+
+    def _overview_missing(self, text: str) -> None:
+        for box in self.boxes:
+            box.set_message(text)
 
     def _load_breakdown(self, box: BreakdownBox) -> None:
         if self.source is None or self.site is None:
@@ -260,8 +267,9 @@ class DashboardPage(QWidget):
         self._part(f"widget:{widget['id']}", lambda cached: self._get(cached, site_id, report, query), paint)
 
     def _part(self, name: str, fetch: Callable[[bool], Fetched | None], paint: Callable[[Any], None],
-              on_missing: Callable[[str], None] | None = None) -> None:
-        """Paint `name` from the cache now, then fetch it live on a worker and paint it again."""
+              on_missing: Callable[[str], None] | None = None, also: tuple[str, ...] = ()) -> None:
+        """Paint `name` from the cache now, then fetch it live on a worker and paint it again. `also`: the
+        views one answer paints besides (each marked live or "as of" with it)."""
         generation = self.generation
         try:
             early = fetch(True)
@@ -269,14 +277,16 @@ class DashboardPage(QWidget):
             early = None
         if early is not None:
             paint(early.data)
-            self._mark(name, early)
+            for marked in (name, *also):
+                self._mark(marked, early)
 
         def done(fetched: Fetched | None) -> None:
             if generation != self.generation and name != "sites":
                 return
             if fetched is not None:
                 paint(fetched.data)
-                self._mark(name, fetched)
+                for marked in (name, *also):
+                    self._mark(marked, fetched)
 
         def failed(exc: BaseException) -> None:
             if generation != self.generation and name != "sites":
