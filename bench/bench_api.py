@@ -4,6 +4,7 @@ Generates the events inside chDB (INSERT ... SELECT from numbers(), so generatio
 bottleneck), then times, through the real FastAPI app in-process (ASGI, no network):
 - the standard dashboard for the last 30 days: summary (with comparison) + visitors/pageviews
   timeseries by day + 8 breakdowns (page, entry_page, referrer, source, country, browser, os, device);
+- the same dashboard as one request to `/reports/dashboard` (its numbers checked equal to the ten once);
 - realtime (visitors now, pageviews per minute, top pages).
 
 The reports read the per-day report cache (server/api/query/daycache.py); the first dashboard builds
@@ -81,6 +82,32 @@ def dashboard(client: TestClient, site_id: int, headers: dict[str, str]) -> floa
     return time.perf_counter() - started
 
 
+def dashboard_one(client: TestClient, site_id: int, headers: dict[str, str]) -> float:
+    """The same dashboard as one request to the dashboard endpoint."""
+    started = time.perf_counter()
+    r = client.get(f"/api/sites/{site_id}/reports/dashboard",
+                   params={"period": "30d", "interval": "day", "breakdowns": ",".join(BREAKDOWNS), "limit": 10},
+                   headers=headers)
+    assert r.status_code == 200, r.text
+    return time.perf_counter() - started
+
+
+def same_numbers(client: TestClient, site_id: int, headers: dict[str, str]) -> None:
+    """The endpoint's answer equals the ten reports' (checked once, not timed)."""
+    base = f"/api/sites/{site_id}/reports"
+    one = client.get(f"{base}/dashboard", params={"period": "30d", "interval": "day"}, headers=headers).json()
+    strip = ("from", "to", "period", "site", "timezone")
+
+    def body(path: str, **params: object) -> dict[str, object]:
+        got = client.get(f"{base}/{path}", params={"period": "30d", **params}, headers=headers).json()
+        return {k: v for k, v in got.items() if k not in strip}
+
+    assert one["summary"] == body("summary"), "summary differs"
+    assert one["timeseries"] == body("timeseries", interval="day"), "timeseries differs"
+    for d in BREAKDOWNS:
+        assert one["breakdowns"][d] == body(f"breakdown/{d}", limit=10), f"breakdown {d} differs"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=10_000_000)
@@ -126,6 +153,8 @@ def main() -> None:
         cold = dashboard(client, site_id, headers)  # warm-up: builds the report cache for days not built yet
         print(f"  first dashboard (cache build for unbuilt days): {cold * 1000:.0f} ms", flush=True)
         totals = [dashboard(client, site_id, headers) for _ in range(args.runs)]
+        same_numbers(client, site_id, headers)
+        ones = [dashboard_one(client, site_id, headers) for _ in range(args.runs)]
         per_report = {}
         base = f"/api/sites/{site_id}/reports"
         for path, params in [("summary", {}), ("timeseries", {"interval": "day"})] + \
@@ -136,7 +165,8 @@ def main() -> None:
                 client.get(f"{base}/{path}", params={"period": "30d", **params}, headers=headers)
                 times.append(time.perf_counter() - t)
             per_report[path] = statistics.median(times)
-        live = []
+        live: list[float] = []
+        live_one: list[float] = []
         if args.live:
             from datetime import UTC, datetime
 
@@ -150,6 +180,11 @@ def main() -> None:
                      "event_name": "pageview", "visitor_id": f"live-{i}", "session_id": f"live-{run}-{i}",
                      "path": "/live", "host": SITE} for i in range(args.live)])
                 live.append(dashboard(client, site_id, headers))
+                store.insert_rows("events", [
+                    {"timestamp": now, "received_at": now, "site": SITE, "event_id": f"live1-{run}-{i}",
+                     "event_name": "pageview", "visitor_id": f"live1-{i}", "session_id": f"live1-{run}-{i}",
+                     "path": "/live", "host": SITE} for i in range(args.live)])
+                live_one.append(dashboard_one(client, site_id, headers))
         realtime = []
         for _ in range(args.runs):
             t = time.perf_counter()
@@ -158,12 +193,18 @@ def main() -> None:
     ms = [t * 1000 for t in sorted(totals)]
     print(f"dashboard (summary+timeseries+8 breakdowns, 30d): p50 {statistics.median(ms):.0f} ms, "
           f"min {ms[0]:.0f} ms, max {ms[-1]:.0f} ms over {args.runs} runs")
+    one = sorted(t * 1000 for t in ones)
+    print(f"dashboard endpoint (the same in one request): p50 {statistics.median(one):.0f} ms, "
+          f"min {one[0]:.0f} ms, max {one[-1]:.0f} ms over {args.runs} runs")
     for path, t in per_report.items():
         print(f"  {path:24s} p50 {t * 1000:.0f} ms")
     if live:
         lv = sorted(t * 1000 for t in live)
         print(f"dashboard right after {args.live} new events (today rebuilt first): p50 {statistics.median(lv):.0f} ms, "
               f"min {lv[0]:.0f} ms, max {lv[-1]:.0f} ms")
+        lv = sorted(t * 1000 for t in live_one)
+        print(f"dashboard endpoint right after {args.live} new events (today rebuilt first): "
+              f"p50 {statistics.median(lv):.0f} ms, min {lv[0]:.0f} ms, max {lv[-1]:.0f} ms")
     rt = sorted(t * 1000 for t in realtime)
     print(f"realtime: p50 {statistics.median(rt):.0f} ms, min {rt[0]:.0f} ms, max {rt[-1]:.0f} ms")
     store.close()
