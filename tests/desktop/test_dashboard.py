@@ -3,6 +3,7 @@ API's numbers; filters, metric, range and site switching; screenshots for docs/s
 
 from __future__ import annotations
 
+import json
 from contextlib import closing
 from pathlib import Path
 
@@ -91,6 +92,12 @@ def test_plotted_values_equal_the_api(qtbot, live_api, page: DashboardPage) -> N
 
     realtime = api_get(live_api, shop, "realtime")
     assert page.realtime.visitors == realtime["visitors"]
+
+    # tiles, chart and boxes came in one request to the dashboard endpoint (one cached answer)
+    assert page.parts["summary"] is page.parts["overview"] is page.parts["breakdown:page"]
+    paths = [json.loads(key)[1] for (key,) in page.source.cache._db.execute("SELECT key FROM answers")]
+    assert f"/api/sites/{shop}/reports/dashboard" in paths
+    assert not any(p.endswith(("/summary", "/timeseries", "/breakdown/page")) for p in paths)
     save_screenshot(page, "dashboard")
 
 
