@@ -107,6 +107,11 @@ class Settings:
         return self.data_dir / "state"
 
     @property
+    def meta_db_path(self) -> Path:
+        """The API's metadata database (users, sites and their tracking rules, dashboards)."""
+        return self.state_dir / "meta.sqlite3"
+
+    @property
     def checkpoint_path(self) -> Path:
         """The shipper's position in the spool (read by the collector for the backlog figure)."""
         return self.state_dir / "shipper-checkpoint.json"

@@ -136,7 +136,8 @@ class StoreService:
             ("pixel_shipper_events_dead_total", "counter", "Records and events sent to the dead letters.",
              [("", stats.dead)]),
             ("pixel_shipper_events_dropped_total", "counter",
-             "Events not stored because the site honours Do-Not-Track / Global Privacy Control.",
+             "Events not stored by the site's choice: Do-Not-Track / Global Privacy Control honoured, "
+             "an excluded path or IP range, an origin not allowed.",
              [("", stats.dropped)]),
             ("pixel_shipper_batches_total", "counter", "Batches inserted.", [("", stats.batches)]),
             ("pixel_shipper_lag_seconds", "gauge",

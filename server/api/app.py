@@ -11,15 +11,13 @@ from pixel.server.api.security import LoginLimiter, Tokens, load_signing_key
 from pixel.server.settings import Settings
 from pixel.server.store import Store
 
-META_DB = "meta.sqlite3"
-
 # Routes reachable without a token. Everything else depends on `current_principal`.
 OPEN_PATHS = {"/api/health", "/api/auth/login", "/api/auth/refresh",
               "/api/docs", "/api/docs/oauth2-redirect", "/api/openapi.json", "/api/redoc"}
 
 
 def open_meta(settings: Settings) -> MetaDB:
-    return MetaDB(settings.state_dir / META_DB)
+    return MetaDB(settings.meta_db_path)
 
 
 def create_app(settings: Settings, store: Store, *, limiter: LoginLimiter | None = None,

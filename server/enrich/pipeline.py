@@ -29,6 +29,7 @@ from pixel.server.enrich.privacy import (
     redact_emails,
     scrub_ip,
 )
+from pixel.server.enrich.siterules import SiteRules
 from pixel.server.enrich.sources import SourceClassifier, campaign
 from pixel.server.enrich.useragent import UserAgentParser
 from pixel.server.settings import Settings
@@ -67,6 +68,7 @@ class Enricher:
         dnt_sites = tuple(s.lower() for s in settings.dnt_sites)
         self.dnt_all = "*" in dnt_sites
         self.dnt_sites = frozenset(dnt_sites)
+        self.site_rules = SiteRules(settings.meta_db_path)
         # Per-distinct-value caches of whole column groups: one dict.update per event instead of many stores.
         self._clean_url = functools.lru_cache(maxsize=50_000)(self._clean_url_uncached)
         self._ua_columns = functools.lru_cache(maxsize=20_000)(self._ua_columns_uncached)
@@ -128,6 +130,10 @@ class Enricher:
         site = row.get("site") or ""
         if (facts.dnt or facts.gpc) and (self.dnt_all or site.lower() in self.dnt_sites):
             return False
+        rule = self.site_rules.get(site)
+        if rule is not None and rule.drop_reason(row.get("path") or "", facts.ip, facts.origin_host, facts.dnt,
+                                                 facts.gpc):
+            return False  # the site's own rules (set through the API) exclude it
         self.geo.maybe_reload()
         ip = facts.ip
         received_ms = facts.received_ms

@@ -81,7 +81,7 @@ class Batch:
     ranges: list[Range] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)
     dead: list[dict[str, Any]] = field(default_factory=list)
-    dropped: int = 0  # events not stored by the site's choice (DNT/GPC)
+    dropped: int = 0  # events not stored by the site's choice (DNT/GPC, its excluded paths/IPs, other origins)
     oldest_ms: int = 0
     # Segments found fully read and sealed while planning: deleted after the batch is committed.
     finished: list[Segment] = field(default_factory=list)
@@ -328,7 +328,7 @@ class Shipper:
                     row = normalize(event, record.received_ms, min_ms=min_ms, segment=name,
                                     offset=line_offset, index=index)
                     if enrich(row, event, facts) is False:
-                        batch.dropped += 1  # Do-Not-Track / GPC on a site that honours them: not stored
+                        batch.dropped += 1  # DNT/GPC or the site's rules (enrich/siterules.py): not stored
                         continue
                 except BadEvent as exc:
                     batch.dead.append(self._dead(record.received_ms, name, line_offset, str(exc),
