@@ -15,7 +15,7 @@ const FEATURES = new Map([
     ["identity.js", "  try {\n    a = new OfflineAudioContext(1, 5e3, 44100)\n    ;(o = a.createOscillator()).connect(a.createDynamicsCompressor()).connect(a.destination)\n    o.start()\n    a.startRendering().then((b) => id(b.getChannelData(0)))\n  } catch (e) {\n    id(e)\n  }", ""],
   ]],
   ["of it: canvas + WebGL renderer", [
-    ["identity.js", "c = D.createElement('canvas'), g = D.createElement('canvas').getContext('webgl'), ", ""],
+    ["identity.js", "  c = D.createElement('canvas')\n  g = D.createElement('canvas').getContext('webgl')\n", ""],
     ["identity.js", "  c.getContext('2d').fillText('Pixel \\u{1F603}', 2, 9)\n", ""],
     ["identity.js", "c.toDataURL(), g?.getParameter(g.getExtension('WEBGL_debug_renderer_info') && 37446), ", ""],
   ]],

@@ -16,8 +16,11 @@ export const uid = () => now().toString(36) + Math.random().toString(36).slice(2
  * finish), then the outbox is sent.
  */
 export let visitor
-const id = (a, c = D.createElement('canvas'), g = D.createElement('canvas').getContext('webgl'), s = screen, h = 0) => {
+const id = (a, c, g, s = screen, h = 0) => {
   if (visitor) return
+  // (the canvases are made after the check: the second call, audio or timer, makes none)
+  c = D.createElement('canvas')
+  g = D.createElement('canvas').getContext('webgl')
   c.getContext('2d').fillText('Pixel \u{1F603}', 2, 9)
   // UNMASKED_RENDERER_WEBGL; the screen as its area, so that rotating a phone keeps the id
   for (a of [a, c.toDataURL(), g?.getParameter(g.getExtension('WEBGL_debug_renderer_info') && 37446), s.width * s.height,
