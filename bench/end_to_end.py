@@ -72,6 +72,31 @@ def rss_bytes(pgid: int) -> int:
     return total
 
 
+def group_cpu(pgid: int) -> dict[int, tuple[float, int]]:
+    """CPU seconds (user + system) and resident bytes of each process in the process group `pgid`."""
+    tick, page = os.sysconf("SC_CLK_TCK"), os.sysconf("SC_PAGE_SIZE")
+    out = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:
+            out[int(pid)] = ((int(fields[11]) + int(fields[12])) / tick, int(fields[21]) * page)
+    return out
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole machine since boot, from /proc/stat."""
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)
+
+
 def quantile(m: dict[str, float], q: float) -> float:
     total = m["pixel_shipper_visible_seconds_count"]
     bounds = sorted((float(k.split('le="')[1].rstrip('"}')), v) for k, v in m.items()
@@ -129,8 +154,10 @@ def main() -> int:
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         started = time.monotonic()
+        cpu_before, busy_before = group_cpu(serve.pid), machine_busy()
         out = subprocess.run(["wrk", "-t1", f"-c{args.connections}", f"-d{args.seconds}s", "-s", str(script),
                               f"http://127.0.0.1:{port}/track"], capture_output=True, text=True, check=True).stdout
+        cpu_after, busy_after = group_cpu(serve.pid), machine_busy()
         requests = int(re.search(r"(\d+) requests in", out).group(1))
         non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
         accepted = metrics(f"http://127.0.0.1:{port}/metrics")["pixel_collector_events_total"]
@@ -155,6 +182,13 @@ def main() -> int:
               f"p99 <= {quantile(m, 0.99)} s (mean {m['pixel_shipper_visible_seconds_sum'] / max(inserted, 1):.3f} s)")
         print(f"largest backlog {max(s[2] for s in samples) / 1e6:.1f} MB; peak RSS of pixel serve "
               f"{max(s[1] for s in samples) / 2**20:.0f} MiB (all processes)")
+        used = {pid: cpu - cpu_before.get(pid, (0.0, 0))[0] for pid, (cpu, _rss) in cpu_after.items()}
+        store_pid = max(cpu_after, key=lambda pid: cpu_after[pid][1])  # the store process holds chDB: the largest
+        others = sum(v for pid, v in used.items() if pid != store_pid)
+        busy = (busy_after[0] - busy_before[0]) / max(1, busy_after[1] - busy_before[1])
+        print(f"CPU during the load, in cores: store process {used[store_pid] / args.seconds:.2f}, collector "
+              f"workers and supervisor {others / args.seconds:.2f}; the machine was {busy:.0%} busy "
+              f"({os.cpu_count()} cores, wrk and any other load included)")
         ok = inserted == accepted and m["pixel_shipper_events_dead_total"] == 0 and not non2xx
         return 0 if ok else 1
     finally:

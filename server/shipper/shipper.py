@@ -83,6 +83,9 @@ class Batch:
     dead: list[dict[str, Any]] = field(default_factory=list)
     dropped: int = 0  # events not stored by the site's choice (DNT/GPC, its excluded paths/IPs, other origins)
     oldest_ms: int = 0
+    # When the store acknowledged the insert: the rows are visible to queries from then on (the commit that
+    # records it can come later, after the next batch has been planned).
+    acked_at: float = 0.0
     # Segments found fully read and sealed while planning: deleted after the batch is committed.
     finished: list[Segment] = field(default_factory=list)
 
@@ -196,7 +199,7 @@ class Shipper:
             self.checkpoint.offsets[segment] = end
         self.checkpoint.pending = None
         self.checkpoint.save()
-        self.stats.observe_visible([row["received_at"] for row in batch.rows], time.time())
+        self.stats.observe_visible([row["received_at"] for row in batch.rows], batch.acked_at or time.time())
         self.stats.inserted += len(batch.rows)
         self.stats.dead += len(batch.dead)
         self.stats.dropped += batch.dropped
@@ -225,6 +228,7 @@ class Shipper:
                 batch.rows = []
         if batch.dead:
             self.store.insert_rows("dead_letters", batch.dead, token=f"{token}d")
+        batch.acked_at = time.time()
 
     # -- reading the spool ------------------------------------------------------------------
 

@@ -151,3 +151,30 @@ def test_ingest_rate_is_measured_over_the_last_minute(tmp_path) -> None:
         assert "pixel_events_today 0\n" in text
     finally:
         service.stop()
+
+
+def test_visibility_is_measured_at_the_insert_acknowledgement_not_the_commit(tmp_path) -> None:
+    """The pipelined loop commits a batch only after planning the next one; its rows were visible before that."""
+    from pixel.server.shipper.shipper import VISIBLE_BUCKETS
+
+    settings = _settings(tmp_path)
+    _spool(settings, [{**EVENT, "event_id": f"v{i}"} for i in range(5)])
+    store = ChdbStore(settings.store_dir)
+    store.migrate()
+    try:
+        shipper = Shipper(settings, store)
+        batch = shipper._plan(shipper.checkpoint.offsets)
+        for row in batch.rows:
+            row["received_at"] = time.time()  # received just now
+        token = dedup_token(batch.ranges)
+        shipper._begin(batch, token)
+        shipper._insert(batch, token)
+        assert store.scalar("SELECT count() FROM events") == 5  # visible from here on
+        time.sleep(1.2)  # e.g. the next batch being planned
+        shipper._commit(batch)
+        stats = shipper.stats
+        within_1s = sum(stats.visible_buckets[: VISIBLE_BUCKETS.index(1.0) + 1])
+        assert within_1s == 5
+        assert stats.visible_sum < 5 * 1.0
+    finally:
+        store.close()
