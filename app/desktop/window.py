@@ -121,12 +121,14 @@ class MainWindow(QMainWindow):
                 if password is None:
                     raise secret_store.KeyringUnavailable(
                         f"No password for {profile.username!r} of {profile.name!r} in the keyring.")
-                if not profile.engine.startswith("ssh://"):
+                if not (profile.engine.startswith("ssh://") or profile.tls_dir):  # docker-py not needed
                     return ApiClient(profile.api_url, profile.username, password)
-                # Remote stack: its API listens on the server's 127.0.0.1 only; reach it through SSH.
-                from pixel.app.stack.tunnel import api_tunnel
+                target = engine_target(profile)
+                # Remote stack: its API listens on the server's 127.0.0.1 only; reach it through SSH, or
+                # over TLS through the Docker engine.
+                from pixel.app.stack.tunnel import stack_api_tunnel
 
-                tunnel = api_tunnel(engine_target(profile), profile.api_url, offline_ok=True)
+                tunnel = stack_api_tunnel(target, profile.project, profile.api_url, offline_ok=True)
                 client = ApiClient(tunnel.local_url, profile.username, password)
                 client.tunnel = tunnel  # type: ignore[attr-defined]
                 return client

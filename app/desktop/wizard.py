@@ -56,9 +56,9 @@ HOW = {
     "local": "The app reaches Pixel on this computer at 127.0.0.1.",
     "ssh": "Pixel's API listens on the server's own 127.0.0.1 only; this app reaches it through an SSH "
            "tunnel with the same key. Visitors reach the collector at the server's address.",
-    "tls": "The API is published on the host's network (its port is shown after the install) and this app "
-           "reaches it at http://<host>:<port> with the admin password; keep that port firewalled to "
-           "your own addresses.",
+    "tls": "Pixel's API listens on the server's own 127.0.0.1 only (no port is opened to the network); this "
+           "app reaches it through the Docker engine's TLS connection, with the same certificates. Visitors "
+           "reach the collector at the server's address.",
 }
 
 
@@ -186,6 +186,9 @@ class CheckPage(QWizardPage):
                          + (f"<br><i>What to do:</i> {action}" if action and not ok else "") + "</p>")
         if self.host_key is not None:
             lines.append(f"<p>Host key of {self.host_key.host}: <code>{self.host_key.fingerprint}</code></p>")
+        elif self.w.trusted is not None and self.w.where.kind() == "ssh":
+            lines.append(f"<p>Trusted host key of {self.w.trusted.host}: <code>{self.w.trusted.fingerprint}</code> "
+                         "(kept with this stack's settings; a different key will be refused)</p>")
         self.trust.setVisible(self.host_key is not None)
         self.results.setText("".join(lines))
         self.ok = all(ok for ok, _, _ in findings)
@@ -266,8 +269,6 @@ class InstallPage(QWizardPage):
         name = self.w.where.name.text().strip()
         project, values, engine = self.w.project, dict(self.w.values), self.w.where.url.text().strip() or "local"
         host = "127.0.0.1" if kind == "local" else public_host(engine)
-        if kind == "tls":  # the API must be reachable from here: published on the host's network
-            values.setdefault("PIXEL_API_BIND", "0.0.0.0")
         tls_dir = self.w.where.tls_dir.text().strip() if kind == "tls" else ""
         host_key = self.w.trusted.known_hosts_line if kind == "ssh" and self.w.trusted else ""
         tunnels = self.w.tunnels
@@ -285,19 +286,20 @@ class InstallPage(QWizardPage):
                 api = next(c for c in prov.status().containers if 8082 in c.ports)
             finally:
                 client.close()  # over SSH: the connection (and the server's dial-stdio) ends here
-            # The API's address as the stack's host sees it (SSH: the server's loopback) or, for TLS,
-            # as this computer reaches it; the collector's as visitors' browsers reach it.
-            api_url = f"http://{'127.0.0.1' if kind != 'tls' else host}:{api.ports[8082]}"
+            # The API's address as the stack's host sees it (remote: the server's loopback, reached through
+            # a tunnel); the collector's as visitors' browsers reach it.
+            api_url = f"http://127.0.0.1:{api.ports[8082]}"
             collector_url = f"http://{host}:{api.ports[8081]}"
             if result.admin is None:
                 raise StackError(result.admin_note or "no admin account was created", code="admin-failed")
             base = api_url
-            if kind == "ssh":
-                from pixel.app.stack.tunnel import api_tunnel
+            if kind != "local":
+                from pixel.app.stack.tunnel import stack_api_tunnel
 
-                task.report(Progress("tunnel", None, f"opening an SSH tunnel to the API (port {api.ports[8082]} "
-                                                     "on the server)"))
-                tunnel = api_tunnel(target, api_url)
+                how = "an SSH tunnel" if kind == "ssh" else "a tunnel through the Docker engine"
+                task.report(Progress("tunnel", None, f"opening {how} to the API (port {api.ports[8082]} "
+                                                     "on the server's 127.0.0.1)"))
+                tunnel = stack_api_tunnel(target, project, api_url)
                 tunnels.append(tunnel)  # the wizard closes it when it closes
                 base = tunnel.local_url
             with ApiClient(base, result.admin.username, result.admin.password) as api_client:

@@ -1,4 +1,5 @@
-"""Reaching a remote stack's API through the SSH connection: a local port forward, without Qt.
+"""Reaching a remote stack's API through the engine's connection: a local port forward, without Qt.
+`SSHTunnel` for an engine reached by SSH, `ExecTunnel` for one reached over TCP + TLS (below).
 
 On a remote engine the API is published on 127.0.0.1 of the *remote* host only. `SSHTunnel` listens on
 127.0.0.1:<free port> here and, for each connection, opens a `direct-tcpip` channel over one SSH
@@ -16,10 +17,14 @@ from __future__ import annotations
 import contextlib
 import selectors
 import socket
+import ssl
+import struct
 import threading
 import urllib.parse
 
+import docker
 import paramiko
+import requests
 
 from .engine import EngineTarget, _ssh_parts, load_trusted_keys, ssh_failure
 from .errors import StackError
@@ -48,18 +53,11 @@ def _ssh_connect(target: EngineTarget, timeout: float = 15.0) -> paramiko.SSHCli
     return client
 
 
-class SSHTunnel:
-    """Forward 127.0.0.1:<local_port> here to <remote_host>:<remote_port> as seen from the SSH server."""
+class PortForward:
+    """Listen on 127.0.0.1:<free port> here; hand each accepted connection to `_forward` on a thread of
+    its own. Subclasses say how a connection reaches the other side."""
 
-    def __init__(self, target: EngineTarget, remote_port: int, remote_host: str = "127.0.0.1") -> None:
-        if target.kind != "ssh":
-            raise StackError(f"{target.describe()} is not an SSH engine: there is nothing to tunnel through.",
-                             code="not-ssh")
-        if not 0 < remote_port < 65536:
-            raise StackError(f"{remote_port} is not a port number (1-65535).", code="bad-port")
-        self.target = target
-        self.remote = (remote_host, remote_port)
-        self._ssh: paramiko.SSHClient | None = None
+    def __init__(self) -> None:
         self._listener: socket.socket | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -69,24 +67,30 @@ class SSHTunnel:
         self.connections = 0  # local connections forwarded so far (diagnostics, tests)
 
     # ---------------------------------------------------------------- life cycle
-    def start(self, *, lazy: bool = False) -> SSHTunnel:
+    def _login(self) -> None:
+        """Connect to the far side before listening (so its errors surface in `start`)."""
+
+    def _logout(self) -> None:
+        """Close the connection to the far side (every forwarded connection is closed by then)."""
+
+    def start(self, *, lazy: bool = False) -> PortForward:
         """Log in (unless `lazy`: then on the first forwarded connection) and listen locally."""
         if self._listener is not None:
             return self
         if not lazy:
-            self._ssh = _ssh_connect(self.target)
+            self._login()
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.bind(("127.0.0.1", 0))
         listener.listen(64)
         listener.settimeout(0.2)  # accept() wakes up to notice stop()
         self._listener = listener
         self._stop.clear()
-        self._accepter = threading.Thread(target=self._accept_loop, name="pixel-ssh-tunnel", daemon=True)
+        self._accepter = threading.Thread(target=self._accept_loop, name="pixel-tunnel", daemon=True)
         self._accepter.start()
         return self
 
     def stop(self) -> None:
-        """Close the listening socket, every forwarded connection and the SSH connection."""
+        """Close the listening socket, every forwarded connection and the connection to the far side."""
         self._stop.set()
         if self._accepter is not None:
             self._accepter.join(5)
@@ -102,11 +106,9 @@ class SSHTunnel:
         for pump in pumps:
             pump.join(5)
         with self._lock:
-            if self._ssh is not None:
-                self._ssh.close()
-                self._ssh = None
+            self._logout()
 
-    def __enter__(self) -> SSHTunnel:
+    def __enter__(self) -> PortForward:
         return self.start()
 
     def __exit__(self, *_: object) -> None:
@@ -122,6 +124,60 @@ class SSHTunnel:
     def local_url(self) -> str:
         return f"http://127.0.0.1:{self.local_port}"
 
+    def _accept_loop(self) -> None:
+        listener = self._listener
+        assert listener is not None
+        while not self._stop.is_set():
+            try:
+                conn, peer = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            conn.settimeout(None)
+            self.connections += 1
+            pump = threading.Thread(target=self._serve, args=(conn, peer), name="pixel-tunnel-pump", daemon=True)
+            with self._lock:
+                self._pumps.add(pump)
+                self._open.add(conn)
+            pump.start()
+
+    def _serve(self, conn: socket.socket, peer: tuple[str, int]) -> None:
+        try:
+            self._forward(conn, peer)
+        finally:
+            with contextlib.suppress(OSError):
+                conn.close()
+            with self._lock:
+                self._open.discard(conn)
+                self._pumps.discard(threading.current_thread())
+
+    def _forward(self, conn: socket.socket, peer: tuple[str, int]) -> None:
+        raise NotImplementedError
+
+
+class SSHTunnel(PortForward):
+    """Forward 127.0.0.1:<local_port> here to <remote_host>:<remote_port> as seen from the SSH server."""
+
+    def __init__(self, target: EngineTarget, remote_port: int, remote_host: str = "127.0.0.1") -> None:
+        if target.kind != "ssh":
+            raise StackError(f"{target.describe()} is not an SSH engine: there is nothing to tunnel through.",
+                             code="not-ssh")
+        if not 0 < remote_port < 65536:
+            raise StackError(f"{remote_port} is not a port number (1-65535).", code="bad-port")
+        super().__init__()
+        self.target = target
+        self.remote = (remote_host, remote_port)
+        self._ssh: paramiko.SSHClient | None = None
+
+    def _login(self) -> None:
+        self._ssh = _ssh_connect(self.target)
+
+    def _logout(self) -> None:
+        if self._ssh is not None:
+            self._ssh.close()
+            self._ssh = None
+
     # ---------------------------------------------------------------- forwarding
     def _transport(self) -> paramiko.Transport:
         """The live SSH transport; reconnects (same host-key policy) if the link dropped."""
@@ -135,24 +191,6 @@ class SSHTunnel:
             assert transport is not None
             return transport
 
-    def _accept_loop(self) -> None:
-        listener = self._listener
-        assert listener is not None
-        while not self._stop.is_set():
-            try:
-                conn, peer = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            conn.settimeout(None)
-            self.connections += 1
-            pump = threading.Thread(target=self._forward, args=(conn, peer), name="pixel-ssh-pump", daemon=True)
-            with self._lock:
-                self._pumps.add(pump)
-                self._open.add(conn)
-            pump.start()
-
     def _forward(self, conn: socket.socket, peer: tuple[str, int]) -> None:
         channel: paramiko.Channel | None = None
         try:
@@ -164,11 +202,6 @@ class SSHTunnel:
         finally:
             if channel is not None:
                 channel.close()
-            with contextlib.suppress(OSError):
-                conn.close()
-            with self._lock:
-                self._open.discard(conn)
-                self._pumps.discard(threading.current_thread())
 
     def _pump(self, conn: socket.socket, channel: paramiko.Channel) -> None:
         sel = selectors.DefaultSelector()
@@ -205,6 +238,126 @@ class SSHTunnel:
             sel.close()
 
 
+# Runs inside the container (python3 is in the Pixel image): connects to the port on the container's
+# own 127.0.0.1 and relays bytes between it and the exec's stdin/stdout.
+_RELAY = (
+    "import os, socket, sys, threading\n"
+    "s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))\n"
+    "def up():\n"
+    "    while True:\n"
+    "        d = os.read(0, 65536)\n"
+    "        if not d: break\n"
+    "        s.sendall(d)\n"
+    "    s.shutdown(socket.SHUT_WR)\n"
+    "threading.Thread(target=up, daemon=True).start()\n"
+    "out = sys.stdout.buffer\n"
+    "while True:\n"
+    "    d = s.recv(65536)\n"
+    "    if not d: break\n"
+    "    out.write(d); out.flush()\n"
+)
+
+
+class ExecTunnel(PortForward):
+    """Forward 127.0.0.1:<local_port> here to <port> inside a container, through the Docker engine's own
+    connection (an exec running a small relay per forwarded connection, as `kubectl port-forward` does).
+
+    For an engine reached over TCP + TLS: the API stays on the server's loopback (no port opened to the
+    network, no second set of credentials); the engine's mutual TLS protects the traffic. Each new
+    connection costs an exec (~0.1 s); the API client keeps its connection alive."""
+
+    def __init__(self, client: docker.DockerClient, container: str, port: int, *, close_client: bool = False) -> None:
+        if not 0 < port < 65536:
+            raise StackError(f"{port} is not a port number (1-65535).", code="bad-port")
+        super().__init__()
+        self.client = client
+        self.container = container
+        self.port = port
+        self.remote = (container, port)
+        self._close_client = close_client  # the tunnel owns the client: closed with it
+
+    def _logout(self) -> None:
+        if self._close_client:
+            self.client.close()
+
+    def _login(self) -> None:
+        try:
+            state = self.client.api.inspect_container(self.container)["State"]
+        except docker.errors.NotFound:
+            raise StackError(f"The container {self.container} does not exist on this engine.",
+                             "Install the stack again, or choose the right stack.", code="no-container") from None
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise StackError(f"The Docker engine did not answer: {exc}", code="engine-unreachable") from None
+        if not state.get("Running"):
+            raise StackError(f"The container {self.container} is not running.", "Start the stack.",
+                             code="not-running")
+
+    def _forward(self, conn: socket.socket, peer: tuple[str, int]) -> None:
+        api = self.client.api
+        try:
+            exec_id = api.exec_create(self.container, ["python3", "-c", _RELAY, str(self.port)], stdin=True)["Id"]
+            raw = api.exec_start(exec_id, socket=True)
+        except (docker.errors.DockerException, requests.exceptions.RequestException, OSError):
+            return  # the API client sees a closed connection: "unreachable"
+        sock = getattr(raw, "_sock", raw)  # unix: SocketIO around the socket; TLS: the SSL socket
+        try:
+            self._pump(conn, sock)
+        finally:
+            for thing in (raw, sock):
+                with contextlib.suppress(OSError, AttributeError):
+                    thing.close()
+
+    def _pump(self, conn: socket.socket, sock: socket.socket) -> None:
+        """Local bytes go to the exec's stdin as they are; what comes back is the engine's multiplexed
+        stream (8-byte header: stream, 0, 0, 0, length big-endian), of which stdout goes to the client."""
+        sel = selectors.DefaultSelector()
+        sel.register(conn, selectors.EVENT_READ, "local")
+        sel.register(sock, selectors.EVENT_READ, "remote")
+        pending = b""
+        try:
+            while not self._stop.is_set():
+                for key, _ in sel.select(timeout=0.5):
+                    if key.data == "local":
+                        data = conn.recv(_CHUNK)
+                        if not data:
+                            return  # the client closed (HTTP clients never half-close mid-request)
+                        sock.sendall(data)
+                        continue
+                    data = sock.recv(_CHUNK)
+                    while isinstance(sock, ssl.SSLSocket) and sock.pending():  # select cannot see these
+                        data += sock.recv(sock.pending())
+                    if not data:
+                        return  # the relay ended: the server closed
+                    pending += data
+                    while len(pending) >= 8:
+                        stream, size = pending[0], struct.unpack(">I", pending[4:8])[0]
+                        if len(pending) < 8 + size:
+                            break
+                        if stream == 1:
+                            conn.sendall(pending[8:8 + size])
+                        pending = pending[8 + size:]
+        except OSError:
+            return
+        finally:
+            sel.close()
+
+
+def exec_tunnel(client: docker.DockerClient, project: str, port: int = 8082, *,
+                close_client: bool = False) -> ExecTunnel:
+    """A started `ExecTunnel` to `port` in the container of stack `project` that serves it (the API)."""
+    from .spec import LABEL_STACK
+
+    for c in client.containers.list(filters={"label": f"{LABEL_STACK}={project}"}):
+        if f"{port}/tcp" in (c.attrs.get("NetworkSettings", {}).get("Ports") or {}):
+            tunnel = ExecTunnel(client, c.name, port, close_client=close_client)
+            tunnel.start()
+            return tunnel
+    if close_client:
+        client.close()
+    raise StackError(f"No running container of the stack {project!r} serves port {port}.",
+                     "Start the stack (Stack page), then try again.", code="no-container")
+
+
 _OFFLINE = {"ssh-unreachable", "ssh-failed"}
 
 
@@ -226,3 +379,13 @@ def api_tunnel(target: EngineTarget, api_url: str, *, offline_ok: bool = False) 
         if offline_ok and exc.code in _OFFLINE:
             return tunnel.start(lazy=True)
         raise
+
+
+def stack_api_tunnel(target: EngineTarget, project: str, api_url: str, *, offline_ok: bool = False) -> PortForward:
+    """How the desktop reaches the API of a stack on a remote engine, whose API listens on the server's
+    127.0.0.1 only: through SSH (`api_tunnel`) or, over TCP + TLS, through the engine (`exec_tunnel`)."""
+    if target.kind == "ssh":
+        return api_tunnel(target, api_url, offline_ok=offline_ok)
+    from .engine import connect
+
+    return exec_tunnel(connect(target), project, close_client=True)

@@ -10,6 +10,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 import uuid
@@ -25,11 +26,14 @@ from pixel.app.profiles import ProfileStore
 from pixel.app.stack import image as images
 from pixel.app.stack.engine import EngineTarget, connect
 from pixel.app.stack.manage import open_stack
-from pixel.app.stack.tunnel import SSHTunnel
+from pixel.app.stack.tunnel import ExecTunnel, SSHTunnel
 from PySide6.QtWidgets import QApplication, QWizard
 
 from tests.conftest import free_port
 from tests.desktop.conftest import save_screenshot
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))  # tests/app: its TLS dockerd fixture
+from test_stack_remote import tls_dockerd  # noqa: E402,F401,I001 - a second, real dockerd with mutual TLS
 
 BASE = "pixel-base/python:bookworm"  # made by scripts/system.d/20-docker.sh
 TAG = "pixel-analytics:desktop-test"
@@ -266,6 +270,7 @@ def test_wizard_over_ssh_through_the_tunnel_with_the_saved_host_key(qtbot, secre
         qtbot.waitUntil(lambda: checks.ok, timeout=60_000)
         assert wizard.trusted is not None and wizard.trusted.known_hosts_line == sshd.public_key()
         assert "✘" not in checks.results.text() and "Docker" in checks.results.text()
+        assert f"Trusted host key of 127.0.0.1: <code>{sshd.fingerprint()}</code>" in checks.results.text()
         assert not checks.trust.isVisible()
         next_button.click()
         # 3. the site, 4. install
@@ -283,6 +288,7 @@ def test_wizard_over_ssh_through_the_tunnel_with_the_saved_host_key(qtbot, secre
         api_port = int(profile.api_url.rsplit(":", 1)[1])
         assert result["api_base"] == tunnel.local_url and tunnel.local_port != api_port
         assert tunnel.remote == ("127.0.0.1", api_port) and tunnel.connections >= 1
+        at_install = tunnel.connections  # the install's API client is closed by now
         # the profile: the server-side API address, the key file and the trusted host key (not a secret)
         assert profile.engine == sshd.url and profile.project == project and profile.site_id == 1
         assert profile.api_url == f"http://127.0.0.1:{api_port}"
@@ -296,13 +302,12 @@ def test_wizard_over_ssh_through_the_tunnel_with_the_saved_host_key(qtbot, secre
         assert secret_store.get_secret("Remote", "admin_password") == page.password.text()
         collector_port = int(profile.collector_url.rsplit(":", 1)[1])
         assert f'src="http://127.0.0.1:{collector_port}/' in page.snippet.toPlainText()
-        before = tunnel.connections
         with SSHTunnel(engine_target(profile), collector_port) as to_collector:
             send_pageview(to_collector.local_url, "remote.example")
             assert to_collector.connections == 1
         qtbot.waitUntil(lambda: page.seen, timeout=90_000)
         assert page.first_visit.text() == "✔ First visit received: Pixel is counting."
-        assert tunnel.connections > before  # the checks went through the tunnel
+        assert tunnel.connections > at_install  # the checks went through the tunnel
         wizard_end = tunnel.local_port
         wizard.button(QWizard.WizardButton.FinishButton).click()
         assert wizard.tunnels == [] and _refused(wizard_end)  # closed with the wizard
@@ -352,3 +357,98 @@ def test_wizard_over_ssh_through_the_tunnel_with_the_saved_host_key(qtbot, secre
         with contextlib.suppress(Exception):
             secret_store.delete_profile("Remote")
     assert leftovers(docker_client, project) == []
+
+
+# ---------------------------------------------------------------------------------------------- over TLS
+@pytest.fixture
+def tls_engine(tls_dockerd, docker_client, pixel_image, tmp_path):  # noqa: F811
+    """A second, real dockerd on 127.0.0.1 with mutual TLS (tests/app/test_stack_remote.py's fixture),
+    holding the Pixel image (no registry: it travels over the TLS API)."""
+    good = tls_dockerd["good"]
+    target = EngineTarget(url=tls_dockerd["url"], tls_ca=good / "ca.pem", tls_cert=good / "cert.pem",
+                          tls_key=good / "key.pem")
+    saved = tmp_path / "pixel.tar"
+    images.save(docker_client, pixel_image, saved)
+    client = connect(target)
+    images.load(client, saved, pixel_image)
+    saved.unlink()
+    yield tls_dockerd, client
+    client.close()
+
+
+@pytest.mark.timeout(900)
+def test_wizard_over_tls_reaches_the_api_through_the_engine(qtbot, secret_service, tls_engine, tmp_path) -> None:
+    """Click by click to a Docker engine over TLS: the API stays on the server's loopback and the app
+    reaches it through the engine's own TLS connection (an exec relay), in the wizard and later."""
+    engine, tls_client = tls_engine
+    project = f"pxt{uuid.uuid4().hex[:8]}"
+    store = ProfileStore()
+    runner = Runner()
+    wizard = SetupWizard(runner, store, project=project, values=values())
+    qtbot.addWidget(wizard)
+    wizard.show()
+    next_button = wizard.button(QWizard.WizardButton.NextButton)
+    window = None
+    try:
+        wizard.where.tls.click()
+        assert "through the Docker engine's TLS connection" in wizard.where.how.text()
+        assert not wizard.where.ssh_key.isEnabled() and wizard.where.tls_dir.isEnabled()
+        qtbot.keyClicks(wizard.where.url, engine["url"])
+        qtbot.keyClicks(wizard.where.tls_dir, str(engine["good"]))
+        wizard.where.name.clear()
+        qtbot.keyClicks(wizard.where.name, "Tls")
+        next_button.click()
+        qtbot.waitUntil(lambda: wizard.checks.ok or "✘" in wizard.checks.results.text(), timeout=60_000)
+        assert wizard.checks.ok, wizard.checks.results.text()
+        assert f"at {engine['url']}" in wizard.checks.results.text()
+        next_button.click()
+        qtbot.keyClicks(wizard.site.domain, "tls.example")
+        next_button.click()
+        wizard.install.install.click()
+        qtbot.waitUntil(lambda: wizard.install.result is not None or bool(wizard.install.error), timeout=600_000)
+        assert wizard.install.error == ""
+        assert ("[tunnel] opening a tunnel through the Docker engine to the API (port"
+                in wizard.install.details.toPlainText())
+        [tunnel] = wizard.tunnels
+        profile = store.get("Tls")
+        assert profile is not None and profile.engine == engine["url"] and profile.tls_dir == str(engine["good"])
+        assert profile.host_key == "" and profile.ssh_key == ""
+        api_port = int(profile.api_url.rsplit(":", 1)[1])
+        assert profile.api_url == f"http://127.0.0.1:{api_port}"  # on the server; reached through the engine
+        assert isinstance(tunnel, ExecTunnel) and tunnel.container == f"{project}-pixel-1"
+        assert wizard.install.result["api_base"] == tunnel.local_url and tunnel.connections >= 1
+        at_install = tunnel.connections  # the install's API client is closed by now
+        next_button.click()
+        page = wizard.done_page
+        send_pageview(profile.collector_url, "tls.example")  # visitors reach the collector directly
+        qtbot.waitUntil(lambda: page.seen, timeout=90_000)
+        assert page.first_visit.text() == "✔ First visit received: Pixel is counting."
+        assert tunnel.connections > at_install  # the checks went through the tunnel
+        wizard_end = tunnel.local_port
+        wizard.button(QWizard.WizardButton.FinishButton).click()
+        assert wizard.tunnels == [] and _refused(wizard_end)
+
+        window = MainWindow(store, ReportCache(tmp_path / "cache.sqlite"))
+        qtbot.addWidget(window)
+        window.show()
+        qtbot.waitUntil(lambda: window._tunnel is not None and bool(window.dashboard.sites), timeout=60_000)
+        assert isinstance(window._tunnel, ExecTunnel)
+        assert window.dashboard.source.client.base_url == window._tunnel.local_url
+        assert [s["domain"] for s in window.dashboard.sites] == ["tls.example"]
+        window.tabs.setCurrentWidget(window.stack)
+        qtbot.waitUntil(lambda: window.stack.table.rowCount() == 1 and window.stack.table.item(0, 2) is not None,
+                        timeout=60_000)
+        assert [window.stack.table.item(0, j).text() for j in (0, 1, 2)] == ["pixel", "running", "healthy"]
+        local_end = window._tunnel.local_port
+        window.close()
+        assert _refused(local_end)
+    finally:
+        if window is not None:
+            window.close()
+        wizard.close_tunnels()
+        runner.shutdown()
+        with contextlib.suppress(Exception):
+            open_stack(tls_client, project).uninstall(delete_data=True)
+        with contextlib.suppress(Exception):
+            secret_store.delete_profile("Tls")
+    assert leftovers(tls_client, project) == []
