@@ -13,7 +13,7 @@ import struct
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-_Q = struct.Struct("<q")
+_Q = struct.Struct("=q")  # native byte order, as the writers' memoryview
 
 
 class CounterFile:
@@ -28,10 +28,10 @@ class CounterFile:
             self._map = mmap.mmap(fd, 8 * len(self.names))
         finally:
             os.close(fd)
+        self._slots = memoryview(self._map).cast("q")  # native 64-bit integers: the files are per machine
 
     def add(self, slot: int, amount: int = 1) -> None:
-        offset = slot * 8
-        _Q.pack_into(self._map, offset, _Q.unpack_from(self._map, offset)[0] + amount)
+        self._slots[slot] += amount
 
 
 def clear(folder: Path) -> None:

@@ -58,8 +58,8 @@ def collector_metrics_dir(settings: Settings) -> Path:
     return settings.state_dir / "metrics" / "collector"
 
 
-def _enc(value: str) -> bytes:
-    return value.encode("utf-8", "surrogateescape")
+# Header values were decoded with surrogateescape: encoding them back gives the bytes as received.
+_UTF8, _ESC = "utf-8", "surrogateescape"
 
 
 class Collector:
@@ -211,8 +211,9 @@ class Collector:
         if host:
             host = host.split("://", 1)[-1].split("/", 1)[0]
         flags = (b"d" if get("dnt", "") == "1" else b"") + (b"g" if get("sec-gpc", "") == "1" else b"")
-        record = encode_record(int(time.time() * 1000), _enc(ip), _enc(get("user-agent", "")),
-                               _enc(get("accept-language", "")), _enc(host), _enc(country), flags, body)
+        record = encode_record(int(time.time() * 1000), ip.encode(_UTF8, _ESC),
+                               get("user-agent", "").encode(_UTF8, _ESC), get("accept-language", "").encode(_UTF8, _ESC),
+                               host.encode(_UTF8, _ESC), country.encode(_UTF8, _ESC), flags, body)
         assert self.spool is not None and self.counters is not None
         try:
             self.spool.append(record)
