@@ -119,6 +119,23 @@ def test_filters_and_defaults(api: Api, sites: dict[str, int]) -> None:
     assert got["previous_timeseries"] is None
 
 
+def test_without_comparison_the_previous_period_is_not_built(api: Api, sites: dict[str, int]) -> None:
+    from pixel.server.api.app import open_meta
+
+    site = "fresh.example"  # nothing built for it yet
+    site_id = open_meta(api.settings).insert("sites", {"domain": site, "name": site, "timezone": "Europe/Paris",
+                                                       "created_at": 0.0})
+    api.store.insert_rows("events", generate(site, "Europe/Paris", seed=4))
+    params = {**RANGE, "compare": "false"}
+    got = get(api, site_id, "dashboard", breakdowns="page,exit_page", **params)
+    built = api.store.query("SELECT min(day), max(day) FROM day_builds WHERE site = {s:String}", {"s": site}).rows[0]
+    assert [str(d) for d in built] == [RANGE["from"], RANGE["to"]]  # this period's days only
+    assert got["summary"] == get(api, site_id, "summary", **params)
+    assert "previous" not in got["summary"]["metrics"]["sessions"] and got["previous_timeseries"] is None
+    assert got["breakdowns"]["exit_page"] == get(api, site_id, "breakdown/exit_page", **params)
+    assert got["timeseries"] == get(api, site_id, "timeseries", interval="day", **params)
+
+
 def test_cached_dashboard_is_one_query(api: Api, sites: dict[str, int], monkeypatch: pytest.MonkeyPatch) -> None:
     from pixel.server.api.query import runner
 

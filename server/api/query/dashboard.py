@@ -51,11 +51,12 @@ def dashboard(scope: reports.Scope, *, compare: bool = True, interval: str, metr
     buckets(scope.range, interval)  # validates the interval (and the number of buckets)
     before = replace(scope, range=scope.range.previous())
     out: dict[str, Any] = {}
+    needs_before = compare or previous_series  # else the previous period is neither read nor built
     days = daycache.usable(scope) if interval in ("day", "week", "month") else None
-    days_before = daycache.usable(before) if days is not None else None
-    if days is not None and days_before is not None:
+    days_before = daycache.usable(before) if days is not None and needs_before else None
+    if days is not None and (days_before is not None or not needs_before):
         days = daycache.ensure(scope, days)
-        days_before = daycache.ensure(before, days_before)
+        days_before = daycache.ensure(before, days_before) if days_before is not None else None
         cached = [d for d in breakdowns if daycache.cached_dimension(d)]
         out.update(_cached(scope, before, days, days_before, compare=compare, interval=interval, metrics=metrics,
                            previous_series=previous_series, dimensions=cached, limit=limit))
@@ -147,7 +148,7 @@ def _breakdowns_sql(days: Days, dimensions: list[str], limit: int) -> str:
         GROUP BY dimension, bucket"""
 
 
-def _cached(scope: reports.Scope, before: reports.Scope, days: Days, days_before: Days, *, compare: bool,
+def _cached(scope: reports.Scope, before: reports.Scope, days: Days, days_before: Days | None, *, compare: bool,
             interval: str, metrics: list[str], previous_series: bool, dimensions: list[str],
             limit: int) -> dict[str, Any]:
     day_bucket = daycache.day_bucket(interval, "day")
@@ -159,7 +160,7 @@ def _cached(scope: reports.Scope, before: reports.Scope, days: Days, days_before
         parts["ps"] = (daycache.range_condition(days_before), None)
     if previous_series:
         parts["pt"] = (daycache.days_condition(days_before), day_bucket)
-    if compare or previous_series:
+    if days_before is not None and (compare or previous_series):
         branches.append(_edges_sql(days_before, "eps" if compare else None, "ept" if previous_series else None,
                                    edge_bucket))
     branches.insert(0, _totals_sql(parts))

@@ -273,9 +273,10 @@ def retention_days(store: Any) -> int:
         found = _retention.get(store)
     if found is not None and found[0] > time.monotonic():
         return found[1]
-    engine = runner.query(store, "SELECT engine_full FROM system.tables WHERE database = currentDatabase() "
-                                 "AND name = 'events'").scalar() or ""
-    match = _TTL_DAYS.search(engine)
+    # events_local: on a cluster the TTL is on the shards' tables (server/store/cluster.py)
+    engines = runner.query(store, "SELECT engine_full FROM system.tables WHERE database = currentDatabase() "
+                                  "AND name IN ('events', 'events_local')").rows
+    match = _TTL_DAYS.search(" ".join(str(row[0]) for row in engines))
     days = int(match.group(1)) if match else 0
     with _locks_guard:
         _retention[store] = (time.monotonic() + RETENTION_CHECK_SECONDS, days)
