@@ -28,6 +28,7 @@ import requests
 
 from .engine import EngineTarget, _ssh_parts, load_trusted_keys, ssh_failure
 from .errors import StackError
+from .spec import API_PORT
 
 _CHUNK = 65536
 
@@ -292,12 +293,15 @@ class ExecTunnel(PortForward):
             raise StackError(f"The container {self.container} is not running.", "Start the stack.",
                              code="not-running")
 
+    def _endpoint(self) -> tuple[docker.DockerClient, str]:
+        return self.client, self.container
+
     def _forward(self, conn: socket.socket, peer: tuple[str, int]) -> None:
-        api = self.client.api
         try:
-            exec_id = api.exec_create(self.container, ["python3", "-c", _RELAY, str(self.port)], stdin=True)["Id"]
-            raw = api.exec_start(exec_id, socket=True)
-        except (docker.errors.DockerException, requests.exceptions.RequestException, OSError):
+            client, container = self._endpoint()
+            exec_id = client.api.exec_create(container, ["python3", "-c", _RELAY, str(self.port)], stdin=True)["Id"]
+            raw = client.api.exec_start(exec_id, socket=True)
+        except (StackError, docker.errors.DockerException, requests.exceptions.RequestException, OSError):
             return  # the API client sees a closed connection: "unreachable"
         sock = getattr(raw, "_sock", raw)  # unix: SocketIO around the socket; TLS: the SSL socket
         try:
@@ -342,20 +346,61 @@ class ExecTunnel(PortForward):
             sel.close()
 
 
-def exec_tunnel(client: docker.DockerClient, project: str, port: int = 8082, *,
-                close_client: bool = False) -> ExecTunnel:
-    """A started `ExecTunnel` to `port` in the container of stack `project` that serves it (the API)."""
+def _serving_container(client: docker.DockerClient, project: str, port: int) -> str:
+    """The running container of stack `project` that serves `port` (the API), or a `StackError`."""
     from .spec import LABEL_STACK
 
     for c in client.containers.list(filters={"label": f"{LABEL_STACK}={project}"}):
         if f"{port}/tcp" in (c.attrs.get("NetworkSettings", {}).get("Ports") or {}):
-            tunnel = ExecTunnel(client, c.name, port, close_client=close_client)
-            tunnel.start()
-            return tunnel
-    if close_client:
-        client.close()
+            return c.name
     raise StackError(f"No running container of the stack {project!r} serves port {port}.",
                      "Start the stack (Stack page), then try again.", code="no-container")
+
+
+def exec_tunnel(client: docker.DockerClient, project: str, port: int = API_PORT, *,
+                close_client: bool = False) -> ExecTunnel:
+    """A started `ExecTunnel` to `port` in the container of stack `project` that serves it (the API)."""
+    try:
+        container = _serving_container(client, project, port)
+    except StackError:
+        if close_client:
+            client.close()
+        raise
+    tunnel = ExecTunnel(client, container, port, close_client=close_client)
+    tunnel.start()
+    return tunnel
+
+
+class LazyExecTunnel(ExecTunnel):
+    """An `ExecTunnel` for when the engine cannot be reached yet (the app starts offline): it listens at
+    once and connects to the engine, and finds the stack's container, on a forwarded connection; while
+    it cannot, each connection is closed at once ("unreachable": the dashboard serves its cache)."""
+
+    def __init__(self, target: EngineTarget, project: str, port: int = API_PORT) -> None:
+        super().__init__(None, "", port, close_client=True)  # type: ignore[arg-type]
+        self.target = target
+        self.project = project
+
+    def _endpoint(self) -> tuple[docker.DockerClient, str]:
+        from .engine import connect
+
+        with self._lock:
+            if self.client is None:
+                self.client = connect(self.target)
+            client = self.client
+        try:
+            self.container = self.container or _serving_container(client, self.project, self.port)
+        except (docker.errors.DockerException, requests.exceptions.RequestException):
+            with self._lock:  # the engine went away: connect again next time
+                self.client, self.container = None, ""
+            client.close()
+            raise
+        return client, self.container
+
+    def _logout(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
 
 
 _OFFLINE = {"ssh-unreachable", "ssh-failed"}
@@ -388,4 +433,10 @@ def stack_api_tunnel(target: EngineTarget, project: str, api_url: str, *, offlin
         return api_tunnel(target, api_url, offline_ok=offline_ok)
     from .engine import connect
 
-    return exec_tunnel(connect(target), project, close_client=True)
+    try:
+        client = connect(target)
+    except StackError as exc:
+        if offline_ok and exc.code == "engine-unreachable":  # certificate problems are raised at once
+            return LazyExecTunnel(target, project).start(lazy=True)
+        raise
+    return exec_tunnel(client, project, close_client=True)

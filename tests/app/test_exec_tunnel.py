@@ -15,8 +15,8 @@ import pytest
 from pixel.app.stack import image as images
 from pixel.app.stack.engine import EngineTarget, connect
 from pixel.app.stack.errors import StackError
-from pixel.app.stack.tunnel import ExecTunnel, exec_tunnel, stack_api_tunnel
-from stack_helpers import PIXEL_BASE, unique_project
+from pixel.app.stack.tunnel import ExecTunnel, LazyExecTunnel, exec_tunnel, stack_api_tunnel
+from stack_helpers import PIXEL_BASE, free_port, unique_project
 from test_stack_remote import tls_dockerd  # noqa: F401 - the real TLS dockerd fixture
 
 # An HTTP/1.1 (keep-alive) server on the container's 127.0.0.1:8082 only: JSON on GET, /big is 1 MiB,
@@ -59,6 +59,10 @@ def tls_engine(tls_dockerd, docker_client, tmp_path):  # noqa: F811
 def test_exec_tunnel_over_tls_reaches_the_container_loopback(tls_engine):
     target, client = tls_engine
     project = unique_project("pxe")
+    # listening before the stack runs (the app may start first): closed at once, then answered
+    lazy = LazyExecTunnel(target, project).start(lazy=True)
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{lazy.local_url}/health", timeout=10)
     container = client.containers.run(
         PIXEL_BASE, ["python3", "-c", SERVER], name=f"{project}-pixel-1", detach=True, init=True,
         labels={"io.pixel.stack": project}, ports={"8082/tcp": ("127.0.0.1", None)})
@@ -68,6 +72,10 @@ def test_exec_tunnel_over_tls_reaches_the_container_loopback(tls_engine):
                                                "'http://127.0.0.1:8082/health').read())"]).output:
             assert time.monotonic() < deadline, container.logs()
             time.sleep(0.3)
+        assert httpx.get(f"{lazy.local_url}/health", timeout=20).json() == {"status": "ok", "path": "/health"}
+        assert lazy.container == container.name
+        lazy.stop()
+        assert lazy.client is None
         with ExecTunnel(client, container.name, 8082) as tunnel:
             with httpx.Client(base_url=tunnel.local_url, timeout=20) as http:  # one keep-alive connection
                 for _ in range(3):
@@ -103,3 +111,28 @@ def test_exec_tunnel_over_tls_reaches_the_container_loopback(tls_engine):
         assert err.value.code == "not-running"
     finally:
         container.remove(force=True)
+
+
+def test_unreachable_tls_engine_waits_only_when_offline_is_fine(tls_dockerd):  # noqa: F811
+    good = tls_dockerd["good"]
+    nowhere = EngineTarget(url=f"tcp://127.0.0.1:{free_port()}", tls_ca=good / "ca.pem",
+                           tls_cert=good / "cert.pem", tls_key=good / "key.pem")
+    with pytest.raises(StackError) as err:
+        stack_api_tunnel(nowhere, "pixel", "http://127.0.0.1:8082")
+    assert err.value.code == "engine-unreachable"
+    tunnel = stack_api_tunnel(nowhere, "pixel", "http://127.0.0.1:8082", offline_ok=True)
+    try:  # listening; each request fails at once as "unreachable" (the app shows its cache)
+        assert isinstance(tunnel, LazyExecTunnel)
+        started = time.monotonic()
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"{tunnel.local_url}/health", timeout=10)
+        assert time.monotonic() - started < 5
+    finally:
+        tunnel.stop()
+    # certificates that do not match are said at once, offline or not: waiting would not fix them
+    evil = tls_dockerd["evil"]
+    wrong = EngineTarget(url=tls_dockerd["url"], tls_ca=evil / "ca.pem", tls_cert=good / "cert.pem",
+                         tls_key=good / "key.pem")
+    with pytest.raises(StackError) as err:
+        stack_api_tunnel(wrong, "pixel", "http://127.0.0.1:8082", offline_ok=True)
+    assert err.value.code == "tls-rejected"
