@@ -30,6 +30,7 @@ class StoreService:
         self.shipper = Shipper(settings, self.store)
         self.started = time.time()
         self._rate_samples: deque[tuple[float, int]] = deque()
+        self._today: tuple[tuple[int, int], int] | None = None
         self._thread: threading.Thread | None = None
         self.api = self._load_api()
 
@@ -121,12 +122,19 @@ class StoreService:
 
     def _events_today(self) -> int:
         """Events stored with today's (UTC) timestamps, from the hourly insert counts (bots and not yet merged
-        retries included): a monitoring figure, cheap at any size; -1 when the store cannot say."""
+        retries included): a monitoring figure, cheap at any size; -1 when the store cannot say. Asked again
+        only when the shipper inserted something or the day changed: a scrape must not take the store's lock
+        (which the shipper's inserts wait for) when nothing can have changed."""
+        key = (self.shipper.stats.inserted, int(time.time() // 86400))
+        if self._today is not None and self._today[0] == key:
+            return self._today[1]
         try:
-            value = self.store.scalar("SELECT sum(rows) FROM event_counts WHERE hour >= toStartOfDay(now())")
+            value = int(self.store.scalar("SELECT sum(rows) FROM event_counts WHERE hour >= toStartOfDay(now())")
+                        or 0)
         except StoreError:
             return -1
-        return int(value or 0)
+        self._today = (key, value)
+        return value
 
     def render_metrics(self) -> bytes:
         stats = self.shipper.stats

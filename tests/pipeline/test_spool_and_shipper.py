@@ -178,3 +178,20 @@ def test_visibility_is_measured_at_the_insert_acknowledgement_not_the_commit(tmp
         assert stats.visible_sum < 5 * 1.0
     finally:
         store.close()
+
+
+def test_events_today_is_asked_again_only_after_the_shipper_inserted(tmp_path) -> None:
+    from pixel.server.storeservice import StoreService
+
+    service = StoreService(_settings(tmp_path))
+    try:
+        assert "pixel_events_today 0\n" in service.render_metrics().decode()
+        now = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+        service.store.insert_rows("events", [{"timestamp": now, "site": "a.example", "event_id": f"t{i}",
+                                              "event_name": "pageview"} for i in range(3)])
+        # Nothing went through the shipper: the figure cannot have changed for it, the store is not asked.
+        assert "pixel_events_today 0\n" in service.render_metrics().decode()
+        service.shipper.stats.inserted += 3
+        assert "pixel_events_today 3\n" in service.render_metrics().decode()
+    finally:
+        service.stop()
