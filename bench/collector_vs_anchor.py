@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import httpx
+from procstats import cpu_seconds
 
 
 def free_port() -> int:
@@ -57,23 +58,6 @@ def wrk(url: str, script: Path, seconds: int) -> dict[str, float]:
     errors = re.search(r"Socket errors: (.*)", out)
     return {"requests": requests, "rps": rps, "p99_ms": float(p99.group(1)) * scale,
             "non2xx": int(non2xx.group(1)) if non2xx else 0, "socket_errors": errors.group(1) if errors else ""}
-
-
-def cpu_seconds(pgid: int) -> float:
-    """User + system CPU time of every process in the process group `pgid` (the server and its workers)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rpartition(")")[2].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:  # field 5 of stat: the process group
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / tick
 
 
 def measured(url: str, script: Path, seconds: int, pgid: int) -> dict[str, float]:

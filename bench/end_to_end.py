@@ -28,6 +28,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+from procstats import group_processes, machine_busy, rss_bytes
 
 EVENT = {
     "event_name": "pageview", "ts": 0, "site": "example.com", "visitor_id": "v_3k9x2m1q", "session_id": "s_8a7b6c5d",
@@ -53,48 +54,6 @@ def metrics(url: str) -> dict[str, float]:
             name, _, value = line.rpartition(" ")
             out[name] = float(value)
     return out
-
-
-def rss_bytes(pgid: int) -> int:
-    total = 0
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            if os.getpgid(int(pid)) != pgid:
-                continue
-            with open(f"/proc/{pid}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1]) * 1024
-        except (OSError, ProcessLookupError):
-            continue
-    return total
-
-
-def group_cpu(pgid: int) -> dict[int, tuple[float, int]]:
-    """CPU seconds (user + system) and resident bytes of each process in the process group `pgid`."""
-    tick, page = os.sysconf("SC_CLK_TCK"), os.sysconf("SC_PAGE_SIZE")
-    out = {}
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rpartition(")")[2].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:
-            out[int(pid)] = ((int(fields[11]) + int(fields[12])) / tick, int(fields[21]) * page)
-    return out
-
-
-def machine_busy() -> tuple[float, float]:
-    """(busy, total) jiffies of the whole machine since boot, from /proc/stat."""
-    with open("/proc/stat") as f:
-        values = [int(v) for v in f.readline().split()[1:]]
-    idle = values[3] + values[4]
-    return sum(values) - idle, sum(values)
 
 
 def quantile(m: dict[str, float], q: float) -> float:
@@ -154,10 +113,10 @@ def main() -> int:
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         started = time.monotonic()
-        cpu_before, busy_before = group_cpu(serve.pid), machine_busy()
+        cpu_before, busy_before = group_processes(serve.pid), machine_busy()
         out = subprocess.run(["wrk", "-t1", f"-c{args.connections}", f"-d{args.seconds}s", "-s", str(script),
                               f"http://127.0.0.1:{port}/track"], capture_output=True, text=True, check=True).stdout
-        cpu_after, busy_after = group_cpu(serve.pid), machine_busy()
+        cpu_after, busy_after = group_processes(serve.pid), machine_busy()
         requests = int(re.search(r"(\d+) requests in", out).group(1))
         non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
         accepted = metrics(f"http://127.0.0.1:{port}/metrics")["pixel_collector_events_total"]
