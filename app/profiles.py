@@ -37,7 +37,8 @@ class Profile:
     site_id: int | None = None  # last site shown
     period: str = "30d"
     tls_dir: str = ""  # folder with ca.pem/cert.pem/key.pem for tcp://
-    ssh_key: str = ""  # private key file for ssh:// (its passphrase, if any, is in the keyring)
+    ssh_key: str = ""  # private key file for ssh://
+    ssh_key_locked: bool = False  # the key has a passphrase: it is in the keyring ("ssh_passphrase")
     # The SSH host key the user trusted in the wizard, as one known_hosts line ("[host]:port type key").
     # A public key, so plain config; every later connection (stack page, API tunnel) accepts only it.
     host_key: str = ""

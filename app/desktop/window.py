@@ -35,12 +35,15 @@ def engine_target(profile: Profile) -> EngineTarget:
         return EngineTarget()
     tls = Path(profile.tls_dir) if profile.tls_dir else None
     ssh_key = profile.ssh_key or profile.extra.get("ssh_key", "")  # extra: profiles of earlier versions
+    # Read from the keyring (call this on a worker thread); a missing one gives "ssh-key-locked".
+    passphrase = (secret_store.get_secret(profile.name, "ssh_passphrase") or "") if profile.ssh_key_locked else ""
     return EngineTarget(profile.engine,
                         tls_ca=tls / "ca.pem" if tls else None, tls_cert=tls / "cert.pem" if tls else None,
                         tls_key=tls / "key.pem" if tls else None,
                         known_hosts=Path(profile.extra["known_hosts"]) if "known_hosts" in profile.extra else None,
                         ssh_key=Path(ssh_key).expanduser() if ssh_key else None,
-                        host_key=profile.host_key)  # the key trusted in the wizard: no other is accepted
+                        host_key=profile.host_key,  # the key trusted in the wizard: no other is accepted
+                        ssh_passphrase=passphrase)
 
 
 class MainWindow(QMainWindow):

@@ -41,6 +41,7 @@ FIXES = {
     "engine-down": "Start Docker Desktop (or `sudo systemctl start docker`), then press Check again.",
     "engine-permission": "Add your user to the docker group (`sudo usermod -aG docker $USER`) and log in again.",
     "ssh-key-refused": "Add your SSH public key to the server's ~/.ssh/authorized_keys.",
+    "ssh-key-locked": "Go Back, type the key's passphrase (Pixel keeps it in your system keyring), then Next.",
     "host-key-unknown": "Compare the fingerprint below with the server's, then press 'Trust this host'.",
 }
 
@@ -77,6 +78,9 @@ class WherePage(QWizardPage):
         self.url.setPlaceholderText("ssh://user@server  or  tcp://server:2376")
         self.ssh_key = QLineEdit()
         self.ssh_key.setPlaceholderText("private key file (empty: your usual SSH keys and agent)")
+        self.ssh_passphrase = QLineEdit()
+        self.ssh_passphrase.setEchoMode(QLineEdit.EchoMode.Password)
+        self.ssh_passphrase.setPlaceholderText("only if the key has one (kept in your system keyring)")
         self.tls_dir = QLineEdit()
         self.tls_dir.setPlaceholderText("folder with ca.pem, cert.pem, key.pem")
         self.name = QLineEdit("My website")
@@ -85,6 +89,7 @@ class WherePage(QWizardPage):
         form = QFormLayout()
         form.addRow("Address", self.url)
         form.addRow("SSH key", self.ssh_key)
+        form.addRow("Key passphrase", self.ssh_passphrase)
         form.addRow("TLS certificates", self.tls_dir)
         form.addRow("Name for this stack", self.name)
         layout = QVBoxLayout(self)
@@ -101,6 +106,7 @@ class WherePage(QWizardPage):
     def _toggle(self) -> None:
         self.url.setEnabled(not self.local.isChecked())
         self.ssh_key.setEnabled(self.ssh.isChecked())
+        self.ssh_passphrase.setEnabled(self.ssh.isChecked())
         self.tls_dir.setEnabled(self.tls.isChecked())
         self.how.setText(HOW[self.kind()])
         self.completeChanged.emit()
@@ -124,7 +130,7 @@ class WherePage(QWizardPage):
         if self.ssh.isChecked():
             key = self.ssh_key.text().strip()
             return EngineTarget(self.url.text().strip(), ssh_key=Path(key).expanduser() if key else None,
-                                host_key=host_key)
+                                host_key=host_key, ssh_passphrase=self.ssh_passphrase.text())
         folder = Path(self.tls_dir.text())
         return EngineTarget(self.url.text().strip(), tls_ca=folder / "ca.pem", tls_cert=folder / "cert.pem",
                             tls_key=folder / "key.pem")
@@ -308,11 +314,14 @@ class InstallPage(QWizardPage):
             stored = ""
             try:
                 secret_store.set_secret(name, "admin_password", result.admin.password)
+                if target.ssh_passphrase:
+                    secret_store.set_secret(name, "ssh_passphrase", target.ssh_passphrase)
             except secret_store.KeyringUnavailable as exc:
                 stored = str(exc)
             profile = Profile(name, engine=engine, project=project, api_url=api_url, collector_url=collector_url,
                               username=result.admin.username, domain=domain, site_id=site["id"], tls_dir=tls_dir,
-                              ssh_key=str(target.ssh_key or ""), host_key=host_key)
+                              ssh_key=str(target.ssh_key or ""), ssh_key_locked=bool(target.ssh_passphrase),
+                              host_key=host_key)
             task.report(Progress("done", 1.0, "Pixel is installed"))
             return {"profile": profile, "password": result.admin.password, "snippet": snippet["html"],
                     "keyring_problem": stored, "changed": result.changed, "api_base": base}

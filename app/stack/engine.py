@@ -14,7 +14,7 @@ import shutil
 import socket
 import ssl
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker
@@ -37,6 +37,7 @@ class EngineTarget:
     ssh_key: Path | None = None  # private key file for ssh://
     known_hosts: Path | None = None  # app-owned known_hosts for ssh://
     host_key: str = ""  # a trusted known_hosts line for ssh:// (the desktop keeps it in the profile)
+    ssh_passphrase: str = field(default="", repr=False)  # of ssh_key, if it has one (from the keyring)
     tls_ca: Path | None = None  # for tcp:// with TLS
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -181,6 +182,8 @@ class _AppSSHAdapter(SSHHTTPAdapter):
             self.ssh_params.update(
                 key_filename=str(self._target.ssh_key), look_for_keys=False, allow_agent=False
             )
+        if self._target.ssh_passphrase:
+            self.ssh_params["passphrase"] = self._target.ssh_passphrase
         load_trusted_keys(self.ssh_client, self._target)
         self.ssh_client.set_missing_host_key_policy(paramiko.RejectPolicy())
 
@@ -194,6 +197,18 @@ def ssh_failure(exc: BaseException, host: str, port: int) -> StackError:
             "Ask the server's administrator whether the key changed; only then remove the old entry and trust "
             "the new fingerprint.",
             code="host-key-changed",
+        )
+    if isinstance(exc, paramiko.PasswordRequiredException):
+        return StackError(
+            "The SSH key is protected by a passphrase.",
+            "Type the key's passphrase in the setup wizard; Pixel keeps it in your system keyring.",
+            code="ssh-key-locked",
+        )
+    if isinstance(exc, paramiko.SSHException) and str(exc) == "Invalid key":
+        return StackError(
+            "The SSH key could not be opened: the passphrase is wrong, or the file is not a private key.",
+            "Check the key's passphrase and the key file.",
+            code="ssh-key-unreadable",
         )
     if isinstance(exc, paramiko.AuthenticationException):
         return StackError(

@@ -43,6 +43,8 @@ def _ssh_connect(target: EngineTarget, timeout: float = 15.0) -> paramiko.SSHCli
                     "banner_timeout": timeout, "auth_timeout": timeout}
     if target.ssh_key:
         params.update(key_filename=str(target.ssh_key), look_for_keys=False, allow_agent=False)
+    if target.ssh_passphrase:
+        params["passphrase"] = target.ssh_passphrase
     try:
         client.connect(**params)
     except (paramiko.SSHException, OSError) as exc:

@@ -5,6 +5,8 @@ real engine."""
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 from pixel.app.profiles import Profile, ProfileError
 from pixel.app.stack.engine import EngineTarget, HostKey, connect, fetch_host_key, parse_host_key
@@ -75,3 +77,32 @@ def test_engine_and_tunnel_accept_only_the_saved_key(sshd):  # noqa: F811
     with pytest.raises(StackError) as err:
         SSHTunnel(EngineTarget(url=sshd["url"], ssh_key=sshd["key"], host_key="x y"), 9).start()
     assert err.value.code == "bad-host-key"
+
+
+def test_key_with_a_passphrase(sshd):  # noqa: F811
+    root = sshd["known_hosts"].parent.parent
+    locked = root / "id_locked"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "right-pass", "-f", str(locked)], check=True)
+    with open(root / "authorized_keys", "a") as fh:  # sshd reads it at each login
+        fh.write(locked.with_suffix(".pub").read_text())
+    saved = _line(sshd, root / "host_key")
+
+    def target(passphrase: str) -> EngineTarget:
+        return EngineTarget(url=sshd["url"], ssh_key=locked, host_key=saved, ssh_passphrase=passphrase)
+
+    assert "right-pass" not in repr(target("right-pass"))  # never in logs or tracebacks
+    for attempt in (lambda t: connect(t), lambda t: SSHTunnel(t, 9).start()):
+        with pytest.raises(StackError) as err:
+            attempt(target(""))
+        assert (err.value.code, err.value.problem) == ("ssh-key-locked", "The SSH key is protected by a passphrase.")
+        with pytest.raises(StackError) as err:
+            attempt(target("wrong-pass"))
+        assert err.value.code == "ssh-key-unreadable"
+        assert err.value.problem.startswith("The SSH key could not be opened: the passphrase is wrong")
+    client = connect(target("right-pass"))
+    try:
+        assert client.ping() is True
+    finally:
+        client.close()
+    with SSHTunnel(target("right-pass"), 9) as tunnel:
+        assert tunnel._ssh is not None

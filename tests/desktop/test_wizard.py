@@ -178,6 +178,9 @@ def _wait_port(port: int, timeout: float = 20) -> None:
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
 
 
+PASSPHRASE = "ssh-key-pass-4f2c"  # of the client key
+
+
 class LoopbackSshd:
     """A real OpenSSH server on 127.0.0.1 (scripts/system.d/20-docker.sh installs it) standing in for a
     remote server: its docker CLI (for `docker system dial-stdio`) reaches the real engine. It can be
@@ -188,8 +191,8 @@ class LoopbackSshd:
         root.mkdir()
         self.port = free_port()
         self.client_key = root / "id_client"
-        for name in ("host_key", "other_host_key", "id_client"):
-            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(root / name)], check=True)
+        for name, passphrase in (("host_key", ""), ("other_host_key", ""), ("id_client", PASSPHRASE)):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", passphrase, "-f", str(root / name)], check=True)
         (root / "authorized_keys").write_text((root / "id_client.pub").read_text())
         self.url = f"ssh://{os.environ.get('USER', 'root')}@127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
@@ -267,6 +270,13 @@ def test_wizard_over_ssh_through_the_tunnel_with_the_saved_host_key(qtbot, secre
         assert f"The SSH host key of 127.0.0.1:{sshd.port} is not trusted yet." in text
         assert f"Host key of 127.0.0.1: <code>{sshd.fingerprint()}</code>" in text
         checks.trust.click()
+        # the key has a passphrase: said in plain words; back to type it, then the checks pass
+        qtbot.waitUntil(lambda: "passphrase" in checks.results.text(), timeout=60_000)
+        assert ("The SSH key is protected by a passphrase.<br><i>What to do:</i> Go Back, type the key's "
+                "passphrase" in checks.results.text()) and not checks.ok
+        wizard.button(QWizard.WizardButton.BackButton).click()
+        qtbot.keyClicks(wizard.where.ssh_passphrase, PASSPHRASE)
+        next_button.click()
         qtbot.waitUntil(lambda: checks.ok, timeout=60_000)
         assert wizard.trusted is not None and wizard.trusted.known_hosts_line == sshd.public_key()
         assert "✘" not in checks.results.text() and "Docker" in checks.results.text()
@@ -294,6 +304,8 @@ def test_wizard_over_ssh_through_the_tunnel_with_the_saved_host_key(qtbot, secre
         assert profile.api_url == f"http://127.0.0.1:{api_port}"
         assert profile.ssh_key == str(sshd.client_key) and profile.host_key == sshd.public_key()
         assert json.loads(store.path.read_text())["profiles"][0]["host_key"] == sshd.public_key()
+        assert profile.ssh_key_locked and secret_store.get_secret("Remote", "ssh_passphrase") == PASSPHRASE
+        assert PASSPHRASE not in store.path.read_text()
         assert not list(tmp_path.rglob("known_hosts"))  # kept in the profile only, no separate file
         # 5. waiting for the first visit: checked through the tunnel; the visit reaches the collector
         # (published on the server's loopback only) through an SSH tunnel of its own
