@@ -76,6 +76,7 @@ class Settings:
     clickhouse_password: str = ""
     clickhouse_database: str = "pixel"
     retention_days: int = 0  # 0 = keep forever
+    site_retention_interval: float = 3600.0  # seconds between deletions of events past a site's own retention
 
     # Enrichment
     geoip_db: str = ""  # path to a MaxMind-format City database; empty = no geo

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 from pixel.server import metrics
+from pixel.server.retention import SiteRetention
 from pixel.server.settings import Settings
 from pixel.server.shipper import Shipper
 from pixel.server.shipper.shipper import VISIBLE_BUCKETS
@@ -28,10 +29,12 @@ class StoreService:
         self.settings = settings
         self.store = store or open_store(settings)
         self.shipper = Shipper(settings, self.store)
+        self.retention = SiteRetention(self.store, settings.meta_db_path, settings.site_retention_interval)
         self.started = time.time()
         self._rate_samples: deque[tuple[float, int]] = deque()
         self._today: tuple[tuple[int, int], int] | None = None
         self._thread: threading.Thread | None = None
+        self._retention_thread: threading.Thread | None = None
         self.api = self._load_api()
 
     def _load_api(self) -> Any:
@@ -44,11 +47,16 @@ class StoreService:
     def start(self) -> None:
         self._thread = threading.Thread(target=self.shipper.run, name="shipper", daemon=True)
         self._thread.start()
+        self._retention_thread = threading.Thread(target=self.retention.run, name="site-retention", daemon=True)
+        self._retention_thread.start()
 
     def stop(self) -> None:
         self.shipper.stop()
+        self.retention.stop()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        if self._retention_thread is not None:
+            self._retention_thread.join(timeout=30)
         self.shipper.enricher.close()
         self.store.close()
 

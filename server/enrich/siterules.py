@@ -142,3 +142,20 @@ def _stat(path: Path) -> tuple[int, int]:
     except FileNotFoundError:
         return (-1, -1)
     return (st.st_mtime_ns, st.st_size)
+
+
+def site_retention_days(path: Path) -> dict[str, int]:
+    """{domain: days} of the sites that keep their events for a limited time (from the API's `sites` table,
+    read-only; empty when there is no metadata database)."""
+    if not path.exists():
+        return {}
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            rows = conn.execute("SELECT domain, retention_days FROM sites WHERE retention_days > 0").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        log.warning("site retention: cannot read %s: %s", path, exc)
+        return {}
+    return {domain.lower(): int(days) for domain, days in rows}
