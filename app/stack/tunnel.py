@@ -138,6 +138,9 @@ class PortForward:
             except OSError:
                 return
             conn.settimeout(None)
+            # A response relayed in pieces (headers, then body) would otherwise wait for the client's
+            # delayed ACK (Nagle): ~40 ms per request.
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.connections += 1
             pump = threading.Thread(target=self._serve, args=(conn, peer), name="pixel-tunnel-pump", daemon=True)
             with self._lock:
@@ -246,6 +249,7 @@ class SSHTunnel(PortForward):
 _RELAY = (
     "import os, socket, sys, threading\n"
     "s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))\n"
+    "s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)\n"
     "def up():\n"
     "    while True:\n"
     "        d = os.read(0, 65536)\n"
