@@ -2,7 +2,13 @@
 words with what to do (and a host-key trust step for SSH), the site's domain, one Install button with
 a real progress bar and a details log (cancellable: nothing is left behind), then the admin password
 shown once (and kept in the keyring), the tracking snippet with Copy, and "waiting for your first
-visit…" turning green when the first event arrives."""
+visit…" turning green when the first event arrives.
+
+On a remote host the API listens on the server's 127.0.0.1 only: creating the site and the first-visit
+check go through a tunnel opened by the install worker (SSH: a port forward; Docker over TLS: an exec
+relay through the engine, `pixel.app.stack.tunnel`) and closed with the wizard. The SSH host key the user
+trusted is saved in the profile (one known_hosts line: public, plain config) and is the only key later
+connections accept; a key's passphrase goes to the keyring."""
 
 from __future__ import annotations
 

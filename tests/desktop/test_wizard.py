@@ -1,7 +1,9 @@
 """The first-run wizard driven click by click: a compact install on the real Docker engine (the Pixel
 image built offline from this checkout, as tests/app does), the admin password shown once and kept in
 a real Secret Service, the snippet, and "first visit" turning green after a real event. Also: cancel
-mid-install leaves nothing behind."""
+mid-install leaves nothing behind; the same over SSH (a loopback sshd whose docker CLI reaches the real
+engine: host key trusted and saved, API through the SSH tunnel, a changed key refused later) and over
+TLS (a second dockerd with client certificates: API through the engine)."""
 
 from __future__ import annotations
 
