@@ -3,6 +3,7 @@ system keyring is unusable (with what to do; secrets are never stored elsewhere)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMainWindow,
+    QMessageBox,
     QPushButton,
     QTabWidget,
     QVBoxLayout,
@@ -56,12 +58,17 @@ class MainWindow(QMainWindow):
         self.runner = runner or Runner(self)
         self.profile: Profile | None = None
         self.wizard = None
-        self._tunnel = None  # SSHTunnel to a remote stack's API
+        self._tunnel = None  # tunnel to a remote stack's API (SSH, or through a TLS engine)
+        # Asked before a changed SSH host key replaces the trusted one (tests answer without a dialog).
+        self.confirm_key: Callable[[str], bool] = self._confirm_key_dialog
 
         self.keyring_banner = QLabel("")
         self.keyring_banner.setWordWrap(True)
         self.keyring_banner.setStyleSheet("background:#fef3c7; color:#78350f; padding:8px; border-radius:4px")
         self.keyring_banner.hide()
+        self.retrust = QPushButton("The server's key changed: compare its new fingerprint…")
+        self.retrust.clicked.connect(self.review_host_key)
+        self.retrust.hide()
         self.profiles = QComboBox()
         self.profiles.currentIndexChanged.connect(self._profile_chosen)
         add = QPushButton("Add a Pixel stack…")
@@ -83,6 +90,7 @@ class MainWindow(QMainWindow):
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.addWidget(self.keyring_banner)
+        layout.addWidget(self.retrust)
         layout.addLayout(bar)
         layout.addWidget(self.tabs)
         self.setCentralWidget(central)
@@ -94,6 +102,45 @@ class MainWindow(QMainWindow):
     def _keyring_problem(self, exc: BaseException) -> None:
         self.keyring_banner.setText(str(exc))
         self.keyring_banner.show()
+
+    def _connect_failed(self, exc: BaseException) -> None:
+        self._keyring_problem(exc)
+        self.retrust.setVisible(getattr(exc, "code", "") == "host-key-changed")
+
+    # ------------------------------------------------------------------ a changed SSH host key
+    def review_host_key(self) -> None:
+        """Fetch the server's new host key (worker), show both fingerprints, and replace the trusted
+        key only if the user confirms (after checking with the server's administrator)."""
+        profile = self.profile
+        if profile is None or not profile.host_key:
+            return
+
+        def fetch(_task: Task):  # type: ignore[no-untyped-def]
+            from pixel.app.stack.engine import fetch_host_key, parse_host_key
+
+            return parse_host_key(profile.host_key), fetch_host_key(profile.engine)
+
+        def fetched(keys) -> None:  # type: ignore[no-untyped-def]
+            old, new = keys
+            text = (f"The server {new.host} now presents the host key\n{new.fingerprint}\n\nThe key you trusted "
+                    f"was\n{old.fingerprint}\n\nAccept the new key only if the server's administrator confirms "
+                    "this new fingerprint (for example after reinstalling the server). Otherwise someone may be "
+                    "intercepting the connection.")
+            if self.store.get(profile.name) is None or not self.confirm_key(text):
+                return
+            profile.host_key = new.known_hosts_line
+            self.store.save(profile)
+            self.retrust.hide()
+            self.keyring_banner.hide()
+            self._profile_chosen()  # connect again, with the new key
+
+        self.runner.submit(fetch, on_done=fetched, on_error=self._keyring_problem)
+
+    def _confirm_key_dialog(self, text: str) -> bool:
+        answer = QMessageBox.warning(self, "Trust the new host key?", text,
+                                     QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                     QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
 
     def reload_profiles(self, select: str | None = None) -> None:
         profiles = self.store.all()
@@ -145,7 +192,8 @@ class MainWindow(QMainWindow):
                 elif tunnel is not None:  # another profile was chosen meanwhile
                     self.runner.submit(lambda _t: tunnel.stop())
 
-            self.runner.submit(connect, on_done=connected, on_error=self._keyring_problem)
+            self.retrust.hide()
+            self.runner.submit(connect, on_done=connected, on_error=self._connect_failed)
 
         def provisioner(project: str = profile.project):  # type: ignore[no-untyped-def]
             from pixel.app.stack.engine import connect

@@ -360,6 +360,24 @@ def test_wizard_over_ssh_through_the_tunnel_with_the_saved_host_key(qtbot, secre
         assert window.stack.message.text().startswith(changed + "\nWhat to do: Ask the server's administrator")
         assert window.stack.provisioner is None
         assert store.get("Remote").host_key == sshd.public_key()  # the trusted key stays as it was
+
+        # the way forward: both fingerprints shown; "no" changes nothing, "yes" trusts the new key
+        assert window.retrust.isVisible()
+        asked: list[str] = []
+        window.confirm_key = lambda text: asked.append(text) or False
+        window.retrust.click()
+        qtbot.waitUntil(lambda: len(asked) == 1, timeout=30_000)
+        assert (f"now presents the host key\n{sshd.fingerprint('other_host_key')}\n\nThe key you trusted was\n"
+                f"{sshd.fingerprint()}\n\nAccept the new key only if the server's administrator confirms") in asked[0]
+        assert store.get("Remote").host_key == sshd.public_key() and window.retrust.isVisible()
+        window.confirm_key = lambda text: asked.append(text) or True
+        window.retrust.click()
+        qtbot.waitUntil(lambda: store.get("Remote").host_key == sshd.public_key("other_host_key"), timeout=30_000)
+        qtbot.waitUntil(lambda: window._tunnel is not None and bool(window.dashboard.sites), timeout=60_000)
+        assert window.keyring_banner.isHidden() and window.retrust.isHidden()
+        qtbot.waitUntil(lambda: window.stack.table.rowCount() == 1 and window.stack.table.item(0, 2) is not None,
+                        timeout=60_000)
+        assert window.stack.table.item(0, 1).text() == "running"
         window.close()
     finally:
         for window in windows:
