@@ -43,6 +43,7 @@ class TrackProtocol(HttpToolsProtocol):
         self._chunks: list[bytes] = []
         self._size = 0
         self._over = False
+        self._paused_for_writes = False
 
     # -- parser callbacks ----------------------------------------------------------------------------
 
@@ -126,9 +127,20 @@ class TrackProtocol(HttpToolsProtocol):
         self.transport.write(b"".join(out))
         if not keep_alive:
             self.transport.close()
-        self.on_response_complete()
+        self.on_response_complete()  # (which resumes reading)
+        if self.flow.write_paused and not self.transport.is_closing():
+            # The client sends requests but does not read the answers: stop reading until it does, as the
+            # ASGI path does by waiting in send(), so its answers cannot pile up in memory.
+            self.flow.pause_reading()
+            self._paused_for_writes = True
 
     # -- server callbacks ----------------------------------------------------------------------------
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._paused_for_writes:
+            self._paused_for_writes = False
+            self.flow.resume_reading()
 
     def shutdown(self) -> None:
         if self._fast:  # a tracking request is being read: answer it, then close
