@@ -4,8 +4,9 @@ period's too) and several breakdowns, with exactly the numbers of the individual
 Why a separate path: on the report cache each report is a few small reads, and with chDB every read
 of a MergeTree table costs a few milliseconds whatever its size, so ten reports were ten times that
 fixed cost (plus ten requests). Here, when the cache can answer (see `daycache.usable`), the widgets
-take two queries: one scan of the cached totals and sessions rows for both periods (summary and
-series together) and one scan of every breakdown dimension's rows, ranked per dimension with a window
+take one query of three parts run side by side (UNION ALL): one scan of the cached totals and session
+rows for both periods (summary and series together, `daycache.totals_sql`), the sessions across
+midnight, and one scan of every breakdown dimension's rows, ranked per dimension with a window
 partitioned by dimension. Both use the same aggregate functions over the same cached rows as the
 individual reports (`reports`, `daycache`), so the numbers are the same by construction (tests
 compare them). Everything else (filters, bots, hourly buckets, dimensions not cached) goes through
@@ -19,13 +20,12 @@ from typing import Any
 
 from pixel.server.api.errors import bad_request
 from pixel.server.api.query import daycache, reports
-from pixel.server.api.query.daycache import SESSIONS, TOTAL, Days
+from pixel.server.api.query.daycache import Days
 from pixel.server.api.query.filters import SESSION_DIMENSIONS, SqlParams, dimension_sql
 from pixel.server.api.query.periods import buckets
 
 STANDARD_BREAKDOWNS = ("page", "entry_page", "referrer", "source", "country", "browser", "os", "device")
 MAX_BREAKDOWNS = 30
-_NUMBERS = ("visitors", "pageviews", "events", "sessions", "session_pageviews", "bounces", "duration_ms")
 
 
 def check_breakdowns(names: list[str]) -> list[str]:
@@ -78,48 +78,6 @@ def _with_range(body: dict[str, Any], scope: reports.Scope) -> dict[str, Any]:
 
 # -- the cached path: one query ---------------------------------------------------------------------
 
-# Every branch of the one query gives these columns (a breakdown row: tag 'b:<dimension>', bucket = its
-# label, NULL for the "other" row).
-_COLUMNS = ("tag", "bucket", *_NUMBERS, "total_rows", "session_rows", "first_rank")
-
-
-def _totals_sql(parts: dict[str, tuple[str, str | None]]) -> str:
-    """The whole-day and session rows, tagged by use: `parts` maps a tag to its row condition and its
-    bucket expression (None: one row). A row may serve several tags (today: summary and series)."""
-    conditions = ", ".join(f"if({cond}, '{tag}', '')" for tag, (cond, _) in parts.items())
-    per_tag = ", ".join(f"tag = '{tag}', {expr}" for tag, (_, expr) in parts.items() if expr)
-    bucket = f"multiIf({per_tag}, '')" if per_tag else "''"
-    any_row = " OR ".join(cond for cond, _ in parts.values())
-    return f"""SELECT tag, {bucket} AS bucket, uniqCombinedMergeIf(14)(vt, dimension = '{TOTAL}') AS visitors,
-            sumIf(pv, dimension = '{TOTAL}') AS pageviews, sumIf(ev, dimension = '{TOTAL}') AS events,
-            sumIf(se, dimension = '{SESSIONS}') AS sessions, sumIf(pv, dimension = '{SESSIONS}') AS session_pageviews,
-            sumIf(bo, dimension = '{SESSIONS}') AS bounces, sumIf(du, dimension = '{SESSIONS}') AS duration_ms,
-            countIf(dimension = '{TOTAL}') AS total_rows, countIf(dimension = '{SESSIONS}') AS session_rows,
-            toUInt64(0) AS first_rank
-        FROM (SELECT tag, dimension, day, visitors_total AS vt, pageviews AS pv, events AS ev, sessions AS se,
-                  bounces AS bo, duration_ms AS du
-              FROM day_dimensions
-              ARRAY JOIN arrayFilter(x -> x != '', [{conditions}]) AS tag
-              WHERE site = {{site:String}} AND tz = {{tz:String}} AND dimension IN ('{TOTAL}', '{SESSIONS}')
-                  AND ({any_row}))
-        GROUP BY tag, bucket"""
-
-
-def _edges_sql(days: Days, total_tag: str | None, series_tag: str | None, bucket: str) -> str:
-    """The range's sessions across a midnight (as `daycache.summary_sql` and `session_series_sql` add
-    them): one row for the whole range (`total_tag`) and/or one per bucket (`series_tag`)."""
-    if total_tag and series_tag:
-        tag, group = f"if(grouping(bucket) = 1, '{total_tag}', '{series_tag}')", "GROUPING SETS ((bucket), ())"
-    else:
-        tag, group = f"'{total_tag or series_tag}'", "bucket"
-        bucket = bucket if series_tag else "''"
-    return f"""SELECT {tag} AS tag, {bucket} AS bucket, toUInt64(0) AS visitors, toUInt64(0) AS pageviews,
-            toUInt64(0) AS events, count() AS sessions, sum(pv) AS session_pageviews, countIf(pv <= 1) AS bounces,
-            sum(toUInt64(dateDiff('millisecond', first_ts, last_ts))) AS duration_ms, toUInt64(0) AS total_rows,
-            count() AS session_rows, toUInt64(0) AS first_rank
-        FROM ({daycache.edges_sql(days)}) GROUP BY {group}"""
-
-
 def _breakdowns_sql(days: Days, dimensions: list[str], limit: int) -> str:
     """Every dimension's first `limit` values by visitors and an "other" row, as `reports.breakdown` ranks
     them over the cached rows (the same states merged the same way), in one scan."""
@@ -155,28 +113,26 @@ def _cached(scope: reports.Scope, before: reports.Scope, days: Days, days_before
     edge_bucket = daycache.day_bucket(interval, "toDate(first_ts, {tz:String})")
     parts: dict[str, tuple[str, str | None]] = {
         "s": (daycache.range_condition(days), None), "t": (daycache.days_condition(days), day_bucket)}
-    branches = [_edges_sql(days, "es", "et", edge_bucket)]
+    branches = [daycache.edges_totals_sql(days, "es", "et", edge_bucket)]
     if compare:
         parts["ps"] = (daycache.range_condition(days_before), None)
     if previous_series:
         parts["pt"] = (daycache.days_condition(days_before), day_bucket)
     if days_before is not None and (compare or previous_series):
-        branches.append(_edges_sql(days_before, "eps" if compare else None, "ept" if previous_series else None,
+        branches.append(daycache.edges_totals_sql(days_before, "eps" if compare else None, "ept" if previous_series else None,
                                    edge_bucket))
-    branches.insert(0, _totals_sql(parts))
+    branches.insert(0, daycache.totals_sql(parts))
     if dimensions:
         branches.append(_breakdowns_sql(days, dimensions, limit))
     # One query: chDB runs the branches side by side, and pays its fixed cost per query once.
     rows = reports._cached(scope, "\nUNION ALL\n".join(branches), days)
-    by_tag: dict[str, dict[str | None, dict[str, int]]] = {}
     ranked: dict[str, list[dict[str, Any]]] = {d: [] for d in dimensions}
     for row in rows:
         if row["tag"].startswith("b:"):
             ranked[row["tag"][2:]].append(row)
-        else:
-            by_tag.setdefault(row["tag"], {})[row["bucket"]] = {k: int(row[k] or 0) for k in _COLUMNS[2:]}
-    current = _summary(by_tag, "s", "es")
-    previous = _summary(by_tag, "ps", "eps") if compare else None
+    by_tag = daycache.tagged([row for row in rows if not row["tag"].startswith("b:")])
+    current = reports._summary_row(daycache.summary_numbers(by_tag, "s", "es"))
+    previous = reports._summary_row(daycache.summary_numbers(by_tag, "ps", "eps")) if compare else None
     summary: dict[str, Any] = {}
     for name in reports.SUMMARY_METRICS:
         item: dict[str, Any] = {"value": current[name]}
@@ -192,17 +148,7 @@ def _cached(scope: reports.Scope, before: reports.Scope, days: Days, days_before
                            for d, rows in ranked.items()}}
 
 
-_ZERO = dict.fromkeys(_COLUMNS[2:], 0)
-
-
-def _summary(by_tag: dict[str, dict[str | None, dict[str, int]]], tag: str, edge_tag: str) -> dict[str, float]:
-    rows, edge = by_tag.get(tag, {}).get("", _ZERO), by_tag.get(edge_tag, {}).get("", _ZERO)
-    row = {"visitors": rows["visitors"], "pageviews": rows["pageviews"],
-           **{k: rows[k] + edge[k] for k in ("sessions", "bounces", "duration_ms")}}
-    return reports._summary_row(row)
-
-
-def _series(by_tag: dict[str, dict[str | None, dict[str, int]]], tag: str, edge_tag: str, scope: reports.Scope,
+def _series(by_tag: daycache.Tagged, tag: str, edge_tag: str, scope: reports.Scope,
             interval: str, metrics: list[str]) -> dict[str, Any]:
     """The points `reports.timeseries` gives: event metrics in buckets with whole-day rows, session metrics
     in buckets with session rows or sessions across a midnight."""
@@ -212,7 +158,7 @@ def _series(by_tag: dict[str, dict[str | None, dict[str, int]]], tag: str, edge_
     for bucket in set(rows) | set(edges):
         if bucket not in points:
             continue
-        row, edge = rows.get(bucket, _ZERO), edges.get(bucket, _ZERO)
+        row, edge = rows.get(bucket, daycache.ZERO), edges.get(bucket, daycache.ZERO)
         if row["total_rows"]:
             for m in metrics:
                 if m in reports.EVENT_METRICS:

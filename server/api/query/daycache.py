@@ -460,16 +460,63 @@ def edges_sql(days: Days) -> str:
         GROUP BY sid"""
 
 
-def summary_sql(days: Days) -> str:
-    return f"""SELECT t.visitors AS visitors, t.pageviews AS pageviews,
-        s.sessions + e.sessions AS sessions, s.bounces + e.bounces AS bounces,
-        s.duration_ms + e.duration_ms AS duration_ms
-    FROM (SELECT uniqCombinedMerge(14)(vt) AS visitors, sum(pageviews) AS pageviews
-          FROM {_rows(days, TOTAL, "visitors_total AS vt, pageviews")}) AS t
-    CROSS JOIN (SELECT sum(sessions) AS sessions, sum(bounces) AS bounces, sum(duration_ms) AS duration_ms
-          FROM {_rows(days, SESSIONS, "sessions, bounces, duration_ms")}) AS s
-    CROSS JOIN (SELECT count() AS sessions, countIf(pv <= 1) AS bounces,
-          sum(toUInt64(dateDiff('millisecond', first_ts, last_ts))) AS duration_ms FROM ({edges_sql(days)})) AS e"""
+# Tagged totals: every branch gives these columns (the dashboard adds breakdown rows of the same shape).
+NUMBERS = ("visitors", "pageviews", "events", "sessions", "session_pageviews", "bounces", "duration_ms")
+COLUMNS = ("tag", "bucket", *NUMBERS, "total_rows", "session_rows", "first_rank")
+ZERO = dict.fromkeys(COLUMNS[2:], 0)
+Tagged = dict[str, dict[str | None, dict[str, int]]]
+
+
+def totals_sql(parts: dict[str, tuple[str, str | None]]) -> str:
+    """The whole-day and session rows, tagged by use: `parts` maps a tag to its row condition and its
+    bucket expression (None: one row). A row may serve several tags (today: summary and series)."""
+    conditions = ", ".join(f"if({cond}, '{tag}', '')" for tag, (cond, _) in parts.items())
+    per_tag = ", ".join(f"tag = '{tag}', {expr}" for tag, (_, expr) in parts.items() if expr)
+    bucket = f"multiIf({per_tag}, '')" if per_tag else "''"
+    any_row = " OR ".join(cond for cond, _ in parts.values())
+    return f"""SELECT tag, {bucket} AS bucket, uniqCombinedMergeIf(14)(vt, dimension = '{TOTAL}') AS visitors,
+            sumIf(pv, dimension = '{TOTAL}') AS pageviews, sumIf(ev, dimension = '{TOTAL}') AS events,
+            sumIf(se, dimension = '{SESSIONS}') AS sessions, sumIf(pv, dimension = '{SESSIONS}') AS session_pageviews,
+            sumIf(bo, dimension = '{SESSIONS}') AS bounces, sumIf(du, dimension = '{SESSIONS}') AS duration_ms,
+            countIf(dimension = '{TOTAL}') AS total_rows, countIf(dimension = '{SESSIONS}') AS session_rows,
+            toUInt64(0) AS first_rank
+        FROM (SELECT tag, dimension, day, visitors_total AS vt, pageviews AS pv, events AS ev, sessions AS se,
+                  bounces AS bo, duration_ms AS du
+              FROM day_dimensions
+              ARRAY JOIN arrayFilter(x -> x != '', [{conditions}]) AS tag
+              WHERE site = {{site:String}} AND tz = {{tz:String}} AND dimension IN ('{TOTAL}', '{SESSIONS}')
+                  AND ({any_row}))
+        GROUP BY tag, bucket"""
+
+
+def edges_totals_sql(days: Days, total_tag: str | None, series_tag: str | None, bucket: str) -> str:
+    """The range's sessions across a midnight (as `session_series_sql` adds them): one row for the whole range (`total_tag`) and/or one per bucket (`series_tag`)."""
+    if total_tag and series_tag:
+        tag, group = f"if(grouping(bucket) = 1, '{total_tag}', '{series_tag}')", "GROUPING SETS ((bucket), ())"
+    else:
+        tag, group = f"'{total_tag or series_tag}'", "bucket"
+        bucket = bucket if series_tag else "''"
+    return f"""SELECT {tag} AS tag, {bucket} AS bucket, toUInt64(0) AS visitors, toUInt64(0) AS pageviews,
+            toUInt64(0) AS events, count() AS sessions, sum(pv) AS session_pageviews, countIf(pv <= 1) AS bounces,
+            sum(toUInt64(dateDiff('millisecond', first_ts, last_ts))) AS duration_ms, toUInt64(0) AS total_rows,
+            count() AS session_rows, toUInt64(0) AS first_rank
+        FROM ({edges_sql(days)}) GROUP BY {group}"""
+
+
+def tagged(rows: list[dict[str, Any]]) -> Tagged:
+    """Rows of `totals_sql` / `edges_totals_sql` by tag and bucket."""
+    out: Tagged = {}
+    for row in rows:
+        out.setdefault(row["tag"], {})[row["bucket"]] = {k: int(row[k] or 0) for k in COLUMNS[2:]}
+    return out
+
+
+def summary_numbers(by_tag: Tagged, tag: str, edge_tag: str) -> dict[str, int]:
+    """A range's summary numbers: its whole-day and session rows (`tag`) plus its sessions across a
+    midnight (`edge_tag`)."""
+    rows, edge = by_tag.get(tag, {}).get("", ZERO), by_tag.get(edge_tag, {}).get("", ZERO)
+    return {"visitors": rows["visitors"], "pageviews": rows["pageviews"],
+            **{k: rows[k] + edge[k] for k in ("sessions", "bounces", "duration_ms")}}
 
 
 _DAY_BUCKETS = {"day": "toString({d})", "week": "toString(toMonday({d}))", "month": "toString(toStartOfMonth({d}))"}

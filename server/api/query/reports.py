@@ -101,14 +101,20 @@ def _summaries_cached(scope: Scope, before: Scope | None) -> tuple[dict[str, flo
     if days is None or (before is not None and days_before is None):
         return None
     days = daycache.ensure(scope, days)
-    names = ("visitors", "pageviews", "sessions", "bounces", "duration_ms")
-    if before is None or days_before is None:
-        return _summary_row(_cached(scope, daycache.summary_sql(days), days)[0]), None
-    days_before = daycache.ensure(before, days_before)
-    sql = f"""SELECT {', '.join(f'c.{n} AS {n}, p.{n} AS p_{n}' for n in names)}
-        FROM ({daycache.summary_sql(days)}) AS c CROSS JOIN ({daycache.summary_sql(days_before)}) AS p"""
-    row = _cached(scope, sql, days)[0]
-    return _summary_row(row), _summary_row(row, "p_")
+    days_before = daycache.ensure(before, days_before) if before is not None and days_before is not None else None
+    # One query: the whole-day and session rows of both periods in one scan, plus their sessions across
+    # a midnight (each read of a table costs chDB a few milliseconds, however small).
+    parts: dict[str, tuple[str, str | None]] = {"s": (daycache.range_condition(days), None)}
+    branches = [daycache.edges_totals_sql(days, "es", None, "''")]
+    if days_before is not None:
+        parts["ps"] = (daycache.range_condition(days_before), None)
+        branches.append(daycache.edges_totals_sql(days_before, "eps", None, "''"))
+    sql = "\nUNION ALL\n".join([daycache.totals_sql(parts), *branches])
+    by_tag = daycache.tagged(_cached(scope, sql, days))
+    current = _summary_row(daycache.summary_numbers(by_tag, "s", "es"))
+    if days_before is None:
+        return current, None
+    return current, _summary_row(daycache.summary_numbers(by_tag, "ps", "eps"))
 
 
 def _cached(scope: Scope, sql: str, days: daycache.Days, params: SqlParams | None = None) -> list[dict[str, Any]]:

@@ -97,7 +97,7 @@ def dashboard(
     """The standard dashboard in one request: `summary` (as /summary), `timeseries` (as /timeseries),
     `previous_timeseries` (the previous period's, when asked; else null) and `breakdowns`, one per
     dimension (as /breakdown/{dimension}, first page of `limit` rows, by visitors). Same numbers as
-    those reports; on the report cache it takes two queries instead of one or more per widget."""
+    those reports; on the report cache it takes one query instead of one or more per widget."""
     names = [m.strip() for m in metrics.split(",") if m.strip()]
     dims = [d.strip() for d in breakdowns.split(",") if d.strip()]
     return {**_range(s), **dashboard_query.dashboard(
