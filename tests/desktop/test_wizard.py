@@ -64,7 +64,9 @@ def values() -> dict[str, str]:
 
 def leftovers(client, project: str) -> list[str]:
     label = {"label": f"io.pixel.stack={project}"}
-    return ([c.name for c in client.containers.list(all=True, filters=label)]
+    # the low-level list (one request): containers.list() inspects each container afterwards, which
+    # raises NotFound when one is removed in between (a rollback running at the same time)
+    return ([c["Names"][0].lstrip("/") for c in client.api.containers(all=True, filters=label)]
             + [n.name for n in client.networks.list(filters=label)]
             + [v.name for v in client.volumes.list(filters=label)])
 
