@@ -313,7 +313,7 @@ class Provisioner:
             if existing.labels.get(LABEL_CONFIG_HASH) == config_hash(svc):
                 return existing
             self.progress(Progress("start", None, f"{svc.name} changed: replacing its container"))
-            existing.remove(force=True)
+            existing.remove(force=True, v=True)  # v: with its anonymous volumes (named ones stay)
         container = self._create(svc)
         created.append(("container", container.name))
         result.changed.append(f"container {container.name}")
@@ -374,7 +374,7 @@ class Provisioner:
         for kind, name in reversed(created):
             with contextlib.suppress(NotFound, APIError):
                 if kind == "container":
-                    self.client.containers.get(name).remove(force=True)
+                    self.client.containers.get(name).remove(force=True, v=True)
                 elif kind == "volume":
                     self.client.volumes.get(name).remove(force=True)
                 elif kind == "network":
@@ -546,7 +546,7 @@ class Provisioner:
     def uninstall(self, delete_data: bool = False) -> list[str]:
         removed = []
         for c in self.containers():
-            c.remove(force=True)
+            c.remove(force=True, v=True)  # an image's VOLUME not mounted by the spec leaves no anonymous volume
             removed.append(f"container {c.name}")
         for net in self.client.networks.list(filters={"label": f"{LABEL_STACK}={self.spec.project}"}):
             net.remove()

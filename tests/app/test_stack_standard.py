@@ -147,6 +147,7 @@ def test_standard_end_to_end(request, clickhouse, docker_client, pixel_image, cl
         ("shipper", pixel_image),
     ]  # no MaxMind licence key: the optional GeoIP updater is left out
     pulled = [] if images.has_image(docker_client, ch_image) else [f"image {ch_image}"]
+    volumes_before = {v.name for v in docker_client.volumes.list()}
 
     result = p.install(images.ImageSource("pull"))  # every image is present, or pulled (real-clickhouse)
     assert result.changed == pulled + [
@@ -208,6 +209,8 @@ def test_standard_end_to_end(request, clickhouse, docker_client, pixel_image, cl
         + [f"volume {project}_{v}" for v in ("clickhouse", "data", "geoip")]
     )
     assert leftovers(docker_client, project) == []
+    # the stand-in is built on the Pixel image, whose VOLUME /data it does not mount: no anonymous volume stays
+    assert {v.name for v in docker_client.volumes.list()} <= volumes_before
 
 
 def test_refused_ulimit_is_explained(docker_client, cleanup):
