@@ -253,16 +253,19 @@ def ensure(scope: Scope, days: Days) -> Days:
 
 
 # -- retention -------------------------------------------------------------------------------------
-# The events' TTL (the retention setting) drops old events; the cache must not keep showing them. A local
-# day wholly older than the retention reads as empty (build 0 matches no row), is never rebuilt, and its
-# cached rows (which hold visitor ids in day_session_edges) are deleted once a day. The TTL is read from
-# the events table itself, so the API follows whatever retention the store was migrated with. The day the
-# retention boundary falls in keeps its build until it is wholly expired: the TTL itself is applied
-# lazily, when ClickHouse merges parts, so the raw events of that day also go at no fixed moment.
+# Old events go two ways: the events' TTL (the store's retention setting, all sites) drops them when
+# ClickHouse merges parts, and a site's own shorter retention (set through the API) is applied by the
+# store process with a DELETE every hour (server/retention.py). Neither changes the inserted-row counts a
+# cached day is checked against, so the cache must not keep showing such days: a local day wholly older
+# than the retention that applies (the shorter of the two) reads as empty (build 0 matches no row), is
+# never rebuilt, and its cached rows (which hold visitor ids in day_session_edges) are deleted once a
+# day. The TTL is read from the events table itself, so the API follows whatever retention the store
+# was migrated with. The day the retention boundary falls in keeps its build until it is wholly
+# expired: the events of that day also go at no fixed moment (a TTL merge, the hourly DELETE).
 RETENTION_CHECK_SECONDS = 60.0  # a changed retention setting shows in reports within this long
 _TTL_DAYS = re.compile(r"\bTTL toDateTime\(timestamp\) \+ toIntervalDay\((\d+)\)")
 _retention: weakref.WeakKeyDictionary[Any, tuple[float, int]] = weakref.WeakKeyDictionary()
-_purged: weakref.WeakKeyDictionary[Any, date] = weakref.WeakKeyDictionary()
+_purged: weakref.WeakKeyDictionary[Any, dict[str, date]] = weakref.WeakKeyDictionary()
 
 
 def retention_days(store: Any) -> int:
@@ -284,32 +287,40 @@ def retention_days(store: Any) -> int:
 
 
 def expired_before(scope: Scope) -> date | None:
-    """The first local day (in the scope's zone) not wholly past the retention, or None (kept forever).
-    Also deletes the cache rows of days past it in every zone, once per day."""
+    """The first local day (in the scope's zone) not wholly past the retention that applies to the site,
+    or None (kept forever). Also deletes the cache rows of days past it, once per day."""
     from zoneinfo import ZoneInfo
 
-    days = retention_days(scope.store)
-    if days <= 0:
+    now = datetime.now(UTC)
+    store_days, site_days = retention_days(scope.store), int(getattr(scope, "retention_days", 0) or 0)
+    if store_days > 0:  # every site: rows of days past it in every zone
+        _purge_once(scope.store, "", (now - timedelta(days=store_days)).date())
+    if site_days > 0 and (store_days <= 0 or site_days < store_days):  # this site only
+        _purge_once(scope.store, scope.site, (now - timedelta(days=site_days)).date())
+    keep = min((d for d in (store_days, site_days) if d > 0), default=0)
+    if keep <= 0:
         return None
-    moment = datetime.now(UTC) - timedelta(days=days)  # events before this may be dropped by the TTL
-    # A local day ends by 12:00 UTC of the next UTC day at the latest (UTC-12): rows of days two UTC days
-    # before the moment's are past the retention in every zone.
-    purge_below = moment.date() - timedelta(days=1)
-    with _locks_guard:
-        due = _purged.get(scope.store) != purge_below
-        if due:
-            _purged[scope.store] = purge_below
-    if due:
-        _purge(scope.store, purge_below)
-    return moment.astimezone(ZoneInfo(scope.range.tz)).date()
+    # events before this moment are (or are about to be) gone
+    return (now - timedelta(days=keep)).astimezone(ZoneInfo(scope.range.tz)).date()
 
 
-def _purge(store: Any, below: date) -> None:
+def _purge_once(store: Any, site: str, moment_day: date) -> None:
+    """Delete the cache rows (all sites when `site` is '') of days that ended before `moment_day` (a UTC
+    date) in every zone, at most once per day. A local day ends by 12:00 UTC of the next UTC day at the
+    latest (UTC-12), so days two UTC days before the moment's are past it everywhere."""
     from pixel.server.api.query import runner
 
+    below = moment_day - timedelta(days=1)
+    with _locks_guard:
+        done = _purged.setdefault(store, {})
+        if done.get(site) == below:
+            return
+        done[site] = below
+    where, params = "day < {below:Date} AND day != toDate(0)", {"below": below}
+    if site:
+        where, params = where + " AND site = {site:String}", {**params, "site": site}
     for table in ("day_dimensions", "day_session_edges", "day_builds"):
-        runner.command(store, f"DELETE FROM {table} WHERE day < {{below:Date}} AND day != toDate(0)",
-                       {"below": below})
+        runner.command(store, f"DELETE FROM {table} WHERE {where}", params)
 
 
 def _counts(scope: Scope, fixed: dict[str, Any]) -> dict[str, int]:

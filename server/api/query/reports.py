@@ -47,6 +47,7 @@ class Scope:
     range: Range
     filters: list[Filter] = field(default_factory=list)
     include_bots: bool = False
+    retention_days: int = 0  # the site's own retention (0: the store's); days past it read as empty when cached
 
     def where(self, params: SqlParams) -> str:
         return base_where(self.filters, params, include_bots=self.include_bots)

@@ -46,7 +46,8 @@ def scope(
     rng = resolve(period, site["timezone"], date_from=date_from, date_to=date_to)
     parsed = parse_filters(filters)
     check_regexes(state.store, parsed)
-    return reports.Scope(state.store, site["domain"], rng, parsed, include_bots)
+    return reports.Scope(state.store, site["domain"], rng, parsed, include_bots,
+                         retention_days=int(site.get("retention_days") or 0))
 
 
 ScopeDep = Annotated[reports.Scope, Depends(scope)]
