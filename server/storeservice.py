@@ -6,6 +6,7 @@ figures) and, when the analytics API is installed, everything under `/api/`.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import threading
@@ -45,6 +46,11 @@ class StoreService:
         return create_app(self.settings, self.store)
 
     def start(self) -> None:
+        # Everything loaded so far (the API, the enrichment data, chDB's bindings) lives as long as the process:
+        # move it out of the cyclic GC's generations, so the collections that batches of fresh row dicts
+        # trigger do not rescan it each time (measured: the shipper's parse + enrich, 32.6 -> 28.6 us/event).
+        gc.collect()
+        gc.freeze()
         self._thread = threading.Thread(target=self.shipper.run, name="shipper", daemon=True)
         self._thread.start()
         self._retention_thread = threading.Thread(target=self.retention.run, name="site-retention", daemon=True)

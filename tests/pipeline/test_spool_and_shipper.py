@@ -195,3 +195,19 @@ def test_events_today_is_asked_again_only_after_the_shipper_inserted(tmp_path) -
         assert "pixel_events_today 3\n" in service.render_metrics().decode()
     finally:
         service.stop()
+
+
+def test_the_store_process_freezes_its_start_up_objects_out_of_the_gc(tmp_path) -> None:
+    import gc
+
+    from pixel.server.storeservice import StoreService
+
+    gc.unfreeze()
+    service = StoreService(_settings(tmp_path))
+    try:
+        assert gc.get_freeze_count() == 0
+        service.start()
+        assert gc.get_freeze_count() > 10_000  # the API, enrichment data and the store's bindings
+    finally:
+        service.stop()
+        gc.unfreeze()
