@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pixel.server.enrich.bots import BotDetector
+from pixel.server.enrich.columns import non_empty
 from pixel.server.enrich.geo import GeoLocator, cdn_geo, default_db_path
 from pixel.server.enrich.identity import IdentityResolver
 from pixel.server.enrich.iphash import DailySalt
@@ -86,13 +87,13 @@ class Enricher:
 
     def _ua_columns_uncached(self, ua: str) -> tuple[dict[str, Any], str]:
         info = self.ua.parse(ua)
-        columns = {"browser": info.browser, "browser_version": info.browser_version, "os": info.os,
-                   "os_version": info.os_version, "device_type": info.device_type,
-                   "device_brand": info.device_brand, "device_model": info.device_model, "is_bot": 0}
+        columns = non_empty({"browser": info.browser, "browser_version": info.browser_version, "os": info.os,
+                             "os_version": info.os_version, "device_type": info.device_type,
+                             "device_brand": info.device_brand, "device_model": info.device_model})
         return columns, self.bots.ua_reason(ua) or ("ua-parser-spider" if info.is_spider else "")
 
     def _ip_columns_uncached(self, ip: str) -> dict[str, str]:
-        columns = dict(self.geo.columns(ip))
+        columns = non_empty(self.geo.columns(ip))
         columns["ip_hash"] = self.salt.hash_ip(ip, self._day_start)
         return columns
 

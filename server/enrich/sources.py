@@ -19,6 +19,7 @@ from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from pixel.server.enrich import sources_data
+from pixel.server.enrich.columns import non_empty
 
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 MAX_UTM = 200
@@ -54,7 +55,7 @@ class SourceInfo(NamedTuple):
 
 
 _DIRECT = SourceInfo("", "", "", "Direct", "", "", "", "", "", "")
-_DIRECT_COLUMNS = _DIRECT._asdict()
+_DIRECT_COLUMNS = non_empty(_DIRECT._asdict())
 
 
 class Referrer(NamedTuple):
@@ -285,7 +286,7 @@ class SourceClassifier:
 
     def _decide_columns(self, ref_host: str, ref: Referrer | None, internal: bool,
                         campaign_key: tuple[str, ...]) -> dict[str, str]:
-        return self.decide(ref_host, ref, internal, campaign_key)._asdict()
+        return non_empty(self.decide(ref_host, ref, internal, campaign_key)._asdict())
 
     def decide(self, ref_host: str, ref: Referrer | None, internal: bool, campaign_key: tuple[str, ...]) -> SourceInfo:
         """Source, medium and channel from the parsed referrer and the URL's campaign parameters."""
