@@ -13,10 +13,8 @@ import pyqtgraph as pg
 from pixel.app.client import ReportCache, ReportSource
 from pixel.app.client.api import report_params
 from pixel.app.client.cache import request_key
-from pixel.app.desktop.dashboard import BREAKDOWNS, DashboardPage, previous_params
+from pixel.app.desktop.dashboard import BREAKDOWNS, OVERVIEW_METRICS, DashboardPage
 from pixel.app.desktop.workers import Runner
-
-METRICS = "visitors,pageviews,sessions,views_per_session,bounce_rate,visit_duration"
 
 
 def fill_cache(cache: ReportCache, profile: str = "example", today: date | None = None) -> None:
@@ -39,22 +37,23 @@ def fill_cache(cache: ReportCache, profile: str = "example", today: date | None 
             points.append({"bucket": (first + timedelta(days=i)).isoformat(), "visitors": v, "pageviews": v * 3,
                            "sessions": int(v * 1.2), "views_per_session": 2.5, "bounce_rate": 40.0,
                            "visit_duration": 95.0})
-        return {**rng_info, "interval": "day", "metrics": METRICS.split(","), "points": points}
+        return {**rng_info, "interval": "day", "metrics": OVERVIEW_METRICS.split(","), "points": points}
 
-    current = series(1.0)
-    put("/api/sites/1/reports/timeseries", {**base, "metrics": METRICS}, current)
-    put("/api/sites/1/reports/timeseries", {**base, **previous_params(current), "metrics": METRICS, "interval": "day"},
-        series(0.8))
     summary = {m: {"value": v, "previous": v * 0.9, "change": 11.1} for m, v in
                (("visitors", 3100), ("pageviews", 9300), ("sessions", 3720), ("views_per_session", 2.5),
                 ("bounce_rate", 40.0), ("visit_duration", 95.0))}
-    put("/api/sites/1/reports/summary", base, {**rng_info, "metrics": summary})
+    breakdowns = {}
     for _, dims in BREAKDOWNS:
         dim = dims[0][0]
         rows = [{"value": f"{dim}-{i}", "visitors": 500 // (i + 1), "pageviews": 900 // (i + 1), "events": 0}
                 for i in range(6)]
-        put(f"/api/sites/1/reports/breakdown/{dim}", {**base, "limit": 10},
-            {**rng_info, "dimension": dim, "metrics": ["visitors", "pageviews", "events"], "rows": rows})
+        breakdowns[dim] = {**rng_info, "dimension": dim, "metrics": ["visitors", "pageviews", "events"], "rows": rows}
+    # The page asks the API's dashboard endpoint for the tiles, the chart and the boxes in one request.
+    put("/api/sites/1/reports/dashboard",
+        {**base, "metrics": OVERVIEW_METRICS, "breakdowns": ",".join(breakdowns), "limit": 10,
+         "previous_timeseries": True},
+        {"summary": {**rng_info, "metrics": summary}, "timeseries": series(1.0), "previous_timeseries": series(0.8),
+         "breakdowns": breakdowns})
     put("/api/sites/1/reports/realtime", {"filters": []}, {"visitors": 7, "pageviews_per_minute": [], "top_pages": []})
 
 
