@@ -162,11 +162,28 @@ def test_body_split_across_packets_is_stored_whole(collectors) -> None:
     assert new[0].split(b"\t", 7)[7] == body
 
 
+async def serve_in_process(app):
+    """uvicorn with TrackProtocol serving `app` on a free 127.0.0.1 port in this event loop: (server, socket, task);
+    set `server.should_exit` and await the task to stop it."""
+    import asyncio
+
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(app, http="pixel.server.collector.fastpath:TrackProtocol", lifespan="on",
+                            proxy_headers=False, log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        await asyncio.sleep(0.01)
+    return server, sock, task
+
+
 def test_tracking_requests_skip_the_asgi_app_and_others_use_it(tmp_path) -> None:
     """In process: uvicorn with TrackProtocol and a collector app that counts its ASGI calls."""
     import asyncio
 
-    import uvicorn
     from pixel.server.collector.app import AsgiCollector
     from pixel.server.collector.core import Collector
     from pixel.server.settings import Settings
@@ -182,14 +199,7 @@ def test_tracking_requests_skip_the_asgi_app_and_others_use_it(tmp_path) -> None
     app = Counting(Collector(Settings(data_dir=tmp_path / "data")))
 
     async def main() -> list[bytes]:
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        config = uvicorn.Config(app, http="pixel.server.collector.fastpath:TrackProtocol", lifespan="on",
-                                proxy_headers=False, log_level="warning", access_log=False)
-        server = uvicorn.Server(config)
-        task = asyncio.create_task(server.serve(sockets=[sock]))
-        while not server.started:
-            await asyncio.sleep(0.01)
+        server, sock, task = await serve_in_process(app)
         reader, writer = await asyncio.open_connection(*sock.getsockname())
         answers = []
         for request_bytes in (post(EVENT), post(EVENT), b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n", post(EVENT)):
@@ -215,7 +225,6 @@ def test_a_client_that_does_not_read_its_answers_is_not_read_from(tmp_path) -> N
     import asyncio
     import threading
 
-    import uvicorn
     from pixel.server.collector.app import AsgiCollector
     from pixel.server.collector.core import Collector
     from pixel.server.settings import Settings
@@ -224,14 +233,7 @@ def test_a_client_that_does_not_read_its_answers_is_not_read_from(tmp_path) -> N
     state: dict[str, object] = {}
 
     async def main() -> None:
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        config = uvicorn.Config(app, http="pixel.server.collector.fastpath:TrackProtocol", lifespan="on",
-                                proxy_headers=False, log_level="warning", access_log=False)
-        server = uvicorn.Server(config)
-        task = asyncio.create_task(server.serve(sockets=[sock]))
-        while not server.started:
-            await asyncio.sleep(0.01)
+        server, sock, task = await serve_in_process(app)
         client = socket.socket()
         client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting: a small window
         client.connect(sock.getsockname())
