@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import logging
@@ -11,6 +12,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from pixel.server import metrics
@@ -101,22 +103,23 @@ def _store_child(env: dict[str, str]) -> None:
         raise SystemExit(2) from None
 
 
-class StoreSupervisor:
-    """Runs the store process and restarts it (with backoff) if it dies."""
+class ChildSupervisor:
+    """Runs `target(*args)` in a spawned process and starts it again (with backoff) if it dies; a clean exit
+    (code 0) is a requested stop and ends the supervision."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.env = to_env(settings)
+    def __init__(self, name: str, target: Callable[..., None], args: tuple[object, ...]) -> None:
+        self.name, self.target, self.args = name, target, args
         self.ctx = multiprocessing.get_context("spawn")
         self.process: multiprocessing.process.BaseProcess | None = None
         self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="store-supervisor", daemon=True)
+        self._thread = threading.Thread(target=self._watch, name=f"supervisor {name}", daemon=True)
 
     def start(self) -> None:
         self._spawn()
         self._thread.start()
 
     def _spawn(self) -> None:
-        self.process = self.ctx.Process(target=_store_child, args=(self.env,), name="pixel-store")
+        self.process = self.ctx.Process(target=self.target, args=self.args, name=f"pixel {self.name}")
         self.process.start()
 
     def _watch(self) -> None:
@@ -129,26 +132,42 @@ class StoreSupervisor:
             if self.process.exitcode == 0:
                 # A clean exit is a requested stop (SIGTERM to the process group, as a service manager or
                 # Ctrl-C sends it), not a crash: do not start it again behind the shutdown's back.
-                log.info("store process stopped")
+                log.info("%s stopped", self.name)
                 return
             started = time.monotonic()
-            log.warning("store process exited (code %s); restarting in %.1f s", self.process.exitcode, delay)
+            log.warning("%s exited (code %s); restarting in %.1f s", self.name, self.process.exitcode, delay)
             if self._stopping.wait(delay):
                 return
             self._spawn()
             # a process that stayed up for a while resets the backoff
             delay = 0.5 if time.monotonic() - started > 30 else min(delay * 2, 5.0)
 
-    def stop(self) -> None:
+    def signal(self, signum: int) -> None:
+        """Ask the process to stop (it exits cleanly on SIGTERM); `join` waits for it."""
         self._stopping.set()
         process = self.process
-        if process is not None and process.exitcode is None:
-            assert process.pid is not None
-            os.kill(process.pid, signal.SIGTERM)
-            process.join(timeout=30)
+        if process is not None and process.exitcode is None and process.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signum)
+
+    def join(self, timeout: float = 30) -> None:
+        process = self.process
+        if process is not None:
+            process.join(timeout=timeout)
             if process.exitcode is None:
                 process.kill()
                 process.join()
+
+    def stop(self) -> None:
+        self.signal(signal.SIGTERM)
+        self.join()
+
+
+class StoreSupervisor(ChildSupervisor):
+    """Runs the store process and restarts it (with backoff) if it dies."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__("store process", _store_child, (to_env(settings),))
 
 
 # -- the collector --------------------------------------------------------------------------
@@ -184,14 +203,47 @@ def run_collector(settings: Settings) -> None:
             log_access=False,
         ).serve()
         return
+    env = to_env(settings)
+    workers = [ChildSupervisor(f"collector worker {i + 1}", _collector_worker, (env,))
+               for i in range(settings.workers)]
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        for worker in workers:
+            worker.start()
+        while not stop.wait(0.5):
+            pass
+    finally:
+        for worker in workers:
+            worker.signal(signal.SIGTERM)
+        for worker in workers:
+            worker.join(timeout=15)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def reuseport_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port with SO_REUSEPORT, one per worker: the kernel spreads new connections over
+    the workers' sockets. With one socket shared by all workers (uvicorn's own multi-worker mode) the worker
+    that wakes first accepts every pending connection: 64 keep-alive connections opened at once all landed on
+    one worker, which then did all the work while the other idled."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
+
+
+def _collector_worker(env: dict[str, str]) -> None:
+    """One collector worker under uvicorn, on its own SO_REUSEPORT socket, until SIGTERM/SIGINT."""
+    os.environ.update(env)
     import uvicorn
 
-    uvicorn.run(
+    settings = Settings.from_env()
+    config = uvicorn.Config(
         "pixel.server.collector.app:create_app",
         factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
         loop="uvloop",
         # The tracking route answered in uvicorn's httptools protocol (fastpath.py), or the stock protocol.
         http="httptools" if settings.server == "uvicorn-asgi" else "pixel.server.collector.fastpath:TrackProtocol",
@@ -204,4 +256,9 @@ def run_collector(settings: Settings) -> None:
         server_header=False,
         date_header=False,
         timeout_graceful_shutdown=5,
+        backlog=2048,
     )
+    server = uvicorn.Server(config)
+    server.run(sockets=[reuseport_socket(settings.host, settings.port)])
+    if not server.started:
+        raise SystemExit(3)  # e.g. the app failed to start: a crash for the supervisor, which retries
