@@ -6,10 +6,8 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,17 +18,7 @@ from pixel.app.stack import image as images
 from pixel.app.stack.engine import EngineTarget, connect, fetch_host_key, trust_host_key
 from pixel.app.stack.errors import StackError
 from pixel.app.stack.provisioner import Provisioner
-from stack_helpers import BUSYBOX, busybox_spec, free_port, unique_project
-
-
-def _wait_port(port: int, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
+from stack_helpers import BUSYBOX, busybox_spec, free_port, unique_project, wait_port
 
 
 def _keygen(path: Path) -> None:
@@ -53,7 +41,7 @@ def sshd(tmp_path: Path) -> Iterator[dict]:
     Path("/run/sshd").mkdir(exist_ok=True)  # privilege separation directory
     proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], stderr=subprocess.DEVNULL)
     try:
-        _wait_port(port)
+        wait_port(port)
         fingerprint = subprocess.run(
             ["ssh-keygen", "-lf", f"{host_key}.pub"], capture_output=True, text=True, check=True
         ).stdout.split()[1]
@@ -160,7 +148,7 @@ def tls_dockerd() -> Iterator[dict]:
              "--tlskey", str(good / "server-key.pem"), "--bridge", bridge, "--iptables=false", "--ip-masq=false"],
             stdout=open(root / "dockerd.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
-        _wait_port(port, timeout=60)
+        wait_port(port, timeout=60)
         yield {"url": f"tcp://127.0.0.1:{port}", "good": good, "evil": root / "evil"}
     finally:
         if proc is not None:

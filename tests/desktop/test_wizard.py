@@ -35,6 +35,7 @@ from tests.conftest import free_port
 from tests.desktop.conftest import save_screenshot
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))  # tests/app: its TLS dockerd fixture
+from stack_helpers import wait_port  # noqa: E402,I001
 from test_stack_remote import tls_dockerd  # noqa: E402,F401,I001 - a second, real dockerd with mutual TLS
 
 BASE = "pixel-base/python:bookworm"  # made by scripts/system.d/20-docker.sh
@@ -172,16 +173,6 @@ def test_cancel_mid_install_leaves_nothing(qtbot, secret_service, docker_client,
 
 
 # ---------------------------------------------------------------------------------------------- over SSH
-def _wait_port(port: int, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
-
-
 PASSPHRASE = "ssh-key-pass-4f2c"  # of the client key
 
 
@@ -219,7 +210,7 @@ class LoopbackSshd:
             "StrictModes no\nUsePAM no\n")
         Path("/run/sshd").mkdir(exist_ok=True)  # privilege separation directory
         self.proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], stderr=subprocess.DEVNULL)
-        _wait_port(self.port)
+        wait_port(self.port)
 
     def stop(self) -> None:
         if self.proc is not None:
