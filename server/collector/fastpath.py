@@ -70,13 +70,8 @@ class TrackProtocol(HttpToolsProtocol):
                 self._method = self.parser.get_method().decode("ascii")
                 self._query = query.decode("latin-1")
                 self._keep_alive = self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
+                # The body is bounded as it comes (on_body): no separate look at the declared length.
                 self._chunks, self._size, self._over = [], 0, False
-                for name, value in self.headers:
-                    if name == b"content-length":
-                        try:
-                            self._over = int(value) > self._limit
-                        except ValueError:
-                            pass
                 return
         self._begin_asgi()
         super().on_headers_complete()
