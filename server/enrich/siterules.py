@@ -27,6 +27,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 log = logging.getLogger("pixel.enrich")
@@ -117,15 +118,8 @@ class SiteRules:
         if stamp[0] == (-1, -1):  # no metadata database (no API here): no rules
             self._rules, self._stamp = {}, stamp
             return
-        try:
-            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=5)
-            try:
-                rows = conn.execute("SELECT domain, honour_dnt, honour_gpc, excluded_paths, excluded_ips, "
-                                    "allowed_origins FROM sites").fetchall()
-            finally:
-                conn.close()
-        except sqlite3.Error as exc:  # e.g. no sites table yet: keep the rules we have, try again later
-            log.warning("site rules: cannot read %s: %s", self.path, exc)
+        rows = read_sites(self.path, "domain, honour_dnt, honour_gpc, excluded_paths, excluded_ips, allowed_origins")
+        if rows is None:  # e.g. no sites table yet: keep the rules we have, try again later
             return
         rules = {}
         for domain, *fields in rows:
@@ -144,18 +138,24 @@ def _stat(path: Path) -> tuple[int, int]:
     return (st.st_mtime_ns, st.st_size)
 
 
-def site_retention_days(path: Path) -> dict[str, int]:
-    """{domain: days} of the sites that keep their events for a limited time (from the API's `sites` table,
-    read-only; empty when there is no metadata database)."""
+def read_sites(path: Path, columns: str, where: str = "") -> list[tuple[Any, ...]] | None:
+    """Rows of the API's `sites` table, read-only (the file is never created here); None when it cannot be read
+    (missing, or no sites table yet), which is logged."""
     if not path.exists():
-        return {}
+        return None
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
         try:
-            rows = conn.execute("SELECT domain, retention_days FROM sites WHERE retention_days > 0").fetchall()
+            return conn.execute(f"SELECT {columns} FROM sites {where}").fetchall()
         finally:
             conn.close()
     except sqlite3.Error as exc:
-        log.warning("site retention: cannot read %s: %s", path, exc)
-        return {}
+        log.warning("site rules: cannot read %s: %s", path, exc)
+        return None
+
+
+def site_retention_days(path: Path) -> dict[str, int]:
+    """{domain: days} of the sites that keep their events for a limited time (from the API's `sites` table;
+    empty when there is no metadata database)."""
+    rows = read_sites(path, "domain, retention_days", "WHERE retention_days > 0") or []
     return {domain.lower(): int(days) for domain, days in rows}
