@@ -35,9 +35,12 @@ def check_data_dir(path: Path) -> None:
         raise StartupError(f"the data folder {path} is not writable: {exc.strerror or exc}") from None
 
 
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
 def check_port(host: str, port: int, what: str) -> None:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
+    with socket.socket(_family(host), socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
@@ -142,13 +145,13 @@ class ChildSupervisor:
             # a process that stayed up for a while resets the backoff
             delay = 0.5 if time.monotonic() - started > 30 else min(delay * 2, 5.0)
 
-    def signal(self, signum: int) -> None:
-        """Ask the process to stop (it exits cleanly on SIGTERM); `join` waits for it."""
+    def send_stop(self) -> None:
+        """Ask the process to stop (it exits cleanly on SIGTERM) and not to restart it; `join` waits for it."""
         self._stopping.set()
         process = self.process
         if process is not None and process.exitcode is None and process.pid is not None:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid, signum)
+                os.kill(process.pid, signal.SIGTERM)
 
     def join(self, timeout: float = 30) -> None:
         process = self.process
@@ -159,7 +162,7 @@ class ChildSupervisor:
                 process.join()
 
     def stop(self) -> None:
-        self.signal(signal.SIGTERM)
+        self.send_stop()
         self.join()
 
 
@@ -180,7 +183,8 @@ def run_collector(settings: Settings) -> None:
     the tracking route answered in its protocol (collector/fastpath.py) unless PIXEL_SERVER=uvicorn-asgi;
     granian serves the RSGI one. Workers are processes that read their settings from the environment.
     """
-    os.environ.update(to_env(settings))
+    env = to_env(settings)
+    os.environ.update(env)
     metrics.clear(settings.state_dir / "metrics" / "collector")
     if settings.server == "granian":
         from granian import Granian
@@ -203,7 +207,6 @@ def run_collector(settings: Settings) -> None:
             log_access=False,
         ).serve()
         return
-    env = to_env(settings)
     workers = [ChildSupervisor(f"collector worker {i + 1}", _collector_worker, (env,))
                for i in range(settings.workers)]
     stop = threading.Event()
@@ -215,7 +218,7 @@ def run_collector(settings: Settings) -> None:
             pass
     finally:
         for worker in workers:
-            worker.signal(signal.SIGTERM)
+            worker.send_stop()
         for worker in workers:
             worker.join(timeout=15)
         for sig, handler in previous.items():
@@ -227,8 +230,7 @@ def reuseport_socket(host: str, port: int) -> socket.socket:
     the workers' sockets. With one socket shared by all workers (uvicorn's own multi-worker mode) the worker
     that wakes first accepts every pending connection: 64 keep-alive connections opened at once all landed on
     one worker, which then did all the work while the other idled."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(_family(host), socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import collections
-import re
-import select
-import socket
-
 import httpx
 
 
@@ -20,37 +15,6 @@ def both_up(proc, timeout: float = 30) -> set[int]:
         assert time.monotonic() < deadline, pids
         pids.add(httpx.get(f"{proc.collector}/health", headers={"Connection": "close"}).json()["pid"])
     return pids
-
-
-def test_keep_alive_connections_opened_at_once_spread_over_the_workers(pixel_factory) -> None:
-    """64 connections opened in a burst (as a load balancer or wrk opens its pool) reach both workers. (Under wrk,
-    with one socket shared by the workers, the first to wake accepted all 64 and the other idled.)"""
-    proc = pixel_factory("collect", pixel_workers="2")
-    both_up(proc)
-    socks = [socket.socket() for _ in range(64)]
-    for sock in socks:  # all connects in one burst, as a connection pool opens them
-        sock.setblocking(False)
-        sock.connect_ex(("127.0.0.1", proc.port))
-    for sock in socks:
-        select.select([], [sock], [], 10)
-        sock.setblocking(True)
-        sock.settimeout(10)
-    try:
-        pids: collections.Counter[int] = collections.Counter()
-        for sock in socks:
-            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-        for sock in socks:
-            data = b""
-            while b'"}' not in data and b"}" not in data.partition(b"\r\n\r\n")[2]:
-                chunk = sock.recv(4096)
-                assert chunk, "connection closed"
-                data += chunk
-            pids[int(re.search(rb'"pid":(\d+)', data).group(1))] += 1
-    finally:
-        for sock in socks:
-            sock.close()
-    assert len(pids) == 2, pids
-    assert min(pids.values()) >= 10, pids  # the kernel hashes connections: 32 +- a few each
 
 
 def test_a_killed_worker_is_replaced_and_the_port_keeps_answering(pixel_factory) -> None:
