@@ -200,24 +200,13 @@ _SMALL_GRANULES = "\nSETTINGS index_granularity = 256"
 # The days of a range before today (which no longer change as events arrive), merged once per set of
 # day builds (`key`), so a 30-day breakdown merges one state per value instead of thirty. Rows expire
 # two days after they are made; a range still in use is then merged again.
-RANGE_DIMENSIONS_DDL = """CREATE TABLE IF NOT EXISTS range_dimensions (
-    `site` LowCardinality(String),
-    `tz` LowCardinality(String),
-    `key` UInt64,
-    `created` DateTime('UTC'),
-    `dimension` LowCardinality(String),
-    `value` String,
-    `visitors` AggregateFunction(uniqCombined(12), String),
-    `visitors_total` AggregateFunction(uniqCombined(14), String),
-    `pageviews` UInt64,
-    `events` UInt64,
-    `sessions` UInt64,
-    `bounces` UInt64,
-    `duration_ms` UInt64
+RANGE_DIMENSIONS_DDL = (
+    DAY_DIMENSIONS_DDL.replace("day_dimensions (", "range_dimensions (")
+    .replace("`day` Date,\n    `build` UInt64,", "`key` UInt64,\n    `created` DateTime('UTC'),")
+    .replace("ORDER BY (site, tz, dimension, day, value)",
+             "ORDER BY (site, tz, key, dimension, value)\nTTL created + INTERVAL 2 DAY")
+    + _SMALL_GRANULES
 )
-ENGINE = MergeTree
-ORDER BY (site, tz, key, dimension, value)
-TTL created + INTERVAL 2 DAY""" + _SMALL_GRANULES
 
 
 # -- migration 4: merged ranges in the day table -----------------------------------------------------
