@@ -233,6 +233,18 @@ def _refused(port: int) -> bool:
 
 
 @pytest.mark.timeout(900)
+def _tear_down(windows: list, wizard: SetupWizard, runner: Runner, client, project: str, profile: str) -> None:
+    """After a remote install test: close the windows and tunnels, uninstall the stack, forget the profile."""
+    for window in windows:
+        window.close()
+    wizard.close_tunnels()
+    runner.shutdown()
+    with contextlib.suppress(Exception):
+        open_stack(client, project).uninstall(delete_data=True)
+    with contextlib.suppress(Exception):
+        secret_store.delete_profile(profile)
+
+
 def test_wizard_over_ssh_through_the_tunnel_with_the_saved_host_key(qtbot, secret_service, docker_client,
                                                                     pixel_image, sshd, tmp_path) -> None:
     """Click by click to a server reached by SSH: the host key is refused until trusted, the site is
@@ -373,14 +385,7 @@ def test_wizard_over_ssh_through_the_tunnel_with_the_saved_host_key(qtbot, secre
         assert window.stack.table.item(0, 1).text() == "running"
         window.close()
     finally:
-        for window in windows:
-            window.close()
-        wizard.close_tunnels()
-        runner.shutdown()
-        with contextlib.suppress(Exception):
-            open_stack(docker_client, project).uninstall(delete_data=True)
-        with contextlib.suppress(Exception):
-            secret_store.delete_profile("Remote")
+        _tear_down(windows, wizard, runner, docker_client, project, "Remote")
     assert leftovers(docker_client, project) == []
 
 
@@ -468,12 +473,5 @@ def test_wizard_over_tls_reaches_the_api_through_the_engine(qtbot, secret_servic
         window.close()
         assert _refused(local_end)
     finally:
-        if window is not None:
-            window.close()
-        wizard.close_tunnels()
-        runner.shutdown()
-        with contextlib.suppress(Exception):
-            open_stack(tls_client, project).uninstall(delete_data=True)
-        with contextlib.suppress(Exception):
-            secret_store.delete_profile("Tls")
+        _tear_down([window] if window is not None else [], wizard, runner, tls_client, project, "Tls")
     assert leftovers(tls_client, project) == []
