@@ -115,6 +115,7 @@ class ChildSupervisor:
         self.ctx = multiprocessing.get_context("spawn")
         self.process: multiprocessing.process.BaseProcess | None = None
         self._stopping = threading.Event()
+        self._lock = threading.Lock()  # no process is started after send_stop
         self._thread = threading.Thread(target=self._watch, name=f"supervisor {name}", daemon=True)
 
     def start(self) -> None:
@@ -132,28 +133,38 @@ class ChildSupervisor:
             self.process.join(timeout=0.5)
             if self.process.exitcode is None or self._stopping.is_set():
                 continue
-            if self.process.exitcode == 0:
-                # A clean exit is a requested stop (SIGTERM to the process group, as a service manager or
-                # Ctrl-C sends it), not a crash: do not start it again behind the shutdown's back.
+            if self.process.exitcode in (0, -signal.SIGTERM, -signal.SIGINT):
+                # A requested stop, not a crash: SIGTERM/SIGINT to the process group (a service manager,
+                # Ctrl-C) reaches the children too. A child handles it and exits 0, or dies of it when it
+                # comes before the child set its handlers (a child still starting). Either way, do not
+                # start it again behind the shutdown's back.
                 log.info("%s stopped", self.name)
                 return
             started = time.monotonic()
             log.warning("%s exited (code %s); restarting in %.1f s", self.name, self.process.exitcode, delay)
             if self._stopping.wait(delay):
                 return
-            self._spawn()
+            with self._lock:
+                if self._stopping.is_set():
+                    return
+                self._spawn()
             # a process that stayed up for a while resets the backoff
             delay = 0.5 if time.monotonic() - started > 30 else min(delay * 2, 5.0)
 
     def send_stop(self) -> None:
         """Ask the process to stop (it exits cleanly on SIGTERM) and not to restart it; `join` waits for it."""
-        self._stopping.set()
-        process = self.process
+        with self._lock:
+            self._stopping.set()
+            process = self.process
         if process is not None and process.exitcode is None and process.pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(process.pid, signal.SIGTERM)
 
     def join(self, timeout: float = 30) -> None:
+        # The watch thread first (it ends within 0.5 s of send_stop): two threads waiting on one child race
+        # in multiprocessing (one reaps it, the other sees no exit code and would kill a reaped pid).
+        if self._stopping.is_set() and self._thread.is_alive():
+            self._thread.join()
         process = self.process
         if process is not None:
             process.join(timeout=timeout)
