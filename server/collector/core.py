@@ -95,14 +95,19 @@ class Collector:
             self.spool.close()
 
     async def tick_forever(self) -> None:
-        """fsync and rotate on the spool's policy, off the event loop (blocking calls)."""
-        assert self.spool is not None
+        """Rotate by age and re-measure the backlog on the event loop (cheap); fsync off it (blocking)."""
+        spool = self.spool
+        assert spool is not None
         interval = self.settings.fsync_interval if self.settings.fsync_interval > 0 else 0.1
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(interval)
             try:
-                await loop.run_in_executor(None, self.spool.tick)
+                # tick() touches the writer's state, so it runs on the thread that appends; sync() only
+                # flushes and closes the descriptors it got, so it can run beside later appends.
+                handles = spool.tick()
+                if handles:
+                    await loop.run_in_executor(None, spool.sync, handles)
             except Exception:  # a failed tick must not stop later ones
                 log.exception("collector: spool tick failed")
 
