@@ -269,6 +269,7 @@ def _collector_worker(env: dict[str, str]) -> None:
         server_header=False,
         date_header=False,
         timeout_graceful_shutdown=5,
+        timeout_keep_alive=settings.keep_alive_timeout,
         backlog=2048,
     )
     server = uvicorn.Server(config)

@@ -56,6 +56,9 @@ class Settings:
     max_events_per_request: int = 100
     script_name: str = "pixel.js"  # served at /<script_name>; rename for ad-block resistance
     track_path: str = "/track"
+    # seconds an idle keep-alive connection stays open; behind a load balancer, set it above the balancer's own
+    # idle timeout (e.g. 60 s for AWS ALB), or the balancer may send a request on a connection being closed
+    keep_alive_timeout: float = 5.0
 
     # Spool
     spool_max_bytes: int = 1024 * 1024 * 1024  # disk cap: above it the collector answers 503

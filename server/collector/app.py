@@ -22,7 +22,7 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
-def _declared_length(value: str) -> int:
+def _declared_length(value: str | bytes) -> int:
     try:
         return int(value)
     except ValueError:
@@ -36,7 +36,7 @@ class AsgiCollector:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            headers = {k.decode("latin-1"): v.decode("utf-8", "surrogateescape") for k, v in scope["headers"]}
+            headers = dict(scope["headers"])  # lower-case names (uvicorn) to raw values; the last one wins
             body, too_large = b"", False
             if scope["method"] == "POST":
                 body, too_large = await self._read_body(headers, receive)
@@ -65,10 +65,10 @@ class AsgiCollector:
                     await send({"type": "lifespan.shutdown.complete"})
                     return
 
-    async def _read_body(self, headers: dict[str, str], receive: Receive) -> tuple[bytes, bool]:
+    async def _read_body(self, headers: dict[bytes, bytes], receive: Receive) -> tuple[bytes, bool]:
         """The body, or (b"", True) when it is over the limit (then the rest is drained, not kept)."""
         limit = self.collector.max_body
-        over = _declared_length(headers.get("content-length", "0")) > limit
+        over = _declared_length(headers.get(b"content-length", b"0")) > limit
         chunks: list[bytes] = []
         size = 0
         more = True
@@ -103,10 +103,11 @@ class RsgiCollector:
     async def __rsgi__(self, scope: Any, protocol: Any) -> None:
         if scope.proto != "http":
             return
-        headers = scope.headers
         body, too_large = b"", False
         if scope.method == "POST":
-            body, too_large = await self._read_body(headers, protocol)
+            body, too_large = await self._read_body(scope.headers, protocol)
+        # granian gives header values as str: back to the bytes received, as the core takes them
+        headers = {k.encode("latin-1"): v.encode("utf-8", "surrogateescape") for k, v in scope.headers.items()}
         peer = scope.client.rpartition(":")[0].strip("[]")
         r = self.collector.handle(scope.method, scope.path, scope.query_string, headers, peer, body, too_large)
         if r.body:

@@ -2,8 +2,9 @@
 
 Per tracking request it does the least it can: validate the body with one `orjson.loads`, and
 append the body *as received* plus the request facts to the spool with one `write(2)` (no
-re-encode, no per-request open/close), then answer. Everything else (parsing events into columns,
-enrichment, inserting) is the shipper's job, off the hot path.
+re-encode, no per-request open/close), then answer. Headers are taken as the raw bytes received
+(lower-case names), so the request facts reach the spool without a decode and re-encode. Everything
+else (parsing events into columns, enrichment, inserting) is the shipper's job, off the hot path.
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ CORS_PREFLIGHT = [
 
 
 class Headers(Protocol):
-    def get(self, key: str, default: str = ..., /) -> str: ...
+    """The request's headers as received: lower-case names to raw values (bytes), as ASGI gives them."""
+
+    def get(self, key: bytes, default: bytes = ..., /) -> bytes: ...
 
 
 class Response(NamedTuple):
@@ -56,10 +59,6 @@ class Response(NamedTuple):
 
 def collector_metrics_dir(settings: Settings) -> Path:
     return settings.state_dir / "metrics" / "collector"
-
-
-# Header values were decoded with surrogateescape: encoding them back gives the bytes as received.
-_UTF8, _ESC = "utf-8", "surrogateescape"
 
 
 class Collector:
@@ -136,7 +135,7 @@ class Collector:
         if self.any_origin:
             response.headers.append(("access-control-allow-origin", "*"))
         else:
-            origin = headers.get("origin", "")
+            origin = headers.get(b"origin", b"").decode("utf-8", "surrogateescape")
             if origin:
                 if origin in self.origins:
                     response.headers.append(("access-control-allow-origin", origin))
@@ -204,21 +203,20 @@ class Collector:
 
     def _store(self, headers: Headers, peer: str, body: bytes, n: int, ok: Response) -> Response:
         get = headers.get
-        xff, real_ip = get("x-forwarded-for", ""), get("x-real-ip", "")
-        country = get("cf-ipcountry", "")[:2].upper() if self.cdn_geo else ""
+        xff, real_ip = get(b"x-forwarded-for", b""), get(b"x-real-ip", b"")
+        country = get(b"cf-ipcountry", b"")[:2].upper() if self.cdn_geo else b""
         if self.trusted and (xff or real_ip or country):
-            ip = self._client_ip(peer, xff, real_ip)
+            ip = self._client_ip(peer, xff.decode("latin-1"), real_ip.decode("latin-1")).encode("latin-1")
             if country and not self._trusted_cache.get(peer):
-                country = ""  # a geo header from anyone but a trusted proxy is ignored
+                country = b""  # a geo header from anyone but a trusted proxy is ignored
         else:
-            ip, country = peer, ""
-        host = get("origin", "") or get("referer", "")
+            ip, country = peer.encode("latin-1"), b""
+        host = get(b"origin", b"") or get(b"referer", b"")
         if host:
-            host = host.split("://", 1)[-1].split("/", 1)[0]
-        flags = (b"d" if get("dnt", "") == "1" else b"") + (b"g" if get("sec-gpc", "") == "1" else b"")
-        record = encode_record(int(time.time() * 1000), ip.encode(_UTF8, _ESC),
-                               get("user-agent", "").encode(_UTF8, _ESC), get("accept-language", "").encode(_UTF8, _ESC),
-                               host.encode(_UTF8, _ESC), country.encode(_UTF8, _ESC), flags, body)
+            host = host.split(b"://", 1)[-1].split(b"/", 1)[0]
+        flags = (b"d" if get(b"dnt", b"") == b"1" else b"") + (b"g" if get(b"sec-gpc", b"") == b"1" else b"")
+        record = encode_record(int(time.time() * 1000), ip, get(b"user-agent", b""), get(b"accept-language", b""),
+                               host, country, flags, body)
         assert self.spool is not None and self.counters is not None
         try:
             self.spool.append(record)
@@ -261,11 +259,11 @@ class Collector:
         asset = self.asset
         if asset is None:
             return self._error(404, "not built", "the tracker has not been built")
-        if headers.get("if-none-match", "") == asset.etag:
+        if headers.get(b"if-none-match", b"") == asset.etag.encode("latin-1"):
             return Response(304, [("etag", asset.etag)], b"")
         out = [("content-type", "application/javascript; charset=utf-8"), ("etag", asset.etag),
                ("cache-control", "public, max-age=3600, stale-while-revalidate=86400"), ("vary", "Accept-Encoding")]
-        if "gzip" in headers.get("accept-encoding", ""):
+        if b"gzip" in headers.get(b"accept-encoding", b""):
             out.append(("content-encoding", "gzip"))
             return Response(200, out, asset.gzipped)
         return Response(200, out, asset.body)

@@ -1,7 +1,7 @@
 """uvicorn's httptools protocol with the tracking route answered inside the protocol.
 
 Why: on `POST /track` Pixel's own work (`Collector.handle`: one `orjson.loads`, one `write(2)` to the spool)
-costs 7–10 µs of CPU, but the stock ASGI path around it costs several times that per request: a scope
+costs about 5 µs of CPU, but the stock ASGI path around it costs several times that per request: a scope
 dict, a RequestResponseCycle with an asyncio.Event, a Task, the receive/send coroutines and their message
 dicts (bench/README.md, "Collector against the anchor"). This protocol — still uvicorn's server, workers,
 lifespan, keep-alive and flow control; selected with uvicorn's `http=` option — calls `Collector.handle`
@@ -44,6 +44,8 @@ class TrackProtocol(HttpToolsProtocol):
         self._size = 0
         self._over = False
         self._paused_for_writes = False
+        self._heads: dict[tuple[Any, ...], bytes] = {}  # encoded status line + headers, by answer shape
+        self._idle_since: float | None = None  # keep-alive: when the connection last became idle
 
     # -- parser callbacks ----------------------------------------------------------------------------
 
@@ -96,30 +98,26 @@ class TrackProtocol(HttpToolsProtocol):
         collector = self._collector
         assert collector is not None
         method = self._method
-        body = b"".join(self._chunks) if method == "POST" and not self._over else b""
+        chunks = self._chunks
+        body = (chunks[0] if len(chunks) == 1 else b"".join(chunks)) if method == "POST" and not self._over else b""
         self._chunks = []
         try:
-            headers = {k.decode("latin-1"): v.decode("utf-8", "surrogateescape") for k, v in self.headers}
-            r = collector.handle(method, collector.track_path, self._query, headers,
+            # uvicorn's on_header lower-cases the names; as in ASGI, the last of repeated headers wins
+            r = collector.handle(method, collector.track_path, self._query, dict(self.headers),
                                  self.client[0] if self.client else "", body, self._over and method == "POST")
+            keep_alive = self._keep_alive and not self._close_after
+            shape = (r.status, *r.headers, len(r.body), keep_alive)
+            head = self._heads.get(shape)
+            if head is None:
+                head = self._head(r.status, r.headers, len(r.body), keep_alive)
+                if len(self._heads) < 64:  # a few shapes per connection: 204, the GIF, the errors
+                    self._heads[shape] = head
         except Exception:
             log.exception("collector: error answering %s %s", method, collector.track_path)
             self.transport.write(_INTERNAL_ERROR)
             self.transport.close()
             return
-        keep_alive = self._keep_alive and not self._close_after
-        out = [STATUS_LINE[r.status]]
-        for name, value in self.server_state.default_headers:
-            out += (name, b": ", value, b"\r\n")
-        for name, text in r.headers:
-            out.append(f"{name}: {text}\r\n".encode("latin-1"))
-        out.append(b"content-length: %d\r\n" % len(r.body))
-        if not keep_alive:
-            out.append(b"connection: close\r\n")
-        out.append(b"\r\n")
-        if method != "HEAD":
-            out.append(r.body)
-        self.transport.write(b"".join(out))
+        self.transport.write(head + r.body if r.body and method != "HEAD" else head)
         if not keep_alive:
             self.transport.close()
         self.on_response_complete()  # (which resumes reading)
@@ -128,6 +126,59 @@ class TrackProtocol(HttpToolsProtocol):
             # ASGI path does by waiting in send(), so its answers cannot pile up in memory.
             self.flow.pause_reading()
             self._paused_for_writes = True
+
+    def _head(self, status: int, headers: list[tuple[str, str]], length: int, keep_alive: bool) -> bytes:
+        """The status line and headers, in the order and form of uvicorn's ASGI path."""
+        out = [STATUS_LINE[status]]
+        for name, value in self.server_state.default_headers:
+            out += (name, b": ", value, b"\r\n")
+        for name, text in headers:
+            out.append(f"{name}: {text}\r\n".encode("latin-1"))
+        out.append(b"content-length: %d\r\n" % length)
+        if not keep_alive:
+            out.append(b"connection: close\r\n")
+        out.append(b"\r\n")
+        return b"".join(out)
+
+    # -- keep-alive: one timer per idle spell, not one per response ----------------------------------
+    # uvicorn arms a new timer after every response and cancels it on the next request's first bytes;
+    # at tens of thousands of requests a second per worker that is a timer made and dropped per request.
+    # Here a response only notes when the connection became idle; the one armed timer checks that when
+    # it fires and re-arms for the rest, so an idle connection still closes `timeout_keep_alive` after
+    # its last response, as in uvicorn.
+
+    def _unset_keepalive_if_required(self) -> None:
+        self._idle_since = None  # busy (data arrived): the armed timer, if any, sees it when it fires
+
+    def on_response_complete(self) -> None:  # uvicorn's, but the keep-alive timer lazy
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self._idle_since = None
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+            return
+        self._idle_since = self.loop.time()
+        if self.timeout_keep_alive_task is None:
+            self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self._keep_alive_due)
+
+    def _keep_alive_due(self) -> None:
+        self.timeout_keep_alive_task = None
+        if self._idle_since is None:
+            return  # a request is under way: its response arms the timer again
+        left = self._idle_since + self.timeout_keep_alive - self.loop.time()
+        if left > 0:
+            self.timeout_keep_alive_task = self.loop.call_later(left, self._keep_alive_due)
+        else:
+            self.timeout_keep_alive_handler()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self.timeout_keep_alive_task is not None:
+            self.timeout_keep_alive_task.cancel()
+            self.timeout_keep_alive_task = None
 
     # -- server callbacks ----------------------------------------------------------------------------
 

@@ -269,3 +269,37 @@ def test_a_client_that_does_not_read_its_answers_is_not_read_from(tmp_path) -> N
     # Bounded by the answers to one read's worth of requests past the high-water mark (246 kB measured;
     # without the pause the server kept reading and buffered 4.6 MB of answers in the same test).
     assert state["buffered"] < 1024 * 1024
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "uvicorn-asgi"])
+def test_idle_keep_alive_connections_close_after_the_timeout_and_busy_ones_stay(tmp_path, server) -> None:
+    """PIXEL_KEEP_ALIVE_TIMEOUT=1: requests 0.4 s apart for 2.4 s keep one connection; 1 s after its last answer
+    it is closed, not before. The fast path arms one timer per idle spell instead of one per answer; the
+    stock protocol is the reference."""
+    from tests.conftest import PixelProcess, free_port
+
+    proc = PixelProcess("collect", tmp_path / "data", free_port(), free_port(),
+                        {"PIXEL_WORKERS": "1", "PIXEL_LOG_LEVEL": "WARNING", "PIXEL_SERVER": server,
+                         "PIXEL_KEEP_ALIVE_TIMEOUT": "1"}).start()
+    try:
+        with socket.create_connection(("127.0.0.1", proc.port), timeout=5) as sock:
+            for _ in range(7):
+                sock.sendall(post(EVENT))
+                got = b""
+                while complete(got) < 1:
+                    chunk = sock.recv(65536)
+                    assert chunk, "closed while in use"
+                    got += chunk
+                assert got.startswith(b"HTTP/1.1 204 ")
+                time.sleep(0.4)
+            answered = time.monotonic() - 0.4
+            sock.settimeout(0.3)
+            with pytest.raises(TimeoutError):
+                sock.recv(1)  # ~0.7 s after the last answer: still open
+            sock.settimeout(5)
+            assert sock.recv(1) == b""  # then closed by the server...
+            closed_after = time.monotonic() - answered
+        assert 0.9 <= closed_after <= 2.0  # ...about 1 s after the last answer
+        assert len(records(proc)) == 7
+    finally:
+        proc.stop()
