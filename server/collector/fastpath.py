@@ -1,7 +1,7 @@
 """uvicorn's httptools protocol with the tracking route answered inside the protocol.
 
 Why: on `POST /track` Pixel's own work (`Collector.handle`: one `orjson.loads`, one `write(2)` to the spool)
-costs about 5 µs of CPU, but the stock ASGI path around it costs several times that per request: a scope
+costs about 6 µs of CPU, but the stock ASGI path around it costs several times that per request: a scope
 dict, a RequestResponseCycle with an asyncio.Event, a Task, the receive/send coroutines and their message
 dicts (bench/README.md, "Collector against the anchor"). This protocol — still uvicorn's server, workers,
 lifespan, keep-alive and flow control; selected with uvicorn's `http=` option — calls `Collector.handle`
@@ -26,6 +26,38 @@ _INTERNAL_ERROR = (b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/pl
                    b"content-length: 21\r\nconnection: close\r\n\r\nInternal Server Error")
 
 
+class _Heads:
+    """Encoded status lines + headers by answer shape (status, headers, length, keep-alive), for all of the
+    worker's connections, so a browser's one- or two-request connection finds its 204 ready too. uvicorn
+    replaces its default headers (the Date header, when on) once a second; the cache starts over then."""
+
+    def __init__(self) -> None:
+        self.defaults: list[tuple[bytes, bytes]] | None = None
+        self.heads: dict[tuple[Any, ...], bytes] = {}
+
+    def get(self, defaults: list[tuple[bytes, bytes]], status: int, headers: list[tuple[str, str]], length: int,
+            keep_alive: bool) -> bytes:
+        if defaults is not self.defaults or len(self.heads) >= 256:  # 256: echoed origins, error lengths
+            self.defaults, self.heads = defaults, {}
+        shape = (status, *headers, length, keep_alive)
+        head = self.heads.get(shape)
+        if head is None:
+            out = [STATUS_LINE[status]]  # in the order and form of uvicorn's ASGI path
+            for name, value in defaults:
+                out += (name, b": ", value, b"\r\n")
+            for name, text in headers:
+                out.append(f"{name}: {text}\r\n".encode("latin-1"))
+            out.append(b"content-length: %d\r\n" % length)
+            if not keep_alive:
+                out.append(b"connection: close\r\n")
+            out.append(b"\r\n")
+            head = self.heads[shape] = b"".join(out)
+        return head
+
+
+_HEADS = _Heads()
+
+
 class TrackProtocol(HttpToolsProtocol):
     """One connection. `_fast` is set between the headers and the end of a tracking request taken here."""
 
@@ -44,7 +76,6 @@ class TrackProtocol(HttpToolsProtocol):
         self._size = 0
         self._over = False
         self._paused_for_writes = False
-        self._heads: dict[tuple[Any, ...], bytes] = {}  # encoded status line + headers, by answer shape
         self._idle_since: float | None = None  # keep-alive: when the connection last became idle
 
     # -- parser callbacks ----------------------------------------------------------------------------
@@ -98,20 +129,14 @@ class TrackProtocol(HttpToolsProtocol):
         collector = self._collector
         assert collector is not None
         method = self._method
-        chunks = self._chunks
-        body = (chunks[0] if len(chunks) == 1 else b"".join(chunks)) if method == "POST" and not self._over else b""
+        body = b"".join(self._chunks) if method == "POST" and not self._over else b""  # one chunk: itself
         self._chunks = []
         try:
             # uvicorn's on_header lower-cases the names; as in ASGI, the last of repeated headers wins
             r = collector.handle(method, collector.track_path, self._query, dict(self.headers),
                                  self.client[0] if self.client else "", body, self._over and method == "POST")
             keep_alive = self._keep_alive and not self._close_after
-            shape = (r.status, *r.headers, len(r.body), keep_alive)
-            head = self._heads.get(shape)
-            if head is None:
-                head = self._head(r.status, r.headers, len(r.body), keep_alive)
-                if len(self._heads) < 64:  # a few shapes per connection: 204, the GIF, the errors
-                    self._heads[shape] = head
+            head = _HEADS.get(self.server_state.default_headers, r.status, r.headers, len(r.body), keep_alive)
         except Exception:
             log.exception("collector: error answering %s %s", method, collector.track_path)
             self.transport.write(_INTERNAL_ERROR)
@@ -127,19 +152,6 @@ class TrackProtocol(HttpToolsProtocol):
             self.flow.pause_reading()
             self._paused_for_writes = True
 
-    def _head(self, status: int, headers: list[tuple[str, str]], length: int, keep_alive: bool) -> bytes:
-        """The status line and headers, in the order and form of uvicorn's ASGI path."""
-        out = [STATUS_LINE[status]]
-        for name, value in self.server_state.default_headers:
-            out += (name, b": ", value, b"\r\n")
-        for name, text in headers:
-            out.append(f"{name}: {text}\r\n".encode("latin-1"))
-        out.append(b"content-length: %d\r\n" % length)
-        if not keep_alive:
-            out.append(b"connection: close\r\n")
-        out.append(b"\r\n")
-        return b"".join(out)
-
     # -- keep-alive: one timer per idle spell, not one per response ----------------------------------
     # uvicorn arms a new timer after every response and cancels it on the next request's first bytes;
     # at tens of thousands of requests a second per worker that is a timer made and dropped per request.
@@ -154,9 +166,9 @@ class TrackProtocol(HttpToolsProtocol):
         self.server_state.total_requests += 1
         if self.transport.is_closing():
             return
-        self._idle_since = None
         self.flow.resume_reading()
         if self.pipeline:
+            self._idle_since = None
             cycle, app = self.pipeline.pop()
             self._start_asgi_task(cycle, app)
             return

@@ -303,3 +303,34 @@ def test_idle_keep_alive_connections_close_after_the_timeout_and_busy_ones_stay(
         assert len(records(proc)) == 7
     finally:
         proc.stop()
+
+
+def test_answers_carry_the_current_date_header_on_a_long_connection(tmp_path) -> None:
+    """uvicorn renews its default headers (Date) once a second; cached answer heads must follow them, also on
+    a keep-alive connection that outlives a second."""
+    import asyncio
+    from email.utils import parsedate_to_datetime
+
+    from pixel.server.collector.app import AsgiCollector
+    from pixel.server.collector.core import Collector
+    from pixel.server.settings import Settings
+
+    app = AsgiCollector(Collector(Settings(data_dir=tmp_path / "data")))
+
+    async def main() -> list[bytes]:
+        server, sock, task = await serve_in_process(app)  # uvicorn's default: date_header on
+        reader, writer = await asyncio.open_connection(*sock.getsockname())
+        dates = []
+        for _ in range(2):
+            writer.write(post(EVENT))
+            head = await reader.readuntil(b"\r\n\r\n")
+            dates.append(re.search(rb"\r\ndate: ([^\r]+)\r\n", head).group(1))
+            await asyncio.sleep(2.2)
+        writer.close()
+        server.should_exit = True
+        await task
+        return dates
+
+    first, second = asyncio.run(main())
+    elapsed = (parsedate_to_datetime(second.decode()) - parsedate_to_datetime(first.decode())).total_seconds()
+    assert 1 <= elapsed <= 4
