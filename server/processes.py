@@ -107,8 +107,8 @@ def _store_child(env: dict[str, str]) -> None:
 
 
 class ChildSupervisor:
-    """Runs `target(*args)` in a spawned process and starts it again (with backoff) if it dies; a clean exit
-    (code 0) is a requested stop and ends the supervision."""
+    """Runs `target(*args)` in a spawned process and starts it again (with backoff) if it crashes; an exit with
+    code 0, or by SIGTERM/SIGINT, is a requested stop and ends the supervision."""
 
     def __init__(self, name: str, target: Callable[..., None], args: tuple[object, ...]) -> None:
         self.name, self.target, self.args = name, target, args

@@ -47,13 +47,21 @@ def test_a_child_that_dies_of_sigterm_is_a_requested_stop_and_not_restarted() ->
         sup.stop()
 
 
-def test_nothing_is_started_after_send_stop() -> None:
+def test_a_stop_requested_after_the_backoff_wait_still_starts_nothing() -> None:
+    """The stop can come between the end of the restart delay and the restart: it must win."""
+    import threading
+
+    class StopDuringWait(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            super().wait(timeout)  # the restart delay passes with no stop ...
+            self.set()  # ... and send_stop's flag is set just after: the restart must see it
+            return False
+
     sup = ChildSupervisor("sleeper", time.sleep, (60,))
+    sup._stopping = StopDuringWait()
     sup.start()
     first = sup.process
-    os.kill(first.pid, signal.SIGKILL)  # a crash: the supervisor waits 0.5 s, then would restart it ...
-    assert wait_for(lambda: first.exitcode is not None)
-    sup.send_stop()  # ... but the stop comes first
-    time.sleep(1.0)
+    os.kill(first.pid, signal.SIGKILL)  # a crash: restarted after the delay, unless stopped
+    assert wait_for(lambda: not sup._thread.is_alive(), timeout=10)
     assert sup.process is first
     sup.join()
