@@ -48,10 +48,14 @@ class Profile:
         if not _NAME.match(self.name or ""):
             raise ProfileError(f"profile name {self.name!r}: use 1-64 letters, digits, space, _ . -")
         if self.host_key and len(self.host_key.split()) != 3:
-            raise ProfileError(f"host_key {self.host_key[:40]!r}: expected one known_hosts line, 'host type key'")
+            raise ProfileError(
+                f"host_key {self.host_key[:40]!r}: expected one known_hosts line, 'host type key'"
+            )
         for key in self.extra:
             if any(word in key.lower() for word in _SECRET_WORDS):
-                raise ProfileError(f"{key!r} looks like a secret: secrets belong in the keyring, not in settings")
+                raise ProfileError(
+                    f"{key!r} looks like a secret: secrets belong in the keyring, not in settings"
+                )
 
 
 def config_dir() -> Path:

@@ -14,14 +14,22 @@ import keyring.errors
 SERVICE = "pixel-desktop"
 
 # What a secret is for: the key within a profile.
-KINDS = ("admin_password", "api_password", "ssh_passphrase", "clickhouse_password", "maxmind_license_key",
-         "api_token")
+KINDS = (
+    "admin_password",
+    "api_password",
+    "ssh_passphrase",
+    "clickhouse_password",
+    "maxmind_license_key",
+    "api_token",
+)
 
-FIX = ("Pixel keeps passwords in your system keyring and found none it can use. "
-       "On Linux, install and unlock a Secret Service (GNOME Keyring or KWallet), e.g. "
-       "`sudo apt install gnome-keyring` and log in to a desktop session; on a server, run "
-       "`dbus-run-session` with `gnome-keyring-daemon --unlock`. On macOS and Windows the "
-       "system keychain works out of the box.")
+FIX = (
+    "Pixel keeps passwords in your system keyring and found none it can use. "
+    "On Linux, install and unlock a Secret Service (GNOME Keyring or KWallet), e.g. "
+    "`sudo apt install gnome-keyring` and log in to a desktop session; on a server, run "
+    "`dbus-run-session` with `gnome-keyring-daemon --unlock`. On macOS and Windows the "
+    "system keychain works out of the box."
+)
 
 
 class KeyringUnavailable(RuntimeError):

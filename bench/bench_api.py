@@ -26,12 +26,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fastapi.testclient import TestClient  # noqa: E402
-from pixel.server.api import create_app  # noqa: E402
-from pixel.server.api.app import open_meta  # noqa: E402
-from pixel.server.api.security import hash_password  # noqa: E402
-from pixel.server.settings import Settings  # noqa: E402
-from pixel.server.store.chdb_engine import ChdbStore  # noqa: E402
+from fastapi.testclient import TestClient
+
+from pixel.server.api import create_app
+from pixel.server.api.app import open_meta
+from pixel.server.api.security import hash_password
+from pixel.server.settings import Settings
+from pixel.server.store.chdb_engine import ChdbStore
 
 SITE = "bench.example"
 BREAKDOWNS = ("page", "entry_page", "referrer", "source", "country", "browser", "os", "device")
@@ -67,16 +68,25 @@ FROM (
 def generate(store: ChdbStore, events: int, days: int, sites: int, chunk: int = 1_000_000) -> float:
     started = time.perf_counter()
     for start in range(0, events, chunk):
-        store.command(GENERATE, {"start": start, "count": min(chunk, events - start), "visitors": max(events // 20, 1),
-                                 "sites": sites, "days": days})
+        store.command(
+            GENERATE,
+            {
+                "start": start,
+                "count": min(chunk, events - start),
+                "visitors": max(events // 20, 1),
+                "sites": sites,
+                "days": days,
+            },
+        )
     return time.perf_counter() - started
 
 
 def dashboard(client: TestClient, site_id: int, headers: dict[str, str]) -> float:
     base = f"/api/sites/{site_id}/reports"
     started = time.perf_counter()
-    for path, params in [("summary", {}), ("timeseries", {"interval": "day"})] + \
-            [(f"breakdown/{d}", {"limit": 10}) for d in BREAKDOWNS]:
+    for path, params in [("summary", {}), ("timeseries", {"interval": "day"})] + [
+        (f"breakdown/{d}", {"limit": 10}) for d in BREAKDOWNS
+    ]:
         r = client.get(f"{base}/{path}", params={"period": "30d", **params}, headers=headers)
         assert r.status_code == 200, r.text
     return time.perf_counter() - started
@@ -85,9 +95,11 @@ def dashboard(client: TestClient, site_id: int, headers: dict[str, str]) -> floa
 def dashboard_one(client: TestClient, site_id: int, headers: dict[str, str]) -> float:
     """The same dashboard as one request to the dashboard endpoint."""
     started = time.perf_counter()
-    r = client.get(f"/api/sites/{site_id}/reports/dashboard",
-                   params={"period": "30d", "interval": "day", "breakdowns": ",".join(BREAKDOWNS), "limit": 10},
-                   headers=headers)
+    r = client.get(
+        f"/api/sites/{site_id}/reports/dashboard",
+        params={"period": "30d", "interval": "day", "breakdowns": ",".join(BREAKDOWNS), "limit": 10},
+        headers=headers,
+    )
     assert r.status_code == 200, r.text
     return time.perf_counter() - started
 
@@ -115,10 +127,19 @@ def main() -> None:
     parser.add_argument("--sites", type=int, default=1, help="events spread over this many sites")
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--optimize", action="store_true", help="OPTIMIZE TABLE events FINAL before timing")
-    parser.add_argument("--live", type=int, default=0, metavar="N",
-                        help="also time dashboards each right after N new events of now, today rebuilt every time")
-    parser.add_argument("--data-dir", type=Path, default=None,
-                        help="keep the generated data here and reuse it on the next run (generated when empty)")
+    parser.add_argument(
+        "--live",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also time dashboards each right after N new events of now, today rebuilt every time",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="keep the generated data here and reuse it on the next run (generated when empty)",
+    )
     args = parser.parse_args()
     keep = args.data_dir is not None
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="pixel-bench-api-"))
@@ -129,10 +150,14 @@ def main() -> None:
     if applied:
         print(f"  migrations {applied} applied in {time.perf_counter() - t:.1f} s", flush=True)
     if store.scalar("SELECT count() FROM events") == 0:
-        print(f"generating {args.events:,} events over {args.days} days in {args.sites} site(s)...", flush=True)
+        print(
+            f"generating {args.events:,} events over {args.days} days in {args.sites} site(s)...", flush=True
+        )
         print(f"  generated in {generate(store, args.events, args.days, args.sites):.1f} s", flush=True)
     else:
-        print(f"reusing the events in {data_dir} (generated {store.scalar('SELECT max(received_at) FROM events')})")
+        print(
+            f"reusing the events in {data_dir} (generated {store.scalar('SELECT max(received_at) FROM events')})"
+        )
     if args.optimize:
         t = time.perf_counter()
         store.command("OPTIMIZE TABLE events FINAL")
@@ -145,10 +170,17 @@ def main() -> None:
     if not meta.all("SELECT id FROM users WHERE username = ?", "bench"):
         meta.create_user("bench", hash_password("bench-password-1"), "admin")
     found = meta.all("SELECT id FROM sites WHERE domain = ?", SITE)
-    site_id = found[0]["id"] if found else meta.insert(
-        "sites", {"domain": SITE, "name": SITE, "timezone": "Europe/Berlin", "created_at": 0.0})
+    site_id = (
+        found[0]["id"]
+        if found
+        else meta.insert(
+            "sites", {"domain": SITE, "name": SITE, "timezone": "Europe/Berlin", "created_at": 0.0}
+        )
+    )
     with TestClient(create_app(settings, store)) as client:
-        token = client.post("/api/auth/login", json={"username": "bench", "password": "bench-password-1"}).json()
+        token = client.post(
+            "/api/auth/login", json={"username": "bench", "password": "bench-password-1"}
+        ).json()
         headers = {"Authorization": f"Bearer {token['access_token']}"}
         cold = dashboard(client, site_id, headers)  # warm-up: builds the report cache for days not built yet
         print(f"  first dashboard (cache build for unbuilt days): {cold * 1000:.0f} ms", flush=True)
@@ -157,8 +189,9 @@ def main() -> None:
         ones = [dashboard_one(client, site_id, headers) for _ in range(args.runs)]
         per_report = {}
         base = f"/api/sites/{site_id}/reports"
-        for path, params in [("summary", {}), ("timeseries", {"interval": "day"})] + \
-                [(f"breakdown/{d}", {"limit": 10}) for d in BREAKDOWNS]:
+        for path, params in [("summary", {}), ("timeseries", {"interval": "day"})] + [
+            (f"breakdown/{d}", {"limit": 10}) for d in BREAKDOWNS
+        ]:
             times = []
             for _ in range(5):
                 t = time.perf_counter()
@@ -175,15 +208,41 @@ def main() -> None:
             daycache.REBUILD_MIN_SECONDS = 0.0  # the worst case: every dashboard rebuilds today first
             for run in range(args.runs):
                 now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-                store.insert_rows("events", [
-                    {"timestamp": now, "received_at": now, "site": SITE, "event_id": f"live-{run}-{i}",
-                     "event_name": "pageview", "visitor_id": f"live-{i}", "session_id": f"live-{run}-{i}",
-                     "path": "/live", "host": SITE} for i in range(args.live)])
+                store.insert_rows(
+                    "events",
+                    [
+                        {
+                            "timestamp": now,
+                            "received_at": now,
+                            "site": SITE,
+                            "event_id": f"live-{run}-{i}",
+                            "event_name": "pageview",
+                            "visitor_id": f"live-{i}",
+                            "session_id": f"live-{run}-{i}",
+                            "path": "/live",
+                            "host": SITE,
+                        }
+                        for i in range(args.live)
+                    ],
+                )
                 live.append(dashboard(client, site_id, headers))
-                store.insert_rows("events", [
-                    {"timestamp": now, "received_at": now, "site": SITE, "event_id": f"live1-{run}-{i}",
-                     "event_name": "pageview", "visitor_id": f"live1-{i}", "session_id": f"live1-{run}-{i}",
-                     "path": "/live", "host": SITE} for i in range(args.live)])
+                store.insert_rows(
+                    "events",
+                    [
+                        {
+                            "timestamp": now,
+                            "received_at": now,
+                            "site": SITE,
+                            "event_id": f"live1-{run}-{i}",
+                            "event_name": "pageview",
+                            "visitor_id": f"live1-{i}",
+                            "session_id": f"live1-{run}-{i}",
+                            "path": "/live",
+                            "host": SITE,
+                        }
+                        for i in range(args.live)
+                    ],
+                )
                 live_one.append(dashboard_one(client, site_id, headers))
         realtime = []
         for _ in range(args.runs):
@@ -191,20 +250,28 @@ def main() -> None:
             assert client.get(f"{base}/realtime", headers=headers).status_code == 200
             realtime.append(time.perf_counter() - t)
     ms = [t * 1000 for t in sorted(totals)]
-    print(f"dashboard (summary+timeseries+8 breakdowns, 30d): p50 {statistics.median(ms):.0f} ms, "
-          f"min {ms[0]:.0f} ms, max {ms[-1]:.0f} ms over {args.runs} runs")
+    print(
+        f"dashboard (summary+timeseries+8 breakdowns, 30d): p50 {statistics.median(ms):.0f} ms, "
+        f"min {ms[0]:.0f} ms, max {ms[-1]:.0f} ms over {args.runs} runs"
+    )
     one = sorted(t * 1000 for t in ones)
-    print(f"dashboard endpoint (the same in one request): p50 {statistics.median(one):.0f} ms, "
-          f"min {one[0]:.0f} ms, max {one[-1]:.0f} ms over {args.runs} runs")
+    print(
+        f"dashboard endpoint (the same in one request): p50 {statistics.median(one):.0f} ms, "
+        f"min {one[0]:.0f} ms, max {one[-1]:.0f} ms over {args.runs} runs"
+    )
     for path, t in per_report.items():
         print(f"  {path:24s} p50 {t * 1000:.0f} ms")
     if live:
         lv = sorted(t * 1000 for t in live)
-        print(f"dashboard right after {args.live} new events (today rebuilt first): p50 {statistics.median(lv):.0f} ms, "
-              f"min {lv[0]:.0f} ms, max {lv[-1]:.0f} ms")
+        print(
+            f"dashboard right after {args.live} new events (today rebuilt first): p50 {statistics.median(lv):.0f} ms, "
+            f"min {lv[0]:.0f} ms, max {lv[-1]:.0f} ms"
+        )
         lv = sorted(t * 1000 for t in live_one)
-        print(f"dashboard endpoint right after {args.live} new events (today rebuilt first): "
-              f"p50 {statistics.median(lv):.0f} ms, min {lv[0]:.0f} ms, max {lv[-1]:.0f} ms")
+        print(
+            f"dashboard endpoint right after {args.live} new events (today rebuilt first): "
+            f"p50 {statistics.median(lv):.0f} ms, min {lv[0]:.0f} ms, max {lv[-1]:.0f} ms"
+        )
     rt = sorted(t * 1000 for t in realtime)
     print(f"realtime: p50 {statistics.median(rt):.0f} ms, min {rt[0]:.0f} ms, max {rt[-1]:.0f} ms")
     store.close()

@@ -28,12 +28,18 @@ sys.path.insert(0, str(ROOT / "examples"))
 
 def cold_start(runs: int = 7) -> None:
     from dashboard_offline import fill_cache
+
     from pixel.app.client import ReportCache
     from pixel.app.profiles import Profile, ProfileStore
 
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, **{v: f"{tmp}/{v.lower()}" for v in
-                                ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME")}}
+        env = {
+            **os.environ,
+            **{
+                v: f"{tmp}/{v.lower()}"
+                for v in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME")
+            },
+        }
         env.pop("DBUS_SESSION_BUS_ADDRESS", None)
         os.environ.update({k: env[k] for k in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME")})
         with socket.socket() as s:
@@ -46,21 +52,29 @@ def cold_start(runs: int = 7) -> None:
         walls, inner = [], []
         for _ in range(runs):
             t0 = time.perf_counter()
-            out = subprocess.run([sys.executable, "-m", "pixel.app.desktop.main", "--first-chart-exit"], env=env,
-                                 capture_output=True, text=True, timeout=60)
+            out = subprocess.run(
+                [sys.executable, "-m", "pixel.app.desktop.main", "--first-chart-exit"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
             walls.append(time.perf_counter() - t0)
             line = next((x for x in out.stdout.splitlines() if x.startswith("first chart after")), "")
             if not line:
                 raise SystemExit(f"no chart drawn:\n{out.stdout}\n{out.stderr}")
             inner.append(float(line.split()[3]))
-        print(f"cold start to first chart from cache ({runs} runs): wall from spawn median {statistics.median(walls):.3f} s"
-              f" (min {min(walls):.3f}, max {max(walls):.3f}); in-process median {statistics.median(inner):.3f} s")
+        print(
+            f"cold start to first chart from cache ({runs} runs): wall from spawn median {statistics.median(walls):.3f} s"
+            f" (min {min(walls):.3f}, max {max(walls):.3f}); in-process median {statistics.median(inner):.3f} s"
+        )
         print(f"  last run said: {line}")
 
 
 def redraw(points: int = 8760, runs: int = 50) -> None:
     import numpy as np
     import pyqtgraph as pg
+
     from pixel.app.desktop.charts import TimeSeriesChart
 
     app = pg.mkQApp()
@@ -81,8 +95,10 @@ def redraw(points: int = 8760, runs: int = 50) -> None:
         chart.viewport().repaint()  # synchronous paint of the whole scene
         times.append((time.perf_counter() - t0) * 1000)
     times.sort()
-    print(f"redraw {points:,} hourly points ({runs} runs): median {statistics.median(times):.1f} ms, "
-          f"p90 {times[int(runs * 0.9)]:.1f} ms, max {times[-1]:.1f} ms")
+    print(
+        f"redraw {points:,} hourly points ({runs} runs): median {statistics.median(times):.1f} ms, "
+        f"p90 {times[int(runs * 0.9)]:.1f} ms, max {times[-1]:.1f} ms"
+    )
 
 
 if __name__ == "__main__":

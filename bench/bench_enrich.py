@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import orjson
+
 from pixel.server.enrich import Enricher, RequestFacts
 from pixel.server.settings import Settings
 from pixel.server.shipper.normalize import normalize
@@ -48,16 +49,36 @@ UA_TEMPLATES = [
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.{b}.{p} Safari/537.36",
 ]
 REFERRERS = (
-    [""] * 40 + ["https://www.google.com/"] * 20 + ["https://www.google.de/"] * 5
-    + ["https://l.facebook.com/l.php?u=x", "https://t.co/{u}", "https://www.reddit.com/r/selfhosted/comments/{u}/",
-       "https://www.linkedin.com/feed/", "https://news.ycombinator.com/item?id={u}"] * 3
+    [""] * 40
+    + ["https://www.google.com/"] * 20
+    + ["https://www.google.de/"] * 5
+    + [
+        "https://l.facebook.com/l.php?u=x",
+        "https://t.co/{u}",
+        "https://www.reddit.com/r/selfhosted/comments/{u}/",
+        "https://www.linkedin.com/feed/",
+        "https://news.ycombinator.com/item?id={u}",
+    ]
+    * 3
     + ["https://blog{u}.example.org/post/{u}", "https://github.com/someone/repo{u}"] * 5
-    + ["https://chatgpt.com/", "https://www.perplexity.ai/search/{u}", "https://mail.google.com/",
-       "android-app://com.google.android.gm/", "https://duckduckgo.com/"] * 2
+    + [
+        "https://chatgpt.com/",
+        "https://www.perplexity.ai/search/{u}",
+        "https://mail.google.com/",
+        "android-app://com.google.android.gm/",
+        "https://duckduckgo.com/",
+    ]
+    * 2
 )
-QUERIES = ([""] * 65 + ["utm_source=newsletter&utm_medium=email&utm_campaign=nov{u}"] * 10
-           + ["gclid=Cj0KCQiA{u}"] * 8 + ["utm_source=facebook&utm_medium=paid_social&fbclid=IwAR{u}"] * 6
-           + ["page={u}"] * 6 + ["email=jane{u}%40example.com&ref=x"] * 3 + ["token=abc{u}&step=2"] * 2)
+QUERIES = (
+    [""] * 65
+    + ["utm_source=newsletter&utm_medium=email&utm_campaign=nov{u}"] * 10
+    + ["gclid=Cj0KCQiA{u}"] * 8
+    + ["utm_source=facebook&utm_medium=paid_social&fbclid=IwAR{u}"] * 6
+    + ["page={u}"] * 6
+    + ["email=jane{u}%40example.com&ref=x"] * 3
+    + ["token=abc{u}&step=2"] * 2
+)
 
 
 def zipf_index(rng: random.Random, n: int) -> int:
@@ -66,11 +87,15 @@ def zipf_index(rng: random.Random, n: int) -> int:
 
 def make_mix(n: int, visitors: int, uas: int, seed: int = 7, cold: bool = False):
     rng = random.Random(seed)
-    ua_pool = [UA_TEMPLATES[i % len(UA_TEMPLATES)].format(b=6000 + i // len(UA_TEMPLATES), p=i % 7)
-               for i in range(uas)]
+    ua_pool = [
+        UA_TEMPLATES[i % len(UA_TEMPLATES)].format(b=6000 + i // len(UA_TEMPLATES), p=i % 7)
+        for i in range(uas)
+    ]
     ips = ["81.2.69.142", "216.160.83.56", "89.160.20.112", "2.125.160.216", "175.16.199.1"]
-    ips += [f"{rng.randint(1, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
-            for _ in range(visitors)]
+    ips += [
+        f"{rng.randint(1, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+        for _ in range(visitors)
+    ]
     now = int(time.time() * 1000)
     rows, events, facts = [], [], []
     for i in range(n):
@@ -88,10 +113,19 @@ def make_mix(n: int, visitors: int, uas: int, seed: int = 7, cold: bool = False)
             "site": "example.com",
             "visitor_id": f"v{v}" if ids else None,
             "session_id": f"s{v}" if ids else None,
-            "page": {"url": f"https://example.com/p/{u % 300}" + (f"?{query}" if query else ""),
-                     "title": "A page title", "referrer": ref},
-            "device": {"screen": "1920x1080", "viewport": "1280x720", "lang": "en-US", "tz": "Europe/Berlin",
-                       "dpr": 1, "webdriver": False},
+            "page": {
+                "url": f"https://example.com/p/{u % 300}" + (f"?{query}" if query else ""),
+                "title": "A page title",
+                "referrer": ref,
+            },
+            "device": {
+                "screen": "1920x1080",
+                "viewport": "1280x720",
+                "lang": "en-US",
+                "tz": "Europe/Berlin",
+                "dpr": 1,
+                "webdriver": False,
+            },
         }
         events.append(event)
         facts.append(RequestFacts(now, ip, ua, "en-US,en;q=0.9", "example.com"))
@@ -120,16 +154,26 @@ def bench(n: int, visitors: int, uas: int, cold: bool, repeat: int) -> None:
                 row = normalize(event, now, min_ms=0, segment="s", offset=0, index=i)
                 enricher.enrich(row, event, f)
             best_total = min(best_total, time.process_time() - t)
-            caches = {"UA": enricher._ua_columns.cache_info(), "IP": enricher._ip_columns.cache_info(),
-                      "URL": enricher._clean_url.cache_info(), "referrer": enricher.sources.referrer.cache_info(),
-                      "source": enricher.sources.decide_columns.cache_info()}
+            caches = {
+                "UA": enricher._ua_columns.cache_info(),
+                "IP": enricher._ip_columns.cache_info(),
+                "URL": enricher._clean_url.cache_info(),
+                "referrer": enricher.sources.referrer.cache_info(),
+                "source": enricher.sources.decide_columns.cache_info(),
+            }
             enricher.close()
     label = "cold (every UA/IP/referrer new)" if cold else f"realistic ({visitors} visitors, {uas} UAs)"
     print(f"{label}: {n} events")
-    print(f"  enrich only:                 {best_enrich / n * 1e6:6.1f} us/event  {n / best_enrich:9,.0f} events/s")
-    print(f"  json + normalize + enrich:   {best_total / n * 1e6:6.1f} us/event  {n / best_total:9,.0f} events/s")
-    print("  cache hit rates: " + ", ".join(f"{name} {c.hits / max(1, c.hits + c.misses):.0%}"
-                                            for name, c in caches.items()))
+    print(
+        f"  enrich only:                 {best_enrich / n * 1e6:6.1f} us/event  {n / best_enrich:9,.0f} events/s"
+    )
+    print(
+        f"  json + normalize + enrich:   {best_total / n * 1e6:6.1f} us/event  {n / best_total:9,.0f} events/s"
+    )
+    print(
+        "  cache hit rates: "
+        + ", ".join(f"{name} {c.hits / max(1, c.hits + c.misses):.0%}" for name, c in caches.items())
+    )
 
 
 class _NoEnrichment(Enricher):
@@ -154,8 +198,18 @@ def bench_shipper(n: int, visitors: int, uas: int, gc_tuned: bool = False) -> No
             settings = Settings(data_dir=tmp, geoip_db=str(CITY), batch_max_rows=50_000)
             writer = SpoolWriter(settings.spool_dir, max_bytes=64 << 20, fsync_interval=1.0)
             for body, f in zip(raw, facts, strict=True):
-                writer.append(encode_record(f.received_ms, f.ip.encode(), f.user_agent.encode(),
-                                            f.accept_language.encode(), b"example.com", b"", b"", body))
+                writer.append(
+                    encode_record(
+                        f.received_ms,
+                        f.ip.encode(),
+                        f.user_agent.encode(),
+                        f.accept_language.encode(),
+                        b"example.com",
+                        b"",
+                        b"",
+                        body,
+                    )
+                )
             writer.close()
             store = ChdbStore(settings.store_dir)
             store.migrate()
@@ -175,8 +229,10 @@ def bench_shipper(n: int, visitors: int, uas: int, gc_tuned: bool = False) -> No
             if gc_tuned:
                 gc.unfreeze()
                 gc.set_threshold(700, 10, 10)
-            print(f"shipper{' (gc tuned)' if gc_tuned else ''}, {name}: {n} events in {wall:.2f} s wall ({n / wall:,.0f} events/s), "
-                  f"{cpu / n * 1e6:.1f} us CPU/event in this process")
+            print(
+                f"shipper{' (gc tuned)' if gc_tuned else ''}, {name}: {n} events in {wall:.2f} s wall ({n / wall:,.0f} events/s), "
+                f"{cpu / n * 1e6:.1f} us CPU/event in this process"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,20 +23,23 @@ import time
 from pathlib import Path
 
 import httpx
+
 from pixel.app.stack.engine import EngineTarget, connect, fetch_host_key
 from pixel.app.stack.tunnel import ExecTunnel, SSHTunnel
 
 IMAGE = "pixel-base/python:bookworm"
-SERVER = ("import http.server as h\n"
-          "class H(h.BaseHTTPRequestHandler):\n"
-          "    protocol_version = 'HTTP/1.1'\n"
-          "    disable_nagle_algorithm = True  # headers and body in two writes: no 40 ms delayed-ACK stall\n"
-          "    def do_GET(self):\n"
-          "        body = b'{\"status\": \"ok\"}'\n"
-          "        self.send_response(200); self.send_header('Content-Length', str(len(body)))\n"
-          "        self.end_headers(); self.wfile.write(body)\n"
-          "    def log_message(self, *a): pass\n"
-          "h.ThreadingHTTPServer(('0.0.0.0', 8082), H).serve_forever()\n")
+SERVER = (
+    "import http.server as h\n"
+    "class H(h.BaseHTTPRequestHandler):\n"
+    "    protocol_version = 'HTTP/1.1'\n"
+    "    disable_nagle_algorithm = True  # headers and body in two writes: no 40 ms delayed-ACK stall\n"
+    "    def do_GET(self):\n"
+    '        body = b\'{"status": "ok"}\'\n'
+    "        self.send_response(200); self.send_header('Content-Length', str(len(body)))\n"
+    "        self.end_headers(); self.wfile.write(body)\n"
+    "    def log_message(self, *a): pass\n"
+    "h.ThreadingHTTPServer(('0.0.0.0', 8082), H).serve_forever()\n"
+)
 
 
 def free_port() -> int:
@@ -67,15 +70,18 @@ def sshd(root: Path) -> tuple[subprocess.Popen, EngineTarget]:
     (root / "sshd_config").write_text(
         f"Port {port}\nListenAddress 127.0.0.1\nHostKey {root}/host_key\nPidFile {root}/sshd.pid\n"
         f"AuthorizedKeysFile {root}/authorized_keys\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
-        "PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\n")
+        "PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\n"
+    )
     Path("/run/sshd").mkdir(exist_ok=True)
-    proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(root / "sshd_config")], stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        ["/usr/sbin/sshd", "-D", "-e", "-f", str(root / "sshd_config")], stderr=subprocess.DEVNULL
+    )
     url = f"ssh://{os.environ.get('USER', 'root')}@127.0.0.1:{port}"
     for _ in range(100):
         try:
             key = fetch_host_key(url)
             break
-        except Exception:  # noqa: BLE001 - not listening yet
+        except Exception:
             time.sleep(0.1)
     return proc, EngineTarget(url, ssh_key=root / "id_client", host_key=key.known_hosts_line)
 
@@ -86,8 +92,14 @@ def main() -> None:
     args.add_argument("--fresh", type=int, default=30)
     opts = args.parse_args()
     client = connect(EngineTarget())
-    container = client.containers.run(IMAGE, ["python3", "-c", SERVER], detach=True, init=True,
-                                      name=f"pxbench-tunnel-{os.getpid()}", ports={"8082/tcp": ("127.0.0.1", None)})
+    container = client.containers.run(
+        IMAGE,
+        ["python3", "-c", SERVER],
+        detach=True,
+        init=True,
+        name=f"pxbench-tunnel-{os.getpid()}",
+        ports={"8082/tcp": ("127.0.0.1", None)},
+    )
     with tempfile.TemporaryDirectory() as tmp:
         proc, target = sshd(Path(tmp))
         try:
@@ -102,11 +114,16 @@ def main() -> None:
                     time.sleep(0.1)
             with SSHTunnel(target, port) as ssh, ExecTunnel(client, container.name, 8082) as exe:
                 print(f"{'path':<22}{'mode':<12}{'median ms':>10}{'p90 ms':>9}")
-                for name, url in (("direct", direct), ("SSH tunnel", f"{ssh.local_url}/health"),
-                                  ("exec tunnel (engine)", f"{exe.local_url}/health")):
+                for name, url in (
+                    ("direct", direct),
+                    ("SSH tunnel", f"{ssh.local_url}/health"),
+                    ("exec tunnel (engine)", f"{exe.local_url}/health"),
+                ):
                     for mode, n in (("keep-alive", opts.requests), ("fresh", opts.fresh)):
                         ms = sorted(timed(url, n, mode == "fresh"))
-                        print(f"{name:<22}{mode:<12}{statistics.median(ms):>10.2f}{ms[int(len(ms) * 0.9)]:>9.2f}")
+                        print(
+                            f"{name:<22}{mode:<12}{statistics.median(ms):>10.2f}{ms[int(len(ms) * 0.9)]:>9.2f}"
+                        )
         finally:
             proc.terminate()
             proc.wait(10)

@@ -19,27 +19,33 @@ import time
 from pathlib import Path
 
 import uvloop
-from pixel.server.collector.app import create_app
-from pixel.server.collector.fastpath import TrackProtocol
-from pixel.server.settings import Settings
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
+from pixel.server.collector.app import create_app
+from pixel.server.collector.fastpath import TrackProtocol
+from pixel.server.settings import Settings
+
 POST_LUA = Path(__file__).resolve().parents[2] / "shared" / "bench" / "anchor-nginx-lua" / "post.lua"
-UA = (b"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-      b"Chrome/131.0.0.0 Safari/537.36")
+UA = (
+    b"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    b"Chrome/131.0.0.0 Safari/537.36"
+)
 
 
 def requests(body: bytes) -> dict[str, bytes]:
-    wrk = (b"POST /track HTTP/1.1\r\nHost: 127.0.0.1:8081\r\nContent-Length: %d\r\n"
-           b"Content-Type: text/plain;charset=UTF-8\r\nUser-Agent: %s\r\n\r\n%s") % (len(body), UA, body)
-    browser = (b"POST /track HTTP/1.1\r\nHost: stats.example\r\nConnection: keep-alive\r\nContent-Length: %d\r\n"
-               b"sec-ch-ua-platform: \"Windows\"\r\nUser-Agent: %s\r\nsec-ch-ua: \"Chromium\";v=\"131\"\r\n"
-               b"Content-Type: text/plain;charset=UTF-8\r\nsec-ch-ua-mobile: ?0\r\nAccept: */*\r\n"
-               b"Origin: https://shop.example\r\nSec-Fetch-Site: cross-site\r\nSec-Fetch-Mode: no-cors\r\n"
-               b"Sec-Fetch-Dest: empty\r\nReferer: https://shop.example/\r\n"
-               b"Accept-Encoding: gzip, deflate, br, zstd\r\nAccept-Language: de-DE,de;q=0.9,en;q=0.8\r\n\r\n%s"
-               ) % (len(body), UA, body)
+    wrk = (
+        b"POST /track HTTP/1.1\r\nHost: 127.0.0.1:8081\r\nContent-Length: %d\r\n"
+        b"Content-Type: text/plain;charset=UTF-8\r\nUser-Agent: %s\r\n\r\n%s"
+    ) % (len(body), UA, body)
+    browser = (
+        b"POST /track HTTP/1.1\r\nHost: stats.example\r\nConnection: keep-alive\r\nContent-Length: %d\r\n"
+        b'sec-ch-ua-platform: "Windows"\r\nUser-Agent: %s\r\nsec-ch-ua: "Chromium";v="131"\r\n'
+        b"Content-Type: text/plain;charset=UTF-8\r\nsec-ch-ua-mobile: ?0\r\nAccept: */*\r\n"
+        b"Origin: https://shop.example\r\nSec-Fetch-Site: cross-site\r\nSec-Fetch-Mode: no-cors\r\n"
+        b"Sec-Fetch-Dest: empty\r\nReferer: https://shop.example/\r\n"
+        b"Accept-Encoding: gzip, deflate, br, zstd\r\nAccept-Language: de-DE,de;q=0.9,en;q=0.8\r\n\r\n%s"
+    ) % (len(body), UA, body)
     return {"wrk (4 headers)": wrk, "browser (16 headers)": browser}
 
 
@@ -67,13 +73,24 @@ class CountingTransport:
 
 async def main(n: int, profile: bool) -> None:
     body = POST_LUA.read_text().split("wrk.body = '")[1].rsplit("'", 1)[0].encode()
-    app = create_app(Settings(data_dir=Path(tempfile.mkdtemp(prefix="pixel-inproc-")), spool_max_bytes=1 << 40))
+    app = create_app(
+        Settings(data_dir=Path(tempfile.mkdtemp(prefix="pixel-inproc-")), spool_max_bytes=1 << 40)
+    )
     app.collector.start()
-    config = Config(app=app, http=TrackProtocol, lifespan="off", log_level="warning", access_log=False,
-                    proxy_headers=False, server_header=False, date_header=False)
+    config = Config(
+        app=app,
+        http=TrackProtocol,
+        lifespan="off",
+        log_level="warning",
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+        date_header=False,
+    )
     config.load()
-    protocol = TrackProtocol(config=config, server_state=ServerState(), app_state={},
-                             _loop=asyncio.get_running_loop())
+    protocol = TrackProtocol(
+        config=config, server_state=ServerState(), app_state={}, _loop=asyncio.get_running_loop()
+    )
     transport = CountingTransport()
     protocol.connection_made(transport)  # type: ignore[arg-type]
     for name, request in requests(body).items():

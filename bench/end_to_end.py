@@ -31,11 +31,25 @@ import orjson
 from procstats import group_processes, machine_busy, rss_bytes
 
 EVENT = {
-    "event_name": "pageview", "ts": 0, "site": "example.com", "visitor_id": "v_3k9x2m1q", "session_id": "s_8a7b6c5d",
+    "event_name": "pageview",
+    "ts": 0,
+    "site": "example.com",
+    "visitor_id": "v_3k9x2m1q",
+    "session_id": "s_8a7b6c5d",
     "user_id": None,
-    "page": {"url": "https://example.com/blog/how-to-measure?utm_source=newsletter&utm_medium=email&utm_campaign=nov",
-             "path": "/blog/how-to-measure", "title": "How to measure things", "referrer": "https://www.google.com/"},
-    "device": {"screen": "1920x1080", "viewport": "1280x720", "lang": "en-US", "tz": "Europe/Berlin", "dpr": 2},
+    "page": {
+        "url": "https://example.com/blog/how-to-measure?utm_source=newsletter&utm_medium=email&utm_campaign=nov",
+        "path": "/blog/how-to-measure",
+        "title": "How to measure things",
+        "referrer": "https://www.google.com/",
+    },
+    "device": {
+        "screen": "1920x1080",
+        "viewport": "1280x720",
+        "lang": "en-US",
+        "tz": "Europe/Berlin",
+        "dpr": 2,
+    },
     "params": {"scroll_depth": "75"},
 }
 UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
@@ -58,8 +72,11 @@ def metrics(url: str) -> dict[str, float]:
 
 def quantile(m: dict[str, float], q: float) -> float:
     total = m["pixel_shipper_visible_seconds_count"]
-    bounds = sorted((float(k.split('le="')[1].rstrip('"}')), v) for k, v in m.items()
-                    if k.startswith("pixel_shipper_visible_seconds_bucket") and "+Inf" not in k)
+    bounds = sorted(
+        (float(k.split('le="')[1].rstrip('"}')), v)
+        for k, v in m.items()
+        if k.startswith("pixel_shipper_visible_seconds_bucket") and "+Inf" not in k
+    )
     for bound, cumulative in bounds:
         if cumulative >= q * total:
             return bound
@@ -76,9 +93,24 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="pixel-e2e-"))
     port, api_port = free_port(), free_port()
     env = {**os.environ, "PIXEL_WORKERS": "2", "PIXEL_LOG_LEVEL": "WARNING"}
-    serve = subprocess.Popen([sys.executable, "-m", "pixel.server.cli", "serve", "--data-dir", str(work / "data"),
-                              "--port", str(port), "--api-port", str(api_port)], env=env, start_new_session=True,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    serve = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pixel.server.cli",
+            "serve",
+            "--data-dir",
+            str(work / "data"),
+            "--port",
+            str(port),
+            "--api-port",
+            str(api_port),
+        ],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         for url in (f"http://127.0.0.1:{port}/health", f"http://127.0.0.1:{api_port}/health"):
             for _ in range(600):
@@ -114,8 +146,20 @@ def main() -> int:
         sampler.start()
         started = time.monotonic()
         cpu_before, busy_before = group_processes(serve.pid), machine_busy()
-        out = subprocess.run(["wrk", "-t1", f"-c{args.connections}", f"-d{args.seconds}s", "-s", str(script),
-                              f"http://127.0.0.1:{port}/track"], capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            [
+                "wrk",
+                "-t1",
+                f"-c{args.connections}",
+                f"-d{args.seconds}s",
+                "-s",
+                str(script),
+                f"http://127.0.0.1:{port}/track",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         cpu_after, busy_after = group_processes(serve.pid), machine_busy()
         requests = int(re.search(r"(\d+) requests in", out).group(1))
         non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -132,22 +176,34 @@ def main() -> int:
         sampler.join()
         elapsed = last_change - started
         offered = requests * args.batch / args.seconds
-        print(f"offered {offered:,.0f} events/s for {args.seconds} s ({requests} requests of {args.batch} events, "
-              f"non-2xx {non2xx.group(1) if non2xx else 0})")
-        print(f"accepted {accepted:,.0f} events, inserted {inserted:,.0f}, dead letters "
-              f"{m['pixel_shipper_events_dead_total']:.0f}; sustained {inserted / elapsed:,.0f} events/s "
-              f"(all stored {elapsed - args.seconds:.2f} s after the load ended)")
-        print(f"visible after 204: p50 <= {quantile(m, 0.5)} s, p95 <= {quantile(m, 0.95)} s, "
-              f"p99 <= {quantile(m, 0.99)} s (mean {m['pixel_shipper_visible_seconds_sum'] / max(inserted, 1):.3f} s)")
-        print(f"largest backlog {max(s[2] for s in samples) / 1e6:.1f} MB; peak RSS of pixel serve "
-              f"{max(s[1] for s in samples) / 2**20:.0f} MiB (all processes)")
+        print(
+            f"offered {offered:,.0f} events/s for {args.seconds} s ({requests} requests of {args.batch} events, "
+            f"non-2xx {non2xx.group(1) if non2xx else 0})"
+        )
+        print(
+            f"accepted {accepted:,.0f} events, inserted {inserted:,.0f}, dead letters "
+            f"{m['pixel_shipper_events_dead_total']:.0f}; sustained {inserted / elapsed:,.0f} events/s "
+            f"(all stored {elapsed - args.seconds:.2f} s after the load ended)"
+        )
+        print(
+            f"visible after 204: p50 <= {quantile(m, 0.5)} s, p95 <= {quantile(m, 0.95)} s, "
+            f"p99 <= {quantile(m, 0.99)} s (mean {m['pixel_shipper_visible_seconds_sum'] / max(inserted, 1):.3f} s)"
+        )
+        print(
+            f"largest backlog {max(s[2] for s in samples) / 1e6:.1f} MB; peak RSS of pixel serve "
+            f"{max(s[1] for s in samples) / 2**20:.0f} MiB (all processes)"
+        )
         used = {pid: cpu - cpu_before.get(pid, (0.0, 0))[0] for pid, (cpu, _rss) in cpu_after.items()}
-        store_pid = max(cpu_after, key=lambda pid: cpu_after[pid][1])  # the store process holds chDB: the largest
+        store_pid = max(
+            cpu_after, key=lambda pid: cpu_after[pid][1]
+        )  # the store process holds chDB: the largest
         others = sum(v for pid, v in used.items() if pid != store_pid)
         busy = (busy_after[0] - busy_before[0]) / max(1, busy_after[1] - busy_before[1])
-        print(f"CPU during the load, in cores: store process {used[store_pid] / args.seconds:.2f}, collector "
-              f"workers and supervisor {others / args.seconds:.2f}; the machine was {busy:.0%} busy "
-              f"({os.cpu_count()} cores, wrk and any other load included)")
+        print(
+            f"CPU during the load, in cores: store process {used[store_pid] / args.seconds:.2f}, collector "
+            f"workers and supervisor {others / args.seconds:.2f}; the machine was {busy:.0%} busy "
+            f"({os.cpu_count()} cores, wrk and any other load included)"
+        )
         ok = inserted == accepted and m["pixel_shipper_events_dead_total"] == 0 and not non2xx
         return 0 if ok else 1
     finally:

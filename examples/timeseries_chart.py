@@ -7,6 +7,7 @@ from datetime import date, timedelta
 
 import numpy as np
 import pyqtgraph as pg
+
 from pixel.app.desktop.charts import TimeSeriesChart
 
 

@@ -14,23 +14,33 @@ log = logging.getLogger("pixel")
 
 
 def _common(parser: argparse.ArgumentParser, *, ports: bool = True) -> None:
-    parser.add_argument("--data-dir", type=Path, help="data folder (env PIXEL_DATA_DIR; default: per-user data dir)")
+    parser.add_argument(
+        "--data-dir", type=Path, help="data folder (env PIXEL_DATA_DIR; default: per-user data dir)"
+    )
     if ports:
         parser.add_argument("--host", help="address to listen on (env PIXEL_HOST; default 127.0.0.1)")
         parser.add_argument("--port", type=int, help="collector port (env PIXEL_PORT; default 8081)")
         parser.add_argument("--api-port", type=int, help="store/API port (env PIXEL_API_PORT; default 8082)")
-        parser.add_argument("--workers", type=int, help="collector worker processes (env PIXEL_WORKERS; default: cores)")
-        parser.add_argument("--trusted-proxies", help="comma-separated addresses/CIDRs whose X-Forwarded-For is honoured")
+        parser.add_argument(
+            "--workers", type=int, help="collector worker processes (env PIXEL_WORKERS; default: cores)"
+        )
+        parser.add_argument(
+            "--trusted-proxies", help="comma-separated addresses/CIDRs whose X-Forwarded-For is honoured"
+        )
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    overrides = {key: getattr(args, key, None) for key in
-                 ("data_dir", "host", "port", "api_port", "workers", "trusted_proxies")}
+    overrides = {
+        key: getattr(args, key, None)
+        for key in ("data_dir", "host", "port", "api_port", "workers", "trusted_proxies")
+    }
     return Settings.from_env(**overrides)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pixel", description="Pixel: self-hosted, privacy-first web analytics.")
+    parser = argparse.ArgumentParser(
+        prog="pixel", description="Pixel: self-hosted, privacy-first web analytics."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the whole single-machine system on the embedded store")
@@ -80,7 +90,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     store.start()
     base = f"http://{settings.host}:{settings.port}"
     print(f"pixel: collector  {base}/track   tracker {base}/{settings.script_name}", flush=True)
-    print(f"pixel: store/API  http://{settings.host}:{settings.api_port}/  (metrics /metrics, API /api/)", flush=True)
+    print(
+        f"pixel: store/API  http://{settings.host}:{settings.api_port}/  (metrics /metrics, API /api/)",
+        flush=True,
+    )
     print(f"pixel: data       {settings.data_dir}", flush=True)
     if args.demo:
         _demo_in_background(base)
@@ -96,6 +109,7 @@ def _demo_in_background(base: str) -> None:
 
     def run() -> None:
         import httpx
+
         from pixel.server import demo
 
         for _ in range(100):  # wait for the collector

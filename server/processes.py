@@ -46,8 +46,10 @@ def check_port(host: str, port: int, what: str) -> None:
             sock.bind((host, port))
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                raise StartupError(f"port {port} on {host} ({what}) is already in use; "
-                                   f"stop what uses it or pick another port") from None
+                raise StartupError(
+                    f"port {port} on {host} ({what}) is already in use; "
+                    f"stop what uses it or pick another port"
+                ) from None
             raise StartupError(f"cannot listen on {host}:{port} ({what}): {exc.strerror}") from None
 
 
@@ -62,15 +64,18 @@ class DataDirLock:
         except BlockingIOError:
             holder = os.pread(self.fd, 32, 0).decode(errors="replace").strip() or "?"
             os.close(self.fd)
-            raise StartupError(f"another pixel serve (pid {holder}) is already using the data folder "
-                               f"{data_dir}") from None
+            raise StartupError(
+                f"another pixel serve (pid {holder}) is already using the data folder {data_dir}"
+            ) from None
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, str(os.getpid()).encode(), 0)
 
 
 def configure_logging() -> None:
-    logging.basicConfig(level=os.environ.get("PIXEL_LOG_LEVEL", "INFO").upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("PIXEL_LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     logging.getLogger("httpx").setLevel(logging.WARNING)
     # The store engine turns driver failures into one clear message of its own (with the URL).
     logging.getLogger("urllib3").setLevel(logging.ERROR)
@@ -84,6 +89,7 @@ def configure_logging() -> None:
 def run_store(settings: Settings) -> None:
     """Shipper + /metrics + API on settings.api_port, in this process, until SIGTERM/SIGINT."""
     import uvicorn
+
     from pixel.server.store import StoreError
     from pixel.server.storeservice import StoreService
 
@@ -91,8 +97,16 @@ def run_store(settings: Settings) -> None:
         service = StoreService(settings)
     except StoreError as exc:
         raise StartupError(str(exc)) from None
-    config = uvicorn.Config(service, host=settings.host, port=settings.api_port, lifespan="on",
-                            log_level="warning", access_log=False, server_header=False, proxy_headers=False)
+    config = uvicorn.Config(
+        service,
+        host=settings.host,
+        port=settings.api_port,
+        lifespan="on",
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
+    )
     uvicorn.Server(config).run()
 
 
@@ -218,8 +232,10 @@ def run_collector(settings: Settings) -> None:
             log_access=False,
         ).serve()
         return
-    workers = [ChildSupervisor(f"collector worker {i + 1}", _collector_worker, (env,))
-               for i in range(settings.workers)]
+    workers = [
+        ChildSupervisor(f"collector worker {i + 1}", _collector_worker, (env,))
+        for i in range(settings.workers)
+    ]
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
@@ -259,7 +275,9 @@ def _collector_worker(env: dict[str, str]) -> None:
         factory=True,
         loop="uvloop",
         # The tracking route answered in uvicorn's httptools protocol (fastpath.py), or the stock protocol.
-        http="httptools" if settings.server == "uvicorn-asgi" else "pixel.server.collector.fastpath:TrackProtocol",
+        http="httptools"
+        if settings.server == "uvicorn-asgi"
+        else "pixel.server.collector.fastpath:TrackProtocol",
         lifespan="on",
         ws="none",
         log_level="warning",

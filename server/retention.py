@@ -37,12 +37,16 @@ class SiteRetention:
         sites = site_retention_days(self.meta_path)
         if not sites:
             return {}
-        engine = self.store.scalar("SELECT engine FROM system.tables WHERE database = currentDatabase() "
-                                   "AND name = 'events'")
+        engine = self.store.scalar(
+            "SELECT engine FROM system.tables WHERE database = currentDatabase() AND name = 'events'"
+        )
         if engine == "Distributed":
             if not self._warned_cluster:
-                log.warning("site retention: events is a Distributed table; delete old events of %s on the "
-                            "shards yourself (DELETE FROM events_local ON CLUSTER ...)", ", ".join(sorted(sites)))
+                log.warning(
+                    "site retention: events is a Distributed table; delete old events of %s on the "
+                    "shards yourself (DELETE FROM events_local ON CLUSTER ...)",
+                    ", ".join(sorted(sites)),
+                )
                 self._warned_cluster = True
             return {}
         done = {}

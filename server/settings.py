@@ -140,13 +140,17 @@ class Settings:
         if self.store not in ("chdb", "clickhouse"):
             raise SettingsError(f"PIXEL_STORE must be 'chdb' or 'clickhouse', not {self.store!r}")
         if self.store == "clickhouse" and not self.clickhouse_url:
-            raise SettingsError("PIXEL_STORE=clickhouse needs PIXEL_CLICKHOUSE_URL (e.g. http://localhost:8123)")
+            raise SettingsError(
+                "PIXEL_STORE=clickhouse needs PIXEL_CLICKHOUSE_URL (e.g. http://localhost:8123)"
+            )
         if not self.track_path.startswith("/"):
             raise SettingsError(f"PIXEL_TRACK_PATH must start with '/': {self.track_path!r}")
         if "/" in self.script_name or not self.script_name:
             raise SettingsError(f"PIXEL_SCRIPT_NAME must be a file name: {self.script_name!r}")
         if self.server not in ("granian", "uvicorn", "uvicorn-asgi"):
-            raise SettingsError(f"PIXEL_SERVER must be 'uvicorn', 'uvicorn-asgi' or 'granian', not {self.server!r}")
+            raise SettingsError(
+                f"PIXEL_SERVER must be 'uvicorn', 'uvicorn-asgi' or 'granian', not {self.server!r}"
+            )
         if self.workers < 1:
             raise SettingsError("PIXEL_WORKERS must be at least 1")
 

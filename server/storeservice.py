@@ -15,6 +15,7 @@ from collections import deque
 from typing import Any
 
 import orjson
+
 from pixel.server import metrics
 from pixel.server.retention import SiteRetention
 from pixel.server.settings import Settings
@@ -53,7 +54,9 @@ class StoreService:
         gc.freeze()
         self._thread = threading.Thread(target=self.shipper.run, name="shipper", daemon=True)
         self._thread.start()
-        self._retention_thread = threading.Thread(target=self.retention.run, name="site-retention", daemon=True)
+        self._retention_thread = threading.Thread(
+            target=self.retention.run, name="site-retention", daemon=True
+        )
         self._retention_thread.start()
 
     def stop(self) -> None:
@@ -80,7 +83,9 @@ class StoreService:
         elif self.api is not None:
             await self.api(scope, receive, send)
         elif scope["type"] == "http":
-            await self._send(send, 404, b'{"error":"not found","detail":"%s"}' % path.encode(), b"application/json")
+            await self._send(
+                send, 404, b'{"error":"not found","detail":"%s"}' % path.encode(), b"application/json"
+            )
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         while True:
@@ -95,8 +100,13 @@ class StoreService:
 
     @staticmethod
     async def _send(send: Any, status: int, body: bytes, content_type: bytes) -> None:
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", content_type), (b"content-length", b"%d" % len(body))]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", content_type), (b"content-length", b"%d" % len(body))],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     def health(self) -> dict[str, Any]:
@@ -143,8 +153,9 @@ class StoreService:
         if self._today is not None and self._today[0] == key:
             return self._today[1]
         try:
-            value = int(self.store.scalar("SELECT sum(rows) FROM event_counts WHERE hour >= toStartOfDay(now())")
-                        or 0)
+            value = int(
+                self.store.scalar("SELECT sum(rows) FROM event_counts WHERE hour >= toStartOfDay(now())") or 0
+            )
         except StoreError:
             return -1
         self._today = (key, value)
@@ -152,27 +163,63 @@ class StoreService:
 
     def render_metrics(self) -> bytes:
         stats = self.shipper.stats
-        return metrics.prometheus([
-            ("pixel_shipper_events_inserted_total", "counter", "Events inserted into the store.",
-             [("", stats.inserted)]),
-            ("pixel_shipper_events_dead_total", "counter", "Records and events sent to the dead letters.",
-             [("", stats.dead)]),
-            ("pixel_shipper_events_dropped_total", "counter",
-             "Events not stored by the site's choice: Do-Not-Track / Global Privacy Control honoured, "
-             "an excluded path or IP range, an origin not allowed.",
-             [("", stats.dropped)]),
-            ("pixel_shipper_batches_total", "counter", "Batches inserted.", [("", stats.batches)]),
-            ("pixel_shipper_lag_seconds", "gauge",
-             "Age of the oldest event of the last batch when it was inserted (0 when idle).",
-             [("", round(stats.lag_seconds, 3))]),
-            ("pixel_shipper_visible_seconds", "histogram",
-             "Seconds from an event's receipt (just before its 204) to its insert being acknowledged.",
-             self._visible_samples()),
-            ("pixel_spool_backlog_bytes", "gauge", "Spool bytes not yet shipped.",
-             [("", self.shipper.backlog_bytes())]),
-            ("pixel_store_up", "gauge", "1 when the last store call succeeded.", [("", int(stats.store_up))]),
-            ("pixel_shipper_ingest_rate", "gauge", "Events inserted per second over the last minute.",
-             [("", round(self._ingest_rate(), 1))]),
-            ("pixel_events_today", "gauge", "Events stored today (UTC), from the hourly insert counts.",
-             [("", self._events_today())]),
-        ])
+        return metrics.prometheus(
+            [
+                (
+                    "pixel_shipper_events_inserted_total",
+                    "counter",
+                    "Events inserted into the store.",
+                    [("", stats.inserted)],
+                ),
+                (
+                    "pixel_shipper_events_dead_total",
+                    "counter",
+                    "Records and events sent to the dead letters.",
+                    [("", stats.dead)],
+                ),
+                (
+                    "pixel_shipper_events_dropped_total",
+                    "counter",
+                    "Events not stored by the site's choice: Do-Not-Track / Global Privacy Control honoured, "
+                    "an excluded path or IP range, an origin not allowed.",
+                    [("", stats.dropped)],
+                ),
+                ("pixel_shipper_batches_total", "counter", "Batches inserted.", [("", stats.batches)]),
+                (
+                    "pixel_shipper_lag_seconds",
+                    "gauge",
+                    "Age of the oldest event of the last batch when it was inserted (0 when idle).",
+                    [("", round(stats.lag_seconds, 3))],
+                ),
+                (
+                    "pixel_shipper_visible_seconds",
+                    "histogram",
+                    "Seconds from an event's receipt (just before its 204) to its insert being acknowledged.",
+                    self._visible_samples(),
+                ),
+                (
+                    "pixel_spool_backlog_bytes",
+                    "gauge",
+                    "Spool bytes not yet shipped.",
+                    [("", self.shipper.backlog_bytes())],
+                ),
+                (
+                    "pixel_store_up",
+                    "gauge",
+                    "1 when the last store call succeeded.",
+                    [("", int(stats.store_up))],
+                ),
+                (
+                    "pixel_shipper_ingest_rate",
+                    "gauge",
+                    "Events inserted per second over the last minute.",
+                    [("", round(self._ingest_rate(), 1))],
+                ),
+                (
+                    "pixel_events_today",
+                    "gauge",
+                    "Events stored today (UTC), from the hourly insert counts.",
+                    [("", self._events_today())],
+                ),
+            ]
+        )

@@ -49,10 +49,26 @@ from urllib.parse import parse_qsl, urlsplit
 
 # Transport parameters clickhouse-connect sends that are not settings to apply to the query.
 TRANSPORT_PARAMS = {
-    "query", "database", "query_id", "session_id", "session_timeout", "session_check", "compress",
-    "decompress", "buffer_size", "wait_end_of_query", "enable_http_compression", "default_format",
-    "send_progress_in_http_headers", "http_headers_progress_interval_ms", "client_protocol_version",
-    "cancel_http_readonly_queries_on_client_close", "user", "password", "quota_key", "role",
+    "query",
+    "database",
+    "query_id",
+    "session_id",
+    "session_timeout",
+    "session_check",
+    "compress",
+    "decompress",
+    "buffer_size",
+    "wait_end_of_query",
+    "enable_http_compression",
+    "default_format",
+    "send_progress_in_http_headers",
+    "http_headers_progress_interval_ms",
+    "client_protocol_version",
+    "cancel_http_readonly_queries_on_client_close",
+    "user",
+    "password",
+    "quota_key",
+    "role",
 }
 _CODE = re.compile(r"Code: (\d+)\.")
 
@@ -66,11 +82,26 @@ class ChFront:
 
     @classmethod
     def start(
-        cls, data_dir: Path | str, *, port: int = 0, user: str = "default", password: str = "",
+        cls,
+        data_dir: Path | str,
+        *,
+        port: int = 0,
+        user: str = "default",
+        password: str = "",
         timeout: float = 60,
     ) -> ChFront:
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--data-dir", str(data_dir), "--port", str(port),
-               "--user", user, "--password", password]
+        cmd = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(port),
+            "--user",
+            user,
+            "--password",
+            password,
+        ]
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         assert proc.stdout is not None
         ready, _, _ = select.select([proc.stdout], [], [], timeout)
@@ -120,7 +151,9 @@ def _decompress(data: bytes, encoding: str) -> bytes:
         return zlib.decompress(data, 16 + zlib.MAX_WBITS)
     if encoding == "deflate":
         return zlib.decompress(data)
-    raise ValueError(f"Code: 1. DB::Exception: Unknown HTTP Content-Encoding: {encoding}. (UNSUPPORTED_METHOD)")
+    raise ValueError(
+        f"Code: 1. DB::Exception: Unknown HTTP Content-Encoding: {encoding}. (UNSUPPORTED_METHOD)"
+    )
 
 
 def _compress(data: bytes, accept: str) -> tuple[bytes, str | None]:
@@ -154,11 +187,15 @@ class Engine:
         rows = self.session.query("SELECT name FROM system.settings", "TabSeparated").bytes().decode()
         self.setting_names = set(rows.split())
         self.home_db, self.timezone = (
-            self.session.query("SELECT currentDatabase(), timezone()", "TabSeparated").bytes().decode().split()
+            self.session.query("SELECT currentDatabase(), timezone()", "TabSeparated")
+            .bytes()
+            .decode()
+            .split()
         )
 
-    def run(self, query: bytes, params: dict[str, str], database: str | None, settings: dict[str, str],
-            fmt: str) -> tuple[bytes, dict[str, int]]:
+    def run(
+        self, query: bytes, params: dict[str, str], database: str | None, settings: dict[str, str], fmt: str
+    ) -> tuple[bytes, dict[str, int]]:
         with self.lock:
             self.session.query(f"USE `{database or self.home_db}`", "TabSeparated")
             applied = {k: v for k, v in settings.items() if k in self.setting_names}
@@ -169,9 +206,13 @@ class Engine:
             finally:
                 if applied:
                     self.session.query("SET " + ", ".join(f"{k} = DEFAULT" for k in applied))
-        stats = {"read_rows": result.rows_read(), "read_bytes": result.bytes_read(),
-                 "written_rows": result.rows_written(), "written_bytes": result.bytes_written(),
-                 "elapsed_ns": int(result.elapsed() * 1e9)}
+        stats = {
+            "read_rows": result.rows_read(),
+            "read_bytes": result.bytes_read(),
+            "written_rows": result.rows_written(),
+            "written_bytes": result.bytes_written(),
+            "elapsed_ns": int(result.elapsed() * 1e9),
+        }
         return result.bytes(), stats
 
 
@@ -204,9 +245,16 @@ class Handler(BaseHTTPRequestHandler):
         match = _CODE.search(text)
         code = match.group(1) if match else "1"
         body = (text.strip() + " (version chfront)\n").encode()
-        self._send(status, body, {"Content-Type": "text/plain; charset=UTF-8", "X-ClickHouse-Query-Id": query_id,
-                                  "X-ClickHouse-Exception-Code": code,
-                                  "X-ClickHouse-Server-Display-Name": "chfront"})
+        self._send(
+            status,
+            body,
+            {
+                "Content-Type": "text/plain; charset=UTF-8",
+                "X-ClickHouse-Query-Id": query_id,
+                "X-ClickHouse-Exception-Code": code,
+                "X-ClickHouse-Server-Display-Name": "chfront",
+            },
+        )
 
     def _count(self, key: str) -> None:
         with self.engine.lock:
@@ -250,13 +298,19 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, json.dumps(self.engine.encodings).encode(), {"Content-Type": "application/json"})
             return
         if url.path.rstrip("/") != "":
-            self._error(404, f"Code: 1. DB::Exception: There is no handle {url.path}. (UNSUPPORTED_METHOD)", query_id)
+            self._error(
+                404, f"Code: 1. DB::Exception: There is no handle {url.path}. (UNSUPPORTED_METHOD)", query_id
+            )
             return
         args = dict(parse_qsl(url.query, keep_blank_values=True))
         query_id = args.get("query_id") or query_id
         if not self._authorised(args):
-            self._error(403, "Code: 516. DB::Exception: default: Authentication failed: password is incorrect, "
-                             "or there is no user with such name. (AUTHENTICATION_FAILED)", query_id)
+            self._error(
+                403,
+                "Code: 516. DB::Exception: default: Authentication failed: password is incorrect, "
+                "or there is no user with such name. (AUTHENTICATION_FAILED)",
+                query_id,
+            )
             return
         encoding = self.headers.get("Content-Encoding", "")
         if body and encoding:
@@ -264,14 +318,18 @@ class Handler(BaseHTTPRequestHandler):
         try:
             body = _decompress(body, encoding)
         except Exception as exc:
-            self._error(400, str(exc) if "Code:" in str(exc) else f"Code: 1. DB::Exception: {exc}. (CANNOT_DECOMPRESS)",
-                        query_id)
+            self._error(
+                400,
+                str(exc) if "Code:" in str(exc) else f"Code: 1. DB::Exception: {exc}. (CANNOT_DECOMPRESS)",
+                query_id,
+            )
             return
         query = args.get("query", "").encode()
         content_type = self.headers.get("Content-Type", "")
         if content_type.startswith("multipart/form-data"):
             message = BytesParser(policy=HTTP).parsebytes(
-                f"Content-Type: {content_type}\r\n\r\n".encode() + body)
+                f"Content-Type: {content_type}\r\n\r\n".encode() + body
+            )
             for part in message.iter_parts():
                 name = part.get_param("name", header="content-disposition")
                 if name:
@@ -279,7 +337,7 @@ class Handler(BaseHTTPRequestHandler):
             query, body = args.get("query", "").encode(), b""
         if body:
             query = query + b"\n" + body if query else body
-        params = {k[len("param_"):]: v for k, v in args.items() if k.startswith("param_")}
+        params = {k[len("param_") :]: v for k, v in args.items() if k.startswith("param_")}
         settings = {k: v for k, v in args.items() if k not in TRANSPORT_PARAMS and not k.startswith("param_")}
         fmt = args.get("default_format", "TabSeparated")
         try:
@@ -288,7 +346,9 @@ class Handler(BaseHTTPRequestHandler):
             self._error(500, str(exc), query_id)
             return
         headers = {
-            "Content-Type": "application/octet-stream" if b"FORMAT Native" in query[-64:] else "text/plain; charset=UTF-8",
+            "Content-Type": "application/octet-stream"
+            if b"FORMAT Native" in query[-64:]
+            else "text/plain; charset=UTF-8",
             "X-ClickHouse-Server-Display-Name": "chfront",
             "X-ClickHouse-Query-Id": query_id,
             "X-ClickHouse-Timezone": self.engine.timezone,
@@ -304,8 +364,9 @@ class Handler(BaseHTTPRequestHandler):
         self._send(200, data, headers)
 
 
-def serve(data_dir: str, port: int, user: str, password: str, *, host: str = "127.0.0.1",
-          watch_stdin: bool = True) -> None:
+def serve(
+    data_dir: str, port: int, user: str, password: str, *, host: str = "127.0.0.1", watch_stdin: bool = True
+) -> None:
     Handler.engine = Engine(data_dir, user, password)
     server = ThreadingHTTPServer((host, port), Handler)
     server.daemon_threads = True
@@ -334,7 +395,10 @@ if __name__ == "__main__":
     parser.add_argument("--user", default="default")
     parser.add_argument("--password", default="")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--no-stdin-watch", action="store_true",
-                        help="keep running when stdin closes (in a container); stop on SIGTERM")
+    parser.add_argument(
+        "--no-stdin-watch",
+        action="store_true",
+        help="keep running when stdin closes (in a container); stop on SIGTERM",
+    )
     ns = parser.parse_args()
     serve(ns.data_dir, ns.port, ns.user, ns.password, host=ns.host, watch_stdin=not ns.no_stdin_watch)

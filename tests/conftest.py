@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from pixel.server.metrics import read_totals  # noqa: F401 - re-exported for tests
 
 
@@ -72,11 +73,26 @@ class PixelProcess:
         return f"http://127.0.0.1:{self.api_port}"
 
     def start(self, wait: bool = True) -> PixelProcess:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
+        log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pixel.server.cli", self.command, "--data-dir", str(self.data_dir),
-             "--host", "127.0.0.1", "--port", str(self.port), "--api-port", str(self.api_port)],
-            env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "pixel.server.cli",
+                self.command,
+                "--data-dir",
+                str(self.data_dir),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--api-port",
+                str(self.api_port),
+            ],
+            env={**os.environ, **self.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         log.close()
         if wait:
@@ -127,7 +143,9 @@ class PixelProcess:
             except httpx.HTTPError:
                 time.sleep(0.2)
                 continue
-            done = sum(seen.get(f"pixel_shipper_events_{kind}_total", 0) for kind in ("inserted", "dead", "dropped"))
+            done = sum(
+                seen.get(f"pixel_shipper_events_{kind}_total", 0) for kind in ("inserted", "dead", "dropped")
+            )
             if done >= count and seen.get("pixel_spool_backlog_bytes", 1) == 0:
                 return seen
             time.sleep(0.1)
@@ -151,10 +169,23 @@ def pixel_factory(tmp_path: Path) -> Iterator:
     """Start real `pixel serve|collect|ship` processes; all are stopped at the end of the test."""
     started: list[PixelProcess] = []
 
-    def start(command: str = "serve", *, data_dir: Path | None = None, port: int | None = None,
-              api_port: int | None = None, wait: bool = True, **env: str) -> PixelProcess:
-        env = {"PIXEL_WORKERS": "2", "PIXEL_LOG_LEVEL": "WARNING", **{k.upper(): str(v) for k, v in env.items()}}
-        p = PixelProcess(command, data_dir or tmp_path / "data", port or free_port(), api_port or free_port(), env)
+    def start(
+        command: str = "serve",
+        *,
+        data_dir: Path | None = None,
+        port: int | None = None,
+        api_port: int | None = None,
+        wait: bool = True,
+        **env: str,
+    ) -> PixelProcess:
+        env = {
+            "PIXEL_WORKERS": "2",
+            "PIXEL_LOG_LEVEL": "WARNING",
+            **{k.upper(): str(v) for k, v in env.items()},
+        }
+        p = PixelProcess(
+            command, data_dir or tmp_path / "data", port or free_port(), api_port or free_port(), env
+        )
         started.append(p)
         return p.start(wait)
 

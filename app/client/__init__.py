@@ -5,4 +5,13 @@ from pixel.app.client.api import ApiClient, ApiError, AuthError, Unreachable
 from pixel.app.client.cache import ReportCache
 from pixel.app.client.source import Fetched, NoData, ReportSource
 
-__all__ = ["ApiClient", "ApiError", "AuthError", "Fetched", "NoData", "ReportCache", "ReportSource", "Unreachable"]
+__all__ = [
+    "ApiClient",
+    "ApiError",
+    "AuthError",
+    "Fetched",
+    "NoData",
+    "ReportCache",
+    "ReportSource",
+    "Unreachable",
+]

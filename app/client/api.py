@@ -34,13 +34,24 @@ _UNAVAILABLE = {502, 503, 504}
 
 
 class ApiClient:
-    def __init__(self, base_url: str, username: str, password: str, *, timeout: float = 10.0,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        username: str,
+        password: str,
+        *,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.username = username
         self._password = password
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport,
-                                  headers={"User-Agent": "pixel-desktop"})
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            timeout=timeout,
+            transport=transport,
+            headers={"User-Agent": "pixel-desktop"},
+        )
         self._lock = threading.Lock()
         self._access: str | None = None
         self._refresh: str | None = None
@@ -55,8 +66,15 @@ class ApiClient:
         self.close()
 
     # ---------------------------------------------------------------- transport
-    def _send(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-              body: dict[str, Any] | None = None, auth: bool = True) -> httpx.Response:
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: dict[str, Any] | None = None,
+        auth: bool = True,
+    ) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self._access}"} if auth and self._access else {}
         try:
             response = self._http.request(method, path, params=params, json=body, headers=headers)
@@ -81,8 +99,12 @@ class ApiClient:
 
     # ---------------------------------------------------------------- auth
     def login(self) -> dict[str, Any]:
-        response = self._send("POST", "/api/auth/login",
-                              body={"username": self.username, "password": self._password}, auth=False)
+        response = self._send(
+            "POST",
+            "/api/auth/login",
+            body={"username": self.username, "password": self._password},
+            auth=False,
+        )
         if response.status_code != 200:
             raise self._error(response)
         data = response.json()
@@ -92,15 +114,18 @@ class ApiClient:
     def _renew(self) -> None:
         """A fresh access token: the refresh token if we hold one, else the password."""
         if self._refresh:
-            response = self._send("POST", "/api/auth/refresh", body={"refresh_token": self._refresh}, auth=False)
+            response = self._send(
+                "POST", "/api/auth/refresh", body={"refresh_token": self._refresh}, auth=False
+            )
             if response.status_code == 200:
                 data = response.json()
                 self._access, self._refresh = data["access_token"], data["refresh_token"]
                 return
         self.login()
 
-    def request(self, method: str, path: str, params: dict[str, Any] | None = None,
-                body: dict[str, Any] | None = None) -> Any:
+    def request(
+        self, method: str, path: str, params: dict[str, Any] | None = None, body: dict[str, Any] | None = None
+    ) -> Any:
         with self._lock:
             if self._access is None:
                 self.login()

@@ -61,7 +61,8 @@ class ReportCache:
         with self._lock:
             self._db.execute(
                 "INSERT OR REPLACE INTO answers (key, body, size, fetched_at, used_at) VALUES (?, ?, ?, ?, ?)",
-                (key, body, len(body.encode()), fetched_at if fetched_at is not None else now, now))
+                (key, body, len(body.encode()), fetched_at if fetched_at is not None else now, now),
+            )
             self._evict()
 
     def get(self, key: str) -> tuple[Any, float] | None:

@@ -41,10 +41,19 @@ class TimeSeriesChart(pg.PlotWidget):
         self.setMouseEnabled(x=True, y=False)
         self.getPlotItem().setMenuEnabled(False)
         self.addLegend(offset=(10, 5))
-        self.previous = self.plot([], [], pen=pg.mkPen(PREVIOUS, width=2, style=Qt.PenStyle.DashLine),
-                                  name="previous period")
-        self.current = self.plot([], [], pen=pg.mkPen(CURRENT, width=2.5), name="visitors",
-                                 symbol="o", symbolSize=5, symbolBrush=CURRENT, symbolPen=None)
+        self.previous = self.plot(
+            [], [], pen=pg.mkPen(PREVIOUS, width=2, style=Qt.PenStyle.DashLine), name="previous period"
+        )
+        self.current = self.plot(
+            [],
+            [],
+            pen=pg.mkPen(CURRENT, width=2.5),
+            name="visitors",
+            symbol="o",
+            symbolSize=5,
+            symbolBrush=CURRENT,
+            symbolPen=None,
+        )
         for curve in (self.previous, self.current):
             curve.setClipToView(True)
             curve.setDownsampling(auto=True, method="peak")
@@ -61,8 +70,13 @@ class TimeSeriesChart(pg.PlotWidget):
         self.y_previous: np.ndarray | None = None
         self.scene().sigMouseMoved.connect(self._mouse_moved)
 
-    def set_series(self, labels: Sequence[str], values: Sequence[float], metric: str = "visitors",
-                   previous: Sequence[float] | None = None) -> None:
+    def set_series(
+        self,
+        labels: Sequence[str],
+        values: Sequence[float],
+        metric: str = "visitors",
+        previous: Sequence[float] | None = None,
+    ) -> None:
         """Draw `values` at bucket `labels`; `previous` (same length) is the period before."""
         self.labels = list(labels)
         self.metric_name = metric
@@ -136,7 +150,7 @@ class _ClickableBars(pg.BarGraphItem):
         super().__init__(**opts)
         self.owner = owner
 
-    def mouseClickEvent(self, ev) -> None:  # type: ignore[no-untyped-def]  # noqa: N802 - Qt override
+    def mouseClickEvent(self, ev) -> None:  # type: ignore[no-untyped-def]
         row = int(round(ev.pos().y()))
         if 0 <= row < len(self.owner.names):
             self.owner.clicked.emit(self.owner.names[row])
@@ -165,8 +179,9 @@ class BarChart(pg.PlotWidget):
         if self.bars is not None:
             self.removeItem(self.bars)
         y = np.arange(len(self.names), dtype=np.float64)
-        self.bars = _ClickableBars(self, x0=np.zeros(len(y)), y=y, height=0.7, width=self.values,
-                                   brush=BAR, pen=None)
+        self.bars = _ClickableBars(
+            self, x0=np.zeros(len(y)), y=y, height=0.7, width=self.values, brush=BAR, pen=None
+        )
         self.addItem(self.bars)
         axis = self.getPlotItem().getAxis("left")
         labels = [_short(n) for n in self.names]
@@ -199,6 +214,6 @@ class Sparkline(pg.PlotWidget):
 
     def push(self, value: float | None) -> None:
         self.values.append(float("nan") if value is None else float(value))
-        self.values = self.values[-self.capacity:]
+        self.values = self.values[-self.capacity :]
         y = np.asarray(self.values, dtype=np.float64)
         self.curve.setData(np.arange(len(y), dtype=np.float64), y, connect="finite")

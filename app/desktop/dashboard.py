@@ -10,11 +10,6 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pixel.app.client import ApiError, Fetched, NoData, ReportSource
-from pixel.app.desktop.charts import TimeSeriesChart
-from pixel.app.desktop.views import FunnelView, GoalsView, SavedDashboardsView
-from pixel.app.desktop.widgets import BreakdownBox, FilterBar, RangePicker, RealtimeCounter, SummaryTiles
-from pixel.app.desktop.workers import Runner
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (
     QComboBox,
@@ -27,17 +22,31 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from pixel.app.client import ApiError, Fetched, NoData, ReportSource
+from pixel.app.desktop.charts import TimeSeriesChart
+from pixel.app.desktop.views import FunnelView, GoalsView, SavedDashboardsView
+from pixel.app.desktop.widgets import BreakdownBox, FilterBar, RangePicker, RealtimeCounter, SummaryTiles
+from pixel.app.desktop.workers import Runner
+
 BREAKDOWNS = (
-    ("Sources", [("source", "Sources"), ("channel", "Channels"), ("utm_campaign", "Campaigns"),
-                 ("utm_source", "UTM sources")]),
+    (
+        "Sources",
+        [
+            ("source", "Sources"),
+            ("channel", "Channels"),
+            ("utm_campaign", "Campaigns"),
+            ("utm_source", "UTM sources"),
+        ],
+    ),
     ("Pages", [("page", "Top pages"), ("entry_page", "Entry pages"), ("exit_page", "Exit pages")]),
     ("Locations", [("country", "Countries"), ("region", "Regions"), ("city", "Cities")]),
     ("Devices", [("device", "Devices"), ("browser", "Browsers"), ("os", "Operating systems")]),
 )
 
 
-OVERVIEW_METRICS = ",".join(("visitors", "pageviews", "sessions", "views_per_session", "bounce_rate",
-                             "visit_duration"))
+OVERVIEW_METRICS = ",".join(
+    ("visitors", "pageviews", "sessions", "views_per_session", "bounce_rate", "visit_duration")
+)
 
 
 def previous_params(current: dict[str, Any]) -> dict[str, str] | None:
@@ -136,8 +145,11 @@ class DashboardPage(QWidget):
         if self.source is None:
             return
         source = self.source
-        self._part("sites", lambda cached: source.cached("/api/sites", {"limit": 100}) if cached else source.sites(),
-                   lambda data: self._set_sites(data["items"], prefer))
+        self._part(
+            "sites",
+            lambda cached: source.cached("/api/sites", {"limit": 100}) if cached else source.sites(),
+            lambda data: self._set_sites(data["items"], prefer),
+        )
 
     def _set_sites(self, items: list[dict[str, Any]], prefer: int | None = None) -> None:
         current = prefer or (self.site["id"] if self.site else None)
@@ -147,8 +159,9 @@ class DashboardPage(QWidget):
             self.site_combo.blockSignals(True)
             self.site_combo.clear()
             for s in items:
-                self.site_combo.addItem(f"{s['name']} ({s['domain']})" if s["name"] != s["domain"] else s["domain"],
-                                        s["id"])
+                self.site_combo.addItem(
+                    f"{s['name']} ({s['domain']})" if s["name"] != s["domain"] else s["domain"], s["id"]
+                )
             self.site_combo.blockSignals(False)
         ids = [s["id"] for s in items]
         index = ids.index(current) if current in ids else 0
@@ -197,17 +210,31 @@ class DashboardPage(QWidget):
         self.parts = {}
         self.errors = {}
         source, site_id, params = self.source, self.site["id"], self.params()
-        self._part("sites", lambda cached: source.cached("/api/sites", {"limit": 100}) if cached else source.sites(),
-                   lambda data: self._set_sites(data["items"]))
+        self._part(
+            "sites",
+            lambda cached: source.cached("/api/sites", {"limit": 100}) if cached else source.sites(),
+            lambda data: self._set_sites(data["items"]),
+        )
         # The tiles, the chart (and its previous period) and the boxes' breakdowns in one request.
         dims = [box.dimension for box in self.boxes]
-        self._part("overview", lambda cached: self._overview(cached, site_id, params, dims), self._set_overview,
-                   on_missing=self._overview_missing,
-                   also=("summary", "timeseries", *(f"breakdown:{d}" for d in dims)))
+        self._part(
+            "overview",
+            lambda cached: self._overview(cached, site_id, params, dims),
+            self._set_overview,
+            on_missing=self._overview_missing,
+            also=("summary", "timeseries", *(f"breakdown:{d}" for d in dims)),
+        )
         self._load_realtime()
         self._part("goals", lambda cached: self._get(cached, site_id, "goals", params), self.goals.set_data)
-        self._part("dashboards", lambda cached: source.cached(f"/api/sites/{site_id}/dashboards", {"limit": 100})
-                   if cached else source.dashboards(site_id), self.saved.set_dashboards)
+        self._part(
+            "dashboards",
+            lambda cached: (
+                source.cached(f"/api/sites/{site_id}/dashboards", {"limit": 100})
+                if cached
+                else source.dashboards(site_id)
+            ),
+            self.saved.set_dashboards,
+        )
 
     def _get(self, cached: bool, site_id: int, report: str, params: dict[str, Any]) -> Fetched | None:
         assert self.source is not None
@@ -215,11 +242,18 @@ class DashboardPage(QWidget):
             return self.source.cached(f"/api/sites/{site_id}/reports/{report}", params)
         return self.source.report(site_id, report, params)
 
-    def _overview(self, cached: bool, site_id: int, params: dict[str, Any], dims: list[str]) -> Fetched | None:
+    def _overview(
+        self, cached: bool, site_id: int, params: dict[str, Any], dims: list[str]
+    ) -> Fetched | None:
         """Summary, timeseries (with the previous period's) and breakdowns from the API's dashboard endpoint:
         the same numbers as the individual reports, in one request (and one query on the API's cache)."""
-        query = {**params, "metrics": OVERVIEW_METRICS, "breakdowns": ",".join(dims), "limit": 10,
-                 "previous_timeseries": params.get("period") != "realtime"}
+        query = {
+            **params,
+            "metrics": OVERVIEW_METRICS,
+            "breakdowns": ",".join(dims),
+            "limit": 10,
+            "previous_timeseries": params.get("period") != "realtime",
+        }
         return self._get(cached, site_id, "dashboard", query)
 
     def _set_overview(self, data: dict[str, Any]) -> None:
@@ -239,35 +273,53 @@ class DashboardPage(QWidget):
             return
         site_id, params, dim = self.site["id"], self.params(), box.dimension
         query = {**params, "limit": 10}
-        self._part(f"breakdown:{dim}", lambda cached: self._get(cached, site_id, f"breakdown/{dim}", query),
-                   box.set_data, on_missing=box.set_message)
+        self._part(
+            f"breakdown:{dim}",
+            lambda cached: self._get(cached, site_id, f"breakdown/{dim}", query),
+            box.set_data,
+            on_missing=box.set_message,
+        )
 
     def _load_realtime(self) -> None:
         if self.source is None or self.site is None:
             return
         site_id, filters = self.site["id"], {"filters": list(self.filters)}
-        self._part("realtime", lambda cached: self._get(cached, site_id, "realtime", filters), self.realtime.set_data)
+        self._part(
+            "realtime", lambda cached: self._get(cached, site_id, "realtime", filters), self.realtime.set_data
+        )
 
     def _load_funnel(self, steps: list[dict[str, Any]], window: int) -> None:
         if self.source is None or self.site is None:
             return
         site_id, query = self.site["id"], {**self.params(), "steps": steps, "window": window}
-        self._part("funnel", lambda cached: self._get(cached, site_id, "funnel", query), self.funnel.set_data,
-                   on_missing=self.funnel.set_message)
+        self._part(
+            "funnel",
+            lambda cached: self._get(cached, site_id, "funnel", query),
+            self.funnel.set_data,
+            on_missing=self.funnel.set_message,
+        )
 
     def load_widget(self, widget: dict[str, Any], paint: Callable[[Any], None]) -> None:
         """Data for one widget of a saved dashboard (its own report, params and filters)."""
         if self.source is None or self.site is None:
             return
         site_id = self.site["id"]
-        report = widget["report"] + (f"/{widget['params']['dimension']}" if widget["report"] == "breakdown" else "")
+        report = widget["report"] + (
+            f"/{widget['params']['dimension']}" if widget["report"] == "breakdown" else ""
+        )
         query = {k: v for k, v in widget["params"].items() if k != "dimension"}
         query.setdefault("period", self.range.period)
         query["filters"] = list(widget.get("filters") or [])
         self._part(f"widget:{widget['id']}", lambda cached: self._get(cached, site_id, report, query), paint)
 
-    def _part(self, name: str, fetch: Callable[[bool], Fetched | None], paint: Callable[[Any], None],
-              on_missing: Callable[[str], None] | None = None, also: tuple[str, ...] = ()) -> None:
+    def _part(
+        self,
+        name: str,
+        fetch: Callable[[bool], Fetched | None],
+        paint: Callable[[Any], None],
+        on_missing: Callable[[str], None] | None = None,
+        also: tuple[str, ...] = (),
+    ) -> None:
         """Paint `name` from the cache now, then fetch it live on a worker and paint it again. `also`: the
         views one answer paints besides (each marked live or "as of" with it)."""
         generation = self.generation

@@ -13,24 +13,33 @@ START = time.perf_counter()
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pixel-desktop", description="Pixel analytics on your desktop")
     parser.add_argument("--profile", help="open this stack profile")
-    parser.add_argument("--first-chart-exit", action="store_true",
-                        help="print the seconds from start to the first drawn chart, then quit (benchmark)")
+    parser.add_argument(
+        "--first-chart-exit",
+        action="store_true",
+        help="print the seconds from start to the first drawn chart, then quit (benchmark)",
+    )
     args = parser.parse_args(argv)
 
-    from pixel.app.desktop.window import MainWindow
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
+
+    from pixel.app.desktop.window import MainWindow
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Pixel")
     window = MainWindow()
     if args.first_chart_exit:
+
         def check() -> None:
             if window.dashboard.chart.labels:
-                print(f"first chart after {time.perf_counter() - START:.3f} s "
-                      f"({len(window.dashboard.chart.labels)} points, {window.dashboard.status.text()})", flush=True)
+                print(
+                    f"first chart after {time.perf_counter() - START:.3f} s "
+                    f"({len(window.dashboard.chart.labels)} points, {window.dashboard.status.text()})",
+                    flush=True,
+                )
                 window.close()
                 app.quit()
+
         timer = QTimer()
         timer.timeout.connect(check)
         timer.start(5)

@@ -11,10 +11,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pixel.app.desktop.charts import Sparkline
-from pixel.app.desktop.workers import Cancelled, Runner, Task
-from pixel.app.stack.errors import StackError
-from pixel.app.stack.progress import Progress
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QTextCursor
 from PySide6.QtWidgets import (
@@ -36,6 +32,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from pixel.app.desktop.charts import Sparkline
+from pixel.app.desktop.workers import Cancelled, Runner, Task
+from pixel.app.stack.errors import StackError
+from pixel.app.stack.progress import Progress
+
 if TYPE_CHECKING:  # docker-py takes ~0.5 s to import: only when a stack is opened (cold start)
     from pixel.app.stack.provisioner import Provisioner, StackStatus
 
@@ -46,7 +47,7 @@ CONFIRM = {
     "stop": "Stop the Pixel stack? Visits are not recorded while it is stopped.",
     "restart": "Restart the Pixel stack? Visits arriving during the restart wait in the browsers' outbox.",
     "upgrade": "Upgrade to the image {image}? A backup is taken first; if the new version is not healthy, "
-               "the previous one is put back.",
+    "the previous one is put back.",
     "backup": "Back up all data to {path}? The stack is stopped while the copy is made.",
     "restore": "Replace ALL current data with the backup {path}? This cannot be undone.",
     "uninstall": "Remove the Pixel containers? Your data volumes are kept unless you tick 'delete data'.",
@@ -67,7 +68,7 @@ def volume_usage(prov: Provisioner) -> int | None:
     """Bytes used by the stack's volumes (the engine's disk-usage report; may take a second)."""
     try:
         df = prov.client.df()
-    except Exception:  # noqa: BLE001 - the figure is optional
+    except Exception:
         return None
     ours = {prov.spec.volume_name(v) for v in prov.spec.volumes}
     sizes = [(v.get("UsageData") or {}).get("Size", -1) for v in df.get("Volumes") or [] if v["Name"] in ours]
@@ -100,7 +101,9 @@ class StackPage(QWidget):
         self.message = QLabel("")
         self.message.setWordWrap(True)
         self.table = QTableWidget(0, 7)
-        self.table.setHorizontalHeaderLabels(["Service", "State", "Health", "Restarts", "CPU", "Memory", "Ports"])
+        self.table.setHorizontalHeaderLabels(
+            ["Service", "State", "Health", "Restarts", "CPU", "Memory", "Ports"]
+        )
         self.table.verticalHeader().hide()
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.table.setMinimumHeight(120)
@@ -199,8 +202,15 @@ class StackPage(QWidget):
             self.message.setText("The stack is not installed on this engine.")
         self.table.setRowCount(len(status.containers))
         for i, c in enumerate(status.containers):
-            cells = [c.service, c.state, c.health, str(c.restarts), None, None,
-                     ", ".join(f"{h}→{p}" for p, h in sorted(c.ports.items()))]
+            cells = [
+                c.service,
+                c.state,
+                c.health,
+                str(c.restarts),
+                None,
+                None,
+                ", ".join(f"{h}→{p}" for p, h in sorted(c.ports.items())),
+            ]
             for j, text in enumerate(cells):
                 if text is None:
                     continue
@@ -208,7 +218,9 @@ class StackPage(QWidget):
                 if j == 2:
                     item.setForeground(QColor(HEALTH_COLOURS.get(c.health, "#666")))
                 self.table.setItem(i, j, item)
-            cpu, mem = self.sparks.setdefault(c.service, (Sparkline(color="#4f46e5"), Sparkline(color="#b45309")))
+            cpu, mem = self.sparks.setdefault(
+                c.service, (Sparkline(color="#4f46e5"), Sparkline(color="#b45309"))
+            )
             cpu.push(c.cpu_percent)
             mem.push(None if c.memory_bytes is None else c.memory_bytes / 2**20)
             cpu.setToolTip(f"CPU {c.cpu_percent or 0:.1f}%")
@@ -221,8 +233,11 @@ class StackPage(QWidget):
                 self.ingest_rate = (count - self._last_count[1]) / (at - self._last_count[0])
             self._last_count = (at, count)
         self.ingest_spark.push(self.ingest_rate)
-        self.ingest.setText("Ingest: " + ("—" if self.ingest_rate is None else f"{self.ingest_rate:.1f} events/s")
-                            + ("" if count is None else f" ({count:,} stored since start)"))
+        self.ingest.setText(
+            "Ingest: "
+            + ("—" if self.ingest_rate is None else f"{self.ingest_rate:.1f} events/s")
+            + ("" if count is None else f" ({count:,} stored since start)")
+        )
         self.backlog.setText(f"Backlog: {human_bytes(status.backlog_bytes)}")
         self.disk.setText(f"Disk: {human_bytes(self.disk_bytes)}")
         self.status_loaded.emit(status)
@@ -237,7 +252,9 @@ class StackPage(QWidget):
     # ------------------------------------------------------------------ actions
     def request(self, action: str) -> Task | None:
         """Ask for confirmation (and a path or image where needed), then run `action` on a worker."""
-        if self.provisioner is None or (self.action_task is not None and not self.action_task.finished.is_set()):
+        if self.provisioner is None or (
+            self.action_task is not None and not self.action_task.finished.is_set()
+        ):
             return None
         prov = self.provisioner
         detail: dict[str, str] = {}
@@ -275,8 +292,13 @@ class StackPage(QWidget):
                 elif action == "upgrade":
                     from pixel.app.stack.manage import open_stack
 
-                    new = open_stack(prov.client, prov.spec.project, prov.spec.topology,
-                                     {**prov.settings, "PIXEL_IMAGE": detail["image"]}, target=prov.target)
+                    new = open_stack(
+                        prov.client,
+                        prov.spec.project,
+                        prov.spec.topology,
+                        {**prov.settings, "PIXEL_IMAGE": detail["image"]},
+                        target=prov.target,
+                    )
                     return str(prov.upgrade(new.spec, backup_dir=_backup_dir(), settings=new.settings))
                 return "done"
             finally:
@@ -313,7 +335,9 @@ class StackPage(QWidget):
 
     def _path_dialog(self, action: str, save: bool) -> str:
         if save:
-            return QFileDialog.getSaveFileName(self, "Back up to", "pixel-backup.tar.gz", "Backups (*.tar.gz)")[0]
+            return QFileDialog.getSaveFileName(
+                self, "Back up to", "pixel-backup.tar.gz", "Backups (*.tar.gz)"
+            )[0]
         return QFileDialog.getOpenFileName(self, "Restore from", "", "Backups (*.tar.gz)")[0]
 
     def _text_dialog(self, title: str, default: str) -> str:
@@ -325,7 +349,9 @@ class StackPage(QWidget):
         if self.provisioner is None:
             return
         prov, service = self.provisioner, self.log_service.currentText() or None
-        self.runner.submit(lambda _t: list(prov.logs(service, tail=500)), on_done=self._set_log, on_error=self._error)
+        self.runner.submit(
+            lambda _t: list(prov.logs(service, tail=500)), on_done=self._set_log, on_error=self._error
+        )
 
     def _set_log(self, lines: list[str]) -> None:
         self.log.setPlainText("\n".join(lines))
@@ -370,7 +396,9 @@ class StackPage(QWidget):
             self.log.moveCursor(QTextCursor.MoveOperation.Start)
             found = self.log.find(needle)
         matches = sum(1 for line in self.log.toPlainText().splitlines() if needle.lower() in line.lower())
-        self.search_result.setText(f"{matches} matching line{'s' if matches != 1 else ''}" if found else "not found")
+        self.search_result.setText(
+            f"{matches} matching line{'s' if matches != 1 else ''}" if found else "not found"
+        )
         return found
 
     def stop(self) -> None:
@@ -383,4 +411,3 @@ def _backup_dir() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_data_dir("pixel-desktop", appauthor=False)) / "backups"
-

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pixel.app.desktop.charts import BarChart, TimeSeriesChart
-from pixel.app.desktop.widgets import format_value
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -24,6 +22,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from pixel.app.desktop.charts import BarChart, TimeSeriesChart
+from pixel.app.desktop.widgets import format_value
+
 if TYPE_CHECKING:
     from pixel.app.desktop.dashboard import DashboardPage
 
@@ -41,8 +42,9 @@ def _fill(table: QTableWidget, rows: list[list[Any]]) -> None:
     table.setRowCount(len(rows))
     for i, row in enumerate(rows):
         for j, value in enumerate(row):
-            item = QTableWidgetItem(value if isinstance(value, str) else f"{value:,}" if isinstance(value, int)
-                                    else f"{value:g}")
+            item = QTableWidgetItem(
+                value if isinstance(value, str) else f"{value:,}" if isinstance(value, int) else f"{value:g}"
+            )
             if j:
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             table.setItem(i, j, item)
@@ -61,20 +63,26 @@ class GoalsView(QWidget):
 
     def set_data(self, data: dict[str, Any]) -> None:
         self.goals = list(data["goals"])
-        self.total.setText(f"{data['total_visitors']:,} visitors in the period" if self.goals else
-                           "No goals yet: an admin adds them in the API (POST /api/sites/{id}/goals).")
+        self.total.setText(
+            f"{data['total_visitors']:,} visitors in the period"
+            if self.goals
+            else "No goals yet: an admin adds them in the API (POST /api/sites/{id}/goals)."
+        )
         self.chart.set_bars([g["name"] for g in self.goals], [g["conversion_rate"] for g in self.goals])
-        _fill(self.table, [[g["name"], g["visitors"], g["conversions"], g["conversion_rate"]] for g in self.goals])
+        _fill(
+            self.table,
+            [[g["name"], g["visitors"], g["conversions"], g["conversion_rate"]] for g in self.goals],
+        )
 
 
 def parse_steps(text: str) -> list[dict[str, Any]]:
-    """"/, /pricing, event:signup" -> funnel steps (pages with * globs, or events)."""
+    """ "/, /pricing, event:signup" -> funnel steps (pages with * globs, or events)."""
     steps = []
     for part in (p.strip() for p in text.split(",")):
         if not part:
             continue
         if part.startswith("event:"):
-            steps.append({"kind": "event", "event_name": part[len("event:"):].strip()})
+            steps.append({"kind": "event", "event_name": part[len("event:") :].strip()})
         else:
             steps.append({"kind": "page", "page_pattern": part})
     return steps
@@ -118,9 +126,16 @@ class FunnelView(QWidget):
 
     def set_data(self, data: dict[str, Any]) -> None:
         self.result = list(data["steps"])
-        self.chart.set_bars([f"{s['step']}. {s['name']}" for s in self.result], [s["visitors"] for s in self.result])
-        _fill(self.table, [[f"{s['step']}. {s['name']}", s["visitors"], s["conversion_rate"], s["dropoff"]]
-                           for s in self.result])
+        self.chart.set_bars(
+            [f"{s['step']}. {s['name']}" for s in self.result], [s["visitors"] for s in self.result]
+        )
+        _fill(
+            self.table,
+            [
+                [f"{s['step']}. {s['name']}", s["visitors"], s["conversion_rate"], s["dropoff"]]
+                for s in self.result
+            ],
+        )
 
 
 class WidgetCard(QFrame):
@@ -153,13 +168,17 @@ class WidgetCard(QFrame):
         report = self.widget["report"]
         if isinstance(self.body, TimeSeriesChart) and report == "timeseries":
             metric = data["metrics"][0]
-            self.body.set_series([p["bucket"] for p in data["points"]], [p[metric] for p in data["points"]], metric)
+            self.body.set_series(
+                [p["bucket"] for p in data["points"]], [p[metric] for p in data["points"]], metric
+            )
         elif isinstance(self.body, BarChart) and report == "breakdown":
             self.body.set_bars([r["value"] for r in data["rows"]], [r["visitors"] for r in data["rows"]])
         elif isinstance(self.body, BarChart) and report == "funnel":
             self.body.set_bars([s["name"] for s in data["steps"]], [s["visitors"] for s in data["steps"]])
         elif isinstance(self.body, BarChart) and report == "goals":
-            self.body.set_bars([g["name"] for g in data["goals"]], [g["conversion_rate"] for g in data["goals"]])
+            self.body.set_bars(
+                [g["name"] for g in data["goals"]], [g["conversion_rate"] for g in data["goals"]]
+            )
         elif isinstance(self.body, QTableWidget) and report == "breakdown":
             _fill(self.body, [[str(r["value"]), r["visitors"]] for r in data["rows"]])
         elif isinstance(self.body, QLabel) and report == "summary":

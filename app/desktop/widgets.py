@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from pixel.app.desktop.charts import BarChart
 from PySide6.QtCore import QDate, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -25,13 +24,28 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-TILE_METRICS = (("visitors", "Unique visitors"), ("pageviews", "Pageviews"), ("sessions", "Visits"),
-                ("views_per_session", "Views per visit"), ("bounce_rate", "Bounce rate"),
-                ("visit_duration", "Visit duration"))
+from pixel.app.desktop.charts import BarChart
+
+TILE_METRICS = (
+    ("visitors", "Unique visitors"),
+    ("pageviews", "Pageviews"),
+    ("sessions", "Visits"),
+    ("views_per_session", "Views per visit"),
+    ("bounce_rate", "Bounce rate"),
+    ("visit_duration", "Visit duration"),
+)
 CHARTABLE = ("visitors", "pageviews", "sessions", "views_per_session", "bounce_rate", "visit_duration")
-PERIODS = (("today", "Today"), ("yesterday", "Yesterday"), ("realtime", "Last 30 minutes"),
-           ("7d", "Last 7 days"), ("30d", "Last 30 days"), ("month", "This month"),
-           ("last_month", "Last month"), ("12mo", "Last 12 months"), ("custom", "Custom range…"))
+PERIODS = (
+    ("today", "Today"),
+    ("yesterday", "Yesterday"),
+    ("realtime", "Last 30 minutes"),
+    ("7d", "Last 7 days"),
+    ("30d", "Last 30 days"),
+    ("month", "This month"),
+    ("last_month", "Last month"),
+    ("12mo", "Last 12 months"),
+    ("custom", "Custom range…"),
+)
 LOWER_IS_BETTER = {"bounce_rate"}
 UP, DOWN = "▲", "▼"
 
@@ -81,10 +95,13 @@ class Tile(QFrame):
         self.set_selected(False)
 
     def set_selected(self, on: bool) -> None:
-        self.setStyleSheet("Tile{border:2px solid #4f46e5; border-radius:6px}" if on else
-                           "Tile{border:1px solid #ddd; border-radius:6px}")
+        self.setStyleSheet(
+            "Tile{border:2px solid #4f46e5; border-radius:6px}"
+            if on
+            else "Tile{border:1px solid #ddd; border-radius:6px}"
+        )
 
-    def mousePressEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802
+    def mousePressEvent(self, event) -> None:  # type: ignore[no-untyped-def]
         self.clicked.emit(self.metric_name)
         super().mousePressEvent(event)
 
@@ -117,7 +134,9 @@ class SummaryTiles(QWidget):
             tile.change.setText(text)
             tile.change.setStyleSheet(f"color:{colour}")
             previous = item.get("previous")
-            tile.setToolTip("" if previous is None else f"previous period: {format_value(metric, float(previous))}")
+            tile.setToolTip(
+                "" if previous is None else f"previous period: {format_value(metric, float(previous))}"
+            )
 
 
 class FilterBar(QWidget):
@@ -142,8 +161,10 @@ class FilterBar(QWidget):
                 item.widget().deleteLater()
         for i, (dim, op, value) in enumerate(filters):
             chip = QPushButton(f"{dim} {op.replace('_', ' ')} {value}  ✕")
-            chip.setStyleSheet("QPushButton{background:#eef2ff; border:1px solid #c7d2fe; border-radius:10px;"
-                               "padding:2px 10px}")
+            chip.setStyleSheet(
+                "QPushButton{background:#eef2ff; border:1px solid #c7d2fe; border-radius:10px;"
+                "padding:2px 10px}"
+            )
             chip.clicked.connect(lambda _=False, index=i: self.removed.emit(index))
             self.layout_.addWidget(chip)
             self.chips.append(chip)
@@ -261,7 +282,9 @@ class BreakdownBox(QFrame):
         self.table.setHorizontalHeaderLabels([self.tabs.tabText(self.tabs.currentIndex()), *self.metrics])
         self.table.setRowCount(len(self.rows))
         for i, row in enumerate(self.rows):
-            self.table.setItem(i, 0, QTableWidgetItem(str(row["value"]) if row["value"] not in ("", None) else "(none)"))
+            self.table.setItem(
+                i, 0, QTableWidgetItem(str(row["value"]) if row["value"] not in ("", None) else "(none)")
+            )
             for j, metric in enumerate(self.metrics, start=1):
                 item = QTableWidgetItem(f"{row[metric]:,}")
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)

@@ -7,12 +7,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pixel.app import secret_store
-from pixel.app.client import ApiClient, ReportCache, ReportSource
-from pixel.app.desktop.dashboard import DashboardPage
-from pixel.app.desktop.stack_page import StackPage
-from pixel.app.desktop.workers import Runner, Task
-from pixel.app.profiles import Profile, ProfileStore
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QComboBox,
@@ -26,6 +20,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from pixel.app import secret_store
+from pixel.app.client import ApiClient, ReportCache, ReportSource
+from pixel.app.desktop.dashboard import DashboardPage
+from pixel.app.desktop.stack_page import StackPage
+from pixel.app.desktop.workers import Runner, Task
+from pixel.app.profiles import Profile, ProfileStore
+
 if TYPE_CHECKING:
     from pixel.app.stack.engine import EngineTarget
 
@@ -38,19 +39,28 @@ def engine_target(profile: Profile) -> EngineTarget:
     tls = Path(profile.tls_dir) if profile.tls_dir else None
     ssh_key = profile.ssh_key or profile.extra.get("ssh_key", "")  # extra: profiles of earlier versions
     # Read from the keyring (call this on a worker thread); a missing one gives "ssh-key-locked".
-    passphrase = (secret_store.get_secret(profile.name, "ssh_passphrase") or "") if profile.ssh_key_locked else ""
-    return EngineTarget(profile.engine,
-                        tls_ca=tls / "ca.pem" if tls else None, tls_cert=tls / "cert.pem" if tls else None,
-                        tls_key=tls / "key.pem" if tls else None,
-                        known_hosts=Path(profile.extra["known_hosts"]) if "known_hosts" in profile.extra else None,
-                        ssh_key=Path(ssh_key).expanduser() if ssh_key else None,
-                        host_key=profile.host_key,  # the key trusted in the wizard: no other is accepted
-                        ssh_passphrase=passphrase)
+    passphrase = (
+        (secret_store.get_secret(profile.name, "ssh_passphrase") or "") if profile.ssh_key_locked else ""
+    )
+    return EngineTarget(
+        profile.engine,
+        tls_ca=tls / "ca.pem" if tls else None,
+        tls_cert=tls / "cert.pem" if tls else None,
+        tls_key=tls / "key.pem" if tls else None,
+        known_hosts=Path(profile.extra["known_hosts"]) if "known_hosts" in profile.extra else None,
+        ssh_key=Path(ssh_key).expanduser() if ssh_key else None,
+        host_key=profile.host_key,  # the key trusted in the wizard: no other is accepted
+        ssh_passphrase=passphrase,
+    )
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, store: ProfileStore | None = None, cache: ReportCache | None = None,
-                 runner: Runner | None = None) -> None:
+    def __init__(
+        self,
+        store: ProfileStore | None = None,
+        cache: ReportCache | None = None,
+        runner: Runner | None = None,
+    ) -> None:
         super().__init__()
         self.setWindowTitle("Pixel")
         self.store = store or ProfileStore()
@@ -122,10 +132,12 @@ class MainWindow(QMainWindow):
 
         def fetched(keys) -> None:  # type: ignore[no-untyped-def]
             old, new = keys
-            text = (f"The server {new.host} now presents the host key\n{new.fingerprint}\n\nThe key you trusted "
-                    f"was\n{old.fingerprint}\n\nAccept the new key only if the server's administrator confirms "
-                    "this new fingerprint (for example after reinstalling the server). Otherwise someone may be "
-                    "intercepting the connection.")
+            text = (
+                f"The server {new.host} now presents the host key\n{new.fingerprint}\n\nThe key you trusted "
+                f"was\n{old.fingerprint}\n\nAccept the new key only if the server's administrator confirms "
+                "this new fingerprint (for example after reinstalling the server). Otherwise someone may be "
+                "intercepting the connection."
+            )
             if self.store.get(profile.name) is None or not self.confirm_key(text):
                 return
             profile.host_key = new.known_hosts_line
@@ -137,9 +149,13 @@ class MainWindow(QMainWindow):
         self.runner.submit(fetch, on_done=fetched, on_error=self._keyring_problem)
 
     def _confirm_key_dialog(self, text: str) -> bool:
-        answer = QMessageBox.warning(self, "Trust the new host key?", text,
-                                     QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-                                     QMessageBox.StandardButton.No)
+        answer = QMessageBox.warning(
+            self,
+            "Trust the new host key?",
+            text,
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
         return answer == QMessageBox.StandardButton.Yes
 
     def reload_profiles(self, select: str | None = None) -> None:
@@ -166,11 +182,13 @@ class MainWindow(QMainWindow):
         source = ReportSource(None, self.cache, profile.name)
         self.dashboard.set_source(source)
         if profile.api_url:
+
             def connect(_task: Task) -> ApiClient:
                 password = secret_store.get_secret(profile.name, "admin_password")
                 if password is None:
                     raise secret_store.KeyringUnavailable(
-                        f"No password for {profile.username!r} of {profile.name!r} in the keyring.")
+                        f"No password for {profile.username!r} of {profile.name!r} in the keyring."
+                    )
                 if not (profile.engine.startswith("ssh://") or profile.tls_dir):  # docker-py not needed
                     return ApiClient(profile.api_url, profile.username, password)
                 target = engine_target(profile)
@@ -225,11 +243,14 @@ class MainWindow(QMainWindow):
         from pixel.app.desktop.wizard import SetupWizard
 
         self.wizard = SetupWizard(self.runner, self.store)
-        self.wizard.finished.connect(lambda _r: self.reload_profiles(self.wizard.profile.name
-                                                                     if self.wizard and self.wizard.profile else None))
+        self.wizard.finished.connect(
+            lambda _r: self.reload_profiles(
+                self.wizard.profile.name if self.wizard and self.wizard.profile else None
+            )
+        )
         self.wizard.show()
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+    def closeEvent(self, event: QCloseEvent) -> None:
         self.stack.stop()
         self.dashboard.realtime_timer.stop()
         self.runner.shutdown(10_000)

@@ -16,13 +16,6 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
-from pixel.app import secret_store
-from pixel.app.client import ApiClient
-from pixel.app.desktop.workers import Cancelled, Runner, Task
-from pixel.app.profiles import Profile, ProfileStore
-from pixel.app.stack.engine import EngineTarget, HostKey, fetch_host_key
-from pixel.app.stack.errors import StackError
-from pixel.app.stack.progress import Progress
 from PySide6.QtCore import QTimer
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
@@ -40,6 +33,14 @@ from PySide6.QtWidgets import (
     QWizard,
     QWizardPage,
 )
+
+from pixel.app import secret_store
+from pixel.app.client import ApiClient
+from pixel.app.desktop.workers import Cancelled, Runner, Task
+from pixel.app.profiles import Profile, ProfileStore
+from pixel.app.stack.engine import EngineTarget, HostKey, fetch_host_key
+from pixel.app.stack.errors import StackError
+from pixel.app.stack.progress import Progress
 
 OK, BAD = "✔", "✘"
 FIXES = {
@@ -62,10 +63,10 @@ def public_host(engine_url: str) -> str:
 HOW = {
     "local": "The app reaches Pixel on this computer at 127.0.0.1.",
     "ssh": "Pixel's API listens on the server's own 127.0.0.1 only; this app reaches it through an SSH "
-           "tunnel with the same key. Visitors reach the collector at the server's address.",
+    "tunnel with the same key. Visitors reach the collector at the server's address.",
     "tls": "Pixel's API listens on the server's own 127.0.0.1 only (no port is opened to the network); this "
-           "app reaches it through the Docker engine's TLS connection, with the same certificates. Visitors "
-           "reach the collector at the server's address.",
+    "app reaches it through the Docker engine's TLS connection, with the same certificates. Visitors "
+    "reach the collector at the server's address.",
 }
 
 
@@ -120,7 +121,7 @@ class WherePage(QWizardPage):
     def kind(self) -> str:
         return "ssh" if self.ssh.isChecked() else "tls" if self.tls.isChecked() else "local"
 
-    def isComplete(self) -> bool:  # noqa: N802 - Qt override
+    def isComplete(self) -> bool:
         if not self.name.text().strip():
             return False
         if self.ssh.isChecked():
@@ -135,11 +136,19 @@ class WherePage(QWizardPage):
             return EngineTarget()
         if self.ssh.isChecked():
             key = self.ssh_key.text().strip()
-            return EngineTarget(self.url.text().strip(), ssh_key=Path(key).expanduser() if key else None,
-                                host_key=host_key, ssh_passphrase=self.ssh_passphrase.text())
+            return EngineTarget(
+                self.url.text().strip(),
+                ssh_key=Path(key).expanduser() if key else None,
+                host_key=host_key,
+                ssh_passphrase=self.ssh_passphrase.text(),
+            )
         folder = Path(self.tls_dir.text())
-        return EngineTarget(self.url.text().strip(), tls_ca=folder / "ca.pem", tls_cert=folder / "cert.pem",
-                            tls_key=folder / "key.pem")
+        return EngineTarget(
+            self.url.text().strip(),
+            tls_ca=folder / "ca.pem",
+            tls_cert=folder / "cert.pem",
+            tls_key=folder / "key.pem",
+        )
 
 
 class CheckPage(QWizardPage):
@@ -164,7 +173,7 @@ class CheckPage(QWizardPage):
         self.ok = False
         self.host_key: Any = None
 
-    def initializePage(self) -> None:  # noqa: N802 - Qt override
+    def initializePage(self) -> None:
         self.run_checks()
 
     def run_checks(self) -> None:
@@ -194,13 +203,18 @@ class CheckPage(QWizardPage):
     def _show(self, findings: list[tuple[bool, str, str]]) -> None:
         lines = []
         for ok, message, action in findings:
-            lines.append(f"<p><b style='color:{'#15803d' if ok else '#b91c1c'}'>{OK if ok else BAD}</b> {message}"
-                         + (f"<br><i>What to do:</i> {action}" if action and not ok else "") + "</p>")
+            lines.append(
+                f"<p><b style='color:{'#15803d' if ok else '#b91c1c'}'>{OK if ok else BAD}</b> {message}"
+                + (f"<br><i>What to do:</i> {action}" if action and not ok else "")
+                + "</p>"
+            )
         if self.host_key is not None:
             lines.append(f"<p>Host key of {self.host_key.host}: <code>{self.host_key.fingerprint}</code></p>")
         elif self.w.trusted is not None and self.w.where.kind() == "ssh":
-            lines.append(f"<p>Trusted host key of {self.w.trusted.host}: <code>{self.w.trusted.fingerprint}</code> "
-                         "(kept with this stack's settings; a different key will be refused)</p>")
+            lines.append(
+                f"<p>Trusted host key of {self.w.trusted.host}: <code>{self.w.trusted.fingerprint}</code> "
+                "(kept with this stack's settings; a different key will be refused)</p>"
+            )
         self.trust.setVisible(self.host_key is not None)
         self.results.setText("".join(lines))
         self.ok = all(ok for ok, _, _ in findings)
@@ -215,7 +229,7 @@ class CheckPage(QWizardPage):
             self.host_key = None
             self.run_checks()
 
-    def isComplete(self) -> bool:  # noqa: N802 - Qt override
+    def isComplete(self) -> bool:
         return self.ok
 
 
@@ -236,7 +250,7 @@ class SitePage(QWizardPage):
         form.addRow("Time zone for reports", self.timezone)
         self.domain.textChanged.connect(self.completeChanged)
 
-    def isComplete(self) -> bool:  # noqa: N802 - Qt override
+    def isComplete(self) -> bool:
         text = self.domain.text().strip()
         return "." in text and " " not in text and "/" not in text
 
@@ -279,7 +293,11 @@ class InstallPage(QWizardPage):
         domain = self.w.site.domain.text().strip()
         tz = self.w.site.timezone.currentText()
         name = self.w.where.name.text().strip()
-        project, values, engine = self.w.project, dict(self.w.values), self.w.where.url.text().strip() or "local"
+        project, values, engine = (
+            self.w.project,
+            dict(self.w.values),
+            self.w.where.url.text().strip() or "local",
+        )
         host = "127.0.0.1" if kind == "local" else public_host(engine)
         tls_dir = self.w.where.tls_dir.text().strip() if kind == "tls" else ""
         host_key = self.w.trusted.known_hosts_line if kind == "ssh" and self.w.trusted else ""
@@ -292,7 +310,9 @@ class InstallPage(QWizardPage):
             task.report(Progress("connect", None, f"connecting to {target.describe()}"))
             client = connect(target)
             try:
-                prov = open_stack(client, project, "compact", values, target=target, progress=task.progress_callback)
+                prov = open_stack(
+                    client, project, "compact", values, target=target, progress=task.progress_callback
+                )
                 result = prov.install()
                 task.report(Progress("site", None, "creating the site"))
                 api = next(c for c in prov.status().containers if 8082 in c.ports)
@@ -309,8 +329,13 @@ class InstallPage(QWizardPage):
                 from pixel.app.stack.tunnel import stack_api_tunnel
 
                 how = "an SSH tunnel" if kind == "ssh" else "a tunnel through the Docker engine"
-                task.report(Progress("tunnel", None, f"opening {how} to the API (port {api.ports[8082]} "
-                                                     "on the server's 127.0.0.1)"))
+                task.report(
+                    Progress(
+                        "tunnel",
+                        None,
+                        f"opening {how} to the API (port {api.ports[8082]} on the server's 127.0.0.1)",
+                    )
+                )
                 tunnel = stack_api_tunnel(target, project, api_url)
                 tunnels.append(tunnel)  # the wizard closes it when it closes
                 base = tunnel.local_url
@@ -324,15 +349,33 @@ class InstallPage(QWizardPage):
                     secret_store.set_secret(name, "ssh_passphrase", target.ssh_passphrase)
             except secret_store.KeyringUnavailable as exc:
                 stored = str(exc)
-            profile = Profile(name, engine=engine, project=project, api_url=api_url, collector_url=collector_url,
-                              username=result.admin.username, domain=domain, site_id=site["id"], tls_dir=tls_dir,
-                              ssh_key=str(target.ssh_key or ""), ssh_key_locked=bool(target.ssh_passphrase),
-                              host_key=host_key)
+            profile = Profile(
+                name,
+                engine=engine,
+                project=project,
+                api_url=api_url,
+                collector_url=collector_url,
+                username=result.admin.username,
+                domain=domain,
+                site_id=site["id"],
+                tls_dir=tls_dir,
+                ssh_key=str(target.ssh_key or ""),
+                ssh_key_locked=bool(target.ssh_passphrase),
+                host_key=host_key,
+            )
             task.report(Progress("done", 1.0, "Pixel is installed"))
-            return {"profile": profile, "password": result.admin.password, "snippet": snippet["html"],
-                    "keyring_problem": stored, "changed": result.changed, "api_base": base}
+            return {
+                "profile": profile,
+                "password": result.admin.password,
+                "snippet": snippet["html"],
+                "keyring_problem": stored,
+                "changed": result.changed,
+                "api_base": base,
+            }
 
-        self.task = self.w.runner.submit(work, on_done=self._done, on_error=self._failed, on_progress=self._progress)
+        self.task = self.w.runner.submit(
+            work, on_done=self._done, on_error=self._failed, on_progress=self._progress
+        )
 
     def stop(self) -> None:
         if self.task is not None:
@@ -372,7 +415,7 @@ class InstallPage(QWizardPage):
         self.step.setText(self.error)
         self.details.appendPlainText(self.error)
 
-    def isComplete(self) -> bool:  # noqa: N802 - Qt override
+    def isComplete(self) -> bool:
         return self.result is not None
 
 
@@ -391,7 +434,9 @@ class DonePage(QWizardPage):
         self.snippet.setReadOnly(True)
         self.snippet.setMaximumHeight(90)
         self.copy_snippet = QPushButton("Copy snippet")
-        self.copy_snippet.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.snippet.toPlainText()))
+        self.copy_snippet.clicked.connect(
+            lambda: QGuiApplication.clipboard().setText(self.snippet.toPlainText())
+        )
         self.first_visit = QLabel("⏳ Waiting for your first visit…")
         self.first_visit.setStyleSheet("color:#b45309; font-weight:bold")
         layout = QVBoxLayout(self)
@@ -411,17 +456,20 @@ class DonePage(QWizardPage):
         self.seen = False
         self._checking = False
 
-    def initializePage(self) -> None:  # noqa: N802 - Qt override
+    def initializePage(self) -> None:
         result = self.w.install.result or {}
         self.password.setText(result.get("password", ""))
         problem = result.get("keyring_problem")
-        self.note.setText(f"Not stored: {problem}" if problem else
-                          "Stored in your system keyring, so the app can sign in. Keep a copy somewhere safe.")
+        self.note.setText(
+            f"Not stored: {problem}"
+            if problem
+            else "Stored in your system keyring, so the app can sign in. Keep a copy somewhere safe."
+        )
         self.snippet.setPlainText(result.get("snippet", ""))
         self.timer.start()
         self.check_visit()
 
-    def cleanupPage(self) -> None:  # noqa: N802 - Qt override
+    def cleanupPage(self) -> None:
         self.timer.stop()
 
     def check_visit(self) -> None:
@@ -434,8 +482,11 @@ class DonePage(QWizardPage):
 
         def work(_task: Task) -> int:
             with ApiClient(base, profile.username, password, timeout=5) as client:
-                summary = client.report(profile.site_id or 0, "summary",
-                                        {"period": "today", "compare": False, "include_bots": True})
+                summary = client.report(
+                    profile.site_id or 0,
+                    "summary",
+                    {"period": "today", "compare": False, "include_bots": True},
+                )
             return int(summary["metrics"]["pageviews"]["value"])
 
         def done(pageviews: int) -> None:
@@ -453,8 +504,13 @@ class DonePage(QWizardPage):
 
 
 class SetupWizard(QWizard):
-    def __init__(self, runner: Runner, store: ProfileStore, project: str = "pixel",
-                 values: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        runner: Runner,
+        store: ProfileStore,
+        project: str = "pixel",
+        values: dict[str, str] | None = None,
+    ) -> None:
         super().__init__()
         self.setWindowTitle("Set up Pixel")
         self.runner = runner

@@ -58,7 +58,7 @@ class Task(QRunnable):
     def run(self) -> None:
         try:
             result = self.fn(self)
-        except BaseException as exc:  # noqa: BLE001 - handed to the GUI, never lost
+        except BaseException as exc:
             exc.__traceback_text__ = traceback.format_exc()  # type: ignore[attr-defined]
             self.signals.failed.emit(self, exc)
         else:
@@ -80,9 +80,13 @@ class Runner(QObject):
         self._signals.progress.connect(self._progress)
         self._running: set[Task] = set()
 
-    def submit(self, fn: Callable[[Task], Any], on_done: Callable[[Any], None] | None = None,
-               on_error: Callable[[BaseException], None] | None = None,
-               on_progress: Callable[[Any], None] | None = None) -> Task:
+    def submit(
+        self,
+        fn: Callable[[Task], Any],
+        on_done: Callable[[Any], None] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
+        on_progress: Callable[[Any], None] | None = None,
+    ) -> Task:
         task = Task(fn, self._signals)
         task.on_done, task.on_error, task.on_progress = on_done, on_error, on_progress
         self._running.add(task)

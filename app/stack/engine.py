@@ -88,14 +88,16 @@ def parse_host_key(line: str) -> HostKey:
     """A `HostKey` from a known_hosts line (as `HostKey.known_hosts_line` writes it), or a `StackError`."""
     try:
         entry = paramiko.hostkeys.HostKeyEntry.from_line(line.strip())
-    except Exception:  # noqa: BLE001 - paramiko raises InvalidHostKey, binascii.Error, …
+    except Exception:
         entry, why = None, "the key text is damaged"
     else:
         why = "it is not 'host key-type key'"
     if entry is None or entry.key is None or len(entry.hostnames) != 1:
-        raise StackError(f"The saved SSH host key {line[:60]!r} cannot be read ({why}).",
-                         "Remove it from the stack's settings and trust the server's fingerprint again.",
-                         code="bad-host-key")
+        raise StackError(
+            f"The saved SSH host key {line[:60]!r} cannot be read ({why}).",
+            "Remove it from the stack's settings and trust the server's fingerprint again.",
+            code="bad-host-key",
+        )
     name = entry.hostnames[0]
     if name.startswith("["):
         host, _, port = name[1:].partition("]:")
@@ -288,7 +290,7 @@ def connect(target: EngineTarget) -> docker.DockerClient:
         api_version = client.api._retrieve_server_version()
     except StackError:
         raise
-    except Exception as exc:  # noqa: BLE001 - every failure is translated for the user
+    except Exception as exc:
         raise translate(exc, target) from None
     if docker.utils.version_lt(api_version, MIN_API):
         raise StackError(

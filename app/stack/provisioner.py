@@ -546,7 +546,9 @@ class Provisioner:
     def uninstall(self, delete_data: bool = False) -> list[str]:
         removed = []
         for c in self.containers():
-            c.remove(force=True, v=True)  # an image's VOLUME not mounted by the spec leaves no anonymous volume
+            c.remove(
+                force=True, v=True
+            )  # an image's VOLUME not mounted by the spec leaves no anonymous volume
             removed.append(f"container {c.name}")
         for net in self.client.networks.list(filters={"label": f"{LABEL_STACK}={self.spec.project}"}):
             net.remove()

@@ -39,8 +39,14 @@ def _ssh_connect(target: EngineTarget, timeout: float = 15.0) -> paramiko.SSHCli
     client = paramiko.SSHClient()
     load_trusted_keys(client, target)
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    params: dict = {"hostname": host, "port": port, "username": user, "timeout": timeout,
-                    "banner_timeout": timeout, "auth_timeout": timeout}
+    params: dict = {
+        "hostname": host,
+        "port": port,
+        "username": user,
+        "timeout": timeout,
+        "banner_timeout": timeout,
+        "auth_timeout": timeout,
+    }
     if target.ssh_key:
         params.update(key_filename=str(target.ssh_key), look_for_keys=False, allow_agent=False)
     if target.ssh_passphrase:
@@ -142,7 +148,9 @@ class PortForward:
             # delayed ACK (Nagle): ~40 ms per request.
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.connections += 1
-            pump = threading.Thread(target=self._serve, args=(conn, peer), name="pixel-tunnel-pump", daemon=True)
+            pump = threading.Thread(
+                target=self._serve, args=(conn, peer), name="pixel-tunnel-pump", daemon=True
+            )
             with self._lock:
                 self._pumps.add(pump)
                 self._open.add(conn)
@@ -167,8 +175,10 @@ class SSHTunnel(PortForward):
 
     def __init__(self, target: EngineTarget, remote_port: int, remote_host: str = "127.0.0.1") -> None:
         if target.kind != "ssh":
-            raise StackError(f"{target.describe()} is not an SSH engine: there is nothing to tunnel through.",
-                             code="not-ssh")
+            raise StackError(
+                f"{target.describe()} is not an SSH engine: there is nothing to tunnel through.",
+                code="not-ssh",
+            )
         if not 0 < remote_port < 65536:
             raise StackError(f"{remote_port} is not a port number (1-65535).", code="bad-port")
         super().__init__()
@@ -273,7 +283,9 @@ class ExecTunnel(PortForward):
     network, no second set of credentials); the engine's mutual TLS protects the traffic. Each new
     connection costs an exec (~0.1 s); the API client keeps its connection alive."""
 
-    def __init__(self, client: docker.DockerClient, container: str, port: int, *, close_client: bool = False) -> None:
+    def __init__(
+        self, client: docker.DockerClient, container: str, port: int, *, close_client: bool = False
+    ) -> None:
         if not 0 < port < 65536:
             raise StackError(f"{port} is not a port number (1-65535).", code="bad-port")
         super().__init__()
@@ -291,13 +303,17 @@ class ExecTunnel(PortForward):
         try:
             state = self.client.api.inspect_container(self.container)["State"]
         except docker.errors.NotFound:
-            raise StackError(f"The container {self.container} does not exist on this engine.",
-                             "Install the stack again, or choose the right stack.", code="no-container") from None
+            raise StackError(
+                f"The container {self.container} does not exist on this engine.",
+                "Install the stack again, or choose the right stack.",
+                code="no-container",
+            ) from None
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             raise StackError(f"The Docker engine did not answer: {exc}", code="engine-unreachable") from None
         if not state.get("Running"):
-            raise StackError(f"The container {self.container} is not running.", "Start the stack.",
-                             code="not-running")
+            raise StackError(
+                f"The container {self.container} is not running.", "Start the stack.", code="not-running"
+            )
 
     def _endpoint(self) -> tuple[docker.DockerClient, str]:
         return self.client, self.container
@@ -305,7 +321,9 @@ class ExecTunnel(PortForward):
     def _forward(self, conn: socket.socket, peer: tuple[str, int]) -> None:
         try:
             client, container = self._endpoint()
-            exec_id = client.api.exec_create(container, ["python3", "-c", _RELAY, str(self.port)], stdin=True)["Id"]
+            exec_id = client.api.exec_create(
+                container, ["python3", "-c", _RELAY, str(self.port)], stdin=True
+            )["Id"]
             raw = client.api.exec_start(exec_id, socket=True)
         except (StackError, docker.errors.DockerException, requests.exceptions.RequestException, OSError):
             return  # the API client sees a closed connection: "unreachable"
@@ -344,8 +362,8 @@ class ExecTunnel(PortForward):
                         if len(pending) < 8 + size:
                             break
                         if stream == 1:
-                            conn.sendall(pending[8:8 + size])
-                        pending = pending[8 + size:]
+                            conn.sendall(pending[8 : 8 + size])
+                        pending = pending[8 + size :]
         except OSError:
             return
         finally:
@@ -359,12 +377,16 @@ def _serving_container(client: docker.DockerClient, project: str, port: int) -> 
     for c in client.containers.list(filters={"label": f"{LABEL_STACK}={project}"}):
         if f"{port}/tcp" in (c.attrs.get("NetworkSettings", {}).get("Ports") or {}):
             return c.name
-    raise StackError(f"No running container of the stack {project!r} serves port {port}.",
-                     "Start the stack (Stack page), then try again.", code="no-container")
+    raise StackError(
+        f"No running container of the stack {project!r} serves port {port}.",
+        "Start the stack (Stack page), then try again.",
+        code="no-container",
+    )
 
 
-def exec_tunnel(client: docker.DockerClient, project: str, port: int = API_PORT, *,
-                close_client: bool = False) -> ExecTunnel:
+def exec_tunnel(
+    client: docker.DockerClient, project: str, port: int = API_PORT, *, close_client: bool = False
+) -> ExecTunnel:
     """A started `ExecTunnel` to `port` in the container of stack `project` that serves it (the API)."""
     try:
         container = _serving_container(client, project, port)
@@ -421,8 +443,11 @@ def api_tunnel(target: EngineTarget, api_url: str, *, offline_ok: bool = False) 
     problems are raised either way: waiting would not fix them."""
     parsed = urllib.parse.urlparse(api_url)
     if parsed.scheme not in ("http", "https") or parsed.port is None:
-        raise StackError(f"{api_url!r} is not an API address with a port",
-                         "It looks like http://127.0.0.1:8082 (the port the stack published).", code="bad-api-url")
+        raise StackError(
+            f"{api_url!r} is not an API address with a port",
+            "It looks like http://127.0.0.1:8082 (the port the stack published).",
+            code="bad-api-url",
+        )
     tunnel = SSHTunnel(target, parsed.port, parsed.hostname or "127.0.0.1")
     try:
         return tunnel.start()
@@ -432,7 +457,9 @@ def api_tunnel(target: EngineTarget, api_url: str, *, offline_ok: bool = False) 
         raise
 
 
-def stack_api_tunnel(target: EngineTarget, project: str, api_url: str, *, offline_ok: bool = False) -> PortForward:
+def stack_api_tunnel(
+    target: EngineTarget, project: str, api_url: str, *, offline_ok: bool = False
+) -> PortForward:
     """How the desktop reaches the API of a stack on a remote engine, whose API listens on the server's
     127.0.0.1 only: through SSH (`api_tunnel`) or, over TCP + TLS, through the engine (`exec_tunnel`)."""
     if target.kind == "ssh":

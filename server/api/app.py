@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, FastAPI
+
 from pixel.server.api import errors
 from pixel.server.api.deps import AppState, current_principal
 from pixel.server.api.meta import MetaDB
@@ -12,24 +13,40 @@ from pixel.server.settings import Settings
 from pixel.server.store import Store
 
 # Routes reachable without a token. Everything else depends on `current_principal`.
-OPEN_PATHS = {"/api/health", "/api/auth/login", "/api/auth/refresh",
-              "/api/docs", "/api/docs/oauth2-redirect", "/api/openapi.json", "/api/redoc"}
+OPEN_PATHS = {
+    "/api/health",
+    "/api/auth/login",
+    "/api/auth/refresh",
+    "/api/docs",
+    "/api/docs/oauth2-redirect",
+    "/api/openapi.json",
+    "/api/redoc",
+}
 
 
 def open_meta(settings: Settings) -> MetaDB:
     return MetaDB(settings.meta_db_path)
 
 
-def create_app(settings: Settings, store: Store, *, limiter: LoginLimiter | None = None,
-               sql_seconds: float = 10.0) -> FastAPI:
+def create_app(
+    settings: Settings, store: Store, *, limiter: LoginLimiter | None = None, sql_seconds: float = 10.0
+) -> FastAPI:
     """The API over `store` (shared with the shipper in `pixel serve`); metadata in the data folder."""
-    app = FastAPI(title="Pixel Analytics API", version="1", docs_url="/api/docs",
-                  openapi_url="/api/openapi.json", redoc_url=None,
-                  swagger_ui_oauth2_redirect_url="/api/docs/oauth2-redirect")
+    app = FastAPI(
+        title="Pixel Analytics API",
+        version="1",
+        docs_url="/api/docs",
+        openapi_url="/api/openapi.json",
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url="/api/docs/oauth2-redirect",
+    )
     app.state.pixel = AppState(
-        settings=settings, store=store, meta=open_meta(settings),
+        settings=settings,
+        store=store,
+        meta=open_meta(settings),
         tokens=Tokens(load_signing_key(settings.state_dir)),
-        limiter=limiter or LoginLimiter(), sql_seconds=sql_seconds,
+        limiter=limiter or LoginLimiter(),
+        sql_seconds=sql_seconds,
     )
     errors.install(app)
 

@@ -37,8 +37,11 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[typ
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return Settings.from_env(data_dir=getattr(args, "data_dir", None), host=getattr(args, "host", None),
-                             api_port=getattr(args, "port", None))
+    return Settings.from_env(
+        data_dir=getattr(args, "data_dir", None),
+        host=getattr(args, "host", None),
+        api_port=getattr(args, "port", None),
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,13 +92,19 @@ def _user(settings: Settings, args: argparse.Namespace) -> int:
 
 def _serve(settings: Settings) -> int:
     import uvicorn
+
     from pixel.server.api.app import create_app
     from pixel.server.store import open_store
 
     store = open_store(settings)
     try:
-        uvicorn.run(create_app(settings, store), host=settings.host, port=settings.api_port,
-                    log_level="info", access_log=False)
+        uvicorn.run(
+            create_app(settings, store),
+            host=settings.host,
+            port=settings.api_port,
+            log_level="info",
+            access_log=False,
+        )
     finally:
         store.close()
     return 0

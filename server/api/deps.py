@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import jwt
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
 from pixel.server.api.errors import ApiError, forbidden, not_found, unauthorized
 from pixel.server.api.meta import MetaDB
 from pixel.server.api.security import API_TOKEN_PREFIX, LoginLimiter, Tokens, token_hash
@@ -91,8 +92,15 @@ def current_principal(
 
 def _principal(user: dict[str, Any], via: str, claims: dict[str, Any] | None = None) -> Principal:
     sites = None if user["sites"] is None else {int(s) for s in user["sites"]}
-    return Principal(user["id"], user["username"], user["role"], sites, via,
-                     claims["jti"] if claims else None, claims["exp"] if claims else None)
+    return Principal(
+        user["id"],
+        user["username"],
+        user["role"],
+        sites,
+        via,
+        claims["jti"] if claims else None,
+        claims["exp"] if claims else None,
+    )
 
 
 Auth = Annotated[Principal, Depends(current_principal)]

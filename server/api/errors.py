@@ -8,8 +8,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pixel.server.store import StoreError, StoreUnavailable
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from pixel.server.store import StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +18,9 @@ log = logging.getLogger(__name__)
 class ApiError(Exception):
     """Raised anywhere in the API; becomes `{"error": code, "detail": detail}` with `status`."""
 
-    def __init__(self, status: int, code: str, detail: str = "", headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, detail: str = "", headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(detail or code)
         self.status = status
         self.code = code

@@ -172,7 +172,9 @@ class MetaDB:
         assignments = ", ".join(f"{k} = ?" for k in values)
         try:
             with self.transaction() as conn:
-                cur = conn.execute(f"UPDATE {table} SET {assignments} WHERE id = ?", (*values.values(), row_id))
+                cur = conn.execute(
+                    f"UPDATE {table} SET {assignments} WHERE id = ?", (*values.values(), row_id)
+                )
                 return cur.rowcount > 0
         except sqlite3.IntegrityError as exc:
             raise Conflict(str(exc)) from None
@@ -183,9 +185,19 @@ class MetaDB:
 
     # -- users --------------------------------------------------------------------------------
 
-    def create_user(self, username: str, password_hash: str, role: str, sites: list[int] | None = None) -> int:
-        return self.insert("users", {"username": username, "password_hash": password_hash, "role": role,
-                                     "sites": sites, "created_at": time.time()})
+    def create_user(
+        self, username: str, password_hash: str, role: str, sites: list[int] | None = None
+    ) -> int:
+        return self.insert(
+            "users",
+            {
+                "username": username,
+                "password_hash": password_hash,
+                "role": role,
+                "sites": sites,
+                "created_at": time.time(),
+            },
+        )
 
     def user_by_name(self, username: str) -> dict[str, Any] | None:
         return self.one("SELECT * FROM users WHERE username = ?", username)
@@ -194,8 +206,10 @@ class MetaDB:
         return self.one("SELECT * FROM users WHERE id = ?", user_id)
 
     def count_admins(self, exclude: int | None = None) -> int:
-        row = self.one("SELECT count(*) AS n FROM users WHERE role = 'admin' AND disabled = 0 AND id != ?",
-                       exclude if exclude is not None else -1)
+        row = self.one(
+            "SELECT count(*) AS n FROM users WHERE role = 'admin' AND disabled = 0 AND id != ?",
+            exclude if exclude is not None else -1,
+        )
         return int(row["n"]) if row else 0
 
     # -- sites --------------------------------------------------------------------------------

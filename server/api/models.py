@@ -7,12 +7,15 @@ import re
 from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
 
-from pixel.server.api.query.filters import parse_filters
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from pixel.server.api.query.filters import parse_filters
 
 Role = Literal["admin", "viewer"]
 Id = Annotated[int, Field(ge=1, le=2**53)]
-_DOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*(?::\d{1,5})?$")
+_DOMAIN = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*(?::\d{1,5})?$"
+)
 _ORIGIN = re.compile(r"^https?://[a-z0-9.-]+(?::\d{1,5})?$")
 _USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 _TIMEZONES = available_timezones()
@@ -30,6 +33,7 @@ class Page(BaseModel):
 
 
 # -- auth -----------------------------------------------------------------------------------------
+
 
 class LoginIn(Strict):
     username: str = Field(min_length=1, max_length=64)
@@ -109,6 +113,7 @@ class ApiTokenCreated(ApiTokenOut):
 
 
 # -- sites ----------------------------------------------------------------------------------------
+
 
 class SiteFields(Strict):
     name: str | None = Field(default=None, max_length=200)
@@ -190,6 +195,7 @@ class Snippet(BaseModel):
 
 # -- goals ----------------------------------------------------------------------------------------
 
+
 class GoalIn(Strict):
     name: str = Field(min_length=1, max_length=200)
     kind: Literal["page", "event"]
@@ -270,6 +276,7 @@ class DashboardOut(BaseModel):
 
 
 # -- SQL console ----------------------------------------------------------------------------------
+
 
 class SqlIn(Strict):
     site_id: Id

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Query
+
 from pixel.server.api.errors import bad_request
 
 
@@ -33,8 +34,13 @@ Listing = Annotated[ListParams, Depends(list_params)]
 def paginate(items: Sequence[dict[str, Any]], params: ListParams, sortable: Sequence[str]) -> dict[str, Any]:
     if params.sort not in sortable:
         raise bad_request(f"sort must be one of {', '.join(sortable)}", "invalid_sort")
-    ordered = sorted(items, key=lambda r: (r[params.sort] is None, r[params.sort]),
-                     reverse=params.order == "desc")
+    ordered = sorted(
+        items, key=lambda r: (r[params.sort] is None, r[params.sort]), reverse=params.order == "desc"
+    )
     start = (params.page - 1) * params.limit
-    return {"items": ordered[start:start + params.limit], "total": len(items),
-            "page": params.page, "limit": params.limit}
+    return {
+        "items": ordered[start : start + params.limit],
+        "total": len(items),
+        "page": params.page,
+        "limit": params.limit,
+    }

@@ -90,14 +90,21 @@ class Tokens:
 
     def issue_access(self, user_id: int, role: str) -> tuple[str, dict[str, Any]]:
         now = int(time.time())
-        claims = {"sub": str(user_id), "role": role, "typ": "access", "jti": secrets.token_hex(16),
-                  "iat": now, "exp": now + self.access_ttl}
+        claims = {
+            "sub": str(user_id),
+            "role": role,
+            "typ": "access",
+            "jti": secrets.token_hex(16),
+            "iat": now,
+            "exp": now + self.access_ttl,
+        }
         return jwt.encode(claims, self._key, algorithm="HS256"), claims
 
     def decode_access(self, token: str) -> dict[str, Any]:
         """Claims of a valid access token; raises jwt.InvalidTokenError otherwise."""
-        claims = jwt.decode(token, self._key, algorithms=["HS256"],
-                            options={"require": ["exp", "iat", "sub", "jti"]})
+        claims = jwt.decode(
+            token, self._key, algorithms=["HS256"], options={"require": ["exp", "iat", "sub", "jti"]}
+        )
         if claims.get("typ") != "access":
             raise jwt.InvalidTokenError("not an access token")
         return claims

@@ -41,8 +41,15 @@ class AsgiCollector:
             if scope["method"] == "POST":
                 body, too_large = await self._read_body(headers, receive)
             client = scope.get("client")
-            r = self.collector.handle(scope["method"], scope["path"], scope["query_string"].decode("latin-1"),
-                                      headers, client[0] if client else "", body, too_large)
+            r = self.collector.handle(
+                scope["method"],
+                scope["path"],
+                scope["query_string"].decode("latin-1"),
+                headers,
+                client[0] if client else "",
+                body,
+                too_large,
+            )
             raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in r.headers]
             raw.append((b"content-length", b"%d" % len(r.body)))
             await send({"type": "http.response.start", "status": r.status, "headers": raw})
@@ -107,9 +114,13 @@ class RsgiCollector:
         if scope.method == "POST":
             body, too_large = await self._read_body(scope.headers, protocol)
         # granian gives header values as str: back to the bytes received, as the core takes them
-        headers = {k.encode("latin-1"): v.encode("utf-8", "surrogateescape") for k, v in scope.headers.items()}
+        headers = {
+            k.encode("latin-1"): v.encode("utf-8", "surrogateescape") for k, v in scope.headers.items()
+        }
         peer = scope.client.rpartition(":")[0].strip("[]")
-        r = self.collector.handle(scope.method, scope.path, scope.query_string, headers, peer, body, too_large)
+        r = self.collector.handle(
+            scope.method, scope.path, scope.query_string, headers, peer, body, too_large
+        )
         if r.body:
             protocol.response_bytes(r.status, r.headers, r.body)
         else:

@@ -21,6 +21,7 @@ from typing import NamedTuple, Protocol
 from urllib.parse import unquote_to_bytes
 
 import orjson
+
 from pixel.server import metrics
 from pixel.server.collector.script import Asset, load_tracker
 from pixel.server.settings import Settings
@@ -81,13 +82,21 @@ class Collector:
 
     def start(self) -> None:
         s = self.settings
-        self.spool = SpoolWriter(s.spool_dir, max_bytes=s.segment_max_bytes, max_age=s.segment_max_age,
-                                 fsync_interval=s.fsync_interval, cap_bytes=s.spool_max_bytes)
+        self.spool = SpoolWriter(
+            s.spool_dir,
+            max_bytes=s.segment_max_bytes,
+            max_age=s.segment_max_age,
+            fsync_interval=s.fsync_interval,
+            cap_bytes=s.spool_max_bytes,
+        )
         self.counters = metrics.CounterFile(collector_metrics_dir(s), COUNTERS)
         self.asset = load_tracker(s.script_name)
         if self.asset is None:
-            log.warning("collector: the tracker is not built (tracker/dist/%s); %s answers 404",
-                        s.script_name, self.script_path)
+            log.warning(
+                "collector: the tracker is not built (tracker/dist/%s); %s answers 404",
+                s.script_name,
+                self.script_path,
+            )
 
     def stop(self) -> None:
         if self.spool is not None:
@@ -112,8 +121,9 @@ class Collector:
 
     # -- requests ---------------------------------------------------------------------------
 
-    def handle(self, method: str, path: str, query: str, headers: Headers, peer: str, body: bytes,
-               too_large: bool) -> Response:
+    def handle(
+        self, method: str, path: str, query: str, headers: Headers, peer: str, body: bytes, too_large: bool
+    ) -> Response:
         """Answer one request. `body` is what the adapter read (POST only); `too_large` when over the limit."""
         if path == self.track_path:
             if method == "POST":
@@ -123,7 +133,9 @@ class Collector:
             elif method == "OPTIONS":
                 response = Response(204, CORS_PREFLIGHT[:], b"")
             else:
-                response = self._error(405, "method not allowed", f"{method} {path}", [("allow", "GET, POST, OPTIONS")])
+                response = self._error(
+                    405, "method not allowed", f"{method} {path}", [("allow", "GET, POST, OPTIONS")]
+                )
         elif path == self.script_path:
             response = self._script(method, headers)
         elif path == "/health":
@@ -178,8 +190,13 @@ class Collector:
         n, problem = self._validate(body)
         if problem is not None:
             return self._error(400, *problem)
-        return self._store(headers, peer, body, n,
-                           Response(200, [("content-type", "image/gif"), ("cache-control", "no-store")], GIF))
+        return self._store(
+            headers,
+            peer,
+            body,
+            n,
+            Response(200, [("content-type", "image/gif"), ("cache-control", "no-store")], GIF),
+        )
 
     def _validate(self, body: bytes) -> tuple[int, tuple[str, str] | None]:
         """(number of events, None) for an event object or an array of 1..max events; else (0, (error, detail))."""
@@ -215,8 +232,16 @@ class Collector:
         if host:
             host = host.split(b"://", 1)[-1].split(b"/", 1)[0]
         flags = (b"d" if get(b"dnt", b"") == b"1" else b"") + (b"g" if get(b"sec-gpc", b"") == b"1" else b"")
-        record = encode_record(int(time.time() * 1000), ip, get(b"user-agent", b""), get(b"accept-language", b""),
-                               host, country, flags, body)
+        record = encode_record(
+            int(time.time() * 1000),
+            ip,
+            get(b"user-agent", b""),
+            get(b"accept-language", b""),
+            host,
+            country,
+            flags,
+            body,
+        )
         assert self.spool is not None and self.counters is not None
         try:
             self.spool.append(record)
@@ -261,8 +286,12 @@ class Collector:
             return self._error(404, "not built", "the tracker has not been built")
         if headers.get(b"if-none-match", b"") == asset.etag.encode("latin-1"):
             return Response(304, [("etag", asset.etag)], b"")
-        out = [("content-type", "application/javascript; charset=utf-8"), ("etag", asset.etag),
-               ("cache-control", "public, max-age=3600, stale-while-revalidate=86400"), ("vary", "Accept-Encoding")]
+        out = [
+            ("content-type", "application/javascript; charset=utf-8"),
+            ("etag", asset.etag),
+            ("cache-control", "public, max-age=3600, stale-while-revalidate=86400"),
+            ("vary", "Accept-Encoding"),
+        ]
         if b"gzip" in headers.get(b"accept-encoding", b""):
             out.append(("content-encoding", "gzip"))
             return Response(200, out, asset.gzipped)
@@ -279,13 +308,31 @@ class Collector:
 
     def render_metrics(self) -> bytes:
         totals = metrics.read_totals(collector_metrics_dir(self.settings), COUNTERS)
-        backlog = unshipped_bytes(self.settings.spool_dir, Checkpoint.load(self.settings.checkpoint_path).offsets)
-        return metrics.prometheus([
-            ("pixel_collector_requests_total", "counter", "HTTP requests answered by the collector, by status.",
-             [(f'{{code="{c}"}}', totals[f"requests_{c}"]) for c in CODES]),
-            ("pixel_collector_events_total", "counter", "Events accepted into the spool.", [("", totals["events"])]),
-            ("pixel_spool_backlog_bytes", "gauge", "Spool bytes not yet inserted by the shipper.", [("", backlog)]),
-        ])
+        backlog = unshipped_bytes(
+            self.settings.spool_dir, Checkpoint.load(self.settings.checkpoint_path).offsets
+        )
+        return metrics.prometheus(
+            [
+                (
+                    "pixel_collector_requests_total",
+                    "counter",
+                    "HTTP requests answered by the collector, by status.",
+                    [(f'{{code="{c}"}}', totals[f"requests_{c}"]) for c in CODES],
+                ),
+                (
+                    "pixel_collector_events_total",
+                    "counter",
+                    "Events accepted into the spool.",
+                    [("", totals["events"])],
+                ),
+                (
+                    "pixel_spool_backlog_bytes",
+                    "gauge",
+                    "Spool bytes not yet inserted by the shipper.",
+                    [("", backlog)],
+                ),
+            ]
+        )
 
 
 def _is_ip(value: str) -> bool:

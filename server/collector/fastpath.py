@@ -17,13 +17,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from pixel.server.collector.core import Collector
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from pixel.server.collector.core import Collector
 
 log = logging.getLogger("pixel.collector")
 
-_INTERNAL_ERROR = (b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/plain; charset=utf-8\r\n"
-                   b"content-length: 21\r\nconnection: close\r\n\r\nInternal Server Error")
+_INTERNAL_ERROR = (
+    b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"content-length: 21\r\nconnection: close\r\n\r\nInternal Server Error"
+)
 
 
 class _Heads:
@@ -35,8 +38,14 @@ class _Heads:
         self.defaults: list[tuple[bytes, bytes]] | None = None
         self.heads: dict[tuple[Any, ...], bytes] = {}
 
-    def get(self, defaults: list[tuple[bytes, bytes]], status: int, headers: list[tuple[str, str]], length: int,
-            keep_alive: bool) -> bytes:
+    def get(
+        self,
+        defaults: list[tuple[bytes, bytes]],
+        status: int,
+        headers: list[tuple[str, str]],
+        length: int,
+        keep_alive: bool,
+    ) -> bytes:
         if defaults is not self.defaults or len(self.heads) >= 256:  # 256: echoed origins, error lengths
             self.defaults, self.heads = defaults, {}
         shape = (status, *headers, length, keep_alive)
@@ -133,8 +142,15 @@ class TrackProtocol(HttpToolsProtocol):
         self._chunks = []
         try:
             # uvicorn's on_header lower-cases the names; as in ASGI, the last of repeated headers wins
-            r = collector.handle(method, collector.track_path, self._query, dict(self.headers),
-                                 self.client[0] if self.client else "", body, self._over and method == "POST")
+            r = collector.handle(
+                method,
+                collector.track_path,
+                self._query,
+                dict(self.headers),
+                self.client[0] if self.client else "",
+                body,
+                self._over and method == "POST",
+            )
             keep_alive = self._keep_alive and not self._close_after
             head = _HEADS.get(self.server_state.default_headers, r.status, r.headers, len(r.body), keep_alive)
         except Exception:

@@ -54,7 +54,7 @@ def _crawler_patterns() -> list[Any]:
         compiled.append(re2.compile("|".join(supported), options))
         patterns = rest
     size = 100
-    compiled += [re.compile("|".join(patterns[i:i + size])) for i in range(0, len(patterns), size)]
+    compiled += [re.compile("|".join(patterns[i : i + size])) for i in range(0, len(patterns), size)]
     return compiled
 
 

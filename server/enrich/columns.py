@@ -16,5 +16,8 @@ from typing import Any
 def non_empty(columns: Mapping[str, Any]) -> dict[str, Any]:
     """`columns` without those holding "", None or the integer 0 (what the store fills in for a missing
     column). A float 0.0 stays: a latitude of 0 is a place, and a missing Nullable coordinate would be NULL."""
-    return {name: value for name, value in columns.items()
-            if not (value is None or value == "" or (type(value) is int and value == 0))}
+    return {
+        name: value
+        for name, value in columns.items()
+        if not (value is None or value == "" or (type(value) is int and value == 0))
+    }

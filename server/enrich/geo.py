@@ -30,9 +30,15 @@ DEFAULT_DB_NAME = "city.mmdb"
 
 # Header names (lower case) the collector should spool, when the peer is a trusted proxy, for `trust_cdn_geo`.
 CDN_GEO_HEADERS = (
-    "cf-ipcountry", "cf-region", "cf-ipcity",  # Cloudflare ("Add visitor location headers" for region/city)
-    "x-vercel-ip-country", "x-vercel-ip-country-region", "x-vercel-ip-city",  # Vercel
-    "cloudfront-viewer-country", "cloudfront-viewer-country-region-name", "cloudfront-viewer-city",  # CloudFront
+    "cf-ipcountry",
+    "cf-region",
+    "cf-ipcity",  # Cloudflare ("Add visitor location headers" for region/city)
+    "x-vercel-ip-country",
+    "x-vercel-ip-country-region",
+    "x-vercel-ip-city",  # Vercel
+    "cloudfront-viewer-country",
+    "cloudfront-viewer-country-region-name",
+    "cloudfront-viewer-city",  # CloudFront
 )
 _CDN_SETS = (
     ("cf-ipcountry", "cf-region", "cf-ipcity"),
@@ -122,14 +128,19 @@ class GeoLocator:
         self._last_check = time.monotonic()
         if self.path is None:
             if force:
-                log.warning("GeoIP: no database configured (PIXEL_GEOIP_DB); country, region and city stay empty")
+                log.warning(
+                    "GeoIP: no database configured (PIXEL_GEOIP_DB); country, region and city stay empty"
+                )
             return
         try:
             st = os.stat(self.path)
         except OSError:
             if not self._warned_missing:
-                log.warning("GeoIP: database %s not found; country, region and city stay empty until it appears "
-                            "(run `pixel geoip update`)", self.path)
+                log.warning(
+                    "GeoIP: database %s not found; country, region and city stay empty until it appears "
+                    "(run `pixel geoip update`)",
+                    self.path,
+                )
                 self._warned_missing = True
             return
         stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
@@ -155,8 +166,13 @@ class GeoLocator:
     def _columns(self, ip: str) -> dict[str, str | float | None]:
         """The row's geo columns for `ip` (cached as one dict, so the pipeline stores them with one update)."""
         geo = self.lookup(ip)
-        return {"country": geo.country, "region": geo.region, "city": geo.city,
-                "latitude": geo.latitude, "longitude": geo.longitude}
+        return {
+            "country": geo.country,
+            "region": geo.region,
+            "city": geo.city,
+            "latitude": geo.latitude,
+            "longitude": geo.longitude,
+        }
 
     def _lookup(self, ip: str) -> GeoResult:
         reader = self._reader

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import httpx
 import maxminddb
+
 from pixel.server.enrich.geo import default_db_path
 from pixel.server.settings import Settings
 
@@ -56,17 +57,22 @@ def _download(client: httpx.Client, url: str, target: Path, auth: tuple[str, str
         host = httpx.URL(url).host
         raise GeoipUpdateError(
             f"cannot reach {host} ({exc}); this machine looks offline or a firewall blocks it. "
-            f"Nothing was changed; the current database (if any) stays in use.") from None
+            f"Nothing was changed; the current database (if any) stays in use."
+        ) from None
     except httpx.TimeoutException:
         raise GeoipUpdateError(f"{httpx.URL(url).host} did not answer in time; nothing was changed") from None
     except httpx.HTTPError as exc:
-        raise GeoipUpdateError(f"download from {httpx.URL(url).host} failed: {exc}; nothing was changed") from None
+        raise GeoipUpdateError(
+            f"download from {httpx.URL(url).host} failed: {exc}; nothing was changed"
+        ) from None
 
 
 def _extract_maxmind(archive: Path, edition: str, out: Path) -> None:
     try:
         with tarfile.open(archive, "r:gz") as tar:
-            member = next((m for m in tar.getmembers() if m.isfile() and m.name.endswith(f"{edition}.mmdb")), None)
+            member = next(
+                (m for m in tar.getmembers() if m.isfile() and m.name.endswith(f"{edition}.mmdb")), None
+            )
             if member is None:
                 raise GeoipUpdateError(f"the MaxMind archive has no {edition}.mmdb")
             src = tar.extractfile(member)
@@ -113,8 +119,10 @@ def run(
     if source == "auto":
         source = "maxmind" if account_id and license_key else "dbip"
     if source == "maxmind" and not (account_id and license_key):
-        raise GeoipUpdateError("MaxMind needs an account id and a licence key (--account-id/--license-key or "
-                               "PIXEL_MAXMIND_ACCOUNT_ID/PIXEL_MAXMIND_LICENSE_KEY); or use --source dbip")
+        raise GeoipUpdateError(
+            "MaxMind needs an account id and a licence key (--account-id/--license-key or "
+            "PIXEL_MAXMIND_ACCOUNT_ID/PIXEL_MAXMIND_LICENSE_KEY); or use --source dbip"
+        )
     if source not in ("maxmind", "dbip"):
         raise GeoipUpdateError(f"unknown source {source!r}: use maxmind or dbip")
     dest = destination(settings)
@@ -138,7 +146,10 @@ def run(
                 base = (base_url or DBIP_BASE).rstrip("/")
                 last_month = today.replace(day=1) - dt.timedelta(days=1)
                 status = 0
-                for month in (today, last_month):  # this month's file appears on the 1st, sometimes a bit later
+                for month in (
+                    today,
+                    last_month,
+                ):  # this month's file appears on the 1st, sometimes a bit later
                     url = f"{base}/free/dbip-city-lite-{month:%Y-%m}.mmdb.gz"
                     status = _download(client, url, download, None)
                     if status == 200:
@@ -156,10 +167,15 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     geoip = subparsers.add_parser("geoip", help="GeoIP database management")
     geoip_sub = geoip.add_subparsers(dest="geoip_command", required=True)
     update = geoip_sub.add_parser(
-        "update", help="download GeoLite2-City (MaxMind account) or DB-IP City Lite (no account)")
+        "update", help="download GeoLite2-City (MaxMind account) or DB-IP City Lite (no account)"
+    )
     update.add_argument("--data-dir", type=Path, help="data folder (env PIXEL_DATA_DIR)")
-    update.add_argument("--source", choices=("auto", "maxmind", "dbip"), default="auto",
-                        help="auto = MaxMind when credentials are given, else DB-IP (default)")
+    update.add_argument(
+        "--source",
+        choices=("auto", "maxmind", "dbip"),
+        default="auto",
+        help="auto = MaxMind when credentials are given, else DB-IP (default)",
+    )
     update.add_argument("--account-id", help="MaxMind account id (env PIXEL_MAXMIND_ACCOUNT_ID)")
     update.add_argument("--license-key", help="MaxMind licence key (env PIXEL_MAXMIND_LICENSE_KEY)")
     update.add_argument("--edition", default="GeoLite2-City", help="MaxMind edition (default GeoLite2-City)")
@@ -171,8 +187,15 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
 def cmd_update(args: argparse.Namespace) -> int:
     settings = Settings.from_env(data_dir=args.data_dir)
     try:
-        path, kind = run(settings, source=args.source, account_id=args.account_id, license_key=args.license_key,
-                         edition=args.edition, base_url=args.base_url, timeout=args.timeout)
+        path, kind = run(
+            settings,
+            source=args.source,
+            account_id=args.account_id,
+            license_key=args.license_key,
+            edition=args.edition,
+            base_url=args.base_url,
+            timeout=args.timeout,
+        )
     except GeoipUpdateError as exc:
         print(f"pixel geoip update: {exc}", file=sys.stderr)
         return 1

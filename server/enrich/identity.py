@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
 from pixel.server.enrich.iphash import DailySalt
 
 log = logging.getLogger(__name__)
@@ -100,8 +101,15 @@ class IdentityResolver:
         data = f"{site}\x1f{ip}\x1f{user_agent}".encode()
         return hashlib.blake2b(data, key=key, digest_size=16, person=b"pixel-visitor").hexdigest()
 
-    def resolve(self, row: dict[str, Any], event: dict[str, Any], ip: str, ip_hash: str, user_agent: str,
-                received_ms: int) -> None:
+    def resolve(
+        self,
+        row: dict[str, Any],
+        event: dict[str, Any],
+        ip: str,
+        ip_hash: str,
+        user_agent: str,
+        received_ms: int,
+    ) -> None:
         site = row.get("site") or ""
         visitor = row.get("visitor_id") or ""
         if not visitor:
@@ -161,9 +169,13 @@ class IdentityResolver:
         self.prune(now_ms)
         state = {
             "version": 1,
-            "sessions": [[site, visitor, sid, last] for (site, visitor), (sid, last) in self.sessions.items()],
+            "sessions": [
+                [site, visitor, sid, last] for (site, visitor), (sid, last) in self.sessions.items()
+            ],
             "links": [[key.hex(), vid, site, last] for key, (vid, site, last) in self.links.items()],
-            "aliases": [[site, original, vid, last] for (site, original), (vid, last) in self.aliases.items()],
+            "aliases": [
+                [site, original, vid, last] for (site, original), (vid, last) in self.aliases.items()
+            ],
         }
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")

@@ -87,9 +87,17 @@ class Enricher:
 
     def _ua_columns_uncached(self, ua: str) -> tuple[dict[str, Any], str]:
         info = self.ua.parse(ua)
-        columns = non_empty({"browser": info.browser, "browser_version": info.browser_version, "os": info.os,
-                             "os_version": info.os_version, "device_type": info.device_type,
-                             "device_brand": info.device_brand, "device_model": info.device_model})
+        columns = non_empty(
+            {
+                "browser": info.browser,
+                "browser_version": info.browser_version,
+                "os": info.os,
+                "os_version": info.os_version,
+                "device_type": info.device_type,
+                "device_brand": info.device_brand,
+                "device_model": info.device_model,
+            }
+        )
         return columns, self.bots.ua_reason(ua) or ("ua-parser-spider" if info.is_spider else "")
 
     def _ip_columns_uncached(self, ip: str) -> dict[str, str]:
@@ -123,7 +131,9 @@ class Enricher:
         except Exception:
             self.errors += 1
             if self.errors <= 10 or self.errors % 10_000 == 0:
-                log.exception("enrichment failed for an event (%d so far); stored with ip_hash only", self.errors)
+                log.exception(
+                    "enrichment failed for an event (%d so far); stored with ip_hash only", self.errors
+                )
             row["ip_hash"] = self.salt.hash_ip(facts.ip, facts.received_ms)
             return True
 
@@ -132,8 +142,9 @@ class Enricher:
         if (facts.dnt or facts.gpc) and (self.dnt_all or site.lower() in self.dnt_sites):
             return False
         rule = self.site_rules.get(site)
-        if rule is not None and rule.drop_reason(row.get("path") or "", facts.ip, facts.origin_host, facts.dnt,
-                                                 facts.gpc):
+        if rule is not None and rule.drop_reason(
+            row.get("path") or "", facts.ip, facts.origin_host, facts.dnt, facts.gpc
+        ):
             return False  # the site's own rules (set through the API) exclude it
         self.geo.maybe_reload()
         ip = facts.ip
@@ -205,8 +216,11 @@ class Enricher:
         was_enabled = gc.isenabled()
         gc.disable()
         try:
-            return [row for row, event, facts in zip(rows, events, facts_list, strict=True)
-                    if enrich(row, event, facts)]
+            return [
+                row
+                for row, event, facts in zip(rows, events, facts_list, strict=True)
+                if enrich(row, event, facts)
+            ]
         finally:
             if was_enabled:
                 gc.enable()

@@ -15,14 +15,49 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 DEFAULT_PII_PARAMS: tuple[str, ...] = (
-    "email", "e-mail", "e_mail", "mail", "email_address", "emailaddress", "user_email",
-    "token", "access_token", "id_token", "refresh_token", "auth", "auth_token", "authorization", "jwt",
-    "password", "passwd", "pwd", "pass", "secret", "client_secret", "api_key", "apikey", "otp", "pin",
-    "session", "sessionid", "session_id", "phone", "phone_number", "tel", "ssn",
-    "first_name", "last_name", "firstname", "lastname", "fullname", "full_name",
+    "email",
+    "e-mail",
+    "e_mail",
+    "mail",
+    "email_address",
+    "emailaddress",
+    "user_email",
+    "token",
+    "access_token",
+    "id_token",
+    "refresh_token",
+    "auth",
+    "auth_token",
+    "authorization",
+    "jwt",
+    "password",
+    "passwd",
+    "pwd",
+    "pass",
+    "secret",
+    "client_secret",
+    "api_key",
+    "apikey",
+    "otp",
+    "pin",
+    "session",
+    "sessionid",
+    "session_id",
+    "phone",
+    "phone_number",
+    "tel",
+    "ssn",
+    "first_name",
+    "last_name",
+    "firstname",
+    "lastname",
+    "fullname",
+    "full_name",
 )
 
-_PII_PROP_NAMES = frozenset({"email", "e-mail", "password", "passwd", "token", "access_token", "phone", "ssn"})
+_PII_PROP_NAMES = frozenset(
+    {"email", "e-mail", "password", "passwd", "token", "access_token", "phone", "ssn"}
+)
 
 EMAIL_RE = re.compile(r"[^\s@/?#&=:;,<>\"']+@[^\s@/?#&=:;,<>\"']+\.[A-Za-z]{2,}")
 _EMAIL_ENCODED_RE = re.compile(r"[^\s@/?#&=:;,<>\"']+(?:@|%40)[^\s@/?#&=:;,<>\"']+\.[A-Za-z]{2,}", re.I)
@@ -44,7 +79,9 @@ def redact_emails(text: str) -> str:
 
 def clean_props(props: dict[str, str]) -> None:
     """Drops custom properties whose value is an e-mail address, or whose name is a PII name (in place)."""
-    for key in [k for k, v in props.items() if ("@" in v and EMAIL_RE.search(v)) or k.lower() in _PII_PROP_NAMES]:
+    for key in [
+        k for k, v in props.items() if ("@" in v and EMAIL_RE.search(v)) or k.lower() in _PII_PROP_NAMES
+    ]:
         del props[key]
 
 
@@ -77,7 +114,9 @@ def clean_query(query: str, pii: frozenset[str]) -> tuple[str, dict[str, str]]:
             changed = True
             continue
         raw_name, _, raw_value = segment.partition("=")
-        name = unquote_plus(raw_name).strip().lower() if "%" in raw_name or "+" in raw_name else raw_name.lower()
+        name = (
+            unquote_plus(raw_name).strip().lower() if "%" in raw_name or "+" in raw_name else raw_name.lower()
+        )
         value = unquote_plus(raw_value) if "%" in raw_value or "+" in raw_value else raw_value
         if name in pii or ("@" in value and EMAIL_RE.search(value)):
             changed = True

@@ -76,8 +76,9 @@ def _origin_host(origin: str) -> str:
     return (parts.netloc or parts.path).lower()
 
 
-def rule_from_row(honour_dnt: object, honour_gpc: object, excluded_paths: str, excluded_ips: str,
-                  allowed_origins: str) -> SiteRule:
+def rule_from_row(
+    honour_dnt: object, honour_gpc: object, excluded_paths: str, excluded_ips: str, allowed_origins: str
+) -> SiteRule:
     """A rule from one `sites` row as stored (JSON text lists, integer flags)."""
     paths = [p for p in json.loads(excluded_paths or "[]") if isinstance(p, str) and p]
     pattern = re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in paths)) if paths else None
@@ -118,7 +119,9 @@ class SiteRules:
         if stamp[0] == (-1, -1):  # no metadata database (no API here): no rules
             self._rules, self._stamp = {}, stamp
             return
-        rows = read_sites(self.path, "domain, honour_dnt, honour_gpc, excluded_paths, excluded_ips, allowed_origins")
+        rows = read_sites(
+            self.path, "domain, honour_dnt, honour_gpc, excluded_paths, excluded_ips, allowed_origins"
+        )
         if rows is None:  # e.g. no sites table yet: keep the rules we have, try again later
             return
         rules = {}

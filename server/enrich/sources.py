@@ -28,14 +28,23 @@ MAX_UTM = 200
 _PAID_RE = re.compile(r"^(.*cp.*|ppc|retargeting|paid.*)$")
 _SHOP_CAMPAIGN_RE = re.compile(r"^(.*(([^a-df-z]|^)shop|shopping).*)$")
 _DISPLAY_MEDIA = frozenset({"display", "banner", "expandable", "interstitial", "cpm"})
-_SOCIAL_MEDIA = frozenset({"social", "social-network", "social-media", "sm", "social network", "social media"})
+_SOCIAL_MEDIA = frozenset(
+    {"social", "social-network", "social-media", "sm", "social network", "social media"}
+)
 _EMAIL = frozenset({"email", "e-mail", "e_mail", "e mail"})
 _REFERRAL_MEDIA = frozenset({"referral", "app", "link"})
 _NO_MEDIUM = frozenset({"", "(none)", "(not set)"})
 
 # Medium implied by a referrer of each category (GA4 itself says "referral" for all, "organic" for search).
-_CATEGORY_MEDIUM = {"search": "organic", "social": "social", "video": "video", "shopping": "shopping",
-                    "email": "email", "ai": "ai", "referral": "referral"}
+_CATEGORY_MEDIUM = {
+    "search": "organic",
+    "social": "social",
+    "video": "video",
+    "shopping": "shopping",
+    "email": "email",
+    "ai": "ai",
+    "referral": "referral",
+}
 
 
 _CLICK_PRIORITY = {name: i for i, name in enumerate(sources_data.CLICK_IDS)}  # first listed wins
@@ -211,7 +220,7 @@ class SourceClassifier:
             dot = h.find(".")
             if dot < 0:
                 return False
-            h = h[dot + 1:]
+            h = h[dot + 1 :]
 
     def _lookup_host(self, host: str, path: str) -> Referrer | None:
         """Longest known suffix of `host` (`host/a/b` and `host/a` entries first), e.g. l.facebook.com ->
@@ -235,7 +244,7 @@ class SourceClassifier:
             dot = h.find(".")
             if dot < 0 or h.count(".") < 1:
                 return None
-            h = h[dot + 1:]
+            h = h[dot + 1 :]
             if "." not in h:  # never match a bare TLD
                 return None
 
@@ -277,18 +286,23 @@ class SourceClassifier:
         ref_host, ref = self.referrer(referrer)
         return self.decide(ref_host, ref, _same_site(ref_host, page_host, site), campaign(params))
 
-    def columns(self, referrer: str, page_host: str, site: str, campaign_key: tuple[str, ...]) -> dict[str, str]:
+    def columns(
+        self, referrer: str, page_host: str, site: str, campaign_key: tuple[str, ...]
+    ) -> dict[str, str]:
         """The row's source columns as one (cached) dict; `campaign_key` is `campaign(params)`."""
         if not referrer and campaign_key is NO_CAMPAIGN:
             return _DIRECT_COLUMNS
         ref_host, ref = self.referrer(referrer)
         return self.decide_columns(ref_host, ref, self.same_site(ref_host, page_host, site), campaign_key)
 
-    def _decide_columns(self, ref_host: str, ref: Referrer | None, internal: bool,
-                        campaign_key: tuple[str, ...]) -> dict[str, str]:
+    def _decide_columns(
+        self, ref_host: str, ref: Referrer | None, internal: bool, campaign_key: tuple[str, ...]
+    ) -> dict[str, str]:
         return non_empty(self.decide(ref_host, ref, internal, campaign_key)._asdict())
 
-    def decide(self, ref_host: str, ref: Referrer | None, internal: bool, campaign_key: tuple[str, ...]) -> SourceInfo:
+    def decide(
+        self, ref_host: str, ref: Referrer | None, internal: bool, campaign_key: tuple[str, ...]
+    ) -> SourceInfo:
         """Source, medium and channel from the parsed referrer and the URL's campaign parameters."""
         utm = campaign_key[:5]
         utm_source, utm_medium, utm_campaign = utm[0], utm[1], utm[2]

@@ -52,19 +52,82 @@ _BROWSER_NAMES = {
 }
 _OS_NAMES = {"Mac OS X": "macOS", "Chrome OS": "ChromeOS", "ATV OS X": "tvOS", "Other": ""}
 
-_DESKTOP_OS = frozenset({
-    "Windows", "macOS", "Linux", "Ubuntu", "Fedora", "Debian", "Red Hat", "SUSE", "openSUSE", "Mint", "Arch Linux",
-    "ChromeOS", "FreeBSD", "OpenBSD", "NetBSD", "Solaris", "Gentoo", "Slackware", "Mageia", "Mandriva", "CentOS",
-    "Kubuntu", "Xubuntu", "Lubuntu", "Windows 95", "Windows 98", "Windows ME", "Windows 2000", "Windows XP",
-    "Windows Vista", "Windows 7", "Windows 8", "Windows 8.1", "Haiku", "BeOS",
-})
-_MOBILE_OS = frozenset({
-    "Windows Phone", "Windows Mobile", "Windows CE", "Symbian OS", "Symbian^3", "BlackBerry OS", "Bada", "KaiOS",
-    "Firefox OS", "Sailfish", "Tizen Mobile", "webOS", "Maemo", "MeeGo", "HarmonyOS",
-})
-_TABLET_FAMILIES = frozenset({"iPad", "Kindle", "Kindle Fire", "Kindle Fire HD", "BlackBerry Playbook", "Nexus 7",
-                              "Nexus 9", "Nexus 10", "Galaxy Tab", "Xoom", "Surface"})
-_GENERIC_FAMILIES = frozenset({"Generic Smartphone", "Generic Feature Phone", "Generic Tablet", "Other", "Spider"})
+_DESKTOP_OS = frozenset(
+    {
+        "Windows",
+        "macOS",
+        "Linux",
+        "Ubuntu",
+        "Fedora",
+        "Debian",
+        "Red Hat",
+        "SUSE",
+        "openSUSE",
+        "Mint",
+        "Arch Linux",
+        "ChromeOS",
+        "FreeBSD",
+        "OpenBSD",
+        "NetBSD",
+        "Solaris",
+        "Gentoo",
+        "Slackware",
+        "Mageia",
+        "Mandriva",
+        "CentOS",
+        "Kubuntu",
+        "Xubuntu",
+        "Lubuntu",
+        "Windows 95",
+        "Windows 98",
+        "Windows ME",
+        "Windows 2000",
+        "Windows XP",
+        "Windows Vista",
+        "Windows 7",
+        "Windows 8",
+        "Windows 8.1",
+        "Haiku",
+        "BeOS",
+    }
+)
+_MOBILE_OS = frozenset(
+    {
+        "Windows Phone",
+        "Windows Mobile",
+        "Windows CE",
+        "Symbian OS",
+        "Symbian^3",
+        "BlackBerry OS",
+        "Bada",
+        "KaiOS",
+        "Firefox OS",
+        "Sailfish",
+        "Tizen Mobile",
+        "webOS",
+        "Maemo",
+        "MeeGo",
+        "HarmonyOS",
+    }
+)
+_TABLET_FAMILIES = frozenset(
+    {
+        "iPad",
+        "Kindle",
+        "Kindle Fire",
+        "Kindle Fire HD",
+        "BlackBerry Playbook",
+        "Nexus 7",
+        "Nexus 9",
+        "Nexus 10",
+        "Galaxy Tab",
+        "Xoom",
+        "Surface",
+    }
+)
+_GENERIC_FAMILIES = frozenset(
+    {"Generic Smartphone", "Generic Feature Phone", "Generic Tablet", "Other", "Spider"}
+)
 # Chrome's reduced UA says "Android 10; K" for every phone: K is no model.
 _NO_MODELS = frozenset({"K", "Smartphone", "Tablet", "Feature Phone"})
 _MOBILE_FAMILIES = frozenset({"iPhone", "iPod", "Generic Smartphone", "Generic Feature Phone", "iOS-Device"})
@@ -77,7 +140,9 @@ _TV_RE = re.compile(
     re.I,
 )
 _TABLET_RE = re.compile(r"\bTablet\b|\biPad\b|\bKindle\b|\bSilk\b(?!.*Mobile)|\bPlayBook\b|\bTab\b", re.I)
-_MOBILE_RE = re.compile(r"\bMobi(le)?\b|\biPhone\b|\biPod\b|Opera Mini|\bKAIOS\b|IEMobile|Windows Phone", re.I)
+_MOBILE_RE = re.compile(
+    r"\bMobi(le)?\b|\biPhone\b|\biPod\b|Opera Mini|\bKAIOS\b|IEMobile|Windows Phone", re.I
+)
 
 
 def _version(major: str | None, minor: str | None) -> str:

@@ -64,10 +64,24 @@ def split_url(url: str) -> tuple[str, str, str]:
 
 # The tracker's compact wire format (bench/README.md, "Wire format"): one-letter keys, aliases of the
 # long ones. A long key present wins.
-_SHORT_KEYS = {"i": "event_id", "n": "event_name", "t": "ts", "h": "site", "v": "visitor_id", "s": "session_id",
-               "u": "user_id", "p": "page", "d": "device", "e": "engaged_ms", "c": "scroll_depth", "a": "params"}
-_SHORT_NESTED = {"page": {"u": "url", "t": "title", "r": "referrer"},
-                 "device": {"s": "screen", "v": "viewport", "l": "lang", "z": "tz", "r": "dpr", "w": "webdriver"}}
+_SHORT_KEYS = {
+    "i": "event_id",
+    "n": "event_name",
+    "t": "ts",
+    "h": "site",
+    "v": "visitor_id",
+    "s": "session_id",
+    "u": "user_id",
+    "p": "page",
+    "d": "device",
+    "e": "engaged_ms",
+    "c": "scroll_depth",
+    "a": "params",
+}
+_SHORT_NESTED = {
+    "page": {"u": "url", "t": "title", "r": "referrer"},
+    "device": {"s": "screen", "v": "viewport", "l": "lang", "z": "tz", "r": "dpr", "w": "webdriver"},
+}
 
 
 def expand_short_keys(event: dict[str, Any]) -> dict[str, Any]:
@@ -89,7 +103,9 @@ def event_id_for(segment: str, offset: int, index: int) -> str:
     return hashlib.blake2b(f"{segment}:{offset}:{index}".encode(), digest_size=16).hexdigest()
 
 
-def normalize(event: Any, received_ms: int, *, min_ms: int, segment: str, offset: int, index: int) -> dict[str, Any]:
+def normalize(
+    event: Any, received_ms: int, *, min_ms: int, segment: str, offset: int, index: int
+) -> dict[str, Any]:
     """One wire-format event to a row dict (column name -> value). Raises BadEvent."""
     if type(event) is not dict:
         raise BadEvent("event is not a JSON object")

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
 from pixel.server.enrich import Enricher, RequestFacts
 from pixel.server.settings import Settings
 from pixel.server.shipper.checkpoint import Checkpoint, Pending, Range
@@ -81,7 +82,9 @@ class Batch:
     ranges: list[Range] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)
     dead: list[dict[str, Any]] = field(default_factory=list)
-    dropped: int = 0  # events not stored by the site's choice (DNT/GPC, its excluded paths/IPs, other origins)
+    dropped: int = (
+        0  # events not stored by the site's choice (DNT/GPC, its excluded paths/IPs, other origins)
+    )
     oldest_ms: int = 0
     # When the store acknowledged the insert: the rows are visible to queries from then on (the commit that
     # records it can come later, after the next batch has been planned).
@@ -223,8 +226,15 @@ class Shipper:
                     except StoreUnavailable:
                         raise
                     except StoreError as row_exc:
-                        batch.dead.append(self._dead(row["received_at"] * 1000, "", 0, f"store refused: {row_exc}",
-                                                     orjson.dumps(row)))
+                        batch.dead.append(
+                            self._dead(
+                                row["received_at"] * 1000,
+                                "",
+                                0,
+                                f"store refused: {row_exc}",
+                                orjson.dumps(row),
+                            )
+                        )
                 batch.rows = []
         if batch.dead:
             self.store.insert_rows("dead_letters", batch.dead, token=f"{token}d")
@@ -263,8 +273,9 @@ class Shipper:
                 torn = data[complete:]  # a sealed segment ends in a partial record: a torn write
             end = self._consume(batch, segment.name, start, data[:complete], max_rows)
             if torn and end == start + complete:
-                batch.dead.append(self._dead(0, segment.name, end, "torn record at the end of a segment",
-                                             body_of(torn)))
+                batch.dead.append(
+                    self._dead(0, segment.name, end, "torn record at the end of a segment", body_of(torn))
+                )
                 end += len(torn)
             if end > start:
                 batch.ranges.append((segment.name, start, end))
@@ -285,8 +296,15 @@ class Shipper:
             complete = data.rfind(b"\n") + 1
             self._consume(batch, name, start, data[:complete], None)
             if complete < len(data):
-                batch.dead.append(self._dead(0, name, start + complete, "torn record at the end of a segment",
-                                             body_of(data[complete:])))
+                batch.dead.append(
+                    self._dead(
+                        0,
+                        name,
+                        start + complete,
+                        "torn record at the end of a segment",
+                        body_of(data[complete:]),
+                    )
+                )
         batch.ranges = ranges
         return batch
 
@@ -318,25 +336,41 @@ class Shipper:
                 events = orjson.loads(record.body)
             except (BadRecord, orjson.JSONDecodeError) as exc:
                 # Keep the body only: the request facts before it hold the raw IP, which is never stored.
-                batch.dead.append(self._dead(0, name, line_offset, f"unreadable record: {exc}", body_of(line)))
+                batch.dead.append(
+                    self._dead(0, name, line_offset, f"unreadable record: {exc}", body_of(line))
+                )
                 continue
             if batch.oldest_ms == 0 or record.received_ms < batch.oldest_ms:
                 batch.oldest_ms = record.received_ms
-            facts = RequestFacts(record.received_ms, record.ip, record.user_agent, record.accept_language,
-                                 record.origin_host, record.cdn_country, dnt="d" in record.flags,
-                                 gpc="g" in record.flags)
+            facts = RequestFacts(
+                record.received_ms,
+                record.ip,
+                record.user_agent,
+                record.accept_language,
+                record.origin_host,
+                record.cdn_country,
+                dnt="d" in record.flags,
+                gpc="g" in record.flags,
+            )
             if type(events) is not list:
                 events = [events]
             for index, event in enumerate(events):
                 try:
-                    row = normalize(event, record.received_ms, min_ms=min_ms, segment=name,
-                                    offset=line_offset, index=index)
+                    row = normalize(
+                        event,
+                        record.received_ms,
+                        min_ms=min_ms,
+                        segment=name,
+                        offset=line_offset,
+                        index=index,
+                    )
                     if enrich(row, event, facts) is False:
                         batch.dropped += 1  # DNT/GPC or the site's rules (enrich/siterules.py): not stored
                         continue
                 except BadEvent as exc:
-                    batch.dead.append(self._dead(record.received_ms, name, line_offset, str(exc),
-                                                 orjson.dumps(event)))
+                    batch.dead.append(
+                        self._dead(record.received_ms, name, line_offset, str(exc), orjson.dumps(event))
+                    )
                     continue
                 rows.append(row)
         return offset + pos

@@ -12,4 +12,12 @@ A record is one line (see `record.py`); the first line of a segment is the forma
 from pixel.server.spool.record import HEADER, Record, encode_record, parse_record
 from pixel.server.spool.writer import SpoolWriter, spool_bytes, unshipped_bytes
 
-__all__ = ["HEADER", "Record", "SpoolWriter", "encode_record", "parse_record", "spool_bytes", "unshipped_bytes"]
+__all__ = [
+    "HEADER",
+    "Record",
+    "SpoolWriter",
+    "encode_record",
+    "parse_record",
+    "spool_bytes",
+    "unshipped_bytes",
+]

@@ -36,14 +36,31 @@ def _clean(value: bytes) -> bytes:
     return value.replace(b"\t", b" ") if b"\t" in value else value
 
 
-def encode_record(received_ms: int, ip: bytes, ua: bytes, lang: bytes, origin: bytes, country: bytes,
-                  flags: bytes, body: bytes) -> bytes:
+def encode_record(
+    received_ms: int,
+    ip: bytes,
+    ua: bytes,
+    lang: bytes,
+    origin: bytes,
+    country: bytes,
+    flags: bytes,
+    body: bytes,
+) -> bytes:
     if b"\n" in body or b"\r" in body:
         body = body.replace(b"\n", b" ").replace(b"\r", b" ")
     head = b"\t".join((b"%d" % received_ms, ip, ua, lang, origin, country, flags))
     if head.count(b"\t") != 6:  # a TAB inside a header value (rare): one scan decides, then clean each
-        head = b"\t".join((b"%d" % received_ms, _clean(ip), _clean(ua), _clean(lang), _clean(origin),
-                            _clean(country), flags))
+        head = b"\t".join(
+            (
+                b"%d" % received_ms,
+                _clean(ip),
+                _clean(ua),
+                _clean(lang),
+                _clean(origin),
+                _clean(country),
+                flags,
+            )
+        )
     return b"".join((head, b"\t", body, b"\n"))
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+
 from pixel.server.store.schema import migrations, retention_statement
 
 log = logging.getLogger(__name__)
@@ -105,9 +106,12 @@ class Store(ABC):
             )
             log.info("store: applied migration %d (%s)", m.version, m.name)
             applied.append(m.version)
-        has_ttl = "TTL" in (self.scalar(
-            "SELECT engine_full FROM system.tables WHERE database = currentDatabase() AND name = 'events'"
-        ) or "")
+        has_ttl = "TTL" in (
+            self.scalar(
+                "SELECT engine_full FROM system.tables WHERE database = currentDatabase() AND name = 'events'"
+            )
+            or ""
+        )
         if retention_days > 0 or has_ttl:
             self.command(retention_statement(retention_days))
         return applied

@@ -28,6 +28,7 @@ from pixel.server.store.base import Store, StoreError, StoreUnavailable
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
+
     from pixel.server.settings import Settings
 
 # Results in the same shape whatever the server version (and as chDB gives them): 64-bit integers
@@ -39,29 +40,33 @@ _TOKEN = re.compile(r"^[A-Za-z0-9_.:-]{1,256}$")
 
 # Server error codes that say "not now" rather than "never": retrying the same request later can
 # succeed, so the shipper keeps the batch and retries instead of giving up on it.
-RETRYABLE_CODES = frozenset({
-    159,  # TIMEOUT_EXCEEDED
-    202,  # TOO_MANY_SIMULTANEOUS_QUERIES
-    209,  # SOCKET_TIMEOUT
-    210,  # NETWORK_ERROR
-    241,  # MEMORY_LIMIT_EXCEEDED
-    242,  # TABLE_IS_READ_ONLY
-    243,  # NOT_ENOUGH_SPACE
-    252,  # TOO_MANY_PARTS
-    279,  # ALL_CONNECTION_TRIES_FAILED
-    999,  # KEEPER_EXCEPTION
-})
+RETRYABLE_CODES = frozenset(
+    {
+        159,  # TIMEOUT_EXCEEDED
+        202,  # TOO_MANY_SIMULTANEOUS_QUERIES
+        209,  # SOCKET_TIMEOUT
+        210,  # NETWORK_ERROR
+        241,  # MEMORY_LIMIT_EXCEEDED
+        242,  # TABLE_IS_READ_ONLY
+        243,  # NOT_ENOUGH_SPACE
+        252,  # TOO_MANY_PARTS
+        279,  # ALL_CONNECTION_TRIES_FAILED
+        999,  # KEEPER_EXCEPTION
+    }
+)
 # The server refuses Pixel itself (credentials, rights), not the data: nothing Pixel sends can
 # succeed until the operator fixes it, so these are StoreUnavailable too. The shipper then keeps
 # the spool and retries, instead of dead-lettering every row of the batch.
-ACCESS_CODES = frozenset({
-    164,  # READONLY
-    192,  # UNKNOWN_USER
-    194,  # REQUIRED_PASSWORD
-    195,  # IP_ADDRESS_NOT_ALLOWED
-    497,  # ACCESS_DENIED
-    516,  # AUTHENTICATION_FAILED
-})
+ACCESS_CODES = frozenset(
+    {
+        164,  # READONLY
+        192,  # UNKNOWN_USER
+        194,  # REQUIRED_PASSWORD
+        195,  # IP_ADDRESS_NOT_ALLOWED
+        497,  # ACCESS_DENIED
+        516,  # AUTHENTICATION_FAILED
+    }
+)
 
 
 class ClickHouseStore(Store):
@@ -81,7 +86,12 @@ class ClickHouseStore(Store):
         parts = _parse_url(url)
         if not _DATABASE_NAME.match(database):
             raise StoreError(f"PIXEL_CLICKHOUSE_DATABASE={database!r} is not a plain identifier")
-        self.interface, self.host, self.port, self._proxy_path = parts["scheme"], parts["host"], parts["port"], parts["path"]
+        self.interface, self.host, self.port, self._proxy_path = (
+            parts["scheme"],
+            parts["host"],
+            parts["port"],
+            parts["path"],
+        )
         # URL credentials (http://user:pass@host) win over the separate settings.
         self.user = parts["user"] if parts["user"] is not None else user
         self.password = parts["password"] if parts["password"] is not None else password
@@ -205,7 +215,9 @@ class ClickHouseStore(Store):
         if code in (516, 192, 194):
             return StoreUnavailable(f"ClickHouse at {self.url} refused the credentials of user {self.user!r}")
         if isinstance(code, int) and code in ACCESS_CODES:
-            return StoreUnavailable(f"ClickHouse at {self.url} refused user {self.user!r}: {_server_message(text)}")
+            return StoreUnavailable(
+                f"ClickHouse at {self.url} refused user {self.user!r}: {_server_message(text)}"
+            )
         if isinstance(exc, DatabaseError):
             return StoreError(_server_message(text))
         return StoreError(f"ClickHouse at {self.url}: {text}")

@@ -34,10 +34,15 @@ def _local(statement: str, cluster: str, database: str) -> tuple[str, str]:
         raise ValueError(f"not a single-node MergeTree CREATE TABLE: {statement[:60]!r}")
     table = match.group(1)
     local = f"{table}_local"
-    ddl = _CREATE.sub(f"CREATE TABLE IF NOT EXISTS {database}.{local} ON CLUSTER '{cluster}' (", statement, count=1)
+    ddl = _CREATE.sub(
+        f"CREATE TABLE IF NOT EXISTS {database}.{local} ON CLUSTER '{cluster}' (", statement, count=1
+    )
     ddl = _ENGINE.sub(
-        lambda m: f"ENGINE = Replicated{m.group(1)}('/clickhouse/tables/{{shard}}/{database}/{local}', '{{replica}}')",
-        ddl, count=1,
+        lambda m: (
+            f"ENGINE = Replicated{m.group(1)}('/clickhouse/tables/{{shard}}/{database}/{local}', '{{replica}}')"
+        ),
+        ddl,
+        count=1,
     )
     ddl = _DEDUP.sub("", ddl).rstrip()
     if ddl.endswith("SETTINGS"):
@@ -51,7 +56,9 @@ def cluster_ddl(cluster: str, database: str = "pixel", retention_days: int = 0) 
         if not _NAME.match(value):
             raise ValueError(f"{what} name must be an identifier (letters, digits, _): {value!r}")
     statements = [f"CREATE DATABASE IF NOT EXISTS {database} ON CLUSTER '{cluster}'"]
-    first = migrations(retention_days)[0]  # later migrations carry their own cluster form when they add tables
+    first = migrations(retention_days)[
+        0
+    ]  # later migrations carry their own cluster form when they add tables
     for statement in first.statements:
         table, local = _local(statement, cluster, database)
         statements.append(local)

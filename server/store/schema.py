@@ -203,8 +203,10 @@ _SMALL_GRANULES = "\nSETTINGS index_granularity = 256"
 RANGE_DIMENSIONS_DDL = (
     DAY_DIMENSIONS_DDL.replace("day_dimensions (", "range_dimensions (")
     .replace("`day` Date,\n    `build` UInt64,", "`key` UInt64,\n    `created` DateTime('UTC'),")
-    .replace("ORDER BY (site, tz, dimension, day, value)",
-             "ORDER BY (site, tz, key, dimension, value)\nTTL created + INTERVAL 2 DAY")
+    .replace(
+        "ORDER BY (site, tz, dimension, day, value)",
+        "ORDER BY (site, tz, key, dimension, value)\nTTL created + INTERVAL 2 DAY",
+    )
     + _SMALL_GRANULES
 )
 
@@ -214,29 +216,64 @@ RANGE_DIMENSIONS_DDL = (
 # A range's merged rows live in day_dimensions itself (day 1970-01-01, `build` = the range key), so a
 # report reads one table: each table read costs chDB a few milliseconds, whatever its size. They are
 # dropped two days after they are made (`created`); a range still in use is then merged again.
-DAY_DIMENSIONS_V4_DDL = DAY_DIMENSIONS_DDL.replace(
-    "`duration_ms` UInt64\n)", "`duration_ms` UInt64,\n    `created` DateTime('UTC') DEFAULT now()\n)"
-) + "\nTTL created + INTERVAL 2 DAY DELETE WHERE day = toDate(0)" + _SMALL_GRANULES
+DAY_DIMENSIONS_V4_DDL = (
+    DAY_DIMENSIONS_DDL.replace(
+        "`duration_ms` UInt64\n)", "`duration_ms` UInt64,\n    `created` DateTime('UTC') DEFAULT now()\n)"
+    )
+    + "\nTTL created + INTERVAL 2 DAY DELETE WHERE day = toDate(0)"
+    + _SMALL_GRANULES
+)
 
 
 def migrations(retention_days: int = 0) -> tuple[Migration, ...]:
     ttl = f"TTL toDateTime(timestamp) + INTERVAL {int(retention_days)} DAY\n" if retention_days > 0 else ""
     return (
         Migration(1, "events and dead letters", (_events_ddl(ttl), DEAD_LETTERS_DDL)),
-        Migration(2, "report cache: hourly insert counts, per-day aggregates", (
-            EVENT_COUNTS_DDL, EVENT_COUNTS_MV_DDL, DAY_BUILDS_DDL, DAY_DIMENSIONS_DDL, DAY_SESSION_EDGES_DDL)),
-        Migration(3, "report cache: small granules, merged ranges of days", (
-            "DROP TABLE IF EXISTS day_builds", "DROP TABLE IF EXISTS day_dimensions",
-            "DROP TABLE IF EXISTS day_session_edges",
-            DAY_BUILDS_DDL + _SMALL_GRANULES, DAY_DIMENSIONS_DDL + _SMALL_GRANULES,
-            DAY_SESSION_EDGES_DDL + _SMALL_GRANULES, RANGE_DIMENSIONS_DDL)),
-        Migration(4, "report cache: merged ranges in the day table", (
-            "DROP TABLE IF EXISTS range_dimensions", "DROP TABLE IF EXISTS day_builds",
-            "DROP TABLE IF EXISTS day_dimensions", "DROP TABLE IF EXISTS day_session_edges",
-            DAY_BUILDS_DDL + _SMALL_GRANULES, DAY_DIMENSIONS_V4_DDL, DAY_SESSION_EDGES_DDL + _SMALL_GRANULES)),
-        Migration(5, "events: rounded coordinates", (
-            "ALTER TABLE events ADD COLUMN IF NOT EXISTS latitude Nullable(Float32) AFTER city, "
-            "ADD COLUMN IF NOT EXISTS longitude Nullable(Float32) AFTER latitude",)),
+        Migration(
+            2,
+            "report cache: hourly insert counts, per-day aggregates",
+            (
+                EVENT_COUNTS_DDL,
+                EVENT_COUNTS_MV_DDL,
+                DAY_BUILDS_DDL,
+                DAY_DIMENSIONS_DDL,
+                DAY_SESSION_EDGES_DDL,
+            ),
+        ),
+        Migration(
+            3,
+            "report cache: small granules, merged ranges of days",
+            (
+                "DROP TABLE IF EXISTS day_builds",
+                "DROP TABLE IF EXISTS day_dimensions",
+                "DROP TABLE IF EXISTS day_session_edges",
+                DAY_BUILDS_DDL + _SMALL_GRANULES,
+                DAY_DIMENSIONS_DDL + _SMALL_GRANULES,
+                DAY_SESSION_EDGES_DDL + _SMALL_GRANULES,
+                RANGE_DIMENSIONS_DDL,
+            ),
+        ),
+        Migration(
+            4,
+            "report cache: merged ranges in the day table",
+            (
+                "DROP TABLE IF EXISTS range_dimensions",
+                "DROP TABLE IF EXISTS day_builds",
+                "DROP TABLE IF EXISTS day_dimensions",
+                "DROP TABLE IF EXISTS day_session_edges",
+                DAY_BUILDS_DDL + _SMALL_GRANULES,
+                DAY_DIMENSIONS_V4_DDL,
+                DAY_SESSION_EDGES_DDL + _SMALL_GRANULES,
+            ),
+        ),
+        Migration(
+            5,
+            "events: rounded coordinates",
+            (
+                "ALTER TABLE events ADD COLUMN IF NOT EXISTS latitude Nullable(Float32) AFTER city, "
+                "ADD COLUMN IF NOT EXISTS longitude Nullable(Float32) AFTER latitude",
+            ),
+        ),
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+
 from pixel.server.api import create_app
 from pixel.server.api.app import open_meta
 from pixel.server.api.security import hash_password
@@ -17,7 +18,6 @@ from pixel.server.settings import Settings
 from pixel.server.store import Store
 from pixel.server.store.chdb_engine import ChdbStore
 from pixel.server.store.clickhouse_engine import ClickHouseStore
-
 from tests.api import dataset
 from tests.chfront import ChFront
 
@@ -60,7 +60,9 @@ def api_chfront(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChFront]:
 
 
 @pytest.fixture(scope="module")
-def api(engine: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Api]:
+def api(
+    engine: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Api]:
     """One store + app per test module, with the fixed data set, an admin, a viewer of one site."""
     data_dir = tmp_path_factory.mktemp("api")
     store: Store
@@ -77,10 +79,12 @@ def api(engine: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.F
     settings = Settings(data_dir=data_dir)
     meta = open_meta(settings)
     meta.create_user("admin", hash_password(ADMIN_PASSWORD), "admin")
-    site_id = meta.insert("sites", {"domain": dataset.SITE, "name": "Shop", "timezone": dataset.TZ,
-                                    "created_at": 0.0})
-    other_id = meta.insert("sites", {"domain": dataset.OTHER_SITE, "name": "Other", "timezone": "UTC",
-                                     "created_at": 0.0})
+    site_id = meta.insert(
+        "sites", {"domain": dataset.SITE, "name": "Shop", "timezone": dataset.TZ, "created_at": 0.0}
+    )
+    other_id = meta.insert(
+        "sites", {"domain": dataset.OTHER_SITE, "name": "Other", "timezone": "UTC", "created_at": 0.0}
+    )
     meta.create_user("viewer", hash_password(VIEWER_PASSWORD), "viewer", [site_id])
     app = create_app(settings, store, sql_seconds=2.0)
     with TestClient(app) as client:

@@ -48,28 +48,69 @@ def generate(seed: int = 7) -> list[dict[str, Any]]:
             for p in range(rnd.randint(1, 4)):
                 counter += 1
                 path = PAGES[0] if p == 0 and rnd.random() < 0.5 else rnd.choice(PAGES)
-                events.append(_event(counter, t, visitor, session, "pageview", path, country, browser,
-                                     device, source))
+                events.append(
+                    _event(counter, t, visitor, session, "pageview", path, country, browser, device, source)
+                )
                 t += timedelta(seconds=rnd.randint(10, 300))
                 if path == "/signup" and rnd.random() < 0.7:
                     counter += 1
                     plan = rnd.choice(["pro", "free"])
-                    events.append(_event(counter, t, visitor, session, "signup", path, country, browser,
-                                         device, source, {"plan": plan}))
+                    events.append(
+                        _event(
+                            counter,
+                            t,
+                            visitor,
+                            session,
+                            "signup",
+                            path,
+                            country,
+                            browser,
+                            device,
+                            source,
+                            {"plan": plan},
+                        )
+                    )
                     t += timedelta(seconds=rnd.randint(10, 60))
     # Right at the Berlin day boundary: 23:30 UTC on 5 March is 00:30 on 6 March in Berlin.
     boundary = datetime(2024, 3, 5, 23, 30, tzinfo=UTC)
-    events.append(_event(900, boundary, "v90", "v90-s0", "pageview", "/pricing", "DE", "Chrome", "desktop", ""))
+    events.append(
+        _event(900, boundary, "v90", "v90-s0", "pageview", "/pricing", "DE", "Chrome", "desktop", "")
+    )
     return events
 
 
-def _event(n: int, t: datetime, visitor: str, session: str, name: str, path: str, country: str, browser: str,
-           device: str, source: str, props: dict[str, str] | None = None) -> dict[str, Any]:
-    return {"timestamp": ch(t), "received_at": ch(t), "site": SITE, "event_id": f"e{n:05d}", "event_name": name,
-            "visitor_id": visitor, "session_id": session, "path": path, "host": SITE,
-            "url": f"https://{SITE}{path}", "country": country, "browser": browser, "device_type": device,
-            "source": source, "ref_host": source.lower() + ".com" if source else "", "props": props or {},
-            "is_bot": 0}
+def _event(
+    n: int,
+    t: datetime,
+    visitor: str,
+    session: str,
+    name: str,
+    path: str,
+    country: str,
+    browser: str,
+    device: str,
+    source: str,
+    props: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    return {
+        "timestamp": ch(t),
+        "received_at": ch(t),
+        "site": SITE,
+        "event_id": f"e{n:05d}",
+        "event_name": name,
+        "visitor_id": visitor,
+        "session_id": session,
+        "path": path,
+        "host": SITE,
+        "url": f"https://{SITE}{path}",
+        "country": country,
+        "browser": browser,
+        "device_type": device,
+        "source": source,
+        "ref_host": source.lower() + ".com" if source else "",
+        "props": props or {},
+        "is_bot": 0,
+    }
 
 
 def noise() -> list[dict[str, Any]]:
@@ -84,14 +125,18 @@ def noise() -> list[dict[str, Any]]:
 
 # -- expectations ---------------------------------------------------------------------------------
 
+
 def ts(event: dict[str, Any]) -> datetime:
     return datetime.strptime(event["timestamp"], "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC)
 
 
 def select(events: list[dict[str, Any]], first: date, last: date, pred: Any = None) -> list[dict[str, Any]]:
     lo, hi = local_midnight(first), local_midnight(last + timedelta(days=1))
-    return [e for e in events if e["site"] == SITE and not e["is_bot"] and lo <= ts(e) < hi
-            and (pred is None or pred(e))]
+    return [
+        e
+        for e in events
+        if e["site"] == SITE and not e["is_bot"] and lo <= ts(e) < hi and (pred is None or pred(e))
+    ]
 
 
 def summary(events: list[dict[str, Any]]) -> dict[str, float]:
@@ -101,7 +146,9 @@ def summary(events: list[dict[str, Any]]) -> dict[str, float]:
     pageviews = sum(1 for e in events if e["event_name"] == "pageview")
     n = len(sessions)
     bounces = sum(1 for evs in sessions.values() if sum(e["event_name"] == "pageview" for e in evs) <= 1)
-    duration_ms = sum(int((max(map(ts, evs)) - min(map(ts, evs))).total_seconds() * 1000) for evs in sessions.values())
+    duration_ms = sum(
+        int((max(map(ts, evs)) - min(map(ts, evs))).total_seconds() * 1000) for evs in sessions.values()
+    )
     return {
         "visitors": len({e["visitor_id"] for e in events}),
         "pageviews": pageviews,
@@ -129,7 +176,7 @@ def funnel(events: list[dict[str, Any]], conditions: list[Any], window_s: int) -
             if not conditions[0](first):
                 continue
             level, last_t = 1, ts(first)
-            for e in evs[i + 1:]:
+            for e in evs[i + 1 :]:
                 if level == len(conditions) or ts(e) - ts(first) > timedelta(seconds=window_s):
                     break
                 if conditions[level](e) and ts(e) > last_t:

@@ -13,9 +13,9 @@ from typing import Any
 import jwt
 import pytest
 from fastapi.testclient import TestClient
+
 from pixel.server.api import create_app
 from pixel.server.api.security import LoginLimiter
-
 from tests.api.conftest import ADMIN_PASSWORD, VIEWER_PASSWORD, Api
 
 OPEN = {("post", "/api/auth/login"), ("get", "/api/health"), ("post", "/api/auth/refresh")}
@@ -53,14 +53,23 @@ def test_login_errors_and_rate_limit(api: Api) -> None:
         wrong = {"username": "admin", "password": "wrong"}
         for _ in range(3):
             r = client.post("/api/auth/login", json=wrong)
-            assert r.status_code == 401 and r.json() == {"error": "invalid_credentials",
-                                                         "detail": "wrong username or password"}
+            assert r.status_code == 401 and r.json() == {
+                "error": "invalid_credentials",
+                "detail": "wrong username or password",
+            }
         r = client.post("/api/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
         assert r.status_code == 429 and int(r.headers["retry-after"]) > 0  # even the right password
         # unknown users fail the same way, and count against the client too
         for _ in range(2):
-            assert client.post("/api/auth/login", json={"username": "ghost", "password": "x"}).status_code == 401
-        assert client.post("/api/auth/login", json={"username": "viewer", "password": VIEWER_PASSWORD}).status_code == 429
+            assert (
+                client.post("/api/auth/login", json={"username": "ghost", "password": "x"}).status_code == 401
+            )
+        assert (
+            client.post(
+                "/api/auth/login", json={"username": "viewer", "password": VIEWER_PASSWORD}
+            ).status_code
+            == 429
+        )
     assert api.client.post("/api/auth/login", json={"username": "admin"}).status_code == 422
 
 
@@ -69,8 +78,14 @@ def test_tokens_signed_with_the_install_key_only(api: Api) -> None:
     assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600 and len(key_file.read_bytes()) == 64
     me = api.client.get("/api/auth/me", headers=api.admin)
     assert me.status_code == 200 and me.json()["username"] == "admin" and me.json()["role"] == "admin"
-    claims = {"sub": "1", "role": "admin", "typ": "access", "jti": "x", "iat": int(time.time()),
-              "exp": int(time.time()) + 600}
+    claims = {
+        "sub": "1",
+        "role": "admin",
+        "typ": "access",
+        "jti": "x",
+        "iat": int(time.time()),
+        "exp": int(time.time()) + 600,
+    }
     for key in ("super-secret-dev-key", "change_me_in_prod", "a" * 64):
         forged = jwt.encode(claims, key, algorithm="HS256")
         r = api.client.get("/api/sites", headers={"Authorization": f"Bearer {forged}"})
@@ -96,7 +111,12 @@ def test_refresh_rotates_and_replay_ends_all_sessions(api: Api) -> None:
     assert r.status_code == 200
     rotated = r.json()
     assert rotated["refresh_token"] != first["refresh_token"]
-    assert api.client.get("/api/sites", headers={"Authorization": f"Bearer {rotated['access_token']}"}).status_code == 200
+    assert (
+        api.client.get(
+            "/api/sites", headers={"Authorization": f"Bearer {rotated['access_token']}"}
+        ).status_code
+        == 200
+    )
     # replaying the used token fails and revokes every refresh token of the user
     r = api.client.post("/api/auth/refresh", json={"refresh_token": first["refresh_token"]})
     assert r.status_code == 401
@@ -113,7 +133,9 @@ def test_logout_revokes_access_and_refresh(api: Api) -> None:
     assert r.status_code == 204
     r = api.client.get("/api/auth/me", headers=headers)
     assert r.status_code == 401 and r.json()["detail"] == "access token revoked"
-    assert api.client.post("/api/auth/refresh", json={"refresh_token": pair["refresh_token"]}).status_code == 401
+    assert (
+        api.client.post("/api/auth/refresh", json={"refresh_token": pair["refresh_token"]}).status_code == 401
+    )
     assert api.client.get("/api/auth/me", headers=api.admin).status_code == 200  # other sessions live on
 
 
@@ -122,9 +144,13 @@ def test_viewer_limited_to_its_sites_and_read_only(api: Api) -> None:
     sites = api.client.get("/api/sites", headers=viewer).json()
     assert [s["id"] for s in sites["items"]] == [api.site_id] and sites["total"] == 1
     assert api.client.get(f"/api/sites/{api.site_id}/reports/summary", headers=viewer).status_code == 200
-    for path in (f"/api/sites/{api.other_site_id}", f"/api/sites/{api.other_site_id}/reports/summary",
-                 f"/api/sites/{api.other_site_id}/reports/realtime", f"/api/sites/{api.other_site_id}/dashboards",
-                 f"/api/sites/{api.other_site_id}/snippet"):
+    for path in (
+        f"/api/sites/{api.other_site_id}",
+        f"/api/sites/{api.other_site_id}/reports/summary",
+        f"/api/sites/{api.other_site_id}/reports/realtime",
+        f"/api/sites/{api.other_site_id}/dashboards",
+        f"/api/sites/{api.other_site_id}/snippet",
+    ):
         r = api.client.get(path, headers=viewer)
         assert r.status_code == 404, path
     denied: list[tuple[str, str, dict[str, Any]]] = [
@@ -143,17 +169,29 @@ def test_viewer_limited_to_its_sites_and_read_only(api: Api) -> None:
 
 
 def test_users_admin_crud_generated_password_and_last_admin(api: Api) -> None:
-    r = api.client.post("/api/users", json={"username": "carol", "role": "viewer", "sites": [api.other_site_id]},
-                        headers=api.admin)
+    r = api.client.post(
+        "/api/users",
+        json={"username": "carol", "role": "viewer", "sites": [api.other_site_id]},
+        headers=api.admin,
+    )
     assert r.status_code == 201
     carol = r.json()
     assert len(carol["password"]) == 20 and carol["sites"] == [api.other_site_id]
     assert api.login("carol", carol["password"])["user"]["role"] == "viewer"
     assert api.client.post("/api/users", json={"username": "carol"}, headers=api.admin).status_code == 409
     assert api.client.post("/api/users", json={"username": "x y"}, headers=api.admin).status_code == 422
-    assert api.client.post("/api/users", json={"username": "dan", "sites": [999]}, headers=api.admin).json()["error"] == "invalid_sites"
-    listed = api.client.get("/api/users", params={"sort": "username", "order": "desc"}, headers=api.admin).json()
-    assert [u["username"] for u in listed["items"]] == sorted((u["username"] for u in listed["items"]), reverse=True)
+    assert (
+        api.client.post("/api/users", json={"username": "dan", "sites": [999]}, headers=api.admin).json()[
+            "error"
+        ]
+        == "invalid_sites"
+    )
+    listed = api.client.get(
+        "/api/users", params={"sort": "username", "order": "desc"}, headers=api.admin
+    ).json()
+    assert [u["username"] for u in listed["items"]] == sorted(
+        (u["username"] for u in listed["items"]), reverse=True
+    )
     assert "password_hash" not in listed["items"][0]
     # role and site changes apply to live tokens at once
     carol_headers = {"Authorization": f"Bearer {api.login('carol', carol['password'])['access_token']}"}
@@ -179,23 +217,36 @@ def test_api_tokens_are_read_only_and_revocable(api: Api) -> None:
     r = api.client.post("/api/sites", json={"domain": "x.example"}, headers=headers)
     assert r.status_code == 403 and r.json()["detail"] == "API tokens are read-only"
     listed = api.client.get("/api/tokens", headers=api.admin).json()["items"]
-    assert [t["name"] for t in listed] == ["grafana"] and "token" not in listed[0] and listed[0]["last_used_at"]
+    assert (
+        [t["name"] for t in listed] == ["grafana"] and "token" not in listed[0] and listed[0]["last_used_at"]
+    )
     assert api.client.delete(f"/api/tokens/{token['id']}", headers=api.admin).status_code == 204
     assert api.client.get("/api/sites", headers=headers).status_code == 401
 
 
 def test_password_change(api: Api) -> None:
-    r = api.client.post("/api/users", json={"username": "erin", "password": "first-password-1"}, headers=api.admin)
+    r = api.client.post(
+        "/api/users", json={"username": "erin", "password": "first-password-1"}, headers=api.admin
+    )
     assert r.status_code == 201 and r.json()["password"] is None
     headers = api.headers("erin", "first-password-1")
-    bad = api.client.post("/api/auth/password", json={"current_password": "nope", "new_password": "second-password-2"},
-                          headers=headers)
+    bad = api.client.post(
+        "/api/auth/password",
+        json={"current_password": "nope", "new_password": "second-password-2"},
+        headers=headers,
+    )
     assert bad.status_code == 400
-    short = api.client.post("/api/auth/password", json={"current_password": "first-password-1", "new_password": "short"},
-                            headers=headers)
+    short = api.client.post(
+        "/api/auth/password",
+        json={"current_password": "first-password-1", "new_password": "short"},
+        headers=headers,
+    )
     assert short.status_code == 422
-    ok = api.client.post("/api/auth/password", json={"current_password": "first-password-1",
-                                                     "new_password": "second-password-2"}, headers=headers)
+    ok = api.client.post(
+        "/api/auth/password",
+        json={"current_password": "first-password-1", "new_password": "second-password-2"},
+        headers=headers,
+    )
     assert ok.status_code == 204
     assert api.login("erin", "second-password-2")["user"]["username"] == "erin"
 
@@ -204,14 +255,40 @@ def test_password_change(api: Api) -> None:
 def test_cli_user_add_while_the_api_runs(api: Api) -> None:
     """`pixel user add` writes the metadata DB the running app reads; the password is shown once."""
     env = {**os.environ, "PIXEL_DATA_DIR": str(api.data_dir)}
-    out = subprocess.run([sys.executable, "-m", "pixel.server.cli", "user", "add", "frank", "--role", "viewer",
-                          "--sites", str(api.site_id)], capture_output=True, text=True, env=env, timeout=60)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pixel.server.cli",
+            "user",
+            "add",
+            "frank",
+            "--role",
+            "viewer",
+            "--sites",
+            str(api.site_id),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     password = re.search(r"password: (\S+)", out.stdout).group(1)  # type: ignore[union-attr]
     assert len(password) == 20
     pair = api.login("frank", password)
-    assert pair["user"] == {"id": pair["user"]["id"], "username": "frank", "role": "viewer",
-                            "sites": [api.site_id], "disabled": False}
-    again = subprocess.run([sys.executable, "-m", "pixel.server.cli", "user", "add", "frank"],
-                           capture_output=True, text=True, env=env, timeout=60)
+    assert pair["user"] == {
+        "id": pair["user"]["id"],
+        "username": "frank",
+        "role": "viewer",
+        "sites": [api.site_id],
+        "disabled": False,
+    }
+    again = subprocess.run(
+        [sys.executable, "-m", "pixel.server.cli", "user", "add", "frank"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert again.returncode == 1 and "exists" in again.stderr

@@ -33,8 +33,18 @@ def sessions_at(site: str, ages: list[int], seed: int) -> list[dict[str, Any]]:
     for s, age in enumerate(ages):
         start = now - timedelta(days=age, minutes=rnd.randint(0, 600))
         for i in range(3):
-            rows.append(_row(s * 10 + i, site, start + timedelta(minutes=4 * i), f"v{s}", f"s{s}",
-                             "pageview", rnd.choice(["/", "/a", "/b"]), rnd))
+            rows.append(
+                _row(
+                    s * 10 + i,
+                    site,
+                    start + timedelta(minutes=4 * i),
+                    f"v{s}",
+                    f"s{s}",
+                    "pageview",
+                    rnd.choice(["/", "/a", "/b"]),
+                    rnd,
+                )
+            )
     return rows
 
 
@@ -50,16 +60,27 @@ def check_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_days_past_retention_leave_the_cached_reports(api: Api) -> None:
     from pixel.server.api.app import open_meta
 
-    site_id = open_meta(api.settings).insert("sites", {"domain": SITE, "name": SITE, "timezone": TZ,
-                                                       "created_at": 0.0})
+    site_id = open_meta(api.settings).insert(
+        "sites", {"domain": SITE, "name": SITE, "timezone": TZ, "created_at": 0.0}
+    )
     rnd = random.Random(21)
     now = datetime.now(UTC).replace(microsecond=0)
     rows = []
     for s in range(40):
         start = now - timedelta(days=40 if s % 2 else 3, minutes=rnd.randint(0, 600))
         for i in range(3):
-            rows.append(_row(s * 10 + i, SITE, start + timedelta(minutes=4 * i), f"v{s}", f"s{s}",
-                             "pageview", rnd.choice(["/", "/a", "/b"]), rnd))
+            rows.append(
+                _row(
+                    s * 10 + i,
+                    SITE,
+                    start + timedelta(minutes=4 * i),
+                    f"v{s}",
+                    f"s{s}",
+                    "pageview",
+                    rnd.choice(["/", "/a", "/b"]),
+                    rnd,
+                )
+            )
     api.store.insert_rows("events", rows)
     today = now.astimezone(ZoneInfo(TZ)).date()
     first, last = today - timedelta(days=45), today - timedelta(days=1)
@@ -73,8 +94,14 @@ def test_days_past_retention_leave_the_cached_reports(api: Api) -> None:
 
     api.store.migrate(retention_days=30)
     api.store.command("OPTIMIZE TABLE events FINAL")  # apply the TTL now (ClickHouse does it on merges)
-    kept = [r for r in rows if datetime.fromisoformat(r["timestamp"]).replace(tzinfo=UTC) > now - timedelta(days=30)]
-    assert int(api.store.scalar("SELECT count() FROM events WHERE site = {s:String}", {"s": SITE})) == len(kept)
+    kept = [
+        r
+        for r in rows
+        if datetime.fromisoformat(r["timestamp"]).replace(tzinfo=UTC) > now - timedelta(days=30)
+    ]
+    assert int(api.store.scalar("SELECT count() FROM events WHERE site = {s:String}", {"s": SITE})) == len(
+        kept
+    )
 
     after = answers(api, site_id, **span)
     assert after == answers(api, site_id, filters=EVERYTHING, **span)  # cache = raw events
@@ -83,18 +110,30 @@ def test_days_past_retention_leave_the_cached_reports(api: Api) -> None:
     assert metrics["sessions"] == 20
     assert not any(p["visitors"] for p in after["timeseries/day"]["points"] if p["bucket"] == old_day)
     # the dashboard endpoint reads the same days
-    dashboard = api.client.get(f"/api/sites/{site_id}/reports/dashboard", params=span, headers=api.admin).json()
+    dashboard = api.client.get(
+        f"/api/sites/{site_id}/reports/dashboard", params=span, headers=api.admin
+    ).json()
     assert dashboard["summary"] == after["summary"]
     # the expired days' cached rows are deleted (day 0 holds merged ranges, dropped by their own TTL)
     for table in ("day_dimensions", "day_session_edges", "day_builds"):
-        left = api.store.scalar(f"SELECT count() FROM {table} WHERE site = {{s:String}} AND day <= {{d:Date}} "
-                                "AND day != toDate(0)", {"s": SITE, "d": (now - timedelta(days=32)).date()})
+        left = api.store.scalar(
+            f"SELECT count() FROM {table} WHERE site = {{s:String}} AND day <= {{d:Date}} "
+            "AND day != toDate(0)",
+            {"s": SITE, "d": (now - timedelta(days=32)).date()},
+        )
         assert int(left) == 0, table
     # and no longer built for reports (build 0): no new builds of those days appear
     again = answers(api, site_id, **span)
     assert again == after
-    assert int(api.store.scalar("SELECT count() FROM day_builds WHERE site = {s:String} AND day <= {d:Date}",
-                                {"s": SITE, "d": (now - timedelta(days=32)).date()})) == 0
+    assert (
+        int(
+            api.store.scalar(
+                "SELECT count() FROM day_builds WHERE site = {s:String} AND day <= {d:Date}",
+                {"s": SITE, "d": (now - timedelta(days=32)).date()},
+            )
+        )
+        == 0
+    )
 
 
 def test_a_sites_own_retention(api: Api) -> None:
@@ -103,8 +142,10 @@ def test_a_sites_own_retention(api: Api) -> None:
 
     meta = open_meta(api.settings)
     short, kept_site = "short.example", "kept.example"
-    ids = {site: meta.insert("sites", {"domain": site, "name": site, "timezone": "UTC", "created_at": 0.0})
-           for site in (short, kept_site)}
+    ids = {
+        site: meta.insert("sites", {"domain": site, "name": site, "timezone": "UTC", "created_at": 0.0})
+        for site in (short, kept_site)
+    }
     rows = {site: sessions_at(site, [20, 2] * 10, seed) for seed, site in enumerate((short, kept_site))}
     for site_rows in rows.values():
         api.store.insert_rows("events", site_rows)
@@ -122,17 +163,30 @@ def test_a_sites_own_retention(api: Api) -> None:
     assert SiteRetention(api.store, api.settings.meta_db_path).run_once() == {short: 30}
     after = answers(api, ids[short], **span)
     assert after == answers(api, ids[short], filters=EVERYTHING, **span)
-    kept = [r for r in rows[short] if datetime.fromisoformat(r["timestamp"]).replace(tzinfo=UTC)
-            > datetime.now(UTC) - timedelta(days=10)]
-    assert {k: v["value"] for k, v in after["summary"]["metrics"].items()} == \
-        expected_summary(kept, "UTC", first, last)
+    kept = [
+        r
+        for r in rows[short]
+        if datetime.fromisoformat(r["timestamp"]).replace(tzinfo=UTC) > datetime.now(UTC) - timedelta(days=10)
+    ]
+    assert {k: v["value"] for k, v in after["summary"]["metrics"].items()} == expected_summary(
+        kept, "UTC", first, last
+    )
     assert after["summary"]["metrics"]["sessions"]["value"] == 10
     # the other site keeps everything, its cached rows too
     assert answers(api, ids[kept_site], **span) == before[kept_site]
     old = {"d": today - timedelta(days=15)}
     for site, left in ((short, 0), (kept_site, None)):
-        count = int(api.store.scalar("SELECT count() FROM day_session_edges WHERE site = {s:String} "
-                                     "AND day <= {d:Date}", {"s": site, **old}) or 0) + \
-            int(api.store.scalar("SELECT count() FROM day_dimensions WHERE site = {s:String} AND day <= {d:Date} "
-                                 "AND day != toDate(0)", {"s": site, **old}))
+        count = int(
+            api.store.scalar(
+                "SELECT count() FROM day_session_edges WHERE site = {s:String} AND day <= {d:Date}",
+                {"s": site, **old},
+            )
+            or 0
+        ) + int(
+            api.store.scalar(
+                "SELECT count() FROM day_dimensions WHERE site = {s:String} AND day <= {d:Date} "
+                "AND day != toDate(0)",
+                {"s": site, **old},
+            )
+        )
         assert count == 0 if left == 0 else count > 0, site

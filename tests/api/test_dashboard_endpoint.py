@@ -48,12 +48,24 @@ def sites(api: Api) -> dict[str, int]:
 def previous_range(body: dict[str, Any]) -> dict[str, str]:
     first, last = date.fromisoformat(RANGE["from"]), date.fromisoformat(RANGE["to"])
     days = (last - first).days + 1
-    return {"period": "custom", "from": (first - timedelta(days=days)).isoformat(),
-            "to": (first - timedelta(days=1)).isoformat()}
+    return {
+        "period": "custom",
+        "from": (first - timedelta(days=days)).isoformat(),
+        "to": (first - timedelta(days=1)).isoformat(),
+    }
 
 
-def individual(api: Api, site_id: int, dims: list[str], *, interval: str, metrics: str, limit: int,
-               previous: bool, **params: Any) -> dict[str, Any]:
+def individual(
+    api: Api,
+    site_id: int,
+    dims: list[str],
+    *,
+    interval: str,
+    metrics: str,
+    limit: int,
+    previous: bool,
+    **params: Any,
+) -> dict[str, Any]:
     """What the dashboard must say, from the individual report endpoints."""
     out: dict[str, Any] = {
         "summary": get(api, site_id, "summary", **params),
@@ -63,14 +75,34 @@ def individual(api: Api, site_id: int, dims: list[str], *, interval: str, metric
     }
     if previous:
         before = {**params, **previous_range(params)}
-        out["previous_timeseries"] = get(api, site_id, "timeseries", interval=interval, metrics=metrics, **before)
+        out["previous_timeseries"] = get(
+            api, site_id, "timeseries", interval=interval, metrics=metrics, **before
+        )
     return out
 
 
-def dashboard(api: Api, site_id: int, dims: list[str], *, interval: str, metrics: str, limit: int,
-              previous: bool, **params: Any) -> dict[str, Any]:
-    body = get(api, site_id, "dashboard", interval=interval, metrics=metrics, limit=limit,
-               breakdowns=",".join(dims), previous_timeseries=str(previous).lower(), **params)
+def dashboard(
+    api: Api,
+    site_id: int,
+    dims: list[str],
+    *,
+    interval: str,
+    metrics: str,
+    limit: int,
+    previous: bool,
+    **params: Any,
+) -> dict[str, Any]:
+    body = get(
+        api,
+        site_id,
+        "dashboard",
+        interval=interval,
+        metrics=metrics,
+        limit=limit,
+        breakdowns=",".join(dims),
+        previous_timeseries=str(previous).lower(),
+        **params,
+    )
     if body["previous_timeseries"] is not None:
         for key in ("from", "to"):
             body["previous_timeseries"].pop(key)
@@ -79,36 +111,80 @@ def dashboard(api: Api, site_id: int, dims: list[str], *, interval: str, metrics
 
 def test_dashboard_equals_the_individual_reports(api: Api, sites: dict[str, int]) -> None:
     for site, site_id in sites.items():
-        shapes = [("day", 3, True)] + ([("week", 10, False), ("month", 2, True)] if site == "newyork.example" else [])
+        shapes = [("day", 3, True)] + (
+            [("week", 10, False), ("month", 2, True)] if site == "newyork.example" else []
+        )
         for interval, limit, previous in shapes:
-            want = individual(api, site_id, MANY, interval=interval, metrics=ALL_METRICS, limit=limit,
-                              previous=previous, **RANGE)
-            got = dashboard(api, site_id, MANY, interval=interval, metrics=ALL_METRICS, limit=limit,
-                            previous=previous, **RANGE)
+            want = individual(
+                api,
+                site_id,
+                MANY,
+                interval=interval,
+                metrics=ALL_METRICS,
+                limit=limit,
+                previous=previous,
+                **RANGE,
+            )
+            got = dashboard(
+                api,
+                site_id,
+                MANY,
+                interval=interval,
+                metrics=ALL_METRICS,
+                limit=limit,
+                previous=previous,
+                **RANGE,
+            )
             assert builds(api, site) > 0  # answered from the report cache
             assert got == want, (site, interval)
             # the raw path (a filter every event passes) gives the same numbers
-            raw = dashboard(api, site_id, MANY, interval=interval, metrics=ALL_METRICS, limit=limit,
-                            previous=previous, filters=EVERYTHING, **RANGE)
+            raw = dashboard(
+                api,
+                site_id,
+                MANY,
+                interval=interval,
+                metrics=ALL_METRICS,
+                limit=limit,
+                previous=previous,
+                filters=EVERYTHING,
+                **RANGE,
+            )
             assert raw == got, (site, interval)
         # real content, not empty answers
         assert got["summary"]["metrics"]["sessions"]["value"] > 50
         assert got["summary"]["metrics"]["sessions"]["previous"] > 0
-        assert got["breakdowns"]["entry_page"]["total_rows"] == 6 and got["breakdowns"]["page"]["other"] is not None
+        assert (
+            got["breakdowns"]["entry_page"]["total_rows"] == 6
+            and got["breakdowns"]["page"]["other"] is not None
+        )
         assert sum(p["visitors"] for p in got["previous_timeseries"]["points"]) > 0
 
 
 def test_filters_and_defaults(api: Api, sites: dict[str, int]) -> None:
     site_id = sites["kolkata.example"]
     country = json.dumps([["country", "is", "IN"]])
-    want = individual(api, site_id, STANDARD, interval="day", metrics="visitors,pageviews", limit=10,
-                      previous=False, filters=country, **RANGE)
+    want = individual(
+        api,
+        site_id,
+        STANDARD,
+        interval="day",
+        metrics="visitors,pageviews",
+        limit=10,
+        previous=False,
+        filters=country,
+        **RANGE,
+    )
     got = get(api, site_id, "dashboard", filters=country, **RANGE)  # the defaults: the standard dashboard
     assert list(got["breakdowns"]) == STANDARD
-    assert got["timeseries"]["interval"] == "day" and got["timeseries"]["metrics"] == ["visitors", "pageviews"]
+    assert got["timeseries"]["interval"] == "day" and got["timeseries"]["metrics"] == [
+        "visitors",
+        "pageviews",
+    ]
     assert got == want
-    assert got["summary"]["metrics"]["visitors"]["value"] < \
-        get(api, site_id, "summary", **RANGE)["metrics"]["visitors"]["value"]
+    assert (
+        got["summary"]["metrics"]["visitors"]["value"]
+        < get(api, site_id, "summary", **RANGE)["metrics"]["visitors"]["value"]
+    )
     # without comparison, bots included, an hourly series (raw path): still the reports' numbers
     params = {**RANGE, "compare": "false", "include_bots": "true"}
     got = get(api, site_id, "dashboard", interval="hour", breakdowns="country,entry_page", **params)
@@ -123,12 +199,15 @@ def test_without_comparison_the_previous_period_is_not_built(api: Api, sites: di
     from pixel.server.api.app import open_meta
 
     site = "fresh.example"  # nothing built for it yet
-    site_id = open_meta(api.settings).insert("sites", {"domain": site, "name": site, "timezone": "Europe/Paris",
-                                                       "created_at": 0.0})
+    site_id = open_meta(api.settings).insert(
+        "sites", {"domain": site, "name": site, "timezone": "Europe/Paris", "created_at": 0.0}
+    )
     api.store.insert_rows("events", generate(site, "Europe/Paris", seed=4))
     params = {**RANGE, "compare": "false"}
     got = get(api, site_id, "dashboard", breakdowns="page,exit_page", **params)
-    built = api.store.query("SELECT min(day), max(day) FROM day_builds WHERE site = {s:String}", {"s": site}).rows[0]
+    built = api.store.query(
+        "SELECT min(day), max(day) FROM day_builds WHERE site = {s:String}", {"s": site}
+    ).rows[0]
     assert [str(d) for d in built] == [RANGE["from"], RANGE["to"]]  # this period's days only
     assert got["summary"] == get(api, site_id, "summary", **params)
     assert "previous" not in got["summary"]["metrics"]["sessions"] and got["previous_timeseries"] is None
@@ -143,39 +222,71 @@ def test_recent_days_merged_range_and_today(api: Api) -> None:
     from zoneinfo import ZoneInfo
 
     from pixel.server.api.app import open_meta
-
     from tests.api.test_daycache import PAGES, _row
 
     site = "recent-dash.example"
-    site_id = open_meta(api.settings).insert("sites", {"domain": site, "name": site, "timezone": "Asia/Tokyo",
-                                                       "created_at": 0.0})
+    site_id = open_meta(api.settings).insert(
+        "sites", {"domain": site, "name": site, "timezone": "Asia/Tokyo", "created_at": 0.0}
+    )
     rnd = random.Random(8)
     now = datetime.now(UTC).replace(microsecond=0)
     starts = [now - timedelta(minutes=rnd.randint(1, 15 * 24 * 60)) for _ in range(90)]
-    rows = [_row(i, site, min(now, starts[i // 3] + timedelta(minutes=(i % 3) * rnd.randint(1, 20))),
-                 f"v{i // 3 % 37}", f"s{i // 3}", "pageview" if i % 5 else "signup", rnd.choice(PAGES), rnd)
-            for i in range(270)]
+    rows = [
+        _row(
+            i,
+            site,
+            min(now, starts[i // 3] + timedelta(minutes=(i % 3) * rnd.randint(1, 20))),
+            f"v{i // 3 % 37}",
+            f"s{i // 3}",
+            "pageview" if i % 5 else "signup",
+            rnd.choice(PAGES),
+            rnd,
+        )
+        for i in range(270)
+    ]
     api.store.insert_rows("events", rows)
     today = now.astimezone(ZoneInfo("Asia/Tokyo")).date()
-    before = {"period": "custom", "from": (today - timedelta(days=13)).isoformat(),
-              "to": (today - timedelta(days=7)).isoformat()}
+    before = {
+        "period": "custom",
+        "from": (today - timedelta(days=13)).isoformat(),
+        "to": (today - timedelta(days=7)).isoformat(),
+    }
     for interval in ("day", "week"):
-        want = individual(api, site_id, MANY, interval=interval, metrics=ALL_METRICS, limit=3, previous=False,
-                          period="7d")
-        body = get(api, site_id, "dashboard", period="7d", interval=interval, metrics=ALL_METRICS, limit=3,
-                   breakdowns=",".join(MANY), previous_timeseries="true")
+        want = individual(
+            api, site_id, MANY, interval=interval, metrics=ALL_METRICS, limit=3, previous=False, period="7d"
+        )
+        body = get(
+            api,
+            site_id,
+            "dashboard",
+            period="7d",
+            interval=interval,
+            metrics=ALL_METRICS,
+            limit=3,
+            breakdowns=",".join(MANY),
+            previous_timeseries="true",
+        )
         previous = body.pop("previous_timeseries")
         want.pop("previous_timeseries")
         assert body == want, interval
         # the previous period's series: the 7 days before, as the desktop asked for them before
         previous.pop("from"), previous.pop("to")
         assert previous == get(api, site_id, "timeseries", interval=interval, metrics=ALL_METRICS, **before)
-    assert int(api.store.scalar("SELECT uniqExact(build) FROM day_dimensions WHERE site = {s:String} "
-                                "AND day = toDate(0)", {"s": site})) >= 1  # a merged range was read
+    assert (
+        int(
+            api.store.scalar(
+                "SELECT uniqExact(build) FROM day_dimensions WHERE site = {s:String} AND day = toDate(0)",
+                {"s": site},
+            )
+        )
+        >= 1
+    )  # a merged range was read
     assert body["summary"]["metrics"]["visitors"]["previous"] > 0
 
 
-def test_cached_dashboard_is_one_query(api: Api, sites: dict[str, int], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cached_dashboard_is_one_query(
+    api: Api, sites: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from pixel.server.api.query import runner
 
     site_id = sites["newyork.example"]

@@ -23,24 +23,54 @@ from tests.api.conftest import Api
 
 ENGINES = ("chdb", "clickhouse")
 
-ZONES = {"berlin.example": "Europe/Berlin", "kolkata.example": "Asia/Kolkata", "newyork.example": "America/New_York"}
+ZONES = {
+    "berlin.example": "Europe/Berlin",
+    "kolkata.example": "Asia/Kolkata",
+    "newyork.example": "America/New_York",
+}
 FIRST, LAST = date(2024, 3, 6), date(2024, 3, 13)  # New York changes to DST on 10 March
 RANGE = {"period": "custom", "from": FIRST.isoformat(), "to": LAST.isoformat()}
 EVERYTHING = json.dumps([["page", "not_contains", "never-in-any-path"]])  # forces the raw path, same rows
 PAGES = ["/", "/pricing", "/blog/a", "/blog/b", "/docs", "/signup"]
-BREAKDOWNS = ("page", "entry_page", "exit_page", "event", "country", "browser", "source", "referrer", "device",
-              "utm_campaign", "channel")
+BREAKDOWNS = (
+    "page",
+    "entry_page",
+    "exit_page",
+    "event",
+    "country",
+    "browser",
+    "source",
+    "referrer",
+    "device",
+    "utm_campaign",
+    "channel",
+)
 
 
-def _row(n: int, site: str, t: datetime, visitor: str, session: str, name: str, path: str,
-         rnd: random.Random) -> dict[str, Any]:
+def _row(
+    n: int, site: str, t: datetime, visitor: str, session: str, name: str, path: str, rnd: random.Random
+) -> dict[str, Any]:
     src = rnd.choice(["", "Google", "Twitter"])
-    return {"timestamp": dataset.ch(t), "received_at": dataset.ch(t), "site": site, "event_id": f"{site}-{n}",
-            "event_name": name, "visitor_id": visitor, "session_id": session, "path": path, "host": site,
-            "country": rnd.choice(["DE", "IN", "US"]), "browser": rnd.choice(["Chrome", "Firefox"]),
-            "device_type": rnd.choice(["desktop", "mobile"]), "source": src, "channel": "Direct" if not src else "Search",
-            "ref_host": src.lower() + ".com" if src else "", "utm_campaign": rnd.choice(["", "", "spring"]),
-            "props": {}, "is_bot": 0}
+    return {
+        "timestamp": dataset.ch(t),
+        "received_at": dataset.ch(t),
+        "site": site,
+        "event_id": f"{site}-{n}",
+        "event_name": name,
+        "visitor_id": visitor,
+        "session_id": session,
+        "path": path,
+        "host": site,
+        "country": rnd.choice(["DE", "IN", "US"]),
+        "browser": rnd.choice(["Chrome", "Firefox"]),
+        "device_type": rnd.choice(["desktop", "mobile"]),
+        "source": src,
+        "channel": "Direct" if not src else "Search",
+        "ref_host": src.lower() + ".com" if src else "",
+        "utm_campaign": rnd.choice(["", "", "spring"]),
+        "props": {},
+        "is_bot": 0,
+    }
 
 
 def generate(site: str, tz: str, seed: int = 11) -> list[dict[str, Any]]:
@@ -63,7 +93,9 @@ def generate(site: str, tz: str, seed: int = 11) -> list[dict[str, Any]]:
             name = "signup" if only_events or rnd.random() < 0.15 else "pageview"
             rows.append(_row(n, site, t, visitor, f"{site}-s{s}", name, rnd.choice(PAGES), rnd))
             t += timedelta(minutes=rnd.randint(1, 25), seconds=rnd.randint(0, 59))
-    noon = datetime.combine(FIRST + timedelta(days=2), datetime.min.time(), zone).astimezone(UTC) + timedelta(hours=12)
+    noon = datetime.combine(FIRST + timedelta(days=2), datetime.min.time(), zone).astimezone(UTC) + timedelta(
+        hours=12
+    )
     bot = _row(n + 1, site, noon, "bot", "bot-s", "pageview", "/", rnd)
     bot["is_bot"] = 1
     rows.append(bot)
@@ -104,12 +136,19 @@ def get(api: Api, site_id: int, path: str, **params: Any) -> dict[str, Any]:
 def answers(api: Api, site_id: int, **params: Any) -> dict[str, Any]:
     out = {"summary": get(api, site_id, "summary", **params)}
     for interval in ("day", "week", "month"):
-        out[f"timeseries/{interval}"] = get(api, site_id, "timeseries", interval=interval, **params,
-                                            metrics="visitors,pageviews,events,sessions,bounce_rate,"
-                                                    "visit_duration,views_per_session")
+        out[f"timeseries/{interval}"] = get(
+            api,
+            site_id,
+            "timeseries",
+            interval=interval,
+            **params,
+            metrics="visitors,pageviews,events,sessions,bounce_rate,visit_duration,views_per_session",
+        )
     for dim in BREAKDOWNS:
         out[dim] = get(api, site_id, f"breakdown/{dim}", limit=3, **params)
-        out[f"{dim}/2"] = get(api, site_id, f"breakdown/{dim}", limit=2, page=2, sort="value", order="asc", **params)
+        out[f"{dim}/2"] = get(
+            api, site_id, f"breakdown/{dim}", limit=2, page=2, sort="value", order="asc", **params
+        )
     return out
 
 
@@ -126,7 +165,9 @@ def expected_summary(rows: list[dict[str, Any]], tz: str, first: date, last: dat
     return dataset.summary(picked)
 
 
-def test_cache_equals_raw_events_in_every_zone(api: Api, sites: dict[str, tuple[int, list[dict[str, Any]]]]) -> None:
+def test_cache_equals_raw_events_in_every_zone(
+    api: Api, sites: dict[str, tuple[int, list[dict[str, Any]]]]
+) -> None:
     for site, (site_id, rows) in sites.items():
         cached = answers(api, site_id, **RANGE)
         assert builds(api, site) > 0, site  # the cache was used
@@ -137,18 +178,24 @@ def test_cache_equals_raw_events_in_every_zone(api: Api, sites: dict[str, tuple[
         assert metrics["sessions"] > 50 and 0 < metrics["bounce_rate"] < 100
         # sessions across the midnights inside the range count once: cutting them would add sessions
         zone = ZoneInfo(ZONES[site])
-        by_day = sum(expected_summary(rows, ZONES[site], d, d)["sessions"]
-                     for d in (FIRST + timedelta(days=i) for i in range((LAST - FIRST).days + 1)))
+        by_day = sum(
+            expected_summary(rows, ZONES[site], d, d)["sessions"]
+            for d in (FIRST + timedelta(days=i) for i in range((LAST - FIRST).days + 1))
+        )
         assert by_day > metrics["sessions"], site
         assert zone  # zone used above through expected_summary
 
 
-def test_late_events_and_client_retry_copies(api: Api, sites: dict[str, tuple[int, list[dict[str, Any]]]]) -> None:
+def test_late_events_and_client_retry_copies(
+    api: Api, sites: dict[str, tuple[int, list[dict[str, Any]]]]
+) -> None:
     site = "berlin.example"
     site_id, rows = sites[site]
     before = answers(api, site_id, **RANGE)
     built = builds(api, site)
-    assert answers(api, site_id, **RANGE) == before and builds(api, site) == built  # nothing changed: no rebuild
+    assert (
+        answers(api, site_id, **RANGE) == before and builds(api, site) == built
+    )  # nothing changed: no rebuild
     # client-retry copies: the same events again, in new inserts; nothing may change
     api.store.insert_rows("events", rows[10:30])
     api.store.insert_rows("events", rows[40:41])
@@ -156,16 +203,28 @@ def test_late_events_and_client_retry_copies(api: Api, sites: dict[str, tuple[in
     # a late session on 8 March (Berlin), received now: one more session, visitor and pageviews
     late_t = datetime(2024, 3, 8, 12, 0, tzinfo=UTC)
     rnd = random.Random(3)
-    late = [_row(90_000 + i, site, late_t + timedelta(minutes=5 * i), "late-visitor", "late-s", "pageview",
-                 "/late", rnd) for i in range(2)]
+    late = [
+        _row(
+            90_000 + i,
+            site,
+            late_t + timedelta(minutes=5 * i),
+            "late-visitor",
+            "late-s",
+            "pageview",
+            "/late",
+            rnd,
+        )
+        for i in range(2)
+    ]
     api.store.insert_rows("events", late)
     after = answers(api, site_id, **RANGE)
     m0, m1 = before["summary"]["metrics"], after["summary"]["metrics"]
     assert m1["sessions"]["value"] == m0["sessions"]["value"] + 1
     assert m1["pageviews"]["value"] == m0["pageviews"]["value"] + 2
     assert m1["visitors"]["value"] == m0["visitors"]["value"] + 1
-    assert {"value": "/late", "visitors": 1, "sessions": 1} in after["entry_page/2"]["rows"] + after["entry_page"]["rows"] \
-        or after["entry_page"]["total_rows"] == before["entry_page"]["total_rows"] + 1
+    assert {"value": "/late", "visitors": 1, "sessions": 1} in after["entry_page/2"]["rows"] + after[
+        "entry_page"
+    ]["rows"] or after["entry_page"]["total_rows"] == before["entry_page"]["total_rows"] + 1
     assert after == answers(api, site_id, filters=EVERYTHING, **RANGE)
     metrics = {k: v["value"] for k, v in after["summary"]["metrics"].items()}
     assert metrics == expected_summary(rows + late, ZONES[site], FIRST, LAST)
@@ -183,7 +242,9 @@ def test_late_events_and_client_retry_copies(api: Api, sites: dict[str, tuple[in
     api.store.insert_rows("events", [first_part])
     one = answers(api, site_id, **RANGE)["summary"]["metrics"]
     assert one["sessions"]["value"] == m1["sessions"]["value"] + 1
-    second_part = _row(95_001, site, t0 + timedelta(minutes=20), "night-owl", "night-s", "pageview", "/dawn", rnd)
+    second_part = _row(
+        95_001, site, t0 + timedelta(minutes=20), "night-owl", "night-s", "pageview", "/dawn", rnd
+    )
     api.store.insert_rows("events", [second_part])
     two = answers(api, site_id, **RANGE)
     assert two["summary"]["metrics"]["sessions"]["value"] == m1["sessions"]["value"] + 1
@@ -194,11 +255,19 @@ def test_late_events_and_client_retry_copies(api: Api, sites: dict[str, tuple[in
 
 
 def test_ranges_that_are_not_whole_days_or_have_filters_read_raw_events(
-        api: Api, sites: dict[str, tuple[int, list[dict[str, Any]]]]) -> None:
+    api: Api, sites: dict[str, tuple[int, list[dict[str, Any]]]]
+) -> None:
     site = "kolkata.example"
     site_id, rows = sites[site]
     api.store.command("TRUNCATE TABLE day_builds")
-    hourly = get(api, site_id, "timeseries", interval="hour", period="custom", **{"from": "2024-03-08", "to": "2024-03-08"})
+    hourly = get(
+        api,
+        site_id,
+        "timeseries",
+        interval="hour",
+        period="custom",
+        **{"from": "2024-03-08", "to": "2024-03-08"},
+    )
     by_filter = get(api, site_id, "summary", filters=json.dumps([["country", "is", "IN"]]), **RANGE)
     bots = get(api, site_id, "summary", include_bots="true", **RANGE)
     assert builds(api, site) == 0
@@ -208,19 +277,36 @@ def test_ranges_that_are_not_whole_days_or_have_filters_read_raw_events(
         local = dataset.ts(r).astimezone(ZoneInfo(ZONES[site]))
         if local.date() == date(2024, 3, 8) and not r["is_bot"]:
             expected[local.strftime("%Y-%m-%d %H:00:00")].add(r["visitor_id"])
-    assert {p["bucket"]: p["visitors"] for p in hourly["points"] if p["visitors"]} == \
-        {k: len(v) for k, v in expected.items()}
-    assert by_filter["metrics"]["visitors"]["value"] < get(api, site_id, "summary", **RANGE)["metrics"]["visitors"]["value"]
-    assert bots["metrics"]["pageviews"]["value"] == get(api, site_id, "summary", **RANGE)["metrics"]["pageviews"]["value"] + 1
+    assert {p["bucket"]: p["visitors"] for p in hourly["points"] if p["visitors"]} == {
+        k: len(v) for k, v in expected.items()
+    }
+    assert (
+        by_filter["metrics"]["visitors"]["value"]
+        < get(api, site_id, "summary", **RANGE)["metrics"]["visitors"]["value"]
+    )
+    assert (
+        bots["metrics"]["pageviews"]["value"]
+        == get(api, site_id, "summary", **RANGE)["metrics"]["pageviews"]["value"] + 1
+    )
 
 
 def test_previous_period_is_whole_local_days_across_a_dst_change(
-        api: Api, sites: dict[str, tuple[int, list[dict[str, Any]]]]) -> None:
+    api: Api, sites: dict[str, tuple[int, list[dict[str, Any]]]]
+) -> None:
     site_id, rows = sites["newyork.example"]
     body = get(api, site_id, "summary", period="custom", **{"from": "2024-03-11", "to": "2024-03-13"})
-    before = expected_summary(rows, "America/New_York", date(2024, 3, 8), date(2024, 3, 10))  # 10 March: 23 hours
+    before = expected_summary(
+        rows, "America/New_York", date(2024, 3, 8), date(2024, 3, 10)
+    )  # 10 March: 23 hours
     assert {k: v["previous"] for k, v in body["metrics"].items()} == before
-    raw = get(api, site_id, "summary", period="custom", filters=EVERYTHING, **{"from": "2024-03-11", "to": "2024-03-13"})
+    raw = get(
+        api,
+        site_id,
+        "summary",
+        period="custom",
+        filters=EVERYTHING,
+        **{"from": "2024-03-11", "to": "2024-03-13"},
+    )
     assert raw == body
 
 
@@ -228,13 +314,25 @@ def test_days_before_today_merged_once_and_today_read_by_day(api: Api) -> None:
     from pixel.server.api.app import open_meta
 
     site = "recent.example"
-    site_id = open_meta(api.settings).insert("sites", {"domain": site, "name": site, "timezone": "Asia/Tokyo",
-                                                       "created_at": 0.0})
+    site_id = open_meta(api.settings).insert(
+        "sites", {"domain": site, "name": site, "timezone": "Asia/Tokyo", "created_at": 0.0}
+    )
     rnd = random.Random(5)
     now = datetime.now(UTC).replace(microsecond=0)
     starts = [now - timedelta(minutes=rnd.randint(60, 8 * 24 * 60)) for _ in range(80)]
-    rows = [_row(i, site, starts[i // 3] + timedelta(minutes=(i % 3) * rnd.randint(1, 20)), f"v{i // 3 % 31}",
-                 f"s{i // 3}", "pageview", rnd.choice(PAGES), rnd) for i in range(240)]
+    rows = [
+        _row(
+            i,
+            site,
+            starts[i // 3] + timedelta(minutes=(i % 3) * rnd.randint(1, 20)),
+            f"v{i // 3 % 31}",
+            f"s{i // 3}",
+            "pageview",
+            rnd.choice(PAGES),
+            rnd,
+        )
+        for i in range(240)
+    ]
     api.store.insert_rows("events", rows)
     week = answers(api, site_id, period="7d")
     assert week == answers(api, site_id, period="7d", filters=EVERYTHING)
@@ -247,8 +345,9 @@ def test_days_before_today_merged_once_and_today_read_by_day(api: Api) -> None:
     from pixel.server.api.query import daycache
 
     daycache.REBUILD_MIN_SECONDS = 3600.0  # restored by the autouse fixture
-    api.store.insert_rows("events", [_row(999, site, now - timedelta(seconds=5), "v-new", "s-new", "pageview",
-                                          "/new", rnd)])
+    api.store.insert_rows(
+        "events", [_row(999, site, now - timedelta(seconds=5), "v-new", "s-new", "pageview", "/new", rnd)]
+    )
     assert answers(api, site_id, period="7d") == week
     daycache.REBUILD_MIN_SECONDS = 0.0
     after = answers(api, site_id, period="7d")
@@ -257,10 +356,15 @@ def test_days_before_today_merged_once_and_today_read_by_day(api: Api) -> None:
     today_builds = """SELECT uniqExact(build) FROM day_dimensions WHERE site = {s:String}
         AND day = toDate(now(), 'Asia/Tokyo')"""
     for i in range(3):
-        api.store.insert_rows("events", [_row(1000 + i, site, now, "v-new", "s-new", "pageview", "/new", rnd)])
+        api.store.insert_rows(
+            "events", [_row(1000 + i, site, now, "v-new", "s-new", "pageview", "/new", rnd)]
+        )
         assert get(api, site_id, "breakdown/page", period="7d")["total_rows"] > 0
     assert int(api.store.scalar(today_builds, {"s": site})) == 2
     daycache.DROP_AFTER_REBUILDS = 20
     after = answers(api, site_id, period="7d")
-    assert after["summary"]["metrics"]["visitors"]["value"] == week["summary"]["metrics"]["visitors"]["value"] + 1
+    assert (
+        after["summary"]["metrics"]["visitors"]["value"]
+        == week["summary"]["metrics"]["visitors"]["value"] + 1
+    )
     assert after == answers(api, site_id, period="7d", filters=EVERYTHING)

@@ -20,14 +20,24 @@ def test_no_server_errors_on_any_operation(api: Api) -> None:
         operation = result.ok()
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, derandomize=True, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=EXAMPLES_PER_OPERATION,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
         def run(case: Any) -> None:
             # A fresh admin token per case: a generated logout may revoke the one it used.
             token, _ = state.tokens.issue_access(1, "admin")
             response = case.call(headers={"Authorization": f"Bearer {token}"})
-            assert response.status_code < 500, (case.method, case.formatted_path, case.query, case.body,
-                                                response.text)
+            assert response.status_code < 500, (
+                case.method,
+                case.formatted_path,
+                case.query,
+                case.body,
+                response.text,
+            )
             if response.status_code >= 400:
                 assert set(response.json()) == {"error", "detail"}, response.text
 

@@ -18,14 +18,28 @@ from tests.conftest import free_port, wait_http
 @pytest.mark.timeout(180)
 def test_pixel_api_serves_over_http(tmp_path: Path) -> None:
     port = free_port()
-    env = {**os.environ, "PIXEL_DATA_DIR": str(tmp_path), "PIXEL_API_PORT": str(port), "PIXEL_HOST": "127.0.0.1"}
+    env = {
+        **os.environ,
+        "PIXEL_DATA_DIR": str(tmp_path),
+        "PIXEL_API_PORT": str(port),
+        "PIXEL_HOST": "127.0.0.1",
+    }
     # no account exists yet: nothing can log in (no default password)
-    added = subprocess.run([sys.executable, "-m", "pixel.server.cli", "user", "add", "root"],
-                           capture_output=True, text=True, env=env, timeout=60)
+    added = subprocess.run(
+        [sys.executable, "-m", "pixel.server.cli", "user", "add", "root"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert added.returncode == 0, added.stderr
     password = re.search(r"password: (\S+)", added.stdout).group(1)  # type: ignore[union-attr]
-    proc = subprocess.Popen([sys.executable, "-m", "pixel.server.cli", "api"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pixel.server.cli", "api"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         wait_http(f"{base}/api/health", timeout=60, proc=proc)
@@ -36,7 +50,9 @@ def test_pixel_api_serves_over_http(tmp_path: Path) -> None:
                 assert r.status_code == 401
             token = client.post("/api/auth/login", json={"username": "root", "password": password}).json()
             headers = {"Authorization": f"Bearer {token['access_token']}"}
-            site = client.post("/api/sites", json={"domain": "a.example", "timezone": "Asia/Tokyo"}, headers=headers)
+            site = client.post(
+                "/api/sites", json={"domain": "a.example", "timezone": "Asia/Tokyo"}, headers=headers
+            )
             assert site.status_code == 201
             summary = client.get(f"/api/sites/{site.json()['id']}/reports/summary", headers=headers)
             assert summary.status_code == 200 and summary.json()["metrics"]["visitors"]["value"] == 0

@@ -64,8 +64,13 @@ def test_timeseries_by_local_day_zero_filled(api: Api) -> None:
         evs = by_day.get(point["bucket"], [])
         assert point["visitors"] == len({e["visitor_id"] for e in evs}), point
         assert point["pageviews"] == sum(e["event_name"] == "pageview" for e in evs), point
-    assert body["points"][3] == {"bucket": "2024-03-07", "visitors": 0, "pageviews": 0, "sessions": 0,
-                                 "bounce_rate": 0}
+    assert body["points"][3] == {
+        "bucket": "2024-03-07",
+        "visitors": 0,
+        "pageviews": 0,
+        "sessions": 0,
+        "bounce_rate": 0,
+    }
     # the 23:30 UTC pageview on 5 March lands on Berlin's 6 March
     assert any(e["visitor_id"] == "v90" for e in by_day["2024-03-06"])
     # sessions belong to the day of their first event
@@ -77,17 +82,31 @@ def test_timeseries_by_local_day_zero_filled(api: Api) -> None:
 
 
 def test_timeseries_hours_on_dst_day_and_other_intervals(api: Api) -> None:
-    body = get(api, "timeseries", period="custom", **{"from": "2024-03-31", "to": "2024-03-31"}, interval="hour")
+    body = get(
+        api, "timeseries", period="custom", **{"from": "2024-03-31", "to": "2024-03-31"}, interval="hour"
+    )
     buckets = [p["bucket"] for p in body["points"]]
     assert len(buckets) == 23  # Berlin skips 02:00 on 31 March 2024
     assert buckets[:3] == ["2024-03-31 00:00:00", "2024-03-31 01:00:00", "2024-03-31 03:00:00"]
-    weekly = get(api, "timeseries", period="custom", **{"from": "2024-02-26", "to": "2024-03-17"},
-                 interval="week", metrics="visitors")
+    weekly = get(
+        api,
+        "timeseries",
+        period="custom",
+        **{"from": "2024-02-26", "to": "2024-03-17"},
+        interval="week",
+        metrics="visitors",
+    )
     assert [p["bucket"] for p in weekly["points"]] == ["2024-02-26", "2024-03-04", "2024-03-11"]
     evs = dataset.select(api.events, date(2024, 3, 4), date(2024, 3, 10))
     assert weekly["points"][1]["visitors"] == len({e["visitor_id"] for e in evs})
-    monthly = get(api, "timeseries", period="custom", **{"from": "2024-02-26", "to": "2024-03-17"},
-                  interval="month", metrics="pageviews")
+    monthly = get(
+        api,
+        "timeseries",
+        period="custom",
+        **{"from": "2024-02-26", "to": "2024-03-17"},
+        interval="month",
+        metrics="pageviews",
+    )
     assert [p["bucket"] for p in monthly["points"]] == ["2024-02-01", "2024-03-01"]
     evs = dataset.select(api.events, date(2024, 2, 26), date(2024, 3, 17))
     assert sum(p["pageviews"] for p in monthly["points"]) == sum(e["event_name"] == "pageview" for e in evs)
@@ -97,8 +116,15 @@ def _expected_breakdown(events: list[dict[str, Any]], key: str) -> list[tuple[st
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for e in events:
         groups[e[key]].append(e)
-    rows = [(value, len({e["visitor_id"] for e in evs}), sum(e["event_name"] == "pageview" for e in evs), len(evs))
-            for value, evs in groups.items()]
+    rows = [
+        (
+            value,
+            len({e["visitor_id"] for e in evs}),
+            sum(e["event_name"] == "pageview" for e in evs),
+            len(evs),
+        )
+        for value, evs in groups.items()
+    ]
     return sorted(rows, key=lambda r: (-r[1], r[0]))
 
 
@@ -110,8 +136,12 @@ def test_breakdowns_top_n_other_and_pagination(api: Api) -> None:
     assert [(r["value"], r["visitors"], r["pageviews"], r["events"]) for r in body["rows"]] == expected[:2]
     assert body["total_rows"] == len(expected) == 5
     rest = [e for e in pageviews if e["path"] not in {expected[0][0], expected[1][0]}]
-    assert body["other"] == {"value": "(other)", "visitors": len({e["visitor_id"] for e in rest}),
-                             "pageviews": len(rest), "events": len(rest)}
+    assert body["other"] == {
+        "value": "(other)",
+        "visitors": len({e["visitor_id"] for e in rest}),
+        "pageviews": len(rest),
+        "events": len(rest),
+    }
     page2 = get(api, "breakdown/page", limit=2, page=2, **WEEK)
     assert [(r["value"], r["visitors"]) for r in page2["rows"]] == [(r[0], r[1]) for r in expected[2:4]]
     page3 = get(api, "breakdown/page", limit=2, page=3, **WEEK)
@@ -119,11 +149,17 @@ def test_breakdowns_top_n_other_and_pagination(api: Api) -> None:
     by_pageviews = get(api, "breakdown/page", limit=5, sort="pageviews", order="asc", **WEEK)
     assert [r["pageviews"] for r in by_pageviews["rows"]] == sorted(r[2] for r in expected)
 
-    for dimension, key in (("country", "country"), ("browser", "browser"), ("source", "source"),
-                           ("device", "device_type"), ("referrer", "ref_host")):
+    for dimension, key in (
+        ("country", "country"),
+        ("browser", "browser"),
+        ("source", "source"),
+        ("device", "device_type"),
+        ("referrer", "ref_host"),
+    ):
         body = get(api, f"breakdown/{dimension}", limit=10, **WEEK)
-        assert [(r["value"], r["visitors"], r["pageviews"], r["events"]) for r in body["rows"]] == \
-            _expected_breakdown(events, key), dimension
+        assert [
+            (r["value"], r["visitors"], r["pageviews"], r["events"]) for r in body["rows"]
+        ] == _expected_breakdown(events, key), dimension
 
 
 def test_entry_exit_pages_custom_events_and_properties(api: Api) -> None:
@@ -167,12 +203,16 @@ def test_filters_apply_to_every_report(api: Api) -> None:
         series = get(api, "timeseries", interval="day", metrics="visitors", **params)["points"]
         assert sum(p["pageviews"] if "pageviews" in p else 0 for p in series) == 0
         browsers = get(api, "breakdown/browser", **params)
-        assert [(r["value"], r["visitors"]) for r in browsers["rows"]] == \
-            [(r[0], r[1]) for r in _expected_breakdown(events, "browser")], flt
+        assert [(r["value"], r["visitors"]) for r in browsers["rows"]] == [
+            (r[0], r[1]) for r in _expected_breakdown(events, "browser")
+        ], flt
     two = json.dumps([["country", "is", "DE"], ["browser", "is", "Chrome"]])
-    events = dataset.select(api.events, FIRST, LAST, lambda e: e["country"] == "DE" and e["browser"] == "Chrome")
-    assert get(api, "summary", filters=two, **WEEK)["metrics"]["visitors"]["value"] == \
-        len({e["visitor_id"] for e in events})
+    events = dataset.select(
+        api.events, FIRST, LAST, lambda e: e["country"] == "DE" and e["browser"] == "Chrome"
+    )
+    assert get(api, "summary", filters=two, **WEEK)["metrics"]["visitors"]["value"] == len(
+        {e["visitor_id"] for e in events}
+    )
 
 
 def test_bad_report_input_gets_clear_errors(api: Api) -> None:
@@ -213,19 +253,31 @@ def test_relative_periods_resolve_in_site_zone(api: Api) -> None:
         assert (local.hour, local.minute) == (0, 0), period
     today = get(api, "summary", period="today")
     start = datetime.fromisoformat(today["from"])
-    assert start.astimezone(dataset.ZoneInfo(dataset.TZ)).date() == datetime.now(UTC).astimezone(
-        dataset.ZoneInfo(dataset.TZ)).date()
+    assert (
+        start.astimezone(dataset.ZoneInfo(dataset.TZ)).date()
+        == datetime.now(UTC).astimezone(dataset.ZoneInfo(dataset.TZ)).date()
+    )
     seven = get(api, "summary", period="7d")
     assert datetime.fromisoformat(seven["to"]) - datetime.fromisoformat(seven["from"]) in (
-        timedelta(days=7), timedelta(days=7, hours=1), timedelta(days=7, hours=-1))
+        timedelta(days=7),
+        timedelta(days=7, hours=1),
+        timedelta(days=7, hours=-1),
+    )
 
 
 def test_goals_conversions_and_rates(api: Api) -> None:
     made = []
-    for goal in ({"name": "Read blog", "kind": "page", "page_pattern": "/blog/*"},
-                 {"name": "Pro signup", "kind": "event", "event_name": "signup", "prop_key": "plan",
-                  "prop_value": "pro"},
-                 {"name": "Any signup", "kind": "event", "event_name": "signup"}):
+    for goal in (
+        {"name": "Read blog", "kind": "page", "page_pattern": "/blog/*"},
+        {
+            "name": "Pro signup",
+            "kind": "event",
+            "event_name": "signup",
+            "prop_key": "plan",
+            "prop_value": "pro",
+        },
+        {"name": "Any signup", "kind": "event", "event_name": "signup"},
+    ):
         r = api.client.post(f"/api/sites/{api.site_id}/goals", json=goal, headers=api.admin)
         assert r.status_code == 201, r.text
         made.append(r.json()["id"])
@@ -233,29 +285,42 @@ def test_goals_conversions_and_rates(api: Api) -> None:
         body = get(api, "goals", **WEEK)
         events = week(api)
         total = len({e["visitor_id"] for e in events})
-        preds = [lambda e: e["event_name"] == "pageview" and e["path"].startswith("/blog/"),
-                 lambda e: e["event_name"] == "signup" and e["props"].get("plan") == "pro",
-                 lambda e: e["event_name"] == "signup"]
+        preds = [
+            lambda e: e["event_name"] == "pageview" and e["path"].startswith("/blog/"),
+            lambda e: e["event_name"] == "signup" and e["props"].get("plan") == "pro",
+            lambda e: e["event_name"] == "signup",
+        ]
         assert body["total_visitors"] == total
         for row, pred in zip(body["goals"], preds, strict=True):
             hits = [e for e in events if pred(e)]
             visitors = len({e["visitor_id"] for e in hits})
             assert (row["visitors"], row["conversions"]) == (visitors, len(hits)), row
             assert row["conversion_rate"] == round(visitors * 100.0 / total, 2)
-        r = api.client.post(f"/api/sites/{api.site_id}/goals", json={"name": "x", "kind": "page",
-                                                                    "page_pattern": "no-slash"}, headers=api.admin)
+        r = api.client.post(
+            f"/api/sites/{api.site_id}/goals",
+            json={"name": "x", "kind": "page", "page_pattern": "no-slash"},
+            headers=api.admin,
+        )
         assert r.status_code == 422 and "page_pattern" in r.json()["detail"]
     finally:
         for goal_id in made:
-            assert api.client.delete(f"/api/sites/{api.site_id}/goals/{goal_id}", headers=api.admin).status_code == 204
+            assert (
+                api.client.delete(f"/api/sites/{api.site_id}/goals/{goal_id}", headers=api.admin).status_code
+                == 204
+            )
 
 
 def test_funnel_steps_and_dropoff(api: Api) -> None:
-    steps = [{"kind": "page", "page_pattern": "/"}, {"kind": "page", "page_pattern": "/pricing"},
-             {"kind": "event", "event_name": "signup", "name": "Signed up"}]
-    conditions = [lambda e: e["event_name"] == "pageview" and e["path"] == "/",
-                  lambda e: e["event_name"] == "pageview" and e["path"] == "/pricing",
-                  lambda e: e["event_name"] == "signup"]
+    steps = [
+        {"kind": "page", "page_pattern": "/"},
+        {"kind": "page", "page_pattern": "/pricing"},
+        {"kind": "event", "event_name": "signup", "name": "Signed up"},
+    ]
+    conditions = [
+        lambda e: e["event_name"] == "pageview" and e["path"] == "/",
+        lambda e: e["event_name"] == "pageview" and e["path"] == "/pricing",
+        lambda e: e["event_name"] == "signup",
+    ]
     period = {"period": "custom", "from": "2024-02-26", "to": "2024-03-17"}
     events = dataset.select(api.events, date(2024, 2, 26), date(2024, 3, 17))
     for window in (600, 86400 * 30):
@@ -263,14 +328,20 @@ def test_funnel_steps_and_dropoff(api: Api) -> None:
         expected = dataset.funnel(events, conditions, window)
         assert [s["visitors"] for s in body["steps"]] == expected, window
         assert expected[0] > expected[-1] > 0 or window == 600
-        assert [s["dropoff"] for s in body["steps"]] == [0] + [a - b for a, b in zip(expected, expected[1:], strict=False)]
+        assert [s["dropoff"] for s in body["steps"]] == [0] + [
+            a - b for a, b in zip(expected, expected[1:], strict=False)
+        ]
         assert body["steps"][2]["name"] == "Signed up" and body["steps"][1]["name"] == "/pricing"
         assert body["steps"][-1]["conversion_rate"] == round(expected[-1] * 100.0 / expected[0], 2)
-    bad = api.client.get(f"/api/sites/{api.site_id}/reports/funnel", headers=api.admin,
-                         params={"steps": json.dumps(steps[:1])})
+    bad = api.client.get(
+        f"/api/sites/{api.site_id}/reports/funnel", headers=api.admin, params={"steps": json.dumps(steps[:1])}
+    )
     assert bad.status_code == 400 and bad.json()["error"] == "invalid_funnel"
-    bad = api.client.get(f"/api/sites/{api.site_id}/reports/funnel", headers=api.admin,
-                         params={"steps": json.dumps([{"kind": "event"}, {"kind": "page", "page_pattern": "/"}])})
+    bad = api.client.get(
+        f"/api/sites/{api.site_id}/reports/funnel",
+        headers=api.admin,
+        params={"steps": json.dumps([{"kind": "event"}, {"kind": "page", "page_pattern": "/"}])},
+    )
     assert bad.status_code == 400 and "event_name" in bad.json()["detail"]
 
 
@@ -288,11 +359,21 @@ def test_retention_weekly_cohorts(api: Api) -> None:
 def test_realtime_last_minutes(api: Api) -> None:
     now = datetime.now(UTC)
     rows = []
-    for i, (minutes_ago, visitor, path) in enumerate([(1, "r1", "/live"), (2, "r2", "/live"), (3, "r1", "/x"),
-                                                      (12, "r3", "/old"), (40, "r4", "/older")]):
+    for i, (minutes_ago, visitor, path) in enumerate(
+        [(1, "r1", "/live"), (2, "r2", "/live"), (3, "r1", "/x"), (12, "r3", "/old"), (40, "r4", "/older")]
+    ):
         t = now - timedelta(minutes=minutes_ago)
-        rows.append({"timestamp": dataset.ch(t), "site": dataset.OTHER_SITE, "event_id": f"rt{i}",
-                     "event_name": "pageview", "visitor_id": visitor, "session_id": visitor, "path": path})
+        rows.append(
+            {
+                "timestamp": dataset.ch(t),
+                "site": dataset.OTHER_SITE,
+                "event_id": f"rt{i}",
+                "event_name": "pageview",
+                "visitor_id": visitor,
+                "session_id": visitor,
+                "path": path,
+            }
+        )
     api.store.insert_rows("events", rows)
     api.store.insert_rows("events", rows[:3])  # client-retry copies (same event ids): counted once
     r = api.client.get(f"/api/sites/{api.other_site_id}/reports/realtime", headers=api.admin)
@@ -300,5 +381,7 @@ def test_realtime_last_minutes(api: Api) -> None:
     assert body["visitors"] == 2
     assert len(body["pageviews_per_minute"]) == 30
     assert sum(p["pageviews"] for p in body["pageviews_per_minute"]) == 4
-    assert body["top_pages"] == [{"page": "/live", "visitors": 2, "pageviews": 2},
-                                 {"page": "/x", "visitors": 1, "pageviews": 1}]
+    assert body["top_pages"] == [
+        {"page": "/live", "visitors": 2, "pageviews": 2},
+        {"page": "/x", "visitors": 1, "pageviews": 1},
+    ]

@@ -8,10 +8,11 @@ from collections.abc import Iterator
 
 import docker
 import pytest
+from stack_helpers import BUSYBOX, PIXEL_BASE, PIXEL_BROKEN, PIXEL_TAG
+
 from pixel.app.stack import image as images
 from pixel.app.stack.engine import EngineTarget, connect
 from pixel.app.stack.provisioner import Provisioner
-from stack_helpers import BUSYBOX, PIXEL_BASE, PIXEL_BROKEN, PIXEL_TAG
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +28,9 @@ def pixel_image(docker_client, tmp_path_factory) -> Iterator[str]:
     """Build the image from this checkout once per session (1-2 minutes; test_stack_pixel and
     test_stack_standard share it): wheels downloaded on the host, `--network none` build."""
     ctx = images.make_context(tmp_path_factory.mktemp("ctx"))
-    images.build(docker_client, images.ImageSource("build", ctx, base=PIXEL_BASE, network_mode="none"), PIXEL_TAG)
+    images.build(
+        docker_client, images.ImageSource("build", ctx, base=PIXEL_BASE, network_mode="none"), PIXEL_TAG
+    )
     broken = tmp_path_factory.mktemp("broken")
     # An upgrade that wipes the data (like a botched migration) and never answers its healthcheck.
     (broken / "Dockerfile").write_text(

@@ -9,6 +9,7 @@ import urllib.request
 import uuid
 
 import docker
+
 from pixel.app.stack.spec import HealthCheck, Mount, Port, Service, StackSpec
 
 BUSYBOX = "pixel-test/busybox:latest"

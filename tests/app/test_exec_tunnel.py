@@ -12,12 +12,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+from stack_helpers import PIXEL_BASE, free_port, unique_project
+from test_stack_remote import tls_dockerd  # noqa: F401 - the real TLS dockerd fixture
+
 from pixel.app.stack import image as images
 from pixel.app.stack.engine import EngineTarget, connect
 from pixel.app.stack.errors import StackError
 from pixel.app.stack.tunnel import ExecTunnel, LazyExecTunnel, exec_tunnel, stack_api_tunnel
-from stack_helpers import PIXEL_BASE, free_port, unique_project
-from test_stack_remote import tls_dockerd  # noqa: F401 - the real TLS dockerd fixture
 
 # An HTTP/1.1 (keep-alive) server on the container's 127.0.0.1:8082 only: JSON on GET, /big is 1 MiB,
 # POST answers its body reversed.
@@ -45,8 +46,9 @@ BIG = bytes(range(256)) * 4096
 @pytest.fixture
 def tls_engine(tls_dockerd, docker_client, tmp_path):  # noqa: F811
     good = tls_dockerd["good"]
-    target = EngineTarget(url=tls_dockerd["url"], tls_ca=good / "ca.pem", tls_cert=good / "cert.pem",
-                          tls_key=good / "key.pem")
+    target = EngineTarget(
+        url=tls_dockerd["url"], tls_ca=good / "ca.pem", tls_cert=good / "cert.pem", tls_key=good / "key.pem"
+    )
     saved = tmp_path / "base.tar"
     images.save(docker_client, PIXEL_BASE, saved)  # no registry: the image travels over the TLS API
     client = connect(target)
@@ -64,12 +66,26 @@ def test_exec_tunnel_over_tls_reaches_the_container_loopback(tls_engine):
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{lazy.local_url}/health", timeout=10)
     container = client.containers.run(
-        PIXEL_BASE, ["python3", "-c", SERVER], name=f"{project}-pixel-1", detach=True, init=True,
-        labels={"io.pixel.stack": project}, ports={"8082/tcp": ("127.0.0.1", None)})
+        PIXEL_BASE,
+        ["python3", "-c", SERVER],
+        name=f"{project}-pixel-1",
+        detach=True,
+        init=True,
+        labels={"io.pixel.stack": project},
+        ports={"8082/tcp": ("127.0.0.1", None)},
+    )
     try:
         deadline = time.monotonic() + 30
-        while b"ok" not in container.exec_run(["python3", "-c", "import urllib.request as u; print(u.urlopen("
-                                               "'http://127.0.0.1:8082/health').read())"]).output:
+        while (
+            b"ok"
+            not in container.exec_run(
+                [
+                    "python3",
+                    "-c",
+                    "import urllib.request as u; print(u.urlopen('http://127.0.0.1:8082/health').read())",
+                ]
+            ).output
+        ):
             assert time.monotonic() < deadline, container.logs()
             time.sleep(0.3)
         assert httpx.get(f"{lazy.local_url}/health", timeout=20).json() == {"status": "ok", "path": "/health"}
@@ -84,8 +100,12 @@ def test_exec_tunnel_over_tls_reaches_the_container_loopback(tls_engine):
                 assert http.get("/big").content == BIG
             assert tunnel.connections == 1
             with ThreadPoolExecutor(4) as pool:  # several connections at once, each its own exec
-                answers = list(pool.map(lambda i: urllib.request.urlopen(f"{tunnel.local_url}/p{i}", timeout=20)
-                                        .read(), range(8)))
+                answers = list(
+                    pool.map(
+                        lambda i: urllib.request.urlopen(f"{tunnel.local_url}/p{i}", timeout=20).read(),
+                        range(8),
+                    )
+                )
             assert [json.loads(a) for a in answers] == [{"status": "ok", "path": f"/p{i}"} for i in range(8)]
             assert tunnel.connections == 9
             port = tunnel.local_port
@@ -115,8 +135,12 @@ def test_exec_tunnel_over_tls_reaches_the_container_loopback(tls_engine):
 
 def test_unreachable_tls_engine_waits_only_when_offline_is_fine(tls_dockerd):  # noqa: F811
     good = tls_dockerd["good"]
-    nowhere = EngineTarget(url=f"tcp://127.0.0.1:{free_port()}", tls_ca=good / "ca.pem",
-                           tls_cert=good / "cert.pem", tls_key=good / "key.pem")
+    nowhere = EngineTarget(
+        url=f"tcp://127.0.0.1:{free_port()}",
+        tls_ca=good / "ca.pem",
+        tls_cert=good / "cert.pem",
+        tls_key=good / "key.pem",
+    )
     with pytest.raises(StackError) as err:
         stack_api_tunnel(nowhere, "pixel", "http://127.0.0.1:8082")
     assert err.value.code == "engine-unreachable"
@@ -131,8 +155,9 @@ def test_unreachable_tls_engine_waits_only_when_offline_is_fine(tls_dockerd):  #
         tunnel.stop()
     # certificates that do not match are said at once, offline or not: waiting would not fix them
     evil = tls_dockerd["evil"]
-    wrong = EngineTarget(url=tls_dockerd["url"], tls_ca=evil / "ca.pem", tls_cert=good / "cert.pem",
-                         tls_key=good / "key.pem")
+    wrong = EngineTarget(
+        url=tls_dockerd["url"], tls_ca=evil / "ca.pem", tls_cert=good / "cert.pem", tls_key=good / "key.pem"
+    )
     with pytest.raises(StackError) as err:
         stack_api_tunnel(wrong, "pixel", "http://127.0.0.1:8082", offline_ok=True)
     assert err.value.code == "tls-rejected"

@@ -8,11 +8,12 @@ from __future__ import annotations
 import subprocess
 
 import pytest
+from test_stack_remote import sshd  # noqa: F401 - the real sshd fixture
+
 from pixel.app.profiles import Profile, ProfileError
 from pixel.app.stack.engine import EngineTarget, HostKey, connect, fetch_host_key, parse_host_key
 from pixel.app.stack.errors import StackError
 from pixel.app.stack.tunnel import SSHTunnel
-from test_stack_remote import sshd  # noqa: F401 - the real sshd fixture
 
 
 def _line(sshd, pub: str) -> str:  # noqa: F811
@@ -31,8 +32,9 @@ def test_known_hosts_line_round_trip(sshd):  # noqa: F811
     assert isinstance(plain, HostKey)
 
 
-@pytest.mark.parametrize("line", ["", "server.example", "server.example ssh-ed25519",
-                                  "server.example ssh-ed25519 !!not-base64"])
+@pytest.mark.parametrize(
+    "line", ["", "server.example", "server.example ssh-ed25519", "server.example ssh-ed25519 !!not-base64"]
+)
 def test_damaged_host_key_line_is_refused(line: str) -> None:
     with pytest.raises(StackError) as err:
         parse_host_key(line)
@@ -68,7 +70,8 @@ def test_engine_and_tunnel_accept_only_the_saved_key(sshd):  # noqa: F811
         assert err.value.code == "host-key-changed"
         assert err.value.problem == (
             f"The SSH host key of 127.0.0.1:{sshd['url'].rsplit(':', 1)[1]} has CHANGED since you trusted it. "
-            "This can mean the server was reinstalled, or that someone is intercepting the connection.")
+            "This can mean the server was reinstalled, or that someone is intercepting the connection."
+        )
     # a key saved for another host does not vouch for this one
     elsewhere = "server.example " + saved.split(" ", 1)[1]
     with pytest.raises(StackError) as err:
@@ -94,7 +97,10 @@ def test_key_with_a_passphrase(sshd):  # noqa: F811
     for attempt in (lambda t: connect(t), lambda t: SSHTunnel(t, 9).start()):
         with pytest.raises(StackError) as err:
             attempt(target(""))
-        assert (err.value.code, err.value.problem) == ("ssh-key-locked", "The SSH key is protected by a passphrase.")
+        assert (err.value.code, err.value.problem) == (
+            "ssh-key-locked",
+            "The SSH key is protected by a passphrase.",
+        )
         with pytest.raises(StackError) as err:
             attempt(target("wrong-pass"))
         assert err.value.code == "ssh-key-unreadable"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pixel.server.cli import main
 from stack_helpers import unique_project
+
+from pixel.server.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 

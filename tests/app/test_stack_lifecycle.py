@@ -8,12 +8,13 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from stack_helpers import BUSYBOX, busybox_spec, busybox_web, leftovers, unique_project
+
 from pixel.app.stack import image as images
 from pixel.app.stack.errors import StackError
 from pixel.app.stack.progress import Progress
 from pixel.app.stack.provisioner import Provisioner
 from pixel.app.stack.spec import LABEL_CONFIG_HASH, LABEL_PROJECT, LABEL_SPEC_VERSION, replace_image
-from stack_helpers import BUSYBOX, busybox_spec, busybox_web, leftovers, unique_project
 
 
 def _get(port: int, path: str = "/health") -> str:

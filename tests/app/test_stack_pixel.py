@@ -8,16 +8,17 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from pixel.app.stack import image as images
-from pixel.app.stack.errors import StackError
-from pixel.app.stack.manage import open_stack
-from pixel.app.stack.provisioner import Credentials, Provisioner
 from stack_helpers import PIXEL_BROKEN as BROKEN
 from stack_helpers import PIXEL_TAG as TAG
 from stack_helpers import api_call as _call
 from stack_helpers import send_pageviews as _send
 from stack_helpers import unique_project
 from stack_helpers import wait_for_count as _wait_for_count
+
+from pixel.app.stack import image as images
+from pixel.app.stack.errors import StackError
+from pixel.app.stack.manage import open_stack
+from pixel.app.stack.provisioner import Credentials, Provisioner
 
 
 def _open(client, project: str, image: str = TAG) -> Provisioner:

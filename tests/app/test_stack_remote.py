@@ -14,11 +14,12 @@ from pathlib import Path
 
 import paramiko
 import pytest
+from stack_helpers import BUSYBOX, busybox_spec, free_port, unique_project, wait_port
+
 from pixel.app.stack import image as images
 from pixel.app.stack.engine import EngineTarget, connect, fetch_host_key, trust_host_key
 from pixel.app.stack.errors import StackError
 from pixel.app.stack.provisioner import Provisioner
-from stack_helpers import BUSYBOX, busybox_spec, free_port, unique_project, wait_port
 
 
 def _keygen(path: Path) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from pixel.app.stack import compose
 from pixel.app.stack.spec import (
     LABEL_CONFIG_HASH,

@@ -26,12 +26,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-from pixel.app.stack import image as images
-from pixel.app.stack.errors import StackError
-from pixel.app.stack.manage import open_stack
-from pixel.app.stack.provisioner import Provisioner
-from pixel.app.stack.spec import CLICKHOUSE_IMAGE, CLICKHOUSE_VERSION, StackSpec
-from pixel.server.cli import main
 from stack_helpers import (
     PIXEL_TAG,
     api_call,
@@ -42,6 +36,13 @@ from stack_helpers import (
     unique_project,
 )
 from stack_helpers import wait_for_count as _wait_for_count
+
+from pixel.app.stack import image as images
+from pixel.app.stack.errors import StackError
+from pixel.app.stack.manage import open_stack
+from pixel.app.stack.provisioner import Provisioner
+from pixel.app.stack.spec import CLICKHOUSE_IMAGE, CLICKHOUSE_VERSION, StackSpec
+from pixel.server.cli import main
 
 HERE = Path(__file__).resolve().parent
 STANDIN_VERSION = "chfront-standin"  # the stand-in's tag in the clickhouse/clickhouse-server repository

@@ -15,11 +15,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import paramiko
 import pytest
+from stack_helpers import free_port
+from test_stack_remote import sshd  # noqa: F401 - the real sshd fixture
+
 from pixel.app.stack.engine import EngineTarget, fetch_host_key, trust_host_key
 from pixel.app.stack.errors import StackError
 from pixel.app.stack.tunnel import SSHTunnel, api_tunnel
-from stack_helpers import free_port
-from test_stack_remote import sshd  # noqa: F401 - the real sshd fixture
 
 BIG = bytes(range(256)) * 4096  # 1 MiB: many SSH window adjustments and channel packets
 
@@ -27,11 +28,13 @@ BIG = bytes(range(256)) * 4096  # 1 MiB: many SSH window adjustments and channel
 class _Api(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the API client uses it
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server API
+    def do_GET(self) -> None:
         if self.path == "/big":
             body, kind = BIG, "application/octet-stream"
         else:
-            body = json.dumps({"status": "ok", "path": self.path, "server_port": self.server.server_port}).encode()
+            body = json.dumps(
+                {"status": "ok", "path": self.path, "server_port": self.server.server_port}
+            ).encode()
             kind = "application/json"
         self.send_response(200)
         self.send_header("Content-Type", kind)
@@ -39,7 +42,7 @@ class _Api(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
@@ -136,7 +139,11 @@ def test_changed_host_key_and_refused_client_key(sshd, api_server):  # noqa: F81
     port = int(sshd["url"].rsplit(":", 1)[1])
     known.parent.mkdir(parents=True)
     keys = paramiko.HostKeys()
-    keys.add(f"[127.0.0.1]:{port}", "ssh-ed25519", paramiko.Ed25519Key.from_private_key_file(str(sshd["other_key"])))
+    keys.add(
+        f"[127.0.0.1]:{port}",
+        "ssh-ed25519",
+        paramiko.Ed25519Key.from_private_key_file(str(sshd["other_key"])),
+    )
     keys.save(str(known))
     with pytest.raises(StackError) as err:
         SSHTunnel(EngineTarget(url=sshd["url"], ssh_key=sshd["key"], known_hosts=known), 80).start()
@@ -178,8 +185,9 @@ def test_api_tunnel_uses_the_port_of_the_api_url(trusted, api_server):
 
 
 def test_offline_ok_listens_and_logs_in_on_demand(trusted, api_server, sshd):  # noqa: F811
-    nowhere = EngineTarget(url=f"ssh://pixel@127.0.0.1:{free_port()}", ssh_key=sshd["key"],
-                           known_hosts=sshd["known_hosts"])
+    nowhere = EngineTarget(
+        url=f"ssh://pixel@127.0.0.1:{free_port()}", ssh_key=sshd["key"], known_hosts=sshd["known_hosts"]
+    )
     with pytest.raises(StackError) as err:
         api_tunnel(nowhere, "http://127.0.0.1:8082")
     assert err.value.code == "ssh-unreachable"
@@ -190,7 +198,9 @@ def test_offline_ok_listens_and_logs_in_on_demand(trusted, api_server, sshd):  #
     finally:
         offline.stop()
     # host-key problems are never deferred
-    untrusted = EngineTarget(url=sshd["url"], ssh_key=sshd["key"], known_hosts=sshd["known_hosts"].with_name("x"))
+    untrusted = EngineTarget(
+        url=sshd["url"], ssh_key=sshd["key"], known_hosts=sshd["known_hosts"].with_name("x")
+    )
     with pytest.raises(StackError) as err:
         api_tunnel(untrusted, "http://127.0.0.1:8082", offline_ok=True)
     assert err.value.code == "host-key-unknown"

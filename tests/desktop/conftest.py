@@ -68,12 +68,27 @@ def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
     data = root / "data"
     data.mkdir()
     env = {**os.environ, "PIXEL_DATA_DIR": str(data)}
-    added = subprocess.run([sys.executable, "-m", "pixel.server.cli", "user", "add", "owner"],
-                           capture_output=True, text=True, env=env, timeout=120, check=True)
+    added = subprocess.run(
+        [sys.executable, "-m", "pixel.server.cli", "user", "add", "owner"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
+    )
     password = re.search(r"password: (\S+)", added.stdout).group(1)  # type: ignore[union-attr]
-    server = PixelProcess("serve", data, free_port(), free_port(),
-                          {"PIXEL_WORKERS": "1", "PIXEL_LOG_LEVEL": "WARNING",
-                           "PIXEL_TRUSTED_PROXIES": "127.0.0.1", "PIXEL_CDN_GEO_HEADERS": "1"})
+    server = PixelProcess(
+        "serve",
+        data,
+        free_port(),
+        free_port(),
+        {
+            "PIXEL_WORKERS": "1",
+            "PIXEL_LOG_LEVEL": "WARNING",
+            "PIXEL_TRUSTED_PROXIES": "127.0.0.1",
+            "PIXEL_CDN_GEO_HEADERS": "1",
+        },
+    )
     server.start()
     try:
         api = LiveApi(server, "owner", password, {}, 0)
@@ -90,9 +105,21 @@ def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
 
 
 def _has_owner(env: dict[str, str], name: str) -> bool:
-    out = subprocess.run(["dbus-send", "--session", "--print-reply", "--dest=org.freedesktop.DBus",
-                          "/org/freedesktop/DBus", "org.freedesktop.DBus.NameHasOwner", f"string:{name}"],
-                         env=env, capture_output=True, text=True, timeout=10)
+    out = subprocess.run(
+        [
+            "dbus-send",
+            "--session",
+            "--print-reply",
+            "--dest=org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus.NameHasOwner",
+            f"string:{name}",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
     return "boolean true" in out.stdout
 
 
@@ -109,15 +136,25 @@ def secret_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     run = home / "run"
     run.mkdir(mode=0o700)
     env = {**os.environ, "HOME": str(home), "XDG_DATA_HOME": str(home / "data"), "XDG_RUNTIME_DIR": str(run)}
-    bus = subprocess.Popen(["dbus-daemon", "--session", "--nofork", "--print-address=1"], env=env,
-                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    bus = subprocess.Popen(
+        ["dbus-daemon", "--session", "--nofork", "--print-address=1"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     daemon = None
     saved = os.environ.get("DBUS_SESSION_BUS_ADDRESS")
     try:
         assert bus.stdout is not None
         env["DBUS_SESSION_BUS_ADDRESS"] = bus.stdout.readline().strip()
-        daemon = subprocess.Popen(["gnome-keyring-daemon", "--foreground", "--unlock", "--components=secrets"],
-                                  env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        daemon = subprocess.Popen(
+            ["gnome-keyring-daemon", "--foreground", "--unlock", "--components=secrets"],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         assert daemon.stdin is not None
         daemon.stdin.write(b"test-login-password")
         daemon.stdin.close()

@@ -7,20 +7,25 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
+
 from pixel.app.client import ApiClient, ApiError, AuthError, NoData, ReportCache, ReportSource, Unreachable
 from pixel.app.client.cache import default_cache_dir, request_key
-
 from tests.conftest import free_port
 
 
 def test_reports_equal_the_apis_own_numbers(live_api) -> None:
     site = live_api.sites["shop.example"]
-    with ApiClient(live_api.url, live_api.username, live_api.password) as client, closing(live_api.http()) as ref:
+    with (
+        ApiClient(live_api.url, live_api.username, live_api.password) as client,
+        closing(live_api.http()) as ref,
+    ):
         assert [s["domain"] for s in client.sites()] == ["shop.example", "blog.example", "docs.example"]
-        for name, params in (("summary", {"period": "30d"}),
-                             ("timeseries", {"period": "30d", "metrics": "visitors,pageviews"}),
-                             ("breakdown/page", {"period": "7d", "limit": 5}),
-                             ("summary", {"period": "30d", "filters": [["device", "is", "Mobile"]]})):
+        for name, params in (
+            ("summary", {"period": "30d"}),
+            ("timeseries", {"period": "30d", "metrics": "visitors,pageviews"}),
+            ("breakdown/page", {"period": "7d", "limit": 5}),
+            ("summary", {"period": "30d", "filters": [["device", "is", "Mobile"]]}),
+        ):
             mine = client.report(site, name, params)
             query = {**params}
             if "filters" in query:
@@ -53,15 +58,21 @@ def test_revoked_access_token_is_renewed(live_api) -> None:
 
 
 def test_unreachable_host() -> None:
-    with ApiClient(f"http://127.0.0.1:{free_port()}", "a", "b", timeout=2) as client, pytest.raises(Unreachable):
+    with (
+        ApiClient(f"http://127.0.0.1:{free_port()}", "a", "b", timeout=2) as client,
+        pytest.raises(Unreachable),
+    ):
         client.sites()
 
 
 def test_offline_serves_cache_as_of_then_refreshes(live_api, tmp_path: Path) -> None:
     """API stopped -> the cached answer with its time; back -> live again, newer 'as of'."""
     site = live_api.sites["blog.example"]
-    cache = ReportSource(ApiClient(live_api.url, live_api.username, live_api.password, timeout=3),
-                         ReportCache(tmp_path / "c.sqlite3"), "home")
+    cache = ReportSource(
+        ApiClient(live_api.url, live_api.username, live_api.password, timeout=3),
+        ReportCache(tmp_path / "c.sqlite3"),
+        "home",
+    )
     live = cache.report(site, "summary", {"period": "30d"})
     assert live.live and live.problem == ""
     server = live_api.server

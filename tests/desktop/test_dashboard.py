@@ -9,20 +9,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from pixel.app.client import ApiClient, ReportCache, ReportSource
 from pixel.app.desktop.charts import bucket_x
 from pixel.app.desktop.dashboard import DashboardPage, previous_params
 from pixel.app.desktop.widgets import format_change, format_value
 from pixel.app.desktop.workers import Runner
-
 from tests.desktop.conftest import save_screenshot
 
 
 @pytest.fixture
 def page(qtbot, live_api, tmp_path: Path):
     runner = Runner()
-    source = ReportSource(ApiClient(live_api.url, live_api.username, live_api.password),
-                          ReportCache(tmp_path / "cache.sqlite3"), "test")
+    source = ReportSource(
+        ApiClient(live_api.url, live_api.username, live_api.password),
+        ReportCache(tmp_path / "cache.sqlite3"),
+        "test",
+    )
     page = DashboardPage(runner, source, realtime_ms=3_600_000)
     qtbot.addWidget(page)
     page.resize(1400, 1100)
@@ -58,8 +61,13 @@ def test_plotted_values_equal_the_api(qtbot, live_api, page: DashboardPage) -> N
         assert tile.change.text() == format_change(metric, item["change"])[0]
     assert summary["metrics"]["visitors"]["value"] > 50
 
-    series = api_get(live_api, shop, "timeseries", period="30d",
-                     metrics="visitors,pageviews,sessions,views_per_session,bounce_rate,visit_duration")
+    series = api_get(
+        live_api,
+        shop,
+        "timeseries",
+        period="30d",
+        metrics="visitors,pageviews,sessions,views_per_session,bounce_rate,visit_duration",
+    )
     x, y = page.chart.current.getData()
     assert list(y) == [p["visitors"] for p in series["points"]]
     assert list(x) == [bucket_x(p["bucket"]) for p in series["points"]]
@@ -72,8 +80,9 @@ def test_plotted_values_equal_the_api(qtbot, live_api, page: DashboardPage) -> N
 
     # the hover crosshair shows the bucket's values
     i = int(np.argmax(y))
-    assert page.chart.hover_at(i) == (f"{series['points'][i]['bucket']}\nvisitors: {y[i]:g}\n"
-                                      f"previous period: {y_prev[i]:g}")
+    assert page.chart.hover_at(i) == (
+        f"{series['points'][i]['bucket']}\nvisitors: {y[i]:g}\nprevious period: {y_prev[i]:g}"
+    )
 
     # pageviews tile -> the chart shows pageviews
     page.tiles.tiles["pageviews"].clicked.emit("pageviews")
@@ -83,9 +92,12 @@ def test_plotted_values_equal_the_api(qtbot, live_api, page: DashboardPage) -> N
     pages = api_get(live_api, shop, "breakdown/page", period="30d", limit=10)
     box = page.boxes[1]
     assert box.dimension == "page"
-    assert [box.table.item(r, 0).text() for r in range(box.table.rowCount())] == [r["value"] for r in pages["rows"]]
-    assert [box.table.item(r, 1).text() for r in range(box.table.rowCount())] == \
-        [f"{r['visitors']:,}" for r in pages["rows"]]
+    assert [box.table.item(r, 0).text() for r in range(box.table.rowCount())] == [
+        r["value"] for r in pages["rows"]
+    ]
+    assert [box.table.item(r, 1).text() for r in range(box.table.rowCount())] == [
+        f"{r['visitors']:,}" for r in pages["rows"]
+    ]
     assert list(box.chart.values) == [r["visitors"] for r in pages["rows"]]
     countries = api_get(live_api, shop, "breakdown/country", period="30d", limit=10)
     assert list(page.boxes[2].chart.values) == [r["visitors"] for r in countries["rows"]]
@@ -111,7 +123,9 @@ def test_click_a_row_to_filter_and_remove_it(qtbot, live_api, page: DashboardPag
     assert page.filter_bar.chips[0].text() == f"device is {top}  ✕"
     settle(qtbot, page)
     filtered = api_get(live_api, shop, "summary", period="30d", filters=f'[["device","is","{top}"]]')
-    assert page.tiles.tiles["visitors"].value.text() == format_value("visitors", filtered["metrics"]["visitors"]["value"])
+    assert page.tiles.tiles["visitors"].value.text() == format_value(
+        "visitors", filtered["metrics"]["visitors"]["value"]
+    )
     assert [r["value"] for r in devices.rows] == [top]
     save_screenshot(page, "dashboard-filtered")
 
@@ -124,7 +138,9 @@ def test_click_a_row_to_filter_and_remove_it(qtbot, live_api, page: DashboardPag
     assert page.filters == []
     settle(qtbot, page)
     unfiltered = api_get(live_api, shop, "summary", period="30d")
-    assert page.tiles.tiles["visitors"].value.text() == format_value("visitors", unfiltered["metrics"]["visitors"]["value"])
+    assert page.tiles.tiles["visitors"].value.text() == format_value(
+        "visitors", unfiltered["metrics"]["visitors"]["value"]
+    )
 
 
 def test_site_switch_and_hourly_axis_in_the_site_zone(qtbot, live_api, page: DashboardPage) -> None:
@@ -156,4 +172,6 @@ def test_site_switch_and_hourly_axis_in_the_site_zone(qtbot, live_api, page: Das
     settle(qtbot, page)
     params = page.range.params()
     custom = api_get(live_api, blog, "summary", **params)
-    assert page.tiles.tiles["pageviews"].value.text() == format_value("pageviews", custom["metrics"]["pageviews"]["value"])
+    assert page.tiles.tiles["pageviews"].value.text() == format_value(
+        "pageviews", custom["metrics"]["pageviews"]["value"]
+    )

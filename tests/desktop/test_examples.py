@@ -14,8 +14,14 @@ EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.py"
 
 
 def test_there_is_an_example_per_view() -> None:
-    assert [p.stem for p in EXAMPLES] == ["breakdown_bars", "dashboard_offline", "goals_funnel", "sparklines",
-                                         "summary_tiles", "timeseries_chart"]
+    assert [p.stem for p in EXAMPLES] == [
+        "breakdown_bars",
+        "dashboard_offline",
+        "goals_funnel",
+        "sparklines",
+        "summary_tiles",
+        "timeseries_chart",
+    ]
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)

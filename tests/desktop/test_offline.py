@@ -11,14 +11,16 @@ from pixel.app.desktop.dashboard import DashboardPage
 from pixel.app.desktop.widgets import format_value
 from pixel.app.desktop.workers import Runner
 from pixel.server import demo
-
 from tests.desktop.conftest import save_screenshot
 from tests.desktop.test_dashboard import api_get, settle
 
 
 def open_page(qtbot, live_api, cache_path: Path) -> DashboardPage:
-    source = ReportSource(ApiClient(live_api.url, live_api.username, live_api.password, timeout=3),
-                          ReportCache(cache_path), "home")
+    source = ReportSource(
+        ApiClient(live_api.url, live_api.username, live_api.password, timeout=3),
+        ReportCache(cache_path),
+        "home",
+    )
     page = DashboardPage(Runner(), source, realtime_ms=3_600_000)
     qtbot.addWidget(page)
     page.resize(1400, 1100)

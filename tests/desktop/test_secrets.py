@@ -12,15 +12,20 @@ from pathlib import Path
 import keyring
 import keyring.backends.fail
 import pytest
+
 from pixel.app import secret_store
 from pixel.app.client import ReportCache
 from pixel.app.desktop.window import MainWindow
 from pixel.app.profiles import Profile, ProfileError, ProfileStore, config_dir
-
 from tests.desktop.conftest import save_screenshot
 
-SECRETS = {"admin_password": "Adm1n-pa55word-7f3c", "ssh_passphrase": "ssh-passphrase-91ab",
-           "clickhouse_password": "ch-secret-4d2e", "maxmind_license_key": "MM-licence-88aa", "api_token": "tok-55e1"}
+SECRETS = {
+    "admin_password": "Adm1n-pa55word-7f3c",
+    "ssh_passphrase": "ssh-passphrase-91ab",
+    "clickhouse_password": "ch-secret-4d2e",
+    "maxmind_license_key": "MM-licence-88aa",
+    "api_token": "tok-55e1",
+}
 
 
 def files_containing(root: Path, needles: list[str]) -> list[tuple[Path, str]]:
@@ -53,12 +58,19 @@ def test_round_trip_through_the_secret_service(secret_service: Path) -> None:
 
 def test_no_secret_is_written_to_the_config_folder(qtbot, secret_service: Path, private_dirs: Path) -> None:
     store = ProfileStore()
-    profile = Profile("home", engine="ssh://pixel@127.0.0.1:1", api_url="http://127.0.0.1:1", domain="a.example",
-                      extra={"ssh_key": "~/.ssh/id_pixel"})
+    profile = Profile(
+        "home",
+        engine="ssh://pixel@127.0.0.1:1",
+        api_url="http://127.0.0.1:1",
+        domain="a.example",
+        extra={"ssh_key": "~/.ssh/id_pixel"},
+    )
     store.save(profile)
     for kind, value in SECRETS.items():
         secret_store.set_secret("home", kind, value)
-    window = MainWindow(store, ReportCache())  # the app opens the profile: reads its password from the keyring
+    window = MainWindow(
+        store, ReportCache()
+    )  # the app opens the profile: reads its password from the keyring
     qtbot.addWidget(window)
     qtbot.waitUntil(lambda: window.runner.busy == 0, timeout=30_000)
     assert window.profile is not None and window.profile.name == "home"
@@ -71,7 +83,11 @@ def test_no_secret_is_written_to_the_config_folder(qtbot, secret_service: Path, 
     qtbot.waitUntil(lambda: window.stack.message.text() not in ("", "Connecting…"), timeout=30_000)
     assert "127.0.0.1" in window.stack.message.text()
     window.close()
-    assert store.path == config_dir() / "profiles.json" == private_dirs / "xdg_config_home" / "pixel-desktop" / "profiles.json"
+    assert (
+        store.path
+        == config_dir() / "profiles.json"
+        == private_dirs / "xdg_config_home" / "pixel-desktop" / "profiles.json"
+    )
     assert store.get("home") == profile
     everything = [*SECRETS.values()]
     assert files_containing(private_dirs / "xdg_config_home", everything) == []
@@ -84,9 +100,11 @@ def test_no_secret_is_written_to_the_config_folder(qtbot, secret_service: Path, 
 
 def test_no_usable_keyring_says_so_and_never_falls_back(qtbot, private_dirs: Path) -> None:
     # a fresh process with no D-Bus session: keyring finds no backend, the app says what to do
-    code = ("from pixel.app import secret_store\n"
-            "try:\n    secret_store.set_secret('home', 'admin_password', 'Adm1n-pa55word-7f3c')\n"
-            "except secret_store.KeyringUnavailable as exc:\n    print(exc); raise SystemExit(3)\n")
+    code = (
+        "from pixel.app import secret_store\n"
+        "try:\n    secret_store.set_secret('home', 'admin_password', 'Adm1n-pa55word-7f3c')\n"
+        "except secret_store.KeyringUnavailable as exc:\n    print(exc); raise SystemExit(3)\n"
+    )
     env = {k: v for k, v in os.environ.items() if k != "DBUS_SESSION_BUS_ADDRESS"}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 3, done.stderr

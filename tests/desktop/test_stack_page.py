@@ -8,12 +8,12 @@ import uuid
 from pathlib import Path
 
 import pytest
+
 from pixel.app.desktop.stack_page import StackPage
 from pixel.app.desktop.workers import Runner
 from pixel.app.stack.engine import EngineTarget, connect
 from pixel.app.stack.provisioner import Provisioner
 from pixel.app.stack.spec import HealthCheck, Mount, Port, Service, StackSpec
-
 from tests.desktop.conftest import save_screenshot
 
 BUSYBOX = "pixel-test/busybox:latest"  # made by scripts/system.d/20-docker.sh
@@ -21,13 +21,25 @@ BUSYBOX = "pixel-test/busybox:latest"  # made by scripts/system.d/20-docker.sh
 
 def busybox_stack(project: str) -> StackSpec:
     web = Service(
-        name="web", image=BUSYBOX,
-        command=("sh", "-c", "echo started web; [ -f /data/health ] || echo ok > /data/health; "
-                 "exec httpd -f -p 8081 -h /data"),
-        ports=(Port(8081, "0", "127.0.0.1"),), mounts=(Mount("data", "/data"),),
-        healthcheck=HealthCheck(test=("wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8081/health"),
-                                interval=0.3, timeout=2.0, retries=2, start_period=0.0),
-        mem_limit="64m", stop_grace=2.0)
+        name="web",
+        image=BUSYBOX,
+        command=(
+            "sh",
+            "-c",
+            "echo started web; [ -f /data/health ] || echo ok > /data/health; exec httpd -f -p 8081 -h /data",
+        ),
+        ports=(Port(8081, "0", "127.0.0.1"),),
+        mounts=(Mount("data", "/data"),),
+        healthcheck=HealthCheck(
+            test=("wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8081/health"),
+            interval=0.3,
+            timeout=2.0,
+            retries=2,
+            start_period=0.0,
+        ),
+        mem_limit="64m",
+        stop_grace=2.0,
+    )
     return StackSpec(project, "test", (web,), ("data",))
 
 
@@ -94,9 +106,13 @@ def test_stack_page_status_actions_and_logs(qtbot, stack: Provisioner, tmp_path:
 
     page.delete_data.setChecked(True)
     page.request("uninstall")
-    qtbot.waitUntil(lambda: page.last_action is not None and page.last_action[0] == "uninstall", timeout=60_000)
+    qtbot.waitUntil(
+        lambda: page.last_action is not None and page.last_action[0] == "uninstall", timeout=60_000
+    )
     project = stack.spec.project
-    assert page.last_action[1] == f"container {project}-web-1, network {project}_default, volume {project}_data"
+    assert (
+        page.last_action[1] == f"container {project}-web-1, network {project}_default, volume {project}_data"
+    )
     assert not stack.is_installed()
     page.stop()
     runner.shutdown()

@@ -19,6 +19,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+from PySide6.QtWidgets import QApplication, QWizard
+
 from pixel.app import secret_store
 from pixel.app.client import ReportCache
 from pixel.app.desktop.window import MainWindow, engine_target
@@ -29,14 +31,12 @@ from pixel.app.stack import image as images
 from pixel.app.stack.engine import EngineTarget, connect
 from pixel.app.stack.manage import open_stack
 from pixel.app.stack.tunnel import ExecTunnel, SSHTunnel
-from PySide6.QtWidgets import QApplication, QWizard
-
 from tests.conftest import free_port
 from tests.desktop.conftest import save_screenshot
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))  # tests/app: its TLS dockerd fixture
-from stack_helpers import wait_port  # noqa: E402,I001
-from test_stack_remote import tls_dockerd  # noqa: E402,F401,I001 - a second, real dockerd with mutual TLS
+from stack_helpers import wait_port
+from test_stack_remote import tls_dockerd  # noqa: F401 - a second, real dockerd with mutual TLS
 
 BASE = "pixel-base/python:bookworm"  # made by scripts/system.d/20-docker.sh
 TAG = "pixel-analytics:desktop-test"
@@ -59,25 +59,43 @@ def pixel_image(docker_client, tmp_path_factory) -> str:
 
 def values() -> dict[str, str]:
     # the engine picks free ports: other tests and programs run on this machine
-    return {"PIXEL_IMAGE": TAG, "PIXEL_COLLECTOR_BIND": "127.0.0.1", "PIXEL_COLLECTOR_PORT": "0",
-            "PIXEL_API_PORT": "0", "PIXEL_WORKERS": "1"}
+    return {
+        "PIXEL_IMAGE": TAG,
+        "PIXEL_COLLECTOR_BIND": "127.0.0.1",
+        "PIXEL_COLLECTOR_PORT": "0",
+        "PIXEL_API_PORT": "0",
+        "PIXEL_WORKERS": "1",
+    }
 
 
 def leftovers(client, project: str) -> list[str]:
     label = {"label": f"io.pixel.stack={project}"}
     # the low-level list (one request): containers.list() inspects each container afterwards, which
     # raises NotFound when one is removed in between (a rollback running at the same time)
-    return ([c["Names"][0].lstrip("/") for c in client.api.containers(all=True, filters=label)]
-            + [n.name for n in client.networks.list(filters=label)]
-            + [v.name for v in client.volumes.list(filters=label)])
+    return (
+        [c["Names"][0].lstrip("/") for c in client.api.containers(all=True, filters=label)]
+        + [n.name for n in client.networks.list(filters=label)]
+        + [v.name for v in client.volumes.list(filters=label)]
+    )
 
 
 def send_pageview(collector_url: str, domain: str) -> None:
-    event = {"event_id": uuid.uuid4().hex, "event_name": "pageview", "ts": int(time.time() * 1000), "site": domain,
-             "page": {"url": f"https://{domain}/", "path": "/", "title": "Home", "referrer": ""}}
-    req = urllib.request.Request(f"{collector_url}/track", data=json.dumps([event]).encode(),
-                                 headers={"Content-Type": "text/plain", "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) "
-                                          "AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"})
+    event = {
+        "event_id": uuid.uuid4().hex,
+        "event_name": "pageview",
+        "ts": int(time.time() * 1000),
+        "site": domain,
+        "page": {"url": f"https://{domain}/", "path": "/", "title": "Home", "referrer": ""},
+    }
+    req = urllib.request.Request(
+        f"{collector_url}/track",
+        data=json.dumps([event]).encode(),
+        headers={
+            "Content-Type": "text/plain",
+            "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) "
+            "AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
+        },
+    )
     with urllib.request.urlopen(req, timeout=10) as resp:
         assert resp.status == 204
 
@@ -114,7 +132,9 @@ def test_wizard_click_by_click_to_the_first_visit(qtbot, secret_service, docker_
         seen_values: list[int] = []
         wizard.install.bar.valueChanged.connect(seen_values.append)
         wizard.install.install.click()
-        qtbot.waitUntil(lambda: wizard.install.result is not None or bool(wizard.install.error), timeout=600_000)
+        qtbot.waitUntil(
+            lambda: wizard.install.result is not None or bool(wizard.install.error), timeout=600_000
+        )
         assert wizard.install.error == ""
         assert wizard.install.bar.value() == 100 and len(set(seen_values)) >= 2
         details = wizard.install.details.toPlainText()
@@ -187,7 +207,9 @@ class LoopbackSshd:
         self.port = free_port()
         self.client_key = root / "id_client"
         for name, passphrase in (("host_key", ""), ("other_host_key", ""), ("id_client", PASSPHRASE)):
-            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", passphrase, "-f", str(root / name)], check=True)
+            subprocess.run(
+                ["ssh-keygen", "-q", "-t", "ed25519", "-N", passphrase, "-f", str(root / name)], check=True
+            )
         (root / "authorized_keys").write_text((root / "id_client.pub").read_text())
         self.url = f"ssh://{os.environ.get('USER', 'root')}@127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
@@ -198,8 +220,9 @@ class LoopbackSshd:
         return f"[127.0.0.1]:{self.port} {kind} {key}"
 
     def fingerprint(self, name: str = "host_key") -> str:
-        return subprocess.run(["ssh-keygen", "-lf", str(self.root / f"{name}.pub")], capture_output=True,
-                              text=True, check=True).stdout.split()[1]
+        return subprocess.run(
+            ["ssh-keygen", "-lf", str(self.root / f"{name}.pub")], capture_output=True, text=True, check=True
+        ).stdout.split()[1]
 
     def start(self, host_key: str = "host_key") -> None:
         config = self.root / "sshd_config"
@@ -207,9 +230,12 @@ class LoopbackSshd:
             f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {self.root / host_key}\n"
             f"PidFile {self.root}/sshd.pid\nAuthorizedKeysFile {self.root}/authorized_keys\n"
             "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n"
-            "StrictModes no\nUsePAM no\n")
+            "StrictModes no\nUsePAM no\n"
+        )
         Path("/run/sshd").mkdir(exist_ok=True)  # privilege separation directory
-        self.proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            ["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], stderr=subprocess.DEVNULL
+        )
         wait_port(self.port)
 
     def stop(self) -> None:
@@ -233,7 +259,9 @@ def _refused(port: int) -> bool:
 
 
 @pytest.mark.timeout(900)
-def _tear_down(windows: list, wizard: SetupWizard, runner: Runner, client, project: str, profile: str) -> None:
+def _tear_down(
+    windows: list, wizard: SetupWizard, runner: Runner, client, project: str, profile: str
+) -> None:
     """After a remote install test: close the windows and tunnels, uninstall the stack, forget the profile."""
     for window in windows:
         window.close()
@@ -245,8 +273,9 @@ def _tear_down(windows: list, wizard: SetupWizard, runner: Runner, client, proje
         secret_store.delete_profile(profile)
 
 
-def test_wizard_over_ssh_through_the_tunnel_with_the_saved_host_key(qtbot, secret_service, docker_client,
-                                                                    pixel_image, sshd, tmp_path) -> None:
+def test_wizard_over_ssh_through_the_tunnel_with_the_saved_host_key(
+    qtbot, secret_service, docker_client, pixel_image, sshd, tmp_path
+) -> None:
     """Click by click to a server reached by SSH: the host key is refused until trusted, the site is
     created and the first visit seen through an SSH tunnel to the API (the collector, bound to the
     server's loopback here, is reached through another), the trusted key lands in the profile, and the
@@ -279,8 +308,10 @@ def test_wizard_over_ssh_through_the_tunnel_with_the_saved_host_key(qtbot, secre
         checks.trust.click()
         # the key has a passphrase: said in plain words; back to type it, then the checks pass
         qtbot.waitUntil(lambda: "passphrase" in checks.results.text(), timeout=60_000)
-        assert ("The SSH key is protected by a passphrase.<br><i>What to do:</i> Go Back, type the key's "
-                "passphrase" in checks.results.text()) and not checks.ok
+        assert (
+            "The SSH key is protected by a passphrase.<br><i>What to do:</i> Go Back, type the key's "
+            "passphrase" in checks.results.text()
+        ) and not checks.ok
         wizard.button(QWizard.WizardButton.BackButton).click()
         qtbot.keyClicks(wizard.where.ssh_passphrase, PASSPHRASE)
         next_button.click()
@@ -294,7 +325,9 @@ def test_wizard_over_ssh_through_the_tunnel_with_the_saved_host_key(qtbot, secre
         qtbot.keyClicks(wizard.site.domain, "remote.example")
         next_button.click()
         wizard.install.install.click()
-        qtbot.waitUntil(lambda: wizard.install.result is not None or bool(wizard.install.error), timeout=600_000)
+        qtbot.waitUntil(
+            lambda: wizard.install.result is not None or bool(wizard.install.error), timeout=600_000
+        )
         assert wizard.install.error == ""
         result = wizard.install.result
         assert "[tunnel] opening an SSH tunnel to the API (port" in wizard.install.details.toPlainText()
@@ -341,8 +374,10 @@ def test_wizard_over_ssh_through_the_tunnel_with_the_saved_host_key(qtbot, secre
         assert [s["domain"] for s in window.dashboard.sites] == ["remote.example"]
         assert window.keyring_banner.isHidden()
         window.tabs.setCurrentWidget(window.stack)
-        qtbot.waitUntil(lambda: window.stack.table.rowCount() == 1 and window.stack.table.item(0, 2) is not None,
-                        timeout=60_000)
+        qtbot.waitUntil(
+            lambda: window.stack.table.rowCount() == 1 and window.stack.table.item(0, 2) is not None,
+            timeout=60_000,
+        )
         assert [window.stack.table.item(0, j).text() for j in (0, 1, 2)] == ["pixel", "running", "healthy"]
         local_end = window._tunnel.local_port
         window.close()
@@ -356,13 +391,17 @@ def test_wizard_over_ssh_through_the_tunnel_with_the_saved_host_key(qtbot, secre
         qtbot.addWidget(window)
         window.show()
         qtbot.waitUntil(window.keyring_banner.isVisible, timeout=60_000)
-        changed = (f"The SSH host key of 127.0.0.1:{sshd.port} has CHANGED since you trusted it. This can mean "
-                   "the server was reinstalled, or that someone is intercepting the connection.")
+        changed = (
+            f"The SSH host key of 127.0.0.1:{sshd.port} has CHANGED since you trusted it. This can mean "
+            "the server was reinstalled, or that someone is intercepting the connection."
+        )
         assert window.keyring_banner.text().startswith(changed)
         assert window._tunnel is None
         window.tabs.setCurrentWidget(window.stack)
         qtbot.waitUntil(lambda: window.stack.message.text() not in ("", "Connecting…"), timeout=60_000)
-        assert window.stack.message.text().startswith(changed + "\nWhat to do: Ask the server's administrator")
+        assert window.stack.message.text().startswith(
+            changed + "\nWhat to do: Ask the server's administrator"
+        )
         assert window.stack.provisioner is None
         assert store.get("Remote").host_key == sshd.public_key()  # the trusted key stays as it was
 
@@ -372,16 +411,22 @@ def test_wizard_over_ssh_through_the_tunnel_with_the_saved_host_key(qtbot, secre
         window.confirm_key = lambda text: asked.append(text) or False
         window.retrust.click()
         qtbot.waitUntil(lambda: len(asked) == 1, timeout=30_000)
-        assert (f"now presents the host key\n{sshd.fingerprint('other_host_key')}\n\nThe key you trusted was\n"
-                f"{sshd.fingerprint()}\n\nAccept the new key only if the server's administrator confirms") in asked[0]
+        assert (
+            f"now presents the host key\n{sshd.fingerprint('other_host_key')}\n\nThe key you trusted was\n"
+            f"{sshd.fingerprint()}\n\nAccept the new key only if the server's administrator confirms"
+        ) in asked[0]
         assert store.get("Remote").host_key == sshd.public_key() and window.retrust.isVisible()
         window.confirm_key = lambda text: asked.append(text) or True
         window.retrust.click()
-        qtbot.waitUntil(lambda: store.get("Remote").host_key == sshd.public_key("other_host_key"), timeout=30_000)
+        qtbot.waitUntil(
+            lambda: store.get("Remote").host_key == sshd.public_key("other_host_key"), timeout=30_000
+        )
         qtbot.waitUntil(lambda: window._tunnel is not None and bool(window.dashboard.sites), timeout=60_000)
         assert window.keyring_banner.isHidden() and window.retrust.isHidden()
-        qtbot.waitUntil(lambda: window.stack.table.rowCount() == 1 and window.stack.table.item(0, 2) is not None,
-                        timeout=60_000)
+        qtbot.waitUntil(
+            lambda: window.stack.table.rowCount() == 1 and window.stack.table.item(0, 2) is not None,
+            timeout=60_000,
+        )
         assert window.stack.table.item(0, 1).text() == "running"
         window.close()
     finally:
@@ -395,8 +440,9 @@ def tls_engine(tls_dockerd, docker_client, pixel_image, tmp_path):  # noqa: F811
     """A second, real dockerd on 127.0.0.1 with mutual TLS (tests/app/test_stack_remote.py's fixture),
     holding the Pixel image (no registry: it travels over the TLS API)."""
     good = tls_dockerd["good"]
-    target = EngineTarget(url=tls_dockerd["url"], tls_ca=good / "ca.pem", tls_cert=good / "cert.pem",
-                          tls_key=good / "key.pem")
+    target = EngineTarget(
+        url=tls_dockerd["url"], tls_ca=good / "ca.pem", tls_cert=good / "cert.pem", tls_key=good / "key.pem"
+    )
     saved = tmp_path / "pixel.tar"
     images.save(docker_client, pixel_image, saved)
     client = connect(target)
@@ -407,7 +453,9 @@ def tls_engine(tls_dockerd, docker_client, pixel_image, tmp_path):  # noqa: F811
 
 
 @pytest.mark.timeout(900)
-def test_wizard_over_tls_reaches_the_api_through_the_engine(qtbot, secret_service, tls_engine, tmp_path) -> None:
+def test_wizard_over_tls_reaches_the_api_through_the_engine(
+    qtbot, secret_service, tls_engine, tmp_path
+) -> None:
     """Click by click to a Docker engine over TLS: the API stays on the server's loopback and the app
     reaches it through the engine's own TLS connection (an exec relay), in the wizard and later."""
     engine, tls_client = tls_engine
@@ -435,13 +483,19 @@ def test_wizard_over_tls_reaches_the_api_through_the_engine(qtbot, secret_servic
         qtbot.keyClicks(wizard.site.domain, "tls.example")
         next_button.click()
         wizard.install.install.click()
-        qtbot.waitUntil(lambda: wizard.install.result is not None or bool(wizard.install.error), timeout=600_000)
+        qtbot.waitUntil(
+            lambda: wizard.install.result is not None or bool(wizard.install.error), timeout=600_000
+        )
         assert wizard.install.error == ""
-        assert ("[tunnel] opening a tunnel through the Docker engine to the API (port"
-                in wizard.install.details.toPlainText())
+        assert (
+            "[tunnel] opening a tunnel through the Docker engine to the API (port"
+            in wizard.install.details.toPlainText()
+        )
         [tunnel] = wizard.tunnels
         profile = store.get("Tls")
-        assert profile is not None and profile.engine == engine["url"] and profile.tls_dir == str(engine["good"])
+        assert (
+            profile is not None and profile.engine == engine["url"] and profile.tls_dir == str(engine["good"])
+        )
         assert profile.host_key == "" and profile.ssh_key == ""
         api_port = int(profile.api_url.rsplit(":", 1)[1])
         assert profile.api_url == f"http://127.0.0.1:{api_port}"  # on the server; reached through the engine
@@ -466,8 +520,10 @@ def test_wizard_over_tls_reaches_the_api_through_the_engine(qtbot, secret_servic
         assert window.dashboard.source.client.base_url == window._tunnel.local_url
         assert [s["domain"] for s in window.dashboard.sites] == ["tls.example"]
         window.tabs.setCurrentWidget(window.stack)
-        qtbot.waitUntil(lambda: window.stack.table.rowCount() == 1 and window.stack.table.item(0, 2) is not None,
-                        timeout=60_000)
+        qtbot.waitUntil(
+            lambda: window.stack.table.rowCount() == 1 and window.stack.table.item(0, 2) is not None,
+            timeout=60_000,
+        )
         assert [window.stack.table.item(0, j).text() for j in (0, 1, 2)] == ["pixel", "running", "healthy"]
         local_end = window._tunnel.local_port
         window.close()

@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from pixel.server.enrich.geo import NO_GEO, GeoLocator, GeoResult, cdn_geo, from_cdn_headers
 
 DATA = Path(__file__).parent / "data"
@@ -24,14 +25,17 @@ def city() -> GeoLocator:
     loc.close()
 
 
-@pytest.mark.parametrize(("ip", "expected"), [
-    ("81.2.69.142", GeoResult("GB", "England", "London", 51.5, -0.1)),
-    ("216.160.83.56", GeoResult("US", "Washington", "Milton", 47.3, -122.3)),
-    ("2001:480::1", GeoResult("US", "California", "San Diego", 32.7, -117.2)),
-    ("89.160.20.112", GeoResult("SE", "Östergötland County", "Linköping", 58.4, 15.6)),
-    ("2.125.160.216", GeoResult("GB", "West Berkshire", "Boxford", 51.8, -1.2)),
-    ("67.43.156.1", GeoResult("BT", "", "", 27.5, 90.5)),
-])
+@pytest.mark.parametrize(
+    ("ip", "expected"),
+    [
+        ("81.2.69.142", GeoResult("GB", "England", "London", 51.5, -0.1)),
+        ("216.160.83.56", GeoResult("US", "Washington", "Milton", 47.3, -122.3)),
+        ("2001:480::1", GeoResult("US", "California", "San Diego", 32.7, -117.2)),
+        ("89.160.20.112", GeoResult("SE", "Östergötland County", "Linköping", 58.4, 15.6)),
+        ("2.125.160.216", GeoResult("GB", "West Berkshire", "Boxford", 51.8, -1.2)),
+        ("67.43.156.1", GeoResult("BT", "", "", 27.5, 90.5)),
+    ],
+)
 def test_city_lookups(city: GeoLocator, ip: str, expected: GeoResult) -> None:
     assert city.lookup(ip) == expected
 
@@ -65,8 +69,9 @@ def test_no_database_configured_means_empty_geo_and_one_warning(caplog: pytest.L
     assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
 
 
-def test_missing_file_warns_once_then_is_picked_up_when_it_appears(tmp_path: Path,
-                                                                   caplog: pytest.LogCaptureFixture) -> None:
+def test_missing_file_warns_once_then_is_picked_up_when_it_appears(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "geo" / "city.mmdb"
     with caplog.at_level(logging.WARNING, logger="pixel.server.enrich.geo"):
         loc = GeoLocator(path, check_interval=0)
@@ -113,7 +118,9 @@ def test_reload_waits_for_the_check_interval(tmp_path: Path) -> None:
         loc.close()
 
 
-def test_broken_replacement_keeps_the_previous_database(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_broken_replacement_keeps_the_previous_database(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "city.mmdb"
     shutil.copy(CITY, path)
     loc = GeoLocator(path, check_interval=0)
@@ -128,17 +135,32 @@ def test_broken_replacement_keeps_the_previous_database(tmp_path: Path, caplog: 
         loc.close()
 
 
-@pytest.mark.parametrize(("headers", "expected"), [
-    ({"cf-ipcountry": "de"}, GeoResult("DE", "", "")),
-    ({"cf-ipcountry": "DE", "cf-region": "Bavaria", "cf-ipcity": "Munich"}, GeoResult("DE", "Bavaria", "Munich")),
-    ({"x-vercel-ip-country": "US", "x-vercel-ip-country-region": "CA", "x-vercel-ip-city": "San%20Francisco"},
-     GeoResult("US", "CA", "San Francisco")),
-    ({"cloudfront-viewer-country": "FR", "cloudfront-viewer-city": "Paris"}, GeoResult("FR", "", "Paris")),
-    ({"cf-ipcountry": "XX"}, NO_GEO),  # unknown
-    ({"cf-ipcountry": "T1"}, NO_GEO),  # Tor
-    ({"cf-ipcountry": "12"}, NO_GEO),
-    ({}, NO_GEO),
-])
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"cf-ipcountry": "de"}, GeoResult("DE", "", "")),
+        (
+            {"cf-ipcountry": "DE", "cf-region": "Bavaria", "cf-ipcity": "Munich"},
+            GeoResult("DE", "Bavaria", "Munich"),
+        ),
+        (
+            {
+                "x-vercel-ip-country": "US",
+                "x-vercel-ip-country-region": "CA",
+                "x-vercel-ip-city": "San%20Francisco",
+            },
+            GeoResult("US", "CA", "San Francisco"),
+        ),
+        (
+            {"cloudfront-viewer-country": "FR", "cloudfront-viewer-city": "Paris"},
+            GeoResult("FR", "", "Paris"),
+        ),
+        ({"cf-ipcountry": "XX"}, NO_GEO),  # unknown
+        ({"cf-ipcountry": "T1"}, NO_GEO),  # Tor
+        ({"cf-ipcountry": "12"}, NO_GEO),
+        ({}, NO_GEO),
+    ],
+)
 def test_cdn_headers(headers: dict[str, str], expected: GeoResult) -> None:
     assert from_cdn_headers(headers) == expected
 

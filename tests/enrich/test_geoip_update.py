@@ -19,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
 from pixel.server.cli import main
 from pixel.server.enrich.geo import GeoLocator
 from pixel.server.enrich.geoip_update import GeoipUpdateError, run
@@ -44,11 +45,13 @@ class FakeDownloads(BaseHTTPRequestHandler):
     routes: dict[str, tuple[int, bytes]] = {}
     seen: list[tuple[str, str]] = []
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         self.seen.append((self.path, self.headers.get("Authorization", "")))
         status, body = self.routes.get(self.path, (404, b"not found"))
-        if self.path.startswith("/geoip/") and self.headers.get("Authorization") != "Basic " + base64.b64encode(
-                b"123456:good-key").decode():
+        if (
+            self.path.startswith("/geoip/")
+            and self.headers.get("Authorization") != "Basic " + base64.b64encode(b"123456:good-key").decode()
+        ):
             status, body = 401, b"Invalid license key"
         self.send_response(status)
         self.send_header("Content-Length", str(len(body)))
@@ -62,8 +65,10 @@ class FakeDownloads(BaseHTTPRequestHandler):
 @pytest.fixture()
 def server() -> Iterator[str]:
     FakeDownloads.routes = {
-        "/geoip/databases/GeoLite2-City/download?suffix=tar.gz":
-            (200, _tar_gz("GeoLite2-City_20261125/GeoLite2-City.mmdb", CITY)),
+        "/geoip/databases/GeoLite2-City/download?suffix=tar.gz": (
+            200,
+            _tar_gz("GeoLite2-City_20261125/GeoLite2-City.mmdb", CITY),
+        ),
         "/free/dbip-city-lite-2026-10.mmdb.gz": (200, gzip.compress(COUNTRY)),  # November's is "not out yet"
     }
     FakeDownloads.seen = []
@@ -101,8 +106,9 @@ def test_maxmind_download_installs_the_city_database(tmp_path: Path, server: str
     loc.close()
 
 
-def test_credentials_from_the_environment_select_maxmind(tmp_path: Path, server: str,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_credentials_from_the_environment_select_maxmind(
+    tmp_path: Path, server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PIXEL_MAXMIND_ACCOUNT_ID", "123456")
     monkeypatch.setenv("PIXEL_MAXMIND_LICENSE_KEY", "good-key")
     _, kind = run(Settings(data_dir=tmp_path), base_url=server, today=TODAY)
@@ -127,20 +133,28 @@ def test_dbip_without_account_falls_back_to_last_month(tmp_path: Path, server: s
     path, kind = run(Settings(data_dir=tmp_path), base_url=server, today=TODAY)
     assert kind == "GeoLite2-Country"
     assert path.read_bytes() == COUNTRY
-    assert [p for p, _ in FakeDownloads.seen] == ["/free/dbip-city-lite-2026-11.mmdb.gz",
-                                                  "/free/dbip-city-lite-2026-10.mmdb.gz"]
+    assert [p for p, _ in FakeDownloads.seen] == [
+        "/free/dbip-city-lite-2026-11.mmdb.gz",
+        "/free/dbip-city-lite-2026-10.mmdb.gz",
+    ]
     assert all(auth == "" for _, auth in FakeDownloads.seen)  # no credentials sent to DB-IP
 
 
 def test_a_download_that_is_no_database_is_refused(tmp_path: Path, server: str) -> None:
-    FakeDownloads.routes["/free/dbip-city-lite-2026-11.mmdb.gz"] = (200, gzip.compress(b"<html>oops</html>" * 50))
+    FakeDownloads.routes["/free/dbip-city-lite-2026-11.mmdb.gz"] = (
+        200,
+        gzip.compress(b"<html>oops</html>" * 50),
+    )
     with pytest.raises(GeoipUpdateError, match="not a MaxMind-format database"):
         run(Settings(data_dir=tmp_path), base_url=server, today=TODAY)
     assert list((tmp_path / "geoip").iterdir()) == []
 
 
 def test_a_truncated_archive_is_refused(tmp_path: Path, server: str) -> None:
-    FakeDownloads.routes["/geoip/databases/GeoLite2-City/download?suffix=tar.gz"] = (200, b"\x1f\x8b\x08garbage")
+    FakeDownloads.routes["/geoip/databases/GeoLite2-City/download?suffix=tar.gz"] = (
+        200,
+        b"\x1f\x8b\x08garbage",
+    )
     with pytest.raises(GeoipUpdateError, match="not a valid tar.gz"):
         run(Settings(data_dir=tmp_path), account_id="123456", license_key="good-key", base_url=server)
 
@@ -161,11 +175,16 @@ def test_cli_offline_exits_1_with_the_message(tmp_path: Path, capsys: pytest.Cap
 
 
 def test_cli_installs_with_maxmind_credentials(tmp_path: Path, server: str) -> None:
-    env = dict(os.environ, PIXEL_DATA_DIR=str(tmp_path), PIXEL_MAXMIND_ACCOUNT_ID="123456",
-               PIXEL_MAXMIND_LICENSE_KEY="good-key")
+    env = dict(
+        os.environ,
+        PIXEL_DATA_DIR=str(tmp_path),
+        PIXEL_MAXMIND_ACCOUNT_ID="123456",
+        PIXEL_MAXMIND_LICENSE_KEY="good-key",
+    )
     exe = shutil.which("pixel", path=str(Path(sys.executable).parent))
     assert exe is not None
-    proc = subprocess.run([exe, "geoip", "update", "--base-url", server], env=env, capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run(
+        [exe, "geoip", "update", "--base-url", server], env=env, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"installed GeoLite2-City at {tmp_path / 'geoip' / 'city.mmdb'}"

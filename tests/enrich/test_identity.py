@@ -8,17 +8,28 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from pixel.server.enrich.identity import IdentityResolver
 from pixel.server.enrich.iphash import DailySalt
 
 T0 = int(dt.datetime(2026, 11, 27, 10, tzinfo=dt.UTC).timestamp() * 1000)
 MIN = 60_000
-IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-          "Version/18.1 Mobile/15E148 Safari/604.1")
-ANDROID = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
-           "Chrome/131.0.6778.81 Mobile Safari/537.36")
+IPHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/18.1 Mobile/15E148 Safari/604.1"
+)
+ANDROID = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.6778.81 Mobile Safari/537.36"
+)
 IPHONE_DEVICE = {"screen": "390x844", "viewport": "390x664", "lang": "en-GB", "tz": "Europe/London", "dpr": 3}
-ANDROID_DEVICE = {"screen": "412x915", "viewport": "412x780", "lang": "en-GB", "tz": "Europe/London", "dpr": 2.625}
+ANDROID_DEVICE = {
+    "screen": "412x915",
+    "viewport": "412x780",
+    "lang": "en-GB",
+    "tz": "Europe/London",
+    "dpr": 2.625,
+}
 
 
 @pytest.fixture()
@@ -26,8 +37,17 @@ def ids(tmp_path: Path) -> IdentityResolver:
     return IdentityResolver(DailySalt(tmp_path / "salts"))
 
 
-def hit(ids: IdentityResolver, site: str, at: int, *, visitor: str = "", session: str = "",
-        device: dict[str, Any] | None = None, ip: str = "203.0.113.7", ua: str = IPHONE) -> dict[str, Any]:
+def hit(
+    ids: IdentityResolver,
+    site: str,
+    at: int,
+    *,
+    visitor: str = "",
+    session: str = "",
+    device: dict[str, Any] | None = None,
+    ip: str = "203.0.113.7",
+    ua: str = IPHONE,
+) -> dict[str, Any]:
     row: dict[str, Any] = {"site": site, "visitor_id": visitor, "session_id": session}
     event: dict[str, Any] = {"device": device} if device is not None else {}
     ip_hash = ids.salt.hash_ip(ip, at)
@@ -72,8 +92,10 @@ def test_true_link_across_two_sites_of_one_owner(ids: IdentityResolver) -> None:
     assert first["visitor_id"] == "vid-on-shop"
     assert linked["visitor_id"] == "vid-on-shop"
     # the visitor's later events on the blog keep the linked id
-    assert hit(ids, "blog.example", T0 + 12 * MIN, visitor="vid-on-blog", device=IPHONE_DEVICE)["visitor_id"] \
+    assert (
+        hit(ids, "blog.example", T0 + 12 * MIN, visitor="vid-on-blog", device=IPHONE_DEVICE)["visitor_id"]
         == "vid-on-shop"
+    )
 
 
 def test_link_also_works_for_cookieless_server_ids(ids: IdentityResolver) -> None:
@@ -93,8 +115,14 @@ def test_two_devices_behind_one_ip_do_not_merge(ids: IdentityResolver) -> None:
     other = hit(ids, "blog.example", T0 + MIN, visitor="android-vid", device=ANDROID_DEVICE, ua=ANDROID)
     assert other["visitor_id"] == "android-vid"
     # the same model with another screen setting is another device too
-    other2 = hit(ids, "blog.example", T0 + 2 * MIN, visitor="iphone2-vid", ua=IPHONE,
-                 device=dict(IPHONE_DEVICE, screen="430x932"))
+    other2 = hit(
+        ids,
+        "blog.example",
+        T0 + 2 * MIN,
+        visitor="iphone2-vid",
+        ua=IPHONE,
+        device=dict(IPHONE_DEVICE, screen="430x932"),
+    )
     assert other2["visitor_id"] == "iphone2-vid"
 
 
@@ -105,8 +133,10 @@ def test_same_site_never_merges_two_tracker_ids(ids: IdentityResolver) -> None:
 
 def test_other_ip_does_not_link(ids: IdentityResolver) -> None:
     hit(ids, "shop.example", T0, visitor="a", device=IPHONE_DEVICE, ip="203.0.113.7")
-    assert hit(ids, "blog.example", T0 + MIN, visitor="b", device=IPHONE_DEVICE, ip="198.51.100.4")["visitor_id"] \
+    assert (
+        hit(ids, "blog.example", T0 + MIN, visitor="b", device=IPHONE_DEVICE, ip="198.51.100.4")["visitor_id"]
         == "b"
+    )
 
 
 def test_events_without_device_signals_are_never_linked(ids: IdentityResolver) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from pixel.server.enrich import Enricher, RequestFacts
 from pixel.server.settings import Settings
 from pixel.server.shipper.normalize import normalize
@@ -41,9 +42,18 @@ def event(**overrides: Any) -> dict[str, Any]:
         "ts": NOW,
         "site": "example.com",
         "visitor_id": "v1",
-        "page": {"url": "https://example.com/pricing?plan=pro&gclid=abc&token=s3cret", "title": "Pricing",
-                 "referrer": "https://www.google.com/"},
-        "device": {"screen": "1920x1080", "lang": "en-GB", "tz": "Europe/London", "dpr": 1, "webdriver": False},
+        "page": {
+            "url": "https://example.com/pricing?plan=pro&gclid=abc&token=s3cret",
+            "title": "Pricing",
+            "referrer": "https://www.google.com/",
+        },
+        "device": {
+            "screen": "1920x1080",
+            "lang": "en-GB",
+            "tz": "Europe/London",
+            "dpr": 1,
+            "webdriver": False,
+        },
     }
     base.update(overrides)
     return base
@@ -61,13 +71,32 @@ def test_every_enrichment_column_is_filled(enricher: Enricher) -> None:
     row = make_row(ev)
     assert enricher.enrich(row, ev, facts()) is True
     expected = {
-        "url": "https://example.com/pricing?plan=pro&gclid=abc", "query": "plan=pro&gclid=abc",
-        "ref_host": "google.com", "source": "Google", "medium": "cpc", "channel": "Paid Search",
-        "utm_source": "", "utm_medium": "", "utm_campaign": "", "utm_term": "", "utm_content": "",
-        "click_id": "gclid", "country": "GB", "region": "England", "city": "London",
-        "latitude": 51.5, "longitude": -0.1,  # rounded to 0.1 degree: never finer than a city
-        "browser": "Chrome", "browser_version": "131", "os": "Windows", "os_version": "10",
-        "device_type": "desktop", "device_brand": "", "device_model": "", "is_bot": 0, "visitor_id": "v1",
+        "url": "https://example.com/pricing?plan=pro&gclid=abc",
+        "query": "plan=pro&gclid=abc",
+        "ref_host": "google.com",
+        "source": "Google",
+        "medium": "cpc",
+        "channel": "Paid Search",
+        "utm_source": "",
+        "utm_medium": "",
+        "utm_campaign": "",
+        "utm_term": "",
+        "utm_content": "",
+        "click_id": "gclid",
+        "country": "GB",
+        "region": "England",
+        "city": "London",
+        "latitude": 51.5,
+        "longitude": -0.1,  # rounded to 0.1 degree: never finer than a city
+        "browser": "Chrome",
+        "browser_version": "131",
+        "os": "Windows",
+        "os_version": "10",
+        "device_type": "desktop",
+        "device_brand": "",
+        "device_model": "",
+        "is_bot": 0,
+        "visitor_id": "v1",
     }
     assert {k: stored(row, k) for k in expected} == expected
     assert len(row["ip_hash"]) == 32 and len(row["session_id"]) == 16
@@ -81,7 +110,9 @@ def test_bots_are_flagged_not_dropped(enricher: Enricher) -> None:
     assert (row["is_bot"], row["device_type"], row["browser"]) == (1, "bot", "Chrome")
     ev = event()
     row = make_row(ev)
-    enricher.enrich(row, ev, facts(ua="Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)"))
+    enricher.enrich(
+        row, ev, facts(ua="Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)")
+    )
     assert (row["is_bot"], row["device_type"], row["browser"]) == (1, "bot", "bingbot")
     row = make_row(ev)
     enricher.enrich(row, ev, facts(lang=""))
@@ -109,22 +140,28 @@ def test_extra_pii_params_from_settings(tmp_path: Path) -> None:
 
 
 def test_referrer_is_cleaned_too(enricher: Enricher) -> None:
-    ev = event(page={"url": "https://example.com/", "referrer": "https://partner.example/cb?session=abc&page=2"})
+    ev = event(
+        page={"url": "https://example.com/", "referrer": "https://partner.example/cb?session=abc&page=2"}
+    )
     row = make_row(ev)
     enricher.enrich(row, ev, facts())
     assert row["referrer"] == "https://partner.example/cb?page=2"
 
 
-@pytest.mark.parametrize(("dnt_sites", "dnt", "gpc", "kept"), [
-    ((), True, True, True),  # the site did not opt in: tracked (cookieless) as usual
-    (("example.com",), True, False, False),
-    (("example.com",), False, True, False),
-    (("example.com",), False, False, True),
-    (("other.org",), True, True, True),
-    (("*",), False, True, False),
-])
-def test_dnt_and_gpc_are_honoured_per_site(tmp_path: Path, dnt_sites: tuple[str, ...], dnt: bool, gpc: bool,
-                                           kept: bool) -> None:
+@pytest.mark.parametrize(
+    ("dnt_sites", "dnt", "gpc", "kept"),
+    [
+        ((), True, True, True),  # the site did not opt in: tracked (cookieless) as usual
+        (("example.com",), True, False, False),
+        (("example.com",), False, True, False),
+        (("example.com",), False, False, True),
+        (("other.org",), True, True, True),
+        (("*",), False, True, False),
+    ],
+)
+def test_dnt_and_gpc_are_honoured_per_site(
+    tmp_path: Path, dnt_sites: tuple[str, ...], dnt: bool, gpc: bool, kept: bool
+) -> None:
     e = Enricher(Settings(data_dir=tmp_path, dnt_sites=dnt_sites))
     ev = event()
     rows = e.enrich_batch([make_row(ev)], [ev], [facts(dnt=dnt, gpc=gpc)])
@@ -132,8 +169,9 @@ def test_dnt_and_gpc_are_honoured_per_site(tmp_path: Path, dnt_sites: tuple[str,
     e.close()
 
 
-def test_missing_geo_database_means_empty_geo_and_one_warning(tmp_path: Path,
-                                                              caplog: pytest.LogCaptureFixture) -> None:
+def test_missing_geo_database_means_empty_geo_and_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level(logging.WARNING):
         e = Enricher(Settings(data_dir=tmp_path))  # nothing at <data>/geoip/city.mmdb
         rows = []
@@ -211,7 +249,9 @@ ODD_EVENTS = [
     event(page={"url": "https://example.com/" + "a" * 3000 + "?q=" + "%" * 50, "referrer": "http://[::1"}),
     event(page={"url": "not a url at all", "referrer": "javascript:alert(1)", "title": "@" * 100}),
     event(page={"url": "https://example.com/?utm_source=%ZZ&&==&gclid", "referrer": "android-app://"}),
-    event(page={"url": "https://ex\u00e4mple.com/\u00fcber?x=\u2603", "referrer": "https://xn--exmple-cua.com/"}),
+    event(
+        page={"url": "https://ex\u00e4mple.com/\u00fcber?x=\u2603", "referrer": "https://xn--exmple-cua.com/"}
+    ),
     event(user_id=12345, params={"a": {"nested": True}, "b": [1, 2], "c": None}),
 ]
 
@@ -227,8 +267,9 @@ def test_odd_input_is_enriched_without_errors(enricher: Enricher, ev: dict[str, 
         assert ip not in repr(row)
 
 
-def test_an_internal_error_keeps_the_row_with_its_ip_hash(enricher: Enricher, caplog: pytest.LogCaptureFixture,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_internal_error_keeps_the_row_with_its_ip_hash(
+    enricher: Enricher, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def broken(*args: Any) -> None:
         raise RuntimeError("boom")
 
@@ -245,7 +286,9 @@ def test_an_internal_error_keeps_the_row_with_its_ip_hash(enricher: Enricher, ca
 def test_enrich_batch_matches_enrich_and_restores_the_gc(tmp_path: Path) -> None:
     import gc
 
-    evs = [event(page={"url": f"https://example.com/p{i}?utm_source=google&utm_medium=cpc"}) for i in range(50)]
+    evs = [
+        event(page={"url": f"https://example.com/p{i}?utm_source=google&utm_medium=cpc"}) for i in range(50)
+    ]
     single = Enricher(Settings(data_dir=tmp_path / "a", geoip_db=CITY, dnt_sites=("example.com",)))
     batch = Enricher(Settings(data_dir=tmp_path / "b", geoip_db=CITY, dnt_sites=("example.com",)))
     all_facts = [facts(dnt=i % 10 == 0) for i in range(50)]
@@ -259,7 +302,8 @@ def test_enrich_batch_matches_enrich_and_restores_the_gc(tmp_path: Path) -> None
     assert gc.isenabled()
     assert len(got) == 45
     strip = ("ip_hash", "visitor_id", "session_id")  # keyed with each data folder's own salt
-    assert [{k: v for k, v in r.items() if k not in strip} for r in got] == \
-        [{k: v for k, v in r.items() if k not in strip} for r in expected]
+    assert [{k: v for k, v in r.items() if k not in strip} for r in got] == [
+        {k: v for k, v in r.items() if k not in strip} for r in expected
+    ]
     single.close()
     batch.close()

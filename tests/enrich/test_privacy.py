@@ -8,6 +8,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
+
 from pixel.server.enrich.iphash import DailySalt
 from pixel.server.enrich.privacy import (
     DEFAULT_PII_PARAMS,
@@ -21,25 +22,49 @@ from pixel.server.enrich.privacy import (
 PII = frozenset(DEFAULT_PII_PARAMS)
 
 
-@pytest.mark.parametrize(("url", "expected_url", "expected_query"), [
-    ("https://example.com/signup?email=jane%40example.com&plan=pro",
-     "https://example.com/signup?plan=pro", "plan=pro"),
-    ("https://example.com/reset?token=abc123&step=2&password=hunter2",
-     "https://example.com/reset?step=2", "step=2"),
-    ("https://example.com/?Email=jane@example.com", "https://example.com/", ""),
-    ("https://example.com/?ACCESS_TOKEN=x&utm_source=news", "https://example.com/?utm_source=news", "utm_source=news"),
-    ("https://example.com/?contact=jane.doe%2Bnews%40mail.example.org&a=1", "https://example.com/?a=1", "a=1"),
-    ("https://example.com/?q=caf%C3%A9+au+lait&x=%2F", "https://example.com/?q=caf%C3%A9+au+lait&x=%2F",
-     "q=caf%C3%A9+au+lait&x=%2F"),  # kept parameters keep their exact bytes
-    ("https://example.com/cb#access_token=abc&state=xyz", "https://example.com/cb#state=xyz", ""),
-    ("https://example.com/docs#section-2", "https://example.com/docs#section-2", ""),
-    ("https://example.com/users/jane@example.com/profile", "https://example.com/users/[email]/profile", ""),
-    ("https://example.com/u/jane%40example.com", "https://example.com/u/[email]", ""),
-    ("https://admin:s3cret@example.com/x?y=1", "https://example.com/x?y=1", "y=1"),
-    ("https://example.com/?phone=%2B4930123&first_name=Jane&ok=1", "https://example.com/?ok=1", "ok=1"),
-    ("https://example.com/p?", "https://example.com/p", ""),
-    ("https://example.com/p?a=1&&b=2", "https://example.com/p?a=1&b=2", "a=1&b=2"),
-])
+@pytest.mark.parametrize(
+    ("url", "expected_url", "expected_query"),
+    [
+        (
+            "https://example.com/signup?email=jane%40example.com&plan=pro",
+            "https://example.com/signup?plan=pro",
+            "plan=pro",
+        ),
+        (
+            "https://example.com/reset?token=abc123&step=2&password=hunter2",
+            "https://example.com/reset?step=2",
+            "step=2",
+        ),
+        ("https://example.com/?Email=jane@example.com", "https://example.com/", ""),
+        (
+            "https://example.com/?ACCESS_TOKEN=x&utm_source=news",
+            "https://example.com/?utm_source=news",
+            "utm_source=news",
+        ),
+        (
+            "https://example.com/?contact=jane.doe%2Bnews%40mail.example.org&a=1",
+            "https://example.com/?a=1",
+            "a=1",
+        ),
+        (
+            "https://example.com/?q=caf%C3%A9+au+lait&x=%2F",
+            "https://example.com/?q=caf%C3%A9+au+lait&x=%2F",
+            "q=caf%C3%A9+au+lait&x=%2F",
+        ),  # kept parameters keep their exact bytes
+        ("https://example.com/cb#access_token=abc&state=xyz", "https://example.com/cb#state=xyz", ""),
+        ("https://example.com/docs#section-2", "https://example.com/docs#section-2", ""),
+        (
+            "https://example.com/users/jane@example.com/profile",
+            "https://example.com/users/[email]/profile",
+            "",
+        ),
+        ("https://example.com/u/jane%40example.com", "https://example.com/u/[email]", ""),
+        ("https://admin:s3cret@example.com/x?y=1", "https://example.com/x?y=1", "y=1"),
+        ("https://example.com/?phone=%2B4930123&first_name=Jane&ok=1", "https://example.com/?ok=1", "ok=1"),
+        ("https://example.com/p?", "https://example.com/p", ""),
+        ("https://example.com/p?a=1&&b=2", "https://example.com/p?a=1&b=2", "a=1&b=2"),
+    ],
+)
 def test_pii_is_stripped_from_urls(url: str, expected_url: str, expected_query: str) -> None:
     cleaned, query, _ = clean_url(url, PII)
     assert (cleaned, query) == (expected_url, expected_query)
@@ -56,15 +81,18 @@ def test_pii_parameter_list_is_configurable() -> None:
     assert clean_query("token=abc&to=jane@example.com", frozenset()) == ("token=abc", {"token": "abc"})
 
 
-@pytest.mark.parametrize(("user_id", "expected"), [
-    ("jane@example.com", ""),
-    ("Jane.Doe+tag@mail.example.co.uk", ""),
-    (" jane@example.com ", ""),
-    ("user-12345", "user-12345"),
-    ("@handle", "@handle"),
-    ("a@b", "a@b"),  # not an address (no domain with a dot)
-    ("", ""),
-])
+@pytest.mark.parametrize(
+    ("user_id", "expected"),
+    [
+        ("jane@example.com", ""),
+        ("Jane.Doe+tag@mail.example.co.uk", ""),
+        (" jane@example.com ", ""),
+        ("user-12345", "user-12345"),
+        ("@handle", "@handle"),
+        ("a@b", "a@b"),  # not an address (no domain with a dot)
+        ("", ""),
+    ],
+)
 def test_email_is_refused_as_user_id(user_id: str, expected: str) -> None:
     assert clean_user_id(user_id) == expected
 

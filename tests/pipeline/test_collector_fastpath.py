@@ -24,8 +24,13 @@ def collectors(tmp_path_factory, request):
     procs = {}
     for server in ("uvicorn", "uvicorn-asgi"):
         data = tmp_path_factory.mktemp(server) / "data"
-        proc = PixelProcess("collect", data, free_port(), free_port(),
-                            {"PIXEL_WORKERS": "1", "PIXEL_LOG_LEVEL": "WARNING", "PIXEL_SERVER": server}).start()
+        proc = PixelProcess(
+            "collect",
+            data,
+            free_port(),
+            free_port(),
+            {"PIXEL_WORKERS": "1", "PIXEL_LOG_LEVEL": "WARNING", "PIXEL_SERVER": server},
+        ).start()
         request.addfinalizer(proc.stop)
         procs[server] = proc
     return procs
@@ -33,16 +38,27 @@ def collectors(tmp_path_factory, request):
 
 def records(proc) -> list[bytes]:
     spool = proc.data_dir / "spool"
-    return [line for p in sorted(spool.glob("*.*")) for line in p.read_bytes().splitlines()
-            if line and not line.startswith(b"#")]
+    return [
+        line
+        for p in sorted(spool.glob("*.*"))
+        for line in p.read_bytes().splitlines()
+        if line and not line.startswith(b"#")
+    ]
 
 
 def post(body: bytes, extra: bytes = b"", path: bytes = b"/track", version: bytes = b"1.1") -> bytes:
-    return (b"POST %b HTTP/%b\r\nHost: x\r\nContent-Type: text/plain\r\n%bContent-Length: %d\r\n\r\n%b"
-            % (path, version, extra, len(body), body))
+    return b"POST %b HTTP/%b\r\nHost: x\r\nContent-Type: text/plain\r\n%bContent-Length: %d\r\n\r\n%b" % (
+        path,
+        version,
+        extra,
+        len(body),
+        body,
+    )
 
 
-def exchange(port: int, data: bytes, responses: int, timeout: float = 10, head: bool = False) -> tuple[bytes, bool]:
+def exchange(
+    port: int, data: bytes, responses: int, timeout: float = 10, head: bool = False
+) -> tuple[bytes, bool]:
     """Send `data` on one connection; read until `responses` complete answers arrived (answers to HEAD have no
     body whatever their content-length says). Returns (bytes, closed by the server)."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
@@ -95,8 +111,11 @@ CASES = [
     ("no e", b"GET /track HTTP/1.1\r\nHost: x\r\n\r\n"),
     ("PUT", b"PUT /track HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"),
     ("HEAD", b"HEAD /track HTTP/1.1\r\nHost: x\r\n\r\n"),
-    ("chunked", b"POST /track HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-                b"%x\r\n%b\r\n0\r\n\r\n" % (len(EVENT), EVENT)),
+    (
+        "chunked",
+        b"POST /track HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"%x\r\n%b\r\n0\r\n\r\n" % (len(EVENT), EVENT),
+    ),
 ]
 
 
@@ -114,8 +133,14 @@ def test_same_answer_bytes_as_the_asgi_path(collectors, case, request_bytes) -> 
 
 def test_keep_alive_and_pipelining_answer_in_order(collectors) -> None:
     # A tracking request pipelined behind /health (which takes the ASGI path) must wait for it: answers in order.
-    data = (post(EVENT) + b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n" + post(EVENT) + post(b"{bad")
-            + post(EVENT, path=b"/nowhere") + post(EVENT))
+    data = (
+        post(EVENT)
+        + b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+        + post(EVENT)
+        + post(b"{bad")
+        + post(EVENT, path=b"/nowhere")
+        + post(EVENT)
+    )
     proc = collectors["uvicorn"]
     before = len(records(proc))
     got, closed = exchange(proc.port, data, 6)
@@ -138,7 +163,9 @@ def test_http_1_0_and_connection_close_close_after_the_answer(collectors) -> Non
 
 def test_expect_100_continue_is_answered(collectors) -> None:
     proc = collectors["uvicorn"]
-    head = (b"POST /track HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(EVENT))
+    head = b"POST /track HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(
+        EVENT
+    )
     with socket.create_connection(("127.0.0.1", proc.port), timeout=10) as sock:
         sock.sendall(head)
         assert sock.recv(1024).startswith(b"HTTP/1.1 100 Continue\r\n")
@@ -154,7 +181,7 @@ def test_body_split_across_packets_is_stored_whole(collectors) -> None:
     with socket.create_connection(("127.0.0.1", proc.port), timeout=10) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         for i in range(0, len(data), 97):
-            sock.sendall(data[i:i + 97])
+            sock.sendall(data[i : i + 97])
             time.sleep(0.001)
         assert sock.recv(1024).startswith(b"HTTP/1.1 204 ")
     new = records(proc)[before:]
@@ -171,8 +198,14 @@ async def serve_in_process(app):
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, http="pixel.server.collector.fastpath:TrackProtocol", lifespan="on",
-                            proxy_headers=False, log_level="warning", access_log=False)
+    config = uvicorn.Config(
+        app,
+        http="pixel.server.collector.fastpath:TrackProtocol",
+        lifespan="on",
+        proxy_headers=False,
+        log_level="warning",
+        access_log=False,
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
@@ -202,7 +235,12 @@ def test_tracking_requests_skip_the_asgi_app_and_others_use_it(tmp_path) -> None
         server, sock, task = await serve_in_process(app)
         reader, writer = await asyncio.open_connection(*sock.getsockname())
         answers = []
-        for request_bytes in (post(EVENT), post(EVENT), b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n", post(EVENT)):
+        for request_bytes in (
+            post(EVENT),
+            post(EVENT),
+            b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
+            post(EVENT),
+        ):
             writer.write(request_bytes)
             head = await reader.readuntil(b"\r\n\r\n")
             length = int(re.search(rb"content-length: (\d+)", head).group(1))
@@ -214,8 +252,12 @@ def test_tracking_requests_skip_the_asgi_app_and_others_use_it(tmp_path) -> None
         return answers
 
     answers = asyncio.run(main())
-    assert answers == [b"HTTP/1.1 204 No Content", b"HTTP/1.1 204 No Content", b"HTTP/1.1 200 OK",
-                       b"HTTP/1.1 204 No Content"]
+    assert answers == [
+        b"HTTP/1.1 204 No Content",
+        b"HTTP/1.1 204 No Content",
+        b"HTTP/1.1 200 OK",
+        b"HTTP/1.1 204 No Content",
+    ]
     assert Counting.calls == ["/health"]
     assert len(records(type("P", (), {"data_dir": tmp_path / "data"}))) == 3
 
@@ -278,9 +320,18 @@ def test_idle_keep_alive_connections_close_after_the_timeout_and_busy_ones_stay(
     stock protocol is the reference."""
     from tests.conftest import PixelProcess, free_port
 
-    proc = PixelProcess("collect", tmp_path / "data", free_port(), free_port(),
-                        {"PIXEL_WORKERS": "1", "PIXEL_LOG_LEVEL": "WARNING", "PIXEL_SERVER": server,
-                         "PIXEL_KEEP_ALIVE_TIMEOUT": "1"}).start()
+    proc = PixelProcess(
+        "collect",
+        tmp_path / "data",
+        free_port(),
+        free_port(),
+        {
+            "PIXEL_WORKERS": "1",
+            "PIXEL_LOG_LEVEL": "WARNING",
+            "PIXEL_SERVER": server,
+            "PIXEL_KEEP_ALIVE_TIMEOUT": "1",
+        },
+    ).start()
     try:
         with socket.create_connection(("127.0.0.1", proc.port), timeout=5) as sock:
             for _ in range(7):

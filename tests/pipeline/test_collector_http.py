@@ -23,8 +23,13 @@ def collector(tmp_path_factory, request):
     from tests.conftest import PixelProcess, free_port
 
     data = tmp_path_factory.mktemp("collector") / "data"
-    proc = PixelProcess("collect", data, free_port(), free_port(),
-                        {"PIXEL_WORKERS": "2", "PIXEL_LOG_LEVEL": "WARNING", "PIXEL_SERVER": request.param}).start()
+    proc = PixelProcess(
+        "collect",
+        data,
+        free_port(),
+        free_port(),
+        {"PIXEL_WORKERS": "2", "PIXEL_LOG_LEVEL": "WARNING", "PIXEL_SERVER": request.param},
+    ).start()
     request.addfinalizer(proc.stop)
     return proc
 
@@ -47,12 +52,19 @@ BAD_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("case", "method", "body", "headers", "status", "error"), BAD_CASES,
-                         ids=[c[0] for c in BAD_CASES])
-def test_bad_input_is_refused_and_writes_nothing(collector, case, method, body, headers, status, error) -> None:
+@pytest.mark.parametrize(
+    ("case", "method", "body", "headers", "status", "error"), BAD_CASES, ids=[c[0] for c in BAD_CASES]
+)
+def test_bad_input_is_refused_and_writes_nothing(
+    collector, case, method, body, headers, status, error
+) -> None:
     before = spool_snapshot(collector.data_dir)
-    r = httpx.request(method, f"{collector.collector}/track", content=body or None,
-                      headers={"Content-Type": "text/plain", **headers})
+    r = httpx.request(
+        method,
+        f"{collector.collector}/track",
+        content=body or None,
+        headers={"Content-Type": "text/plain", **headers},
+    )
     assert r.status_code == status
     doc = r.json()
     assert doc["error"] == error
@@ -100,12 +112,24 @@ def test_garbage_request_does_not_take_a_worker_down(collector) -> None:
 
 def test_good_request_appends_one_record(collector) -> None:
     before = spool_snapshot(collector.data_dir)
-    r = httpx.post(f"{collector.collector}/track", content=b'[\n {"event_name": "a"},\r\n {"event_name": "b"}\n]',
-                   headers={"User-Agent": "UA\twith tab", "Accept-Language": "de-DE", "Origin": "https://shop.example",
-                            "DNT": "1", "Sec-GPC": "1"})
+    r = httpx.post(
+        f"{collector.collector}/track",
+        content=b'[\n {"event_name": "a"},\r\n {"event_name": "b"}\n]',
+        headers={
+            "User-Agent": "UA\twith tab",
+            "Accept-Language": "de-DE",
+            "Origin": "https://shop.example",
+            "DNT": "1",
+            "Sec-GPC": "1",
+        },
+    )
     assert r.status_code == 204
     after = spool_snapshot(collector.data_dir)
-    added = b"".join(after.values()).replace(b"".join(before.values()), b"") if before else b"".join(after.values())
+    added = (
+        b"".join(after.values()).replace(b"".join(before.values()), b"")
+        if before
+        else b"".join(after.values())
+    )
     line = added.strip().splitlines()[-1]
     fields = line.split(b"\t")
     assert fields[1:7] == [b"127.0.0.1", b"UA with tab", b"de-DE", b"shop.example", b"", b"dg"]
@@ -113,8 +137,10 @@ def test_good_request_appends_one_record(collector) -> None:
 
 
 def test_cors_preflight_and_single_allow_origin_header(collector) -> None:
-    r = httpx.options(f"{collector.collector}/track",
-                      headers={"Origin": "https://a.example", "Access-Control-Request-Method": "POST"})
+    r = httpx.options(
+        f"{collector.collector}/track",
+        headers={"Origin": "https://a.example", "Access-Control-Request-Method": "POST"},
+    )
     assert r.status_code == 204
     assert r.headers.get_list("access-control-allow-origin") == ["*"]
     assert r.headers["access-control-allow-methods"] == "GET, POST, OPTIONS"

@@ -30,7 +30,11 @@ def test_a_killed_worker_is_replaced_and_the_port_keeps_answering(pixel_factory)
     now: set[int] = set()
     while time.monotonic() < deadline and len(now - {victim}) < 2:
         try:
-            now.add(httpx.get(f"{proc.collector}/health", headers={"Connection": "close"}, timeout=2).json()["pid"])
+            now.add(
+                httpx.get(f"{proc.collector}/health", headers={"Connection": "close"}, timeout=2).json()[
+                    "pid"
+                ]
+            )
         except httpx.HTTPError:
             pass  # a connection the dead worker's socket had queued
         time.sleep(0.05)

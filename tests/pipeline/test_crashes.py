@@ -17,8 +17,15 @@ def _sender(url: str, total: int, per_request: int, accepted: list[str], stop: t
     with httpx.Client(timeout=10) as client:
         sent = 0
         while sent < total and not stop.is_set():
-            batch = [{"event_name": "pageview", "event_id": uuid.uuid4().hex, "site": "crash.example",
-                      "page": {"url": f"https://crash.example/p/{sent + i}"}} for i in range(per_request)]
+            batch = [
+                {
+                    "event_name": "pageview",
+                    "event_id": uuid.uuid4().hex,
+                    "site": "crash.example",
+                    "page": {"url": f"https://crash.example/p/{sent + i}"},
+                }
+                for i in range(per_request)
+            ]
             try:
                 r = client.post(f"{url}/track", content=orjson.dumps(batch))
             except httpx.HTTPError:
@@ -31,7 +38,9 @@ def _sender(url: str, total: int, per_request: int, accepted: list[str], stop: t
 def test_kill_9_shipper_mid_stream_loses_and_duplicates_nothing(pixel_factory, tmp_path) -> None:
     data = tmp_path / "data"
     collector = pixel_factory("collect", data_dir=data)
-    shipper = pixel_factory("ship", data_dir=data, pixel_batch_max_rows="2000", pixel_batch_max_seconds="0.05")
+    shipper = pixel_factory(
+        "ship", data_dir=data, pixel_batch_max_rows="2000", pixel_batch_max_seconds="0.05"
+    )
     accepted: list[str] = []
     stop = threading.Event()
     sender = threading.Thread(target=_sender, args=(collector.collector, 20_000, 20, accepted, stop))
@@ -57,7 +66,9 @@ def test_kill_9_shipper_mid_stream_loses_and_duplicates_nothing(pixel_factory, t
     with shipper.open_store() as store:
         stored = store.scalar("SELECT count() FROM events FINAL WHERE site = 'crash.example'")
         distinct = store.scalar("SELECT uniqExact(event_id) FROM events WHERE site = 'crash.example'")
-        ids = {r[0] for r in store.query("SELECT event_id FROM events FINAL WHERE site = 'crash.example'").rows}
+        ids = {
+            r[0] for r in store.query("SELECT event_id FROM events FINAL WHERE site = 'crash.example'").rows
+        }
         dead = store.scalar("SELECT count() FROM dead_letters")
     assert stored == 20_000
     assert distinct == 20_000
@@ -88,7 +99,9 @@ def test_kill_9_collector_worker_keeps_every_acknowledged_event(pixel_factory, t
         time.sleep(0.1)
     assert not list((server.data_dir / "spool").glob("*.seg"))
     with server.open_store() as store:
-        ids = [r[0] for r in store.query("SELECT event_id FROM events FINAL WHERE site = 'crash.example'").rows]
+        ids = [
+            r[0] for r in store.query("SELECT event_id FROM events FINAL WHERE site = 'crash.example'").rows
+        ]
     assert len(ids) == len(set(ids))
     assert set(accepted) <= set(ids)
     # a request the dead worker had spooled but not yet answered may be stored without a 204: that is

@@ -38,8 +38,10 @@ LONG = {
     "device": {"screen": "1920x1080", "lang": "de-DE", "tz": "Europe/Berlin", "dpr": 2},
     "params": {"plan": "free"},
 }
-COLUMNS = ("timestamp, site, event_id, event_name, visitor_id, session_id, user_id, url, host, path, query, title, "
-           "referrer, screen, language, timezone, engaged_ms, scroll_depth, props, is_bot")
+COLUMNS = (
+    "timestamp, site, event_id, event_name, visitor_id, session_id, user_id, url, host, path, query, title, "
+    "referrer, screen, language, timezone, engaged_ms, scroll_depth, props, is_bot"
+)
 
 
 def post(server, body) -> None:
@@ -54,17 +56,50 @@ def test_compact_and_long_events_are_stored_alike(pixel_factory) -> None:
     with server.open_store() as store:
         rows = store.query(f"SELECT {COLUMNS} FROM events FINAL ORDER BY timestamp").dicts()
     assert rows == [
-        {"timestamp": "2025-11-27 16:13:20.123", "site": "shop.example", "event_id": "lq5x0k2a9f3b7c1d",
-         "event_name": "purchase", "visitor_id": "3k9x2m1qz", "session_id": "lq5x0a8b1c2d3e4f", "user_id": "cust-42",
-         "url": URL, "host": "shop.example", "path": "/cart/checkout", "query": "step=2&utm_source=mail",
-         "title": "Checkout", "referrer": "https://www.google.com/", "screen": "1920x1080", "language": "de-DE",
-         "timezone": "Europe/Berlin", "engaged_ms": 5400, "scroll_depth": 75,
-         "props": {"plan": "pro", "amount": "49", "trial": "true", "ratio": "0.5"}, "is_bot": 0},
-        {"timestamp": "2025-11-27 16:13:20.456", "site": "shop.example", "event_id": "long-0001",
-         "event_name": "signup", "visitor_id": "3k9x2m1qz", "session_id": "lq5x0a8b1c2d3e4f", "user_id": "",
-         "url": URL, "host": "shop.example", "path": "/cart/checkout", "query": "step=2&utm_source=mail",
-         "title": "Checkout", "referrer": "", "screen": "1920x1080", "language": "de-DE",
-         "timezone": "Europe/Berlin", "engaged_ms": 0, "scroll_depth": 0, "props": {"plan": "free"}, "is_bot": 0},
+        {
+            "timestamp": "2025-11-27 16:13:20.123",
+            "site": "shop.example",
+            "event_id": "lq5x0k2a9f3b7c1d",
+            "event_name": "purchase",
+            "visitor_id": "3k9x2m1qz",
+            "session_id": "lq5x0a8b1c2d3e4f",
+            "user_id": "cust-42",
+            "url": URL,
+            "host": "shop.example",
+            "path": "/cart/checkout",
+            "query": "step=2&utm_source=mail",
+            "title": "Checkout",
+            "referrer": "https://www.google.com/",
+            "screen": "1920x1080",
+            "language": "de-DE",
+            "timezone": "Europe/Berlin",
+            "engaged_ms": 5400,
+            "scroll_depth": 75,
+            "props": {"plan": "pro", "amount": "49", "trial": "true", "ratio": "0.5"},
+            "is_bot": 0,
+        },
+        {
+            "timestamp": "2025-11-27 16:13:20.456",
+            "site": "shop.example",
+            "event_id": "long-0001",
+            "event_name": "signup",
+            "visitor_id": "3k9x2m1qz",
+            "session_id": "lq5x0a8b1c2d3e4f",
+            "user_id": "",
+            "url": URL,
+            "host": "shop.example",
+            "path": "/cart/checkout",
+            "query": "step=2&utm_source=mail",
+            "title": "Checkout",
+            "referrer": "",
+            "screen": "1920x1080",
+            "language": "de-DE",
+            "timezone": "Europe/Berlin",
+            "engaged_ms": 0,
+            "scroll_depth": 0,
+            "props": {"plan": "free"},
+            "is_bot": 0,
+        },
     ]
 
 
@@ -72,14 +107,24 @@ def test_compact_device_reaches_enrichment_and_the_long_key_wins(pixel_factory) 
     server = pixel_factory("serve", pixel_max_event_age_days="36500")
     # navigator.webdriver as d.w: the bot detector reads the expanded device
     automated = {**COMPACT, "i": "auto-1", "d": {**COMPACT["d"], "w": True}}
-    both = {**COMPACT, "i": "both-1", "event_name": "from-long-key", "c": 250, "p": {"u": URL, "title": "Long title"}}
+    both = {
+        **COMPACT,
+        "i": "both-1",
+        "event_name": "from-long-key",
+        "c": 250,
+        "p": {"u": URL, "title": "Long title"},
+    }
     no_name = {k: v for k, v in COMPACT.items() if k != "n"}  # no event name in either form: a dead letter
     post(server, [automated, both, no_name])
     shipped = server.wait_shipped(3)
     assert shipped["pixel_shipper_events_dead_total"] == 1
     with server.open_store() as store:
-        rows = store.query("SELECT event_id, event_name, is_bot, title, scroll_depth FROM events FINAL "
-                           "ORDER BY event_id").rows
+        rows = store.query(
+            "SELECT event_id, event_name, is_bot, title, scroll_depth FROM events FINAL ORDER BY event_id"
+        ).rows
         dead = store.query("SELECT reason FROM dead_letters").rows
-    assert rows == [["auto-1", "purchase", 1, "Checkout", 75], ["both-1", "from-long-key", 0, "Long title", 100]]
+    assert rows == [
+        ["auto-1", "purchase", 1, "Checkout", 75],
+        ["both-1", "from-long-key", 0, "Long title", 100],
+    ]
     assert dead == [["event_name is missing or not a non-empty string"]]

@@ -21,7 +21,13 @@ EVENT = {
         "title": "How to measure things",
         "referrer": "https://www.google.com/",
     },
-    "device": {"screen": "1920x1080", "viewport": "1280x720", "lang": "en-US", "tz": "Europe/Berlin", "dpr": 2},
+    "device": {
+        "screen": "1920x1080",
+        "viewport": "1280x720",
+        "lang": "en-US",
+        "tz": "Europe/Berlin",
+        "dpr": 2,
+    },
     "engaged_ms": 5400,
     "scroll_depth": 75,
     "params": {"plan": "pro", "amount": 49, "trial": True, "ratio": 0.5},
@@ -31,8 +37,11 @@ UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like 
 
 def test_event_is_stored_column_by_column(pixel_factory) -> None:
     server = pixel_factory("serve", pixel_max_event_age_days="36500")
-    r = httpx.post(f"{server.collector}/track", content=orjson.dumps(EVENT),
-                   headers={"Content-Type": "text/plain;charset=UTF-8", "User-Agent": UA})
+    r = httpx.post(
+        f"{server.collector}/track",
+        content=orjson.dumps(EVENT),
+        headers={"Content-Type": "text/plain;charset=UTF-8", "User-Agent": UA},
+    )
     assert r.status_code == 204
     assert r.content == b""
     assert r.headers["access-control-allow-origin"] == "*"
@@ -65,17 +74,23 @@ def test_event_is_stored_column_by_column(pixel_factory) -> None:
 
 def test_batch_get_pixel_and_server_side_ids(pixel_server) -> None:
     server = pixel_server
-    batch = [{"event_name": "click", "site": "a.example", "page": {"url": "https://a.example/x"}} for _ in range(3)]
+    batch = [
+        {"event_name": "click", "site": "a.example", "page": {"url": "https://a.example/x"}} for _ in range(3)
+    ]
     r = httpx.post(f"{server.collector}/track", json=batch)
     assert r.status_code == 204
-    encoded = base64.urlsafe_b64encode(orjson.dumps({"event_name": "noscript", "page": {"url": "https://b.example/"}}))
+    encoded = base64.urlsafe_b64encode(
+        orjson.dumps({"event_name": "noscript", "page": {"url": "https://b.example/"}})
+    )
     r = httpx.get(f"{server.collector}/track", params={"e": encoded.rstrip(b"=").decode()})
     assert r.status_code == 200
     assert r.headers["content-type"] == "image/gif"
     assert r.content[:6] == b"GIF89a" and len(r.content) == 42  # the classic 1x1 transparent GIF
     server.wait_shipped(4)
     with server.open_store() as store:
-        rows = store.query("SELECT site, event_name, path, event_id FROM events FINAL ORDER BY site, event_id").rows
+        rows = store.query(
+            "SELECT site, event_name, path, event_id FROM events FINAL ORDER BY site, event_id"
+        ).rows
     assert [r[:3] for r in rows] == [["a.example", "click", "/x"]] * 3 + [["b.example", "noscript", "/"]]
     # ids generated server-side are distinct and stable (derived from the spool position)
     assert len({r[3] for r in rows}) == 4 and all(len(r[3]) == 32 for r in rows)
@@ -105,18 +120,25 @@ def test_metrics_count_requests_events_and_dead_letters(pixel_server) -> None:
     assert collector["pixel_spool_backlog_bytes"] == 0
     with server.open_store() as store:
         dead = store.query("SELECT reason, payload FROM dead_letters").rows
-    assert dead == [["event_name is missing or not a non-empty string", '{"page":{"url":"https://m.example/"}}']]
+    assert dead == [
+        ["event_name is missing or not a non-empty string", '{"page":{"url":"https://m.example/"}}']
+    ]
 
 
 def test_shipped_segments_are_deleted(pixel_factory) -> None:
     server = pixel_factory("serve", pixel_segment_max_age="0.5")
-    assert httpx.post(f"{server.collector}/track", json={"event_name": "x", "site": "s.example"}).status_code == 204
+    assert (
+        httpx.post(f"{server.collector}/track", json={"event_name": "x", "site": "s.example"}).status_code
+        == 204
+    )
     server.wait_shipped(1)
     spool = server.data_dir / "spool"
     import time
 
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(p.suffix == ".seg" or p.stat().st_size > 16 for p in spool.iterdir()):
+    while time.monotonic() < deadline and any(
+        p.suffix == ".seg" or p.stat().st_size > 16 for p in spool.iterdir()
+    ):
         time.sleep(0.2)
     leftovers = [(p.name, p.stat().st_size) for p in spool.iterdir()]
     # only empty open segments of live workers (just the format header) may remain

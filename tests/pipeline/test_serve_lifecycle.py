@@ -68,5 +68,10 @@ def test_a_crashed_store_process_is_restarted(pixel_server) -> None:
             pass
         time.sleep(0.2)
     assert new_pid is not None and new_pid != store_pid
-    assert httpx.post(f"{pixel_server.collector}/track", json={"event_name": "x", "site": "r.example"}).status_code == 204
+    assert (
+        httpx.post(
+            f"{pixel_server.collector}/track", json={"event_name": "x", "site": "r.example"}
+        ).status_code
+        == 204
+    )
     pixel_server.wait_shipped(1)

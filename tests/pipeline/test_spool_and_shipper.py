@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+
 from pixel.server.settings import Settings
 from pixel.server.shipper import Shipper
 from pixel.server.shipper.checkpoint import Checkpoint, Pending
@@ -51,8 +52,11 @@ def _settings(tmp_path: Path) -> Settings:
 def _spool(settings: Settings, events: list[dict], torn: bytes = b"") -> Path:
     writer = SpoolWriter(settings.spool_dir, fsync_interval=0)
     for event in events:
-        writer.append(encode_record(int(time.time() * 1000), b"192.0.2.1", b"ua", b"en", b"", b"", b"",
-                                   orjson.dumps(event)))
+        writer.append(
+            encode_record(
+                int(time.time() * 1000), b"192.0.2.1", b"ua", b"en", b"", b"", b"", orjson.dumps(event)
+            )
+        )
     path = writer._path
     assert path is not None
     writer.rotate()
@@ -91,8 +95,11 @@ def test_a_pending_batch_is_replayed_with_its_token_and_not_duplicated(tmp_path)
 
 def test_torn_record_and_bad_events_go_to_dead_letters(tmp_path) -> None:
     settings = _settings(tmp_path)
-    segment = _spool(settings, [EVENT, {"site": "cap.example"}, {**EVENT, "page": "not an object"}],
-                     torn=b"1795813858791\t192.0.2.1\tua\ten\t\t\t\t{\"event_na")
+    segment = _spool(
+        settings,
+        [EVENT, {"site": "cap.example"}, {**EVENT, "page": "not an object"}],
+        torn=b'1795813858791\t192.0.2.1\tua\ten\t\t\t\t{"event_na',
+    )
     store = ChdbStore(settings.store_dir)
     store.migrate()
     try:
@@ -118,19 +125,24 @@ def test_torn_record_and_bad_events_go_to_dead_letters(tmp_path) -> None:
 def test_old_or_future_client_times_fall_back_to_receive_time(tmp_path) -> None:
     settings = _settings(tmp_path)
     now_ms = int(time.time() * 1000)
-    _spool(settings, [
-        {**EVENT, "event_id": "ok", "ts": now_ms - 3_600_000},
-        {**EVENT, "event_id": "future", "ts": now_ms + 3_600_000},
-        {**EVENT, "event_id": "ancient", "ts": 1000},
-        {**EVENT, "event_id": "text", "ts": "yesterday"},
-    ])
+    _spool(
+        settings,
+        [
+            {**EVENT, "event_id": "ok", "ts": now_ms - 3_600_000},
+            {**EVENT, "event_id": "future", "ts": now_ms + 3_600_000},
+            {**EVENT, "event_id": "ancient", "ts": 1000},
+            {**EVENT, "event_id": "text", "ts": "yesterday"},
+        ],
+    )
     store = ChdbStore(settings.store_dir)
     store.migrate()
     try:
         Shipper(settings, store).step()
-        rows = dict(store.query(
-            "SELECT event_id, toUnixTimestamp64Milli(timestamp) - toUnixTimestamp64Milli(received_at) FROM events"
-        ).rows)
+        rows = dict(
+            store.query(
+                "SELECT event_id, toUnixTimestamp64Milli(timestamp) - toUnixTimestamp64Milli(received_at) FROM events"
+            ).rows
+        )
     finally:
         store.close()
     assert -3_600_100 < rows["ok"] < -3_599_000
@@ -187,8 +199,13 @@ def test_events_today_is_asked_again_only_after_the_shipper_inserted(tmp_path) -
     try:
         assert "pixel_events_today 0\n" in service.render_metrics().decode()
         now = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
-        service.store.insert_rows("events", [{"timestamp": now, "site": "a.example", "event_id": f"t{i}",
-                                              "event_name": "pageview"} for i in range(3)])
+        service.store.insert_rows(
+            "events",
+            [
+                {"timestamp": now, "site": "a.example", "event_id": f"t{i}", "event_name": "pageview"}
+                for i in range(3)
+            ],
+        )
         # Nothing went through the shipper: the figure cannot have changed for it, the store is not asked.
         assert "pixel_events_today 0\n" in service.render_metrics().decode()
         service.shipper.stats.inserted += 3

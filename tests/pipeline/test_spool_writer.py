@@ -12,6 +12,7 @@ import sys
 import textwrap
 
 import pytest
+
 from pixel.server.settings import Settings
 from pixel.server.shipper import Shipper
 from pixel.server.spool import HEADER, SpoolWriter, encode_record
@@ -38,7 +39,9 @@ def test_tick_hands_out_duplicates_that_sync_flushes_and_closes(tmp_path) -> Non
     assert writer.tick() == []  # nothing written: nothing to flush
     writer.append(record(1))
     handles = writer.tick()
-    assert len(handles) == 1 and handles[0] != writer._fd  # a duplicate: a rotation cannot close it under sync
+    assert (
+        len(handles) == 1 and handles[0] != writer._fd
+    )  # a duplicate: a rotation cannot close it under sync
     assert writer.tick() == []  # not dirty again until the next append
     writer.sync(handles)
     assert not is_open(handles[0]) and is_open(writer._fd)
@@ -59,7 +62,9 @@ def test_a_rotation_hands_the_sealed_segment_to_the_next_sync(tmp_path) -> None:
     assert fd in handles and len(handles) == 2 and writer._fd == -1
     writer.sync(handles)
     assert not any(is_open(h) for h in handles)
-    assert sorted(p.read_bytes() for p in tmp_path.iterdir()) == sorted([HEADER + record(1), HEADER + record(2)])
+    assert sorted(p.read_bytes() for p in tmp_path.iterdir()) == sorted(
+        [HEADER + record(1), HEADER + record(2)]
+    )
     assert writer.tick() == []
     writer.close()
 

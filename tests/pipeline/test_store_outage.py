@@ -10,9 +10,9 @@ import time
 
 import httpx
 import orjson
+
 from pixel.server.settings import Settings
 from pixel.server.store.clickhouse_engine import ClickHouseStore
-
 from tests.chfront import ChFront
 from tests.conftest import free_port
 
@@ -21,8 +21,15 @@ def _send(url: str, n: int, tag: str) -> int:
     ok = 0
     with httpx.Client(timeout=10) as client:
         for i in range(0, n, 10):
-            batch = [{"event_name": "pageview", "event_id": f"{tag}-{i + j}", "site": "outage.example",
-                      "page": {"url": "https://outage.example/"}} for j in range(10)]
+            batch = [
+                {
+                    "event_name": "pageview",
+                    "event_id": f"{tag}-{i + j}",
+                    "site": "outage.example",
+                    "page": {"url": "https://outage.example/"},
+                }
+                for j in range(10)
+            ]
             ok += 10 * (client.post(f"{url}/track", content=orjson.dumps(batch)).status_code == 204)
     return ok
 
@@ -31,11 +38,19 @@ def _backlog(proc) -> float:
     return proc.metrics("collector")["pixel_spool_backlog_bytes"]
 
 
-def test_collector_keeps_accepting_while_clickhouse_is_down_and_the_backlog_drains(pixel_factory, tmp_path) -> None:
+def test_collector_keeps_accepting_while_clickhouse_is_down_and_the_backlog_drains(
+    pixel_factory, tmp_path
+) -> None:
     ch_port = free_port()  # nothing listens here yet
     url = f"http://127.0.0.1:{ch_port}"
-    server = pixel_factory("serve", wait=False, pixel_store="clickhouse", pixel_clickhouse_url=url,
-                           pixel_clickhouse_database="outage", pixel_batch_max_seconds="0.05")
+    server = pixel_factory(
+        "serve",
+        wait=False,
+        pixel_store="clickhouse",
+        pixel_clickhouse_url=url,
+        pixel_clickhouse_database="outage",
+        pixel_batch_max_seconds="0.05",
+    )
     server._wait(f"{server.collector}/health")
     assert _send(server.collector, 1000, "a") == 1000  # the store process cannot even start
     time.sleep(0.3)
@@ -63,8 +78,9 @@ def test_collector_keeps_accepting_while_clickhouse_is_down_and_the_backlog_drai
             time.sleep(0.2)
         assert _backlog(server) == 0
         server.stop()
-        store = ClickHouseStore.from_settings(Settings(store="clickhouse", clickhouse_url=url,
-                                                       clickhouse_database="outage"))
+        store = ClickHouseStore.from_settings(
+            Settings(store="clickhouse", clickhouse_url=url, clickhouse_database="outage")
+        )
         try:
             assert store.scalar("SELECT count() FROM events FINAL") == 3000
             assert store.scalar("SELECT uniqExact(event_id) FROM events") == 3000
@@ -76,10 +92,26 @@ def test_collector_keeps_accepting_while_clickhouse_is_down_and_the_backlog_drai
 
 def test_ship_with_unreachable_clickhouse_says_so_in_one_line(tmp_path) -> None:
     port = free_port()
-    r = subprocess.run([sys.executable, "-m", "pixel.server.cli", "ship", "--data-dir", str(tmp_path),
-                        "--api-port", str(free_port())], capture_output=True, text=True, timeout=60,
-                       env={"PATH": "/usr/bin:/bin", "PIXEL_STORE": "clickhouse",
-                            "PIXEL_CLICKHOUSE_URL": f"http://127.0.0.1:{port}"})
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pixel.server.cli",
+            "ship",
+            "--data-dir",
+            str(tmp_path),
+            "--api-port",
+            str(free_port()),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "PIXEL_STORE": "clickhouse",
+            "PIXEL_CLICKHOUSE_URL": f"http://127.0.0.1:{port}",
+        },
+    )
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1

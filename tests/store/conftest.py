@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from pixel.server.store.base import Store
 from pixel.server.store.chdb_engine import ChdbStore
 from pixel.server.store.clickhouse_engine import ClickHouseStore

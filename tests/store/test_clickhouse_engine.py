@@ -11,11 +11,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+
 from pixel.server.settings import Settings
 from pixel.server.store import open_store
 from pixel.server.store.base import StoreError, StoreUnavailable
-from pixel.server.store.schema import migrations
 from pixel.server.store.clickhouse_engine import ClickHouseStore
+from pixel.server.store.schema import migrations
 
 from .conftest import FRONT_PASSWORD, FRONT_USER, ChFront
 
@@ -59,7 +60,9 @@ def test_store_opened_while_server_down_works_once_it_is_up(tmp_path: Path) -> N
 def test_wrong_password_is_unavailable_with_a_clear_message(clickhouse_url: str) -> None:
     # Unavailable, not a plain StoreError: the shipper must keep retrying, not dead-letter the rows.
     url = urlsplit(clickhouse_url)
-    bad = url._replace(netloc=f"{url.username or 'default'}:wrong-password@{url.hostname}:{url.port}").geturl()
+    bad = url._replace(
+        netloc=f"{url.username or 'default'}:wrong-password@{url.hostname}:{url.port}"
+    ).geturl()
     with pytest.raises(StoreUnavailable) as info:
         ClickHouseStore(bad, database=fresh_db())
     assert str(info.value) == (
@@ -76,13 +79,16 @@ def test_credentials_from_settings_when_not_in_url(chfront: ChFront) -> None:
         store.close()
 
 
-@pytest.mark.parametrize("url", [
-    "localhost:8123",
-    "ftp://localhost:8123",
-    "http://",
-    "http://localhost:99999",
-    "http://localhost:8123/?secure=1",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "localhost:8123",
+        "ftp://localhost:8123",
+        "http://",
+        "http://localhost:99999",
+        "http://localhost:8123/?secure=1",
+    ],
+)
 def test_bad_url_is_refused_with_the_expected_form(url: str) -> None:
     with pytest.raises(StoreError, match=r"^PIXEL_CLICKHOUSE_URL must look like http://host:8123"):
         ClickHouseStore(url, connect=False)
@@ -95,7 +101,9 @@ def test_default_ports_and_display_url() -> None:
 
 
 def test_bad_database_name_is_refused() -> None:
-    with pytest.raises(StoreError, match=r"PIXEL_CLICKHOUSE_DATABASE='pixel; DROP' is not a plain identifier"):
+    with pytest.raises(
+        StoreError, match=r"PIXEL_CLICKHOUSE_DATABASE='pixel; DROP' is not a plain identifier"
+    ):
         ClickHouseStore("http://localhost:8123", database="pixel; DROP", connect=False)
 
 
@@ -104,7 +112,9 @@ def test_database_is_created_when_missing(clickhouse_url: str) -> None:
     store = ClickHouseStore(clickhouse_url, database=database)
     try:
         assert store.scalar("SELECT currentDatabase()") == database
-        assert store.scalar("SELECT count() FROM system.databases WHERE name = {d:String}", {"d": database}) == 1
+        assert (
+            store.scalar("SELECT count() FROM system.databases WHERE name = {d:String}", {"d": database}) == 1
+        )
     finally:
         store.command(f"DROP DATABASE `{database}`")
         store.close()
@@ -114,16 +124,21 @@ def test_open_store_from_settings(clickhouse_url: str, tmp_path: Path) -> None:
     url = urlsplit(clickhouse_url)
     database = fresh_db()
     settings = Settings(
-        data_dir=tmp_path, store="clickhouse", clickhouse_url=f"http://{url.hostname}:{url.port}",
-        clickhouse_user=url.username or "default", clickhouse_password=url.password or "",
-        clickhouse_database=database, retention_days=14,
+        data_dir=tmp_path,
+        store="clickhouse",
+        clickhouse_url=f"http://{url.hostname}:{url.port}",
+        clickhouse_user=url.username or "default",
+        clickhouse_password=url.password or "",
+        clickhouse_database=database,
+        retention_days=14,
     )
     store = open_store(settings)
     try:
         assert store.engine == "clickhouse"
         assert store.scalar("SELECT count() FROM schema_migrations") == len(migrations())
         assert "toIntervalDay(14)" in store.scalar(
-            "SELECT engine_full FROM system.tables WHERE database = {d:String} AND name = 'events'", {"d": database}
+            "SELECT engine_full FROM system.tables WHERE database = {d:String} AND name = 'events'",
+            {"d": database},
         )
     finally:
         store.command(f"DROP DATABASE `{database}`")
@@ -158,7 +173,7 @@ def test_one_store_serves_several_threads(clickhouse_url: str) -> None:
         try:
             for i in range(10):
                 results.append(store.scalar("SELECT {a:UInt32} * 100 + {b:UInt32}", {"a": n, "b": i}))
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
@@ -178,8 +193,10 @@ def test_query_timeout_is_retryable(clickhouse_url: str) -> None:
     store = ClickHouseStore(clickhouse_url, database=fresh_db())
     try:
         with pytest.raises(StoreUnavailable, match=r"is busy, retry later: Code: 159\..*TIMEOUT_EXCEEDED"):
-            store.query("SELECT sleepEachRow(0.05) FROM numbers(100) SETTINGS max_execution_time = 0.2, "
-                        "max_block_size = 1")
+            store.query(
+                "SELECT sleepEachRow(0.05) FROM numbers(100) SETTINGS max_execution_time = 0.2, "
+                "max_block_size = 1"
+            )
     finally:
         store.command(f"DROP DATABASE `{store.database}`")
         store.close()

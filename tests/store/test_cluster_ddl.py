@@ -4,6 +4,7 @@ statement goes through ClickHouse's own parser (chDB's `formatQuery`)."""
 from __future__ import annotations
 
 import pytest
+
 from pixel.server.store.chdb_engine import ChdbStore
 from pixel.server.store.cluster import cluster_ddl
 from pixel.server.store.schema import EVENT_COLUMNS
@@ -14,8 +15,10 @@ def test_generated_text() -> None:
     assert len(ddl) == 5
     assert ddl[0] == "CREATE DATABASE IF NOT EXISTS analytics ON CLUSTER 'pixel_cluster'"
     events_local = ddl[1]
-    assert events_local.startswith("CREATE TABLE IF NOT EXISTS analytics.events_local ON CLUSTER 'pixel_cluster' (\n"
-                                   "    `timestamp` DateTime64(3, 'UTC'),\n")
+    assert events_local.startswith(
+        "CREATE TABLE IF NOT EXISTS analytics.events_local ON CLUSTER 'pixel_cluster' (\n"
+        "    `timestamp` DateTime64(3, 'UTC'),\n"
+    )
     assert events_local.endswith(
         "\n)\n"
         "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/analytics/events_local', '{replica}')\n"

@@ -6,6 +6,7 @@ import re
 from datetime import UTC, datetime
 
 import pytest
+
 from pixel.server.store.base import Store, StoreError, StoreUnavailable, dedup_token
 from pixel.server.store.schema import EVENT_COLUMNS, migrations
 
@@ -59,27 +60,61 @@ def test_insert_and_query_typed_values_exactly(store: Store) -> None:
         "SELECT timestamp, received_at, site, event_id, title, props, is_bot, engaged_ms, country, "
         "toUnixTimestamp64Milli(timestamp) AS ms, count() OVER () AS n FROM events FINAL"
     )
-    assert result.columns == ["timestamp", "received_at", "site", "event_id", "title", "props", "is_bot",
-                              "engaged_ms", "country", "ms", "n"]
-    assert result.types == ["DateTime64(3, 'UTC')", "DateTime64(3, 'UTC')", "LowCardinality(String)", "String",
-                            "String", "Map(String, String)", "UInt8", "UInt32", "LowCardinality(String)",
-                            "Int64", "UInt64"]
-    assert result.rows == [[
-        "2024-05-06 07:08:09.123", "2024-05-06 07:08:09.456", "example.org", "ev-1",
-        "Ünïcode \"title\" with 'quotes'", {"plan": "pro", "note": "it's \\ fine"}, 1, 4200, "",
-        1714979289123, 1,  # 64-bit integers as numbers, not quoted, on both engines
-    ]]
+    assert result.columns == [
+        "timestamp",
+        "received_at",
+        "site",
+        "event_id",
+        "title",
+        "props",
+        "is_bot",
+        "engaged_ms",
+        "country",
+        "ms",
+        "n",
+    ]
+    assert result.types == [
+        "DateTime64(3, 'UTC')",
+        "DateTime64(3, 'UTC')",
+        "LowCardinality(String)",
+        "String",
+        "String",
+        "Map(String, String)",
+        "UInt8",
+        "UInt32",
+        "LowCardinality(String)",
+        "Int64",
+        "UInt64",
+    ]
+    assert result.rows == [
+        [
+            "2024-05-06 07:08:09.123",
+            "2024-05-06 07:08:09.456",
+            "example.org",
+            "ev-1",
+            "Ünïcode \"title\" with 'quotes'",
+            {"plan": "pro", "note": "it's \\ fine"},
+            1,
+            4200,
+            "",
+            1714979289123,
+            1,  # 64-bit integers as numbers, not quoted, on both engines
+        ]
+    ]
     assert result.dicts()[0]["site"] == "example.org"
 
 
-@pytest.mark.parametrize("value", [
-    "it's",
-    "O'Brien \\ back\\slash",
-    "tab\there, newline\nthere",
-    "C:\\new\\table \\\\ two",
-    "'; DROP TABLE events; --",
-    "{curly} %s %(x)s ünï",
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "it's",
+        "O'Brien \\ back\\slash",
+        "tab\there, newline\nthere",
+        "C:\\new\\table \\\\ two",
+        "'; DROP TABLE events; --",
+        "{curly} %s %(x)s ünï",
+    ],
+)
 def test_parameters_carry_any_string_unchanged(store: Store, value: str) -> None:
     assert store.scalar("SELECT {v:String}", {"v": value}) == value
     store.insert_rows("events", [{**EVENT, "path": value}])
@@ -88,12 +123,18 @@ def test_parameters_carry_any_string_unchanged(store: Store, value: str) -> None
 
 
 def test_typed_parameters(store: Store) -> None:
-    store.insert_rows("events", [EVENT, {**EVENT, "event_id": "ev-2", "timestamp": "2024-05-07 00:00:00.000"}])
+    store.insert_rows(
+        "events", [EVENT, {**EVENT, "event_id": "ev-2", "timestamp": "2024-05-07 00:00:00.000"}]
+    )
     result = store.query(
         "SELECT event_id FROM events FINAL WHERE site = {site:String} AND timestamp >= {start:DateTime64(3, 'UTC')} "
         "AND timestamp < {end:DateTime64(3, 'UTC')} AND event_id IN {ids:Array(String)} ORDER BY event_id",
-        {"site": "example.org", "start": datetime(2024, 5, 6, 7, 8, 9, 123000, tzinfo=UTC),
-         "end": "2024-05-06 07:08:09.124", "ids": ["ev-1", "ev-2"]},
+        {
+            "site": "example.org",
+            "start": datetime(2024, 5, 6, 7, 8, 9, 123000, tzinfo=UTC),
+            "end": "2024-05-06 07:08:09.124",
+            "ids": ["ev-1", "ev-2"],
+        },
     )
     assert result.rows == [["ev-1"]]
     assert store.scalar("SELECT {n:UInt32} + 1", {"n": 41}) == 42
@@ -137,10 +178,13 @@ def test_retention_ttl_is_applied_changed_and_removed(bare_store: Store) -> None
 
 def test_retention_drops_old_rows(bare_store: Store) -> None:
     bare_store.migrate(retention_days=30)
-    bare_store.insert_rows("events", [
-        {**EVENT, "event_id": "old", "timestamp": "2001-01-01 00:00:00.000"},
-        {**EVENT, "event_id": "new", "timestamp": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.000")},
-    ])
+    bare_store.insert_rows(
+        "events",
+        [
+            {**EVENT, "event_id": "old", "timestamp": "2001-01-01 00:00:00.000"},
+            {**EVENT, "event_id": "new", "timestamp": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.000")},
+        ],
+    )
     bare_store.command("OPTIMIZE TABLE events FINAL")
     assert bare_store.query("SELECT event_id FROM events").rows == [["new"]]
 
@@ -171,18 +215,21 @@ def test_large_parameters(store: Store) -> None:
     # Over clickhouse-connect's URL limit (4 KiB) it sends parameters as a form instead.
     ids = [f"event-{i:05d}" for i in range(2000)]
     store.insert_rows("events", [{**EVENT, "event_id": ids[7]}, {**EVENT, "event_id": "other"}])
-    assert store.query("SELECT event_id FROM events WHERE event_id IN {ids:Array(String)}", {"ids": ids}).rows == [
-        [ids[7]]
-    ]
+    assert store.query(
+        "SELECT event_id FROM events WHERE event_id IN {ids:Array(String)}", {"ids": ids}
+    ).rows == [[ids[7]]]
     big = "x'\\" * 5000
     assert store.scalar("SELECT length({v:String})", {"v": big}) == len(big)
 
 
 def test_rounded_coordinates_are_stored_and_null_when_unknown(store: Store) -> None:
-    store.insert_rows("events", [
-        {"site": "geo.example", "event_id": "with", "latitude": 51.5, "longitude": -0.1},
-        {"site": "geo.example", "event_id": "without"},
-    ])
+    store.insert_rows(
+        "events",
+        [
+            {"site": "geo.example", "event_id": "with", "latitude": 51.5, "longitude": -0.1},
+            {"site": "geo.example", "event_id": "without"},
+        ],
+    )
     rows = store.query(
         "SELECT event_id, round(latitude, 1), round(longitude, 1) FROM events WHERE site = 'geo.example' "
         "ORDER BY event_id"
@@ -199,4 +246,8 @@ def test_an_older_store_gains_the_coordinates_on_migration(store: Store) -> None
         "SELECT name, type FROM system.columns WHERE database = currentDatabase() AND table = 'events' "
         "AND name IN ('city', 'latitude', 'longitude') ORDER BY position"
     ).rows
-    assert columns == [["city", "String"], ["latitude", "Nullable(Float32)"], ["longitude", "Nullable(Float32)"]]
+    assert columns == [
+        ["city", "String"],
+        ["latitude", "Nullable(Float32)"],
+        ["longitude", "Nullable(Float32)"],
+    ]

@@ -11,19 +11,40 @@ from pixel.server.store.chdb_engine import ChdbStore
 
 
 def add_site(meta: MetaDB, domain: str, retention_days: int) -> int:
-    return meta.insert("sites", {"domain": domain, "name": domain, "timezone": "UTC", "allowed_origins": [],
-                                 "honour_dnt": False, "honour_gpc": False, "excluded_paths": [],
-                                 "excluded_ips": [], "retention_days": retention_days, "created_at": time.time()})
+    return meta.insert(
+        "sites",
+        {
+            "domain": domain,
+            "name": domain,
+            "timezone": "UTC",
+            "allowed_origins": [],
+            "honour_dnt": False,
+            "honour_gpc": False,
+            "excluded_paths": [],
+            "excluded_ips": [],
+            "retention_days": retention_days,
+            "created_at": time.time(),
+        },
+    )
 
 
 def events(site: str, ages_days: list[float]) -> list[dict]:
     now = time.time()
-    return [{"timestamp": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(now - age * 86400)), "site": site,
-             "event_id": f"{site}-{i}", "event_name": "pageview"} for i, age in enumerate(ages_days)]
+    return [
+        {
+            "timestamp": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(now - age * 86400)),
+            "site": site,
+            "event_id": f"{site}-{i}",
+            "event_name": "pageview",
+        }
+        for i, age in enumerate(ages_days)
+    ]
 
 
 def counts(store: ChdbStore) -> dict[str, int]:
-    return {site: int(n) for site, n in store.query("SELECT site, count() FROM events FINAL GROUP BY site").rows}
+    return {
+        site: int(n) for site, n in store.query("SELECT site, count() FROM events FINAL GROUP BY site").rows
+    }
 
 
 def test_each_site_keeps_its_own_number_of_days(tmp_path) -> None:
@@ -40,8 +61,12 @@ def test_each_site_keeps_its_own_number_of_days(tmp_path) -> None:
             store.insert_rows("events", events(site, ages))
         job = SiteRetention(store, settings.meta_db_path)
         assert job.run_once() == {"month.example": 2, "week.example": 4}
-        assert counts(store) == {"month.example": 4, "week.example": 2, "forever.example": 6,
-                                 "unknown.example": 6}
+        assert counts(store) == {
+            "month.example": 4,
+            "week.example": 2,
+            "forever.example": 6,
+            "unknown.example": 6,
+        }
         mutations = store.scalar("SELECT count() FROM system.mutations WHERE table = 'events'")
         assert job.run_once() == {"month.example": 0, "week.example": 0}  # nothing older: no new DELETE
         assert store.scalar("SELECT count() FROM system.mutations WHERE table = 'events'") == mutations

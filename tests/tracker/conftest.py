@@ -13,8 +13,16 @@ from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from tests.tracker.servers import PageServer, RecordingCollector
 
 CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
 
 
 @pytest.fixture(scope="session")
@@ -54,8 +62,10 @@ def collector() -> Iterator[RecordingCollector]:
 def snippet(commands: list[list[Any]], src: str, attrs: str = "") -> str:
     """The README snippet: a `_pixel` queue with `commands`, then the async script tag."""
     pushes = "".join(f"_pixel.push({json.dumps(c)});" for c in commands)
-    return (f"<script>window._pixel=window._pixel||[];{pushes}</script>"
-            f'<script async src="{html.escape(src)}"{attrs}></script>')
+    return (
+        f"<script>window._pixel=window._pixel||[];{pushes}</script>"
+        f'<script async src="{html.escape(src)}"{attrs}></script>'
+    )
 
 
 def page_html(head: str, body: str = "", title: str = "Test page") -> str:

@@ -145,7 +145,9 @@ class RecordingCollector(_Server):
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 with server._lock:
                     status, headers = server.answers.pop(0) if server.answers else (204, {})
-                    server.requests.append(Request("POST", self.path, dict(self.headers), json.loads(raw), status))
+                    server.requests.append(
+                        Request("POST", self.path, dict(self.headers), json.loads(raw), status)
+                    )
                 self._answer(status, headers)
 
         return Handler

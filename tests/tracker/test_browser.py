@@ -36,8 +36,14 @@ def test_snippet_gives_exactly_one_pageview_with_every_field(page, pages, collec
 
 def test_the_wire_format_is_the_compact_one(page, pages, collector):
     # one-letter keys (bench/README.md, "Wire format"); the shipper reads them as aliases of the long ones
-    load(page, pages, collector, [["setUserId", "u-7"], ["track", "buy", {"plan": "pro"}]], path="/p?q=1",
-         body='<div style="height:3000px">tall</div>')
+    load(
+        page,
+        pages,
+        collector,
+        [["setUserId", "u-7"], ["track", "buy", {"plan": "pro"}]],
+        path="/p?q=1",
+        body='<div style="height:3000px">tall</div>',
+    )
     collector.wait_count("buy", 1)
     page.evaluate("scrollTo(0, 500)")
     time.sleep(0.3)
@@ -59,7 +65,9 @@ def test_the_wire_format_is_the_compact_one(page, pages, collector):
 
 
 def test_automatic_pageview_can_be_switched_off(page, pages, collector):
-    load(page, pages, collector, [["config", "pageviewTracking", False], ["track", "signup", {"plan": "pro"}]])
+    load(
+        page, pages, collector, [["config", "pageviewTracking", False], ["track", "signup", {"plan": "pro"}]]
+    )
     collector.wait_count("signup", 1)
     time.sleep(0.3)
     assert collector.named("pageview") == []
@@ -67,7 +75,12 @@ def test_automatic_pageview_can_be_switched_off(page, pages, collector):
 
 def test_queue_before_load_runs_in_order_and_later_pushes_at_once(page, pages, collector):
     # config pushed after a track still applies (the original read some keys once, mid-queue)
-    load(page, pages, collector, [["track", "a"], ["setUserId", "u-1"], ["track", "b"], ["config", "site", "shop.example"]])
+    load(
+        page,
+        pages,
+        collector,
+        [["track", "a"], ["setUserId", "u-1"], ["track", "b"], ["config", "site", "shop.example"]],
+    )
     collector.wait_count("b", 1)
     page.evaluate("_pixel.push(['track', 'c', {n: 1}])")
     c = collector.wait_count("c", 1)[0]
@@ -92,7 +105,9 @@ def test_custom_parameters_are_flat_and_size_limited(page, pages, collector):
     page.evaluate(f"_pixel.push(['track', 'many', {{{many}}}])")
     ev = collector.wait_count("many", 1)[0]
     assert ev["params"] == {f"k{i}": i for i in range(25)}
-    page.evaluate("_pixel.push(['track', 'x'.repeat(65)]); _pixel.push(['track', 42]); _pixel.push(['track', 'ok'])")
+    page.evaluate(
+        "_pixel.push(['track', 'x'.repeat(65)]); _pixel.push(['track', 42]); _pixel.push(['track', 'ok'])"
+    )
     collector.wait_count("ok", 1)
     assert [e["event_name"] for e in collector.events()] == ["pageview", "buy", "many", "ok"]
 
@@ -103,8 +118,10 @@ def test_set_user_id_refuses_emails_and_warns_only_in_debug(page, pages, collect
     load(page, pages, collector, [["setUserId", "ann@example.com"], ["track", "one"]])
     assert "user_id" not in collector.wait_count("one", 1)[0]
     assert warnings == []
-    page.evaluate("_pixel.push(['debug', true]); _pixel.push(['setUserId', 'bob@mail.example.org']);"
-                  "_pixel.push(['setUserId', 1234]); _pixel.push(['track', 'two'])")
+    page.evaluate(
+        "_pixel.push(['debug', true]); _pixel.push(['setUserId', 'bob@mail.example.org']);"
+        "_pixel.push(['setUserId', 1234]); _pixel.push(['track', 'two'])"
+    )
     assert collector.wait_count("two", 1)[0]["user_id"] == "1234"
     assert any("bad user id" in w and "bob@mail.example.org" in w for w in warnings)
     page.evaluate("_pixel.push(['setUserId', null]); _pixel.push(['track', 'three'])")
@@ -114,8 +131,19 @@ def test_set_user_id_refuses_emails_and_warns_only_in_debug(page, pages, collect
 def test_invalid_config_is_ignored_with_a_debug_warning(page, pages, collector):
     warnings = []
     page.on("console", lambda m: m.type == "warning" and warnings.append(m.text))
-    load(page, pages, collector, [["debug", True], ["config", "endpoint", "track"], ["config", "scrollTracking", "no"],
-                                  ["config", "nope", 1], ["config", "sessionTimeout", -5], ["bogus"]])
+    load(
+        page,
+        pages,
+        collector,
+        [
+            ["debug", True],
+            ["config", "endpoint", "track"],
+            ["config", "scrollTracking", "no"],
+            ["config", "nope", 1],
+            ["config", "sessionTimeout", -5],
+            ["bogus"],
+        ],
+    )
     collector.wait_count("pageview", 1)
     assert collector.requests[-1].path == "/track"
     assert sum("bad config" in w for w in warnings) == 4
@@ -161,10 +189,19 @@ def test_spa_navigation_gives_one_pageview_each(page, pages, collector):
     time.sleep(0.3)
     views = collector.named("pageview")
     base = pages.url
-    assert [v["page"]["url"] for v in views] == [base + "/app", base + "/app/a", base + "/app/b", base + "/app"]
+    assert [v["page"]["url"] for v in views] == [
+        base + "/app",
+        base + "/app/a",
+        base + "/app/b",
+        base + "/app",
+    ]
     assert [v["page"]["referrer"] for v in views] == ["", base + "/app", base + "/app/a", base + "/app/b"]
     # each page left got its engagement and scroll event, on that page
-    assert [e["page"]["url"] for e in collector.named("scroll")] == [base + "/app", base + "/app/a", base + "/app/b"]
+    assert [e["page"]["url"] for e in collector.named("scroll")] == [
+        base + "/app",
+        base + "/app/a",
+        base + "/app/b",
+    ]
 
 
 def test_hash_changes_are_pages_when_asked(page, pages, collector):
@@ -196,9 +233,11 @@ def test_scroll_depth_is_one_event_on_leave_by_beacon(page, pages, collector):
 
 
 def test_outbound_and_download_clicks(page, pages, collector):
-    body = ('<a id=out href="https://other.example/x?y=1">out</a> <a id=in href="/local">in</a>'
-            '<a id=pdf href="/files/Report.PDF?v=2"><span>report</span></a> <a id=mail href="mailto:a@b.c">m</a>'
-            '<a id=zip href="https://cdn.example/a.zip">zip</a>')
+    body = (
+        '<a id=out href="https://other.example/x?y=1">out</a> <a id=in href="/local">in</a>'
+        '<a id=pdf href="/files/Report.PDF?v=2"><span>report</span></a> <a id=mail href="mailto:a@b.c">m</a>'
+        '<a id=zip href="https://cdn.example/a.zip">zip</a>'
+    )
     load(page, pages, collector, body=body)
     collector.wait_count("pageview", 1)
     page.evaluate("document.addEventListener('click', e => e.preventDefault())")
@@ -207,13 +246,20 @@ def test_outbound_and_download_clicks(page, pages, collector):
     collector.wait_count("download", 2)
     assert [e["params"] for e in collector.named("outbound")] == [{"url": "https://other.example/x?y=1"}]
     assert [e["params"] for e in collector.named("download")] == [
-        {"url": pages.url + "/files/Report.PDF?v=2", "ext": "PDF"}, {"url": "https://cdn.example/a.zip", "ext": "zip"}]
+        {"url": pages.url + "/files/Report.PDF?v=2", "ext": "PDF"},
+        {"url": "https://cdn.example/a.zip", "ext": "zip"},
+    ]
 
 
 def test_click_tracking_switches(page, pages, collector):
     body = '<a id=out href="https://other.example/">out</a><a id=pdf href="/a.pdf">pdf</a><a id=doc href="/a.doc">d</a>'
-    load(page, pages, collector, [["config", "clickTracking", False], ["config", "downloadExtensions", ["doc"]]],
-         body=body)
+    load(
+        page,
+        pages,
+        collector,
+        [["config", "clickTracking", False], ["config", "downloadExtensions", ["doc"]]],
+        body=body,
+    )
     collector.wait_count("pageview", 1)
     page.evaluate("document.addEventListener('click', e => e.preventDefault())")
     for sel in ("#out", "#pdf", "#doc"):
@@ -225,10 +271,12 @@ def test_click_tracking_switches(page, pages, collector):
 
 
 def test_form_submit_sends_field_names_never_values(page, pages, collector):
-    body = ('<form id=signup action="/thanks" onsubmit="event.preventDefault()">'
-            '<input name=email value="ann@example.com"><input type=password name=pw value=secret>'
-            '<input type=hidden name=csrf value=tok><input type=radio name=plan value=a><input type=radio name=plan>'
-            '<textarea name=note>hello</textarea><input value=noname><button type=submit name=go>Go</button></form>')
+    body = (
+        '<form id=signup action="/thanks" onsubmit="event.preventDefault()">'
+        '<input name=email value="ann@example.com"><input type=password name=pw value=secret>'
+        "<input type=hidden name=csrf value=tok><input type=radio name=plan value=a><input type=radio name=plan>"
+        "<textarea name=note>hello</textarea><input value=noname><button type=submit name=go>Go</button></form>"
+    )
     load(page, pages, collector, body=body)
     collector.wait_count("pageview", 1)
     page.click("button")
@@ -268,7 +316,9 @@ def test_session_renews_after_inactivity_between_events(page, pages, collector):
     page.evaluate("_pixel.push(['track', 'a'])")
     assert collector.wait_count("a", 1)[0]["session_id"] == s1
     # 31 minutes without an event (the stored last-event time moved back)
-    page.evaluate("const s = JSON.parse(localStorage.pixel_s); s.t -= 31 * 60e3; localStorage.pixel_s = JSON.stringify(s)")
+    page.evaluate(
+        "const s = JSON.parse(localStorage.pixel_s); s.t -= 31 * 60e3; localStorage.pixel_s = JSON.stringify(s)"
+    )
     page.evaluate("_pixel.push(['track', 'b'])")
     s2 = collector.wait_count("b", 1)[0]["session_id"]
     page.evaluate("_pixel.push(['track', 'c'])")
@@ -277,8 +327,11 @@ def test_session_renews_after_inactivity_between_events(page, pages, collector):
 
 @pytest.mark.parametrize("signal", ["dnt", "gpc"])
 def test_dnt_and_gpc_respected_when_configured(browser, pages, collector, signal):
-    script = ("Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', {get: () => true})"
-              if signal == "gpc" else "Object.defineProperty(Navigator.prototype, 'doNotTrack', {get: () => '1'})")
+    script = (
+        "Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', {get: () => true})"
+        if signal == "gpc"
+        else "Object.defineProperty(Navigator.prototype, 'doNotTrack', {get: () => '1'})"
+    )
     ctx = browser.new_context()
     try:
         ctx.add_init_script(script)

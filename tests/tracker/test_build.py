@@ -18,11 +18,15 @@ CEILING = 2470
 
 def test_committed_build_is_what_the_sources_build_to(tmp_path) -> None:
     esbuild = TRACKER / "node_modules" / "esbuild"
-    assert esbuild.is_dir(), "tracker/node_modules missing: run scripts/system.d/30-browser.sh (npm ci in tracker/)"
+    assert esbuild.is_dir(), (
+        "tracker/node_modules missing: run scripts/system.d/30-browser.sh (npm ci in tracker/)"
+    )
     out = tmp_path / "pixel.js"
     subprocess.run(["node", str(TRACKER / "build.mjs"), str(out)], check=True, cwd=TRACKER, timeout=120)
     committed = (TRACKER / "dist" / "pixel.js").read_bytes()
-    assert out.read_bytes() == committed, "tracker/dist/pixel.js is stale: run `npm run build` in tracker/ and commit it"
+    assert out.read_bytes() == committed, (
+        "tracker/dist/pixel.js is stale: run `npm run build` in tracker/ and commit it"
+    )
 
 
 def test_package_serves_the_committed_build() -> None:
@@ -41,8 +45,14 @@ def test_gzip_size_does_not_grow() -> None:
 def test_feature_cost_script_still_patches_every_feature_out() -> None:
     # bench/README.md's per-feature table comes from tracker/feature-cost.mjs: every patch must still apply to src/
     # (the script throws when a patch's text is gone) and remove something.
-    out = subprocess.run(["node", str(TRACKER / "feature-cost.mjs")], check=True, cwd=TRACKER, timeout=120,
-                         capture_output=True, text=True).stdout.splitlines()
+    out = subprocess.run(
+        ["node", str(TRACKER / "feature-cost.mjs")],
+        check=True,
+        cwd=TRACKER,
+        timeout=120,
+        capture_output=True,
+        text=True,
+    ).stdout.splitlines()
     raw = (TRACKER / "dist" / "pixel.js").read_bytes()
     gz = subprocess.run(["gzip", "-9", "-c"], input=raw, capture_output=True, check=True).stdout
     assert out[0] == f"pixel.js: {len(raw)} bytes minified, {len(gz)} gzip -9"

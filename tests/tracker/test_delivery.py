@@ -25,8 +25,9 @@ def test_collector_down_events_wait_in_localstorage_then_all_delivered_once(page
     down = RecordingCollector().start()
     port = down.port
     down.stop()  # nothing listens there now
-    pages.pages["/"] = page_html(snippet([["config", "baseUrl", f"http://127.0.0.1:{port}"],
-                                          ["track", "a", {"i": 1}]], "/pixel.js"))
+    pages.pages["/"] = page_html(
+        snippet([["config", "baseUrl", f"http://127.0.0.1:{port}"], ["track", "a", {"i": 1}]], "/pixel.js")
+    )
     page.goto(pages.url + "/")
     page.evaluate("_pixel.push(['track', 'b'])")
     wait_until(lambda: len(outbox(page)) == 3)
@@ -49,8 +50,9 @@ def test_collector_down_events_wait_in_localstorage_then_all_delivered_once(page
 
 def test_503_with_retry_after_is_retried_then_delivered(page, pages, collector):
     collector.answers = [(503, {"Retry-After": "1"})]
-    pages.pages["/"] = page_html(snippet([["config", "baseUrl", collector.url], ["config", "retryDelay", 60000]],
-                                         "/pixel.js"))
+    pages.pages["/"] = page_html(
+        snippet([["config", "baseUrl", collector.url], ["config", "retryDelay", 60000]], "/pixel.js")
+    )
     page.goto(pages.url + "/")
     collector.wait_count("pageview", 1, timeout=10)
     posts = [r for r in collector.requests if r.method == "POST"]
@@ -62,8 +64,9 @@ def test_503_with_retry_after_is_retried_then_delivered(page, pages, collector):
 
 def test_500_and_429_back_off_exponentially_and_keep_the_events(page, pages, collector):
     collector.answers = [(500, {}), (429, {}), (502, {})]
-    pages.pages["/"] = page_html(snippet([["config", "baseUrl", collector.url], ["config", "retryDelay", 200]],
-                                         "/pixel.js"))
+    pages.pages["/"] = page_html(
+        snippet([["config", "baseUrl", collector.url], ["config", "retryDelay", 200]], "/pixel.js")
+    )
     t0 = time.monotonic()
     page.goto(pages.url + "/")
     collector.wait_count("pageview", 1, timeout=10)
@@ -89,15 +92,24 @@ def test_outbox_cap_drops_the_oldest_and_reports_how_many(page, pages):
     down = RecordingCollector().start()
     port = down.port
     down.stop()
-    pages.pages["/"] = page_html(snippet([["config", "baseUrl", f"http://127.0.0.1:{port}"],
-                                          ["config", "maxFailedEvents", 5], ["config", "pageviewTracking", False]],
-                                         "/pixel.js"))
+    pages.pages["/"] = page_html(
+        snippet(
+            [
+                ["config", "baseUrl", f"http://127.0.0.1:{port}"],
+                ["config", "maxFailedEvents", 5],
+                ["config", "pageviewTracking", False],
+            ],
+            "/pixel.js",
+        )
+    )
     page.goto(pages.url + "/")
     page.evaluate("for (let i = 0; i < 8; i++) _pixel.push(['track', 'e' + i])")
     wait_until(lambda: [e["event_name"] for e in outbox(page)] == ["e3", "e4", "e5", "e6", "e7"])
     up = RecordingCollector(port=port).start()
     try:
-        page.evaluate("dispatchEvent(new Event('online'))")  # the browser's back-online signal flushes at once
+        page.evaluate(
+            "dispatchEvent(new Event('online'))"
+        )  # the browser's back-online signal flushes at once
         dropped = up.wait_count("pixel_dropped", 1)[0]
         assert dropped["params"] == {"count": 3}
         assert [e["event_name"] for e in up.events()][:5] == ["e3", "e4", "e5", "e6", "e7"]
@@ -107,8 +119,9 @@ def test_outbox_cap_drops_the_oldest_and_reports_how_many(page, pages):
 
 def test_offline_then_online_flushes(context, pages, collector):
     page = context.new_page()
-    pages.pages["/"] = page_html(snippet([["config", "baseUrl", collector.url], ["config", "retryDelay", 600000]],
-                                         "/pixel.js"))
+    pages.pages["/"] = page_html(
+        snippet([["config", "baseUrl", collector.url], ["config", "retryDelay", 600000]], "/pixel.js")
+    )
     page.goto(pages.url + "/")
     collector.wait_count("pageview", 1)
     context.set_offline(True)
@@ -126,7 +139,9 @@ def test_closing_the_tab_delivers_pending_events_by_beacon(context, pages, colle
     collector.wait_count("pageview", 1)
     page.evaluate("_pixel.push(['track', 'last-click'])")  # fired right before the close
     page.close()
-    events = collector.wait_for(lambda ev: {"last-click", "engagement", "scroll"} <= {e["event_name"] for e in ev})
+    events = collector.wait_for(
+        lambda ev: {"last-click", "engagement", "scroll"} <= {e["event_name"] for e in ev}
+    )
     clicks = [e for e in events if e["event_name"] == "last-click"]
     # Delivered, at least once: when the close races a keepalive fetch already in flight, the beacon may carry
     # the event again. Every copy has the same event_id, which the store collapses (events FINAL).

@@ -16,13 +16,17 @@ def wait_until(fn, timeout=15.0):
 
 def test_every_automatic_and_custom_event_is_stored(page, pages, pixel_server):
     server = pixel_server
-    body = ('<div style="height:3000px"><a id=out href="https://other.example/">out</a>'
-            '<a id=pdf href="/files/a.pdf">pdf</a>'
-            '<form id=f action="/done" onsubmit="event.preventDefault()"><input name=q value=secret>'
-            '<input type=password name=pw value=hunter2><button>go</button></form></div>')
-    head = ("<script>window._pixel=window._pixel||[];_pixel.push(['setUserId','cust-42']);"
-            "_pixel.push(['track','signup',{plan:'pro',seats:3,trial:true}]);</script>"
-            f'<script async src="{server.collector}/pixel.js" data-site="shop.example"></script>')
+    body = (
+        '<div style="height:3000px"><a id=out href="https://other.example/">out</a>'
+        '<a id=pdf href="/files/a.pdf">pdf</a>'
+        '<form id=f action="/done" onsubmit="event.preventDefault()"><input name=q value=secret>'
+        "<input type=password name=pw value=hunter2><button>go</button></form></div>"
+    )
+    head = (
+        "<script>window._pixel=window._pixel||[];_pixel.push(['setUserId','cust-42']);"
+        "_pixel.push(['track','signup',{plan:'pro',seats:3,trial:true}]);</script>"
+        f'<script async src="{server.collector}/pixel.js" data-site="shop.example"></script>'
+    )
     pages.pages["/"] = page_html(head, body, title="Shop")
     page.goto(pages.url + "/?utm_source=news")
     page.evaluate("document.addEventListener('click', e => e.target.closest('a') && e.preventDefault())")
@@ -35,9 +39,11 @@ def test_every_automatic_and_custom_event_is_stored(page, pages, pixel_server):
     page.goto("about:blank")  # leave: engagement + scroll by beacon
     server.wait_shipped(7)
     with server.open_store() as store:
-        rows = store.query("SELECT event_name, site, path, query, title, user_id, visitor_id, session_id, props, "
-                           "engaged_ms, scroll_depth, screen, language, timezone, is_bot, event_id "
-                           "FROM events FINAL ORDER BY timestamp, event_name").dicts()
+        rows = store.query(
+            "SELECT event_name, site, path, query, title, user_id, visitor_id, session_id, props, "
+            "engaged_ms, scroll_depth, screen, language, timezone, is_bot, event_id "
+            "FROM events FINAL ORDER BY timestamp, event_name"
+        ).dicts()
     by = {r["event_name"]: r for r in rows}
     assert sorted(by) == ["download", "engagement", "form_submit", "outbound", "pageview", "scroll", "signup"]
     assert len(rows) == 7
@@ -62,8 +68,10 @@ def test_every_automatic_and_custom_event_is_stored(page, pages, pixel_server):
 def test_collector_down_then_back_each_event_stored_exactly_once(page, pages, pixel_server):
     server = pixel_server
     server.stop()
-    head = ("<script>window._pixel=window._pixel||[];_pixel.push(['track','offline-event']);</script>"
-            f'<script async src="/pixel.js" data-endpoint="{server.collector}/track"></script>')
+    head = (
+        "<script>window._pixel=window._pixel||[];_pixel.push(['track','offline-event']);</script>"
+        f'<script async src="/pixel.js" data-endpoint="{server.collector}/track"></script>'
+    )
     pages.pages["/"] = page_html(head)
     page.goto(pages.url + "/")
     wait_until(lambda: page.evaluate("JSON.parse(localStorage.pixel_q || '[]').length") == 2)
@@ -75,7 +83,11 @@ def test_collector_down_then_back_each_event_stored_exactly_once(page, pages, pi
     page.goto("about:blank")
     server.wait_shipped(8)
     with server.open_store() as store:
-        rows = store.query("SELECT event_name, count() AS n, uniqExact(event_id) AS ids FROM events FINAL "
-                           "WHERE event_name IN ('pageview', 'offline-event') GROUP BY event_name ORDER BY event_name"
-                           ).dicts()
-    assert rows == [{"event_name": "offline-event", "n": 3, "ids": 3}, {"event_name": "pageview", "n": 3, "ids": 3}]
+        rows = store.query(
+            "SELECT event_name, count() AS n, uniqExact(event_id) AS ids FROM events FINAL "
+            "WHERE event_name IN ('pageview', 'offline-event') GROUP BY event_name ORDER BY event_name"
+        ).dicts()
+    assert rows == [
+        {"event_name": "offline-event", "n": 3, "ids": 3},
+        {"event_name": "pageview", "n": 3, "ids": 3},
+    ]

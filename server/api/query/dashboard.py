@@ -39,8 +39,16 @@ def check_breakdowns(names: list[str]) -> list[str]:
     return out
 
 
-def dashboard(scope: reports.Scope, *, compare: bool = True, interval: str, metrics: list[str],
-              breakdowns: list[str], limit: int = 10, previous_series: bool = False) -> dict[str, Any]:
+def dashboard(
+    scope: reports.Scope,
+    *,
+    compare: bool = True,
+    interval: str,
+    metrics: list[str],
+    breakdowns: list[str],
+    limit: int = 10,
+    previous_series: bool = False,
+) -> dict[str, Any]:
     breakdowns = check_breakdowns(breakdowns)
     if not 1 <= limit <= reports.MAX_LIMIT:
         raise bad_request(f"limit must be between 1 and {reports.MAX_LIMIT}", "invalid_pagination")
@@ -58,17 +66,31 @@ def dashboard(scope: reports.Scope, *, compare: bool = True, interval: str, metr
         days = daycache.ensure(scope, days)
         days_before = daycache.ensure(before, days_before) if days_before is not None else None
         cached = [d for d in breakdowns if daycache.cached_dimension(d)]
-        out.update(_cached(scope, before, days, days_before, compare=compare, interval=interval, metrics=metrics,
-                           previous_series=previous_series, dimensions=cached, limit=limit))
+        out.update(
+            _cached(
+                scope,
+                before,
+                days,
+                days_before,
+                compare=compare,
+                interval=interval,
+                metrics=metrics,
+                previous_series=previous_series,
+                dimensions=cached,
+                limit=limit,
+            )
+        )
         found = out.pop("breakdowns")
     else:
         out["summary"] = reports.summary(scope, compare)
         out["timeseries"] = reports.timeseries(scope, interval, metrics)
-        out["previous_timeseries"] = _with_range(reports.timeseries(before, interval, metrics), before) \
-            if previous_series else None
+        out["previous_timeseries"] = (
+            _with_range(reports.timeseries(before, interval, metrics), before) if previous_series else None
+        )
         found = {}
-    out["breakdowns"] = {d: found[d] if d in found else reports.breakdown(scope, d, limit=limit)
-                         for d in breakdowns}
+    out["breakdowns"] = {
+        d: found[d] if d in found else reports.breakdown(scope, d, limit=limit) for d in breakdowns
+    }
     return out
 
 
@@ -78,24 +100,27 @@ def _with_range(body: dict[str, Any], scope: reports.Scope) -> dict[str, Any]:
 
 # -- the cached path: one query ---------------------------------------------------------------------
 
+
 def _breakdowns_sql(days: Days, dimensions: list[str], limit: int) -> str:
     """Every dimension's first `limit` values by visitors and an "other" row, as `reports.breakdown` ranks
     them over the cached rows (the same states merged the same way), in one scan."""
     names = ", ".join(f"'{d}'" for d in dimensions)  # validated names, never user text
-    sources = [f"""SELECT dimension, value, visitors AS v, pageviews, events, sessions FROM day_dimensions
+    sources = [
+        f"""SELECT dimension, value, visitors AS v, pageviews, events, sessions FROM day_dimensions
         WHERE site = {{site:String}} AND tz = {{tz:String}} AND dimension IN ({names})
-            AND {daycache.range_condition(days)}"""]
+            AND {daycache.range_condition(days)}"""
+    ]
     kinds = [d for d in daycache.SESSION_KINDS if d in dimensions]
     if kinds:
         columns = {"entry_page": "entry", "exit_page": "exit"}
         sources.append(f"""SELECT dimension, value, uniqCombinedState(12)(pv_visitor) AS v, toUInt64(0) AS pageviews,
             toUInt64(0) AS events, count() AS sessions
         FROM ({daycache.edges_sql(days)})
-        ARRAY JOIN [{', '.join(f"'{k}'" for k in kinds)}] AS dimension, [{', '.join(columns[k] for k in kinds)}] AS value
+        ARRAY JOIN [{", ".join(f"'{k}'" for k in kinds)}] AS dimension, [{", ".join(columns[k] for k in kinds)}] AS value
         WHERE pv > 0 GROUP BY dimension, value""")
     per_value = f"""SELECT dimension, value, uniqCombinedMergeState(12)(v) AS st,
             sum(pageviews) AS pageviews, sum(events) AS events, sum(sessions) AS sessions
-        FROM ({' UNION ALL '.join(sources)}) GROUP BY dimension, value"""
+        FROM ({" UNION ALL ".join(sources)}) GROUP BY dimension, value"""
     return f"""SELECT concat('b:', dimension) AS tag, if(rank <= {int(limit)}, value, NULL) AS bucket,
             {daycache.UNIQ_VALUE_MERGE}(st) AS visitors, sum(pageviews) AS pageviews, sum(events) AS events,
             sum(sessions) AS sessions, toUInt64(0) AS session_pageviews, toUInt64(0) AS bounces,
@@ -106,21 +131,36 @@ def _breakdowns_sql(days: Days, dimensions: list[str], limit: int) -> str:
         GROUP BY dimension, bucket"""
 
 
-def _cached(scope: reports.Scope, before: reports.Scope, days: Days, days_before: Days | None, *, compare: bool,
-            interval: str, metrics: list[str], previous_series: bool, dimensions: list[str],
-            limit: int) -> dict[str, Any]:
+def _cached(
+    scope: reports.Scope,
+    before: reports.Scope,
+    days: Days,
+    days_before: Days | None,
+    *,
+    compare: bool,
+    interval: str,
+    metrics: list[str],
+    previous_series: bool,
+    dimensions: list[str],
+    limit: int,
+) -> dict[str, Any]:
     day_bucket = daycache.day_bucket(interval, "day")
     edge_bucket = daycache.day_bucket(interval, "toDate(first_ts, {tz:String})")
     parts: dict[str, tuple[str, str | None]] = {
-        "s": (daycache.range_condition(days), None), "t": (daycache.days_condition(days), day_bucket)}
+        "s": (daycache.range_condition(days), None),
+        "t": (daycache.days_condition(days), day_bucket),
+    }
     branches = [daycache.edges_totals_sql(days, "es", "et", edge_bucket)]
     if compare:
         parts["ps"] = (daycache.range_condition(days_before), None)
     if previous_series:
         parts["pt"] = (daycache.days_condition(days_before), day_bucket)
     if days_before is not None and (compare or previous_series):
-        branches.append(daycache.edges_totals_sql(days_before, "eps" if compare else None, "ept" if previous_series else None,
-                                   edge_bucket))
+        branches.append(
+            daycache.edges_totals_sql(
+                days_before, "eps" if compare else None, "ept" if previous_series else None, edge_bucket
+            )
+        )
     branches.insert(0, daycache.totals_sql(parts))
     if dimensions:
         branches.append(_breakdowns_sql(days, dimensions, limit))
@@ -140,16 +180,22 @@ def _cached(scope: reports.Scope, before: reports.Scope, days: Days, days_before
             item["previous"] = previous[name]
             item["change"] = reports.change(name, current[name], previous[name])
         summary[name] = item
-    return {"summary": {"metrics": summary},
-            "timeseries": _series(by_tag, "t", "et", scope, interval, metrics),
-            "previous_timeseries": _with_range(_series(by_tag, "pt", "ept", before, interval, metrics), before)
-            if previous_series else None,
-            "breakdowns": {d: _breakdown(d, sorted(rows, key=lambda r: int(r["first_rank"])), limit)
-                           for d, rows in ranked.items()}}
+    return {
+        "summary": {"metrics": summary},
+        "timeseries": _series(by_tag, "t", "et", scope, interval, metrics),
+        "previous_timeseries": _with_range(_series(by_tag, "pt", "ept", before, interval, metrics), before)
+        if previous_series
+        else None,
+        "breakdowns": {
+            d: _breakdown(d, sorted(rows, key=lambda r: int(r["first_rank"])), limit)
+            for d, rows in ranked.items()
+        },
+    }
 
 
-def _series(by_tag: daycache.Tagged, tag: str, edge_tag: str, scope: reports.Scope,
-            interval: str, metrics: list[str]) -> dict[str, Any]:
+def _series(
+    by_tag: daycache.Tagged, tag: str, edge_tag: str, scope: reports.Scope, interval: str, metrics: list[str]
+) -> dict[str, Any]:
     """The points `reports.timeseries` gives: event metrics in buckets with whole-day rows, session metrics
     in buckets with session rows or sessions across a midnight."""
     labels = buckets(scope.range, interval)
@@ -164,9 +210,12 @@ def _series(by_tag: daycache.Tagged, tag: str, edge_tag: str, scope: reports.Sco
                 if m in reports.EVENT_METRICS:
                     points[bucket][m] = row[m]
         if row["session_rows"] or edge["session_rows"]:
-            values = reports._session_metrics(row["sessions"] + edge["sessions"],
-                                              row["session_pageviews"] + edge["session_pageviews"],
-                                              row["bounces"] + edge["bounces"], row["duration_ms"] + edge["duration_ms"])
+            values = reports._session_metrics(
+                row["sessions"] + edge["sessions"],
+                row["session_pageviews"] + edge["session_pageviews"],
+                row["bounces"] + edge["bounces"],
+                row["duration_ms"] + edge["duration_ms"],
+            )
             for m in metrics:
                 if m in reports.SESSION_METRICS:
                     points[bucket][m] = values[m]
@@ -176,8 +225,20 @@ def _series(by_tag: daycache.Tagged, tag: str, edge_tag: str, scope: reports.Sco
 def _breakdown(dimension: str, rows: list[dict[str, Any]], limit: int) -> dict[str, Any]:
     """The body `reports.breakdown` gives for page 1, sorted by visitors."""
     metrics = ("visitors", "sessions") if dimension in SESSION_DIMENSIONS else reports.EVENT_METRICS
-    shown = [{"value": r["bucket"], **{m: int(r[m]) for m in metrics}} for r in rows if r["bucket"] is not None]
-    other = next(({"value": "(other)", **{m: int(r[m]) for m in metrics}} for r in rows if r["bucket"] is None), None)
-    return {"dimension": dimension, "metrics": list(metrics), "rows": shown, "other": other, "page": 1,
-            "limit": limit, "total_rows": int(rows[0]["total_rows"]) if rows else 0, "sort": "visitors",
-            "order": "desc"}
+    shown = [
+        {"value": r["bucket"], **{m: int(r[m]) for m in metrics}} for r in rows if r["bucket"] is not None
+    ]
+    other = next(
+        ({"value": "(other)", **{m: int(r[m]) for m in metrics}} for r in rows if r["bucket"] is None), None
+    )
+    return {
+        "dimension": dimension,
+        "metrics": list(metrics),
+        "rows": shown,
+        "other": other,
+        "page": 1,
+        "limit": limit,
+        "total_rows": int(rows[0]["total_rows"]) if rows else 0,
+        "sort": "visitors",
+        "order": "desc",
+    }

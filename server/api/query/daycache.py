@@ -54,7 +54,9 @@ DROP_AFTER_REBUILDS = 20  # superseded builds are deleted after this many rebuil
 # Breakdown dimensions kept per day: the event-level ones of filters.py but page and event (added
 # by event kind). Titles and cities are left to the raw events: many values, rarely on a dashboard.
 CACHED_DIMENSIONS: dict[str, str] = {
-    name: expression for name, expression in DIMENSIONS.items() if name not in ("page", "title", "city", "event")
+    name: expression
+    for name, expression in DIMENSIONS.items()
+    if name not in ("page", "title", "city", "event")
 }
 SESSION_KINDS = ("entry_page", "exit_page")
 # Visitor counts are sketches that merge exactly (the merge of two days' states is the state of both days'
@@ -69,8 +71,10 @@ TOTAL = ""
 SESSIONS = "#sessions"
 
 _DAY = "toDate(timestamp, {tz:String})"
-_WINDOW = ("site = {site:String} AND timestamp >= {lo:DateTime64(3)} AND timestamp < {hi:DateTime64(3)}"
-           f" AND is_bot = 0 AND has({{days:Array(Date)}}, {_DAY})")
+_WINDOW = (
+    "site = {site:String} AND timestamp >= {lo:DateTime64(3)} AND timestamp < {hi:DateTime64(3)}"
+    f" AND is_bot = 0 AND has({{days:Array(Date)}}, {_DAY})"
+)
 
 
 def _dims_select() -> str:
@@ -157,7 +161,10 @@ def whole_days(rng: Range) -> Days | None:
     zone = ZoneInfo(rng.tz)
     first = rng.start.astimezone(zone).date()
     last = (rng.end - timedelta(microseconds=1)).astimezone(zone).date()
-    if _local_midnight(first, zone) != rng.start or _local_midnight(last + timedelta(days=1), zone) != rng.end:
+    if (
+        _local_midnight(first, zone) != rng.start
+        or _local_midnight(last + timedelta(days=1), zone) != rng.end
+    ):
         return None
     return Days(first, last)
 
@@ -205,9 +212,15 @@ def ensure(scope: Scope, days: Days) -> Days:
     from pixel.server.api.query import runner
 
     tz, site = scope.range.tz, scope.site
-    fixed = {"site": site, "tz": tz, "first": days.first.isoformat(), "last": days.last.isoformat(),
-             "lo": _ch_hour(scope.range.start - timedelta(hours=2, seconds=EDGE_SECONDS)),
-             "hi": _ch_hour(scope.range.end + timedelta(hours=2, seconds=EDGE_SECONDS)), "edge": EDGE_SECONDS}
+    fixed = {
+        "site": site,
+        "tz": tz,
+        "first": days.first.isoformat(),
+        "last": days.last.isoformat(),
+        "lo": _ch_hour(scope.range.start - timedelta(hours=2, seconds=EDGE_SECONDS)),
+        "hi": _ch_hour(scope.range.end + timedelta(hours=2, seconds=EDGE_SECONDS)),
+        "edge": EDGE_SECONDS,
+    }
     with _lock(scope):
         known = _known_for(scope)
         writes = getattr(scope.store, "writes", None)  # set by the embedded engine only
@@ -220,7 +233,9 @@ def ensure(scope: Scope, days: Days) -> Days:
             counts = _counts(scope, fixed)
             if writes is not None:
                 known.counts_at, known.counts[window] = writes, counts
-        every_day = [(days.first + timedelta(days=i)).isoformat() for i in range((days.last - days.first).days + 1)]
+        every_day = [
+            (days.first + timedelta(days=i)).isoformat() for i in range((days.last - days.first).days + 1)
+        ]
         # Days wholly past the events' retention read as empty, whatever was built for them (see `expired_before`).
         cutoff = expired_before(scope)
         all_days = [d for d in every_day if cutoff is None or d >= cutoff.isoformat()]
@@ -229,10 +244,14 @@ def ensure(scope: Scope, days: Days) -> Days:
             return d not in known.builds or known.builds[d][1] != counts.get(d, 0)
 
         if any(stale(d) for d in all_days):  # maybe built by another process (or before a restart)
-            for day, build, rows in runner.query(scope.store, """
+            for day, build, rows in runner.query(
+                scope.store,
+                """
                     SELECT day, max(build), argMax(source_rows, build) FROM day_builds
                     WHERE site = {site:String} AND tz = {tz:String} AND day >= {first:Date} AND day <= {last:Date}
-                    GROUP BY day""", fixed).rows:
+                    GROUP BY day""",
+                fixed,
+            ).rows:
                 if stale(str(day)):
                     known.builds[str(day)] = (int(build), int(rows))
         # A day rebuilt less than REBUILD_MIN_SECONDS ago keeps that build: while events stream in, today
@@ -247,8 +266,11 @@ def ensure(scope: Scope, days: Days) -> Days:
             if previous and known.rebuilds >= DROP_AFTER_REBUILDS:  # a delete is a mutation: not every time
                 known.rebuilds = 0
                 _drop_older(scope, dirty, min(previous))
-        out = Days(days.first, days.last, tuple((date.fromisoformat(d), known.builds[d][0] if d in all_days else 0)
-                                                for d in every_day))
+        out = Days(
+            days.first,
+            days.last,
+            tuple((date.fromisoformat(d), known.builds[d][0] if d in all_days else 0) for d in every_day),
+        )
         return _ensure_range(scope, out, known)
 
 
@@ -277,8 +299,11 @@ def retention_days(store: Any) -> int:
     if found is not None and found[0] > time.monotonic():
         return found[1]
     # events_local: on a cluster the TTL is on the shards' tables (server/store/cluster.py)
-    engines = runner.query(store, "SELECT engine_full FROM system.tables WHERE database = currentDatabase() "
-                                  "AND name IN ('events', 'events_local')").rows
+    engines = runner.query(
+        store,
+        "SELECT engine_full FROM system.tables WHERE database = currentDatabase() "
+        "AND name IN ('events', 'events_local')",
+    ).rows
     match = _TTL_DAYS.search(" ".join(str(row[0]) for row in engines))
     days = int(match.group(1)) if match else 0
     with _locks_guard:
@@ -327,13 +352,20 @@ def _counts(scope: Scope, fixed: dict[str, Any]) -> dict[str, int]:
     """Rows inserted so far per local day of the window (each hour counted for the days it is near)."""
     from pixel.server.api.query import runner
 
-    return {str(day): int(rows) for day, rows in runner.query(scope.store, """
+    return {
+        str(day): int(rows)
+        for day, rows in runner.query(
+            scope.store,
+            """
                 SELECT day, sum(rows) FROM event_counts
                 ARRAY JOIN arrayDistinct([toDate(hour - {edge:UInt32}, {tz:String}),
                                           toDate(hour + 3599 + {edge:UInt32}, {tz:String})]) AS day
                 WHERE site = {site:String} AND hour >= {lo:DateTime} AND hour < {hi:DateTime}
                     AND day >= {first:Date} AND day <= {last:Date}
-                GROUP BY day""", fixed).rows}
+                GROUP BY day""",
+            fixed,
+        ).rows
+    }
 
 
 def _ensure_range(scope: Scope, days: Days, known: _Known) -> Days:
@@ -352,14 +384,20 @@ def _ensure_range(scope: Scope, days: Days, known: _Known) -> Days:
     if known.ranges.get(key, 0) > time.time():
         return merged
     fixed = {"site": scope.site, "tz": scope.range.tz, "key": key}
-    rows, created = runner.query(scope.store, """SELECT count(), toUnixTimestamp(min(created)) FROM day_dimensions
+    rows, created = runner.query(
+        scope.store,
+        """SELECT count(), toUnixTimestamp(min(created)) FROM day_dimensions
             WHERE site = {site:String} AND tz = {tz:String} AND dimension = '' AND day = toDate(0)
-                AND build = {key:UInt64}""", fixed).rows[0]
+                AND build = {key:UInt64}""",
+        fixed,
+    ).rows[0]
     # Trusted until an hour before the TTL may drop the rows.
     known.ranges[key] = (int(created) if rows else time.time()) + RANGE_TTL_SECONDS - 3600
     if not rows:
         closed_days = replace(days, builds=tuple(closed), last=closed[-1][0])
-        runner.command(scope.store, f"""INSERT INTO day_dimensions (site, tz, day, build, created, dimension, value,
+        runner.command(
+            scope.store,
+            f"""INSERT INTO day_dimensions (site, tz, day, build, created, dimension, value,
                 visitors, visitors_total, pageviews, events, sessions, bounces, duration_ms)
             SELECT {{site:String}}, {{tz:String}}, toDate(0), {{key:UInt64}}, now(), dimension, value,
                 uniqCombinedMergeState(12)(visitors), uniqCombinedMergeState(14)(visitors_total), sum(pageviews),
@@ -367,7 +405,9 @@ def _ensure_range(scope: Scope, days: Days, known: _Known) -> Days:
             FROM day_dimensions
             WHERE site = {{site:String}} AND tz = {{tz:String}} AND day >= {{first:Date}} AND day <= {{last:Date}}
                 AND {closed_days.build_filter()}
-            GROUP BY dimension, value""", {**fixed, "first": days.first.isoformat(), "last": closed[-1][0].isoformat()})
+            GROUP BY dimension, value""",
+            {**fixed, "first": days.first.isoformat(), "last": closed[-1][0].isoformat()},
+        )
     return merged
 
 
@@ -381,11 +421,19 @@ def _drop_older(scope: Scope, days: list[str], keep_from: int) -> None:
     that picked it just before this rebuild may still be reading it."""
     from pixel.server.api.query import runner
 
-    params = {"site": scope.site, "tz": scope.range.tz, "days": [date.fromisoformat(d) for d in days],
-              "keep": keep_from}
+    params = {
+        "site": scope.site,
+        "tz": scope.range.tz,
+        "days": [date.fromisoformat(d) for d in days],
+        "keep": keep_from,
+    }
     for table in ("day_dimensions", "day_session_edges"):
-        runner.command(scope.store, f"""DELETE FROM {table} WHERE site = {{site:String}} AND tz = {{tz:String}}
-            AND has({{days:Array(Date)}}, day) AND build < {{keep:UInt64}}""", params)
+        runner.command(
+            scope.store,
+            f"""DELETE FROM {table} WHERE site = {{site:String}} AND tz = {{tz:String}}
+            AND has({{days:Array(Date)}}, day) AND build < {{keep:UInt64}}""",
+            params,
+        )
 
 
 def _build(scope: Scope, dirty: list[str], counts: dict[str, int]) -> int:
@@ -399,30 +447,65 @@ def _build(scope: Scope, dirty: list[str], counts: dict[str, int]) -> int:
     build = time.time_ns()
     lo, hi = _local_midnight(min(zone_days), zone), _local_midnight(max(zone_days) + timedelta(days=1), zone)
     edge = timedelta(seconds=EDGE_SECONDS)
-    params = {"site": scope.site, "tz": scope.range.tz, "days": zone_days, "build": build,
-              "lo": _ch(lo), "hi": _ch(hi), "elo": _ch(lo - edge), "ehi": _ch(hi + edge)}
+    params = {
+        "site": scope.site,
+        "tz": scope.range.tz,
+        "days": zone_days,
+        "build": build,
+        "lo": _ch(lo),
+        "hi": _ch(hi),
+        "elo": _ch(lo - edge),
+        "ehi": _ch(hi + edge),
+    }
     head = "{site:String}, {tz:String}, d, {build:UInt64}"
-    runner.command(scope.store, f"""INSERT INTO day_dimensions
+    runner.command(
+        scope.store,
+        f"""INSERT INTO day_dimensions
         (site, tz, day, build, dimension, value, visitors_total, pageviews, events)
-        SELECT {head}, '{TOTAL}', '', vt, pv, ev FROM ({_totals_select()})""", params)
-    runner.command(scope.store, f"""INSERT INTO day_dimensions
+        SELECT {head}, '{TOTAL}', '', vt, pv, ev FROM ({_totals_select()})""",
+        params,
+    )
+    runner.command(
+        scope.store,
+        f"""INSERT INTO day_dimensions
         (site, tz, day, build, dimension, value, visitors, pageviews, events)
-        SELECT {head}, dim, val, v, pv, ev FROM ({_dims_select()})""", params)
-    runner.command(scope.store, f"""INSERT INTO day_dimensions
+        SELECT {head}, dim, val, v, pv, ev FROM ({_dims_select()})""",
+        params,
+    )
+    runner.command(
+        scope.store,
+        f"""INSERT INTO day_dimensions
         (site, tz, day, build, dimension, value, visitors, pageviews, sessions, bounces, duration_ms)
-        SELECT {head}, dim, val, v, spv, sessions, bounces, duration_ms FROM ({_sessions_select()})""", params)
-    runner.command(scope.store, f"""INSERT INTO day_session_edges
+        SELECT {head}, dim, val, v, spv, sessions, bounces, duration_ms FROM ({_sessions_select()})""",
+        params,
+    )
+    runner.command(
+        scope.store,
+        f"""INSERT INTO day_session_edges
         (site, tz, day, build, sid, first_ts, last_ts, pageviews, pv_visitor, entry, entry_ts, exit, exit_ts)
         SELECT {head}, sid, first_ts, last_ts, pv, pv_visitor, entry, entry_ts, exit, exit_ts
-        FROM ({_edges_select()})""", params)
+        FROM ({_edges_select()})""",
+        params,
+    )
     # Recorded last: a build cut short leaves rows no reader selects.
-    scope.store.insert_rows("day_builds", [
-        {"site": scope.site, "tz": scope.range.tz, "day": d, "build": build, "source_rows": counts.get(d, 0)}
-        for d in dirty])
+    scope.store.insert_rows(
+        "day_builds",
+        [
+            {
+                "site": scope.site,
+                "tz": scope.range.tz,
+                "day": d,
+                "build": build,
+                "source_rows": counts.get(d, 0),
+            }
+            for d in dirty
+        ],
+    )
     return build
 
 
 # -- reading ----------------------------------------------------------------------------------------
+
 
 def _date(day: date) -> str:
     # A date made here, never user input: safe in the SQL text (so one query can hold two ranges).
@@ -430,8 +513,10 @@ def _date(day: date) -> str:
 
 
 def _where(days: Days, dimension: str) -> str:
-    return (f"site = {{site:String}} AND tz = {{tz:String}} AND dimension = '{dimension}' "
-            f"AND day >= {_date(days.first)} AND day <= {_date(days.last)} AND {days.build_filter()}")
+    return (
+        f"site = {{site:String}} AND tz = {{tz:String}} AND dimension = '{dimension}' "
+        f"AND day >= {_date(days.first)} AND day <= {_date(days.last)} AND {days.build_filter()}"
+    )
 
 
 def range_condition(days: Days) -> str:
@@ -452,8 +537,10 @@ def days_condition(days: Days) -> str:
 
 def _rows(days: Days, dimension: str, columns: str) -> str:
     """A subquery of one dimension's rows over the range: the merged days before today, then the rest."""
-    return (f"(SELECT {columns} FROM day_dimensions WHERE site = {{site:String}} AND tz = {{tz:String}} "
-            f"AND dimension = '{dimension}' AND {range_condition(days)})")
+    return (
+        f"(SELECT {columns} FROM day_dimensions WHERE site = {{site:String}} AND tz = {{tz:String}} "
+        f"AND dimension = '{dimension}' AND {range_condition(days)})"
+    )
 
 
 def params(scope: Scope, days: Days) -> dict[str, Any]:
@@ -503,7 +590,10 @@ def totals_sql(parts: dict[str, tuple[str, str | None]]) -> str:
 def edges_totals_sql(days: Days, total_tag: str | None, series_tag: str | None, bucket: str) -> str:
     """The range's sessions across a midnight (as `session_series_sql` adds them): one row for the whole range (`total_tag`) and/or one per bucket (`series_tag`)."""
     if total_tag and series_tag:
-        tag, group = f"if(grouping(bucket) = 1, '{total_tag}', '{series_tag}')", "GROUPING SETS ((bucket), ())"
+        tag, group = (
+            f"if(grouping(bucket) = 1, '{total_tag}', '{series_tag}')",
+            "GROUPING SETS ((bucket), ())",
+        )
     else:
         tag, group = f"'{total_tag or series_tag}'", "bucket"
         bucket = bucket if series_tag else "''"
@@ -526,11 +616,18 @@ def summary_numbers(by_tag: Tagged, tag: str, edge_tag: str) -> dict[str, int]:
     """A range's summary numbers: its whole-day and session rows (`tag`) plus its sessions across a
     midnight (`edge_tag`)."""
     rows, edge = by_tag.get(tag, {}).get("", ZERO), by_tag.get(edge_tag, {}).get("", ZERO)
-    return {"visitors": rows["visitors"], "pageviews": rows["pageviews"],
-            **{k: rows[k] + edge[k] for k in ("sessions", "bounces", "duration_ms")}}
+    return {
+        "visitors": rows["visitors"],
+        "pageviews": rows["pageviews"],
+        **{k: rows[k] + edge[k] for k in ("sessions", "bounces", "duration_ms")},
+    }
 
 
-_DAY_BUCKETS = {"day": "toString({d})", "week": "toString(toMonday({d}))", "month": "toString(toStartOfMonth({d}))"}
+_DAY_BUCKETS = {
+    "day": "toString({d})",
+    "week": "toString(toMonday({d}))",
+    "month": "toString(toStartOfMonth({d}))",
+}
 
 
 def day_bucket(interval: str, day: str) -> str:

@@ -70,7 +70,7 @@ def dimension_sql(dimension: str, params: SqlParams) -> str:
     if dimension in DIMENSIONS:
         return DIMENSIONS[dimension]
     if dimension.startswith(PROP_PREFIX):
-        key = dimension[len(PROP_PREFIX):]
+        key = dimension[len(PROP_PREFIX) :]
         if not _PROP_KEY.match(key):
             raise bad_request(f"invalid property name {key!r}", "invalid_dimension")
         return f"props[{params.add(key)}]"
@@ -96,8 +96,9 @@ def parse_filters(raw: str | list[Any] | None) -> list[Filter]:
         try:
             raw = json.loads(raw)
         except ValueError:
-            raise bad_request("filters must be a JSON list of [dimension, operator, value]",
-                              "invalid_filter") from None
+            raise bad_request(
+                "filters must be a JSON list of [dimension, operator, value]", "invalid_filter"
+            ) from None
     if not isinstance(raw, list):
         raise bad_request("filters must be a JSON list of [dimension, operator, value]", "invalid_filter")
     if len(raw) > MAX_FILTERS:
@@ -105,8 +106,9 @@ def parse_filters(raw: str | list[Any] | None) -> list[Filter]:
     out = []
     for item in raw:
         if not (isinstance(item, list) and len(item) == 3 and all(isinstance(x, str) for x in item)):
-            raise bad_request(f"each filter is [dimension, operator, value] strings, not {item!r}",
-                              "invalid_filter")
+            raise bad_request(
+                f"each filter is [dimension, operator, value] strings, not {item!r}", "invalid_filter"
+            )
         dimension, operator, value = item
         if operator not in OPERATORS:
             raise bad_request(f"filter operator must be one of {', '.join(OPERATORS)}", "invalid_filter")
@@ -132,8 +134,14 @@ def filter_sql(flt: Filter, params: SqlParams) -> str:
     }[flt.operator]
 
 
-def base_where(filters: list[Filter], params: SqlParams, *, include_bots: bool = False,
-               start: str = "{start:DateTime64(3)}", end: str = "{end:DateTime64(3)}") -> str:
+def base_where(
+    filters: list[Filter],
+    params: SqlParams,
+    *,
+    include_bots: bool = False,
+    start: str = "{start:DateTime64(3)}",
+    end: str = "{end:DateTime64(3)}",
+) -> str:
     """Site, time range, bots and filters: the WHERE every report starts from."""
     parts = ["site = {site:String}", f"timestamp >= {start}", f"timestamp < {end}"]
     if not include_bots:
@@ -158,4 +166,6 @@ def check_regexes(store: Any, filters: list[Filter]) -> None:
                 runner.query(store, "SELECT match('', {re:String})", {"re": flt.value})
             except StoreError as exc:
                 detail = str(exc).split("\n")[0][:300]
-                raise bad_request(f"invalid regular expression {flt.value!r}: {detail}", "invalid_filter") from None
+                raise bad_request(
+                    f"invalid regular expression {flt.value!r}: {detail}", "invalid_filter"
+                ) from None

@@ -31,10 +31,15 @@ class Range:
         zone = ZoneInfo(self.tz)
         first = self.start.astimezone(zone).date()
         last = (self.end - timedelta(microseconds=1)).astimezone(zone).date()
-        if (self.period != "realtime" and _local_midnight(first, zone) == self.start
-                and _local_midnight(last + timedelta(days=1), zone) == self.end):
+        if (
+            self.period != "realtime"
+            and _local_midnight(first, zone) == self.start
+            and _local_midnight(last + timedelta(days=1), zone) == self.end
+        ):
             days = (last - first).days + 1
-            return Range(_local_midnight(first - timedelta(days=days), zone), self.start, self.tz, self.period)
+            return Range(
+                _local_midnight(first - timedelta(days=days), zone), self.start, self.tz, self.period
+            )
         length = self.end - self.start
         return Range(self.start - length, self.start, self.tz, self.period)
 
@@ -69,8 +74,14 @@ def parse_date(value: str, name: str) -> date:
         raise bad_request(f"{name} must be a date YYYY-MM-DD, not {value!r}", "invalid_range") from None
 
 
-def resolve(period: str, tz: str, *, date_from: str | None = None, date_to: str | None = None,
-            now: datetime | None = None) -> Range:
+def resolve(
+    period: str,
+    tz: str,
+    *,
+    date_from: str | None = None,
+    date_to: str | None = None,
+    now: datetime | None = None,
+) -> Range:
     """The UTC range [start, end) that `period` means today in time zone `tz`."""
     zone = ZoneInfo(tz)
     now = (now or datetime.now(UTC)).astimezone(UTC)
@@ -131,8 +142,9 @@ def buckets(rng: Range, interval: str) -> list[str]:
     if interval in ("minute", "hour"):
         step = timedelta(minutes=1 if interval == "minute" else 15)  # 15: zones with :30/:45 offsets
         if (rng.end - rng.start) / step > MAX_BUCKETS * 4:
-            raise bad_request(f"too many {interval} buckets for this range; use a longer interval",
-                              "invalid_interval")
+            raise bad_request(
+                f"too many {interval} buckets for this range; use a longer interval", "invalid_interval"
+            )
         moment = rng.start.replace(second=0, microsecond=0)
         while moment < rng.end:
             local = moment.astimezone(zone)

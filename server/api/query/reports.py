@@ -47,7 +47,9 @@ class Scope:
     range: Range
     filters: list[Filter] = field(default_factory=list)
     include_bots: bool = False
-    retention_days: int = 0  # the site's own retention (0: the store's); days past it read as empty when cached
+    retention_days: int = (
+        0  # the site's own retention (0: the store's); days past it read as empty when cached
+    )
 
     def where(self, params: SqlParams) -> str:
         return base_where(self.filters, params, include_bots=self.include_bots)
@@ -78,11 +80,18 @@ FROM {events} WHERE {where} GROUP BY session_id"""
 
 # -- summary --------------------------------------------------------------------------------------
 
+
 def _summary_row(row: dict[str, Any], prefix: str = "") -> dict[str, float]:
     pageviews = int(row[f"{prefix}pageviews"] or 0)
     out: dict[str, float] = {"visitors": int(row[f"{prefix}visitors"]), "pageviews": pageviews}
-    out.update(_session_metrics(int(row[f"{prefix}sessions"]), pageviews, int(row[f"{prefix}bounces"]),
-                                int(row[f"{prefix}duration_ms"] or 0)))
+    out.update(
+        _session_metrics(
+            int(row[f"{prefix}sessions"]),
+            pageviews,
+            int(row[f"{prefix}bounces"]),
+            int(row[f"{prefix}duration_ms"] or 0),
+        )
+    )
     return out
 
 
@@ -95,14 +104,18 @@ def _summary_values(scope: Scope) -> dict[str, float]:
     return _summary_row(scope.run(sql, params)[0])
 
 
-def _summaries_cached(scope: Scope, before: Scope | None) -> tuple[dict[str, float], dict[str, float] | None] | None:
+def _summaries_cached(
+    scope: Scope, before: Scope | None
+) -> tuple[dict[str, float], dict[str, float] | None] | None:
     """Both periods from the report cache in one query, or None when either cannot use it."""
     days = daycache.usable(scope)
     days_before = daycache.usable(before) if before is not None else None
     if days is None or (before is not None and days_before is None):
         return None
     days = daycache.ensure(scope, days)
-    days_before = daycache.ensure(before, days_before) if before is not None and days_before is not None else None
+    days_before = (
+        daycache.ensure(before, days_before) if before is not None and days_before is not None else None
+    )
     # One query: the whole-day and session rows of both periods in one scan, plus their sessions across
     # a midnight (each read of a table costs chDB a few milliseconds, however small).
     parts: dict[str, tuple[str, str | None]] = {"s": (daycache.range_condition(days), None)}
@@ -118,7 +131,9 @@ def _summaries_cached(scope: Scope, before: Scope | None) -> tuple[dict[str, flo
     return current, _summary_row(daycache.summary_numbers(by_tag, "ps", "eps"))
 
 
-def _cached(scope: Scope, sql: str, days: daycache.Days, params: SqlParams | None = None) -> list[dict[str, Any]]:
+def _cached(
+    scope: Scope, sql: str, days: daycache.Days, params: SqlParams | None = None
+) -> list[dict[str, Any]]:
     values = {**daycache.params(scope, days), **(params.values if params else {})}
     return runner.query(scope.store, sql, values).dicts()
 
@@ -152,6 +167,7 @@ def summary(scope: Scope, compare: bool = True) -> dict[str, Any]:
 
 # -- timeseries -----------------------------------------------------------------------------------
 
+
 def timeseries(scope: Scope, interval: str, metrics: list[str]) -> dict[str, Any]:
     valid = EVENT_METRICS + SESSION_METRICS
     for m in metrics:
@@ -181,25 +197,34 @@ def timeseries(scope: Scope, interval: str, metrics: list[str]) -> dict[str, Any
         if days is not None:
             rows = _cached(scope, daycache.session_series_sql(days, interval), days)
         else:
-            sql = f"""SELECT {bucket_sql(interval, 'first_seen')} AS bucket, count() AS sessions,
+            sql = f"""SELECT {bucket_sql(interval, "first_seen")} AS bucket, count() AS sessions,
                 sum(pv) AS pageviews, countIf(pv <= 1) AS bounces, sum(dur) AS duration_ms
                 FROM ({_SESSIONS_SQL.format(events=EVENTS, where=scope.where(params))}) GROUP BY bucket"""
             rows = scope.run(sql, params)
         for row in rows:
             if row["bucket"] in points:
-                values = _session_metrics(int(row["sessions"]), int(row["pageviews"]), int(row["bounces"]),
-                                          int(row["duration_ms"]))
+                values = _session_metrics(
+                    int(row["sessions"]), int(row["pageviews"]), int(row["bounces"]), int(row["duration_ms"])
+                )
                 for m in metrics:
                     if m in SESSION_METRICS:
                         points[row["bucket"]][m] = values[m]
-    return {"interval": interval, "metrics": metrics,
-            "points": [{"bucket": b, **points[b]} for b in labels]}
+    return {"interval": interval, "metrics": metrics, "points": [{"bucket": b, **points[b]} for b in labels]}
 
 
 # -- breakdowns -----------------------------------------------------------------------------------
 
-def breakdown(scope: Scope, dimension: str, *, limit: int = 10, page: int = 1, sort: str = "visitors",
-              order: str = "desc", event: str | None = None) -> dict[str, Any]:
+
+def breakdown(
+    scope: Scope,
+    dimension: str,
+    *,
+    limit: int = 10,
+    page: int = 1,
+    sort: str = "visitors",
+    order: str = "desc",
+    event: str | None = None,
+) -> dict[str, Any]:
     """Top values of a dimension, one page of them, plus an `other` row for every value ranked after."""
     if not 1 <= limit <= MAX_LIMIT:
         raise bad_request(f"limit must be between 1 and {MAX_LIMIT}", "invalid_pagination")
@@ -229,7 +254,7 @@ def breakdown(scope: Scope, dimension: str, *, limit: int = 10, page: int = 1, s
         elif dimension == "event":
             where += " AND event_name != 'pageview'"
         elif dimension.startswith(PROP_PREFIX):
-            where += f" AND mapContains(props, {params.add(dimension[len(PROP_PREFIX):])})"
+            where += f" AND mapContains(props, {params.add(dimension[len(PROP_PREFIX) :])})"
         if event:
             where += f" AND event_name = {params.add(event)}"
         per_value = f"""SELECT {value_expr} AS value, {daycache.UNIQ_VALUE_STATE}(visitor_id) AS st,
@@ -249,16 +274,28 @@ def breakdown(scope: Scope, dimension: str, *, limit: int = 10, page: int = 1, s
     rows = _cached(scope, sql, days, params) if days is not None else scope.run(sql, params)
     total_rows = int(rows[0]["total_rows"]) if rows else 0
     shown = [{"value": r["label"], **{m: int(r[m]) for m in metrics}} for r in rows if r["label"] is not None]
-    other = next(({"value": "(other)", **{m: int(r[m]) for m in metrics}} for r in rows if r["label"] is None),
-                 None)
-    return {"dimension": dimension, "metrics": list(metrics), "rows": shown[(page - 1) * limit:],
-            "other": other, "page": page, "limit": limit, "total_rows": total_rows,
-            "sort": sort, "order": order}
+    other = next(
+        ({"value": "(other)", **{m: int(r[m]) for m in metrics}} for r in rows if r["label"] is None), None
+    )
+    return {
+        "dimension": dimension,
+        "metrics": list(metrics),
+        "rows": shown[(page - 1) * limit :],
+        "other": other,
+        "page": page,
+        "limit": limit,
+        "total_rows": total_rows,
+        "sort": sort,
+        "order": order,
+    }
 
 
 # -- realtime -------------------------------------------------------------------------------------
 
-def realtime(store: Store, site: str, tz: str, filters: list[Filter], now: datetime | None = None) -> dict[str, Any]:
+
+def realtime(
+    store: Store, site: str, tz: str, filters: list[Filter], now: datetime | None = None
+) -> dict[str, Any]:
     """Visitors in the last 5 minutes, pageviews per minute over the last 30, top pages now.
 
     Read without FINAL (a FINAL over today's rows cost most of the time): pageviews are counted as
@@ -270,7 +307,7 @@ def realtime(store: Store, site: str, tz: str, filters: list[Filter], now: datet
     params = SqlParams()
     since = params.add(_ch(now - timedelta(minutes=5)), "DateTime64(3)")
     where = scope.where(params)
-    sql = f"""SELECT {bucket_sql('minute')} AS bucket, uniqExactIf(event_id, event_name = 'pageview') AS pageviews,
+    sql = f"""SELECT {bucket_sql("minute")} AS bucket, uniqExactIf(event_id, event_name = 'pageview') AS pageviews,
             uniqIf(visitor_id, timestamp >= {since}) AS visitors, grouping(bucket) AS total_row
         FROM events WHERE {where} GROUP BY GROUPING SETS ((bucket), ())"""
     per_minute: dict[str, int] = {}
@@ -286,10 +323,12 @@ def realtime(store: Store, site: str, tz: str, filters: list[Filter], now: datet
     top = scope.run(top_sql, params)
     return {
         "visitors": visitors_now,
-        "pageviews_per_minute": [{"bucket": b, "pageviews": per_minute.get(b, 0)}
-                                 for b in buckets(scope.range, "minute")],
-        "top_pages": [{"page": r["page"], "visitors": int(r["visitors"]), "pageviews": int(r["pageviews"])}
-                      for r in top],
+        "pageviews_per_minute": [
+            {"bucket": b, "pageviews": per_minute.get(b, 0)} for b in buckets(scope.range, "minute")
+        ],
+        "top_pages": [
+            {"page": r["page"], "visitors": int(r["visitors"]), "pageviews": int(r["pageviews"])} for r in top
+        ],
     }
 
 
@@ -298,6 +337,7 @@ def _ch(moment: datetime) -> str:
 
 
 # -- goals ----------------------------------------------------------------------------------------
+
 
 def glob_regex(pattern: str) -> str:
     """A page-path glob (`*` = any characters) as an anchored RE2 pattern."""
@@ -324,12 +364,20 @@ def goals(scope: Scope, goal_rows: list[dict[str, Any]]) -> dict[str, Any]:
     out = []
     for i, goal in enumerate(goal_rows):
         visitors = int(row[f"u{i}"])
-        out.append({"goal_id": goal["id"], "name": goal["name"], "visitors": visitors,
-                    "conversions": int(row[f"c{i}"]), "conversion_rate": _ratio(visitors, total, 2, 100.0)})
+        out.append(
+            {
+                "goal_id": goal["id"],
+                "name": goal["name"],
+                "visitors": visitors,
+                "conversions": int(row[f"c{i}"]),
+                "conversion_rate": _ratio(visitors, total, 2, 100.0),
+            }
+        )
     return {"total_visitors": total, "goals": out}
 
 
 # -- funnels --------------------------------------------------------------------------------------
+
 
 def funnel(scope: Scope, steps: list[dict[str, Any]], window_seconds: int) -> dict[str, Any]:
     """Visitors reaching each step in order within `window_seconds` of their first step (windowFunnel)."""
@@ -337,8 +385,8 @@ def funnel(scope: Scope, steps: list[dict[str, Any]], window_seconds: int) -> di
     conditions = [goal_condition(step, params) for step in steps]
     window = params.add(window_seconds * 1000, "UInt64")
     sql = f"""SELECT level, count() AS visitors FROM (
-        SELECT visitor_id, windowFunnel({window})(toUInt64(toUnixTimestamp64Milli(timestamp)), {', '.join(conditions)}) AS level
-        FROM {EVENTS} WHERE {scope.where(params)} AND ({' OR '.join(conditions)}) GROUP BY visitor_id)
+        SELECT visitor_id, windowFunnel({window})(toUInt64(toUnixTimestamp64Milli(timestamp)), {", ".join(conditions)}) AS level
+        FROM {EVENTS} WHERE {scope.where(params)} AND ({" OR ".join(conditions)}) GROUP BY visitor_id)
         GROUP BY level"""
     by_level = {int(r["level"]): int(r["visitors"]) for r in scope.run(sql, params)}
     out = []
@@ -346,18 +394,22 @@ def funnel(scope: Scope, steps: list[dict[str, Any]], window_seconds: int) -> di
     previous = first
     for i, step in enumerate(steps, start=1):
         reached = sum(v for lvl, v in by_level.items() if lvl >= i)
-        out.append({
-            "step": i, "name": step.get("name") or step.get("page_pattern") or step.get("event_name"),
-            "visitors": reached,
-            "conversion_rate": _ratio(reached, first, 2, 100.0),
-            "dropoff": previous - reached,
-            "dropoff_rate": _ratio(previous - reached, previous, 2, 100.0),
-        })
+        out.append(
+            {
+                "step": i,
+                "name": step.get("name") or step.get("page_pattern") or step.get("event_name"),
+                "visitors": reached,
+                "conversion_rate": _ratio(reached, first, 2, 100.0),
+                "dropoff": previous - reached,
+                "dropoff_rate": _ratio(previous - reached, previous, 2, 100.0),
+            }
+        )
         previous = reached
     return {"window_seconds": window_seconds, "steps": out}
 
 
 # -- retention ------------------------------------------------------------------------------------
+
 
 def retention(scope: Scope) -> dict[str, Any]:
     """Weekly cohorts by the week (Monday, site zone) a visitor is first seen in the range."""
@@ -376,6 +428,12 @@ def retention(scope: Scope) -> dict[str, Any]:
     for i, cohort in enumerate(weeks):
         size = cells[cohort].get(0, 0)
         counts = [cells[cohort].get(k, 0) for k in range(len(weeks) - i)]
-        out.append({"cohort": cohort, "visitors": size, "weeks": counts,
-                    "percent": [_ratio(c, size, 1, 100.0) for c in counts]})
+        out.append(
+            {
+                "cohort": cohort,
+                "visitors": size,
+                "weeks": counts,
+                "percent": [_ratio(c, size, 1, 100.0) for c in counts],
+            }
+        )
     return {"cohorts": out}

@@ -13,8 +13,9 @@ from typing import Any
 
 from pixel.server.store import Result, Store
 
-_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0",
-                          "\b": "\\b", "\f": "\\f"})
+_ESCAPES = str.maketrans(
+    {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0", "\b": "\\b", "\f": "\\f"}
+)
 _needs_escaping: dict[int, bool] = {}
 _lock = threading.Lock()
 

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+
 from pixel.server.api.deps import Auth, State
 from pixel.server.api.errors import ApiError, bad_request, unauthorized
 from pixel.server.api.models import LoginIn, LogoutIn, PasswordIn, RefreshIn, TokenPair, UserOut
@@ -26,10 +27,17 @@ def issue_pair(state: State, user: dict[str, Any]) -> dict[str, Any]:
     with state.meta.transaction() as conn:
         conn.execute("DELETE FROM refresh_tokens WHERE expires_at < ?", (now,))
         conn.execute("DELETE FROM revoked_access WHERE expires_at < ?", (now,))
-        conn.execute("INSERT INTO refresh_tokens (hash, user_id, expires_at) VALUES (?, ?, ?)",
-                     (token_hash(refresh), user["id"], now + REFRESH_TTL))
-    return {"access_token": access, "refresh_token": refresh, "token_type": "bearer",
-            "expires_in": state.tokens.access_ttl, "user": user_out(user)}
+        conn.execute(
+            "INSERT INTO refresh_tokens (hash, user_id, expires_at) VALUES (?, ?, ?)",
+            (token_hash(refresh), user["id"], now + REFRESH_TTL),
+        )
+    return {
+        "access_token": access,
+        "refresh_token": refresh,
+        "token_type": "bearer",
+        "expires_in": state.tokens.access_ttl,
+        "user": user_out(user),
+    }
 
 
 @router.post("/login", response_model=TokenPair)
@@ -37,8 +45,9 @@ def login(body: LoginIn, request: Request, state: State) -> dict[str, Any]:
     client = request.client.host if request.client else "?"
     wait = state.limiter.retry_after(client, body.username)
     if wait:
-        raise ApiError(429, "too_many_attempts", f"too many failed logins; retry in {wait} s",
-                       {"Retry-After": str(wait)})
+        raise ApiError(
+            429, "too_many_attempts", f"too many failed logins; retry in {wait} s", {"Retry-After": str(wait)}
+        )
     user = state.meta.user_by_name(body.username)
     ok = verify_password(user["password_hash"] if user else None, body.password)
     if not ok or user is None or user["disabled"]:
@@ -66,7 +75,9 @@ def refresh(state: State, body: RefreshIn | None = None) -> dict[str, Any]:
             conn.execute("UPDATE refresh_tokens SET revoked = 1 WHERE hash = ?", (digest,))
             replayed = False
     if replayed:
-        raise unauthorized("refresh token already used; all sessions of this user were ended", "invalid_token")
+        raise unauthorized(
+            "refresh token already used; all sessions of this user were ended", "invalid_token"
+        )
     user = state.meta.user(row["user_id"])
     if user is None or user["disabled"]:
         raise unauthorized("user no longer exists or is disabled", "invalid_token")
@@ -78,13 +89,17 @@ def logout(principal: Auth, state: State, body: LogoutIn | None = None) -> Respo
     body = body or LogoutIn()
     with state.meta.transaction() as conn:
         if principal.jti:
-            conn.execute("INSERT OR IGNORE INTO revoked_access (jti, expires_at) VALUES (?, ?)",
-                         (principal.jti, principal.exp or time.time() + 3600))
+            conn.execute(
+                "INSERT OR IGNORE INTO revoked_access (jti, expires_at) VALUES (?, ?)",
+                (principal.jti, principal.exp or time.time() + 3600),
+            )
         if body.all:
             conn.execute("UPDATE refresh_tokens SET revoked = 1 WHERE user_id = ?", (principal.user_id,))
         elif body.refresh_token:
-            conn.execute("UPDATE refresh_tokens SET revoked = 1 WHERE hash = ? AND user_id = ?",
-                         (token_hash(body.refresh_token), principal.user_id))
+            conn.execute(
+                "UPDATE refresh_tokens SET revoked = 1 WHERE hash = ? AND user_id = ?",
+                (token_hash(body.refresh_token), principal.user_id),
+            )
     return Response(status_code=204)
 
 

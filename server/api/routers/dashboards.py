@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from fastapi import APIRouter, Response
+
 from pixel.server.api.deps import Admin, Auth, PathId, State, site_for
 from pixel.server.api.errors import not_found
 from pixel.server.api.models import DashboardIn, DashboardOut, Page
@@ -45,9 +46,16 @@ def list_dashboards(site_id: PathId, principal: Auth, state: State, listing: Lis
 def create_dashboard(site_id: PathId, body: DashboardIn, principal: Admin, state: State) -> dict[str, Any]:
     site_for(state, principal, site_id)
     now = time.time()
-    dashboard_id = state.meta.insert("dashboards", {"site_id": site_id, "name": body.name,
-                                                    "widgets": _widgets(body), "created_at": now,
-                                                    "updated_at": now})
+    dashboard_id = state.meta.insert(
+        "dashboards",
+        {
+            "site_id": site_id,
+            "name": body.name,
+            "widgets": _widgets(body),
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
     return _dashboard(state, principal, dashboard_id)
 
 
@@ -57,10 +65,13 @@ def get_dashboard(dashboard_id: PathId, principal: Auth, state: State) -> dict[s
 
 
 @router.put("/dashboards/{dashboard_id}", response_model=DashboardOut)
-def replace_dashboard(dashboard_id: PathId, body: DashboardIn, principal: Admin, state: State) -> dict[str, Any]:
+def replace_dashboard(
+    dashboard_id: PathId, body: DashboardIn, principal: Admin, state: State
+) -> dict[str, Any]:
     _dashboard(state, principal, dashboard_id)
-    state.meta.update("dashboards", dashboard_id, {"name": body.name, "widgets": _widgets(body),
-                                                   "updated_at": time.time()})
+    state.meta.update(
+        "dashboards", dashboard_id, {"name": body.name, "widgets": _widgets(body), "updated_at": time.time()}
+    )
     return _dashboard(state, principal, dashboard_id)
 
 

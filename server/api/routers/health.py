@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
+
 from pixel.server.api.deps import State
 from pixel.server.store import StoreError
 

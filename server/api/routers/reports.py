@@ -11,6 +11,8 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
+from pydantic import TypeAdapter, ValidationError
+
 from pixel.server.api.deps import Auth, PathId, State, site_for
 from pixel.server.api.errors import bad_request
 from pixel.server.api.models import FunnelStep
@@ -24,18 +26,24 @@ from pixel.server.api.query.filters import (
     parse_filters,
 )
 from pixel.server.api.query.periods import INTERVALS, PERIODS, resolve
-from pydantic import TypeAdapter, ValidationError
 
 router = APIRouter(prefix="/sites/{site_id}/reports", tags=["reports"])
 
 Period = Annotated[str, Query(description="one of " + ", ".join(PERIODS))]
 DateParam = Annotated[str | None, Query(max_length=10, description="YYYY-MM-DD, for period=custom")]
-FiltersParam = Annotated[str | None, Query(max_length=20_000,
-                                           description='JSON list of [dimension, operator, value], e.g. [["country","is","DE"]]')]
+FiltersParam = Annotated[
+    str | None,
+    Query(
+        max_length=20_000,
+        description='JSON list of [dimension, operator, value], e.g. [["country","is","DE"]]',
+    ),
+]
 
 
 def scope(
-    site_id: PathId, principal: Auth, state: State,
+    site_id: PathId,
+    principal: Auth,
+    state: State,
     period: Period = "30d",
     date_from: Annotated[str | None, Query(alias="from", max_length=10)] = None,
     date_to: Annotated[str | None, Query(alias="to", max_length=10)] = None,
@@ -46,8 +54,14 @@ def scope(
     rng = resolve(period, site["timezone"], date_from=date_from, date_to=date_to)
     parsed = parse_filters(filters)
     check_regexes(state.store, parsed)
-    return reports.Scope(state.store, site["domain"], rng, parsed, include_bots,
-                         retention_days=int(site.get("retention_days") or 0))
+    return reports.Scope(
+        state.store,
+        site["domain"],
+        rng,
+        parsed,
+        include_bots,
+        retention_days=int(site.get("retention_days") or 0),
+    )
 
 
 ScopeDep = Annotated[reports.Scope, Depends(scope)]
@@ -72,15 +86,18 @@ def timeseries(
 
 @router.get("/breakdown/{dimension}")
 def breakdown(
-    s: ScopeDep, dimension: str,
+    s: ScopeDep,
+    dimension: str,
     limit: Annotated[int, Query(ge=1, le=reports.MAX_LIMIT)] = 10,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     sort: Annotated[str, Query(max_length=40)] = "visitors",
     order: Annotated[str, Query(pattern="^(asc|desc)$")] = "desc",
     event: Annotated[str | None, Query(max_length=200, description="restrict to one event name")] = None,
 ) -> dict[str, Any]:
-    return {**_range(s), **reports.breakdown(s, dimension, limit=limit, page=page, sort=sort, order=order,
-                                             event=event)}
+    return {
+        **_range(s),
+        **reports.breakdown(s, dimension, limit=limit, page=page, sort=sort, order=order, event=event),
+    }
 
 
 @router.get("/dashboard")
@@ -88,10 +105,12 @@ def dashboard(
     s: ScopeDep,
     compare: bool = True,
     interval: Annotated[str | None, Query(description="one of " + ", ".join(INTERVALS))] = None,
-    metrics: Annotated[str, Query(max_length=200, description="timeseries metrics, comma-separated")] =
-        "visitors,pageviews",
-    breakdowns: Annotated[str, Query(max_length=2000, description="dimensions, comma-separated")] =
-        ",".join(dashboard_query.STANDARD_BREAKDOWNS),
+    metrics: Annotated[
+        str, Query(max_length=200, description="timeseries metrics, comma-separated")
+    ] = "visitors,pageviews",
+    breakdowns: Annotated[str, Query(max_length=2000, description="dimensions, comma-separated")] = ",".join(
+        dashboard_query.STANDARD_BREAKDOWNS
+    ),
     limit: Annotated[int, Query(ge=1, le=reports.MAX_LIMIT)] = 10,
     previous_timeseries: Annotated[bool, Query(description="also the previous period's timeseries")] = False,
 ) -> dict[str, Any]:
@@ -101,9 +120,18 @@ def dashboard(
     those reports; on the report cache it takes one query instead of one or more per widget."""
     names = [m.strip() for m in metrics.split(",") if m.strip()]
     dims = [d.strip() for d in breakdowns.split(",") if d.strip()]
-    return {**_range(s), **dashboard_query.dashboard(
-        s, compare=compare, interval=interval or s.range.default_interval(), metrics=names, breakdowns=dims,
-        limit=limit, previous_series=previous_timeseries)}
+    return {
+        **_range(s),
+        **dashboard_query.dashboard(
+            s,
+            compare=compare,
+            interval=interval or s.range.default_interval(),
+            metrics=names,
+            breakdowns=dims,
+            limit=limit,
+            previous_series=previous_timeseries,
+        ),
+    }
 
 
 @router.get("/realtime")
@@ -126,8 +154,14 @@ _steps_adapter = TypeAdapter(list[FunnelStep])
 @router.get("/funnel")
 def funnel(
     s: ScopeDep,
-    steps: Annotated[str, Query(max_length=20_000, description='JSON list of steps, e.g. [{"kind":"page",'
-                                '"page_pattern":"/pricing"},{"kind":"event","event_name":"signup"}]')],
+    steps: Annotated[
+        str,
+        Query(
+            max_length=20_000,
+            description='JSON list of steps, e.g. [{"kind":"page",'
+            '"page_pattern":"/pricing"},{"kind":"event","event_name":"signup"}]',
+        ),
+    ],
     window: Annotated[int, Query(ge=1, le=90 * 86400, description="seconds from the first step")] = 3600,
 ) -> dict[str, Any]:
     try:
@@ -154,10 +188,19 @@ def retention(s: ScopeDep) -> dict[str, Any]:
 def dimensions(site_id: PathId, principal: Auth, state: State) -> dict[str, Any]:
     """What breakdowns and filters accept."""
     site_for(state, principal, site_id)
-    return {"dimensions": [*DIMENSIONS, *SESSION_DIMENSIONS, "prop:<name>"], "operators": list(OPERATORS),
-            "periods": list(PERIODS), "intervals": list(INTERVALS)}
+    return {
+        "dimensions": [*DIMENSIONS, *SESSION_DIMENSIONS, "prop:<name>"],
+        "operators": list(OPERATORS),
+        "periods": list(PERIODS),
+        "intervals": list(INTERVALS),
+    }
 
 
 def _range(s: reports.Scope) -> dict[str, Any]:
-    return {"site": s.site, "period": s.range.period, "timezone": s.range.tz,
-            "from": s.range.start.isoformat(), "to": s.range.end.isoformat()}
+    return {
+        "site": s.site,
+        "period": s.range.period,
+        "timezone": s.range.tz,
+        "from": s.range.start.isoformat(),
+        "to": s.range.end.isoformat(),
+    }

@@ -7,6 +7,7 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
+
 from pixel.server.api.deps import Admin, Auth, PathId, State, site_for
 from pixel.server.api.errors import ApiError, not_found
 from pixel.server.api.meta import Conflict
@@ -25,8 +26,16 @@ def list_sites(principal: Auth, state: State, listing: Listing) -> dict[str, Any
 @router.post("", response_model=SiteOut, status_code=201)
 def create_site(body: SiteIn, _: Admin, state: State) -> dict[str, Any]:
     values = body.model_dump()
-    defaults = {"name": body.domain, "timezone": "UTC", "allowed_origins": [], "honour_dnt": True,
-                "honour_gpc": True, "excluded_paths": [], "excluded_ips": [], "retention_days": 0}
+    defaults = {
+        "name": body.domain,
+        "timezone": "UTC",
+        "allowed_origins": [],
+        "honour_dnt": True,
+        "honour_gpc": True,
+        "excluded_paths": [],
+        "excluded_ips": [],
+        "retention_days": 0,
+    }
     for key, default in defaults.items():
         if values.get(key) is None:
             values[key] = default
@@ -62,7 +71,9 @@ def delete_site(site_id: PathId, principal: Admin, state: State) -> Response:
 
 @router.get("/{site_id}/snippet", response_model=Snippet)
 def snippet(
-    site_id: PathId, principal: Auth, state: State,
+    site_id: PathId,
+    principal: Auth,
+    state: State,
     collector_url: Annotated[str | None, Query(max_length=500, pattern=r"^https?://[^\s\"'<>]+$")] = None,
 ) -> dict[str, Any]:
     """The `<script>` tag to paste into the site's pages. `collector_url` is where visitors reach the
@@ -78,6 +89,7 @@ def snippet(
 
 
 # -- goals ----------------------------------------------------------------------------------------
+
 
 @router.get("/{site_id}/goals", response_model=Page)
 def list_goals(site_id: PathId, principal: Auth, state: State, listing: Listing) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
+
 from pixel.server.api import sqlguard
 from pixel.server.api.deps import Admin, State, site_for
 from pixel.server.api.errors import ApiError

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from fastapi import APIRouter, Response
+
 from pixel.server.api.deps import Admin, Auth, PathId, State
 from pixel.server.api.errors import ApiError, bad_request, not_found
 from pixel.server.api.meta import Conflict
@@ -115,9 +116,16 @@ def list_tokens(principal: Auth, state: State, listing: Listing) -> dict[str, An
 def create_token(body: ApiTokenIn, principal: Auth, state: State) -> dict[str, Any]:
     """A read-only API token for scripts (GET requests only), shown once."""
     token = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token_id = state.meta.insert("api_tokens", {
-        "user_id": principal.user_id, "name": body.name, "hash": token_hash(token),
-        "prefix": token[:10], "created_at": time.time()})
+    token_id = state.meta.insert(
+        "api_tokens",
+        {
+            "user_id": principal.user_id,
+            "name": body.name,
+            "hash": token_hash(token),
+            "prefix": token[:10],
+            "created_at": time.time(),
+        },
+    )
     row = state.meta.one(f"SELECT {_TOKEN_COLUMNS} FROM api_tokens WHERE id = ?", token_id)
     assert row is not None
     return {**row, "token": token}
@@ -126,8 +134,9 @@ def create_token(body: ApiTokenIn, principal: Auth, state: State) -> dict[str, A
 @router.delete("/tokens/{token_id}", status_code=204)
 def delete_token(token_id: PathId, principal: Auth, state: State) -> Response:
     with state.meta.transaction() as conn:
-        gone = conn.execute("DELETE FROM api_tokens WHERE id = ? AND user_id = ?",
-                            (token_id, principal.user_id)).rowcount
+        gone = conn.execute(
+            "DELETE FROM api_tokens WHERE id = ? AND user_id = ?", (token_id, principal.user_id)
+        ).rowcount
     if not gone:
         raise not_found("token")
     return Response(status_code=204)
