@@ -2,6 +2,8 @@
 ClickHouse server). The main CLI calls `add_cli(subparsers)` and hands matching args to `run(args)`.
 
 `pixel user add` works while `pixel serve` runs: it only touches the SQLite metadata DB.
+`--sites` takes ids of existing sites only (an unknown or malformed id is an error line and exit 2,
+nothing created); `reset-password` ends every session of the user at once.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pixel.server.api.meta import Conflict
+from pixel.server.api.meta import Conflict, UnknownSites
 from pixel.server.settings import Settings
 
 COMMANDS = ("user", "api")
@@ -57,7 +59,7 @@ def _user(settings: Settings, args: argparse.Namespace) -> int:
 
     meta = open_meta(settings)
     if args.user_command == "list":
-        for u in meta.all("SELECT * FROM users ORDER BY id"):
+        for u in meta.users():
             sites = "all sites" if u["sites"] is None else "sites " + ",".join(map(str, u["sites"]))
             state = " (disabled)" if u["disabled"] else ""
             print(f"{u['id']}\t{u['username']}\t{u['role']}\t{sites}{state}")
@@ -65,14 +67,21 @@ def _user(settings: Settings, args: argparse.Namespace) -> int:
     password = generate_password()
     if args.user_command == "add":
         sites = None
-        if args.sites:
-            try:
-                sites = [int(s) for s in args.sites.split(",") if s.strip()]
-            except ValueError:
-                print("pixel user add: --sites takes comma-separated site ids", file=sys.stderr)
+        if args.sites is not None:
+            parts = [s.strip() for s in args.sites.split(",")]
+            if not parts or not all(p.isascii() and p.isdigit() and len(p) <= 18 for p in parts):
+                print(
+                    f"pixel user add: --sites takes comma-separated site ids, not {args.sites!r}",
+                    file=sys.stderr,
+                )
                 return 2
+            sites = [int(p) for p in parts]
         try:
             meta.create_user(args.username, hash_password(password), args.role, sites)
+        except UnknownSites as exc:
+            known = ", ".join(str(s["id"]) for s in meta.sites()) or "none"
+            print(f"pixel user add: {exc} (existing sites: {known})", file=sys.stderr)
+            return 2
         except Conflict:
             print(f"pixel user add: user {args.username!r} exists", file=sys.stderr)
             return 1
@@ -82,9 +91,7 @@ def _user(settings: Settings, args: argparse.Namespace) -> int:
         if user is None:
             print(f"pixel user reset-password: no user {args.username!r}", file=sys.stderr)
             return 1
-        meta.update("users", user["id"], {"password_hash": hash_password(password)})
-        with meta.transaction() as conn:
-            conn.execute("UPDATE refresh_tokens SET revoked = 1 WHERE user_id = ?", (user["id"],))
+        meta.update_user(user["id"], password_hash=hash_password(password))
     print(f"password: {password}")
     print("This password is shown once; store it now.")
     return 0

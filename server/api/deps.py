@@ -1,4 +1,10 @@
-"""Request dependencies: the app's shared state, the authenticated principal, roles, site access."""
+"""Request dependencies: the app's shared state, the authenticated principal, roles, site access.
+
+`current_principal` answers 401 for every credential it cannot use: missing, malformed in any way,
+signed with another key, expired, revoked, of a user that is gone or disabled, or issued under an
+older session generation of the user (see `security.py`). The principal's role and sites are the
+user's as stored now, never what the token says.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +18,14 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from pixel.server.api.errors import ApiError, forbidden, not_found, unauthorized
 from pixel.server.api.meta import MetaDB
-from pixel.server.api.security import API_TOKEN_PREFIX, LoginLimiter, Tokens, token_hash
+from pixel.server.api.security import (
+    API_TOKEN_PREFIX,
+    MAX_TOKEN_LENGTH,
+    AccessClaims,
+    LoginLimiter,
+    Tokens,
+    token_hash,
+)
 from pixel.server.settings import Settings
 from pixel.server.store import Store
 
@@ -51,6 +64,12 @@ class Principal:
     def can_see(self, site_id: int) -> bool:
         return self.sites is None or site_id in self.sites
 
+    def holds(self, sites: list[int] | None) -> bool:
+        """Whether `sites` (None = every site) is within what this principal may see."""
+        if self.sites is None:
+            return True
+        return sites is not None and set(sites) <= self.sites
+
 
 _bearer = HTTPBearer(auto_error=False, description="An access token from /api/auth/login, or an API token")
 
@@ -64,6 +83,8 @@ def current_principal(
         raise unauthorized("missing bearer token", "missing_token")
     token = creds.credentials
     meta = state.meta
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise unauthorized("invalid access token", "invalid_token")
     if token.startswith(API_TOKEN_PREFIX):
         row = meta.one("SELECT id, user_id FROM api_tokens WHERE hash = ?", token_hash(token))
         if row is None:
@@ -82,15 +103,17 @@ def current_principal(
         raise unauthorized("access token expired; refresh it", "token_expired") from None
     except jwt.InvalidTokenError:
         raise unauthorized("invalid access token", "invalid_token") from None
-    if meta.one("SELECT jti FROM revoked_access WHERE jti = ?", claims["jti"]):
+    if meta.one("SELECT jti FROM revoked_access WHERE jti = ?", claims.jti):
         raise unauthorized("access token revoked", "invalid_token")
-    user = meta.user(int(claims["sub"]))
+    user = meta.user(claims.user_id)
     if user is None or user["disabled"]:
         raise unauthorized("user no longer exists or is disabled", "invalid_token")
+    if user["generation"] != claims.generation:
+        raise unauthorized("this session was ended; log in again", "invalid_token")
     return _principal(user, "jwt", claims)
 
 
-def _principal(user: dict[str, Any], via: str, claims: dict[str, Any] | None = None) -> Principal:
+def _principal(user: dict[str, Any], via: str, claims: AccessClaims | None = None) -> Principal:
     sites = None if user["sites"] is None else {int(s) for s in user["sites"]}
     return Principal(
         user["id"],
@@ -98,8 +121,8 @@ def _principal(user: dict[str, Any], via: str, claims: dict[str, Any] | None = N
         user["role"],
         sites,
         via,
-        claims["jti"] if claims else None,
-        claims["exp"] if claims else None,
+        claims.jti if claims else None,
+        claims.exp if claims else None,
     )
 
 

@@ -91,6 +91,12 @@ class UserPatch(Strict):
     disabled: bool | None = None
     password: str | None = Field(default=None, min_length=12, max_length=1024)
 
+    @model_validator(mode="after")
+    def _one_grant(self) -> UserPatch:
+        if self.all_sites and self.sites is not None:
+            raise ValueError("give either sites or all_sites, not both")
+        return self
+
 
 class UserCreated(UserOut):
     password: str | None = None  # only when generated: shown once

@@ -3,11 +3,19 @@
 - The signing key is 64 random bytes generated on first use and kept in the data folder
   (`state/api-signing.key`, mode 0600). There is no fallback key: without a writable data folder the
   API does not start.
-- Access tokens are HS256 JWTs valid for 15 minutes. The user's role and site limits are re-read
-  from the metadata DB on every request, so a demotion or a deletion takes effect at once; logout
-  records the token's `jti` as revoked until it expires.
-- Refresh tokens are opaque random strings stored only as SHA-256 hashes; each use rotates them, and
-  a replayed (already used) refresh token revokes every refresh token of that user.
+- Access tokens are HS256 JWTs valid for 15 minutes, bound to the user's id (`sub`) and to the user's
+  session generation (`gen`, `users.generation`). Every request re-reads the user: a token whose
+  generation differs (the user was disabled, got a new password, role or grants, or logged out
+  everywhere), whose user is gone, or whose `jti` was revoked by logout is refused. Ids are never reused,
+  so a token never names another user. The role and site limits come from the DB, never from the token.
+- Any token that is not exactly what `issue_access` makes (wrong key or algorithm, missing claims, a
+  claim of the wrong type, a `sub` that is not a canonical positive integer, a number out of range, a
+  wrong `typ`) raises `jwt.InvalidTokenError`, which the API answers with 401; no other exception leaves
+  `decode_access`.
+- Time comes from the `clock` given to `Tokens` (default `time.time`), so expiry is testable.
+- Refresh tokens are opaque random strings stored only as SHA-256 hashes, with the generation they
+  were issued under; each use rotates them, and a replayed (already used) refresh token revokes every
+  refresh token of that user.
 - API tokens (`pxt_...`) are read-only, long-lived, stored as hashes, and shown once.
 """
 
@@ -15,11 +23,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import secrets
 import string
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -83,15 +94,46 @@ def load_signing_key(state_dir: Path) -> bytes:
     return path.read_bytes()
 
 
+# The largest id or generation SQLite stores; a claim above it is malformed, not a lookup.
+MAX_INT = 2**63 - 1
+_CANONICAL_ID = re.compile(r"[1-9][0-9]{0,18}")
+_JTI = re.compile(r"[0-9a-f]{32}")
+# Tokens are issued with these claims only; an access token with any other set is not one of ours.
+_CLAIMS = {"sub", "gen", "role", "typ", "jti", "iat", "exp"}
+MAX_TOKEN_LENGTH = 4096
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    user_id: int
+    generation: int
+    jti: str
+    exp: int
+
+
+def _int_claim(claims: dict[str, Any], name: str, low: int = 0) -> int:
+    value = claims.get(name)
+    if type(value) is not int or not low <= value <= MAX_INT:
+        raise jwt.InvalidTokenError(f"claim {name!r} is not an integer in range")
+    return value
+
+
 class Tokens:
-    def __init__(self, key: bytes, access_ttl: int = ACCESS_TTL) -> None:
+    def __init__(
+        self, key: bytes, access_ttl: int = ACCESS_TTL, clock: Callable[[], float] = time.time
+    ) -> None:
         self._key = key
         self.access_ttl = access_ttl
+        self.clock = clock
 
-    def issue_access(self, user_id: int, role: str) -> tuple[str, dict[str, Any]]:
-        now = int(time.time())
+    def now(self) -> float:
+        return self.clock()
+
+    def issue_access(self, user_id: int, role: str, generation: int) -> tuple[str, dict[str, Any]]:
+        now = int(self.clock())
         claims = {
             "sub": str(user_id),
+            "gen": generation,
             "role": role,
             "typ": "access",
             "jti": secrets.token_hex(16),
@@ -100,14 +142,41 @@ class Tokens:
         }
         return jwt.encode(claims, self._key, algorithm="HS256"), claims
 
-    def decode_access(self, token: str) -> dict[str, Any]:
-        """Claims of a valid access token; raises jwt.InvalidTokenError otherwise."""
-        claims = jwt.decode(
-            token, self._key, algorithms=["HS256"], options={"require": ["exp", "iat", "sub", "jti"]}
-        )
-        if claims.get("typ") != "access":
+    def decode_access(self, token: str) -> AccessClaims:
+        """The claims of a valid access token; raises jwt.InvalidTokenError (jwt.ExpiredSignatureError
+        when it is well-formed and expired) for anything else."""
+        if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
+            raise jwt.InvalidTokenError("not a token")
+        try:
+            claims = jwt.decode(
+                token,
+                self._key,
+                algorithms=["HS256"],
+                # Expiry and issue time are checked below, against the injected clock.
+                options={"verify_exp": False, "verify_iat": False, "verify_nbf": False},
+            )
+        except jwt.InvalidTokenError:
+            raise
+        except (ValueError, TypeError, OverflowError, RecursionError, UnicodeError) as exc:
+            raise jwt.InvalidTokenError(f"undecodable token: {type(exc).__name__}") from None
+        if not isinstance(claims, dict) or set(claims) != _CLAIMS:
+            raise jwt.InvalidTokenError("not the claims of an access token")
+        if claims["typ"] != "access" or claims["role"] not in ("admin", "viewer"):
             raise jwt.InvalidTokenError("not an access token")
-        return claims
+        sub, jti = claims["sub"], claims["jti"]
+        if type(sub) is not str or not _CANONICAL_ID.fullmatch(sub) or int(sub) > MAX_INT:
+            raise jwt.InvalidTokenError("claim 'sub' is not a user id")
+        if type(jti) is not str or not _JTI.fullmatch(jti):
+            raise jwt.InvalidTokenError("claim 'jti' is malformed")
+        generation = _int_claim(claims, "gen", low=1)
+        iat = _int_claim(claims, "iat")
+        exp = _int_claim(claims, "exp")
+        now = self.clock()
+        if not 0 < exp - iat <= self.access_ttl or iat > now + 60:
+            raise jwt.InvalidTokenError("claims 'iat'/'exp' are not a token lifetime")
+        if now >= exp:
+            raise jwt.ExpiredSignatureError("access token expired")
+        return AccessClaims(int(sub), generation, jti, exp)
 
 
 class LoginLimiter:

@@ -7,7 +7,6 @@ import re
 import stat
 import subprocess
 import sys
-import time
 from typing import Any
 
 import jwt
@@ -15,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from pixel.server.api import create_app
-from pixel.server.api.security import LoginLimiter
+from pixel.server.api.security import LoginLimiter, Tokens
 from tests.api.conftest import ADMIN_PASSWORD, VIEWER_PASSWORD, Api
 
 OPEN = {("post", "/api/auth/login"), ("get", "/api/health"), ("post", "/api/auth/refresh")}
@@ -78,26 +77,32 @@ def test_tokens_signed_with_the_install_key_only(api: Api) -> None:
     assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600 and len(key_file.read_bytes()) == 64
     me = api.client.get("/api/auth/me", headers=api.admin)
     assert me.status_code == 200 and me.json()["username"] == "admin" and me.json()["role"] == "admin"
+    now = 1_700_000_000
+    app = create_app(api.settings, api.store)
+    app.state.pixel.tokens = Tokens(key_file.read_bytes(), clock=lambda: now + 0.5)
+    admin = app.state.pixel.meta.user_by_name("admin")
     claims = {
-        "sub": "1",
+        "sub": str(admin["id"]),
+        "gen": admin["generation"],
         "role": "admin",
         "typ": "access",
-        "jti": "x",
-        "iat": int(time.time()),
-        "exp": int(time.time()) + 600,
+        "jti": "ab" * 16,
+        "iat": now,
+        "exp": now + 600,
     }
-    for key in ("super-secret-dev-key", "change_me_in_prod", "a" * 64):
-        forged = jwt.encode(claims, key, algorithm="HS256")
-        r = api.client.get("/api/sites", headers={"Authorization": f"Bearer {forged}"})
-        assert r.status_code == 401 and r.json()["error"] == "invalid_token"
-    unsigned = jwt.encode(claims, None, algorithm="none")
-    assert api.client.get("/api/sites", headers={"Authorization": f"Bearer {unsigned}"}).status_code == 401
-    real_key = key_file.read_bytes()
-    expired = jwt.encode({**claims, "exp": int(time.time()) - 1}, real_key, algorithm="HS256")
-    r = api.client.get("/api/sites", headers={"Authorization": f"Bearer {expired}"})
-    assert r.status_code == 401 and r.json()["error"] == "token_expired"
-    good = jwt.encode(claims, real_key, algorithm="HS256")
-    assert api.client.get("/api/sites", headers={"Authorization": f"Bearer {good}"}).status_code == 200
+    with TestClient(app) as client:
+        for key in ("super-secret-dev-key", "change_me_in_prod", "a" * 64):
+            forged = jwt.encode(claims, key, algorithm="HS256")
+            r = client.get("/api/sites", headers={"Authorization": f"Bearer {forged}"})
+            assert r.status_code == 401 and r.json()["error"] == "invalid_token"
+        unsigned = jwt.encode(claims, None, algorithm="none")
+        assert client.get("/api/sites", headers={"Authorization": f"Bearer {unsigned}"}).status_code == 401
+        real_key = key_file.read_bytes()
+        expired = jwt.encode({**claims, "iat": now - 600, "exp": now}, real_key, algorithm="HS256")
+        r = client.get("/api/sites", headers={"Authorization": f"Bearer {expired}"})
+        assert r.status_code == 401 and r.json()["error"] == "token_expired"
+        good = jwt.encode(claims, real_key, algorithm="HS256")
+        assert client.get("/api/sites", headers={"Authorization": f"Bearer {good}"}).status_code == 200
     # a second app on the same data folder uses the same key
     with TestClient(create_app(api.settings, api.store)) as other:
         assert other.get("/api/sites", headers=api.admin).status_code == 200
@@ -193,17 +198,19 @@ def test_users_admin_crud_generated_password_and_last_admin(api: Api) -> None:
         (u["username"] for u in listed["items"]), reverse=True
     )
     assert "password_hash" not in listed["items"][0]
-    # role and site changes apply to live tokens at once
+    # a change of sites ends the live tokens at once; the next login has the new sites
     carol_headers = {"Authorization": f"Bearer {api.login('carol', carol['password'])['access_token']}"}
     r = api.client.patch(f"/api/users/{carol['id']}", json={"all_sites": True}, headers=api.admin)
     assert r.json()["sites"] is None
+    assert api.client.get("/api/sites", headers=carol_headers).status_code == 401
+    carol_headers = {"Authorization": f"Bearer {api.login('carol', carol['password'])['access_token']}"}
     assert api.client.get("/api/sites", headers=carol_headers).json()["total"] == 2
     api.client.patch(f"/api/users/{carol['id']}", json={"disabled": True}, headers=api.admin)
     assert api.client.get("/api/sites", headers=carol_headers).status_code == 401
     assert api.client.delete(f"/api/users/{carol['id']}", headers=api.admin).status_code == 204
     admin_id = api.client.get("/api/auth/me", headers=api.admin).json()["id"]
     r = api.client.patch(f"/api/users/{admin_id}", json={"role": "viewer"}, headers=api.admin)
-    assert r.status_code == 409 and r.json()["error"] == "last_admin"
+    assert r.status_code == 403 and r.json()["error"] == "own_account"
     assert api.client.delete(f"/api/users/{admin_id}", headers=api.admin).status_code == 409
 
 

@@ -24,7 +24,11 @@ def list_sites(principal: Auth, state: State, listing: Listing) -> dict[str, Any
 
 
 @router.post("", response_model=SiteOut, status_code=201)
-def create_site(body: SiteIn, _: Admin, state: State) -> dict[str, Any]:
+def create_site(body: SiteIn, principal: Admin, state: State) -> dict[str, Any]:
+    """A new site (admins of all sites only: a site-limited admin would not hold it). Its id is never
+    one a deleted site had, so no grant, goal or dashboard of a deleted site applies to it."""
+    if principal.sites is not None:
+        raise ApiError(403, "beyond_your_access", "only an admin of all sites creates sites")
     values = body.model_dump()
     defaults = {
         "name": body.domain,
@@ -63,7 +67,8 @@ def update_site(site_id: PathId, body: SiteFields, principal: Admin, state: Stat
 
 @router.delete("/{site_id}", status_code=204)
 def delete_site(site_id: PathId, principal: Admin, state: State) -> Response:
-    """Removes the site's settings, goals and dashboards; its events stay until retention drops them."""
+    """Removes the site's settings, goals, dashboards and every user's grant to it; its events stay
+    until retention drops them."""
     site_for(state, principal, site_id)
     state.meta.delete("sites", site_id)
     return Response(status_code=204)
