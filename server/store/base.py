@@ -3,12 +3,20 @@
 Both engines speak the same SQL with server-side parameters (`{name:Type}`), return results as
 JSONCompact parsed into the same Python shapes, and take inserts as JSONEachRow bytes, so the
 shipper and the API never know which engine they talk to.
+
+Untrusted queries (the SQL console) go through `console_query`: they run beside the reports, not in
+their queue, and a watchdog gives up on them at a wall-clock deadline, answers `QueryTimeout` at once
+and asks the engine to cancel the query. One console query runs at a time per store; while one that
+passed its deadline is still being stopped, the next is refused with `StoreBusy` instead of piling
+up work.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import threading
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +35,14 @@ class StoreError(RuntimeError):
 
 class StoreUnavailable(StoreError):
     """The engine cannot be reached right now (server down, network): retry later."""
+
+
+class QueryTimeout(StoreError):
+    """A console query passed its wall-clock deadline; it was answered for and cancelled."""
+
+
+class StoreBusy(StoreError):
+    """A console query that passed its deadline is still being stopped: try again shortly."""
 
 
 @dataclass(slots=True)
@@ -71,7 +87,52 @@ class Store(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
 
+    @abstractmethod
+    def _console_execute(self, sql: str, tag: str) -> bytes:
+        """Run one untrusted read-only statement (its text contains `tag`) away from the report path;
+        return JSONCompact bytes."""
+
+    @abstractmethod
+    def _console_cancel(self, tag: str) -> None:
+        """Ask the engine to stop the running statement whose text contains `tag` (no waiting)."""
+
     # -- shared -----------------------------------------------------------------------------
+
+    def console_tag(self) -> str:
+        """A fresh marker to put in a console statement's text (an alias), so it can be found to cancel."""
+        return f"pixel_console_{uuid.uuid4().hex}"
+
+    def console_query(self, sql: str, tag: str, deadline_seconds: float) -> Result:
+        """Run `sql` (which contains `tag`) with a hard wall-clock bound: the answer comes by the deadline,
+        with the result, the engine's error (StoreError), QueryTimeout, or StoreBusy at once."""
+        busy = self.__dict__.setdefault("_console_busy", threading.Lock())
+        if not busy.acquire(blocking=False):
+            raise StoreBusy("the previous console query is still being stopped; try again in a few seconds")
+        outcome: dict[str, Any] = {}
+        done = threading.Event()
+
+        def work() -> None:
+            try:
+                outcome["body"] = self._console_execute(sql, tag)
+            except BaseException as exc:  # handed to the caller below
+                outcome["error"] = exc
+            finally:
+                done.set()
+                busy.release()
+
+        threading.Thread(target=work, name="pixel-console-query", daemon=True).start()
+        if not done.wait(deadline_seconds):
+            try:
+                self._console_cancel(tag)
+            except StoreError as exc:
+                log.warning("store: cancelling console query %s failed: %s", tag, exc)
+            raise QueryTimeout(f"stopped at the time limit ({deadline_seconds:g} s)")
+        if "error" in outcome:
+            error = outcome["error"]
+            if isinstance(error, StoreError):
+                raise error
+            raise StoreError(str(error)) from None
+        return parse_json_compact(outcome["body"])
 
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         self._execute(sql, params, None)

@@ -3,18 +3,30 @@
 chDB admits one process per data folder, so the process that opens it (the shipper, with the API
 beside it in `pixel serve`) holds an exclusive lock file there, and a second one fails at once with
 a clear message instead of corrupting the folder.
+
+- A statement that fails part-way leaves nothing behind: chDB hands the output it had already
+  written to the *next* statement on the session, so after every failure a marker statement takes
+  that leftover (the session is reopened if the marker does not come back alone).
+- Console queries run on a second session of the same folder: the reports' session never waits
+  behind them, and a console query past its deadline is stopped with `KILL QUERY` from the reports'
+  session (see `Store.console_query`).
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import threading
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pixel.server.store.base import Store, StoreError
+
+log = logging.getLogger(__name__)
+_DRAIN_TRIES = 3
 
 
 class FolderInUse(StoreError):
@@ -30,16 +42,15 @@ def _bind(sql: str, params: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
     """
     from clickhouse_connect.driver.binding import bind_query
 
-    sql, bound = bind_query(sql, dict(params))
-    return sql, {name.removeprefix("param_"): value for name, value in bound.items()}
+    bound_sql, bound = bind_query(sql, dict(params))
+    text = bound_sql if isinstance(bound_sql, str) else bound_sql.decode()
+    return text, {name.removeprefix("param_"): value for name, value in bound.items()}
 
 
 class ChdbStore(Store):
     engine = "chdb"
 
     def __init__(self, path: Path | str) -> None:
-        from chdb import session  # imported here: the [desktop] extra has no chDB
-
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self._lock_fd = os.open(self.path / ".pixel-owner.lock", os.O_RDWR | os.O_CREAT, 0o600)
@@ -53,27 +64,73 @@ class ChdbStore(Store):
             ) from None
         os.ftruncate(self._lock_fd, 0)
         os.write(self._lock_fd, str(os.getpid()).encode())
-        self._session = session.Session(str(self.path))
+        self._session = self._open_session()
+        self._console: Any = None  # the console's own session, opened on first use
+        self._console_guard = threading.Lock()
         # Statements that may write, counted: this process is the folder's only writer, so while the count
         # stands still no table changed (the API's report cache skips its change check then).
         self.writes = 0
         # One statement at a time on the session: the shipper's inserts and the API's queries come from
         # different threads, and a statement failing mid-result must not leak into the next one.
         self._guard = threading.Lock()
+
+    def _open_session(self) -> Any:
+        from chdb import session
+
+        opened = session.Session(str(self.path))
         # 64-bit integers as JSON numbers whatever the chDB version (as the server engine asks).
-        self._session.query("SET output_format_json_quote_64bit_integers = 0", "TabSeparated")
+        opened.query("SET output_format_json_quote_64bit_integers = 0", "TabSeparated")
+        return opened
+
+    def _drained(self, current: Any) -> Any:
+        """The session to use after a failed statement on `current`: the same one once a marker
+        statement came back alone (it took the failed statement's leftover output), else a new one."""
+        for _ in range(_DRAIN_TRIES):
+            marker = uuid.uuid4().hex
+            try:
+                if current.query(f"SELECT '{marker}'", "TabSeparated").bytes() == f"{marker}\n".encode():
+                    return current
+            except Exception as exc:  # chDB's own error type
+                log.debug("store: drain statement failed: %s", exc)
+        log.warning("store: a chDB session kept failed output; reopening it")
+        try:
+            current.close()
+        except Exception as exc:
+            log.debug("store: closing the old session failed: %s", exc)
+        return self._open_session()
 
     def _execute(self, sql: str, params: Mapping[str, Any] | None, fmt: str | None) -> bytes:
-        try:
-            if params:
+        if params:
+            try:
                 sql, params = _bind(sql, params)
-            with self._guard:
-                if fmt is None:
-                    self.writes += 1
+            except Exception as exc:
+                raise StoreError(str(exc).strip()) from None
+        with self._guard:
+            if fmt is None:
+                self.writes += 1
+            try:
                 result = self._session.query(sql, fmt or "TabSeparated", params=params or None)
                 return result.bytes() if fmt else b""
-        except Exception as exc:  # chDB raises a bare RuntimeError/ChdbError with the server message
-            raise StoreError(str(exc).strip()) from None
+            except Exception as exc:  # chDB raises a bare RuntimeError/ChdbError with the server message
+                self._session = self._drained(self._session)
+                raise StoreError(str(exc).strip()) from None
+
+    def _console_execute(self, sql: str, tag: str) -> bytes:
+        with self._console_guard:
+            if self._console is None:
+                self._console = self._open_session()
+            try:
+                return bytes(self._console.query(sql, "JSONCompact").bytes())
+            except Exception as exc:
+                self._console = self._drained(self._console)
+                raise StoreError(str(exc).strip()) from None
+
+    def _console_cancel(self, tag: str) -> None:
+        if not tag.replace("_", "").isalnum():
+            raise ValueError("console tags are [A-Za-z0-9_]")
+        head, _, tail = tag.rpartition("_")
+        # The two halves apart, so this statement's own text does not match itself.
+        self.command(f"KILL QUERY WHERE position(query, concat('{head}_', '{tail}')) > 0 ASYNC")
 
     def insert_json(self, table: str, data: bytes, *, token: str | None = None) -> None:
         settings = f" SETTINGS insert_deduplication_token='{token}'" if token else ""
@@ -81,17 +138,27 @@ class ChdbStore(Store):
             raise ValueError("dedup token must be alphanumeric")
         sql = f"INSERT INTO {table}{settings} FORMAT JSONEachRow\n"
         text = sql + data.decode("utf-8", "replace")  # chDB parses a str query much faster than bytes
-        try:
-            with self._guard:
-                self.writes += 1
+        with self._guard:
+            self.writes += 1
+            try:
                 self._session.query(text, "TabSeparated")
-        except Exception as exc:
-            raise StoreError(str(exc).strip()) from None
+            except Exception as exc:
+                self._session = self._drained(self._session)
+                raise StoreError(str(exc).strip()) from None
 
     def close(self) -> None:
         if self._session is not None:
+            if self._console is not None and self._console_guard.locked():
+                try:  # a console query still running: stopped at its next check rather than awaited
+                    self.command("KILL QUERY WHERE position(query, concat('pixel_', 'console_')) > 0 ASYNC")
+                except StoreError as exc:
+                    log.warning("store: cancelling console queries on close failed: %s", exc)
+            with self._console_guard:
+                if self._console is not None:
+                    self._console.close()
+                    self._console = None
             with self._guard:
                 self._session.close()
-            self._session = None  # type: ignore[assignment]
+            self._session = None
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             os.close(self._lock_fd)

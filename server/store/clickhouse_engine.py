@@ -10,6 +10,8 @@ inserts as the embedded engine, so the shipper and the API cannot tell the two a
 - The target database is created when missing, on the first successful connection. If the server
   cannot be reached then, the next call tries again: a store opened while the server is down starts
   working as soon as it is back.
+- Console queries (`Store.console_query`) are requests of their own like every other, sent with a
+  query id; past their deadline they are cancelled with `KILL QUERY` on that id.
 - Errors: cannot connect, the server is overloaded (timeouts, too many parts, memory, disk full) or
   refuses Pixel's user (credentials, rights, read-only) → `StoreUnavailable`: retry later, the
   message names the URL tried. Anything else the server refuses (bad SQL, bad data) → `StoreError`
@@ -174,6 +176,21 @@ class ClickHouseStore(Store):
             )
         except Exception as exc:
             raise self._translate(exc) from None
+
+    def _console_execute(self, sql: str, tag: str) -> bytes:
+        client = self._connected()
+        try:
+            return client.raw_query(
+                sql,
+                fmt="JSONCompact",
+                settings={**_RESULT_SETTINGS, "query_id": tag},
+                transport_settings={"Accept-Encoding": "zstd"},
+            )
+        except Exception as exc:
+            raise self._translate(exc) from None
+
+    def _console_cancel(self, tag: str) -> None:
+        self.command("KILL QUERY WHERE query_id = {tag:String} ASYNC", {"tag": tag})
 
     def insert_json(self, table: str, data: bytes, *, token: str | None = None) -> None:
         from clickhouse_connect.driver.compression import get_compressor
