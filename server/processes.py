@@ -207,13 +207,20 @@ def run_collector(settings: Settings) -> None:
     uvicorn serves the ASGI binding (the default: it measured the least CPU per request, bench/README.md), with
     the tracking route answered in its protocol (collector/fastpath.py) unless PIXEL_SERVER=uvicorn-asgi;
     granian serves the RSGI one. Workers are processes that read their settings from the environment.
+
+    Client limits (collector/limits.py): under uvicorn both protocols enforce them; under granian hyper takes
+    the head size as its read buffer's cap (431), the request timeout as its header-read timeout (the
+    connection is closed, no 408; it also closes idle keep-alive connections, so PIXEL_KEEP_ALIVE_TIMEOUT
+    does not apply), and the connection cap as its backpressure (connections past it wait in the backlog).
     """
     env = to_env(settings)
     os.environ.update(env)
+    _raise_open_files(settings.max_connections)
     metrics.clear(settings.state_dir / "metrics" / "collector")
     if settings.server == "granian":
         from granian import Granian
         from granian.constants import HTTPModes, Interfaces
+        from granian.http import HTTP1Settings
 
         Granian(
             "pixel.server.collector.app:create_rsgi_app",
@@ -228,6 +235,11 @@ def run_collector(settings: Settings) -> None:
             respawn_interval=0.5,
             workers_kill_timeout=10,  # a worker that ignores SIGTERM must not hold the shutdown forever
             backlog=2048,
+            backpressure=settings.max_connections,  # per worker: connections past it are not accepted yet
+            http1_settings=HTTP1Settings(
+                header_read_timeout=max(1, round(settings.request_timeout * 1000)),  # ms
+                max_buffer_size=settings.max_header_bytes,  # a head that does not fit: 431
+            ),
             log_level="warning",
             log_access=False,
         ).serve()
@@ -252,6 +264,25 @@ def run_collector(settings: Settings) -> None:
             signal.signal(sig, handler)
 
 
+def _raise_open_files(connections: int) -> None:
+    """Lift this process's (and so its workers') soft limit on open files toward the hard one, so that a
+    worker reaches its connection cap before it runs out of descriptors."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = connections + 256  # the spool, the listening socket, the runtime's own
+    if soft != resource.RLIM_INFINITY and soft < want:
+        target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        if target < want:
+            log.warning(
+                "collector: %d open files allowed per process, fewer than PIXEL_MAX_CONNECTIONS=%d needs",
+                target,
+                connections,
+            )
+
+
 def reuseport_socket(host: str, port: int) -> socket.socket:
     """A socket bound to host:port with SO_REUSEPORT, one per worker: the kernel spreads new connections over
     the workers' sockets. With one socket shared by all workers (uvicorn's own multi-worker mode) the worker
@@ -274,8 +305,9 @@ def _collector_worker(env: dict[str, str]) -> None:
         "pixel.server.collector.app:create_app",
         factory=True,
         loop="uvloop",
-        # The tracking route answered in uvicorn's httptools protocol (fastpath.py), or the stock protocol.
-        http="httptools"
+        # The tracking route answered in uvicorn's httptools protocol (fastpath.py), or every request through
+        # the ASGI app; both with the client limits of limits.py.
+        http="pixel.server.collector.limits:GuardedProtocol"
         if settings.server == "uvicorn-asgi"
         else "pixel.server.collector.fastpath:TrackProtocol",
         lifespan="on",

@@ -59,6 +59,13 @@ class Settings:
     # seconds an idle keep-alive connection stays open; behind a load balancer, set it above the balancer's own
     # idle timeout (e.g. 60 s for AWS ALB), or the balancer may send a request on a connection being closed
     keep_alive_timeout: float = 5.0
+    # What one client may hold (server/collector/limits.py): a request's line and headers, at most this many
+    # bytes (over it: 431)
+    max_header_bytes: int = 16 * 1024
+    # seconds a request may take to arrive whole (line, headers and body) from its first byte, and a new
+    # connection to send its first byte (past it: 408 and close)
+    request_timeout: float = 10.0
+    max_connections: int = 2048  # open connections per collector worker (past it: 503 under uvicorn)
 
     # Spool
     spool_max_bytes: int = 1024 * 1024 * 1024  # disk cap: above it the collector answers 503
@@ -71,6 +78,8 @@ class Settings:
     batch_max_seconds: float = 0.25
     store_retry_seconds: float = 1.0
     max_event_age_days: int = 90  # client timestamps older than this (or in the future) use receive time
+    # seconds without the checkpoint advancing, while the spool holds data, before /health says degraded
+    shipper_stall_seconds: float = 60.0
 
     # Store
     store: str = "chdb"  # chdb | clickhouse
@@ -153,6 +162,12 @@ class Settings:
             )
         if self.workers < 1:
             raise SettingsError("PIXEL_WORKERS must be at least 1")
+        if self.max_header_bytes < 8192:  # granian (hyper) refuses smaller read buffers
+            raise SettingsError("PIXEL_MAX_HEADER_BYTES must be at least 8192")
+        if not self.request_timeout > 0:
+            raise SettingsError("PIXEL_REQUEST_TIMEOUT must be above 0")
+        if self.max_connections < 1:
+            raise SettingsError("PIXEL_MAX_CONNECTIONS must be at least 1")
 
 
 def _convert(name: str, type_name: object, raw: str) -> object:

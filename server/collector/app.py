@@ -5,7 +5,16 @@
   default uvicorn runs it with `fastpath.TrackProtocol`, which answers the tracking route itself.
 - RSGI (`create_rsgi_app`), served by granian (`PIXEL_SERVER=granian`).
 
-Each adapter only reads the request (the body bounded by the size limit) and writes the answer.
+Each adapter only reads the request (the body bounded by the size limit) and writes the answer; a request
+whose client went away before its body was whole is not handled (nothing stored, nothing answered).
+
+Limits on what a client may send: under uvicorn, `limits.GuardedProtocol` enforces them all before the app.
+Under granian, hyper enforces the head size (431, `http1_settings.max_buffer_size`), the head's deadline (the
+connection is closed without an answer, `header_read_timeout`) and the connection cap (past it, connections
+wait in the listen backlog: `backpressure`), and answers other HTTP versions with 400 (server/processes.py);
+this adapter bounds the body: 413 for a declared length over the limit without reading it, 413 as soon as a
+chunked body passes it, 408 when it has not arrived whole within `request_timeout` of the head, and 501 for
+methods the collector does not know (as under uvicorn).
 """
 
 from __future__ import annotations
@@ -14,7 +23,11 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
+from granian.rsgi import ProtocolClosed
+
 from pixel.server.collector.core import Collector
+from pixel.server.collector.limits import METHODS
 from pixel.server.settings import Settings
 
 Scope = dict[str, Any]
@@ -39,7 +52,10 @@ class AsgiCollector:
             headers = dict(scope["headers"])  # lower-case names (uvicorn) to raw values; the last one wins
             body, too_large = b"", False
             if scope["method"] == "POST":
-                body, too_large = await self._read_body(headers, receive)
+                read = await self._read_body(headers, receive)
+                if read is None:
+                    return  # the client went away before its body was whole
+                body, too_large = read
             client = scope.get("client")
             r = self.collector.handle(
                 scope["method"],
@@ -72,8 +88,9 @@ class AsgiCollector:
                     await send({"type": "lifespan.shutdown.complete"})
                     return
 
-    async def _read_body(self, headers: dict[bytes, bytes], receive: Receive) -> tuple[bytes, bool]:
-        """The body, or (b"", True) when it is over the limit (then the rest is drained, not kept)."""
+    async def _read_body(self, headers: dict[bytes, bytes], receive: Receive) -> tuple[bytes, bool] | None:
+        """The body, or (b"", True) when it is over the limit (then the rest is drained, not kept); None when
+        the client disconnected first. (Under Pixel's protocols a body over the limit never reaches here.)"""
         limit = self.collector.max_body
         over = _declared_length(headers.get(b"content-length", b"0")) > limit
         chunks: list[bytes] = []
@@ -81,6 +98,8 @@ class AsgiCollector:
         more = True
         while more:
             message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
             more = message.get("more_body", False)
             if over:
                 continue
@@ -96,6 +115,7 @@ class AsgiCollector:
 class RsgiCollector:
     def __init__(self, collector: Collector) -> None:
         self.collector = collector
+        self.timeout = collector.settings.request_timeout
         self._ticker: asyncio.Task[None] | None = None
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -110,17 +130,28 @@ class RsgiCollector:
     async def __rsgi__(self, scope: Any, protocol: Any) -> None:
         if scope.proto != "http":
             return
+        method = scope.method
+        if method.encode("latin-1") not in METHODS:
+            _refuse(protocol, 501, "not implemented", method)
+            return
         body, too_large = b"", False
-        if scope.method == "POST":
-            body, too_large = await self._read_body(scope.headers, protocol)
+        if method == "POST":
+            try:
+                async with asyncio.timeout(self.timeout):
+                    body, too_large = await self._read_body(scope.headers, protocol)
+            except TimeoutError:
+                _refuse(protocol, 408, "request timeout", f"the body did not arrive within {self.timeout} s")
+                return
+            except ProtocolClosed:
+                return  # the client went away before its body was whole
         # granian gives header values as str: back to the bytes received, as the core takes them
         headers = {
             k.encode("latin-1"): v.encode("utf-8", "surrogateescape") for k, v in scope.headers.items()
         }
         peer = scope.client.rpartition(":")[0].strip("[]")
-        r = self.collector.handle(
-            scope.method, scope.path, scope.query_string, headers, peer, body, too_large
-        )
+        r = self.collector.handle(method, scope.path, scope.query_string, headers, peer, body, too_large)
+        if too_large:  # the rest of the body is not read: the connection cannot carry another request
+            r.headers.append(("connection", "close"))
         if r.body:
             protocol.response_bytes(r.status, r.headers, r.body)
         else:
@@ -144,6 +175,11 @@ class RsgiCollector:
                 return b"", True
             chunks.append(chunk)
         return b"".join(chunks), False
+
+
+def _refuse(protocol: Any, status: int, error: str, detail: str) -> None:
+    body = orjson.dumps({"error": error, "detail": detail})
+    protocol.response_bytes(status, [("content-type", "application/json"), ("connection", "close")], body)
 
 
 def create_app(settings: Settings | None = None) -> AsgiCollector:

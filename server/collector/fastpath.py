@@ -9,7 +9,8 @@ synchronously from the parser callbacks for requests on the tracking path and wr
 Every other request (the script, /health, /metrics, unknown paths) goes through the ASGI app as before, and
 so does a tracking request that would need more than the plain case: pipelined behind a request still in
 progress, `Expect: 100-continue`, or an upgrade. The answers are byte for byte those of the ASGI path
-(a test compares them).
+(a test compares them). The limits on heads, bodies, time and connections (`limits.GuardedProtocol`, the
+base class) apply to both paths.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from pixel.server.collector.core import Collector
+from pixel.server.collector.limits import GuardedProtocol, Refused
 
 log = logging.getLogger("pixel.collector")
 
@@ -67,31 +68,28 @@ class _Heads:
 _HEADS = _Heads()
 
 
-class TrackProtocol(HttpToolsProtocol):
+class TrackProtocol(GuardedProtocol):
     """One connection. `_fast` is set between the headers and the end of a tracking request taken here."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        collector = getattr(self.app, "collector", None)  # the AsgiCollector, unless uvicorn wrapped it
-        self._collector: Collector | None = collector if isinstance(collector, Collector) else None
-        self._track = self._collector.track_path.encode("ascii") if self._collector is not None else None
-        self._limit = self._collector.max_body if self._collector is not None else 0
         self._fast = False
         self._close_after = False
         self._method = ""
         self._query = ""
         self._keep_alive = True
+        self._fields: dict[bytes, bytes] = {}
         self._chunks: list[bytes] = []
         self._size = 0
-        self._over = False
         self._paused_for_writes = False
-        self._idle_since: float | None = None  # keep-alive: when the connection last became idle
 
     # -- parser callbacks ----------------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
         # uvicorn builds the ASGI scope here (a dict and a copy of the app state per request); a tracking
         # request taken here never needs it, so it is built in on_headers_complete, for the ASGI path only.
+        if self._deadline is None:  # a request that follows another in the same read
+            self._start_deadline()
         self.url = b""
         self.expect_100_continue = False
         self.headers = []
@@ -99,57 +97,60 @@ class TrackProtocol(HttpToolsProtocol):
     def _begin_asgi(self) -> None:
         """The scope uvicorn's on_message_begin would have built, keeping what the parser has read since."""
         url, headers, expect = self.url, self.headers, self.expect_100_continue
-        super().on_message_begin()
+        HttpToolsProtocol.on_message_begin(self)
         self.url, self.headers, self.expect_100_continue = url, headers, expect
         self.scope["headers"] = headers
 
     def on_headers_complete(self) -> None:
+        parser = self.parser
+        method = parser.get_method()
+        version = parser.get_http_version()
+        # uvicorn's on_header lower-cases the names; as in ASGI, the last of repeated headers wins
+        fields = self._fields = dict(self.headers)
+        self._check_head(method, version, fields)  # limits: raises Refused after answering
         track = self._track
-        if track is not None and not self.expect_100_continue and not self.parser.should_upgrade():
+        if track is not None and not self.expect_100_continue and not parser.should_upgrade():
             path, _, query = self.url.partition(b"?")
             if path == track and (self.cycle is None or self.cycle.response_complete):
                 self._fast = True
-                self._method = self.parser.get_method().decode("ascii")
+                self._method = method.decode("ascii")
                 self._query = query.decode("latin-1")
-                self._keep_alive = self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
-                # The body is bounded as it comes (on_body): no separate look at the declared length.
-                self._chunks, self._size, self._over = [], 0, False
+                self._keep_alive = version != "1.0" and parser.should_keep_alive()
+                self._chunks, self._size = [], 0
                 return
         self._begin_asgi()
-        super().on_headers_complete()
+        HttpToolsProtocol.on_headers_complete(self)
 
     def on_body(self, body: bytes) -> None:
         if not self._fast:
             super().on_body(body)
             return
-        if self._over:
-            return  # drained, not kept
         self._size += len(body)
-        if self._size > self._limit:
-            self._over, self._chunks = True, []
-        else:
-            self._chunks.append(body)
+        if self._size > self._max_body:  # (a declared length over it was refused with the head)
+            self._too_large()
+            raise Refused
+        self._chunks.append(body)
 
     def on_message_complete(self) -> None:
         if not self._fast:
             super().on_message_complete()
             return
+        self._end_of_message()
         self._fast = False
         collector = self._collector
         assert collector is not None
         method = self._method
-        body = b"".join(self._chunks) if method == "POST" and not self._over else b""  # one chunk: itself
+        body = b"".join(self._chunks) if method == "POST" else b""  # one chunk: itself
         self._chunks = []
         try:
-            # uvicorn's on_header lower-cases the names; as in ASGI, the last of repeated headers wins
             r = collector.handle(
                 method,
                 collector.track_path,
                 self._query,
-                dict(self.headers),
+                self._fields,
                 self.client[0] if self.client else "",
                 body,
-                self._over and method == "POST",
+                False,
             )
             keep_alive = self._keep_alive and not self._close_after
             head = _HEADS.get(self.server_state.default_headers, r.status, r.headers, len(r.body), keep_alive)
@@ -168,45 +169,9 @@ class TrackProtocol(HttpToolsProtocol):
             self.flow.pause_reading()
             self._paused_for_writes = True
 
-    # -- keep-alive: one timer per idle spell, not one per response ----------------------------------
-    # uvicorn arms a new timer after every response and cancels it on the next request's first bytes;
-    # at tens of thousands of requests a second per worker that is a timer made and dropped per request.
-    # Here a response only notes when the connection became idle; the one armed timer checks that when
-    # it fires and re-arms for the rest, so an idle connection still closes `timeout_keep_alive` after
-    # its last response, as in uvicorn.
-
-    def _unset_keepalive_if_required(self) -> None:
-        self._idle_since = None  # busy (data arrived): the armed timer, if any, sees it when it fires
-
-    def on_response_complete(self) -> None:  # uvicorn's, but the keep-alive timer lazy
-        self.server_state.total_requests += 1
-        if self.transport.is_closing():
-            return
-        self.flow.resume_reading()
-        if self.pipeline:
-            self._idle_since = None
-            cycle, app = self.pipeline.pop()
-            self._start_asgi_task(cycle, app)
-            return
-        self._idle_since = self.loop.time()
-        if self.timeout_keep_alive_task is None:
-            self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self._keep_alive_due)
-
-    def _keep_alive_due(self) -> None:
-        self.timeout_keep_alive_task = None
-        if self._idle_since is None:
-            return  # a request is under way: its response arms the timer again
-        left = self._idle_since + self.timeout_keep_alive - self.loop.time()
-        if left > 0:
-            self.timeout_keep_alive_task = self.loop.call_later(left, self._keep_alive_due)
-        else:
-            self.timeout_keep_alive_handler()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        super().connection_lost(exc)
-        if self.timeout_keep_alive_task is not None:
-            self.timeout_keep_alive_task.cancel()
-            self.timeout_keep_alive_task = None
+    def _refuse_with(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        self._fast = False
+        super()._refuse_with(status, headers, body)
 
     # -- server callbacks ----------------------------------------------------------------------------
 
