@@ -155,10 +155,13 @@ class Tokens:
                 # Expiry and issue time are checked below, against the injected clock.
                 options={"verify_exp": False, "verify_iat": False, "verify_nbf": False},
             )
+            header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:
             raise
         except (ValueError, TypeError, OverflowError, RecursionError, UnicodeError) as exc:
             raise jwt.InvalidTokenError(f"undecodable token: {type(exc).__name__}") from None
+        if header != {"alg": "HS256", "typ": "JWT"}:
+            raise jwt.InvalidTokenError("not the header of an access token")
         if not isinstance(claims, dict) or set(claims) != _CLAIMS:
             raise jwt.InvalidTokenError("not the claims of an access token")
         if claims["typ"] != "access" or claims["role"] not in ("admin", "viewer"):
