@@ -12,11 +12,16 @@ from __future__ import annotations
 import calendar
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QWidget
+
+if TYPE_CHECKING:
+    from pyqtgraph.GraphicsScene.mouseEvents import MouseClickEvent
 
 pg.setConfigOptions(antialias=True, background="w", foreground="#333")
 
@@ -34,7 +39,7 @@ def bucket_x(label: str) -> float:
 class TimeSeriesChart(pg.PlotWidget):
     """One metric over time with the previous period of the same length as a dashed line."""
 
-    def __init__(self, parent=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent, axisItems={"bottom": pg.DateAxisItem(orientation="bottom", utcOffset=0)})
         self.setMinimumHeight(220)
         self.showGrid(x=False, y=True, alpha=0.15)
@@ -133,7 +138,7 @@ class TimeSeriesChart(pg.PlotWidget):
         self.hover_text.show()
         return text
 
-    def _mouse_moved(self, pos) -> None:  # type: ignore[no-untyped-def]
+    def _mouse_moved(self, pos: QPointF) -> None:
         if not len(self.x) or not self.sceneBoundingRect().contains(pos):
             return
         point = self.getPlotItem().vb.mapSceneToView(pos)
@@ -146,11 +151,11 @@ class TimeSeriesChart(pg.PlotWidget):
 
 
 class _ClickableBars(pg.BarGraphItem):
-    def __init__(self, owner: BarChart, **opts) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, owner: BarChart, **opts: Any) -> None:
         super().__init__(**opts)
         self.owner = owner
 
-    def mouseClickEvent(self, ev) -> None:  # type: ignore[no-untyped-def]
+    def mouseClickEvent(self, ev: MouseClickEvent) -> None:
         row = int(round(ev.pos().y()))
         if 0 <= row < len(self.owner.names):
             self.owner.clicked.emit(self.owner.names[row])
@@ -162,7 +167,7 @@ class BarChart(pg.PlotWidget):
 
     clicked = Signal(str)
 
-    def __init__(self, parent=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setMinimumHeight(160)
         self.setMouseEnabled(x=False, y=False)
@@ -199,7 +204,7 @@ def _short(text: str, n: int = 28) -> str:
 class Sparkline(pg.PlotWidget):
     """A tiny line without axes (CPU, memory, ingest rate on the stack page)."""
 
-    def __init__(self, parent=None, color: str = "#4f46e5", capacity: int = 60) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, parent: QWidget | None = None, color: str = "#4f46e5", capacity: int = 60) -> None:
         super().__init__(parent)
         self.setFixedHeight(36)
         self.setMinimumWidth(80)

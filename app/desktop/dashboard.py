@@ -88,6 +88,7 @@ class DashboardPage(QWidget):
         self.realtime = RealtimeCounter()
         self.status = QLabel("")
         top = QHBoxLayout()
+        w: QWidget
         for w in (QLabel("Site:"), self.site_combo, self.range, self.realtime):
             top.addWidget(w)
         top.addStretch(1)

@@ -119,6 +119,7 @@ class StackPage(QWidget):
         self.backlog = QLabel("Backlog: —")
         self.disk = QLabel("Disk: —")
         figures = QHBoxLayout()
+        w: QWidget
         for w in (self.ingest, self.ingest_spark, self.backlog, self.disk):
             figures.addWidget(w)
         figures.addStretch(1)

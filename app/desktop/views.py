@@ -95,15 +95,16 @@ class FunnelView(QWidget):
         super().__init__()
         layout = QVBoxLayout(self)
         row = QHBoxLayout()
+        w: QWidget
         self.steps = QLineEdit("/, /products*, /cart, /checkout")
         self.steps.setPlaceholderText("pages or event:NAME, separated by commas")
-        self.window = QSpinBox()
-        self.window.setRange(1, 90 * 24 * 60)
-        self.window.setValue(60)
-        self.window.setSuffix(" min")
+        self.window_minutes = QSpinBox()
+        self.window_minutes.setRange(1, 90 * 24 * 60)
+        self.window_minutes.setValue(60)
+        self.window_minutes.setSuffix(" min")
         self.run = QPushButton("Show funnel")
         self.run.clicked.connect(self.request)
-        for w in (QLabel("Steps:"), self.steps, QLabel("within"), self.window, self.run):
+        for w in (QLabel("Steps:"), self.steps, QLabel("within"), self.window_minutes, self.run):
             row.addWidget(w)
         self.message = QLabel("")
         self.chart = BarChart()
@@ -119,7 +120,7 @@ class FunnelView(QWidget):
             self.set_message("A funnel has 2 to 10 steps, separated by commas.")
             return
         self.set_message("")
-        self.run_requested.emit(steps, self.window.value() * 60)
+        self.run_requested.emit(steps, self.window_minutes.value() * 60)
 
     def set_message(self, text: str) -> None:
         self.message.setText(text)

@@ -7,6 +7,7 @@ from datetime import date
 from typing import Any
 
 from PySide6.QtCore import QDate, Qt, Signal
+from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -101,7 +102,7 @@ class Tile(QFrame):
             else "Tile{border:1px solid #ddd; border-radius:6px}"
         )
 
-    def mousePressEvent(self, event) -> None:  # type: ignore[no-untyped-def]
+    def mousePressEvent(self, event: QMouseEvent) -> None:
         self.clicked.emit(self.metric_name)
         super().mousePressEvent(event)
 
@@ -157,8 +158,9 @@ class FilterBar(QWidget):
         self.chips = []
         while self.layout_.count():
             item = self.layout_.takeAt(0)
-            if item.widget():
-                item.widget().deleteLater()
+            widget = item.widget() if item is not None else None
+            if widget is not None:
+                widget.deleteLater()
         for i, (dim, op, value) in enumerate(filters):
             chip = QPushButton(f"{dim} {op.replace('_', ' ')} {value}  ✕")
             chip.setStyleSheet(
@@ -184,9 +186,10 @@ class RangePicker(QWidget):
         self.combo = QComboBox()
         for key, label in PERIODS:
             self.combo.addItem(label, key)
-        self.date_from = QDateEdit(calendarPopup=True)
-        self.date_to = QDateEdit(calendarPopup=True)
+        self.date_from = QDateEdit()
+        self.date_to = QDateEdit()
         for edit in (self.date_from, self.date_to):
+            edit.setCalendarPopup(True)
             edit.setDisplayFormat("yyyy-MM-dd")
             edit.setDate(QDate.currentDate())
             edit.dateChanged.connect(self._custom_changed)

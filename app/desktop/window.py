@@ -28,7 +28,10 @@ from pixel.app.desktop.workers import Runner, Task
 from pixel.app.profiles import Profile, ProfileStore
 
 if TYPE_CHECKING:
-    from pixel.app.stack.engine import EngineTarget
+    from pixel.app.desktop.wizard import SetupWizard
+    from pixel.app.stack.engine import EngineTarget, HostKey
+    from pixel.app.stack.provisioner import Provisioner
+    from pixel.app.stack.tunnel import PortForward
 
 
 def engine_target(profile: Profile) -> EngineTarget:
@@ -67,8 +70,10 @@ class MainWindow(QMainWindow):
         self.cache = cache or ReportCache()
         self.runner = runner or Runner(self)
         self.profile: Profile | None = None
-        self.wizard = None
-        self._tunnel = None  # tunnel to a remote stack's API (SSH, or through a TLS engine)
+        self.wizard: SetupWizard | None = None
+        self._tunnel: PortForward | None = (
+            None  # tunnel to a remote stack's API (SSH, or through a TLS engine)
+        )
         # Asked before a changed SSH host key replaces the trusted one (tests answer without a dialog).
         self.confirm_key: Callable[[str], bool] = self._confirm_key_dialog
 
@@ -94,7 +99,8 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.addTab(self.dashboard, "Dashboard")
         self.tabs.addTab(self.stack, "Stack")
-        self._open_stack: tuple | None = None
+        # How to open the current profile's stack (on a worker) and its description, until the page shows.
+        self._open_stack: tuple[Callable[[], Provisioner], str] | None = None
         self.tabs.currentChanged.connect(self._tab_changed)
 
         central = QWidget()
@@ -125,12 +131,12 @@ class MainWindow(QMainWindow):
         if profile is None or not profile.host_key:
             return
 
-        def fetch(_task: Task):  # type: ignore[no-untyped-def]
+        def fetch(_task: Task) -> tuple[HostKey, HostKey]:
             from pixel.app.stack.engine import fetch_host_key, parse_host_key
 
             return parse_host_key(profile.host_key), fetch_host_key(profile.engine)
 
-        def fetched(keys) -> None:  # type: ignore[no-untyped-def]
+        def fetched(keys: tuple[HostKey, HostKey]) -> None:
             old, new = keys
             text = (
                 f"The server {new.host} now presents the host key\n{new.fingerprint}\n\nThe key you trusted "
@@ -160,7 +166,8 @@ class MainWindow(QMainWindow):
 
     def reload_profiles(self, select: str | None = None) -> None:
         profiles = self.store.all()
-        current = select or (self.store.current().name if self.store.current() else None)
+        current_profile = self.store.current()
+        current = select or (current_profile.name if current_profile else None)
         self.profiles.blockSignals(True)
         self.profiles.clear()
         for p in profiles:
@@ -183,26 +190,24 @@ class MainWindow(QMainWindow):
         self.dashboard.set_source(source)
         if profile.api_url:
 
-            def connect(_task: Task) -> ApiClient:
+            def connect(_task: Task) -> tuple[ApiClient, PortForward | None]:
                 password = secret_store.get_secret(profile.name, "admin_password")
                 if password is None:
                     raise secret_store.KeyringUnavailable(
                         f"No password for {profile.username!r} of {profile.name!r} in the keyring."
                     )
                 if not (profile.engine.startswith("ssh://") or profile.tls_dir):  # docker-py not needed
-                    return ApiClient(profile.api_url, profile.username, password)
+                    return ApiClient(profile.api_url, profile.username, password), None
                 target = engine_target(profile)
                 # Remote stack: its API listens on the server's 127.0.0.1 only; reach it through SSH, or
                 # over TLS through the Docker engine.
                 from pixel.app.stack.tunnel import stack_api_tunnel
 
                 tunnel = stack_api_tunnel(target, profile.project, profile.api_url, offline_ok=True)
-                client = ApiClient(tunnel.local_url, profile.username, password)
-                client.tunnel = tunnel  # type: ignore[attr-defined]
-                return client
+                return ApiClient(tunnel.local_url, profile.username, password), tunnel
 
-            def connected(client: ApiClient) -> None:
-                tunnel = getattr(client, "tunnel", None)
+            def connected(connection: tuple[ApiClient, PortForward | None]) -> None:
+                client, tunnel = connection
                 if source is self.dashboard.source:
                     self._set_tunnel(tunnel)
                     source.client = client
@@ -213,7 +218,7 @@ class MainWindow(QMainWindow):
             self.retrust.hide()
             self.runner.submit(connect, on_done=connected, on_error=self._connect_failed)
 
-        def provisioner(project: str = profile.project):  # type: ignore[no-untyped-def]
+        def provisioner(project: str = profile.project) -> Provisioner:
             from pixel.app.stack.engine import connect
             from pixel.app.stack.manage import open_stack
 
@@ -226,7 +231,7 @@ class MainWindow(QMainWindow):
         if self.tabs.currentWidget() is self.stack:
             self._tab_changed()
 
-    def _set_tunnel(self, tunnel) -> None:  # type: ignore[no-untyped-def]
+    def _set_tunnel(self, tunnel: PortForward | None) -> None:
         """Keep one SSH tunnel (the current remote profile's); close the one it replaces."""
         previous, self._tunnel = self._tunnel, tunnel
         if previous is not None and previous is not tunnel:
