@@ -11,10 +11,16 @@ import sys
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import StackError
 from .progress import Progress
+
+if TYPE_CHECKING:  # imported where used: docker-py stays out of `pixel --help`
+    import docker
+
+    from .engine import EngineTarget
+    from .image import ImageSource
 
 DEFAULT_BACKUP_DIR = "~/.local/share/pixel/backups"
 
@@ -157,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
 
-def _target(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _target(args: argparse.Namespace) -> EngineTarget:
     from .engine import EngineTarget
 
     return EngineTarget(
@@ -277,13 +283,13 @@ def _dispatch(args: argparse.Namespace) -> int:
     raise StackError(f"unknown command {cmd}")  # argparse prevents this
 
 
-def _source(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _source(args: argparse.Namespace) -> ImageSource:
     from .image import ImageSource
 
     return ImageSource(args.image_source, args.image_path, base=args.image_base)
 
 
-def _image(args: argparse.Namespace, client: Any, bar: Bar) -> int:
+def _image(args: argparse.Namespace, client: docker.DockerClient, bar: Bar) -> int:
     from . import image as images
     from .spec import compact
 

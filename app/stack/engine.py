@@ -22,6 +22,7 @@ import paramiko
 import requests
 from docker.errors import DockerException
 from docker.transport.sshconn import SSHHTTPAdapter
+from docker.utils import version_lt
 
 from .errors import StackError
 
@@ -243,7 +244,7 @@ def _ssh_client(target: EngineTarget) -> docker.DockerClient:
     # An APIClient on a placeholder address makes no request when given a version; then the SSH
     # adapter is mounted the same way docker-py mounts its own.
     api = docker.APIClient(base_url="unix:///nonexistent", version=MIN_API, timeout=target.timeout)
-    api._custom_adapter = adapter
+    api._custom_adapter = adapter  # type: ignore[attr-defined]  # docker-py private, not in its stub
     api.mount("http+docker://ssh", adapter)
     api.base_url = "http+docker://ssh"
     client = docker.DockerClient.__new__(docker.DockerClient)
@@ -287,18 +288,19 @@ def connect(target: EngineTarget) -> docker.DockerClient:
             client = _tls_client(target)
         else:
             client = _local_client(target)
-        api_version = client.api._retrieve_server_version()
+        # docker-py's own version query (private, so not in its stub)
+        api_version: str = client.api._retrieve_server_version()  # type: ignore[attr-defined]
     except StackError:
         raise
     except Exception as exc:
         raise translate(exc, target) from None
-    if docker.utils.version_lt(api_version, MIN_API):
+    if version_lt(api_version, MIN_API):
         raise StackError(
             f"The Docker engine at {target.describe()} is too old (API {api_version}, Pixel needs {MIN_API}).",
             "Update Docker to version 20.10 or newer.",
             code="engine-too-old",
         )
-    client.api._version = api_version
+    client.api._version = api_version  # type: ignore[attr-defined]  # docker-py private, not in its stub
     return client
 
 
