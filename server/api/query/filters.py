@@ -3,6 +3,10 @@
 Filters arrive as a JSON list of `[dimension, operator, value]` triples, e.g.
 `[["country", "is", "DE"], ["page", "contains", "/blog"], ["prop:plan", "is", "pro"]]`.
 They apply to events (an event-level WHERE), so every report sees the same subset.
+
+Every part of a filter must be text the store can hold and compare: valid Unicode (no unpaired
+surrogate such as a JSON `"\\ud800"`), no NUL character, at most `MAX_VALUE` characters; anything
+else is a 400 `invalid_filter` naming the filter, on every report that takes filters.
 """
 
 from __future__ import annotations
@@ -88,6 +92,19 @@ class Filter:
         return [self.dimension, self.operator, self.value]
 
 
+def text_problem(value: str) -> str | None:
+    """Why `value` cannot be stored in or compared with a String column (None: it can)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return (
+            f"it holds an unpaired surrogate (U+{ord(value[exc.start]):04X}), which is not valid Unicode text"
+        )
+    if "\0" in value:
+        return "it holds a NUL character"
+    return None
+
+
 def parse_filters(raw: str | list[Any] | None) -> list[Filter]:
     """Validate a filter list given as JSON text or as already-decoded data."""
     if raw is None or raw == "":
@@ -110,6 +127,12 @@ def parse_filters(raw: str | list[Any] | None) -> list[Filter]:
                 f"each filter is [dimension, operator, value] strings, not {item!r}", "invalid_filter"
             )
         dimension, operator, value = item
+        for part, text in (("dimension", dimension), ("operator", operator), ("value", value)):
+            problem = text_problem(text)
+            if problem:
+                raise bad_request(
+                    f"filter {len(out) + 1}: the {part} cannot be used: {problem}", "invalid_filter"
+                )
         if operator not in OPERATORS:
             raise bad_request(f"filter operator must be one of {', '.join(OPERATORS)}", "invalid_filter")
         if dimension in SESSION_DIMENSIONS:

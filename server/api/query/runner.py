@@ -3,6 +3,10 @@
 ClickHouse reads query-parameter values in its *Escaped* text format (a backslash starts an escape,
 a raw tab or newline is an error). Whether the engine wrapper already escapes them is probed once
 per store, so values such as `C:\\path` or multi-line SQL reach ClickHouse unchanged either way.
+
+A string value that is not valid Unicode (an unpaired surrogate from a JSON `"\\ud800"`) cannot be
+sent to the store at all: it is a 400 `invalid_value` before anything runs, whatever request it
+came with.
 """
 
 from __future__ import annotations
@@ -29,9 +33,25 @@ def _escaping(store: Store) -> bool:
         return _needs_escaping[key]
 
 
+def _check_text(params: Mapping[str, Any]) -> None:
+    from pixel.server.api.errors import bad_request
+
+    for value in params.values():
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise bad_request(
+                    f"a value in this request holds an unpaired surrogate (U+{ord(value[exc.start]):04X}), "
+                    "which is not valid Unicode text",
+                    "invalid_value",
+                ) from None
+
+
 def escape_params(store: Store, params: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if not params:
         return None
+    _check_text(params)
     if not _escaping(store):
         return dict(params)
     return {k: (v.translate(_ESCAPES) if isinstance(v, str) else v) for k, v in params.items()}
