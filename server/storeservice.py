@@ -2,6 +2,15 @@
 
 It runs the shipper in a thread and serves, on the API port, `/health`, `/metrics` (the shipper's
 figures) and, when the analytics API is installed, everything under `/api/`.
+
+`/health` always answers 200 (load balancers and container health checks read its body):
+`{"status": "ok" | "degraded", "reasons": [...], "store": engine, "store_reachable": bool}` to anyone.
+It is `degraded` when the store cannot be reached, or when the shipper has not advanced its checkpoint for
+`PIXEL_SHIPPER_STALL_SECONDS` while the spool holds unshipped data (a batch it cannot get past, a dead
+thread): each reason is one plain sentence without error text. The details — pid, the last error's text,
+backlog, counts, the age of the oldest unshipped record, uptime — are added only for a caller with an
+admin's bearer token of the analytics API (the API's own check, `pixel.server.api.deps`); without the API
+installed, nobody gets them.
 """
 
 from __future__ import annotations
@@ -12,6 +21,7 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -27,12 +37,15 @@ log = logging.getLogger("pixel.store")
 
 
 class StoreService:
-    def __init__(self, settings: Settings, store: Store | None = None) -> None:
+    def __init__(
+        self, settings: Settings, store: Store | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
         self.settings = settings
         self.store = store or open_store(settings)
-        self.shipper = Shipper(settings, self.store)
+        self.clock = clock
+        self.shipper = Shipper(settings, self.store, clock=clock)
         self.retention = SiteRetention(self.store, settings.meta_db_path, settings.site_retention_interval)
-        self.started = time.time()
+        self.started = clock()
         self._rate_samples: deque[tuple[float, int]] = deque()
         self._today: tuple[tuple[int, int], int] | None = None
         self._thread: threading.Thread | None = None
@@ -77,7 +90,8 @@ class StoreService:
             return
         path = scope.get("path", "")
         if scope["type"] == "http" and path == "/health":
-            await self._send(send, 200, orjson.dumps(self.health()), b"application/json")
+            body = orjson.dumps(self.health(details=self._is_admin(scope)))
+            await self._send(send, 200, body, b"application/json")
         elif scope["type"] == "http" and path == "/metrics":
             await self._send(send, 200, self.render_metrics(), b"text/plain; version=0.0.4")
         elif self.api is not None:
@@ -109,18 +123,71 @@ class StoreService:
         )
         await send({"type": "http.response.body", "body": body})
 
-    def health(self) -> dict[str, Any]:
+    def _is_admin(self, scope: dict[str, Any]) -> bool:
+        """True when the request carries a bearer token of an admin of every site (the API's own check)."""
+        if self.api is None:
+            return False
+        auth = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return False
+        try:
+            from fastapi.security import HTTPAuthorizationCredentials
+            from starlette.requests import Request
+
+            from pixel.server.api.deps import current_principal
+
+            principal = current_principal(
+                Request(scope),
+                self.api.state.pixel,
+                HTTPAuthorizationCredentials(scheme="Bearer", credentials=token.strip()),
+            )
+        except Exception:  # an invalid token (ApiError), or anything the check raises: no details
+            return False
+        return bool(principal.is_admin and principal.sites is None)
+
+    def status(self) -> tuple[str, list[str], dict[str, Any]]:
+        """("ok" | "degraded", the reasons, the figures behind them)."""
         stats = self.shipper.stats
-        return {
-            "status": "ok" if stats.store_up else "degraded",
-            "pid": os.getpid(),
+        backlog = self.shipper.backlog_bytes()
+        stalled = self.shipper.stalled_for(backlog)
+        oldest = self.shipper.oldest_unshipped_ms() if backlog > 0 else 0
+        reasons = []
+        if not stats.store_up:
+            reasons.append("the store cannot be reached; the spool keeps the events")
+        if stalled > self.settings.shipper_stall_seconds:
+            reasons.append(
+                f"the shipper has not advanced for {stalled:.0f} s while the spool holds unshipped events"
+            )
+        figures = {
+            "backlog_bytes": backlog,
+            "stalled_seconds": round(stalled, 1),
+            "oldest_unshipped_seconds": round(max(0.0, self.clock() - oldest / 1000), 1) if oldest else 0.0,
+        }
+        return ("degraded" if reasons else "ok"), reasons, figures
+
+    def health(self, details: bool = False) -> dict[str, Any]:
+        stats = self.shipper.stats
+        status, reasons, figures = self.status()
+        answer: dict[str, Any] = {
+            "status": status,
+            "reasons": reasons,
             "store": self.store.engine,
             "store_reachable": stats.store_up,
-            "backlog_bytes": self.shipper.backlog_bytes(),
-            "events_inserted": stats.inserted,
-            "last_error": stats.last_error,
-            "uptime_seconds": round(time.time() - self.started, 1),
         }
+        if details:
+            answer.update(
+                {
+                    "pid": os.getpid(),
+                    "last_error": stats.last_error,
+                    "events_inserted": stats.inserted,
+                    "events_dead": stats.dead,
+                    "refused_batches": stats.refused_batches,
+                    **figures,
+                    "uptime_seconds": round(self.clock() - self.started, 1),
+                }
+            )
+        return answer
 
     def _visible_samples(self) -> list[tuple[str, float]]:
         stats = self.shipper.stats
@@ -163,6 +230,7 @@ class StoreService:
 
     def render_metrics(self) -> bytes:
         stats = self.shipper.stats
+        status, _reasons, figures = self.status()
         return metrics.prometheus(
             [
                 (
@@ -201,7 +269,32 @@ class StoreService:
                     "pixel_spool_backlog_bytes",
                     "gauge",
                     "Spool bytes not yet shipped.",
-                    [("", self.shipper.backlog_bytes())],
+                    [("", figures["backlog_bytes"])],
+                ),
+                (
+                    "pixel_spool_oldest_unshipped_seconds",
+                    "gauge",
+                    "Age of the oldest record in the spool not shipped yet (0 when everything is shipped).",
+                    [("", figures["oldest_unshipped_seconds"])],
+                ),
+                (
+                    "pixel_shipper_stalled_seconds",
+                    "gauge",
+                    "Seconds since the shipper's checkpoint last advanced while the spool holds unshipped "
+                    "records (0 when it holds none).",
+                    [("", figures["stalled_seconds"])],
+                ),
+                (
+                    "pixel_shipper_refused_batches_total",
+                    "counter",
+                    "Batches the store refused for their content, split to dead-letter the refused rows.",
+                    [("", stats.refused_batches)],
+                ),
+                (
+                    "pixel_healthy",
+                    "gauge",
+                    "1 when /health says ok, 0 when degraded (store unreachable, or the shipper stalled).",
+                    [("", int(status == "ok"))],
                 ),
                 (
                     "pixel_store_up",

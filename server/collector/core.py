@@ -1,6 +1,7 @@
 """The collector's request logic, independent of the server interface (ASGI or RSGI adapters call it).
 
-Per tracking request it does the least it can: validate the body with one `orjson.loads`, and
+Per tracking request it does the least it can: validate the body with one `orjson.loads` and the event
+format check shared with the shipper (`pixel.server.eventformat`: types, depth, sizes, page URL), and
 append the body *as received* plus the request facts to the spool with one `write(2)` (no
 re-encode, no per-request open/close), then answer. Headers are taken as the raw bytes received
 (lower-case names), so the request facts reach the spool without a decode and re-encode. Everything
@@ -24,6 +25,7 @@ import orjson
 
 from pixel.server import metrics
 from pixel.server.collector.script import Asset, load_tracker
+from pixel.server.eventformat import check_body
 from pixel.server.settings import Settings
 from pixel.server.shipper.checkpoint import Checkpoint
 from pixel.server.spool import SpoolWriter, encode_record, unshipped_bytes
@@ -199,24 +201,13 @@ class Collector:
         )
 
     def _validate(self, body: bytes) -> tuple[int, tuple[str, str] | None]:
-        """(number of events, None) for an event object or an array of 1..max events; else (0, (error, detail))."""
+        """(number of events, None) for an acceptable body (`pixel.server.eventformat`, the check the shipper
+        applies too); else (0, (error, detail))."""
         try:
             doc = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             return 0, ("invalid JSON", str(exc))
-        if type(doc) is dict:
-            return 1, None
-        if type(doc) is not list:
-            return 0, ("not an event", "the body must be a JSON object or an array of objects")
-        n = len(doc)
-        if n == 0:
-            return 0, ("no events", "the array is empty")
-        if n > self.max_events:
-            return 0, ("too many events", f"{n} events in one request; the limit is {self.max_events}")
-        for i, item in enumerate(doc):
-            if type(item) is not dict:
-                return 0, ("not an event", f"item {i} of the array is not a JSON object")
-        return n, None
+        return check_body(doc, self.max_events)
 
     def _store(self, headers: Headers, peer: str, body: bytes, n: int, ok: Response) -> Response:
         get = headers.get

@@ -1,7 +1,17 @@
 """Raw tracker events (the wire format) to typed rows of the events table.
 
 Every value is checked and bounded here; an event that cannot become a row raises `BadEvent` with a
-reason, and the shipper sends it to the dead letters instead of dropping it.
+reason, and the shipper sends it to the dead letters instead of dropping it. The shipper first applies the
+event format the collector applies (`pixel.server.eventformat.check_event`); this module stays safe on any
+input all the same (other callers, older records):
+
+- No NUL character reaches a column: it is removed from every string (event name, ids, URL parts,
+  property names and values).
+- Only an http(s) URL or a path starting with `/` is stored as the page's URL and path (`eventformat.url_kind`);
+  anything else (`javascript:`, `data:`, `vbscript:`, no scheme) leaves url, host, path and query empty. A
+  referrer is kept only when it is an http(s) URL or an `android-app://` one (a source); else it is empty.
+- A property value that is not a scalar (which the event format refuses) is stored as its JSON when it
+  can be serialised and is at most 1,000 characters, else left out: never an error.
 """
 
 from __future__ import annotations
@@ -13,7 +23,9 @@ from urllib.parse import urlsplit
 
 import orjson
 
-MAX_PROPS = 50
+from pixel.server.eventformat import MAX_PARAMS, url_kind
+
+MAX_PROPS = MAX_PARAMS
 
 
 class BadEvent(ValueError):
@@ -42,24 +54,36 @@ def _uint(value: Any, ceiling: int) -> int:
 def _prop_value(value: Any) -> str | None:
     t = type(value)
     if t is str:
-        return value[:1000]
+        return (value.replace("\x00", "") if "\x00" in value else value)[:1000]
     if t is bool:
         return "true" if value else "false"
     if t is int or t is float:
         return orjson.dumps(value).decode()
     if value is None:
         return None
-    return orjson.dumps(value).decode()[:1000]
+    try:
+        text = orjson.dumps(value).decode()
+    except TypeError:  # deeper than orjson's limit, or keys that are not strings
+        return None
+    return text[:1000] if "\\u0000" not in text else None
 
 
 @lru_cache(maxsize=65_536)
 def split_url(url: str) -> tuple[str, str, str]:
-    """(host, path, query) of a page URL; cached, as a site's pages repeat. Raises BadEvent."""
+    """(host, path, query) of a page URL (an http(s) URL or a path, see `url_kind`); cached, as a site's
+    pages repeat. Raises BadEvent."""
     try:
         parts = urlsplit(url)
         return (parts.hostname or "")[:255], parts.path, parts.query
     except ValueError:
         raise BadEvent("page.url is not a URL") from None
+
+
+def _referrer(value: Any) -> str:
+    referrer = _text(value, 2048)
+    if not referrer or url_kind(referrer) == "absolute":
+        return referrer
+    return referrer if referrer[:14].lower().startswith("android-app://") else ""
 
 
 # The tracker's compact wire format (bench/README.md, "Wire format"): one-letter keys, aliases of the
@@ -112,6 +136,8 @@ def normalize(
     if "n" in event:  # the compact format (its event name is required)
         expand_short_keys(event)
     name = event.get("event_name")
+    if type(name) is str and "\x00" in name:
+        name = name.replace("\x00", "")
     if type(name) is not str or not name.strip():
         raise BadEvent("event_name is missing or not a non-empty string")
     page = event.get("page")
@@ -119,8 +145,12 @@ def normalize(
         raise BadEvent("page must be an object")
     page = page or {}
     url = _text(page.get("url"), 2048)
+    if url and url_kind(url) == "":
+        url = ""  # javascript:, data:, another scheme: never stored, not even as a path
     host, path, query = split_url(url) if url else ("", "", "")
     path = path or _text(page.get("path"), 2048)
+    if path[:1] != "/":
+        path = ""
     site = _text(event.get("site"), 255).strip().lower() or host
     if not site:
         raise BadEvent("no site: neither site nor page.url is given")
@@ -143,7 +173,7 @@ def normalize(
                 break
             text = _prop_value(value)
             if text is not None:
-                props[key[:64]] = text
+                props[(key.replace("\x00", "") if "\x00" in key else key)[:64]] = text
 
     return {
         "timestamp": timestamp_ms / 1000,
@@ -159,7 +189,7 @@ def normalize(
         "path": path[:2048],
         "query": query[:2048],
         "title": _text(page.get("title"), 512),
-        "referrer": _text(page.get("referrer"), 2048),
+        "referrer": _referrer(page.get("referrer")),
         "screen": _text(device.get("screen"), 20),
         "language": _text(device.get("lang"), 35),
         "timezone": _text(device.get("tz"), 64),

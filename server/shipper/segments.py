@@ -1,4 +1,5 @@
-"""Finding and reading spool segments from the shipper's side."""
+"""Finding and reading spool segments from the shipper's side, and the receive time of the first record
+not shipped yet (for the age of the oldest unshipped record)."""
 
 from __future__ import annotations
 
@@ -71,3 +72,24 @@ def seal_if_abandoned(segment: Segment) -> bool:
         return True
     finally:
         os.close(fd)
+
+
+def first_received_ms(path: Path, start: int) -> int:
+    """The receive time (epoch ms) of the first record at or after `start`; 0 when none is there.
+
+    Reads a few hundred bytes (a record starts with its receive time and a TAB); skips the header and comment
+    lines."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(start)
+            data = f.read(512)
+    except FileNotFoundError:
+        return 0
+    pos = 0
+    while data[pos : pos + 1] in (b"#", b"\n"):  # the header, comment lines, empty lines
+        newline = data.find(b"\n", pos)
+        if newline < 0:
+            return 0
+        pos = newline + 1
+    head = data[pos : pos + 16].split(b"\t", 1)[0]
+    return int(head) if head.isdigit() and len(head) <= 15 and b"\t" in data[pos:] else 0

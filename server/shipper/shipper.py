@@ -2,14 +2,34 @@
 
 At least once, without visible duplicates: see `checkpoint.py` for how a batch is replayed after a
 crash with the same deduplication token, and `pixel.server.store.schema` for the table side.
-A malformed record or event goes to the `dead_letters` table with its reason (counted), never
-silently dropped. Nothing here runs on the collector's hot path.
+Nothing here runs on the collector's hot path.
+
+One bad record never blocks the others:
+- A record that cannot be read, an event that fails the event format (`pixel.server.eventformat`, the
+  check the collector applies before its 204: spools written before it, or by an older collector, can hold
+  anything), or one that cannot become a row goes to the `dead_letters` table with its reason (counted,
+  bounded, without raw IPs: `deadletter.py`); the batch goes on.
+- A batch the store refuses for its content (`StoreError`), or that cannot be serialised, is split in two
+  and each half inserted again, down to single rows: the rows refused alone are dead-lettered, the others
+  stored. Each half's deduplication token is derived from the batch's token and the event ids of the
+  half, so a crash mid-split replays the batch (still `pending` in the checkpoint), the same halves get the
+  same tokens and the store drops those that had landed; a half of another composition (rows dropped by a
+  rule changed meanwhile) is inserted again, and its rows collapse with their earlier copies on their
+  event ids (readers use FINAL). A failure of the store itself (`StoreUnavailable`: down, disk full, too
+  many parts, memory) is never split: the batch is retried until it lands.
+- NUL characters are removed from every string of a row (columns, property names and values) before the
+  insert.
+
+Progress is watched (`stalled_for`): the wall-clock time since the checkpoint last advanced (or the spool
+was last seen fully shipped), reported by `/health` and `/metrics` with the age of the oldest unshipped
+record (`oldest_unshipped_ms`). The clock is injectable (`clock`), for tests.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+import re
 import threading
 import time
 from bisect import bisect_left
@@ -22,17 +42,29 @@ from typing import Any
 import orjson
 
 from pixel.server.enrich import Enricher, RequestFacts
+from pixel.server.eventformat import check_event
 from pixel.server.settings import Settings
 from pixel.server.shipper.checkpoint import Checkpoint, Pending, Range
+from pixel.server.shipper.deadletter import dead_letter, payload_of
 from pixel.server.shipper.normalize import BadEvent, normalize
-from pixel.server.shipper.segments import Segment, list_segments, read_from, read_range, seal_if_abandoned
+from pixel.server.shipper.segments import (
+    Segment,
+    first_received_ms,
+    list_segments,
+    read_from,
+    read_range,
+    seal_if_abandoned,
+)
 from pixel.server.spool import unshipped_bytes
 from pixel.server.spool.record import BadRecord, body_of, parse_record
 from pixel.server.store import Store, StoreError, StoreUnavailable, dedup_token
+from pixel.server.store.clickhouse_engine import RETRYABLE_CODES
 
 log = logging.getLogger("pixel.shipper")
 
 READ_CHUNK = 4 * 1024 * 1024  # bytes read from one segment per batch at most
+# Receive times a spool record can plausibly hold (2000-01-01 .. 2100-01-01, in ms); outside: unreadable.
+RECEIVED_MS_RANGE = (946_684_800_000, 4_102_444_800_000)
 
 
 # Upper bounds (seconds) of the visibility histogram: receive time (just before the 204) -> insert acknowledged.
@@ -48,6 +80,9 @@ class ShipperStats:
     lag_seconds: float = 0.0
     last_error: str = ""
     store_up: bool = True
+    refused_batches: int = 0  # batches the store refused for their content, split to find the bad rows
+    # Wall-clock time the checkpoint last advanced or the spool was last seen fully shipped.
+    progress_at: float = 0.0
     # Events per VISIBLE_BUCKETS interval (not cumulative; beyond the last bound only in `inserted`), and the sum.
     visible_buckets: list[int] = field(default_factory=lambda: [0] * len(VISIBLE_BUCKETS))
     visible_sum: float = 0.0
@@ -94,12 +129,19 @@ class Batch:
 
 
 class Shipper:
-    def __init__(self, settings: Settings, store: Store, enricher: Enricher | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        enricher: Enricher | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.enricher = enricher or Enricher(settings)
         self.checkpoint = Checkpoint.load(settings.checkpoint_path)
-        self.stats = ShipperStats()
+        self.clock = clock
+        self.stats = ShipperStats(progress_at=clock())
         self._last_seal_check = 0.0
         self.stop_event = threading.Event()
 
@@ -148,6 +190,7 @@ class Shipper:
                         self._begin(batch, token)
                         inflight = (executor.submit(self._insert, batch, token), batch)
                     else:
+                        self.stats.progress_at = self.clock()  # caught up with the spool
                         self._cleanup(batch.finished)
                         self.stop_event.wait(0.05)
                 except StoreUnavailable as exc:
@@ -184,6 +227,7 @@ class Shipper:
         else:
             batch = self._plan(self.checkpoint.offsets)
             if not batch.ranges:
+                self.stats.progress_at = self.clock()  # caught up with the spool
                 self._cleanup(batch.finished)
                 return 0
             token = dedup_token(batch.ranges)
@@ -202,6 +246,7 @@ class Shipper:
             self.checkpoint.offsets[segment] = end
         self.checkpoint.pending = None
         self.checkpoint.save()
+        self.stats.progress_at = self.clock()
         self.stats.observe_visible([row["received_at"] for row in batch.rows], batch.acked_at or time.time())
         self.stats.inserted += len(batch.rows)
         self.stats.dead += len(batch.dead)
@@ -213,32 +258,76 @@ class Shipper:
 
     def _insert(self, batch: Batch, token: str) -> None:
         if batch.rows:
+            refused = self._insert_events(batch.rows, token)
+            if refused:
+                gone = {id(row) for row, _reason in refused}
+                batch.rows = [row for row in batch.rows if id(row) not in gone]
+                for row, reason in refused:
+                    batch.dead.append(
+                        dead_letter(
+                            row["received_at"] * 1000, "", 0, f"store refused: {reason}", payload_of(row)
+                        )
+                    )
+        if batch.dead:
+            self._insert_dead(batch.dead, token)
+        batch.acked_at = time.time()
+
+    def _insert_events(
+        self, rows: list[dict[str, Any]], token: str, whole: bool = True
+    ) -> list[tuple[dict[str, Any], str]]:
+        """Insert `rows`; split what the store refuses for its content down to single rows. Returns the rows
+        refused alone, with the reason. `StoreUnavailable` is raised as is: the whole batch is retried."""
+        try:
+            data = encode_rows(rows)
+        except TypeError as exc:  # cannot be serialised (orjson.JSONEncodeError)
+            error = f"cannot be serialised: {exc}"
+        else:
             try:
-                self.store.insert_rows("events", batch.rows, token=token)
+                self.store.insert_json("events", data, token=token)
+                return []
             except StoreUnavailable:
                 raise
             except StoreError as exc:
-                # One bad row must not hold the pipeline: insert row by row, dead-letter the refused.
-                log.error("shipper: the store refused a batch (%s); inserting row by row", exc)
-                for i, row in enumerate(batch.rows):
-                    try:
-                        self.store.insert_rows("events", [row], token=f"{token}r{i}")
-                    except StoreUnavailable:
-                        raise
-                    except StoreError as row_exc:
-                        batch.dead.append(
-                            self._dead(
-                                row["received_at"] * 1000,
-                                "",
-                                0,
-                                f"store refused: {row_exc}",
-                                orjson.dumps(row),
-                            )
-                        )
-                batch.rows = []
-        if batch.dead:
-            self.store.insert_rows("dead_letters", batch.dead, token=f"{token}d")
-        batch.acked_at = time.time()
+                if store_cannot_write(exc):
+                    raise StoreUnavailable(str(exc)) from None
+                error = str(exc)
+        if len(rows) == 1:
+            return [(rows[0], error)]
+        if whole:
+            self.stats.refused_batches += 1
+            log.error("shipper: the store refused a batch of %d rows (%s); splitting it", len(rows), error)
+        half = len(rows) // 2
+        left, right = rows[:half], rows[half:]
+        return self._insert_events(left, self._part_token(token, left), False) + self._insert_events(
+            right, self._part_token(token, right), False
+        )
+
+    @staticmethod
+    def _part_token(token: str, rows: list[dict[str, Any]]) -> str:
+        """The token of a part of a split batch: the batch's token and the part's rows (their event ids)."""
+        return dedup_token(token, [row.get("event_id") for row in rows])
+
+    def _insert_dead(self, dead: list[dict[str, Any]], token: str) -> None:
+        """Insert the dead letters; if the store refuses them for their content, again without payloads."""
+        dead_token = dedup_token(
+            token, "dead", [(d["segment"], d["offset"], d["reason"][:100]) for d in dead]
+        )
+        try:
+            self.store.insert_json("dead_letters", encode_rows(dead), token=dead_token)
+            return
+        except StoreUnavailable:
+            raise
+        except (StoreError, TypeError) as exc:
+            if isinstance(exc, StoreError) and store_cannot_write(exc):
+                raise StoreUnavailable(str(exc)) from None
+            log.error(
+                "shipper: the store refused %d dead letters (%s); storing them without payloads",
+                len(dead),
+                exc,
+            )
+        for d in dead:
+            d["payload"] = ""
+        self.store.insert_json("dead_letters", encode_rows(dead), token=dedup_token(dead_token, "bare"))
 
     # -- reading the spool ------------------------------------------------------------------
 
@@ -274,7 +363,14 @@ class Shipper:
             end = self._consume(batch, segment.name, start, data[:complete], max_rows)
             if torn and end == start + complete:
                 batch.dead.append(
-                    self._dead(0, segment.name, end, "torn record at the end of a segment", body_of(torn))
+                    dead_letter(
+                        0,
+                        segment.name,
+                        end,
+                        "torn record at the end of a segment",
+                        body_of(torn),
+                        _ip_of(torn),
+                    )
                 )
                 end += len(torn)
             if end > start:
@@ -297,12 +393,13 @@ class Shipper:
             self._consume(batch, name, start, data[:complete], None)
             if complete < len(data):
                 batch.dead.append(
-                    self._dead(
+                    dead_letter(
                         0,
                         name,
                         start + complete,
                         "torn record at the end of a segment",
                         body_of(data[complete:]),
+                        _ip_of(data[complete:]),
                     )
                 )
         batch.ranges = ranges
@@ -333,11 +430,15 @@ class Shipper:
                 continue
             try:
                 record = parse_record(line)
+                if not RECEIVED_MS_RANGE[0] <= record.received_ms < RECEIVED_MS_RANGE[1]:
+                    raise BadRecord(f"receive time {record.received_ms} is out of range")
                 events = orjson.loads(record.body)
             except (BadRecord, orjson.JSONDecodeError) as exc:
                 # Keep the body only: the request facts before it hold the raw IP, which is never stored.
                 batch.dead.append(
-                    self._dead(0, name, line_offset, f"unreadable record: {exc}", body_of(line))
+                    dead_letter(
+                        0, name, line_offset, f"unreadable record: {exc}", body_of(line), _ip_of(line)
+                    )
                 )
                 continue
             if batch.oldest_ms == 0 or record.received_ms < batch.oldest_ms:
@@ -355,6 +456,19 @@ class Shipper:
             if type(events) is not list:
                 events = [events]
             for index, event in enumerate(events):
+                problem = check_event(event)
+                if problem is not None:
+                    batch.dead.append(
+                        dead_letter(
+                            record.received_ms,
+                            name,
+                            line_offset,
+                            problem,
+                            payload_of(event, record.body),
+                            record.ip,
+                        )
+                    )
+                    continue
                 try:
                     row = normalize(
                         event,
@@ -367,24 +481,21 @@ class Shipper:
                     if enrich(row, event, facts) is False:
                         batch.dropped += 1  # DNT/GPC or the site's rules (enrich/siterules.py): not stored
                         continue
-                except BadEvent as exc:
+                except Exception as exc:  # BadEvent, or anything unforeseen: this event only
+                    reason = str(exc) if isinstance(exc, BadEvent) else f"cannot become a row: {exc!r}"
                     batch.dead.append(
-                        self._dead(record.received_ms, name, line_offset, str(exc), orjson.dumps(event))
+                        dead_letter(
+                            record.received_ms,
+                            name,
+                            line_offset,
+                            reason,
+                            payload_of(event, record.body),
+                            record.ip,
+                        )
                     )
                     continue
                 rows.append(row)
         return offset + pos
-
-    @staticmethod
-    def _dead(received_ms: float, segment: str, offset: int, reason: str, payload: bytes) -> dict[str, Any]:
-        return {
-            "received_at": received_ms / 1000,
-            "failed_at": time.time(),
-            "segment": segment,
-            "offset": offset,
-            "reason": reason,
-            "payload": payload.decode("utf-8", "replace")[:65536],
-        }
 
     def _cleanup(self, finished: list[Segment]) -> None:
         """Delete fully shipped sealed segments (and with them the raw IPs they held)."""
@@ -399,3 +510,72 @@ class Shipper:
 
     def backlog_bytes(self) -> int:
         return unshipped_bytes(self.settings.spool_dir, self.checkpoint.offsets)
+
+    def oldest_unshipped_ms(self) -> int:
+        """The receive time (epoch ms) of the oldest record not shipped yet; 0 when the spool is shipped."""
+        oldest = 0
+        offsets = self.checkpoint.offsets
+        for segment in list_segments(self.settings.spool_dir):
+            received = first_received_ms(segment.path, offsets.get(segment.name, 0))
+            if received and (oldest == 0 or received < oldest):
+                oldest = received
+        return oldest
+
+    def stalled_for(self, backlog: int | None = None) -> float:
+        """Seconds since the checkpoint last advanced (or the spool was last seen shipped), while the spool
+        holds unshipped data; 0 when it holds none."""
+        if backlog is None:
+            backlog = self.backlog_bytes()
+        if backlog <= 0:
+            return 0.0
+        return max(0.0, self.clock() - self.stats.progress_at)
+
+
+_CODE = re.compile(r"\bCode: (\d+)\b")
+# Errors that say the store cannot write now (its disk, memory, parts), not that it refuses the data: the
+# server engine's retryable codes, and the local file errors an embedded engine (chDB) meets, which it
+# reports as a plain StoreError.
+UNAVAILABLE_CODES = RETRYABLE_CODES | {
+    74,  # CANNOT_READ_FROM_FILE_DESCRIPTOR
+    75,  # CANNOT_WRITE_TO_FILE_DESCRIPTOR
+    76,  # CANNOT_OPEN_FILE
+    423,  # CANNOT_ALLOCATE_MEMORY
+    459,  # CANNOT_FSYNC
+}
+_UNAVAILABLE_TEXT = ("No space left on device", "Cannot allocate memory", "Disk quota exceeded")
+
+
+def store_cannot_write(exc: StoreError) -> bool:
+    """True when `exc` is the store's own failure (retry the same insert later), not a refusal of the data."""
+    if isinstance(exc, StoreUnavailable):
+        return True
+    message = str(exc)
+    code = _CODE.search(message)
+    return bool(code and int(code.group(1)) in UNAVAILABLE_CODES) or any(
+        t in message for t in _UNAVAILABLE_TEXT
+    )
+
+
+def encode_rows(rows: list[dict[str, Any]]) -> bytes:
+    """`rows` as a JSON array for a JSONEachRow insert, with every NUL character removed from its strings
+    (columns, property names and values). Raises TypeError when a row cannot be serialised."""
+    data = orjson.dumps(rows)
+    if b"\\u0000" in data:  # orjson writes NUL as \u0000; rare, so the rows are cleaned only then
+        for row in rows:
+            for key, value in row.items():
+                if type(value) is str:
+                    if "\x00" in value:
+                        row[key] = value.replace("\x00", "")
+                elif type(value) is dict:
+                    row[key] = {
+                        k.replace("\x00", ""): v.replace("\x00", "") if type(v) is str else v
+                        for k, v in value.items()
+                    }
+        data = orjson.dumps(rows)
+    return data
+
+
+def _ip_of(line: bytes) -> str:
+    """The client IP field of a (possibly broken) spool line, to scrub it from a dead letter; '' if none."""
+    parts = line.split(b"\t", 2)
+    return parts[1].decode("ascii", "replace") if len(parts) > 2 else ""
