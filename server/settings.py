@@ -80,8 +80,6 @@ class Settings:
     max_event_age_days: int = 90  # client timestamps older than this (or in the future) use receive time
     # seconds without the checkpoint advancing, while the spool holds data, before /health says degraded
     shipper_stall_seconds: float = 60.0
-    # seconds without the checkpoint advancing, while the spool holds data, before /health says degraded
-    shipper_stall_seconds: float = 60.0
 
     # Store
     store: str = "chdb"  # chdb | clickhouse
