@@ -76,6 +76,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self._chunked = False
         self._raw_bytes = 0  # of a chunked message, framing included
         self._refused = False
+        self._deferred: tuple[int, list[tuple[str, str]], bytes] | None = None
         self._linger_left = LINGER_BYTES
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due = math.inf
@@ -195,6 +196,11 @@ class GuardedProtocol(HttpToolsProtocol):
         self.server_state.total_requests += 1
         if self.transport.is_closing():
             return
+        if self._deferred is not None:  # a refusal waited for this answer
+            refusal, self._deferred = self._deferred, None
+            self._refused = False
+            self._refuse_with(*refusal)
+            return
         self.flow.resume_reading()
         if self.pipeline:
             self._idle_since = None
@@ -242,12 +248,16 @@ class GuardedProtocol(HttpToolsProtocol):
         self._refused = True
         cycle = self.cycle
         if cycle is not None and not cycle.response_complete:
-            if cycle.response_started:  # an answer is being written: another cannot follow it
-                self.transport.abort()
+            if self.pipeline or cycle.response_started or not cycle.more_body:
+                # An answer to an earlier request (or to this whole one) is under way: the refusal follows
+                # it (on_response_complete); requests queued behind it are dropped, nothing more is read.
+                self.pipeline.clear()
+                self._deferred = (status, headers, body)
+                self.flow.pause_reading()
+                self._arm(self.loop.time() + self._request_timeout)  # an answer that never ends: abort
                 return
             cycle.disconnected = True  # the app waiting for this request's body sees a disconnect
             cycle.message_event.set()
-        self.pipeline.clear()
         out = [STATUS_LINE[status]]
         for raw_name, raw_value in self.server_state.default_headers:
             out += (raw_name, b": ", raw_value, b"\r\n")
@@ -284,7 +294,7 @@ class GuardedProtocol(HttpToolsProtocol):
         transport = self.transport
         if transport.is_closing():
             return
-        if self._refused:  # the linger is over
+        if self._refused:  # the linger is over (or the answer a refusal waits for never ended)
             transport.abort()
             return
         now = self.loop.time()
