@@ -21,6 +21,7 @@ import ssl
 import struct
 import threading
 import urllib.parse
+from typing import Self
 
 import docker
 import paramiko
@@ -82,7 +83,7 @@ class PortForward:
     def _logout(self) -> None:
         """Close the connection to the far side (every forwarded connection is closed by then)."""
 
-    def start(self, *, lazy: bool = False) -> PortForward:
+    def start(self, *, lazy: bool = False) -> Self:
         """Log in (unless `lazy`: then on the first forwarded connection) and listen locally."""
         if self._listener is not None:
             return self
@@ -117,7 +118,7 @@ class PortForward:
         with self._lock:
             self._logout()
 
-    def __enter__(self) -> PortForward:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *_: object) -> None:
@@ -286,9 +287,15 @@ class ExecTunnel(PortForward):
     def __init__(
         self, client: docker.DockerClient, container: str, port: int, *, close_client: bool = False
     ) -> None:
+        self._setup(client, container, port, close_client)
+
+    def _setup(
+        self, client: docker.DockerClient | None, container: str, port: int, close_client: bool
+    ) -> None:
         if not 0 < port < 65536:
             raise StackError(f"{port} is not a port number (1-65535).", code="bad-port")
-        super().__init__()
+        PortForward.__init__(self)
+        # None only in a `LazyExecTunnel` not connected yet (it overrides `_endpoint` and `_logout`).
         self.client = client
         self.container = container
         self.port = port
@@ -296,12 +303,13 @@ class ExecTunnel(PortForward):
         self._close_client = close_client  # the tunnel owns the client: closed with it
 
     def _logout(self) -> None:
-        if self._close_client:
+        if self._close_client and self.client is not None:
             self.client.close()
 
     def _login(self) -> None:
         try:
-            state = self.client.api.inspect_container(self.container)["State"]
+            client, container = self._endpoint()
+            state = client.api.inspect_container(container)["State"]
         except docker.errors.NotFound:
             raise StackError(
                 f"The container {self.container} does not exist on this engine.",
@@ -316,6 +324,7 @@ class ExecTunnel(PortForward):
             )
 
     def _endpoint(self) -> tuple[docker.DockerClient, str]:
+        assert self.client is not None  # given to __init__
         return self.client, self.container
 
     def _forward(self, conn: socket.socket, peer: tuple[str, int]) -> None:
@@ -329,7 +338,8 @@ class ExecTunnel(PortForward):
             return  # the API client sees a closed connection: "unreachable"
         sock = getattr(raw, "_sock", raw)  # unix: SocketIO around the socket; TLS: the SSL socket
         try:
-            self._pump(conn, sock)
+            if isinstance(sock, socket.socket):  # always (docker-py's stub also names file-like wrappers)
+                self._pump(conn, sock)
         finally:
             for thing in (raw, sock):
                 with contextlib.suppress(OSError, AttributeError):
@@ -376,7 +386,7 @@ def _serving_container(client: docker.DockerClient, project: str, port: int) -> 
 
     for c in client.containers.list(filters={"label": f"{LABEL_STACK}={project}"}):
         if f"{port}/tcp" in (c.attrs.get("NetworkSettings", {}).get("Ports") or {}):
-            return c.name
+            return c.name or c.short_id  # a listed container has its name
     raise StackError(
         f"No running container of the stack {project!r} serves port {port}.",
         "Start the stack (Stack page), then try again.",
@@ -405,7 +415,7 @@ class LazyExecTunnel(ExecTunnel):
     it cannot, each connection is closed at once ("unreachable": the dashboard serves its cache)."""
 
     def __init__(self, target: EngineTarget, project: str, port: int = API_PORT) -> None:
-        super().__init__(None, "", port, close_client=True)  # type: ignore[arg-type]
+        self._setup(None, "", port, close_client=True)
         self.target = target
         self.project = project
 
