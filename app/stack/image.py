@@ -77,16 +77,18 @@ def build(
 ) -> None:
     """Build from a context directory; the engine receives it as a tar over the API."""
     assert source.path is not None
-    kwargs: dict[str, object] = {}
-    if source.base:
-        kwargs["buildargs"] = {"BASE": source.base}
-    if source.network_mode:
-        kwargs["network_mode"] = source.network_mode
     tail: list[str] = []
     progress(Progress("build", 0.0, f"sending build context {source.path}"))
     try:
         stream = client.api.build(
-            path=str(source.path), tag=tag, rm=True, forcerm=True, decode=True, pull=False, **kwargs
+            path=str(source.path),
+            tag=tag,
+            rm=True,
+            forcerm=True,
+            decode=True,
+            pull=False,
+            buildargs={"BASE": source.base} if source.base else None,
+            network_mode=source.network_mode or None,
         )
         for msg in stream:
             if "error" in msg:

@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 
 import docker
 from docker.errors import APIError, NotFound
-from docker.models.containers import Container
+from docker.models.containers import Container, ExecResult
 
 from . import image as images
 from .engine import EngineTarget
@@ -229,7 +229,7 @@ class Provisioner:
             for bindings in (c.attrs.get("HostConfig", {}).get("PortBindings") or {}).values():
                 for b in bindings or []:
                     if b.get("HostPort"):
-                        taken[int(b["HostPort"])] = c.name
+                        taken[int(b["HostPort"])] = _name(c)
         findings = []
         for svc in self.spec.services:
             for port in svc.ports:
@@ -315,23 +315,26 @@ class Provisioner:
             self.progress(Progress("start", None, f"{svc.name} changed: replacing its container"))
             existing.remove(force=True, v=True)  # v: with its anonymous volumes (named ones stay)
         container = self._create(svc)
-        created.append(("container", container.name))
-        result.changed.append(f"container {container.name}")
+        created.append(("container", _name(container)))
+        result.changed.append(f"container {_name(container)}")
         return container
 
     def _create(self, svc: Service) -> Container:
-        kwargs: dict[str, object] = {}
+        healthcheck = None
         if svc.healthcheck:
             hc = svc.healthcheck
-            kwargs["healthcheck"] = {
+            healthcheck = {
                 "test": ["CMD", *hc.test],
                 "interval": int(hc.interval * _NS),
                 "timeout": int(hc.timeout * _NS),
                 "retries": hc.retries,
                 "start_period": int(hc.start_period * _NS),
             }
-        if svc.ulimits:
-            kwargs["ulimits"] = [docker.types.Ulimit(name=n, soft=v, hard=v) for n, v in svc.ulimits]
+        # A host port of 0: the engine picks one on that address. docker-py takes (address, None) for
+        # that, and any restart policy the engine knows; its stub allows (address, port) and two policies.
+        ports: dict[str, tuple[str, int | None]] = {
+            f"{p.container}/tcp": (p.host_ip, int(p.host) or None) for p in svc.ports
+        }
         return self.client.containers.create(
             svc.image,
             command=list(svc.command) or None,
@@ -342,7 +345,7 @@ class Provisioner:
                 LABEL_SETTINGS: json.dumps(self.settings, sort_keys=True),
             },
             environment=svc.env,
-            ports={f"{p.container}/tcp": (p.host_ip, int(p.host) or None) for p in svc.ports},
+            ports=ports,  # type: ignore[arg-type]
             volumes={
                 self.spec.volume_name(m.volume): {"bind": m.target, "mode": "ro" if m.read_only else "rw"}
                 for m in svc.mounts
@@ -351,12 +354,13 @@ class Provisioner:
             networking_config={
                 self.spec.network_name: self.client.api.create_endpoint_config(aliases=[svc.name])
             },
-            restart_policy={"Name": svc.restart},
+            restart_policy={"Name": svc.restart},  # type: ignore[arg-type]
             mem_limit=svc.mem_limit,
             init=svc.init,
             stop_signal="SIGTERM",
             log_config=docker.types.LogConfig(type="json-file", config={"max-size": "10m", "max-file": "3"}),
-            **kwargs,
+            healthcheck=healthcheck,
+            ulimits=[docker.types.Ulimit(name=n, soft=v, hard=v) for n, v in svc.ulimits] or None,
         )
 
     def _start(self, container: Container) -> None:
@@ -436,7 +440,7 @@ class Provisioner:
             res = container.exec_run(["pixel", "user", "add", username, "--role", "admin"])
         except APIError as exc:
             return None, f"admin account not created: {exc.explanation or exc}"
-        out = res.output.decode("utf-8", "replace")
+        out = _output(res)
         match = re.search(r"^password: (\S+)$", out, re.MULTILINE)
         if res.exit_code == 0 and match:
             return Credentials(username, match.group(1)), "admin account created"
@@ -458,6 +462,7 @@ class Provisioner:
             cpu = mem = limit = None
             if state["Status"] == "running":
                 stats = c.stats(stream=False, one_shot=True)
+                assert isinstance(stats, dict)  # stream=False: one answer (the stub does not narrow it)
                 mem = (stats.get("memory_stats") or {}).get("usage")
                 limit = (stats.get("memory_stats") or {}).get("limit")
                 cpu = _cpu_percent(stats)
@@ -468,7 +473,7 @@ class Provisioner:
             rows.append(
                 ContainerStatus(
                     svc.name,
-                    c.name,
+                    _name(c),
                     c.attrs["Config"]["Image"],
                     state["Status"],
                     (state.get("Health") or {}).get("Status", "none"),
@@ -495,7 +500,7 @@ class Provisioner:
         res = c.exec_run(["python3", "-c", code])
         if res.exit_code != 0:
             return {}
-        return parse_prometheus(res.output.decode("utf-8", "replace"))
+        return parse_prometheus(_output(res))
 
     def logs(self, service: str | None = None, tail: int = 100, follow: bool = False) -> Iterator[str]:
         names = [service] if service else [s.name for s in self.spec.services]
@@ -743,6 +748,18 @@ def _bytes(limit: str) -> int:
     if limit and limit[-1] in units:
         return int(float(limit[:-1]) * units[limit[-1]])
     return int(limit or 0)
+
+
+def _name(container: Container) -> str:
+    """docker-py's `name` is None only for a container known by its id alone; the engine's list, get
+    and create answers carry the name. The short id names the container as well."""
+    return container.name or container.short_id
+
+
+def _output(res: ExecResult) -> str:
+    """The text of an `exec_run` without stream or socket: its output is bytes then."""
+    assert isinstance(res.output, bytes)
+    return res.output.decode("utf-8", "replace")
 
 
 def _cpu_percent(stats: dict) -> float | None:
