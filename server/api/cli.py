@@ -17,7 +17,7 @@ from pixel.server.settings import Settings
 COMMANDS = ("user", "api")
 
 
-def add_cli(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_cli(subparsers: argparse._SubParsersAction) -> None:
     user = subparsers.add_parser("user", help="manage API accounts")
     user_sub = user.add_subparsers(dest="user_command", required=True)
     add = user_sub.add_parser("add", help="create an account; prints a generated password once")
@@ -60,9 +60,9 @@ def _user(settings: Settings, args: argparse.Namespace) -> int:
     meta = open_meta(settings)
     if args.user_command == "list":
         for u in meta.users():
-            sites = "all sites" if u["sites"] is None else "sites " + ",".join(map(str, u["sites"]))
+            scope = "all sites" if u["sites"] is None else "sites " + ",".join(map(str, u["sites"]))
             state = " (disabled)" if u["disabled"] else ""
-            print(f"{u['id']}\t{u['username']}\t{u['role']}\t{sites}{state}")
+            print(f"{u['id']}\t{u['username']}\t{u['role']}\t{scope}{state}")
         return 0
     password = generate_password()
     if args.user_command == "add":

@@ -28,8 +28,9 @@ def test_no_server_errors_on_any_operation(api: Api) -> None:
             suppress_health_check=list(HealthCheck),
         )
         def run(case: Any) -> None:
-            # A fresh admin token per case: a generated logout may revoke the one it used.
-            token, _ = state.tokens.issue_access(1, "admin")
+            # A fresh admin token per case: a generated logout may revoke the one it used, or end every
+            # session of the user (a new generation).
+            token, _ = state.tokens.issue_access(1, "admin", state.meta.user(1)["generation"])
             response = case.call(headers={"Authorization": f"Bearer {token}"})
             assert response.status_code < 500, (
                 case.method,
