@@ -755,3 +755,19 @@ def test_migration_keeps_the_data_drops_dead_grants_and_ends_old_sessions(tmp_pa
     assert meta.one("PRAGMA foreign_keys") == {"foreign_keys": 1}
     MetaDB(path)  # opening it again is a no-op
     assert meta.one("PRAGMA user_version") == {"user_version": 2}
+
+
+@settings(max_examples=500, deadline=None, derandomize=True)
+@given(payload=_json, header=st.dictionaries(st.text(max_size=5), _json, max_size=2))
+def test_decode_access_raises_only_invalid_token_on_any_signed_payload(
+    payload: Any, header: dict[str, Any]
+) -> None:
+    """Any JSON value as the payload, with any extra header fields, signed with the key: decode_access
+    raises jwt.InvalidTokenError and nothing else (a 401, never a 500)."""
+    key = b"k" * 64
+    tokens = Tokens(key, clock=Clock())
+    token = jwt.api_jws.encode(json.dumps(payload).encode(), key, algorithm="HS256", headers=header or None)
+    with pytest.raises(jwt.InvalidTokenError):
+        tokens.decode_access(token)
+    valid, _ = tokens.issue_access(7, "viewer", 3)
+    assert tokens.decode_access(valid).user_id == 7
