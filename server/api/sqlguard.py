@@ -18,7 +18,9 @@ function, no dictionary, no function that reads files, the network, settings or 
    their combinators, ...), plus a few pure ones from "Other" (`toTypeName`, `formatReadableSize`,
    `throwIf`, `sleep`, ...). Not allowed: "Other" otherwise (server settings, paths, host name,
    version, uptime, current user, files, macros, `joinGet`, ...), dictionaries, introspection,
-   machine learning and AI functions, user-defined functions, anything the catalog does not list.
+   machine learning and AI functions, user-defined functions, anything the catalog does not list,
+   and the few pure functions one call of which can run for many seconds (`SLOW_FUNCTIONS`: edit
+   distances on long strings), since ClickHouse cannot stop a query in the middle of a call.
 4. It runs wrapped as `SELECT * FROM (<statement>) AS <tag> LIMIT <rows+1> SETTINGS readonly = 1,
    final = 1, additional_table_filters = {events: site = <site>}, ...` - the wrapped text is parsed
    again and must hold exactly the checked tree - through `Store.console_query`: beside the reports
@@ -124,6 +126,23 @@ ALLOWED_OTHER = frozenset(
         "toTypeName",
         "transform",
         "visibleWidth",
+    }
+)
+# Pure, but one call can run for many seconds (quadratic in the length of its arguments), and ClickHouse
+# checks a query's limits and cancellation only between calls: such a call would keep a core busy past
+# the hard bound. Aliases of these (levenshteinDistance, ...) are refused with them.
+SLOW_FUNCTIONS = frozenset(
+    {
+        "editDistance",
+        "editDistanceUTF8",
+        "damerauLevenshteinDistance",
+        "jaroSimilarity",
+        "jaroWinklerSimilarity",
+        "arrayLevenshteinDistance",
+        "arrayLevenshteinDistanceWeighted",
+        "multiFuzzyMatchAny",
+        "multiFuzzyMatchAnyIndex",
+        "multiFuzzyMatchAllIndices",
     }
 )
 # Syntax the parser writes as functions but that system.functions does not list.
@@ -309,7 +328,7 @@ def build_catalog(rows: list[list[Any]], combinators: list[str]) -> Catalog:
             continue
         categories = {c.strip() for c in str(target[3]).split(",") if c.strip()}
         allowed = (categories and categories <= ALLOWED_CATEGORIES) or target[0] in ALLOWED_OTHER
-        if not allowed:
+        if not allowed or target[0] in SLOW_FUNCTIONS:
             continue
         (lowered if case_insensitive else exact).add(name.lower() if case_insensitive else name)
         if target[4]:

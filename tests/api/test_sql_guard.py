@@ -119,6 +119,10 @@ REFUSED: list[tuple[str, str]] = [
     ("SELECT * APPLY(getSetting) FROM events", "function getSetting() is not allowed"),
     ("SELECT * APPLY(x -> getSetting(x)) FROM events", "function getSetting() is not allowed"),
     ("SELECT count() OVER (PARTITION BY version()) FROM events", "function version() is not allowed"),
+    ("SELECT editDistance(repeat('a', 60000), repeat('b', 60000))", "function editDistance() is not allowed"),
+    ("SELECT levenshteinDistance('a', 'b')", "function levenshteinDistance() is not allowed"),
+    ("SELECT jaroWinklerSimilarity('a', 'b')", "function jaroWinklerSimilarity() is not allowed"),
+    ("SELECT multiFuzzyMatchAny('a', 1, ['b'])", "function multiFuzzyMatchAny() is not allowed"),
     ("SELECT {p:String}", "query parameters"),
     ("SELECT count() FROM events WHERE site IN (SELECT site FROM events SETTINGS readonly = 0)", "SETTINGS"),
 ]
