@@ -28,7 +28,7 @@ from pixel.server.enrich.privacy import (
     clean_url,
     clean_user_id,
     redact_emails,
-    scrub_ip,
+    scrub_row,
 )
 from pixel.server.enrich.siterules import SiteRules
 from pixel.server.enrich.sources import SourceClassifier, campaign
@@ -125,7 +125,8 @@ class Enricher:
 
     def enrich(self, row: dict[str, Any], event: dict[str, Any], facts: RequestFacts) -> bool:
         """Fill the enrichment columns; False = drop the event (DNT/GPC). Never raises: a bug here must not
-        hold the shipper's batch forever, so an unexpected error is logged and the row keeps only its ip_hash."""
+        hold the shipper's batch forever, so an unexpected error is logged and the row keeps only its ip_hash (and
+        loses the visitor's address wherever it was echoed, as always)."""
         try:
             return self._enrich(row, event, facts)
         except Exception:
@@ -135,6 +136,7 @@ class Enricher:
                     "enrichment failed for an event (%d so far); stored with ip_hash only", self.errors
                 )
             row["ip_hash"] = self.salt.hash_ip(facts.ip, facts.received_ms)
+            scrub_row(row, facts.ip)  # whatever failed, the raw address is not stored
             return True
 
     def _enrich(self, row: dict[str, Any], event: dict[str, Any], facts: RequestFacts) -> bool:
@@ -194,14 +196,15 @@ class Enricher:
         props = row.get("props")
         if props:
             clean_props(props)
-        if len(ip) >= 7:  # shortest dotted IPv4 / useful IPv6; a shorter string would match by accident
-            scrub_ip(row, ip)
 
         # Sources, UTMs, channel
         row.update(self.sources.columns(referrer, row.get("host") or "", site, campaign_key))
 
         # Identity
         self.identity.resolve(row, event, ip, ip_hash, ua, facts.received_ms)
+
+        # Last, over every text column the row now holds (the derived ones too): the visitor's own address
+        scrub_row(row, ip)
         return True
 
     def enrich_batch(

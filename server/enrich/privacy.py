@@ -10,7 +10,10 @@
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import re
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -85,19 +88,219 @@ def clean_props(props: dict[str, str]) -> None:
         del props[key]
 
 
-_IP_FIELDS = ("url", "path", "query", "title", "referrer", "user_id", "visitor_id", "session_id")
+# --- the visitor's own address, wherever a page echoed it -------------------------------------------------
+
+IP_MARK = "[ip]"
+
+# Every spelling of an address lies inside one run of these characters (lower-cased). IPv4 octets are separated
+# by `.`, `-`, `_` or `%2E` (dashed host names: ip-203-0-113-7); IPv6 groups by `:`, `%3A` or `-` (ipv6-literal
+# host names), its last 32 bits possibly a dotted quad.
+_RUN_CHARS = frozenset("0123456789abcdef:%._-")
+_SEP = re.compile(r":|%3a|-|\.|_|%2e", re.IGNORECASE)
+_V4_SEPS = frozenset({".", "-", "_", "%2e"})
+_V6_SEPS = frozenset({":", "%3a", "-"})
+_COLONS = frozenset({":", "%3a"})
+_DIGITS = re.compile(r"[0-9]+")
+_LONGEST_SPELLING = 11  # tokens: 8 groups plus an empty one for `::` at an edge, or 6 groups and 4 octets
 
 
-def scrub_ip(row: dict[str, Any], ip: str) -> None:
-    """Removes the request's own address wherever the page echoed it (a URL, the title, an id, a property), so
-    the raw IP never reaches the store even when a site sends it itself."""
-    for name in _IP_FIELDS:
-        value = row.get(name)
-        if value and ip in value:
-            row[name] = value.replace(ip, "[ip]")
+@dataclass(frozen=True, slots=True)
+class IpSpelling:
+    """What the address is, for comparing any spelling found in a text: its 32-bit value (IPv4, also when
+    given IPv4-mapped) and its 128-bit value (IPv6, or IPv4-mapped for an IPv4 address). The parts are literals
+    (lower case) every spelling holds all of: a cheap test before looking closer."""
+
+    v4: int | None
+    v6: int | None
+    v4_parts: frozenset[str]  # the octets in decimal
+    v6_parts: tuple[
+        frozenset[str], ...
+    ]  # in full: the non-zero groups; with a dotted tail: groups 0-5, octets
+    literal: str = ""  # not an address: matched as given
+
+    @property
+    def anchors(self) -> tuple[str, ...]:
+        """Literals of which every spelling holds at least one (the longest of each set of parts)."""
+        sets = (self.v4_parts, *self.v6_parts) if self.v4_parts else self.v6_parts
+        return tuple({max(parts, key=len) for parts in sets if parts})
+
+    def may_be_in(self, folded: str) -> bool:
+        """False when the lower-cased `folded` cannot hold a spelling of the address."""
+        if self.literal:
+            return self.literal.lower() in folded
+        if self.v4_parts and all(part in folded for part in self.v4_parts):
+            return True
+        return any(all(part in folded for part in parts) for parts in self.v6_parts)
+
+
+def _v6_parts(address: ipaddress.IPv6Address) -> tuple[frozenset[str], ...]:
+    packed = address.packed
+    groups = [format(int.from_bytes(packed[i : i + 2], "big"), "x") for i in range(0, 16, 2)]
+    head = {g for g in groups[:6] if g != "0"}
+    full = frozenset(head | {g for g in groups[6:] if g != "0"})
+    return full, frozenset(head | {str(o) for o in packed[12:]})
+
+
+@functools.lru_cache(maxsize=65_536)
+def ip_spelling(ip: str) -> IpSpelling | None:
+    """How to recognise the address `ip` (None for an empty or all-zero address). Recognised spellings: IPv4 with
+    `.`, `-`, `_` or `%2E` between the octets and any leading zeros; IPv6 in full or compressed at any run of zero
+    groups, any case, leading zeros, `:`, `%3A` or `-` between groups, its last 32 bits as a dotted quad; an IPv4
+    address also as its IPv4-mapped IPv6 form and the reverse. Something that is not an address is matched
+    literally when it is at least 7 characters long (shorter, it would match by accident)."""
+    try:
+        address = ipaddress.ip_address(ip.partition("%")[0].strip("[]"))
+    except ValueError:
+        return IpSpelling(None, None, frozenset(), (), literal=ip) if len(ip) >= 7 else None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv4Address):
+        mapped = ipaddress.IPv6Address(0xFFFF_0000_0000 | int(address))
+        octets = frozenset(str(o) for o in address.packed)
+        return IpSpelling(int(address), int(mapped), octets, _v6_parts(mapped))
+    if not int(address):
+        return None
+    return IpSpelling(None, int(address), frozenset(), _v6_parts(address))
+
+
+def _v4_value(tokens: list[str]) -> int | None:
+    value = 0
+    for token in tokens:
+        if not token.isascii() or not token.isdigit() or int(token) > 255:
+            return None
+        value = value << 8 | int(token)
+    return value
+
+
+def _v6_value(tokens: list[str], seps: list[str]) -> int | None:
+    """The value of groups `tokens` joined by `seps` ("" tokens where `::` was written), or None."""
+    if len(tokens) >= 5 and all(s in (".", "%2e") for s in seps[-3:]):  # a dotted tail
+        if _v4_value(tokens[-4:]) is None:
+            return None
+        head, head_seps = tokens[:-4], seps[:-3]
+        text = ":".join(head) + ":" + ".".join(tokens[-4:])
+    else:
+        head, head_seps = tokens, seps
+        text = ":".join(head)
+    if any(s not in _V6_SEPS for s in head_seps) or any(len(t) > 4 for t in head):
+        return None
+    try:
+        return int(ipaddress.IPv6Address(text))  # `::` (two empty tokens at an edge, one inside) as written
+    except ValueError:
+        return None
+
+
+def _spans(run: str, spelling: IpSpelling) -> list[tuple[int, int]]:
+    """Where in `run` (one _RUN match) the address is written: (start, end) offsets, not overlapping."""
+    starts, ends, seps = [0], [], []
+    for sep in _SEP.finditer(run):
+        ends.append(sep.start())
+        starts.append(sep.end())
+        seps.append(sep.group().lower())
+    ends.append(len(run))
+    tokens = [run[a:b] for a, b in zip(starts, ends, strict=True)]
+    folded = run.lower()
+    found: list[tuple[int, int]] = []
+    i = 0
+    n = len(tokens)
+    after_group = [k + 1 < n and tokens[k + 1] != "" and seps[k] in _COLONS for k in range(n)]
+    while i < n:
+        best = None
+        if spelling.v4 is not None and i + 3 < n and all(s in _V4_SEPS for s in seps[i : i + 3]):
+            # the octets may touch letters (id203.0.113.7): only digits count, as a boundary
+            first = _DIGITS.search(tokens[i][::-1])
+            last = _DIGITS.match(tokens[i + 3])
+            if first is not None and first.start() == 0 and last is not None:
+                head, tail = first.group()[::-1], last.group()
+                if _v4_value([head, *tokens[i + 1 : i + 3], tail]) == spelling.v4:
+                    best = (ends[i] - len(head), starts[i + 3] + len(tail)), i + 3
+        if spelling.v6 is not None and best is None:
+            # not a part of a longer address: another group written before (1:2001:db8::1) or after
+            if i and tokens[i - 1] != "" and seps[i - 1] in _COLONS:
+                i += 1
+                continue
+            for j in range(min(n - 1, i + _LONGEST_SPELLING), i + 1, -1):  # the longest spelling first
+                if after_group[j]:
+                    continue
+                text = folded[starts[i] : ends[j]]
+                if not any(all(part in text for part in parts) for parts in spelling.v6_parts):
+                    continue
+                # letters may touch the edges (c2001:db8::1): the edge groups are their last/first four
+                group, group_seps = tokens[i : j + 1], seps[i:j]
+                cut_start, cut_end = max(0, len(group[0]) - 4), min(4, len(group[-1]))
+                group[0], group[-1] = group[0][cut_start:], group[-1][:cut_end]
+                if _v6_value(group, group_seps) == spelling.v6:
+                    best = (starts[i] + cut_start, ends[j] - len(tokens[j]) + cut_end), j
+                    break
+        if best is None:
+            i += 1
+            continue
+        found.append(best[0])
+        i = best[1] + 1
+    return found
+
+
+def _scrub(text: str, spelling: IpSpelling) -> str:
+    folded = text.lower()
+    if not spelling.may_be_in(folded):
+        return text
+    if spelling.literal:
+        return text.replace(spelling.literal, IP_MARK)
+    # The runs around each occurrence of an anchor: only they can hold a spelling.
+    runs: set[tuple[int, int]] = set()
+    size = len(folded)
+    for anchor in spelling.anchors:
+        pos = folded.find(anchor)
+        while pos != -1:
+            start, end = pos, pos + len(anchor)
+            while start and folded[start - 1] in _RUN_CHARS:
+                start -= 1
+            while end < size and folded[end] in _RUN_CHARS:
+                end += 1
+            runs.add((start, end))
+            pos = folded.find(anchor, end)
+    out: list[str] = []
+    last = 0
+    for start, end in sorted(runs):
+        if not spelling.may_be_in(folded[start:end]):
+            continue
+        for a, b in _spans(text[start:end], spelling):
+            out += (text[last : start + a], IP_MARK)
+            last = start + b
+    if not out:
+        return text
+    out.append(text[last:])
+    return "".join(out)
+
+
+def scrub_text(text: str, ip: str) -> str:
+    """`text` with every spelling of the address `ip` replaced by `[ip]` (e.g. a dead letter's payload)."""
+    spelling = ip_spelling(ip)
+    if spelling is None or not text:
+        return text
+    return _scrub(text, spelling)
+
+
+def scrub_row(row: dict[str, Any], ip: str) -> None:
+    """Removes the request's own address from every text a row holds, in place: each string column (whatever
+    the row's columns are: the list is not written down anywhere, so a new column cannot be forgotten) gets
+    `[ip]` instead, and a custom property whose name or value holds it is removed. The raw IP never reaches
+    the store even when a page sends it itself (an echoed address in a URL, a title, an event name, ...)."""
+    spelling = ip_spelling(ip)
+    if spelling is None:
+        return
     props = row.get("props")
+    texts = [value for value in row.values() if type(value) is str and value]
     if props:
-        for key in [k for k, v in props.items() if ip in v or ip in k]:
+        texts.extend(props)
+        texts.extend(props.values())
+    if not spelling.may_be_in("\n".join(texts).lower()):
+        return  # the usual case: one join and a few substring tests
+    for name, value in row.items():
+        if type(value) is str and value:
+            row[name] = _scrub(value, spelling)
+    if props:
+        for key in [k for k, v in props.items() if _scrub(k, spelling) != k or _scrub(v, spelling) != v]:
             del props[key]
 
 
