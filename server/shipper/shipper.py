@@ -45,7 +45,7 @@ from pixel.server.enrich import Enricher, RequestFacts
 from pixel.server.eventformat import check_event
 from pixel.server.settings import Settings
 from pixel.server.shipper.checkpoint import Checkpoint, Pending, Range
-from pixel.server.shipper.deadletter import dead_letter, payload_of
+from pixel.server.shipper.deadletter import REASON_MAX, dead_letter, payload_of
 from pixel.server.shipper.normalize import BadEvent, normalize
 from pixel.server.shipper.segments import (
     Segment,
@@ -308,7 +308,8 @@ class Shipper:
         return dedup_token(token, [row.get("event_id") for row in rows])
 
     def _insert_dead(self, dead: list[dict[str, Any]], token: str) -> None:
-        """Insert the dead letters; if the store refuses them for their content, again without payloads."""
+        """Insert the dead letters; if the store refuses them for their content, again with only their segment,
+        offset and reason (a failure then is the store's own, and the batch is retried)."""
         dead_token = dedup_token(
             token, "dead", [(d["segment"], d["offset"], d["reason"][:100]) for d in dead]
         )
@@ -325,9 +326,19 @@ class Shipper:
                 len(dead),
                 exc,
             )
-        for d in dead:
-            d["payload"] = ""
-        self.store.insert_json("dead_letters", encode_rows(dead), token=dedup_token(dead_token, "bare"))
+        bare = [
+            {
+                "received_at": 0.0,
+                "failed_at": time.time(),
+                "segment": str(d.get("segment", ""))[:255],
+                "offset": d["offset"] if type(d.get("offset")) is int and 0 <= d["offset"] < 2**63 else 0,
+                "reason": str(d.get("reason", ""))[:REASON_MAX],
+                "payload": "",
+            }
+            for d in dead
+        ]
+        self.store.insert_json("dead_letters", encode_rows(bare), token=dedup_token(dead_token, "bare"))
+        dead[:] = bare
 
     # -- reading the spool ------------------------------------------------------------------
 

@@ -553,3 +553,44 @@ def test_first_unshipped_receive_time_skips_the_header(settings: Settings) -> No
     (segment,) = list_segments(settings.spool_dir)
     assert first_received_ms(segment.path, 0) == NOW_MS
     assert first_received_ms(segment.path, segment.size()) == 0
+
+
+def test_dead_letters_the_store_refuses_are_stored_bare(settings: Settings, counting: CountingStore) -> None:
+    shipper = Shipper(settings, counting)
+    letter = dead_letter(NOW_MS, "seg-1", 42, "event_name is missing", b'{"x":1}')
+    letter["received_at"] = 1e19  # a value the store refuses (what an older shipper's bug could make)
+    batch = Batch(ranges=[("seg-1", 0, 100)], dead=[letter])
+    shipper._insert(batch, "t0ken")
+    assert rows(counting, "SELECT segment, offset, reason, payload, received_at FROM dead_letters") == [
+        ["seg-1", 42, "event_name is missing", "", "1970-01-01 00:00:00.000"]
+    ]
+    assert [table for table, _n, _t in counting.calls] == ["dead_letters", "dead_letters"]
+
+
+def test_health_over_asgi_shows_details_to_nobody_without_the_api(
+    settings: Settings, store: ChdbStore
+) -> None:
+    import asyncio
+
+    service = StoreService(settings, store)
+    assert service.api is not None  # installed here; a token that is not one gets no details
+    scope = {
+        "type": "http",
+        "path": "/health",
+        "method": "GET",
+        "headers": [(b"authorization", b"Bearer nope")],
+    }
+
+    async def call() -> dict[str, Any]:
+        sent: list[dict[str, Any]] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await service(scope, None, send)
+        return orjson.loads(sent[1]["body"])
+
+    expected = {"status": "ok", "reasons": [], "store": "chdb", "store_reachable": True}
+    assert asyncio.run(call()) == expected
+    service.api = None
+    assert asyncio.run(call()) == expected
