@@ -4,6 +4,8 @@ Contract: a console statement reads the table `events` - only the rows of the ca
 nothing else of the server: no other table (in FROM, JOIN, `IN <table>`, subqueries, CTEs), no table
 function, no dictionary, no function that reads files, the network, settings or server facts.
 
+0. The parser is the store's own engine, or - for a ClickHouse server before 26.8, which has no
+   `parseQueryToJSON` - chDB in memory in this process (`LocalParser`), the same ClickHouse parser.
 1. The text goes to ClickHouse as a *parameter* of `formatQuery()` - never as SQL - so a syntax error
    or a second statement (`SELECT 1; DROP ...`) is refused before anything runs, and what comes back
    is one canonical statement without comments.
@@ -43,8 +45,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pixel.server.api.query import runner
-from pixel.server.store import Store, StoreError
-from pixel.server.store.base import QueryTimeout, StoreBusy
+from pixel.server.store import Result, Store, StoreError
+from pixel.server.store.base import QueryTimeout, StoreBusy, parse_json_compact
 
 TABLE = "events"
 ALLOWED_CATEGORIES = frozenset(
@@ -343,20 +345,74 @@ def build_catalog(rows: list[list[Any]], combinators: list[str]) -> Catalog:
 
 # -- the parser ------------------------------------------------------------------------------------
 
-_catalogs: weakref.WeakKeyDictionary[Store, Catalog] = weakref.WeakKeyDictionary()
-_catalog_lock = threading.Lock()
+
+class Parser:
+    """Where statements are formatted, parsed and the function catalog read: the store's own engine."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> Result:
+        return runner.query(self.store, sql, params)
+
+
+class LocalParser(Parser):
+    """chDB in memory in this process, for a ClickHouse server without parseQueryToJSON (before 26.8).
+    Only for processes that hold no chDB data folder (chDB admits one per process): `pixel api` and
+    `pixel ship` on the server engine."""
+
+    _lock = threading.Lock()
+    _session: Any = None
+
+    def __init__(self) -> None:  # no store: the parser is local
+        pass
+
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> Result:
+        from pixel.server.store.chdb_engine import _bind
+
+        with LocalParser._lock:
+            try:
+                if LocalParser._session is None:
+                    from chdb import session
+
+                    LocalParser._session = session.Session(":memory:")
+                bound, values = _bind(sql, runner.check_text(params or {})) if params else (sql, None)
+                body = LocalParser._session.query(bound, "JSONCompact", params=values).bytes()
+            except Exception as exc:  # chDB's own error type, or chDB not installed
+                raise StoreError(str(exc).strip()) from None
+        return parse_json_compact(body)
+
+
+_parsers: weakref.WeakKeyDictionary[Store, Parser] = weakref.WeakKeyDictionary()
+_catalogs: dict[int, tuple[Parser, Catalog]] = {}
+_cache_lock = threading.Lock()
+
+
+def parser_for(store: Store) -> Parser:
+    """The store's engine when it has parseQueryToJSON (chDB 4.4, ClickHouse 26.8), else a local chDB."""
+    with _cache_lock:
+        found = _parsers.get(store)
+    if found is None:
+        try:
+            has = store.scalar("SELECT count() FROM system.functions WHERE name = 'parseQueryToJSON'")
+        except StoreError as exc:
+            raise SqlRefused(f"cannot read the function catalog: {_first_line(str(exc))}") from None
+        found = Parser(store) if has else LocalParser()
+        with _cache_lock:
+            _parsers[store] = found
+    return found
 
 
 def _first_line(message: str) -> str:
     return message.split("\n")[0][:300]
 
 
-def canonical(store: Store, sql: str) -> str:
+def canonical(parser: Parser, sql: str) -> str:
     """ClickHouse's own formatting of `sql` if it is exactly one statement; SqlRefused otherwise."""
     if not sql.strip():
         raise SqlRefused("the query is empty")
     try:
-        text = runner.query(store, "SELECT formatQuery({q:String})", {"q": sql}).scalar()
+        text = parser.query("SELECT formatQuery({q:String})", {"q": sql}).scalar()
     except StoreError as exc:
         message = str(exc)
         if "Multi-statements" in message:
@@ -365,16 +421,12 @@ def canonical(store: Store, sql: str) -> str:
     return str(text)
 
 
-def parse(store: Store, statement: str) -> dict[str, Any]:
+def parse(parser: Parser, statement: str) -> dict[str, Any]:
     """The syntax tree of one statement, as ClickHouse's parser gives it."""
     try:
-        text = runner.query(store, "SELECT parseQueryToJSON({q:String})", {"q": statement}).scalar()
+        text = parser.query("SELECT parseQueryToJSON({q:String})", {"q": statement}).scalar()
     except StoreError as exc:
         message = str(exc)
-        if "parseQueryToJSON" in message and ("Unknown function" in message or "UNKNOWN_FUNCTION" in message):
-            raise SqlRefused(
-                "the SQL console needs a ClickHouse engine with parseQueryToJSON (chDB 4.4, ClickHouse 26.x)"
-            ) from None
         unsupported = re.search(r"AST node of type '(\w+)' does not support JSON", message)
         if unsupported:
             kind = unsupported[1].removesuffix("Query")
@@ -386,22 +438,25 @@ def parse(store: Store, statement: str) -> dict[str, Any]:
     return tree
 
 
-def catalog(store: Store) -> Catalog:
-    """The allowed functions of this store's engine (read once per store)."""
-    with _catalog_lock:
-        found = _catalogs.get(store)
-        if found is None:
-            try:
-                rows = store.query(
-                    "SELECT name, case_insensitive, alias_to, categories, is_aggregate FROM system.functions"
-                ).rows
-                combinators = [
-                    r[0] for r in store.query("SELECT name FROM system.aggregate_function_combinators").rows
-                ]
-            except StoreError as exc:
-                raise SqlRefused(f"cannot read the function catalog: {_first_line(str(exc))}") from None
-            found = _catalogs[store] = build_catalog(rows, combinators)
-        return found
+def catalog(parser: Parser) -> Catalog:
+    """The allowed functions of the parser's engine (read once per parser)."""
+    with _cache_lock:
+        cached = _catalogs.get(id(parser))
+        if cached is not None and cached[0] is parser:
+            return cached[1]
+    try:
+        rows = parser.query(
+            "SELECT name, case_insensitive, alias_to, categories, is_aggregate FROM system.functions"
+        ).rows
+        combinators = [
+            r[0] for r in parser.query("SELECT name FROM system.aggregate_function_combinators").rows
+        ]
+    except StoreError as exc:
+        raise SqlRefused(f"cannot read the function catalog: {_first_line(str(exc))}") from None
+    found = build_catalog(rows, combinators)
+    with _cache_lock:
+        _catalogs[id(parser)] = (parser, found)
+    return found
 
 
 # -- the check -------------------------------------------------------------------------------------
@@ -533,10 +588,10 @@ def _check_identifier(node: dict[str, Any]) -> None:
         raise SqlRefused(f"system tables are not allowed ({name})")
 
 
-def check_statement(store: Store, statement: str) -> dict[str, Any]:
+def check_statement(parser: Parser, statement: str) -> dict[str, Any]:
     """Parse and check one canonical statement; return its tree."""
-    tree = parse(store, statement)
-    check(tree, catalog(store))
+    tree = parse(parser, statement)
+    check(tree, catalog(parser))
     return tree
 
 
@@ -569,16 +624,19 @@ def wrap(statement: str, site: str, limits: Limits, tag: str) -> str:
     )
 
 
-def run(store: Store, sql: str, site: str, limits: Limits = Limits()) -> dict[str, Any]:
-    statement = canonical(store, sql)
+def run(
+    store: Store, sql: str, site: str, limits: Limits = Limits(), parser: Parser | None = None
+) -> dict[str, Any]:
+    parser = parser or parser_for(store)
+    statement = canonical(parser, sql)
     first = statement.lstrip("( \n").split(None, 1)[0].upper() if statement.strip() else ""
     if first not in ("SELECT", "WITH"):
         raise SqlRefused(f"only SELECT queries are allowed (this is {first or 'empty'})")
-    tree = check_statement(store, statement)
+    tree = check_statement(parser, statement)
     tag = store.console_tag()
     wrapped = wrap(statement, site, limits, tag)
     # What runs is exactly what was checked: the wrapped text holds the same tree.
-    if canonical(store, wrapped) and _inner(parse(store, wrapped)) != tree:
+    if canonical(parser, wrapped) and _inner(parse(parser, wrapped)) != tree:
         raise SqlRefused("the query changes meaning when wrapped; simplify it")
     started = time.monotonic()
     try:

@@ -4,6 +4,12 @@ forms that read `events` (subqueries, CTEs, IN lists, EXISTS, UNION) see the cal
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from pixel.server.api import sqlguard
@@ -203,3 +209,46 @@ def test_catalog_comes_from_the_engine_and_fails_closed() -> None:
     assert [cat.allows(n) for n in ("hostName", "hostname", "HOSTNAME", "mystery", "plusIf", "If", "")] == [
         False
     ] * 7
+
+
+LOCAL_PARSER_SCRIPT = """
+import json, sys
+from pixel.server.api import sqlguard
+from pixel.server.store.clickhouse_engine import ClickHouseStore
+from tests.api import dataset
+
+store = ClickHouseStore(sys.argv[1], database="pixel_local_parser")
+store.migrate()
+events = dataset.generate()[:10]
+store.insert_rows("events", events + dataset.noise())
+parser = sqlguard.LocalParser()
+out = {"own": sqlguard.run(store, "SELECT count() FROM events", dataset.SITE, parser=parser)["rows"]}
+for query in ("SELECT count() FROM events WHERE site IN event_counts", "SELECT getServerSetting('path')"):
+    try:
+        sqlguard.run(store, query, dataset.SITE, parser=parser)
+        out[query] = "ran"
+    except sqlguard.SqlRefused as exc:
+        out[query] = str(exc)
+print(json.dumps(out))
+"""
+
+
+def test_a_server_without_the_json_parser_is_checked_by_chdb_in_process(api_chfront: Any) -> None:
+    """ClickHouse before 26.8 (the stack's 25.8) has no parseQueryToJSON: `pixel api` then parses with chDB
+    in memory, in a process that holds no chDB folder (here a fresh one), against the real server engine."""
+    done = subprocess.run(
+        [sys.executable, "-c", LOCAL_PARSER_SCRIPT, api_chfront.url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out == {
+        "own": [[11]],  # ten events and the bot row of noise(); not the other site's
+        "SELECT count() FROM events WHERE site IN event_counts": (
+            "IN event_counts reads a table; after IN write a subquery or a list of values"
+        ),
+        "SELECT getServerSetting('path')": "function getServerSetting() is not allowed",
+    }

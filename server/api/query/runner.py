@@ -33,7 +33,8 @@ def _escaping(store: Store) -> bool:
         return _needs_escaping[key]
 
 
-def _check_text(params: Mapping[str, Any]) -> None:
+def check_text(params: Mapping[str, Any]) -> dict[str, Any]:
+    """`params` as a dict if every string in it is valid Unicode; a 400 `invalid_value` otherwise."""
     from pixel.server.api.errors import bad_request
 
     for value in params.values():
@@ -46,12 +47,13 @@ def _check_text(params: Mapping[str, Any]) -> None:
                     "which is not valid Unicode text",
                     "invalid_value",
                 ) from None
+    return dict(params)
 
 
 def escape_params(store: Store, params: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if not params:
         return None
-    _check_text(params)
+    check_text(params)
     if not _escaping(store):
         return dict(params)
     return {k: (v.translate(_ESCAPES) if isinstance(v, str) else v) for k, v in params.items()}
