@@ -432,7 +432,10 @@ def parse(parser: Parser, statement: str) -> dict[str, Any]:
             kind = unsupported[1].removesuffix("Query")
             raise SqlRefused(f"only SELECT queries are allowed; the console cannot check {kind}") from None
         raise SqlRefused(f"cannot analyse the query: {_first_line(message)}") from None
-    tree = json.loads(text)
+    try:
+        tree = json.loads(text)
+    except RecursionError:
+        raise SqlRefused("the query is nested too deeply") from None
     if not isinstance(tree, dict):
         raise SqlRefused("cannot analyse the query")
     return tree
@@ -497,7 +500,10 @@ def check(tree: dict[str, Any], functions: Catalog) -> None:
     if tree.get("type") not in ("SelectWithUnionQuery", "SelectIntersectExceptQuery"):
         kind = str(tree.get("type", "")).removesuffix("Query") or "unknown"
         raise SqlRefused(f"only SELECT queries are allowed (this is {kind})")
-    _walk(tree, functions, frozenset(), 0)
+    try:
+        _walk(tree, functions, frozenset(), 0)
+    except RecursionError:
+        raise SqlRefused("the query is nested too deeply") from None
 
 
 def _walk(node: Any, functions: Catalog, ctes: frozenset[str], depth: int) -> None:
