@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from pixel.server import datadir
 from pixel.server.settings import Settings, SettingsError
 
 log = logging.getLogger("pixel")
@@ -82,6 +83,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         settings.trusted_proxies = parse_networks("127.0.0.1,::1")
         settings.cdn_geo_headers = True
+    datadir.secure(settings.data_dir)
     processes.check_data_dir(settings.data_dir)
     lock = processes.DataDirLock(settings.data_dir)  # noqa: F841 - held until exit
     processes.check_port(settings.host, settings.port, "collector")
@@ -130,6 +132,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     from pixel.server import processes
 
     settings = settings_from(args)
+    datadir.secure(settings.data_dir)
     processes.check_data_dir(settings.data_dir)
     processes.check_port(settings.host, settings.port, "collector")
     processes.run_collector(settings)
@@ -140,6 +143,7 @@ def cmd_ship(args: argparse.Namespace) -> int:
     from pixel.server import processes
 
     settings = settings_from(args)
+    datadir.secure(settings.data_dir)
     processes.check_data_dir(settings.data_dir)
     processes.check_port(settings.host, settings.api_port, "store/API")
     processes.run_store(settings)

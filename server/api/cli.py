@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pixel.server import datadir
 from pixel.server.api.meta import Conflict, UnknownSites
 from pixel.server.settings import Settings
 
@@ -48,6 +49,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def run(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    datadir.secure(settings.data_dir)  # umask 077 before the metadata DB (password hashes) is touched
     if args.command == "api":
         return _serve(settings)
     return _user(settings, args)

@@ -27,6 +27,7 @@ from pathlib import Path
 import httpx
 import maxminddb
 
+from pixel.server import datadir
 from pixel.server.enrich.geo import default_db_path
 from pixel.server.settings import Settings
 
@@ -186,6 +187,7 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
 
 def cmd_update(args: argparse.Namespace) -> int:
     settings = Settings.from_env(data_dir=args.data_dir)
+    datadir.secure(settings.data_dir)
     try:
         path, kind = run(
             settings,
