@@ -1,4 +1,7 @@
-"""The FastAPI application: every route under /api, OpenAPI at /api/docs and /api/openapi.json."""
+"""The FastAPI application: every route under /api, the OpenAPI schema at /api/openapi.json.
+
+No documentation page is served (FastAPI's /docs and /redoc load Swagger UI and ReDoc from a CDN, and Pixel works
+offline): point any OpenAPI viewer at /api/openapi.json. Nothing the API serves references another host."""
 
 from __future__ import annotations
 
@@ -13,15 +16,7 @@ from pixel.server.settings import Settings
 from pixel.server.store import Store
 
 # Routes reachable without a token. Everything else depends on `current_principal`.
-OPEN_PATHS = {
-    "/api/health",
-    "/api/auth/login",
-    "/api/auth/refresh",
-    "/api/docs",
-    "/api/docs/oauth2-redirect",
-    "/api/openapi.json",
-    "/api/redoc",
-}
+OPEN_PATHS = {"/api/health", "/api/auth/login", "/api/auth/refresh", "/api/openapi.json"}
 
 
 def open_meta(settings: Settings) -> MetaDB:
@@ -35,10 +30,10 @@ def create_app(
     app = FastAPI(
         title="Pixel Analytics API",
         version="1",
-        docs_url="/api/docs",
+        docs_url=None,  # Swagger UI and ReDoc would load from a CDN: none served (module docstring)
         openapi_url="/api/openapi.json",
         redoc_url=None,
-        swagger_ui_oauth2_redirect_url="/api/docs/oauth2-redirect",
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.pixel = AppState(
         settings=settings,
