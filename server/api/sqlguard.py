@@ -13,7 +13,8 @@ function, no dictionary, no function that reads files, the network, settings or 
    allow-lists (deny what is not understood): every node type and every field of it must be known;
    the root is a SELECT (or UNION/INTERSECT/EXCEPT of SELECTs) without INTO OUTFILE, FORMAT or
    SETTINGS; every table named is `events` itself (bare, no database) or a CTE defined in an
-   enclosing query; there is no table function; the right side of `IN` is a subquery or values, not
+   enclosing query (before it, and not its own name inside its own body, which ClickHouse reads as
+   the table of that name); there is no table function; the right side of `IN` is a subquery or values, not
    a name; every function is in the allowed set (below), including those `APPLY` names.
 3. Allowed functions are read from `system.functions` of the parser: every function of the pure
    categories (arithmetic, strings, dates, arrays, JSON, hashes, aggregates and window functions with
@@ -481,18 +482,35 @@ def _args(fn: dict[str, Any]) -> list[Any]:
     return children if isinstance(children, list) else []
 
 
-def _cte_names(select: dict[str, Any]) -> set[str]:
-    names = set()
-    with_list = select.get("with")
-    if isinstance(with_list, dict):
-        for item in _children(with_list, "children"):
-            if (
-                isinstance(item, dict)
-                and item.get("type") == "WithElement"
-                and isinstance(item.get("name"), str)
-            ):
-                names.add(item["name"])
-    return names
+def _cte_name(item: Any) -> str | None:
+    if isinstance(item, dict) and item.get("type") == "WithElement" and isinstance(item.get("name"), str):
+        return str(item["name"])
+    return None
+
+
+def _walk_with(with_list: Any, functions: Catalog, ctes: frozenset[str], depth: int) -> frozenset[str]:
+    """Walk a WITH list; return the CTE names the rest of its query sees.
+
+    Inside the body of CTE `n`, the name `n` is the *table* `n` (ClickHouse resolves a CTE's own name in
+    its body to the table of that name, `WITH RECURSIVE` or not), so there only the CTEs of enclosing
+    queries and those defined before it in the list count as CTEs, never `n` itself."""
+    if (
+        not isinstance(with_list, dict)
+        or with_list.get("type") != "ExpressionList"
+        or set(with_list)
+        - {
+            "type",
+            "children",
+        }
+    ):
+        raise SqlRefused("the console cannot check this part of the query (WITH)")
+    seen = ctes
+    for item in _children(with_list, "children"):
+        name = _cte_name(item)
+        _walk(item, functions, (seen - {name}) if name else seen, depth + 1)
+        if name:
+            seen = seen | {name}
+    return seen
 
 
 def check(tree: dict[str, Any], functions: Catalog) -> None:
@@ -536,8 +554,9 @@ def _walk(node: Any, functions: Catalog, ctes: frozenset[str], depth: int) -> No
         node.get(flag) for flag in ("is_outfile_append", "is_outfile_truncate", "is_into_outfile_with_stdout")
     ):
         raise SqlRefused("INTO OUTFILE, FORMAT and SETTINGS clauses are not allowed")
-    if kind == "SelectQuery":
-        ctes = ctes | _cte_names(node)
+    if kind == "SelectQuery" and "with" in node:
+        ctes = _walk_with(node["with"], functions, ctes, depth)
+        node = {k: v for k, v in node.items() if k != "with"}
     elif kind == "TableIdentifier":
         _check_table(node, ctes)
     elif kind == "TableExpression" and node.get("table_function") is not None:

@@ -57,6 +57,23 @@ REFUSED: list[tuple[str, str]] = [
         "table dead_letters is not allowed",
     ),
     ("SELECT * FROM events AS dead_letters, dead_letters", "table dead_letters is not allowed"),
+    # a CTE's own name inside its body is the table of that name, WITH RECURSIVE or not
+    ("WITH dead_letters AS (SELECT * FROM dead_letters) SELECT * FROM dead_letters", "table dead_letters"),
+    ("WITH RECURSIVE event_counts AS (SELECT * FROM event_counts) SELECT 1", "table event_counts"),
+    (
+        "WITH x AS (SELECT * FROM dead_letters), dead_letters AS (SELECT 1 AS a) SELECT * FROM x",
+        "table dead_letters is not allowed",
+    ),
+    (
+        "WITH dead_letters AS (SELECT 1 AS a) SELECT * FROM "
+        "(WITH dead_letters AS (SELECT * FROM dead_letters) SELECT * FROM dead_letters)",
+        "table dead_letters is not allowed",
+    ),
+    (
+        "SELECT * FROM (SELECT * FROM dead_letters) AS y, "
+        "(WITH dead_letters AS (SELECT 1 AS a) SELECT * FROM dead_letters) AS z",
+        "table dead_letters is not allowed",
+    ),
     ("SELECT count() FROM pixel.events", "table pixel.events is not allowed"),
     ("SELECT count() FROM default.events", "table default.events is not allowed"),
     ("SELECT * FROM `system`.`one`", "system tables are not allowed (system.one)"),
@@ -158,6 +175,12 @@ ALLOWED: list[tuple[str, object]] = [
     ("SELECT (SELECT count() FROM events)", "own"),
     ("WITH s AS (SELECT * FROM events) SELECT count() FROM s", "own"),
     ("WITH s AS (SELECT * FROM events) SELECT (SELECT count() FROM s)", "own"),
+    ("WITH s AS (SELECT * FROM events), t AS (SELECT * FROM s) SELECT count() FROM t", "own"),
+    (
+        "WITH s AS (SELECT * FROM events) SELECT count() FROM (WITH t AS (SELECT * FROM s) SELECT * FROM t)",
+        "own",
+    ),
+    ("WITH dead_letters AS (SELECT * FROM events) SELECT count() FROM dead_letters", "own"),
     (
         "WITH s AS (SELECT site FROM events) SELECT count() FROM events WHERE site IN (SELECT site FROM s)",
         "own",

@@ -120,7 +120,7 @@ def test_an_uninterruptible_query_is_answered_at_the_hard_bound_and_reports_go_o
     assert report_seconds < bound, report_seconds  # not queued behind the console query
     assert answer["status"] == 400, answer
     assert "stopped at the time limit (0.75 s)" in answer["body"]["detail"]
-    assert bound <= answer["seconds"] < bound + 0.5, answer["seconds"]
+    assert bound <= answer["seconds"] < bound + 1.0, answer["seconds"]
     # while the stopped query is still on its way out, the console says so instead of queueing
     r = fast.post("/api/sql", json={"site_id": api.site_id, "query": "SELECT 1"}, headers=api.admin)
     assert r.status_code == 503 and r.json()["error"] == "sql_busy" and r.headers["Retry-After"] == "2", (
@@ -145,5 +145,5 @@ def test_an_interruptible_query_returns_what_it_has_at_the_time_limit(api: Api, 
     seconds = time.monotonic() - started
     assert r.status_code == 200, r.text
     assert r.json()["truncated"] is True and r.json()["truncated_reason"] == "time limit"
-    assert seconds < BOUND + 0.5, seconds
+    assert seconds < BOUND + 1.0, seconds
     assert wait_until_console_free(api) < 1.0
