@@ -54,7 +54,7 @@ class StoreService:
 
     def _load_api(self) -> Any:
         try:
-            from pixel.server.api import create_app  # type: ignore[attr-defined]
+            from pixel.server.api import create_app
         except ImportError:
             return None
         return create_app(self.settings, self.store)

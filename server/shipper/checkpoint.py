@@ -3,7 +3,10 @@
 `offsets` maps a segment name to the byte offset up to which it has been inserted. `pending` is the
 batch planned but not yet known to be inserted: its spool ranges and its deduplication token. It is
 saved *before* the insert and cleared with the new offsets *after* it, so after a crash the shipper
-re-sends exactly that batch with the same token and ClickHouse drops it if it had landed.
+re-sends exactly that batch with the same token and ClickHouse drops it if it had landed. A batch the
+store refuses for its content is split by the shipper into parts whose tokens derive from this token and
+their rows' event ids: the checkpoint still names the whole batch, and a replay after a crash mid-split
+makes the same parts with the same tokens (see `shipper.py`).
 Saved atomically (temp file, fsync, rename).
 """
 
@@ -40,7 +43,9 @@ class Checkpoint:
         return cls(
             path,
             {k: int(v) for k, v in doc.get("offsets", {}).items()},
-            Pending(pending["token"], [tuple(r) for r in pending["ranges"]]) if pending else None,  # type: ignore[misc]
+            Pending(pending["token"], [(str(r[0]), int(r[1]), int(r[2])) for r in pending["ranges"]])
+            if pending
+            else None,
         )
 
     def save(self) -> None:

@@ -156,7 +156,7 @@ def normalize(
         raise BadEvent("no site: neither site nor page.url is given")
 
     ts = event.get("ts")
-    if type(ts) in (int, float) and min_ms <= ts <= received_ms + 60_000:
+    if (type(ts) is int or type(ts) is float) and min_ms <= ts <= received_ms + 60_000:
         timestamp_ms = int(ts)
     else:  # missing, malformed, too old or in the future: the receive time is the best we know
         timestamp_ms = received_ms
