@@ -83,6 +83,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         settings.trusted_proxies = parse_networks("127.0.0.1,::1")
         settings.cdn_geo_headers = True
+    if args.demo and settings.unregistered_sites == "auto":
+        settings.unregistered_sites = "keep"  # the demo's sites are registered by nobody
     datadir.secure(settings.data_dir)
     processes.check_data_dir(settings.data_dir)
     lock = processes.DataDirLock(settings.data_dir)  # noqa: F841 - held until exit

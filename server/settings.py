@@ -99,6 +99,9 @@ class Settings:
     session_timeout: float = 1800.0  # seconds without events that end a server-computed session
     link_window: float = 900.0  # seconds within which one device on two sites of an owner is one visitor
     link_groups: tuple[str, ...] = ()  # one entry per owner: space-separated sites; empty = one owner for all
+    # Events for sites not registered through the API: "drop" (counted, never stored), "keep", or "auto": drop
+    # when the collector listens on an address other machines reach (not loopback), keep on this machine only
+    unregistered_sites: str = "auto"
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).expanduser()
@@ -162,6 +165,10 @@ class Settings:
             )
         if self.workers < 1:
             raise SettingsError("PIXEL_WORKERS must be at least 1")
+        if self.unregistered_sites not in ("auto", "drop", "keep"):
+            raise SettingsError(
+                f"PIXEL_UNREGISTERED_SITES must be 'auto', 'drop' or 'keep', not {self.unregistered_sites!r}"
+            )
         if self.max_header_bytes < 8192:  # granian (hyper) refuses smaller read buffers
             raise SettingsError("PIXEL_MAX_HEADER_BYTES must be at least 8192")
         if not self.request_timeout > 0:

@@ -1,7 +1,9 @@
 """The enrichment pipeline the shipper calls for every event (see the package docstring).
 
 `Enricher.enrich(row, event, facts)` fills the enrichment columns of `row` in place and returns True, or returns
-False when the event must not be stored at all (Do-Not-Track / Global Privacy Control on a site that honours it).
+False when the event must not be stored at all: its site is not registered (when `PIXEL_UNREGISTERED_SITES`
+drops them), Do-Not-Track / Global Privacy Control on a site that honours it, or the site's own rules exclude it.
+Each such drop is counted by reason in `Enricher.dropped` (`drop_samples()` gives them as metric samples).
 `enrich_batch` does the same for a batch and returns the rows to keep. Everything slow is cached per distinct
 value (user agent, IP, URL, referrer, campaign), so a realistic mix costs 12-18 us per event (bench/README.md).
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import functools
 import gc
 import logging
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +33,7 @@ from pixel.server.enrich.privacy import (
     redact_emails,
     scrub_row,
 )
-from pixel.server.enrich.siterules import SiteRules
+from pixel.server.enrich.siterules import SiteRules, drops_unregistered
 from pixel.server.enrich.sources import SourceClassifier, campaign
 from pixel.server.enrich.useragent import UserAgentParser
 from pixel.server.settings import Settings
@@ -70,6 +73,14 @@ class Enricher:
         self.dnt_all = "*" in dnt_sites
         self.dnt_sites = frozenset(dnt_sites)
         self.site_rules = SiteRules(settings.meta_db_path)
+        self.drop_unregistered = drops_unregistered(settings.unregistered_sites, settings.host)
+        self.dropped: Counter[str] = Counter()  # events not stored, by reason
+        self._unregistered_seen: set[str] = set()  # named in the log (a bounded number of them)
+        if self.drop_unregistered:
+            log.info(
+                "events for sites not registered through the API are dropped (PIXEL_UNREGISTERED_SITES=%s)",
+                settings.unregistered_sites,
+            )
         # Per-distinct-value caches of whole column groups: one dict.update per event instead of many stores.
         self._clean_url = functools.lru_cache(maxsize=50_000)(self._clean_url_uncached)
         self._ua_columns = functools.lru_cache(maxsize=20_000)(self._ua_columns_uncached)
@@ -135,18 +146,44 @@ class Enricher:
                 log.exception(
                     "enrichment failed for an event (%d so far); stored with ip_hash only", self.errors
                 )
+            if self.drop_unregistered and (row.get("site") or "").lower() not in self.site_rules.domains:
+                return self._unregistered(
+                    row.get("site") or ""
+                )  # failing closed: no unregistered site stored
             row["ip_hash"] = self.salt.hash_ip(facts.ip, facts.received_ms)
             scrub_row(row, facts.ip)  # whatever failed, the raw address is not stored
             return True
 
+    def _unregistered(self, site: str) -> bool:
+        """Counts and logs (a few names, then now and then) an event of a site nobody registered."""
+        self.dropped["unregistered site"] += 1
+        if len(self._unregistered_seen) < 20 and site not in self._unregistered_seen:
+            self._unregistered_seen.add(site)
+            none = "" if self.site_rules.domains else "; no site is registered yet (POST /api/sites)"
+            log.warning("dropping the events of %r: not a registered site%s", site[:100], none)
+        elif self.dropped["unregistered site"] % 100_000 == 0:
+            log.warning("%d events of unregistered sites dropped so far", self.dropped["unregistered site"])
+        return False
+
+    def drop_samples(self) -> list[tuple[str, float]]:
+        """`dropped` as Prometheus samples of a counter labelled by reason."""
+        return [(f'{{reason="{reason.replace(" ", "_")}"}}', n) for reason, n in sorted(self.dropped.items())]
+
     def _enrich(self, row: dict[str, Any], event: dict[str, Any], facts: RequestFacts) -> bool:
         site = row.get("site") or ""
+        if self.drop_unregistered and not self.site_rules.registered(site):
+            return self._unregistered(site)
         if (facts.dnt or facts.gpc) and (self.dnt_all or site.lower() in self.dnt_sites):
+            self.dropped["dnt" if facts.dnt else "gpc"] += 1
             return False
         rule = self.site_rules.get(site)
-        if rule is not None and rule.drop_reason(
-            row.get("path") or "", facts.ip, facts.origin_host, facts.dnt, facts.gpc
-        ):
+        reason = (
+            rule.drop_reason(row.get("path") or "", facts.ip, facts.origin_host, facts.dnt, facts.gpc)
+            if rule is not None
+            else ""
+        )
+        if reason:
+            self.dropped[reason] += 1
             return False  # the site's own rules (set through the API) exclude it
         self.geo.maybe_reload()
         ip = facts.ip

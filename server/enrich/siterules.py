@@ -12,6 +12,9 @@ seconds — and drops what a rule excludes (counted in `pixel_shipper_events_dro
 - Excluded IPs: addresses or CIDR ranges, compared with the client address before it is hashed.
 - Allowed origins: when the list is not empty (and not `*`), an event whose request came from a page on
   another host (its Origin, else Referer) is dropped; one without either (a server-side sender) is kept.
+- Unregistered sites (`PIXEL_UNREGISTERED_SITES`, see `drops_unregistered`): an event whose site is no
+  registered domain is dropped. A miss re-checks the database file at once (a stat; it is re-read only when
+  it changed), so an event received after its site was registered is never dropped for being unregistered.
 """
 
 from __future__ import annotations
@@ -93,6 +96,17 @@ def rule_from_row(
     return SiteRule(bool(honour_dnt), bool(honour_gpc), pattern, tuple(networks), hosts)
 
 
+def drops_unregistered(unregistered_sites: str, host: str) -> bool:
+    """Whether events for unregistered sites are dropped: `drop`, or `auto` with a collector that listens on an
+    address other machines can reach (anything but a loopback address or `localhost`)."""
+    if unregistered_sites != "auto":
+        return unregistered_sites == "drop"
+    if host.lower() in ("localhost", "localhost."):
+        return False
+    address = _address(host.strip("[]"))
+    return address is None or not address.is_loopback
+
+
 class SiteRules:
     """The rules of every site in the metadata database at `path`, by domain; re-read when the file changes."""
 
@@ -100,24 +114,42 @@ class SiteRules:
         self.path = path
         self.interval = interval
         self._rules: dict[str, SiteRule] = {}
+        self._domains: frozenset[str] = frozenset()  # every registered site, with rules or not
         self._checked = float("-inf")
         self._stamp: tuple[tuple[int, int], ...] = ()
 
-    def get(self, site: str) -> SiteRule | None:
+    def _maybe_refresh(self) -> None:
         now = time.monotonic()
         if now - self._checked >= self.interval:
             self._checked = now
             self._refresh()
+
+    def get(self, site: str) -> SiteRule | None:
+        self._maybe_refresh()
         if not self._rules:
             return None
         return self._rules.get(site) or self._rules.get(site.lower())
+
+    def registered(self, site: str) -> bool:
+        """Whether `site` is a registered domain (case-insensitive); a miss first re-checks the database."""
+        self._maybe_refresh()  # a deleted site is seen within `interval`
+        site = site.lower()
+        if site in self._domains:
+            return True
+        self._checked = time.monotonic()
+        self._refresh()
+        return site in self._domains
+
+    @property
+    def domains(self) -> frozenset[str]:
+        return self._domains
 
     def _refresh(self) -> None:
         stamp = tuple(_stat(Path(f"{self.path}{suffix}")) for suffix in ("", "-wal"))
         if stamp == self._stamp:
             return
-        if stamp[0] == (-1, -1):  # no metadata database (no API here): no rules
-            self._rules, self._stamp = {}, stamp
+        if stamp[0] == (-1, -1):  # no metadata database (no API here): no rules, no registered site
+            self._rules, self._domains, self._stamp = {}, frozenset(), stamp
             return
         rows = read_sites(
             self.path, "domain, honour_dnt, honour_gpc, excluded_paths, excluded_ips, allowed_origins"
@@ -130,7 +162,8 @@ class SiteRules:
                 rules[domain.lower()] = rule_from_row(*fields)
             except (ValueError, re.error) as exc:
                 log.warning("site rules: ignoring the rules of %s: %s", domain, exc)
-        self._rules, self._stamp = rules, stamp
+        domains = frozenset(domain.lower() for domain, *_ in rows)
+        self._rules, self._domains, self._stamp = rules, domains, stamp
 
 
 def _stat(path: Path) -> tuple[int, int]:
