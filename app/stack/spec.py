@@ -240,6 +240,11 @@ COMMON_VARIABLES: tuple[Variable, ...] = (
     Variable("PIXEL_ALLOWED_ORIGINS", "*", "Comma list of sites allowed to send events (CORS)"),
     Variable("PIXEL_TRUSTED_PROXIES", "", "Comma list of proxy networks whose X-Forwarded-For is believed"),
     Variable("PIXEL_RETENTION_DAYS", "0", "Delete events older than this many days (0 = keep)"),
+    Variable(
+        "PIXEL_UNREGISTERED_SITES",
+        "drop",
+        "Events for sites not registered through the API: drop (counted, not stored) or keep",
+    ),
     Variable("PIXEL_WORKERS", "2", "Collector worker processes"),
     Variable("PIXEL_MEMORY", "1g", "Memory limit of each Pixel container"),
 )
@@ -264,6 +269,7 @@ def _pixel_env(extra: tuple[tuple[str, str], ...] = ()) -> tuple[tuple[str, str]
         ("PIXEL_ALLOWED_ORIGINS", "${PIXEL_ALLOWED_ORIGINS}"),
         ("PIXEL_TRUSTED_PROXIES", "${PIXEL_TRUSTED_PROXIES}"),
         ("PIXEL_RETENTION_DAYS", "${PIXEL_RETENTION_DAYS}"),
+        ("PIXEL_UNREGISTERED_SITES", "${PIXEL_UNREGISTERED_SITES}"),
         ("PIXEL_WORKERS", "${PIXEL_WORKERS}"),
         *extra,
     )

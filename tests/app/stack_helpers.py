@@ -108,6 +108,17 @@ def api_call(port: int, method: str, path: str, body: dict | None = None, token:
         return json.loads(resp.read())
 
 
+def register_site(port: int, username: str, password: str, domain: str = "example.com") -> dict:
+    """The site `domain` through the API on 127.0.0.1:port (created unless it exists): the stack drops the
+    events of unregistered sites (PIXEL_UNREGISTERED_SITES=drop)."""
+    token = api_call(port, "POST", "/api/auth/login", {"username": username, "password": password})[
+        "access_token"
+    ]
+    sites = api_call(port, "GET", "/api/sites", token=token)["items"]
+    site = next((s for s in sites if s["domain"] == domain), None)
+    return site or api_call(port, "POST", "/api/sites", {"domain": domain}, token=token)
+
+
 def wait_for_count(provisioner, expected: int, timeout: float = 60) -> int:
     """Poll `status()` until the stack's shipper has stored `expected` events."""
     deadline = time.monotonic() + timeout

@@ -32,6 +32,7 @@ from stack_helpers import (
     busybox_spec,
     busybox_web,
     leftovers,
+    register_site,
     send_pageviews,
     unique_project,
 )
@@ -115,7 +116,7 @@ def _pageviews_via_api(port: int, username: str, password: str) -> int:
     token = api_call(port, "POST", "/api/auth/login", {"username": username, "password": password})[
         "access_token"
     ]
-    site = api_call(port, "POST", "/api/sites", {"domain": "example.com"}, token=token)
+    site = register_site(port, username, password)
     summary = api_call(
         port,
         "GET",
@@ -179,6 +180,7 @@ def test_standard_end_to_end(request, clickhouse, docker_client, pixel_image, cl
     assert (rows["clickhouse"].memory_limit, rows["collector"].memory_limit) == (2 * 2**30, 2**30)
 
     # events: host -> collector container -> spool volume -> shipper container -> ClickHouse container
+    register_site(rows["shipper"].ports[8082], result.admin.username, result.admin.password)
     send_pageviews(rows["collector"].ports[8081], 25)
     assert _wait_for_count(p, 25) == 25
     display_name, stored = _count_in_clickhouse(p)
