@@ -143,8 +143,12 @@ def test_every_accepted_body_ends_as_rows_or_dead_letters(tmp_path_factory) -> N
             assert shipper.stats.inserted + shipper.stats.dead + shipper.stats.dropped - before == n
 
         one()
-        # the store holds what the shipper counted, and no string column holds a NUL
-        assert store.scalar("SELECT count() FROM events") == shipper.stats.inserted
+        # the store holds what the shipper counted, no NUL, no path that is not one, no raw IP in dead letters
+        # (rows of one site, day and event id collapse when the ReplacingMergeTree merges: at most that many)
+        stored, keys = store.query(
+            "SELECT count(), uniqExact(site, toDate(timestamp), event_id) FROM events"
+        ).rows[0]
+        assert keys <= stored <= shipper.stats.inserted
         assert store.scalar("SELECT count() FROM dead_letters") == shipper.stats.dead
         assert store.scalar("SELECT count() FROM events WHERE position(event_name, char(0)) > 0") == 0
         assert store.scalar("SELECT count() FROM events WHERE path != '' AND NOT startsWith(path, '/')") == 0
