@@ -120,7 +120,7 @@ def parse_filters(raw: str | list[Any] | None) -> list[Filter]:
         raise bad_request("filters must be a JSON list of [dimension, operator, value]", "invalid_filter")
     if len(raw) > MAX_FILTERS:
         raise bad_request(f"at most {MAX_FILTERS} filters", "invalid_filter")
-    out = []
+    out: list[Filter] = []
     for item in raw:
         if not (isinstance(item, list) and len(item) == 3 and all(isinstance(x, str) for x in item)):
             raise bad_request(
