@@ -274,7 +274,7 @@ class SqlRefused(ValueError):
 
 
 class ConsoleBusy(SqlRefused):
-    """The previous console query is still being stopped; the next one waits for it."""
+    """Another console query is running or still being stopped (one at a time per store)."""
 
 
 @dataclass(frozen=True, slots=True)

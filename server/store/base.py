@@ -6,9 +6,9 @@ shipper and the API never know which engine they talk to.
 
 Untrusted queries (the SQL console) go through `console_query`: they run beside the reports, not in
 their queue, and a watchdog gives up on them at a wall-clock deadline, answers `QueryTimeout` at once
-and asks the engine to cancel the query. One console query runs at a time per store; while one that
-passed its deadline is still being stopped, the next is refused with `StoreBusy` instead of piling
-up work.
+and asks the engine to cancel the query. One console query runs at a time per store: while one runs,
+or one that passed its deadline is still being stopped, the next is refused at once with `StoreBusy`
+instead of piling up work.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class QueryTimeout(StoreError):
 
 
 class StoreBusy(StoreError):
-    """A console query that passed its deadline is still being stopped: try again shortly."""
+    """Another console query is running, or one that passed its deadline is still being stopped."""
 
 
 @dataclass(slots=True)
@@ -107,7 +107,9 @@ class Store(ABC):
         with the result, the engine's error (StoreError), QueryTimeout, or StoreBusy at once."""
         busy = self.__dict__.setdefault("_console_busy", threading.Lock())
         if not busy.acquire(blocking=False):
-            raise StoreBusy("the previous console query is still being stopped; try again in a few seconds")
+            raise StoreBusy(
+                "another console query is running or still being stopped; try again in a few seconds"
+            )
         outcome: dict[str, Any] = {}
         done = threading.Event()
 

@@ -147,3 +147,28 @@ def test_an_interruptible_query_returns_what_it_has_at_the_time_limit(api: Api, 
     assert r.json()["truncated"] is True and r.json()["truncated_reason"] == "time limit"
     assert seconds < BOUND + 1.0, seconds
     assert wait_until_console_free(api) < 1.0
+
+
+def test_one_console_query_at_a_time_the_next_is_told_at_once(api: Api) -> None:
+    first: dict[str, Any] = {}
+
+    def console() -> None:
+        r = api.client.post(
+            "/api/sql", json={"site_id": api.site_id, "query": "SELECT sleep(1) AS s"}, headers=api.admin
+        )
+        first.update(status=r.status_code, body=r.json())
+
+    runner = threading.Thread(target=console)
+    runner.start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    status, body = sql(api, "SELECT 1 AS one")
+    seconds = time.monotonic() - started
+    runner.join(30)
+    assert (
+        status == 503 and body["error"] == "sql_busy" and "another console query is running" in body["detail"]
+    )
+    assert seconds < 0.5, seconds  # told at once, not queued
+    assert first == {"status": 200, "body": first["body"]} and first["body"]["rows"] == [[0]]
+    status, body = sql(api, "SELECT 1 AS one")
+    assert status == 200 and body["rows"] == [[1]]

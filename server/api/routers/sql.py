@@ -18,8 +18,8 @@ router = APIRouter(tags=["sql"])
 def run_sql(body: SqlIn, principal: Admin, state: State) -> dict[str, Any]:
     """Runs one SELECT over `events`, limited to the site named by `site_id`. Refusals answer 400
     with the reason; results are cut at `max_rows` rows and at the time limit (`truncated`); a query
-    still running past the hard limit is cancelled and answers 400 at that moment. While such a query
-    is still being stopped, the next one answers 503 with Retry-After."""
+    still running past the hard limit is cancelled and answers 400 at that moment. One console query
+    runs at a time: while one runs or is still being stopped, the next answers 503 with Retry-After."""
     site = site_for(state, principal, body.site_id)
     limits = sqlguard.Limits(max_rows=body.max_rows, max_seconds=state.sql_seconds)
     try:
