@@ -237,11 +237,12 @@ class Enricher:
         # Sources, UTMs, channel
         row.update(self.sources.columns(referrer, row.get("host") or "", site, campaign_key))
 
-        # Identity
-        self.identity.resolve(row, event, ip, ip_hash, ua, facts.received_ms)
-
-        # Last, over every text column the row now holds (the derived ones too): the visitor's own address
+        # The visitor's own address, out of every text the row now holds (the derived columns too), before the
+        # identity state (saved to the data folder) keeps any of them
         scrub_row(row, ip)
+
+        # Identity (its ids are hashes: they hold no address)
+        self.identity.resolve(row, event, ip, ip_hash, ua, facts.received_ms)
         return True
 
     def enrich_batch(
