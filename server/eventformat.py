@@ -53,6 +53,7 @@ _OBJECT_KEYS = {**_NESTED, **dict.fromkeys(_PARAMS, MAX_PARAMS)}
 _NO_HOST = ("", "/", "?", "#", "\\")
 _SCALARS = frozenset((str, int, float, bool, type(None)))
 _SCALAR_OR_DICT = _SCALARS | {dict}
+_DICT = frozenset((dict,))
 _SCALAR = "a string, number, boolean or null"
 
 
@@ -106,7 +107,7 @@ def check_body(doc: Any, max_events: int) -> tuple[int, tuple[str, str] | None]:
         return 0, ("no events", "the array is empty")
     if n > max_events:
         return 0, ("too many events", f"{n} events in one request; the limit is {max_events}")
-    if any(type(item) is not dict for item in doc):
+    if not _DICT.issuperset(map(type, doc)):
         i = next(i for i, item in enumerate(doc) if type(item) is not dict)
         return 0, ("not an event", f"item {i} of the array is not a JSON object")
     for i, item in enumerate(doc):
