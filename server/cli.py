@@ -167,7 +167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with datadir.umask_restored():
+            return int(args.func(args) or 0)
     except (StartupError, SettingsError) as exc:
         print(f"pixel: {exc}", file=sys.stderr)
         return 2

@@ -14,9 +14,11 @@ the command that fixes it, since only its owner or root may change it. Symbolic 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,6 +73,18 @@ def check(root: Path, *, fix: bool = True) -> Report:
                     except NotImplementedError:  # no lchmod here: the entry is not a link (checked above)
                         os.chmod(path, mode & ~0o077)
     return report
+
+
+@contextlib.contextmanager
+def umask_restored() -> Iterator[None]:
+    """The process's umask as it was once the block ends: a command run in-process (tests, an embedding
+    program) leaves its caller's umask alone; a `pixel` process simply ends with it."""
+    old = os.umask(UMASK)
+    os.umask(old)
+    try:
+        yield
+    finally:
+        os.umask(old)
 
 
 def secure(root: Path, *, fix: bool = True) -> Report:

@@ -122,7 +122,8 @@ def _serve(settings: Settings) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pixel")
     add_cli(parser.add_subparsers(dest="command", required=True))
-    return run(parser.parse_args(argv))
+    with datadir.umask_restored():
+        return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -156,3 +156,19 @@ def test_a_home_folder_is_not_walked(monkeypatch: pytest.MonkeyPatch, open_paren
     report = datadir.secure(open_parent)
     os.umask(0o022)
     assert report.loosened == [] and stat.S_IMODE(loose.stat().st_mode) == 0o644
+
+
+def test_a_command_run_in_process_leaves_the_callers_umask(open_parent: Path) -> None:
+    from pixel.server.api.cli import main as api_main
+    from pixel.server.cli import main
+
+    old = os.umask(0o022)
+    try:
+        assert main(["user", "add", "admin", "--data-dir", str(open_parent / "a")]) == 0
+        assert os.umask(0o022) == 0o022
+        assert api_main(["user", "add", "admin", "--data-dir", str(open_parent / "b")]) == 0
+        assert os.umask(0o022) == 0o022
+    finally:
+        os.umask(old)
+    for data in (open_parent / "a", open_parent / "b"):
+        assert _open_entries(data) == []  # what the command made was private all the same
