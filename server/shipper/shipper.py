@@ -273,7 +273,7 @@ class Shipper:
         batch.acked_at = time.time()
 
     def _insert_events(
-        self, rows: list[dict[str, Any]], token: str, whole: bool = True
+        self, rows: list[dict[str, Any]], token: str, start: int | None = None
     ) -> list[tuple[dict[str, Any], str]]:
         """Insert `rows`; split what the store refuses for its content down to single rows. Returns the rows
         refused alone, with the reason. `StoreUnavailable` is raised as is: the whole batch is retried."""
@@ -293,19 +293,24 @@ class Shipper:
                 error = str(exc)
         if len(rows) == 1:
             return [(rows[0], error)]
-        if whole:
+        if start is None:  # the whole batch
+            start = 0
+            batch_token = token
             self.stats.refused_batches += 1
             log.error("shipper: the store refused a batch of %d rows (%s); splitting it", len(rows), error)
+        else:
+            batch_token = token.partition("p")[0]
         half = len(rows) // 2
         left, right = rows[:half], rows[half:]
-        return self._insert_events(left, self._part_token(token, left), False) + self._insert_events(
-            right, self._part_token(token, right), False
-        )
+        return self._insert_events(
+            left, self._part_token(batch_token, start, left), start
+        ) + self._insert_events(right, self._part_token(batch_token, start + half, right), start + half)
 
     @staticmethod
-    def _part_token(token: str, rows: list[dict[str, Any]]) -> str:
-        """The token of a part of a split batch: the batch's token and the part's rows (their event ids)."""
-        return dedup_token(token, [row.get("event_id") for row in rows])
+    def _part_token(token: str, start: int, rows: list[dict[str, Any]]) -> str:
+        """The token of a part of a split batch: the batch's token, then ("p") a hash of the part's place in
+        the batch and its rows' event ids (two parts never share one, even with repeated event ids)."""
+        return f"{token}p{dedup_token(start, [row.get('event_id') for row in rows])}"
 
     def _insert_dead(self, dead: list[dict[str, Any]], token: str) -> None:
         """Insert the dead letters; if the store refuses them for their content, again with only their segment,
@@ -547,9 +552,11 @@ _CODE = re.compile(r"\bCode: (\d+)\b")
 # server engine's retryable codes, and the local file errors an embedded engine (chDB) meets, which it
 # reports as a plain StoreError.
 UNAVAILABLE_CODES = RETRYABLE_CODES | {
+    60,  # UNKNOWN_TABLE: the schema is gone, not the data's fault
     74,  # CANNOT_READ_FROM_FILE_DESCRIPTOR
     75,  # CANNOT_WRITE_TO_FILE_DESCRIPTOR
     76,  # CANNOT_OPEN_FILE
+    81,  # UNKNOWN_DATABASE
     423,  # CANNOT_ALLOCATE_MEMORY
     459,  # CANNOT_FSYNC
 }
@@ -562,9 +569,9 @@ def store_cannot_write(exc: StoreError) -> bool:
         return True
     message = str(exc)
     code = _CODE.search(message)
-    return bool(code and int(code.group(1)) in UNAVAILABLE_CODES) or any(
-        t in message for t in _UNAVAILABLE_TEXT
-    )
+    if code is not None:  # decided by the code alone: the message may quote the refused data
+        return int(code.group(1)) in UNAVAILABLE_CODES
+    return any(t in message for t in _UNAVAILABLE_TEXT)
 
 
 def encode_rows(rows: list[dict[str, Any]]) -> bytes:

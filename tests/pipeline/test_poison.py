@@ -472,6 +472,10 @@ def test_a_store_that_cannot_write_is_retried_not_split(settings: Settings, stor
     assert not store_cannot_write(
         StoreError("Code: 407. DB::Exception: Numeric value is out of range (DECIMAL_OVERFLOW)")
     )
+    # a refusal quoting the data decides by its code, whatever the data says
+    assert not store_cannot_write(StoreError("Code: 27. Cannot parse input: 'No space left on device'"))
+    assert store_cannot_write(StoreError("Code: 60. DB::Exception: Table pixel.events does not exist"))
+    assert store_cannot_write(StoreError("std::exception: No space left on device"))
     assert not store_cannot_write(
         StoreError("Code: 27. DB::Exception: Cannot parse input (CANNOT_PARSE_INPUT_ASSERTION_FAILED)")
     )
@@ -594,3 +598,22 @@ def test_health_over_asgi_shows_details_to_nobody_without_the_api(
     assert asyncio.run(call()) == expected
     service.api = None
     assert asyncio.run(call()) == expected
+
+
+def test_split_parts_with_repeated_event_ids_keep_every_good_row(
+    settings: Settings, counting: CountingStore
+) -> None:
+    """A client may repeat one event id on several sites: two parts of a split never share a token, so the
+    store's insert deduplication drops no part that had not landed."""
+    shipper = Shipper(settings, counting)
+    spool(settings, [orjson.dumps({**ok_event(0, f"s{i}.example"), "event_id": "same"}) for i in range(8)])
+    batch = shipper._plan(shipper.checkpoint.offsets)
+    batch.rows[5]["timestamp"] = 1e19
+    token = dedup_token(batch.ranges)
+    shipper._insert(batch, token)
+    assert rows(counting, "SELECT site FROM events ORDER BY site") == [
+        [f"s{i}.example"] for i in range(8) if i != 5
+    ]
+    tokens = [t for table, _n, t in counting.calls if table == "events"]
+    assert len(tokens) == len(set(tokens)) == 7  # 8, 4+4 (4 ok), 2+2 (2 ok), 1+1
+    assert all(t.startswith(token + "p") for t in tokens[1:])
