@@ -11,11 +11,11 @@ One bad record never blocks the others:
   bounded, without raw IPs: `deadletter.py`); the batch goes on.
 - A batch the store refuses for its content (`StoreError`), or that cannot be serialised, is split in two
   and each half inserted again, down to single rows: the rows refused alone are dead-lettered, the others
-  stored. Each half's deduplication token is derived from the batch's token and the event ids of the
-  half, so a crash mid-split replays the batch (still `pending` in the checkpoint), the same halves get the
-  same tokens and the store drops those that had landed; a half of another composition (rows dropped by a
-  rule changed meanwhile) is inserted again, and its rows collapse with their earlier copies on their
-  event ids (readers use FINAL). A failure of the store itself (`StoreUnavailable`: down, disk full, too
+  stored. Each part's deduplication token is the batch's token followed by a hash of the part's place in
+  the batch and its event ids, so a crash mid-split replays the batch (still `pending` in the checkpoint),
+  the same parts get the same tokens and the store drops those that had landed; a part of another
+  composition (rows dropped by a rule changed meanwhile) is inserted again, and its rows collapse with
+  their earlier copies on their event ids (readers use FINAL). A failure of the store itself (`StoreUnavailable`: down, disk full, too
   many parts, memory) is never split: the batch is retried until it lands.
 - NUL characters are removed from every string of a row (columns, property names and values) before the
   insert.
