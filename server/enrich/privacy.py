@@ -117,6 +117,12 @@ class IpSpelling:
         frozenset[str], ...
     ]  # in full: the non-zero groups; with a dotted tail: groups 0-5, octets
     literal: str = ""  # not an address: matched as given
+    part_sets: tuple[tuple[str, ...], ...] = ()  # the sets of parts, each longest (rarest) first
+
+    def __post_init__(self) -> None:
+        sets = (self.v4_parts, *self.v6_parts) if self.v4_parts else self.v6_parts
+        ordered = tuple(tuple(sorted(parts, key=len, reverse=True)) for parts in sets if parts)
+        object.__setattr__(self, "part_sets", ordered)
 
     @property
     def anchors(self) -> tuple[str, ...]:
@@ -128,9 +134,13 @@ class IpSpelling:
         """False when the lower-cased `folded` cannot hold a spelling of the address."""
         if self.literal:
             return self.literal.lower() in folded
-        if self.v4_parts and all(part in folded for part in self.v4_parts):
-            return True
-        return any(all(part in folded for part in parts) for parts in self.v6_parts)
+        for parts in self.part_sets:
+            for part in parts:
+                if part not in folded:
+                    break
+            else:
+                return True
+        return False
 
 
 def _v6_parts(address: ipaddress.IPv6Address) -> tuple[frozenset[str], ...]:
@@ -290,12 +300,13 @@ def scrub_row(row: dict[str, Any], ip: str) -> None:
     if spelling is None:
         return
     props = row.get("props")
-    texts = [value for value in row.values() if type(value) is str and value]
+    texts = [value for value in row.values() if type(value) is str]
     if props:
         texts.extend(props)
         texts.extend(props.values())
-    if not spelling.may_be_in("\n".join(texts).lower()):
-        return  # the usual case: one join and a few substring tests
+    blob = "\n".join(texts)
+    if _scrub(blob, spelling) is blob:
+        return  # the usual case: one join, a few substring tests, and a look at the few runs around them
     for name, value in row.items():
         if type(value) is str and value:
             row[name] = _scrub(value, spelling)

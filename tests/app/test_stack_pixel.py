@@ -4,6 +4,7 @@ idempotent reinstall, backup/restore, and an upgrade to a broken image that is r
 
 from __future__ import annotations
 
+import time
 import urllib.request
 from pathlib import Path
 
@@ -11,8 +12,8 @@ import pytest
 from stack_helpers import PIXEL_BROKEN as BROKEN
 from stack_helpers import PIXEL_TAG as TAG
 from stack_helpers import api_call as _call
+from stack_helpers import register_site, unique_project
 from stack_helpers import send_pageviews as _send
-from stack_helpers import unique_project
 from stack_helpers import wait_for_count as _wait_for_count
 
 from pixel.app.stack import image as images
@@ -57,6 +58,26 @@ def _api_metrics(p: Provisioner) -> str:
         return resp.read().decode()
 
 
+_SEND_UNREGISTERED = (
+    "import json, urllib.request as u\n"
+    "body = json.dumps([{'event_name': 'pageview', 'site': 'spam.example'}] * 3).encode()\n"
+    "u.urlopen(u.Request('http://127.0.0.1:8081/track', data=body), timeout=5)\n"
+)
+
+
+def _wait_for_dropped(p: Provisioner, expected: int, timeout: float = 30) -> int:
+    deadline = time.monotonic() + timeout
+    dropped = -1
+    while time.monotonic() < deadline:
+        for line in _api_metrics(p).splitlines():
+            if line.startswith("pixel_shipper_events_dropped_total "):
+                dropped = int(float(line.split()[1]))
+        if dropped == expected:
+            return dropped
+        time.sleep(0.3)
+    return dropped
+
+
 def test_compact_end_to_end(docker_client, pixel_image, cleanup, tmp_path: Path):
     project = unique_project("pxe")
     p = _open(docker_client, project)
@@ -73,12 +94,22 @@ def test_compact_end_to_end(docker_client, pixel_image, cleanup, tmp_path: Path)
     assert pixel.image == TAG
     assert p.container("pixel").attrs["Config"]["User"] == "pixel"  # non-root
 
+    register_site(pixel.ports[8082], result.admin.username, result.admin.password)
     _send(pixel.ports[8081], 25)
     assert _wait_for_count(p, 25) == 25
     assert "pixel_shipper_events_inserted_total 25" in _api_metrics(p)  # through the published API port
     assert p.status().backlog_bytes == 0
     admin = result.admin
     assert _stored_pageviews(p, admin) == 25
+    # the data volume is the service user's alone: nothing in it is open to group or others
+    container = p.container("pixel")
+    listing = container.exec_run(
+        ["find", "/data", "!", "-type", "l", "(", "-perm", "/077", "-o", "!", "-user", "pixel", ")"]
+    ).output
+    assert listing.decode() == "" and container.exec_run(["stat", "-c", "%a", "/data"]).output == b"700\n"
+    spam = container.exec_run(["python3", "-c", _SEND_UNREGISTERED])
+    assert spam.exit_code == 0, spam.output
+    assert _wait_for_dropped(p, 3) == 3  # events for a site nobody registered: dropped and counted
 
     # a second install changes nothing, even opened afresh by name (settings read back from labels)
     again = open_stack(docker_client, project)
