@@ -6,6 +6,9 @@
 - An e-mail address is refused as `user_id` (the tracker refuses it too; a hand-made request must not sneak one in).
 - Do-Not-Track / Global Privacy Control: events carrying either signal are dropped for the sites that enable it
   (`settings.dnt_sites`, `*` = all sites); the decision is made in the pipeline.
+- The visitor's own address, when a page echoes it, is replaced by `[ip]` in every text of the row (`scrub_row`:
+  whatever string columns the row has, and custom properties holding it are removed) in any usual spelling
+  (`ip_spelling`); `scrub_text` does the same for one text (e.g. a dead letter's payload).
 """
 
 from __future__ import annotations
