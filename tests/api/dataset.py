@@ -159,8 +159,8 @@ def summary(events: list[dict[str, Any]]) -> dict[str, float]:
     }
 
 
-def local_day(e: dict[str, Any]) -> str:
-    return ts(e).astimezone(ZoneInfo(TZ)).date().isoformat()
+def local_day(e: dict[str, Any], tz: str = TZ) -> str:
+    return ts(e).astimezone(ZoneInfo(tz)).date().isoformat()
 
 
 def funnel(events: list[dict[str, Any]], conditions: list[Any], window_s: int) -> list[int]:

@@ -12,17 +12,23 @@ DELETE, server/retention.py): the same, for that site only.
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.api import dataset
 from tests.api.conftest import Api
 from tests.api.test_daycache import EVERYTHING, _row, answers, builds, expected_summary
 
 ENGINES = ("chdb", "clickhouse")
 SITE, TZ = "retained.example", "Europe/Berlin"
+
+
+def local_time(day: date, hour: int, tz: str) -> datetime:
+    """`hour`:00 of the local `day` in zone `tz`, as a UTC datetime."""
+    return datetime(day.year, day.month, day.day, hour, tzinfo=ZoneInfo(tz)).astimezone(UTC)
 
 
 def sessions_at(site: str, ages: list[int], seed: int) -> list[dict[str, Any]]:
@@ -57,6 +63,7 @@ def check_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(daycache, "REBUILD_MIN_SECONDS", 0.0)
 
 
+@pytest.mark.store_clock  # the events' TTL runs on the store's clock, the report cache on Pixel's
 def test_days_past_retention_leave_the_cached_reports(api: Api) -> None:
     from pixel.server.api.app import open_meta
 
@@ -65,9 +72,15 @@ def test_days_past_retention_leave_the_cached_reports(api: Api) -> None:
     )
     rnd = random.Random(21)
     now = datetime.now(UTC).replace(microsecond=0)
+    today = now.astimezone(ZoneInfo(TZ)).date()
+    # Half the sessions on the local day 40 days back, half 3 days back, all between 08:00 and 18:10
+    # local time: whatever the hour of the run, each session lies inside its day, past the 30-day
+    # retention (40) or well within it (3).
+    old_day, recent_day = today - timedelta(days=40), today - timedelta(days=3)
     rows = []
     for s in range(40):
-        start = now - timedelta(days=40 if s % 2 else 3, minutes=rnd.randint(0, 600))
+        day = old_day if s % 2 else recent_day
+        start = local_time(day, 8, TZ) + timedelta(minutes=rnd.randint(0, 600))
         for i in range(3):
             rows.append(
                 _row(
@@ -81,16 +94,16 @@ def test_days_past_retention_leave_the_cached_reports(api: Api) -> None:
                     rnd,
                 )
             )
+    assert {dataset.local_day(r, TZ) for r in rows} == {old_day.isoformat(), recent_day.isoformat()}
     api.store.insert_rows("events", rows)
-    today = now.astimezone(ZoneInfo(TZ)).date()
     first, last = today - timedelta(days=45), today - timedelta(days=1)
     span = {"period": "custom", "from": first.isoformat(), "to": last.isoformat()}
 
     before = answers(api, site_id, **span)
     assert builds(api, SITE) > 0  # answered from the report cache
     assert before["summary"]["metrics"]["sessions"]["value"] == 40
-    old_day = (now - timedelta(days=40)).astimezone(ZoneInfo(TZ)).date().isoformat()
-    assert any(p["bucket"] == old_day and p["visitors"] for p in before["timeseries/day"]["points"])
+    visited = {p["bucket"] for p in before["timeseries/day"]["points"] if p["visitors"]}
+    assert visited == {old_day.isoformat(), recent_day.isoformat()}
 
     api.store.migrate(retention_days=30)
     api.store.command("OPTIMIZE TABLE events FINAL")  # apply the TTL now (ClickHouse does it on merges)
@@ -108,7 +121,9 @@ def test_days_past_retention_leave_the_cached_reports(api: Api) -> None:
     metrics = {k: v["value"] for k, v in after["summary"]["metrics"].items()}
     assert metrics == expected_summary(kept, TZ, first, last)
     assert metrics["sessions"] == 20
-    assert not any(p["visitors"] for p in after["timeseries/day"]["points"] if p["bucket"] == old_day)
+    assert {p["bucket"] for p in after["timeseries/day"]["points"] if p["visitors"]} == {
+        recent_day.isoformat()
+    }
     # the dashboard endpoint reads the same days
     dashboard = api.client.get(
         f"/api/sites/{site_id}/reports/dashboard", params=span, headers=api.admin
