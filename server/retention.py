@@ -5,6 +5,10 @@ process deletes such a site's older events once an hour, with a lightweight DELE
 something to delete (a DELETE is a mutation: not one per scrape or per batch). The reports read those days
 as empty (server/api/query/daycache.py, `expired_before`), so the report cache shows what the events hold.
 
+The cut-off is computed from this process's clock (`now`, injectable) and passed as a parameter, not the
+store's `now64()`: the reports decide which days read as empty from the same clock, so both agree even when
+a ClickHouse server's clock differs from Pixel's.
+
 On a cluster (`events` is a Distributed table) a lightweight DELETE must go to the shards' tables with
 `ON CLUSTER`, which needs the cluster's name: the job says so once and leaves it to the operator.
 """
@@ -13,6 +17,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pixel.server.enrich.siterules import site_retention_days
@@ -32,8 +38,9 @@ class SiteRetention:
         self.deleted = 0  # events deleted since start (all sites)
         self._warned_cluster = False
 
-    def run_once(self) -> dict[str, int]:
-        """Delete every limited site's events older than its retention; {site: events deleted}."""
+    def run_once(self, now: float | None = None) -> dict[str, int]:
+        """Delete every limited site's events older than its retention at `now` (Unix seconds, default
+        this process's clock); {site: events deleted}."""
         sites = site_retention_days(self.meta_path)
         if not sites:
             return {}
@@ -49,10 +56,12 @@ class SiteRetention:
                 )
                 self._warned_cluster = True
             return {}
+        moment = time.time() if now is None else now
         done = {}
         for site, days in sorted(sites.items()):
-            where = "site = {site:String} AND timestamp < now64(3) - INTERVAL {days:UInt32} DAY"
-            params = {"site": site, "days": days}
+            cutoff = datetime.fromtimestamp(moment - days * 86400, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+            where = "site = {site:String} AND timestamp < {cutoff:DateTime64(3, 'UTC')}"
+            params = {"site": site, "cutoff": cutoff}
             older = int(self.store.scalar(f"SELECT count() FROM events WHERE {where}", params) or 0)
             if older:
                 self.store.command(f"DELETE FROM events WHERE {where}", params)

@@ -28,8 +28,8 @@ def add_site(meta: MetaDB, domain: str, retention_days: int) -> int:
     )
 
 
-def events(site: str, ages_days: list[float]) -> list[dict]:
-    now = time.time()
+def events(site: str, ages_days: list[float], now: float | None = None) -> list[dict]:
+    now = time.time() if now is None else now
     return [
         {
             "timestamp": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(now - age * 86400)),
@@ -71,6 +71,29 @@ def test_each_site_keeps_its_own_number_of_days(tmp_path) -> None:
         assert job.run_once() == {"month.example": 0, "week.example": 0}  # nothing older: no new DELETE
         assert store.scalar("SELECT count() FROM system.mutations WHERE table = 'events'") == mutations
         assert job.deleted == 6
+    finally:
+        store.close()
+
+
+def test_the_cutoff_is_pixels_clock_not_the_stores(tmp_path) -> None:
+    """The reports read the days past a site's retention as empty by Pixel's clock; the deletion uses the
+    same clock (injected here: a moment years before the store's own clock), so both agree."""
+    settings = Settings(data_dir=tmp_path)
+    meta = MetaDB(settings.meta_db_path)
+    add_site(meta, "week.example", 7)
+    store = ChdbStore(settings.store_dir)
+    store.migrate()
+    try:
+        then = 991_396_800.0  # 2001-06-01 12:00 UTC
+        store.insert_rows("events", events("week.example", [0.1, 6.99, 7.01, 30], now=then))
+        job = SiteRetention(store, settings.meta_db_path)
+        assert job.run_once(now=then) == {"week.example": 2}
+        assert sorted(r[0] for r in store.query("SELECT event_id FROM events FINAL").rows) == [
+            "week.example-0",
+            "week.example-1",
+        ]
+        assert job.run_once(now=then + 0.02 * 86400) == {"week.example": 1}  # 6.99 + 0.02 days old
+        assert job.run_once(now=then) == {"week.example": 0}
     finally:
         store.close()
 
