@@ -20,7 +20,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from pixel.server.collector.limits import GuardedProtocol, Refused
+from pixel.server.collector.limits import METHODS, GuardedProtocol, Refused
 
 log = logging.getLogger("pixel.collector")
 
@@ -107,7 +107,17 @@ class TrackProtocol(GuardedProtocol):
         version = parser.get_http_version()
         # uvicorn's on_header lower-cases the names; as in ASGI, the last of repeated headers wins
         fields = self._fields = dict(self.headers)
-        self._check_head(method, version, fields)  # limits: raises Refused after answering
+        length = fields.get(b"content-length")
+        if (
+            (version != "1.1" and version != "1.0")
+            or method not in METHODS
+            or (length is not None and len(length) >= self._body_digits)
+        ):
+            self._check_head(method, version, fields)  # limits: raises Refused after answering
+        else:  # (_check_head's bookkeeping, inline for the plain case)
+            self._head = False
+            self._chunked = length is None and b"transfer-encoding" in fields
+            self._body_bytes = self._raw_bytes = 0
         track = self._track
         if track is not None and not self.expect_100_continue and not parser.should_upgrade():
             path, _, query = self.url.partition(b"?")
@@ -135,7 +145,8 @@ class TrackProtocol(GuardedProtocol):
         if not self._fast:
             super().on_message_complete()
             return
-        self._end_of_message()
+        self._deadline = None  # (_end_of_message, inline)
+        self._head, self._head_bytes, self._chunked = True, 0, False
         self._fast = False
         collector = self._collector
         assert collector is not None

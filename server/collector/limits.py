@@ -65,6 +65,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self._track = self._collector.track_path.encode("ascii") if self._collector is not None else None
         self._max_head = settings.max_header_bytes
         self._max_body = settings.max_body_bytes
+        self._body_digits = len(str(settings.max_body_bytes))  # a shorter Content-Length is within it
         self._max_raw_chunked = 2 * settings.max_body_bytes + settings.max_header_bytes
         self._request_timeout = settings.request_timeout
         self._max_connections = settings.max_connections
@@ -109,20 +110,28 @@ class GuardedProtocol(HttpToolsProtocol):
                 self.transport.abort()
             return
         self._idle_since = None
-        if self._deadline is None:
-            self._start_deadline()
+        if self._deadline is None:  # (_start_deadline, inline: once per request)
+            deadline = self._deadline = self.loop.time() + self._request_timeout
+            if deadline < self._timer_due:
+                self._arm(deadline)
         if self._head:
-            room = self._max_head - self._head_bytes
-            if len(data) > room:
-                self._feed_past_head_room(data, room)
+            size = self._head_bytes + len(data)
+            if size > self._max_head:
+                self._feed_past_head_room(data, self._max_head - self._head_bytes)
                 return
-            self._head_bytes += len(data)
+            self._head_bytes = size
         elif self._chunked:
             self._raw_bytes += len(data)
             if self._raw_bytes > self._max_raw_chunked:
                 self._too_large()
                 return
-        self._feed(data)
+        try:  # (_feed, inline: once per read)
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            pass
+        except httptools.HttpParserError:
+            if not self._refused:
+                self._refuse(400, "bad request", "the request is not valid HTTP/1.1")
 
     def _feed_past_head_room(self, data: bytes, room: int) -> None:
         """A read that would take the head past its limit: only what fits is parsed; if the head is still not
@@ -169,8 +178,12 @@ class GuardedProtocol(HttpToolsProtocol):
         if method not in METHODS:
             self._refuse(501, "not implemented", method.decode("latin-1"))
             raise Refused
-        length = headers.get(b"content-length")
-        if length is not None and (len(length) > 18 or int(length) > self._max_body):  # digits (llhttp)
+        length = headers.get(b"content-length")  # digits only (llhttp refuses others)
+        if (
+            length is not None
+            and len(length) >= self._body_digits
+            and (len(length) > 18 or int(length) > self._max_body)
+        ):
             self._too_large()
             raise Refused
         self._body_bytes = 0
