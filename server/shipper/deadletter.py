@@ -6,8 +6,8 @@ row the store refused — so nothing here may fail on its input:
 - The payload is the event re-serialised when it can be (`orjson`, whose depth limit a refused event can
   exceed), else the request body as received; the request facts before the body (which hold the client's
   IP) are never part of it.
-- IP addresses are replaced by `[ip]` in the payload and the reason: the request's own address as spooled
-  (exactly as written), then every IPv4 address and every valid IPv6 address (also with `%3A` for `:`, as a
+- IP addresses are replaced by `[ip]` in the payload and the reason: the request's own address in every
+  spelling the enrichment's scrub knows and as spooled (`pixel.server.enrich.privacy.scrub_text`, the one stored rows get), then every IPv4 address and every valid IPv6 address (also with `%3A` for `:`, as a
   URL carries it). More is replaced than strictly needed (a version string shaped like an IPv4 address):
   a dead letter is for diagnosis, and a raw IP must never be stored.
 - NUL characters become the text `\\u0000`; the payload is cut at `PAYLOAD_MAX` characters and the reason
@@ -22,6 +22,8 @@ import time
 from typing import Any
 
 import orjson
+
+from pixel.server.enrich.privacy import scrub_text
 
 PAYLOAD_MAX = 16 * 1024
 REASON_MAX = 1000
@@ -49,8 +51,10 @@ def _v6(match: re.Match[str]) -> str:
 
 def scrub(text: str, ip: str = "") -> str:
     """`text` without IP addresses (`ip`, the request's own, first) and without raw NUL characters."""
-    if ip and len(ip) >= 2 and ip in text:
+    if ip and len(ip) >= 2 and ip in text:  # the address exactly as spooled, whatever a proxy wrote
         text = text.replace(ip, "[ip]")
+    if ip:
+        text = scrub_text(text, ip)
     if "." in text:
         text = _IPV4.sub(_v4, text)
     if ":" in text or "%3" in text:

@@ -303,6 +303,9 @@ def test_scrub_replaces_addresses_and_keeps_what_only_looks_like_one() -> None:
     assert scrub("a 192.0.2.1, [2001:db8::1]:80, ::1, fe80::1 x", "") == "a [ip], [[ip]]:80, [ip], [ip] x"
     assert scrub("12:30:45 v1.2.3.400 aa:bb:cc:dd:ee:ff", "") == "12:30:45 v1.2.3.400 aa:bb:cc:dd:ee:ff"
     assert scrub("id=zz-10.0.0.1-zz nul\x00", "zz-10.0.0.1-zz") == "id=[ip] nul\\u0000"
+    # the request's own address in the spellings stored rows are scrubbed of (privacy.scrub_text)
+    assert scrub("u=/ip/203-0-113-7/x&v=203_000_113_007", "203.0.113.7") == "u=/ip/[ip]/x&v=[ip]"
+    assert scrub("h=2001-db8-0-0-0-0-0-1.example", "2001:db8::1") == "h=[ip].example"
     letter = dead_letter(NOW_MS, "seg", 7, "refused near 192.0.2.5 " + "r" * 5000, b"\xff\x00{}")
     assert letter["reason"].startswith("refused near [ip] rrr") and len(letter["reason"]) < 1100
     assert letter["payload"] == "\ufffd\\u0000{}"
