@@ -249,8 +249,15 @@ class StoreService:
                     "pixel_shipper_events_dropped_total",
                     "counter",
                     "Events not stored by the site's choice: Do-Not-Track / Global Privacy Control honoured, "
-                    "an excluded path or IP range, an origin not allowed.",
+                    "an excluded path or IP range, an origin not allowed, a site not registered.",
                     [("", stats.dropped)],
+                ),
+                (
+                    "pixel_shipper_events_dropped_by_reason_total",
+                    "counter",
+                    "Events not stored, by reason (dnt, gpc, excluded_path, excluded_ip, origin_not_allowed, "
+                    "unregistered_site).",
+                    self.shipper.enricher.drop_samples(),
                 ),
                 ("pixel_shipper_batches_total", "counter", "Batches inserted.", [("", stats.batches)]),
                 (

@@ -132,5 +132,6 @@ def test_pixel_serve_drops_unregistered_sites_end_to_end(pixel_factory, tmp_path
     seen = server.wait_shipped(14)
     assert seen["pixel_shipper_events_inserted_total"] == 9
     assert seen["pixel_shipper_events_dropped_total"] == 5
+    assert seen['pixel_shipper_events_dropped_by_reason_total{reason="unregistered_site"}'] == 5
     with server.open_store() as store:
         assert store.query("SELECT site, count() FROM events GROUP BY site").rows == [["example.com", 9]]
