@@ -308,6 +308,28 @@ def test_a_slow_loris_cannot_stretch_the_deadline(collector, part) -> None:
         assert status(answer) == 408
 
 
+def test_the_deadline_runs_from_a_requests_first_byte_not_from_the_last_answer(collector) -> None:
+    """Keep-alive (5 s) outlasts the request timeout (1 s): an idle connection stays open past 1 s and serves
+    the next request; a request started then and left unfinished gets its 408 1 s after its first byte. Under
+    granian, hyper's header-read timeout is also its keep-alive: the idle connection is closed at 1 s."""
+    with connect(collector) as sock:
+        sock.sendall(get_health())
+        answer, closed = read_until_closed(sock, 0.3)
+        assert status(answer) == 200 and not closed
+        answer, closed = read_until_closed(sock, 1.7)  # idle for 2 s in all
+        if binding(collector) == "granian":
+            assert (answer, closed) == (b"", True)
+            return
+        assert (answer, closed) == (b"", False)
+        sock.sendall(get_health())
+        answer, closed = read_until_closed(sock, 0.3)
+        assert status(answer) == 200 and not closed
+        sock.sendall(b"GET /health HTTP/1.1\r\n")
+        answer, elapsed = closed_after(sock, 5)
+    assert status(answer) == 408
+    assert TIMEOUT - 0.2 <= elapsed <= TIMEOUT + 0.5
+
+
 def test_a_client_gone_before_its_body_is_whole_stores_nothing(collector) -> None:
     """A body that stops short of its Content-Length is not handled, even when what came is a valid event."""
     before = records(collector)
