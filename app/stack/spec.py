@@ -12,9 +12,10 @@ import dataclasses
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
+from typing import Any
 
 SPEC_VERSION = 1
 
@@ -203,7 +204,7 @@ class StackSpec:
         return _map_strings(self, sub)
 
 
-def _map_strings(obj, fn):  # type: ignore[no-untyped-def]
+def _map_strings(obj: Any, fn: Callable[[str], str]) -> Any:
     if isinstance(obj, str):
         return fn(obj)
     if isinstance(obj, tuple):
@@ -394,7 +395,7 @@ def build_spec(topology: str, project: str = "pixel", **kwargs: object) -> Stack
         factory = TOPOLOGIES[topology]
     except KeyError:
         raise SpecError(f"unknown topology {topology!r}; choose one of {sorted(TOPOLOGIES)}") from None
-    return factory(project, **kwargs)  # type: ignore[operator]
+    return factory(project, **kwargs)
 
 
 def without_profiles(spec: StackSpec, enabled: tuple[str, ...] = ()) -> StackSpec:

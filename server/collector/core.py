@@ -17,8 +17,9 @@ import ipaddress
 import logging
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 from urllib.parse import unquote_to_bytes
 
 import orjson
@@ -48,10 +49,8 @@ CORS_PREFLIGHT = [
 ]
 
 
-class Headers(Protocol):
-    """The request's headers as received: lower-case names to raw values (bytes), as ASGI gives them."""
-
-    def get(self, key: bytes, default: bytes = ..., /) -> bytes: ...
+# The request's headers as received: lower-case names to raw values (bytes), as ASGI gives them.
+Headers = Mapping[bytes, bytes]
 
 
 class Response(NamedTuple):

@@ -207,7 +207,7 @@ class SourceClassifier:
         self.lookup_source = functools.lru_cache(maxsize=cache_size)(self._lookup_source)
         self.path_hosts = frozenset(key.split("/", 1)[0] for key in self.hosts if "/" in key)
         self.has_path_entries = functools.lru_cache(maxsize=cache_size)(self._has_path_entries)
-        self.referrer = functools.lru_cache(maxsize=cache_size)(self._referrer)  # type: ignore[method-assign]
+        self.referrer = functools.lru_cache(maxsize=cache_size)(self._referrer)
         self.decide_columns = functools.lru_cache(maxsize=cache_size)(self._decide_columns)
         self.same_site = functools.lru_cache(maxsize=cache_size)(_same_site)
 
@@ -304,8 +304,8 @@ class SourceClassifier:
         self, ref_host: str, ref: Referrer | None, internal: bool, campaign_key: tuple[str, ...]
     ) -> SourceInfo:
         """Source, medium and channel from the parsed referrer and the URL's campaign parameters."""
-        utm = campaign_key[:5]
-        utm_source, utm_medium, utm_campaign = utm[0], utm[1], utm[2]
+        utm_source, utm_medium, utm_campaign, utm_term, utm_content = campaign_key[:5]
+        utm = (utm_source, utm_medium, utm_campaign, utm_term, utm_content)
         click_id = campaign_key[5]
         click_source, click_medium = sources_data.CLICK_IDS[click_id] if click_id else ("", "")
         if not ref_host and campaign_key is NO_CAMPAIGN:

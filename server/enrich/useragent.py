@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 from ua_parser import Domain, load_builtins
 
+_NativeResolver: Any
 try:  # the native resolver; fall back to ua-parser's best available (re2 or pure re) if it is missing
     from ua_parser.regex import Resolver as _NativeResolver
 except ImportError:  # pragma: no cover - depends on the installed extra

@@ -152,8 +152,10 @@ def _cached(
     }
     branches = [daycache.edges_totals_sql(days, "es", "et", edge_bucket)]
     if compare:
+        assert days_before is not None, "a comparison needs the previous period"
         parts["ps"] = (daycache.range_condition(days_before), None)
     if previous_series:
+        assert days_before is not None, "a previous series needs the previous period"
         parts["pt"] = (daycache.days_condition(days_before), day_bucket)
     if days_before is not None and (compare or previous_series):
         branches.append(

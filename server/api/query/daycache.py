@@ -341,7 +341,8 @@ def _purge_once(store: Any, site: str, moment_day: date) -> None:
         if done.get(site) == below:
             return
         done[site] = below
-    where, params = "day < {below:Date} AND day != toDate(0)", {"below": below}
+    where = "day < {below:Date} AND day != toDate(0)"
+    params: dict[str, Any] = {"below": below}
     if site:
         where, params = where + " AND site = {site:String}", {**params, "site": site}
     for table in ("day_dimensions", "day_session_edges", "day_builds"):
