@@ -221,6 +221,7 @@ def run_collector(settings: Settings) -> None:
         from granian import Granian
         from granian.constants import HTTPModes, Interfaces
         from granian.http import HTTP1Settings
+        from granian.log import LogLevels
 
         Granian(
             "pixel.server.collector.app:create_rsgi_app",
@@ -240,7 +241,7 @@ def run_collector(settings: Settings) -> None:
                 header_read_timeout=max(1, round(settings.request_timeout * 1000)),  # ms
                 max_buffer_size=settings.max_header_bytes,  # a head that does not fit: 431
             ),
-            log_level="warning",
+            log_level=LogLevels.warning,
             log_access=False,
         ).serve()
         return
@@ -319,7 +320,7 @@ def _collector_worker(env: dict[str, str]) -> None:
         server_header=False,
         date_header=False,
         timeout_graceful_shutdown=5,
-        timeout_keep_alive=settings.keep_alive_timeout,
+        timeout_keep_alive=settings.keep_alive_timeout,  # type: ignore[arg-type]  # (a delay: a float works)
         backlog=2048,
     )
     server = uvicorn.Server(config)

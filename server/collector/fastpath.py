@@ -53,8 +53,8 @@ class _Heads:
         head = self.heads.get(shape)
         if head is None:
             out = [STATUS_LINE[status]]  # in the order and form of uvicorn's ASGI path
-            for name, value in defaults:
-                out += (name, b": ", value, b"\r\n")
+            for raw_name, raw_value in defaults:
+                out += (raw_name, b": ", raw_value, b"\r\n")
             for name, text in headers:
                 out.append(f"{name}: {text}\r\n".encode("latin-1"))
             out.append(b"content-length: %d\r\n" % length)
