@@ -220,7 +220,8 @@ class GuardedProtocol(HttpToolsProtocol):
             cycle, app = self.pipeline.pop()
             self._start_asgi_task(cycle, app)
             return
-        self._idle_since = self.loop.time()
+        if self._deadline is None:  # (else the next request has begun: not idle)
+            self._idle_since = self.loop.time()
 
     def shutdown(self) -> None:
         if self._refused:
@@ -293,6 +294,8 @@ class GuardedProtocol(HttpToolsProtocol):
     # so that it is due by the end of the keep-alive of the answer that ends the request.
 
     def _start_deadline(self) -> None:
+        """A request begins in a read that already ended another: not idle any more, and its own deadline."""
+        self._idle_since = None
         deadline = self._deadline = self.loop.time() + self._request_timeout
         if deadline < self._timer_due:
             self._arm(deadline)

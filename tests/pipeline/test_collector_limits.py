@@ -330,6 +330,24 @@ def test_the_deadline_runs_from_a_requests_first_byte_not_from_the_last_answer(c
     assert TIMEOUT - 0.2 <= elapsed <= TIMEOUT + 0.5
 
 
+@pytest.mark.parametrize("server", ["uvicorn", "uvicorn-asgi"])
+def test_a_request_begun_behind_an_answer_is_not_idle(tmp_path, server) -> None:
+    """Keep-alive 1 s, request timeout 3 s: a request whose start arrives with the one before it (one write) is
+    under way once that one is answered, not idle: it gets its 408 at 3 s, not a silent close at 1 s."""
+    proc = start(tmp_path, server, PIXEL_REQUEST_TIMEOUT="3", PIXEL_KEEP_ALIVE_TIMEOUT="1")
+    try:
+        body = b"POST /track HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%b" % (len(EVENT), EVENT)
+        with connect(proc) as sock:
+            sock.sendall(body + b"GET /health HTTP/1.1\r\n")
+            answer, elapsed = closed_after(sock, 10)
+        first, _, second = answer.partition(b"\r\n\r\n")
+        assert status(first) in (204, 400)
+        assert b"HTTP/1.1 408 " in second
+        assert 2.8 <= elapsed <= 3.6
+    finally:
+        proc.stop()
+
+
 def test_a_client_gone_before_its_body_is_whole_stores_nothing(collector) -> None:
     """A body that stops short of its Content-Length is not handled, even when what came is a valid event."""
     before = records(collector)
