@@ -132,6 +132,7 @@ class RsgiCollector:
             return
         method = scope.method
         if method.encode("latin-1") not in METHODS:
+            self.collector.count(501)
             _refuse(protocol, 501, "not implemented", method)
             return
         body, too_large = b"", False
@@ -140,6 +141,7 @@ class RsgiCollector:
                 async with asyncio.timeout(self.timeout):
                     body, too_large = await self._read_body(scope.headers, protocol)
             except TimeoutError:
+                self.collector.count(408)
                 _refuse(protocol, 408, "request timeout", f"the body did not arrive within {self.timeout} s")
                 return
             except ProtocolClosed:

@@ -33,7 +33,8 @@ from pixel.server.spool import SpoolWriter, encode_record, unshipped_bytes
 
 log = logging.getLogger("pixel.collector")
 
-CODES = (200, 204, 304, 400, 404, 405, 413, 500, 503)
+# New codes go at the end: a slot's place in the per-worker counter files must not move between versions.
+CODES = (200, 204, 304, 400, 404, 405, 413, 500, 503, 408, 431, 501, 505)
 COUNTERS = tuple(f"requests_{c}" for c in CODES) + ("events",)
 _SLOT = {code: i for i, code in enumerate(CODES)}
 _EVENTS = len(CODES)
@@ -156,6 +157,11 @@ class Collector:
         if self.counters is not None:
             self.counters.add(_SLOT[response.status])
         return response
+
+    def count(self, status: int) -> None:
+        """Counts an answer a server binding gave without `handle` (a refused head, a late request, ...)."""
+        if self.counters is not None and status in _SLOT:
+            self.counters.add(_SLOT[status])
 
     def _post(self, headers: Headers, peer: str, body: bytes, too_large: bool) -> Response:
         assert self.spool is not None

@@ -252,6 +252,8 @@ class GuardedProtocol(HttpToolsProtocol):
     def _refuse(
         self, status: int, error: str, detail: str, extra: list[tuple[str, str]] | None = None
     ) -> None:
+        if self._collector is not None:
+            self._collector.count(status)
         headers = [("content-type", "application/json"), *(extra or [])]
         self._refuse_with(status, headers, orjson.dumps({"error": error, "detail": detail}))
 

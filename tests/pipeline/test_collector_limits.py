@@ -13,12 +13,13 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import PixelProcess, free_port
+from tests.conftest import PixelProcess, free_port, parse_metrics
 
 BINDINGS = ["uvicorn", "uvicorn-asgi", "granian"]
 TIMEOUT = 1.0  # PIXEL_REQUEST_TIMEOUT of these collectors
@@ -558,3 +559,35 @@ def test_settings_are_checked() -> None:
             Settings.from_env(env)
     s = Settings.from_env({})
     assert (s.max_header_bytes, s.request_timeout, s.max_connections) == (16384, 10.0, 2048)
+
+
+# -- counted -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("server", BINDINGS)
+def test_refusals_are_counted_in_the_metrics(tmp_path, server) -> None:
+    """A refusal the server binding answers itself (not through the core's `handle`) is counted under its
+    code in pixel_collector_requests_total, like every answer of the core."""
+    proc = start(tmp_path, server)
+    try:
+        sent = {501: 2}
+        for _ in range(2):
+            assert status(exchange(proc, b"PROPFIND /track HTTP/1.1\r\nHost: x\r\n\r\n")[0]) == 501
+        with connect(proc) as sock:  # a body that never comes: 408 on every binding
+            sock.sendall(b"POST /track HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\n\r\n{")
+            assert status(read_until_closed(sock)[0]) == 408
+        sent[408] = 1
+        if server != "granian":  # hyper answers these itself (431, 400 for other versions)
+            assert status(exchange(proc, header_of(LIMIT + 1))[0]) == 431
+            assert status(exchange(proc, b"GET /health HTTP/2.0\r\nHost: x\r\n\r\n")[0]) == 505
+            sent |= {431: 1, 505: 1}
+        deadline = time.monotonic() + 5
+        while True:
+            values = parse_metrics(httpx.get(f"{proc.collector}/metrics").text)
+            counted = {c: values.get(f'pixel_collector_requests_total{{code="{c}"}}') for c in sent}
+            if counted == {c: float(n) for c, n in sent.items()} or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert counted == {c: float(n) for c, n in sent.items()}
+    finally:
+        proc.stop()
