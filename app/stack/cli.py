@@ -1,6 +1,8 @@
 """`pixel stack …`: the provisioner from the command line (the desktop app drives the same core).
 
-Wired by pixel.server.cli, which calls `add_cli(subparsers)`; each sub-command runs through `run(args)`.
+Wired by pixel.server.cli, which calls `add_cli(subparsers)`; each sub-command runs through `run(args)`, which
+looks its function up in COMMANDS (one function per sub-command, as pixel.server.cli has one per command) and
+turns a StackError into exit status 1, a bad setting (ValueError) into 2, a missing desktop extra into 1.
 """
 
 from __future__ import annotations
@@ -9,7 +11,8 @@ import argparse
 import json
 import sys
 import tempfile
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +24,7 @@ if TYPE_CHECKING:  # imported where used: docker-py stays out of `pixel --help`
 
     from .engine import EngineTarget
     from .image import ImageSource
+    from .provisioner import ContainerStatus, Provisioner, StackStatus
 
 DEFAULT_BACKUP_DIR = "~/.local/share/pixel/backups"
 
@@ -145,8 +149,13 @@ class Bar:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the sub-command `args.stack_command` and return its exit status. A StackError is one line on stderr
+    (two with its "What to do") and status 1; a bad setting is one line and 2; a missing desktop extra, 1."""
     try:
-        return _dispatch(args)
+        command = COMMANDS.get(args.stack_command)
+        if command is None:  # argparse prevents this
+            raise StackError(f"unknown command {args.stack_command}")
+        return command(args)
     except StackError as exc:
         print(f"pixel stack: {exc.problem}", file=sys.stderr)
         if exc.action:
@@ -186,125 +195,190 @@ def _settings(items: list[str]) -> dict[str, str]:
     return out
 
 
-def _dispatch(args: argparse.Namespace) -> int:
-    cmd = args.stack_command
-    if cmd == "compose":
-        from . import compose
-
-        if args.check:
-            stale = compose.stale_files(args.out)
-            for name in stale:
-                print(f"out of date: {args.out / name}")
-            return 1 if stale else 0
-        for path in compose.write_files(args.out):
-            print(path)
-        return 0
-    if cmd == "trust":
-        return _trust(args)
-
-    from .engine import connect
-    from .manage import open_stack
-
-    target = _target(args)
-    client = connect(target)
-    bar = Bar()
-    if cmd == "image":
-        return _image(args, client, bar)
-    prov = open_stack(client, args.name, args.topology, _settings(args.set), target=target, progress=bar)
-    if cmd == "check":
-        bad = 0
-        for f in prov.check():
-            print(f"{'ok ' if f.ok else 'NO '} {f.name:7} {f.message}")
-            if not f.ok:
-                bad += 1
-                print(f"            What to do: {f.action}")
-        return 1 if bad else 0
-    if cmd == "install":
-        result = prov.install(_source(args))
-        print("changed: " + (", ".join(result.changed) if result.changed else "nothing (already installed)"))
-        if result.admin:
-            print(
-                f"admin account: user {result.admin.username!r}, password {result.admin.password!r} (shown once)"
-            )
-        elif result.admin_note:
-            print(f"admin account: {result.admin_note}")
-        return 0
-    if cmd == "status":
-        st = prov.status()
-        if args.json:
-            print(json.dumps({"installed": st.installed, "containers": [asdict(c) for c in st.containers],
-                              "metrics": st.metrics}, indent=2))  # fmt: skip
-            return 0 if st.installed else 1
-        if not st.installed:
-            print(f"no stack named {args.name!r} on this engine")
-            return 1
-        for c in st.containers:
-            mem = f"{c.memory_bytes / 2**20:.0f} MiB" if c.memory_bytes else "-"
-            cpu = f"{c.cpu_percent:.1f}%" if c.cpu_percent is not None else "-"
-            print(
-                f"{c.service:12} {c.state:8} {c.health:9} restarts={c.restarts} cpu={cpu} mem={mem} ports={c.ports}"
-            )
-        if st.events_inserted is not None:
-            print(f"events stored since the container started: {st.events_inserted}")
-        if st.events_today is not None:
-            print(f"events today (UTC): {st.events_today}")
-        if st.ingest_rate is not None:
-            print(f"ingest rate: {st.ingest_rate:.1f} events/s (last minute)")
-        if st.backlog_bytes is not None:
-            print(f"spool backlog: {st.backlog_bytes} bytes")
-        return 0
-    if cmd == "logs":
-        for line in prov.logs(args.service, tail=args.tail, follow=args.follow):
-            print(line, flush=True)
-        return 0
-    if cmd in ("start", "stop", "restart"):
-        getattr(prov, cmd)()
-        print(f"{cmd}: done")
-        return 0
-    if cmd == "backup":
-        print(prov.backup(args.file))
-        return 0
-    if cmd == "restore":
-        prov.restore(args.file)
-        print("restored")
-        return 0
-    if cmd == "uninstall":
-        for item in prov.uninstall(delete_data=args.delete_data):
-            print(f"removed {item}")
-        return 0
-    if cmd == "upgrade":
-        new = open_stack(client, args.name, prov.spec.topology, {**prov.settings, **_settings(args.set),
-                         "PIXEL_IMAGE": args.image}, target=target, progress=bar)  # fmt: skip
-        backup = prov.upgrade(
-            new.spec, backup_dir=args.backup_dir, source=_source(args), settings=new.settings
-        )
-        print(f"upgraded to {args.image}; backup kept at {backup}")
-        return 0
-    raise StackError(f"unknown command {cmd}")  # argparse prevents this
-
-
 def _source(args: argparse.Namespace) -> ImageSource:
     from .image import ImageSource
 
     return ImageSource(args.image_source, args.image_path, base=args.image_base)
 
 
-def _image(args: argparse.Namespace, client: docker.DockerClient, bar: Bar) -> int:
+@dataclass(frozen=True)
+class _Engine:
+    """The engine a sub-command talks to: where it is, the connection, and the progress bar on stderr."""
+
+    target: EngineTarget
+    client: docker.DockerClient
+    bar: Bar
+
+    def stack(self, name: str, topology: str | None, values: dict[str, str]) -> Provisioner:
+        from .manage import open_stack
+
+        return open_stack(self.client, name, topology, values, target=self.target, progress=self.bar)
+
+
+def _connect(args: argparse.Namespace) -> _Engine:
+    from .engine import connect
+
+    target = _target(args)
+    return _Engine(target, connect(target), Bar())
+
+
+def _open(args: argparse.Namespace) -> tuple[_Engine, Provisioner]:
+    """Connect, then the provisioner of stack `--name` with `--topology` and the `--set` values."""
+    engine = _connect(args)
+    return engine, engine.stack(args.name, args.topology, _settings(args.set))
+
+
+def _compose(args: argparse.Namespace) -> int:
+    from . import compose
+
+    if args.check:
+        stale = compose.stale_files(args.out)
+        for name in stale:
+            print(f"out of date: {args.out / name}")
+        return 1 if stale else 0
+    for path in compose.write_files(args.out):
+        print(path)
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    _, prov = _open(args)
+    bad = 0
+    for f in prov.check():
+        print(f"{'ok ' if f.ok else 'NO '} {f.name:7} {f.message}")
+        if not f.ok:
+            bad += 1
+            print(f"            What to do: {f.action}")
+    return 1 if bad else 0
+
+
+def _install(args: argparse.Namespace) -> int:
+    _, prov = _open(args)
+    result = prov.install(_source(args))
+    print("changed: " + (", ".join(result.changed) if result.changed else "nothing (already installed)"))
+    if result.admin:
+        print(
+            f"admin account: user {result.admin.username!r}, password {result.admin.password!r} (shown once)"
+        )
+    elif result.admin_note:
+        print(f"admin account: {result.admin_note}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    _, prov = _open(args)
+    st = prov.status()
+    if args.json:
+        print(json.dumps({"installed": st.installed, "containers": [asdict(c) for c in st.containers],
+                          "metrics": st.metrics}, indent=2))  # fmt: skip
+        return 0 if st.installed else 1
+    if not st.installed:
+        print(f"no stack named {args.name!r} on this engine")
+        return 1
+    for c in st.containers:
+        print(_container_line(c))
+    for line in _figure_lines(st):
+        print(line)
+    return 0
+
+
+def _container_line(c: ContainerStatus) -> str:
+    mem = f"{c.memory_bytes / 2**20:.0f} MiB" if c.memory_bytes else "-"
+    cpu = f"{c.cpu_percent:.1f}%" if c.cpu_percent is not None else "-"
+    return (
+        f"{c.service:12} {c.state:8} {c.health:9} restarts={c.restarts} cpu={cpu} mem={mem} ports={c.ports}"
+    )
+
+
+def _figure_lines(st: StackStatus) -> list[str]:
+    """The ingest figures the store reported; one the store did not report is left out."""
+    lines = []
+    if st.events_inserted is not None:
+        lines.append(f"events stored since the container started: {st.events_inserted}")
+    if st.events_today is not None:
+        lines.append(f"events today (UTC): {st.events_today}")
+    if st.ingest_rate is not None:
+        lines.append(f"ingest rate: {st.ingest_rate:.1f} events/s (last minute)")
+    if st.backlog_bytes is not None:
+        lines.append(f"spool backlog: {st.backlog_bytes} bytes")
+    return lines
+
+
+def _logs(args: argparse.Namespace) -> int:
+    _, prov = _open(args)
+    for line in prov.logs(args.service, tail=args.tail, follow=args.follow):
+        print(line, flush=True)
+    return 0
+
+
+def _start(args: argparse.Namespace) -> int:
+    _, prov = _open(args)
+    prov.start()
+    print("start: done")
+    return 0
+
+
+def _stop(args: argparse.Namespace) -> int:
+    _, prov = _open(args)
+    prov.stop()
+    print("stop: done")
+    return 0
+
+
+def _restart(args: argparse.Namespace) -> int:
+    _, prov = _open(args)
+    prov.restart()
+    print("restart: done")
+    return 0
+
+
+def _backup(args: argparse.Namespace) -> int:
+    _, prov = _open(args)
+    print(prov.backup(args.file))
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    _, prov = _open(args)
+    prov.restore(args.file)
+    print("restored")
+    return 0
+
+
+def _uninstall(args: argparse.Namespace) -> int:
+    _, prov = _open(args)
+    for item in prov.uninstall(delete_data=args.delete_data):
+        print(f"removed {item}")
+    return 0
+
+
+def _upgrade(args: argparse.Namespace) -> int:
+    engine, prov = _open(args)
+    new = engine.stack(
+        args.name, prov.spec.topology, {**prov.settings, **_settings(args.set), "PIXEL_IMAGE": args.image}
+    )
+    backup = prov.upgrade(new.spec, backup_dir=args.backup_dir, source=_source(args), settings=new.settings)
+    print(f"upgraded to {args.image}; backup kept at {backup}")
+    return 0
+
+
+def _image(args: argparse.Namespace) -> int:
     from . import image as images
     from .spec import compact
 
+    engine = _connect(args)
     tag = args.tag or compact().defaults()["PIXEL_IMAGE"]
     if args.context:
         images.make_context(args.context, offline=not args.online)
         print(args.context)
         return 0
     with tempfile.TemporaryDirectory() as tmp:
-        bar(Progress("build", None, "preparing wheels"))
+        engine.bar(Progress("build", None, "preparing wheels"))
         ctx = images.make_context(Path(tmp), offline=not args.online)
         source = images.ImageSource(
             "build", ctx, base=args.base, network_mode="none" if args.network_none else ""
         )
-        images.build(client, source, tag, bar)
+        images.build(engine.client, source, tag, engine.bar)
     print(tag)
     return 0
 
@@ -332,3 +406,22 @@ def _trust(args: argparse.Namespace) -> int:
     trust_host_key(known, key)
     print(f"trusted; saved in {known}")
     return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "compose": _compose,
+    "trust": _trust,
+    "check": _check,
+    "status": _status,
+    "start": _start,
+    "stop": _stop,
+    "restart": _restart,
+    "install": _install,
+    "logs": _logs,
+    "upgrade": _upgrade,
+    "backup": _backup,
+    "restore": _restore,
+    "uninstall": _uninstall,
+    "image": _image,
+}
+"""Sub-command name -> the function that runs it and returns the exit status; add_cli declares its arguments."""

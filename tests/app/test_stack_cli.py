@@ -38,3 +38,21 @@ def test_unreachable_engine_is_explained(capsys):
     err = capsys.readouterr().err
     assert "Docker is installed but not running" in err
     assert "What to do:" in err
+
+
+def test_every_sub_command_has_one_function():
+    """The parser's sub-commands and the table of their functions name the same commands."""
+    import argparse
+
+    from pixel.app.stack import cli as stack_cli
+    from pixel.server.cli import build_parser
+
+    def choices(parser: argparse.ArgumentParser) -> set[str]:
+        (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        return set(action.choices)
+
+    (action,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    assert choices(action.choices["stack"]) == set(stack_cli.COMMANDS) == {
+        "compose", "trust", "check", "status", "start", "stop", "restart", "install", "logs", "upgrade",
+        "backup", "restore", "uninstall", "image",
+    }  # fmt: skip
