@@ -109,7 +109,7 @@ class TimeSeriesChart(pg.PlotWidget):
 
     def _pens(self, n: int) -> None:
         """Thin lines for long series: Qt's raster engine draws a wide antialiased polyline of
-        thousands of segments ~60x slower than a 1 px one (8,760 points: ~1.2 s vs ~20 ms)."""
+        thousands of segments far slower than a 1 px one (bench/README.md, "Desktop")."""
         wide = n <= 400
         self.current.setPen(pg.mkPen(CURRENT, width=2.5 if wide else 1))
         self.previous.setPen(pg.mkPen(PREVIOUS, width=2 if wide else 1, style=Qt.PenStyle.DashLine))

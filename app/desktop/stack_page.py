@@ -37,7 +37,7 @@ from pixel.app.desktop.workers import Cancelled, Runner, Task
 from pixel.app.stack.errors import StackError
 from pixel.app.stack.progress import Progress
 
-if TYPE_CHECKING:  # docker-py takes ~0.5 s to import: only when a stack is opened (cold start)
+if TYPE_CHECKING:  # docker-py is slow to import (bench/README.md): only when a stack is opened (cold start)
     from pixel.app.stack.provisioner import Provisioner, StackStatus
 
 HEALTH_COLOURS = {"healthy": "#15803d", "starting": "#b45309", "unhealthy": "#b91c1c", "none": "#666"}

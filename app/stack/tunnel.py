@@ -282,7 +282,7 @@ class ExecTunnel(PortForward):
 
     For an engine reached over TCP + TLS: the API stays on the server's loopback (no port opened to the
     network, no second set of credentials); the engine's mutual TLS protects the traffic. Each new
-    connection costs an exec (~0.1 s); the API client keeps its connection alive."""
+    connection costs an exec (a process start in the container); the API client keeps its connection alive."""
 
     def __init__(
         self, client: docker.DockerClient, container: str, port: int, *, close_client: bool = False

@@ -1,7 +1,7 @@
 """uvicorn's httptools protocol with the tracking route answered inside the protocol.
 
 Why: on `POST /track` Pixel's own work (`Collector.handle`: one `orjson.loads`, one `write(2)` to the spool)
-costs about 6 µs of CPU, but the stock ASGI path around it costs several times that per request: a scope
+is small next to what the stock ASGI path around it costs per request: a scope
 dict, a RequestResponseCycle with an asyncio.Event, a Task, the receive/send coroutines and their message
 dicts (bench/README.md, "Collector against the anchor"). This protocol — still uvicorn's server, workers,
 lifespan, keep-alive and flow control; selected with uvicorn's `http=` option — calls `Collector.handle`

@@ -35,7 +35,8 @@ _HEADLESS_RE = re.compile(
 
 def _crawler_patterns() -> list[Any]:
     """The crawler list as compiled alternations. With RE2 (google-re2) the whole list is one automaton and a
-    UA is checked in ~3 us (a new crawler UA in ~100 us while the DFA grows); Python's `re` needs ~190 us for a browser UA (it tries every branch), so it is only
+    UA is checked in one pass (slower for a new crawler UA while the DFA grows); Python's `re` tries every
+    branch for a browser UA, far slower (bench/README.md, "Enrichment"), so it is only
     the fallback, in chunks of 100 like the package's own `is_crawler`. Patterns RE2 cannot compile (none today)
     go to `re`."""
     patterns = [item["pattern"] for item in crawleruseragents.CRAWLER_USER_AGENTS_DATA]

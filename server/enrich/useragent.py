@@ -1,9 +1,10 @@
 """User-agent parsing: browser, OS, device type, brand and model.
 
-Parsing uses ua-parser 1.x with its native resolver (ua-parser-rs, the `ua-parser[regex]` extra), which is about
-20x faster than the pure-Python one; results are kept in an LRU cache because real traffic repeats the same few
-thousand user agents. ua-parser has no notion of a device *type*, so `device_type` is derived here from the parsed
-families plus a few well-known UA tokens (TV and console platforms are named in the UA, not in ua-parser's data).
+Parsing uses ua-parser 1.x with its native resolver (ua-parser-rs, the `ua-parser[regex]` extra), which is many
+times faster than the pure-Python one (bench/README.md, "Enrichment"); results are kept in an LRU cache because
+real traffic repeats the same few thousand user agents. ua-parser has no notion of a device *type*, so
+`device_type` is derived here from the parsed families plus a few well-known UA tokens (TV and console
+platforms are named in the UA, not in ua-parser's data).
 """
 
 from __future__ import annotations
@@ -186,7 +187,7 @@ def device_type(ua: str, browser_family: str, os_name: str, device_family: str, 
 
 @functools.cache
 def _resolver() -> Any:
-    """The compiled rule set (0.2-0.3 s to build): one per process, shared by every parser."""
+    """The compiled rule set (slow to build, bench/README.md): one per process, shared by every parser."""
     if _NativeResolver is not None:
         return _NativeResolver(load_builtins())
     from ua_parser import BestAvailableResolver  # pragma: no cover

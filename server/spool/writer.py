@@ -11,10 +11,10 @@ Only `sync()` runs off the event loop, and it touches no writer state: a duplica
 segment's descriptor, and the descriptors of segments sealed since the last tick, which it closes.
 (Rotating from that thread could close the descriptor an append on the loop was about to write to.)
 
-Preallocating segments and writing them through a memory mapping took 12 % off the collector's CPU per
-request, but page faults on the event loop (the kernel zero-filling the preallocated file's pages as
-they are first touched) raised its p99 latency under load from 4 to 16 ms (bench/README.md), so a
-segment grows by plain appends.
+Preallocating segments and writing them through a memory mapping took CPU off each request, but page
+faults on the event loop (the kernel zero-filling the preallocated file's pages as they are first touched)
+raised its tail latency under load several-fold (figures in bench/README.md), so a segment grows by plain
+appends.
 """
 
 from __future__ import annotations
