@@ -5,7 +5,8 @@ False when the event must not be stored at all: its site is not registered (when
 drops them), Do-Not-Track / Global Privacy Control on a site that honours it, or the site's own rules exclude it.
 Each such drop is counted by reason in `Enricher.dropped` (`drop_samples()` gives them as metric samples).
 `enrich_batch` does the same for a batch and returns the rows to keep. Everything slow is cached per distinct
-value (user agent, IP, URL, referrer, campaign), so a realistic mix costs 12-18 us per event (bench/README.md).
+value (user agent, IP, URL, referrer, campaign), so a realistic mix costs
+little per event (figures in bench/README.md).
 """
 
 from __future__ import annotations
