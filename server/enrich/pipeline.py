@@ -12,10 +12,9 @@ little per event (figures in bench/README.md).
 from __future__ import annotations
 
 import functools
-import gc
 import logging
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from pixel.server.enrich.privacy import (
 from pixel.server.enrich.siterules import SiteRules, drops_unregistered
 from pixel.server.enrich.sources import SourceClassifier, campaign
 from pixel.server.enrich.useragent import UserAgentParser
+from pixel.server.gcpause import gc_paused
 from pixel.server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,34 @@ class RequestFacts:
     cdn_geo: Mapping[str, str] | None = None
 
 
+# One step of the pipeline: fills columns of the row in place; False = drop the event (only site rules drops).
+Step = Callable[[dict[str, Any], dict[str, Any], RequestFacts], bool]
+
+
 class Enricher:
+    """Runs `steps`, a declared list of named steps, in order over each event; the first that returns False
+    drops it. The order is part of the privacy guarantees, and each constraint has its reason:
+
+    1. site rules: first, so a dropped event (unregistered site, DNT/GPC, the site's own rules) costs nothing
+       more and leaves no trace: its address is never hashed, nothing of it enters a cache or the identity
+       state. Path rules see the path as the site sent it, before privacy rewrites it.
+    2. network columns (ip_hash, geo): before identity, which keys visitors and sessions on this ip_hash.
+    3. device and bots (UA columns, is_bot): reads only the request; placed here so the row's columns come in
+       the order they always have (rows are stored byte-for-byte as before).
+    4. privacy (PII parameters, e-mail addresses, user id, props): before sources, so the source columns and
+       the sources' cache are derived from the cleaned referrer only; it reads the URL's campaign key (UTMs,
+       click id) before the URL is cleaned and hands it on.
+    5. sources (source, UTMs, channel): after privacy, as said; before the address scrub, because its derived
+       columns can echo the address too (a referrer `http://<ip>/`, a `utm_source` holding it).
+    6. address scrub (`scrub_row`): after every step that writes text into the row, so no column keeps the
+       visitor's own address; before identity, so an echoed address never reaches the identity state, which
+       is saved to the data folder (identity.json).
+    7. identity (visitor and session ids, cross-domain links): last, on the finished row; its ids are hashes.
+
+    Steps pass nothing but the row, except two values kept on the instance for the event under way
+    (`_ip_hash`, `_campaign_key`); `enrich` is not re-entrant (one shipper thread calls it).
+    """
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.salt = DailySalt(settings.state_dir / "salts")
@@ -96,6 +123,21 @@ class Enricher:
         )
         self.identity.load(self.identity_path)
         self.errors = 0
+        # Handed from one step to a later one, for the event under way (`enrich` is not re-entrant): the network
+        # step's ip_hash (as computed: the scrub must not change what identity keys on) and the privacy step's
+        # campaign key (the URL's UTMs and click id, read before the URL is cleaned).
+        self._ip_hash = ""
+        self._campaign_key: tuple[str, ...] = ()
+        self.steps: tuple[tuple[str, Step], ...] = (
+            ("site rules", self._site_rules_step),
+            ("network columns", self._network_step),
+            ("device and bots", self._device_step),
+            ("privacy", self._privacy_step),
+            ("sources", self._sources_step),
+            ("address scrub", self._scrub_step),
+            ("identity", self._identity_step),
+        )
+        self._steps = tuple(step for _, step in self.steps)  # what `enrich` runs, one bound method each
 
     def _ua_columns_uncached(self, ua: str) -> tuple[dict[str, Any], str]:
         info = self.ua.parse(ua)
@@ -132,9 +174,6 @@ class Enricher:
     def identity_path(self) -> Path:
         return self.settings.state_dir / "identity.json"
 
-    def honours_dnt(self, site: str) -> bool:
-        return self.dnt_all or site.lower() in self.dnt_sites
-
     def enrich(self, row: dict[str, Any], event: dict[str, Any], facts: RequestFacts) -> bool:
         """Fill the enrichment columns; False = drop the event (DNT/GPC). Never raises: a bug here must not
         hold the shipper's batch forever, so an unexpected error is logged and the row keeps only its ip_hash (and
@@ -170,7 +209,17 @@ class Enricher:
         """`dropped` as Prometheus samples of a counter labelled by reason."""
         return [(f'{{reason="{reason.replace(" ", "_")}"}}', n) for reason, n in sorted(self.dropped.items())]
 
+    # -- the steps, in the order of `steps` ----------------------------------------------------
+
     def _enrich(self, row: dict[str, Any], event: dict[str, Any], facts: RequestFacts) -> bool:
+        for step in self._steps:
+            if not step(row, event, facts):
+                return False
+        return True
+
+    def _site_rules_step(self, row: dict[str, Any], event: dict[str, Any], facts: RequestFacts) -> bool:
+        """False (counted in `dropped`) for an unregistered site that is dropped, Do-Not-Track / GPC on a site
+        that honours it, or the site's own rules (set through the API)."""
         site = row.get("site") or ""
         if self.drop_unregistered and not self.site_rules.registered(site):
             return self._unregistered(site)
@@ -185,43 +234,48 @@ class Enricher:
         )
         if reason:
             self.dropped[reason] += 1
-            return False  # the site's own rules (set through the API) exclude it
+            return False
+        return True
+
+    def _network_step(self, row: dict[str, Any], event: dict[str, Any], facts: RequestFacts) -> bool:
+        """ip_hash and geo, cached per IP for the day (the database's; a trusted CDN's headers override it)."""
         self.geo.maybe_reload()
         ip = facts.ip
         received_ms = facts.received_ms
-
-        # Per IP, cached for the day: ip_hash and geo (the database's; a trusted CDN's headers override it)
         if not self._day_start <= received_ms < self._day_end or self._geo_generation != self.geo.generation:
             self._new_day(received_ms)
         ip_columns = self._ip_columns(ip)
         row.update(ip_columns)
-        ip_hash = ip_columns["ip_hash"]
+        self._ip_hash = ip_columns["ip_hash"]
         if self.cdn_geo and (facts.cdn_country or facts.cdn_geo):
             geo = cdn_geo(facts.cdn_country, facts.cdn_geo, self.geo.lookup(ip))
             row["country"], row["region"], row["city"] = geo.country, geo.region, geo.city
             row["latitude"], row["longitude"] = geo.latitude, geo.longitude
+        return True
 
-        # Device and bots: the UA's columns and its bot verdict are one cached entry
-        ua = facts.user_agent
-        columns, ua_bot = self._ua_columns(ua)
+    def _device_step(self, row: dict[str, Any], event: dict[str, Any], facts: RequestFacts) -> bool:
+        """Device columns and the bot verdict: the UA's are one cached entry, then the request's own signs."""
+        columns, ua_bot = self._ua_columns(facts.user_agent)
         row.update(columns)
         if ua_bot or self.bots.request_reason(event, facts.accept_language):
             row["device_type"] = "bot"
             row["is_bot"] = 1
+        return True
 
-        # Privacy: PII out of URLs, no e-mail as user id
+    def _privacy_step(self, row: dict[str, Any], event: dict[str, Any], facts: RequestFacts) -> bool:
+        """PII parameters out of the URL, query and referrer, e-mail addresses out of path and title, no e-mail
+        as user id, props cleaned. Keeps the URL's campaign key for the sources step (`_campaign_key`)."""
         pii = self.pii
         url = row.get("url") or ""
         if url:
-            row["url"], query, campaign_key = self._clean_url(url)
+            row["url"], query, self._campaign_key = self._clean_url(url)
         else:
             query, params = clean_query((row.get("query") or "").lstrip("?"), pii)
-            campaign_key = campaign(params)
+            self._campaign_key = campaign(params)
         row["query"] = query
         referrer = row.get("referrer") or ""
         if referrer and ("?" in referrer or "@" in referrer or "#" in referrer):
-            referrer = clean_url(referrer, pii)[0]
-            row["referrer"] = referrer
+            row["referrer"] = clean_url(referrer, pii)[0]
         path = row.get("path") or ""
         if "@" in path or "%40" in path:
             row["path"] = redact_emails(path)
@@ -234,16 +288,25 @@ class Enricher:
         props = row.get("props")
         if props:
             clean_props(props)
+        return True
 
-        # Sources, UTMs, channel
-        row.update(self.sources.columns(referrer, row.get("host") or "", site, campaign_key))
+    def _sources_step(self, row: dict[str, Any], event: dict[str, Any], facts: RequestFacts) -> bool:
+        """Source, UTMs and channel, from the cleaned referrer and the privacy step's campaign key."""
+        row.update(
+            self.sources.columns(
+                row.get("referrer") or "", row.get("host") or "", row.get("site") or "", self._campaign_key
+            )
+        )
+        return True
 
-        # The visitor's own address, out of every text the row now holds (the derived columns too), before the
-        # identity state (saved to the data folder) keeps any of them
-        scrub_row(row, ip)
+    def _scrub_step(self, row: dict[str, Any], event: dict[str, Any], facts: RequestFacts) -> bool:
+        """The visitor's own address, out of every text the row now holds (the derived columns too)."""
+        scrub_row(row, facts.ip)
+        return True
 
-        # Identity (its ids are hashes: they hold no address)
-        self.identity.resolve(row, event, ip, ip_hash, ua, facts.received_ms)
+    def _identity_step(self, row: dict[str, Any], event: dict[str, Any], facts: RequestFacts) -> bool:
+        """Visitor and session ids, cross-domain links (its ids are hashes: they hold no address)."""
+        self.identity.resolve(row, event, facts.ip, self._ip_hash, facts.user_agent, facts.received_ms)
         return True
 
     def enrich_batch(
@@ -253,19 +316,14 @@ class Enricher:
         facts_list: Sequence[RequestFacts],
     ) -> list[dict[str, Any]]:
         """Enrich a batch in order; returns the rows to store (DNT/GPC drops left out). The cyclic GC is paused
-        meanwhile: with a batch of live row dicts it otherwise rescans them over and over (~4 us/event here)."""
+        meanwhile (`pixel.server.gcpause`)."""
         enrich = self.enrich
-        was_enabled = gc.isenabled()
-        gc.disable()
-        try:
+        with gc_paused():
             return [
                 row
                 for row, event, facts in zip(rows, events, facts_list, strict=True)
                 if enrich(row, event, facts)
             ]
-        finally:
-            if was_enabled:
-                gc.enable()
 
     def close(self) -> None:
         """Call at shutdown: saves the identity state (sessions, links) for the next start."""

@@ -27,15 +27,13 @@ record (`oldest_unshipped_ms`). The clock is injectable (`clock`), for tests.
 
 from __future__ import annotations
 
-import gc
 import logging
 import re
 import threading
 import time
 from bisect import bisect_left
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +41,7 @@ import orjson
 
 from pixel.server.enrich import Enricher, RequestFacts
 from pixel.server.eventformat import check_event
+from pixel.server.gcpause import gc_paused
 from pixel.server.settings import Settings
 from pixel.server.shipper.checkpoint import Checkpoint, Pending, Range
 from pixel.server.shipper.deadletter import REASON_MAX, dead_letter, payload_of
@@ -97,19 +96,6 @@ class ShipperStats:
             if i < len(buckets):
                 buckets[i] += 1
         self.visible_sum += total
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic GC while a batch of tens of thousands of live row dicts is built: it would
-    otherwise rescan them again and again (measured ~4 us/event), and rows hold no reference cycles."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 @dataclass(slots=True)
@@ -349,7 +335,7 @@ class Shipper:
 
     def _plan(self, offsets: dict[str, int]) -> Batch:
         """Read what the spool holds past `offsets` (up to the batch bounds) into a new batch."""
-        with _gc_paused():
+        with gc_paused():
             return self._plan_batch(offsets)
 
     def _plan_batch(self, offsets: dict[str, int]) -> Batch:
@@ -394,7 +380,7 @@ class Shipper:
         return batch
 
     def _replay(self, ranges: list[Range]) -> Batch:
-        with _gc_paused():
+        with gc_paused():
             return self._replay_batch(ranges)
 
     def _replay_batch(self, ranges: list[Range]) -> Batch:
