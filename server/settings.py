@@ -92,6 +92,13 @@ class Settings:
 
     # Enrichment
     geoip_db: str = ""  # path to a MaxMind-format City database; empty = no geo
+    # The store process fetches the database itself (server/enrich/geo_refresh.py): "off", "dbip" (DB-IP City
+    # Lite, no account), "maxmind" (GeoLite2, needs PIXEL_MAXMIND_ACCOUNT_ID and a licence key) or "auto"
+    # (MaxMind when an account and key are given, else DB-IP); when none is in place, then again when it is due
+    geoip_auto_update: str = "off"
+    geoip_check_interval: float = 6 * 3600.0  # seconds between two looks at whether a fetch is due
+    geoip_dbip_url: str = "https://download.db-ip.com/free/dbip-city-lite-{month}.mmdb.gz"  # {month}: YYYY-MM
+    geoip_maxmind_url: str = "https://download.maxmind.com/geoip/databases/{edition}/download?suffix=tar.gz"
     # Honour a CDN's country header (CF-IPCountry) from trusted proxies only; off by default.
     cdn_geo_headers: bool = False
     pii_params: tuple[str, ...] = ()  # query parameters stripped from stored URLs on top of the built-in list
@@ -175,6 +182,19 @@ class Settings:
             raise SettingsError("PIXEL_REQUEST_TIMEOUT must be above 0")
         if self.max_connections < 1:
             raise SettingsError("PIXEL_MAX_CONNECTIONS must be at least 1")
+        if self.geoip_auto_update not in ("off", "auto", "dbip", "maxmind"):
+            raise SettingsError(
+                "PIXEL_GEOIP_AUTO_UPDATE must be 'off', 'auto', 'dbip' or 'maxmind', "
+                f"not {self.geoip_auto_update!r}"
+            )
+        if not self.geoip_check_interval > 0:
+            raise SettingsError("PIXEL_GEOIP_CHECK_INTERVAL must be above 0")
+        for name, url in (
+            ("GEOIP_DBIP_URL", self.geoip_dbip_url),
+            ("GEOIP_MAXMIND_URL", self.geoip_maxmind_url),
+        ):
+            if not url.startswith(("http://", "https://")):
+                raise SettingsError(f"PIXEL_{name} must be an http(s) URL: {url!r}")
 
 
 def _convert(name: str, type_name: object, raw: str) -> object:

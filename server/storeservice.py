@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 
 from pixel.server import metrics
+from pixel.server.enrich.geo_refresh import GeoipRefresher
 from pixel.server.retention import SiteRetention
 from pixel.server.settings import Settings
 from pixel.server.shipper import Shipper
@@ -45,6 +46,7 @@ class StoreService:
         self.clock = clock
         self.shipper = Shipper(settings, self.store, clock=clock)
         self.retention = SiteRetention(self.store, settings.meta_db_path, settings.site_retention_interval)
+        self.geoip = GeoipRefresher(settings)  # fetches the GeoIP database when PIXEL_GEOIP_AUTO_UPDATE says so
         self.started = clock()
         self._rate_samples: deque[tuple[float, int]] = deque()
         self._today: tuple[tuple[int, int], int] | None = None
@@ -71,10 +73,13 @@ class StoreService:
             target=self.retention.run, name="site-retention", daemon=True
         )
         self._retention_thread.start()
+        if self.geoip.enabled:
+            threading.Thread(target=self.geoip.run, name="geoip-refresh", daemon=True).start()
 
     def stop(self) -> None:
         self.shipper.stop()
         self.retention.stop()
+        self.geoip.stop()
         if self._thread is not None:
             self._thread.join(timeout=30)
         if self._retention_thread is not None:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from pixel.server.api import errors
 from pixel.server.api.deps import AppState, current_principal
 from pixel.server.api.meta import MetaDB
-from pixel.server.api.routers import auth, dashboards, health, reports, sites, sql, users
+from pixel.server.api.routers import auth, dashboards, geoip, health, reports, sites, sql, users
 from pixel.server.api.security import LoginLimiter, Tokens, load_signing_key
 from pixel.server.settings import Settings
 from pixel.server.store import Store
@@ -51,7 +51,7 @@ def create_app(
     app.include_router(public)
 
     private = APIRouter(prefix="/api", dependencies=[Depends(current_principal)])
-    for module in (users, sites, reports, dashboards, sql):
+    for module in (users, sites, reports, dashboards, sql, geoip):
         private.include_router(module.router)
     app.include_router(private)
     return app

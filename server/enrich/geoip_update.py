@@ -23,6 +23,7 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 import maxminddb
@@ -33,7 +34,12 @@ from pixel.server.settings import Settings
 
 MAXMIND_BASE = "https://download.maxmind.com"
 DBIP_BASE = "https://download.db-ip.com"
+# Download URLs: `{month}` is YYYY-MM (DB-IP publishes one file a month), `{edition}` a MaxMind edition id.
+DBIP_URL = DBIP_BASE + "/free/dbip-city-lite-{month}.mmdb.gz"
+MAXMIND_URL = MAXMIND_BASE + "/geoip/databases/{edition}/download?suffix=tar.gz"
 USER_AGENT = "pixel-geoip-update"
+# A download larger than this is refused (a City database is well under it): a wrong URL cannot fill the disk.
+MAX_DOWNLOAD_BYTES = 512 * 1024 * 1024
 
 
 class GeoipUpdateError(RuntimeError):
@@ -50,8 +56,15 @@ def _download(client: httpx.Client, url: str, target: Path, auth: tuple[str, str
         with client.stream("GET", url, auth=auth, follow_redirects=True) as response:
             if response.status_code != 200:
                 return response.status_code
+            written = 0
             with open(target, "wb") as out:
                 for chunk in response.iter_bytes(1 << 20):
+                    written += len(chunk)
+                    if written > MAX_DOWNLOAD_BYTES:
+                        raise GeoipUpdateError(
+                            f"the download from {httpx.URL(url).host} is larger than "
+                            f"{MAX_DOWNLOAD_BYTES >> 20} MiB; nothing was changed"
+                        )
                     out.write(chunk)
             return 200
     except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
@@ -87,20 +100,52 @@ def _extract_maxmind(archive: Path, edition: str, out: Path) -> None:
 def _gunzip(archive: Path, out: Path) -> None:
     try:
         with gzip.open(archive, "rb") as src, open(out, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
+            while chunk := src.read(1 << 20):
+                if dst.tell() + len(chunk) > 4 * MAX_DOWNLOAD_BYTES:
+                    raise GeoipUpdateError(
+                        "the DB-IP download unpacks to an implausible size; nothing was changed"
+                    )
+                dst.write(chunk)
     except (OSError, EOFError) as exc:
         raise GeoipUpdateError(f"the DB-IP download is not a valid .gz file ({exc})") from None
 
 
-def _check(path: Path) -> str:
+def _check(path: Path) -> tuple[str, int]:
+    """(database type, build time in epoch seconds) of a readable City/Country database; else the error."""
     try:
         with maxminddb.open_database(str(path)) as reader:
-            kind = reader.metadata().database_type
+            meta = reader.metadata()
+            kind, built = meta.database_type, int(meta.build_epoch)
     except Exception as exc:
         raise GeoipUpdateError(f"the downloaded file is not a MaxMind-format database ({exc})") from None
-    if "City" not in kind and "Country" not in kind and "country" not in kind.lower():
+    if "city" not in kind.lower() and "country" not in kind.lower():
         raise GeoipUpdateError(f"the downloaded database is a {kind!r}, not a City or Country database")
-    return kind
+    return kind, built
+
+
+class Installed(NamedTuple):
+    path: Path
+    database_type: str
+    build_epoch: int
+    source: str  # "dbip" | "maxmind"
+    replaced: bool  # False: the download was not newer than the database in place, which was kept
+
+
+def credentials(account_id: str | None = None, license_key: str | None = None) -> tuple[str, str]:
+    """MaxMind's account id and licence key: the arguments, else PIXEL_MAXMIND_ACCOUNT_ID and
+    PIXEL_MAXMIND_LICENSE_KEY, else the key read from the file PIXEL_MAXMIND_LICENSE_KEY_FILE (a secret mounted
+    into a container, so the key is in no environment listing or compose file)."""
+    account_id = account_id or os.environ.get("PIXEL_MAXMIND_ACCOUNT_ID", "")
+    license_key = license_key or os.environ.get("PIXEL_MAXMIND_LICENSE_KEY", "")
+    key_file = os.environ.get("PIXEL_MAXMIND_LICENSE_KEY_FILE", "")
+    if not license_key and key_file:
+        try:
+            license_key = Path(key_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise GeoipUpdateError(
+                f"cannot read the MaxMind licence key file {key_file}: {exc.strerror or exc}"
+            ) from None
+    return account_id, license_key
 
 
 def run(
@@ -115,8 +160,35 @@ def run(
     today: dt.date | None = None,
 ) -> tuple[Path, str]:
     """Download and install the database; returns (path, database type). Raises GeoipUpdateError."""
-    account_id = account_id or os.environ.get("PIXEL_MAXMIND_ACCOUNT_ID", "")
-    license_key = license_key or os.environ.get("PIXEL_MAXMIND_LICENSE_KEY", "")
+    done = fetch(
+        settings,
+        source=source,
+        account_id=account_id,
+        license_key=license_key,
+        edition=edition,
+        base_url=base_url,
+        timeout=timeout,
+        today=today,
+    )
+    return done.path, done.database_type
+
+
+def fetch(
+    settings: Settings,
+    *,
+    source: str = "auto",
+    account_id: str | None = None,
+    license_key: str | None = None,
+    edition: str = "GeoLite2-City",
+    base_url: str | None = None,
+    timeout: float = 60.0,
+    today: dt.date | None = None,
+    only_if_newer: bool = False,
+) -> Installed:
+    """Download, check and install the database (see the module docstring). `base_url` replaces the scheme and
+    host of the default URLs (tests, mirrors); else `settings.geoip_dbip_url` / `settings.geoip_maxmind_url`.
+    With `only_if_newer`, a download not built after the database in place leaves that one in place."""
+    account_id, license_key = credentials(account_id, license_key)
     if source == "auto":
         source = "maxmind" if account_id and license_key else "dbip"
     if source == "maxmind" and not (account_id and license_key):
@@ -136,7 +208,10 @@ def run(
         timeouts = httpx.Timeout(timeout, connect=min(timeout, 10.0))
         with httpx.Client(timeout=timeouts, headers={"User-Agent": USER_AGENT}) as client:
             if source == "maxmind":
-                url = f"{(base_url or MAXMIND_BASE).rstrip('/')}/geoip/databases/{edition}/download?suffix=tar.gz"
+                template = settings.geoip_maxmind_url
+                if base_url:
+                    template = base_url.rstrip("/") + "/geoip/databases/{edition}/download?suffix=tar.gz"
+                url = template.replace("{edition}", edition)
                 status = _download(client, url, download, (account_id, license_key))
                 if status in (401, 403):
                     raise GeoipUpdateError(f"MaxMind refused the account id / licence key (HTTP {status})")
@@ -144,24 +219,37 @@ def run(
                     raise GeoipUpdateError(f"MaxMind answered HTTP {status} for {edition}")
                 _extract_maxmind(download, edition, mmdb)
             else:
-                base = (base_url or DBIP_BASE).rstrip("/")
+                template = settings.geoip_dbip_url
+                if base_url:
+                    template = base_url.rstrip("/") + "/free/dbip-city-lite-{month}.mmdb.gz"
                 last_month = today.replace(day=1) - dt.timedelta(days=1)
                 status = 0
                 for month in (
                     today,
                     last_month,
                 ):  # this month's file appears on the 1st, sometimes a bit later
-                    url = f"{base}/free/dbip-city-lite-{month:%Y-%m}.mmdb.gz"
+                    url = template.replace("{month}", f"{month:%Y-%m}")
                     status = _download(client, url, download, None)
                     if status == 200:
                         break
                 if status != 200:
                     raise GeoipUpdateError(f"DB-IP answered HTTP {status} for the City Lite database")
                 _gunzip(download, mmdb)
-        kind = _check(mmdb)
+        kind, built = _check(mmdb)
+        if only_if_newer and built <= _build_epoch(dest):
+            return Installed(dest, kind, built, source, False)
         os.chmod(mmdb, 0o644)
         os.replace(mmdb, dest)
-    return dest, kind
+    return Installed(dest, kind, built, source, True)
+
+
+def _build_epoch(path: Path) -> int:
+    """The build time of the database at `path`; 0 when there is none (or it is unreadable)."""
+    try:
+        with maxminddb.open_database(str(path)) as reader:
+            return int(reader.metadata().build_epoch)
+    except Exception:
+        return 0
 
 
 def add_cli(subparsers: argparse._SubParsersAction) -> None:
