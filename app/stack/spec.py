@@ -242,6 +242,12 @@ COMMON_VARIABLES: tuple[Variable, ...] = (
     Variable("PIXEL_TRUSTED_PROXIES", "", "Comma list of proxy networks whose X-Forwarded-For is believed"),
     Variable("PIXEL_RETENTION_DAYS", "0", "Delete events older than this many days (0 = keep)"),
     Variable(
+        "PIXEL_GEOIP_AUTO_UPDATE",
+        "auto",
+        "GeoIP database fetched and refreshed by Pixel: auto (DB-IP City Lite, or MaxMind with an account), "
+        "dbip, maxmind or off",
+    ),
+    Variable(
         "PIXEL_UNREGISTERED_SITES",
         "drop",
         "Events for sites not registered through the API: drop (counted, not stored) or keep",
@@ -299,7 +305,9 @@ def compact(project: str = "pixel") -> StackSpec:
             "--api-port",
             str(API_PORT),
         ),  # fmt: skip
-        environment=_pixel_env((("PIXEL_STORE", "chdb"),)),
+        environment=_pixel_env(
+            (("PIXEL_STORE", "chdb"), ("PIXEL_GEOIP_AUTO_UPDATE", "${PIXEL_GEOIP_AUTO_UPDATE}"))
+        ),
         ports=(COLLECTOR_PUBLISHED, API_PUBLISHED),
         mounts=(Mount("data", DATA_DIR),),
         healthcheck=_health(COLLECTOR_HEALTH_URL, API_HEALTH_URL),
@@ -355,6 +363,7 @@ def standard(project: str = "pixel", geoip: bool = True) -> StackSpec:
                 ("PIXEL_CLICKHOUSE_USER", "pixel"),
                 ("PIXEL_CLICKHOUSE_PASSWORD", "${CLICKHOUSE_PASSWORD}"),
                 ("PIXEL_CLICKHOUSE_DATABASE", "pixel"),
+                ("PIXEL_GEOIP_AUTO_UPDATE", "${PIXEL_GEOIP_AUTO_UPDATE}"),
             )
         ),
         ports=(API_PUBLISHED,),
