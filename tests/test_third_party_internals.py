@@ -11,7 +11,7 @@ AttributeError on a client's connection or in the desktop app. The dependents:
 - `app/stack/engine.py` mounts its own SSH adapter on a docker-py `APIClient` the way docker-py mounts its own
   (`_custom_adapter`), asks the engine's version with `_retrieve_server_version` and sets `_version`; its
   `_AppSSHAdapter` overrides `SSHHTTPAdapter._create_paramiko_client` and fills `ssh_client`/`ssh_params`.
-- `app/stack/tunnel.py` takes the socket out of the stdlib `socket.SocketIO` that docker-py's
+- `app/stack/tunnel/relay.py` takes the socket out of the stdlib `socket.SocketIO` that docker-py's
   `exec_start(socket=True)` returns (`_sock`).
 
 Everything here runs the real libraries on a local socket pair; nothing reaches a network.
@@ -232,7 +232,7 @@ def test_socketio_sock() -> None:
     try:
         raw = socket.SocketIO(a, "rwb")
         assert getattr(raw, "_sock", None) is a, _missing(
-            "Python", "stdlib", "socket.SocketIO", "_sock", "app/stack/tunnel.py"
+            "Python", "stdlib", "socket.SocketIO", "_sock", "app/stack/tunnel/relay.py"
         )
     finally:
         a.close()

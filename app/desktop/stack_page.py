@@ -280,30 +280,21 @@ class StackPage(QWidget):
         self.progress_dialog = dialog
 
         def work(task: Task) -> str:
-            prov.progress = task.progress_callback
-            try:
-                if action in ("start", "stop", "restart"):
-                    getattr(prov, action)()
-                elif action == "backup":
-                    return str(prov.backup(Path(detail["path"])))
-                elif action == "restore":
-                    prov.restore(Path(detail["path"]))
-                elif action == "uninstall":
-                    return ", ".join(prov.uninstall(delete_data=delete))
-                elif action == "upgrade":
-                    from pixel.app.stack.manage import open_stack
+            progress = task.progress_callback  # this task's dialog: given to the call, never kept on prov
+            if action in ("start", "stop", "restart"):
+                getattr(prov, action)(progress=progress)
+            elif action == "backup":
+                return str(prov.backup(Path(detail["path"]), progress=progress))
+            elif action == "restore":
+                prov.restore(Path(detail["path"]), progress=progress)
+            elif action == "uninstall":
+                return ", ".join(prov.uninstall(delete_data=delete))
+            elif action == "upgrade":
+                from pixel.app.stack.manage import upgrade_to_image
 
-                    new = open_stack(
-                        prov.client,
-                        prov.spec.project,
-                        prov.spec.topology,
-                        {**prov.settings, "PIXEL_IMAGE": detail["image"]},
-                        target=prov.target,
-                    )
-                    return str(prov.upgrade(new.spec, backup_dir=_backup_dir(), settings=new.settings))
-                return "done"
-            finally:
-                prov.progress = lambda _e: None
+                backup = upgrade_to_image(prov, detail["image"], backup_dir=_backup_dir(), progress=progress)
+                return str(backup)
+            return "done"
 
         def progress(event: Progress) -> None:
             if event.fraction is None:

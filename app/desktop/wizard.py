@@ -310,10 +310,8 @@ class InstallPage(QWizardPage):
             task.report(Progress("connect", None, f"connecting to {target.describe()}"))
             client = connect(target)
             try:
-                prov = open_stack(
-                    client, project, "compact", values, target=target, progress=task.progress_callback
-                )
-                result = prov.install()
+                prov = open_stack(client, project, "compact", values, target=target)
+                result = prov.install(progress=task.progress_callback)
                 task.report(Progress("site", None, "creating the site"))
                 api = next(c for c in prov.status().containers if 8082 in c.ports)
             finally:

@@ -212,7 +212,7 @@ class _Engine:
     def stack(self, name: str, topology: str | None, values: dict[str, str]) -> Provisioner:
         from .manage import open_stack
 
-        return open_stack(self.client, name, topology, values, target=self.target, progress=self.bar)
+        return open_stack(self.client, name, topology, values, target=self.target)
 
 
 def _connect(args: argparse.Namespace) -> _Engine:
@@ -253,8 +253,8 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _install(args: argparse.Namespace) -> int:
-    _, prov = _open(args)
-    result = prov.install(_source(args))
+    engine, prov = _open(args)
+    result = prov.install(_source(args), progress=engine.bar)
     print("changed: " + (", ".join(result.changed) if result.changed else "nothing (already installed)"))
     if result.admin:
         print(
@@ -312,35 +312,35 @@ def _logs(args: argparse.Namespace) -> int:
 
 
 def _start(args: argparse.Namespace) -> int:
-    _, prov = _open(args)
-    prov.start()
+    engine, prov = _open(args)
+    prov.start(progress=engine.bar)
     print("start: done")
     return 0
 
 
 def _stop(args: argparse.Namespace) -> int:
-    _, prov = _open(args)
-    prov.stop()
+    engine, prov = _open(args)
+    prov.stop(progress=engine.bar)
     print("stop: done")
     return 0
 
 
 def _restart(args: argparse.Namespace) -> int:
-    _, prov = _open(args)
-    prov.restart()
+    engine, prov = _open(args)
+    prov.restart(progress=engine.bar)
     print("restart: done")
     return 0
 
 
 def _backup(args: argparse.Namespace) -> int:
-    _, prov = _open(args)
-    print(prov.backup(args.file))
+    engine, prov = _open(args)
+    print(prov.backup(args.file, progress=engine.bar))
     return 0
 
 
 def _restore(args: argparse.Namespace) -> int:
-    _, prov = _open(args)
-    prov.restore(args.file)
+    engine, prov = _open(args)
+    prov.restore(args.file, progress=engine.bar)
     print("restored")
     return 0
 
@@ -353,11 +353,17 @@ def _uninstall(args: argparse.Namespace) -> int:
 
 
 def _upgrade(args: argparse.Namespace) -> int:
+    from .manage import upgrade_to_image
+
     engine, prov = _open(args)
-    new = engine.stack(
-        args.name, prov.spec.topology, {**prov.settings, **_settings(args.set), "PIXEL_IMAGE": args.image}
+    backup = upgrade_to_image(
+        prov,
+        args.image,
+        backup_dir=args.backup_dir,
+        values=_settings(args.set),
+        source=_source(args),
+        progress=engine.bar,
     )
-    backup = prov.upgrade(new.spec, backup_dir=args.backup_dir, source=_source(args), settings=new.settings)
     print(f"upgraded to {args.image}; backup kept at {backup}")
     return 0
 

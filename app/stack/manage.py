@@ -1,14 +1,19 @@
 """Opening a stack by name: the topology and settings it was installed with are read back from the
-engine (container labels), so `status` or `upgrade` need not repeat what `install` was given."""
+engine (container labels), so `status` or `upgrade` need not repeat what `install` was given.
+
+`upgrade_to_image` is the upgrade as every front end runs it (the CLI's `pixel stack upgrade`, the desktop's
+stack page): the stack's spec resolved again with the new image, then `Provisioner.upgrade`."""
 
 from __future__ import annotations
 
 import json
 import secrets
+from pathlib import Path
 
 import docker
 
 from .engine import EngineTarget
+from .image import ImageSource
 from .progress import ProgressCallback, ignore
 from .provisioner import Provisioner
 from .spec import LABEL_SETTINGS, LABEL_STACK, LABEL_TOPOLOGY, SpecError, build_spec, without_profiles
@@ -35,7 +40,6 @@ def open_stack(
     values: dict[str, str] | None = None,
     *,
     target: EngineTarget | None = None,
-    progress: ProgressCallback = ignore,
 ) -> Provisioner:
     """A provisioner for stack `project`: given values override the stored ones; a secret with no
     value is taken from the running containers, else generated (a new install)."""
@@ -58,4 +62,29 @@ def open_stack(
     public = {
         k: v for k, v in merged.items() if not any(var.name == k and var.secret for var in spec.variables)
     }
-    return Provisioner(client, spec.resolve(merged), target=target, progress=progress, settings=public)
+    return Provisioner(client, spec.resolve(merged), target=target, settings=public)
+
+
+def upgrade_to_image(
+    prov: Provisioner,
+    image: str,
+    *,
+    backup_dir: Path,
+    values: dict[str, str] | None = None,
+    source: ImageSource | None = None,
+    progress: ProgressCallback = ignore,
+) -> Path:
+    """Upgrade the stack of `prov` to `image`: its spec is resolved again as `open_stack` does (the stored
+    settings, then `values`, then PIXEL_IMAGE), then `prov.upgrade` backs up into `backup_dir`, starts
+    the new containers and puts the previous version and its data back if they are not healthy.
+    Returns the backup's path; `prov` then describes the upgraded stack."""
+    new = open_stack(
+        prov.client,
+        prov.spec.project,
+        prov.spec.topology,
+        {**prov.settings, **(values or {}), "PIXEL_IMAGE": image},
+        target=prov.target,
+    )
+    return prov.upgrade(
+        new.spec, backup_dir=backup_dir, source=source, settings=new.settings, progress=progress
+    )

@@ -25,9 +25,9 @@ def _get(port: int, path: str = "/health") -> str:
 def test_install_is_healthy_labelled_and_idempotent(docker_client, cleanup):
     project = unique_project()
     events: list[Progress] = []
-    p = Provisioner(docker_client, busybox_spec(project), progress=events.append)
+    p = Provisioner(docker_client, busybox_spec(project))
     cleanup.append(p)
-    first = p.install()
+    first = p.install(progress=events.append)
     assert first.changed == [
         f"network {project}_default",
         f"volume {project}_data",
