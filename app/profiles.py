@@ -13,13 +13,15 @@ from typing import Any
 
 import platformdirs
 
+from pixel.app.errors import AppError
+
 APP_NAME = "pixel-desktop"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")
 # Keys that would carry a secret: refused, so no caller can put one in the plain file by mistake.
 _SECRET_WORDS = ("password", "passphrase", "token", "secret", "license", "licence")
 
 
-class ProfileError(ValueError):
+class ProfileError(AppError, ValueError):
     pass
 
 

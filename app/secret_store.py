@@ -11,6 +11,8 @@ import keyring
 import keyring.backend
 import keyring.errors
 
+from pixel.app.errors import AppError
+
 SERVICE = "pixel-desktop"
 
 # What a secret is for: the key within a profile.
@@ -32,7 +34,7 @@ FIX = (
 )
 
 
-class KeyringUnavailable(RuntimeError):
+class KeyringUnavailable(AppError, RuntimeError):
     """No usable keyring: the message says what to do."""
 
 

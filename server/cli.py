@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from pixel.server import datadir
 from pixel.server.settings import Settings, SettingsError
-
-log = logging.getLogger("pixel")
 
 
 def _common(parser: argparse.ArgumentParser, *, ports: bool = True) -> None:

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-log = logging.getLogger("pixel")
+log = logging.getLogger(__name__)
 
 UMASK = 0o077
 

@@ -16,12 +16,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pixel.server import metrics
+from pixel.server.errors import PixelError
 from pixel.server.settings import Settings, to_env
 
-log = logging.getLogger("pixel")
+log = logging.getLogger(__name__)
 
 
-class StartupError(RuntimeError):
+class StartupError(PixelError, RuntimeError):
     """A problem that stops Pixel from starting; its message is the one line the user sees."""
 
 
@@ -72,10 +73,12 @@ class DataDirLock:
 
 
 def configure_logging() -> None:
-    logging.basicConfig(
-        level=os.environ.get("PIXEL_LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    """The logging of `pixel` and of its store process: one stderr handler on the root logger, lines
+    `time LEVEL logger: message`. Every Pixel module logs to `logging.getLogger(__name__)`, a child of the
+    `pixel` package logger, which takes PIXEL_LOG_LEVEL and passes its records on to that handler."""
+    level = os.environ.get("PIXEL_LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("pixel").setLevel(level)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     # The store engine turns driver failures into one clear message of its own (with the URL).
     logging.getLogger("urllib3").setLevel(logging.ERROR)

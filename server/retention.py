@@ -24,7 +24,7 @@ from pathlib import Path
 from pixel.server.enrich.siterules import site_retention_days
 from pixel.server.store import Store, StoreError
 
-log = logging.getLogger("pixel.store")
+log = logging.getLogger(__name__)
 
 INTERVAL_SECONDS = 3600.0
 

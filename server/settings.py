@@ -14,6 +14,8 @@ from pathlib import Path
 
 import platformdirs
 
+from pixel.server.errors import PixelError
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -33,7 +35,7 @@ def parse_networks(value: str | tuple[str, ...]) -> tuple[Network, ...]:
         raise SettingsError(f"PIXEL_TRUSTED_PROXIES: {exc}") from None
 
 
-class SettingsError(ValueError):
+class SettingsError(PixelError, ValueError):
     """A setting has a value Pixel cannot use; the message says which and why."""
 
 

@@ -34,7 +34,7 @@ from pixel.server.shipper import Shipper
 from pixel.server.shipper.shipper import VISIBLE_BUCKETS
 from pixel.server.store import Store, StoreError, open_store
 
-log = logging.getLogger("pixel.store")
+log = logging.getLogger(__name__)
 
 
 class StoreService:

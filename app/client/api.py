@@ -10,9 +10,12 @@ from typing import Any
 
 import httpx
 
+from pixel.app.errors import AppError
 
-class ApiError(Exception):
-    """The API answered with an error (bad input, not found...): the host is up, the request is wrong."""
+
+class ApiRequestError(AppError):
+    """The API answered with an error (bad input, not found...): the host is up, the request is wrong. (The
+    server's own `pixel.server.api.errors.ApiError` is what such an answer is made from.)"""
 
     def __init__(self, status: int, code: str, detail: str) -> None:
         super().__init__(f"{detail} ({status} {code})")
@@ -21,12 +24,14 @@ class ApiError(Exception):
         self.detail = detail
 
 
-class AuthError(ApiError):
+class AuthError(ApiRequestError):
     """Wrong username or password, or the account is disabled."""
 
 
-class Unreachable(Exception):
+class Unreachable(AppError):
     """The host did not answer (down, no network, timeout, or a proxy saying the API is unavailable)."""
+
+    retryable = True
 
 
 # Answers that mean "the API is not there right now", not "your request is wrong".
@@ -85,7 +90,7 @@ class ApiClient:
         return response
 
     @staticmethod
-    def _error(response: httpx.Response) -> ApiError:
+    def _error(response: httpx.Response) -> ApiRequestError:
         try:
             body = response.json()
         except ValueError:
@@ -94,7 +99,7 @@ class ApiClient:
             code, detail = str(body["error"]), str(body.get("detail", ""))
         else:
             code, detail = "error", response.text[:500]
-        cls = AuthError if response.status_code in (401, 403) else ApiError
+        cls = AuthError if response.status_code in (401, 403) else ApiRequestError
         return cls(response.status_code, code, detail)
 
     # ---------------------------------------------------------------- auth

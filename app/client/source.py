@@ -10,9 +10,10 @@ from typing import Any
 
 from pixel.app.client.api import ApiClient, Unreachable, report_params
 from pixel.app.client.cache import ReportCache, request_key
+from pixel.app.errors import AppError
 
 
-class NoData(Exception):
+class NoData(AppError):
     """The host is unreachable and nothing for this request was cached yet."""
 
 

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from pixel.app.client import ApiError, Fetched, NoData, ReportSource
+from pixel.app.client import ApiRequestError, Fetched, NoData, ReportSource
 from pixel.app.desktop.charts import TimeSeriesChart
 from pixel.app.desktop.views import FunnelView, GoalsView, SavedDashboardsView
 from pixel.app.desktop.widgets import BreakdownBox, FilterBar, RangePicker, RealtimeCounter, SummaryTiles
@@ -326,7 +326,7 @@ class DashboardPage(QWidget):
         generation = self.generation
         try:
             early = fetch(True)
-        except (NoData, ApiError):
+        except (NoData, ApiRequestError):
             early = None
         if early is not None:
             paint(early.data)
@@ -347,7 +347,7 @@ class DashboardPage(QWidget):
             text = str(exc)
             if isinstance(exc, NoData):
                 text = "Offline, and nothing cached for this view yet."
-            elif isinstance(exc, ApiError):
+            elif isinstance(exc, ApiRequestError):
                 text = f"The API refused: {exc.detail}"
             self.errors[name] = text
             if on_missing is not None:

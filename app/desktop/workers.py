@@ -11,8 +11,10 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
+from pixel.app.errors import AppError
 
-class Cancelled(Exception):
+
+class Cancelled(AppError):
     """Raised inside a task once it was cancelled."""
 
 

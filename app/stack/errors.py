@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pixel.app.errors import AppError
 
-class StackError(Exception):
+
+class StackError(AppError):
     """`problem` says what is wrong in plain words; `action` says what the user can do."""
 
     def __init__(self, problem: str, action: str = "", *, code: str = "error") -> None:

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
+from pixel.app.errors import AppError
+
 SPEC_VERSION = 1
 
 LABEL_PROJECT = "com.docker.compose.project"
@@ -44,7 +46,7 @@ def pixel_version() -> str:
         return "0.0.0"
 
 
-class SpecError(ValueError):
+class SpecError(AppError, ValueError):
     """The stack description cannot be used as given; the message says what to change."""
 
 

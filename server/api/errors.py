@@ -10,12 +10,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from pixel.server.errors import PixelError
 from pixel.server.store import StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 
-class ApiError(Exception):
+class ApiError(PixelError):
     """Raised anywhere in the API; becomes `{"error": code, "detail": detail}` with `status`."""
 
     def __init__(

@@ -31,6 +31,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pixel.server.errors import PixelError
+
 _V1 = (
     # 1: accounts, sites, goals, dashboards
     """
@@ -239,11 +241,11 @@ def _encode(values: dict[str, Any]) -> dict[str, Any]:
     return {k: (json.dumps(v) if k in JSON_FIELDS and v is not None else v) for k, v in values.items()}
 
 
-class Conflict(ValueError):
+class Conflict(PixelError, ValueError):
     """A unique name (username, domain) is taken."""
 
 
-class UnknownSites(ValueError):
+class UnknownSites(PixelError, ValueError):
     """Site ids that name no site (never created, or deleted)."""
 
     def __init__(self, ids: Iterable[int]) -> None:
@@ -251,11 +253,11 @@ class UnknownSites(ValueError):
         super().__init__(f"unknown site ids: {', '.join(map(str, self.ids))}")
 
 
-class MigrationError(RuntimeError):
+class MigrationError(PixelError, RuntimeError):
     """A migration left rows that break a foreign key; nothing of it was committed."""
 
 
-class LastAdmin(ValueError):
+class LastAdmin(PixelError, ValueError):
     """The change would leave no active admin of all sites (where there was one)."""
 
 

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pixel.server.api.query import runner
+from pixel.server.errors import PixelError
 from pixel.server.store import Result, Store, StoreError
 from pixel.server.store.base import QueryTimeout, StoreBusy, parse_json_compact
 
@@ -269,12 +270,14 @@ NODES: dict[str, frozenset[str]] = {
 }
 
 
-class SqlRefused(ValueError):
+class SqlRefused(PixelError, ValueError):
     """The statement breaks a console rule; the message is the reason shown to the user."""
 
 
 class ConsoleBusy(SqlRefused):
     """Another console query is running or still being stopped (one at a time per store)."""
+
+    retryable = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ from pixel.server.settings import Settings
 from pixel.server.shipper.checkpoint import Checkpoint
 from pixel.server.spool import SpoolWriter, encode_record, unshipped_bytes
 
-log = logging.getLogger("pixel.collector")
+log = logging.getLogger(__name__)
 
 # New codes go at the end: a slot's place in the per-worker counter files must not move between versions.
 CODES = (200, 204, 304, 400, 404, 405, 413, 500, 503, 408, 431, 501, 505)

@@ -22,7 +22,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from pixel.server.collector.limits import METHODS, GuardedProtocol, Refused
 
-log = logging.getLogger("pixel.collector")
+log = logging.getLogger(__name__)
 
 _INTERNAL_ERROR = (
     b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/plain; charset=utf-8\r\n"

@@ -39,9 +39,10 @@ import orjson
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from pixel.server.collector.core import Collector
+from pixel.server.errors import PixelError
 from pixel.server.settings import Settings
 
-log = logging.getLogger("pixel.collector")
+log = logging.getLogger(__name__)
 
 METHODS = frozenset((b"GET", b"HEAD", b"POST", b"OPTIONS", b"PUT", b"DELETE", b"PATCH"))
 LINGER_SECONDS = 2.0
@@ -49,7 +50,7 @@ LINGER_BYTES = 1024 * 1024
 _DEFAULTS = Settings(data_dir=Path("."))  # limits for an app that is not Pixel's collector (its fields only)
 
 
-class Refused(Exception):
+class Refused(PixelError):
     """Raised in a parser callback after a refusal was written: it stops the parser in the middle of a read."""
 
 

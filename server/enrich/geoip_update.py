@@ -30,6 +30,7 @@ import maxminddb
 
 from pixel.server import datadir
 from pixel.server.enrich.geo import default_db_path
+from pixel.server.errors import PixelError
 from pixel.server.settings import Settings
 
 MAXMIND_BASE = "https://download.maxmind.com"
@@ -42,7 +43,7 @@ USER_AGENT = "pixel-geoip-update"
 MAX_DOWNLOAD_BYTES = 512 * 1024 * 1024
 
 
-class GeoipUpdateError(RuntimeError):
+class GeoipUpdateError(PixelError, RuntimeError):
     """Why the update failed, in words for the operator."""
 
 

@@ -23,12 +23,13 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from pixel.server.errors import PixelError
 from pixel.server.eventformat import MAX_PARAMS, url_kind
 
 MAX_PROPS = MAX_PARAMS
 
 
-class BadEvent(ValueError):
+class BadEvent(PixelError, ValueError):
     pass
 
 

@@ -59,7 +59,7 @@ from pixel.server.spool.record import BadRecord, body_of, parse_record
 from pixel.server.store import Store, StoreError, StoreUnavailable, dedup_token
 from pixel.server.store.clickhouse_engine import RETRYABLE_CODES
 
-log = logging.getLogger("pixel.shipper")
+log = logging.getLogger(__name__)
 
 READ_CHUNK = 4 * 1024 * 1024  # bytes read from one segment per batch at most
 # Receive times a spool record can plausibly hold (2000-01-01 .. 2100-01-01, in ms); outside: unreadable.

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from pixel.server.errors import PixelError
+
 HEADER = b"#pixel-spool v1\n"
 
 
@@ -70,7 +72,7 @@ def body_of(line: bytes) -> bytes:
     return parts[7] if len(parts) == 8 else b""
 
 
-class BadRecord(ValueError):
+class BadRecord(PixelError, ValueError):
     pass
 
 

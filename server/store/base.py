@@ -24,25 +24,31 @@ from typing import Any
 
 import orjson
 
+from pixel.server.errors import PixelError
 from pixel.server.store.schema import migrations, retention_statement
 
 log = logging.getLogger(__name__)
 
 
-class StoreError(RuntimeError):
+class StoreError(PixelError, RuntimeError):
     """A query or insert the engine refused (bad SQL, bad data): retrying will not help."""
 
 
 class StoreUnavailable(StoreError):
     """The engine cannot be reached right now (server down, network): retry later."""
 
+    retryable = True
+
 
 class QueryTimeout(StoreError):
-    """A console query passed its wall-clock deadline; it was answered for and cancelled."""
+    """A console query passed its wall-clock deadline; it was answered for and cancelled. Not retryable: the
+    same query would run as long again."""
 
 
 class StoreBusy(StoreError):
     """Another console query is running, or one that passed its deadline is still being stopped."""
+
+    retryable = True
 
 
 @dataclass(slots=True)

@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from pixel.app.client import ApiClient, ApiError, AuthError, NoData, ReportCache, ReportSource, Unreachable
+from pixel.app.client import (
+    ApiClient,
+    ApiRequestError,
+    AuthError,
+    NoData,
+    ReportCache,
+    ReportSource,
+    Unreachable,
+)
 from pixel.app.client.cache import default_cache_dir, request_key
 from tests.conftest import free_port
 
@@ -42,7 +50,7 @@ def test_wrong_password_and_bad_input_are_clear_errors(live_api) -> None:
             client.sites()
         assert (err.value.status, err.value.code) == (401, "invalid_credentials")
     with ApiClient(live_api.url, live_api.username, live_api.password) as client:
-        with pytest.raises(ApiError) as err:
+        with pytest.raises(ApiRequestError) as err:
             client.report(live_api.sites["shop.example"], "summary", {"period": "fortnight"})
         assert (err.value.status, err.value.code) == (400, "invalid_range")
         assert not isinstance(err.value, AuthError)
