@@ -22,6 +22,8 @@ from typing import Any
 from pixel.server.shipper.normalize import expand_short_keys
 from pixel.tracker import dist_file
 
+BUILDS = ("pixel.js", "pixel.ext.js", "pixel.debug.js")
+
 
 class _Server:
     def __init__(self, port: int = 0) -> None:
@@ -52,7 +54,8 @@ class _Server:
 
 
 class PageServer(_Server):
-    """Serves `pages[path]` as HTML, the built tracker at /pixel.js and /telemetry/pixel.js, 204 for the rest."""
+    """Serves `pages[path]` as HTML, the built trackers at /<build> and /telemetry/<build> (pixel.js,
+    pixel.ext.js, pixel.debug.js), 404 for the rest."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -68,8 +71,9 @@ class PageServer(_Server):
 
             def do_GET(self) -> None:
                 path = self.path.split("?")[0].split("#")[0]
-                if path.endswith("/pixel.js"):
-                    body, kind = dist_file().read_bytes(), "application/javascript"
+                name = path.rsplit("/", 1)[1]
+                if name in BUILDS:
+                    body, kind = dist_file(name).read_bytes(), "application/javascript"
                 elif path in server.pages or path.split("/")[1] == "app":
                     body, kind = server.pages.get(path, server.pages.get("/app", "")).encode(), "text/html"
                 else:

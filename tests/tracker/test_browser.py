@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 
 import pytest
@@ -27,10 +26,12 @@ def test_snippet_gives_exactly_one_pageview_with_every_field(page, pages, collec
     time.sleep(0.3)
     assert len(collector.named("pageview")) == 1
     assert ev["page"] == {"url": pages.url + "/docs/start?x=1#top", "title": "Test page", "referrer": ""}
-    assert ev["device"] == {"screen": "1280x720", "lang": "en-US", "tz": "UTC", "dpr": 1, "webdriver": True}
+    # the default build reads no pixel ratio (a device signal) and sends no visitor or session id: the server
+    # computes both (cookieless, daily salt)
+    assert ev["device"] == {"screen": "1280x720", "lang": "en-US", "tz": "UTC", "webdriver": True}
     assert abs(ev["ts"] - time.time() * 1000) < 10_000
-    assert len(ev["event_id"]) >= 16 and len(ev["session_id"]) >= 16
-    assert re.fullmatch(r"[0-9a-z]{1,10}", ev["visitor_id"])  # a 47-bit hash in base 36
+    assert len(ev["event_id"]) >= 16
+    assert "visitor_id" not in ev and "session_id" not in ev
     assert ev["params"] == {} and ev["site"] == "" and "user_id" not in ev
 
 
@@ -52,16 +53,16 @@ def test_the_wire_format_is_the_compact_one(page, pages, collector):
     raw = {e["n"]: e for e in collector.raw_events()}
     assert set(raw) == {"pageview", "buy", "engagement", "scroll"}
     for e in raw.values():
-        assert set(e) >= {"i", "n", "t", "h", "s", "u", "v", "p", "d", "a"}
-        assert set(e["p"]) == {"u", "t", "r"} and set(e["d"]) == {"s", "l", "z", "r", "w"}
+        assert set(e) >= {"i", "n", "t", "h", "u", "p", "d", "a"}
+        assert set(e["p"]) == {"u", "t", "r"} and set(e["d"]) == {"s", "l", "z", "w"}
         assert e["u"] == "u-7" and e["h"] == "" and e["p"]["u"] == pages.url + "/p?q=1"
-    assert set(raw["buy"]) == {"i", "n", "t", "h", "s", "u", "v", "p", "d", "a"}
+    assert set(raw["buy"]) == {"i", "n", "t", "h", "u", "p", "d", "a"}
     assert raw["buy"]["a"] == {"plan": "pro"} and raw["pageview"]["a"] == {}
-    assert raw["buy"]["d"] == {"s": "1280x720", "l": "en-US", "z": "UTC", "r": 1, "w": True}
+    assert raw["buy"]["d"] == {"s": "1280x720", "l": "en-US", "z": "UTC", "w": True}
     assert set(raw["scroll"]) - set(raw["buy"]) == {"c"} and set(raw["engagement"]) - set(raw["buy"]) == {"e"}
     # (500 + 720) / (3000 + 16) = 40.5 %
     assert raw["scroll"]["c"] == 40 and raw["engagement"]["e"] > 0
-    assert len({e["s"] for e in raw.values()}) == 1 and len({e["i"] for e in raw.values()}) == 4
+    assert len({e["i"] for e in raw.values()}) == 4
 
 
 def test_automatic_pageview_can_be_switched_off(page, pages, collector):
@@ -105,17 +106,17 @@ def test_custom_parameters_are_flat_and_size_limited(page, pages, collector):
     page.evaluate(f"_pixel.push(['track', 'many', {{{many}}}])")
     ev = collector.wait_count("many", 1)[0]
     assert ev["params"] == {f"k{i}": i for i in range(25)}
-    page.evaluate(
-        "_pixel.push(['track', 'x'.repeat(65)]); _pixel.push(['track', 42]); _pixel.push(['track', 'ok'])"
-    )
+    # the event-name rule is the debug build's (test_debug_build_refuses_bad_names_and_config); the others leave
+    # a bad name to the shipper's dead letters
+    page.evaluate("_pixel.push(['track', 42]); _pixel.push(['track', 'ok'])")
     collector.wait_count("ok", 1)
-    assert [e["event_name"] for e in collector.events()] == ["pageview", "buy", "many", "ok"]
+    assert [e["event_name"] for e in collector.events()] == ["pageview", "buy", "many", 42, "ok"]
 
 
 def test_set_user_id_refuses_emails_and_warns_only_in_debug(page, pages, collector):
     warnings = []
     page.on("console", lambda m: m.type == "warning" and warnings.append(m.text))
-    load(page, pages, collector, [["setUserId", "ann@example.com"], ["track", "one"]])
+    load(page, pages, collector, [["setUserId", "ann@example.com"], ["track", "one"]], src="/pixel.debug.js")
     assert "user_id" not in collector.wait_count("one", 1)[0]
     assert warnings == []
     page.evaluate(
@@ -140,14 +141,20 @@ def test_invalid_config_is_ignored_with_a_debug_warning(page, pages, collector):
             ["config", "endpoint", "track"],
             ["config", "scrollTracking", "no"],
             ["config", "nope", 1],
-            ["config", "sessionTimeout", -5],
+            ["config", "retryDelay", -5],
             ["bogus"],
+            ["track", "x" * 65],
+            ["track", 42],
         ],
+        src="/pixel.debug.js",
     )
     collector.wait_count("pageview", 1)
     assert collector.requests[-1].path == "/track"
     assert sum("bad config" in w for w in warnings) == 4
     assert any("bad command" in w for w in warnings)
+    assert sum("bad event" in w for w in warnings) == 2
+    time.sleep(0.3)
+    assert [e["event_name"] for e in collector.events()] == ["pageview"]
 
 
 def test_first_party_proxy_path(page, pages):
@@ -284,45 +291,6 @@ def test_form_submit_sends_field_names_never_values(page, pages, collector):
     assert ev["params"] == {"id": "signup", "action": pages.url + "/thanks", "fields": "email,csrf,plan,note"}
     raw = str(collector.requests[-1].body)
     assert "secret" not in raw and "ann@example.com" not in raw and "hello" not in raw
-
-
-def test_no_cookie_and_the_visitor_id_is_stable_and_not_stored(context, pages, collector):
-    page = context.new_page()
-    load(page, pages, collector)
-    first = collector.wait_count("pageview", 1)[0]["visitor_id"]
-    page.reload()
-    collector.wait_count("pageview", 2)
-    page.evaluate("localStorage.clear()")
-    page.reload()
-    views = collector.wait_count("pageview", 3)
-    assert {v["visitor_id"] for v in views} == {first}
-    stored = page.evaluate("JSON.stringify(localStorage)")
-    assert first not in stored
-    assert context.cookies() == [] and page.evaluate("document.cookie") == ""
-    # a fresh profile on the same device computes the same id
-    other = context.browser.new_context()
-    try:
-        p2 = other.new_page()
-        p2.goto(pages.url + "/")
-        collector.wait_count("pageview", 4)
-    finally:
-        other.close()
-    assert collector.named("pageview")[3]["visitor_id"] == first
-
-
-def test_session_renews_after_inactivity_between_events(page, pages, collector):
-    load(page, pages, collector)
-    s1 = collector.wait_count("pageview", 1)[0]["session_id"]
-    page.evaluate("_pixel.push(['track', 'a'])")
-    assert collector.wait_count("a", 1)[0]["session_id"] == s1
-    # 31 minutes without an event (the stored last-event time moved back)
-    page.evaluate(
-        "const s = JSON.parse(localStorage.pixel_s); s.t -= 31 * 60e3; localStorage.pixel_s = JSON.stringify(s)"
-    )
-    page.evaluate("_pixel.push(['track', 'b'])")
-    s2 = collector.wait_count("b", 1)[0]["session_id"]
-    page.evaluate("_pixel.push(['track', 'c'])")
-    assert s2 != s1 and collector.wait_count("c", 1)[0]["session_id"] == s2
 
 
 @pytest.mark.parametrize("signal", ["dnt", "gpc"])

@@ -1,22 +1,25 @@
-// pixel.js: the `_pixel` command queue. The wire format: bench/README.md, "Wire format".
-import { cfg, setConfig, store, warn } from './core.js'
+// pixel.js: the `_pixel` command queue. The wire format: bench/README.md, "Wire format". One source, three
+// builds (build.mjs): pixel.js (consent-free: no device signals, nothing stored but the outbox),
+// pixel.ext.js (adds web vitals, errors and the device id after consent) and pixel.debug.js (the extended
+// build with config validation and console warnings, for development).
+import { cfg, setConfig, warn } from './core.js'
 import { auto } from './auto.js'
-import { identify } from './identity.js'
-import { blocked, key, track } from './track.js'
+import { errors } from './errors.js'
+import { consent } from './identity.js'
+import { blocked, key, setUser, track } from './track.js'
+import { measure } from './vitals.js'
 
 const commands = {
   config: setConfig,
-  debug: (on) => setConfig('debug', on),
   track, // run passes two arguments: callers cannot set top-level fields
-  // Email addresses are refused: a user id must not be personal data in clear. null clears it.
-  // A string or a number: /[gr]$/ matches the typeof of exactly those two; any @ is refused.
-  setUserId: (id) =>
-    id == null || (/[gr]$/.test(typeof id) && !/@/.test(id)) ? store('u', id && id + '') : warn('user id', id),
+  setUserId: setUser,
 }
+EXT && (commands.consent = consent)
+DEBUG && (commands.debug = (on) => setConfig('debug', on))
 
 const run = (c) => {
   const f = c?.map && commands[c[0]]
-  f ? f(c[1], c[2]) : warn('command', c)
+  f ? f(c[1], c[2]) : DEBUG && warn('command', c)
 }
 
 const queue = self._pixel || []
@@ -26,7 +29,7 @@ if (queue.map) {
   // commands in order.
   // (config and debug: an array's string starts with its command's name)
   queue.sort((x, y) => /^[cd]/.test(y) - /^[cd]/.test(x)).map(run)
-  blocked() || (identify(), auto())
+  blocked() || (EXT && (measure(), errors()), auto())
   // Exactly one pageview per load: none if the snippet tracked its own.
   cfg.pageviewTracking && !key && track('pageview')
   self._pixel = { push: run }

@@ -1,13 +1,13 @@
-import { D, L, N, cfg, now, store, warn } from './core.js'
-import { tz, uid } from './identity.js'
+import { D, L, N, cfg, now, tz, warn } from './core.js'
 import { send } from './transport.js'
+import { vitals } from './vitals.js'
 
 // The current page: its snapshot taken at its pageview (URL, title, referrer: the page before it), its
 // URL key (set once a pageview was tracked), and what is measured on it until it is left: visible time
-// not reported yet, maximum scroll depth.
+// not reported yet, maximum scroll depth, and `cut`: that depth as measured when a navigation began,
+// before the router changed the document.
 export let key
-let page, started = D.hidden ? 0 : now(), engaged = 0, depth = 0
-
+let user, page = { u: L.href, t: D.title, r: D.referrer }, started = D.hidden ? 0 : now(), engaged = 0, depth = 0, cut
 
 /** Do-Not-Track / Global Privacy Control, when the site asked to respect them. */
 export const blocked = () => cfg.respectDnt && (N.doNotTrack == 1 || N.globalPrivacyControl)
@@ -21,51 +21,79 @@ export const scrolled = () => (depth = Math.max(depth, Math.round(((scrollY + in
 /**
  * Builds one event in the compact wire format (bench/README.md, "Wire format") and sends it. Custom
  * parameters keep flat string, number and boolean values only (25 keys at most, strings cut at 500
- * characters); `extra` adds top-level fields. The session is renewed after `sessionTimeout` minutes
- * without an event.
+ * characters); `extra` adds top-level fields. No visitor or session id: the server computes them (the
+ * extended build adds its device id after consent, in transport.js).
  */
-export const track = (name, params, extra, a = {}, n = 0, k, v, t = now(), s = store('s')) => {
+export const track = (name, params, extra, a = {}, n = 0, k, v, s) => {
   if (blocked()) return
-  if (typeof name != 'string' || !/^.{1,64}$/.test(name)) return warn('event', name)
+  // (the other builds leave a bad name to the shipper, which sends the event to its dead letters)
+  if (DEBUG && (typeof name != 'string' || !/^.{1,64}$/.test(name))) return warn('event', name)
   for (k in params)
     (v = params[k]),
       n++ < 25 && (typeof v == 'string' || v === !!v || Number.isFinite(v))
         ? (a[k.slice(0, 64)] = v.slice ? v.slice(0, 500) : v)
-        : warn('param', k)
-  name == 'pageview' && (leave(1), (key = cfg.hashTracking ? L.href : L.href.split('#')[0]), (page = { u: L.href, t: D.title, r: page ? page.u : D.referrer }))
-  s = store('s', { i: s && t - s.t <= cfg.sessionTimeout * 6e4 ? s.i : uid(), t })
+        : DEBUG && warn('param', k)
+  // a pageview of a page not found: the notFound config (used up here) or a data-not-found attribute
+  name == 'pageview' &&
+    (leave(1),
+    (page = { u: L.href, t: D.title, r: key ? page.u : D.referrer }),
+    (key = cfg.hashTracking ? L.href : L.href.split('#')[0]),
+    (extra = (cfg.notFound || D.querySelector('[data-not-found]')) && { f: 1 }),
+    (cfg.notFound = false))
   send({
-    i: uid(),
+    i: now().toString(36) + Math.random().toString(36).slice(2), // the time, then 50+ random bits
     n: name,
-    t,
+    t: now(),
     h: cfg.site,
-    s: s.i,
-    u: store('u'),
-    p: page || { u: L.href, t: D.title, r: D.referrer },
-    d: { s: (s = screen).width + 'x' + s.height, l: N.language, z: tz, r: devicePixelRatio, w: N.webdriver },
+    u: user,
+    p: page,
+    // the screen size, language and time zone every analytics request reports, and the automation flag
+    // (bots); the extended build adds the pixel ratio
+    d: { s: (s = screen).width + 'x' + s.height, l: N.language, z: tz, w: N.webdriver, ...(EXT && { r: devicePixelRatio }) },
     a,
     ...extra,
   })
 }
 
+/**
+ * The `setUserId` command. Email addresses are refused: a user id must not be personal data in clear.
+ * null clears it. Kept in memory only (the page sets it on every load). A string or a number: /[gr]$/
+ * matches the typeof of exactly those two; any @ is refused.
+ */
+export const setUser = (id) =>
+  id == null || (/[gr]$/.test(typeof id) && !/@/.test(id)) ? (user = id && id + '') : DEBUG && warn('user id', id)
+
 /** Stops the engagement clock; with `on`, reports the visible time not reported yet. */
 export const engage = (on) => {
   engaged += started && now() - started
   started = 0
-  on && page && engaged && (track('engagement', 0, { e: engaged }), (engaged = 0))
+  on && key && engaged && (track('engagement', 0, { e: engaged }), (engaged = 0))
 }
 
 /** The tab is visible again: the clock restarts. */
 export const visible = () => ((started = now()), cfg.visibilityTracking && track('page_visible'))
 
-/** Leaving the current page (SPA navigation or pagehide): engagement time, then the maximum scroll depth. */
+/**
+ * Leaving the current page (SPA navigation or pagehide): engagement time, then the maximum scroll depth
+ * (the one measured when the navigation began, if one did).
+ */
 export const leave = (restart) =>
-  page &&
+  key &&
   (engage(cfg.engagementTracking),
   (engaged = 0),
-  cfg.scrollTracking && track('scroll', 0, { c: scrolled() }),
+  cfg.scrollTracking && track('scroll', 0, { c: cut ?? scrolled() }),
   (depth = 0),
+  (cut = undefined),
+  EXT && vitals(),
   restart && !D.hidden && (started = now()))
 
-/** SPA navigation: a pageview when the URL (with the hash if hashTracking) changed since the last one. */
-export const navigated = () => setTimeout(() => cfg.spaTracking && key && (cfg.hashTracking ? L.href : L.href.split('#')[0]) != key && track('pageview'))
+/**
+ * A history change (pushState, replaceState, popstate), called before the router changes the document:
+ * the depth of the view being left is measured now; after this task, a pageview when the URL (with the
+ * hash if hashTracking) changed since the last one. A second change before that keeps the first
+ * measurement (a router's replaceState after its pushState comes after it drew the next view).
+ */
+export const navigated = () => (
+  (cut ??= key && scrolled()),
+  setTimeout(() => (cfg.spaTracking && key && (cfg.hashTracking ? L.href : L.href.split('#')[0]) != key ? track('pageview') : (cut = undefined)))
+)
