@@ -12,6 +12,7 @@ from pathlib import Path
 
 import docker
 
+from .edge import edge_values, has_domain
 from .engine import EngineTarget
 from .image import ImageSource
 from .progress import ProgressCallback, ignore
@@ -50,8 +51,10 @@ def open_stack(
             "Uninstall it first (keeping a backup) to change the topology."
         )
     topology = topology or found_topology or "compact"
-    spec = build_spec(topology, project)
     merged = {**stored, **(values or {})}
+    spec = build_spec(topology, project, edge=has_domain(merged))
+    if has_domain(merged):
+        merged = edge_values(merged)  # PIXEL_EDGE_CDN expanded into the CDN's ranges, each range checked
     for var in spec.variables:
         if var.secret and not merged.get(var.name):
             merged[var.name] = env.get(var.name) or secrets.token_urlsafe(24)

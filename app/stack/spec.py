@@ -60,6 +60,7 @@ class Variable:
     secret: bool = (
         False  # no usable default: compose refuses to start without it, the provisioner generates one
     )
+    required: bool = False  # no default and not generated: the user must give it (e.g. the public domain)
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,7 @@ class StackSpec:
     volumes: tuple[str, ...]
     variables: tuple[Variable, ...] = ()
     spec_version: int = SPEC_VERSION
+    subnet: str = ""  # the stack network's IPv4 subnet; empty: the engine picks one
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", self.project):
@@ -193,6 +195,8 @@ class StackSpec:
             value = given.get(name, "" if var.secret else var.default)
             if var.secret and not value:
                 raise SpecError(f"{name} must be set (it is a password and has no default)")
+            if var.required and not value.strip():
+                raise SpecError(f"{name} must be set: {var.help}")
             table[name] = value
 
         def sub(text: str) -> str:
@@ -242,6 +246,8 @@ COMMON_VARIABLES: tuple[Variable, ...] = (
     Variable("PIXEL_API_PORT", str(API_PORT), "Host port of the API and /metrics, bound to 127.0.0.1 only"),
     Variable("PIXEL_ALLOWED_ORIGINS", "*", "Comma list of sites allowed to send events (CORS)"),
     Variable("PIXEL_TRUSTED_PROXIES", "", "Comma list of proxy networks whose X-Forwarded-For is believed"),
+    Variable("PIXEL_SCRIPT_NAME", "pixel.js", "File name the tracker script is served at (/pixel.js)"),
+    Variable("PIXEL_TRACK_PATH", "/track", "Path events are sent to"),
     Variable("PIXEL_RETENTION_DAYS", "0", "Delete events older than this many days (0 = keep)"),
     Variable(
         "PIXEL_GEOIP_AUTO_UPDATE",
@@ -277,6 +283,8 @@ def _pixel_env(extra: tuple[tuple[str, str], ...] = ()) -> tuple[tuple[str, str]
         ("PIXEL_API_PORT", str(API_PORT)),
         ("PIXEL_ALLOWED_ORIGINS", "${PIXEL_ALLOWED_ORIGINS}"),
         ("PIXEL_TRUSTED_PROXIES", "${PIXEL_TRUSTED_PROXIES}"),
+        ("PIXEL_SCRIPT_NAME", "${PIXEL_SCRIPT_NAME}"),
+        ("PIXEL_TRACK_PATH", "${PIXEL_TRACK_PATH}"),
         ("PIXEL_RETENTION_DAYS", "${PIXEL_RETENTION_DAYS}"),
         ("PIXEL_UNREGISTERED_SITES", "${PIXEL_UNREGISTERED_SITES}"),
         ("PIXEL_WORKERS", "${PIXEL_WORKERS}"),
@@ -401,12 +409,18 @@ def standard(project: str = "pixel", geoip: bool = True) -> StackSpec:
 TOPOLOGIES = {"compact": compact, "standard": standard}
 
 
-def build_spec(topology: str, project: str = "pixel", **kwargs: object) -> StackSpec:
+def build_spec(topology: str, project: str = "pixel", *, edge: bool = False, **kwargs: object) -> StackSpec:
+    """The topology's spec; `edge`: behind Caddy with automatic HTTPS for a public domain (edge.py)."""
     try:
         factory = TOPOLOGIES[topology]
     except KeyError:
         raise SpecError(f"unknown topology {topology!r}; choose one of {sorted(TOPOLOGIES)}") from None
-    return factory(project, **kwargs)
+    spec = factory(project, **kwargs)
+    if edge:
+        from .edge import with_edge  # edge.py builds on this module's types
+
+        spec = with_edge(spec)
+    return spec
 
 
 def without_profiles(spec: StackSpec, enabled: tuple[str, ...] = ()) -> StackSpec:

@@ -18,6 +18,7 @@ import docker
 from docker.errors import APIError, NotFound
 from docker.models.containers import Container
 
+from .. import edge_image
 from .. import image as images
 from ..errors import StackError
 from ..progress import Progress, ProgressCallback, ignore
@@ -53,9 +54,12 @@ class Lifecycle(Checks):
         try:
             for problem in [f for f in self._check_ports() if not f.ok]:
                 raise StackError(problem.message, problem.action, code=problem.code)
-            for ref in dict.fromkeys(s.image for s in self.spec.services):
+            for ref in dict.fromkeys(s.image for s in self.spec.services if s.name != edge_image.SERVICE):
                 if images.ensure(self.client, ref, source, progress):
                     result.changed.append(f"image {ref}")
+            for svc in self.spec.services:
+                if svc.name == edge_image.SERVICE and edge_image.ensure(self.client, svc.image, progress):
+                    result.changed.append(f"image {svc.image}")
             fresh_data = self._ensure_network_and_volumes(created, result)
             order = self.spec.start_order()
             for n, svc in enumerate(order):
@@ -76,7 +80,10 @@ class Lifecycle(Checks):
     def _ensure_network_and_volumes(self, created: list[tuple[str, str]], result: InstallResult) -> bool:
         labels = self.spec.stack_labels()
         if not self.client.networks.list(names=[self.spec.network_name]):
-            self.client.networks.create(self.spec.network_name, driver="bridge", labels=labels)
+            ipam = None  # the edge's stack has a fixed subnet: the collector trusts forwarded addresses from it
+            if self.spec.subnet:
+                ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=self.spec.subnet)])
+            self.client.networks.create(self.spec.network_name, driver="bridge", labels=labels, ipam=ipam)
             created.append(("network", self.spec.network_name))
             result.changed.append(f"network {self.spec.network_name}")
         fresh = False

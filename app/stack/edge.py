@@ -1,0 +1,236 @@
+"""The edge: Caddy in front of the collector, with automatic HTTPS, when the stack has a public domain.
+
+`with_edge(spec)` turns a compact or standard spec into the same stack behind an `edge` service:
+
+- the edge publishes 80 and 443 (`PIXEL_EDGE_BIND`, `PIXEL_HTTP_PORT`, `PIXEL_HTTPS_PORT`), gets and renews the
+  certificate of `PIXEL_DOMAIN` by ACME (`PIXEL_ACME_CA`, Let's Encrypt by default; `PIXEL_ACME_EMAIL`),
+  redirects HTTP to HTTPS, sends HSTS, and proxies only the tracking routes (`/pixel.js`, `/<PIXEL_SCRIPT_NAME>`,
+  `PIXEL_TRACK_PATH`) to the collector, compressed (zstd, gzip); every other path is a 404 at the edge;
+- the collector is no longer published on the host; the API stays on 127.0.0.1 as without an edge;
+- the stack network gets a fixed subnet (`PIXEL_SUBNET`) and the collector trusts forwarded addresses from that
+  subnet only (plus the ranges of a CDN in front, `PIXEL_EDGE_TRUSTED_PROXIES`), never from anyone;
+- the certificates live in the named volume `edge` (Caddy's `/data`).
+
+The Caddyfile is generated here, holds the spec's `${NAME}` placeholders (so compose and the provisioner fill it
+in the same way) and reaches the container in an environment variable that the start command writes to a file:
+the same spec runs on the official `caddy` image (pulled where a registry is reachable) and on the image built
+from Debian's `caddy` package (`packaging/edge/`, for machines without a registry). Optional global options whose
+setting is empty (e-mail, a private CA's root, a CDN's ranges) are dropped by that start command, so an empty
+setting never becomes a Caddyfile syntax error.
+
+Caddy (2.5 and later) believes an incoming `X-Forwarded-For` only from `trusted_proxies` and otherwise replaces it
+with the connection's address: a visitor cannot choose the address the collector stores.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+from collections.abc import Mapping
+from pathlib import Path
+
+from .spec import COLLECTOR_PORT, HealthCheck, Mount, Port, Service, SpecError, StackSpec, Variable
+
+EDGE_SERVICE = "edge"
+EDGE_VOLUME = "edge"
+OFFICIAL_EDGE_IMAGE = "caddy:2.10.2"  # pinned: an upgrade of the edge is a deliberate spec change
+LOCAL_EDGE_IMAGE = "pixel-edge/caddy:bookworm"  # built from packaging/edge/ (Debian's caddy package)
+LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
+DEFAULT_SUBNET = "172.31.240.0/24"
+HSTS = "max-age=31536000"
+DATA = Path(__file__).resolve().parent / "data"
+CDN_FILES = {"cloudflare": DATA / "cloudflare-ips.txt"}
+
+EDGE_VARIABLES: tuple[Variable, ...] = (
+    Variable(
+        "PIXEL_DOMAIN", "", "Public name of the collector, e.g. stats.example.com (HTTPS)", required=True
+    ),
+    Variable("PIXEL_ACME_CA", LETS_ENCRYPT, "ACME directory URL the certificate comes from"),
+    Variable("PIXEL_ACME_EMAIL", "", "Contact e-mail given to the ACME CA (expiry notices); may stay empty"),
+    Variable(
+        "PIXEL_ACME_CA_ROOT", "", "PEM file (inside the edge) of a private ACME CA's root; usually empty"
+    ),
+    Variable("PIXEL_EDGE_IMAGE", OFFICIAL_EDGE_IMAGE, f"Caddy image; offline: {LOCAL_EDGE_IMAGE}"),
+    Variable("PIXEL_EDGE_BIND", "0.0.0.0", "Host address the edge's ports 80 and 443 are published on"),
+    Variable("PIXEL_HTTP_PORT", "80", "Host port for HTTP (ACME challenges, redirect to HTTPS)"),
+    Variable("PIXEL_HTTPS_PORT", "443", "Host port for HTTPS"),
+    Variable(
+        "PIXEL_SUBNET", DEFAULT_SUBNET, "Subnet of the stack network; the collector trusts the edge in it"
+    ),
+    Variable(
+        "PIXEL_EDGE_TRUSTED_PROXIES",
+        "",
+        "Comma list of a CDN's or proxy's ranges in front of the edge whose X-Forwarded-For is believed",
+    ),
+    Variable("PIXEL_EDGE_RENEW_INTERVAL", "10m", "How often the edge checks its certificates for renewal"),
+)
+
+
+def start_command(config_dir: str = "/config") -> str:
+    """The edge's start command (sh -c): the Caddyfile from the environment, optional options with an empty
+    setting dropped, the trusted ranges written space-separated, then Caddy in the foreground.
+
+    sh, not bash: the official image is Alpine (busybox), the local one Debian. No `${...}` here: that form is the
+    spec's placeholder syntax."""
+    path = f"{config_dir}/Caddyfile"
+    return (
+        f"set -eu; mkdir -p {config_dir}; "
+        'ranges=$(printf %s "$PIXEL_EDGE_TRUSTED_PROXIES" | tr , " "); '
+        "nocdn='s/^//'; [ -n \"$ranges\" ] || nocdn='/# cdn$/d'; "
+        'printf "%s\\n" "$PIXEL_EDGE_CADDYFILE" | sed '
+        '-e "s|@TRUSTED@|$ranges|" '
+        "-e '/^[[:space:]]*[a-z_]*[[:space:]]*$/{/[{}]/!d;}' "
+        '-e "$nocdn" '
+        f"> {path}; "
+        f"exec caddy run --config {path} --adapter caddyfile"
+    )
+
+
+def caddyfile(upstream: str) -> str:
+    """The edge's Caddyfile, with the spec's placeholders; `upstream` is the collector's `host:port`.
+
+    X-Forwarded-For is set explicitly (the same on every Caddy version): the connection's address, or, from a
+    trusted CDN's range (`@TRUSTED@`, lines marked `# cdn` are dropped without one), the CDN's header with the
+    CDN's address appended. The collector walks it from the right past the ranges it trusts."""
+    return f"""{{
+    admin localhost:2019
+    email ${{PIXEL_ACME_EMAIL}}
+    acme_ca ${{PIXEL_ACME_CA}}
+    acme_ca_root ${{PIXEL_ACME_CA_ROOT}}
+    renew_interval ${{PIXEL_EDGE_RENEW_INTERVAL}}
+    servers {{
+        protocols h1 h2
+    }}
+}}
+
+${{PIXEL_DOMAIN}} {{
+    header Strict-Transport-Security "{HSTS}"
+    encode zstd gzip
+    rewrite /pixel.js /${{PIXEL_SCRIPT_NAME}}
+    @cdn {{ # cdn
+        path /${{PIXEL_SCRIPT_NAME}} ${{PIXEL_TRACK_PATH}} # cdn
+        remote_ip @TRUSTED@ # cdn
+    }} # cdn
+    @tracking path /${{PIXEL_SCRIPT_NAME}} ${{PIXEL_TRACK_PATH}}
+    route {{
+        reverse_proxy @cdn {upstream} {{ # cdn
+            header_up X-Forwarded-For "{{http.request.header.X-Forwarded-For}}, {{remote_host}}" # cdn
+            transport http {{ # cdn
+                keepalive 3s # cdn
+            }} # cdn
+        }} # cdn
+        reverse_proxy @tracking {upstream} {{
+            header_up X-Forwarded-For {{remote_host}}
+            transport http {{
+                keepalive 3s
+            }}
+        }}
+        respond "not found" 404
+    }}
+}}
+"""
+
+
+def _collector(spec: StackSpec) -> Service:
+    for svc in spec.services:
+        if any(p.container == COLLECTOR_PORT for p in svc.ports):
+            return svc
+    raise SpecError(f"the {spec.topology} stack has no collector published on port {COLLECTOR_PORT}")
+
+
+def edge_service(upstream: str, depends_on: str) -> Service:
+    return Service(
+        name=EDGE_SERVICE,
+        image="${PIXEL_EDGE_IMAGE}",
+        command=("sh", "-c", start_command()),
+        environment=(
+            ("PIXEL_EDGE_CADDYFILE", caddyfile(upstream)),
+            ("PIXEL_EDGE_TRUSTED_PROXIES", "${PIXEL_EDGE_TRUSTED_PROXIES}"),
+            ("XDG_DATA_HOME", "/data"),  # as in the official image: certificates under /data/caddy
+            ("XDG_CONFIG_HOME", "/config"),
+        ),
+        ports=(
+            Port(80, "${PIXEL_HTTP_PORT}", "${PIXEL_EDGE_BIND}"),
+            Port(443, "${PIXEL_HTTPS_PORT}", "${PIXEL_EDGE_BIND}"),
+        ),
+        mounts=(Mount(EDGE_VOLUME, "/data"),),
+        healthcheck=HealthCheck(
+            test=("wget", "-q", "-O", "/dev/null", "http://127.0.0.1:2019/config/"),
+            interval=5.0,
+            timeout=3.0,
+            retries=5,
+            start_period=10.0,
+        ),  # fmt: skip
+        depends_on=(depends_on,),
+        mem_limit="256m",
+    )
+
+
+def with_edge(spec: StackSpec) -> StackSpec:
+    """The stack behind the edge: the collector unpublished and trusting the stack subnet only."""
+    collector = _collector(spec)
+    trusted = "${PIXEL_SUBNET},${PIXEL_EDGE_TRUSTED_PROXIES}"
+    env = tuple((k, trusted if k == "PIXEL_TRUSTED_PROXIES" else v) for k, v in collector.environment)
+    hidden = dataclasses.replace(
+        collector, ports=tuple(p for p in collector.ports if p.container != COLLECTOR_PORT), environment=env
+    )
+    services = tuple(hidden if s.name == collector.name else s for s in spec.services)
+    edge = edge_service(f"{collector.name}:{COLLECTOR_PORT}", collector.name)
+    known = {v.name for v in spec.variables}
+    return dataclasses.replace(
+        spec,
+        services=(*services, edge),
+        volumes=(*spec.volumes, EDGE_VOLUME),
+        variables=spec.variables + tuple(v for v in EDGE_VARIABLES if v.name not in known),
+        subnet="${PIXEL_SUBNET}",
+    )
+
+
+def has_domain(values: Mapping[str, str]) -> bool:
+    return bool(values.get("PIXEL_DOMAIN", "").strip())
+
+
+def cdn_ranges(name: str) -> tuple[str, ...]:
+    """The published address ranges of a CDN (`cloudflare`), from the data file shipped with Pixel."""
+    try:
+        path = CDN_FILES[name]
+    except KeyError:
+        raise SpecError(f"unknown CDN {name!r}; known: {sorted(CDN_FILES)}") from None
+    ranges = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            ranges.append(str(ipaddress.ip_network(line)))
+    return tuple(ranges)
+
+
+def cdn_date(name: str) -> str:
+    """The date the shipped ranges of `name` were taken from the CDN's published list (`# as of: DATE`)."""
+    for line in CDN_FILES[name].read_text(encoding="utf-8").splitlines():
+        if line.startswith("# as of:"):
+            return line.split(":", 1)[1].strip()
+    return ""
+
+
+def edge_values(values: Mapping[str, str]) -> dict[str, str]:
+    """Settings with `PIXEL_EDGE_CDN` expanded into the CDN's ranges (added to `PIXEL_EDGE_TRUSTED_PROXIES`),
+    each range checked: the collector and Caddy must read the same list, and it ends up in the Caddyfile."""
+    out = {k: v for k, v in values.items() if k != "PIXEL_EDGE_CDN"}
+    cdn = values.get("PIXEL_EDGE_CDN", "").strip().lower()
+    given = [r.strip() for r in out.get("PIXEL_EDGE_TRUSTED_PROXIES", "").split(",") if r.strip()]
+    ranges = list(cdn_ranges(cdn)) if cdn else []
+    for item in given:
+        try:
+            net = ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise SpecError(
+                f"PIXEL_EDGE_TRUSTED_PROXIES: {item!r} is not an address or range (e.g. 203.0.113.0/24)"
+            ) from None
+        if net.prefixlen == 0:
+            raise SpecError(
+                f"PIXEL_EDGE_TRUSTED_PROXIES: {item!r} would trust every address; name your proxy's ranges"
+            )
+        ranges.append(str(net))
+    if ranges or "PIXEL_EDGE_TRUSTED_PROXIES" in out:
+        out["PIXEL_EDGE_TRUSTED_PROXIES"] = ",".join(dict.fromkeys(ranges))
+    return out
