@@ -184,6 +184,8 @@ class Collector:
                 raw = part[2:]
                 break
         if not raw:
+            if "echo=1" in query.split("&"):
+                return self._echo(headers, peer)
             return self._error(400, "missing event", "GET /track needs ?e=<base64url JSON>")
         if len(raw) > self.max_body * 3:
             return self._error(413, "event too large", f"the limit is {self.max_body} bytes")
@@ -266,6 +268,29 @@ class Collector:
             return hops[0] if hops and _is_ip(hops[0]) else peer
         candidate = real_ip.strip()
         return candidate if _is_ip(candidate) else peer
+
+    def _echo(self, headers: Headers, peer: str) -> Response:
+        """`GET <track path>?echo=1`: the client address an event sent the same way would be recorded with, for
+        the installation check (server/installcheck.py) to tell whether a proxy forwards it. Nothing is stored.
+        The proxy's own address is shown only when it is not a public one (loopback, private, link-local): what
+        an owner adds to PIXEL_TRUSTED_PROXIES, and nothing a stranger learns about the network from outside."""
+        xff = headers.get(b"x-forwarded-for", b"").decode("latin-1")
+        real_ip = headers.get(b"x-real-ip", b"").decode("latin-1")
+        forwarded = bool(xff.strip() or real_ip.strip())
+        ip = self._client_ip(peer, xff, real_ip) if self.trusted and forwarded else peer
+        try:
+            shown = not ipaddress.ip_address(peer).is_global
+        except ValueError:
+            shown = False
+        body = orjson.dumps(
+            {
+                "client_ip": ip,
+                "forwarded": forwarded,
+                "proxy_trusted": self._is_trusted(peer) if forwarded else None,
+                "proxy": peer if forwarded and shown else None,
+            }
+        )
+        return Response(200, [JSON, ("cache-control", "no-store")], body)
 
     def _is_trusted(self, address: str) -> bool:
         try:

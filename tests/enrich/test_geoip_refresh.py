@@ -363,7 +363,7 @@ def test_pixel_serve_fetches_the_database_on_first_start_and_fills_the_country(
     assert r.status_code == 204
     server.wait_shipped(1)
     with server.open_store() as store:
-        assert store.query("SELECT country, city FROM events") == [("GB", "London")]  # type: ignore[attr-defined]
+        assert store.query("SELECT country, city FROM events").rows == [["GB", "London"]]  # type: ignore[attr-defined]
 
 
 def test_pixel_serve_offline_says_so_and_counts_without_geo(pixel_factory, tmp_path: Path) -> None:
@@ -386,4 +386,4 @@ def test_pixel_serve_offline_says_so_and_counts_without_geo(pixel_factory, tmp_p
     server.wait_shipped(1)
     assert "GeoIP: could not fetch the dbip database: cannot reach 127.0.0.1" in server.log()
     with server.open_store() as store:
-        assert store.query("SELECT country FROM events") == [("",)]  # type: ignore[attr-defined]
+        assert store.query("SELECT country FROM events").rows == [[""]]  # type: ignore[attr-defined]

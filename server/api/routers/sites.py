@@ -7,12 +7,15 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, Field
 
 from pixel.server.api.deps import Admin, Auth, PathId, State, site_for
 from pixel.server.api.errors import ApiError, not_found
 from pixel.server.api.meta import Conflict
 from pixel.server.api.models import GoalIn, GoalOut, Page, SiteFields, SiteIn, SiteOut, Snippet
 from pixel.server.api.pagination import Listing, paginate
+from pixel.server.installcheck import check_installation
+from pixel.server.proxyrecipes import RecipeError, recipes
 
 router = APIRouter(prefix="/sites", tags=["sites"])
 
@@ -91,6 +94,46 @@ def snippet(
     domain = html.escape(site["domain"], quote=True)
     tag = f'<script defer src="{src}" data-site="{domain}" data-endpoint="{endpoint}"></script>'
     return {"site_id": site_id, "domain": site["domain"], "html": tag}
+
+
+CollectorUrl = Annotated[str | None, Query(max_length=500, pattern=r"^https?://[^\s\"'<>]+$")]
+
+
+@router.get("/{site_id}/proxy-recipes")
+def proxy_recipes(
+    site_id: PathId,
+    principal: Auth,
+    state: State,
+    collector_url: CollectorUrl = None,
+    prefix: Annotated[str, Query(max_length=100)] = "/stats",
+) -> dict[str, Any]:
+    """How to serve Pixel under the site's own domain (`/stats/pixel.js`, `/stats/track`): the snippet and the
+    nginx, Caddy, Apache, Cloudflare Worker, Netlify, Vercel and Next.js configuration (server/proxyrecipes.py).
+    `collector_url` is where the proxy reaches the collector (default: the configured host and port)."""
+    site = site_for(state, principal, site_id)
+    settings = state.settings
+    base = collector_url or f"http://{settings.host}:{settings.port}"
+    try:
+        out = recipes(site["domain"], base, settings.script_name, settings.track_path, prefix)
+    except RecipeError as exc:
+        raise ApiError(422, "invalid_recipe_input", str(exc)) from None
+    out["trusted_proxies"] = [str(n) for n in settings.trusted_proxies]
+    return {"site_id": site_id, **out}
+
+
+class InstallationCheckIn(BaseModel):
+    page_url: str = Field(min_length=1, max_length=2000)
+
+
+@router.post("/{site_id}/check-installation")
+def check_site_installation(
+    site_id: PathId, body: InstallationCheckIn, principal: Admin, state: State
+) -> dict[str, Any]:
+    """Fetches the page, finds the snippet, loads the script and asks the collector through it which visitor
+    address it sees; findings in plain words with codes (server/installcheck.py). Admins only: it makes this
+    server fetch the address given (http and https only)."""
+    site = site_for(state, principal, site_id)
+    return {"site_id": site_id, **check_installation(body.page_url, site["domain"], state.settings)}
 
 
 # -- goals ----------------------------------------------------------------------------------------
