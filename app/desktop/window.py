@@ -4,7 +4,6 @@ system keyring is unusable (with what to do; secrets are never stored elsewhere)
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtGui import QCloseEvent
@@ -21,7 +20,8 @@ from PySide6.QtWidgets import (
 )
 
 from pixel.app import secret_store
-from pixel.app.client import ApiClient, ReportCache, ReportSource
+from pixel.app.client import ReportCache, ReportSource
+from pixel.app.client.connect import ApiConnection, engine_target, open_api
 from pixel.app.desktop.dashboard import DashboardPage
 from pixel.app.desktop.stack_page import StackPage
 from pixel.app.desktop.workers import Runner, Task
@@ -29,32 +29,9 @@ from pixel.app.profiles import Profile, ProfileStore
 
 if TYPE_CHECKING:
     from pixel.app.desktop.wizard import SetupWizard
-    from pixel.app.stack.engine import EngineTarget, HostKey
+    from pixel.app.stack.engine import HostKey
     from pixel.app.stack.provisioner import Provisioner
     from pixel.app.stack.tunnel import PortForward
-
-
-def engine_target(profile: Profile) -> EngineTarget:
-    from pixel.app.stack.engine import EngineTarget  # docker-py: imported when needed (cold start)
-
-    if profile.engine in ("", "local"):
-        return EngineTarget()
-    tls = Path(profile.tls_dir) if profile.tls_dir else None
-    ssh_key = profile.ssh_key or profile.extra.get("ssh_key", "")  # extra: profiles of earlier versions
-    # Read from the keyring (call this on a worker thread); a missing one gives "ssh-key-locked".
-    passphrase = (
-        (secret_store.get_secret(profile.name, "ssh_passphrase") or "") if profile.ssh_key_locked else ""
-    )
-    return EngineTarget(
-        profile.engine,
-        tls_ca=tls / "ca.pem" if tls else None,
-        tls_cert=tls / "cert.pem" if tls else None,
-        tls_key=tls / "key.pem" if tls else None,
-        known_hosts=Path(profile.extra["known_hosts"]) if "known_hosts" in profile.extra else None,
-        ssh_key=Path(ssh_key).expanduser() if ssh_key else None,
-        host_key=profile.host_key,  # the key trusted in the wizard: no other is accepted
-        ssh_passphrase=passphrase,
-    )
 
 
 class MainWindow(QMainWindow):
@@ -190,33 +167,17 @@ class MainWindow(QMainWindow):
         self.dashboard.set_source(source)
         if profile.api_url:
 
-            def connect(_task: Task) -> tuple[ApiClient, PortForward | None]:
-                password = secret_store.get_secret(profile.name, "admin_password")
-                if password is None:
-                    raise secret_store.KeyringUnavailable(
-                        f"No password for {profile.username!r} of {profile.name!r} in the keyring."
-                    )
-                if not (profile.engine.startswith("ssh://") or profile.tls_dir):  # docker-py not needed
-                    return ApiClient(profile.api_url, profile.username, password), None
-                target = engine_target(profile)
-                # Remote stack: its API listens on the server's 127.0.0.1 only; reach it through SSH, or
-                # over TLS through the Docker engine.
-                from pixel.app.stack.tunnel import stack_api_tunnel
-
-                tunnel = stack_api_tunnel(target, profile.project, profile.api_url, offline_ok=True)
-                return ApiClient(tunnel.local_url, profile.username, password), tunnel
-
-            def connected(connection: tuple[ApiClient, PortForward | None]) -> None:
-                client, tunnel = connection
+            def connected(connection: ApiConnection) -> None:
                 if source is self.dashboard.source:
-                    self._set_tunnel(tunnel)
-                    source.client = client
+                    self._set_tunnel(connection.tunnel)
+                    source.client = connection.client
                     self.dashboard.load_sites(prefer=profile.site_id)
-                elif tunnel is not None:  # another profile was chosen meanwhile
-                    self.runner.submit(lambda _t: tunnel.stop())
+                else:  # another profile was chosen meanwhile
+                    self.runner.submit(lambda _t: connection.close())
 
             self.retrust.hide()
-            self.runner.submit(connect, on_done=connected, on_error=self._connect_failed)
+            # keyring, then (remote stack) a tunnel through SSH or the TLS engine: on a worker
+            self.runner.submit(lambda _t: open_api(profile), on_done=connected, on_error=self._connect_failed)
 
         def provisioner(project: str = profile.project) -> Provisioner:
             from pixel.app.stack.engine import connect

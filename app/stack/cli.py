@@ -83,6 +83,9 @@ def add_cli(subparsers: Any) -> None:
     p = sub.add_parser("install", help="install (or repair) the stack; a second run changes nothing")
     engine_opts(p)
     _image_opts(p)
+    g = p.add_argument_group("first site")
+    g.add_argument("--site", metavar="DOMAIN", help="also create this site and print its tracking snippet")
+    g.add_argument("--site-timezone", default="UTC", metavar="ZONE", help="its time zone for reports (UTC)")
 
     p = sub.add_parser("logs", help="show (or follow) the logs")
     engine_opts(p)
@@ -253,6 +256,8 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _install(args: argparse.Namespace) -> int:
+    if args.site:
+        return _install_site(args)
     engine, prov = _open(args)
     result = prov.install(_source(args), progress=engine.bar)
     print("changed: " + (", ".join(result.changed) if result.changed else "nothing (already installed)"))
@@ -262,6 +267,35 @@ def _install(args: argparse.Namespace) -> int:
         )
     elif result.admin_note:
         print(f"admin account: {result.admin_note}")
+    return 0
+
+
+def _install_site(args: argparse.Namespace) -> int:
+    """Install, then create the first site through the stack's API (`onboarding.install_site`, as the
+    wizard does) and print its snippet; the admin account is printed even when the site step fails."""
+    from .onboarding import SiteNotCreated, install_site
+
+    try:
+        outcome = install_site(
+            _target(args),
+            args.name,
+            args.site,
+            timezone=args.site_timezone,
+            values=_settings(args.set),
+            topology=args.topology,
+            source=_source(args),
+            progress=Bar(),
+        )
+    except SiteNotCreated as exc:
+        print(f"admin account: user {exc.admin.username!r}, password {exc.admin.password!r} (shown once)")
+        raise
+    print("changed: " + (", ".join(outcome.changed) or "nothing (already installed)"))
+    print(f"admin account: user {outcome.profile.username!r}, password {outcome.password!r} (shown once)")
+    print(f"site {outcome.profile.domain}: id {outcome.site_id}")
+    print(f"API (on the stack's host): {outcome.api_url}")
+    print(f"collector (for visitors): {outcome.collector_url}")
+    print("paste into every page of the site, just before </head>:")
+    print(outcome.snippet)
     return 0
 
 
@@ -399,7 +433,6 @@ def _trust(args: argparse.Namespace) -> int:
         if args.fingerprint.strip() != key.fingerprint:
             raise StackError(
                 f"The server's fingerprint is {key.fingerprint}, not {args.fingerprint}.",
-                "Do not connect; ask the server's administrator which fingerprint is right.",
                 code="fingerprint-mismatch",
             )
     else:

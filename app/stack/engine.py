@@ -96,7 +96,6 @@ def parse_host_key(line: str) -> HostKey:
     if entry is None or entry.key is None or len(entry.hostnames) != 1:
         raise StackError(
             f"The saved SSH host key {line[:60]!r} cannot be read ({why}).",
-            "Remove it from the stack's settings and trust the server's fingerprint again.",
             code="bad-host-key",
         )
     name = entry.hostnames[0]
@@ -134,7 +133,6 @@ def fetch_host_key(url: str, timeout: float = 10.0) -> HostKey:
     except OSError as exc:
         raise StackError(
             f"Cannot reach the SSH server {host} port {port}: {exc.strerror or exc}",
-            "Check the host name and port, and that the server is switched on and reachable.",
             code="ssh-unreachable",
         ) from None
     transport = paramiko.Transport(sock)
@@ -197,40 +195,33 @@ def ssh_failure(exc: BaseException, host: str, port: int) -> StackError:
         return StackError(
             f"The SSH host key of {host}:{port} has CHANGED since you trusted it. This can mean the server was "
             "reinstalled, or that someone is intercepting the connection.",
-            "Ask the server's administrator whether the key changed; only then remove the old entry and trust "
-            "the new fingerprint.",
             code="host-key-changed",
         )
     if isinstance(exc, paramiko.PasswordRequiredException):
         return StackError(
             "The SSH key is protected by a passphrase.",
-            "Type the key's passphrase in the setup wizard; Pixel keeps it in your system keyring.",
             code="ssh-key-locked",
         )
     if isinstance(exc, paramiko.SSHException) and str(exc) == "Invalid key":
         return StackError(
             "The SSH key could not be opened: the passphrase is wrong, or the file is not a private key.",
-            "Check the key's passphrase and the key file.",
             code="ssh-key-unreadable",
         )
     if isinstance(exc, paramiko.AuthenticationException):
         return StackError(
             f"The SSH server {host}:{port} refused the key.",
-            "Add the public key to ~/.ssh/authorized_keys of that user on the server, and check the user name.",
             code="ssh-key-refused",
         )
     if isinstance(exc, paramiko.SSHException):
         if "not found in known_hosts" in str(exc):
             return StackError(
                 f"The SSH host key of {host}:{port} is not trusted yet.",
-                "Compare its fingerprint with the one the server's administrator gives you, then trust it.",
                 code="host-key-unknown",
             )
         return StackError(f"SSH connection to {host}:{port} failed: {exc}", code="ssh-failed")
     strerror = exc.strerror if isinstance(exc, OSError) else None
     return StackError(
         f"Cannot reach the SSH server {host} port {port}: {strerror or exc}",
-        "Check the host name and port, and that the server is reachable.",
         code="ssh-unreachable",
     )
 
@@ -297,7 +288,6 @@ def connect(target: EngineTarget) -> docker.DockerClient:
     if version_lt(api_version, MIN_API):
         raise StackError(
             f"The Docker engine at {target.describe()} is too old (API {api_version}, Pixel needs {MIN_API}).",
-            "Update Docker to version 20.10 or newer.",
             code="engine-too-old",
         )
     client.api._version = api_version  # type: ignore[attr-defined]  # docker-py private, not in its stub
@@ -326,13 +316,11 @@ def translate(exc: BaseException, target: EngineTarget) -> StackError:
     ):
         return StackError(
             f"The TLS connection to {where} was rejected: the certificates do not match.",
-            "Use the CA certificate and client certificate made for this server (ca.pem, cert.pem, key.pem).",
             code="tls-rejected",
         )
     if any(isinstance(e, PermissionError) for e in chain) or "Permission denied" in text:
         return StackError(
             f"You have no permission to use {where}.",
-            "Add your user to the 'docker' group (sudo usermod -aG docker $USER), then log out and in again.",
             code="engine-permission",
         )
     if target.is_local and (
@@ -344,18 +332,15 @@ def translate(exc: BaseException, target: EngineTarget) -> StackError:
         if shutil.which("docker") is None and shutil.which("dockerd") is None:
             return StackError(
                 "Docker is not installed on this computer.",
-                "Install Docker Desktop (Windows, macOS) or the docker.io / docker-ce package (Linux).",
                 code="docker-missing",
             )
         return StackError(
             "Docker is installed but not running.",
-            "Start Docker Desktop, or on Linux run: sudo systemctl start docker",
             code="engine-down",
         )
     if isinstance(exc, DockerException | requests.exceptions.RequestException | OSError):
         return StackError(
             f"Cannot reach the Docker engine at {where}: {exc}",
-            "Check the address, that the engine is running and that a firewall lets you through.",
             code="engine-unreachable",
         )
     return StackError(f"Unexpected error talking to {where}: {exc!r}", code="engine-error")

@@ -56,3 +56,57 @@ def test_every_sub_command_has_one_function():
         "compose", "trust", "check", "status", "start", "stop", "restart", "install", "logs", "upgrade",
         "backup", "restore", "uninstall", "image",
     }  # fmt: skip
+
+
+def test_install_with_a_site_creates_it_and_prints_the_snippet(docker_client, pixel_image, cleanup, capsys):
+    """`pixel stack install --site` (onboarding.install_site, as the wizard): the stack, its admin account,
+    the site created through the stack's API and the snippet to paste; a second run says what to do."""
+    from stack_helpers import PIXEL_TAG
+
+    from pixel.app.client import ApiClient
+    from pixel.app.stack.manage import open_stack
+    from pixel.app.stack.spec import API_PORT, COLLECTOR_PORT
+
+    name = unique_project("pxi")
+    cleanup.append(open_stack(docker_client, name))
+    settings = [f"PIXEL_IMAGE={PIXEL_TAG}", "PIXEL_COLLECTOR_BIND=127.0.0.1", "PIXEL_COLLECTOR_PORT=0",
+                "PIXEL_API_PORT=0", "PIXEL_WORKERS=1"]  # fmt: skip
+    args = ["stack", "install", "--name", name, *(a for s in settings for a in ("--set", s))]
+    assert main([*args, "--site", "Shop.Example", "--site-timezone", "Asia/Tokyo"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    ports = open_stack(docker_client, name).status().containers[0].ports
+    api, collector = f"http://127.0.0.1:{ports[API_PORT]}", f"http://127.0.0.1:{ports[COLLECTOR_PORT]}"
+    password = out[1].split("password ")[1].split(" ")[0].strip("'")
+    assert out[0].startswith("changed: ") and f"container {name}-pixel-1" in out[0]
+    assert out[1:] == [
+        f"admin account: user 'admin', password '{password}' (shown once)",
+        "site shop.example: id 1",
+        f"API (on the stack's host): {api}",
+        f"collector (for visitors): {collector}",
+        "paste into every page of the site, just before </head>:",
+        f'<script defer src="{collector}/pixel.js" data-site="shop.example" data-endpoint="{collector}/track">'
+        "</script>",
+    ]
+    with ApiClient(api, "admin", password) as client:
+        assert [(s["domain"], s["timezone"]) for s in client.sites()] == [("shop.example", "Asia/Tokyo")]
+
+    # installed before: no new admin account, so no site; the error line and what to do
+    assert main([*args, "--site", "blog.example"]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.splitlines()[-2:] == [
+        f"pixel stack: The stack {name!r} was installed before: no new admin account was made, so the site "
+        "cannot be created with one.",
+        "  What to do: Create the site with the admin account made at the first install: in the desktop app, "
+        "or through the API (POST /api/sites).",
+    ]
+
+
+def test_install_with_a_bad_site_installs_nothing(docker_client, capsys):
+    name = unique_project("pxi")
+    assert main(["stack", "install", "--name", name, "--site", "https://shop.example/"]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "pixel stack: 'https://shop.example/' is not a website's domain.",
+        "  What to do: Type the domain as in the site's address, e.g. example.com: letters, digits, dots and "
+        "dashes, without https:// or a path.",
+    ]
+    assert main(["stack", "status", "--name", name]) == 1  # nothing was installed

@@ -336,7 +336,7 @@ def test_wizard_over_ssh_through_the_tunnel_with_the_saved_host_key(
         profile = store.get("Remote")
         assert profile is not None
         api_port = int(profile.api_url.rsplit(":", 1)[1])
-        assert result["api_base"] == tunnel.local_url and tunnel.local_port != api_port
+        assert result.api_base == tunnel.local_url and tunnel.local_port != api_port
         assert tunnel.remote == ("127.0.0.1", api_port) and tunnel.connections >= 1
         at_install = tunnel.connections  # the install's API client is closed by now
         # the profile: the server-side API address, the key file and the trusted host key (not a secret)
@@ -500,7 +500,7 @@ def test_wizard_over_tls_reaches_the_api_through_the_engine(
         api_port = int(profile.api_url.rsplit(":", 1)[1])
         assert profile.api_url == f"http://127.0.0.1:{api_port}"  # on the server; reached through the engine
         assert isinstance(tunnel, ExecTunnel) and tunnel.container == f"{project}-pixel-1"
-        assert wizard.install.result["api_base"] == tunnel.local_url and tunnel.connections >= 1
+        assert wizard.install.result.api_base == tunnel.local_url and tunnel.connections >= 1
         at_install = tunnel.connections  # the install's API client is closed by now
         next_button.click()
         page = wizard.done_page
