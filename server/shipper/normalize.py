@@ -102,6 +102,7 @@ _SHORT_KEYS = {
     "e": "engaged_ms",
     "c": "scroll_depth",
     "a": "params",
+    "f": "not_found",
 }
 _SHORT_NESTED = {
     "page": {"u": "url", "t": "title", "r": "referrer"},

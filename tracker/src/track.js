@@ -1,4 +1,5 @@
 import { D, L, N, cfg, now, tz, warn } from './core.js'
+import { visitor } from './identity.js'
 import { send } from './transport.js'
 import { vitals } from './vitals.js'
 
@@ -48,8 +49,8 @@ export const track = (name, params, extra, a = {}, n = 0, k, v, s) => {
     u: user,
     p: page,
     // the screen size, language and time zone every analytics request reports, and the automation flag
-    // (bots); the extended build adds the pixel ratio
-    d: { s: (s = screen).width + 'x' + s.height, l: N.language, z: tz, w: N.webdriver, ...(EXT && { r: devicePixelRatio }) },
+    // (bots); the extended build adds the pixel ratio after consent
+    d: { s: (s = screen).width + 'x' + s.height, l: N.language, z: tz, w: N.webdriver, ...(EXT && visitor && { r: devicePixelRatio }) },
     a,
     ...extra,
   })
