@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from pixel.app.desktop.stack_page import StackPage
+from pixel.app.desktop.stack_page import StackPage, _backup_dir
 from pixel.app.desktop.workers import Runner
 from pixel.app.stack.engine import EngineTarget, connect
+from pixel.app.stack.progress import Progress
 from pixel.app.stack.provisioner import Provisioner
-from pixel.app.stack.spec import HealthCheck, Mount, Port, Service, StackSpec
+from pixel.app.stack.spec import HealthCheck, Mount, Port, Service, StackSpec, replace_image
 from tests.desktop.conftest import save_screenshot
 
 BUSYBOX = "pixel-test/busybox:latest"  # made by scripts/system.d/20-docker.sh
@@ -114,5 +115,48 @@ def test_stack_page_status_actions_and_logs(qtbot, stack: Provisioner, tmp_path:
         page.last_action[1] == f"container {project}-web-1, network {project}_default, volume {project}_data"
     )
     assert not stack.is_installed()
+    page.stop()
+    runner.shutdown()
+
+
+def test_stack_page_upgrade_is_the_shared_upgrade_with_the_tasks_progress(
+    qtbot, stack: Provisioner, tmp_path: Path, monkeypatch
+) -> None:
+    """Upgrade runs `manage.upgrade_to_image` (the CLI's `pixel stack upgrade` runs it too) with the task's
+    own progress callback. That function resolves the spec again by topology, which this busybox stack has
+    none of: the stand-in here swaps the image in the spec itself, then runs the real upgrade."""
+    from pixel.app.stack import manage
+
+    calls: list[tuple[Provisioner, str, Path, object]] = []
+    labels: list[str] = []
+
+    def upgrade_to_image(prov: Provisioner, image: str, *, backup_dir: Path, progress) -> Path:  # type: ignore[no-untyped-def]
+        calls.append((prov, image, backup_dir, progress))
+
+        def seen(event: Progress) -> None:
+            labels.append(event.message)
+            progress(event)
+
+        return prov.upgrade(replace_image(prov.spec, BUSYBOX, image), backup_dir=tmp_path, progress=seen)
+
+    monkeypatch.setattr(manage, "upgrade_to_image", upgrade_to_image)
+    stack.client.images.get(BUSYBOX).tag("pixel-test/busybox", "v2")
+    runner = Runner()
+    page = StackPage(runner, poll_ms=3_600_000)
+    qtbot.addWidget(page)
+    page.confirm = lambda action, text: True
+    page.ask_text = lambda title, default: "pixel-test/busybox:v2"
+    page.set_provisioner(stack)
+    task = page.request("upgrade")
+    assert task is not None
+    qtbot.waitUntil(lambda: page.last_action is not None, timeout=60_000)
+    [backup] = tmp_path.glob(f"{stack.spec.project}-before-upgrade-*.tar.gz")
+    assert page.last_action == ("upgrade", str(backup))
+    assert calls == [(stack, "pixel-test/busybox:v2", _backup_dir(), task.progress_callback)]
+    assert labels[0] == "stopping web" and labels[-1] == "upgrade complete"
+    assert page.progress_dialog.labelText() == "upgrade complete"
+    assert stack.container("web").attrs["Config"]["Image"] == "pixel-test/busybox:v2"
+    assert not hasattr(stack, "progress")
+    qtbot.waitUntil(lambda: runner.busy == 0, timeout=30_000)
     page.stop()
     runner.shutdown()
