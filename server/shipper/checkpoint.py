@@ -6,7 +6,7 @@ saved *before* the insert and cleared with the new offsets *after* it, so after 
 re-sends exactly that batch with the same token and ClickHouse drops it if it had landed. A batch the
 store refuses for its content is split by the shipper into parts whose tokens derive from this token and
 their rows' event ids: the checkpoint still names the whole batch, and a replay after a crash mid-split
-makes the same parts with the same tokens (see `shipper.py`).
+makes the same parts with the same tokens (see `inserter.py`; the order of the steps: `cycle.py`).
 Saved atomically (temp file, fsync, rename).
 """
 

@@ -31,11 +31,11 @@ def test_the_steps_are_declared_in_the_order_the_privacy_guarantees_need(tmp_pat
 def test_the_shipper_and_the_enrichment_share_one_gc_pause() -> None:
     from pixel.server import gcpause
     from pixel.server.enrich import pipeline
-    from pixel.server.shipper import shipper
+    from pixel.server.shipper import reader  # the shipper's reading of the spool, where it pauses the GC
 
-    assert shipper.gc_paused is gcpause.gc_paused
+    assert reader.gc_paused is gcpause.gc_paused
     assert pipeline.gc_paused is gcpause.gc_paused
-    assert not hasattr(shipper, "_gc_paused")
+    assert not hasattr(reader, "_gc_paused")
 
 
 def test_gc_paused_restores_the_state_it_found_also_on_an_error() -> None:

@@ -384,7 +384,7 @@ def refused_batch(shipper: Shipper, n: int, bad: set[int]) -> Batch:
     """A batch of n rows of which those in `bad` hold a value the store refuses (a DateTime64 out of
     range: what a future bug or an older shipper could produce)."""
     spool(shipper.settings, [orjson.dumps(ok_event(i)) for i in range(n)])
-    batch = shipper._plan(shipper.checkpoint.offsets)
+    batch = shipper.reader.plan(shipper.checkpoint.offsets)
     assert len(batch.rows) == n
     for i in bad:
         batch.rows[i]["timestamp"] = 1e19
@@ -420,9 +420,9 @@ def test_a_refused_batch_is_split_until_the_bad_rows_are_dead_lettered(
     shipper = Shipper(settings, counting)
     batch = refused_batch(shipper, 16, {3, 11})
     token = dedup_token(batch.ranges)
-    shipper._begin(batch, token)
-    shipper._insert(batch, token)
-    shipper._commit(batch)
+    shipper.cycle.begin(batch, token)
+    shipper.inserter.insert(batch, token)
+    shipper.cycle.commit(batch)
     assert rows(counting, "SELECT count() FROM events") == [[14]]
     reasons = rows(
         counting, "SELECT reason, JSONExtractString(payload, 'event_id') FROM dead_letters ORDER BY 2"
@@ -444,22 +444,22 @@ def test_a_crash_mid_split_neither_loses_nor_duplicates(
     batch = refused_batch(shipper, 16, {3, 11})
     bad_ids = {batch.rows[3]["event_id"], batch.rows[11]["event_id"]}
     token = dedup_token(batch.ranges)
-    shipper._begin(batch, token)
+    shipper.cycle.begin(batch, token)
     counting.crash_after = 9  # the first half is in, the second half's split under way
     with pytest.raises(SystemExit):
-        shipper._insert(batch, token)
+        shipper.inserter.insert(batch, token)
     landed = rows(counting, "SELECT count() FROM events")[0][0]
     assert 0 < landed < 14
     # the restart: the pending batch is replayed, rows made again from the spool (the bad rows too)
     counting.crash_after = 0
     restarted = Shipper(settings, counting)
     assert restarted.checkpoint.pending is not None
-    replay = restarted._replay(restarted.checkpoint.pending.ranges)
+    replay = restarted.reader.replay(restarted.checkpoint.pending.ranges)
     for row in replay.rows:
         if row["event_id"] in bad_ids:
             row["timestamp"] = 1e19
-    restarted._insert(replay, restarted.checkpoint.pending.token)
-    restarted._commit(replay)
+    restarted.inserter.insert(replay, restarted.checkpoint.pending.token)
+    restarted.cycle.commit(replay)
     assert rows(counting, "SELECT count(), uniqExact(event_id) FROM events") == [[14, 14]]  # no FINAL needed
     assert rows(counting, "SELECT count() FROM dead_letters") == [[2]]
 
@@ -567,7 +567,7 @@ def test_dead_letters_the_store_refuses_are_stored_bare(settings: Settings, coun
     letter = dead_letter(NOW_MS, "seg-1", 42, "event_name is missing", b'{"x":1}')
     letter["received_at"] = 1e19  # a value the store refuses (what an older shipper's bug could make)
     batch = Batch(ranges=[("seg-1", 0, 100)], dead=[letter])
-    shipper._insert(batch, "t0ken")
+    shipper.inserter.insert(batch, "t0ken")
     assert rows(counting, "SELECT segment, offset, reason, payload, received_at FROM dead_letters") == [
         ["seg-1", 42, "event_name is missing", "", "1970-01-01 00:00:00.000"]
     ]
@@ -610,10 +610,10 @@ def test_split_parts_with_repeated_event_ids_keep_every_good_row(
     store's insert deduplication drops no part that had not landed."""
     shipper = Shipper(settings, counting)
     spool(settings, [orjson.dumps({**ok_event(0, f"s{i}.example"), "event_id": "same"}) for i in range(8)])
-    batch = shipper._plan(shipper.checkpoint.offsets)
+    batch = shipper.reader.plan(shipper.checkpoint.offsets)
     batch.rows[5]["timestamp"] = 1e19
     token = dedup_token(batch.ranges)
-    shipper._insert(batch, token)
+    shipper.inserter.insert(batch, token)
     assert rows(counting, "SELECT site FROM events ORDER BY site") == [
         [f"s{i}.example"] for i in range(8) if i != 5
     ]

@@ -74,11 +74,12 @@ def test_a_pending_batch_is_replayed_with_its_token_and_not_duplicated(tmp_path)
     store.migrate()
     try:
         first = Shipper(settings, store)
-        batch = first._plan(first.checkpoint.offsets)
+        batch = first.reader.plan(first.checkpoint.offsets)
         token = dedup_token(batch.ranges)
         first.checkpoint.pending = Pending(token, batch.ranges)
         first.checkpoint.save()
-        first._insert(batch, token)  # the insert lands ... and the process "dies" before the checkpoint
+        # the insert lands ... and the process "dies" before the checkpoint
+        first.inserter.insert(batch, token)
         assert store.scalar("SELECT count() FROM events") == 10
 
         again = Shipper(settings, store)  # restart: the checkpoint still names the pending batch
@@ -175,15 +176,15 @@ def test_visibility_is_measured_at_the_insert_acknowledgement_not_the_commit(tmp
     store.migrate()
     try:
         shipper = Shipper(settings, store)
-        batch = shipper._plan(shipper.checkpoint.offsets)
+        batch = shipper.reader.plan(shipper.checkpoint.offsets)
         for row in batch.rows:
             row["received_at"] = time.time()  # received just now
         token = dedup_token(batch.ranges)
-        shipper._begin(batch, token)
-        shipper._insert(batch, token)
+        shipper.cycle.begin(batch, token)
+        shipper.inserter.insert(batch, token)
         assert store.scalar("SELECT count() FROM events") == 5  # visible from here on
         time.sleep(1.2)  # e.g. the next batch being planned
-        shipper._commit(batch)
+        shipper.cycle.commit(batch)
         stats = shipper.stats
         within_1s = sum(stats.visible_buckets[: VISIBLE_BUCKETS.index(1.0) + 1])
         assert within_1s == 5

@@ -102,7 +102,7 @@ def test_a_killed_writer_loses_nothing_it_appended(tmp_path) -> None:
         shipper = Shipper(settings, store)
         assert shipper.step() == 2000
         for _ in range(2):  # nothing left: the dead writer's segment is sealed, then deleted
-            shipper._last_seal_check = 0.0
+            shipper.reader.last_seal_check = 0.0
             shipper.step()
         assert store.scalar("SELECT count() FROM events") == 2000
         assert store.scalar("SELECT uniqExact(event_id) FROM events") == 2000
