@@ -26,6 +26,7 @@ from docker.utils import version_lt
 
 from .errors import StackError
 
+SSH_PORT = 22  # the ssh:// default, left out of known_hosts names
 MIN_API = "1.41"  # stats(one_shot=True); Debian bookworm's docker.io 20.10 speaks exactly this
 
 
@@ -77,7 +78,7 @@ class HostKey:
 
     @property
     def known_hosts_name(self) -> str:
-        return self.host if self.port == 22 else f"[{self.host}]:{self.port}"
+        return self.host if self.port == SSH_PORT else f"[{self.host}]:{self.port}"
 
     @property
     def known_hosts_line(self) -> str:
@@ -101,8 +102,8 @@ def parse_host_key(line: str) -> HostKey:
     name = entry.hostnames[0]
     if name.startswith("["):
         host, _, port = name[1:].partition("]:")
-        return HostKey(host, int(port or 22), entry.key)
-    return HostKey(name, 22, entry.key)
+        return HostKey(host, int(port or SSH_PORT), entry.key)
+    return HostKey(name, SSH_PORT, entry.key)
 
 
 def load_trusted_keys(client: paramiko.SSHClient, target: EngineTarget) -> None:
@@ -122,7 +123,7 @@ def _ssh_parts(url: str) -> tuple[str, int, str | None]:
         raise StackError(
             f"{url!r} is not an SSH address", "Write it as ssh://user@host or ssh://user@host:port"
         )
-    return parsed.hostname, parsed.port or 22, parsed.username
+    return parsed.hostname, parsed.port or SSH_PORT, parsed.username
 
 
 def fetch_host_key(url: str, timeout: float = 10.0) -> HostKey:

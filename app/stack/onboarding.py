@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # docker-py is imported where used (the CLI's --help, the app
     from .provisioner import Credentials
     from .tunnel import PortForward
 
+HTTPS_PORT = "443"  # the https scheme's own: left out of the collector's URL
 # The API's own rule for a site's domain (server/api/models.py), plus a dot: a host name of letters,
 # digits and dashes, lower case, at most 253 characters, an optional port.
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
@@ -114,8 +115,8 @@ def endpoints(target: EngineTarget, ports: Mapping[int, int], settings: Mapping[
     api = f"http://127.0.0.1:{ports[API_PORT]}"
     domain = settings.get("PIXEL_DOMAIN", "").strip()
     if COLLECTOR_PORT not in ports and domain:
-        port = settings.get("PIXEL_HTTPS_PORT", "443").strip() or "443"
-        return api, f"https://{domain}" + ("" if port == "443" else f":{port}")
+        port = settings.get("PIXEL_HTTPS_PORT", "").strip() or HTTPS_PORT
+        return api, f"https://{domain}" + ("" if port == HTTPS_PORT else f":{port}")
     host = "127.0.0.1" if target.is_local else public_host(target.url)
     return api, f"http://{host}:{ports[COLLECTOR_PORT]}"
 

@@ -20,6 +20,7 @@ import paramiko
 
 from ..engine import EngineTarget, _ssh_parts, load_trusted_keys, ssh_failure
 from ..errors import StackError
+from ..spec import API_PORT
 from .forward import CHUNK, PortForward
 
 
@@ -150,7 +151,7 @@ def api_tunnel(target: EngineTarget, api_url: str, *, offline_ok: bool = False) 
     if parsed.scheme not in ("http", "https") or parsed.port is None:
         raise StackError(
             f"{api_url!r} is not an API address with a port",
-            "It looks like http://127.0.0.1:8082 (the port the stack published).",
+            f"It looks like http://127.0.0.1:{API_PORT} (the port the stack published).",
             code="bad-api-url",
         )
     tunnel = SSHTunnel(target, parsed.port, parsed.hostname or "127.0.0.1")
