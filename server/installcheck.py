@@ -29,6 +29,7 @@ redirected at all. No cookies or credentials are sent.
 from __future__ import annotations
 
 import re
+import ssl
 from dataclasses import asdict, dataclass
 from html.parser import HTMLParser
 from typing import Any
@@ -147,8 +148,14 @@ def _sources_allow(sources: list[str], target: Any, page_url: str) -> bool:
 
 
 def check_installation(
-    page_url: str, domain: str, settings: Settings, timeout: float = TIMEOUT
+    page_url: str,
+    domain: str,
+    settings: Settings,
+    timeout: float = TIMEOUT,
+    verify: bool | ssl.SSLContext = True,
 ) -> dict[str, Any]:
+    """The findings for the page at `page_url` of the site `domain` (module docstring). `verify`: TLS
+    verification as httpx takes it (a context trusting a private CA)."""
     findings: list[Finding] = []
     result: dict[str, Any] = {
         "page_url": page_url,
@@ -176,7 +183,11 @@ def check_installation(
         )
         return done()
     client = httpx.Client(
-        timeout=httpx.Timeout(timeout), follow_redirects=False, headers={"User-Agent": USER_AGENT}
+        timeout=httpx.Timeout(timeout),
+        follow_redirects=False,
+        headers={"User-Agent": USER_AGENT},
+        verify=verify,
+        trust_env=False,  # no proxy or netrc credentials from this process's environment
     )
     with client:
         url = page_url
