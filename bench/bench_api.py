@@ -7,7 +7,7 @@ bottleneck), then times, through the real FastAPI app in-process (ASGI, no netwo
 - the same dashboard as one request to `/reports/dashboard` (its numbers checked equal to the ten once);
 - realtime (visitors now, pageviews per minute, top pages).
 
-The reports read the per-day report cache (server/api/query/daycache.py); the first dashboard builds
+The reports read the per-day report cache (server/api/query/report_cache.py); the first dashboard builds
 the days not built yet (timed apart), `--live N` adds dashboards each right after N new events.
 Reuse generated data with `--data-dir` (generated when empty; keep it outside the repository).
 
@@ -177,7 +177,8 @@ def main() -> None:
             "sites", {"domain": SITE, "name": SITE, "timezone": "Europe/Berlin", "created_at": 0.0}
         )
     )
-    with TestClient(create_app(settings, store)) as client:
+    app = create_app(settings, store)
+    with TestClient(app) as client:
         token = client.post(
             "/api/auth/login", json={"username": "bench", "password": "bench-password-1"}
         ).json()
@@ -203,9 +204,8 @@ def main() -> None:
         if args.live:
             from datetime import UTC, datetime
 
-            from pixel.server.api.query import daycache
-
-            daycache.REBUILD_MIN_SECONDS = 0.0  # the worst case: every dashboard rebuilds today first
+            # the worst case: every dashboard rebuilds today first
+            app.state.pixel.report_cache.rebuild_min_seconds = 0.0
             for run in range(args.runs):
                 now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
                 store.insert_rows(

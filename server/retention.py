@@ -3,7 +3,8 @@
 The events table's TTL (`PIXEL_RETENTION_DAYS`) is one for all sites; a site may ask to keep less. The store
 process deletes such a site's older events once an hour, with a lightweight DELETE and only when there is
 something to delete (a DELETE is a mutation: not one per scrape or per batch). The reports read those days
-as empty (server/api/query/daycache.py, `expired_before`), so the report cache shows what the events hold.
+as empty (server/api/query/report_cache.py, `ReportCache.expired_before`), so the report cache shows
+what the events hold.
 
 The cut-off is computed from this process's clock (`now`, injectable) and passed as a parameter, not the
 store's `now64()`: the reports decide which days read as empty from the same clock, so both agree even when

@@ -10,6 +10,8 @@ from fastapi import APIRouter, Depends, FastAPI
 from pixel.server.api import errors
 from pixel.server.api.deps import AppState, current_principal
 from pixel.server.api.meta import MetaDB
+from pixel.server.api.query.report_cache import ReportCache
+from pixel.server.api.query.runner import QueryRunner
 from pixel.server.api.routers import auth, dashboards, geoip, health, reports, sites, sql, users
 from pixel.server.api.security import LoginLimiter, Tokens, load_signing_key
 from pixel.server.settings import Settings
@@ -26,7 +28,9 @@ def open_meta(settings: Settings) -> MetaDB:
 def create_app(
     settings: Settings, store: Store, *, limiter: LoginLimiter | None = None, sql_seconds: float = 10.0
 ) -> FastAPI:
-    """The API over `store` (shared with the shipper in `pixel serve`); metadata in the data folder."""
+    """The API over `store` (shared with the shipper in `pixel serve`); metadata in the data folder. The
+    app's query runner and report cache are made here, once per app, and reached through the request
+    (`deps.query_runner`, `deps.report_cache`)."""
     app = FastAPI(
         title="Pixel Analytics API",
         version="1",
@@ -35,11 +39,14 @@ def create_app(
         redoc_url=None,
         swagger_ui_oauth2_redirect_url=None,
     )
+    runner = QueryRunner(store)
     app.state.pixel = AppState(
         settings=settings,
         store=store,
         meta=open_meta(settings),
         tokens=Tokens(load_signing_key(settings.state_dir)),
+        runner=runner,
+        report_cache=ReportCache(runner),
         limiter=limiter or LoginLimiter(),
         sql_seconds=sql_seconds,
     )

@@ -1,4 +1,5 @@
-"""Request dependencies: the app's shared state, the authenticated principal, roles, site access.
+"""Request dependencies: the app's shared state, the query runner and report cache of its store, the
+authenticated principal, roles, site access.
 
 `current_principal` answers 401 for every credential it cannot use: missing, malformed in any way,
 signed with another key, expired, revoked, of a user that is gone or disabled, or issued under an
@@ -18,6 +19,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from pixel.server.api.errors import ApiError, forbidden, not_found, unauthorized
 from pixel.server.api.meta import MetaDB
+from pixel.server.api.query.report_cache import ReportCache
+from pixel.server.api.query.runner import QueryRunner
 from pixel.server.api.security import (
     API_TOKEN_PREFIX,
     MAX_TOKEN_LENGTH,
@@ -36,6 +39,8 @@ class AppState:
     store: Store
     meta: MetaDB
     tokens: Tokens
+    runner: QueryRunner  # report SQL on `store`
+    report_cache: ReportCache  # the per-day report cache of `store`, run through `runner`
     limiter: LoginLimiter = field(default_factory=LoginLimiter)
     sql_seconds: float = 10.0  # the SQL console's max_execution_time
 
@@ -45,6 +50,18 @@ def get_state(request: Request) -> AppState:
 
 
 State = Annotated[AppState, Depends(get_state)]
+
+
+def query_runner(state: State) -> QueryRunner:
+    return state.runner
+
+
+def report_cache(state: State) -> ReportCache:
+    return state.report_cache
+
+
+Runner = Annotated[QueryRunner, Depends(query_runner)]
+Cache = Annotated[ReportCache, Depends(report_cache)]
 
 
 @dataclass

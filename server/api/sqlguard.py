@@ -45,7 +45,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from pixel.server.api.query import runner
+from pixel.server.api.query.runner import QueryRunner, check_text
 from pixel.server.errors import PixelError
 from pixel.server.store import Result, Store, StoreError
 from pixel.server.store.base import QueryTimeout, StoreBusy, parse_json_compact
@@ -355,9 +355,10 @@ class Parser:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.runner = QueryRunner(store)
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> Result:
-        return runner.query(self.store, sql, params)
+        return self.runner.query(sql, params)
 
 
 class LocalParser(Parser):
@@ -372,7 +373,7 @@ class LocalParser(Parser):
         pass
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> Result:
-        from pixel.server.store.chdb_engine import _bind
+        from pixel.server.store.chdb_engine import bind_params
 
         with LocalParser._lock:
             try:
@@ -380,7 +381,7 @@ class LocalParser(Parser):
                     from chdb import session
 
                     LocalParser._session = session.Session(":memory:")
-                bound, values = _bind(sql, runner.check_text(params or {})) if params else (sql, None)
+                bound, values = bind_params(sql, check_text(params or {})) if params else (sql, None)
                 body = LocalParser._session.query(bound, "JSONCompact", params=values).bytes()
             except Exception as exc:  # chDB's own error type, or chDB not installed
                 raise StoreError(str(exc).strip()) from None

@@ -81,6 +81,14 @@ class Store(ABC):
     """The events store. Subclasses implement the three engine calls; the rest is shared."""
 
     engine: str = ""
+    # Statements that may have changed a table, issued through this object so far: every `command` and
+    # every insert, counted before it runs (a failed one too). Every engine keeps it (in its `_execute`
+    # without an output format and in its `insert_json`). Two readings that are equal mean this object
+    # wrote nothing in between; whether nobody else did is `sole_writer`.
+    writes: int = 0
+    # Whether this object is its tables' only writer (the embedded engine: one process per data folder),
+    # so that an unchanged `writes` means unchanged tables. False where other processes may write (a server).
+    sole_writer: bool = False
 
     @abstractmethod
     def _execute(self, sql: str, params: Mapping[str, Any] | None, fmt: str | None) -> bytes:

@@ -33,7 +33,7 @@ class FolderInUse(StoreError):
     pass
 
 
-def _bind(sql: str, params: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
+def bind_params(sql: str, params: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
     """Format parameter values as clickhouse-connect does for the server engine.
 
     chDB parses `{name:Type}` values as ClickHouse escaped text (like the HTTP interface), so a raw
@@ -49,6 +49,7 @@ def _bind(sql: str, params: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
 
 class ChdbStore(Store):
     engine = "chdb"
+    sole_writer = True  # the folder is locked to this process (see __init__)
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
@@ -102,7 +103,7 @@ class ChdbStore(Store):
     def _execute(self, sql: str, params: Mapping[str, Any] | None, fmt: str | None) -> bytes:
         if params:
             try:
-                sql, params = _bind(sql, params)
+                sql, params = bind_params(sql, params)
             except Exception as exc:
                 raise StoreError(str(exc).strip()) from None
         with self._guard:

@@ -102,6 +102,8 @@ class ClickHouseStore(Store):
         self._timeouts = (connect_timeout, send_receive_timeout)
         self._client: Client | None = None
         self._lock = threading.Lock()
+        self.writes = 0  # see Store.writes; other processes may write too (sole_writer stays False)
+        self._writes_guard = threading.Lock()
         if connect:
             self._connected()
 
@@ -166,6 +168,8 @@ class ClickHouseStore(Store):
 
     def _execute(self, sql: str, params: Mapping[str, Any] | None, fmt: str | None) -> bytes:
         client = self._connected()
+        if fmt is None:
+            self._wrote()
         try:
             return client.raw_query(
                 sql,
@@ -198,6 +202,7 @@ class ClickHouseStore(Store):
         if token is not None and not _TOKEN.match(token):
             raise ValueError("dedup token must be 1-256 characters of [A-Za-z0-9_.:-]")
         client = self._connected()
+        self._wrote()
         compression = client.write_compression
         block = get_compressor(compression).compress_block(data) if compression else data
         try:
@@ -210,6 +215,10 @@ class ClickHouseStore(Store):
             )
         except Exception as exc:
             raise self._translate(exc) from None
+
+    def _wrote(self) -> None:
+        with self._writes_guard:
+            self.writes += 1
 
     def close(self) -> None:
         with self._lock:

@@ -116,7 +116,7 @@ TTL toDateTime(failed_at) + INTERVAL 30 DAY
 SETTINGS non_replicated_deduplication_window = 10000"""
 
 
-# -- migration 2: the report cache (see pixel.server.api.query.daycache) -------------------------------
+# -- migration 2: the report cache (see pixel.server.api.query.report_cache) ---------------------------
 
 # Rows inserted per site and UTC hour, counted by a materialized view as they arrive. Only a change
 # detector: a cached day is valid while the count over its hours is what it was when the day was built

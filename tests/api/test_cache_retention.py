@@ -20,7 +20,7 @@ import pytest
 
 from tests.api import dataset
 from tests.api.conftest import Api
-from tests.api.test_daycache import EVERYTHING, _row, answers, builds, expected_summary
+from tests.api.test_daycache import EVERYTHING, _row, answers, builds, expected_summary, report_cache
 
 ENGINES = ("chdb", "clickhouse")
 SITE, TZ = "retained.example", "Europe/Berlin"
@@ -55,12 +55,10 @@ def sessions_at(site: str, ages: list[int], seed: int) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(autouse=True)
-def check_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    """In service, a changed retention is re-read within RETENTION_CHECK_SECONDS; changed days rebuilt at once."""
-    from pixel.server.api.query import daycache
-
-    monkeypatch.setattr(daycache, "RETENTION_CHECK_SECONDS", 0.0)
-    monkeypatch.setattr(daycache, "REBUILD_MIN_SECONDS", 0.0)
+def check_at_once(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In service, a changed retention is re-read within retention_check_seconds; changed days rebuilt at once."""
+    monkeypatch.setattr(report_cache(api), "retention_check_seconds", 0.0)
+    monkeypatch.setattr(report_cache(api), "rebuild_min_seconds", 0.0)
 
 
 @pytest.mark.store_clock  # the events' TTL runs on the store's clock, the report cache on Pixel's

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.api.conftest import VIEWER_PASSWORD, Api
-from tests.api.test_daycache import EVERYTHING, RANGE, ZONES, builds, generate, get
+from tests.api.test_daycache import EVERYTHING, RANGE, ZONES, builds, generate, get, report_cache
 
 ENGINES = ("chdb", "clickhouse")
 
@@ -27,10 +27,8 @@ MANY = STANDARD + ["exit_page", "event", "channel", "utm_campaign", "city", "pro
 
 
 @pytest.fixture(autouse=True)
-def rebuild_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pixel.server.api.query import daycache
-
-    monkeypatch.setattr(daycache, "REBUILD_MIN_SECONDS", 0.0)
+def rebuild_at_once(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(report_cache(api), "rebuild_min_seconds", 0.0)
 
 
 @pytest.fixture(scope="module")
@@ -287,18 +285,18 @@ def test_recent_days_merged_range_and_today(api: Api) -> None:
 def test_cached_dashboard_is_one_query(
     api: Api, sites: dict[str, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pixel.server.api.query import runner
+    from pixel.server.api.query.runner import QueryRunner
 
     site_id = sites["newyork.example"]
     get(api, site_id, "dashboard", previous_timeseries="true", **RANGE)  # builds what is missing
     counted: list[str] = []
-    real = runner.query
+    real = QueryRunner.query
 
-    def counting(store: Any, sql: str, params: Any = None) -> Any:
+    def counting(runner: QueryRunner, sql: str, params: Any = None) -> Any:
         counted.append(sql)
-        return real(store, sql, params)
+        return real(runner, sql, params)
 
-    monkeypatch.setattr(runner, "query", counting)
+    monkeypatch.setattr(QueryRunner, "query", counting)
     body = get(api, site_id, "dashboard", previous_timeseries="true", **RANGE)
     reads = [sql for sql in counted if "day_dimensions" in sql]
     assert len(reads) == 1, counted

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from pixel.server.api.query.report_cache import ReportCache
 from tests.api import dataset
 from tests.api.conftest import Api
 
@@ -102,12 +103,17 @@ def generate(site: str, tz: str, seed: int = 11) -> list[dict[str, Any]]:
     return rows
 
 
-@pytest.fixture(autouse=True)
-def rebuild_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Changed days are rebuilt on the next report (in service, at most every REBUILD_MIN_SECONDS)."""
-    from pixel.server.api.query import daycache
+def report_cache(api: Api) -> ReportCache:
+    """The report cache of the app under test (one per app, made by create_app)."""
+    cache = api.client.app.state.pixel.report_cache  # type: ignore[attr-defined]
+    assert isinstance(cache, ReportCache)
+    return cache
 
-    monkeypatch.setattr(daycache, "REBUILD_MIN_SECONDS", 0.0)
+
+@pytest.fixture(autouse=True)
+def rebuild_at_once(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Changed days are rebuilt on the next report (in service, at most every rebuild_min_seconds)."""
+    monkeypatch.setattr(report_cache(api), "rebuild_min_seconds", 0.0)
 
 
 @pytest.fixture(scope="module")
@@ -341,18 +347,17 @@ def test_days_before_today_merged_once_and_today_read_by_day(api: Api) -> None:
     assert ranges >= 2  # this period's days before today, and the previous period's
     assert answers(api, site_id, period="7d") == week
     assert int(api.store.scalar(merged, {"s": site})) == ranges  # unchanged days: merged once
-    # while today was rebuilt less than REBUILD_MIN_SECONDS ago, its build stands
-    from pixel.server.api.query import daycache
-
-    daycache.REBUILD_MIN_SECONDS = 3600.0  # restored by the autouse fixture
+    # while today was rebuilt less than rebuild_min_seconds ago, its build stands
+    cache = report_cache(api)
+    cache.rebuild_min_seconds = 3600.0  # restored by the autouse fixture
     api.store.insert_rows(
         "events", [_row(999, site, now - timedelta(seconds=5), "v-new", "s-new", "pageview", "/new", rnd)]
     )
     assert answers(api, site_id, period="7d") == week
-    daycache.REBUILD_MIN_SECONDS = 0.0
+    cache.rebuild_min_seconds = 0.0
     after = answers(api, site_id, period="7d")
     # today rebuilt again and again: every DROP_AFTER_REBUILDS, only the two newest builds keep rows
-    daycache.DROP_AFTER_REBUILDS = 1  # restored below
+    cache.drop_after_rebuilds = 1  # restored below
     # today by the clock the cache uses (Pixel's), not the store's now()
     today_builds = """SELECT uniqExact(build) FROM day_dimensions WHERE site = {s:String}
         AND day = {today:Date}"""
@@ -363,7 +368,7 @@ def test_days_before_today_merged_once_and_today_read_by_day(api: Api) -> None:
         assert get(api, site_id, "breakdown/page", period="7d")["total_rows"] > 0
     today = {"today": now.astimezone(ZoneInfo("Asia/Tokyo")).date()}
     assert int(api.store.scalar(today_builds, {"s": site, **today})) == 2
-    daycache.DROP_AFTER_REBUILDS = 20
+    cache.drop_after_rebuilds = 20
     after = answers(api, site_id, period="7d")
     assert (
         after["summary"]["metrics"]["visitors"]["value"]

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pixel.server.api.errors import ApiError
-from pixel.server.api.query import runner
+from pixel.server.api.query.runner import QueryRunner
 from tests.api.conftest import Api
 
 ENGINES = ("chdb", "clickhouse")
@@ -88,7 +88,7 @@ def test_a_surrogate_elsewhere_in_a_request_is_refused_before_the_store(api: Api
     assert r.status_code == 422, r.text
     # and whatever the route, a value the store cannot take never reaches it
     with pytest.raises(ApiError) as refused:
-        runner.query(api.store, "SELECT {v:String}", {"v": "a\udfffb"})
+        QueryRunner(api.store).query("SELECT {v:String}", {"v": "a\udfffb"})
     assert refused.value.status == 400 and refused.value.code == "invalid_value"
     assert "unpaired surrogate (U+DFFF)" in refused.value.detail
 

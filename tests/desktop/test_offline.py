@@ -72,7 +72,7 @@ def test_offline_cached_charts_as_of_then_refreshed(qtbot, live_api, tmp_path: P
     before = api_get(live_api, shop, "summary", period="30d")["metrics"]["visitors"]["value"]
     sent = demo.send(server.collector, events=400, days=1, seed=99)
     server.wait_shipped(sent, timeout=120)
-    # The API's report cache rebuilds a changed day at most every 30 s (server/api/query/daycache.py), so
+    # The API's report cache rebuilds a changed day at most every 30 s (server/api/query/report_cache.py), so
     # today's totals may lag that long behind the events: wait for them, as a person would refresh later.
     deadline = time.monotonic() + 90
     after = before

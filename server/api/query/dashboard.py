@@ -3,13 +3,13 @@ period's too) and several breakdowns, with exactly the numbers of the individual
 
 Why a separate path: on the report cache each report is a few small reads, and with chDB every read
 of a MergeTree table costs a few milliseconds whatever its size, so ten reports were ten times that
-fixed cost (plus ten requests). Here, when the cache can answer (see `daycache.usable`), the widgets
+fixed cost (plus ten requests). Here, when the cache can answer (see `Scope.cached_days`), the widgets
 take one query of three parts run side by side (UNION ALL): one scan of the cached totals and session
-rows for both periods (summary and series together, `daycache.totals_sql`), the sessions across
+rows for both periods (summary and series together, `cache_sql.totals_sql`), the sessions across
 midnight, and one scan of every breakdown dimension's rows, ranked per dimension with a window
 partitioned by dimension. Both use the same aggregate functions over the same cached rows as the
-individual reports (`reports`, `daycache`), so the numbers are the same by construction (tests
-compare them). Everything else (filters, bots, hourly buckets, dimensions not cached) goes through
+individual reports (`reports`, `cache_sql`), and the same validation and summary builder as `reports`,
+so the numbers and the errors are the same by construction (tests compare them). Everything else (filters, bots, hourly buckets, dimensions not cached) goes through
 the individual report functions on the raw events.
 """
 
@@ -19,10 +19,11 @@ from dataclasses import replace
 from typing import Any
 
 from pixel.server.api.errors import bad_request
-from pixel.server.api.query import daycache, reports
-from pixel.server.api.query.daycache import Days
+from pixel.server.api.query import cache_sql, reports
+from pixel.server.api.query.cache_sql import BREAKDOWN_TAG_PREFIX, Days, Tag
 from pixel.server.api.query.filters import SESSION_DIMENSIONS, SqlParams, dimension_sql
 from pixel.server.api.query.periods import buckets
+from pixel.server.api.query.scope import Scope
 
 STANDARD_BREAKDOWNS = ("page", "entry_page", "referrer", "source", "country", "browser", "os", "device")
 MAX_BREAKDOWNS = 30
@@ -40,7 +41,7 @@ def check_breakdowns(names: list[str]) -> list[str]:
 
 
 def dashboard(
-    scope: reports.Scope,
+    scope: Scope,
     *,
     compare: bool = True,
     interval: str,
@@ -50,22 +51,18 @@ def dashboard(
     previous_series: bool = False,
 ) -> dict[str, Any]:
     breakdowns = check_breakdowns(breakdowns)
-    if not 1 <= limit <= reports.MAX_LIMIT:
-        raise bad_request(f"limit must be between 1 and {reports.MAX_LIMIT}", "invalid_pagination")
-    valid = reports.EVENT_METRICS + reports.SESSION_METRICS
-    for m in metrics:
-        if m not in valid:
-            raise bad_request(f"unknown metric {m!r}; valid: {', '.join(valid)}", "invalid_metric")
+    reports.check_limit(limit)
+    reports.check_metrics(metrics)
     buckets(scope.range, interval)  # validates the interval (and the number of buckets)
     before = replace(scope, range=scope.range.previous())
     out: dict[str, Any] = {}
     needs_before = compare or previous_series  # else the previous period is neither read nor built
-    days = daycache.usable(scope) if interval in ("day", "week", "month") else None
-    days_before = daycache.usable(before) if days is not None and needs_before else None
+    days = scope.cached_days() if interval in reports.CACHED_INTERVALS else None
+    days_before = before.cached_days() if days is not None and needs_before else None
     if days is not None and (days_before is not None or not needs_before):
-        days = daycache.ensure(scope, days)
-        days_before = daycache.ensure(before, days_before) if days_before is not None else None
-        cached = [d for d in breakdowns if daycache.cached_dimension(d)]
+        days = scope.ensure(days)
+        days_before = before.ensure(days_before) if days_before is not None else None
+        cached = [d for d in breakdowns if cache_sql.cached_dimension(d)]
         out.update(
             _cached(
                 scope,
@@ -94,7 +91,7 @@ def dashboard(
     return out
 
 
-def _with_range(body: dict[str, Any], scope: reports.Scope) -> dict[str, Any]:
+def _with_range(body: dict[str, Any], scope: Scope) -> dict[str, Any]:
     return {"from": scope.range.start.isoformat(), "to": scope.range.end.isoformat(), **body}
 
 
@@ -108,21 +105,21 @@ def _breakdowns_sql(days: Days, dimensions: list[str], limit: int) -> str:
     sources = [
         f"""SELECT dimension, value, visitors AS v, pageviews, events, sessions FROM day_dimensions
         WHERE site = {{site:String}} AND tz = {{tz:String}} AND dimension IN ({names})
-            AND {daycache.range_condition(days)}"""
+            AND {cache_sql.range_condition(days)}"""
     ]
-    kinds = [d for d in daycache.SESSION_KINDS if d in dimensions]
+    kinds = [d for d in cache_sql.SESSION_KINDS if d in dimensions]
     if kinds:
         columns = {"entry_page": "entry", "exit_page": "exit"}
         sources.append(f"""SELECT dimension, value, uniqCombinedState(12)(pv_visitor) AS v, toUInt64(0) AS pageviews,
             toUInt64(0) AS events, count() AS sessions
-        FROM ({daycache.edges_sql(days)})
+        FROM ({cache_sql.edges_sql(days)})
         ARRAY JOIN [{", ".join(f"'{k}'" for k in kinds)}] AS dimension, [{", ".join(columns[k] for k in kinds)}] AS value
         WHERE pv > 0 GROUP BY dimension, value""")
     per_value = f"""SELECT dimension, value, uniqCombinedMergeState(12)(v) AS st,
             sum(pageviews) AS pageviews, sum(events) AS events, sum(sessions) AS sessions
         FROM ({" UNION ALL ".join(sources)}) GROUP BY dimension, value"""
-    return f"""SELECT concat('b:', dimension) AS tag, if(rank <= {int(limit)}, value, NULL) AS bucket,
-            {daycache.UNIQ_VALUE_MERGE}(st) AS visitors, sum(pageviews) AS pageviews, sum(events) AS events,
+    return f"""SELECT concat('{BREAKDOWN_TAG_PREFIX}', dimension) AS tag, if(rank <= {int(limit)}, value, NULL) AS bucket,
+            {cache_sql.UNIQ_VALUE_MERGE}(st) AS visitors, sum(pageviews) AS pageviews, sum(events) AS events,
             sum(sessions) AS sessions, toUInt64(0) AS session_pageviews, toUInt64(0) AS bounces,
             toUInt64(0) AS duration_ms, any(total) AS total_rows, toUInt64(0) AS session_rows, min(rank) AS first_rank
         FROM (SELECT *, row_number() OVER (PARTITION BY dimension ORDER BY visitors DESC, value ASC) AS rank,
@@ -132,8 +129,8 @@ def _breakdowns_sql(days: Days, dimensions: list[str], limit: int) -> str:
 
 
 def _cached(
-    scope: reports.Scope,
-    before: reports.Scope,
+    scope: Scope,
+    before: Scope,
     days: Days,
     days_before: Days | None,
     *,
@@ -144,48 +141,51 @@ def _cached(
     dimensions: list[str],
     limit: int,
 ) -> dict[str, Any]:
-    day_bucket = daycache.day_bucket(interval, "day")
-    edge_bucket = daycache.day_bucket(interval, "toDate(first_ts, {tz:String})")
-    parts: dict[str, tuple[str, str | None]] = {
-        "s": (daycache.range_condition(days), None),
-        "t": (daycache.days_condition(days), day_bucket),
+    day_bucket = cache_sql.day_bucket(interval, "day")
+    edge_bucket = cache_sql.day_bucket(interval, "toDate(first_ts, {tz:String})")
+    parts: dict[Tag, tuple[str, str | None]] = {
+        Tag.SUMMARY: (cache_sql.range_condition(days), None),
+        Tag.SERIES: (cache_sql.days_condition(days), day_bucket),
     }
-    branches = [daycache.edges_totals_sql(days, "es", "et", edge_bucket)]
+    branches = [cache_sql.edges_totals_sql(days, Tag.SUMMARY, Tag.SERIES, edge_bucket)]
     if compare:
         assert days_before is not None, "a comparison needs the previous period"
-        parts["ps"] = (daycache.range_condition(days_before), None)
+        parts[Tag.PREVIOUS_SUMMARY] = (cache_sql.range_condition(days_before), None)
     if previous_series:
         assert days_before is not None, "a previous series needs the previous period"
-        parts["pt"] = (daycache.days_condition(days_before), day_bucket)
+        parts[Tag.PREVIOUS_SERIES] = (cache_sql.days_condition(days_before), day_bucket)
     if days_before is not None and (compare or previous_series):
         branches.append(
-            daycache.edges_totals_sql(
-                days_before, "eps" if compare else None, "ept" if previous_series else None, edge_bucket
+            cache_sql.edges_totals_sql(
+                days_before,
+                Tag.PREVIOUS_SUMMARY if compare else None,
+                Tag.PREVIOUS_SERIES if previous_series else None,
+                edge_bucket,
             )
         )
-    branches.insert(0, daycache.totals_sql(parts))
+    branches.insert(0, cache_sql.totals_sql(parts))
     if dimensions:
         branches.append(_breakdowns_sql(days, dimensions, limit))
     # One query: chDB runs the branches side by side, and pays its fixed cost per query once.
-    rows = reports._cached(scope, "\nUNION ALL\n".join(branches), days)
+    rows = scope.run_cached("\nUNION ALL\n".join(branches))
     ranked: dict[str, list[dict[str, Any]]] = {d: [] for d in dimensions}
+    totals = []
     for row in rows:
-        if row["tag"].startswith("b:"):
-            ranked[row["tag"][2:]].append(row)
-    by_tag = daycache.tagged([row for row in rows if not row["tag"].startswith("b:")])
-    current = reports._summary_row(daycache.summary_numbers(by_tag, "s", "es"))
-    previous = reports._summary_row(daycache.summary_numbers(by_tag, "ps", "eps")) if compare else None
-    summary: dict[str, Any] = {}
-    for name in reports.SUMMARY_METRICS:
-        item: dict[str, Any] = {"value": current[name]}
-        if previous is not None:
-            item["previous"] = previous[name]
-            item["change"] = reports.change(name, current[name], previous[name])
-        summary[name] = item
+        if row["tag"].startswith(BREAKDOWN_TAG_PREFIX):
+            ranked[row["tag"][len(BREAKDOWN_TAG_PREFIX) :]].append(row)
+        else:
+            totals.append(row)
+    by_tag = cache_sql.tagged(totals)
+    current = reports.summary_row(cache_sql.summary_numbers(by_tag, Tag.SUMMARY))
+    previous = (
+        reports.summary_row(cache_sql.summary_numbers(by_tag, Tag.PREVIOUS_SUMMARY)) if compare else None
+    )
     return {
-        "summary": {"metrics": summary},
-        "timeseries": _series(by_tag, "t", "et", scope, interval, metrics),
-        "previous_timeseries": _with_range(_series(by_tag, "pt", "ept", before, interval, metrics), before)
+        "summary": reports.summary_body(current, previous),
+        "timeseries": _series(by_tag, Tag.SERIES, scope, interval, metrics),
+        "previous_timeseries": _with_range(
+            _series(by_tag, Tag.PREVIOUS_SERIES, before, interval, metrics), before
+        )
         if previous_series
         else None,
         "breakdowns": {
@@ -196,23 +196,23 @@ def _cached(
 
 
 def _series(
-    by_tag: daycache.Tagged, tag: str, edge_tag: str, scope: reports.Scope, interval: str, metrics: list[str]
+    by_tag: cache_sql.Tagged, tag: Tag, scope: Scope, interval: str, metrics: list[str]
 ) -> dict[str, Any]:
-    """The points `reports.timeseries` gives: event metrics in buckets with whole-day rows, session metrics
-    in buckets with session rows or sessions across a midnight."""
+    """The points `reports.timeseries` gives: event metrics in buckets with whole-day rows (`tag`), session
+    metrics in buckets with session rows or sessions across a midnight (`tag.edges`)."""
     labels = buckets(scope.range, interval)
     points: dict[str, dict[str, float]] = {b: dict.fromkeys(metrics, 0) for b in labels}
-    rows, edges = by_tag.get(tag, {}), by_tag.get(edge_tag, {})
+    rows, edges = by_tag.get(tag, {}), by_tag.get(tag.edges, {})
     for bucket in set(rows) | set(edges):
         if bucket not in points:
             continue
-        row, edge = rows.get(bucket, daycache.ZERO), edges.get(bucket, daycache.ZERO)
+        row, edge = rows.get(bucket, cache_sql.ZERO), edges.get(bucket, cache_sql.ZERO)
         if row["total_rows"]:
             for m in metrics:
                 if m in reports.EVENT_METRICS:
                     points[bucket][m] = row[m]
         if row["session_rows"] or edge["session_rows"]:
-            values = reports._session_metrics(
+            values = reports.session_metrics(
                 row["sessions"] + edge["sessions"],
                 row["session_pageviews"] + edge["session_pageviews"],
                 row["bounces"] + edge["bounces"],

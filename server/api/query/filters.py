@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pixel.server.api.errors import bad_request
+from pixel.server.api.query.runner import QueryRunner
 from pixel.server.store.schema import EVENTS
 
 # Event-level dimensions: name -> trusted SQL expression.
@@ -177,16 +178,15 @@ def source() -> str:
     return EVENTS
 
 
-def check_regexes(store: Any, filters: list[Filter]) -> None:
+def check_regexes(runner: QueryRunner, filters: list[Filter]) -> None:
     """Compile every `matches` pattern in ClickHouse (RE2) up front: a bad one is a 400 even when
     no row would have reached it."""
-    from pixel.server.api.query import runner
     from pixel.server.store import StoreError
 
     for flt in filters:
         if flt.operator in ("matches", "not_matches"):
             try:
-                runner.query(store, "SELECT match('', {re:String})", {"re": flt.value})
+                runner.query("SELECT match('', {re:String})", {"re": flt.value})
             except StoreError as exc:
                 detail = str(exc).split("\n")[0][:300]
                 raise bad_request(

@@ -22,7 +22,7 @@ class Range:
 
     @property
     def params(self) -> dict[str, str]:
-        return {"start": _ch(self.start), "end": _ch(self.end), "tz": self.tz}
+        return {"start": ch_datetime(self.start), "end": ch_datetime(self.end), "tz": self.tz}
 
     def previous(self) -> Range:
         """The period just before this one (for comparisons): as many local days when the range is whole
@@ -33,13 +33,11 @@ class Range:
         last = (self.end - timedelta(microseconds=1)).astimezone(zone).date()
         if (
             self.period != "realtime"
-            and _local_midnight(first, zone) == self.start
-            and _local_midnight(last + timedelta(days=1), zone) == self.end
+            and local_midnight(first, zone) == self.start
+            and local_midnight(last + timedelta(days=1), zone) == self.end
         ):
             days = (last - first).days + 1
-            return Range(
-                _local_midnight(first - timedelta(days=days), zone), self.start, self.tz, self.period
-            )
+            return Range(local_midnight(first - timedelta(days=days), zone), self.start, self.tz, self.period)
         length = self.end - self.start
         return Range(self.start - length, self.start, self.tz, self.period)
 
@@ -54,11 +52,13 @@ class Range:
         return "month"
 
 
-def _ch(moment: datetime) -> str:
+def ch_datetime(moment: datetime) -> str:
+    """`moment` in UTC as a ClickHouse DateTime64(3) parameter value (`YYYY-MM-DD hh:mm:ss.fff`)."""
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
-def _local_midnight(day: date, zone: ZoneInfo) -> datetime:
+def local_midnight(day: date, zone: ZoneInfo) -> datetime:
+    """The UTC moment at which `day` starts in `zone`."""
     return datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
 
 
@@ -113,7 +113,7 @@ def resolve(
             raise bad_request("a custom range may span at most 10 years", "invalid_range")
     else:
         raise bad_request(f"period must be one of {', '.join(PERIODS)}", "invalid_range")
-    return Range(_local_midnight(first, zone), _local_midnight(last + one_day, zone), tz, period)
+    return Range(local_midnight(first, zone), local_midnight(last + one_day, zone), tz, period)
 
 
 # -- buckets ------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The standard reports. Each takes a `Scope` (store, site, range, filters) and returns plain data.
 
 Definitions (the tests compute the same numbers independently):
-- visitors: distinct `visitor_id`, counted with a mergeable sketch (`daycache.UNIQ_TOTAL` for totals,
+- visitors: distinct `visitor_id`, counted with a mergeable sketch (`cache_sql.UNIQ_TOTAL` for totals,
   `UNIQ_VALUE` for breakdown rows: exact for small sets, about 0.7 % / 1.6 % error past them);
   pageviews: events named `pageview`; sessions: distinct `session_id`.
 - A session bounces when it has at most one pageview. Visit duration is the time between a
@@ -10,60 +10,55 @@ Definitions (the tests compute the same numbers independently):
 - Session metrics in timeseries belong to the bucket of the session's first event.
 - Bots (`is_bot = 1`) are left out unless `include_bots` is set. Everything is read from
   `events FINAL`, so duplicate deliveries never count twice: directly, or through the per-day report
-  cache (`daycache`, built from `events FINAL`) when a report has no filters and covers whole days.
+  cache (`report_cache`, built from `events FINAL`) when a report has no filters and covers whole days.
+
+The public surface the dashboard shares: `check_metrics` and `check_limit` (the one validation of those
+parameters), `summary_row` / `session_metrics` (numbers to report values) and `summary_body` (the summary's
+answer from the two periods' values).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pixel.server.api.errors import bad_request
-from pixel.server.api.query import daycache, runner
-from pixel.server.api.query.filters import (
-    PROP_PREFIX,
-    SESSION_DIMENSIONS,
-    Filter,
-    SqlParams,
-    base_where,
-    dimension_sql,
-)
-from pixel.server.api.query.periods import Range, bucket_sql, buckets
-from pixel.server.store import Store
+from pixel.server.api.query import cache_sql
+from pixel.server.api.query.cache_sql import Tag
+from pixel.server.api.query.filters import PROP_PREFIX, SESSION_DIMENSIONS, Filter, SqlParams, dimension_sql
+from pixel.server.api.query.periods import Range, bucket_sql, buckets, ch_datetime
+from pixel.server.api.query.runner import QueryRunner
+from pixel.server.api.query.scope import Scope
 from pixel.server.store.schema import EVENTS
 
 EVENT_METRICS = ("visitors", "pageviews", "events")
 SESSION_METRICS = ("sessions", "bounce_rate", "visit_duration", "views_per_session")
 SUMMARY_METRICS = ("visitors", "pageviews", "sessions", "views_per_session", "bounce_rate", "visit_duration")
 MAX_LIMIT = 1000
+CACHED_INTERVALS = ("day", "week", "month")  # the buckets the report cache can give
 
 
-@dataclass
-class Scope:
-    store: Store
-    site: str  # domain, as events carry it
-    range: Range
-    filters: list[Filter] = field(default_factory=list)
-    include_bots: bool = False
-    retention_days: int = (
-        0  # the site's own retention (0: the store's); days past it read as empty when cached
-    )
+def check_metrics(metrics: list[str]) -> None:
+    """A 400 `invalid_metric` unless every name is a timeseries metric."""
+    valid = EVENT_METRICS + SESSION_METRICS
+    for m in metrics:
+        if m not in valid:
+            raise bad_request(f"unknown metric {m!r}; valid: {', '.join(valid)}", "invalid_metric")
 
-    def where(self, params: SqlParams) -> str:
-        return base_where(self.filters, params, include_bots=self.include_bots)
 
-    def run(self, sql: str, params: SqlParams) -> list[dict[str, Any]]:
-        fixed = {"site": self.site, **self.range.params}
-        return runner.query(self.store, sql, params.with_fixed(**fixed)).dicts()
+def check_limit(limit: int) -> None:
+    """A 400 `invalid_pagination` unless 1 <= limit <= MAX_LIMIT."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise bad_request(f"limit must be between 1 and {MAX_LIMIT}", "invalid_pagination")
 
 
 def _ratio(a: float, b: float, digits: int = 2, scale: float = 1.0) -> float:
     return round(a * scale / b, digits) if b else 0.0
 
 
-def _session_metrics(sessions: int, pageviews: int, bounces: int, duration_ms: int) -> dict[str, float]:
+def session_metrics(sessions: int, pageviews: int, bounces: int, duration_ms: int) -> dict[str, float]:
     return {
         "sessions": sessions,
         "views_per_session": _ratio(pageviews, sessions),
@@ -81,11 +76,12 @@ FROM {events} WHERE {where} GROUP BY session_id"""
 # -- summary --------------------------------------------------------------------------------------
 
 
-def _summary_row(row: dict[str, Any], prefix: str = "") -> dict[str, float]:
+def summary_row(row: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """The summary's values from numbers: visitors, pageviews, sessions, bounces, duration_ms."""
     pageviews = int(row[f"{prefix}pageviews"] or 0)
     out: dict[str, float] = {"visitors": int(row[f"{prefix}visitors"]), "pageviews": pageviews}
     out.update(
-        _session_metrics(
+        session_metrics(
             int(row[f"{prefix}sessions"]),
             pageviews,
             int(row[f"{prefix}bounces"]),
@@ -98,44 +94,35 @@ def _summary_row(row: dict[str, Any], prefix: str = "") -> dict[str, float]:
 def _summary_values(scope: Scope) -> dict[str, float]:
     params = SqlParams()
     where = scope.where(params)
-    sql = f"""SELECT (SELECT {daycache.UNIQ_TOTAL}(visitor_id) FROM {EVENTS} WHERE {where}) AS visitors,
+    sql = f"""SELECT (SELECT {cache_sql.UNIQ_TOTAL}(visitor_id) FROM {EVENTS} WHERE {where}) AS visitors,
         sum(pv) AS pageviews, count() AS sessions, countIf(pv <= 1) AS bounces, sum(dur) AS duration_ms
         FROM ({_SESSIONS_SQL.format(events=EVENTS, where=where)})"""
-    return _summary_row(scope.run(sql, params)[0])
+    return summary_row(scope.run(sql, params)[0])
 
 
 def _summaries_cached(
     scope: Scope, before: Scope | None
 ) -> tuple[dict[str, float], dict[str, float] | None] | None:
     """Both periods from the report cache in one query, or None when either cannot use it."""
-    days = daycache.usable(scope)
-    days_before = daycache.usable(before) if before is not None else None
+    days = scope.cached_days()
+    days_before = before.cached_days() if before is not None else None
     if days is None or (before is not None and days_before is None):
         return None
-    days = daycache.ensure(scope, days)
-    days_before = (
-        daycache.ensure(before, days_before) if before is not None and days_before is not None else None
-    )
+    days = scope.ensure(days)
+    days_before = before.ensure(days_before) if before is not None and days_before is not None else None
     # One query: the whole-day and session rows of both periods in one scan, plus their sessions across
     # a midnight (each read of a table costs chDB a few milliseconds, however small).
-    parts: dict[str, tuple[str, str | None]] = {"s": (daycache.range_condition(days), None)}
-    branches = [daycache.edges_totals_sql(days, "es", None, "''")]
+    parts: dict[Tag, tuple[str, str | None]] = {Tag.SUMMARY: (cache_sql.range_condition(days), None)}
+    branches = [cache_sql.edges_totals_sql(days, Tag.SUMMARY, None, "''")]
     if days_before is not None:
-        parts["ps"] = (daycache.range_condition(days_before), None)
-        branches.append(daycache.edges_totals_sql(days_before, "eps", None, "''"))
-    sql = "\nUNION ALL\n".join([daycache.totals_sql(parts), *branches])
-    by_tag = daycache.tagged(_cached(scope, sql, days))
-    current = _summary_row(daycache.summary_numbers(by_tag, "s", "es"))
+        parts[Tag.PREVIOUS_SUMMARY] = (cache_sql.range_condition(days_before), None)
+        branches.append(cache_sql.edges_totals_sql(days_before, Tag.PREVIOUS_SUMMARY, None, "''"))
+    sql = "\nUNION ALL\n".join([cache_sql.totals_sql(parts), *branches])
+    by_tag = cache_sql.tagged(scope.run_cached(sql))
+    current = summary_row(cache_sql.summary_numbers(by_tag, Tag.SUMMARY))
     if days_before is None:
         return current, None
-    return current, _summary_row(daycache.summary_numbers(by_tag, "ps", "eps"))
-
-
-def _cached(
-    scope: Scope, sql: str, days: daycache.Days, params: SqlParams | None = None
-) -> list[dict[str, Any]]:
-    values = {**daycache.params(scope, days), **(params.values if params else {})}
-    return runner.query(scope.store, sql, values).dicts()
+    return current, summary_row(cache_sql.summary_numbers(by_tag, Tag.PREVIOUS_SUMMARY))
 
 
 def change(metric: str, now: float, before: float) -> float | None:
@@ -147,14 +134,8 @@ def change(metric: str, now: float, before: float) -> float | None:
     return round((now - before) * 100.0 / before, 1)
 
 
-def summary(scope: Scope, compare: bool = True) -> dict[str, Any]:
-    before = replace(scope, range=scope.range.previous()) if compare else None
-    cached = _summaries_cached(scope, before)
-    if cached is not None:
-        current, previous = cached
-    else:
-        current = _summary_values(scope)
-        previous = _summary_values(before) if before is not None else None
+def summary_body(current: dict[str, float], previous: dict[str, float] | None) -> dict[str, Any]:
+    """The summary report's answer from the values of the range and (when compared) of the previous one."""
     metrics = {}
     for name in SUMMARY_METRICS:
         item: dict[str, Any] = {"value": current[name]}
@@ -165,25 +146,33 @@ def summary(scope: Scope, compare: bool = True) -> dict[str, Any]:
     return {"metrics": metrics}
 
 
+def summary(scope: Scope, compare: bool = True) -> dict[str, Any]:
+    before = replace(scope, range=scope.range.previous()) if compare else None
+    cached = _summaries_cached(scope, before)
+    if cached is not None:
+        current, previous = cached
+    else:
+        current = _summary_values(scope)
+        previous = _summary_values(before) if before is not None else None
+    return summary_body(current, previous)
+
+
 # -- timeseries -----------------------------------------------------------------------------------
 
 
 def timeseries(scope: Scope, interval: str, metrics: list[str]) -> dict[str, Any]:
-    valid = EVENT_METRICS + SESSION_METRICS
-    for m in metrics:
-        if m not in valid:
-            raise bad_request(f"unknown metric {m!r}; valid: {', '.join(valid)}", "invalid_metric")
+    check_metrics(metrics)
     labels = buckets(scope.range, interval)
     points: dict[str, dict[str, float]] = {b: dict.fromkeys(metrics, 0) for b in labels}
-    days = daycache.usable(scope) if interval in ("day", "week", "month") else None
+    days = scope.cached_days() if interval in CACHED_INTERVALS else None
     if days is not None:
-        days = daycache.ensure(scope, days)
+        days = scope.ensure(days)
     if any(m in EVENT_METRICS for m in metrics):
         params = SqlParams()
         if days is not None:
-            rows = _cached(scope, daycache.event_series_sql(days, interval), days)
+            rows = scope.run_cached(cache_sql.event_series_sql(days, interval))
         else:
-            sql = f"""SELECT {bucket_sql(interval)} AS bucket, {daycache.UNIQ_TOTAL}(visitor_id) AS visitors,
+            sql = f"""SELECT {bucket_sql(interval)} AS bucket, {cache_sql.UNIQ_TOTAL}(visitor_id) AS visitors,
                 countIf(event_name = 'pageview') AS pageviews, count() AS events
                 FROM {EVENTS} WHERE {scope.where(params)} GROUP BY bucket"""
             rows = scope.run(sql, params)
@@ -195,7 +184,7 @@ def timeseries(scope: Scope, interval: str, metrics: list[str]) -> dict[str, Any
     if any(m in SESSION_METRICS for m in metrics):
         params = SqlParams()
         if days is not None:
-            rows = _cached(scope, daycache.session_series_sql(days, interval), days)
+            rows = scope.run_cached(cache_sql.session_series_sql(days, interval))
         else:
             sql = f"""SELECT {bucket_sql(interval, "first_seen")} AS bucket, count() AS sessions,
                 sum(pv) AS pageviews, countIf(pv <= 1) AS bounces, sum(dur) AS duration_ms
@@ -203,7 +192,7 @@ def timeseries(scope: Scope, interval: str, metrics: list[str]) -> dict[str, Any
             rows = scope.run(sql, params)
         for row in rows:
             if row["bucket"] in points:
-                values = _session_metrics(
+                values = session_metrics(
                     int(row["sessions"]), int(row["pageviews"]), int(row["bounces"]), int(row["duration_ms"])
                 )
                 for m in metrics:
@@ -226,8 +215,7 @@ def breakdown(
     event: str | None = None,
 ) -> dict[str, Any]:
     """Top values of a dimension, one page of them, plus an `other` row for every value ranked after."""
-    if not 1 <= limit <= MAX_LIMIT:
-        raise bad_request(f"limit must be between 1 and {MAX_LIMIT}", "invalid_pagination")
+    check_limit(limit)
     if page < 1 or (page - 1) * limit > 100_000:
         raise bad_request("page must be between 1 and 100000/limit", "invalid_pagination")
     if order not in ("asc", "desc"):
@@ -238,14 +226,14 @@ def breakdown(
     if sort not in (*metrics, "value"):
         raise bad_request(f"sort must be one of {', '.join((*metrics, 'value'))}", "invalid_sort")
     where = scope.where(params)
-    days = daycache.usable(scope) if daycache.cached_dimension(dimension) and not event else None
+    days = scope.cached_days() if cache_sql.cached_dimension(dimension) and not event else None
     if days is not None:
-        days = daycache.ensure(scope, days)
-        per_value = daycache.breakdown_states(days, dimension)
+        days = scope.ensure(days)
+        per_value = cache_sql.breakdown_states(days, dimension)
     elif session_level:
         inner = f"""SELECT session_id, any(visitor_id) AS visitor_id, {SESSION_DIMENSIONS[dimension]} AS value
             FROM {EVENTS} WHERE {where} AND event_name = 'pageview' GROUP BY session_id"""
-        per_value = f"""SELECT value, {daycache.UNIQ_VALUE_STATE}(visitor_id) AS st, count() AS sessions
+        per_value = f"""SELECT value, {cache_sql.UNIQ_VALUE_STATE}(visitor_id) AS st, count() AS sessions
             FROM ({inner}) GROUP BY value"""
     else:
         value_expr = dimension_sql(dimension, params)
@@ -257,7 +245,7 @@ def breakdown(
             where += f" AND mapContains(props, {params.add(dimension[len(PROP_PREFIX) :])})"
         if event:
             where += f" AND event_name = {params.add(event)}"
-        per_value = f"""SELECT {value_expr} AS value, {daycache.UNIQ_VALUE_STATE}(visitor_id) AS st,
+        per_value = f"""SELECT {value_expr} AS value, {cache_sql.UNIQ_VALUE_STATE}(visitor_id) AS st,
             countIf(event_name = 'pageview') AS pageviews, count() AS events
             FROM {EVENTS} WHERE {where} GROUP BY value"""
     direction = "DESC" if order == "desc" else "ASC"
@@ -266,12 +254,12 @@ def breakdown(
     # One query: rank the values, then group the first top_n by value and every later one into `other`
     # (its visitors are the merge of the later values' states, not a sum).
     sums = ", ".join(f"sum({m}) AS {m}" for m in metrics if m != "visitors")
-    sql = f"""SELECT if(rank <= {int(top_n)}, value, NULL) AS label, {daycache.UNIQ_VALUE_MERGE}(st) AS visitors,
+    sql = f"""SELECT if(rank <= {int(top_n)}, value, NULL) AS label, {cache_sql.UNIQ_VALUE_MERGE}(st) AS visitors,
             {sums}, min(rank) AS first_rank, any(total_rows) AS total_rows
         FROM (SELECT *, row_number() OVER (ORDER BY {order_by}) AS rank, count() OVER () AS total_rows
               FROM (SELECT *, finalizeAggregation(st) AS visitors FROM ({per_value})))
         GROUP BY label ORDER BY first_rank"""
-    rows = _cached(scope, sql, days, params) if days is not None else scope.run(sql, params)
+    rows = scope.run_cached(sql, params) if days is not None else scope.run(sql, params)
     total_rows = int(rows[0]["total_rows"]) if rows else 0
     shown = [{"value": r["label"], **{m: int(r[m]) for m in metrics}} for r in rows if r["label"] is not None]
     other = next(
@@ -294,7 +282,7 @@ def breakdown(
 
 
 def realtime(
-    store: Store, site: str, tz: str, filters: list[Filter], now: datetime | None = None
+    runner: QueryRunner, site: str, tz: str, filters: list[Filter], now: datetime | None = None
 ) -> dict[str, Any]:
     """Visitors in the last 5 minutes, pageviews per minute over the last 30, top pages now.
 
@@ -303,9 +291,9 @@ def realtime(
     """
     now = (now or datetime.now(UTC)).astimezone(UTC)
     first_minute = now.replace(second=0, microsecond=0) - timedelta(minutes=29)
-    scope = Scope(store, site, Range(first_minute, now, tz, "realtime"), filters)
+    scope = Scope(runner, site, Range(first_minute, now, tz, "realtime"), filters)
     params = SqlParams()
-    since = params.add(_ch(now - timedelta(minutes=5)), "DateTime64(3)")
+    since = params.add(ch_datetime(now - timedelta(minutes=5)), "DateTime64(3)")
     where = scope.where(params)
     sql = f"""SELECT {bucket_sql("minute")} AS bucket, uniqExactIf(event_id, event_name = 'pageview') AS pageviews,
             uniqIf(visitor_id, timestamp >= {since}) AS visitors, grouping(bucket) AS total_row
@@ -330,10 +318,6 @@ def realtime(
             {"page": r["page"], "visitors": int(r["visitors"]), "pageviews": int(r["pageviews"])} for r in top
         ],
     }
-
-
-def _ch(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
 # -- goals ----------------------------------------------------------------------------------------

@@ -1,8 +1,10 @@
-"""Runs report SQL on a store, escaping parameter values when the engine needs it.
+"""Runs report SQL on one store, escaping parameter values when the engine needs it.
 
 ClickHouse reads query-parameter values in its *Escaped* text format (a backslash starts an escape,
-a raw tab or newline is an error). Whether the engine wrapper already escapes them is probed once
-per store, so values such as `C:\\path` or multi-line SQL reach ClickHouse unchanged either way.
+a raw tab or newline is an error). Whether the engine wrapper already escapes them is probed once per
+`QueryRunner` (one per store: `create_app` makes it beside the report cache), so values such as
+`C:\\path` or multi-line SQL reach ClickHouse unchanged either way. The answer lives in the runner,
+never in a table keyed by the store's identity, so a new store always gets its own probe.
 
 A string value that is not valid Unicode (an unpaired surrogate from a JSON `"\\ud800"`) cannot be
 sent to the store at all: it is a 400 `invalid_value` before anything runs, whatever request it
@@ -20,17 +22,7 @@ from pixel.server.store import Result, Store
 _ESCAPES = str.maketrans(
     {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0", "\b": "\\b", "\f": "\\f"}
 )
-_needs_escaping: dict[int, bool] = {}
-_lock = threading.Lock()
-
-
-def _escaping(store: Store) -> bool:
-    key = id(store)
-    with _lock:
-        if key not in _needs_escaping:
-            probe = "\\\\"
-            _needs_escaping[key] = store.scalar("SELECT {v:String}", {"v": probe}) != probe
-        return _needs_escaping[key]
+_PROBE = "\\\\"
 
 
 def check_text(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -50,18 +42,31 @@ def check_text(params: Mapping[str, Any]) -> dict[str, Any]:
     return dict(params)
 
 
-def escape_params(store: Store, params: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    if not params:
-        return None
-    check_text(params)
-    if not _escaping(store):
-        return dict(params)
-    return {k: (v.translate(_ESCAPES) if isinstance(v, str) else v) for k, v in params.items()}
+class QueryRunner:
+    """Queries and commands on `store` with checked (and, where the engine needs it, escaped) parameters."""
 
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._needs_escaping: bool | None = None  # probed on first use
+        self._lock = threading.Lock()
 
-def query(store: Store, sql: str, params: Mapping[str, Any] | None = None) -> Result:
-    return store.query(sql, escape_params(store, params))
+    def needs_escaping(self) -> bool:
+        """Whether the engine passes parameter values to ClickHouse unescaped (asked once)."""
+        with self._lock:
+            if self._needs_escaping is None:
+                self._needs_escaping = self.store.scalar("SELECT {v:String}", {"v": _PROBE}) != _PROBE
+            return self._needs_escaping
 
+    def escape_params(self, params: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        if not params:
+            return None
+        check_text(params)
+        if not self.needs_escaping():
+            return dict(params)
+        return {k: (v.translate(_ESCAPES) if isinstance(v, str) else v) for k, v in params.items()}
 
-def command(store: Store, sql: str, params: Mapping[str, Any] | None = None) -> None:
-    store.command(sql, escape_params(store, params))
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> Result:
+        return self.store.query(sql, self.escape_params(params))
+
+    def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        self.store.command(sql, self.escape_params(params))

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import TypeAdapter, ValidationError
 
-from pixel.server.api.deps import Auth, PathId, State, site_for
+from pixel.server.api.deps import Auth, Cache, PathId, Runner, State, site_for
 from pixel.server.api.errors import bad_request
 from pixel.server.api.models import FunnelStep
 from pixel.server.api.query import dashboard as dashboard_query
@@ -26,6 +26,7 @@ from pixel.server.api.query.filters import (
     parse_filters,
 )
 from pixel.server.api.query.periods import INTERVALS, PERIODS, resolve
+from pixel.server.api.query.scope import Scope
 
 router = APIRouter(prefix="/sites/{site_id}/reports", tags=["reports"])
 
@@ -44,27 +45,30 @@ def scope(
     site_id: PathId,
     principal: Auth,
     state: State,
+    runner: Runner,
+    cache: Cache,
     period: Period = "30d",
     date_from: Annotated[str | None, Query(alias="from", max_length=10)] = None,
     date_to: Annotated[str | None, Query(alias="to", max_length=10)] = None,
     filters: FiltersParam = None,
     include_bots: bool = False,
-) -> reports.Scope:
+) -> Scope:
     site = site_for(state, principal, site_id)
     rng = resolve(period, site["timezone"], date_from=date_from, date_to=date_to)
     parsed = parse_filters(filters)
-    check_regexes(state.store, parsed)
-    return reports.Scope(
-        state.store,
+    check_regexes(runner, parsed)
+    return Scope(
+        runner,
         site["domain"],
         rng,
         parsed,
         include_bots,
         retention_days=int(site.get("retention_days") or 0),
+        cache=cache,
     )
 
 
-ScopeDep = Annotated[reports.Scope, Depends(scope)]
+ScopeDep = Annotated[Scope, Depends(scope)]
 
 
 @router.get("/summary")
@@ -135,11 +139,13 @@ def dashboard(
 
 
 @router.get("/realtime")
-def realtime(site_id: PathId, principal: Auth, state: State, filters: FiltersParam = None) -> dict[str, Any]:
+def realtime(
+    site_id: PathId, principal: Auth, state: State, runner: Runner, filters: FiltersParam = None
+) -> dict[str, Any]:
     site = site_for(state, principal, site_id)
     parsed = parse_filters(filters)
-    check_regexes(state.store, parsed)
-    return reports.realtime(state.store, site["domain"], site["timezone"], parsed)
+    check_regexes(runner, parsed)
+    return reports.realtime(runner, site["domain"], site["timezone"], parsed)
 
 
 @router.get("/goals")
@@ -196,7 +202,7 @@ def dimensions(site_id: PathId, principal: Auth, state: State) -> dict[str, Any]
     }
 
 
-def _range(s: reports.Scope) -> dict[str, Any]:
+def _range(s: Scope) -> dict[str, Any]:
     return {
         "site": s.site,
         "period": s.range.period,

@@ -1,0 +1,355 @@
+"""The report cache: per-site, per-local-day aggregates built from `events FINAL`, valid while unchanged.
+
+One `ReportCache` per store, made by `create_app` beside the metadata DB and reached by the routers
+through the request (`deps.report_cache`); everything it knows lives in the object, so two apps in one
+process (or a new app over a new store) never see each other's builds, locks or settings. The SQL it
+runs, and how reports read what it builds, is in `cache_sql`.
+
+Why a cache and not materialized views alone: a view sees each insert block on its own, so it would count
+a client-retry copy of an event (same `event_id`, a later request) twice, and it cannot tell where a
+session starts, ends or bounces. A day built here is *the raw query restricted to that day*, so it is
+exact by construction (duplicates collapsed by FINAL, bots left out, the site's own time zone).
+
+Validity: a materialized view counts the rows inserted per site and UTC hour (`event_counts`). A day's
+build records that count over the hours overlapping the day widened by `EDGE_SECONDS` on both sides;
+the day is valid while the count is the same. Any insert touching the day (a late event, a retried copy)
+changes it and the day is rebuilt before it is read, unless its last build is younger than
+`rebuild_min_seconds` (then that build is used: with events streaming in, today's numbers may lag up to
+that long; the realtime report reads the raw events). A replayed batch that ClickHouse drops by its
+insert token changes neither. Where the store is its tables' only writer (`Store.sole_writer`, the
+embedded engine), the counts are re-read only after `Store.writes` moved.
+
+Used when a report has no filters, leaves bots out, covers whole days in the site's zone and asks for
+day, week or month buckets (`Scope.cached_days`); everything else reads the raw events.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from pixel.server.api.query import cache_sql
+from pixel.server.api.query.cache_sql import EDGE_SECONDS, TOTAL, Days
+from pixel.server.api.query.periods import ch_datetime, local_midnight
+from pixel.server.api.query.runner import QueryRunner
+from pixel.server.store import Store
+
+if TYPE_CHECKING:
+    from pixel.server.api.query.scope import Scope
+
+REBUILD_MIN_SECONDS = 30.0  # a changed day is rebuilt at most this often: reports may lag by that much
+DROP_AFTER_REBUILDS = 20  # superseded builds are deleted after this many rebuilds (~10 minutes of today)
+RANGE_TTL_SECONDS = 2 * 86400  # the merged ranges' TTL in day_dimensions (schema migration 4)
+RETENTION_CHECK_SECONDS = 60.0  # a changed retention setting shows in reports within this long
+_TTL_DAYS = re.compile(r"\bTTL toDateTime\(timestamp\) \+ toIntervalDay\((\d+)\)")
+
+
+@dataclass
+class _Known:
+    """What this cache already read or built for one (site, zone): saves a query per report. A day's build
+    stays valid exactly while its recorded row count matches `event_counts`, whoever else builds too."""
+
+    builds: dict[str, tuple[int, int]] = field(default_factory=dict)  # day -> (build, source_rows)
+    ranges: dict[int, float] = field(default_factory=dict)  # range key -> trusted until (epoch s)
+    rebuilds: int = 0  # days rebuilt since superseded builds were last deleted
+    # sole writer only: event counts per window, valid while the store's write count is `counts_at`
+    counts_at: int = -1
+    counts: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)  # one build at a time per (site, zone)
+
+
+class ReportCache:
+    """The per-day report cache of one store, run through `runner`.
+
+    `rebuild_min_seconds`, `drop_after_rebuilds` and `retention_check_seconds` are this cache's own
+    settings (see the module docstring and `expired_before`); tests and benchmarks set them per app."""
+
+    def __init__(
+        self,
+        runner: QueryRunner,
+        *,
+        rebuild_min_seconds: float = REBUILD_MIN_SECONDS,
+        drop_after_rebuilds: int = DROP_AFTER_REBUILDS,
+        retention_check_seconds: float = RETENTION_CHECK_SECONDS,
+    ) -> None:
+        self.runner = runner
+        self.rebuild_min_seconds = rebuild_min_seconds
+        self.drop_after_rebuilds = drop_after_rebuilds
+        self.retention_check_seconds = retention_check_seconds
+        self._guard = threading.Lock()  # guards the dicts below, never held while a query runs
+        self._known: dict[tuple[str, str], _Known] = {}
+        self._retention: tuple[float, int] | None = None  # (re-read after, monotonic s; TTL days)
+        self._purged: dict[str, date] = {}  # site ('' = all) -> days before this one deleted
+
+    @property
+    def store(self) -> Store:
+        return self.runner.store
+
+    def _known_for(self, scope: Scope) -> _Known:
+        with self._guard:
+            return self._known.setdefault((scope.site, scope.range.tz), _Known())
+
+    # -- building -----------------------------------------------------------------------------------
+
+    def ensure(self, scope: Scope, days: Days) -> Days:
+        """Build every day of `days` that has no valid build; return `days` with the valid builds."""
+        tz, site = scope.range.tz, scope.site
+        fixed = {
+            "site": site,
+            "tz": tz,
+            "first": days.first.isoformat(),
+            "last": days.last.isoformat(),
+            "lo": _ch_hour(scope.range.start - timedelta(hours=2, seconds=EDGE_SECONDS)),
+            "hi": _ch_hour(scope.range.end + timedelta(hours=2, seconds=EDGE_SECONDS)),
+            "edge": EDGE_SECONDS,
+        }
+        known = self._known_for(scope)
+        with known.lock:
+            writes = self.store.writes if self.store.sole_writer else None
+            if writes != known.counts_at:
+                known.counts.clear()
+            window = (days.first.isoformat(), days.last.isoformat())
+            if writes is not None and window in known.counts:
+                counts = known.counts[window]
+            else:
+                counts = self._counts(fixed)
+                if writes is not None:
+                    known.counts_at, known.counts[window] = writes, counts
+            every_day = [
+                (days.first + timedelta(days=i)).isoformat() for i in range((days.last - days.first).days + 1)
+            ]
+            # Days wholly past the events' retention read as empty, whatever was built for them.
+            cutoff = self.expired_before(scope)
+            all_days = [d for d in every_day if cutoff is None or d >= cutoff.isoformat()]
+
+            def stale(d: str) -> bool:
+                return d not in known.builds or known.builds[d][1] != counts.get(d, 0)
+
+            if any(stale(d) for d in all_days):  # maybe built by another process (or before a restart)
+                for day, build, rows in self.runner.query(
+                    """
+                        SELECT day, max(build), argMax(source_rows, build) FROM day_builds
+                        WHERE site = {site:String} AND tz = {tz:String} AND day >= {first:Date} AND day <= {last:Date}
+                        GROUP BY day""",
+                    fixed,
+                ).rows:
+                    if stale(str(day)):
+                        known.builds[str(day)] = (int(build), int(rows))
+            # A day rebuilt less than rebuild_min_seconds ago keeps that build: while events stream in, today
+            # would otherwise be rebuilt for every report (the realtime report reads raw events, exact).
+            recent = time.time_ns() - int(self.rebuild_min_seconds * 1e9)
+            dirty = [
+                d for d in all_days if stale(d) and (d not in known.builds or known.builds[d][0] < recent)
+            ]
+            if dirty:
+                previous = [known.builds[d][0] for d in dirty if d in known.builds]
+                build = self._build(scope, dirty, counts)
+                known.builds.update({d: (build, counts.get(d, 0)) for d in dirty})
+                known.rebuilds += len(previous)
+                # a delete is a mutation: not every time
+                if previous and known.rebuilds >= self.drop_after_rebuilds:
+                    known.rebuilds = 0
+                    self._drop_older(scope, dirty, min(previous))
+            out = Days(
+                days.first,
+                days.last,
+                tuple((date.fromisoformat(d), known.builds[d][0] if d in all_days else 0) for d in every_day),
+            )
+            return self._ensure_range(scope, out, known)
+
+    def _counts(self, fixed: dict[str, Any]) -> dict[str, int]:
+        """Rows inserted so far per local day of the window (each hour counted for the days it is near)."""
+        return {
+            str(day): int(rows)
+            for day, rows in self.runner.query(
+                """
+                    SELECT day, sum(rows) FROM event_counts
+                    ARRAY JOIN arrayDistinct([toDate(hour - {edge:UInt32}, {tz:String}),
+                                              toDate(hour + 3599 + {edge:UInt32}, {tz:String})]) AS day
+                    WHERE site = {site:String} AND hour >= {lo:DateTime} AND hour < {hi:DateTime}
+                        AND day >= {first:Date} AND day <= {last:Date}
+                    GROUP BY day""",
+                fixed,
+            ).rows
+        }
+
+    def _ensure_range(self, scope: Scope, days: Days, known: _Known) -> Days:
+        """Merge the range's days before today once per set of builds (rows of day 0 in day_dimensions)."""
+        today = datetime.now(UTC).astimezone(ZoneInfo(scope.range.tz)).date()
+        closed = [(d, b) for d, b in days.builds if d < today]
+        if len(closed) < 2:
+            return days
+        digest = hashlib.blake2b(repr((scope.site, scope.range.tz, closed)).encode(), digest_size=8).digest()
+        key = int.from_bytes(digest, "big") >> 1
+        merged = replace(days, range_key=key, open_from=closed[-1][0] + timedelta(days=1))
+        if known.ranges.get(key, 0) > time.time():
+            return merged
+        fixed = {"site": scope.site, "tz": scope.range.tz, "key": key}
+        rows, created = self.runner.query(
+            """SELECT count(), toUnixTimestamp(min(created)) FROM day_dimensions
+                WHERE site = {site:String} AND tz = {tz:String} AND dimension = '' AND day = toDate(0)
+                    AND build = {key:UInt64}""",
+            fixed,
+        ).rows[0]
+        # Trusted until an hour before the TTL may drop the rows.
+        known.ranges[key] = (int(created) if rows else time.time()) + RANGE_TTL_SECONDS - 3600
+        if not rows:
+            closed_days = replace(days, builds=tuple(closed), last=closed[-1][0])
+            self.runner.command(
+                f"""INSERT INTO day_dimensions (site, tz, day, build, created, dimension, value,
+                    visitors, visitors_total, pageviews, events, sessions, bounces, duration_ms)
+                SELECT {{site:String}}, {{tz:String}}, toDate(0), {{key:UInt64}}, now(), dimension, value,
+                    uniqCombinedMergeState(12)(visitors), uniqCombinedMergeState(14)(visitors_total), sum(pageviews),
+                    sum(events), sum(sessions), sum(bounces), sum(duration_ms)
+                FROM day_dimensions
+                WHERE site = {{site:String}} AND tz = {{tz:String}} AND day >= {{first:Date}} AND day <= {{last:Date}}
+                    AND {closed_days.build_filter()}
+                GROUP BY dimension, value""",
+                {**fixed, "first": days.first.isoformat(), "last": closed[-1][0].isoformat()},
+            )
+        return merged
+
+    def _drop_older(self, scope: Scope, days: list[str], keep_from: int) -> None:
+        """Delete the rebuilt days' rows of builds before the previous one (today is rebuilt every
+        rebuild_min_seconds while events arrive, so they would pile up). The previous build stays: a report
+        that picked it just before this rebuild may still be reading it."""
+        params = {
+            "site": scope.site,
+            "tz": scope.range.tz,
+            "days": [date.fromisoformat(d) for d in days],
+            "keep": keep_from,
+        }
+        for table in ("day_dimensions", "day_session_edges"):
+            self.runner.command(
+                f"""DELETE FROM {table} WHERE site = {{site:String}} AND tz = {{tz:String}}
+                AND has({{days:Array(Date)}}, day) AND build < {{keep:UInt64}}""",
+                params,
+            )
+
+    def _build(self, scope: Scope, dirty: list[str], counts: dict[str, int]) -> int:
+        zone_days = [date.fromisoformat(d) for d in dirty]
+        zone = ZoneInfo(scope.range.tz)
+        build = time.time_ns()
+        lo = local_midnight(min(zone_days), zone)
+        hi = local_midnight(max(zone_days) + timedelta(days=1), zone)
+        edge = timedelta(seconds=EDGE_SECONDS)
+        params = {
+            "site": scope.site,
+            "tz": scope.range.tz,
+            "days": zone_days,
+            "build": build,
+            "lo": ch_datetime(lo),
+            "hi": ch_datetime(hi),
+            "elo": ch_datetime(lo - edge),
+            "ehi": ch_datetime(hi + edge),
+        }
+        head = "{site:String}, {tz:String}, d, {build:UInt64}"
+        self.runner.command(
+            f"""INSERT INTO day_dimensions
+            (site, tz, day, build, dimension, value, visitors_total, pageviews, events)
+            SELECT {head}, '{TOTAL}', '', vt, pv, ev FROM ({cache_sql.totals_select()})""",
+            params,
+        )
+        self.runner.command(
+            f"""INSERT INTO day_dimensions
+            (site, tz, day, build, dimension, value, visitors, pageviews, events)
+            SELECT {head}, dim, val, v, pv, ev FROM ({cache_sql.dimensions_select()})""",
+            params,
+        )
+        self.runner.command(
+            f"""INSERT INTO day_dimensions
+            (site, tz, day, build, dimension, value, visitors, pageviews, sessions, bounces, duration_ms)
+            SELECT {head}, dim, val, v, spv, sessions, bounces, duration_ms FROM ({cache_sql.sessions_select()})""",
+            params,
+        )
+        self.runner.command(
+            f"""INSERT INTO day_session_edges
+            (site, tz, day, build, sid, first_ts, last_ts, pageviews, pv_visitor, entry, entry_ts, exit, exit_ts)
+            SELECT {head}, sid, first_ts, last_ts, pv, pv_visitor, entry, entry_ts, exit, exit_ts
+            FROM ({cache_sql.edges_select()})""",
+            params,
+        )
+        # Recorded last: a build cut short leaves rows no reader selects.
+        self.store.insert_rows(
+            "day_builds",
+            [
+                {
+                    "site": scope.site,
+                    "tz": scope.range.tz,
+                    "day": d,
+                    "build": build,
+                    "source_rows": counts.get(d, 0),
+                }
+                for d in dirty
+            ],
+        )
+        return build
+
+    # -- retention ----------------------------------------------------------------------------------
+    # Old events go two ways: the events' TTL (the store's retention setting, all sites) drops them when
+    # ClickHouse merges parts, and a site's own shorter retention (set through the API) is applied by the
+    # store process with a DELETE every hour (server/retention.py). Neither changes the inserted-row counts a
+    # cached day is checked against, so the cache must not keep showing such days: a local day wholly older
+    # than the retention that applies (the shorter of the two) reads as empty (build 0 matches no row), is
+    # never rebuilt, and its cached rows (which hold visitor ids in day_session_edges) are deleted once a
+    # day. The TTL is read from the events table itself, so the API follows whatever retention the store
+    # was migrated with. The day the retention boundary falls in keeps its build until it is wholly
+    # expired: the events of that day also go at no fixed moment (a TTL merge, the hourly DELETE).
+
+    def retention_days(self) -> int:
+        """The events table's TTL in days (0: kept forever), re-read at most every retention_check_seconds."""
+        with self._guard:
+            found = self._retention
+        if found is not None and found[0] > time.monotonic():
+            return found[1]
+        # events_local: on a cluster the TTL is on the shards' tables (server/store/cluster.py)
+        engines = self.runner.query(
+            "SELECT engine_full FROM system.tables WHERE database = currentDatabase() "
+            "AND name IN ('events', 'events_local')",
+        ).rows
+        match = _TTL_DAYS.search(" ".join(str(row[0]) for row in engines))
+        days = int(match.group(1)) if match else 0
+        with self._guard:
+            self._retention = (time.monotonic() + self.retention_check_seconds, days)
+        return days
+
+    def expired_before(self, scope: Scope) -> date | None:
+        """The first local day (in the scope's zone) not wholly past the retention that applies to the site,
+        or None (kept forever). Also deletes the cache rows of days past it, once per day."""
+        now = datetime.now(UTC)
+        store_days, site_days = self.retention_days(), scope.retention_days
+        if store_days > 0:  # every site: rows of days past it in every zone
+            self._purge_once("", (now - timedelta(days=store_days)).date())
+        if site_days > 0 and (store_days <= 0 or site_days < store_days):  # this site only
+            self._purge_once(scope.site, (now - timedelta(days=site_days)).date())
+        keep = min((d for d in (store_days, site_days) if d > 0), default=0)
+        if keep <= 0:
+            return None
+        # events before this moment are (or are about to be) gone
+        return (now - timedelta(days=keep)).astimezone(ZoneInfo(scope.range.tz)).date()
+
+    def _purge_once(self, site: str, moment_day: date) -> None:
+        """Delete the cache rows (all sites when `site` is '') of days that ended before `moment_day` (a UTC
+        date) in every zone, at most once per day. A local day ends by 12:00 UTC of the next UTC day at the
+        latest (UTC-12), so days two UTC days before the moment's are past it everywhere."""
+        below = moment_day - timedelta(days=1)
+        with self._guard:
+            if self._purged.get(site) == below:
+                return
+            self._purged[site] = below
+        where = "day < {below:Date} AND day != toDate(0)"
+        params: dict[str, Any] = {"below": below}
+        if site:
+            where, params = where + " AND site = {site:String}", {**params, "site": site}
+        for table in ("day_dimensions", "day_session_edges", "day_builds"):
+            self.runner.command(f"DELETE FROM {table} WHERE {where}", params)
+
+
+def _ch_hour(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:00:00")

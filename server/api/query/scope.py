@@ -1,0 +1,62 @@
+"""What a report is about: the store (through its `QueryRunner`), the site, the range, the filters, whether
+bots count, the site's own retention, and the report cache that may answer instead of the raw events.
+
+Every report function in `reports` and `dashboard` takes a `Scope`; the routers build it per request
+from the app's runner and cache (`deps.query_runner`, `deps.report_cache`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pixel.server.api.query.cache_sql import Days, whole_days
+from pixel.server.api.query.filters import Filter, SqlParams, base_where
+from pixel.server.api.query.periods import Range
+from pixel.server.api.query.runner import QueryRunner
+
+if TYPE_CHECKING:
+    from pixel.server.api.query.report_cache import ReportCache
+
+
+@dataclass
+class Scope:
+    runner: QueryRunner
+    site: str  # domain, as events carry it
+    range: Range
+    filters: list[Filter] = field(default_factory=list)
+    include_bots: bool = False
+    retention_days: int = (
+        0  # the site's own retention (0: the store's); days past it read as empty when cached
+    )
+    cache: ReportCache | None = None  # None: every report reads the raw events
+
+    def __post_init__(self) -> None:
+        if self.cache is not None and self.cache.runner is not self.runner:
+            raise ValueError("a scope's report cache must run on the scope's own runner (one store)")
+
+    def where(self, params: SqlParams) -> str:
+        return base_where(self.filters, params, include_bots=self.include_bots)
+
+    def run(self, sql: str, params: SqlParams) -> list[dict[str, Any]]:
+        """`sql` over the raw events, with the site and range parameters added to `params`."""
+        fixed = {"site": self.site, **self.range.params}
+        return self.runner.query(sql, params.with_fixed(**fixed)).dicts()
+
+    def cached_days(self) -> Days | None:
+        """The range as whole days of the report cache when the cache can answer (a cache, no filters, bots
+        left out, midnight to midnight in the site's zone), else None: read the raw events."""
+        if self.cache is None or self.filters or self.include_bots:
+            return None
+        return whole_days(self.range)
+
+    def ensure(self, days: Days) -> Days:
+        """`days` (from `cached_days`) with their valid builds, building the days that have none."""
+        if self.cache is None:
+            raise ValueError("this scope has no report cache")
+        return self.cache.ensure(self, days)
+
+    def run_cached(self, sql: str, params: SqlParams | None = None) -> list[dict[str, Any]]:
+        """`sql` over the report cache's tables, with the site and zone parameters added to `params`."""
+        values = {"site": self.site, "tz": self.range.tz, **(params.values if params else {})}
+        return self.runner.query(sql, values).dicts()
