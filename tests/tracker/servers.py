@@ -60,6 +60,7 @@ class PageServer(_Server):
     def __init__(self) -> None:
         super().__init__()
         self.pages: dict[str, str] = {}
+        self.files: dict[str, tuple[bytes, str]] = {}  # path -> (body, content type), e.g. images
         self.posts: list[tuple[str, Any]] = []  # (path, JSON body) POSTed to this server (first-party)
 
     def handler(self) -> type[BaseHTTPRequestHandler]:
@@ -74,6 +75,8 @@ class PageServer(_Server):
                 name = path.rsplit("/", 1)[1]
                 if name in BUILDS:
                     body, kind = dist_file(name).read_bytes(), "application/javascript"
+                elif path in server.files:
+                    body, kind = server.files[path]
                 elif path in server.pages or path.split("/")[1] == "app":
                     body, kind = server.pages.get(path, server.pages.get("/app", "")).encode(), "text/html"
                 else:

@@ -27,8 +27,9 @@ const queue = self._pixel || []
 if (queue.map) {
   // Config pushed before load applies first, whatever its position (a stable sort); then the other
   // commands in order.
-  // (config and debug: an array's string starts with its command's name)
-  queue.sort((x, y) => /^[cd]/.test(y) - /^[cd]/.test(x)).map(run)
+  // (config and debug: an array's string starts with its command's name; consent, which binds the device id
+  // to the configured site, comes after every config)
+  queue.sort((x, y) => /^conf|^d/.test(y) - /^conf|^d/.test(x)).map(run)
   blocked() || (EXT && (measure(), errors()), auto())
   // Exactly one pageview per load: none if the snippet tracked its own.
   cfg.pageviewTracking && !key && track('pageview')

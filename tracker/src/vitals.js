@@ -30,12 +30,13 @@ export const measure = (n = performance.getEntriesByType('navigation')[0]) => {
   D.hidden ||
     (observe('paint', (e) => e.name == 'first-contentful-paint' && (v.fcp = e.startTime | 0)),
     observe('largest-contentful-paint', (e) => ((v.lcp = e.startTime | 0), (v.lcp_el = sel(e.element)))))
-  observe('layout-shift', (e, t = e.startTime) =>
+  // (the callbacks take no second parameter: map passes the entry's index there)
+  observe('layout-shift', (e) =>
     e.hadRecentInput ||
-    ((win = win && t - last < 1e3 && t - first < 5e3 ? win + e.value : ((first = t), e.value)),
-    (last = t),
+    ((win = win && e.startTime - last < 1e3 && e.startTime - first < 5e3 ? win + e.value : ((first = e.startTime), e.value)),
+    (last = e.startTime),
     (cls = Math.max(cls, win))))
-  observe('event', (e, i = e.interactionId) => i && !(inter[i]?.[0] >= e.duration) && (inter[i] = [e.duration, sel(e.target)]))
+  observe('event', (e) => e.interactionId && !(inter[e.interactionId]?.[0] >= e.duration) && (inter[e.interactionId] = [e.duration, sel(e.target)]))
   on('visibilitychange', () => D.hidden && vitals())
 }
 
