@@ -197,6 +197,8 @@ class Snippet(BaseModel):
     site_id: int
     domain: str
     html: str
+    extended_html: str = ""  # the same tag with the extended build (routers/sites.py, `snippet`)
+    difference: str = ""
 
 
 # -- goals ----------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from urllib.parse import unquote_to_bytes
 import orjson
 
 from pixel.server import metrics
-from pixel.server.collector.script import Asset, load_tracker
+from pixel.server.collector.script import EXTENDED_BUILD, Asset, extended_name, load_tracker
 from pixel.server.eventformat import check_body
 from pixel.server.settings import Settings
 from pixel.server.shipper.checkpoint import Checkpoint
@@ -69,6 +69,7 @@ class Collector:
         self.settings = settings
         self.track_path = settings.track_path
         self.script_path = "/" + settings.script_name
+        self.ext_script_path = "/" + extended_name(settings.script_name)
         self.max_body = settings.max_body_bytes
         self.max_events = settings.max_events_per_request
         self.any_origin = "*" in settings.allowed_origins
@@ -79,6 +80,7 @@ class Collector:
         self.spool: SpoolWriter | None = None
         self.counters: metrics.CounterFile | None = None
         self.asset: Asset | None = None
+        self.ext_asset: Asset | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -92,11 +94,11 @@ class Collector:
             cap_bytes=s.spool_max_bytes,
         )
         self.counters = metrics.CounterFile(collector_metrics_dir(s), COUNTERS)
-        self.asset = load_tracker(s.script_name)
+        self.asset = load_tracker()
+        self.ext_asset = load_tracker(EXTENDED_BUILD)
         if self.asset is None:
             log.warning(
-                "collector: the tracker is not built (tracker/dist/%s); %s answers 404",
-                s.script_name,
+                "collector: the tracker is not built (tracker/dist/pixel.js); %s answers 404",
                 self.script_path,
             )
 
@@ -139,7 +141,9 @@ class Collector:
                     405, "method not allowed", f"{method} {path}", [("allow", "GET, POST, OPTIONS")]
                 )
         elif path == self.script_path:
-            response = self._script(method, headers)
+            response = self._script(method, headers, self.asset)
+        elif path == self.ext_script_path:
+            response = self._script(method, headers, self.ext_asset)
         elif path == "/health":
             response = Response(200, [JSON], b'{"status":"ok","pid":%d}' % os.getpid())
         elif path == "/metrics":
@@ -299,10 +303,9 @@ class Collector:
             return False
         return any(ip in net for net in self.trusted)
 
-    def _script(self, method: str, headers: Headers) -> Response:
+    def _script(self, method: str, headers: Headers, asset: Asset | None) -> Response:
         if method not in ("GET", "HEAD"):
             return self._error(405, "method not allowed", method, [("allow", "GET, HEAD")])
-        asset = self.asset
         if asset is None:
             return self._error(404, "not built", "the tracker has not been built")
         if headers.get(b"if-none-match", b"") == asset.etag.encode("latin-1"):

@@ -187,3 +187,20 @@ def test_tracker_script_is_served_with_etag_and_gzip(collector) -> None:
     assert r2.status_code == 304 and r2.content == b""
     r3 = httpx.get(f"{collector.collector}/pixel.js", headers={"Accept-Encoding": "identity"})
     assert "content-encoding" not in r3.headers and r3.content == source
+
+
+def test_both_tracker_builds_are_served_with_their_own_etag(collector) -> None:
+    from pixel.tracker import dist_file
+
+    tags = set()
+    for name in ("pixel.js", "pixel.ext.js"):
+        source = dist_file(name).read_bytes()
+        r = httpx.get(f"{collector.collector}/{name}", headers={"Accept-Encoding": "gzip"})
+        assert r.status_code == 200 and r.headers["content-encoding"] == "gzip"
+        assert r.content == source and r.headers["vary"] == "Accept-Encoding"
+        tags.add(r.headers["etag"])
+        r2 = httpx.get(f"{collector.collector}/{name}", headers={"If-None-Match": r.headers["etag"]})
+        assert r2.status_code == 304
+    assert len(tags) == 2
+    assert httpx.get(f"{collector.collector}/pixel.debug.js").status_code == 404
+    assert httpx.post(f"{collector.collector}/pixel.ext.js").status_code == 405

@@ -14,6 +14,7 @@ from pixel.server.api.errors import ApiError, not_found
 from pixel.server.api.meta import Conflict
 from pixel.server.api.models import GoalIn, GoalOut, Page, SiteFields, SiteIn, SiteOut, Snippet
 from pixel.server.api.pagination import Listing, paginate
+from pixel.server.collector.script import extended_name
 from pixel.server.installcheck import check_installation
 from pixel.server.proxyrecipes import RecipeError, recipes
 
@@ -84,16 +85,33 @@ def snippet(
     state: State,
     collector_url: Annotated[str | None, Query(max_length=500, pattern=r"^https?://[^\s\"'<>]+$")] = None,
 ) -> dict[str, Any]:
-    """The `<script>` tag to paste into the site's pages. `collector_url` is where visitors reach the
-    collector (default: the configured host and port)."""
+    """The `<script>` tag to paste into the site's pages: `html` with the consent-free default build,
+    `extended_html` with the extended one, `difference` says which to choose. `collector_url` is where
+    visitors reach the collector (default: the configured host and port)."""
     site = site_for(state, principal, site_id)
     settings = state.settings
     base = (collector_url or f"http://{settings.host}:{settings.port}").rstrip("/")
-    src = html.escape(f"{base}/{settings.script_name}", quote=True)
     endpoint = html.escape(f"{base}{settings.track_path}", quote=True)
     domain = html.escape(site["domain"], quote=True)
-    tag = f'<script defer src="{src}" data-site="{domain}" data-endpoint="{endpoint}"></script>'
-    return {"site_id": site_id, "domain": site["domain"], "html": tag}
+    tags = [
+        f'<script defer src="{html.escape(f"{base}/{name}", quote=True)}" data-site="{domain}" '
+        f'data-endpoint="{endpoint}"></script>'
+        for name in (settings.script_name, extended_name(settings.script_name))
+    ]
+    return {
+        "site_id": site_id,
+        "domain": site["domain"],
+        "html": tags[0],
+        "extended_html": tags[1],
+        "difference": SNIPPET_DIFFERENCE,
+    }
+
+
+SNIPPET_DIFFERENCE = (
+    "html: the default build, consent-free (no device signals, nothing stored but pending events); "
+    "extended_html: adds web vitals, JavaScript errors, click tagging and, only after "
+    "_pixel.push(['consent', true]), a device id that needs the visitor's consent."
+)
 
 
 CollectorUrl = Annotated[str | None, Query(max_length=500, pattern=r"^https?://[^\s\"'<>]+$")]
