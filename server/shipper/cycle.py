@@ -110,9 +110,10 @@ class BatchCycle:
 
     def next_batch(self, inflight: InFlight | None, pacer: Pacer | None = None) -> tuple[Batch, str]:
         """Step 1: the pending batch replayed with its token (when none is in flight), else a new batch
-        planned past the committed offsets and the batch in flight."""
+        planned past the committed offsets and the batch in flight. A `pending` that names no range (a
+        checkpoint edited by hand) names no batch: a new one is planned, and replaces it when begun."""
         pending = self.checkpoint.pending
-        if pending is not None and inflight is None:
+        if pending is not None and pending.ranges and inflight is None:
             return self.reader.replay(pending.ranges), pending.token
         if pacer is not None:
             pacer.before_plan()

@@ -346,3 +346,26 @@ def test_any_other_failure_is_paced_the_same_way(tmp_path: Path) -> None:
         store.close()
     assert shipper.stop_event.pauses[:6] == [0.001, 0.002, 0.004, 0.008, 0.016, 0.032]
     assert shipper.stats.store_up is True and "shipper-checkpoint.tmp" in shipper.stats.last_error
+
+
+@pytest.mark.parametrize("loop", [False, True], ids=["step", "run"])
+def test_a_pending_batch_that_names_no_range_does_not_block_shipping(tmp_path: Path, loop: bool) -> None:
+    """A checkpoint edited by hand to a `pending` without ranges: before the batch cycle the loop replayed
+    that empty batch forever (shipping nothing, never clearing it) while step() inserted and cleared it."""
+    settings = settings_for(tmp_path / "data")
+    writer = SpoolWriter(settings.spool_dir, fsync_interval=0)
+    for i in range(3):
+        writer.append(record(NOW_MS + i, orjson.dumps(event(i))))
+    writer.rotate()
+    writer.close()
+    settings.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
+    settings.checkpoint_path.write_bytes(b'{"offsets": {}, "pending": {"token": "t", "ranges": []}}')
+    store = ChdbStore(settings.store_dir)
+    store.migrate()
+    try:
+        shipper = Shipper(settings, store)
+        (by_loop if loop else by_steps)(shipper)
+        assert store.query("SELECT count() FROM events").rows == [[3]]
+    finally:
+        store.close()
+    assert orjson.loads(settings.checkpoint_path.read_bytes()) == {"offsets": {}, "pending": None}
