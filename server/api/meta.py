@@ -16,9 +16,9 @@ The contract this module keeps:
 - `users.generation` counts the changes that end a user's sessions. `update_user` and `end_sessions`
   raise it, and delete the user's refresh tokens, in the same transaction as the change: an access token
   carries the generation it was issued under and is refused once it differs.
-- Migrations are numbered steps (SQL scripts or functions) recorded in `PRAGMA user_version`; each runs in
-  one transaction with foreign keys off (SQLite's procedure for rebuilding a table) and is committed only
-  if `PRAGMA foreign_key_check` finds nothing wrong.
+- Migrations are numbered steps (SQL scripts or functions, in `metaschema.py`) recorded in
+  `PRAGMA user_version`; each runs in one transaction with foreign keys off (SQLite's procedure for
+  rebuilding a table) and is committed only if `PRAGMA foreign_key_check` finds nothing wrong.
 """
 
 from __future__ import annotations
@@ -26,200 +26,16 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pixel.server.api.metaschema import MIGRATIONS, V1_SCHEMA
 from pixel.server.errors import PixelError
 
-_V1 = (
-    # 1: accounts, sites, goals, dashboards
-    """
-    CREATE TABLE users (
-        id INTEGER PRIMARY KEY,
-        username TEXT NOT NULL UNIQUE COLLATE NOCASE,
-        password_hash TEXT NOT NULL,
-        role TEXT NOT NULL CHECK (role IN ('admin', 'viewer')),
-        sites TEXT,                       -- JSON list of site ids the user may see, NULL = all
-        disabled INTEGER NOT NULL DEFAULT 0,
-        created_at REAL NOT NULL
-    );
-    CREATE TABLE refresh_tokens (
-        hash TEXT PRIMARY KEY,
-        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-        expires_at REAL NOT NULL,
-        revoked INTEGER NOT NULL DEFAULT 0
-    );
-    CREATE TABLE revoked_access (jti TEXT PRIMARY KEY, expires_at REAL NOT NULL);
-    CREATE TABLE api_tokens (
-        id INTEGER PRIMARY KEY,
-        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-        name TEXT NOT NULL,
-        hash TEXT NOT NULL UNIQUE,
-        prefix TEXT NOT NULL,
-        created_at REAL NOT NULL,
-        last_used_at REAL
-    );
-    CREATE TABLE sites (
-        id INTEGER PRIMARY KEY,
-        domain TEXT NOT NULL UNIQUE,
-        name TEXT NOT NULL,
-        timezone TEXT NOT NULL,
-        allowed_origins TEXT NOT NULL DEFAULT '[]',
-        honour_dnt INTEGER NOT NULL DEFAULT 1,
-        honour_gpc INTEGER NOT NULL DEFAULT 1,
-        excluded_paths TEXT NOT NULL DEFAULT '[]',
-        excluded_ips TEXT NOT NULL DEFAULT '[]',
-        retention_days INTEGER NOT NULL DEFAULT 0,
-        created_at REAL NOT NULL
-    );
-    CREATE TABLE goals (
-        id INTEGER PRIMARY KEY,
-        site_id INTEGER NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
-        name TEXT NOT NULL,
-        kind TEXT NOT NULL CHECK (kind IN ('page', 'event')),
-        page_pattern TEXT,
-        event_name TEXT,
-        prop_key TEXT,
-        prop_value TEXT
-    );
-    CREATE TABLE dashboards (
-        id INTEGER PRIMARY KEY,
-        site_id INTEGER NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
-        name TEXT NOT NULL,
-        widgets TEXT NOT NULL DEFAULT '[]',   -- JSON list, validated by the API models
-        created_at REAL NOT NULL,
-        updated_at REAL NOT NULL
-    );
-    """
-)
-
-# Schema version 2: the same tables, rebuilt with ids that are never reused, grants as rows with foreign
-# keys (`user_sites`), and the per-user session generation. `{x}` is where the rebuild's table suffix goes.
-_V2_TABLES: dict[str, str] = {
-    "users": """
-    CREATE TABLE users{x} (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        username TEXT NOT NULL UNIQUE COLLATE NOCASE,
-        password_hash TEXT NOT NULL,
-        role TEXT NOT NULL CHECK (role IN ('admin', 'viewer')),
-        all_sites INTEGER NOT NULL DEFAULT 1 CHECK (all_sites IN (0, 1)),  -- 0: only the user_sites rows
-        disabled INTEGER NOT NULL DEFAULT 0,
-        generation INTEGER NOT NULL DEFAULT 1,  -- raised by every change that ends the user's sessions
-        created_at REAL NOT NULL
-    )""",
-    "sites": """
-    CREATE TABLE sites{x} (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        domain TEXT NOT NULL UNIQUE,
-        name TEXT NOT NULL,
-        timezone TEXT NOT NULL,
-        allowed_origins TEXT NOT NULL DEFAULT '[]',
-        honour_dnt INTEGER NOT NULL DEFAULT 1,
-        honour_gpc INTEGER NOT NULL DEFAULT 1,
-        excluded_paths TEXT NOT NULL DEFAULT '[]',
-        excluded_ips TEXT NOT NULL DEFAULT '[]',
-        retention_days INTEGER NOT NULL DEFAULT 0,
-        created_at REAL NOT NULL
-    )""",
-    "user_sites": """
-    CREATE TABLE user_sites{x} (
-        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-        site_id INTEGER NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
-        PRIMARY KEY (user_id, site_id)
-    ) WITHOUT ROWID""",
-    "refresh_tokens": """
-    CREATE TABLE refresh_tokens{x} (
-        hash TEXT PRIMARY KEY,
-        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-        generation INTEGER NOT NULL,
-        expires_at REAL NOT NULL,
-        revoked INTEGER NOT NULL DEFAULT 0
-    )""",
-    "api_tokens": """
-    CREATE TABLE api_tokens{x} (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-        name TEXT NOT NULL,
-        hash TEXT NOT NULL UNIQUE,
-        prefix TEXT NOT NULL,
-        created_at REAL NOT NULL,
-        last_used_at REAL
-    )""",
-    "goals": """
-    CREATE TABLE goals{x} (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        site_id INTEGER NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
-        name TEXT NOT NULL,
-        kind TEXT NOT NULL CHECK (kind IN ('page', 'event')),
-        page_pattern TEXT,
-        event_name TEXT,
-        prop_key TEXT,
-        prop_value TEXT
-    )""",
-    "dashboards": """
-    CREATE TABLE dashboards{x} (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        site_id INTEGER NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
-        name TEXT NOT NULL,
-        widgets TEXT NOT NULL DEFAULT '[]',   -- JSON list, validated by the API models
-        created_at REAL NOT NULL,
-        updated_at REAL NOT NULL
-    )""",
-}
-
-# Columns copied from the version-1 tables as they are (refresh tokens are not copied: an upgrade ends
-# the sessions opened before it, whose access tokens carry no generation either).
-_V2_COPIED = {
-    "users": "id, username, password_hash, role, disabled, created_at",
-    "sites": "id, domain, name, timezone, allowed_origins, honour_dnt, honour_gpc, excluded_paths, "
-    "excluded_ips, retention_days, created_at",
-    "api_tokens": "id, user_id, name, hash, prefix, created_at, last_used_at",
-    "goals": "id, site_id, name, kind, page_pattern, event_name, prop_key, prop_value",
-    "dashboards": "id, site_id, name, widgets, created_at, updated_at",
-}
-
-
-def _v2_ids_never_reused(conn: sqlite3.Connection) -> None:
-    """Rebuild every table (SQLite cannot add AUTOINCREMENT in place), keeping the data: users keep their
-    ids, passwords, roles and flags; a user's JSON site list becomes `user_sites` rows, minus the ids of
-    sites that no longer exist (such a grant would otherwise apply to a later site given the same id)."""
-    grants: list[tuple[int, int]] = []
-    limited: set[int] = set()
-    site_ids = {row["id"] for row in conn.execute("SELECT id FROM sites")}
-    for row in conn.execute("SELECT id, sites FROM users").fetchall():
-        if row["sites"] is None:
-            continue
-        limited.add(row["id"])
-        try:
-            listed = json.loads(row["sites"])
-        except ValueError:
-            listed = []
-        if not isinstance(listed, list):
-            listed = []
-        for site in listed:
-            if isinstance(site, int) and not isinstance(site, bool) and site in site_ids:
-                grants.append((row["id"], site))
-    for ddl in _V2_TABLES.values():
-        conn.execute(ddl.format(x="_v2"))
-    for table, columns in _V2_COPIED.items():
-        conn.execute(f"INSERT INTO {table}_v2 ({columns}) SELECT {columns} FROM {table}")
-    conn.executemany("UPDATE users_v2 SET all_sites = 0 WHERE id = ?", [(u,) for u in sorted(limited)])
-    conn.executemany("INSERT OR IGNORE INTO user_sites_v2 (user_id, site_id) VALUES (?, ?)", grants)
-    for table in ("refresh_tokens", "api_tokens", "goals", "dashboards", "users", "sites"):
-        conn.execute(f"DROP TABLE {table}")
-    for table in _V2_TABLES:
-        conn.execute(f"ALTER TABLE {table}_v2 RENAME TO {table}")
-    conn.execute("CREATE INDEX user_sites_by_site ON user_sites (site_id)")
-    conn.execute("CREATE INDEX refresh_tokens_by_user ON refresh_tokens (user_id)")
-    conn.execute("CREATE INDEX api_tokens_by_user ON api_tokens (user_id)")
-    conn.execute("CREATE INDEX goals_by_site ON goals (site_id)")
-    conn.execute("CREATE INDEX dashboards_by_site ON dashboards (site_id)")
-
-
-Migration = str | Callable[[sqlite3.Connection], None]
-MIGRATIONS: tuple[Migration, ...] = (_V1, _v2_ids_never_reused)
+# The version-1 schema, importable here as before (tests build a version-1 database from it).
+_V1 = V1_SCHEMA
 
 JSON_FIELDS = {"allowed_origins", "excluded_paths", "excluded_ips", "widgets"}
 BOOL_FIELDS = {"honour_dnt", "honour_gpc", "disabled", "all_sites"}
