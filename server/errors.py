@@ -22,6 +22,8 @@ The hierarchy (module: classes):
     ├── shipper.normalize: BadEvent (ValueError)
     ├── collector.limits: Refused (stops uvicorn's parser after a refusal was written)
     ├── enrich.geoip_update: GeoipUpdateError (RuntimeError)
+    ├── proxyrecipes: RecipeError (ValueError)
+    ├── installcheck: _TooLarge (a fetched page over the size the check reads; caught there)
     ├── store.base: StoreError (RuntimeError)
     │   ├── StoreUnavailable (retryable), StoreBusy (retryable), QueryTimeout
     │   └── store.chdb_engine: FolderInUse

@@ -38,6 +38,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import orjson
 
+from pixel.server.errors import PixelError
 from pixel.server.settings import Settings
 
 MAX_BYTES = 2 * 1024 * 1024
@@ -69,8 +70,8 @@ class _Page(HTMLParser):
             self.csp.append(values.get("content", ""))
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(PixelError):
+    """A fetched page or script is over the size the check reads."""
 
 
 def _get(

@@ -25,6 +25,8 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
+from pixel.server.errors import PixelError
+
 SAFE_PREFIX = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")
 SAFE_URL = re.compile(r"^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~\-/]*)?$")
 SAFE_DOMAIN = re.compile(r"^[A-Za-z0-9.\-]+(:[0-9]{1,5})?$")
@@ -33,7 +35,7 @@ SAFE_PATH = re.compile(r"^/[A-Za-z0-9._~\-/]*$")
 HEADER = "X-Forwarded-For"
 
 
-class RecipeError(ValueError):
+class RecipeError(PixelError, ValueError):
     """An input that cannot go into a recipe; the message says which."""
 
 
