@@ -6,7 +6,7 @@ Contract:
   `class ProfileError(AppError, ValueError)`. `except AppError` catches every error the app raises on
   purpose; what is not an `AppError` is a bug or a library's own error.
 - `retryable` (a class attribute) says whether the same call, unchanged, may succeed later: True only for
-  `Unreachable` (the host did not answer: the GUI shows the cached answer and tries again); False for an
+  `Unreachable` (the host did not answer: the GUI shows the cached answer, marked "as of"); False for an
   answer that refused the request (`ApiRequestError`, `AuthError`) and for what needs the user to act
   (`StackError`: its `action` says what to do; `SpecError`, `ProfileError`, `KeyringUnavailable`).
 - The app does not import `pixel.server`: this root is separate from the server's

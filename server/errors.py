@@ -8,8 +8,9 @@ Contract:
 - `retryable` (a class attribute) says whether the same call, unchanged, may succeed later: True for the
   store being unreachable (`StoreUnavailable`) or busy with another console query (`StoreBusy`,
   `ConsoleBusy`); False for everything refused (bad input, bad SQL, a query past its deadline: it would run
-  as long again), which retrying cannot fix. The shipper waits and retries a retryable store error and
-  dead-letters or splits a refused batch; the API answers a retryable one 503 with `Retry-After`.
+  as long again), which retrying cannot fix. The shipper waits out an unreachable store and retries, and
+  splits or dead-letters a refused batch; the API answers an unreachable store and a busy console 503 with
+  `Retry-After`.
 - No two error classes share a name across `pixel.server` and `pixel.app` (the app's root is
   `pixel.app.errors.AppError`); `tests/test_error_hierarchy.py` walks both packages and checks it.
 
