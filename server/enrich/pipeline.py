@@ -72,7 +72,7 @@ class Enricher:
     2. network columns (ip_hash, geo): before identity, which keys visitors and sessions on this ip_hash.
     3. device and bots (UA columns, is_bot): reads only the request; placed here so the row's columns come in
        the order they always have (rows are stored byte-for-byte as before).
-    4. privacy (PII parameters, e-mail addresses, user id, props): before sources, so the source columns and
+    4. privacy (PII parameters, e-mail addresses, user id, props, an error's source URL): before sources, so the source columns and
        the sources' cache are derived from the cleaned referrer only; it reads the URL's campaign key (UTMs,
        click id) before the URL is cleaned and hands it on.
     5. sources (source, UTMs, channel): after privacy, as said; before the address scrub, because its derived
@@ -288,6 +288,9 @@ class Enricher:
         props = row.get("props")
         if props:
             clean_props(props)
+        source = row.get("error_source")  # an error's script URL: PII parameters out, as from page URLs
+        if source and ("?" in source or "#" in source):
+            row["error_source"] = clean_url(source, pii)[0]
         return True
 
     def _sources_step(self, row: dict[str, Any], event: dict[str, Any], facts: RequestFacts) -> bool:

@@ -12,6 +12,10 @@ input all the same (other callers, older records):
   referrer is kept only when it is an http(s) URL or an `android-app://` one (a source); else it is empty.
 - A property value that is not a scalar (which the event format refuses) is stored as its JSON when it
   can be serialised and is at most 1,000 characters, else left out: never an error.
+- Revenue (any event), web vitals (`web_vitals` events) and errors (`error` events) become typed columns
+  and leave `props`; a value that fails its check stays in `props` only (`pixel.server.typedfields`). The
+  404 flag (`f` / `not_found` = 1 or true) becomes `not_found` = 1. Columns at their default are left out
+  of the row (the store fills them in).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import orjson
 
 from pixel.server.errors import PixelError
 from pixel.server.eventformat import MAX_PARAMS, url_kind
+from pixel.server.typedfields import typed_columns
 
 MAX_PROPS = MAX_PARAMS
 
@@ -177,7 +182,7 @@ def normalize(
             if text is not None:
                 props[(key.replace("\x00", "") if "\x00" in key else key)[:64]] = text
 
-    return {
+    row: dict[str, Any] = {
         "timestamp": timestamp_ms / 1000,
         "received_at": received_ms / 1000,
         "site": site,
@@ -199,3 +204,9 @@ def normalize(
         "scroll_depth": _uint(event.get("scroll_depth"), 100),
         "props": props,
     }
+    if type(params) is dict and params:
+        row.update(typed_columns(row["event_name"], params, props))
+    not_found = event.get("not_found")
+    if (not_found is True or type(not_found) in (int, float)) and not_found == 1:
+        row["not_found"] = 1
+    return row

@@ -80,7 +80,32 @@ EVENT_COLUMNS: dict[str, str] = {
     "engaged_ms": "UInt32",
     "scroll_depth": "UInt8",
     "props": "Map(String, String)",
+    # Typed parameters (migration 6, pixel.server.typedfields): the 404 flag, revenue, web vitals, errors
+    "not_found": "UInt8",
+    "revenue": "Nullable(Decimal(18, 4))",  # exact; NULL when the event carries no valid revenue
+    "currency": "LowCardinality(String)",  # ISO 4217, upper-case; '' without revenue
+    "ttfb_ms": "Nullable(Float64)",  # web vitals, on `web_vitals` events; NULL when not measured
+    "fcp_ms": "Nullable(Float64)",
+    "lcp_ms": "Nullable(Float64)",
+    "cls": "Nullable(Float64)",
+    "inp_ms": "Nullable(Float64)",
+    "ttfb_rating": "LowCardinality(String)",  # good, needs-improvement, poor ('' when not measured)
+    "fcp_rating": "LowCardinality(String)",
+    "lcp_rating": "LowCardinality(String)",
+    "cls_rating": "LowCardinality(String)",
+    "inp_rating": "LowCardinality(String)",
+    "lcp_element": "String",  # short selectors: the LCP element, the INP interaction's target
+    "inp_target": "String",
+    "error_message": "String",  # on `error` events
+    "error_source": "String",
+    "error_line": "UInt32",
+    "error_col": "UInt32",
+    "error_hash": "String",
 }
+
+# The columns migration 6 added, in table order (appended after `props`, so an upgraded table has the
+# columns of a new one, in the same order).
+TYPED_COLUMNS = tuple(EVENT_COLUMNS)[tuple(EVENT_COLUMNS).index("not_found") :]
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,6 +297,14 @@ def migrations(retention_days: int = 0) -> tuple[Migration, ...]:
             (
                 "ALTER TABLE events ADD COLUMN IF NOT EXISTS latitude Nullable(Float32) AFTER city, "
                 "ADD COLUMN IF NOT EXISTS longitude Nullable(Float32) AFTER latitude",
+            ),
+        ),
+        Migration(
+            6,
+            "events: typed 404 flag, revenue, web vitals, errors",
+            (
+                "ALTER TABLE events "
+                + ", ".join(f"ADD COLUMN IF NOT EXISTS `{c}` {EVENT_COLUMNS[c]}" for c in TYPED_COLUMNS),
             ),
         ),
     )
