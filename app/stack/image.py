@@ -1,6 +1,12 @@
 """Getting the Pixel image onto an engine: pull a published tag, build from a context sent over the
 API (packaging/Dockerfile + wheels), or load a saved image file. A remote host may not reach a registry,
-so the last two need nothing but the Docker API."""
+so the last two need nothing but the Docker API.
+
+The installer's one choice (the desktop bundle's "pull"): pull the published image; where the registry
+cannot be reached, load the offline-installer file instead, `ImageSource.path` or else
+`pixel-stack-images.tar` (OFFLINE_FILE, a `docker save` of the stack's images, made by scripts/build-desktop
+--stack-images) found in the app's folder or the folder that holds it. No file there: the pull's error,
+saying where to put one."""
 
 from __future__ import annotations
 
@@ -20,6 +26,7 @@ from .errors import StackError
 from .progress import Progress, ProgressCallback, ignore
 
 PACKAGING = Path(__file__).resolve().parents[2] / "packaging"
+OFFLINE_FILE = "pixel-stack-images.tar"
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)")
 
 
@@ -28,7 +35,8 @@ class ImageSource:
     """How to get an image that is not on the engine yet."""
 
     kind: str = "pull"  # pull | build | load
-    path: Path | None = None  # build: context directory; load: image tar (docker save)
+    # build: context directory; load: image tar (docker save); pull: the tar to load if the pull fails
+    path: Path | None = None
     base: str = ""  # build: BASE build argument (default in the Dockerfile: python:3.11-slim-bookworm)
     network_mode: str = ""  # build: "none" for a fully offline build
 
@@ -114,12 +122,21 @@ def build(
     progress(Progress("build", 1.0, f"built {tag}"))
 
 
-def load(client: docker.DockerClient, path: Path, tag: str, progress: ProgressCallback = ignore) -> None:
+def load(
+    client: docker.DockerClient,
+    path: Path,
+    tag: str,
+    progress: ProgressCallback = ignore,
+    *,
+    retag: bool = True,
+) -> None:
+    """Load the image file `path`; `retag`: a file holding one image under another name gives it `tag`
+    (else the file must hold `tag`)."""
     progress(Progress("load", None, f"loading {path}"))
     with open(path, "rb") as fh:
         images = client.images.load(fh)
     if not has_image(client, tag):
-        if len(images) != 1:
+        if len(images) != 1 or not retag:
             raise StackError(
                 f"{path} holds {len(images)} images and none is tagged {tag}", code="load-failed"
             )
@@ -140,13 +157,36 @@ def ensure(
     if has_image(client, ref):
         return False
     if source.kind == "pull":
-        pull(client, ref, progress)
+        try:
+            pull(client, ref, progress)
+        except StackError as exc:
+            saved = source.path or offline_file()
+            if saved is None or not saved.is_file():
+                exc.action = (
+                    f"{exc.action} Offline: put {OFFLINE_FILE} (the offline installer) next to the app."
+                ).strip()
+                raise
+            progress(Progress("load", None, f"the registry cannot be reached: loading {saved}"))
+            load(client, saved, ref, progress, retag=False)
     elif source.kind == "build":
         build(client, source, ref, progress)
     else:
         assert source.path is not None
         load(client, source.path, ref, progress)
     return True
+
+
+def offline_file(app_dir: Path | None = None) -> Path | None:
+    """OFFLINE_FILE in the app's folder (the bundle's: its executable's folder) or the folder holding it,
+    if there is one. Not in a bundle and no `app_dir`: None."""
+    if app_dir is None:
+        if not getattr(sys, "frozen", False):
+            return None
+        app_dir = Path(sys.executable).resolve().parent
+    for folder in (app_dir, app_dir.parent):
+        if (folder / OFFLINE_FILE).is_file():
+            return folder / OFFLINE_FILE
+    return None
 
 
 def make_context(dest: Path, *, project_root: Path | None = None, offline: bool = True) -> Path:
