@@ -162,7 +162,8 @@ _IPV4 = re.compile(
     r"(?<![0-9.])(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
     r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(?!\.?[0-9])"
 )
-_IPV6_RUN = re.compile(r"[0-9A-Fa-f:]*:[0-9A-Fa-f:]*:[0-9A-Fa-f:]*")
+# A run of hex digits and colons with two colons at least, not inside a word (`std::vector` is not one)
+_IPV6_RUN = re.compile(r"(?<![0-9A-Za-z_])[0-9A-Fa-f:]*:[0-9A-Fa-f:]*:[0-9A-Fa-f:]*(?![0-9A-Za-z_])")
 
 
 def _ipv6(match: re.Match[str]) -> str:
@@ -237,15 +238,15 @@ def typed_columns(event_name: str, params: Any, props: dict[str, str]) -> dict[s
             props.pop(CURRENCY_PARAM, None)
     if event_name == VITALS_EVENT:
         for vital in VITALS:
-            value = vital_value(vital, params.get(vital.param))
-            if value is not None:
-                columns[vital.column] = value
-                columns[rating_column(vital)] = rate(vital, value)
+            measured = vital_value(vital, params.get(vital.param))
+            if measured is not None:
+                columns[vital.column] = measured
+                columns[rating_column(vital)] = rate(vital, measured)
                 props.pop(vital.param, None)
         for param, column in VITAL_ELEMENTS.items():
-            value = params.get(param)
-            if type(value) is str:
-                text = _clean_text(value, MAX_SELECTOR)
+            selector = params.get(param)
+            if type(selector) is str:
+                text = _clean_text(selector, MAX_SELECTOR)
                 if text:
                     columns[column] = text
                 props.pop(param, None)
