@@ -1,4 +1,13 @@
-"""`pixel-desktop`: start the app (the first-run wizard when no stack is set up yet)."""
+"""`pixel-desktop`: start the app (the first-run wizard when no stack is set up yet).
+
+Flags for benchmarks, scripts and the bundle's clean-machine test (none changes what is stored):
+- `--first-chart-exit [SECONDS]`: print the seconds from the start to the first drawn chart and quit with
+  status 0; no chart within SECONDS (default 20): a line saying so on stderr and status 1.
+- `--screenshot PATH`: with `--first-chart-exit`, save a PNG of the window once the first chart is drawn.
+- `--password-stdin`: the password of the profile's account is the first line of standard input, kept in
+  this process's memory for this run only (a session keyring: the system keyring is neither read nor
+  written). For a computer without a keyring or a script; the profile is `--profile` or the current one.
+"""
 
 from __future__ import annotations
 
@@ -10,46 +19,109 @@ from collections.abc import Sequence
 START = time.perf_counter()
 
 
+def _session_keyring(profile: str, password: str) -> None:
+    """Put `password` in a keyring that lives in this process only and make it the one in use."""
+    import keyring
+    import keyring.backend
+    import keyring.errors
+
+    from pixel.app import secret_store
+
+    class SessionKeyring(keyring.backend.KeyringBackend):
+        priority = 1
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.items: dict[tuple[str, str], str] = {}
+
+        def get_password(self, service: str, username: str) -> str | None:
+            return self.items.get((service, username))
+
+        def set_password(self, service: str, username: str, password: str) -> None:
+            self.items[(service, username)] = password
+
+        def delete_password(self, service: str, username: str) -> None:
+            if self.items.pop((service, username), None) is None:
+                raise keyring.errors.PasswordDeleteError(username)
+
+    keyring.set_keyring(SessionKeyring())
+    secret_store.set_secret(profile, "admin_password", password)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pixel-desktop", description="Pixel analytics on your desktop")
     parser.add_argument("--profile", help="open this stack profile")
     parser.add_argument(
         "--first-chart-exit",
+        nargs="?",
+        type=float,
+        const=20.0,
+        metavar="SECONDS",
+        help="print the seconds from start to the first drawn chart, then quit (benchmark, smoke test)",
+    )
+    parser.add_argument(
+        "--screenshot", metavar="PATH", help="with --first-chart-exit: save the window as PNG"
+    )
+    parser.add_argument(
+        "--password-stdin",
         action="store_true",
-        help="print the seconds from start to the first drawn chart, then quit (benchmark)",
+        help="read the profile's password from standard input, for this run only (no keyring used)",
     )
     args = parser.parse_args(argv)
+    if args.screenshot and args.first_chart_exit is None:
+        parser.error("--screenshot needs --first-chart-exit")
 
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
     from pixel.app.desktop.window import MainWindow
+    from pixel.app.profiles import ProfileStore
+
+    if args.password_stdin:
+        current = ProfileStore().current()
+        name = args.profile or (current.name if current else "")
+        if not name:
+            parser.error("--password-stdin needs a profile: --profile NAME")
+        _session_keyring(name, sys.stdin.readline().rstrip("\r\n"))
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Pixel")
     window = MainWindow()
-    if args.first_chart_exit:
+    drawn: list[float] = []
+    if args.first_chart_exit is not None:
 
         def check() -> None:
-            if window.dashboard.chart.labels:
+            if window.dashboard.chart.labels and not drawn:
+                drawn.append(time.perf_counter() - START)
                 print(
-                    f"first chart after {time.perf_counter() - START:.3f} s "
+                    f"first chart after {drawn[0]:.3f} s "
                     f"({len(window.dashboard.chart.labels)} points, {window.dashboard.status.text()})",
                     flush=True,
                 )
+                if args.screenshot:
+                    window.grab().save(args.screenshot)
+                window.close()
+                app.quit()
+
+        def give_up() -> None:
+            if not drawn:
+                print(f"no chart within {args.first_chart_exit:g} s", file=sys.stderr, flush=True)
                 window.close()
                 app.quit()
 
         timer = QTimer()
         timer.timeout.connect(check)
         timer.start(5)
-        QTimer.singleShot(20_000, app.quit)
+        QTimer.singleShot(int(args.first_chart_exit * 1000), give_up)
     if args.profile:
         window.reload_profiles(args.profile)
     window.show()
-    if not window.store.all() and not args.first_chart_exit:
+    if not window.store.all() and args.first_chart_exit is None:
         window.open_wizard()
-    return int(app.exec())
+    status = int(app.exec())
+    if args.first_chart_exit is not None:
+        return 0 if drawn else 1
+    return status
 
 
 if __name__ == "__main__":
