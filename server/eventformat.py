@@ -26,6 +26,14 @@ accepted event always ends as a row, a dead letter, or a drop the site asked for
 Compact keys (`n`, `p`, `u` inside `p`, ...) are aliases only in an event that has `n`, and the long key
 wins when both are present, as in `pixel.server.shipper.normalize.expand_short_keys`.
 
+Typed parameters (`pixel.server.typedfields`: `revenue` and `currency` on any event, the web vitals of a
+`web_vitals` event, the message, source, line, column and hash of an `error` event) and the 404 flag (`f` /
+`not_found`) are held to no more than the above: any scalar is accepted, and the shipper stores a value in
+its typed column only when it passes that column's check (an ISO 4217 currency, an amount that fits
+Decimal(18, 4), a vital within its range, a line number that fits UInt32, texts cut to their column's length),
+else keeps it as an ordinary custom property. So a bad typed value never refuses, and never dead-letters, an
+event the collector accepted (tests/enrich/test_typed_fields.py inserts every such row into chDB).
+
 String lengths are not refused beyond the body's limit (64 KiB): the shipper cuts each column to its size
 (event name 100 characters, URLs 2,048, parameter values 1,000, ...) and removes NUL characters from every
 string it stores. The collector answers 400 with `{"error", "detail"}` naming the first problem found; the
