@@ -67,3 +67,27 @@ def cluster_ddl(cluster: str, database: str = "pixel", retention_days: int = 0) 
             f"ENGINE = Distributed('{cluster}', '{database}', '{table}_local', {SHARDING[table]})"
         )
     return statements
+
+
+_ALTER_EVENTS = "ALTER TABLE events "
+
+
+def cluster_upgrade_ddl(cluster: str, database: str = "pixel", after_version: int = 1) -> list[str]:
+    """The statements that bring the events tables of a cluster made by an older `cluster_ddl` up to date: each
+    later migration that alters `events` (added columns), run `ON CLUSTER` on `events_local` and then on the
+    Distributed `events` (whose structure must list the same columns). `after_version` is the schema version
+    the cluster was made at (its tables are `cluster_ddl`'s of that version); `ADD COLUMN IF NOT EXISTS`
+    makes every statement idempotent."""
+    for what, value in (("cluster", cluster), ("database", database)):
+        if not _NAME.match(value):
+            raise ValueError(f"{what} name must be an identifier (letters, digits, _): {value!r}")
+    statements = []
+    for migration in migrations():
+        if migration.version <= after_version:
+            continue
+        for statement in migration.statements:
+            if statement.startswith(_ALTER_EVENTS):
+                body = statement[len(_ALTER_EVENTS) :]
+                for table in ("events_local", "events"):
+                    statements.append(f"ALTER TABLE {database}.{table} ON CLUSTER '{cluster}' {body}")
+    return statements
