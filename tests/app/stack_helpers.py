@@ -50,6 +50,18 @@ def busybox_spec(project: str, *services: Service) -> StackSpec:
     return StackSpec(project, "test", services or (busybox_web(),), ("data",))
 
 
+def compact_test_values(image: str) -> dict[str, str]:
+    """Settings of a compact test stack with the Pixel image `image`: on loopback, on ports the engine picks
+    (other tests and programs run here), one collector worker."""
+    return {
+        "PIXEL_IMAGE": image,
+        "PIXEL_COLLECTOR_BIND": "127.0.0.1",
+        "PIXEL_COLLECTOR_PORT": "0",
+        "PIXEL_API_PORT": "0",
+        "PIXEL_WORKERS": "1",
+    }
+
+
 def leftovers(client: docker.DockerClient, project: str) -> list[str]:
     label = {"label": f"io.pixel.stack={project}"}
     return (

@@ -12,7 +12,7 @@ import pytest
 from stack_helpers import PIXEL_BROKEN as BROKEN
 from stack_helpers import PIXEL_TAG as TAG
 from stack_helpers import api_call as _call
-from stack_helpers import register_site, unique_project
+from stack_helpers import compact_test_values, register_site, unique_project
 from stack_helpers import send_pageviews as _send
 from stack_helpers import wait_for_count as _wait_for_count
 
@@ -23,14 +23,7 @@ from pixel.app.stack.provisioner import Credentials, Provisioner
 
 
 def _open(client, project: str, image: str = TAG) -> Provisioner:
-    values = {
-        "PIXEL_IMAGE": image,
-        "PIXEL_COLLECTOR_BIND": "127.0.0.1",
-        "PIXEL_COLLECTOR_PORT": "0",  # the engine picks free ports: other tests and programs run here
-        "PIXEL_API_PORT": "0",
-        "PIXEL_WORKERS": "1",
-    }
-    return open_stack(client, project, "compact", values)
+    return open_stack(client, project, "compact", compact_test_values(image))
 
 
 def _stored_pageviews(p: Provisioner, admin: Credentials) -> int:

@@ -10,7 +10,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from stack_helpers import PIXEL_TAG, unique_project
+from stack_helpers import PIXEL_TAG, compact_test_values, unique_project
 
 from pixel.app.stack.cli import Bar
 from pixel.app.stack.manage import open_stack, upgrade_to_image
@@ -51,13 +51,7 @@ def _rendered(events: list[Progress]) -> list[str]:
 
 def test_upgrade_steps_are_one_sequence_for_function_and_cli(docker_client, pixel_image, cleanup, capsys):
     project = unique_project("pxu")
-    values = {
-        "PIXEL_IMAGE": pixel_image,
-        "PIXEL_COLLECTOR_BIND": "127.0.0.1",
-        "PIXEL_COLLECTOR_PORT": "0",  # the engine picks free ports: other tests and programs run here
-        "PIXEL_API_PORT": "0",
-        "PIXEL_WORKERS": "1",
-    }
+    values = compact_test_values(pixel_image)
     prov = open_stack(docker_client, project, "compact", values)
     cleanup.append(prov)
     image = docker_client.images.get(pixel_image)
