@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from pixel.app.desktop.workers import Task
+from pixel.app.stack import docker_host
 from pixel.app.stack.engine import EngineTarget, HostKey, fetch_host_key
 from pixel.app.stack.errors import StackError, wizard_action
 
@@ -62,6 +63,10 @@ class WherePage(QWizardPage):
         self.name = QLineEdit("My website")
         self.how = QLabel("")  # how this app will reach Pixel's API on the chosen kind of host
         self.how.setWordWrap(True)
+        # This computer's engine (docker_host.find, on a worker): what was found, or what to install/start
+        self.engine: docker_host.Engine | None = None
+        self.engine_note = QLabel("Looking for Docker on this computer…")
+        self.engine_note.setWordWrap(True)
         form = QFormLayout()
         form.addRow("Address", self.url)
         form.addRow("SSH key", self.ssh_key)
@@ -73,6 +78,7 @@ class WherePage(QWizardPage):
             layout.addWidget(b)
         layout.addLayout(form)
         layout.addWidget(self.how)
+        layout.addWidget(self.engine_note)
         for w in (self.local, self.ssh, self.tls):
             w.toggled.connect(self._toggle)
         self.url.textChanged.connect(self.completeChanged)
@@ -85,7 +91,18 @@ class WherePage(QWizardPage):
         self.ssh_passphrase.setEnabled(self.ssh.isChecked())
         self.tls_dir.setEnabled(self.tls.isChecked())
         self.how.setText(HOW[self.kind()])
+        self.engine_note.setVisible(self.local.isChecked())
         self.completeChanged.emit()
+
+    def initializePage(self) -> None:
+        runner = getattr(self.wizard(), "runner", None)
+        if runner is not None:
+            runner.submit(lambda _t: docker_host.find(), on_done=self._engine_found)
+
+    def _engine_found(self, engine: docker_host.Engine) -> None:
+        self.engine = engine
+        self.engine_note.setText(engine.message)
+        self.engine_note.setStyleSheet("" if engine.ok else "color:#b91c1c; font-weight:bold")
 
     def kind(self) -> str:
         return "ssh" if self.ssh.isChecked() else "tls" if self.tls.isChecked() else "local"
@@ -101,8 +118,8 @@ class WherePage(QWizardPage):
 
     def target(self, host_key: str = "") -> EngineTarget:
         """The engine chosen; for SSH with the host key the user trusted (a known_hosts line)."""
-        if self.local.isChecked():
-            return EngineTarget()
+        if self.local.isChecked():  # the engine found (Podman's socket, Colima's, …) or the default
+            return EngineTarget(self.engine.url if self.engine is not None and self.engine.ok else "")
         if self.ssh.isChecked():
             key = self.ssh_key.text().strip()
             return EngineTarget(
