@@ -11,7 +11,13 @@ check go through a tunnel opened by the install (SSH: a port forward; Docker ove
 through the engine, `pixel.app.stack.tunnel`) and closed with the wizard. The SSH host key the user
 trusted is saved in the profile (one known_hosts line: public, plain config) and is the only key later
 connections accept; a key's passphrase goes to the keyring. When the stack is installed but its site
-could not be created, the admin account made is kept for the next press of Install."""
+could not be created, the admin account made is kept for the next press of Install.
+
+For a server install (SSH, TLS) a "Public address" step comes before Install (`public_address_page`): the
+domain is checked, then its DNS, before anything is installed; with it the stack gets the HTTPS edge
+(`PIXEL_DOMAIN`), a certificate step after the install shows the ACME request in plain words, and the snippet
+points at https://DOMAIN/pixel.js. It can be skipped (the stack page sets it later); this computer has no
+such step."""
 
 from __future__ import annotations
 
@@ -34,6 +40,7 @@ from PySide6.QtWidgets import (
 )
 
 from pixel.app.client import ApiClient
+from pixel.app.desktop.public_address_page import CertificatePage, PublicAddressPage
 from pixel.app.desktop.wizard_engine import CheckPage, WherePage
 from pixel.app.desktop.workers import Cancelled, Runner, Task
 from pixel.app.profiles import Profile, ProfileStore
@@ -44,6 +51,7 @@ from pixel.app.stack.progress import Progress
 if TYPE_CHECKING:
     from pixel.app.stack.engine import EngineTarget, HostKey
     from pixel.app.stack.provisioner import Credentials
+    from pixel.app.stack.public_address import Resolver
     from pixel.app.stack.tunnel import PortForward
 
 
@@ -103,6 +111,9 @@ class InstallPage(QWizardPage):
         self.error = ""
         self.details.clear()
         target, project, values = self.w.target(), self.w.project, dict(self.w.values)
+        public = self.w.public_domain()
+        if public:  # the edge gets the certificate; the snippet points at https://<public>/pixel.js
+            values["PIXEL_DOMAIN"] = public
         domain, timezone = self.w.site.domain.text(), self.w.site.timezone.currentText()
         name, admin, tunnels = self.w.where.name.text().strip(), self.admin, self.w.tunnels
 
@@ -277,17 +288,50 @@ class SetupWizard(QWizard):
         self.where = WherePage()
         self.checks = CheckPage(self)
         self.site = SitePage()
+        self.public = PublicAddressPage(self)  # server installs only
         self.install = InstallPage(self)
+        self.certificate = CertificatePage(self)  # after an install with a public domain
         self.done_page = DonePage(self)
-        for page in (self.where, self.checks, self.site, self.install, self.done_page):
-            self.addPage(page)
+        self.ids: dict[str, int] = {}
+        for key, page in (
+            ("where", self.where),
+            ("checks", self.checks),
+            ("site", self.site),
+            ("public", self.public),
+            ("install", self.install),
+            ("certificate", self.certificate),
+            ("done", self.done_page),
+        ):
+            self.ids[key] = self.addPage(page)
         self.resize(760, 560)
+
+    @property
+    def resolver(self) -> Resolver:
+        """How the public-address step resolves names (tests give a table; never real DNS there)."""
+        return self.public.form.resolver
+
+    @resolver.setter
+    def resolver(self, resolver: Resolver) -> None:
+        self.public.form.resolver = resolver
+
+    def public_domain(self) -> str:
+        """The public domain to install with: only for a server install whose DNS check passed."""
+        return "" if self.where.kind() == "local" else self.public.domain()
+
+    def nextId(self) -> int:
+        current = self.currentId()
+        if current == self.ids["site"] and self.where.kind() == "local":
+            return self.ids["install"]
+        if current == self.ids["install"] and not self.public_domain():
+            return self.ids["done"]
+        return super().nextId()
 
     def target(self) -> EngineTarget:
         return self.where.target(self.trusted.known_hosts_line if self.trusted else "")
 
     def done(self, result: int) -> None:
         self.done_page.timer.stop()
+        self.certificate.timer.stop()
         if self.install.task is not None and not self.install.task.finished.is_set():
             self.install.task.cancel()
         self.close_tunnels()
