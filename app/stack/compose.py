@@ -60,6 +60,8 @@ def compose_dict(spec: StackSpec) -> dict[str, Any]:
             entry["ports"] = [f"{s(p.host_ip)}:{s(p.host)}:{p.container}" for p in svc.ports]
         if svc.mounts:
             entry["volumes"] = [f"{m.volume}:{m.target}" + (":ro" if m.read_only else "") for m in svc.mounts]
+        if spec.aliases_of(svc.name):
+            entry["networks"] = {"default": {"aliases": [s(a) for a in spec.aliases_of(svc.name)]}}
         if svc.depends_on:
             entry["depends_on"] = {d: {"condition": "service_healthy"} for d in svc.depends_on}
         if svc.healthcheck:

@@ -183,6 +183,7 @@ def with_edge(spec: StackSpec) -> StackSpec:
         volumes=(*spec.volumes, EDGE_VOLUME),
         variables=spec.variables + tuple(v for v in EDGE_VARIABLES if v.name not in known),
         subnet="${PIXEL_SUBNET}",
+        aliases=(*spec.aliases, (EDGE_SERVICE, "${PIXEL_DOMAIN}")),  # the stack's containers reach it by name
     )
 
 

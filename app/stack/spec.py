@@ -117,6 +117,7 @@ class StackSpec:
     variables: tuple[Variable, ...] = ()
     spec_version: int = SPEC_VERSION
     subnet: str = ""  # the stack network's IPv4 subnet; empty: the engine picks one
+    aliases: tuple[tuple[str, str], ...] = ()  # (service, name): more names of a service on the stack network
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", self.project):
@@ -144,6 +145,9 @@ class StackSpec:
 
     def container_name(self, service: str) -> str:
         return f"{self.project}-{service}-1"
+
+    def aliases_of(self, service: str) -> list[str]:
+        return [alias for name, alias in self.aliases if name == service]
 
     def service(self, name: str) -> Service:
         for svc in self.services:

@@ -48,6 +48,8 @@ def test_compact_behind_the_edge():
     assert spec.volumes == ("data", "edge")
     assert "reverse_proxy @tracking pixel:8081 {" in edge.env["PIXEL_EDGE_CADDYFILE"]
     assert edge.env["PIXEL_EDGE_CADDYFILE"].count("stats.example.com {") == 1
+    assert spec.aliases_of("edge") == ["stats.example.com"]  # the stack's containers reach the edge by name
+    assert spec.aliases_of("pixel") == []
 
 
 def test_standard_behind_the_edge_proxies_to_the_collector():
@@ -222,6 +224,7 @@ def test_compose_gives_the_edge_the_same_strings_as_the_provisioner(name, topolo
     assert [_compose_interpolate(c, values) for c in entry["command"]] == list(edge.command)
     assert {k: _compose_interpolate(v, values) for k, v in entry["environment"].items()} == edge.env
     assert data["networks"]["default"]["ipam"] == {"config": [{"subnet": "${PIXEL_SUBNET:-172.31.240.0/24}"}]}
+    assert entry["networks"] == {"default": {"aliases": ["${PIXEL_DOMAIN:?set PIXEL_DOMAIN in .env}"]}}
     collector = "pixel" if topology == "compact" else "collector"
     assert "ports" not in data["services"][collector] or all(
         ":8081" not in p for p in data["services"][collector]["ports"]

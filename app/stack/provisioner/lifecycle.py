@@ -80,7 +80,8 @@ class Lifecycle(Checks):
     def _ensure_network_and_volumes(self, created: list[tuple[str, str]], result: InstallResult) -> bool:
         labels = self.spec.stack_labels()
         if not self.client.networks.list(names=[self.spec.network_name]):
-            ipam = None  # the edge's stack has a fixed subnet: the collector trusts forwarded addresses from it
+            # the edge's stack has a fixed subnet: the collector trusts forwarded addresses from it
+            ipam = None
             if self.spec.subnet:
                 ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=self.spec.subnet)])
             self.client.networks.create(self.spec.network_name, driver="bridge", labels=labels, ipam=ipam)
@@ -149,7 +150,9 @@ class Lifecycle(Checks):
             },
             network=self.spec.network_name,
             networking_config={
-                self.spec.network_name: self.client.api.create_endpoint_config(aliases=[svc.name])
+                self.spec.network_name: self.client.api.create_endpoint_config(
+                    aliases=[svc.name, *self.spec.aliases_of(svc.name)]
+                )
             },
             restart_policy={"Name": svc.restart},  # type: ignore[arg-type]
             mem_limit=svc.mem_limit,
