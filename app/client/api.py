@@ -165,6 +165,26 @@ class ApiClient:
     def report(self, site_id: int, name: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         return dict(self.get(f"/api/sites/{site_id}/reports/{name}", report_params(params or {})))
 
+    def geoip(self) -> dict[str, Any]:
+        """The GeoIP database in place (date, source, attribution) and its refresher's last check and error."""
+        return dict(self.get("/api/geoip"))
+
+    def proxy_recipes(
+        self, site_id: int, collector_url: str | None = None, prefix: str = "/stats"
+    ) -> dict[str, Any]:
+        """The snippet and the first-party proxy recipes (nginx, Caddy, ...) for serving Pixel under the site's
+        own domain; `collector_url`: where the proxy reaches the collector (default: the server's own)."""
+        params: dict[str, Any] = {"prefix": prefix}
+        if collector_url:
+            params["collector_url"] = collector_url
+        return dict(self.get(f"/api/sites/{site_id}/proxy-recipes", params))
+
+    def check_installation(self, site_id: int, page_url: str) -> dict[str, Any]:
+        """The server fetches `page_url`, finds the snippet, loads the script: findings in plain words."""
+        return dict(
+            self.request("POST", f"/api/sites/{site_id}/check-installation", body={"page_url": page_url})
+        )
+
 
 def report_params(params: dict[str, Any]) -> dict[str, Any]:
     """Query parameters as the API wants them: filters as a JSON list, booleans as true/false."""

@@ -1,7 +1,9 @@
 """The stack page: containers with state and health, CPU and memory sparklines, ingest rate, backlog
 and disk use; Start / Stop / Restart / Upgrade / Back up / Restore / Uninstall, each confirmed and
 run on a worker with a progress dialog that can be cancelled; a live log viewer with follow and
-search. Everything that talks to Docker runs on worker threads through `pixel.app.stack`."""
+search. Everything that talks to Docker runs on worker threads through `pixel.app.stack`. Below the
+actions, `site_tools.PublicPanel`: the HTTPS certificate, GeoIP, "Public address…", and per site "Check
+installation" and the proxy recipes (its API parts need `page.public.set_api(client factory)`)."""
 
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from pixel.app.desktop.charts import Sparkline
+from pixel.app.desktop.site_tools import PublicPanel
 from pixel.app.desktop.workers import Cancelled, Runner, Task
 from pixel.app.stack.errors import StackError
 from pixel.app.stack.progress import Progress
@@ -158,6 +161,9 @@ class StackPage(QWidget):
         layout.addWidget(self.table)
         layout.addLayout(figures)
         layout.addLayout(actions)
+        # the certificate, GeoIP, "Public address…", per site "Check installation" and the proxy recipes
+        self.public = PublicPanel(runner)
+        layout.addWidget(self.public)
         layout.addLayout(log_bar)
         layout.addWidget(self.log, 1)
 
@@ -178,6 +184,7 @@ class StackPage(QWidget):
         for svc in prov.spec.services:
             self.log_service.addItem(svc.name)
         self.message.setText("")
+        self.public.load_certificate(prov)
         self.poll()
         self.timer.start()
 
