@@ -1,0 +1,105 @@
+"""A real `pixel serve` of its own for the owner-task tests (sites and goals are created and deleted there,
+so the shared `live_api` of the other desktop tests keeps its three sites), with known funnel traffic:
+on shop.test, visitors 1-6 view /, 1-4 view /pricing, 1-3 send `signup` (plan pro for 1-2, free for 3),
+each in that order a minute apart, 36 hours before the fixture starts (always inside "30d", which ends
+at the start of today)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from pixel.server import demo
+from tests.conftest import PixelProcess, free_port
+from tests.desktop.conftest import LiveApi
+
+SHOP = "shop.test"
+
+
+def funnel_visits(domain: str, now_ms: int) -> list[tuple[dict[str, str], list[dict[str, Any]]]]:
+    out = []
+    for visitor in range(1, 7):
+        steps: list[tuple[str, str, dict[str, str] | None]] = [("pageview", "/", None)]
+        if visitor <= 4:
+            steps.append(("pageview", "/pricing", None))
+        if visitor <= 3:
+            steps.append(("signup", "/pricing", {"plan": "pro" if visitor <= 2 else "free"}))
+        batch = []
+        for i, (name, path, params) in enumerate(steps):
+            event: dict[str, Any] = {
+                "ts": now_ms - 36 * 3_600_000 + i * 60_000,
+                "site": domain,
+                "event_id": uuid.uuid4().hex,
+                "event_name": name,
+                "visitor_id": f"{visitor:016x}",
+                "session_id": f"{visitor:016x}",
+                "page": {"url": f"https://{domain}{path}", "path": path, "title": path, "referrer": ""},
+                "device": {"screen": "1920x1080", "viewport": "1920x1080", "lang": "en-US", "tz": "UTC"},
+            }
+            if params:
+                event["params"] = params
+            batch.append(event)
+        headers = {
+            "User-Agent": demo.DEVICES[0][0],
+            "Accept-Language": "en-US,en;q=0.9",
+            "X-Forwarded-For": f"198.51.100.{visitor}",
+            "Origin": f"https://{domain}",
+        }
+        out.append((headers, batch))
+    return out
+
+
+@pytest.fixture(scope="module")
+def owner_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
+    root = tmp_path_factory.mktemp("owner-api")
+    data: Path = root / "data"
+    data.mkdir()
+    env = {**os.environ, "PIXEL_DATA_DIR": str(data)}
+    added = subprocess.run(
+        [sys.executable, "-m", "pixel.server.cli", "user", "add", "owner"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
+    )
+    password = re.search(r"password: (\S+)", added.stdout).group(1)  # type: ignore[union-attr]
+    server = PixelProcess(
+        "serve",
+        data,
+        free_port(),
+        free_port(),
+        {"PIXEL_WORKERS": "1", "PIXEL_LOG_LEVEL": "WARNING", "PIXEL_TRUSTED_PROXIES": "127.0.0.1"},
+    )
+    server.start()
+    try:
+        api = LiveApi(server, "owner", password, {}, 0)
+        with closing(api.http()) as client:
+            r = client.post("/api/sites", json={"domain": SHOP, "timezone": "UTC"})
+            assert r.status_code == 201, r.text
+            api.sites[SHOP] = r.json()["id"]
+        sent = 0
+        with httpx.Client(base_url=server.collector, timeout=10) as http:
+            for headers, batch in funnel_visits(SHOP, int(time.time() * 1000)):
+                r = http.post(
+                    "/track", content=orjson.dumps(batch), headers={**headers, "Content-Type": "text/plain"}
+                )
+                assert r.status_code == 204, r.text
+                sent += len(batch)
+        api.events = sent
+        server.wait_shipped(sent, timeout=120)
+        yield api
+    finally:
+        server.stop()
