@@ -21,6 +21,11 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")
 _SECRET_WORDS = ("password", "passphrase", "token", "secret", "license", "licence")
 
 
+# The engine of a "connect to an existing Pixel" profile: just an API address and an account (a colleague's
+# Pixel, or a stack installed by hand); no Docker engine is contacted and the app shows no stack page.
+NO_ENGINE = "none"
+
+
 class ProfileError(AppError, ValueError):
     pass
 
@@ -45,6 +50,11 @@ class Profile:
     # A public key, so plain config; every later connection (stack page, API tunnel) accepts only it.
     host_key: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def has_engine(self) -> bool:
+        """False for a connect-to-existing profile (`NO_ENGINE`): no stack to manage."""
+        return self.engine != NO_ENGINE
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name or ""):

@@ -23,6 +23,7 @@ from pixel.app import secret_store
 from pixel.app.client import ReportCache, ReportSource
 from pixel.app.client.connect import ApiConnection, engine_target, open_api
 from pixel.app.desktop.dashboard import DashboardPage
+from pixel.app.desktop.owner_tabs import OwnerTabs
 from pixel.app.desktop.stack_page import StackPage
 from pixel.app.desktop.workers import Runner, Task
 from pixel.app.profiles import Profile, ProfileStore
@@ -76,6 +77,7 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.addTab(self.dashboard, "Dashboard")
         self.tabs.addTab(self.stack, "Stack")
+        self.owner = OwnerTabs(self, bar)  # People, SQL (admins), connect-to-existing, edit profile
         # How to open the current profile's stack (on a worker) and its description, until the page shows.
         self._open_stack: tuple[Callable[[], Provisioner], str] | None = None
         self.tabs.currentChanged.connect(self._tab_changed)
@@ -161,6 +163,7 @@ class MainWindow(QMainWindow):
         if profile is None:
             return
         self.profile = profile
+        self.owner.profile_chosen(profile)
         self.store.set_current(name)
         # Draw from the cache at once; connect (keyring + HTTP) on a worker, then refresh.
         source = ReportSource(None, self.cache, profile.name)
@@ -171,6 +174,7 @@ class MainWindow(QMainWindow):
                 if source is self.dashboard.source:
                     self._set_tunnel(connection.tunnel)
                     source.client = connection.client
+                    self.owner.connected(profile, connection.client)
                     self.dashboard.load_sites(prefer=profile.site_id)
                 else:  # another profile was chosen meanwhile
                     self.runner.submit(lambda _t: connection.close())
