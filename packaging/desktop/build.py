@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -198,6 +199,35 @@ def prune_unreferenced(bundle: Path) -> list[str]:
     return removed
 
 
+def glibc_needed(bundle: Path) -> str:
+    """The newest GLIBC_x.y symbol version any ELF file of the bundle references (objdump -T): the .deb's
+    libc6 lower bound, as dpkg-shlibdeps would compute it for the libraries built on this machine."""
+    found = {(2, 17)}
+    for path in bundle.rglob("*"):
+        if path.is_file() and not path.is_symlink() and path.open("rb").read(4) == b"\x7fELF":
+            out = subprocess.run(["objdump", "-T", str(path)], capture_output=True, text=True).stdout
+            for major, minor in re.findall(r"\bGLIBC_(\d+)\.(\d+)", out):
+                found.add((int(major), int(minor)))
+    major, minor = max(found)
+    return f"{major}.{minor}"
+
+
+def strip(bundle: Path) -> int:
+    """`strip --strip-unneeded` every ELF file except the libraries auditwheel vendored into a wheel's
+    `*.libs` folder (numpy's OpenBLAS): strip breaks those (their load segments are no longer page-aligned).
+    Returns the bytes saved."""
+    before = tree_size(bundle)
+    for path in bundle.rglob("*"):
+        if (
+            path.is_file()
+            and not path.is_symlink()
+            and not any(part.endswith(".libs") for part in path.relative_to(bundle).parts)
+            and path.open("rb").read(4) == b"\x7fELF"
+        ):
+            subprocess.run(["strip", "--strip-unneeded", str(path)], check=True, capture_output=True)
+    return before - tree_size(bundle)
+
+
 def tree_size(path: Path) -> int:
     return sum(p.lstat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
 
@@ -231,6 +261,7 @@ def pack_deb(bundle: Path, icon: Path, ver: str) -> Path:
         control.replace("@VERSION@", ver)
         .replace("@ARCH@", arch)
         .replace("@SIZE_KB@", str(tree_size(root) // 1024 + 1))
+        .replace("@GLIBC@", glibc_needed(bundle))
     )
     (root / "DEBIAN").mkdir()
     (root / "DEBIAN" / "control").write_text(control)
@@ -238,11 +269,13 @@ def pack_deb(bundle: Path, icon: Path, ver: str) -> Path:
         if not path.is_symlink():
             path.chmod(0o755 if path.is_dir() or os.access(path, os.X_OK) else 0o644)
     out = DIST / f"{NAME}_{ver}_{arch}.deb"
-    subprocess.run(
+    done = subprocess.run(
         ["dpkg-deb", "--root-owner-group", "-Zxz", "-z6", "--build", str(root), str(out)],
-        check=True,
         capture_output=True,
+        text=True,
     )
+    if done.returncode != 0:
+        raise SystemExit(f"dpkg-deb failed:\n{done.stderr}")
     return out
 
 
@@ -281,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     prune(bundle)
     if sys.platform.startswith("linux"):
         prune_unreferenced(bundle)
+        strip(bundle)
     made: dict[str, dict[str, int | str]] = {
         "bundle": {"path": str(bundle.relative_to(ROOT)), "bytes": tree_size(bundle)}
     }
