@@ -279,11 +279,10 @@ def pack_deb(bundle: Path, icon: Path, ver: str) -> Path:
     return out
 
 
-def save_stack_images(refs: list[str]) -> Path:
-    """`docker save` of `refs` from the local engine into the offline-installer file next to the bundle."""
+def save_stack_images(refs: list[str], out: Path = DIST / STACK_IMAGES) -> Path:
+    """`docker save` of `refs` from the local engine into the offline-installer file (next to the bundle)."""
     import docker
 
-    out = DIST / STACK_IMAGES
     client = docker.from_env(timeout=600)
     try:
         tmp = out.with_suffix(".part")

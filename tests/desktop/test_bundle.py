@@ -8,8 +8,10 @@ The bundle is built once when dist/desktop/ has none or it is older than the app
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import re
+import socket
 import subprocess
 import sys
 import tomllib
@@ -21,6 +23,7 @@ import docker
 import pytest
 
 from pixel.app.profiles import Profile, ProfileStore
+from pixel.app.stack import image as images
 from tests.desktop.conftest import SCREENSHOTS, LiveApi
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -148,3 +151,29 @@ test ! -e /opt/pixel-desktop && test ! -e /usr/bin/pixel-desktop && echo removed
     assert shot[:8] == b"\x89PNG\r\n\x1a\n"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     (SCREENSHOTS / "bundle-first-chart.png").write_bytes(shot)
+
+
+def test_offline_installer_file_is_loaded_when_the_registry_is_unreachable(
+    engine: docker.DockerClient, tmp_path: Path
+) -> None:
+    """scripts/build-desktop --stack-images writes one file holding every image named; the installer loads
+    it when a pull fails (pixel.app.stack.image). Two images: the one asked for is found among them."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    tag = uuid.uuid4().hex[:8]
+    refs = [f"127.0.0.1:{closed}/pixel-test/stack:{tag}", f"127.0.0.1:{closed}/pixel-test/other:{tag}"]
+    busybox = engine.images.get("pixel-test/busybox:latest")
+    for ref in refs:
+        busybox.tag(ref)
+    try:
+        saved = build.save_stack_images(refs, tmp_path / build.STACK_IMAGES)
+        for ref in refs:
+            engine.images.remove(ref)
+        assert not (tmp_path / f"{build.STACK_IMAGES}.part").exists()
+        assert images.ensure(engine, refs[0], images.ImageSource("pull", saved)) is True
+        assert engine.images.get(refs[0]).id == busybox.id
+    finally:
+        for ref in refs:
+            with contextlib.suppress(docker.errors.ImageNotFound):
+                engine.images.remove(ref)
