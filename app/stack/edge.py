@@ -89,6 +89,10 @@ def start_command(config_dir: str = "/config") -> str:
 def caddyfile(upstream: str) -> str:
     """The edge's Caddyfile, with the spec's placeholders; `upstream` is the collector's `host:port`.
 
+    Connections to the collector are kept for 3 s (below the collector's own keep-alive timeout, so Caddy never
+    sends on a connection the collector is closing) and up to 256 idle ones are kept: with a `keepalive` given and
+    no idle limit, Go's default of 2 applies and every other request under load opens a new connection.
+
     X-Forwarded-For is set explicitly (the same on every Caddy version): the connection's address, or, from a
     trusted CDN's range (`@TRUSTED@`, lines marked `# cdn` are dropped without one), the CDN's header with the
     CDN's address appended. The collector walks it from the right past the ranges it trusts."""
@@ -117,12 +121,14 @@ ${{PIXEL_DOMAIN}} {{
             header_up X-Forwarded-For "{{http.request.header.X-Forwarded-For}}, {{remote_host}}" # cdn
             transport http {{ # cdn
                 keepalive 3s # cdn
+                keepalive_idle_conns_per_host 256 # cdn
             }} # cdn
         }} # cdn
         reverse_proxy @tracking {upstream} {{
             header_up X-Forwarded-For {{remote_host}}
             transport http {{
                 keepalive 3s
+                keepalive_idle_conns_per_host 256
             }}
         }}
         respond "not found" 404

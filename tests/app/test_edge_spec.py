@@ -157,6 +157,7 @@ def test_caddyfile_with_defaults_is_valid_caddy(tmp_path):
     assert '"uri": "/pixel.js"' in blob  # /pixel.js rewritten to the script name
     assert '"path": ["/pixel.js", "/track"]' in blob
     assert '"dial": "pixel:8081"' in blob
+    assert '"keep_alive": {"idle_timeout": 3000000000, "max_idle_conns_per_host": 256}' in blob
     assert '"X-Forwarded-For": ["{http.request.remote.host}"]' in blob
     assert '"remote_ip"' not in blob  # nobody's forwarded address is believed at the edge
     assert '"status_code": 404' in blob
