@@ -13,7 +13,7 @@ from typing import Any
 from zoneinfo import available_timezones
 
 from PySide6.QtCore import QEvent, QObject, Qt
-from PySide6.QtGui import QGuiApplication, QKeyEvent, QKeySequence, QShortcut
+from PySide6.QtGui import QGuiApplication, QKeyEvent, QKeySequence, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -35,13 +35,11 @@ from pixel.app.client import ApiRequestError
 from pixel.app.client.site_admin import SiteAdmin, deletion_text, lines, site_label
 from pixel.app.desktop.workers import Runner
 
-ZONES = sorted(available_timezones())
-
 
 def zone_box() -> QComboBox:
+    """An editable time-zone box; the IANA names are added when the page is first shown (not at start-up)."""
     box = QComboBox()
     box.setEditable(True)
-    box.addItems(ZONES)
     box.setCurrentText("UTC")
     return box
 
@@ -182,6 +180,15 @@ class SitesPage(QWidget):
             QShortcut(keys, self, slot, context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
         self._delete_key = DeleteKey(self.list, self.delete_current)
         self._enable(False)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        if self.zone.count() == 0:
+            zones = sorted(available_timezones())
+            for box in (self.zone, self.new_zone):
+                text = box.currentText()
+                box.addItems(zones)
+                box.setCurrentText(text)
+        super().showEvent(event)
 
     # ------------------------------------------------------------------ state
     def set_admin(self, admin: SiteAdmin | None) -> None:

@@ -22,8 +22,11 @@ from PySide6.QtWidgets import (
 from pixel.app import secret_store
 from pixel.app.client import ReportCache, ReportSource
 from pixel.app.client.connect import ApiConnection, engine_target, open_api
+from pixel.app.client.site_admin import SiteAdmin
 from pixel.app.desktop.dashboard import DashboardPage
+from pixel.app.desktop.goals_page import GoalsPage
 from pixel.app.desktop.owner_tabs import OwnerTabs
+from pixel.app.desktop.sites_page import SitesPage
 from pixel.app.desktop.stack_page import StackPage
 from pixel.app.desktop.workers import Runner, Task
 from pixel.app.profiles import Profile, ProfileStore
@@ -74,9 +77,13 @@ class MainWindow(QMainWindow):
 
         self.dashboard = DashboardPage(self.runner)
         self.stack = StackPage(self.runner)
+        self.sites_page = SitesPage(self.runner)
+        self.goals_page = GoalsPage(self.runner)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.dashboard, "Dashboard")
         self.tabs.addTab(self.stack, "Stack")
+        self.tabs.addTab(self.sites_page, "Sites")
+        self.tabs.addTab(self.goals_page, "Goals and funnels")
         self.owner = OwnerTabs(self, bar)  # People, SQL (admins), connect-to-existing, edit profile
         # How to open the current profile's stack (on a worker) and its description, until the page shows.
         self._open_stack: tuple[Callable[[], Provisioner], str] | None = None
@@ -174,6 +181,8 @@ class MainWindow(QMainWindow):
                 if source is self.dashboard.source:
                     self._set_tunnel(connection.tunnel)
                     source.client = connection.client
+                    self.sites_page.set_admin(SiteAdmin(connection.client))
+                    self.goals_page.set_admin(SiteAdmin(connection.client))
                     self.owner.connected(profile, connection.client)
                     self.dashboard.load_sites(prefer=profile.site_id)
                 else:  # another profile was chosen meanwhile

@@ -408,3 +408,14 @@ def test_funnel_builder_live_preview(qtbot, goals_page: GoalsPage, owner_api) ->
     assert page.preview_message.text() == (
         "steps[3]: Value error, a page goal needs page_pattern starting with / (* matches anything)"
     )
+
+
+def test_main_window_has_the_sites_and_goals_pages(qtbot) -> None:
+    from pixel.app.desktop.window import MainWindow
+
+    window = MainWindow()
+    qtbot.addWidget(window)
+    texts = [window.tabs.tabText(i) for i in range(window.tabs.count())]
+    assert window.tabs.widget(texts.index("Sites")) is window.sites_page
+    assert window.tabs.widget(texts.index("Goals and funnels")) is window.goals_page
+    window.runner.shutdown()
