@@ -61,7 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=1, help="random seed (same seed, same traffic)")
     demo.set_defaults(func=cmd_demo)
 
-    for module in ("pixel.server.api.cli", "pixel.server.enrich.geoip_update", "pixel.app.stack.cli"):
+    for module in (
+        "pixel.server.api.cli",
+        "pixel.server.enrich.geoip_update",
+        "pixel.server.importer.cli",
+        "pixel.app.stack.cli",
+    ):
         try:
             plugin = __import__(module, fromlist=["add_cli"])
         except ImportError:

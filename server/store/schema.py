@@ -101,11 +101,15 @@ EVENT_COLUMNS: dict[str, str] = {
     "error_line": "UInt32",
     "error_col": "UInt32",
     "error_hash": "String",
+    # Import (migration 7, pixel.server.importer): the id of the import that wrote the row; '' for live events
+    "import_id": "LowCardinality(String)",
 }
 
 # The columns migration 6 added, in table order (appended after `props`, so an upgraded table has the
 # columns of a new one, in the same order).
-TYPED_COLUMNS = tuple(EVENT_COLUMNS)[tuple(EVENT_COLUMNS).index("not_found") :]
+TYPED_COLUMNS = tuple(EVENT_COLUMNS)[
+    tuple(EVENT_COLUMNS).index("not_found") : tuple(EVENT_COLUMNS).index("error_hash") + 1
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,6 +310,11 @@ def migrations(retention_days: int = 0) -> tuple[Migration, ...]:
                 "ALTER TABLE events "
                 + ", ".join(f"ADD COLUMN IF NOT EXISTS `{c}` {EVENT_COLUMNS[c]}" for c in TYPED_COLUMNS),
             ),
+        ),
+        Migration(
+            7,
+            "events: the import id of imported rows",
+            (f"ALTER TABLE events ADD COLUMN IF NOT EXISTS `import_id` {EVENT_COLUMNS['import_id']}",),
         ),
     )
 

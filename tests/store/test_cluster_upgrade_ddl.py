@@ -22,9 +22,14 @@ except ImportError:  # tests/ made a package
 def test_generated_text_after_version_5() -> None:
     ddl = cluster_upgrade_ddl("pixel_cluster", "analytics", after_version=5)
     adds = ", ".join(f"ADD COLUMN IF NOT EXISTS `{c}` {EVENT_COLUMNS[c]}" for c in TYPED_COLUMNS)
-    assert ddl == [
+    assert ddl[:2] == [
         f"ALTER TABLE analytics.events_local ON CLUSTER 'pixel_cluster' {adds}",
         f"ALTER TABLE analytics.events ON CLUSTER 'pixel_cluster' {adds}",
+    ]
+    assert ddl[2:] == [  # migration 7: the import id
+        f"ALTER TABLE analytics.{t} ON CLUSTER 'pixel_cluster' ADD COLUMN IF NOT EXISTS `import_id` "
+        "LowCardinality(String)"
+        for t in ("events_local", "events")
     ]
     assert adds.startswith(
         "ADD COLUMN IF NOT EXISTS `not_found` UInt8, ADD COLUMN IF NOT EXISTS `revenue` Nullable(Decimal(18, 4)), "
@@ -35,13 +40,13 @@ def test_generated_text_after_version_5() -> None:
 
 def test_from_the_first_version_the_coordinates_come_first() -> None:
     ddl = cluster_upgrade_ddl("c1")
-    assert len(ddl) == 4
+    assert len(ddl) == 6
     assert ddl[0] == (
         "ALTER TABLE pixel.events_local ON CLUSTER 'c1' ADD COLUMN IF NOT EXISTS latitude Nullable(Float32) "
         "AFTER city, ADD COLUMN IF NOT EXISTS longitude Nullable(Float32) AFTER latitude"
     )
     assert ddl[1].startswith("ALTER TABLE pixel.events ON CLUSTER 'c1' ADD COLUMN IF NOT EXISTS latitude")
-    assert cluster_upgrade_ddl("c1", after_version=6) == []
+    assert cluster_upgrade_ddl("c1", after_version=7) == []
 
 
 @pytest.mark.parametrize("bad", ["", "my-cluster", "x'; DROP TABLE events; --"])

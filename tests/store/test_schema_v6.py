@@ -76,9 +76,9 @@ DEFAULTS = [0, None, "", None, None, None, None, None, "", "", "", "", "", "", "
 
 
 def v5_events_ddl() -> str:
-    """The events table as version 5 created it: today's DDL without the columns migration 6 added."""
+    """The events table as version 5 created it: today's DDL without the columns migrations 6 and 7 added."""
     ddl = schema._events_ddl("")
-    for name in TYPED_COLUMNS:
+    for name in (*TYPED_COLUMNS, "import_id"):
         column = f",\n    `{name}` {EVENT_COLUMNS[name]}"
         assert column in ddl
         ddl = ddl.replace(column, "", 1)
@@ -111,8 +111,8 @@ def columns(store: Store) -> list[list[Any]]:
 
 def test_the_typed_columns_are_those_named() -> None:
     assert list(TYPED_COLUMNS) == TYPED
-    assert list(EVENT_COLUMNS)[: -len(TYPED)][-3:] == V5_LAST_COLUMNS
-    assert [m.version for m in migrations()][-1] == 6
+    assert list(EVENT_COLUMNS)[: list(EVENT_COLUMNS).index(TYPED[0])][-3:] == V5_LAST_COLUMNS
+    assert [m.version for m in migrations()][5] == 6
 
 
 def test_a_version_5_store_with_rows_is_migrated(bare_store: Store) -> None:
@@ -152,7 +152,7 @@ def test_a_version_5_store_with_rows_is_migrated(bare_store: Store) -> None:
         ],
     ]
 
-    assert bare_store.migrate() == [6]
+    assert bare_store.migrate() == [6, 7]
 
     assert bare_store.query(V5_SELECT).rows == before  # the old rows keep every value
     assert bare_store.query(TYPED_SELECT).rows == [["old-1", *DEFAULTS], ["old-2", *DEFAULTS]]

@@ -1,0 +1,147 @@
+"""`pixel import accesslog FILE --site S [--preview] [--overlap skip|include]` and `pixel import accesslog
+--undo ID`: the import core (`run.py`) with a progress bar on stderr and a summary on stdout.
+
+Exit status: 0 done; 1 an import that stopped on an error (a truncated gzip: what was whole is imported,
+the id is printed so it can be undone; an unknown id; a file of the wrong kind); 2 bad arguments. With the
+embedded store the import needs the data folder to itself: stop `pixel serve` first (it says so).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pixel.server.importer.lines import ImportFileError
+from pixel.server.importer.run import ImportFailed, Preview
+
+
+class Bar:
+    """A one-line progress bar on stderr (the style of the stack commands' bar)."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.last = ""
+
+    def __call__(self, done: int, total: int, lines: int) -> None:
+        fraction = min(done / total, 1.0) if total else 0.0
+        filled = int(fraction * 20)
+        line = "[" + "#" * filled + "-" * (20 - filled) + f"] {fraction * 100:3.0f}% import: {lines:,} lines"
+        if self.tty:
+            sys.stderr.write("\r\033[K" + line)
+        elif line[:26] != self.last[:26]:
+            sys.stderr.write(line + "\n")
+        self.last = line
+        sys.stderr.flush()
+
+    def end(self) -> None:
+        if self.tty and self.last:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def add_cli(sub: Any) -> None:
+    imp = sub.add_parser("import", help="import history: server access logs")
+    kinds = imp.add_subparsers(dest="import_source", required=True)
+    log = kinds.add_parser("accesslog", help="an nginx/Apache access log (combined, common, vhost; gzip too)")
+    log.add_argument("file", nargs="?", type=Path, help="the log file (plain or gzip)")
+    log.add_argument("--site", help="the site the pageviews belong to (e.g. example.com)")
+    log.add_argument("--preview", action="store_true", help="show what would be imported; write nothing")
+    log.add_argument(
+        "--overlap",
+        choices=("skip", "include"),
+        default="skip",
+        help="days that already have live events: skip them (default) or import them too",
+    )
+    log.add_argument("--undo", metavar="ID", help="delete the rows of import ID and its record")
+    log.add_argument("--data-dir", type=Path, help="data folder (env PIXEL_DATA_DIR)")
+    log.set_defaults(func=cmd_import)
+
+
+def _fmt_ms(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if ms else "-"
+
+
+def print_summary(p: Preview | Any, title: str) -> None:
+    days = p.days
+    print(title)
+    if getattr(p, "first_ms", 0):
+        print(f"  dates: {_fmt_ms(p.first_ms)} .. {_fmt_ms(p.last_ms)}")
+    hosts = getattr(p, "hosts", None)
+    if hosts:
+        print("  sites found: " + ", ".join(f"{h} ({n:,})" for h, n in hosts.most_common(20)))
+    print(f"  pageviews: {p.rows:,}")
+    for day in sorted(days):
+        print(f"    {day}  {days[day]:,}")
+    if p.skipped:
+        print("  skipped:")
+        for reason, n in sorted(p.skipped.items(), key=lambda kv: (-kv[1], kv[0])):
+            print(f"    {n:>10,}  {reason}")
+    if p.malformed_count:
+        print(f"  malformed lines: {p.malformed_count:,} (first ones below)")
+        for number, reason in p.malformed:
+            print(f"    line {number}: {reason}")
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from pixel.server import datadir
+    from pixel.server.importer import run
+    from pixel.server.settings import Settings
+    from pixel.server.store import StoreError, open_store
+
+    settings = Settings.from_env(data_dir=args.data_dir)
+    if args.undo:
+        if args.file or args.preview:
+            print("pixel import: --undo takes an import id only", file=sys.stderr)
+            return 2
+    elif args.file is None or not args.site:
+        print("pixel import: give the FILE and --site (or --undo ID)", file=sys.stderr)
+        return 2
+    elif not args.file.is_file():
+        print(f"pixel import: no such file: {args.file}", file=sys.stderr)
+        return 2
+    datadir.secure(settings.data_dir)
+    try:
+        store = open_store(settings)
+    except StoreError as exc:
+        print(f"pixel import: cannot open the store: {exc}", file=sys.stderr)
+        return 1
+    try:
+        if args.undo:
+            deleted = run.undo(settings, store, args.undo)
+            print(f"import {args.undo} undone: {deleted:,} rows deleted")
+            return 0
+        if args.preview:
+            print_summary(run.preview(settings, store, args.file, args.site, args.overlap), "preview:")
+            return 0
+        record = run.start(settings, store, args.file, args.site, args.overlap)
+        if record.offset:
+            print(f"resuming import {record.id} at line {record.line:,}", file=sys.stderr)
+        bar = Bar()
+        try:
+            record = run.run(settings, store, record, progress=bar)
+        finally:
+            bar.end()
+        record.days = dict(record.days)
+        from collections import Counter
+
+        summary = Preview(
+            rows=record.rows,
+            days=Counter(record.days),
+            skipped=Counter(record.skipped),
+            malformed=[(int(a), str(b)) for a, b in record.malformed],
+            malformed_count=record.malformed_count,
+        )
+        print_summary(summary, f"import {record.id} ({record.status}):")
+        print(f"undo with: pixel import accesslog --undo {record.id}")
+        if record.error:
+            print(f"pixel import: {record.error}", file=sys.stderr)
+            return 1
+        return 0
+    except (ImportFailed, ImportFileError, StoreError) as exc:
+        print(f"pixel import: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()

@@ -1,0 +1,395 @@
+"""Preview, import and undo of an access log: the one place that orders the steps an import's guarantees rest on.
+
+Every line goes through: parse (`accesslog`) -> pageview or a skip reason (`pageviews`) -> its host against
+the site (a vhost log may hold several sites: lines of other hosts are skipped, `www.` of the site is the
+site) -> the overlap rule (a UTC day that held live, non-imported events of the site when the import began
+is skipped, unless `overlap="include"`) -> a wire-format pageview event, `normalize`d and enriched by the
+live pipeline's `Enricher` (site rules, keyed IP hash and geo, user agent and bots, privacy, sources,
+identity) at the line's own time, with the import's own salts (`salts.py`). Bots by the live rules are
+skipped (the request-trait rule "no Accept-Language" is not applied: a log does not hold that header).
+
+Batches, at least once without duplicates (as the shipper's `cycle.py`): a batch is the lines from the
+committed byte offset up to `batch_lines` lines further, so the same offset always names the same batch.
+1. its offsets and its token `dedup_token("import", id, start, end)` are saved in the record as `pending`;
+2. its rows are inserted under that token (`BatchInserter`: what the store refuses alone becomes a dead
+   letter, a store that cannot write is retried by the caller);
+3. the offset, the counters and the sessions open at that point are saved in one record write.
+A crash (even SIGKILL) anywhere costs nothing: the resume re-reads from the committed offset, makes the
+same rows (same salts, same sessions, event ids from the import id and the line's offset) under the same
+token, and the store drops a batch that had landed; copies would also collapse on their event ids (FINAL).
+
+Undo deletes the import's rows (`DELETE ... WHERE import_id`), then marks the hours they were in as changed
+in `event_counts` (the report cache's change detector; a DELETE does not move it), so cached days are
+rebuilt without them, then deletes the record.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pixel.server.enrich import Enricher, RequestFacts
+from pixel.server.enrich.identity import IdentityResolver
+from pixel.server.errors import PixelError
+from pixel.server.importer import records
+from pixel.server.importer.accesslog import Malformed, parse_line
+from pixel.server.importer.lines import TOO_LONG, RawPosition, TruncatedFile, check_kind, read_lines
+from pixel.server.importer.pageviews import Page, classify
+from pixel.server.importer.records import ImportRecord
+from pixel.server.importer.salts import ImportSalt
+from pixel.server.settings import Settings
+from pixel.server.shipper.inserter import BatchInserter
+from pixel.server.shipper.normalize import BadEvent, normalize
+from pixel.server.shipper.reader import Batch
+from pixel.server.shipper.stats import ShipperStats
+from pixel.server.store import Store, StoreUnavailable, dedup_token
+
+log = logging.getLogger(__name__)
+
+SOURCE = "accesslog"
+BATCH_LINES = 50_000
+MALFORMED_SHOWN = 20
+LIVE = "day has live data"
+OTHER_HOST = "another site (host)"
+BOT = "bot"
+# A placeholder for the Accept-Language header a log does not hold, so the live rule "no Accept-Language
+# means a bot" is not applied to every imported line.
+UNKNOWN_LANGUAGE = "*"
+
+Progress = Callable[[int, int, int], None]  # (bytes read on disk, file size, lines read)
+
+
+class ImportFailed(PixelError):
+    """An import that cannot start or go on: the message says why, in one line."""
+
+
+@dataclass
+class Preview:
+    lines: int = 0
+    rows: int = 0
+    days: Counter[str] = field(default_factory=Counter)  # UTC day -> pageviews that would be imported
+    hosts: Counter[str] = field(default_factory=Counter)  # hosts found in the file (vhost or absolute URL)
+    skipped: Counter[str] = field(default_factory=Counter)
+    malformed: list[tuple[int, str]] = field(default_factory=list)
+    malformed_count: int = 0
+    first_ms: int = 0
+    last_ms: int = 0
+    error: str = ""
+
+
+def _day(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).date().isoformat()
+
+
+def live_days(store: Store, site: str) -> list[str]:
+    """UTC days with live (non-imported) events of `site`."""
+    rows = store.query(
+        "SELECT DISTINCT toString(toDate(timestamp)) FROM events WHERE site = {site:String} AND import_id = ''",
+        {"site": site},
+    ).rows
+    return sorted(row[0] for row in rows)
+
+
+def make_enricher(settings: Settings, salts: dict[str, str]) -> tuple[Enricher, ImportSalt]:
+    """The live pipeline's enricher with the import's own salts and identity state (never the live ones)."""
+    enricher = Enricher(settings)
+    salt = ImportSalt(salts)
+    enricher.salt = salt
+    enricher.identity = IdentityResolver(
+        salt,
+        session_timeout=float(settings.session_timeout),
+        link_window=float(settings.link_window),
+        link_groups=tuple(settings.link_groups),
+    )
+    return enricher, salt
+
+
+class LineProcessor:
+    """Turns lines into rows (or counted skips), the same way for a preview and an import."""
+
+    def __init__(
+        self, settings: Settings, site: str, import_id: str, skip_days: set[str], salts: dict[str, str]
+    ) -> None:
+        self.site = site.strip().lower()
+        self.sites = {self.site, "www." + self.site}
+        self.import_id = import_id
+        self.skip_days = skip_days
+        self.enricher, self.salt = make_enricher(settings, salts)
+
+    def process(self, number: int, offset: int, text: str, out: Preview, rows: list[dict[str, Any]]) -> None:
+        out.lines += 1
+        parsed = parse_line(text) if text is not TOO_LONG else Malformed("line too long")
+        if isinstance(parsed, Malformed):
+            out.malformed_count += 1
+            if len(out.malformed) < MALFORMED_SHOWN:
+                out.malformed.append((number, parsed.reason))
+            return
+        ts = parsed.ts_ms
+        if not out.first_ms or ts < out.first_ms:
+            out.first_ms = ts
+        if ts > out.last_ms:
+            out.last_ms = ts
+        page = classify(parsed)
+        if not isinstance(page, Page):
+            out.skipped[page] += 1
+            return
+        host = page.host or self.site
+        out.hosts[host] += 1
+        if host not in self.sites:
+            out.skipped[OTHER_HOST] += 1
+            return
+        day = _day(ts)
+        if day in self.skip_days:
+            out.skipped[LIVE] += 1
+            return
+        url = f"https://{host}{page.path}" + (f"?{page.query}" if page.query else "")
+        event = {
+            "event_name": "pageview",
+            "ts": ts,
+            "site": self.site,
+            "event_id": hashlib.blake2b(f"{self.import_id}:{offset}".encode(), digest_size=16).hexdigest(),
+            "page": {"url": url, "referrer": parsed.referrer},
+        }
+        try:
+            row = normalize(event, ts, min_ms=0, segment="", offset=offset, index=0)
+        except BadEvent as exc:
+            out.skipped[f"not storable ({exc})"] += 1
+            return
+        facts = RequestFacts(ts, parsed.ip, parsed.user_agent, UNKNOWN_LANGUAGE, "")
+        dropped = sum(self.enricher.dropped.values())
+        if not self.enricher.enrich(row, event, facts):
+            reasons = [r for r, n in self.enricher.dropped.items() if n]
+            out.skipped[f"site rules ({reasons[-1] if reasons else 'dropped'})"] += (
+                sum(self.enricher.dropped.values()) - dropped or 1
+            )
+            self.enricher.dropped.clear()
+            return
+        if row.get("is_bot"):
+            out.skipped[BOT] += 1
+            return
+        row["import_id"] = self.import_id
+        out.rows += 1
+        out.days[day] += 1
+        rows.append(row)
+
+
+def preview(settings: Settings, store: Store | None, path: Path, site: str, overlap: str = "skip") -> Preview:
+    """What an import of `path` would do, without writing anything (no store: no overlap check)."""
+    check_kind(path)
+    skip = set(live_days(store, site)) if store is not None and overlap == "skip" else set()
+    processor = LineProcessor(settings, site, "preview", skip, {})
+    out = Preview()
+    rows: list[dict[str, Any]] = []
+    try:
+        for number, offset, _end, text in read_lines(path):
+            processor.process(number, offset, text, out, rows)
+            rows.clear()
+    except TruncatedFile as exc:
+        out.error = str(exc)
+    return out
+
+
+@contextmanager
+def _locked(settings: Settings, import_id: str) -> Iterator[None]:
+    """One process at a time per import (a resume, an undo)."""
+    where = records.folder(settings.state_dir)
+    where.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(where / f"{import_id}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ImportFailed(f"import {import_id} is in use by another process") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def find_resumable(settings: Settings, path: Path, site: str) -> ImportRecord | None:
+    """The unfinished import of this file and site, if any; raises for one already complete."""
+    size, head = records.file_identity(path)
+    for record in records.all_records(settings.state_dir):
+        if record.file_head != head or record.site != site.strip().lower() or record.source != SOURCE:
+            continue
+        if record.status == "running" and record.file_size == size:
+            return record
+        if record.status in ("done", "truncated") and record.file_size == size:
+            raise ImportFailed(
+                f"{path.name} was already imported for {record.site} as {record.id}; "
+                f"undo it first (pixel import accesslog --undo {record.id})"
+            )
+    return None
+
+
+def start(settings: Settings, store: Store, path: Path, site: str, overlap: str = "skip") -> ImportRecord:
+    """A new import's record (saved), or the unfinished one of the same file and site (to resume)."""
+    check_kind(path)
+    if overlap not in ("skip", "include"):
+        raise ImportFailed(f"--overlap must be skip or include, not {overlap!r}")
+    found = find_resumable(settings, path, site)
+    if found is not None:
+        return found
+    size, head = records.file_identity(path)
+    record = ImportRecord(
+        id=records.new_id(),
+        source=SOURCE,
+        site=site.strip().lower(),
+        file=str(path.resolve()),
+        file_size=size,
+        file_head=head,
+        overlap=overlap,
+        live_days=live_days(store, site.strip().lower()) if overlap == "skip" else [],
+    )
+    records.save(settings.state_dir, record)
+    return record
+
+
+def _identity_path(settings: Settings, record: ImportRecord, offset: int) -> Path:
+    return records.folder(settings.state_dir) / f"{record.id}.identity-{offset}.json"
+
+
+def _drop_identity_files(settings: Settings, import_id: str, keep: Path | None = None) -> None:
+    for old in records.folder(settings.state_dir).glob(f"{import_id}.identity-*.json"):
+        if old != keep:
+            old.unlink(missing_ok=True)
+
+
+def run(
+    settings: Settings,
+    store: Store,
+    record: ImportRecord,
+    progress: Progress | None = None,
+    batch_lines: int = BATCH_LINES,
+) -> ImportRecord:
+    """Import (or resume) `record`'s file from its committed offset; returns the finished record. A gzip that
+    ends early: what was whole is imported, the record ends `truncated` with the error."""
+    with _locked(settings, record.id):
+        return _run(settings, store, record, progress, batch_lines)
+
+
+def _run(
+    settings: Settings, store: Store, record: ImportRecord, progress: Progress | None, batch_lines: int
+) -> ImportRecord:
+    path = Path(record.file)
+    if not path.exists():
+        raise ImportFailed(f"the file of import {record.id} is gone: {path}")
+    processor = LineProcessor(settings, record.site, record.id, set(record.live_days), record.salts)
+    ident = record.identity
+    if ident:
+        processor.enricher.identity.load(Path(ident["path"]), now_ms=int(ident["now_ms"]))
+    inserter = BatchInserter(store, ShipperStats())
+    size = record.file_size
+    position = RawPosition()
+    batch = Preview()
+    rows: list[dict[str, Any]] = []
+    start_offset, count, last_ts = record.offset, 0, 0
+
+    def flush(end: int, next_line: int) -> None:
+        nonlocal start_offset, count, rows, batch
+        token = dedup_token("import", record.id, start_offset, end)
+        record.pending = [start_offset, end, token]
+        record.salts = processor.salt.keys
+        records.save(settings.state_dir, record)
+        if rows:
+            _insert(inserter, rows, token)
+        now_ms = last_ts or batch.last_ms
+        ident_path = _identity_path(settings, record, end)
+        processor.enricher.identity.save(ident_path, now_ms=now_ms)
+        record.identity = {"path": str(ident_path), "now_ms": now_ms}
+        record.offset, record.line, record.pending = end, next_line, None
+        record.rows += batch.rows
+        for reason, n in batch.skipped.items():
+            record.skipped[reason] = record.skipped.get(reason, 0) + n
+        for day, n in batch.days.items():
+            record.days[day] = record.days.get(day, 0) + n
+        record.malformed_count += batch.malformed_count
+        room = MALFORMED_SHOWN - len(record.malformed)
+        record.malformed.extend([list(m) for m in batch.malformed[: max(room, 0)]])
+        records.save(settings.state_dir, record)
+        _drop_identity_files(settings, record.id, keep=ident_path)
+        start_offset, count, rows, batch = end, 0, [], Preview()
+        if progress is not None:
+            progress(position.tell(), size, next_line - 1)
+
+    end, number = record.offset, record.line
+    try:
+        for number, offset, end, text in read_lines(path, record.offset, record.line, position):
+            processor.process(number, offset, text, batch, rows)
+            if batch.last_ms > last_ts:
+                last_ts = batch.last_ms
+            count += 1
+            if count >= batch_lines and text is not TOO_LONG:
+                flush(end, number + 1)
+        if count:
+            flush(end, number + 1)
+    except TruncatedFile as exc:
+        if count:
+            flush(end, number + 1)
+        record.status, record.error = "truncated", str(exc)
+    else:
+        record.status = "done"
+    record.finished_at = time.time()
+    record.salts = {}  # nobody can recompute the import's hashes from now on
+    record.identity = {}
+    records.save(settings.state_dir, record)
+    _drop_identity_files(settings, record.id)
+    return record
+
+
+def _insert(inserter: BatchInserter, rows: list[dict[str, Any]], token: str) -> None:
+    """Insert under `token`, retrying while the store cannot write (each try is the same insert)."""
+    delay = 0.5
+    while True:
+        try:
+            inserter.insert(Batch(rows=rows), token)
+            return
+        except StoreUnavailable as exc:
+            log.warning("import: the store cannot write now (%s); retrying in %.1f s", exc, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+
+def undo(settings: Settings, store: Store, import_id: str) -> int:
+    """Delete every row of import `import_id` and its record; returns the rows deleted. Unknown: an error."""
+    if not records.valid_id(import_id):
+        raise ImportFailed(f"unknown import id {import_id!r}")
+    with _locked(settings, import_id):
+        record = records.load(settings.state_dir, import_id)
+        params = {"id": import_id}
+        rows = int(store.scalar("SELECT count() FROM events WHERE import_id = {id:String}", params) or 0)
+        if record is None and rows == 0:
+            raise ImportFailed(f"unknown import id {import_id!r} (no record and no rows carry it)")
+        engine = store.scalar(
+            "SELECT engine FROM system.tables WHERE database = currentDatabase() AND name = 'events'"
+        )
+        if engine == "Distributed":
+            raise ImportFailed(
+                "events is a Distributed table: run DELETE FROM events_local ON CLUSTER <cluster> "
+                f"WHERE import_id = '{import_id}' on the cluster"
+            )
+        if record is not None:
+            record.status = "undoing"
+            records.save(settings.state_dir, record)
+        hours = store.query(
+            "SELECT site, toString(toStartOfHour(timestamp)) FROM events WHERE import_id = {id:String} "
+            "GROUP BY 1, 2",
+            params,
+        ).rows
+        if rows:
+            store.command("DELETE FROM events WHERE import_id = {id:String}", params)
+        if hours:
+            store.insert_rows("event_counts", [{"site": s, "hour": h, "rows": 1} for s, h in hours])
+        records.delete(settings.state_dir, import_id)
+        _drop_identity_files(settings, import_id)
+    (records.folder(settings.state_dir) / f"{import_id}.lock").unlink(missing_ok=True)
+    return rows
