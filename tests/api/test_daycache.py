@@ -375,3 +375,59 @@ def test_days_before_today_merged_once_and_today_read_by_day(api: Api) -> None:
         == week["summary"]["metrics"]["visitors"]["value"] + 1
     )
     assert after == answers(api, site_id, period="7d", filters=EVERYTHING)
+
+
+def test_entry_and_exit_pages_at_one_instant_follow_the_path_order(api: Api) -> None:
+    """Pageviews of a session at the same instant: the entry page is the least path, the exit page the
+    greatest, in the cache as in the raw events, within a day and across a midnight. The rows are stored
+    by event id, so each tie's other path is met first (the one argMin/argMax alone would keep)."""
+    from pixel.server.api.app import open_meta
+
+    site = "ties.example"
+    site_id = open_meta(api.settings).insert(
+        "sites", {"domain": site, "name": site, "timezone": "Europe/Berlin", "created_at": 0.0}
+    )
+    berlin = ZoneInfo("Europe/Berlin")
+    day = datetime(2024, 3, 7, 10, 0, tzinfo=berlin).astimezone(UTC)
+    night = datetime(2024, 3, 7, 23, 50, tzinfo=berlin).astimezone(UTC)
+    rnd = random.Random(1)
+    plan = [  # (session, moment, path) in event-id order
+        ("day", day, "/entry-z"),
+        ("day", day, "/entry-a"),
+        ("day", day + timedelta(minutes=5), "/exit-a"),
+        ("day", day + timedelta(minutes=5), "/exit-z"),
+        ("night", night, "/night-z"),
+        ("night", night, "/night-a"),
+        ("night", night + timedelta(minutes=20), "/dawn-a"),
+        ("night", night + timedelta(minutes=20), "/dawn-z"),
+    ]
+    rows = [
+        _row(i + 1, site, t, f"v-{s}", f"{site}-{s}", "pageview", path, rnd)
+        for i, (s, t, path) in enumerate(plan)
+    ]
+    api.store.insert_rows("events", rows)
+    span = {"period": "custom", "from": "2024-03-07", "to": "2024-03-08"}
+    expected = {
+        "entry_page": [
+            {"value": "/entry-a", "visitors": 1, "sessions": 1},
+            {"value": "/night-a", "visitors": 1, "sessions": 1},
+        ],
+        "exit_page": [
+            {"value": "/dawn-z", "visitors": 1, "sessions": 1},
+            {"value": "/exit-z", "visitors": 1, "sessions": 1},
+        ],
+    }
+    for dim, want in expected.items():
+        for params in (span, {**span, "filters": EVERYTHING}):
+            body = get(api, site_id, f"breakdown/{dim}", sort="value", order="asc", **params)
+            assert (body["rows"], body["total_rows"]) == (want, 2), (dim, params)
+    assert builds(api, site) == 2  # the first answers came from the cache
+    # the night session only: 8 March alone, its part after midnight
+    one = {"period": "custom", "from": "2024-03-08", "to": "2024-03-08"}
+    for params in (one, {**one, "filters": EVERYTHING}):
+        assert get(api, site_id, "breakdown/entry_page", **params)["rows"] == [
+            {"value": "/dawn-a", "visitors": 1, "sessions": 1}
+        ]
+        assert get(api, site_id, "breakdown/exit_page", **params)["rows"] == [
+            {"value": "/dawn-z", "visitors": 1, "sessions": 1}
+        ]

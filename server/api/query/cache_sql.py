@@ -16,6 +16,8 @@ How reports combine days (the same definitions as the raw queries in `reports`):
   session across midnight counts once with its whole in-range duration. (A session whose events are more
   than `EDGE_SECONDS` apart across a midnight, possible only with a longer tracker timeout, would count
   once per day.)
+- entry / exit pages: as `filters.SESSION_DIMENSIONS` (ties at one instant broken by the path), per day
+  fragment and again when the fragments of a session across midnight are merged.
 
 The combined totals query (`totals_sql`, `edges_totals_sql`) answers several reports in one scan; each of
 its rows carries a `Tag` saying which answer it belongs to. Nothing here puts user text into SQL: dates,
@@ -118,9 +120,9 @@ _FRAGMENTS = f"""SELECT * FROM (
     FROM (
         SELECT {_DAY} AS d, cityHash64(session_id) AS sid, min(timestamp) AS first_ts, max(timestamp) AS last_ts,
             countIf(event_name = 'pageview') AS pv, anyIf(visitor_id, event_name = 'pageview') AS pv_visitor,
-            argMinIf(path, timestamp, event_name = 'pageview') AS entry,
+            argMinIf(path, (timestamp, path), event_name = 'pageview') AS entry,
             minIf(timestamp, event_name = 'pageview') AS entry_ts,
-            argMaxIf(path, timestamp, event_name = 'pageview') AS exit,
+            argMaxIf(path, (timestamp, path), event_name = 'pageview') AS exit,
             maxIf(timestamp, event_name = 'pageview') AS exit_ts
         FROM {EVENTS}
         WHERE site = {{site:String}} AND timestamp >= {{elo:DateTime64(3)}} AND timestamp < {{ehi:DateTime64(3)}}
@@ -223,7 +225,8 @@ def edges_sql(days: Days) -> str:
     """The range's sessions that touch a day's end, merged over the days of the range (one row each)."""
     return f"""SELECT sid, min(first_ts) AS first_ts, max(last_ts) AS last_ts, sum(pageviews) AS pv,
             argMinIf(pv_visitor, entry_ts, pageviews > 0) AS pv_visitor,
-            argMinIf(entry, entry_ts, pageviews > 0) AS entry, argMaxIf(exit, exit_ts, pageviews > 0) AS exit
+            argMinIf(entry, (entry_ts, entry), pageviews > 0) AS entry,
+            argMaxIf(exit, (exit_ts, exit), pageviews > 0) AS exit
         FROM day_session_edges
         WHERE site = {{site:String}} AND tz = {{tz:String}} AND day >= {_date(days.first)} AND day <= {_date(days.last)}
             AND {days.build_filter()}

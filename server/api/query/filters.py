@@ -47,7 +47,13 @@ DIMENSIONS: dict[str, str] = {
     "event": "event_name",
 }
 # Session-level dimensions (breakdowns only): first / last pageview path of each session.
-SESSION_DIMENSIONS = {"entry_page": "argMin(path, timestamp)", "exit_page": "argMax(path, timestamp)"}
+# A session's entry / exit page: the path of its first / last pageview; of pageviews at the same instant,
+# the least / greatest path (a fixed rule: argMin/argMax alone keep whichever row they met first, which
+# varies with threads and parts, and the report cache must give the same answer as the raw events).
+SESSION_DIMENSIONS = {
+    "entry_page": "argMin(path, (timestamp, path))",
+    "exit_page": "argMax(path, (timestamp, path))",
+}
 PROP_PREFIX = "prop:"
 OPERATORS = ("is", "is_not", "contains", "not_contains", "matches", "not_matches")
 MAX_FILTERS = 20
