@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 
 from pixel.app import secret_store
 from pixel.app.client import ReportCache, ReportSource
+from pixel.app.client.api import ApiClient
 from pixel.app.client.connect import ApiConnection, engine_target, open_api
 from pixel.app.client.site_admin import SiteAdmin
 from pixel.app.desktop.dashboard import DashboardPage
@@ -36,6 +37,16 @@ if TYPE_CHECKING:
     from pixel.app.stack.engine import HostKey
     from pixel.app.stack.provisioner import Provisioner
     from pixel.app.stack.tunnel import PortForward
+
+
+def _api_client(profile: Profile, base_url: str) -> ApiClient:
+    """A new client of the profile's API (the stack page's public panel closes each one; on a worker)."""
+    password = secret_store.get_secret(profile.name, "admin_password")
+    if password is None:
+        raise secret_store.KeyringUnavailable(
+            f"No password for {profile.username!r} of {profile.name!r} in the keyring."
+        )
+    return ApiClient(base_url, profile.username, password)
 
 
 class MainWindow(QMainWindow):
@@ -184,6 +195,7 @@ class MainWindow(QMainWindow):
                     self.sites_page.set_admin(SiteAdmin(connection.client))
                     self.goals_page.set_admin(SiteAdmin(connection.client))
                     self.owner.connected(profile, connection.client)
+                    self.stack.public.set_api(lambda: _api_client(profile, connection.base_url))
                     self.dashboard.load_sites(prefer=profile.site_id)
                 else:  # another profile was chosen meanwhile
                     self.runner.submit(lambda _t: connection.close())
