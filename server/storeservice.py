@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from pixel.server import metrics
+from pixel.server import homepage, metrics
 from pixel.server.enrich.geo_refresh import GeoipRefresher
 from pixel.server.retention import SiteRetention
 from pixel.server.settings import Settings
@@ -46,7 +46,9 @@ class StoreService:
         self.clock = clock
         self.shipper = Shipper(settings, self.store, clock=clock)
         self.retention = SiteRetention(self.store, settings.meta_db_path, settings.site_retention_interval)
-        self.geoip = GeoipRefresher(settings)  # fetches the GeoIP database when PIXEL_GEOIP_AUTO_UPDATE says so
+        self.geoip = GeoipRefresher(
+            settings
+        )  # fetches the GeoIP database when PIXEL_GEOIP_AUTO_UPDATE says so
         self.started = clock()
         self._rate_samples: deque[tuple[float, int]] = deque()
         self._today: tuple[tuple[int, int], int] | None = None
@@ -99,6 +101,8 @@ class StoreService:
             await self._send(send, 200, body, b"application/json")
         elif scope["type"] == "http" and path == "/metrics":
             await self._send(send, 200, self.render_metrics(), b"text/plain; version=0.0.4")
+        elif homepage.is_home(scope):
+            await homepage.send_home(scope, send)
         elif self.api is not None:
             await self.api(scope, receive, send)
         elif scope["type"] == "http":
