@@ -57,6 +57,7 @@ def add_cli(sub: Any) -> None:
     )
     log.add_argument("--undo", metavar="ID", help="delete the rows of import ID and its record")
     log.add_argument("--data-dir", type=Path, help="data folder (env PIXEL_DATA_DIR)")
+    log.add_argument("--batch-lines", type=int, default=0, help=argparse.SUPPRESS)  # tests: smaller batches
     log.set_defaults(func=cmd_import)
 
 
@@ -121,7 +122,9 @@ def cmd_import(args: argparse.Namespace) -> int:
             print(f"resuming import {record.id} at line {record.line:,}", file=sys.stderr)
         bar = Bar()
         try:
-            record = run.run(settings, store, record, progress=bar)
+            record = run.run(
+                settings, store, record, progress=bar, batch_lines=args.batch_lines or run.BATCH_LINES
+            )
         finally:
             bar.end()
         record.days = dict(record.days)

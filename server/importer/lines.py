@@ -89,8 +89,9 @@ def read_lines(
                 skip -= len(got)
             pending = b""
             discarding = False  # inside a line over MAX_LINE bytes: drop until its newline
+            read = f.read1 if isinstance(f, gzip.GzipFile) else f.read  # read1: what is whole, up to a cut
             while True:
-                chunk = f.read(CHUNK)
+                chunk = read(CHUNK)
                 if not chunk:
                     break
                 data = pending + chunk if pending else chunk
