@@ -12,7 +12,7 @@ from pixel.server.api.deps import AppState, current_principal
 from pixel.server.api.meta import MetaDB
 from pixel.server.api.query.report_cache import ReportCache
 from pixel.server.api.query.runner import QueryRunner
-from pixel.server.api.routers import auth, dashboards, geoip, health, reports, sites, sql, users
+from pixel.server.api.routers import auth, dashboards, geoip, health, reports, share, sites, sql, users
 from pixel.server.api.security import LoginLimiter, Tokens, load_signing_key
 from pixel.server.settings import Settings
 from pixel.server.store import Store
@@ -60,5 +60,7 @@ def create_app(
     private = APIRouter(prefix="/api", dependencies=[Depends(current_principal)])
     for module in (users, sites, reports, dashboards, sql, geoip):
         private.include_router(module.router)
+    private.include_router(share.admin_router)
     app.include_router(private)
+    app.include_router(share.router)  # /share/{token}: the shared view, its token is the credential
     return app

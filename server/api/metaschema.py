@@ -196,5 +196,25 @@ def v2_ids_never_reused(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX dashboards_by_site ON dashboards (site_id)")
 
 
+# Schema version 3: share links (`server/api/share_links.py`). Only a keyed hash of a link's token is stored;
+# `filters`, `periods` and `embed_origins` are JSON lists; a revoked link keeps its row (`revoked_at`).
+V3_SHARE_LINKS = """
+    CREATE TABLE share_links (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        site_id INTEGER NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        token_hash TEXT NOT NULL UNIQUE,
+        prefix TEXT NOT NULL,
+        password_hash TEXT,
+        filters TEXT NOT NULL DEFAULT '[]',
+        periods TEXT NOT NULL,
+        embed_origins TEXT NOT NULL DEFAULT '[]',
+        expires_at REAL,
+        revoked_at REAL,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX share_links_by_site ON share_links (site_id);
+"""
+
 Migration = str | Callable[[sqlite3.Connection], None]
-MIGRATIONS: tuple[Migration, ...] = (V1_SCHEMA, v2_ids_never_reused)
+MIGRATIONS: tuple[Migration, ...] = (V1_SCHEMA, v2_ids_never_reused, V3_SHARE_LINKS)

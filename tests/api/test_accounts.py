@@ -728,7 +728,7 @@ def test_migration_keeps_the_data_drops_dead_grants_and_ends_old_sessions(tmp_pa
     conn.close()
 
     meta = MetaDB(path)
-    assert meta.one("PRAGMA user_version") == {"user_version": 2}
+    assert meta.one("PRAGMA user_version") == {"user_version": 3}  # 3: share links
     assert [(u["id"], u["username"], u["role"], u["sites"], u["generation"]) for u in meta.users()] == [
         (1, "root", "admin", None, 1),
         (2, "viewer", "viewer", [2, 4], 1),
@@ -754,7 +754,7 @@ def test_migration_keeps_the_data_drops_dead_grants_and_ends_old_sessions(tmp_pa
     assert meta.insert("sites", {"domain": "e.example", "name": "E", "timezone": "UTC", "created_at": 0}) == 5
     assert meta.one("PRAGMA foreign_keys") == {"foreign_keys": 1}
     MetaDB(path)  # opening it again is a no-op
-    assert meta.one("PRAGMA user_version") == {"user_version": 2}
+    assert meta.one("PRAGMA user_version") == {"user_version": 3}  # 3: share links
 
 
 @settings(max_examples=500, deadline=None, derandomize=True)
