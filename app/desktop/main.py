@@ -7,6 +7,11 @@ Flags for benchmarks, scripts and the bundle's clean-machine test (none changes 
 - `--password-stdin`: the password of the profile's account is the first line of standard input, kept in
   this process's memory for this run only (a session keyring: the system keyring is neither read nor
   written). For a computer without a keyring or a script; the profile is `--profile` or the current one.
+- `--demo`: open the `pixel serve --demo` running on this computer (its data folder and API port from
+  `--data-dir` or PIXEL_DATA_DIR, PIXEL_HOST, PIXEL_API_PORT, as `pixel serve` reads them): the profile
+  `Demo` and its account are made or refreshed, the password through the system keyring only
+  (`pixel.app.demo_profile`); a problem is one line on stderr and status 2. `--demo-wait SECONDS`: how long
+  to wait for the demo's API to answer (default 60: `scripts/run` starts both at once).
 """
 
 from __future__ import annotations
@@ -48,6 +53,23 @@ def _session_keyring(profile: str, password: str) -> None:
     secret_store.set_secret(profile, "admin_password", password)
 
 
+def _open_demo(data_dir: str | None, wait: float) -> str:
+    """Make the `Demo` profile current (waits for the API); an error's text, or "" when it is ready."""
+    from pixel.app.demo_profile import api_url, ensure_demo_profile, wait_for_api
+    from pixel.app.errors import AppError
+    from pixel.app.profiles import ProfileStore
+    from pixel.server.settings import Settings, SettingsError
+
+    try:
+        settings = Settings.from_env(data_dir=data_dir)
+        url = api_url(settings.host, settings.api_port)
+        wait_for_api(url, wait)
+        ensure_demo_profile(ProfileStore(), settings.meta_db_path, url)
+    except (AppError, SettingsError) as exc:
+        return str(exc)
+    return ""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pixel-desktop", description="Pixel analytics on your desktop")
     parser.add_argument("--profile", help="open this stack profile")
@@ -67,9 +89,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="read the profile's password from standard input, for this run only (no keyring used)",
     )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="open the `pixel serve --demo` running on this computer (its password kept in the keyring)",
+    )
+    parser.add_argument("--data-dir", help="with --demo: the demo's data folder (default: PIXEL_DATA_DIR)")
+    parser.add_argument(
+        "--demo-wait", type=float, default=60.0, metavar="SECONDS", help="with --demo: wait for its API (60)"
+    )
     args = parser.parse_args(argv)
     if args.screenshot and args.first_chart_exit is None:
         parser.error("--screenshot needs --first-chart-exit")
+    if args.demo and (args.password_stdin or args.profile):
+        parser.error("--demo makes its own profile: no --profile or --password-stdin with it")
+    if args.data_dir and not args.demo:
+        parser.error("--data-dir goes with --demo")
+    if args.demo:
+        demo_error = _open_demo(args.data_dir, args.demo_wait)
+        if demo_error:
+            print(f"pixel-desktop: {demo_error}", file=sys.stderr, flush=True)
+            return 2
 
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
@@ -113,8 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         timer.timeout.connect(check)
         timer.start(5)
         QTimer.singleShot(int(args.first_chart_exit * 1000), give_up)
-    if args.profile:
-        window.reload_profiles(args.profile)
+    if args.profile or args.demo:
+        window.reload_profiles(args.profile or "Demo")
     window.show()
     if not window.store.all() and args.first_chart_exit is None:
         window.open_wizard()
