@@ -32,8 +32,11 @@ const FEATURES = new Map([
     ['track.js', "  cfg.scrollTracking && track('scroll', 0, { c: cut ?? scrolled() }),\n", ''],
     ['auto.js', "  on('scroll', scrolled)\n", ''],
   ]],
-  ['pixel.js: of it, the SPA depth fix', [['track.js', '(cut ??= key && scrolled()),', '']]],
-  ['pixel.js: 404 flag', [['track.js', "    (extra = (cfg.notFound || D.querySelector('[data-not-found]')) && { f: 1 }),\n    (cfg.notFound = false))", '0)']]],
+  ['pixel.js: of it, the SPA depth fix', [
+    ['track.js', '(cut ??= key && depth),', ''],
+    ['track.js', '(cfg.notFound = false),\n    setTimeout(scrolled))', '(cfg.notFound = false))'],
+  ]],
+  ['pixel.js: 404 flag', [['track.js', "    (extra = (cfg.notFound || D.querySelector('[data-not-found]')) && { f: 1 }),\n    (cfg.notFound = false),", '0,']]],
   ['pixel.js: storage switch', [['core.js', 's = cfg.storage && localStorage', 's = localStorage']]],
   ['pixel.js: parameter validation', [
     ['track.js', "      n++ < 25 && (typeof v == 'string' || v === !!v || Number.isFinite(v))\n        ? (a[k.slice(0, 64)] = v.slice ? v.slice(0, 500) : v)\n        : DEBUG && warn('param', k)", '      a[k] = v'],

@@ -3,8 +3,8 @@ import { engage, leave, navigated, scrolled, track, visible } from './track.js'
 import { flush, retry } from './transport.js'
 
 // Every listener is on window in the capture phase: document events (click, submit, visibilitychange)
-// pass through it first, and no page handler can stop them before us; at the window itself (popstate) a
-// capture listener runs before the router's own listeners.
+// pass through it first, and no page handler can stop them before us; at the window itself (popstate)
+// listeners run in the order they were added, so a router's may run first (track.js `navigated`).
 export const on = (type, fn) => addEventListener(type, fn, 1)
 
 /** Installs every listener once; each checks its config key when it fires, so later config applies. */

@@ -5,8 +5,8 @@ import { vitals } from './vitals.js'
 
 // The current page: its snapshot taken at its pageview (URL, title, referrer: the page before it), its
 // URL key (set once a pageview was tracked), and what is measured on it until it is left: visible time
-// not reported yet, maximum scroll depth, and `cut`: that depth as measured when a navigation began,
-// before the router changed the document.
+// not reported yet, maximum scroll depth (measured on each scroll and once the view is drawn after its
+// pageview), and `cut`: that depth as it was when a navigation began.
 export let key
 let user, page = { u: L.href, t: D.title, r: D.referrer }, started = D.hidden ? 0 : now(), engaged = 0, depth = 0, cut
 
@@ -40,7 +40,8 @@ export const track = (name, params, extra, a = {}, n = 0, k, v, s) => {
     (page = { u: L.href, t: D.title, r: key ? page.u : D.referrer }),
     (key = cfg.hashTracking ? L.href : L.href.split('#')[0]),
     (extra = (cfg.notFound || D.querySelector('[data-not-found]')) && { f: 1 }),
-    (cfg.notFound = false))
+    (cfg.notFound = false),
+    setTimeout(scrolled))
   send({
     i: now().toString(36) + Math.random().toString(36).slice(2), // the time, then 50+ random bits
     n: name,
@@ -89,12 +90,13 @@ export const leave = (restart) =>
   restart && !D.hidden && (started = now()))
 
 /**
- * A history change (pushState, replaceState, popstate), called before the router changes the document:
- * the depth of the view being left is measured now; after this task, a pageview when the URL (with the
- * hash if hashTracking) changed since the last one. A second change before that keeps the first
- * measurement (a router's replaceState after its pushState comes after it drew the next view).
+ * A history change (pushState, replaceState, popstate): the depth of the view being left is the one
+ * measured so far, not the document now, which routers such as Navigo and page.js (they draw before
+ * pushState) and a popstate listener registered before ours have already changed to the next view; after
+ * this task, a pageview when the URL (with the hash if hashTracking) changed since the last one. A second
+ * change before that keeps the first (a router's replaceState after its pushState).
  */
 export const navigated = () => (
-  (cut ??= key && scrolled()),
+  (cut ??= key && depth),
   setTimeout(() => (cfg.spaTracking && key && (cfg.hashTracking ? L.href : L.href.split('#')[0]) != key ? track('pageview') : (cut = undefined)))
 )
