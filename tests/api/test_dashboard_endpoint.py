@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.api.conftest import VIEWER_PASSWORD, Api
-from tests.api.test_daycache import EVERYTHING, RANGE, ZONES, builds, generate, get, report_cache
+from tests.api.test_daycache import EVERYTHING, RANGE, ZONES, builds, generate, get, pin_clock, report_cache
 
 ENGINES = ("chdb", "clickhouse")
 
@@ -213,10 +213,9 @@ def test_without_comparison_the_previous_period_is_not_built(api: Api, sites: di
     assert got["timeseries"] == get(api, site_id, "timeseries", interval="day", **params)
 
 
-def test_recent_days_merged_range_and_today(api: Api) -> None:
+def test_recent_days_merged_range_and_today(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     """period=7d: the days before today come from their merged range, today from its own build."""
     import random
-    from datetime import UTC, datetime
     from zoneinfo import ZoneInfo
 
     from pixel.server.api.app import open_meta
@@ -227,7 +226,7 @@ def test_recent_days_merged_range_and_today(api: Api) -> None:
         "sites", {"domain": site, "name": site, "timezone": "Asia/Tokyo", "created_at": 0.0}
     )
     rnd = random.Random(8)
-    now = datetime.now(UTC).replace(microsecond=0)
+    now = pin_clock(api, monkeypatch, "Asia/Tokyo", 12)  # the 7d period cannot move between requests
     starts = [now - timedelta(minutes=rnd.randint(1, 15 * 24 * 60)) for _ in range(90)]
     rows = [
         _row(

@@ -110,6 +110,24 @@ def report_cache(api: Api) -> ReportCache:
     return cache
 
 
+def pin_clock(api: Api, monkeypatch: pytest.MonkeyPatch, tz: str, hour: int) -> datetime:
+    """Pin the app's clock (periods, today, retention) to `hour`:00 in `tz` of the last such moment before
+    the real time, for the rest of the test: the period and today cannot move between two requests, and
+    the data made relative to it has the same shape at whatever hour the test runs. The store keeps its own
+    clock; the moment is in its past."""
+    zone = ZoneInfo(tz)
+    real = datetime.now(UTC)
+    local = real.astimezone(zone)
+    moment = datetime(local.year, local.month, local.day, hour, tzinfo=zone).astimezone(UTC)
+    if moment > real:
+        moment = datetime.combine(
+            local.date() - timedelta(days=1), datetime.min.time().replace(hour=hour), zone
+        )
+        moment = moment.astimezone(UTC)
+    monkeypatch.setattr(report_cache(api), "clock", moment.timestamp)
+    return moment
+
+
 @pytest.fixture(autouse=True)
 def rebuild_at_once(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     """Changed days are rebuilt on the next report (in service, at most every rebuild_min_seconds)."""
@@ -316,7 +334,9 @@ def test_previous_period_is_whole_local_days_across_a_dst_change(
     assert raw == body
 
 
-def test_days_before_today_merged_once_and_today_read_by_day(api: Api) -> None:
+def test_days_before_today_merged_once_and_today_read_by_day(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from pixel.server.api.app import open_meta
 
     site = "recent.example"
@@ -324,8 +344,15 @@ def test_days_before_today_merged_once_and_today_read_by_day(api: Api) -> None:
         "sites", {"domain": site, "name": site, "timezone": "Asia/Tokyo", "created_at": 0.0}
     )
     rnd = random.Random(5)
-    now = datetime.now(UTC).replace(microsecond=0)
+    now = pin_clock(api, monkeypatch, "Asia/Tokyo", 12)
+    tokyo = ZoneInfo("Asia/Tokyo")
+    today = now.astimezone(tokyo).date()
     starts = [now - timedelta(minutes=rnd.randint(60, 8 * 24 * 60)) for _ in range(80)]
+    # sessions across the period's start (00:00 six days ago) and across last midnight: a minute before,
+    # and their next event at least a minute later
+    for session, back in ((0, 6), (1, 0)):
+        midnight = datetime.combine(today - timedelta(days=back), datetime.min.time(), tokyo)
+        starts[session] = midnight.astimezone(UTC) - timedelta(minutes=1)
     rows = [
         _row(
             i,
@@ -366,8 +393,7 @@ def test_days_before_today_merged_once_and_today_read_by_day(api: Api) -> None:
             "events", [_row(1000 + i, site, now, "v-new", "s-new", "pageview", "/new", rnd)]
         )
         assert get(api, site_id, "breakdown/page", period="7d")["total_rows"] > 0
-    today = {"today": now.astimezone(ZoneInfo("Asia/Tokyo")).date()}
-    assert int(api.store.scalar(today_builds, {"s": site, **today})) == 2
+    assert int(api.store.scalar(today_builds, {"s": site, "today": today})) == 2
     cache.drop_after_rebuilds = 20
     after = answers(api, site_id, period="7d")
     assert (

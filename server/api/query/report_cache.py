@@ -29,6 +29,7 @@ import hashlib
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -68,7 +69,9 @@ class ReportCache:
     """The per-day report cache of one store, run through `runner`.
 
     `rebuild_min_seconds`, `drop_after_rebuilds` and `retention_check_seconds` are this cache's own
-    settings (see the module docstring and `expired_before`); tests and benchmarks set them per app."""
+    settings (see the module docstring and `expired_before`); tests and benchmarks set them per app.
+    `clock` (epoch seconds, default `time.time`) is the app's wall clock: the routers resolve periods
+    against `now()` too, so a test that pins it sees no day change between two requests."""
 
     def __init__(
         self,
@@ -77,8 +80,10 @@ class ReportCache:
         rebuild_min_seconds: float = REBUILD_MIN_SECONDS,
         drop_after_rebuilds: int = DROP_AFTER_REBUILDS,
         retention_check_seconds: float = RETENTION_CHECK_SECONDS,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.runner = runner
+        self.clock = clock  # the wall clock of `now()`; tests pin it
         self.rebuild_min_seconds = rebuild_min_seconds
         self.drop_after_rebuilds = drop_after_rebuilds
         self.retention_check_seconds = retention_check_seconds
@@ -86,6 +91,12 @@ class ReportCache:
         self._known: dict[tuple[str, str], _Known] = {}
         self._retention: tuple[float, int] | None = None  # (re-read after, monotonic s; TTL days)
         self._purged: dict[str, date] = {}  # site ('' = all) -> days before this one deleted
+
+    def now(self) -> datetime:
+        """The moment reports are about (which day is today, what the periods and retention mean): from
+        `clock`, so one pinned instant holds for every request. Build ids and rebuild ages stay on
+        the real clock (they order writes)."""
+        return datetime.fromtimestamp(self.clock(), UTC)
 
     @property
     def store(self) -> Store:
@@ -181,7 +192,7 @@ class ReportCache:
 
     def _ensure_range(self, scope: Scope, days: Days, known: _Known) -> Days:
         """Merge the range's days before today once per set of builds (rows of day 0 in day_dimensions)."""
-        today = datetime.now(UTC).astimezone(ZoneInfo(scope.range.tz)).date()
+        today = self.now().astimezone(ZoneInfo(scope.range.tz)).date()
         closed = [(d, b) for d, b in days.builds if d < today]
         if len(closed) < 2:
             return days
@@ -322,7 +333,7 @@ class ReportCache:
     def expired_before(self, scope: Scope) -> date | None:
         """The first local day (in the scope's zone) not wholly past the retention that applies to the site,
         or None (kept forever). Also deletes the cache rows of days past it, once per day."""
-        now = datetime.now(UTC)
+        now = self.now()
         store_days, site_days = self.retention_days(), scope.retention_days
         if store_days > 0:  # every site: rows of days past it in every zone
             self._purge_once("", (now - timedelta(days=store_days)).date())

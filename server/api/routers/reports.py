@@ -54,7 +54,7 @@ def scope(
     include_bots: bool = False,
 ) -> Scope:
     site = site_for(state, principal, site_id)
-    rng = resolve(period, site["timezone"], date_from=date_from, date_to=date_to)
+    rng = resolve(period, site["timezone"], date_from=date_from, date_to=date_to, now=cache.now())
     parsed = parse_filters(filters)
     check_regexes(runner, parsed)
     return Scope(
