@@ -1,7 +1,8 @@
 """The dashboard page: site switcher, date range, filters, summary tiles, the visitors/pageviews chart
 with the previous period, breakdowns, a realtime counter, and the goals, funnel and saved-dashboard
 views. Every part is first drawn from the local cache (instantly, offline too), then refreshed from
-the API on worker threads; the status line says "Live" or "as of <time>"."""
+the API on worker threads; the status line says "Live" or "as of <time>". F5 / Ctrl+R refresh; Ctrl+C in
+a table copies the selection as TSV; a summary tile answers Enter/Space and a breakdown row Enter like a click."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
     QGridLayout,
@@ -136,6 +138,10 @@ class DashboardPage(QWidget):
         self.realtime_timer = QTimer(self)
         self.realtime_timer.setInterval(realtime_ms)
         self.realtime_timer.timeout.connect(self._load_realtime)
+        for keys in ("F5", "Ctrl+R"):
+            QShortcut(
+                QKeySequence(keys), self, self.refresh, context=Qt.ShortcutContext.WidgetWithChildrenShortcut
+            )
 
     # ------------------------------------------------------------------ state
     def set_source(self, source: ReportSource | None) -> None:

@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QFrame,
     QGridLayout,
@@ -23,17 +22,15 @@ from PySide6.QtWidgets import (
 )
 
 from pixel.app.desktop.charts import BarChart, TimeSeriesChart
-from pixel.app.desktop.widgets import format_value
+from pixel.app.desktop.copy_table import CopyTable
+from pixel.app.desktop.widgets import emphasise, format_value
 
 if TYPE_CHECKING:
     from pixel.app.desktop.dashboard import DashboardPage
 
 
 def _table(headers: list[str]) -> QTableWidget:
-    table = QTableWidget(0, len(headers))
-    table.setHorizontalHeaderLabels(headers)
-    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    table.verticalHeader().hide()
+    table = CopyTable(headers)  # Ctrl+C copies the selection as TSV
     table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
     return table
 
@@ -148,7 +145,7 @@ class WidgetCard(QFrame):
         self.setFrameShape(QFrame.Shape.StyledPanel)
         layout = QVBoxLayout(self)
         title = QLabel(widget.get("title") or widget["report"])
-        title.setStyleSheet("font-weight:bold")
+        emphasise(title, 1.0)  # a font, not a style sheet: the label keeps following the palette
         layout.addWidget(title)
         kind = widget["chart"]
         self.body: QWidget
@@ -160,7 +157,7 @@ class WidgetCard(QFrame):
             self.body = _table(["Value", "Visitors"])
         else:
             self.body = QLabel("—")
-            self.body.setStyleSheet("font-size:24px; font-weight:bold")
+            emphasise(self.body, 2.0)
         layout.addWidget(self.body)
         self.data: dict[str, Any] | None = None
 
@@ -182,6 +179,14 @@ class WidgetCard(QFrame):
             )
         elif isinstance(self.body, QTableWidget) and report == "breakdown":
             _fill(self.body, [[str(r["value"]), r["visitors"]] for r in data["rows"]])
+        elif isinstance(self.body, QTableWidget) and report == "retention":
+            weeks = max((len(c["percent"]) for c in data["cohorts"]), default=0)
+            self.body.setColumnCount(2 + weeks)
+            self.body.setHorizontalHeaderLabels(["Cohort", "Visitors", *(f"week {k}" for k in range(weeks))])
+            _fill(
+                self.body,
+                [[c["cohort"], c["visitors"], *(f"{p:g}%" for p in c["percent"])] for c in data["cohorts"]],
+            )
         elif isinstance(self.body, QLabel) and report == "summary":
             metric = self.widget["params"].get("metric", "visitors")
             self.body.setText(format_value(metric, float(data["metrics"][metric]["value"])))
@@ -207,14 +212,16 @@ class SavedDashboardsView(QWidget):
 
     def set_dashboards(self, data: dict[str, Any]) -> None:
         items = list(data["items"])
-        if [d["id"] for d in items] == [d["id"] for d in self.dashboards] and self.cards:
-            self.dashboards = items
-            return
+        if items == self.dashboards and self.cards:
+            return  # unchanged (a rename or a widget change is a change: drawn again)
+        current = self.combo.currentData()
         self.dashboards = items
         self.combo.blockSignals(True)
         self.combo.clear()
         for d in items:
             self.combo.addItem(d["name"], d["id"])
+        ids = [d["id"] for d in items]
+        self.combo.setCurrentIndex(ids.index(current) if current in ids else (0 if items else -1))
         self.combo.blockSignals(False)
         self.message.setText("" if items else "No saved dashboards for this site.")
         self.show_current()

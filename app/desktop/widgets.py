@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from PySide6.QtCore import QDate, Qt, Signal
-from PySide6.QtGui import QMouseEvent
+from PySide6.QtCore import QDate, QRectF, Qt, Signal
+from PySide6.QtGui import QKeyEvent, QMouseEvent, QPainter, QPaintEvent, QPalette, QPen
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -19,13 +19,13 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSizePolicy,
     QTabBar,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
 from pixel.app.desktop.charts import BarChart
+from pixel.app.desktop.copy_table import CopyTable
 
 TILE_METRICS = (
     ("visitors", "Unique visitors"),
@@ -76,35 +76,60 @@ def format_change(metric: str, change: float | None) -> tuple[str, str]:
     return f"{arrow} {abs(change):g}{unit}", "#15803d" if good else "#b91c1c"
 
 
+def emphasise(label: QLabel, factor: float) -> None:
+    """Bold text `factor` times the OS font size (text sizes follow the OS setting, never fixed pixels)."""
+    font = label.font()
+    font.setPointSizeF(max(1.0, font.pointSizeF() * factor))
+    font.setBold(True)
+    label.setFont(font)
+
+
 class Tile(QFrame):
     clicked = Signal(str)
 
     def __init__(self, metric: str, title: str) -> None:
         super().__init__()
         self.metric_name = metric
-        self.setFrameShape(QFrame.Shape.StyledPanel)
         self.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # Tab to a tile, Enter/Space selects its metric
+        self.is_selected = False
         layout = QVBoxLayout(self)
         layout.setContentsMargins(10, 6, 10, 6)
         self.title = QLabel(title.upper())
-        self.title.setStyleSheet("color:#666; font-size:10px; font-weight:bold")
+        emphasise(self.title, 0.85)
         self.value = QLabel("—")
-        self.value.setStyleSheet("font-size:20px; font-weight:bold")
+        emphasise(self.value, 1.6)
         self.change = QLabel("")
         for w in (self.title, self.value, self.change):
             layout.addWidget(w)
         self.set_selected(False)
 
     def set_selected(self, on: bool) -> None:
-        self.setStyleSheet(
-            "Tile{border:2px solid #4f46e5; border-radius:6px}"
-            if on
-            else "Tile{border:1px solid #ddd; border-radius:6px}"
+        self.is_selected = on
+        self.update()
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        """The border drawn from the palette (a style sheet would freeze the labels' colours at a theme change)."""
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        role = QPalette.ColorRole.Highlight if self.is_selected else QPalette.ColorRole.Mid
+        width = 2 if self.is_selected else 1
+        painter.setPen(QPen(self.palette().color(role), width))
+        painter.drawRoundedRect(
+            QRectF(self.rect()).adjusted(width / 2, width / 2, -width / 2, -width / 2), 6, 6
         )
+        painter.end()
 
     def mousePressEvent(self, event: QMouseEvent) -> None:
         self.clicked.emit(self.metric_name)
         super().mousePressEvent(event)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Space):
+            self.clicked.emit(self.metric_name)
+            event.accept()
+            return
+        super().keyPressEvent(event)
 
 
 class SummaryTiles(QWidget):
@@ -164,7 +189,7 @@ class FilterBar(QWidget):
         for i, (dim, op, value) in enumerate(filters):
             chip = QPushButton(f"{dim} {op.replace('_', ' ')} {value}  ✕")
             chip.setStyleSheet(
-                "QPushButton{background:#eef2ff; border:1px solid #c7d2fe; border-radius:10px;"
+                "QPushButton{background:#eef2ff; color:#1e1b4b; border:1px solid #c7d2fe; border-radius:10px;"
                 "padding:2px 10px}"
             )
             chip.clicked.connect(lambda _=False, index=i: self.removed.emit(index))
@@ -250,19 +275,20 @@ class BreakdownBox(QFrame):
         self.dimensions = dimensions
         layout = QVBoxLayout(self)
         head = QLabel(title)
-        head.setStyleSheet("font-weight:bold")
+        emphasise(head, 1.0)
         self.tabs = QTabBar()
         for _, label in dimensions:
             self.tabs.addTab(label)
         self.tabs.currentChanged.connect(lambda i: self.dimension_changed.emit(self.dimensions[i][0]))
         self.chart = BarChart()
         self.chart.clicked.connect(lambda value: self._request(value))
-        self.table = QTableWidget(0, 3)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table = CopyTable()  # Ctrl+C copies the selection as TSV
+        self.table.setColumnCount(3)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.verticalHeader().hide()
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.table.cellClicked.connect(self._row_clicked)
+        self.table.cellActivated.connect(self._row_clicked)  # Enter on a row filters too
         self.table.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.note = QLabel("")
         self.note.setStyleSheet("color:#888")

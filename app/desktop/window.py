@@ -23,8 +23,10 @@ from pixel.app import secret_store
 from pixel.app.client import ReportCache, ReportSource
 from pixel.app.client.api import ApiClient
 from pixel.app.client.connect import ApiConnection, engine_target, open_api
+from pixel.app.client.dashboards_admin import DashboardsAdmin
 from pixel.app.client.site_admin import SiteAdmin
 from pixel.app.desktop.dashboard import DashboardPage
+from pixel.app.desktop.dashboard_editor import DashboardEditor
 from pixel.app.desktop.goals_page import GoalsPage
 from pixel.app.desktop.owner_tabs import OwnerTabs
 from pixel.app.desktop.sites_page import SitesPage
@@ -95,6 +97,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.stack, "Stack")
         self.tabs.addTab(self.sites_page, "Sites")
         self.tabs.addTab(self.goals_page, "Goals and funnels")
+        self.dashboard_editor = DashboardEditor(self.runner)
+        self.tabs.addTab(self.dashboard_editor, "Edit dashboards")
         self.owner = OwnerTabs(self, bar)  # People, SQL (admins), connect-to-existing, edit profile
         # How to open the current profile's stack (on a worker) and its description, until the page shows.
         self._open_stack: tuple[Callable[[], Provisioner], str] | None = None
@@ -194,6 +198,7 @@ class MainWindow(QMainWindow):
                     source.client = connection.client
                     self.sites_page.set_admin(SiteAdmin(connection.client))
                     self.goals_page.set_admin(SiteAdmin(connection.client))
+                    self.dashboard_editor.set_admin(DashboardsAdmin(connection.client))
                     self.owner.connected(profile, connection.client)
                     self.stack.public.set_api(lambda: _api_client(profile, connection.base_url))
                     self.dashboard.load_sites(prefer=profile.site_id)
