@@ -267,6 +267,7 @@ def test_security_headers(pinned: Api) -> None:
     assert r.headers["x-frame-options"] == "DENY"
     assert "<script>" not in r.text and " on" not in r.text.replace(" one", "")  # nothing inline
     assert re.findall(r' src="([^"]+)"| href="([^"]+)"', r.text) == [
+        ("", "data:,"),
         ("", "/share/assets/share.css"),
         ("/share/assets/share.js", ""),
     ]

@@ -132,6 +132,7 @@ def _page(title: str, body: str, status: int = 200, frame_ancestors: str = "'non
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{html.escape(title)}</title>"
+        '<link rel="icon" href="data:,">'  # no favicon request
         '<link rel="stylesheet" href="/share/assets/share.css">'
         '<script src="/share/assets/share.js" defer></script>'
         f"</head><body>{body}</body></html>"
