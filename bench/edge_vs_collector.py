@@ -1,7 +1,7 @@
 """Requests/s through the HTTPS edge (Caddy, TLS keep-alive) against the bare collector and the anchor (nginx +
 LuaJIT, plain HTTP), in one run; then the p99 latency at half the edge's saturating rate.
 
-Set-up, all on this machine: a compact stack with a domain (tests/app/edge_helpers.py: the Pixel image built from
+Set-up, all on this machine: a compact stack with a domain (tests/stack/edge_helpers.py: the Pixel image built from
 this checkout, the edge from Debian's caddy package, pebble as the ACME CA, all from scripts/system.d/20-docker.sh
 and 25-edge.sh), the collector with 2 workers like the anchor's 2 nginx workers; wrk 4.1 runs in a container with
 the host's network (image built here from Debian's wrk on the debootstrap base) where the test domain maps to the
@@ -33,7 +33,7 @@ from pathlib import Path
 import docker
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "app"))
+sys.path.insert(0, str(REPO / "tests" / "stack"))
 
 from edge_helpers import DOMAIN, start_edge_stack, stop_edge_stack  # noqa: E402
 from stack_helpers import PIXEL_BASE, PIXEL_TAG  # noqa: E402

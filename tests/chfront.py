@@ -23,7 +23,7 @@ It runs requests one at a time (one chDB session) and has no sessions, quotas, u
 chDB admits one data folder per process, so the front runs as its own process (`ChFront.start`);
 it exits when the test process goes away (it watches its stdin). Run by hand:
 `python tests/chfront.py --data-dir DIR [--port N] [--user U --password P]`.
-In a container (the standard stack's ClickHouse stand-in, tests/app/chfront-standin/), where stdin is
+In a container (the standard stack's ClickHouse stand-in, tests/stack/chfront_standin/), where stdin is
 closed from the start: `--host 0.0.0.0 --no-stdin-watch`; it then stops on SIGTERM only.
 """
 

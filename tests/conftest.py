@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -198,3 +199,41 @@ def pixel_factory(tmp_path: Path) -> Iterator:
 def pixel_server(pixel_factory) -> PixelProcess:
     """A real `pixel serve` (collector with 2 workers + store process on chDB) in a temp data folder."""
     return pixel_factory("serve")
+
+
+# -- markers: what machinery a test needs -------------------------------------------------------------------
+# A module needs Docker, sshd or Chromium when its source uses them (a Docker client or provisioner, the stack
+# tests' helpers, an sshd started by the test, Playwright), or when a test asks for a fixture that does; the
+# marker is applied here so that a new test cannot forget it (a single test can also carry one explicitly). `scripts/test -m "not docker and not sshd and not
+# chromium"` then runs everything a laptop without them can run. A test whose machinery is missing still fails
+# (it is not skipped): the markers only select.
+_NEEDS: tuple[tuple[str, re.Pattern[str], frozenset[str]], ...] = (
+    (
+        "docker",
+        re.compile(
+            r"docker_client|stack_helpers|edge_helpers|connect\(EngineTarget|Provisioner\(|docker\.from_env|DockerClient"
+        ),
+        frozenset({"docker_client", "pixel_image"}),
+    ),
+    ("sshd", re.compile(r"\bsshd\b"), frozenset()),
+    ("chromium", re.compile(r"\bplaywright\b"), frozenset({"browser"})),
+)
+_module_needs: dict[str, frozenset[str]] = {}
+
+
+def needs_of(path: Path) -> frozenset[str]:
+    """The markers a test module's source calls for (cached per file)."""
+    key = str(path)
+    if key not in _module_needs:
+        source = path.read_text(encoding="utf-8")
+        _module_needs[key] = frozenset(name for name, pattern, _ in _NEEDS if pattern.search(source))
+    return _module_needs[key]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        names = set(needs_of(item.path))
+        fixtures = set(getattr(item, "fixturenames", ()))
+        names.update(name for name, _, wanted in _NEEDS if wanted & fixtures)
+        for name in sorted(names):
+            item.add_marker(getattr(pytest.mark, name))

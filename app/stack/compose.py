@@ -1,7 +1,7 @@
 """The compose files and `.env.example` for hand installs, written from the same spec the provisioner uses.
 
 `pixel stack compose` writes them into compose/: each topology as it is (the collector on plain HTTP) and behind
-the HTTPS edge (`*.edge.yml`, edge.py). tests/app/test_stack_spec.py fails when the committed files differ
+the HTTPS edge (`*.edge.yml`, edge.py). tests/stack/test_stack_spec.py fails when the committed files differ
 from what the spec generates. A `$` of the spec that is not one of its `${NAME}` placeholders (the edge's
 start command) is written as compose's `$$`, so compose hands the container the same string as the provisioner.
 """

@@ -1,5 +1,5 @@
 """The first-run wizard driven click by click: a compact install on the real Docker engine (the Pixel
-image built offline from this checkout, as tests/app does), the admin password shown once and kept in
+image built offline from this checkout, as tests/stack does), the admin password shown once and kept in
 a real Secret Service, the snippet, and "first visit" turning green after a real event. Also: cancel
 mid-install leaves nothing behind; the same over SSH (a loopback sshd whose docker CLI reaches the real
 engine: host key trusted and saved, API through the SSH tunnel, a changed key refused later) and over
@@ -34,7 +34,7 @@ from pixel.app.stack.tunnel import ExecTunnel, SSHTunnel
 from tests.conftest import free_port
 from tests.desktop.conftest import save_screenshot
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))  # tests/app: its TLS dockerd fixture
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stack"))  # tests/stack: its TLS dockerd fixture
 from stack_helpers import wait_port
 from test_stack_remote import tls_dockerd  # noqa: F401 - a second, real dockerd with mutual TLS
 
@@ -453,7 +453,7 @@ def test_wizard_over_ssh_through_the_tunnel_with_the_saved_host_key(
 # ---------------------------------------------------------------------------------------------- over TLS
 @pytest.fixture
 def tls_engine(tls_dockerd, docker_client, pixel_image, tmp_path):  # noqa: F811
-    """A second, real dockerd on 127.0.0.1 with mutual TLS (tests/app/test_stack_remote.py's fixture),
+    """A second, real dockerd on 127.0.0.1 with mutual TLS (tests/stack/test_stack_remote.py's fixture),
     holding the Pixel image (no registry: it travels over the TLS API)."""
     good = tls_dockerd["good"]
     target = EngineTarget(

@@ -77,7 +77,7 @@ FIXED = {
     "inp_rating": "good/needs-improvement/poor",
 }
 # Columns filled only on `error` / `web_vitals` events: the address is planted in them, in every spelling,
-# by tests/pipeline/test_vitals_end_to_end.py::test_echoed_addresses_leave_no_trace_in_typed_texts.
+# by tests/shipper/test_vitals_end_to_end.py::test_echoed_addresses_leave_no_trace_in_typed_texts.
 PLANTED_ON_TYPED_EVENTS = {
     "error_message": "error params.message",
     "error_source": "error params.source",

@@ -4,7 +4,7 @@ One test body, two ClickHouse images:
 
 - `chfront-standin` runs everywhere, with a TEST-ONLY stand-in, NOT ClickHouse: tests/chfront.py (chDB
   behind the part of ClickHouse's HTTP interface clickhouse-connect uses) in an image built offline
-  FROM the Pixel image (tests/app/chfront_standin/Dockerfile). It is tagged
+  FROM the Pixel image (tests/stack/chfront_standin/Dockerfile). It is tagged
   `clickhouse/clickhouse-server:chfront-standin` and chosen with the spec's own CLICKHOUSE_VERSION
   setting, so the provisioner runs the spec's ClickHouse service unchanged: its user and password
   from the environment, port 8123 on the stack network, its data volume and its wget healthcheck.

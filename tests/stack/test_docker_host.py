@@ -298,6 +298,7 @@ def test_a_silent_socket_costs_at_most_the_timeout(
     assert time.monotonic() - t0 < 2.0
 
 
+@pytest.mark.docker
 def test_this_machines_engine() -> None:
     """The real dockerd the tests use answers on the default socket: no address to pass on."""
     env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}

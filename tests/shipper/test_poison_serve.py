@@ -12,7 +12,7 @@ import httpx
 import orjson
 
 from pixel.server.spool import SpoolWriter, encode_record
-from tests.pipeline.auth_helpers import admin_token, health
+from tests.auth_helpers import admin_token, health
 
 POISON_BODY = b'{"n":"purchase","h":"poison.example","p":{"u":"https://poison.example/"},"a":{"k":' + (
     b"[" * 300 + b"1" + b"]" * 300 + b"}}"

@@ -1,5 +1,5 @@
 """Onboarding without Qt (`pixel.app.stack.onboarding`), the code the setup wizard and `pixel stack install
---site` share: a real compact stack on the local engine (the Pixel image built offline, tests/app/conftest),
+--site` share: a real compact stack on the local engine (the Pixel image built offline, tests/stack/conftest),
 its first site created through the stack's real API, the snippet, a second run that changes nothing, and
 the failures in plain words: a bad domain or time zone (nothing installed, the engine not even contacted),
 an API that refuses the site (the admin account kept in the error), an API that does not answer, a stack
