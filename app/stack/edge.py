@@ -5,7 +5,9 @@
 - the edge publishes 80 and 443 (`PIXEL_EDGE_BIND`, `PIXEL_HTTP_PORT`, `PIXEL_HTTPS_PORT`), gets and renews the
   certificate of `PIXEL_DOMAIN` by ACME (`PIXEL_ACME_CA`, Let's Encrypt by default; `PIXEL_ACME_EMAIL`),
   redirects HTTP to HTTPS, sends HSTS, and proxies only the tracking routes (`/pixel.js`, `/<PIXEL_SCRIPT_NAME>`,
-  `PIXEL_TRACK_PATH`) to the collector, compressed (zstd, gzip); every other path is a 404 at the edge;
+  `PIXEL_TRACK_PATH`) to the collector, compressed (zstd, gzip), and the shared views of share links (`/share/*`)
+  to the API (`routers/share.py`: a link's token is its only credential there); every other path, `/api/`
+  included, is a 404 at the edge;
 - the collector is no longer published on the host; the API stays on 127.0.0.1 as without an edge;
 - the stack network gets a fixed subnet (`PIXEL_SUBNET`) and the collector trusts forwarded addresses from that
   subnet only (plus the ranges of a CDN in front, `PIXEL_EDGE_TRUSTED_PROXIES`), never from anyone;
@@ -29,7 +31,7 @@ import ipaddress
 from collections.abc import Mapping
 from pathlib import Path
 
-from .spec import COLLECTOR_PORT, HealthCheck, Mount, Port, Service, SpecError, StackSpec, Variable
+from .spec import API_PORT, COLLECTOR_PORT, HealthCheck, Mount, Port, Service, SpecError, StackSpec, Variable
 
 EDGE_SERVICE = "edge"
 EDGE_VOLUME = "edge"
@@ -86,8 +88,9 @@ def start_command(config_dir: str = "/config") -> str:
     )
 
 
-def caddyfile(upstream: str) -> str:
-    """The edge's Caddyfile, with the spec's placeholders; `upstream` is the collector's `host:port`.
+def caddyfile(upstream: str, api: str = "") -> str:
+    """The edge's Caddyfile, with the spec's placeholders; `upstream` is the collector's `host:port`, `api` the
+    API's (which then gets `/share/*`, and nothing else; empty: no shared views through the edge).
 
     Connections to the collector are kept for 3 s (below the collector's own keep-alive timeout, so Caddy never
     sends on a connection the collector is closing) and up to 256 idle ones are kept: with a `keepalive` given and
@@ -96,6 +99,11 @@ def caddyfile(upstream: str) -> str:
     X-Forwarded-For is set explicitly (the same on every Caddy version): the connection's address, or, from a
     trusted CDN's range (`@TRUSTED@`, lines marked `# cdn` are dropped without one), the CDN's header with the
     CDN's address appended. The collector walks it from the right past the ranges it trusts."""
+    share = (
+        f"reverse_proxy /share/* {api} {{\n            header_up X-Forwarded-For {{remote_host}}\n        }}\n        "
+        if api
+        else ""
+    )
     return f"""{{
     admin localhost:2019
     email ${{PIXEL_ACME_EMAIL}}
@@ -131,7 +139,7 @@ ${{PIXEL_DOMAIN}} {{
                 keepalive_idle_conns_per_host 256
             }}
         }}
-        respond "not found" 404
+        {share}respond "not found" 404
     }}
 }}
 """
@@ -144,13 +152,13 @@ def _collector(spec: StackSpec) -> Service:
     raise SpecError(f"the {spec.topology} stack has no collector published on port {COLLECTOR_PORT}")
 
 
-def edge_service(upstream: str, depends_on: str) -> Service:
+def edge_service(upstream: str, depends_on: str, api: str = "") -> Service:
     return Service(
         name=EDGE_SERVICE,
         image="${PIXEL_EDGE_IMAGE}",
         command=("sh", "-c", start_command()),
         environment=(
-            ("PIXEL_EDGE_CADDYFILE", caddyfile(upstream)),
+            ("PIXEL_EDGE_CADDYFILE", caddyfile(upstream, api)),
             ("PIXEL_EDGE_TRUSTED_PROXIES", "${PIXEL_EDGE_TRUSTED_PROXIES}"),
             ("XDG_DATA_HOME", "/data"),  # as in the official image: certificates under /data/caddy
             ("XDG_CONFIG_HOME", "/config"),
@@ -181,7 +189,10 @@ def with_edge(spec: StackSpec) -> StackSpec:
         collector, ports=tuple(p for p in collector.ports if p.container != COLLECTOR_PORT), environment=env
     )
     services = tuple(hidden if s.name == collector.name else s for s in spec.services)
-    edge = edge_service(f"{collector.name}:{COLLECTOR_PORT}", collector.name)
+    api = next((s.name for s in spec.services if any(p.container == API_PORT for p in s.ports)), "")
+    edge = edge_service(
+        f"{collector.name}:{COLLECTOR_PORT}", collector.name, f"{api}:{API_PORT}" if api else ""
+    )
     known = {v.name for v in spec.variables}
     return dataclasses.replace(
         spec,

@@ -288,3 +288,22 @@ def test_deleting_the_site_deletes_its_links(pinned: Api) -> None:
     assert api.client.get(f"/share/{token}/data").status_code == 200
     assert api.client.delete(f"/api/sites/{site_id}", headers=api.admin).status_code == 204
     assert api.client.get(f"/share/{token}/data").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/share/..%2Fapi%2Fusers",
+        "/share/..%2F..%2Fapi%2Fusers",
+        "/share/x/..%2F..%2Fapi%2Fusers",
+        "/share/%2e%2e/api/users",
+        "/share/assets/..%2F..%2Fapi%2Fusers",
+        "/share//api/users",
+    ],
+)
+def test_paths_under_share_reach_only_the_shared_view(pinned: Api, path: str) -> None:
+    """The edge forwards /share/* only: no spelling of a path there reaches another API route, even with an
+    admin's token."""
+    r = pinned.client.get(path, headers=pinned.admin)
+    assert r.status_code == 404
+    assert "admin" not in r.text
