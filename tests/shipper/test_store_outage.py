@@ -13,9 +13,9 @@ import orjson
 
 from pixel.server.settings import Settings
 from pixel.server.store.clickhouse_engine import ClickHouseStore
+from tests.auth_helpers import admin_token
 from tests.chfront import ChFront
 from tests.conftest import free_port
-from tests.auth_helpers import admin_token
 
 
 def _send(url: str, n: int, tag: str) -> int:
