@@ -3,7 +3,8 @@ and disk use; Start / Stop / Restart / Upgrade / Back up / Restore / Uninstall, 
 run on a worker with a progress dialog that can be cancelled; a live log viewer with follow and
 search. Everything that talks to Docker runs on worker threads through `pixel.app.stack`. Below the
 actions, `site_tools.PublicPanel`: the HTTPS certificate, GeoIP, "Public address…", and per site "Check
-installation" and the proxy recipes (its API parts need `page.public.set_api(client factory)`)."""
+installation" and the proxy recipes (its API parts need `page.public.set_api(client factory)`); then
+`backup_panel.BackupPanel`, the scheduled backups (`page.backups.set_profile(...)`)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from pixel.app.desktop.backup_panel import BackupPanel
 from pixel.app.desktop.charts import Sparkline
 from pixel.app.desktop.site_tools import PublicPanel
 from pixel.app.desktop.workers import Cancelled, Runner, Task
@@ -164,6 +166,8 @@ class StackPage(QWidget):
         # the certificate, GeoIP, "Public address…", per site "Check installation" and the proxy recipes
         self.public = PublicPanel(runner)
         layout.addWidget(self.public)
+        self.backups = BackupPanel(runner)  # scheduled backups: the plan, the last good one, restore
+        layout.addWidget(self.backups)
         layout.addLayout(log_bar)
         layout.addWidget(self.log, 1)
 
@@ -185,6 +189,7 @@ class StackPage(QWidget):
             self.log_service.addItem(svc.name)
         self.message.setText("")
         self.public.load_certificate(prov)
+        self.backups.set_provisioner(prov)
         self.poll()
         self.timer.start()
 

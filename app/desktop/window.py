@@ -216,6 +216,7 @@ class MainWindow(QMainWindow):
             target = engine_target(profile)
             return open_stack(connect(target), project, target=target)
 
+        self.stack.backups.set_profile(self.store, profile, provisioner if profile.has_engine else None)
         where = "the local Docker engine" if profile.engine in ("", "local") else profile.engine
         self._open_stack = (provisioner, f"{profile.name}: stack {profile.project!r} on {where}")
         self.stack.provisioner = None

@@ -143,7 +143,12 @@ class BackupScheduler:
         now = self.clock()
         self.last_attempt = now
         try:
-            self.plan.folder.mkdir(parents=True, exist_ok=True)
+            try:
+                self.plan.folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise AppError(
+                    f"the folder {self.plan.folder} cannot be used: {exc.strerror or exc}"
+                ) from None
             path = Path(self._backup(self.plan.folder / file_name(self.project, now)))
         except (AppError, OSError) as exc:
             why = getattr(exc, "problem", None) or getattr(exc, "strerror", None) or str(exc)

@@ -149,7 +149,9 @@ def test_a_folder_that_cannot_be_made_is_an_error_not_a_crash(tmp_path: Path) ->
     blocker.write_text("x")
     scheduler = BackupScheduler(BackupPlan(blocker / "sub", "daily", 2), "pixel", write_backup, Clock(T0))
     assert scheduler.run() is None
-    assert scheduler.last_error == "The backup of 2026-03-01 09:30 UTC failed: Not a directory"
+    assert scheduler.last_error == (
+        f"The backup of 2026-03-01 09:30 UTC failed: the folder {blocker / 'sub'} cannot be used: Not a directory"
+    )
     assert blocker.read_text() == "x"
 
 
