@@ -7,6 +7,7 @@ screenshots (light and dark) of the dashboard's saved view and of the editor for
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Iterator
 from contextlib import closing
@@ -37,6 +38,15 @@ from pixel.app.desktop.widgets import format_value
 from pixel.app.desktop.workers import Runner
 from tests.desktop.owner_server import SHOP, owner_api  # noqa: F401 (a fixture)
 from tests.desktop.test_owner_pages import dark, idle, screenshots
+
+
+@pytest.fixture(autouse=True)
+def collect_on_the_gui_thread() -> Iterator[None]:
+    """Collect the previous tests' Qt objects here, on the GUI thread: a collection that happens to run on a
+    worker thread (where the Runner's tasks allocate) and frees a widget there crashes the process."""
+    gc.collect()
+    yield
+    gc.collect()
 
 
 @pytest.fixture
