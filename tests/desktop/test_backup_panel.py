@@ -162,3 +162,33 @@ def test_a_profile_without_engine_schedules_nothing(qtbot, tmp_path: Path) -> No
     panel.set_profile(store, profile, None)
     assert panel.scheduler is None and panel.check() is None
     assert panel.last.text() == "No schedule: choose a folder and how often."
+
+
+def test_the_main_window_runs_the_schedule_at_start(
+    qtbot, stack: Provisioner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pixel.app.client import ReportCache
+    from pixel.app.desktop.window import MainWindow
+    from pixel.app.stack import manage
+
+    # The busybox stack has no Pixel topology to be opened by name from its labels (that is covered by the
+    # stack tests): the window's own opener gets this provisioner; the backups are real.
+    opened: list[str] = []
+    monkeypatch.setattr(manage, "open_stack", lambda _client, project, **_kw: opened.append(project) or stack)
+
+    folder = tmp_path / "b"
+    store = ProfileStore()
+    extra = {"backup_folder": str(folder), "backup_every": "weekly", "backup_keep": "3"}
+    store.save(Profile("local", project=stack.spec.project, extra=extra))
+    window = MainWindow(store, ReportCache())
+    qtbot.addWidget(window)
+    panel = window.stack.backups
+    assert panel.scheduler is not None and panel.scheduler.plan.every == "weekly"
+    qtbot.waitUntil(lambda: panel.running is not None, timeout=5_000)  # no backup yet: made at start
+    settle(qtbot, panel)
+    assert [b.name.startswith(f"{stack.spec.project}-") for b in panel.scheduler.backups()] == [True], (
+        panel.error.text()
+    )
+    assert panel.last.text().startswith(f"Weekly into {folder}, keeping the last 3. Last good backup: ")
+    assert opened == [stack.spec.project]
+    window.close()
