@@ -114,6 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
+    from pixel.app.desktop.gcguard import collect_on_the_gui_thread
     from pixel.app.desktop.window import MainWindow
     from pixel.app.profiles import ProfileStore
 
@@ -126,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Pixel")
+    collector = collect_on_the_gui_thread()  # kept until exec() returns
     window = MainWindow()
     drawn: list[float] = []
     if args.first_chart_exit is not None:
@@ -159,6 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not window.store.all() and args.first_chart_exit is None:
         window.open_wizard()
     status = int(app.exec())
+    collector.timer.stop()
     if args.first_chart_exit is not None:
         return 0 if drawn else 1
     return status

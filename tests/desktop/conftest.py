@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import subprocess
@@ -50,6 +51,21 @@ class LiveApi:
         token = client.post("/api/auth/login", json={"username": self.username, "password": self.password})
         client.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
         return client
+
+
+@pytest.fixture(autouse=True)
+def collect_on_the_gui_thread() -> Iterator[None]:
+    """Python's cyclic collector runs in whichever thread crosses its threshold; freeing a Qt object on a worker
+    thread (where the Runner's tasks allocate) crashes the process. As the app does (pyqtgraph's
+    GarbageCollector in main.py), automatic collection is off during a test and the garbage is collected here,
+    on the GUI thread, before and after it."""
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    yield
+    gc.collect()
+    if was_enabled:
+        gc.enable()
 
 
 @pytest.fixture(autouse=True)
