@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, Qt
-from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut
+from PySide6.QtGui import QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -22,7 +22,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QListWidget,
-    QMessageBox,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -38,7 +37,7 @@ from pixel.app.client.dashboards_admin import (
     widget_body,
 )
 from pixel.app.client.site_admin import site_label
-from pixel.app.desktop.sites_page import DeleteKey, error_text
+from pixel.app.desktop.owner_widgets import DeleteKey, MessagePage, add_page_shortcuts, confirm_delete
 from pixel.app.desktop.views import parse_steps
 from pixel.app.desktop.widgets import PERIODS
 from pixel.app.desktop.workers import Runner
@@ -79,7 +78,9 @@ class MoveKeys(QObject):
         return False
 
 
-class DashboardEditor(QWidget):
+class DashboardEditor(QWidget, MessagePage):
+    error_style = "color:#b91c1c; font-weight:bold"
+
     def __init__(self, runner: Runner, admin: DashboardsAdmin | None = None) -> None:
         super().__init__()
         self.runner = runner
@@ -186,12 +187,14 @@ class DashboardEditor(QWidget):
         layout.addWidget(self.message)
         layout.addLayout(columns)
 
-        for keys, slot in (
-            (QKeySequence.StandardKey.New, self.create_dashboard),
-            (QKeySequence("Ctrl+R"), self.refresh),
-            (QKeySequence("F5"), self.refresh),
-        ):
-            QShortcut(keys, self, slot, context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        add_page_shortcuts(
+            self,
+            (
+                (QKeySequence.StandardKey.New, self.create_dashboard),
+                (QKeySequence("Ctrl+R"), self.refresh),
+                (QKeySequence("F5"), self.refresh),
+            ),
+        )
         self._keys = [
             DeleteKey(self.list, self.delete),
             DeleteKey(self.widget_list, self.remove_widget),
@@ -202,13 +205,6 @@ class DashboardEditor(QWidget):
     def set_admin(self, admin: DashboardsAdmin | None) -> None:
         self.admin = admin
         self.refresh()
-
-    def say(self, text: str, error: bool = False) -> None:
-        self.message.setText(text)
-        self.message.setStyleSheet("color:#b91c1c; font-weight:bold" if error else "")
-
-    def _failed(self, exc: BaseException) -> None:
-        self.say(error_text(exc), error=True)
 
     @property
     def site_id(self) -> int | None:
@@ -399,11 +395,4 @@ class DashboardEditor(QWidget):
         )
 
     def _confirm_dialog(self, text: str) -> bool:
-        answer = QMessageBox.warning(
-            self,
-            "Delete the saved dashboard?",
-            text,
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
-            QMessageBox.StandardButton.Cancel,
-        )
-        return answer == QMessageBox.StandardButton.Yes
+        return confirm_delete(self, "Delete the saved dashboard?", text)

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtCore import QTimer
+from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -23,7 +23,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QListWidget,
-    QMessageBox,
     QPushButton,
     QSpinBox,
     QTableWidget,
@@ -34,7 +33,13 @@ from PySide6.QtWidgets import (
 
 from pixel.app.client.site_admin import GoalKind, SiteAdmin, describe_goal, goal_body, goal_kind, site_label
 from pixel.app.desktop.charts import BarChart
-from pixel.app.desktop.sites_page import DeleteKey, error_text
+from pixel.app.desktop.owner_widgets import (
+    DeleteKey,
+    MessagePage,
+    add_page_shortcuts,
+    confirm_delete,
+    error_text,
+)
 from pixel.app.desktop.workers import Runner
 
 KINDS: list[tuple[GoalKind, str]] = [
@@ -123,7 +128,7 @@ def _fill(table: QTableWidget, rows: list[list[str]]) -> None:
             table.setItem(i, j, QTableWidgetItem(text))
 
 
-class GoalsPage(QWidget):
+class GoalsPage(QWidget, MessagePage):
     def __init__(self, runner: Runner, admin: SiteAdmin | None = None, preview_ms: int = 300) -> None:
         super().__init__()
         self.runner = runner
@@ -222,14 +227,15 @@ class GoalsPage(QWidget):
         self.window_minutes.valueChanged.connect(self.preview_timer.start)
         self.period.currentIndexChanged.connect(self.preview_timer.start)
 
-        for keys, slot in (
-            (QKeySequence.StandardKey.New, self.new_goal),
-            (QKeySequence.StandardKey.Save, self.save_goal),
-            (QKeySequence("Ctrl+R"), self.refresh),
-            (QKeySequence("F5"), self.refresh),
-        ):
-            # only while the focus is on this page (other pages have their own Ctrl+S, Ctrl+N)
-            QShortcut(keys, self, slot, context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        add_page_shortcuts(
+            self,
+            (
+                (QKeySequence.StandardKey.New, self.new_goal),
+                (QKeySequence.StandardKey.Save, self.save_goal),
+                (QKeySequence("Ctrl+R"), self.refresh),
+                (QKeySequence("F5"), self.refresh),
+            ),
+        )
         # item views take the Delete key for themselves (a QShortcut on them never fires): a key filter
         self._delete_keys = [
             DeleteKey(self.table, self.delete_goal),
@@ -240,13 +246,6 @@ class GoalsPage(QWidget):
     def set_admin(self, admin: SiteAdmin | None) -> None:
         self.admin = admin
         self.refresh()
-
-    def say(self, text: str, error: bool = False) -> None:
-        self.message.setText(text)
-        self.message.setStyleSheet("color:#b91c1c" if error else "")
-
-    def _failed(self, exc: BaseException) -> None:
-        self.say(error_text(exc), error=True)
 
     def site_id(self) -> int | None:
         data = self.site_combo.currentData()
@@ -407,11 +406,4 @@ class GoalsPage(QWidget):
         )
 
     def _confirm_dialog(self, text: str) -> bool:
-        answer = QMessageBox.warning(
-            self,
-            "Delete the goal?",
-            text,
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
-            QMessageBox.StandardButton.Cancel,
-        )
-        return answer == QMessageBox.StandardButton.Yes
+        return confirm_delete(self, "Delete the goal?", text)

@@ -12,8 +12,7 @@ from collections.abc import Callable
 from typing import Any
 from zoneinfo import available_timezones
 
-from PySide6.QtCore import QEvent, QObject, Qt
-from PySide6.QtGui import QGuiApplication, QKeyEvent, QKeySequence, QShortcut, QShowEvent
+from PySide6.QtGui import QGuiApplication, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -23,7 +22,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QListWidget,
-    QMessageBox,
     QPlainTextEdit,
     QPushButton,
     QSpinBox,
@@ -31,8 +29,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from pixel.app.client import ApiRequestError
 from pixel.app.client.site_admin import SiteAdmin, deletion_text, lines, site_label
+from pixel.app.desktop.owner_widgets import DeleteKey, MessagePage, add_page_shortcuts, confirm_delete
 from pixel.app.desktop.workers import Runner
 
 
@@ -44,28 +42,7 @@ def zone_box() -> QComboBox:
     return box
 
 
-class DeleteKey(QObject):
-    """Calls `slot` when Delete is pressed in `view` (an item view takes the key before any QShortcut)."""
-
-    def __init__(self, view: QWidget, slot: Callable[[], None]) -> None:
-        super().__init__(view)
-        self.slot = slot
-        view.installEventFilter(self)
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if event.type() == QEvent.Type.KeyPress and isinstance(event, QKeyEvent):
-            if event.matches(QKeySequence.StandardKey.Delete):
-                self.slot()
-                return True
-        return False
-
-
-def error_text(exc: BaseException) -> str:
-    """The API's (or the client's) own words for a refusal; other failures as they are."""
-    return exc.detail if isinstance(exc, ApiRequestError) else str(exc)
-
-
-class SitesPage(QWidget):
+class SitesPage(QWidget, MessagePage):
     def __init__(self, runner: Runner, admin: SiteAdmin | None = None) -> None:
         super().__init__()
         self.runner = runner
@@ -170,14 +147,15 @@ class SitesPage(QWidget):
         layout.addLayout(left, 1)
         layout.addLayout(right, 3)
 
-        for keys, slot in (
-            (QKeySequence.StandardKey.New, self.new_domain.setFocus),
-            (QKeySequence.StandardKey.Save, self.save),
-            (QKeySequence("Ctrl+R"), self.refresh),
-            (QKeySequence("F5"), self.refresh),
-        ):
-            # only while the focus is on this page (other pages have their own Ctrl+S, Ctrl+N)
-            QShortcut(keys, self, slot, context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        add_page_shortcuts(
+            self,
+            (
+                (QKeySequence.StandardKey.New, self.new_domain.setFocus),
+                (QKeySequence.StandardKey.Save, self.save),
+                (QKeySequence("Ctrl+R"), self.refresh),
+                (QKeySequence("F5"), self.refresh),
+            ),
+        )
         self._delete_key = DeleteKey(self.list, self.delete_current)
         self._enable(False)
 
@@ -209,13 +187,6 @@ class SitesPage(QWidget):
             w.setEnabled(on)
         for b in (self.save_button, self.delete_button, self.copy_html, self.copy_extended):
             b.setEnabled(on)
-
-    def say(self, text: str, error: bool = False) -> None:
-        self.message.setText(text)
-        self.message.setStyleSheet("color:#b91c1c" if error else "")
-
-    def _failed(self, exc: BaseException) -> None:
-        self.say(error_text(exc), error=True)
 
     def refresh(self, select: int | None = None) -> None:
         if self.admin is None:
@@ -327,11 +298,4 @@ class SitesPage(QWidget):
         self.say("The default snippet is copied." if which == "html" else "The extended snippet is copied.")
 
     def _confirm_dialog(self, text: str) -> bool:
-        answer = QMessageBox.warning(
-            self,
-            "Delete the site?",
-            text,
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
-            QMessageBox.StandardButton.Cancel,
-        )
-        return answer == QMessageBox.StandardButton.Yes
+        return confirm_delete(self, "Delete the site?", text)
