@@ -23,7 +23,7 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import httpx
 import maxminddb
@@ -149,28 +149,10 @@ def credentials(account_id: str | None = None, license_key: str | None = None) -
     return account_id, license_key
 
 
-def run(
-    settings: Settings,
-    *,
-    source: str = "auto",
-    account_id: str | None = None,
-    license_key: str | None = None,
-    edition: str = "GeoLite2-City",
-    base_url: str | None = None,
-    timeout: float = 60.0,
-    today: dt.date | None = None,
-) -> tuple[Path, str]:
-    """Download and install the database; returns (path, database type). Raises GeoipUpdateError."""
-    done = fetch(
-        settings,
-        source=source,
-        account_id=account_id,
-        license_key=license_key,
-        edition=edition,
-        base_url=base_url,
-        timeout=timeout,
-        today=today,
-    )
+def run(settings: Settings, **options: Any) -> tuple[Path, str]:
+    """Download and install the database; returns (path, database type). `options` are `fetch`'s keywords.
+    Raises GeoipUpdateError."""
+    done = fetch(settings, **options)
     return done.path, done.database_type
 
 
