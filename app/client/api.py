@@ -60,6 +60,9 @@ class ApiClient:
         self._lock = threading.Lock()
         self._access: str | None = None
         self._refresh: str | None = None
+        # A password the API refused is not sent again: every retry would count as a failed login, and a few
+        # of them lock the account out (the API's login limiter) for everyone on this address.
+        self._refused: AuthError | None = None
 
     def close(self) -> None:
         self._http.close()
@@ -104,6 +107,8 @@ class ApiClient:
 
     # ---------------------------------------------------------------- auth
     def login(self) -> dict[str, Any]:
+        if self._refused is not None:
+            raise self._refused
         response = self._send(
             "POST",
             "/api/auth/login",
@@ -111,7 +116,10 @@ class ApiClient:
             auth=False,
         )
         if response.status_code != 200:
-            raise self._error(response)
+            error = self._error(response)
+            if response.status_code == 401 and isinstance(error, AuthError):
+                self._refused = error
+            raise error
         data = response.json()
         self._access, self._refresh = data["access_token"], data["refresh_token"]
         return data

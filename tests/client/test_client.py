@@ -6,6 +6,7 @@ import time
 from contextlib import closing
 from pathlib import Path
 
+import httpx
 import pytest
 
 from pixel.app.client import (
@@ -54,6 +55,30 @@ def test_wrong_password_and_bad_input_are_clear_errors(live_api) -> None:
             client.report(live_api.sites["shop.example"], "summary", {"period": "fortnight"})
         assert (err.value.status, err.value.code) == (400, "invalid_range")
         assert not isinstance(err.value, AuthError)
+
+
+class _CountingTransport(httpx.HTTPTransport):
+    """The real HTTP transport, counting the requests per path."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.paths: list[str] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.paths.append(request.url.path)
+        return super().handle_request(request)
+
+
+def test_a_refused_password_is_sent_once(live_api) -> None:
+    """Retrying a refused password would count as failed logins and lock the account out for everyone on this
+    address (the API's limiter): the client sends it once and answers every later call with the same refusal."""
+    transport = _CountingTransport()
+    with ApiClient(live_api.url, "nobody-here", "not-the-password", transport=transport) as client:
+        for _ in range(6):
+            with pytest.raises(AuthError) as err:
+                client.sites()
+            assert (err.value.status, err.value.code) == (401, "invalid_credentials")
+    assert transport.paths == ["/api/auth/login"]
 
 
 def test_revoked_access_token_is_renewed(live_api) -> None:

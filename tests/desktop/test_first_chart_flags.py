@@ -79,6 +79,9 @@ def test_wrong_password_draws_nothing_and_fails(live_api: LiveApi, xdg: Path) ->
     assert done.returncode == 1
     assert done.stdout == ""
     assert done.stderr.strip().splitlines()[-1] == "no chart within 4 s"
+    # the app did not retry the refused password until the account was locked: the owner can still sign in
+    with closing(live_api.http()) as http:
+        assert http.get("/api/auth/me").status_code == 200
 
 
 def test_no_server_and_no_cache_fails_within_its_time(xdg: Path) -> None:
