@@ -5,8 +5,6 @@ change read back through an independent HTTP client; refusals carry the API's wo
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import closing
 from typing import Any
 
 import httpx
@@ -23,20 +21,12 @@ from pixel.app.client.dashboards_admin import (
     widget_body,
 )
 from pixel.app.client.site_admin import EmptyName
-from tests.desktop.owner_server import SHOP, owner_api  # noqa: F401 (a fixture)
+from tests.desktop.owner_server import SHOP, owner_api, owner_client, ref  # noqa: F401 (fixtures)
 
 
 @pytest.fixture
-def admin(owner_api) -> Iterator[DashboardsAdmin]:
-    client = ApiClient(owner_api.url, owner_api.username, owner_api.password)
-    yield DashboardsAdmin(client)
-    client.close()
-
-
-@pytest.fixture
-def ref(owner_api) -> Iterator[httpx.Client]:
-    with closing(owner_api.http()) as client:
-        yield client
+def admin(owner_client: ApiClient) -> DashboardsAdmin:
+    return DashboardsAdmin(owner_client)
 
 
 def stored(ref: httpx.Client, dashboard_id: int) -> dict[str, Any]:

@@ -5,8 +5,6 @@ counts equal to the known traffic of tests/desktop/owner_server.py."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import closing
 from typing import Any
 
 import httpx
@@ -22,20 +20,12 @@ from pixel.app.client.site_admin import (
     goal_kind,
     lines,
 )
-from tests.desktop.owner_server import SHOP, owner_api  # noqa: F401 (a fixture)
+from tests.desktop.owner_server import SHOP, owner_api, owner_client, ref  # noqa: F401 (fixtures)
 
 
 @pytest.fixture
-def admin(owner_api) -> Iterator[SiteAdmin]:
-    client = ApiClient(owner_api.url, owner_api.username, owner_api.password)
-    yield SiteAdmin(client)
-    client.close()
-
-
-@pytest.fixture
-def ref(owner_api) -> Iterator[httpx.Client]:
-    with closing(owner_api.http()) as client:
-        yield client
+def admin(owner_client: ApiClient) -> SiteAdmin:
+    return SiteAdmin(owner_client)
 
 
 def get_site(ref: httpx.Client, site_id: int) -> dict[str, Any]:

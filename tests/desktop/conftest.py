@@ -76,6 +76,20 @@ def private_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+def start_serve(data: Path, env: dict[str, str]) -> tuple[PixelProcess, str]:
+    """A `pixel serve` on free ports over `data` (not started yet) with the admin `owner` added; its password."""
+    added = subprocess.run(
+        [sys.executable, "-m", "pixel.server.cli", "user", "add", "owner"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PIXEL_DATA_DIR": str(data)},
+        timeout=120,
+        check=True,
+    )
+    password = re.search(r"password: (\S+)", added.stdout).group(1)  # type: ignore[union-attr]
+    return PixelProcess("serve", data, free_port(), free_port(), env), password
+
+
 @pytest.fixture(scope="session")
 def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
     from pixel.server import demo
@@ -83,21 +97,8 @@ def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
     root = tmp_path_factory.mktemp("desktop-api")
     data = root / "data"
     data.mkdir()
-    env = {**os.environ, "PIXEL_DATA_DIR": str(data)}
-    added = subprocess.run(
-        [sys.executable, "-m", "pixel.server.cli", "user", "add", "owner"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=True,
-    )
-    password = re.search(r"password: (\S+)", added.stdout).group(1)  # type: ignore[union-attr]
-    server = PixelProcess(
-        "serve",
+    server, password = start_serve(
         data,
-        free_port(),
-        free_port(),
         {
             "PIXEL_WORKERS": "1",
             "PIXEL_LOG_LEVEL": "WARNING",

@@ -6,10 +6,6 @@ at the start of today)."""
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,9 +17,9 @@ import httpx
 import orjson
 import pytest
 
+from pixel.app.client import ApiClient
 from pixel.server import demo
-from tests.conftest import PixelProcess, free_port
-from tests.desktop.conftest import LiveApi
+from tests.desktop.conftest import LiveApi, start_serve
 
 SHOP = "shop.test"
 
@@ -66,22 +62,8 @@ def owner_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
     root = tmp_path_factory.mktemp("owner-api")
     data: Path = root / "data"
     data.mkdir()
-    env = {**os.environ, "PIXEL_DATA_DIR": str(data)}
-    added = subprocess.run(
-        [sys.executable, "-m", "pixel.server.cli", "user", "add", "owner"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=True,
-    )
-    password = re.search(r"password: (\S+)", added.stdout).group(1)  # type: ignore[union-attr]
-    server = PixelProcess(
-        "serve",
-        data,
-        free_port(),
-        free_port(),
-        {"PIXEL_WORKERS": "1", "PIXEL_LOG_LEVEL": "WARNING", "PIXEL_TRUSTED_PROXIES": "127.0.0.1"},
+    server, password = start_serve(
+        data, {"PIXEL_WORKERS": "1", "PIXEL_LOG_LEVEL": "WARNING", "PIXEL_TRUSTED_PROXIES": "127.0.0.1"}
     )
     server.start()
     try:
@@ -103,3 +85,18 @@ def owner_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
         yield api
     finally:
         server.stop()
+
+
+@pytest.fixture
+def owner_client(owner_api: LiveApi) -> Iterator[ApiClient]:
+    """An API client logged in as the owner of `owner_api`, closed after the test."""
+    client = ApiClient(owner_api.url, owner_api.username, owner_api.password)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def ref(owner_api: LiveApi) -> Iterator[httpx.Client]:
+    """An independent HTTP client on `owner_api`, to read changes back."""
+    with closing(owner_api.http()) as client:
+        yield client

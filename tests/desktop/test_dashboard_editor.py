@@ -10,7 +10,6 @@ from __future__ import annotations
 import gc
 import json
 from collections.abc import Iterator
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,7 @@ from pixel.app.desktop.dashboard import DashboardPage
 from pixel.app.desktop.dashboard_editor import DashboardEditor
 from pixel.app.desktop.widgets import format_value
 from pixel.app.desktop.workers import Runner
-from tests.desktop.owner_server import SHOP, owner_api  # noqa: F401 (a fixture)
+from tests.desktop.owner_server import SHOP, owner_api, owner_client, ref  # noqa: F401 (fixtures)
 from tests.desktop.test_owner_pages import dark, idle, screenshots
 
 
@@ -50,16 +49,8 @@ def collect_on_the_gui_thread() -> Iterator[None]:
 
 
 @pytest.fixture
-def admin(owner_api) -> Iterator[DashboardsAdmin]:
-    client = ApiClient(owner_api.url, owner_api.username, owner_api.password)
-    yield DashboardsAdmin(client)
-    client.close()
-
-
-@pytest.fixture
-def ref(owner_api) -> Iterator[httpx.Client]:
-    with closing(owner_api.http()) as client:
-        yield client
+def admin(owner_client: ApiClient) -> DashboardsAdmin:
+    return DashboardsAdmin(owner_client)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ with nothing changed, a delete confirmation naming the site; screenshots (light 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -21,20 +21,12 @@ from pixel.app.desktop.goals_page import GoalsPage
 from pixel.app.desktop.sites_page import SitesPage
 from pixel.app.desktop.workers import Runner
 from tests.desktop.conftest import save_screenshot
-from tests.desktop.owner_server import SHOP, owner_api  # noqa: F401 (a fixture)
+from tests.desktop.owner_server import SHOP, owner_api, owner_client, ref  # noqa: F401 (fixtures)
 
 
 @pytest.fixture
-def admin(owner_api) -> Iterator[SiteAdmin]:
-    client = ApiClient(owner_api.url, owner_api.username, owner_api.password)
-    yield SiteAdmin(client)
-    client.close()
-
-
-@pytest.fixture
-def ref(owner_api) -> Iterator[httpx.Client]:
-    with closing(owner_api.http()) as client:
-        yield client
+def admin(owner_client: ApiClient) -> SiteAdmin:
+    return SiteAdmin(owner_client)
 
 
 def idle(qtbot, runner: Runner) -> None:
