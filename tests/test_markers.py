@@ -21,7 +21,8 @@ EXPECTED = {
 }
 
 
-def _selected(expression: str) -> set[str]:
+def _collected(expression: str, *paths: str) -> list[str]:
+    """The test ids a fresh `pytest --collect-only -m expression paths` lists."""
     out = subprocess.run(
         [
             sys.executable,
@@ -33,7 +34,7 @@ def _selected(expression: str) -> set[str]:
             "-q",
             "-m",
             expression,
-            *EXPECTED,
+            *paths,
         ],
         cwd=ROOT,
         capture_output=True,
@@ -41,7 +42,11 @@ def _selected(expression: str) -> set[str]:
         timeout=300,
     )
     assert out.returncode in (0, 5), out.stdout + out.stderr
-    return {line.split("::")[0] for line in out.stdout.splitlines() if "::" in line}
+    return [line for line in out.stdout.splitlines() if "::" in line]
+
+
+def _selected(expression: str) -> set[str]:
+    return {line.split("::")[0] for line in _collected(expression, *EXPECTED)}
 
 
 def test_each_marker_selects_exactly_the_modules_that_need_it() -> None:
@@ -54,24 +59,6 @@ def test_a_machine_without_them_runs_the_rest() -> None:
 
 
 def test_one_test_can_carry_a_marker_of_its_own() -> None:
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "no:cacheprovider",
-            "--collect-only",
-            "-q",
-            "-m",
-            "docker",
-            "tests/stack/test_docker_host.py",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert [line for line in out.stdout.splitlines() if "::" in line] == [
+    assert _collected("docker", "tests/stack/test_docker_host.py") == [
         "tests/stack/test_docker_host.py::test_this_machines_engine"
     ]
