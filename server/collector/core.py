@@ -25,7 +25,13 @@ from urllib.parse import unquote_to_bytes
 import orjson
 
 from pixel.server import metrics
-from pixel.server.collector.script import EXTENDED_BUILD, Asset, extended_name, load_tracker
+from pixel.server.collector.script import (
+    EXTENDED_BUILD,
+    Asset,
+    extended_name,
+    load_tracker,
+    preferred_encoding,
+)
 from pixel.server.eventformat import check_body
 from pixel.server.settings import Settings
 from pixel.server.shipper.checkpoint import Checkpoint
@@ -316,9 +322,10 @@ class Collector:
             ("cache-control", "public, max-age=3600, stale-while-revalidate=86400"),
             ("vary", "Accept-Encoding"),
         ]
-        if b"gzip" in headers.get(b"accept-encoding", b""):
-            out.append(("content-encoding", "gzip"))
-            return Response(200, out, asset.gzipped)
+        encoding = preferred_encoding(headers.get(b"accept-encoding", b""))
+        if encoding is not None:
+            out.append(("content-encoding", encoding))
+            return Response(200, out, asset.brotli if encoding == "br" else asset.gzipped)
         return Response(200, out, asset.body)
 
     @staticmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import socket
 from pathlib import Path
 
@@ -204,3 +205,48 @@ def test_both_tracker_builds_are_served_with_their_own_etag(collector) -> None:
     assert len(tags) == 2
     assert httpx.get(f"{collector.collector}/pixel.debug.js").status_code == 404
     assert httpx.post(f"{collector.collector}/pixel.ext.js").status_code == 405
+
+
+def test_the_script_is_served_precompressed_as_the_client_prefers(collector) -> None:
+    import brotli
+
+    from pixel.tracker import dist_file
+
+    source = dist_file("pixel.js").read_bytes()
+    url = f"{collector.collector}/pixel.js"
+    with httpx.Client(headers={"Accept-Encoding": "br, gzip"}) as client:
+        r = client.get(url)
+        assert r.headers["content-encoding"] == "br" and r.content == source
+    # the raw bytes on the wire are brotli's at its best quality (precompressed once per worker)
+    with httpx.stream("GET", url, headers={"Accept-Encoding": "br"}) as raw:
+        wire = b"".join(raw.iter_raw())
+    assert wire == brotli.compress(source, mode=brotli.MODE_TEXT, quality=11)
+    assert len(wire) < len(gzip.compress(source, 9))
+    refused = httpx.get(url, headers={"Accept-Encoding": "gzip;q=0, identity"})
+    assert "content-encoding" not in refused.headers and refused.content == source
+
+
+@pytest.mark.parametrize(
+    ("accept", "expected"),
+    [
+        (b"", None),
+        (b"identity", None),
+        (b"gzip", "gzip"),
+        (b"br", "br"),
+        (b"gzip, deflate, br, zstd", "br"),
+        (b"GZIP", "gzip"),
+        (b"br;q=0, gzip;q=0.5", "gzip"),
+        (b"br;q=0,gzip;q=0", None),
+        (b"gzip;q=0", None),
+        (b"*", "br"),
+        (b"*;q=0, gzip", "gzip"),
+        (b"*, br;q=0", "gzip"),
+        (b"br;q=abc", None),
+        (b"deflate", None),
+        (b" , ,gzip ; q=1 ", "gzip"),
+    ],
+)
+def test_preferred_encoding(accept: bytes, expected: str | None) -> None:
+    from pixel.server.collector.script import preferred_encoding
+
+    assert preferred_encoding(accept) == expected
