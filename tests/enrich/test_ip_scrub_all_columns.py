@@ -75,6 +75,7 @@ FIXED = {
     "lcp_rating": "good/needs-improvement/poor",
     "cls_rating": "good/needs-improvement/poor",
     "inp_rating": "good/needs-improvement/poor",
+    "import_id": "the id `pixel import` generates (empty for live events)",
 }
 # Columns filled only on `error` / `web_vitals` events: the address is planted in them, in every spelling,
 # by tests/shipper/test_vitals_end_to_end.py::test_echoed_addresses_leave_no_trace_in_typed_texts.
