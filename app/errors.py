@@ -19,12 +19,15 @@ The hierarchy (module: classes):
     ├── profiles: ProfileError (ValueError)
     ├── secret_store: KeyringUnavailable (RuntimeError)
     ├── client.api: ApiRequestError (the API answered with an error)
-    │   └── AuthError
+    │   ├── AuthError
+    │   └── client.site_admin: EmptyName (refused before any request)
     ├── client.api: Unreachable (retryable)
     ├── client.source: NoData (unreachable, and nothing cached)
     ├── stack.errors: StackError (problem, action, code)
     │   └── stack.onboarding: SiteNotCreated
     ├── stack.spec: SpecError (ValueError)
+    ├── stack.backup_schedule: BackupPlanError (ValueError)
+    ├── demo_profile: DemoError (RuntimeError)
     └── desktop.workers: Cancelled (a cancelled background task stops with it)
 """
 

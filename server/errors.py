@@ -31,7 +31,11 @@ The hierarchy (module: classes):
     ├── api.errors: ApiError (an HTTP answer: status, code, detail)
     ├── api.sqlguard: SqlRefused (ValueError)
     │   └── ConsoleBusy (retryable)
-    └── api.meta: Conflict, UnknownSites, LastAdmin (ValueError); MigrationError (RuntimeError)
+    ├── api.meta: Conflict, UnknownSites, LastAdmin (ValueError); MigrationError (RuntimeError)
+    ├── api.share_links: Gone (an expired share link)
+    ├── importer.lines: ImportFileError (ValueError)
+    │   └── TruncatedFile, WrongKind
+    └── importer.run: ImportFailed (an import that cannot go on)
 """
 
 from __future__ import annotations

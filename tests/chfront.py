@@ -34,7 +34,7 @@ import base64
 import json
 import os
 import re
-import select
+import selectors
 import signal
 import subprocess
 import sys
@@ -104,7 +104,10 @@ class ChFront:
         ]
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         assert proc.stdout is not None
-        ready, _, _ = select.select([proc.stdout], [], [], timeout)
+        # a selector, not select.select(): that refuses descriptors above 1023, which a long test session reaches
+        with selectors.DefaultSelector() as selector:
+            selector.register(proc.stdout, selectors.EVENT_READ)
+            ready = selector.select(timeout)
         # "LISTENING <port>" once the session is open and the port bound
         line = proc.stdout.readline() if ready else b"(no answer in time)"
         if not line.startswith(b"LISTENING "):
