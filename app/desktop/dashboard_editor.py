@@ -37,7 +37,13 @@ from pixel.app.client.dashboards_admin import (
     widget_body,
 )
 from pixel.app.client.site_admin import site_label
-from pixel.app.desktop.owner_widgets import DeleteKey, MessagePage, add_page_shortcuts, confirm_delete
+from pixel.app.desktop.owner_widgets import (
+    DeleteKey,
+    MessagePage,
+    add_page_shortcuts,
+    confirm_delete,
+    order_buttons,
+)
 from pixel.app.desktop.views import parse_steps
 from pixel.app.desktop.widgets import PERIODS
 from pixel.app.desktop.workers import Runner
@@ -125,15 +131,9 @@ class DashboardEditor(QWidget, MessagePage):
         # widgets of the chosen dashboard
         widgets_box = QGroupBox("Widgets, in order")
         self.widget_list = QListWidget()
-        self.remove_button = QPushButton("Re&move widget")
-        self.remove_button.clicked.connect(self.remove_widget)
-        self.up_button = QPushButton("Move &up")
-        self.up_button.clicked.connect(lambda: self.move_widget(-1))
-        self.down_button = QPushButton("Move do&wn")
-        self.down_button.clicked.connect(lambda: self.move_widget(1))
-        order = QHBoxLayout()
-        for b in (self.remove_button, self.up_button, self.down_button):
-            order.addWidget(b)
+        order, self.remove_button, self.up_button, self.down_button = order_buttons(
+            ("Re&move widget", "Move &up", "Move do&wn"), self.remove_widget, self.move_widget
+        )
 
         self.title = QLineEdit()
         self.title.setPlaceholderText("(the report's name)")

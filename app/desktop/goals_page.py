@@ -39,6 +39,7 @@ from pixel.app.desktop.owner_widgets import (
     add_page_shortcuts,
     confirm_delete,
     error_text,
+    order_buttons,
 )
 from pixel.app.desktop.workers import Runner
 
@@ -179,15 +180,9 @@ class GoalsPage(QWidget, MessagePage):
         self.add_step_button = QPushButton("Add step")
         self.add_step_button.clicked.connect(self.add_step)
         self.step_list = QListWidget()
-        self.remove_step_button = QPushButton("Remove")
-        self.remove_step_button.clicked.connect(self.remove_step)
-        self.up_button = QPushButton("Up")
-        self.up_button.clicked.connect(lambda: self.move_step(-1))
-        self.down_button = QPushButton("Down")
-        self.down_button.clicked.connect(lambda: self.move_step(1))
-        step_buttons = QHBoxLayout()
-        for b in (self.remove_step_button, self.up_button, self.down_button):
-            step_buttons.addWidget(b)
+        step_buttons, self.remove_step_button, self.up_button, self.down_button = order_buttons(
+            ("Remove", "Up", "Down"), self.remove_step, self.move_step
+        )
         self.window_minutes = QSpinBox()
         self.window_minutes.setRange(1, 90 * 24 * 60)
         self.window_minutes.setValue(60)

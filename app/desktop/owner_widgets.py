@@ -18,7 +18,7 @@ from typing import ClassVar
 
 from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut
-from PySide6.QtWidgets import QLabel, QMessageBox, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QPushButton, QWidget
 
 from pixel.app.client import ApiRequestError
 
@@ -78,3 +78,18 @@ def confirm_delete(parent: QWidget, title: str, text: str) -> bool:
         QMessageBox.StandardButton.Cancel,
     )
     return answer == QMessageBox.StandardButton.Yes
+
+
+def order_buttons(
+    labels: tuple[str, str, str], remove: Callable[[], None], move: Callable[[int], None]
+) -> tuple[QHBoxLayout, QPushButton, QPushButton, QPushButton]:
+    """A row of Remove / Up / Down buttons for an ordered list (the dashboard's widgets, a funnel's steps):
+    `remove()` and `move(-1 | 1)` act on the list's current row."""
+    row = QHBoxLayout()
+    buttons = [QPushButton(label) for label in labels]
+    buttons[0].clicked.connect(remove)
+    buttons[1].clicked.connect(lambda: move(-1))
+    buttons[2].clicked.connect(lambda: move(1))
+    for button in buttons:
+        row.addWidget(button)
+    return row, buttons[0], buttons[1], buttons[2]
