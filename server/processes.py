@@ -113,9 +113,16 @@ def run_store(settings: Settings) -> None:
     uvicorn.Server(config).run()
 
 
-def _store_child(env: dict[str, str]) -> None:
+def child_setup(env: dict[str, str]) -> None:
+    """What every spawned child (the store process, each collector worker) does first: take the parent's
+    settings from `env` and log in the one format, so a worker's rare warning (a spool it cannot append to)
+    comes with its time and module like the rest."""
     os.environ.update(env)
     configure_logging()
+
+
+def _store_child(env: dict[str, str]) -> None:
+    child_setup(env)
     try:
         run_store(Settings.from_env())
     except StartupError as exc:
@@ -301,7 +308,7 @@ def reuseport_socket(host: str, port: int) -> socket.socket:
 
 def _collector_worker(env: dict[str, str]) -> None:
     """One collector worker under uvicorn, on its own SO_REUSEPORT socket, until SIGTERM/SIGINT."""
-    os.environ.update(env)
+    child_setup(env)
     import uvicorn
 
     settings = Settings.from_env()

@@ -66,3 +66,31 @@ def test_the_level_applies_to_every_pixel_module(pixel_factory, tmp_path: Path) 
     log = server.log()
     assert "open to other users" not in log and "dropping the events of" not in log
     assert " WARNING " not in log and " INFO " not in log
+
+
+def test_every_spawned_child_logs_in_the_one_format(tmp_path: Path) -> None:
+    """The collector workers and the store process start with `child_setup`: a worker's warning carries its
+    time, level and module like the parent's lines (before, a worker's records went through Python's
+    last-resort handler as a bare message)."""
+    import ast
+    import inspect
+    import subprocess
+    import sys
+
+    from pixel.server import processes
+
+    for child in (processes._collector_worker, processes._store_child):
+        first = ast.parse(inspect.getsource(child)).body[0]
+        assert isinstance(first, ast.FunctionDef)
+        calls = [ast.unparse(n.func) for n in ast.walk(first) if isinstance(n, ast.Call)]
+        assert calls[0] == "child_setup", (child.__name__, calls[:3])
+    code = (
+        "import logging\n"
+        "from pixel.server.processes import child_setup\n"
+        "child_setup({'PIXEL_LOG_LEVEL': 'INFO'})\n"
+        "logging.getLogger('pixel.server.collector.core').warning('collector: a worker speaks')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert _lines(out.stderr, "WARNING", "pixel.server.collector.core", "collector: a worker speaks"), (
+        out.stderr
+    )
