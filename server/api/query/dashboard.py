@@ -22,7 +22,7 @@ from pixel.server.api.errors import bad_request
 from pixel.server.api.query import cache_sql, reports
 from pixel.server.api.query.cache_sql import BREAKDOWN_TAG_PREFIX, Days, Tag
 from pixel.server.api.query.filters import SESSION_DIMENSIONS, SqlParams, dimension_sql
-from pixel.server.api.query.periods import buckets
+from pixel.server.api.query.periods import Range, buckets
 from pixel.server.api.query.scope import Scope
 
 STANDARD_BREAKDOWNS = ("page", "entry_page", "referrer", "source", "country", "browser", "os", "device")
@@ -49,12 +49,14 @@ def dashboard(
     breakdowns: list[str],
     limit: int = 10,
     previous_series: bool = False,
+    against: Range | None = None,
 ) -> dict[str, Any]:
+    """`against`: the range the summary and previous timeseries compare with (default: the previous period)."""
     breakdowns = check_breakdowns(breakdowns)
     reports.check_limit(limit)
     reports.check_metrics(metrics)
     buckets(scope.range, interval)  # validates the interval (and the number of buckets)
-    before = replace(scope, range=scope.range.previous())
+    before = replace(scope, range=against or scope.range.previous())
     out: dict[str, Any] = {}
     needs_before = compare or previous_series  # else the previous period is neither read nor built
     days = scope.cached_days() if interval in reports.CACHED_INTERVALS else None
@@ -79,7 +81,7 @@ def dashboard(
         )
         found = out.pop("breakdowns")
     else:
-        out["summary"] = reports.summary(scope, compare)
+        out["summary"] = reports.summary(scope, compare, before.range)
         out["timeseries"] = reports.timeseries(scope, interval, metrics)
         out["previous_timeseries"] = (
             _with_range(reports.timeseries(before, interval, metrics), before) if previous_series else None

@@ -173,3 +173,90 @@ def buckets(rng: Range, interval: str) -> list[str]:
         if len(labels) > MAX_BUCKETS:
             raise bad_request("too many buckets for this range", "invalid_interval")
     return labels
+
+
+# -- comparisons --------------------------------------------------------------------------------------
+
+COMPARE_MODES = ("previous", "year", "custom")
+_COMPARE_ALIASES = {
+    "yes": "previous",
+    "on": "previous",
+    "true": "previous",
+    "1": "previous",
+    "previous": "previous",
+    "year": "year",
+    "custom": "custom",
+}
+_NO_COMPARE = ("false", "0", "none", "off", "no", "")
+
+
+def parse_compare(value: str | bool | None) -> str | None:
+    """The comparison a `compare` parameter asks for: previous, year or custom; None for none. `true`
+    (the parameter's old boolean form) means previous, `false` none; anything else is a 400."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return "previous"
+    text = value.strip().lower()
+    if text in _NO_COMPARE:
+        return None
+    if text not in _COMPARE_ALIASES:
+        raise bad_request(
+            f"compare must be one of {', '.join(COMPARE_MODES)} (or true/false), not {value[:40]!r}",
+            "invalid_compare",
+        )
+    return _COMPARE_ALIASES[text]
+
+
+def _year_earlier(day: date) -> date:
+    return (
+        day.replace(year=day.year - 1)
+        if not (day.month == 2 and day.day == 29)
+        else date(day.year - 1, 2, 28)
+    )
+
+
+def compare_range(
+    rng: Range, mode: str, *, date_from: str | None = None, date_to: str | None = None
+) -> Range:
+    """The range `rng` is compared with: `previous` (`Range.previous`), `year` (the same local dates a year
+    earlier; 29 February becomes 28 February; a range that is not whole days moves by 365 or 366 days as the
+    dates do), or `custom` (`date_from`..`date_to`, inclusive local dates in the range's zone)."""
+    zone = ZoneInfo(rng.tz)
+    if mode == "previous":
+        return rng.previous()
+    if mode == "year":
+        first = rng.start.astimezone(zone)
+        last = rng.end.astimezone(zone)
+        start = datetime.combine(_year_earlier(first.date()), first.time(), zone).astimezone(UTC)
+        end = datetime.combine(_year_earlier(last.date()), last.time(), zone).astimezone(UTC)
+        if end <= start:
+            end = start + (rng.end - rng.start)
+        return Range(start, end, rng.tz, rng.period)
+    if mode == "custom":
+        if not date_from or not date_to:
+            raise bad_request(
+                "compare=custom needs compare_from and compare_to (YYYY-MM-DD)", "invalid_compare"
+            )
+        first_day, last_day = parse_date(date_from, "compare_from"), parse_date(date_to, "compare_to")
+        if last_day < first_day:
+            raise bad_request("compare_to must not be before compare_from", "invalid_compare")
+        if (last_day - first_day).days > 3660:
+            raise bad_request("a comparison range may span at most 10 years", "invalid_compare")
+        return Range(
+            local_midnight(first_day, zone),
+            local_midnight(last_day + timedelta(days=1), zone),
+            rng.tz,
+            rng.period,
+        )
+    raise bad_request(f"compare must be one of {', '.join(COMPARE_MODES)}", "invalid_compare")
+
+
+def against(
+    rng: Range, compare: str | bool | None, date_from: str | None, date_to: str | None
+) -> Range | None:
+    """The comparison range a request's `compare`, `compare_from` and `compare_to` ask for (None: none)."""
+    mode = parse_compare(compare)
+    if mode is None:
+        return None
+    return compare_range(rng, mode, date_from=date_from, date_to=date_to)

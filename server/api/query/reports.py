@@ -146,8 +146,9 @@ def summary_body(current: dict[str, float], previous: dict[str, float] | None) -
     return {"metrics": metrics}
 
 
-def summary(scope: Scope, compare: bool = True) -> dict[str, Any]:
-    before = replace(scope, range=scope.range.previous()) if compare else None
+def summary(scope: Scope, compare: bool = True, against: Range | None = None) -> dict[str, Any]:
+    """The summary, compared (when `compare`) with `against` (default: the previous period)."""
+    before = replace(scope, range=against or scope.range.previous()) if compare else None
     cached = _summaries_cached(scope, before)
     if cached is not None:
         current, previous = cached

@@ -16,6 +16,7 @@ from pydantic import TypeAdapter, ValidationError
 from pixel.server.api.deps import Auth, Cache, PathId, Runner, State, site_for
 from pixel.server.api.errors import bad_request
 from pixel.server.api.models import FunnelStep
+from pixel.server.api.query import compare as compare_query
 from pixel.server.api.query import dashboard as dashboard_query
 from pixel.server.api.query import reports
 from pixel.server.api.query.filters import (
@@ -25,7 +26,7 @@ from pixel.server.api.query.filters import (
     check_regexes,
     parse_filters,
 )
-from pixel.server.api.query.periods import INTERVALS, PERIODS, resolve
+from pixel.server.api.query.periods import INTERVALS, PERIODS, against, parse_compare, resolve
 from pixel.server.api.query.scope import Scope
 
 router = APIRouter(prefix="/sites/{site_id}/reports", tags=["reports"])
@@ -69,13 +70,27 @@ def scope(
 
 
 ScopeDep = Annotated[Scope, Depends(scope)]
+CompareParam = Annotated[
+    str | None,
+    Query(
+        max_length=20, description="previous, year or custom (with compare_from/compare_to); true = previous"
+    ),
+]
+CompareDate = Annotated[str | None, Query(max_length=10, description="YYYY-MM-DD, for compare=custom")]
 
 
 @router.get("/summary")
-def summary(s: ScopeDep, compare: bool = True) -> dict[str, Any]:
+def summary(
+    s: ScopeDep,
+    compare: CompareParam = "previous",
+    compare_from: CompareDate = None,
+    compare_to: CompareDate = None,
+) -> dict[str, Any]:
     """Visitors, pageviews, sessions, views per session, bounce rate and visit duration, each with
-    its value in the previous period of the same length and the change (bounce rate: in points)."""
-    return {**_range(s), **reports.summary(s, compare)}
+    its value in the compared range (default: the previous period of the same length; `year`: the same
+    dates a year earlier; `custom`: compare_from..compare_to) and the change (bounce rate: in points)."""
+    other = against(s.range, compare, compare_from, compare_to)
+    return {**_range(s), **reports.summary(s, other is not None, other)}
 
 
 @router.get("/timeseries")
@@ -83,9 +98,16 @@ def timeseries(
     s: ScopeDep,
     interval: Annotated[str | None, Query(description="one of " + ", ".join(INTERVALS))] = None,
     metrics: Annotated[str, Query(max_length=200, description="comma-separated")] = "visitors,pageviews",
+    compare: CompareParam = None,
+    compare_from: CompareDate = None,
+    compare_to: CompareDate = None,
 ) -> dict[str, Any]:
+    """Metrics per bucket; with `compare`, the compared range's points under `compare` (aligned by index)."""
     names = [m.strip() for m in metrics.split(",") if m.strip()]
-    return {**_range(s), **reports.timeseries(s, interval or s.range.default_interval(), names)}
+    step = interval or s.range.default_interval()
+    body = {**_range(s), **reports.timeseries(s, step, names)}
+    other = against(s.range, compare, compare_from, compare_to)
+    return {**body, "compare": compare_query.timeseries(s, other, step, names)} if other else body
 
 
 @router.get("/breakdown/{dimension}")
@@ -97,17 +119,24 @@ def breakdown(
     sort: Annotated[str, Query(max_length=40)] = "visitors",
     order: Annotated[str, Query(pattern="^(asc|desc)$")] = "desc",
     event: Annotated[str | None, Query(max_length=200, description="restrict to one event name")] = None,
+    compare: CompareParam = None,
+    compare_from: CompareDate = None,
+    compare_to: CompareDate = None,
 ) -> dict[str, Any]:
-    return {
-        **_range(s),
-        **reports.breakdown(s, dimension, limit=limit, page=page, sort=sort, order=order, event=event),
-    }
+    """Top values of a dimension; with `compare`, each row's `previous` metrics and `change` (percent)."""
+    other = against(s.range, compare, compare_from, compare_to)
+    body = reports.breakdown(s, dimension, limit=limit, page=page, sort=sort, order=order, event=event)
+    if other is not None:
+        body = compare_query.breakdown(s, other, body, sort=sort, order=order, event=event)
+    return {**_range(s), **body}
 
 
 @router.get("/dashboard")
 def dashboard(
     s: ScopeDep,
-    compare: bool = True,
+    compare: CompareParam = "previous",
+    compare_from: CompareDate = None,
+    compare_to: CompareDate = None,
     interval: Annotated[str | None, Query(description="one of " + ", ".join(INTERVALS))] = None,
     metrics: Annotated[
         str, Query(max_length=200, description="timeseries metrics, comma-separated")
@@ -124,11 +153,15 @@ def dashboard(
     those reports; on the report cache it takes one query instead of one or more per widget."""
     names = [m.strip() for m in metrics.split(",") if m.strip()]
     dims = [d.strip() for d in breakdowns.split(",") if d.strip()]
+    other = against(s.range, compare, compare_from, compare_to)
+    if other is None and previous_timeseries:
+        other = s.range.previous()
     return {
         **_range(s),
         **dashboard_query.dashboard(
             s,
-            compare=compare,
+            compare=parse_compare(compare) is not None,
+            against=other,
             interval=interval or s.range.default_interval(),
             metrics=names,
             breakdowns=dims,
