@@ -223,6 +223,18 @@ class GoalIn(Strict):
         return self
 
 
+class GoalPatch(Strict):
+    """A goal's changed fields (PATCH): merged over the stored goal, the result validated as a GoalIn; a
+    field sent as null clears it (a page goal becoming an event goal drops its page_pattern)."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    kind: Literal["page", "event"] | None = None
+    page_pattern: str | None = Field(default=None, max_length=500)
+    event_name: str | None = Field(default=None, max_length=200)
+    prop_key: str | None = Field(default=None, max_length=100)
+    prop_value: str | None = Field(default=None, max_length=500)
+
+
 class GoalOut(GoalIn):
     model_config = ConfigDict(extra="ignore")
     id: int

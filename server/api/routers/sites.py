@@ -7,12 +7,14 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel, Field
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field, ValidationError
 
+from pixel.server.annotations import note_site_rules
 from pixel.server.api.deps import Admin, Auth, PathId, State, site_for
 from pixel.server.api.errors import ApiError, not_found
 from pixel.server.api.meta import Conflict
-from pixel.server.api.models import GoalIn, GoalOut, Page, SiteFields, SiteIn, SiteOut, Snippet
+from pixel.server.api.models import GoalIn, GoalOut, GoalPatch, Page, SiteFields, SiteIn, SiteOut, Snippet
 from pixel.server.api.pagination import Listing, paginate
 from pixel.server.collector.script import extended_name
 from pixel.server.installcheck import check_installation
@@ -64,9 +66,20 @@ def get_site(site_id: PathId, principal: Auth, state: State) -> dict[str, Any]:
 
 @router.patch("/{site_id}", response_model=SiteOut)
 def update_site(site_id: PathId, body: SiteFields, principal: Admin, state: State) -> dict[str, Any]:
-    site_for(state, principal, site_id)
+    before = site_for(state, principal, site_id)
     state.meta.update("sites", site_id, body.model_dump(exclude_none=True))
-    return site_for(state, principal, site_id)
+    after = site_for(state, principal, site_id)
+    # a change of the rules (DNT/GPC, exclusions, origins, retention) is annotated on the site's charts
+    note_site_rules(
+        state.meta,
+        site_id,
+        before,
+        after,
+        now=time.time(),
+        author=principal.username,
+        author_id=principal.user_id,
+    )
+    return after
 
 
 @router.delete("/{site_id}", status_code=204)
@@ -171,6 +184,37 @@ def create_goal(site_id: PathId, body: GoalIn, principal: Admin, state: State) -
     goal = state.meta.one("SELECT * FROM goals WHERE id = ?", goal_id)
     assert goal is not None
     return goal
+
+
+@router.patch("/{site_id}/goals/{goal_id}", response_model=GoalOut)
+def update_goal(
+    site_id: PathId, goal_id: PathId, body: GoalPatch, principal: Admin, state: State
+) -> dict[str, Any]:
+    """Changes a goal in place (same id): the fields sent are merged over the stored goal and the whole
+    result must be a valid goal, as for create (422 otherwise, nothing written); the same access rules."""
+    site_for(state, principal, site_id)
+    goal = state.meta.one("SELECT * FROM goals WHERE id = ? AND site_id = ?", goal_id, site_id)
+    if goal is None:
+        raise not_found("goal")
+    merged = {k: goal[k] for k in GoalIn.model_fields} | body.model_dump(exclude_unset=True)
+    if merged.get("name") is None:
+        merged.pop("name")  # null is no name: reported as missing, as create would
+    try:
+        valid = GoalIn.model_validate(merged)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e.get("loc", ()))} for e in exc.errors(include_url=False)]
+        ) from None
+    with state.meta.transaction() as conn:
+        sets = ", ".join(f"{k} = ?" for k in GoalIn.model_fields)
+        conn.execute(
+            f"UPDATE goals SET {sets} WHERE id = ? AND site_id = ?",
+            (*valid.model_dump().values(), goal_id, site_id),
+        )
+    after = state.meta.one("SELECT * FROM goals WHERE id = ?", goal_id)
+    if after is None:  # deleted between the read and the write
+        raise not_found("goal")
+    return after
 
 
 @router.delete("/{site_id}/goals/{goal_id}", status_code=204)
