@@ -12,7 +12,18 @@ from pixel.server.api.deps import AppState, current_principal
 from pixel.server.api.meta import MetaDB
 from pixel.server.api.query.report_cache import ReportCache
 from pixel.server.api.query.runner import QueryRunner
-from pixel.server.api.routers import auth, dashboards, geoip, health, reports, share, sites, sql, users
+from pixel.server.api.routers import (
+    auth,
+    dashboards,
+    geoip,
+    health,
+    journeys,
+    reports,
+    share,
+    sites,
+    sql,
+    users,
+)
 from pixel.server.api.security import LoginLimiter, Tokens, load_signing_key
 from pixel.server.settings import Settings
 from pixel.server.store import Store
@@ -58,7 +69,7 @@ def create_app(
     app.include_router(public)
 
     private = APIRouter(prefix="/api", dependencies=[Depends(current_principal)])
-    for module in (users, sites, reports, dashboards, sql, geoip):
+    for module in (users, sites, reports, journeys, dashboards, sql, geoip):
         private.include_router(module.router)
     private.include_router(share.admin_router)
     app.include_router(private)

@@ -1,0 +1,336 @@
+"""Journeys: the paths sessions take through a site's pages, as top paths and as a flow of steps (a Sankey).
+
+Definitions (tests/api/journeys_data.py computes the same numbers independently):
+- A session's **path** is its pageviews in time order (ties by event id), each page replaced by its group's
+  pattern when it matches one of `groups` (globs such as `/blog/*`, `*` = any characters, first match wins).
+  With `collapse_repeats` (the default) a page equal to the one before it (a reload, or two pages of one group
+  in a row) is not a new step; back-and-forth navigation (`/a`, `/b`, `/a`) keeps every step.
+- A session belongs to the range when its **first pageview** is in it (local days of the site's zone), and then
+  its whole path counts, pages after the range's end included: a session crossing local midnight is counted
+  once, on the day it started. Pages more than `SESSION_REACH` before the range's start or after its end are
+  not read (a session that long is cut there).
+- Filters select **sessions**: a session counts when at least one of its events matches every filter (so
+  `[["page","is","/pricing"]]` keeps the whole path of sessions that viewed /pricing). Bots are left out unless
+  `include_bots`. Events are read from `events FINAL` (a duplicate delivery never adds a step).
+- Modes, with N steps (2..6): across all sessions, the first N pages; with `start` X, the N pages from the
+  session's first view of X; with `end` Y, the N pages up to its first view of Y (fewer when the session
+  entered the site later); with both, the path from the first X up to the first Y after it, when Y comes
+  within N steps (else the session does not count).
+- `complete` on a path: the session ended right after its last page (start / all / both), or entered the site
+  on its first page (end). A node's `dropoff` counts the complete paths that end (start) there.
+
+`next_pages` and `previous_pages` are the two-step cases ("where do sessions go after their first view of X",
+"where do they come from before it"), with the sessions that left (or entered) at X as the drop-off.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from pixel.server.api.errors import ApiError, bad_request
+from pixel.server.api.query.filters import SqlParams, filter_sql, text_problem
+from pixel.server.api.query.periods import ch_datetime
+from pixel.server.api.query.reports import glob_regex
+from pixel.server.api.query.scope import Scope
+from pixel.server.store.schema import EVENTS
+
+MIN_STEPS, MAX_STEPS = 2, 6
+MAX_GROUPS = 20
+MAX_PAGE = 500
+MAX_LIMIT = 100
+MAX_PER_STEP = 50
+SESSION_REACH = timedelta(days=1)
+MODES = ("all", "start", "end", "both")
+
+
+@dataclass(frozen=True)
+class JourneyQuery:
+    """One journeys request, validated by `check` (a 400 for anything out of bounds)."""
+
+    steps: int = 4
+    start: str | None = None
+    end: str | None = None
+    groups: list[str] = field(default_factory=list)
+    collapse_repeats: bool = True
+    limit: int = 10
+    per_step: int = 8
+
+    @property
+    def mode(self) -> str:
+        if self.start and self.end:
+            return "both"
+        return "start" if self.start else "end" if self.end else "all"
+
+    def check(self) -> JourneyQuery:
+        if not MIN_STEPS <= self.steps <= MAX_STEPS:
+            raise bad_request(f"steps must be between {MIN_STEPS} and {MAX_STEPS}", "invalid_journey")
+        if not 1 <= self.limit <= MAX_LIMIT:
+            raise bad_request(f"limit must be between 1 and {MAX_LIMIT}", "invalid_journey")
+        if not 1 <= self.per_step <= MAX_PER_STEP:
+            raise bad_request(f"per_step must be between 1 and {MAX_PER_STEP}", "invalid_journey")
+        if len(self.groups) > MAX_GROUPS:
+            raise bad_request(f"at most {MAX_GROUPS} page groups", "invalid_pattern")
+        for pattern in self.groups:
+            check_page(pattern, "group pattern")
+        for name, page in (("start", self.start), ("end", self.end)):
+            if page is not None:
+                check_page(page, f"{name} page")
+        if self.start and self.start == self.end:
+            raise bad_request("start and end must be different pages", "invalid_journey")
+        return self
+
+    def all_groups(self) -> list[str]:
+        """`groups`, then a start / end page holding `*` that is not a group yet (it names its own group)."""
+        out = list(dict.fromkeys(self.groups))
+        for page in (self.start, self.end):
+            if page and "*" in page and page not in out:
+                out.append(page)
+        return out
+
+
+def check_page(page: str, what: str) -> None:
+    """A page or group pattern: a path starting with `/`, at most `MAX_PAGE` characters of storable text."""
+    problem = text_problem(page)
+    if problem:
+        raise bad_request(f"the {what} cannot be used: {problem}", "invalid_pattern")
+    if not page.startswith("/"):
+        raise bad_request(f"the {what} must start with / (got {page[:80]!r})", "invalid_pattern")
+    if len(page) > MAX_PAGE:
+        raise bad_request(f"the {what} is limited to {MAX_PAGE} characters", "invalid_pattern")
+    if any(ord(c) < 32 for c in page):
+        raise bad_request(f"the {what} holds a control character", "invalid_pattern")
+
+
+def label_sql(groups: list[str], params: SqlParams) -> str:
+    """The node label of a pageview: its group's pattern (first match), else its path."""
+    if not groups:
+        return "path"
+    branches = [f"match(path, {params.add(glob_regex(g))}), {params.add(g)}" for g in groups]
+    return f"multiIf({', '.join(branches)}, path)"
+
+
+def _shape_sql(q: JourneyQuery, params: SqlParams) -> tuple[str, str, str]:
+    """(pages, complete, keep) expressions over `seq`, the session's collapsed path, for the query's mode."""
+    n = int(q.steps)
+    if q.mode == "all":
+        return f"arraySlice(seq, 1, {n})", f"length(seq) <= {n}", "1"
+    if q.mode == "start":
+        x = params.add(q.start)
+        return (
+            f"arraySlice(seq, indexOf(seq, {x}), {n})",
+            f"length(seq) - indexOf(seq, {x}) < {n}",
+            f"indexOf(seq, {x}) > 0",
+        )
+    if q.mode == "end":
+        y = params.add(q.end)
+        return (
+            f"arraySlice(seq, greatest(1, indexOf(seq, {y}) - {n - 1}), least(indexOf(seq, {y}), {n}))",
+            f"indexOf(seq, {y}) <= {n}",
+            f"indexOf(seq, {y}) > 0",
+        )
+    x, y = params.add(q.start), params.add(q.end)
+    rest = f"arraySlice(seq, indexOf(seq, {x}), {n})"
+    return (
+        f"arraySlice({rest}, 1, indexOf({rest}, {y}))",
+        f"length(seq) = indexOf(seq, {x}) + indexOf({rest}, {y}) - 1",
+        f"indexOf(seq, {x}) > 0 AND indexOf({rest}, {y}) > 0",
+    )
+
+
+def path_counts(scope: Scope, q: JourneyQuery) -> list[tuple[tuple[str, ...], bool, int]]:
+    """Every distinct (path, complete) of the scope's sessions under `q`, with its number of sessions."""
+    params = SqlParams()
+    label = label_sql(q.all_groups(), params)
+    lo = params.add(ch_datetime(scope.range.start - SESSION_REACH), "DateTime64(3)")
+    hi = params.add(ch_datetime(scope.range.end + SESSION_REACH), "DateTime64(3)")
+    matched_col, having, rows_cond = "", "", "event_name = 'pageview'"
+    if scope.filters:
+        cond = " AND ".join(f"({filter_sql(f, params)})" for f in scope.filters)
+        matched_col = f", max({cond}) AS matched"
+        having = " AND matched = 1"
+        rows_cond = f"(event_name = 'pageview' OR ({cond}))"
+    bots = "" if scope.include_bots else " AND is_bot = 0"
+    seq = "raw"
+    if q.collapse_repeats:
+        seq = "arrayFilter((p, i) -> i = 1 OR p != raw[i - 1], raw, arrayEnumerate(raw))"
+    pages, complete, keep = _shape_sql(q, params)
+    sql = f"""SELECT pages, complete, count() AS sessions FROM (
+        SELECT {pages} AS pages, {complete} AS complete FROM (
+            SELECT {seq} AS seq FROM (
+                SELECT session_id,
+                    arrayMap(t -> t.3, arraySort(groupArrayIf((timestamp, event_id, {label}),
+                        event_name = 'pageview'))) AS raw,
+                    minIf(timestamp, event_name = 'pageview') AS first_pv{matched_col}
+                FROM {EVENTS}
+                WHERE site = {{site:String}} AND timestamp >= {lo} AND timestamp < {hi}{bots} AND {rows_cond}
+                GROUP BY session_id
+                HAVING first_pv >= {{start:DateTime64(3)}} AND first_pv < {{end:DateTime64(3)}}
+                    AND length(raw) > 0{having}))
+        WHERE {keep})
+    GROUP BY pages, complete"""
+    return [(tuple(r["pages"]), bool(r["complete"]), int(r["sessions"])) for r in scope.run(sql, params)]
+
+
+def _ranked(counts: dict[str, int], top: int) -> list[str]:
+    return [p for p, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top]]
+
+
+def shape(q: JourneyQuery, rows: list[tuple[tuple[str, ...], bool, int]]) -> dict[str, Any]:
+    """The journeys answer from the distinct paths: top paths, and the steps' nodes and links for a Sankey
+    (each step's `per_step` busiest pages, the rest as one node whose `page` is null)."""
+    n = q.steps
+    total = sum(s for _, _, s in rows)
+    merged: dict[tuple[tuple[str, ...], bool], int] = defaultdict(int)
+    for pages, complete, sessions in rows:
+        merged[(pages, complete)] += sessions
+    paths = sorted(merged.items(), key=lambda kv: (-kv[1], kv[0][0], kv[0][1]))
+    top_paths = [
+        {"pages": list(pages), "sessions": s, "complete": complete}
+        for (pages, complete), s in paths[: q.limit]
+    ]
+    right = q.mode == "end"  # paths end at the `end` page: aligned on the last step
+
+    def cols(pages: tuple[str, ...]) -> range:
+        return range(n - len(pages), n) if right else range(len(pages))
+
+    per_col: list[dict[str, int]] = [defaultdict(int) for _ in range(n)]
+    for (pages, _), s in merged.items():
+        for c, page in zip(cols(pages), pages, strict=True):
+            per_col[c][page] += s
+    kept = [set(_ranked(per_col[c], q.per_step)) for c in range(n)]
+
+    def node(c: int, page: str) -> str | None:
+        return page if page in kept[c] else None
+
+    sessions_at: list[dict[str | None, int]] = [defaultdict(int) for _ in range(n)]
+    dropoff: list[dict[str | None, int]] = [defaultdict(int) for _ in range(n)]
+    links: dict[tuple[int, str | None, str | None], int] = defaultdict(int)
+    for (pages, complete), s in merged.items():
+        columns = list(cols(pages))
+        for c, page in zip(columns, pages, strict=True):
+            sessions_at[c][node(c, page)] += s
+        for (c, a), b in zip(zip(columns, pages, strict=True), pages[1:], strict=False):
+            links[(c, node(c, a), node(c + 1, b))] += s
+        if complete:
+            edge = columns[0] if right else columns[-1]
+            dropoff[edge][node(edge, pages[0] if right else pages[-1])] += s
+
+    def order(c: int) -> list[str | None]:
+        named: list[str | None] = [p for p in _ranked(per_col[c], q.per_step)]
+        return named + ([None] if None in sessions_at[c] else [])
+
+    columns_out = [
+        {
+            "step": c + 1,
+            "nodes": [
+                {"page": p, "sessions": sessions_at[c][p], "dropoff": dropoff[c].get(p, 0)} for p in order(c)
+            ],
+        }
+        for c in range(n)
+    ]
+    rank = [{p: i for i, p in enumerate(order(c))} for c in range(n)]
+    links_out = [
+        {"step": c + 1, "source": a, "target": b, "sessions": s}
+        for (c, a, b), s in sorted(
+            links.items(), key=lambda kv: (kv[0][0], rank[kv[0][0]][kv[0][1]], rank[kv[0][0] + 1][kv[0][2]])
+        )
+    ]
+    return {
+        "mode": q.mode,
+        "steps": n,
+        "start": q.start,
+        "end": q.end,
+        "groups": q.all_groups(),
+        "collapse_repeats": q.collapse_repeats,
+        "sessions": total,
+        "paths": top_paths,
+        "columns": columns_out,
+        "links": links_out,
+    }
+
+
+def page_seen(scope: Scope, page: str, groups: list[str]) -> bool:
+    """Whether the site has a pageview of `page` (a path, or a group pattern) in the range, filters aside."""
+    params = SqlParams()
+    cond = f"match(path, {params.add(glob_regex(page))})" if page in groups else f"path = {params.add(page)}"
+    bots = "" if scope.include_bots else " AND is_bot = 0"
+    sql = f"""SELECT count() AS n FROM (SELECT 1 FROM events WHERE site = {{site:String}}
+        AND timestamp >= {{start:DateTime64(3)}} AND timestamp < {{end:DateTime64(3)}}{bots}
+        AND event_name = 'pageview' AND {cond} LIMIT 1)"""
+    return int(scope.run(sql, params)[0]["n"]) > 0
+
+
+def _check_pages(scope: Scope, q: JourneyQuery) -> None:
+    groups = q.all_groups()
+    for name, page in (("start", q.start), ("end", q.end)):
+        if not page:
+            continue
+        before = groups[: groups.index(page)] if page in groups else groups
+        inside = next((g for g in before if re.match(glob_regex(g), page)), None)
+        if inside is not None:
+            raise bad_request(
+                f"the {name} page {page!r} is inside the group {inside!r}: use the group as the {name} page",
+                "invalid_journey",
+            )
+        if not page_seen(scope, page, groups):
+            raise ApiError(
+                404,
+                "unknown_page",
+                f"no pageview of {page!r} on this site in this period: pick the {name} page among the "
+                "site's pages (or a pattern such as /blog/*)",
+            )
+
+
+def journeys(scope: Scope, q: JourneyQuery) -> dict[str, Any]:
+    q.check()
+    _check_pages(scope, q)
+    return shape(q, path_counts(scope, q))
+
+
+def neighbours(scope: Scope, page: str, direction: str, q: JourneyQuery) -> dict[str, Any]:
+    """The pages right after (`direction` "next") or right before ("previous") the sessions' first view of
+    `page`, busiest first (`q.limit` of them, the rest summed in `other`), with the drop-off: the sessions
+    that left the site at `page` (next) or entered it there (previous)."""
+    two = JourneyQuery(
+        steps=2,
+        start=page if direction == "next" else None,
+        end=page if direction == "previous" else None,
+        groups=q.groups,
+        collapse_repeats=q.collapse_repeats,
+        limit=1,
+        per_step=1,
+    ).check()
+    if not 1 <= q.limit <= MAX_LIMIT:
+        raise bad_request(f"limit must be between 1 and {MAX_LIMIT}", "invalid_journey")
+    _check_pages(scope, two)
+    rows = path_counts(scope, two)
+    total = sum(s for _, _, s in rows)
+    counts: dict[str, int] = defaultdict(int)
+    dropped = 0
+    for pages, _, s in rows:
+        if len(pages) == 2:
+            counts[pages[1] if direction == "next" else pages[0]] += s
+        else:
+            dropped += s
+
+    def pct(v: int) -> float:
+        return round(v * 100.0 / total, 2) if total else 0.0
+
+    ranked = _ranked(counts, len(counts))
+    shown = [{"page": p, "sessions": counts[p], "percent": pct(counts[p])} for p in ranked[: q.limit]]
+    rest = sum(counts[p] for p in ranked[q.limit :])
+    return {
+        "page": page,
+        "direction": direction,
+        "groups": two.all_groups(),
+        "collapse_repeats": q.collapse_repeats,
+        "sessions": total,
+        "pages": shown,
+        "other": {"sessions": rest, "percent": pct(rest)} if rest else None,
+        "dropoff": dropped,
+        "dropoff_rate": pct(dropped),
+    }

@@ -1,0 +1,297 @@
+"""Journeys against known answers computed in Python (tests/api/journeys_data.py), on both store engines:
+reloads, back-and-forth, sessions crossing local midnight, three time zones, filters, groups; bad input."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from pixel.server.api import create_app
+from pixel.server.api.app import open_meta
+from pixel.server.api.security import hash_password
+from pixel.server.settings import Settings
+from pixel.server.store import Store
+from pixel.server.store.chdb_engine import ChdbStore
+from pixel.server.store.clickhouse_engine import ClickHouseStore
+from tests.api import journeys_data as jd
+from tests.chfront import ChFront
+
+PASSWORD = "journeys-admin-pw-1"
+DAY = {"period": "custom", "from": "2024-03-05", "to": "2024-03-05"}
+FOUR = {"period": "custom", "from": "2024-03-04", "to": "2024-03-07"}
+
+
+@dataclass
+class J:
+    client: TestClient
+    headers: dict[str, str]
+    site_ids: dict[str, int]
+    events: list[dict[str, Any]]
+
+    def get(self, path: str, site: str = jd.BERLIN, status: int = 200, **params: Any) -> dict[str, Any]:
+        url = f"/api/sites/{self.site_ids[site]}/reports/journeys{path}"
+        r = self.client.get(url, params=params, headers=self.headers)
+        assert r.status_code == status, r.text
+        return r.json()
+
+
+@pytest.fixture(scope="module", params=["chdb", "clickhouse"])
+def j(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[J]:
+    data_dir = tmp_path_factory.mktemp("journeys")
+    store: Store
+    if request.param == "clickhouse":
+        front: ChFront = request.getfixturevalue("api_chfront")
+        store = ClickHouseStore(front.url, database=f"pixel_j_{data_dir.name.replace('-', '_')}")
+    else:
+        store = ChdbStore(data_dir / "store")
+    store.migrate()
+    events = jd.events()
+    store.insert_rows("events", events)
+    store.insert_rows("events", events[:7])  # a replayed delivery: never a step twice
+    settings = Settings(data_dir=data_dir)
+    meta = open_meta(settings)
+    meta.create_user("admin", hash_password(PASSWORD), "admin")
+    ids = {
+        site: meta.insert("sites", {"domain": site, "name": site, "timezone": tz, "created_at": 0.0})
+        for site, tz in jd.ZONES.items()
+    }
+    with TestClient(create_app(settings, store, sql_seconds=5.0)) as client:
+        r = client.post("/api/auth/login", json={"username": "admin", "password": PASSWORD})
+        headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        yield J(client, headers, ids, events)
+    store.close()
+
+
+def as_counts(body: dict[str, Any]) -> dict[tuple[tuple[str, ...], bool], int]:
+    return {(tuple(p["pages"]), p["complete"]): p["sessions"] for p in body["paths"]}
+
+
+# -- exact answers on the hand-made sessions --------------------------------------------------------
+
+
+def test_reload_is_not_a_step_unless_asked(j: J) -> None:
+    body = j.get("", steps=4, start="/", filters=json.dumps([["browser", "is", "Firefox"]]), limit=100, **DAY)
+    counts = as_counts(body)
+    # reload-s: / /pricing /pricing /signup -> the reload collapses; the path ends with the session
+    assert counts[(("/", "/pricing", "/signup"), True)] >= 2  # reload-s and midnight-s
+    raw = as_counts(j.get("", steps=4, start="/", collapse_repeats="false", limit=100, **DAY))
+    assert (("/", "/pricing", "/pricing", "/signup"), True) in raw
+    assert (
+        raw.get((("/", "/pricing", "/signup"), True), 0) == counts[(("/", "/pricing", "/signup"), True)] - 1
+    )
+
+
+def test_back_and_forth_keeps_every_step(j: J) -> None:
+    body = j.get("", steps=5, start="/", limit=100, **DAY)
+    assert as_counts(body).get((("/", "/blog/a", "/", "/blog/b", "/pricing"), True)) is not None
+    # next pages from /: the first view of / only (backforth-s goes to /blog/a, not /blog/b as well)
+    nxt = j.get("/next", page="/", limit=100, **DAY)
+    paths = jd.session_paths(j.events, jd.BERLIN, date(2024, 3, 5), date(2024, 3, 5))
+    after = [p[p.index("/") + 1] for p in paths if "/" in p and p.index("/") + 1 < len(p)]
+    assert {x["page"]: x["sessions"] for x in nxt["pages"]} == {pg: after.count(pg) for pg in set(after)}
+    assert nxt["sessions"] == sum(1 for p in paths if "/" in p)
+    assert nxt["dropoff"] == sum(1 for p in paths if p and p[-1] == "/" and p.index("/") == len(p) - 1)
+
+
+def test_session_crossing_midnight_counts_on_its_first_day_only(j: J) -> None:
+    day5 = as_counts(
+        j.get("", steps=3, start="/", limit=100, filters=json.dumps([["country", "is", "DE"]]), **DAY)
+    )
+    assert (("/", "/pricing", "/signup"), True) in day5
+    # before-s started at 23:55 on 4 March: its /pricing at 00:05 on the 5th is not a 5 March session
+    prev = j.get("/previous", page="/pricing", limit=100, **DAY)
+    assert "/docs/x" in {x["page"] for x in prev["pages"]}  # fr-s and tie-s, not before-s
+    expected = jd.session_paths(j.events, jd.BERLIN, date(2024, 3, 5), date(2024, 3, 5))
+    assert ["/docs/x", "/pricing"] not in expected
+    day4 = jd.session_paths(j.events, jd.BERLIN, date(2024, 3, 4), date(2024, 3, 4))
+    assert ["/docs/x", "/pricing"] in day4
+    body4 = j.get(
+        "", steps=2, start="/docs/x", limit=100, period="custom", **{"from": "2024-03-04", "to": "2024-03-04"}
+    )
+    assert as_counts(body4) == jd.shaped(day4, 2, "/docs/x", None)
+
+
+def test_handmade_exact_figures(j: J) -> None:
+    """Literal values for the Berlin day, with the random sessions filtered out (browser is Firefox for all;
+    the hand-made ones are the only sessions whose visitor id has no digit)."""
+    flt = json.dumps([["country", "is_not", "US"], ["hostname", "is", jd.BERLIN]])
+    body = j.get("", steps=3, end="/signup", filters=flt, limit=100, per_step=50, **DAY)
+    paths = jd.session_paths(
+        j.events, jd.BERLIN, date(2024, 3, 5), date(2024, 3, 5), pred=lambda e: e["country"] != "US"
+    )
+    assert as_counts(body) == jd.shaped(paths, 3, None, "/signup")
+    hand = [p for p in paths]
+    assert ["/", "/pricing", "/signup"] in hand and ["/blog/a", "/blog/b", "/signup"] in hand
+    # the tie: two pageviews at one instant, in event-id order
+    tie = j.get("", steps=2, start="/pricing", limit=100, **DAY)
+    assert as_counts(tie).get((("/pricing", "/docs/x"), True), 0) >= 1
+
+
+# -- every mode against the reference, three zones, both engines ------------------------------------
+
+MODES = [
+    (2, None, None),
+    (4, None, None),
+    (3, "/", None),
+    (6, "/pricing", None),
+    (4, None, "/signup"),
+    (2, None, "/pricing"),
+    (5, "/", "/signup"),
+    (3, "/blog/*", None),
+]
+
+
+@pytest.mark.parametrize("site", list(jd.ZONES))
+@pytest.mark.parametrize("steps,start,end", MODES)
+@pytest.mark.parametrize("collapse", [True, False])
+def test_paths_and_columns_equal_the_reference(
+    j: J, site: str, steps: int, start: str | None, end: str | None, collapse: bool
+) -> None:
+    groups = ["/blog/*"] if start == "/blog/*" else []
+    params: dict[str, Any] = {
+        "steps": steps,
+        "limit": 100,
+        "per_step": 50,
+        "collapse_repeats": str(collapse).lower(),
+    }
+    if start:
+        params["start"] = start
+    if end:
+        params["end"] = end
+    body = j.get("", site=site, **params, **FOUR)
+    paths = jd.session_paths(
+        j.events, site, date(2024, 3, 4), date(2024, 3, 7), groups=groups, collapse=collapse
+    )
+    expected = jd.shaped(paths, steps, start, end)
+    assert sum(expected.values()) > 5
+    top = sorted(expected.items(), key=lambda kv: (-kv[1], kv[0][0], kv[0][1]))[:100]
+    assert [((tuple(p["pages"]), p["complete"]), p["sessions"]) for p in body["paths"]] == top
+    assert body["sessions"] == sum(expected.values())
+    cols = jd.columns(expected, steps, right=bool(end) and not start)
+    assert [{n["page"]: n["sessions"] for n in c["nodes"]} for c in body["columns"]] == cols
+    assert body["timezone"] == jd.ZONES[site]
+
+
+def test_three_zones_give_three_answers(j: J) -> None:
+    """The same events, three zones: each site's 5 March holds other sessions, as the reference says."""
+    got, want = [], []
+    for site in jd.ZONES:
+        got.append(as_counts(j.get("", site=site, steps=3, limit=100, **DAY)))
+        want.append(
+            jd.shaped(jd.session_paths(j.events, site, date(2024, 3, 5), date(2024, 3, 5)), 3, None, None)
+        )
+    assert got == want
+    assert got[0] != got[1] and got[1] != got[2] and got[0] != got[2]
+
+
+def test_filters_select_whole_sessions(j: J) -> None:
+    """A page filter keeps the whole path of sessions that viewed the page; an event filter those with the event."""
+    flt = json.dumps([["page", "is", "/docs/x"]])
+    body = j.get("", steps=4, filters=flt, limit=100, **FOUR)
+    paths = jd.session_paths(
+        j.events, jd.BERLIN, date(2024, 3, 4), date(2024, 3, 7), pred=lambda e: e["path"] == "/docs/x"
+    )
+    assert as_counts(body) == jd.shaped(paths, 4, None, None)
+    assert any(p[0] != "/docs/x" for p in paths)
+    flt = json.dumps([["event", "is", "signup"], ["prop:plan", "is", "pro"]])
+    body = j.get("", steps=3, filters=flt, limit=100, **DAY)
+    assert as_counts(body) == {(("/pricing", "/signup"), True): 1}
+
+
+def test_bots_only_when_asked(j: J) -> None:
+    plain = j.get("", steps=2, start="/", limit=100, **DAY)
+    bots = j.get("", steps=2, start="/", limit=100, include_bots="true", **DAY)
+    assert bots["sessions"] == plain["sessions"] + 1
+
+
+def test_groups_fold_pages_and_other_node(j: J) -> None:
+    body = j.get("", steps=3, groups=json.dumps(["/blog/*", "/docs/*"]), per_step=2, limit=100, **FOUR)
+    paths = jd.session_paths(
+        j.events, jd.BERLIN, date(2024, 3, 4), date(2024, 3, 7), groups=["/blog/*", "/docs/*"]
+    )
+    expected = jd.shaped(paths, 3, None, None)
+    assert as_counts(body) == expected
+    cols = jd.columns(expected, 3, right=False)
+    for c, col in zip(body["columns"], cols, strict=True):
+        ranked = sorted(col.items(), key=lambda kv: (-kv[1], kv[0]))
+        named = [n for n in c["nodes"] if n["page"] is not None]
+        assert [(n["page"], n["sessions"]) for n in named] == ranked[:2]
+        other = [n for n in c["nodes"] if n["page"] is None]
+        assert sum(v for _, v in ranked[2:]) == (other[0]["sessions"] if other else 0)
+    # links out of a step plus its drop-off never exceed the sessions at that step
+    for c in body["columns"][:-1]:
+        for node in c["nodes"]:
+            out = sum(
+                x["sessions"] for x in body["links"] if x["step"] == c["step"] and x["source"] == node["page"]
+            )
+            assert out + node["dropoff"] == node["sessions"]
+    assert "/blog/a" not in json.dumps(body)
+
+
+def test_previous_pages_and_entries(j: J) -> None:
+    body = j.get("/previous", page="/signup", limit=1, **FOUR)
+    paths = jd.session_paths(j.events, jd.BERLIN, date(2024, 3, 4), date(2024, 3, 7))
+    before = [p[p.index("/signup") - 1] for p in paths if "/signup" in p and p.index("/signup") > 0]
+    counts = {pg: before.count(pg) for pg in set(before)}
+    top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    assert [(x["page"], x["sessions"]) for x in body["pages"]] == top[:1]
+    assert body["other"]["sessions"] == sum(v for _, v in top[1:])
+    assert body["dropoff"] == sum(1 for p in paths if p and p[0] == "/signup")
+    assert body["sessions"] == sum(1 for p in paths if "/signup" in p)
+
+
+# -- bad input ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "params,status,code",
+    [
+        ({"steps": 1}, 400, "invalid_journey"),
+        ({"steps": 7}, 400, "invalid_journey"),
+        ({"steps": "x"}, 422, "invalid_request"),
+        ({"limit": 0}, 400, "invalid_journey"),
+        ({"per_step": 51}, 400, "invalid_journey"),
+        ({"start": "pricing"}, 400, "invalid_pattern"),
+        ({"start": "/a", "end": "/a"}, 400, "invalid_journey"),
+        ({"groups": "[1]"}, 400, "invalid_pattern"),
+        ({"groups": "/blog/*"}, 400, "invalid_pattern"),
+        ({"groups": json.dumps(["blog*"])}, 400, "invalid_pattern"),
+        ({"groups": json.dumps(["/x\u0001"])}, 400, "invalid_pattern"),
+        ({"groups": json.dumps([f"/{i}" for i in range(21)])}, 400, "invalid_pattern"),
+        ({"start": "/nowhere"}, 404, "unknown_page"),
+        ({"end": "/nowhere/*"}, 404, "unknown_page"),
+        ({"start": "/blog/a", "groups": json.dumps(["/blog/*"])}, 400, "invalid_journey"),
+        ({"filters": "[[1]]"}, 400, "invalid_filter"),
+        ({"period": "custom", "from": "2024-13-01", "to": "2024-03-05"}, 400, "invalid_range"),
+    ],
+)
+def test_bad_input_is_a_clear_4xx(j: J, params: dict[str, Any], status: int, code: str | None) -> None:
+    query = {**DAY, **params}
+    body = j.get("", status=status, **query)
+    if code:
+        assert body["error"] == code, body
+    assert body["detail"]
+
+
+def test_neighbours_bad_input(j: J) -> None:
+    assert j.get("/next", status=404, page="/nowhere", **DAY)["error"] == "unknown_page"
+    assert j.get("/previous", status=400, page="nowhere", **DAY)["error"] == "invalid_pattern"
+    assert j.get("/next", status=400, page="/", limit=101, **DAY)["error"] == "invalid_journey"
+    assert j.get("/next", status=422, **DAY)["error"] == "invalid_request"
+
+
+def test_openapi_documents_the_routes_with_models(j: J) -> None:
+    spec = j.client.get("/api/openapi.json").json()
+    for path in ("", "/next", "/previous"):
+        op = spec["paths"][f"/api/sites/{{site_id}}/reports/journeys{path}"]["get"]
+        schema = op["responses"]["200"]["content"]["application/json"]["schema"]
+        assert schema["$ref"].split("/")[-1] in ("JourneysOut", "NeighboursOut")
+        names = {p["name"] for p in op["parameters"]}
+        assert {"period", "filters", "groups", "collapse_repeats"} <= names
+    assert "columns" in spec["components"]["schemas"]["JourneysOut"]["properties"]
