@@ -5,8 +5,8 @@ goals (page glob, event, event + property) and a funnel's conversion for a list 
 Contract: the API is the validator. Every refusal reaches the caller as `ApiRequestError` whose `detail` is the
 API's own text, and a refused change changes nothing (the API validates a whole body before writing). Two checks
 happen here before any request, because the API would accept what an owner cannot mean: a site's or goal's name
-that is empty or only spaces (`EmptyName`). A goal's edit is offered by the API only as create + delete: the new
-goal is created first, so a refused edit leaves the old goal in place (its id changes on a successful edit)."""
+that is empty or only spaces (`EmptyName`). A goal is edited in place with one PATCH (same id, same place in the
+list); the API validates the whole edited goal first, so a refused edit leaves the goal as it was."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pixel.app.client.api import ApiClient, ApiRequestError
 
 GoalKind = Literal["page", "event", "event_property"]
+GOAL_FIELDS = ("name", "kind", "page_pattern", "event_name", "prop_key", "prop_value")
 RULE_FIELDS = (
     "honour_dnt",
     "honour_gpc",
@@ -145,10 +146,12 @@ class SiteAdmin:
         return dict(self.client.request("POST", f"/api/sites/{site_id}/goals", body=body))
 
     def edit_goal(self, site_id: int, goal_id: int, body: dict[str, Any]) -> dict[str, Any]:
-        """Replace a goal: the new one is created first (a refusal leaves the old one), then the old removed."""
-        created = self.create_goal(site_id, body)
-        self.delete_goal(site_id, goal_id)
-        return created
+        """Change a goal in place to `body` (a `goal_body`): the fields of the other kinds are sent as null,
+        so a page goal turned into an event goal loses its page pattern. One request; a refusal changes nothing."""
+        if not str(body.get("name", "")).strip():
+            raise EmptyName("a goal")
+        full = {key: body.get(key) for key in GOAL_FIELDS}
+        return dict(self.client.request("PATCH", f"/api/sites/{site_id}/goals/{goal_id}", body=full))
 
     def delete_goal(self, site_id: int, goal_id: int) -> None:
         self.client.request("DELETE", f"/api/sites/{site_id}/goals/{goal_id}")

@@ -181,17 +181,31 @@ def test_goals_create_edit_delete(admin: SiteAdmin, ref: httpx.Client, owner_api
         ("Pro plan", 2),
     ]
 
-    # a refused edit keeps the old goal; an accepted one replaces it
+    # a refused edit keeps the goal; an accepted one changes it in place (same id, same place)
     with pytest.raises(ApiRequestError) as err:
         admin.edit_goal(sid, page["id"], goal_body("page", "Pricing", page_pattern="pricing"))
     assert (
         err.value.detail
         == "body: Value error, a page goal needs page_pattern starting with / (* matches anything)"
     )
+    with pytest.raises(EmptyName):
+        admin.edit_goal(sid, page["id"], goal_body("page", "  ", page_pattern="/"))
     assert ref.get(f"/api/sites/{sid}/goals").json()["items"] == listed
     edited = admin.edit_goal(sid, page["id"], goal_body("page", "Home", page_pattern="/"))
+    assert edited["id"] == page["id"]
     names = [g["name"] for g in ref.get(f"/api/sites/{sid}/goals").json()["items"]]
-    assert names == ["Signed up", "Pro plan", "Home"]
+    assert names == ["Home", "Signed up", "Pro plan"]
+    # a kind change clears the other kind's fields; an event + property goal becomes a plain event goal
+    admin.edit_goal(sid, page["id"], goal_body("event", "Home", event_name="home"))
+    admin.edit_goal(sid, pro["id"], goal_body("event", "Pro plan", event_name="signup"))
+    assert [
+        (g["id"], g["kind"], g["page_pattern"], g["event_name"], g["prop_key"], g["prop_value"])
+        for g in ref.get(f"/api/sites/{sid}/goals").json()["items"]
+    ] == [
+        (page["id"], "event", None, "home", None, None),
+        (event["id"], "event", None, "signup", None, None),
+        (pro["id"], "event", None, "signup", None, None),
+    ]
     with pytest.raises(ApiRequestError) as err:
         admin.create_goal(sid, goal_body("event", "No event", event_name="  "))
     assert err.value.detail == "body: Value error, an event goal needs event_name"

@@ -321,8 +321,22 @@ def test_goals_page_create_edit_delete(qtbot, goals_page: GoalsPage, ref: httpx.
     page.goal.pattern.setText("/pri*")
     qtbot.keyClick(page, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
     idle(qtbot, page.runner)
-    assert goals_of(ref, sid)[-1] == ("Pricing", "page", "/pri*", None, None, None)
+    ids = [g["id"] for g in ref.get(f"/api/sites/{sid}/goals").json()["items"]]
+    assert goals_of(ref, sid)[0] == ("Pricing", "page", "/pri*", None, None, None)  # in place: same id
     assert len(goals_of(ref, sid)) == 3
+    # edit a page goal into an event goal: the page pattern goes, the row stays first and selected
+    page.goal.kind.setCurrentIndex(1)
+    qtbot.keyClicks(page.goal.event_name, "pricing_view")
+    qtbot.keyClick(page, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
+    idle(qtbot, page.runner)
+    assert goals_of(ref, sid)[0] == ("Pricing", "event", None, "pricing_view", None, None)
+    assert [g["id"] for g in ref.get(f"/api/sites/{sid}/goals").json()["items"]] == ids
+    assert page.table.item(0, 1).text() == "sends the event pricing_view"
+    page.goal.kind.setCurrentIndex(0)
+    page.goal.pattern.setText("/pri*")
+    qtbot.keyClick(page, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
+    idle(qtbot, page.runner)
+    assert goals_of(ref, sid)[0] == ("Pricing", "page", "/pri*", None, None, None)
     screenshots(qtbot, page, "goals")
 
     # a goal added through the API shows after a refresh
@@ -343,7 +357,7 @@ def test_goals_page_create_edit_delete(qtbot, goals_page: GoalsPage, ref: httpx.
     page.table.setFocus()
     qtbot.keyClick(page.table, Qt.Key.Key_Delete)
     idle(qtbot, page.runner)
-    assert [g[0] for g in goals_of(ref, sid)] == ["Signed up", "Pro plan", "Pricing"]
+    assert [g[0] for g in goals_of(ref, sid)] == ["Pricing", "Signed up", "Pro plan"]
     for goal in ref.get(f"/api/sites/{sid}/goals").json()["items"]:
         assert ref.delete(f"/api/sites/{sid}/goals/{goal['id']}").status_code == 204
 
