@@ -1,6 +1,6 @@
 """The dashboard page: site switcher, date range, filters, summary tiles, the visitors/pageviews chart
-with the previous period, breakdowns, a realtime counter, and the goals, funnel and saved-dashboard
-views. Every part is first drawn from the local cache (instantly, offline too), then refreshed from
+with the previous period, breakdowns, a realtime counter, the report tabs (world map, retention: loaded
+when shown, reports_tabs.py) and the goals, funnel and saved-dashboard views. The filters apply to every tab. Every part is first drawn from the local cache (instantly, offline too), then refreshed from
 the API on worker threads; the status line says "Live" or "as of <time>". F5 / Ctrl+R refresh; Ctrl+C in
 a table copies the selection as TSV; a summary tile answers Enter/Space and a breakdown row Enter like a click."""
 
@@ -26,9 +26,12 @@ from PySide6.QtWidgets import (
 
 from pixel.app.client import ApiRequestError, Fetched, NoData, ReportSource
 from pixel.app.desktop.charts import TimeSeriesChart
+from pixel.app.desktop.reports_tabs import ReportTab, ReportTabs
+from pixel.app.desktop.retention_view import RetentionView
 from pixel.app.desktop.views import FunnelView, GoalsView, SavedDashboardsView
 from pixel.app.desktop.widgets import BreakdownBox, FilterBar, RangePicker, RealtimeCounter, SummaryTiles
 from pixel.app.desktop.workers import Runner
+from pixel.app.desktop.worldmap import MapView
 
 BREAKDOWNS = (
     (
@@ -114,7 +117,7 @@ class DashboardPage(QWidget):
 
         overview = QWidget()
         ov = QVBoxLayout(overview)
-        for w in (self.filter_bar, self.tiles, self.chart, self.zone_note):
+        for w in (self.tiles, self.chart, self.zone_note):
             ov.addWidget(w)
         ov.addLayout(grid)
         scroll = QScrollArea()
@@ -131,8 +134,20 @@ class DashboardPage(QWidget):
         self.tabs.addTab(self.funnel, "Funnel")
         self.tabs.addTab(self.saved, "Saved dashboards")
 
+        self.map = MapView()
+        self.map.country_clicked.connect(lambda code: self.add_filter("country", code))
+        self.retention = RetentionView()
+        self.reports = ReportTabs(
+            self,
+            [
+                ReportTab("map", "Map", self.map, "breakdown/country", lambda p: {**p, "limit": 1000}),
+                ReportTab("retention", "Retention", self.retention, "retention"),
+            ],
+        )
+
         layout = QVBoxLayout(self)
         layout.addLayout(top)
+        layout.addWidget(self.filter_bar)  # above the tabs: the filters apply to every report
         layout.addWidget(self.tabs)
 
         self.realtime_timer = QTimer(self)
@@ -242,6 +257,7 @@ class DashboardPage(QWidget):
             ),
             self.saved.set_dashboards,
         )
+        self.reports.reset()
 
     def _get(self, cached: bool, site_id: int, report: str, params: dict[str, Any]) -> Fetched | None:
         assert self.source is not None

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 from pixel.app.desktop.charts import BarChart, TimeSeriesChart
 from pixel.app.desktop.copy_table import CopyTable
 from pixel.app.desktop.widgets import emphasise, format_value
+from pixel.app.desktop.worldmap import WorldMap
 
 if TYPE_CHECKING:
     from pixel.app.desktop.dashboard import DashboardPage
@@ -151,7 +152,9 @@ class WidgetCard(QFrame):
         self.body: QWidget
         if kind == "line":
             self.body = TimeSeriesChart()
-        elif kind in ("bar", "funnel", "pie", "map"):
+        elif kind == "map":
+            self.body = WorldMap()
+        elif kind in ("bar", "funnel", "pie"):
             self.body = BarChart()
         elif kind in ("table", "cohort"):
             self.body = _table(["Value", "Visitors"])
@@ -177,6 +180,8 @@ class WidgetCard(QFrame):
             self.body.set_bars(
                 [g["name"] for g in data["goals"]], [g["conversion_rate"] for g in data["goals"]]
             )
+        elif isinstance(self.body, WorldMap) and report == "breakdown":
+            self.body.set_data(data)
         elif isinstance(self.body, QTableWidget) and report == "breakdown":
             _fill(self.body, [[str(r["value"]), r["visitors"]] for r in data["rows"]])
         elif isinstance(self.body, QTableWidget) and report == "retention":
