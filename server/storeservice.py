@@ -55,6 +55,7 @@ class StoreService:
         self._thread: threading.Thread | None = None
         self._retention_thread: threading.Thread | None = None
         self.api = self._load_api()
+        self.annotator = self._load_annotator()
 
     def _load_api(self) -> Any:
         try:
@@ -62,6 +63,16 @@ class StoreService:
         except ImportError:
             return None
         return create_app(self.settings, self.store)
+
+    def _load_annotator(self) -> Any:
+        """The writer of automatic annotations (server/annotations/watch.py), with the API's metadata DB."""
+        if self.api is None:
+            return None
+        from pixel.server.annotations.watch import AutoAnnotator
+
+        return AutoAnnotator(
+            self.settings, self.api.state.pixel.meta, self.store, status=lambda: self.status()[:2]
+        )
 
     def start(self) -> None:
         # Everything loaded so far (the API, the enrichment data, chDB's bindings) lives as long as the process:
@@ -77,11 +88,17 @@ class StoreService:
         self._retention_thread.start()
         if self.geoip.enabled:
             threading.Thread(target=self.geoip.run, name="geoip-refresh", daemon=True).start()
+        if self.annotator is not None:
+            threading.Thread(
+                target=self.annotator.run, args=(self.clock,), name="auto-annotations", daemon=True
+            ).start()
 
     def stop(self) -> None:
         self.shipper.stop()
         self.retention.stop()
         self.geoip.stop()
+        if self.annotator is not None:
+            self.annotator.stop()
         if self._thread is not None:
             self._thread.join(timeout=30)
         if self._retention_thread is not None:

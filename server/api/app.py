@@ -12,6 +12,7 @@ from pixel.server.api.deps import AppState, current_principal
 from pixel.server.api.meta import MetaDB
 from pixel.server.api.query.report_cache import ReportCache
 from pixel.server.api.query.runner import QueryRunner
+from pixel.server.api.routers import annotations as annotation_routes  # `annotations`: the __future__ name
 from pixel.server.api.routers import (
     auth,
     dashboards,
@@ -19,6 +20,7 @@ from pixel.server.api.routers import (
     health,
     journeys,
     reports,
+    segments,
     share,
     sites,
     sql,
@@ -72,6 +74,8 @@ def create_app(
     for module in (users, sites, reports, journeys, dashboards, sql, geoip):
         private.include_router(module.router)
     private.include_router(share.admin_router)
+    private.include_router(segments.router)
+    private.include_router(annotation_routes.router)
     app.include_router(private)
     app.include_router(share.router)  # /share/{token}: the shared view, its token is the credential
     return app

@@ -216,5 +216,40 @@ V3_SHARE_LINKS = """
     CREATE INDEX share_links_by_site ON share_links (site_id);
 """
 
+# Saved segments and annotations (`server/api/routers/segments.py`, `annotations.py`, `server/annotations/`).
+# A segment's `filters` is a JSON list of filter triples; `shared` = 0 means only its owner sees it.
+# An annotation with `site_id` NULL is stack-wide (an upgrade, a restore, a GeoIP update...) and shown on every
+# site; `auto_key` is an automatic annotation's idempotency key (UNIQUE: each is written once); `details` is
+# JSON (what changed). `auto_state` holds what the automatic writers last observed (a version, a fingerprint).
+SEGMENTS_ANNOTATIONS = """
+    CREATE TABLE segments (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        site_id INTEGER NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+        owner_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        filters TEXT NOT NULL DEFAULT '[]',
+        shared INTEGER NOT NULL DEFAULT 0 CHECK (shared IN (0, 1)),
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX segments_by_site ON segments (site_id);
+    CREATE TABLE annotations (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        site_id INTEGER REFERENCES sites(id) ON DELETE CASCADE,
+        starts_at REAL NOT NULL,
+        ends_at REAL,
+        text TEXT NOT NULL,
+        kind TEXT NOT NULL DEFAULT 'manual',
+        author_id INTEGER REFERENCES users(id) ON DELETE SET NULL,
+        author TEXT NOT NULL,
+        details TEXT,
+        auto_key TEXT UNIQUE,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX annotations_by_site ON annotations (site_id, starts_at);
+    CREATE TABLE auto_state (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at REAL NOT NULL);
+"""
+
 Migration = str | Callable[[sqlite3.Connection], None]
-MIGRATIONS: tuple[Migration, ...] = (V1_SCHEMA, v2_ids_never_reused, V3_SHARE_LINKS)
+MIGRATIONS: tuple[Migration, ...] = (V1_SCHEMA, v2_ids_never_reused, V3_SHARE_LINKS, SEGMENTS_ANNOTATIONS)

@@ -66,6 +66,10 @@ def load_tracker(build: str = DEFAULT_BUILD) -> Asset | None:
         body = dist_file(build).read_bytes()
     except (FileNotFoundError, OSError):
         return None
-    etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
     packed = brotli.compress(body, mode=brotli.MODE_TEXT, quality=11)
-    return Asset(body, gzip.compress(body, 9, mtime=0), packed, etag)
+    return Asset(body, gzip.compress(body, 9, mtime=0), packed, etag(body))
+
+
+def etag(body: bytes) -> str:
+    """The ETag a build is served with (the automatic annotations compare it to see a new build)."""
+    return '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from pixel.server.api import create_app
 from pixel.server.api.cli import main as cli_main
 from pixel.server.api.meta import _V1, MetaDB
+from pixel.server.api.metaschema import MIGRATIONS
 from pixel.server.api.security import ACCESS_TTL, REFRESH_TTL, Tokens, hash_password
 from pixel.server.settings import Settings
 from tests.api.conftest import Api
@@ -728,7 +729,7 @@ def test_migration_keeps_the_data_drops_dead_grants_and_ends_old_sessions(tmp_pa
     conn.close()
 
     meta = MetaDB(path)
-    assert meta.one("PRAGMA user_version") == {"user_version": 3}  # 3: share links
+    assert meta.one("PRAGMA user_version") == {"user_version": len(MIGRATIONS)}
     assert [(u["id"], u["username"], u["role"], u["sites"], u["generation"]) for u in meta.users()] == [
         (1, "root", "admin", None, 1),
         (2, "viewer", "viewer", [2, 4], 1),
@@ -754,7 +755,7 @@ def test_migration_keeps_the_data_drops_dead_grants_and_ends_old_sessions(tmp_pa
     assert meta.insert("sites", {"domain": "e.example", "name": "E", "timezone": "UTC", "created_at": 0}) == 5
     assert meta.one("PRAGMA foreign_keys") == {"foreign_keys": 1}
     MetaDB(path)  # opening it again is a no-op
-    assert meta.one("PRAGMA user_version") == {"user_version": 3}  # 3: share links
+    assert meta.one("PRAGMA user_version") == {"user_version": len(MIGRATIONS)}
 
 
 @settings(max_examples=500, deadline=None, derandomize=True)
