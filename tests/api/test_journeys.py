@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pixel.server.api import create_app
 from pixel.server.api.app import open_meta
@@ -295,3 +297,62 @@ def test_openapi_documents_the_routes_with_models(j: J) -> None:
         names = {p["name"] for p in op["parameters"]}
         assert {"period", "filters", "groups", "collapse_repeats"} <= names
     assert "columns" in spec["components"]["schemas"]["JourneysOut"]["properties"]
+
+
+# -- any parameters: a 200 that adds up, or a clear 4xx, never a 500 ----------------------------------
+
+PAGE_TEXT = st.one_of(
+    st.sampled_from(["/", "/pricing", "/signup", "/blog/*", "/blog/a", "/docs/*", "/nowhere", "*", ""]),
+    st.text(max_size=12),
+)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    steps=st.integers(min_value=-1, max_value=8),
+    start=st.none() | PAGE_TEXT,
+    end=st.none() | PAGE_TEXT,
+    groups=st.none() | st.lists(PAGE_TEXT, max_size=3).map(json.dumps) | st.text(max_size=8),
+    collapse=st.booleans(),
+    limit=st.integers(min_value=-1, max_value=120),
+    per_step=st.integers(min_value=0, max_value=60),
+    flt=st.sampled_from(["", json.dumps([["country", "is", "DE"]]), json.dumps([["page", "matches", "("]])]),
+)
+def test_any_parameters_never_500(
+    j: J,
+    steps: int,
+    start: str | None,
+    end: str | None,
+    groups: str | None,
+    collapse: bool,
+    limit: int,
+    per_step: int,
+    flt: str,
+) -> None:
+    params: dict[str, Any] = {**FOUR, "steps": steps, "collapse_repeats": str(collapse).lower()}
+    params.update({"limit": limit, "per_step": per_step, "filters": flt})
+    for name, value in (("start", start), ("end", end), ("groups", groups)):
+        if value is not None:
+            params[name] = value
+    r = j.client.get(f"/api/sites/{j.site_ids[jd.BERLIN]}/reports/journeys", params=params, headers=j.headers)
+    assert r.status_code in (200, 400, 404, 422), r.text
+    body = r.json()
+    if r.status_code != 200:
+        assert body["error"] and body["detail"]
+        return
+    cols = body["columns"]
+    edge = cols[-1] if body["mode"] == "end" else cols[0]
+    assert sum(n["sessions"] for n in edge["nodes"]) == body["sessions"]
+    for c in cols[:-1]:
+        for node in c["nodes"]:
+            out = sum(
+                x["sessions"] for x in body["links"] if x["step"] == c["step"] and x["source"] == node["page"]
+            )
+            if body["mode"] != "end":
+                assert out + node["dropoff"] == node["sessions"]
+    nxt = j.client.get(
+        f"/api/sites/{j.site_ids[jd.BERLIN]}/reports/journeys/next",
+        params={**FOUR, "page": start or "/", "limit": max(limit, 1), "filters": flt},
+        headers=j.headers,
+    )
+    assert nxt.status_code in (200, 400, 404, 422), nxt.text
