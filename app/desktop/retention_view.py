@@ -85,7 +85,7 @@ class RetentionView(QWidget):
 
     @balanced_calls
     def recolour(self) -> None:
-        palette = self.table.palette()
+        palette = self.palette()  # the view's (its table's follows it, a moment later at a theme change)
         base, text = palette.color(QPalette.ColorRole.Base), palette.color(QPalette.ColorRole.Text)
         for r, row in enumerate(self.cells):
             for k, share in enumerate(row):
