@@ -65,6 +65,13 @@ def set_sites(client: ApiClient, user_id: int, sites: list[int] | None) -> dict[
     return dict(client.request("PATCH", f"/api/users/{user_id}", body=body))
 
 
+def set_access(client: ApiClient, user_id: int, role: str, sites: list[int] | None) -> dict[str, Any]:
+    """The user's role and site grants in one request: both change or neither (the API checks the whole
+    change first: the last admin, grants beyond the caller's own, unknown sites)."""
+    body: dict[str, Any] = {"role": role, **({"all_sites": True} if sites is None else {"sites": sites})}
+    return dict(client.request("PATCH", f"/api/users/{user_id}", body=body))
+
+
 def set_role(client: ApiClient, user_id: int, role: str) -> dict[str, Any]:
     return dict(client.request("PATCH", f"/api/users/{user_id}", body={"role": role}))
 

@@ -3,8 +3,10 @@
 Contract: every change goes through `pixel.app.client.people` on a worker, then the lists are read again from
 the API (F5 / Ctrl+R reads them again too). A generated password or a new token is shown once, in the
 "shown once" box, with Copy and (for a password) an offer to keep it in the keyring as a profile for that
-account (`offer_keyring`); the box is cleared by the next action. Disabling a user and revoking a token ask
-first (`confirm`, a callable tests replace), naming the user or token. API refusals are shown word for word.
+account (`offer_keyring`); the box is cleared by the next action. Selecting a user loads its role and sites into
+the controls; "Save role and sites" sends both in one request. Deleting or disabling a user, changing its role,
+and revoking a token ask first (`confirm`, a callable tests replace), naming the user or token; Delete on the
+user table deletes the selected user (after asking). API refusals are shown word for word.
 """
 
 from __future__ import annotations
@@ -75,8 +77,10 @@ class PeoplePage(QWidget):
         self.site_list.setMaximumHeight(110)
         self.add_user = QPushButton("A&dd user")
         self.add_user.clicked.connect(self.add)
-        self.set_sites = QPushButton("Set &sites of selected")
+        self.set_sites = QPushButton("Save &role and sites of selected")
         self.set_sites.clicked.connect(self.apply_sites)
+        self.delete_user = QPushButton("De&lete user")
+        self.delete_user.clicked.connect(self.remove_user)
         self.disable = QPushButton("Disa&ble")
         self.disable.clicked.connect(self.toggle_disabled)
         self.reset = QPushButton("Reset &password")
@@ -88,14 +92,16 @@ class PeoplePage(QWidget):
         grants.addWidget(self.all_sites)
         grants.addWidget(self.site_list, 1)
         actions = QHBoxLayout()
-        for b in (self.set_sites, self.disable, self.reset):
+        for b in (self.set_sites, self.disable, self.reset, self.delete_user):
             actions.addWidget(b)
         actions.addStretch(1)
         users_box = QGroupBox("Users")
         ub = QVBoxLayout(users_box)
         ub.addWidget(self.user_table, 1)
         ub.addLayout(form)
-        ub.addWidget(QLabel("Sites of the new user, or of the selected user with “Set sites”:"))
+        ub.addWidget(
+            QLabel("Role and sites of the new user, or of the selected user with “Save role and sites”:")
+        )
         ub.addLayout(grants)
         ub.addLayout(actions)
 
@@ -136,6 +142,8 @@ class PeoplePage(QWidget):
         layout.addWidget(tokens_box, 2)
         for keys in ("F5", "Ctrl+R"):
             QShortcut(QKeySequence(keys), self, self.refresh)
+        delete_key = QShortcut(QKeySequence(Qt.Key.Key_Delete), self.user_table, self.remove_user)
+        delete_key.setContext(Qt.ShortcutContext.WidgetShortcut)
 
     # ------------------------------------------------------------------ data
     def set_client(self, client: ApiClient | None, sites: list[dict[str, Any]]) -> None:
@@ -220,6 +228,7 @@ class PeoplePage(QWidget):
         if user is None:
             return
         self.disable.setText("Ena&ble" if user["disabled"] else "Disa&ble")
+        self.role.setCurrentText(user["role"])
         self.all_sites.setChecked(user["sites"] is None)
         held = set(user["sites"] or [])
         for i in range(self.site_list.count()):
@@ -269,14 +278,35 @@ class PeoplePage(QWidget):
         )
 
     def apply_sites(self) -> None:
+        """The selected user's role (from the role box) and sites, in one request."""
         client, user = self.client, self.selected_user()
         if client is None or user is None:
             self.message.setText("Select a user first.")
             return
-        sites = self.checked_sites()
+        role, sites = self.role.currentText(), self.checked_sites()
+        if role != user["role"]:
+            what = "an admin: they can change sites, goals and people" if role == "admin" else "a viewer"
+            if not self.confirm(f"Make {user['username']} {what}? Their sessions end now."):
+                return
         self.runner.submit(
-            lambda _t: people.set_sites(client, user["id"], sites),
-            on_done=self._after(f"Sites of {user['username']} changed."),
+            lambda _t: people.set_access(client, user["id"], role, sites),
+            on_done=self._after(f"Role and sites of {user['username']} saved."),
+            on_error=self._failed,
+        )
+
+    def remove_user(self) -> None:
+        client, user = self.client, self.selected_user()
+        if client is None or user is None:
+            self.message.setText("Select a user first.")
+            return
+        if not self.confirm(
+            f"Delete the user {user['username']} ({user['role']})? They can no longer sign in; their sessions "
+            "and API tokens end. This cannot be undone."
+        ):
+            return
+        self.runner.submit(
+            lambda _t: people.delete_user(client, user["id"]),
+            on_done=self._after(f"Deleted the user {user['username']}."),
             on_error=self._failed,
         )
 
