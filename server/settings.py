@@ -54,6 +54,9 @@ class Settings:
     # Collector
     allowed_origins: tuple[str, ...] = ("*",)
     trusted_proxies: tuple[Network, ...] = ()  # X-Forwarded-For / X-Real-IP honoured only from these
+    # The API's own (server/api/client_address.py): addresses, ranges or host names (the stack's `edge`) whose
+    # X-Forwarded-For the API believes for its per-client limits; empty: the connection's address, always
+    api_trusted_proxies: tuple[str, ...] = ()
     max_body_bytes: int = 64 * 1024
     max_events_per_request: int = 100
     script_name: str = "pixel.js"  # served at /<script_name>; rename for ad-block resistance

@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from pixel.server.api.client_address import client_address
 from pixel.server.api.deps import Auth, State
 from pixel.server.api.errors import ApiError, bad_request, forbidden, unauthorized
 from pixel.server.api.models import LoginIn, LogoutIn, PasswordIn, RefreshIn, TokenPair, UserOut
@@ -51,7 +52,7 @@ def issue_pair(state: State, user: dict[str, Any]) -> dict[str, Any]:
 
 @router.post("/login", response_model=TokenPair)
 def login(body: LoginIn, request: Request, state: State) -> dict[str, Any]:
-    client = request.client.host if request.client else "?"
+    client = client_address(request)
     wait = state.limiter.retry_after(client, body.username)
     if wait:
         raise ApiError(

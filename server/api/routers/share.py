@@ -31,6 +31,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from pixel.server.api import share_links
+from pixel.server.api.client_address import client_address
 from pixel.server.api.deps import Admin, AppState, PathId, State, get_state, site_for
 from pixel.server.api.errors import ApiError, bad_request, not_found
 from pixel.server.api.query import dashboard as dashboard_query
@@ -218,7 +219,7 @@ async def unlock(token: str, request: Request) -> Response:
         return _gone(exc)
     if share.password_hash is None:
         return RedirectResponse(f"/share/{token}", 303, headers=_headers())
-    client = request.client.host if request.client else "?"
+    client = client_address(request)
     who = f"share:{share.id}"
     wait = state.limiter.retry_after(client, who)
     if wait:
