@@ -56,6 +56,8 @@ class StoreService:
         self._retention_thread: threading.Thread | None = None
         self.api = self._load_api()
         self.annotator = self._load_annotator()
+        if self.annotator is not None:
+            self.geoip.on_installed = self.annotator.wake
 
     def _load_api(self) -> Any:
         try:

@@ -76,7 +76,7 @@ def _iso(epoch: float) -> str:
 def _duration(seconds: float) -> str:
     if seconds >= 86400:
         return f"{seconds / 86400:.1f} d"
-    if seconds >= 3600:
+    if seconds >= 7200:
         return f"{seconds / 3600:.1f} h"
     if seconds >= 60:
         return f"{seconds / 60:.0f} min"
@@ -111,6 +111,7 @@ class AutoAnnotator:
         self.min_events = min_events
         self.interval = interval
         self.stop_event = threading.Event()
+        self._wake = threading.Event()
 
     @staticmethod
     def _served_trackers() -> dict[str, str | None]:
@@ -136,13 +137,19 @@ class AutoAnnotator:
         return written
 
     def run(self, clock: Callable[[], float]) -> None:
-        """A check at once, then every `interval` seconds until `stop()`."""
+        """A check at once, then every `interval` seconds, or at once after `wake()`, until `stop()`."""
         while not self.stop_event.is_set():
+            self._wake.clear()
             self.check_once(clock())
-            self.stop_event.wait(self.interval)
+            self._wake.wait(self.interval)
+
+    def wake(self) -> None:
+        """Check now (a cause was just seen, such as a GeoIP database installed)."""
+        self._wake.set()
 
     def stop(self) -> None:
         self.stop_event.set()
+        self._wake.set()
 
     # -- the observations ---------------------------------------------------------------------
 

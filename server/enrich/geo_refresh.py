@@ -93,6 +93,7 @@ class GeoipRefresher:
         self.status_path = settings.state_dir / STATUS_FILE
         self._stop = threading.Event()
         self.state: dict[str, Any] = self._load()
+        self.on_installed: Callable[[], None] | None = None  # called after a fetch installed a database
 
     @property
     def enabled(self) -> bool:
@@ -171,6 +172,8 @@ class GeoipRefresher:
                     _iso(done.build_epoch),
                     done.path,
                 )
+                if self.on_installed is not None:
+                    self.on_installed()  # the store process annotates the charts (server/annotations/)
             else:
                 log.info("GeoIP: the %s database in place is current", done.source)
         self._save()
