@@ -357,6 +357,14 @@ class GoalsPage(QWidget, MessagePage):
             self.steps[row], self.steps[to] = self.steps[to], self.steps[row]
             self._show_steps(to)
 
+    def open_funnel(self, site_id: int, steps: list[dict[str, Any]]) -> None:
+        """The funnel editor with `steps` (e.g. a journey's pages) on the site `site_id`, previewed."""
+        index = self.site_combo.findData(site_id)
+        if index >= 0:
+            self.site_combo.setCurrentIndex(index)
+        self.steps = [dict(step) for step in steps]
+        self._show_steps(0)
+
     def run_preview(self) -> None:
         """Ask for the funnel of the current steps; an older answer arriving later is dropped."""
         self.preview_generation += 1

@@ -4,7 +4,7 @@ system keyring is unusable (with what to do; secrets are never stored elsewhere)
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
@@ -28,6 +28,7 @@ from pixel.app.client.site_admin import SiteAdmin
 from pixel.app.desktop.dashboard import DashboardPage
 from pixel.app.desktop.dashboard_editor import DashboardEditor
 from pixel.app.desktop.goals_page import GoalsPage
+from pixel.app.desktop.journeys_page import JourneysPage
 from pixel.app.desktop.owner_tabs import OwnerTabs
 from pixel.app.desktop.sites_page import SitesPage
 from pixel.app.desktop.stack_page import StackPage
@@ -97,6 +98,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.stack, "Stack")
         self.tabs.addTab(self.sites_page, "Sites")
         self.tabs.addTab(self.goals_page, "Goals and funnels")
+        self.journeys_page = JourneysPage(self.runner, open_funnel=self.open_funnel)
+        self.tabs.addTab(self.journeys_page, "Journeys")
         self.dashboard_editor = DashboardEditor(self.runner)
         self.tabs.addTab(self.dashboard_editor, "Edit dashboards")
         self.owner = OwnerTabs(self, bar)  # People, SQL (admins), connect-to-existing, edit profile
@@ -190,6 +193,7 @@ class MainWindow(QMainWindow):
         # Draw from the cache at once; connect (keyring + HTTP) on a worker, then refresh.
         source = ReportSource(None, self.cache, profile.name)
         self.dashboard.set_source(source)
+        self.journeys_page.set_source(source)
         if profile.api_url:
 
             def connected(connection: ApiConnection) -> None:
@@ -202,6 +206,7 @@ class MainWindow(QMainWindow):
                     self.owner.connected(profile, connection.client)
                     self.stack.public.set_api(lambda: _api_client(profile, connection.base_url))
                     self.dashboard.load_sites(prefer=profile.site_id)
+                    self.journeys_page.load_sites()
                 else:  # another profile was chosen meanwhile
                     self.runner.submit(lambda _t: connection.close())
 
@@ -222,6 +227,11 @@ class MainWindow(QMainWindow):
         self.stack.provisioner = None
         if self.tabs.currentWidget() is self.stack:
             self._tab_changed()
+
+    def open_funnel(self, site_id: int, steps: list[dict[str, Any]]) -> None:
+        """The funnel editor (Goals and funnels) with `steps` on the site, shown (from a journey's path)."""
+        self.goals_page.open_funnel(site_id, steps)
+        self.tabs.setCurrentWidget(self.goals_page)
 
     def _set_tunnel(self, tunnel: PortForward | None) -> None:
         """Keep one SSH tunnel (the current remote profile's); close the one it replaces."""
