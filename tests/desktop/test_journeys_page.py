@@ -148,3 +148,23 @@ def test_dark_mode_and_screenshots(qtbot, page) -> None:
         centre = node.rect.center().toPoint()
         assert QColor(image.pixel(centre)) == bar
         assert drop == QColor("#f87171")
+
+
+def test_main_window_journeys_tab_opens_the_funnel_editor(qtbot) -> None:
+    from pixel.app.desktop.window import MainWindow
+
+    window = MainWindow()
+    qtbot.addWidget(window)
+    texts = [window.tabs.tabText(i) for i in range(window.tabs.count())]
+    assert window.tabs.widget(texts.index("Journeys")) is window.journeys_page
+    assert window.journeys_page.open_funnel == window.open_funnel
+    steps = funnel_steps(["/", "/blog/*", "/signup"])
+    window.open_funnel(1, steps)
+    assert window.tabs.currentWidget() is window.goals_page
+    assert window.goals_page.steps == steps
+    assert [window.goals_page.step_list.item(i).text() for i in range(3)] == [
+        "1. visits a page matching /",
+        "2. visits a page matching /blog/*",
+        "3. visits a page matching /signup",
+    ]
+    window.runner.shutdown()
