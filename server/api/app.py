@@ -18,6 +18,7 @@ from pixel.server.api.routers import (
     dashboards,
     geoip,
     health,
+    insights,
     journeys,
     reports,
     segments,
@@ -71,7 +72,7 @@ def create_app(
     app.include_router(public)
 
     private = APIRouter(prefix="/api", dependencies=[Depends(current_principal)])
-    for module in (users, sites, reports, journeys, dashboards, sql, geoip):
+    for module in (users, sites, reports, insights, journeys, dashboards, sql, geoip):
         private.include_router(module.router)
     private.include_router(share.admin_router)
     private.include_router(segments.router)

@@ -252,4 +252,14 @@ SEGMENTS_ANNOTATIONS = """
 """
 
 Migration = str | Callable[[sqlite3.Connection], None]
-MIGRATIONS: tuple[Migration, ...] = (V1_SCHEMA, v2_ids_never_reused, V3_SHARE_LINKS, SEGMENTS_ANNOTATIONS)
+# A site's reporting currency (ISO 4217, '' for none): the revenue report's default currency
+# (`server/api/query/revenue.py`).
+SITE_CURRENCY = "ALTER TABLE sites ADD COLUMN currency TEXT NOT NULL DEFAULT ''"
+
+MIGRATIONS: tuple[Migration, ...] = (
+    V1_SCHEMA,
+    v2_ids_never_reused,
+    V3_SHARE_LINKS,
+    SEGMENTS_ANNOTATIONS,
+    SITE_CURRENCY,
+)

@@ -10,6 +10,7 @@ from zoneinfo import available_timezones
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pixel.server.api.query.filters import parse_filters
+from pixel.server.typedfields import CURRENCIES
 
 Role = Literal["admin", "viewer"]
 Id = Annotated[int, Field(ge=1, le=2**53)]
@@ -130,6 +131,19 @@ class SiteFields(Strict):
     excluded_paths: list[str] | None = None
     excluded_ips: list[str] | None = None
     retention_days: int | None = Field(default=None, ge=0, le=36500)
+    currency: str | None = Field(
+        default=None, max_length=8, description="reporting currency (ISO 4217, e.g. EUR); '' for none"
+    )
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None if value is None else ""
+        code = value.strip().upper()
+        if code not in CURRENCIES:
+            raise ValueError(f"{value!r} is not an ISO 4217 currency code such as EUR")
+        return code
 
     @field_validator("timezone")
     @classmethod
@@ -191,6 +205,7 @@ class SiteOut(BaseModel):
     excluded_ips: list[str]
     retention_days: int
     created_at: float
+    currency: str = ""  # the reporting currency (ISO 4217), '' for none
 
 
 class Snippet(BaseModel):

@@ -45,6 +45,7 @@ def create_site(body: SiteIn, principal: Admin, state: State) -> dict[str, Any]:
         "excluded_paths": [],
         "excluded_ips": [],
         "retention_days": 0,
+        "currency": "",
     }
     for key, default in defaults.items():
         if values.get(key) is None:

@@ -1,0 +1,110 @@
+"""Content events: outbound links, file downloads, form submissions and 404 pages.
+
+What the tracker sends (tracker/src/auto.js, track.js) and how each report reads it:
+- `outbound` events (a click on a link to another host), parameter `url`: one row per URL with `clicks`
+  (events) and `visitors`.
+- `download` events (a click on a link whose extension is in the download list), parameters `url` and
+  `ext`: one row per file URL with `downloads` (events) and `visitors`.
+- `form_submit` events, parameters `id` and `action` (field names only, never values): one row per form
+  (id, action) with `submissions`, `visitors` and the pages it was submitted on (`pages`: the first
+  `MAX_LISTED` paths in alphabetical order, `page_count`: how many).
+- 404 pages: pageviews marked not found (`not_found` = 1: the tracker's `notFound` config or a
+  `data-not-found` element): one row per path with `pageviews`, `visitors` and the referrers that led there
+  (`referrers`: the full referrer URL, '' for none, with its count; the `MAX_LISTED` most frequent, ties
+  alphabetical).
+Every report is paged and sortable (`listing.order_page`) and takes the scope's filters and period.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pixel.server.api.query import cache_sql
+from pixel.server.api.query.filters import SqlParams
+from pixel.server.api.query.listing import order_page, paged
+from pixel.server.api.query.scope import Scope
+from pixel.server.store.schema import EVENTS
+
+MAX_LISTED = 10
+LINK_SORTS = {"clicks": "clicks", "visitors": "visitors", "url": "url"}
+DOWNLOAD_SORTS = {"downloads": "downloads", "visitors": "visitors", "file": "file"}
+FORM_SORTS = {"submissions": "submissions", "visitors": "visitors", "form": "form_id"}
+NOT_FOUND_SORTS = {"pageviews": "pageviews", "visitors": "visitors", "page": "page"}
+
+
+def _ranked(scope: Scope, inner: str, params: SqlParams, tail: str) -> list[dict[str, Any]]:
+    return scope.run(f"SELECT *, count() OVER () AS total_rows FROM ({inner}) {tail}", params)
+
+
+def outbound(
+    scope: Scope, *, limit: int = 10, page: int = 1, sort: str = "clicks", order: str = "desc"
+) -> dict[str, Any]:
+    tail = order_page(sort, order, LINK_SORTS, "url", limit, page)
+    params = SqlParams()
+    inner = f"""SELECT props['url'] AS url, count() AS clicks, {cache_sql.UNIQ_TOTAL}(visitor_id) AS visitors
+        FROM {EVENTS} WHERE {scope.where(params)} AND event_name = 'outbound' GROUP BY url"""
+    rows = _ranked(scope, inner, params, tail)
+    out = [{"url": r["url"], "clicks": int(r["clicks"]), "visitors": int(r["visitors"])} for r in rows]
+    return {"rows": out, **paged(rows, limit, page, sort, order)}
+
+
+def downloads(
+    scope: Scope, *, limit: int = 10, page: int = 1, sort: str = "downloads", order: str = "desc"
+) -> dict[str, Any]:
+    tail = order_page(sort, order, DOWNLOAD_SORTS, "file", limit, page)
+    params = SqlParams()
+    inner = f"""SELECT props['url'] AS file, count() AS downloads, {cache_sql.UNIQ_TOTAL}(visitor_id) AS visitors
+        FROM {EVENTS} WHERE {scope.where(params)} AND event_name = 'download' GROUP BY file"""
+    rows = _ranked(scope, inner, params, tail)
+    out = [
+        {"file": r["file"], "downloads": int(r["downloads"]), "visitors": int(r["visitors"])} for r in rows
+    ]
+    return {"rows": out, **paged(rows, limit, page, sort, order)}
+
+
+def forms(
+    scope: Scope, *, limit: int = 10, page: int = 1, sort: str = "submissions", order: str = "desc"
+) -> dict[str, Any]:
+    tail = order_page(sort, order, FORM_SORTS, "form_id, action", limit, page)
+    params = SqlParams()
+    inner = f"""SELECT props['id'] AS form_id, props['action'] AS action, count() AS submissions,
+            {cache_sql.UNIQ_TOTAL}(visitor_id) AS visitors, uniqExact(path) AS page_count,
+            arraySlice(arraySort(groupUniqArray(path)), 1, {MAX_LISTED}) AS pages
+        FROM {EVENTS} WHERE {scope.where(params)} AND event_name = 'form_submit' GROUP BY form_id, action"""
+    rows = _ranked(scope, inner, params, tail)
+    out = [
+        {
+            "form_id": r["form_id"],
+            "action": r["action"],
+            "submissions": int(r["submissions"]),
+            "visitors": int(r["visitors"]),
+            "pages": list(r["pages"]),
+            "page_count": int(r["page_count"]),
+        }
+        for r in rows
+    ]
+    return {"rows": out, **paged(rows, limit, page, sort, order)}
+
+
+def not_found(
+    scope: Scope, *, limit: int = 10, page: int = 1, sort: str = "pageviews", order: str = "desc"
+) -> dict[str, Any]:
+    tail = order_page(sort, order, NOT_FOUND_SORTS, "page", limit, page)
+    params = SqlParams()
+    inner = f"""SELECT page, sum(c) AS pageviews, {cache_sql.UNIQ_VALUE_MERGE}(st) AS visitors,
+            arraySlice(arraySort(x -> (-x.2, x.1), groupArray((referrer, c))), 1, {MAX_LISTED}) AS referrers
+        FROM (SELECT path AS page, referrer, count() AS c, {cache_sql.UNIQ_VALUE_STATE}(visitor_id) AS st
+              FROM {EVENTS} WHERE {scope.where(params)} AND event_name = 'pageview' AND not_found = 1
+              GROUP BY page, referrer)
+        GROUP BY page"""
+    rows = _ranked(scope, inner, params, tail)
+    out = [
+        {
+            "page": r["page"],
+            "pageviews": int(r["pageviews"]),
+            "visitors": int(r["visitors"]),
+            "referrers": [{"referrer": ref, "pageviews": int(n)} for ref, n in r["referrers"]],
+        }
+        for r in rows
+    ]
+    return {"rows": out, **paged(rows, limit, page, sort, order)}

@@ -1,0 +1,97 @@
+"""Engagement per page: visitors, pageviews, engaged time, scroll depth, bounce and exit rates.
+
+Definitions (tests/api/insights_dataset.py computes the same numbers independently):
+- A *page visit* is a page (`path`) in a session with at least one pageview in the range; its events are
+  the session's pageview, `engagement` and `scroll` events on that path.
+- Engaged time is what the tracker reports on `engagement` events (`engaged_ms`: the time the tab was
+  visible and active on the page), summed per page visit. `median_engaged_ms` and `p75_engaged_ms` are taken
+  over the page visits that reported engaged time (`engaged_visits`), as ClickHouse's `quantileExact`
+  takes them: the value at index floor(q * n) of the sorted values. None when no visit reported any.
+- Scroll depth of a page visit: the greatest `scroll_depth` of its `scroll` events (the tracker sends the
+  deepest point reached when the page is left). `scroll.reached_25` .. `reached_100`: the percent of the
+  page visits with a scroll report (`scroll.visits`) that reached at least 25/50/75/100 %; None without one.
+- `bounce_rate`: of the sessions that entered on the page (their first pageview; pageviews at one instant:
+  the least path), the percent with one pageview; None when no session entered there.
+- `exit_rate`: the sessions whose last pageview was on the page (pageviews at one instant: the greatest
+  path), as a percent of the page's pageviews.
+- Visitors as in every report (`cache_sql.UNIQ_TOTAL`, exact for small sets). Filters apply to the events.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pixel.server.api.query import cache_sql
+from pixel.server.api.query.filters import SqlParams
+from pixel.server.api.query.listing import order_page, paged, percent
+from pixel.server.api.query.scope import Scope
+from pixel.server.store.schema import EVENTS
+
+SCROLL_MARKS = (25, 50, 75, 100)
+SORTS = {
+    "visitors": "visitors",
+    "pageviews": "pageviews",
+    "median_engaged_ms": "if(engaged_visits > 0, median_engaged_ms, NULL)",
+    "p75_engaged_ms": "if(engaged_visits > 0, p75_engaged_ms, NULL)",
+    "bounce_rate": "if(entries > 0, bounces / entries, NULL)",
+    "exit_rate": "if(pageviews > 0, exits / pageviews, NULL)",
+    "scroll_75": "if(scroll_visits > 0, s75 / scroll_visits, NULL)",
+    "page": "page",
+}
+
+
+def engagement(
+    scope: Scope, *, limit: int = 10, page: int = 1, sort: str = "visitors", order: str = "desc"
+) -> dict[str, Any]:
+    tail = order_page(sort, order, SORTS, "page", limit, page)
+    params = SqlParams()
+    marks = ", ".join(f"countIf(has_scroll AND depth >= {m}) AS s{m}" for m in SCROLL_MARKS)
+    sql = f"""WITH
+        ev AS (SELECT session_id, visitor_id, path, event_name, timestamp, engaged_ms, scroll_depth
+            FROM {EVENTS} WHERE {scope.where(params)} AND event_name IN ('pageview', 'engagement', 'scroll')),
+        visits AS (SELECT path, session_id, any(visitor_id) AS visitor_id, countIf(event_name = 'pageview') AS pv,
+                sumIf(toUInt64(engaged_ms), event_name = 'engagement') AS engaged,
+                countIf(event_name = 'engagement') > 0 AS has_engaged,
+                maxIf(scroll_depth, event_name = 'scroll') AS depth, countIf(event_name = 'scroll') > 0 AS has_scroll
+            FROM ev GROUP BY path, session_id HAVING pv > 0),
+        ends AS (SELECT argMin(path, (timestamp, path)) AS entry_path, argMax(path, (timestamp, path)) AS exit_path,
+                count() AS n
+            FROM ev WHERE event_name = 'pageview' GROUP BY session_id),
+        pages AS (SELECT path AS page, {cache_sql.UNIQ_TOTAL}(visitor_id) AS visitors, sum(pv) AS pageviews,
+                countIf(has_engaged) AS engaged_visits,
+                quantileExactIf(0.5)(engaged, has_engaged) AS median_engaged_ms,
+                quantileExactIf(0.75)(engaged, has_engaged) AS p75_engaged_ms,
+                countIf(has_scroll) AS scroll_visits, {marks}
+            FROM visits GROUP BY path),
+        entered AS (SELECT entry_path, count() AS entries, countIf(n <= 1) AS bounces FROM ends GROUP BY entry_path),
+        exited AS (SELECT exit_path, count() AS exits FROM ends GROUP BY exit_path)
+    SELECT * FROM (
+        SELECT pages.*, entered.entries AS entries, entered.bounces AS bounces, exited.exits AS exits,
+            count() OVER () AS total_rows
+        FROM pages LEFT JOIN entered ON entered.entry_path = pages.page
+            LEFT JOIN exited ON exited.exit_path = pages.page)
+    {tail}"""
+    rows = scope.run(sql, params)
+    return {"rows": [_row(r) for r in rows], **paged(rows, limit, page, sort, order)}
+
+
+def _row(r: dict[str, Any]) -> dict[str, Any]:
+    engaged = int(r["engaged_visits"])
+    scrolled = int(r["scroll_visits"])
+    pageviews = int(r["pageviews"])
+    return {
+        "page": r["page"],
+        "visitors": int(r["visitors"]),
+        "pageviews": pageviews,
+        "engaged_visits": engaged,
+        "median_engaged_ms": int(r["median_engaged_ms"]) if engaged else None,
+        "p75_engaged_ms": int(r["p75_engaged_ms"]) if engaged else None,
+        "scroll": {
+            "visits": scrolled,
+            **{f"reached_{m}": percent(int(r[f"s{m}"]), scrolled) for m in SCROLL_MARKS},
+        },
+        "entries": int(r["entries"]),
+        "bounce_rate": percent(int(r["bounces"]), int(r["entries"])),
+        "exits": int(r["exits"]),
+        "exit_rate": percent(int(r["exits"]), pageviews),
+    }
