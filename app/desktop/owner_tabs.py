@@ -5,6 +5,8 @@ hidden for a profile with no Docker engine.
 Contract: `profile_chosen(profile)` hides the admin tabs at once (a viewer never sees them, not even while
 connecting) and shows the stack tab only if the profile has an engine; `connected(profile, client)` asks
 the API for the signed-in user and the sites on a worker, then shows the admin tabs if the user is an admin.
+A site added, renamed or deleted on the Sites page (`SitesPage.sites_changed`) is at once in the site lists
+of the dashboard, Journeys, Goals, People (grants) and SQL pages: they read the sites again.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class OwnerTabs:
         bar.insertWidget(bar.count() - 1, self.connect_existing)
         bar.insertWidget(bar.count() - 1, self.edit)
         self.dialog: ConnectExistingDialog | ProfileEditor | None = None
+        self.client: ApiClient | None = None
+        window.sites_page.sites_changed.connect(self.sites_changed)
 
     def _admin_tabs(self, visible: bool) -> None:
         tabs = self.window.tabs
@@ -54,6 +58,7 @@ class OwnerTabs:
 
     def profile_chosen(self, profile: Profile) -> None:
         self.role = ""
+        self.client = None
         self._admin_tabs(False)
         self.people.set_client(None, [])
         self.sql.set_client(None, [])
@@ -75,10 +80,26 @@ class OwnerTabs:
             admin = self.role == "admin"
             self._admin_tabs(admin)
             if admin:
+                self.client = client
                 self.people.set_client(client, sites)
                 self.sql.set_client(client, sites)
 
         self.window.runner.submit(ask, on_done=known, on_error=lambda _e: None)
+
+    def sites_changed(self) -> None:
+        window, client = self.window, self.client
+        window.dashboard.load_sites()
+        window.journeys_page.load_sites()
+        window.goals_page.refresh()
+        if client is None:
+            return
+
+        def known(sites: list[dict[str, Any]]) -> None:
+            if self.client is client:
+                self.people.set_client(client, sites)
+                self.sql.set_client(client, sites)
+
+        window.runner.submit(lambda _t: client.sites(), on_done=known, on_error=lambda _e: None)
 
     def keep_password(self, username: str, password: str) -> str:
         """A profile for `username` on the current Pixel, its password in the keyring (worker thread)."""

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 from zoneinfo import available_timezones
 
+from PySide6.QtCore import Signal
 from PySide6.QtGui import QGuiApplication, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -43,6 +44,9 @@ def zone_box() -> QComboBox:
 
 
 class SitesPage(QWidget, MessagePage):
+    # a site was added, renamed or deleted here: the window's other pages read their site lists again
+    sites_changed = Signal()
+
     def __init__(self, runner: Runner, admin: SiteAdmin | None = None) -> None:
         super().__init__()
         self.runner = runner
@@ -263,6 +267,7 @@ class SitesPage(QWidget, MessagePage):
             self.new_name.clear()
             self.say(f"Added {site_label(site)}. Paste its snippet into the site's pages.")
             self.refresh(select=site["id"])
+            self.sites_changed.emit()
 
         self.runner.submit(lambda _t: admin.add_site(domain, name, zone), added, self._failed)
 
@@ -274,6 +279,7 @@ class SitesPage(QWidget, MessagePage):
         def saved(site: dict[str, Any]) -> None:
             self.say(f"Saved {site_label(site)}.")
             self.refresh(select=site["id"])
+            self.sites_changed.emit()
 
         self.runner.submit(lambda _t: admin.update_site(site_id, **fields), saved, self._failed)
 
@@ -288,6 +294,7 @@ class SitesPage(QWidget, MessagePage):
         def deleted(_: object) -> None:
             self.say(f"Deleted {site_label(site)}.")
             self.refresh()
+            self.sites_changed.emit()
 
         self.runner.submit(lambda _t: admin.delete_site(site["id"]), deleted, self._failed)
 
