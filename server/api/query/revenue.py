@@ -39,8 +39,8 @@ SORTS = {
     "value": "value",
 }
 _FIGURES = f"""toString(sum(revenue)) AS net_text, sum(revenue) AS net, countIf(revenue > 0) AS orders,
-    countIf(revenue < 0) AS refunds, toString(sumIf(revenue, revenue > 0)) AS gross_text,
-    sumIf(revenue, revenue > 0) AS gross, {cache_sql.UNIQ_TOTAL}(visitor_id) AS visitors"""
+    countIf(revenue < 0) AS refunds, toString(ifNull(sumIf(revenue, revenue > 0), 0)) AS gross_text,
+    ifNull(sumIf(revenue, revenue > 0), 0) AS gross, {cache_sql.UNIQ_TOTAL}(visitor_id) AS visitors"""
 
 
 def check_currency(code: str | None) -> str | None:
