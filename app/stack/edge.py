@@ -10,7 +10,12 @@
   included, is a 404 at the edge;
 - the collector is no longer published on the host; the API stays on 127.0.0.1 as without an edge;
 - the stack network gets a fixed subnet (`PIXEL_SUBNET`) and the collector trusts forwarded addresses from that
-  subnet only (plus the ranges of a CDN in front, `PIXEL_EDGE_TRUSTED_PROXIES`), never from anyone;
+  subnet only (plus the ranges of a CDN in front, `PIXEL_EDGE_TRUSTED_PROXIES`), never from anyone; the API
+  believes X-Forwarded-For from the edge's own address only (`PIXEL_API_TRUSTED_PROXIES=edge`, resolved by name),
+  so its per-client limits count each visitor of `/share/*`, and a client reaching the API any other way
+  (its published loopback port arrives from the network's gateway, inside the subnet) cannot choose its address;
+- the edge removes every CDN's visitor-location headers (`CDN_GEO_HEADERS`) except from a named CDN's ranges:
+  the collector believes them from trusted proxies when `PIXEL_CDN_GEO_HEADERS=1`, and the edge is one;
 - the certificates live in the named volume `edge` (Caddy's `/data`).
 
 The Caddyfile is generated here, holds the spec's `${NAME}` placeholders (so compose and the provisioner fill it
@@ -42,6 +47,19 @@ DEFAULT_SUBNET = "172.31.240.0/24"
 HSTS = "max-age=31536000"
 DATA = Path(__file__).resolve().parent / "data"
 CDN_FILES = {"cloudflare": DATA / "cloudflare-ips.txt"}
+# A CDN's visitor-location headers (the collector's list, server/enrich/geo.py): anyone can send them, so the edge
+# removes them from every request except those arriving from a named CDN's ranges.
+CDN_GEO_HEADERS = (
+    "CF-IPCountry",
+    "CF-Region",
+    "CF-IPCity",
+    "X-Vercel-IP-Country",
+    "X-Vercel-IP-Country-Region",
+    "X-Vercel-IP-City",
+    "CloudFront-Viewer-Country",
+    "CloudFront-Viewer-Country-Region-Name",
+    "CloudFront-Viewer-City",
+)
 
 EDGE_VARIABLES: tuple[Variable, ...] = (
     Variable(
@@ -65,6 +83,11 @@ EDGE_VARIABLES: tuple[Variable, ...] = (
         "Comma list of a CDN's or proxy's ranges in front of the edge whose X-Forwarded-For is believed",
     ),
     Variable("PIXEL_EDGE_RENEW_INTERVAL", "10m", "How often the edge checks its certificates for renewal"),
+    Variable(
+        "PIXEL_CDN_GEO_HEADERS",
+        "0",
+        "1: use the country header of the CDN named in PIXEL_EDGE_CDN (the edge removes it from anyone else)",
+    ),
 )
 
 
@@ -104,6 +127,7 @@ def caddyfile(upstream: str, api: str = "") -> str:
         if api
         else ""
     )
+    strip = "\n".join(f"            header_up -{name}" for name in CDN_GEO_HEADERS)
     return f"""{{
     admin localhost:2019
     email ${{PIXEL_ACME_EMAIL}}
@@ -134,6 +158,7 @@ ${{PIXEL_DOMAIN}} {{
         }} # cdn
         reverse_proxy @tracking {upstream} {{
             header_up X-Forwarded-For {{remote_host}}
+{strip}
             transport http {{
                 keepalive 3s
                 keepalive_idle_conns_per_host 256
@@ -185,11 +210,19 @@ def with_edge(spec: StackSpec) -> StackSpec:
     collector = _collector(spec)
     trusted = "${PIXEL_SUBNET},${PIXEL_EDGE_TRUSTED_PROXIES}"
     env = tuple((k, trusted if k == "PIXEL_TRUSTED_PROXIES" else v) for k, v in collector.environment)
+    env += (("PIXEL_CDN_GEO_HEADERS", "${PIXEL_CDN_GEO_HEADERS}"),)
     hidden = dataclasses.replace(
         collector, ports=tuple(p for p in collector.ports if p.container != COLLECTOR_PORT), environment=env
     )
     services = tuple(hidden if s.name == collector.name else s for s in spec.services)
     api = next((s.name for s in spec.services if any(p.container == API_PORT for p in s.ports)), "")
+    # the API believes X-Forwarded-For from the edge only (by its name: its address changes with a restart)
+    services = tuple(
+        dataclasses.replace(s, environment=(*s.environment, ("PIXEL_API_TRUSTED_PROXIES", EDGE_SERVICE)))
+        if s.name == api
+        else s
+        for s in services
+    )
     edge = edge_service(
         f"{collector.name}:{COLLECTOR_PORT}", collector.name, f"{api}:{API_PORT}" if api else ""
     )

@@ -260,6 +260,11 @@ COMMON_VARIABLES: tuple[Variable, ...] = (
         "dbip, maxmind or off",
     ),
     Variable(
+        "PIXEL_GEOIP_DBIP_URL",
+        "https://download.db-ip.com/free/dbip-city-lite-{month}.mmdb.gz",
+        "Where the DB-IP database is fetched from ({month}: YYYY-MM); a mirror's address, or the default",
+    ),
+    Variable(
         "PIXEL_UNREGISTERED_SITES",
         "drop",
         "Events for sites not registered through the API: drop (counted, not stored) or keep",
@@ -291,6 +296,7 @@ def _pixel_env(extra: tuple[tuple[str, str], ...] = ()) -> tuple[tuple[str, str]
         ("PIXEL_TRACK_PATH", "${PIXEL_TRACK_PATH}"),
         ("PIXEL_RETENTION_DAYS", "${PIXEL_RETENTION_DAYS}"),
         ("PIXEL_UNREGISTERED_SITES", "${PIXEL_UNREGISTERED_SITES}"),
+        ("PIXEL_GEOIP_DBIP_URL", "${PIXEL_GEOIP_DBIP_URL}"),
         ("PIXEL_WORKERS", "${PIXEL_WORKERS}"),
         *extra,
     )

@@ -8,8 +8,10 @@ Nothing leaves the machine: the test domain resolves only through Docker's DNS o
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as dt
+import hashlib
 import http.client
 import io
 import ipaddress
@@ -18,9 +20,11 @@ import random
 import socket
 import ssl
 import tarfile
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import docker
@@ -44,9 +48,12 @@ def _pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
-def pebble_tls(folder: Path, cert_seconds: int = CERT_SECONDS) -> bytes:
+def pebble_tls(
+    folder: Path, cert_seconds: int = CERT_SECONDS, http_port: int = 80, tls_port: int = 443
+) -> bytes:
     """A CA and pebble's own HTTPS certificate (name `pebble`) in `folder`; returns the CA's PEM, which the edge
-    trusts for the ACME directory (PIXEL_ACME_CA_ROOT)."""
+    trusts for the ACME directory (PIXEL_ACME_CA_ROOT). Pebble validates HTTP-01 on `http_port` and TLS-ALPN-01
+    on `tls_port` of the name's address."""
     now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pixel test ACME server CA")])
@@ -85,8 +92,8 @@ def pebble_tls(folder: Path, cert_seconds: int = CERT_SECONDS) -> bytes:
             "managementListenAddress": "0.0.0.0:15000",
             "certificate": "/pebble/cert.pem",
             "privateKey": "/pebble/key.pem",
-            "httpPort": 80,  # real HTTP-01 validation against the edge, as Let's Encrypt does it
-            "tlsPort": 443,
+            "httpPort": http_port,  # real HTTP-01 validation against the edge, as Let's Encrypt does it
+            "tlsPort": tls_port,
             "ocspResponderURL": "",
             "externalAccountBindingRequired": False,
             "certificateValidityPeriod": cert_seconds,
@@ -202,7 +209,12 @@ class _SniConnection(http.client.HTTPSConnection):
 
 
 def start_edge_stack(
-    client: docker.DockerClient, tmp: Path, *, workers: int = 1, cert_seconds: int = CERT_SECONDS
+    client: docker.DockerClient,
+    tmp: Path,
+    *,
+    workers: int = 1,
+    cert_seconds: int = CERT_SECONDS,
+    extra: dict[str, str] | None = None,
 ) -> EdgeStack:
     project = unique_project("pxh")
     subnet = free_subnet(client)
@@ -220,6 +232,7 @@ def start_edge_stack(
         "PIXEL_HTTPS_PORT": "0",
         "PIXEL_SUBNET": subnet,
         "PIXEL_EDGE_RENEW_INTERVAL": "2s",
+        **(extra or {}),
     }
     prov = open_stack(client, project, "compact", values)
     spec = prov.spec
@@ -324,3 +337,64 @@ def stop_edge_stack(stack: EdgeStack) -> None:
         stack.prov.uninstall(delete_data=True)
     with contextlib.suppress(Exception):
         stack.public.remove()
+
+
+def self_signed(name: str, folder: Path) -> tuple[Path, Path, bytes]:
+    """A certificate for `name` (the test site's HTTPS page server): cert path, key path, DER of its public key."""
+    now = dt.datetime.now(dt.UTC)
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "site.pem", folder / "site.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_path, key_path, spki(cert)
+
+
+def spki(cert: x509.Certificate) -> bytes:
+    return cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def spki_hash(der: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
+class SitePage(ThreadingHTTPServer):
+    """The owner's website: one HTTPS page on 127.0.0.1 carrying the snippet that loads the tracker from the
+    edge."""
+
+    def __init__(self, html: str, cert: Path, key: Path) -> None:
+        page = html.encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(page)))
+                self.end_headers()
+                self.wfile.write(page)
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        self.socket = ctx.wrap_socket(self.socket, server_side=True)
+        threading.Thread(target=self.serve_forever, daemon=True).start()

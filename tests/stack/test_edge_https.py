@@ -5,25 +5,28 @@ serving the tracker compressed, and handing the collector the client's address, 
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
 import gzip
-import hashlib
 import ipaddress
-import ssl
-import threading
+import json
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from edge_helpers import DOMAIN, EdgeStack, start_edge_stack, stop_edge_stack
+from edge_helpers import (
+    DOMAIN,
+    EdgeStack,
+    SitePage,
+    self_signed,
+    spki,
+    spki_hash,
+    start_edge_stack,
+    stop_edge_stack,
+)
 from stack_helpers import PIXEL_TAG, api_call
 
 from pixel.app.stack.public_address import certificate_status, read_edge_certificates
@@ -33,7 +36,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def edge_stack(docker_client, pixel_image, tmp_path_factory) -> Iterator[EdgeStack]:
-    stack = start_edge_stack(docker_client, tmp_path_factory.mktemp("edge"))
+    # CDN geo headers honoured from trusted proxies: the edge is one, so only its stripping keeps a client's own
+    # CF-IPCountry out (test_forged_cdn_geo_headers_are_not_used)
+    stack = start_edge_stack(
+        docker_client, tmp_path_factory.mktemp("edge"), extra={"PIXEL_CDN_GEO_HEADERS": "1"}
+    )
     try:
         stack.wait_certificate()
         yield stack
@@ -101,21 +108,30 @@ ctx = ssl.create_default_context(cadata=os.environ["ROOT"])
 path = os.environ["PAGE"]
 event = {"event_id": path, "event_name": "pageview", "ts": int(time.time() * 1000), "site": "pixel.test",
          "page": {"url": "https://pixel.test" + path, "path": path, "title": "t", "referrer": ""}}
+headers = {"Content-Type": "text/plain", "X-Forwarded-For": "203.0.113.9", "X-Real-IP": "203.0.113.10"}
+headers.update(json.loads(os.environ.get("EXTRA", "{}")))
 req = urllib.request.Request("https://%s/track" % os.environ["DOMAIN"], data=json.dumps(event).encode(),
-                             headers={"Content-Type": "text/plain", "X-Forwarded-For": "203.0.113.9",
-                                      "X-Real-IP": "203.0.113.10"})
+                             headers=headers)
 print(urllib.request.urlopen(req, context=ctx, timeout=10).status)
 """
 
 
-def _send_from_client(stack: EdgeStack, address: str, page: str) -> None:
+def _send_from_client(
+    stack: EdgeStack, address: str, page: str, headers: dict[str, str] | None = None
+) -> None:
     """One pageview from a container on the public network with the fixed `address`, over HTTPS to the test
-    domain (resolved by Docker's DNS to the edge), with forged forwarding headers."""
+    domain (resolved by Docker's DNS to the edge), with forged forwarding headers (and `headers`)."""
     client = stack.client
+    env = {
+        "ROOT": stack.pebble_root.decode(),
+        "DOMAIN": DOMAIN,
+        "PAGE": page,
+        "EXTRA": json.dumps(headers or {}),
+    }
     box = client.containers.create(
         PIXEL_TAG,
         ["python3", "-c", _CLIENT],
-        environment={"ROOT": stack.pebble_root.decode(), "DOMAIN": DOMAIN, "PAGE": page},
+        environment=env,
         network=stack.public.name,
         networking_config={stack.public.name: client.api.create_endpoint_config(ipv4_address=address)},
     )
@@ -147,11 +163,15 @@ class _Api:
 
     def pageviews(self, path: str) -> int:
         query = f"SELECT count() AS n FROM events WHERE path = '{path}' AND event_name = 'pageview'"
+        return int(self.sql(query)[0])
+
+    def sql(self, query: str) -> list:
+        """The first row of `query`'s answer, as a list."""
         answer = api_call(
             self.port, "POST", "/api/sql", {"site_id": self.site["id"], "query": query}, token=self.token
         )
         row = answer["rows"][0]
-        return int(row[0] if isinstance(row, list) else row["n"])
+        return list(row) if isinstance(row, list) else list(row.values())
 
     def dropped_excluded_ip(self) -> int:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as resp:
@@ -196,67 +216,6 @@ def test_tracking_through_the_edge_stores_the_clients_address(edge_stack):
     api.exclude([])
 
 
-def _self_signed(name: str, folder: Path) -> tuple[Path, Path, bytes]:
-    """A certificate for `name` (the test site's HTTPS page server): cert path, key path, DER of its public key."""
-    now = dt.datetime.now(dt.UTC)
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / "site.pem", folder / "site.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return cert_path, key_path, _spki(cert)
-
-
-def _spki(cert: x509.Certificate) -> bytes:
-    return cert.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-
-
-def _spki_hash(der: bytes) -> str:
-    return base64.b64encode(hashlib.sha256(der).digest()).decode()
-
-
-class _SitePage(ThreadingHTTPServer):
-    """The owner's website: one HTTPS page on 127.0.0.1 carrying the snippet that loads the tracker from the
-    edge."""
-
-    def __init__(self, html: str, cert: Path, key: Path) -> None:
-        page = html.encode()
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(page)))
-                self.end_headers()
-                self.wfile.write(page)
-
-        super().__init__(("127.0.0.1", 0), Handler)
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(cert, key)
-        self.socket = ctx.wrap_socket(self.socket, server_side=True)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-
 def test_chromium_pageview_from_an_https_page_through_the_edge(edge_stack, tmp_path):
     """Real Chromium opens https://www.pixel.test/shop (a page on 127.0.0.1) whose snippet loads
     https://stats.pixel.test/pixel.js from the edge (reached at its container address on the public network):
@@ -264,16 +223,16 @@ def test_chromium_pageview_from_an_https_page_through_the_edge(edge_stack, tmp_p
     pageview lands, sent from the browser's address, not the edge's."""
     from playwright.sync_api import sync_playwright
 
-    cert, key, site_spki = _self_signed("www.pixel.test", tmp_path)
+    cert, key, site_spki = self_signed("www.pixel.test", tmp_path)
     page_html = (
         "<!doctype html><html><head><meta charset=utf-8><title>Shop</title>"
         f'<script async src="https://{DOMAIN}/pixel.js" data-site="pixel.test"></script>'
         "</head><body>shop</body></html>"
     )
-    site = _SitePage(page_html, cert, key)
+    site = SitePage(page_html, cert, key)
     edge_ip = edge_stack.edge_address(edge_stack.public.name)
     chain = [x509.load_pem_x509_certificate(p) for p in edge_stack.pebble_chain()]
-    spki = ",".join(_spki_hash(d) for d in [site_spki, *(_spki(c) for c in chain)])
+    spki = ",".join(spki_hash(d) for d in [site_spki, *(spki(c) for c in chain)])
     api = _Api(edge_stack)
     stack_net = edge_stack.client.networks.get(edge_stack.prov.spec.network_name)
     api.exclude(
@@ -308,3 +267,98 @@ def test_chromium_pageview_from_an_https_page_through_the_edge(edge_stack, tmp_p
         site.shutdown()
         site.server_close()
         api.exclude([])
+
+
+def test_forged_cdn_geo_headers_are_not_used(edge_stack):
+    """With CDN geo headers honoured (PIXEL_CDN_GEO_HEADERS=1) but no CDN named, a client's own CF-IPCountry
+    (and every other CDN's location header) is removed by the edge: the collector trusts the edge, so whatever
+    the edge forwards would be believed. The country stays empty (no GeoIP database in this stack)."""
+    public = edge_stack.client.networks.get(edge_stack.public.id)
+    subnet = ipaddress.ip_network(public.attrs["IPAM"]["Config"][0]["Subnet"])
+    forged = {
+        "CF-IPCountry": "KP",
+        "CF-Region": "Pyongyang",
+        "CF-IPCity": "Pyongyang",
+        "X-Vercel-IP-Country": "KP",
+        "X-Vercel-IP-City": "Pyongyang",
+        "CloudFront-Viewer-Country": "KP",
+        "CloudFront-Viewer-City": "Pyongyang",
+    }
+    api = _Api(edge_stack)
+    _send_from_client(edge_stack, str(subnet.network_address + 201), "/edge-geo", forged)
+    _wait(lambda: api.pageviews("/edge-geo") == 1)
+    assert api.sql("SELECT country, region, city FROM events WHERE path = '/edge-geo'") == ["", "", ""]
+
+
+_UNLOCK = r"""
+import os, ssl, urllib.error, urllib.parse, urllib.request
+ctx = ssl.create_default_context(cadata=os.environ["ROOT"])
+url = "https://%s/share/%s" % (os.environ["DOMAIN"], os.environ["TOKEN"])
+body = urllib.parse.urlencode({"password": "not the password"}).encode()
+out = []
+for _ in range(int(os.environ["TRIES"])):
+    req = urllib.request.Request(url, data=body, headers={"X-Forwarded-For": os.environ["FORGED"]})
+    try:
+        out.append(urllib.request.urlopen(req, context=ctx, timeout=30).status)
+    except urllib.error.HTTPError as exc:
+        out.append(exc.code)
+print(" ".join(map(str, out)))
+"""
+
+
+def _unlock_from(stack: EdgeStack, address: str, token: str, tries: int, forged: str) -> list[int]:
+    """`tries` wrong passwords for share link `token` through the edge, from `address` on the public network
+    (each try with the forged X-Forwarded-For `forged`); the statuses answered."""
+    client = stack.client
+    env = {"ROOT": stack.pebble_root.decode(), "DOMAIN": DOMAIN, "TOKEN": token, "TRIES": str(tries)}
+    box = client.containers.create(
+        PIXEL_TAG,
+        ["python3", "-c", _UNLOCK],
+        environment={**env, "FORGED": forged},
+        network=stack.public.name,
+        networking_config={stack.public.name: client.api.create_endpoint_config(ipv4_address=address)},
+    )
+    try:
+        box.start()
+        assert box.wait(timeout=120)["StatusCode"] == 0, box.logs().decode()
+        return [int(s) for s in box.logs().decode().split()]
+    finally:
+        box.remove(force=True)
+
+
+def _unlock_direct(stack: EdgeStack, token: str, forged: str) -> int:
+    """One wrong password for `token` straight to the API's published port (127.0.0.1: the connection arrives
+    from the stack network's gateway, inside the stack's subnet), with a forged X-Forwarded-For."""
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{stack.api_port}/share/{token}",
+        data=b"password=not+the+password",
+        headers={"X-Forwarded-For": forged, "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_share_password_limit_counts_each_client_behind_the_edge_and_ignores_forged_headers(edge_stack):
+    """The API believes X-Forwarded-For from the edge only: one visitor locked out after 5 wrong passwords does
+    not lock out another visitor behind the same edge, and neither can escape the limit with a forged header;
+    nor can a client of the API's own port, whose address is in the stack's (trusted-by-the-collector)
+    subnet."""
+    api = _Api(edge_stack)
+    token = api_call(
+        api.port,
+        "POST",
+        f"/api/sites/{api.site['id']}/shares",
+        {"name": "Edge", "password": "correct horse battery"},
+        token=api.token,
+    )["token"]
+    public = edge_stack.client.networks.get(edge_stack.public.id)
+    subnet = ipaddress.ip_network(public.attrs["IPAM"]["Config"][0]["Subnet"])
+    first, second = str(subnet.network_address + 210), str(subnet.network_address + 211)
+    forged = ", ".join(f"198.51.100.{n}" for n in range(1, 4))
+    assert _unlock_from(edge_stack, first, token, 6, forged) == [401] * 5 + [429]
+    assert _unlock_from(edge_stack, second, token, 1, forged) == [401]  # not locked out by the first visitor
+    statuses = [_unlock_direct(edge_stack, token, f"192.0.2.{n}") for n in range(6)]
+    assert statuses == [401] * 5 + [429]  # a new forged address on each try changes nothing

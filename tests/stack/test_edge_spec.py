@@ -250,3 +250,31 @@ def test_with_edge_needs_a_published_collector():
     spec = build_spec("compact", edge=True)
     with pytest.raises(SpecError, match="no collector published on port 8081"):
         with_edge(spec)
+
+
+def test_the_edge_strips_every_cdn_geo_header_the_collector_reads_except_from_a_cdn():
+    """The edge's list is the collector's (server/enrich/geo.py), and the headers are removed on the route for
+    everyone, not on the route for a named CDN's ranges."""
+    from pixel.app.stack.edge import CDN_GEO_HEADERS, caddyfile
+    from pixel.server.enrich.geo import CDN_GEO_HEADERS as READ
+
+    assert sorted(h.lower() for h in CDN_GEO_HEADERS) == sorted(READ)
+    text = caddyfile("pixel:8081")
+    everyone = text[text.index("reverse_proxy @tracking") :]
+    everyone = everyone[: everyone.index("\n        }\n")]
+    cdn = text[text.index("reverse_proxy @cdn") : text.index("reverse_proxy @tracking")]
+    for header in CDN_GEO_HEADERS:
+        assert f"header_up -{header}\n" in everyone
+        assert header not in cdn
+
+
+@pytest.mark.parametrize(("topology", "api"), [("compact", "pixel"), ("standard", "shipper")])
+def test_the_api_believes_forwarded_addresses_from_the_edge_only(topology: str, api: str) -> None:
+    """Behind the edge the API trusts X-Forwarded-For from the service named `edge` (resolved by the API), not
+    from the stack's subnet, which also holds the network's gateway (the API's published loopback port)."""
+    extra = {"CLICKHOUSE_PASSWORD": "pw"} if topology == "standard" else {}
+    spec = build_spec(topology, edge=True).resolve({"PIXEL_DOMAIN": "stats.example.com", **extra})
+    given = {s.name: s.env.get("PIXEL_API_TRUSTED_PROXIES") for s in spec.services}
+    assert {k: v for k, v in given.items() if v is not None} == {api: "edge"}
+    plain = build_spec(topology).resolve(extra)
+    assert all("PIXEL_API_TRUSTED_PROXIES" not in s.env for s in plain.services)
