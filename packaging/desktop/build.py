@@ -4,7 +4,7 @@ Contract:
 - `dist/desktop/pixel-desktop/` is a PyInstaller one-folder bundle of `pixel-desktop` (no Python needed to
   run it), built from a copy of app/ staged as `pixel/app` in `build/desktop/stage` (the desktop needs no
   `pixel.server`), then pruned: Qt plugins, libraries and translations the app does not load are removed
-  (`PRUNE`); the bundle's own launcher is checked afterwards by the clean-machine test.
+  (`PRUNE`); on Linux Qt's ICU data library is cut to what Qt uses (`icu_trim`); the bundle's own launcher is checked afterwards by the clean-machine test.
 - On Linux it is also packed as `pixel-desktop-<version>-linux-<arch>.tar.gz` (the folder as it is) and
   `pixel-desktop_<version>_<debarch>.deb` (dpkg-deb): the folder under /opt/pixel-desktop, `pixel-desktop`
   on PATH (/usr/bin symlink), a desktop entry and an icon. The .deb depends only on what a Linux desktop
@@ -28,6 +28,9 @@ import subprocess
 import sys
 import tarfile
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from icu_trim import trim_icu
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = ROOT / "packaging" / "desktop"
@@ -67,7 +70,22 @@ PRUNE = [
     "plugins/imageformats/libqwebp.so",
     "plugins/imageformats/libqtga.so",
     "plugins/imageformats/libqwbmp.so",
+    "plugins/imageformats/libqjpeg.so",
+    "plugins/imageformats/libqgif.so",
 ]
+# Relative to the bundle's _internal folder (Linux): D-Bus's client library, which Qt loads with dlopen for
+# the desktop portal (the dark-mode setting) and finds on any desktop that runs D-Bus (the .deb recommends
+# libdbus-1-3; it pulled in systemd's and libgcrypt's libraries); CPython's CJK codecs (Shift-JIS, GB18030,
+# Big5, EUC-KR, ISO-2022: nothing the app reads or writes uses them; asking for one is a LookupError).
+PRUNE_LINUX = (
+    "libdbus-1.so.3",
+    "python3.*/lib-dynload/_codecs_jp.*.so",
+    "python3.*/lib-dynload/_codecs_hk.*.so",
+    "python3.*/lib-dynload/_codecs_cn.*.so",
+    "python3.*/lib-dynload/_codecs_kr.*.so",
+    "python3.*/lib-dynload/_codecs_tw.*.so",
+    "python3.*/lib-dynload/_codecs_iso2022.*.so",
+)
 # Loaded with dlopen (not listed as needed by any bundled file): never pruned as unreferenced.
 DLOPENED = ("libpython", "libdbus-1")
 # Library name prefixes (in PySide6/Qt/lib or the bundle's top level) the app does not load.
@@ -84,6 +102,7 @@ PRUNE_LIBS = (
     "libQt6ShaderTools",
     "libQt6Test",
     "libQt6Svg",
+    "libQt6OpenGLWidgets",
 )
 
 
@@ -312,8 +331,14 @@ def main(argv: list[str] | None = None) -> int:
     bundle = pyinstaller(stage(), icon)
     prune(bundle)
     if sys.platform.startswith("linux"):
+        for rel in PRUNE_LINUX:
+            for path in bundle.glob(f"_internal/{rel}"):
+                path.unlink()
         prune_unreferenced(bundle)
         strip(bundle)
+        for lib in bundle.rglob("libicudata.so.*"):
+            if not lib.is_symlink():
+                trim_icu(lib)
     made: dict[str, dict[str, int | str]] = {
         "bundle": {"path": str(bundle.relative_to(ROOT)), "bytes": tree_size(bundle)}
     }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import io
 import re
 import socket
 import subprocess
@@ -33,7 +34,8 @@ VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["versi
 DEB = DIST / f"pixel-desktop_{VERSION}_amd64.deb"
 TAR = DIST / f"pixel-desktop-{VERSION}-linux-x86_64.tar.gz"
 BUNDLE = DIST / "pixel-desktop"
-BUDGET = 200_000_000  # bytes unpacked (the issue's wish is 150 MB: see bench/README.md for what is inside)
+BUDGET = 150_000_000  # bytes unpacked (the issue's limit; bench/README.md lists what is inside)
+XVFB = "pixel-test/desktop-xvfb:bookworm"  # BASE plus Xvfb (from Debian's apt), still without Python
 LINE = re.compile(r"^first chart after (\d+\.\d{3}) s \((\d+) points, Live · updated \d\d:\d\d:\d\d\)$")
 
 pytestmark = pytest.mark.slow
@@ -70,6 +72,21 @@ def tree_size(path: Path) -> int:
 
 def test_bundle_size_and_deb_contents(built: Path) -> None:
     assert tree_size(BUNDLE) <= BUDGET
+    # what the size cuts removed stays out (packaging/desktop/build.py, icu_trim.py, the spec's excludes)
+    internal = BUNDLE / "_internal"
+    (icu,) = internal.glob("PySide6/Qt/lib/libicudata.so.*")
+    assert icu.stat().st_size < 5_000_000
+    for gone in (
+        "PySide6/QtOpenGL.abi3.so",
+        "PySide6/Qt/lib/libQt6OpenGLWidgets.so.6",
+        "libdbus-1.so.3",
+        "libsystemd.so.0",
+        "numpy/random",
+        "numpy/fft",
+        "backports/zstd",
+    ):
+        assert not (internal / gone).exists(), gone
+    assert not list(internal.glob("python3.*/lib-dynload/_codecs_jp.*"))
     fields = subprocess.run(
         ["dpkg-deb", "-f", str(built), "Package", "Version", "Architecture", "Depends"],
         capture_output=True,
@@ -177,3 +194,72 @@ def test_offline_installer_file_is_loaded_when_the_registry_is_unreachable(
         for ref in refs:
             with contextlib.suppress(docker.errors.ImageNotFound):
                 engine.images.remove(ref)
+
+
+@pytest.fixture(scope="module")
+def xvfb_image(engine: docker.DockerClient) -> str:
+    """BASE with Debian's Xvfb added (apt, once; kept as XVFB): an X server and nothing of Python."""
+    try:
+        engine.images.get(XVFB)
+    except docker.errors.ImageNotFound:
+        dockerfile = (
+            f"FROM {BASE}\n"
+            "RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
+            "--no-install-recommends xvfb >/dev/null && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb "
+            "&& ! command -v python3\n"
+        )
+        engine.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=XVFB, rm=True, timeout=900)
+    return XVFB
+
+
+def test_clean_machine_under_xvfb_draws_the_first_chart_on_x11(
+    built: Path, engine: docker.DockerClient, xvfb_image: str, live_api: LiveApi, tmp_path: Path
+) -> None:
+    """The same install, on an X server (Xvfb) through Qt's xcb platform plugin and the X libraries the
+    bundle carries, instead of offscreen; the window's screenshot goes to docs/screenshots/."""
+    out = tmp_path / "out"
+    ProfileStore(out / "config" / "pixel-desktop" / "profiles.json").save(
+        Profile(
+            "clean", api_url=live_api.url, username=live_api.username, site_id=live_api.sites["shop.example"]
+        )
+    )
+    (out / "password").write_text(live_api.password + "\n")
+    script = f"""
+set -e
+if command -v python3 || command -v python || command -v pip; then echo "not a clean machine"; exit 3; fi
+dpkg -i /mnt/dist/{built.name} >/dev/null
+Xvfb :42 -screen 0 1400x900x24 -nolisten tcp >/dev/null 2>&1 &
+for _ in $(seq 100); do [ -S /tmp/.X11-unix/X42 ] && break; sleep 0.1; done
+export DISPLAY=:42 QT_QPA_PLATFORM=xcb
+export XDG_CONFIG_HOME=/mnt/out/config XDG_CACHE_HOME=/tmp/cache XDG_DATA_HOME=/tmp/data
+pixel-desktop --profile clean --first-chart-exit 90 --screenshot /mnt/out/xvfb.png --password-stdin \\
+  </mnt/out/password 2>/mnt/out/stderr
+kill %1
+"""
+    container = engine.containers.run(
+        xvfb_image,
+        ["bash", "-c", script],
+        name=f"pixel-test-bundle-xvfb-{uuid.uuid4().hex[:8]}",
+        network_mode="host",
+        volumes={
+            str(DIST): {"bind": "/mnt/dist", "mode": "ro"},
+            str(out): {"bind": "/mnt/out", "mode": "rw"},
+        },
+        detach=True,
+    )
+    try:
+        status = container.wait(timeout=300)
+        logs = container.logs().decode()
+    finally:
+        container.remove(force=True)
+    stderr = (out / "stderr").read_text() if (out / "stderr").exists() else ""
+    assert status["StatusCode"] == 0, logs + stderr
+    match = LINE.match(logs.strip().splitlines()[-1])
+    assert match and int(match.group(2)) > 0, logs
+    assert "Could not load the Qt platform plugin" not in stderr, stderr
+    shot = (out / "xvfb.png").read_bytes()
+    assert shot[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(shot[16:20], "big"), int.from_bytes(shot[20:24], "big")
+    assert width >= 800 and height >= 500, (width, height)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    (SCREENSHOTS / "bundle-xvfb-first-chart.png").write_bytes(shot)
