@@ -15,7 +15,7 @@ axis shows the site's local dates and hours whatever the viewer's zone (DST chan
 from __future__ import annotations
 
 import calendar
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -146,6 +146,8 @@ class TimeSeriesChart(Themed):
         self.x = np.zeros(0)
         self.y = np.zeros(0)
         self.y_previous: np.ndarray | None = None
+        # (x, tolerance) -> the text of the annotations there, added to the hover text (desktop/annotations.py)
+        self.hover_notes: Callable[[float, float], str] | None = None
         self.scene().sigMouseMoved.connect(self._mouse_moved)
         self.follow_palette()
 
@@ -215,6 +217,10 @@ class TimeSeriesChart(Themed):
         text = f"{self.labels[index]}\n{self.metric_name}: {self.y[index]:g}"
         if self.y_previous is not None:
             text += f"\nprevious period: {self.y_previous[index]:g}"
+        if self.hover_notes is not None:
+            step = float(self.x[1] - self.x[0]) if len(self.x) > 1 else 86400.0
+            notes = self.hover_notes(float(self.x[index]), step / 2)
+            text += f"\n{notes}" if notes else ""
         self.crosshair.setPos(self.x[index])
         self.crosshair.show()
         self.hover_text.setText(text)

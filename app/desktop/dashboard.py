@@ -28,6 +28,7 @@ from pixel.app.client import ApiRequestError, Fetched, NoData, ReportSource
 from pixel.app.desktop.charts import TimeSeriesChart
 from pixel.app.desktop.reports_tabs import ReportTab, ReportTabs
 from pixel.app.desktop.retention_view import RetentionView
+from pixel.app.desktop.segments_notes import SegmentsAndNotes
 from pixel.app.desktop.views import FunnelView, GoalsView, SavedDashboardsView
 from pixel.app.desktop.widgets import BreakdownBox, FilterBar, RangePicker, RealtimeCounter, SummaryTiles
 from pixel.app.desktop.workers import Runner
@@ -157,6 +158,7 @@ class DashboardPage(QWidget):
             QShortcut(
                 QKeySequence(keys), self, self.refresh, context=Qt.ShortcutContext.WidgetWithChildrenShortcut
             )
+        self.explore = SegmentsAndNotes(self)  # the segments bar, the compare tab, the chart's annotations
 
     # ------------------------------------------------------------------ state
     def set_source(self, source: ReportSource | None) -> None:
@@ -258,6 +260,7 @@ class DashboardPage(QWidget):
             self.saved.set_dashboards,
         )
         self.reports.reset()
+        self.explore.load()
 
     def _get(self, cached: bool, site_id: int, report: str, params: dict[str, Any]) -> Fetched | None:
         assert self.source is not None

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import docker
 
+from .annotate import announce
 from .edge import edge_values, has_domain
 from .engine import EngineTarget
 from .image import ImageSource
@@ -76,11 +79,14 @@ def upgrade_to_image(
     values: dict[str, str] | None = None,
     source: ImageSource | None = None,
     progress: ProgressCallback = ignore,
+    now: Callable[[], float] = time.time,
 ) -> Path:
     """Upgrade the stack of `prov` to `image`: its spec is resolved again as `open_stack` does (the stored
     settings, then `values`, then PIXEL_IMAGE), then `prov.upgrade` backs up into `backup_dir`, starts
     the new containers and puts the previous version and its data back if they are not healthy.
-    Returns the backup's path; `prov` then describes the upgraded stack."""
+    Returns the backup's path; `prov` then describes the upgraded stack, whose charts get an annotation
+    naming both images (app/stack/annotate.py)."""
+    before = prov.settings.get("PIXEL_IMAGE") or next((s.image for s in prov.spec.services), "")
     new = open_stack(
         prov.client,
         prov.spec.project,
@@ -88,6 +94,14 @@ def upgrade_to_image(
         {**prov.settings, **(values or {}), "PIXEL_IMAGE": image},
         target=prov.target,
     )
-    return prov.upgrade(
+    backup = prov.upgrade(
         new.spec, backup_dir=backup_dir, source=source, settings=new.settings, progress=progress
     )
+    announce(
+        prov,
+        "upgrade",
+        f"Stack upgraded from {before} to {image}",
+        now(),
+        {"from_image": before, "to_image": image, "backup": backup.name},
+    )
+    return backup

@@ -112,6 +112,7 @@ class AutoAnnotator:
         self.interval = interval
         self.stop_event = threading.Event()
         self._wake = threading.Event()
+        self._announced: dict[str, int] = {}  # kind -> annotation announced through the inbox in this check
 
     @staticmethod
     def _served_trackers() -> dict[str, str | None]:
@@ -129,7 +130,8 @@ class AutoAnnotator:
     def check_once(self, now: float) -> list[int]:
         """Every observation once at `now` (epoch seconds); the ids of the annotations written."""
         written: list[int] = []
-        for step in (self._release, self._inbox, self._geoip, self._tracker, self._gaps, self._shipper):
+        self._announced = {}
+        for step in (self._inbox, self._release, self._geoip, self._tracker, self._gaps, self._shipper):
             try:
                 written.extend(step(now))
             except (StoreError, OSError, ValueError) as exc:
@@ -172,6 +174,11 @@ class AutoAnnotator:
                 write_state(self.meta, "release", current, now)
             return []
         before, since = seen
+        announced = self._announced.get("upgrade")
+        if announced is not None:  # the tool that upgraded said so already: the releases join its annotation
+            self._join_release(announced, before, current, now)
+            write_state(self.meta, "release", current, now)
+            return []
         made = add_auto(
             self.meta,
             kind="upgrade",
@@ -183,6 +190,22 @@ class AutoAnnotator:
         )
         write_state(self.meta, "release", current, now)
         return [made] if made else []
+
+    def _join_release(self, annotation_id: int, before: str, current: str, now: float) -> None:
+        with self.meta.transaction() as conn:
+            row = conn.execute(
+                "SELECT text, details FROM annotations WHERE id = ?", (annotation_id,)
+            ).fetchone()
+            details = {**json.loads(row["details"] or "{}"), "from": before, "to": current}
+            conn.execute(
+                "UPDATE annotations SET text = ?, details = ?, updated_at = ? WHERE id = ?",
+                (
+                    f"{row['text']} (Pixel {before} → {current})",
+                    json.dumps(details, sort_keys=True),
+                    now,
+                    annotation_id,
+                ),
+            )
 
     def _inbox(self, now: float) -> list[int]:
         inbox = self.settings.state_dir / INBOX
@@ -211,6 +234,7 @@ class AutoAnnotator:
             path.unlink(missing_ok=True)
             if made:
                 written.append(made)
+                self._announced[kind] = made
         return written
 
     def _geoip(self, now: float) -> list[int]:

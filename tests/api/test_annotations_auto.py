@@ -291,3 +291,16 @@ def test_an_unreachable_store_does_not_stop_the_other_observations(env: Env) -> 
     running[0] = "1.1"
     assert len(watch.check_once(T0 + 60)) == 1  # the gap check failed; the upgrade is written all the same
     assert [n["text"] for n in env.notes()] == ["Pixel upgraded from 1.0 to 1.1"]
+
+
+def test_an_upgrade_announced_by_the_tool_and_a_new_release_are_one_annotation(env: Env) -> None:
+    running = ["1.4.0"]
+    watch = annotator(env, running=lambda: running[0])
+    watch.check_once(T0)
+    announce(env.settings.state_dir, "upgrade", "Stack upgraded from pixel:1.4.0 to pixel:1.5.0", T0 + 30)
+    running[0] = "1.5.0"
+    assert len(watch.check_once(T0 + 60)) == 1
+    [note] = env.notes("upgrade")
+    assert note["text"] == "Stack upgraded from pixel:1.4.0 to pixel:1.5.0 (Pixel 1.4.0 → 1.5.0)"
+    assert note["details"] == '{"from": "1.4.0", "to": "1.5.0"}'
+    assert watch.check_once(T0 + 120) == []

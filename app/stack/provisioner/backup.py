@@ -14,6 +14,7 @@ import os
 import tarfile
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
@@ -95,9 +96,11 @@ class Backups(Lifecycle):
         progress(Progress("backup", 1.0, f"backup written to {path}"))
         return path
 
-    def restore(self, path: Path, *, progress: ProgressCallback = ignore) -> None:
+    def restore(
+        self, path: Path, *, progress: ProgressCallback = ignore, now: Callable[[], float] = time.time
+    ) -> None:
         """Replace the stack's data with a backup: containers and volumes are recreated, the volumes
-        filled from the file, then the stack is started."""
+        filled from the file, then the stack is started; its charts get an annotation (app/stack/annotate.py)."""
         path = Path(path)
         try:
             with tarfile.open(path, "r:gz") as archive:
@@ -138,6 +141,9 @@ class Backups(Lifecycle):
             self._start(c)
             self.wait_healthy(svc.name, progress=progress)
         progress(Progress("restore", 1.0, "restored"))
+        from ..annotate import announce  # imported here: annotate imports this package
+
+        announce(self, "restore", f"Data restored from the backup {path.name}", now(), {"backup": path.name})
 
     def upgrade(
         self,

@@ -1,0 +1,143 @@
+"""Wiring saved segments and annotations into the dashboard page (dashboard.py makes one `SegmentsAndNotes` and
+calls its `load` on each refresh): the segments bar under the filter bar, a "Compare segments" tab, and the annotation markers on the
+overview's time series (right-click the chart to add a note).
+
+Reads go through the page's report source (drawn from the cache first, offline too); writes (save a segment, add a
+note) go to the API on a worker thread and reload the list when done. A refusal or an unreachable host is shown in
+the page's status line, as every other part of the page does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtWidgets import QVBoxLayout
+
+from pixel.app.client import annotations as notes_api
+from pixel.app.client import segments as segments_api
+from pixel.app.client.api import ApiClient
+from pixel.app.client.source import Fetched
+from pixel.app.desktop.annotations import AnnotationLayer
+from pixel.app.desktop.segments_bar import EVERYONE, SegmentCompare, SegmentsBar
+
+if TYPE_CHECKING:
+    from pixel.app.desktop.dashboard import DashboardPage
+
+
+class SegmentsAndNotes:
+    def __init__(self, page: DashboardPage) -> None:
+        self.page = page
+        self.bar = SegmentsBar()
+        self.compare_view = SegmentCompare()
+        self.notes = AnnotationLayer(page.chart)
+        layout = page.layout()
+        assert isinstance(layout, QVBoxLayout)
+        layout.insertWidget(layout.indexOf(page.filter_bar) + 1, self.bar)
+        page.tabs.addTab(self.compare_view, "Compare segments")
+        self.bar.chosen.connect(self._apply)
+        self.bar.save_requested.connect(self.save_segment)
+        self.bar.compare_requested.connect(self.compare)
+        self.notes.add_requested.connect(self.add_note)
+
+    def load(self, current: int | None = None) -> None:
+        """The site's segments into the bar and its annotations onto the chart."""
+        page = self.page
+        if page.source is None or page.site is None:
+            return
+        source, site = page.source, page.site
+        segments_path = f"/api/sites/{site['id']}/segments"
+        segments_query = {"limit": 1000, "sort": "name"}
+        page._part(
+            "segments",
+            lambda cached: (
+                source.cached(segments_path, segments_query)
+                if cached
+                else source.get(segments_path, segments_query)
+            ),
+            lambda data: self.bar.set_segments(data["items"], current),
+        )
+        notes_path = f"/api/sites/{site['id']}/annotations"
+        notes_query = {"limit": 1000, "sort": "starts_at"}
+        page._part(
+            "annotations",
+            lambda cached: (
+                source.cached(notes_path, notes_query) if cached else source.get(notes_path, notes_query)
+            ),
+            lambda data: self.notes.set_markers(notes_api.markers(data["items"]), site["timezone"]),
+        )
+
+    def _apply(self, filters: list[list[str]]) -> None:
+        page = self.page
+        page.filters = [list(f) for f in filters]
+        page.filter_bar.set_filters(page.filters)
+        page.refresh()
+
+    def _write(self, name: str, work: Callable[[ApiClient], Any], done: Callable[[Any], None]) -> None:
+        page = self.page
+        client = page.source.client if page.source is not None else None
+        if client is None:
+            page.errors[name] = "Not connected: nothing can be saved offline."
+            page._update_status()
+            return
+
+        def failed(exc: BaseException) -> None:
+            page.errors[name] = f"Not saved: {getattr(exc, 'detail', None) or exc}"
+            page._update_status()
+
+        page.runner.submit(lambda _task: work(client), on_done=done, on_error=failed)
+
+    def save_segment(self, name: str, shared: bool) -> None:
+        """The page's current filters as a new segment, then picked in the bar."""
+        page = self.page
+        if page.site is None:
+            return
+        site_id, filters = page.site["id"], [list(f) for f in page.filters]
+
+        def saved(made: dict[str, Any]) -> None:
+            page.errors.pop("segments", None)
+            self.load(current=made["id"])
+
+        self._write(
+            "segments", lambda client: segments_api.save(client, site_id, name, filters, shared), saved
+        )
+
+    def add_note(self, day: date, text: str) -> None:
+        page = self.page
+        if page.site is None:
+            return
+        site_id = page.site["id"]
+        self._write(
+            "annotations", lambda client: notes_api.add(client, site_id, text, day), lambda _made: self.load()
+        )
+
+    def compare(self, first: dict[str, Any] | None, second: dict[str, Any] | None) -> None:
+        """Summary and visitors over time of two segments (None: everyone), side by side in the compare tab."""
+        page = self.page
+        if page.source is None or page.site is None:
+            return
+        source, site_id, base = page.source, page.site["id"], page.range.params()
+        pair = (first, second)
+        names = [s["name"] if s else EVERYONE for s in pair]
+
+        def fetch(cached: bool) -> Fetched | None:
+            answers: list[Fetched] = []
+            for segment in pair:
+                params = {**base, "filters": [list(f) for f in (segment["filters"] if segment else [])]}
+                for report, extra in (("summary", {}), ("timeseries", {"metrics": "visitors"})):
+                    path, query = f"/api/sites/{site_id}/reports/{report}", {**params, **extra}
+                    got = source.cached(path, query) if cached else source.get(path, query)
+                    if got is None:
+                        return None
+                    answers.append(got)
+            data = {
+                "names": names,
+                "summaries": [answers[0].data, answers[2].data],
+                "timeseries": [answers[1].data, answers[3].data],
+            }
+            oldest = min(answers, key=lambda f: f.as_of)
+            return Fetched(data, oldest.as_of, all(a.live for a in answers), oldest.problem)
+
+        page.tabs.setCurrentWidget(self.compare_view)
+        page._part("compare", fetch, self.compare_view.set_data, on_missing=self.compare_view.set_message)

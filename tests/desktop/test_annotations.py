@@ -1,0 +1,125 @@
+# ruff: noqa: F811  (page is a fixture imported from test_dashboard)
+"""Annotations on the dashboard's time series against a real `pixel serve`: manual and automatic markers drawn
+where their dates are in the site's zone, in two distinct looks, with their text on hover; a right-click on the
+chart adds a note on that day (read back through the API); screenshots (light and dark)."""
+
+from __future__ import annotations
+
+from contextlib import closing
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
+
+from PySide6.QtCore import QPointF, Qt
+
+from pixel.app.desktop.annotations import LIGHT_MARKERS
+from pixel.app.desktop.charts import bucket_x
+from pixel.app.desktop.dashboard import DashboardPage
+from pixel.server.annotations import add_auto
+from pixel.server.api.meta import MetaDB
+from tests.desktop.conftest import SITES, save_screenshot
+from tests.desktop.test_dashboard import page, settle  # noqa: F401
+from tests.desktop.test_owner_pages import dark
+
+
+def test_markers_hover_and_right_click(qtbot, live_api, page: DashboardPage) -> None:
+    shop = live_api.sites["shop.example"]
+    points = page.timeseries["points"] if page.timeseries else []
+    assert len(points) >= 20
+    noted, ranged, auto = points[6]["bucket"], points[12]["bucket"], points[18]["bucket"]
+    with closing(live_api.http()) as client:
+        r = client.post(f"/api/sites/{shop}/annotations", json={"text": "Newsletter sent", "date": noted})
+        assert r.status_code == 201, r.text
+        span = {"text": "Spring sale", "date": ranged, "end_date": points[14]["bucket"]}
+        assert client.post(f"/api/sites/{shop}/annotations", json=span).status_code == 201
+    # an automatic annotation written by Pixel itself into the server's metadata DB, at the site's midnight
+    zone = ZoneInfo(SITES["shop.example"])
+    starts = datetime.combine(date.fromisoformat(auto), time(), zone).timestamp()
+    meta = MetaDB(live_api.server.data_dir / "state" / "meta.sqlite3")
+    add_auto(
+        meta,
+        kind="geoip",
+        key=f"desktop-test:{starts!r}",
+        text="GeoIP database updated",
+        starts_at=starts,
+        now=starts,
+    )
+    page.refresh()
+    settle(qtbot, page)
+    layer = page.explore.notes
+    drawn = {m.text: (m, start, end, item) for m, start, end, item in layer.items}
+    assert {"Newsletter sent", "Spring sale", "GeoIP database updated"} <= set(drawn)
+    # where: the bucket of the note's date in the site's zone (a range covers its days, to the next midnight)
+    assert drawn["Newsletter sent"][1] == bucket_x(noted)
+    assert (drawn["Spring sale"][1], drawn["Spring sale"][2]) == (
+        bucket_x(ranged),
+        bucket_x(points[15]["bucket"]),
+    )
+    assert drawn["GeoIP database updated"][1] == bucket_x(auto)
+    # two looks: manual solid amber, automatic dashed teal, labelled with its kind
+    manual_pen, auto_pen = drawn["Newsletter sent"][3].pen, drawn["GeoIP database updated"][3].pen
+    assert (manual_pen.color().name(), manual_pen.style()) == (LIGHT_MARKERS[0], Qt.PenStyle.SolidLine)
+    assert (auto_pen.color().name(), auto_pen.style()) == (LIGHT_MARKERS[1], Qt.PenStyle.DashLine)
+    assert layer.short(drawn["GeoIP database updated"][0]) == "geoip"
+    # hover: the crosshair's text carries the note, its author and the moment
+    text = page.chart.hover_at(6)
+    assert f"Newsletter sent\n— owner, {noted}" in text
+    assert f"GeoIP database updated\n— Pixel (automatic), {auto} 00:00" in page.chart.hover_at(18)
+    assert f"Spring sale\n— owner, {ranged} – {points[14]['bucket']}" in page.chart.hover_at(13)
+    assert "Spring sale" in page.chart.hover_at(13) and "Spring sale" not in page.chart.hover_at(16)
+    assert drawn["Newsletter sent"][3].toolTip() == drawn["Newsletter sent"][0].label(zone)
+    page.chart.hover_at(6)
+    save_screenshot(page.chart, "annotations")
+    with dark():
+        qtbot.wait(50)
+        page.refresh()
+        settle(qtbot, page)
+        page.chart.hover_at(6)
+        save_screenshot(page.chart, "annotations-dark")
+    page.refresh()
+    settle(qtbot, page)
+
+    # a right-click on the chart at a day adds a note on that day, by the signed-in user
+    target = points[9]["bucket"]
+    asked: list[date] = []
+    layer.ask = lambda day: asked.append(day) or "Price change"
+    plot = page.chart.getPlotItem()
+    scene_pos = plot.vb.mapViewToScene(QPointF(bucket_x(target) + 3600, 1.0))
+    qtbot.mouseClick(
+        page.chart.viewport(), Qt.MouseButton.RightButton, pos=page.chart.mapFromScene(scene_pos)
+    )
+    assert asked == [date.fromisoformat(target)]
+    qtbot.waitUntil(lambda: any(m.text == "Price change" for m in layer.markers), timeout=30_000)
+    with closing(live_api.http()) as client:
+        items = client.get(f"/api/sites/{shop}/annotations", params={"limit": 1000}).json()["items"]
+    made = next(a for a in items if a["text"] == "Price change")
+    assert (made["date"], made["end_date"], made["author"], made["automatic"]) == (
+        target,
+        target,
+        "owner",
+        False,
+    )
+
+
+def test_labels_and_positions_in_the_sites_zone() -> None:
+    from pixel.app.client.annotations import markers
+    from pixel.app.desktop.annotations import chart_x, day_at
+
+    zone = ZoneInfo("Europe/Berlin")
+    midnight = datetime(2026, 3, 28, tzinfo=zone).timestamp()  # the night before the clocks go forward
+    three_days = datetime(2026, 3, 31, tzinfo=zone).timestamp()
+    items = [
+        {"id": 2, "starts_at": midnight, "ends_at": three_days, "text": "Sale", "automatic": False, "kind": "manual",
+         "author": "ann"},
+        {"id": 1, "starts_at": midnight + 3 * 3600 + 1800, "ends_at": None, "text": "Pixel upgraded", "automatic": True,
+         "kind": "upgrade", "author": "pixel"},
+        {"id": 3, "starts_at": midnight, "ends_at": midnight + 86400, "text": "One day", "automatic": False,
+         "kind": "manual", "author": "bob"},
+    ]  # fmt: skip
+    sale, one_day, upgrade = markers(items)  # by start, then id
+    assert sale.label(zone) == "Sale\n— ann, 2026-03-28 – 2026-03-30"
+    assert one_day.label(zone) == "One day\n— bob, 2026-03-28"
+    assert upgrade.label(zone) == "Pixel upgraded\n— Pixel (automatic), 2026-03-28 03:30"
+    assert upgrade.label() == "Pixel upgraded\n— Pixel (automatic), 2026-03-28 02:30"  # UTC without a zone
+    assert chart_x(three_days, zone) == bucket_x("2026-03-31")  # after the change: still the local midnight
+    assert chart_x(upgrade.starts_at, zone) == bucket_x("2026-03-28 03:30:00")
+    assert day_at(bucket_x("2026-03-30") + 23 * 3600) == date(2026, 3, 30)
