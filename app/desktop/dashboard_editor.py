@@ -85,7 +85,7 @@ class MoveKeys(QObject):
 
 
 class DashboardEditor(QWidget, MessagePage):
-    error_style = "color:#b91c1c; font-weight:bold"
+    error_style = "font-weight:bold"
 
     def __init__(self, runner: Runner, admin: DashboardsAdmin | None = None) -> None:
         super().__init__()

@@ -21,8 +21,7 @@ from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QPushButton, QWidget
 
 from pixel.app.client import ApiRequestError
-
-ERROR_STYLE = "color:#b91c1c"
+from pixel.app.desktop.status_colours import status_style
 
 KeyBinding = tuple[QKeySequence | QKeySequence.StandardKey, Callable[[], object]]
 
@@ -36,11 +35,17 @@ class MessagePage:
     """Mixin for a QWidget page that reports through its `message` label."""
 
     message: QLabel
-    error_style: ClassVar[str] = ERROR_STYLE
+    error_style: ClassVar[str] = (
+        ""  # more CSS for an error (e.g. "font-weight:bold"); its colour is the theme's
+    )
 
     def say(self, text: str, error: bool = False) -> None:
+        """An error in the theme's "bad" colour (light or dark), anything else in the normal text colour."""
         self.message.setText(text)
-        self.message.setStyleSheet(self.error_style if error else "")
+        # the page's palette: the label's own follows its style sheet once it has one
+        page = self.message.parentWidget() or self.message
+        style = status_style("bad", page) + (f"; {self.error_style}" if self.error_style else "")
+        self.message.setStyleSheet(style if error else "")
 
     def _failed(self, exc: BaseException) -> None:
         self.say(error_text(exc), error=True)

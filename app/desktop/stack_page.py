@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QTextCursor
+from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 from pixel.app.desktop.backup_panel import BackupPanel
 from pixel.app.desktop.charts import Sparkline
 from pixel.app.desktop.site_tools import PublicPanel
+from pixel.app.desktop.status_colours import Kind, status_colour, status_style
 from pixel.app.desktop.workers import Cancelled, Runner, Task
 from pixel.app.stack.errors import StackError
 from pixel.app.stack.progress import Progress
@@ -45,7 +46,21 @@ from pixel.app.stack.progress import Progress
 if TYPE_CHECKING:  # docker-py is slow to import (bench/README.md): only when a stack is opened (cold start)
     from pixel.app.stack.provisioner import Provisioner, StackStatus
 
-HEALTH_COLOURS = {"healthy": "#15803d", "starting": "#b45309", "unhealthy": "#b91c1c", "none": "#666"}
+HEALTH_KINDS: dict[str, Kind] = {"healthy": "good", "starting": "warn", "unhealthy": "bad"}
+
+
+class ThemedSparkline(Sparkline):
+    """A sparkline whose line colour is a status colour (`kind`) for the current theme, light or dark."""
+
+    def __init__(self, kind: Kind) -> None:
+        self.kind = kind
+        super().__init__()
+
+    def recolour(self) -> None:
+        self.color = status_colour(self.kind, self.palette()).name()
+        super().recolour()
+
+
 ACTIONS = ("start", "stop", "restart", "upgrade", "backup", "restore", "uninstall")
 CONFIRM = {
     "start": "Start the Pixel stack?",
@@ -119,7 +134,7 @@ class StackPage(QWidget):
         self.sparks: dict[str, tuple[Sparkline, Sparkline]] = {}
 
         self.ingest = QLabel("Ingest: —")
-        self.ingest_spark = Sparkline(color="#15803d")
+        self.ingest_spark = ThemedSparkline("ingest")
         self.ingest_spark.setFixedWidth(200)
         self.backlog = QLabel("Backlog: —")
         self.disk = QLabel("Disk: —")
@@ -229,11 +244,9 @@ class StackPage(QWidget):
                     continue
                 item = QTableWidgetItem(text)
                 if j == 2:
-                    item.setForeground(QColor(HEALTH_COLOURS.get(c.health, "#666")))
+                    item.setForeground(status_colour(HEALTH_KINDS.get(c.health, "muted"), self.palette()))
                 self.table.setItem(i, j, item)
-            cpu, mem = self.sparks.setdefault(
-                c.service, (Sparkline(color="#4f46e5"), Sparkline(color="#b45309"))
-            )
+            cpu, mem = self.sparks.setdefault(c.service, (ThemedSparkline("cpu"), ThemedSparkline("memory")))
             cpu.push(c.cpu_percent)
             mem.push(None if c.memory_bytes is None else c.memory_bytes / 2**20)
             cpu.setToolTip(f"CPU {c.cpu_percent or 0:.1f}%")
@@ -260,7 +273,7 @@ class StackPage(QWidget):
             self.message.setText(f"{exc.problem}\nWhat to do: {exc.action}" if exc.action else exc.problem)
         else:
             self.message.setText(f"{type(exc).__name__}: {exc}")
-        self.message.setStyleSheet("color:#b91c1c")
+        self.message.setStyleSheet(status_style("bad", self))
 
     # ------------------------------------------------------------------ actions
     def request(self, action: str) -> Task | None:
@@ -319,7 +332,7 @@ class StackPage(QWidget):
         def done(result: str) -> None:
             dialog.close()
             self.last_action = (action, result)
-            self.message.setStyleSheet("color:#15803d")
+            self.message.setStyleSheet(status_style("good", self))
             self.message.setText(f"{action.capitalize()}: {result}")
             self.poll()
 

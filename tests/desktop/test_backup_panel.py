@@ -19,6 +19,7 @@ from pixel.app.profiles import Profile, ProfileStore
 from pixel.app.stack.engine import EngineTarget, connect
 from pixel.app.stack.provisioner import Provisioner
 from tests.desktop.conftest import save_screenshot
+from tests.desktop.test_owner_pages import screenshots
 from tests.stack.stack_helpers import busybox_spec, unique_project
 
 T0 = dt.datetime(2026, 3, 1, 9, 30, tzinfo=dt.UTC)
@@ -94,7 +95,7 @@ def test_scheduled_backups_on_the_stack_page(qtbot, stack: Provisioner, tmp_path
     )
     assert [r.split("  ·  ")[2] for r in rows(panel)] == [first]
     assert panel.check() is None  # not due again the same day
-    save_screenshot(page, "stack-backups")
+    screenshots(qtbot, page, "stack-backups")
 
     for day, text in ((1, "day-1"), (2, "day-2")):
         write(stack, text)

@@ -19,6 +19,7 @@ from pixel.app.client import ApiClient, ReportCache, people
 from pixel.app.desktop.window import MainWindow
 from pixel.app.profiles import NO_ENGINE, Profile, ProfileStore
 from tests.desktop.conftest import LiveApi, save_screenshot
+from tests.desktop.test_owner_pages import screenshots
 from tests.desktop.test_wizard import LoopbackSshd
 
 WAIT = 30_000
@@ -186,7 +187,7 @@ def test_sql_console_table_refusal_csv_and_tsv_copy(
     assert [console.table.horizontalHeaderItem(c).text() for c in range(2)] == ["path", "n"]
     cells = [[console.table.item(r, c).text() for c in range(2)] for r in range(console.table.rowCount())]
     assert cells == [[p, str(n)] for p, n in expected["rows"]] and len(cells) == 5
-    save_screenshot(window, "sql-console")
+    screenshots(qtbot, window, "sql-console")
 
     # CSV: the exact bytes of the rows the API answered
     out = tmp_path / "result.csv"
@@ -260,7 +261,7 @@ def test_connect_to_an_existing_pixel_needs_no_engine_and_hides_the_stack(
     qtbot.keyClicks(dialog.api_url, live_api.url + "/")
     qtbot.keyClicks(dialog.username, live_api.username)
     qtbot.keyClicks(dialog.password, "wrong-password-123")
-    save_screenshot(dialog, "connect-existing")
+    screenshots(qtbot, dialog, "connect-existing")
     qtbot.mouseClick(dialog.connect_button, Qt.MouseButton.LeftButton)
     idle(qtbot, window)
     assert dialog.message.text() == "wrong username or password"
@@ -314,7 +315,7 @@ def test_edit_a_profile_and_remove_it_with_its_keyring_entries(
     idle(qtbot, window)
     assert len(asked) == 1 and sshd.fingerprint() in asked[0] and "The key you trusted was" in asked[0]
     assert editor.host_key_label.text() == sshd.fingerprint()
-    save_screenshot(editor, "profile-editor")
+    screenshots(qtbot, editor, "profile-editor")
     qtbot.mouseClick(editor.save_button, Qt.MouseButton.LeftButton)
     idle(qtbot, window)
     saved = window.store.get("office")

@@ -15,7 +15,7 @@ from pixel.app.stack.engine import EngineTarget, connect
 from pixel.app.stack.progress import Progress
 from pixel.app.stack.provisioner import Provisioner
 from pixel.app.stack.spec import HealthCheck, Mount, Port, Service, StackSpec, replace_image
-from tests.desktop.conftest import save_screenshot
+from tests.desktop.test_owner_pages import screenshots
 
 BUSYBOX = "pixel-test/busybox:latest"  # made by scripts/system.d/20-docker.sh
 
@@ -103,7 +103,7 @@ def test_stack_page_status_actions_and_logs(qtbot, stack: Provisioner, tmp_path:
     assert page.last_action == ("backup", str(tmp_path / "backup.tar.gz"))
     assert (tmp_path / "backup.tar.gz").stat().st_size > 0
     qtbot.waitUntil(lambda: runner.busy == 0, timeout=30_000)
-    save_screenshot(page, "stack")
+    screenshots(qtbot, page, "stack")
 
     page.delete_data.setChecked(True)
     page.request("uninstall")
