@@ -3,7 +3,9 @@ against the venv's `python -m pixel.app.desktop.main`, as bench_desktop.py measu
 generated answers, a profile whose API is a closed port, `--first-chart-exit`; the two alternate, N runs
 each; wall time from spawn and the app's own in-process figure.
 
-    QT_QPA_PLATFORM=offscreen .venv/bin/python bench/bench_bundle.py [--runs 5] [--bundle PATH]
+    QT_QPA_PLATFORM=offscreen .venv/bin/python bench/bench_bundle.py [--runs 5] [--bundle PATH] [--sizes]
+
+`--sizes` prints only what each part of the bundle weighs unpacked (bytes of its files, MB = 10^6 bytes).
 """
 
 from __future__ import annotations
@@ -33,11 +35,46 @@ def once(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
     return wall, float(line.split()[3])
 
 
+# (part, glob patterns relative to the bundle folder); a file counts in the first part that matches it
+PARTS: list[tuple[str, tuple[str, ...]]] = [
+    ("ICU (libicu*)", ("_internal/PySide6/Qt/lib/libicu*",)),
+    ("Qt libraries", ("_internal/PySide6/Qt/lib/*",)),
+    ("Qt plugins", ("_internal/PySide6/Qt/plugins/**/*",)),
+    ("PySide6 bindings", ("_internal/PySide6/*", "_internal/shiboken6/**/*")),
+    ("OpenBLAS (numpy.libs)", ("_internal/numpy.libs/*",)),
+    ("numpy", ("_internal/numpy/**/*",)),
+    ("cryptography + OpenSSL", ("_internal/cryptography/**/*", "_internal/libcrypto*", "_internal/libssl*")),
+    (
+        "Python (libpython, stdlib)",
+        ("_internal/libpython*", "_internal/python3*/**/*", "_internal/base_library.zip"),
+    ),
+    ("pure-Python archive (launcher)", ("pixel-desktop",)),
+]
+
+
+def sizes(bundle: Path) -> list[tuple[str, int]]:
+    files = {p for p in bundle.rglob("*") if p.is_file() and not p.is_symlink()}
+    out: list[tuple[str, int]] = []
+    for name, patterns in PARTS:
+        part = {p for pattern in patterns for p in bundle.glob(pattern) if p in files}
+        files -= part
+        out.append((name, sum(p.stat().st_size for p in part)))
+    out.append(("everything else", sum(p.stat().st_size for p in files)))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--bundle", type=Path, default=ROOT / "dist/desktop/pixel-desktop/pixel-desktop")
+    parser.add_argument("--sizes", action="store_true", help="only the size of each part of the bundle")
     args = parser.parse_args()
+    if args.sizes:
+        parts = sizes(args.bundle.parent)
+        for name, size in parts:
+            print(f"{name:32} {size / 1e6:7.1f} MB")
+        print(f"{'total':32} {sum(s for _, s in parts) / 1e6:7.1f} MB")
+        return
     from dashboard_offline import fill_cache
 
     from pixel.app.client import ReportCache
