@@ -139,6 +139,7 @@ def test_sites_page_add_edit_snippet_delete(qtbot, sites_page: SitesPage, ref: h
         "excluded_ips": ["10.9.8.0/24", "2001:db8::1/128"],
         "allowed_origins": ["https://blog.test"],
         "retention_days": 400,
+        "currency": "",  # the site's reporting currency (insight reports): not set on this page
     }
     assert page.message.text() == "Saved Blog (blog.test)."
     assert page.ips.toPlainText() == "10.9.8.0/24\n2001:db8::1/128"  # as the API stored them

@@ -77,6 +77,8 @@ def test_people_role_and_sites_then_delete(
     assert asked == ["Make erin a viewer? Their sessions end now."]
     stored = api.get(f"/api/users/{erin['id']}").json()
     assert (stored["role"], stored["sites"]) == ("viewer", [shop])
+    page.select_user("erin")
+    screenshots(qtbot, window, "people-roles")
 
     # the signed-in admin cannot change their own role: the API's words, nothing changed
     page.select_user(live_api.username)
@@ -86,9 +88,6 @@ def test_people_role_and_sites_then_delete(
     assert page.message.text() == "you cannot change your own role, sites or disabled flag"
     me = next(u for u in api.get("/api/users").json()["items"] if u["username"] == live_api.username)
     assert me["role"] == "admin"
-
-    page.select_user("erin")
-    screenshots(qtbot, window, "people-roles")
 
     # delete: asked first naming the user; Cancel keeps them; Delete on the table removes them
     password = api.patch(f"/api/users/{erin['id']}", json={"password": "erin-password-1234"})
