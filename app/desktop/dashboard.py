@@ -1,8 +1,10 @@
 """The dashboard page: site switcher, date range, filters, summary tiles, the visitors/pageviews chart
-with the previous period, breakdowns, a realtime counter, the report tabs (world map, retention: loaded
-when shown, reports_tabs.py) and the goals, funnel and saved-dashboard views. The filters apply to every tab. Every part is first drawn from the local cache (instantly, offline too), then refreshed from
-the API on worker threads; the status line says "Live" or "as of <time>". F5 / Ctrl+R refresh; Ctrl+C in
-a table copies the selection as TSV; a summary tile answers Enter/Space and a breakdown row Enter like a click."""
+with the previous period, breakdowns, a realtime counter, the report tabs (world map, engagement, content
+events, performance, errors, revenue, retention: loaded when shown, reports_tabs.py) and the goals, funnel and
+saved-dashboard views. The filters apply to every tab. Every part is first drawn from the local cache
+(instantly, offline too), then refreshed from the API on worker threads; the status line says "Live" or
+"as of <time>". F5 / Ctrl+R refresh; Ctrl+C in a table copies the selection as TSV; a summary tile answers
+Enter/Space and a breakdown row Enter like a click."""
 
 from __future__ import annotations
 
@@ -26,13 +28,11 @@ from PySide6.QtWidgets import (
 
 from pixel.app.client import ApiRequestError, Fetched, NoData, ReportSource
 from pixel.app.desktop.charts import TimeSeriesChart
-from pixel.app.desktop.reports_tabs import ReportTab, ReportTabs
-from pixel.app.desktop.retention_view import RetentionView
+from pixel.app.desktop.reports_tabs import report_tabs
 from pixel.app.desktop.segments_notes import SegmentsAndNotes
 from pixel.app.desktop.views import FunnelView, GoalsView, SavedDashboardsView
 from pixel.app.desktop.widgets import BreakdownBox, FilterBar, RangePicker, RealtimeCounter, SummaryTiles
 from pixel.app.desktop.workers import Runner
-from pixel.app.desktop.worldmap import MapView
 
 BREAKDOWNS = (
     (
@@ -135,16 +135,9 @@ class DashboardPage(QWidget):
         self.tabs.addTab(self.funnel, "Funnel")
         self.tabs.addTab(self.saved, "Saved dashboards")
 
-        self.map = MapView()
-        self.map.country_clicked.connect(lambda code: self.add_filter("country", code))
-        self.retention = RetentionView()
-        self.reports = ReportTabs(
-            self,
-            [
-                ReportTab("map", "Map", self.map, "breakdown/country", lambda p: {**p, "limit": 1000}),
-                ReportTab("retention", "Retention", self.retention, "retention"),
-            ],
-        )
+        # Map, Engagement, ..., Retention: loaded when shown (reports_tabs.py)
+        self.reports = report_tabs(self)
+        self.map, self.retention = self.reports.view("map"), self.reports.view("retention")
 
         layout = QVBoxLayout(self)
         layout.addLayout(top)

@@ -115,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from pixel.app.desktop.gcguard import collect_on_the_gui_thread
+    from pixel.app.desktop.none_refs import pin_none
     from pixel.app.desktop.window import MainWindow
     from pixel.app.profiles import ProfileStore
 
@@ -127,6 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Pixel")
+    pin_none()  # PySide6's void calls lose references to None (none_refs.py)
     collector = collect_on_the_gui_thread()  # kept until exec() returns
     window = MainWindow()
     drawn: list[float] = []

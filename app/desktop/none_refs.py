@@ -3,9 +3,14 @@
 The PySide6 build in use (6.12 on CPython 3.11) returns None from every void method (QPainter.drawPath,
 QPainterPath.lineTo, QLabel.setText...) without taking a reference to it, as if None were immortal (it is from
 CPython 3.12 on). Each such call costs None one reference; after a few thousand the count reaches zero and the
-interpreter aborts ("none_dealloc: deallocating None"). Code that makes many void calls (a QPainter drawing a
-world map) runs inside `balanced()`, which gives None back every reference lost meanwhile. Where None is
-immortal (CPython 3.12 and later) its count does not move and `balanced()` does nothing.
+interpreter aborts ("none_dealloc: deallocating None"): a desktop app open for a while, or a test session,
+crashed that way.
+
+- `pin_none()`, called once at start (the app's main, the desktop tests' conftest), gives None a count no run
+  can use up (`CUSHION` references: what CPython 3.12 does by making it immortal). On CPython 3.12 and later
+  it does nothing.
+- `balanced()` / `@balanced_calls` give None back the references lost inside them (drawing code with many
+  void calls, such as the world map): leak-neutral even where `pin_none` was not called.
 """
 
 from __future__ import annotations
@@ -21,8 +26,18 @@ _incref = ctypes.pythonapi.Py_IncRef
 _incref.argtypes = [ctypes.py_object]
 _incref.restype = None
 
+CUSHION = 1 << 40
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+def pin_none() -> None:
+    """Raise None's reference count by `CUSHION` (once: a count already above it is left alone)."""
+    if sys.version_info >= (3, 12):
+        return  # immortal
+    count = ctypes.c_ssize_t.from_address(id(None))  # ob_refcnt, the first field of every object
+    if count.value < CUSHION:
+        count.value += CUSHION
 
 
 def restore(lost: int) -> None:

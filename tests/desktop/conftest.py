@@ -17,9 +17,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from pixel.app.desktop.none_refs import pin_none
 from tests.conftest import PixelProcess, free_port
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+pin_none()  # PySide6's void calls lose references to None: a long session aborted (app/desktop/none_refs.py)
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 SITES = {"shop.example": "America/New_York", "blog.example": "Asia/Tokyo", "docs.example": "UTC"}
