@@ -46,30 +46,30 @@ def engagement(
     tail = order_page(sort, order, SORTS, "page", limit, page)
     params = SqlParams()
     marks = ", ".join(f"countIf(has_scroll AND depth >= {m}) AS s{m}" for m in SCROLL_MARKS)
+    # One scan: the page visits (path, session), each with its session's entry and exit path and pageviews
+    # (window functions over the visits), grouped by page.
     sql = f"""WITH
-        ev AS (SELECT session_id, visitor_id, path, event_name, timestamp, engaged_ms, scroll_depth
-            FROM {EVENTS} WHERE {scope.where(params)} AND event_name IN ('pageview', 'engagement', 'scroll')),
         visits AS (SELECT path, session_id, any(visitor_id) AS visitor_id, countIf(event_name = 'pageview') AS pv,
+                minIf(timestamp, event_name = 'pageview') AS first_pv, maxIf(timestamp, event_name = 'pageview') AS last_pv,
                 sumIf(toUInt64(engaged_ms), event_name = 'engagement') AS engaged,
                 countIf(event_name = 'engagement') > 0 AS has_engaged,
                 maxIf(scroll_depth, event_name = 'scroll') AS depth, countIf(event_name = 'scroll') > 0 AS has_scroll
-            FROM ev GROUP BY path, session_id HAVING pv > 0),
-        ends AS (SELECT argMin(path, (timestamp, path)) AS entry_path, argMax(path, (timestamp, path)) AS exit_path,
-                count() AS n
-            FROM ev WHERE event_name = 'pageview' GROUP BY session_id),
-        pages AS (SELECT path AS page, {cache_sql.UNIQ_TOTAL}(visitor_id) AS visitors, sum(pv) AS pageviews,
-                countIf(has_engaged) AS engaged_visits,
-                quantileExactIf(0.5)(engaged, has_engaged) AS median_engaged_ms,
-                quantileExactIf(0.75)(engaged, has_engaged) AS p75_engaged_ms,
-                countIf(has_scroll) AS scroll_visits, {marks}
-            FROM visits GROUP BY path),
-        entered AS (SELECT entry_path, count() AS entries, countIf(n <= 1) AS bounces FROM ends GROUP BY entry_path),
-        exited AS (SELECT exit_path, count() AS exits FROM ends GROUP BY exit_path)
-    SELECT * FROM (
-        SELECT pages.*, entered.entries AS entries, entered.bounces AS bounces, exited.exits AS exits,
-            count() OVER () AS total_rows
-        FROM pages LEFT JOIN entered ON entered.entry_path = pages.page
-            LEFT JOIN exited ON exited.exit_path = pages.page)
+            FROM {EVENTS} WHERE {scope.where(params)} AND event_name IN ('pageview', 'engagement', 'scroll')
+            GROUP BY path, session_id HAVING pv > 0),
+        placed AS (SELECT *,
+                argMin(path, (first_pv, path)) OVER (PARTITION BY session_id) AS entry_path,
+                argMax(path, (last_pv, path)) OVER (PARTITION BY session_id) AS exit_path,
+                sum(pv) OVER (PARTITION BY session_id) AS session_pv
+            FROM visits)
+    SELECT *, count() OVER () AS total_rows FROM (
+        SELECT path AS page, {cache_sql.UNIQ_TOTAL}(visitor_id) AS visitors, sum(pv) AS pageviews,
+            countIf(has_engaged) AS engaged_visits,
+            quantileExactIf(0.5)(engaged, has_engaged) AS median_engaged_ms,
+            quantileExactIf(0.75)(engaged, has_engaged) AS p75_engaged_ms,
+            countIf(has_scroll) AS scroll_visits, {marks},
+            countIf(path = entry_path) AS entries, countIf(path = entry_path AND session_pv <= 1) AS bounces,
+            countIf(path = exit_path) AS exits
+        FROM placed GROUP BY path)
     {tail}"""
     rows = scope.run(sql, params)
     return {"rows": [_row(r) for r in rows], **paged(rows, limit, page, sort, order)}

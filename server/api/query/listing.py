@@ -15,7 +15,8 @@ from pixel.server.api.query.reports import MAX_LIMIT, check_limit
 MAX_DEPTH = 100_000
 
 
-def order_page(sort: str, order: str, sortable: dict[str, str], key: str, limit: int, page: int) -> str:
+def order_clause(sort: str, order: str, sortable: dict[str, str], key: str, limit: int, page: int) -> str:
+    """The ORDER BY expressions (without the keywords) after validating the table's parameters."""
     check_limit(limit)
     if page < 1 or (page - 1) * limit > MAX_DEPTH:
         raise bad_request(f"page must be between 1 and {MAX_DEPTH}/limit", "invalid_pagination")
@@ -24,10 +25,12 @@ def order_page(sort: str, order: str, sortable: dict[str, str], key: str, limit:
     if sort not in sortable:
         raise bad_request(f"sort must be one of {', '.join(sortable)}", "invalid_sort")
     direction = "DESC" if order == "desc" else "ASC"
-    return (
-        f"ORDER BY {sortable[sort]} {direction} NULLS LAST, {key} ASC "
-        f"LIMIT {int(limit)} OFFSET {int((page - 1) * limit)}"
-    )
+    return f"{sortable[sort]} {direction} NULLS LAST, {key} ASC"
+
+
+def order_page(sort: str, order: str, sortable: dict[str, str], key: str, limit: int, page: int) -> str:
+    by = order_clause(sort, order, sortable, key, limit, page)
+    return f"ORDER BY {by} LIMIT {int(limit)} OFFSET {int((page - 1) * limit)}"
 
 
 def percent(part: int, whole: int) -> float | None:
@@ -40,4 +43,4 @@ def paged(rows: list[dict[str, object]], limit: int, page: int, sort: str, order
     return {"page": page, "limit": limit, "sort": sort, "order": order, "total_rows": total}
 
 
-__all__ = ["MAX_LIMIT", "order_page", "paged", "percent"]
+__all__ = ["MAX_LIMIT", "order_clause", "order_page", "paged", "percent"]

@@ -26,7 +26,7 @@ from typing import Any
 from pixel.server.api.errors import bad_request
 from pixel.server.api.query import cache_sql
 from pixel.server.api.query.filters import SESSION_DIMENSIONS, SqlParams, dimension_sql
-from pixel.server.api.query.listing import order_page, paged
+from pixel.server.api.query.listing import order_clause
 from pixel.server.api.query.scope import Scope
 from pixel.server.store.schema import EVENTS
 from pixel.server.typedfields import AMOUNT_QUANTUM, CURRENCIES
@@ -83,7 +83,7 @@ def revenue(
     sort: str = "revenue",
     order: str = "desc",
 ) -> dict[str, Any]:
-    tail = order_page(sort, order, SORTS, "value", limit, page)
+    by = order_clause(sort, order, SORTS, "value", limit, page)
     if dimension in SESSION_DIMENSIONS:
         raise bad_request(
             f"{dimension} is a session dimension; revenue is by event dimensions", "invalid_dimension"
@@ -91,10 +91,18 @@ def revenue(
     chosen = check_currency(currency) or check_currency(reporting_currency)
     params = SqlParams()
     value_expr = dimension_sql(dimension, params)  # a 400 for an unknown dimension
-    where = f"{scope.where(params)} AND revenue IS NOT NULL"
-    per_currency = scope.run(
-        f"SELECT currency, {_FIGURES} FROM {EVENTS} WHERE {where} GROUP BY currency ORDER BY currency", params
-    )
+    # One scan: per currency its totals and its rows ranked, the requested page of each currency's rows kept.
+    first, last = (page - 1) * limit, page * limit
+    sql = f"""SELECT * FROM (
+            SELECT *, row_number() OVER (PARTITION BY currency, is_total ORDER BY {by}) AS rank,
+                count() OVER (PARTITION BY currency, is_total) AS total_rows
+            FROM (SELECT currency, {value_expr} AS value, grouping(value) AS is_total, {_FIGURES}
+                  FROM {EVENTS} WHERE {scope.where(params)} AND revenue IS NOT NULL
+                  GROUP BY GROUPING SETS ((currency), (currency, value))))
+        WHERE is_total = 1 OR (rank > {int(first)} AND rank <= {int(last)})
+        ORDER BY currency, is_total DESC, rank"""
+    found = scope.run(sql, params)
+    per_currency = [r for r in found if int(r["is_total"])]
     present = [r["currency"] for r in per_currency]
     if chosen is None:
         if len(present) > 1:
@@ -105,24 +113,23 @@ def revenue(
             )
         chosen = present[0] if present else None
     totals = next((r for r in per_currency if r["currency"] == chosen), None)
-    others = [{"currency": r["currency"], **figures(r)} for r in per_currency if r["currency"] != chosen]
-    body: dict[str, Any] = {
+    rows = [r for r in found if r["currency"] == chosen and not int(r["is_total"])]
+    count = next(
+        (int(r["total_rows"]) for r in found if r["currency"] == chosen and not int(r["is_total"])), 0
+    )
+    return {
         "dimension": dimension,
         "currency": chosen,
         "totals": figures(totals) if totals else _zero(),
-        "other_currencies": others,
-    }
-    if totals is None:
-        return {**body, "rows": [], **paged([], limit, page, sort, order)}
-    cur = params.add(chosen)
-    sql = f"""SELECT *, count() OVER () AS total_rows FROM (
-            SELECT {value_expr} AS value, {_FIGURES} FROM {EVENTS} WHERE {where} AND currency = {cur} GROUP BY value)
-        {tail}"""
-    rows = scope.run(sql, params)
-    return {
-        **body,
+        "other_currencies": [
+            {"currency": r["currency"], **figures(r)} for r in per_currency if r["currency"] != chosen
+        ],
         "rows": [{"value": r["value"], **figures(r)} for r in rows],
-        **paged(rows, limit, page, sort, order),
+        "page": page,
+        "limit": limit,
+        "sort": sort,
+        "order": order,
+        "total_rows": count,
     }
 
 

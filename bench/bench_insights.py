@@ -1,0 +1,176 @@
+"""Speed of the insight reports (engagement, content events, performance, errors, revenue) at 10 M events.
+
+Data: bench/bench_api.py's generator (`--base-events`, default 7.5 M, over `--days` 30, one site), plus the
+events the insight reports read, derived from a share of its pageviews (same visitor, session, path, time
+and dimensions): scroll and engagement reports (15 % of pageviews each), web_vitals (5 %, every metric
+measured with its rating), errors (1 %, 12 groups), purchases (1 %, EUR, a refund in ten), form submissions
+(1 %) and 404 pageviews (1 %) - about 10 M events in all. Reuse it with `--data-dir` (generated when empty;
+keep it outside the repository).
+
+Times each report through the real FastAPI app in-process (ASGI, no network) for `period=30d`, without a
+filter and with one (`country is DE`), `--runs` times after one warm-up, and prints p50/min/max. Anchor in
+the same run: the page breakdown with the same filter (it reads the raw events too, as every insight report
+does), so the figures can be read as ratios on a shared machine; the load average is printed before and after.
+
+Usage (from the repository root):
+    nice -n -10 .venv/bin/python bench/bench_insights.py --runs 7 --data-dir /tmp/pixel-bench-insights
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_api import SITE, generate, load, peak_rss_mib
+from fastapi.testclient import TestClient
+
+from pixel.server.api import create_app
+from pixel.server.api.app import open_meta
+from pixel.server.api.security import hash_password
+from pixel.server.settings import Settings
+from pixel.server.store.chdb_engine import ChdbStore
+
+COPIED = (
+    "timestamp, received_at, site, visitor_id, session_id, url, host, path, title, ref_host, source, medium, "
+    "channel, utm_source, utm_campaign, country, region, city, browser, os, device_type, screen, language, is_bot"
+)
+# Each derived event: its name and the extra columns, from a pageview `p` with hash `h` (the share it takes
+# is `h % 100` within the bounds given).
+DERIVED = {
+    "scroll": ((0, 15), "scroll_depth", "toUInt8(bitShiftRight(h, 8) % 101)"),
+    "engagement": ((15, 30), "engaged_ms", "toUInt32(bitShiftRight(h, 8) % 120000)"),
+    "web_vitals": (
+        (30, 35),
+        "lcp_ms, lcp_rating, inp_ms, inp_rating, cls, cls_rating, fcp_ms, fcp_rating, ttfb_ms, ttfb_rating",
+        "toFloat64(bitShiftRight(h, 8) % 6000) AS l, multiIf(l <= 2500, 'good', l <= 4000, 'needs-improvement', 'poor'), "
+        "toFloat64(bitShiftRight(h, 20) % 800) AS i, multiIf(i <= 200, 'good', i <= 500, 'needs-improvement', 'poor'), "
+        "(bitShiftRight(h, 30) % 400) / 1000 AS c, multiIf(c <= 0.1, 'good', c <= 0.25, 'needs-improvement', 'poor'), "
+        "toFloat64(bitShiftRight(h, 40) % 4000) AS f, multiIf(f <= 1800, 'good', f <= 3000, 'needs-improvement', 'poor'), "
+        "toFloat64(bitShiftRight(h, 50) % 2500) AS t, multiIf(t <= 800, 'good', t <= 1800, 'needs-improvement', 'poor')",
+    ),
+    "error": (
+        (35, 36),
+        "error_message, error_source, error_line",
+        "concat('Error ', toString(h % 12)), 'https://bench.example/app.js', toUInt32(h % 12 * 10)",
+    ),
+    "purchase": (
+        (36, 37),
+        "revenue, currency",
+        "toDecimal64(if(h % 10 = 0, -20, (bitShiftRight(h, 8) % 20000) / 100), 4), 'EUR'",
+    ),
+    "form_submit": ((37, 38), "props", "map('id', concat('form', toString(h % 5)), 'action', '/submit')"),
+    "pageview": (
+        (38, 39),
+        "not_found, referrer",
+        "toUInt8(1), concat('https://old.example/', toString(h % 50))",
+    ),
+}
+
+
+def derive(store: ChdbStore) -> float:
+    started = time.perf_counter()
+    for name, ((lo, hi), columns, values) in DERIVED.items():
+        store.command(
+            f"""INSERT INTO events ({COPIED}, event_id, event_name, {columns})
+            SELECT {COPIED}, concat(event_id, '-{name}'), '{name}', {values}
+            FROM (SELECT *, cityHash64(event_id) AS h FROM events
+                  WHERE site = '{SITE}' AND event_name = 'pageview' AND not_found = 0 AND h % 100 >= {lo} AND h % 100 < {hi})"""
+        )
+    return time.perf_counter() - started
+
+
+REPORTS = [
+    ("anchor: breakdown/page", "breakdown/page", {}),
+    ("engagement", "engagement", {}),
+    ("outbound", "outbound", {}),
+    ("downloads", "downloads", {}),
+    ("forms", "forms", {}),
+    ("not-found", "not-found", {}),
+    ("performance", "performance", {}),
+    ("performance/pages", "performance/pages", {}),
+    ("performance/timeseries", "performance/timeseries", {"interval": "day"}),
+    ("errors", "errors", {}),
+    ("errors/timeseries", "errors/timeseries", {"interval": "day"}),
+    ("revenue/source", "revenue/source", {}),
+    ("revenue/page", "revenue/page", {}),
+]
+FILTER = [["country", "is", "DE"]]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--base-events", type=int, default=7_500_000)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--only", default="", help="comma-separated report names (default: all)")
+    args = parser.parse_args()
+    data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="pixel-bench-insights-"))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    store = ChdbStore(data_dir / "store")
+    store.migrate()
+    if store.scalar("SELECT count() FROM events") == 0:
+        print(f"generating {args.base_events:,} events over {args.days} days...", flush=True)
+        print(f"  generated in {generate(store, args.base_events, args.days, 1):.1f} s", flush=True)
+        print(f"  insight events derived in {derive(store):.1f} s", flush=True)
+    total = store.scalar("SELECT count() FROM events")
+    kinds = store.query(
+        "SELECT event_name, count() AS n FROM events GROUP BY event_name ORDER BY n DESC"
+    ).dicts()
+    print(
+        f"  {total:,} events: " + ", ".join(f"{k['event_name']} {int(k['n']):,}" for k in kinds), flush=True
+    )
+    settings = Settings(data_dir=data_dir)
+    meta = open_meta(settings)
+    if not meta.all("SELECT id FROM users WHERE username = ?", "bench"):
+        meta.create_user("bench", hash_password("bench-password-1"), "admin")
+    found = meta.all("SELECT id FROM sites WHERE domain = ?", SITE)
+    site_id = (
+        found[0]["id"]
+        if found
+        else meta.insert(
+            "sites", {"domain": SITE, "name": SITE, "timezone": "Europe/Berlin", "created_at": 0.0}
+        )
+    )
+    only = {x.strip() for x in args.only.split(",") if x.strip()}
+    print(f"  load average before: {load()}", flush=True)
+    app = create_app(settings, store)
+    with TestClient(app) as client:
+        token = client.post(
+            "/api/auth/login", json={"username": "bench", "password": "bench-password-1"}
+        ).json()
+        headers = {"Authorization": f"Bearer {token['access_token']}"}
+        for label, path, extra in REPORTS:
+            if only and label not in only and not label.startswith("anchor"):
+                continue
+            for filters in (None, FILTER):
+                params = {"period": "30d", **extra, **({"filters": json.dumps(filters)} if filters else {})}
+
+                def once(path: str = path, params: dict[str, str] = params) -> float:
+                    started = time.perf_counter()
+                    r = client.get(f"/api/sites/{site_id}/reports/{path}", params=params, headers=headers)
+                    assert r.status_code == 200, r.text
+                    return time.perf_counter() - started
+
+                once()  # warm-up
+                ms = sorted(once() * 1000 for _ in range(args.runs))
+                name = f"{label}{' + country is DE' if filters else ''}"
+                print(
+                    f"  {name}: p50 {statistics.median(ms):.0f} ms, min {ms[0]:.0f} ms, max {ms[-1]:.0f} ms "
+                    f"({len(ms)} runs)",
+                    flush=True,
+                )
+    print(f"  load average after: {load()}; peak RSS {peak_rss_mib():.0f} MiB", flush=True)
+    store.close()
+
+
+if __name__ == "__main__":
+    main()
