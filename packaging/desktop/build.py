@@ -102,7 +102,6 @@ PRUNE_LIBS = (
     "libQt6ShaderTools",
     "libQt6Test",
     "libQt6Svg",
-    "libQt6OpenGLWidgets",
 )
 
 

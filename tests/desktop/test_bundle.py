@@ -78,7 +78,6 @@ def test_bundle_size_and_deb_contents(built: Path) -> None:
     assert icu.stat().st_size < 5_000_000
     for gone in (
         "PySide6/QtOpenGL.abi3.so",
-        "PySide6/Qt/lib/libQt6OpenGLWidgets.so.6",
         "libdbus-1.so.3",
         "libsystemd.so.0",
         "numpy/random",
