@@ -4,7 +4,7 @@ the independent Python computation of `insights_dataset`."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -266,3 +266,23 @@ def test_a_site_without_events_answers_empty(api: Api) -> None:
         "average_order_value": None,
         "visitors": 0,
     }
+
+
+def test_retention_in_three_zones(api: Api, sites: dict[str, tuple[int, str]]) -> None:
+    for domain, (site_id, tz) in sites.items():
+        evs = events_of(domain, tz)
+        body = get(api, site_id, "retention", **RANGE)
+        weeks = [c["cohort"] for c in body["cohorts"]]
+        assert weeks == ["2024-03-04", "2024-03-11"]
+        activity: dict[str, set[str]] = {}
+        for e in evs:
+            d = date.fromisoformat(data.local_day(e, tz))
+            activity.setdefault(e["visitor_id"], set()).add((d - timedelta(days=d.weekday())).isoformat())
+        for i, cohort in enumerate(body["cohorts"]):
+            members = [a for a in activity.values() if min(a) == weeks[i]]
+            counts = [sum(weeks[i + k] in a for a in members) for k in range(len(weeks) - i)]
+            assert cohort["visitors"] == len(members) and cohort["weeks"] == counts, (domain, cohort)
+            assert cohort["percent"] == [
+                round(c * 100.0 / len(members), 1) if members else 0.0 for c in counts
+            ]
+        assert body["cohorts"][0]["weeks"][1] > 0  # returning visitors in the data set

@@ -220,6 +220,11 @@ def funnel(
 
 @router.get("/retention")
 def retention(s: ScopeDep) -> dict[str, Any]:
+    """Weekly cohorts: each visitor id belongs to the week (Monday, the site's zone) of its first event in the
+    range (after filters); `weeks[k]` counts the cohort's visitors active k weeks later, `percent[k]` as a share
+    of the cohort (week 0). Visitor ids are what the store holds: the default tracker's server-side id
+    rotates daily, so a visitor returning on another day counts as new there; only stable ids (the extended
+    build's consented device id, bound to the site and the month) show returns across weeks."""
     return {**_range(s), **reports.retention(s)}
 
 
