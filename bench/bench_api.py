@@ -11,6 +11,16 @@ The reports read the per-day report cache (server/api/query/report_cache.py); th
 the days not built yet (timed apart), `--live N` adds dashboards each right after N new events.
 Reuse generated data with `--data-dir` (generated when empty; keep it outside the repository).
 
+Issue 16 adds, on the dashboard endpoint:
+- `--filters JSON`: a JSON list of filter sets (each a list of `[dimension, operator, value]`), timed each
+  (default `DEFAULT_FILTERS`, one or two filters of the kinds an owner clicks);
+- `--cold`: the report cache is emptied first, then the first dashboard is timed (and how long the
+  background build takes to complete);
+- `--live-rate N`: N events a second are inserted (in shipper-sized batches every 0.25 s) while the
+  dashboard endpoint is timed, and each answer is checked to include every event inserted 5 s before it.
+Every run prints p50/min/max per path, the peak RSS of this process (which is the store process: the
+app runs in it) and the load average before and after.
+
 Usage (from the repository root):
     nice -n -10 .venv/bin/python bench/bench_api.py --events 10000000 --days 90 --runs 9 --data-dir /tmp/pixel-bench
 """
@@ -18,9 +28,13 @@ Usage (from the repository root):
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import resource
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -36,6 +50,13 @@ from pixel.server.store.chdb_engine import ChdbStore
 
 SITE = "bench.example"
 BREAKDOWNS = ("page", "entry_page", "referrer", "source", "country", "browser", "os", "device")
+DEFAULT_FILTERS: list[list[list[str]]] = [
+    [["country", "is", "DE"]],
+    [["browser", "is", "Chrome"]],
+    [["page", "contains", "/blog"]],
+    [["source", "is", "Google"], ["device", "is", "mobile"]],
+    [["prop:plan", "is", "pro"]],
+]
 
 GENERATE = """
 INSERT INTO events (timestamp, received_at, site, event_id, event_name, visitor_id, session_id, url, host, path,
@@ -92,16 +113,87 @@ def dashboard(client: TestClient, site_id: int, headers: dict[str, str]) -> floa
     return time.perf_counter() - started
 
 
-def dashboard_one(client: TestClient, site_id: int, headers: dict[str, str]) -> float:
-    """The same dashboard as one request to the dashboard endpoint."""
+def dashboard_one(
+    client: TestClient, site_id: int, headers: dict[str, str], filters: list[list[str]] | None = None
+) -> float:
+    """The same dashboard as one request to the dashboard endpoint (optionally filtered)."""
+    return dashboard_body(client, site_id, headers, filters)[0]
+
+
+def dashboard_body(
+    client: TestClient, site_id: int, headers: dict[str, str], filters: list[list[str]] | None = None
+) -> tuple[float, dict[str, object]]:
+    params = {"period": "30d", "interval": "day", "breakdowns": ",".join(BREAKDOWNS), "limit": 10}
+    if filters:
+        params["filters"] = json.dumps(filters)
     started = time.perf_counter()
-    r = client.get(
-        f"/api/sites/{site_id}/reports/dashboard",
-        params={"period": "30d", "interval": "day", "breakdowns": ",".join(BREAKDOWNS), "limit": 10},
-        headers=headers,
-    )
+    r = client.get(f"/api/sites/{site_id}/reports/dashboard", params=params, headers=headers)
     assert r.status_code == 200, r.text
-    return time.perf_counter() - started
+    return time.perf_counter() - started, r.json()
+
+
+def stats(label: str, times: list[float]) -> str:
+    ms = sorted(t * 1000 for t in times)
+    return f"{label}: p50 {statistics.median(ms):.0f} ms, min {ms[0]:.0f} ms, max {ms[-1]:.0f} ms ({len(ms)} runs)"
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process (the store process: the app and chDB run in it)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def drop_cache(store: ChdbStore) -> None:
+    """Empty the report cache's tables (as after a restore or an upgrade that drops the cache)."""
+    for table in ("day_dimensions", "day_session_edges", "day_builds"):
+        store.command(f"TRUNCATE TABLE {table}")
+
+
+class LiveFeed(threading.Thread):
+    """Inserts `rate` pageviews a second for SITE, in batches every 0.25 s (the shipper's default), each
+    with a distinct visitor; remembers when each batch was inserted."""
+
+    def __init__(self, store: ChdbStore, rate: int) -> None:
+        super().__init__(daemon=True)
+        self.store, self.rate = store, rate
+        self.done = threading.Event()
+        self.inserted: list[tuple[float, int]] = []  # (perf_counter when the insert returned, total so far)
+
+    def run(self) -> None:
+        from datetime import UTC, datetime
+
+        total, step = 0, 0.25
+        next_at = time.perf_counter()
+        while not self.done.is_set():
+            n = max(1, int(self.rate * step))
+            now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+            self.store.insert_rows(
+                "events",
+                [
+                    {
+                        "timestamp": now,
+                        "received_at": now,
+                        "site": SITE,
+                        "event_id": f"feed-{total + i}",
+                        "event_name": "pageview",
+                        "visitor_id": f"feed-{total + i}",
+                        "session_id": f"feed-{total + i}",
+                        "path": "/live",
+                        "host": SITE,
+                    }
+                    for i in range(n)
+                ],
+            )
+            total += n
+            self.inserted.append((time.perf_counter(), total))
+            next_at += step
+            time.sleep(max(0.0, next_at - time.perf_counter()))
+
+    def inserted_before(self, moment: float) -> int:
+        return max((n for t, n in self.inserted if t <= moment), default=0)
 
 
 def same_numbers(client: TestClient, site_id: int, headers: dict[str, str]) -> None:
@@ -133,6 +225,21 @@ def main() -> None:
         default=0,
         metavar="N",
         help="also time dashboards each right after N new events of now, today rebuilt every time",
+    )
+    parser.add_argument(
+        "--filters",
+        type=json.loads,
+        default=DEFAULT_FILTERS,
+        help="JSON list of filter sets, each timed on the dashboard endpoint ('[]' for none)",
+    )
+    parser.add_argument(
+        "--cold", action="store_true", help="empty the report cache, time the first dashboard"
+    )
+    parser.add_argument(
+        "--live-rate", type=int, default=0, metavar="N", help="time the endpoint while N events/s arrive"
+    )
+    parser.add_argument(
+        "--only-issue16", action="store_true", help="skip the ten-request dashboard and per-report timings"
     )
     parser.add_argument(
         "--data-dir",
@@ -177,12 +284,64 @@ def main() -> None:
             "sites", {"domain": SITE, "name": SITE, "timezone": "Europe/Berlin", "created_at": 0.0}
         )
     )
+    if args.cold:
+        drop_cache(store)
+    print(f"  load average before: {load()}", flush=True)
     app = create_app(settings, store)
     with TestClient(app) as client:
         token = client.post(
             "/api/auth/login", json={"username": "bench", "password": "bench-password-1"}
         ).json()
         headers = {"Authorization": f"Bearer {token['access_token']}"}
+        if args.cold:
+            started = time.perf_counter()
+            first = dashboard_one(client, site_id, headers)
+            print(f"  cold: first dashboard endpoint on an empty cache: {first * 1000:.0f} ms", flush=True)
+            later = []
+            while time.perf_counter() - started < 300:
+                later.append(dashboard_one(client, site_id, headers))
+                if later[-1] < 0.3 and len(later) >= 3 and max(later[-3:]) < 0.3:
+                    break
+                time.sleep(0.5)
+            print(
+                f"  cold: {len(later)} more dashboards until three in a row under 300 ms, "
+                f"{time.perf_counter() - started:.1f} s after the first; "
+                f"times {', '.join(f'{t * 1000:.0f}' for t in later[:12])}{' ...' if len(later) > 12 else ''} ms",
+                flush=True,
+            )
+        for filters in args.filters:
+            dashboard_one(client, site_id, headers, filters)  # warm-up
+            times = [dashboard_one(client, site_id, headers, filters) for _ in range(args.runs)]
+            print("  " + stats(f"filtered endpoint {json.dumps(filters)}", times), flush=True)
+        if args.live_rate:
+            feed = LiveFeed(store, args.live_rate)
+            feed.start()
+            time.sleep(6.0)  # the feed runs for a while before the first request
+            times, fresh, lags = [], 0, []
+            base = dashboard_body(client, site_id, headers)[1]
+            base_pv = int(base["summary"]["metrics"]["pageviews"]["value"]) - feed.inserted_before(
+                time.perf_counter()
+            )
+            for _ in range(max(args.runs, 20)):
+                asked = time.perf_counter()
+                elapsed, body = dashboard_body(client, site_id, headers)
+                times.append(elapsed)
+                seen = int(body["summary"]["metrics"]["pageviews"]["value"]) - base_pv
+                fresh += seen >= feed.inserted_before(asked - 5.0)
+                lags.append(feed.inserted_before(asked) - seen)
+                time.sleep(0.2)
+            feed.done.set()
+            feed.join()
+            print("  " + stats(f"endpoint while {args.live_rate} events/s arrive", times), flush=True)
+            print(
+                f"  live: {fresh}/{len(times)} answers include every event inserted 5 s before the request; "
+                f"events not yet shown at the request: median {statistics.median(lags):.0f}, max {max(lags)}",
+                flush=True,
+            )
+        if args.only_issue16:
+            print(f"  peak RSS of the store process: {peak_rss_mib():.0f} MiB; load average after: {load()}")
+            store.close()
+            return
         cold = dashboard(client, site_id, headers)  # warm-up: builds the report cache for days not built yet
         print(f"  first dashboard (cache build for unbuilt days): {cold * 1000:.0f} ms", flush=True)
         totals = [dashboard(client, site_id, headers) for _ in range(args.runs)]
@@ -274,6 +433,7 @@ def main() -> None:
         )
     rt = sorted(t * 1000 for t in realtime)
     print(f"realtime: p50 {statistics.median(rt):.0f} ms, min {rt[0]:.0f} ms, max {rt[-1]:.0f} ms")
+    print(f"peak RSS of the store process: {peak_rss_mib():.0f} MiB; load average after: {load()}")
     store.close()
     if not keep:
         import shutil

@@ -326,3 +326,83 @@ def test_bad_input_gives_the_reports_errors(api: Api, sites: dict[str, int]) -> 
     r = api.client.get(f"/api/sites/{site_id}/reports/dashboard", headers=viewer)
     assert r.status_code in (403, 404), r.text
     assert api.client.get(f"/api/sites/{api.site_id}/reports/dashboard", headers=viewer).status_code == 200
+
+
+def _counting_queries(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    from pixel.server.api.query.runner import QueryRunner
+
+    counted: list[str] = []
+    real = QueryRunner.query
+
+    def counting(runner: QueryRunner, sql: str, params: Any = None) -> Any:
+        counted.append(sql)
+        return real(runner, sql, params)
+
+    monkeypatch.setattr(QueryRunner, "query", counting)
+    return counted
+
+
+def test_filtered_dashboard_is_one_query_of_the_raw_events(
+    api: Api, sites: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Filters, bots or hourly buckets: one read of the raw events (was about fourteen), the reports' numbers."""
+    site_id = sites["berlin.example"]
+    filters = json.dumps([["country", "is_not", "XX"], ["page", "contains", "/"]])
+    params = {**RANGE, "filters": filters, "previous_timeseries": "true", "breakdowns": ",".join(MANY)}
+    counted = _counting_queries(monkeypatch)
+    body = get(api, site_id, "dashboard", **params)
+    reads = [sql for sql in counted if "FROM events" in sql]
+    assert len(reads) == 1, counted
+    assert not [sql for sql in counted if "day_dimensions" in sql]
+    assert len(body["breakdowns"]) == len(MANY) and body["summary"]["metrics"]["visitors"]["value"] > 0
+    counted.clear()
+    get(api, site_id, "dashboard", interval="hour", include_bots="true", **RANGE)
+    assert len([sql for sql in counted if "FROM events" in sql]) == 1, counted
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        [["country", "is", "DE"]],
+        [["browser", "is", "Firefox"], ["device", "is_not", "tablet"]],
+        [["page", "contains", "BLOG"]],
+        [["source", "matches", "^(Google|Bing)$"]],
+        [["prop:plan", "is", "pro"]],
+        [["utm_campaign", "not_contains", "x"]],
+        # hostile text: quotes, backslashes, braces, SQL; matches nothing and must say so
+        [["page", "is", "'; DROP TABLE events; --\\{p0:String}"]],
+        [["prop:a'b", "is", "x\\y"]],
+    ],
+)
+def test_filtered_dashboard_equals_the_individual_reports(
+    api: Api, sites: dict[str, int], filters: list[list[str]]
+) -> None:
+    site_id = sites["newyork.example"]
+    text = json.dumps(filters)
+    for interval, previous in (("day", True), ("hour", False)):
+        params: dict[str, Any] = {**RANGE, "filters": text}
+        if interval == "hour":
+            params = {"period": "custom", "from": RANGE["from"], "to": RANGE["from"], "filters": text}
+        want = individual(
+            api, site_id, MANY, interval=interval, metrics=ALL_METRICS, limit=3, previous=previous, **params
+        )
+        got = dashboard(
+            api, site_id, MANY, interval=interval, metrics=ALL_METRICS, limit=3, previous=previous, **params
+        )
+        assert got == want, (filters, interval)
+    assert api.store.scalar("SELECT count() FROM events") > 0  # the hostile value stayed a value
+
+
+def test_filtered_dashboard_compared_with_a_range_of_another_length(api: Api, sites: dict[str, int]) -> None:
+    site_id = sites["kolkata.example"]
+    country = json.dumps([["country", "is_not", "XX"]])
+    params = {
+        **RANGE,
+        "filters": country,
+        "compare": "custom",
+        "compare_from": "2024-03-01",
+        "compare_to": "2024-03-02",
+    }
+    got = get(api, site_id, "dashboard", **params)
+    assert got["summary"] == get(api, site_id, "summary", **params)
+    assert got["summary"]["metrics"]["visitors"]["previous"] > 0

@@ -457,3 +457,54 @@ def test_entry_and_exit_pages_at_one_instant_follow_the_path_order(api: Api) -> 
         assert get(api, site_id, "breakdown/exit_page", **params)["rows"] == [
             {"value": "/dawn-z", "visitors": 1, "sessions": 1}
         ]
+
+
+def test_a_long_first_build_runs_in_the_background(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Days never built holding more than background_min_rows events: the first reports read the raw events
+    (the same numbers) and build nothing on the request; the worker then builds the days one at a time, and
+    later reports read them. At or under the threshold, the days are built on the request as before."""
+    from pixel.server.api.app import open_meta
+
+    site = "cold.example"
+    tz = "Europe/Berlin"
+    site_id = open_meta(api.settings).insert(
+        "sites", {"domain": site, "name": site, "timezone": tz, "created_at": 0.0}
+    )
+    rows = generate(site, tz, seed=23)
+    api.store.insert_rows("events", rows)
+    cache = report_cache(api)
+    started: list[Any] = []
+    monkeypatch.setattr(cache, "_start", started.append)  # the worker is run by hand below
+    monkeypatch.setattr(cache, "background_min_rows", 10)
+    raw = answers(api, site_id, filters=EVERYTHING, **RANGE)
+    first = answers(api, site_id, **RANGE)
+    assert first == raw
+    assert builds(api, site) == 0  # nothing built on the requests
+    assert len(started) == 1  # one worker for the whole queue
+    board = get(api, site_id, "dashboard", **RANGE)
+    assert builds(api, site) == 0 and len(started) == 1
+    cache.build_pending()
+    # the range and the previous period, one build per day
+    days = 2 * ((LAST - FIRST).days + 1)
+    assert builds(api, site) == days
+    assert (
+        int(api.store.scalar("SELECT uniqExact(build) FROM day_builds WHERE site = {s:String}", {"s": site}))
+        == days
+    )
+    assert answers(api, site_id, **RANGE) == raw
+    assert get(api, site_id, "dashboard", **RANGE) == board
+    assert builds(api, site) == days  # read, not built again
+    # a changed built day is rebuilt on the request (few days), whatever the threshold
+    api.store.insert_rows("events", [{**rows[0], "event_id": "cold-late-1"}])
+    assert answers(api, site_id, **RANGE) == answers(api, site_id, filters=EVERYTHING, **RANGE)
+    # the late event's day (and the next or previous one when it is near midnight)
+    assert days < builds(api, site) <= days + 2 and len(started) == 1
+    # under the threshold: built on the request
+    other = "warm.example"
+    other_id = open_meta(api.settings).insert(
+        "sites", {"domain": other, "name": other, "timezone": tz, "created_at": 0.0}
+    )
+    api.store.insert_rows("events", generate(other, tz, seed=29))
+    monkeypatch.setattr(cache, "background_min_rows", 10**9)
+    get(api, other_id, "summary", **RANGE)
+    assert builds(api, other) == days and len(started) == 1

@@ -19,7 +19,7 @@ from dataclasses import replace
 from typing import Any
 
 from pixel.server.api.errors import bad_request
-from pixel.server.api.query import cache_sql, reports
+from pixel.server.api.query import cache_sql, raw_dashboard, reports
 from pixel.server.api.query.cache_sql import BREAKDOWN_TAG_PREFIX, Days, Tag
 from pixel.server.api.query.filters import SESSION_DIMENSIONS, SqlParams, dimension_sql
 from pixel.server.api.query.periods import Range, buckets
@@ -81,12 +81,29 @@ def dashboard(
         )
         found = out.pop("breakdowns")
     else:
-        out["summary"] = reports.summary(scope, compare, before.range)
-        out["timeseries"] = reports.timeseries(scope, interval, metrics)
-        out["previous_timeseries"] = (
-            _with_range(reports.timeseries(before, interval, metrics), before) if previous_series else None
+        sql, params = raw_dashboard.dashboard_sql(
+            scope,
+            before if needs_before else None,
+            compare=compare,
+            previous_series=previous_series,
+            interval=interval,
+            dimensions=breakdowns,
+            limit=limit,
         )
-        found = {}
+        out.update(
+            _answer(
+                raw_dashboard.run(scope, sql, params),
+                scope,
+                before,
+                compare=compare,
+                interval=interval,
+                metrics=metrics,
+                previous_series=previous_series,
+                dimensions=breakdowns,
+                limit=limit,
+            )
+        )
+        found = out.pop("breakdowns")
     out["breakdowns"] = {
         d: found[d] if d in found else reports.breakdown(scope, d, limit=limit) for d in breakdowns
     }
@@ -170,6 +187,32 @@ def _cached(
         branches.append(_breakdowns_sql(days, dimensions, limit))
     # One query: chDB runs the branches side by side, and pays its fixed cost per query once.
     rows = scope.run_cached("\nUNION ALL\n".join(branches))
+    return _answer(
+        rows,
+        scope,
+        before,
+        compare=compare,
+        interval=interval,
+        metrics=metrics,
+        previous_series=previous_series,
+        dimensions=dimensions,
+        limit=limit,
+    )
+
+
+def _answer(
+    rows: list[dict[str, Any]],
+    scope: Scope,
+    before: Scope,
+    *,
+    compare: bool,
+    interval: str,
+    metrics: list[str],
+    previous_series: bool,
+    dimensions: list[str],
+    limit: int,
+) -> dict[str, Any]:
+    """The bodies from the tagged rows of one dashboard query (cached or raw: the same shape)."""
     ranked: dict[str, list[dict[str, Any]]] = {d: [] for d in dimensions}
     totals = []
     for row in rows:

@@ -21,11 +21,18 @@ embedded engine), the counts are re-read only after `Store.writes` moved.
 
 Used when a report has no filters, leaves bots out, covers whole days in the site's zone and asks for
 day, week or month buckets (`Scope.cached_days`); everything else reads the raw events.
+
+No multi-second build on a click: when the days of a range that were never built (a new data folder,
+a restore, an upgrade that dropped the cache) hold more than `background_min_rows` events, `ready` says
+no, the report reads the raw events (the same numbers: tests compare both paths), and a worker thread
+builds those days one at a time, each build one statement, so reports and inserts run between them.
+Days built before but changed since are rebuilt on the request as before (a few days at most).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import threading
 import time
@@ -37,17 +44,19 @@ from zoneinfo import ZoneInfo
 
 from pixel.server.api.query import cache_sql
 from pixel.server.api.query.cache_sql import EDGE_SECONDS, TOTAL, Days
-from pixel.server.api.query.periods import ch_datetime, local_midnight
+from pixel.server.api.query.periods import Range, ch_datetime, local_midnight
 from pixel.server.api.query.runner import QueryRunner
 from pixel.server.store import Store
 
 if TYPE_CHECKING:
     from pixel.server.api.query.scope import Scope
 
+BACKGROUND_MIN_ROWS = 300_000  # days not built yet holding more events than this are built in the background
 REBUILD_MIN_SECONDS = 30.0  # a changed day is rebuilt at most this often: reports may lag by that much
 DROP_AFTER_REBUILDS = 20  # superseded builds are deleted after this many rebuilds (~10 minutes of today)
 RANGE_TTL_SECONDS = 2 * 86400  # the merged ranges' TTL in day_dimensions (schema migration 4)
 RETENTION_CHECK_SECONDS = 60.0  # a changed retention setting shows in reports within this long
+log = logging.getLogger(__name__)
 _TTL_DAYS = re.compile(r"\bTTL toDateTime\(timestamp\) \+ toIntervalDay\((\d+)\)")
 
 
@@ -80,6 +89,7 @@ class ReportCache:
         rebuild_min_seconds: float = REBUILD_MIN_SECONDS,
         drop_after_rebuilds: int = DROP_AFTER_REBUILDS,
         retention_check_seconds: float = RETENTION_CHECK_SECONDS,
+        background_min_rows: int = BACKGROUND_MIN_ROWS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.runner = runner
@@ -87,6 +97,9 @@ class ReportCache:
         self.rebuild_min_seconds = rebuild_min_seconds
         self.drop_after_rebuilds = drop_after_rebuilds
         self.retention_check_seconds = retention_check_seconds
+        self.background_min_rows = background_min_rows  # 0: every build on the request
+        self._pending: dict[tuple[str, str, date], Scope] = {}  # days the worker will build, in order
+        self._worker: threading.Thread | None = None
         self._guard = threading.Lock()  # guards the dicts below, never held while a query runs
         self._known: dict[tuple[str, str], _Known] = {}
         self._retention: tuple[float, int] | None = None  # (re-read after, monotonic s; TTL days)
@@ -107,6 +120,73 @@ class ReportCache:
             return self._known.setdefault((scope.site, scope.range.tz), _Known())
 
     # -- building -----------------------------------------------------------------------------------
+
+    def ready(self, scope: Scope, days: Days) -> bool:
+        """Whether `ensure(days)` is cheap enough for a request: False when the days never built hold more
+        than `background_min_rows` events; those days are then queued for the worker (`build_pending`)."""
+        known = self._known_for(scope)
+        every_day = [days.first + timedelta(days=i) for i in range((days.last - days.first).days + 1)]
+        missing = [d for d in every_day if d.isoformat() not in known.builds]
+        if not missing or self.background_min_rows <= 0:
+            return True
+        fixed = {
+            "site": scope.site,
+            "tz": scope.range.tz,
+            "first": min(missing).isoformat(),
+            "last": max(missing).isoformat(),
+        }
+        built = {
+            date.fromisoformat(str(day))
+            for (day,) in self.runner.query(
+                """SELECT DISTINCT day FROM day_builds WHERE site = {site:String} AND tz = {tz:String}
+                    AND day >= {first:Date} AND day <= {last:Date}""",
+                fixed,
+            ).rows
+        }
+        missing = [d for d in missing if d not in built]
+        if not missing:
+            return True
+        zone = ZoneInfo(scope.range.tz)
+        lo, hi = local_midnight(min(missing), zone), local_midnight(max(missing) + timedelta(days=1), zone)
+        counts = self._counts(
+            {
+                **fixed,
+                "lo": _ch_hour(lo - timedelta(hours=2, seconds=EDGE_SECONDS)),
+                "hi": _ch_hour(hi + timedelta(hours=2, seconds=EDGE_SECONDS)),
+                "edge": EDGE_SECONDS,
+            }
+        )
+        if sum(counts.get(d.isoformat(), 0) for d in missing) <= self.background_min_rows:
+            return True
+        with self._guard:
+            for d in missing:
+                self._pending.setdefault((scope.site, scope.range.tz, d), scope)
+            if self._worker is None:
+                self._worker = threading.Thread(target=self.build_pending, name="report-cache", daemon=True)
+                self._start(self._worker)
+        return False
+
+    def _start(self, worker: threading.Thread) -> None:
+        worker.start()
+
+    def build_pending(self) -> None:
+        """Build the queued days one at a time until none is left (the worker thread's loop)."""
+        while True:
+            with self._guard:
+                if not self._pending:
+                    self._worker = None
+                    return
+                (site, tz, day), scope = next(iter(self._pending.items()))
+            zone = ZoneInfo(tz)
+            one = Range(
+                local_midnight(day, zone), local_midnight(day + timedelta(days=1), zone), tz, "custom"
+            )
+            try:
+                self.ensure(replace(scope, range=one, filters=[]), Days(day, day))
+            except Exception as exc:  # a closed store, a failing query: the requests build it instead
+                log.warning("report cache: background build of %s %s failed: %s", site, day, exc)
+            with self._guard:
+                self._pending.pop((site, tz, day), None)
 
     def ensure(self, scope: Scope, days: Days) -> Days:
         """Build every day of `days` that has no valid build; return `days` with the valid builds."""

@@ -45,10 +45,14 @@ class Scope:
 
     def cached_days(self) -> Days | None:
         """The range as whole days of the report cache when the cache can answer (a cache, no filters, bots
-        left out, midnight to midnight in the site's zone), else None: read the raw events."""
+        left out, midnight to midnight in the site's zone, its days built or cheap to build now), else None:
+        read the raw events (a long build then runs in the background, see `ReportCache.ready`)."""
         if self.cache is None or self.filters or self.include_bots:
             return None
-        return whole_days(self.range)
+        days = whole_days(self.range)
+        if days is None or not self.cache.ready(self, days):
+            return None
+        return days
 
     def ensure(self, days: Days) -> Days:
         """`days` (from `cached_days`) with their valid builds, building the days that have none."""

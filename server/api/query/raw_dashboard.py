@@ -1,0 +1,173 @@
+"""The dashboard over the raw events in one query: what the endpoint answers when the report cache cannot
+(filters, bots, hourly buckets, a range that is not whole days, a cache still being built).
+
+Before, the endpoint called the ten individual reports here: about fourteen scans of `events FINAL`
+(the summary alone read each period twice, every breakdown once), and every session was grouped by its
+string id. Now one query of `UNION ALL` branches, run side by side:
+
+- per period, one scan for the event numbers: visitors (`cache_sql.UNIQ_TOTAL`), pageviews and events,
+  per bucket and for the whole range (`GROUPING SETS`);
+- per period, one scan for the sessions (grouped by `cityHash64(session_id)`, as the report cache's
+  `sid`): count, pageviews, bounces, durations, per bucket of the session's first event and for the range;
+- one scan for every event-level breakdown at once (`ARRAY JOIN` of the dimensions, each row kept for
+  the dimensions whose condition it meets: pageviews only for `page`, other events only for `event`,
+  rows holding the key for `prop:<key>`), ranked per dimension by a window like the cached dashboard's;
+- one scan of the sessions' first / last pageview for `entry_page` / `exit_page`.
+
+Same definitions and aggregate functions as `reports` (tests compare every part with the individual
+endpoints, on both engines), so the same numbers, with one stated exception shared with the report
+cache: sessions are told apart by the 64-bit hash of their id (two of a range's sessions share one
+with a chance of about n² / 2^65). Nothing here puts user text into SQL: filter values and property
+keys are `{name:Type}` parameters (`filters.SqlParams`), dimension names come from allow-lists.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pixel.server.api.query import cache_sql
+from pixel.server.api.query.cache_sql import BREAKDOWN_TAG_PREFIX, Tag
+from pixel.server.api.query.filters import (
+    PROP_PREFIX,
+    SESSION_DIMENSIONS,
+    SqlParams,
+    base_where,
+    dimension_sql,
+)
+from pixel.server.api.query.periods import bucket_sql
+from pixel.server.api.query.scope import Scope
+from pixel.server.store.schema import EVENTS
+
+# Columns of every branch (as `cache_sql.COLUMNS`), zero where a branch has nothing to say.
+_ZERO = "toUInt64(0)"
+
+
+def _where(scope: Scope, params: SqlParams) -> str:
+    """The scope's WHERE with its range bound to parameters of its own (two periods in one query)."""
+    start = params.add(scope.range.params["start"], "DateTime64(3)")
+    end = params.add(scope.range.params["end"], "DateTime64(3)")
+    return base_where(scope.filters, params, include_bots=scope.include_bots, start=start, end=end)
+
+
+def _grouped(total: Tag | None, series: Tag | None, bucket: str) -> tuple[str, str, str]:
+    """(tag expression, bucket expression, GROUP BY) for a whole-range row and/or one row per bucket."""
+    if total and series:
+        return (
+            f"if(grouping(bucket) = 1, '{total.value}', '{series.value}')",
+            bucket,
+            "GROUPING SETS ((bucket), ())",
+        )
+    part = total or series
+    assert part is not None
+    return f"'{part.value}'", (bucket if series else "''"), "bucket"
+
+
+def _events_branch(where: str, interval: str, total: Tag | None, series: Tag | None) -> str:
+    tag, bucket, group = _grouped(total, series, bucket_sql(interval))
+    return f"""SELECT {tag} AS tag, {bucket} AS bucket, toUInt64({cache_sql.UNIQ_TOTAL}(visitor_id)) AS visitors,
+            toUInt64(countIf(event_name = 'pageview')) AS pageviews, toUInt64(count()) AS events,
+            {_ZERO} AS sessions, {_ZERO} AS session_pageviews, {_ZERO} AS bounces, {_ZERO} AS duration_ms,
+            toUInt64(count()) AS total_rows, {_ZERO} AS session_rows, {_ZERO} AS first_rank
+        FROM {EVENTS} WHERE {where} GROUP BY {group}"""
+
+
+def _sessions_branch(where: str, interval: str, total: Tag | None, series: Tag | None) -> str:
+    """Session numbers, tagged with the parts' `edges` tags (`cache_sql.summary_numbers` adds those)."""
+    tag, bucket, group = _grouped(
+        total.edges if total else None, series.edges if series else None, bucket_sql(interval, "first_seen")
+    )
+    return f"""SELECT {tag} AS tag, {bucket} AS bucket, {_ZERO} AS visitors, {_ZERO} AS pageviews,
+            {_ZERO} AS events, toUInt64(count()) AS sessions, toUInt64(sum(pv)) AS session_pageviews,
+            toUInt64(countIf(pv <= 1)) AS bounces, toUInt64(sum(dur)) AS duration_ms, {_ZERO} AS total_rows,
+            toUInt64(count()) AS session_rows, {_ZERO} AS first_rank
+        FROM (SELECT cityHash64(session_id) AS sid, countIf(event_name = 'pageview') AS pv,
+                  dateDiff('millisecond', min(timestamp), max(timestamp)) AS dur, min(timestamp) AS first_seen
+              FROM {EVENTS} WHERE {where} GROUP BY sid)
+        GROUP BY {group}"""
+
+
+def _ranked(per_value: str, limit: int) -> str:
+    """Each dimension's first `limit` values by visitors (ties by value) and an "other" row merging the
+    later values' states, from rows `dimension, value, st, pageviews, events, sessions`."""
+    return f"""SELECT concat('{BREAKDOWN_TAG_PREFIX}', dimension) AS tag, if(rank <= {int(limit)}, value, NULL) AS bucket,
+            toUInt64({cache_sql.UNIQ_VALUE_MERGE}(st)) AS visitors, toUInt64(sum(pageviews)) AS pageviews,
+            toUInt64(sum(events)) AS events, toUInt64(sum(sessions)) AS sessions, {_ZERO} AS session_pageviews,
+            {_ZERO} AS bounces, {_ZERO} AS duration_ms, toUInt64(any(total)) AS total_rows, {_ZERO} AS session_rows,
+            toUInt64(min(rank)) AS first_rank
+        FROM (SELECT *, row_number() OVER (PARTITION BY dimension ORDER BY visitors DESC, value ASC) AS rank,
+                  count() OVER (PARTITION BY dimension) AS total
+              FROM (SELECT *, finalizeAggregation(st) AS visitors FROM ({per_value})))
+        GROUP BY dimension, bucket"""
+
+
+def _event_breakdowns(where: str, params: SqlParams, dimensions: list[str], limit: int) -> str:
+    names, values, conditions = [], [], []
+    for d in dimensions:
+        names.append(f"'{d}'")  # validated names, never user text
+        values.append(f"CAST({dimension_sql(d, params)} AS String)")
+        if d == "page":
+            conditions.append("event_name = 'pageview'")
+        elif d == "event":
+            conditions.append("event_name != 'pageview'")
+        elif d.startswith(PROP_PREFIX):
+            conditions.append(f"mapContains(props, {params.add(d[len(PROP_PREFIX) :])})")
+        else:
+            conditions.append("1")
+    per_value = f"""SELECT dimension, value, {cache_sql.UNIQ_VALUE_STATE}(visitor_id) AS st,
+            countIf(event_name = 'pageview') AS pageviews, count() AS events, toUInt64(0) AS sessions
+        FROM (SELECT visitor_id, event_name, dimension, value, ok FROM {EVENTS}
+              ARRAY JOIN [{", ".join(names)}] AS dimension, [{", ".join(values)}] AS value,
+                  [{", ".join(f"toUInt8({c})" for c in conditions)}] AS ok
+              WHERE {where})
+        WHERE ok GROUP BY dimension, value"""
+    return _ranked(per_value, limit)
+
+
+def _session_breakdowns(where: str, dimensions: list[str], limit: int) -> str:
+    kinds = ", ".join(f"'{d}'" for d in dimensions)
+    columns = ", ".join("entry" if d == "entry_page" else "exit" for d in dimensions)
+    per_value = f"""SELECT dimension, value, {cache_sql.UNIQ_VALUE_STATE}(visitor_id) AS st,
+            toUInt64(0) AS pageviews, toUInt64(0) AS events, count() AS sessions
+        FROM (SELECT cityHash64(session_id) AS sid, any(visitor_id) AS visitor_id,
+                  {SESSION_DIMENSIONS["entry_page"]} AS entry, {SESSION_DIMENSIONS["exit_page"]} AS exit
+              FROM {EVENTS} WHERE {where} AND event_name = 'pageview' GROUP BY sid)
+        ARRAY JOIN [{kinds}] AS dimension, [{columns}] AS value
+        GROUP BY dimension, value"""
+    return _ranked(per_value, limit)
+
+
+def dashboard_sql(
+    scope: Scope,
+    before: Scope | None,
+    *,
+    compare: bool,
+    previous_series: bool,
+    interval: str,
+    dimensions: list[str],
+    limit: int,
+) -> tuple[str, SqlParams]:
+    """The one query (and its parameters) of the raw dashboard."""
+    params = SqlParams()
+    where = _where(scope, params)
+    branches = [
+        _events_branch(where, interval, Tag.SUMMARY, Tag.SERIES),
+        _sessions_branch(where, interval, Tag.SUMMARY, Tag.SERIES),
+    ]
+    if before is not None and (compare or previous_series):
+        where_before = _where(before, params)
+        total = Tag.PREVIOUS_SUMMARY if compare else None
+        series = Tag.PREVIOUS_SERIES if previous_series else None
+        branches.append(_events_branch(where_before, interval, total, series))
+        branches.append(_sessions_branch(where_before, interval, total, series))
+    event_level = [d for d in dimensions if d not in SESSION_DIMENSIONS]
+    session_level = [d for d in dimensions if d in SESSION_DIMENSIONS]
+    if event_level:
+        branches.append(_event_breakdowns(where, params, event_level, limit))
+    if session_level:
+        branches.append(_session_breakdowns(where, session_level, limit))
+    return "\nUNION ALL\n".join(branches), params
+
+
+def run(scope: Scope, sql: str, params: SqlParams) -> list[dict[str, Any]]:
+    """The query over the raw events with the site parameter (the ranges are in `params`)."""
+    return scope.runner.query(sql, params.with_fixed(site=scope.site, tz=scope.range.tz)).dicts()
