@@ -135,6 +135,7 @@ class TimeSeriesChart(Themed):
         for curve in (self.previous, self.current):
             curve.setClipToView(True)
             curve.setDownsampling(auto=True, method="peak")
+        self.previous_name = "previous period"  # the dashed line's name (the dashboard's chosen comparison)
         self.crosshair = pg.InfiniteLine(angle=90, movable=False)
         self.crosshair.hide()
         self.hover_text = pg.TextItem(anchor=(0, 1))
@@ -189,7 +190,7 @@ class TimeSeriesChart(Themed):
             legend.clear()
             legend.addItem(self.current, metric)
             if self.y_previous is not None:
-                legend.addItem(self.previous, "previous period")
+                legend.addItem(self.previous, self.previous_name)
         self.autoRange()
 
     def _pens(self, n: int) -> None:
@@ -216,7 +217,7 @@ class TimeSeriesChart(Themed):
             return ""
         text = f"{self.labels[index]}\n{self.metric_name}: {self.y[index]:g}"
         if self.y_previous is not None:
-            text += f"\nprevious period: {self.y_previous[index]:g}"
+            text += f"\n{self.previous_name}: {self.y_previous[index]:g}"
         if self.hover_notes is not None:
             step = float(self.x[1] - self.x[0]) if len(self.x) > 1 else 86400.0
             notes = self.hover_notes(float(self.x[index]), step / 2)

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from pixel.app.client import ApiRequestError, Fetched, NoData, ReportSource
 from pixel.app.desktop.charts import TimeSeriesChart
+from pixel.app.desktop.reports_compare import CompareSelector, add_change_column
 from pixel.app.desktop.reports_tabs import report_tabs
 from pixel.app.desktop.segments_notes import SegmentsAndNotes
 from pixel.app.desktop.views import FunnelView, GoalsView, SavedDashboardsView
@@ -91,11 +92,13 @@ class DashboardPage(QWidget):
         self.site_combo.currentIndexChanged.connect(self._site_chosen)
         self.range = RangePicker()
         self.range.changed.connect(self.refresh)
+        self.compare = CompareSelector()  # previous period, same period last year, custom range, none
+        self.compare.changed.connect(self.refresh)
         self.realtime = RealtimeCounter()
         self.status = QLabel("")
         top = QHBoxLayout()
         w: QWidget
-        for w in (QLabel("Site:"), self.site_combo, self.range, self.realtime):
+        for w in (QLabel("Site:"), self.site_combo, self.range, self.compare, self.realtime):
             top.addWidget(w)
         top.addStretch(1)
         top.addWidget(self.status)
@@ -234,13 +237,17 @@ class DashboardPage(QWidget):
         )
         # The tiles, the chart (and its previous period) and the boxes' breakdowns in one request.
         dims = [box.dimension for box in self.boxes]
+        compare = self.compare.params()
         self._part(
             "overview",
-            lambda cached: self._overview(cached, site_id, params, dims),
+            lambda cached: self._overview(cached, site_id, params, dims, compare),
             self._set_overview,
             on_missing=self._overview_missing,
             also=("summary", "timeseries", *(f"breakdown:{d}" for d in dims)),
         )
+        if self.compare.compares_breakdowns:
+            for box in self.boxes:
+                self._load_breakdown(box)
         self._load_realtime()
         self._part("goals", lambda cached: self._get(cached, site_id, "goals", params), self.goals.set_data)
         self._part(
@@ -262,7 +269,7 @@ class DashboardPage(QWidget):
         return self.source.report(site_id, report, params)
 
     def _overview(
-        self, cached: bool, site_id: int, params: dict[str, Any], dims: list[str]
+        self, cached: bool, site_id: int, params: dict[str, Any], dims: list[str], compare: dict[str, str]
     ) -> Fetched | None:
         """Summary, timeseries (with the previous period's) and breakdowns from the API's dashboard endpoint:
         the same numbers as the individual reports, in one request (and one query on the API's cache)."""
@@ -271,13 +278,16 @@ class DashboardPage(QWidget):
             "metrics": OVERVIEW_METRICS,
             "breakdowns": ",".join(dims),
             "limit": 10,
-            "previous_timeseries": params.get("period") != "realtime",
+            "previous_timeseries": params.get("period") != "realtime" and compare.get("compare") != "false",
+            **compare,  # none for the previous period (the endpoint's default): the same request as before
         }
         return self._get(cached, site_id, "dashboard", query)
 
     def _set_overview(self, data: dict[str, Any]) -> None:
         self.tiles.set_summary(data["summary"])
         self._set_timeseries({"current": data["timeseries"], "previous": data["previous_timeseries"]})
+        if self.compare.compares_breakdowns:
+            return  # the boxes come with their change against the compared range (refresh, reports_compare.py)
         for box in self.boxes:
             part = data["breakdowns"].get(box.dimension)
             if part is not None:
@@ -292,10 +302,20 @@ class DashboardPage(QWidget):
             return
         site_id, params, dim = self.site["id"], self.params(), box.dimension
         query = {**params, "limit": 10}
+        paint = box.set_data
+        if self.compare.compares_breakdowns:
+            query.update(self.compare.params())
+            label = self.compare.label()
+
+            def paint(data: dict[str, Any]) -> None:
+                box.set_data(data)
+                if data.get("dimension") == box.dimension:
+                    add_change_column(box.table, data["rows"], label)
+
         self._part(
             f"breakdown:{dim}",
             lambda cached: self._get(cached, site_id, f"breakdown/{dim}", query),
-            box.set_data,
+            paint,
             on_missing=box.set_message,
         )
 
@@ -412,4 +432,5 @@ class DashboardPage(QWidget):
         previous = None
         if self.previous is not None and len(self.previous["points"]) == len(points):
             previous = [p[metric] for p in self.previous["points"]]
+        self.chart.previous_name = self.compare.label()
         self.chart.set_series([p["bucket"] for p in points], [p[metric] for p in points], metric, previous)
