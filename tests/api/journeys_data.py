@@ -71,11 +71,11 @@ def handmade() -> list[Event]:
     day = (2024, 3, 5)
     add("reload-s", berlin(*day, 10, 0), ["/", "/pricing", "/pricing", "/signup"])
     add("backforth-s", berlin(*day, 11, 0), ["/", "/blog/a", "/", "/blog/b", "/pricing"])
-    add("midnight-s", berlin(*day, 23, 50), ["/", "/pricing", "/signup"], gap=480)  # 23:50, 23:58, 00:06
-    add("before-s", berlin(2024, 3, 4, 23, 55), ["/docs/x", "/pricing"], gap=600)  # starts on 4 March
+    add("midnight-s", berlin(*day, 23, 50), ["/", "/docs/x", "/night"], gap=480)  # 23:50, 23:58, 00:06
+    add("before-s", berlin(2024, 3, 4, 23, 55), ["/docs/x", "/late"], gap=600)  # starts on 4 March
     add("single-s", berlin(*day, 9, 0), ["/blog/a"])
     add("blogs-s", berlin(*day, 12, 0), ["/blog/a", "/blog/b", "/signup"])
-    # two pageviews at the same instant: ordered by event id
+    # two pageviews at the same instant: the least page first, whatever their event ids
     n += 1
     out.append(_ev(n, berlin(*day, 13, 0), "tie-s", "/pricing"))
     n += 1
@@ -149,14 +149,13 @@ def session_paths(
     out = []
     for sid in sorted(by_session):
         session = by_session[sid]
-        views = sorted(
-            (e for e in session if e["event_name"] == "pageview"), key=lambda e: (ts(e), e["event_id"])
-        )
-        if not views or not lo <= ts(views[0]) < hi:
+        views = [e for e in session if e["event_name"] == "pageview"]
+        if not views or not lo <= min(map(ts, views)) < hi:
             continue
         if pred is not None and not any(pred(e) for e in session):
             continue
-        labels = [next((g for g, rx in compiled if rx.match(e["path"])), e["path"]) for e in views]
+        labelled = [(ts(e), next((g for g, rx in compiled if rx.match(e["path"])), e["path"])) for e in views]
+        labels = [label for _, label in sorted(labelled)]
         path: list[str] = []
         for label in labels:
             if not (collapse and path and path[-1] == label):

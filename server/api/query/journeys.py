@@ -1,18 +1,20 @@
 """Journeys: the paths sessions take through a site's pages, as top paths and as a flow of steps (a Sankey).
 
 Definitions (tests/api/journeys_data.py computes the same numbers independently):
-- A session's **path** is its pageviews in time order (ties by event id), each page replaced by its group's
+- A session's **path** is its pageviews in time order, each page replaced by its group's
   pattern when it matches one of `groups` (globs such as `/blog/*`, `*` = any characters, first match wins).
   With `collapse_repeats` (the default) a page equal to the one before it (a reload, or two pages of one group
-  in a row) is not a new step; back-and-forth navigation (`/a`, `/b`, `/a`) keeps every step.
+  in a row) is not a new step; back-and-forth navigation (`/a`, `/b`, `/a`) keeps every step. Pageviews at
+  the same instant go in the order of their labels (the least first, as for `entry_page`).
 - A session belongs to the range when its **first pageview** is in it (local days of the site's zone), and then
   its whole path counts, pages after the range's end included: a session crossing local midnight is counted
   once, on the day it started. Pages more than `SESSION_REACH` before the range's start or after its end are
   not read (a session that long is cut there).
 - Filters select **sessions**: a session counts when at least one of its events matches every filter (so
   `[["page","is","/pricing"]]` keeps the whole path of sessions that viewed /pricing). Bots are left out unless
-  `include_bots`. Events are read without FINAL (it cost most of the time): a session's pageviews are its
-  distinct (time, event id) pairs, so a duplicate delivery never adds a step.
+  `include_bots`. Events are read without FINAL: a session's pageviews are its distinct (time, page, event id
+  hash) triples, so a duplicate delivery never adds a step; sessions and event ids are grouped by their 64-bit
+  hashes (a collision is negligible, and grouping on a number is much cheaper than on the text).
 - Modes, with N steps (2..6): across all sessions, the first N pages; with `start` X, the N pages from the
   session's first view of X; with `end` Y, the N pages up to its first view of Y (fewer when the session
   entered the site later); with both, the path from the first X up to the first Y after it, when Y comes
@@ -147,13 +149,12 @@ def path_counts(scope: Scope, q: JourneyQuery) -> list[tuple[tuple[str, ...], bo
     label = label_sql(q.all_groups(), params)
     lo = params.add(ch_datetime(scope.range.start - SESSION_REACH), "DateTime64(3)")
     hi = params.add(ch_datetime(scope.range.end + SESSION_REACH), "DateTime64(3)")
-    matched_col, having, rows_cond = "", "", "event_name = 'pageview'"
-    if scope.filters:
-        cond = " AND ".join(f"({filter_sql(f, params)})" for f in scope.filters)
-        matched_col = f", max({cond}) AS matched"
-        having = " AND matched = 1"
-        rows_cond = f"(event_name = 'pageview' OR ({cond}))"
     bots = "" if scope.include_bots else " AND is_bot = 0"
+    window = f"site = {{site:String}} AND timestamp >= {lo} AND timestamp < {hi}{bots}"
+    chosen = ""
+    if scope.filters:  # the sessions with an event matching every filter: a set of hashes, read first
+        cond = " AND ".join(f"({filter_sql(f, params)})" for f in scope.filters)
+        chosen = f" AND cityHash64(session_id) IN (SELECT cityHash64(session_id) FROM events WHERE {window} AND {cond})"
     seq = "raw"
     if q.collapse_repeats:
         seq = "arrayFilter((p, i) -> i = 1 OR p != raw[i - 1], raw, arrayEnumerate(raw))"
@@ -161,15 +162,14 @@ def path_counts(scope: Scope, q: JourneyQuery) -> list[tuple[tuple[str, ...], bo
     sql = f"""SELECT pages, complete, count() AS sessions FROM (
         SELECT {pages} AS pages, {complete} AS complete FROM (
             SELECT {seq} AS seq FROM (
-                SELECT session_id,
-                    arrayMap(t -> t.3, arrayDistinct(arraySort(groupArrayIf((timestamp, event_id, {label}),
-                        event_name = 'pageview')))) AS raw,
-                    minIf(timestamp, event_name = 'pageview') AS first_pv{matched_col}
+                SELECT cityHash64(session_id) AS sid,
+                    arrayMap(t -> t.2, arrayDistinct(arraySort(groupArray((timestamp, {label}, cityHash64(event_id))))))
+                        AS raw,
+                    min(timestamp) AS first_pv
                 FROM events
-                WHERE site = {{site:String}} AND timestamp >= {lo} AND timestamp < {hi}{bots} AND {rows_cond}
-                GROUP BY session_id
-                HAVING first_pv >= {{start:DateTime64(3)}} AND first_pv < {{end:DateTime64(3)}}
-                    AND length(raw) > 0{having}))
+                WHERE {window} AND event_name = 'pageview'{chosen}
+                GROUP BY sid
+                HAVING first_pv >= {{start:DateTime64(3)}} AND first_pv < {{end:DateTime64(3)}}))
         WHERE {keep})
     GROUP BY pages, complete"""
     return [(tuple(r["pages"]), bool(r["complete"]), int(r["sessions"])) for r in scope.run(sql, params)]
@@ -254,12 +254,14 @@ def shape(q: JourneyQuery, rows: list[tuple[tuple[str, ...], bool, int]]) -> dic
 
 
 def page_seen(scope: Scope, page: str, groups: list[str]) -> bool:
-    """Whether the site has a pageview of `page` (a path, or a group pattern) in the range, filters aside."""
+    """Whether the site has a pageview of `page` (a path, or a group pattern) in the range or in the
+    `SESSION_REACH` after it (where the range's sessions may still go), filters aside."""
     params = SqlParams()
     cond = f"match(path, {params.add(glob_regex(page))})" if page in groups else f"path = {params.add(page)}"
     bots = "" if scope.include_bots else " AND is_bot = 0"
+    hi = params.add(ch_datetime(scope.range.end + SESSION_REACH), "DateTime64(3)")
     sql = f"""SELECT count() AS n FROM (SELECT 1 FROM events WHERE site = {{site:String}}
-        AND timestamp >= {{start:DateTime64(3)}} AND timestamp < {{end:DateTime64(3)}}{bots}
+        AND timestamp >= {{start:DateTime64(3)}} AND timestamp < {hi}{bots}
         AND event_name = 'pageview' AND {cond} LIMIT 1)"""
     return int(scope.run(sql, params)[0]["n"]) > 0
 
