@@ -21,7 +21,7 @@ import html
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtGui import QFontDatabase, QGuiApplication
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -151,7 +151,11 @@ class PublicPanel(QWidget):
         self.recipe_where.setWordWrap(True)
         self.config = QPlainTextEdit()
         self.config.setReadOnly(True)
-        self.config.setStyleSheet("font-family:monospace; font-size:11px")
+        mono = QFontDatabase.systemFont(
+            QFontDatabase.SystemFont.FixedFont
+        )  # a style sheet would pin the theme
+        mono.setPixelSize(11)
+        self.config.setFont(mono)
         self.config.setMaximumHeight(150)
         self.copy = QPushButton("Copy")
         self.copy.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.config.toPlainText()))

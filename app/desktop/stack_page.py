@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QTextCursor
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
+from PySide6.QtGui import QFontDatabase, QTextCursor
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -119,6 +119,7 @@ class StackPage(QWidget):
         self.target_label = QLabel("No stack selected")
         self.target_label.setStyleSheet("font-weight:bold")
         self.message = QLabel("")
+        self._message_kind: Kind | None = None  # the status colour of the message shown, if any
         self.message.setWordWrap(True)
         self.table = QTableWidget(0, 7)
         self.table.setHorizontalHeaderLabels(
@@ -170,7 +171,10 @@ class StackPage(QWidget):
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(5000)
-        self.log.setStyleSheet("font-family:monospace; font-size:11px")
+        # a font, not a style sheet: a widget with a style sheet keeps the colours of the theme it started in
+        mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+        mono.setPixelSize(11)
+        self.log.setFont(mono)
 
         layout = QVBoxLayout(self)
         layout.addWidget(self.target_label)
@@ -268,11 +272,24 @@ class StackPage(QWidget):
         self.disk.setText(f"Disk: {human_bytes(self.disk_bytes)}")
         self.status_loaded.emit(status)
 
+    def changeEvent(self, event: QEvent) -> None:
+        """The theme changed (light/dark): health cells and the message take its status colours."""
+        if event.type() == QEvent.Type.PaletteChange:
+            for row in range(self.table.rowCount()):
+                item = self.table.item(row, 2)
+                if item is not None:
+                    item.setForeground(status_colour(HEALTH_KINDS.get(item.text(), "muted"), self.palette()))
+            kind = getattr(self, "_message_kind", None)  # None too while __init__ runs
+            if kind is not None:
+                self.message.setStyleSheet(status_style(kind, self))
+        super().changeEvent(event)
+
     def _error(self, exc: BaseException) -> None:
         if isinstance(exc, StackError):
             self.message.setText(f"{exc.problem}\nWhat to do: {exc.action}" if exc.action else exc.problem)
         else:
             self.message.setText(f"{type(exc).__name__}: {exc}")
+        self._message_kind = "bad"
         self.message.setStyleSheet(status_style("bad", self))
 
     # ------------------------------------------------------------------ actions
@@ -332,6 +349,7 @@ class StackPage(QWidget):
         def done(result: str) -> None:
             dialog.close()
             self.last_action = (action, result)
+            self._message_kind = "good"
             self.message.setStyleSheet(status_style("good", self))
             self.message.setText(f"{action.capitalize()}: {result}")
             self.poll()

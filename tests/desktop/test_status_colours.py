@@ -9,8 +9,9 @@ from PySide6.QtWidgets import QApplication, QLabel, QWidget
 
 from pixel.app.desktop.charts import contrast
 from pixel.app.desktop.owner_widgets import MessagePage
-from pixel.app.desktop.stack_page import ThemedSparkline
+from pixel.app.desktop.stack_page import HEALTH_KINDS, StackPage, ThemedSparkline
 from pixel.app.desktop.status_colours import DARK, LIGHT, status_colour, status_style
+from pixel.app.desktop.workers import Runner
 from tests.desktop.test_owner_pages import dark
 
 
@@ -75,3 +76,25 @@ def test_stack_sparklines_and_messages_switch_with_the_theme(qtbot) -> None:  # 
         assert page.message.styleSheet() == f"color:{DARK['bad']}; font-weight:bold"
         page.say("saved")
         assert page.message.styleSheet() == ""
+
+
+def test_stack_page_recolours_health_message_and_logs_when_the_theme_turns_dark(qtbot) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtWidgets import QTableWidgetItem
+
+    page = StackPage(Runner(), poll_ms=3_600_000)
+    qtbot.addWidget(page)
+    page.show()
+    page.table.setRowCount(2)
+    for row, health in enumerate(("healthy", "unhealthy")):
+        item = QTableWidgetItem(health)
+        item.setForeground(status_colour(HEALTH_KINDS[health], page.palette()))
+        page.table.setItem(row, 2, item)
+    page._error(RuntimeError("engine gone"))
+    with dark():
+        qtbot.wait(20)
+        assert page.table.item(0, 2).foreground().color() == QColor(DARK["good"])
+        assert page.table.item(1, 2).foreground().color() == QColor(DARK["bad"])
+        assert page.message.styleSheet() == f"color:{DARK['bad']}"
+        # the log view has no style sheet, so its background is the dark theme's
+        assert page.log.styleSheet() == ""
+        assert page.log.palette().color(QPalette.ColorRole.Base) == QColor("#111827")
