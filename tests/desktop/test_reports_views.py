@@ -242,3 +242,20 @@ def test_every_tab_offline_from_the_cache(qtbot, insights_api, tmp_path: Path) -
         close_page(offline)
     finally:
         insights_api.server.start()
+
+
+def test_filters_and_period_apply_to_the_report_tabs(qtbot, insights_api, report_page: DashboardPage) -> None:
+    show(qtbot, report_page, "engagement")
+    report_page.add_filter("page", "/checkout")
+    idle(qtbot, report_page)
+    filters = '[["page","is","/checkout"]]'
+    engagement = api(insights_api, "engagement", limit=100, filters=filters)["rows"]
+    assert [r["page"] for r in engagement] == ["/checkout"]
+    assert report_page.reports.view("engagement").rows == engagement
+    view = show(qtbot, report_page, "errors")  # another tab: loaded when shown, with the same filter
+    assert view.rows == api(insights_api, "errors", limit=100, filters=filters)["rows"]
+    report_page.remove_filter(0)
+    report_page.range.set_period("7d")
+    report_page.refresh()
+    idle(qtbot, report_page)
+    assert view.rows == api(insights_api, "errors", limit=100, period="7d")["rows"]
