@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -508,3 +509,36 @@ def test_a_long_first_build_runs_in_the_background(api: Api, monkeypatch: pytest
     monkeypatch.setattr(cache, "background_min_rows", 10**9)
     get(api, other_id, "summary", **RANGE)
     assert builds(api, other) == days and len(started) == 1
+
+
+def test_a_changed_day_lags_seconds_and_rebuilds_cost_a_tenth(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In service a changed day (today, while events stream in) is rebuilt at most every
+    REBUILD_MIN_SECONDS (so events older than 5 s show), and at most once per REBUILD_COST_FACTOR times
+    its last build's duration (a slow build is not redone back to back)."""
+    from pixel.server.api.app import open_meta
+    from pixel.server.api.query import report_cache as module
+
+    assert module.REBUILD_MIN_SECONDS <= 4.5 and module.REBUILD_COST_FACTOR >= 5
+    site, tz = "lag.example", "Asia/Kolkata"
+    site_id = open_meta(api.settings).insert(
+        "sites", {"domain": site, "name": site, "timezone": tz, "created_at": 0.0}
+    )
+    rows = generate(site, tz, seed=31)
+    api.store.insert_rows("events", rows)
+    before = get(api, site_id, "summary", **RANGE)
+    cache = report_cache(api)
+    cache.rebuild_min_seconds = 0.001  # restored by the autouse fixture
+    known = cache._known[(site, tz)]
+    known.build_seconds = 3600.0  # the last build took an hour: the next waits ten
+    inside = next(
+        r for r in rows if not r["is_bot"] and FIRST < dataset.ts(r).astimezone(ZoneInfo(tz)).date() < LAST
+    )
+    api.store.insert_rows("events", [{**inside, "event_id": "lag-late-1", "visitor_id": "lag-new"}])
+    assert get(api, site_id, "summary", **RANGE) == before  # the build stands
+    known.build_seconds = 0.0
+    time.sleep(0.01)
+    after = get(api, site_id, "summary", **RANGE)
+    assert after == get(api, site_id, "summary", filters=EVERYTHING, **RANGE)
+    assert after["metrics"]["visitors"]["value"] == before["metrics"]["visitors"]["value"] + 1
