@@ -12,8 +12,7 @@ Rows are built with the shipper's own `normalize` *before* timing, so "enrich" i
 A cold run (every UA, IP and referrer distinct) shows the cache-miss worst case. Times are CPU time of the
 process (time.process_time), so other load on the shared machine inflates them less than wall time.
 Last, the shipper itself runs over a spool filled with the same mix (parse, normalize, enrich, insert into chDB,
-checkpoint), with only the ip_hash, with enrichment on and the rows inserted as JSONEachRow (the insert before the
-columnar one, as the anchor of the same run), and with enrichment on as it ships now (Arrow, `store/columnar.py`);
+checkpoint), once with enrichment on and once with only the ip_hash, to show what enrichment adds end to end;
 then again with the garbage collector tuned as a long-running shipper can (gc.freeze() after start-up, a gen-0
 threshold of 50,000), since batches of 50,000 live row dicts make CPython's default GC rescan a lot.
 """
@@ -190,23 +189,11 @@ def bench_shipper(n: int, visitors: int, uas: int, gc_tuned: bool = False) -> No
     from pixel.server.shipper.shipper import Shipper
     from pixel.server.spool.record import encode_record
     from pixel.server.spool.writer import SpoolWriter
-    from pixel.server.store.base import Store
     from pixel.server.store.chdb_engine import ChdbStore
-
-    class JsonRowsStore(ChdbStore):
-        """The insert before the columnar one: the rows as JSONEachRow (the anchor of the same run)."""
-
-        def insert_events(self, rows, *, token=None) -> None:  # type: ignore[no-untyped-def]
-            Store.insert_events(self, rows, token=token)
 
     raw, _events, facts = make_mix(n, visitors, uas)
     results = {}
-    runs = (
-        ("no enrichment", _NoEnrichment, ChdbStore),
-        ("enrichment on, JSON rows (before)", Enricher, JsonRowsStore),
-        ("enrichment on", Enricher, ChdbStore),
-    )
-    for name, cls, store_cls in runs:
+    for name, cls in (("no enrichment", _NoEnrichment), ("enrichment on", Enricher)):
         with tempfile.TemporaryDirectory() as tmp:
             settings = Settings(data_dir=tmp, geoip_db=str(CITY), batch_max_rows=50_000)
             writer = SpoolWriter(settings.spool_dir, max_bytes=64 << 20, fsync_interval=1.0)
@@ -224,7 +211,7 @@ def bench_shipper(n: int, visitors: int, uas: int, gc_tuned: bool = False) -> No
                     )
                 )
             writer.close()
-            store = store_cls(settings.store_dir)
+            store = ChdbStore(settings.store_dir)
             store.migrate()
             shipper = Shipper(settings, store, cls(settings))
             if gc_tuned:  # what a long-running shipper can do: long-lived objects out of the GC's way

@@ -13,7 +13,7 @@ What the store refuses never blocks the rest, and what the store cannot do now i
   and the whole batch is retried until it lands.
 - Dead letters the store refuses are stored again bare (segment, offset, reason, no payload).
 - NUL characters are removed from every string of a row (columns, property names and values) before the
-  insert (`encode_rows`; the events' rows through `Store.insert_events`, in the engine's insert format).
+  insert (`encode_rows`).
 """
 
 from __future__ import annotations
@@ -23,12 +23,13 @@ import re
 import time
 from typing import Any
 
+import orjson
+
 from pixel.server.shipper.deadletter import REASON_MAX, dead_letter, payload_of
 from pixel.server.shipper.reader import Batch
 from pixel.server.shipper.stats import ShipperStats
 from pixel.server.store import Store, StoreError, StoreUnavailable, dedup_token
 from pixel.server.store.clickhouse_engine import RETRYABLE_CODES
-from pixel.server.store.columnar import encode_json_rows
 
 log = logging.getLogger(__name__)
 
@@ -62,16 +63,19 @@ class BatchInserter:
         """Insert `rows`; split what the store refuses for its content down to single rows. Returns the rows
         refused alone, with the reason. `StoreUnavailable` is raised as is: the whole batch is retried."""
         try:
-            self.store.insert_events(rows, token=token)
-            return []
-        except TypeError as exc:  # cannot be serialised (orjson.JSONEncodeError, columnar.Unserialisable)
+            data = encode_rows(rows)
+        except TypeError as exc:  # cannot be serialised (orjson.JSONEncodeError)
             error = f"cannot be serialised: {exc}"
-        except StoreUnavailable:
-            raise
-        except StoreError as exc:
-            if store_cannot_write(exc):
-                raise StoreUnavailable(str(exc)) from None
-            error = str(exc)
+        else:
+            try:
+                self.store.insert_json("events", data, token=token)
+                return []
+            except StoreUnavailable:
+                raise
+            except StoreError as exc:
+                if store_cannot_write(exc):
+                    raise StoreUnavailable(str(exc)) from None
+                error = str(exc)
         if len(rows) == 1:
             return [(rows[0], error)]
         if start is None:  # the whole batch
@@ -157,4 +161,17 @@ def store_cannot_write(exc: StoreError) -> bool:
 def encode_rows(rows: list[dict[str, Any]]) -> bytes:
     """`rows` as a JSON array for a JSONEachRow insert, with every NUL character removed from its strings
     (columns, property names and values). Raises TypeError when a row cannot be serialised."""
-    return encode_json_rows(rows)
+    data = orjson.dumps(rows)
+    if b"\\u0000" in data:  # orjson writes NUL as \u0000; rare, so the rows are cleaned only then
+        for row in rows:
+            for key, value in row.items():
+                if type(value) is str:
+                    if "\x00" in value:
+                        row[key] = value.replace("\x00", "")
+                elif type(value) is dict:
+                    row[key] = {
+                        k.replace("\x00", ""): v.replace("\x00", "") if type(v) is str else v
+                        for k, v in value.items()
+                    }
+        data = orjson.dumps(rows)
+    return data

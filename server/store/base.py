@@ -25,7 +25,6 @@ from typing import Any
 import orjson
 
 from pixel.server.errors import PixelError
-from pixel.server.store.columnar import encode_json_rows
 from pixel.server.store.schema import migrations, retention_statement
 
 log = logging.getLogger(__name__)
@@ -98,13 +97,6 @@ class Store(ABC):
     @abstractmethod
     def insert_json(self, table: str, data: bytes, *, token: str | None = None) -> None:
         """Insert JSONEachRow `data` into `table`; `token` deduplicates a replayed insert."""
-
-    def insert_events(self, rows: list[dict[str, Any]], *, token: str | None = None) -> None:
-        """Insert the shipper's typed rows (keyed by `schema.EVENT_COLUMNS`, defaults left out) into `events`,
-        NUL characters removed from their strings; `token` deduplicates a replayed insert. Raises TypeError
-        for a row that cannot be serialised. This engine-neutral form sends them as JSONEachRow; an engine
-        may send the same values in a cheaper format (`columnar.py`)."""
-        self.insert_json("events", encode_json_rows(rows), token=token)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         pass

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from pixel.server.store.base import Store, StoreError
-from pixel.server.store.columnar import Unserialisable, encode_json_rows, events_table
 
 log = logging.getLogger(__name__)
 _DRAIN_TRIES = 3
@@ -135,42 +134,15 @@ class ChdbStore(Store):
         self.command(f"KILL QUERY WHERE position(query, concat('{head}_', '{tail}')) > 0 ASYNC")
 
     def insert_json(self, table: str, data: bytes, *, token: str | None = None) -> None:
+        settings = f" SETTINGS insert_deduplication_token='{token}'" if token else ""
         if token and not token.isalnum():
             raise ValueError("dedup token must be alphanumeric")
-        self._insert(self._json_insert_sql(table, data, token))
-
-    def insert_events(self, rows: list[dict[str, Any]], *, token: str | None = None) -> None:
-        """The rows as one Arrow table (`columnar.events_table`), read by chDB's `Python()` table function:
-        the same stored values as the JSONEachRow form for a fraction of the store's parsing work. Rows an
-        Arrow table cannot hold exactly go as JSONEachRow, so the store accepts or refuses them as before."""
-        if token and not token.isalnum():
-            raise ValueError("dedup token must be alphanumeric")
-        if not rows:
-            return
-        settings = f" SETTINGS insert_deduplication_token='{token}'" if token else ""
-        try:
-            pixel_batch = events_table(rows)
-        except Unserialisable:
-            self._insert(self._json_insert_sql("events", encode_json_rows(rows), token))
-            return
-        columns = ", ".join(f"`{name}`" for name in pixel_batch.column_names)
-        self._insert(
-            f"INSERT INTO events ({columns}){settings} SELECT {columns} FROM Python(pixel_batch)", pixel_batch
-        )
-
-    @staticmethod
-    def _json_insert_sql(table: str, data: bytes, token: str | None) -> str:
-        settings = f" SETTINGS insert_deduplication_token='{token}'" if token else ""
-        # chDB parses a str query much faster than bytes
-        return f"INSERT INTO {table}{settings} FORMAT JSONEachRow\n" + data.decode("utf-8", "replace")
-
-    def _insert(self, sql: str, pixel_batch: Any = None) -> None:
-        """Run an insert; `pixel_batch` is the Arrow table the statement names (chDB finds it by its name
-        among the calling frame's variables)."""
+        sql = f"INSERT INTO {table}{settings} FORMAT JSONEachRow\n"
+        text = sql + data.decode("utf-8", "replace")  # chDB parses a str query much faster than bytes
         with self._guard:
             self.writes += 1
             try:
-                self._session.query(sql, "TabSeparated")
+                self._session.query(text, "TabSeparated")
             except Exception as exc:
                 self._session = self._drained(self._session)
                 raise StoreError(str(exc).strip()) from None

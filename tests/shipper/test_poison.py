@@ -404,12 +404,6 @@ class CountingStore(ChdbStore):
             raise SystemExit("crash")
         super().insert_json(table, data, token=token)
 
-    def insert_events(self, rows: list[dict[str, Any]], *, token: str | None = None) -> None:
-        self.calls.append(("events", len(rows), token or ""))
-        if self.crash_after and len(self.calls) == self.crash_after:
-            raise SystemExit("crash")
-        super().insert_events(rows, token=token)
-
 
 @pytest.fixture
 def counting(tmp_path: Path) -> Any:
@@ -494,9 +488,6 @@ def test_a_store_that_cannot_write_is_retried_not_split(settings: Settings, stor
             raise StoreError(
                 "Code: 243. DB::Exception: Cannot reserve 1.00 MiB, not enough space. (NOT_ENOUGH_SPACE)"
             )
-
-        def insert_events(self, rows: list[dict[str, Any]], *, token: str | None = None) -> None:
-            self.insert_json("events", b"", token=token)
 
     store.close()
     full = FullDisk(settings.store_dir)

@@ -73,12 +73,6 @@ class TracedStore(ChdbStore):
         self.trace.events.append(("insert", table, token, len(orjson.loads(data))))
         self.trace.point("landed")
 
-    def insert_events(self, rows: list[dict[str, Any]], *, token: str | None = None) -> None:
-        self.trace.point("insert")
-        super().insert_events(rows, token=token)
-        self.trace.events.append(("insert", "events", token, len(rows)))
-        self.trace.point("landed")
-
 
 def record(received_ms: int, body: bytes, flags: bytes = b"") -> bytes:
     return encode_record(
@@ -279,13 +273,6 @@ class FlakyStore(ChdbStore):
         if self.calls in self.down:
             raise StoreUnavailable("Code: 210. Connection refused (the store is down)")
         super().insert_json(table, data, token=token)
-
-    def insert_events(self, rows: list[dict[str, Any]], *, token: str | None = None) -> None:
-        self.calls += 1
-        self.seen_up.append(self.shipper.stats.store_up)
-        if self.calls in self.down:
-            raise StoreUnavailable("Code: 210. Connection refused (the store is down)")
-        super().insert_events(rows, token=token)
 
 
 def test_a_store_outage_is_waited_out_with_a_growing_pause_and_said_once(
