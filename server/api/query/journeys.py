@@ -155,6 +155,12 @@ def path_counts(scope: Scope, q: JourneyQuery) -> list[tuple[tuple[str, ...], bo
     if scope.filters:  # the sessions with an event matching every filter: a set of hashes, read first
         cond = " AND ".join(f"({filter_sql(f, params)})" for f in scope.filters)
         chosen = f" AND cityHash64(session_id) IN (SELECT cityHash64(session_id) FROM events WHERE {window} AND {cond})"
+    anchor = q.start or q.end  # only sessions that viewed it can count: chosen first, as for filters
+    if anchor:
+        groups = q.all_groups()
+        seen = page_condition(anchor, groups, params)
+        chosen += f""" AND cityHash64(session_id) IN (SELECT cityHash64(session_id) FROM events
+            WHERE {window} AND event_name = 'pageview' AND {seen})"""
     seq = "raw"
     if q.collapse_repeats:
         seq = "arrayFilter((p, i) -> i = 1 OR p != raw[i - 1], raw, arrayEnumerate(raw))"
@@ -253,11 +259,16 @@ def shape(q: JourneyQuery, rows: list[tuple[tuple[str, ...], bool, int]]) -> dic
     }
 
 
+def page_condition(page: str, groups: list[str], params: SqlParams) -> str:
+    """A pageview of `page`: its glob when it is a group pattern, else the exact path."""
+    return f"match(path, {params.add(glob_regex(page))})" if page in groups else f"path = {params.add(page)}"
+
+
 def page_seen(scope: Scope, page: str, groups: list[str]) -> bool:
     """Whether the site has a pageview of `page` (a path, or a group pattern) in the range or in the
     `SESSION_REACH` after it (where the range's sessions may still go), filters aside."""
     params = SqlParams()
-    cond = f"match(path, {params.add(glob_regex(page))})" if page in groups else f"path = {params.add(page)}"
+    cond = page_condition(page, groups, params)
     bots = "" if scope.include_bots else " AND is_bot = 0"
     hi = params.add(ch_datetime(scope.range.end + SESSION_REACH), "DateTime64(3)")
     sql = f"""SELECT count() AS n FROM (SELECT 1 FROM events WHERE site = {{site:String}}
