@@ -14,7 +14,8 @@ while the edge (Caddy) asks the ACME server (Let's Encrypt, pebble) for the cert
   object a line; other lines are ignored): `waiting` (nothing yet), `requesting`, `obtained`, or `failed`
   with the explanation of the last error (of a run of reports of the same failure, the first: the challenge's
   own report names its type, hence the port). A success after errors is `obtained`; an error after a success (a
-  renewal that fails) is `failed`.
+  renewal that fails) is `failed`. Caddy's closing summary after every challenge failed ("no solvers available
+  for remaining challenges") names no reason: it leaves the challenges' own explanation in place.
 """
 
 from __future__ import annotations
@@ -157,12 +158,14 @@ class CertificateProgress:
 
 _OBTAINED = ("certificate obtained successfully", "certificate renewed successfully")
 _STARTED = ("obtaining certificate", "trying to solve challenge", "renewing certificate", "acquiring lock")
+# Caddy's summary once every challenge type it tried has failed, which names none of the reasons
+_AGGREGATE = re.compile(r"no solvers available for remaining challenges", re.IGNORECASE)
 _FAILED = ("could not get certificate from issuer", "challenge failed", "will retry", "job failed")
 
 
 def _error_text(entry: dict[str, object]) -> str:
     parts = []
-    for key in ("challenge_type", "error"):
+    for key in ("challenge_type", "problem_type", "error"):  # acmez's "challenge failed" has all three
         if entry.get(key):
             parts.append(str(entry[key]))
     problem = entry.get("problem")
@@ -194,6 +197,8 @@ def certificate_progress(lines: Iterable[str], domain: str) -> CertificateProgre
         if msg in _OBTAINED:
             state = CertificateProgress("obtained", f"The certificate of {domain} was issued: HTTPS works.")
         elif msg in _FAILED and error:
+            if _AGGREGATE.search(error) and state.state == "failed":
+                continue  # "every challenge failed": the challenges' own reports (above) say why
             why = explain(error, domain)
             same = state.explanation is not None and state.explanation.code == why.code
             if state.state != "failed" or not same:  # the first report of a failure has its details

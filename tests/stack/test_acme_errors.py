@@ -201,3 +201,37 @@ def test_a_renewal_that_fails_after_a_success_is_a_failure() -> None:
         _log("could not get certificate from issuer", "error", identifier=D, error="HTTP 429 rateLimited"),
     ]
     assert certificate_progress(lines, D).message == RATE
+
+
+def test_caddys_closing_summary_leaves_the_challenges_reason_in_place() -> None:
+    """After every challenge type failed, Caddy reports the attempt with a summary that names no reason ("no
+    solvers available for remaining challenges", Caddy 2.6's text): the challenge's own report stays shown.
+    acmez's "challenge failed" line carries the problem's type in `problem_type`, read with the detail."""
+    lines = [
+        _log("trying to solve challenge", identifier=D, challenge_type="tls-alpn-01"),
+        _log(
+            "challenge failed",
+            "error",
+            identifier=D,
+            challenge_type="tls-alpn-01",
+            status_code=400,
+            problem_type="urn:ietf:params:acme:error:connection",
+            error="Error getting validation data",
+        ),
+        _log(
+            "could not get certificate from issuer",
+            "error",
+            identifier=D,
+            error=f"[{D}] solving challenges: {D}: no solvers available for remaining challenges "
+            "(configured=[http-01 tls-alpn-01] offered=[http-01 dns-01 tls-alpn-01] remaining=[dns-01]) "
+            "(order=https://pebble:14000/my-order/x) (ca=https://pebble:14000/dir)",
+        ),
+    ]
+    progress = certificate_progress(lines, D)
+    assert (progress.state, progress.message) == ("failed", CLOSED_443)
+    assert progress.raw_error == (
+        "tls-alpn-01 urn:ietf:params:acme:error:connection Error getting validation data"
+    )
+    # the summary alone (no challenge report before it) is still shown, as it is
+    alone = certificate_progress(lines[2:], D)
+    assert alone.state == "failed" and alone.explanation is not None and alone.explanation.code == "unknown"
