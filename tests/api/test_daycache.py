@@ -542,3 +542,36 @@ def test_a_changed_day_lags_seconds_and_rebuilds_cost_a_tenth(
     after = get(api, site_id, "summary", **RANGE)
     assert after == get(api, site_id, "summary", filters=EVERYTHING, **RANGE)
     assert after["metrics"]["visitors"]["value"] == before["metrics"]["visitors"]["value"] + 1
+
+
+def test_a_failing_background_build_drops_the_queue(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build that fails in the worker (a closed store, a failing query) is logged, the queue is dropped
+    and the worker ends; the reports keep reading the raw events and queue the days again."""
+    from pixel.server.api.app import open_meta
+    from pixel.server.store import StoreError
+
+    site, tz = "failing.example", "America/New_York"
+    site_id = open_meta(api.settings).insert(
+        "sites", {"domain": site, "name": site, "timezone": tz, "created_at": 0.0}
+    )
+    api.store.insert_rows("events", generate(site, tz, seed=37))
+    cache = report_cache(api)
+    started: list[Any] = []
+    monkeypatch.setattr(cache, "_start", started.append)
+    monkeypatch.setattr(cache, "background_min_rows", 10)
+    raw = get(api, site_id, "summary", filters=EVERYTHING, **RANGE)
+    assert get(api, site_id, "summary", **RANGE) == raw and len(started) == 1
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise StoreError("the store is closed")
+
+    monkeypatch.setattr(cache, "ensure", broken)
+    cache.build_pending()
+    assert not cache._pending and cache._worker is None and builds(api, site) == 0
+    monkeypatch.undo()
+    monkeypatch.setattr(cache, "_start", started.append)
+    monkeypatch.setattr(cache, "background_min_rows", 10)
+    monkeypatch.setattr(cache, "rebuild_min_seconds", 0.0)
+    assert get(api, site_id, "summary", **RANGE) == raw and len(started) == 2  # queued again
+    cache.build_pending()
+    assert builds(api, site) > 0 and get(api, site_id, "summary", **RANGE) == raw

@@ -189,8 +189,11 @@ class ReportCache:
             )
             try:
                 self.ensure(replace(scope, range=one, filters=[]), Days(day, day))
-            except Exception as exc:  # a closed store, a failing query: the requests build it instead
+            # a closed store, a failing query: the queue is dropped (a later report queues its days again)
+            except Exception as exc:
                 log.warning("report cache: background build of %s %s failed: %s", site, day, exc)
+                with self._guard:
+                    self._pending.clear()
             with self._guard:
                 self._pending.pop((site, tz, day), None)
 
