@@ -63,7 +63,7 @@ def free_port() -> int:
 
 def metrics(url: str) -> dict[str, float]:
     out = {}
-    for line in httpx.get(url, timeout=5).text.splitlines():
+    for line in httpx.get(url, timeout=30).text.splitlines():
         if line and not line.startswith("#"):
             name, _, value = line.rpartition(" ")
             out[name] = float(value)
@@ -166,7 +166,10 @@ def main() -> int:
         accepted = metrics(f"http://127.0.0.1:{port}/metrics")["pixel_collector_events_total"]
         last_change, inserted = time.monotonic(), -1.0
         while time.monotonic() - started < args.seconds + 300:
-            m = metrics(f"http://127.0.0.1:{api_port}/metrics")
+            try:
+                m = metrics(f"http://127.0.0.1:{api_port}/metrics")
+            except httpx.HTTPError:  # a store process busy catching up may answer late: ask again
+                continue
             if m["pixel_shipper_events_inserted_total"] != inserted:
                 inserted, last_change = m["pixel_shipper_events_inserted_total"], time.monotonic()
             if inserted >= accepted and m["pixel_spool_backlog_bytes"] == 0:
