@@ -151,9 +151,8 @@ class PublicPanel(QWidget):
         self.recipe_where.setWordWrap(True)
         self.config = QPlainTextEdit()
         self.config.setReadOnly(True)
-        mono = QFontDatabase.systemFont(
-            QFontDatabase.SystemFont.FixedFont
-        )  # a style sheet would pin the theme
+        # a font, not a style sheet: a widget with a style sheet keeps the colours of the theme it started in
+        mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
         mono.setPixelSize(11)
         self.config.setFont(mono)
         self.config.setMaximumHeight(150)
