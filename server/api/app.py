@@ -20,6 +20,7 @@ from pixel.server.api.routers import (
     health,
     insights,
     journeys,
+    plausible_v2,  # POST /api/v2/query, its own auth and error shape
     reports,
     segments,
     share,
@@ -79,4 +80,5 @@ def create_app(
     private.include_router(annotation_routes.router)
     app.include_router(private)
     app.include_router(share.router)  # /share/{token}: the shared view, its token is the credential
+    app.include_router(plausible_v2.router)
     return app

@@ -1,0 +1,313 @@
+"""Answer a parsed Plausible v2 `Query` from the events store, in Plausible's result shape.
+
+Definitions (the tests compute the same numbers independently):
+- Rows group the events kept by the filters (event-level: a filter on a visit: property keeps the events
+  that carry it) by the dimensions. `visitors` counts distinct visitor ids exactly, `pageviews` and `events`
+  the row's pageviews and events. `visits` counts the sessions with an event in the row; `bounce_rate`
+  (percent, whole number) and `visit_duration` (seconds, whole number) are of those sessions as a whole
+  (within the filters); `views_per_visit` is the row's pageviews per visit (two decimals). Halves round up.
+- Time dimensions label buckets in the site's zone: `time:day` "YYYY-MM-DD", `time:hour`
+  "YYYY-MM-DD hh:00:00", `time:week` its Monday, `time:month` its first day; `time` picks hour, day or month
+  from the range's length. Buckets without events are left out of `results`; `include.time_labels` lists
+  every bucket of the range.
+- Default order: by the time dimension ascending when there is one, else the first metric descending; ties
+  by the dimensions ascending, so pages are stable. Bots never count; imported events only with
+  `include.imports` (as in Plausible).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pixel.server.api.plausible.schema import TIME_DIMENSIONS, Leaf, Node, Query, QueryError, property_sql
+from pixel.server.api.query.filters import SqlParams
+from pixel.server.api.query.periods import (
+    MAX_BUCKETS,
+    Range,
+    bucket_sql,
+    buckets,
+    ch_datetime,
+    local_midnight,
+)
+from pixel.server.api.query.runner import QueryRunner
+from pixel.server.store import StoreError
+from pixel.server.store.schema import EVENTS
+
+_ORDER_SQL = {
+    "visitors": "visitors",
+    "visits": "visits",
+    "pageviews": "pageviews",
+    "events": "events",
+    "views_per_visit": "if(visits = 0, 0, pageviews / visits)",
+    "bounce_rate": "if(visits = 0, 0, bounces / visits)",
+    "visit_duration": "if(visits = 0, 0, duration_ms / visits)",
+}
+
+
+def half_up(value: float, digits: int = 0) -> float:
+    """`value` rounded half up (values here are never negative)."""
+    scale = 10**digits
+    return int(value * scale + 0.5) / scale
+
+
+def metric_values(row: dict[str, Any], metrics: list[str]) -> list[float | int]:
+    visits = int(row["visits"])
+    pageviews = int(row["pageviews"])
+    values: dict[str, float | int] = {
+        "visitors": int(row["visitors"]),
+        "visits": visits,
+        "pageviews": pageviews,
+        "events": int(row["events"]),
+        "views_per_visit": half_up(pageviews / visits, 2) if visits else 0.0,
+        "bounce_rate": int(half_up(int(row["bounces"]) * 100 / visits)) if visits else 0,
+        "visit_duration": int(half_up(int(row["duration_ms"]) / 1000 / visits)) if visits else 0,
+    }
+    return [values[m] for m in metrics]
+
+
+# -- date range -----------------------------------------------------------------------------------
+
+
+def _month_start(day: date, months_back: int = 0) -> date:
+    index = day.year * 12 + day.month - 1 - months_back
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def _parse_bound(text: str, zone: ZoneInfo, end: bool) -> datetime:
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            return local_midnight(day + timedelta(days=1) if end else day, zone)
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise QueryError(f"Invalid date_range: {text[:40]!r} is not an ISO 8601 date or datetime") from None
+    if moment.tzinfo is None:
+        raise QueryError(f"Invalid date_range: the datetime {text[:40]!r} needs a UTC offset")
+    moment = moment.astimezone(UTC)
+    return moment + timedelta(seconds=1) if end and moment.microsecond == 0 else moment
+
+
+def resolve_range(q: Query, tz: str, now: datetime, first_event: date | None) -> Range:
+    zone = ZoneInfo(tz)
+    today = now.astimezone(zone).date()
+    one = timedelta(days=1)
+    if isinstance(q.date_range, tuple):
+        start = _parse_bound(q.date_range[0], zone, end=False)
+        end = _parse_bound(q.date_range[1], zone, end=True)
+        if end <= start:
+            raise QueryError("Invalid date_range: the end is before the start")
+        if end - start > timedelta(days=3660):
+            raise QueryError("Invalid date_range: at most 10 years")
+        return Range(start, end, tz, "custom")
+    name = q.date_range
+    days = {"day": 1, "7d": 7, "28d": 28, "30d": 30, "91d": 91}
+    if name in days:
+        first, last = today - (days[name] - 1) * one, today
+    elif name == "month":
+        first, last = _month_start(today), _month_start(today, -1) - one
+    elif name in ("6mo", "12mo"):
+        first, last = _month_start(today, int(name[:-2]) - 1), _month_start(today, -1) - one
+    elif name == "year":
+        first, last = date(today.year, 1, 1), date(today.year, 12, 31)
+    else:  # all
+        first, last = min(first_event or today, today), today
+    return Range(local_midnight(first, zone), local_midnight(last + one, zone), tz, name)
+
+
+def auto_interval(rng: Range) -> str:
+    hours = (rng.end - rng.start).total_seconds() / 3600
+    return "hour" if hours <= 48 else "day" if hours <= 24 * 40 else "month"
+
+
+def _iso(moment: datetime, tz: str) -> str:
+    return moment.astimezone(ZoneInfo(tz)).isoformat(timespec="seconds")
+
+
+# -- filters --------------------------------------------------------------------------------------
+
+
+def wildcard_regex(pattern: str) -> str:
+    """Plausible's wildcard: `**` any text, `*` any text without a slash, everything else literal."""
+    out = []
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        else:
+            ch = pattern[i]
+            out.append("\\" + ch if ch in "\\.+?()|[]{}^$" else ch)
+            i += 1
+    return "^" + "".join(out) + "$"
+
+
+def _leaf_sql(leaf: Leaf, params: SqlParams) -> str:
+    expr = property_sql(leaf.dimension, params.add)
+    base = leaf.operator.removesuffix("_not")
+    negate = leaf.operator.endswith("_not")
+    if base == "is":
+        if leaf.case_sensitive:
+            cond = f"{expr} IN ({', '.join(params.add(v) for v in leaf.clauses)})"
+        else:
+            cond = f"lowerUTF8({expr}) IN ({', '.join(params.add(v.lower()) for v in leaf.clauses)})"
+    elif base == "contains":
+        fn = "position" if leaf.case_sensitive else "positionCaseInsensitiveUTF8"
+        cond = " OR ".join(f"{fn}({expr}, {params.add(v)}) > 0" for v in leaf.clauses)
+    elif base == "matches":
+        cond = " OR ".join(f"match({expr}, {params.add(v)})" for v in leaf.clauses)
+    else:  # matches_wildcard
+        cond = " OR ".join(f"match({expr}, {params.add(wildcard_regex(v))})" for v in leaf.clauses)
+    return f"NOT ({cond})" if negate else f"({cond})"
+
+
+def filter_sql(node: Leaf | Node, params: SqlParams) -> str:
+    if isinstance(node, Leaf):
+        return _leaf_sql(node, params)
+    if node.kind == "not":
+        return f"NOT ({filter_sql(node.children[0], params)})"
+    joiner = " AND " if node.kind == "and" else " OR "
+    return "(" + joiner.join(filter_sql(c, params) for c in node.children) + ")"
+
+
+def _regexes(node: Leaf | Node) -> list[str]:
+    if isinstance(node, Node):
+        return [r for c in node.children for r in _regexes(c)]
+    if node.operator.startswith("matches_wildcard"):
+        return [wildcard_regex(v) for v in node.clauses]
+    if node.operator.startswith("matches"):
+        return list(node.clauses)
+    return []
+
+
+def check_regexes(runner: QueryRunner, q: Query) -> None:
+    for pattern in {r for f in q.filters for r in _regexes(f)}:
+        try:
+            runner.query("SELECT match('', {re:String})", {"re": pattern})
+        except StoreError as exc:
+            detail = str(exc).split("\n")[0][:200]
+            raise QueryError(
+                f"Invalid filter: the regular expression {pattern[:80]!r} is not valid: {detail}"
+            ) from None
+
+
+# -- the query ------------------------------------------------------------------------------------
+
+
+def _first_event(runner: QueryRunner, site: str) -> date | None:
+    rows = runner.query(
+        f"SELECT toString(toDate(min(timestamp))) AS d, count() AS n FROM {EVENTS} WHERE site = {{site:String}}",
+        {"site": site},
+    ).dicts()
+    return date.fromisoformat(rows[0]["d"]) if rows and int(rows[0]["n"]) else None
+
+
+def execute(runner: QueryRunner, q: Query, site: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The v2 answer for `q` on `site` (a sites row) at the moment `now`."""
+    tz = site["timezone"]
+    first = _first_event(runner, site["domain"]) if q.date_range == "all" else None
+    rng = resolve_range(q, tz, now, first)
+    check_regexes(runner, q)
+    params = SqlParams()
+    interval = None
+    time_dim = q.time_dimension
+    if time_dim is not None:
+        interval = TIME_DIMENSIONS[time_dim] or auto_interval(rng)
+        if (rng.end - rng.start) / timedelta(hours=1 if interval == "hour" else 24) > MAX_BUCKETS:
+            raise QueryError(f"Invalid dimensions: too many {interval} buckets for this date_range")
+    dim_exprs = []
+    for d in q.dimensions:
+        dim_exprs.append(
+            bucket_sql(interval or "day") if d in TIME_DIMENSIONS else property_sql(d, params.add)
+        )
+    where = ["site = {site:String}", "timestamp >= {start:DateTime64(3)}", "timestamp < {end:DateTime64(3)}"]
+    where.append("is_bot = 0")
+    if not q.include.get("imports"):
+        where.append("import_id = ''")
+    where.extend(filter_sql(f, params) for f in q.filters)
+    aliases = [f"d{i}" for i in range(len(dim_exprs))]
+    inner_dims = "".join(f"{e} AS {a}, " for e, a in zip(dim_exprs, aliases, strict=True))
+    group_inner = ", ".join([*aliases, "session_id"])
+    outer_dims = "".join(f"{a}, " for a in aliases)
+    order = _order(q, aliases)
+    sql = f"""
+SELECT {outer_dims}uniqExact(visitor) AS visitors, count() AS visits, sum(pv) AS pageviews, sum(ev) AS events,
+       countIf(s_pv <= 1) AS bounces, sum(s_dur) AS duration_ms, count() OVER () AS total_rows
+FROM (
+    SELECT {inner_dims}session_id, any(visitor_id) AS visitor, countIf(event_name = 'pageview') AS pv,
+           count() AS ev, any(s_pageviews) AS s_pv, any(s_duration) AS s_dur
+    FROM (
+        SELECT *, countIf(event_name = 'pageview') OVER (PARTITION BY session_id) AS s_pageviews,
+               dateDiff('millisecond', min(timestamp) OVER (PARTITION BY session_id),
+                        max(timestamp) OVER (PARTITION BY session_id)) AS s_duration
+        FROM {EVENTS} WHERE {" AND ".join(where)}
+    )
+    GROUP BY {group_inner}
+)
+{"GROUP BY " + ", ".join(aliases) if aliases else ""}
+{"HAVING visits > 0" if not aliases else ""}
+ORDER BY {order}
+LIMIT {q.limit} OFFSET {q.offset}"""
+    fixed = {"site": site["domain"], "start": ch_datetime(rng.start), "end": ch_datetime(rng.end), "tz": tz}
+    rows = runner.query(sql, params.with_fixed(**fixed)).dicts()
+    results = []
+    total = 0
+    for row in rows:
+        total = int(row["total_rows"])
+        results.append(
+            {"metrics": metric_values(row, q.metrics), "dimensions": [str(row[a]) for a in aliases]}
+        )
+    if not q.dimensions and not results and q.offset == 0:
+        zero = {"visitors": 0, "visits": 0, "pageviews": 0, "events": 0, "bounces": 0, "duration_ms": 0}
+        results = [{"metrics": metric_values(zero, q.metrics), "dimensions": []}]
+        total = 1
+    meta: dict[str, Any] = {}
+    if "imports" in q.include:
+        meta["imports_included"] = bool(q.include["imports"])
+    if q.include.get("time_labels") and interval is not None:
+        meta["time_labels"] = buckets(rng, interval)
+    if q.include.get("total_rows"):
+        meta["total_rows"] = total if rows or not q.dimensions else _count_rows(runner, sql, params, fixed)
+    return {
+        "results": results,
+        "meta": meta,
+        "query": {
+            "site_id": q.site_id,
+            "metrics": q.metrics,
+            "date_range": [_iso(rng.start, tz), _iso(rng.end - timedelta(seconds=1), tz)],
+            "filters": q.raw_filters,
+            "dimensions": q.dimensions,
+            "order_by": [list(o) for o in q.order_by] or _default_order(q),
+            "include": {"imports": False, "time_labels": False, "total_rows": False, **q.include},
+            "pagination": {"limit": q.limit, "offset": q.offset},
+        },
+    }
+
+
+def _count_rows(runner: QueryRunner, sql: str, params: SqlParams, fixed: dict[str, Any]) -> int:
+    """The number of rows when the page asked for is past the end (no row carried the window count)."""
+    head, _, _ = sql.rpartition("LIMIT")
+    rows = runner.query(f"SELECT count() AS n FROM ({head})", params.with_fixed(**fixed)).dicts()
+    return int(rows[0]["n"])
+
+
+def _default_order(q: Query) -> list[list[str]]:
+    if q.time_dimension is not None:
+        return [[q.time_dimension, "asc"]]
+    return [[q.metrics[0], "desc"]]
+
+
+def _order(q: Query, aliases: list[str]) -> str:
+    by_dim = dict(zip(q.dimensions, aliases, strict=True))
+    terms = []
+    used = set()
+    for name, direction in [tuple(o) for o in (q.order_by or _default_order(q))]:
+        expr = by_dim.get(name) or _ORDER_SQL[name]
+        terms.append(f"{expr} {direction.upper()}")
+        used.add(expr)
+    terms.extend(f"{a} ASC" for a in aliases if a not in used)
+    return ", ".join(terms)
