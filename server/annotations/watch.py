@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 INBOX = "annotations-inbox"
 CHECK_SECONDS = 300.0
+INBOX_POLL = 2.0
 
 
 def release() -> str:
@@ -139,11 +140,23 @@ class AutoAnnotator:
         return written
 
     def run(self, clock: Callable[[], float]) -> None:
-        """A check at once, then every `interval` seconds, or at once after `wake()`, until `stop()`."""
+        """A check at once, then every `interval` seconds, or at once after `wake()` or when an announcement
+        arrives in the inbox (looked for every `INBOX_POLL` seconds: an upgrade announces itself once the new
+        store process runs), until `stop()`."""
         while not self.stop_event.is_set():
             self._wake.clear()
             self.check_once(clock())
-            self._wake.wait(self.interval)
+            waited = 0.0
+            while (
+                waited < self.interval and not self._wake.wait(INBOX_POLL) and not self._announced_waiting()
+            ):
+                waited += INBOX_POLL
+
+    def _announced_waiting(self) -> bool:
+        try:
+            return any((self.settings.state_dir / INBOX).glob("*.json"))
+        except OSError:
+            return False
 
     def wake(self) -> None:
         """Check now (a cause was just seen, such as a GeoIP database installed)."""

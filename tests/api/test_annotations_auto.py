@@ -8,6 +8,7 @@ import datetime as dt
 import gzip
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -304,3 +305,23 @@ def test_an_upgrade_announced_by_the_tool_and_a_new_release_are_one_annotation(e
     assert note["text"] == "Stack upgraded from pixel:1.4.0 to pixel:1.5.0 (Pixel 1.4.0 → 1.5.0)"
     assert note["details"] == '{"from": "1.4.0", "to": "1.5.0"}'
     assert watch.check_once(T0 + 120) == []
+
+
+def test_an_announcement_arriving_while_it_runs_is_written_without_waiting_for_the_next_check(
+    env: Env,
+) -> None:
+    watch = annotator(env, interval=3600.0)
+    thread = threading.Thread(target=watch.run, args=(lambda: T0,), daemon=True)
+    thread.start()
+    try:
+        announce(env.settings.state_dir, "upgrade", "Stack upgraded from pixel:a to pixel:b", T0 - 5)
+        deadline = time.monotonic() + 30
+        while not env.notes("upgrade") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert [(n["text"], n["starts_at"]) for n in env.notes("upgrade")] == [
+            ("Stack upgraded from pixel:a to pixel:b", T0 - 5)
+        ]
+    finally:
+        watch.stop()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
