@@ -16,6 +16,7 @@ from pixel.server.api.routers import annotations as annotation_routes  # `annota
 from pixel.server.api.routers import (
     auth,
     dashboards,
+    exports,
     geoip,
     health,
     insights,
@@ -73,7 +74,7 @@ def create_app(
     app.include_router(public)
 
     private = APIRouter(prefix="/api", dependencies=[Depends(current_principal)])
-    for module in (users, sites, reports, insights, journeys, dashboards, sql, geoip):
+    for module in (users, sites, reports, insights, journeys, dashboards, sql, geoip, exports):
         private.include_router(module.router)
     private.include_router(share.admin_router)
     private.include_router(segments.router)

@@ -302,9 +302,10 @@ def test_errors_have_plausibles_shape(api: Api, patch: dict[str, Any], message: 
 def test_access_like_the_rest_of_the_api(api: Api) -> None:
     body = {"site_id": dataset.SITE, "metrics": ["visitors"], "date_range": ["2024-02-26", "2024-03-17"]}
     r = api.client.post("/api/v2/query", json=body)
-    assert r.status_code == 401 and "error" in r.json()
+    assert r.status_code == 401 and r.json()["error"] == "missing_token"
     r = post(api, body, {"Authorization": "Bearer pxt_made-up"})
-    assert r.status_code == 401 and r.json() == {"error": "Invalid API key"}
+    assert r.status_code == 401 and r.json()["error"] == "invalid_token"
+    assert r.headers["www-authenticate"] == "Bearer"
     viewer = api.headers("viewer", VIEWER_PASSWORD)
     made = api.client.post("/api/tokens", json={"name": "plausible client"}, headers=viewer)
     assert made.status_code == 201, made.text

@@ -3,9 +3,10 @@
 The body is Plausible's query (see `plausible.schema` for what is supported); the answer is Plausible's
 `{"results": [...], "meta": {...}, "query": {...}}`. Errors have Plausible's shape, `{"error": "<message>"}`:
 400 for a query it cannot answer (malformed, unknown or unsupported metric, dimension, filter), 401 without a
-valid credential, 404 when the site does not exist or the caller may not see it (no existence leak).
+valid credential (the API's usual `{"error": code, "detail": ...}`, as on every route), 404 when the site
+does not exist or the caller may not see it (no existence leak).
 
-Credentials: an access token or one of Pixel's API tokens (`Authorization: Bearer px_...`). API tokens are
+Credentials: an access token or one of Pixel's API tokens (`Authorization: Bearer pxt_...`). API tokens are
 read-only elsewhere (GET only); this POST reads nothing but statistics, so they are accepted here, with the
 token user's sites as the limit.
 """
@@ -42,7 +43,9 @@ def _principal_for(request: Request, state: Any, creds: HTTPAuthorizationCredent
         row = state.meta.one("SELECT id, user_id FROM api_tokens WHERE hash = ?", token_hash(token))
         user = state.meta.user(row["user_id"]) if row is not None else None
         if row is None or user is None or user["disabled"]:
-            raise ApiError(401, "invalid_token", "Invalid API key", {"WWW-Authenticate": "Bearer"})
+            raise ApiError(
+                401, "invalid_token", "unknown or revoked API token", {"WWW-Authenticate": "Bearer"}
+            )
         with state.meta.transaction() as conn:
             conn.execute("UPDATE api_tokens SET last_used_at = ? WHERE id = ?", (time.time(), row["id"]))
         return _principal(user, "api_token")
@@ -59,7 +62,10 @@ async def query(
     try:
         principal = _principal_for(request, state, creds)
     except ApiError as exc:
-        return _error(exc.status, exc.detail or exc.code, exc.headers)
+        # the API's own credential answer (`error` is its code, as on every other route)
+        return JSONResponse(
+            {"error": exc.code, "detail": exc.detail}, status_code=exc.status, headers=exc.headers
+        )
     raw = await request.body()
     if len(raw) > MAX_BODY:
         return _error(413, f"The query is larger than {MAX_BODY // 1024} KiB")
