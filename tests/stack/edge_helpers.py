@@ -232,6 +232,7 @@ def start_edge_stack(
         "PIXEL_HTTPS_PORT": "0",
         "PIXEL_SUBNET": subnet,
         "PIXEL_EDGE_RENEW_INTERVAL": "2s",
+        "PIXEL_GEOIP_AUTO_UPDATE": "off",  # no download from the internet: geo columns stay empty here
         **(extra or {}),
     }
     prov = open_stack(client, project, "compact", values)

@@ -232,7 +232,7 @@ def test_chromium_pageview_from_an_https_page_through_the_edge(edge_stack, tmp_p
     site = SitePage(page_html, cert, key)
     edge_ip = edge_stack.edge_address(edge_stack.public.name)
     chain = [x509.load_pem_x509_certificate(p) for p in edge_stack.pebble_chain()]
-    spki = ",".join(spki_hash(d) for d in [site_spki, *(spki(c) for c in chain)])
+    pins = ",".join(spki_hash(d) for d in [site_spki, *(spki(c) for c in chain)])
     api = _Api(edge_stack)
     stack_net = edge_stack.client.networks.get(edge_stack.prov.spec.network_name)
     api.exclude(
@@ -248,7 +248,7 @@ def test_chromium_pageview_from_an_https_page_through_the_edge(edge_stack, tmp_p
         "--disable-sync",
         "--disable-dev-shm-usage",
         f"--host-resolver-rules=MAP {DOMAIN} {edge_ip}, MAP www.pixel.test 127.0.0.1, EXCLUDE localhost",
-        f"--ignore-certificate-errors-spki-list={spki}",
+        f"--ignore-certificate-errors-spki-list={pins}",
     ]
     try:
         with sync_playwright() as p:
