@@ -8,7 +8,7 @@ Contract:
 - On Linux it is also packed as `pixel-desktop-<version>-linux-<arch>.tar.gz` (the folder as it is) and
   `pixel-desktop_<version>_<debarch>.deb` (dpkg-deb): the folder under /opt/pixel-desktop, `pixel-desktop`
   on PATH (/usr/bin symlink), a desktop entry and an icon. The .deb depends only on what a Linux desktop
-  always has and PyInstaller deliberately leaves out (glibc, the GL/EGL dispatch libraries, libxcb).
+  always has and PyInstaller deliberately leaves out (glibc, the GL/EGL dispatch libraries, libxcb) and tzdata.
 - `--stack-images REF...`: also write the offline-installer file `pixel-stack-images.tar` next to the
   bundle (`docker save` of those images from the local engine); the app loads it when it cannot pull
   (`pixel.app.stack.image`).
@@ -73,18 +73,23 @@ PRUNE = [
     "plugins/imageformats/libqjpeg.so",
     "plugins/imageformats/libqgif.so",
 ]
-# Relative to the bundle's _internal folder (Linux): D-Bus's client library, which Qt loads with dlopen for
-# the desktop portal (the dark-mode setting) and finds on any desktop that runs D-Bus (the .deb recommends
-# libdbus-1-3; it pulled in systemd's and libgcrypt's libraries); CPython's CJK codecs (Shift-JIS, GB18030,
-# Big5, EUC-KR, ISO-2022: nothing the app reads or writes uses them; asking for one is a LookupError).
+# Relative to the bundle's _internal folder (Linux): CPython's CJK codecs (Shift-JIS, GB18030, Big5, EUC-KR,
+# ISO-2022: nothing the app reads or writes uses them; asking for one is a LookupError); readline (with
+# libreadline and libtinfo: a GUI app has no interactive prompt); PyYAML's LibYAML speed-up (pure Python
+# is used without it); pyqtgraph's own application icon (set only when pyqtgraph makes the QApplication,
+# the app makes its own); the tzdata package's copy of the time-zone database (zoneinfo reads the
+# system's first: the .deb depends on tzdata; Windows and macOS bundles keep the copy).
 PRUNE_LINUX = (
-    "libdbus-1.so.3",
     "python3.*/lib-dynload/_codecs_jp.*.so",
     "python3.*/lib-dynload/_codecs_hk.*.so",
     "python3.*/lib-dynload/_codecs_cn.*.so",
     "python3.*/lib-dynload/_codecs_kr.*.so",
     "python3.*/lib-dynload/_codecs_tw.*.so",
     "python3.*/lib-dynload/_codecs_iso2022.*.so",
+    "python3.*/lib-dynload/readline.*.so",
+    "yaml/_yaml.*.so",
+    "pyqtgraph/icons/peegee",
+    "tzdata/zoneinfo",
 )
 # Loaded with dlopen (not listed as needed by any bundled file): never pruned as unreferenced.
 DLOPENED = ("libpython", "libdbus-1")
@@ -332,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     if sys.platform.startswith("linux"):
         for rel in PRUNE_LINUX:
             for path in bundle.glob(f"_internal/{rel}"):
-                path.unlink()
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
         prune_unreferenced(bundle)
         strip(bundle)
         for lib in bundle.rglob("libicudata.so.*"):
