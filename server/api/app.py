@@ -14,6 +14,7 @@ from pixel.server.api.query.report_cache import ReportCache
 from pixel.server.api.query.runner import QueryRunner
 from pixel.server.api.routers import annotations as annotation_routes  # `annotations`: the __future__ name
 from pixel.server.api.routers import (
+    alerts,
     auth,
     dashboards,
     exports,
@@ -79,6 +80,7 @@ def create_app(
     private.include_router(share.admin_router)
     private.include_router(segments.router)
     private.include_router(annotation_routes.router)
+    private.include_router(alerts.router)
     app.include_router(private)
     app.include_router(share.router)  # /share/{token}: the shared view, its token is the credential
     app.include_router(plausible_v2.router)

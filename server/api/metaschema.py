@@ -262,4 +262,18 @@ MIGRATIONS: tuple[Migration, ...] = (
     V3_SHARE_LINKS,
     SEGMENTS_ANNOTATIONS,
     SITE_CURRENCY,
+    # Alert channels (`server/alerts/config.py`): `secret` (webhook HMAC key, Slack URL, SMTP password) is
+    # never returned by the API; `settings` is JSON (SMTP host, port, security, username, sender, recipients).
+    """CREATE TABLE alert_channels (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL CHECK (kind IN ('webhook', 'slack', 'smtp')),
+        name TEXT NOT NULL,
+        url TEXT NOT NULL DEFAULT '',
+        secret TEXT NOT NULL DEFAULT '',
+        settings TEXT NOT NULL DEFAULT '{}',
+        enabled INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
+        created_at REAL NOT NULL,
+        last_sent_at REAL,
+        last_error TEXT
+    )""",
 )

@@ -1,0 +1,93 @@
+"""Alerts: the channels the stack sends them to, a "send test", and traffic judged against the weekly pattern.
+
+- `GET/POST /api/alerts/channels`, `DELETE /api/alerts/channels/{id}` (admins): webhook, Slack-compatible or
+  SMTP channels. A channel's secret is accepted on POST and never returned (`has_secret` says it is set).
+- `POST /api/alerts/channels/{id}/test` (admins): sends a test alert now and answers `{"ok", "error"}`, the
+  error in plain words with the receiver's or SMTP server's own reply.
+- `GET /api/sites/{id}/alerts/traffic`: the verdict on the site's last hours against the same hours of the
+  previous weeks (`server/alerts/detect.py`).
+- `POST /api/alerts/check` (admins): judges every site and sends each alerting verdict to every enabled
+  channel; answers the verdicts and the deliveries.
+- Time comes from the app's clock (the report cache's `now()`), so tests pin it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+from pydantic import BaseModel
+
+from pixel.server.alerts import channels, config, detect
+from pixel.server.alerts.config import ChannelIn, ChannelOut
+from pixel.server.api.deps import Admin, AppState, Auth, PathId, State, site_for
+from pixel.server.api.errors import not_found
+
+router = APIRouter(tags=["alerts"])
+
+
+class ChannelTestResult(BaseModel):
+    ok: bool
+    error: str | None
+
+
+def _now(state: AppState) -> float:
+    return state.report_cache.now().timestamp()
+
+
+@router.get("/alerts/channels", response_model=list[ChannelOut])
+def list_channels(principal: Admin, state: State) -> list[dict[str, Any]]:
+    return [config.public(r) for r in config.rows(state.meta)]
+
+
+@router.post("/alerts/channels", response_model=ChannelOut, status_code=201)
+def create_channel(body: ChannelIn, principal: Admin, state: State) -> dict[str, Any]:
+    channel_id = config.create(state.meta, body, _now(state))
+    row = config.row(state.meta, channel_id)
+    assert row is not None
+    return config.public(row)
+
+
+@router.delete("/alerts/channels/{channel_id}", status_code=204)
+def delete_channel(channel_id: PathId, principal: Admin, state: State) -> Response:
+    if not config.delete(state.meta, channel_id):
+        raise not_found("alert channel")
+    return Response(status_code=204)
+
+
+@router.post("/alerts/channels/{channel_id}/test", response_model=ChannelTestResult)
+def test_channel(channel_id: PathId, principal: Admin, state: State) -> dict[str, Any]:
+    row = config.row(state.meta, channel_id)
+    if row is None:
+        raise not_found("alert channel")
+    now = _now(state)
+    alert = {"kind": "test", "subject": "test alert", "message": f"Test alert from Pixel to {row['name']!r}"}
+    result = channels.send(config.channel(row), alert, now)
+    config.record(state.meta, channel_id, now, result.error)
+    return {"ok": result.ok, "error": result.error}
+
+
+@router.get("/sites/{site_id}/alerts/traffic")
+def traffic(site_id: PathId, principal: Auth, state: State) -> dict[str, Any]:
+    site = site_for(state, principal, site_id)
+    verdict = detect.check_site(state.runner, site["domain"], site["timezone"], state.report_cache.now())
+    return verdict.as_dict()
+
+
+@router.post("/alerts/check")
+def check(principal: Admin, state: State) -> dict[str, Any]:
+    now = state.report_cache.now()
+    verdicts = [detect.check_site(state.runner, s["domain"], s["timezone"], now) for s in state.meta.sites()]
+    deliveries: list[dict[str, Any]] = []
+    rows = [r for r in config.rows(state.meta) if r["enabled"]]
+    for verdict in verdicts:
+        if not verdict.alerting:
+            continue
+        alert = {**verdict.as_dict(), "subject": f"traffic {verdict.kind} on {verdict.site}"}
+        for r in rows:
+            result = channels.send(config.channel(r), alert, now.timestamp())
+            config.record(state.meta, r["id"], now.timestamp(), result.error)
+            deliveries.append(
+                {"channel": r["id"], "site": verdict.site, "ok": result.ok, "error": result.error}
+            )
+    return {"verdicts": [v.as_dict() for v in verdicts], "deliveries": deliveries}
