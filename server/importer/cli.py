@@ -1,5 +1,5 @@
-"""`pixel import accesslog FILE --site S [--preview] [--overlap skip|include]` and `pixel import accesslog
---undo ID`: the import core (`run.py`) with a progress bar on stderr and a summary on stdout.
+"""`pixel import SOURCE FILE --site S [--preview] [--overlap skip|include]` and `pixel import SOURCE --undo ID`
+(SOURCE: accesslog, ga4, umami; `sources.py`): the import core (`run.py`) with a progress bar on stderr and a summary on stdout.
 
 Exit status: 0 done; 1 an import that stopped on an error (a truncated gzip: what was whole is imported,
 the id is printed so it can be undone; an unknown id; a file of the wrong kind); 2 bad arguments. With the
@@ -43,22 +43,27 @@ class Bar:
 
 
 def add_cli(sub: Any) -> None:
-    imp = sub.add_parser("import", help="import history: server access logs")
+    from pixel.server.importer.sources import SOURCES
+
+    imp = sub.add_parser("import", help="import history: access logs, GA4 BigQuery export, Umami CSV")
     kinds = imp.add_subparsers(dest="import_source", required=True)
-    log = kinds.add_parser("accesslog", help="an nginx/Apache access log (combined, common, vhost; gzip too)")
-    log.add_argument("file", nargs="?", type=Path, help="the log file (plain or gzip)")
-    log.add_argument("--site", help="the site the pageviews belong to (e.g. example.com)")
-    log.add_argument("--preview", action="store_true", help="show what would be imported; write nothing")
-    log.add_argument(
-        "--overlap",
-        choices=("skip", "include"),
-        default="skip",
-        help="days that already have live events: skip them (default) or import them too",
-    )
-    log.add_argument("--undo", metavar="ID", help="delete the rows of import ID and its record")
-    log.add_argument("--data-dir", type=Path, help="data folder (env PIXEL_DATA_DIR)")
-    log.add_argument("--batch-lines", type=int, default=0, help=argparse.SUPPRESS)  # tests: smaller batches
-    log.set_defaults(func=cmd_import)
+    for source in SOURCES.values():
+        log = kinds.add_parser(source.name, help=source.what)
+        log.add_argument("file", nargs="?", type=Path, help="the file (plain or gzip)")
+        log.add_argument("--site", help="the site the events belong to (e.g. example.com)")
+        log.add_argument("--preview", action="store_true", help="show what would be imported; write nothing")
+        log.add_argument(
+            "--overlap",
+            choices=("skip", "include"),
+            default="skip",
+            help="days that already have live events: skip them (default) or import them too",
+        )
+        log.add_argument("--undo", metavar="ID", help="delete the rows of import ID and its record")
+        log.add_argument("--data-dir", type=Path, help="data folder (env PIXEL_DATA_DIR)")
+        log.add_argument(
+            "--batch-lines", type=int, default=0, help=argparse.SUPPRESS
+        )  # tests: smaller batches
+        log.set_defaults(func=cmd_import)
 
 
 def _fmt_ms(ms: int) -> str:
@@ -73,7 +78,7 @@ def print_summary(p: Preview | Any, title: str) -> None:
     hosts = getattr(p, "hosts", None)
     if hosts:
         print("  sites found: " + ", ".join(f"{h} ({n:,})" for h, n in hosts.most_common(20)))
-    print(f"  pageviews: {p.rows:,}")
+    print(f"  events: {p.rows:,}")
     for day in sorted(days):
         print(f"    {day}  {days[day]:,}")
     if p.skipped:
@@ -89,10 +94,12 @@ def print_summary(p: Preview | Any, title: str) -> None:
 def cmd_import(args: argparse.Namespace) -> int:
     from pixel.server import datadir
     from pixel.server.importer import run
+    from pixel.server.importer.sources import SOURCES
     from pixel.server.settings import Settings
     from pixel.server.store import StoreError, open_store
 
     settings = Settings.from_env(data_dir=args.data_dir)
+    source = SOURCES[args.import_source]
     if args.undo:
         if args.file or args.preview:
             print("pixel import: --undo takes an import id only", file=sys.stderr)
@@ -115,9 +122,11 @@ def cmd_import(args: argparse.Namespace) -> int:
             print(f"import {args.undo} undone: {deleted:,} rows deleted")
             return 0
         if args.preview:
-            print_summary(run.preview(settings, store, args.file, args.site, args.overlap), "preview:")
+            print_summary(
+                run.preview(settings, store, args.file, args.site, args.overlap, source), "preview:"
+            )
             return 0
-        record = run.start(settings, store, args.file, args.site, args.overlap)
+        record = run.start(settings, store, args.file, args.site, args.overlap, source)
         if record.offset:
             print(f"resuming import {record.id} at line {record.line:,}", file=sys.stderr)
         bar = Bar()
@@ -138,7 +147,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             malformed_count=record.malformed_count,
         )
         print_summary(summary, f"import {record.id} ({record.status}):")
-        print(f"undo with: pixel import accesslog --undo {record.id}")
+        print(f"undo with: pixel import {source.name} --undo {record.id}")
         if record.error:
             print(f"pixel import: {record.error}", file=sys.stderr)
             return 1

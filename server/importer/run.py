@@ -1,12 +1,16 @@
-"""Preview, import and undo of an access log: the one place that orders the steps an import's guarantees rest on.
+"""Preview, import and undo of a raw source (access log, GA4 BigQuery export, Umami CSV): the one place that
+orders the steps an import's guarantees rest on.
 
-Every line goes through: parse (`accesslog`) -> pageview or a skip reason (`pageviews`) -> its host against
-the site (a vhost log may hold several sites: lines of other hosts are skipped, `www.` of the site is the
-site) -> the overlap rule (a UTC day that held live, non-imported events of the site when the import began
-is skipped, unless `overlap="include"`) -> a wire-format pageview event, `normalize`d and enriched by the
-live pipeline's `Enricher` (site rules, keyed IP hash and geo, user agent and bots, privacy, sources,
-identity) at the line's own time, with the import's own salts (`salts.py`). Bots by the live rules are
-skipped (the request-trait rule "no Accept-Language" is not applied: a log does not hold that header).
+Every line goes through: the source's parser (`sources.py`: a `Hit`, a malformed line, a skip reason, or
+nothing) -> its host against the site (a file may hold several sites: lines of other hosts are skipped,
+`www.` of the site is the site) -> the overlap rule (a UTC day that held live, non-imported events of the
+site when the import began is skipped, unless `overlap="include"`) -> a wire-format event, `normalize`d and
+enriched by the live pipeline's `Enricher` (site rules, keyed IP hash and geo, user agent and bots, privacy,
+sources, identity) at the line's own time, with the import's own salts (`salts.py`). Bots by the live rules
+are skipped (the request-trait rule "no Accept-Language" is not applied: a log does not hold that header).
+A source without the request (no IP, no user agent: GA4, Umami) keeps its own device columns and is not
+judged a bot (those tools left their bots out); its own visitor/visit ids are keyed with the import's salt
+of the day, so they rotate daily like live visitor ids and are never stored as the source wrote them.
 
 Batches, at least once without duplicates (as the shipper's `cycle.py`): a batch is the lines from the
 committed byte offset up to `batch_lines` lines further, so the same offset always names the same batch.
@@ -42,11 +46,12 @@ from pixel.server.enrich import Enricher, RequestFacts
 from pixel.server.enrich.identity import IdentityResolver
 from pixel.server.errors import PixelError
 from pixel.server.importer import records
-from pixel.server.importer.accesslog import Malformed, parse_line
-from pixel.server.importer.lines import TOO_LONG, RawPosition, TruncatedFile, check_kind, read_lines
-from pixel.server.importer.pageviews import Page, classify
+from pixel.server.importer.accesslog import MAX_LINE, Malformed
+from pixel.server.importer.hits import Parser, Source
+from pixel.server.importer.lines import TOO_LONG, RawPosition, TruncatedFile, read_lines
 from pixel.server.importer.records import ImportRecord
 from pixel.server.importer.salts import ImportSalt
+from pixel.server.importer.sources import ACCESSLOG, SOURCES, accesslog_line
 from pixel.server.settings import Settings
 from pixel.server.shipper.inserter import BatchInserter
 from pixel.server.shipper.normalize import BadEvent, normalize
@@ -56,7 +61,6 @@ from pixel.server.store import Store, StoreUnavailable, dedup_token
 
 log = logging.getLogger(__name__)
 
-SOURCE = "accesslog"
 BATCH_LINES = 50_000
 MALFORMED_SHOWN = 20
 LIVE = "day has live data"
@@ -118,32 +122,49 @@ class LineProcessor:
     """Turns lines into rows (or counted skips), the same way for a preview and an import."""
 
     def __init__(
-        self, settings: Settings, site: str, import_id: str, skip_days: set[str], salts: dict[str, str]
+        self,
+        settings: Settings,
+        site: str,
+        import_id: str,
+        skip_days: set[str],
+        salts: dict[str, str],
+        parser: Parser = accesslog_line,
     ) -> None:
         self.site = site.strip().lower()
         self.sites = {self.site, "www." + self.site}
         self.import_id = import_id
         self.skip_days = skip_days
+        self.parser = parser
         self.enricher, self.salt = make_enricher(settings, salts)
+
+    def _keyed(self, kind: str, key: str, ts: int) -> str:
+        """A source's own visitor or visit id, keyed with the import's salt of the day (rotates daily)."""
+        salt = self.salt._key_for_day(ts)
+        return hashlib.blake2b(
+            f"{kind}\x1f{self.site}\x1f{key}".encode(), key=salt, digest_size=16
+        ).hexdigest()
 
     def process(self, number: int, offset: int, text: str, out: Preview, rows: list[dict[str, Any]]) -> None:
         out.lines += 1
-        parsed = parse_line(text) if text is not TOO_LONG else Malformed("line too long")
+        too_long = text is TOO_LONG or len(text) > MAX_LINE  # a whole line in one chunk can be longer too
+        parsed = Malformed("line too long") if too_long else self.parser(text)
+        if parsed is None:
+            return
         if isinstance(parsed, Malformed):
             out.malformed_count += 1
             if len(out.malformed) < MALFORMED_SHOWN:
                 out.malformed.append((number, parsed.reason))
             return
-        ts = parsed.ts_ms
+        if isinstance(parsed, str):
+            out.skipped[parsed] += 1
+            return
+        hit = parsed
+        ts = hit.ts_ms
         if not out.first_ms or ts < out.first_ms:
             out.first_ms = ts
         if ts > out.last_ms:
             out.last_ms = ts
-        page = classify(parsed)
-        if not isinstance(page, Page):
-            out.skipped[page] += 1
-            return
-        host = page.host or self.site
+        host = hit.host or self.site
         out.hosts[host] += 1
         if host not in self.sites:
             out.skipped[OTHER_HOST] += 1
@@ -152,20 +173,26 @@ class LineProcessor:
         if day in self.skip_days:
             out.skipped[LIVE] += 1
             return
-        url = f"https://{host}{page.path}" + (f"?{page.query}" if page.query else "")
-        event = {
-            "event_name": "pageview",
+        url = f"https://{host}{hit.path}" + (f"?{hit.query}" if hit.query else "")
+        event: dict[str, Any] = {
+            "event_name": hit.event_name,
             "ts": ts,
             "site": self.site,
             "event_id": hashlib.blake2b(f"{self.import_id}:{offset}".encode(), digest_size=16).hexdigest(),
-            "page": {"url": url, "referrer": parsed.referrer},
+            "page": {"url": url, "referrer": hit.referrer, "title": hit.title},
         }
+        if hit.params:
+            event["params"] = hit.params
+        if hit.visitor_key:
+            event["visitor_id"] = self._keyed("visitor", hit.visitor_key, ts)
+            if hit.session_key:
+                event["session_id"] = self._keyed("session", hit.session_key, ts)[:16]
         try:
             row = normalize(event, ts, min_ms=0, segment="", offset=offset, index=0)
         except BadEvent as exc:
             out.skipped[f"not storable ({exc})"] += 1
             return
-        facts = RequestFacts(ts, parsed.ip, parsed.user_agent, UNKNOWN_LANGUAGE, "")
+        facts = RequestFacts(ts, hit.ip, hit.user_agent, UNKNOWN_LANGUAGE, "")
         dropped = sum(self.enricher.dropped.values())
         if not self.enricher.enrich(row, event, facts):
             reasons = [r for r, n in self.enricher.dropped.items() if n]
@@ -174,7 +201,14 @@ class LineProcessor:
             )
             self.enricher.dropped.clear()
             return
-        if row.get("is_bot"):
+        if not hit.user_agent and not hit.ip:
+            # a source without the request (GA4, Umami): it left its bots out itself; its own device columns
+            row.pop("is_bot", None)
+            row.pop("ip_hash", None)  # no address: the hash of nothing would join every visitor of the day
+            for column in ("browser", "browser_version", "os", "os_version", "device_type"):
+                row.pop(column, None)
+            row.update(hit.columns)
+        elif row.get("is_bot"):
             out.skipped[BOT] += 1
             return
         row["import_id"] = self.import_id
@@ -183,11 +217,18 @@ class LineProcessor:
         rows.append(row)
 
 
-def preview(settings: Settings, store: Store | None, path: Path, site: str, overlap: str = "skip") -> Preview:
+def preview(
+    settings: Settings,
+    store: Store | None,
+    path: Path,
+    site: str,
+    overlap: str = "skip",
+    source: Source = ACCESSLOG,
+) -> Preview:
     """What an import of `path` would do, without writing anything (no store: no overlap check)."""
-    check_kind(path)
+    source.check(path)
     skip = set(live_days(store, site)) if store is not None and overlap == "skip" else set()
-    processor = LineProcessor(settings, site, "preview", skip, {})
+    processor = LineProcessor(settings, site, "preview", skip, {}, source.parser(path))
     out = Preview()
     rows: list[dict[str, Any]] = []
     try:
@@ -215,34 +256,43 @@ def _locked(settings: Settings, import_id: str) -> Iterator[None]:
         os.close(fd)
 
 
-def find_resumable(settings: Settings, path: Path, site: str) -> ImportRecord | None:
+def find_resumable(
+    settings: Settings, path: Path, site: str, source: Source = ACCESSLOG
+) -> ImportRecord | None:
     """The unfinished import of this file and site, if any; raises for one already complete."""
     size, head = records.file_identity(path)
     for record in records.all_records(settings.state_dir):
-        if record.file_head != head or record.site != site.strip().lower() or record.source != SOURCE:
+        if record.file_head != head or record.site != site.strip().lower() or record.source != source.name:
             continue
         if record.status == "running" and record.file_size == size:
             return record
         if record.status in ("done", "truncated") and record.file_size == size:
             raise ImportFailed(
                 f"{path.name} was already imported for {record.site} as {record.id}; "
-                f"undo it first (pixel import accesslog --undo {record.id})"
+                f"undo it first (pixel import {source.name} --undo {record.id})"
             )
     return None
 
 
-def start(settings: Settings, store: Store, path: Path, site: str, overlap: str = "skip") -> ImportRecord:
+def start(
+    settings: Settings,
+    store: Store,
+    path: Path,
+    site: str,
+    overlap: str = "skip",
+    source: Source = ACCESSLOG,
+) -> ImportRecord:
     """A new import's record (saved), or the unfinished one of the same file and site (to resume)."""
-    check_kind(path)
+    source.check(path)
     if overlap not in ("skip", "include"):
         raise ImportFailed(f"--overlap must be skip or include, not {overlap!r}")
-    found = find_resumable(settings, path, site)
+    found = find_resumable(settings, path, site, source)
     if found is not None:
         return found
     size, head = records.file_identity(path)
     record = ImportRecord(
         id=records.new_id(),
-        source=SOURCE,
+        source=source.name,
         site=site.strip().lower(),
         file=str(path.resolve()),
         file_size=size,
@@ -283,7 +333,12 @@ def _run(
     path = Path(record.file)
     if not path.exists():
         raise ImportFailed(f"the file of import {record.id} is gone: {path}")
-    processor = LineProcessor(settings, record.site, record.id, set(record.live_days), record.salts)
+    source = SOURCES.get(record.source)
+    if source is None:
+        raise ImportFailed(f"import {record.id} is of an unknown source {record.source!r}")
+    processor = LineProcessor(
+        settings, record.site, record.id, set(record.live_days), record.salts, source.parser(path)
+    )
     ident = record.identity
     if ident:
         processor.enricher.identity.load(Path(ident["path"]), now_ms=int(ident["now_ms"]))
