@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
     QLabel,
+    QPushButton,
     QScrollArea,
     QTabWidget,
     QVBoxLayout,
@@ -28,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from pixel.app.client import ApiRequestError, Fetched, NoData, ReportSource
 from pixel.app.desktop.charts import TimeSeriesChart
+from pixel.app.desktop.export_dialog import open_export_dialog
 from pixel.app.desktop.reports_compare import CompareSelector, add_change_column
 from pixel.app.desktop.reports_tabs import report_tabs
 from pixel.app.desktop.segments_notes import SegmentsAndNotes
@@ -102,6 +104,9 @@ class DashboardPage(QWidget):
             top.addWidget(w)
         top.addStretch(1)
         top.addWidget(self.status)
+        self.export_button = QPushButton("Export…")  # CSV / ZIP / Parquet of this view (export_dialog.py)
+        self.export_button.clicked.connect(lambda: open_export_dialog(self))
+        top.addWidget(self.export_button)
 
         self.filter_bar = FilterBar()
         self.filter_bar.removed.connect(self.remove_filter)

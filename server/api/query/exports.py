@@ -157,9 +157,10 @@ def events_parquet(runner: QueryRunner, scope: Scope, *, chunk_rows: int | None 
         params = SqlParams()
         where = scope.where(params)
         if after is not None:
+            moment = params.add(after[0], "DateTime64(3)")
+            # the plain bound lets the store skip the parts before it; the tuple orders within one instant
             where += (
-                f" AND (timestamp, event_id) > ({params.add(after[0], 'DateTime64(3)')}, "
-                f"{params.add(after[1])})"
+                f" AND timestamp >= {moment} AND (timestamp, event_id) > ({moment}, {params.add(after[1])})"
             )
         sql = (
             f"SELECT * FROM {EVENTS} WHERE {where} ORDER BY timestamp, event_id LIMIT {int(chunk_rows)} "
@@ -175,8 +176,8 @@ def events_parquet(runner: QueryRunner, scope: Scope, *, chunk_rows: int | None 
         writer.write_table(table)
         yield sink.take()
         last = table.slice(table.num_rows - 1, 1).to_pylist()[0]
-        moment: datetime = last["timestamp"]
-        after = (moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3], str(last["event_id"]))
+        stamp: datetime = last["timestamp"]
+        after = (stamp.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3], str(last["event_id"]))
         del table, data
     if writer is None:  # no events: an empty file with the table's columns
         data = runner.store._execute(
