@@ -5,6 +5,7 @@ the server's fingerprint is shown and nothing is trusted until the user presses 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from pixel.app.desktop.workers import Task
 from pixel.app.stack import docker_host
+from pixel.app.stack.edge import EDGE_VARIABLES, has_domain
 from pixel.app.stack.engine import EngineTarget, HostKey, fetch_host_key
 from pixel.app.stack.errors import StackError, wizard_action
 
@@ -38,6 +40,19 @@ HOW = {
     "app reaches it through the Docker engine's TLS connection, with the same certificates. Visitors "
     "reach the collector at the server's address.",
 }
+
+
+# the edge's own settings, and the CDN name `edge.edge_values` expands: known only to a stack with a domain
+EDGE_ONLY = frozenset({v.name for v in EDGE_VARIABLES} | {"PIXEL_EDGE_CDN"})
+
+
+def check_values(values: Mapping[str, str]) -> dict[str, str]:
+    """The settings the engine checks run with. The domain comes later (the Public-address step), so until
+    it is set the edge's settings are left out here: the stack without the edge does not know them. They are
+    validated with the domain, when the install resolves the stack with the edge."""
+    if has_domain(values):
+        return dict(values)
+    return {k: v for k, v in values.items() if k not in EDGE_ONLY}
 
 
 class WherePage(QWizardPage):
@@ -179,7 +194,8 @@ class CheckPage(QWizardPage):
                     self.host_key = fetch_host_key(target.url)
                 return [(False, exc.problem, wizard_action(exc))]
             try:
-                prov = open_stack(client, self.w.project, "compact", self.w.values, target=target)
+                values = check_values(self.w.values)
+                prov = open_stack(client, self.w.project, "compact", values, target=target)
                 return [(f.ok, f.message, f.action) for f in prov.check()]
             finally:
                 client.close()
