@@ -349,7 +349,7 @@ def _run(
     rows: list[dict[str, Any]] = []
     start_offset, count, last_ts = record.offset, 0, 0
 
-    def flush(end: int, next_line: int) -> None:
+    def flush(end: int, next_line: int, at_end: bool = False) -> None:
         nonlocal start_offset, count, rows, batch
         token = dedup_token("import", record.id, start_offset, end)
         record.pending = [start_offset, end, token]
@@ -374,7 +374,8 @@ def _run(
         _drop_identity_files(settings, record.id, keep=ident_path)
         start_offset, count, rows, batch = end, 0, [], Preview()
         if progress is not None:
-            progress(position.tell(), size, next_line - 1)
+            # at the end the reader has closed the file (its position reads 0): the whole file was read
+            progress(size if at_end else position.tell(), size, next_line - 1)
 
     end, number = record.offset, record.line
     try:
@@ -386,7 +387,7 @@ def _run(
             if count >= batch_lines and text is not TOO_LONG:
                 flush(end, number + 1)
         if count:
-            flush(end, number + 1)
+            flush(end, number + 1, at_end=True)
     except TruncatedFile as exc:
         if count:
             flush(end, number + 1)
