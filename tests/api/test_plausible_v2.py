@@ -327,6 +327,13 @@ def test_not_json_and_oversized(api: Api) -> None:
     assert r.status_code == 400 and r.json() == {"error": "Invalid JSON body"}
     r = api.client.post("/api/v2/query", content=b" " * (300 * 1024), headers=api.admin)
     assert r.status_code == 413
+    for body in (
+        b"[" * 200_000,
+        b"\xff\xfe{}",
+        b'{"site_id": "\\ud800", "metrics": ["visitors"], "date_range": "7d"}',
+    ):
+        r = api.client.post("/api/v2/query", content=body, headers=api.admin)
+        assert r.status_code == 400 and "error" in r.json(), body[:20]
 
 
 _atoms = st.one_of(

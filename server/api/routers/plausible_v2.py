@@ -71,7 +71,10 @@ async def query(
         return _error(413, f"The query is larger than {MAX_BODY // 1024} KiB")
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (
+        ValueError,
+        RecursionError,
+    ):  # undecodable (UnicodeDecodeError is a ValueError) or nested too deep
         return _error(400, "Invalid JSON body")
     try:
         q = parse(body)
