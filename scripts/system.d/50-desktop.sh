@@ -7,7 +7,7 @@
 set -euo pipefail
 
 pkgs=(gnome-keyring dbus dbus-x11 libsecret-tools libegl1 libgl1 libxkbcommon0 libfontconfig1 libglib2.0-0
-      libdbus-1-3 fonts-dejavu-core)
+      libdbus-1-3 fonts-dejavu-core poppler-utils)
 need=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
