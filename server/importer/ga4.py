@@ -61,7 +61,7 @@ def parse(text: str) -> Hit | Malformed | str | None:
         return Malformed("no event_name")
     try:
         micros = int(event.get("event_timestamp"))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return Malformed("no event_timestamp")
     if not EARLIEST_US <= micros < LATEST_US:
         return Malformed("event_timestamp out of range")
