@@ -21,9 +21,8 @@ from typing import Any
 
 from pixel.server.api.query import cache_sql
 from pixel.server.api.query.filters import SqlParams
-from pixel.server.api.query.listing import order_page, paged
+from pixel.server.api.query.listing import deduped, order_page, paged
 from pixel.server.api.query.scope import Scope
-from pixel.server.store.schema import EVENTS
 
 MAX_LISTED = 10
 LINK_SORTS = {"clicks": "clicks", "visitors": "visitors", "url": "url"}
@@ -42,7 +41,7 @@ def outbound(
     tail = order_page(sort, order, LINK_SORTS, "url", limit, page)
     params = SqlParams()
     inner = f"""SELECT props['url'] AS url, count() AS clicks, {cache_sql.UNIQ_TOTAL}(visitor_id) AS visitors
-        FROM {EVENTS} WHERE {scope.where(params)} AND event_name = 'outbound' GROUP BY url"""
+        FROM {deduped(scope.where(params) + " AND event_name = 'outbound'", "props, visitor_id")} GROUP BY url"""
     rows = _ranked(scope, inner, params, tail)
     out = [{"url": r["url"], "clicks": int(r["clicks"]), "visitors": int(r["visitors"])} for r in rows]
     return {"rows": out, **paged(rows, limit, page, sort, order)}
@@ -54,7 +53,7 @@ def downloads(
     tail = order_page(sort, order, DOWNLOAD_SORTS, "file", limit, page)
     params = SqlParams()
     inner = f"""SELECT props['url'] AS file, count() AS downloads, {cache_sql.UNIQ_TOTAL}(visitor_id) AS visitors
-        FROM {EVENTS} WHERE {scope.where(params)} AND event_name = 'download' GROUP BY file"""
+        FROM {deduped(scope.where(params) + " AND event_name = 'download'", "props, visitor_id")} GROUP BY file"""
     rows = _ranked(scope, inner, params, tail)
     out = [
         {"file": r["file"], "downloads": int(r["downloads"]), "visitors": int(r["visitors"])} for r in rows
@@ -70,7 +69,8 @@ def forms(
     inner = f"""SELECT props['id'] AS form_id, props['action'] AS action, count() AS submissions,
             {cache_sql.UNIQ_TOTAL}(visitor_id) AS visitors, uniqExact(path) AS page_count,
             arraySlice(arraySort(groupUniqArray(path)), 1, {MAX_LISTED}) AS pages
-        FROM {EVENTS} WHERE {scope.where(params)} AND event_name = 'form_submit' GROUP BY form_id, action"""
+        FROM {deduped(scope.where(params) + " AND event_name = 'form_submit'", "props, visitor_id, path")}
+        GROUP BY form_id, action"""
     rows = _ranked(scope, inner, params, tail)
     out = [
         {
@@ -94,7 +94,7 @@ def not_found(
     inner = f"""SELECT page, sum(c) AS pageviews, {cache_sql.UNIQ_VALUE_MERGE}(st) AS visitors,
             arraySlice(arraySort(x -> (-x.2, x.1), groupArray((referrer, c))), 1, {MAX_LISTED}) AS referrers
         FROM (SELECT path AS page, referrer, count() AS c, {cache_sql.UNIQ_VALUE_STATE}(visitor_id) AS st
-              FROM {EVENTS} WHERE {scope.where(params)} AND event_name = 'pageview' AND not_found = 1
+              FROM {deduped(scope.where(params) + " AND event_name = 'pageview' AND not_found = 1", "path, referrer, visitor_id")}
               GROUP BY page, referrer)
         GROUP BY page"""
     rows = _ranked(scope, inner, params, tail)

@@ -23,9 +23,8 @@ from typing import Any
 
 from pixel.server.api.query import cache_sql
 from pixel.server.api.query.filters import SqlParams
-from pixel.server.api.query.listing import order_page, paged, percent
+from pixel.server.api.query.listing import deduped, order_page, paged, percent
 from pixel.server.api.query.scope import Scope
-from pixel.server.store.schema import EVENTS
 
 SCROLL_MARKS = (25, 50, 75, 100)
 SORTS = {
@@ -48,13 +47,14 @@ def engagement(
     marks = ", ".join(f"countIf(has_scroll AND depth >= {m}) AS s{m}" for m in SCROLL_MARKS)
     # One scan: the page visits (path, session), each with its session's entry and exit path and pageviews
     # (window functions over the visits), grouped by page.
+    where = f"{scope.where(params)} AND event_name IN ('pageview', 'engagement', 'scroll')"
     sql = f"""WITH
         visits AS (SELECT path, session_id, any(visitor_id) AS visitor_id, countIf(event_name = 'pageview') AS pv,
                 minIf(timestamp, event_name = 'pageview') AS first_pv, maxIf(timestamp, event_name = 'pageview') AS last_pv,
                 sumIf(toUInt64(engaged_ms), event_name = 'engagement') AS engaged,
                 countIf(event_name = 'engagement') > 0 AS has_engaged,
                 maxIf(scroll_depth, event_name = 'scroll') AS depth, countIf(event_name = 'scroll') > 0 AS has_scroll
-            FROM {EVENTS} WHERE {scope.where(params)} AND event_name IN ('pageview', 'engagement', 'scroll')
+            FROM {deduped(where, "path, session_id, visitor_id, event_name, engaged_ms, scroll_depth")}
             GROUP BY path, session_id HAVING pv > 0),
         placed AS (SELECT *,
                 argMin(path, (first_pv, path)) OVER (PARTITION BY session_id) AS entry_path,

@@ -16,12 +16,12 @@ from typing import Any
 
 from pixel.server.api.query import cache_sql
 from pixel.server.api.query.filters import SqlParams
-from pixel.server.api.query.listing import order_page, paged
+from pixel.server.api.query.listing import deduped, order_page, paged
 from pixel.server.api.query.periods import bucket_sql, buckets
 from pixel.server.api.query.scope import Scope
-from pixel.server.store.schema import EVENTS
 from pixel.server.typedfields import ERROR_EVENT
 
+_COLUMNS = "error_message, error_source, error_line, visitor_id, path, browser"
 MAX_LISTED = 10
 SORTS = {
     "count": "count",
@@ -52,7 +52,7 @@ def groups(
                 uniqExact(browser) AS browser_count,
                 arraySlice(arraySort(groupUniqArray(browser)), 1, {MAX_LISTED}) AS browsers,
                 min(timestamp) AS first_seen, max(timestamp) AS last_seen
-            FROM {EVENTS} WHERE {scope.where(params)} AND event_name = '{ERROR_EVENT}'
+            FROM {deduped(f"{scope.where(params)} AND event_name = '{ERROR_EVENT}'", _COLUMNS)}
             GROUP BY message, source, line)
         {tail}"""
     rows = scope.run(sql, params)
@@ -80,7 +80,7 @@ def series(scope: Scope, interval: str) -> dict[str, Any]:
     params = SqlParams()
     sql = f"""SELECT {bucket_sql(interval)} AS bucket, count() AS errors,
             {cache_sql.UNIQ_TOTAL}(visitor_id) AS visitors
-        FROM {EVENTS} WHERE {scope.where(params)} AND event_name = '{ERROR_EVENT}' GROUP BY bucket"""
+        FROM {deduped(f"{scope.where(params)} AND event_name = '{ERROR_EVENT}'", "visitor_id")} GROUP BY bucket"""
     found = {r["bucket"]: r for r in scope.run(sql, params)}
     points = [
         {

@@ -33,6 +33,13 @@ def order_page(sort: str, order: str, sortable: dict[str, str], key: str, limit:
     return f"ORDER BY {by} LIMIT {int(limit)} OFFSET {int((page - 1) * limit)}"
 
 
+def deduped(where: str, columns: str) -> str:
+    """The events matching `where` (which holds the event-name condition), each once: copies of an event (one
+    `event_id` on one day, the events table's key) collapse to one row, as `events FINAL` collapses them, but
+    only among the matching rows, so a report on a few event kinds does not merge the whole range first."""
+    return f"(SELECT {columns}, timestamp, event_id FROM events WHERE {where} LIMIT 1 BY toDate(timestamp), event_id)"
+
+
 def percent(part: int, whole: int) -> float | None:
     return round(part * 100.0 / whole, 1) if whole else None
 
@@ -43,4 +50,4 @@ def paged(rows: list[dict[str, object]], limit: int, page: int, sort: str, order
     return {"page": page, "limit": limit, "sort": sort, "order": order, "total_rows": total}
 
 
-__all__ = ["MAX_LIMIT", "order_clause", "order_page", "paged", "percent"]
+__all__ = ["MAX_LIMIT", "deduped", "order_clause", "order_page", "paged", "percent"]

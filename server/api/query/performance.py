@@ -16,12 +16,12 @@ from __future__ import annotations
 from typing import Any
 
 from pixel.server.api.query.filters import SqlParams
-from pixel.server.api.query.listing import order_page, paged, percent
+from pixel.server.api.query.listing import deduped, order_page, paged, percent
 from pixel.server.api.query.periods import bucket_sql, buckets
 from pixel.server.api.query.scope import Scope
-from pixel.server.store.schema import EVENTS
 from pixel.server.typedfields import GOOD, NEEDS_IMPROVEMENT, POOR, VITALS, VITALS_EVENT
 
+_VITAL_COLUMNS = "path, device_type, visitor_id, ttfb_ms, fcp_ms, lcp_ms, cls, inp_ms, ttfb_rating, fcp_rating, lcp_rating, cls_rating, inp_rating"
 METRICS = tuple(v.param for v in VITALS)  # ttfb, fcp, lcp, cls, inp
 PAGE_SORTS = {"samples": "samples", "page": "value", **{m: f"{m}_p75" for m in METRICS}}
 
@@ -53,14 +53,14 @@ def _vitals(r: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _where(scope: Scope, params: SqlParams) -> str:
-    return f"{scope.where(params)} AND event_name = '{VITALS_EVENT}'"
+def _source(scope: Scope, params: SqlParams) -> str:
+    return deduped(f"{scope.where(params)} AND event_name = '{VITALS_EVENT}'", _VITAL_COLUMNS)
 
 
 def overview(scope: Scope) -> dict[str, Any]:
     params = SqlParams()
     sql = f"""SELECT if(grouping(device_type) = 1, NULL, device_type) AS device, {_columns()}
-        FROM {EVENTS} WHERE {_where(scope, params)} GROUP BY GROUPING SETS ((), (device_type))"""
+        FROM {_source(scope, params)} GROUP BY GROUPING SETS ((), (device_type))"""
     rows = scope.run(sql, params)
     overall = next((r for r in rows if r["device"] is None), None)
     devices = sorted(
@@ -80,7 +80,7 @@ def pages(
     tail = order_page(sort, order, PAGE_SORTS, "value", limit, page)
     params = SqlParams()
     sql = f"""SELECT *, count() OVER () AS total_rows FROM (
-            SELECT path AS value, {_columns()} FROM {EVENTS} WHERE {_where(scope, params)} GROUP BY path)
+            SELECT path AS value, {_columns()} FROM {_source(scope, params)} GROUP BY path)
         {tail}"""
     rows = scope.run(sql, params)
     out = [{"page": r["value"], "samples": int(r["samples"]), **_vitals(r)} for r in rows]
@@ -92,7 +92,7 @@ def series(scope: Scope, interval: str) -> dict[str, Any]:
     params = SqlParams()
     p75s = ", ".join(f"quantileExact(0.75)({v.column}) AS {v.param}" for v in VITALS)
     sql = f"""SELECT {bucket_sql(interval)} AS bucket, count() AS samples, {p75s}
-        FROM {EVENTS} WHERE {_where(scope, params)} GROUP BY bucket"""
+        FROM {_source(scope, params)} GROUP BY bucket"""
     found = {r["bucket"]: r for r in scope.run(sql, params)}
     points = []
     for label in labels:

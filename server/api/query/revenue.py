@@ -26,9 +26,8 @@ from typing import Any
 from pixel.server.api.errors import bad_request
 from pixel.server.api.query import cache_sql
 from pixel.server.api.query.filters import SESSION_DIMENSIONS, SqlParams, dimension_sql
-from pixel.server.api.query.listing import order_clause
+from pixel.server.api.query.listing import deduped, order_clause
 from pixel.server.api.query.scope import Scope
-from pixel.server.store.schema import EVENTS
 from pixel.server.typedfields import AMOUNT_QUANTUM, CURRENCIES
 
 SORTS = {
@@ -96,8 +95,8 @@ def revenue(
     sql = f"""SELECT * FROM (
             SELECT *, row_number() OVER (PARTITION BY currency, is_total ORDER BY {by}) AS rank,
                 count() OVER (PARTITION BY currency, is_total) AS total_rows
-            FROM (SELECT currency, {value_expr} AS value, grouping(value) AS is_total, {_FIGURES}
-                  FROM {EVENTS} WHERE {scope.where(params)} AND revenue IS NOT NULL
+            FROM (SELECT currency, value, grouping(value) AS is_total, {_FIGURES}
+                  FROM {deduped(f"{scope.where(params)} AND revenue IS NOT NULL", f"{value_expr} AS value, currency, revenue, visitor_id")}
                   GROUP BY GROUPING SETS ((currency), (currency, value))))
         WHERE is_total = 1 OR (rank > {int(first)} AND rank <= {int(last)})
         ORDER BY currency, is_total DESC, rank"""
