@@ -196,7 +196,7 @@ def render_png(data: DigestData, path: Path) -> Path:
         paint(painter, data)
     finally:
         painter.end()
-    if not image.save(str(path), b"PNG"):
+    if not image.save(str(path)):  # the format from the .png suffix
         raise OSError(f"could not write {path}")
     return path
 
