@@ -84,7 +84,8 @@ def main() -> None:
         began = time.perf_counter()
         fill(folder, args.events)
         print(
-            f"{args.events:,} events made in {time.perf_counter() - began:.1f} s; load {os.getloadavg()[0]:.2f}"
+            f"{args.events:,} events made in {time.perf_counter() - began:.1f} s; "
+            f"load {os.getloadavg()[0]:.2f}"
         )
         for mode in ("floor", "stream", "whole"):
             out = subprocess.run(

@@ -1,5 +1,5 @@
-"""The export dialog: save the dashboard's current site, range and filters as a ZIP of CSVs, one report as CSV,
-or the raw events as Parquet, into a file the owner picks (the system's save dialog).
+"""The export dialog: save the dashboard's current site, range and filters as a ZIP of CSVs, one report as
+CSV, or the raw events as Parquet, into a file the owner picks (the system's save dialog).
 
 The download runs on the worker pool (`app.client.exports.download`: streamed into a temporary file that
 replaces the chosen file only when complete), shows the bytes received, and can be cancelled; a refusal shows

@@ -1,6 +1,6 @@
-"""POST /api/v2/query (Plausible Stats API v2): the query shapes of Plausible's documentation examples answered
-on the fixed data set, against numbers computed here in plain Python; errors in Plausible's shape; access like
-the rest of the API; malformed queries never a 500. Both store engines; the clock is pinned."""
+"""POST /api/v2/query (Plausible Stats API v2): the query shapes of Plausible's documentation examples
+answered on the fixed data set, against numbers computed here in plain Python; errors in Plausible's shape;
+access like the rest of the API; malformed queries never a 500. Both store engines; the clock is pinned."""
 
 from __future__ import annotations
 

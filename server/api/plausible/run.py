@@ -200,7 +200,8 @@ def check_regexes(runner: QueryRunner, q: Query) -> None:
 
 def _first_event(runner: QueryRunner, site: str) -> date | None:
     rows = runner.query(
-        f"SELECT toString(toDate(min(timestamp))) AS d, count() AS n FROM {EVENTS} WHERE site = {{site:String}}",
+        f"SELECT toString(toDate(min(timestamp))) AS d, count() AS n FROM {EVENTS} "
+        "WHERE site = {site:String}",
         {"site": site},
     ).dicts()
     return date.fromisoformat(rows[0]["d"]) if rows and int(rows[0]["n"]) else None

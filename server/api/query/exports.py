@@ -2,10 +2,10 @@
 
 Every export is a generator of byte chunks, so the API streams it and memory stays bounded by one page of
 rows (CSV: `reports.MAX_LIMIT` rows of a breakdown at a time; Parquet: `PARQUET_CHUNK_ROWS` events at a
-time, each chunk one row group, asked from the store in the store's own Parquet output and keyed on
-(timestamp, event_id), so pages neither overlap nor skip rows). Numbers are the reports' own (the same
-functions answer the JSON routes); CSV cells that a spreadsheet would run as a formula (text starting with
-=, +, -, @, tab or carriage return) get a leading apostrophe.
+time, each chunk one row group, asked from the store in the store's own Parquet output and keyed on the
+table's sorting key (UTC day, event_id), so pages neither overlap nor skip rows). Numbers are the reports'
+own (the same functions answer the JSON routes); CSV cells that a spreadsheet would run as a formula (text
+starting with =, +, -, @, tab or carriage return) get a leading apostrophe.
 """
 
 from __future__ import annotations
@@ -144,8 +144,8 @@ def dashboard_zip(
 
 
 def events_parquet(runner: QueryRunner, scope: Scope, *, chunk_rows: int | None = None) -> Iterator[bytes]:
-    """The site's raw events in the scope's range (its filters and bots rule applied), ordered by time, as
-    one Parquet file written row group by row group."""
+    """The site's raw events in the scope's range (its filters and bots rule applied), ordered by UTC day
+    and event id (the table's own order), as one Parquet file written row group by row group."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -157,13 +157,14 @@ def events_parquet(runner: QueryRunner, scope: Scope, *, chunk_rows: int | None 
         params = SqlParams()
         where = scope.where(params)
         if after is not None:
-            moment = params.add(after[0], "DateTime64(3)")
-            # the plain bound lets the store skip the parts before it; the tuple orders within one instant
-            where += (
-                f" AND timestamp >= {moment} AND (timestamp, event_id) > ({moment}, {params.add(after[1])})"
-            )
+            day = params.add(after[0], "Date")
+            # the table's own sorting key (site, day, event_id): the store skips what is before the bound
+            # and reads the rest in order, so each page costs about its own rows
+            key = f"({day}, {params.add(after[1])})"
+            where += f" AND toDate(timestamp) >= {day} AND (toDate(timestamp), event_id) > {key}"
         sql = (
-            f"SELECT * FROM {EVENTS} WHERE {where} ORDER BY timestamp, event_id LIMIT {int(chunk_rows)} "
+            f"SELECT * FROM {EVENTS} WHERE {where} ORDER BY toDate(timestamp), event_id "
+            f"LIMIT {int(chunk_rows)} "
             "SETTINGS output_format_parquet_string_as_string = 1"
         )
         values = params.with_fixed(site=scope.site, **scope.range.params)
@@ -177,7 +178,7 @@ def events_parquet(runner: QueryRunner, scope: Scope, *, chunk_rows: int | None 
         yield sink.take()
         last = table.slice(table.num_rows - 1, 1).to_pylist()[0]
         stamp: datetime = last["timestamp"]
-        after = (stamp.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3], str(last["event_id"]))
+        after = (stamp.astimezone(UTC).date().isoformat(), str(last["event_id"]))
         del table, data
     if writer is None:  # no events: an empty file with the table's columns
         data = runner.store._execute(

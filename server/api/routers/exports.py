@@ -1,4 +1,5 @@
-"""Exports of one site, streamed: a report as CSV, the standard dashboard as a ZIP of CSVs, raw events as Parquet.
+"""Exports of one site, streamed: a report as CSV, the standard dashboard as a ZIP of CSVs, raw events as
+Parquet.
 
 Every route takes the reports' query parameters (`period`, `from`/`to`, `filters`, `include_bots`) and the
 reports' access rules (404 for a site the caller may not see), and works with API tokens (GET). The answer is
@@ -99,7 +100,8 @@ def dashboard_zip(
 
 @router.get("/events.parquet")
 def events_parquet(s: ScopeDep, runner: Runner) -> StreamingResponse:
-    """The raw events of the range (filters and the bots rule applied), ordered by time, every column."""
+    """The raw events of the range (filters and the bots rule applied), ordered by UTC day and event id,
+    every column."""
     return _attachment(
         exports.events_parquet(runner, s), "application/vnd.apache.parquet", _name(s, "events", "parquet")
     )

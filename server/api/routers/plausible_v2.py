@@ -1,4 +1,5 @@
-"""`POST /api/v2/query`: the Plausible Stats API v2, so Plausible's clients and integrations work against Pixel.
+"""`POST /api/v2/query`: the Plausible Stats API v2, so that Plausible's clients and integrations work against
+Pixel.
 
 The body is Plausible's query (see `plausible.schema` for what is supported); the answer is Plausible's
 `{"results": [...], "meta": {...}, "query": {...}}`. Errors have Plausible's shape, `{"error": "<message>"}`:
