@@ -2,7 +2,8 @@
 Pixel.
 
 The body is Plausible's query (see `plausible.schema` for what is supported); the answer is Plausible's
-`{"results": [...], "meta": {...}, "query": {...}}`. Errors have Plausible's shape, `{"error": "<message>"}`:
+`{"results": [...], "meta": {...}, "query": {...}}`. Errors have Plausible's shape, `{"error": "<message>"}` (plus
+`detail`, the same text, which every error of the API has):
 400 for a query it cannot answer (malformed, unknown or unsupported metric, dimension, filter), 401 without a
 valid credential (the API's usual `{"error": code, "detail": ...}`, as on every route), 404 when the site
 does not exist or the caller may not see it (no existence leak).
@@ -34,7 +35,8 @@ MAX_BODY = 256 * 1024
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
+    # `error` is Plausible's message; `detail` repeats it, as every error of the API has both keys
+    return JSONResponse({"error": message, "detail": message}, status_code=status, headers=headers)
 
 
 def _principal_for(request: Request, state: Any, creds: HTTPAuthorizationCredentials | None) -> Principal:
