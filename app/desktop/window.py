@@ -25,6 +25,7 @@ from pixel.app.client.api import ApiClient
 from pixel.app.client.connect import ApiConnection, engine_target, open_api
 from pixel.app.client.dashboards_admin import DashboardsAdmin
 from pixel.app.client.site_admin import SiteAdmin
+from pixel.app.desktop.alerts_page import AlertsPage
 from pixel.app.desktop.dashboard import DashboardPage
 from pixel.app.desktop.dashboard_editor import DashboardEditor
 from pixel.app.desktop.goals_page import GoalsPage
@@ -102,6 +103,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.journeys_page, "Journeys")
         self.dashboard_editor = DashboardEditor(self.runner)
         self.tabs.addTab(self.dashboard_editor, "Edit dashboards")
+        self.alerts_page = AlertsPage(self.runner)  # traffic alerts, channels, digests
+        self.tabs.addTab(self.alerts_page, "Alerts and digests")
         self.owner = OwnerTabs(self, bar)  # People, SQL (admins), connect-to-existing, edit profile
         # How to open the current profile's stack (on a worker) and its description, until the page shows.
         self._open_stack: tuple[Callable[[], Provisioner], str] | None = None
@@ -203,6 +206,7 @@ class MainWindow(QMainWindow):
                     self.sites_page.set_admin(SiteAdmin(connection.client))
                     self.goals_page.set_admin(SiteAdmin(connection.client))
                     self.dashboard_editor.set_admin(DashboardsAdmin(connection.client))
+                    self.alerts_page.set_client(connection.client)
                     self.owner.connected(profile, connection.client)
                     self.stack.public.set_api(lambda: _api_client(profile, connection.base_url))
                     self.dashboard.load_sites(prefer=profile.site_id)

@@ -7,8 +7,8 @@ The contract:
 - The expectation is the median of those weeks; the spread is the larger of the scaled median absolute
   deviation and the square root of the expectation (Poisson noise), so a site with a steady pattern is held
   to it and a noisy one is not. An alert needs both a robust z-score beyond `z` and a relative change of at
-  least `min_change` (a drop also needs an expectation of at least `min_expected` pageviews: a site with a
-  handful of visits an hour is never "down").
+  least `min_change`; a drop also needs an expectation, a spike an observed count, of at least `min_expected`
+  pageviews (a site with a handful of visits is never "down", nor "spiking" from one visit to five).
 - With fewer than `min_weeks` previous weeks that saw any traffic in the window there is no judgement
   (`Verdict.kind` is "unknown"): a new site is never alerted on.
 - Pageviews are counted as distinct event ids without bots, so a client-retry copy counts once.
@@ -101,7 +101,7 @@ def judge(
             f"{site}: traffic drop, {observed} pageviews in {hours} where this time of the week usually has "
             f"about {expected:.0f} ({change:+.0%})"
         )
-    elif z >= rule.z and change >= rule.min_change:
+    elif z >= rule.z and change >= rule.min_change and observed >= rule.min_expected:
         kind = "spike"
         msg = (
             f"{site}: traffic spike, {observed} pageviews in {hours} where this time of the week usually has "

@@ -47,6 +47,12 @@ def test_quiet_site_is_never_down() -> None:
     assert judge(counts, "tiny.example", NOW).kind == "normal"
 
 
+def test_quiet_site_does_not_spike_on_a_few_visits() -> None:
+    counts = {h: (3 if h >= DROP_FROM else 1 if h.hour % 6 == 0 else 0) for h in hourly(4)}
+    verdict = judge(counts, "tiny.example", NOW)
+    assert (verdict.observed, verdict.expected, verdict.kind) == (18, 1.0, "normal")
+
+
 def test_new_site_is_not_judged() -> None:
     counts = {h: n for h, n in hourly(5).items() if h >= NOW - timedelta(days=15)}
     verdict = judge(counts, "new.example", NOW)

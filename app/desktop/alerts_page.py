@@ -1,0 +1,335 @@
+"""The Alerts tab: traffic judged against each site's weekly pattern (with an OS notification for a spike or
+a drop), the stack's alert channels (webhook, Slack-compatible, SMTP) with "Send test", and the digests' folder.
+
+The contract:
+- Every API call runs on the `Runner`'s workers; results are shown on the GUI thread.
+- A channel's secret is typed here, sent to the stack once (where it is kept as the stack's secret) and never
+  kept by the app or shown again: the table shows the API's `has_secret`, never a secret.
+- "Send test" shows the stack's answer as it is: "Sent." or the receiver's or SMTP server's own error.
+- `notify(title, message)` is the OS notification (the tray icon's balloon; the page's message line where
+  the desktop has no tray); it is called once per alerting verdict and once per digest made.
+- The digests' folder is the owner's choice (kept in QSettings); on `set_client` (each start and connection)
+  the due digests are made into it (`digest.generate_due`), as of `clock()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import (
+    QApplication,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QStyle,
+    QSystemTrayIcon,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from pixel.app.client import alerts as alerts_api
+from pixel.app.client.api import ApiClient
+from pixel.app.desktop import digest
+from pixel.app.desktop.workers import Runner
+
+Notify = Callable[[str, str], None]
+FOLDER_KEY = "digests/folder"
+
+
+def _table(heads: list[str]) -> QTableWidget:
+    table = QTableWidget(0, len(heads))
+    table.setHorizontalHeaderLabels(heads)
+    table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+    table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+    table.verticalHeader().hide()
+    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    table.horizontalHeader().setStretchLastSection(True)
+    return table
+
+
+class AlertsPage(QWidget):
+    def __init__(
+        self,
+        runner: Runner,
+        notify: Notify | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        super().__init__()
+        self.runner = runner
+        self.clock = clock
+        self.client: ApiClient | None = None
+        self.sites: list[dict[str, Any]] = []
+        self.channels: list[dict[str, Any]] = []
+        self.verdicts: list[dict[str, Any]] = []
+        self.tray: QSystemTrayIcon | None = None
+        self.notify: Notify = notify or self._os_notify
+        self.settings = QSettings("Pixel", "pixel-desktop")
+        self.message = QLabel("")
+        self.message.setWordWrap(True)
+
+        traffic = QGroupBox("Traffic against each site's usual week")
+        self.traffic_table = _table(["Site", "Verdict", "Last hours", "Usually", "Message"])
+        self.check_button = QPushButton("Check now")
+        self.check_button.clicked.connect(self.check_traffic)
+        box = QVBoxLayout(traffic)
+        box.addWidget(self.traffic_table)
+        box.addWidget(self.check_button)
+
+        chans = QGroupBox("Alert channels of the stack")
+        self.channel_table = _table(["Name", "Kind", "Sends to", "Secret", "Last error"])
+        self.kind = QComboBox()
+        self.kind.addItems(["webhook", "slack", "smtp"])
+        self.name = QLineEdit()
+        self.url = QLineEdit()
+        self.url.setPlaceholderText("https://example.com/pixel-alerts (webhook)")
+        self.secret = QLineEdit()
+        self.secret.setEchoMode(QLineEdit.EchoMode.Password)
+        self.secret.setPlaceholderText("webhook signing key / Slack webhook URL / SMTP password")
+        self.smtp_host = QLineEdit()
+        self.smtp_port = QSpinBox()
+        self.smtp_port.setRange(1, 65535)
+        self.smtp_port.setValue(587)
+        self.smtp_security = QComboBox()
+        self.smtp_security.addItems(["starttls", "tls", "none"])
+        self.smtp_username = QLineEdit()
+        self.sender_edit = QLineEdit()
+        self.recipients = QLineEdit()
+        self.recipients.setPlaceholderText("owner@example.com, ops@example.com")
+        form = QFormLayout()
+        for label, widget in (
+            ("Kind", self.kind),
+            ("Name", self.name),
+            ("Webhook URL", self.url),
+            ("Secret", self.secret),
+            ("SMTP server", self.smtp_host),
+            ("SMTP port", self.smtp_port),
+            ("SMTP security", self.smtp_security),
+            ("SMTP username", self.smtp_username),
+            ("From", self.sender_edit),
+            ("To", self.recipients),
+        ):
+            form.addRow(label, widget)
+        self.add_button = QPushButton("Add channel")
+        self.add_button.clicked.connect(self.add_channel)
+        self.test_button = QPushButton("Send test")
+        self.test_button.clicked.connect(self.send_test)
+        self.delete_button = QPushButton("Delete channel")
+        self.delete_button.clicked.connect(self.delete_channel)
+        self.test_result = QLabel("")
+        self.test_result.setWordWrap(True)
+        buttons = QHBoxLayout()
+        for b in (self.add_button, self.test_button, self.delete_button):
+            buttons.addWidget(b)
+        buttons.addStretch(1)
+        box = QVBoxLayout(chans)
+        box.addWidget(self.channel_table)
+        box.addLayout(form)
+        box.addLayout(buttons)
+        box.addWidget(self.test_result)
+
+        digests = QGroupBox("Digests (weekly and monthly, PDF and PNG)")
+        self.folder_label = QLabel(self.folder() or "No folder chosen: digests are not made.")
+        self.folder_button = QPushButton("Choose folder…")
+        self.folder_button.clicked.connect(self._choose_folder)
+        self.digest_button = QPushButton("Make due digests now")
+        self.digest_button.clicked.connect(self.make_digests)
+        row = QHBoxLayout(digests)
+        row.addWidget(self.folder_label, 1)
+        row.addWidget(self.folder_button)
+        row.addWidget(self.digest_button)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.message)
+        layout.addWidget(traffic)
+        layout.addWidget(chans)
+        layout.addWidget(digests)
+
+    # -- notifications --------------------------------------------------------------------------------
+    def _os_notify(self, title: str, message: str) -> None:
+        if QSystemTrayIcon.isSystemTrayAvailable():
+            if self.tray is None:
+                icon = QApplication.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxInformation)
+                self.tray = QSystemTrayIcon(icon, self)
+                self.tray.show()
+            digest.tray_notify(self.tray)(title, message)
+        else:
+            self.message.setText(f"{title}: {message}")
+
+    # -- connection -----------------------------------------------------------------------------------
+    def set_client(self, client: ApiClient) -> None:
+        self.client = client
+
+        def load(_t: object) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
+            sites = client.sites()
+            try:
+                chans: list[dict[str, Any]] | None = alerts_api.channels(client)
+            except Exception:  # not an admin: no channels to manage
+                chans = None
+            return sites, chans
+
+        self.runner.submit(load, on_done=self._loaded, on_error=self._error)
+
+    def _loaded(self, result: tuple[list[dict[str, Any]], list[dict[str, Any]] | None]) -> None:
+        self.sites, chans = result
+        self._show_channels(chans or [])
+        for w in (self.add_button, self.test_button, self.delete_button):
+            w.setEnabled(chans is not None)
+        self.check_traffic()
+        if self.folder():
+            self.make_digests()
+
+    def _error(self, exc: BaseException) -> None:
+        self.message.setText(str(exc))
+
+    # -- traffic --------------------------------------------------------------------------------------
+    def check_traffic(self) -> None:
+        client, sites = self.client, list(self.sites)
+        if client is None:
+            return
+        self.runner.submit(
+            lambda _t: [alerts_api.traffic(client, int(s["id"])) for s in sites],
+            on_done=self.show_verdicts,
+            on_error=self._error,
+        )
+
+    def show_verdicts(self, verdicts: list[dict[str, Any]]) -> None:
+        """Fill the table; an OS notification for each spike or drop."""
+        self.verdicts = verdicts
+        self.traffic_table.setRowCount(len(verdicts))
+        for i, v in enumerate(verdicts):
+            expected = "" if v.get("expected") is None else f"{v['expected']:.0f}"
+            for j, text in enumerate((v["site"], v["kind"], str(v["observed"]), expected, v["message"])):
+                self.traffic_table.setItem(i, j, QTableWidgetItem(text))
+        for v in verdicts:
+            if v.get("alerting"):
+                self.notify(f"Pixel: traffic {v['kind']} on {v['site']}", v["message"])
+
+    # -- channels -------------------------------------------------------------------------------------
+    def _show_channels(self, chans: list[dict[str, Any]]) -> None:
+        self.channels = chans
+        self.channel_table.setRowCount(len(chans))
+        for i, c in enumerate(chans):
+            cells = (
+                c["name"],
+                c["kind"],
+                c["target"],
+                "set" if c["has_secret"] else "none",
+                c["last_error"] or "",
+            )
+            for j, text in enumerate(cells):
+                self.channel_table.setItem(i, j, QTableWidgetItem(text))
+
+    def _reload_channels(self) -> None:
+        client = self.client
+        if client is not None:
+            self.runner.submit(
+                lambda _t: alerts_api.channels(client), on_done=self._show_channels, on_error=self._error
+            )
+
+    def channel_body(self) -> dict[str, Any]:
+        kind = self.kind.currentText()
+        body: dict[str, Any] = {"kind": kind, "name": self.name.text().strip(), "secret": self.secret.text()}
+        if kind == "webhook":
+            body["url"] = self.url.text().strip()
+        if kind == "smtp":
+            body.update(
+                smtp_host=self.smtp_host.text().strip(),
+                smtp_port=self.smtp_port.value(),
+                smtp_security=self.smtp_security.currentText(),
+                smtp_username=self.smtp_username.text().strip(),
+                sender=self.sender_edit.text().strip(),
+                recipients=[r.strip() for r in self.recipients.text().split(",") if r.strip()],
+            )
+        return body
+
+    def add_channel(self) -> None:
+        client = self.client
+        if client is None:
+            return
+        body = self.channel_body()
+
+        def added(_result: object) -> None:
+            self.secret.clear()  # sent to the stack; never kept here
+            self.test_result.setText(f"Channel {body['name']!r} added.")
+            self._reload_channels()
+
+        self.runner.submit(
+            lambda _t: alerts_api.create_channel(client, body), on_done=added, on_error=self._refused
+        )
+
+    def _refused(self, exc: BaseException) -> None:
+        self.test_result.setText(str(exc))
+
+    def _selected(self) -> dict[str, Any] | None:
+        row = self.channel_table.currentRow()
+        return self.channels[row] if 0 <= row < len(self.channels) else None
+
+    def send_test(self) -> None:
+        client, chosen = self.client, self._selected()
+        if client is None or chosen is None:
+            self.test_result.setText("Choose a channel first.")
+            return
+        self.test_result.setText("Sending…")
+
+        def shown(result: dict[str, Any]) -> None:
+            self.test_result.setText("Sent." if result["ok"] else f"Not sent: {result['error']}")
+            self._reload_channels()
+
+        self.runner.submit(
+            lambda _t: alerts_api.send_test(client, int(chosen["id"])), on_done=shown, on_error=self._refused
+        )
+
+    def delete_channel(self) -> None:
+        client, chosen = self.client, self._selected()
+        if client is None or chosen is None:
+            return
+        self.runner.submit(
+            lambda _t: alerts_api.delete_channel(client, int(chosen["id"])),
+            on_done=lambda _r: self._reload_channels(),
+            on_error=self._refused,
+        )
+
+    # -- digests --------------------------------------------------------------------------------------
+    def folder(self) -> str:
+        return str(self.settings.value(FOLDER_KEY, "") or "")
+
+    def set_folder(self, folder: str) -> None:
+        self.settings.setValue(FOLDER_KEY, folder)
+        self.folder_label.setText(folder or "No folder chosen: digests are not made.")
+
+    def _choose_folder(self) -> None:
+        chosen = QFileDialog.getExistingDirectory(self, "Folder for digests", self.folder())
+        if chosen:
+            self.set_folder(chosen)
+            self.make_digests()
+
+    def make_digests(self) -> None:
+        client, folder, sites = self.client, self.folder(), list(self.sites)
+        if client is None or not folder:
+            return
+        now = self.clock()
+        made: list[tuple[str, str]] = []
+
+        def work(_t: object) -> list[Path]:
+            return digest.generate_due(client, Path(folder), sites, now, lambda t, m: made.append((t, m)))
+
+        def done(paths: list[Path]) -> None:
+            for title, message in made:  # on the GUI thread
+                self.notify(title, message)
+            if paths:
+                self.message.setText(f"{len(paths)} digest(s) saved in {folder}.")
+
+        self.runner.submit(work, on_done=done, on_error=self._error)
