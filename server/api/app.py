@@ -12,7 +12,6 @@ from pixel.server.api.deps import AppState, current_principal
 from pixel.server.api.meta import MetaDB
 from pixel.server.api.query.report_cache import ReportCache
 from pixel.server.api.query.runner import QueryRunner
-from pixel.server.api.routers import annotations as annotation_routes  # `annotations`: the __future__ name
 from pixel.server.api.routers import (
     alerts,
     auth,
@@ -30,6 +29,7 @@ from pixel.server.api.routers import (
     sql,
     users,
 )
+from pixel.server.api.routers import annotations as annotation_routes  # `annotations`: the __future__ name
 from pixel.server.api.security import LoginLimiter, Tokens, load_signing_key
 from pixel.server.settings import Settings
 from pixel.server.store import Store
