@@ -14,6 +14,7 @@ from pathlib import Path
 
 import docker
 
+from . import secret_files
 from .annotate import announce
 from .edge import edge_values, has_domain
 from .engine import EngineTarget
@@ -54,21 +55,21 @@ def open_stack(
             "Uninstall it first (keeping a backup) to change the topology."
         )
     topology = topology or found_topology or "compact"
-    merged = {**stored, **(values or {})}
+    merged, secrets_given = secret_files.split({**stored, **(values or {})})
     spec = build_spec(topology, project, edge=has_domain(merged))
     if has_domain(merged):
         merged = edge_values(merged)  # PIXEL_EDGE_CDN expanded into the CDN's ranges, each range checked
     for var in spec.variables:
         if var.secret and not merged.get(var.name):
             merged[var.name] = env.get(var.name) or secrets.token_urlsafe(24)
-    if topology == "standard" and not merged.get("GEOIPUPDATE_LICENSE_KEY"):
-        spec = without_profiles(spec)
-    else:
-        spec = without_profiles(spec, ("geoip",))
+    if "GEOIPUPDATE_ACCOUNT_ID" in merged:  # the earlier updater's setting: now the store process's own
+        legacy = merged.pop("GEOIPUPDATE_ACCOUNT_ID")
+        merged.setdefault("PIXEL_MAXMIND_ACCOUNT_ID", legacy)
+    spec = without_profiles(spec)
     public = {
         k: v for k, v in merged.items() if not any(var.name == k and var.secret for var in spec.variables)
     }
-    return Provisioner(client, spec.resolve(merged), target=target, settings=public)
+    return Provisioner(client, spec.resolve(merged), target=target, settings=public, secrets=secrets_given)
 
 
 def upgrade_to_image(
@@ -95,7 +96,12 @@ def upgrade_to_image(
         target=prov.target,
     )
     backup = prov.upgrade(
-        new.spec, backup_dir=backup_dir, source=source, settings=new.settings, progress=progress
+        new.spec,
+        backup_dir=backup_dir,
+        source=source,
+        settings=new.settings,
+        secrets=new.secrets or prov.secrets,
+        progress=progress,
     )
     announce(
         prov,

@@ -34,7 +34,8 @@ API_PORT = 8082
 DATA_DIR = "/data"
 CLICKHOUSE_IMAGE = "clickhouse/clickhouse-server"
 CLICKHOUSE_VERSION = "25.8"  # LTS line; pinned so an upgrade is always a deliberate spec change
-GEOIPUPDATE_IMAGE = "maxmindinc/geoipupdate:v7.1"
+# the MaxMind licence key: a file the provisioner writes into the data volume (secret_files.py), never a setting
+MAXMIND_LICENSE_KEY_FILE = f"{DATA_DIR}/secrets/maxmind-license-key"
 
 _PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
 
@@ -265,6 +266,20 @@ COMMON_VARIABLES: tuple[Variable, ...] = (
         "Where the DB-IP database is fetched from ({month}: YYYY-MM); a mirror's address, or the default",
     ),
     Variable(
+        "PIXEL_MAXMIND_ACCOUNT_ID",
+        "",
+        "MaxMind account id for GeoLite2 instead of DB-IP; the licence key is not a setting: the desktop "
+        "keeps it in the keyring and writes it to "
+        + MAXMIND_LICENSE_KEY_FILE
+        + " (hand installs: put it there, "
+        "mode 0400, owner 10001)",
+    ),
+    Variable(
+        "PIXEL_GEOIP_MAXMIND_URL",
+        "https://download.maxmind.com/geoip/databases/{edition}/download?suffix=tar.gz",
+        "Where GeoLite2 is fetched from ({edition}: GeoLite2-City); a mirror's address, or the default",
+    ),
+    Variable(
         "PIXEL_UNREGISTERED_SITES",
         "drop",
         "Events for sites not registered through the API: drop (counted, not stored) or keep",
@@ -277,10 +292,6 @@ STANDARD_VARIABLES: tuple[Variable, ...] = (
     Variable("CLICKHOUSE_VERSION", CLICKHOUSE_VERSION, "Tag of the clickhouse/clickhouse-server image"),
     Variable("CLICKHOUSE_PASSWORD", "", "Password of the 'pixel' ClickHouse user", secret=True),
     Variable("CLICKHOUSE_MEMORY", "2g", "Memory limit of the ClickHouse container"),
-    Variable(
-        "GEOIPUPDATE_ACCOUNT_ID", "", "MaxMind account for the optional GeoIP updater (profile 'geoip')"
-    ),
-    Variable("GEOIPUPDATE_LICENSE_KEY", "", "MaxMind licence key for the optional GeoIP updater"),
 )
 
 
@@ -297,6 +308,9 @@ def _pixel_env(extra: tuple[tuple[str, str], ...] = ()) -> tuple[tuple[str, str]
         ("PIXEL_RETENTION_DAYS", "${PIXEL_RETENTION_DAYS}"),
         ("PIXEL_UNREGISTERED_SITES", "${PIXEL_UNREGISTERED_SITES}"),
         ("PIXEL_GEOIP_DBIP_URL", "${PIXEL_GEOIP_DBIP_URL}"),
+        ("PIXEL_GEOIP_MAXMIND_URL", "${PIXEL_GEOIP_MAXMIND_URL}"),
+        ("PIXEL_MAXMIND_ACCOUNT_ID", "${PIXEL_MAXMIND_ACCOUNT_ID}"),
+        ("PIXEL_MAXMIND_LICENSE_KEY_FILE", MAXMIND_LICENSE_KEY_FILE),
         ("PIXEL_WORKERS", "${PIXEL_WORKERS}"),
         *extra,
     )
@@ -337,8 +351,10 @@ def compact(project: str = "pixel") -> StackSpec:
 
 
 def standard(project: str = "pixel", geoip: bool = True) -> StackSpec:
-    """Collector, shipper + API, and ClickHouse; optionally MaxMind's GeoIP updater (compose profile
-    `geoip`). Collector and shipper share the `data` volume: the spool is their hand-over."""
+    """Collector, shipper + API, and ClickHouse. Collector and shipper share the `data` volume: the spool is
+    their hand-over. The shipper fetches the GeoIP database itself (DB-IP, or MaxMind with an account and
+    the key file). `geoip`: the `geoip` volume that MaxMind's own updater container filled in earlier
+    versions stays declared and mounted, so a stack installed then can be upgraded (its volumes unchanged)."""
     clickhouse = Service(
         name="clickhouse",
         image=f"{CLICKHOUSE_IMAGE}:${{CLICKHOUSE_VERSION}}",
@@ -395,21 +411,6 @@ def standard(project: str = "pixel", geoip: bool = True) -> StackSpec:
     services: list[Service] = [clickhouse, collector, shipper]
     volumes = ["clickhouse", "data"]
     if geoip:
-        services.append(
-            Service(
-                name="geoipupdate",
-                image=GEOIPUPDATE_IMAGE,
-                environment=(
-                    ("GEOIPUPDATE_ACCOUNT_ID", "${GEOIPUPDATE_ACCOUNT_ID}"),
-                    ("GEOIPUPDATE_LICENSE_KEY", "${GEOIPUPDATE_LICENSE_KEY}"),
-                    ("GEOIPUPDATE_EDITION_IDS", "GeoLite2-City"),
-                    ("GEOIPUPDATE_FREQUENCY", "72"),
-                ),
-                mounts=(Mount("geoip", "/usr/share/GeoIP"),),
-                mem_limit="128m",
-                profiles=("geoip",),
-            )
-        )
         volumes.append("geoip")
     return StackSpec(
         project, "standard", tuple(services), tuple(volumes), COMMON_VARIABLES + STANDARD_VARIABLES

@@ -4,7 +4,9 @@ With `PIXEL_GEOIP_AUTO_UPDATE` set (the Docker stacks set `auto`), a thread of t
 `pixel ship`) runs `GeoipRefresher`:
 
 - no database in place: it fetches one at once (DB-IP City Lite without an account; MaxMind GeoLite2 with
-  `PIXEL_MAXMIND_ACCOUNT_ID` and a licence key, `geoip_update.credentials`), and tries again every
+  `PIXEL_MAXMIND_ACCOUNT_ID` and a licence key, `geoip_update.credentials`; in `auto` a key file that is
+  named but does not exist means no key: the stacks always name `PIXEL_MAXMIND_LICENSE_KEY_FILE`, and the
+  provisioner writes the file only when the owner gave a key), and tries again every
   `MISSING_RETRY_SECONDS` while that fails;
 - a database in place: it fetches again when it is due — DB-IP's built in an earlier month than today (DB-IP
   publishes monthly), MaxMind's older than `MAXMIND_MAX_AGE_DAYS` — at most once per `geoip_check_interval`.
@@ -123,6 +125,9 @@ class GeoipRefresher:
         mode = self.settings.geoip_auto_update
         if mode != "auto":
             return mode
+        key_file = os.environ.get("PIXEL_MAXMIND_LICENSE_KEY_FILE", "")
+        if key_file and not os.environ.get("PIXEL_MAXMIND_LICENSE_KEY") and not os.path.lexists(key_file):
+            return "dbip"  # the stacks name the file always; it exists only when the owner gave a key
         try:
             account_id, key = credentials()
         except GeoipUpdateError:

@@ -171,7 +171,8 @@ def fetch(
     """Download, check and install the database (see the module docstring). `base_url` replaces the scheme and
     host of the default URLs (tests, mirrors); else `settings.geoip_dbip_url` / `settings.geoip_maxmind_url`.
     With `only_if_newer`, a download not built after the database in place leaves that one in place."""
-    account_id, license_key = credentials(account_id, license_key)
+    if source != "dbip":  # DB-IP needs no account: a key file named but absent is no error then
+        account_id, license_key = credentials(account_id, license_key)
     if source == "auto":
         source = "maxmind" if account_id and license_key else "dbip"
     if source == "maxmind" and not (account_id and license_key):

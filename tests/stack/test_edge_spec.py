@@ -54,7 +54,7 @@ def test_compact_behind_the_edge():
 
 def test_standard_behind_the_edge_proxies_to_the_collector():
     spec = build_spec("standard", edge=True).resolve({**DOMAIN, "CLICKHOUSE_PASSWORD": "pw"})
-    assert [s.name for s in spec.services] == ["clickhouse", "collector", "shipper", "geoipupdate", "edge"]
+    assert [s.name for s in spec.services] == ["clickhouse", "collector", "shipper", "edge"]
     assert spec.service("collector").ports == ()
     assert [(p.container, p.host_ip) for p in spec.service("shipper").ports] == [(8082, "127.0.0.1")]
     assert "reverse_proxy @tracking collector:8081 {" in spec.service("edge").env["PIXEL_EDGE_CADDYFILE"]

@@ -67,7 +67,7 @@ def test_standard_topology_orders_clickhouse_first_and_needs_a_password():
     with pytest.raises(SpecError, match="CLICKHOUSE_PASSWORD must be set"):
         standard().resolve()
     spec = standard().resolve({"CLICKHOUSE_PASSWORD": "s3cret"})
-    assert [s.name for s in spec.start_order()] == ["clickhouse", "collector", "geoipupdate", "shipper"]
+    assert [s.name for s in spec.start_order()] == ["clickhouse", "collector", "shipper"]
     ch = spec.service("clickhouse")
     assert ch.image == "clickhouse/clickhouse-server:25.8"
     assert ch.env["CLICKHOUSE_PASSWORD"] == "s3cret"
@@ -130,7 +130,7 @@ def test_compose_file_content():
     assert full["services"]["shipper"]["environment"]["PIXEL_CLICKHOUSE_PASSWORD"] == (
         "${CLICKHOUSE_PASSWORD:?set CLICKHOUSE_PASSWORD in .env}"
     )
-    assert full["services"]["geoipupdate"]["profiles"] == ["geoip"]
+    assert "geoipupdate" not in full["services"]  # the shipper fetches GeoIP itself; the key is a file
     assert full["services"]["clickhouse"]["ulimits"] == {"nofile": 262144}
     assert sorted(full["volumes"]) == ["clickhouse", "data", "geoip"]
 

@@ -153,6 +153,7 @@ class Backups(Lifecycle):
         source: images.ImageSource | None = None,
         health_timeout: float | None = None,
         settings: dict[str, str] | None = None,
+        secrets: dict[str, str] | None = None,
         progress: ProgressCallback = ignore,
     ) -> Path:
         """Back up, then replace the containers with those of `new_spec` (usually a new image).
@@ -175,11 +176,14 @@ class Backups(Lifecycle):
         new = type(self)(
             self.client, new_spec, target=self.target,
             health_timeout=health_timeout or self.health_timeout, settings=settings or self.settings,
+            secrets=self.secrets if secrets is None else secrets,
         )  # fmt: skip
+        delivered: list[str] = []
         try:
             for svc in new_spec.start_order():
                 progress(Progress("upgrade", None, f"starting new {svc.name}"))
                 new._ensure_container(svc, [], InstallResult(), progress)
+                new._deliver_secrets(svc, new.container(svc.name), delivered)  # type: ignore[arg-type]
                 new._start(new.container(svc.name))  # type: ignore[arg-type]
                 new.wait_healthy(svc.name, progress=progress)
         except (StackError, APIError) as exc:

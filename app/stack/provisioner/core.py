@@ -3,7 +3,7 @@ backup) works on: its containers found by label and name, starting one, waiting 
 the engine errors a person can act on.
 
 No state besides the engine: the object holds the connection, the resolved spec, where the engine is and
-the non-secret settings; what a call reports while it runs goes to the `progress` callback given to that
+the non-secret settings (and the file secrets install and upgrade write, never kept anywhere else); what a call reports while it runs goes to the `progress` callback given to that
 call, never to the object (two calls on one provisioner, on two threads, report to their own callbacks).
 """
 
@@ -70,9 +70,11 @@ class StackObjects:
         target: EngineTarget | None = None,
         health_timeout: float = 180.0,
         settings: dict[str, str] | None = None,
+        secrets: dict[str, str] | None = None,
     ) -> None:
         self.client = client
         self.settings = dict(settings or {})  # non-secret values the spec was resolved with, kept in a label
+        self.secrets = dict(secrets or {})  # file secrets written into the data volume (secret_files.py)
         self.spec = spec
         self.target = target or EngineTarget()
         self.health_timeout = health_timeout

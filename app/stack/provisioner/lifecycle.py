@@ -18,14 +18,23 @@ import docker
 from docker.errors import APIError, NotFound
 from docker.models.containers import Container
 
-from .. import edge_image
+from .. import edge_image, secret_files
 from .. import image as images
 from ..errors import StackError
 from ..progress import Progress, ProgressCallback, ignore
-from ..spec import LABEL_CONFIG_HASH, LABEL_SETTINGS, LABEL_STACK, Service, config_hash
+from ..spec import (
+    DATA_DIR,
+    LABEL_CONFIG_HASH,
+    LABEL_SERVICE,
+    LABEL_SETTINGS,
+    LABEL_STACK,
+    Service,
+    config_hash,
+)
 from .checks import Checks
 from .core import api_error, container_name, exec_output
 
+RETIRED_SERVICES = ("geoipupdate",)
 _NS = 1_000_000_000  # the engine takes healthcheck durations in nanoseconds
 
 
@@ -51,6 +60,7 @@ class Lifecycle(Checks):
         source = source or images.ImageSource("pull")
         result = InstallResult()
         created: list[tuple[str, str]] = []  # (kind, name) in creation order, for rollback
+        delivered: list[str] = []
         try:
             for problem in [f for f in self._check_ports() if not f.ok]:
                 raise StackError(problem.message, problem.action, code=problem.code)
@@ -61,10 +71,12 @@ class Lifecycle(Checks):
                 if svc.name == edge_image.SERVICE and edge_image.ensure(self.client, svc.image, progress):
                     result.changed.append(f"image {svc.image}")
             fresh_data = self._ensure_network_and_volumes(created, result)
+            result.changed.extend(self._retire_legacy())
             order = self.spec.start_order()
             for n, svc in enumerate(order):
                 progress(Progress("start", n / len(order), f"starting {svc.name}"))
                 container = self._ensure_container(svc, created, result, progress)
+                self._deliver_secrets(svc, container, delivered)
                 self._start(container)
                 self.wait_healthy(svc.name, progress=progress)
             progress(Progress("start", 1.0, "all services healthy"))
@@ -76,6 +88,28 @@ class Lifecycle(Checks):
                 raise api_error(exc, "Installing the stack failed") from None
             raise
         return result
+
+    def _retire_legacy(self) -> list[str]:
+        """Remove containers of services earlier versions had and this one has not (MaxMind's updater
+        carried the licence key in its environment); their volumes stay."""
+        removed = []
+        for c in self.containers():
+            service = c.labels.get(LABEL_SERVICE, "")
+            if service in RETIRED_SERVICES and service not in {s.name for s in self.spec.services}:
+                c.remove(force=True)
+                removed.append(f"removed container {container_name(c)}")
+        return removed
+
+    def _deliver_secrets(self, svc: Service, container: Container, delivered: list[str]) -> None:
+        """Write the file secrets into the data volume through the first container mounting it, before it
+        starts (again on every install: a changed key replaces the file)."""
+        if (
+            self.secrets
+            and not delivered
+            and any(m.target == DATA_DIR and not m.read_only for m in svc.mounts)
+        ):
+            secret_files.deliver(container, self.secrets)
+            delivered.append(svc.name)
 
     def _ensure_network_and_volumes(self, created: list[tuple[str, str]], result: InstallResult) -> bool:
         labels = self.spec.stack_labels()
