@@ -86,7 +86,8 @@ EDGE_VARIABLES: tuple[Variable, ...] = (
     Variable(
         "PIXEL_CDN_GEO_HEADERS",
         "0",
-        "1: use the country header of the CDN named in PIXEL_EDGE_CDN (the edge removes it from anyone else)",
+        "1: use the country header of the CDN named in PIXEL_EDGE_CDN (the edge removes it from anyone else); "
+        "with a CDN named the default is 1, 0 turns it off",
     ),
 )
 
@@ -284,4 +285,8 @@ def edge_values(values: Mapping[str, str]) -> dict[str, str]:
         ranges.append(str(net))
     if ranges or "PIXEL_EDGE_TRUSTED_PROXIES" in out:
         out["PIXEL_EDGE_TRUSTED_PROXIES"] = ",".join(dict.fromkeys(ranges))
+    if cdn and not out.get("PIXEL_CDN_GEO_HEADERS", "").strip():
+        out["PIXEL_CDN_GEO_HEADERS"] = (
+            "1"  # a named CDN's country header by default; the owner's 0 turns it off
+        )
     return out
