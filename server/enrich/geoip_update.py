@@ -171,7 +171,10 @@ def fetch(
     """Download, check and install the database (see the module docstring). `base_url` replaces the scheme and
     host of the default URLs (tests, mirrors); else `settings.geoip_dbip_url` / `settings.geoip_maxmind_url`.
     With `only_if_newer`, a download not built after the database in place leaves that one in place."""
-    if source != "dbip":  # DB-IP needs no account: a key file named but absent is no error then
+    # DB-IP needs no account: a key file named but absent is no error then
+    if source == "dbip":
+        account_id, license_key = account_id or "", license_key or ""
+    else:
         account_id, license_key = credentials(account_id, license_key)
     if source == "auto":
         source = "maxmind" if account_id and license_key else "dbip"
