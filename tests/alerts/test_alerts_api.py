@@ -278,5 +278,18 @@ def test_check_sends_only_the_drop_signed(env: Env) -> None:
         assert sent["site"] == "dropped.example" and sent["kind"] == "drop"
         assert sent["subject"] == "traffic drop on dropped.example"
         assert len(slack.posts) == 1 and slack.posts[0]["text"].startswith("dropped.example: traffic drop, ")
+        # The same drop at the next check: not sent again.
+        again = env.client.post("/api/alerts/check", headers=env.admin).json()
+        assert again["deliveries"] == [] and len(hook.accepted) == 1
+        assert {v["site"]: v["kind"] for v in again["verdicts"]}["dropped.example"] == "drop"
         for i in ids:
             env.client.delete(f"/api/alerts/channels/{i}", headers=env.admin)
+
+
+def test_an_alert_is_sent_once_until_traffic_is_normal_again(env: Env) -> None:
+    from pixel.server.api.routers.alerts import _newly_alerting
+
+    state = env.client.app.state.pixel  # type: ignore[attr-defined]
+    kinds = ["drop", "drop", "unknown", "drop", "normal", "drop", "spike", "spike", "normal", "normal"]
+    sent = [_newly_alerting(state, 999, kind, NOW.timestamp()) for kind in kinds]
+    assert sent == [True, False, False, False, False, True, True, False, False, False]

@@ -7,7 +7,9 @@
 - `GET /api/sites/{id}/alerts/traffic`: the verdict on the site's last hours against the same hours of the
   previous weeks (`server/alerts/detect.py`).
 - `POST /api/alerts/check` (admins): judges every site and sends each alerting verdict to every enabled
-  channel; answers the verdicts and the deliveries.
+  channel; answers the verdicts and the deliveries. An alert is sent once: while a site stays in the same
+  alert (a drop over several checks) nothing more is sent; a "normal" verdict ends it, so the next drop is
+  sent again (`auto_state` key `alert:<site id>`).
 - Time comes from the app's clock (the report cache's `now()`), so tests pin it.
 """
 
@@ -77,11 +79,12 @@ def traffic(site_id: PathId, principal: Auth, state: State) -> dict[str, Any]:
 @router.post("/alerts/check")
 def check(principal: Admin, state: State) -> dict[str, Any]:
     now = state.report_cache.now()
-    verdicts = [detect.check_site(state.runner, s["domain"], s["timezone"], now) for s in state.meta.sites()]
+    sites = state.meta.sites()
+    verdicts = [detect.check_site(state.runner, s["domain"], s["timezone"], now) for s in sites]
     deliveries: list[dict[str, Any]] = []
     rows = [r for r in config.rows(state.meta) if r["enabled"]]
-    for verdict in verdicts:
-        if not verdict.alerting:
+    for site, verdict in zip(sites, verdicts, strict=True):
+        if not _newly_alerting(state, int(site["id"]), verdict.kind, now.timestamp()):
             continue
         alert = {**verdict.as_dict(), "subject": f"traffic {verdict.kind} on {verdict.site}"}
         for r in rows:
@@ -91,3 +94,22 @@ def check(principal: Admin, state: State) -> dict[str, Any]:
                 {"channel": r["id"], "site": verdict.site, "ok": result.ok, "error": result.error}
             )
     return {"verdicts": [v.as_dict() for v in verdicts], "deliveries": deliveries}
+
+
+def _newly_alerting(state: AppState, site_id: int, kind: str, now: float) -> bool:
+    """Whether `kind` starts a new alert for the site (and record it); "normal" ends the one in course."""
+    key = f"alert:{site_id}"
+    with state.meta.transaction() as conn:
+        row = conn.execute("SELECT value FROM auto_state WHERE key = ?", (key,)).fetchone()
+        current = row["value"] if row else None
+        if kind == "normal":
+            conn.execute("DELETE FROM auto_state WHERE key = ?", (key,))
+            return False
+        if kind not in ("drop", "spike") or current == kind:
+            return False
+        conn.execute(
+            "INSERT INTO auto_state (key, value, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            (key, kind, now),
+        )
+        return True
