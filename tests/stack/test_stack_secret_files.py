@@ -18,13 +18,13 @@ from pathlib import Path
 
 import docker
 import pytest
-from stack_helpers import compact_test_values, unique_project
+from stack_helpers import BUSYBOX, busybox_spec, busybox_web, compact_test_values, unique_project
 
 from pixel.app.stack import compose, secret_files
 from pixel.app.stack.errors import StackError
 from pixel.app.stack.manage import open_stack, upgrade_to_image
 from pixel.app.stack.provisioner import Provisioner
-from pixel.app.stack.spec import DATA_DIR, MAXMIND_LICENSE_KEY_FILE, compact, standard
+from pixel.app.stack.spec import DATA_DIR, LABEL_SERVICE, MAXMIND_LICENSE_KEY_FILE, compact, standard
 from pixel.server.enrich.geo_refresh import GeoipRefresher
 from pixel.server.settings import Settings
 
@@ -307,3 +307,41 @@ def test_install_without_a_key_works_and_invents_none(docker_client, pixel_image
         assert not [e for e in env if e.startswith("PIXEL_MAXMIND_LICENSE_KEY=")]
     finally:
         mirror.remove()
+
+
+def test_install_retires_the_old_updater_container_and_delivers_to_the_first_data_mount(
+    docker_client, cleanup
+) -> None:
+    """A stack from an earlier version still has MaxMind's updater container, its Env holding the key: the
+    next install removes it (its volume stays). The key goes in through the container mounting the data
+    volume, before it starts (a busybox stack: quick, and root inside reads the file's owner and mode)."""
+    project = unique_project("pxsec")
+    spec = busybox_spec(project, busybox_web())
+    prov = Provisioner(docker_client, spec, secrets={"PIXEL_MAXMIND_LICENSE_KEY": KEY})
+    cleanup.append(prov)
+    old = docker_client.containers.create(
+        BUSYBOX,
+        ["sleep", "3600"],
+        name=f"{project}-geoipupdate-1",
+        labels={**spec.stack_labels(), LABEL_SERVICE: "geoipupdate"},
+        environment={"GEOIPUPDATE_LICENSE_KEY": KEY},
+    )
+    result = prov.install()
+    assert f"removed container {project}-geoipupdate-1" in result.changed
+    assert old.id not in [c.id for c in prov.containers()]
+    for c in prov.containers():
+        assert KEY not in json.dumps(c.attrs), c.name
+    web = prov.container("web")
+    assert web is not None
+    out = web.exec_run(
+        ["stat", "-c", "%a %u %g %n", "/data/secrets", MAXMIND_LICENSE_KEY_FILE]
+    ).output.decode()
+    assert out.split("\n")[:2] == [
+        "700 10001 10001 /data/secrets",
+        f"400 10001 10001 {MAXMIND_LICENSE_KEY_FILE}",
+    ]
+    assert web.exec_run(["cat", MAXMIND_LICENSE_KEY_FILE]).output.decode() == KEY + "\n"
+    # a second install changes no container and writes the same key again
+    assert (
+        Provisioner(docker_client, spec, secrets={"PIXEL_MAXMIND_LICENSE_KEY": KEY}).install().changed == []
+    )
