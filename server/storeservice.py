@@ -37,6 +37,12 @@ from pixel.server.store import Store, StoreError, open_store
 log = logging.getLogger(__name__)
 
 
+def _alert_sender(api: Any) -> Any:
+    from pixel.server.alerts.sender import AlertSender
+
+    return AlertSender(api.state.pixel.meta, api.state.pixel.runner)
+
+
 class StoreService:
     def __init__(
         self, settings: Settings, store: Store | None = None, clock: Callable[[], float] = time.time
@@ -56,6 +62,7 @@ class StoreService:
         self._retention_thread: threading.Thread | None = None
         self.api = self._load_api()
         self.annotator = self._load_annotator()
+        self.alerts = None if self.api is None else _alert_sender(self.api)  # server/alerts/sender.py
         if self.annotator is not None:
             self.geoip.on_installed = self.annotator.wake
 
@@ -94,8 +101,12 @@ class StoreService:
             threading.Thread(
                 target=self.annotator.run, args=(self.clock,), name="auto-annotations", daemon=True
             ).start()
+        if self.alerts is not None:
+            threading.Thread(target=self.alerts.run, args=(self.clock,), name="alerts", daemon=True).start()
 
     def stop(self) -> None:
+        if self.alerts is not None:
+            self.alerts.stop()
         self.shipper.stop()
         self.retention.stop()
         self.geoip.stop()

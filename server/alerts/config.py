@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlparse
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from pixel.server.alerts.channels import Channel
-from pixel.server.api.meta import MetaDB
+
+if TYPE_CHECKING:  # the API's package imports this module's router: no import of it at run time
+    from pixel.server.api.meta import MetaDB
 
 ADDRESS = re.compile(r"^[^\s@<>,;\"]+@[^\s@<>,;\"]+$")
 

@@ -21,11 +21,16 @@ import statistics
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from pixel.server.api.query.periods import ch_datetime
-from pixel.server.api.query.runner import QueryRunner
+if TYPE_CHECKING:  # the API's package imports this module's router: no import of it at run time
+    from pixel.server.api.query.runner import QueryRunner
+
+
+def ch_datetime(moment: datetime) -> str:
+    """`moment` in UTC as a ClickHouse DateTime64(3) parameter value (as `server/api/query/periods.py`)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,8 @@ pattern, and `POST /api/alerts/check` delivering only the drop, signed, to a loc
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -14,6 +16,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from pixel.server.alerts.sender import AlertSender, newly_alerting
 from pixel.server.api import create_app
 from pixel.server.api.app import open_meta
 from pixel.server.api.metaschema import MIGRATIONS
@@ -287,9 +290,32 @@ def test_check_sends_only_the_drop_signed(env: Env) -> None:
 
 
 def test_an_alert_is_sent_once_until_traffic_is_normal_again(env: Env) -> None:
-    from pixel.server.api.routers.alerts import _newly_alerting
-
     state = env.client.app.state.pixel  # type: ignore[attr-defined]
     kinds = ["drop", "drop", "unknown", "drop", "normal", "drop", "spike", "spike", "normal", "normal"]
-    sent = [_newly_alerting(state, 999, kind, NOW.timestamp()) for kind in kinds]
+    sent = [newly_alerting(state.meta, 999, kind, NOW.timestamp()) for kind in kinds]
     assert sent == [True, False, False, False, False, True, True, False, False, False]
+
+
+def test_store_process_round_sends_on_its_own(env: Env) -> None:
+    """The loop the store process runs: one round at the pinned time, then it stops on request."""
+    state = env.client.app.state.pixel  # type: ignore[attr-defined]
+    with state.meta.transaction() as conn:
+        conn.execute("DELETE FROM auto_state WHERE key LIKE 'alert:%'")
+    with webhook_receiver(SECRET, NOW.timestamp()) as hook:
+        channel = env.client.post(
+            "/api/alerts/channels",
+            headers=env.admin,
+            json={"kind": "webhook", "name": "ops", "url": hook.url, "secret": SECRET},
+        ).json()["id"]
+        loop = AlertSender(state.meta, state.runner, interval=3600)
+        thread = threading.Thread(target=loop.run, args=(NOW.timestamp,), daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 60
+        while not hook.accepted and time.monotonic() < deadline:
+            time.sleep(0.05)
+        loop.stop()
+        thread.join(timeout=10)
+        assert not thread.is_alive()
+        assert [a["json"]["site"] for a in hook.accepted] == ["dropped.example"]
+        assert hook.accepted[0]["headers"]["X-Pixel-Timestamp"] == str(int(NOW.timestamp()))
+        env.client.delete(f"/api/alerts/channels/{channel}", headers=env.admin)

@@ -9,7 +9,7 @@
 - `POST /api/alerts/check` (admins): judges every site and sends each alerting verdict to every enabled
   channel; answers the verdicts and the deliveries. An alert is sent once: while a site stays in the same
   alert (a drop over several checks) nothing more is sent; a "normal" verdict ends it, so the next drop is
-  sent again (`auto_state` key `alert:<site id>`).
+  sent again (`server/alerts/sender.py`, which the store process also runs on its own).
 - Time comes from the app's clock (the report cache's `now()`), so tests pin it.
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
-from pixel.server.alerts import channels, config, detect
+from pixel.server.alerts import channels, config, detect, sender
 from pixel.server.alerts.config import ChannelIn, ChannelOut
 from pixel.server.api.deps import Admin, AppState, Auth, PathId, State, site_for
 from pixel.server.api.errors import not_found
@@ -78,38 +78,4 @@ def traffic(site_id: PathId, principal: Auth, state: State) -> dict[str, Any]:
 
 @router.post("/alerts/check")
 def check(principal: Admin, state: State) -> dict[str, Any]:
-    now = state.report_cache.now()
-    sites = state.meta.sites()
-    verdicts = [detect.check_site(state.runner, s["domain"], s["timezone"], now) for s in sites]
-    deliveries: list[dict[str, Any]] = []
-    rows = [r for r in config.rows(state.meta) if r["enabled"]]
-    for site, verdict in zip(sites, verdicts, strict=True):
-        if not _newly_alerting(state, int(site["id"]), verdict.kind, now.timestamp()):
-            continue
-        alert = {**verdict.as_dict(), "subject": f"traffic {verdict.kind} on {verdict.site}"}
-        for r in rows:
-            result = channels.send(config.channel(r), alert, now.timestamp())
-            config.record(state.meta, r["id"], now.timestamp(), result.error)
-            deliveries.append(
-                {"channel": r["id"], "site": verdict.site, "ok": result.ok, "error": result.error}
-            )
-    return {"verdicts": [v.as_dict() for v in verdicts], "deliveries": deliveries}
-
-
-def _newly_alerting(state: AppState, site_id: int, kind: str, now: float) -> bool:
-    """Whether `kind` starts a new alert for the site (and record it); "normal" ends the one in course."""
-    key = f"alert:{site_id}"
-    with state.meta.transaction() as conn:
-        row = conn.execute("SELECT value FROM auto_state WHERE key = ?", (key,)).fetchone()
-        current = row["value"] if row else None
-        if kind == "normal":
-            conn.execute("DELETE FROM auto_state WHERE key = ?", (key,))
-            return False
-        if kind not in ("drop", "spike") or current == kind:
-            return False
-        conn.execute(
-            "INSERT INTO auto_state (key, value, updated_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-            (key, kind, now),
-        )
-        return True
+    return sender.check_and_send(state.meta, state.runner, state.report_cache.now())
