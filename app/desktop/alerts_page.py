@@ -14,6 +14,7 @@ The contract:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -304,7 +305,10 @@ class AlertsPage(QWidget):
 
     # -- digests --------------------------------------------------------------------------------------
     def folder(self) -> str:
-        return str(self.settings.value(FOLDER_KEY, "") or "")
+        """The digests' folder; a `~` (as an owner may type or a setting may hold) is the home folder, never a
+        folder named `~` under whatever the working directory is."""
+        value = str(self.settings.value(FOLDER_KEY, "") or "")
+        return os.path.expanduser(value) if value else ""
 
     def set_folder(self, folder: str) -> None:
         self.settings.setValue(FOLDER_KEY, folder)

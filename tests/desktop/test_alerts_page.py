@@ -42,7 +42,7 @@ def test_planted_drop_notifies_once(qtbot: Any) -> None:
     assert notes == [("Pixel: traffic drop on shop.example", drop["message"])]
 
 
-def test_alerts_page_live(qtbot: Any, live_api: LiveApi, tmp_path: Path) -> None:
+def test_alerts_page_live(qtbot: Any, live_api: LiveApi, tmp_path: Path, monkeypatch: Any) -> None:
     notes: list[tuple[str, str]] = []
     page = _page(qtbot, notes, datetime.now(UTC))  # the demo traffic is laid out around the real date
     page.set_folder(str(tmp_path / "digests"))
@@ -92,7 +92,11 @@ def test_alerts_page_live(qtbot: Any, live_api: LiveApi, tmp_path: Path) -> None
         qtbot.waitUntil(
             lambda: page.channel_table.item(1, 4).text().startswith("the receiver refused"), timeout=20_000
         )
+        monkeypatch.setenv(
+            "HOME", str(tmp_path / "home")
+        )  # the folder the screenshot shows, under the test's home
         page.set_folder("~/Documents/Pixel digests")
+        assert page.folder() == str(tmp_path / "home" / "Documents" / "Pixel digests")
         page.message.clear()
         page.resize(1100, 1000)
         save_screenshot(page, "alerts-page")

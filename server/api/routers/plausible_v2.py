@@ -61,7 +61,7 @@ async def query(
     state: State,
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> JSONResponse:
-    """A Plausible Stats API v2 query (https://plausible.io/docs/stats-api)."""
+    """A Plausible Stats API v2 query, in the schema of Plausible's Stats API documentation."""
     try:
         principal = _principal_for(request, state, creds)
     except ApiError as exc:
