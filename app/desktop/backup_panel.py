@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from pixel.app.desktop.status_colours import status_style
 from pixel.app.desktop.workers import Runner, Task
 from pixel.app.errors import AppError
 from pixel.app.profiles import Profile, ProfileStore
@@ -47,7 +48,6 @@ from pixel.app.stack.backup_schedule import (
 if TYPE_CHECKING:
     from pixel.app.stack.provisioner import Provisioner
 
-RED = "color:#b91c1c"
 EVERY = (("Off", ""), ("Daily", "daily"), ("Weekly", "weekly"))
 
 
@@ -96,7 +96,6 @@ class BackupPanel(QGroupBox):
         self.last = QLabel("No schedule: choose a folder and how often.")
         self.error = QLabel("")
         self.error.setWordWrap(True)
-        self.error.setStyleSheet(RED)
         self.error.hide()
         self.list = QListWidget()
         self.list.setMaximumHeight(110)
@@ -227,6 +226,7 @@ class BackupPanel(QGroupBox):
             self.error.hide()
 
     def _show_error(self, text: str) -> None:
+        self.error.setStyleSheet(status_style("bad", self.error))  # for the palette of the moment
         self.error.setText(text)
         self.error.show()
 

@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
+from pixel.app.desktop.status_colours import Kind, status_style
 from pixel.app.desktop.workers import Runner, Task
 from pixel.app.stack.acme_errors import CertificateProgress, certificate_progress
 from pixel.app.stack.errors import StackError
@@ -44,7 +45,10 @@ from pixel.app.stack.public_address import DnsCheck, Resolver, check_dns, system
 if TYPE_CHECKING:
     from pixel.app.desktop.wizard import SetupWizard
 
-GREEN, RED, AMBER = "color:#15803d", "color:#b91c1c", "color:#b45309"
+# Status kinds of status_colours: the text colour is picked for the widget's palette when it is shown.
+GREEN: Kind = "good"
+RED: Kind = "bad"
+AMBER: Kind = "warn"
 NEEDS_HTTPS = (
     "Real websites are served over HTTPS, and browsers block a tracker loaded over plain HTTP from them: "
     "Pixel needs a domain name pointing at this server to get a certificate. Without one, Pixel works "
@@ -158,8 +162,8 @@ class PublicAddressForm(QWidget):
         self._say(RED, f"The DNS check failed: {exc}")
         self.checked.emit()
 
-    def _say(self, style: str, text: str) -> None:
-        self.result.setStyleSheet(style)
+    def _say(self, kind: Kind, text: str) -> None:
+        self.result.setStyleSheet(status_style(kind, self.result))
         self.result.setText(text)
 
 
@@ -257,8 +261,8 @@ class CertificatePage(QWizardPage):
     def _show(self, progress: CertificateProgress) -> None:
         self._busy = False
         self.progress = progress
-        style = {"obtained": GREEN, "failed": RED}.get(progress.state, AMBER)
-        self.state.setStyleSheet(style + "; font-weight:bold")
+        kind = {"obtained": GREEN, "failed": RED}.get(progress.state, AMBER)
+        self.state.setStyleSheet(status_style(kind, self.state) + "; font-weight:bold")
         self.state.setText(progress.message)
         why = progress.explanation
         self.action.setText(f"What to do: {why.action}" if why is not None else "")

@@ -98,3 +98,23 @@ def test_stack_page_recolours_health_message_and_logs_when_the_theme_turns_dark(
         # the log view has no style sheet, so its background is the dark theme's
         assert page.log.styleSheet() == ""
         assert page.log.palette().color(QPalette.ColorRole.Base) == QColor("#111827")
+
+
+def test_public_address_and_backup_messages_follow_the_theme(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """The wizard's DNS answer and the backup panel's error take the colour of the palette shown at the time
+    (they were fixed light-theme colours: dark red on a dark window)."""
+    from pixel.app.desktop.backup_panel import BackupPanel
+    from pixel.app.desktop.public_address_page import AMBER, GREEN, RED, PublicAddressForm
+
+    form = PublicAddressForm(Runner(), lambda: "203.0.113.7")
+    panel = BackupPanel(Runner(), check_ms=3_600_000)
+    for widget in (form, panel):
+        qtbot.addWidget(widget)
+        widget.show()
+    with dark():
+        qtbot.wait(20)
+        for kind, name in ((RED, "bad"), (GREEN, "good"), (AMBER, "warn")):
+            form._say(kind, "checked")
+            assert form.result.styleSheet() == f"color:{DARK[name]}"
+        panel._show_error("the folder is gone")
+        assert panel.error.styleSheet() == f"color:{DARK['bad']}"
