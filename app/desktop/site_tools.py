@@ -9,6 +9,9 @@ site "Check installation" and the first-party proxy recipes with a Copy button.
   check and the last error; none yet is said plainly.
 - Sites: "Check installation" posts the page address to the API (the server fetches it) and lists each finding
   with its level (the messages are escaped: a page's text never becomes markup here); the recipes (`GET /api/sites/{id}/proxy-recipes`) show one configuration at a time, with Copy.
+- MaxMind: "MaxMind key…" keeps the key in the keyring (under the profile) and installs the stack again with
+  it (the key file, `maxmind_key.apply`); "Forget MaxMind key" removes the keyring entry and the file. A
+  re-install for a public address passes the kept key too.
 - "Public address…" opens the same form as the wizard (validation, DNS check against the server); Apply (only
   after a passing DNS check, and confirmed) re-installs the stack with `PIXEL_DOMAIN`, which adds the edge.
 The API calls run on workers with a client from `set_api`'s factory; errors are shown, never raised.
@@ -28,6 +31,7 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QGroupBox,
     QHBoxLayout,
+    QInputDialog,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
@@ -38,6 +42,8 @@ from PySide6.QtWidgets import (
 
 from pixel.app.desktop.public_address_page import GREEN, NEEDS_HTTPS, RED, PublicAddressForm
 from pixel.app.desktop.workers import Runner, Task
+from pixel.app.stack import maxmind_key
+from pixel.app.stack.errors import StackError
 from pixel.app.stack.public_address import CertificateStatus, certificate_status, read_edge_certificates
 
 if TYPE_CHECKING:
@@ -120,6 +126,9 @@ class PublicPanel(QWidget):
         # Hooks (tests drive them without modal dialogs): open the dialog; confirm the apply.
         self.confirm: Callable[[str], bool] = lambda _text: False
         self.applied: Callable[[str], None] = self._apply_domain
+        # the MaxMind account: (account id, key) asked for, or None when cancelled
+        self.profile_name = ""  # set by the window: the keyring entry of the profile shown
+        self.ask_maxmind: Callable[[], tuple[str, str] | None] = self._maxmind_dialog
 
         self.certificate = QLabel("Certificate: —")
         self.certificate.setWordWrap(True)
@@ -127,6 +136,13 @@ class PublicPanel(QWidget):
         self.address.clicked.connect(self.open_address)
         self.geoip = QLabel("GeoIP: —")
         self.geoip.setWordWrap(True)
+        self.maxmind_set = QPushButton("MaxMind key…")
+        self.maxmind_set.setToolTip("Use GeoLite2 with your MaxMind account (the key stays in your keyring)")
+        self.maxmind_set.clicked.connect(self.set_maxmind)
+        self.maxmind_forget = QPushButton("Forget MaxMind key")
+        self.maxmind_forget.clicked.connect(self.forget_maxmind)
+        self.maxmind_note = QLabel("")
+        self.maxmind_note.setWordWrap(True)
         top = QHBoxLayout()
         for title, label in (("HTTPS", self.certificate), ("GeoIP", self.geoip)):
             box = QGroupBox(title)
@@ -134,6 +150,13 @@ class PublicPanel(QWidget):
             inner.addWidget(label)
             if label is self.certificate:
                 inner.addWidget(self.address)
+            else:
+                row = QHBoxLayout()
+                row.addWidget(self.maxmind_set)
+                row.addWidget(self.maxmind_forget)
+                row.addStretch(1)
+                inner.addLayout(row)
+                inner.addWidget(self.maxmind_note)
             top.addWidget(box, 1)
 
         self.site = QComboBox()
@@ -287,6 +310,60 @@ class PublicPanel(QWidget):
         self.result.setStyleSheet(GREEN if data.get("ok") else RED)
         self.result.setText(f"<p><b>{head}</b></p>" + "".join(lines))
 
+    # ------------------------------------------------------------------ MaxMind key
+    def set_maxmind(self) -> Task | None:
+        """Ask for the account and key; keyring, then the stack installed again with the key file."""
+        prov, profile = self.provisioner, self.profile_name
+        if prov is None or not profile:
+            return None
+        answer = self.ask_maxmind()
+        if answer is None:
+            return None
+        try:
+            account, key = maxmind_key.check(*answer)
+        except StackError as exc:
+            self._maxmind_done(exc.problem, bad=True)
+            return None
+        self.maxmind_note.setText("Installing the MaxMind key…")
+
+        def work(_task: Task) -> str:
+            maxmind_key.apply(prov, profile, account, key)
+            return "MaxMind key kept in your keyring and given to the stack (GeoLite2 from the next refresh)."
+
+        return self.runner.submit(
+            work, on_done=self._maxmind_done, on_error=lambda e: self._maxmind_done(str(e), bad=True)
+        )
+
+    def forget_maxmind(self) -> Task | None:
+        """Remove the key from the keyring and its file from the stack's data volume (DB-IP again)."""
+        prov, profile = self.provisioner, self.profile_name
+        if prov is None or not profile:
+            return None
+        if not self.confirm("Forget the MaxMind key? The stack goes back to DB-IP's free database."):
+            return None
+
+        def work(_task: Task) -> str:
+            maxmind_key.forget(profile)
+            maxmind_key.remove_file(prov)
+            return "MaxMind key removed from your keyring and from the stack."
+
+        return self.runner.submit(
+            work, on_done=self._maxmind_done, on_error=lambda e: self._maxmind_done(str(e), bad=True)
+        )
+
+    def _maxmind_done(self, text: str, bad: bool = False) -> None:
+        self.maxmind_note.setText(text)
+        self.maxmind_note.setStyleSheet(RED if bad else GREEN)
+
+    def _maxmind_dialog(self) -> tuple[str, str] | None:
+        account, ok = QInputDialog.getText(self, "MaxMind account", "Account ID:")
+        if not ok:
+            return None
+        key, ok = QInputDialog.getText(
+            self, "MaxMind account", "Licence key (kept in your keyring only):", QLineEdit.EchoMode.Password
+        )
+        return (account, key) if ok else None
+
     # ------------------------------------------------------------------ public address
     def open_address(self) -> PublicAddressDialog | None:
         prov = self.provisioner
@@ -313,9 +390,8 @@ class PublicPanel(QWidget):
         def work(task: Task) -> Provisioner:
             from pixel.app.stack.manage import open_stack
 
-            new = open_stack(
-                prov.client, prov.spec.project, None, {"PIXEL_DOMAIN": domain}, target=prov.target
-            )
+            values = maxmind_key.with_stored_key(self.profile_name, {"PIXEL_DOMAIN": domain})
+            new = open_stack(prov.client, prov.spec.project, None, values, target=prov.target)
             new.install(progress=task.progress_callback)
             return new
 

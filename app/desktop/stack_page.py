@@ -111,6 +111,7 @@ class StackPage(QWidget):
         self._log_task: Task | None = None
         self.action_task: Task | None = None
         self.last_action: tuple[str, str] | None = None  # (action, "done" | error text)
+        self.profile_name = ""  # the profile shown: its MaxMind key (keyring) goes with an upgrade
         # Dialog hooks (tests drive them without modal dialogs).
         self.confirm: Callable[[str, str], bool] = self._confirm_dialog
         self.ask_path: Callable[[str, bool], str] = self._path_dialog
@@ -314,6 +315,7 @@ class StackPage(QWidget):
         if not self.confirm(action, CONFIRM[action].format(**detail)):
             return None
         delete = self.delete_data.isChecked()
+        profile = self.profile_name
         dialog = QProgressDialog(f"{action.capitalize()}…", "Cancel", 0, 100, self)
         dialog.setWindowTitle("Pixel")
         dialog.setWindowModality(Qt.WindowModality.WindowModal)
@@ -334,7 +336,10 @@ class StackPage(QWidget):
             elif action == "upgrade":
                 from pixel.app.stack.manage import upgrade_to_image
 
-                backup = upgrade_to_image(prov, detail["image"], backup_dir=_backup_dir(), progress=progress)
+                values = upgrade_values(profile)  # the keyring, off the GUI thread
+                backup = upgrade_to_image(
+                    prov, detail["image"], backup_dir=_backup_dir(), values=values, progress=progress
+                )
                 return str(backup)
             return "done"
 
@@ -440,6 +445,14 @@ class StackPage(QWidget):
         self.timer.stop()
         if self._log_task is not None:
             self._log_task.cancel()
+
+
+def upgrade_values(profile: str) -> dict[str, str]:
+    """What an upgrade from the app adds to the stack's stored settings: the profile's MaxMind key from the
+    keyring (written again as the stack's key file), if one is kept."""
+    from pixel.app.stack.maxmind_key import with_stored_key
+
+    return with_stored_key(profile)
 
 
 def _backup_dir() -> Path:

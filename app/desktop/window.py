@@ -226,6 +226,7 @@ class MainWindow(QMainWindow):
             return open_stack(connect(target), project, target=target)
 
         self.stack.backups.set_profile(self.store, profile, provisioner if profile.has_engine else None)
+        self.stack.profile_name = self.stack.public.profile_name = profile.name  # its MaxMind key (keyring)
         where = "the local Docker engine" if profile.engine in ("", "local") else profile.engine
         self._open_stack = (provisioner, f"{profile.name}: stack {profile.project!r} on {where}")
         self.stack.provisioner = None

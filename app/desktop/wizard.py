@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QTimer
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
+    QButtonGroup,
     QComboBox,
     QFormLayout,
     QHBoxLayout,
@@ -34,6 +35,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QRadioButton,
     QVBoxLayout,
     QWizard,
     QWizardPage,
@@ -41,9 +43,11 @@ from PySide6.QtWidgets import (
 
 from pixel.app.client import ApiClient
 from pixel.app.desktop.public_address_page import CertificatePage, PublicAddressPage
-from pixel.app.desktop.wizard_engine import CheckPage, WherePage
+from pixel.app.desktop.wizard_engine import CheckPage, WherePage, check_values
 from pixel.app.desktop.workers import Cancelled, Runner, Task
 from pixel.app.profiles import Profile, ProfileStore
+from pixel.app.secret_store import KeyringUnavailable
+from pixel.app.stack import maxmind_key
 from pixel.app.stack.errors import StackError
 from pixel.app.stack.onboarding import InstallOutcome, SiteNotCreated, domain_ok, install_site
 from pixel.app.stack.progress import Progress
@@ -67,12 +71,41 @@ class SitePage(QWizardPage):
 
         self.timezone.addItems(sorted(available_timezones()))
         self.timezone.setCurrentText("UTC")
+        # GeoIP: DB-IP's free database by default; a MaxMind account instead (the key goes to the keyring)
+        self.dbip = QRadioButton("DB-IP's free City Lite database (no account needed)")
+        self.maxmind = QRadioButton("I have a MaxMind account (GeoLite2)")
+        self.dbip.setChecked(True)
+        group = QButtonGroup(self)
+        group.addButton(self.dbip)
+        group.addButton(self.maxmind)
+        self.maxmind_account = QLineEdit()
+        self.maxmind_account.setPlaceholderText("account ID (digits)")
+        self.maxmind_key = QLineEdit()
+        self.maxmind_key.setEchoMode(QLineEdit.EchoMode.Password)
+        self.maxmind_key.setPlaceholderText("licence key (kept in your system keyring only)")
         form = QFormLayout(self)
         form.addRow("Domain", self.domain)
         form.addRow("Time zone for reports", self.timezone)
+        form.addRow("Countries and cities", self.dbip)
+        form.addRow("", self.maxmind)
+        form.addRow("MaxMind account ID", self.maxmind_account)
+        form.addRow("MaxMind licence key", self.maxmind_key)
         self.domain.textChanged.connect(self.completeChanged)
+        for w in (self.maxmind_account, self.maxmind_key):
+            w.textChanged.connect(self.completeChanged)
+        self.maxmind.toggled.connect(self._toggle_geoip)
+        self._toggle_geoip()
+
+    def _toggle_geoip(self) -> None:
+        for w in (self.maxmind_account, self.maxmind_key):
+            w.setEnabled(self.maxmind.isChecked())
+        self.completeChanged.emit()
 
     def isComplete(self) -> bool:
+        if self.maxmind.isChecked() and not maxmind_key.ok(
+            self.maxmind_account.text(), self.maxmind_key.text()
+        ):
+            return False
         return domain_ok(self.domain.text())
 
 
@@ -105,19 +138,42 @@ class InstallPage(QWizardPage):
         self.admin: Credentials | None = None  # made by an install whose site step failed: for the retry
         self.error = ""
 
+    def install_values(self) -> dict[str, str]:
+        """The settings the install is given: the wizard's, the public domain if its step passed (else the
+        edge's settings are left out, as for the checks: a skipped step never fails on "unknown setting"),
+        and with a MaxMind account its id and key (the key becomes a file in the data volume, never a
+        setting: `secret_files`)."""
+        values = dict(self.w.values)
+        public = self.w.public_domain()
+        if public:  # the edge gets the certificate; the snippet points at https://<public>/pixel.js
+            values["PIXEL_DOMAIN"] = public
+        values = check_values(values)
+        site = self.w.site
+        if site.maxmind.isChecked():
+            values = maxmind_key.install_values(values, site.maxmind_account.text(), site.maxmind_key.text())
+        return values
+
     def start(self) -> None:
         self.install.setEnabled(False)
         self.cancel.setEnabled(True)
         self.error = ""
         self.details.clear()
-        target, project, values = self.w.target(), self.w.project, dict(self.w.values)
-        public = self.w.public_domain()
-        if public:  # the edge gets the certificate; the snippet points at https://<public>/pixel.js
-            values["PIXEL_DOMAIN"] = public
+        try:
+            values = self.install_values()
+        except StackError as exc:
+            self._failed(exc)
+            return
+        target, project = self.w.target(), self.w.project
         domain, timezone = self.w.site.domain.text(), self.w.site.timezone.currentText()
         name, admin, tunnels = self.w.where.name.text().strip(), self.admin, self.w.tunnels
+        key = values.get(maxmind_key.KEY_SETTING, "")
 
         def work(task: Task) -> InstallOutcome:
+            if key:  # the keyring under the profile's name: upgrades from the app deliver it again
+                try:
+                    maxmind_key.remember(name or project, key)
+                except KeyringUnavailable as exc:
+                    task.progress_callback(Progress("keyring", None, f"MaxMind key not kept: {exc}"))
             outcome = install_site(
                 target,
                 project,
