@@ -1,6 +1,8 @@
 """Wiring saved segments and annotations into the dashboard page (dashboard.py makes one `SegmentsAndNotes` and
-calls its `load` on each refresh): the segments bar under the filter bar, a "Compare segments" tab, and the annotation markers on the
-overview's time series (right-click the chart to add a note).
+calls its `load` on each refresh): the segments bar under the filter bar, a "Compare segments" tab, and the annotation markers on
+every time series chart the page shows (the overview, the saved dashboards' line widgets, the compare chart, the
+performance and errors charts): one `AnnotationLayer` per chart, made by `annotate` the first time a chart is seen,
+all fed the same markers; a right-click on any of them adds a note on that day.
 
 Reads go through the page's report source (drawn from the cache first, offline too); writes (save a segment, add a
 note) go to the API on a worker thread and reload the list when done. A refusal or an unreachable host is shown in
@@ -13,13 +15,16 @@ from collections.abc import Callable
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QVBoxLayout
 
 from pixel.app.client import annotations as notes_api
 from pixel.app.client import segments as segments_api
+from pixel.app.client.annotations import Marker
 from pixel.app.client.api import ApiClient
 from pixel.app.client.source import Fetched
 from pixel.app.desktop.annotations import AnnotationLayer
+from pixel.app.desktop.charts import TimeSeriesChart
 from pixel.app.desktop.segments_bar import EVERYONE, SegmentCompare, SegmentsBar
 
 if TYPE_CHECKING:
@@ -31,7 +36,9 @@ class SegmentsAndNotes:
         self.page = page
         self.bar = SegmentsBar()
         self.compare_view = SegmentCompare()
-        self.notes = AnnotationLayer(page.chart)
+        self.markers: list[Marker] = []
+        self.timezone = "UTC"
+        self.notes = self.layer(page.chart)  # the overview's
         layout = page.layout()
         assert isinstance(layout, QVBoxLayout)
         layout.insertWidget(layout.indexOf(page.filter_bar) + 1, self.bar)
@@ -39,7 +46,25 @@ class SegmentsAndNotes:
         self.bar.chosen.connect(self._apply)
         self.bar.save_requested.connect(self.save_segment)
         self.bar.compare_requested.connect(self.compare)
-        self.notes.add_requested.connect(self.add_note)
+
+    def layer(self, chart: TimeSeriesChart) -> AnnotationLayer:
+        """The annotation layer of `chart`, made (wired to `add_note`, given the current markers) if it has none."""
+        found = chart.findChildren(AnnotationLayer, options=Qt.FindChildOption.FindDirectChildrenOnly)
+        if found:
+            return found[0]
+        made = AnnotationLayer(chart)
+        made.add_requested.connect(self.add_note)
+        made.set_markers(self.markers, self.timezone)
+        return made
+
+    def annotate(self) -> list[AnnotationLayer]:
+        """Every time series chart of the page with its layer (charts made since the last call get one)."""
+        return [self.layer(chart) for chart in self.page.findChildren(TimeSeriesChart)]
+
+    def set_markers(self, markers: list[Marker], timezone: str) -> None:
+        self.markers, self.timezone = markers, timezone
+        for layer in self.annotate():
+            layer.set_markers(markers, timezone)
 
     def load(self, current: int | None = None) -> None:
         """The site's segments into the bar and its annotations onto the chart."""
@@ -65,7 +90,7 @@ class SegmentsAndNotes:
             lambda cached: (
                 source.cached(notes_path, notes_query) if cached else source.get(notes_path, notes_query)
             ),
-            lambda data: self.notes.set_markers(notes_api.markers(data["items"]), site["timezone"]),
+            lambda data: self.set_markers(notes_api.markers(data["items"]), site["timezone"]),
         )
 
     def _apply(self, filters: list[list[str]]) -> None:

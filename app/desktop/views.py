@@ -244,3 +244,4 @@ class SavedDashboardsView(QWidget):
             self.grid.addWidget(card, pos["y"], pos["x"], pos.get("h", 1), pos["w"])
             self.cards.append(card)
             self.page.load_widget(widget, card.paint)
+        self.page.explore.annotate()  # the new line widgets get the site's annotations

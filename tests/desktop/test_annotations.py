@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from PySide6.QtCore import QPointF, Qt
 
-from pixel.app.desktop.annotations import LIGHT_MARKERS
+from pixel.app.desktop.annotations import LIGHT_MARKERS, AnnotationLayer
 from pixel.app.desktop.charts import bucket_x
 from pixel.app.desktop.dashboard import DashboardPage
 from pixel.server.annotations import add_auto
@@ -123,3 +123,94 @@ def test_labels_and_positions_in_the_sites_zone() -> None:
     assert chart_x(three_days, zone) == bucket_x("2026-03-31")  # after the change: still the local midnight
     assert chart_x(upgrade.starts_at, zone) == bucket_x("2026-03-28 03:30:00")
     assert day_at(bucket_x("2026-03-30") + 23 * 3600) == date(2026, 3, 30)
+
+
+def test_markers_on_every_time_series_and_right_click_on_a_widget(
+    qtbot, live_api, page: DashboardPage
+) -> None:
+    """The saved dashboards' line widgets, the compare chart, the performance and errors charts show the same
+    markers as the overview (one layer each, same positions and hover text); a right-click on a widget adds a note."""
+    from pixel.app.client.dashboards_admin import widget_body
+    from pixel.app.desktop.charts import TimeSeriesChart
+
+    shop = live_api.sites["shop.example"]
+    points = page.timeseries["points"] if page.timeseries else []
+    assert len(points) >= 20
+    noted = points[5]["bucket"]
+    with closing(live_api.http()) as client:
+        r = client.post(f"/api/sites/{shop}/annotations", json={"text": "Campaign launched", "date": noted})
+        assert r.status_code == 201, r.text
+        line = {
+            **widget_body("timeseries", "line", title="Trend"),
+            "position": {"x": 0, "y": 0, "w": 2, "h": 1},
+        }
+        r = client.post(f"/api/sites/{shop}/dashboards", json={"name": "Everywhere", "widgets": [line]})
+        assert r.status_code == 201, r.text
+    page.refresh()
+    settle(qtbot, page)
+    page.tabs.setCurrentWidget(page.saved)
+    page.saved.combo.setCurrentIndex(page.saved.combo.findText("Everywhere"))
+    settle(qtbot, page)
+    card = page.saved.cards[0].body
+    assert isinstance(card, TimeSeriesChart)
+    qtbot.waitUntil(lambda: len(card.labels) == len(points), timeout=30_000)
+    page.explore.compare(None, None)
+    settle(qtbot, page)
+    for key in ("performance", "errors"):
+        page.tabs.setCurrentWidget(page.reports.view(key))
+        settle(qtbot, page)
+
+    compare = page.explore.compare_view.chart
+    perf, errors = page.reports.view("performance").chart, page.reports.view("errors").chart
+    charts = {id(c) for c in page.findChildren(TimeSeriesChart)}
+    assert {id(page.chart), id(card), id(compare), id(perf), id(errors)} <= charts
+    zone = ZoneInfo(SITES["shop.example"])
+    for chart in (page.chart, card, compare, perf, errors):
+        layers = chart.findChildren(AnnotationLayer)  # drawn by the page itself, one per chart
+        assert len(layers) == 1
+        layer = layers[0]
+        drawn = [(m.text, start, item.toolTip()) for m, start, _end, item in layer.items]
+        made = next(m for m in layer.markers if m.text == "Campaign launched")
+        assert ("Campaign launched", bucket_x(noted), made.label(zone)) in drawn
+        assert chart.hover_notes is not None
+        assert chart.hover_notes(bucket_x(noted), 1.0) == made.label(zone)
+    label = f"Campaign launched\n— owner, {noted}"
+    assert label in card.hover_at(5)
+    assert label in compare.hover_at(5)
+    assert label not in card.hover_at(10)
+    page.tabs.setCurrentWidget(page.saved)
+    card.hover_at(5)
+    save_screenshot(page.saved, "annotations-saved-dashboard")
+    with dark():
+        qtbot.wait(50)
+        page.refresh()
+        settle(qtbot, page)
+        card = page.saved.cards[0].body
+        assert isinstance(card, TimeSeriesChart)
+        qtbot.waitUntil(lambda: len(card.labels) == len(points), timeout=30_000)
+        card.hover_at(5)
+        save_screenshot(page.saved, "annotations-saved-dashboard-dark")
+    page.refresh()
+    settle(qtbot, page)
+    card = page.saved.cards[0].body
+    assert isinstance(card, TimeSeriesChart)
+    qtbot.waitUntil(lambda: len(card.labels) == len(points), timeout=30_000)
+
+    # a right-click on the widget's chart at a day adds a note on that day, shown on every chart
+    target = points[11]["bucket"]
+    (layer,) = card.findChildren(AnnotationLayer)
+    asked: list[date] = []
+    layer.ask = lambda day: asked.append(day) or "Widget note"
+    scene_pos = card.getPlotItem().vb.mapViewToScene(
+        QPointF(bucket_x(target) + 3600, float(card.y.max()) / 2)
+    )
+    qtbot.mouseClick(card.viewport(), Qt.MouseButton.RightButton, pos=card.mapFromScene(scene_pos))
+    assert asked == [date.fromisoformat(target)]
+    qtbot.waitUntil(
+        lambda: any(m.text == "Widget note" for m in errors.findChildren(AnnotationLayer)[0].markers),
+        timeout=30_000,
+    )
+    with closing(live_api.http()) as client:
+        items = client.get(f"/api/sites/{shop}/annotations", params={"limit": 1000}).json()["items"]
+    made_by_click = next(a for a in items if a["text"] == "Widget note")
+    assert (made_by_click["date"], made_by_click["author"]) == (target, "owner")
