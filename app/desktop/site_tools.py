@@ -330,9 +330,8 @@ class PublicPanel(QWidget):
             maxmind_key.apply(prov, profile, account, key)
             return "MaxMind key kept in your keyring and given to the stack (GeoLite2 from the next refresh)."
 
-        return self.runner.submit(
-            work, on_done=self._maxmind_done, on_error=lambda e: self._maxmind_done(str(e), bad=True)
-        )
+        later = "The key is kept in your keyring: the next install or upgrade from this app gives it to the stack."
+        return self.runner.submit(work, on_done=self._maxmind_done, on_error=self._maxmind_failed(later))
 
     def forget_maxmind(self) -> Task | None:
         """Remove the key from the keyring and its file from the stack's data volume (DB-IP again)."""
@@ -347,9 +346,18 @@ class PublicPanel(QWidget):
             maxmind_key.remove_file(prov)
             return "MaxMind key removed from your keyring and from the stack."
 
-        return self.runner.submit(
-            work, on_done=self._maxmind_done, on_error=lambda e: self._maxmind_done(str(e), bad=True)
-        )
+        later = "Start the stack, then press Forget again to remove its key file."
+        return self.runner.submit(work, on_done=self._maxmind_done, on_error=self._maxmind_failed(later))
+
+    def _maxmind_failed(self, later: str) -> Callable[[BaseException], None]:
+        def failed(exc: BaseException) -> None:
+            if isinstance(exc, StackError):
+                text = exc.problem + (f"\nWhat to do: {exc.action}" if exc.action else "")
+            else:  # the engine's own error (connection refused, …) in one line
+                text = f"The Docker engine could not be reached ({type(exc).__name__}). {later}"
+            self._maxmind_done(text, bad=True)
+
+        return failed
 
     def _maxmind_done(self, text: str, bad: bool = False) -> None:
         self.maxmind_note.setText(text)
