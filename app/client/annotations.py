@@ -90,3 +90,14 @@ def add(
 
 def delete(client: ApiClient, annotation_id: int) -> None:
     client.request("DELETE", f"/api/annotations/{annotation_id}")
+
+
+def edit(client: ApiClient, marker: Marker, text: str) -> dict[str, Any]:
+    """A manual note's text changed, its span kept (the API refuses an automatic one, or another's note to a
+    non-admin)."""
+    if not text.strip():
+        raise EmptyName("An annotation needs a text.")
+    body: dict[str, Any] = {"text": text.strip(), "starts_at": marker.starts_at}
+    if marker.ends_at is not None:
+        body["ends_at"] = marker.ends_at
+    return dict(client.request("PUT", f"/api/annotations/{marker.id}", body=body))

@@ -1,5 +1,7 @@
 """Annotations on a time series chart: a marker per note (a vertical line; a shaded band for a range of more than one day) with its
-text on hover, and "add a note here" by right-clicking the chart.
+text on hover, and "add a note here" by right-clicking the chart. A right-click on a marker offers, besides
+adding, to edit or delete each manual note there; automatic ones are listed read-only (the API refuses to edit
+them, and a refusal, e.g. another user's note, is the page's to show).
 
 Manual notes are solid amber lines; automatic ones (written by Pixel: an upgrade, a restore, a change of the site's
 rules, a GeoIP update, a tracker build, an ingestion gap, the shipper degraded) are dashed teal lines labelled with
@@ -19,8 +21,8 @@ from zoneinfo import ZoneInfo
 
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QInputDialog, QWidget
+from PySide6.QtGui import QColor, QCursor
+from PySide6.QtWidgets import QInputDialog, QMenu, QMessageBox, QWidget
 
 from pixel.app.client.annotations import Marker
 from pixel.app.desktop.charts import TimeSeriesChart, is_dark
@@ -50,10 +52,40 @@ def ask_note(parent: QWidget, day: date) -> str | None:
     return text if ok and text.strip() else None
 
 
+def ask_edit(parent: QWidget, marker: Marker) -> str | None:
+    text, ok = QInputDialog.getText(parent, "Edit the annotation", "Note:", text=marker.text)
+    return text if ok and text.strip() else None
+
+
+def confirm_delete(parent: QWidget, marker: Marker) -> bool:
+    answer = QMessageBox.question(parent, "Delete the annotation", f"Delete the note “{marker.text}”?")
+    return answer == QMessageBox.StandardButton.Yes
+
+
+def choose_action(parent: QWidget, day: date, markers: Sequence[Marker]) -> tuple[str, Marker | None] | None:
+    """A menu at the cursor: add a note on `day`, edit or delete a manual marker there; None if dismissed."""
+    menu = QMenu(parent)
+    chosen: dict[Any, tuple[str, Marker | None]] = {
+        menu.addAction(f"Add a note on {day.isoformat()}…"): ("add", None)
+    }
+    for marker in markers:
+        menu.addSeparator()
+        if marker.automatic:
+            menu.addAction(f"{AnnotationLayer.short(marker)} (automatic: read-only)").setEnabled(False)
+            continue
+        chosen[menu.addAction(f"Edit “{AnnotationLayer.short(marker)}”…")] = ("edit", marker)
+        chosen[menu.addAction(f"Delete “{AnnotationLayer.short(marker)}”…")] = ("delete", marker)
+    picked = menu.exec(QCursor.pos())
+    return chosen.get(picked) if picked is not None else None
+
+
 class AnnotationLayer(QObject):
-    """The markers of one chart. `add_requested(date, text)` is emitted after a right-click and a note typed."""
+    """The markers of one chart. `add_requested(date, text)` is emitted after a right-click and a note typed;
+    `edit_requested(marker, text)` and `delete_requested(marker)` after a right-click on a manual marker."""
 
     add_requested = Signal(object, str)
+    edit_requested = Signal(object, str)
+    delete_requested = Signal(object)
 
     def __init__(self, chart: TimeSeriesChart) -> None:
         super().__init__(chart)
@@ -62,6 +94,11 @@ class AnnotationLayer(QObject):
         self.items: list[tuple[Marker, float, float, Any]] = []  # marker, x start, x end, the drawn item
         self.zone = ZoneInfo("UTC")
         self.ask: Callable[[date], str | None] = lambda day: ask_note(chart, day)
+        self.ask_edit: Callable[[Marker], str | None] = lambda marker: ask_edit(chart, marker)
+        self.confirm: Callable[[Marker], bool] = lambda marker: confirm_delete(chart, marker)
+        self.choose: Callable[[date, Sequence[Marker]], tuple[str, Marker | None] | None] = lambda day, near: (
+            choose_action(chart, day, near)
+        )
         chart.scene().sigMouseClicked.connect(self._clicked)
         chart.hover_notes = self.text_near
 
@@ -127,6 +164,25 @@ class AnnotationLayer(QObject):
         if text:
             self.add_requested.emit(day, text.strip())
 
+    def request_at(self, x: float, tolerance: float) -> None:
+        """A right-click at `x`: add a note there, or (markers there) add, edit or delete, as chosen."""
+        near = self.near(x, tolerance)
+        if not near:
+            self.request_add(x)
+            return
+        picked = self.choose(day_at(x), near)
+        if picked is None:
+            return
+        action, marker = picked
+        if action == "add":
+            self.request_add(x)
+        elif marker is not None and not marker.automatic and action == "edit":
+            text = self.ask_edit(marker)
+            if text and text.strip() != marker.text:
+                self.edit_requested.emit(marker, text.strip())
+        elif marker is not None and not marker.automatic and action == "delete" and self.confirm(marker):
+            self.delete_requested.emit(marker)
+
     def _clicked(self, ev: MouseClickEvent) -> None:
         if ev.button() != Qt.MouseButton.RightButton:
             return
@@ -134,4 +190,5 @@ class AnnotationLayer(QObject):
         if not plot.sceneBoundingRect().contains(ev.scenePos()):
             return
         ev.accept()
-        self.request_add(plot.vb.mapSceneToView(ev.scenePos()).x())
+        pixel = float(plot.vb.viewPixelSize()[0])
+        self.request_at(plot.vb.mapSceneToView(ev.scenePos()).x(), 6 * pixel)

@@ -2,7 +2,8 @@
 calls its `load` on each refresh): the segments bar under the filter bar, a "Compare segments" tab, and the annotation markers on
 every time series chart the page shows (the overview, the saved dashboards' line widgets, the compare chart, the
 performance and errors charts): one `AnnotationLayer` per chart, made by `annotate` the first time a chart is seen,
-all fed the same markers; a right-click on any of them adds a note on that day.
+all fed the same markers; a right-click on any of them adds a note on that day, or edits or deletes a manual
+note under the cursor (the API decides who may: the author or an admin).
 
 Reads go through the page's report source (drawn from the cache first, offline too); writes (save a segment, add a
 note) go to the API on a worker thread and reload the list when done. A refusal or an unreachable host is shown in
@@ -54,6 +55,8 @@ class SegmentsAndNotes:
             return found[0]
         made = AnnotationLayer(chart)
         made.add_requested.connect(self.add_note)
+        made.edit_requested.connect(self.edit_note)
+        made.delete_requested.connect(self.delete_note)
         made.set_markers(self.markers, self.timezone)
         return made
 
@@ -135,6 +138,16 @@ class SegmentsAndNotes:
         site_id = page.site["id"]
         self._write(
             "annotations", lambda client: notes_api.add(client, site_id, text, day), lambda _made: self.load()
+        )
+
+    def edit_note(self, marker: Marker, text: str) -> None:
+        self._write(
+            "annotations", lambda client: notes_api.edit(client, marker, text), lambda _made: self.load()
+        )
+
+    def delete_note(self, marker: Marker) -> None:
+        self._write(
+            "annotations", lambda client: notes_api.delete(client, marker.id), lambda _none: self.load()
         )
 
     def compare(self, first: dict[str, Any] | None, second: dict[str, Any] | None) -> None:

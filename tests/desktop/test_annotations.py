@@ -214,3 +214,96 @@ def test_markers_on_every_time_series_and_right_click_on_a_widget(
         items = client.get(f"/api/sites/{shop}/annotations", params={"limit": 1000}).json()["items"]
     made_by_click = next(a for a in items if a["text"] == "Widget note")
     assert (made_by_click["date"], made_by_click["author"]) == (target, "owner")
+
+
+def test_edit_and_delete_notes_from_the_chart(qtbot, live_api, page: DashboardPage) -> None:
+    """A right-click on a manual marker offers to edit or delete it (the change read back through the API); an
+    automatic one is read-only: neither edited nor deleted from the chart; off the markers, a right-click adds."""
+    shop = live_api.sites["shop.example"]
+    points = page.timeseries["points"] if page.timeseries else []
+    assert len(points) >= 25
+    kept, gone, auto = points[2]["bucket"], points[20]["bucket"], points[22]["bucket"]
+    ids: dict[str, int] = {}
+    with closing(live_api.http()) as client:
+        for text, day in (("Typo in the note", kept), ("Wrong day", gone)):
+            r = client.post(f"/api/sites/{shop}/annotations", json={"text": text, "date": day})
+            assert r.status_code == 201, r.text
+            ids[text] = r.json()["id"]
+        original = client.get(f"/api/annotations/{ids['Typo in the note']}").json()
+    zone = ZoneInfo(SITES["shop.example"])
+    starts = datetime.combine(date.fromisoformat(auto), time(), zone).timestamp()
+    meta = MetaDB(live_api.server.data_dir / "state" / "meta.sqlite3")
+    add_auto(
+        meta,
+        kind="tracker",
+        key=f"edit-test:{starts!r}",
+        text="Tracker build changed",
+        starts_at=starts,
+        now=starts,
+    )
+    page.refresh()
+    settle(qtbot, page)
+    layer = page.explore.notes
+    offered: list[tuple[date, list[str]]] = []
+    answers: list[tuple[str, str]] = []
+    added: list[date] = []
+    layer.ask = lambda day: added.append(day) and None
+    layer.ask_edit = lambda marker: "Fixed the note"
+    layer.confirm = lambda marker: True
+
+    def choose(day: date, near):
+        offered.append((day, [m.text for m in near]))
+        action = answers.pop(0)[0]
+        return action, next(m for m in near if m.text == answers_for[action])
+
+    answers_for: dict[str, str] = {}
+    layer.choose = choose
+
+    def right_click(bucket: str) -> None:
+        plot = page.chart.getPlotItem()
+        scene_pos = plot.vb.mapViewToScene(QPointF(bucket_x(bucket) + 3600, 1.0))
+        qtbot.mouseClick(
+            page.chart.viewport(), Qt.MouseButton.RightButton, pos=page.chart.mapFromScene(scene_pos)
+        )
+
+    def listed() -> dict[str, dict]:
+        with closing(live_api.http()) as client:
+            items = client.get(f"/api/sites/{shop}/annotations", params={"limit": 1000}).json()["items"]
+        return {a["text"]: a for a in items}
+
+    answers_for.update(edit="Typo in the note")
+    answers.append(("edit", ""))
+    right_click(kept)
+    assert offered[-1] == (date.fromisoformat(kept), ["Typo in the note"])
+    qtbot.waitUntil(lambda: "Fixed the note" in listed(), timeout=30_000)
+    fixed = listed()["Fixed the note"]
+    assert (fixed["id"], fixed["date"], fixed["end_date"], fixed["starts_at"], fixed["ends_at"]) == (
+        original["id"],
+        original["date"],
+        original["end_date"],
+        original["starts_at"],
+        original["ends_at"],
+    )
+    assert "Typo in the note" not in listed()
+    qtbot.waitUntil(lambda: any(m.text == "Fixed the note" for m in layer.markers), timeout=30_000)
+
+    answers_for.update(delete="Wrong day")
+    answers.append(("delete", ""))
+    right_click(gone)
+    assert offered[-1] == (date.fromisoformat(gone), ["Wrong day"])
+    qtbot.waitUntil(lambda: "Wrong day" not in listed(), timeout=30_000)
+    qtbot.waitUntil(lambda: all(m.text != "Wrong day" for m in layer.markers), timeout=30_000)
+
+    # an automatic note: offered (read-only), but an edit or a delete asked for it does nothing
+    for action in ("edit", "delete"):
+        answers_for[action] = "Tracker build changed"
+        answers.append((action, ""))
+        right_click(auto)
+        assert offered[-1] == (date.fromisoformat(auto), ["Tracker build changed"])
+    settle(qtbot, page)
+    assert listed()["Tracker build changed"]["automatic"] is True
+    assert not added
+    # off the markers: straight to "add a note"
+    right_click(points[24]["bucket"])
+    assert added == [date.fromisoformat(points[24]["bucket"])]
+    assert len(offered) == 4
