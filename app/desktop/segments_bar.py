@@ -1,9 +1,11 @@
 """Saved segments on the dashboard: a bar to pick a segment (its filters replace the current ones), to save the
-current filters as a segment (personal, or shared with the site's users by an admin), and to compare two segments;
-the comparison view shows their summary side by side and both time series on one chart.
+current filters as a segment (personal, or shared with the site's users by an admin), to rename, share or unshare,
+and delete the segment picked (the "Manage" menu; the API decides who may, as for dashboards), and to compare two
+segments; the comparison view shows their summary side by side and both time series on one chart.
 
 The bar holds no data of its own: the dashboard gives it the site's segments (`set_segments`) and acts on its
-signals. Asking for a name is a replaceable function (`ask_name`), so tests drive the bar without a modal dialog.
+signals. Asking for a name and confirming a deletion are replaceable functions (`ask_name`, `ask_rename`,
+`confirm_delete`), so tests drive the bar without a modal dialog.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QInputDialog,
     QLabel,
+    QMenu,
+    QMessageBox,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -46,11 +50,16 @@ class SegmentsBar(QWidget):
     chosen = Signal(list)  # the filters of the segment picked ([] for everyone)
     save_requested = Signal(str, bool)  # name, shared
     compare_requested = Signal(object, object)  # two segments (dicts; None = everyone)
+    rename_requested = Signal(object, str)  # the segment picked, its new name
+    share_requested = Signal(object, bool)  # the segment picked, shared or not
+    delete_requested = Signal(object)  # the segment picked
 
     def __init__(self) -> None:
         super().__init__()
         self.segments: list[dict[str, Any]] = []
         self.ask_name: Callable[[], str | None] = self._ask_name
+        self.ask_rename: Callable[[dict[str, Any]], str | None] = self._ask_rename
+        self.confirm_delete: Callable[[dict[str, Any]], bool] = self._confirm_delete
         self.pick = QComboBox()
         self.pick.setMinimumWidth(220)
         self.pick.activated.connect(self._picked)
@@ -62,10 +71,19 @@ class SegmentsBar(QWidget):
         self.other.setMinimumWidth(200)
         self.compare = QPushButton("Compare")
         self.compare.clicked.connect(self._compare)
+        self.manage = QPushButton("Manage")
+        self.manage.setToolTip("Rename, share or unshare, or delete the segment picked")
+        menu = QMenu(self.manage)
+        self.rename_action = menu.addAction("Rename…", self.rename_current)
+        self.share_action = menu.addAction("Share with the site's users", self.toggle_share)
+        self.delete_action = menu.addAction("Delete…", self.delete_current)
+        self.manage.setMenu(menu)
+        self.pick.currentIndexChanged.connect(lambda _i: self._update_manage())
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
-        for w in (QLabel("Segment:"), self.pick, self.save, self.shared, QLabel("compare with"), self.other):
+        for w in (QLabel("Segment:"), self.pick, self.manage, self.save, self.shared, QLabel("compare with")):
             row.addWidget(w)
+        row.addWidget(self.other)
         row.addWidget(self.compare)
         row.addStretch(1)
         self.set_segments([])
@@ -85,6 +103,43 @@ class SegmentsBar(QWidget):
             index = combo.findData(wanted)
             combo.setCurrentIndex(max(index, 0))
             combo.blockSignals(False)
+        self._update_manage()
+
+    def current(self) -> dict[str, Any] | None:
+        """The segment picked in the bar (None: everyone)."""
+        return self.segment(self.pick.currentData())
+
+    def _update_manage(self) -> None:
+        chosen = self.current()
+        self.manage.setEnabled(chosen is not None)
+        shared = bool(chosen and chosen["shared"])
+        self.share_action.setText("Make personal (unshare)" if shared else "Share with the site's users")
+
+    def rename_current(self) -> None:
+        chosen = self.current()
+        name = self.ask_rename(chosen) if chosen else None
+        if chosen and name and name.strip() != chosen["name"]:
+            self.rename_requested.emit(chosen, name.strip())
+
+    def toggle_share(self) -> None:
+        chosen = self.current()
+        if chosen:
+            self.share_requested.emit(chosen, not chosen["shared"])
+
+    def delete_current(self) -> None:
+        chosen = self.current()
+        if chosen and self.confirm_delete(chosen):
+            self.delete_requested.emit(chosen)
+
+    def _ask_rename(self, segment: dict[str, Any]) -> str | None:
+        name, ok = QInputDialog.getText(self, "Rename segment", "New name:", text=segment["name"])
+        return name if ok and name.strip() else None
+
+    def _confirm_delete(self, segment: dict[str, Any]) -> bool:
+        answer = QMessageBox.question(
+            self, "Delete segment", f"Delete the segment “{segment['name']}”? The filters in use stay."
+        )
+        return answer == QMessageBox.StandardButton.Yes
 
     def segment(self, segment_id: int | None) -> dict[str, Any] | None:
         return next((s for s in self.segments if s["id"] == segment_id), None)

@@ -47,6 +47,9 @@ class SegmentsAndNotes:
         self.bar.chosen.connect(self._apply)
         self.bar.save_requested.connect(self.save_segment)
         self.bar.compare_requested.connect(self.compare)
+        self.bar.rename_requested.connect(lambda seg, name: self.change_segment(seg, name=name))
+        self.bar.share_requested.connect(lambda seg, shared: self.change_segment(seg, shared=shared))
+        self.bar.delete_requested.connect(self.delete_segment)
 
     def layer(self, chart: TimeSeriesChart) -> AnnotationLayer:
         """The annotation layer of `chart`, made (wired to `add_note`, given the current markers) if it has none."""
@@ -130,6 +133,28 @@ class SegmentsAndNotes:
         self._write(
             "segments", lambda client: segments_api.save(client, site_id, name, filters, shared), saved
         )
+
+    def change_segment(
+        self, segment: dict[str, Any], name: str | None = None, shared: bool | None = None
+    ) -> None:
+        """Rename or share/unshare a segment (the API's access rules), then reload it into the bar, still picked."""
+
+        def changed(made: dict[str, Any]) -> None:
+            self.page.errors.pop("segments", None)
+            self.load(current=made["id"])
+
+        self._write(
+            "segments", lambda client: segments_api.update(client, segment, name=name, shared=shared), changed
+        )
+
+    def delete_segment(self, segment: dict[str, Any]) -> None:
+        """Delete a segment; the page keeps the filters it shows."""
+
+        def deleted(_none: object) -> None:
+            self.page.errors.pop("segments", None)
+            self.load()
+
+        self._write("segments", lambda client: segments_api.delete(client, segment["id"]), deleted)
 
     def add_note(self, day: date, text: str) -> None:
         page = self.page

@@ -90,3 +90,59 @@ def test_save_pick_and_compare_segments(qtbot, live_api, page: DashboardPage) ->
     with dark():
         qtbot.wait(50)
         save_screenshot(page, "segments-compare-dark")
+
+
+def test_rename_share_and_delete_a_segment(qtbot, live_api, page: DashboardPage) -> None:
+    """The bar's "Manage" menu renames, shares and unshares, and deletes the segment picked, each read back through
+    the API; with no segment picked (everyone) there is nothing to manage."""
+    shop = live_api.sites["shop.example"]
+    with closing(live_api.http()) as client:
+        body = {"name": "Mobile readers", "filters": [["device", "is", "Mobile"]], "shared": False}
+        r = client.post(f"/api/sites/{shop}/segments", json=body)
+        assert r.status_code == 201, r.text
+        made = r.json()
+
+    def stored() -> dict | None:
+        with closing(live_api.http()) as client:
+            r = client.get(f"/api/segments/{made['id']}")
+            return r.json() if r.status_code == 200 else None
+
+    page.refresh()
+    settle(qtbot, page)
+    bar = page.explore.bar
+    bar.select(None)
+    settle(qtbot, page)
+    assert not bar.manage.isEnabled()
+    bar.select(made["id"])
+    settle(qtbot, page)
+    assert bar.manage.isEnabled() and bar.share_action.text() == "Share with the site's users"
+
+    bar.ask_rename = lambda segment: "  Phone readers "
+    bar.rename_action.trigger()
+    qtbot.waitUntil(lambda: bar.pick.currentText() == "Phone readers", timeout=30_000)
+    now = stored()
+    assert now is not None
+    assert (now["name"], now["filters"], now["shared"]) == (
+        "Phone readers",
+        [["device", "is", "Mobile"]],
+        False,
+    )
+
+    bar.share_action.trigger()
+    qtbot.waitUntil(lambda: bar.pick.currentText() == "Phone readers (shared)", timeout=30_000)
+    assert (stored() or {}).get("shared") is True
+    assert bar.share_action.text() == "Make personal (unshare)"
+    bar.share_action.trigger()
+    qtbot.waitUntil(lambda: bar.pick.currentText() == "Phone readers", timeout=30_000)
+    assert (stored() or {}).get("shared") is False
+
+    asked: list[str] = []
+    bar.confirm_delete = lambda segment: asked.append(segment["name"]) or False
+    bar.delete_action.trigger()  # declined: kept
+    settle(qtbot, page)
+    assert asked == ["Phone readers"] and stored() is not None
+    bar.confirm_delete = lambda segment: True
+    bar.delete_action.trigger()
+    qtbot.waitUntil(lambda: bar.segment(made["id"]) is None, timeout=30_000)
+    assert stored() is None
+    assert bar.pick.currentText() == EVERYONE and not bar.manage.isEnabled()
