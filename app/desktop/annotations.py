@@ -5,8 +5,7 @@ them, and a refusal, e.g. another user's note, is the page's to show).
 
 Manual notes are solid amber lines; automatic ones (written by Pixel: an upgrade, a restore, a change of the site's
 rules, a GeoIP update, a tracker build, an ingestion gap, the shipper degraded) are dashed teal lines labelled with
-their kind, so the two never look alike. The colours follow the chart's background (light or dark palette), also
-when the palette changes while the markers are shown.
+their kind, so the two never look alike. The colours follow the chart's background (light or dark palette).
 
 Time: the chart's x axis is the site's wall-clock time read as UTC (charts.py), so a marker at epoch `t` is drawn
 at the wall-clock time `t` has in the site's zone (`chart_x`); a right-click at x is the local date x shows.
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QColor, QCursor
 from PySide6.QtWidgets import QInputDialog, QMenu, QMessageBox, QWidget
 
@@ -102,13 +101,6 @@ class AnnotationLayer(QObject):
         )
         chart.scene().sigMouseClicked.connect(self._clicked)
         chart.hover_notes = self.text_near
-        chart.installEventFilter(self)
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        """A palette change: the markers are drawn again once the chart has taken its new background."""
-        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.StyleChange) and self.markers:
-            QTimer.singleShot(0, self, self.recolour)
-        return False
 
     def colours(self) -> tuple[QColor, QColor]:
         chosen = DARK_MARKERS if is_dark(self.chart.background) else LIGHT_MARKERS

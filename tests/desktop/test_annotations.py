@@ -307,28 +307,3 @@ def test_edit_and_delete_notes_from_the_chart(qtbot, live_api, page: DashboardPa
     right_click(points[24]["bucket"])
     assert added == [date.fromisoformat(points[24]["bucket"])]
     assert len(offered) == 4
-
-
-def test_markers_follow_a_palette_change(qtbot, live_api, page: DashboardPage) -> None:
-    """Switching to a dark theme while markers are shown redraws them in the dark colours, without a refresh."""
-    from pixel.app.desktop.annotations import DARK_MARKERS
-
-    shop = live_api.sites["shop.example"]
-    points = page.timeseries["points"] if page.timeseries else []
-    with closing(live_api.http()) as client:
-        r = client.post(
-            f"/api/sites/{shop}/annotations", json={"text": "Theme check", "date": points[1]["bucket"]}
-        )
-        assert r.status_code == 201, r.text
-    page.refresh()
-    settle(qtbot, page)
-    layer = page.explore.notes
-
-    def pen_colour() -> str:
-        item = next(item for m, _s, _e, item in layer.items if m.text == "Theme check")
-        return item.pen.color().name()
-
-    assert pen_colour() == LIGHT_MARKERS[0]
-    with dark():
-        qtbot.waitUntil(lambda: pen_colour() == DARK_MARKERS[0], timeout=5_000)
-    qtbot.waitUntil(lambda: pen_colour() == LIGHT_MARKERS[0], timeout=5_000)
