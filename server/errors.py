@@ -33,6 +33,7 @@ The hierarchy (module: classes):
     │   └── ConsoleBusy (retryable)
     ├── api.meta: Conflict, UnknownSites, LastAdmin (ValueError); MigrationError (RuntimeError)
     ├── api.share_links: Gone (an expired share link)
+    ├── api.plausible.schema: QueryError (ValueError; a v2 query Plausible would refuse)
     ├── importer.lines: ImportFileError (ValueError)
     │   └── TruncatedFile, WrongKind
     └── importer.run: ImportFailed (an import that cannot go on)

@@ -9,6 +9,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
 from pixel.app.errors import AppError
@@ -111,16 +112,23 @@ class Runner(QObject):
     @Slot(object, object)
     def _done(self, task: Task, result: Any) -> None:
         self._running.discard(task)
-        if task.on_done and not task.cancelled.is_set():
+        if task.on_done and not task.cancelled.is_set() and alive(task.on_done):
             task.on_done(result)
 
     @Slot(object, object)
     def _failed(self, task: Task, exc: BaseException) -> None:
         self._running.discard(task)
-        if task.on_error:
+        if task.on_error and alive(task.on_error):
             task.on_error(exc)  # Cancelled included: a dialog may want to say "cancelled"
 
     @Slot(object, object)
     def _progress(self, task: Task, payload: Any) -> None:
-        if task.on_progress:
+        if task.on_progress and alive(task.on_progress):
             task.on_progress(payload)
+
+
+def alive(callback: Callable[..., Any]) -> bool:
+    """False when `callback` is a method of a Qt object already deleted (a page closed while its task ran):
+    calling it would touch freed widgets and raise in the event loop."""
+    owner = getattr(callback, "__self__", None)
+    return not isinstance(owner, QObject) or shiboken6.isValid(owner)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pixel.server.api.query.filters import text_problem
+from pixel.server.errors import PixelError
 
 METRICS = ("visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration", "events")
 UNSUPPORTED_METRICS = (
@@ -108,7 +109,7 @@ KEYS = (
 )
 
 
-class QueryError(Exception):
+class QueryError(PixelError, ValueError):
     """A query Plausible would refuse; the message is the body's `error`."""
 
 
