@@ -126,7 +126,7 @@ def test_labels_and_positions_in_the_sites_zone() -> None:
 
 
 def test_markers_on_every_time_series_and_right_click_on_a_widget(
-    qtbot, live_api, page: DashboardPage
+    qtbot, live_api, page: DashboardPage, request
 ) -> None:
     """The saved dashboards' line widgets, the compare chart, the performance and errors charts show the same
     markers as the overview (one layer each, same positions and hover text); a right-click on a widget adds a note."""
@@ -146,6 +146,13 @@ def test_markers_on_every_time_series_and_right_click_on_a_widget(
         }
         r = client.post(f"/api/sites/{shop}/dashboards", json={"name": "Everywhere", "widgets": [line]})
         assert r.status_code == 201, r.text
+    board = r.json()["id"]
+
+    def remove_board() -> None:  # the test server is shared: later tests must not find this dashboard
+        with closing(live_api.http()) as client:
+            client.delete(f"/api/dashboards/{board}")
+
+    request.addfinalizer(remove_board)
     page.refresh()
     settle(qtbot, page)
     page.tabs.setCurrentWidget(page.saved)

@@ -80,9 +80,12 @@ def test_plotted_values_equal_the_api(qtbot, live_api, page: DashboardPage) -> N
 
     # the hover crosshair shows the bucket's values
     i = int(np.argmax(y))
-    assert page.chart.hover_at(i) == (
-        f"{series['points'][i]['bucket']}\nvisitors: {y[i]:g}\nprevious period: {y_prev[i]:g}"
-    )
+    # (the day's annotations follow these lines when the shared test server has some for that day)
+    assert page.chart.hover_at(i).split("\n")[:3] == [
+        series["points"][i]["bucket"],
+        f"visitors: {y[i]:g}",
+        f"previous period: {y_prev[i]:g}",
+    ]
 
     # pageviews tile -> the chart shows pageviews
     page.tiles.tiles["pageviews"].clicked.emit("pageviews")
@@ -109,7 +112,9 @@ def test_plotted_values_equal_the_api(qtbot, live_api, page: DashboardPage) -> N
     assert page.parts["summary"] is page.parts["overview"] is page.parts["breakdown:page"]
     paths = [json.loads(key)[1] for (key,) in page.source.cache._db.execute("SELECT key FROM answers")]
     assert f"/api/sites/{shop}/reports/dashboard" in paths
-    assert not any(p.endswith(("/summary", "/timeseries", "/breakdown/page")) for p in paths)
+    assert not any(
+        p.endswith(("/reports/summary", "/reports/timeseries", "/reports/breakdown/page")) for p in paths
+    )
     save_screenshot(page, "dashboard")
 
 
