@@ -22,6 +22,7 @@ from pixel.app.stack import maxmind_key, secret_files
 from pixel.app.stack.compose import render_compose
 from pixel.app.stack.errors import StackError
 from pixel.app.stack.spec import build_spec
+from tests.desktop.conftest import save_screenshot
 
 KEY = "mmK3y_7fQ2-abcDEF"
 BASE = {
@@ -114,6 +115,10 @@ def test_wizard_install_values_skip_the_edge_without_a_domain_and_carry_the_key(
         site.maxmind_key.setText(KEY)
         assert site.isComplete()
         assert site.maxmind_key.echoMode() == site.maxmind_key.EchoMode.Password
+        wizard.setStartId(wizard.ids["site"])  # the page with its GeoIP choice, as the owner sees it
+        wizard.restart()
+        wizard.show()
+        save_screenshot(wizard, "wizard-geoip-maxmind")
         values = wizard.install.install_values()
         assert values == {**BASE, "PIXEL_MAXMIND_ACCOUNT_ID": "123456", "PIXEL_MAXMIND_LICENSE_KEY": KEY}
         assert secret_files.split(values)[1] == {"PIXEL_MAXMIND_LICENSE_KEY": KEY}
