@@ -41,6 +41,7 @@ from PySide6.QtWidgets import (
 )
 
 from pixel.app.desktop.public_address_page import GREEN, NEEDS_HTTPS, RED, PublicAddressForm
+from pixel.app.desktop.status_colours import status_style
 from pixel.app.desktop.workers import Runner, Task
 from pixel.app.stack import maxmind_key
 from pixel.app.stack.errors import StackError
@@ -220,11 +221,13 @@ class PublicPanel(QWidget):
     def show_certificate(self, domain: str, status: CertificateStatus | None) -> None:
         text, warn = certificate_text(domain, status)
         self.certificate.setText(text)
-        self.certificate.setStyleSheet(RED if warn and status is not None else "")
+        self.certificate.setStyleSheet(
+            status_style(RED, self.certificate) if warn and status is not None else ""
+        )
 
     def _cert_error(self, exc: BaseException) -> None:
         self.certificate.setText(f"The certificate could not be read: {exc}")
-        self.certificate.setStyleSheet(RED)
+        self.certificate.setStyleSheet(status_style(RED, self.certificate))
 
     # ------------------------------------------------------------------ API parts
     def set_api(self, factory: Callable[[], ApiClient]) -> None:
@@ -241,13 +244,13 @@ class PublicPanel(QWidget):
         info, sites = result
         text, bad = geoip_text(info)
         self.geoip.setText(text)
-        self.geoip.setStyleSheet(RED if bad else "")
+        self.geoip.setStyleSheet(status_style(RED, self.geoip) if bad else "")
         self.site.clear()
         for site in sites:
             self.site.addItem(str(site["domain"]), int(site["id"]))
 
     def _api_error(self, exc: BaseException) -> None:
-        self.result.setStyleSheet(RED)
+        self.result.setStyleSheet(status_style(RED, self.result))
         self.result.setText(f"Pixel's API could not be reached: {exc}")
 
     def load_recipes(self) -> None:
@@ -281,7 +284,7 @@ class PublicPanel(QWidget):
         if site_id is None or factory is None:
             return
         if not url:
-            self.result.setStyleSheet(RED)
+            self.result.setStyleSheet(status_style(RED, self.result))
             self.result.setText("Type the address of a page of the site first.")
             return
         self.check.setEnabled(False)
@@ -307,7 +310,7 @@ class PublicPanel(QWidget):
             for f in self.findings
         ]
         head = "Installed correctly." if data.get("ok") else "Something needs your attention:"
-        self.result.setStyleSheet(GREEN if data.get("ok") else RED)
+        self.result.setStyleSheet(status_style(GREEN if data.get("ok") else RED, self.result))
         self.result.setText(f"<p><b>{head}</b></p>" + "".join(lines))
 
     # ------------------------------------------------------------------ MaxMind key
@@ -361,7 +364,7 @@ class PublicPanel(QWidget):
 
     def _maxmind_done(self, text: str, bad: bool = False) -> None:
         self.maxmind_note.setText(text)
-        self.maxmind_note.setStyleSheet(RED if bad else GREEN)
+        self.maxmind_note.setStyleSheet(status_style(RED if bad else GREEN, self.maxmind_note))
 
     def _maxmind_dialog(self) -> tuple[str, str] | None:
         account, ok = QInputDialog.getText(self, "MaxMind account", "Account ID:")

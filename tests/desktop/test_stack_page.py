@@ -127,11 +127,11 @@ def test_stack_page_upgrade_is_the_shared_upgrade_with_the_tasks_progress(
     none of: the stand-in here swaps the image in the spec itself, then runs the real upgrade."""
     from pixel.app.stack import manage
 
-    calls: list[tuple[Provisioner, str, Path, object]] = []
+    calls: list[tuple[Provisioner, str, Path, object, object]] = []
     labels: list[str] = []
 
-    def upgrade_to_image(prov: Provisioner, image: str, *, backup_dir: Path, progress) -> Path:  # type: ignore[no-untyped-def]
-        calls.append((prov, image, backup_dir, progress))
+    def upgrade_to_image(prov: Provisioner, image: str, *, backup_dir: Path, values, progress) -> Path:  # type: ignore[no-untyped-def]
+        calls.append((prov, image, backup_dir, values, progress))
 
         def seen(event: Progress) -> None:
             labels.append(event.message)
@@ -152,7 +152,7 @@ def test_stack_page_upgrade_is_the_shared_upgrade_with_the_tasks_progress(
     qtbot.waitUntil(lambda: page.last_action is not None, timeout=60_000)
     [backup] = tmp_path.glob(f"{stack.spec.project}-before-upgrade-*.tar.gz")
     assert page.last_action == ("upgrade", str(backup))
-    assert calls == [(stack, "pixel-test/busybox:v2", _backup_dir(), task.progress_callback)]
+    assert calls == [(stack, "pixel-test/busybox:v2", _backup_dir(), {}, task.progress_callback)]
     assert labels[0] == "stopping web" and labels[-1] == "upgrade complete"
     assert page.progress_dialog.labelText() == "upgrade complete"
     assert stack.container("web").attrs["Config"]["Image"] == "pixel-test/busybox:v2"
