@@ -95,6 +95,9 @@ class Settings:
     retention_days: int = 0  # 0 = keep forever
     site_retention_interval: float = 3600.0  # seconds between deletions of events past a site's own retention
 
+    # Imports through the API (server/importer/jobs.py): the largest file an upload may be, in bytes
+    import_max_bytes: int = 20 * 1024**3
+
     # Enrichment
     geoip_db: str = ""  # path to a MaxMind-format City database; empty = no geo
     # The store process fetches the database itself (server/enrich/geo_refresh.py): "off", "dbip" (DB-IP City
