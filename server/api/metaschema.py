@@ -276,4 +276,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         last_sent_at REAL,
         last_error TEXT
     )""",
+    # Alert rules of the stack's health (`server/alerts/rules.py`): one row per kind (ingestion, disk,
+    # certificate, backup), `settings` JSON (on/off and thresholds).
+    "CREATE TABLE alert_rules (kind TEXT PRIMARY KEY, settings TEXT NOT NULL, updated_at REAL NOT NULL)",
 )
