@@ -254,6 +254,61 @@ DAY_DIMENSIONS_V4_DDL = (
 )
 
 
+# -- migration 8: the engagement report's per-day cache (see pixel.server.api.query.engagement_cache) --------
+
+# One row per (site, zone, local day, build) and page: the page visits of the day's sessions that have no
+# engagement events on another day (a session across midnight goes to page_engagement_edges instead):
+# visitors as a sketch state, pageviews, the engaged times of the visits that reported one as an exact
+# quantile state, the scroll-depth marks reached and the entries, bounces and exits of those sessions.
+PAGE_ENGAGEMENT_DDL = """CREATE TABLE IF NOT EXISTS page_engagement (
+    `site` LowCardinality(String),
+    `tz` LowCardinality(String),
+    `day` Date,
+    `build` UInt64,
+    `path` String,
+    `visitors` AggregateFunction(uniqCombined(14), String),
+    `pageviews` UInt64,
+    `engaged_visits` UInt64,
+    `engaged` AggregateFunction(quantilesExactIf(0.5, 0.75), UInt64, UInt8),
+    `scroll_visits` UInt64,
+    `s25` UInt64,
+    `s50` UInt64,
+    `s75` UInt64,
+    `s100` UInt64,
+    `entries` UInt64,
+    `bounces` UInt64,
+    `exits` UInt64
+)
+ENGINE = MergeTree
+ORDER BY (site, tz, day, path)
+SETTINGS index_granularity = 256"""
+
+# The page visits of the sessions with engagement events on more than one local day, one row per (day,
+# session hash, page) with the day's part; readers merge a session's parts over the days of a range.
+PAGE_ENGAGEMENT_EDGES_DDL = """CREATE TABLE IF NOT EXISTS page_engagement_edges (
+    `site` LowCardinality(String),
+    `tz` LowCardinality(String),
+    `day` Date,
+    `build` UInt64,
+    `sid` UInt64,
+    `path` String,
+    `visitor_id` String,
+    `pv` UInt64,
+    `first_pv` DateTime64(3, 'UTC'),
+    `last_pv` DateTime64(3, 'UTC'),
+    `engaged` UInt64,
+    `has_engaged` UInt8,
+    `depth` UInt8,
+    `has_scroll` UInt8
+)
+ENGINE = MergeTree
+ORDER BY (site, tz, day, sid)
+SETTINGS index_granularity = 256"""
+
+# The newest build of a (site, zone, day) is the valid one, while `source_rows` equals event_counts.
+PAGE_ENGAGEMENT_BUILDS_DDL = DAY_BUILDS_DDL.replace("day_builds (", "page_engagement_builds (")
+
+
 def migrations(retention_days: int = 0) -> tuple[Migration, ...]:
     ttl = f"TTL toDateTime(timestamp) + INTERVAL {int(retention_days)} DAY\n" if retention_days > 0 else ""
     return (
@@ -315,6 +370,11 @@ def migrations(retention_days: int = 0) -> tuple[Migration, ...]:
             7,
             "events: the import id of imported rows",
             (f"ALTER TABLE events ADD COLUMN IF NOT EXISTS `import_id` {EVENT_COLUMNS['import_id']}",),
+        ),
+        Migration(
+            8,
+            "engagement report: per-day page cache",
+            (PAGE_ENGAGEMENT_DDL, PAGE_ENGAGEMENT_EDGES_DDL, PAGE_ENGAGEMENT_BUILDS_DDL + _SMALL_GRANULES),
         ),
     )
 
