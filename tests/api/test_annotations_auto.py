@@ -23,8 +23,10 @@ from pixel.server.api.meta import MetaDB
 from pixel.server.collector.script import DEFAULT_BUILD, EXTENDED_BUILD, load_tracker
 from pixel.server.enrich.geo_refresh import GeoipRefresher
 from pixel.server.settings import Settings
+from pixel.server.store import Store
 from pixel.server.store.chdb_engine import ChdbStore
 from pixel.server.store.clickhouse_engine import ClickHouseStore
+from tests.chfront import ChFront
 from tests.enrich.test_geoip_refresh import CITY, with_build_epoch
 
 T0 = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC).timestamp()
@@ -35,7 +37,7 @@ HOUR = 3600.0
 class Env:
     settings: Settings
     meta: MetaDB
-    store: ChdbStore
+    store: Store
     site: int
     other: int
 
@@ -68,8 +70,34 @@ def shared_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChdbStore
     store.close()
 
 
+@pytest.fixture(scope="module", params=["chdb", "clickhouse"])
+def engine_store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, shared_store: ChdbStore
+) -> Iterator[Store]:
+    """The gap observation's store on both engines: chDB, and the clickhouse-connect client against chDB
+    behind the test-only HTTP front (tests/chfront.py)."""
+    if request.param == "chdb":
+        yield shared_store
+        return
+    front: ChFront = request.getfixturevalue("api_chfront")
+    folder = tmp_path_factory.mktemp("auto-ch")
+    store = ClickHouseStore(front.url, database=f"pixel_auto_{folder.name.replace('-', '_')}")
+    store.migrate()
+    yield store
+    store.close()
+
+
+@pytest.fixture()
+def engine_env(tmp_path: Path, engine_store: Store) -> Env:
+    return make_env(tmp_path, engine_store)
+
+
 @pytest.fixture()
 def env(tmp_path: Path, shared_store: ChdbStore) -> Env:
+    return make_env(tmp_path, shared_store)
+
+
+def make_env(tmp_path: Path, store: Store) -> Env:
     settings = Settings(data_dir=tmp_path)
     meta = open_meta(settings)
     site = meta.insert(
@@ -78,7 +106,7 @@ def env(tmp_path: Path, shared_store: ChdbStore) -> Env:
     other = meta.insert(
         "sites", {"domain": f"b-{tmp_path.name}.example", "name": "B", "timezone": "UTC", "created_at": 0.0}
     )
-    return Env(settings, meta, shared_store, site, other)
+    return Env(settings, meta, store, site, other)
 
 
 def annotator(env: Env, **kwargs: Any) -> AutoAnnotator:
@@ -234,7 +262,8 @@ def test_the_tracker_fingerprint_is_the_etag_the_collector_serves() -> None:
         assert seen[build] == asset.etag.strip('"')
 
 
-def test_an_ingestion_gap_is_annotated_once_and_closed_when_events_return(env: Env) -> None:
+def test_an_ingestion_gap_is_annotated_once_and_closed_when_events_return(engine_env: Env) -> None:
+    env = engine_env
     a = env.meta.site(env.site)
     b = env.meta.site(env.other)
     assert a is not None and b is not None
@@ -258,6 +287,42 @@ def test_an_ingestion_gap_is_annotated_once_and_closed_when_events_return(env: E
     closed = env.notes("ingestion_gap")[0]
     assert closed["ends_at"] == T0 + 5 * HOUR  # the first event after the gap
     assert env.meta.all("SELECT * FROM auto_state WHERE key LIKE 'gap_open:%'") == []
+
+
+def test_a_gap_is_judged_on_the_millisecond_and_sites_without_recent_events_are_left_alone(
+    engine_env: Env,
+) -> None:
+    """The last event's instant comes back to the millisecond on both engines (its key and start), a site
+    with no event at all and one whose events are all older than the look-back are not judged."""
+    env = engine_env
+    a = env.meta.site(env.site)
+    b = env.meta.site(env.other)
+    assert a is not None and b is not None
+    last_ms = int(T0 * 1000) + 123
+    times = [(last_ms - 600_000 * i) / 1000 for i in range(30)]  # every 10 minutes, the last at T0 + 0.123 s
+    env.events(a["domain"], times)
+    env.events(b["domain"], [T0 - 30 * 86400 + 60 * i for i in range(50)])  # a month ago: outside 7 days
+    env.meta.insert(  # site C: no event at all
+        "sites",
+        {
+            "domain": f"c-{env.settings.data_dir.name}.example",
+            "name": "C",
+            "timezone": "UTC",
+            "created_at": 0.0,
+        },
+    )
+    watch = annotator(env, gap_factor=10.0, min_gap=HOUR, min_events=20)
+    assert watch.check_once(T0 + 100 * 60) == []  # 100 min silent: under 10 x 10 min
+    made = watch.check_once(T0 + 2 * HOUR)
+    assert len(made) == 1
+    note = env.notes("ingestion_gap")[0]
+    assert (note["site_id"], note["starts_at"], note["ends_at"]) == (env.site, last_ms / 1000, None)
+    assert env.meta.all("SELECT key FROM auto_state WHERE key LIKE 'gap_open:%'") == [
+        {"key": f"gap_open:{env.site}"}
+    ]
+    env.events(a["domain"], [(last_ms + 3 * 3_600_000 + 7) / 1000])
+    assert watch.check_once(T0 + 4 * HOUR) == []
+    assert env.notes("ingestion_gap")[0]["ends_at"] == (last_ms + 3 * 3_600_000 + 7) / 1000
 
 
 def test_a_degraded_shipper_is_one_annotation_per_episode(env: Env) -> None:
