@@ -19,6 +19,7 @@ from pixel.server.api.routers import (
     exports,
     geoip,
     health,
+    imports,
     insights,
     journeys,
     plausible_v2,  # POST /api/v2/query, its own auth and error shape
@@ -75,7 +76,7 @@ def create_app(
     app.include_router(public)
 
     private = APIRouter(prefix="/api", dependencies=[Depends(current_principal)])
-    for module in (users, sites, reports, insights, journeys, dashboards, sql, geoip, exports):
+    for module in (users, sites, reports, insights, journeys, dashboards, sql, geoip, exports, imports):
         private.include_router(module.router)
     private.include_router(share.admin_router)
     private.include_router(segments.router)
