@@ -1,0 +1,385 @@
+"""The engagement report's per-day cache: per (site, zone, local day, page) the figures of `engagement`,
+built from the raw events and valid while the day's inserted-row count is unchanged.
+
+It follows the report cache (`report_cache.ReportCache`, whose settings and clock it shares: one
+`EngagementCache` per `ReportCache`, made on first use by `for_cache`): a day's build records the rows
+inserted over the day widened by `EDGE_SECONDS` (`event_counts`), and the day is rebuilt before it is read
+once that count moved (a late event, a retried copy), unless its last build is younger than the report
+cache's `rebuild_min_seconds` (today's figures lag by at most that long while events stream in). Days never
+built that hold more than its `background_min_rows` events are built by a worker thread, one day per step,
+while the report reads the raw events; days past the retention read as empty (`expired_before`) and their
+rows are deleted once a day.
+
+What a day holds (schema migration 8): a *page visit* is a page in a session (see `engagement`). The
+visits of the sessions seen only inside the day (looking `EDGE_SECONDS` past both ends, as the report
+cache does) are summed per page in `page_engagement`: visitors as a `uniqCombined(14)` state (merges to
+the raw sketch), pageviews, the engaged time of each visit that reported one as an exact
+`quantilesExactIf(0.5, 0.75)` state (the merge of the days' states is the raw `quantileExact`: the cached
+median and p75 are exact, no tolerance), the scroll marks reached, and the entries, bounces and exits of
+those sessions. The visits of sessions with page events on more than one day go to
+`page_engagement_edges`, one row per (day, session, page), and are merged per session over the range when
+read, so a session across midnight has one entry and one exit and one visit per page, as on the raw path.
+A session whose events are more than `EDGE_SECONDS` apart across a midnight (possible only with a longer
+tracker timeout) would count as two sessions, as in the report cache.
+
+Used when the report has no filters, leaves bots out and covers whole days in the site's zone (today
+included); everything else reads the raw events (`engagement.engagement`). Nothing here puts user text in
+SQL: dates, build ids and integers made here; the site and zone as parameters.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from pixel.server.api.query.cache_sql import EDGE_SECONDS, Days, whole_days
+from pixel.server.api.query.listing import deduped
+from pixel.server.api.query.periods import Range, ch_datetime, local_midnight
+
+if TYPE_CHECKING:
+    from pixel.server.api.query.report_cache import ReportCache
+    from pixel.server.api.query.scope import Scope
+
+SCROLL_MARKS = (25, 50, 75, 100)
+DROP_AFTER_REBUILDS = 20  # superseded builds of rebuilt days are deleted after this many rebuilds
+TABLES = ("page_engagement", "page_engagement_edges", "page_engagement_builds")
+log = logging.getLogger(__name__)
+
+_DAY = "toDate(timestamp, {tz:String})"
+# A page visit's part in one local day, from the deduplicated page events of the build window.
+_FRAGMENTS = f"""SELECT d, sid, path, visitor_id, pv, first_pv, last_pv, engaged, has_engaged, depth, has_scroll,
+        uniqExact(d) OVER (PARTITION BY sid) > 1 AS edge
+    FROM (
+        SELECT {_DAY} AS d, cityHash64(session_id) AS sid, path, any(visitor_id) AS visitor_id,
+            countIf(event_name = 'pageview') AS pv,
+            minIf(timestamp, event_name = 'pageview') AS first_pv, maxIf(timestamp, event_name = 'pageview') AS last_pv,
+            sumIf(toUInt64(engaged_ms), event_name = 'engagement') AS engaged,
+            toUInt8(countIf(event_name = 'engagement') > 0) AS has_engaged,
+            maxIf(scroll_depth, event_name = 'scroll') AS depth, toUInt8(countIf(event_name = 'scroll') > 0) AS has_scroll
+        FROM {
+    deduped(
+        "site = {site:String} AND timestamp >= {elo:DateTime64(3)} AND timestamp < {ehi:DateTime64(3)} "
+        "AND is_bot = 0 AND event_name IN ('pageview', 'engagement', 'scroll')",
+        "session_id, path, visitor_id, event_name, engaged_ms, scroll_depth",
+    )
+}
+        GROUP BY d, sid, path)"""
+
+_MARKS = ", ".join(f"countIf(has_scroll AND depth >= {m}) AS s{m}" for m in SCROLL_MARKS)
+# Per page, from page visits (one row per session and page, pv > 0) with their session's entry / exit.
+_PER_PAGE = f"""uniqCombinedState(14)(visitor_id) AS visitors, sum(pv) AS pageviews,
+    countIf(has_engaged) AS engaged_visits, quantilesExactIfState(0.5, 0.75)(engaged, has_engaged) AS engaged_q,
+    countIf(has_scroll) AS scroll_visits, {_MARKS},
+    countIf(path = entry_path) AS entries, countIf(path = entry_path AND session_pv <= 1) AS bounces,
+    countIf(path = exit_path) AS exits"""
+_PLACED = """argMin(path, (first_pv, path)) OVER (PARTITION BY sid) AS entry_path,
+    argMax(path, (last_pv, path)) OVER (PARTITION BY sid) AS exit_path,
+    sum(pv) OVER (PARTITION BY sid) AS session_pv"""
+_COLUMNS = "visitors, pageviews, engaged_visits, engaged, scroll_visits, s25, s50, s75, s100, entries, bounces, exits"
+_SELECTED = _COLUMNS.replace(" engaged,", " engaged_q,")  # the same columns as _PER_PAGE names them
+
+
+def _pages_select() -> str:
+    return f"""SELECT d, path, {_PER_PAGE} FROM (
+        SELECT *, {_PLACED} FROM ({_FRAGMENTS}) WHERE NOT edge AND pv > 0 AND has({{days:Array(Date)}}, d))
+    GROUP BY d, path"""
+
+
+def _edges_select() -> str:
+    return f"""SELECT d, sid, path, visitor_id, pv, first_pv, last_pv, engaged, has_engaged, depth, has_scroll
+    FROM ({_FRAGMENTS}) WHERE edge AND has({{days:Array(Date)}}, d)"""
+
+
+def pages_sql(days: Days) -> str:
+    """One row per page over the range of `days` (with builds): `page` and the raw query's columns
+    (`visitors`, `pageviews`, `engaged_visits`, `median_engaged_ms`, `p75_engaged_ms`, `scroll_visits`,
+    `s25` .. `s100`, `entries`, `bounces`, `exits`), ready for `engagement`'s ORDER BY and paging."""
+    span = f"day >= toDate('{days.first.isoformat()}') AND day <= toDate('{days.last.isoformat()}')"
+    rows = f"site = {{site:String}} AND tz = {{tz:String}} AND {span} AND {days.build_filter()}"
+    marks = ", ".join(f"sum(s{m}) AS s{m}" for m in SCROLL_MARKS)
+    return f"""SELECT page, visitors, pageviews, engaged_visits, q[1] AS median_engaged_ms, q[2] AS p75_engaged_ms,
+            scroll_visits, s25, s50, s75, s100, entries, bounces, exits, count() OVER () AS total_rows
+    FROM (
+        SELECT path AS page, uniqCombinedMerge(14)(visitors) AS visitors, sum(pageviews) AS pageviews,
+            sum(engaged_visits) AS engaged_visits, quantilesExactIfMerge(0.5, 0.75)(engaged) AS q,
+            sum(scroll_visits) AS scroll_visits, {marks},
+            sum(entries) AS entries, sum(bounces) AS bounces, sum(exits) AS exits
+        FROM (
+            SELECT path, {_COLUMNS} FROM page_engagement WHERE {rows}
+            UNION ALL
+            SELECT path, {_PER_PAGE} FROM (
+                SELECT *, {_PLACED} FROM (
+                    SELECT sid, path, m_visitor AS visitor_id, m_pv AS pv, m_first AS first_pv, m_last AS last_pv,
+                        m_engaged AS engaged, m_has_engaged AS has_engaged, m_depth AS depth, m_has_scroll AS has_scroll
+                    FROM (
+                        SELECT sid, path, any(visitor_id) AS m_visitor, sum(pv) AS m_pv,
+                            minIf(first_pv, pv > 0) AS m_first, max(last_pv) AS m_last, sum(engaged) AS m_engaged,
+                            max(has_engaged) AS m_has_engaged, max(depth) AS m_depth, max(has_scroll) AS m_has_scroll
+                        FROM page_engagement_edges WHERE {rows}
+                        GROUP BY sid, path HAVING m_pv > 0)))
+            GROUP BY path)
+        GROUP BY path)"""
+
+
+@dataclass
+class _Known:
+    """The builds this cache read or made for one (site, zone): day -> (build, source rows)."""
+
+    builds: dict[str, tuple[int, int]] = field(default_factory=dict)
+    rebuilds: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)  # one build at a time per (site, zone)
+
+
+class EngagementCache:
+    """The engagement cache beside one report cache (its runner, clock and settings)."""
+
+    def __init__(self, cache: ReportCache) -> None:
+        self.cache = cache
+        self._guard = threading.Lock()  # guards the dicts below, never held while a query runs
+        self._known: dict[tuple[str, str], _Known] = {}
+        self._pending: dict[tuple[str, str, date], Scope] = {}
+        self._worker: threading.Thread | None = None
+        self._purged: dict[str, date] = {}  # site -> the day before which its rows were deleted
+
+    def days(self, scope: Scope) -> Days | None:
+        """The scope's whole days with their valid builds (building the changed ones now), or None: read
+        the raw events (filters, bots, not whole days, or a first build queued for the worker)."""
+        if scope.filters or scope.include_bots:
+            return None
+        days = whole_days(scope.range)
+        if days is None or not self._ready(scope, days):
+            return None
+        return self.ensure(scope, days)
+
+    def _known_for(self, scope: Scope) -> _Known:
+        with self._guard:
+            return self._known.setdefault((scope.site, scope.range.tz), _Known())
+
+    def _params(self, scope: Scope, first: date, last: date) -> dict[str, Any]:
+        zone = ZoneInfo(scope.range.tz)
+        lo, hi = local_midnight(first, zone), local_midnight(last + timedelta(days=1), zone)
+        edge = timedelta(hours=2, seconds=EDGE_SECONDS)
+        return {
+            "site": scope.site,
+            "tz": scope.range.tz,
+            "first": first.isoformat(),
+            "last": last.isoformat(),
+            "lo": (lo - edge).strftime("%Y-%m-%d %H:00:00"),
+            "hi": (hi + edge).strftime("%Y-%m-%d %H:00:00"),
+            "edge": EDGE_SECONDS,
+        }
+
+    def _counts(self, params: dict[str, Any]) -> dict[str, int]:
+        """Rows inserted so far per local day (each hour counted for the days within EDGE_SECONDS of it)."""
+        return {
+            str(day): int(rows)
+            for day, rows in self.cache.runner.query(
+                """SELECT day, sum(rows) FROM event_counts
+                    ARRAY JOIN arrayDistinct([toDate(hour - {edge:UInt32}, {tz:String}),
+                                              toDate(hour + 3599 + {edge:UInt32}, {tz:String})]) AS day
+                    WHERE site = {site:String} AND hour >= {lo:DateTime} AND hour < {hi:DateTime}
+                        AND day >= {first:Date} AND day <= {last:Date}
+                    GROUP BY day""",
+                params,
+            ).rows
+        }
+
+    def _stored(self, params: dict[str, Any]) -> dict[str, tuple[int, int]]:
+        """The newest build of each day recorded in the store (by this or another process)."""
+        return {
+            str(day): (int(build), int(rows))
+            for day, build, rows in self.cache.runner.query(
+                """SELECT day, max(build), argMax(source_rows, build) FROM page_engagement_builds
+                    WHERE site = {site:String} AND tz = {tz:String} AND day >= {first:Date} AND day <= {last:Date}
+                    GROUP BY day""",
+                params,
+            ).rows
+        }
+
+    # -- building -----------------------------------------------------------------------------------
+
+    def _ready(self, scope: Scope, days: Days) -> bool:
+        """False (and the days queued for the worker) when the days never built hold more than the report
+        cache's `background_min_rows` events."""
+        known = self._known_for(scope)
+        every = [days.first + timedelta(days=i) for i in range((days.last - days.first).days + 1)]
+        missing = [d for d in every if d.isoformat() not in known.builds]
+        limit = self.cache.background_min_rows
+        if not missing or limit <= 0:
+            return True
+        params = self._params(scope, min(missing), max(missing))
+        stored = self._stored(params)
+        missing = [d for d in missing if d.isoformat() not in stored]
+        if not missing:
+            return True
+        counts = self._counts(params)
+        if sum(counts.get(d.isoformat(), 0) for d in missing) <= limit:
+            return True
+        with self._guard:
+            for d in missing:
+                self._pending.setdefault((scope.site, scope.range.tz, d), scope)
+            if self._worker is None:
+                self._worker = threading.Thread(
+                    target=self.build_pending, name="engagement-cache", daemon=True
+                )
+                self._start(self._worker)
+        return False
+
+    def _start(self, worker: threading.Thread) -> None:
+        worker.start()
+
+    def build_pending(self) -> None:
+        """Build the queued days one at a time until none is left (the worker thread's loop)."""
+        while True:
+            with self._guard:
+                if not self._pending:
+                    self._worker = None
+                    return
+                (site, tz, day), scope = next(iter(self._pending.items()))
+            zone = ZoneInfo(tz)
+            one = Range(
+                local_midnight(day, zone), local_midnight(day + timedelta(days=1), zone), tz, "custom"
+            )
+            try:
+                self.ensure(replace(scope, range=one, filters=[]), Days(day, day))
+            # a closed store, a failing query: the queue is dropped (a later report queues its days again)
+            except Exception as exc:
+                log.warning("engagement cache: background build of %s %s failed: %s", site, day, exc)
+                with self._guard:
+                    self._pending.clear()
+            with self._guard:
+                self._pending.pop((site, tz, day), None)
+
+    def ensure(self, scope: Scope, days: Days) -> Days:
+        """Build every day of `days` without a valid build; return `days` with the valid builds (build 0,
+        which matches no row, for the days past the retention)."""
+        params = self._params(scope, days.first, days.last)
+        known = self._known_for(scope)
+        cutoff = self.cache.expired_before(scope)
+        self._purge(scope.site, cutoff)
+        every = [
+            (days.first + timedelta(days=i)).isoformat() for i in range((days.last - days.first).days + 1)
+        ]
+        live = [d for d in every if cutoff is None or d >= cutoff.isoformat()]
+        with known.lock:
+            counts = self._counts(params)
+
+            def stale(d: str) -> bool:
+                return d not in known.builds or known.builds[d][1] != counts.get(d, 0)
+
+            if any(stale(d) for d in live):
+                for d, found in self._stored(params).items():
+                    if stale(d):
+                        known.builds[d] = found
+            recent = time.time_ns() - int(self.cache.rebuild_min_seconds * 1e9)
+            dirty = [d for d in live if stale(d) and (d not in known.builds or known.builds[d][0] < recent)]
+            if dirty:
+                previous = [known.builds[d][0] for d in dirty if d in known.builds]
+                build = self._build(scope, dirty, counts)
+                known.builds.update({d: (build, counts.get(d, 0)) for d in dirty})
+                known.rebuilds += len(previous)
+                if (
+                    previous and known.rebuilds >= DROP_AFTER_REBUILDS
+                ):  # a delete is a mutation: not every time
+                    known.rebuilds = 0
+                    self._drop_older(scope, dirty, min(previous))
+            return Days(
+                days.first,
+                days.last,
+                tuple((date.fromisoformat(d), known.builds[d][0] if d in live else 0) for d in every),
+            )
+
+    def _build(self, scope: Scope, dirty: list[str], counts: dict[str, int]) -> int:
+        zone = ZoneInfo(scope.range.tz)
+        zone_days = [date.fromisoformat(d) for d in dirty]
+        lo = local_midnight(min(zone_days), zone)
+        hi = local_midnight(max(zone_days) + timedelta(days=1), zone)
+        edge = timedelta(seconds=EDGE_SECONDS)
+        build = time.time_ns()
+        params = {
+            "site": scope.site,
+            "tz": scope.range.tz,
+            "days": zone_days,
+            "build": build,
+            "elo": ch_datetime(lo - edge),
+            "ehi": ch_datetime(hi + edge),
+        }
+        head = "{site:String}, {tz:String}, d, {build:UInt64}"
+        runner = self.cache.runner
+        runner.command(
+            f"""INSERT INTO page_engagement (site, tz, day, build, path, {_COLUMNS})
+            SELECT {head}, path, {_SELECTED} FROM ({_pages_select()})""",
+            params,
+        )
+        runner.command(
+            f"""INSERT INTO page_engagement_edges (site, tz, day, build, sid, path, visitor_id, pv, first_pv,
+                last_pv, engaged, has_engaged, depth, has_scroll)
+            SELECT {head}, sid, path, visitor_id, pv, first_pv, last_pv, engaged, has_engaged, depth, has_scroll
+            FROM ({_edges_select()})""",
+            params,
+        )
+        # Recorded last: a build cut short leaves rows no reader selects.
+        runner.store.insert_rows(
+            "page_engagement_builds",
+            [
+                {
+                    "site": scope.site,
+                    "tz": scope.range.tz,
+                    "day": d,
+                    "build": build,
+                    "source_rows": counts.get(d, 0),
+                }
+                for d in dirty
+            ],
+        )
+        return build
+
+    def _drop_older(self, scope: Scope, days: list[str], keep_from: int) -> None:
+        """Delete the rebuilt days' rows of builds before the previous one (which a report may still read)."""
+        params = {
+            "site": scope.site,
+            "tz": scope.range.tz,
+            "days": [date.fromisoformat(d) for d in days],
+            "keep": keep_from,
+        }
+        for table in TABLES[:2]:
+            self.cache.runner.command(
+                f"""DELETE FROM {table} WHERE site = {{site:String}} AND tz = {{tz:String}}
+                AND has({{days:Array(Date)}}, day) AND build < {{keep:UInt64}}""",
+                params,
+            )
+
+    def _purge(self, site: str, cutoff: date | None) -> None:
+        """Delete the site's rows of days ending before `cutoff` (a local date of some zone) in every zone:
+        days two days before it are past it everywhere. At most once per site and cutoff day."""
+        if cutoff is None:
+            return
+        below = cutoff - timedelta(days=2)
+        with self._guard:
+            if self._purged.get(site) == below:
+                return
+            self._purged[site] = below
+        for table in TABLES:
+            self.cache.runner.command(
+                f"DELETE FROM {table} WHERE site = {{site:String}} AND day < {{below:Date}}",
+                {"site": site, "below": below},
+            )
+
+
+_CACHES: weakref.WeakKeyDictionary[ReportCache, EngagementCache] = weakref.WeakKeyDictionary()
+_CACHES_LOCK = threading.Lock()
+
+
+def for_cache(cache: ReportCache) -> EngagementCache:
+    """The engagement cache of `cache`'s store (one per report cache, so per app)."""
+    with _CACHES_LOCK:
+        found = _CACHES.get(cache)
+        if found is None:
+            found = _CACHES[cache] = EngagementCache(cache)
+        return found
