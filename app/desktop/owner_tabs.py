@@ -1,6 +1,7 @@
 """What the main window gains for owner tasks: the People and SQL tabs (shown to admins only, once the API
-said who is signed in), "Connect to an existing Pixel…" and "Edit profile…" buttons, and the stack tab
-hidden for a profile with no Docker engine.
+said who is signed in), a "Share…" button (admins only: the share links of the dashboard's site,
+share_dialog.py), "Connect to an existing Pixel…" and "Edit profile…" buttons, and the stack tab hidden for a
+profile with no Docker engine.
 
 Contract: `profile_chosen(profile)` hides the admin tabs at once (a viewer never sees them, not even while
 connecting) and shows the stack tab only if the profile has an engine; `connected(profile, client)` asks
@@ -21,6 +22,7 @@ from pixel.app import secret_store
 from pixel.app.client import people
 from pixel.app.desktop.people_page import PeoplePage
 from pixel.app.desktop.profile_editor import ConnectExistingDialog, ProfileEditor
+from pixel.app.desktop.share_dialog import open_share_dialog
 from pixel.app.desktop.sql_console import SqlConsole
 from pixel.app.profiles import Profile
 
@@ -40,6 +42,9 @@ class OwnerTabs:
         self.people.offer_keyring = self.keep_password
         window.tabs.addTab(self.people, "People")
         window.tabs.addTab(self.sql, "SQL")
+        self.share = QPushButton("Share…")  # share links of the dashboard's site (admins; share_dialog.py)
+        self.share.clicked.connect(lambda: open_share_dialog(self.window))
+        bar.insertWidget(bar.count() - 1, self.share)
         self._admin_tabs(False)
         self.connect_existing = QPushButton("Connect to an existing Pixel…")
         self.connect_existing.clicked.connect(self.open_connect_existing)
@@ -55,6 +60,7 @@ class OwnerTabs:
         tabs = self.window.tabs
         for page in (self.people, self.sql):
             tabs.setTabVisible(tabs.indexOf(page), visible)
+        self.share.setVisible(visible)
 
     def profile_chosen(self, profile: Profile) -> None:
         self.role = ""
