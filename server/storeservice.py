@@ -40,7 +40,9 @@ log = logging.getLogger(__name__)
 def _alert_sender(api: Any) -> Any:
     from pixel.server.alerts.sender import AlertSender
 
-    return AlertSender(api.state.pixel.meta, api.state.pixel.runner)
+    return AlertSender(
+        api.state.pixel.meta, api.state.pixel.runner, data_dir=api.state.pixel.settings.data_dir
+    )
 
 
 class StoreService:
@@ -60,6 +62,7 @@ class StoreService:
         self._today: tuple[tuple[int, int], int] | None = None
         self._thread: threading.Thread | None = None
         self._retention_thread: threading.Thread | None = None
+        self._alerts_thread: threading.Thread | None = None
         self.api = self._load_api()
         self.annotator = self._load_annotator()
         self.alerts = None if self.api is None else _alert_sender(self.api)  # server/alerts/sender.py
@@ -102,7 +105,10 @@ class StoreService:
                 target=self.annotator.run, args=(self.clock,), name="auto-annotations", daemon=True
             ).start()
         if self.alerts is not None:
-            threading.Thread(target=self.alerts.run, args=(self.clock,), name="alerts", daemon=True).start()
+            self._alerts_thread = threading.Thread(
+                target=self.alerts.run, args=(self.clock,), name="alerts", daemon=True
+            )
+            self._alerts_thread.start()
 
     def stop(self) -> None:
         if self.alerts is not None:
@@ -116,6 +122,8 @@ class StoreService:
             self._thread.join(timeout=30)
         if self._retention_thread is not None:
             self._retention_thread.join(timeout=30)
+        if self._alerts_thread is not None:  # a round in course ends before the store closes under it
+            self._alerts_thread.join(timeout=30)
         self.shipper.enricher.close()
         self.store.close()
 

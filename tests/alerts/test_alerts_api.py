@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from pixel.server.alerts import rules
+from pixel.server.alerts.health import statvfs_usage
 from pixel.server.alerts.sender import AlertSender, newly_alerting
 from pixel.server.api import create_app
 from pixel.server.api.app import open_meta
@@ -60,6 +62,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         "sites", {"domain": "dropped.example", "name": "D", "timezone": "UTC", "created_at": 0.0}
     )
     meta.create_user("viewer", hash_password(PASSWORD), "viewer", [normal])
+    # The data folder's free space is the machine's: judged here only where a test asks for it.
+    rules.save(meta, rules.Rules(disk=rules.DiskRule(enabled=False)), 0.0)
     app = create_app(settings, store)
     app.state.pixel.report_cache.clock = NOW.timestamp
     with TestClient(app) as client:
@@ -319,3 +323,40 @@ def test_store_process_round_sends_on_its_own(env: Env) -> None:
         assert [a["json"]["site"] for a in hook.accepted] == ["dropped.example"]
         assert hook.accepted[0]["headers"]["X-Pixel-Timestamp"] == str(int(NOW.timestamp()))
         env.client.delete(f"/api/alerts/channels/{channel}", headers=env.admin)
+
+
+def test_health_rules_and_findings_for_admins(env: Env) -> None:
+    """The rules are read and replaced whole, validated; the health is judged now without recording a disk
+    sample; a viewer gets neither."""
+    for path in ("/api/alerts/rules", "/api/alerts/health"):
+        assert env.client.get(path, headers=env.viewer).status_code == 403
+    assert env.client.put("/api/alerts/rules", headers=env.viewer, json={}).status_code == 403
+    saved = env.client.get("/api/alerts/rules", headers=env.admin).json()
+    assert saved["certificate"] == {"enabled": True, "days": 14, "address": ""}
+    assert saved["backup"] == {"enabled": True, "factor": 2.0}
+    assert saved["disk"]["enabled"] is False
+    for bad in (
+        {"certificate": {"address": "https://stats.example.com/"}},
+        {"disk": {"min_free_gb": -1}},
+        {"x": {}},
+    ):
+        assert (
+            env.client.put("/api/alerts/rules", headers=env.admin, json={**saved, **bad}).status_code == 422
+        )
+    body = {**saved, "disk": {"enabled": True, "min_free_percent": 0, "min_free_gb": 0}}
+    put = env.client.put("/api/alerts/rules", headers=env.admin, json=body)
+    assert put.status_code == 200 and put.json()["disk"]["enabled"] is True
+    found = env.client.get("/api/alerts/health", headers=env.admin).json()
+    [disk] = [f for f in found if f["kind"] == "disk_filling"]
+    assert (disk["state"], disk["target"]) == ("ok", str(env.data_dir))
+    assert disk["details"]["total_bytes"] == statvfs_usage(env.data_dir)[0]
+    assert {f["target"]: f["state"] for f in found if f["kind"] == "ingestion_stopped"} == {
+        "normal.example": "ok",
+        "dropped.example": "ok",
+        "shipper": "ok",
+        "dead letters": "ok",
+    }
+    assert not any(f["kind"] == "certificate_expiry" for f in found)  # no address: not judged
+    state = env.client.app.state.pixel  # type: ignore[attr-defined]
+    assert state.meta.one("SELECT 1 FROM auto_state WHERE key = 'disk_samples'") is None
+    env.client.put("/api/alerts/rules", headers=env.admin, json=saved)

@@ -37,6 +37,9 @@ def test_store_service_runs_the_round(tmp_path: Path) -> None:
             {"kind": "webhook", "name": "ops", "url": hook.url, "secret": SECRET, "created_at": 0.0},
         )
         service = StoreService(settings, store, clock=NOW.timestamp)
+        assert (
+            service.alerts is not None and service.alerts.data_dir == settings.data_dir
+        )  # judges its health
         service.start()
         try:
             deadline = time.monotonic() + 60

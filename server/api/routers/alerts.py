@@ -10,6 +10,11 @@
   channel; answers the verdicts and the deliveries. An alert is sent once: while a site stays in the same
   alert (a drop over several checks) nothing more is sent; a "normal" verdict ends it, so the next drop is
   sent again (`server/alerts/sender.py`, which the store process also runs on its own).
+- `GET/PUT /api/alerts/rules` (admins): the stack-health kinds' settings (`server/alerts/rules.py`: ingestion,
+  disk, certificate, backup; on/off and thresholds); PUT takes and answers the whole set.
+- `GET /api/alerts/health` (admins): the stack's health judged now (`server/alerts/health.py`: ingestion
+  stopped, disk filling of the data folder, certificate near expiry), without sending or recording anything.
+  `POST /api/alerts/check` judges it too and sends each new episode (and its end, "resolved") to the channels.
 - Time comes from the app's clock (the report cache's `now()`), so tests pin it.
 """
 
@@ -20,8 +25,9 @@ from typing import Any
 from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
-from pixel.server.alerts import channels, config, detect, sender
+from pixel.server.alerts import channels, config, detect, rules, sender
 from pixel.server.alerts.config import ChannelIn, ChannelOut
+from pixel.server.alerts.rules import Rules
 from pixel.server.api.deps import Admin, AppState, Auth, PathId, State, site_for
 from pixel.server.api.errors import not_found
 
@@ -76,6 +82,22 @@ def traffic(site_id: PathId, principal: Auth, state: State) -> dict[str, Any]:
     return verdict.as_dict()
 
 
+@router.get("/alerts/rules", response_model=Rules)
+def get_rules(principal: Admin, state: State) -> Rules:
+    return rules.load(state.meta)
+
+
+@router.put("/alerts/rules", response_model=Rules)
+def put_rules(body: Rules, principal: Admin, state: State) -> Rules:
+    return rules.save(state.meta, body, _now(state))
+
+
+@router.get("/alerts/health")
+def get_health(principal: Admin, state: State) -> list[dict[str, Any]]:
+    found = sender.judge_health(state.meta, state.runner, state.settings.data_dir, _now(state), record=False)
+    return [f.as_dict() for f in found]
+
+
 @router.post("/alerts/check")
 def check(principal: Admin, state: State) -> dict[str, Any]:
-    return sender.check_and_send(state.meta, state.runner, state.report_cache.now())
+    return sender.check_and_send(state.meta, state.runner, state.report_cache.now(), state.settings.data_dir)
