@@ -5,9 +5,10 @@ Contract:
 - An upload is a file under `<state>/imports/uploads/<upload id>/<its name>`, written as it arrives (never whole
   in memory), at most `Settings.import_max_bytes`; a gzip upload is decompressed as it arrives (output dropped,
   memory bounded) and one that ends early or is damaged is refused and removed (`GzipCheck`).
-- `preview` reads the file once with the import core's own line processing (`run.preview`, every day included)
-  and splits the days into those without live data and those with it (the overlap), so the owner sees both
-  choices' numbers. A file none of whose lines is of the chosen kind is refused (`WrongKind`) with a guess.
+- `preview_start` reads the file in a thread (a 10 GB log takes minutes; its progress and a cancel are read
+  between lines) with the import core's own line processing (`run.LineProcessor`, every day included) and
+  splits the days into those without live data and those with it (the overlap), so the owner sees both
+  choices' numbers. A file none of whose lines is of the chosen kind fails (`WrongKind`) with a guess.
 - `start` makes the import's record (`run.start`: the same file and site already imported is refused, an
   unfinished one is resumed) and runs it in a thread; one import at a time per site (`ImportBusy`).
 - Progress (bytes read, file size, lines) is updated after each committed batch; `cancel` stops the run at the
@@ -35,7 +36,7 @@ from pixel.server.errors import PixelError
 from pixel.server.importer import records, run
 from pixel.server.importer.accesslog import Malformed
 from pixel.server.importer.hits import Source
-from pixel.server.importer.lines import ImportFileError, WrongKind, read_lines
+from pixel.server.importer.lines import ImportFileError, RawPosition, TruncatedFile, WrongKind, read_lines
 from pixel.server.importer.sources import SOURCES
 from pixel.server.settings import Settings
 from pixel.server.store import Store, StoreError
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 
 BATCH_LINES = 10_000  # smaller than the CLI's batches: the progress and a cancel move more often
 GUESS_LINES = 20
+EARLY_VERDICT = 1000  # a preview whose first this many lines are all malformed: the file is not of that kind
+KEEP_PREVIEWS = 20  # finished previews kept for reading
 GUESS_ORDER = ("goatcounter", "umami", "ga4", "accesslog")  # the strict header checks first
 
 
@@ -131,6 +134,21 @@ class Upload:
 
 
 @dataclass
+class PreviewJob:
+    id: str
+    upload: str
+    kind: str
+    site: str
+    status: str = "running"  # running, done, failed, cancelled
+    done_bytes: int = 0
+    total_bytes: int = 0
+    lines: int = 0
+    result: dict[str, Any] | None = None
+    error: str = ""
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
 class Job:
     import_id: str
     site: str
@@ -161,6 +179,7 @@ class ImportJobs:
         self.store = store
         self.batch_lines = batch_lines
         self.jobs: dict[str, Job] = {}
+        self.previews: dict[str, PreviewJob] = {}
         self.lock = threading.Lock()
         self.uploads = records.folder(settings.state_dir) / "uploads"
         self.uploads.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -205,10 +224,82 @@ class ImportJobs:
             raise WrongKind(f"unknown kind {kind!r}; one of: {', '.join(SOURCES)}")
         return found
 
-    def preview(self, upload_id: str, kind: str, site: str) -> dict[str, Any]:
+    def preview_start(self, upload_id: str, kind: str, site: str) -> dict[str, Any]:
+        """A preview read in a thread (a large file takes minutes); its id and state. A file that is not of
+        `kind` by its first bytes is refused at once (`WrongKind`)."""
         path = self.upload_path(upload_id)
         source = self.source(kind)
-        shown = run.preview(self.settings, None, path, site, "include", source)
+        source.check(path)
+        job = PreviewJob(secrets.token_hex(8), upload_id, kind, site, total_bytes=path.stat().st_size)
+        with self.lock:
+            for old in [k for k, v in self.previews.items() if v.status != "running"][:-KEEP_PREVIEWS]:
+                del self.previews[old]
+            self.previews[job.id] = job
+        threading.Thread(
+            target=self._preview_work, args=(job,), name=f"preview {job.id}", daemon=True
+        ).start()
+        return self.preview_state(job.id)
+
+    def _preview_work(self, job: PreviewJob) -> None:
+        try:
+            job.result = self.preview(job.upload, job.kind, job.site, job)
+            job.status = "done"
+        except Cancelled:
+            job.status = "cancelled"
+        except Exception as exc:  # WrongKind, a file gone, a store that cannot say its live days
+            job.status, job.error = "failed", str(exc)
+
+    def preview_state(self, preview_id: str) -> dict[str, Any]:
+        """`{id, status: running|done|failed|cancelled, percent, lines, error}`, and the preview when done.
+        Raises UploadError for an unknown id."""
+        job = self.previews.get(preview_id)
+        if job is None:
+            raise UploadError(f"unknown preview {preview_id!r}")
+        out: dict[str, Any] = {
+            "id": job.id,
+            "status": job.status,
+            "percent": 100.0
+            if job.status == "done"
+            else round(min(job.done_bytes / job.total_bytes, 1.0) * 100, 1)
+            if job.total_bytes
+            else 0.0,
+            "error": job.error,
+        }
+        if job.result is not None:
+            out.update(job.result)
+        out["lines"] = job.result["lines"] if job.result else job.lines
+        return out
+
+    def preview_cancel(self, preview_id: str) -> None:
+        job = self.previews.get(preview_id)
+        if job is None:
+            raise UploadError(f"unknown preview {preview_id!r}")
+        job.cancel.set()
+
+    def preview(self, upload_id: str, kind: str, site: str, job: PreviewJob | None = None) -> dict[str, Any]:
+        """What importing the upload as `kind` into `site` would do (nothing written): the run's own line
+        processing with every day included, then the days split by live data. A file none of whose lines is
+        of `kind` raises WrongKind (after its first `EARLY_VERDICT` lines when all are malformed)."""
+        path = self.upload_path(upload_id)
+        source = self.source(kind)
+        source.check(path)
+        processor = run.LineProcessor(self.settings, site, "preview", set(), {}, source.parser(path))
+        shown = run.Preview()
+        rows: list[dict[str, Any]] = []
+        position = RawPosition()
+        try:
+            for number, offset, _end, text in read_lines(path, position=position):
+                processor.process(number, offset, text, shown, rows)
+                rows.clear()
+                if number % 2000 == 0:
+                    if job is not None:
+                        job.done_bytes, job.lines = position.tell(), number
+                        if job.cancel.is_set():
+                            raise Cancelled
+                    if shown.rows == 0 and not shown.skipped and shown.malformed_count >= EARLY_VERDICT:
+                        break
+        except TruncatedFile as exc:
+            shown.error = str(exc)
         if shown.rows == 0 and not shown.skipped and shown.malformed_count:
             guess = guess_kind(path)
             hint = f"; it looks like {guess}" if guess and guess != kind else ""

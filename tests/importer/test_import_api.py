@@ -36,6 +36,20 @@ def upload(api: Reports, content: bytes, name: str) -> Any:
     return api.client.post("/api/imports/files", params={"name": name}, content=content, headers=api.headers)
 
 
+def preview(api: Reports, json: dict[str, Any], headers: dict[str, str]) -> Any:
+    """POST the preview, then its state until it is no longer running (the last answer)."""
+    r = api.client.post("/api/imports/preview", json=json, headers=headers)
+    if r.status_code != 202:
+        return r
+    deadline = time.monotonic() + 120
+    while True:
+        r = api.client.get(f"/api/imports/previews/{r.json()['id']}", headers=headers)
+        if r.status_code != 200 or r.json()["status"] != "running":
+            return r
+        assert time.monotonic() < deadline, r.text
+        time.sleep(0.02)
+
+
 def wait_done(api: Reports, import_id: str, until: tuple[str, ...] = ("done", "truncated")) -> dict[str, Any]:
     deadline = time.monotonic() + 120
     while True:
@@ -59,9 +73,10 @@ def test_upload_preview_start_progress_reports_undo(store: Store, tmp_path: Path
             "goatcounter",
         )
         body = {"upload": up["id"], "kind": "goatcounter", "site_id": api.site_id}
-        r = api.client.post("/api/imports/preview", json=body, headers=api.headers)
+        r = preview(api, json=body, headers=api.headers)
         assert r.status_code == 200, r.text
         shown = r.json()
+        assert (shown["status"], shown["percent"], shown["error"]) == ("done", 100.0, "")
         # goatcounter_export.csv by hand (tests/importer/test_import_goatcounter.py): 11 lines, 3 events a day
         # on the 5th and 6th of March 2024 (UTC), one bot, lines 9 and 10 malformed, no live data
         assert shown["lines"] == 11
@@ -130,7 +145,7 @@ def test_overlap_choice_and_gzip(store: Store, tmp_path: Path) -> None:
         r = upload(api, gzip.compress(GOAT.read_bytes()), "goat.csv.gz")
         assert r.status_code == 201 and (r.json()["gzip"], r.json()["kind"]) == (True, "goatcounter")
         body = {"upload": r.json()["id"], "kind": "goatcounter", "site_id": api.site_id}
-        shown = api.client.post("/api/imports/preview", json=body, headers=api.headers).json()
+        shown = preview(api, json=body, headers=api.headers).json()
         assert shown["days"] == [
             {"day": "2024-03-05", "rows": 3, "live": True},
             {"day": "2024-03-06", "rows": 3, "live": False},
@@ -172,17 +187,15 @@ def test_bad_input_is_a_clear_4xx(store: Store, tmp_path: Path) -> None:
         umami = upload(api, (FIXTURES / "umami_export.csv").read_bytes(), "umami.csv").json()
         assert umami["kind"] == "umami"
         body = {"upload": umami["id"], "kind": "goatcounter", "site_id": api.site_id}
-        r = api.client.post("/api/imports/preview", json=body, headers=api.headers)
+        r = preview(api, json=body, headers=api.headers)
         assert r.status_code == 422 and "not a GoatCounter CSV export" in r.json()["detail"]
-        r = api.client.post("/api/imports/preview", json={**body, "kind": "accesslog"}, headers=api.headers)
+        r = preview(api, json={**body, "kind": "accesslog"}, headers=api.headers)
         assert r.status_code == 422 and "it looks like umami" in r.json()["detail"], r.text
-        r = api.client.post("/api/imports/preview", json={**body, "kind": "matomo"}, headers=api.headers)
+        r = preview(api, json={**body, "kind": "matomo"}, headers=api.headers)
         assert r.status_code == 422 and "unknown kind 'matomo'" in r.json()["detail"]
-        r = api.client.post(
-            "/api/imports/preview", json={**body, "upload": "0123456789abcdef"}, headers=api.headers
-        )
+        r = preview(api, json={**body, "upload": "0123456789abcdef"}, headers=api.headers)
         assert r.status_code == 404
-        r = api.client.post("/api/imports/preview", json={**body, "site_id": 999}, headers=api.headers)
+        r = preview(api, json={**body, "site_id": 999}, headers=api.headers)
         assert r.status_code == 404
         r = api.client.post(
             "/api/imports", json={**body, "kind": "umami", "overlap": "maybe"}, headers=api.headers
@@ -199,8 +212,8 @@ def test_one_per_site_and_cancel_leaves_nothing(store: Store, tmp_path: Path) ->
         jobs.batch_lines = 100  # many batches: the cancel lands while it runs
         first = upload(api, log.read_bytes(), "big.log").json()
         assert first["kind"] == "accesslog"
-        shown = api.client.post(
-            "/api/imports/preview",
+        shown = preview(
+            api,
             json={"upload": first["id"], "kind": "accesslog", "site_id": api.site_id},
             headers=api.headers,
         ).json()
@@ -288,6 +301,8 @@ def test_a_viewer_is_refused(store: Store, tmp_path: Path) -> None:
             ("POST", "/api/imports/preview", {"upload": "a", "kind": "ga4", "site_id": api.site_id}),
             ("POST", "/api/imports", {"upload": "a", "kind": "ga4", "site_id": api.site_id}),
             ("GET", "/api/imports/x", None),
+            ("GET", "/api/imports/previews/x", None),
+            ("DELETE", "/api/imports/previews/x", None),
             ("POST", "/api/imports/x/cancel", None),
             ("DELETE", "/api/imports/x", None),
             ("DELETE", "/api/imports/files/x", None),

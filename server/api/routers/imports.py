@@ -3,9 +3,11 @@
 - `POST /imports/files?name=...`: the request body is the file (plain or gzip), streamed to the data folder;
   201 with the upload's id, size and the guessed kind. Larger than `PIXEL_IMPORT_MAX_BYTES`: 413; a gzip that
   ends early or is damaged, or an empty body: 422 (nothing kept). `DELETE /imports/files/{upload}` drops it.
-- `POST /imports/preview` `{upload, kind, site_id}`: date range, rows per UTC day (each marked `live` when the
-  site already has live data that day: the overlap), rows under each overlap choice, sites (hosts) found,
-  skipped lines by reason, malformed lines with their numbers. A file not of that kind: 422.
+- `POST /imports/preview` `{upload, kind, site_id}`: reads the file in the background (202, its id; a file not of
+  that kind by its first bytes: 422 at once); `GET /imports/previews/{id}` gives its `percent` while `running`,
+  then (`done`) the date range, rows per UTC day (each marked `live` when the site already has live data that
+  day: the overlap), rows under each overlap choice, sites (hosts) found, skipped lines by reason, malformed
+  lines with their numbers; a file none of whose lines is of that kind: 422. `DELETE` it to stop reading.
 - `POST /imports` `{upload, kind, site_id, overlap}`: starts the import in the store process (202); one at a
   time per site (409), the same file already imported for the site: 409.
 - `GET /imports`, `GET /imports/{id}`: the imports with their progress (`percent`, `lines`, `rows`, `status`:
@@ -119,12 +121,31 @@ def drop_upload(principal: Admin, state: State, upload_id: str) -> None:
         raise _refusal(exc) from None
 
 
-@router.post("/preview")
+@router.post("/preview", status_code=202)
 def preview(principal: Admin, state: State, body: PreviewBody) -> dict[str, Any]:
     domain = _domain(state, principal, body.site_id)
     try:
-        return jobs_of(state).preview(body.upload, body.kind, domain)
+        return jobs_of(state).preview_start(body.upload, body.kind, domain)
     except (UploadError, ImportFileError) as exc:
+        raise _refusal(exc) from None
+
+
+@router.get("/previews/{preview_id}")
+def preview_state(principal: Admin, state: State, preview_id: str) -> dict[str, Any]:
+    try:
+        shown = jobs_of(state).preview_state(preview_id)
+    except UploadError as exc:
+        raise _refusal(exc) from None
+    if shown["status"] == "failed":
+        raise ApiError(422, "bad_import_file", shown["error"])
+    return shown
+
+
+@router.delete("/previews/{preview_id}", status_code=204)
+def preview_cancel(principal: Admin, state: State, preview_id: str) -> None:
+    try:
+        jobs_of(state).preview_cancel(preview_id)
+    except UploadError as exc:
         raise _refusal(exc) from None
 
 
