@@ -14,6 +14,13 @@ string id. Now one query of `UNION ALL` branches, run side by side:
   rows holding the key for `prop:<key>`), ranked per dimension by a window like the cached dashboard's;
 - one scan of the sessions' first / last pageview for `entry_page` / `exit_page`.
 
+No branch reads `events FINAL` (which merges every row of the range's parts, and keeps ClickHouse from
+moving the filters to PREWHERE): each reads the rows matching its WHERE and drops copies of an event
+among those only (`listing.deduped`: one row per `event_id` and day, the table's key), as the insight
+reports do. Copies of an event are client retries of one tracker request, so whichever copy is kept has
+the values `FINAL` would have shown (tests insert copies in parts of their own and compare with the
+reports over `events FINAL` and with a Python computation).
+
 Same definitions and aggregate functions as `reports` (tests compare every part with the individual
 endpoints, on both engines), so the same numbers, with one stated exception shared with the report
 cache: sessions are told apart by the 64-bit hash of their id (two of a range's sessions share one
@@ -34,6 +41,7 @@ from pixel.server.api.query.filters import (
     base_where,
     dimension_sql,
 )
+from pixel.server.api.query.listing import deduped
 from pixel.server.api.query.periods import bucket_sql
 from pixel.server.api.query.scope import Scope
 from pixel.server.store.schema import EVENTS
@@ -62,16 +70,29 @@ def _grouped(total: Tag | None, series: Tag | None, bucket: str) -> tuple[str, s
     return f"'{part.value}'", (bucket if series else "''"), "bucket"
 
 
-def _events_branch(where: str, interval: str, total: Tag | None, series: Tag | None) -> str:
+def _matching(where: str, columns: str, final: bool) -> str:
+    """The rows matching `where`, each event once: `events FINAL` filtered (`final`), or the matching rows
+    of the plain table with copies of one event (one `event_id` on one day, the table's key) dropped
+    (`listing.deduped`), which reads no row the filters leave out and merges nothing else."""
+    if final:
+        return f"(SELECT {columns}, timestamp FROM {EVENTS} WHERE {where})"
+    return deduped(where, columns)
+
+
+def _events_branch(
+    where: str, interval: str, total: Tag | None, series: Tag | None, final: bool = False
+) -> str:
     tag, bucket, group = _grouped(total, series, bucket_sql(interval))
     return f"""SELECT {tag} AS tag, {bucket} AS bucket, toUInt64({cache_sql.UNIQ_TOTAL}(visitor_id)) AS visitors,
             toUInt64(countIf(event_name = 'pageview')) AS pageviews, toUInt64(count()) AS events,
             {_ZERO} AS sessions, {_ZERO} AS session_pageviews, {_ZERO} AS bounces, {_ZERO} AS duration_ms,
             toUInt64(count()) AS total_rows, {_ZERO} AS session_rows, {_ZERO} AS first_rank
-        FROM {EVENTS} WHERE {where} GROUP BY {group}"""
+        FROM {_matching(where, "visitor_id, event_name", final)} GROUP BY {group}"""
 
 
-def _sessions_branch(where: str, interval: str, total: Tag | None, series: Tag | None) -> str:
+def _sessions_branch(
+    where: str, interval: str, total: Tag | None, series: Tag | None, final: bool = False
+) -> str:
     """Session numbers, tagged with the parts' `edges` tags (`cache_sql.summary_numbers` adds those)."""
     tag, bucket, group = _grouped(
         total.edges if total else None, series.edges if series else None, bucket_sql(interval, "first_seen")
@@ -82,7 +103,7 @@ def _sessions_branch(where: str, interval: str, total: Tag | None, series: Tag |
             toUInt64(count()) AS session_rows, {_ZERO} AS first_rank
         FROM (SELECT cityHash64(session_id) AS sid, countIf(event_name = 'pageview') AS pv,
                   dateDiff('millisecond', min(timestamp), max(timestamp)) AS dur, min(timestamp) AS first_seen
-              FROM {EVENTS} WHERE {where} GROUP BY sid)
+              FROM {_matching(where, "session_id, event_name", final)} GROUP BY sid)
         GROUP BY {group}"""
 
 
@@ -100,7 +121,9 @@ def _ranked(per_value: str, limit: int) -> str:
         GROUP BY dimension, bucket"""
 
 
-def _event_breakdowns(where: str, params: SqlParams, dimensions: list[str], limit: int) -> str:
+def _event_breakdowns(
+    where: str, params: SqlParams, dimensions: list[str], limit: int, final: bool = False
+) -> str:
     names, values, conditions = [], [], []
     for d in dimensions:
         names.append(f"'{d}'")  # validated names, never user text
@@ -113,24 +136,28 @@ def _event_breakdowns(where: str, params: SqlParams, dimensions: list[str], limi
             conditions.append(f"mapContains(props, {params.add(d[len(PROP_PREFIX) :])})")
         else:
             conditions.append("1")
+    # the values and conditions are computed on the matching rows, before the copies are dropped
+    columns = (
+        f"visitor_id, event_name, [{', '.join(values)}] AS vals, "
+        f"[{', '.join(f'toUInt8({c})' for c in conditions)}] AS oks"
+    )
     per_value = f"""SELECT dimension, value, {cache_sql.UNIQ_VALUE_STATE}(visitor_id) AS st,
             countIf(event_name = 'pageview') AS pageviews, count() AS events, toUInt64(0) AS sessions
-        FROM (SELECT visitor_id, event_name, dimension, value, ok FROM {EVENTS}
-              ARRAY JOIN [{", ".join(names)}] AS dimension, [{", ".join(values)}] AS value,
-                  [{", ".join(f"toUInt8({c})" for c in conditions)}] AS ok
-              WHERE {where})
+        FROM (SELECT visitor_id, event_name, dimension, value, ok FROM {_matching(where, columns, final)}
+              ARRAY JOIN [{", ".join(names)}] AS dimension, vals AS value, oks AS ok)
         WHERE ok GROUP BY dimension, value"""
     return _ranked(per_value, limit)
 
 
-def _session_breakdowns(where: str, dimensions: list[str], limit: int) -> str:
+def _session_breakdowns(where: str, dimensions: list[str], limit: int, final: bool = False) -> str:
     kinds = ", ".join(f"'{d}'" for d in dimensions)
     columns = ", ".join("entry" if d == "entry_page" else "exit" for d in dimensions)
     per_value = f"""SELECT dimension, value, {cache_sql.UNIQ_VALUE_STATE}(visitor_id) AS st,
             toUInt64(0) AS pageviews, toUInt64(0) AS events, count() AS sessions
         FROM (SELECT cityHash64(session_id) AS sid, any(visitor_id) AS visitor_id,
                   {SESSION_DIMENSIONS["entry_page"]} AS entry, {SESSION_DIMENSIONS["exit_page"]} AS exit
-              FROM {EVENTS} WHERE {where} AND event_name = 'pageview' GROUP BY sid)
+              FROM {_matching(f"{where} AND event_name = 'pageview'", "session_id, visitor_id, path", final)}
+              GROUP BY sid)
         ARRAY JOIN [{kinds}] AS dimension, [{columns}] AS value
         GROUP BY dimension, value"""
     return _ranked(per_value, limit)
@@ -145,26 +172,28 @@ def dashboard_sql(
     interval: str,
     dimensions: list[str],
     limit: int,
+    final: bool = False,
 ) -> tuple[str, SqlParams]:
-    """The one query (and its parameters) of the raw dashboard."""
+    """The one query (and its parameters) of the raw dashboard; `final`: read `events FINAL` (the way before
+    copies were dropped among the matching rows only; kept for bench_api's old-vs-new comparison)."""
     params = SqlParams()
     where = _where(scope, params)
     branches = [
-        _events_branch(where, interval, Tag.SUMMARY, Tag.SERIES),
-        _sessions_branch(where, interval, Tag.SUMMARY, Tag.SERIES),
+        _events_branch(where, interval, Tag.SUMMARY, Tag.SERIES, final),
+        _sessions_branch(where, interval, Tag.SUMMARY, Tag.SERIES, final),
     ]
     if before is not None and (compare or previous_series):
         where_before = _where(before, params)
         total = Tag.PREVIOUS_SUMMARY if compare else None
         series = Tag.PREVIOUS_SERIES if previous_series else None
-        branches.append(_events_branch(where_before, interval, total, series))
-        branches.append(_sessions_branch(where_before, interval, total, series))
+        branches.append(_events_branch(where_before, interval, total, series, final))
+        branches.append(_sessions_branch(where_before, interval, total, series, final))
     event_level = [d for d in dimensions if d not in SESSION_DIMENSIONS]
     session_level = [d for d in dimensions if d in SESSION_DIMENSIONS]
     if event_level:
-        branches.append(_event_breakdowns(where, params, event_level, limit))
+        branches.append(_event_breakdowns(where, params, event_level, limit, final))
     if session_level:
-        branches.append(_session_breakdowns(where, session_level, limit))
+        branches.append(_session_breakdowns(where, session_level, limit, final))
     return "\nUNION ALL\n".join(branches), params
 
 
