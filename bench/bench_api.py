@@ -36,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -157,6 +158,40 @@ def load() -> str:
     return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
+def raw_query_times(store: ChdbStore, filters: list[list[str]], runs: int) -> tuple[list[float], list[float]]:
+    """The filtered dashboard's one raw query as it read before (`events FINAL`) and now (copies of an event
+    dropped among the matching rows only), interleaved run by run so both see the same load; same rows."""
+    from pixel.server.api.query import raw_dashboard
+    from pixel.server.api.query.filters import parse_filters
+    from pixel.server.api.query.periods import resolve
+    from pixel.server.api.query.runner import QueryRunner
+    from pixel.server.api.query.scope import Scope
+
+    scope = Scope(QueryRunner(store), SITE, resolve("30d", "Europe/Berlin"), parse_filters(filters))
+    queries = {
+        final: raw_dashboard.dashboard_sql(
+            scope,
+            replace(scope, range=scope.range.previous()),
+            compare=True,
+            previous_series=False,
+            interval="day",
+            dimensions=list(BREAKDOWNS),
+            limit=10,
+            final=final,
+        )
+        for final in (True, False)
+    }
+    times: dict[bool, list[float]] = {True: [], False: []}
+    answers = {}
+    for _ in range(runs):
+        for final, (sql, params) in queries.items():
+            started = time.perf_counter()
+            answers[final] = sorted(map(repr, raw_dashboard.run(scope, sql, params)))
+            times[final].append(time.perf_counter() - started)
+    assert answers[True] == answers[False], "the two reads differ"
+    return times[True], times[False]
+
+
 def drop_cache(store: ChdbStore) -> None:
     """Empty the report cache's tables (as after a restore or an upgrade that drops the cache)."""
     for table in ("day_dimensions", "day_session_edges", "day_builds"):
@@ -250,6 +285,11 @@ def main() -> None:
         "--live-rate", type=int, default=0, metavar="N", help="time the endpoint while N events/s arrive"
     )
     parser.add_argument(
+        "--compare-final",
+        action="store_true",
+        help="with --filters: also time each filter's raw query reading events FINAL (before) and now",
+    )
+    parser.add_argument(
         "--only-issue16", action="store_true", help="skip the ten-request dashboard and per-report timings"
     )
     parser.add_argument(
@@ -321,6 +361,13 @@ def main() -> None:
             dashboard_one(client, site_id, headers, filters)  # warm-up
             times = [dashboard_one(client, site_id, headers, filters) for _ in range(args.runs)]
             print("  " + stats(f"filtered endpoint {json.dumps(filters)}", times), flush=True)
+            if args.compare_final:
+                old, new = raw_query_times(store, filters, args.runs)
+                print("  " + stats("    its raw query, events FINAL (before)", old), flush=True)
+                print("  " + stats("    its raw query, copies dropped among matching rows", new), flush=True)
+                print(
+                    f"    ratio before/now: {statistics.median(old) / statistics.median(new):.2f}", flush=True
+                )
         if args.live_rate:
             feed = LiveFeed(store, args.live_rate)
             feed.start()
