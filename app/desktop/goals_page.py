@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from pixel.app.client.site_admin import GoalKind, SiteAdmin, describe_goal, goal_body, goal_kind, site_label
+from pixel.app.client.site_admin import GoalKind, SiteAdmin, describe_goal, goal_body, goal_kind
 from pixel.app.desktop.charts import BarChart
 from pixel.app.desktop.owner_widgets import (
     DeleteKey,
@@ -41,6 +41,7 @@ from pixel.app.desktop.owner_widgets import (
     error_text,
     order_buttons,
 )
+from pixel.app.desktop.site_combo import fill_site_combo
 from pixel.app.desktop.workers import Runner
 
 KINDS: list[tuple[GoalKind, str]] = [
@@ -253,15 +254,8 @@ class GoalsPage(QWidget, MessagePage):
         self.runner.submit(lambda _t: admin.sites(), self._set_sites, self._failed)
 
     def _set_sites(self, sites: list[dict[str, Any]]) -> None:
-        keep = self.site_id()
         self.sites = sites
-        self.site_combo.blockSignals(True)
-        self.site_combo.clear()
-        for s in sites:
-            self.site_combo.addItem(site_label(s), s["id"])
-        ids = [s["id"] for s in sites]
-        self.site_combo.setCurrentIndex(ids.index(keep) if keep in ids else 0)
-        self.site_combo.blockSignals(False)
+        fill_site_combo(self.site_combo, sites)
         self.load_goals()
 
     def load_goals(self, select: int | None = None) -> None:

@@ -1,5 +1,8 @@
 """The Journeys page of one site: the top paths of 2 to 6 steps (across all sessions, from a page, to a page)
 as a Sankey diagram (`sankey.SankeyView`) and a table, with page groups (`/blog/*`) and reloads counted or not.
+The page has a filter row of its own (`filter_row.FilterRow`: dimension, operator, value, or one of the site's
+saved segments); its filters go to the API as the reports' `filters` (a session counts when one of its events
+matches them all) and are cleared when another site is picked, as on the dashboard.
 
 Answers come through the profile's `ReportSource`: live when the host answers (then cached), else the cached
 answer with its "as of" time, so the page draws offline like the dashboard. Clicking a node re-centres the
@@ -29,7 +32,11 @@ from PySide6.QtWidgets import (
 
 from pixel.app.client import ApiRequestError, Fetched, NoData, ReportSource
 from pixel.app.client.journeys import api_params, funnel_steps, journeys
+from pixel.app.client.segments import segments
+from pixel.app.desktop.filter_row import FilterRow
 from pixel.app.desktop.sankey import SankeyView
+from pixel.app.desktop.segments_bar import describe as describe_filters
+from pixel.app.desktop.site_combo import fill_site_combo
 from pixel.app.desktop.workers import Runner
 
 PERIODS = [("30d", "Last 30 days"), ("7d", "Last 7 days"), ("today", "Today"), ("12mo", "Last 12 months")]
@@ -47,8 +54,10 @@ class JourneysPage(QWidget):
         self.fetched: Fetched | None = None
         self.generation = 0
         self.history: list[tuple[str, str]] = []  # (start, end) before each re-centring
+        self.shown_site: int | None = None  # the site whose filters the filter row holds
 
         self.site_combo = QComboBox()
+        self.site_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.period = QComboBox()
         for key, text in PERIODS:
             self.period.addItem(text, key)
@@ -81,6 +90,8 @@ class JourneysPage(QWidget):
             row2.addWidget(edit, 1)
         row2.addWidget(self.back_button)
         row2.addWidget(self.show_button)
+        self.filter_row = FilterRow()
+        self.filter_row.changed.connect(lambda _f: self.refresh())
 
         self.status = QLabel("")
         self.status.setWordWrap(True)
@@ -102,12 +113,13 @@ class JourneysPage(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(row1)
         layout.addLayout(row2)
+        layout.addWidget(self.filter_row)
         layout.addWidget(self.status)
         layout.addWidget(self.sankey, 3)
         layout.addWidget(self.table, 1)
         layout.addWidget(self.funnel_button)
 
-        self.site_combo.currentIndexChanged.connect(self.refresh)
+        self.site_combo.currentIndexChanged.connect(self._site_changed)
         self.period.currentIndexChanged.connect(self.refresh)
         self.steps.valueChanged.connect(self.refresh)
         self.collapse.toggled.connect(self.refresh)
@@ -138,18 +150,32 @@ class JourneysPage(QWidget):
         self.runner.submit(lambda _t: source.sites(), done, self._failed)
 
     def _set_sites(self, sites: list[dict[str, Any]]) -> None:
-        keep = self.site_id()
-        changed = [s["id"] for s in sites] != [s["id"] for s in self.sites]
         self.sites = sites
-        if changed:
-            self.site_combo.blockSignals(True)
-            self.site_combo.clear()
-            for s in sites:
-                self.site_combo.addItem(s.get("name") or s["domain"], s["id"])
-            ids = [s["id"] for s in sites]
-            self.site_combo.setCurrentIndex(ids.index(keep) if keep in ids else 0)
-            self.site_combo.blockSignals(False)
+        fill_site_combo(self.site_combo, sites)
+        self._site_changed()
+
+    def _site_changed(self) -> None:
+        """Another site (or the list again): its segments are asked for, the filters of another site dropped."""
+        site_id = self.site_id()
+        if site_id != self.shown_site:
+            self.shown_site = site_id
+            self.filter_row.set_filters([])
+            self.filter_row.set_segments([])
+            self.load_segments()
         self.refresh()
+
+    def load_segments(self) -> None:
+        """The site's saved segments into the filter row (none while offline: picking one needs the API)."""
+        site_id, source = self.site_id(), self.source
+        client = source.client if source is not None else None
+        if site_id is None or client is None:
+            return
+
+        def done(items: list[dict[str, Any]]) -> None:
+            if site_id == self.site_id():
+                self.filter_row.set_segments(items)
+
+        self.runner.submit(lambda _t: segments(client, site_id), done, self._failed)
 
     def params(self) -> dict[str, Any]:
         """The request of the controls as they are now."""
@@ -167,6 +193,8 @@ class JourneysPage(QWidget):
         groups = [g.strip() for g in self.groups.text().split(",") if g.strip()]
         if groups:
             out["groups"] = groups
+        if self.filter_row.filters:
+            out["filters"] = [list(f) for f in self.filter_row.filters]
         return out
 
     # ------------------------------------------------------------------ requests
@@ -210,6 +238,8 @@ class JourneysPage(QWidget):
         where = {"all": "from their entry page", "start": f"from {data['start']}", "end": f"to {data['end']}"}
         where["both"] = f"from {data['start']} to {data['end']}"
         text = f"{total:,} sessions, {data['steps']} steps {where[data['mode']]}"
+        if self.filter_row.filters:
+            text += f" · {describe_filters(self.filter_row.filters)}"
         if not fetched.live:
             text += f" — offline, {fetched.as_of_text()}"
             self.status.setStyleSheet("color:#b45309; font-weight:bold")

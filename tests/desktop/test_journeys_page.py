@@ -4,6 +4,7 @@ path" into the real funnel editor, offline from the cache, dark mode; screenshot
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -14,6 +15,7 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QColor, QPalette
 
 from pixel.app.client import ApiClient, ReportCache, ReportSource
+from pixel.app.client.api import report_params
 from pixel.app.client.journeys import api_params, funnel_steps
 from pixel.app.client.site_admin import SiteAdmin
 from pixel.app.desktop.goals_page import GoalsPage
@@ -46,7 +48,9 @@ def page(qtbot, live_api: LiveApi, tmp_path: Path) -> Iterator[tuple[JourneysPag
 
 def api_answer(live_api: LiveApi, params: dict[str, Any]) -> dict[str, Any]:
     with closing(live_api.http()) as http:
-        r = http.get(f"/api/sites/{live_api.sites[SITE]}/reports/journeys", params=api_params(params))
+        r = http.get(
+            f"/api/sites/{live_api.sites[SITE]}/reports/journeys", params=report_params(api_params(params))
+        )
         assert r.status_code == 200, r.text
         return dict(r.json())
 
@@ -168,3 +172,72 @@ def test_main_window_journeys_tab_opens_the_funnel_editor(qtbot) -> None:
         "3. visits a page matching /signup",
     ]
     window.runner.shutdown()
+
+
+def top_value(live_api: LiveApi, dimension: str) -> str:
+    """The site's most common value of `dimension` over the page's period (a filter that keeps some sessions)."""
+    with closing(live_api.http()) as http:
+        r = http.get(
+            f"/api/sites/{live_api.sites[SITE]}/reports/breakdown/{dimension}",
+            params={"period": "30d", "limit": 5},
+        )
+        assert r.status_code == 200, r.text
+        rows = r.json()["rows"]
+    assert rows, f"no {dimension} in the demo traffic"
+    return str(rows[0]["value"])
+
+
+def test_a_filter_changes_the_sankey_to_the_apis_filtered_answer(qtbot, page, live_api: LiveApi) -> None:
+    view, _source, runner = page
+    unfiltered = api_answer(live_api, view.params())
+    assert drawn(view) == expected(unfiltered)
+    browser = top_value(live_api, "browser")
+    view.filter_row.dimension.setCurrentText("browser")
+    view.filter_row.operator.setCurrentIndex(view.filter_row.operator.findData("is"))
+    qtbot.keyClicks(view.filter_row.value, browser)
+    qtbot.keyClick(view.filter_row.value, Qt.Key.Key_Return)
+    idle(qtbot, runner)
+    assert view.params()["filters"] == [["browser", "is", browser]]
+    assert [c.text() for c in view.filter_row.bar.chips] == [f"browser is {browser}  ✕"]
+    filtered = api_answer(live_api, {**view.params()})
+    assert 0 < filtered["sessions"] < unfiltered["sessions"]
+    assert view.data is not None and view.data["sessions"] == filtered["sessions"]
+    assert drawn(view) == expected(filtered) != expected(unfiltered)
+    assert f"browser is {browser}" in view.status.text()
+    screenshots(qtbot, view, "journeys-filtered")
+    view.filter_row.bar.chips[0].click()  # the chip's ✕: back to every session
+    idle(qtbot, runner)
+    assert "filters" not in view.params() and drawn(view) == expected(unfiltered)
+
+
+def test_a_saved_segment_filters_the_journey_and_another_site_drops_it(
+    qtbot, page, live_api: LiveApi
+) -> None:
+    view, _source, runner = page
+    country = top_value(live_api, "country")
+    name = f"journeys-{uuid.uuid4().hex[:8]}"
+    with closing(live_api.http()) as http:
+        r = http.post(
+            f"/api/sites/{live_api.sites[SITE]}/segments",
+            json={"name": name, "filters": [["country", "is", country]]},
+        )
+        assert r.status_code == 201, r.text
+        segment = r.json()
+    try:
+        view.load_segments()
+        idle(qtbot, runner)
+        index = view.filter_row.segment.findData(segment["id"])
+        assert index > 0 and view.filter_row.segment.itemText(index) == name
+        view.filter_row.segment.setCurrentIndex(index)
+        view.filter_row.segment.activated.emit(index)
+        idle(qtbot, runner)
+        assert view.params()["filters"] == [["country", "is", country]]
+        assert drawn(view) == expected(api_answer(live_api, view.params()))
+        # another site: the filters and segments of this one are not carried over
+        view.site_combo.setCurrentIndex(view.site_combo.findData(live_api.sites["docs.example"]))
+        idle(qtbot, runner)
+        assert "filters" not in view.params() and view.filter_row.bar.chips == []
+        assert view.filter_row.segment.findData(segment["id"]) == -1
+    finally:
+        with closing(live_api.http()) as http:
+            assert http.delete(f"/api/segments/{segment['id']}").status_code == 204
