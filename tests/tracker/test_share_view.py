@@ -221,3 +221,64 @@ def test_embedding_only_on_allowed_origins(browser: Browser, shared: Shared, pag
         assert child[0].evaluate("document.getElementById('share') === null")  # nothing of the view rendered
         assert shared.url not in child[0].url or child[0].content().find("data-src") < 0
     page.close()
+
+
+def test_the_map_fills_countries_by_their_visitors(browser: Browser, shared: Shared) -> None:
+    from pixel.server.api import share_map
+
+    url = shared.link(periods=["30d"])
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(url)
+    ready(page, "30d")
+    page.wait_for_selector('#map[data-state="ready"] svg path[data-country="DE"]', timeout=15_000)
+    _, events = expected(date(2024, 2, 17))
+    countries: dict[str, set[str]] = {}
+    for e in events:
+        countries.setdefault(e["country"], set()).add(e["visitor_id"])
+    counts = {c: len(v) for c, v in countries.items()}
+    assert set(counts) == {"DE", "FR", "US"} and len(set(counts.values())) > 1  # distinct fills to tell apart
+    most = max(counts.values())
+    names = {"DE": "Germany", "FR": "France", "US": "United States of America"}
+    for code, n in counts.items():
+        path = page.locator(f'#map path[data-country="{code}"]')
+        assert path.get_attribute("data-visitors") == str(n)
+        assert path.get_attribute("fill") == share_map.fill(n, most), code
+        assert path.locator("title").text_content() == f"{names[code]}: {n} visitors"
+    brazil = page.locator('#map path[data-country="BR"]')
+    assert (
+        brazil.get_attribute("fill") == share_map.LIGHT_FILLS[0]
+        and brazil.get_attribute("data-visitors") == "0"
+    )
+    assert page.locator("#map path").count() == len(json_countries())
+    # hover: the caption names the country and its number (the <title> is the browser's own tooltip)
+    page.hover('#map path[data-country="DE"]')
+    assert page.locator("#map-caption").inner_text() == f"Germany: {counts['DE']} visitors"
+    assert page.locator("#map-missing").inner_text() == ""
+    page.set_viewport_size({"width": 1000, "height": 1400})
+    page.mouse.move(0, 0)
+    assert page.locator("#map-caption").inner_text() == ""  # the caption follows the pointer out
+    shot = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "share-view-map.png"
+    page.locator("main#share").screenshot(path=str(shot))
+    assert errors == []  # the CSP let everything through: same-origin script, fetches and inline SVG
+    page.close()
+
+
+def json_countries() -> list[list[str]]:
+    import json
+
+    from pixel.server.api import share_map
+
+    return list(json.loads(share_map.countries_json())["countries"])
+
+
+def test_the_map_asset(shared: Shared) -> None:
+    r = httpx.get(f"{shared.url}/share/assets/countries.json")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    assert r.headers["x-content-type-options"] == "nosniff"
+    body = r.json()
+    assert body["viewBox"] == "0 0 36000 14200"
+    codes = [c[0] for c in body["countries"]]
+    assert codes == sorted(codes) and "AQ" not in codes and {"DE", "FR", "US", "BR"} <= set(codes)
+    assert all(c[2].startswith("M") and c[2].endswith("z") for c in body["countries"])

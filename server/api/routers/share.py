@@ -5,7 +5,9 @@
 - `router` (no account): `GET /share/{token}` the read-only page (server-rendered HTML that loads
   `/share/assets/share.js` and `share.css`, nothing inline, nothing from another host), `POST /share/{token}`
   the password form, `GET /share/{token}/data?period=` the only data it reads: the dashboard of the link's
-  site, with the link's fixed filters, for one of the link's periods. Any other query parameter is a 400.
+  site, with the link's fixed filters, for one of the link's periods, and every country's visitors (`map`) for
+  the page's choropleth, drawn from `/share/assets/countries.json` (share_map.py; no outside tiles or fonts).
+  Any other query parameter is a 400.
 - Every answer of the shared view carries a strict Content-Security-Policy (`default-src 'none'`, scripts,
   styles and fetches from this origin only) whose `frame-ancestors` lists the link's embed origins
   (`'none'` without any), `Referrer-Policy: no-referrer` (the token is in the URL) and `Cache-Control: no-store`.
@@ -30,11 +32,12 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
-from pixel.server.api import share_links
+from pixel.server.api import share_links, share_map
 from pixel.server.api.client_address import client_address
 from pixel.server.api.deps import Admin, AppState, PathId, State, get_state, site_for
 from pixel.server.api.errors import ApiError, bad_request, not_found
 from pixel.server.api.query import dashboard as dashboard_query
+from pixel.server.api.query import reports
 from pixel.server.api.query.filters import parse_filters
 from pixel.server.api.query.periods import resolve
 from pixel.server.api.query.scope import Scope
@@ -55,6 +58,7 @@ PERIOD_LABELS = {
     "12mo": "Last 12 months",
 }
 MAX_FORM_BYTES = 4096
+MAP_LIMIT = 300  # more than there are country codes
 
 admin_router = APIRouter(prefix="/sites/{site_id}/shares", tags=["share links"])
 router = APIRouter(prefix="/share", tags=["shared view"])
@@ -160,9 +164,16 @@ def _unlocked(request: Request, state: AppState, share: Share) -> bool:
 
 @router.get("/assets/{name}", include_in_schema=False)
 def asset(name: str) -> Response:
+    headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "public, max-age=300"}
+    if name == "countries.json":  # the map's outlines (share_map.py), built from the desktop's shapes
+        try:
+            body = share_map.countries_json()
+        except share_map.MapDataMissing as exc:
+            return Response(str(exc), 404, media_type="text/plain", headers=headers)
+        headers["Cache-Control"] = "public, max-age=86400"
+        return Response(body, media_type="application/json", headers=headers)
     if name not in ASSETS:
         return Response("not found", 404, media_type="text/plain")
-    headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "public, max-age=300"}
     return Response((STATIC / name).read_bytes(), media_type=ASSETS[name], headers=headers)
 
 
@@ -203,6 +214,8 @@ def view(token: str, request: Request, state: State) -> HTMLResponse:
         + '<p id="status" role="status">Loading…</p>'
         '<section id="summary" class="cards"></section>'
         '<section class="chart"><h2>Visitors and pageviews</h2><div id="chart"></div></section>'
+        '<section class="map"><h2>Visitors by country</h2><div id="map" data-src="/share/assets/countries.json">'
+        '</div><p id="map-caption" class="caption"></p><p id="map-missing" class="caption"></p></section>'
         '<section id="breakdowns" class="grid"></section>'
         "<noscript><p>This view needs JavaScript to draw its figures.</p></noscript>"
         "<footer>Read-only view by Pixel</footer></main>"
@@ -296,6 +309,7 @@ def data(token: str, request: Request, state: State) -> JSONResponse:
             breakdowns=list(BREAKDOWNS),
             limit=10,
         )
+        countries = reports.breakdown(scope, "country", limit=MAP_LIMIT)
     except ApiError as exc:
         return _json({"error": exc.code, "detail": exc.detail}, exc.status)
     body = {
@@ -310,5 +324,7 @@ def data(token: str, request: Request, state: State) -> JSONResponse:
         "summary": board["summary"],
         "timeseries": board["timeseries"],
         "breakdowns": board["breakdowns"],
+        # every country's visitors for the map (no "other" row at this limit; "" is an unknown country)
+        "map": [{"country": r["value"], "visitors": r["visitors"]} for r in countries["rows"] if r["value"]],
     }
     return _json(json.loads(json.dumps(body, default=str)))

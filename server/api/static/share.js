@@ -1,5 +1,5 @@
-// Pixel's shared view: reads /share/<token>/data and draws the summary, the timeseries (inline SVG) and the
-// breakdowns. No framework, nothing from another host, no inline code (the page's CSP allows 'self' only).
+// Pixel's shared view: reads /share/<token>/data and draws the summary, the timeseries (inline SVG), the
+// breakdowns and the world map (inline SVG paths). No framework, nothing from another host, no inline code (the page's CSP allows 'self' only).
 // Every value from the data is written as text (textContent / attributes), never as HTML.
 (function () {
   "use strict";
@@ -118,6 +118,84 @@
     });
   }
 
+  // The map: outlines from /share/assets/countries.json (read once), one <path> per country whose fill grows
+  // with its visitors (square root of visitors / the most of any country, between two fills; share_map.py
+  // computes the same colours), a <title> per country for the hover tooltip and a caption line on hover.
+  var FILLS = {light: ["#e5e7eb", "#c7d2fe", "#3730a3"], dark: ["#374151", "#312e81", "#a5b4fc"]};
+  var shapes = null;
+
+  function mix(a, b, t) {
+    t = Math.min(1, Math.max(0, t));
+    var out = "#";
+    for (var i = 1; i < 7; i += 2) {
+      var x = parseInt(a.slice(i, i + 2), 16), y = parseInt(b.slice(i, i + 2), 16);
+      var v = Math.round(x + (y - x) * t);
+      out += (v < 16 ? "0" : "") + v.toString(16);
+    }
+    return out;
+  }
+
+  function fillOf(visitors, most) {
+    var dark = window.matchMedia && window.matchMedia("(prefers-color-scheme: dark)").matches;
+    var f = dark ? FILLS.dark : FILLS.light;
+    if (!(visitors > 0) || !(most > 0)) return f[0];
+    return mix(f[1], f[2], Math.sqrt(visitors / most));
+  }
+
+  function shapesOf(root) {
+    if (shapes) return shapes;
+    shapes = fetch(root.getAttribute("data-src"), {credentials: "omit"}).then(function (r) {
+      if (!r.ok) throw new Error("The map is unavailable.");
+      return r.json();
+    });
+    shapes.catch(function () { shapes = null; });
+    return shapes;
+  }
+
+  function drawMap(root, rows) {
+    var caption = document.getElementById("map-caption");
+    var missing = document.getElementById("map-missing");
+    var visitors = {}, most = 0;
+    rows.forEach(function (r) {
+      visitors[r.country] = r.visitors;
+      most = Math.max(most, r.visitors);
+    });
+    return shapesOf(root).then(function (geo) {
+      root.textContent = "";
+      var svg = document.createElementNS(SVG, "svg");
+      svg.setAttribute("viewBox", geo.viewBox);
+      svg.setAttribute("role", "img");
+      svg.setAttribute("aria-label", "Visitors by country");
+      var drawn = {};
+      geo.countries.forEach(function (c) {
+        var code = c[0], name = c[1], n = visitors[code] || 0;
+        var path = document.createElementNS(SVG, "path");
+        path.setAttribute("d", c[2]);
+        path.setAttribute("fill-rule", "evenodd");
+        path.setAttribute("fill", fillOf(n, most));
+        path.setAttribute("data-country", code);
+        path.setAttribute("data-visitors", String(n));
+        var text = name + ": " + n + (n === 1 ? " visitor" : " visitors");
+        var title = document.createElementNS(SVG, "title");
+        title.textContent = text;
+        path.appendChild(title);
+        path.addEventListener("mouseenter", function () { caption.textContent = text; });
+        path.addEventListener("mouseleave", function () { caption.textContent = ""; });
+        svg.appendChild(path);
+        drawn[code] = true;
+      });
+      root.appendChild(svg);
+      var off = rows.filter(function (r) { return !drawn[r.country]; }).map(function (r) {
+        return r.country + " " + r.visitors;
+      });
+      missing.textContent = off.length ? "Too small for the map: " + off.join(", ") : "";
+      root.setAttribute("data-most", String(most));
+    }).catch(function (err) {
+      root.textContent = "";
+      caption.textContent = err.message;
+    });
+  }
+
   function load(main, select, status) {
     status.textContent = "Loading…";
     main.setAttribute("data-state", "loading");
@@ -132,6 +210,12 @@
         summary(document.getElementById("summary"), body.summary);
         chart(document.getElementById("chart"), body.timeseries);
         breakdowns(document.getElementById("breakdowns"), body.breakdowns);
+        var map = document.getElementById("map");
+        map.setAttribute("data-state", "loading");
+        return drawMap(map, body.map || []).then(function () { return body; });
+      })
+      .then(function (body) {
+        document.getElementById("map").setAttribute("data-state", "ready");
         status.textContent = body.from.slice(0, 10) + " – " + body.to.slice(0, 10) + " (" + body.timezone + ")";
         main.setAttribute("data-state", "ready");
         main.setAttribute("data-period", body.period);
