@@ -63,10 +63,13 @@ class SitesPage(QWidget, MessagePage):
         self.refresh_button.clicked.connect(self.refresh)
         self.delete_button = QPushButton("Delete site…")
         self.delete_button.clicked.connect(self.delete_current)
+        self.import_button = QPushButton("Import history…")  # app/desktop/import_dialog.py
+        self.import_button.clicked.connect(self.open_import)
         left = QVBoxLayout()
         left.addWidget(QLabel("Sites:"))
         left.addWidget(self.list)
         left.addWidget(self.delete_button)
+        left.addWidget(self.import_button)
         left.addWidget(self.refresh_button)
 
         add_box = QGroupBox("Add a site")
@@ -176,6 +179,13 @@ class SitesPage(QWidget, MessagePage):
     def set_admin(self, admin: SiteAdmin | None) -> None:
         self.admin = admin
         self.refresh()
+
+    def open_import(self) -> None:
+        if self.admin is not None:
+            from pixel.app.desktop.import_dialog import open_import_dialog
+
+            site_id = int(self.site["id"]) if self.site else None
+            self.import_dialog = open_import_dialog(self, self.runner, self.admin.client, self.sites, site_id)
 
     def _enable(self, on: bool) -> None:
         for w in (
