@@ -1,6 +1,7 @@
 """The desktop's calls for digests and alerts: a site's digest numbers for a period (the same report routes
 the dashboard reads: summary compared with the previous period, top sources and pages, goals, visitors and
-pageviews per day), the traffic verdict, and the stack's alert channels (whose secrets the API never returns).
+pageviews per day), the traffic verdict, the stack's alert channels (whose secrets the API never returns), and
+the stack-health alerts' rules and findings.
 Blocking: called from worker threads."""
 
 from __future__ import annotations
@@ -69,3 +70,17 @@ def delete_channel(client: ApiClient, channel_id: int) -> None:
 def send_test(client: ApiClient, channel_id: int) -> dict[str, Any]:
     """Send a test alert now: {"ok", "error"}, the error in the receiver's or SMTP server's own words."""
     return dict(client.request("POST", f"/api/alerts/channels/{channel_id}/test"))
+
+
+def rules(client: ApiClient) -> dict[str, Any]:
+    """The stack-health kinds' settings: {"ingestion", "disk", "certificate", "backup"} (admins)."""
+    return dict(client.get("/api/alerts/rules"))
+
+
+def save_rules(client: ApiClient, body: dict[str, Any]) -> dict[str, Any]:
+    return dict(client.request("PUT", "/api/alerts/rules", body=body))
+
+
+def health(client: ApiClient) -> list[dict[str, Any]]:
+    """The stack's health judged now: ingestion stopped, disk filling, certificate near expiry (admins)."""
+    return list(client.get("/api/alerts/health"))

@@ -1,5 +1,7 @@
 """The Alerts tab: traffic judged against each site's weekly pattern (with an OS notification for a spike or
-a drop), the stack's alert channels (webhook, Slack-compatible, SMTP) with "Send test", and the digests' folder.
+a drop), the stack's health (ingestion stopped, disk filling, certificate near expiry: judged by the stack;
+backup failing: judged here, the desktop schedules the backups) with each kind's rule, the stack's alert channels
+(webhook, Slack-compatible, SMTP) with "Send test", and the digests' folder.
 
 The contract:
 - Every API call runs on the `Runner`'s workers; results are shown on the GUI thread.
@@ -8,6 +10,11 @@ The contract:
 - "Send test" shows the stack's answer as it is: "Sent." or the receiver's or SMTP server's own error.
 - `notify(title, message)` is the OS notification (the tray icon's balloon; the page's message line where
   the desktop has no tray); it is called once per alerting verdict and once per digest made.
+- Health findings are notified once per episode: a finding in alert is told again only when its episode
+  changes (another gap, a renewed certificate near expiry again) or after it was "ok" in between. The rules
+  (on/off and thresholds per kind) are the stack's (`GET/PUT /api/alerts/rules`, admins); "backup failing"
+  is judged by `pixel.app.stack.backup_alert` on each check of the backup panel (`backup_checked`), with the
+  stack's backup rule (its defaults until the rules are read).
 - The digests' folder is the owner's choice (kept in QSettings); on `set_client` (each start and connection)
   the due digests are made into it (`digest.generate_due`), as of `clock()`.
 """
@@ -23,9 +30,12 @@ from typing import Any
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import (
     QApplication,
+    QCheckBox,
     QComboBox,
+    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
@@ -45,9 +55,31 @@ from pixel.app.client import alerts as alerts_api
 from pixel.app.client.api import ApiClient
 from pixel.app.desktop import digest
 from pixel.app.desktop.workers import Runner
+from pixel.app.stack import backup_alert
+from pixel.app.stack.backup_schedule import BackupScheduler
 
 Notify = Callable[[str, str], None]
 FOLDER_KEY = "digests/folder"
+TITLES = {
+    "ingestion_stopped": "ingestion stopped",
+    "disk_filling": "disk filling",
+    "certificate_expiry": "certificate near expiry",
+    "backup_failing": "backup failing",
+}
+DEFAULT_RULES: dict[str, dict[str, Any]] = {  # as the stack's (server/alerts/rules.py) until they are read
+    "ingestion": {"enabled": True, "dead_letters_per_hour": 100},
+    "disk": {"enabled": True, "min_free_percent": 10.0, "min_free_gb": 2.0},
+    "certificate": {"enabled": True, "days": 14, "address": ""},
+    "backup": {"enabled": True, "factor": 2.0},
+}
+
+
+def _spin(low: float, high: float, suffix: str, decimals: int = 0) -> QDoubleSpinBox:
+    box = QDoubleSpinBox()
+    box.setRange(low, high)
+    box.setDecimals(decimals)
+    box.setSuffix(suffix)
+    return box
 
 
 def _table(heads: list[str]) -> QTableWidget:
@@ -75,6 +107,10 @@ class AlertsPage(QWidget):
         self.sites: list[dict[str, Any]] = []
         self.channels: list[dict[str, Any]] = []
         self.verdicts: list[dict[str, Any]] = []
+        self.rules: dict[str, dict[str, Any]] = {k: dict(v) for k, v in DEFAULT_RULES.items()}
+        self.findings: list[dict[str, Any]] = []  # the stack's, as last read
+        self.backup: dict[str, Any] | None = None  # the desktop's "backup failing" finding
+        self.told: dict[tuple[str, str], str] = {}  # (kind, target) -> episode notified
         self.tray: QSystemTrayIcon | None = None
         self.notify: Notify = notify or self._os_notify
         self.settings = QSettings("Pixel", "pixel-desktop")
@@ -88,6 +124,48 @@ class AlertsPage(QWidget):
         box = QVBoxLayout(traffic)
         box.addWidget(self.traffic_table)
         box.addWidget(self.check_button)
+
+        stack = QGroupBox("Stack health: ingestion, disk, certificate, backups")
+        self.health_table = _table(["Alert", "About", "State", "Message"])
+        self.health_table.setMaximumHeight(210)
+        self.ingestion_on = QCheckBox("Ingestion stopped (sites gone silent, shipper degraded)")
+        self.dead_letters = _spin(1, 10_000_000, " dead letters an hour")
+        self.dead_letters.setPrefix("or ")
+        self.disk_on = QCheckBox("Disk filling (the data folder)")
+        self.disk_percent = _spin(0, 100, " % free", 1)
+        self.disk_percent.setPrefix("below ")
+        self.disk_gb = _spin(0, 1_000_000, " GB free", 1)
+        self.disk_gb.setPrefix("or below ")
+        self.cert_on = QCheckBox("Certificate near expiry")
+        self.cert_days = _spin(1, 365, " days before expiry")
+        self.cert_address = QLineEdit()
+        self.cert_address.setPlaceholderText("stats.example.com (the public address)")
+        self.backup_on = QCheckBox("Backup failing (judged by this app)")
+        self.backup_factor = _spin(1, 30, " × the interval without a good backup", 1)
+        grid = QGridLayout()
+        for line, widgets in enumerate(
+            (
+                (self.ingestion_on, self.dead_letters),
+                (self.disk_on, self.disk_percent, self.disk_gb),
+                (self.cert_on, self.cert_days, self.cert_address),
+                (self.backup_on, self.backup_factor),
+            )
+        ):
+            for col, w in enumerate(widgets):
+                grid.addWidget(w, line, col)
+        self.save_rules_button = QPushButton("Save alert rules")
+        self.save_rules_button.clicked.connect(self.save_rules)
+        self.rules_result = QLabel("")
+        self.rules_result.setWordWrap(True)
+        rules_row = QHBoxLayout()
+        rules_row.addWidget(self.save_rules_button)
+        rules_row.addWidget(self.rules_result, 1)
+        box = QVBoxLayout(stack)
+        box.addWidget(self.health_table)
+        box.addLayout(grid)
+        box.addLayout(rules_row)
+        self._show_rules(self.rules)
+        self.save_rules_button.setEnabled(False)  # until the stack's rules are read (admins)
 
         chans = QGroupBox("Alert channels of the stack")
         self.channel_table = _table(["Name", "Kind", "Sends to", "Secret", "Last error"])
@@ -155,6 +233,7 @@ class AlertsPage(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self.message)
         layout.addWidget(traffic)
+        layout.addWidget(stack)
         layout.addWidget(chans)
         layout.addWidget(digests)
 
@@ -173,21 +252,29 @@ class AlertsPage(QWidget):
     def set_client(self, client: ApiClient) -> None:
         self.client = client
 
-        def load(_t: object) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
+        def load(
+            _t: object,
+        ) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None, dict[str, Any] | None]:
             sites = client.sites()
             try:
                 chans: list[dict[str, Any]] | None = alerts_api.channels(client)
-            except Exception:  # not an admin: no channels to manage
-                chans = None
-            return sites, chans
+                rules: dict[str, Any] | None = alerts_api.rules(client)
+            except Exception:  # not an admin: no channels or rules to manage
+                chans, rules = None, None
+            return sites, chans, rules
 
         self.runner.submit(load, on_done=self._loaded, on_error=self._error)
 
-    def _loaded(self, result: tuple[list[dict[str, Any]], list[dict[str, Any]] | None]) -> None:
-        self.sites, chans = result
+    def _loaded(
+        self, result: tuple[list[dict[str, Any]], list[dict[str, Any]] | None, dict[str, Any] | None]
+    ) -> None:
+        self.sites, chans, rules = result
         self._show_channels(chans or [])
         for w in (self.add_button, self.test_button, self.delete_button):
             w.setEnabled(chans is not None)
+        self.save_rules_button.setEnabled(rules is not None)
+        if rules is not None:
+            self._show_rules(rules)
         self.check_traffic()
         if self.folder():
             self.make_digests()
@@ -197,6 +284,7 @@ class AlertsPage(QWidget):
 
     # -- traffic --------------------------------------------------------------------------------------
     def check_traffic(self) -> None:
+        """The traffic verdicts, and the stack's health when the rules could be read (an admin)."""
         client, sites = self.client, list(self.sites)
         if client is None:
             return
@@ -205,6 +293,112 @@ class AlertsPage(QWidget):
             on_done=self.show_verdicts,
             on_error=self._error,
         )
+        if self.save_rules_button.isEnabled():
+            self.check_health()
+
+    # -- stack health ---------------------------------------------------------------------------------
+    def check_health(self) -> None:
+        client = self.client
+        if client is not None:
+            self.runner.submit(
+                lambda _t: alerts_api.health(client), on_done=self.show_health, on_error=self._error
+            )
+
+    def show_health(self, findings: list[dict[str, Any]]) -> None:
+        """The stack's findings in the table; an OS notification for each new episode in alert."""
+        self.findings = findings
+        self._fill_health()
+        for f in findings:
+            self._tell(f)
+
+    def backup_checked(self, scheduler: BackupScheduler) -> None:
+        """The backup panel checked its schedule (on the GUI thread): judge "backup failing" and tell."""
+        rule = self.rules["backup"]
+        if not rule.get("enabled", True):
+            self.backup = None
+            self._fill_health()
+            return
+        verdict = backup_alert.judge(scheduler, self.clock(), float(rule.get("factor", 2.0)))
+        self.backup = {
+            "kind": "backup_failing",
+            "target": str(scheduler.plan.folder),
+            "state": verdict.state,
+            "episode": verdict.episode,
+            "message": verdict.message,
+            "alerting": verdict.alerting,
+        }
+        self._fill_health()
+        self._tell(self.backup)
+
+    def _tell(self, finding: dict[str, Any]) -> None:
+        key = (str(finding["kind"]), str(finding["target"]))
+        if finding["state"] == "ok":
+            self.told.pop(key, None)
+        elif finding["state"] == "alert" and self.told.get(key) != finding["episode"]:
+            self.told[key] = str(finding["episode"])
+            title = TITLES.get(key[0], key[0])
+            self.notify(f"Pixel: {title} ({key[1]})", str(finding["message"]))
+
+    def _fill_health(self) -> None:
+        rows = [*self.findings, *([self.backup] if self.backup else [])]
+        rows.sort(key=lambda f: {"alert": 0, "unknown": 1}.get(str(f["state"]), 2))  # alerts first
+        self.health_table.setRowCount(len(rows))
+        for i, f in enumerate(rows):
+            cells = (TITLES.get(f["kind"], f["kind"]), f["target"], f["state"], f["message"])
+            for j, text in enumerate(cells):
+                self.health_table.setItem(i, j, QTableWidgetItem(str(text)))
+
+    def _show_rules(self, rules: dict[str, Any]) -> None:
+        self.rules = {k: {**DEFAULT_RULES[k], **dict(rules.get(k) or {})} for k in DEFAULT_RULES}
+        r = self.rules
+        self.ingestion_on.setChecked(bool(r["ingestion"]["enabled"]))
+        self.dead_letters.setValue(float(r["ingestion"]["dead_letters_per_hour"]))
+        self.disk_on.setChecked(bool(r["disk"]["enabled"]))
+        self.disk_percent.setValue(float(r["disk"]["min_free_percent"]))
+        self.disk_gb.setValue(float(r["disk"]["min_free_gb"]))
+        self.cert_on.setChecked(bool(r["certificate"]["enabled"]))
+        self.cert_days.setValue(float(r["certificate"]["days"]))
+        self.cert_address.setText(str(r["certificate"]["address"]))
+        self.backup_on.setChecked(bool(r["backup"]["enabled"]))
+        self.backup_factor.setValue(float(r["backup"]["factor"]))
+
+    def rules_body(self) -> dict[str, Any]:
+        return {
+            "ingestion": {
+                "enabled": self.ingestion_on.isChecked(),
+                "dead_letters_per_hour": int(self.dead_letters.value()),
+            },
+            "disk": {
+                "enabled": self.disk_on.isChecked(),
+                "min_free_percent": self.disk_percent.value(),
+                "min_free_gb": self.disk_gb.value(),
+            },
+            "certificate": {
+                "enabled": self.cert_on.isChecked(),
+                "days": int(self.cert_days.value()),
+                "address": self.cert_address.text().strip(),
+            },
+            "backup": {"enabled": self.backup_on.isChecked(), "factor": self.backup_factor.value()},
+        }
+
+    def save_rules(self) -> None:
+        client = self.client
+        if client is None:
+            return
+        body = self.rules_body()
+
+        def saved(rules: dict[str, Any]) -> None:
+            self._show_rules(rules)
+            self.rules_result.setText("Alert rules saved.")
+            self.check_health()
+
+        self.rules_result.setText("Saving…")
+        self.runner.submit(
+            lambda _t: alerts_api.save_rules(client, body), on_done=saved, on_error=self._rules_refused
+        )
+
+    def _rules_refused(self, exc: BaseException) -> None:
+        self.rules_result.setText(f"Not saved: {exc}")
 
     def show_verdicts(self, verdicts: list[dict[str, Any]]) -> None:
         """Fill the table; an OS notification for each spike or drop."""

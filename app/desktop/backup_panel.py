@@ -5,7 +5,8 @@ The logic is `pixel.app.stack.backup_schedule` (no Qt); this panel saves the pla
 the scheduler while the app is open: a check at `set_profile` (a run missed while the app was closed is
 made then, once) and every `check_ms`. Backups and restores run on workers; the stack is opened through the
 window's `connect` only when a backup is due (the Docker client stays out of the cold start otherwise).
-`clock` and the `confirm` / `ask_folder` hooks are for tests.
+`clock` and the `confirm` / `ask_folder` hooks are for tests; `on_checked(scheduler)` is called each time the
+panel shows the schedule's state (after a run, failed or not), for the Alerts page's "backup failing".
 """
 
 from __future__ import annotations
@@ -117,6 +118,7 @@ class BackupPanel(QGroupBox):
         layout.addLayout(bottom)
 
         self.timer = QTimer(self)
+        self.on_checked: Callable[[BackupScheduler], None] | None = None
         self.timer.setInterval(check_ms)
         self.timer.timeout.connect(self.check)
 
@@ -224,6 +226,8 @@ class BackupPanel(QGroupBox):
             self._show_error(scheduler.last_error)
         else:
             self.error.hide()
+        if self.on_checked is not None:  # the Alerts page's "backup failing" judgement
+            self.on_checked(scheduler)
 
     def _show_error(self, text: str) -> None:
         self.error.setStyleSheet(status_style("bad", self.error))  # for the palette of the moment

@@ -105,6 +105,7 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.dashboard_editor, "Edit dashboards")
         self.alerts_page = AlertsPage(self.runner)  # traffic alerts, channels, digests
         self.tabs.addTab(self.alerts_page, "Alerts and digests")
+        self.stack.backups.on_checked = self.alerts_page.backup_checked  # "backup failing" notifications
         self.owner = OwnerTabs(self, bar)  # People, SQL (admins), connect-to-existing, edit profile
         # How to open the current profile's stack (on a worker) and its description, until the page shows.
         self._open_stack: tuple[Callable[[], Provisioner], str] | None = None

@@ -105,7 +105,7 @@ def test_alerts_page_live(qtbot: Any, live_api: LiveApi, tmp_path: Path, monkeyp
         page.set_folder("~/Documents/Pixel digests")
         assert page.folder() == str(tmp_path / "home" / "Documents" / "Pixel digests")
         page.message.clear()
-        page.resize(1100, 1000)
+        page.resize(1100, 1250)  # the stack-health group too
         save_screenshot(page, "alerts-page")
 
         for _ in range(2):
