@@ -152,6 +152,8 @@ class PreviewJob:
 class Job:
     import_id: str
     site: str
+    kind: str = ""
+    file: str = ""
     thread: threading.Thread | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
     state: str = "running"  # running, cancelling, cancelled, failed, finished
@@ -346,7 +348,7 @@ class ImportJobs:
                 )
 
     def _launch(self, record: records.ImportRecord) -> None:
-        job = Job(record.id, record.site, total_bytes=record.file_size)
+        job = Job(record.id, record.site, record.source, Path(record.file).name, total_bytes=record.file_size)
         job.thread = threading.Thread(
             target=self._work, args=(job, record), name=f"import {record.id}", daemon=True
         )
@@ -413,7 +415,9 @@ class ImportJobs:
         record = records.load(self.settings.state_dir, import_id)
         if record is None or record.status != "running":
             raise run.ImportFailed(f"import {import_id} is not running (undo removes a finished one)")
-        job = Job(import_id, record.site, state="cancelling")  # interrupted and not resumed: undo it now
+        job = Job(
+            import_id, record.site, record.source, Path(record.file).name, state="cancelling"
+        )  # interrupted and not resumed: undo it now
         self.jobs[import_id] = job
         self._undo_cancelled(job, record)
         return self.status(import_id)
@@ -455,7 +459,8 @@ class ImportJobs:
             done = record.file_size if record.status in ("done", "truncated") else 0
         else:
             assert job is not None
-            out = {"id": job.import_id, "site": job.site, "status": job.state, "rows": 0, "lines": job.lines}
+            out = {"id": job.import_id, "site": job.site, "kind": job.kind, "file": job.file}
+            out.update(status=job.state, rows=0, lines=job.lines)
             done = 0
         if job is not None:
             if job.state in ("cancelling", "cancelled", "failed"):

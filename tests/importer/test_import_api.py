@@ -242,6 +242,10 @@ def test_one_per_site_and_cancel_leaves_nothing(store: Store, tmp_path: Path) ->
         assert wait_done(api, import_id, ("cancelled", "failed"))["status"] == "cancelled"
         assert store.scalar("SELECT count() FROM events") == 0
         assert records.load(settings.state_dir, import_id) is None
+        listed = api.client.get("/api/imports", headers=api.headers).json()
+        assert [(i["id"], i["status"], i["kind"], i["file"], i["rows"]) for i in listed] == [
+            (import_id, "cancelled", "accesslog", "big.log", 0)
+        ]
         assert not (records.folder(settings.state_dir) / "uploads" / first["id"]).exists()
         # the site is free again
         r = api.client.post(
