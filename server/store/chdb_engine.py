@@ -33,6 +33,26 @@ class FolderInUse(StoreError):
     pass
 
 
+def _memfd_with(data: bytes) -> int | None:
+    """A new anonymous in-memory file (close-on-exec) holding `data`, as a descriptor the caller closes; None
+    where the system has no `memfd_create` or refuses one (the caller then sends the data inline)."""
+    create = getattr(os, "memfd_create", None)
+    if create is None:
+        return None
+    try:
+        fd: int = create("pixel-insert", os.MFD_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
 def bind_params(sql: str, params: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
     """Format parameter values as clickhouse-connect does for the server engine.
 
@@ -134,18 +154,33 @@ class ChdbStore(Store):
         self.command(f"KILL QUERY WHERE position(query, concat('{head}_', '{tail}')) > 0 ASYNC")
 
     def insert_json(self, table: str, data: bytes, *, token: str | None = None) -> None:
-        settings = f" SETTINGS insert_deduplication_token='{token}'" if token else ""
+        """Insert `data` (JSONEachRow) into `table` under the deduplication `token`.
+
+        The rows reach chDB as a file, not inside the statement: they are written to an anonymous in-memory
+        file (`memfd_create`) that `INSERT ... FROM INFILE '/proc/self/fd/N'` reads, which costs chDB
+        markedly less CPU per row than the same bytes appended to the query text (bench/README.md, "Ingest").
+        The insert is the same JSONEachRow insert either way (omitted columns get their defaults, the token
+        deduplicates a replay). Where `memfd_create` is missing (not Linux), the rows go inline as before.
+        The file is closed (and so freed) whatever the insert's outcome."""
         if token and not token.isalnum():
             raise ValueError("dedup token must be alphanumeric")
-        sql = f"INSERT INTO {table}{settings} FORMAT JSONEachRow\n"
-        text = sql + data.decode("utf-8", "replace")  # chDB parses a str query much faster than bytes
-        with self._guard:
-            self.writes += 1
-            try:
-                self._session.query(text, "TabSeparated")
-            except Exception as exc:
-                self._session = self._drained(self._session)
-                raise StoreError(str(exc).strip()) from None
+        settings = f" SETTINGS insert_deduplication_token='{token}'" if token else ""
+        memfd = _memfd_with(data)
+        if memfd is None:
+            text = f"INSERT INTO {table}{settings} FORMAT JSONEachRow\n" + data.decode("utf-8", "replace")
+        else:  # chDB reads /proc/self/fd/N in this process: a fresh open of the same in-memory file
+            text = f"INSERT INTO {table} FROM INFILE '/proc/self/fd/{memfd}' COMPRESSION 'none'{settings} FORMAT JSONEachRow"
+        try:
+            with self._guard:
+                self.writes += 1
+                try:
+                    self._session.query(text, "TabSeparated")
+                except Exception as exc:
+                    self._session = self._drained(self._session)
+                    raise StoreError(str(exc).strip()) from None
+        finally:
+            if memfd is not None:
+                os.close(memfd)
 
     def close(self) -> None:
         if self._session is not None:

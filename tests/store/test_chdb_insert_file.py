@@ -1,0 +1,80 @@
+"""The embedded engine's insert path (`ChdbStore.insert_json`): rows handed to chDB as an in-memory file.
+
+Each test compares what was stored with values written out here, and checks that no descriptor is left
+open after an insert, whether it succeeded or was refused.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from pixel.server.store.base import StoreError
+from pixel.server.store.chdb_engine import ChdbStore, _memfd_with
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[ChdbStore]:
+    s = ChdbStore(tmp_path / "store")
+    s.migrate()
+    yield s
+    s.close()
+
+
+def _open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+needs_memfd = pytest.mark.skipif(not hasattr(os, "memfd_create"), reason="memfd_create is Linux-only")
+
+
+@needs_memfd
+def test_memfd_holds_the_bytes_and_is_not_inherited() -> None:
+    data = b'{"a": "x"}\n' * 100_000  # larger than a pipe or one write may take at once
+    fd = _memfd_with(data)
+    assert fd is not None
+    try:
+        assert not os.get_inheritable(fd)
+        with open(f"/proc/self/fd/{fd}", "rb") as f:  # a fresh open reads from the start, as chDB does
+            assert f.read() == data
+    finally:
+        os.close(fd)
+
+
+@needs_memfd
+def test_rows_stored_with_defaults_and_token_and_no_descriptor_left(store: ChdbStore) -> None:
+    store.command(
+        "CREATE TABLE d (a String, n UInt32 DEFAULT length(a) + 100, m Map(String, String)) "
+        "ENGINE = MergeTree ORDER BY a SETTINGS non_replicated_deduplication_window = 100"
+    )
+    rows = [{"a": "xyz", "m": {"k": "v\tw"}}, {"a": "q\n\\é", "n": 7}]
+    before = _open_fds()
+    store.insert_json("d", orjson.dumps(rows), token="tok1")
+    store.insert_json("d", orjson.dumps(rows), token="tok1")  # a replay under its token: dropped
+    assert _open_fds() == before
+    got = store.query("SELECT a, n, m FROM d ORDER BY a")
+    assert [tuple(r) for r in got.rows] == [("q\n\\é", 7, {}), ("xyz", 103, {"k": "v\tw"})]
+    store.insert_json("d", orjson.dumps(rows), token="tok2")
+    assert store.scalar("SELECT count() FROM d") == 4
+
+
+@needs_memfd
+def test_refused_rows_raise_the_parse_error_and_leave_no_descriptor(store: ChdbStore) -> None:
+    before = _open_fds()
+    bad = b'{"timestamp": "not a time", "site": "example.org", "event_id": "e1"}'
+    with pytest.raises(StoreError, match=r"Code: 41\b"):  # CANNOT_PARSE_DATETIME: a refusal of the data
+        store.insert_json("events", bad, token="bad1")
+    assert _open_fds() == before
+    store.insert_json("events", b'{"site": "example.org", "event_id": "e2"}', token="good1")
+    assert store.scalar("SELECT count() FROM events") == 1  # the session goes on after the refusal
+
+
+def test_bad_token_is_refused_before_anything_is_written(store: ChdbStore) -> None:
+    before = _open_fds()
+    with pytest.raises(ValueError, match="dedup token"):
+        store.insert_json("events", b"{}", token="x' SETTINGS y=1")
+    assert _open_fds() == before
