@@ -10,6 +10,10 @@ Definitions (the tests compute the same numbers independently):
   "YYYY-MM-DD hh:00:00", `time:week` its Monday, `time:month` its first day; `time` picks hour, day or month
   from the range's length. Buckets without events are left out of `results`; `include.time_labels` lists
   every bucket of the range.
+- `visit:entry_page` / `visit:exit_page` are the paths of a visit's first and last pageview in the range (ties
+  at one instant broken by the path, as Pixel's own entry/exit reports), computed before the filters: a filter
+  on them keeps every event of the visits whose entry/exit page matches, and any other filter leaves a visit's
+  entry page as it was. A visit without a pageview has none: it is in no row grouped by them.
 - Default order: by the time dimension ascending when there is one, else the first metric descending; ties
   by the dimensions ascending, so pages are stable. Bots never count; imported events only with
   `include.imports` (as in Plausible).
@@ -21,7 +25,15 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pixel.server.api.plausible.schema import TIME_DIMENSIONS, Leaf, Node, Query, QueryError, property_sql
+from pixel.server.api.plausible.schema import (
+    TIME_DIMENSIONS,
+    VISIT_EDGES,
+    Leaf,
+    Node,
+    Query,
+    QueryError,
+    property_sql,
+)
 from pixel.server.api.query.filters import SqlParams
 from pixel.server.api.query.periods import (
     MAX_BUCKETS,
@@ -184,6 +196,23 @@ def _regexes(node: Leaf | Node) -> list[str]:
     return []
 
 
+def _dimensions_of(node: Leaf | Node) -> set[str]:
+    if isinstance(node, Leaf):
+        return {node.dimension}
+    return {d for c in node.children for d in _dimensions_of(c)}
+
+
+def _source(q: Query, base: list[str]) -> str:
+    """The events table, or (when the query names a visit's entry/exit page) its rows in range with them."""
+    used = set(q.dimensions).union(*(_dimensions_of(f) for f in q.filters))
+    if not used.intersection(VISIT_EDGES):
+        return EVENTS
+    return f"""(SELECT *,
+        argMinIf(path, (timestamp, path), event_name = 'pageview') OVER (PARTITION BY session_id) AS v_entry_page,
+        argMaxIf(path, (timestamp, path), event_name = 'pageview') OVER (PARTITION BY session_id) AS v_exit_page
+        FROM {EVENTS} WHERE {" AND ".join(base)})"""
+
+
 def check_regexes(runner: QueryRunner, q: Query) -> None:
     for pattern in {r for f in q.filters for r in _regexes(f)}:
         try:
@@ -229,6 +258,9 @@ def execute(runner: QueryRunner, q: Query, site: dict[str, Any], now: datetime) 
     where.append("is_bot = 0")
     if not q.include.get("imports"):
         where.append("import_id = ''")
+    source = _source(q, list(where))
+    if source != EVENTS:  # a visit without a pageview has no entry/exit page: in no row grouped by one
+        where.extend(f"{property_sql(d, params.add)} != ''" for d in q.dimensions if d in VISIT_EDGES)
     where.extend(filter_sql(f, params) for f in q.filters)
     aliases = [f"d{i}" for i in range(len(dim_exprs))]
     inner_dims = "".join(f"{e} AS {a}, " for e, a in zip(dim_exprs, aliases, strict=True))
@@ -245,7 +277,7 @@ FROM (
         SELECT *, countIf(event_name = 'pageview') OVER (PARTITION BY session_id) AS s_pageviews,
                dateDiff('millisecond', min(timestamp) OVER (PARTITION BY session_id),
                         max(timestamp) OVER (PARTITION BY session_id)) AS s_duration
-        FROM {EVENTS} WHERE {" AND ".join(where)}
+        FROM {source} WHERE {" AND ".join(where)}
     )
     GROUP BY {group_inner}
 )

@@ -9,7 +9,8 @@ Supported (the README lists the same):
 - dimensions: event:page, event:hostname, event:name, event:props:<key>, visit:source, visit:referrer,
   visit:channel, visit:utm_source/medium/campaign/term/content, visit:device, visit:browser,
   visit:browser_version, visit:os, visit:os_version, visit:country, visit:region, visit:city, visit:screen,
-  visit:language; time, time:hour, time:day, time:week, time:month;
+  visit:language, visit:entry_page, visit:exit_page (also as filters); time, time:hour, time:day, time:week,
+  time:month;
 - filters: is, is_not, contains, contains_not, matches, matches_not, matches_wildcard, matches_wildcard_not
   (with `{"case_sensitive": false}` for is/contains), nested with and, or, not;
 - date_range: day, 7d, 28d, 30d, 91d, month, 6mo, 12mo, year, all, or [first, last] dates (inclusive);
@@ -59,11 +60,13 @@ PROPERTIES: dict[str, str] = {
     "visit:city": "city",
     "visit:screen": "screen",
     "visit:language": "language",
+    # per visit (run.py computes them over the visit's pageviews in the range, before the filters)
+    "visit:entry_page": "v_entry_page",
+    "visit:exit_page": "v_exit_page",
 }
+VISIT_EDGES = ("visit:entry_page", "visit:exit_page")
 UNSUPPORTED_PROPERTIES = (
     "event:goal",
-    "visit:entry_page",
-    "visit:exit_page",
     "visit:entry_page_hostname",
     "visit:exit_page_hostname",
     "visit:country_name",
