@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from pixel.server.alerts import rules
 from pixel.server.api.app import open_meta
 from pixel.server.settings import Settings
 from pixel.server.store.chdb_engine import ChdbStore
@@ -22,7 +23,8 @@ DROP_FROM = NOW.replace(hour=9, minute=0)
 
 
 def test_store_service_runs_the_round(tmp_path: Path) -> None:
-    """`pixel serve`'s store process starts the alert loop: a drop present at its start reaches the webhook."""
+    """`pixel serve`'s store process starts the alert loop: a drop present at its start reaches the webhook, and
+    so does its own data folder's disk judged against a threshold above what is free (100 %)."""
     from pixel.server.storeservice import StoreService
 
     store = ChdbStore(tmp_path / "store")
@@ -31,20 +33,19 @@ def test_store_service_runs_the_round(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path)
     meta = open_meta(settings)
     meta.insert("sites", {"domain": "dropped.example", "name": "D", "timezone": "UTC", "created_at": 0.0})
+    rules.save(meta, rules.Rules(disk=rules.DiskRule(min_free_percent=100.0)), 0.0)
     with webhook_receiver(SECRET, NOW.timestamp()) as hook:
         meta.insert(
             "alert_channels",
             {"kind": "webhook", "name": "ops", "url": hook.url, "secret": SECRET, "created_at": 0.0},
         )
         service = StoreService(settings, store, clock=NOW.timestamp)
-        assert (
-            service.alerts is not None and service.alerts.data_dir == settings.data_dir
-        )  # judges its health
         service.start()
         try:
             deadline = time.monotonic() + 60
-            while not hook.accepted and time.monotonic() < deadline:
+            while len(hook.accepted) < 2 and time.monotonic() < deadline:
                 time.sleep(0.05)
         finally:
             service.stop()
-        assert [a["json"]["kind"] for a in hook.accepted] == ["drop"]
+        assert [a["json"]["kind"] for a in hook.accepted] == ["drop", "disk_filling"]
+        assert hook.accepted[1]["json"]["target"] == str(settings.data_dir)
