@@ -1,6 +1,7 @@
 """GeoIP: country (ISO code), region and city from a MaxMind-format database, or from a trusted CDN's headers.
 
-- The database (GeoLite2-City, DB-IP City Lite, or a Country edition) is read with `geoip2`; its path is
+- The database (GeoLite2-City, DB-IP City Lite, or a Country edition) is read with `maxminddb`, its
+  records taken as the `geoip2` package's models take them (`GeoLocator._lookup`); its path is
   `settings.geoip_db`, or the file `pixel geoip update` writes (`<data_dir>/geoip/city.mmdb`).
 - No database: geo stays empty (`''`) and one warning is logged; the file is looked for again every few seconds,
   and a database replaced on disk (new inode, size or mtime) is reopened without a restart. A broken replacement
@@ -21,8 +22,7 @@ from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import unquote
 
-import geoip2.database
-import geoip2.errors
+import maxminddb
 
 log = logging.getLogger(__name__)
 
@@ -95,13 +95,28 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
+def _coordinate(value: object) -> float | None:
+    """A record's latitude or longitude, rounded (`_round`); None when it has none."""
+    return _round(float(value)) if type(value) is float or type(value) is int else None
+
+
+def _english(place: object) -> str:
+    """A database place's English name ('' when it has none), as geoip2's `.name` gives it with its default
+    locale."""
+    if type(place) is not dict:
+        return ""
+    names = place.get("names")
+    name = names.get("en") if type(names) is dict else None
+    return name if type(name) is str else ""
+
+
 class GeoLocator:
     """IP -> GeoResult with an LRU cache; reopens the database when the file changes."""
 
     def __init__(self, path: Path | None, check_interval: float = 5.0, cache_size: int = 65_536) -> None:
         self.path = path
         self.check_interval = check_interval
-        self._reader: geoip2.database.Reader | None = None
+        self._reader: maxminddb.Reader | None = None
         self._city = False
         self._stamp: tuple[int, int, int] | None = None
         self._last_check = 0.0
@@ -147,7 +162,7 @@ class GeoLocator:
         if stamp == self._stamp:
             return
         try:
-            reader = geoip2.database.Reader(str(self.path))
+            reader = maxminddb.open_database(str(self.path))
         except Exception as exc:  # a torn or foreign file: keep what we had
             log.error("GeoIP: cannot open %s (%s); keeping the previous database", self.path, exc)
             self._stamp = stamp
@@ -175,24 +190,36 @@ class GeoLocator:
         }
 
     def _lookup(self, ip: str) -> GeoResult:
+        """The database's record for `ip`, read as the geoip2 package's models read it (country ISO code; the
+        most specific subdivision's and the city's English names; the location rounded by `_round`), straight
+        from the maxminddb record: building geoip2's model objects cost several times the lookup itself."""
         reader = self._reader
         if reader is None or not ip:
             return NO_GEO
         try:
-            if self._city:
-                rec = reader.city(ip)
-                sub = rec.subdivisions.most_specific
-                return GeoResult(
-                    rec.country.iso_code or "",
-                    sub.name or "",
-                    rec.city.name or "",
-                    _round(rec.location.latitude),
-                    _round(rec.location.longitude),
-                )
-            crec = reader.country(ip)
-            return GeoResult(crec.country.iso_code or "", "", "")
-        except (geoip2.errors.AddressNotFoundError, ValueError):
+            record = reader.get(ip)
+        except ValueError:  # not an IP address
             return NO_GEO
+        if type(record) is not dict:  # not in the database (None), or a database of another shape
+            return NO_GEO
+        country = record.get("country")
+        iso = country.get("iso_code") if type(country) is dict else None
+        if type(iso) is not str:
+            iso = ""
+        if not self._city:
+            return GeoResult(iso, "", "")
+        subdivisions = record.get("subdivisions")
+        region = _english(subdivisions[-1]) if type(subdivisions) is list and subdivisions else ""
+        location = record.get("location")
+        if type(location) is not dict:
+            location = {}
+        return GeoResult(
+            iso,
+            region,
+            _english(record.get("city")),
+            _coordinate(location.get("latitude")),
+            _coordinate(location.get("longitude")),
+        )
 
     def close(self) -> None:
         if self._reader is not None:
