@@ -16,7 +16,9 @@
   (its published loopback port arrives from the network's gateway, inside the subnet) cannot choose its address;
 - the edge removes every CDN's visitor-location headers (`CDN_GEO_HEADERS`) except from a named CDN's ranges:
   the collector believes them from trusted proxies when `PIXEL_CDN_GEO_HEADERS=1`, and the edge is one;
-- the certificates live in the named volume `edge` (Caddy's `/data`).
+- the certificates live in the named volume `edge` (Caddy's `/data`);
+- Caddy's Go runtime collects garbage less often (`GOGC=800`) under a soft memory limit (`GOMEMLIMIT=160MiB`,
+  below the container's 256 MB): proxying is the edge's cost, and Go's frequent garbage collections were part of it.
 
 The Caddyfile is generated here, holds the spec's `${NAME}` placeholders (so compose and the provisioner fill it
 in the same way) and reaches the container in an environment variable that the start command writes to a file:
@@ -45,6 +47,11 @@ LOCAL_EDGE_IMAGE = "pixel-edge/caddy:bookworm"  # built from packaging/edge/ (De
 LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
 DEFAULT_SUBNET = "172.31.240.0/24"
 HSTS = "max-age=31536000"
+EDGE_MEMORY = "256m"  # the edge container's memory limit
+EDGE_GOGC = "800"
+EDGE_GOMEMLIMIT = (
+    "160MiB"  # Go's soft limit, below EDGE_MEMORY: past it Go collects garbage whatever GOGC says
+)
 DATA = Path(__file__).resolve().parent / "data"
 CDN_FILES = {"cloudflare": DATA / "cloudflare-ips.txt"}
 # A CDN's visitor-location headers (the collector's list, server/enrich/geo.py): anyone can send them, so the edge
@@ -188,6 +195,10 @@ def edge_service(upstream: str, depends_on: str, api: str = "") -> Service:
             ("PIXEL_EDGE_TRUSTED_PROXIES", "${PIXEL_EDGE_TRUSTED_PROXIES}"),
             ("XDG_DATA_HOME", "/data"),  # as in the official image: certificates under /data/caddy
             ("XDG_CONFIG_HOME", "/config"),
+            # Go's garbage collector less often (GOGC), bounded below the memory limit (GOMEMLIMIT): the proxy's
+            # CPU per request drops (bench/README.md, "HTTPS edge") and the heap stays under EDGE_MEMORY
+            ("GOGC", EDGE_GOGC),
+            ("GOMEMLIMIT", EDGE_GOMEMLIMIT),
         ),
         ports=(
             Port(80, "${PIXEL_HTTP_PORT}", "${PIXEL_EDGE_BIND}"),
@@ -202,7 +213,7 @@ def edge_service(upstream: str, depends_on: str, api: str = "") -> Service:
             start_period=10.0,
         ),  # fmt: skip
         depends_on=(depends_on,),
-        mem_limit="256m",
+        mem_limit=EDGE_MEMORY,
     )
 
 

@@ -278,3 +278,20 @@ def test_the_api_believes_forwarded_addresses_from_the_edge_only(topology: str, 
     assert {k: v for k, v in given.items() if v is not None} == {api: "edge"}
     plain = build_spec(topology).resolve(extra)
     assert all("PIXEL_API_TRUSTED_PROXIES" not in s.env for s in plain.services)
+
+
+@pytest.mark.parametrize(
+    ("name", "topology"),
+    [("docker-compose.edge.yml", "compact"), ("docker-compose.standard.edge.yml", "standard")],
+)
+def test_the_edge_runs_go_with_rarer_garbage_collection_bounded_below_its_memory_limit(name, topology):
+    """GOGC=800 (Go's default is 100) under GOMEMLIMIT, which stays well below the container's memory limit, so a
+    heap let grow by GOGC is collected before the container is killed; the compose files carry the same."""
+    extra = {"CLICKHOUSE_PASSWORD": "pw"} if topology == "standard" else {}
+    edge = build_spec(topology, edge=True).resolve({**DOMAIN, **extra}).service("edge")
+    assert (edge.env["GOGC"], edge.env["GOMEMLIMIT"], edge.mem_limit) == ("800", "160MiB", "256m")
+    soft = int(edge.env["GOMEMLIMIT"].removesuffix("MiB")) * 2**20
+    hard = int(edge.mem_limit.removesuffix("m")) * 2**20
+    assert soft <= 0.7 * hard
+    entry = yaml.safe_load(compose.generated_files()[name])["services"]["edge"]
+    assert (entry["environment"]["GOGC"], entry["environment"]["GOMEMLIMIT"]) == ("800", "160MiB")
