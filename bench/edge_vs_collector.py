@@ -20,25 +20,33 @@ at least 0.6x the bare collector's requests/s, p99 at most 10 ms at half the sat
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import re
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import docker
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "stack"))
+sys.path.insert(0, str(REPO / "bench"))
 
+import pprof_top  # noqa: E402
 from edge_helpers import DOMAIN, start_edge_stack, stop_edge_stack  # noqa: E402
 from stack_helpers import PIXEL_BASE, PIXEL_TAG  # noqa: E402
 
 from pixel.app.stack import image as images  # noqa: E402
+from pixel.app.stack.edge import EDGE_GOGC, EDGE_GOMEMLIMIT, LOCAL_EDGE_IMAGE, caddyfile  # noqa: E402
 from pixel.app.stack.engine import EngineTarget, connect  # noqa: E402
 
 WRK_IMAGE = "pixel-bench/wrk:bookworm"
@@ -94,6 +102,168 @@ def wrk(
     }
 
 
+def cpu_ns(container_id: str) -> int:
+    """CPU time a container has used (its cgroup: v1 cpuacct or v2 cpu.stat), in nanoseconds."""
+    v1 = Path("/sys/fs/cgroup/cpuacct/docker", container_id, "cpuacct.usage")
+    if v1.exists():
+        return int(v1.read_text())
+    v2 = Path("/sys/fs/cgroup/system.slice", f"docker-{container_id}.scope", "cpu.stat")
+    for line in v2.read_text().splitlines():
+        if line.startswith("usage_usec "):
+            return int(line.split()[1]) * 1000
+    raise RuntimeError(f"no CPU accounting found for container {container_id}")
+
+
+def settle(container_id: str, idle: float = 0.05, limit: float = 60.0) -> None:
+    """Wait until the container uses less than `idle` of a core over a second (at most `limit` seconds): the compact
+    container's store process takes the spooled events in after a run."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        start = cpu_ns(container_id)
+        time.sleep(1.0)
+        if cpu_ns(container_id) - start < idle * 1e9:
+            return
+
+
+def measured(containers: dict[str, str], run) -> dict:
+    """`run()`'s wrk result plus the CPU microseconds per request each container (role -> id) spent from its start
+    until the collector's container is idle again."""
+    before = {role: cpu_ns(cid) for role, cid in containers.items()}
+    result = run()
+    if "collector" in containers:
+        settle(containers["collector"])  # the store's work on these events (same container) counted here too
+    for role, cid in containers.items():
+        result[f"{role}_us"] = (cpu_ns(cid) - before[role]) / 1000 / max(result["requests"], 1)
+    return result
+
+
+def local_caddyfile(text: str) -> str:
+    """The edge's Caddyfile as the stack gives it (`caddyfile()`), with the bench's settings filled in and a local
+    certificate (`tls internal`) instead of ACME, so a variant of it runs beside the real edge in the same run."""
+    subs = {"${PIXEL_DOMAIN}": DOMAIN, "${PIXEL_SCRIPT_NAME}": "pixel.js", "${PIXEL_TRACK_PATH}": "/track"}
+    out = []
+    for line in text.splitlines():
+        if line.rstrip().endswith("# cdn") or re.match(
+            r"\s*(email|acme_ca|acme_ca_root|renew_interval)\b", line
+        ):
+            continue
+        for key, value in subs.items():
+            line = line.replace(key, value)
+        out.append(line)
+    site = f"\n{DOMAIN} {{\n"
+    return (
+        "\n".join(out)
+        .replace("{\n", "{\n    skip_install_trust\n", 1)
+        .replace(site, site + "    tls internal\n", 1)
+    )
+
+
+# Caddy in the collector container's network namespace (compose's `network_mode: service:pixel`): the upstream is
+# 127.0.0.1, not the bridge (veth, bridge, netfilter) between two containers.
+SHARED_NS = "edge config, collector over loopback (shared network namespace)"
+
+
+def variants(upstream: str) -> dict[str, tuple[str, dict[str, str], str]]:
+    """Caddy set-ups measured beside the real edge: name -> (Caddyfile, environment, URL scheme)."""
+    edge = local_caddyfile(caddyfile(upstream))
+    flush = edge.replace(
+        "header_up X-Forwarded-For {remote_host}\n",
+        "header_up X-Forwarded-For {remote_host}\n            flush_interval -1\n",
+        1,
+    )
+    script_only = edge.replace(
+        "    encode zstd gzip\n", "    @script path /pixel.js\n    encode @script zstd gzip\n"
+    )
+    bare = "{{\n    skip_install_trust\n}}\n\n{site} {{\n    {tls}{body}\n}}\n"
+    https, http = f"https://{DOMAIN}", "http://:80"
+    go = {"GOGC": EDGE_GOGC, "GOMEMLIMIT": EDGE_GOMEMLIMIT}  # as the edge service runs Caddy
+    return {
+        "edge config (tls internal)": (edge, go, "https"),
+        "edge config, Go's defaults (GOGC=100, no GOMEMLIMIT)": (edge, {}, "https"),
+        "edge config, GOMAXPROCS=1": (edge, {**go, "GOMAXPROCS": "1"}, "https"),
+        "edge config, flush_interval -1": (flush, go, "https"),
+        "edge config, encode for the script only": (script_only, go, "https"),
+        "bare reverse_proxy, TLS": (
+            bare.format(site=https, tls="tls internal\n    ", body=f"reverse_proxy {upstream}"),
+            go,
+            "https",
+        ),
+        "bare reverse_proxy, plain HTTP": (
+            bare.format(site=http, tls="", body=f"reverse_proxy {upstream}"),
+            go,
+            "http",
+        ),
+        SHARED_NS: (local_caddyfile(caddyfile("127.0.0.1:8081")), go, "https"),
+        "static 204, TLS (ceiling)": (
+            bare.format(site=https, tls="tls internal\n    ", body="respond 204"),
+            go,
+            "https",
+        ),
+    }
+
+
+def start_variant(client, network: str, name: str, text: str, env: dict[str, str], namespace: str = ""):
+    """A Caddy container (the edge's image and memory limit) on the stack network running `text` (or in the network
+    namespace of container `namespace`)."""
+    return client.containers.run(
+        LOCAL_EDGE_IMAGE,
+        [
+            "sh",
+            "-c",
+            'mkdir -p /config && printf "%s\\n" "$CADDYFILE" > /config/Caddyfile && '
+            "exec caddy run --config /config/Caddyfile --adapter caddyfile",
+        ],
+        environment={"CADDYFILE": text, "XDG_DATA_HOME": "/data", "XDG_CONFIG_HOME": "/config", **env},
+        **({"network_mode": f"container:{namespace}"} if namespace else {"network": network}),
+        mem_limit="256m",
+        labels={"io.pixel.bench": name},
+        detach=True,
+    )
+
+
+def address(container, network: str) -> str:
+    container.reload()
+    return str(container.attrs["NetworkSettings"]["Networks"][network]["IPAddress"])
+
+
+def wait_ready(ip: str, scheme: str, timeout: float = 60) -> None:
+    """Until the variant answers: a TLS handshake for the test domain (any certificate), or a TCP connect."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE  # Caddy's own local CA: only readiness here
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((ip, 443 if scheme == "https" else 80), timeout=2) as raw:
+                if scheme == "https":
+                    ctx.wrap_socket(raw, server_hostname=DOMAIN).close()
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+
+
+def profile_edge(edge, work: Path, seconds: int, load) -> str:
+    """Caddy's CPU profile (its admin API's pprof, inside the edge container) while `load(seconds + 2)` runs wrk
+    against it; the report of bench/pprof_top.py, with the edge's requests/s of that run."""
+    url = f"http://127.0.0.1:2019/debug/pprof/profile?seconds={seconds}"
+    fetched: list = []
+    thread = threading.Thread(
+        target=lambda: fetched.append(edge.exec_run(["wget", "-q", "-O", "/tmp/cpu.pb.gz", url]))
+    )
+    thread.start()
+    result = load(seconds + 2)
+    thread.join()
+    assert fetched and fetched[0].exit_code == 0, fetched
+    stream, _stat = edge.get_archive("/tmp/cpu.pb.gz")
+    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+        member = tar.extractfile("cpu.pb.gz")
+        assert member is not None
+        data = member.read()
+    (work / "edge-cpu.pb.gz").write_bytes(data)
+    return f"edge under profile: {result['rps']:.0f} req/s\n" + pprof_top.report(pprof_top.parse(data))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument(
@@ -101,6 +271,23 @@ def main() -> int:
     )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument(
+        "--variants",
+        action="store_true",
+        help="then Caddy set-ups beside the edge, the same run (variants())",
+    )
+    parser.add_argument(
+        "--variants-only", action="store_true", help="skip the anchor rounds and the paced runs"
+    )
+    parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        help="seconds of Caddy's CPU profile (admin pprof) during an edge run",
+    )
+    parser.add_argument(
+        "--keep-image", action="store_true", help="leave the Pixel image built here for next time"
+    )
     args = parser.parse_args()
     anchor_dir = args.anchor_dir.resolve()
     client = connect(EngineTarget())
@@ -140,33 +327,109 @@ def main() -> int:
             "collector": f"http://{collector_ip}:8081/track",
             "edge": f"https://{DOMAIN}:443/track",  # a port number: the base image has no /etc/services
         }
-        for url in urls.values():  # warm-up, not counted
-            wrk(client, anchor_dir, work, edge_ip, url, 2)
         rows: dict[str, list[dict]] = {name: [] for name in urls}
-        for i in range(args.rounds):
-            line = []
-            for name, url in urls.items():
-                r = wrk(client, anchor_dir, work, edge_ip, url, args.seconds)
-                rows[name].append(r)
-                line.append(f"{name} {r['rps']:.0f} req/s p99 {r['p99_ms']:.2f} ms")
-            print(f"round {i + 1}: " + " | ".join(line), flush=True)
-        med = {name: statistics.median(r["rps"] for r in rs) for name, rs in rows.items()}
-        p99 = {name: statistics.median(r["p99_ms"] for r in rs) for name, rs in rows.items()}
-        print(
-            f"saturating (median of {args.rounds}): anchor {med['anchor']:.0f}, collector {med['collector']:.0f}, "
-            f"edge {med['edge']:.0f} req/s; edge/collector {med['edge'] / med['collector']:.2f}x, "
-            f"edge/anchor {med['edge'] / med['anchor']:.2f}x, collector/anchor {med['collector'] / med['anchor']:.2f}x; "
-            f"p99 anchor {p99['anchor']:.2f} ms, collector {p99['collector']:.2f} ms, edge {p99['edge']:.2f} ms"
-        )
-        half = med["edge"] / 2
-        pause = 64 * 1000 / half
-        for name in ("collector", "edge"):
-            r = wrk(client, anchor_dir, work, edge_ip, urls[name], args.seconds, pause)
+        if not args.variants_only:
+            for url in urls.values():  # warm-up, not counted
+                wrk(client, anchor_dir, work, edge_ip, url, 2)
+            for i in range(args.rounds):
+                line = []
+                for name, url in urls.items():
+                    watch = {} if name == "anchor" else {"collector": pixel_ip.id}
+                    if name == "edge":
+                        watch["proxy"] = stack.prov.container("edge").id
+                    r = measured(
+                        watch, lambda url=url: wrk(client, anchor_dir, work, edge_ip, url, args.seconds)
+                    )
+                    rows[name].append(r)
+                    cpu = "".join(f", {k[:-3]} {v:.0f} us/req" for k, v in r.items() if k.endswith("_us"))
+                    line.append(f"{name} {r['rps']:.0f} req/s p99 {r['p99_ms']:.2f} ms{cpu}")
+                print(f"round {i + 1}: " + " | ".join(line), flush=True)
+            med = {name: statistics.median(r["rps"] for r in rs) for name, rs in rows.items()}
+            p99 = {name: statistics.median(r["p99_ms"] for r in rs) for name, rs in rows.items()}
             print(
-                f"at {half:.0f} req/s offered (half the edge's saturating rate): {name} {r['rps']:.0f} req/s, "
-                f"p99 {r['p99_ms']:.2f} ms"
+                f"saturating (median of {args.rounds}): anchor {med['anchor']:.0f}, collector {med['collector']:.0f}, "
+                f"edge {med['edge']:.0f} req/s; edge/collector {med['edge'] / med['collector']:.2f}x, "
+                f"edge/anchor {med['edge'] / med['anchor']:.2f}x, collector/anchor {med['collector'] / med['anchor']:.2f}x; "
+                f"p99 anchor {p99['anchor']:.2f} ms, collector {p99['collector']:.2f} ms, edge {p99['edge']:.2f} ms"
             )
-            rows[name].append(r)
+            half = med["edge"] / 2
+            pause = 64 * 1000 / half
+            for name in ("collector", "edge"):
+                r = wrk(client, anchor_dir, work, edge_ip, urls[name], args.seconds, pause)
+                print(
+                    f"at {half:.0f} req/s offered (half the edge's saturating rate): {name} {r['rps']:.0f} req/s, "
+                    f"p99 {r['p99_ms']:.2f} ms"
+                )
+                rows[name].append(r)
+        if args.profile:
+            print(
+                profile_edge(
+                    stack.prov.container("edge"),
+                    work,
+                    args.profile,
+                    lambda s: wrk(client, anchor_dir, work, edge_ip, urls["edge"], s),
+                ),
+                flush=True,
+            )
+        if args.variants:
+            network = stack.prov.spec.network_name
+            edge_id = stack.prov.container("edge").id
+            started = {}
+            try:
+                for name, (text, env, scheme) in variants("pixel:8081").items():
+                    if name == SHARED_NS:
+                        c = start_variant(client, network, name, text, env, namespace=pixel_ip.id)
+                        started[name] = (c, collector_ip, scheme)
+                    else:
+                        c = start_variant(client, network, name, text, env)
+                        started[name] = (c, address(c, network), scheme)
+                for c, ip, scheme in started.values():
+                    try:
+                        wait_ready(ip, scheme)
+                    except OSError:
+                        print(c.logs(tail=20).decode(errors="replace"), flush=True)
+                        raise
+                vrows: dict[str, list[dict]] = {name: [] for name in ("collector", "edge", *started)}
+                for i in range(args.rounds):
+                    for name in vrows:
+                        if name in started:
+                            _c, ip, scheme = started[name]
+                            url = (
+                                f"https://{DOMAIN}:443/track"
+                                if scheme == "https"
+                                else f"http://{ip}:80/track"
+                            )
+                        else:
+                            ip, url = edge_ip, urls[name]
+                        watch = {"collector": pixel_ip.id}
+                        if name != "collector":
+                            watch["proxy"] = started[name][0].id if name in started else edge_id
+                        r = measured(
+                            watch, lambda ip=ip, url=url: wrk(client, anchor_dir, work, ip, url, args.seconds)
+                        )
+                        vrows[name].append(r)
+                        print(
+                            f"variants round {i + 1}: {name} {r['rps']:.0f} req/s p99 {r['p99_ms']:.2f} ms, "
+                            f"CPU per request: collector {r['collector_us']:.0f} us, "
+                            f"proxy {r.get('proxy_us', 0):.0f} us",
+                            flush=True,
+                        )
+                base = statistics.median(r["rps"] for r in vrows["collector"])
+                base_cpu = statistics.median(r["collector_us"] for r in vrows["collector"])
+                for name, rs in vrows.items():
+                    rps = statistics.median(r["rps"] for r in rs)
+                    col = statistics.median(r["collector_us"] for r in rs)
+                    proxy = statistics.median(r.get("proxy_us", 0) for r in rs)
+                    print(
+                        f"variant {name}: {rps:.0f} req/s ({rps / base:.2f}x the collector), "
+                        f"p99 {statistics.median(r['p99_ms'] for r in rs):.2f} ms; CPU per request "
+                        f"collector {col:.0f} us + proxy {proxy:.0f} us "
+                        f"(CPU-bound estimate: {base_cpu / (col + proxy):.2f}x the collector)"
+                    )
+                rows.update({f"variant {k}": v for k, v in vrows.items()})
+            finally:
+                for c, _ip, _scheme in started.values():
+                    c.remove(force=True)
         bad = sum(r["non2xx"] for rs in rows.values() for r in rs)
         errors = [r["errors"] for rs in rows.values() for r in rs if r["errors"]]
         print(f"non-2xx answers: {bad}; socket errors: {errors or 'none'}")
@@ -174,7 +437,7 @@ def main() -> int:
     finally:
         stop_edge_stack(stack)
         os.kill(anchor_pid, signal.SIGTERM)
-        if built:
+        if built and not args.keep_image:
             client.images.remove(PIXEL_TAG, force=True)
 
 
