@@ -284,7 +284,10 @@ def test_pagination_order_by_and_total_rows(api: Api) -> None:
         ({"filters": [["is", "time:day", ["2024-01-01"]]]}, "Invalid filter dimension"),
         ({"filters": [["matches", "event:page", ["(unclosed"]]]}, "regular expression"),
         ({"include": {"time_labels": True}}, "requires a time dimension"),
-        ({"include": {"comparisons": {"mode": "previous_period"}}}, "Unsupported include.comparisons"),
+        (
+            {"include": {"comparisons": {"mode": "previous_period"}}, "dimensions": ["time:day"]},
+            "Unsupported include.comparisons with a time dimension",
+        ),
         ({"order_by": [["bounce_rate", "desc"]]}, "not in metrics or dimensions"),
         ({"date_range": "forever"}, "Invalid date_range"),
         ({"date_range": ["2024-03-10", "2024-03-01"]}, "Invalid date_range"),

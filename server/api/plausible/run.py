@@ -14,6 +14,12 @@ Definitions (the tests compute the same numbers independently):
   at one instant broken by the path, as Pixel's own entry/exit reports), computed before the filters: a filter
   on them keeps every event of the visits whose entry/exit page matches, and any other filter leaves a visit's
   entry page as it was. A visit without a pageview has none: it is in no row grouped by them.
+- `include.comparisons`: the same query over another range — `previous_period` the same number of days just
+  before, `year_over_year` the same dates a year earlier (29 February: the 28th), `custom` its date_range; a
+  range that ends after today is cut at today first, as Plausible does. Each result row gets `comparison`:
+  the row of the same dimension values in that range (zeros when it has none) and `change` per metric:
+  bounce_rate in points (null when the compared rate is 0), every other metric in percent rounded half away
+  from zero (100 from 0 to more, 0 from 0 to 0). `query.comparison_date_range` gives the compared range.
 - Default order: by the time dimension ascending when there is one, else the first metric descending; ties
   by the dimensions ascending, so pages are stable. Bots never count; imported events only with
   `include.imports` (as in Plausible).
@@ -287,7 +293,15 @@ ORDER BY {order}
 LIMIT {q.limit} OFFSET {q.offset}"""
     fixed = {"site": site["domain"], "start": ch_datetime(rng.start), "end": ch_datetime(rng.end), "tz": tz}
     rows = runner.query(sql, params.with_fixed(**fixed)).dicts()
-    results = []
+    compared: dict[tuple[str, ...], dict[str, Any]] = {}
+    other: Range | None = None
+    if q.comparisons is not None:
+        other = comparison_range(q.comparisons, rng, now)
+        head, _, _ = sql.rpartition("LIMIT")
+        span = {**fixed, "start": ch_datetime(other.start), "end": ch_datetime(other.end)}
+        for row in runner.query(head, params.with_fixed(**span)).dicts():
+            compared[tuple(str(row[a]) for a in aliases)] = row
+    results: list[dict[str, Any]] = []
     total = 0
     for row in rows:
         total = int(row["total_rows"])
@@ -295,9 +309,18 @@ LIMIT {q.limit} OFFSET {q.offset}"""
             {"metrics": metric_values(row, q.metrics), "dimensions": [str(row[a]) for a in aliases]}
         )
     if not q.dimensions and not results and q.offset == 0:
-        zero = {"visitors": 0, "visits": 0, "pageviews": 0, "events": 0, "bounces": 0, "duration_ms": 0}
-        results = [{"metrics": metric_values(zero, q.metrics), "dimensions": []}]
+        results = [{"metrics": metric_values(ZERO, q.metrics), "dimensions": []}]
         total = 1
+    if other is not None:
+        for item in results:
+            before = metric_values(compared.get(tuple(item["dimensions"]), ZERO), q.metrics)
+            item["comparison"] = {
+                "dimensions": item["dimensions"],
+                "metrics": before,
+                "change": [
+                    change(m, b, n) for m, b, n in zip(q.metrics, before, item["metrics"], strict=True)
+                ],
+            }
     meta: dict[str, Any] = {}
     if "imports" in q.include:
         meta["imports_included"] = bool(q.include["imports"])
@@ -305,20 +328,66 @@ LIMIT {q.limit} OFFSET {q.offset}"""
         meta["time_labels"] = buckets(rng, interval)
     if q.include.get("total_rows"):
         meta["total_rows"] = total if rows or not q.dimensions else _count_rows(runner, sql, params, fixed)
-    return {
-        "results": results,
-        "meta": meta,
-        "query": {
-            "site_id": q.site_id,
-            "metrics": q.metrics,
-            "date_range": [_iso(rng.start, tz), _iso(rng.end - timedelta(seconds=1), tz)],
-            "filters": q.raw_filters,
-            "dimensions": q.dimensions,
-            "order_by": [list(o) for o in q.order_by] or _default_order(q),
-            "include": {"imports": False, "time_labels": False, "total_rows": False, **q.include},
-            "pagination": {"limit": q.limit, "offset": q.offset},
-        },
+    include: dict[str, Any] = {"imports": False, "time_labels": False, "total_rows": False, **q.include}
+    if q.comparisons is not None:
+        include["comparisons"] = q.comparisons
+    query: dict[str, Any] = {
+        "site_id": q.site_id,
+        "metrics": q.metrics,
+        "date_range": [_iso(rng.start, tz), _iso(rng.end - timedelta(seconds=1), tz)],
+        "filters": q.raw_filters,
+        "dimensions": q.dimensions,
+        "order_by": [list(o) for o in q.order_by] or _default_order(q),
+        "include": include,
+        "pagination": {"limit": q.limit, "offset": q.offset},
     }
+    if other is not None:
+        query["comparison_date_range"] = [_iso(other.start, tz), _iso(other.end - timedelta(seconds=1), tz)]
+    return {"results": results, "meta": meta, "query": query}
+
+
+ZERO = {"visitors": 0, "visits": 0, "pageviews": 0, "events": 0, "bounces": 0, "duration_ms": 0}
+
+
+def change(metric: str, before: float, now: float) -> float | int | None:
+    """Plausible's change of a metric: points for bounce_rate, else percent rounded half away from zero."""
+    if metric == "bounce_rate":
+        return now - before if before > 0 else None
+    if before == 0:
+        return 100 if now > 0 else 0
+    return int(half_up(abs((now - before) / before * 100))) * (1 if now >= before else -1)
+
+
+def _shift_year(day: date) -> date:
+    try:
+        return day.replace(year=day.year - 1)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year - 1, day=28)
+
+
+def comparison_range(spec: dict[str, Any], rng: Range, now: datetime) -> Range:
+    """The range `spec` compares `rng` with (whole days in the site's zone)."""
+    zone = ZoneInfo(rng.tz)
+    first = rng.start.astimezone(zone).date()
+    last = (rng.end - timedelta(microseconds=1)).astimezone(zone).date()
+    last = max(first, min(last, now.astimezone(zone).date()))  # a range ending after today: cut at today
+    if spec["mode"] == "custom":
+        try:
+            c_first, c_last = (date.fromisoformat(x) for x in spec["date_range"])
+        except ValueError:
+            raise QueryError("Invalid include.comparisons.date_range: not ISO 8601 dates") from None
+        if c_last < c_first:
+            raise QueryError("Invalid include.comparisons.date_range: the end is before the start")
+    elif spec["mode"] == "previous_period":
+        days = (last - first).days + 1
+        c_first, c_last = first - timedelta(days=days), first - timedelta(days=1)
+    else:  # year_over_year
+        c_first, c_last = _shift_year(first), _shift_year(last)
+    if (c_last - c_first).days > 3660:
+        raise QueryError("Invalid include.comparisons.date_range: at most 10 years")
+    return Range(
+        local_midnight(c_first, zone), local_midnight(c_last + timedelta(days=1), zone), rng.tz, "custom"
+    )
 
 
 def _count_rows(runner: QueryRunner, sql: str, params: SqlParams, fixed: dict[str, Any]) -> int:

@@ -14,7 +14,8 @@ Supported (the README lists the same):
 - filters: is, is_not, contains, contains_not, matches, matches_not, matches_wildcard, matches_wildcard_not
   (with `{"case_sensitive": false}` for is/contains), nested with and, or, not;
 - date_range: day, 7d, 28d, 30d, 91d, month, 6mo, 12mo, year, all, or [first, last] dates (inclusive);
-- order_by, include (imports, time_labels, total_rows), pagination (limit up to 10,000, offset).
+- order_by, include (imports, time_labels, total_rows, comparisons: previous_period, year_over_year or custom
+  with its date_range, without a time dimension), pagination (limit up to 10,000, offset).
 """
 
 from __future__ import annotations
@@ -142,6 +143,7 @@ class Query:
     include: dict[str, bool] = field(default_factory=dict)
     limit: int = MAX_LIMIT
     offset: int = 0
+    comparisons: dict[str, Any] | None = None  # {"mode": ..., "date_range"?: [first, last]} as given
 
     @property
     def time_dimension(self) -> str | None:
@@ -281,13 +283,66 @@ def parse(body: Any) -> Query:
     leaves = [0]
     filters = [_filter(f, 1, leaves) for f in raw_filters]
     order_by = _order_by(body.get("order_by"), metrics, dims)
-    include = _include(body.get("include", {}), dims)
+    raw_include = body.get("include", {})
+    comparisons = _comparisons(raw_include, dims)
+    include = _include(
+        {k: v for k, v in raw_include.items() if k != "comparisons"} if comparisons else raw_include, dims
+    )
     limit, offset = _pagination(body.get("pagination", {}))
     if "date" in body:
         raise QueryError("Unsupported key 'date' (give date_range as [first, last] instead)")
     return Query(
-        site_id, list(metrics), date_range, list(dims), filters, raw_filters, order_by, include, limit, offset
+        site_id,
+        list(metrics),
+        date_range,
+        list(dims),
+        filters,
+        raw_filters,
+        order_by,
+        include,
+        limit,
+        offset,
+        comparisons,
     )
+
+
+COMPARISON_MODES = ("previous_period", "year_over_year", "custom")
+
+
+def _comparisons(raw: Any, dims: list[str]) -> dict[str, Any] | None:
+    """`include.comparisons` checked: None when absent; a time dimension with it is unsupported."""
+    if not isinstance(raw, dict) or "comparisons" not in raw:
+        return None
+    value = raw["comparisons"]
+    if not isinstance(value, dict) or not isinstance(value.get("mode"), str):
+        raise QueryError("Invalid include.comparisons: expected an object with a mode")
+    unknown = sorted(set(value) - {"mode", "date_range", "match_day_of_week"})
+    if unknown:
+        raise QueryError(f"Invalid include.comparisons: unknown key {_show(unknown[0])}")
+    mode = value["mode"]
+    if mode not in COMPARISON_MODES:
+        raise QueryError(
+            f"Invalid include.comparisons.mode {_show(mode)}: one of {', '.join(COMPARISON_MODES)}"
+        )
+    if value.get("match_day_of_week", False) is not False:
+        raise QueryError("Unsupported include.comparisons.match_day_of_week (Pixel compares the same dates)")
+    if mode == "custom":
+        pair = value.get("date_range")
+        if not (
+            isinstance(pair, list)
+            and len(pair) == 2
+            and all(isinstance(x, str) and len(x) == 10 for x in pair)
+        ):
+            raise QueryError(
+                "Invalid include.comparisons.date_range: expected [first, last] dates for mode custom"
+            )
+    elif "date_range" in value:
+        raise QueryError("Invalid include.comparisons.date_range: only for mode custom")
+    if any(d in TIME_DIMENSIONS for d in dims):
+        raise QueryError(
+            "Unsupported include.comparisons with a time dimension (Pixel compares totals and rows)"
+        )
+    return dict(value)
 
 
 def _order_by(raw: Any, metrics: list[str], dims: list[str]) -> list[tuple[str, str]]:
