@@ -109,6 +109,10 @@ class StoreService:
                 target=self.alerts.run, args=(self.clock,), name="alerts", daemon=True
             )
             self._alerts_thread.start()
+        if self.api is not None:  # imports through the API that a crash cut go on (server/importer/jobs.py)
+            from pixel.server.api.routers.imports import resume_at_start
+
+            resume_at_start(self.api.state.pixel)
 
     def stop(self) -> None:
         if self.alerts is not None:

@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 
 from pixel.server.api.deps import Admin, AppState, Principal, State, site_for
 from pixel.server.api.errors import ApiError
-from pixel.server.importer import run
+from pixel.server.importer import records, run
 from pixel.server.importer.jobs import GzipCheck, ImportBusy, ImportJobs, UploadError
 from pixel.server.importer.lines import GZIP_MAGIC, ImportFileError
 
@@ -55,6 +55,12 @@ def jobs_of(state: AppState) -> ImportJobs:
             vars(state)["_imports"] = jobs  # per app: each app (and test) its own jobs
             jobs.resume_interrupted()
     return jobs
+
+
+def resume_at_start(state: AppState) -> None:
+    """For the store process's start: run again the imports a crash cut (nothing made when there are none)."""
+    if any(r.status == "running" for r in records.all_records(state.settings.state_dir)):
+        jobs_of(state)
 
 
 def _refusal(exc: Exception) -> ApiError:
