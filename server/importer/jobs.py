@@ -14,9 +14,10 @@ Contract:
 - Progress (bytes read, file size, lines) is updated after each committed batch; `cancel` stops the run at the
   next batch and undoes what it imported, so a cancelled import leaves nothing (also when it had just ended).
 - When a run ends (done or truncated) its uploaded file is removed; undo removes the rows (`run.undo`).
-- `resume_interrupted` (called when the jobs are made, i.e. with the API's first use of imports after a start)
-  runs again every record still `running` whose file is an upload: the importer's own resume continues from the
-  committed offset without duplicates.
+- `resume_interrupted` runs again every record still `running` whose file is an upload (a crash of the store
+  process cut it): the importer's own resume continues from the committed offset without duplicates. The store
+  process calls it at its start (`StoreService.start` -> `routers.imports.resume_at_start`); the jobs are also
+  made, and resume, at the API's first use of imports.
 """
 
 from __future__ import annotations
