@@ -278,7 +278,7 @@ def test_pagination_order_by_and_total_rows(api: Api) -> None:
         ({"metrics": ["nonsense"]}, "Unknown metric"),
         ({"metrics": []}, "Invalid metrics"),
         ({"dimensions": ["visit:country_name"]}, "Unsupported dimension 'visit:country_name'"),
-        ({"dimensions": ["event:goal"]}, "Unsupported dimension 'event:goal'"),
+        ({"dimensions": ["visit:exit_page_hostname"]}, "Unsupported dimension 'visit:exit_page_hostname'"),
         ({"dimensions": ["visit:nope"]}, "Invalid dimension 'visit:nope'"),
         ({"filters": [["has_done", ["is", "event:name", ["x"]]]]}, "Unsupported filter operator"),
         ({"filters": [["is", "time:day", ["2024-01-01"]]]}, "Invalid filter dimension"),

@@ -14,6 +14,11 @@ Definitions (the tests compute the same numbers independently):
   at one instant broken by the path, as Pixel's own entry/exit reports), computed before the filters: a filter
   on them keeps every event of the visits whose entry/exit page matches, and any other filter leaves a visit's
   entry page as it was. A visit without a pageview has none: it is in no row grouped by them.
+- `event:goal`: the site's goals by name (a page goal: pageviews whose path matches its glob; an event goal: that
+  event, with its property value if it has one — as Pixel's goal reports). Grouped by it, an event counts in
+  the row of every goal it completes (none: in no row); a filter keeps the events completing a goal named
+  (is) or whose name contains the text (contains). `conversion_rate` is the row's visitors in percent (two
+  decimals) of the visitors of the same other dimension values with every goal filter taken away.
 - `include.comparisons`: the same query over another range — `previous_period` the same number of days just
   before, `year_over_year` the same dates a year earlier (29 February: the 28th), `custom` its date_range; a
   range that ends after today is cut at today first, as Plausible does. Each result row gets `comparison`:
@@ -27,11 +32,14 @@ Definitions (the tests compute the same numbers independently):
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from pixel.server.api.plausible.schema import (
+    GOAL,
+    MAX_LIMIT,
     TIME_DIMENSIONS,
     VISIT_EDGES,
     Leaf,
@@ -49,6 +57,7 @@ from pixel.server.api.query.periods import (
     ch_datetime,
     local_midnight,
 )
+from pixel.server.api.query.reports import goal_condition
 from pixel.server.api.query.runner import QueryRunner
 from pixel.server.store import StoreError
 from pixel.server.store.schema import EVENTS
@@ -61,7 +70,9 @@ _ORDER_SQL = {
     "views_per_visit": "if(visits = 0, 0, pageviews / visits)",
     "bounce_rate": "if(visits = 0, 0, bounces / visits)",
     "visit_duration": "if(visits = 0, 0, duration_ms / visits)",
+    "conversion_rate": "visitors",  # exact with event:goal alone; within other dimensions by converted visitors
 }
+Goals = list[dict[str, Any]] | tuple[dict[str, Any], ...]
 
 
 def half_up(value: float, digits: int = 0) -> float:
@@ -70,7 +81,8 @@ def half_up(value: float, digits: int = 0) -> float:
     return int(value * scale + 0.5) / scale
 
 
-def metric_values(row: dict[str, Any], metrics: list[str]) -> list[float | int]:
+def metric_values(row: dict[str, Any], metrics: list[str], total: int = 0) -> list[float | int]:
+    """`total`: the visitors conversion_rate is a part of."""
     visits = int(row["visits"])
     pageviews = int(row["pageviews"])
     values: dict[str, float | int] = {
@@ -81,6 +93,7 @@ def metric_values(row: dict[str, Any], metrics: list[str]) -> list[float | int]:
         "views_per_visit": half_up(pageviews / visits, 2) if visits else 0.0,
         "bounce_rate": int(half_up(int(row["bounces"]) * 100 / visits)) if visits else 0,
         "visit_duration": int(half_up(int(row["duration_ms"]) / 1000 / visits)) if visits else 0,
+        "conversion_rate": half_up(int(row["visitors"]) * 100 / total, 2) if total else 0.0,
     }
     return [values[m] for m in metrics]
 
@@ -164,7 +177,28 @@ def wildcard_regex(pattern: str) -> str:
     return "^" + "".join(out) + "$"
 
 
-def _leaf_sql(leaf: Leaf, params: SqlParams) -> str:
+def _goals_named(leaf: Leaf, goals: Goals) -> list[dict[str, Any]]:
+    def fold(text: str) -> str:
+        return text if leaf.case_sensitive else text.lower()
+
+    wanted = [fold(v) for v in leaf.clauses]
+    if leaf.operator == "is":
+        return [g for g in goals if fold(g["name"]) in wanted]
+    return [g for g in goals if any(w in fold(g["name"]) for w in wanted)]
+
+
+def goal_dimension_sql(goals: Goals, params: SqlParams) -> str:
+    """Each event once per goal it completes (the goal's name), no row for an event completing none."""
+    if not goals:
+        return "arrayJoin(CAST([], 'Array(String)'))"
+    items = ", ".join(f"if({goal_condition(g, params)}, {params.add(g['name'])}, '')" for g in goals)
+    return f"arrayJoin(arrayFilter(x -> x != '', [{items}]))"
+
+
+def _leaf_sql(leaf: Leaf, params: SqlParams, goals: Goals = ()) -> str:
+    if leaf.dimension == GOAL:
+        picked = _goals_named(leaf, goals)
+        return "(" + " OR ".join(goal_condition(g, params) for g in picked) + ")" if picked else "(0)"
     expr = property_sql(leaf.dimension, params.add)
     base = leaf.operator.removesuffix("_not")
     negate = leaf.operator.endswith("_not")
@@ -183,9 +217,9 @@ def _leaf_sql(leaf: Leaf, params: SqlParams) -> str:
     return f"NOT ({cond})" if negate else f"({cond})"
 
 
-def filter_sql(node: Leaf | Node, params: SqlParams) -> str:
+def filter_sql(node: Leaf | Node, params: SqlParams, goals: Goals = ()) -> str:
     if isinstance(node, Leaf):
-        return _leaf_sql(node, params)
+        return _leaf_sql(node, params, goals)
     if node.kind == "not":
         return f"NOT ({filter_sql(node.children[0], params)})"
     joiner = " AND " if node.kind == "and" else " OR "
@@ -242,8 +276,10 @@ def _first_event(runner: QueryRunner, site: str) -> date | None:
     return date.fromisoformat(rows[0]["d"]) if rows and int(rows[0]["n"]) else None
 
 
-def execute(runner: QueryRunner, q: Query, site: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """The v2 answer for `q` on `site` (a sites row) at the moment `now`."""
+def execute(
+    runner: QueryRunner, q: Query, site: dict[str, Any], now: datetime, goals: Goals = ()
+) -> dict[str, Any]:
+    """The v2 answer for `q` on `site` (a sites row, `goals` its goals rows) at the moment `now`."""
     tz = site["timezone"]
     first = _first_event(runner, site["domain"]) if q.date_range == "all" else None
     rng = resolve_range(q, tz, now, first)
@@ -258,7 +294,11 @@ def execute(runner: QueryRunner, q: Query, site: dict[str, Any], now: datetime) 
     dim_exprs = []
     for d in q.dimensions:
         dim_exprs.append(
-            bucket_sql(interval or "day") if d in TIME_DIMENSIONS else property_sql(d, params.add)
+            bucket_sql(interval or "day")
+            if d in TIME_DIMENSIONS
+            else goal_dimension_sql(goals, params)
+            if d == GOAL
+            else property_sql(d, params.add)
         )
     where = ["site = {site:String}", "timestamp >= {start:DateTime64(3)}", "timestamp < {end:DateTime64(3)}"]
     where.append("is_bot = 0")
@@ -267,7 +307,7 @@ def execute(runner: QueryRunner, q: Query, site: dict[str, Any], now: datetime) 
     source = _source(q, list(where))
     if source != EVENTS:  # a visit without a pageview has no entry/exit page: in no row grouped by one
         where.extend(f"{property_sql(d, params.add)} != ''" for d in q.dimensions if d in VISIT_EDGES)
-    where.extend(filter_sql(f, params) for f in q.filters)
+    where.extend(filter_sql(f, params, goals) for f in q.filters)
     aliases = [f"d{i}" for i in range(len(dim_exprs))]
     inner_dims = "".join(f"{e} AS {a}, " for e, a in zip(dim_exprs, aliases, strict=True))
     group_inner = ", ".join([*aliases, "session_id"])
@@ -303,11 +343,13 @@ LIMIT {q.limit} OFFSET {q.offset}"""
             compared[tuple(str(row[a]) for a in aliases)] = row
     results: list[dict[str, Any]] = []
     total = 0
+    bases = _conversion_bases(runner, q, site, now, goals) if "conversion_rate" in q.metrics else {}
+    kept = [i for i, d in enumerate(q.dimensions) if d != GOAL]
     for row in rows:
         total = int(row["total_rows"])
-        results.append(
-            {"metrics": metric_values(row, q.metrics), "dimensions": [str(row[a]) for a in aliases]}
-        )
+        dims = [str(row[a]) for a in aliases]
+        base = bases.get(tuple(dims[i] for i in kept), 0)
+        results.append({"metrics": metric_values(row, q.metrics, base), "dimensions": dims})
     if not q.dimensions and not results and q.offset == 0:
         results = [{"metrics": metric_values(ZERO, q.metrics), "dimensions": []}]
         total = 1
@@ -344,6 +386,25 @@ LIMIT {q.limit} OFFSET {q.offset}"""
     if other is not None:
         query["comparison_date_range"] = [_iso(other.start, tz), _iso(other.end - timedelta(seconds=1), tz)]
     return {"results": results, "meta": meta, "query": query}
+
+
+def _conversion_bases(
+    runner: QueryRunner, q: Query, site: dict[str, Any], now: datetime, goals: Goals
+) -> dict[tuple[str, ...], int]:
+    """Visitors per value of the non-goal dimensions, with the goal filters taken away."""
+    base = replace(
+        q,
+        metrics=["visitors"],
+        dimensions=[d for d in q.dimensions if d != GOAL],
+        filters=[f for f in q.filters if not (isinstance(f, Leaf) and f.dimension == GOAL)],
+        order_by=[],
+        include={"imports": bool(q.include.get("imports"))},
+        limit=MAX_LIMIT,
+        offset=0,
+        comparisons=None,
+    )
+    answer = execute(runner, base, site, now, goals)
+    return {tuple(r["dimensions"]): int(r["metrics"][0]) for r in answer["results"]}
 
 
 ZERO = {"visitors": 0, "visits": 0, "pageviews": 0, "events": 0, "bounces": 0, "duration_ms": 0}

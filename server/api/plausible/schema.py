@@ -5,14 +5,16 @@ unknown metric or dimension is "Unknown metric/dimension", one Plausible has but
 "Unsupported ..." naming it. Nothing here touches the store; `run` turns a `Query` into SQL.
 
 Supported (the README lists the same):
-- metrics: visitors, visits, pageviews, views_per_visit, bounce_rate, visit_duration, events;
-- dimensions: event:page, event:hostname, event:name, event:props:<key>, visit:source, visit:referrer,
+- metrics: visitors, visits, pageviews, views_per_visit, bounce_rate, visit_duration, events, conversion_rate
+  (with an event:goal dimension or filter);
+- dimensions: event:goal (the site's goals by name), event:page, event:hostname, event:name, event:props:<key>, visit:source, visit:referrer,
   visit:channel, visit:utm_source/medium/campaign/term/content, visit:device, visit:browser,
   visit:browser_version, visit:os, visit:os_version, visit:country, visit:region, visit:city, visit:screen,
   visit:language, visit:entry_page, visit:exit_page (also as filters); time, time:hour, time:day, time:week,
   time:month;
 - filters: is, is_not, contains, contains_not, matches, matches_not, matches_wildcard, matches_wildcard_not
-  (with `{"case_sensitive": false}` for is/contains), nested with and, or, not;
+  (with `{"case_sensitive": false}` for is/contains), nested with and, or, not; event:goal with is or contains,
+  at the top level;
 - date_range: day, 7d, 28d, 30d, 91d, month, 6mo, 12mo, year, all, or [first, last] dates (inclusive);
 - order_by, include (imports, time_labels, total_rows, comparisons: previous_period, year_over_year or custom
   with its date_range, without a time dimension), pagination (limit up to 10,000, offset).
@@ -27,10 +29,18 @@ from typing import Any
 from pixel.server.api.query.filters import text_problem
 from pixel.server.errors import PixelError
 
-METRICS = ("visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration", "events")
+METRICS = (
+    "visitors",
+    "visits",
+    "pageviews",
+    "views_per_visit",
+    "bounce_rate",
+    "visit_duration",
+    "events",
+    "conversion_rate",
+)
 UNSUPPORTED_METRICS = (
     "percentage",
-    "conversion_rate",
     "group_conversion_rate",
     "average_revenue",
     "total_revenue",
@@ -66,8 +76,9 @@ PROPERTIES: dict[str, str] = {
     "visit:exit_page": "v_exit_page",
 }
 VISIT_EDGES = ("visit:entry_page", "visit:exit_page")
+GOAL = "event:goal"  # the site's goals by name (run.py turns each into its condition)
+GOAL_OPERATORS = ("is", "contains")
 UNSUPPORTED_PROPERTIES = (
-    "event:goal",
     "visit:entry_page_hostname",
     "visit:exit_page_hostname",
     "visit:country_name",
@@ -168,7 +179,7 @@ def _show(value: Any) -> str:
 
 def check_property(name: str, *, allow_time: bool) -> str:
     """`name` if Pixel can group or filter by it, else a `QueryError` in Plausible's words."""
-    if name in PROPERTIES:
+    if name in PROPERTIES or name == GOAL:
         return name
     if name.startswith(PROPS_PREFIX):
         key = name[len(PROPS_PREFIX) :]
@@ -214,6 +225,10 @@ def _filter(raw: Any, depth: int, leaves: list[int]) -> Leaf | Node:
     if not isinstance(raw[1], str):
         raise QueryError(f"Invalid filter {_show(raw)}: the dimension must be a string")
     dim = check_property(raw[1], allow_time=False)
+    if dim == GOAL and (op not in GOAL_OPERATORS or depth > 1):
+        raise QueryError(
+            f"Unsupported filter {_show(raw)}: event:goal takes is or contains, at the top level of filters"
+        )
     clauses = raw[2]
     if not isinstance(clauses, list) or not clauses or len(clauses) > MAX_CLAUSES:
         raise QueryError(f"Invalid filter {_show(raw)}: expected a list of 1 to {MAX_CLAUSES} values")
@@ -282,9 +297,17 @@ def parse(body: Any) -> Query:
         raise QueryError("Invalid filters: expected a list")
     leaves = [0]
     filters = [_filter(f, 1, leaves) for f in raw_filters]
+    if (
+        "conversion_rate" in metrics
+        and GOAL not in dims
+        and not any(isinstance(f, Leaf) and f.dimension == GOAL for f in filters)
+    ):
+        raise QueryError("Metric `conversion_rate` can only be queried with event:goal filters or dimensions")
     order_by = _order_by(body.get("order_by"), metrics, dims)
     raw_include = body.get("include", {})
     comparisons = _comparisons(raw_include, dims)
+    if comparisons is not None and "conversion_rate" in metrics:
+        raise QueryError("Unsupported include.comparisons with conversion_rate")
     include = _include(
         {k: v for k, v in raw_include.items() if k != "comparisons"} if comparisons else raw_include, dims
     )

@@ -96,4 +96,5 @@ async def query(
 async def _run(state: Any, q: Any, site: dict[str, Any]) -> dict[str, Any]:
     from starlette.concurrency import run_in_threadpool
 
-    return await run_in_threadpool(execute, state.runner, q, site, state.report_cache.now())
+    goals = state.meta.all("SELECT * FROM goals WHERE site_id = ? ORDER BY id", site["id"])
+    return await run_in_threadpool(execute, state.runner, q, site, state.report_cache.now(), goals)
