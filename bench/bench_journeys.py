@@ -4,7 +4,11 @@ Times, through the real FastAPI app in-process (ASGI, no network), the journeys 
 4 steps across all sessions with one filter (country is DE: the issue's figure), 4 steps from a page with that
 filter, the next pages of a page, and 4 steps without a filter; and, as an anchor in the same run, one scan
 of the same rows (`count()` of the site's events FINAL with the filter), so figures taken under different
-machine load can be compared as ratios. Prints p50 / p90 per case and the load average.
+machine load can be compared as ratios. Each journeys case is timed twice in the same run: with the current
+query (`journeys.sessions_sql`) and with the previous one (`previous_path_counts` below, a frozen copy of the
+query before issue 18's speed work: the event id read and hashed for every pageview, nested subqueries, no
+explicit PREWHERE), swapped in for the route; both answers are checked equal. Prints p50 / p90 per case and the
+load average.
 
 Reuse generated data with `--data-dir` (generated when empty; keep it outside the repository).
 
@@ -31,11 +35,68 @@ from fastapi.testclient import TestClient
 from bench.bench_api import SITE, generate
 from pixel.server.api import create_app
 from pixel.server.api.app import open_meta
+from pixel.server.api.query import journeys as jq
+from pixel.server.api.query.filters import SqlParams, filter_sql
+from pixel.server.api.query.periods import ch_datetime
+from pixel.server.api.query.scope import Scope
 from pixel.server.api.security import hash_password
 from pixel.server.settings import Settings
 from pixel.server.store.chdb_engine import ChdbStore
 
 FILTER = json.dumps([["country", "is", "DE"]])
+
+
+def previous_path_counts(scope: Scope, q: jq.JourneyQuery) -> list[tuple[tuple[str, ...], bool, int]]:
+    """The journeys query as it was before the speed work (kept here only to be timed against the current one)."""
+    params = SqlParams()
+    label = jq.label_sql(q.all_groups(), params)
+    lo = params.add(ch_datetime(scope.range.start - jq.SESSION_REACH), "DateTime64(3)")
+    hi = params.add(ch_datetime(scope.range.end + jq.SESSION_REACH), "DateTime64(3)")
+    bots = "" if scope.include_bots else " AND is_bot = 0"
+    window = f"site = {{site:String}} AND timestamp >= {lo} AND timestamp < {hi}{bots}"
+    chosen = ""
+    if scope.filters:
+        cond = " AND ".join(f"({filter_sql(f, params)})" for f in scope.filters)
+        chosen = f" AND cityHash64(session_id) IN (SELECT cityHash64(session_id) FROM events WHERE {window} AND {cond})"
+    anchor = q.start or q.end
+    if anchor:
+        seen = jq.page_condition(anchor, q.all_groups(), params)
+        chosen += f""" AND cityHash64(session_id) IN (SELECT cityHash64(session_id) FROM events
+            WHERE {window} AND event_name = 'pageview' AND {seen})"""
+    seq = "raw"
+    if q.collapse_repeats:
+        seq = "arrayFilter((p, i) -> i = 1 OR p != raw[i - 1], raw, arrayEnumerate(raw))"
+    pages, complete, keep = jq._shape_sql(q, params)
+    sql = f"""SELECT pages, complete, count() AS sessions FROM (
+        SELECT {pages} AS pages, {complete} AS complete FROM (
+            SELECT {seq} AS seq FROM (
+                SELECT cityHash64(session_id) AS sid,
+                    arrayMap(t -> t.2, arrayDistinct(arraySort(groupArray((timestamp, {label}, cityHash64(event_id))))))
+                        AS raw,
+                    min(timestamp) AS first_pv
+                FROM events
+                WHERE {window} AND event_name = 'pageview'{chosen}
+                GROUP BY sid
+                HAVING first_pv >= {{start:DateTime64(3)}} AND first_pv < {{end:DateTime64(3)}}))
+        WHERE {keep})
+    GROUP BY pages, complete"""
+    return [(tuple(r["pages"]), bool(r["complete"]), int(r["sessions"])) for r in scope.run(sql, params)]
+
+
+CURRENT = jq.path_counts
+
+
+def version(fn: Callable[[], object], counts: Callable[..., object]) -> Callable[[], object]:
+    """`fn` with the route's path query swapped for `counts` while it runs."""
+
+    def run() -> object:
+        jq.path_counts = counts  # type: ignore[assignment]
+        try:
+            return fn()
+        finally:
+            jq.path_counts = CURRENT
+
+    return run
 
 
 def timed(fn: Callable[[], object], runs: int) -> list[float]:
@@ -90,13 +151,19 @@ def main() -> None:
 
     anchor_sql = """SELECT count() FROM events FINAL WHERE site = {site:String}
         AND timestamp >= now64(3) - INTERVAL 30 DAY AND country = 'DE'"""
-    cases: dict[str, Callable[[], object]] = {
-        "anchor: count() FINAL, one filter": lambda: store.scalar(anchor_sql, {"site": SITE}),
+    journeys_cases: dict[str, Callable[[], object]] = {
         "4 steps, all sessions, one filter": get("", steps=4, filters=FILTER),
         "4 steps from a page, one filter": get("", steps=4, start=top_page, filters=FILTER),
         "next pages of a page": get("/next", page=top_page),
         "4 steps, all sessions, no filter": get("", steps=4),
     }
+    cases: dict[str, Callable[[], object]] = {
+        "anchor: count() FINAL, one filter": lambda: store.scalar(anchor_sql, {"site": SITE})
+    }
+    for name, fn in journeys_cases.items():
+        assert fn() == version(fn, previous_path_counts)(), f"{name}: the two queries disagree"
+        cases[name] = fn
+        cases[f"{name} (previous query)"] = version(fn, previous_path_counts)
     body = get("", steps=4, filters=FILTER)()
     assert isinstance(body, dict)
     print(f"events in store: {have:,}; sessions in the filtered journeys: {body['sessions']:,}")
@@ -107,7 +174,7 @@ def main() -> None:
         p50 = statistics.median(times)
         anchor = anchor or p50
         p90 = times[min(len(times) - 1, int(len(times) * 0.9))]
-        print(f"  {name:40s} p50 {p50 * 1000:7.0f} ms  p90 {p90 * 1000:7.0f} ms  ratio {p50 / anchor:5.2f}")
+        print(f"  {name:58s} p50 {p50 * 1000:7.0f} ms  p90 {p90 * 1000:7.0f} ms  ratio {p50 / anchor:5.2f}")
     print(f"load average after: {os.getloadavg()}")
     store.close()
 

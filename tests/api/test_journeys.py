@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -35,6 +35,7 @@ class J:
     headers: dict[str, str]
     site_ids: dict[str, int]
     events: list[dict[str, Any]]
+    store: Store
 
     def get(self, path: str, site: str = jd.BERLIN, status: int = 200, **params: Any) -> dict[str, Any]:
         url = f"/api/sites/{self.site_ids[site]}/reports/journeys{path}"
@@ -66,7 +67,7 @@ def j(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) 
     with TestClient(create_app(settings, store, sql_seconds=5.0)) as client:
         r = client.post("/api/auth/login", json={"username": "admin", "password": PASSWORD})
         headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
-        yield J(client, headers, ids, events)
+        yield J(client, headers, ids, events, store)
     store.close()
 
 
@@ -87,6 +88,28 @@ def test_reload_is_not_a_step_unless_asked(j: J) -> None:
     assert (
         raw.get((("/", "/pricing", "/signup"), True), 0) == counts[(("/", "/pricing", "/signup"), True)] - 1
     )
+
+
+def test_two_views_at_one_instant_are_two_steps_and_a_copy_is_none(j: J) -> None:
+    """On 20 March (no other session): twin-s views /pricing twice at the same instant (two event ids), then
+    /signup; copy-s views /docs/x and /signup, and its /docs/x is delivered three times (one event id). Without
+    collapsing, the twin is two steps and the copies one; collapsed, the twin is one step too."""
+    at = jd.berlin(2024, 3, 20, 10, 0)
+    twin = [jd._ev(900_001, at, "twin-s", "/pricing"), jd._ev(900_002, at, "twin-s", "/pricing")]
+    twin.append(jd._ev(900_003, at + timedelta(seconds=30), "twin-s", "/signup"))
+    copy = [jd._ev(900_004, at + timedelta(minutes=5), "copy-s", "/docs/x")]
+    copy.append(jd._ev(900_005, at + timedelta(minutes=6), "copy-s", "/signup"))
+    j.store.insert_rows("events", twin + copy)
+    j.store.insert_rows("events", copy[:1])  # replayed deliveries of one event
+    j.store.insert_rows("events", copy[:1])
+    day = {"period": "custom", "from": "2024-03-20", "to": "2024-03-20"}
+    raw = as_counts(j.get("", steps=4, collapse_repeats="false", **day))
+    assert raw == {(("/pricing", "/pricing", "/signup"), True): 1, (("/docs/x", "/signup"), True): 1}
+    collapsed = as_counts(j.get("", steps=4, **day))
+    assert collapsed == {(("/pricing", "/signup"), True): 1, (("/docs/x", "/signup"), True): 1}
+    assert as_counts(j.get("", steps=2, start="/docs/x", collapse_repeats="false", **day)) == {
+        (("/docs/x", "/signup"), True): 1
+    }
 
 
 def test_back_and_forth_keeps_every_step(j: J) -> None:

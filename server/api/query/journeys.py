@@ -12,9 +12,12 @@ Definitions (tests/api/journeys_data.py computes the same numbers independently)
   not read (a session that long is cut there).
 - Filters select **sessions**: a session counts when at least one of its events matches every filter (so
   `[["page","is","/pricing"]]` keeps the whole path of sessions that viewed /pricing). Bots are left out unless
-  `include_bots`. Events are read without FINAL: a session's pageviews are its distinct (time, page, event id
-  hash) triples, so a duplicate delivery never adds a step; sessions and event ids are grouped by their 64-bit
-  hashes (a collision is negligible, and grouping on a number is much cheaper than on the text).
+  `include_bots`. Events are read without FINAL, and a duplicate delivery (a copy of an event: same event id,
+  time and page) never adds a step: collapsed, a copy sorts next to its original and folds like a reload (the
+  event id is not even read); with `collapse_repeats` false a session's pageviews are its distinct (time, page,
+  event id hash) triples, so two views at one instant are two steps and copies one. Sessions and event ids are
+  grouped by their 64-bit hashes (a collision is negligible, and grouping on a number is much cheaper than on
+  the text).
 - Modes, with N steps (2..6): across all sessions, the first N pages; with `start` X, the N pages from the
   session's first view of X; with `end` Y, the N pages up to its first view of Y (fewer when the session
   entered the site later); with both, the path from the first X up to the first Y after it, when Y comes
@@ -143,41 +146,57 @@ def _shape_sql(q: JourneyQuery, params: SqlParams) -> tuple[str, str, str]:
     )
 
 
-def path_counts(scope: Scope, q: JourneyQuery) -> list[tuple[tuple[str, ...], bool, int]]:
-    """Every distinct (path, complete) of the scope's sessions under `q`, with its number of sessions."""
-    params = SqlParams()
+def sessions_sql(scope: Scope, q: JourneyQuery, params: SqlParams) -> str:
+    """The query of every distinct (pages, complete) of the scope's sessions under `q`, with its sessions.
+
+    One scan of the site's pageviews in the window, grouped by the session id's hash. Every condition is in
+    `PREWHERE` (site, time, event name and bots first, then the chosen sessions' hashes), so the session id is
+    read only for the window's pageviews and time and page only for the chosen sessions' (an explicit PREWHERE
+    turns ClickHouse's own moving of WHERE conditions off, so nothing is left in WHERE); each session's path is its
+    (time, label) pairs sorted, and the steps are built from it in the same pass (`HAVING` keeps the sessions
+    that started in the range and fit the mode). With `collapse_repeats` the event id is not read at all: the
+    copies of one event have its time and page, so they sort next to each other and collapse like a reload.
+    Without it, a copy is told from a second view at the same instant by the event id's hash."""
     label = label_sql(q.all_groups(), params)
     lo = params.add(ch_datetime(scope.range.start - SESSION_REACH), "DateTime64(3)")
     hi = params.add(ch_datetime(scope.range.end + SESSION_REACH), "DateTime64(3)")
     bots = "" if scope.include_bots else " AND is_bot = 0"
     window = f"site = {{site:String}} AND timestamp >= {lo} AND timestamp < {hi}{bots}"
-    chosen = ""
+    chosen = []
     if scope.filters:  # the sessions with an event matching every filter: a set of hashes, read first
         cond = " AND ".join(f"({filter_sql(f, params)})" for f in scope.filters)
-        chosen = f" AND cityHash64(session_id) IN (SELECT cityHash64(session_id) FROM events WHERE {window} AND {cond})"
+        chosen.append(
+            f"cityHash64(session_id) IN (SELECT cityHash64(session_id) FROM events PREWHERE {window} AND {cond})"
+        )
     anchor = q.start or q.end  # only sessions that viewed it can count: chosen first, as for filters
     if anchor:
-        groups = q.all_groups()
-        seen = page_condition(anchor, groups, params)
-        chosen += f""" AND cityHash64(session_id) IN (SELECT cityHash64(session_id) FROM events
-            WHERE {window} AND event_name = 'pageview' AND {seen})"""
-    seq = "raw"
+        seen = page_condition(anchor, q.all_groups(), params)
+        chosen.append(
+            f"""cityHash64(session_id) IN (SELECT cityHash64(session_id) FROM events
+            PREWHERE {window} AND event_name = 'pageview' AND {seen})"""
+        )
     if q.collapse_repeats:
-        seq = "arrayFilter((p, i) -> i = 1 OR p != raw[i - 1], raw, arrayEnumerate(raw))"
+        steps = f"arraySort(groupArray((timestamp, {label})))"
+        raw = f"arrayMap(t -> t.2, {steps})"
+        seq = f"arrayFilter((p, i) -> i = 1 OR p != raw[i - 1], {raw} AS raw, arrayEnumerate(raw))"
+    else:
+        steps = f"arraySort(groupArray((timestamp, {label}, cityHash64(event_id))))"
+        seq = f"arrayMap(t -> t.2, arrayDistinct({steps}))"
     pages, complete, keep = _shape_sql(q, params)
-    sql = f"""SELECT pages, complete, count() AS sessions FROM (
-        SELECT {pages} AS pages, {complete} AS complete FROM (
-            SELECT {seq} AS seq FROM (
-                SELECT cityHash64(session_id) AS sid,
-                    arrayMap(t -> t.2, arrayDistinct(arraySort(groupArray((timestamp, {label}, cityHash64(event_id))))))
-                        AS raw,
-                    min(timestamp) AS first_pv
-                FROM events
-                WHERE {window} AND event_name = 'pageview'{chosen}
-                GROUP BY sid
-                HAVING first_pv >= {{start:DateTime64(3)}} AND first_pv < {{end:DateTime64(3)}}))
-        WHERE {keep})
+    sets = "".join(f" AND {c}" for c in chosen)
+    return f"""SELECT pages, complete, count() AS sessions FROM (
+        SELECT {seq} AS seq, {pages} AS pages, {complete} AS complete
+        FROM events
+        PREWHERE {window} AND event_name = 'pageview'{sets}
+        GROUP BY cityHash64(session_id)
+        HAVING min(timestamp) >= {{start:DateTime64(3)}} AND min(timestamp) < {{end:DateTime64(3)}} AND {keep})
     GROUP BY pages, complete"""
+
+
+def path_counts(scope: Scope, q: JourneyQuery) -> list[tuple[tuple[str, ...], bool, int]]:
+    """Every distinct (path, complete) of the scope's sessions under `q`, with its number of sessions."""
+    params = SqlParams()
+    sql = sessions_sql(scope, q, params)
     return [(tuple(r["pages"]), bool(r["complete"]), int(r["sessions"])) for r in scope.run(sql, params)]
 
 
