@@ -14,7 +14,7 @@ Definitions (tests/api/insights_dataset.py computes the same numbers independent
   the least path), the percent with one pageview; None when no session entered there.
 - `exit_rate`: the sessions whose last pageview was on the page (pageviews at one instant: the greatest
   path), as a percent of the page's pageviews.
-- Visitors as in every report (`cache_sql.UNIQ_TOTAL`, exact for small sets). Filters apply to the events.
+- Visitors as in every breakdown row (`cache_sql.UNIQ_VALUE`, exact for small sets). Filters apply to the events.
 
 Without filters, bots left out, over whole days of the site's zone, the answer comes from the per-day cache
 of `engagement_cache` (the same figures, exactly: tests compare both paths); otherwise from the raw events.
@@ -69,7 +69,7 @@ def engagement(
                 sum(pv) OVER (PARTITION BY session_id) AS session_pv
             FROM visits)
     SELECT *, count() OVER () AS total_rows FROM (
-        SELECT path AS page, {cache_sql.UNIQ_TOTAL}(visitor_id) AS visitors, sum(pv) AS pageviews,
+        SELECT path AS page, {cache_sql.UNIQ_VALUE}(visitor_id) AS visitors, sum(pv) AS pageviews,
             countIf(has_engaged) AS engaged_visits,
             quantileExactIf(0.5)(engaged, has_engaged) AS median_engaged_ms,
             quantileExactIf(0.75)(engaged, has_engaged) AS p75_engaged_ms,

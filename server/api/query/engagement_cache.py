@@ -12,7 +12,7 @@ rows are deleted once a day.
 
 What a day holds (schema migration 8): a *page visit* is a page in a session (see `engagement`). The
 visits of the sessions seen only inside the day (looking `EDGE_SECONDS` past both ends, as the report
-cache does) are summed per page in `page_engagement`: visitors as a `uniqCombined(14)` state (merges to
+cache does) are summed per page in `page_engagement`: visitors as a `uniqCombined(12)` state (merges to
 the raw sketch), pageviews, the engaged time of each visit that reported one as an exact
 `quantilesExactIf(0.5, 0.75)` state (the merge of the days' states is the raw `quantileExact`: the cached
 median and p75 are exact, no tolerance), the scroll marks reached, and the entries, bounces and exits of
@@ -73,7 +73,7 @@ _FRAGMENTS = f"""SELECT d, sid, path, visitor_id, pv, first_pv, last_pv, engaged
 
 _MARKS = ", ".join(f"countIf(has_scroll AND depth >= {m}) AS s{m}" for m in SCROLL_MARKS)
 # Per page, from page visits (one row per session and page, pv > 0) with their session's entry / exit.
-_PER_PAGE = f"""uniqCombinedState(14)(visitor_id) AS visitors, sum(pv) AS pageviews,
+_PER_PAGE = f"""uniqCombinedState(12)(visitor_id) AS visitors, sum(pv) AS pageviews,
     countIf(has_engaged) AS engaged_visits, quantilesExactIfState(0.5, 0.75)(engaged, has_engaged) AS engaged_q,
     countIf(has_scroll) AS scroll_visits, {_MARKS},
     countIf(path = entry_path) AS entries, countIf(path = entry_path AND session_pv <= 1) AS bounces,
@@ -106,7 +106,7 @@ def pages_sql(days: Days) -> str:
     return f"""SELECT page, visitors, pageviews, engaged_visits, q[1] AS median_engaged_ms, q[2] AS p75_engaged_ms,
             scroll_visits, s25, s50, s75, s100, entries, bounces, exits, count() OVER () AS total_rows
     FROM (
-        SELECT path AS page, uniqCombinedMerge(14)(visitors) AS visitors, sum(pageviews) AS pageviews,
+        SELECT path AS page, uniqCombinedMerge(12)(visitors) AS visitors, sum(pageviews) AS pageviews,
             sum(engaged_visits) AS engaged_visits, quantilesExactIfMerge(0.5, 0.75)(engaged) AS q,
             sum(scroll_visits) AS scroll_visits, {marks},
             sum(entries) AS entries, sum(bounces) AS bounces, sum(exits) AS exits
