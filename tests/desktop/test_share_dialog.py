@@ -182,14 +182,29 @@ def test_refusals_and_older_links(qtbot, live_api: LiveApi, dialog: ShareDialog)
         )
         assert r.status_code == 201, r.text
         other = r.json()
+        seg = api.post(
+            f"/api/sites/{live_api.sites['shop.example']}/segments",
+            json={
+                "name": "Mobile from Google",
+                "filters": [["device", "is", "mobile"], ["source", "is", "Google"]],
+            },
+        )
+        assert seg.status_code == 201, seg.text
     dialog.reload()
     wait_idle(qtbot, dialog)
+    # a saved segment is a choice of fixed filters (its filters copied into the link)
+    index = dialog.scope.findText("Segment: Mobile from Google")
+    assert index > 0 and dialog.scope.itemData(index) == [
+        ["device", "is", "mobile"],
+        ["source", "is", "Google"],
+    ]
     dialog.select_id(other["id"])
     assert dialog.copy_link.isEnabled()
     dialog.copy_link.click()
     assert copied == [] and "shown only when it was made" in dialog.status.text()
     with closing(live_api.http()) as api:
         api.delete(f"/api/sites/{live_api.sites['shop.example']}/shares/{other['id']}")
+        api.delete(f"/api/segments/{seg.json()['id']}")
 
 
 @pytest.mark.parametrize(
