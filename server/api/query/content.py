@@ -31,6 +31,17 @@ FORM_SORTS = {"submissions": "submissions", "visitors": "visitors", "form": "for
 NOT_FOUND_SORTS = {"pageviews": "pageviews", "visitors": "visitors", "page": "page"}
 
 
+def _one_per_event(where: str, columns: str) -> str:
+    """The events matching `where` (which holds the event-name condition), each once, with `columns` (`expr
+    AS name, ...`, each taken with `any`: the copies of an event are the same row): copies (one `event_id` on
+    one day, the events table's key) collapse as `listing.deduped` collapses them, by a GROUP BY, which
+    ClickHouse runs on every core (a LIMIT BY runs on one)."""
+    picked = ", ".join(
+        f"any({c.rsplit(' AS ', 1)[0]}) AS {c.rsplit(' AS ', 1)[1]}" for c in columns.split(", ")
+    )
+    return f"(SELECT {picked} FROM events WHERE {where} GROUP BY toDate(timestamp), event_id)"
+
+
 def _ranked(scope: Scope, inner: str, params: SqlParams, tail: str) -> list[dict[str, Any]]:
     return scope.run(f"SELECT *, count() OVER () AS total_rows FROM ({inner}) {tail}", params)
 
@@ -40,8 +51,10 @@ def outbound(
 ) -> dict[str, Any]:
     tail = order_page(sort, order, LINK_SORTS, "url", limit, page)
     params = SqlParams()
-    inner = f"""SELECT props['url'] AS url, count() AS clicks, {cache_sql.UNIQ_TOTAL}(visitor_id) AS visitors
-        FROM {deduped(scope.where(params) + " AND event_name = 'outbound'", "props, visitor_id")} GROUP BY url"""
+    events = _one_per_event(
+        scope.where(params) + " AND event_name = 'outbound'", "props['url'] AS u, visitor_id AS v"
+    )
+    inner = f"""SELECT u AS url, count() AS clicks, {cache_sql.UNIQ_TOTAL}(v) AS visitors FROM {events} GROUP BY url"""
     rows = _ranked(scope, inner, params, tail)
     out = [{"url": r["url"], "clicks": int(r["clicks"]), "visitors": int(r["visitors"])} for r in rows]
     return {"rows": out, **paged(rows, limit, page, sort, order)}
@@ -52,8 +65,10 @@ def downloads(
 ) -> dict[str, Any]:
     tail = order_page(sort, order, DOWNLOAD_SORTS, "file", limit, page)
     params = SqlParams()
-    inner = f"""SELECT props['url'] AS file, count() AS downloads, {cache_sql.UNIQ_TOTAL}(visitor_id) AS visitors
-        FROM {deduped(scope.where(params) + " AND event_name = 'download'", "props, visitor_id")} GROUP BY file"""
+    events = _one_per_event(
+        scope.where(params) + " AND event_name = 'download'", "props['url'] AS u, visitor_id AS v"
+    )
+    inner = f"""SELECT u AS file, count() AS downloads, {cache_sql.UNIQ_TOTAL}(v) AS visitors FROM {events} GROUP BY file"""
     rows = _ranked(scope, inner, params, tail)
     out = [
         {"file": r["file"], "downloads": int(r["downloads"]), "visitors": int(r["visitors"])} for r in rows
