@@ -26,6 +26,7 @@ KINDS: dict[str, str] = {
     "ga4": "Google Analytics 4 (BigQuery export, NDJSON)",
     "umami": "Umami (CSV export)",
     "goatcounter": "GoatCounter (CSV export)",
+    "matomo": "Matomo (raw data export, CSV / TSV)",
 }
 OVERLAP = {
     "skip": "Skip days that already have live data (recommended)",

@@ -48,7 +48,7 @@ BATCH_LINES = 10_000  # smaller than the CLI's batches: the progress and a cance
 GUESS_LINES = 20
 EARLY_VERDICT = 1000  # a preview whose first this many lines are all malformed: the file is not of that kind
 KEEP_PREVIEWS = 20  # finished previews kept for reading
-GUESS_ORDER = ("goatcounter", "umami", "ga4", "accesslog")  # the strict header checks first
+GUESS_ORDER = ("goatcounter", "umami", "matomo", "ga4", "accesslog")  # the strict header checks first
 
 
 class ImportBusy(PixelError):

@@ -1,14 +1,14 @@
 """The raw sources `pixel import` knows, by name: each a `hits.Source` (file check and line parser).
 
 `accesslog` adapts the access-log parser (`accesslog.parse_line` then `pageviews.classify`) to a `Hit`; GA4's
-BigQuery export, Umami's CSV and GoatCounter's CSV have their own modules. Adding a source is adding its module and a line here.
+BigQuery export, Umami's CSV, GoatCounter's CSV and Matomo's raw data have their own modules. Adding a source is adding its module and a line here.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pixel.server.importer import ga4, goatcounter, umami
+from pixel.server.importer import ga4, goatcounter, matomo, umami
 from pixel.server.importer.accesslog import Malformed, parse_line
 from pixel.server.importer.hits import Hit, Parser, Source
 from pixel.server.importer.lines import TOO_LONG, check_kind
@@ -44,4 +44,6 @@ ACCESSLOG = Source(
     _accesslog_parser,
 )
 
-SOURCES: dict[str, Source] = {s.name: s for s in (ACCESSLOG, ga4.SOURCE, umami.SOURCE, goatcounter.SOURCE)}
+SOURCES: dict[str, Source] = {
+    s.name: s for s in (ACCESSLOG, ga4.SOURCE, umami.SOURCE, goatcounter.SOURCE, matomo.SOURCE)
+}
