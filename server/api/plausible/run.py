@@ -25,6 +25,8 @@ Definitions (the tests compute the same numbers independently):
   the row of the same dimension values in that range (zeros when it has none) and `change` per metric:
   bounce_rate in points (null when the compared rate is 0), every other metric in percent rounded half away
   from zero (100 from 0 to more, 0 from 0 to 0). `query.comparison_date_range` gives the compared range.
+  With a time dimension the n-th bucket of the range is compared with the n-th bucket of the compared range
+  (its label in `comparison.dimensions`; a bucket past the compared range's end: zeros and a null label).
 - Default order: by the time dimension ascending when there is one, else the first metric descending; ties
   by the dimensions ascending, so pages are stable. Bots never count; imported events only with
   `include.imports` (as in Plausible).
@@ -354,10 +356,15 @@ LIMIT {q.limit} OFFSET {q.offset}"""
         results = [{"metrics": metric_values(ZERO, q.metrics), "dimensions": []}]
         total = 1
     if other is not None:
+        shift = _bucket_shift(q, rng, other, interval)
         for item in results:
-            before = metric_values(compared.get(tuple(item["dimensions"]), ZERO), q.metrics)
+            key = list(item["dimensions"])
+            if shift is not None:
+                position, mapping = shift
+                key[position] = mapping.get(key[position])
+            before = metric_values(compared.get(tuple(key), ZERO), q.metrics)
             item["comparison"] = {
-                "dimensions": item["dimensions"],
+                "dimensions": key,
                 "metrics": before,
                 "change": [
                     change(m, b, n) for m, b, n in zip(q.metrics, before, item["metrics"], strict=True)
@@ -386,6 +393,16 @@ LIMIT {q.limit} OFFSET {q.offset}"""
     if other is not None:
         query["comparison_date_range"] = [_iso(other.start, tz), _iso(other.end - timedelta(seconds=1), tz)]
     return {"results": results, "meta": meta, "query": query}
+
+
+def _bucket_shift(
+    q: Query, rng: Range, other: Range, interval: str | None
+) -> tuple[int, dict[str, str]] | None:
+    """The time dimension's position and each bucket label of `rng` -> the label at its index in `other`."""
+    if interval is None or q.time_dimension is None:
+        return None
+    mine, theirs = buckets(rng, interval), buckets(other, interval)
+    return q.dimensions.index(q.time_dimension), dict(zip(mine, theirs, strict=False))
 
 
 def _conversion_bases(

@@ -17,7 +17,7 @@ Supported (the README lists the same):
   at the top level;
 - date_range: day, 7d, 28d, 30d, 91d, month, 6mo, 12mo, year, all, or [first, last] dates (inclusive);
 - order_by, include (imports, time_labels, total_rows, comparisons: previous_period, year_over_year or custom
-  with its date_range, without a time dimension), pagination (limit up to 10,000, offset).
+  with its date_range), pagination (limit up to 10,000, offset).
 """
 
 from __future__ import annotations
@@ -333,7 +333,7 @@ COMPARISON_MODES = ("previous_period", "year_over_year", "custom")
 
 
 def _comparisons(raw: Any, dims: list[str]) -> dict[str, Any] | None:
-    """`include.comparisons` checked: None when absent; a time dimension with it is unsupported."""
+    """`include.comparisons` checked: None when absent."""
     if not isinstance(raw, dict) or "comparisons" not in raw:
         return None
     value = raw["comparisons"]
@@ -361,10 +361,6 @@ def _comparisons(raw: Any, dims: list[str]) -> dict[str, Any] | None:
             )
     elif "date_range" in value:
         raise QueryError("Invalid include.comparisons.date_range: only for mode custom")
-    if any(d in TIME_DIMENSIONS for d in dims):
-        raise QueryError(
-            "Unsupported include.comparisons with a time dimension (Pixel compares totals and rows)"
-        )
     return dict(value)
 
 
