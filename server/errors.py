@@ -34,9 +34,12 @@ The hierarchy (module: classes):
     ├── api.meta: Conflict, UnknownSites, LastAdmin (ValueError); MigrationError (RuntimeError)
     ├── api.share_links: Gone (an expired share link)
     ├── api.plausible.schema: QueryError (ValueError; a v2 query Plausible would refuse)
+    ├── api.share_map: MapDataMissing (the country shapes are not in this install)
     ├── importer.lines: ImportFileError (ValueError)
     │   └── TruncatedFile, WrongKind
-    └── importer.run: ImportFailed (an import that cannot go on)
+    ├── importer.run: ImportFailed (an import that cannot go on)
+    └── importer.jobs: ImportBusy (one import per site at a time), UploadError (an upload that cannot be kept),
+        ImportCancelled (stops a run after a committed batch; caught there)
 """
 
 from __future__ import annotations

@@ -59,8 +59,8 @@ class UploadError(PixelError):
     """An upload that cannot be kept (too large, a damaged gzip, an unknown upload id): the message says why."""
 
 
-class Cancelled(Exception):
-    """Raised from the progress callback to stop a run after a committed batch."""
+class ImportCancelled(PixelError):
+    """Raised from the progress callback to stop a run after a committed batch (caught in this module)."""
 
 
 def guess_kind(path: Path) -> str | None:
@@ -247,7 +247,7 @@ class ImportJobs:
         try:
             job.result = self.preview(job.upload, job.kind, job.site, job)
             job.status = "done"
-        except Cancelled:
+        except ImportCancelled:
             job.status = "cancelled"
         except Exception as exc:  # WrongKind, a file gone, a store that cannot say its live days
             job.status, job.error = "failed", str(exc)
@@ -298,7 +298,7 @@ class ImportJobs:
                     if job is not None:
                         job.done_bytes, job.lines = position.tell(), number
                         if job.cancel.is_set():
-                            raise Cancelled
+                            raise ImportCancelled
                     if shown.rows == 0 and not shown.skipped and shown.malformed_count >= EARLY_VERDICT:
                         break
         except TruncatedFile as exc:
@@ -360,20 +360,20 @@ class ImportJobs:
         def progress(done: int, total: int, lines: int) -> None:
             job.done_bytes, job.total_bytes, job.lines = done, total, lines
             if job.cancel.is_set():
-                raise Cancelled
+                raise ImportCancelled
 
         try:
             if job.cancel.is_set():
-                raise Cancelled
+                raise ImportCancelled
             finished = run.run(
                 self.settings, self.store, record, progress=progress, batch_lines=self.batch_lines
             )
             if job.cancel.is_set():  # it ended before the cancel was seen: undo it all the same
-                raise Cancelled
+                raise ImportCancelled
             self._drop_file_of(finished)
             job.done_bytes = job.total_bytes
             job.state = "finished"
-        except Cancelled:
+        except ImportCancelled:
             self._undo_cancelled(job, record)
         except (run.ImportFailed, ImportFileError, StoreError, OSError) as exc:
             job.state, job.error = "failed", str(exc)
