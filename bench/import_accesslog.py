@@ -1,11 +1,13 @@
 """Bench: `pixel import accesslog` on N generated combined-format lines, with the full enrichment, on chDB.
 
-    .venv/bin/python bench/import_accesslog.py --lines 1000000 [--gzip] [--keep DIR]
+    .venv/bin/python bench/import_accesslog.py --lines 1000000 [--gzip] [--parse]
 
 Generates a log (realistic mix: ~20,000 client addresses, 200 user agents of browsers and a few bots,
 pages with query strings, static assets, 4xx, POSTs, referrers), runs the real command in a child
 process (`python -m pixel.server.cli import accesslog ...`) and reports lines/s and the child's peak RSS
 (ru_maxrss of the waited child). The generated file and data folder are in a temporary folder.
+`--parse` also times the line parser alone in this process (reading, `parse_line`, `classify`: what an access-log
+line costs before the enrichment and the store), best of three passes.
 """
 
 from __future__ import annotations
@@ -73,10 +75,28 @@ def generate(path: Path, lines: int, compress: bool, seed: int = 1) -> None:
         out.write("".join(chunk))
 
 
+def parse_rate(log: Path) -> float:
+    """Lines per second of reading and parsing `log` (no enrichment, no store): best of three passes."""
+    from pixel.server.importer.lines import read_lines
+    from pixel.server.importer.sources import accesslog_line
+
+    best = float("inf")
+    count = 0
+    for _ in range(3):
+        t0 = time.perf_counter()
+        count = 0
+        for _n, _o, _e, text in read_lines(log):
+            accesslog_line(text)
+            count += 1
+        best = min(best, time.perf_counter() - t0)
+    return count / best
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--gzip", action="store_true")
+    parser.add_argument("--parse", action="store_true", help="also time the line parser alone")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / ("access.log.gz" if args.gzip else "access.log")
@@ -85,6 +105,8 @@ def main() -> int:
         print(
             f"generated {args.lines:,} lines ({log.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t0:.1f} s"
         )
+        if args.parse:
+            print(f"line parser alone: {parse_rate(log):,.0f} lines/s")
         command = [
             sys.executable, "-m", "pixel.server.cli", "import", "accesslog", str(log),
             "--site", "example.com", "--data-dir", str(Path(tmp) / "data"),

@@ -20,9 +20,12 @@ from functools import lru_cache
 
 MAX_LINE = 65_536  # characters; longer lines are malformed (the reader cuts them at this many bytes)
 
+# a quoted field: runs of plain characters or one escape each, possessive (a field has one way to match, so
+# nothing is given back, and a run is one step instead of one per character)
+_QUOTED = r'"((?:[^"\\]++|\\.)*+)"'
 _LINE = re.compile(
-    r'(?:(\S+) )?(\S+) \S+ (?:\S+|"[^"]*") \[([^\]]{1,40})\] "((?:[^"\\]|\\.)*)" (\d{3}) (\S+)'
-    r'(?: "((?:[^"\\]|\\.)*)" "((?:[^"\\]|\\.)*)")?\s*'
+    r'(?:(\S+) )?(\S+) \S+ (?:\S+|"[^"]*") \[([^\]]{1,40})\] ' + _QUOTED + r" (\d{3}) (\S+)"
+    r"(?: " + _QUOTED + " " + _QUOTED + r")?\s*"
 )
 _MONTHS = {m: i for i, m in enumerate(calendar.month_abbr) if m}
 _ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|.)")
@@ -61,6 +64,19 @@ def _day_start_ms(day: str, zone: str) -> int:
 
 def parse_time(text: str) -> int:
     """`10/Oct/2000:13:55:36 -0700` (or with fractions of a second, `...:36.123 -0700`) to UTC epoch ms."""
+    if len(text) == 26 and text[11] == ":" and text[14] == ":" and text[17] == ":" and text[20] == " ":
+        h, m, s = text[12:14], text[15:17], text[18:20]  # the usual spelling, read in place
+        if h.isdigit() and m.isdigit() and s.isdigit():
+            hour, minute, second = int(h), int(m), int(s)
+            if hour < 24 and minute < 60 and second < 61:
+                return (
+                    _day_start_ms(text[:11], text[21:]) + hour * 3_600_000 + minute * 60_000 + second * 1000
+                )
+    return _parse_time_split(text)
+
+
+def _parse_time_split(text: str) -> int:
+    """`parse_time` for every spelling (fractions of a second, a bad text): the time split into its parts."""
     clock, _, zone = text.partition(" ")
     day, _, hms = clock.partition(":")
     h, m, s = hms.split(":")
