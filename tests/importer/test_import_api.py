@@ -191,8 +191,8 @@ def test_bad_input_is_a_clear_4xx(store: Store, tmp_path: Path) -> None:
         assert r.status_code == 422 and "not a GoatCounter CSV export" in r.json()["detail"]
         r = preview(api, json={**body, "kind": "accesslog"}, headers=api.headers)
         assert r.status_code == 422 and "it looks like umami" in r.json()["detail"], r.text
-        r = preview(api, json={**body, "kind": "matomo"}, headers=api.headers)
-        assert r.status_code == 422 and "unknown kind 'matomo'" in r.json()["detail"]
+        r = preview(api, json={**body, "kind": "nosuchtool"}, headers=api.headers)
+        assert r.status_code == 422 and "unknown kind 'nosuchtool'" in r.json()["detail"]
         r = preview(api, json={**body, "upload": "0123456789abcdef"}, headers=api.headers)
         assert r.status_code == 404
         r = preview(api, json={**body, "site_id": 999}, headers=api.headers)
