@@ -1,5 +1,5 @@
 """`pixel import SOURCE FILE --site S [--preview] [--overlap skip|include]` and `pixel import SOURCE --undo ID`
-(SOURCE: accesslog, ga4, umami, goatcounter; `sources.py`): the import core (`run.py`) with a progress bar on stderr and a summary on stdout.
+(SOURCE: accesslog, ga4, umami, goatcounter, matomo; `sources.py`): the import core (`run.py`) with a progress bar on stderr and a summary on stdout.
 
 Exit status: 0 done; 1 an import that stopped on an error (a truncated gzip: what was whole is imported,
 the id is printed so it can be undone; an unknown id; a file of the wrong kind); 2 bad arguments. With the
@@ -46,7 +46,8 @@ def add_cli(sub: Any) -> None:
     from pixel.server.importer.sources import SOURCES
 
     imp = sub.add_parser(
-        "import", help="import history: access logs, GA4 BigQuery export, Umami and GoatCounter CSV"
+        "import",
+        help="import history: access logs, GA4 BigQuery export, Umami and GoatCounter CSV, Matomo raw data",
     )
     kinds = imp.add_subparsers(dest="import_source", required=True)
     for source in SOURCES.values():
