@@ -107,6 +107,10 @@ _DIGITS = re.compile(r"[0-9]+")
 _LONGEST_SPELLING = 11  # tokens: 8 groups plus an empty one for `::` at an edge, or 6 groups and 4 octets
 
 
+def _longest_first(part: str) -> tuple[int, str]:
+    return -len(part), part
+
+
 @dataclass(frozen=True, slots=True)
 class IpSpelling:
     """What the address is, for comparing any spelling found in a text: its 32-bit value (IPv4, also when
@@ -124,7 +128,8 @@ class IpSpelling:
 
     def __post_init__(self) -> None:
         sets = (self.v4_parts, *self.v6_parts) if self.v4_parts else self.v6_parts
-        ordered = tuple(tuple(sorted(parts, key=len, reverse=True)) for parts in sets if parts)
+        # Longest first, then by text: the same order whatever order the set iterates in.
+        ordered = tuple(tuple(sorted(parts, key=_longest_first)) for parts in sets if parts)
         object.__setattr__(self, "part_sets", ordered)
 
     @property
