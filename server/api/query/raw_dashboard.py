@@ -15,17 +15,20 @@ string id. Now one query of `UNION ALL` branches, run side by side:
 - one scan of the sessions' first / last pageview for `entry_page` / `exit_page`.
 
 No branch reads `events FINAL` (which merges every row of the range's parts, and keeps ClickHouse from
-moving the filters to PREWHERE): each reads the rows matching its WHERE and drops copies of an event
-among those only (`listing.deduped`: one row per `event_id` and day, the table's key), as the insight
-reports do. Copies of an event are client retries of one tracker request, so whichever copy is kept has
-the values `FINAL` would have shown (tests insert copies in parts of their own and compare with the
-reports over `events FINAL` and with a Python computation).
+moving the filters to PREWHERE): each reads only the rows its WHERE matches. Where a copy of an event
+would change a number (counts of events, pageviews, a session's pageviews) the copies of one event (one
+`event_id` on one day, the table's key) are grouped into one row by the 64-bit hash of that key; the
+entry / exit pages (first / last pageview, `any` visitor) come out the same with or without a copy and
+read the matching rows as they are. Copies of an event are client retries of one tracker request, so
+they carry the same values and whichever is kept shows what `FINAL` shows (tests insert copies in parts
+of their own and compare with the reports over `events FINAL` and with a Python computation).
 
 Same definitions and aggregate functions as `reports` (tests compare every part with the individual
-endpoints, on both engines), so the same numbers, with one stated exception shared with the report
-cache: sessions are told apart by the 64-bit hash of their id (two of a range's sessions share one
-with a chance of about n² / 2^65). Nothing here puts user text into SQL: filter values and property
-keys are `{name:Type}` parameters (`filters.SqlParams`), dimension names come from allow-lists.
+endpoints, on both engines), so the same numbers, with two stated exceptions of the same kind, one
+shared with the report cache: sessions are told apart by the 64-bit hash of their id, and events by
+that of (day, `event_id`) (two of a range's sessions, or events, share one with a chance of about
+n² / 2^65). Nothing here puts user text into SQL: filter values and property keys are `{name:Type}`
+parameters (`filters.SqlParams`), dimension names come from allow-lists.
 """
 
 from __future__ import annotations
@@ -41,7 +44,6 @@ from pixel.server.api.query.filters import (
     base_where,
     dimension_sql,
 )
-from pixel.server.api.query.listing import deduped
 from pixel.server.api.query.periods import bucket_sql
 from pixel.server.api.query.scope import Scope
 from pixel.server.store.schema import EVENTS
@@ -70,13 +72,25 @@ def _grouped(total: Tag | None, series: Tag | None, bucket: str) -> tuple[str, s
     return f"'{part.value}'", (bucket if series else "''"), "bucket"
 
 
-def _matching(where: str, columns: str, final: bool) -> str:
-    """The rows matching `where`, each event once: `events FINAL` filtered (`final`), or the matching rows
-    of the plain table with copies of one event (one `event_id` on one day, the table's key) dropped
-    (`listing.deduped`), which reads no row the filters leave out and merges nothing else."""
+def _matching(where: str, columns: dict[str, str], final: bool, *, copies_matter: bool = True) -> str:
+    """The rows matching `where` with `columns` (alias -> expression) and `timestamp`, each event once.
+
+    `final`: `events FINAL` filtered (the read before). Else the plain table's matching rows, copies of one
+    event (one `event_id` on one day: the table's key) grouped into one row by the 64-bit hash of that key;
+    `copies_matter=False` (every aggregate over the rows gives the same answer with a copy or without:
+    first / last pageview, `any`, `uniq`) reads the matching rows as they are."""
     if final:
-        return f"(SELECT {columns}, timestamp FROM {EVENTS} WHERE {where})"
-    return deduped(where, columns)
+        cols = ", ".join(f"{expr} AS {alias}" for alias, expr in columns.items())
+        return f"(SELECT {cols}, timestamp FROM {EVENTS} WHERE {where})"
+    if not copies_matter:
+        cols = ", ".join(f"{expr} AS {alias}" for alias, expr in columns.items())
+        return f"(SELECT {cols}, timestamp FROM events WHERE {where})"
+    every = {**columns, "timestamp": "timestamp"}
+    # inner names of their own: an alias named as a column would stand for the aggregate in the WHERE
+    inner = ", ".join(f"any({expr}) AS one_{alias}" for alias, expr in every.items())
+    outer = ", ".join(f"one_{alias} AS {alias}" for alias in every)
+    return f"""(SELECT {outer} FROM (SELECT {inner} FROM events WHERE {where}
+        GROUP BY cityHash64(toDate(timestamp), event_id)))"""
 
 
 def _events_branch(
@@ -87,7 +101,7 @@ def _events_branch(
             toUInt64(countIf(event_name = 'pageview')) AS pageviews, toUInt64(count()) AS events,
             {_ZERO} AS sessions, {_ZERO} AS session_pageviews, {_ZERO} AS bounces, {_ZERO} AS duration_ms,
             toUInt64(count()) AS total_rows, {_ZERO} AS session_rows, {_ZERO} AS first_rank
-        FROM {_matching(where, "visitor_id, event_name", final)} GROUP BY {group}"""
+        FROM {_matching(where, {"visitor_id": "visitor_id", "event_name": "event_name"}, final)} GROUP BY {group}"""
 
 
 def _sessions_branch(
@@ -103,7 +117,7 @@ def _sessions_branch(
             toUInt64(count()) AS session_rows, {_ZERO} AS first_rank
         FROM (SELECT cityHash64(session_id) AS sid, countIf(event_name = 'pageview') AS pv,
                   dateDiff('millisecond', min(timestamp), max(timestamp)) AS dur, min(timestamp) AS first_seen
-              FROM {_matching(where, "session_id, event_name", final)} GROUP BY sid)
+              FROM {_matching(where, {"session_id": "session_id", "event_name": "event_name"}, final)} GROUP BY sid)
         GROUP BY {group}"""
 
 
@@ -137,10 +151,12 @@ def _event_breakdowns(
         else:
             conditions.append("1")
     # the values and conditions are computed on the matching rows, before the copies are dropped
-    columns = (
-        f"visitor_id, event_name, [{', '.join(values)}] AS vals, "
-        f"[{', '.join(f'toUInt8({c})' for c in conditions)}] AS oks"
-    )
+    columns = {
+        "visitor_id": "visitor_id",
+        "event_name": "event_name",
+        "vals": f"[{', '.join(values)}]",
+        "oks": f"[{', '.join(f'toUInt8({c})' for c in conditions)}]",
+    }
     per_value = f"""SELECT dimension, value, {cache_sql.UNIQ_VALUE_STATE}(visitor_id) AS st,
             countIf(event_name = 'pageview') AS pageviews, count() AS events, toUInt64(0) AS sessions
         FROM (SELECT visitor_id, event_name, dimension, value, ok FROM {_matching(where, columns, final)}
@@ -150,13 +166,14 @@ def _event_breakdowns(
 
 
 def _session_breakdowns(where: str, dimensions: list[str], limit: int, final: bool = False) -> str:
+    pageviews = f"{where} AND event_name = 'pageview'"
     kinds = ", ".join(f"'{d}'" for d in dimensions)
     columns = ", ".join("entry" if d == "entry_page" else "exit" for d in dimensions)
     per_value = f"""SELECT dimension, value, {cache_sql.UNIQ_VALUE_STATE}(visitor_id) AS st,
             toUInt64(0) AS pageviews, toUInt64(0) AS events, count() AS sessions
         FROM (SELECT cityHash64(session_id) AS sid, any(visitor_id) AS visitor_id,
                   {SESSION_DIMENSIONS["entry_page"]} AS entry, {SESSION_DIMENSIONS["exit_page"]} AS exit
-              FROM {_matching(f"{where} AND event_name = 'pageview'", "session_id, visitor_id, path", final)}
+              FROM {_matching(pageviews, {"session_id": "session_id", "visitor_id": "visitor_id", "path": "path"}, final, copies_matter=False)}
               GROUP BY sid)
         ARRAY JOIN [{kinds}] AS dimension, [{columns}] AS value
         GROUP BY dimension, value"""
