@@ -18,7 +18,9 @@
   the collector believes them from trusted proxies when `PIXEL_CDN_GEO_HEADERS=1`, and the edge is one;
 - the certificates live in the named volume `edge` (Caddy's `/data`);
 - Caddy's Go runtime collects garbage less often (`GOGC=800`) under a soft memory limit (`GOMEMLIMIT=160MiB`,
-  below the container's 256 MB): proxying is the edge's cost, and Go's frequent garbage collections were part of it.
+  below the container's 256 MB): proxying is the edge's cost, and Go's frequent garbage collections were part of it;
+  it runs on one core at a time by default (`PIXEL_EDGE_GOMAXPROCS=1`: fewer hand-offs between threads, the
+  least CPU per request beside the collector's workers on a small server; raise it on a big one, 0: all cores).
 
 The Caddyfile is generated here, holds the spec's `${NAME}` placeholders (so compose and the provisioner fill it
 in the same way) and reaches the container in an environment variable that the start command writes to a file:
@@ -90,6 +92,12 @@ EDGE_VARIABLES: tuple[Variable, ...] = (
         "Comma list of a CDN's or proxy's ranges in front of the edge whose X-Forwarded-For is believed",
     ),
     Variable("PIXEL_EDGE_RENEW_INTERVAL", "10m", "How often the edge checks its certificates for renewal"),
+    Variable(
+        "PIXEL_EDGE_GOMAXPROCS",
+        "1",
+        "CPU cores Caddy runs on at once; 1 costs the least CPU per request beside the collector on a small "
+        "server; raise it (0: all cores) when the edge, not the collector, is busy",
+    ),
     Variable(
         "PIXEL_CDN_GEO_HEADERS",
         "0",
@@ -199,6 +207,7 @@ def edge_service(upstream: str, depends_on: str, api: str = "") -> Service:
             # CPU per request drops (bench/README.md, "HTTPS edge") and the heap stays under EDGE_MEMORY
             ("GOGC", EDGE_GOGC),
             ("GOMEMLIMIT", EDGE_GOMEMLIMIT),
+            ("GOMAXPROCS", "${PIXEL_EDGE_GOMAXPROCS}"),  # 0 (or empty): Go's default, every core
         ),
         ports=(
             Port(80, "${PIXEL_HTTP_PORT}", "${PIXEL_EDGE_BIND}"),
@@ -294,6 +303,13 @@ def edge_values(values: Mapping[str, str]) -> dict[str, str]:
                 f"PIXEL_EDGE_TRUSTED_PROXIES: {item!r} would trust every address; name your proxy's ranges"
             )
         ranges.append(str(net))
+    procs = out.get("PIXEL_EDGE_GOMAXPROCS", "").strip()
+    if "PIXEL_EDGE_GOMAXPROCS" in out:
+        out["PIXEL_EDGE_GOMAXPROCS"] = procs
+    if procs and not (procs.isascii() and procs.isdigit() and len(procs) <= 4):
+        raise SpecError(
+            f"PIXEL_EDGE_GOMAXPROCS: {procs!r} is not a number of CPU cores (e.g. 1 or 2; 0: all cores)"
+        )
     if ranges or "PIXEL_EDGE_TRUSTED_PROXIES" in out:
         out["PIXEL_EDGE_TRUSTED_PROXIES"] = ",".join(dict.fromkeys(ranges))
     if cdn and not out.get("PIXEL_CDN_GEO_HEADERS", "").strip():

@@ -290,8 +290,24 @@ def test_the_edge_runs_go_with_rarer_garbage_collection_bounded_below_its_memory
     extra = {"CLICKHOUSE_PASSWORD": "pw"} if topology == "standard" else {}
     edge = build_spec(topology, edge=True).resolve({**DOMAIN, **extra}).service("edge")
     assert (edge.env["GOGC"], edge.env["GOMEMLIMIT"], edge.mem_limit) == ("800", "160MiB", "256m")
+    assert edge.env["GOMAXPROCS"] == "1"  # one core at a time unless PIXEL_EDGE_GOMAXPROCS says otherwise
     soft = int(edge.env["GOMEMLIMIT"].removesuffix("MiB")) * 2**20
     hard = int(edge.mem_limit.removesuffix("m")) * 2**20
     assert soft <= 0.7 * hard
     entry = yaml.safe_load(compose.generated_files()[name])["services"]["edge"]
     assert (entry["environment"]["GOGC"], entry["environment"]["GOMEMLIMIT"]) == ("800", "160MiB")
+    assert entry["environment"]["GOMAXPROCS"] == "${PIXEL_EDGE_GOMAXPROCS:-1}"
+    assert "PIXEL_EDGE_GOMAXPROCS=1" in compose.generated_files()[".env.example"].splitlines()
+
+
+@pytest.mark.parametrize(("given", "env"), [("2", "2"), (" 4 ", "4"), ("0", "0"), ("", "")])
+def test_the_owner_sets_the_edge_cores(given: str, env: str) -> None:
+    values = edge_values({**DOMAIN, "PIXEL_EDGE_GOMAXPROCS": given})
+    assert values["PIXEL_EDGE_GOMAXPROCS"] == env
+    assert build_spec("compact", edge=True).resolve(values).service("edge").env["GOMAXPROCS"] == env
+
+
+@pytest.mark.parametrize("given", ["two", "-1", "1.5", "２", "99999"])
+def test_a_bad_number_of_edge_cores_is_refused(given: str) -> None:
+    with pytest.raises(SpecError, match="PIXEL_EDGE_GOMAXPROCS: .* is not a number of CPU cores"):
+        edge_values({**DOMAIN, "PIXEL_EDGE_GOMAXPROCS": given})
