@@ -181,6 +181,7 @@ def variants(upstream: str) -> dict[str, tuple[str, dict[str, str], str]]:
         "edge config (tls internal)": (edge, go, "https"),
         "edge config, Go's defaults (GOGC=100, no GOMEMLIMIT)": (edge, {}, "https"),
         "edge config, GOMAXPROCS=1": (edge, {**go, "GOMAXPROCS": "1"}, "https"),
+        "edge config, GOMAXPROCS=0 (every core)": (edge, {**go, "GOMAXPROCS": "0"}, "https"),
         "edge config, flush_interval -1": (flush, go, "https"),
         "edge config, encode for the script only": (script_only, go, "https"),
         "bare reverse_proxy, TLS": (
@@ -286,6 +287,9 @@ def main() -> int:
         help="seconds of Caddy's CPU profile (admin pprof) during an edge run",
     )
     parser.add_argument(
+        "--only", default="", help="with --variants: only the variants whose name has this text"
+    )
+    parser.add_argument(
         "--keep-image", action="store_true", help="leave the Pixel image built here for next time"
     )
     args = parser.parse_args()
@@ -376,7 +380,8 @@ def main() -> int:
             edge_id = stack.prov.container("edge").id
             started = {}
             try:
-                for name, (text, env, scheme) in variants("pixel:8081").items():
+                chosen = {k: v for k, v in variants("pixel:8081").items() if not args.only or args.only in k}
+                for name, (text, env, scheme) in chosen.items():
                     if name == SHARED_NS:
                         c = start_variant(client, network, name, text, env, namespace=pixel_ip.id)
                         started[name] = (c, collector_ip, scheme)
