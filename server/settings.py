@@ -98,6 +98,10 @@ class Settings:
     # Imports through the API (server/importer/jobs.py): the largest file an upload may be, in bytes
     import_max_bytes: int = 20 * 1024**3
 
+    # The stack's public name (host[:port]) when it runs behind the HTTPS edge (the stack spec sets it from
+    # PIXEL_DOMAIN): the address whose certificate the certificate alert watches unless its rule names another
+    public_address: str = ""
+
     # Enrichment
     geoip_db: str = ""  # path to a MaxMind-format City database; empty = no geo
     # The store process fetches the database itself (server/enrich/geo_refresh.py): "off", "dbip" (DB-IP City

@@ -40,8 +40,12 @@ log = logging.getLogger(__name__)
 def _alert_sender(api: Any) -> Any:
     from pixel.server.alerts.sender import AlertSender
 
+    settings = api.state.pixel.settings
     return AlertSender(
-        api.state.pixel.meta, api.state.pixel.runner, data_dir=api.state.pixel.settings.data_dir
+        api.state.pixel.meta,
+        api.state.pixel.runner,
+        data_dir=settings.data_dir,
+        public_address=settings.public_address,
     )
 
 

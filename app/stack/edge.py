@@ -239,7 +239,14 @@ def with_edge(spec: StackSpec) -> StackSpec:
     api = next((s.name for s in spec.services if any(p.container == API_PORT for p in s.ports)), "")
     # the API believes X-Forwarded-For from the edge only (by its name: its address changes with a restart)
     services = tuple(
-        dataclasses.replace(s, environment=(*s.environment, ("PIXEL_API_TRUSTED_PROXIES", EDGE_SERVICE)))
+        dataclasses.replace(
+            s,
+            environment=(
+                *s.environment,
+                ("PIXEL_API_TRUSTED_PROXIES", EDGE_SERVICE),
+                ("PIXEL_PUBLIC_ADDRESS", "${PIXEL_DOMAIN}"),  # the certificate alert's address
+            ),
+        )
         if s.name == api
         else s
         for s in services

@@ -9,7 +9,8 @@ The contract:
 - disk: on/off, the free space below which the data folder is "filling" (a percentage and an absolute
   figure in GB: either one alerts).
 - certificate: on/off, the days before expiry that alert (14, as the stack page's warning), and the public
-  address whose certificate the edge serves (empty: not judged).
+  address whose certificate the edge serves; left empty, `load` gives the stack's own public address (the
+  `public_address` setting, which a stack behind the edge sets from its domain); empty both: not judged.
 - backup: on/off and the factor of the schedule's interval without a good backup that alerts (the desktop
   judges it: the desktop schedules the backups).
 """
@@ -76,9 +77,12 @@ class Rules(Strict):
 KINDS = tuple(Rules.model_fields)
 
 
-def load(meta: MetaDB) -> Rules:
+def load(meta: MetaDB, default_address: str = "") -> Rules:
     saved = {r["kind"]: json.loads(r["settings"]) for r in meta.all("SELECT kind, settings FROM alert_rules")}
-    return Rules.model_validate({k: v for k, v in saved.items() if k in KINDS})
+    found = Rules.model_validate({k: v for k, v in saved.items() if k in KINDS})
+    if not found.certificate.address and default_address:
+        found.certificate = found.certificate.model_copy(update={"address": default_address})
+    return found
 
 
 def save(meta: MetaDB, rules: Rules, now: float) -> Rules:

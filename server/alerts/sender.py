@@ -86,9 +86,11 @@ def judge_health(
     record: bool = True,
     usage: health.Usage = health.statvfs_usage,
     read_certificate: Callable[[str], tuple[datetime, str]] = health.served_certificate,
+    public_address: str = "",
 ) -> list[health.Finding]:
-    """Every health finding at `now` with the saved rules (`record`: keep this round's disk sample)."""
-    saved = rules.load(meta)
+    """Every health finding at `now` with the saved rules (`record`: keep this round's disk sample;
+    `public_address`: the certificate's address when the rule names none)."""
+    saved = rules.load(meta, public_address)
     return [
         *health.ingestion(meta, runner, saved.ingestion, now),
         *health.disk(meta, data_dir, saved.disk, now, usage, record),
@@ -114,6 +116,7 @@ def check_and_send(
     now: datetime,
     data_dir: Path | None = None,
     findings: list[health.Finding] | None = None,
+    public_address: str = "",
 ) -> dict[str, Any]:
     """One round: {"verdicts": [...], "health": [...], "deliveries": [{"channel", "site"|"target", "ok",
     "error"}]}. The health is judged when `data_dir` is given (or taken as `findings`, judged by the caller)."""
@@ -134,7 +137,11 @@ def check_and_send(
             alert = {**verdict.as_dict(), "subject": f"traffic {verdict.kind} on {verdict.site}"}
             deliver(alert, {"site": verdict.site})
     if findings is None:
-        findings = [] if data_dir is None else judge_health(meta, runner, data_dir, at)
+        findings = (
+            []
+            if data_dir is None
+            else judge_health(meta, runner, data_dir, at, public_address=public_address)
+        )
     for finding in findings:
         change = episode_change(meta, finding, at)
         if change is not None:
@@ -150,9 +157,15 @@ class AlertSender:
     """The round, repeated in the store process."""
 
     def __init__(
-        self, meta: MetaDB, runner: QueryRunner, interval: float = INTERVAL, data_dir: Path | None = None
+        self,
+        meta: MetaDB,
+        runner: QueryRunner,
+        interval: float = INTERVAL,
+        data_dir: Path | None = None,
+        public_address: str = "",
     ) -> None:
         self.meta = meta
+        self.public_address = public_address  # the certificate's address when the rule names none
         self.runner = runner
         self.data_dir = data_dir  # the health is judged only when given
         self.interval = interval
@@ -163,7 +176,11 @@ class AlertSender:
             try:
                 if any(r["enabled"] for r in config.rows(self.meta)):  # nobody to tell: no round
                     check_and_send(
-                        self.meta, self.runner, datetime.fromtimestamp(clock(), UTC), self.data_dir
+                        self.meta,
+                        self.runner,
+                        datetime.fromtimestamp(clock(), UTC),
+                        self.data_dir,
+                        public_address=self.public_address,
                     )
             except Exception:
                 log.exception("alert round failed")

@@ -318,3 +318,28 @@ def test_the_certificate_the_edge_serves(env: Env, tmp_path: Path) -> None:
         env.channel(hook2.url)
         env.round(T0 + 120)  # unknown: the episode stays open, no "resolved"
         assert hook2.accepted == []
+
+
+def test_the_stacks_public_address_is_the_certificates_address_unless_the_rule_names_another(
+    env: Env, tmp_path: Path
+) -> None:
+    """A stack behind the edge knows its public name (`public_address`, set from PIXEL_DOMAIN by the spec): the
+    certificate alert watches it without the owner typing it; an address saved in the rule wins."""
+    assert rules.load(env.meta).certificate.address == ""
+    assert rules.load(env.meta, "stats.example.com").certificate.address == "stats.example.com"
+    r = rules.load(env.meta)
+    r.certificate.address = "other.example.com:8443"
+    rules.save(env.meta, r, 0.0)
+    assert rules.load(env.meta, "stats.example.com").certificate.address == "other.example.com:8443"
+    r.certificate.address = ""
+    rules.save(env.meta, r, 0.0)
+    expiry = dt.datetime.fromtimestamp(T0, dt.UTC) + dt.timedelta(days=3)
+    cert, key = make_certificate(tmp_path, "stats.example.com", expiry, issuer="Pebble Test CA")
+    env.only(certificate=True)
+    with tls_edge(cert, key) as address:
+        assert env.round(T0)["health"] == []  # no address anywhere: not judged
+        [found] = sender.judge_health(
+            env.meta, env.runner, env.settings.data_dir, T0, record=False, public_address=address
+        )
+        assert (found.kind, found.target, found.state) == ("certificate_expiry", address, "alert")
+        assert found.details["days_left"] == 3.0

@@ -24,6 +24,7 @@ from pixel.app.stack.edge import (
     with_edge,
 )
 from pixel.app.stack.spec import SpecError, build_spec, compact, standard
+from pixel.server.settings import Settings
 
 CADDY = shutil.which("caddy")
 needs_caddy = pytest.mark.skipif(CADDY is None, reason="Debian's caddy (scripts/system.d/25-edge.sh)")
@@ -278,6 +279,19 @@ def test_the_api_believes_forwarded_addresses_from_the_edge_only(topology: str, 
     assert {k: v for k, v in given.items() if v is not None} == {api: "edge"}
     plain = build_spec(topology).resolve(extra)
     assert all("PIXEL_API_TRUSTED_PROXIES" not in s.env for s in plain.services)
+
+
+@pytest.mark.parametrize(("topology", "api"), [("compact", "pixel"), ("standard", "shipper")])
+def test_the_api_is_told_its_public_address_for_the_certificate_alert(topology: str, api: str) -> None:
+    extra = {"CLICKHOUSE_PASSWORD": "pw"} if topology == "standard" else {}
+    spec = build_spec(topology, edge=True).resolve({"PIXEL_DOMAIN": "stats.example.com", **extra})
+    given = {s.name: s.env.get("PIXEL_PUBLIC_ADDRESS") for s in spec.services}
+    assert {k: v for k, v in given.items() if v is not None} == {api: "stats.example.com"}
+    plain = build_spec(topology).resolve(extra)
+    assert all("PIXEL_PUBLIC_ADDRESS" not in s.env for s in plain.services)
+    assert (
+        Settings.from_env({"PIXEL_PUBLIC_ADDRESS": "stats.example.com"}).public_address == "stats.example.com"
+    )
 
 
 @pytest.mark.parametrize(

@@ -84,7 +84,7 @@ def traffic(site_id: PathId, principal: Auth, state: State) -> dict[str, Any]:
 
 @router.get("/alerts/rules", response_model=Rules)
 def get_rules(principal: Admin, state: State) -> Rules:
-    return rules.load(state.meta)
+    return rules.load(state.meta, state.settings.public_address)
 
 
 @router.put("/alerts/rules", response_model=Rules)
@@ -94,10 +94,23 @@ def put_rules(body: Rules, principal: Admin, state: State) -> Rules:
 
 @router.get("/alerts/health")
 def get_health(principal: Admin, state: State) -> list[dict[str, Any]]:
-    found = sender.judge_health(state.meta, state.runner, state.settings.data_dir, _now(state), record=False)
+    found = sender.judge_health(
+        state.meta,
+        state.runner,
+        state.settings.data_dir,
+        _now(state),
+        record=False,
+        public_address=state.settings.public_address,
+    )
     return [f.as_dict() for f in found]
 
 
 @router.post("/alerts/check")
 def check(principal: Admin, state: State) -> dict[str, Any]:
-    return sender.check_and_send(state.meta, state.runner, state.report_cache.now(), state.settings.data_dir)
+    return sender.check_and_send(
+        state.meta,
+        state.runner,
+        state.report_cache.now(),
+        state.settings.data_dir,
+        public_address=state.settings.public_address,
+    )
