@@ -50,12 +50,12 @@ from edge_helpers import (
     PEBBLE_IMAGE,
     SitePage,
     _pebble_get,
+    chromium_flags,
     free_subnet,
     pebble_tls,
     put_file,
     self_signed,
     spki,
-    spki_hash,
 )
 
 BASE = "pixel-base/python:bookworm"  # made by scripts/system.d/20-docker.sh
@@ -227,18 +227,7 @@ def _chromium_visit(html: str, edge_ip: str, chain: list[bytes], folder: Path) -
     cert, key, site_spki = self_signed("www.pixel.test", folder)
     site = SitePage(html, cert, key)
     pins = [site_spki, *(spki(x509.load_pem_x509_certificate(p)) for p in chain)]
-    flags = [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        f"--host-resolver-rules=MAP {DOMAIN} {edge_ip}, MAP www.pixel.test 127.0.0.1, EXCLUDE localhost",
-        f"--ignore-certificate-errors-spki-list={','.join(spki_hash(d) for d in pins)}",
-    ]
+    flags = chromium_flags(DOMAIN, edge_ip, pins)
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=flags)

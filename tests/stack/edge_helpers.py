@@ -376,6 +376,24 @@ def spki_hash(der: bytes) -> str:
     return base64.b64encode(hashlib.sha256(der).digest()).decode()
 
 
+def chromium_flags(domain: str, edge_ip: str, pins: list[bytes]) -> list[str]:
+    """Headless Chromium for a visit through the edge: `domain` resolves to the edge's address on the visitors'
+    network, www.pixel.test to the site page on 127.0.0.1, and the certificates whose keys are `pins` (DER
+    SubjectPublicKeyInfo) are trusted for this browser only; no QUIC, no background traffic."""
+    return [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--host-resolver-rules=MAP {domain} {edge_ip}, MAP www.pixel.test 127.0.0.1, EXCLUDE localhost",
+        f"--ignore-certificate-errors-spki-list={','.join(spki_hash(d) for d in pins)}",
+    ]
+
+
 class SitePage(ThreadingHTTPServer):
     """The owner's website: one HTTPS page on 127.0.0.1 carrying the snippet that loads the tracker from the
     edge."""

@@ -21,9 +21,9 @@ from edge_helpers import (
     DOMAIN,
     EdgeStack,
     SitePage,
+    chromium_flags,
     self_signed,
     spki,
-    spki_hash,
     start_edge_stack,
     stop_edge_stack,
 )
@@ -232,24 +232,13 @@ def test_chromium_pageview_from_an_https_page_through_the_edge(edge_stack, tmp_p
     site = SitePage(page_html, cert, key)
     edge_ip = edge_stack.edge_address(edge_stack.public.name)
     chain = [x509.load_pem_x509_certificate(p) for p in edge_stack.pebble_chain()]
-    pins = ",".join(spki_hash(d) for d in [site_spki, *(spki(c) for c in chain)])
+    pins = [site_spki, *(spki(c) for c in chain)]
     api = _Api(edge_stack)
     stack_net = edge_stack.client.networks.get(edge_stack.prov.spec.network_name)
     api.exclude(
         [stack_net.attrs["IPAM"]["Config"][0]["Subnet"]]
     )  # an event sent as the edge would be dropped
-    flags = [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        f"--host-resolver-rules=MAP {DOMAIN} {edge_ip}, MAP www.pixel.test 127.0.0.1, EXCLUDE localhost",
-        f"--ignore-certificate-errors-spki-list={pins}",
-    ]
+    flags = chromium_flags(DOMAIN, edge_ip, pins)
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=flags)
