@@ -33,14 +33,15 @@ import logging
 import threading
 import time
 import weakref
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from pixel.server.api.query.background_days import BackgroundDays
 from pixel.server.api.query.cache_sql import EDGE_SECONDS, Days, whole_days
 from pixel.server.api.query.listing import deduped
-from pixel.server.api.query.periods import Range, ch_datetime, local_midnight
+from pixel.server.api.query.periods import ch_datetime, local_midnight
 
 if TYPE_CHECKING:
     from pixel.server.api.query.report_cache import ReportCache
@@ -136,15 +137,15 @@ class _Known:
     lock: threading.Lock = field(default_factory=threading.Lock)  # one build at a time per (site, zone)
 
 
-class EngagementCache:
+class EngagementCache(BackgroundDays):
     """The engagement cache beside one report cache (its runner, clock and settings)."""
+
+    worker_name = "engagement-cache"
 
     def __init__(self, cache: ReportCache) -> None:
         self.cache = cache
-        self._guard = threading.Lock()  # guards the dicts below, never held while a query runs
+        self.init_background()  # _guard (guards the dicts below), the worker's queue
         self._known: dict[tuple[str, str], _Known] = {}
-        self._pending: dict[tuple[str, str, date], Scope] = {}
-        self._worker: threading.Thread | None = None
         self._purged: dict[str, date] = {}  # site -> the day before which its rows were deleted
 
     def days(self, scope: Scope) -> Days | None:
@@ -221,40 +222,8 @@ class EngagementCache:
         counts = self._counts(params)
         if sum(counts.get(d.isoformat(), 0) for d in missing) <= limit:
             return True
-        with self._guard:
-            for d in missing:
-                self._pending.setdefault((scope.site, scope.range.tz, d), scope)
-            if self._worker is None:
-                self._worker = threading.Thread(
-                    target=self.build_pending, name="engagement-cache", daemon=True
-                )
-                self._start(self._worker)
+        self.queue_days(scope, missing)
         return False
-
-    def _start(self, worker: threading.Thread) -> None:
-        worker.start()
-
-    def build_pending(self) -> None:
-        """Build the queued days one at a time until none is left (the worker thread's loop)."""
-        while True:
-            with self._guard:
-                if not self._pending:
-                    self._worker = None
-                    return
-                (site, tz, day), scope = next(iter(self._pending.items()))
-            zone = ZoneInfo(tz)
-            one = Range(
-                local_midnight(day, zone), local_midnight(day + timedelta(days=1), zone), tz, "custom"
-            )
-            try:
-                self.ensure(replace(scope, range=one, filters=[]), Days(day, day))
-            # a closed store, a failing query: the queue is dropped (a later report queues its days again)
-            except Exception as exc:
-                log.warning("engagement cache: background build of %s %s failed: %s", site, day, exc)
-                with self._guard:
-                    self._pending.clear()
-            with self._guard:
-                self._pending.pop((site, tz, day), None)
 
     def ensure(self, scope: Scope, days: Days) -> Days:
         """Build every day of `days` without a valid build; return `days` with the valid builds (build 0,

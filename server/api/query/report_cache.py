@@ -44,8 +44,9 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from pixel.server.api.query import cache_sql
+from pixel.server.api.query.background_days import BackgroundDays
 from pixel.server.api.query.cache_sql import EDGE_SECONDS, TOTAL, Days
-from pixel.server.api.query.periods import Range, ch_datetime, local_midnight
+from pixel.server.api.query.periods import ch_datetime, local_midnight
 from pixel.server.api.query.runner import QueryRunner
 from pixel.server.store import Store
 
@@ -80,13 +81,15 @@ class _Known:
     lock: threading.Lock = field(default_factory=threading.Lock)  # one build at a time per (site, zone)
 
 
-class ReportCache:
+class ReportCache(BackgroundDays):
     """The per-day report cache of one store, run through `runner`.
 
     `rebuild_min_seconds`, `drop_after_rebuilds` and `retention_check_seconds` are this cache's own
     settings (see the module docstring and `expired_before`); tests and benchmarks set them per app.
     `clock` (epoch seconds, default `time.time`) is the app's wall clock: the routers resolve periods
     against `now()` too, so a test that pins it sees no day change between two requests."""
+
+    worker_name = "report-cache"
 
     def __init__(
         self,
@@ -104,9 +107,7 @@ class ReportCache:
         self.drop_after_rebuilds = drop_after_rebuilds
         self.retention_check_seconds = retention_check_seconds
         self.background_min_rows = background_min_rows  # 0: every build on the request
-        self._pending: dict[tuple[str, str, date], Scope] = {}  # days the worker will build, in order
-        self._worker: threading.Thread | None = None
-        self._guard = threading.Lock()  # guards the dicts below, never held while a query runs
+        self.init_background()  # _guard (guards the dicts below), the worker's queue
         self._known: dict[tuple[str, str], _Known] = {}
         self._retention: tuple[float, int] | None = None  # (re-read after, monotonic s; TTL days)
         self._purged: dict[str, date] = {}  # site ('' = all) -> days before this one deleted
@@ -164,38 +165,8 @@ class ReportCache:
         )
         if sum(counts.get(d.isoformat(), 0) for d in missing) <= self.background_min_rows:
             return True
-        with self._guard:
-            for d in missing:
-                self._pending.setdefault((scope.site, scope.range.tz, d), scope)
-            if self._worker is None:
-                self._worker = threading.Thread(target=self.build_pending, name="report-cache", daemon=True)
-                self._start(self._worker)
+        self.queue_days(scope, missing)
         return False
-
-    def _start(self, worker: threading.Thread) -> None:
-        worker.start()
-
-    def build_pending(self) -> None:
-        """Build the queued days one at a time until none is left (the worker thread's loop)."""
-        while True:
-            with self._guard:
-                if not self._pending:
-                    self._worker = None
-                    return
-                (site, tz, day), scope = next(iter(self._pending.items()))
-            zone = ZoneInfo(tz)
-            one = Range(
-                local_midnight(day, zone), local_midnight(day + timedelta(days=1), zone), tz, "custom"
-            )
-            try:
-                self.ensure(replace(scope, range=one, filters=[]), Days(day, day))
-            # a closed store, a failing query: the queue is dropped (a later report queues its days again)
-            except Exception as exc:
-                log.warning("report cache: background build of %s %s failed: %s", site, day, exc)
-                with self._guard:
-                    self._pending.clear()
-            with self._guard:
-                self._pending.pop((site, tz, day), None)
 
     def ensure(self, scope: Scope, days: Days) -> Days:
         """Build every day of `days` that has no valid build; return `days` with the valid builds."""
