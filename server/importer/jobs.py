@@ -28,6 +28,7 @@ import shutil
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -177,9 +178,17 @@ def safe_name(name: str) -> str:
 class ImportJobs:
     """The store process's imports for the API (module docstring). Thread-safe."""
 
-    def __init__(self, settings: Settings, store: Store, batch_lines: int = BATCH_LINES) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        batch_lines: int = BATCH_LINES,
+        on_change: Callable[[str], None] | None = None,
+    ) -> None:
         self.settings = settings
         self.store = store
+        # told the site whose rows an import wrote or an undo deleted (the report caches rebuild its days at once)
+        self.on_change = on_change
         self.batch_lines = batch_lines
         self.jobs: dict[str, Job] = {}
         self.previews: dict[str, PreviewJob] = {}
@@ -381,10 +390,19 @@ class ImportJobs:
         except Exception as exc:  # a thread must say why it ended
             job.state, job.error = "failed", f"{type(exc).__name__}: {exc}"
             log.exception("import %s failed", job.import_id)
+        self._changed(record.site)
+
+    def _changed(self, site: str) -> None:
+        if self.on_change is not None:
+            try:
+                self.on_change(site)
+            except Exception:  # the import's own outcome stands; the caches then catch up on their own
+                log.exception("import: telling the caches about %s failed", site)
 
     def _undo_cancelled(self, job: Job, record: records.ImportRecord) -> None:
         try:
             run.undo(self.settings, self.store, job.import_id)
+            self._changed(record.site)
             self._drop_file_of(record)
             job.state = "cancelled"
         except (run.ImportFailed, StoreError) as exc:
@@ -430,6 +448,7 @@ class ImportJobs:
         record = records.load(self.settings.state_dir, import_id)
         deleted = run.undo(self.settings, self.store, import_id)
         if record is not None:
+            self._changed(record.site)
             self._drop_file_of(record)
         self.jobs.pop(import_id, None)
         return deleted

@@ -135,6 +135,7 @@ class _Known:
     builds: dict[str, tuple[int, int]] = field(default_factory=dict)
     rebuilds: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)  # one build at a time per (site, zone)
+    rebuild_now: bool = False  # `changed`: the next report rebuilds changed days without the wait
 
 
 class EngagementCache(BackgroundDays):
@@ -145,8 +146,16 @@ class EngagementCache(BackgroundDays):
     def __init__(self, cache: ReportCache) -> None:
         self.cache = cache
         self.init_background()  # _guard (guards the dicts below), the worker's queue
+        cache.listeners.append(self.changed)
         self._known: dict[tuple[str, str], _Known] = {}
         self._purged: dict[str, date] = {}  # site -> the day before which its rows were deleted
+
+    def changed(self, site: str) -> None:
+        """As `ReportCache.changed` (which calls this): the next report rebuilds `site`'s changed days at once."""
+        with self._guard:
+            for (known_site, _tz), known in self._known.items():
+                if known_site == site:
+                    known.rebuild_now = True
 
     def days(self, scope: Scope) -> Days | None:
         """The scope's whole days with their valid builds (building the changed ones now), or None: read
@@ -247,6 +256,8 @@ class EngagementCache(BackgroundDays):
                     if stale(d):
                         known.builds[d] = found
             recent = time.time_ns() - int(self.cache.rebuild_min_seconds * 1e9)
+            if known.rebuild_now:  # rows written or deleted outside the live stream (`changed`)
+                known.rebuild_now, recent = False, time.time_ns()
             dirty = [d for d in live if stale(d) and (d not in known.builds or known.builds[d][0] < recent)]
             if dirty:
                 previous = [known.builds[d][0] for d in dirty if d in known.builds]

@@ -79,6 +79,7 @@ class _Known:
     counts_at: int = -1
     counts: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)  # one build at a time per (site, zone)
+    rebuild_now: bool = False  # `changed`: the next report rebuilds changed days without the wait
 
 
 class ReportCache(BackgroundDays):
@@ -108,6 +109,7 @@ class ReportCache(BackgroundDays):
         self.retention_check_seconds = retention_check_seconds
         self.background_min_rows = background_min_rows  # 0: every build on the request
         self.init_background()  # _guard (guards the dicts below), the worker's queue
+        self.listeners: list[Callable[[str], None]] = []  # told `changed(site)` (the engagement cache's)
         self._known: dict[tuple[str, str], _Known] = {}
         self._retention: tuple[float, int] | None = None  # (re-read after, monotonic s; TTL days)
         self._purged: dict[str, date] = {}  # site ('' = all) -> days before this one deleted
@@ -168,6 +170,19 @@ class ReportCache(BackgroundDays):
         self.queue_days(scope, missing)
         return False
 
+    def changed(self, site: str) -> None:
+        """Rows of `site` were written or deleted outside the live stream (an import, its undo): the next report
+        rebuilds its changed days at once, without the wait that spares today's builds while events stream in
+        (the change itself is seen, as always, in `event_counts`). Told to every listener too (the engagement
+        cache beside this one)."""
+        with self._guard:
+            for (known_site, _tz), known in self._known.items():
+                if known_site == site:
+                    known.rebuild_now = True
+            listeners = list(self.listeners)
+        for listener in listeners:
+            listener(site)
+
     def ensure(self, scope: Scope, days: Days) -> Days:
         """Build every day of `days` that has no valid build; return `days` with the valid builds."""
         tz, site = scope.range.tz, scope.site
@@ -218,6 +233,8 @@ class ReportCache(BackgroundDays):
             if wait > 0:
                 wait = max(wait, REBUILD_COST_FACTOR * known.build_seconds)
             recent = time.time_ns() - int(wait * 1e9)
+            if known.rebuild_now:  # rows written or deleted outside the live stream (`changed`)
+                known.rebuild_now, recent = False, time.time_ns()
             dirty = [
                 d for d in all_days if stale(d) and (d not in known.builds or known.builds[d][0] < recent)
             ]

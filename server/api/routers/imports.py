@@ -51,7 +51,7 @@ def jobs_of(state: AppState) -> ImportJobs:
     with _MAKING:
         jobs: ImportJobs | None = vars(state).get("_imports")
         if jobs is None:
-            jobs = ImportJobs(state.settings, state.store)
+            jobs = ImportJobs(state.settings, state.store, on_change=state.report_cache.changed)
             vars(state)["_imports"] = jobs  # per app: each app (and test) its own jobs
             jobs.resume_interrupted()
     return jobs
