@@ -152,7 +152,9 @@ def test_a_version_5_store_with_rows_is_migrated(bare_store: Store) -> None:
         ],
     ]
 
-    assert bare_store.migrate() == [6, 7]
+    assert bare_store.migrate() == [
+        m.version for m in migrations() if m.version > 5
+    ]  # 6: typed columns, and after
 
     assert bare_store.query(V5_SELECT).rows == before  # the old rows keep every value
     assert bare_store.query(TYPED_SELECT).rows == [["old-1", *DEFAULTS], ["old-2", *DEFAULTS]]
