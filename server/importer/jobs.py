@@ -49,11 +49,16 @@ BATCH_LINES = 10_000  # smaller than the CLI's batches: the progress and a cance
 GUESS_LINES = 20
 EARLY_VERDICT = 1000  # a preview whose first this many lines are all malformed: the file is not of that kind
 KEEP_PREVIEWS = 20  # finished previews kept for reading
+RUNNING_PREVIEWS = 2  # previews read at once (each a thread reading a whole file): more wait their turn (409)
+KEPT_UPLOADS = (
+    10  # uploads waiting for their import at once (each up to the size limit): more are refused (409)
+)
 GUESS_ORDER = ("goatcounter", "umami", "matomo", "ga4", "accesslog")  # the strict header checks first
 
 
 class ImportBusy(PixelError):
-    """An import of the same site is running: one at a time per site."""
+    """A limit of the imports is reached: one import at a time per site, `RUNNING_PREVIEWS` previews, `KEPT_UPLOADS`
+    uploads waiting."""
 
 
 class UploadError(PixelError):
@@ -199,7 +204,13 @@ class ImportJobs:
     # -- uploads ----------------------------------------------------------------------------------
 
     def new_upload(self, name: str) -> tuple[str, Path]:
-        """A fresh upload id and the path its bytes go to."""
+        """A fresh upload id and the path its bytes go to (ImportBusy when `KEPT_UPLOADS` already wait)."""
+        waiting = sum(1 for p in self.uploads.iterdir() if p.is_dir())
+        if waiting >= KEPT_UPLOADS:
+            raise ImportBusy(
+                f"{waiting} uploads are waiting for their import; import or delete one of them first "
+                "(GET /api/imports lists the imports; DELETE /api/imports/files/ID removes an upload)"
+            )
         upload_id = secrets.token_hex(8)
         folder = self.uploads / upload_id
         folder.mkdir(mode=0o700)
@@ -244,6 +255,10 @@ class ImportJobs:
         source.check(path)
         job = PreviewJob(secrets.token_hex(8), upload_id, kind, site, total_bytes=path.stat().st_size)
         with self.lock:
+            if sum(1 for v in self.previews.values() if v.status == "running") >= RUNNING_PREVIEWS:
+                raise ImportBusy(
+                    f"{RUNNING_PREVIEWS} previews are being read; try again when one has finished"
+                )
             for old in [k for k, v in self.previews.items() if v.status != "running"][:-KEEP_PREVIEWS]:
                 del self.previews[old]
             self.previews[job.id] = job

@@ -6,6 +6,7 @@ cancel leaves nothing; a run interrupted by a crash resumes without duplicates; 
 from __future__ import annotations
 
 import gzip
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -321,3 +322,56 @@ def test_a_viewer_is_refused(store: Store, tmp_path: Path) -> None:
             r = api.client.request(method, path, json=body, headers=viewer)
             assert r.status_code == 403 and r.json()["error"] == "admins_only", (method, path, r.text)
         assert api.client.get("/api/imports", headers={}).status_code == 401
+
+
+def test_waiting_uploads_and_running_previews_are_bounded(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A careless or hostile client cannot fill the disk with uploads nobody imports (each may be as large as the
+    limit) nor start a preview thread per request: past `KEPT_UPLOADS` and `RUNNING_PREVIEWS`, a plain 409."""
+    from pixel.server.importer import jobs as module
+
+    settings = settings_for(tmp_path)
+    with reports(settings, store, SITE) as api:
+        ids = []
+        for i in range(module.KEPT_UPLOADS):
+            r = upload(api, GOAT.read_bytes(), f"goat-{i}.csv")
+            assert r.status_code == 201, r.text
+            ids.append(r.json()["id"])
+        r = upload(api, GOAT.read_bytes(), "one-too-many.csv")
+        assert r.status_code == 409 and r.json()["error"] == "import_busy", r.text
+        assert "10 uploads are waiting for their import" in r.json()["detail"]
+        assert api.client.delete(f"/api/imports/files/{ids.pop()}", headers=api.headers).status_code == 204
+        r = upload(api, GOAT.read_bytes(), "now-room.csv")
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+
+        release = threading.Event()
+        jobs = jobs_of(api.client.app.state.pixel)  # type: ignore[attr-defined]
+        real = jobs._preview_work
+
+        def held(job: Any) -> None:  # the file is read only once the test lets it
+            release.wait(60)
+            real(job)
+
+        monkeypatch.setattr(jobs, "_preview_work", held)
+        body = {"kind": "goatcounter", "site_id": api.site_id}
+        started = [
+            api.client.post("/api/imports/preview", json={**body, "upload": u}, headers=api.headers)
+            for u in ids[: module.RUNNING_PREVIEWS]
+        ]
+        assert [r.status_code for r in started] == [202] * module.RUNNING_PREVIEWS
+        r = api.client.post("/api/imports/preview", json={**body, "upload": ids[-1]}, headers=api.headers)
+        assert r.status_code == 409 and r.json()["error"] == "import_busy", r.text
+        release.set()
+        for r in started:
+            pid = r.json()["id"]
+            deadline = time.monotonic() + 60
+            while (
+                api.client.get(f"/api/imports/previews/{pid}", headers=api.headers).json()["status"]
+                == "running"
+            ):
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+        r = preview(api, json={**body, "upload": ids[-1]}, headers=api.headers)
+        assert r.status_code == 200 and r.json()["status"] == "done", r.text

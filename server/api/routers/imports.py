@@ -85,7 +85,10 @@ async def upload(
 ) -> dict[str, Any]:
     jobs = await run_in_threadpool(jobs_of, state)
     limit = state.settings.import_max_bytes
-    upload_id, path = jobs.new_upload(name)
+    try:
+        upload_id, path = jobs.new_upload(name)
+    except ImportBusy as exc:
+        raise _refusal(exc) from None
     check: GzipCheck | None = None
     size, problem = 0, ""
     try:
@@ -132,7 +135,7 @@ def preview(principal: Admin, state: State, body: PreviewBody) -> dict[str, Any]
     domain = _domain(state, principal, body.site_id)
     try:
         return jobs_of(state).preview_start(body.upload, body.kind, domain)
-    except (UploadError, ImportFileError) as exc:
+    except (UploadError, ImportFileError, ImportBusy) as exc:
         raise _refusal(exc) from None
 
 
