@@ -291,6 +291,20 @@ def test_pagination_order_by_and_total_rows(api: Api) -> None:
         ({"order_by": [["bounce_rate", "desc"]]}, "not in metrics or dimensions"),
         ({"date_range": "forever"}, "Invalid date_range"),
         ({"date_range": ["2024-03-10", "2024-03-01"]}, "Invalid date_range"),
+        # dates the store cannot hold: near year 1 or 9999 the range arithmetic overflowed (a 500 before)
+        (
+            {
+                "date_range": ["0001-01-01", "0001-01-03"],
+                "include": {"comparisons": {"mode": "previous_period"}},
+            },
+            "Invalid date_range: dates from 1900-01-01 to 2299-12-31",
+        ),
+        ({"date_range": ["9999-12-30", "9999-12-31"]}, "Invalid date_range: dates from 1900-01-01"),
+        ({"date_range": ["0001-01-01T00:00:00+00:00", "0001-01-02T00:00:00+00:00"]}, "dates from 1900-01-01"),
+        (
+            {"include": {"comparisons": {"mode": "custom", "date_range": ["0001-01-01", "0001-01-02"]}}},
+            "Invalid include.comparisons.date_range: dates from 1900-01-01",
+        ),
         ({"pagination": {"limit": 0}}, "Invalid pagination.limit"),
         ({"limit": 20}, "unknown key 'limit'"),
     ],

@@ -108,16 +108,27 @@ def _month_start(day: date, months_back: int = 0) -> date:
     return date(index // 12, index % 12 + 1, 1)
 
 
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2299, 12, 31)  # the store's DateTime64 range
+
+
+def _in_store_range(day: date, what: str) -> date:
+    """`day` if the store can hold it; a date near year 1 or 9999 would overflow the range arithmetic."""
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise QueryError(f"Invalid {what}: dates from {FIRST_DAY} to {LAST_DAY}")
+    return day
+
+
 def _parse_bound(text: str, zone: ZoneInfo, end: bool) -> datetime:
     try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            return local_midnight(day + timedelta(days=1) if end else day, zone)
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise QueryError(f"Invalid date_range: {text[:40]!r} is not an ISO 8601 date or datetime") from None
+    if len(text) == 10:
+        day = _in_store_range(moment.date(), "date_range")
+        return local_midnight(day + timedelta(days=1) if end else day, zone)
     if moment.tzinfo is None:
         raise QueryError(f"Invalid date_range: the datetime {text[:40]!r} needs a UTC offset")
+    _in_store_range(moment.date(), "date_range")
     moment = moment.astimezone(UTC)
     return moment + timedelta(seconds=1) if end and moment.microsecond == 0 else moment
 
@@ -454,6 +465,8 @@ def comparison_range(spec: dict[str, Any], rng: Range, now: datetime) -> Range:
             c_first, c_last = (date.fromisoformat(x) for x in spec["date_range"])
         except ValueError:
             raise QueryError("Invalid include.comparisons.date_range: not ISO 8601 dates") from None
+        for day in (c_first, c_last):
+            _in_store_range(day, "include.comparisons.date_range")
         if c_last < c_first:
             raise QueryError("Invalid include.comparisons.date_range: the end is before the start")
     elif spec["mode"] == "previous_period":
