@@ -11,7 +11,7 @@ The contract:
   episode. Dead letters are judged here: at least the rule's count failed in the hour before `now`.
 - Disk filling: the data folder's free space (`usage`, statvfs by default) below the rule's percentage or
   absolute figure. Each recorded round keeps a sample (`auto_state` key `disk_samples`, the last
-  `SAMPLE_WINDOW` seconds); the time to full is projected from the least-squares slope of those samples when
+  `SAMPLE_WINDOW` seconds, at most `MAX_SAMPLES`); the time to full is projected from the least-squares slope of those samples when
   the free space shrinks (None otherwise, or with fewer than two samples an hour apart).
 - Certificate near expiry: the certificate the edge serves at the rule's address (read over TLS without
   verification, so an expired or self-signed one is still read), alerting when it expires in fewer than
@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # the API's package imports this module's router: no import o
 Usage = Callable[[Path], tuple[int, int]]  # (total bytes, free bytes) of the file system holding the folder
 SAMPLES_KEY = "disk_samples"
 SAMPLE_WINDOW = 86400.0
+MAX_SAMPLES = 300  # the newest kept: an admin's repeated checks cannot grow the stored list without end
 MIN_SPAN = 3600.0
 GB = 1_000_000_000
 TIMEOUT = 10.0
@@ -204,7 +205,8 @@ def disk(
         total, free = usage(folder)
     except OSError as exc:
         return [Finding("disk_filling", str(folder), "unknown", "", f"Free space not read: {exc}")]
-    samples = [(t, f) for t, f in _samples(meta) if now - SAMPLE_WINDOW <= t < now] + [(now, free)]
+    samples = [(t, f) for t, f in _samples(meta) if now - SAMPLE_WINDOW <= t < now][-(MAX_SAMPLES - 1) :]
+    samples.append((now, free))
     if record:
         with meta.transaction() as conn:
             conn.execute(

@@ -279,6 +279,21 @@ def test_the_time_to_full_is_projected_from_the_recent_samples(env: Env) -> None
     assert time_to_full([(0.0, 9), (60.0, 3)]) is None  # less than an hour of samples
 
 
+def test_the_disk_samples_kept_are_bounded(env: Env) -> None:
+    """Every recorded round keeps a sample (POST /api/alerts/check records one too): a client checking in a
+    loop keeps only the newest `MAX_SAMPLES`, and the projection still follows them."""
+    env.only(disk=True)
+    total = 100 * GB
+    free = iter(range(50 * GB, 0, -GB // 1000))
+    for i in range(health.MAX_SAMPLES + 50):
+        health.disk(
+            env.meta, env.settings.data_dir, rules.DiskRule(), T0 + i * 60, lambda _p: (total, next(free))
+        )
+    kept = health._samples(env.meta)
+    assert len(kept) == health.MAX_SAMPLES
+    assert kept[0][0] == T0 + 50 * 60 and kept[-1][0] == T0 + (health.MAX_SAMPLES + 49) * 60
+
+
 def test_the_certificate_the_edge_serves(env: Env, tmp_path: Path) -> None:
     """10 days left alerts with the default 14 (the message quotes the expiry and issuer), 7 does not; an
     expired one alerts; an edge that does not answer is unknown and ends nothing."""
