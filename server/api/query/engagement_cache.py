@@ -32,7 +32,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import weakref
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
@@ -352,14 +351,14 @@ class EngagementCache(BackgroundDays):
             )
 
 
-_CACHES: weakref.WeakKeyDictionary[ReportCache, EngagementCache] = weakref.WeakKeyDictionary()
-_CACHES_LOCK = threading.Lock()
+_MAKING = threading.Lock()
 
 
 def for_cache(cache: ReportCache) -> EngagementCache:
-    """The engagement cache of `cache`'s store (one per report cache, so per app)."""
-    with _CACHES_LOCK:
-        found = _CACHES.get(cache)
+    """The engagement cache of `cache`'s store (one per report cache, so per app), kept on the report cache:
+    it lives and goes with it (a weak map keyed by the report cache never let go: the value refers to its key)."""
+    with _MAKING:
+        found: EngagementCache | None = cache.engagement
         if found is None:
-            found = _CACHES[cache] = EngagementCache(cache)
+            found = cache.engagement = EngagementCache(cache)
         return found

@@ -110,6 +110,9 @@ class ReportCache(BackgroundDays):
         self.background_min_rows = background_min_rows  # 0: every build on the request
         self.init_background()  # _guard (guards the dicts below), the worker's queue
         self.listeners: list[Callable[[str], None]] = []  # told `changed(site)` (the engagement cache's)
+        self.engagement: Any = (
+            None  # the engagement cache beside this one, made by `engagement_cache.for_cache`
+        )
         self._known: dict[tuple[str, str], _Known] = {}
         self._retention: tuple[float, int] | None = None  # (re-read after, monotonic s; TTL days)
         self._purged: dict[str, date] = {}  # site ('' = all) -> days before this one deleted
