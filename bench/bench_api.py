@@ -59,6 +59,7 @@ DEFAULT_FILTERS: list[list[list[str]]] = [
     [["prop:plan", "is", "pro"]],
 ]
 
+# The flat generator (sessions 1-4): about one event per session, every dimension drawn per event.
 GENERATE = """
 INSERT INTO events (timestamp, received_at, site, event_id, event_name, visitor_id, session_id, url, host, path,
     title, ref_host, source, medium, channel, utm_source, utm_campaign, country, region, city, browser, os,
@@ -87,8 +88,65 @@ FROM (
 """
 
 
-def generate(store: ChdbStore, events: int, days: int, sites: int, chunk: int = 1_000_000) -> float:
+# Realistic sessions (the default): visitors come back in sessions of several events. A session's length
+# is geometric (mean SESSION_MEAN events: at least one pageview, then pageviews and a few custom events),
+# its events 10 s to 5 min apart; country, browser, os, device, source, UTM, language and screen are the
+# session's (drawn once per session, visitor-constant for the device), pages are drawn per event.
+SESSION_MEAN = 4.5
+GENERATE_SESSIONS = """
+INSERT INTO events (timestamp, received_at, site, event_id, event_name, visitor_id, session_id, url, host, path,
+    title, ref_host, source, medium, channel, utm_source, utm_campaign, country, region, city, browser, os,
+    device_type, screen, language, is_bot, engaged_ms, props)
+SELECT ts, ts, site, toString(generateUUIDv4()), name, toString(v), concat(toString(v), '-', toString(s)),
+    concat('https://', site, p), site, p, concat('Title ', p), ref, src, med, chan, if(h % 13 = 0, 'newsletter', ''),
+    if(h % 13 = 0, 'spring', ''), ctry, concat(ctry, '-', toString(vh % 7)), concat('City ', toString(vh % 50)),
+    ['Chrome', 'Firefox', 'Safari', 'Edge', 'Samsung Internet'][vh % 5 + 1],
+    ['Windows', 'macOS', 'Linux', 'Android', 'iOS'][bitShiftRight(vh, 3) % 5 + 1],
+    ['desktop', 'mobile', 'tablet'][bitShiftRight(vh, 5) % 3 + 1], ['1920x1080', '1366x768', '390x844'][bitShiftRight(vh, 7) % 3 + 1],
+    ['en-US', 'de-DE', 'fr-FR', 'es-ES'][bitShiftRight(vh, 9) % 4 + 1], if(vh % 50 = 0, 1, 0), bitShiftRight(e, 11) % 60000,
+    if(name = 'signup', map('plan', ['free', 'pro'][bitShiftRight(e, 13) % 2 + 1]), map())
+FROM (
+    SELECT s, h, v, vh, site, ref, src, med, chan, ctry, i, cityHash64(s, i) AS e,
+        ts0 + toIntervalMillisecond(arraySum(arraySlice(gaps, 1, i))) AS ts,
+        if(i = 0 OR e % 10 < 8, 'pageview', ['signup', 'download', 'outbound'][e % 3 + 1]) AS name,
+        concat('/', ['', 'pricing', 'blog', 'docs', 'about'][bitShiftRight(e, 2) % 5 + 1], '/', toString(bitShiftRight(e, 4) % 40)) AS p
+    FROM (
+        SELECT number AS s, cityHash64(number) AS h, h % {visitors:UInt64} AS v, cityHash64(v, 7) AS vh,
+            if(v % {sites:UInt64} = 0, 'bench.example', concat('site', toString(v % {sites:UInt64}), '.example')) AS site,
+            now64(3) - toIntervalMillisecond(cityHash64(number, 1) % ({days:UInt64} * 86400000)) AS ts0,
+            toUInt32(floor(log(1 - (cityHash64(number, 2) % 1000000) / 1000000) / log(1 - 1 / {mean:Float64}))) + 1 AS n,
+            arrayMap(k -> 10000 + cityHash64(number, 3, k) % 290000, range(n)) AS gaps,
+            ['', 'google.com', 'twitter.com', 'news.ycombinator.com', 'github.com'][bitShiftRight(h, 6) % 5 + 1] AS ref,
+            ['', 'Google', 'Twitter', 'Hacker News', 'GitHub'][bitShiftRight(h, 6) % 5 + 1] AS src,
+            ['', 'organic', 'social', 'referral', 'referral'][bitShiftRight(h, 6) % 5 + 1] AS med,
+            ['Direct', 'Organic Search', 'Organic Social', 'Referral', 'Referral'][bitShiftRight(h, 6) % 5 + 1] AS chan,
+            ['US', 'DE', 'FR', 'GB', 'IN', 'BR', 'JP'][bitShiftRight(vh, 8) % 7 + 1] AS ctry
+        FROM numbers({start:UInt64}, {count:UInt64}))
+    ARRAY JOIN range(n) AS i)
+"""
+
+
+def generate(
+    store: ChdbStore, events: int, days: int, sites: int, chunk: int = 1_000_000, *, flat: bool = False
+) -> float:
+    """About `events` events (exactly that many with `flat`, else sessions of SESSION_MEAN events on average)."""
     started = time.perf_counter()
+    if not flat:
+        sessions = max(int(events / SESSION_MEAN), 1)
+        step = max(int(chunk / SESSION_MEAN), 1)
+        for start in range(0, sessions, step):
+            store.command(
+                GENERATE_SESSIONS,
+                {
+                    "start": start,
+                    "count": min(step, sessions - start),
+                    "visitors": max(sessions // 4, 1),
+                    "sites": sites,
+                    "days": days,
+                    "mean": SESSION_MEAN,
+                },
+            )
+        return time.perf_counter() - started
     for start in range(0, events, chunk):
         store.command(
             GENERATE,
@@ -264,6 +322,11 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--sites", type=int, default=1, help="events spread over this many sites")
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument(
+        "--flat",
+        action="store_true",
+        help="the old generator: about one event per session, every dimension drawn per event",
+    )
     parser.add_argument("--optimize", action="store_true", help="OPTIMIZE TABLE events FINAL before timing")
     parser.add_argument(
         "--live",
@@ -311,7 +374,10 @@ def main() -> None:
         print(
             f"generating {args.events:,} events over {args.days} days in {args.sites} site(s)...", flush=True
         )
-        print(f"  generated in {generate(store, args.events, args.days, args.sites):.1f} s", flush=True)
+        print(
+            f"  generated in {generate(store, args.events, args.days, args.sites, flat=args.flat):.1f} s",
+            flush=True,
+        )
     else:
         print(
             f"reusing the events in {data_dir} (generated {store.scalar('SELECT max(received_at) FROM events')})"
