@@ -15,6 +15,9 @@ The contract:
   (on/off and thresholds per kind) are the stack's (`GET/PUT /api/alerts/rules`, admins); "backup failing"
   is judged by `pixel.app.stack.backup_alert` on each check of the backup panel (`backup_checked`), with the
   stack's backup rule (its defaults until the rules are read).
+- Loading (on `set_client` and Retry): a 403 on the channels or rules means "not an admin" (traffic only, said
+  plainly); the stack unreachable, a refused sign-in or any other error says so in plain words with a Retry
+  button, and the page keeps what it showed.
 - The digests' folder is the owner's choice (kept in QSettings); on `set_client` (each start and connection)
   the due digests are made into it (`digest.generate_due`), as of `clock()`.
 """
@@ -52,7 +55,7 @@ from PySide6.QtWidgets import (
 )
 
 from pixel.app.client import alerts as alerts_api
-from pixel.app.client.api import ApiClient
+from pixel.app.client.api import ApiClient, ApiRequestError, AuthError, Unreachable
 from pixel.app.desktop import digest
 from pixel.app.desktop.workers import Runner
 from pixel.app.stack import backup_alert
@@ -67,11 +70,31 @@ TITLES = {
     "backup_failing": "backup failing",
 }
 DEFAULT_RULES: dict[str, dict[str, Any]] = {  # as the stack's (server/alerts/rules.py) until they are read
-    "ingestion": {"enabled": True, "dead_letters_per_hour": 100},
+    "ingestion": {"enabled": True, "silence_factor": 10.0, "dead_letters_per_hour": 100},
     "disk": {"enabled": True, "min_free_percent": 10.0, "min_free_gb": 2.0},
     "certificate": {"enabled": True, "days": 14, "address": ""},
     "backup": {"enabled": True, "factor": 2.0},
 }
+
+
+NOT_ADMIN = (
+    "Signed in without admin rights: the traffic verdicts are shown, but the stack's health, alert rules and"
+    " channels are for admins."
+)
+
+
+def load_problem(exc: BaseException) -> str:
+    """A plain message for a failed load of the page, saying what to do before Retry."""
+    if isinstance(exc, Unreachable):
+        return (
+            f"The stack could not be reached ({exc}). Check that it is running and that this computer can reach"
+            " it, then press Retry."
+        )
+    if isinstance(exc, AuthError) and exc.status == 401:
+        return f"The stack refused the sign-in ({exc.detail}). Sign in again, then press Retry."
+    if isinstance(exc, ApiRequestError):
+        return f"The stack could not load the alerts: {exc.detail} ({exc.status}). Press Retry to try again."
+    return f"The alerts could not be loaded: {exc}. Press Retry to try again."
 
 
 def _spin(low: float, high: float, suffix: str, decimals: int = 0) -> QDoubleSpinBox:
@@ -116,6 +139,9 @@ class AlertsPage(QWidget):
         self.settings = QSettings("Pixel", "pixel-desktop")
         self.message = QLabel("")
         self.message.setWordWrap(True)
+        self.retry_button = QPushButton("Retry")
+        self.retry_button.clicked.connect(self.retry)
+        self.retry_button.hide()
 
         traffic = QGroupBox("Traffic against each site's usual week")
         self.traffic_table = _table(["Site", "Verdict", "Last hours", "Usually", "Message"])
@@ -129,6 +155,8 @@ class AlertsPage(QWidget):
         self.health_table = _table(["Alert", "About", "State", "Message"])
         self.health_table.setMaximumHeight(210)
         self.ingestion_on = QCheckBox("Ingestion stopped (sites gone silent, shipper degraded)")
+        self.silence_factor = _spin(2, 1000, " × a site's usual interval without events", 1)
+        self.silence_factor.setPrefix("silent ")
         self.dead_letters = _spin(1, 10_000_000, " dead letters an hour")
         self.dead_letters.setPrefix("or ")
         self.disk_on = QCheckBox("Disk filling (the data folder)")
@@ -145,7 +173,7 @@ class AlertsPage(QWidget):
         grid = QGridLayout()
         for line, widgets in enumerate(
             (
-                (self.ingestion_on, self.dead_letters),
+                (self.ingestion_on, self.silence_factor, self.dead_letters),
                 (self.disk_on, self.disk_percent, self.disk_gb),
                 (self.cert_on, self.cert_days, self.cert_address),
                 (self.backup_on, self.backup_factor),
@@ -231,7 +259,10 @@ class AlertsPage(QWidget):
         row.addWidget(self.digest_button)
 
         layout = QVBoxLayout(self)
-        layout.addWidget(self.message)
+        top = QHBoxLayout()
+        top.addWidget(self.message, 1)
+        top.addWidget(self.retry_button)
+        layout.addLayout(top)
         layout.addWidget(traffic)
         layout.addWidget(stack)
         layout.addWidget(chans)
@@ -259,16 +290,30 @@ class AlertsPage(QWidget):
             try:
                 chans: list[dict[str, Any]] | None = alerts_api.channels(client)
                 rules: dict[str, Any] | None = alerts_api.rules(client)
-            except Exception:  # not an admin: no channels or rules to manage
-                chans, rules = None, None
+            except AuthError as exc:
+                if exc.status != 403:
+                    raise
+                chans, rules = None, None  # not an admin: no channels or rules to manage
             return sites, chans, rules
 
-        self.runner.submit(load, on_done=self._loaded, on_error=self._error)
+        self.retry_button.hide()
+        self.message.setText("Loading the alerts…")
+        self.runner.submit(load, on_done=self._loaded, on_error=self._load_failed)
+
+    def retry(self) -> None:
+        """Load again with the same connection (after the stack came back, or the account was fixed)."""
+        if self.client is not None:
+            self.set_client(self.client)
+
+    def _load_failed(self, exc: BaseException) -> None:
+        self.message.setText(load_problem(exc))
+        self.retry_button.show()
 
     def _loaded(
         self, result: tuple[list[dict[str, Any]], list[dict[str, Any]] | None, dict[str, Any] | None]
     ) -> None:
         self.sites, chans, rules = result
+        self.message.setText("" if chans is not None else NOT_ADMIN)
         self._show_channels(chans or [])
         for w in (self.add_button, self.test_button, self.delete_button):
             w.setEnabled(chans is not None)
@@ -352,6 +397,7 @@ class AlertsPage(QWidget):
         self.rules = {k: {**DEFAULT_RULES[k], **dict(rules.get(k) or {})} for k in DEFAULT_RULES}
         r = self.rules
         self.ingestion_on.setChecked(bool(r["ingestion"]["enabled"]))
+        self.silence_factor.setValue(float(r["ingestion"]["silence_factor"]))
         self.dead_letters.setValue(float(r["ingestion"]["dead_letters_per_hour"]))
         self.disk_on.setChecked(bool(r["disk"]["enabled"]))
         self.disk_percent.setValue(float(r["disk"]["min_free_percent"]))
@@ -366,6 +412,7 @@ class AlertsPage(QWidget):
         return {
             "ingestion": {
                 "enabled": self.ingestion_on.isChecked(),
+                "silence_factor": self.silence_factor.value(),
                 "dead_letters_per_hour": int(self.dead_letters.value()),
             },
             "disk": {
