@@ -4,8 +4,10 @@ The contract:
 - `Rules` holds every kind with its defaults; `load(meta)` never fails on a kind not saved yet (its defaults),
   and `save(meta, rules, now)` writes every kind. Input is validated here (`extra` fields refused, thresholds
   in range, the certificate's address a host name with an optional port, no scheme, no path).
-- ingestion: on/off and the dead letters per hour that count as the shipper degraded (the silence of a site
-  is judged by the automatic annotations' observer, `server/annotations/watch.py`, not here).
+- ingestion: on/off, `silence_factor` (a site silent for more than that many times its usual interval between
+  events is stopped: 2 to 1000, default 10; the automatic annotations' observer, `server/annotations/watch.py`,
+  judges the silence with it at each check and its `ingestion_gap` annotation is the alert) and the dead
+  letters per hour that count as the shipper degraded.
 - disk: on/off, the free space below which the data folder is "filling" (a percentage and an absolute
   figure in GB: either one alerts).
 - certificate: on/off, the days before expiry that alert (14, as the stack page's warning), and the public
@@ -35,6 +37,9 @@ class Strict(BaseModel):
 
 class IngestionRule(Strict):
     enabled: bool = True
+    # a site is "stopped" when silent for more than this many times its usual interval between events (and
+    # at least the observer's minimum gap, an hour): the annotations' observer reads it at each check
+    silence_factor: float = Field(default=10.0, ge=2.0, le=1000.0)
     dead_letters_per_hour: int = Field(default=100, ge=1, le=10_000_000)
 
 

@@ -10,7 +10,8 @@ it twice:
 - `geoip`: the GeoIP database's type or build time differs from the one recorded (a first database after none
   is an update too; a database present at the first check is only recorded);
 - `tracker`: the ETags of the tracker builds the collector serves differ from the ones recorded;
-- `ingestion_gap`: a site whose last stored event is older than `gap_factor` times its usual interval between
+- `ingestion_gap`: a site whose last stored event is older than `gap_factor` (by default the "ingestion stopped"
+  alert rule's `silence_factor`, read at each check: `server/alerts/rules.py`) times its usual interval between
   events (measured over `lookback` seconds, at least `min_events` events) and older than `min_gap` seconds; one
   annotation per gap, keyed by the site and its last event; its end is set when events arrive again;
 - `shipper_degraded`: `/health` says degraded; one annotation per episode, its end set when it is ok again.
@@ -30,6 +31,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pixel.server.alerts.rules import load as load_rules
 from pixel.server.annotations.records import add_auto, clear_state, read_state, write_state
 from pixel.server.collector.script import DEFAULT_BUILD, EXTENDED_BUILD, etag
 from pixel.server.enrich.geo_refresh import database_info
@@ -94,7 +96,7 @@ class AutoAnnotator:
         status: Callable[[], tuple[str, list[str]]] | None = None,
         running: Callable[[], str] = release,
         trackers: Callable[[], dict[str, str | None]] | None = None,
-        gap_factor: float = 10.0,
+        gap_factor: float | None = None,
         min_gap: float = 3600.0,
         lookback: float = 7 * 86400.0,
         min_events: int = 20,
@@ -292,6 +294,9 @@ class AutoAnnotator:
         if self.store is None:
             return []
         written = []
+        factor = (
+            self.gap_factor if self.gap_factor is not None else load_rules(self.meta).ingestion.silence_factor
+        )
         for site in self.meta.sites():
             params = {"site": site["domain"], "since": _ch_time(now - self.lookback), "until": _ch_time(now)}
             row = self.store.query(
@@ -313,7 +318,7 @@ class AutoAnnotator:
                 continue
             usual = (last - float(row["first"])) / (count - 1)
             silent = now - last
-            if silent <= max(self.min_gap, self.gap_factor * usual):
+            if silent <= max(self.min_gap, factor * usual):
                 continue
             made = add_auto(
                 self.meta,

@@ -335,9 +335,17 @@ def test_health_rules_and_findings_for_admins(env: Env) -> None:
     assert saved["certificate"] == {"enabled": True, "days": 14, "address": ""}
     assert saved["backup"] == {"enabled": True, "factor": 2.0}
     assert saved["disk"]["enabled"] is False
+    assert saved["ingestion"]["silence_factor"] == 10.0
+    changed = {**saved, "ingestion": {**saved["ingestion"], "silence_factor": 4.5}}
+    put = env.client.put("/api/alerts/rules", headers=env.admin, json=changed)
+    assert put.status_code == 200 and put.json()["ingestion"]["silence_factor"] == 4.5
+    assert env.client.get("/api/alerts/rules", headers=env.admin).json()["ingestion"]["silence_factor"] == 4.5
+    assert env.client.put("/api/alerts/rules", headers=env.admin, json=saved).status_code == 200
     for bad in (
         {"certificate": {"address": "https://stats.example.com/"}},
         {"disk": {"min_free_gb": -1}},
+        {"ingestion": {"silence_factor": 1}},
+        {"ingestion": {"silence_factor": "often"}},
         {"x": {}},
     ):
         assert (

@@ -358,3 +358,29 @@ def test_the_stacks_public_address_is_the_certificates_address_unless_the_rule_n
         )
         assert (found.kind, found.target, found.state) == ("certificate_expiry", address, "alert")
         assert found.details["days_left"] == 3.0
+
+
+def test_the_silence_factor_is_the_rules(env: Env) -> None:
+    """The observer reads the ingestion rule's `silence_factor` at each check (time pinned): a site with an
+    event every 10 minutes, silent for 190 minutes, is not stopped at factor 20 (200 min) and is at factor 15
+    (150 min) saved afterwards; bad factors are refused."""
+    site = env.site("paced")
+    env.events(site["domain"], [T0 - 86400 + 600 * i for i in range(145)])  # every 10 min, the last at T0
+    watch = AutoAnnotator(env.settings, env.meta, env.store, trackers=lambda: {}, min_gap=HOUR)
+
+    def gaps() -> int:
+        return len(env.meta.all("SELECT id FROM annotations WHERE kind = 'ingestion_gap'"))
+
+    r = rules.Rules()
+    r.ingestion.silence_factor = 20.0  # 20 x 10 min = 200 min
+    rules.save(env.meta, r, 0.0)
+    watch.check_once(T0 + 190 * 60)
+    assert gaps() == 0  # 190 min silent: under 20 x 10 min
+    r.ingestion.silence_factor = 15.0  # 150 min: the next check uses it
+    rules.save(env.meta, r, 1.0)
+    watch.check_once(T0 + 190 * 60)
+    assert gaps() == 1
+    assert rules.load(env.meta).ingestion.silence_factor == 15.0
+    for bad in (1.5, 0, 1001, "often"):
+        with pytest.raises(ValueError):
+            rules.Rules.model_validate({"ingestion": {"silence_factor": bad}})
