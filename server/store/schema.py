@@ -319,6 +319,28 @@ PAGE_ENGAGEMENT_V9_DDL = PAGE_ENGAGEMENT_DDL.replace(
 )
 
 
+# -- migration 11: imported aggregates (see pixel.server.importer.aggregates) ----------------------------
+
+# One row per (site, import, local day, dimension, value) of an aggregate source (Plausible's CSV export):
+# dimension '' is the whole day; visit_duration is the day's summed seconds. `with_live` = 1: imported with
+# overlap "include" (added to the reports even on days with events). Undo deletes by import_id.
+IMPORTED_AGGREGATES_DDL = """CREATE TABLE IF NOT EXISTS imported_aggregates (
+    `site` LowCardinality(String),
+    `import_id` String,
+    `date` Date,
+    `dimension` LowCardinality(String),
+    `value` String,
+    `visitors` UInt64,
+    `pageviews` UInt64,
+    `visits` UInt64,
+    `bounces` UInt64,
+    `visit_duration` UInt64,
+    `with_live` UInt8
+)
+ENGINE = MergeTree
+ORDER BY (site, date, dimension, value, import_id)"""
+
+
 def migrations(retention_days: int = 0) -> tuple[Migration, ...]:
     ttl = f"TTL toDateTime(timestamp) + INTERVAL {int(retention_days)} DAY\n" if retention_days > 0 else ""
     return (
@@ -398,6 +420,7 @@ def migrations(retention_days: int = 0) -> tuple[Migration, ...]:
                 PAGE_ENGAGEMENT_BUILDS_DDL + _SMALL_GRANULES,
             ),
         ),
+        Migration(11, "imported aggregates (Plausible's CSV export)", (IMPORTED_AGGREGATES_DDL,)),
     )
 
 
