@@ -341,6 +341,27 @@ ENGINE = MergeTree
 ORDER BY (site, date, dimension, value, import_id)"""
 
 
+# -- migration 13: the outbound-link and download reports' per-day cache (see pixel.server.api.query.content_cache)
+
+# One row per (site, zone, local day, build), kind ('outbound' or 'download') and link URL: the day's clicks
+# (each event once) and its visitors as the state of the reports' sketch (uniqCombined(14), merges to the raw
+# count). The newest build of a day is the valid one while its `source_rows` equals event_counts.
+CONTENT_LINKS_DDL = """CREATE TABLE IF NOT EXISTS content_links (
+    `site` LowCardinality(String),
+    `tz` LowCardinality(String),
+    `day` Date,
+    `build` UInt64,
+    `kind` LowCardinality(String),
+    `url` String,
+    `clicks` UInt64,
+    `visitors` AggregateFunction(uniqCombined(14), String)
+)
+ENGINE = MergeTree
+ORDER BY (site, tz, day, kind, url)
+SETTINGS index_granularity = 256"""
+CONTENT_LINKS_BUILDS_DDL = DAY_BUILDS_DDL.replace("day_builds (", "content_links_builds (")
+
+
 def migrations(retention_days: int = 0) -> tuple[Migration, ...]:
     ttl = f"TTL toDateTime(timestamp) + INTERVAL {int(retention_days)} DAY\n" if retention_days > 0 else ""
     return (
@@ -421,6 +442,11 @@ def migrations(retention_days: int = 0) -> tuple[Migration, ...]:
             ),
         ),
         Migration(11, "imported aggregates (Plausible's CSV export)", (IMPORTED_AGGREGATES_DDL,)),
+        Migration(
+            13,
+            "outbound links and downloads: per-day cache",
+            (CONTENT_LINKS_DDL, CONTENT_LINKS_BUILDS_DDL + _SMALL_GRANULES),
+        ),
     )
 
 
