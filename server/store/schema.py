@@ -149,8 +149,8 @@ SETTINGS non_replicated_deduplication_window = 10000"""
 
 # Rows inserted per site and UTC hour, counted by a materialized view as they arrive. Only a change
 # detector: a cached day is valid while the count over its hours is what it was when the day was built
-# (late events, client-retry copies and every other insert change it; replayed batches dropped by their
-# insert token never reach the view, and leave the events unchanged too).
+# (late events, client-retry copies and every other insert change it; a batch replayed under its insert token is
+# dropped by `events` and, since migration 14, by this table too).
 EVENT_COUNTS_DDL = """CREATE TABLE IF NOT EXISTS event_counts (
     `site` LowCardinality(String),
     `hour` DateTime('UTC'),
@@ -446,6 +446,14 @@ def migrations(retention_days: int = 0) -> tuple[Migration, ...]:
             13,
             "outbound links and downloads: per-day cache",
             (CONTENT_LINKS_DDL, CONTENT_LINKS_BUILDS_DDL + _SMALL_GRANULES),
+        ),
+        Migration(
+            14,
+            "event_counts deduplicated like events (a replayed batch is not counted again)",
+            # The view's blocks carry tokens derived from the source insert's (ClickHouse does that for views
+            # of deduplicating tables), so only a replay of the same insert is dropped, never new rows whose
+            # counts happen to equal an earlier insert's.
+            ("ALTER TABLE event_counts MODIFY SETTING non_replicated_deduplication_window = 10000",),
         ),
     )
 
