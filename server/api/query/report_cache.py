@@ -46,6 +46,7 @@ from zoneinfo import ZoneInfo
 from pixel.server.api.query import cache_sql
 from pixel.server.api.query.background_days import BackgroundDays
 from pixel.server.api.query.cache_sql import EDGE_SECONDS, TOTAL, Days
+from pixel.server.api.query.imported import IMPORTED_INSERT
 from pixel.server.api.query.periods import ch_datetime, local_midnight
 from pixel.server.api.query.runner import QueryRunner
 from pixel.server.store import Store
@@ -372,6 +373,8 @@ class ReportCache(BackgroundDays):
             FROM ({cache_sql.edges_select()})""",
             params,
         )
+        # imported aggregates of the days without events (imported.py)
+        self.runner.command(IMPORTED_INSERT, params)
         # Recorded last: a build cut short leaves rows no reader selects.
         self.store.insert_rows(
             "day_builds",
