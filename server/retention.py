@@ -66,6 +66,11 @@ class SiteRetention:
             older = int(self.store.scalar(f"SELECT count() FROM events WHERE {where}", params) or 0)
             if older:
                 self.store.command(f"DELETE FROM events WHERE {where}", params)
+                # the sessions table's rows whose events are all older (a row holds one 15-minute slot)
+                self.store.command(
+                    "DELETE FROM session_rows WHERE site = {site:String} AND last_seen < {cutoff:DateTime64(3, 'UTC')}",
+                    params,
+                )
                 log.info("site retention: deleted %d events of %s older than %d days", older, site, days)
                 self.deleted += older
             done[site] = older

@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 
 from pixel.server.errors import PixelError
+from pixel.server.store import sessions
 from pixel.server.store.schema import migrations, retention_statement
 
 log = logging.getLogger(__name__)
@@ -191,4 +192,5 @@ class Store(ABC):
         )
         if retention_days > 0 or has_ttl:
             self.command(retention_statement(retention_days))
+            self.command(sessions.retention_statement(retention_days))  # the sessions table keeps as long
         return applied

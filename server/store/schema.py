@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pixel.server.store import sessions
+
 # What every reader should select FROM, so duplicates never show.
 EVENTS = "events FINAL"
 
@@ -442,6 +444,11 @@ def migrations(retention_days: int = 0) -> tuple[Migration, ...]:
             ),
         ),
         Migration(11, "imported aggregates (Plausible's CSV export)", (IMPORTED_AGGREGATES_DDL,)),
+        Migration(
+            12,
+            "sessions table kept at insert time (session_rows, its view, filled from the stored events)",
+            (sessions.ddl(retention_days), sessions.MV_DDL, sessions.BACKFILL),
+        ),
         Migration(
             13,
             "outbound links and downloads: per-day cache",

@@ -33,9 +33,10 @@ parameters (`filters.SqlParams`), dimension names come from allow-lists.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
-from pixel.server.api.query import cache_sql
+from pixel.server.api.query import cache_sql, session_dashboard
 from pixel.server.api.query.cache_sql import BREAKDOWN_TAG_PREFIX, Tag
 from pixel.server.api.query.filters import (
     PROP_PREFIX,
@@ -190,23 +191,45 @@ def dashboard_sql(
     dimensions: list[str],
     limit: int,
     final: bool = False,
+    sessions: bool = True,
 ) -> tuple[str, SqlParams]:
     """The one query (and its parameters) of the raw dashboard; `final`: read `events FINAL` (the way before
-    copies were dropped among the matching rows only; kept for bench_api's old-vs-new comparison)."""
+    copies were dropped among the matching rows only; kept for bench_api's old-vs-new comparison).
+    `sessions`: read the summary, series, session-level breakdowns and entry / exit pages from the sessions
+    table where `session_dashboard.usable` says it answers the same (False: the events only, as before)."""
     params = SqlParams()
-    where = _where(scope, params)
+    with_before = before is not None and (compare or previous_series)
+    periods = [scope, before] if with_before and before is not None else [scope]
+    from_sessions = sessions and not final and session_dashboard.usable(periods, interval)
+    if from_sessions:
+        events_branch, sessions_branch = session_dashboard.events_branch, session_dashboard.sessions_branch
+        where = session_dashboard.where(scope, params)
+    else:
+        events_branch = partial(_events_branch, final=final)
+        sessions_branch = partial(_sessions_branch, final=final)
+        where = _where(scope, params)
     branches = [
-        _events_branch(where, interval, Tag.SUMMARY, Tag.SERIES, final),
-        _sessions_branch(where, interval, Tag.SUMMARY, Tag.SERIES, final),
+        events_branch(where, interval, Tag.SUMMARY, Tag.SERIES),
+        sessions_branch(where, interval, Tag.SUMMARY, Tag.SERIES),
     ]
-    if before is not None and (compare or previous_series):
-        where_before = _where(before, params)
+    if with_before and before is not None:
+        where_before = session_dashboard.where(before, params) if from_sessions else _where(before, params)
         total = Tag.PREVIOUS_SUMMARY if compare else None
         series = Tag.PREVIOUS_SERIES if previous_series else None
-        branches.append(_events_branch(where_before, interval, total, series, final))
-        branches.append(_sessions_branch(where_before, interval, total, series, final))
+        branches.append(events_branch(where_before, interval, total, series))
+        branches.append(sessions_branch(where_before, interval, total, series))
     event_level = [d for d in dimensions if d not in SESSION_DIMENSIONS]
     session_level = [d for d in dimensions if d in SESSION_DIMENSIONS]
+    if from_sessions:
+        kept = [d for d in event_level if d in session_dashboard.SESSION_FILTERS]
+        if kept:
+            branches.append(session_dashboard.breakdowns(where, kept, limit, _ranked))
+        if session_level:
+            branches.append(session_dashboard.entry_exit(where, session_level, limit, _ranked))
+        event_level = [d for d in event_level if d not in session_dashboard.SESSION_FILTERS]
+        session_level = []
+        if event_level:
+            where = _where(scope, params)
     if event_level:
         branches.append(_event_breakdowns(where, params, event_level, limit, final))
     if session_level:

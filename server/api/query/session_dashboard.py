@@ -1,0 +1,127 @@
+"""The filtered dashboard's parts read from the sessions table (`session_rows`, server/store/sessions.py)
+instead of the events, where that gives the same numbers as `raw_dashboard`'s reads of the events:
+
+- every filter is on a dimension the table keeps per row (country, source, channel, referrer, medium,
+  browser, os, device, UTM: `SESSION_FILTERS`), so a row's events all match a filter or none do;
+- both ends of every period fall on a 15-minute UTC slot (every zone's midnight and hour do), so a period
+  is a set of whole slots;
+- the interval is not `minute` (a slot holds 15 of them).
+
+Then the summary and series (visitors, pageviews, events per bucket of the events; sessions, bounces,
+durations per bucket of the session's first matching event), the breakdowns by those dimensions and the
+entry / exit pages are the same aggregates over the same events as the raw path's, read from a table a few
+times smaller (one row per session and slot). The rows are merged per (slot, session) first (the table
+merges its rows lazily): event and pageview counts are `uniqExact` states of the events' hashes, so a
+client-retry copy, in the same row as its original, counts once. Breakdowns by event-level dimensions
+(page, event, properties, ...) still read the events (`raw_dashboard`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pixel.server.api.query import cache_sql
+from pixel.server.api.query.cache_sql import Tag
+from pixel.server.api.query.filters import DIMENSIONS, SqlParams, filter_sql
+from pixel.server.api.query.periods import Range, bucket_sql
+from pixel.server.api.query.scope import Scope
+from pixel.server.store.sessions import COLUMNS
+
+_ZERO = "toUInt64(0)"
+# API dimension names whose column the sessions table keeps.
+SESSION_FILTERS = frozenset(name for name, column in DIMENSIONS.items() if column in COLUMNS)
+_SLOT_SECONDS = 900
+
+
+def _whole_slots(rng: Range) -> bool:
+    return all(
+        moment.timestamp() % _SLOT_SECONDS == 0 and moment.microsecond == 0 for moment in (rng.start, rng.end)
+    )
+
+
+def usable(scopes: list[Scope], interval: str) -> bool:
+    """Whether the sessions table answers these periods' summary, series and session breakdowns exactly."""
+    return interval != "minute" and all(
+        _whole_slots(s.range) and all(f.dimension in SESSION_FILTERS for f in s.filters) for s in scopes
+    )
+
+
+def where(scope: Scope, params: SqlParams) -> str:
+    """The scope's rows of session_rows: site, whole slots of its range, bots, filters."""
+    start = params.add(scope.range.params["start"], "DateTime64(3)")
+    end = params.add(scope.range.params["end"], "DateTime64(3)")
+    parts = ["site = {site:String}", f"slot >= {start}", f"slot < {end}"]
+    if not scope.include_bots:
+        parts.append("is_bot = 0")
+    parts.extend(filter_sql(f, params) for f in scope.filters)
+    return " AND ".join(parts)
+
+
+def _per_slot(where_sql: str, extra: str = "") -> str:
+    """session_rows merged per (slot, session, visitor[, extra columns]): pv, ev counts of distinct events."""
+    keys = f"slot, sid, visitor_id{extra}"
+    return f"""(SELECT {keys}, uniqExactMerge(pageviews) AS pv, uniqExactMerge(events) AS ev,
+            min(first_seen) AS first_seen, max(last_seen) AS last_seen
+        FROM session_rows WHERE {where_sql} GROUP BY {keys})"""
+
+
+def _grouped(total: Tag | None, series: Tag | None, bucket: str) -> tuple[str, str, str]:
+    if total and series:
+        return (
+            f"if(grouping(bucket) = 1, '{total.value}', '{series.value}')",
+            bucket,
+            "GROUPING SETS ((bucket), ())",
+        )
+    part = total or series
+    assert part is not None
+    return f"'{part.value}'", (bucket if series else "''"), "bucket"
+
+
+def events_branch(where_sql: str, interval: str, total: Tag | None, series: Tag | None) -> str:
+    tag, bucket, group = _grouped(total, series, bucket_sql(interval, "slot"))
+    return f"""SELECT {tag} AS tag, {bucket} AS bucket, toUInt64({cache_sql.UNIQ_TOTAL}(visitor_id)) AS visitors,
+            toUInt64(sum(pv)) AS pageviews, toUInt64(sum(ev)) AS events,
+            {_ZERO} AS sessions, {_ZERO} AS session_pageviews, {_ZERO} AS bounces, {_ZERO} AS duration_ms,
+            toUInt64(sum(ev)) AS total_rows, {_ZERO} AS session_rows, {_ZERO} AS first_rank
+        FROM {_per_slot(where_sql)} GROUP BY {group}"""
+
+
+def sessions_branch(where_sql: str, interval: str, total: Tag | None, series: Tag | None) -> str:
+    tag, bucket, group = _grouped(
+        total.edges if total else None, series.edges if series else None, bucket_sql(interval, "first")
+    )
+    return f"""SELECT {tag} AS tag, {bucket} AS bucket, {_ZERO} AS visitors, {_ZERO} AS pageviews,
+            {_ZERO} AS events, toUInt64(count()) AS sessions, toUInt64(sum(spv)) AS session_pageviews,
+            toUInt64(countIf(spv <= 1)) AS bounces, toUInt64(sum(dur)) AS duration_ms, {_ZERO} AS total_rows,
+            toUInt64(count()) AS session_rows, {_ZERO} AS first_rank
+        FROM (SELECT sid, uniqExactMerge(pageviews) AS spv, min(first_seen) AS first,
+                  dateDiff('millisecond', first, max(last_seen)) AS dur
+              FROM session_rows WHERE {where_sql} GROUP BY sid)
+        GROUP BY {group}"""
+
+
+def breakdowns(where_sql: str, dimensions: list[str], limit: int, ranked: Callable[[str, int], str]) -> str:
+    """Breakdowns by dimensions the table keeps (names in SESSION_FILTERS), as raw_dashboard's event branch:
+    per value the visitors' sketch, pageviews and events of the matching events."""
+    columns = [DIMENSIONS[d] for d in dimensions]
+    extra = "".join(f", {c}" for c in dict.fromkeys(columns))
+    names = ", ".join(f"'{d}'" for d in dimensions)  # validated names, never user text
+    values = ", ".join(f"CAST({c} AS String)" for c in columns)
+    per_value = f"""SELECT dimension, value, {cache_sql.UNIQ_VALUE_STATE}(visitor_id) AS st,
+            sum(pv) AS pageviews, sum(ev) AS events, toUInt64(0) AS sessions
+        FROM {_per_slot(where_sql, extra)} ARRAY JOIN [{names}] AS dimension, [{values}] AS value
+        GROUP BY dimension, value"""
+    return ranked(per_value, limit)
+
+
+def entry_exit(where_sql: str, dimensions: list[str], limit: int, ranked: Callable[[str, int], str]) -> str:
+    """entry_page / exit_page: each session's first / last matching pageview (sessions with one)."""
+    kinds = ", ".join(f"'{d}'" for d in dimensions)
+    columns = ", ".join("entry" if d == "entry_page" else "exit" for d in dimensions)
+    per_value = f"""SELECT dimension, value, {cache_sql.UNIQ_VALUE_STATE}(visitor_id) AS st,
+            toUInt64(0) AS pageviews, toUInt64(0) AS events, count() AS sessions
+        FROM (SELECT sid, any(visitor_id) AS visitor_id, argMinMerge(entry) AS entry, argMaxMerge(exit) AS exit
+              FROM session_rows WHERE {where_sql} GROUP BY sid HAVING uniqExactMerge(pageviews) > 0)
+        ARRAY JOIN [{kinds}] AS dimension, [{columns}] AS value
+        GROUP BY dimension, value"""
+    return ranked(per_value, limit)

@@ -1,0 +1,90 @@
+"""The sessions table (`session_rows`): per site, 15-minute slot, session and session-level dimensions, what
+the filtered dashboard needs of a session, kept at insert time by a materialized view on `events`.
+
+One row per (site, `slot` = the event's UTC 15-minute slot, `sid` = cityHash64(session_id), visitor and the
+values of the dimensions in `COLUMNS`) once merged: a session whose dimensions stay the same (country,
+device, source, UTM of its visit) has one row per slot it touched, a few times fewer rows than events.
+Every zone's midnight and hour start on a 15-minute slot, so a range of whole local days (or hours) is a
+set of whole slots, and a slot's events share their local day and hour.
+
+Copy-proof by construction (the pipeline is at-least-once; `events` collapses client-retry copies only on
+merge): a copy of an event carries the same values, so it lands in the same row, and every state is one a
+copy does not change: `min`/`max` of timestamps, `argMin`/`argMax` of the pageviews' (timestamp, path),
+`uniqExact` of the 64-bit hash of (day, `event_id`) (the key `raw_dashboard` groups copies by) for the
+event and pageview counts. Readers must GROUP BY (the table merges rows lazily) and merge the states.
+Stated exception: a copy whose timestamp differs from its original's (the tracker sends one timestamp per
+event, so it does not) would be counted in both slots.
+
+Migration 10 makes it, its view, and fills it from the events already stored (events inserted while the
+backfill runs are counted by the view and by the backfill: a copy-proof state counts them once).
+"""
+
+from __future__ import annotations
+
+# Session-table dimension -> column type, the same names as the events' columns (filters.DIMENSIONS maps
+# the API's names onto them: `device` -> device_type, `referrer` -> ref_host).
+COLUMNS: dict[str, str] = {
+    "is_bot": "UInt8",
+    "ref_host": "LowCardinality(String)",
+    "source": "LowCardinality(String)",
+    "medium": "LowCardinality(String)",
+    "channel": "LowCardinality(String)",
+    "utm_source": "String",
+    "utm_medium": "String",
+    "utm_campaign": "String",
+    "utm_term": "String",
+    "utm_content": "String",
+    "country": "LowCardinality(String)",
+    "browser": "LowCardinality(String)",
+    "os": "LowCardinality(String)",
+    "device_type": "LowCardinality(String)",
+}
+
+SLOT_SQL = "toStartOfFifteenMinutes(timestamp)"
+_TS = "DateTime64(3, 'UTC')"
+_KEY = ("site", "slot", "sid", "visitor_id", *COLUMNS)
+
+
+def ddl(ttl_days: int = 0) -> str:
+    dims = ",\n    ".join(f"`{name}` {kind}" for name, kind in COLUMNS.items())
+    ttl = f"TTL slot + INTERVAL {int(ttl_days)} DAY\n" if ttl_days > 0 else ""
+    return f"""CREATE TABLE IF NOT EXISTS session_rows (
+    `site` LowCardinality(String),
+    `slot` DateTime('UTC'),
+    `sid` UInt64,
+    `visitor_id` String,
+    {dims},
+    `first_seen` SimpleAggregateFunction(min, {_TS}),
+    `last_seen` SimpleAggregateFunction(max, {_TS}),
+    `entry` AggregateFunction(argMin, String, Tuple({_TS}, String)),
+    `exit` AggregateFunction(argMax, String, Tuple({_TS}, String)),
+    `pageviews` AggregateFunction(uniqExact, UInt64),
+    `events` AggregateFunction(uniqExact, UInt64)
+)
+ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(slot)
+ORDER BY ({", ".join(_KEY)})
+{ttl}SETTINGS index_granularity = 8192"""
+
+
+# The SELECT over `events` rows that makes session_rows' rows (the view's and the backfill's).
+SELECT = f"""SELECT site, {SLOT_SQL} AS slot, cityHash64(session_id) AS sid, visitor_id, {", ".join(COLUMNS)},
+    min(timestamp) AS first_seen, max(timestamp) AS last_seen,
+    argMinStateIf(path, (timestamp, path), event_name = 'pageview') AS entry,
+    argMaxStateIf(path, (timestamp, path), event_name = 'pageview') AS exit,
+    uniqExactStateIf(cityHash64(toDate(timestamp), event_id), event_name = 'pageview') AS pageviews,
+    uniqExactState(cityHash64(toDate(timestamp), event_id)) AS events
+FROM events
+GROUP BY {", ".join(_KEY)}"""
+
+MV_DDL = f"CREATE MATERIALIZED VIEW IF NOT EXISTS session_rows_mv TO session_rows AS {SELECT}"
+
+# Fills the table from the events stored before the view existed.
+BACKFILL = f"INSERT INTO session_rows {SELECT}"
+
+
+def retention_statement(retention_days: int) -> str:
+    """ALTER that gives session_rows the events' retention (schema.retention_statement's twin)."""
+    if retention_days > 0:
+        return f"ALTER TABLE session_rows MODIFY TTL slot + INTERVAL {int(retention_days)} DAY"
+    return "ALTER TABLE session_rows REMOVE TTL"
