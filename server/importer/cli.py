@@ -1,5 +1,6 @@
 """`pixel import SOURCE FILE --site S [--preview] [--overlap skip|include]` and `pixel import SOURCE --undo ID`
-(SOURCE: accesslog, ga4, umami, goatcounter, matomo; `sources.py`): the import core (`run.py`) with a progress bar on stderr and a summary on stdout.
+(SOURCE: accesslog, ga4, umami, goatcounter, matomo; `sources.py`; and plausible, an aggregate source:
+`aggregate_cli.py`; an undo of an aggregate import's id under any SOURCE goes to `aggregates.undo`): the import core (`run.py`) with a progress bar on stderr and a summary on stdout.
 
 Exit status: 0 done; 1 an import that stopped on an error (a truncated gzip: what was whole is imported,
 the id is printed so it can be undone; an unknown id; a file of the wrong kind); 2 bad arguments. With the
@@ -43,16 +44,22 @@ class Bar:
 
 
 def add_cli(sub: Any) -> None:
+    from pixel.server.importer.aggregate_cli import cmd_import_aggregate
+    from pixel.server.importer.aggregates import AGGREGATE_SOURCES
     from pixel.server.importer.sources import SOURCES
 
     imp = sub.add_parser(
         "import",
-        help="import history: access logs, GA4 BigQuery export, Umami and GoatCounter CSV, Matomo raw data",
+        help="import history: access logs, GA4 BigQuery export, Umami and GoatCounter CSV, Matomo raw data, "
+        "Plausible's CSV export",
     )
     kinds = imp.add_subparsers(dest="import_source", required=True)
-    for source in SOURCES.values():
+    for source in [*SOURCES.values(), *AGGREGATE_SOURCES.values()]:
+        aggregate = source.name in AGGREGATE_SOURCES
         log = kinds.add_parser(source.name, help=source.what)
-        log.add_argument("file", nargs="?", type=Path, help="the file (plain or gzip)")
+        log.add_argument(
+            "file", nargs="?", type=Path, help="the file (a ZIP)" if aggregate else "the file (plain or gzip)"
+        )
         log.add_argument("--site", help="the site the events belong to (e.g. example.com)")
         log.add_argument("--preview", action="store_true", help="show what would be imported; write nothing")
         log.add_argument(
@@ -66,7 +73,7 @@ def add_cli(sub: Any) -> None:
         log.add_argument(
             "--batch-lines", type=int, default=0, help=argparse.SUPPRESS
         )  # tests: smaller batches
-        log.set_defaults(func=cmd_import)
+        log.set_defaults(func=cmd_import_aggregate if aggregate else cmd_import)
 
 
 def _fmt_ms(ms: int) -> str:
@@ -121,7 +128,10 @@ def cmd_import(args: argparse.Namespace) -> int:
         return 1
     try:
         if args.undo:
-            deleted = run.undo(settings, store, args.undo)
+            from pixel.server.importer import aggregates
+
+            undo = aggregates.undo if aggregates.is_aggregate(settings, args.undo) else run.undo
+            deleted = undo(settings, store, args.undo)
             print(f"import {args.undo} undone: {deleted:,} rows deleted")
             return 0
         if args.preview:

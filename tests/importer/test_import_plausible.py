@@ -5,6 +5,9 @@ and bad files with a clear message."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -14,6 +17,7 @@ from pixel.server.importer import aggregates, records
 from pixel.server.importer.lines import ImportFileError, WrongKind
 from pixel.server.settings import Settings
 from pixel.server.store import Store
+from pixel.server.store.chdb_engine import ChdbStore
 from tests.importer.reports import reports
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -190,3 +194,46 @@ def test_plausible_bad_files(
     with pytest.raises(error, match=why):
         aggregates.import_file(settings, store, path, SITE)
     assert store.scalar("SELECT count() FROM imported_aggregates") == 0
+
+
+def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [
+        sys.executable,
+        "-m",
+        "pixel.server.cli",
+        "import",
+        *args,
+        "--data-dir",
+        str(tmp_path / "data"),
+    ]
+    env = {**os.environ, "PIXEL_GEOIP_DB": str(tmp_path / "none.mmdb")}
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_plausible_cli_preview_import_undo(tmp_path: Path) -> None:
+    path = export_zip(tmp_path)
+    shown = _cli(tmp_path, "plausible", str(path), "--site", SITE, "--preview")
+    assert shown.returncode == 0, shown.stderr
+    assert "dates: 2024-01-01 .. 2024-01-03 (3 days)" in shown.stdout
+    assert "visitors: 35 (summed over the days" in shown.stdout
+    assert "imported_sources_20240101_20240103.csv:8: pageviews is 'x', not a whole number" in shown.stdout
+    done = _cli(tmp_path, "plausible", str(path), "--site", SITE)
+    assert done.returncode == 0, done.stderr
+    import_id = done.stdout.split("undo with: pixel import plausible --undo ")[1].strip()
+    store = ChdbStore(tmp_path / "data" / "store")
+    try:
+        rows = store.scalar(
+            "SELECT count() FROM imported_aggregates WHERE import_id = {i:String}", {"i": import_id}
+        )
+    finally:
+        store.close()
+    assert rows > 0 and f"import {import_id} (done):" in done.stdout
+    # an aggregate import's id undone under another source's command goes to the aggregate undo
+    undone = _cli(tmp_path, "accesslog", "--undo", import_id)
+    assert undone.returncode == 0, undone.stderr
+    assert f"import {import_id} undone: {rows:,} rows deleted" in undone.stdout
+    bad = tmp_path / "not.zip"
+    bad.write_text("date,visitors\n")
+    refused = _cli(tmp_path, "plausible", str(bad), "--site", SITE)
+    assert refused.returncode == 1
+    assert "not.zip is not a ZIP file" in refused.stderr
