@@ -141,9 +141,12 @@ class EngagementCache(BackgroundDays):
     """The engagement cache beside one report cache (its runner, clock and settings)."""
 
     worker_name = "engagement-cache"
+    data_tables: tuple[str, ...] = TABLES[:2]  # a subclass caching other figures names its own tables
+    builds_table = TABLES[2]
 
     def __init__(self, cache: ReportCache) -> None:
         self.cache = cache
+        self.content: Any = None  # the content reports' cache beside this one (`content_cache.for_cache`)
         self.init_background()  # _guard (guards the dicts below), the worker's queue
         cache.listeners.append(self.changed)
         self._known: dict[tuple[str, str], _Known] = {}
@@ -204,8 +207,9 @@ class EngagementCache(BackgroundDays):
         return {
             str(day): (int(build), int(rows))
             for day, build, rows in self.cache.runner.query(
-                """SELECT day, max(build), argMax(source_rows, build) FROM page_engagement_builds
-                    WHERE site = {site:String} AND tz = {tz:String} AND day >= {first:Date} AND day <= {last:Date}
+                f"""SELECT day, max(build), argMax(source_rows, build) FROM {self.builds_table}
+                    WHERE site = {{site:String}} AND tz = {{tz:String}} AND day >= {{first:Date}}
+                        AND day <= {{last:Date}}
                     GROUP BY day""",
                 params,
             ).rows
@@ -289,6 +293,26 @@ class EngagementCache(BackgroundDays):
             "elo": ch_datetime(lo - edge),
             "ehi": ch_datetime(hi + edge),
         }
+        self._insert_rows(params)
+        # Recorded last: a build cut short leaves rows no reader selects.
+        self.cache.runner.store.insert_rows(
+            self.builds_table,
+            [
+                {
+                    "site": scope.site,
+                    "tz": scope.range.tz,
+                    "day": d,
+                    "build": build,
+                    "source_rows": counts.get(d, 0),
+                }
+                for d in dirty
+            ],
+        )
+        return build
+
+    def _insert_rows(self, params: dict[str, Any]) -> None:
+        """Write the rows of build `build` for the days `days` (the events from `elo` to `ehi`, the days
+        widened by `EDGE_SECONDS`; `site`, `tz` as parameters)."""
         head = "{site:String}, {tz:String}, d, {build:UInt64}"
         runner = self.cache.runner
         runner.command(
@@ -303,21 +327,6 @@ class EngagementCache(BackgroundDays):
             FROM ({_edges_select()})""",
             params,
         )
-        # Recorded last: a build cut short leaves rows no reader selects.
-        runner.store.insert_rows(
-            "page_engagement_builds",
-            [
-                {
-                    "site": scope.site,
-                    "tz": scope.range.tz,
-                    "day": d,
-                    "build": build,
-                    "source_rows": counts.get(d, 0),
-                }
-                for d in dirty
-            ],
-        )
-        return build
 
     def _drop_older(self, scope: Scope, days: list[str], keep_from: int) -> None:
         """Delete the rebuilt days' rows of builds before the previous one (which a report may still read)."""
@@ -327,7 +336,7 @@ class EngagementCache(BackgroundDays):
             "days": [date.fromisoformat(d) for d in days],
             "keep": keep_from,
         }
-        for table in TABLES[:2]:
+        for table in self.data_tables:
             self.cache.runner.command(
                 f"""DELETE FROM {table} WHERE site = {{site:String}} AND tz = {{tz:String}}
                 AND has({{days:Array(Date)}}, day) AND build < {{keep:UInt64}}""",
@@ -344,7 +353,7 @@ class EngagementCache(BackgroundDays):
             if self._purged.get(site) == below:
                 return
             self._purged[site] = below
-        for table in TABLES:
+        for table in (*self.data_tables, self.builds_table):
             self.cache.runner.command(
                 f"DELETE FROM {table} WHERE site = {{site:String}} AND day < {{below:Date}}",
                 {"site": site, "below": below},

@@ -1,0 +1,89 @@
+"""The outbound-link and download reports' per-day cache: per (site, zone, local day, kind, link URL) the
+clicks and visitors of `content.outbound` / `content.downloads`, built from the raw events and valid while
+the day's inserted-row count is unchanged.
+
+It is the engagement cache's machinery (`engagement_cache.EngagementCache`: builds recorded with the
+day's `event_counts`, a changed day rebuilt before it is read, rate-limited by the report cache's
+`rebuild_min_seconds` unless `ReportCache.changed` was told; a long first build in the worker thread while
+the report reads the raw events; days past the retention empty and purged) over its own tables (schema
+migration 13): `content_links` holds, per day, kind (`outbound` or `download`) and URL, the clicks (each
+event once: copies of an event, one `event_id` on one day, collapse as on the raw path) and the visitors
+as a `uniqCombined(14)` state, whose merge over the days of a range is the raw path's sketch of the same
+visitors (`cache_sql.UNIQ_TOTAL`): the cached answer equals the raw one exactly (tests compare both).
+A click is one event, so no day depends on another (no session edges as in the engagement cache).
+
+Used when the report has no filters, leaves bots out and covers whole days in the site's zone (today
+included); everything else reads the raw events. Nothing here puts user text in SQL: dates, build ids and
+kinds made here; the site and zone as parameters.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+from pixel.server.api.query import cache_sql, engagement_cache
+from pixel.server.api.query.cache_sql import Days
+from pixel.server.api.query.engagement_cache import EngagementCache
+
+if TYPE_CHECKING:
+    from pixel.server.api.query.report_cache import ReportCache
+
+KINDS = ("outbound", "download")  # the event names cached, each its own rows (`kind`)
+TABLES = ("content_links", "content_links_builds")
+
+# The day's link events, each once (grouped by the events table's key, as `content._one_per_event` does),
+# per local day, kind and URL.
+_ROWS = f"""SELECT d, kind, url, count() AS clicks, uniqCombinedState(14)(v) AS visitors
+    FROM (
+        SELECT toDate(any(timestamp), {{tz:String}}) AS d, event_name AS kind, any(props['url']) AS url,
+            any(visitor_id) AS v
+        FROM events
+        WHERE site = {{site:String}} AND timestamp >= {{elo:DateTime64(3)}} AND timestamp < {{ehi:DateTime64(3)}}
+            AND is_bot = 0 AND event_name IN {KINDS!r}
+        GROUP BY toDate(timestamp), event_id, event_name)
+    WHERE has({{days:Array(Date)}}, d)
+    GROUP BY d, kind, url"""
+assert cache_sql.UNIQ_TOTAL == "uniqCombined(14)", "content_links.visitors holds the raw path's sketch state"
+
+
+def links_sql(days: Days, kind: str, url: str, clicks: str) -> str:
+    """One row per URL of `kind` over the range of `days` (with builds), named as the report names them:
+    `url` (the link column's name), `clicks` (the count's name) and `visitors`."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}")
+    span = f"day >= toDate('{days.first.isoformat()}') AND day <= toDate('{days.last.isoformat()}')"
+    return f"""SELECT url AS {url}, sum(clicks) AS {clicks}, uniqCombinedMerge(14)(visitors) AS visitors
+        FROM content_links
+        WHERE site = {{site:String}} AND tz = {{tz:String}} AND {span} AND {days.build_filter()} AND kind = '{kind}'
+        GROUP BY url"""
+
+
+class ContentCache(EngagementCache):
+    """The link reports' cache beside one report cache (its runner, clock and settings)."""
+
+    worker_name = "content-cache"
+    data_tables = TABLES[:1]
+    builds_table = TABLES[1]
+
+    def _insert_rows(self, params: dict[str, Any]) -> None:
+        self.cache.runner.command(
+            f"""INSERT INTO content_links (site, tz, day, build, kind, url, clicks, visitors)
+            SELECT {{site:String}}, {{tz:String}}, d, {{build:UInt64}}, kind, url, clicks, visitors
+            FROM ({_ROWS})""",
+            params,
+        )
+
+
+_MAKING = threading.Lock()
+
+
+def for_cache(cache: ReportCache) -> ContentCache:
+    """The content cache of `cache`'s store (one per report cache, so per app), kept on its engagement
+    cache (`engagement_cache.for_cache`), so it lives and goes with the report cache."""
+    beside = engagement_cache.for_cache(cache)
+    with _MAKING:
+        found: ContentCache | None = beside.content
+        if found is None:
+            found = beside.content = ContentCache(cache)
+        return found
