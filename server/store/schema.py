@@ -364,6 +364,51 @@ SETTINGS index_granularity = 256"""
 CONTENT_LINKS_BUILDS_DDL = DAY_BUILDS_DDL.replace("day_builds (", "content_links_builds (")
 
 
+# -- migration 15: the performance reports' per-day cache (see pixel.server.api.query.performance_cache) -----
+
+# One row per (site, zone, local day, build), page and device type: the day's web_vitals events (each once),
+# and per metric the events that measured it, the p75 as an exact quantile state (merges to the raw
+# quantileExact) and the good / needs-improvement / poor counts. Valid as the other per-day caches are.
+PAGE_VITALS_DDL = """CREATE TABLE IF NOT EXISTS page_vitals (
+    `site` LowCardinality(String),
+    `tz` LowCardinality(String),
+    `day` Date,
+    `build` UInt64,
+    `path` String,
+    `device_type` LowCardinality(String),
+    `samples` UInt64,
+    `ttfb_n` UInt64,
+    `ttfb_q` AggregateFunction(quantileExactIf(0.75), Float64, UInt8),
+    `ttfb_good` UInt64,
+    `ttfb_ni` UInt64,
+    `ttfb_poor` UInt64,
+    `fcp_n` UInt64,
+    `fcp_q` AggregateFunction(quantileExactIf(0.75), Float64, UInt8),
+    `fcp_good` UInt64,
+    `fcp_ni` UInt64,
+    `fcp_poor` UInt64,
+    `lcp_n` UInt64,
+    `lcp_q` AggregateFunction(quantileExactIf(0.75), Float64, UInt8),
+    `lcp_good` UInt64,
+    `lcp_ni` UInt64,
+    `lcp_poor` UInt64,
+    `cls_n` UInt64,
+    `cls_q` AggregateFunction(quantileExactIf(0.75), Float64, UInt8),
+    `cls_good` UInt64,
+    `cls_ni` UInt64,
+    `cls_poor` UInt64,
+    `inp_n` UInt64,
+    `inp_q` AggregateFunction(quantileExactIf(0.75), Float64, UInt8),
+    `inp_good` UInt64,
+    `inp_ni` UInt64,
+    `inp_poor` UInt64
+)
+ENGINE = MergeTree
+ORDER BY (site, tz, day, path, device_type)
+SETTINGS index_granularity = 256"""
+PAGE_VITALS_BUILDS_DDL = DAY_BUILDS_DDL.replace("day_builds (", "page_vitals_builds (")
+
+
 def migrations(retention_days: int = 0) -> tuple[Migration, ...]:
     ttl = f"TTL toDateTime(timestamp) + INTERVAL {int(retention_days)} DAY\n" if retention_days > 0 else ""
     return (
@@ -461,6 +506,11 @@ def migrations(retention_days: int = 0) -> tuple[Migration, ...]:
             # of deduplicating tables), so only a replay of the same insert is dropped, never new rows whose
             # counts happen to equal an earlier insert's.
             ("ALTER TABLE event_counts MODIFY SETTING non_replicated_deduplication_window = 10000",),
+        ),
+        Migration(
+            15,
+            "performance reports: per-day cache",
+            (PAGE_VITALS_DDL, PAGE_VITALS_BUILDS_DDL + _SMALL_GRANULES),
         ),
     )
 
