@@ -19,6 +19,14 @@ Definitions (the tests compute the same numbers independently):
   the row of every goal it completes (none: in no row); a filter keeps the events completing a goal named
   (is) or whose name contains the text (contains). `conversion_rate` is the row's visitors in percent (two
   decimals) of the visitors of the same other dimension values with every goal filter taken away.
+- Page metrics, with Plausible's formulas and ClickHouse's rounding (`ch_round`: halves to even):
+  `percentage` is the row's visitors in percent (one decimal) of the visitors of the whole query (the same
+  filters, no dimensions; null when none); `time_on_page` the engaged time of the row's `engagement` events
+  (`engaged_ms`) in seconds per visitor that reported some (whole seconds, null when none); `scroll_depth` each
+  visitor's deepest `scroll` event in the row, averaged over those visitors (whole percent, null when none);
+  `exit_rate` (with the visit:exit_page dimension alone) the visits that ended on the page in percent (one
+  decimal) of the page's pageviews under the same filters (null when it has none). Plausible's rules on when
+  each may be asked are `schema.py`'s; none of them takes comparisons.
 - `include.comparisons`: the same query over another range — `previous_period` the same number of days just
   before, `year_over_year` the same dates a year earlier (29 February: the 28th), `custom` its date_range; a
   range that ends after today is cut at today first, as Plausible does. Each result row gets `comparison`:
@@ -73,6 +81,10 @@ _ORDER_SQL = {
     "bounce_rate": "if(visits = 0, 0, bounces / visits)",
     "visit_duration": "if(visits = 0, 0, duration_ms / visits)",
     "conversion_rate": "visitors",  # exact with event:goal alone; within other dimensions by converted visitors
+    "percentage": "visitors",  # a part of the same total in every row
+    "time_on_page": "if(engaged_visitors = 0, NULL, engaged_ms / engaged_visitors)",
+    "scroll_depth": "if(scroll_visitors = 0, NULL, scroll_sum / scroll_visitors)",
+    "exit_rate": "if(page_views[d0] = 0, NULL, visits / page_views[d0])",  # d0: visit:exit_page, alone
 }
 Goals = list[dict[str, Any]] | tuple[dict[str, Any], ...]
 
@@ -83,11 +95,32 @@ def half_up(value: float, digits: int = 0) -> float:
     return int(value * scale + 0.5) / scale
 
 
-def metric_values(row: dict[str, Any], metrics: list[str], total: int = 0) -> list[float | int]:
+def ch_round(value: float, digits: int = 0) -> float:
+    """ClickHouse's `round` of a float, as Plausible's SQL rounds these metrics: value x 10^digits to the nearest
+    whole number, halves to the even one, divided back."""
+    scale = 10**digits
+    return round(value * scale) / scale
+
+
+def _page_metrics(row: dict[str, Any]) -> dict[str, float | int | None]:
+    """percentage, time_on_page, scroll_depth, exit_rate of a row (None where Plausible answers null)."""
+    total = int(row.get("total_visitors") or 0)
+    engaged = int(row.get("engaged_visitors") or 0)
+    scrolled = int(row.get("scroll_visitors") or 0)
+    page_views = int(row.get("exit_page_views") or 0)
+    return {
+        "percentage": ch_round(int(row["visitors"]) * 100 / total, 1) if total else None,
+        "time_on_page": int(ch_round(int(row.get("engaged_ms") or 0) / 1000 / engaged)) if engaged else None,
+        "scroll_depth": int(ch_round(int(row.get("scroll_sum") or 0) / scrolled)) if scrolled else None,
+        "exit_rate": ch_round(int(row["visits"]) * 100 / page_views, 1) if page_views else None,
+    }
+
+
+def metric_values(row: dict[str, Any], metrics: list[str], total: int = 0) -> list[float | int | None]:
     """`total`: the visitors conversion_rate is a part of."""
     visits = int(row["visits"])
     pageviews = int(row["pageviews"])
-    values: dict[str, float | int] = {
+    values: dict[str, float | int | None] = {
         "visitors": int(row["visitors"]),
         "visits": visits,
         "pageviews": pageviews,
@@ -97,6 +130,8 @@ def metric_values(row: dict[str, Any], metrics: list[str], total: int = 0) -> li
         "visit_duration": int(half_up(int(row["duration_ms"]) / 1000 / visits)) if visits else 0,
         "conversion_rate": half_up(int(row["visitors"]) * 100 / total, 2) if total else 0.0,
     }
+    if not set(metrics) <= set(values):
+        values.update(_page_metrics(row))
     return [values[m] for m in metrics]
 
 
@@ -317,21 +352,42 @@ def execute(
     where.append("is_bot = 0")
     if not q.include.get("imports"):
         where.append("import_id = ''")
+    base_where = list(where)
     source = _source(q, list(where))
     if source != EVENTS:  # a visit without a pageview has no entry/exit page: in no row grouped by one
         where.extend(f"{property_sql(d, params.add)} != ''" for d in q.dimensions if d in VISIT_EDGES)
-    where.extend(filter_sql(f, params, goals) for f in q.filters)
+    filter_conds = [filter_sql(f, params, goals) for f in q.filters]
+    where.extend(filter_conds)
+    totals_where = " AND ".join([*where[: len(base_where)], *filter_conds])
+    withs, extra = [], []
+    if "percentage" in q.metrics:  # the visitors of the whole query (no dimensions), as Plausible's total
+        withs.append(f"(SELECT uniqExact(visitor_id) FROM {source} WHERE {totals_where}) AS all_visitors")
+        extra.append("any(all_visitors) AS total_visitors")
+    if "exit_rate" in q.metrics:  # every page's pageviews: the exit rate's denominator
+        withs.append(
+            "(SELECT CAST(sumMap([path], [toUInt64(event_name = 'pageview')]), 'Map(String, UInt64)') "
+            f"FROM {source} WHERE {totals_where}) AS page_views"
+        )
+        extra.append("any(page_views[d0]) AS exit_page_views")
+    if "time_on_page" in q.metrics:
+        extra.append("sum(e_ms) AS engaged_ms, uniqExactIf(visitor, e_n > 0) AS engaged_visitors")
+    if "scroll_depth" in q.metrics:  # each visitor's deepest scroll in the row, averaged over the visitors
+        deepest = "tupleElement(maxMapIf([visitor], [toUInt64(s_max)], s_n > 0), 2)"
+        extra.append(f"arraySum({deepest}) AS scroll_sum, length({deepest}) AS scroll_visitors")
     aliases = [f"d{i}" for i in range(len(dim_exprs))]
     inner_dims = "".join(f"{e} AS {a}, " for e, a in zip(dim_exprs, aliases, strict=True))
     group_inner = ", ".join([*aliases, "session_id"])
     outer_dims = "".join(f"{a}, " for a in aliases)
     order = _order(q, aliases)
-    sql = f"""
+    sql = f"""{"WITH " + ", ".join(withs) if withs else ""}
 SELECT {outer_dims}uniqExact(visitor) AS visitors, count() AS visits, sum(pv) AS pageviews, sum(ev) AS events,
-       countIf(s_pv <= 1) AS bounces, sum(s_dur) AS duration_ms, count() OVER () AS total_rows
+       countIf(s_pv <= 1) AS bounces, sum(s_dur) AS duration_ms, {"".join(e + ", " for e in extra)}
+       count() OVER () AS total_rows
 FROM (
     SELECT {inner_dims}session_id, any(visitor_id) AS visitor, countIf(event_name = 'pageview') AS pv,
-           count() AS ev, any(s_pageviews) AS s_pv, any(s_duration) AS s_dur
+           count() AS ev, any(s_pageviews) AS s_pv, any(s_duration) AS s_dur,
+           sumIf(engaged_ms, event_name = 'engagement') AS e_ms, countIf(event_name = 'engagement') AS e_n,
+           maxIf(scroll_depth, event_name = 'scroll') AS s_max, countIf(event_name = 'scroll') AS s_n
     FROM (
         SELECT *, countIf(event_name = 'pageview') OVER (PARTITION BY session_id) AS s_pageviews,
                dateDiff('millisecond', min(timestamp) OVER (PARTITION BY session_id),
@@ -378,7 +434,8 @@ LIMIT {q.limit} OFFSET {q.offset}"""
                 "dimensions": key,
                 "metrics": before,
                 "change": [
-                    change(m, b, n) for m, b, n in zip(q.metrics, before, item["metrics"], strict=True)
+                    change(m, b or 0, n or 0)  # never None: page metrics take no comparisons
+                    for m, b, n in zip(q.metrics, before, item["metrics"], strict=True)
                 ],
             }
     meta: dict[str, Any] = {}

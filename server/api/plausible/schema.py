@@ -6,7 +6,8 @@ unknown metric or dimension is "Unknown metric/dimension", one Plausible has but
 
 Supported (the README lists the same):
 - metrics: visitors, visits, pageviews, views_per_visit, bounce_rate, visit_duration, events, conversion_rate
-  (with an event:goal dimension or filter);
+  (with an event:goal dimension or filter), percentage, time_on_page and scroll_depth (with an event:page
+  dimension or filter, as Plausible), exit_rate (with exactly the visit:exit_page dimension, no event filter);
 - dimensions: event:goal (the site's goals by name), event:page, event:hostname, event:name, event:props:<key>, visit:source, visit:referrer,
   visit:channel, visit:utm_source/medium/campaign/term/content, visit:device, visit:browser,
   visit:browser_version, visit:os, visit:os_version, visit:country, visit:region, visit:city, visit:screen,
@@ -38,16 +39,19 @@ METRICS = (
     "visit_duration",
     "events",
     "conversion_rate",
+    "percentage",
+    "time_on_page",
+    "scroll_depth",
+    "exit_rate",
 )
 UNSUPPORTED_METRICS = (
-    "percentage",
     "group_conversion_rate",
     "average_revenue",
     "total_revenue",
-    "scroll_depth",
-    "time_on_page",
-    "exit_rate",
 )
+PAGE = "event:page"
+EXIT_PAGE = "visit:exit_page"
+ONLY_IN_THIS_RANGE = ("percentage", "time_on_page", "scroll_depth", "exit_rate")  # not with comparisons
 # Plausible property -> trusted SQL expression over the events table.
 PROPERTIES: dict[str, str] = {
     "event:page": "path",
@@ -303,11 +307,14 @@ def parse(body: Any) -> Query:
         and not any(isinstance(f, Leaf) and f.dimension == GOAL for f in filters)
     ):
         raise QueryError("Metric `conversion_rate` can only be queried with event:goal filters or dimensions")
+    _check_page_metrics(metrics, dims, filters)
     order_by = _order_by(body.get("order_by"), metrics, dims)
     raw_include = body.get("include", {})
     comparisons = _comparisons(raw_include, dims)
-    if comparisons is not None and "conversion_rate" in metrics:
-        raise QueryError("Unsupported include.comparisons with conversion_rate")
+    if comparisons is not None:
+        for m in ("conversion_rate", *ONLY_IN_THIS_RANGE):
+            if m in metrics:
+                raise QueryError(f"Unsupported include.comparisons with {m}")
     include = _include(
         {k: v for k, v in raw_include.items() if k != "comparisons"} if comparisons else raw_include, dims
     )
@@ -327,6 +334,31 @@ def parse(body: Any) -> Query:
         offset,
         comparisons,
     )
+
+
+def _leaf_dimensions(node: Leaf | Node) -> set[str]:
+    if isinstance(node, Leaf):
+        return {node.dimension}
+    return {d for c in node.children for d in _leaf_dimensions(c)}
+
+
+def _check_page_metrics(metrics: list[str], dims: list[str], filters: list[Leaf | Node]) -> None:
+    """Plausible's rules for the page metrics, with its messages: scroll_depth with an event:page dimension or
+    a top-level event:page filter; time_on_page with an event:page dimension or any event:page filter;
+    exit_rate with exactly the visit:exit_page dimension and no filter on an event dimension."""
+    filtered = set().union(*(_leaf_dimensions(f) for f in filters))
+    top_level = {f.dimension for f in filters if isinstance(f, Leaf)}
+    if "scroll_depth" in metrics and PAGE not in dims and PAGE not in top_level:
+        raise QueryError("Metric `scroll_depth` can only be queried with event:page filters or dimensions.")
+    if "time_on_page" in metrics and PAGE not in dims and PAGE not in filtered:
+        raise QueryError("Metric `time_on_page` can only be queried with event:page filters or dimensions.")
+    if "exit_rate" in metrics:
+        if dims != [EXIT_PAGE]:
+            raise QueryError(
+                'Metric `exit_rate` requires a `"visit:exit_page"` dimension. No other dimensions are allowed.'
+            )
+        if any(d.startswith("event:") for d in filtered):
+            raise QueryError("Metric `exit_rate` cannot be queried when filtering on event dimensions.")
 
 
 COMPARISON_MODES = ("previous_period", "year_over_year", "custom")
