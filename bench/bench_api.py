@@ -216,9 +216,12 @@ def load() -> str:
     return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-def raw_query_times(store: ChdbStore, filters: list[list[str]], runs: int) -> tuple[list[float], list[float]]:
-    """The filtered dashboard's one raw query as it read before (`events FINAL`) and now (copies of an event
-    dropped among the matching rows only), interleaved run by run so both see the same load; same rows."""
+def raw_query_times(
+    store: ChdbStore, filters: list[list[str]], runs: int, variants: dict[str, dict[str, bool]]
+) -> dict[str, list[float]]:
+    """The filtered dashboard's one raw query in each variant (keyword arguments of `dashboard_sql`, e.g.
+    `final=True`: `events FINAL` as before; `sessions=False`: the events only, no sessions table),
+    interleaved run by run so all see the same load; every variant must give the same rows."""
     from pixel.server.api.query import raw_dashboard
     from pixel.server.api.query.filters import parse_filters
     from pixel.server.api.query.periods import resolve
@@ -227,7 +230,7 @@ def raw_query_times(store: ChdbStore, filters: list[list[str]], runs: int) -> tu
 
     scope = Scope(QueryRunner(store), SITE, resolve("30d", "Europe/Berlin"), parse_filters(filters))
     queries = {
-        final: raw_dashboard.dashboard_sql(
+        name: raw_dashboard.dashboard_sql(
             scope,
             replace(scope, range=scope.range.previous()),
             compare=True,
@@ -235,19 +238,20 @@ def raw_query_times(store: ChdbStore, filters: list[list[str]], runs: int) -> tu
             interval="day",
             dimensions=list(BREAKDOWNS),
             limit=10,
-            final=final,
+            **kw,
         )
-        for final in (True, False)
+        for name, kw in variants.items()
     }
-    times: dict[bool, list[float]] = {True: [], False: []}
+    times: dict[str, list[float]] = {name: [] for name in variants}
     answers = {}
     for _ in range(runs):
-        for final, (sql, params) in queries.items():
+        for name, (sql, params) in queries.items():
             started = time.perf_counter()
-            answers[final] = sorted(map(repr, raw_dashboard.run(scope, sql, params)))
-            times[final].append(time.perf_counter() - started)
-    assert answers[True] == answers[False], "the two reads differ"
-    return times[True], times[False]
+            answers[name] = sorted(map(repr, raw_dashboard.run(scope, sql, params)))
+            times[name].append(time.perf_counter() - started)
+    first = next(iter(answers.values()))
+    assert all(a == first for a in answers.values()), "the variants differ"
+    return times
 
 
 def drop_cache(store: ChdbStore) -> None:
@@ -353,6 +357,11 @@ def main() -> None:
         help="with --filters: also time each filter's raw query reading events FINAL (before) and now",
     )
     parser.add_argument(
+        "--compare-sessions",
+        action="store_true",
+        help="with --filters: also time each filter's raw query over the events only and with the sessions table",
+    )
+    parser.add_argument(
         "--only-issue16", action="store_true", help="skip the ten-request dashboard and per-report timings"
     )
     parser.add_argument(
@@ -427,13 +436,17 @@ def main() -> None:
             dashboard_one(client, site_id, headers, filters)  # warm-up
             times = [dashboard_one(client, site_id, headers, filters) for _ in range(args.runs)]
             print("  " + stats(f"filtered endpoint {json.dumps(filters)}", times), flush=True)
+            variants = {}
             if args.compare_final:
-                old, new = raw_query_times(store, filters, args.runs)
-                print("  " + stats("    its raw query, events FINAL (before)", old), flush=True)
-                print("  " + stats("    its raw query, copies dropped among matching rows", new), flush=True)
-                print(
-                    f"    ratio before/now: {statistics.median(old) / statistics.median(new):.2f}", flush=True
-                )
+                variants["events FINAL (session 3)"] = {"final": True}
+            if args.compare_sessions or args.compare_final:
+                variants["events, copies dropped (session 4)"] = {"sessions": False}
+            if args.compare_sessions:
+                variants["sessions table where it answers"] = {}
+            if variants:
+                times = raw_query_times(store, filters, args.runs, variants)
+                for name, ts in times.items():
+                    print("  " + stats(f"    its raw query, {name}", ts), flush=True)
         if args.live_rate:
             feed = LiveFeed(store, args.live_rate)
             feed.start()
