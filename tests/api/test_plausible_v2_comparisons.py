@@ -70,6 +70,39 @@ ZEROS["visit_duration"] = 0
             (date(2024, 2, 26), date(2024, 3, 3)),
             ["2024-02-26T00:00:00+01:00", "2024-03-03T23:59:59+01:00"],
         ),
+        # match_day_of_week: this month starts on a Friday; the 17 days before start on Tuesday 13 February,
+        # moved to the next Friday (16 February), the length kept
+        (
+            "month",
+            {"mode": "previous_period", "match_day_of_week": True},
+            (date(2024, 3, 1), date(2024, 3, 17)),
+            (date(2024, 2, 16), date(2024, 3, 3)),
+            ["2024-02-16T00:00:00+01:00", "2024-03-03T23:59:59+01:00"],
+        ),
+        # the next Friday after Tuesday 12 March is the range's own first day: the previous Friday instead
+        (
+            ["2024-03-15", "2024-03-17"],
+            {"mode": "previous_period", "match_day_of_week": True},
+            (date(2024, 3, 15), date(2024, 3, 17)),
+            (date(2024, 3, 8), date(2024, 3, 10)),
+            ["2024-03-08T00:00:00+01:00", "2024-03-10T23:59:59+01:00"],
+        ),
+        # the same weekday already: unchanged (Monday 4 March for Monday 11 March)
+        (
+            ["2024-03-11", "2024-03-17"],
+            {"mode": "previous_period", "match_day_of_week": True},
+            (date(2024, 3, 11), date(2024, 3, 17)),
+            (date(2024, 3, 4), date(2024, 3, 10)),
+            ["2024-03-04T00:00:00+01:00", "2024-03-10T23:59:59+01:00"],
+        ),
+        # a year earlier from Monday 11 March 2024: Saturday 11 March 2023, moved to Monday 13 March 2023
+        (
+            ["2024-03-11", "2024-03-17"],
+            {"mode": "year_over_year", "match_day_of_week": True},
+            (date(2024, 3, 11), date(2024, 3, 17)),
+            (date(2023, 3, 13), date(2023, 3, 19)),
+            ["2023-03-13T00:00:00+01:00", "2023-03-19T23:59:59+01:00"],
+        ),
         # a year earlier: no data then (zeros; change 100, bounce rate null)
         (
             ["2024-02-26", "2024-03-17"],
@@ -171,9 +204,9 @@ def test_daily_series_compared_bucket_by_bucket(api: Api) -> None:
     ("comparisons", "extra", "message"),
     [
         (
-            {"mode": "previous_period", "match_day_of_week": True},
+            {"mode": "previous_period", "match_day_of_week": "yes"},
             {},
-            "Unsupported include.comparisons.match_day_of_week",
+            "Invalid include.comparisons.match_day_of_week",
         ),
         ({"mode": "last_week"}, {}, "Invalid include.comparisons.mode"),
         ({"mode": "custom"}, {}, "Invalid include.comparisons.date_range"),

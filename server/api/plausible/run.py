@@ -33,6 +33,9 @@ Definitions (the tests compute the same numbers independently):
   the row of the same dimension values in that range (zeros when it has none) and `change` per metric:
   bounce_rate in points (null when the compared rate is 0), every other metric in percent rounded half away
   from zero (100 from 0 to more, 0 from 0 to 0). `query.comparison_date_range` gives the compared range.
+  `match_day_of_week: true` (previous_period, year_over_year) moves the compared range, as Plausible does, to
+  start on the weekday the range starts on: the next such day, or the previous one when the next is the range's
+  own first day; its length stays.
   With a time dimension the n-th bucket of the range is compared with the n-th bucket of the compared range
   (its label in `comparison.dimensions`; a bucket past the compared range's end: zeros and a null label).
 - Default order: by the time dimension ascending when there is one, else the first metric descending; ties
@@ -511,6 +514,16 @@ def _shift_year(day: date) -> date:
         return day.replace(year=day.year - 1, day=28)
 
 
+def _same_weekday(day: date, source_first: date) -> date:
+    """Plausible's `match_day_of_week`: `day` when it falls on `source_first`'s weekday, else the next such day,
+    or the previous one when the next is `source_first` itself."""
+    if day.weekday() == source_first.weekday():
+        return day
+    ahead = (source_first.weekday() - day.weekday()) % 7
+    following = day + timedelta(days=ahead)
+    return following if following != source_first else following - timedelta(days=7)
+
+
 def comparison_range(spec: dict[str, Any], rng: Range, now: datetime) -> Range:
     """The range `spec` compares `rng` with (whole days in the site's zone)."""
     zone = ZoneInfo(rng.tz)
@@ -531,6 +544,9 @@ def comparison_range(spec: dict[str, Any], rng: Range, now: datetime) -> Range:
         c_first, c_last = first - timedelta(days=days), first - timedelta(days=1)
     else:  # year_over_year
         c_first, c_last = _shift_year(first), _shift_year(last)
+    if spec["mode"] != "custom" and spec.get("match_day_of_week"):
+        moved = _same_weekday(c_first, first) - c_first
+        c_first, c_last = c_first + moved, c_last + moved
     if (c_last - c_first).days > 3660:
         raise QueryError("Invalid include.comparisons.date_range: at most 10 years")
     return Range(

@@ -18,7 +18,7 @@ Supported (the README lists the same):
   at the top level;
 - date_range: day, 7d, 28d, 30d, 91d, month, 6mo, 12mo, year, all, or [first, last] dates (inclusive);
 - order_by, include (imports, time_labels, total_rows, comparisons: previous_period, year_over_year or custom
-  with its date_range), pagination (limit up to 10,000, offset).
+  with its date_range; match_day_of_week), pagination (limit up to 10,000, offset).
 """
 
 from __future__ import annotations
@@ -379,8 +379,8 @@ def _comparisons(raw: Any, dims: list[str]) -> dict[str, Any] | None:
         raise QueryError(
             f"Invalid include.comparisons.mode {_show(mode)}: one of {', '.join(COMPARISON_MODES)}"
         )
-    if value.get("match_day_of_week", False) is not False:
-        raise QueryError("Unsupported include.comparisons.match_day_of_week (Pixel compares the same dates)")
+    if not isinstance(value.get("match_day_of_week", False), bool):
+        raise QueryError("Invalid include.comparisons.match_day_of_week: expected true or false")
     if mode == "custom":
         pair = value.get("date_range")
         if not (
