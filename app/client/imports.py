@@ -27,6 +27,7 @@ KINDS: dict[str, str] = {
     "umami": "Umami (CSV export)",
     "goatcounter": "GoatCounter (CSV export)",
     "matomo": "Matomo (raw data export, CSV / TSV)",
+    "plausible": "Plausible (CSV export, the ZIP of daily reports)",
 }
 OVERLAP = {
     "skip": "Skip days that already have live data (recommended)",

@@ -234,7 +234,7 @@ class ImportDialog(QDialog):
             self,
             "The file to import",
             str(Path.home()),
-            "Logs and exports (*.log *.gz *.csv *.json *.ndjson *.txt);;All files (*)",
+            "Logs and exports (*.log *.gz *.csv *.json *.ndjson *.txt *.zip);;All files (*)",
         )
         return path
 

@@ -14,6 +14,9 @@ Contract:
 - Progress (bytes read, file size, lines) is updated after each committed batch; `cancel` stops the run at the
   next batch and undoes what it imported, so a cancelled import leaves nothing (also when it had just ended).
 - When a run ends (done or truncated) its uploaded file is removed; undo removes the rows (`run.undo`).
+- An aggregate source (`aggregates.AGGREGATE_SOURCES`: Plausible's CSV export ZIP) is guessed by its tables'
+  names, previewed in the same shape (rows per day, dimension and value; malformed rows as "file:line"),
+  imported by `start` before it returns (daily reports: seconds, no thread) and undone by `aggregates.undo`.
 - `resume_interrupted` runs again every record still `running` whose file is an upload (a crash of the store
   process cut it): the importer's own resume continues from the committed offset without duplicates. The store
   process calls it at its start (`StoreService.start` -> `routers.imports.resume_at_start`); the jobs are also
@@ -35,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from pixel.server.errors import PixelError
-from pixel.server.importer import records, run
+from pixel.server.importer import aggregates, records, run
 from pixel.server.importer.accesslog import Malformed
 from pixel.server.importer.hits import Source
 from pixel.server.importer.lines import ImportFileError, RawPosition, TruncatedFile, WrongKind, read_lines
@@ -70,7 +73,14 @@ class ImportCancelled(PixelError):
 
 
 def guess_kind(path: Path) -> str | None:
-    """The source a file most likely is, from its first lines (None: none of them fits)."""
+    """The source a file most likely is, from its first lines (None: none of them fits); an aggregate source's
+    ZIP by its tables' names first."""
+    for name, aggregate in aggregates.AGGREGATE_SOURCES.items():
+        try:
+            aggregate.check(path)
+            return name
+        except (ImportFileError, OSError, ValueError):
+            continue
     for name in GUESS_ORDER:
         source = SOURCES[name]
         try:
@@ -244,15 +254,21 @@ class ImportJobs:
     def source(kind: str) -> Source:
         found = SOURCES.get(kind)
         if found is None:
-            raise WrongKind(f"unknown kind {kind!r}; one of: {', '.join(SOURCES)}")
+            known = [*SOURCES, *aggregates.AGGREGATE_SOURCES]
+            raise WrongKind(f"unknown kind {kind!r}; one of: {', '.join(known)}")
         return found
+
+    @classmethod
+    def check(cls, kind: str, path: Path) -> None:
+        """Raises WrongKind for a file not of `kind` by its first bytes (or an unknown kind)."""
+        aggregate = aggregates.AGGREGATE_SOURCES.get(kind)
+        (aggregate.check if aggregate is not None else cls.source(kind).check)(path)
 
     def preview_start(self, upload_id: str, kind: str, site: str) -> dict[str, Any]:
         """A preview read in a thread (a large file takes minutes); its id and state. A file that is not of
         `kind` by its first bytes is refused at once (`WrongKind`)."""
         path = self.upload_path(upload_id)
-        source = self.source(kind)
-        source.check(path)
+        self.check(kind, path)
         job = PreviewJob(secrets.token_hex(8), upload_id, kind, site, total_bytes=path.stat().st_size)
         with self.lock:
             if sum(1 for v in self.previews.values() if v.status == "running") >= RUNNING_PREVIEWS:
@@ -308,6 +324,8 @@ class ImportJobs:
         processing with every day included, then the days split by live data. A file none of whose lines is
         of `kind` raises WrongKind (after its first `EARLY_VERDICT` lines when all are malformed)."""
         path = self.upload_path(upload_id)
+        if kind in aggregates.AGGREGATE_SOURCES:
+            return self._aggregate_preview(upload_id, path, kind, site)
         source = self.source(kind)
         source.check(path)
         processor = run.LineProcessor(self.settings, site, "preview", set(), {}, source.parser(path))
@@ -353,12 +371,49 @@ class ImportJobs:
             "error": shown.error,
         }
 
+    def _aggregate_preview(self, upload_id: str, path: Path, kind: str, site: str) -> dict[str, Any]:
+        """An aggregate source's preview in the shape of the raw sources' (rows: one per day, dimension and
+        value; `lines`: those rows; no hosts)."""
+        shown = aggregates.preview(None, path, site, "include", aggregates.AGGREGATE_SOURCES[kind])
+        live = set(run.live_days(self.store, site.strip().lower()))
+        days = [{"day": d, "rows": n, "live": d in live} for d, n in sorted(shown.days.items())]
+        overlap = sum(n for d, n in shown.days.items() if d in live)
+        return {
+            "upload": upload_id,
+            "file": path.name,
+            "kind": kind,
+            "site": site,
+            "lines": shown.rows,
+            "first": shown.first,
+            "last": shown.last,
+            "days": days,
+            "rows": {"skip": shown.rows - overlap, "include": shown.rows},
+            "overlap_days": [d["day"] for d in days if d["live"]],
+            "hosts": {},
+            "visitors": shown.visitors,
+            "pageviews": shown.pageviews,
+            "skipped": dict(shown.skipped),
+            "malformed": [list(m) for m in shown.malformed],
+            "malformed_count": shown.malformed_count,
+            "error": "",
+        }
+
     # -- runs -------------------------------------------------------------------------------------
 
     def start(self, upload_id: str, kind: str, site: str, overlap: str) -> dict[str, Any]:
+        """Start importing the upload. An aggregate source (a ZIP of daily reports: seconds) is imported before
+        this returns, its upload removed; a raw source runs in a thread."""
         path = self.upload_path(upload_id)
-        source = self.source(kind)
         site = site.strip().lower()
+        aggregate = aggregates.AGGREGATE_SOURCES.get(kind)
+        if aggregate is not None:
+            with self.lock:
+                self._check_free(site)
+                record = aggregates.import_file(self.settings, self.store, path, site, overlap, aggregate)
+            self._drop_file_of(record)
+            self._changed(site)
+            return self.status(record.id)
+        source = self.source(kind)
         with self.lock:
             self._check_free(site)
             record = run.start(self.settings, self.store, path, site, overlap, source)
@@ -415,8 +470,9 @@ class ImportJobs:
                 log.exception("import: telling the caches about %s failed", site)
 
     def _undo_cancelled(self, job: Job, record: records.ImportRecord) -> None:
+        undo = aggregates.undo if record.source in aggregates.AGGREGATE_SOURCES else run.undo
         try:
-            run.undo(self.settings, self.store, job.import_id)
+            undo(self.settings, self.store, job.import_id)
             self._changed(record.site)
             self._drop_file_of(record)
             job.state = "cancelled"
@@ -429,8 +485,8 @@ class ImportJobs:
         with self.lock:
             for record in records.all_records(self.settings.state_dir):
                 alive = record.id in self.jobs and self.jobs[record.id].state in ("running", "cancelling")
-                if record.status != "running" or alive:
-                    continue
+                if record.status != "running" or alive or record.source in aggregates.AGGREGATE_SOURCES:
+                    continue  # an aggregate import cut short is finished by importing its file again
                 path = Path(record.file)
                 if path.parent.parent != self.uploads.resolve() or not path.exists():
                     continue
@@ -461,7 +517,10 @@ class ImportJobs:
         if job is not None and job.thread is not None and job.thread.is_alive():
             raise ImportBusy(f"import {import_id} is running; cancel it instead")
         record = records.load(self.settings.state_dir, import_id)
-        deleted = run.undo(self.settings, self.store, import_id)
+        if record is not None and record.source in aggregates.AGGREGATE_SOURCES:
+            deleted = aggregates.undo(self.settings, self.store, import_id)
+        else:
+            deleted = run.undo(self.settings, self.store, import_id)
         if record is not None:
             self._changed(record.site)
             self._drop_file_of(record)

@@ -233,3 +233,43 @@ def test_overlap_choice_include(qtbot, live_api, opened: ImportDialog, tmp_path:
         state = client.get(f"/api/imports/{import_id}").json()
         assert (state["rows"], state["overlap"], state["days"]) == (5, "include", {"2024-03-07": 2, day: 3})
         assert client.delete(f"/api/imports/{import_id}").json()["rows_deleted"] == 5
+
+
+def test_plausible_export_zip(qtbot, live_api, opened: ImportDialog, tmp_path: Path) -> None:
+    """Plausible's CSV export (a ZIP of daily reports: tests/importer/test_import_plausible.py) guessed by its
+    tables' names, previewed per day, imported into the aggregate tables the reports add in, undone."""
+    from tests.importer.test_import_plausible import PAGEVIEWS, VISITORS, export_zip
+
+    dialog = opened
+    path = export_zip(tmp_path)
+    dialog.ask_path = lambda: str(path)
+    dialog.choose_button.click()
+    idle(qtbot, dialog)
+    assert dialog.upload is not None and dialog.kind.currentData() == "plausible"
+    dialog.preview_button.click()
+    idle(qtbot, dialog)
+    assert [row[0] for row in cells(dialog.days)] == ["2024-01-01", "2024-01-02", "2024-01-03"]
+    assert ["malformed lines (2), first ones:", "2"] in cells(dialog.skips)
+    dialog.resize(760, 640)
+    save_screenshot(dialog, "import-dialog-plausible")
+    dialog.start_button.click()
+    qtbot.waitUntil(
+        lambda: not dialog.import_id and dialog.task is None and "Imported" in dialog.status.text(),
+        timeout=120_000,
+    )
+    import_id = dialog.status.text().split(" as ")[1].rstrip(".")
+    with closing(live_api.http()) as client:
+        state = client.get(f"/api/imports/{import_id}").json()
+        assert (state["status"], state["kind"], state["site"]) == ("done", "plausible", SITE)
+        r = client.get(
+            f"/api/sites/{live_api.sites[SITE]}/reports/summary",
+            params={"period": "custom", "from": "2024-01-01", "to": "2024-01-03", "compare": "false"},
+        )
+        got = {k: v["value"] for k, v in r.json()["metrics"].items()}
+        assert (got["visitors"], got["pageviews"]) == (VISITORS, PAGEVIEWS)
+        assert client.delete(f"/api/imports/{import_id}").json()["rows_deleted"] == state["rows"]
+        r = client.get(
+            f"/api/sites/{live_api.sites[SITE]}/reports/summary",
+            params={"period": "custom", "from": "2024-01-01", "to": "2024-01-03", "compare": "false"},
+        )
+        assert r.json()["metrics"]["visitors"]["value"] == 0

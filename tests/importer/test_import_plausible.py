@@ -19,6 +19,7 @@ from pixel.server.settings import Settings
 from pixel.server.store import Store
 from pixel.server.store.chdb_engine import ChdbStore
 from tests.importer.reports import reports
+from tests.importer.test_import_api import preview, upload
 
 FIXTURES = Path(__file__).parent / "fixtures"
 EXPORT = FIXTURES / "plausible_export"
@@ -237,3 +238,35 @@ def test_plausible_cli_preview_import_undo(tmp_path: Path) -> None:
     refused = _cli(tmp_path, "plausible", str(bad), "--site", SITE)
     assert refused.returncode == 1
     assert "not.zip is not a ZIP file" in refused.stderr
+
+
+def test_plausible_through_the_import_api(store: Store, tmp_path: Path) -> None:
+    """The desktop's path: upload (kind guessed), preview in the raw sources' shape, start (done on return), the
+    reports, undo (the caches told at once: shown with an hour's rebuild wait)."""
+    settings = Settings.from_env(data_dir=tmp_path / "data")
+    path = export_zip(tmp_path)
+    with reports(settings, store, SITE) as api:
+        up = upload(api, path.read_bytes(), "plausible export.zip").json()
+        assert (up["name"], up["kind"]) == ("plausible_export.zip", "plausible")
+        body = {"upload": up["id"], "kind": "plausible", "site_id": api.site_id}
+        shown = preview(api, json=body, headers=api.headers).json()
+        assert (shown["status"], shown["first"], shown["last"], shown["visitors"]) == (
+            "done",
+            "2024-01-01",
+            "2024-01-03",
+            VISITORS,
+        )
+        assert [d["day"] for d in shown["days"]] == ["2024-01-01", "2024-01-02", "2024-01-03"]
+        assert shown["malformed_count"] == 2 and shown["overlap_days"] == []
+        r = api.client.post("/api/imports", json={**body, "overlap": "skip"}, headers=api.headers)
+        assert r.status_code == 202, r.text
+        done = r.json()
+        assert (done["status"], done["kind"], done["rows"]) == ("done", "plausible", shown["rows"]["skip"])
+        assert not list((records.folder(settings.state_dir) / "uploads").iterdir())  # the upload is gone
+        got = summary(api)
+        assert (got["visitors"], got["pageviews"], got["sessions"]) == (VISITORS, PAGEVIEWS, VISITS)
+        api.client.app.state.pixel.report_cache.rebuild_min_seconds = 3600.0  # type: ignore[attr-defined]
+        r = api.client.delete(f"/api/imports/{done['id']}", headers=api.headers)
+        assert r.status_code == 200 and r.json() == {"id": done["id"], "rows_deleted": done["rows"]}
+        assert summary(api)["visitors"] == 0
+    assert store.scalar("SELECT count() FROM imported_aggregates") == 0
