@@ -37,7 +37,18 @@ def planted() -> list[Event]:
                     "engaged_ms": 1000 * (i % 7 + 1) + 250 * (i % 4),
                 }
             )
-        if i % 4 != 3:
+        if i % 4 != 3 or i % 8 == 7:  # ... and a second, shallower one on some pages of a visit
+            if i % 8 == 7:
+                out.append(
+                    {
+                        **e,
+                        "event_id": f"scs{i:05d}",
+                        "event_name": "scroll",
+                        "timestamp": dataset.ch(t + timedelta(seconds=5)),
+                        "scroll_depth": 3,
+                    }
+                )
+                continue
             out.append(
                 {
                     **e,
@@ -70,17 +81,18 @@ def ch_round(value: float, digits: int = 0) -> float:
 
 
 def page_metrics(evs: list[Event], key: Callable[[Event], str]) -> dict[str, dict[str, Any]]:
-    """visitors, time_on_page and scroll_depth per value of `key`, by plain loops."""
+    """visitors, time_on_page (engaged seconds per visitor with engagement) and scroll_depth (each visit's deepest
+    scroll, averaged over the visits with one) per value of `key`, by plain loops."""
     rows: dict[str, list[Event]] = defaultdict(list)
     for e in evs:
         rows[key(e)].append(e)
     out = {}
     for k, row in rows.items():
         engaged = [e for e in row if e["event_name"] == "engagement"]
-        deepest: dict[str, int] = {}
+        deepest: dict[str, int] = {}  # per visit
         for e in row:
             if e["event_name"] == "scroll":
-                deepest[e["visitor_id"]] = max(deepest.get(e["visitor_id"], 0), e["scroll_depth"])
+                deepest[e["session_id"]] = max(deepest.get(e["session_id"], 0), e["scroll_depth"])
         engaged_visitors = {e["visitor_id"] for e in engaged}
         out[k] = {
             "visitors": len({e["visitor_id"] for e in row}),
@@ -96,7 +108,7 @@ def page_metrics(evs: list[Event], key: Callable[[Event], str]) -> dict[str, dic
 
 def test_pages_with_percentage_time_on_page_and_scroll_depth(api: Api) -> None:
     """Docs' "Top pages" with the page metrics: each page's visitors as a percent of all visitors (1 decimal),
-    engaged seconds per visitor that reported some, the visitors' deepest scroll averaged."""
+    engaged seconds per visitor that reported some, the visits' deepest scroll averaged."""
     evs = events()
     per_page = page_metrics(evs, lambda e: e["path"])
     total = len({e["visitor_id"] for e in evs})
@@ -224,6 +236,35 @@ def test_exit_rate_with_a_visit_filter(api: Api) -> None:
     )
     got = {r["dimensions"][0]: r["metrics"][0] for r in body["results"]}
     assert got == {p: ch_round(n * 100 / page_views[p], 1) for p, n in exits.items()} and got
+
+
+def test_exit_rate_of_exit_pages_filtered(api: Api) -> None:
+    """A filter on the exit page keeps its rows; the denominator stays every pageview of the page (Plausible
+    leaves the top-level exit page filters out of it)."""
+    evs = events()
+    views: dict[str, list[Event]] = defaultdict(list)
+    for e in evs:
+        if e["event_name"] == "pageview":
+            views[e["session_id"]].append(e)
+    exits: dict[str, int] = defaultdict(int)
+    for vs in views.values():
+        exits[max(vs, key=lambda e: (dataset.ts(e), e["path"]))["path"]] += 1
+    page_views: dict[str, int] = defaultdict(int)
+    for e in evs:
+        page_views[e["path"]] += e["event_name"] == "pageview"
+    kept = sorted(exits)[:2]
+    body = ok(
+        api,
+        {
+            "site_id": dataset.SITE,
+            "metrics": ["exit_rate"],
+            "date_range": RANGE,
+            "dimensions": ["visit:exit_page"],
+            "filters": [["is", "visit:exit_page", kept]],
+        },
+    )
+    got = {r["dimensions"][0]: r["metrics"][0] for r in body["results"]}
+    assert got == {p: ch_round(exits[p] * 100 / page_views[p], 1) for p in kept}
 
 
 @pytest.mark.parametrize(

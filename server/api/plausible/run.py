@@ -23,9 +23,10 @@ Definitions (the tests compute the same numbers independently):
   `percentage` is the row's visitors in percent (one decimal) of the visitors of the whole query (the same
   filters, no dimensions; null when none); `time_on_page` the engaged time of the row's `engagement` events
   (`engaged_ms`) in seconds per visitor that reported some (whole seconds, null when none); `scroll_depth` each
-  visitor's deepest `scroll` event in the row, averaged over those visitors (whole percent, null when none);
-  `exit_rate` (with the visit:exit_page dimension alone) the visits that ended on the page in percent (one
-  decimal) of the page's pageviews under the same filters (null when it has none). Plausible's rules on when
+  visit's deepest `scroll` event in the row (0-100), averaged over those visits (whole percent, null when
+  none); `exit_rate` (with the visit:exit_page dimension alone) the visits that ended on the page in percent
+  (one decimal) of the page's pageviews under the same filters but the top-level exit page ones (null when it
+  has none). Plausible's rules on when
   each may be asked are `schema.py`'s; none of them takes comparisons.
 - `include.comparisons`: the same query over another range — `previous_period` the same number of days just
   before, `year_over_year` the same dates a year earlier (29 February: the 28th), `custom` its date_range; a
@@ -51,6 +52,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pixel.server.api.plausible.schema import (
+    EXIT_PAGE,
     GOAL,
     MAX_LIMIT,
     TIME_DIMENSIONS,
@@ -86,7 +88,7 @@ _ORDER_SQL = {
     "conversion_rate": "visitors",  # exact with event:goal alone; within other dimensions by converted visitors
     "percentage": "visitors",  # a part of the same total in every row
     "time_on_page": "if(engaged_visitors = 0, NULL, engaged_ms / engaged_visitors)",
-    "scroll_depth": "if(scroll_visitors = 0, NULL, scroll_sum / scroll_visitors)",
+    "scroll_depth": "if(scroll_visits = 0, NULL, scroll_sum / scroll_visits)",
     "exit_rate": "if(page_views[d0] = 0, NULL, visits / page_views[d0])",  # d0: visit:exit_page, alone
 }
 Goals = list[dict[str, Any]] | tuple[dict[str, Any], ...]
@@ -109,7 +111,7 @@ def _page_metrics(row: dict[str, Any]) -> dict[str, float | int | None]:
     """percentage, time_on_page, scroll_depth, exit_rate of a row (None where Plausible answers null)."""
     total = int(row.get("total_visitors") or 0)
     engaged = int(row.get("engaged_visitors") or 0)
-    scrolled = int(row.get("scroll_visitors") or 0)
+    scrolled = int(row.get("scroll_visits") or 0)
     page_views = int(row.get("exit_page_views") or 0)
     return {
         "percentage": ch_round(int(row["visitors"]) * 100 / total, 1) if total else None,
@@ -287,6 +289,11 @@ def _regexes(node: Leaf | Node) -> list[str]:
     return []
 
 
+def _on(node: Leaf | Node, dimension: str) -> bool:
+    """A top-level filter on `dimension`."""
+    return isinstance(node, Leaf) and node.dimension == dimension
+
+
 def _dimensions_of(node: Leaf | Node) -> set[str]:
     if isinstance(node, Leaf):
         return {node.dimension}
@@ -362,6 +369,12 @@ def execute(
     filter_conds = [filter_sql(f, params, goals) for f in q.filters]
     where.extend(filter_conds)
     totals_where = " AND ".join([*where[: len(base_where)], *filter_conds])
+    pageviews_where = " AND ".join(  # the exit rate's denominator: without the top-level exit page filters
+        [
+            *base_where,
+            *(c for f, c in zip(q.filters, filter_conds, strict=True) if not _on(f, EXIT_PAGE)),
+        ]
+    )
     withs, extra = [], []
     if "percentage" in q.metrics:  # the visitors of the whole query (no dimensions), as Plausible's total
         withs.append(f"(SELECT uniqExact(visitor_id) FROM {source} WHERE {totals_where}) AS all_visitors")
@@ -369,14 +382,13 @@ def execute(
     if "exit_rate" in q.metrics:  # every page's pageviews: the exit rate's denominator
         withs.append(
             "(SELECT CAST(sumMap([path], [toUInt64(event_name = 'pageview')]), 'Map(String, UInt64)') "
-            f"FROM {source} WHERE {totals_where}) AS page_views"
+            f"FROM {source} WHERE {pageviews_where}) AS page_views"
         )
         extra.append("any(page_views[d0]) AS exit_page_views")
     if "time_on_page" in q.metrics:
         extra.append("sum(e_ms) AS engaged_ms, uniqExactIf(visitor, e_n > 0) AS engaged_visitors")
-    if "scroll_depth" in q.metrics:  # each visitor's deepest scroll in the row, averaged over the visitors
-        deepest = "tupleElement(maxMapIf([visitor], [toUInt64(s_max)], s_n > 0), 2)"
-        extra.append(f"arraySum({deepest}) AS scroll_sum, length({deepest}) AS scroll_visitors")
+    if "scroll_depth" in q.metrics:  # each visit's deepest scroll in the row, averaged over those visits
+        extra.append("sumIf(s_max, s_n > 0) AS scroll_sum, countIf(s_n > 0) AS scroll_visits")
     aliases = [f"d{i}" for i in range(len(dim_exprs))]
     inner_dims = "".join(f"{e} AS {a}, " for e, a in zip(dim_exprs, aliases, strict=True))
     group_inner = ", ".join([*aliases, "session_id"])
@@ -390,7 +402,8 @@ FROM (
     SELECT {inner_dims}session_id, any(visitor_id) AS visitor, countIf(event_name = 'pageview') AS pv,
            count() AS ev, any(s_pageviews) AS s_pv, any(s_duration) AS s_dur,
            sumIf(engaged_ms, event_name = 'engagement') AS e_ms, countIf(event_name = 'engagement') AS e_n,
-           maxIf(scroll_depth, event_name = 'scroll') AS s_max, countIf(event_name = 'scroll') AS s_n
+           maxIf(scroll_depth, event_name = 'scroll' AND scroll_depth <= 100) AS s_max,
+           countIf(event_name = 'scroll' AND scroll_depth <= 100) AS s_n
     FROM (
         SELECT *, countIf(event_name = 'pageview') OVER (PARTITION BY session_id) AS s_pageviews,
                dateDiff('millisecond', min(timestamp) OVER (PARTITION BY session_id),
