@@ -327,14 +327,25 @@ class ImportDialog(QDialog):
                     int(shown["malformed_count"]),
                 ]
             )
-            rows += [[f"line {number}: {reason}", ""] for number, reason in shown["malformed"]]
+            # a raw source's line number; an aggregate source's "file:line"
+            rows += [
+                [f"{number}: {reason}" if isinstance(number, str) else f"line {number}: {reason}", ""]
+                for number, reason in shown["malformed"]
+            ]
         _fill(self.skips, rows)
         hosts = ", ".join(f"{h} ({n:,})" for h, n in shown["hosts"].items()) or "-"
         first, last = shown["first"][:10], shown["last"][:10]
         overlap = shown["overlap_days"]
-        self.summary.setText(
-            f"{shown['lines']:,} lines, {first} to {last}. Sites found: {hosts}. "
+        # an aggregate source (daily reports: `visitors` in its preview) says what its rows are instead of events
+        head = (
+            f"Daily reports, {first} to {last}: {int(shown['visitors']):,} visitors (summed over the days), "
+            f"{int(shown.get('pageviews') or 0):,} pageviews. Report rows to import: {shown['rows']['skip']:,}"
+            if "visitors" in shown
+            else f"{shown['lines']:,} lines, {first} to {last}. Sites found: {hosts}. "
             f"Events to import: {shown['rows']['skip']:,}"
+        )
+        self.summary.setText(
+            head
             + (
                 f" ({shown['rows']['include']:,} with the {len(overlap)} day(s) that already have live data)"
                 if overlap

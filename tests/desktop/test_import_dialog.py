@@ -249,7 +249,15 @@ def test_plausible_export_zip(qtbot, live_api, opened: ImportDialog, tmp_path: P
     dialog.preview_button.click()
     idle(qtbot, dialog)
     assert [row[0] for row in cells(dialog.days)] == ["2024-01-01", "2024-01-02", "2024-01-03"]
-    assert ["malformed lines (2), first ones:", "2"] in cells(dialog.skips)
+    assert cells(dialog.skips)[-3:] == [
+        ["malformed lines (2), first ones:", "2"],
+        ["imported_sources_20240101_20240103.csv:8: pageviews is 'x', not a whole number", ""],
+        ["imported_visitors_20240101_20240103.csv:6: bad date '2024-01-0x'", ""],
+    ]
+    assert dialog.summary.text() == (
+        f"Daily reports, 2024-01-01 to 2024-01-03: {VISITORS} visitors (summed over the days), {PAGEVIEWS} "
+        "pageviews. Report rows to import: 71 (no day has live data yet)."
+    )
     dialog.resize(760, 640)
     save_screenshot(dialog, "import-dialog-plausible")
     dialog.start_button.click()
