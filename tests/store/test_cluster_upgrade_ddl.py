@@ -11,7 +11,7 @@ import pytest
 
 from pixel.server.store.chdb_engine import ChdbStore
 from pixel.server.store.cluster import cluster_upgrade_ddl
-from pixel.server.store.schema import EVENT_COLUMNS, TYPED_COLUMNS
+from pixel.server.store.schema import EVENT_COLUMNS, TABLE_COLUMNS, TYPED_COLUMNS
 
 try:
     from test_schema_v6 import v5_events_ddl
@@ -26,10 +26,20 @@ def test_generated_text_after_version_5() -> None:
         f"ALTER TABLE analytics.events_local ON CLUSTER 'pixel_cluster' {adds}",
         f"ALTER TABLE analytics.events ON CLUSTER 'pixel_cluster' {adds}",
     ]
-    assert ddl[2:] == [  # migration 7: the import id
+    assert ddl[2:4] == [  # migration 7: the import id
         f"ALTER TABLE analytics.{t} ON CLUSTER 'pixel_cluster' ADD COLUMN IF NOT EXISTS `import_id` "
         "LowCardinality(String)"
         for t in ("events_local", "events")
+    ]
+    # migration 16: the session id's hash, added on both, stored in the local table's parts
+    assert ddl[4:] == [
+        *(
+            f"ALTER TABLE analytics.{t} ON CLUSTER 'pixel_cluster' ADD COLUMN IF NOT EXISTS `session_hash` UInt64 "
+            "MATERIALIZED cityHash64(session_id)"
+            for t in ("events_local", "events")
+        ),
+        "ALTER TABLE analytics.events_local ON CLUSTER 'pixel_cluster' MATERIALIZE COLUMN `session_hash` "
+        "SETTINGS mutations_sync = 1",
     ]
     assert adds.startswith(
         "ADD COLUMN IF NOT EXISTS `not_found` UInt8, ADD COLUMN IF NOT EXISTS `revenue` Nullable(Decimal(18, 4)), "
@@ -40,13 +50,14 @@ def test_generated_text_after_version_5() -> None:
 
 def test_from_the_first_version_the_coordinates_come_first() -> None:
     ddl = cluster_upgrade_ddl("c1")
-    assert len(ddl) == 6
+    assert len(ddl) == 9
     assert ddl[0] == (
         "ALTER TABLE pixel.events_local ON CLUSTER 'c1' ADD COLUMN IF NOT EXISTS latitude Nullable(Float32) "
         "AFTER city, ADD COLUMN IF NOT EXISTS longitude Nullable(Float32) AFTER latitude"
     )
     assert ddl[1].startswith("ALTER TABLE pixel.events ON CLUSTER 'c1' ADD COLUMN IF NOT EXISTS latitude")
-    assert cluster_upgrade_ddl("c1", after_version=7) == []
+    assert len(cluster_upgrade_ddl("c1", after_version=7)) == 3
+    assert cluster_upgrade_ddl("c1", after_version=16) == []
 
 
 @pytest.mark.parametrize("bad", ["", "my-cluster", "x'; DROP TABLE events; --"])
@@ -76,7 +87,7 @@ def test_statements_parse_and_upgrade_version_5_tables(tmp_path: Path) -> None:
                 "ORDER BY position",
                 {"t": table},
             ).rows
-            assert columns == [[n, k] for n, k in EVENT_COLUMNS.items()]
+            assert columns == [[n, k] for n, k in TABLE_COLUMNS.items()]
         assert store.query("SELECT event_id, path, not_found, revenue FROM upg.events_local").rows == [
             ["old", "/x", 0, None]
         ]

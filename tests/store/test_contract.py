@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from pixel.server.store.base import Store, StoreError, StoreUnavailable, dedup_token
-from pixel.server.store.schema import EVENT_COLUMNS, migrations
+from pixel.server.store.schema import TABLE_COLUMNS, migrations
 
 EVENT = {
     "timestamp": "2024-05-06 07:08:09.123",
@@ -50,7 +50,7 @@ def test_events_columns_have_the_schema_types(store: Store) -> None:
         "ORDER BY position"
     )
     assert [(name, kind) for name, kind in result.rows] == [
-        (name, kind) for name, kind in EVENT_COLUMNS.items()
+        (name, kind) for name, kind in TABLE_COLUMNS.items()
     ]
 
 

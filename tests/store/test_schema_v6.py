@@ -10,7 +10,14 @@ import pytest
 
 from pixel.server.store import schema
 from pixel.server.store.base import Store, StoreError
-from pixel.server.store.schema import EVENT_COLUMNS, TYPED_COLUMNS, migrations
+from pixel.server.store.schema import (
+    DERIVED_COLUMNS,
+    EVENT_COLUMNS,
+    TABLE_COLUMNS,
+    TYPED_COLUMNS,
+    derived_column_sql,
+    migrations,
+)
 
 # The events table at version 5 ended with these columns; migration 6 appends the typed ones after them.
 V5_LAST_COLUMNS = ["engaged_ms", "scroll_depth", "props"]
@@ -76,10 +83,11 @@ DEFAULTS = [0, None, "", None, None, None, None, None, "", "", "", "", "", "", "
 
 
 def v5_events_ddl() -> str:
-    """The events table as version 5 created it: today's DDL without the columns migrations 6 and 7 added."""
+    """The events table as version 5 created it: today's DDL without the columns migrations 6, 7 and 16 added."""
     ddl = schema._events_ddl("")
-    for name in (*TYPED_COLUMNS, "import_id"):
-        column = f",\n    `{name}` {EVENT_COLUMNS[name]}"
+    for column in [f",\n    `{name}` {EVENT_COLUMNS[name]}" for name in (*TYPED_COLUMNS, "import_id")] + [
+        f",\n    {derived_column_sql(name)}" for name in DERIVED_COLUMNS
+    ]:
         assert column in ddl
         ddl = ddl.replace(column, "", 1)
     return ddl
@@ -159,7 +167,7 @@ def test_a_version_5_store_with_rows_is_migrated(bare_store: Store) -> None:
     assert bare_store.query(V5_SELECT).rows == before  # the old rows keep every value
     assert bare_store.query(TYPED_SELECT).rows == [["old-1", *DEFAULTS], ["old-2", *DEFAULTS]]
     assert [[name, kind] for name, kind, _, _ in columns(bare_store)] == [
-        [n, k] for n, k in EVENT_COLUMNS.items()
+        [n, k] for n, k in TABLE_COLUMNS.items()
     ]
     assert bare_store.query("SELECT version, name FROM schema_migrations WHERE version = 6").rows == [
         [6, "events: typed 404 flag, revenue, web vitals, errors"]
@@ -300,12 +308,15 @@ def test_a_new_store_and_an_upgraded_one_have_the_same_table(bare_store: Store, 
     bare_store.command("DROP TABLE events")
     bare_store.command(schema._events_ddl(""))
     assert columns(bare_store) == upgraded
-    assert all(kind == "" for _, _, kind, _ in upgraded)  # no DEFAULT expressions: rows leave defaults out
+    # no DEFAULT expressions (rows leave defaults out); the derived columns are computed from the row
+    assert [(n, kind, expr) for n, _, kind, expr in upgraded if kind] == [
+        (n, "MATERIALIZED", expr) for n, (_, expr) in DERIVED_COLUMNS.items()
+    ]
 
 
 def test_a_fresh_store_applies_migration_6_as_a_no_op(bare_store: Store) -> None:
     assert bare_store.migrate() == [m.version for m in migrations()]
-    assert [[n, k] for n, k, _, _ in columns(bare_store)] == [[n, k] for n, k in EVENT_COLUMNS.items()]
+    assert [[n, k] for n, k, _, _ in columns(bare_store)] == [[n, k] for n, k in TABLE_COLUMNS.items()]
 
 
 def test_an_amount_too_large_for_the_decimal_is_refused_by_the_store(store: Store) -> None:
