@@ -28,6 +28,7 @@ KINDS: dict[str, str] = {
     "goatcounter": "GoatCounter (CSV export)",
     "matomo": "Matomo (raw data export, CSV / TSV)",
     "plausible": "Plausible (CSV export, the ZIP of daily reports)",
+    "ga4-reports": "Google Analytics 4 (report CSV downloads with a Date column)",
 }
 OVERLAP = {
     "skip": "Skip days that already have live data (recommended)",

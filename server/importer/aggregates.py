@@ -1,4 +1,4 @@
-"""Aggregate sources (CSV reports: Plausible's export) into the store's `imported_aggregates` table: preview,
+"""Aggregate sources (CSV reports: Plausible's export, GA4's report downloads) into the store's `imported_aggregates` table: preview,
 import, undo.
 
 Contract:
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pixel.server.importer import plausible_csv, records
+from pixel.server.importer import ga4_reports, plausible_csv, records
 from pixel.server.importer.plausible_csv import NUMBERS, Aggregates
 from pixel.server.importer.records import ImportRecord
 from pixel.server.importer.run import LIVE, ImportFailed, live_days
@@ -51,7 +51,10 @@ class AggregateSource:
 PLAUSIBLE = AggregateSource(
     "plausible", "Plausible's CSV export (the ZIP of imported_*.csv)", plausible_csv.check, plausible_csv.read
 )
-AGGREGATE_SOURCES: dict[str, AggregateSource] = {PLAUSIBLE.name: PLAUSIBLE}
+GA4_REPORTS = AggregateSource(
+    "ga4-reports", "GA4 report CSV downloads (with a Date column)", ga4_reports.check, ga4_reports.read
+)
+AGGREGATE_SOURCES: dict[str, AggregateSource] = {s.name: s for s in (PLAUSIBLE, GA4_REPORTS)}
 
 
 @dataclass

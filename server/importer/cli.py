@@ -54,11 +54,15 @@ def add_cli(sub: Any) -> None:
         "Plausible's CSV export",
     )
     kinds = imp.add_subparsers(dest="import_source", required=True)
-    for source in [*SOURCES.values(), *AGGREGATE_SOURCES.values()]:
-        aggregate = source.name in AGGREGATE_SOURCES
-        log = kinds.add_parser(source.name, help=source.what)
+    named: list[tuple[str, str]] = [(s.name, s.what) for s in SOURCES.values()]
+    for name, what in named + [(s.name, s.what) for s in AGGREGATE_SOURCES.values()]:
+        aggregate = name in AGGREGATE_SOURCES
+        log = kinds.add_parser(name, help=what)
         log.add_argument(
-            "file", nargs="?", type=Path, help="the file (a ZIP)" if aggregate else "the file (plain or gzip)"
+            "file",
+            nargs="?",
+            type=Path,
+            help="the file (a ZIP or a CSV)" if aggregate else "the file (plain or gzip)",
         )
         log.add_argument("--site", help="the site the events belong to (e.g. example.com)")
         log.add_argument("--preview", action="store_true", help="show what would be imported; write nothing")
