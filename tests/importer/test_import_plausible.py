@@ -110,6 +110,11 @@ def test_plausible_export_known_numbers_in_reports_then_undo(store: Store, tmp_p
         assert breakdown(api, "device") == {"desktop": 15, "mobile": 20}
         assert breakdown(api, "browser") == {"Chrome": 15, "Firefox": 20}
         assert breakdown(api, "os") == {"Windows": 10, "iOS": 20, "Mac": 5}
+        board = api.get("dashboard", interval="day", **RANGE)  # the one-call dashboard: the same numbers
+        assert board["summary"]["metrics"]["visitors"]["value"] == VISITORS
+        assert [p["visitors"] for p in board["timeseries"]["points"]] == [10, 20, 5]
+        by_source = {r["value"]: r["visitors"] for r in board["breakdowns"]["source"]["rows"]}
+        assert by_source == {"Google": 19, "": 4, "Hacker News": 8, "Newsletter": 4}
         # a filtered report reads the raw events: imported aggregates are left out (module docstring of imported.py)
         assert summary(api, filters='[["country", "is", "DE"]]')["visitors"] == 0
 
