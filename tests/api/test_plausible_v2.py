@@ -285,8 +285,8 @@ def test_pagination_order_by_and_total_rows(api: Api) -> None:
         ({"filters": [["matches", "event:page", ["(unclosed"]]]}, "regular expression"),
         ({"include": {"time_labels": True}}, "requires a time dimension"),
         (
-            {"include": {"comparisons": {"mode": "previous_period", "match_day_of_week": True}}},
-            "Unsupported include.comparisons.match_day_of_week",
+            {"include": {"comparisons": {"mode": "previous_period", "match_day_of_week": 1}}},
+            "Invalid include.comparisons.match_day_of_week",
         ),
         ({"order_by": [["bounce_rate", "desc"]]}, "not in metrics or dimensions"),
         ({"date_range": "forever"}, "Invalid date_range"),

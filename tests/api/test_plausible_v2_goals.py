@@ -48,7 +48,8 @@ def completes(goal: dict[str, Any], e: Event) -> bool:
 
 
 def rate(part: int, whole: int) -> float:
-    return int(part * 100 / whole * 100 + 0.5) / 100 if whole else 0.0
+    """Percent with two decimals, rounded as ClickHouse's round of a float (halves to even)."""
+    return round(part * 100 / whole * 100) / 100 if whole else 0.0
 
 
 def test_goal_breakdown_with_conversion_rate(api: Api) -> None:
@@ -76,7 +77,8 @@ def test_goal_breakdown_with_conversion_rate(api: Api) -> None:
 
 
 def test_goal_filter_by_country_conversion_rate(api: Api) -> None:
-    """Docs: conversion rate of one goal per visit property: the part of each country's visitors converting."""
+    """Docs: conversion rate of one goal per visit property: group_conversion_rate is the part of each country's
+    visitors converting; conversion_rate the part of all visitors (Plausible's total has no dimensions)."""
     events = events_in(FIRST, LAST)
     goal = GOALS[2]
     everyone: dict[str, set[str]] = defaultdict(set)
@@ -89,13 +91,14 @@ def test_goal_filter_by_country_conversion_rate(api: Api) -> None:
         api,
         {
             "site_id": dataset.SITE,
-            "metrics": ["visitors", "conversion_rate"],
+            "metrics": ["visitors", "group_conversion_rate", "conversion_rate"],
             "date_range": ["2024-02-26", "2024-03-17"],
             "dimensions": ["visit:country"],
             "filters": [["is", "event:goal", ["Signup pro"]]],
         },
     )
-    want = {(c,): [len(v), rate(len(v), len(everyone[c]))] for c, v in converted.items()}
+    total = len({e["visitor_id"] for e in events})
+    want = {(c,): [len(v), rate(len(v), len(everyone[c])), rate(len(v), total)] for c, v in converted.items()}
     assert {tuple(r["dimensions"]): r["metrics"] for r in body["results"]} == want and want
 
 
@@ -132,6 +135,10 @@ def test_goal_contains_filter_case_insensitive_aggregate(api: Api) -> None:
     ("patch", "message"),
     [
         ({"metrics": ["conversion_rate"]}, "Metric `conversion_rate` can only be queried with event:goal"),
+        (
+            {"metrics": ["group_conversion_rate"]},
+            "Metric `group_conversion_rate` can only be queried with event:goal filters or dimensions.",
+        ),
         ({"filters": [["is_not", "event:goal", ["Blog"]]]}, "Unsupported filter"),
         ({"filters": [["or", [["is", "event:goal", ["Blog"]], ["is", "event:page", ["/"]]]]]}, "top level"),
         (
@@ -148,3 +155,29 @@ def test_goal_errors(api: Api, patch: dict[str, Any], message: str) -> None:
     r = post(api, {"site_id": dataset.SITE, "metrics": ["visitors"], "date_range": "7d", **patch})
     assert r.status_code == 400, r.text
     assert message in r.json()["error"]
+
+
+def test_conversion_rate_leaves_custom_property_filters_out_of_its_total(api: Api) -> None:
+    """Plausible's totals drop the top-level goal and event:props filters: signups with plan "pro" in percent of
+    every visitor, per device (group) and of all (conversion_rate)."""
+    events = events_in(FIRST, LAST)
+    goal = GOALS[3]  # Any signup
+    everyone: dict[str, set[str]] = defaultdict(set)
+    converted: dict[str, set[str]] = defaultdict(set)
+    for e in events:
+        everyone[e["device_type"]].add(e["visitor_id"])
+        if completes(goal, e) and e["props"].get("plan") == "pro":
+            converted[e["device_type"]].add(e["visitor_id"])
+    total = len({e["visitor_id"] for e in events})
+    body = ok(
+        api,
+        {
+            "site_id": dataset.SITE,
+            "metrics": ["visitors", "conversion_rate", "group_conversion_rate"],
+            "date_range": ["2024-02-26", "2024-03-17"],
+            "dimensions": ["visit:device"],
+            "filters": [["is", "event:goal", ["Any signup"]], ["is", "event:props:plan", ["pro"]]],
+        },
+    )
+    want = {(d,): [len(v), rate(len(v), total), rate(len(v), len(everyone[d]))] for d, v in converted.items()}
+    assert {tuple(r["dimensions"]): r["metrics"] for r in body["results"]} == want and want

@@ -17,8 +17,10 @@ Definitions (the tests compute the same numbers independently):
 - `event:goal`: the site's goals by name (a page goal: pageviews whose path matches its glob; an event goal: that
   event, with its property value if it has one — as Pixel's goal reports). Grouped by it, an event counts in
   the row of every goal it completes (none: in no row); a filter keeps the events completing a goal named
-  (is) or whose name contains the text (contains). `conversion_rate` is the row's visitors in percent (two
-  decimals) of the visitors of the same other dimension values with every goal filter taken away.
+  (is) or whose name contains the text (contains). As Plausible's SQL (two decimals, ClickHouse's rounding):
+  `conversion_rate` is the row's visitors in percent of all the query's visitors with the top-level goal and
+  custom property filters taken away (no dimensions); `group_conversion_rate` in percent of those visitors with
+  the row's same other (non-goal) dimension values.
 - Page metrics, with Plausible's formulas and ClickHouse's rounding (`ch_round`: halves to even):
   `percentage` is the row's visitors in percent (one decimal) of the visitors of the whole query (the same
   filters, no dimensions; null when none); `time_on_page` the engaged time of the row's `engagement` events
@@ -85,7 +87,8 @@ _ORDER_SQL = {
     "views_per_visit": "if(visits = 0, 0, pageviews / visits)",
     "bounce_rate": "if(visits = 0, 0, bounces / visits)",
     "visit_duration": "if(visits = 0, 0, duration_ms / visits)",
-    "conversion_rate": "visitors",  # exact with event:goal alone; within other dimensions by converted visitors
+    "conversion_rate": "visitors",  # a part of the same total in every row
+    "group_conversion_rate": "visitors",  # exact with event:goal alone; else by converted visitors
     "percentage": "visitors",  # a part of the same total in every row
     "time_on_page": "if(engaged_visitors = 0, NULL, engaged_ms / engaged_visitors)",
     "scroll_depth": "if(scroll_visits = 0, NULL, scroll_sum / scroll_visits)",
@@ -121,8 +124,10 @@ def _page_metrics(row: dict[str, Any]) -> dict[str, float | int | None]:
     }
 
 
-def metric_values(row: dict[str, Any], metrics: list[str], total: int = 0) -> list[float | int | None]:
-    """`total`: the visitors conversion_rate is a part of."""
+def metric_values(
+    row: dict[str, Any], metrics: list[str], total: int = 0, group_total: int = 0
+) -> list[float | int | None]:
+    """`total`: the visitors conversion_rate is a part of; `group_total` those of group_conversion_rate."""
     visits = int(row["visits"])
     pageviews = int(row["pageviews"])
     values: dict[str, float | int | None] = {
@@ -133,7 +138,10 @@ def metric_values(row: dict[str, Any], metrics: list[str], total: int = 0) -> li
         "views_per_visit": half_up(pageviews / visits, 2) if visits else 0.0,
         "bounce_rate": int(half_up(int(row["bounces"]) * 100 / visits)) if visits else 0,
         "visit_duration": int(half_up(int(row["duration_ms"]) / 1000 / visits)) if visits else 0,
-        "conversion_rate": half_up(int(row["visitors"]) * 100 / total, 2) if total else 0.0,
+        "conversion_rate": ch_round(int(row["visitors"]) * 100 / total, 2) if total else 0.0,
+        "group_conversion_rate": ch_round(int(row["visitors"]) * 100 / group_total, 2)
+        if group_total
+        else 0.0,
     }
     if not set(metrics) <= set(values):
         values.update(_page_metrics(row))
@@ -428,13 +436,22 @@ LIMIT {q.limit} OFFSET {q.offset}"""
             compared[tuple(str(row[a]) for a in aliases)] = row
     results: list[dict[str, Any]] = []
     total = 0
-    bases = _conversion_bases(runner, q, site, now, goals) if "conversion_rate" in q.metrics else {}
+    bases = (
+        _conversion_bases(runner, q, site, now, goals, by_dimensions=True)
+        if "group_conversion_rate" in q.metrics
+        else {}
+    )
+    overall = (
+        _conversion_bases(runner, q, site, now, goals, by_dimensions=False).get((), 0)
+        if "conversion_rate" in q.metrics
+        else 0
+    )
     kept = [i for i, d in enumerate(q.dimensions) if d != GOAL]
     for row in rows:
         total = int(row["total_rows"])
         dims = [str(row[a]) for a in aliases]
         base = bases.get(tuple(dims[i] for i in kept), 0)
-        results.append({"metrics": metric_values(row, q.metrics, base), "dimensions": dims})
+        results.append({"metrics": metric_values(row, q.metrics, overall, base), "dimensions": dims})
     if not q.dimensions and not results and q.offset == 0:
         results = [{"metrics": metric_values(ZERO, q.metrics), "dimensions": []}]
         total = 1
@@ -490,14 +507,19 @@ def _bucket_shift(
 
 
 def _conversion_bases(
-    runner: QueryRunner, q: Query, site: dict[str, Any], now: datetime, goals: Goals
+    runner: QueryRunner, q: Query, site: dict[str, Any], now: datetime, goals: Goals, *, by_dimensions: bool
 ) -> dict[tuple[str, ...], int]:
-    """Visitors per value of the non-goal dimensions, with the goal filters taken away."""
+    """Visitors with the top-level goal and custom property filters taken away (as Plausible's totals): per
+    value of the non-goal dimensions (group_conversion_rate), or in all (conversion_rate: the key `()`)."""
     base = replace(
         q,
         metrics=["visitors"],
-        dimensions=[d for d in q.dimensions if d != GOAL],
-        filters=[f for f in q.filters if not (isinstance(f, Leaf) and f.dimension == GOAL)],
+        dimensions=[d for d in q.dimensions if d != GOAL] if by_dimensions else [],
+        filters=[
+            f
+            for f in q.filters
+            if not (isinstance(f, Leaf) and (f.dimension == GOAL or f.dimension.startswith("event:props:")))
+        ],
         order_by=[],
         include={"imports": bool(q.include.get("imports"))},
         limit=MAX_LIMIT,

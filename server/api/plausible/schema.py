@@ -5,8 +5,8 @@ unknown metric or dimension is "Unknown metric/dimension", one Plausible has but
 "Unsupported ..." naming it. Nothing here touches the store; `run` turns a `Query` into SQL.
 
 Supported (the README lists the same):
-- metrics: visitors, visits, pageviews, views_per_visit, bounce_rate, visit_duration, events, conversion_rate
-  (with an event:goal dimension or filter), percentage, time_on_page and scroll_depth (with an event:page
+- metrics: visitors, visits, pageviews, views_per_visit, bounce_rate, visit_duration, events, conversion_rate and
+  group_conversion_rate (with an event:goal dimension or filter), percentage, time_on_page and scroll_depth (with an event:page
   dimension or filter, as Plausible), exit_rate (with exactly the visit:exit_page dimension, no event filter);
 - dimensions: event:goal (the site's goals by name), event:page, event:hostname, event:name, event:props:<key>, visit:source, visit:referrer,
   visit:channel, visit:utm_source/medium/campaign/term/content, visit:device, visit:browser,
@@ -39,13 +39,13 @@ METRICS = (
     "visit_duration",
     "events",
     "conversion_rate",
+    "group_conversion_rate",
     "percentage",
     "time_on_page",
     "scroll_depth",
     "exit_rate",
 )
 UNSUPPORTED_METRICS = (
-    "group_conversion_rate",
     "average_revenue",
     "total_revenue",
 )
@@ -301,18 +301,19 @@ def parse(body: Any) -> Query:
         raise QueryError("Invalid filters: expected a list")
     leaves = [0]
     filters = [_filter(f, 1, leaves) for f in raw_filters]
-    if (
-        "conversion_rate" in metrics
-        and GOAL not in dims
-        and not any(isinstance(f, Leaf) and f.dimension == GOAL for f in filters)
-    ):
-        raise QueryError("Metric `conversion_rate` can only be queried with event:goal filters or dimensions")
+    for m in ("conversion_rate", "group_conversion_rate"):
+        if (
+            m in metrics
+            and GOAL not in dims
+            and not any(isinstance(f, Leaf) and f.dimension == GOAL for f in filters)
+        ):
+            raise QueryError(f"Metric `{m}` can only be queried with event:goal filters or dimensions.")
     _check_page_metrics(metrics, dims, filters)
     order_by = _order_by(body.get("order_by"), metrics, dims)
     raw_include = body.get("include", {})
     comparisons = _comparisons(raw_include, dims)
     if comparisons is not None:
-        for m in ("conversion_rate", *ONLY_IN_THIS_RANGE):
+        for m in ("conversion_rate", "group_conversion_rate", *ONLY_IN_THIS_RANGE):
             if m in metrics:
                 raise QueryError(f"Unsupported include.comparisons with {m}")
     include = _include(
