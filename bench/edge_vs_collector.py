@@ -46,14 +46,7 @@ from edge_helpers import DOMAIN, start_edge_stack, stop_edge_stack  # noqa: E402
 from stack_helpers import PIXEL_BASE, PIXEL_TAG  # noqa: E402
 
 from pixel.app.stack import image as images  # noqa: E402
-from pixel.app.stack.edge import (  # noqa: E402
-    EDGE_GOGC,
-    EDGE_GOMEMLIMIT,
-    LOCAL_EDGE_IMAGE,
-    NEW_CADDY,
-    OLD_CADDY,
-    caddyfile,
-)
+from pixel.app.stack.edge import EDGE_GOGC, EDGE_GOMEMLIMIT, LOCAL_EDGE_IMAGE, caddyfile  # noqa: E402
 from pixel.app.stack.engine import EngineTarget, connect  # noqa: E402
 
 WRK_IMAGE = "pixel-bench/wrk:bookworm"
@@ -146,16 +139,12 @@ def measured(containers: dict[str, str], run) -> dict:
 
 def local_caddyfile(text: str) -> str:
     """The edge's Caddyfile as the stack gives it (`caddyfile()`), with the bench's settings filled in and a local
-    certificate (`tls internal`) instead of ACME, so a variant of it runs beside the real edge in the same run.
-    The variants run Debian's Caddy 2.6: its spelling of request buffering is kept, as the start command does."""
+    certificate (`tls internal`) instead of ACME, so a variant of it runs beside the real edge in the same run."""
     subs = {"${PIXEL_DOMAIN}": DOMAIN, "${PIXEL_SCRIPT_NAME}": "pixel.js", "${PIXEL_TRACK_PATH}": "/track"}
-    subs[f" # {OLD_CADDY}"] = ""
     out = []
     for line in text.splitlines():
-        if (
-            line.rstrip().endswith("# cdn")
-            or f"# {NEW_CADDY}" in line
-            or re.match(r"\s*(email|acme_ca|acme_ca_root|renew_interval)\b", line)
+        if line.rstrip().endswith("# cdn") or re.match(
+            r"\s*(email|acme_ca|acme_ca_root|renew_interval)\b", line
         ):
             continue
         for key, value in subs.items():
@@ -185,18 +174,11 @@ def variants(upstream: str) -> dict[str, tuple[str, dict[str, str], str]]:
     script_only = edge.replace(
         "    encode zstd gzip\n", "    @script path /pixel.js\n    encode @script zstd gzip\n"
     )
-    unbuffered = "\n".join(
-        line
-        for line in edge.splitlines()
-        if not line.strip().startswith(("buffer_requests", "max_buffer_size"))
-    )
-    assert unbuffered != edge and "buffer" not in unbuffered, unbuffered
     bare = "{{\n    skip_install_trust\n}}\n\n{site} {{\n    {tls}{body}\n}}\n"
     https, http = f"https://{DOMAIN}", "http://:80"
     go = {"GOGC": EDGE_GOGC, "GOMEMLIMIT": EDGE_GOMEMLIMIT}  # as the edge service runs Caddy
     return {
         "edge config (tls internal)": (edge, go, "https"),
-        "edge config without request buffering (before 37e7a33)": (unbuffered, go, "https"),
         "edge config, Go's defaults (GOGC=100, no GOMEMLIMIT)": (edge, {}, "https"),
         "edge config, GOMAXPROCS=1": (edge, {**go, "GOMAXPROCS": "1"}, "https"),
         "edge config, GOMAXPROCS=0 (every core)": (edge, {**go, "GOMAXPROCS": "0"}, "https"),
@@ -305,9 +287,7 @@ def main() -> int:
         help="seconds of Caddy's CPU profile (admin pprof) during an edge run",
     )
     parser.add_argument(
-        "--only",
-        default="",
-        help="with --variants: only the variants whose name has this text (alternatives separated by |)",
+        "--only", default="", help="with --variants: only the variants whose name has this text"
     )
     parser.add_argument(
         "--keep-image", action="store_true", help="leave the Pixel image built here for next time"
@@ -400,11 +380,7 @@ def main() -> int:
             edge_id = stack.prov.container("edge").id
             started = {}
             try:
-                chosen = {
-                    k: v
-                    for k, v in variants("pixel:8081").items()
-                    if not args.only or any(o in k for o in args.only.split("|"))
-                }
+                chosen = {k: v for k, v in variants("pixel:8081").items() if not args.only or args.only in k}
                 for name, (text, env, scheme) in chosen.items():
                     if name == SHARED_NS:
                         c = start_variant(client, network, name, text, env, namespace=pixel_ip.id)
