@@ -51,8 +51,6 @@ DEFAULT_SUBNET = "172.31.240.0/24"
 HSTS = "max-age=31536000"
 EDGE_MEMORY = "256m"  # the edge container's memory limit
 EDGE_GOGC = "800"
-BUFFER = 64 * 1024  # bytes of a tracking request's body read before it goes on: the collector's default limit
-NEW_CADDY, OLD_CADDY = "caddy 2.7+", "caddy 2.6"  # the markers of each version's request-buffering lines
 EDGE_GOMEMLIMIT = (
     "160MiB"  # Go's soft limit, below EDGE_MEMORY: past it Go collects garbage whatever GOGC says
 )
@@ -113,9 +111,6 @@ def start_command(config_dir: str = "/config") -> str:
     """The edge's start command (sh -c): the Caddyfile from the environment, optional options with an empty
     setting dropped, the trusted ranges written space-separated, then Caddy in the foreground.
 
-    Request buffering is spelled `request_buffers` from Caddy 2.7 (the official image) and `buffer_requests` before
-    (Debian's 2.6 in the local image): the start command keeps the lines of the version `caddy version` reports.
-
     sh, not bash: the official image is Alpine (busybox), the local one Debian. No `${...}` here: that form is the
     spec's placeholder syntax."""
     path = f"{config_dir}/Caddyfile"
@@ -123,15 +118,10 @@ def start_command(config_dir: str = "/config") -> str:
         f"set -eu; mkdir -p {config_dir}; "
         'ranges=$(printf %s "$PIXEL_EDGE_TRUSTED_PROXIES" | tr , " "); '
         "nocdn='s/^//'; [ -n \"$ranges\" ] || nocdn='/# cdn$/d'; "
-        # the request-buffering lines of the running Caddy's version (OLD_CADDY, NEW_CADDY in caddyfile())
-        f"spelling='/# {OLD_CADDY}/d'; case $(caddy version 2>/dev/null || true) in "
-        f"v2.[0-6].*|2.[0-6].*) spelling='/# {NEW_CADDY}/d';; esac; "
         'printf "%s\\n" "$PIXEL_EDGE_CADDYFILE" | sed '
         '-e "s|@TRUSTED@|$ranges|" '
         "-e '/^[[:space:]]*[a-z_]*[[:space:]]*$/{/[{}]/!d;}' "
         '-e "$nocdn" '
-        '-e "$spelling" '
-        "-e 's/ # caddy 2[.0-9+]*//' "  # (last: the bare-option rule above must not see `buffer_requests` alone)
         f"> {path}; "
         f"exec caddy run --config {path} --adapter caddyfile"
     )
@@ -140,11 +130,6 @@ def start_command(config_dir: str = "/config") -> str:
 def caddyfile(upstream: str, api: str = "") -> str:
     """The edge's Caddyfile, with the spec's placeholders; `upstream` is the collector's `host:port`, `api` the
     API's (which then gets `/share/*`, and nothing else; empty: no shared views through the edge).
-
-    The tracking request's body is read before it is sent on (up to the collector's own body limit, `BUFFER`):
-    without that, Go's HTTP client writes a streamed body's head and body in two `write(2)` calls, and the
-    collector's event loop wakes, reads and parses twice per request; with it, one write and one read.
-    Larger bodies are still passed on (their first `BUFFER` bytes buffered) for the collector to refuse.
 
     Connections to the collector are kept for 3 s (below the collector's own keep-alive timeout, so Caddy never
     sends on a connection the collector is closing) and up to 256 idle ones are kept: with a `keepalive` given and
@@ -159,10 +144,6 @@ def caddyfile(upstream: str, api: str = "") -> str:
         else ""
     )
     strip = "\n".join(f"            header_up -{name}" for name in CDN_GEO_HEADERS)
-    lines = (f"request_buffers {BUFFER} # {NEW_CADDY}", f"buffer_requests # {OLD_CADDY}",
-             f"max_buffer_size {BUFFER} # {OLD_CADDY}")  # fmt: skip
-    buffer = "\n            ".join(lines)
-    buffer_cdn = "\n            ".join(f"{line} # cdn" for line in lines)
     return f"""{{
     admin localhost:2019
     email ${{PIXEL_ACME_EMAIL}}
@@ -186,7 +167,6 @@ ${{PIXEL_DOMAIN}} {{
     route {{
         reverse_proxy @cdn {upstream} {{ # cdn
             header_up X-Forwarded-For "{{http.request.header.X-Forwarded-For}}, {{remote_host}}" # cdn
-            {buffer_cdn}
             transport http {{ # cdn
                 keepalive 3s # cdn
                 keepalive_idle_conns_per_host 256 # cdn
@@ -195,7 +175,6 @@ ${{PIXEL_DOMAIN}} {{
         reverse_proxy @tracking {upstream} {{
             header_up X-Forwarded-For {{remote_host}}
 {strip}
-            {buffer}
             transport http {{
                 keepalive 3s
                 keepalive_idle_conns_per_host 256
