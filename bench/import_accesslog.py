@@ -2,10 +2,10 @@
 
     .venv/bin/python bench/import_accesslog.py --lines 1000000 [--gzip] [--parse]
 
-Generates a log (realistic mix: ~20,000 client addresses, 200 user agents of browsers and a few bots,
+Generates a log (realistic mix: 20,000 client addresses (`--addresses`, one in ten IPv6), 200 user agents of browsers and a few bots,
 pages with query strings, static assets, 4xx, POSTs, referrers), runs the real command in a child
 process (`python -m pixel.server.cli import accesslog ...`) and reports lines/s and the child's peak RSS
-(ru_maxrss of the waited child). The generated file and data folder are in a temporary folder.
+(ru_maxrss of the waited child) and its CPU time per line (less sensitive to the machine's load than lines/s). The generated file and data folder are in a temporary folder.
 `--parse` also times the line parser alone in this process (reading, `parse_line`, `classify`: what an access-log
 line costs before the enrichment and the store), best of three passes.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import importlib.util
 import random
 import resource
 import subprocess
@@ -21,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 AGENTS = (
     [
@@ -43,8 +45,20 @@ REFERRERS = ["-", "-", "https://www.google.com/", "https://duckduckgo.com/", "ht
 MONTHS = ["Jan", "Feb", "Mar"]
 
 
-def generate(path: Path, lines: int, compress: bool, seed: int = 1) -> None:
+def address_pool(count: int, rng: random.Random) -> list[str]:
+    """`count` client addresses, one in ten IPv6 (0: a fresh IPv4 address for every line, the worst case of the
+    per-address caches)."""
+    return [
+        f"2001:db8:{rng.randrange(65536):x}::{rng.randrange(1, 65536):x}"
+        if i % 10 == 9
+        else f"10.{rng.randrange(80)}.{rng.randrange(250)}.{rng.randrange(1, 250)}"
+        for i in range(count)
+    ]
+
+
+def generate(path: Path, lines: int, compress: bool, seed: int = 1, addresses: int = 20_000) -> None:
     rng = random.Random(seed)
+    pool = address_pool(addresses, rng)
     opener = gzip.open if compress else open
     with opener(path, "wt") as out:  # type: ignore[operator]
         chunk = []
@@ -63,7 +77,11 @@ def generate(path: Path, lines: int, compress: bool, seed: int = 1) -> None:
                 )
             method = "POST" if target == "/api/form" else "GET"
             status = 404 if rng.random() < 0.03 else 200
-            ip = f"10.{rng.randrange(80)}.{rng.randrange(250)}.{rng.randrange(1, 250)}"
+            ip = (
+                rng.choice(pool)
+                if pool
+                else f"10.{rng.randrange(80)}.{rng.randrange(250)}.{rng.randrange(1, 250)}"
+            )
             chunk.append(
                 f"{ip} - - [{dom:02d}/{month}/2023:{rest // 3600:02d}:{rest // 60 % 60:02d}:{rest % 60:02d} +0000] "
                 f'"{method} {target} HTTP/1.1" {status} {rng.randrange(100, 90000)} "{rng.choice(REFERRERS)}" '
@@ -92,21 +110,83 @@ def parse_rate(log: Path) -> float:
     return count / best
 
 
+def line_stage_cpu(log: Path, run_module: Any, passes: int) -> float:
+    """CPU seconds per line of `run_module.LineProcessor.process` over `log` (parse, rows, enrichment; no store),
+    the best of `passes` passes, each with a new processor (cold caches) and the same salts."""
+    from pixel.server.importer.lines import read_lines
+    from pixel.server.settings import Settings
+
+    salts = {f"2023-{m:02d}-{d:02d}": f"{m:02d}{d:02d}" * 16 for m in (1, 2, 3, 4) for d in range(1, 32)}
+    best = float("inf")
+    with tempfile.TemporaryDirectory() as data:
+        settings = Settings.from_env(data_dir=Path(data))
+        for _ in range(passes):
+            processor = run_module.LineProcessor(settings, "example.com", "bench", set(), salts)
+            out, rows = run_module.Preview(), []
+            count = 0
+            t0 = time.process_time()
+            for number, offset, _end, text in read_lines(log):
+                processor.process(number, offset, text, out, rows)
+                count += 1
+                if len(rows) >= 50_000:
+                    rows.clear()
+            best = min(best, (time.process_time() - t0) / count)
+    return best
+
+
+def compare(log: Path, revision: str, passes: int) -> None:
+    """The line stage of `revision`'s run.py against the working tree's, alternating, in this process."""
+    from pixel.server.importer import run as current
+
+    source = subprocess.run(
+        ["git", "show", f"{revision}:server/importer/run.py"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    ).stdout
+    spec = importlib.util.spec_from_loader("pixel.server.importer.run_before", loader=None)
+    assert spec is not None
+    before = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = before  # dataclasses look their module up
+    exec(compile(source, f"{revision}:server/importer/run.py", "exec"), before.__dict__)
+    old = new = float("inf")
+    for _ in range(passes):
+        old = min(old, line_stage_cpu(log, before, 1))
+        new = min(new, line_stage_cpu(log, current, 1))
+    print(
+        f"line stage, CPU per line, best of {passes}: {revision} {old * 1e6:.1f} µs ({1 / old:,.0f} lines/s), "
+        f"working tree {new * 1e6:.1f} µs ({1 / new:,.0f} lines/s), x {old / new:.2f}"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--gzip", action="store_true")
     parser.add_argument("--parse", action="store_true", help="also time the line parser alone")
+    parser.add_argument(
+        "--compare", metavar="REV", help="also time the line stage of REV's run.py against this one"
+    )
+    parser.add_argument("--passes", type=int, default=3)
+    parser.add_argument("--no-import", action="store_true", help="skip the whole-import run")
+    parser.add_argument(
+        "--addresses", type=int, default=20_000, help="client addresses in the log (0: a new one per line)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / ("access.log.gz" if args.gzip else "access.log")
         t0 = time.perf_counter()
-        generate(log, args.lines, args.gzip)
+        generate(log, args.lines, args.gzip, addresses=args.addresses)
         print(
             f"generated {args.lines:,} lines ({log.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t0:.1f} s"
         )
         if args.parse:
             print(f"line parser alone: {parse_rate(log):,.0f} lines/s")
+        if args.compare:
+            compare(log, args.compare, args.passes)
+        if args.no_import:
+            return 0
         command = [
             sys.executable, "-m", "pixel.server.cli", "import", "accesslog", str(log),
             "--site", "example.com", "--data-dir", str(Path(tmp) / "data"),
@@ -117,13 +197,17 @@ def main() -> int:
         if done.returncode != 0:
             print(done.stderr, file=sys.stderr)
             return 1
-        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        peak_mb = usage.ru_maxrss / 1024
+        cpu = usage.ru_utime + usage.ru_stime
         print(
             done.stdout.splitlines()[0],
             done.stdout.splitlines()[1] if len(done.stdout.splitlines()) > 1 else "",
         )
         print(f"imported {args.lines:,} lines in {seconds:.1f} s: {args.lines / seconds:,.0f} lines/s, "
               f"peak RSS {peak_mb:.0f} MB")  # fmt: skip
+        print(f"child CPU time {cpu:.1f} s: {cpu / args.lines * 1e6:.1f} µs per line, "
+              f"{args.lines / cpu:,.0f} lines per CPU second")  # fmt: skip
     return 0
 
 
