@@ -147,6 +147,7 @@ class EngagementCache(BackgroundDays):
     def __init__(self, cache: ReportCache) -> None:
         self.cache = cache
         self.content: Any = None  # the content reports' cache beside this one (`content_cache.for_cache`)
+        self.performance: Any = None  # the performance reports' (`performance_cache.for_cache`)
         self.init_background()  # _guard (guards the dicts below), the worker's queue
         cache.listeners.append(self.changed)
         self._known: dict[tuple[str, str], _Known] = {}

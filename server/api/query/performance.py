@@ -9,12 +9,18 @@ at index floor(0.75 * n) of the sorted measurements; milliseconds, CLS unitless;
 `overview`: all page views of the scope (`overall`) and one row per device type (`by_device`);
 `pages`: one row per path, paged, sortable by `samples` (web_vitals events), `page` or a metric's p75;
 `series`: each metric's p75 per time bucket (None in a bucket without a measurement).
+
+Without filters, bots left out, over whole days of the site's zone (the series by day, week or month), the
+answer comes from the per-day cache of `performance_cache` (the same figures, exactly: tests compare both
+paths); otherwise from the raw events.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from pixel.server.api.query import performance_cache
+from pixel.server.api.query.cache_sql import Days
 from pixel.server.api.query.filters import SqlParams
 from pixel.server.api.query.listing import deduped, order_page, paged, percent
 from pixel.server.api.query.periods import bucket_sql, buckets
@@ -57,11 +63,22 @@ def _source(scope: Scope, params: SqlParams) -> str:
     return deduped(f"{scope.where(params)} AND event_name = '{VITALS_EVENT}'", _VITAL_COLUMNS)
 
 
+def _cached(scope: Scope) -> Days | None:
+    """The scope's days with their valid builds in `performance_cache`, or None: read the raw events."""
+    return performance_cache.for_cache(scope.cache).days(scope) if scope.cache is not None else None
+
+
 def overview(scope: Scope) -> dict[str, Any]:
     params = SqlParams()
-    sql = f"""SELECT if(grouping(device_type) = 1, NULL, device_type) AS device, {_columns()}
-        FROM {_source(scope, params)} GROUP BY GROUPING SETS ((), (device_type))"""
-    rows = scope.run(sql, params)
+    grouped = "GROUP BY GROUPING SETS ((), (device_type))"
+    device = "if(grouping(device_type) = 1, NULL, device_type) AS device"
+    days = _cached(scope)
+    if days is not None:
+        rows = scope.run_cached(
+            f"SELECT {device}, {performance_cache.merged()} FROM {performance_cache.rows_sql(days)} {grouped}"
+        )
+    else:
+        rows = scope.run(f"SELECT {device}, {_columns()} FROM {_source(scope, params)} {grouped}", params)
     overall = next((r for r in rows if r["device"] is None), None)
     devices = sorted(
         (r for r in rows if r["device"] is not None), key=lambda r: (-int(r["samples"]), r["device"])
@@ -79,10 +96,13 @@ def pages(
 ) -> dict[str, Any]:
     tail = order_page(sort, order, PAGE_SORTS, "value", limit, page)
     params = SqlParams()
-    sql = f"""SELECT *, count() OVER () AS total_rows FROM (
-            SELECT path AS value, {_columns()} FROM {_source(scope, params)} GROUP BY path)
-        {tail}"""
-    rows = scope.run(sql, params)
+    days = _cached(scope)
+    if days is not None:
+        inner = f"SELECT path AS value, {performance_cache.merged()} FROM {performance_cache.rows_sql(days)} GROUP BY path"
+        rows = scope.run_cached(f"SELECT *, count() OVER () AS total_rows FROM ({inner}) {tail}")
+    else:
+        inner = f"SELECT path AS value, {_columns()} FROM {_source(scope, params)} GROUP BY path"
+        rows = scope.run(f"SELECT *, count() OVER () AS total_rows FROM ({inner}) {tail}", params)
     out = [{"page": r["value"], "samples": int(r["samples"]), **_vitals(r)} for r in rows]
     return {"rows": out, **paged(rows, limit, page, sort, order)}
 
@@ -91,9 +111,18 @@ def series(scope: Scope, interval: str) -> dict[str, Any]:
     labels = buckets(scope.range, interval)
     params = SqlParams()
     p75s = ", ".join(f"quantileExact(0.75)({v.column}) AS {v.param}" for v in VITALS)
-    sql = f"""SELECT {bucket_sql(interval)} AS bucket, count() AS samples, {p75s}
-        FROM {_source(scope, params)} GROUP BY bucket"""
-    found = {r["bucket"]: r for r in scope.run(sql, params)}
+    days = _cached(scope) if interval in performance_cache.SERIES_BUCKETS else None
+    if days is not None:
+        bucket = performance_cache.SERIES_BUCKETS[interval]
+        rows = scope.run_cached(
+            f"""SELECT {bucket} AS bucket, {performance_cache.merged(p75_only=True)}
+            FROM {performance_cache.rows_sql(days)} GROUP BY bucket"""
+        )
+    else:
+        sql = f"""SELECT {bucket_sql(interval)} AS bucket, count() AS samples, {p75s}
+            FROM {_source(scope, params)} GROUP BY bucket"""
+        rows = scope.run(sql, params)
+    found = {r["bucket"]: r for r in rows}
     points = []
     for label in labels:
         r = found.get(label)
