@@ -5,9 +5,9 @@ Times, through the real FastAPI app in-process (ASGI, no network), the journeys 
 filter, the next pages of a page, and 4 steps without a filter; and, as an anchor in the same run, one scan
 of the same rows (`count()` of the site's events FINAL with the filter), so figures taken under different
 machine load can be compared as ratios. Each journeys case is timed twice in the same run: with the current
-query (`journeys.sessions_sql`) and with the previous one (`previous_path_counts` below, a frozen copy of the
-query before issue 18's speed work: the event id read and hashed for every pageview, nested subqueries, no
-explicit PREWHERE), swapped in for the route; both answers are checked equal. Prints p50 / p90 per case and the
+query (`journeys.sessions_sql`, grouping by the stored `session_hash`) and with the previous one
+(`previous_path_counts` below: the same query reading and hashing `session_id`, as before store migration 16),
+swapped in for the route; both answers are checked equal. Prints p50 / p90 per case and the
 load average.
 
 Reuse generated data with `--data-dir` (generated when empty; keep it outside the repository).
@@ -36,8 +36,7 @@ from bench.bench_api import SITE, generate
 from pixel.server.api import create_app
 from pixel.server.api.app import open_meta
 from pixel.server.api.query import journeys as jq
-from pixel.server.api.query.filters import SqlParams, filter_sql
-from pixel.server.api.query.periods import ch_datetime
+from pixel.server.api.query.filters import SqlParams
 from pixel.server.api.query.scope import Scope
 from pixel.server.api.security import hash_password
 from pixel.server.settings import Settings
@@ -47,39 +46,10 @@ FILTER = json.dumps([["country", "is", "DE"]])
 
 
 def previous_path_counts(scope: Scope, q: jq.JourneyQuery) -> list[tuple[tuple[str, ...], bool, int]]:
-    """The journeys query as it was before the speed work (kept here only to be timed against the current one)."""
+    """The journeys query as it was before store migration 16 (kept here only to be timed against the current
+    one): the same query, reading and hashing `session_id` for every pageview instead of the stored hash."""
     params = SqlParams()
-    label = jq.label_sql(q.all_groups(), params)
-    lo = params.add(ch_datetime(scope.range.start - jq.SESSION_REACH), "DateTime64(3)")
-    hi = params.add(ch_datetime(scope.range.end + jq.SESSION_REACH), "DateTime64(3)")
-    bots = "" if scope.include_bots else " AND is_bot = 0"
-    window = f"site = {{site:String}} AND timestamp >= {lo} AND timestamp < {hi}{bots}"
-    chosen = ""
-    if scope.filters:
-        cond = " AND ".join(f"({filter_sql(f, params)})" for f in scope.filters)
-        chosen = f" AND cityHash64(session_id) IN (SELECT cityHash64(session_id) FROM events WHERE {window} AND {cond})"
-    anchor = q.start or q.end
-    if anchor:
-        seen = jq.page_condition(anchor, q.all_groups(), params)
-        chosen += f""" AND cityHash64(session_id) IN (SELECT cityHash64(session_id) FROM events
-            WHERE {window} AND event_name = 'pageview' AND {seen})"""
-    seq = "raw"
-    if q.collapse_repeats:
-        seq = "arrayFilter((p, i) -> i = 1 OR p != raw[i - 1], raw, arrayEnumerate(raw))"
-    pages, complete, keep = jq._shape_sql(q, params)
-    sql = f"""SELECT pages, complete, count() AS sessions FROM (
-        SELECT {pages} AS pages, {complete} AS complete FROM (
-            SELECT {seq} AS seq FROM (
-                SELECT cityHash64(session_id) AS sid,
-                    arrayMap(t -> t.2, arrayDistinct(arraySort(groupArray((timestamp, {label}, cityHash64(event_id))))))
-                        AS raw,
-                    min(timestamp) AS first_pv
-                FROM events
-                WHERE {window} AND event_name = 'pageview'{chosen}
-                GROUP BY sid
-                HAVING first_pv >= {{start:DateTime64(3)}} AND first_pv < {{end:DateTime64(3)}}))
-        WHERE {keep})
-    GROUP BY pages, complete"""
+    sql = jq.sessions_sql(scope, q, params).replace("session_hash", "cityHash64(session_id)")
     return [(tuple(r["pages"]), bool(r["complete"]), int(r["sessions"])) for r in scope.run(sql, params)]
 
 
@@ -157,8 +127,17 @@ def main() -> None:
         "next pages of a page": get("/next", page=top_page),
         "4 steps, all sessions, no filter": get("", steps=4),
     }
+    # profile: the grouping of the window's pageviews by session alone, on the stored hash and on the text
+    group_sql = """SELECT count() FROM (SELECT {key} FROM events PREWHERE site = {{site:String}}
+        AND timestamp >= now64(3) - INTERVAL 31 DAY AND event_name = 'pageview' AND is_bot = 0 GROUP BY {key})"""
     cases: dict[str, Callable[[], object]] = {
-        "anchor: count() FINAL, one filter": lambda: store.scalar(anchor_sql, {"site": SITE})
+        "anchor: count() FINAL, one filter": lambda: store.scalar(anchor_sql, {"site": SITE}),
+        "profile: pageviews grouped by session_hash": lambda: store.scalar(
+            group_sql.format(key="session_hash"), {"site": SITE}
+        ),
+        "profile: pageviews grouped by cityHash64(session_id)": lambda: store.scalar(
+            group_sql.format(key="cityHash64(session_id)"), {"site": SITE}
+        ),
     }
     for name, fn in journeys_cases.items():
         assert fn() == version(fn, previous_path_counts)(), f"{name}: the two queries disagree"

@@ -15,9 +15,9 @@ Definitions (tests/api/journeys_data.py computes the same numbers independently)
   `include_bots`. Events are read without FINAL, and a duplicate delivery (a copy of an event: same event id,
   time and page) never adds a step: collapsed, a copy sorts next to its original and folds like a reload (the
   event id is not even read); with `collapse_repeats` false a session's pageviews are its distinct (time, page,
-  event id hash) triples, so two views at one instant are two steps and copies one. Sessions and event ids are
-  grouped by their 64-bit hashes (a collision is negligible, and grouping on a number is much cheaper than on
-  the text).
+  event id hash) triples, so two views at one instant are two steps and copies one. Sessions are grouped by
+  `session_hash`, the session id's 64-bit hash the store keeps with each event (store migration 16), and event
+  ids by theirs (a collision is negligible; reading and grouping 8 bytes is much cheaper than the text).
 - Modes, with N steps (2..6): across all sessions, the first N pages; with `start` X, the N pages from the
   session's first view of X; with `end` Y, the N pages up to its first view of Y (fewer when the session
   entered the site later); with both, the path from the first X up to the first Y after it, when Y comes
@@ -149,9 +149,9 @@ def _shape_sql(q: JourneyQuery, params: SqlParams) -> tuple[str, str, str]:
 def sessions_sql(scope: Scope, q: JourneyQuery, params: SqlParams) -> str:
     """The query of every distinct (pages, complete) of the scope's sessions under `q`, with its sessions.
 
-    One scan of the site's pageviews in the window, grouped by the session id's hash. Every condition is in
-    `PREWHERE` (site, time, event name and bots first, then the chosen sessions' hashes), so the session id is
-    read only for the window's pageviews and time and page only for the chosen sessions' (an explicit PREWHERE
+    One scan of the site's pageviews in the window, grouped by the stored `session_hash` (the session id itself
+    is never read). Every condition is in `PREWHERE` (site, time, event name and bots first, then the chosen
+    sessions' hashes), so the hash is read only for the window's pageviews and time and page only for the chosen sessions' (an explicit PREWHERE
     turns ClickHouse's own moving of WHERE conditions off, so nothing is left in WHERE); each session's path is its
     (time, label) pairs sorted, and the steps are built from it in the same pass (`HAVING` keeps the sessions
     that started in the range and fit the mode). With `collapse_repeats` the event id is not read at all: the
@@ -165,14 +165,12 @@ def sessions_sql(scope: Scope, q: JourneyQuery, params: SqlParams) -> str:
     chosen = []
     if scope.filters:  # the sessions with an event matching every filter: a set of hashes, read first
         cond = " AND ".join(f"({filter_sql(f, params)})" for f in scope.filters)
-        chosen.append(
-            f"cityHash64(session_id) IN (SELECT cityHash64(session_id) FROM events PREWHERE {window} AND {cond})"
-        )
+        chosen.append(f"session_hash IN (SELECT session_hash FROM events PREWHERE {window} AND {cond})")
     anchor = q.start or q.end  # only sessions that viewed it can count: chosen first, as for filters
     if anchor:
         seen = page_condition(anchor, q.all_groups(), params)
         chosen.append(
-            f"""cityHash64(session_id) IN (SELECT cityHash64(session_id) FROM events
+            f"""session_hash IN (SELECT session_hash FROM events
             PREWHERE {window} AND event_name = 'pageview' AND {seen})"""
         )
     if q.collapse_repeats:
@@ -188,7 +186,7 @@ def sessions_sql(scope: Scope, q: JourneyQuery, params: SqlParams) -> str:
         SELECT {seq} AS seq, {pages} AS pages, {complete} AS complete
         FROM events
         PREWHERE {window} AND event_name = 'pageview'{sets}
-        GROUP BY cityHash64(session_id)
+        GROUP BY session_hash
         HAVING min(timestamp) >= {{start:DateTime64(3)}} AND min(timestamp) < {{end:DateTime64(3)}} AND {keep})
     GROUP BY pages, complete"""
 
