@@ -44,31 +44,18 @@ def _as_preview(record: ImportRecord) -> AggregatePreview:
 
 
 def cmd_import_aggregate(args: argparse.Namespace) -> int:
-    from pixel.server import datadir
     from pixel.server.importer import aggregates
+    from pixel.server.importer.cli import open_for_import
     from pixel.server.importer.lines import ImportFileError
     from pixel.server.importer.run import ImportFailed
     from pixel.server.settings import Settings
-    from pixel.server.store import StoreError, open_store
+    from pixel.server.store import StoreError
 
     settings = Settings.from_env(data_dir=args.data_dir)
     source = aggregates.AGGREGATE_SOURCES[args.import_source]
-    if args.undo:
-        if args.file or args.preview:
-            print("pixel import: --undo takes an import id only", file=sys.stderr)
-            return 2
-    elif args.file is None or not args.site:
-        print("pixel import: give the FILE and --site (or --undo ID)", file=sys.stderr)
-        return 2
-    elif not args.file.is_file():
-        print(f"pixel import: no such file: {args.file}", file=sys.stderr)
-        return 2
-    datadir.secure(settings.data_dir)
-    try:
-        store = open_store(settings)
-    except StoreError as exc:
-        print(f"pixel import: cannot open the store: {exc}", file=sys.stderr)
-        return 1
+    store = open_for_import(args, settings)
+    if isinstance(store, int):
+        return store
     try:
         if args.undo:
             deleted = aggregates.undo(settings, store, args.undo)

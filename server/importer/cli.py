@@ -13,10 +13,14 @@ import argparse
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pixel.server.importer.lines import ImportFileError
 from pixel.server.importer.run import ImportFailed, Preview
+
+if TYPE_CHECKING:
+    from pixel.server.settings import Settings
+    from pixel.server.store import Store
 
 
 class Bar:
@@ -105,15 +109,12 @@ def print_summary(p: Preview | Any, title: str) -> None:
             print(f"    line {number}: {reason}")
 
 
-def cmd_import(args: argparse.Namespace) -> int:
+def open_for_import(args: argparse.Namespace, settings: Settings) -> Store | int:
+    """The store for `pixel import …` (raw and aggregate sources alike) once the arguments make sense, or the
+    exit status to return: 2 for bad arguments (said on stderr), 1 when the store cannot be opened."""
     from pixel.server import datadir
-    from pixel.server.importer import run
-    from pixel.server.importer.sources import SOURCES
-    from pixel.server.settings import Settings
     from pixel.server.store import StoreError, open_store
 
-    settings = Settings.from_env(data_dir=args.data_dir)
-    source = SOURCES[args.import_source]
     if args.undo:
         if args.file or args.preview:
             print("pixel import: --undo takes an import id only", file=sys.stderr)
@@ -126,10 +127,23 @@ def cmd_import(args: argparse.Namespace) -> int:
         return 2
     datadir.secure(settings.data_dir)
     try:
-        store = open_store(settings)
+        return open_store(settings)
     except StoreError as exc:
         print(f"pixel import: cannot open the store: {exc}", file=sys.stderr)
         return 1
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from pixel.server.importer import run
+    from pixel.server.importer.sources import SOURCES
+    from pixel.server.settings import Settings
+    from pixel.server.store import StoreError
+
+    settings = Settings.from_env(data_dir=args.data_dir)
+    source = SOURCES[args.import_source]
+    store = open_for_import(args, settings)
+    if isinstance(store, int):
+        return store
     try:
         if args.undo:
             from pixel.server.importer import aggregates

@@ -275,3 +275,21 @@ def test_plausible_through_the_import_api(store: Store, tmp_path: Path) -> None:
         assert r.status_code == 200 and r.json() == {"id": done["id"], "rows_deleted": done["rows"]}
         assert summary(api)["visitors"] == 0
     assert store.scalar("SELECT count() FROM imported_aggregates") == 0
+
+
+@pytest.mark.parametrize("source", ["plausible", "accesslog"])
+def test_bad_arguments_are_refused_alike_by_raw_and_aggregate_sources(tmp_path: Path, source: str) -> None:
+    """Both commands check their arguments in one place (`cli.open_for_import`): exit 2, nothing opened."""
+    existing = tmp_path / "export.zip"
+    existing.write_bytes(b"PK")
+    cases = [
+        (["--undo", "abc", str(existing)], "--undo takes an import id only"),
+        (["--undo", "abc", "--preview"], "--undo takes an import id only"),
+        ([str(existing)], "give the FILE and --site (or --undo ID)"),
+        (["--site", SITE], "give the FILE and --site (or --undo ID)"),
+        ([str(tmp_path / "missing.zip"), "--site", SITE], f"no such file: {tmp_path / 'missing.zip'}"),
+    ]
+    for args, message in cases:
+        done = _cli(tmp_path, source, *args)
+        assert (done.returncode, done.stderr.strip()) == (2, f"pixel import: {message}"), args
+    assert not (tmp_path / "data" / "store").exists()  # refused before the store was opened
