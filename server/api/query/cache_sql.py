@@ -82,6 +82,20 @@ class Tag(StrEnum):
 BREAKDOWN_TAG_PREFIX = "b:"
 
 
+def tag_grouping(total: Tag | None, series: Tag | None, bucket: str) -> tuple[str, str, str]:
+    """(tag expression, bucket expression, GROUP BY) of a raw query's part that gives a whole-range row tagged
+    `total` and/or one row per `bucket` tagged `series` (the raw dashboard over events or session rows)."""
+    if total and series:
+        return (
+            f"if(grouping(bucket) = 1, '{total.value}', '{series.value}')",
+            bucket,
+            "GROUPING SETS ((bucket), ())",
+        )
+    part = total or series
+    assert part is not None
+    return f"'{part.value}'", (bucket if series else "''"), "bucket"
+
+
 # -- what a build writes -----------------------------------------------------------------------------------
 
 _DAY = "toDate(timestamp, {tz:String})"

@@ -19,7 +19,6 @@ kinds made here; the site and zone as parameters.
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING, Any
 
 from pixel.server.api.query import cache_sql, engagement_cache
@@ -75,15 +74,6 @@ class ContentCache(EngagementCache):
         )
 
 
-_MAKING = threading.Lock()
-
-
 def for_cache(cache: ReportCache) -> ContentCache:
-    """The content cache of `cache`'s store (one per report cache, so per app), kept on its engagement
-    cache (`engagement_cache.for_cache`), so it lives and goes with the report cache."""
-    beside = engagement_cache.for_cache(cache)
-    with _MAKING:
-        found: ContentCache | None = beside.content
-        if found is None:
-            found = beside.content = ContentCache(cache)
-        return found
+    """The content cache of `cache`'s store, kept beside its engagement cache (`engagement_cache.kept_beside`)."""
+    return engagement_cache.kept_beside(cache, "content", ContentCache)

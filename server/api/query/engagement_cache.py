@@ -32,9 +32,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from pixel.server.api.query.background_days import BackgroundDays
@@ -372,3 +373,21 @@ def for_cache(cache: ReportCache) -> EngagementCache:
         if found is None:
             found = cache.engagement = EngagementCache(cache)
         return found
+
+
+_Beside = TypeVar("_Beside")
+
+
+def kept_beside(cache: ReportCache, attr: str, make: Callable[[ReportCache], _Beside]) -> _Beside:
+    """The cache kept on `cache`'s engagement cache under `attr` (`content`, `performance`), made by `make` on
+    first use: one per report cache, so per app, living and going with it."""
+    beside = for_cache(cache)
+    with _MAKING_BESIDE:
+        found: _Beside | None = getattr(beside, attr)
+        if found is None:
+            found = make(cache)
+            setattr(beside, attr, found)
+        return found
+
+
+_MAKING_BESIDE = threading.Lock()

@@ -19,7 +19,6 @@ text in SQL: dates, build ids and metric names made here; the site and zone as p
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING, Any
 
 from pixel.server.api.query import engagement_cache
@@ -120,15 +119,6 @@ class PerformanceCache(EngagementCache):
         )
 
 
-_MAKING = threading.Lock()
-
-
 def for_cache(cache: ReportCache) -> PerformanceCache:
-    """The performance cache of `cache`'s store (one per report cache, so per app), kept on its engagement
-    cache (`engagement_cache.for_cache`), so it lives and goes with the report cache."""
-    beside = engagement_cache.for_cache(cache)
-    with _MAKING:
-        found: PerformanceCache | None = beside.performance
-        if found is None:
-            found = beside.performance = PerformanceCache(cache)
-        return found
+    """The performance cache of `cache`'s store, kept beside its engagement cache (`engagement_cache.kept_beside`)."""
+    return engagement_cache.kept_beside(cache, "performance", PerformanceCache)

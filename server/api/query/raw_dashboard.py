@@ -60,19 +60,6 @@ def _where(scope: Scope, params: SqlParams) -> str:
     return base_where(scope.filters, params, include_bots=scope.include_bots, start=start, end=end)
 
 
-def _grouped(total: Tag | None, series: Tag | None, bucket: str) -> tuple[str, str, str]:
-    """(tag expression, bucket expression, GROUP BY) for a whole-range row and/or one row per bucket."""
-    if total and series:
-        return (
-            f"if(grouping(bucket) = 1, '{total.value}', '{series.value}')",
-            bucket,
-            "GROUPING SETS ((bucket), ())",
-        )
-    part = total or series
-    assert part is not None
-    return f"'{part.value}'", (bucket if series else "''"), "bucket"
-
-
 def _matching(where: str, columns: dict[str, str], final: bool, *, copies_matter: bool = True) -> str:
     """The rows matching `where` with `columns` (alias -> expression) and `timestamp`, each event once.
 
@@ -97,7 +84,7 @@ def _matching(where: str, columns: dict[str, str], final: bool, *, copies_matter
 def _events_branch(
     where: str, interval: str, total: Tag | None, series: Tag | None, final: bool = False
 ) -> str:
-    tag, bucket, group = _grouped(total, series, bucket_sql(interval))
+    tag, bucket, group = cache_sql.tag_grouping(total, series, bucket_sql(interval))
     return f"""SELECT {tag} AS tag, {bucket} AS bucket, toUInt64({cache_sql.UNIQ_TOTAL}(visitor_id)) AS visitors,
             toUInt64(countIf(event_name = 'pageview')) AS pageviews, toUInt64(count()) AS events,
             {_ZERO} AS sessions, {_ZERO} AS session_pageviews, {_ZERO} AS bounces, {_ZERO} AS duration_ms,
@@ -109,7 +96,7 @@ def _sessions_branch(
     where: str, interval: str, total: Tag | None, series: Tag | None, final: bool = False
 ) -> str:
     """Session numbers, tagged with the parts' `edges` tags (`cache_sql.summary_numbers` adds those)."""
-    tag, bucket, group = _grouped(
+    tag, bucket, group = cache_sql.tag_grouping(
         total.edges if total else None, series.edges if series else None, bucket_sql(interval, "first_seen")
     )
     return f"""SELECT {tag} AS tag, {bucket} AS bucket, {_ZERO} AS visitors, {_ZERO} AS pageviews,

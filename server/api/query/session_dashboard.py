@@ -65,20 +65,8 @@ def _per_slot(where_sql: str, extra: str = "") -> str:
         FROM session_rows WHERE {where_sql} GROUP BY {keys})"""
 
 
-def _grouped(total: Tag | None, series: Tag | None, bucket: str) -> tuple[str, str, str]:
-    if total and series:
-        return (
-            f"if(grouping(bucket) = 1, '{total.value}', '{series.value}')",
-            bucket,
-            "GROUPING SETS ((bucket), ())",
-        )
-    part = total or series
-    assert part is not None
-    return f"'{part.value}'", (bucket if series else "''"), "bucket"
-
-
 def events_branch(where_sql: str, interval: str, total: Tag | None, series: Tag | None) -> str:
-    tag, bucket, group = _grouped(total, series, bucket_sql(interval, "slot"))
+    tag, bucket, group = cache_sql.tag_grouping(total, series, bucket_sql(interval, "slot"))
     return f"""SELECT {tag} AS tag, {bucket} AS bucket, toUInt64({cache_sql.UNIQ_TOTAL}(visitor_id)) AS visitors,
             toUInt64(sum(pv)) AS pageviews, toUInt64(sum(ev)) AS events,
             {_ZERO} AS sessions, {_ZERO} AS session_pageviews, {_ZERO} AS bounces, {_ZERO} AS duration_ms,
@@ -87,7 +75,7 @@ def events_branch(where_sql: str, interval: str, total: Tag | None, series: Tag 
 
 
 def sessions_branch(where_sql: str, interval: str, total: Tag | None, series: Tag | None) -> str:
-    tag, bucket, group = _grouped(
+    tag, bucket, group = cache_sql.tag_grouping(
         total.edges if total else None, series.edges if series else None, bucket_sql(interval, "first")
     )
     return f"""SELECT {tag} AS tag, {bucket} AS bucket, {_ZERO} AS visitors, {_ZERO} AS pageviews,
