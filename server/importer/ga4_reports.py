@@ -27,11 +27,12 @@ file that does not begin with GA4's comment lines raises `WrongKind`; a file wit
 from __future__ import annotations
 
 import csv
+import math
 from datetime import date, timedelta
 from pathlib import Path
 
 from pixel.server.importer.lines import ImportFileError, WrongKind
-from pixel.server.importer.plausible_csv import Aggregates
+from pixel.server.importer.plausible_csv import MAX_COUNT, Aggregates
 
 DIMENSIONS: dict[str, tuple[str, ...]] = {
     "page path and screen class": ("page",),
@@ -74,8 +75,12 @@ def check(path: Path) -> None:
 
 
 def _number(text: str) -> float:
+    """A finite figure of at most `MAX_COUNT`: `inf`, `nan` or `1e400` raise ValueError (a malformed row)."""
     cleaned = text.strip().replace(",", "").rstrip("%")
-    return float(cleaned) if cleaned else 0.0
+    value = float(cleaned) if cleaned else 0.0
+    if not math.isfinite(value) or abs(value) > MAX_COUNT:
+        raise ValueError(f"{text[:40]!r} is not a count of at most {MAX_COUNT:,}")
+    return value
 
 
 def _day(text: str) -> date:
@@ -165,7 +170,7 @@ def _table(name: str, table: list[tuple[int, list[str]]], start: date | None, ou
         try:
             raw_day = fields[day_at]
             day = start + timedelta(days=int(raw_day)) if nth and start is not None else _day(raw_day)
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: an "Nth day" past the calendar
             found.bad(f"{name}:{number}", f"bad day {fields[day_at][:40]!r}")
             continue
         try:

@@ -40,6 +40,9 @@ from pathlib import Path
 from pixel.server.importer.lines import ImportFileError, WrongKind
 
 MALFORMED_SHOWN = 20
+# The largest figure one row may hold (a day's visitors, pageviews, visits, bounces or seconds): far above any
+# real site's day, far below the store's UInt64; a larger one is a malformed row, not an overflow at insert.
+MAX_COUNT = 10**12
 NUMBERS = ("visitors", "pageviews", "visits", "bounces", "visit_duration")
 _NAME = re.compile(r"^(?:imported_)?([a-z_]+?)_(\d{8})_(\d{8})\.csv$")
 
@@ -161,6 +164,8 @@ def _count(column: str, text: str) -> int:
         raise ValueError(f"{column} is {text[:40]!r}, not a whole number") from None
     if value < 0:
         raise ValueError(f"{column} is negative ({value})")
+    if value > MAX_COUNT:
+        raise ValueError(f"{column} is {value:,}, more than {MAX_COUNT:,}")
     return value
 
 

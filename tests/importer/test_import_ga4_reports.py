@@ -82,3 +82,42 @@ def test_ga4_reports_bad_files(
     with pytest.raises(error, match=why):
         aggregates.import_file(settings, store, path, SITE, source=SOURCE)
     assert store.scalar("SELECT count() FROM imported_aggregates") == 0
+
+
+def test_hostile_figures_are_malformed_rows_not_crashes(tmp_path: Path) -> None:
+    """Infinite, not-a-number, too large figures and an "Nth day" past the calendar are rows counted as malformed
+    with their line; the readable row is imported (they raised OverflowError past the row check before)."""
+    from pixel.server.importer import ga4_reports
+
+    path = tmp_path / "report.csv"
+    path.write_text(
+        "# Pages\n# Start date: 20240101\n# End date: 20240131\n"
+        "Nth day,Users,Views\n0000,5,9\n0001,1e400,3\n0002,nan,3\n99999999999999,1,1\n0003,2,1e13\n"
+        "\n# Daily\n# Start date: 20240101\nDate,Users\n20240105,-inf\n"
+    )
+    found = ga4_reports.read(path)
+    assert found.rows == {("2024-01-01", "", ""): [5, 9, 0, 0, 0]}
+    assert [where for where, _why in found.malformed] == [f"report.csv:{n}" for n in (6, 7, 8, 9, 14)]
+    assert found.malformed_count == 5
+
+
+def test_plausible_counts_past_the_limit_are_malformed(tmp_path: Path) -> None:
+    import zipfile
+
+    from pixel.server.importer import plausible_csv
+
+    path = tmp_path / "export.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(
+            "imported_visitors_20240101_20240102.csv",
+            "date,visitors,pageviews,bounces,visits,visit_duration\n"
+            f"2024-01-01,3,4,1,2,60\n2024-01-02,{plausible_csv.MAX_COUNT + 1},1,0,1,1\n",
+        )
+    found = plausible_csv.read(path)
+    assert found.rows == {("2024-01-01", "", ""): [3, 4, 2, 1, 60]}
+    assert found.malformed == [
+        (
+            "imported_visitors_20240101_20240102.csv:3",
+            "visitors is 1,000,000,000,001, more than 1,000,000,000,000",
+        )
+    ]
