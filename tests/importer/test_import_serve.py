@@ -82,6 +82,8 @@ def test_a_killed_store_process_resumes_the_import(tmp_path: Path) -> None:
             until(restarted)
             # nobody asks the imports API: the new store process goes on by itself
             until(lambda: sql(client, site_id, "SELECT count() FROM events FINAL") == pageviews)
+            # the record is marked done after the last batch is committed, so the rows can be seen first
+            until(lambda: client.get(f"/api/imports/{import_id}").json()["status"] != "running")
             done = client.get(f"/api/imports/{import_id}").json()
             assert (done["status"], done["rows"], done["percent"]) == ("done", pageviews, 100.0)
             assert sql(client, site_id, "SELECT count() FROM events") == pageviews  # no copies
