@@ -439,6 +439,50 @@ SETTINGS index_granularity = 256"""
 PAGE_VITALS_BUILDS_DDL = DAY_BUILDS_DDL.replace("day_builds (", "page_vitals_builds (")
 
 
+# -- migration 18: the forms and errors reports' per-day caches (see pixel.server.api.query.form_cache, error_cache)
+
+# One row per (site, zone, local day, build), form (id, action) and page: the day's submissions (each event
+# once) and visitors as the reports' sketch state (uniqCombined(14), merges to the raw count). The pages of a
+# form over a range are the distinct `path` of its rows. Valid as the other per-day caches are.
+FORM_SUBMITS_DDL = """CREATE TABLE IF NOT EXISTS form_submits (
+    `site` LowCardinality(String),
+    `tz` LowCardinality(String),
+    `day` Date,
+    `build` UInt64,
+    `form_id` String,
+    `action` String,
+    `path` String,
+    `submissions` UInt64,
+    `visitors` AggregateFunction(uniqCombined(14), String)
+)
+ENGINE = MergeTree
+ORDER BY (site, tz, day, form_id, action, path)
+SETTINGS index_granularity = 256"""
+FORM_SUBMITS_BUILDS_DDL = DAY_BUILDS_DDL.replace("day_builds (", "form_submits_builds (")
+
+# One row per (site, zone, local day, build), error group (message, source, line), page and browser: the
+# day's error events (each once), their visitors as the sketch state, and the first and last event's time.
+ERROR_GROUPS_DDL = """CREATE TABLE IF NOT EXISTS error_groups (
+    `site` LowCardinality(String),
+    `tz` LowCardinality(String),
+    `day` Date,
+    `build` UInt64,
+    `message` String,
+    `source` String,
+    `line` UInt32,
+    `path` String,
+    `browser` LowCardinality(String),
+    `errors` UInt64,
+    `visitors` AggregateFunction(uniqCombined(14), String),
+    `first_seen` DateTime64(3, 'UTC'),
+    `last_seen` DateTime64(3, 'UTC')
+)
+ENGINE = MergeTree
+ORDER BY (site, tz, day, message, source, line, path, browser)
+SETTINGS index_granularity = 256"""
+ERROR_GROUPS_BUILDS_DDL = DAY_BUILDS_DDL.replace("day_builds (", "error_groups_builds (")
+
+
 def migrations(retention_days: int = 0) -> tuple[Migration, ...]:
     ttl = f"TTL toDateTime(timestamp) + INTERVAL {int(retention_days)} DAY\n" if retention_days > 0 else ""
     return (
@@ -550,6 +594,16 @@ def migrations(retention_days: int = 0) -> tuple[Migration, ...]:
                 # Stores it in the parts written before (a mutation, waited for; until it is done those parts
                 # compute it on read). Nothing to rewrite in a new table.
                 f"{MATERIALIZE_EVENTS}`session_hash` SETTINGS mutations_sync = 1",
+            ),
+        ),
+        Migration(
+            18,
+            "forms and errors reports: per-day caches",
+            (
+                FORM_SUBMITS_DDL,
+                FORM_SUBMITS_BUILDS_DDL + _SMALL_GRANULES,
+                ERROR_GROUPS_DDL,
+                ERROR_GROUPS_BUILDS_DDL + _SMALL_GRANULES,
             ),
         ),
     )
