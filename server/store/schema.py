@@ -483,6 +483,18 @@ SETTINGS index_granularity = 256"""
 ERROR_GROUPS_BUILDS_DDL = DAY_BUILDS_DDL.replace("day_builds (", "error_groups_builds (")
 
 
+# -- migration 17: imported visitors as a number beside the report cache's sketches ---------------------
+
+# An imported (aggregate) day's visitors are daily counts that never dedupe with live visitor ids, so the
+# cache keeps them as a plain figure added after the sketch merge (pixel.server.api.query.imported) instead
+# of a sketch of one synthetic id per imported visitor. The days built before (sketches of synthetic ids)
+# are forgotten in day_builds, so the next report rebuilds them in the new shape.
+IMPORTED_VISITORS_COLUMN = "ALTER TABLE day_dimensions ADD COLUMN IF NOT EXISTS `imported_visitors` UInt64 DEFAULT 0 AFTER `visitors_total`"
+FORGET_IMPORTED_BUILDS = (
+    "DELETE FROM day_builds WHERE (site, day) IN (SELECT DISTINCT site, date FROM imported_aggregates)"
+)
+
+
 def migrations(retention_days: int = 0) -> tuple[Migration, ...]:
     ttl = f"TTL toDateTime(timestamp) + INTERVAL {int(retention_days)} DAY\n" if retention_days > 0 else ""
     return (
@@ -595,6 +607,11 @@ def migrations(retention_days: int = 0) -> tuple[Migration, ...]:
                 # compute it on read). Nothing to rewrite in a new table.
                 f"{MATERIALIZE_EVENTS}`session_hash` SETTINGS mutations_sync = 1",
             ),
+        ),
+        Migration(
+            17,
+            "report cache: imported visitors as a figure beside the visitor sketches (days with imports rebuilt)",
+            (IMPORTED_VISITORS_COLUMN, FORGET_IMPORTED_BUILDS),
         ),
         Migration(
             18,
