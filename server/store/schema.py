@@ -577,8 +577,9 @@ def migrations(retention_days: int = 0) -> tuple[Migration, ...]:
         Migration(11, "imported aggregates (Plausible's CSV export)", (IMPORTED_AGGREGATES_DDL,)),
         Migration(
             12,
-            "sessions table kept at insert time (session_rows, its view, filled from the stored events)",
-            (sessions.ddl(retention_days), sessions.MV_DDL, sessions.BACKFILL),
+            "sessions table kept at insert time (session_rows, its view; the stored events copied in by the "
+            "background backfill, sessions_backfill.py)",
+            (sessions.ddl(retention_days), sessions.MV_DDL, sessions.STATE_DDL, sessions.PENDING),
         ),
         Migration(
             13,
@@ -622,6 +623,11 @@ def migrations(retention_days: int = 0) -> tuple[Migration, ...]:
                 ERROR_GROUPS_DDL,
                 ERROR_GROUPS_BUILDS_DDL + _SMALL_GRANULES,
             ),
+        ),
+        Migration(
+            19,
+            "sessions table backfill state (none pending where migration 12 filled the table inline)",
+            (sessions.STATE_DDL,),
         ),
     )
 

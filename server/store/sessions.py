@@ -15,8 +15,13 @@ event and pageview counts. Readers must GROUP BY (the table merges rows lazily) 
 Stated exception: a copy whose timestamp differs from its original's (the tracker sends one timestamp per
 event, so it does not) would be counted in both slots.
 
-Migration 10 makes it, its view, and fills it from the events already stored (events inserted while the
-backfill runs are counted by the view and by the backfill: a copy-proof state counts them once).
+Migration 12 makes it and its view (new events flow in at once) and records in `session_rows_backfill` that the
+events stored before still have to be copied in; `sessions_backfill.SessionsBackfill` does that in the
+background of `pixel serve`, newest UTC hour first, and records after each chunk how far it got (`filled_from`:
+every event at or after it is in the table). A chunk inserted twice (a kill between its insert and its record,
+or events the view also counted) changes nothing: the states are copy-proof. A store that ran migration 12
+before the backfill moved to the background (it filled the table inline) has no row in `session_rows_backfill`:
+complete. Readers use the table only for ranges at or after `filled_from` (`coverage`).
 """
 
 from __future__ import annotations
@@ -67,20 +72,51 @@ ORDER BY ({", ".join(_KEY)})
 {ttl}SETTINGS index_granularity = 8192"""
 
 
-# The SELECT over `events` rows that makes session_rows' rows (the view's and the backfill's).
-SELECT = f"""SELECT site, {SLOT_SQL} AS slot, cityHash64(session_id) AS sid, visitor_id, {", ".join(COLUMNS)},
+def select(where: str = "") -> str:
+    """The SELECT over `events` rows (those matching `where`, if given) that makes session_rows' rows (the
+    view's and the backfill's)."""
+    return f"""SELECT site, {SLOT_SQL} AS slot, cityHash64(session_id) AS sid, visitor_id, {", ".join(COLUMNS)},
     min(timestamp) AS first_seen, max(timestamp) AS last_seen,
     argMinStateIf(path, (timestamp, path), event_name = 'pageview') AS entry,
     argMaxStateIf(path, (timestamp, path), event_name = 'pageview') AS exit,
     uniqExactStateIf(cityHash64(toDate(timestamp), event_id), event_name = 'pageview') AS pageviews,
     uniqExactState(cityHash64(toDate(timestamp), event_id)) AS events
-FROM events
+FROM events{f" WHERE {where}" if where else ""}
 GROUP BY {", ".join(_KEY)}"""
+
+
+SELECT = select()
 
 MV_DDL = f"CREATE MATERIALIZED VIEW IF NOT EXISTS session_rows_mv TO session_rows AS {SELECT}"
 
-# Fills the table from the events stored before the view existed.
-BACKFILL = f"INSERT INTO session_rows {SELECT}"
+# The backfill's progress, one row per step (the newest `step` is the state). `planned` = 0: nothing known
+# yet (the table answers no range); 1: every event stored before the view has a timestamp >= `low`, and the
+# events at or after `filled_from` are in the table; `pending` = 0: complete.
+STATE_DDL = """CREATE TABLE IF NOT EXISTS session_rows_backfill (
+    `step` UInt32,
+    `pending` UInt8,
+    `planned` UInt8,
+    `low` DateTime64(3, 'UTC'),
+    `filled_from` DateTime('UTC'),
+    `at` DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = MergeTree
+ORDER BY step"""
+
+# Migration 12's record: the events stored before the view are still to be copied in (no scan of them).
+# A store without events (a new one) has nothing to copy: no record, complete. `count()` of a whole table is
+# read from the parts' metadata.
+PENDING = """INSERT INTO session_rows_backfill (step, pending, planned, low, filled_from)
+SELECT 1, 1, 0, 0, 0 WHERE (SELECT count() FROM events) > 0"""
+
+# One chunk of the backfill: the events with timestamps in [{start}, {end}).
+BACKFILL_CHUNK = "INSERT INTO session_rows " + select(
+    "timestamp >= {start:DateTime64(3, 'UTC')} AND timestamp < {end:DateTime64(3, 'UTC')}"
+)
+
+STATE_SQL = """SELECT step, pending, planned, toUnixTimestamp64Milli(low) AS low_ms,
+    toUnixTimestamp(filled_from) AS filled_from
+FROM session_rows_backfill ORDER BY step DESC LIMIT 1"""
 
 
 def retention_statement(retention_days: int) -> str:
