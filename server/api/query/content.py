@@ -14,15 +14,15 @@ What the tracker sends (tracker/src/auto.js, track.js) and how each report reads
   alphabetical).
 Every report is paged and sortable (`listing.order_page`) and takes the scope's filters and period.
 Outbound links and downloads without filters, bots left out, over whole days of the site's zone, come from
-the per-day cache of `content_cache` (the same figures, exactly: tests compare both paths); otherwise, and
-the forms and 404 reports always, from the raw events.
+the per-day cache of `content_cache`, forms from that of `form_cache` (the same figures, exactly: tests
+compare both paths); otherwise, and the 404 report always, from the raw events.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pixel.server.api.query import cache_sql, content_cache
+from pixel.server.api.query import cache_sql, content_cache, form_cache
 from pixel.server.api.query.filters import SqlParams
 from pixel.server.api.query.listing import deduped, order_page, paged
 from pixel.server.api.query.scope import Scope
@@ -99,13 +99,18 @@ def forms(
     scope: Scope, *, limit: int = 10, page: int = 1, sort: str = "submissions", order: str = "desc"
 ) -> dict[str, Any]:
     tail = order_page(sort, order, FORM_SORTS, "form_id, action", limit, page)
-    params = SqlParams()
-    inner = f"""SELECT props['id'] AS form_id, props['action'] AS action, count() AS submissions,
-            {cache_sql.UNIQ_TOTAL}(visitor_id) AS visitors, uniqExact(path) AS page_count,
-            arraySlice(arraySort(groupUniqArray(path)), 1, {MAX_LISTED}) AS pages
-        FROM {deduped(scope.where(params) + " AND event_name = 'form_submit'", "props, visitor_id, path")}
-        GROUP BY form_id, action"""
-    rows = _ranked(scope, inner, params, tail)
+    days = form_cache.for_cache(scope.cache).days(scope) if scope.cache is not None else None
+    if days is not None:
+        inner = form_cache.forms_sql(days, MAX_LISTED)
+        rows = scope.run_cached(f"SELECT *, count() OVER () AS total_rows FROM ({inner}) {tail}")
+    else:
+        params = SqlParams()
+        inner = f"""SELECT props['id'] AS form_id, props['action'] AS action, count() AS submissions,
+                {cache_sql.UNIQ_TOTAL}(visitor_id) AS visitors, uniqExact(path) AS page_count,
+                arraySlice(arraySort(groupUniqArray(path)), 1, {MAX_LISTED}) AS pages
+            FROM {deduped(scope.where(params) + " AND event_name = 'form_submit'", "props, visitor_id, path")}
+            GROUP BY form_id, action"""
+        rows = _ranked(scope, inner, params, tail)
     out = [
         {
             "form_id": r["form_id"],

@@ -149,6 +149,8 @@ class EngagementCache(BackgroundDays):
         self.cache = cache
         self.content: Any = None  # the content reports' cache beside this one (`content_cache.for_cache`)
         self.performance: Any = None  # the performance reports' (`performance_cache.for_cache`)
+        self.forms: Any = None  # the forms report's (`form_cache.for_cache`)
+        self.errors: Any = None  # the errors reports' (`error_cache.for_cache`)
         self.init_background()  # _guard (guards the dicts below), the worker's queue
         cache.listeners.append(self.changed)
         self._known: dict[tuple[str, str], _Known] = {}
@@ -379,7 +381,7 @@ _Beside = TypeVar("_Beside")
 
 
 def kept_beside(cache: ReportCache, attr: str, make: Callable[[ReportCache], _Beside]) -> _Beside:
-    """The cache kept on `cache`'s engagement cache under `attr` (`content`, `performance`), made by `make` on
+    """The cache kept on `cache`'s engagement cache under `attr` (`content`, `performance`, `forms`, `errors`), made by `make` on
     first use: one per report cache, so per app, living and going with it."""
     beside = for_cache(cache)
     with _MAKING_BESIDE:

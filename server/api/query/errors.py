@@ -7,6 +7,10 @@ browsers (`browsers`, `browser_count`, the same way), and `first_seen` / `last_s
 latest event of the group *within the range* (ISO 8601, UTC). Groups are paged and sortable by `count`,
 `visitors`, `last_seen`, `first_seen` or `message`. `series`: error events and visitors with an error per
 time bucket.
+
+Without filters, bots left out, over whole days of the site's zone (the series by day, week or month), both
+come from the per-day cache of `error_cache` (the same figures, exactly: tests compare both paths);
+otherwise from the raw events.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pixel.server.api.query import cache_sql
+from pixel.server.api.query import cache_sql, error_cache
+from pixel.server.api.query.cache_sql import Days
 from pixel.server.api.query.filters import SqlParams
 from pixel.server.api.query.listing import deduped, order_page, paged
 from pixel.server.api.query.periods import bucket_sql, buckets
@@ -40,22 +45,32 @@ def _iso(value: Any) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
+def _cached(scope: Scope) -> Days | None:
+    """The scope's days with their valid builds in `error_cache`, or None: read the raw events."""
+    return error_cache.for_cache(scope.cache).days(scope) if scope.cache is not None else None
+
+
 def groups(
     scope: Scope, *, limit: int = 10, page: int = 1, sort: str = "count", order: str = "desc"
 ) -> dict[str, Any]:
     tail = order_page(sort, order, SORTS, "message, source, line", limit, page)
-    params = SqlParams()
-    sql = f"""SELECT *, count() OVER () AS total_rows FROM (
-            SELECT error_message AS message, error_source AS source, error_line AS line, count() AS count,
-                {cache_sql.UNIQ_TOTAL}(visitor_id) AS visitors, uniqExact(path) AS page_count,
-                arraySlice(arraySort(groupUniqArray(path)), 1, {MAX_LISTED}) AS pages,
-                uniqExact(browser) AS browser_count,
-                arraySlice(arraySort(groupUniqArray(browser)), 1, {MAX_LISTED}) AS browsers,
-                min(timestamp) AS first_seen, max(timestamp) AS last_seen
-            FROM {deduped(f"{scope.where(params)} AND event_name = '{ERROR_EVENT}'", _COLUMNS)}
-            GROUP BY message, source, line)
-        {tail}"""
-    rows = scope.run(sql, params)
+    days = _cached(scope)
+    if days is not None:
+        inner = error_cache.groups_sql(days, MAX_LISTED)
+        rows = scope.run_cached(f"SELECT *, count() OVER () AS total_rows FROM ({inner}) {tail}")
+    else:
+        params = SqlParams()
+        sql = f"""SELECT *, count() OVER () AS total_rows FROM (
+                SELECT error_message AS message, error_source AS source, error_line AS line, count() AS count,
+                    {cache_sql.UNIQ_TOTAL}(visitor_id) AS visitors, uniqExact(path) AS page_count,
+                    arraySlice(arraySort(groupUniqArray(path)), 1, {MAX_LISTED}) AS pages,
+                    uniqExact(browser) AS browser_count,
+                    arraySlice(arraySort(groupUniqArray(browser)), 1, {MAX_LISTED}) AS browsers,
+                    min(timestamp) AS first_seen, max(timestamp) AS last_seen
+                FROM {deduped(f"{scope.where(params)} AND event_name = '{ERROR_EVENT}'", _COLUMNS)}
+                GROUP BY message, source, line)
+            {tail}"""
+        rows = scope.run(sql, params)
     out = [
         {
             "message": r["message"],
@@ -77,11 +92,15 @@ def groups(
 
 def series(scope: Scope, interval: str) -> dict[str, Any]:
     labels = buckets(scope.range, interval)
-    params = SqlParams()
-    sql = f"""SELECT {bucket_sql(interval)} AS bucket, count() AS errors,
-            {cache_sql.UNIQ_TOTAL}(visitor_id) AS visitors
-        FROM {deduped(f"{scope.where(params)} AND event_name = '{ERROR_EVENT}'", "visitor_id")} GROUP BY bucket"""
-    found = {r["bucket"]: r for r in scope.run(sql, params)}
+    days = _cached(scope) if interval in error_cache.SERIES_BUCKETS else None
+    if days is not None:
+        found = {r["bucket"]: r for r in scope.run_cached(error_cache.series_sql(days, interval))}
+    else:
+        params = SqlParams()
+        sql = f"""SELECT {bucket_sql(interval)} AS bucket, count() AS errors,
+                {cache_sql.UNIQ_TOTAL}(visitor_id) AS visitors
+            FROM {deduped(f"{scope.where(params)} AND event_name = '{ERROR_EVENT}'", "visitor_id")} GROUP BY bucket"""
+        found = {r["bucket"]: r for r in scope.run(sql, params)}
     points = [
         {
             "bucket": b,
