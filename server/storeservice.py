@@ -33,6 +33,7 @@ from pixel.server.settings import Settings
 from pixel.server.shipper import Shipper
 from pixel.server.shipper.shipper import VISIBLE_BUCKETS
 from pixel.server.store import Store, StoreError, open_store
+from pixel.server.store.sessions_backfill import SessionsBackfill
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,9 @@ class StoreService:
         self._thread: threading.Thread | None = None
         self._retention_thread: threading.Thread | None = None
         self._alerts_thread: threading.Thread | None = None
+        # copies the events stored before the sessions table existed into it (after an upgrade)
+        self.sessions_backfill = SessionsBackfill(self.store)
+        self._backfill_thread: threading.Thread | None = None
         self.api = self._load_api()
         self.annotator = self._load_annotator()
         self.alerts = None if self.api is None else _alert_sender(self.api)  # server/alerts/sender.py
@@ -102,6 +106,10 @@ class StoreService:
             target=self.retention.run, name="site-retention", daemon=True
         )
         self._retention_thread.start()
+        self._backfill_thread = threading.Thread(
+            target=self.sessions_backfill.run, name="sessions-backfill", daemon=True
+        )
+        self._backfill_thread.start()
         if self.geoip.enabled:
             threading.Thread(target=self.geoip.run, name="geoip-refresh", daemon=True).start()
         if self.annotator is not None:
@@ -123,6 +131,7 @@ class StoreService:
             self.alerts.stop()
         self.shipper.stop()
         self.retention.stop()
+        self.sessions_backfill.stop()
         self.geoip.stop()
         if self.annotator is not None:
             self.annotator.stop()
@@ -130,6 +139,8 @@ class StoreService:
             self._thread.join(timeout=30)
         if self._retention_thread is not None:
             self._retention_thread.join(timeout=30)
+        if self._backfill_thread is not None:  # a chunk in course ends before the store closes under it
+            self._backfill_thread.join(timeout=30)
         if self._alerts_thread is not None:  # a round in course ends before the store closes under it
             self._alerts_thread.join(timeout=30)
         self.shipper.enricher.close()
@@ -240,6 +251,8 @@ class StoreService:
                     "refused_batches": stats.refused_batches,
                     **figures,
                     "uptime_seconds": round(self.clock() - self.started, 1),
+                    # {"state": "backfilling", "percent", "days_left"} after an upgrade, else None
+                    "sessions_table": self.sessions_backfill.progress(),
                 }
             )
         return answer

@@ -5,7 +5,10 @@ instead of the events, where that gives the same numbers as `raw_dashboard`'s re
   browser, os, device, UTM: `SESSION_FILTERS`), so a row's events all match a filter or none do;
 - both ends of every period fall on a 15-minute UTC slot (every zone's midnight and hour do), so a period
   is a set of whole slots;
-- the interval is not `minute` (a slot holds 15 of them).
+- the interval is not `minute` (a slot holds 15 of them);
+- the table holds every stored event of the periods: after an upgrade, the events stored before the table
+  existed are copied in by a background backfill (server/store/sessions_backfill.py), and until it has
+  reached a period's start that period reads the events (the same numbers, slower).
 
 Then the summary and series (visitors, pageviews, events per bucket of the events; sessions, bounces,
 durations per bucket of the session's first matching event), the breakdowns by those dimensions and the
@@ -25,6 +28,7 @@ from pixel.server.api.query.cache_sql import Tag
 from pixel.server.api.query.filters import DIMENSIONS, SqlParams, filter_sql
 from pixel.server.api.query.periods import Range, bucket_sql
 from pixel.server.api.query.scope import Scope
+from pixel.server.store import sessions_backfill
 from pixel.server.store.sessions import COLUMNS
 
 _ZERO = "toUInt64(0)"
@@ -41,8 +45,12 @@ def _whole_slots(rng: Range) -> bool:
 
 def usable(scopes: list[Scope], interval: str) -> bool:
     """Whether the sessions table answers these periods' summary, series and session breakdowns exactly."""
-    return interval != "minute" and all(
-        _whole_slots(s.range) and all(f.dimension in SESSION_FILTERS for f in s.filters) for s in scopes
+    return (
+        interval != "minute"
+        and all(
+            _whole_slots(s.range) and all(f.dimension in SESSION_FILTERS for f in s.filters) for s in scopes
+        )
+        and all(sessions_backfill.covers(s.runner.store, s.range.start.timestamp()) for s in scopes)
     )
 
 
