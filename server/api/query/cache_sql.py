@@ -10,7 +10,8 @@ durations, entry / exit pages); the others, one row per session and day, go to `
 
 How reports combine days (the same definitions as the raw queries in `reports`):
 - events, pageviews: sums of the days; visitors: the merge of the days' sketch states, which equals the
-  sketch of the raw rows (see UNIQ_TOTAL);
+  sketch of the raw rows (see UNIQ_TOTAL), plus the sum of the rows' `imported_visitors` (imported aggregate
+  days' visitors, a figure and not ids: `imported`; 0 on live rows);
 - sessions: a session is counted by the events it has *inside the range*: the session sums of the days,
   plus the rows of `day_session_edges` merged by session over the days of the range at read time, so a
   session across midnight counts once with its whole in-range duration. (A session whose events are more
@@ -261,13 +262,14 @@ def totals_sql(parts: dict[Tag, tuple[str, str | None]]) -> str:
     per_tag = ", ".join(f"tag = '{tag}', {expr}" for tag, (_, expr) in parts.items() if expr)
     bucket = f"multiIf({per_tag}, '')" if per_tag else "''"
     any_row = " OR ".join(cond for cond, _ in parts.values())
-    return f"""SELECT tag, {bucket} AS bucket, uniqCombinedMergeIf(14)(vt, dimension = '{TOTAL}') AS visitors,
+    return f"""SELECT tag, {bucket} AS bucket,
+            uniqCombinedMergeIf(14)(vt, dimension = '{TOTAL}') + sumIf(iv, dimension = '{TOTAL}') AS visitors,
             sumIf(pv, dimension = '{TOTAL}') AS pageviews, sumIf(ev, dimension = '{TOTAL}') AS events,
             sumIf(se, dimension = '{SESSIONS}') AS sessions, sumIf(pv, dimension = '{SESSIONS}') AS session_pageviews,
             sumIf(bo, dimension = '{SESSIONS}') AS bounces, sumIf(du, dimension = '{SESSIONS}') AS duration_ms,
             countIf(dimension = '{TOTAL}') AS total_rows, countIf(dimension = '{SESSIONS}') AS session_rows,
             toUInt64(0) AS first_rank
-        FROM (SELECT tag, dimension, day, visitors_total AS vt, pageviews AS pv, events AS ev, sessions AS se,
+        FROM (SELECT tag, dimension, day, visitors_total AS vt, imported_visitors AS iv, pageviews AS pv, events AS ev, sessions AS se,
                   bounces AS bo, duration_ms AS du
               FROM day_dimensions
               ARRAY JOIN arrayFilter(x -> x != '', [{conditions}]) AS tag
@@ -329,7 +331,8 @@ def day_bucket(interval: str, day: str) -> str:
 
 
 def event_series_sql(days: Days, interval: str) -> str:
-    return f"""SELECT {_DAY_BUCKETS[interval].format(d="day")} AS bucket, uniqCombinedMerge(14)(visitors_total) AS visitors,
+    return f"""SELECT {_DAY_BUCKETS[interval].format(d="day")} AS bucket,
+        uniqCombinedMerge(14)(visitors_total) + sum(imported_visitors) AS visitors,
         sum(pageviews) AS pageviews, sum(events) AS events
     FROM day_dimensions WHERE {_where(days, TOTAL)} GROUP BY bucket"""
 
@@ -352,14 +355,18 @@ def cached_dimension(dimension: str) -> bool:
 
 
 def breakdown_states(days: Days, dimension: str) -> str:
-    """One row per value of a cached dimension: `value, st` (visitors state) and the summed metrics."""
+    """One row per value of a cached dimension: `value, st` (visitors state), `iv` (imported visitors, added to
+    the state's count) and the summed metrics."""
     if dimension in SESSION_KINDS:
         column = "entry" if dimension == "entry_page" else "exit"
-        return f"""SELECT value, uniqCombinedMergeState(12)(v) AS st, sum(sessions) AS sessions FROM (
-            SELECT value, v, sessions FROM {_rows(days, dimension, "value, visitors AS v, sessions")}
+        return f"""SELECT value, uniqCombinedMergeState(12)(v) AS st, sum(iv) AS iv, sum(sessions) AS sessions FROM (
+            SELECT value, v, iv, sessions
+            FROM {_rows(days, dimension, "value, visitors AS v, imported_visitors AS iv, sessions")}
             UNION ALL
-            SELECT {column} AS value, uniqCombinedState(12)(pv_visitor) AS v, count() AS sessions
+            SELECT {column} AS value, uniqCombinedState(12)(pv_visitor) AS v, toUInt64(0) AS iv, count() AS sessions
             FROM ({edges_sql(days)}) WHERE pv > 0 GROUP BY value)
         GROUP BY value"""
-    return f"""SELECT value, uniqCombinedMergeState(12)(v) AS st, sum(pageviews) AS pageviews, sum(events) AS events
-        FROM {_rows(days, dimension, "value, visitors AS v, pageviews, events")} GROUP BY value"""
+    return f"""SELECT value, uniqCombinedMergeState(12)(v) AS st, sum(iv) AS iv, sum(pageviews) AS pageviews,
+            sum(events) AS events
+        FROM {_rows(days, dimension, "value, visitors AS v, imported_visitors AS iv, pageviews, events")}
+        GROUP BY value"""

@@ -119,31 +119,34 @@ def _with_range(body: dict[str, Any], scope: Scope) -> dict[str, Any]:
 
 def _breakdowns_sql(days: Days, dimensions: list[str], limit: int) -> str:
     """Every dimension's first `limit` values by visitors and an "other" row, as `reports.breakdown` ranks
-    them over the cached rows (the same states merged the same way), in one scan."""
+    them over the cached rows (the same states merged the same way, plus the imported visitors `iv`), in one
+    scan."""
     names = ", ".join(f"'{d}'" for d in dimensions)  # validated names, never user text
     sources = [
-        f"""SELECT dimension, value, visitors AS v, pageviews, events, sessions FROM day_dimensions
+        f"""SELECT dimension, value, visitors AS v, imported_visitors AS iv, pageviews, events, sessions
+        FROM day_dimensions
         WHERE site = {{site:String}} AND tz = {{tz:String}} AND dimension IN ({names})
             AND {cache_sql.range_condition(days)}"""
     ]
     kinds = [d for d in cache_sql.SESSION_KINDS if d in dimensions]
     if kinds:
         columns = {"entry_page": "entry", "exit_page": "exit"}
-        sources.append(f"""SELECT dimension, value, uniqCombinedState(12)(pv_visitor) AS v, toUInt64(0) AS pageviews,
+        sources.append(f"""SELECT dimension, value, uniqCombinedState(12)(pv_visitor) AS v, toUInt64(0) AS iv,
+            toUInt64(0) AS pageviews,
             toUInt64(0) AS events, count() AS sessions
         FROM ({cache_sql.edges_sql(days)})
         ARRAY JOIN [{", ".join(f"'{k}'" for k in kinds)}] AS dimension, [{", ".join(columns[k] for k in kinds)}] AS value
         WHERE pv > 0 GROUP BY dimension, value""")
-    per_value = f"""SELECT dimension, value, uniqCombinedMergeState(12)(v) AS st,
+    per_value = f"""SELECT dimension, value, uniqCombinedMergeState(12)(v) AS st, sum(iv) AS iv,
             sum(pageviews) AS pageviews, sum(events) AS events, sum(sessions) AS sessions
         FROM ({" UNION ALL ".join(sources)}) GROUP BY dimension, value"""
     return f"""SELECT concat('{BREAKDOWN_TAG_PREFIX}', dimension) AS tag, if(rank <= {int(limit)}, value, NULL) AS bucket,
-            {cache_sql.UNIQ_VALUE_MERGE}(st) AS visitors, sum(pageviews) AS pageviews, sum(events) AS events,
+            {cache_sql.UNIQ_VALUE_MERGE}(st) + sum(iv) AS visitors, sum(pageviews) AS pageviews, sum(events) AS events,
             sum(sessions) AS sessions, toUInt64(0) AS session_pageviews, toUInt64(0) AS bounces,
             toUInt64(0) AS duration_ms, any(total) AS total_rows, toUInt64(0) AS session_rows, min(rank) AS first_rank
         FROM (SELECT *, row_number() OVER (PARTITION BY dimension ORDER BY visitors DESC, value ASC) AS rank,
                   count() OVER (PARTITION BY dimension) AS total
-              FROM (SELECT *, finalizeAggregation(st) AS visitors FROM ({per_value})))
+              FROM (SELECT *, finalizeAggregation(st) + iv AS visitors FROM ({per_value})))
         GROUP BY dimension, bucket"""
 
 

@@ -11,9 +11,13 @@ What a day's imported rows become (the shapes `cache_sql` writes for live days):
 - `entry_page` / `exit_page` -> their session rows (entrances / exits as sessions, bounces, durations);
 - every other dimension (source, referrer, utm_*, country, region, browser, os, device, page, hostname...)
   -> a breakdown row (visitors, pageviews; events = pageviews).
-Visitors are sketch states like the live rows', made of one synthetic id per imported visitor, distinct per
-day, dimension and value, so merging days sums the days' imported visitors (they cannot be deduplicated: the
-export holds daily counts) and never meets a live visitor id. Reports that read raw events (filters, hourly
+Visitors are a plain figure, `imported_visitors` (the rows' sketch states stay empty), never ids: every reader
+of the cache's visitors adds it after merging the sketches (visitors = the merge of the rows' states + the sum
+of their `imported_visitors`: `cache_sql.totals_sql`, `event_series_sql`, `breakdown_states`, the dashboard's
+breakdowns, the merged ranges of `ReportCache`), so the imported visitors of several days, values or imports
+are summed (they cannot be deduplicated: the export holds daily counts) and never meet a live visitor id. A
+build's cost follows the number of imported rows, not the visitors they count (any figure up to the
+importers' bound, `plausible_csv.MAX_COUNT`, sums exactly). Reports that read raw events (filters, hourly
 buckets, realtime, uncached dimensions such as city or title) leave imported data out.
 """
 
@@ -25,29 +29,18 @@ _SESSION_DIMS = f"('{SESSIONS}', 'entry_page', 'exit_page')"
 
 # Every name below is made here; site, zone, days, window and build come as parameters (those of `_build`).
 IMPORTED_INSERT = f"""INSERT INTO day_dimensions
-    (site, tz, day, build, dimension, value, visitors, visitors_total, pageviews, events, sessions, bounces,
-     duration_ms)
-SELECT {{site:String}}, {{tz:String}}, d, {{build:UInt64}}, dim, val,
-    uniqCombinedStateIf(12)(vid, vid != '' AND dim != '{TOTAL}'),
-    uniqCombinedStateIf(14)(vid, vid != '' AND dim = '{TOTAL}'),
-    any(pv), any(ev), any(se), any(bo), any(du)
-FROM (
-    SELECT d, dim, val, pv, ev, se, bo, du,
-        arrayJoin(if(vis = 0, [''],
-            arrayMap(i -> concat('imported:', toString(d), ':', dim, ':', val, ':', toString(i)), range(vis)))) AS vid
-    FROM (
-        SELECT date AS d, dim, value AS val, sum(visitors) AS vis,
-            sum(pageviews) AS pv,
-            if(dim IN {_SESSION_DIMS}, 0, sum(pageviews)) AS ev,
-            if(dim IN {_SESSION_DIMS}, sum(visits), 0) AS se,
-            if(dim IN {_SESSION_DIMS}, sum(bounces), 0) AS bo,
-            if(dim IN {_SESSION_DIMS}, sum(visit_duration) * 1000, 0) AS du
-        FROM imported_aggregates
-        ARRAY JOIN if(dimension = '{TOTAL}', ['{TOTAL}', '{SESSIONS}'], [CAST(dimension AS String)]) AS dim
-        WHERE site = {{site:String}} AND has({{days:Array(Date)}}, date)
-            AND (with_live = 1 OR date NOT IN (
-                SELECT DISTINCT toDate(timestamp, {{tz:String}}) FROM events
-                WHERE site = {{site:String}} AND timestamp >= {{lo:DateTime64(3)}} AND timestamp < {{hi:DateTime64(3)}}
-                    AND is_bot = 0))
-        GROUP BY d, dim, val))
+    (site, tz, day, build, dimension, value, imported_visitors, pageviews, events, sessions, bounces, duration_ms)
+SELECT {{site:String}}, {{tz:String}}, date AS d, {{build:UInt64}}, dim, value AS val, sum(visitors),
+    sum(pageviews),
+    if(dim IN {_SESSION_DIMS}, 0, sum(pageviews)),
+    if(dim IN {_SESSION_DIMS}, sum(visits), 0),
+    if(dim IN {_SESSION_DIMS}, sum(bounces), 0),
+    if(dim IN {_SESSION_DIMS}, sum(visit_duration) * 1000, 0)
+FROM imported_aggregates
+ARRAY JOIN if(dimension = '{TOTAL}', ['{TOTAL}', '{SESSIONS}'], [CAST(dimension AS String)]) AS dim
+WHERE site = {{site:String}} AND has({{days:Array(Date)}}, date)
+    AND (with_live = 1 OR date NOT IN (
+        SELECT DISTINCT toDate(timestamp, {{tz:String}}) FROM events
+        WHERE site = {{site:String}} AND timestamp >= {{lo:DateTime64(3)}} AND timestamp < {{hi:DateTime64(3)}}
+            AND is_bot = 0))
 GROUP BY d, dim, val"""

@@ -301,10 +301,10 @@ class ReportCache(BackgroundDays):
             closed_days = replace(days, builds=tuple(closed), last=closed[-1][0])
             self.runner.command(
                 f"""INSERT INTO day_dimensions (site, tz, day, build, created, dimension, value,
-                    visitors, visitors_total, pageviews, events, sessions, bounces, duration_ms)
+                    visitors, visitors_total, imported_visitors, pageviews, events, sessions, bounces, duration_ms)
                 SELECT {{site:String}}, {{tz:String}}, toDate(0), {{key:UInt64}}, now(), dimension, value,
-                    uniqCombinedMergeState(12)(visitors), uniqCombinedMergeState(14)(visitors_total), sum(pageviews),
-                    sum(events), sum(sessions), sum(bounces), sum(duration_ms)
+                    uniqCombinedMergeState(12)(visitors), uniqCombinedMergeState(14)(visitors_total),
+                    sum(imported_visitors), sum(pageviews), sum(events), sum(sessions), sum(bounces), sum(duration_ms)
                 FROM day_dimensions
                 WHERE site = {{site:String}} AND tz = {{tz:String}} AND day >= {{first:Date}} AND day <= {{last:Date}}
                     AND {closed_days.build_filter()}

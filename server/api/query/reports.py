@@ -234,8 +234,8 @@ def breakdown(
     elif session_level:
         inner = f"""SELECT session_id, any(visitor_id) AS visitor_id, {SESSION_DIMENSIONS[dimension]} AS value
             FROM {EVENTS} WHERE {where} AND event_name = 'pageview' GROUP BY session_id"""
-        per_value = f"""SELECT value, {cache_sql.UNIQ_VALUE_STATE}(visitor_id) AS st, count() AS sessions
-            FROM ({inner}) GROUP BY value"""
+        per_value = f"""SELECT value, {cache_sql.UNIQ_VALUE_STATE}(visitor_id) AS st, toUInt64(0) AS iv,
+            count() AS sessions FROM ({inner}) GROUP BY value"""
     else:
         value_expr = dimension_sql(dimension, params)
         if dimension == "page":
@@ -246,19 +246,21 @@ def breakdown(
             where += f" AND mapContains(props, {params.add(dimension[len(PROP_PREFIX) :])})"
         if event:
             where += f" AND event_name = {params.add(event)}"
-        per_value = f"""SELECT {value_expr} AS value, {cache_sql.UNIQ_VALUE_STATE}(visitor_id) AS st,
+        per_value = f"""SELECT {value_expr} AS value, {cache_sql.UNIQ_VALUE_STATE}(visitor_id) AS st, toUInt64(0) AS iv,
             countIf(event_name = 'pageview') AS pageviews, count() AS events
             FROM {EVENTS} WHERE {where} GROUP BY value"""
     direction = "DESC" if order == "desc" else "ASC"
     order_by = f"{sort} {direction}, value ASC" if sort != "value" else f"value {direction}"
     top_n = page * limit
     # One query: rank the values, then group the first top_n by value and every later one into `other`
-    # (its visitors are the merge of the later values' states, not a sum).
+    # (its visitors are the merge of the later values' states, not a sum, plus their imported visitors `iv`,
+    # a figure: `imported`).
     sums = ", ".join(f"sum({m}) AS {m}" for m in metrics if m != "visitors")
-    sql = f"""SELECT if(rank <= {int(top_n)}, value, NULL) AS label, {cache_sql.UNIQ_VALUE_MERGE}(st) AS visitors,
+    sql = f"""SELECT if(rank <= {int(top_n)}, value, NULL) AS label,
+            {cache_sql.UNIQ_VALUE_MERGE}(st) + sum(iv) AS visitors,
             {sums}, min(rank) AS first_rank, any(total_rows) AS total_rows
         FROM (SELECT *, row_number() OVER (ORDER BY {order_by}) AS rank, count() OVER () AS total_rows
-              FROM (SELECT *, finalizeAggregation(st) AS visitors FROM ({per_value})))
+              FROM (SELECT *, finalizeAggregation(st) + iv AS visitors FROM ({per_value})))
         GROUP BY label ORDER BY first_rank"""
     rows = scope.run_cached(sql, params) if days is not None else scope.run(sql, params)
     total_rows = int(rows[0]["total_rows"]) if rows else 0
