@@ -108,7 +108,11 @@ class SessionsBackfill:
         self.retry_seconds = retry_seconds
         self.stop_event = threading.Event()
         self._top: int | None = None  # the planned upper end (epoch s), for the progress figure
-        self.state: State | None = None
+        self.state: State | None = None  # the last state read or written (progress' source)
+        try:
+            self.state = read_state(store)
+        except StoreError as exc:  # read again by the first step
+            log.warning("sessions table: its backfill state cannot be read (%s)", exc)
 
     def _record(self, state: State) -> None:
         self.store.command(

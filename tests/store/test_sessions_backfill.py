@@ -7,6 +7,7 @@ after the backfill, a killed backfill goes on without counting twice, a store th
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -220,3 +221,29 @@ def test_stretches_without_events_are_skipped(tmp_path: Path) -> None:
         assert store.query("SELECT count() FROM (SELECT sid FROM session_rows GROUP BY sid)").rows == [[2]]
     finally:
         store.close()
+
+
+def test_pixel_serve_store_process_backfills_in_the_background(tmp_path: Path) -> None:
+    """The store process of `pixel serve` (StoreService): open and started at once on an old store, its admin
+    health shows the backfill, which then completes in its own thread."""
+    from pixel.server.settings import Settings
+    from pixel.server.storeservice import StoreService
+
+    settings = Settings(data_dir=tmp_path)
+    store, _ = old_store(settings.store_dir)
+    store.close()
+    service = StoreService(settings)
+    try:
+        assert service.store.scalar("SELECT count() FROM session_rows") == 0  # nothing copied by the start
+        shown = service.health(details=True)["sessions_table"]
+        assert shown == {"state": "backfilling", "percent": 0, "days_left": None}
+        service.sessions_backfill.chunk = DAY  # fewer steps than the default hours (the test's time)
+        service.start()
+        deadline = time.monotonic() + 300
+        while read_state(service.store).pending:  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, service.health(details=True)["sessions_table"]
+            time.sleep(0.2)
+        assert service.health(details=True)["sessions_table"] is None
+        assert service.store.query(MERGED).rows == reference(service.store)
+    finally:
+        service.stop()
