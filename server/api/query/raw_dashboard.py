@@ -123,21 +123,56 @@ def _ranked(per_value: str, limit: int) -> str:
         GROUP BY dimension, bucket"""
 
 
+def _breakdown_condition(dimension: str, params: SqlParams) -> str | None:
+    """Which events a breakdown by `dimension` is about (None: every matching event): pageviews only for
+    `page`, other events only for `event`, events holding the key for `prop:<key>`."""
+    if dimension == "page":
+        return "event_name = 'pageview'"
+    if dimension == "event":
+        return "event_name != 'pageview'"
+    if dimension.startswith(PROP_PREFIX):
+        return f"mapContains(props, {params.add(dimension[len(PROP_PREFIX) :])})"
+    return None
+
+
 def _event_breakdowns(
     where: str, params: SqlParams, dimensions: list[str], limit: int, final: bool = False
 ) -> str:
+    """Every event-level breakdown in one aggregation of the matching events: `GROUPING SETS`, one set per
+    dimension over its own column (LowCardinality columns stay so, no row copied per dimension), a
+    dimension's key NULL on the events it is not about (that group is dropped). Same rows as
+    `_event_breakdowns_array_join` (each value's visitors' sketch, pageviews and events), ranked alike."""
+    keys = {}
+    for i, d in enumerate(dimensions):
+        expr, condition = dimension_sql(d, params), _breakdown_condition(d, params)
+        keys[f"k{i}"] = (d, expr if condition is None else f"if({condition}, {expr}, NULL)")
+    # the keys are computed on the matching rows, before the copies are dropped
+    columns = {"visitor_id": "visitor_id", "event_name": "event_name", **{k: e for k, (_, e) in keys.items()}}
+    # validated names, never user text
+    dimension = ", ".join(f"grouping({k}) = 0, '{d}'" for k, (d, _) in keys.items())
+    value = ", ".join(f"grouping({k}) = 0, CAST({k} AS Nullable(String))" for k in keys)
+    # (`key`, not `value`: an alias of the outer SELECT stands for its expression in the WHERE)
+    per_value = f"""SELECT dimension, assumeNotNull(key) AS value, st, pageviews, events, sessions
+        FROM (SELECT multiIf({dimension}, '') AS dimension, multiIf({value}, NULL) AS key,
+                  {cache_sql.UNIQ_VALUE_STATE}(visitor_id) AS st, countIf(event_name = 'pageview') AS pageviews,
+                  count() AS events, toUInt64(0) AS sessions
+              FROM {_matching(where, columns, final)}
+              GROUP BY GROUPING SETS ({", ".join(f"({k})" for k in keys)}))
+        WHERE key IS NOT NULL"""
+    return _ranked(per_value, limit)
+
+
+def _event_breakdowns_array_join(
+    where: str, params: SqlParams, dimensions: list[str], limit: int, final: bool = False
+) -> str:
+    """The event-level breakdowns as before `GROUPING SETS` (kept for bench_api's old-vs-new comparison): every
+    matching row copied once per dimension (`ARRAY JOIN` of the values cast to String), one aggregation by
+    (dimension, value)."""
     names, values, conditions = [], [], []
     for d in dimensions:
         names.append(f"'{d}'")  # validated names, never user text
         values.append(f"CAST({dimension_sql(d, params)} AS String)")
-        if d == "page":
-            conditions.append("event_name = 'pageview'")
-        elif d == "event":
-            conditions.append("event_name != 'pageview'")
-        elif d.startswith(PROP_PREFIX):
-            conditions.append(f"mapContains(props, {params.add(d[len(PROP_PREFIX) :])})")
-        else:
-            conditions.append("1")
+        conditions.append(_breakdown_condition(d, params) or "1")
     # the values and conditions are computed on the matching rows, before the copies are dropped
     columns = {
         "visitor_id": "visitor_id",
@@ -179,11 +214,14 @@ def dashboard_sql(
     limit: int,
     final: bool = False,
     sessions: bool = True,
+    grouping_sets: bool = True,
 ) -> tuple[str, SqlParams]:
     """The one query (and its parameters) of the raw dashboard; `final`: read `events FINAL` (the way before
     copies were dropped among the matching rows only; kept for bench_api's old-vs-new comparison).
     `sessions`: read the summary, series, session-level breakdowns and entry / exit pages from the sessions
-    table where `session_dashboard.usable` says it answers the same (False: the events only, as before)."""
+    table where `session_dashboard.usable` says it answers the same (False: the events only, as before).
+    `grouping_sets`: the event-level breakdowns in one `GROUPING SETS` aggregation (False: one `ARRAY JOIN` of
+    every row per dimension, as before; kept for bench_api's comparison, same rows)."""
     params = SqlParams()
     with_before = before is not None and (compare or previous_series)
     periods = [scope, before] if with_before and before is not None else [scope]
@@ -218,7 +256,8 @@ def dashboard_sql(
         if event_level:
             where = _where(scope, params)
     if event_level:
-        branches.append(_event_breakdowns(where, params, event_level, limit, final))
+        breakdowns = _event_breakdowns if grouping_sets else _event_breakdowns_array_join
+        branches.append(breakdowns(where, params, event_level, limit, final))
     if session_level:
         branches.append(_session_breakdowns(where, session_level, limit, final))
     return "\nUNION ALL\n".join(branches), params
