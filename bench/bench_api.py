@@ -18,6 +18,8 @@ Issue 16 adds, on the dashboard endpoint:
   background build takes to complete);
 - `--live-rate N`: N events a second are inserted (in shipper-sized batches every 0.25 s) while the
   dashboard endpoint is timed, and each answer is checked to include every event inserted 5 s before it.
+`--compare-breakdowns` (session 6) times each filter's raw query with the event-level breakdowns as before
+(`ARRAY JOIN`, one copy of every row per dimension) and as now (`GROUPING SETS`), interleaved, same rows asserted.
 Every run prints p50/min/max per path, the peak RSS of this process (which is the store process: the
 app runs in it) and the load average before and after.
 
@@ -362,6 +364,12 @@ def main() -> None:
         help="with --filters: also time each filter's raw query over the events only and with the sessions table",
     )
     parser.add_argument(
+        "--compare-breakdowns",
+        action="store_true",
+        help="with --filters: also time each filter's raw query with the event-level breakdowns by ARRAY JOIN "
+        "(before) and by GROUPING SETS (now)",
+    )
+    parser.add_argument(
         "--only-issue16", action="store_true", help="skip the ten-request dashboard and per-report timings"
     )
     parser.add_argument(
@@ -443,6 +451,9 @@ def main() -> None:
                 variants["events, copies dropped (session 4)"] = {"sessions": False}
             if args.compare_sessions:
                 variants["sessions table where it answers"] = {}
+            if args.compare_breakdowns:
+                variants["breakdowns by ARRAY JOIN (session 5)"] = {"grouping_sets": False}
+                variants["breakdowns by GROUPING SETS (session 6)"] = {}
             if variants:
                 times = raw_query_times(store, filters, args.runs, variants)
                 for name, ts in times.items():
