@@ -26,7 +26,7 @@ from typing import Any
 
 from pixel.server.api.query import cache_sql, engagement_cache
 from pixel.server.api.query.filters import SqlParams
-from pixel.server.api.query.listing import deduped, order_page, paged, percent
+from pixel.server.api.query.listing import order_page, paged, percent
 from pixel.server.api.query.scope import Scope
 
 SCROLL_MARKS = (25, 50, 75, 100)
@@ -53,15 +53,22 @@ def engagement(
     params = SqlParams()
     marks = ", ".join(f"countIf(has_scroll AND depth >= {m}) AS s{m}" for m in SCROLL_MARKS)
     # One scan: the page visits (path, session), each with its session's entry and exit path and pageviews
-    # (window functions over the visits), grouped by page.
+    # (window functions over the visits), grouped by page. Copies of an event (one `event_id` on one day)
+    # share their path and session, so they collapse inside their visit: pageviews count distinct events,
+    # engaged time sums the distinct (event, engaged_ms) and the rest (first / last / any / max / has) is the
+    # same with or without a copy. No pass collapsing the copies of every matching event first (a LIMIT BY,
+    # which runs on one core, over the whole range).
     where = f"{scope.where(params)} AND event_name IN ('pageview', 'engagement', 'scroll')"
+    event = "toDate(timestamp), event_id"
     sql = f"""WITH
-        visits AS (SELECT path, session_id, any(visitor_id) AS visitor_id, countIf(event_name = 'pageview') AS pv,
+        visits AS (SELECT path, session_id, any(visitor_id) AS visitor_id,
+                uniqExactIf({event}, event_name = 'pageview') AS pv,
                 minIf(timestamp, event_name = 'pageview') AS first_pv, maxIf(timestamp, event_name = 'pageview') AS last_pv,
-                sumIf(toUInt64(engaged_ms), event_name = 'engagement') AS engaged,
+                arraySum(x -> x.3, groupUniqArrayIf(({event}, toUInt64(engaged_ms)), event_name = 'engagement'))
+                    AS engaged,
                 countIf(event_name = 'engagement') > 0 AS has_engaged,
                 maxIf(scroll_depth, event_name = 'scroll') AS depth, countIf(event_name = 'scroll') > 0 AS has_scroll
-            FROM {deduped(where, "path, session_id, visitor_id, event_name, engaged_ms, scroll_depth")}
+            FROM events WHERE {where}
             GROUP BY path, session_id HAVING pv > 0),
         placed AS (SELECT *,
                 argMin(path, (first_pv, path)) OVER (PARTITION BY session_id) AS entry_path,
