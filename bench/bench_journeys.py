@@ -2,18 +2,20 @@
 
 Times, through the real FastAPI app in-process (ASGI, no network), the journeys report over the last 30 days:
 4 steps across all sessions with one filter (country is DE: the issue's figure), 4 steps from a page with that
-filter, the next pages of a page, and 4 steps without a filter; and, as an anchor in the same run, one scan
+filter, 4 steps without a filter, and the next pages of a page; and, as an anchor in the same run, one scan
 of the same rows (`count()` of the site's events FINAL with the filter), so figures taken under different
 machine load can be compared as ratios. Each journeys case is timed twice in the same run: with the current
-query (`journeys.sessions_sql`, grouping by the stored `session_hash`) and with the previous one
-(`previous_path_counts` below: the same query reading and hashing `session_id`, as before store migration 16),
-swapped in for the route; both answers are checked equal. Prints p50 / p90 per case and the
-load average.
+code (`journeys.path_tallies`: the answer's tallies summed by the store, only they sent back) and with the
+previous one (`previous_tallies` below: every distinct path sent back by `journeys.path_counts` and tallied in
+Python), swapped in for the route; both answers are checked equal. The next pages of a page (`neighbours`, two
+steps, few distinct paths) run the same code in both. Profiles: the filter's set of sessions alone, the
+per-session query alone (its rows counted in the store), the window's pageviews grouped by session alone. Prints
+p50 / p90 per case and the load average.
 
 Reuse generated data with `--data-dir` (generated when empty; keep it outside the repository).
 
 Usage (from the repository root):
-    nice -n -10 .venv/bin/python bench/bench_journeys.py --events 10000000 --days 30 --runs 9 --data-dir /tmp/pixel-jbench
+    nice -n -10 .venv/bin/python bench/bench_journeys.py --events 10000000 --days 30 --runs 9 --data-dir <dir>
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ from bench.bench_api import SITE, generate
 from pixel.server.api import create_app
 from pixel.server.api.app import open_meta
 from pixel.server.api.query import journeys as jq
-from pixel.server.api.query.filters import SqlParams
+from pixel.server.api.query.filters import Filter, SqlParams
+from pixel.server.api.query.periods import resolve
+from pixel.server.api.query.runner import QueryRunner
 from pixel.server.api.query.scope import Scope
 from pixel.server.api.security import hash_password
 from pixel.server.settings import Settings
@@ -45,26 +49,24 @@ from pixel.server.store.chdb_engine import ChdbStore
 FILTER = json.dumps([["country", "is", "DE"]])
 
 
-def previous_path_counts(scope: Scope, q: jq.JourneyQuery) -> list[tuple[tuple[str, ...], bool, int]]:
-    """The journeys query as it was before store migration 16 (kept here only to be timed against the current
-    one): the same query, reading and hashing `session_id` for every pageview instead of the stored hash."""
-    params = SqlParams()
-    sql = jq.sessions_sql(scope, q, params).replace("session_hash", "cityHash64(session_id)")
-    return [(tuple(r["pages"]), bool(r["complete"]), int(r["sessions"])) for r in scope.run(sql, params)]
+def previous_tallies(scope: Scope, q: jq.JourneyQuery) -> jq.Tallies:
+    """The journeys' tallies as they were computed before (kept here only to be timed against the current
+    code): every distinct (path, complete) sent back by the store with its sessions, tallied in Python."""
+    return jq.tallies(q, jq.path_counts(scope, q))
 
 
-CURRENT = jq.path_counts
+CURRENT = jq.path_tallies
 
 
-def version(fn: Callable[[], object], counts: Callable[..., object]) -> Callable[[], object]:
-    """`fn` with the route's path query swapped for `counts` while it runs."""
+def version(fn: Callable[[], object], tallies: Callable[..., object]) -> Callable[[], object]:
+    """`fn` with the route's tallies swapped for `tallies` while it runs."""
 
     def run() -> object:
-        jq.path_counts = counts  # type: ignore[assignment]
+        jq.path_tallies = tallies  # type: ignore[assignment]
         try:
             return fn()
         finally:
-            jq.path_counts = CURRENT
+            jq.path_tallies = CURRENT
 
     return run
 
@@ -124,25 +126,36 @@ def main() -> None:
     journeys_cases: dict[str, Callable[[], object]] = {
         "4 steps, all sessions, one filter": get("", steps=4, filters=FILTER),
         "4 steps from a page, one filter": get("", steps=4, start=top_page, filters=FILTER),
-        "next pages of a page": get("/next", page=top_page),
         "4 steps, all sessions, no filter": get("", steps=4),
     }
-    # profile: the grouping of the window's pageviews by session alone, on the stored hash and on the text
-    group_sql = """SELECT count() FROM (SELECT {key} FROM events PREWHERE site = {{site:String}}
-        AND timestamp >= now64(3) - INTERVAL 31 DAY AND event_name = 'pageview' AND is_bot = 0 GROUP BY {key})"""
+    # profiles: the filter's session set; the per-session query (DE, 4 steps) counted in the store; the grouping
+    # of the window's pageviews by session alone
+    scope = Scope(
+        runner=QueryRunner(store),
+        site=SITE,
+        range=resolve("30d", "UTC"),
+        filters=[Filter("country", "is", "DE")],
+    )
+    params = SqlParams()
+    per_session = jq.session_rows_sql(scope, jq.JourneyQuery(steps=4).check(), params)
+    fixed = params.with_fixed(site=SITE, **scope.range.params)
+    set_sql = """SELECT count() FROM (SELECT DISTINCT session_hash FROM events PREWHERE site = {site:String}
+        AND timestamp >= now64(3) - INTERVAL 31 DAY AND is_bot = 0 AND country = 'DE')"""
+    group_sql = """SELECT count() FROM (SELECT session_hash FROM events PREWHERE site = {site:String}
+        AND timestamp >= now64(3) - INTERVAL 31 DAY AND event_name = 'pageview' AND is_bot = 0 GROUP BY session_hash)"""
     cases: dict[str, Callable[[], object]] = {
         "anchor: count() FINAL, one filter": lambda: store.scalar(anchor_sql, {"site": SITE}),
-        "profile: pageviews grouped by session_hash": lambda: store.scalar(
-            group_sql.format(key="session_hash"), {"site": SITE}
+        "profile: the filter's set of sessions": lambda: store.scalar(set_sql, {"site": SITE}),
+        "profile: the per-session query, rows counted": lambda: store.scalar(
+            f"SELECT count() FROM ({per_session})", fixed
         ),
-        "profile: pageviews grouped by cityHash64(session_id)": lambda: store.scalar(
-            group_sql.format(key="cityHash64(session_id)"), {"site": SITE}
-        ),
+        "profile: pageviews grouped by session_hash": lambda: store.scalar(group_sql, {"site": SITE}),
     }
     for name, fn in journeys_cases.items():
-        assert fn() == version(fn, previous_path_counts)(), f"{name}: the two queries disagree"
+        assert fn() == version(fn, previous_tallies)(), f"{name}: the two versions disagree"
         cases[name] = fn
-        cases[f"{name} (previous query)"] = version(fn, previous_path_counts)
+        cases[f"{name} (previous)"] = version(fn, previous_tallies)
+    cases["next pages of a page"] = get("/next", page=top_page)
     body = get("", steps=4, filters=FILTER)()
     assert isinstance(body, dict)
     print(f"events in store: {have:,}; sessions in the filtered journeys: {body['sessions']:,}")

@@ -25,6 +25,12 @@ Definitions (tests/api/journeys_data.py computes the same numbers independently)
 - `complete` on a path: the session ended right after its last page (start / all / both), or entered the site
   on its first page (end). A node's `dropoff` counts the complete paths that end (start) there.
 
+The journeys answer is summed by the store (`path_tallies`): what comes back is bounded by `limit`, the pages
+per step and `per_step` (the top paths, each step's pages, the links and drop-offs with the pages outside a
+step's `per_step` busiest already folded into the `other` node), never one row per distinct path (a large site
+has about as many as sessions). `shape` over `path_counts` computes the same answer in Python from every
+distinct path (the tests hold the two equal; `neighbours` uses it: two steps have few distinct paths).
+
 `next_pages` and `previous_pages` are the two-step cases ("where do sessions go after their first view of X",
 "where do they come from before it"), with the sessions that left (or entered) at X as the drop-off.
 """
@@ -146,8 +152,8 @@ def _shape_sql(q: JourneyQuery, params: SqlParams) -> tuple[str, str, str]:
     )
 
 
-def sessions_sql(scope: Scope, q: JourneyQuery, params: SqlParams) -> str:
-    """The query of every distinct (pages, complete) of the scope's sessions under `q`, with its sessions.
+def session_rows_sql(scope: Scope, q: JourneyQuery, params: SqlParams) -> str:
+    """The query of each of the scope's sessions under `q`: its `pages` (the mode's steps) and `complete`.
 
     One scan of the site's pageviews in the window, grouped by the stored `session_hash` (the session id itself
     is never read). Every condition is in `PREWHERE` (site, time, event name and bots first, then the chosen
@@ -182,13 +188,91 @@ def sessions_sql(scope: Scope, q: JourneyQuery, params: SqlParams) -> str:
         seq = f"arrayMap(t -> t.2, arrayDistinct({steps}))"
     pages, complete, keep = _shape_sql(q, params)
     sets = "".join(f" AND {c}" for c in chosen)
-    return f"""SELECT pages, complete, count() AS sessions FROM (
-        SELECT {seq} AS seq, {pages} AS pages, {complete} AS complete
+    return f"""SELECT {seq} AS seq, {pages} AS pages, {complete} AS complete
         FROM events
         PREWHERE {window} AND event_name = 'pageview'{sets}
         GROUP BY session_hash
-        HAVING min(timestamp) >= {{start:DateTime64(3)}} AND min(timestamp) < {{end:DateTime64(3)}} AND {keep})
+        HAVING min(timestamp) >= {{start:DateTime64(3)}} AND min(timestamp) < {{end:DateTime64(3)}} AND {keep}"""
+
+
+def sessions_sql(scope: Scope, q: JourneyQuery, params: SqlParams) -> str:
+    """The query of every distinct (pages, complete) of the scope's sessions under `q`, with its sessions
+    (`session_rows_sql` grouped)."""
+    return f"""SELECT pages, complete, count() AS sessions FROM ({session_rows_sql(scope, q, params)})
     GROUP BY pages, complete"""
+
+
+# The kinds of tally `tallies_sql` sums (its `kind` column).
+PATH, PAGE, LINK, DROPOFF, TOTAL = range(5)
+
+
+def tallies_sql(scope: Scope, q: JourneyQuery, params: SqlParams) -> str:
+    """The query of the journeys' `Tallies`, summed in the store so that only they come back (the paths
+    themselves never are: a large site has about as many distinct paths as sessions, and as many links as
+    pairs of pages).
+
+    Each session of `session_rows_sql` is turned into its tallies by ARRAY JOIN, one row per (kind, column,
+    page, next page, path, complete), and they are summed: `PATH` the path itself, `PAGE` (column, page) for
+    each page, `LINK` (column, page, next page) for each pair in a row, `DROPOFF` (edge column, edge page) of a
+    complete path, `TOTAL` one per session. Columns are 0-based; `end` mode aligns on the last. Then only
+    what the answer shows is kept: the top `limit` paths (busiest first, then by pages and complete, as
+    Python orders tuples: UTF-8 text compares byte by byte as code points do, arrays element by element),
+    every `PAGE`, and the links and drop-offs with each page outside its column's `per_step` busiest (ranked
+    as `_ranked` does) replaced by NULL (the `other` node) and summed again."""
+    n = int(q.steps)
+    if q.mode == "end":
+        col, edge_col, edge_page = (
+            f"toUInt8({n} - length(pages) + i - 1)",
+            f"toUInt8({n} - length(pages))",
+            "pages[1]",
+        )
+    else:
+        col, edge_col, edge_page = "toUInt8(i - 1)", "toUInt8(length(pages) - 1)", "pages[-1]"
+    none = "CAST([], 'Array(String)')"
+    facts = f"""arrayConcat(
+            [(toUInt8({PATH}), toUInt8(0), '', '', pages, complete),
+             (toUInt8({TOTAL}), toUInt8(0), '', '', {none}, 0)],
+            arrayMap((p, i) -> (toUInt8({PAGE}), {col}, p, '', {none}, 0), pages, arrayEnumerate(pages)),
+            arrayMap((p, x, i) -> (toUInt8({LINK}), {col}, p, x, {none}, 0),
+                arrayPopBack(pages), arrayPopFront(pages), arrayEnumerate(arrayPopBack(pages))),
+            if(complete, [(toUInt8({DROPOFF}), {edge_col}, {edge_page}, '', {none}, 0)], []))"""
+    named = f"has(kept, (c, a)) OR kind NOT IN ({LINK}, {DROPOFF})"
+    return f"""SELECT kind, c, if({named}, a, NULL) AS page,
+        if(kind != {LINK} OR has(kept, (toUInt8(c + 1), b)), b, NULL) AS next_page,
+        path, done, sum(n) AS n
+    FROM (
+        SELECT kind, c, a, b, path, done, n,
+            groupArrayIf((c, a), kind = {PAGE} AND rank <= {int(q.per_step)}) OVER () AS kept
+        FROM (
+            SELECT kind, c, a, b, path, done, n,
+                row_number() OVER (PARTITION BY kind, c ORDER BY n DESC, a, path, done) AS rank
+            FROM (
+                SELECT f.1 AS kind, f.2 AS c, f.3 AS a, f.4 AS b, f.5 AS path, f.6 AS done, count() AS n
+                FROM ({session_rows_sql(scope, q, params)}) ARRAY JOIN {facts} AS f
+                GROUP BY kind, c, a, b, path, done))
+        WHERE kind != {PATH} OR rank <= {int(q.limit)})
+    GROUP BY kind, c, page, next_page, path, done"""
+
+
+def path_tallies(scope: Scope, q: JourneyQuery) -> Tallies:
+    """The journeys' tallies of the scope's sessions under `q`, summed by the store (`tallies_sql`)."""
+    params = SqlParams()
+    out = Tallies()
+    paths: list[tuple[tuple[str, ...], bool, int]] = []
+    for r in scope.run(tallies_sql(scope, q, params), params):
+        kind, c, n = int(r["kind"]), int(r["c"]), int(r["n"])
+        if kind == PATH:
+            paths.append((tuple(r["path"]), bool(r["done"]), n))
+        elif kind == PAGE:
+            out.pages[(c, r["page"])] += n
+        elif kind == LINK:
+            out.links[(c, r["page"], r["next_page"])] += n
+        elif kind == DROPOFF:
+            out.dropoff[(c, r["page"])] += n
+        else:
+            out.total += n
+    out.top = sorted(paths, key=lambda p: (-p[2], p[0], p[1]))
+    return out
 
 
 def path_counts(scope: Scope, q: JourneyQuery) -> list[tuple[tuple[str, ...], bool, int]]:
@@ -202,45 +286,73 @@ def _ranked(counts: dict[str, int], top: int) -> list[str]:
     return [p for p, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top]]
 
 
-def shape(q: JourneyQuery, rows: list[tuple[tuple[str, ...], bool, int]]) -> dict[str, Any]:
-    """The journeys answer from the distinct paths: top paths, and the steps' nodes and links for a Sankey
-    (each step's `per_step` busiest pages, the rest as one node whose `page` is null)."""
-    n = q.steps
-    total = sum(s for _, _, s in rows)
+def _columns(q: JourneyQuery, length: int) -> range:
+    """The step columns (0-based) of a path of `length` pages: from the first (`end` mode: up to the last)."""
+    return range(q.steps - length, q.steps) if q.mode == "end" else range(length)
+
+
+@dataclass
+class Tallies:
+    """What the journeys answer is made of, summed over the sessions: the top `limit` (path, complete) with
+    their sessions (busiest first, then by path and complete), sessions per (column, page), per link
+    (column, page, next page) and per drop-off (column, page); in links and drop-offs, a page may already be
+    `None` (`other`: not among its column's `per_step` busiest), never in `pages`."""
+
+    total: int = 0
+    top: list[tuple[tuple[str, ...], bool, int]] = field(default_factory=list)
+    pages: dict[tuple[int, str], int] = field(default_factory=lambda: defaultdict(int))
+    links: dict[tuple[int, str | None, str | None], int] = field(default_factory=lambda: defaultdict(int))
+    dropoff: dict[tuple[int, str | None], int] = field(default_factory=lambda: defaultdict(int))
+
+
+def tallies(q: JourneyQuery, rows: list[tuple[tuple[str, ...], bool, int]]) -> Tallies:
+    """The tallies of every distinct (path, complete) with its sessions (as `path_counts` returns them)."""
+    out = Tallies()
     merged: dict[tuple[tuple[str, ...], bool], int] = defaultdict(int)
     for pages, complete, sessions in rows:
         merged[(pages, complete)] += sessions
     paths = sorted(merged.items(), key=lambda kv: (-kv[1], kv[0][0], kv[0][1]))
-    top_paths = [
-        {"pages": list(pages), "sessions": s, "complete": complete}
-        for (pages, complete), s in paths[: q.limit]
-    ]
-    right = q.mode == "end"  # paths end at the `end` page: aligned on the last step
+    out.top = [(pages, complete, s) for (pages, complete), s in paths[: q.limit]]
+    right = q.mode == "end"
+    for (pages, complete), s in merged.items():
+        out.total += s
+        columns = list(_columns(q, len(pages)))
+        for c, page in zip(columns, pages, strict=True):
+            out.pages[(c, page)] += s
+        for c, a, b in zip(columns, pages, pages[1:], strict=False):
+            out.links[(c, a, b)] += s
+        if complete:
+            edge = 0 if right else -1
+            out.dropoff[(columns[edge], pages[edge])] += s
+    return out
 
-    def cols(pages: tuple[str, ...]) -> range:
-        return range(n - len(pages), n) if right else range(len(pages))
 
+def shape(q: JourneyQuery, rows: list[tuple[tuple[str, ...], bool, int]]) -> dict[str, Any]:
+    """The journeys answer from the distinct paths (as `path_counts` returns them)."""
+    return answer(q, tallies(q, rows))
+
+
+def answer(q: JourneyQuery, t: Tallies) -> dict[str, Any]:
+    """The journeys answer from its tallies: top paths, and the steps' nodes and links for a Sankey (each
+    step's `per_step` busiest pages, the rest as one node whose `page` is null)."""
+    n = q.steps
     per_col: list[dict[str, int]] = [defaultdict(int) for _ in range(n)]
-    for (pages, _), s in merged.items():
-        for c, page in zip(cols(pages), pages, strict=True):
-            per_col[c][page] += s
+    for (c, page), s in t.pages.items():
+        per_col[c][page] += s
     kept = [set(_ranked(per_col[c], q.per_step)) for c in range(n)]
 
-    def node(c: int, page: str) -> str | None:
+    def node(c: int, page: str | None) -> str | None:
         return page if page in kept[c] else None
 
     sessions_at: list[dict[str | None, int]] = [defaultdict(int) for _ in range(n)]
     dropoff: list[dict[str | None, int]] = [defaultdict(int) for _ in range(n)]
     links: dict[tuple[int, str | None, str | None], int] = defaultdict(int)
-    for (pages, complete), s in merged.items():
-        columns = list(cols(pages))
-        for c, page in zip(columns, pages, strict=True):
-            sessions_at[c][node(c, page)] += s
-        for (c, a), b in zip(zip(columns, pages, strict=True), pages[1:], strict=False):
-            links[(c, node(c, a), node(c + 1, b))] += s
-        if complete:
-            edge = columns[0] if right else columns[-1]
-            dropoff[edge][node(edge, pages[0] if right else pages[-1])] += s
+    for (c, page), s in t.pages.items():
+        sessions_at[c][node(c, page)] += s
+    for (c, a, b), s in t.links.items():
+        links[(c, node(c, a), node(c + 1, b))] += s
+    for (c, edge), s in t.dropoff.items():
+        dropoff[c][node(c, edge)] += s
 
     def order(c: int) -> list[str | None]:
         named: list[str | None] = [p for p in _ranked(per_col[c], q.per_step)]
@@ -269,8 +381,10 @@ def shape(q: JourneyQuery, rows: list[tuple[tuple[str, ...], bool, int]]) -> dic
         "end": q.end,
         "groups": q.all_groups(),
         "collapse_repeats": q.collapse_repeats,
-        "sessions": total,
-        "paths": top_paths,
+        "sessions": t.total,
+        "paths": [
+            {"pages": list(pages), "sessions": s, "complete": complete} for pages, complete, s in t.top
+        ],
         "columns": columns_out,
         "links": links_out,
     }
@@ -318,7 +432,7 @@ def _check_pages(scope: Scope, q: JourneyQuery) -> None:
 def journeys(scope: Scope, q: JourneyQuery) -> dict[str, Any]:
     q.check()
     _check_pages(scope, q)
-    return shape(q, path_counts(scope, q))
+    return answer(q, path_tallies(scope, q))
 
 
 def neighbours(scope: Scope, page: str, direction: str, q: JourneyQuery) -> dict[str, Any]:
