@@ -7,6 +7,7 @@ after the backfill, a killed backfill goes on without counting twice, a store th
 from __future__ import annotations
 
 import math
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -247,3 +248,34 @@ def test_pixel_serve_store_process_backfills_in_the_background(tmp_path: Path) -
         assert service.store.query(MERGED).rows == reference(service.store)
     finally:
         service.stop()
+
+
+class _Pauses(threading.Event):
+    """The worker's stop event, recording the pauses it asks for instead of waiting them out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[float] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.asked.append(timeout if timeout is not None else -1.0)
+        return self.is_set()
+
+
+def test_run_pauses_to_keep_to_its_share(tmp_path: Path) -> None:
+    """After each step the worker pauses (1 - share) / share times the step's time: with share 0.25 and every
+    step taking 0.3 s on the injected clock, 0.9 s; none after the last step."""
+    store, _ = old_store(tmp_path / "s")
+    try:
+        store.migrate()
+        worker = SessionsBackfill(store, chunk_seconds=DAY, share=0.25)
+        pauses = _Pauses()
+        worker.stop_event = pauses
+        ticks = iter(i * 0.3 for i in range(10_000))
+        worker.run(clock=lambda: next(ticks))
+        assert read_state(store).pending is False  # type: ignore[union-attr]
+        steps = read_state(store).step - 1  # type: ignore[union-attr]  # records after migration 12's
+        assert len(pauses.asked) == steps - 1 and steps > 3
+        assert all(abs(p - 0.9) < 1e-9 for p in pauses.asked)
+    finally:
+        store.close()
