@@ -5,9 +5,10 @@ Times, through the real FastAPI app in-process (ASGI, no network), the journeys 
 filter, 4 steps without a filter, and the next pages of a page; and, as an anchor in the same run, one scan
 of the same rows (`count()` of the site's events FINAL with the filter), so figures taken under different
 machine load can be compared as ratios. Each journeys case is timed twice in the same run: with the current
-code (`journeys.path_tallies`: the answer's tallies summed by the store, only they sent back) and with the
-previous one (`previous_tallies` below: every distinct path sent back by `journeys.path_counts` and tallied in
-Python), swapped in for the route; both answers are checked equal. The next pages of a page (`neighbours`, two
+code (`journeys.path_tallies`: the answer's tallies summed by the store, only they sent back; a session-level
+filter's set of sessions read from the sessions table when it covers the window) and with the previous one
+(`previous_tallies` below: the filter's set read from the events, every distinct path sent back by
+`journeys.path_counts` and tallied in Python), swapped in for the route; both answers are checked equal. The next pages of a page (`neighbours`, two
 steps, few distinct paths) run the same code in both. Profiles: the filter's set of sessions alone, the
 per-session query alone (its rows counted in the store), the window's pageviews grouped by session alone. Prints
 p50 / p90 per case and the load average.
@@ -51,8 +52,14 @@ FILTER = json.dumps([["country", "is", "DE"]])
 
 def previous_tallies(scope: Scope, q: jq.JourneyQuery) -> jq.Tallies:
     """The journeys' tallies as they were computed before (kept here only to be timed against the current
-    code): every distinct (path, complete) sent back by the store with its sessions, tallied in Python."""
-    return jq.tallies(q, jq.path_counts(scope, q))
+    code): the filters' set of sessions read from the events, every distinct (path, complete) sent back by the
+    store with its sessions, tallied in Python."""
+    current = jq.filters_from_session_rows
+    jq.filters_from_session_rows = lambda scope: False  # type: ignore[assignment]
+    try:
+        return jq.tallies(q, jq.path_counts(scope, q))
+    finally:
+        jq.filters_from_session_rows = current
 
 
 CURRENT = jq.path_tallies
@@ -141,11 +148,16 @@ def main() -> None:
     fixed = params.with_fixed(site=SITE, **scope.range.params)
     set_sql = """SELECT count() FROM (SELECT DISTINCT session_hash FROM events PREWHERE site = {site:String}
         AND timestamp >= now64(3) - INTERVAL 31 DAY AND is_bot = 0 AND country = 'DE')"""
+    rows_set_sql = """SELECT count() FROM (SELECT DISTINCT sid FROM session_rows PREWHERE site = {site:String}
+        AND slot >= now64(3) - INTERVAL 31 DAY AND is_bot = 0 AND country = 'DE')"""
     group_sql = """SELECT count() FROM (SELECT session_hash FROM events PREWHERE site = {site:String}
         AND timestamp >= now64(3) - INTERVAL 31 DAY AND event_name = 'pageview' AND is_bot = 0 GROUP BY session_hash)"""
     cases: dict[str, Callable[[], object]] = {
         "anchor: count() FINAL, one filter": lambda: store.scalar(anchor_sql, {"site": SITE}),
-        "profile: the filter's set of sessions": lambda: store.scalar(set_sql, {"site": SITE}),
+        "profile: the filter's set of sessions (events)": lambda: store.scalar(set_sql, {"site": SITE}),
+        "profile: the filter's set of sessions (session_rows)": lambda: store.scalar(
+            rows_set_sql, {"site": SITE}
+        ),
         "profile: the per-session query, rows counted": lambda: store.scalar(
             f"SELECT count() FROM ({per_session})", fixed
         ),
@@ -159,6 +171,7 @@ def main() -> None:
     body = get("", steps=4, filters=FILTER)()
     assert isinstance(body, dict)
     print(f"events in store: {have:,}; sessions in the filtered journeys: {body['sessions']:,}")
+    print(f"filter's set from the sessions table: {jq.filters_from_session_rows(scope)}")
     print(f"load average before: {os.getloadavg()}")
     anchor = 0.0
     for name, fn in cases.items():

@@ -3,13 +3,13 @@ the links and drop-offs with the `other` node already folded come back), on both
 for ties (paths equal in sessions, a path that is a prefix of another, complete or not; pages equal in sessions
 at a step) and the `other` node in links and drop-offs, aligned on the first or the last step; the same answer
 as the Python shaping of every distinct path (`journeys.shape` over `path_counts`) for every mode, three zones,
-reloads and back-and-forth, sessions crossing local midnight; and a bounded number of rows whatever the number
-of distinct paths."""
+reloads and back-and-forth, sessions crossing local midnight; a bounded number of rows whatever the number
+of distinct paths; and a session-level filter's set read from the sessions table, against the reference."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -201,3 +201,25 @@ def test_rows_sent_back_are_bounded_by_limit_and_per_step(store: Store) -> None:
     )
     assert kinds.count(jq.LINK) <= 3 * 2 * 2
     assert kinds.count(jq.DROPOFF) <= 4 * 2
+
+
+@pytest.mark.parametrize("site", list(jd.ZONES))
+@pytest.mark.parametrize("steps,start,end", [(4, None, None), (3, "/", None), (4, None, "/signup")])
+def test_session_level_filter_read_from_the_sessions_table(
+    store: Store, site: str, steps: int, start: str | None, end: str | None
+) -> None:
+    """A country filter: the set of sessions comes from session_rows, the answer is the reference's (every
+    session with an event in Germany, its whole path, replayed copies and midnight crossings included)."""
+    sc = scope(
+        store, site, jd.ZONES[site], "2024-03-04", "2024-03-07", filters=[Filter("country", "is", "DE")]
+    )
+    assert jq.filters_from_session_rows(sc)
+    q = jq.JourneyQuery(steps=steps, start=start, end=end, limit=100, per_step=50).check()
+    paths = jd.session_paths(
+        jd.events(), site, date(2024, 3, 4), date(2024, 3, 7), pred=lambda e: e["country"] == "DE"
+    )
+    expected = jd.shaped(paths, steps, start, end)
+    assert sum(expected.values()) > 5
+    body = jq.journeys(sc, q)
+    assert {(tuple(p["pages"]), p["complete"]): p["sessions"] for p in body["paths"]} == expected
+    assert body["sessions"] == sum(expected.values())
