@@ -7,11 +7,13 @@ string id. Now one query of `UNION ALL` branches, run side by side:
 
 - per period, one scan for the event numbers: visitors (`cache_sql.UNIQ_TOTAL`), pageviews and events,
   per bucket and for the whole range (`GROUPING SETS`);
-- per period, one scan for the sessions (grouped by `cityHash64(session_id)`, as the report cache's
-  `sid`): count, pageviews, bounces, durations, per bucket of the session's first event and for the range;
-- one scan for every event-level breakdown at once (`ARRAY JOIN` of the dimensions, each row kept for
-  the dimensions whose condition it meets: pageviews only for `page`, other events only for `event`,
-  rows holding the key for `prop:<key>`), ranked per dimension by a window like the cached dashboard's;
+- per period, one scan for the sessions (grouped by the stored `session_hash`, `cityHash64(session_id)`,
+  as the report cache's `sid`): count, pageviews, bounces, durations, per bucket of the session's first
+  event and for the range;
+- one scan for every event-level breakdown at once (`GROUPING SETS`, one set per dimension, each
+  dimension about the rows whose condition they meet: pageviews only for `page`, other events only for
+  `event`, rows holding the key for `prop:<key>`), ranked per dimension by a window like the cached
+  dashboard's;
 - one scan of the sessions' first / last pageview for `entry_page` / `exit_page`.
 
 No branch reads `events FINAL` (which merges every row of the range's parts, and keeps ClickHouse from
@@ -103,9 +105,9 @@ def _sessions_branch(
             {_ZERO} AS events, toUInt64(count()) AS sessions, toUInt64(sum(pv)) AS session_pageviews,
             toUInt64(countIf(pv <= 1)) AS bounces, toUInt64(sum(dur)) AS duration_ms, {_ZERO} AS total_rows,
             toUInt64(count()) AS session_rows, {_ZERO} AS first_rank
-        FROM (SELECT cityHash64(session_id) AS sid, countIf(event_name = 'pageview') AS pv,
+        FROM (SELECT sid, countIf(event_name = 'pageview') AS pv,
                   dateDiff('millisecond', min(timestamp), max(timestamp)) AS dur, min(timestamp) AS first_seen
-              FROM {_matching(where, {"session_id": "session_id", "event_name": "event_name"}, final)} GROUP BY sid)
+              FROM {_matching(where, {"sid": "session_hash", "event_name": "event_name"}, final)} GROUP BY sid)
         GROUP BY {group}"""
 
 
@@ -194,9 +196,9 @@ def _session_breakdowns(where: str, dimensions: list[str], limit: int, final: bo
     columns = ", ".join("entry" if d == "entry_page" else "exit" for d in dimensions)
     per_value = f"""SELECT dimension, value, {cache_sql.UNIQ_VALUE_STATE}(visitor_id) AS st,
             toUInt64(0) AS pageviews, toUInt64(0) AS events, count() AS sessions
-        FROM (SELECT cityHash64(session_id) AS sid, any(visitor_id) AS visitor_id,
+        FROM (SELECT sid, any(visitor_id) AS visitor_id,
                   {SESSION_DIMENSIONS["entry_page"]} AS entry, {SESSION_DIMENSIONS["exit_page"]} AS exit
-              FROM {_matching(pageviews, {"session_id": "session_id", "visitor_id": "visitor_id", "path": "path"}, final, copies_matter=False)}
+              FROM {_matching(pageviews, {"sid": "session_hash", "visitor_id": "visitor_id", "path": "path"}, final, copies_matter=False)}
               GROUP BY sid)
         ARRAY JOIN [{kinds}] AS dimension, [{columns}] AS value
         GROUP BY dimension, value"""
