@@ -22,6 +22,10 @@ committed byte offset up to `batch_lines` lines further, so the same offset alwa
 2. its rows are inserted under that token (`BatchInserter`: what the store refuses alone becomes a dead
    letter, a store that cannot write is retried by the caller);
 3. the offset, the counters and the sessions open at that point are saved in one record write.
+The insert of step 2 runs in a second thread while the next batch's lines are read and enriched (the store's
+insert does not hold the GIL), one batch in flight at most: step 3 of a batch is written, after its insert
+landed, before step 1 of the next, so the record never names two batches; the sessions are saved as of the
+batch's last line, before the next batch's lines move them on.
 A crash (even SIGKILL) anywhere costs nothing: the resume re-reads from the committed offset, makes the
 same rows (same salts, same sessions, event ids from the import id and the line's offset) under the same
 token, and the store drops a batch that had landed; copies would also collapse on their event ids (FINAL).
@@ -41,6 +45,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -375,35 +380,51 @@ def _run(
     batch = Preview()
     rows: list[dict[str, Any]] = []
     start_offset, count, last_ts = record.offset, 0, 0
+    # The batch whose insert is under way in `landing` (one at most), committed by `commit`: the store's insert
+    # (C++, without the GIL) runs on the other core while the next batch's lines are read and enriched.
+    landing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-insert")
+    in_flight: tuple[Future[None], int, int, Preview, Path, int] | None = None
 
-    def flush(end: int, next_line: int, at_end: bool = False) -> None:
-        nonlocal start_offset, count, rows, batch
+    def commit(at_end: bool = False) -> None:
+        """Wait for the batch in flight to land, then save its offset, counters and identity in one write."""
+        nonlocal in_flight
+        if in_flight is None:
+            return
+        landed, end, next_line, done, ident_path, now_ms = in_flight
+        in_flight = None
+        landed.result()  # its error (the store refused it for good, a bug) is the import's
+        record.identity = {"path": str(ident_path), "now_ms": now_ms}
+        record.offset, record.line, record.pending = end, next_line, None
+        record.rows += done.rows
+        for reason, n in done.skipped.items():
+            record.skipped[reason] = record.skipped.get(reason, 0) + n
+        for day, n in done.days.items():
+            record.days[day] = record.days.get(day, 0) + n
+        record.malformed_count += done.malformed_count
+        room = MALFORMED_SHOWN - len(record.malformed)
+        record.malformed.extend([list(m) for m in done.malformed[: max(room, 0)]])
+        records.save(settings.state_dir, record)
+        _drop_identity_files(settings, record.id, keep=ident_path)
+        if progress is not None:
+            # at the end the reader has closed the file (its position reads 0): the whole file was read
+            progress(size if at_end else position.tell(), size, next_line - 1)
+
+    def flush(end: int, next_line: int) -> None:
+        """The batch read so far: the previous one committed, this one's token saved as pending, the identity
+        state as of its last line saved, its insert started."""
+        nonlocal start_offset, count, rows, batch, in_flight
+        commit()
         token = dedup_token("import", record.id, start_offset, end)
         record.pending = [start_offset, end, token]
         record.salts = processor.salt.keys
         records.save(settings.state_dir, record)
-        if rows:
-            _insert(inserter, rows, token)
         now_ms = last_ts or batch.last_ms
         ident_path = _identity_path(settings, record, end)
         processor.enricher.identity.save(ident_path, now_ms=now_ms)
-        record.identity = {"path": str(ident_path), "now_ms": now_ms}
-        record.offset, record.line, record.pending = end, next_line, None
-        record.rows += batch.rows
-        for reason, n in batch.skipped.items():
-            record.skipped[reason] = record.skipped.get(reason, 0) + n
-        for day, n in batch.days.items():
-            record.days[day] = record.days.get(day, 0) + n
-        record.malformed_count += batch.malformed_count
-        room = MALFORMED_SHOWN - len(record.malformed)
-        record.malformed.extend([list(m) for m in batch.malformed[: max(room, 0)]])
-        records.save(settings.state_dir, record)
-        _drop_identity_files(settings, record.id, keep=ident_path)
+        landed: Future[None] = landing.submit(_insert, inserter, rows, token) if rows else _done()
+        in_flight = (landed, end, next_line, batch, ident_path, now_ms)
         start_offset, count, rows, batch = end, 0, [], Preview()
         gc.collect()  # the cyclic GC is paused over the lines (see below): its one pass per batch
-        if progress is not None:
-            # at the end the reader has closed the file (its position reads 0): the whole file was read
-            progress(size if at_end else position.tell(), size, next_line - 1)
 
     end, number = record.offset, record.line
     try:
@@ -418,19 +439,31 @@ def _run(
                 if count >= batch_lines and text is not TOO_LONG:
                     flush(end, number + 1)
             if count:
-                flush(end, number + 1, at_end=True)
+                flush(end, number + 1)
+            commit(at_end=True)
     except TruncatedFile as exc:
         if count:
             flush(end, number + 1)
+        commit()
         record.status, record.error = "truncated", str(exc)
     else:
         record.status = "done"
+    finally:
+        # also on an error or a cancel on the way out: the insert in flight ends before anyone undoes or closes
+        landing.shutdown(wait=True)
     record.finished_at = time.time()
     record.salts = {}  # nobody can recompute the import's hashes from now on
     record.identity = {}
     records.save(settings.state_dir, record)
     _drop_identity_files(settings, record.id)
     return record
+
+
+def _done() -> Future[None]:
+    """A batch without rows: nothing to insert, already landed."""
+    future: Future[None] = Future()
+    future.set_result(None)
+    return future
 
 
 def _insert(inserter: BatchInserter, rows: list[dict[str, Any]], token: str) -> None:

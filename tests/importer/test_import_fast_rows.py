@@ -15,6 +15,7 @@ import gc
 import gzip
 import hashlib
 import random
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,10 @@ from pixel.server.importer.accesslog import MAX_LINE
 from pixel.server.importer.hits import Hit, Source
 from pixel.server.importer.lines import TOO_LONG, read_lines
 from pixel.server.importer.rowcache import RowTemplates
-from pixel.server.importer.sources import ACCESSLOG, accesslog_line
+from pixel.server.importer.sources import ACCESSLOG, SOURCES, accesslog_line
 from pixel.server.settings import Settings
 from pixel.server.shipper.normalize import BadEvent, normalize
+from pixel.server.store.chdb_engine import ChdbStore
 
 SITE = "example.com"
 CITY = Path(__file__).parent.parent / "enrich" / "data" / "GeoLite2-City-Test.mmdb"  # MaxMind's test database
@@ -228,3 +230,53 @@ def test_the_cyclic_gc_is_paused_while_lines_are_read(tmp_path: Path) -> None:
     assert shown.rows > 0 and len(states) == 200  # the over-long line is malformed before the parser
     assert not any(states)
     assert gc.isenabled()
+
+
+class NotingStore(ChdbStore):
+    """The real chDB store; each insert of events but the last (`waiting` of them) first waits (up to `patience`
+    s, generous for a loaded machine) for the import to read more lines, and notes whether it did: with the
+    insert in a second thread, the next batch's lines go on. Without it, the reader is blocked on this insert
+    and the wait runs out."""
+
+    def __init__(self, folder: Path, read: list[int], patience: float, waiting: int) -> None:
+        super().__init__(folder)
+        self.read, self.patience, self.waiting = read, patience, waiting
+        self.overlapped: list[bool] = []
+
+    def insert_json(self, table: str, data: bytes, *, token: str | None = None) -> None:
+        if table == "events" and len(self.overlapped) < self.waiting:
+            before, deadline = len(self.read), time.monotonic() + self.patience
+            while len(self.read) == before and time.monotonic() < deadline:
+                time.sleep(0.005)
+            self.overlapped.append(len(self.read) > before)
+        super().insert_json(table, data, token=token)
+
+
+def test_a_batch_is_inserted_while_the_next_ones_lines_are_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings.from_env(data_dir=tmp_path / "data")
+    lines = generated_lines(899)  # and an over-long one: 900 lines, three batches
+    path = tmp_path / "access.log"
+    path.write_text("\n".join(lines) + "\n")
+    read: list[int] = []
+
+    def parser(text: str) -> Any:
+        read.append(1)
+        return accesslog_line(text)
+
+    monkeypatch.setitem(
+        SOURCES, "accesslog", Source("accesslog", ACCESSLOG.what, ACCESSLOG.check, lambda _path: parser)
+    )
+    store = NotingStore(tmp_path / "data" / "store", read, patience=60.0, waiting=2)
+    store.migrate()
+    try:
+        record = run.run(settings, store, run.start(settings, store, path, SITE), batch_lines=300)
+        assert record.status == "done" and record.offset == path.stat().st_size
+        # batches 1 and 2 landed while the next one's lines were read (the last has nothing after it)
+        assert store.overlapped == [True, True]
+        expected, _ = reference_rows(settings, lines)
+        assert store.scalar("SELECT count() FROM events") == record.rows == len(expected)
+        assert record.skipped == dict(core_rows(settings, path)[1].skipped)
+    finally:
+        store.close()
