@@ -92,3 +92,21 @@ def api(
         api.admin = api.headers()
         yield api
     store.close()
+
+
+def add_site(api: Api, domain: str, tz: str, rows: list[dict[str, Any]]) -> int:
+    """Store `rows` as events and add the site `domain` in zone `tz` to the meta store; returns its id."""
+    api.store.insert_rows("events", rows)
+    return int(
+        open_meta(api.settings).insert(
+            "sites", {"domain": domain, "name": domain, "timezone": tz, "created_at": 0.0}
+        )
+    )
+
+
+def report(api: Api, site_id: int, path: str, **params: Any) -> dict[str, Any]:
+    """The admin's GET of `/api/sites/{site_id}/reports/{path}`, asserted 200; its JSON body."""
+    r = api.client.get(f"/api/sites/{site_id}/reports/{path}", params=params, headers=api.admin)
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body

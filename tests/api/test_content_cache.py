@@ -23,7 +23,7 @@ from pixel.server.api.query import content_cache
 from pixel.server.api.query.cache_sql import Days
 from pixel.server.api.query.report_cache import ReportCache
 from tests.api import insights_dataset as data
-from tests.api.conftest import Api
+from tests.api.conftest import Api, add_site
 from tests.api.test_engagement_cache import event
 
 ENGINES = ("chdb", "clickhouse")
@@ -65,17 +65,6 @@ def midnight_clicks(site: str, tz: str) -> list[dict[str, Any]]:
 @pytest.fixture(autouse=True)
 def rebuild_at_once(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(report_cache(api), "rebuild_min_seconds", 0.0)
-
-
-def add_site(api: Api, domain: str, tz: str, rows: list[dict[str, Any]]) -> int:
-    from pixel.server.api.app import open_meta
-
-    api.store.insert_rows("events", rows)
-    return int(
-        open_meta(api.settings).insert(
-            "sites", {"domain": domain, "name": domain, "timezone": tz, "created_at": 0.0}
-        )
-    )
 
 
 @pytest.fixture(scope="module")

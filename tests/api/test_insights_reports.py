@@ -11,6 +11,7 @@ import pytest
 
 from tests.api import insights_dataset as data
 from tests.api.conftest import Api
+from tests.api.conftest import report as get
 
 ENGINES = ("chdb", "clickhouse")
 RANGE = {"period": "custom", "from": data.FIRST_DAY.isoformat(), "to": data.LAST_DAY.isoformat()}
@@ -36,12 +37,6 @@ def sites(api: Api) -> Iterator[dict[str, tuple[int, str]]]:
         assert r.status_code == 201, r.text
         out[domain] = (r.json()["id"], tz)
     yield out
-
-
-def get(api: Api, site_id: int, path: str, **params: Any) -> dict[str, Any]:
-    r = api.client.get(f"/api/sites/{site_id}/reports/{path}", params=params, headers=api.admin)
-    assert r.status_code == 200, r.text
-    return r.json()
 
 
 def everything(api: Api, site_id: int, path: str, **params: Any) -> list[dict[str, Any]]:

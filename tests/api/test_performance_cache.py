@@ -22,7 +22,8 @@ import pytest
 from pixel.server.api.query import performance_cache
 from pixel.server.api.query.report_cache import ReportCache
 from tests.api import insights_dataset as data
-from tests.api.conftest import Api
+from tests.api.conftest import Api, add_site
+from tests.api.conftest import report as get
 from tests.api.test_engagement_cache import event
 
 ENGINES = ("chdb", "clickhouse")
@@ -88,17 +89,6 @@ def rebuild_at_once(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(report_cache(api), "rebuild_min_seconds", 0.0)
 
 
-def add_site(api: Api, domain: str, tz: str, rows: list[dict[str, Any]]) -> int:
-    from pixel.server.api.app import open_meta
-
-    api.store.insert_rows("events", rows)
-    return int(
-        open_meta(api.settings).insert(
-            "sites", {"domain": domain, "name": domain, "timezone": tz, "created_at": 0.0}
-        )
-    )
-
-
 @pytest.fixture(scope="module")
 def sites(api: Api) -> Iterator[dict[str, tuple[int, str, list[dict[str, Any]]]]]:
     """domain -> (site id, zone, its events)."""
@@ -111,13 +101,6 @@ def sites(api: Api) -> Iterator[dict[str, tuple[int, str, list[dict[str, Any]]]]
         )  # client-retry copies (same event ids): never counted twice
         out[domain] = (site_id, tz, rows)
     yield out
-
-
-def get(api: Api, site_id: int, path: str, **params: Any) -> dict[str, Any]:
-    r = api.client.get(f"/api/sites/{site_id}/reports/{path}", params=params, headers=api.admin)
-    assert r.status_code == 200, r.text
-    body: dict[str, Any] = r.json()
-    return body
 
 
 def answers(api: Api, site_id: int, **params: Any) -> dict[str, Any]:

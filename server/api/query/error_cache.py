@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pixel.server.api.query import cache_sql, engagement_cache
+from pixel.server.api.query import cache_sql, engagement_cache, performance_cache
 from pixel.server.api.query.cache_sql import Days
 from pixel.server.api.query.engagement_cache import EngagementCache
 from pixel.server.typedfields import ERROR_EVENT
@@ -31,12 +31,8 @@ if TYPE_CHECKING:
     from pixel.server.api.query.report_cache import ReportCache
 
 TABLES = ("error_groups", "error_groups_builds")
-# The cached series' buckets, from the local day (the same labels as `periods.BUCKET_SQL` gives).
-SERIES_BUCKETS = {
-    "day": "toString(day)",
-    "week": "toString(toMonday(day))",
-    "month": "toString(toStartOfMonth(day))",
-}
+# The cached series' buckets: the performance cache's (the same labels as `periods.BUCKET_SQL` gives).
+SERIES_BUCKETS = performance_cache.SERIES_BUCKETS
 _COLUMNS = "message, source, line, path, browser, errors, visitors, first_seen, last_seen"
 
 # The day's error events, each once (grouped by the events table's key), per local day, group, page and browser.

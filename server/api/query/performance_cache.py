@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from pixel.server.api.query.report_cache import ReportCache
 
 TABLES = ("page_vitals", "page_vitals_builds")
-# The cached series' buckets, from the local day (the same labels as `periods.BUCKET_SQL` gives).
+# The cached series' buckets (also the errors cache's), from the local day (the same labels as `periods.BUCKET_SQL` gives).
 SERIES_BUCKETS = {
     "day": "toString(day)",
     "week": "toString(toMonday(day))",
