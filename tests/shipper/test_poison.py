@@ -526,6 +526,7 @@ def test_health_and_metrics_report_a_stalled_shipper(settings: Settings, store: 
         "stalled_seconds": 59.0,
         "oldest_unshipped_seconds": 64.0,
         "uptime_seconds": 0,
+        "sessions_table": None,  # a new store: no sessions-table backfill pending
     }
     clock.now += 2  # past PIXEL_SHIPPER_STALL_SECONDS (60) without progress, the spool not empty
     health = service.health()
