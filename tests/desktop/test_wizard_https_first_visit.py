@@ -233,7 +233,12 @@ def _chromium_visit(html: str, edge_ip: str, chain: list[bytes], folder: Path) -
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=flags)
             try:
                 page = browser.new_page()
-                with page.expect_response(lambda r: r.url == f"https://{DOMAIN}/track") as answer:
+                # generous for a loaded CI machine: the edge's first proxied request (a fresh stack: the
+                # collector's first answer, TLS to the edge) took over Playwright's 30 s default there once
+                page.set_default_timeout(120_000)
+                with page.expect_response(
+                    lambda r: r.url == f"https://{DOMAIN}/track", timeout=120_000
+                ) as answer:
                     page.goto(f"https://www.pixel.test:{site.server_address[1]}/shop")
                 assert page.evaluate("location.protocol") == "https:"
                 return int(answer.value.status)
