@@ -184,6 +184,12 @@ class Days:
             return f"build = {ids[0]}"
         return f"build = [{', '.join(map(str, ids))}][toUInt32(day - toDate('{start.isoformat()}')) + 1]"
 
+    def rows_where(self) -> str:
+        """A per-day cache table's rows of the site and zone (`{site}`, `{tz}` parameters) for these days,
+        each day's of its valid build."""
+        span = f"day >= toDate('{self.first.isoformat()}') AND day <= toDate('{self.last.isoformat()}')"
+        return f"site = {{site:String}} AND tz = {{tz:String}} AND {span} AND {self.build_filter()}"
+
 
 def whole_days(rng: Range) -> Days | None:
     """The range as whole days in its zone, or None (realtime, or not midnight to midnight)."""

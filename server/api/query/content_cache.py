@@ -51,10 +51,9 @@ def links_sql(days: Days, kind: str, url: str, clicks: str) -> str:
     `url` (the link column's name), `clicks` (the count's name) and `visitors`."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}")
-    span = f"day >= toDate('{days.first.isoformat()}') AND day <= toDate('{days.last.isoformat()}')"
     return f"""SELECT url AS {url}, sum(clicks) AS {clicks}, uniqCombinedMerge(14)(visitors) AS visitors
         FROM content_links
-        WHERE site = {{site:String}} AND tz = {{tz:String}} AND {span} AND {days.build_filter()} AND kind = '{kind}'
+        WHERE {days.rows_where()} AND kind = '{kind}'
         GROUP BY url"""
 
 

@@ -101,8 +101,7 @@ def pages_sql(days: Days) -> str:
     """One row per page over the range of `days` (with builds): `page` and the raw query's columns
     (`visitors`, `pageviews`, `engaged_visits`, `median_engaged_ms`, `p75_engaged_ms`, `scroll_visits`,
     `s25` .. `s100`, `entries`, `bounces`, `exits`), ready for `engagement`'s ORDER BY and paging."""
-    span = f"day >= toDate('{days.first.isoformat()}') AND day <= toDate('{days.last.isoformat()}')"
-    rows = f"site = {{site:String}} AND tz = {{tz:String}} AND {span} AND {days.build_filter()}"
+    rows = days.rows_where()
     marks = ", ".join(f"sum(s{m}) AS s{m}" for m in SCROLL_MARKS)
     return f"""SELECT page, visitors, pageviews, engaged_visits, q[1] AS median_engaged_ms, q[2] AS p75_engaged_ms,
             scroll_visits, s25, s50, s75, s100, entries, bounces, exits, count() OVER () AS total_rows

@@ -51,11 +51,6 @@ _ROWS = f"""SELECT d, message, source, line, path, browser, count() AS errors,
 assert cache_sql.UNIQ_TOTAL == "uniqCombined(14)", "error_groups.visitors holds the raw path's sketch state"
 
 
-def _where(days: Days) -> str:
-    span = f"day >= toDate('{days.first.isoformat()}') AND day <= toDate('{days.last.isoformat()}')"
-    return f"site = {{site:String}} AND tz = {{tz:String}} AND {span} AND {days.build_filter()}"
-
-
 def groups_sql(days: Days, max_listed: int) -> str:
     """One row per error group over the range of `days` (with builds), named as `errors.groups` names them:
     `message`, `source`, `line`, `count`, `visitors`, `page_count`, `pages`, `browser_count`, `browsers`
@@ -66,7 +61,7 @@ def groups_sql(days: Days, max_listed: int) -> str:
             uniqExact(browser) AS browser_count,
             arraySlice(arraySort(groupUniqArray(browser)), 1, {listed}) AS browsers,
             min(first_seen) AS first_seen, max(last_seen) AS last_seen
-        FROM error_groups WHERE {_where(days)}
+        FROM error_groups WHERE {days.rows_where()}
         GROUP BY message, source, line"""
 
 
@@ -75,7 +70,7 @@ def series_sql(days: Days, interval: str) -> str:
     range of `days`: `bucket`, `errors`, `visitors`."""
     bucket = SERIES_BUCKETS[interval]
     return f"""SELECT {bucket} AS bucket, sum(errors) AS errors, uniqCombinedMerge(14)(visitors) AS visitors
-        FROM error_groups WHERE {_where(days)} GROUP BY bucket"""
+        FROM error_groups WHERE {days.rows_where()} GROUP BY bucket"""
 
 
 class ErrorCache(EngagementCache):

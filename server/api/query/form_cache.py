@@ -49,12 +49,11 @@ def forms_sql(days: Days, max_listed: int) -> str:
     """One row per form over the range of `days` (with builds), named as `content.forms` names them:
     `form_id`, `action`, `submissions`, `visitors`, `page_count` and `pages` (the first `max_listed` pages
     alphabetically)."""
-    span = f"day >= toDate('{days.first.isoformat()}') AND day <= toDate('{days.last.isoformat()}')"
     return f"""SELECT form_id, action, sum(submissions) AS submissions,
             uniqCombinedMerge(14)(visitors) AS visitors, uniqExact(path) AS page_count,
             arraySlice(arraySort(groupUniqArray(path)), 1, {int(max_listed)}) AS pages
         FROM form_submits
-        WHERE site = {{site:String}} AND tz = {{tz:String}} AND {span} AND {days.build_filter()}
+        WHERE {days.rows_where()}
         GROUP BY form_id, action"""
 
 

@@ -85,10 +85,9 @@ def rows_sql(days: Days) -> str:
     """The cached rows of the range of `days` (with builds; the figures' columns prefixed `c_`, so `merged()`
     can name its sums as the raw query does): `FROM` this, `GROUP BY` path / device_type / a
     `SERIES_BUCKETS` expression, select `merged()`."""
-    span = f"day >= toDate('{days.first.isoformat()}') AND day <= toDate('{days.last.isoformat()}')"
     renamed = ", ".join(f"{c} AS c_{c}" for c in _COLUMNS.split(", "))
     return f"""(SELECT day, path, device_type, {renamed} FROM page_vitals
-        WHERE site = {{site:String}} AND tz = {{tz:String}} AND {span} AND {days.build_filter()})"""
+        WHERE {days.rows_where()})"""
 
 
 _ROWS = f"""SELECT toDate(timestamp, {{tz:String}}) AS d, path, device_type, {_states()}
