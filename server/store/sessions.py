@@ -21,7 +21,7 @@ background of `pixel serve`, newest UTC hour first, and records after each chunk
 every event at or after it is in the table). A chunk inserted twice (a kill between its insert and its record,
 or events the view also counted) changes nothing: the states are copy-proof. A store that ran migration 12
 before the backfill moved to the background (it filled the table inline) has no row in `session_rows_backfill`:
-complete. Readers use the table only for ranges at or after `filled_from` (`coverage`).
+complete. Readers use the table only for ranges at or after `filled_from` (`sessions_backfill.covers`).
 """
 
 from __future__ import annotations

@@ -129,12 +129,12 @@ class SessionsBackfill:
         )
         self.state = state
 
-    def _newest_before(self, edge: int | None) -> int | None:
-        """Epoch ms of the newest stored event (before `edge` epoch s, if given); None when there is none."""
-        where = "" if edge is None else " WHERE timestamp < {edge:DateTime64(3, 'UTC')}"
-        params = {} if edge is None else {"edge": _ms(edge)}
+    def _newest_before(self, edge: int) -> int | None:
+        """Epoch ms of the newest stored event before `edge` (epoch s); None when there is none."""
         row = self.store.query(
-            f"SELECT count() AS n, toUnixTimestamp64Milli(max(timestamp)) FROM events{where}", params
+            "SELECT count() AS n, toUnixTimestamp64Milli(max(timestamp)) FROM events "
+            "WHERE timestamp < {edge:DateTime64(3, 'UTC')}",
+            {"edge": _ms(edge)},
         ).rows[0]
         return int(row[1]) if int(row[0]) else None
 
@@ -148,28 +148,31 @@ class SessionsBackfill:
         self.state = state
         if state is None or not state.pending:
             return False
-        if not state.planned:
-            oldest = self.store.query(
-                "SELECT count() AS n, toUnixTimestamp64Milli(min(timestamp)) FROM events"
-            ).rows[0]
-            newest = self._newest_before(None)
-            if not int(oldest[0]) or newest is None:
+        if not state.planned:  # the stored events' span, in one read
+            count, oldest, newest = (
+                int(v)
+                for v in self.store.query(
+                    "SELECT count(), toUnixTimestamp64Milli(min(timestamp)), "
+                    "toUnixTimestamp64Milli(max(timestamp)) FROM events"
+                ).rows[0]
+            )
+            if not count:
                 self._record(State(state.step + 1, False, True, 0, 0))
                 return False
             self._top = self._chunk_end(newest)
-            self._record(State(state.step + 1, True, True, int(oldest[1]), self._top))
+            self._record(State(state.step + 1, True, True, oldest, self._top))
             return True
         end = state.filled_from
         if self._top is None:
             self._top = self._first_planned_edge()
         start = end - self.chunk
         if not self._has_events(start, end):
-            newest = self._newest_before(end)
-            if newest is None or newest < state.low_ms:
+            before = self._newest_before(end)
+            if before is None or before < state.low_ms:
                 self._record(State(state.step + 1, False, True, state.low_ms, start))
                 log.info("sessions table: backfill complete")
                 return False
-            end = self._chunk_end(newest)
+            end = self._chunk_end(before)
             start = end - self.chunk
         self.store.command(sessions.BACKFILL_CHUNK, {"start": _ms(start), "end": _ms(end)})
         done = start * 1000 <= state.low_ms
