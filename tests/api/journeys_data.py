@@ -204,3 +204,16 @@ def columns(counts: dict[tuple[tuple[str, ...], bool], int], n: int, right: bool
         for k, page in enumerate(pages):
             cols[offset + k][page] += s
     return [dict(c) for c in cols]
+
+
+# (steps, start page, end page) of the journeys asked in every mode: all, from a page, to a page, both, a group.
+MODE_CASES: list[tuple[int, str | None, str | None]] = [
+    (2, None, None),
+    (4, None, None),
+    (3, "/", None),
+    (6, "/pricing", None),
+    (4, None, "/signup"),
+    (2, None, "/pricing"),
+    (5, "/", "/signup"),
+    (3, "/blog/*", None),
+]

@@ -168,16 +168,7 @@ def test_handmade_exact_figures(j: J) -> None:
 
 # -- every mode against the reference, three zones, both engines ------------------------------------
 
-MODES = [
-    (2, None, None),
-    (4, None, None),
-    (3, "/", None),
-    (6, "/pricing", None),
-    (4, None, "/signup"),
-    (2, None, "/pricing"),
-    (5, "/", "/signup"),
-    (3, "/blog/*", None),
-]
+MODES = jd.MODE_CASES
 
 
 @pytest.mark.parametrize("site", list(jd.ZONES))

@@ -135,16 +135,7 @@ def test_ties_aligned_on_the_end_page(store: Store) -> None:
     ]
 
 
-MODES = [
-    (2, None, None),
-    (4, None, None),
-    (3, "/", None),
-    (6, "/pricing", None),
-    (4, None, "/signup"),
-    (2, None, "/pricing"),
-    (5, "/", "/signup"),
-    (3, "/blog/*", None),
-]
+MODES = jd.MODE_CASES
 
 
 @pytest.mark.parametrize("site", list(jd.ZONES))
