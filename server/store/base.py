@@ -26,9 +26,15 @@ import orjson
 
 from pixel.server.errors import PixelError
 from pixel.server.store import sessions
-from pixel.server.store.schema import migrations, retention_statement
+from pixel.server.store.schema import Migration, migrations, retention_statement
 
 log = logging.getLogger(__name__)
+
+# Which migrations a store has applied (`Store.migrate`).
+SCHEMA_MIGRATIONS_DDL = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, name String, "
+    "applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = MergeTree ORDER BY version"
+)
 
 
 class StoreError(PixelError, RuntimeError):
@@ -165,23 +171,25 @@ class Store(ABC):
             # One call serialises the whole batch; JSONEachRow also reads a JSON array of objects.
             self.insert_json(table, orjson.dumps(rows), token=token)
 
+    def apply_migration(self, m: Migration) -> None:
+        """Run migration `m`'s statements and record it as applied in `schema_migrations` (made by
+        `SCHEMA_MIGRATIONS_DDL`): one step of `migrate`; tests make the stores older Pixels left with it."""
+        for statement in m.statements:
+            self.command(statement)
+        self.command(
+            "INSERT INTO schema_migrations (version, name) VALUES ({v:UInt32}, {n:String})",
+            {"v": m.version, "n": m.name},
+        )
+
     def migrate(self, retention_days: int = 0) -> list[int]:
         """Apply the migrations not yet recorded; return the versions applied. Idempotent."""
-        self.command(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, name String, "
-            "applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = MergeTree ORDER BY version"
-        )
+        self.command(SCHEMA_MIGRATIONS_DDL)
         done = {row[0] for row in self.query("SELECT version FROM schema_migrations").rows}
         applied = []
         for m in migrations(retention_days):
             if m.version in done:
                 continue
-            for statement in m.statements:
-                self.command(statement)
-            self.command(
-                "INSERT INTO schema_migrations (version, name) VALUES ({v:UInt32}, {n:String})",
-                {"v": m.version, "n": m.name},
-            )
+            self.apply_migration(m)
             log.info("store: applied migration %d (%s)", m.version, m.name)
             applied.append(m.version)
         has_ttl = "TTL" in (

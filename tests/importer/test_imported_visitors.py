@@ -17,6 +17,7 @@ from pixel.server.importer import aggregates
 from pixel.server.importer.plausible_csv import MAX_COUNT
 from pixel.server.settings import Settings
 from pixel.server.store import Store
+from pixel.server.store.base import SCHEMA_MIGRATIONS_DDL
 from pixel.server.store.schema import migrations
 from tests.importer.reports import Reports, reports
 
@@ -165,19 +166,10 @@ def test_migration_17_rebuilds_days_cached_with_synthetic_ids(bare_store: Store,
     synthetic ids of the old builds): the migration adds the column and forgets that day's build, so the next
     report rebuilds it and shows the imported figure; a cached day without imported rows keeps its build."""
     store = bare_store
-    store.command(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, name String, "
-        "applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = MergeTree ORDER BY version"
-    )
+    store.command(SCHEMA_MIGRATIONS_DDL)
     for migration in migrations():
-        if migration.version == 17:
-            continue
-        for statement in migration.statements:
-            store.command(statement)
-        store.command(
-            "INSERT INTO schema_migrations (version, name) VALUES ({v:UInt32}, {n:String})",
-            {"v": migration.version, "n": migration.name},
-        )
+        if migration.version != 17:
+            store.apply_migration(migration)
     columns = (
         "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = 'day_dimensions'"
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from pixel.server.store import Store
+from pixel.server.store.base import SCHEMA_MIGRATIONS_DDL
 from pixel.server.store.schema import migrations
 
 
@@ -75,19 +76,11 @@ def test_a_client_retry_copy_under_a_new_token_is_still_counted(store: Store) ->
 
 def _migrate_before(store: Store, version: int) -> None:
     """The store as `migrate()` left it before `version` existed."""
-    store.command(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, name String, "
-        "applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = MergeTree ORDER BY version"
-    )
+    store.command(SCHEMA_MIGRATIONS_DDL)
     for m in migrations():
         if m.version >= version:
             break
-        for statement in m.statements:
-            store.command(statement)
-        store.command(
-            "INSERT INTO schema_migrations (version, name) VALUES ({v:UInt32}, {n:String})",
-            {"v": m.version, "n": m.name},
-        )
+        store.apply_migration(m)
 
 
 def test_a_store_from_before_the_change_gets_it(bare_store: Store) -> None:

@@ -4,12 +4,13 @@ upgraded table equals a new one column for column; new rows store the typed valu
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
 
 from pixel.server.store import schema
-from pixel.server.store.base import Store, StoreError
+from pixel.server.store.base import SCHEMA_MIGRATIONS_DDL, Store, StoreError
 from pixel.server.store.schema import (
     DERIVED_COLUMNS,
     EVENT_COLUMNS,
@@ -95,19 +96,13 @@ def v5_events_ddl() -> str:
 
 def make_v5_store(store: Store) -> None:
     """A store as `migrate()` left it at version 5."""
-    store.command(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, name String, "
-        "applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = MergeTree ORDER BY version"
-    )
+    store.command(SCHEMA_MIGRATIONS_DDL)
     for m in migrations()[:5]:
-        for statement in m.statements:
-            store.command(
-                v5_events_ddl() if statement.startswith("CREATE TABLE IF NOT EXISTS events") else statement
-            )
-        store.command(
-            "INSERT INTO schema_migrations (version, name) VALUES ({v:UInt32}, {n:String})",
-            {"v": m.version, "n": m.name},
+        old = tuple(
+            v5_events_ddl() if statement.startswith("CREATE TABLE IF NOT EXISTS events") else statement
+            for statement in m.statements
         )
+        store.apply_migration(dataclasses.replace(m, statements=old))
 
 
 def columns(store: Store) -> list[list[Any]]:

@@ -18,7 +18,7 @@ from pixel.server.api.query.periods import resolve
 from pixel.server.api.query.runner import QueryRunner
 from pixel.server.api.query.scope import Scope
 from pixel.server.store import sessions, sessions_backfill
-from pixel.server.store.base import Store
+from pixel.server.store.base import SCHEMA_MIGRATIONS_DDL, Store
 from pixel.server.store.chdb_engine import ChdbStore
 from pixel.server.store.schema import migrations
 from pixel.server.store.sessions_backfill import SessionsBackfill, read_state
@@ -31,19 +31,11 @@ DAY = 86400
 
 def migrate_to(store: Store, version: int) -> None:
     """The store as an older Pixel left it: the migrations up to `version` applied and recorded."""
-    store.command(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, name String, "
-        "applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = MergeTree ORDER BY version"
-    )
+    store.command(SCHEMA_MIGRATIONS_DDL)
     for m in migrations():
         if m.version > version:
             break
-        for statement in m.statements:
-            store.command(statement)
-        store.command(
-            "INSERT INTO schema_migrations (version, name) VALUES ({v:UInt32}, {n:String})",
-            {"v": m.version, "n": m.name},
-        )
+        store.apply_migration(m)
 
 
 def old_store(path: Path) -> tuple[ChdbStore, list[dict[str, Any]]]:
