@@ -28,6 +28,9 @@ from pixel.server.store import Store, StoreError
 log = logging.getLogger(__name__)
 
 INTERVAL_SECONDS = 3600.0
+# The sessions table's rows whose events are all older than the cut-off (a row holds one 15-minute slot;
+# `slot` is in its sorting key, so the slots at or after the cut-off are not read).
+_SESSIONS_OLDER = "site = {site:String} AND slot < {cutoff:DateTime64(3, 'UTC')} AND last_seen < {cutoff:DateTime64(3, 'UTC')}"
 
 
 class SiteRetention:
@@ -66,13 +69,15 @@ class SiteRetention:
             older = int(self.store.scalar(f"SELECT count() FROM events WHERE {where}", params) or 0)
             if older:
                 self.store.command(f"DELETE FROM events WHERE {where}", params)
-                # the sessions table's rows whose events are all older (a row holds one 15-minute slot)
-                self.store.command(
-                    "DELETE FROM session_rows WHERE site = {site:String} AND last_seen < {cutoff:DateTime64(3, 'UTC')}",
-                    params,
-                )
                 log.info("site retention: deleted %d events of %s older than %d days", older, site, days)
                 self.deleted += older
+            # Checked on its own, not only after events were deleted: a sessions backfill chunk that read
+            # the events before a DELETE and wrote after it puts their rows back (server/store/sessions_backfill.py).
+            stale = int(
+                self.store.scalar(f"SELECT count() FROM session_rows WHERE {_SESSIONS_OLDER}", params) or 0
+            )
+            if stale:
+                self.store.command(f"DELETE FROM session_rows WHERE {_SESSIONS_OLDER}", params)
             done[site] = older
         return done
 

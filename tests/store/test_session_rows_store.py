@@ -11,7 +11,7 @@ from pixel.server.retention import SiteRetention
 from pixel.server.settings import Settings
 from pixel.server.store.base import Store
 from pixel.server.store.chdb_engine import ChdbStore
-from pixel.server.store.sessions import COLUMNS
+from pixel.server.store.sessions import BACKFILL_CHUNK, COLUMNS
 from pixel.server.store.sessions_backfill import SessionsBackfill
 
 try:
@@ -126,6 +126,40 @@ def test_site_retention_deletes_old_session_rows(tmp_path: Path) -> None:
         SiteRetention(store, settings.meta_db_path).run_once(now=now)
         kept = dict(store.query("SELECT site, uniqExact(sid) FROM session_rows GROUP BY site").rows)
         assert kept == {"week.example": 2, "forever.example": 4}
+    finally:
+        store.close()
+
+
+def test_site_retention_deletes_session_rows_a_backfill_chunk_put_back(tmp_path: Path) -> None:
+    """The race of a backfill chunk with a site's retention: the chunk read the old events before their
+    DELETE and wrote its rows after the retention deleted the sessions' rows. The next run deletes them
+    again although no event is older than the cut-off any more."""
+    settings = Settings(data_dir=tmp_path)
+    meta = MetaDB(settings.meta_db_path)
+    add_site(meta, "week.example", 7)
+    add_site(meta, "forever.example", 0)
+    store = ChdbStore(settings.store_dir)
+    store.migrate()
+    now = 1_750_000_000.0  # pinned
+    try:
+        for site in ("week.example", "forever.example"):
+            rows = events(site, [0.1, 6.9, 7.1, 8.5, 200], now=now)
+            for i, row in enumerate(rows):
+                row["session_id"] = f"{site}-s{i}"
+            store.insert_rows("events", rows)
+        # what the chunk read: the events as they were before the DELETE
+        store.command("CREATE TABLE events_before AS events")
+        store.command("INSERT INTO events_before SELECT * FROM events")
+        retention = SiteRetention(store, settings.meta_db_path)
+        assert retention.run_once(now=now) == {"week.example": 3}
+        chunk = BACKFILL_CHUNK.replace("FROM events", "FROM events_before")
+        assert chunk != BACKFILL_CHUNK
+        store.command(chunk, {"start": "2000-01-01 00:00:00.000", "end": "2100-01-01 00:00:00.000"})
+        sessions = "SELECT site, uniqExact(sid) FROM session_rows GROUP BY site ORDER BY site"
+        assert [tuple(r) for r in store.query(sessions).rows] == [("forever.example", 5), ("week.example", 5)]
+
+        assert retention.run_once(now=now + 60) == {"week.example": 0}
+        assert [tuple(r) for r in store.query(sessions).rows] == [("forever.example", 5), ("week.example", 2)]
     finally:
         store.close()
 
