@@ -227,6 +227,11 @@ def run_collector(settings: Settings) -> None:
     os.environ.update(env)
     _raise_open_files(settings.max_connections)
     metrics.clear(settings.state_dir / "metrics" / "collector")
+    if settings.server == "granian" and settings.upstream_socket_dir:
+        raise StartupError(
+            "PIXEL_UPSTREAM_SOCKET_DIR needs the uvicorn collector (PIXEL_SERVER=uvicorn or uvicorn-asgi); "
+            "unset it to run under granian"
+        )
     if settings.server == "granian":
         from granian import Granian
         from granian.constants import HTTPModes, Interfaces
@@ -256,7 +261,7 @@ def run_collector(settings: Settings) -> None:
         ).serve()
         return
     workers = [
-        ChildSupervisor(f"collector worker {i + 1}", _collector_worker, (env,))
+        ChildSupervisor(f"collector worker {i + 1}", _collector_worker, (env, i + 1))
         for i in range(settings.workers)
     ]
     stop = threading.Event()
@@ -306,10 +311,13 @@ def reuseport_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _collector_worker(env: dict[str, str]) -> None:
-    """One collector worker under uvicorn, on its own SO_REUSEPORT socket, until SIGTERM/SIGINT."""
+def _collector_worker(env: dict[str, str], number: int = 1) -> None:
+    """Collector worker `number` (from 1) under uvicorn, on its own SO_REUSEPORT socket and, with
+    PIXEL_UPSTREAM_SOCKET_DIR, on its own Unix socket (collector/unix_socket.py), until SIGTERM/SIGINT."""
     child_setup(env)
     import uvicorn
+
+    from pixel.server.collector.unix_socket import SocketPathError, socket_path, unix_listener
 
     settings = Settings.from_env()
     config = uvicorn.Config(
@@ -334,6 +342,13 @@ def _collector_worker(env: dict[str, str]) -> None:
         backlog=2048,
     )
     server = uvicorn.Server(config)
-    server.run(sockets=[reuseport_socket(settings.host, settings.port)])
+    sockets = [reuseport_socket(settings.host, settings.port)]
+    if settings.upstream_socket_dir:
+        try:
+            sockets.append(unix_listener(socket_path(settings.upstream_socket_dir, number)))
+        except SocketPathError as exc:
+            log.error("collector worker %d: %s", number, exc)
+            raise SystemExit(3) from None
+    server.run(sockets=sockets)
     if not server.started:
         raise SystemExit(3)  # e.g. the app failed to start: a crash for the supervisor, which retries

@@ -71,6 +71,10 @@ class Settings:
     # connection to send its first byte (past it: 408 and close)
     request_timeout: float = 10.0
     max_connections: int = 2048  # open connections per collector worker (past it: 503 under uvicorn)
+    # A folder in which each uvicorn collector worker also listens on a Unix socket `collector-<n>.sock`
+    # (server/collector/unix_socket.py): for a proxy on the same machine (the stack's edge), whose forwarded
+    # headers are believed on those sockets only; empty: TCP only
+    upstream_socket_dir: str = ""
 
     # Spool
     spool_max_bytes: int = 1024 * 1024 * 1024  # disk cap: above it the collector answers 503

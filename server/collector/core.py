@@ -32,6 +32,7 @@ from pixel.server.collector.script import (
     load_tracker,
     preferred_encoding,
 )
+from pixel.server.collector.unix_socket import UNIX_PEER
 from pixel.server.eventformat import check_body
 from pixel.server.settings import Settings
 from pixel.server.shipper.checkpoint import Checkpoint
@@ -81,6 +82,9 @@ class Collector:
         self.any_origin = "*" in settings.allowed_origins
         self.origins = set(settings.allowed_origins)
         self.trusted = settings.trusted_proxies
+        # forwarded headers are read at all: from a trusted range, or on the workers' Unix sockets (unix_socket.py)
+        self.forwarding = bool(self.trusted) or bool(settings.upstream_socket_dir)
+        self._unix_peer = UNIX_PEER if settings.upstream_socket_dir else None
         self.cdn_geo = settings.cdn_geo_headers
         self._trusted_cache: dict[str, bool] = {}
         self.spool: SpoolWriter | None = None
@@ -230,7 +234,7 @@ class Collector:
         get = headers.get
         xff, real_ip = get(b"x-forwarded-for", b""), get(b"x-real-ip", b"")
         country = get(b"cf-ipcountry", b"")[:2].upper() if self.cdn_geo else b""
-        if self.trusted and (xff or real_ip or country):
+        if self.forwarding and (xff or real_ip or country):
             ip = self._client_ip(peer, xff.decode("latin-1"), real_ip.decode("latin-1")).encode("latin-1")
             if country and not self._trusted_cache.get(peer):
                 country = b""  # a geo header from anyone but a trusted proxy is ignored
@@ -287,7 +291,7 @@ class Collector:
         xff = headers.get(b"x-forwarded-for", b"").decode("latin-1")
         real_ip = headers.get(b"x-real-ip", b"").decode("latin-1")
         forwarded = bool(xff.strip() or real_ip.strip())
-        ip = self._client_ip(peer, xff, real_ip) if self.trusted and forwarded else peer
+        ip = self._client_ip(peer, xff, real_ip) if self.forwarding and forwarded else peer
         try:
             shown = not ipaddress.ip_address(peer).is_global
         except ValueError:
@@ -306,7 +310,7 @@ class Collector:
         try:
             ip = ipaddress.ip_address(address)
         except ValueError:
-            return False
+            return address == self._unix_peer  # a connection on a worker's Unix socket, when they listen
         return any(ip in net for net in self.trusted)
 
     def _script(self, method: str, headers: Headers, asset: Asset | None) -> Response:

@@ -39,6 +39,7 @@ import orjson
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from pixel.server.collector.core import Collector
+from pixel.server.collector.unix_socket import UNIX_PEER, is_unix
 from pixel.server.errors import PixelError
 from pixel.server.settings import Settings
 
@@ -87,6 +88,8 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        if self.client is None and is_unix(transport):  # (a TCP connection has its peer: no cost there)
+            self.client = (UNIX_PEER, 0)  # the proxy on this machine (unix_socket.py)
         now = self.loop.time()
         self._deadline = now + self._request_timeout
         self._arm(min(self._deadline, now + self.timeout_keep_alive))  # see _due

@@ -1,0 +1,159 @@
+"""The workers' Unix sockets (server/collector/unix_socket.py): a real `pixel collect` serves on
+`collector-<n>.sock` beside TCP; forwarded headers count on the sockets without any trusted proxy, and the same
+headers over TCP from an untrusted address still do not."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import stat
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from pixel.server.collector.core import Collector
+from pixel.server.collector.unix_socket import (
+    UNIX_PEER,
+    SocketPathError,
+    socket_path,
+    unix_listener,
+)
+from pixel.server.settings import Settings
+
+EVENT = {"event_name": "pageview", "page": {"url": "https://example.com/"}}
+FORWARDED = {"X-Forwarded-For": "203.0.113.9", "CF-IPCountry": "DE"}
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """A folder with a short path: a Unix socket's path is limited to 107 bytes, tmp_path can be longer."""
+    path = Path(tempfile.mkdtemp(prefix="px-uds-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def record_of(data_dir: Path, user_agent: str) -> list[bytes]:
+    """The spool record sent with `user_agent` (each worker writes its own segment: no order across them)."""
+    lines = b"\n".join(p.read_bytes() for p in (data_dir / "spool").iterdir()).splitlines()
+    (found,) = [
+        f for f in (line.split(b"\t") for line in lines) if len(f) > 2 and f[2] == user_agent.encode()
+    ]
+    return found
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "uvicorn-asgi"])
+def test_each_worker_serves_its_unix_socket_and_believes_the_forwarded_address_there(
+    pixel_factory, tmp_path: Path, short_dir: Path, server: str
+) -> None:
+    sockets = short_dir / "upstream"
+    proc = pixel_factory(
+        "collect",
+        data_dir=tmp_path / "data",
+        pixel_server=server,
+        pixel_upstream_socket_dir=str(sockets),
+        pixel_cdn_geo_headers="1",
+    )
+    # (`wait` covers TCP; both workers' sockets may come a moment later)
+    for n in (1, 2):
+        path = socket_path(sockets, n)
+        with httpx.Client(transport=httpx.HTTPTransport(uds=str(path), retries=20)) as client:
+            r = client.post(
+                "http://collector/track", json=EVENT, headers={**FORWARDED, "User-Agent": f"socket {n}"}
+            )
+            assert r.status_code == 204, r.text
+            record = record_of(tmp_path / "data", f"socket {n}")
+            assert record[1] == b"203.0.113.9"  # the edge's X-Forwarded-For, believed on the socket
+            assert record[5] == b"DE"  # and the CDN country the edge let through
+            echo = client.get("http://collector/track?echo=1", headers=FORWARDED).json()
+            assert echo == {
+                "client_ip": "203.0.113.9",
+                "forwarded": True,
+                "proxy_trusted": True,
+                "proxy": None,
+            }
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666
+    # the same headers over TCP, from 127.0.0.1 which is not a trusted proxy: not believed
+    r = httpx.post(f"{proc.collector}/track", json=EVENT, headers={**FORWARDED, "User-Agent": "tcp"})
+    assert r.status_code == 204
+    record = record_of(tmp_path / "data", "tcp")
+    assert record[1] == b"127.0.0.1" and record[5] == b""
+
+
+def test_without_the_setting_no_socket_is_made(pixel_factory, tmp_path: Path) -> None:
+    proc = pixel_factory("collect", data_dir=tmp_path / "data")
+    assert httpx.post(f"{proc.collector}/track", json=EVENT).status_code == 204
+    assert not list((tmp_path / "data").rglob("*.sock"))
+
+
+def test_a_stale_socket_is_replaced_and_a_file_is_not(short_dir: Path) -> None:
+    path = socket_path(short_dir, 1)
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(path))
+    stale.close()  # the file stays, as after a crash
+    sock = unix_listener(path)
+    try:
+        sock.listen()
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+            client.connect(str(path))  # the new socket, not a refused stale one
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666
+    finally:
+        sock.close()
+    other = short_dir / "collector-2.sock"
+    other.write_text("not a socket")
+    with pytest.raises(SocketPathError, match="is not a socket"):
+        unix_listener(other)
+    assert other.read_text() == "not a socket"  # left alone
+
+
+def test_a_folder_that_cannot_be_made_is_an_error_naming_the_setting(short_dir: Path) -> None:
+    blocker = short_dir / "file"
+    blocker.write_text("")
+    with pytest.raises(SocketPathError, match="PIXEL_UPSTREAM_SOCKET_DIR"):
+        unix_listener(socket_path(blocker / "sub", 1))
+
+
+# -- the rule in the collector itself (no server): who is believed -----------------------------------------
+
+
+def echo(settings: Settings, peer: str) -> dict:
+    c = Collector(settings)
+    c.start()
+    try:
+        headers = {k.lower().encode(): v.encode() for k, v in FORWARDED.items()}
+        r = c.handle("GET", "/track", "echo=1", headers, peer, b"", False)
+        return orjson.loads(r.body)
+    finally:
+        c.stop()
+
+
+@pytest.mark.parametrize(
+    ("socket_dir", "trusted", "peer", "client_ip", "proxy_trusted", "proxy"),
+    [
+        ("s", "", UNIX_PEER, "203.0.113.9", True, None),  # on the socket: believed without any trusted range
+        ("s", "", "127.0.0.1", "127.0.0.1", False, "127.0.0.1"),  # over TCP the socket changes nothing
+        ("s", "10.0.0.0/8", "10.1.2.3", "203.0.113.9", True, "10.1.2.3"),  # a trusted range still counts
+        ("", "", UNIX_PEER, UNIX_PEER, False, None),  # no sockets: that peer is nobody (not an address)
+        ("", "10.0.0.0/8", UNIX_PEER, UNIX_PEER, False, None),
+    ],
+)
+def test_who_is_believed(
+    tmp_path: Path,
+    socket_dir: str,
+    trusted: str,
+    peer: str,
+    client_ip: str,
+    proxy_trusted: bool,
+    proxy: str | None,
+) -> None:
+    settings = Settings(
+        data_dir=tmp_path,
+        trusted_proxies=trusted,
+        upstream_socket_dir=os.fspath(tmp_path / socket_dir) if socket_dir else "",
+    )
+    got = echo(settings, peer)
+    assert got == {"client_ip": client_ip, "forwarded": True, "proxy_trusted": proxy_trusted, "proxy": proxy}
