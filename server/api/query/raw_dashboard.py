@@ -35,10 +35,11 @@ parameters (`filters.SqlParams`), dimension names come from allow-lists.
 
 from __future__ import annotations
 
+import time
 from functools import partial
 from typing import Any
 
-from pixel.server.api.query import cache_sql, session_dashboard
+from pixel.server.api.query import cache_sql, copy_windows, session_dashboard
 from pixel.server.api.query.cache_sql import BREAKDOWN_TAG_PREFIX, Tag
 from pixel.server.api.query.filters import (
     PROP_PREFIX,
@@ -49,6 +50,7 @@ from pixel.server.api.query.filters import (
 )
 from pixel.server.api.query.periods import bucket_sql
 from pixel.server.api.query.scope import Scope
+from pixel.server.store import Store
 from pixel.server.store.schema import EVENTS
 
 # Columns of every branch (as `cache_sql.COLUMNS`), zero where a branch has nothing to say.
@@ -62,13 +64,17 @@ def _where(scope: Scope, params: SqlParams) -> str:
     return base_where(scope.filters, params, include_bots=scope.include_bots, start=start, end=end)
 
 
-def _matching(where: str, columns: dict[str, str], final: bool, *, copies_matter: bool = True) -> str:
+def _matching(
+    where: str, columns: dict[str, str], final: bool, *, copies_matter: bool = True, copies: str | None = None
+) -> str:
     """The rows matching `where` with `columns` (alias -> expression) and `timestamp`, each event once.
 
     `final`: `events FINAL` filtered (the read before). Else the plain table's matching rows, copies of one
     event (one `event_id` on one day: the table's key) grouped into one row by the 64-bit hash of that key;
     `copies_matter=False` (every aggregate over the rows gives the same answer with a copy or without:
-    first / last pageview, `any`, `uniq`) reads the matching rows as they are."""
+    first / last pageview, `any`, `uniq`) reads the matching rows as they are. `copies`: a condition true
+    on every row that may have a copy (`copy_windows`); the others are read as they are, the copies are
+    grouped among the rows it holds for (None: everywhere)."""
     if final:
         cols = ", ".join(f"{expr} AS {alias}" for alias, expr in columns.items())
         return f"(SELECT {cols}, timestamp FROM {EVENTS} WHERE {where})"
@@ -79,23 +85,74 @@ def _matching(where: str, columns: dict[str, str], final: bool, *, copies_matter
     # inner names of their own: an alias named as a column would stand for the aggregate in the WHERE
     inner = ", ".join(f"any({expr}) AS one_{alias}" for alias, expr in every.items())
     outer = ", ".join(f"one_{alias} AS {alias}" for alias in every)
-    return f"""(SELECT {outer} FROM (SELECT {inner} FROM events WHERE {where}
+    if copies is None:
+        return f"""(SELECT {outer} FROM (SELECT {inner} FROM events WHERE {where}
         GROUP BY cityHash64(toDate(timestamp), event_id)))"""
+    cols = ", ".join(f"{expr} AS {alias}" for alias, expr in every.items())
+    return f"""(SELECT {cols} FROM events WHERE ({where}) AND NOT {copies}
+        UNION ALL
+        SELECT {outer} FROM (SELECT {inner} FROM events WHERE ({where}) AND {copies}
+            GROUP BY cityHash64(toDate(timestamp), event_id)))"""
+
+
+class DashboardParams(SqlParams):
+    """The raw dashboard's parameters and, when copies are dropped only inside `copy_windows`' windows,
+    the parts read before the query, their windows and the name of the flag that drops them everywhere."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: tuple[copy_windows.Part, ...] | None = None
+        self.windows: copy_windows.Windows = ()
+        self.everywhere: str | None = None
+        self._copies = ""
+
+    def copies(self, store: Store) -> str:
+        """The condition true on every row that may have a copy (read the parts on the first call): a flag
+        (`run` sets it when an insert came too close during the query) or one of the windows."""
+        if self.everywhere is None:
+            self.parts = copy_windows.read_parts(store)
+            self.windows = copy_windows.windows(self.parts) if self.parts is not None else ()
+            flag = self.add(0 if self.parts is not None else 1, "UInt8")
+            self.everywhere = flag[1 : flag.index(":")]
+            spans = [
+                f"(timestamp >= {self.add(_utc(a), _UTC)} AND timestamp < {self.add(_utc(b), _UTC)})"
+                for a, b in self.windows
+            ]
+            self._copies = f"({' OR '.join([flag, *spans])})"
+        return self._copies
+
+
+_UTC = "DateTime('UTC')"
+
+
+def _utc(epoch: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch))
 
 
 def _events_branch(
-    where: str, interval: str, total: Tag | None, series: Tag | None, final: bool = False
+    where: str,
+    interval: str,
+    total: Tag | None,
+    series: Tag | None,
+    final: bool = False,
+    copies: str | None = None,
 ) -> str:
     tag, bucket, group = cache_sql.tag_grouping(total, series, bucket_sql(interval))
     return f"""SELECT {tag} AS tag, {bucket} AS bucket, toUInt64({cache_sql.UNIQ_TOTAL}(visitor_id)) AS visitors,
             toUInt64(countIf(event_name = 'pageview')) AS pageviews, toUInt64(count()) AS events,
             {_ZERO} AS sessions, {_ZERO} AS session_pageviews, {_ZERO} AS bounces, {_ZERO} AS duration_ms,
             toUInt64(count()) AS total_rows, {_ZERO} AS session_rows, {_ZERO} AS first_rank
-        FROM {_matching(where, {"visitor_id": "visitor_id", "event_name": "event_name"}, final)} GROUP BY {group}"""
+        FROM {_matching(where, {"visitor_id": "visitor_id", "event_name": "event_name"}, final, copies=copies)}
+        GROUP BY {group}"""
 
 
 def _sessions_branch(
-    where: str, interval: str, total: Tag | None, series: Tag | None, final: bool = False
+    where: str,
+    interval: str,
+    total: Tag | None,
+    series: Tag | None,
+    final: bool = False,
+    copies: str | None = None,
 ) -> str:
     """Session numbers, tagged with the parts' `edges` tags (`cache_sql.summary_numbers` adds those)."""
     tag, bucket, group = cache_sql.tag_grouping(
@@ -107,7 +164,8 @@ def _sessions_branch(
             toUInt64(count()) AS session_rows, {_ZERO} AS first_rank
         FROM (SELECT sid, countIf(event_name = 'pageview') AS pv,
                   dateDiff('millisecond', min(timestamp), max(timestamp)) AS dur, min(timestamp) AS first_seen
-              FROM {_matching(where, {"sid": "session_hash", "event_name": "event_name"}, final)} GROUP BY sid)
+              FROM {_matching(where, {"sid": "session_hash", "event_name": "event_name"}, final, copies=copies)}
+              GROUP BY sid)
         GROUP BY {group}"""
 
 
@@ -138,7 +196,12 @@ def _breakdown_condition(dimension: str, params: SqlParams) -> str | None:
 
 
 def _event_breakdowns(
-    where: str, params: SqlParams, dimensions: list[str], limit: int, final: bool = False
+    where: str,
+    params: SqlParams,
+    dimensions: list[str],
+    limit: int,
+    final: bool = False,
+    copies: str | None = None,
 ) -> str:
     """Every event-level breakdown in one aggregation of the matching events: `GROUPING SETS`, one set per
     dimension over its own column (LowCardinality columns stay so, no row copied per dimension), a
@@ -158,7 +221,7 @@ def _event_breakdowns(
         FROM (SELECT multiIf({dimension}, '') AS dimension, multiIf({value}, NULL) AS key,
                   {cache_sql.UNIQ_VALUE_STATE}(visitor_id) AS st, countIf(event_name = 'pageview') AS pageviews,
                   count() AS events, toUInt64(0) AS sessions
-              FROM {_matching(where, columns, final)}
+              FROM {_matching(where, columns, final, copies=copies)}
               GROUP BY GROUPING SETS ({", ".join(f"({k})" for k in keys)}))
         WHERE key IS NOT NULL"""
     return _ranked(per_value, limit)
@@ -217,23 +280,35 @@ def dashboard_sql(
     final: bool = False,
     sessions: bool = True,
     grouping_sets: bool = True,
-) -> tuple[str, SqlParams]:
+    copies_where_possible: bool = True,
+) -> tuple[str, DashboardParams]:
     """The one query (and its parameters) of the raw dashboard; `final`: read `events FINAL` (the way before
     copies were dropped among the matching rows only; kept for bench_api's old-vs-new comparison).
     `sessions`: read the summary, series, session-level breakdowns and entry / exit pages from the sessions
     table where `session_dashboard.usable` says it answers the same (False: the events only, as before).
     `grouping_sets`: the event-level breakdowns in one `GROUPING SETS` aggregation (False: one `ARRAY JOIN` of
-    every row per dimension, as before; kept for bench_api's comparison, same rows)."""
-    params = SqlParams()
+    every row per dimension, as before; kept for bench_api's comparison, same rows).
+    `copies_where_possible`: copies are dropped only among the rows in `copy_windows`' windows (the parts
+    are read here; `run` checks them again after the query); False: among every matching row, as before."""
+    params = DashboardParams()
     with_before = before is not None and (compare or previous_series)
     periods = [scope, before] if with_before and before is not None else [scope]
     from_sessions = sessions and not final and session_dashboard.usable(periods, interval)
+    event_level = [d for d in dimensions if d not in SESSION_DIMENSIONS]
+    session_level = [d for d in dimensions if d in SESSION_DIMENSIONS]
+    if from_sessions:
+        kept = [d for d in event_level if d in session_dashboard.SESSION_FILTERS]
+        event_level = [d for d in event_level if d not in session_dashboard.SESSION_FILTERS]
+    reads_events = not from_sessions or bool(event_level)
+    copies = (
+        params.copies(scope.runner.store) if copies_where_possible and not final and reads_events else None
+    )
     if from_sessions:
         events_branch, sessions_branch = session_dashboard.events_branch, session_dashboard.sessions_branch
         where = session_dashboard.where(scope, params)
     else:
-        events_branch = partial(_events_branch, final=final)
-        sessions_branch = partial(_sessions_branch, final=final)
+        events_branch = partial(_events_branch, final=final, copies=copies)
+        sessions_branch = partial(_sessions_branch, final=final, copies=copies)
         where = _where(scope, params)
     branches = [
         events_branch(where, interval, Tag.SUMMARY, Tag.SERIES),
@@ -245,26 +320,35 @@ def dashboard_sql(
         series = Tag.PREVIOUS_SERIES if previous_series else None
         branches.append(events_branch(where_before, interval, total, series))
         branches.append(sessions_branch(where_before, interval, total, series))
-    event_level = [d for d in dimensions if d not in SESSION_DIMENSIONS]
-    session_level = [d for d in dimensions if d in SESSION_DIMENSIONS]
     if from_sessions:
-        kept = [d for d in event_level if d in session_dashboard.SESSION_FILTERS]
         if kept:
             branches.append(session_dashboard.breakdowns(where, kept, limit, _ranked))
         if session_level:
             branches.append(session_dashboard.entry_exit(where, session_level, limit, _ranked))
-        event_level = [d for d in event_level if d not in session_dashboard.SESSION_FILTERS]
         session_level = []
         if event_level:
             where = _where(scope, params)
     if event_level:
-        breakdowns = _event_breakdowns if grouping_sets else _event_breakdowns_array_join
-        branches.append(breakdowns(where, params, event_level, limit, final))
+        if grouping_sets:
+            branches.append(_event_breakdowns(where, params, event_level, limit, final, copies))
+        else:
+            branches.append(_event_breakdowns_array_join(where, params, event_level, limit, final))
     if session_level:
         branches.append(_session_breakdowns(where, session_level, limit, final))
     return "\nUNION ALL\n".join(branches), params
 
 
 def run(scope: Scope, sql: str, params: SqlParams) -> list[dict[str, Any]]:
-    """The query over the raw events with the site parameter (the ranges are in `params`)."""
-    return scope.runner.query(sql, params.with_fixed(site=scope.site, tz=scope.range.tz)).dicts()
+    """The query over the raw events with the site parameter (the ranges are in `params`). When `params`
+    drop copies only inside `copy_windows`' windows, the parts are read again after the query, and if an
+    insert came close enough to those windows to hide a copy from them, the query runs again with copies
+    dropped everywhere."""
+    fixed = {"site": scope.site, "tz": scope.range.tz}
+    rows = scope.runner.query(sql, params.with_fixed(**fixed)).dicts()
+    if not isinstance(params, DashboardParams) or params.everywhere is None or params.parts is None:
+        return rows
+    after = copy_windows.read_parts(scope.runner.store)
+    if copy_windows.still_holds(params.parts, params.windows, after):
+        return rows
+    again = {**params.with_fixed(**fixed), params.everywhere: 1}
+    return scope.runner.query(sql, again).dicts()

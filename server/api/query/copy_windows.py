@@ -1,0 +1,113 @@
+"""Where copies of an event can sit in `events`, so that the raw dashboard drops copies only there.
+
+Copies of an event (client retries of one tracker request, a batch sent again) share the table's key
+(site, the UTC day of `timestamp`, `event_id`). An insert stores a block with its copies already
+collapsed (ReplacingMergeTree's `optimize_on_insert`), and a merge collapses the copies in the parts it
+merges. So two copies can only sit in two different active parts of one partition (month), on one UTC
+day, which puts their timestamps less than a day apart. For two parts P and Q of one partition, such a
+pair lies in the window [max(P.first, Q.first) - 1 day, min(P.last, Q.last) + 1 day], clipped to the
+span of the two parts. `first` and `last` are a part's timestamp bounds (system.parts' `min_time` and
+`max_time`, rounded down to the second, so the windows reach one second further). Outside the union of
+these windows, no row has a copy and it can be read as it is. Inside, the copies are grouped by the
+key's hash as before. A month with a single part (for example after an OPTIMIZE) has no window, and
+parts inserted in time order only meet at their edges.
+
+The parts are read before the query, and an insert after that read could put a copy of a row outside the
+windows. So `still_holds` reads the parts again after the query. If a part holds blocks newer than the
+first read's newest in its partition (an insert, or a merge that took one in), the day around that part
+must lie inside one window, else the caller runs the query again with copies dropped everywhere. Any
+copy the query saw that involves a new row lies within a day of that row, and that row (or the copy a
+merge kept in its place) lies in such a part.
+
+Safe by default: an empty or failed answer, or a part without timestamp bounds, gives `None`: copies
+possible everywhere. A Distributed table (the cluster engine) has no parts of its own, so it always gives
+`None`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pixel.server.store import Store
+from pixel.server.store.base import StoreError
+
+DAY = 86_400
+_PARTS_SQL = """SELECT partition_id, max_block_number, toUInt32(min_time) AS first, toUInt32(max_time) AS last
+    FROM system.parts WHERE database = currentDatabase() AND table = 'events' AND active AND rows > 0"""
+
+
+@dataclass(frozen=True)
+class Part:
+    """One active part of `events`: its partition, newest block number and timestamp bounds (unix seconds,
+    rounded down)."""
+
+    partition: str
+    max_block: int
+    first: int
+    last: int
+
+
+# Half-open [start, end) unix-second intervals, sorted and not touching each other.
+Windows = tuple[tuple[int, int], ...]
+
+
+def read_parts(store: Store) -> tuple[Part, ...] | None:
+    """The active, non-empty parts of `events`, or None when they cannot be known (none listed, a failed
+    read, a part without timestamp bounds)."""
+    try:
+        rows = store.query(_PARTS_SQL).dicts()
+    except StoreError:
+        return None
+    parts = tuple(
+        Part(str(r["partition_id"]), int(r["max_block_number"]), int(r["first"]), int(r["last"]))
+        for r in rows
+    )
+    if not parts or any(p.last == 0 for p in parts):
+        return None
+    return parts
+
+
+def _merged(intervals: list[tuple[int, int]]) -> Windows:
+    out: list[tuple[int, int]] = []
+    for start, end in sorted(intervals):
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return tuple(out)
+
+
+def windows(parts: tuple[Part, ...]) -> Windows:
+    """Every span of time where two of `parts` could hold copies of one event."""
+    by_partition: dict[str, list[Part]] = {}
+    for p in parts:
+        by_partition.setdefault(p.partition, []).append(p)
+    found = []
+    for group in by_partition.values():
+        for i, p in enumerate(group):
+            for q in group[i + 1 :]:
+                start = max(max(p.first, q.first) - DAY, min(p.first, q.first))
+                end = min(min(p.last, q.last) + 1 + DAY, max(p.last, q.last) + 1)
+                if start < end:
+                    found.append((start, end))
+    return _merged(found)
+
+
+def _covered(wins: Windows, start: int, end: int) -> bool:
+    return any(a <= start and end <= b for a, b in wins)
+
+
+def still_holds(before: tuple[Part, ...], wins: Windows, after: tuple[Part, ...] | None) -> bool:
+    """Whether a query run between the reads `before` (which gave `wins`) and `after` saw no copies
+    outside `wins`: every part of `after` holding blocks newer than `before`'s in its partition lies,
+    with a day on each side, inside one window."""
+    if after is None:
+        return False
+    newest: dict[str, int] = {}
+    for p in before:
+        newest[p.partition] = max(newest.get(p.partition, -1), p.max_block)
+    return all(
+        _covered(wins, p.first - DAY, p.last + 1 + DAY)
+        for p in after
+        if p.max_block > newest.get(p.partition, -1)
+    )

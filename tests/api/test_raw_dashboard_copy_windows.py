@@ -1,0 +1,281 @@
+"""The raw dashboard drops the copies of an event only where two parts of a month could hold them
+(`copy_windows`), and gives the numbers it gives when it drops them among every matching row.
+
+The windows and the check after the query are tested as tables of parts. On a real store (both engines,
+background merges stopped, each test in a month of its own):
+- a month stored in one insert (one part, with copies in the same insert that the insert collapses) has
+  no window, and a month stored in three inserts (the third with client-retry copies) is covered;
+- the dashboard over both months gives Python's numbers (one copy per event) and the rows of the old way;
+- a copy arriving later in a part of its own puts a window over its day;
+- a copy inserted after the parts were read and before the query ran makes `run` run the query again
+  (the numbers count it once);
+- a store that lists no parts for `events` (as a Distributed table on the cluster engine) drops copies
+  everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from pixel.server.api.query import copy_windows, raw_dashboard
+from pixel.server.api.query.copy_windows import DAY, Part
+from pixel.server.api.query.filters import parse_filters
+from pixel.server.api.query.periods import resolve
+from pixel.server.api.query.runner import QueryRunner
+from pixel.server.api.query.scope import Scope
+from pixel.server.store.clickhouse_engine import ClickHouseStore
+from tests.api import dataset
+from tests.api.conftest import Api
+from tests.api.test_daycache import _row
+from tests.chfront import ChFront
+
+ENGINES = ("chdb", "clickhouse")
+DIMENSIONS = ["page", "event", "country", "browser", "entry_page", "exit_page"]
+FILTERS = [[], [["country", "is", "DE"]], [["page", "contains", "PRICING"]], [["event", "is", "signup"]]]
+T0 = 1_700_000_000  # a unix second
+
+
+def _p(partition: str, block: int, first: int, last: int) -> Part:
+    return Part(partition, block, T0 + first, T0 + last)
+
+
+WINDOW_CASES: list[tuple[str, list[Part], list[tuple[int, int]]]] = [
+    ("one part", [_p("a", 1, 0, 10 * DAY)], []),
+    ("parts of two months side by side", [_p("a", 1, 0, 10 * DAY), _p("b", 2, 0, 10 * DAY)], []),
+    ("two parts more than two days apart", [_p("a", 1, 0, DAY), _p("a", 2, 3 * DAY + 2, 5 * DAY)], []),
+    (
+        "two parts a day apart: the days between",
+        [_p("a", 1, 0, DAY), _p("a", 2, 2 * DAY, 5 * DAY)],
+        [(2 * DAY - DAY, DAY + 1 + DAY)],
+    ),
+    (
+        "parts in time order meet at their edges",
+        [_p("a", 1, 0, 10 * DAY), _p("a", 2, 10 * DAY, 20 * DAY)],
+        [(9 * DAY, 11 * DAY + 1)],
+    ),
+    (
+        "overlapping parts: their span",
+        [_p("a", 1, 0, 10 * DAY), _p("a", 2, 5, 10 * DAY - 5)],
+        [(0, 10 * DAY + 1)],
+    ),
+    (
+        "windows that touch are merged",
+        [_p("a", 1, 0, 10 * DAY), _p("a", 2, 10 * DAY, 20 * DAY), _p("a", 3, 11 * DAY, 12 * DAY)],
+        [(9 * DAY, 13 * DAY + 1)],
+    ),
+]
+
+
+@pytest.mark.parametrize(("parts", "want"), [c[1:] for c in WINDOW_CASES], ids=[c[0] for c in WINDOW_CASES])
+def test_windows(parts: list[Part], want: list[tuple[int, int]]) -> None:
+    assert copy_windows.windows(tuple(parts)) == tuple((T0 + a, T0 + b) for a, b in want)
+
+
+BEFORE = (_p("a", 5, 0, 10 * DAY), _p("a", 7, 9 * DAY, 20 * DAY), _p("b", 3, 40 * DAY, 50 * DAY))
+HOLD_CASES: list[tuple[str, tuple[Part, ...] | None, bool]] = [
+    ("nothing new", BEFORE, True),
+    ("merged old blocks only", (_p("a", 7, 0, 20 * DAY), BEFORE[2]), True),
+    ("a new part a day inside a window", (*BEFORE, _p("a", 8, 9 * DAY + 60, 10 * DAY)), True),
+    ("a new part less than a day from its edge", (*BEFORE, _p("a", 8, 10 * DAY + 60, 10 * DAY + 120)), False),
+    ("a new part outside every window", (*BEFORE, _p("a", 8, 3 * DAY, 3 * DAY)), False),
+    ("a merge that took in a new block", (_p("a", 8, 0, 20 * DAY), BEFORE[2]), False),
+    ("a new month", (*BEFORE, _p("c", 9, 70 * DAY, 70 * DAY)), False),
+    ("the parts cannot be read", None, False),
+]
+
+
+@pytest.mark.parametrize(("after", "holds"), [c[1:] for c in HOLD_CASES], ids=[c[0] for c in HOLD_CASES])
+def test_still_holds(after: tuple[Part, ...] | None, holds: bool) -> None:
+    wins = copy_windows.windows(BEFORE)
+    assert wins == ((T0 + 8 * DAY, T0 + 11 * DAY + 1),)
+    assert copy_windows.still_holds(BEFORE, wins, after) is holds
+
+
+def _events(site: str, first: datetime, days: int, seed: int) -> list[dict[str, Any]]:
+    """Sessions of 1-4 events over `days` days from `first` (UTC), some on signups."""
+    rnd = random.Random(seed)
+    rows: list[dict[str, Any]] = []
+    for s in range(days * 6):
+        t = first + timedelta(seconds=rnd.randint(0, days * 86_400 - 3_600))
+        visitor = f"v{rnd.randint(0, 30)}"
+        for _ in range(rnd.randint(1, 4)):
+            name = "signup" if rnd.random() < 0.2 else "pageview"
+            path = rnd.choice(["/", "/pricing", "/blog/a", "/docs"])
+            rows.append(_row(len(rows), site, t, visitor, f"{site}-{seed}-s{s}", name, path, rnd))
+            rows[-1]["event_id"] = f"{site}-{seed}-{len(rows)}"
+            t += timedelta(minutes=rnd.randint(1, 20))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def stopped(api: Api) -> Iterator[None]:
+    api.store.command("SYSTEM STOP MERGES events")
+    try:
+        yield
+    finally:
+        api.store.command("SYSTEM START MERGES events")
+
+
+def _scope(api: Api, site: str, first: date, last: date, filters: list[list[str]]) -> Scope:
+    rng = resolve("custom", "UTC", date_from=first.isoformat(), date_to=last.isoformat())
+    return Scope(QueryRunner(api.store), site, rng, parse_filters(json.dumps(filters)))
+
+
+def _rows(scope: Scope, **kw: Any) -> tuple[list[str], raw_dashboard.DashboardParams]:
+    sql, params = raw_dashboard.dashboard_sql(
+        scope,
+        None,
+        compare=False,
+        previous_series=False,
+        interval="day",
+        dimensions=DIMENSIONS,
+        limit=3,
+        **kw,
+    )
+    return sorted(map(repr, raw_dashboard.run(scope, sql, params))), params
+
+
+def _keeps(row: dict[str, Any], filters: list[list[str]]) -> bool:
+    for dimension, operator, value in filters:
+        have = str(row[{"country": "country", "page": "path", "event": "event_name"}[dimension]])
+        if not (have == value if operator == "is" else value.lower() in have.lower()):
+            return False
+    return True
+
+
+def _summary(scope: Scope, filters: list[list[str]], rows: list[dict[str, Any]], **kw: Any) -> None:
+    """The summary row equals Python's over one copy of each matching event."""
+    sql, params = raw_dashboard.dashboard_sql(
+        scope, None, compare=False, previous_series=False, interval="day", dimensions=[], limit=3, **kw
+    )
+    got = [r for r in raw_dashboard.run(scope, sql, params) if r["tag"] == "s"]
+    lo, hi = scope.range.start, scope.range.end
+    once = [
+        r
+        for r in {r["event_id"]: r for r in rows}.values()
+        if lo <= dataset.ts(r) < hi and _keeps(r, filters)
+    ]
+    want = {
+        "visitors": len({r["visitor_id"] for r in once}),
+        "pageviews": sum(r["event_name"] == "pageview" for r in once),
+        "events": len(once),
+    }
+    assert len(got) == 1 and {k: int(got[0][k]) for k in want} == want, (filters, kw)
+
+
+def _covered(params: raw_dashboard.DashboardParams, moment: datetime) -> bool:
+    return any(a <= moment.timestamp() < b for a, b in params.windows)
+
+
+@pytest.fixture(scope="module")
+def two_months(api: Api, stopped: None) -> tuple[str, list[dict[str, Any]]]:
+    """January 2023 in one insert (copies inside it), February 2023 in two halves plus copies in a third."""
+    site = "copy-windows.example"
+    january = _events(site, datetime(2023, 1, 3, tzinfo=UTC), 27, seed=3)
+    february = _events(site, datetime(2023, 2, 1, tzinfo=UTC), 27, seed=4)
+    api.store.insert_rows("events", january + january[::7])  # copies in the same insert: collapsed
+    api.store.insert_rows("events", february[0::2])
+    api.store.insert_rows("events", february[1::2])
+    api.store.insert_rows("events", february[::5])  # client-retry copies in a part of their own
+    return site, january + february
+
+
+def test_a_month_in_one_part_has_no_window(api: Api, two_months: tuple[str, list[dict[str, Any]]]) -> None:
+    site, rows = two_months
+    stored = api.store.scalar(
+        "SELECT count() FROM events WHERE site = {s:String} AND timestamp < '2023-02-01'", {"s": site}
+    )
+    assert stored == sum(r["timestamp"] < "2023-02-01" for r in rows)  # the insert collapsed its copies
+    scope = _scope(api, site, date(2023, 1, 1), date(2023, 2, 28), [])
+    _, params = _rows(scope)
+    assert params.parts is not None
+    assert not _covered(params, datetime(2023, 1, 15, tzinfo=UTC))
+    assert not _covered(params, datetime(2023, 1, 30, tzinfo=UTC))
+    assert _covered(params, datetime(2023, 2, 2, tzinfo=UTC))
+    assert _covered(params, datetime(2023, 2, 20, tzinfo=UTC))
+
+
+@pytest.mark.parametrize("filters", FILTERS, ids=json.dumps)
+@pytest.mark.parametrize("sessions", [True, False], ids=["sessions-table", "events-only"])
+def test_same_numbers_as_dropping_everywhere(
+    api: Api, two_months: tuple[str, list[dict[str, Any]]], filters: list[list[str]], sessions: bool
+) -> None:
+    site, rows = two_months
+    scope = _scope(api, site, date(2023, 1, 10), date(2023, 2, 20), filters)
+    now, _ = _rows(scope, sessions=sessions)
+    before, _ = _rows(scope, sessions=sessions, copies_where_possible=False)
+    assert now == before
+    _summary(scope, filters, rows, sessions=sessions)
+
+
+def test_a_copy_in_a_later_part_puts_a_window_over_its_day(api: Api, stopped: None) -> None:
+    site = "copy-windows-later.example"
+    rows = _events(site, datetime(2023, 3, 2, tzinfo=UTC), 20, seed=5)
+    api.store.insert_rows("events", rows)
+    scope = _scope(api, site, date(2023, 3, 1), date(2023, 3, 31), [])
+    copy = next(r for r in rows if r["timestamp"] >= "2023-03-11")
+    moment = dataset.ts(copy)
+    _, params = _rows(scope)
+    assert not _covered(params, moment)
+    api.store.insert_rows("events", [copy])
+    _, params = _rows(scope)
+    assert _covered(params, moment) and _covered(params, moment - timedelta(hours=23))
+    _summary(scope, [], rows)
+    now, _ = _rows(scope)
+    assert now == _rows(scope, copies_where_possible=False)[0]
+
+
+def test_a_copy_inserted_during_the_query_runs_it_again(api: Api, stopped: None) -> None:
+    """Between the read of the parts (in `dashboard_sql`) and the query (in `run`), copies arrive in a
+    part of their own on days no window covers: `run` sees the new part and drops them everywhere."""
+    site = "copy-windows-race.example"
+    rows = _events(site, datetime(2023, 4, 2, tzinfo=UTC), 20, seed=6)
+    api.store.insert_rows("events", rows)
+    scope = _scope(api, site, date(2023, 4, 1), date(2023, 4, 30), [])
+    sql, params = raw_dashboard.dashboard_sql(
+        scope,
+        None,
+        compare=False,
+        previous_series=False,
+        interval="day",
+        dimensions=[],
+        limit=3,
+        sessions=False,
+    )
+    assert params.parts is not None
+    assert not any(_covered(params, dataset.ts(r)) for r in rows)
+    api.store.insert_rows("events", rows[::4])
+    got = [r for r in raw_dashboard.run(scope, sql, params) if r["tag"] == "s"]
+    assert int(got[0]["events"]) == len(rows)
+    assert int(got[0]["pageviews"]) == sum(r["event_name"] == "pageview" for r in rows)
+
+
+def test_no_parts_listed_drops_copies_everywhere(api_chfront: ChFront) -> None:
+    """A database whose `events` has no parts (as a Distributed table on the cluster engine), and a read
+    that fails, give no parts: the flag that drops copies everywhere is set."""
+    empty = ClickHouseStore(api_chfront.url, database=f"pixel_copy_windows_{random.randrange(10**9)}")
+    empty.migrate()
+    try:
+        assert copy_windows.read_parts(empty) is None
+        scope = Scope(
+            QueryRunner(empty),
+            "x.example",
+            resolve("custom", "UTC", date_from="2023-05-01", date_to="2023-05-07"),
+            parse_filters("[]"),
+        )
+        rows, params = _rows(scope)
+        assert params.parts is None and params.everywhere is not None
+        assert params.values[params.everywhere] == 1
+    finally:
+        empty.close()
+    missing = ClickHouseStore(api_chfront.url, database="pixel_copy_windows_no_such_database")
+    try:
+        assert copy_windows.read_parts(missing) is None
+    finally:
+        missing.close()
