@@ -18,6 +18,10 @@ Issue 16 adds, on the dashboard endpoint:
   background build takes to complete);
 - `--live-rate N`: N events a second are inserted (in shipper-sized batches every 0.25 s) while the
   dashboard endpoint is timed, and each answer is checked to include every event inserted 5 s before it.
+`--compare-copies` (session 7) times each filter's raw query with the copies of an event dropped among every
+matching row (before) and only inside the time windows where two parts of a month could hold copies (now,
+`copy_windows`), interleaved, same rows asserted; `--optimize-closed-months` merges each month but the current
+one into one part first (as a background OPTIMIZE of closed months would).
 `--compare-breakdowns` (session 6) times each filter's raw query with the event-level breakdowns as before
 (`ARRAY JOIN`, one copy of every row per dimension) and as now (`GROUPING SETS`), interleaved, same rows asserted.
 Every run prints p50/min/max per path, the peak RSS of this process (which is the store process: the
@@ -370,6 +374,18 @@ def main() -> None:
         "(before) and by GROUPING SETS (now)",
     )
     parser.add_argument(
+        "--compare-copies",
+        action="store_true",
+        help="with --filters: also time each filter's raw query with copies dropped among every matching row "
+        "(before) and only where two parts could hold copies (now)",
+    )
+    parser.add_argument(
+        "--optimize-closed-months",
+        action="store_true",
+        help="OPTIMIZE each partition (month) of events but the current one before timing, as a store whose "
+        "closed months were merged into one part each",
+    )
+    parser.add_argument(
         "--only-issue16", action="store_true", help="skip the ten-request dashboard and per-report timings"
     )
     parser.add_argument(
@@ -403,6 +419,15 @@ def main() -> None:
         t = time.perf_counter()
         store.command("OPTIMIZE TABLE events FINAL")
         print(f"  optimized in {time.perf_counter() - t:.1f} s")
+    if args.optimize_closed_months:
+        t = time.perf_counter()
+        current = time.strftime("%Y%m", time.gmtime())
+        for (partition,) in store.query(
+            "SELECT DISTINCT partition_id FROM system.parts WHERE table = 'events' AND active ORDER BY 1"
+        ).rows:
+            if partition != current:
+                store.command(f"OPTIMIZE TABLE events PARTITION ID '{partition}' FINAL")
+        print(f"  closed months optimized in {time.perf_counter() - t:.1f} s")
     parts = store.scalar("SELECT count() FROM system.parts WHERE table = 'events' AND active")
     rows = store.scalar(f"SELECT count() FROM events WHERE site = '{SITE}'")
     print(f"  {rows:,} events for {SITE}; {parts} active parts")
@@ -454,6 +479,9 @@ def main() -> None:
             if args.compare_breakdowns:
                 variants["breakdowns by ARRAY JOIN (session 5)"] = {"grouping_sets": False}
                 variants["breakdowns by GROUPING SETS (session 6)"] = {}
+            if args.compare_copies:
+                variants["copies dropped among every row (session 6)"] = {"copies_where_possible": False}
+                variants["copies dropped where two parts meet (session 7)"] = {}
             if variants:
                 times = raw_query_times(store, filters, args.runs, variants)
                 for name, ts in times.items():
