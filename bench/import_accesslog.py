@@ -8,13 +8,21 @@ process (`python -m pixel.server.cli import accesslog ...`) and reports lines/s 
 (ru_maxrss of the waited child) and its CPU time per line (less sensitive to the machine's load than lines/s). The generated file and data folder are in a temporary folder.
 `--parse` also times the line parser alone in this process (reading, `parse_line`, `classify`: what an access-log
 line costs before the enrichment and the store), best of three passes.
+
+`--before PKG` is an A/B in one run: PKG is a folder holding `pixel/__init__.py` and `pixel/server` (a link to the
+`server` folder of a `git worktree` of the revision to compare); each round runs the line stage (child processes,
+the same salts and import id, CPU per line, a digest of every row made, asserted equal) and then the whole import,
+the revision's tree (through `PYTHONPATH`) and the working tree alternating, with the load average.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import gzip
+import hashlib
 import importlib.util
+import os
 import random
 import resource
 import subprocess
@@ -134,6 +142,91 @@ def line_stage_cpu(log: Path, run_module: Any, passes: int) -> float:
     return best
 
 
+def line_stage_child(log: Path) -> None:
+    """In a child process (the tree on its `PYTHONPATH`): the line stage over `log` as the import runs it (GC paused,
+    one pass per batch), pinned salts and import id; prints CPU µs per line, rows and a digest of the rows."""
+    import orjson
+
+    from pixel.server.importer import run as module
+    from pixel.server.importer.lines import read_lines
+    from pixel.server.settings import Settings
+
+    salts = {f"2023-{m:02d}-{d:02d}": f"{m:02d}{d:02d}" * 16 for m in (1, 2, 3, 4) for d in range(1, 32)}
+    digest = hashlib.blake2b(digest_size=16)
+    with tempfile.TemporaryDirectory() as data:
+        settings = Settings.from_env(data_dir=Path(data))
+        processor = module.LineProcessor(settings, "example.com", "bench", set(), salts)
+        out, rows = module.Preview(), []
+        count = 0
+        aside = 0.0  # the digest's CPU time, not the line stage's
+        gc.disable()
+        t0 = time.process_time()
+        for number, offset, _end, text in read_lines(log):
+            processor.process(number, offset, text, out, rows)
+            count += 1
+            if len(rows) >= 50_000:
+                t1 = time.process_time()
+                digest.update(orjson.dumps(rows))
+                aside += time.process_time() - t1
+                rows.clear()
+                gc.collect()
+        cpu = time.process_time() - t0 - aside
+        digest.update(orjson.dumps(rows))
+    print(f"{cpu / count * 1e6:.3f} {out.rows} {digest.hexdigest()} {sorted(out.skipped.items())}")
+
+
+def ab(log: Path, lines: int, before: Path, rounds: int, tmp: Path) -> None:
+    """Alternating A/B of the revision on `before` (PYTHONPATH) and the working tree (see the docstring)."""
+    here = Path(__file__).resolve()
+    old_env = {**os.environ, "PYTHONPATH": str(before)}
+    trees = (("before", old_env), ("after", None))
+    print(f"load average at start: {Path('/proc/loadavg').read_text().strip()}")
+    stage: dict[str, list[str]] = {"before": [], "after": []}
+    for r in range(rounds):
+        for name, env in trees:
+            cwd = str(before) if env is not None else None  # the old tree's child: not the working tree's
+            done = subprocess.run(
+                [sys.executable, str(here), "--line-stage-child", str(log)],
+                capture_output=True, text=True, env=env, cwd=cwd, check=True,
+            )  # fmt: skip
+            stage[name].append(done.stdout.strip())
+            us, rows, digest = done.stdout.split()[:3]
+            print(f"round {r + 1} {name}: line stage {float(us):.1f} µs/line ({1e6 / float(us):,.0f} lines/s), "
+                  f"{rows} rows, digest {digest}")  # fmt: skip
+    firsts = {line.split(" ", 1)[1] for lines_ in stage.values() for line in lines_}
+    assert len(firsts) == 1, f"the trees made different rows: {firsts}"
+    print("line stage: the same rows (digest and skip counts) from both trees")
+    for r in range(rounds):
+        for name, env in trees:
+            (seconds, cpu, peak_mb), summary = _timed_import(
+                log, tmp / f"data-{name}-{r}", env, str(before) if env is not None else None
+            )
+            print(f"round {r + 1} {name}: {seconds:.1f} s, {lines / seconds:,.0f} lines/s, "
+                  f"CPU {cpu / lines * 1e6:.1f} µs/line, peak RSS {peak_mb:.0f} MB; {summary.strip()}")  # fmt: skip
+    print(f"load average at end: {Path('/proc/loadavg').read_text().strip()}")
+
+
+def _timed_import(
+    log: Path, data: Path, env: dict[str, str] | None, cwd: str | None
+) -> tuple[tuple[float, float, float], str]:
+    """(wall seconds, child CPU seconds, child peak RSS MB) and the summary line of one whole import."""
+    command = [
+        sys.executable, "-m", "pixel.server.cli", "import", "accesslog", str(log),
+        "--site", "example.com", "--data-dir", str(data),
+    ]  # fmt: skip
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd)
+    assert proc.stdout is not None and proc.stderr is not None
+    stdout, stderr = proc.stdout.read(), proc.stderr.read()
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - t0
+    if status != 0:
+        raise SystemExit(stderr.decode())
+    text = stdout.decode().splitlines()
+    summary = text[1] if len(text) > 1 else ""
+    return (seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024), summary
+
+
 def compare(log: Path, revision: str, passes: int) -> None:
     """The line stage of `revision`'s run.py against the working tree's, alternating, in this process."""
     from pixel.server.importer import run as current
@@ -169,11 +262,17 @@ def main() -> int:
         "--compare", metavar="REV", help="also time the line stage of REV's run.py against this one"
     )
     parser.add_argument("--passes", type=int, default=3)
+    parser.add_argument("--before", type=Path, help="A/B: the revision's package folder (see the docstring)")
+    parser.add_argument("--rounds", type=int, default=2, help="A/B rounds (--before)")
+    parser.add_argument("--line-stage-child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--no-import", action="store_true", help="skip the whole-import run")
     parser.add_argument(
         "--addresses", type=int, default=20_000, help="client addresses in the log (0: a new one per line)"
     )
     args = parser.parse_args()
+    if args.line_stage_child:
+        line_stage_child(args.line_stage_child)
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / ("access.log.gz" if args.gzip else "access.log")
         t0 = time.perf_counter()
@@ -185,6 +284,9 @@ def main() -> int:
             print(f"line parser alone: {parse_rate(log):,.0f} lines/s")
         if args.compare:
             compare(log, args.compare, args.passes)
+        if args.before:
+            ab(log, args.lines, args.before.resolve(), args.rounds, Path(tmp))
+            return 0
         if args.no_import:
             return 0
         command = [

@@ -113,6 +113,8 @@ class Enricher:
         self._clean_url = functools.lru_cache(maxsize=50_000)(self._clean_url_uncached)
         self._ua_columns = functools.lru_cache(maxsize=20_000)(self._ua_columns_uncached)
         self._ip_columns = functools.lru_cache(maxsize=65_536)(self._ip_columns_uncached)
+        # An address's geo columns do not depend on the day: kept across days, until the database changes
+        self._geo_columns = functools.lru_cache(maxsize=65_536)(self._geo_columns_uncached)
         self._day_start = self._day_end = 0
         self._geo_generation = -1
         self.identity = IdentityResolver(
@@ -154,15 +156,19 @@ class Enricher:
         )
         return columns, self.bots.ua_reason(ua) or ("ua-parser-spider" if info.is_spider else "")
 
+    def _geo_columns_uncached(self, ip: str) -> dict[str, Any]:
+        return non_empty(self.geo.columns(ip))
+
     def _ip_columns_uncached(self, ip: str) -> dict[str, str]:
-        columns = non_empty(self.geo.columns(ip))
-        columns["ip_hash"] = self.salt.hash_ip(ip, self._day_start)
-        return columns
+        return {**self._geo_columns(ip), "ip_hash": self.salt.hash_ip(ip, self._day_start)}
 
     def _new_day(self, received_ms: int) -> None:
-        """A new UTC day (new salt) or a reloaded geo database: the per-IP cache starts over."""
+        """A new UTC day (new salt) or a reloaded geo database: the per-IP cache (its hash is the day's) starts
+        over; the per-IP geo cache only when the database changed."""
         self._day_start = received_ms - received_ms % 86_400_000
         self._day_end = self._day_start + 86_400_000
+        if self._geo_generation != self.geo.generation:
+            self._geo_columns.cache_clear()
         self._geo_generation = self.geo.generation
         self._ip_columns.cache_clear()
 

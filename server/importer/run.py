@@ -60,12 +60,13 @@ from pixel.server.errors import PixelError
 from pixel.server.gcpause import gc_paused
 from pixel.server.importer import records
 from pixel.server.importer.accesslog import MAX_LINE, Malformed
+from pixel.server.importer.accesslog_hits import accesslog_hit
 from pixel.server.importer.hits import Parser, Source
 from pixel.server.importer.lines import TOO_LONG, RawPosition, TruncatedFile, read_lines
 from pixel.server.importer.records import ImportRecord
 from pixel.server.importer.rowcache import RowTemplates
 from pixel.server.importer.salts import ImportSalt
-from pixel.server.importer.sources import ACCESSLOG, SOURCES, accesslog_line
+from pixel.server.importer.sources import ACCESSLOG, SOURCES
 from pixel.server.settings import Settings
 from pixel.server.shipper.inserter import BatchInserter
 from pixel.server.shipper.normalize import BadEvent, normalize
@@ -148,7 +149,7 @@ class LineProcessor:
         import_id: str,
         skip_days: set[str],
         salts: dict[str, str],
-        parser: Parser = accesslog_line,
+        parser: Parser = accesslog_hit,
     ) -> None:
         self.site = site.strip().lower()
         self.sites = {self.site, "www." + self.site}
@@ -157,6 +158,9 @@ class LineProcessor:
         self.parser = parser
         self.enricher, self.salt = make_enricher(settings, salts)
         self.rows = RowTemplates()
+        # The UTC day of the last line's time, [start, end) in epoch ms: a log's lines come in time order
+        self._day_start = self._day_end = 0
+        self._day = ""
 
     def _keyed(self, kind: str, key: str, ts: int) -> str:
         """A source's own visitor or visit id, keyed with the import's salt of the day (rotates daily)."""
@@ -190,7 +194,12 @@ class LineProcessor:
         if host not in self.sites:
             out.skipped[OTHER_HOST] += 1
             return
-        day = _day(ts)
+        if self._day_start <= ts < self._day_end:
+            day = self._day
+        else:
+            day = self._day = _day(ts)
+            self._day_start = ts - ts % 86_400_000
+            self._day_end = self._day_start + 86_400_000
         if day in self.skip_days:
             out.skipped[LIVE] += 1
             return
@@ -222,7 +231,7 @@ class LineProcessor:
                 return
             row = made
         facts = RequestFacts(ts, hit.ip, hit.user_agent, UNKNOWN_LANGUAGE, "")
-        dropped = sum(self.enricher.dropped.values())
+        dropped = sum(self.enricher.dropped.values()) if self.enricher.dropped else 0
         if not self.enricher.enrich(row, event, facts):
             reasons = [r for r, n in self.enricher.dropped.items() if n]
             out.skipped[f"site rules ({reasons[-1] if reasons else 'dropped'})"] += (

@@ -1,6 +1,7 @@
 """The raw sources `pixel import` knows, by name: each a `hits.Source` (file check and line parser).
 
-`accesslog` adapts the access-log parser (`accesslog.parse_line` then `pageviews.classify`) to a `Hit`; GA4's
+`accesslog` adapts the access-log parser (`accesslog.parse_line` then `pageviews.classify`) to a `Hit`
+(`accesslog_line`, the reference; the source itself uses `accesslog_hits.accesslog_hit`, the same fused); GA4's
 BigQuery export, Umami's CSV, GoatCounter's CSV and Matomo's raw data have their own modules. Adding a source is adding its module and a line here.
 """
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from pixel.server.importer import ga4, goatcounter, matomo, umami
 from pixel.server.importer.accesslog import Malformed, parse_line
+from pixel.server.importer.accesslog_hits import accesslog_hit
 from pixel.server.importer.hits import Hit, Parser, Source
 from pixel.server.importer.lines import TOO_LONG, check_kind
 from pixel.server.importer.pageviews import Page, classify
@@ -34,7 +36,7 @@ def accesslog_line(text: str) -> Hit | Malformed | str:
 
 
 def _accesslog_parser(path: Path) -> Parser:
-    return accesslog_line
+    return accesslog_hit
 
 
 ACCESSLOG = Source(
