@@ -393,6 +393,14 @@ ORDER BY (site, tz, day, kind, url)
 SETTINGS index_granularity = 256"""
 CONTENT_LINKS_BUILDS_DDL = DAY_BUILDS_DDL.replace("day_builds (", "content_links_builds (")
 
+# Migration 20: the link rows also carry the event dimensions a one-filter report may ask for (content_cache.CARRIED),
+# so such a report reads the cache too. Rows built before have none, so every build is forgotten (rebuilt on read).
+CONTENT_LINKS_DIMENSIONS = ("country", "device_type", "browser", "os", "source", "channel")
+CONTENT_LINKS_WITH_DIMENSIONS = tuple(
+    f"ALTER TABLE content_links ADD COLUMN IF NOT EXISTS `{name}` LowCardinality(String) AFTER `url`"
+    for name in reversed(CONTENT_LINKS_DIMENSIONS)
+) + ("TRUNCATE TABLE content_links", "TRUNCATE TABLE content_links_builds")
+
 
 # -- migration 15: the performance reports' per-day cache (see pixel.server.api.query.performance_cache) -----
 
@@ -628,6 +636,11 @@ def migrations(retention_days: int = 0) -> tuple[Migration, ...]:
             19,
             "sessions table backfill state (none pending where migration 12 filled the table inline)",
             (sessions.STATE_DDL,),
+        ),
+        Migration(
+            20,
+            "outbound-link and download cache: rows per event dimension (country, device, browser, os, source, channel)",
+            CONTENT_LINKS_WITH_DIMENSIONS,
         ),
     )
 
