@@ -10,7 +10,8 @@ filter's set of sessions read from the sessions table when it covers the window)
 (`previous_tallies` below: the filter's set read from the events, every distinct path sent back by
 `journeys.path_counts` and tallied in Python), swapped in for the route; both answers are checked equal. The next pages of a page (`neighbours`, two
 steps, few distinct paths) run the same code in both. Profiles: the filter's set of sessions alone, the
-per-session query alone (its rows counted in the store), the window's pageviews grouped by session alone. Prints
+per-session query alone (its rows counted in the store), the window's pageviews grouped by session alone, the
+whole tallies query alone (the route's time less the API's and Python's). Prints
 p50 / p90 per case and the load average.
 
 Reuse generated data with `--data-dir` (generated when empty; keep it outside the repository).
@@ -156,6 +157,9 @@ def main() -> None:
     params = SqlParams()
     per_session = jq.session_rows_sql(scope, jq.JourneyQuery(steps=4).check(), params)
     fixed = params.with_fixed(site=SITE, **scope.range.params)
+    tally_params = SqlParams()
+    tallies_alone = jq.tallies_sql(scope, jq.JourneyQuery(steps=4).check(), tally_params)
+    tally_fixed = tally_params.with_fixed(site=SITE, **scope.range.params)
     set_sql = """SELECT count() FROM (SELECT DISTINCT session_hash FROM events PREWHERE site = {site:String}
         AND timestamp >= now64(3) - INTERVAL 31 DAY AND is_bot = 0 AND country = 'DE')"""
     rows_set_sql = """SELECT count() FROM (SELECT DISTINCT sid FROM session_rows PREWHERE site = {site:String}
@@ -172,6 +176,7 @@ def main() -> None:
             f"SELECT count() FROM ({per_session})", fixed
         ),
         "profile: pageviews grouped by session_hash": lambda: store.scalar(group_sql, {"site": SITE}),
+        "profile: the tallies query alone (in the store)": lambda: store.query(tallies_alone, tally_fixed),
     }
     for name, fn in journeys_cases.items():
         assert fn() == version(fn, previous_tallies)(), f"{name}: the two versions disagree"
