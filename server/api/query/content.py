@@ -13,9 +13,11 @@ What the tracker sends (tracker/src/auto.js, track.js) and how each report reads
   (`referrers`: the full referrer URL, '' for none, with its count; the `MAX_LISTED` most frequent, ties
   alphabetical).
 Every report is paged and sortable (`listing.order_page`) and takes the scope's filters and period.
-Outbound links and downloads without filters, bots left out, over whole days of the site's zone, come from
-the per-day cache of `content_cache`, forms from that of `form_cache` (the same figures, exactly: tests
-compare both paths); otherwise, and the 404 report always, from the raw events.
+Outbound links and downloads without filters or with filters only on the dimensions that cache carries
+(`content_cache.CARRIED`: country, device, browser, os, source, channel), bots left out, over whole days of
+the site's zone, come from the per-day cache of `content_cache`; forms without filters from that of
+`form_cache` (the same figures, exactly: tests compare both paths); otherwise, and the 404 report always,
+from the raw events.
 """
 
 from __future__ import annotations
@@ -51,14 +53,16 @@ def _ranked(scope: Scope, inner: str, params: SqlParams, tail: str) -> list[dict
 
 def _cached_links(scope: Scope, kind: str, url: str, clicks: str, tail: str) -> list[dict[str, Any]] | None:
     """The link report's rows from `content_cache` (named `url`, `clicks`, `visitors`), or None: read the
-    raw events (filters, bots, not whole days, no cache, or a first build running in the background)."""
+    raw events (a filter on a dimension the cache does not carry, bots, not whole days, no cache, or a
+    first build running in the background)."""
     if scope.cache is None:
         return None
     days = content_cache.for_cache(scope.cache).days(scope)
     if days is None:
         return None
-    inner = content_cache.links_sql(days, kind, url, clicks)
-    return scope.run_cached(f"SELECT *, count() OVER () AS total_rows FROM ({inner}) {tail}")
+    params = SqlParams()
+    inner = content_cache.links_sql(days, kind, url, clicks, scope.filters, params)
+    return scope.run_cached(f"SELECT *, count() OVER () AS total_rows FROM ({inner}) {tail}", params)
 
 
 def outbound(

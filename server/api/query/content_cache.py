@@ -12,48 +12,74 @@ as a `uniqCombined(14)` state, whose merge over the days of a range is the raw p
 visitors (`cache_sql.UNIQ_TOTAL`): the cached answer equals the raw one exactly (tests compare both).
 A click is one event, so no day depends on another (no session edges as in the engagement cache).
 
-Used when the report has no filters, leaves bots out and covers whole days in the site's zone (today
-included); everything else reads the raw events. Nothing here puts user text in SQL: dates, build ids and
-kinds made here; the site and zone as parameters.
+Each row also carries the event dimensions in `CARRIED` (schema migration 20: country, device type, browser,
+OS, source, channel), under the events' column names: a click is one event, so an event-level filter on
+them (any operator: `filters.filter_sql` gives the same condition on the cache's columns as on the events')
+selects exactly the rows of the clicks it keeps, and the sums and sketch merges of those rows are the raw
+answer. Copies of an event carry the same values (client retries of one request), so they fall in one row.
+
+Used when the report leaves bots out, covers whole days in the site's zone (today included) and has no filter
+or only filters on `CARRIED` dimensions; everything else reads the raw events. Nothing here puts user text
+in SQL: dates, build ids and kinds made here; the site, zone and filter values as parameters.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from pixel.server.api.query import cache_sql, engagement_cache
 from pixel.server.api.query.cache_sql import Days
 from pixel.server.api.query.engagement_cache import EngagementCache
+from pixel.server.api.query.filters import Filter, SqlParams, filter_sql
+from pixel.server.store.schema import CONTENT_LINKS_DIMENSIONS
 
 if TYPE_CHECKING:
     from pixel.server.api.query.report_cache import ReportCache
 
 KINDS = ("outbound", "download")  # the event names cached, each its own rows (`kind`)
 TABLES = ("content_links", "content_links_builds")
+# The API's filter dimensions the rows carry (`filters.DIMENSIONS` names; the columns are the events').
+CARRIED = frozenset({"country", "device", "browser", "os", "source", "channel"})
+_DIMS = ", ".join(CONTENT_LINKS_DIMENSIONS)
 
 # The day's link events, each once (grouped by the events table's key, as `content._one_per_event` does),
 # per local day, kind and URL.
-_ROWS = f"""SELECT d, kind, url, count() AS clicks, uniqCombinedState(14)(v) AS visitors
+# (inner names of their own: an alias named as a column would stand for the aggregate in the WHERE)
+_ROWS = f"""SELECT d, kind, url, {", ".join(f"one_{c} AS {c}" for c in CONTENT_LINKS_DIMENSIONS)}, count() AS clicks, uniqCombinedState(14)(v) AS visitors
     FROM (
         SELECT toDate(any(timestamp), {{tz:String}}) AS d, event_name AS kind, any(props['url']) AS url,
-            any(visitor_id) AS v
+            any(visitor_id) AS v, {", ".join(f"any({c}) AS one_{c}" for c in CONTENT_LINKS_DIMENSIONS)}
         FROM events
         WHERE site = {{site:String}} AND timestamp >= {{elo:DateTime64(3)}} AND timestamp < {{ehi:DateTime64(3)}}
             AND is_bot = 0 AND event_name IN {KINDS!r}
         GROUP BY toDate(timestamp), event_id, event_name)
     WHERE has({{days:Array(Date)}}, d)
-    GROUP BY d, kind, url"""
+    GROUP BY d, kind, url, {_DIMS}"""
 assert cache_sql.UNIQ_TOTAL == "uniqCombined(14)", "content_links.visitors holds the raw path's sketch state"
 
 
-def links_sql(days: Days, kind: str, url: str, clicks: str) -> str:
+def links_sql(
+    days: Days,
+    kind: str,
+    url: str,
+    clicks: str,
+    filters: Sequence[Filter] = (),
+    params: SqlParams | None = None,
+) -> str:
     """One row per URL of `kind` over the range of `days` (with builds), named as the report names them:
-    `url` (the link column's name), `clicks` (the count's name) and `visitors`."""
+    `url` (the link column's name), `clicks` (the count's name) and `visitors`; of the clicks that pass
+    `filters` (each on a `CARRIED` dimension, else a ValueError), whose values go to `params`."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}")
+    conditions = [days.rows_where(), f"kind = '{kind}'"]
+    for flt in filters:
+        if flt.dimension not in CARRIED or params is None:
+            raise ValueError(f"the link cache does not carry {flt.dimension!r} (or no params were given)")
+        conditions.append(filter_sql(flt, params))
     return f"""SELECT url AS {url}, sum(clicks) AS {clicks}, uniqCombinedMerge(14)(visitors) AS visitors
         FROM content_links
-        WHERE {days.rows_where()} AND kind = '{kind}'
+        WHERE {" AND ".join(conditions)}
         GROUP BY url"""
 
 
@@ -61,13 +87,14 @@ class ContentCache(EngagementCache):
     """The link reports' cache beside one report cache (its runner, clock and settings)."""
 
     worker_name = "content-cache"
+    carried = CARRIED
     data_tables = TABLES[:1]
     builds_table = TABLES[1]
 
     def _insert_rows(self, params: dict[str, Any]) -> None:
         self.cache.runner.command(
-            f"""INSERT INTO content_links (site, tz, day, build, kind, url, clicks, visitors)
-            SELECT {{site:String}}, {{tz:String}}, d, {{build:UInt64}}, kind, url, clicks, visitors
+            f"""INSERT INTO content_links (site, tz, day, build, kind, url, {_DIMS}, clicks, visitors)
+            SELECT {{site:String}}, {{tz:String}}, d, {{build:UInt64}}, kind, url, {_DIMS}, clicks, visitors
             FROM ({_ROWS})""",
             params,
         )

@@ -143,6 +143,9 @@ class EngagementCache(BackgroundDays):
     worker_name = "engagement-cache"
     data_tables: tuple[str, ...] = TABLES[:2]  # a subclass caching other figures names its own tables
     builds_table = TABLES[2]
+    # The filter dimensions (`filters.DIMENSIONS` names) whose filters the cached rows can answer: a report
+    # with filters on these only reads the cache (a subclass that carries them says so); none here.
+    carried: frozenset[str] = frozenset()
 
     def __init__(self, cache: ReportCache) -> None:
         self.cache = cache
@@ -164,8 +167,9 @@ class EngagementCache(BackgroundDays):
 
     def days(self, scope: Scope) -> Days | None:
         """The scope's whole days with their valid builds (building the changed ones now), or None: read
-        the raw events (filters, bots, not whole days, or a first build queued for the worker)."""
-        if scope.filters or scope.include_bots:
+        the raw events (a filter on a dimension not `carried`, bots, not whole days, or a first build queued
+        for the worker)."""
+        if scope.include_bots or any(f.dimension not in self.carried for f in scope.filters):
             return None
         days = whole_days(scope.range)
         if days is None or not self._ready(scope, days):
