@@ -9,8 +9,12 @@
   to the API (`routers/share.py`: a link's token is its only credential there); every other path, `/api/`
   included, is a 404 at the edge;
 - the collector is no longer published on the host; the API stays on 127.0.0.1 as without an edge;
-- the stack network gets a fixed subnet (`PIXEL_SUBNET`) and the collector trusts forwarded addresses from that
-  subnet only (plus the ranges of a CDN in front, `PIXEL_EDGE_TRUSTED_PROXIES`), never from anyone; the API
+- the edge reaches the collector's workers on their Unix sockets (`collector-<n>.sock`, one per worker up to
+  `PIXEL_WORKERS`, chosen at random per request; server/collector/unix_socket.py) in the `upstream` volume that
+  only the collector and the edge mount (`SOCKET_DIR`): no second TCP connection over the stack network. The
+  collector believes forwarded addresses on those sockets only (plus, over TCP, the ranges of a CDN in front,
+  `PIXEL_EDGE_TRUSTED_PROXIES`), never from anyone else on the stack network; the stack network gets a fixed
+  subnet (`PIXEL_SUBNET`); the API
   believes X-Forwarded-For from the edge's own address only (`PIXEL_API_TRUSTED_PROXIES=edge`, resolved by name),
   so its per-client limits count each visitor of `/share/*`, and a client reaching the API any other way
   (its published loopback port arrives from the network's gateway, inside the subnet) cannot choose its address;
@@ -44,6 +48,11 @@ from .spec import API_PORT, COLLECTOR_PORT, HealthCheck, Mount, Port, Service, S
 
 EDGE_SERVICE = "edge"
 EDGE_VOLUME = "edge"
+UPSTREAM_VOLUME = "upstream"  # the collector workers' Unix sockets, shared by the collector and the edge only
+SOCKET_DIR = (
+    "/run/pixel-upstream"  # where both mount it (the pixel image owns the folder: packaging/Dockerfile)
+)
+UPSTREAMS = "@UPSTREAMS@"  # the Caddyfile's upstreams, written by the start command from PIXEL_WORKERS
 OFFICIAL_EDGE_IMAGE = "caddy:2.10.2"  # pinned: an upgrade of the edge is a deliberate spec change
 LOCAL_EDGE_IMAGE = "pixel-edge/caddy:bookworm"  # built from packaging/edge/ (Debian's caddy package)
 LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
@@ -83,9 +92,7 @@ EDGE_VARIABLES: tuple[Variable, ...] = (
     Variable("PIXEL_EDGE_BIND", "0.0.0.0", "Host address the edge's ports 80 and 443 are published on"),
     Variable("PIXEL_HTTP_PORT", "80", "Host port for HTTP (ACME challenges, redirect to HTTPS)"),
     Variable("PIXEL_HTTPS_PORT", "443", "Host port for HTTPS"),
-    Variable(
-        "PIXEL_SUBNET", DEFAULT_SUBNET, "Subnet of the stack network; the collector trusts the edge in it"
-    ),
+    Variable("PIXEL_SUBNET", DEFAULT_SUBNET, "Subnet of the stack network (a fixed one)"),
     Variable(
         "PIXEL_EDGE_TRUSTED_PROXIES",
         "",
@@ -107,9 +114,10 @@ EDGE_VARIABLES: tuple[Variable, ...] = (
 )
 
 
-def start_command(config_dir: str = "/config") -> str:
+def start_command(config_dir: str = "/config", socket_dir: str = SOCKET_DIR) -> str:
     """The edge's start command (sh -c): the Caddyfile from the environment, optional options with an empty
-    setting dropped, the trusted ranges written space-separated, then Caddy in the foreground.
+    setting dropped, the trusted ranges written space-separated, `@UPSTREAMS@` replaced by the collector workers'
+    sockets (`unix/<socket_dir>/collector-<n>.sock` for n = 1 … PIXEL_WORKERS), then Caddy in the foreground.
 
     sh, not bash: the official image is Alpine (busybox), the local one Debian. No `${...}` here: that form is the
     spec's placeholder syntax."""
@@ -117,9 +125,12 @@ def start_command(config_dir: str = "/config") -> str:
     return (
         f"set -eu; mkdir -p {config_dir}; "
         'ranges=$(printf %s "$PIXEL_EDGE_TRUSTED_PROXIES" | tr , " "); '
+        'n="$PIXEL_WORKERS"; [ -n "$n" ] || n=1; ups=; i=1; '
+        f'while [ "$i" -le "$n" ]; do ups="$ups unix/{socket_dir}/collector-$i.sock"; i=$((i + 1)); done; '
         "nocdn='s/^//'; [ -n \"$ranges\" ] || nocdn='/# cdn$/d'; "
         'printf "%s\\n" "$PIXEL_EDGE_CADDYFILE" | sed '
         '-e "s|@TRUSTED@|$ranges|" '
+        f'-e "s|{UPSTREAMS}|$ups|" '
         "-e '/^[[:space:]]*[a-z_]*[[:space:]]*$/{/[{}]/!d;}' "
         '-e "$nocdn" '
         f"> {path}; "
@@ -127,9 +138,11 @@ def start_command(config_dir: str = "/config") -> str:
     )
 
 
-def caddyfile(upstream: str, api: str = "") -> str:
-    """The edge's Caddyfile, with the spec's placeholders; `upstream` is the collector's `host:port`, `api` the
-    API's (which then gets `/share/*`, and nothing else; empty: no shared views through the edge).
+def caddyfile(upstream: str = UPSTREAMS, api: str = "") -> str:
+    """The edge's Caddyfile, with the spec's placeholders; `upstream` is the collector's upstreams (the default:
+    the workers' Unix sockets, filled in by the start command; or a `host:port`), `api` the API's (which then
+    gets `/share/*`, and nothing else; empty: no shared views through the edge). With several upstreams a dial
+    that fails (a worker restarting) is tried on another for up to 2 s.
 
     Connections to the collector are kept for 3 s (below the collector's own keep-alive timeout, so Caddy never
     sends on a connection the collector is closing) and up to 256 idle ones are kept: with a `keepalive` given and
@@ -171,6 +184,7 @@ ${{PIXEL_DOMAIN}} {{
                 keepalive 3s # cdn
                 keepalive_idle_conns_per_host 256 # cdn
             }} # cdn
+            lb_try_duration 2s # cdn
         }} # cdn
         reverse_proxy @tracking {upstream} {{
             header_up X-Forwarded-For {{remote_host}}
@@ -179,6 +193,7 @@ ${{PIXEL_DOMAIN}} {{
                 keepalive 3s
                 keepalive_idle_conns_per_host 256
             }}
+            lb_try_duration 2s
         }}
         {share}respond "not found" 404
     }}
@@ -208,12 +223,13 @@ def edge_service(upstream: str, depends_on: str, api: str = "") -> Service:
             ("GOGC", EDGE_GOGC),
             ("GOMEMLIMIT", EDGE_GOMEMLIMIT),
             ("GOMAXPROCS", "${PIXEL_EDGE_GOMAXPROCS}"),  # 0 (or empty): Go's default, every core
+            ("PIXEL_WORKERS", "${PIXEL_WORKERS}"),  # how many collector sockets the start command lists
         ),
         ports=(
             Port(80, "${PIXEL_HTTP_PORT}", "${PIXEL_EDGE_BIND}"),
             Port(443, "${PIXEL_HTTPS_PORT}", "${PIXEL_EDGE_BIND}"),
         ),
-        mounts=(Mount(EDGE_VOLUME, "/data"),),
+        mounts=(Mount(EDGE_VOLUME, "/data"), Mount(UPSTREAM_VOLUME, SOCKET_DIR)),
         healthcheck=HealthCheck(
             test=("wget", "-q", "-O", "/dev/null", "http://127.0.0.1:2019/config/"),
             interval=5.0,
@@ -227,13 +243,20 @@ def edge_service(upstream: str, depends_on: str, api: str = "") -> Service:
 
 
 def with_edge(spec: StackSpec) -> StackSpec:
-    """The stack behind the edge: the collector unpublished and trusting the stack subnet only."""
+    """The stack behind the edge: the collector unpublished, reached on its workers' Unix sockets, believing
+    forwarded addresses there and from a CDN's ranges in front only."""
     collector = _collector(spec)
-    trusted = "${PIXEL_SUBNET},${PIXEL_EDGE_TRUSTED_PROXIES}"
+    trusted = "${PIXEL_EDGE_TRUSTED_PROXIES}"
     env = tuple((k, trusted if k == "PIXEL_TRUSTED_PROXIES" else v) for k, v in collector.environment)
-    env += (("PIXEL_CDN_GEO_HEADERS", "${PIXEL_CDN_GEO_HEADERS}"),)
+    env += (
+        ("PIXEL_CDN_GEO_HEADERS", "${PIXEL_CDN_GEO_HEADERS}"),
+        ("PIXEL_UPSTREAM_SOCKET_DIR", SOCKET_DIR),
+    )
     hidden = dataclasses.replace(
-        collector, ports=tuple(p for p in collector.ports if p.container != COLLECTOR_PORT), environment=env
+        collector,
+        ports=tuple(p for p in collector.ports if p.container != COLLECTOR_PORT),
+        environment=env,
+        mounts=(*collector.mounts, Mount(UPSTREAM_VOLUME, SOCKET_DIR)),
     )
     services = tuple(hidden if s.name == collector.name else s for s in spec.services)
     api = next((s.name for s in spec.services if any(p.container == API_PORT for p in s.ports)), "")
@@ -251,14 +274,12 @@ def with_edge(spec: StackSpec) -> StackSpec:
         else s
         for s in services
     )
-    edge = edge_service(
-        f"{collector.name}:{COLLECTOR_PORT}", collector.name, f"{api}:{API_PORT}" if api else ""
-    )
+    edge = edge_service(UPSTREAMS, collector.name, f"{api}:{API_PORT}" if api else "")
     known = {v.name for v in spec.variables}
     return dataclasses.replace(
         spec,
         services=(*services, edge),
-        volumes=(*spec.volumes, EDGE_VOLUME),
+        volumes=(*spec.volumes, EDGE_VOLUME, UPSTREAM_VOLUME),
         variables=spec.variables + tuple(v for v in EDGE_VARIABLES if v.name not in known),
         subnet="${PIXEL_SUBNET}",
         aliases=(*spec.aliases, (EDGE_SERVICE, "${PIXEL_DOMAIN}")),  # the stack's containers reach it by name

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pixel.app.stack.edge import caddyfile, start_command
+from pixel.app.stack.edge import SOCKET_DIR, caddyfile, start_command
 from pixel.app.stack.spec import build_spec
 
 CADDY = shutil.which("caddy")
@@ -61,7 +61,8 @@ def test_share_is_proxied_to_the_api_and_nothing_else_of_it(
     proxies = _proxies(_routes(tmp_path, topology))
     to_api = [paths for paths, dial in proxies if dial == f"{api}:8082"]
     assert to_api == [("/share/*",)]
-    assert sorted({dial for _, dial in proxies}) == sorted({f"{api}:8082", f"{collector}:8081"})
+    sockets = [f"unix/{SOCKET_DIR}/collector-{n}.sock" for n in (1, 2)]  # the collector's workers
+    assert sorted({dial for _, dial in proxies}) == sorted({f"{api}:8082", *sockets})
     assert not any(p.startswith("/api") for paths, _ in proxies for p in paths)
 
 

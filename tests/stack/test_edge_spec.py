@@ -17,6 +17,7 @@ from pixel.app.stack import compose
 from pixel.app.stack.edge import (
     DEFAULT_SUBNET,
     LETS_ENCRYPT,
+    SOCKET_DIR,
     cdn_date,
     cdn_ranges,
     edge_values,
@@ -37,7 +38,9 @@ def test_compact_behind_the_edge():
     pixel, edge = spec.service("pixel"), spec.service("edge")
     # the collector is no longer published; the API stays on loopback
     assert [(p.container, p.host, p.host_ip) for p in pixel.ports] == [(8082, "8082", "127.0.0.1")]
-    assert pixel.env["PIXEL_TRUSTED_PROXIES"] == f"{DEFAULT_SUBNET},"
+    # forwarded addresses believed on the workers' Unix sockets only (no range over TCP without a CDN)
+    assert pixel.env["PIXEL_TRUSTED_PROXIES"] == ""
+    assert pixel.env["PIXEL_UPSTREAM_SOCKET_DIR"] == SOCKET_DIR
     assert spec.subnet == DEFAULT_SUBNET
     assert [(p.container, p.host, p.host_ip) for p in edge.ports] == [
         (80, "80", "0.0.0.0"),
@@ -45,9 +48,12 @@ def test_compact_behind_the_edge():
     ]
     assert edge.image == "caddy:2.10.2"
     assert edge.depends_on == ("pixel",)
-    assert [(m.volume, m.target) for m in edge.mounts] == [("edge", "/data")]
-    assert spec.volumes == ("data", "edge")
-    assert "reverse_proxy @tracking pixel:8081 {" in edge.env["PIXEL_EDGE_CADDYFILE"]
+    # the sockets' volume is mounted by the collector and the edge only
+    assert [(m.volume, m.target) for m in edge.mounts] == [("edge", "/data"), ("upstream", SOCKET_DIR)]
+    assert [(m.volume, m.target) for m in pixel.mounts] == [("data", "/data"), ("upstream", SOCKET_DIR)]
+    assert spec.volumes == ("data", "edge", "upstream")
+    assert "reverse_proxy @tracking @UPSTREAMS@ {" in edge.env["PIXEL_EDGE_CADDYFILE"]
+    assert edge.env["PIXEL_WORKERS"] == "2"
     assert edge.env["PIXEL_EDGE_CADDYFILE"].count("stats.example.com {") == 1
     assert spec.aliases_of("edge") == ["stats.example.com"]  # the stack's containers reach the edge by name
     assert spec.aliases_of("pixel") == []
@@ -58,8 +64,11 @@ def test_standard_behind_the_edge_proxies_to_the_collector():
     assert [s.name for s in spec.services] == ["clickhouse", "collector", "shipper", "edge"]
     assert spec.service("collector").ports == ()
     assert [(p.container, p.host_ip) for p in spec.service("shipper").ports] == [(8082, "127.0.0.1")]
-    assert "reverse_proxy @tracking collector:8081 {" in spec.service("edge").env["PIXEL_EDGE_CADDYFILE"]
+    assert "reverse_proxy @tracking @UPSTREAMS@ {" in spec.service("edge").env["PIXEL_EDGE_CADDYFILE"]
     assert spec.service("edge").depends_on == ("collector",)
+    users = [s.name for s in spec.services if any(m.volume == "upstream" for m in s.mounts)]
+    assert users == ["collector", "edge"]
+    assert spec.service("collector").env["PIXEL_UPSTREAM_SOCKET_DIR"] == SOCKET_DIR
 
 
 def test_without_a_domain_the_stack_is_as_before():
@@ -78,8 +87,9 @@ def test_the_collector_never_trusts_everyone_behind_the_edge():
     spec = build_spec("compact", edge=True).resolve(
         {**DOMAIN, "PIXEL_TRUSTED_PROXIES": "0.0.0.0/0", "PIXEL_SUBNET": "10.77.0.0/24"}
     )
-    # the no-edge setting does not leak into the stack behind the edge: only the stack's own subnet is trusted
-    assert spec.service("pixel").env["PIXEL_TRUSTED_PROXIES"] == "10.77.0.0/24,"
+    # the no-edge setting does not leak into the stack behind the edge, nor is the stack's subnet trusted: the
+    # edge's forwarded address is believed on the Unix sockets only
+    assert spec.service("pixel").env["PIXEL_TRUSTED_PROXIES"] == ""
 
 
 def test_cloudflare_ranges_shipped_with_their_date():
@@ -90,7 +100,7 @@ def test_cloudflare_ranges_shipped_with_their_date():
     assert "PIXEL_EDGE_CDN" not in values
     assert values["PIXEL_EDGE_TRUSTED_PROXIES"] == ",".join(ranges)
     spec = build_spec("compact", edge=True).resolve(values)
-    assert spec.service("pixel").env["PIXEL_TRUSTED_PROXIES"] == f"{DEFAULT_SUBNET},{','.join(ranges)}"
+    assert spec.service("pixel").env["PIXEL_TRUSTED_PROXIES"] == ",".join(ranges)
 
 
 @pytest.mark.parametrize(
@@ -157,7 +167,11 @@ def test_caddyfile_with_defaults_is_valid_caddy(tmp_path):
     assert '"encodings": {"gzip": {}, "zstd": {}}' in blob
     assert '"uri": "/pixel.js"' in blob  # /pixel.js rewritten to the script name
     assert '"path": ["/pixel.js", "/track"]' in blob
-    assert '"dial": "pixel:8081"' in blob
+    # one upstream per collector worker (PIXEL_WORKERS, 2 by default), on its Unix socket
+    dials = sorted(set(re.findall(r'"dial": "(unix/[^"]+)"', blob)))
+    assert dials == [f"unix/{SOCKET_DIR}/collector-1.sock", f"unix/{SOCKET_DIR}/collector-2.sock"]
+    assert '"try_duration": 2000000000' in blob
+    assert ":8081" not in blob  # the collector is not reached over TCP
     assert '"keep_alive": {"idle_timeout": 3000000000, "max_idle_conns_per_host": 256}' in blob
     assert '"X-Forwarded-For": ["{http.request.remote.host}"]' in blob
     assert '"remote_ip"' not in blob  # nobody's forwarded address is believed at the edge
@@ -176,6 +190,7 @@ def test_caddyfile_with_every_setting_is_valid_caddy(tmp_path):
             "PIXEL_EDGE_TRUSTED_PROXIES": "203.0.113.0/24,2001:db8::/32",
             "PIXEL_SCRIPT_NAME": "s.js",
             "PIXEL_TRACK_PATH": "/collect",
+            "PIXEL_WORKERS": "3",
         },
         "standard",
     )
@@ -193,7 +208,8 @@ def test_caddyfile_with_every_setting_is_valid_caddy(tmp_path):
     assert '"ranges": ["203.0.113.0/24", "2001:db8::/32"]' in blob
     assert '"X-Forwarded-For": ["{http.request.header.X-Forwarded-For}, {http.request.remote.host}"]' in blob
     assert '"path": ["/s.js", "/collect"]' in blob and '"uri": "/s.js"' in blob
-    assert '"dial": "collector:8081"' in blob
+    dials = sorted(set(re.findall(r'"dial": "(unix/[^"]+)"', blob)))
+    assert dials == [f"unix/{SOCKET_DIR}/collector-{n}.sock" for n in (1, 2, 3)]
 
 
 def _compose_interpolate(text: str, values: dict[str, str]) -> str:
@@ -233,7 +249,7 @@ def test_compose_gives_the_edge_the_same_strings_as_the_provisioner(name, topolo
     )
     assert _compose_interpolate(
         data["services"][collector]["environment"]["PIXEL_TRUSTED_PROXIES"], values
-    ) == ("172.31.240.0/24,203.0.113.0/24")
+    ) == ("203.0.113.0/24")
 
 
 def test_env_example_lists_the_edge_settings():
