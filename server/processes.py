@@ -227,11 +227,6 @@ def run_collector(settings: Settings) -> None:
     os.environ.update(env)
     _raise_open_files(settings.max_connections)
     metrics.clear(settings.state_dir / "metrics" / "collector")
-    if settings.server == "granian" and settings.upstream_socket_dir:
-        raise StartupError(
-            "PIXEL_UPSTREAM_SOCKET_DIR needs the uvicorn collector (PIXEL_SERVER=uvicorn or uvicorn-asgi); "
-            "unset it to run under granian"
-        )
     if settings.server == "granian":
         from granian import Granian
         from granian.constants import HTTPModes, Interfaces

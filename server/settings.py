@@ -188,6 +188,11 @@ class Settings:
             )
         if self.workers < 1:
             raise SettingsError("PIXEL_WORKERS must be at least 1")
+        if self.upstream_socket_dir and self.server == "granian":
+            raise SettingsError(
+                "PIXEL_UPSTREAM_SOCKET_DIR needs the uvicorn collector (PIXEL_SERVER=uvicorn or uvicorn-asgi); "
+                "unset it to run under granian"
+            )
         if self.unregistered_sites not in ("auto", "drop", "keep"):
             raise SettingsError(
                 f"PIXEL_UNREGISTERED_SITES must be 'auto', 'drop' or 'keep', not {self.unregistered_sites!r}"

@@ -23,7 +23,7 @@ from pixel.server.collector.unix_socket import (
     socket_path,
     unix_listener,
 )
-from pixel.server.settings import Settings
+from pixel.server.settings import Settings, SettingsError
 
 EVENT = {"event_name": "pageview", "page": {"url": "https://example.com/"}}
 FORWARDED = {"X-Forwarded-For": "203.0.113.9", "CF-IPCountry": "DE"}
@@ -157,3 +157,10 @@ def test_who_is_believed(
     )
     got = echo(settings, peer)
     assert got == {"client_ip": client_ip, "forwarded": True, "proxy_trusted": proxy_trusted, "proxy": proxy}
+
+
+def test_granian_with_the_sockets_is_a_setting_error() -> None:
+    env = {"PIXEL_SERVER": "granian", "PIXEL_UPSTREAM_SOCKET_DIR": "/run/x"}
+    with pytest.raises(SettingsError, match="PIXEL_UPSTREAM_SOCKET_DIR needs the uvicorn collector"):
+        Settings.from_env(env)
+    assert Settings.from_env({**env, "PIXEL_SERVER": "uvicorn"}).upstream_socket_dir == "/run/x"
