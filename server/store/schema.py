@@ -402,6 +402,21 @@ CONTENT_LINKS_WITH_DIMENSIONS = tuple(
 ) + ("TRUNCATE TABLE content_links", "TRUNCATE TABLE content_links_builds")
 
 
+# -- migration 21: the engagement report's per-day cache by event dimension (see engagement_dims_cache) -----
+
+# As page_engagement and page_engagement_edges, with the dimensions of content_links after `path`: the pages
+# of the sessions whose page events share one local day and one value of each dimension, per (day, page,
+# values); the visits of every other session per (day, session, page, values).
+_DIMENSION_COLUMNS = "".join(f",\n    `{name}` LowCardinality(String)" for name in CONTENT_LINKS_DIMENSIONS)
+PAGE_ENGAGEMENT_DIMS_DDL = PAGE_ENGAGEMENT_V9_DDL.replace(
+    "page_engagement (", "page_engagement_dims ("
+).replace("`path` String", "`path` String" + _DIMENSION_COLUMNS)
+PAGE_ENGAGEMENT_DIMS_EDGES_DDL = PAGE_ENGAGEMENT_EDGES_DDL.replace(
+    "page_engagement_edges (", "page_engagement_dims_edges ("
+).replace("`path` String", "`path` String" + _DIMENSION_COLUMNS)
+PAGE_ENGAGEMENT_DIMS_BUILDS_DDL = DAY_BUILDS_DDL.replace("day_builds (", "page_engagement_dims_builds (")
+
+
 # -- migration 15: the performance reports' per-day cache (see pixel.server.api.query.performance_cache) -----
 
 # One row per (site, zone, local day, build), page and device type: the day's web_vitals events (each once),
@@ -641,6 +656,15 @@ def migrations(retention_days: int = 0) -> tuple[Migration, ...]:
             20,
             "outbound-link and download cache: rows per event dimension (country, device, browser, os, source, channel)",
             CONTENT_LINKS_WITH_DIMENSIONS,
+        ),
+        Migration(
+            21,
+            "engagement report: per-day cache by event dimension (country, device, browser, os, source, channel)",
+            (
+                PAGE_ENGAGEMENT_DIMS_DDL,
+                PAGE_ENGAGEMENT_DIMS_EDGES_DDL,
+                PAGE_ENGAGEMENT_DIMS_BUILDS_DDL + _SMALL_GRANULES,
+            ),
         ),
     )
 
