@@ -52,6 +52,19 @@ VALUES = {
 }
 
 
+def operators_of(values: tuple[str, str, str]) -> list[tuple[str, str]]:
+    """Every operator with its value from a `VALUES` entry (value, fragment, pattern)."""
+    value, fragment, pattern = values
+    return [
+        ("is", value),
+        ("is_not", value),
+        ("contains", fragment),
+        ("not_contains", fragment),
+        ("matches", pattern),
+        ("not_matches", pattern),
+    ]
+
+
 def passes(operator: str, value: str) -> Callable[[str], bool]:
     """The filter's meaning on one event's value, written from `filters.filter_sql`."""
     import re
@@ -135,15 +148,8 @@ def test_every_carried_dimension_and_operator_from_the_cache_equals_raw_and_pyth
         for report in REPORTS:
             got(api, site_id, report, **RANGE)  # the first build
         assert count(api, "content_links_builds", domain) == DAYS
-        for dim, (value, fragment, pattern) in VALUES.items():
-            for op, v in (
-                ("is", value),
-                ("is_not", value),
-                ("contains", fragment),
-                ("not_contains", fragment),
-                ("matches", pattern),
-                ("not_matches", pattern),
-            ):
+        for dim, values in VALUES.items():
+            for op, v in operators_of(values):
                 for report in REPORTS:
                     want = expected(rows, domain, tz, report, [[dim, op, v]])
                     queries.clear()

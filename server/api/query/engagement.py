@@ -16,15 +16,17 @@ Definitions (tests/api/insights_dataset.py computes the same numbers independent
   path), as a percent of the page's pageviews.
 - Visitors as in every breakdown row (`cache_sql.UNIQ_VALUE`, exact for small sets). Filters apply to the events.
 
-Without filters, bots left out, over whole days of the site's zone, the answer comes from the per-day cache
-of `engagement_cache` (the same figures, exactly: tests compare both paths); otherwise from the raw events.
+Bots left out, over whole days of the site's zone, the answer comes from a per-day cache (the same figures,
+exactly: tests compare the paths): without filters from `engagement_cache`, with filters only on the
+dimensions `engagement_dims_cache` carries (country, device, browser, os, source, channel) from that one;
+otherwise from the raw events.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pixel.server.api.query import cache_sql, engagement_cache
+from pixel.server.api.query import cache_sql, engagement_cache, engagement_dims_cache
 from pixel.server.api.query.filters import SqlParams
 from pixel.server.api.query.listing import order_page, paged, percent
 from pixel.server.api.query.scope import Scope
@@ -46,10 +48,9 @@ def engagement(
     scope: Scope, *, limit: int = 10, page: int = 1, sort: str = "visitors", order: str = "desc"
 ) -> dict[str, Any]:
     tail = order_page(sort, order, SORTS, "page", limit, page)
-    days = engagement_cache.for_cache(scope.cache).days(scope) if scope.cache is not None else None
-    if days is not None:
-        rows = scope.run_cached(f"SELECT * FROM ({engagement_cache.pages_sql(days)}) {tail}")
-        return {"rows": [_row(r) for r in rows], **paged(rows, limit, page, sort, order)}
+    cached = _cached(scope, tail)
+    if cached is not None:
+        return {"rows": [_row(r) for r in cached], **paged(cached, limit, page, sort, order)}
     params = SqlParams()
     marks = ", ".join(f"countIf(has_scroll AND depth >= {m}) AS s{m}" for m in SCROLL_MARKS)
     # One scan: the page visits (path, session), each with its session's entry and exit path and pageviews
@@ -87,6 +88,24 @@ def engagement(
     {tail}"""
     rows = scope.run(sql, params)
     return {"rows": [_row(r) for r in rows], **paged(rows, limit, page, sort, order)}
+
+
+def _cached(scope: Scope, tail: str) -> list[dict[str, Any]] | None:
+    """The report's rows from `engagement_cache` (no filters) or `engagement_dims_cache` (filters on the
+    dimensions it carries only), or None: read the raw events."""
+    if scope.cache is None:
+        return None
+    if not scope.filters:
+        days = engagement_cache.for_cache(scope.cache).days(scope)
+        if days is None:
+            return None
+        return scope.run_cached(f"SELECT * FROM ({engagement_cache.pages_sql(days)}) {tail}")
+    days = engagement_dims_cache.for_cache(scope.cache).days(scope)
+    if days is None:
+        return None
+    params = SqlParams()
+    inner = engagement_dims_cache.pages_sql(days, scope.filters, params)
+    return scope.run_cached(f"SELECT * FROM ({inner}) {tail}", params)
 
 
 def _row(r: dict[str, Any]) -> dict[str, Any]:

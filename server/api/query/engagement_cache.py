@@ -53,24 +53,37 @@ TABLES = ("page_engagement", "page_engagement_edges", "page_engagement_builds")
 log = logging.getLogger(__name__)
 
 _DAY = "toDate(timestamp, {tz:String})"
-# A page visit's part in one local day, from the deduplicated page events of the build window.
-_FRAGMENTS = f"""SELECT d, sid, path, visitor_id, pv, first_pv, last_pv, engaged, has_engaged, depth, has_scroll,
-        uniqExact(d) OVER (PARTITION BY sid) > 1 AS edge
+
+
+def _with(dims: tuple[str, ...]) -> str:
+    """`dims` as extra columns of a SELECT or GROUP BY (empty, or ", a, b")."""
+    return "".join(f", {d}" for d in dims)
+
+
+def _fragments(dims: tuple[str, ...] = ()) -> str:
+    """A page visit's part in one local day (and one value of each of `dims`), from the deduplicated page
+    events of the build window; `edge`: its session has parts on more than one day (or value of `dims`)."""
+    extra = _with(dims)
+    return f"""SELECT d, sid, path{
+        extra
+    }, visitor_id, pv, first_pv, last_pv, engaged, has_engaged, depth, has_scroll,
+        uniqExact(d{extra}) OVER (PARTITION BY sid) > 1 AS edge
     FROM (
-        SELECT {_DAY} AS d, cityHash64(session_id) AS sid, path, any(visitor_id) AS visitor_id,
+        SELECT {_DAY} AS d, cityHash64(session_id) AS sid, path{extra}, any(visitor_id) AS visitor_id,
             countIf(event_name = 'pageview') AS pv,
             minIf(timestamp, event_name = 'pageview') AS first_pv, maxIf(timestamp, event_name = 'pageview') AS last_pv,
             sumIf(toUInt64(engaged_ms), event_name = 'engagement') AS engaged,
             toUInt8(countIf(event_name = 'engagement') > 0) AS has_engaged,
             maxIf(scroll_depth, event_name = 'scroll') AS depth, toUInt8(countIf(event_name = 'scroll') > 0) AS has_scroll
         FROM {
-    deduped(
-        "site = {site:String} AND timestamp >= {elo:DateTime64(3)} AND timestamp < {ehi:DateTime64(3)} "
-        "AND is_bot = 0 AND event_name IN ('pageview', 'engagement', 'scroll')",
-        "session_id, path, visitor_id, event_name, engaged_ms, scroll_depth",
-    )
-}
-        GROUP BY d, sid, path)"""
+        deduped(
+            "site = {site:String} AND timestamp >= {elo:DateTime64(3)} AND timestamp < {ehi:DateTime64(3)} "
+            "AND is_bot = 0 AND event_name IN ('pageview', 'engagement', 'scroll')",
+            f"session_id, path{extra}, visitor_id, event_name, engaged_ms, scroll_depth",
+        )
+    }
+        GROUP BY d, sid, path{extra})"""
+
 
 _MARKS = ", ".join(f"countIf(has_scroll AND depth >= {m}) AS s{m}" for m in SCROLL_MARKS)
 # Per page, from page visits (one row per session and page, pv > 0) with their session's entry / exit.
@@ -84,24 +97,28 @@ _PLACED = """argMin(path, (first_pv, path)) OVER (PARTITION BY sid) AS entry_pat
     sum(pv) OVER (PARTITION BY sid) AS session_pv"""
 _COLUMNS = "visitors, pageviews, engaged_visits, engaged, scroll_visits, s25, s50, s75, s100, entries, bounces, exits"
 _SELECTED = _COLUMNS.replace(" engaged,", " engaged_q,")  # the same columns as _PER_PAGE names them
+_VISIT = "visitor_id, pv, first_pv, last_pv, engaged, has_engaged, depth, has_scroll"
 
 
-def _pages_select() -> str:
-    return f"""SELECT d, path, {_PER_PAGE} FROM (
-        SELECT *, {_PLACED} FROM ({_FRAGMENTS}) WHERE NOT edge AND pv > 0 AND has({{days:Array(Date)}}, d))
-    GROUP BY d, path"""
+def _pages_select(dims: tuple[str, ...] = ()) -> str:
+    return f"""SELECT d, path{_with(dims)}, {_PER_PAGE} FROM (
+        SELECT *, {_PLACED} FROM ({_fragments(dims)}) WHERE NOT edge AND pv > 0 AND has({{days:Array(Date)}}, d))
+    GROUP BY d, path{_with(dims)}"""
 
 
-def _edges_select() -> str:
-    return f"""SELECT d, sid, path, visitor_id, pv, first_pv, last_pv, engaged, has_engaged, depth, has_scroll
-    FROM ({_FRAGMENTS}) WHERE edge AND has({{days:Array(Date)}}, d)"""
+def _edges_select(dims: tuple[str, ...] = ()) -> str:
+    return f"""SELECT d, sid, path{_with(dims)}, {_VISIT}
+    FROM ({_fragments(dims)}) WHERE edge AND has({{days:Array(Date)}}, d)"""
 
 
-def pages_sql(days: Days) -> str:
+def pages_sql(days: Days, tables: tuple[str, str] = TABLES[:2], where: str = "") -> str:
     """One row per page over the range of `days` (with builds): `page` and the raw query's columns
     (`visitors`, `pageviews`, `engaged_visits`, `median_engaged_ms`, `p75_engaged_ms`, `scroll_visits`,
-    `s25` .. `s100`, `entries`, `bounces`, `exits`), ready for `engagement`'s ORDER BY and paging."""
-    rows = days.rows_where()
+    `s25` .. `s100`, `entries`, `bounces`, `exits`), ready for `engagement`'s ORDER BY and paging.
+    `tables`: the pages and edges tables read; `where`: a condition on their rows (the dimension columns of
+    `engagement_dims_cache`'s tables), applied before the edges are merged per session."""
+    rows = days.rows_where() + (f" AND ({where})" if where else "")
+    pages, edges = tables
     marks = ", ".join(f"sum(s{m}) AS s{m}" for m in SCROLL_MARKS)
     return f"""SELECT page, visitors, pageviews, engaged_visits, q[1] AS median_engaged_ms, q[2] AS p75_engaged_ms,
             scroll_visits, s25, s50, s75, s100, entries, bounces, exits, count() OVER () AS total_rows
@@ -111,7 +128,7 @@ def pages_sql(days: Days) -> str:
             sum(scroll_visits) AS scroll_visits, {marks},
             sum(entries) AS entries, sum(bounces) AS bounces, sum(exits) AS exits
         FROM (
-            SELECT path, {_COLUMNS} FROM page_engagement WHERE {rows}
+            SELECT path, {_COLUMNS} FROM {pages} WHERE {rows}
             UNION ALL
             SELECT path, {_PER_PAGE} FROM (
                 SELECT *, {_PLACED} FROM (
@@ -121,7 +138,7 @@ def pages_sql(days: Days) -> str:
                         SELECT sid, path, any(visitor_id) AS m_visitor, sum(pv) AS m_pv,
                             minIf(first_pv, pv > 0) AS m_first, max(last_pv) AS m_last, sum(engaged) AS m_engaged,
                             max(has_engaged) AS m_has_engaged, max(depth) AS m_depth, max(has_scroll) AS m_has_scroll
-                        FROM page_engagement_edges WHERE {rows}
+                        FROM {edges} WHERE {rows}
                         GROUP BY sid, path HAVING m_pv > 0)))
             GROUP BY path)
         GROUP BY path)"""
@@ -143,6 +160,7 @@ class EngagementCache(BackgroundDays):
     worker_name = "engagement-cache"
     data_tables: tuple[str, ...] = TABLES[:2]  # a subclass caching other figures names its own tables
     builds_table = TABLES[2]
+    dims: tuple[str, ...] = ()  # the event columns the page rows are split by (`engagement_dims_cache`)
     # The filter dimensions (`filters.DIMENSIONS` names) whose filters the cached rows can answer: a report
     # with filters on these only reads the cache (a subclass that carries them says so); none here.
     carried: frozenset[str] = frozenset()
@@ -153,6 +171,9 @@ class EngagementCache(BackgroundDays):
         self.performance: Any = None  # the performance reports' (`performance_cache.for_cache`)
         self.forms: Any = None  # the forms report's (`form_cache.for_cache`)
         self.errors: Any = None  # the errors reports' (`error_cache.for_cache`)
+        self.by_dimension: Any = (
+            None  # the engagement report's by dimension (`engagement_dims_cache.for_cache`)
+        )
         self.init_background()  # _guard (guards the dicts below), the worker's queue
         cache.listeners.append(self.changed)
         self._known: dict[tuple[str, str], _Known] = {}
@@ -322,16 +343,16 @@ class EngagementCache(BackgroundDays):
         widened by `EDGE_SECONDS`; `site`, `tz` as parameters)."""
         head = "{site:String}, {tz:String}, d, {build:UInt64}"
         runner = self.cache.runner
+        pages, edges = self.data_tables[:2]
+        extra = _with(self.dims)
         runner.command(
-            f"""INSERT INTO page_engagement (site, tz, day, build, path, {_COLUMNS})
-            SELECT {head}, path, {_SELECTED} FROM ({_pages_select()})""",
+            f"""INSERT INTO {pages} (site, tz, day, build, path{extra}, {_COLUMNS})
+            SELECT {head}, path{extra}, {_SELECTED} FROM ({_pages_select(self.dims)})""",
             params,
         )
         runner.command(
-            f"""INSERT INTO page_engagement_edges (site, tz, day, build, sid, path, visitor_id, pv, first_pv,
-                last_pv, engaged, has_engaged, depth, has_scroll)
-            SELECT {head}, sid, path, visitor_id, pv, first_pv, last_pv, engaged, has_engaged, depth, has_scroll
-            FROM ({_edges_select()})""",
+            f"""INSERT INTO {edges} (site, tz, day, build, sid, path{extra}, {_VISIT})
+            SELECT {head}, sid, path{extra}, {_VISIT} FROM ({_edges_select(self.dims)})""",
             params,
         )
 
@@ -384,7 +405,7 @@ _Beside = TypeVar("_Beside")
 
 
 def kept_beside(cache: ReportCache, attr: str, make: Callable[[ReportCache], _Beside]) -> _Beside:
-    """The cache kept on `cache`'s engagement cache under `attr` (`content`, `performance`, `forms`, `errors`), made by `make` on
+    """The cache kept on `cache`'s engagement cache under `attr` (`content`, `performance`, `forms`, `errors`, `by_dimension`), made by `make` on
     first use: one per report cache, so per app, living and going with it."""
     beside = for_cache(cache)
     with _MAKING_BESIDE:

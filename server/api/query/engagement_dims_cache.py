@@ -1,0 +1,66 @@
+"""The engagement report's per-day cache by event dimension: what `engagement_cache` holds, split by the
+values of the event dimensions in `CARRIED` (country, device type, browser, OS, source, channel), so that a
+report filtered on those dimensions reads cached rows instead of grouping the raw events by session.
+
+Tables (schema migration 21), built, validated and purged by the engagement cache's machinery
+(`engagement_cache.EngagementCache`, one instance per report cache beside it, with its own builds table):
+- `page_engagement_dims`: the pages of the sessions whose page events in the build window share one local
+  day and one value of every carried dimension, summed per (day, page, values) as `page_engagement` sums
+  them per (day, page).
+- `page_engagement_dims_edges`: the visits of every other session, one row per (day, session, page,
+  values) with that part's figures, as `page_engagement_edges` holds them.
+
+Why a filter on the carried dimensions gives exactly the raw answer (filters apply to events): a session of
+the first table has one value of each dimension, so a filter keeps all of its events or none, and its
+rows are its whole contribution or nothing; a row of the second table is the part of a visit whose events
+share its values, so the filter keeps exactly the parts whose events it keeps, and those parts are merged per
+session and page (pageviews and engaged time summed: each event is in one part; first / last pageview,
+deepest scroll, flags by min / max) before the session's entry, exit and pageviews are placed, as the raw
+query does over the kept events. Copies of an event carry the same values, so they collapse in the build
+as in `engagement_cache`. Any operator: `filters.filter_sql` gives the same condition on these columns
+(named as the events' columns) as on the events.
+
+Used when the report has filters, all on `CARRIED` dimensions, leaves bots out and covers whole days in the
+site's zone; a report without filters reads `engagement_cache` (fewer rows); everything else reads the raw
+events. Nothing here puts user text in SQL: filter values are parameters.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pixel.server.api.query import engagement_cache
+from pixel.server.api.query.cache_sql import Days
+from pixel.server.api.query.content_cache import CARRIED
+from pixel.server.api.query.engagement_cache import EngagementCache
+from pixel.server.api.query.filters import Filter, SqlParams, filter_sql
+from pixel.server.store.schema import CONTENT_LINKS_DIMENSIONS
+
+if TYPE_CHECKING:
+    from pixel.server.api.query.report_cache import ReportCache
+
+TABLES = ("page_engagement_dims", "page_engagement_dims_edges", "page_engagement_dims_builds")
+
+
+class EngagementDimsCache(EngagementCache):
+    """The engagement cache by dimension beside one report cache (its runner, clock and settings)."""
+
+    worker_name = "engagement-dims-cache"
+    data_tables = TABLES[:2]
+    builds_table = TABLES[2]
+    dims = CONTENT_LINKS_DIMENSIONS
+    carried = CARRIED
+
+
+def pages_sql(days: Days, filters: list[Filter], params: SqlParams) -> str:
+    """`engagement_cache.pages_sql` over these tables, of the rows that pass `filters` (each on a `CARRIED`
+    dimension, else a ValueError), whose values go to `params`."""
+    if any(f.dimension not in CARRIED for f in filters):
+        raise ValueError(f"the engagement cache by dimension carries only {', '.join(sorted(CARRIED))}")
+    where = " AND ".join(filter_sql(f, params) for f in filters)
+    return engagement_cache.pages_sql(days, (TABLES[0], TABLES[1]), where)
+
+
+def for_cache(cache: ReportCache) -> EngagementDimsCache:
+    """The cache of `cache`'s store, kept beside its engagement cache (`engagement_cache.kept_beside`)."""
+    return engagement_cache.kept_beside(cache, "by_dimension", EngagementDimsCache)
