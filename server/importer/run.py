@@ -14,7 +14,9 @@ of the day, so they rotate daily like live visitor ids and are never stored as t
 
 Speed, without changing a row: an event with no params and no ids of its own (every access-log line) gets its
 row from `rowcache.RowTemplates` (`normalize` once per distinct page, URL and referrer; tested equal to the
-plain path), and the cyclic GC is paused over a batch's lines and run once per batch (`gcpause`).
+plain path), the cyclic GC is paused over a batch's lines and run once per batch (`gcpause`), an access-log line
+is parsed in one pass (`accesslog_hits`, tested equal to `parse_line` then `classify`), and a line's UTC day is read
+from the previous line's day range (lines come in time order).
 
 Batches, at least once without duplicates (as the shipper's `cycle.py`): a batch is the lines from the
 committed byte offset up to `batch_lines` lines further, so the same offset always names the same batch.
