@@ -8,7 +8,8 @@ the host's network (image built here from Debian's wrk on the debootstrap base) 
 edge's address, so TLS has the right name. Rounds alternate anchor, collector, edge:
 `wrk -t1 -c64 -d<secs>s --latency -s post.lua URL` (the anchor's own request script). The paced runs add a `delay()`
 to the same script so 64 connections together send half the edge's median saturating rate (wrk's latency excludes
-that delay).
+that delay). The edge reaches the collector's workers on their Unix sockets (app/stack/edge.py); `--variants` also
+runs the edge's Caddyfile over TCP on the stack network (as before the sockets) beside it, for the A/B.
 
     .venv/bin/python bench/edge_vs_collector.py [--anchor-dir ../shared/bench/anchor-nginx-lua] [--rounds 3]
         [--seconds 10]
@@ -46,7 +47,14 @@ from edge_helpers import DOMAIN, start_edge_stack, stop_edge_stack  # noqa: E402
 from stack_helpers import PIXEL_BASE, PIXEL_TAG  # noqa: E402
 
 from pixel.app.stack import image as images  # noqa: E402
-from pixel.app.stack.edge import EDGE_GOGC, EDGE_GOMEMLIMIT, LOCAL_EDGE_IMAGE, caddyfile  # noqa: E402
+from pixel.app.stack.edge import (  # noqa: E402
+    EDGE_GOGC,
+    EDGE_GOMEMLIMIT,
+    LOCAL_EDGE_IMAGE,
+    SOCKET_DIR,
+    UPSTREAM_VOLUME,
+    caddyfile,
+)
 from pixel.app.stack.engine import EngineTarget, connect  # noqa: E402
 
 WRK_IMAGE = "pixel-bench/wrk:bookworm"
@@ -160,12 +168,15 @@ def local_caddyfile(text: str) -> str:
 
 # Caddy in the collector container's network namespace (compose's `network_mode: service:pixel`): the upstream is
 # 127.0.0.1, not the bridge (veth, bridge, netfilter) between two containers.
-SHARED_NS = "edge config, collector over loopback (shared network namespace)"
+SHARED_NS = "edge config over TCP, collector over loopback (shared network namespace)"
+SOCKETS = " ".join(f"unix/{SOCKET_DIR}/collector-{n}.sock" for n in (1, 2))  # the edge's upstreams, 2 workers
+OVER_TCP = "edge config, collector over TCP on the stack network (before the Unix sockets)"
 
 
 def variants(upstream: str) -> dict[str, tuple[str, dict[str, str], str]]:
-    """Caddy set-ups measured beside the real edge: name -> (Caddyfile, environment, URL scheme)."""
-    edge = local_caddyfile(caddyfile(upstream))
+    """Caddy set-ups measured beside the real edge: name -> (Caddyfile, environment, URL scheme). `upstream`: the
+    collector's `host:port` for the set-ups over TCP; the edge's own reaches the workers' Unix sockets."""
+    edge = local_caddyfile(caddyfile(SOCKETS))
     flush = edge.replace(
         "header_up X-Forwarded-For {remote_host}\n",
         "header_up X-Forwarded-For {remote_host}\n            flush_interval -1\n",
@@ -179,6 +190,7 @@ def variants(upstream: str) -> dict[str, tuple[str, dict[str, str], str]]:
     go = {"GOGC": EDGE_GOGC, "GOMEMLIMIT": EDGE_GOMEMLIMIT}  # as the edge service runs Caddy
     return {
         "edge config (tls internal)": (edge, go, "https"),
+        OVER_TCP: (local_caddyfile(caddyfile(upstream)), go, "https"),
         "edge config, Go's defaults (GOGC=100, no GOMEMLIMIT)": (edge, {}, "https"),
         "edge config, GOMAXPROCS=1": (edge, {**go, "GOMAXPROCS": "1"}, "https"),
         "edge config, GOMAXPROCS=0 (every core)": (edge, {**go, "GOMAXPROCS": "0"}, "https"),
@@ -195,6 +207,11 @@ def variants(upstream: str) -> dict[str, tuple[str, dict[str, str], str]]:
             "http",
         ),
         SHARED_NS: (local_caddyfile(caddyfile("127.0.0.1:8081")), go, "https"),
+        "bare reverse_proxy to the Unix sockets, TLS": (
+            bare.format(site=https, tls="tls internal\n    ", body=f"reverse_proxy {SOCKETS}"),
+            go,
+            "https",
+        ),
         "static 204, TLS (ceiling)": (
             bare.format(site=https, tls="tls internal\n    ", body="respond 204"),
             go,
@@ -203,9 +220,11 @@ def variants(upstream: str) -> dict[str, tuple[str, dict[str, str], str]]:
     }
 
 
-def start_variant(client, network: str, name: str, text: str, env: dict[str, str], namespace: str = ""):
+def start_variant(
+    client, network: str, name: str, text: str, env: dict[str, str], sockets: str, namespace: str = ""
+):
     """A Caddy container (the edge's image and memory limit) on the stack network running `text` (or in the network
-    namespace of container `namespace`)."""
+    namespace of container `namespace`), with the collector's sockets volume (`sockets`) mounted as in the edge."""
     return client.containers.run(
         LOCAL_EDGE_IMAGE,
         [
@@ -217,6 +236,7 @@ def start_variant(client, network: str, name: str, text: str, env: dict[str, str
         environment={"CADDYFILE": text, "XDG_DATA_HOME": "/data", "XDG_CONFIG_HOME": "/config", **env},
         **({"network_mode": f"container:{namespace}"} if namespace else {"network": network}),
         mem_limit="256m",
+        volumes={sockets: {"bind": SOCKET_DIR, "mode": "rw"}},
         labels={"io.pixel.bench": name},
         detach=True,
     )
@@ -287,7 +307,9 @@ def main() -> int:
         help="seconds of Caddy's CPU profile (admin pprof) during an edge run",
     )
     parser.add_argument(
-        "--only", default="", help="with --variants: only the variants whose name has this text"
+        "--only",
+        default="",
+        help="with --variants: only the variants whose name has this text (several: a|b)",
     )
     parser.add_argument(
         "--keep-image", action="store_true", help="leave the Pixel image built here for next time"
@@ -380,13 +402,18 @@ def main() -> int:
             edge_id = stack.prov.container("edge").id
             started = {}
             try:
-                chosen = {k: v for k, v in variants("pixel:8081").items() if not args.only or args.only in k}
+                chosen = {
+                    k: v
+                    for k, v in variants("pixel:8081").items()
+                    if not args.only or any(part in k for part in args.only.split("|"))
+                }
+                sockets = stack.prov.spec.volume_name(UPSTREAM_VOLUME)
                 for name, (text, env, scheme) in chosen.items():
                     if name == SHARED_NS:
-                        c = start_variant(client, network, name, text, env, namespace=pixel_ip.id)
+                        c = start_variant(client, network, name, text, env, sockets, namespace=pixel_ip.id)
                         started[name] = (c, collector_ip, scheme)
                     else:
-                        c = start_variant(client, network, name, text, env)
+                        c = start_variant(client, network, name, text, env, sockets)
                         started[name] = (c, address(c, network), scheme)
                 for c, ip, scheme in started.values():
                     try:
