@@ -19,7 +19,9 @@ string id. Now one query of `UNION ALL` branches, run side by side:
 No branch reads `events FINAL` (which merges every row of the range's parts, and keeps ClickHouse from
 moving the filters to PREWHERE): each reads only the rows its WHERE matches. Where a copy of an event
 would change a number (counts of events, pageviews, a session's pageviews) the copies of one event (one
-`event_id` on one day, the table's key) are grouped into one row by the 64-bit hash of that key; the
+`event_id` on one day, the table's key) are grouped into one row by the 64-bit hash of that key, among
+the rows inside the time windows where two parts of a month could hold copies only (`copy_windows`: the
+parts are read before the query and again after it; the rows outside are read as they are); the
 entry / exit pages (first / last pageview, `any` visitor) come out the same with or without a copy and
 read the matching rows as they are. Copies of an event are client retries of one tracker request, so
 they carry the same values and whichever is kept shows what `FINAL` shows (tests insert copies in parts
