@@ -9,10 +9,10 @@ the insight events derived once when it holds bench_api's events without them; k
 repository).
 
 Times each report through the real FastAPI app in-process (ASGI, no network) for `period=30d`, without a
-filter and with one (`country is DE`), `--runs` times after `--warmup` untimed requests, and prints
+filter and with one (`country is DE`, then `device is mobile`), `--runs` times after `--warmup` untimed requests, and prints
 p50/min/max; the first builds of the per-day caches (engagement, outbound, downloads, performance, forms,
 errors) are made (and timed) before, and the reports they answer are timed on the raw events too (a filter
-every event passes). Anchor in the same run: the page
+every event passes, alone and beside each one-filter case the link cache answers). Anchor in the same run: the page
 breakdown with the same filter (a filter makes it read the raw events, as every insight report but the
 unfiltered engagement does; unfiltered it would read the report cache), so the figures can be read as
 ratios on a shared machine; the load average is printed before and after.
@@ -108,10 +108,15 @@ REPORTS = [
     ("revenue/page", "revenue/page", {}),
 ]
 FILTER = [["country", "is", "DE"]]
+# A second one-filter case (another dimension the link cache carries).
+FILTER2 = [["device", "is", "mobile"]]
 # The reports answered from a per-day cache without a filter are also timed on the raw events, as before
 # the cache (a filter every event passes: the raw query plus one cheap condition).
 RAW = [["page", "not_contains", "never-in-any-path"]]
 CACHED = ("engagement", "outbound", "downloads", "performance", "forms", "errors")
+# The reports whose cache also answers the filters above; each filtered case is timed on the raw events too
+# (the filter plus RAW's, which the cache does not carry), in the same run.
+CACHED_FILTERED = ("engagement", "outbound", "downloads")
 # The reports timed on the raw events too (those answered from the caches above).
 RAW_TOO = (*CACHED, "performance/pages", "performance/timeseries", "errors/timeseries")
 
@@ -172,11 +177,21 @@ def main() -> None:
             r = client.get(f"/api/sites/{site_id}/reports/{name}", params={"period": "30d"}, headers=headers)
             assert r.status_code == 200, r.text
             print(f"  {name} cache ready in {time.perf_counter() - started:.1f} s", flush=True)
+        # The engagement cache by dimension (what a filtered engagement report reads), built on a filtered one.
+        started = time.perf_counter()
+        params = {"period": "30d", "filters": json.dumps(FILTER)}
+        r = client.get(f"/api/sites/{site_id}/reports/engagement", params=params, headers=headers)
+        assert r.status_code == 200, r.text
+        print(f"  engagement by dimension cache ready in {time.perf_counter() - started:.1f} s", flush=True)
         for label, path, extra in REPORTS:
             if only and label not in only and not label.startswith("anchor"):
                 continue
-            variants = [FILTER] if label.startswith("anchor") else [None, FILTER]
-            for filters in variants + ([RAW] if label in RAW_TOO else []):
+            variants = [FILTER] if label.startswith("anchor") else [None, FILTER, FILTER2]
+            if label in RAW_TOO:
+                variants.append(RAW)
+            if label in CACHED_FILTERED:
+                variants += [FILTER + RAW, FILTER2 + RAW]
+            for filters in variants:
                 params = {"period": "30d", **extra, **({"filters": json.dumps(filters)} if filters else {})}
 
                 def once(path: str = path, params: dict[str, str] = params) -> float:
@@ -188,8 +203,9 @@ def main() -> None:
                 for _ in range(args.warmup):
                     once()
                 ms = sorted(once() * 1000 for _ in range(args.runs))
-                suffix = (
-                    " + country is DE" if filters is FILTER else " (raw events)" if filters is RAW else ""
+                named = [f"{d} {o} {v}" for d, o, v in (filters or []) if [d, o, v] not in RAW]
+                suffix = (" + " + ", ".join(named) if named else "") + (
+                    " (raw events)" if filters and RAW[0] in filters else ""
                 )
                 name = label + suffix
                 print(
