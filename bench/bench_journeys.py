@@ -4,15 +4,15 @@ Times, through the real FastAPI app in-process (ASGI, no network), the journeys 
 4 steps across all sessions with one filter (country is DE: the issue's figure), 4 steps from a page with that
 filter, 4 steps without a filter, and the next pages of a page; and, as an anchor in the same run, one scan
 of the same rows (`count()` of the site's events FINAL with the filter), so figures taken under different
-machine load can be compared as ratios. Each journeys case is timed twice in the same run: with the current
-code (`journeys.path_tallies`: the answer's tallies summed by the store, only they sent back; a session-level
-filter's set of sessions read from the sessions table when it covers the window) and with the previous one
-(`previous_tallies` below: the filter's set read from the events, every distinct path sent back by
-`journeys.path_counts` and tallied in Python), swapped in for the route; both answers are checked equal. The next pages of a page (`neighbours`, two
-steps, few distinct paths) run the same code in both. Profiles: the filter's set of sessions alone, the
-per-session query alone (its rows counted in the store), the window's pageviews grouped by session alone, the
-whole tallies query alone (the route's time less the API's and Python's). Prints
-p50 / p90 per case and the load average.
+machine load can be compared as ratios. Each journeys case is timed twice in the same run, alternating: with
+the current code (`journeys.path_tallies`: the answer's tallies summed by the store, pages grouped and ranked
+on their label text) and with a candidate (`ids_tallies_sql` / `ids_path_tallies` below: the same tallies
+with pages grouped and ranked by numeric ids, their labels' `cityHash64`, the labels put back on the rows
+sent back), swapped in for the route; both answers are checked equal. The next pages of a page
+(`neighbours`, two steps, few distinct paths) run the same code in both. Profiles: the filter's set of
+sessions alone, the per-session query alone (its rows counted in the store), the window's pageviews grouped
+by session alone, the whole tallies query alone, current and candidate (the route's time less the API's and
+Python's). Prints p50 / p90 per case and the load average.
 
 Reuse generated data with `--data-dir` (generated when empty; keep it outside the repository).
 
@@ -31,6 +31,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -51,16 +52,96 @@ from pixel.server.store.chdb_engine import ChdbStore
 FILTER = json.dumps([["country", "is", "DE"]])
 
 
-def previous_tallies(scope: Scope, q: jq.JourneyQuery) -> jq.Tallies:
-    """The journeys' tallies as they were computed before (kept here only to be timed against the current
-    code): the filters' set of sessions read from the events, every distinct (path, complete) sent back by the
-    store with its sessions, tallied in Python."""
-    current = jq.filters_from_session_rows
-    jq.filters_from_session_rows = lambda scope: False  # type: ignore[assignment]
-    try:
-        return jq.tallies(q, jq.path_counts(scope, q))
-    finally:
-        jq.filters_from_session_rows = current
+def ids_tallies_sql(scope: Scope, q: jq.JourneyQuery, params: SqlParams) -> str:
+    """A candidate for `journeys.tallies_sql`, kept here to be timed against it (not faster, see
+    bench/README.md): the same tallies with pages grouped and ranked by numeric ids. The query of the
+    journeys' `Tallies`, summed in the store so that only they come back (the paths
+    themselves never are: a large site has about as many distinct paths as sessions, and as many links as
+    pairs of pages).
+
+    Each session of `session_rows_sql` is turned into its tallies by ARRAY JOIN, one row per (kind, column,
+    page, next page, path, complete), and they are summed: `PATH` the path itself, `PAGE` (column, page) for
+    each page, `LINK` (column, page, next page) for each pair in a row, `DROPOFF` (edge column, edge page) of a
+    complete path, `TOTAL` one per session. Columns are 0-based; `end` mode aligns on the last. Then only
+    what the answer shows is kept: the top `limit` paths (busiest first, then by pages and complete, as
+    Python orders tuples: UTF-8 text compares byte by byte as code points do, arrays element by element),
+    every `PAGE`, and the links and drop-offs with each page outside its column's `per_step` busiest (ranked
+    as `_ranked` does) replaced by NULL (the `other` node) and summed again.
+
+    Pages are grouped, summed and matched by **id**, their label's `cityHash64` (UInt64), not by their text:
+    the expanded rows carry 8-byte ids and id arrays, and a label travels only with the rows that are ranked
+    by it (a `PAGE` row its page's, a `PATH` row its pages'), as the `any` of its group. The links and
+    drop-offs come back with page ids (`page_id`, `next_id`; NULL for `other`), which `ids_path_tallies` names
+    from the `PAGE` rows. Two labels with one hash within a site's window
+    would be counted as one page (a collision of 64-bit hashes among a window's distinct labels is
+    negligible, as for the session and event id hashes)."""
+    n = int(q.steps)
+    if q.mode == "end":
+        col, edge_col, edge_page = (
+            f"toUInt8({n} - length(ids) + i - 1)",
+            f"toUInt8({n} - length(ids))",
+            "ids[1]",
+        )
+    else:
+        col, edge_col, edge_page = "toUInt8(i - 1)", "toUInt8(length(ids) - 1)", "ids[-1]"
+    no_ids, no_names = "CAST([], 'Array(UInt64)')", "CAST([], 'Array(String)')"
+    facts = f"""arrayConcat(
+            [(toUInt8({jq.PATH}), toUInt8(0), toUInt64(0), toUInt64(0), ids, complete, '', pages),
+             (toUInt8({jq.TOTAL}), toUInt8(0), toUInt64(0), toUInt64(0), {no_ids}, 0, '', {no_names})],
+            arrayMap((x, p, i) -> (toUInt8({jq.PAGE}), {col}, x, toUInt64(0), {no_ids}, 0, p, {no_names}),
+                ids, pages, arrayEnumerate(ids)),
+            arrayMap((x, y, i) -> (toUInt8({jq.LINK}), {col}, x, y, {no_ids}, 0, '', {no_names}),
+                arrayPopBack(ids), arrayPopFront(ids), arrayEnumerate(arrayPopBack(ids))),
+            if(complete, [(toUInt8({jq.DROPOFF}), {edge_col}, {edge_page}, toUInt64(0), {no_ids}, 0, '',
+                {no_names})], []))"""
+    named = f"kind NOT IN ({jq.LINK}, {jq.DROPOFF}) OR has(kept, (c, a))"
+    return f"""SELECT kind, c, if({named}, a, NULL) AS page_id,
+        if(kind = {jq.LINK} AND has(kept, (toUInt8(c + 1), b)), b, NULL) AS next_id,
+        any(label) AS page, names AS path, done, sum(n) AS n
+    FROM (
+        SELECT kind, c, a, b, label, names, done, n,
+            groupArrayIf((c, a), kind = {jq.PAGE} AND rank <= {int(q.per_step)}) OVER () AS kept
+        FROM (
+            SELECT kind, c, a, b, label, names, done, n,
+                row_number() OVER (PARTITION BY kind, c ORDER BY n DESC, label, names, done) AS rank
+            FROM (
+                SELECT f.1 AS kind, f.2 AS c, f.3 AS a, f.4 AS b, f.5 AS path_ids, f.6 AS done,
+                    any(f.7) AS label, any(f.8) AS names, count() AS n
+                FROM (SELECT pages, complete, arrayMap(p -> cityHash64(p), pages) AS ids
+                    FROM ({jq.session_rows_sql(scope, q, params)}))
+                ARRAY JOIN {facts} AS f
+                GROUP BY kind, c, a, b, path_ids, done))
+        WHERE kind != {jq.PATH} OR rank <= {int(q.limit)})
+    GROUP BY kind, c, page_id, next_id, names, done"""
+
+
+def ids_path_tallies(scope: Scope, q: jq.JourneyQuery) -> jq.Tallies:
+    """`journeys.path_tallies` over `ids_tallies_sql`: the journeys' tallies summed by the store; the page
+    ids of the links and drop-offs are given back their labels here, from the `PAGE` rows (every page kept
+    in a column has its `PAGE` row; a NULL id is the `other` node)."""
+    params = SqlParams()
+    out = jq.Tallies()
+    paths: list[tuple[tuple[str, ...], bool, int]] = []
+    rows = scope.run(ids_tallies_sql(scope, q, params), params)
+    names = {(int(r["c"]), r["page_id"]): r["page"] for r in rows if int(r["kind"]) == jq.PAGE}
+
+    def name(c: int, page_id: Any) -> str | None:
+        return None if page_id is None else names[(c, page_id)]
+
+    for r in rows:
+        kind, c, n = int(r["kind"]), int(r["c"]), int(r["n"])
+        if kind == jq.PATH:
+            paths.append((tuple(r["path"]), bool(r["done"]), n))
+        elif kind == jq.PAGE:
+            out.pages[(c, r["page"])] += n
+        elif kind == jq.LINK:
+            out.links[(c, name(c, r["page_id"]), name(c + 1, r["next_id"]))] += n
+        elif kind == jq.DROPOFF:
+            out.dropoff[(c, name(c, r["page_id"]))] += n
+        else:
+            out.total += n
+    out.top = sorted(paths, key=lambda p: (-p[2], p[0], p[1]))
+    return out
 
 
 CURRENT = jq.path_tallies
@@ -79,13 +160,17 @@ def version(fn: Callable[[], object], tallies: Callable[..., object]) -> Callabl
     return run
 
 
-def timed(fn: Callable[[], object], runs: int) -> list[float]:
-    fn()  # warm
-    out = []
+def timed(fns: list[Callable[[], object]], runs: int) -> list[list[float]]:
+    """Each of `fns` run `runs` times, alternating (one of each in turn, so that a change of machine load
+    falls on all of them alike), after one warm run each: the times of each."""
+    for fn in fns:
+        fn()  # warm
+    out: list[list[float]] = [[] for _ in fns]
     for _ in range(runs):
-        started = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - started)
+        for k, fn in enumerate(fns):
+            started = time.perf_counter()
+            fn()
+            out[k].append(time.perf_counter() - started)
     return out
 
 
@@ -160,6 +245,9 @@ def main() -> None:
     tally_params = SqlParams()
     tallies_alone = jq.tallies_sql(scope, jq.JourneyQuery(steps=4).check(), tally_params)
     tally_fixed = tally_params.with_fixed(site=SITE, **scope.range.params)
+    ids_params = SqlParams()
+    ids_tallies_alone = ids_tallies_sql(scope, jq.JourneyQuery(steps=4).check(), ids_params)
+    ids_fixed = ids_params.with_fixed(site=SITE, **scope.range.params)
     set_sql = """SELECT count() FROM (SELECT DISTINCT session_hash FROM events PREWHERE site = {site:String}
         AND timestamp >= now64(3) - INTERVAL 31 DAY AND is_bot = 0 AND country = 'DE')"""
     rows_set_sql = """SELECT count() FROM (SELECT DISTINCT sid FROM session_rows PREWHERE site = {site:String}
@@ -177,11 +265,12 @@ def main() -> None:
         ),
         "profile: pageviews grouped by session_hash": lambda: store.scalar(group_sql, {"site": SITE}),
         "profile: the tallies query alone (in the store)": lambda: store.query(tallies_alone, tally_fixed),
+        "profile: the tallies query alone (page ids)": lambda: store.query(ids_tallies_alone, ids_fixed),
     }
     for name, fn in journeys_cases.items():
-        assert fn() == version(fn, previous_tallies)(), f"{name}: the two versions disagree"
+        assert fn() == version(fn, ids_path_tallies)(), f"{name}: the two versions disagree"
         cases[name] = fn
-        cases[f"{name} (previous)"] = version(fn, previous_tallies)
+        cases[f"{name} (page ids)"] = version(fn, ids_path_tallies)
     cases["next pages of a page"] = get("/next", page=top_page)
     body = get("", steps=4, filters=FILTER)()
     assert isinstance(body, dict)
@@ -189,15 +278,22 @@ def main() -> None:
     print(f"filter's set from the sessions table: {jq.filters_from_session_rows(scope)}")
     print(f"load average before: {os.getloadavg()}")
     anchor = 0.0
-    for name, fn in cases.items():
-        times = sorted(timed(fn, args.runs))
-        p50 = statistics.median(times)
-        anchor = anchor or p50
-        p90 = times[min(len(times) - 1, int(len(times) * 0.9))]
-        print(
-            f"  {name:58s} p50 {p50 * 1000:7.0f} ms  p90 {p90 * 1000:7.0f} ms  ratio {p50 / anchor:5.2f}",
-            flush=True,
-        )
+    groups: list[list[str]] = []  # a case and its page-ids version timed together
+    for name in cases:
+        if name.endswith("(page ids)"):
+            groups[-1].append(name)
+        else:
+            groups.append([name])
+    for names in groups:
+        for name, times in zip(names, timed([cases[x] for x in names], args.runs), strict=True):
+            times.sort()
+            p50 = statistics.median(times)
+            anchor = anchor or p50
+            p90 = times[min(len(times) - 1, int(len(times) * 0.9))]
+            print(
+                f"  {name:58s} p50 {p50 * 1000:7.0f} ms  p90 {p90 * 1000:7.0f} ms  ratio {p50 / anchor:5.2f}",
+                flush=True,
+            )
     print(f"load average after: {os.getloadavg()}")
     store.close()
 
