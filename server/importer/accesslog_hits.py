@@ -3,19 +3,17 @@ then the `Hit`, fused.
 
 `accesslog_hit(text)` returns exactly what that composition returns (the same `Hit`, the same `Malformed`
 reason, the same skip reason, in the same order of checks: the line's shape, its time, then the pageview rules),
-without the two intermediate objects per line (`LogLine`, `Page`) and their calls: what a line costs before the
-enrichment is mostly such per-line overhead. The composition stays the reference (`parse_line` and `classify`
-are the documented rules); tests compare the two on generated and random lines.
+without the two intermediate objects per line (`LogLine`, `Page`): what a line costs before the enrichment is
+mostly such per-line overhead. The pageview rules are one function for both (`pageviews.page_of`); tests compare
+the two paths on known, generated and random lines.
 """
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from pixel.server.importer.accesslog import _LINE, MAX_LINE, Malformed, _unescape, parse_time
 from pixel.server.importer.hits import Hit
 from pixel.server.importer.lines import TOO_LONG
-from pixel.server.importer.pageviews import PAGE_EXTENSIONS, _host
+from pixel.server.importer.pageviews import page_of
 
 TOO_LONG_LINE = Malformed("line too long")
 NOT_A_LINE = Malformed("not a common/combined log line")
@@ -35,35 +33,12 @@ def accesslog_hit(text: str) -> Hit | Malformed | str:
         ts_ms = parse_time(when)
     except (ValueError, KeyError, IndexError):
         return Malformed(f"bad time [{when[:40]}]")
-    # pageviews.classify, on the same fields
     if "\\" in request:
         request = _unescape(request)
-    parts = request.split(" ")
-    if len(parts) not in (2, 3) or not parts[0].isalpha() or not parts[1]:
-        return "request line unreadable"
-    method, target = parts[0], parts[1]
-    if method != "GET":
-        return f"method {method[:10]}"
-    code = int(status)
-    if not (200 <= code < 300 or code == 304):
-        return f"status {code // 100}xx"
-    host = _host(vhost) if vhost and vhost != "-" else ""
-    if target[0] != "/":
-        if not target.lower().startswith(("http://", "https://")):
-            return "request line unreadable"
-        try:
-            split = urlsplit(target)
-            host = (split.hostname or host).lower()
-        except ValueError:
-            return "request line unreadable"
-        path, query = split.path or "/", split.query
-    else:
-        path, _, query = target.partition("?")
-        if "#" in path:
-            path = path.partition("#")[0]
-    last = path.rpartition("/")[2]
-    if "." in last and last.rpartition(".")[2].lower() not in PAGE_EXTENSIONS:
-        return "static asset or file"
+    page = page_of(request, int(status), vhost)
+    if isinstance(page, str):
+        return page
+    host, path, query = page
     return Hit(
         ts_ms,
         host,

@@ -39,16 +39,22 @@ def _host(vhost: str) -> str:
 
 def classify(line: LogLine) -> Page | str:
     """The pageview of `line`, or the reason it is not one."""
-    parts = line.request.split(" ")
+    page = page_of(line.request, line.status, line.vhost)
+    return page if isinstance(page, str) else Page(*page)
+
+
+def page_of(request: str, status: int, vhost: str | None) -> tuple[str, str, str] | str:
+    """The rules on a line's fields: (host, path, query) of the pageview, or the reason it is not one
+    (`classify`, and the fused parse of `accesslog_hits`, which makes no `LogLine` or `Page`)."""
+    parts = request.split(" ")
     if len(parts) not in (2, 3) or not parts[0].isalpha() or not parts[1]:
         return "request line unreadable"
     method, target = parts[0], parts[1]
     if method != "GET":
         return f"method {method[:10]}"
-    status = line.status
     if not (200 <= status < 300 or status == 304):
         return f"status {status // 100}xx"
-    host = _host(line.vhost) if line.vhost and line.vhost != "-" else ""
+    host = _host(vhost) if vhost and vhost != "-" else ""
     if target[0] != "/":
         if not target.lower().startswith(("http://", "https://")):
             return "request line unreadable"
@@ -62,11 +68,9 @@ def classify(line: LogLine) -> Page | str:
         path, _, query = target.partition("?")
         path = path.partition("#")[0]
     last = path.rpartition("/")[2]
-    if "." in last:
-        extension = last.rpartition(".")[2].lower()
-        if extension not in PAGE_EXTENSIONS:
-            return "static asset or file"
-    return Page(host, path, query)
+    if "." in last and last.rpartition(".")[2].lower() not in PAGE_EXTENSIONS:
+        return "static asset or file"
+    return host, path, query
 
 
 def host_of(line: LogLine) -> str:
