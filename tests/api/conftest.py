@@ -13,6 +13,8 @@ from fastapi.testclient import TestClient
 
 from pixel.server.api import create_app
 from pixel.server.api.app import open_meta
+from pixel.server.api.query.report_cache import ReportCache
+from pixel.server.api.query.runner import QueryRunner
 from pixel.server.api.security import hash_password
 from pixel.server.settings import Settings
 from pixel.server.store import Store
@@ -110,3 +112,32 @@ def report(api: Api, site_id: int, path: str, **params: Any) -> dict[str, Any]:
     assert r.status_code == 200, r.text
     body: dict[str, Any] = r.json()
     return body
+
+
+def report_cache(api: Api) -> ReportCache:
+    """The report cache of the app under test (one per app, made by create_app)."""
+    cache = api.client.app.state.pixel.report_cache  # type: ignore[attr-defined]
+    assert isinstance(cache, ReportCache)
+    return cache
+
+
+@pytest.fixture
+def rebuild_at_once(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Changed days are rebuilt on the next report (in service, at most every rebuild_min_seconds); a test
+    module that needs it for every test says `pytestmark = pytest.mark.usefixtures("rebuild_at_once")`."""
+    monkeypatch.setattr(report_cache(api), "rebuild_min_seconds", 0.0)
+
+
+@pytest.fixture
+def queries(api: Api, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The SQL the report cache's runner runs from here on (recorded, then run as it is)."""
+    seen: list[str] = []
+    runner = report_cache(api).runner
+    original = QueryRunner.query
+
+    def recording(sql: str, params: Any = None) -> Any:
+        seen.append(sql)
+        return original(runner, sql, params)
+
+    monkeypatch.setattr(runner, "query", recording)
+    return seen

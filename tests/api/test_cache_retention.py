@@ -19,8 +19,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.api import dataset
-from tests.api.conftest import Api
-from tests.api.test_daycache import EVERYTHING, _row, answers, builds, expected_summary, report_cache
+from tests.api.conftest import Api, report_cache
+from tests.api.test_daycache import EVERYTHING, _row, answers, builds, expected_summary
 
 ENGINES = ("chdb", "clickhouse")
 SITE, TZ = "retained.example", "Europe/Berlin"

@@ -23,8 +23,10 @@ from pixel.server.api.query import content_cache
 from pixel.server.api.query.cache_sql import Days
 from pixel.server.api.query.report_cache import ReportCache
 from tests.api import insights_dataset as data
-from tests.api.conftest import Api, add_site
+from tests.api.conftest import Api, add_site, report_cache
 from tests.api.test_engagement_cache import event
+
+pytestmark = pytest.mark.usefixtures("rebuild_at_once")
 
 ENGINES = ("chdb", "clickhouse")
 ZONES = {
@@ -37,12 +39,6 @@ EVERYTHING = json.dumps([["page", "not_contains", "never-in-any-path"]])  # forc
 DAYS = (data.LAST_DAY - data.FIRST_DAY).days + 1
 # report -> (event name, the row's link column, its count column)
 REPORTS = {"outbound": ("outbound", "url", "clicks"), "downloads": ("download", "file", "downloads")}
-
-
-def report_cache(api: Api) -> ReportCache:
-    cache = api.client.app.state.pixel.report_cache  # type: ignore[attr-defined]
-    assert isinstance(cache, ReportCache)
-    return cache
 
 
 def midnight_clicks(site: str, tz: str) -> list[dict[str, Any]]:
@@ -60,11 +56,6 @@ def midnight_clicks(site: str, tz: str) -> list[dict[str, Any]]:
                 event(site, n + 1, t, s, "download", "/", props={"url": f"https://{site}/f{i % 3}.pdf"})
             )
     return out
-
-
-@pytest.fixture(autouse=True)
-def rebuild_at_once(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(report_cache(api), "rebuild_min_seconds", 0.0)
 
 
 @pytest.fixture(scope="module")

@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 
 from pixel.server.api.query import content_cache
-from pixel.server.api.query.runner import QueryRunner
 from tests.api import insights_dataset as data
 from tests.api.conftest import Api, add_site
-from tests.api.test_content_cache import DAYS, RANGE, REPORTS, count, got, midnight_clicks, report_cache
+from tests.api.test_content_cache import DAYS, RANGE, REPORTS, count, got, midnight_clicks
+
+pytestmark = pytest.mark.usefixtures("rebuild_at_once")
 
 ENGINES = ("chdb", "clickhouse")
 ZONES = {
@@ -92,11 +93,6 @@ def with_dimensions(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-@pytest.fixture(autouse=True)
-def rebuild_at_once(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(report_cache(api), "rebuild_min_seconds", 0.0)
-
-
 @pytest.fixture(scope="module")
 def sites(api: Api) -> Iterator[dict[str, tuple[int, str, list[dict[str, Any]]]]]:
     """domain -> (site id, zone, its events)."""
@@ -107,21 +103,6 @@ def sites(api: Api) -> Iterator[dict[str, tuple[int, str, list[dict[str, Any]]]]
         api.store.insert_rows("events", rows[::7])  # client-retry copies, in a part of their own
         out[domain] = (site_id, tz, rows)
     yield out
-
-
-@pytest.fixture
-def queries(api: Api, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The SQL the app runs from here on (recorded, then run as it is)."""
-    seen: list[str] = []
-    runner = report_cache(api).runner
-    original = QueryRunner.query
-
-    def recording(sql: str, params: Any = None) -> Any:
-        seen.append(sql)
-        return original(runner, sql, params)
-
-    monkeypatch.setattr(runner, "query", recording)
-    return seen
 
 
 def expected(

@@ -16,7 +16,9 @@ from typing import Any
 import pytest
 
 from tests.api.conftest import VIEWER_PASSWORD, Api
-from tests.api.test_daycache import EVERYTHING, RANGE, ZONES, builds, generate, get, pin_clock, report_cache
+from tests.api.test_daycache import EVERYTHING, RANGE, ZONES, builds, generate, get, pin_clock
+
+pytestmark = pytest.mark.usefixtures("rebuild_at_once")
 
 ENGINES = ("chdb", "clickhouse")
 
@@ -24,11 +26,6 @@ ALL_METRICS = "visitors,pageviews,events,sessions,bounce_rate,visit_duration,vie
 STANDARD = ["page", "entry_page", "referrer", "source", "country", "browser", "os", "device"]
 # cached ones, the session kinds, and some the cache does not hold (city, a property): read raw
 MANY = STANDARD + ["exit_page", "event", "channel", "utm_campaign", "city", "prop:plan"]
-
-
-@pytest.fixture(autouse=True)
-def rebuild_at_once(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(report_cache(api), "rebuild_min_seconds", 0.0)
 
 
 @pytest.fixture(scope="module")

@@ -19,9 +19,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from pixel.server.api.query.report_cache import ReportCache
 from tests.api import dataset
-from tests.api.conftest import Api
+from tests.api.conftest import Api, report_cache
+
+pytestmark = pytest.mark.usefixtures("rebuild_at_once")
 
 ENGINES = ("chdb", "clickhouse")
 
@@ -104,13 +105,6 @@ def generate(site: str, tz: str, seed: int = 11) -> list[dict[str, Any]]:
     return rows
 
 
-def report_cache(api: Api) -> ReportCache:
-    """The report cache of the app under test (one per app, made by create_app)."""
-    cache = api.client.app.state.pixel.report_cache  # type: ignore[attr-defined]
-    assert isinstance(cache, ReportCache)
-    return cache
-
-
 def pin_clock(api: Api, monkeypatch: pytest.MonkeyPatch, tz: str, hour: int) -> datetime:
     """Pin the app's clock (periods, today, retention) to `hour`:00 in `tz` of the last such moment before
     the real time, for the rest of the test: the period and today cannot move between two requests, and
@@ -127,12 +121,6 @@ def pin_clock(api: Api, monkeypatch: pytest.MonkeyPatch, tz: str, hour: int) -> 
         moment = moment.astimezone(UTC)
     monkeypatch.setattr(report_cache(api), "clock", moment.timestamp)
     return moment
-
-
-@pytest.fixture(autouse=True)
-def rebuild_at_once(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Changed days are rebuilt on the next report (in service, at most every rebuild_min_seconds)."""
-    monkeypatch.setattr(report_cache(api), "rebuild_min_seconds", 0.0)
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,9 @@ import pytest
 from pixel.server.api.query import engagement_cache
 from pixel.server.api.query.report_cache import ReportCache
 from tests.api import insights_dataset as data
-from tests.api.conftest import Api
+from tests.api.conftest import Api, report_cache
+
+pytestmark = pytest.mark.usefixtures("rebuild_at_once")
 
 ENGINES = ("chdb", "clickhouse")
 ZONES = {
@@ -34,12 +36,6 @@ ZONES = {
 RANGE = {"period": "custom", "from": data.FIRST_DAY.isoformat(), "to": data.LAST_DAY.isoformat()}
 EVERYTHING = json.dumps([["page", "not_contains", "never-in-any-path"]])  # forces the raw path, same rows
 DAYS = (data.LAST_DAY - data.FIRST_DAY).days + 1
-
-
-def report_cache(api: Api) -> ReportCache:
-    cache = api.client.app.state.pixel.report_cache  # type: ignore[attr-defined]
-    assert isinstance(cache, ReportCache)
-    return cache
 
 
 def event(
@@ -94,11 +90,6 @@ def midnight_sessions(site: str, tz: str, seed: int = 5) -> list[dict[str, Any]]
         add(t, s, "pageview", "/docs")
         add(m + timedelta(seconds=rnd.randint(1, 600)), s, "pageview", a)
     return out
-
-
-@pytest.fixture(autouse=True)
-def rebuild_at_once(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(report_cache(api), "rebuild_min_seconds", 0.0)
 
 
 @pytest.fixture(scope="module")

@@ -20,11 +20,12 @@ import pytest
 
 from pixel.server.api.query import engagement_dims_cache
 from pixel.server.api.query.content_cache import CARRIED
-from pixel.server.api.query.runner import QueryRunner
 from tests.api import insights_dataset as data
 from tests.api.conftest import Api
 from tests.api.test_content_cache_filters import FIELDS, operators_of, passes
-from tests.api.test_engagement_cache import DAYS, RANGE, count, midnight_sessions, report_cache, rows_of
+from tests.api.test_engagement_cache import DAYS, RANGE, count, midnight_sessions, rows_of
+
+pytestmark = pytest.mark.usefixtures("rebuild_at_once")
 
 ENGINES = ("chdb", "clickhouse")
 ZONES = {
@@ -63,11 +64,6 @@ def with_dimensions(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-@pytest.fixture(autouse=True)
-def rebuild_at_once(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(report_cache(api), "rebuild_min_seconds", 0.0)
-
-
 @pytest.fixture(scope="module")
 def sites(api: Api) -> Iterator[dict[str, tuple[int, str, list[dict[str, Any]]]]]:
     """domain -> (site id, zone, its events)."""
@@ -82,21 +78,6 @@ def sites(api: Api) -> Iterator[dict[str, tuple[int, str, list[dict[str, Any]]]]
         site_id = meta.insert("sites", {"domain": domain, "name": domain, "timezone": tz, "created_at": 0.0})
         out[domain] = (site_id, tz, rows)
     yield out
-
-
-@pytest.fixture
-def queries(api: Api, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The SQL the app runs from here on (recorded, then run as it is)."""
-    seen: list[str] = []
-    runner = report_cache(api).runner
-    original = QueryRunner.query
-
-    def recording(sql: str, params: Any = None) -> Any:
-        seen.append(sql)
-        return original(runner, sql, params)
-
-    monkeypatch.setattr(runner, "query", recording)
-    return seen
 
 
 def expected(rows: list[dict[str, Any]], domain: str, tz: str, filters: list[list[str]]) -> dict[str, Any]:

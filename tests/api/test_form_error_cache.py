@@ -23,9 +23,11 @@ import pytest
 from pixel.server.api.query import error_cache, form_cache
 from pixel.server.api.query.report_cache import ReportCache
 from tests.api import insights_dataset as data
-from tests.api.conftest import Api, add_site
+from tests.api.conftest import Api, add_site, report_cache
 from tests.api.conftest import report as get
 from tests.api.test_engagement_cache import event
+
+pytestmark = pytest.mark.usefixtures("rebuild_at_once")
 
 ENGINES = ("chdb", "clickhouse")
 ZONES = {
@@ -38,12 +40,6 @@ EVERYTHING = json.dumps([["page", "not_contains", "never-in-any-path"]])  # forc
 DAYS = (data.LAST_DAY - data.FIRST_DAY).days + 1
 BUILDS = {"forms": "form_submits_builds", "errors": "error_groups_builds"}
 Sites = dict[str, tuple[int, str, list[dict[str, Any]]]]
-
-
-def report_cache(api: Api) -> ReportCache:
-    cache = api.client.app.state.pixel.report_cache  # type: ignore[attr-defined]
-    assert isinstance(cache, ReportCache)
-    return cache
 
 
 def midnight_events(site: str, tz: str) -> list[dict[str, Any]]:
@@ -76,11 +72,6 @@ def midnight_events(site: str, tz: str) -> list[dict[str, Any]]:
                 )
             )
     return out
-
-
-@pytest.fixture(autouse=True)
-def rebuild_at_once(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(report_cache(api), "rebuild_min_seconds", 0.0)
 
 
 @pytest.fixture(scope="module")

@@ -22,9 +22,11 @@ import pytest
 from pixel.server.api.query import performance_cache
 from pixel.server.api.query.report_cache import ReportCache
 from tests.api import insights_dataset as data
-from tests.api.conftest import Api, add_site
+from tests.api.conftest import Api, add_site, report_cache
 from tests.api.conftest import report as get
 from tests.api.test_engagement_cache import event
+
+pytestmark = pytest.mark.usefixtures("rebuild_at_once")
 
 ENGINES = ("chdb", "clickhouse")
 ZONES = {
@@ -35,12 +37,6 @@ ZONES = {
 RANGE = {"period": "custom", "from": data.FIRST_DAY.isoformat(), "to": data.LAST_DAY.isoformat()}
 EVERYTHING = json.dumps([["page", "not_contains", "never-in-any-path"]])  # forces the raw path, same rows
 DAYS = (data.LAST_DAY - data.FIRST_DAY).days + 1
-
-
-def report_cache(api: Api) -> ReportCache:
-    cache = api.client.app.state.pixel.report_cache  # type: ignore[attr-defined]
-    assert isinstance(cache, ReportCache)
-    return cache
 
 
 def vitals(n: int, cls: float, with_lcp: bool) -> dict[str, Any]:
@@ -82,11 +78,6 @@ def midnight_vitals(site: str, tz: str) -> list[dict[str, Any]]:
                 )
             )
     return out
-
-
-@pytest.fixture(autouse=True)
-def rebuild_at_once(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(report_cache(api), "rebuild_min_seconds", 0.0)
 
 
 @pytest.fixture(scope="module")
