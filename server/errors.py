@@ -19,6 +19,7 @@ The hierarchy (module: classes):
     PixelError
     ├── settings: SettingsError (ValueError)
     ├── processes: StartupError (RuntimeError)
+    ├── collector.unix_socket: SocketPathError (RuntimeError)
     ├── spool.record: BadRecord (ValueError)
     ├── shipper.normalize: BadEvent (ValueError)
     ├── collector.limits: Refused (stops uvicorn's parser after a refusal was written)
