@@ -77,6 +77,40 @@ def test_windows(parts: list[Part], want: list[tuple[int, int]]) -> None:
     assert copy_windows.windows(tuple(parts)) == tuple((T0 + a, T0 + b) for a, b in want)
 
 
+def _every_pair(parts: tuple[Part, ...]) -> tuple[tuple[int, int], ...]:
+    """The windows by definition: every pair of parts of one partition, merged (the reference)."""
+    found = []
+    for i, p in enumerate(parts):
+        for q in parts[i + 1 :]:
+            if p.partition == q.partition:
+                start = max(max(p.first, q.first) - DAY, min(p.first, q.first))
+                end = min(min(p.last, q.last) + 1 + DAY, max(p.last, q.last) + 1)
+                if start < end:
+                    found.append((start, end))
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(found):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return tuple(merged)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_windows_equal_every_pair_on_random_parts(seed: int) -> None:
+    """`windows` pairs each part only with the earlier ones ending less than two days before it: the same
+    windows as every pair, for parts in any order, spans from seconds to days, two partitions."""
+    rng = random.Random(seed)
+    for _ in range(500):
+        parts = []
+        span = rng.choice([DAY // 2, 3 * DAY, 30 * DAY])
+        for block in range(rng.randint(0, 12)):
+            first = rng.randint(0, span)
+            parts.append(_p(rng.choice("ab"), block, first, first + rng.choice([0, rng.randint(0, 4 * DAY)])))
+        rng.shuffle(parts)
+        assert copy_windows.windows(tuple(parts)) == _every_pair(tuple(parts)), parts
+
+
 BEFORE = (_p("a", 5, 0, 10 * DAY), _p("a", 7, 9 * DAY, 20 * DAY), _p("b", 3, 40 * DAY, 50 * DAY))
 HOLD_CASES: list[tuple[str, tuple[Part, ...] | None, bool]] = [
     ("nothing new", BEFORE, True),

@@ -78,18 +78,26 @@ def _merged(intervals: list[tuple[int, int]]) -> Windows:
 
 
 def windows(parts: tuple[Part, ...]) -> Windows:
-    """Every span of time where two of `parts` could hold copies of one event."""
+    """Every span of time where two of `parts` could hold copies of one event.
+
+    In order of `first`, a part P before Q has a window with Q only if P ends less than two days before Q
+    starts (the window starts at least a day before Q and ends at most a day after P), and the later parts
+    start later still: so each part is paired only with the earlier parts still that close (parts inserted
+    in time order cost one step each, not one per pair)."""
     by_partition: dict[str, list[Part]] = {}
     for p in parts:
         by_partition.setdefault(p.partition, []).append(p)
     found = []
     for group in by_partition.values():
-        for i, p in enumerate(group):
-            for q in group[i + 1 :]:
-                start = max(max(p.first, q.first) - DAY, min(p.first, q.first))
+        near: list[Part] = []
+        for q in sorted(group, key=lambda part: part.first):
+            near = [p for p in near if p.last + 1 + 2 * DAY > q.first]
+            for p in near:
+                start = max(q.first - DAY, p.first)
                 end = min(min(p.last, q.last) + 1 + DAY, max(p.last, q.last) + 1)
                 if start < end:
                     found.append((start, end))
+            near.append(q)
     return _merged(found)
 
 
