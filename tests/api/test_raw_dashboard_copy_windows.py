@@ -33,6 +33,7 @@ from pixel.server.store.clickhouse_engine import ClickHouseStore
 from tests.api import dataset
 from tests.api.conftest import Api
 from tests.api.test_daycache import _row
+from tests.api.test_raw_dashboard_breakdowns import _keeps
 from tests.chfront import ChFront
 
 ENGINES = ("chdb", "clickhouse")
@@ -173,14 +174,6 @@ def _rows(scope: Scope, **kw: Any) -> tuple[list[str], raw_dashboard.DashboardPa
         **kw,
     )
     return sorted(map(repr, raw_dashboard.run(scope, sql, params))), params
-
-
-def _keeps(row: dict[str, Any], filters: list[list[str]]) -> bool:
-    for dimension, operator, value in filters:
-        have = str(row[{"country": "country", "page": "path", "event": "event_name"}[dimension]])
-        if not (have == value if operator == "is" else value.lower() in have.lower()):
-            return False
-    return True
 
 
 def _summary(scope: Scope, filters: list[list[str]], rows: list[dict[str, Any]], **kw: Any) -> None:
