@@ -4,6 +4,8 @@ given the events' retention (the TTL setting and a site's own retention)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pixel.server.api.meta import MetaDB
@@ -109,59 +111,58 @@ def test_ttl_follows_the_retention_setting(store: Store) -> None:
     assert "TTL" not in ttl()
 
 
-def test_site_retention_deletes_old_session_rows(tmp_path: Path) -> None:
+NOW = 1_750_000_000.0  # pinned
+
+
+@contextmanager
+def week_and_forever(tmp_path: Path, ages_days: list[float]) -> Iterator[tuple[ChdbStore, SiteRetention]]:
+    """A store with two sites, one keeping 7 days and one forever, each with one session per event of the
+    given ages (days before `NOW`), and the sites' retention job."""
     settings = Settings(data_dir=tmp_path)
     meta = MetaDB(settings.meta_db_path)
     add_site(meta, "week.example", 7)
     add_site(meta, "forever.example", 0)
     store = ChdbStore(settings.store_dir)
     store.migrate()
-    now = 1_750_000_000.0  # pinned
     try:
         for site in ("week.example", "forever.example"):
-            rows = events(site, [0.1, 6.9, 7.1, 200], now=now)
+            rows = events(site, ages_days, now=NOW)
             for i, row in enumerate(rows):
                 row["session_id"] = f"{site}-s{i}"
             store.insert_rows("events", rows)
-        SiteRetention(store, settings.meta_db_path).run_once(now=now)
-        kept = dict(store.query("SELECT site, uniqExact(sid) FROM session_rows GROUP BY site").rows)
-        assert kept == {"week.example": 2, "forever.example": 4}
+        yield store, SiteRetention(store, settings.meta_db_path)
     finally:
         store.close()
+
+
+SESSIONS_PER_SITE = "SELECT site, uniqExact(sid) FROM session_rows GROUP BY site ORDER BY site"
+
+
+def test_site_retention_deletes_old_session_rows(tmp_path: Path) -> None:
+    with week_and_forever(tmp_path, [0.1, 6.9, 7.1, 200]) as (store, retention):
+        retention.run_once(now=NOW)
+        kept = [tuple(r) for r in store.query(SESSIONS_PER_SITE).rows]
+        assert kept == [("forever.example", 4), ("week.example", 2)]
 
 
 def test_site_retention_deletes_session_rows_a_backfill_chunk_put_back(tmp_path: Path) -> None:
     """The race of a backfill chunk with a site's retention: the chunk read the old events before their
     DELETE and wrote its rows after the retention deleted the sessions' rows. The next run deletes them
     again although no event is older than the cut-off any more."""
-    settings = Settings(data_dir=tmp_path)
-    meta = MetaDB(settings.meta_db_path)
-    add_site(meta, "week.example", 7)
-    add_site(meta, "forever.example", 0)
-    store = ChdbStore(settings.store_dir)
-    store.migrate()
-    now = 1_750_000_000.0  # pinned
-    try:
-        for site in ("week.example", "forever.example"):
-            rows = events(site, [0.1, 6.9, 7.1, 8.5, 200], now=now)
-            for i, row in enumerate(rows):
-                row["session_id"] = f"{site}-s{i}"
-            store.insert_rows("events", rows)
+    with week_and_forever(tmp_path, [0.1, 6.9, 7.1, 8.5, 200]) as (store, retention):
         # what the chunk read: the events as they were before the DELETE
         store.command("CREATE TABLE events_before AS events")
         store.command("INSERT INTO events_before SELECT * FROM events")
-        retention = SiteRetention(store, settings.meta_db_path)
-        assert retention.run_once(now=now) == {"week.example": 3}
+        assert retention.run_once(now=NOW) == {"week.example": 3}
         chunk = BACKFILL_CHUNK.replace("FROM events", "FROM events_before")
         assert chunk != BACKFILL_CHUNK
         store.command(chunk, {"start": "2000-01-01 00:00:00.000", "end": "2100-01-01 00:00:00.000"})
-        sessions = "SELECT site, uniqExact(sid) FROM session_rows GROUP BY site ORDER BY site"
-        assert [tuple(r) for r in store.query(sessions).rows] == [("forever.example", 5), ("week.example", 5)]
+        rows = [tuple(r) for r in store.query(SESSIONS_PER_SITE).rows]
+        assert rows == [("forever.example", 5), ("week.example", 5)]
 
-        assert retention.run_once(now=now + 60) == {"week.example": 0}
-        assert [tuple(r) for r in store.query(sessions).rows] == [("forever.example", 5), ("week.example", 2)]
-    finally:
-        store.close()
+        assert retention.run_once(now=NOW + 60) == {"week.example": 0}
+        rows = [tuple(r) for r in store.query(SESSIONS_PER_SITE).rows]
+        assert rows == [("forever.example", 5), ("week.example", 2)]
 
 
 def test_sessions_kept_after_a_later_insert(store: Store) -> None:
