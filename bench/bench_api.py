@@ -260,6 +260,45 @@ def raw_query_times(
     return times
 
 
+def branch_times(store: ChdbStore, filters: list[list[str]], runs: int) -> dict[str, list[float]]:
+    """Each `UNION ALL` branch of the filtered dashboard's raw query run alone (the copies' windows as the
+    whole query sees them), interleaved run by run; the label is the branch's tag expression, shortened."""
+    from pixel.server.api.query import raw_dashboard
+    from pixel.server.api.query.filters import parse_filters
+    from pixel.server.api.query.periods import resolve
+    from pixel.server.api.query.runner import QueryRunner
+    from pixel.server.api.query.scope import Scope
+
+    scope = Scope(QueryRunner(store), SITE, resolve("30d", "Europe/Berlin"), parse_filters(filters))
+    sql, params = raw_dashboard.dashboard_sql(
+        scope,
+        replace(scope, range=scope.range.previous()),
+        compare=True,
+        previous_series=False,
+        interval="day",
+        dimensions=list(BREAKDOWNS),
+        limit=10,
+    )
+    bound = params.with_fixed(site=scope.site, tz=scope.range.tz)
+    branches = sql.split("\nUNION ALL\n")
+    names = []
+    for i, branch in enumerate(branches):
+        if "PARTITION BY dimension" not in branch:
+            kind = "sessions" if "toUInt64(count()) AS sessions" in branch else "events"
+        elif "entry" in branch:
+            kind = "entry/exit pages"
+        else:
+            kind = "event-level breakdowns" if "GROUPING SETS" in branch else "session-level breakdowns"
+        names.append(f"{i}: {kind} on {'session_rows' if 'FROM session_rows' in branch else 'events'}")
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for _ in range(runs):
+        for name, branch in zip(names, branches, strict=True):
+            started = time.perf_counter()
+            store.query(branch, bound)
+            times[name].append(time.perf_counter() - started)
+    return times
+
+
 def drop_cache(store: ChdbStore) -> None:
     """Empty the report cache's tables (as after a restore or an upgrade that drops the cache)."""
     for table in ("day_dimensions", "day_session_edges", "day_builds"):
@@ -380,6 +419,11 @@ def main() -> None:
         "(before) and only where two parts could hold copies (now)",
     )
     parser.add_argument(
+        "--profile-branches",
+        action="store_true",
+        help="with --filters: also time each branch of the filtered raw query alone (interleaved)",
+    )
+    parser.add_argument(
         "--optimize-closed-months",
         action="store_true",
         help="OPTIMIZE each partition (month) of events but the current one before timing, as a store whose "
@@ -482,6 +526,9 @@ def main() -> None:
             if args.compare_copies:
                 variants["copies dropped among every row (session 6)"] = {"copies_where_possible": False}
                 variants["copies dropped where two parts meet (session 7)"] = {}
+            if args.profile_branches:
+                for name, ts in branch_times(store, filters, args.runs).items():
+                    print("  " + stats(f"    branch {name}", ts), flush=True)
             if variants:
                 times = raw_query_times(store, filters, args.runs, variants)
                 for name, ts in times.items():
