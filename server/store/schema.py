@@ -417,6 +417,29 @@ PAGE_ENGAGEMENT_DIMS_EDGES_DDL = PAGE_ENGAGEMENT_EDGES_DDL.replace(
 PAGE_ENGAGEMENT_DIMS_BUILDS_DDL = DAY_BUILDS_DDL.replace("day_builds (", "page_engagement_dims_builds (")
 
 
+# -- migration 22: the filtered dashboard's per-day cache by filter value (pixel.server.api.query.filter_cache) --
+
+# Per (site, zone, local day, build), filter dimension (country, device, browser, os, source, channel) and its
+# value: the day's whole-day totals (dimension '') and breakdown rows of the events with that value, as
+# day_dimensions holds them for every event. Valid as the other per-day caches are (its own builds table).
+DAY_FILTER_DIMS_DDL = """CREATE TABLE IF NOT EXISTS day_filter_dims (
+    `site` LowCardinality(String),
+    `tz` LowCardinality(String),
+    `day` Date,
+    `build` UInt64,
+    `filter` LowCardinality(String),
+    `filter_value` String,
+    `dimension` LowCardinality(String),
+    `value` String,
+    `visitors` AggregateFunction(uniqCombined(12), String),
+    `visitors_total` AggregateFunction(uniqCombined(14), String),
+    `pageviews` UInt64,
+    `events` UInt64
+)
+ENGINE = MergeTree
+ORDER BY (site, tz, filter, filter_value, dimension, day, value)"""
+DAY_FILTER_BUILDS_DDL = DAY_BUILDS_DDL.replace("day_builds (", "day_filter_builds (")
+
 # -- migration 15: the performance reports' per-day cache (see pixel.server.api.query.performance_cache) -----
 
 # One row per (site, zone, local day, build), page and device type: the day's web_vitals events (each once),
@@ -665,6 +688,11 @@ def migrations(retention_days: int = 0) -> tuple[Migration, ...]:
                 PAGE_ENGAGEMENT_DIMS_EDGES_DDL,
                 PAGE_ENGAGEMENT_DIMS_BUILDS_DDL + _SMALL_GRANULES,
             ),
+        ),
+        Migration(
+            22,
+            "filtered dashboard: per-day cache by filter value (country, device, browser, os, source, channel)",
+            (DAY_FILTER_DIMS_DDL, DAY_FILTER_BUILDS_DDL + _SMALL_GRANULES),
         ),
     )
 
