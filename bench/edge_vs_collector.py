@@ -84,10 +84,12 @@ def ensure_wrk_image(client: docker.DockerClient) -> None:
 def wrk(
     client, anchor_dir: Path, work: Path, edge_ip: str, url: str, seconds: int, pause_ms: float = 0
 ) -> dict:
+    """One wrk run; its requests, req/s, p99 and its own CPU per request (`wrk_us`: user + system time of the
+    wrk process, the shell's `times` after it ends), the client's share of the machine's budget."""
     script = "/work/paced.lua" if pause_ms else "/anchor/post.lua"
     out = client.containers.run(
         WRK_IMAGE,
-        ["wrk", "-t1", "-c64", f"-d{seconds}s", "--latency", "-s", script, url],
+        ["sh", "-c", f'wrk -t1 -c64 -d{seconds}s --latency -s {script} "$0" && times', url],
         network_mode="host",
         extra_hosts={DOMAIN: edge_ip},
         environment={"PAUSE_MS": f"{pause_ms:.3f}"},
@@ -101,8 +103,11 @@ def wrk(
     assert p99 is not None, out
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
+    times = re.findall(r"(\d+)m([\d.]+)s", out.strip().splitlines()[-1])  # children's user, system
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     return {
-        "requests": int(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore[union-attr]
+        "requests": requests,
+        "wrk_us": sum(int(m) * 60 + float(s) for m, s in times) * 1e6 / max(requests, 1),
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
         "p99_ms": float(p99.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)],
         "non2xx": int(non2xx.group(1)) if non2xx else 0,
@@ -171,6 +176,7 @@ def local_caddyfile(text: str) -> str:
 SHARED_NS = "edge config over TCP, collector over loopback (shared network namespace)"
 SOCKETS = " ".join(f"unix/{SOCKET_DIR}/collector-{n}.sock" for n in (1, 2))  # the edge's upstreams, 2 workers
 OVER_TCP = "edge config, collector over TCP on the stack network (before the Unix sockets)"
+PACED_COLLECTOR = "bare collector paced at the edge's rate"
 
 
 def variants(upstream: str) -> dict[str, tuple[str, dict[str, str], str]]:
@@ -188,8 +194,35 @@ def variants(upstream: str) -> dict[str, tuple[str, dict[str, str], str]]:
     bare = "{{\n    skip_install_trust\n}}\n\n{site} {{\n    {tls}{body}\n}}\n"
     https, http = f"https://{DOMAIN}", "http://:80"
     go = {"GOGC": EDGE_GOGC, "GOMEMLIMIT": EDGE_GOMEMLIMIT}  # as the edge service runs Caddy
+
+    def transport(extra: str) -> str:
+        return edge.replace(
+            "                keepalive_idle_conns_per_host 256\n",
+            "                keepalive_idle_conns_per_host 256\n" + extra,
+            1,
+        )
+
+    no_proto = edge.replace(
+        "header_up X-Forwarded-For {remote_host}\n",
+        "header_up X-Forwarded-For {remote_host}\n"
+        "            header_up -X-Forwarded-Proto\n            header_up -X-Forwarded-Host\n",
+        1,
+    )
     return {
         "edge config (tls internal)": (edge, go, "https"),
+        "edge config, GOMAXPROCS=2": (edge, {**go, "GOMAXPROCS": "2"}, "https"),
+        "edge config, max_conns_per_host 8": (
+            transport("                max_conns_per_host 8\n"),
+            go,
+            "https",
+        ),
+        "edge config, read/write_buffer 16KiB": (
+            transport("                read_buffer 16KiB\n                write_buffer 16KiB\n"),
+            go,
+            "https",
+        ),
+        "edge config, compression off": (transport("                compression off\n"), go, "https"),
+        "edge config, no X-Forwarded-Proto/Host upstream": (no_proto, go, "https"),
         OVER_TCP: (local_caddyfile(caddyfile(upstream)), go, "https"),
         "edge config, Go's defaults (GOGC=100, no GOMEMLIMIT)": (edge, {}, "https"),
         "edge config, GOMAXPROCS=1": (edge, {**go, "GOMAXPROCS": "1"}, "https"),
@@ -379,12 +412,25 @@ def main() -> int:
                 f"p99 anchor {p99['anchor']:.2f} ms, collector {p99['collector']:.2f} ms, edge {p99['edge']:.2f} ms"
             )
             half = med["edge"] / 2
-            pause = 64 * 1000 / half
-            for name in ("collector", "edge"):
-                r = wrk(client, anchor_dir, work, edge_ip, urls[name], args.seconds, pause)
+            paced = [
+                ("collector", half, "half"),
+                ("edge", half, "half"),
+                ("collector", med["edge"], "all of"),
+            ]
+            for name, rate, part in paced:
+                watch = {"collector": pixel_ip.id}
+                if name == "edge":
+                    watch["proxy"] = stack.prov.container("edge").id
+                r = measured(
+                    watch,
+                    lambda name=name, rate=rate: wrk(
+                        client, anchor_dir, work, edge_ip, urls[name], args.seconds, 64 * 1000 / rate
+                    ),
+                )
+                cpu = "".join(f", {k[:-3]} {v:.0f} us/req" for k, v in r.items() if k.endswith("_us"))
                 print(
-                    f"at {half:.0f} req/s offered (half the edge's saturating rate): {name} {r['rps']:.0f} req/s, "
-                    f"p99 {r['p99_ms']:.2f} ms"
+                    f"at {rate:.0f} req/s offered ({part} the edge's saturating rate): {name} {r['rps']:.0f} "
+                    f"req/s, p99 {r['p99_ms']:.2f} ms{cpu}"
                 )
                 rows[name].append(r)
         if args.profile:
@@ -421,10 +467,16 @@ def main() -> int:
                     except OSError:
                         print(c.logs(tail=20).decode(errors="replace"), flush=True)
                         raise
-                vrows: dict[str, list[dict]] = {name: [] for name in ("collector", "edge", *started)}
+                vrows: dict[str, list[dict]] = {
+                    name: [] for name in ("collector", "edge", PACED_COLLECTOR, *started)
+                }
                 for i in range(args.rounds):
                     for name in vrows:
-                        if name in started:
+                        pause = 0.0
+                        if name == PACED_COLLECTOR:  # the collector alone at the rate the edge just reached
+                            ip, url = edge_ip, urls["collector"]
+                            pause = 64 * 1000 / max(vrows["edge"][-1]["rps"], 1)
+                        elif name in started:
                             _c, ip, scheme = started[name]
                             url = (
                                 f"https://{DOMAIN}:443/track"
@@ -434,16 +486,19 @@ def main() -> int:
                         else:
                             ip, url = edge_ip, urls[name]
                         watch = {"collector": pixel_ip.id}
-                        if name != "collector":
+                        if name not in ("collector", PACED_COLLECTOR):
                             watch["proxy"] = started[name][0].id if name in started else edge_id
                         r = measured(
-                            watch, lambda ip=ip, url=url: wrk(client, anchor_dir, work, ip, url, args.seconds)
+                            watch,
+                            lambda ip=ip, url=url, pause=pause: wrk(
+                                client, anchor_dir, work, ip, url, args.seconds, pause
+                            ),
                         )
                         vrows[name].append(r)
                         print(
                             f"variants round {i + 1}: {name} {r['rps']:.0f} req/s p99 {r['p99_ms']:.2f} ms, "
                             f"CPU per request: collector {r['collector_us']:.0f} us, "
-                            f"proxy {r.get('proxy_us', 0):.0f} us",
+                            f"proxy {r.get('proxy_us', 0):.0f} us, wrk {r['wrk_us']:.0f} us",
                             flush=True,
                         )
                 base = statistics.median(r["rps"] for r in vrows["collector"])
@@ -452,10 +507,11 @@ def main() -> int:
                     rps = statistics.median(r["rps"] for r in rs)
                     col = statistics.median(r["collector_us"] for r in rs)
                     proxy = statistics.median(r.get("proxy_us", 0) for r in rs)
+                    client_us = statistics.median(r["wrk_us"] for r in rs)
                     print(
                         f"variant {name}: {rps:.0f} req/s ({rps / base:.2f}x the collector), "
                         f"p99 {statistics.median(r['p99_ms'] for r in rs):.2f} ms; CPU per request "
-                        f"collector {col:.0f} us + proxy {proxy:.0f} us "
+                        f"collector {col:.0f} us + proxy {proxy:.0f} us + wrk {client_us:.0f} us "
                         f"(CPU-bound estimate: {base_cpu / (col + proxy):.2f}x the collector)"
                     )
                 rows.update({f"variant {k}": v for k, v in vrows.items()})
