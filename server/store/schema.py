@@ -440,6 +440,48 @@ ENGINE = MergeTree
 ORDER BY (site, tz, filter, filter_value, dimension, day, value)"""
 DAY_FILTER_BUILDS_DDL = DAY_BUILDS_DDL.replace("day_builds (", "day_filter_builds (")
 
+# -- migration 23: the filtered dashboard's sessions by filter value (pixel.server.api.query.filter_cache) ----
+
+# Per (site, zone, local day, build, filter dimension, value): the sums of the sessions whose events of that
+# value all fall inside the day ('#sessions', by 'entry_page' and 'exit_page'), as day_dimensions holds them
+# for all events; the other sessions' parts, one row per (day, session, filter value), as day_session_edges.
+DAY_FILTER_SESSIONS_DDL = """CREATE TABLE IF NOT EXISTS day_filter_sessions (
+    `site` LowCardinality(String),
+    `tz` LowCardinality(String),
+    `day` Date,
+    `build` UInt64,
+    `filter` LowCardinality(String),
+    `filter_value` String,
+    `dimension` LowCardinality(String),
+    `value` String,
+    `visitors` AggregateFunction(uniqCombined(12), String),
+    `pageviews` UInt64,
+    `sessions` UInt64,
+    `bounces` UInt64,
+    `duration_ms` UInt64
+)
+ENGINE = MergeTree
+ORDER BY (site, tz, filter, filter_value, dimension, day, value)"""
+DAY_FILTER_SESSION_EDGES_DDL = """CREATE TABLE IF NOT EXISTS day_filter_session_edges (
+    `site` LowCardinality(String),
+    `tz` LowCardinality(String),
+    `day` Date,
+    `build` UInt64,
+    `filter` LowCardinality(String),
+    `filter_value` String,
+    `sid` UInt64,
+    `first_ts` DateTime64(3, 'UTC'),
+    `last_ts` DateTime64(3, 'UTC'),
+    `pageviews` UInt64,
+    `pv_visitor` String,
+    `entry` String,
+    `entry_ts` DateTime64(3, 'UTC'),
+    `exit` String,
+    `exit_ts` DateTime64(3, 'UTC')
+)
+ENGINE = MergeTree
+ORDER BY (site, tz, filter, filter_value, day, sid)"""
+
 # -- migration 15: the performance reports' per-day cache (see pixel.server.api.query.performance_cache) -----
 
 # One row per (site, zone, local day, build), page and device type: the day's web_vitals events (each once),
@@ -693,6 +735,11 @@ def migrations(retention_days: int = 0) -> tuple[Migration, ...]:
             22,
             "filtered dashboard: per-day cache by filter value (country, device, browser, os, source, channel)",
             (DAY_FILTER_DIMS_DDL, DAY_FILTER_BUILDS_DDL + _SMALL_GRANULES),
+        ),
+        Migration(
+            23,
+            "filtered dashboard: sessions by filter value (day_filter_sessions, day_filter_session_edges)",
+            (DAY_FILTER_SESSIONS_DDL, DAY_FILTER_SESSION_EDGES_DDL),
         ),
     )
 
