@@ -14,7 +14,8 @@ of the day, so they rotate daily like live visitor ids and are never stored as t
 
 Speed, without changing a row: an event with no params and no ids of its own (every access-log line) gets its
 row from `rowcache.RowTemplates` (`normalize` once per distinct page, URL and referrer; tested equal to the
-plain path), the cyclic GC is paused over a batch's lines and run once per batch (`gcpause`), an access-log line
+plain path), the cyclic GC is paused over a batch's lines and run once per batch (`gcpause`; `batch_gc`: the young
+objects each batch, every object only every `FULL_GC_EVERY` batches), an access-log line
 is parsed in one pass (`accesslog_hits`, tested equal to `parse_line` then `classify`), and a line's UTC day is read
 from the previous line's day range (lines come in time order).
 
@@ -79,6 +80,12 @@ from pixel.server.store import Store, StoreUnavailable, dedup_token
 log = logging.getLogger(__name__)
 
 BATCH_LINES = 50_000
+# The cyclic GC's pass after a batch (`batch_gc`) looks at the objects made since the last pass (generations 0
+# and 1: the cycles among what the batch made are all there); only every FULL_GC_EVERY-th pass is a full one.
+# A full pass also rescans every older object (the identity state, the enrichment's caches, the store's
+# bindings: hundreds of thousands of them) and finds nothing there (rows hold no reference cycles), at a cost
+# of a few µs per line (bench/README.md, "Import of access logs").
+FULL_GC_EVERY = 10
 MALFORMED_SHOWN = 20
 LIVE = "day has live data"
 OTHER_HOST = "another site (host)"
@@ -277,7 +284,7 @@ def preview(
                 processor.process(number, offset, text, out, rows)
                 rows.clear()
                 if not number % BATCH_LINES:
-                    gc.collect()
+                    batch_gc(number // BATCH_LINES)
     except TruncatedFile as exc:
         out.error = str(exc)
     return out
@@ -395,6 +402,7 @@ def _run(
     # (C++, without the GIL) runs on the other core while the next batch's lines are read and enriched.
     landing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-insert")
     in_flight: tuple[Future[None], int, int, Preview, Path, int] | None = None
+    batches = 0  # flushed so far in this run (`batch_gc`)
 
     def commit(at_end: bool = False) -> None:
         """Wait for the batch in flight to land, then save its offset, counters and identity in one write."""
@@ -423,7 +431,7 @@ def _run(
     def flush(end: int, next_line: int) -> None:
         """The batch read so far: the previous one committed, this one's token saved as pending, the identity
         state as of its last line saved, its insert started."""
-        nonlocal start_offset, count, rows, batch, in_flight
+        nonlocal start_offset, count, rows, batch, in_flight, batches
         commit()
         token = dedup_token("import", record.id, start_offset, end)
         record.pending = [start_offset, end, token]
@@ -435,7 +443,8 @@ def _run(
         landed: Future[None] = landing.submit(_insert, inserter, rows, token) if rows else _done()
         in_flight = (landed, end, next_line, batch, ident_path, now_ms)
         start_offset, count, rows, batch = end, 0, [], Preview()
-        gc.collect()  # the cyclic GC is paused over the lines (see below): its one pass per batch
+        batches += 1
+        batch_gc(batches)  # the cyclic GC is paused over the lines (see below): its one pass per batch
 
     end, number = record.offset, record.line
     try:
@@ -468,6 +477,12 @@ def _run(
     records.save(settings.state_dir, record)
     _drop_identity_files(settings, record.id)
     return record
+
+
+def batch_gc(batch: int) -> int:
+    """The cyclic GC's pass after the `batch`-th batch (from 1): generations 0 and 1 (what was made since the
+    last pass), all generations every `FULL_GC_EVERY`-th batch. Returns the number of objects freed."""
+    return gc.collect(2 if batch % FULL_GC_EVERY == 0 else 1)
 
 
 def _done() -> Future[None]:
