@@ -19,14 +19,22 @@ Definitions (tests/api/insights_dataset.py computes the same numbers independent
 Bots left out, over whole days of the site's zone, the answer comes from a per-day cache (the same figures,
 exactly: tests compare the paths): without filters from `engagement_cache`, with filters only on the
 dimensions `engagement_dims_cache` carries (country, device, browser, os, source, channel) from that one;
-otherwise from the raw events.
+otherwise from the raw events (`raw_sql`), each event once: copies of an event (client retries: one `event_id`
+on one day) are dropped only where two parts of `events` could hold them (`copy_windows`, as the raw
+dashboard does), and the parts are read again after the query (`run_raw`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pixel.server.api.query import cache_sql, engagement_cache, engagement_dims_cache
+from pixel.server.api.query import (
+    cache_sql,
+    copy_windows,
+    engagement_cache,
+    engagement_dims_cache,
+    raw_dashboard,
+)
 from pixel.server.api.query.filters import SqlParams
 from pixel.server.api.query.listing import order_page, paged, percent
 from pixel.server.api.query.scope import Scope
@@ -51,31 +59,46 @@ def engagement(
     cached = _cached(scope, tail)
     if cached is not None:
         return {"rows": [_row(r) for r in cached], **paged(cached, limit, page, sort, order)}
-    params = SqlParams()
-    marks = ", ".join(f"countIf(has_scroll AND depth >= {m}) AS s{m}" for m in SCROLL_MARKS)
-    # One scan: the page visits (path, session), each with its session's entry and exit path and pageviews
-    # (window functions over the visits), grouped by page. Copies of an event (one `event_id` on one day)
-    # share their path and session, so they collapse inside their visit: pageviews count distinct events,
-    # engaged time sums the distinct (event, engaged_ms) and the rest (first / last / any / max / has) is the
-    # same with or without a copy. No pass collapsing the copies of every matching event first (a LIMIT BY,
-    # which runs on one core, over the whole range).
+    params = raw_dashboard.DashboardParams()
+    sql = raw_sql(scope, params, tail)
+    rows = run_raw(scope, sql, params)
+    return {"rows": [_row(r) for r in rows], **paged(rows, limit, page, sort, order)}
+
+
+def raw_sql(scope: Scope, params: raw_dashboard.DashboardParams, tail: str) -> str:
+    """The report over the raw events (the filters the caches do not carry, or no cache).
+
+    Each matching event once: the rows outside `copy_windows`' windows as they are (no copy can sit
+    there, and the event id is not read), the rows inside grouped by the hash of the table's key (one
+    `event_id` on one day). Then one aggregation per page visit (the stored `session_hash`, path) and one
+    per session (entry, exit and pageviews of the session, its visits kept in an array), whose visits are
+    unfolded and grouped by page: no window functions."""
     where = f"{scope.where(params)} AND event_name IN ('pageview', 'engagement', 'scroll')"
-    event = "toDate(timestamp), event_id"
-    sql = f"""WITH
-        visits AS (SELECT path, session_id, any(visitor_id) AS visitor_id,
-                uniqExactIf({event}, event_name = 'pageview') AS pv,
+    copies = params.copies(scope.runner.store)
+    names = ("path", "visitor_id", "event_name", "timestamp", "engaged_ms", "scroll_depth")
+    cols = f"session_hash AS sid, {', '.join(names)}"
+    # inner names of their own: an alias named as a column would stand for the aggregate in the WHERE
+    once = ", ".join(f"any({c}) AS one_{c}" for c in ("session_hash", *names))
+    kept = ", ".join(f"one_{c} AS {c}" for c in ("session_hash", *names)).replace("AS session_hash", "AS sid")
+    marks = ", ".join(f"countIf(has_scroll AND depth >= {m}) AS s{m}" for m in SCROLL_MARKS)
+    return f"""WITH
+        matching AS (SELECT {cols} FROM events WHERE ({where}) AND NOT {copies}
+            UNION ALL
+            SELECT {kept} FROM (SELECT {once} FROM events WHERE ({where}) AND {copies}
+                GROUP BY cityHash64(toDate(timestamp), event_id))),
+        visits AS (SELECT sid, path, any(visitor_id) AS visitor_id, countIf(event_name = 'pageview') AS pv,
                 minIf(timestamp, event_name = 'pageview') AS first_pv, maxIf(timestamp, event_name = 'pageview') AS last_pv,
-                arraySum(x -> x.3, groupUniqArrayIf(({event}, toUInt64(engaged_ms)), event_name = 'engagement'))
-                    AS engaged,
+                sumIf(toUInt64(engaged_ms), event_name = 'engagement') AS engaged,
                 countIf(event_name = 'engagement') > 0 AS has_engaged,
                 maxIf(scroll_depth, event_name = 'scroll') AS depth, countIf(event_name = 'scroll') > 0 AS has_scroll
-            FROM events WHERE {where}
-            GROUP BY path, session_id HAVING pv > 0),
-        placed AS (SELECT *,
-                argMin(path, (first_pv, path)) OVER (PARTITION BY session_id) AS entry_path,
-                argMax(path, (last_pv, path)) OVER (PARTITION BY session_id) AS exit_path,
-                sum(pv) OVER (PARTITION BY session_id) AS session_pv
-            FROM visits)
+            FROM matching GROUP BY sid, path HAVING pv > 0),
+        placed AS (SELECT v.1 AS path, v.2 AS visitor_id, v.3 AS pv, v.4 AS engaged, v.5 AS has_engaged,
+                v.6 AS depth, v.7 AS has_scroll, entry_path, exit_path, session_pv
+            FROM (SELECT argMin(path, (first_pv, path)) AS entry_path, argMax(path, (last_pv, path)) AS exit_path,
+                    sum(pv) AS session_pv,
+                    groupArray((path, visitor_id, pv, engaged, has_engaged, depth, has_scroll)) AS visits
+                FROM visits GROUP BY sid)
+            ARRAY JOIN visits AS v)
     SELECT *, count() OVER () AS total_rows FROM (
         SELECT path AS page, {cache_sql.UNIQ_VALUE}(visitor_id) AS visitors, sum(pv) AS pageviews,
             countIf(has_engaged) AS engaged_visits,
@@ -86,8 +109,19 @@ def engagement(
             countIf(path = exit_path) AS exits
         FROM placed GROUP BY path)
     {tail}"""
+
+
+def run_raw(scope: Scope, sql: str, params: raw_dashboard.DashboardParams) -> list[dict[str, Any]]:
+    """`sql` over the raw events; the parts are read again after it, and if an insert came close enough
+    to the windows to hide a copy from them, it runs again with copies dropped everywhere."""
     rows = scope.run(sql, params)
-    return {"rows": [_row(r) for r in rows], **paged(rows, limit, page, sort, order)}
+    if params.everywhere is None or params.parts is None:
+        return rows
+    after = copy_windows.read_parts(scope.runner.store)
+    if copy_windows.still_holds(params.parts, params.windows, after):
+        return rows
+    params.values[params.everywhere] = 1
+    return scope.run(sql, params)
 
 
 def _cached(scope: Scope, tail: str) -> list[dict[str, Any]] | None:
