@@ -3,7 +3,15 @@
   that `INSERT ... FROM INFILE` reads;
 - "JSON inline": the same bytes appended to the INSERT statement's text (the store's way before issue 16);
 - "Arrow table": the same rows as one Arrow table read by chDB's `Python()` table function (tried for issue 16,
-  not kept).
+  not kept);
+- "JSON columns": the same rows column-wise (`JSONColumns`: one array of values a column, `null` where a row has
+  no such key, which the store reads as the column's default, as for an omitted key), in an in-memory file;
+- "JSON compact": row-wise arrays under one header of names (`JSONCompactEachRowWithNames`, `null` likewise), in
+  an in-memory file (both tried for issue 20, session 8; not kept: chDB saves less than building them costs).
+
+`--parse-only` inserts each way into a `Null`-engine copy of the events table as well: chDB parses the rows and
+discards them, so the figure is the format's parsing alone, apart from the table's write and its materialized
+views.
 
 The Arrow table is built as an insert path would have to: from the row dicts (`pa.Table.from_pylist` with the
 columns' types; times as whole milliseconds, Float32 and Decimal columns as text for the store to parse as it
@@ -21,7 +29,9 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import gc
+import os
 import statistics
 import sys
 import tempfile
@@ -36,7 +46,7 @@ from pixel.server.settings import Settings
 from pixel.server.shipper.reader import SpoolReader
 from pixel.server.spool.record import encode_record
 from pixel.server.spool.writer import SpoolWriter
-from pixel.server.store.chdb_engine import ChdbStore
+from pixel.server.store.chdb_engine import ChdbStore, _memfd_with
 from pixel.server.store.schema import EVENT_COLUMNS
 
 
@@ -138,16 +148,74 @@ def insert_arrow(store: ChdbStore, rows: list[dict], token: str) -> float:
     return built
 
 
+def _columns_of(rows: list[dict]) -> list[str]:
+    """Every key of `rows`, in the order of first appearance."""
+    return list(dict.fromkeys(key for row in rows for key in row))
+
+
+def _insert_file(store: ChdbStore, table: str, data: bytes, fmt: str, token: str) -> None:
+    """`data` in format `fmt` into `table` through an in-memory file, as `ChdbStore.insert_json` does JSON."""
+    fd = _memfd_with(data)
+    assert fd is not None, "the bench needs memfd_create (Linux)"
+    try:
+        sql = (
+            f"INSERT INTO {table} FROM INFILE '/proc/self/fd/{fd}' COMPRESSION 'none' "
+            f"SETTINGS insert_deduplication_token='{token}' FORMAT {fmt}"
+        )
+        store._session.query(sql, "TabSeparated")
+    finally:
+        os.close(fd)
+
+
+def insert_columns(store: ChdbStore, rows: list[dict], token: str, table: str = "events") -> float:
+    c = time.process_time()
+    data = orjson.dumps({key: [row.get(key) for row in rows] for key in _columns_of(rows)})
+    built = time.process_time() - c
+    _insert_file(store, table, data, "JSONColumns", token)
+    return built
+
+
+def insert_compact(store: ChdbStore, rows: list[dict], token: str, table: str = "events") -> float:
+    c = time.process_time()
+    keys = _columns_of(rows)
+    # one JSON array of arrays without its outer brackets: the rows, comma-separated, header first
+    data = orjson.dumps([keys, *[[row.get(key) for key in keys] for row in rows]])[1:-1]
+    built = time.process_time() - c
+    _insert_file(store, table, data, "JSONCompactEachRowWithNames", token)
+    return built
+
+
+def insert_json_to(store: ChdbStore, rows: list[dict], token: str, table: str) -> float:
+    c = time.process_time()
+    data = orjson.dumps(rows)
+    built = time.process_time() - c
+    _insert_file(store, table, data, "JSONEachRow", token)
+    return built
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=20_000)
     ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--parse-only", action="store_true", help="also each JSON way into a Null-engine table")
     args = ap.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="pixel-bench-insert-"))
+    print(f"load average at start: {Path('/proc/loadavg').read_text().strip()}")
     rows = enriched_rows(args.rows, tmp / "data")
     store = ChdbStore(tmp / "store")
     store.migrate()
-    ways = {"JSON in file": insert_json, "JSON inline": insert_inline, "Arrow table": insert_arrow}
+    ways = {
+        "JSON in file": insert_json,
+        "JSON inline": insert_inline,
+        "Arrow table": insert_arrow,
+        "JSON columns": insert_columns,
+        "JSON compact": insert_compact,
+    }
+    stored = len(ways)
+    if args.parse_only:
+        store.command("CREATE TABLE events_parse_only AS events ENGINE = Null")
+        for name, way in (("JSON", insert_json_to), ("columns", insert_columns), ("compact", insert_compact)):
+            ways[f"{name}, parse only"] = functools.partial(way, table="events_parse_only")
     cpu: dict[str, list[float]] = {name: [] for name in ways}
     wall: dict[str, list[float]] = {name: [] for name in ways}
     build: dict[str, list[float]] = {name: [] for name in ways}
@@ -161,8 +229,16 @@ def main(argv: list[str] | None = None) -> int:
             build[name].append(insert(store, batch, f"r{r}w{k}"))
             cpu[name].append(time.process_time() - c)
             wall[name].append(time.perf_counter() - w)
-    assert store.scalar("SELECT count() FROM events") == len(rows) * args.rounds * len(ways)
+    assert store.scalar("SELECT count() FROM events") == len(rows) * args.rounds * stored
+    # every way stored the same rows: the first round's batches, event ids aside, hash alike
+    digest = "groupBitXor(cityHash64(toJSONString(tuple(* EXCEPT event_id))))"
+    digests = {
+        store.scalar(f"SELECT {digest} FROM events WHERE startsWith(event_id, 'r0w{k}x')")
+        for k in range(stored)
+    }
+    assert len(digests) == 1, digests
     store.close()
+    print(f"load average at end: {Path('/proc/loadavg').read_text().strip()}")
     print(f"{len(rows)} enriched rows a batch, {args.rounds} rounds each way (median)")
     for name in ways:
         c, w, b = (statistics.median(x[name]) / len(rows) * 1e6 for x in (cpu, wall, build))
