@@ -739,7 +739,8 @@ def migrations(retention_days: int = 0) -> tuple[Migration, ...]:
         Migration(
             23,
             "filtered dashboard: sessions by filter value (day_filter_sessions, day_filter_session_edges)",
-            (DAY_FILTER_SESSIONS_DDL, DAY_FILTER_SESSION_EDGES_DDL),
+            # days built by migration 22's code hold no sessions: forgotten, rebuilt on read
+            (DAY_FILTER_SESSIONS_DDL, DAY_FILTER_SESSION_EDGES_DDL, "TRUNCATE TABLE day_filter_builds"),
         ),
     )
 
