@@ -138,16 +138,66 @@ def settle(container_id: str, idle: float = 0.05, limit: float = 60.0) -> None:
             return
 
 
+# System calls counted in the collector's processes with --syscalls (`perf stat` on their tracepoints): the event
+# loop's wake-ups (asyncio: epoll_wait, uvloop: epoll_pwait), socket reads and writes, connections taken and
+# closed, per request.
+SYSCALLS = ("epoll_wait", "epoll_pwait", "read", "recvfrom", "write", "sendto", "writev", "accept4", "close")
+COUNT_SYSCALLS = False  # set by --syscalls
+
+
+def container_pids(container_id: str) -> list[str]:
+    """The host PIDs of a container's processes (its cgroup: v1 cpuacct or v2)."""
+    for path in (
+        Path("/sys/fs/cgroup/cpuacct/docker", container_id, "cgroup.procs"),
+        Path("/sys/fs/cgroup/system.slice", f"docker-{container_id}.scope", "cgroup.procs"),
+    ):
+        if path.exists():
+            return path.read_text().split()
+    raise RuntimeError(f"no process list found for container {container_id}")
+
+
+def start_syscall_count(container_id: str) -> subprocess.Popen:
+    events = ",".join(f"syscalls:sys_enter_{name}" for name in SYSCALLS)
+    pids = ",".join(container_pids(container_id))
+    return subprocess.Popen(
+        ["perf", "stat", "-x", ",", "-e", events, "-p", pids], stderr=subprocess.PIPE, text=True
+    )
+
+
+def stop_syscall_count(proc: subprocess.Popen) -> dict[str, int]:
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=30)
+    counts = {}
+    for line in err.splitlines():
+        fields = line.split(",")
+        if len(fields) > 2 and fields[2].startswith("syscalls:sys_enter_") and fields[0].isdigit():
+            counts[fields[2].removeprefix("syscalls:sys_enter_")] = int(fields[0])
+    return counts
+
+
 def measured(containers: dict[str, str], run) -> dict:
     """`run()`'s wrk result plus the CPU microseconds per request each container (role -> id) spent from its start
-    until the collector's container is idle again."""
+    until the collector's container is idle again; with --syscalls also the collector's system calls per request
+    during the run (`sys_<name>`)."""
     before = {role: cpu_ns(cid) for role, cid in containers.items()}
+    perf = (
+        start_syscall_count(containers["collector"]) if COUNT_SYSCALLS and "collector" in containers else None
+    )
     result = run()
+    if perf is not None:
+        for name, count in stop_syscall_count(perf).items():
+            result[f"sys_{name}"] = count / max(result["requests"], 1)
     if "collector" in containers:
         settle(containers["collector"])  # the store's work on these events (same container) counted here too
     for role, cid in containers.items():
         result[f"{role}_us"] = (cpu_ns(cid) - before[role]) / 1000 / max(result["requests"], 1)
     return result
+
+
+def syscall_text(result: dict) -> str:
+    """`; collector syscalls/req: epoll_wait 0.31, …` for the counts that occurred, or empty."""
+    parts = [f"{k[4:]} {v:.2f}" for k, v in result.items() if k.startswith("sys_") and v]
+    return f"; collector syscalls/req: {', '.join(parts)}" if parts else ""
 
 
 def local_caddyfile(text: str) -> str:
@@ -347,7 +397,14 @@ def main() -> int:
     parser.add_argument(
         "--keep-image", action="store_true", help="leave the Pixel image built here for next time"
     )
+    parser.add_argument(
+        "--syscalls",
+        action="store_true",
+        help="count the collector's system calls per request (perf stat; needs perf and root)",
+    )
     args = parser.parse_args()
+    global COUNT_SYSCALLS
+    COUNT_SYSCALLS = args.syscalls
     anchor_dir = args.anchor_dir.resolve()
     client = connect(EngineTarget())
     ensure_wrk_image(client)
@@ -401,7 +458,7 @@ def main() -> int:
                     )
                     rows[name].append(r)
                     cpu = "".join(f", {k[:-3]} {v:.0f} us/req" for k, v in r.items() if k.endswith("_us"))
-                    line.append(f"{name} {r['rps']:.0f} req/s p99 {r['p99_ms']:.2f} ms{cpu}")
+                    line.append(f"{name} {r['rps']:.0f} req/s p99 {r['p99_ms']:.2f} ms{cpu}{syscall_text(r)}")
                 print(f"round {i + 1}: " + " | ".join(line), flush=True)
             med = {name: statistics.median(r["rps"] for r in rs) for name, rs in rows.items()}
             p99 = {name: statistics.median(r["p99_ms"] for r in rs) for name, rs in rows.items()}
@@ -430,7 +487,7 @@ def main() -> int:
                 cpu = "".join(f", {k[:-3]} {v:.0f} us/req" for k, v in r.items() if k.endswith("_us"))
                 print(
                     f"at {rate:.0f} req/s offered ({part} the edge's saturating rate): {name} {r['rps']:.0f} "
-                    f"req/s, p99 {r['p99_ms']:.2f} ms{cpu}"
+                    f"req/s, p99 {r['p99_ms']:.2f} ms{cpu}{syscall_text(r)}"
                 )
                 rows[name].append(r)
         if args.profile:
@@ -498,7 +555,7 @@ def main() -> int:
                         print(
                             f"variants round {i + 1}: {name} {r['rps']:.0f} req/s p99 {r['p99_ms']:.2f} ms, "
                             f"CPU per request: collector {r['collector_us']:.0f} us, "
-                            f"proxy {r.get('proxy_us', 0):.0f} us, wrk {r['wrk_us']:.0f} us",
+                            f"proxy {r.get('proxy_us', 0):.0f} us, wrk {r['wrk_us']:.0f} us{syscall_text(r)}",
                             flush=True,
                         )
                 base = statistics.median(r["rps"] for r in vrows["collector"])
