@@ -44,6 +44,7 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -260,7 +261,34 @@ def raw_query_times(
     return times
 
 
-def branch_times(store: ChdbStore, filters: list[list[str]], runs: int) -> dict[str, list[float]]:
+def filter_cache_days(store: ChdbStore, app: Any, filters: list[list[str]]) -> Any:
+    """Both 30-day periods' days in the filter cache (`filter_cache`), built now if need be (timed), or None
+    when the filters are not ones it answers (two dimensions, a page, a property)."""
+    from pixel.server.api.query import filter_cache
+    from pixel.server.api.query.cache_sql import whole_days
+    from pixel.server.api.query.filters import parse_filters
+    from pixel.server.api.query.periods import resolve
+    from pixel.server.api.query.scope import Scope
+
+    cache = app.state.pixel.report_cache
+    scope = Scope(cache.runner, SITE, resolve("30d", "Europe/Berlin"), parse_filters(filters), cache=cache)
+    if filter_cache.one_dimension(scope.filters) is None:
+        return None
+    started = time.perf_counter()
+    out = []
+    for s in (scope, replace(scope, range=scope.range.previous())):
+        days = whole_days(s.range)
+        assert days is not None
+        out.append(filter_cache.for_cache(cache).ensure(s, days))
+    print(
+        f"  filter cache for {json.dumps(filters)}: both periods ready in {time.perf_counter() - started:.1f} s"
+    )
+    return tuple(out)
+
+
+def branch_times(
+    store: ChdbStore, filters: list[list[str]], runs: int, cached: Any = None
+) -> dict[str, list[float]]:
     """Each `UNION ALL` branch of the filtered dashboard's raw query run alone (the copies' windows as the
     whole query sees them), interleaved run by run; the label is the branch's tag expression, shortened."""
     from pixel.server.api.query import raw_dashboard
@@ -278,6 +306,7 @@ def branch_times(store: ChdbStore, filters: list[list[str]], runs: int) -> dict[
         interval="day",
         dimensions=list(BREAKDOWNS),
         limit=10,
+        cached=cached,
     )
     bound = params.with_fixed(site=scope.site, tz=scope.range.tz)
     branches = sql.split("\nUNION ALL\n")
@@ -288,8 +317,10 @@ def branch_times(store: ChdbStore, filters: list[list[str]], runs: int) -> dict[
         elif "entry" in branch:
             kind = "entry/exit pages"
         else:
-            kind = "event-level breakdowns" if "GROUPING SETS" in branch else "session-level breakdowns"
-        names.append(f"{i}: {kind} on {'session_rows' if 'FROM session_rows' in branch else 'events'}")
+            event_level = "GROUPING SETS" in branch or "day_filter_dims" in branch
+            kind = "event-level breakdowns" if event_level else "session-level breakdowns"
+        table = next((t for t in ("day_filter_dims", "session_rows") if f"FROM {t}" in branch), "events")
+        names.append(f"{i}: {kind} on {table}")
     times: dict[str, list[float]] = {n: [] for n in names}
     for _ in range(runs):
         for name, branch in zip(names, branches, strict=True):
@@ -419,6 +450,12 @@ def main() -> None:
         "(before) and only where two parts could hold copies (now)",
     )
     parser.add_argument(
+        "--compare-filter-cache",
+        action="store_true",
+        help="with --filters: also time each filter's raw query with its event numbers from the events "
+        "(before) and from the filter cache (now), where the cache answers the filters",
+    )
+    parser.add_argument(
         "--profile-branches",
         action="store_true",
         help="with --filters: also time each branch of the filtered raw query alone (interleaved)",
@@ -510,6 +547,7 @@ def main() -> None:
                 flush=True,
             )
         for filters in args.filters:
+            cached_days = filter_cache_days(store, app, filters)  # built before timing, as the worker would
             dashboard_one(client, site_id, headers, filters)  # warm-up
             times = [dashboard_one(client, site_id, headers, filters) for _ in range(args.runs)]
             print("  " + stats(f"filtered endpoint {json.dumps(filters)}", times), flush=True)
@@ -526,8 +564,11 @@ def main() -> None:
             if args.compare_copies:
                 variants["copies dropped among every row (session 6)"] = {"copies_where_possible": False}
                 variants["copies dropped where two parts meet (session 7)"] = {}
+            if args.compare_filter_cache and cached_days is not None:
+                variants["event numbers from the events (session 7)"] = {}
+                variants["event numbers from the filter cache (session 8)"] = {"cached": cached_days}
             if args.profile_branches:
-                for name, ts in branch_times(store, filters, args.runs).items():
+                for name, ts in branch_times(store, filters, args.runs, cached_days).items():
                     print("  " + stats(f"    branch {name}", ts), flush=True)
             if variants:
                 times = raw_query_times(store, filters, args.runs, variants)

@@ -19,7 +19,7 @@ from dataclasses import replace
 from typing import Any
 
 from pixel.server.api.errors import bad_request
-from pixel.server.api.query import cache_sql, raw_dashboard, reports
+from pixel.server.api.query import cache_sql, filter_cache, raw_dashboard, reports
 from pixel.server.api.query.cache_sql import BREAKDOWN_TAG_PREFIX, Days, Tag
 from pixel.server.api.query.filters import SESSION_DIMENSIONS, SqlParams, dimension_sql
 from pixel.server.api.query.periods import Range, buckets
@@ -89,6 +89,7 @@ def dashboard(
             interval=interval,
             dimensions=breakdowns,
             limit=limit,
+            cached=filtered_days(scope, before, interval, needs_before),
         )
         out.update(
             _answer(
@@ -108,6 +109,20 @@ def dashboard(
         d: found[d] if d in found else reports.breakdown(scope, d, limit=limit) for d in breakdowns
     }
     return out
+
+
+def filtered_days(
+    scope: Scope, before: Scope, interval: str, needs_before: bool
+) -> tuple[Days, Days | None] | None:
+    """Both periods' days in the filter cache (`filter_cache.days`; the previous period's None when it is not
+    read), or None: the raw dashboard reads the events for its event numbers."""
+    days = filter_cache.days(scope, interval)
+    if days is None:
+        return None
+    if not needs_before:
+        return days, None
+    days_before = filter_cache.days(before, interval)
+    return (days, days_before) if days_before is not None else None
 
 
 def _with_range(body: dict[str, Any], scope: Scope) -> dict[str, Any]:

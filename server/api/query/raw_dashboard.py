@@ -41,8 +41,8 @@ import time
 from functools import partial
 from typing import Any
 
-from pixel.server.api.query import cache_sql, copy_windows, session_dashboard
-from pixel.server.api.query.cache_sql import BREAKDOWN_TAG_PREFIX, Tag
+from pixel.server.api.query import cache_sql, copy_windows, filter_cache, session_dashboard
+from pixel.server.api.query.cache_sql import BREAKDOWN_TAG_PREFIX, Days, Tag
 from pixel.server.api.query.filters import (
     PROP_PREFIX,
     SESSION_DIMENSIONS,
@@ -283,6 +283,7 @@ def dashboard_sql(
     sessions: bool = True,
     grouping_sets: bool = True,
     copies_where_possible: bool = True,
+    cached: tuple[Days, Days | None] | None = None,
 ) -> tuple[str, DashboardParams]:
     """The one query (and its parameters) of the raw dashboard; `final`: read `events FINAL` (the way before
     copies were dropped among the matching rows only; kept for bench_api's old-vs-new comparison).
@@ -291,9 +292,24 @@ def dashboard_sql(
     `grouping_sets`: the event-level breakdowns in one `GROUPING SETS` aggregation (False: one `ARRAY JOIN` of
     every row per dimension, as before; kept for bench_api's comparison, same rows).
     `copies_where_possible`: copies are dropped only among the rows in `copy_windows`' windows (the parts
-    are read here; `run` checks them again after the query); False: among every matching row, as before."""
+    are read here; `run` checks them again after the query); False: among every matching row, as before.
+    `cached`: the periods' days in `filter_cache` (from `filter_cache.days`, the previous period's None when
+    not read): every number comes from that cache but the breakdowns it does not keep (`_from_filter_cache`)."""
     params = DashboardParams()
     with_before = before is not None and (compare or previous_series)
+    if cached is not None:
+        return _from_filter_cache(
+            scope,
+            before if with_before else None,
+            cached,
+            params,
+            compare=compare,
+            previous_series=previous_series,
+            interval=interval,
+            dimensions=dimensions,
+            limit=limit,
+            copies_where_possible=copies_where_possible,
+        )
     periods = [scope, before] if with_before and before is not None else [scope]
     from_sessions = sessions and not final and session_dashboard.usable(periods, interval)
     event_level = [d for d in dimensions if d not in SESSION_DIMENSIONS]
@@ -337,6 +353,49 @@ def dashboard_sql(
             branches.append(_event_breakdowns_array_join(where, params, event_level, limit, final))
     if session_level:
         branches.append(_session_breakdowns(where, session_level, limit, final))
+    return "\nUNION ALL\n".join(branches), params
+
+
+def _from_filter_cache(
+    scope: Scope,
+    before: Scope | None,
+    cached: tuple[Days, Days | None],
+    params: DashboardParams,
+    *,
+    compare: bool,
+    previous_series: bool,
+    interval: str,
+    dimensions: list[str],
+    limit: int,
+    copies_where_possible: bool,
+) -> tuple[str, DashboardParams]:
+    """The dashboard's query when `filter_cache` answers the filters: each period's event numbers and
+    sessions, the breakdowns it keeps and the entry / exit pages from its rows; the other event-level
+    breakdowns from the matching events, as without it."""
+    days, days_before = cached
+    branches = [
+        filter_cache.totals_sql(days, scope.filters, params, interval, Tag.SUMMARY, Tag.SERIES),
+        filter_cache.sessions_sql(days, scope.filters, params, interval, Tag.SUMMARY, Tag.SERIES),
+    ]
+    if before is not None:
+        if days_before is None:
+            raise ValueError("the previous period's days in the filter cache are missing")
+        total = Tag.PREVIOUS_SUMMARY if compare else None
+        series = Tag.PREVIOUS_SERIES if previous_series else None
+        branches.append(filter_cache.totals_sql(days_before, before.filters, params, interval, total, series))
+        branches.append(
+            filter_cache.sessions_sql(days_before, before.filters, params, interval, total, series)
+        )
+    kept = [d for d in dimensions if d in filter_cache.DIMENSIONS]
+    if kept:
+        branches.append(_ranked(filter_cache.breakdowns_per_value(days, scope.filters, params, kept), limit))
+    kinds = [d for d in dimensions if d in SESSION_DIMENSIONS]
+    if kinds:
+        branches.append(_ranked(filter_cache.entry_exit_per_value(days, scope.filters, params, kinds), limit))
+    others = [d for d in dimensions if d not in SESSION_DIMENSIONS and d not in filter_cache.DIMENSIONS]
+    if others:
+        copies = params.copies(scope.runner.store) if copies_where_possible else None
+        branches.append(_event_breakdowns(_where(scope, params), params, others, limit, copies=copies))
     return "\nUNION ALL\n".join(branches), params
 
 

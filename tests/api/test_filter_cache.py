@@ -1,0 +1,158 @@
+"""The filtered dashboard with filters on one dimension of `filter_cache.FILTERS` reads its numbers (summary,
+both series, sessions, bounces, durations, the event-level breakdowns the cache keeps, entry / exit pages)
+from the per-day cache by filter value (`query/filter_cache.py`), with exactly the raw path's answer (the
+same dashboard with a filter that keeps every event and forces the raw events), and the pageviews, events
+and sessions the Python count of the kept events gives; filters on two dimensions read the raw path.
+
+The events are `test_engagement_dims_cache`'s (insights_dataset plus sessions across every local midnight,
+three zones with a DST change and a :30 offset, every eleventh event with a country and an OS of its own so
+some sessions change a dimension mid-session, a client-retry copy of every seventh event in a part of its
+own).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from pixel.server.api.query import filter_cache
+from tests.api import insights_dataset as data
+from tests.api.conftest import Api
+from tests.api.test_content_cache_filters import FIELDS, operators_of, passes
+from tests.api.test_engagement_cache import DAYS, RANGE, count, midnight_sessions
+from tests.api.test_engagement_dims_cache import VALUES, ZONES, with_dimensions
+
+pytestmark = pytest.mark.usefixtures("rebuild_at_once")
+ENGINES = ("chdb", "clickhouse")
+
+EVERYTHING = ["page", "not_contains", "never-in-any-path"]  # a second dimension: the raw path, same events
+BREAKDOWNS = "page,entry_page,exit_page,referrer,source,country,browser,os,device,event,channel,utm_source"
+
+
+@pytest.fixture(scope="module")
+def sites(api: Api) -> Iterator[dict[str, tuple[int, str, list[dict[str, Any]]]]]:
+    """domain -> (site id, zone, its events)."""
+    from pixel.server.api.app import open_meta
+
+    meta = open_meta(api.settings)
+    out = {}
+    for domain, tz in ZONES.items():
+        domain = domain.replace("engdims", "filtercache")
+        rows = with_dimensions(data.generate(domain, seed=43) + midnight_sessions(domain, tz, seed=11))
+        api.store.insert_rows("events", rows)
+        api.store.insert_rows("events", rows[::7])  # client-retry copies, in a part of their own
+        site_id = meta.insert("sites", {"domain": domain, "name": domain, "timezone": tz, "created_at": 0.0})
+        out[domain] = (site_id, tz, rows)
+    yield out
+
+
+def dashboard(api: Api, site_id: int, filters: list[list[str]], interval: str = "day") -> dict[str, Any]:
+    params = {
+        **RANGE,
+        "interval": interval,
+        "breakdowns": BREAKDOWNS,
+        "limit": 5,
+        "previous_series": "true",
+        "metrics": "visitors,pageviews,events,sessions,bounce_rate,visit_duration",
+        "filters": json.dumps(filters),
+    }
+    r = api.client.get(f"/api/sites/{site_id}/reports/dashboard", params=params, headers=api.admin)
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+def read_cache(sql: list[str]) -> bool:
+    return any("day_filter_dims" in s and "SELECT" in s and "INSERT" not in s for s in sql)
+
+
+def test_every_dimension_and_operator_from_the_cache_equals_raw_and_python(
+    api: Api, sites: dict[str, tuple[int, str, list[dict[str, Any]]]], queries: list[str]
+) -> None:
+    assert set(VALUES) == set(FIELDS) == set(filter_cache.FILTERS)
+    for domain, (site_id, tz, rows) in sites.items():
+        for dim, values in VALUES.items():
+            for op, v in operators_of(values):
+                queries.clear()
+                cached = dashboard(api, site_id, [[dim, op, v]])
+                assert read_cache(queries), (domain, dim, op)
+                queries.clear()
+                raw = dashboard(api, site_id, [[dim, op, v], EVERYTHING])
+                assert not read_cache(queries), (domain, dim, op)
+                assert cached == raw, (domain, dim, op, v)
+                keeps, field = passes(op, v), FIELDS[dim]
+                kept = data.select(rows, domain, tz, pred=lambda e, k=keeps, f=field: k(str(e.get(f, ""))))
+                metrics = cached["summary"]["metrics"]
+                assert metrics["pageviews"]["value"] == sum(e["event_name"] == "pageview" for e in kept)
+                assert sum(p["events"] for p in cached["timeseries"]["points"]) == len(kept), (domain, dim)
+                assert metrics["sessions"]["value"] == len({e["session_id"] for e in kept}), (domain, dim)
+        # every day of both periods built once
+        assert count(api, "day_filter_builds", domain) == 2 * DAYS, domain
+
+
+def test_each_filter_keeps_some_events_and_drops_others(
+    sites: dict[str, tuple[int, str, list[dict[str, Any]]]],
+) -> None:
+    domain, (_, tz, rows) = next(iter(sites.items()))
+    every = data.select(rows, domain, tz)
+    for dim, (value, _, _) in VALUES.items():
+        kept = data.select(rows, domain, tz, pred=lambda e, d=dim, v=value: str(e.get(FIELDS[d], "")) == v)
+        assert 0 < len(kept) < len(every), dim
+    # some sessions change a dimension mid-session
+    countries: dict[str, set[str]] = {}
+    for e in every:
+        countries.setdefault(e["session_id"], set()).add(str(e.get("country", "")))
+    assert any(len(c) > 1 for c in countries.values())
+
+
+def test_week_buckets_and_several_filters_on_one_dimension(
+    api: Api, sites: dict[str, tuple[int, str, list[dict[str, Any]]]], queries: list[str]
+) -> None:
+    site_id = sites["newyork.filtercache"][0]
+    filters = [["country", "is_not", "US"], ["country", "not_contains", "i"]]
+    queries.clear()
+    cached = dashboard(api, site_id, filters, interval="week")
+    assert read_cache(queries)
+    assert cached == dashboard(api, site_id, [*filters, EVERYTHING], interval="week")
+
+
+def test_the_kept_breakdowns_read_no_event(
+    api: Api, sites: dict[str, tuple[int, str, list[dict[str, Any]]]], queries: list[str]
+) -> None:
+    """With only the breakdowns the cache keeps (and entry / exit pages), no query reads the events."""
+    site_id = sites["berlin.filtercache"][0]
+    r = api.client.get(
+        f"/api/sites/{site_id}/reports/dashboard",
+        params={
+            **RANGE,
+            "breakdowns": "page,entry_page,source,country",
+            "filters": json.dumps([["os", "is", ""]]),
+        },
+        headers=api.admin,
+    )
+    assert r.status_code == 200, r.text
+    queries.clear()
+    again = api.client.get(
+        f"/api/sites/{site_id}/reports/dashboard",
+        params={
+            **RANGE,
+            "breakdowns": "page,entry_page,source,country",
+            "filters": json.dumps([["os", "is", ""]]),
+        },
+        headers=api.admin,
+    )
+    assert again.json() == r.json()
+    assert read_cache(queries) and not any("FROM events" in q for q in queries)
+
+
+def test_two_dimensions_or_bots_read_the_raw_path(
+    api: Api, sites: dict[str, tuple[int, str, list[dict[str, Any]]]], queries: list[str]
+) -> None:
+    site_id = sites["kolkata.filtercache"][0]
+    queries.clear()
+    dashboard(api, site_id, [["source", "is", "Google"], ["device", "is", "mobile"]])
+    assert not read_cache(queries)
+    assert filter_cache.one_dimension([]) is None
