@@ -201,9 +201,8 @@ def session_rows_sql(scope: Scope, q: JourneyQuery, params: SqlParams) -> str:
             f"""session_hash IN (SELECT session_hash FROM events
             PREWHERE {window} AND event_name = 'pageview' AND {seen})"""
         )
-    if q.collapse_repeats:
-        steps = f"arraySort(groupArray((timestamp, {label})))"
-        raw = f"arrayMap(t -> t.2, {steps})"
+    if q.collapse_repeats:  # labels and times gathered apart (a tuple's groupArray is the slow generic one)
+        raw = f"arraySort((p, t) -> (t, p), groupArray({label}), groupArray(timestamp))"
         seq = f"arrayFilter((p, i) -> i = 1 OR p != raw[i - 1], {raw} AS raw, arrayEnumerate(raw))"
     else:
         steps = f"arraySort(groupArray((timestamp, {label}, cityHash64(event_id))))"
@@ -233,14 +232,20 @@ def tallies_sql(scope: Scope, q: JourneyQuery, params: SqlParams) -> str:
     themselves never are: a large site has about as many distinct paths as sessions, and as many links as
     pairs of pages).
 
-    Each session of `session_rows_sql` is turned into its tallies by ARRAY JOIN, one row per (kind, column,
-    page, next page, path, complete), and they are summed: `PATH` the path itself, `PAGE` (column, page) for
-    each page, `LINK` (column, page, next page) for each pair in a row, `DROPOFF` (edge column, edge page) of a
-    complete path, `TOTAL` one per session. Columns are 0-based; `end` mode aligns on the last. Then only
-    what the answer shows is kept: the top `limit` paths (busiest first, then by pages and complete, as
-    Python orders tuples: UTF-8 text compares byte by byte as code points do, arrays element by element),
-    every `PAGE`, and the links and drop-offs with each page outside its column's `per_step` busiest (ranked
-    as `_ranked` does) replaced by NULL (the `other` node) and summed again."""
+    The sessions of `session_rows_sql` are first grouped by (pages, complete), the distinct paths with their
+    sessions `s`. Each distinct path is turned into its facts by ARRAY JOIN, one row per (kind, column, page,
+    next page), grouped and summed: `PATH` one per path, `PAGE` (column, page) for each page, `LINK` (column,
+    page, next page) for each pair in a row, `DROPOFF` (edge column, edge page) of a complete path, `TOTAL` one
+    per path. Columns are 0-based; `end` mode aligns on the last. The path itself is not in the grouping key:
+    the `PATH` group keeps only the top `limit` paths, `groupArraySorted` of (-sessions, pages, complete)
+    (busiest first, then by pages and complete, as Python orders tuples: UTF-8 text compares byte by byte as
+    code points do, arrays element by element, a prefix first).
+
+    Then the grouped rows (every page, link and drop-off: as many as the distinct links, far fewer than the
+    paths) are gathered into one row, where each column's `per_step` busiest pages (ranked as `_ranked` does)
+    are picked and every link and drop-off has its pages outside them replaced by NULL (the `other` node);
+    the rows are spread out again by ARRAY JOIN and summed once more. What comes back: the top paths, every
+    `PAGE`, the folded links and drop-offs and the `TOTAL`, in the columns `path_tallies` reads."""
     n = int(q.steps)
     if q.mode == "end":
         col, edge_col, edge_page = (
@@ -250,29 +255,38 @@ def tallies_sql(scope: Scope, q: JourneyQuery, params: SqlParams) -> str:
         )
     else:
         col, edge_col, edge_page = "toUInt8(i - 1)", "toUInt8(length(pages) - 1)", "pages[-1]"
-    none = "CAST([], 'Array(String)')"
     facts = f"""arrayConcat(
-            [(toUInt8({PATH}), toUInt8(0), '', '', pages, complete),
-             (toUInt8({TOTAL}), toUInt8(0), '', '', {none}, 0)],
-            arrayMap((p, i) -> (toUInt8({PAGE}), {col}, p, '', {none}, 0), pages, arrayEnumerate(pages)),
-            arrayMap((p, x, i) -> (toUInt8({LINK}), {col}, p, x, {none}, 0),
+            [(toUInt8({PATH}), toUInt8(0), '', ''), (toUInt8({TOTAL}), toUInt8(0), '', '')],
+            arrayMap((p, i) -> (toUInt8({PAGE}), {col}, p, ''), pages, arrayEnumerate(pages)),
+            arrayMap((p, x, i) -> (toUInt8({LINK}), {col}, p, x),
                 arrayPopBack(pages), arrayPopFront(pages), arrayEnumerate(arrayPopBack(pages))),
-            if(complete, [(toUInt8({DROPOFF}), {edge_col}, {edge_page}, '', {none}, 0)], []))"""
-    named = f"has(kept, (c, a)) OR kind NOT IN ({LINK}, {DROPOFF})"
-    return f"""SELECT kind, c, if({named}, a, NULL) AS page,
-        if(kind != {LINK} OR has(kept, (toUInt8(c + 1), b)), b, NULL) AS next_page,
-        path, done, sum(n) AS n
+            if(complete, [(toUInt8({DROPOFF}), {edge_col}, {edge_page}, '')], []))"""
+    kept = ", ".join(  # column c's busiest pages: rows are (kind, c, page, next page, sessions)
+        f"""arrayMap(r -> r.3, arraySlice(arraySort(r -> (-toInt64(r.5), r.3),
+                arrayFilter(r -> r.1 = {PAGE} AND r.2 = {c}, rows)), 1, {int(q.per_step)}))"""
+        for c in range(n)
+    )
+    none = "CAST([], 'Array(String)')"
+    folded = f"""arrayMap(r -> (r.1, r.2,
+                if(r.1 IN ({LINK}, {DROPOFF}) AND NOT has(kept[r.2 + 1], r.3), NULL, r.3),
+                if(r.1 = {LINK} AND NOT has(kept[r.2 + 2], r.4), NULL, r.4), {none}, toUInt8(0), r.5), rows)"""
+    top = f"arrayMap(t -> (toUInt8({PATH}), toUInt8(0), NULL, NULL, t.2, t.3, toUInt64(-t.1)), top)"
+    return f"""SELECT f.1 AS kind, f.2 AS c, f.3 AS page, f.4 AS next_page, f.5 AS path, f.6 AS done,
+        sum(f.7) AS n
     FROM (
-        SELECT kind, c, a, b, path, done, n,
-            groupArrayIf((c, a), kind = {PAGE} AND rank <= {int(q.per_step)}) OVER () AS kept
+        SELECT arrayConcat({top}, {folded}) AS out
         FROM (
-            SELECT kind, c, a, b, path, done, n,
-                row_number() OVER (PARTITION BY kind, c ORDER BY n DESC, a, path, done) AS rank
+            SELECT rows, top, [{kept}] AS kept
             FROM (
-                SELECT f.1 AS kind, f.2 AS c, f.3 AS a, f.4 AS b, f.5 AS path, f.6 AS done, count() AS n
-                FROM ({session_rows_sql(scope, q, params)}) ARRAY JOIN {facts} AS f
-                GROUP BY kind, c, a, b, path, done))
-        WHERE kind != {PATH} OR rank <= {int(q.limit)})
+                SELECT groupArrayIf((kind, c, a, b, n), kind != {PATH}) AS rows, groupArrayArray(top) AS top
+                FROM (
+                    SELECT f.1 AS kind, f.2 AS c, f.3 AS a, f.4 AS b, sum(s) AS n,
+                        groupArraySortedIf({int(q.limit)})((-toInt64(s), pages, complete), f.1 = {PATH}) AS top
+                    FROM (SELECT pages, complete, count() AS s FROM ({session_rows_sql(scope, q, params)})
+                        GROUP BY pages, complete)
+                    ARRAY JOIN {facts} AS f
+                    GROUP BY kind, c, a, b))))
+    ARRAY JOIN out AS f
     GROUP BY kind, c, page, next_page, path, done"""
 
 
