@@ -51,7 +51,9 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChdbStore]:
     s.close()
 
 
-def site_events(site: str, sessions: list[tuple[int, list[tuple[str, int, bool]], str]]) -> list[dict[str, Any]]:
+def site_events(
+    site: str, sessions: list[tuple[int, list[tuple[str, int, bool]], str]]
+) -> list[dict[str, Any]]:
     out = []
     for k, (start, views, country) in enumerate(sessions):
         t = DAY + timedelta(minutes=start)
