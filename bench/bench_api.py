@@ -43,6 +43,7 @@ import tempfile
 import threading
 import time
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -265,7 +266,7 @@ def filter_cache_days(store: ChdbStore, app: Any, filters: list[list[str]]) -> A
     """Both 30-day periods' days in the filter cache (`filter_cache`), built now if need be (timed), or None
     when the filters are not ones it answers (two dimensions, a page, a property)."""
     from pixel.server.api.query import filter_cache
-    from pixel.server.api.query.cache_sql import whole_days
+    from pixel.server.api.query.cache_sql import Days, whole_days
     from pixel.server.api.query.filters import parse_filters
     from pixel.server.api.query.periods import resolve
     from pixel.server.api.query.scope import Scope
@@ -274,14 +275,24 @@ def filter_cache_days(store: ChdbStore, app: Any, filters: list[list[str]]) -> A
     scope = Scope(cache.runner, SITE, resolve("30d", "Europe/Berlin"), parse_filters(filters), cache=cache)
     if filter_cache.one_dimension(scope.filters) is None:
         return None
+    fc = filter_cache.for_cache(cache)
     started = time.perf_counter()
-    out = []
+    out, built = [], []
     for s in (scope, replace(scope, range=scope.range.previous())):
         days = whole_days(s.range)
         assert days is not None
-        out.append(filter_cache.for_cache(cache).ensure(s, days))
+        # one day per build, as the background worker builds them (`BackgroundDays.build_pending`)
+        for i in range((days.last - days.first).days + 1):
+            day = days.first + timedelta(days=i)
+            t = time.perf_counter()
+            fc.ensure(s, Days(day, day))
+            built.append(time.perf_counter() - t)
+        out.append(fc.ensure(s, days))
+    slow = sorted(t for t in built if t > 0.5)
     print(
-        f"  filter cache for {json.dumps(filters)}: both periods ready in {time.perf_counter() - started:.1f} s"
+        f"  filter cache for {json.dumps(filters)}: both periods ready in {time.perf_counter() - started:.1f} s; "
+        f"{len(slow)} days built, per day p50 {statistics.median(slow) if slow else 0:.1f} s, "
+        f"max {max(slow, default=0):.1f} s; peak RSS so far {peak_rss_mib():.0f} MiB"
     )
     return tuple(out)
 
@@ -319,7 +330,10 @@ def branch_times(
         else:
             event_level = "GROUPING SETS" in branch or "day_filter_dims" in branch
             kind = "event-level breakdowns" if event_level else "session-level breakdowns"
-        table = next((t for t in ("day_filter_dims", "session_rows") if f"FROM {t}" in branch), "events")
+        tables = ("day_filter_sessions", "day_filter_dims", "session_rows")
+        table = next((t for t in tables if f"FROM {t}" in branch), "events")
+        if table == "day_filter_sessions" and "PARTITION BY dimension" not in branch:
+            kind = "sessions"
         names.append(f"{i}: {kind} on {table}")
     times: dict[str, list[float]] = {n: [] for n in names}
     for _ in range(runs):
