@@ -5,7 +5,8 @@ The raw query drops the copies of an event only inside `copy_windows`' windows a
 is. Checked on both engines, background merges stopped:
 - March 2024 (three zones; `insights_dataset` plus sessions across every local midnight): each site stored in
   one insert, with client-retry copies of every seventh event in a part of their own (inside a window), for
-  every kind of filter the caches do not carry (page, UTM, region, city, a property, the event name);
+  every kind of filter the caches do not carry (page, UTM, region, city, a property, the event name), the
+  engagement, outbound links and downloads reports;
 - a month stored in one insert has no window: read as it is, same answer;
 - copies inserted into that month after the parts were read and before the query ran (outside the windows
   the query was built with): the report reads the parts again and answers with each event once, where the
@@ -21,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from pixel.server.api.query import engagement, raw_dashboard
+from pixel.server.api.query import content, engagement, raw_dashboard, raw_events
 from pixel.server.api.query.filters import parse_filters
 from pixel.server.api.query.periods import resolve
 from pixel.server.api.query.runner import QueryRunner
@@ -84,6 +85,19 @@ def keeps(filters: list[list[str]]) -> Any:
     return keep
 
 
+def links(api: Api, site_id: int, report: str, **params: Any) -> dict[str, tuple[int, int]]:
+    """The outbound or downloads report: url -> (clicks, visitors)."""
+    r = api.client.get(
+        f"/api/sites/{site_id}/reports/{report}", params={"limit": 100, **params}, headers=api.admin
+    )
+    assert r.status_code == 200, r.text
+    count = "clicks" if report == "outbound" else "downloads"
+    return {
+        row["url" if report == "outbound" else "file"]: (row[count], row["visitors"])
+        for row in r.json()["rows"]
+    }
+
+
 @pytest.fixture(scope="module")
 def stopped(api: Api) -> Iterator[None]:
     api.store.command("SYSTEM STOP MERGES events")
@@ -121,6 +135,12 @@ def test_each_filter_the_caches_do_not_carry_equals_python(
         dropped_some |= len(kept) < len(chosen)
         got = rows_of(api, site_id, filters=json.dumps(filters), **RANGE)
         assert got == data.engagement(kept), (domain, filters)
+        assert links(api, site_id, "outbound", filters=json.dumps(filters), **RANGE) == data.counted(
+            kept, "outbound", lambda e: e["props"]["url"]
+        ), (domain, filters)
+        assert links(api, site_id, "downloads", filters=json.dumps(filters), **RANGE) == data.counted(
+            kept, "download", lambda e: e["props"]["url"]
+        ), (domain, filters)
     assert kept_some and dropped_some, filters  # each filter keeps some events and drops others
 
 
@@ -167,6 +187,15 @@ def test_a_month_in_one_part_is_read_as_it_is_and_a_later_copy_is_counted_once(
     api.store.insert_rows("events", rows[::3])
     stale = {r["page"]: r for r in scope.run(sql, params)}
     assert sum(r["pageviews"] for r in stale.values()) > sum(r["pageviews"] for r in want.values())
-    again = {r["page"]: engagement._row(r) for r in engagement.run_raw(scope, sql, params)}
+    again = {r["page"]: engagement._row(r) for r in raw_events.run(scope, sql, params)}
     assert again == want
     assert _report(scope) == want  # read afresh, the copies' part now has a window
+    kept = data.select(
+        rows, domain, tz, first=data.FIRST_DAY - SHIFT, last=data.LAST_DAY - SHIFT, pred=keeps(filters)
+    )
+    for report, kind in ((content.outbound, "outbound"), (content.downloads, "download")):
+        got = {r["url" if kind == "outbound" else "file"]: r for r in report(scope, limit=100)["rows"]}
+        count = "clicks" if kind == "outbound" else "downloads"
+        assert {k: (r[count], r["visitors"]) for k, r in got.items()} == data.counted(
+            kept, kind, lambda e: e["props"]["url"]
+        )

@@ -17,16 +17,18 @@ Outbound links and downloads without filters or with filters only on the dimensi
 (`content_cache.CARRIED`: country, device, browser, os, source, channel), bots left out, over whole days of
 the site's zone, come from the per-day cache of `content_cache`; forms without filters from that of
 `form_cache` (the same figures, exactly: tests compare both paths); otherwise, and the 404 report always,
-from the raw events.
+from the raw events (outbound links and downloads each event once as `raw_events` reads them: copies dropped
+only where two parts could hold them).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pixel.server.api.query import cache_sql, content_cache, form_cache
+from pixel.server.api.query import cache_sql, content_cache, form_cache, raw_events
 from pixel.server.api.query.filters import SqlParams
 from pixel.server.api.query.listing import deduped, order_page, paged
+from pixel.server.api.query.raw_dashboard import DashboardParams
 from pixel.server.api.query.scope import Scope
 
 MAX_LISTED = 10
@@ -36,15 +38,14 @@ FORM_SORTS = {"submissions": "submissions", "visitors": "visitors", "form": "for
 NOT_FOUND_SORTS = {"pageviews": "pageviews", "visitors": "visitors", "page": "page"}
 
 
-def _one_per_event(where: str, columns: str) -> str:
-    """The events matching `where` (which holds the event-name condition), each once, with `columns` (`expr
-    AS name, ...`, each taken with `any`: the copies of an event are the same row): copies (one `event_id` on
-    one day, the events table's key) collapse as `listing.deduped` collapses them, by a GROUP BY, which
-    ClickHouse runs on every core (a LIMIT BY runs on one)."""
-    picked = ", ".join(
-        f"any({c.rsplit(' AS ', 1)[0]}) AS {c.rsplit(' AS ', 1)[1]}" for c in columns.split(", ")
-    )
-    return f"(SELECT {picked} FROM events WHERE {where} GROUP BY toDate(timestamp), event_id)"
+def _links(scope: Scope, kind: str, name: str, clicks: str, tail: str) -> list[dict[str, Any]]:
+    """The link report over the raw events: the `kind` events matching the scope, each once (`raw_events`:
+    copies dropped only where two parts could hold them), counted per `props['url']`."""
+    params = DashboardParams()
+    where = f"{scope.where(params)} AND event_name = '{kind}'"
+    events = raw_events.once(where, {"u": "props['url']", "v": "visitor_id"}, params, scope)
+    inner = f"SELECT u AS {name}, count() AS {clicks}, {cache_sql.UNIQ_TOTAL}(v) AS visitors FROM {events} GROUP BY {name}"
+    return raw_events.run(scope, f"SELECT *, count() OVER () AS total_rows FROM ({inner}) {tail}", params)
 
 
 def _ranked(scope: Scope, inner: str, params: SqlParams, tail: str) -> list[dict[str, Any]]:
@@ -71,12 +72,7 @@ def outbound(
     tail = order_page(sort, order, LINK_SORTS, "url", limit, page)
     rows = _cached_links(scope, "outbound", "url", "clicks", tail)
     if rows is None:
-        params = SqlParams()
-        events = _one_per_event(
-            scope.where(params) + " AND event_name = 'outbound'", "props['url'] AS u, visitor_id AS v"
-        )
-        inner = f"""SELECT u AS url, count() AS clicks, {cache_sql.UNIQ_TOTAL}(v) AS visitors FROM {events} GROUP BY url"""
-        rows = _ranked(scope, inner, params, tail)
+        rows = _links(scope, "outbound", "url", "clicks", tail)
     out = [{"url": r["url"], "clicks": int(r["clicks"]), "visitors": int(r["visitors"])} for r in rows]
     return {"rows": out, **paged(rows, limit, page, sort, order)}
 
@@ -87,12 +83,7 @@ def downloads(
     tail = order_page(sort, order, DOWNLOAD_SORTS, "file", limit, page)
     rows = _cached_links(scope, "download", "file", "downloads", tail)
     if rows is None:
-        params = SqlParams()
-        events = _one_per_event(
-            scope.where(params) + " AND event_name = 'download'", "props['url'] AS u, visitor_id AS v"
-        )
-        inner = f"""SELECT u AS file, count() AS downloads, {cache_sql.UNIQ_TOTAL}(v) AS visitors FROM {events} GROUP BY file"""
-        rows = _ranked(scope, inner, params, tail)
+        rows = _links(scope, "download", "file", "downloads", tail)
     out = [
         {"file": r["file"], "downloads": int(r["downloads"]), "visitors": int(r["visitors"])} for r in rows
     ]

@@ -21,7 +21,7 @@ exactly: tests compare the paths): without filters from `engagement_cache`, with
 dimensions `engagement_dims_cache` carries (country, device, browser, os, source, channel) from that one;
 otherwise from the raw events (`raw_sql`), each event once: copies of an event (client retries: one `event_id`
 on one day) are dropped only where two parts of `events` could hold them (`copy_windows`, as the raw
-dashboard does), and the parts are read again after the query (`run_raw`).
+dashboard does), and the parts are read again after the query (`raw_events`).
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from typing import Any
 
 from pixel.server.api.query import (
     cache_sql,
-    copy_windows,
     engagement_cache,
     engagement_dims_cache,
     raw_dashboard,
+    raw_events,
 )
 from pixel.server.api.query.filters import SqlParams
 from pixel.server.api.query.listing import order_page, paged, percent
@@ -61,7 +61,7 @@ def engagement(
         return {"rows": [_row(r) for r in cached], **paged(cached, limit, page, sort, order)}
     params = raw_dashboard.DashboardParams()
     sql = raw_sql(scope, params, tail)
-    rows = run_raw(scope, sql, params)
+    rows = raw_events.run(scope, sql, params)
     return {"rows": [_row(r) for r in rows], **paged(rows, limit, page, sort, order)}
 
 
@@ -74,18 +74,11 @@ def raw_sql(scope: Scope, params: raw_dashboard.DashboardParams, tail: str) -> s
     per session (entry, exit and pageviews of the session, its visits kept in an array), whose visits are
     unfolded and grouped by page: no window functions."""
     where = f"{scope.where(params)} AND event_name IN ('pageview', 'engagement', 'scroll')"
-    copies = params.copies(scope.runner.store)
     names = ("path", "visitor_id", "event_name", "timestamp", "engaged_ms", "scroll_depth")
-    cols = f"session_hash AS sid, {', '.join(names)}"
-    # inner names of their own: an alias named as a column would stand for the aggregate in the WHERE
-    once = ", ".join(f"any({c}) AS one_{c}" for c in ("session_hash", *names))
-    kept = ", ".join(f"one_{c} AS {c}" for c in ("session_hash", *names)).replace("AS session_hash", "AS sid")
+    matching = raw_events.once(where, {"sid": "session_hash", **{c: c for c in names}}, params, scope)
     marks = ", ".join(f"countIf(has_scroll AND depth >= {m}) AS s{m}" for m in SCROLL_MARKS)
     return f"""WITH
-        matching AS (SELECT {cols} FROM events WHERE ({where}) AND NOT {copies}
-            UNION ALL
-            SELECT {kept} FROM (SELECT {once} FROM events WHERE ({where}) AND {copies}
-                GROUP BY cityHash64(toDate(timestamp), event_id))),
+        matching AS (SELECT * FROM {matching}),
         visits AS (SELECT sid, path, any(visitor_id) AS visitor_id, countIf(event_name = 'pageview') AS pv,
                 minIf(timestamp, event_name = 'pageview') AS first_pv, maxIf(timestamp, event_name = 'pageview') AS last_pv,
                 sumIf(toUInt64(engaged_ms), event_name = 'engagement') AS engaged,
@@ -109,19 +102,6 @@ def raw_sql(scope: Scope, params: raw_dashboard.DashboardParams, tail: str) -> s
             countIf(path = exit_path) AS exits
         FROM placed GROUP BY path)
     {tail}"""
-
-
-def run_raw(scope: Scope, sql: str, params: raw_dashboard.DashboardParams) -> list[dict[str, Any]]:
-    """`sql` over the raw events; the parts are read again after it, and if an insert came close enough
-    to the windows to hide a copy from them, it runs again with copies dropped everywhere."""
-    rows = scope.run(sql, params)
-    if params.everywhere is None or params.parts is None:
-        return rows
-    after = copy_windows.read_parts(scope.runner.store)
-    if copy_windows.still_holds(params.parts, params.windows, after):
-        return rows
-    params.values[params.everywhere] = 1
-    return scope.run(sql, params)
 
 
 def _cached(scope: Scope, tail: str) -> list[dict[str, Any]] | None:
