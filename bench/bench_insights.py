@@ -17,6 +17,11 @@ breakdown with the same filter (a filter makes it read the raw events, as every 
 unfiltered engagement does; unfiltered it would read the report cache), so the figures can be read as
 ratios on a shared machine; the load average is printed before and after.
 
+`--engagement-ab`: only the engagement report with filters the caches do not carry (`ENGAGEMENT_AB`: a page,
+a UTM field, a region, a property), on the raw events, the current query against the one before it (kept
+below, `old_engagement_sql`), alternating in one run, the answers asserted equal; then outbound and downloads
+with the same filters on the raw events.
+
 Usage (from the repository root):
     nice -n -10 .venv/bin/python bench/bench_insights.py --runs 7 --data-dir /tmp/pixel-bench-insights
 """
@@ -39,6 +44,12 @@ from fastapi.testclient import TestClient
 
 from pixel.server.api import create_app
 from pixel.server.api.app import open_meta
+from pixel.server.api.query import cache_sql, content, engagement, raw_events
+from pixel.server.api.query.filters import SqlParams, parse_filters
+from pixel.server.api.query.periods import resolve
+from pixel.server.api.query.raw_dashboard import DashboardParams
+from pixel.server.api.query.runner import QueryRunner
+from pixel.server.api.query.scope import Scope
 from pixel.server.api.security import hash_password
 from pixel.server.settings import Settings
 from pixel.server.store.chdb_engine import ChdbStore
@@ -120,6 +131,125 @@ CACHED_FILTERED = ("engagement", "outbound", "downloads")
 # The reports timed on the raw events too (those answered from the caches above).
 RAW_TOO = (*CACHED, "performance/pages", "performance/timeseries", "errors/timeseries")
 
+# Filters the per-day caches do not carry (the engagement report reads the raw events).
+ENGAGEMENT_AB = [
+    [["page", "contains", "/blog"]],
+    [["utm_campaign", "is", "spring"]],
+    [["region", "is", "DE-0"]],
+    [["prop:plan", "is", "pro"]],
+    [["page", "not_contains", "never-in-any-path"]],  # every event passes
+]
+
+
+def old_engagement_sql(scope: Scope, params: SqlParams, tail: str) -> str:
+    """The raw engagement query before session 8 (window functions over visits grouped by the session id
+    string, copies dropped in every visit by the exact (day, event id)), for the A/B comparison."""
+    marks = ", ".join(f"countIf(has_scroll AND depth >= {m}) AS s{m}" for m in engagement.SCROLL_MARKS)
+    where = f"{scope.where(params)} AND event_name IN ('pageview', 'engagement', 'scroll')"
+    event = "toDate(timestamp), event_id"
+    return f"""WITH
+        visits AS (SELECT path, session_id, any(visitor_id) AS visitor_id,
+                uniqExactIf({event}, event_name = 'pageview') AS pv,
+                minIf(timestamp, event_name = 'pageview') AS first_pv, maxIf(timestamp, event_name = 'pageview') AS last_pv,
+                arraySum(x -> x.3, groupUniqArrayIf(({event}, toUInt64(engaged_ms)), event_name = 'engagement'))
+                    AS engaged,
+                countIf(event_name = 'engagement') > 0 AS has_engaged,
+                maxIf(scroll_depth, event_name = 'scroll') AS depth, countIf(event_name = 'scroll') > 0 AS has_scroll
+            FROM events WHERE {where}
+            GROUP BY path, session_id HAVING pv > 0),
+        placed AS (SELECT *,
+                argMin(path, (first_pv, path)) OVER (PARTITION BY session_id) AS entry_path,
+                argMax(path, (last_pv, path)) OVER (PARTITION BY session_id) AS exit_path,
+                sum(pv) OVER (PARTITION BY session_id) AS session_pv
+            FROM visits)
+    SELECT *, count() OVER () AS total_rows FROM (
+        SELECT path AS page, {cache_sql.UNIQ_VALUE}(visitor_id) AS visitors, sum(pv) AS pageviews,
+            countIf(has_engaged) AS engaged_visits,
+            quantileExactIf(0.5)(engaged, has_engaged) AS median_engaged_ms,
+            quantileExactIf(0.75)(engaged, has_engaged) AS p75_engaged_ms,
+            countIf(has_scroll) AS scroll_visits, {marks},
+            countIf(path = entry_path) AS entries, countIf(path = entry_path AND session_pv <= 1) AS bounces,
+            countIf(path = exit_path) AS exits
+        FROM placed GROUP BY path)
+    {tail}"""
+
+
+def engagement_ab(store: ChdbStore, runs: int, warmup: int) -> None:
+    """The raw engagement report with each of `ENGAGEMENT_AB`'s filters: the current query and the old one
+    alternating (`runs` each after `warmup`), every answer asserted equal; prints p50/min/max of each and the
+    ratio of the p50s."""
+    tail = "ORDER BY visitors DESC, page LIMIT 11"
+    for filters in ENGAGEMENT_AB:
+        scope = Scope(QueryRunner(store), SITE, resolve("30d", "Europe/Berlin"), parse_filters(filters))
+        times: dict[str, list[float]] = {"current": [], "old": []}
+        answers: dict[str, list[dict[str, object]]] = {}
+        for i in range(warmup + runs):
+            for name in ("current", "old") if i % 2 == 0 else ("old", "current"):
+                started = time.perf_counter()
+                if name == "current":
+                    params = DashboardParams()
+                    rows = raw_events.run(scope, engagement.raw_sql(scope, params, tail), params)
+                else:
+                    old_params = SqlParams()
+                    rows = scope.run(old_engagement_sql(scope, old_params, tail), old_params)
+                elapsed = (time.perf_counter() - started) * 1000
+                if i >= warmup:
+                    times[name].append(elapsed)
+                answers.setdefault(name, rows)
+                assert rows == answers[name], (filters, name)
+        assert answers["current"] == answers["old"], filters
+        p50 = {k: statistics.median(v) for k, v in times.items()}
+        label = ", ".join(" ".join(f) for f in filters)
+        print(
+            f"  engagement + {label} (raw): current p50 {p50['current']:.0f} ms (min {min(times['current']):.0f}), "
+            f"old p50 {p50['old']:.0f} ms (min {min(times['old']):.0f}), current/old {p50['current'] / p50['old']:.2f}, "
+            f"{len(answers['current'])} rows",
+            flush=True,
+        )
+        for kind in ("outbound", "download"):
+            link_ab(scope, kind, runs, warmup, label)
+
+
+def old_links_sql(scope: Scope, kind: str, params: SqlParams, tail: str) -> str:
+    """The raw outbound / downloads query before session 8 (copies of every matching event grouped by the
+    exact (day, event id)), for the A/B comparison."""
+    where = f"{scope.where(params)} AND event_name = '{kind}'"
+    events = f"""(SELECT any(props['url']) AS u, any(visitor_id) AS v FROM events WHERE {where}
+        GROUP BY toDate(timestamp), event_id)"""
+    inner = f"SELECT u AS url, count() AS clicks, {cache_sql.UNIQ_TOTAL}(v) AS visitors FROM {events} GROUP BY url"
+    return f"SELECT *, count() OVER () AS total_rows FROM ({inner}) {tail}"
+
+
+def link_ab(scope: Scope, kind: str, runs: int, warmup: int, label: str) -> None:
+    """One link report on the raw events, the current query (`content.outbound` / `downloads`) against the old
+    one, alternating, the answers asserted equal."""
+    report = content.outbound if kind == "outbound" else content.downloads
+    times: dict[str, list[float]] = {"current": [], "old": []}
+    answers: dict[str, object] = {}
+    for i in range(warmup + runs):
+        for name in ("current", "old") if i % 2 == 0 else ("old", "current"):
+            started = time.perf_counter()
+            if name == "current":
+                got: object = [tuple(r.values()) for r in report(scope, limit=10)["rows"]]
+            else:
+                params = SqlParams()
+                rows = scope.run(
+                    old_links_sql(scope, kind, params, "ORDER BY clicks DESC, url LIMIT 11"), params
+                )
+                got = [(r["url"], int(r["clicks"]), int(r["visitors"])) for r in rows[:10]]
+            elapsed = (time.perf_counter() - started) * 1000
+            if i >= warmup:
+                times[name].append(elapsed)
+            answers.setdefault(name, got)
+            assert got == answers[name], (kind, name)
+    assert answers["current"] == answers["old"], (kind, label)
+    p50 = {k: statistics.median(v) for k, v in times.items()}
+    print(
+        f"  {kind} + {label} (raw): current p50 {p50['current']:.0f} ms, old p50 {p50['old']:.0f} ms, "
+        f"current/old {p50['current'] / p50['old']:.2f}",
+        flush=True,
+    )
+
 
 def main() -> None:
     parser = argparse.ArgumentParser()
@@ -129,6 +259,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1, help="untimed requests before the timed ones")
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--only", default="", help="comma-separated report names (default: all)")
+    parser.add_argument(
+        "--engagement-ab", action="store_true", help="only the raw engagement A/B (see above)"
+    )
     args = parser.parse_args()
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="pixel-bench-insights-"))
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -162,6 +295,11 @@ def main() -> None:
     )
     only = {x.strip() for x in args.only.split(",") if x.strip()}
     print(f"  load average before: {load()}", flush=True)
+    if args.engagement_ab:
+        engagement_ab(store, args.runs, args.warmup)
+        print(f"  load average after: {load()}", flush=True)
+        store.close()
+        return
     app = create_app(settings, store)
     with TestClient(app) as client:
         token = client.post(
