@@ -50,6 +50,7 @@ from pixel.app.stack import image as images  # noqa: E402
 from pixel.app.stack.edge import (  # noqa: E402
     EDGE_GOGC,
     EDGE_GOMEMLIMIT,
+    LB_POLICY,
     LOCAL_EDGE_IMAGE,
     SOCKET_DIR,
     UPSTREAM_VOLUME,
@@ -203,7 +204,12 @@ def syscall_text(result: dict) -> str:
 def local_caddyfile(text: str) -> str:
     """The edge's Caddyfile as the stack gives it (`caddyfile()`), with the bench's settings filled in and a local
     certificate (`tls internal`) instead of ACME, so a variant of it runs beside the real edge in the same run."""
-    subs = {"${PIXEL_DOMAIN}": DOMAIN, "${PIXEL_SCRIPT_NAME}": "pixel.js", "${PIXEL_TRACK_PATH}": "/track"}
+    subs = {
+        "${PIXEL_DOMAIN}": DOMAIN,
+        "${PIXEL_SCRIPT_NAME}": "pixel.js",
+        "${PIXEL_TRACK_PATH}": "/track",
+        LB_POLICY: "first",  # as the start command writes it for Caddy on one core (the default)
+    }
     out = []
     for line in text.splitlines():
         if line.rstrip().endswith("# cdn") or re.match(
@@ -261,6 +267,12 @@ def variants(upstream: str) -> dict[str, tuple[str, dict[str, str], str]]:
     return {
         "edge config (tls internal)": (edge, go, "https"),
         "edge config, GOMAXPROCS=2": (edge, {**go, "GOMAXPROCS": "2"}, "https"),
+        # before: a random worker for each request (what the edge now does only with Caddy on several cores)
+        "edge config, lb_policy random (before)": (
+            edge.replace("lb_policy first", "lb_policy random"),
+            go,
+            "https",
+        ),
         "edge config, max_conns_per_host 8": (
             transport("                max_conns_per_host 8\n"),
             go,
@@ -444,6 +456,15 @@ def main() -> int:
             "edge": f"https://{DOMAIN}:443/track",  # a port number: the base image has no /etc/services
         }
         rows: dict[str, list[dict]] = {name: [] for name in urls}
+        settle(pixel_ip.id)
+        idle_start = cpu_ns(pixel_ip.id)
+        time.sleep(10)
+        idle_ms = (cpu_ns(pixel_ip.id) - idle_start) / 1e6 / 10
+        print(
+            f"collector's container idle (no requests, 10 s): {idle_ms:.1f} ms of CPU per second; at R req/s that "
+            f"adds {idle_ms * 1000:.0f}/R us to its CPU per request",
+            flush=True,
+        )
         if not args.variants_only:
             for url in urls.values():  # warm-up, not counted
                 wrk(client, anchor_dir, work, edge_ip, url, 2)
