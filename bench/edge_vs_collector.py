@@ -50,7 +50,6 @@ from pixel.app.stack import image as images  # noqa: E402
 from pixel.app.stack.edge import (  # noqa: E402
     EDGE_GOGC,
     EDGE_GOMEMLIMIT,
-    LB_POLICY,
     LOCAL_EDGE_IMAGE,
     SOCKET_DIR,
     UPSTREAM_VOLUME,
@@ -208,7 +207,6 @@ def local_caddyfile(text: str) -> str:
         "${PIXEL_DOMAIN}": DOMAIN,
         "${PIXEL_SCRIPT_NAME}": "pixel.js",
         "${PIXEL_TRACK_PATH}": "/track",
-        LB_POLICY: "first",  # as the start command writes it for Caddy on one core (the default)
     }
     out = []
     for line in text.splitlines():
@@ -267,9 +265,15 @@ def variants(upstream: str) -> dict[str, tuple[str, dict[str, str], str]]:
     return {
         "edge config (tls internal)": (edge, go, "https"),
         "edge config, GOMAXPROCS=2": (edge, {**go, "GOMAXPROCS": "2"}, "https"),
-        # before: a random worker for each request (what the edge now does only with Caddy on several cores)
-        "edge config, lb_policy random (before)": (
-            edge.replace("lb_policy first", "lb_policy random"),
+        # every request to the first worker while its dial works: one event loop takes all of Caddy's requests,
+        # more of them per wake-up than two half-idle loops (not shipped: while the first worker is down every
+        # request waits out lb_try_duration and fails, and Caddy's fail_duration, which would move on, marks
+        # every Unix-socket upstream down at once)
+        "edge config, lb_policy first": (
+            edge.replace(
+                "            lb_try_duration 2s\n",
+                "            lb_policy first\n            lb_try_duration 2s\n",
+            ),
             go,
             "https",
         ),

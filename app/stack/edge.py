@@ -53,7 +53,6 @@ SOCKET_DIR = (
     "/run/pixel-upstream"  # where both mount it (the pixel image owns the folder: packaging/Dockerfile)
 )
 UPSTREAMS = "@UPSTREAMS@"  # the Caddyfile's upstreams, written by the start command from PIXEL_WORKERS
-LB_POLICY = "@LB_POLICY@"  # how Caddy picks a worker, written by the start command from GOMAXPROCS
 OFFICIAL_EDGE_IMAGE = "caddy:2.10.2"  # pinned: an upgrade of the edge is a deliberate spec change
 LOCAL_EDGE_IMAGE = "pixel-edge/caddy:bookworm"  # built from packaging/edge/ (Debian's caddy package)
 LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
@@ -118,9 +117,7 @@ EDGE_VARIABLES: tuple[Variable, ...] = (
 def start_command(config_dir: str = "/config", socket_dir: str = SOCKET_DIR) -> str:
     """The edge's start command (sh -c): the Caddyfile from the environment, optional options with an empty
     setting dropped, the trusted ranges written space-separated, `@UPSTREAMS@` replaced by the collector workers'
-    sockets (`unix/<socket_dir>/collector-<n>.sock` for n = 1 … PIXEL_WORKERS), `@LB_POLICY@` by `first` when
-    Caddy runs on one core (GOMAXPROCS=1, the default) and `random` otherwise (see caddyfile()), then Caddy in
-    the foreground.
+    sockets (`unix/<socket_dir>/collector-<n>.sock` for n = 1 … PIXEL_WORKERS), then Caddy in the foreground.
 
     sh, not bash: the official image is Alpine (busybox), the local one Debian. No `${...}` here: that form is the
     spec's placeholder syntax."""
@@ -129,13 +126,11 @@ def start_command(config_dir: str = "/config", socket_dir: str = SOCKET_DIR) -> 
         f"set -eu; mkdir -p {config_dir}; "
         'ranges=$(printf %s "$PIXEL_EDGE_TRUSTED_PROXIES" | tr , " "); '
         'n="$PIXEL_WORKERS"; [ -n "$n" ] || n=1; ups=; i=1; '
-        "pol=random; if env | grep -qx GOMAXPROCS=1; then pol=first; fi; "
         f'while [ "$i" -le "$n" ]; do ups="$ups unix/{socket_dir}/collector-$i.sock"; i=$((i + 1)); done; '
         "nocdn='s/^//'; [ -n \"$ranges\" ] || nocdn='/# cdn$/d'; "
         'printf "%s\\n" "$PIXEL_EDGE_CADDYFILE" | sed '
         '-e "s|@TRUSTED@|$ranges|" '
         f'-e "s|{UPSTREAMS}|$ups|" '
-        f'-e "s|{LB_POLICY}|$pol|" '
         "-e '/^[[:space:]]*[a-z_]*[[:space:]]*$/{/[{}]/!d;}' "
         '-e "$nocdn" '
         f"> {path}; "
@@ -147,13 +142,10 @@ def caddyfile(upstream: str = UPSTREAMS, api: str = "") -> str:
     """The edge's Caddyfile, with the spec's placeholders; `upstream` is the collector's upstreams (the default:
     the workers' Unix sockets, filled in by the start command; or a `host:port`), `api` the API's (which then
     gets `/share/*`, and nothing else; empty: no shared views through the edge). With several upstreams a dial
-    that fails (a worker restarting) is tried on another for up to 2 s, and the failed one is left alone for 2 s.
-
-    Which worker takes a request (`@LB_POLICY@`, filled in by the start command): on one core (the default)
-    Caddy cannot send more requests than one collector worker answers, so all go to the first worker while it
-    answers (`first`; the others take over when its dial fails): one event loop busy enough to take several
-    requests per wake-up costs less CPU per request, in the collector and in Caddy, than two half-idle ones
-    (bench/README.md, "HTTPS edge"). With Caddy on more cores, `random` spreads them over every worker.
+    that fails (a worker restarting) is tried on another for up to 2 s. No `fail_duration`: Caddy keeps one
+    health state for all Unix-socket upstreams, so one failed dial would mark every worker down (a real Caddy
+    answered 503 "no upstreams available" with one of two workers alive). `lb_policy first` (all requests to one
+    worker) costs less CPU per request but fails every request while that worker is down (bench/README.md).
 
     Connections to the collector are kept for 3 s (below the collector's own keep-alive timeout, so Caddy never
     sends on a connection the collector is closing) and up to 256 idle ones are kept: with a `keepalive` given and
@@ -195,9 +187,7 @@ ${{PIXEL_DOMAIN}} {{
                 keepalive 3s # cdn
                 keepalive_idle_conns_per_host 256 # cdn
             }} # cdn
-            lb_policy {LB_POLICY} # cdn
             lb_try_duration 2s # cdn
-            fail_duration 2s # cdn
         }} # cdn
         reverse_proxy @tracking {upstream} {{
             header_up X-Forwarded-For {{remote_host}}
@@ -206,9 +196,7 @@ ${{PIXEL_DOMAIN}} {{
                 keepalive 3s
                 keepalive_idle_conns_per_host 256
             }}
-            lb_policy {LB_POLICY}
             lb_try_duration 2s
-            fail_duration 2s
         }}
         {share}respond "not found" 404
     }}

@@ -179,21 +179,6 @@ def test_caddyfile_with_defaults_is_valid_caddy(tmp_path):
 
 
 @needs_caddy
-@pytest.mark.parametrize(
-    "procs, policy",
-    [("", "first"), ("1", "first"), ("2", "random"), ("0", "random")],  # "": the default, one core
-)
-def test_the_first_worker_takes_every_request_while_caddy_runs_on_one_core(tmp_path, procs, policy):
-    text, cfg = _adapt(tmp_path, {"PIXEL_EDGE_GOMAXPROCS": procs} if procs else {})
-    assert "@LB_POLICY@" not in text
-    blob = json.dumps(_routes(cfg))
-    assert blob.count(f'"selection_policy": {{"policy": "{policy}"}}') == 1  # the tracking proxy
-    assert '"policy": "first"' not in blob or policy == "first"
-    # a worker whose dial failed is left alone for 2 s: with `first`, the retry goes to the next worker
-    assert blob.count('"passive": {"fail_duration": 2000000000}') == 1
-
-
-@needs_caddy
 def test_caddyfile_with_every_setting_is_valid_caddy(tmp_path):
     text, cfg = _adapt(
         tmp_path,
