@@ -43,7 +43,7 @@ TABLES = ("content_links", "content_links_builds")
 CARRIED = frozenset({"country", "device", "browser", "os", "source", "channel"})
 _DIMS = ", ".join(CONTENT_LINKS_DIMENSIONS)
 
-# The day's link events, each once (grouped by the events table's key, as `content._one_per_event` does),
+# The day's link events, each once (grouped by the events table's key, as `raw_events.once` does inside its windows),
 # per local day, kind and URL.
 # (inner names of their own: an alias named as a column would stand for the aggregate in the WHERE)
 _ROWS = f"""SELECT d, kind, url, {", ".join(f"one_{c} AS {c}" for c in CONTENT_LINKS_DIMENSIONS)}, count() AS clicks, uniqCombinedState(14)(v) AS visitors
