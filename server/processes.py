@@ -175,6 +175,10 @@ class ChildSupervisor:
             # a process that stayed up for a while resets the backoff
             delay = 0.5 if time.monotonic() - started > 30 else min(delay * 2, 5.0)
 
+    def supervising(self) -> bool:
+        """Whether the process runs or will be started again (false once a requested stop ended it)."""
+        return self._thread.is_alive()
+
     def send_stop(self) -> None:
         """Ask the process to stop (it exits cleanly on SIGTERM) and not to restart it; `join` waits for it."""
         with self._lock:
@@ -255,8 +259,9 @@ def run_collector(settings: Settings) -> None:
             log_access=False,
         ).serve()
         return
+    listeners = upstream_listeners(settings)
     workers = [
-        ChildSupervisor(f"collector worker {i + 1}", _collector_worker, (env, i + 1))
+        ChildSupervisor(f"collector worker {i + 1}", _collector_worker, (env, i + 1, listeners[i]))
         for i in range(settings.workers)
     ]
     stop = threading.Event()
@@ -265,14 +270,56 @@ def run_collector(settings: Settings) -> None:
         for worker in workers:
             worker.start()
         while not stop.wait(0.5):
-            pass
+            for i, worker in enumerate(workers):
+                sock = listeners[i]
+                if sock is not None and not worker.supervising():
+                    # that worker alone was stopped (SIGTERM to its process) and is not started again: its
+                    # socket refuses connections from now on, so the edge sends them elsewhere instead of
+                    # leaving them waiting for a worker that does not come back
+                    sock.close()
+                    listeners[i] = None
     finally:
         for worker in workers:
             worker.send_stop()
         for worker in workers:
             worker.join(timeout=15)
+        for sock in listeners:
+            if sock is not None:
+                sock.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def upstream_listeners(settings: Settings) -> list[socket.socket | None]:
+    """With PIXEL_UPSTREAM_SOCKET_DIR, each worker's Unix socket (collector/unix_socket.py), bound and listening
+    here, in the process that supervises the workers: worker n serves the socket it is handed, and a restarted
+    worker n the same one. While a worker is down (crashed, killed, starting again) its socket still takes
+    connections, which wait in its backlog for the worker that replaces it, so a proxy in front never sees a
+    refused connection. A refused connection is what made the edge fail tracking requests: Caddy moves the
+    request to another worker, but its body was closed with the failed attempt (502 "invalid Read on closed
+    Body"); Caddy's request buffering is no way out: with Debian's Caddy 2.6.2 it still failed about half of
+    them and handed some retries another request's body (Caddy's fixes, caddyserver/caddy#7360 and #7547, came
+    after the pinned 2.10.2). Without the setting: one None per worker."""
+    if not settings.upstream_socket_dir:
+        return [None] * settings.workers
+    from pixel.server.collector.unix_socket import SocketPathError, socket_path, unix_listener
+
+    listeners: list[socket.socket | None] = []
+    try:
+        for number in range(1, settings.workers + 1):
+            sock = unix_listener(socket_path(settings.upstream_socket_dir, number))
+            listeners.append(sock)
+            sock.listen(UPSTREAM_BACKLOG)
+    except SocketPathError as exc:
+        for made in listeners:
+            if made is not None:
+                made.close()
+        raise StartupError(str(exc)) from None
+    return listeners
+
+
+# connections a worker's Unix socket holds while its worker is away (uvicorn's own backlog, as for TCP)
+UPSTREAM_BACKLOG = 2048
 
 
 def _raise_open_files(connections: int) -> None:
@@ -306,13 +353,12 @@ def reuseport_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _collector_worker(env: dict[str, str], number: int = 1) -> None:
+def _collector_worker(env: dict[str, str], number: int = 1, unix: socket.socket | None = None) -> None:
     """Collector worker `number` (from 1) under uvicorn, on its own SO_REUSEPORT socket and, with
-    PIXEL_UPSTREAM_SOCKET_DIR, on its own Unix socket (collector/unix_socket.py), until SIGTERM/SIGINT."""
+    PIXEL_UPSTREAM_SOCKET_DIR, on its own Unix socket `unix` (made by the supervising process:
+    `upstream_listeners`), until SIGTERM/SIGINT."""
     child_setup(env)
     import uvicorn
-
-    from pixel.server.collector.unix_socket import SocketPathError, socket_path, unix_listener
 
     settings = Settings.from_env()
     config = uvicorn.Config(
@@ -338,12 +384,8 @@ def _collector_worker(env: dict[str, str], number: int = 1) -> None:
     )
     server = uvicorn.Server(config)
     sockets = [reuseport_socket(settings.host, settings.port)]
-    if settings.upstream_socket_dir:
-        try:
-            sockets.append(unix_listener(socket_path(settings.upstream_socket_dir, number)))
-        except SocketPathError as exc:
-            log.error("collector worker %d: %s", number, exc)
-            raise SystemExit(3) from None
+    if unix is not None:
+        sockets.append(unix)
     server.run(sockets=sockets)
     if not server.started:
         raise SystemExit(3)  # e.g. the app failed to start: a crash for the supervisor, which retries

@@ -1,8 +1,10 @@
 """The collector workers' Unix sockets: the hop from a proxy on the same machine (the stack's edge) without TCP.
 
 With `PIXEL_UPSTREAM_SOCKET_DIR` set, each uvicorn worker `n` (1, 2, …) listens, beside its TCP socket, on
-`<dir>/collector-<n>.sock` (`socket_path`). The file is removed and made again when the worker starts (a worker
-restarted after a crash takes its own path back), and is open to every user who can reach the folder (0666):
+`<dir>/collector-<n>.sock` (`socket_path`). The file is removed and made again when the collector starts, by the
+process that supervises the workers (processes.upstream_listeners), which keeps the socket open: a worker
+restarted after a crash serves the same socket, and connections that arrive while it is away wait in the
+socket's backlog instead of being refused. The file is open to every user who can reach the folder (0666):
 the folder is the access control — in the stack it is a volume that only the collector and the edge mount.
 
 A connection on such a socket has no peer address. `TrackProtocol` (limits.GuardedProtocol) gives it the

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -164,3 +166,124 @@ def test_granian_with_the_sockets_is_a_setting_error() -> None:
     with pytest.raises(SettingsError, match="PIXEL_UPSTREAM_SOCKET_DIR needs the uvicorn collector"):
         Settings.from_env(env)
     assert Settings.from_env({**env, "PIXEL_SERVER": "uvicorn"}).upstream_socket_dir == "/run/x"
+
+
+# -- a worker down: its socket still takes connections (processes.upstream_listeners) ------------------------
+
+
+def socket_inode(path: Path) -> str:
+    """The inode of the listening Unix socket bound at `path` (/proc/net/unix)."""
+    for line in Path("/proc/net/unix").read_text().splitlines()[1:]:
+        fields = line.split()
+        if len(fields) == 8 and fields[7] == str(path):
+            return fields[6]
+    raise AssertionError(f"no socket bound at {path}")
+
+
+def holders(parent: int, path: Path) -> list[int]:
+    """The child processes of `parent` that hold the socket at `path` open."""
+    target = f"socket:[{socket_inode(path)}]"
+    # (each thread's own children: a worker started again was started by its supervisor's thread)
+    children = [
+        c for t in Path(f"/proc/{parent}/task").iterdir() for c in (t / "children").read_text().split()
+    ]
+    found = []
+    for pid in map(int, children):
+        fds = Path(f"/proc/{pid}/fd")
+        try:
+            links = [os.readlink(fd) for fd in fds.iterdir()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # gone meanwhile
+        if target in links:
+            found.append(pid)
+    return found
+
+
+def gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "uvicorn-asgi"])
+def test_a_killed_workers_socket_keeps_taking_requests_until_its_replacement_serves_them(
+    pixel_factory, tmp_path: Path, short_dir: Path, server: str
+) -> None:
+    """The edge reaches worker n on collector-n.sock only. Worker 1 is killed (SIGKILL, no clean-up): the
+    requests sent to its socket while it is dead and while it starts again are not refused; each waits and is
+    answered 204 by the new worker 1, and each event is in the spool once."""
+    sockets = short_dir / "upstream"
+    proc = pixel_factory(
+        "collect", data_dir=tmp_path / "data", pixel_server=server, pixel_upstream_socket_dir=str(sockets)
+    )
+    path = socket_path(sockets, 1)
+    with httpx.Client(transport=httpx.HTTPTransport(uds=str(path), retries=20)) as client:
+        assert client.post("http://collector/track", json=EVENT).status_code == 204
+    [worker] = holders(proc.proc.pid, path)  # the parent holds it too; of its children, worker 1 only
+    os.kill(worker, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while not gone(worker):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    agents = [f"while down {i}" for i in range(12)]
+    answers = []
+    first_sent = time.monotonic()
+    for agent in agents:
+        # a new connection each time and no retries: a refused connection would fail the request
+        with httpx.Client(transport=httpx.HTTPTransport(uds=str(path), retries=0), timeout=30) as client:
+            r = client.post("http://collector/track", json=EVENT, headers={"User-Agent": agent})
+            answers.append(r.status_code)
+    assert answers == [204] * len(agents)
+    assert time.monotonic() - first_sent > 0.4  # the first one waited for the replacement (0.5 s backoff)
+    [replacement] = holders(proc.proc.pid, path)
+    assert replacement != worker
+    for agent in agents:
+        assert len(record_of(tmp_path / "data", agent)) > 2  # exactly one record each (record_of checks)
+
+
+def test_a_worker_stopped_alone_is_not_waited_for(pixel_factory, tmp_path: Path, short_dir: Path) -> None:
+    """A worker that exits by SIGTERM alone is a requested stop: it is not started again, so its socket must
+    refuse connections (the edge then uses the other worker) rather than hold them for nobody."""
+    sockets = short_dir / "upstream"
+    proc = pixel_factory("collect", data_dir=tmp_path / "data", pixel_upstream_socket_dir=str(sockets))
+    path = socket_path(sockets, 2)
+    with httpx.Client(transport=httpx.HTTPTransport(uds=str(path), retries=20)) as client:
+        assert client.post("http://collector/track", json=EVENT).status_code == 204
+    [worker] = holders(proc.proc.pid, path)
+    os.kill(worker, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while True:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            try:
+                probe.connect(str(path))
+            except ConnectionRefusedError:
+                break
+        assert time.monotonic() < deadline, "the stopped worker's socket still takes connections"
+        time.sleep(0.1)
+    # worker 1 still serves its own socket
+    with httpx.Client(transport=httpx.HTTPTransport(uds=str(socket_path(sockets, 1)))) as client:
+        assert client.post("http://collector/track", json=EVENT).status_code == 204
+
+
+def test_the_supervising_process_makes_one_listening_socket_per_worker(short_dir: Path) -> None:
+    from pixel.server.processes import StartupError, upstream_listeners
+
+    made = upstream_listeners(
+        Settings(data_dir=short_dir, workers=2, upstream_socket_dir=str(short_dir / "u"))
+    )
+    try:
+        assert [s.getsockname() if s else None for s in made] == [
+            str(socket_path(short_dir / "u", n)) for n in (1, 2)
+        ]
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+            client.connect(str(socket_path(short_dir / "u", 2)))  # listening, with nobody accepting yet
+    finally:
+        for s in made:
+            assert s is not None
+            s.close()
+    assert upstream_listeners(Settings(data_dir=short_dir, workers=3)) == [None, None, None]
+    blocker = short_dir / "file"
+    blocker.write_text("")
+    with pytest.raises(StartupError, match="PIXEL_UPSTREAM_SOCKET_DIR"):
+        upstream_listeners(Settings(data_dir=short_dir, workers=2, upstream_socket_dir=str(blocker / "sub")))
