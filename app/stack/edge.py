@@ -142,8 +142,14 @@ def caddyfile(upstream: str = UPSTREAMS, api: str = "") -> str:
     """The edge's Caddyfile, with the spec's placeholders; `upstream` is the collector's upstreams (the default:
     the workers' Unix sockets, filled in by the start command; or a `host:port`), `api` the API's (which then
     gets `/share/*`, and nothing else; empty: no shared views through the edge). With several upstreams a dial
-    that fails (a worker restarting) is tried on another for up to 2 s. No `fail_duration`: Caddy keeps one
-    health state for all Unix-socket upstreams, so one failed dial would mark every worker down (a real Caddy
+    that fails (the whole collector restarting) is tried on another for up to 2 s; that works for the script
+    (GET) only: Caddy 2.6 to 2.10 closes a request's body with the failed dial, and the retry of a tracking POST
+    fails (502 "invalid Read on closed Body"). So a worker down must never refuse a dial: the collector's
+    supervising process holds each worker's socket (server/processes.py, upstream_listeners) and the requests
+    wait for the worker that replaces it. No request buffering (`buffer_requests`, `request_buffers`): with
+    Debian's Caddy 2.6.2 it still answered about half of the retried POSTs 502 and sent some retries with another
+    request's body (its buffer went back to Caddy's pool with the failed dial). No `fail_duration`: Caddy keeps
+    one health state for all Unix-socket upstreams, so one failed dial would mark every worker down (a real Caddy
     answered 503 "no upstreams available" with one of two workers alive). `lb_policy first` (all requests to one
     worker) costs less CPU per request but fails every request while that worker is down (bench/README.md).
 

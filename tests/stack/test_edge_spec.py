@@ -341,3 +341,17 @@ def test_the_owner_sets_the_edge_cores(given: str, env: str) -> None:
 def test_a_bad_number_of_edge_cores_is_refused(given: str) -> None:
     with pytest.raises(SpecError, match="PIXEL_EDGE_GOMAXPROCS: .* is not a number of CPU cores"):
         edge_values({**DOMAIN, "PIXEL_EDGE_GOMAXPROCS": given})
+
+
+@needs_caddy
+def test_the_edge_does_not_buffer_request_bodies(tmp_path):
+    """Caddy's request buffering mixed up concurrent requests' bodies on a retry (Debian's 2.6.2, measured) and
+    the directive differs by version (`buffer_requests` before 2.6.4, `request_buffers` after): the edge relies
+    on the collector's sockets never refusing a dial instead (server/processes.py, upstream_listeners). The
+    tracking proxy retries dials for 2 s and keeps no passive health state."""
+    text, cfg = _adapt(tmp_path, {})
+    assert "buffer" not in text
+    blob = json.dumps(_routes(cfg))
+    assert "buffer" not in blob and "request_buffers" not in blob
+    assert '"health_checks"' not in blob and "fail_duration" not in blob
+    assert blob.count('"try_duration": 2000000000') == 1  # the tracking proxy (no CDN named: no cdn route)
