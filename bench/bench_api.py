@@ -264,7 +264,7 @@ def raw_query_times(
 
 def filter_cache_days(store: ChdbStore, app: Any, filters: list[list[str]]) -> Any:
     """Both 30-day periods' days in the filter cache (`filter_cache`), built now if need be (timed), or None
-    when the filters are not ones it answers (three dimensions, a page, a property)."""
+    when the filters are not ones it answers (two dimensions, a page, a property)."""
     from pixel.server.api.query import filter_cache
     from pixel.server.api.query.cache_sql import Days, whole_days
     from pixel.server.api.query.filters import parse_filters
@@ -273,7 +273,7 @@ def filter_cache_days(store: ChdbStore, app: Any, filters: list[list[str]]) -> A
 
     cache = app.state.pixel.report_cache
     scope = Scope(cache.runner, SITE, resolve("30d", "Europe/Berlin"), parse_filters(filters), cache=cache)
-    if filter_cache.split_of(scope.filters) is None:
+    if filter_cache.one_dimension(scope.filters) is None:
         return None
     fc = filter_cache.for_cache(cache)
     started = time.perf_counter()

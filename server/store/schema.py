@@ -482,9 +482,6 @@ DAY_FILTER_SESSION_EDGES_DDL = """CREATE TABLE IF NOT EXISTS day_filter_session_
 ENGINE = MergeTree
 ORDER BY (site, tz, filter, filter_value, day, sid)"""
 
-# -- migration 24: the three tables above get `filter_value2`, the second value of a row by a pair of filter
-# dimensions ('country+device': filter_value the country, filter_value2 the device; '' in a row by one). --
-
 # -- migration 15: the performance reports' per-day cache (see pixel.server.api.query.performance_cache) -----
 
 # One row per (site, zone, local day, build), page and device type: the day's web_vitals events (each once),
@@ -744,18 +741,6 @@ def migrations(retention_days: int = 0) -> tuple[Migration, ...]:
             "filtered dashboard: sessions by filter value (day_filter_sessions, day_filter_session_edges)",
             # days built by migration 22's code hold no sessions: forgotten, rebuilt on read
             (DAY_FILTER_SESSIONS_DDL, DAY_FILTER_SESSION_EDGES_DDL, "TRUNCATE TABLE day_filter_builds"),
-        ),
-        Migration(
-            24,
-            "filtered dashboard: rows by a pair of filter dimensions (filter_value2)",
-            # days built before hold no pair rows: forgotten, rebuilt on read
-            (
-                *(
-                    f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS `filter_value2` String DEFAULT '' AFTER `filter_value`"
-                    for table in ("day_filter_dims", "day_filter_sessions", "day_filter_session_edges")
-                ),
-                "TRUNCATE TABLE day_filter_builds",
-            ),
         ),
     )
 

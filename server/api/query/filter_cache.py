@@ -1,34 +1,31 @@
 """The filtered dashboard's per-day cache by filter value: the event numbers of the dashboard (visitors,
 pageviews and events per day, and the event-level breakdowns in `DIMENSIONS`) split by the value of one
-filter dimension of `FILTERS` (country, device, browser, os, source, channel), and again by the values of
-each pair of them (`PAIRS`), so that a dashboard whose filters are all on one or two of those dimensions
-reads them from cached rows instead of the matching events.
+filter dimension of `FILTERS` (country, device, browser, os, source, channel), so that a dashboard whose
+filters are all on one of those dimensions reads them from cached rows instead of the matching events.
 
 Table (schema migration 22): `day_filter_dims`, per (site, zone, local day, build, `filter` dimension,
-`filter_value`, and `filter_value2` for a pair: migration 24), the whole-day row (`dimension` '':
-visitors as a `uniqCombined(14)` state, pageviews, events) and one row per (dimension, value) of
-`DIMENSIONS` (visitors as a `uniqCombined(12)` state, pageviews, events), built from `events FINAL` (bots left out, copies collapsed) of that day's events with
+`filter_value`), the whole-day row (`dimension` '': visitors as a `uniqCombined(14)` state, pageviews,
+events) and one row per (dimension, value) of `DIMENSIONS` (visitors as a `uniqCombined(12)` state,
+pageviews, events), built from `events FINAL` (bots left out, copies collapsed) of that day's events with
 that value, exactly as `day_dimensions` holds them for all of the day's events (`cache_sql`). Built,
 validated, queued for the background and purged by the engagement cache's machinery
 (`engagement_cache.EngagementCache`: its own builds table `day_filter_builds`, valid while the day's
 inserted-row count is unchanged; one instance per report cache, `for_cache`).
 
-Why a filter gives exactly the raw answer: every event has one value of each filter dimension (and so one
-pair of values of each pair), so the events filters on that dimension (pair) keep (any operator:
-`filters.filter_sql` gives the same condition on the `filter_value` / `filter_value2` columns, named as the
-events' columns, as on the events) are the union of the rows of the values (pairs of values) they keep;
-pageviews and events are sums over those rows, and the visitors' sketch states merge into the sketch of
-the union (the same functions as the raw query: `cache_sql.UNIQ_TOTAL`, `cache_sql.UNIQ_VALUE`). Sessions
-(count, bounces, durations, entry / exit pages) depend on which of a session's events the filters keep:
-the sessions whose kept events all fall in one day and one value (pair) are summed per day
-(`day_filter_sessions`, migration 23), the parts of the others are kept per session and merged when read
-(`day_filter_session_edges`).
+Why a filter gives exactly the raw answer: every event has one value of each filter dimension, so the
+events a filter on that dimension keeps (any operator: `filters.filter_sql` gives the same condition on the
+`filter_value` column, named as the events' column, as on the events) are the union of the rows of the
+values it keeps; pageviews and events are sums over those rows, and the visitors' sketch states merge
+into the sketch of the union (the same functions as the raw query: `cache_sql.UNIQ_TOTAL`,
+`cache_sql.UNIQ_VALUE`). These are event numbers only: sessions (count, bounces, durations, entry / exit
+pages) depend on which of a session's events a filter keeps, and stay with `raw_dashboard`'s session
+branches (the sessions table or the events).
 
-Used (`days`) when the dashboard's filters are all on one or two dimensions of `FILTERS`, leave bots out,
-cover whole days in the site's zone and ask for day, week or month buckets, and every day of both periods
-has a valid build or is cheap to build now; otherwise (a first long build is queued for the worker) the
-raw path. Filters on three dimensions, a page or a property read the raw path. Nothing here puts user
-text in SQL: dimension names from allow-lists, dates and build ids made here, filter values as parameters.
+Used (`days`) when the dashboard's filters are all on one dimension of `FILTERS`, leave bots out, cover
+whole days in the site's zone and ask for day, week or month buckets, and every day of both periods has a
+valid build or is cheap to build now; otherwise (a first long build is queued for the worker) the raw
+path. Filters on two dimensions (source and device) read the raw path. Nothing here puts user text in SQL:
+dimension names from allow-lists, dates and build ids made here, filter values as parameters.
 """
 
 from __future__ import annotations
@@ -59,30 +56,19 @@ _WINDOW = (
     "site = {site:String} AND timestamp >= {elo:DateTime64(3)} AND timestamp < {ehi:DateTime64(3)}"
     f" AND is_bot = 0 AND has({{days:Array(Date)}}, {_DAY})"
 )
-# The pairs of filter dimensions rows are also split by ('country+device': the event's country in
-# `filter_value`, its device in `filter_value2`), so that filters on two dimensions read the cache too.
-PAIRS = tuple((a, b) for i, a in enumerate(FILTERS) for b in FILTERS[i + 1 :])
-# Every split of the rows: (name, first dimension, second dimension or None).
-_SPLITS: tuple[tuple[str, str, str | None], ...] = (
-    *((f, f, None) for f in FILTERS),
-    *((f"{a}+{b}", a, b) for a, b in PAIRS),
-)
-_FILTER_NAMES = ", ".join(f"'{name}'" for name, _, _ in _SPLITS)  # allow-listed names, never user text
-_FILTER_VALUES = ", ".join(f"CAST({EVENT_COLUMNS[a]} AS String)" for _, a, _ in _SPLITS)
-_FILTER_VALUES2 = ", ".join(
-    "''" if b is None else f"CAST({EVENT_COLUMNS[b]} AS String)" for _, _, b in _SPLITS
-)
-_FILTER_JOIN = f"ARRAY JOIN [{_FILTER_NAMES}] AS f, [{_FILTER_VALUES}] AS fv, [{_FILTER_VALUES2}] AS fv2"
+_FILTER_NAMES = ", ".join(f"'{f}'" for f in FILTERS)  # allow-listed names, never user text
+_FILTER_VALUES = ", ".join(f"CAST({EVENT_COLUMNS[f]} AS String)" for f in FILTERS)
+_FILTER_JOIN = f"ARRAY JOIN [{_FILTER_NAMES}] AS f, [{_FILTER_VALUES}] AS fv"
 
 # One row per (local day, filter dimension, its value, session): the session's part of the day among its
 # events of that value, and whether the session has events of that dimension on another day or of another
 # value (`edge`: kept per part and merged per session when read, as `cache_sql`'s fragments across
 # midnight). The window reaches EDGE_SECONDS past the days built; rows outside them are only looked at.
 _FRAGMENTS = f"""SELECT * FROM (
-    SELECT d, f, fv, fv2, sid, first_ts, last_ts, pv, pv_visitor, entry, entry_ts, exit, exit_ts,
+    SELECT d, f, fv, sid, first_ts, last_ts, pv, pv_visitor, entry, entry_ts, exit, exit_ts,
         count() OVER (PARTITION BY f, sid) > 1 AS edge
     FROM (
-        SELECT {_DAY} AS d, f, fv, fv2, cityHash64(session_id) AS sid, min(timestamp) AS first_ts,
+        SELECT {_DAY} AS d, f, fv, cityHash64(session_id) AS sid, min(timestamp) AS first_ts,
             max(timestamp) AS last_ts, countIf(event_name = 'pageview') AS pv,
             anyIf(visitor_id, event_name = 'pageview') AS pv_visitor,
             argMinIf(path, (timestamp, path), event_name = 'pageview') AS entry,
@@ -92,7 +78,7 @@ _FRAGMENTS = f"""SELECT * FROM (
         FROM {EVENTS} {_FILTER_JOIN}
         WHERE site = {{site:String}} AND timestamp >= {{elo:DateTime64(3)}} AND timestamp < {{ehi:DateTime64(3)}}
             AND is_bot = 0
-        GROUP BY d, f, fv, fv2, sid))
+        GROUP BY d, f, fv, sid))
     WHERE has({{days:Array(Date)}}, d)"""
 
 
@@ -106,48 +92,48 @@ class FilterCache(EngagementCache):
 
     def _insert_rows(self, params: dict[str, Any]) -> None:
         """Build `build`'s rows of the days `days`: the whole-day rows, then the breakdown rows."""
-        head = "{site:String}, {tz:String}, d, {build:UInt64}, f, fv, fv2"
+        head = "{site:String}, {tz:String}, d, {build:UInt64}, f, fv"
         runner = self.cache.runner
         runner.command(
             f"""INSERT INTO {TABLES[0]}
-            (site, tz, day, build, filter, filter_value, filter_value2, dimension, value, visitors_total, pageviews, events)
+            (site, tz, day, build, filter, filter_value, dimension, value, visitors_total, pageviews, events)
             SELECT {head}, '', '', vt, pv, ev FROM (
-                SELECT {_DAY} AS d, f, fv, fv2, {cache_sql.UNIQ_TOTAL.replace("(", "State(", 1)}(visitor_id) AS vt,
+                SELECT {_DAY} AS d, f, fv, {cache_sql.UNIQ_TOTAL.replace("(", "State(", 1)}(visitor_id) AS vt,
                     countIf(event_name = 'pageview') AS pv, count() AS ev
                 FROM {EVENTS} {_FILTER_JOIN}
-                WHERE {_WINDOW} GROUP BY d, f, fv, fv2)""",
+                WHERE {_WINDOW} GROUP BY d, f, fv)""",
             params,
         )
         names = ", ".join(f"'{d}'" for d in _BY_COLUMN)
         values = ", ".join(f"CAST({EVENT_COLUMNS[d]} AS String)" for d in _BY_COLUMN)
         runner.command(
             f"""INSERT INTO {TABLES[0]}
-            (site, tz, day, build, filter, filter_value, filter_value2, dimension, value, visitors, pageviews, events)
+            (site, tz, day, build, filter, filter_value, dimension, value, visitors, pageviews, events)
             SELECT {head}, dim, val, v, pv, ev FROM (
-                SELECT {_DAY} AS d, f, fv, fv2, dim, val, {cache_sql.UNIQ_VALUE_STATE}(visitor_id) AS v,
+                SELECT {_DAY} AS d, f, fv, dim, val, {cache_sql.UNIQ_VALUE_STATE}(visitor_id) AS v,
                     countIf(event_name = 'pageview') AS pv, count() AS ev
                 FROM {EVENTS} {_FILTER_JOIN}
                 ARRAY JOIN arrayConcat([if(event_name = 'pageview', 'page', 'event')], [{names}]) AS dim,
                     arrayConcat([if(event_name = 'pageview', path, CAST(event_name AS String))], [{values}]) AS val
-                WHERE {_WINDOW} GROUP BY d, f, fv, fv2, dim, val)""",
+                WHERE {_WINDOW} GROUP BY d, f, fv, dim, val)""",
             params,
         )
         runner.command(
-            f"""INSERT INTO {TABLES[1]} (site, tz, day, build, filter, filter_value, filter_value2, dimension, value, visitors,
+            f"""INSERT INTO {TABLES[1]} (site, tz, day, build, filter, filter_value, dimension, value, visitors,
                 pageviews, sessions, bounces, duration_ms)
             SELECT {head}, dim, val, v, spv, sessions, bounces, duration_ms FROM (
-                SELECT d, f, fv, fv2, dim, val, {cache_sql.UNIQ_VALUE_STATE}(pv_visitor) AS v, sum(pv) AS spv,
+                SELECT d, f, fv, dim, val, {cache_sql.UNIQ_VALUE_STATE}(pv_visitor) AS v, sum(pv) AS spv,
                     count() AS sessions, countIf(pv <= 1) AS bounces,
                     sum(toUInt64(dateDiff('millisecond', first_ts, last_ts))) AS duration_ms
                 FROM ({_FRAGMENTS})
                 ARRAY JOIN if(pv > 0, ['{cache_sql.SESSIONS}', 'entry_page', 'exit_page'], ['{cache_sql.SESSIONS}']) AS dim,
                     if(pv > 0, ['', entry, exit], ['']) AS val
                 WHERE NOT edge
-                GROUP BY d, f, fv, fv2, dim, val)""",
+                GROUP BY d, f, fv, dim, val)""",
             params,
         )
         runner.command(
-            f"""INSERT INTO {TABLES[2]} (site, tz, day, build, filter, filter_value, filter_value2, sid, first_ts, last_ts,
+            f"""INSERT INTO {TABLES[2]} (site, tz, day, build, filter, filter_value, sid, first_ts, last_ts,
                 pageviews, pv_visitor, entry, entry_ts, exit, exit_ts)
             SELECT {head}, sid, first_ts, last_ts, pv, pv_visitor, entry, entry_ts, exit, exit_ts
             FROM ({_FRAGMENTS}) WHERE edge""",
@@ -164,17 +150,14 @@ def one_dimension(filters: list[Filter]) -> str | None:
     return name if name in FILTERS else None
 
 
-def split_of(filters: list[Filter]) -> tuple[str, str, str | None] | None:
-    """The split of the cached rows that answers `filters`: (name, first dimension, second or None) when
-    every filter is on one or two dimensions of `FILTERS`, else None (no filter, three dimensions, others)."""
-    found = {f.dimension for f in filters}
-    return next((split for split in _SPLITS if {split[1], split[2]} - {None} == found), None)
-
-
 def days(scope: Scope, interval: str) -> Days | None:
     """The scope's whole days with their valid builds (building the changed ones now), or None: read the
     raw events (see the module docstring for when)."""
-    if scope.cache is None or interval not in ("day", "week", "month") or split_of(scope.filters) is None:
+    if (
+        scope.cache is None
+        or interval not in ("day", "week", "month")
+        or one_dimension(scope.filters) is None
+    ):
         return None
     return for_cache(scope.cache).days(scope)
 
@@ -189,16 +172,12 @@ def _rows(
 ) -> str:
     """The cached rows of `table` for `days` and the values `filters` keep (their one dimension), `dimensions`
     a condition on the rows, with `columns`."""
-    split = split_of(filters)
-    if split is None:
-        raise ValueError(f"the filter cache answers filters on one or two of {', '.join(FILTERS)}")
-    name, first, second = split
+    name = one_dimension(filters)
+    if name is None:
+        raise ValueError(f"the filter cache answers filters on one of {', '.join(FILTERS)}")
     keep = " AND ".join(filter_sql(f, params) for f in filters)
-    # The filters' conditions name the events' columns: the values are given those names.
-    named = f"filter_value AS {EVENT_COLUMNS[first]}"
-    if second is not None:
-        named += f", filter_value2 AS {EVENT_COLUMNS[second]}"
-    return f"""(SELECT {columns} FROM (SELECT *, {named} FROM {table}
+    # The filter's condition names the events' column: the value is given that name.
+    return f"""(SELECT {columns} FROM (SELECT *, filter_value AS {EVENT_COLUMNS[name]} FROM {table}
             WHERE {days.rows_where()} AND filter = '{name}' AND {dimensions})
         WHERE {keep})"""
 
