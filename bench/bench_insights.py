@@ -22,6 +22,10 @@ a UTM field, a region, a property), on the raw events, the current query against
 below, `old_engagement_sql`), alternating in one run, the answers asserted equal; then outbound and downloads
 with the same filters on the raw events.
 
+`--cached-ab`: only the engagement report with page and UTM filters (`CACHED_AB`), which the per-day caches answer
+since session 9, against the raw events (the same report function without the report cache), alternating in
+one run, the answers asserted equal, with wall and CPU time (the caches built first).
+
 Usage (from the repository root):
     nice -n -10 .venv/bin/python bench/bench_insights.py --runs 7 --data-dir /tmp/pixel-bench-insights
 """
@@ -35,6 +39,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -210,6 +215,52 @@ def engagement_ab(store: ChdbStore, runs: int, warmup: int) -> None:
             link_ab(scope, kind, runs, warmup, label)
 
 
+# Filters on the page or a UTM field, answered from the per-day caches since session 9 (the page's visit figures
+# from the plain engagement cache with its entries and exits from the kept pageviews; the UTM fields from the
+# cache by dimension), timed against the raw events in the same run.
+CACHED_AB = [
+    [["page", "contains", "/blog"]],
+    [["page", "is", "/pricing/7"]],
+    [["utm_campaign", "is", "spring"]],
+    [["utm_source", "is_not", "newsletter"]],
+]
+
+
+def cached_ab(cache: Any, runs: int, warmup: int) -> None:
+    """The engagement report with each of `CACHED_AB`'s filters through `engagement.engagement`: with the
+    report cache (current) and without it (the raw events, as before), alternating in one process, every
+    answer asserted equal; p50 of the wall time and of this process's CPU time (chDB runs in it)."""
+    for filters in CACHED_AB:
+        times: dict[str, list[tuple[float, float]]] = {"current": [], "raw": []}
+        answers: dict[str, object] = {}
+        for i in range(warmup + runs):
+            for name in ("current", "raw") if i % 2 == 0 else ("raw", "current"):
+                scope = Scope(
+                    cache.runner,
+                    SITE,
+                    resolve("30d", "Europe/Berlin"),
+                    parse_filters(json.dumps(filters)),
+                    cache=cache if name == "current" else None,
+                )
+                wall, cpu = time.perf_counter(), time.process_time()
+                got = engagement.engagement(scope, limit=10)
+                elapsed = ((time.perf_counter() - wall) * 1000, (time.process_time() - cpu) * 1000)
+                if i >= warmup:
+                    times[name].append(elapsed)
+                answers.setdefault(name, got)
+                assert got == answers[name], (filters, name)
+        assert answers["current"] == answers["raw"], filters
+        p50 = {k: statistics.median(t[0] for t in v) for k, v in times.items()}
+        cpu50 = {k: statistics.median(t[1] for t in v) for k, v in times.items()}
+        label = ", ".join(" ".join(f) for f in filters)
+        print(
+            f"  engagement + {label}: current p50 {p50['current']:.0f} ms (CPU {cpu50['current']:.0f} ms, "
+            f"max {max(t[0] for t in times['current']):.0f}), raw p50 {p50['raw']:.0f} ms "
+            f"(CPU {cpu50['raw']:.0f} ms), current/raw {p50['current'] / p50['raw']:.2f}",
+            flush=True,
+        )
+
+
 def old_links_sql(scope: Scope, kind: str, params: SqlParams, tail: str) -> str:
     """The raw outbound / downloads query before session 8 (copies of every matching event grouped by the
     exact (day, event id)), for the A/B comparison."""
@@ -262,6 +313,11 @@ def main() -> None:
     parser.add_argument(
         "--engagement-ab", action="store_true", help="only the raw engagement A/B (see above)"
     )
+    parser.add_argument(
+        "--cached-ab",
+        action="store_true",
+        help="only the engagement report with page / UTM filters, cached against raw (see above)",
+    )
     args = parser.parse_args()
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="pixel-bench-insights-"))
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -310,6 +366,19 @@ def main() -> None:
         # the report reads the raw events), so the timed requests read built days.
         cache = app.state.pixel.report_cache
         cache.background_min_rows = 0
+        if args.cached_ab:
+            for filters in ([], [["utm_campaign", "is", "spring"]]):  # the two caches, built before timing
+                started = time.perf_counter()
+                params = {"period": "30d", "filters": json.dumps(filters)}
+                r = client.get(f"/api/sites/{site_id}/reports/engagement", params=params, headers=headers)
+                assert r.status_code == 200, r.text
+                print(
+                    f"  engagement cache {filters} ready in {time.perf_counter() - started:.1f} s", flush=True
+                )
+            cached_ab(cache, args.runs, args.warmup)
+            print(f"  load average after: {load()}", flush=True)
+            store.close()
+            return
         for name in CACHED:
             started = time.perf_counter()
             r = client.get(f"/api/sites/{site_id}/reports/{name}", params={"period": "30d"}, headers=headers)

@@ -417,6 +417,21 @@ PAGE_ENGAGEMENT_DIMS_EDGES_DDL = PAGE_ENGAGEMENT_EDGES_DDL.replace(
 PAGE_ENGAGEMENT_DIMS_BUILDS_DDL = DAY_BUILDS_DDL.replace("day_builds (", "page_engagement_dims_builds (")
 
 
+# -- migration 25: the engagement cache by dimension also splits by the UTM fields ----------------------------
+
+# The UTM fields of the events, after the dimensions of migration 21, so a filter on one of them reads the cache.
+# Rows built before have none: every build is forgotten (rebuilt on read).
+UTM_DIMENSIONS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+PAGE_ENGAGEMENT_DIMS_WITH_UTM = tuple(
+    f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS `{name}` LowCardinality(String) AFTER `channel`"
+    for table in ("page_engagement_dims", "page_engagement_dims_edges")
+    for name in reversed(UTM_DIMENSIONS)
+) + tuple(
+    f"TRUNCATE TABLE {table}"
+    for table in ("page_engagement_dims", "page_engagement_dims_edges", "page_engagement_dims_builds")
+)
+
+
 # -- migration 22: the filtered dashboard's per-day cache by filter value (pixel.server.api.query.filter_cache) --
 
 # Per (site, zone, local day, build), filter dimension (country, device, browser, os, source, channel) and its
@@ -741,6 +756,11 @@ def migrations(retention_days: int = 0) -> tuple[Migration, ...]:
             "filtered dashboard: sessions by filter value (day_filter_sessions, day_filter_session_edges)",
             # days built by migration 22's code hold no sessions: forgotten, rebuilt on read
             (DAY_FILTER_SESSIONS_DDL, DAY_FILTER_SESSION_EDGES_DDL, "TRUNCATE TABLE day_filter_builds"),
+        ),
+        Migration(
+            25,
+            "engagement report: the cache by event dimension splits by the UTM fields too",
+            PAGE_ENGAGEMENT_DIMS_WITH_UTM,
         ),
     )
 

@@ -5,8 +5,10 @@ the raw events, and a report without filters reads the plain engagement cache.
 
 Each site holds `insights_dataset`'s generated events plus sessions across every local midnight of the range
 (`test_engagement_cache.midnight_sessions`), in three zones (a DST change inside the range, a :30 offset).
-Every session gets an OS, a channel, a browser, a device and a source; every eleventh event has a country and
-an OS of its own, so some sessions mix values (filters apply to events: such a session is cut by a filter).
+Every session gets an OS, a channel, a browser, a device, a source and UTM fields; every eleventh event has a
+country and an OS of its own, and every fifth pageview after a session's first carries no UTM fields (as a
+landing page's UTMs are not on the next pages), so some sessions mix values (filters apply to events: such a
+session is cut by a filter).
 A client-retry copy of every seventh event is stored in a part of its own: never counted twice.
 """
 
@@ -14,14 +16,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from pixel.server.api.query import engagement_dims_cache
+from pixel.server.api.query import engagement, engagement_cache, engagement_dims_cache
 from pixel.server.api.query.content_cache import CARRIED
+from pixel.server.api.query.filters import parse_filters
+from pixel.server.api.query.periods import resolve
+from pixel.server.api.query.raw_dashboard import DashboardParams
+from pixel.server.api.query.scope import Scope
+from pixel.server.store.schema import UTM_DIMENSIONS
 from tests.api import insights_dataset as data
-from tests.api.conftest import Api
+from tests.api.conftest import Api, report_cache
 from tests.api.test_content_cache_filters import FIELDS, operators_of, passes
 from tests.api.test_engagement_cache import DAYS, RANGE, count, midnight_sessions, rows_of
 
@@ -44,6 +53,18 @@ VALUES = {
     "source": ("Google", "news", "^$"),
     "channel": ("Direct", "search", "^(Direct|Email)$"),
 }
+# The UTM fields (filter dimension = event column), carried by the engagement cache by dimension only.
+UTM_VALUES = {
+    "utm_source": ("newsletter", "LETTER", "^(google|)$"),
+    "utm_medium": ("email", "CP", "^e"),
+    "utm_campaign": ("spring", "aun", "^$"),
+    "utm_term": ("", "shoe", "s$"),
+    "utm_content": ("banner", "TEXT", "^(banner|text)$"),
+}
+UTM_SOURCES = ["newsletter", "google", ""]
+UTM_MEDIUMS = ["email", "cpc", ""]
+UTM_TERMS = ["shoes", "", "hats"]
+UTM_CONTENTS = ["banner", "text-link"]
 
 
 def with_dimensions(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -64,6 +85,25 @@ def with_dimensions(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def with_utm(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per session UTM fields; every fifth pageview after the session's first none."""
+    sessions = sorted({e["session_id"] for e in rows})
+    index = {s: i for i, s in enumerate(sessions)}
+    seen: set[str] = set()
+    for i, e in enumerate(rows):
+        k = index[e["session_id"]]
+        e["utm_source"] = UTM_SOURCES[k % len(UTM_SOURCES)]
+        e["utm_medium"] = UTM_MEDIUMS[(k // 3) % len(UTM_MEDIUMS)]
+        e["utm_term"] = UTM_TERMS[(k // 2) % len(UTM_TERMS)]
+        e["utm_content"] = UTM_CONTENTS[(k // 5) % len(UTM_CONTENTS)]
+        e.setdefault("utm_campaign", "")
+        if e["event_name"] == "pageview" and e["session_id"] in seen and i % 5 == 0:
+            for name in UTM_DIMENSIONS:
+                e[name] = ""
+        seen.add(e["session_id"])
+    return rows
+
+
 @pytest.fixture(scope="module")
 def sites(api: Api) -> Iterator[dict[str, tuple[int, str, list[dict[str, Any]]]]]:
     """domain -> (site id, zone, its events)."""
@@ -72,7 +112,9 @@ def sites(api: Api) -> Iterator[dict[str, tuple[int, str, list[dict[str, Any]]]]
     meta = open_meta(api.settings)
     out = {}
     for domain, tz in ZONES.items():
-        rows = with_dimensions(data.generate(domain, seed=41) + midnight_sessions(domain, tz, seed=9))
+        rows = with_utm(
+            with_dimensions(data.generate(domain, seed=41) + midnight_sessions(domain, tz, seed=9))
+        )
         api.store.insert_rows("events", rows)
         api.store.insert_rows("events", rows[::7])  # client-retry copies, in a part of their own
         site_id = meta.insert("sites", {"domain": domain, "name": domain, "timezone": tz, "created_at": 0.0})
@@ -82,7 +124,7 @@ def sites(api: Api) -> Iterator[dict[str, tuple[int, str, list[dict[str, Any]]]]
 
 def expected(rows: list[dict[str, Any]], domain: str, tz: str, filters: list[list[str]]) -> dict[str, Any]:
     def keep(e: dict[str, Any]) -> bool:
-        return all(passes(op, value)(str(e.get(FIELDS[dim], ""))) for dim, op, value in filters)
+        return all(passes(op, value)(str(e.get(FIELDS.get(dim, dim), ""))) for dim, op, value in filters)
 
     return data.engagement(data.select(rows, domain, tz, pred=keep))
 
@@ -94,9 +136,14 @@ def read_events(sql: list[str]) -> bool:
 def test_every_carried_dimension_and_operator_from_the_cache_equals_raw_and_python(
     api: Api, sites: dict[str, tuple[int, str, list[dict[str, Any]]]], queries: list[str]
 ) -> None:
-    assert set(VALUES) == set(FIELDS) == CARRIED == engagement_dims_cache.EngagementDimsCache.carried
+    assert set(VALUES) == set(FIELDS) == CARRIED
+    assert (
+        CARRIED | set(UTM_VALUES)
+        == set(UTM_DIMENSIONS) | CARRIED
+        == engagement_dims_cache.EngagementDimsCache.carried
+    )
     for domain, (site_id, tz, rows) in sites.items():
-        for dim, values in VALUES.items():
+        for dim, values in {**VALUES, **UTM_VALUES}.items():
             for op, v in operators_of(values):
                 want = expected(rows, domain, tz, [[dim, op, v]])
                 queries.clear()
@@ -117,11 +164,12 @@ def test_each_filter_keeps_some_page_visits_and_drops_others(
     """The data set makes each `is` filter above meaningful, and cuts some sessions (their entry changes)."""
     domain, (_, tz, rows) = next(iter(sites.items()))
     every = expected(rows, domain, tz, [])
-    for dim, (value, _, _) in VALUES.items():
+    for dim, (value, _, _) in {**VALUES, **UTM_VALUES}.items():
         kept = expected(rows, domain, tz, [[dim, "is", value]])
         assert 0 < sum(r["pageviews"] for r in kept.values()) < sum(r["pageviews"] for r in every.values())
-    cut = expected(rows, domain, tz, [["country", "is_not", "US"]])
-    assert any(cut[p]["entries"] != every[p]["entries"] for p in cut)
+    for dim, value in (("country", "US"), ("utm_source", "")):
+        cut = expected(rows, domain, tz, [[dim, "is_not", value]])
+        assert any(cut[p]["entries"] != every[p]["entries"] for p in cut), dim
 
 
 def test_several_carried_filters_sorted_and_paged_from_the_cache(
@@ -129,7 +177,12 @@ def test_several_carried_filters_sorted_and_paged_from_the_cache(
 ) -> None:
     domain = "kolkata.engdims"
     site_id, tz, rows = sites[domain]
-    filters = [["country", "is_not", "IN"], ["os", "not_contains", "mac"], ["channel", "contains", "e"]]
+    filters = [
+        ["country", "is_not", "IN"],
+        ["os", "not_contains", "mac"],
+        ["channel", "contains", "e"],
+        ["utm_medium", "is_not", "cpc"],
+    ]
     want = expected(rows, domain, tz, filters)
     queries.clear()
     assert rows_of(api, site_id, filters=json.dumps(filters), **RANGE) == want and len(want) > 2
@@ -159,12 +212,81 @@ def test_without_filters_the_plain_cache_answers(
     assert not read_events(queries) and not any("page_engagement_dims" in s for s in queries)
 
 
+PAGE_FILTERS = [
+    [["page", "is", "/docs"]],
+    [["page", "contains", "DOC"]],
+    [["page", "not_matches", "^/(blog|checkout)"]],
+    [["page", "is_not", "/"], ["page", "not_contains", "pric"]],
+]
+
+
+@pytest.mark.parametrize("filters", PAGE_FILTERS, ids=json.dumps)
+def test_page_filters_read_the_plain_cache_and_the_kept_pageviews(
+    api: Api,
+    sites: dict[str, tuple[int, str, list[dict[str, Any]]]],
+    queries: list[str],
+    filters: list[list[str]],
+) -> None:
+    """A page's visit figures come from the plain engagement cache, its entries, bounces and exits from the
+    raw pageviews the filters keep: every zone equals the Python computation over the kept events and the
+    raw query's answer; the filters cut sessions, so entries differ from the unfiltered report's."""
+    cut = False
+    for domain, (site_id, tz, rows) in sites.items():
+
+        def keep(e: dict[str, Any]) -> bool:
+            return all(passes(op, value)(e["path"]) for _, op, value in filters)
+
+        want = data.engagement(data.select(rows, domain, tz, pred=keep))
+        rows_of(api, site_id, **RANGE)  # the plain cache built
+        queries.clear()
+        got = rows_of(api, site_id, filters=json.dumps(filters), **RANGE)
+        read = [q for q in queries if "FROM events" in q]
+        assert read and all("event_name = 'pageview'" in q for q in read), domain  # only pageviews read
+        assert any("page_engagement_edges" in q for q in queries), domain
+        raw = rows_of(
+            api, site_id, filters=json.dumps([*filters, ["country", "not_contains", "never"]]), **RANGE
+        )
+        assert got == raw == want and got, (domain, filters)
+        every = expected(rows, domain, tz, [])
+        cut = cut or any(want[p]["entries"] != every[p]["entries"] for p in want)
+        assert all(want[p]["pageviews"] == every[p]["pageviews"] for p in want)
+    assert cut, filters
+
+
+def test_page_filters_leave_out_the_days_the_cache_reads_as_expired(
+    api: Api, sites: dict[str, tuple[int, str, list[dict[str, Any]]]]
+) -> None:
+    """Days past the retention read as empty in the cache (build 0) while their events may still be stored
+    (a site's retention applies to the events hourly): the kept pageviews of those days are left out too, so
+    the answer is that of the live days alone."""
+    domain = "kolkata.engdims"
+    site_id, tz, rows = sites[domain]
+    filters = [["page", "contains", "DOC"]]
+    rows_of(api, site_id, **RANGE)  # the plain cache built
+    cache = report_cache(api)
+    rng = resolve("custom", tz, date_from=data.FIRST_DAY.isoformat(), date_to=data.LAST_DAY.isoformat())
+    scope = Scope(cache.runner, domain, rng, parse_filters(json.dumps(filters)), cache=cache)
+    days = engagement_cache.for_cache(cache).days(Scope(cache.runner, domain, rng, cache=cache))
+    assert days is not None
+    live_from = data.FIRST_DAY + timedelta(days=4)
+    days = replace(days, builds=tuple((d, b if d >= live_from else 0) for d, b in days.builds))
+    params = DashboardParams()
+    got = {
+        r["page"]: engagement._row(r)
+        for r in scope.run(engagement.page_filtered_sql(scope, days, params, "ORDER BY page"), params)
+    }
+    want = data.engagement(
+        data.select(rows, domain, tz, first=live_from, pred=lambda e: "doc" in e["path"].lower())
+    )
+    everything = data.engagement(data.select(rows, domain, tz, pred=lambda e: "doc" in e["path"].lower()))
+    assert got == want and want != everything
+
+
 @pytest.mark.parametrize(
     "filters",
     [
-        [["page", "is", "/docs"]],
         [["country", "is", "DE"], ["page", "contains", "doc"]],  # one filter not carried among carried ones
-        [["utm_campaign", "is", "spring"]],
+        [["utm_campaign", "is", "spring"], ["region", "is", ""]],  # a UTM field beside one not carried
     ],
 )
 def test_a_filter_the_cache_does_not_carry_reads_the_raw_events(
@@ -175,7 +297,7 @@ def test_a_filter_the_cache_does_not_carry_reads_the_raw_events(
 ) -> None:
     domain = "berlin.engdims"
     site_id, tz, rows = sites[domain]
-    field = {**FIELDS, "page": "path", "utm_campaign": "utm_campaign"}
+    field = {**FIELDS, "page": "path", "utm_campaign": "utm_campaign", "region": "region"}
 
     def keep(e: dict[str, Any]) -> bool:
         return all(passes(op, value)(str(e.get(field[dim], ""))) for dim, op, value in filters)

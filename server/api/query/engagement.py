@@ -18,14 +18,17 @@ Definitions (tests/api/insights_dataset.py computes the same numbers independent
 
 Bots left out, over whole days of the site's zone, the answer comes from a per-day cache (the same figures,
 exactly: tests compare the paths): without filters from `engagement_cache`, with filters only on the
-dimensions `engagement_dims_cache` carries (country, device, browser, os, source, channel) from that one;
-otherwise from the raw events (`raw_sql`), each event once: copies of an event (client retries: one `event_id`
+dimensions `engagement_dims_cache` carries (country, device, browser, os, source, channel, the UTM fields)
+from that one; with filters on the page only, the page's visit figures from `engagement_cache` and its
+entries, bounces and exits from the kept raw pageviews (`page_filtered_sql`); otherwise from the raw events
+(`raw_sql`), each event once: copies of an event (client retries: one `event_id`
 on one day) are dropped only where two parts of `events` could hold them (`copy_windows`, as the raw
 dashboard does), and the parts are read again after the query (`raw_events`).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from pixel.server.api.query import (
@@ -35,7 +38,8 @@ from pixel.server.api.query import (
     raw_dashboard,
     raw_events,
 )
-from pixel.server.api.query.filters import SqlParams
+from pixel.server.api.query.cache_sql import Days
+from pixel.server.api.query.filters import SqlParams, filter_sql
 from pixel.server.api.query.listing import order_page, paged, percent
 from pixel.server.api.query.scope import Scope
 
@@ -60,7 +64,8 @@ def engagement(
     if cached is not None:
         return {"rows": [_row(r) for r in cached], **paged(cached, limit, page, sort, order)}
     params = raw_dashboard.DashboardParams()
-    sql = raw_sql(scope, params, tail)
+    days = _page_filtered_days(scope)
+    sql = raw_sql(scope, params, tail) if days is None else page_filtered_sql(scope, days, params, tail)
     rows = raw_events.run(scope, sql, params)
     return {"rows": [_row(r) for r in rows], **paged(rows, limit, page, sort, order)}
 
@@ -101,6 +106,45 @@ def raw_sql(scope: Scope, params: raw_dashboard.DashboardParams, tail: str) -> s
             countIf(path = entry_path) AS entries, countIf(path = entry_path AND session_pv <= 1) AS bounces,
             countIf(path = exit_path) AS exits
         FROM placed GROUP BY path)
+    {tail}"""
+
+
+def _page_filtered_days(scope: Scope) -> Days | None:
+    """The days of the plain engagement cache when every filter is on the page (and the report could read
+    that cache without them), else None."""
+    if scope.cache is None or not scope.filters or any(f.dimension != "page" for f in scope.filters):
+        return None
+    return engagement_cache.for_cache(scope.cache).days(replace(scope, filters=[]))
+
+
+def page_filtered_sql(scope: Scope, days: Days, params: raw_dashboard.DashboardParams, tail: str) -> str:
+    """The report with filters on the page only: a page's visits are kept whole or not at all (all of
+    their events share its path), so its visitors, pageviews, engaged time and scroll figures are those of
+    the plain engagement cache's row of that page. Its entries, bounces and exits are not: they are placed
+    among the session's kept pageviews, so they come from the raw pageviews the filters keep (each once, as
+    in `raw_sql`), grouped by the stored `session_hash` (entry: least (time, path); exit: greatest)."""
+    pages = " AND ".join(filter_sql(f, params) for f in scope.filters)  # the cache's rows name it `path`
+    visits = engagement_cache.pages_sql(days, engagement_cache.TABLES[:2], pages)
+    where = f"{scope.where(params)} AND event_name = 'pageview'"
+    expired = [d for d, build in days.builds if build == 0]  # past the retention: empty in the cache
+    if expired:  # a date made here, not user input
+        where += f" AND toDate(timestamp, {{tz:String}}) > toDate('{max(expired).isoformat()}')"
+    cols = {"sid": "session_hash", "path": "path", "timestamp": "timestamp"}
+    matching = raw_events.once(where, cols, params, scope)
+    return f"""WITH
+        ends AS (SELECT e.1 AS page, sum(e.2) AS entries, sum(e.3) AS bounces, sum(e.4) AS exits
+            FROM (SELECT arrayJoin([(entry_path, 1, toUInt8(n <= 1), 0), (exit_path, 0, 0, 1)]) AS e
+                FROM (SELECT argMin(path, (timestamp, path)) AS entry_path,
+                        argMax(path, (timestamp, path)) AS exit_path, count() AS n
+                    FROM (SELECT * FROM {matching}) GROUP BY sid))
+            GROUP BY page)
+    SELECT * FROM (
+        SELECT v.page AS page, v.visitors AS visitors, v.pageviews AS pageviews,
+            v.engaged_visits AS engaged_visits, v.median_engaged_ms AS median_engaged_ms,
+            v.p75_engaged_ms AS p75_engaged_ms, v.scroll_visits AS scroll_visits, v.s25 AS s25, v.s50 AS s50,
+            v.s75 AS s75, v.s100 AS s100, ends.entries AS entries, ends.bounces AS bounces, ends.exits AS exits,
+            v.total_rows AS total_rows
+        FROM ({visits}) AS v LEFT JOIN ends ON ends.page = v.page)
     {tail}"""
 
 

@@ -1,9 +1,11 @@
 """The engagement report's per-day cache by event dimension: what `engagement_cache` holds, split by the
-values of the event dimensions in `CARRIED` (country, device type, browser, OS, source, channel), so that a
-report filtered on those dimensions reads cached rows instead of grouping the raw events by session.
+values of the event dimensions in `CARRIED_HERE` (country, device type, browser, OS, source, channel, and the
+five UTM fields), so that a report filtered on those dimensions reads cached rows instead of grouping the raw
+events by session.
 
-Tables (schema migration 21), built, validated and purged by the engagement cache's machinery
-(`engagement_cache.EngagementCache`, one instance per report cache beside it, with its own builds table):
+Tables (schema migration 21; the UTM columns migration 25), built, validated and purged by the engagement
+cache's machinery (`engagement_cache.EngagementCache`, one instance per report cache beside it, with its own
+builds table):
 - `page_engagement_dims`: the pages of the sessions whose page events in the build window share one local
   day and one value of every carried dimension, summed per (day, page, values) as `page_engagement` sums
   them per (day, page).
@@ -20,8 +22,8 @@ query does over the kept events. Copies of an event carry the same values, so th
 as in `engagement_cache`. Any operator: `filters.filter_sql` gives the same condition on these columns
 (named as the events' columns) as on the events.
 
-Used when the report has filters, all on `CARRIED` dimensions, leaves bots out and covers whole days in the
-site's zone; a report without filters reads `engagement_cache` (fewer rows); everything else reads the raw
+Used when the report has filters, all on `CARRIED_HERE` dimensions, leaves bots out and covers whole days in
+the site's zone; a report without filters reads `engagement_cache` (fewer rows); everything else reads the raw
 events. Nothing here puts user text in SQL: filter values are parameters.
 """
 
@@ -34,12 +36,16 @@ from pixel.server.api.query.cache_sql import Days
 from pixel.server.api.query.content_cache import CARRIED
 from pixel.server.api.query.engagement_cache import EngagementCache
 from pixel.server.api.query.filters import Filter, SqlParams, filter_sql
-from pixel.server.store.schema import CONTENT_LINKS_DIMENSIONS
+from pixel.server.store.schema import CONTENT_LINKS_DIMENSIONS, UTM_DIMENSIONS
 
 if TYPE_CHECKING:
     from pixel.server.api.query.report_cache import ReportCache
 
 TABLES = ("page_engagement_dims", "page_engagement_dims_edges", "page_engagement_dims_builds")
+# The filter dimensions whose filters the cached rows answer: the link cache's, and the UTM fields (a filter's
+# dimension is named as the events' column). A session landing with UTM fields whose later pages have none
+# mixes values: its visits go to the edges table.
+CARRIED_HERE = CARRIED | frozenset(UTM_DIMENSIONS)
 
 
 class EngagementDimsCache(EngagementCache):
@@ -48,15 +54,15 @@ class EngagementDimsCache(EngagementCache):
     worker_name = "engagement-dims-cache"
     data_tables = TABLES[:2]
     builds_table = TABLES[2]
-    dims = CONTENT_LINKS_DIMENSIONS
-    carried = CARRIED
+    dims = CONTENT_LINKS_DIMENSIONS + UTM_DIMENSIONS
+    carried = CARRIED_HERE
 
 
 def pages_sql(days: Days, filters: list[Filter], params: SqlParams) -> str:
-    """`engagement_cache.pages_sql` over these tables, of the rows that pass `filters` (each on a `CARRIED`
-    dimension, else a ValueError), whose values go to `params`."""
-    if any(f.dimension not in CARRIED for f in filters):
-        raise ValueError(f"the engagement cache by dimension carries only {', '.join(sorted(CARRIED))}")
+    """`engagement_cache.pages_sql` over these tables, of the rows that pass `filters` (each on a
+    `CARRIED_HERE` dimension, else a ValueError), whose values go to `params`."""
+    if any(f.dimension not in CARRIED_HERE for f in filters):
+        raise ValueError(f"the engagement cache by dimension carries only {', '.join(sorted(CARRIED_HERE))}")
     where = " AND ".join(filter_sql(f, params) for f in filters)
     return engagement_cache.pages_sql(days, (TABLES[0], TABLES[1]), where)
 
