@@ -16,6 +16,9 @@ journeys with its tallies read from the table against the route as it is, altern
 and CPU time, after checking both answers equal. Mixed sessions (none in bench_api's generator) are read
 through the sessions table's set of sessions, as the route does, only when the window holds one.
 
+`--profile` times only the issue's case over the cache in parts, in the store (the chosen rows counted,
+grouped into distinct paths, the whole tallies query).
+
 Usage (from the repository root; the data folder made by bench_journeys.py):
     .venv/bin/python bench/bench_journeys_cache.py --data-dir <dir> --runs 7
 """
@@ -42,8 +45,9 @@ from bench.bench_journeys import timed
 from pixel.server.api import create_app
 from pixel.server.api.app import open_meta
 from pixel.server.api.query import journeys as jq
-from pixel.server.api.query.filters import DIMENSIONS, SqlParams, filter_sql
-from pixel.server.api.query.periods import ch_datetime, local_midnight
+from pixel.server.api.query.filters import DIMENSIONS, Filter, SqlParams, filter_sql
+from pixel.server.api.query.periods import ch_datetime, local_midnight, resolve
+from pixel.server.api.query.runner import QueryRunner
 from pixel.server.api.query.scope import Scope
 from pixel.server.api.security import hash_password
 from pixel.server.settings import Settings
@@ -143,11 +147,47 @@ def cached(fn: Callable[[], object]) -> Callable[[], object]:
     return run
 
 
+def profile(store: ChdbStore, runs: int) -> None:
+    """The issue's case over the cache in parts, in the store: the chosen rows counted, grouped into
+    distinct paths, and the whole tallies query; alternating, wall and CPU p50."""
+    scope = Scope(
+        runner=QueryRunner(store),
+        site=SITE,
+        range=resolve("30d", "UTC"),
+        filters=[Filter("country", "is", "DE")],
+    )
+    q = jq.JourneyQuery(steps=4).check()
+    p1 = SqlParams()
+    rows = cached_rows_sql(scope, q, p1)
+    f1 = p1.with_fixed(site=SITE, **scope.range.params)
+    p2 = SqlParams()
+    tallies = cached(lambda: jq.tallies_sql(scope, q, p2))()
+    f2 = p2.with_fixed(site=SITE, **scope.range.params)
+    grouped = f"SELECT count() FROM (SELECT pages, complete, count() FROM ({rows}) GROUP BY pages, complete)"
+    cases: dict[str, Callable[[], object]] = {
+        "the cached rows, counted": lambda: store.scalar(f"SELECT count() FROM ({rows})", f1),
+        "the cached rows grouped into distinct paths": lambda: store.scalar(grouped, f1),
+        "the tallies query over the cache": lambda: store.query(str(tallies), f2),
+    }
+    print(f"load average before timing: {os.getloadavg()}", flush=True)
+    for name, (wall, cpu) in zip(cases, timed(list(cases.values()), runs), strict=True):
+        print(
+            f"  {name:45s} p50 {statistics.median(wall) * 1000:6.0f} ms cpu {statistics.median(cpu) * 1000:6.0f} ms",
+            flush=True,
+        )
+    print(f"load average after: {os.getloadavg()}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--rebuild", action="store_true", help="build the cache table again")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="only the parts of the issue's case over the cache, in the store",
+    )
     args = parser.parse_args()
     store = ChdbStore(args.data_dir / "store")
     store.migrate()
@@ -182,6 +222,10 @@ def main() -> None:
         FROM {TABLE}"""
     ).dicts()[0]
     print(f"cache: {stats}", flush=True)
+    if args.profile:
+        profile(store, args.runs)
+        store.close()
+        return
     settings = Settings(data_dir=args.data_dir)
     meta = open_meta(settings)
     if not meta.all("SELECT id FROM users WHERE username = 'bench'"):
