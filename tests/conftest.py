@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -237,3 +238,38 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         names.update(name for name, _, wanted in _NEEDS if wanted & fixtures)
         for name in sorted(names):
             item.add_marker(getattr(pytest.mark, name))
+        if item.get_closest_marker("docker") and not in_docker_scope(item.path):
+            raise pytest.UsageError(
+                f"{item.nodeid} needs Docker but its module does not say so in its source (name a docker "
+                "fixture or write @pytest.mark.docker): it could run beside another Docker test on a parallel worker"
+            )
+
+
+# -- parallel runs: all Docker tests on one worker ----------------------------------------------------------
+# scripts/test runs pytest-xdist with `--dist loadfile`: one module per worker at a time, so module-scoped
+# fixtures (a store filled with a data set) are built once. The Docker tests share the one engine, its image tags,
+# published ports and a second dockerd, so they form one work unit together: xdist's controller sees only test
+# ids, hence the decision by the module's source.
+
+
+def in_docker_scope(path: Path) -> bool:
+    """Whether a test module runs in the Docker work unit: it uses Docker's machinery or marks a test docker."""
+    return "docker" in needs_of(path) or "mark.docker" in path.read_text(encoding="utf-8")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    root = Path(str(config.rootpath))
+
+    class DockerTogether(LoadFileScheduling):
+        """loadfile, but every module in the Docker scope is one work unit."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "docker" if in_docker_scope(root / module) else module
+
+    return DockerTogether(config, log)
