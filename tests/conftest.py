@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import signal
@@ -219,16 +220,13 @@ _NEEDS: tuple[tuple[str, re.Pattern[str], frozenset[str]], ...] = (
     ("sshd", re.compile(r"\bsshd\b"), frozenset()),
     ("chromium", re.compile(r"\bplaywright\b"), frozenset({"browser"})),
 )
-_module_needs: dict[str, frozenset[str]] = {}
 
 
+@functools.cache
 def needs_of(path: Path) -> frozenset[str]:
-    """The markers a test module's source calls for (cached per file)."""
-    key = str(path)
-    if key not in _module_needs:
-        source = path.read_text(encoding="utf-8")
-        _module_needs[key] = frozenset(name for name, pattern, _ in _NEEDS if pattern.search(source))
-    return _module_needs[key]
+    """The markers a test module's source calls for (read once per file)."""
+    source = path.read_text(encoding="utf-8")
+    return frozenset(name for name, pattern, _ in _NEEDS if pattern.search(source))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -252,6 +250,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # ids, hence the decision by the module's source.
 
 
+@functools.cache
 def in_docker_scope(path: Path) -> bool:
     """Whether a test module runs in the Docker work unit: it uses Docker's machinery or marks a test docker."""
     return "docker" in needs_of(path) or "mark.docker" in path.read_text(encoding="utf-8")
