@@ -22,6 +22,10 @@ a UTM field, a region, a property), on the raw events, the current query against
 below, `old_engagement_sql`), alternating in one run, the answers asserted equal; then outbound and downloads
 with the same filters on the raw events.
 
+`--page-ab`: only the engagement report with page filters (`PAGE_AB`), the current query (entries, bounces and
+exits from the kept pageviews, copy-proof without dropping copies) against the one before it (kept below,
+`old_page_filtered_sql`), alternating in one run, the answers asserted equal, with wall and CPU time.
+
 `--cached-ab`: only the engagement report with page and UTM filters (`CACHED_AB`), which the per-day caches answer
 since session 9, against the raw events (the same report function without the report cache), alternating in
 one run, the answers asserted equal, with wall and CPU time (the caches built first).
@@ -38,6 +42,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -261,6 +266,100 @@ def cached_ab(cache: Any, runs: int, warmup: int) -> None:
         )
 
 
+# Page filters on the engagement report: the kept pageviews' entries, bounces and exits, copy-proof without
+# dropping copies (session 11) against the query before it (copies dropped inside `copy_windows`' windows).
+PAGE_AB = [
+    [["page", "contains", "/blog"]],
+    [["page", "is", "/pricing/7"]],
+    [["page", "not_contains", "/blog"]],
+    [["country", "is", "DE"], ["page", "is", "/pricing/7"]],  # before session 11: the raw events
+]
+
+
+def old_page_filtered_sql(scope: Scope, days: Any, params: DashboardParams, tail: str) -> str:
+    """`engagement.page_filtered_sql` before session 11 (the kept pageviews each once through
+    `raw_events.once`, counted per session), for the A/B comparison."""
+    from pixel.server.api.query import engagement_cache
+    from pixel.server.api.query.filters import filter_sql
+
+    pages = " AND ".join(filter_sql(f, params) for f in scope.filters)
+    visits = engagement_cache.pages_sql(days, engagement_cache.TABLES[:2], pages)
+    where = f"{scope.where(params)} AND event_name = 'pageview'"
+    expired = [d for d, build in days.builds if build == 0]
+    if expired:
+        where += f" AND toDate(timestamp, {{tz:String}}) > toDate('{max(expired).isoformat()}')"
+    cols = {"sid": "session_hash", "path": "path", "timestamp": "timestamp"}
+    matching = raw_events.once(where, cols, params, scope)
+    return f"""WITH
+        ends AS (SELECT e.1 AS page, sum(e.2) AS entries, sum(e.3) AS bounces, sum(e.4) AS exits
+            FROM (SELECT arrayJoin([(entry_path, 1, toUInt8(n <= 1), 0), (exit_path, 0, 0, 1)]) AS e
+                FROM (SELECT argMin(path, (timestamp, path)) AS entry_path,
+                        argMax(path, (timestamp, path)) AS exit_path, count() AS n
+                    FROM (SELECT * FROM {matching}) GROUP BY sid))
+            GROUP BY page)
+    SELECT * FROM (
+        SELECT v.page AS page, v.visitors AS visitors, v.pageviews AS pageviews,
+            v.engaged_visits AS engaged_visits, v.median_engaged_ms AS median_engaged_ms,
+            v.p75_engaged_ms AS p75_engaged_ms, v.scroll_visits AS scroll_visits, v.s25 AS s25, v.s50 AS s50,
+            v.s75 AS s75, v.s100 AS s100, ends.entries AS entries, ends.bounces AS bounces, ends.exits AS exits,
+            v.total_rows AS total_rows
+        FROM ({visits}) AS v LEFT JOIN ends ON ends.page = v.page)
+    {tail}"""
+
+
+def page_ab(cache: Any, runs: int, warmup: int) -> None:
+    """The engagement report with each of `PAGE_AB`'s filters: `engagement.engagement` (current) against
+    the same report with `old_page_filtered_sql`, alternating in one process, the answers asserted equal;
+    p50 of the wall time and of this process's CPU time (chDB runs in it). A page filter beside another
+    filter was answered by the raw events before: "old" is then the report without the report cache."""
+    from pixel.server.api.query.listing import order_page, paged
+
+    tail = order_page("visitors", "desc", engagement.SORTS, "page", 10, 1)
+    for filters in PAGE_AB:
+        scope = Scope(
+            cache.runner,
+            SITE,
+            resolve("30d", "Europe/Berlin"),
+            parse_filters(json.dumps(filters)),
+            cache=cache,
+        )
+        days = engagement._page_filtered_days(scope)
+        if days is None:  # the page filter beside another: build the cache by dimension before timing
+            engagement.engagement(scope, limit=10)
+        times: dict[str, list[tuple[float, float]]] = {"current": [], "old": []}
+        answers: dict[str, object] = {}
+        for i in range(warmup + runs):
+            for name in ("current", "old") if i % 2 == 0 else ("old", "current"):
+                wall, cpu = time.perf_counter(), time.process_time()
+                if name == "current":
+                    got: object = engagement.engagement(scope, limit=10)
+                elif days is None:
+                    got = engagement.engagement(replace(scope, cache=None), limit=10)
+                else:
+                    params = DashboardParams()
+                    rows = raw_events.run(scope, old_page_filtered_sql(scope, days, params, tail), params)
+                    got = {
+                        "rows": [engagement._row(r) for r in rows],
+                        **paged(rows, 10, 1, "visitors", "desc"),
+                    }
+                elapsed = ((time.perf_counter() - wall) * 1000, (time.process_time() - cpu) * 1000)
+                if i >= warmup:
+                    times[name].append(elapsed)
+                answers.setdefault(name, got)
+                assert got == answers[name], (filters, name)
+        assert answers["current"] == answers["old"], filters
+        p50 = {k: statistics.median(t[0] for t in v) for k, v in times.items()}
+        cpu50 = {k: statistics.median(t[1] for t in v) for k, v in times.items()}
+        label = ", ".join(" ".join(f) for f in filters)
+        print(
+            f"  engagement + {label}: current p50 {p50['current']:.0f} ms (CPU {cpu50['current']:.0f} ms, "
+            f"min {min(t[0] for t in times['current']):.0f}), old p50 {p50['old']:.0f} ms "
+            f"(CPU {cpu50['old']:.0f} ms), current/old {p50['current'] / p50['old']:.2f} "
+            f"(CPU {cpu50['current'] / cpu50['old']:.2f})",
+            flush=True,
+        )
+
+
 def old_links_sql(scope: Scope, kind: str, params: SqlParams, tail: str) -> str:
     """The raw outbound / downloads query before session 8 (copies of every matching event grouped by the
     exact (day, event id)), for the A/B comparison."""
@@ -318,6 +417,11 @@ def main() -> None:
         action="store_true",
         help="only the engagement report with page / UTM filters, cached against raw (see above)",
     )
+    parser.add_argument(
+        "--page-ab",
+        action="store_true",
+        help="only the engagement report with page filters, current against the query before (see above)",
+    )
     args = parser.parse_args()
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="pixel-bench-insights-"))
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -366,6 +470,17 @@ def main() -> None:
         # the report reads the raw events), so the timed requests read built days.
         cache = app.state.pixel.report_cache
         cache.background_min_rows = 0
+        if args.page_ab:
+            started = time.perf_counter()
+            r = client.get(
+                f"/api/sites/{site_id}/reports/engagement", params={"period": "30d"}, headers=headers
+            )
+            assert r.status_code == 200, r.text
+            print(f"  engagement cache ready in {time.perf_counter() - started:.1f} s", flush=True)
+            page_ab(cache, args.runs, args.warmup)
+            print(f"  load average after: {load()}", flush=True)
+            store.close()
+            return
         if args.cached_ab:
             for filters in ([], [["utm_campaign", "is", "spring"]]):  # the two caches, built before timing
                 started = time.perf_counter()

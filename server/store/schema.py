@@ -432,6 +432,22 @@ PAGE_ENGAGEMENT_DIMS_WITH_UTM = tuple(
 )
 
 
+# -- migration 26: the engagement caches count page visits, and those with one pageview -------------------
+
+# A filter `page is X` keeps exactly the visits of X (every event of a visit is on its page), so each session
+# it keeps enters and leaves on X and bounces when its visit of X had one pageview: the report reads those two
+# counts from the caches instead of the raw pageviews. Rows built before have neither: every build of both
+# engagement caches is forgotten (rebuilt on read).
+ENGAGEMENT_VISIT_COUNTS = tuple(
+    f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS `{name}` UInt64 AFTER `{after}`"
+    for table in ("page_engagement", "page_engagement_dims")
+    for name, after in (("visits", "exits"), ("single_visits", "visits"))
+) + tuple(
+    f"TRUNCATE TABLE {table}"
+    for prefix in ("page_engagement", "page_engagement_dims")
+    for table in (prefix, f"{prefix}_edges", f"{prefix}_builds")
+)
+
 # -- migration 22: the filtered dashboard's per-day cache by filter value (pixel.server.api.query.filter_cache) --
 
 # Per (site, zone, local day, build), filter dimension (country, device, browser, os, source, channel) and its
@@ -761,6 +777,11 @@ def migrations(retention_days: int = 0) -> tuple[Migration, ...]:
             25,
             "engagement report: the cache by event dimension splits by the UTM fields too",
             PAGE_ENGAGEMENT_DIMS_WITH_UTM,
+        ),
+        Migration(
+            26,
+            "engagement report: the caches count page visits and those with one pageview (a `page is` filter)",
+            ENGAGEMENT_VISIT_COUNTS,
         ),
     )
 

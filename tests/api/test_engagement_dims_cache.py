@@ -214,6 +214,7 @@ def test_without_filters_the_plain_cache_answers(
 
 PAGE_FILTERS = [
     [["page", "is", "/docs"]],
+    [["page", "is", "/checkout"], ["page", "not_contains", "pric"]],  # `is` beside another page filter
     [["page", "contains", "DOC"]],
     [["page", "not_matches", "^/(blog|checkout)"]],
     [["page", "is_not", "/"], ["page", "not_contains", "pric"]],
@@ -228,8 +229,9 @@ def test_page_filters_read_the_plain_cache_and_the_kept_pageviews(
     filters: list[list[str]],
 ) -> None:
     """A page's visit figures come from the plain engagement cache, its entries, bounces and exits from the
-    raw pageviews the filters keep: every zone equals the Python computation over the kept events and the
-    raw query's answer; the filters cut sessions, so entries differ from the unfiltered report's."""
+    raw pageviews the filters keep, or with a filter `page is` from the cache's visit counts alone (no
+    event read): every zone equals the Python computation over the kept events and the raw query's answer;
+    the filters cut sessions, so entries differ from the unfiltered report's."""
     cut = False
     for domain, (site_id, tz, rows) in sites.items():
 
@@ -241,7 +243,10 @@ def test_page_filters_read_the_plain_cache_and_the_kept_pageviews(
         queries.clear()
         got = rows_of(api, site_id, filters=json.dumps(filters), **RANGE)
         read = [q for q in queries if "FROM events" in q]
-        assert read and all("event_name = 'pageview'" in q for q in read), domain  # only pageviews read
+        if any(op == "is" for _, op, _ in filters):
+            assert not read, domain  # the cache's visit counts place the entries, bounces and exits
+        else:
+            assert read and all("event_name = 'pageview'" in q for q in read), domain  # only pageviews read
         assert any("page_engagement_edges" in q for q in queries), domain
         raw = rows_of(
             api, site_id, filters=json.dumps([*filters, ["country", "not_contains", "never"]]), **RANGE
@@ -251,6 +256,44 @@ def test_page_filters_read_the_plain_cache_and_the_kept_pageviews(
         cut = cut or any(want[p]["entries"] != every[p]["entries"] for p in want)
         assert all(want[p]["pageviews"] == every[p]["pageviews"] for p in want)
     assert cut, filters
+
+
+PAGE_IS_WITH_CARRIED = [
+    [["country", "is", "DE"], ["page", "is", "/docs"]],
+    [["utm_source", "is_not", "newsletter"], ["page", "is", "/"]],
+    [["device", "contains", "TAB"], ["page", "is", "/checkout"], ["page", "contains", "check"]],
+    [["os", "is_not", "Windows"], ["channel", "matches", "^(Direct|Email)$"], ["page", "is", "/pricing"]],
+]
+
+
+@pytest.mark.parametrize("filters", PAGE_IS_WITH_CARRIED, ids=json.dumps)
+def test_a_page_is_filter_beside_carried_ones_reads_the_cache_by_dimension(
+    api: Api,
+    sites: dict[str, tuple[int, str, list[dict[str, Any]]]],
+    queries: list[str],
+    filters: list[list[str]],
+) -> None:
+    """`page is X` keeps whole visits of X, so beside filters on the carried dimensions the cache by
+    dimension answers: the visits the other filters keep, merged per session, are X's entries and exits,
+    and those with one pageview its bounces. Equal to the Python computation and the raw events in every
+    zone, no event read; the other filters cut sessions of X, so its figures differ from `page is X` alone."""
+    field = {**FIELDS, "page": "path", **{u: u for u in UTM_DIMENSIONS}}
+    alone = [f for f in filters if f[0] == "page"]
+    for domain, (site_id, tz, rows) in sites.items():
+
+        def keep(e: dict[str, Any], flts: list[list[str]] = filters) -> bool:
+            return all(passes(op, value)(str(e.get(field[dim], ""))) for dim, op, value in flts)
+
+        want = data.engagement(data.select(rows, domain, tz, pred=keep))
+        queries.clear()
+        got = rows_of(api, site_id, filters=json.dumps(filters), **RANGE)
+        assert not read_events(queries) and any("page_engagement_dims" in q for q in queries), domain
+        raw = rows_of(
+            api, site_id, filters=json.dumps([*filters, ["region", "not_contains", "never"]]), **RANGE
+        )
+        assert got == raw == want and len(got) == 1, (domain, filters)
+        page_only = data.engagement(data.select(rows, domain, tz, pred=lambda e: keep(e, alone)))
+        assert got != page_only, (domain, filters)
 
 
 def test_page_filters_leave_out_the_days_the_cache_reads_as_expired(

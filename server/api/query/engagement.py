@@ -19,11 +19,14 @@ Definitions (tests/api/insights_dataset.py computes the same numbers independent
 Bots left out, over whole days of the site's zone, the answer comes from a per-day cache (the same figures,
 exactly: tests compare the paths): without filters from `engagement_cache`, with filters only on the
 dimensions `engagement_dims_cache` carries (country, device, browser, os, source, channel, the UTM fields)
-from that one; with filters on the page only, the page's visit figures from `engagement_cache` and its
-entries, bounces and exits from the kept raw pageviews (`page_filtered_sql`); otherwise from the raw events
-(`raw_sql`), each event once: copies of an event (client retries: one `event_id`
-on one day) are dropped only where two parts of `events` could hold them (`copy_windows`, as the raw
-dashboard does), and the parts are read again after the query (`raw_events`).
+from that one; with a filter `page is X` (beside other page filters, or filters that cache carries) from
+the same caches, X's entries and exits being its visits kept and its bounces those with one pageview (every
+event of a visit is on its page, so a kept session enters and leaves on X); with other filters on the page
+only, the page's visit figures from `engagement_cache` and its entries, bounces and exits from the kept raw
+pageviews (`page_filtered_sql`, copy-proof without dropping copies); otherwise from the raw events
+(`raw_sql`), each event once: copies of an event (client retries: one `event_id` on one day) are dropped only
+where two parts of `events` could hold them (`copy_windows`, as the raw dashboard does), and the parts are read
+again after the query (`raw_events`).
 """
 
 from __future__ import annotations
@@ -63,10 +66,13 @@ def engagement(
     cached = _cached(scope, tail)
     if cached is not None:
         return {"rows": [_row(r) for r in cached], **paged(cached, limit, page, sort, order)}
-    params = raw_dashboard.DashboardParams()
     days = _page_filtered_days(scope)
-    sql = raw_sql(scope, params, tail) if days is None else page_filtered_sql(scope, days, params, tail)
-    rows = raw_events.run(scope, sql, params)
+    if days is not None:
+        page_params = SqlParams()
+        rows = scope.run(page_filtered_sql(scope, days, page_params, tail), page_params)
+    else:
+        params = raw_dashboard.DashboardParams()
+        rows = raw_events.run(scope, raw_sql(scope, params, tail), params)
     return {"rows": [_row(r) for r in rows], **paged(rows, limit, page, sort, order)}
 
 
@@ -117,26 +123,31 @@ def _page_filtered_days(scope: Scope) -> Days | None:
     return engagement_cache.for_cache(scope.cache).days(replace(scope, filters=[]))
 
 
-def page_filtered_sql(scope: Scope, days: Days, params: raw_dashboard.DashboardParams, tail: str) -> str:
+def page_filtered_sql(scope: Scope, days: Days, params: SqlParams, tail: str) -> str:
     """The report with filters on the page only: a page's visits are kept whole or not at all (all of
     their events share its path), so its visitors, pageviews, engaged time and scroll figures are those of
     the plain engagement cache's row of that page. Its entries, bounces and exits are not: they are placed
-    among the session's kept pageviews, so they come from the raw pageviews the filters keep (each once, as
-    in `raw_sql`), grouped by the stored `session_hash` (entry: least (time, path); exit: greatest)."""
+    among the session's kept pageviews, so they come from the raw pageviews the filters keep, grouped by
+    the stored `session_hash` (entry: least (time, path); exit: greatest; a bounce: one pageview kept).
+
+    Copy-proof without dropping copies (no `copy_windows`, no second read of the parts): a client-retry
+    copy of a pageview carries its time and path, so it changes neither end, and the session kept one
+    pageview exactly when every kept row has the same hash of the table's key (one `event_id` on one
+    day), the key the raw path groups copies by."""
     pages = " AND ".join(filter_sql(f, params) for f in scope.filters)  # the cache's rows name it `path`
     visits = engagement_cache.pages_sql(days, engagement_cache.TABLES[:2], pages)
     where = f"{scope.where(params)} AND event_name = 'pageview'"
     expired = [d for d, build in days.builds if build == 0]  # past the retention: empty in the cache
     if expired:  # a date made here, not user input
         where += f" AND toDate(timestamp, {{tz:String}}) > toDate('{max(expired).isoformat()}')"
-    cols = {"sid": "session_hash", "path": "path", "timestamp": "timestamp"}
-    matching = raw_events.once(where, cols, params, scope)
     return f"""WITH
         ends AS (SELECT e.1 AS page, sum(e.2) AS entries, sum(e.3) AS bounces, sum(e.4) AS exits
-            FROM (SELECT arrayJoin([(entry_path, 1, toUInt8(n <= 1), 0), (exit_path, 0, 0, 1)]) AS e
+            FROM (SELECT arrayJoin([(entry_path, 1, toUInt8(first_key = last_key), 0), (exit_path, 0, 0, 1)]) AS e
                 FROM (SELECT argMin(path, (timestamp, path)) AS entry_path,
-                        argMax(path, (timestamp, path)) AS exit_path, count() AS n
-                    FROM (SELECT * FROM {matching}) GROUP BY sid))
+                        argMax(path, (timestamp, path)) AS exit_path,
+                        min(cityHash64(toDate(timestamp), event_id)) AS first_key,
+                        max(cityHash64(toDate(timestamp), event_id)) AS last_key
+                    FROM events WHERE {where} GROUP BY session_hash))
             GROUP BY page)
     SELECT * FROM (
         SELECT v.page AS page, v.visitors AS visitors, v.pageviews AS pageviews,
@@ -149,8 +160,9 @@ def page_filtered_sql(scope: Scope, days: Days, params: raw_dashboard.DashboardP
 
 
 def _cached(scope: Scope, tail: str) -> list[dict[str, Any]] | None:
-    """The report's rows from `engagement_cache` (no filters) or `engagement_dims_cache` (filters on the
-    dimensions it carries only), or None: read the raw events."""
+    """The report's rows from `engagement_cache` (no filters, or a `page is` filter with page filters) or
+    `engagement_dims_cache` (filters on the dimensions it carries, and a `page is` filter with page filters
+    beside them), or None: read the raw events (or the page-filtered path)."""
     if scope.cache is None:
         return None
     if not scope.filters:
@@ -158,11 +170,27 @@ def _cached(scope: Scope, tail: str) -> list[dict[str, Any]] | None:
         if days is None:
             return None
         return scope.run_cached(f"SELECT * FROM ({engagement_cache.pages_sql(days)}) {tail}")
-    days = engagement_dims_cache.for_cache(scope.cache).days(scope)
-    if days is None:
+    pages = [f for f in scope.filters if f.dimension == "page"]
+    if pages and not any(f.operator == "is" for f in pages):
         return None
+    others = [f for f in scope.filters if f.dimension != "page"]
     params = SqlParams()
-    inner = engagement_dims_cache.pages_sql(days, scope.filters, params)
+    if not others:
+        days = engagement_cache.for_cache(scope.cache).days(replace(scope, filters=[]))
+        inner = (
+            None
+            if days is None
+            else engagement_cache.pages_sql(days, where=" AND ".join(filter_sql(f, params) for f in pages))
+        )
+    else:
+        days = engagement_dims_cache.for_cache(scope.cache).days(replace(scope, filters=others))
+        inner = None if days is None else engagement_dims_cache.pages_sql(days, scope.filters, params)
+    if inner is None:
+        return None
+    if pages:  # `page is X`: every kept session enters and leaves on X, and bounces with one pageview there
+        inner = (
+            f"SELECT * REPLACE (visits AS entries, single_visits AS bounces, visits AS exits) FROM ({inner})"
+        )
     return scope.run_cached(f"SELECT * FROM ({inner}) {tail}", params)
 
 

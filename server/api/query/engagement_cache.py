@@ -15,8 +15,8 @@ visits of the sessions seen only inside the day (looking `EDGE_SECONDS` past bot
 cache does) are summed per page in `page_engagement`: visitors as a `uniqCombined(12)` state (merges to
 the raw sketch), pageviews, the engaged time of each visit that reported one as an exact
 `quantilesExactIf(0.5, 0.75)` state (the merge of the days' states is the raw `quantileExact`: the cached
-median and p75 are exact, no tolerance), the scroll marks reached, and the entries, bounces and exits of
-those sessions. The visits of sessions with page events on more than one day go to
+median and p75 are exact, no tolerance), the scroll marks reached, the entries, bounces and exits of
+those sessions, and the number of visits and of visits with one pageview (migration 26). The visits of sessions with page events on more than one day go to
 `page_engagement_edges`, one row per (day, session, page), and are merged per session over the range when
 read, so a session across midnight has one entry and one exit and one visit per page, as on the raw path.
 A session whose events are more than `EDGE_SECONDS` apart across a midnight (possible only with a longer
@@ -91,11 +91,14 @@ _PER_PAGE = f"""uniqCombinedState(12)(visitor_id) AS visitors, sum(pv) AS pagevi
     countIf(has_engaged) AS engaged_visits, quantilesExactIfState(0.5, 0.75)(engaged, has_engaged) AS engaged_q,
     countIf(has_scroll) AS scroll_visits, {_MARKS},
     countIf(path = entry_path) AS entries, countIf(path = entry_path AND session_pv <= 1) AS bounces,
-    countIf(path = exit_path) AS exits"""
+    countIf(path = exit_path) AS exits, count() AS visits, countIf(pv = 1) AS single_visits"""
 _PLACED = """argMin(path, (first_pv, path)) OVER (PARTITION BY sid) AS entry_path,
     argMax(path, (last_pv, path)) OVER (PARTITION BY sid) AS exit_path,
     sum(pv) OVER (PARTITION BY sid) AS session_pv"""
-_COLUMNS = "visitors, pageviews, engaged_visits, engaged, scroll_visits, s25, s50, s75, s100, entries, bounces, exits"
+_COLUMNS = (
+    "visitors, pageviews, engaged_visits, engaged, scroll_visits, s25, s50, s75, s100, entries, bounces, exits, "
+    "visits, single_visits"
+)
 _SELECTED = _COLUMNS.replace(" engaged,", " engaged_q,")  # the same columns as _PER_PAGE names them
 _VISIT = "visitor_id, pv, first_pv, last_pv, engaged, has_engaged, depth, has_scroll"
 
@@ -114,19 +117,23 @@ def _edges_select(dims: tuple[str, ...] = ()) -> str:
 def pages_sql(days: Days, tables: tuple[str, str] = TABLES[:2], where: str = "") -> str:
     """One row per page over the range of `days` (with builds): `page` and the raw query's columns
     (`visitors`, `pageviews`, `engaged_visits`, `median_engaged_ms`, `p75_engaged_ms`, `scroll_visits`,
-    `s25` .. `s100`, `entries`, `bounces`, `exits`), ready for `engagement`'s ORDER BY and paging.
+    `s25` .. `s100`, `entries`, `bounces`, `exits`), ready for `engagement`'s ORDER BY and paging, and the
+    page's `visits` and `single_visits` (those with one pageview: what a filter `page is` it makes its
+    entries, exits and bounces, see `engagement`).
     `tables`: the pages and edges tables read; `where`: a condition on their rows (the dimension columns of
     `engagement_dims_cache`'s tables), applied before the edges are merged per session."""
     rows = days.rows_where() + (f" AND ({where})" if where else "")
     pages, edges = tables
     marks = ", ".join(f"sum(s{m}) AS s{m}" for m in SCROLL_MARKS)
     return f"""SELECT page, visitors, pageviews, engaged_visits, q[1] AS median_engaged_ms, q[2] AS p75_engaged_ms,
-            scroll_visits, s25, s50, s75, s100, entries, bounces, exits, count() OVER () AS total_rows
+            scroll_visits, s25, s50, s75, s100, entries, bounces, exits, visits, single_visits,
+            count() OVER () AS total_rows
     FROM (
         SELECT path AS page, uniqCombinedMerge(12)(visitors) AS visitors, sum(pageviews) AS pageviews,
             sum(engaged_visits) AS engaged_visits, quantilesExactIfMerge(0.5, 0.75)(engaged) AS q,
             sum(scroll_visits) AS scroll_visits, {marks},
-            sum(entries) AS entries, sum(bounces) AS bounces, sum(exits) AS exits
+            sum(entries) AS entries, sum(bounces) AS bounces, sum(exits) AS exits,
+            sum(visits) AS visits, sum(single_visits) AS single_visits
         FROM (
             SELECT path, {_COLUMNS} FROM {pages} WHERE {rows}
             UNION ALL

@@ -60,8 +60,9 @@ class EngagementDimsCache(EngagementCache):
 
 def pages_sql(days: Days, filters: list[Filter], params: SqlParams) -> str:
     """`engagement_cache.pages_sql` over these tables, of the rows that pass `filters` (each on a
-    `CARRIED_HERE` dimension, else a ValueError), whose values go to `params`."""
-    if any(f.dimension not in CARRIED_HERE for f in filters):
+    `CARRIED_HERE` dimension or the page, else a ValueError), whose values go to `params`. A page filter
+    keeps whole visits; the session figures it cuts are the caller's to place (`engagement._cached`)."""
+    if any(f.dimension not in CARRIED_HERE | {"page"} for f in filters):
         raise ValueError(f"the engagement cache by dimension carries only {', '.join(sorted(CARRIED_HERE))}")
     where = " AND ".join(filter_sql(f, params) for f in filters)
     return engagement_cache.pages_sql(days, (TABLES[0], TABLES[1]), where)
