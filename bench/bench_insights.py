@@ -42,6 +42,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -236,34 +237,52 @@ def cached_ab(cache: Any, runs: int, warmup: int) -> None:
     report cache (current) and without it (the raw events, as before), alternating in one process, every
     answer asserted equal; p50 of the wall time and of this process's CPU time (chDB runs in it)."""
     for filters in CACHED_AB:
-        times: dict[str, list[tuple[float, float]]] = {"current": [], "raw": []}
-        answers: dict[str, object] = {}
-        for i in range(warmup + runs):
-            for name in ("current", "raw") if i % 2 == 0 else ("raw", "current"):
-                scope = Scope(
-                    cache.runner,
-                    SITE,
-                    resolve("30d", "Europe/Berlin"),
-                    parse_filters(json.dumps(filters)),
-                    cache=cache if name == "current" else None,
-                )
-                wall, cpu = time.perf_counter(), time.process_time()
-                got = engagement.engagement(scope, limit=10)
-                elapsed = ((time.perf_counter() - wall) * 1000, (time.process_time() - cpu) * 1000)
-                if i >= warmup:
-                    times[name].append(elapsed)
-                answers.setdefault(name, got)
-                assert got == answers[name], (filters, name)
-        assert answers["current"] == answers["raw"], filters
-        p50 = {k: statistics.median(t[0] for t in v) for k, v in times.items()}
-        cpu50 = {k: statistics.median(t[1] for t in v) for k, v in times.items()}
-        label = ", ".join(" ".join(f) for f in filters)
-        print(
-            f"  engagement + {label}: current p50 {p50['current']:.0f} ms (CPU {cpu50['current']:.0f} ms, "
-            f"max {max(t[0] for t in times['current']):.0f}), raw p50 {p50['raw']:.0f} ms "
-            f"(CPU {cpu50['raw']:.0f} ms), current/raw {p50['current'] / p50['raw']:.2f}",
-            flush=True,
-        )
+
+        def report(name: str, filters: list[list[str]] = filters) -> object:
+            scope = Scope(
+                cache.runner,
+                SITE,
+                resolve("30d", "Europe/Berlin"),
+                parse_filters(json.dumps(filters)),
+                cache=cache if name == "current" else None,
+            )
+            return engagement.engagement(scope, limit=10)
+
+        alternate(filters, ("current", "raw"), report, runs, warmup)
+
+
+def alternate(
+    filters: list[list[str]],
+    names: tuple[str, str],
+    report: Callable[[str], object],
+    runs: int,
+    warmup: int,
+) -> None:
+    """`report(name)` for the two `names` (the new way first), alternating for `warmup` + `runs` rounds, every
+    answer asserted equal; prints the p50 of the wall time and of this process's CPU time (chDB runs in it)."""
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
+    answers: dict[str, object] = {}
+    for i in range(warmup + runs):
+        for name in names if i % 2 == 0 else names[::-1]:
+            wall, cpu = time.perf_counter(), time.process_time()
+            got = report(name)
+            elapsed = ((time.perf_counter() - wall) * 1000, (time.process_time() - cpu) * 1000)
+            if i >= warmup:
+                times[name].append(elapsed)
+            answers.setdefault(name, got)
+            assert got == answers[name], (filters, name)
+    new, old = names
+    assert answers[new] == answers[old], filters
+    p50 = {k: statistics.median(t[0] for t in v) for k, v in times.items()}
+    cpu50 = {k: statistics.median(t[1] for t in v) for k, v in times.items()}
+    label = ", ".join(" ".join(f) for f in filters)
+    print(
+        f"  engagement + {label}: {new} p50 {p50[new]:.0f} ms (CPU {cpu50[new]:.0f} ms, "
+        f"min {min(t[0] for t in times[new]):.0f}, max {max(t[0] for t in times[new]):.0f}), {old} p50 "
+        f"{p50[old]:.0f} ms (CPU {cpu50[old]:.0f} ms), {new}/{old} {p50[new] / p50[old]:.2f} "
+        f"(CPU {cpu50[new] / cpu50[old]:.2f})",
+        flush=True,
+    )
 
 
 # Page filters on the engagement report: the kept pageviews' entries, bounces and exits, copy-proof without
@@ -326,38 +345,17 @@ def page_ab(cache: Any, runs: int, warmup: int) -> None:
         days = engagement._page_filtered_days(scope)
         if days is None:  # the page filter beside another: build the cache by dimension before timing
             engagement.engagement(scope, limit=10)
-        times: dict[str, list[tuple[float, float]]] = {"current": [], "old": []}
-        answers: dict[str, object] = {}
-        for i in range(warmup + runs):
-            for name in ("current", "old") if i % 2 == 0 else ("old", "current"):
-                wall, cpu = time.perf_counter(), time.process_time()
-                if name == "current":
-                    got: object = engagement.engagement(scope, limit=10)
-                elif days is None:
-                    got = engagement.engagement(replace(scope, cache=None), limit=10)
-                else:
-                    params = DashboardParams()
-                    rows = raw_events.run(scope, old_page_filtered_sql(scope, days, params, tail), params)
-                    got = {
-                        "rows": [engagement._row(r) for r in rows],
-                        **paged(rows, 10, 1, "visitors", "desc"),
-                    }
-                elapsed = ((time.perf_counter() - wall) * 1000, (time.process_time() - cpu) * 1000)
-                if i >= warmup:
-                    times[name].append(elapsed)
-                answers.setdefault(name, got)
-                assert got == answers[name], (filters, name)
-        assert answers["current"] == answers["old"], filters
-        p50 = {k: statistics.median(t[0] for t in v) for k, v in times.items()}
-        cpu50 = {k: statistics.median(t[1] for t in v) for k, v in times.items()}
-        label = ", ".join(" ".join(f) for f in filters)
-        print(
-            f"  engagement + {label}: current p50 {p50['current']:.0f} ms (CPU {cpu50['current']:.0f} ms, "
-            f"min {min(t[0] for t in times['current']):.0f}), old p50 {p50['old']:.0f} ms "
-            f"(CPU {cpu50['old']:.0f} ms), current/old {p50['current'] / p50['old']:.2f} "
-            f"(CPU {cpu50['current'] / cpu50['old']:.2f})",
-            flush=True,
-        )
+
+        def report(name: str, scope: Scope = scope, days: Any = days) -> object:
+            if name == "current":
+                return engagement.engagement(scope, limit=10)
+            if days is None:
+                return engagement.engagement(replace(scope, cache=None), limit=10)
+            params = DashboardParams()
+            rows = raw_events.run(scope, old_page_filtered_sql(scope, days, params, tail), params)
+            return {"rows": [engagement._row(r) for r in rows], **paged(rows, 10, 1, "visitors", "desc")}
+
+        alternate(filters, ("current", "old"), report, runs, warmup)
 
 
 def old_links_sql(scope: Scope, kind: str, params: SqlParams, tail: str) -> str:
