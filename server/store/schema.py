@@ -448,6 +448,37 @@ ENGAGEMENT_VISIT_COUNTS = tuple(
     for table in (prefix, f"{prefix}_edges", f"{prefix}_builds")
 )
 
+
+# -- migration 27: the engagement cache by dimension keeps its whole-day visits one row each ----------------
+
+# As migration 21's table, with a visit's plain figures instead of per-page sums and states (see
+# pixel.server.api.query.engagement_dims_cache). Made again: every build is forgotten (rebuilt on read).
+_UTM_COLUMNS = "".join(f",\n    `{name}` LowCardinality(String)" for name in UTM_DIMENSIONS)
+PAGE_ENGAGEMENT_DIMS_VISITS_DDL = f"""CREATE TABLE IF NOT EXISTS page_engagement_dims (
+    `site` LowCardinality(String),
+    `tz` LowCardinality(String),
+    `day` Date,
+    `build` UInt64,
+    `path` String{_DIMENSION_COLUMNS}{_UTM_COLUMNS},
+    `visitor_id` String,
+    `pv` UInt64,
+    `engaged` UInt64,
+    `has_engaged` UInt8,
+    `depth` UInt8,
+    `has_scroll` UInt8,
+    `entry` UInt8,
+    `bounce` UInt8,
+    `exit` UInt8
+)
+ENGINE = MergeTree
+ORDER BY (site, tz, day, path)"""
+PAGE_ENGAGEMENT_DIMS_PER_VISIT = (
+    "DROP TABLE IF EXISTS page_engagement_dims",
+    PAGE_ENGAGEMENT_DIMS_VISITS_DDL,
+    "TRUNCATE TABLE page_engagement_dims_edges",
+    "TRUNCATE TABLE page_engagement_dims_builds",
+)
+
 # -- migration 22: the filtered dashboard's per-day cache by filter value (pixel.server.api.query.filter_cache) --
 
 # Per (site, zone, local day, build), filter dimension (country, device, browser, os, source, channel) and its
@@ -782,6 +813,11 @@ def migrations(retention_days: int = 0) -> tuple[Migration, ...]:
             26,
             "engagement report: the caches count page visits and those with one pageview (a `page is` filter)",
             ENGAGEMENT_VISIT_COUNTS,
+        ),
+        Migration(
+            27,
+            "engagement report: the cache by dimension keeps its whole-day visits one row each",
+            PAGE_ENGAGEMENT_DIMS_PER_VISIT,
         ),
     )
 

@@ -109,22 +109,50 @@ def _pages_select(dims: tuple[str, ...] = ()) -> str:
     GROUP BY d, path{_with(dims)}"""
 
 
+# A cache that keeps its whole-day visits one row each (`per_visit`): the visit's figures as plain values and
+# whether its session entered, bounced or left there; `_PER_VISIT_PAGE` sums such rows per page as `_PER_PAGE`
+# sums the visits (the same columns, in the same order).
+_PER_VISIT = "visitor_id, pv, engaged, has_engaged, depth, has_scroll, entry, bounce, exit"
+_PER_VISIT_PAGE = f"""uniqCombinedState(12)(visitor_id) AS visitors, sum(pv) AS pageviews,
+    countIf(has_engaged) AS engaged_visits, quantilesExactIfState(0.5, 0.75)(engaged, has_engaged) AS engaged_q,
+    countIf(has_scroll) AS scroll_visits, {_MARKS},
+    sum(entry) AS entries, sum(bounce) AS bounces, sum(exit) AS exits, count() AS visits,
+    countIf(pv = 1) AS single_visits"""
+
+
+def _visits_select(dims: tuple[str, ...]) -> str:
+    return f"""SELECT d, path{_with(dims)}, visitor_id, pv, engaged, has_engaged, depth, has_scroll,
+        toUInt8(path = entry_path) AS entry, toUInt8(path = entry_path AND session_pv <= 1) AS bounce,
+        toUInt8(path = exit_path) AS exit
+    FROM (
+        SELECT *, {_PLACED} FROM ({_fragments(dims)}) WHERE NOT edge AND pv > 0 AND has({{days:Array(Date)}}, d))"""
+
+
 def _edges_select(dims: tuple[str, ...] = ()) -> str:
     return f"""SELECT d, sid, path{_with(dims)}, {_VISIT}
     FROM ({_fragments(dims)}) WHERE edge AND has({{days:Array(Date)}}, d)"""
 
 
-def pages_sql(days: Days, tables: tuple[str, str] = TABLES[:2], where: str = "") -> str:
+def pages_sql(
+    days: Days, tables: tuple[str, str] = TABLES[:2], where: str = "", per_visit: bool = False
+) -> str:
     """One row per page over the range of `days` (with builds): `page` and the raw query's columns
     (`visitors`, `pageviews`, `engaged_visits`, `median_engaged_ms`, `p75_engaged_ms`, `scroll_visits`,
     `s25` .. `s100`, `entries`, `bounces`, `exits`), ready for `engagement`'s ORDER BY and paging, and the
     page's `visits` and `single_visits` (those with one pageview: what a filter `page is` it makes its
     entries, exits and bounces, see `engagement`).
-    `tables`: the pages and edges tables read; `where`: a condition on their rows (the dimension columns of
+    `tables`: the pages and edges tables read (`per_visit`: the pages table holds one row per visit, see
+    `EngagementCache.per_visit`); `where`: a condition on their rows (the dimension columns of
     `engagement_dims_cache`'s tables), applied before the edges are merged per session."""
     rows = days.rows_where() + (f" AND ({where})" if where else "")
     pages, edges = tables
     marks = ", ".join(f"sum(s{m}) AS s{m}" for m in SCROLL_MARKS)
+    whole_days = (
+        f"""SELECT path, {_COLUMNS.replace(" engaged,", " engaged_q AS engaged,")}
+            FROM (SELECT path, {_PER_VISIT_PAGE} FROM {pages} WHERE {rows} GROUP BY path)"""
+        if per_visit
+        else f"SELECT path, {_COLUMNS} FROM {pages} WHERE {rows}"
+    )
     return f"""SELECT page, visitors, pageviews, engaged_visits, q[1] AS median_engaged_ms, q[2] AS p75_engaged_ms,
             scroll_visits, s25, s50, s75, s100, entries, bounces, exits, visits, single_visits,
             count() OVER () AS total_rows
@@ -135,7 +163,7 @@ def pages_sql(days: Days, tables: tuple[str, str] = TABLES[:2], where: str = "")
             sum(entries) AS entries, sum(bounces) AS bounces, sum(exits) AS exits,
             sum(visits) AS visits, sum(single_visits) AS single_visits
         FROM (
-            SELECT path, {_COLUMNS} FROM {pages} WHERE {rows}
+            {whole_days}
             UNION ALL
             SELECT path, {_PER_PAGE} FROM (
                 SELECT *, {_PLACED} FROM (
@@ -171,6 +199,10 @@ class EngagementCache(BackgroundDays):
     # The filter dimensions (`filters.DIMENSIONS` names) whose filters the cached rows can answer: a report
     # with filters on these only reads the cache (a subclass that carries them says so); none here.
     carried: frozenset[str] = frozenset()
+    # The whole-day visits one row each, not summed per (day, page, values): split by many dimensions, nearly
+    # every visit has a row of its own anyway, and merging a sketch and a quantiles state per row costs a
+    # filtered report far more than reading plain values (`engagement_dims_cache`).
+    per_visit: bool = False
 
     def __init__(self, cache: ReportCache) -> None:
         self.cache = cache
@@ -352,11 +384,18 @@ class EngagementCache(BackgroundDays):
         runner = self.cache.runner
         pages, edges = self.data_tables[:2]
         extra = _with(self.dims)
-        runner.command(
-            f"""INSERT INTO {pages} (site, tz, day, build, path{extra}, {_COLUMNS})
-            SELECT {head}, path{extra}, {_SELECTED} FROM ({_pages_select(self.dims)})""",
-            params,
-        )
+        if self.per_visit:
+            runner.command(
+                f"""INSERT INTO {pages} (site, tz, day, build, path{extra}, {_PER_VISIT})
+                SELECT {head}, path{extra}, {_PER_VISIT} FROM ({_visits_select(self.dims)})""",
+                params,
+            )
+        else:
+            runner.command(
+                f"""INSERT INTO {pages} (site, tz, day, build, path{extra}, {_COLUMNS})
+                SELECT {head}, path{extra}, {_SELECTED} FROM ({_pages_select(self.dims)})""",
+                params,
+            )
         runner.command(
             f"""INSERT INTO {edges} (site, tz, day, build, sid, path{extra}, {_VISIT})
             SELECT {head}, sid, path{extra}, {_VISIT} FROM ({_edges_select(self.dims)})""",

@@ -6,9 +6,11 @@ events by session.
 Tables (schema migration 21; the UTM columns migration 25), built, validated and purged by the engagement
 cache's machinery (`engagement_cache.EngagementCache`, one instance per report cache beside it, with its own
 builds table):
-- `page_engagement_dims`: the pages of the sessions whose page events in the build window share one local
-  day and one value of every carried dimension, summed per (day, page, values) as `page_engagement` sums
-  them per (day, page).
+- `page_engagement_dims`: the page visits of the sessions whose page events in the build window share one
+  local day and one value of every carried dimension, one row per visit (migration 27): its page, values,
+  visitor, figures as plain values, and whether its session entered, bounced or left there. Split by eleven
+  dimensions, sums per (day, page, values) held nearly one row per visit anyway, and a filtered report spent
+  its time merging each row's sketch and quantiles state; plain values are summed per page when read.
 - `page_engagement_dims_edges`: the visits of every other session, one row per (day, session, page,
   values) with that part's figures, as `page_engagement_edges` holds them.
 
@@ -56,6 +58,7 @@ class EngagementDimsCache(EngagementCache):
     builds_table = TABLES[2]
     dims = CONTENT_LINKS_DIMENSIONS + UTM_DIMENSIONS
     carried = CARRIED_HERE
+    per_visit = True
 
 
 def pages_sql(days: Days, filters: list[Filter], params: SqlParams) -> str:
@@ -65,7 +68,7 @@ def pages_sql(days: Days, filters: list[Filter], params: SqlParams) -> str:
     if any(f.dimension not in CARRIED_HERE | {"page"} for f in filters):
         raise ValueError(f"the engagement cache by dimension carries only {', '.join(sorted(CARRIED_HERE))}")
     where = " AND ".join(filter_sql(f, params) for f in filters)
-    return engagement_cache.pages_sql(days, (TABLES[0], TABLES[1]), where)
+    return engagement_cache.pages_sql(days, (TABLES[0], TABLES[1]), where, per_visit=True)
 
 
 def for_cache(cache: ReportCache) -> EngagementDimsCache:
