@@ -175,6 +175,23 @@ class RecordingCollector(_Server):
     def named(self, name: str) -> list[dict[str, Any]]:
         return [e for e in self.events() if e["event_name"] == name]
 
+    def unique(self, name: str) -> list[dict[str, Any]]:
+        """`named(name)` with each event once (its first copy, in order of arrival). Delivery is at least
+        once: a page left while a keepalive fetch is in flight sends its events again by beacon, with the same
+        `event_id`, which the store collapses. What a page tracked is counted by event id."""
+        seen: set[str] = set()
+        out = []
+        for e in self.named(name):
+            if e["event_id"] not in seen:
+                seen.add(e["event_id"])
+                out.append(e)
+        return out
+
+    def wait_unique(self, name: str, n: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """Wait until `n` distinct `name` events arrived; `unique(name)`."""
+        self.wait_for(lambda ev: len({e["event_id"] for e in ev if e["event_name"] == name}) >= n, timeout)
+        return self.unique(name)
+
     def wait_for(self, predicate, timeout: float = 10.0, what: str = "events") -> list[dict[str, Any]]:
         """Poll until `predicate(stored events)` is true; return the events."""
         deadline = time.monotonic() + timeout

