@@ -55,7 +55,7 @@ from fastapi.testclient import TestClient
 
 from pixel.server.api import create_app
 from pixel.server.api.app import open_meta
-from pixel.server.api.query import cache_sql, content, engagement, raw_events
+from pixel.server.api.query import cache_sql, content, engagement, engagement_cache, raw_events
 from pixel.server.api.query.filters import SqlParams, parse_filters
 from pixel.server.api.query.periods import resolve
 from pixel.server.api.query.raw_dashboard import DashboardParams
@@ -298,7 +298,6 @@ PAGE_AB = [
 def old_page_filtered_sql(scope: Scope, days: Any, params: DashboardParams, tail: str) -> str:
     """`engagement.page_filtered_sql` before session 11 (the kept pageviews each once through
     `raw_events.once`, counted per session), for the A/B comparison."""
-    from pixel.server.api.query import engagement_cache
     from pixel.server.api.query.filters import filter_sql
 
     pages = " AND ".join(filter_sql(f, params) for f in scope.filters)
@@ -342,7 +341,11 @@ def page_ab(cache: Any, runs: int, warmup: int) -> None:
             parse_filters(json.dumps(filters)),
             cache=cache,
         )
-        days = engagement._page_filtered_days(scope)
+        days = (
+            engagement_cache.for_cache(cache).days(replace(scope, filters=[]))
+            if all(f.dimension == "page" for f in scope.filters)
+            else None
+        )
         if days is None:  # the page filter beside another: build the cache by dimension before timing
             engagement.engagement(scope, limit=10)
 

@@ -436,16 +436,14 @@ PAGE_ENGAGEMENT_DIMS_WITH_UTM = tuple(
 
 # A filter `page is X` keeps exactly the visits of X (every event of a visit is on its page), so each session
 # it keeps enters and leaves on X and bounces when its visit of X had one pageview: the report reads those two
-# counts from the caches instead of the raw pageviews. Rows built before have neither: every build of both
-# engagement caches is forgotten (rebuilt on read).
-ENGAGEMENT_VISIT_COUNTS = tuple(
-    f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS `{name}` UInt64 AFTER `{after}`"
-    for table in ("page_engagement", "page_engagement_dims")
-    for name, after in (("visits", "exits"), ("single_visits", "visits"))
-) + tuple(
-    f"TRUNCATE TABLE {table}"
-    for prefix in ("page_engagement", "page_engagement_dims")
-    for table in (prefix, f"{prefix}_edges", f"{prefix}_builds")
+# counts from the caches instead of the raw pageviews. Rows built before have neither: every build is
+# forgotten (rebuilt on read). The cache by dimension is made again with its visits one row each (migration 27).
+ENGAGEMENT_VISIT_COUNTS = (
+    "ALTER TABLE page_engagement ADD COLUMN IF NOT EXISTS `visits` UInt64 AFTER `exits`",
+    "ALTER TABLE page_engagement ADD COLUMN IF NOT EXISTS `single_visits` UInt64 AFTER `visits`",
+    "TRUNCATE TABLE page_engagement",
+    "TRUNCATE TABLE page_engagement_edges",
+    "TRUNCATE TABLE page_engagement_builds",
 )
 
 

@@ -63,14 +63,8 @@ def engagement(
     scope: Scope, *, limit: int = 10, page: int = 1, sort: str = "visitors", order: str = "desc"
 ) -> dict[str, Any]:
     tail = order_page(sort, order, SORTS, "page", limit, page)
-    cached = _cached(scope, tail)
-    if cached is not None:
-        return {"rows": [_row(r) for r in cached], **paged(cached, limit, page, sort, order)}
-    days = _page_filtered_days(scope)
-    if days is not None:
-        page_params = SqlParams()
-        rows = scope.run(page_filtered_sql(scope, days, page_params, tail), page_params)
-    else:
+    rows = _from_caches(scope, tail)
+    if rows is None:
         params = raw_dashboard.DashboardParams()
         rows = raw_events.run(scope, raw_sql(scope, params, tail), params)
     return {"rows": [_row(r) for r in rows], **paged(rows, limit, page, sort, order)}
@@ -115,14 +109,6 @@ def raw_sql(scope: Scope, params: raw_dashboard.DashboardParams, tail: str) -> s
     {tail}"""
 
 
-def _page_filtered_days(scope: Scope) -> Days | None:
-    """The days of the plain engagement cache when every filter is on the page (and the report could read
-    that cache without them), else None."""
-    if scope.cache is None or not scope.filters or any(f.dimension != "page" for f in scope.filters):
-        return None
-    return engagement_cache.for_cache(scope.cache).days(replace(scope, filters=[]))
-
-
 def page_filtered_sql(scope: Scope, days: Days, params: SqlParams, tail: str) -> str:
     """The report with filters on the page only: a page's visits are kept whole or not at all (all of
     their events share its path), so its visitors, pageviews, engaged time and scroll figures are those of
@@ -159,34 +145,31 @@ def page_filtered_sql(scope: Scope, days: Days, params: SqlParams, tail: str) ->
     {tail}"""
 
 
-def _cached(scope: Scope, tail: str) -> list[dict[str, Any]] | None:
-    """The report's rows from `engagement_cache` (no filters, or a `page is` filter with page filters) or
-    `engagement_dims_cache` (filters on the dimensions it carries, and a `page is` filter with page filters
-    beside them), or None: read the raw events (or the page-filtered path)."""
+def _from_caches(scope: Scope, tail: str) -> list[dict[str, Any]] | None:
+    """The report's rows from the per-day caches, or None: read the raw events. Without filters, or with
+    filters on the page only, from `engagement_cache` (with a `page is` filter among them from it alone, else
+    with the kept pageviews: `page_filtered_sql`); with filters on the dimensions `engagement_dims_cache`
+    carries, and a `page is` filter with page filters beside them, from that one."""
     if scope.cache is None:
         return None
-    if not scope.filters:
-        days = engagement_cache.for_cache(scope.cache).days(scope)
-        if days is None:
-            return None
-        return scope.run_cached(f"SELECT * FROM ({engagement_cache.pages_sql(days)}) {tail}")
     pages = [f for f in scope.filters if f.dimension == "page"]
-    if pages and not any(f.operator == "is" for f in pages):
-        return None
     others = [f for f in scope.filters if f.dimension != "page"]
+    page_is = any(f.operator == "is" for f in pages)
     params = SqlParams()
     if not others:
         days = engagement_cache.for_cache(scope.cache).days(replace(scope, filters=[]))
-        inner = (
-            None
-            if days is None
-            else engagement_cache.pages_sql(days, where=" AND ".join(filter_sql(f, params) for f in pages))
-        )
+        if days is None:
+            return None
+        if pages and not page_is:
+            return scope.run(page_filtered_sql(scope, days, params, tail), params)
+        inner = engagement_cache.pages_sql(days, where=" AND ".join(filter_sql(f, params) for f in pages))
     else:
+        if pages and not page_is:
+            return None
         days = engagement_dims_cache.for_cache(scope.cache).days(replace(scope, filters=others))
-        inner = None if days is None else engagement_dims_cache.pages_sql(days, scope.filters, params)
-    if inner is None:
-        return None
+        if days is None:
+            return None
+        inner = engagement_dims_cache.pages_sql(days, scope.filters, params)
     if pages:  # `page is X`: every kept session enters and leaves on X, and bounces with one pageview there
         inner = (
             f"SELECT * REPLACE (visits AS entries, single_visits AS bounces, visits AS exits) FROM ({inner})"

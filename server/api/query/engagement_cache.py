@@ -16,9 +16,10 @@ cache does) are summed per page in `page_engagement`: visitors as a `uniqCombine
 the raw sketch), pageviews, the engaged time of each visit that reported one as an exact
 `quantilesExactIf(0.5, 0.75)` state (the merge of the days' states is the raw `quantileExact`: the cached
 median and p75 are exact, no tolerance), the scroll marks reached, the entries, bounces and exits of
-those sessions, and the number of visits and of visits with one pageview (migration 26). The visits of sessions with page events on more than one day go to
-`page_engagement_edges`, one row per (day, session, page), and are merged per session over the range when
-read, so a session across midnight has one entry and one exit and one visit per page, as on the raw path.
+those sessions, and the number of visits and of visits with one pageview (migration 26). The visits of
+sessions with page events on more than one day go to `page_engagement_edges`, one row per (day, session,
+page), and are merged per session over the range when read, so a session across midnight has one entry and
+one exit and one visit per page, as on the raw path.
 A session whose events are more than `EDGE_SECONDS` apart across a midnight (possible only with a longer
 tracker timeout) would count as two sessions, as in the report cache.
 
@@ -86,12 +87,18 @@ def _fragments(dims: tuple[str, ...] = ()) -> str:
 
 
 _MARKS = ", ".join(f"countIf(has_scroll AND depth >= {m}) AS s{m}" for m in SCROLL_MARKS)
-# Per page, from page visits (one row per session and page, pv > 0) with their session's entry / exit.
-_PER_PAGE = f"""uniqCombinedState(12)(visitor_id) AS visitors, sum(pv) AS pageviews,
+# Per page, from page visits (one row per session and page, pv > 0): the figures of the visits themselves
+# (`_FIGURES`), then the entries, bounces and exits of their sessions and the visit counts.
+_FIGURES = f"""uniqCombinedState(12)(visitor_id) AS visitors, sum(pv) AS pageviews,
     countIf(has_engaged) AS engaged_visits, quantilesExactIfState(0.5, 0.75)(engaged, has_engaged) AS engaged_q,
-    countIf(has_scroll) AS scroll_visits, {_MARKS},
+    countIf(has_scroll) AS scroll_visits, {_MARKS}"""
+_COUNTS = "count() AS visits, countIf(pv = 1) AS single_visits"
+# ... with each visit's session entry / exit placed (`_PLACED`)
+_PER_PAGE = f"""{_FIGURES},
     countIf(path = entry_path) AS entries, countIf(path = entry_path AND session_pv <= 1) AS bounces,
-    countIf(path = exit_path) AS exits, count() AS visits, countIf(pv = 1) AS single_visits"""
+    countIf(path = exit_path) AS exits, {_COUNTS}"""
+# ... with each visit's flags stored (a cache that keeps its whole-day visits one row each, `per_visit`)
+_PER_VISIT_PAGE = f"{_FIGURES}, sum(entry) AS entries, sum(bounce) AS bounces, sum(exit) AS exits, {_COUNTS}"
 _PLACED = """argMin(path, (first_pv, path)) OVER (PARTITION BY sid) AS entry_path,
     argMax(path, (last_pv, path)) OVER (PARTITION BY sid) AS exit_path,
     sum(pv) OVER (PARTITION BY sid) AS session_pv"""
@@ -100,32 +107,28 @@ _COLUMNS = (
     "visits, single_visits"
 )
 _SELECTED = _COLUMNS.replace(" engaged,", " engaged_q,")  # the same columns as _PER_PAGE names them
+_RENAMED = _COLUMNS.replace(" engaged,", " engaged_q AS engaged,")  # _PER_PAGE's columns named as _COLUMNS
 _VISIT = "visitor_id, pv, first_pv, last_pv, engaged, has_engaged, depth, has_scroll"
+# A whole-day visit's row in a `per_visit` cache: its figures and whether its session entered, bounced or left
+_PER_VISIT = "visitor_id, pv, engaged, has_engaged, depth, has_scroll, entry, bounce, exit"
+
+
+def _whole_day_visits(dims: tuple[str, ...]) -> str:
+    """The visits of the build's days whose sessions lie in one day (and one value of each of `dims`), each
+    with its session's entry / exit placed."""
+    return f"""SELECT *, {_PLACED} FROM ({_fragments(dims)})
+        WHERE NOT edge AND pv > 0 AND has({{days:Array(Date)}}, d)"""
 
 
 def _pages_select(dims: tuple[str, ...] = ()) -> str:
-    return f"""SELECT d, path{_with(dims)}, {_PER_PAGE} FROM (
-        SELECT *, {_PLACED} FROM ({_fragments(dims)}) WHERE NOT edge AND pv > 0 AND has({{days:Array(Date)}}, d))
-    GROUP BY d, path{_with(dims)}"""
-
-
-# A cache that keeps its whole-day visits one row each (`per_visit`): the visit's figures as plain values and
-# whether its session entered, bounced or left there; `_PER_VISIT_PAGE` sums such rows per page as `_PER_PAGE`
-# sums the visits (the same columns, in the same order).
-_PER_VISIT = "visitor_id, pv, engaged, has_engaged, depth, has_scroll, entry, bounce, exit"
-_PER_VISIT_PAGE = f"""uniqCombinedState(12)(visitor_id) AS visitors, sum(pv) AS pageviews,
-    countIf(has_engaged) AS engaged_visits, quantilesExactIfState(0.5, 0.75)(engaged, has_engaged) AS engaged_q,
-    countIf(has_scroll) AS scroll_visits, {_MARKS},
-    sum(entry) AS entries, sum(bounce) AS bounces, sum(exit) AS exits, count() AS visits,
-    countIf(pv = 1) AS single_visits"""
+    return f"SELECT d, path{_with(dims)}, {_PER_PAGE} FROM ({_whole_day_visits(dims)}) GROUP BY d, path{_with(dims)}"
 
 
 def _visits_select(dims: tuple[str, ...]) -> str:
     return f"""SELECT d, path{_with(dims)}, visitor_id, pv, engaged, has_engaged, depth, has_scroll,
         toUInt8(path = entry_path) AS entry, toUInt8(path = entry_path AND session_pv <= 1) AS bounce,
         toUInt8(path = exit_path) AS exit
-    FROM (
-        SELECT *, {_PLACED} FROM ({_fragments(dims)}) WHERE NOT edge AND pv > 0 AND has({{days:Array(Date)}}, d))"""
+    FROM ({_whole_day_visits(dims)})"""
 
 
 def _edges_select(dims: tuple[str, ...] = ()) -> str:
@@ -148,8 +151,7 @@ def pages_sql(
     pages, edges = tables
     marks = ", ".join(f"sum(s{m}) AS s{m}" for m in SCROLL_MARKS)
     whole_days = (
-        f"""SELECT path, {_COLUMNS.replace(" engaged,", " engaged_q AS engaged,")}
-            FROM (SELECT path, {_PER_VISIT_PAGE} FROM {pages} WHERE {rows} GROUP BY path)"""
+        f"SELECT path, {_RENAMED} FROM (SELECT path, {_PER_VISIT_PAGE} FROM {pages} WHERE {rows} GROUP BY path)"
         if per_visit
         else f"SELECT path, {_COLUMNS} FROM {pages} WHERE {rows}"
     )
@@ -384,18 +386,16 @@ class EngagementCache(BackgroundDays):
         runner = self.cache.runner
         pages, edges = self.data_tables[:2]
         extra = _with(self.dims)
-        if self.per_visit:
-            runner.command(
-                f"""INSERT INTO {pages} (site, tz, day, build, path{extra}, {_PER_VISIT})
-                SELECT {head}, path{extra}, {_PER_VISIT} FROM ({_visits_select(self.dims)})""",
-                params,
-            )
-        else:
-            runner.command(
-                f"""INSERT INTO {pages} (site, tz, day, build, path{extra}, {_COLUMNS})
-                SELECT {head}, path{extra}, {_SELECTED} FROM ({_pages_select(self.dims)})""",
-                params,
-            )
+        columns, selected, select = (
+            (_PER_VISIT, _PER_VISIT, _visits_select(self.dims))
+            if self.per_visit
+            else (_COLUMNS, _SELECTED, _pages_select(self.dims))
+        )
+        runner.command(
+            f"""INSERT INTO {pages} (site, tz, day, build, path{extra}, {columns})
+            SELECT {head}, path{extra}, {selected} FROM ({select})""",
+            params,
+        )
         runner.command(
             f"""INSERT INTO {edges} (site, tz, day, build, sid, path{extra}, {_VISIT})
             SELECT {head}, sid, path{extra}, {_VISIT} FROM ({_edges_select(self.dims)})""",

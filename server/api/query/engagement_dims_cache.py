@@ -66,7 +66,9 @@ def pages_sql(days: Days, filters: list[Filter], params: SqlParams) -> str:
     `CARRIED_HERE` dimension or the page, else a ValueError), whose values go to `params`. A page filter
     keeps whole visits; the session figures it cuts are the caller's to place (`engagement._cached`)."""
     if any(f.dimension not in CARRIED_HERE | {"page"} for f in filters):
-        raise ValueError(f"the engagement cache by dimension carries only {', '.join(sorted(CARRIED_HERE))}")
+        raise ValueError(
+            f"the engagement cache by dimension answers filters on {', '.join(sorted(CARRIED_HERE | {'page'}))} only"
+        )
     where = " AND ".join(filter_sql(f, params) for f in filters)
     return engagement_cache.pages_sql(days, (TABLES[0], TABLES[1]), where, per_visit=True)
 
