@@ -223,10 +223,15 @@ _NEEDS: tuple[tuple[str, re.Pattern[str], frozenset[str]], ...] = (
 
 
 @functools.cache
+def _source(path: Path) -> str:
+    """A test module's source, read once per run."""
+    return path.read_text(encoding="utf-8")
+
+
+@functools.cache
 def needs_of(path: Path) -> frozenset[str]:
-    """The markers a test module's source calls for (read once per file)."""
-    source = path.read_text(encoding="utf-8")
-    return frozenset(name for name, pattern, _ in _NEEDS if pattern.search(source))
+    """The markers a test module's source calls for."""
+    return frozenset(name for name, pattern, _ in _NEEDS if pattern.search(_source(path)))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -253,7 +258,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @functools.cache
 def in_docker_scope(path: Path) -> bool:
     """Whether a test module runs in the Docker work unit: it uses Docker's machinery or marks a test docker."""
-    return "docker" in needs_of(path) or "mark.docker" in path.read_text(encoding="utf-8")
+    return "docker" in needs_of(path) or "mark.docker" in _source(path)
 
 
 @pytest.hookimpl(optionalhook=True)

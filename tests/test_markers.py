@@ -22,26 +22,23 @@ EXPECTED = {
 }
 
 
-def _collected(expression: str, *paths: str) -> list[str]:
-    """The test ids a fresh `pytest --collect-only -m expression paths` lists."""
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "no:cacheprovider",
-            "--collect-only",
-            "-q",
-            "-m",
-            expression,
-            *paths,
-        ],
-        cwd=ROOT,
+def _pytest(
+    *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """A fresh `pytest -q args` (no cache) in `cwd`, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args],
+        cwd=cwd,
+        env=env,
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+def _collected(expression: str, *paths: str) -> list[str]:
+    """The test ids a fresh `pytest --collect-only -m expression paths` lists."""
+    out = _pytest("--collect-only", "-m", expression, *paths)
     assert out.returncode in (0, 5), out.stdout + out.stderr
     return [line for line in out.stdout.splitlines() if "::" in line]
 
@@ -102,25 +99,8 @@ def _run_suite(
     for name, source in modules.items():
         (folder / name).write_text(source)
     log = folder / "workers.log"
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "no:cacheprovider",
-            "-q",
-            "--rootdir",
-            str(folder),
-            *args,
-            str(folder),
-        ],
-        cwd=folder,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "WORKER_LOG": str(log)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "WORKER_LOG": str(log)}
+    out = _pytest("--rootdir", str(folder), *args, str(folder), cwd=folder, env=env)
     return out, log
 
 
@@ -144,9 +124,8 @@ def test_every_docker_module_runs_on_one_worker_and_the_others_spread(tmp_path: 
     workers = {module: {w for m, w in ran if m == module} for module, _ in ran}
     docker = set().union(*(workers[m] for m in ("test_a_fixture.py", "test_b_client.py", "test_c_marked.py")))
     assert len(docker) == 1, workers
-    assert all(len(workers[f"test_plain_{i}.py"]) == 1 for i in range(3)), (
-        workers
-    )  # a module stays on one worker
+    # a module stays on one worker
+    assert all(len(workers[f"test_plain_{i}.py"]) == 1 for i in range(3)), workers
     assert len(set().union(*workers.values())) == 3, workers  # the other workers were used
 
 

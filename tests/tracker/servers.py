@@ -189,7 +189,11 @@ class RecordingCollector(_Server):
 
     def wait_unique(self, name: str, n: int, timeout: float = 10.0) -> list[dict[str, Any]]:
         """Wait until `n` distinct `name` events arrived; `unique(name)`."""
-        self.wait_for(lambda ev: len({e["event_id"] for e in ev if e["event_name"] == name}) >= n, timeout)
+        self.wait_for(
+            lambda ev: len({e["event_id"] for e in ev if e["event_name"] == name}) >= n,
+            timeout,
+            f"{n} distinct {name}",
+        )
         return self.unique(name)
 
     def wait_for(self, predicate, timeout: float = 10.0, what: str = "events") -> list[dict[str, Any]]:
