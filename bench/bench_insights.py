@@ -9,7 +9,7 @@ the insight events derived once when it holds bench_api's events without them; k
 repository).
 
 Times each report through the real FastAPI app in-process (ASGI, no network) for `period=30d`, without a
-filter and with one (`country is DE`, then `device is mobile`), `--runs` times after `--warmup` untimed requests, and prints
+filter and with one (`country is DE`, `device is mobile`, `page contains /blog`, `utm_campaign is spring`), `--runs` times after `--warmup` untimed requests, and prints
 p50/min/max; the first builds of the per-day caches (engagement, outbound, downloads, performance, forms,
 errors) are made (and timed) before, and the reports they answer are timed on the raw events too (a filter
 every event passes, alone and beside each one-filter case the link cache answers). Anchor in the same run: the page
@@ -132,6 +132,9 @@ REPORTS = [
 FILTER = [["country", "is", "DE"]]
 # A second one-filter case (another dimension the link cache carries).
 FILTER2 = [["device", "is", "mobile"]]
+# One filter on a set of pages and one on a UTM field (the caches answer some reports on neither).
+FILTER3 = [["page", "contains", "/blog"]]
+FILTER4 = [["utm_campaign", "is", "spring"]]
 # The reports answered from a per-day cache without a filter are also timed on the raw events, as before
 # the cache (a filter every event passes: the raw query plus one cheap condition).
 RAW = [["page", "not_contains", "never-in-any-path"]]
@@ -229,6 +232,8 @@ CACHED_AB = [
     [["page", "is", "/pricing/7"]],
     [["utm_campaign", "is", "spring"]],
     [["utm_source", "is_not", "newsletter"]],
+    [["country", "is", "DE"]],
+    [["browser", "is", "Chrome"]],
 ]
 
 
@@ -509,7 +514,7 @@ def main() -> None:
         for label, path, extra in REPORTS:
             if only and label not in only and not label.startswith("anchor"):
                 continue
-            variants = [FILTER] if label.startswith("anchor") else [None, FILTER, FILTER2]
+            variants = [FILTER] if label.startswith("anchor") else [None, FILTER, FILTER2, FILTER3, FILTER4]
             if label in RAW_TOO:
                 variants.append(RAW)
             if label in CACHED_FILTERED:

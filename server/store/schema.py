@@ -477,6 +477,45 @@ PAGE_ENGAGEMENT_DIMS_PER_VISIT = (
     "TRUNCATE TABLE page_engagement_dims_builds",
 )
 
+# -- migration 28: the engagement cache by dimension also sums its visits per (day, dimension, value, page) --
+
+# What `page_engagement` holds per (day, page), per value of one carried dimension (`dimension`: the events'
+# column), summed from `page_engagement_dims`' whole-day visits of the same build: a report filtered on one
+# dimension merges the rows of the values it keeps instead of aggregating every kept visit (see
+# pixel.server.api.query.engagement_dims_cache). Every build is forgotten (rebuilt on read) so each build has both.
+PAGE_ENGAGEMENT_BY_VALUE_DDL = """CREATE TABLE IF NOT EXISTS page_engagement_by_value (
+    `site` LowCardinality(String),
+    `tz` LowCardinality(String),
+    `dimension` LowCardinality(String),
+    `value` String,
+    `day` Date,
+    `build` UInt64,
+    `path` String,
+    `visitors` AggregateFunction(uniqCombined(12), String),
+    `pageviews` UInt64,
+    `engaged_visits` UInt64,
+    `engaged` AggregateFunction(quantilesExactIf(0.5, 0.75), UInt64, UInt8),
+    `scroll_visits` UInt64,
+    `s25` UInt64,
+    `s50` UInt64,
+    `s75` UInt64,
+    `s100` UInt64,
+    `entries` UInt64,
+    `bounces` UInt64,
+    `exits` UInt64,
+    `visits` UInt64,
+    `single_visits` UInt64
+)
+ENGINE = MergeTree
+ORDER BY (site, tz, dimension, value, day, path)
+SETTINGS index_granularity = 1024"""
+PAGE_ENGAGEMENT_BY_VALUE = (
+    PAGE_ENGAGEMENT_BY_VALUE_DDL,
+    "TRUNCATE TABLE page_engagement_dims",
+    "TRUNCATE TABLE page_engagement_dims_edges",
+    "TRUNCATE TABLE page_engagement_dims_builds",
+)
+
 # -- migration 22: the filtered dashboard's per-day cache by filter value (pixel.server.api.query.filter_cache) --
 
 # Per (site, zone, local day, build), filter dimension (country, device, browser, os, source, channel) and its
@@ -816,6 +855,11 @@ def migrations(retention_days: int = 0) -> tuple[Migration, ...]:
             27,
             "engagement report: the cache by dimension keeps its whole-day visits one row each",
             PAGE_ENGAGEMENT_DIMS_PER_VISIT,
+        ),
+        Migration(
+            28,
+            "engagement report: the cache by dimension sums its visits per value of each dimension too",
+            PAGE_ENGAGEMENT_BY_VALUE,
         ),
     )
 

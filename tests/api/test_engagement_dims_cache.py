@@ -133,6 +133,13 @@ def read_events(sql: list[str]) -> bool:
     return any("FROM events" in s for s in sql)
 
 
+def read_by_value(sql: list[str]) -> bool:
+    """The report read the visits summed per value of one dimension, not the visits one by one."""
+    return any(f"FROM {engagement_dims_cache.BY_VALUE} " in s for s in sql) and not any(
+        "FROM page_engagement_dims WHERE" in s for s in sql
+    )
+
+
 def test_every_carried_dimension_and_operator_from_the_cache_equals_raw_and_python(
     api: Api, sites: dict[str, tuple[int, str, list[dict[str, Any]]]], queries: list[str]
 ) -> None:
@@ -149,6 +156,7 @@ def test_every_carried_dimension_and_operator_from_the_cache_equals_raw_and_pyth
                 queries.clear()
                 cached = rows_of(api, site_id, filters=json.dumps([[dim, op, v]]), **RANGE)
                 assert not read_events(queries), (domain, dim, op)  # the cache answered
+                assert read_by_value(queries), (domain, dim, op)  # one dimension: its values' sums
                 raw = rows_of(api, site_id, filters=json.dumps([[dim, op, v], EVERYTHING]), **RANGE)
                 assert read_events(queries), (domain, dim, op)
                 assert cached == raw == want, (domain, dim, op, v)
@@ -187,6 +195,7 @@ def test_several_carried_filters_sorted_and_paged_from_the_cache(
     queries.clear()
     assert rows_of(api, site_id, filters=json.dumps(filters), **RANGE) == want and len(want) > 2
     assert not read_events(queries)
+    assert not read_by_value(queries) and any("FROM page_engagement_dims WHERE" in q for q in queries)
     url = f"/api/sites/{site_id}/reports/engagement"
     for sort in ("visitors", "median_engaged_ms", "bounce_rate", "exit_rate", "scroll_75", "page"):
         for order in ("asc", "desc"):
@@ -288,6 +297,8 @@ def test_a_page_is_filter_beside_carried_ones_reads_the_cache_by_dimension(
         queries.clear()
         got = rows_of(api, site_id, filters=json.dumps(filters), **RANGE)
         assert not read_events(queries) and any("page_engagement_dims" in q for q in queries), domain
+        carried = [f for f in filters if f[0] != "page"]
+        assert read_by_value(queries) == (len(carried) == 1), domain  # one dimension: its values' sums
         raw = rows_of(
             api, site_id, filters=json.dumps([*filters, ["region", "not_contains", "never"]]), **RANGE
         )

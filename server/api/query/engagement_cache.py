@@ -136,8 +136,26 @@ def _edges_select(dims: tuple[str, ...] = ()) -> str:
     FROM ({_fragments(dims)}) WHERE edge AND has({{days:Array(Date)}}, d)"""
 
 
+def sums_per_value_sql(visits: str, target: str, dims: tuple[str, ...]) -> str:
+    """INSERT into `target` (`page_engagement`'s columns, keyed by `dimension` and `value` too) the whole-day
+    visits of build `{build}` of the days `{days}` in `visits` (a `per_visit` pages table split by `dims`),
+    summed per (day, page) for each value of each of `dims`: what `page_engagement` holds, once per value."""
+    names = ", ".join(f"'{d}'" for d in dims)  # the events' column names, constants here
+    return f"""INSERT INTO {target} (site, tz, dimension, value, day, build, path, {_COLUMNS})
+    SELECT site, tz, dimension, value, day, build, path, {_SELECTED} FROM (
+        SELECT site, tz, dimension, value, day, build, path, {_PER_VISIT_PAGE}
+        FROM {visits} ARRAY JOIN [{names}] AS dimension, [{", ".join(dims)}] AS value
+        WHERE site = {{site:String}} AND tz = {{tz:String}} AND build = {{build:UInt64}}
+            AND has({{days:Array(Date)}}, day)
+        GROUP BY site, tz, dimension, value, day, build, path)"""
+
+
 def pages_sql(
-    days: Days, tables: tuple[str, str] = TABLES[:2], where: str = "", per_visit: bool = False
+    days: Days,
+    tables: tuple[str, str] = TABLES[:2],
+    where: str = "",
+    per_visit: bool = False,
+    pages_where: str | None = None,
 ) -> str:
     """One row per page over the range of `days` (with builds): `page` and the raw query's columns
     (`visitors`, `pageviews`, `engaged_visits`, `median_engaged_ms`, `p75_engaged_ms`, `scroll_visits`,
@@ -146,14 +164,17 @@ def pages_sql(
     entries, exits and bounces, see `engagement`).
     `tables`: the pages and edges tables read (`per_visit`: the pages table holds one row per visit, see
     `EngagementCache.per_visit`); `where`: a condition on their rows (the dimension columns of
-    `engagement_dims_cache`'s tables), applied before the edges are merged per session."""
+    `engagement_dims_cache`'s tables), applied before the edges are merged per session; `pages_where`:
+    the pages table's own condition when it names the dimensions otherwise (default `where`)."""
     rows = days.rows_where() + (f" AND ({where})" if where else "")
+    pages_where = where if pages_where is None else pages_where
+    page_rows = days.rows_where() + (f" AND ({pages_where})" if pages_where else "")
     pages, edges = tables
     marks = ", ".join(f"sum(s{m}) AS s{m}" for m in SCROLL_MARKS)
     whole_days = (
-        f"SELECT path, {_RENAMED} FROM (SELECT path, {_PER_VISIT_PAGE} FROM {pages} WHERE {rows} GROUP BY path)"
+        f"SELECT path, {_RENAMED} FROM (SELECT path, {_PER_VISIT_PAGE} FROM {pages} WHERE {page_rows} GROUP BY path)"
         if per_visit
-        else f"SELECT path, {_COLUMNS} FROM {pages} WHERE {rows}"
+        else f"SELECT path, {_COLUMNS} FROM {pages} WHERE {page_rows}"
     )
     return f"""SELECT page, visitors, pageviews, engaged_visits, q[1] AS median_engaged_ms, q[2] AS p75_engaged_ms,
             scroll_visits, s25, s50, s75, s100, entries, bounces, exits, visits, single_visits,

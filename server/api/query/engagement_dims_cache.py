@@ -13,6 +13,13 @@ builds table):
   its time merging each row's sketch and quantiles state; plain values are summed per page when read.
 - `page_engagement_dims_edges`: the visits of every other session, one row per (day, session, page,
   values) with that part's figures, as `page_engagement_edges` holds them.
+- `page_engagement_by_value` (migration 28): the first table's visits of each build summed per (day, page)
+  for each value of each dimension, as `page_engagement` sums them (a visitors sketch, an exact quantiles
+  state). A report filtered on one dimension (with any operator, and `page is` filters beside it) merges
+  the sums of the values its filter keeps, a few rows per page and day, instead of aggregating every visit
+  it keeps; filters on two dimensions or more read the visits one by one. Each value's sums are those of
+  whole visits of sessions with one value of each dimension, so merging those of the kept values is the
+  aggregation of the kept visits: the same answer.
 
 Why a filter on the carried dimensions gives exactly the raw answer (filters apply to events): a session of
 the first table has one value of each dimension, so a filter keeps all of its events or none, and its
@@ -31,19 +38,20 @@ events. Nothing here puts user text in SQL: filter values are parameters.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pixel.server.api.query import engagement_cache
 from pixel.server.api.query.cache_sql import Days
 from pixel.server.api.query.content_cache import CARRIED
 from pixel.server.api.query.engagement_cache import EngagementCache
-from pixel.server.api.query.filters import Filter, SqlParams, filter_sql
+from pixel.server.api.query.filters import Filter, SqlParams, compare_sql, dimension_sql, filter_sql
 from pixel.server.store.schema import CONTENT_LINKS_DIMENSIONS, UTM_DIMENSIONS
 
 if TYPE_CHECKING:
     from pixel.server.api.query.report_cache import ReportCache
 
 TABLES = ("page_engagement_dims", "page_engagement_dims_edges", "page_engagement_dims_builds")
+BY_VALUE = "page_engagement_by_value"  # the whole-day visits summed per (day, dimension, value, page)
 # The filter dimensions whose filters the cached rows answer: the link cache's, and the UTM fields (a filter's
 # dimension is named as the events' column). A session landing with UTM fields whose later pages have none
 # mixes values: its visits go to the edges table.
@@ -54,11 +62,17 @@ class EngagementDimsCache(EngagementCache):
     """The engagement cache by dimension beside one report cache (its runner, clock and settings)."""
 
     worker_name = "engagement-dims-cache"
-    data_tables = TABLES[:2]
+    data_tables = (*TABLES[:2], BY_VALUE)
     builds_table = TABLES[2]
     dims = CONTENT_LINKS_DIMENSIONS + UTM_DIMENSIONS
     carried = CARRIED_HERE
     per_visit = True
+
+    def _insert_rows(self, params: dict[str, Any]) -> None:
+        """The build's visits and edges, then its visits summed per value of each dimension (read back from
+        the visits just written: one pass over the events)."""
+        super()._insert_rows(params)
+        self.cache.runner.command(engagement_cache.sums_per_value_sql(TABLES[0], BY_VALUE, self.dims), params)
 
 
 def pages_sql(days: Days, filters: list[Filter], params: SqlParams) -> str:
@@ -70,6 +84,19 @@ def pages_sql(days: Days, filters: list[Filter], params: SqlParams) -> str:
             f"the engagement cache by dimension answers filters on {', '.join(sorted(CARRIED_HERE | {'page'}))} only"
         )
     where = " AND ".join(filter_sql(f, params) for f in filters)
+    others = [f for f in filters if f.dimension != "page"]
+    if (
+        len(others) == 1
+    ):  # one dimension: its values' sums (`BY_VALUE`), and the edges as the filters cut them
+        (flt,) = others
+        by_value = [
+            f"dimension = {params.add(dimension_sql(flt.dimension, params))}",
+            compare_sql("value", flt.operator, params.add(flt.value)),
+            *(filter_sql(f, params) for f in filters if f.dimension == "page"),
+        ]
+        return engagement_cache.pages_sql(
+            days, (BY_VALUE, TABLES[1]), where, pages_where=" AND ".join(by_value)
+        )
     return engagement_cache.pages_sql(days, (TABLES[0], TABLES[1]), where, per_visit=True)
 
 

@@ -152,8 +152,13 @@ def parse_filters(raw: str | list[Any] | None) -> list[Filter]:
 
 
 def filter_sql(flt: Filter, params: SqlParams) -> str:
-    expr = dimension_sql(flt.dimension, params)
-    value = params.add(flt.value)
+    return compare_sql(dimension_sql(flt.dimension, params), flt.operator, params.add(flt.value))
+
+
+def compare_sql(expr: str, operator: str, value: str) -> str:
+    """`expr` compared by a filter's `operator` with `value` (a parameter placeholder): the condition
+    `filter_sql` puts on a dimension's column, for a column that holds the dimension under another name
+    (a cache's `value` column of rows keyed by dimension)."""
     return {
         "is": f"{expr} = {value}",
         "is_not": f"{expr} != {value}",
@@ -161,7 +166,7 @@ def filter_sql(flt: Filter, params: SqlParams) -> str:
         "not_contains": f"positionCaseInsensitiveUTF8({expr}, {value}) = 0",
         "matches": f"match({expr}, {value})",
         "not_matches": f"NOT match({expr}, {value})",
-    }[flt.operator]
+    }[operator]
 
 
 def base_where(
