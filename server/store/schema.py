@@ -516,6 +516,40 @@ PAGE_ENGAGEMENT_BY_VALUE = (
     "TRUNCATE TABLE page_engagement_dims_builds",
 )
 
+# -- migration 29: the engagement cache keeps each session's pageview paths in order ------------------------
+
+# Per (day, build): the pageviews of each session seen only inside the day, in (time, path) order, copies
+# collapsed, as the `cityHash64` of their paths (`page_sessions`); the day's part of every other session, in
+# the same order, put together per session in day order over a range when read (`page_session_edges`). A filter on a set of pages takes its entries, bounces and exits from
+# them instead of the raw pageviews (see pixel.server.api.query.engagement_cache). Every build of the engagement
+# cache is forgotten (rebuilt on read) so each build has them.
+PAGE_SESSIONS_DDL = """CREATE TABLE IF NOT EXISTS page_sessions (
+    `site` LowCardinality(String),
+    `tz` LowCardinality(String),
+    `day` Date,
+    `build` UInt64,
+    `pages` Array(UInt64)
+)
+ENGINE = MergeTree
+ORDER BY (site, tz, day)"""
+PAGE_SESSION_EDGES_DDL = """CREATE TABLE IF NOT EXISTS page_session_edges (
+    `site` LowCardinality(String),
+    `tz` LowCardinality(String),
+    `day` Date,
+    `build` UInt64,
+    `sid` UInt64,
+    `pages` Array(UInt64)
+)
+ENGINE = MergeTree
+ORDER BY (site, tz, day, sid)"""
+PAGE_SESSION_PATHS = (
+    PAGE_SESSIONS_DDL,
+    PAGE_SESSION_EDGES_DDL,
+    "TRUNCATE TABLE page_engagement",
+    "TRUNCATE TABLE page_engagement_edges",
+    "TRUNCATE TABLE page_engagement_builds",
+)
+
 # -- migration 22: the filtered dashboard's per-day cache by filter value (pixel.server.api.query.filter_cache) --
 
 # Per (site, zone, local day, build), filter dimension (country, device, browser, os, source, channel) and its
@@ -860,6 +894,11 @@ def migrations(retention_days: int = 0) -> tuple[Migration, ...]:
             28,
             "engagement report: the cache by dimension sums its visits per value of each dimension too",
             PAGE_ENGAGEMENT_BY_VALUE,
+        ),
+        Migration(
+            29,
+            "engagement report: the cache keeps each session's pageview paths in order (filters on a set of pages)",
+            PAGE_SESSION_PATHS,
         ),
     )
 

@@ -24,9 +24,8 @@ import pytest
 
 from pixel.server.api.query import engagement, engagement_cache, engagement_dims_cache
 from pixel.server.api.query.content_cache import CARRIED
-from pixel.server.api.query.filters import parse_filters
+from pixel.server.api.query.filters import SqlParams, parse_filters
 from pixel.server.api.query.periods import resolve
-from pixel.server.api.query.raw_dashboard import DashboardParams
 from pixel.server.api.query.scope import Scope
 from pixel.server.store.schema import UTM_DIMENSIONS
 from tests.api import insights_dataset as data
@@ -231,15 +230,15 @@ PAGE_FILTERS = [
 
 
 @pytest.mark.parametrize("filters", PAGE_FILTERS, ids=json.dumps)
-def test_page_filters_read_the_plain_cache_and_the_kept_pageviews(
+def test_page_filters_read_the_plain_cache_and_its_session_paths(
     api: Api,
     sites: dict[str, tuple[int, str, list[dict[str, Any]]]],
     queries: list[str],
     filters: list[list[str]],
 ) -> None:
-    """A page's visit figures come from the plain engagement cache, its entries, bounces and exits from the
-    raw pageviews the filters keep, or with a filter `page is` from the cache's visit counts alone (no
-    event read): every zone equals the Python computation over the kept events and the raw query's answer;
+    """A page's visit figures come from the plain engagement cache, its entries, bounces and exits from its
+    ordered session paths cut by the filters, or with a filter `page is` from the cache's visit counts (no
+    event read either way): every zone equals the Python computation over the kept events and the raw query's answer;
     the filters cut sessions, so entries differ from the unfiltered report's."""
     cut = False
     for domain, (site_id, tz, rows) in sites.items():
@@ -251,11 +250,10 @@ def test_page_filters_read_the_plain_cache_and_the_kept_pageviews(
         rows_of(api, site_id, **RANGE)  # the plain cache built
         queries.clear()
         got = rows_of(api, site_id, filters=json.dumps(filters), **RANGE)
-        read = [q for q in queries if "FROM events" in q]
-        if any(op == "is" for _, op, _ in filters):
-            assert not read, domain  # the cache's visit counts place the entries, bounces and exits
-        else:
-            assert read and all("event_name = 'pageview'" in q for q in read), domain  # only pageviews read
+        assert not read_events(queries), domain
+        ordered = any("FROM page_sessions " in q for q in queries)
+        # with `page is`, the cache's visit counts place the entries, bounces and exits; else the session paths
+        assert ordered != any(op == "is" for _, op, _ in filters), domain
         assert any("page_engagement_edges" in q for q in queries), domain
         raw = rows_of(
             api, site_id, filters=json.dumps([*filters, ["country", "not_contains", "never"]]), **RANGE
@@ -311,7 +309,7 @@ def test_page_filters_leave_out_the_days_the_cache_reads_as_expired(
     api: Api, sites: dict[str, tuple[int, str, list[dict[str, Any]]]]
 ) -> None:
     """Days past the retention read as empty in the cache (build 0) while their events may still be stored
-    (a site's retention applies to the events hourly): the kept pageviews of those days are left out too, so
+    (a site's retention applies to the events hourly): the session paths of those days are left out too, so
     the answer is that of the live days alone."""
     domain = "kolkata.engdims"
     site_id, tz, rows = sites[domain]
@@ -324,11 +322,9 @@ def test_page_filters_leave_out_the_days_the_cache_reads_as_expired(
     assert days is not None
     live_from = data.FIRST_DAY + timedelta(days=4)
     days = replace(days, builds=tuple((d, b if d >= live_from else 0) for d, b in days.builds))
-    params = DashboardParams()
-    got = {
-        r["page"]: engagement._row(r)
-        for r in scope.run(engagement.page_filtered_sql(scope, days, params, "ORDER BY page"), params)
-    }
+    params = SqlParams()
+    sql = engagement.page_filtered_sql(days, params, scope.filters, "ORDER BY page")
+    got = {r["page"]: engagement._row(r) for r in scope.run_cached(sql, params)}
     want = data.engagement(
         data.select(rows, domain, tz, first=live_from, pred=lambda e: "doc" in e["path"].lower())
     )

@@ -1,7 +1,7 @@
 """The engagement report with a page filter places entries, bounces and exits among the kept pageviews
-without dropping client-retry copies first (`engagement.page_filtered_sql`): a copy carries its original's
-time, path and event id, so it moves neither end of a session and does not make a bounce into two
-pageviews, while two distinct pageviews at one instant on one page are two. Exact figures for hand-made
+(`engagement.page_filtered_sql`, from the engagement cache's ordered session paths): a client-retry copy
+carries its original's time, path and event id, so it moves neither end of a session and does not make a
+bounce into two pageviews, while two distinct pageviews at one instant on one page are two. Exact figures for hand-made
 sessions, copies stored in parts of their own, in three zones, on both engines, equal to the raw path.
 """
 

@@ -22,8 +22,8 @@ dimensions `engagement_dims_cache` carries (country, device, browser, os, source
 from that one; with a filter `page is X` (beside other page filters, or filters that cache carries) from
 the same caches, X's entries and exits being its visits kept and its bounces those with one pageview (every
 event of a visit is on its page, so a kept session enters and leaves on X); with other filters on the page
-only, the page's visit figures from `engagement_cache` and its entries, bounces and exits from the kept raw
-pageviews (`page_filtered_sql`, copy-proof without dropping copies); otherwise from the raw events
+only, the page's visit figures from `engagement_cache` and its entries, bounces and exits from the same
+cache's ordered session pages cut by the filters (`page_filtered_sql`); otherwise from the raw events
 (`raw_sql`), each event once: copies of an event (client retries: one `event_id` on one day) are dropped only
 where two parts of `events` could hold them (`copy_windows`, as the raw dashboard does), and the parts are read
 again after the query (`raw_events`).
@@ -42,7 +42,7 @@ from pixel.server.api.query import (
     raw_events,
 )
 from pixel.server.api.query.cache_sql import Days
-from pixel.server.api.query.filters import SqlParams, filter_sql
+from pixel.server.api.query.filters import Filter, SqlParams, filter_sql
 from pixel.server.api.query.listing import order_page, paged, percent
 from pixel.server.api.query.scope import Scope
 
@@ -109,46 +109,29 @@ def raw_sql(scope: Scope, params: raw_dashboard.DashboardParams, tail: str) -> s
     {tail}"""
 
 
-def page_filtered_sql(scope: Scope, days: Days, params: SqlParams, tail: str) -> str:
-    """The report with filters on the page only: a page's visits are kept whole or not at all (all of
-    their events share its path), so its visitors, pageviews, engaged time and scroll figures are those of
-    the plain engagement cache's row of that page. Its entries, bounces and exits are not: they are placed
-    among the session's kept pageviews, so they come from the raw pageviews the filters keep, grouped by
-    the stored `session_hash` (entry: least (time, path); exit: greatest; a bounce: one pageview kept).
-
-    Copy-proof without dropping copies (no `copy_windows`, no second read of the parts): a client-retry
-    copy of a pageview carries its time and path, so it changes neither end, and the session kept one
-    pageview exactly when every kept row has the same hash of the table's key (one `event_id` on one
-    day), the key the raw path groups copies by."""
-    pages = " AND ".join(filter_sql(f, params) for f in scope.filters)  # the cache's rows name it `path`
+def page_filtered_sql(days: Days, params: SqlParams, filters: list[Filter], tail: str) -> str:
+    """The report with filters on the page only, from the engagement cache: a page's visits are kept whole or
+    not at all (all of their events share its path), so its visitors, pageviews, engaged time and scroll
+    figures are those of the plain cache's row of that page. Its entries, bounces and exits are not: they
+    are placed among each session's kept pageviews, from the cache's ordered session pages
+    (`engagement_cache.page_ends_sql`, by the hash of the path)."""
+    pages = " AND ".join(filter_sql(f, params) for f in filters)  # the cache's rows name it `path`
     visits = engagement_cache.pages_sql(days, engagement_cache.TABLES[:2], pages)
-    where = f"{scope.where(params)} AND event_name = 'pageview'"
-    expired = [d for d, build in days.builds if build == 0]  # past the retention: empty in the cache
-    if expired:  # a date made here, not user input
-        where += f" AND toDate(timestamp, {{tz:String}}) > toDate('{max(expired).isoformat()}')"
-    return f"""WITH
-        ends AS (SELECT e.1 AS page, sum(e.2) AS entries, sum(e.3) AS bounces, sum(e.4) AS exits
-            FROM (SELECT arrayJoin([(entry_path, 1, toUInt8(first_key = last_key), 0), (exit_path, 0, 0, 1)]) AS e
-                FROM (SELECT argMin(path, (timestamp, path)) AS entry_path,
-                        argMax(path, (timestamp, path)) AS exit_path,
-                        min(cityHash64(toDate(timestamp), event_id)) AS first_key,
-                        max(cityHash64(toDate(timestamp), event_id)) AS last_key
-                    FROM events WHERE {where} GROUP BY session_hash))
-            GROUP BY page)
+    return f"""WITH ends AS ({engagement_cache.page_ends_sql(days, pages)})
     SELECT * FROM (
         SELECT v.page AS page, v.visitors AS visitors, v.pageviews AS pageviews,
             v.engaged_visits AS engaged_visits, v.median_engaged_ms AS median_engaged_ms,
             v.p75_engaged_ms AS p75_engaged_ms, v.scroll_visits AS scroll_visits, v.s25 AS s25, v.s50 AS s50,
             v.s75 AS s75, v.s100 AS s100, ends.entries AS entries, ends.bounces AS bounces, ends.exits AS exits,
             v.total_rows AS total_rows
-        FROM ({visits}) AS v LEFT JOIN ends ON ends.page = v.page)
+        FROM ({visits}) AS v LEFT JOIN ends ON ends.page_hash = cityHash64(v.page))
     {tail}"""
 
 
 def _from_caches(scope: Scope, tail: str) -> list[dict[str, Any]] | None:
     """The report's rows from the per-day caches, or None: read the raw events. Without filters, or with
     filters on the page only, from `engagement_cache` (with a `page is` filter among them from it alone, else
-    with the kept pageviews: `page_filtered_sql`); with filters on the dimensions `engagement_dims_cache`
+    with its session pages: `page_filtered_sql`); with filters on the dimensions `engagement_dims_cache`
     carries, and a `page is` filter with page filters beside them, from that one."""
     if scope.cache is None:
         return None
@@ -161,7 +144,7 @@ def _from_caches(scope: Scope, tail: str) -> list[dict[str, Any]] | None:
         if days is None:
             return None
         if pages and not page_is:
-            return scope.run(page_filtered_sql(scope, days, params, tail), params)
+            return scope.run_cached(page_filtered_sql(days, params, pages, tail), params)
         inner = engagement_cache.pages_sql(days, where=" AND ".join(filter_sql(f, params) for f in pages))
     else:
         if pages and not page_is:

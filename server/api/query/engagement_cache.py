@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 SCROLL_MARKS = (25, 50, 75, 100)
 DROP_AFTER_REBUILDS = 20  # superseded builds of rebuilt days are deleted after this many rebuilds
 TABLES = ("page_engagement", "page_engagement_edges", "page_engagement_builds")
+SESSION_TABLES = ("page_sessions", "page_session_edges")  # each session's pageview paths (migration 29)
 log = logging.getLogger(__name__)
 
 _DAY = "toDate(timestamp, {tz:String})"
@@ -111,6 +112,51 @@ _RENAMED = _COLUMNS.replace(" engaged,", " engaged_q AS engaged,")  # _PER_PAGE'
 _VISIT = "visitor_id, pv, first_pv, last_pv, engaged, has_engaged, depth, has_scroll"
 # A whole-day visit's row in a `per_visit` cache: its figures and whether its session entered, bounced or left
 _PER_VISIT = "visitor_id, pv, engaged, has_engaged, depth, has_scroll, entry, bounce, exit"
+
+
+# Each session's pageviews on one local day of the build window as sorted (time, path) pairs, copies collapsed;
+# `edge`: its pageviews lie on more than one day (the order a filter on the page cuts, see `page_ends_sql`).
+_SESSION_PARTS = f"""SELECT d, sid, pairs, uniqExact(d) OVER (PARTITION BY sid) > 1 AS edge
+    FROM (
+        SELECT {_DAY} AS d, cityHash64(session_id) AS sid, arraySort(groupArray((timestamp, path))) AS pairs
+        FROM {
+    deduped(
+        "site = {site:String} AND timestamp >= {elo:DateTime64(3)} AND timestamp < {ehi:DateTime64(3)} "
+        "AND is_bot = 0 AND event_name = 'pageview'",
+        "session_id, path",
+    )
+}
+        GROUP BY d, sid)"""
+
+
+def page_ends_sql(days: Days, keep: str) -> str:
+    """Per page (`page_hash`: the `cityHash64` of its path): the sessions of `days` whose first pageview
+    among those `keep` keeps (a condition on `path`) was on it (`entries`), those of them with that one
+    pageview kept (`bounces`), and those whose last kept pageview was there (`exits`), from the sessions'
+    ordered pages (`SESSION_TABLES`; the parts of a session across a midnight put together in day order). What the
+    raw events give: first and last by (time, path), a copy of a pageview collapsed (one `event_id` on one
+    day).
+
+    `keep` is evaluated once per distinct path of the range (the paths of the cache's page rows), not per
+    pageview: the sessions' pages are matched against the hashes of the kept paths. Two paths of one site
+    with one 64-bit hash would be taken for one page here."""
+    rows = days.rows_where()
+    sessions, edges = SESSION_TABLES
+    kept = f"""SELECT cityHash64(path) FROM (
+        SELECT path FROM {TABLES[0]} WHERE {rows} AND ({keep})
+        UNION ALL
+        SELECT path FROM {TABLES[1]} WHERE {rows} AND ({keep}))"""
+    return f"""SELECT e.1 AS page_hash, sum(e.2) AS entries, sum(e.3) AS bounces, sum(e.4) AS exits
+    FROM (
+        SELECT arrayJoin([(k[1], 1, toUInt8(length(k) = 1), 0), (k[-1], 0, 0, 1)]) AS e
+        FROM (
+            SELECT arrayFilter(h -> h IN ({kept}), pages) AS k FROM {sessions} WHERE {rows}
+            UNION ALL
+            SELECT arrayFilter(h -> h IN ({kept}), arrayFlatten(arrayMap(x -> x.2, arraySort(groupArray((day, pages))))))
+                AS k
+            FROM {edges} WHERE {rows} GROUP BY sid)
+        WHERE notEmpty(k))
+    GROUP BY page_hash"""
 
 
 def _whole_day_visits(dims: tuple[str, ...]) -> str:
@@ -216,7 +262,13 @@ class EngagementCache(BackgroundDays):
     """The engagement cache beside one report cache (its runner, clock and settings)."""
 
     worker_name = "engagement-cache"
-    data_tables: tuple[str, ...] = TABLES[:2]  # a subclass caching other figures names its own tables
+    data_tables: tuple[str, ...] = (
+        *TABLES[:2],
+        *SESSION_TABLES,
+    )  # a subclass caching other figures names its own
+    session_tables: tuple[str, ...] = (
+        SESSION_TABLES  # written with each build (none: a subclass that needs none)
+    )
     builds_table = TABLES[2]
     dims: tuple[str, ...] = ()  # the event columns the page rows are split by (`engagement_dims_cache`)
     # The filter dimensions (`filters.DIMENSIONS` names) whose filters the cached rows can answer: a report
@@ -422,6 +474,20 @@ class EngagementCache(BackgroundDays):
             SELECT {head}, sid, path{extra}, {_VISIT} FROM ({_edges_select(self.dims)})""",
             params,
         )
+        if self.session_tables:
+            sessions, session_edges = self.session_tables
+            runner.command(
+                f"""INSERT INTO {sessions} (site, tz, day, build, pages)
+                SELECT {head}, arrayMap(x -> cityHash64(x.2), pairs) FROM ({_SESSION_PARTS})
+                WHERE NOT edge AND has({{days:Array(Date)}}, d)""",
+                params,
+            )
+            runner.command(
+                f"""INSERT INTO {session_edges} (site, tz, day, build, sid, pages)
+                SELECT {head}, sid, arrayMap(x -> cityHash64(x.2), pairs) FROM ({_SESSION_PARTS})
+                WHERE edge AND has({{days:Array(Date)}}, d)""",
+                params,
+            )
 
     def _drop_older(self, scope: Scope, days: list[str], keep_from: int) -> None:
         """Delete the rebuilt days' rows of builds before the previous one (which a report may still read)."""

@@ -67,6 +67,7 @@ class EngagementDimsCache(EngagementCache):
     dims = CONTENT_LINKS_DIMENSIONS + UTM_DIMENSIONS
     carried = CARRIED_HERE
     per_visit = True
+    session_tables = ()  # the plain cache's serve every page filter
 
     def _insert_rows(self, params: dict[str, Any]) -> None:
         """The build's visits and edges, then its visits summed per value of each dimension (read back from
