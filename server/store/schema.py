@@ -550,6 +550,34 @@ PAGE_SESSION_PATHS = (
     "TRUNCATE TABLE page_engagement_builds",
 )
 
+# -- migration 30: the link reports' cache sums its clicks per value of the page and the UTM fields ---------------
+
+# What `content_links` holds per (day, kind, URL), per value of one of the events' columns in
+# `CONTENT_LINKS_BY_VALUE` (`dimension`): a link report filtered on one of them reads the rows of the values it keeps
+# (see pixel.server.api.query.content_cache). Split by them, `content_links` itself would hold nearly a row per click.
+# Every build is forgotten (rebuilt on read) so each build has both.
+CONTENT_LINKS_BY_VALUE = ("path", *UTM_DIMENSIONS)
+CONTENT_LINKS_BY_VALUE_DDL = """CREATE TABLE IF NOT EXISTS content_links_by_value (
+    `site` LowCardinality(String),
+    `tz` LowCardinality(String),
+    `dimension` LowCardinality(String),
+    `value` String,
+    `day` Date,
+    `build` UInt64,
+    `kind` LowCardinality(String),
+    `url` String,
+    `clicks` UInt64,
+    `visitors` AggregateFunction(uniqCombined(14), String)
+)
+ENGINE = MergeTree
+ORDER BY (site, tz, dimension, value, day, kind, url)
+SETTINGS index_granularity = 1024"""
+CONTENT_LINKS_BY_VALUES = (
+    CONTENT_LINKS_BY_VALUE_DDL,
+    "TRUNCATE TABLE content_links",
+    "TRUNCATE TABLE content_links_builds",
+)
+
 # -- migration 22: the filtered dashboard's per-day cache by filter value (pixel.server.api.query.filter_cache) --
 
 # Per (site, zone, local day, build), filter dimension (country, device, browser, os, source, channel) and its
@@ -899,6 +927,11 @@ def migrations(retention_days: int = 0) -> tuple[Migration, ...]:
             29,
             "engagement report: the cache keeps each session's pageview paths in order (filters on a set of pages)",
             PAGE_SESSION_PATHS,
+        ),
+        Migration(
+            30,
+            "outbound-link and download cache: clicks summed per value of the page and the UTM fields too",
+            CONTENT_LINKS_BY_VALUES,
         ),
     )
 

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from pixel.server.api.query import content_cache
+from pixel.server.store.schema import UTM_DIMENSIONS
 from tests.api import insights_dataset as data
 from tests.api.conftest import Api, add_site
 from tests.api.test_content_cache import DAYS, RANGE, REPORTS, count, got, midnight_clicks
@@ -51,6 +52,22 @@ VALUES = {
     "source": ("Google", "news", "^$"),
     "channel": ("Direct", "search", "^(Direct|Email)$"),
 }
+
+
+# The dimensions `content_links_by_value` keys (one filter alone) -> the event field, and their values as above.
+BY_VALUE_FIELDS = {"page": "path", **{u: u for u in UTM_DIMENSIONS}}
+BY_VALUE_VALUES = {
+    "page": ("/docs", "DOC", "^/(blog|checkout)"),
+    "utm_source": ("newsletter", "GOO", "^$"),
+    "utm_medium": ("email", "CP", "^e"),
+    "utm_campaign": ("spring", "LAUN", "^$"),
+    "utm_term": ("", "HAT", "^s"),
+    "utm_content": ("banner", "TEXT", "^b"),
+}
+UTM_SOURCES = ["newsletter", "google", ""]
+UTM_MEDIUMS = ["email", "cpc", ""]
+UTM_TERMS = ["shoes", "", "hats"]
+UTM_CONTENTS = ["banner", "text-link"]
 
 
 def operators_of(values: tuple[str, str, str]) -> list[tuple[str, str]]:
@@ -90,6 +107,10 @@ def with_dimensions(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         e.setdefault("device_type", data.DEVICES[i % len(data.DEVICES)])
         if i % 5 == 0:
             e["country"] = data.COUNTRIES[(i // 5) % len(data.COUNTRIES)]
+        e["utm_source"] = UTM_SOURCES[i % len(UTM_SOURCES)]
+        e["utm_medium"] = UTM_MEDIUMS[(i // 3) % len(UTM_MEDIUMS)]
+        e["utm_term"] = UTM_TERMS[(i // 2) % len(UTM_TERMS)]
+        e["utm_content"] = UTM_CONTENTS[i % len(UTM_CONTENTS)]
     return rows
 
 
@@ -142,6 +163,45 @@ def test_every_carried_dimension_and_operator_from_the_cache_equals_raw_and_pyth
         assert count(api, "content_links_builds", domain) == DAYS, domain  # read, not built again
 
 
+def test_one_filter_on_the_page_or_a_utm_field_from_the_sums_by_value_equals_raw_and_python(
+    api: Api, sites: dict[str, tuple[int, str, list[dict[str, Any]]]], queries: list[str]
+) -> None:
+    """One filter on the page or a UTM field (any operator) reads the clicks summed per value of its
+    dimension: equal to the raw events and to the Python count of the clicks it keeps, in every zone, and
+    each `is` filter keeps some clicks and drops others."""
+    assert set(BY_VALUE_FIELDS) == set(content_cache.BY_VALUE_FILTERS) == set(BY_VALUE_VALUES)
+    for domain, (site_id, tz, rows) in sites.items():
+        for report in REPORTS:
+            got(api, site_id, report, **RANGE)  # the first build
+        for dim, values in BY_VALUE_VALUES.items():
+            field = BY_VALUE_FIELDS[dim]
+            for op, v in operators_of(values):
+                for report in REPORTS:
+                    chosen = data.select(
+                        rows,
+                        domain,
+                        tz,
+                        data.FIRST_DAY,
+                        data.LAST_DAY,
+                        lambda e, op=op, v=v, field=field: passes(op, v)(str(e.get(field, ""))),
+                    )
+                    want = data.counted(chosen, REPORTS[report][0], lambda e: e["props"]["url"])
+                    if op == "is":
+                        assert (
+                            0
+                            < sum(c for c, _ in want.values())
+                            < sum(c for c, _ in expected(rows, domain, tz, report, []).values())
+                        ), (domain, report, dim)
+                    queries.clear()
+                    cached = got(api, site_id, report, filters=json.dumps([[dim, op, v]]), **RANGE)
+                    assert not read_events(queries), (domain, report, dim, op)  # the cache answered
+                    assert any(f"FROM {content_cache.BY_VALUE}" in q for q in queries), (domain, report, dim)
+                    raw = got(api, site_id, report, filters=json.dumps([[dim, op, v], EVERYTHING]), **RANGE)
+                    assert read_events(queries), (domain, report, dim, op)
+                    assert cached == raw == want, (domain, report, dim, op, v)
+        assert count(api, "content_links_builds", domain) == DAYS, domain  # read, not built again
+
+
 def test_each_filter_keeps_some_clicks_and_drops_others(
     sites: dict[str, tuple[int, str, list[dict[str, Any]]]],
 ) -> None:
@@ -181,9 +241,9 @@ def test_several_carried_filters_and_sorting_from_the_cache(
 @pytest.mark.parametrize(
     "filters",
     [
-        [["utm_campaign", "is", "spring"]],
-        [["page", "is", "/docs"]],
-        [["country", "is", "DE"], ["page", "contains", "doc"]],  # one filter not carried among carried ones
+        [["utm_campaign", "is", "spring"], ["page", "is", "/docs"]],  # two keyed by value: not carried
+        [["country", "is", "DE"], ["page", "contains", "doc"]],  # one keyed by value beside a carried one
+        [["utm_source", "is_not", "google"], ["utm_source", "contains", "e"]],
         [["prop:url", "contains", "github"]],
     ],
 )
@@ -198,7 +258,7 @@ def test_a_filter_the_cache_does_not_carry_reads_the_raw_events(
 
     def keep(e: dict[str, Any]) -> bool:
         for dim, op, value in filters:
-            field = {"utm_campaign": "utm_campaign", "page": "path"}.get(dim, FIELDS.get(dim))
+            field = BY_VALUE_FIELDS.get(dim, FIELDS.get(dim))
             got_value = e["props"].get("url", "") if dim == "prop:url" else str(e.get(field or "", ""))
             if not passes(op, value)(got_value):
                 return False

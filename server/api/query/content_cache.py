@@ -18,8 +18,14 @@ them (any operator: `filters.filter_sql` gives the same condition on the cache's
 selects exactly the rows of the clicks it keeps, and the sums and sketch merges of those rows are the raw
 answer. Copies of an event carry the same values (client retries of one request), so they fall in one row.
 
-Used when the report leaves bots out, covers whole days in the site's zone (today included) and has no filter
-or only filters on `CARRIED` dimensions; everything else reads the raw events. Nothing here puts user text
+`content_links_by_value` (schema migration 30) holds the same clicks and visitors per (day, kind, URL) for each
+value of each of the events' columns in `BY_VALUE` (the page's path and the five UTM fields): a report with one
+filter on one of those (`BY_VALUE_FILTERS`, any operator) merges the rows of the values it keeps, which are
+exactly the clicks it keeps (a click is one event with one value of each).
+
+Used when the report leaves bots out, covers whole days in the site's zone (today included) and has no filter,
+only filters on `CARRIED` dimensions, or one filter on a `BY_VALUE_FILTERS` dimension; everything else reads
+the raw events. Nothing here puts user text
 in SQL: dates, build ids and kinds made here; the site, zone and filter values as parameters.
 """
 
@@ -31,16 +37,23 @@ from typing import TYPE_CHECKING, Any
 from pixel.server.api.query import cache_sql, engagement_cache
 from pixel.server.api.query.cache_sql import Days
 from pixel.server.api.query.engagement_cache import EngagementCache
-from pixel.server.api.query.filters import Filter, SqlParams, filter_sql
-from pixel.server.store.schema import CONTENT_LINKS_DIMENSIONS
+from pixel.server.api.query.filters import DIMENSIONS, Filter, SqlParams, compare_sql, filter_sql
+from pixel.server.store.schema import CONTENT_LINKS_BY_VALUE, CONTENT_LINKS_DIMENSIONS
 
 if TYPE_CHECKING:
     from pixel.server.api.query.report_cache import ReportCache
+    from pixel.server.api.query.scope import Scope
 
 KINDS = ("outbound", "download")  # the event names cached, each its own rows (`kind`)
 TABLES = ("content_links", "content_links_builds")
 # The API's filter dimensions the rows carry (`filters.DIMENSIONS` names; the columns are the events').
 CARRIED = frozenset({"country", "device", "browser", "os", "source", "channel"})
+BY_VALUE = "content_links_by_value"
+# The filter dimensions whose values `BY_VALUE` keys (a filter's dimension -> the events' column).
+BY_VALUE_FILTERS = {d: c for d, c in DIMENSIONS.items() if c in CONTENT_LINKS_BY_VALUE}
+assert len(BY_VALUE_FILTERS) == len(CONTENT_LINKS_BY_VALUE), (
+    "every column keyed by value is a filter's dimension"
+)
 _DIMS = ", ".join(CONTENT_LINKS_DIMENSIONS)
 
 # The day's link events, each once (grouped by the events table's key, as `raw_events.once` does inside its windows),
@@ -58,6 +71,20 @@ _ROWS = f"""SELECT d, kind, url, {", ".join(f"one_{c} AS {c}" for c in CONTENT_L
     GROUP BY d, kind, url, {_DIMS}"""
 assert cache_sql.UNIQ_TOTAL == "uniqCombined(14)", "content_links.visitors holds the raw path's sketch state"
 
+# The same clicks per local day, kind and URL, for each value of each column of `CONTENT_LINKS_BY_VALUE`.
+_BY_VALUE_ROWS = f"""SELECT d, kind, url, dimension, value, count() AS clicks, uniqCombinedState(14)(v) AS visitors
+    FROM (
+        SELECT toDate(any(timestamp), {{tz:String}}) AS d, event_name AS kind, any(props['url']) AS url,
+            any(visitor_id) AS v, {", ".join(f"any({c}) AS one_{c}" for c in CONTENT_LINKS_BY_VALUE)}
+        FROM events
+        WHERE site = {{site:String}} AND timestamp >= {{elo:DateTime64(3)}} AND timestamp < {{ehi:DateTime64(3)}}
+            AND is_bot = 0 AND event_name IN {KINDS!r}
+        GROUP BY toDate(timestamp), event_id, event_name)
+    ARRAY JOIN [{", ".join(f"'{c}'" for c in CONTENT_LINKS_BY_VALUE)}] AS dimension,
+        [{", ".join(f"one_{c}" for c in CONTENT_LINKS_BY_VALUE)}] AS value
+    WHERE has({{days:Array(Date)}}, d)
+    GROUP BY d, kind, url, dimension, value"""
+
 
 def links_sql(
     days: Days,
@@ -73,12 +100,23 @@ def links_sql(
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}")
     conditions = [days.rows_where(), f"kind = '{kind}'"]
+    table = "content_links"
+    if any(f.dimension in BY_VALUE_FILTERS for f in filters):
+        if len(filters) != 1 or params is None:
+            raise ValueError(
+                "the link cache answers one filter on the page or a UTM field alone (with params)"
+            )
+        (flt,) = filters
+        table = BY_VALUE
+        conditions.append(f"dimension = {params.add(BY_VALUE_FILTERS[flt.dimension])}")
+        conditions.append(compare_sql("value", flt.operator, params.add(flt.value)))
+        filters = ()
     for flt in filters:
         if flt.dimension not in CARRIED or params is None:
             raise ValueError(f"the link cache does not carry {flt.dimension!r} (or no params were given)")
         conditions.append(filter_sql(flt, params))
     return f"""SELECT url AS {url}, sum(clicks) AS {clicks}, uniqCombinedMerge(14)(visitors) AS visitors
-        FROM content_links
+        FROM {table}
         WHERE {" AND ".join(conditions)}
         GROUP BY url"""
 
@@ -87,15 +125,27 @@ class ContentCache(EngagementCache):
     """The link reports' cache beside one report cache (its runner, clock and settings)."""
 
     worker_name = "content-cache"
-    carried = CARRIED
-    data_tables = TABLES[:1]
+    carried = CARRIED | frozenset(BY_VALUE_FILTERS)
+    data_tables = (TABLES[0], BY_VALUE)
     builds_table = TABLES[1]
+
+    def days(self, scope: Scope) -> Days | None:
+        """As `EngagementCache.days`; None also for a filter on a `BY_VALUE_FILTERS` dimension beside another."""
+        if len(scope.filters) > 1 and any(f.dimension in BY_VALUE_FILTERS for f in scope.filters):
+            return None
+        return super().days(scope)
 
     def _insert_rows(self, params: dict[str, Any]) -> None:
         self.cache.runner.command(
             f"""INSERT INTO content_links (site, tz, day, build, kind, url, {_DIMS}, clicks, visitors)
             SELECT {{site:String}}, {{tz:String}}, d, {{build:UInt64}}, kind, url, {_DIMS}, clicks, visitors
             FROM ({_ROWS})""",
+            params,
+        )
+        self.cache.runner.command(
+            f"""INSERT INTO {BY_VALUE} (site, tz, dimension, value, day, build, kind, url, clicks, visitors)
+            SELECT {{site:String}}, {{tz:String}}, dimension, value, d, {{build:UInt64}}, kind, url, clicks, visitors
+            FROM ({_BY_VALUE_ROWS})""",
             params,
         )
 
