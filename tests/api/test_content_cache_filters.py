@@ -64,6 +64,7 @@ BY_VALUE_VALUES = {
     "utm_term": ("", "HAT", "^s"),
     "utm_content": ("banner", "TEXT", "^b"),
 }
+# (as test_engagement_dims_cache's, which imports this module)
 UTM_SOURCES = ["newsletter", "google", ""]
 UTM_MEDIUMS = ["email", "cpc", ""]
 UTM_TERMS = ["shoes", "", "hats"]

@@ -56,30 +56,29 @@ assert len(BY_VALUE_FILTERS) == len(CONTENT_LINKS_BY_VALUE), (
 )
 _DIMS = ", ".join(CONTENT_LINKS_DIMENSIONS)
 
-# The day's link events, each once (grouped by the events table's key, as `raw_events.once` does inside its windows),
-# per local day, kind and URL.
-# (inner names of their own: an alias named as a column would stand for the aggregate in the WHERE)
-_ROWS = f"""SELECT d, kind, url, {", ".join(f"one_{c} AS {c}" for c in CONTENT_LINKS_DIMENSIONS)}, count() AS clicks, uniqCombinedState(14)(v) AS visitors
-    FROM (
-        SELECT toDate(any(timestamp), {{tz:String}}) AS d, event_name AS kind, any(props['url']) AS url,
-            any(visitor_id) AS v, {", ".join(f"any({c}) AS one_{c}" for c in CONTENT_LINKS_DIMENSIONS)}
+
+def _clicks(columns: tuple[str, ...]) -> str:
+    """The build window's link events, each once (grouped by the events table's key, as `raw_events.once` does
+    inside its windows), with their local day `d`, `kind`, `url`, visitor `v` and `one_<column>` of `columns`
+    (inner names of their own: an alias named as a column would stand for the aggregate in the WHERE)."""
+    return f"""SELECT toDate(any(timestamp), {{tz:String}}) AS d, event_name AS kind, any(props['url']) AS url,
+            any(visitor_id) AS v, {", ".join(f"any({c}) AS one_{c}" for c in columns)}
         FROM events
         WHERE site = {{site:String}} AND timestamp >= {{elo:DateTime64(3)}} AND timestamp < {{ehi:DateTime64(3)}}
             AND is_bot = 0 AND event_name IN {KINDS!r}
-        GROUP BY toDate(timestamp), event_id, event_name)
+        GROUP BY toDate(timestamp), event_id, event_name"""
+
+
+# The day's clicks and visitors per local day, kind, URL and values of the carried dimensions.
+_ROWS = f"""SELECT d, kind, url, {", ".join(f"one_{c} AS {c}" for c in CONTENT_LINKS_DIMENSIONS)}, count() AS clicks, uniqCombinedState(14)(v) AS visitors
+    FROM ({_clicks(CONTENT_LINKS_DIMENSIONS)})
     WHERE has({{days:Array(Date)}}, d)
     GROUP BY d, kind, url, {_DIMS}"""
 assert cache_sql.UNIQ_TOTAL == "uniqCombined(14)", "content_links.visitors holds the raw path's sketch state"
 
-# The same clicks per local day, kind and URL, for each value of each column of `CONTENT_LINKS_BY_VALUE`.
+# The same per local day, kind and URL, for each value of each column of `CONTENT_LINKS_BY_VALUE`.
 _BY_VALUE_ROWS = f"""SELECT d, kind, url, dimension, value, count() AS clicks, uniqCombinedState(14)(v) AS visitors
-    FROM (
-        SELECT toDate(any(timestamp), {{tz:String}}) AS d, event_name AS kind, any(props['url']) AS url,
-            any(visitor_id) AS v, {", ".join(f"any({c}) AS one_{c}" for c in CONTENT_LINKS_BY_VALUE)}
-        FROM events
-        WHERE site = {{site:String}} AND timestamp >= {{elo:DateTime64(3)}} AND timestamp < {{ehi:DateTime64(3)}}
-            AND is_bot = 0 AND event_name IN {KINDS!r}
-        GROUP BY toDate(timestamp), event_id, event_name)
+    FROM ({_clicks(CONTENT_LINKS_BY_VALUE)})
     ARRAY JOIN [{", ".join(f"'{c}'" for c in CONTENT_LINKS_BY_VALUE)}] AS dimension,
         [{", ".join(f"one_{c}" for c in CONTENT_LINKS_BY_VALUE)}] AS value
     WHERE has({{days:Array(Date)}}, d)
