@@ -262,13 +262,10 @@ class EngagementCache(BackgroundDays):
     """The engagement cache beside one report cache (its runner, clock and settings)."""
 
     worker_name = "engagement-cache"
-    data_tables: tuple[str, ...] = (
-        *TABLES[:2],
-        *SESSION_TABLES,
-    )  # a subclass caching other figures names its own
-    session_tables: tuple[str, ...] = (
-        SESSION_TABLES  # written with each build (none: a subclass that needs none)
-    )
+    # A subclass caching other figures names its own tables; the session tables are written with each build
+    # (none: a subclass that needs none).
+    data_tables: tuple[str, ...] = (*TABLES[:2], *SESSION_TABLES)
+    session_tables: tuple[str, ...] = SESSION_TABLES
     builds_table = TABLES[2]
     dims: tuple[str, ...] = ()  # the event columns the page rows are split by (`engagement_dims_cache`)
     # The filter dimensions (`filters.DIMENSIONS` names) whose filters the cached rows can answer: a report

@@ -67,7 +67,7 @@ class EngagementDimsCache(EngagementCache):
     dims = CONTENT_LINKS_DIMENSIONS + UTM_DIMENSIONS
     carried = CARRIED_HERE
     per_visit = True
-    session_tables = ()  # the plain cache's serve every page filter
+    session_tables = ()  # the plain cache's session tables serve every page filter
 
     def _insert_rows(self, params: dict[str, Any]) -> None:
         """The build's visits and edges, then its visits summed per value of each dimension (read back from
@@ -86,9 +86,8 @@ def pages_sql(days: Days, filters: list[Filter], params: SqlParams) -> str:
         )
     where = " AND ".join(filter_sql(f, params) for f in filters)
     others = [f for f in filters if f.dimension != "page"]
-    if (
-        len(others) == 1
-    ):  # one dimension: its values' sums (`BY_VALUE`), and the edges as the filters cut them
+    if len(others) == 1:
+        # one dimension: its values' sums (`BY_VALUE`), and the edges as the filters cut them
         (flt,) = others
         by_value = [
             f"dimension = {params.add(dimension_sql(flt.dimension, params))}",
