@@ -137,7 +137,8 @@ FILTER3 = [["page", "contains", "/blog"]]
 FILTER4 = [["utm_campaign", "is", "spring"]]
 # The reports answered from a per-day cache without a filter are also timed on the raw events, as before
 # the cache (a filter every event passes: the raw query plus one cheap condition).
-RAW = [["page", "not_contains", "never-in-any-path"]]
+# (a region filter: since store migrations 29-30 the caches answer a page filter, which would time no raw path)
+RAW = [["region", "not_contains", "never-in-any-region"]]
 CACHED = ("engagement", "outbound", "downloads", "performance", "forms", "errors")
 # The reports whose cache also answers the filters above; each filtered case is timed on the raw events too
 # (the filter plus RAW's, which the cache does not carry), in the same run.
