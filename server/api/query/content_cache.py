@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from pixel.server.api.query import cache_sql, engagement_cache
 from pixel.server.api.query.cache_sql import Days
 from pixel.server.api.query.engagement_cache import EngagementCache
-from pixel.server.api.query.filters import DIMENSIONS, Filter, SqlParams, compare_sql, filter_sql
+from pixel.server.api.query.filters import DIMENSIONS, Filter, SqlParams, filter_sql, keyed_value_sql
 from pixel.server.store.schema import CONTENT_LINKS_BY_VALUE, CONTENT_LINKS_DIMENSIONS
 
 if TYPE_CHECKING:
@@ -107,8 +107,7 @@ def links_sql(
             )
         (flt,) = filters
         table = BY_VALUE
-        conditions.append(f"dimension = {params.add(BY_VALUE_FILTERS[flt.dimension])}")
-        conditions.append(compare_sql("value", flt.operator, params.add(flt.value)))
+        conditions.append(keyed_value_sql(flt, params))
         filters = ()
     for flt in filters:
         if flt.dimension not in CARRIED or params is None:

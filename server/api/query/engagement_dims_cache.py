@@ -44,7 +44,7 @@ from pixel.server.api.query import engagement_cache
 from pixel.server.api.query.cache_sql import Days
 from pixel.server.api.query.content_cache import CARRIED
 from pixel.server.api.query.engagement_cache import EngagementCache
-from pixel.server.api.query.filters import Filter, SqlParams, compare_sql, dimension_sql, filter_sql
+from pixel.server.api.query.filters import Filter, SqlParams, filter_sql, keyed_value_sql
 from pixel.server.store.schema import CONTENT_LINKS_DIMENSIONS, UTM_DIMENSIONS
 
 if TYPE_CHECKING:
@@ -90,8 +90,7 @@ def pages_sql(days: Days, filters: list[Filter], params: SqlParams) -> str:
         # one dimension: its values' sums (`BY_VALUE`), and the edges as the filters cut them
         (flt,) = others
         by_value = [
-            f"dimension = {params.add(dimension_sql(flt.dimension, params))}",
-            compare_sql("value", flt.operator, params.add(flt.value)),
+            keyed_value_sql(flt, params),
             *(filter_sql(f, params) for f in filters if f.dimension == "page"),
         ]
         return engagement_cache.pages_sql(

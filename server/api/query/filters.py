@@ -155,6 +155,13 @@ def filter_sql(flt: Filter, params: SqlParams) -> str:
     return compare_sql(dimension_sql(flt.dimension, params), flt.operator, params.add(flt.value))
 
 
+def keyed_value_sql(flt: Filter, params: SqlParams) -> str:
+    """The condition `filter_sql` puts on the events, on a cache's rows keyed by `dimension` (the events'
+    column name) and `value` instead of one column per dimension."""
+    column = params.add(dimension_sql(flt.dimension, params))
+    return f"dimension = {column} AND {compare_sql('value', flt.operator, params.add(flt.value))}"
+
+
 def compare_sql(expr: str, operator: str, value: str) -> str:
     """`expr` compared by a filter's `operator` with `value` (a parameter placeholder): the condition
     `filter_sql` puts on a dimension's column, for a column that holds the dimension under another name
