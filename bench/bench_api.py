@@ -264,7 +264,7 @@ def raw_query_times(
 
 def filter_cache_days(store: ChdbStore, app: Any, filters: list[list[str]]) -> Any:
     """Both 30-day periods' days in the filter cache (`filter_cache`), built now if need be (timed), or None
-    when the filters are not ones it answers (two dimensions, a page, a property)."""
+    when the filters are not ones it answers (two dimensions, a property)."""
     from pixel.server.api.query import filter_cache
     from pixel.server.api.query.cache_sql import Days, whole_days
     from pixel.server.api.query.filters import parse_filters

@@ -580,9 +580,10 @@ CONTENT_LINKS_BY_VALUES = (
 
 # -- migration 22: the filtered dashboard's per-day cache by filter value (pixel.server.api.query.filter_cache) --
 
-# Per (site, zone, local day, build), filter dimension (country, device, browser, os, source, channel) and its
-# value: the day's whole-day totals (dimension '') and breakdown rows of the events with that value, as
-# day_dimensions holds them for every event. Valid as the other per-day caches are (its own builds table).
+# Per (site, zone, local day, build), filter dimension (country, device, browser, os, source, channel; page since
+# migration 31) and its value: the day's whole-day totals (dimension '') and breakdown rows of the events with
+# that value, as day_dimensions holds them for every event. Valid as the other per-day caches are (its own
+# builds table).
 DAY_FILTER_DIMS_DDL = """CREATE TABLE IF NOT EXISTS day_filter_dims (
     `site` LowCardinality(String),
     `tz` LowCardinality(String),
@@ -932,6 +933,12 @@ def migrations(retention_days: int = 0) -> tuple[Migration, ...]:
             30,
             "outbound-link and download cache: clicks summed per value of the page and the UTM fields too",
             CONTENT_LINKS_BY_VALUES,
+        ),
+        Migration(
+            31,
+            "filtered dashboard: the cache by filter value splits by the page too",
+            # days built before hold no page rows: forgotten, rebuilt on read
+            ("TRUNCATE TABLE day_filter_builds",),
         ),
     )
 

@@ -32,7 +32,8 @@ ZONES = {
 }
 OSES = ["Windows", "macOS", "Android", ""]
 CHANNELS = ["Organic Search", "Direct", "Email"]
-EVERYTHING = ["page", "not_contains", "never-in-any-path"]  # not carried: forces the raw events, same rows
+# Not carried by any cache: forces the raw events, same rows.
+EVERYTHING = ["region", "not_contains", "never-in-any-region"]
 # The API's dimension -> the event field it filters.
 FIELDS = {
     "country": "country",

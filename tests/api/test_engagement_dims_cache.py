@@ -43,7 +43,8 @@ ZONES = {
 }
 OSES = ["Windows", "macOS", "Android", ""]
 CHANNELS = ["Organic Search", "Direct", "Email"]
-EVERYTHING = ["page", "not_contains", "never-in-any-path"]  # not carried: forces the raw events, same rows
+# Not carried by any cache: forces the raw events, same rows.
+EVERYTHING = ["region", "not_contains", "never-in-any-region"]
 VALUES = {
     "country": ("DE", "d", "^(US|IN)$"),
     "device": ("mobile", "TAB", "^desk"),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -21,14 +22,21 @@ import pytest
 from pixel.server.api.query import filter_cache
 from tests.api import insights_dataset as data
 from tests.api.conftest import Api
-from tests.api.test_content_cache_filters import FIELDS, operators_of, passes
+from tests.api.test_content_cache_filters import BY_VALUE_VALUES, FIELDS, operators_of, passes
 from tests.api.test_engagement_cache import DAYS, RANGE, count, midnight_sessions
 from tests.api.test_engagement_dims_cache import VALUES, ZONES, with_dimensions
 
 pytestmark = pytest.mark.usefixtures("rebuild_at_once")
 ENGINES = ("chdb", "clickhouse")
 
-EVERYTHING = ["page", "not_contains", "never-in-any-path"]  # a second dimension: the raw path, same events
+EVERYTHING = [
+    "region",
+    "not_contains",
+    "never-in-any-region",
+]  # a second dimension: the raw path, same events
+# Each filter dimension of the cache -> the event field, and its values (value, fragment, pattern).
+FILTER_FIELDS = {**FIELDS, "page": "path"}
+FILTER_VALUES = {**VALUES, "page": BY_VALUE_VALUES["page"]}
 BREAKDOWNS = "page,entry_page,exit_page,referrer,source,country,browser,os,device,event,channel,utm_source"
 
 
@@ -65,6 +73,22 @@ def dashboard(api: Api, site_id: int, filters: list[list[str]], interval: str = 
     return body
 
 
+def session_numbers(kept: list[dict[str, Any]]) -> dict[str, float]:
+    """Bounce rate and visit duration of the sessions of the kept events, from those events only (a session
+    of one kept pageview or none bounces; its duration spans its kept events)."""
+    sessions: dict[str, list[dict[str, Any]]] = {}
+    for e in kept:
+        sessions.setdefault(e["session_id"], []).append(e)
+    bounces = sum(sum(e["event_name"] == "pageview" for e in es) <= 1 for es in sessions.values())
+    spans = [max(map(data.ts, es)) - min(map(data.ts, es)) for es in sessions.values()]
+    duration_ms = sum(span // timedelta(milliseconds=1) for span in spans)
+    n = len(sessions)
+    return {
+        "bounce_rate": round(bounces * 100.0 / n, 1) if n else 0.0,
+        "visit_duration": round(duration_ms * 0.001 / n, 1) if n else 0.0,
+    }
+
+
 def read_cache(sql: list[str]) -> bool:
     return any("day_filter_dims" in s and "SELECT" in s and "INSERT" not in s for s in sql)
 
@@ -72,9 +96,9 @@ def read_cache(sql: list[str]) -> bool:
 def test_every_dimension_and_operator_from_the_cache_equals_raw_and_python(
     api: Api, sites: dict[str, tuple[int, str, list[dict[str, Any]]]], queries: list[str]
 ) -> None:
-    assert set(VALUES) == set(FIELDS) == set(filter_cache.FILTERS)
+    assert set(FILTER_VALUES) == set(FILTER_FIELDS) == set(filter_cache.FILTERS)
     for domain, (site_id, tz, rows) in sites.items():
-        for dim, values in VALUES.items():
+        for dim, values in FILTER_VALUES.items():
             for op, v in operators_of(values):
                 queries.clear()
                 cached = dashboard(api, site_id, [[dim, op, v]])
@@ -83,12 +107,15 @@ def test_every_dimension_and_operator_from_the_cache_equals_raw_and_python(
                 raw = dashboard(api, site_id, [[dim, op, v], EVERYTHING])
                 assert not read_cache(queries), (domain, dim, op)
                 assert cached == raw, (domain, dim, op, v)
-                keeps, field = passes(op, v), FIELDS[dim]
+                keeps, field = passes(op, v), FILTER_FIELDS[dim]
                 kept = data.select(rows, domain, tz, pred=lambda e, k=keeps, f=field: k(str(e.get(f, ""))))
                 metrics = cached["summary"]["metrics"]
                 assert metrics["pageviews"]["value"] == sum(e["event_name"] == "pageview" for e in kept)
                 assert sum(p["events"] for p in cached["timeseries"]["points"]) == len(kept), (domain, dim)
                 assert metrics["sessions"]["value"] == len({e["session_id"] for e in kept}), (domain, dim)
+                expected = session_numbers(kept)
+                assert metrics["bounce_rate"]["value"] == expected["bounce_rate"], (domain, dim, op)
+                assert metrics["visit_duration"]["value"] == expected["visit_duration"], (domain, dim, op)
         # every day of both periods built once
         assert count(api, "day_filter_builds", domain) == 2 * DAYS, domain
 
@@ -98,9 +125,12 @@ def test_each_filter_keeps_some_events_and_drops_others(
 ) -> None:
     domain, (_, tz, rows) = next(iter(sites.items()))
     every = data.select(rows, domain, tz)
-    for dim, (value, _, _) in VALUES.items():
-        kept = data.select(rows, domain, tz, pred=lambda e, d=dim, v=value: str(e.get(FIELDS[d], "")) == v)
-        assert 0 < len(kept) < len(every), dim
+    for dim, values in FILTER_VALUES.items():
+        field = FILTER_FIELDS[dim]
+        for op, v in operators_of(values):
+            keeps = passes(op, v)
+            kept = data.select(rows, domain, tz, pred=lambda e, k=keeps, f=field: k(str(e.get(f, ""))))
+            assert 0 < len(kept) < len(every), (dim, op)
     # some sessions change a dimension mid-session
     countries: dict[str, set[str]] = {}
     for e in every:
@@ -119,31 +149,18 @@ def test_week_buckets_and_several_filters_on_one_dimension(
     assert cached == dashboard(api, site_id, [*filters, EVERYTHING], interval="week")
 
 
+@pytest.mark.parametrize("flt", [["os", "is", ""], ["page", "contains", "doc"]])
 def test_the_kept_breakdowns_read_no_event(
-    api: Api, sites: dict[str, tuple[int, str, list[dict[str, Any]]]], queries: list[str]
+    api: Api, sites: dict[str, tuple[int, str, list[dict[str, Any]]]], queries: list[str], flt: list[str]
 ) -> None:
     """With only the breakdowns the cache keeps (and entry / exit pages), no query reads the events."""
     site_id = sites["berlin.filtercache"][0]
-    r = api.client.get(
-        f"/api/sites/{site_id}/reports/dashboard",
-        params={
-            **RANGE,
-            "breakdowns": "page,entry_page,source,country",
-            "filters": json.dumps([["os", "is", ""]]),
-        },
-        headers=api.admin,
-    )
+    params = {**RANGE, "breakdowns": "page,entry_page,exit_page,source,country", "filters": json.dumps([flt])}
+    url = f"/api/sites/{site_id}/reports/dashboard"
+    r = api.client.get(url, params=params, headers=api.admin)
     assert r.status_code == 200, r.text
     queries.clear()
-    again = api.client.get(
-        f"/api/sites/{site_id}/reports/dashboard",
-        params={
-            **RANGE,
-            "breakdowns": "page,entry_page,source,country",
-            "filters": json.dumps([["os", "is", ""]]),
-        },
-        headers=api.admin,
-    )
+    again = api.client.get(url, params=params, headers=api.admin)
     assert again.json() == r.json()
     assert read_cache(queries) and not any("FROM events" in q for q in queries)
 

@@ -35,7 +35,8 @@ FILTERS = [
     EVERYTHING,
     json.dumps([["country", "is", "DE"]]),
     json.dumps([["browser", "is", "Firefox"], ["device", "is_not", "mobile"]]),
-    json.dumps([["page", "contains", "BLOG"]]),
+    json.dumps([["page", "contains", "BLOG"]]),  # from the filter cache (migration 31)
+    json.dumps([["page", "contains", "BLOG"], ["region", "not_contains", "never-in-any-region"]]),  # raw
 ]
 
 
@@ -45,11 +46,17 @@ def _picked(rows: list[dict[str, Any]], tz: str, flt: list[list[str]]) -> list[d
     zone = ZoneInfo(tz)
     lo = datetime.combine(FIRST, datetime.min.time(), zone).astimezone(UTC)
     hi = datetime.combine(LAST + timedelta(days=1), datetime.min.time(), zone).astimezone(UTC)
-    column = {"country": "country", "browser": "browser", "device": "device_type", "page": "path"}
+    column = {
+        "country": "country",
+        "browser": "browser",
+        "device": "device_type",
+        "page": "path",
+        "region": "region",
+    }
 
     def keeps(row: dict[str, Any]) -> bool:
         for dimension, operator, value in flt:
-            have = str(row[column[dimension]])
+            have = str(row.get(column[dimension], ""))
             ok = {
                 "is": have == value,
                 "is_not": have != value,

@@ -1,6 +1,6 @@
 """The filtered dashboard's per-day cache by filter value: the event numbers of the dashboard (visitors,
 pageviews and events per day, and the event-level breakdowns in `DIMENSIONS`) split by the value of one
-filter dimension of `FILTERS` (country, device, browser, os, source, channel), so that a dashboard whose
+filter dimension of `FILTERS` (country, device, browser, os, source, channel, page), so that a dashboard whose
 filters are all on one of those dimensions reads them from cached rows instead of the matching events.
 
 Table (schema migration 22): `day_filter_dims`, per (site, zone, local day, build, `filter` dimension,
@@ -13,13 +13,15 @@ validated, queued for the background and purged by the engagement cache's machin
 inserted-row count is unchanged; one instance per report cache, `for_cache`).
 
 Why a filter gives exactly the raw answer: every event has one value of each filter dimension, so the
-events a filter on that dimension keeps (any operator: `filters.filter_sql` gives the same condition on the
-`filter_value` column, named as the events' column, as on the events) are the union of the rows of the
-values it keeps; pageviews and events are sums over those rows, and the visitors' sketch states merge
+events a filter on that dimension keeps (any operator: `filters.compare_sql` puts the condition
+`filters.filter_sql` puts on the events' column on the `filter_value` column) are the union of the rows of
+the values it keeps; pageviews and events are sums over those rows, and the visitors' sketch states merge
 into the sketch of the union (the same functions as the raw query: `cache_sql.UNIQ_TOTAL`,
-`cache_sql.UNIQ_VALUE`). These are event numbers only: sessions (count, bounces, durations, entry / exit
-pages) depend on which of a session's events a filter keeps, and stay with `raw_dashboard`'s session
-branches (the sessions table or the events).
+`cache_sql.UNIQ_VALUE`). Sessions (count, bounces, durations, entry / exit pages) depend on which of a
+session's events a filter keeps: a session whose events of the day all have one value is summed with that
+value (`day_filter_sessions`); the parts of the others (one per day and value: a session across a
+midnight, or one that changes value, as most do between pages) are kept one row each
+(`day_filter_session_edges`) and merged per session over the values the filter keeps when read.
 
 Used (`days`) when the dashboard's filters are all on one dimension of `FILTERS`, leave bots out, cover
 whole days in the site's zone and ask for day, week or month buckets, and every day of both periods has a
@@ -37,7 +39,7 @@ from pixel.server.api.query import cache_sql
 from pixel.server.api.query.cache_sql import Days, Tag
 from pixel.server.api.query.engagement_cache import EngagementCache
 from pixel.server.api.query.filters import DIMENSIONS as EVENT_COLUMNS
-from pixel.server.api.query.filters import Filter, SqlParams, filter_sql
+from pixel.server.api.query.filters import Filter, SqlParams, compare_sql
 from pixel.server.store.schema import EVENTS
 
 if TYPE_CHECKING:
@@ -45,8 +47,10 @@ if TYPE_CHECKING:
     from pixel.server.api.query.scope import Scope
 
 TABLES = ("day_filter_dims", "day_filter_sessions", "day_filter_session_edges", "day_filter_builds")
-# The filter dimensions (API names) the rows are split by: one value per event, constant in most sessions.
-FILTERS = ("country", "device", "browser", "os", "source", "channel")
+# The filter dimensions (API names) the rows are split by: one value per event. The first six are constant
+# in most sessions; a session's pages mostly are not, so most of its parts by page are edges (merged per
+# session when read).
+FILTERS = ("country", "device", "browser", "os", "source", "channel", "page")
 # The event-level breakdowns kept per filter value: the standard dashboard's, its goals (`event`) and
 # channel. `page` rows are the pageviews' paths, `event` rows the other events' names (as `cache_sql`).
 DIMENSIONS = ("page", "event", "referrer", "source", "channel", "country", "browser", "os", "device")
@@ -175,11 +179,11 @@ def _rows(
     name = one_dimension(filters)
     if name is None:
         raise ValueError(f"the filter cache answers filters on one of {', '.join(FILTERS)}")
-    keep = " AND ".join(filter_sql(f, params) for f in filters)
-    # The filter's condition names the events' column: the value is given that name.
-    return f"""(SELECT {columns} FROM (SELECT *, filter_value AS {EVENT_COLUMNS[name]} FROM {table}
-            WHERE {days.rows_where()} AND filter = '{name}' AND {dimensions})
-        WHERE {keep})"""
+    # The condition `filter_sql` puts on the events' column, on the value column (beside the others: read
+    # while the rows are read, cheaper where a filter keeps few of many values, as for pages).
+    keep = " AND ".join(compare_sql("filter_value", f.operator, params.add(f.value)) for f in filters)
+    return f"""(SELECT {columns} FROM {table}
+            WHERE {days.rows_where()} AND filter = '{name}' AND {dimensions} AND {keep})"""
 
 
 def totals_sql(
@@ -217,15 +221,27 @@ def breakdowns_per_value(days: Days, filters: list[Filter], params: SqlParams, d
         FROM {rows} GROUP BY dimension, value"""
 
 
+# Digits of an event's epoch milliseconds in the entry / exit keys: enough for any time after 1970 a
+# DateTime64(3) holds.
+_MS_DIGITS = 15
+
+
 def _edges(days: Days, filters: list[Filter], params: SqlParams) -> str:
     """The kept parts of sessions across a midnight or a change of value, merged per session over the range
     (one row each, as `cache_sql.edges_sql`)."""
     columns = "sid, first_ts, last_ts, pageviews, pv_visitor, entry, entry_ts, exit, exit_ts"
     rows = _rows(days, filters, params, columns, "1", TABLES[2])
+    # The entry: the path of the least (time, path), as `filters.SESSION_DIMENSIONS`; compared as one string,
+    # the time's epoch milliseconds in fixed-width digits then the path (cheaper than a tuple per row). The
+    # exit likewise with the greatest.
+    entry, exit_ = (
+        f"concat(leftPad(toString(toUnixTimestamp64Milli({ts})), {_MS_DIGITS}, '0'), {path})"
+        for ts, path in (("entry_ts", "entry"), ("exit_ts", "exit"))
+    )
     return f"""SELECT sid, min(first_ts) AS first_ts, max(last_ts) AS last_ts, sum(pageviews) AS pv,
             argMinIf(pv_visitor, entry_ts, pageviews > 0) AS pv_visitor,
-            argMinIf(entry, (entry_ts, entry), pageviews > 0) AS entry,
-            argMaxIf(exit, (exit_ts, exit), pageviews > 0) AS exit
+            substring(minIf({entry}, pageviews > 0), {_MS_DIGITS + 1}) AS entry,
+            substring(maxIf({exit_}, pageviews > 0), {_MS_DIGITS + 1}) AS exit
         FROM {rows} GROUP BY sid"""
 
 
