@@ -297,6 +297,38 @@ def filter_cache_days(store: ChdbStore, app: Any, filters: list[list[str]]) -> A
     return tuple(out)
 
 
+def time_filter_builds(store: ChdbStore, app: Any, days: int) -> None:
+    """Empty the filter cache (its rows and builds), then build `days` days one by one (one build each, as the
+    background worker does) and print the wall and CPU time of each (the store runs in this process)."""
+    from pixel.server.api.query import filter_cache
+    from pixel.server.api.query.cache_sql import Days, whole_days
+    from pixel.server.api.query.filters import parse_filters
+    from pixel.server.api.query.periods import resolve
+    from pixel.server.api.query.scope import Scope
+
+    cache = app.state.pixel.report_cache
+    flt = parse_filters([["country", "is", "DE"]])
+    scope = Scope(cache.runner, SITE, resolve("30d", "Europe/Berlin"), flt, cache=cache)
+    for table in filter_cache.TABLES:  # rows and builds: no superseded rows left to read past afterwards
+        store.command(f"TRUNCATE TABLE {table}")
+    fc = filter_cache.for_cache(cache)
+    period = whole_days(scope.range)
+    assert period is not None
+    walls, cpus = [], []
+    for i in range(days):
+        day = period.first + timedelta(days=3 * i)
+        wall, cpu = time.perf_counter(), time.process_time()
+        fc.ensure(scope, Days(day, day))
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    print(
+        f"  filter cache, {days} day builds ({', '.join(filter_cache.FILTERS)}): wall p50 "
+        f"{statistics.median(walls):.2f} s (max {max(walls):.2f}), CPU p50 {statistics.median(cpus):.2f} s "
+        f"(max {max(cpus):.2f}); load {load()}",
+        flush=True,
+    )
+
+
 def branch_times(
     store: ChdbStore, filters: list[list[str]], runs: int, cached: Any = None
 ) -> dict[str, list[float]]:
@@ -484,6 +516,14 @@ def main() -> None:
         "--only-issue16", action="store_true", help="skip the ten-request dashboard and per-report timings"
     )
     parser.add_argument(
+        "--time-filter-builds",
+        type=int,
+        default=0,
+        metavar="N",
+        help="empty the filter cache, then time the build of N days one by one (every third day of "
+        "the 30-day period, as the background worker builds them): wall and CPU time of this process",
+    )
+    parser.add_argument(
         "--data-dir",
         type=Path,
         default=None,
@@ -544,6 +584,8 @@ def main() -> None:
     app = create_app(settings, store)
     with TestClient(app) as client:
         headers = login(client, {})
+        if args.time_filter_builds:
+            time_filter_builds(store, app, args.time_filter_builds)
         if args.cold:
             started = time.perf_counter()
             first = dashboard_one(client, site_id, headers)
