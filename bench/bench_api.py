@@ -266,7 +266,7 @@ def filter_cache_days(store: ChdbStore, app: Any, filters: list[list[str]]) -> A
     """Both 30-day periods' days in the filter cache (`filter_cache`), built now if need be (timed), or None
     when the filters are not ones it answers (two dimensions, a property)."""
     from pixel.server.api.query import filter_cache
-    from pixel.server.api.query.cache_sql import Days, whole_days
+    from pixel.server.api.query.cache_sql import whole_days
     from pixel.server.api.query.filters import parse_filters
     from pixel.server.api.query.periods import resolve
     from pixel.server.api.query.scope import Scope
@@ -281,12 +281,9 @@ def filter_cache_days(store: ChdbStore, app: Any, filters: list[list[str]]) -> A
     for s in (scope, replace(scope, range=scope.range.previous())):
         days = whole_days(s.range)
         assert days is not None
-        # one day per build, as the background worker builds them (`BackgroundDays.build_pending`)
-        for i in range((days.last - days.first).days + 1):
-            day = days.first + timedelta(days=i)
-            t = time.perf_counter()
-            fc.ensure(s, Days(day, day))
-            built.append(time.perf_counter() - t)
+        built += build_each_day(
+            fc, s, [days.first + timedelta(days=i) for i in range((days.last - days.first).days + 1)]
+        )[0]
         out.append(fc.ensure(s, days))
     slow = sorted(t for t in built if t > 0.5)
     print(
@@ -297,11 +294,25 @@ def filter_cache_days(store: ChdbStore, app: Any, filters: list[list[str]]) -> A
     return tuple(out)
 
 
+def build_each_day(fc: Any, scope: Any, days: list[Any]) -> tuple[list[float], list[float]]:
+    """Ensure each of `days` in the filter cache `fc`, one day per build as the background worker builds them
+    (`BackgroundDays.build_pending`): the wall and CPU seconds of each (the store runs in this process)."""
+    from pixel.server.api.query.cache_sql import Days
+
+    walls, cpus = [], []
+    for day in days:
+        wall, cpu = time.perf_counter(), time.process_time()
+        fc.ensure(scope, Days(day, day))
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return walls, cpus
+
+
 def time_filter_builds(store: ChdbStore, app: Any, days: int) -> None:
     """Empty the filter cache (its rows and builds), then build `days` days one by one (one build each, as the
     background worker does) and print the wall and CPU time of each (the store runs in this process)."""
     from pixel.server.api.query import filter_cache
-    from pixel.server.api.query.cache_sql import Days, whole_days
+    from pixel.server.api.query.cache_sql import whole_days
     from pixel.server.api.query.filters import parse_filters
     from pixel.server.api.query.periods import resolve
     from pixel.server.api.query.scope import Scope
@@ -314,13 +325,7 @@ def time_filter_builds(store: ChdbStore, app: Any, days: int) -> None:
     fc = filter_cache.for_cache(cache)
     period = whole_days(scope.range)
     assert period is not None
-    walls, cpus = [], []
-    for i in range(days):
-        day = period.first + timedelta(days=3 * i)
-        wall, cpu = time.perf_counter(), time.process_time()
-        fc.ensure(scope, Days(day, day))
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
+    walls, cpus = build_each_day(fc, scope, [period.first + timedelta(days=3 * i) for i in range(days)])
     print(
         f"  filter cache, {days} day builds ({', '.join(filter_cache.FILTERS)}): wall p50 "
         f"{statistics.median(walls):.2f} s (max {max(walls):.2f}), CPU p50 {statistics.median(cpus):.2f} s "
