@@ -172,12 +172,16 @@ def test_granian_with_the_sockets_is_a_setting_error() -> None:
 
 
 def socket_inode(path: Path) -> str:
-    """The inode of the listening Unix socket bound at `path` (/proc/net/unix)."""
+    """The inode of the listening Unix socket bound at `path` (/proc/net/unix).
+
+    The connections a listener accepted are listed under its path too; only the listener has the accepting
+    flag (__SO_ACCEPTCON), so that is the one looked for."""
+    listening = f"{0x10000:08X}"
     for line in Path("/proc/net/unix").read_text().splitlines()[1:]:
         fields = line.split()
-        if len(fields) == 8 and fields[7] == str(path):
+        if len(fields) == 8 and fields[7] == str(path) and fields[3] == listening:
             return fields[6]
-    raise AssertionError(f"no socket bound at {path}")
+    raise AssertionError(f"no socket listening at {path}")
 
 
 def holders(parent: int, path: Path) -> list[int]:
@@ -189,11 +193,16 @@ def holders(parent: int, path: Path) -> list[int]:
     ]
     found = []
     for pid in map(int, children):
-        fds = Path(f"/proc/{pid}/fd")
         try:
-            links = [os.readlink(fd) for fd in fds.iterdir()]
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
         except (FileNotFoundError, ProcessLookupError):
-            continue  # gone meanwhile
+            continue  # the process is gone meanwhile
+        links = []
+        for fd in fds:
+            try:
+                links.append(os.readlink(fd))
+            except (FileNotFoundError, ProcessLookupError):
+                continue  # this descriptor was closed meanwhile (a connection just answered), not the process
         if target in links:
             found.append(pid)
     return found

@@ -19,21 +19,29 @@ from stack_helpers import api_call
 from pixel.server.settings import Settings
 
 # Prints the pid of collector worker N: the process holding the listening socket collector-N.sock and no other
-# worker's socket (the supervising process holds them all).
+# worker's socket (the supervising process holds them all). The connections a worker accepted are listed under
+# its socket's path too: only the listener has the accepting flag (__SO_ACCEPTCON). A descriptor closed while
+# it is read (a connection just answered) is skipped, not its process.
 _WORKER_PID = r"""
 import os, sys
 mine = "/run/pixel-upstream/collector-%s.sock" % sys.argv[1]
 inodes = {}
 for line in open("/proc/net/unix").read().splitlines()[1:]:
     f = line.split()
-    if len(f) == 8 and f[7].startswith("/run/pixel-upstream/"):
+    if len(f) == 8 and f[7].startswith("/run/pixel-upstream/") and f[3] == "%08X" % 0x10000:
         inodes[f[7]] = "socket:[%s]" % f[6]
 others = {v for k, v in inodes.items() if k != mine}
 for pid in filter(str.isdigit, os.listdir("/proc")):
     try:
-        links = {os.readlink("/proc/%s/fd/%s" % (pid, fd)) for fd in os.listdir("/proc/%s/fd" % pid)}
+        fds = os.listdir("/proc/%s/fd" % pid)
     except OSError:
         continue
+    links = set()
+    for fd in fds:
+        try:
+            links.add(os.readlink("/proc/%s/fd/%s" % (pid, fd)))
+        except OSError:
+            continue
     if inodes[mine] in links and not links & others:
         print(pid)
 """
