@@ -417,6 +417,12 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--only", default="", help="comma-separated report names (default: all)")
     parser.add_argument(
+        "--filters",
+        default="",
+        help="a JSON list of filter sets timed for each report instead of the default ones "
+        '(e.g. \'[[["region", "is", "DE-0"]]]\'); [] is no filter',
+    )
+    parser.add_argument(
         "--engagement-ab", action="store_true", help="only the raw engagement A/B (see above)"
     )
     parser.add_argument(
@@ -515,11 +521,15 @@ def main() -> None:
         for label, path, extra in REPORTS:
             if only and label not in only and not label.startswith("anchor"):
                 continue
-            variants = [FILTER] if label.startswith("anchor") else [None, FILTER, FILTER2, FILTER3, FILTER4]
+            variants: list[Any] = (
+                [FILTER] if label.startswith("anchor") else [None, FILTER, FILTER2, FILTER3, FILTER4]
+            )
             if label in RAW_TOO:
                 variants.append(RAW)
             if label in CACHED_FILTERED:
                 variants += [FILTER + RAW, FILTER2 + RAW]
+            if args.filters:
+                variants = [f or None for f in json.loads(args.filters)]
             for filters in variants:
                 params = {"period": "30d", **extra, **({"filters": json.dumps(filters)} if filters else {})}
 

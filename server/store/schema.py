@@ -422,6 +422,13 @@ PAGE_ENGAGEMENT_DIMS_BUILDS_DDL = DAY_BUILDS_DDL.replace("day_builds (", "page_e
 # The UTM fields of the events, after the dimensions of migration 21, so a filter on one of them reads the cache.
 # Rows built before have none: every build is forgotten (rebuilt on read).
 UTM_DIMENSIONS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+# Migration 32: the events' columns of the other filter dimensions an owner picks (hostname, referrer, medium,
+# region, city, browser and OS versions, screen, language), carried by the engagement cache by dimension and
+# the link cache's by-value rows too. The title is not: it changes with the page, so nearly every session
+# would mix values (its visits kept one row per part instead of summed).
+OTHER_DIMENSIONS = (
+    "host", "ref_host", "medium", "region", "city", "browser_version", "os_version", "screen", "language"
+)  # fmt: skip
 PAGE_ENGAGEMENT_DIMS_WITH_UTM = tuple(
     f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS `{name}` LowCardinality(String) AFTER `channel`"
     for table in ("page_engagement_dims", "page_engagement_dims_edges")
@@ -556,7 +563,7 @@ PAGE_SESSION_PATHS = (
 # `CONTENT_LINKS_BY_VALUE` (`dimension`): a link report filtered on one of them reads the rows of the values it keeps
 # (see pixel.server.api.query.content_cache). Split by them, `content_links` itself would hold nearly a row per click.
 # Every build is forgotten (rebuilt on read) so each build has both.
-CONTENT_LINKS_BY_VALUE = ("path", *UTM_DIMENSIONS)
+CONTENT_LINKS_BY_VALUE = ("path", *UTM_DIMENSIONS, *OTHER_DIMENSIONS)
 CONTENT_LINKS_BY_VALUE_DDL = """CREATE TABLE IF NOT EXISTS content_links_by_value (
     `site` LowCardinality(String),
     `tz` LowCardinality(String),
@@ -576,6 +583,27 @@ CONTENT_LINKS_BY_VALUES = (
     CONTENT_LINKS_BY_VALUE_DDL,
     "TRUNCATE TABLE content_links",
     "TRUNCATE TABLE content_links_builds",
+)
+
+# -- migration 32: the engagement and link caches carry the other filter dimensions (OTHER_DIMENSIONS) ---------
+
+# Columns of the engagement cache by dimension after the UTM fields; values of the link cache's by-value rows
+# (CONTENT_LINKS_BY_VALUE). Rows built before have neither: both caches' builds are forgotten (rebuilt on read).
+CACHES_WITH_OTHER_DIMENSIONS = tuple(
+    f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS `{name}` LowCardinality(String) AFTER `utm_content`"
+    for table in ("page_engagement_dims", "page_engagement_dims_edges")
+    for name in reversed(OTHER_DIMENSIONS)
+) + tuple(
+    f"TRUNCATE TABLE {table}"
+    for table in (
+        "page_engagement_dims",
+        "page_engagement_dims_edges",
+        "page_engagement_by_value",
+        "page_engagement_dims_builds",
+        "content_links",
+        "content_links_by_value",
+        "content_links_builds",
+    )
 )
 
 # -- migration 22: the filtered dashboard's per-day cache by filter value (pixel.server.api.query.filter_cache) --
@@ -939,6 +967,11 @@ def migrations(retention_days: int = 0) -> tuple[Migration, ...]:
             "filtered dashboard: the cache by filter value splits by the page too",
             # days built before hold no page rows: forgotten, rebuilt on read
             ("TRUNCATE TABLE day_filter_builds",),
+        ),
+        Migration(
+            32,
+            "engagement and link caches: hostname, referrer, medium, region, city, versions, screen, language too",
+            CACHES_WITH_OTHER_DIMENSIONS,
         ),
     )
 

@@ -32,8 +32,8 @@ ZONES = {
 }
 OSES = ["Windows", "macOS", "Android", ""]
 CHANNELS = ["Organic Search", "Direct", "Email"]
-# Not carried by any cache: forces the raw events, same rows.
-EVERYTHING = ["region", "not_contains", "never-in-any-region"]
+# Not carried by any cache (no event has a title here): forces the raw events, same rows.
+EVERYTHING = ["title", "not_contains", "never-in-any-title"]
 # The API's dimension -> the event field it filters.
 FIELDS = {
     "country": "country",
@@ -55,8 +55,43 @@ VALUES = {
 }
 
 
+# The other dimensions of store migration 32 (carried by the engagement cache by dimension and keyed by value in
+# the link cache) -> the event field; the values events get (`OTHER_CHOICES`) and those filters use, as above.
+OTHER_FIELDS = {
+    "hostname": "host",
+    "referrer": "ref_host",
+    "medium": "medium",
+    "region": "region",
+    "city": "city",
+    "browser_version": "browser_version",
+    "os_version": "os_version",
+    "screen": "screen",
+    "language": "language",
+}
+OTHER_CHOICES = {
+    "host": ["www.example", "shop.example", "example"],
+    "ref_host": ["google.com", "", "news.ycombinator.com"],
+    "medium": ["organic", "referral", ""],
+    "region": ["DE-BE", "US-NY", ""],
+    "city": ["Berlin", "New York", "Hamburg"],
+    "browser_version": ["120.0", "17.1", ""],
+    "os_version": ["14", "10", "11.2"],
+    "screen": ["1920x1080", "390x844", ""],
+    "language": ["de-DE", "en-US", "fr"],
+}
+OTHER_VALUES = {
+    "hostname": ("www.example", "SHOP", "^(www|shop)\\."),
+    "referrer": ("google.com", "NEWS", "^$"),
+    "medium": ("organic", "REF", "^(organic|)$"),
+    "region": ("DE-BE", "us-", "^DE"),
+    "city": ("Berlin", "YORK", "burg$"),
+    "browser_version": ("120.0", "17.", "^1"),
+    "os_version": ("14", ".2", "^1[01]"),
+    "screen": ("390x844", "X10", "^1920"),
+    "language": ("en-US", "DE", "^(de|fr)"),
+}
 # The dimensions `content_links_by_value` keys (one filter alone) -> the event field, and their values as above.
-BY_VALUE_FIELDS = {"page": "path", **{u: u for u in UTM_DIMENSIONS}}
+BY_VALUE_FIELDS = {"page": "path", **{u: u for u in UTM_DIMENSIONS}, **OTHER_FIELDS}
 BY_VALUE_VALUES = {
     "page": ("/docs", "DOC", "^/(blog|checkout)"),
     "utm_source": ("newsletter", "GOO", "^$"),
@@ -64,6 +99,7 @@ BY_VALUE_VALUES = {
     "utm_campaign": ("spring", "LAUN", "^$"),
     "utm_term": ("", "HAT", "^s"),
     "utm_content": ("banner", "TEXT", "^b"),
+    **OTHER_VALUES,
 }
 # (as test_engagement_dims_cache's, which imports this module)
 UTM_SOURCES = ["newsletter", "google", ""]
@@ -100,7 +136,8 @@ def passes(operator: str, value: str) -> Callable[[str], bool]:
 
 
 def with_dimensions(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every event an OS, a channel and a source; every fifth a country of its own (event-level)."""
+    """Every event an OS, a channel and a source, UTM fields and the other dimensions' values (`OTHER_CHOICES`);
+    every fifth a country of its own (event-level)."""
     for i, e in enumerate(rows):
         e["os"] = OSES[i % len(OSES)]
         e["channel"] = CHANNELS[(i // 2) % len(CHANNELS)]
@@ -113,6 +150,8 @@ def with_dimensions(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         e["utm_medium"] = UTM_MEDIUMS[(i // 3) % len(UTM_MEDIUMS)]
         e["utm_term"] = UTM_TERMS[(i // 2) % len(UTM_TERMS)]
         e["utm_content"] = UTM_CONTENTS[i % len(UTM_CONTENTS)]
+        for n, (field, choices) in enumerate(OTHER_CHOICES.items()):
+            e[field] = choices[(i + n) % len(choices)]
     return rows
 
 
@@ -165,11 +204,11 @@ def test_every_carried_dimension_and_operator_from_the_cache_equals_raw_and_pyth
         assert count(api, "content_links_builds", domain) == DAYS, domain  # read, not built again
 
 
-def test_one_filter_on_the_page_or_a_utm_field_from_the_sums_by_value_equals_raw_and_python(
+def test_one_filter_on_a_dimension_keyed_by_value_from_the_sums_by_value_equals_raw_and_python(
     api: Api, sites: dict[str, tuple[int, str, list[dict[str, Any]]]], queries: list[str]
 ) -> None:
-    """One filter on the page or a UTM field (any operator) reads the clicks summed per value of its
-    dimension: equal to the raw events and to the Python count of the clicks it keeps, in every zone, and
+    """One filter on the page, a UTM field or another dimension of migration 32 (any operator) reads the
+    clicks summed per value of its dimension: equal to the raw events and to the Python count of the clicks it keeps, in every zone, and
     each `is` filter keeps some clicks and drops others."""
     assert set(BY_VALUE_FIELDS) == set(content_cache.BY_VALUE_FILTERS) == set(BY_VALUE_VALUES)
     for domain, (site_id, tz, rows) in sites.items():
@@ -247,6 +286,9 @@ def test_several_carried_filters_and_sorting_from_the_cache(
         [["country", "is", "DE"], ["page", "contains", "doc"]],  # one keyed by value beside a carried one
         [["utm_source", "is_not", "google"], ["utm_source", "contains", "e"]],
         [["prop:url", "contains", "github"]],
+        [["region", "is", "DE-BE"], ["city", "is_not", "Berlin"]],  # two keyed by value (migration 32)
+        [["device", "is", "mobile"], ["language", "contains", "de"]],
+        [["title", "is", ""]],  # the title: no cache carries it
     ],
 )
 def test_a_filter_the_cache_does_not_carry_reads_the_raw_events(
@@ -260,7 +302,7 @@ def test_a_filter_the_cache_does_not_carry_reads_the_raw_events(
 
     def keep(e: dict[str, Any]) -> bool:
         for dim, op, value in filters:
-            field = BY_VALUE_FIELDS.get(dim, FIELDS.get(dim))
+            field = BY_VALUE_FIELDS.get(dim, FIELDS.get(dim, dim))
             got_value = e["props"].get("url", "") if dim == "prop:url" else str(e.get(field or "", ""))
             if not passes(op, value)(got_value):
                 return False

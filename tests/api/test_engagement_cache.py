@@ -34,8 +34,8 @@ ZONES = {
     "kolkata.engagement": "Asia/Kolkata",
 }
 RANGE = {"period": "custom", "from": data.FIRST_DAY.isoformat(), "to": data.LAST_DAY.isoformat()}
-# forces the raw path, same rows (a region: no per-day cache carries it; a page filter would read the cache)
-EVERYTHING = json.dumps([["region", "not_contains", "never-in-any-region"]])
+# forces the raw path, same rows (a title: no per-day cache carries it; a page filter would read the cache)
+EVERYTHING = json.dumps([["title", "not_contains", "never-in-any-title"]])
 DAYS = (data.LAST_DAY - data.FIRST_DAY).days + 1
 
 

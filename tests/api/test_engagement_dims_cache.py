@@ -5,10 +5,11 @@ the raw events, and a report without filters reads the plain engagement cache.
 
 Each site holds `insights_dataset`'s generated events plus sessions across every local midnight of the range
 (`test_engagement_cache.midnight_sessions`), in three zones (a DST change inside the range, a :30 offset).
-Every session gets an OS, a channel, a browser, a device, a source and UTM fields; every eleventh event has a
-country and an OS of its own, and every fifth pageview after a session's first carries no UTM fields (as a
-landing page's UTMs are not on the next pages), so some sessions mix values (filters apply to events: such a
-session is cut by a filter).
+Every session gets an OS, a channel, a browser, a device, a source, UTM fields and a value of each other
+dimension of store migration 32 (hostname, referrer, medium, region, city, versions, screen, language); every
+eleventh event has a country and an OS of its own, every third event of every fourth session values of the others
+of its own, and every fifth pageview after a session's first carries no UTM fields (as a landing page's UTMs are not on the
+next pages), so some sessions mix values (filters apply to events: such a session is cut by a filter).
 A client-retry copy of every seventh event is stored in a part of its own: never counted twice.
 """
 
@@ -30,7 +31,14 @@ from pixel.server.api.query.scope import Scope
 from pixel.server.store.schema import UTM_DIMENSIONS
 from tests.api import insights_dataset as data
 from tests.api.conftest import Api, report_cache
-from tests.api.test_content_cache_filters import FIELDS, operators_of, passes
+from tests.api.test_content_cache_filters import (
+    FIELDS,
+    OTHER_CHOICES,
+    OTHER_FIELDS,
+    OTHER_VALUES,
+    operators_of,
+    passes,
+)
 from tests.api.test_engagement_cache import DAYS, RANGE, count, midnight_sessions, rows_of
 
 pytestmark = pytest.mark.usefixtures("rebuild_at_once")
@@ -43,8 +51,8 @@ ZONES = {
 }
 OSES = ["Windows", "macOS", "Android", ""]
 CHANNELS = ["Organic Search", "Direct", "Email"]
-# Not carried by any cache: forces the raw events, same rows.
-EVERYTHING = ["region", "not_contains", "never-in-any-region"]
+# Not carried by any cache (no event has a title here): forces the raw events, same rows.
+EVERYTHING = ["title", "not_contains", "never-in-any-title"]
 VALUES = {
     "country": ("DE", "d", "^(US|IN)$"),
     "device": ("mobile", "TAB", "^desk"),
@@ -65,11 +73,14 @@ UTM_SOURCES = ["newsletter", "google", ""]
 UTM_MEDIUMS = ["email", "cpc", ""]
 UTM_TERMS = ["shoes", "", "hats"]
 UTM_CONTENTS = ["banner", "text-link"]
+# Every carried dimension (API name) -> the event field.
+CARRIED_FIELDS = {**FIELDS, **{u: u for u in UTM_DIMENSIONS}, **OTHER_FIELDS}
 
 
 def with_dimensions(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per session an OS, a channel, a browser, a device and a source; every eleventh event a country and an
-    OS of its own."""
+    """Per session an OS, a channel, a browser, a device, a source and the other dimensions' values
+    (`OTHER_CHOICES`); every eleventh event a country and an OS of its own, every third event of every fourth
+    session values of the other dimensions of its own."""
     sessions = sorted({e["session_id"] for e in rows})
     index = {s: i for i, s in enumerate(sessions)}
     for i, e in enumerate(rows):
@@ -82,6 +93,9 @@ def with_dimensions(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if i % 11 == 0:
             e["country"] = data.COUNTRIES[(i // 11) % len(data.COUNTRIES)]
             e["os"] = OSES[(k + 1) % len(OSES)]
+        for n, (field, choices) in enumerate(OTHER_CHOICES.items()):
+            # per session; in every fourth session every third event a value of its own (it mixes values)
+            e[field] = choices[(k + n + (1 if k % 4 == 1 and i % 3 == 0 else 0)) % len(choices)]
     return rows
 
 
@@ -124,7 +138,9 @@ def sites(api: Api) -> Iterator[dict[str, tuple[int, str, list[dict[str, Any]]]]
 
 def expected(rows: list[dict[str, Any]], domain: str, tz: str, filters: list[list[str]]) -> dict[str, Any]:
     def keep(e: dict[str, Any]) -> bool:
-        return all(passes(op, value)(str(e.get(FIELDS.get(dim, dim), ""))) for dim, op, value in filters)
+        return all(
+            passes(op, value)(str(e.get(CARRIED_FIELDS.get(dim, dim), ""))) for dim, op, value in filters
+        )
 
     return data.engagement(data.select(rows, domain, tz, pred=keep))
 
@@ -145,12 +161,12 @@ def test_every_carried_dimension_and_operator_from_the_cache_equals_raw_and_pyth
 ) -> None:
     assert set(VALUES) == set(FIELDS) == CARRIED
     assert (
-        CARRIED | set(UTM_VALUES)
-        == set(UTM_DIMENSIONS) | CARRIED
+        CARRIED | set(UTM_VALUES) | set(OTHER_VALUES)
+        == set(CARRIED_FIELDS)
         == engagement_dims_cache.EngagementDimsCache.carried
     )
     for domain, (site_id, tz, rows) in sites.items():
-        for dim, values in {**VALUES, **UTM_VALUES}.items():
+        for dim, values in {**VALUES, **UTM_VALUES, **OTHER_VALUES}.items():
             for op, v in operators_of(values):
                 want = expected(rows, domain, tz, [[dim, op, v]])
                 queries.clear()
@@ -172,10 +188,10 @@ def test_each_filter_keeps_some_page_visits_and_drops_others(
     """The data set makes each `is` filter above meaningful, and cuts some sessions (their entry changes)."""
     domain, (_, tz, rows) = next(iter(sites.items()))
     every = expected(rows, domain, tz, [])
-    for dim, (value, _, _) in {**VALUES, **UTM_VALUES}.items():
+    for dim, (value, _, _) in {**VALUES, **UTM_VALUES, **OTHER_VALUES}.items():
         kept = expected(rows, domain, tz, [[dim, "is", value]])
         assert 0 < sum(r["pageviews"] for r in kept.values()) < sum(r["pageviews"] for r in every.values())
-    for dim, value in (("country", "US"), ("utm_source", "")):
+    for dim, value in (("country", "US"), ("utm_source", ""), ("region", "DE-BE"), ("language", "fr")):
         cut = expected(rows, domain, tz, [[dim, "is_not", value]])
         assert any(cut[p]["entries"] != every[p]["entries"] for p in cut), dim
 
@@ -285,7 +301,7 @@ def test_a_page_is_filter_beside_carried_ones_reads_the_cache_by_dimension(
     dimension answers: the visits the other filters keep, merged per session, are X's entries and exits,
     and those with one pageview its bounces. Equal to the Python computation and the raw events in every
     zone, no event read; the other filters cut sessions of X, so its figures differ from `page is X` alone."""
-    field = {**FIELDS, "page": "path", **{u: u for u in UTM_DIMENSIONS}}
+    field = {**CARRIED_FIELDS, "page": "path"}
     alone = [f for f in filters if f[0] == "page"]
     for domain, (site_id, tz, rows) in sites.items():
 
@@ -298,9 +314,7 @@ def test_a_page_is_filter_beside_carried_ones_reads_the_cache_by_dimension(
         assert not read_events(queries) and any("page_engagement_dims" in q for q in queries), domain
         carried = [f for f in filters if f[0] != "page"]
         assert read_by_value(queries) == (len(carried) == 1), domain  # one dimension: its values' sums
-        raw = rows_of(
-            api, site_id, filters=json.dumps([*filters, ["region", "not_contains", "never"]]), **RANGE
-        )
+        raw = rows_of(api, site_id, filters=json.dumps([*filters, EVERYTHING]), **RANGE)
         assert got == raw == want and len(got) == 1, (domain, filters)
         page_only = data.engagement(data.select(rows, domain, tz, pred=lambda e: keep(e, alone)))
         assert got != page_only, (domain, filters)
@@ -337,7 +351,8 @@ def test_page_filters_leave_out_the_days_the_cache_reads_as_expired(
     "filters",
     [
         [["country", "is", "DE"], ["page", "contains", "doc"]],  # one filter not carried among carried ones
-        [["utm_campaign", "is", "spring"], ["region", "is", ""]],  # a UTM field beside one not carried
+        [["utm_campaign", "is", "spring"], ["title", "is", ""]],  # a UTM field beside one not carried
+        [["region", "is", "DE-BE"], ["prop:plan", "is_not", "pro"]],  # migration 32's beside a property
     ],
 )
 def test_a_filter_the_cache_does_not_carry_reads_the_raw_events(
@@ -348,10 +363,15 @@ def test_a_filter_the_cache_does_not_carry_reads_the_raw_events(
 ) -> None:
     domain = "berlin.engdims"
     site_id, tz, rows = sites[domain]
-    field = {**FIELDS, "page": "path", "utm_campaign": "utm_campaign", "region": "region"}
+    field = {**CARRIED_FIELDS, "page": "path", "title": "title"}
 
     def keep(e: dict[str, Any]) -> bool:
-        return all(passes(op, value)(str(e.get(field[dim], ""))) for dim, op, value in filters)
+        return all(
+            passes(op, value)(
+                e["props"].get("plan", "") if dim == "prop:plan" else str(e.get(field[dim], ""))
+            )
+            for dim, op, value in filters
+        )
 
     queries.clear()
     got = rows_of(api, site_id, filters=json.dumps(filters), **RANGE)

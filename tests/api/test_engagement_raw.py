@@ -5,7 +5,8 @@ The raw query drops the copies of an event only inside `copy_windows`' windows a
 is. Checked on both engines, background merges stopped:
 - March 2024 (three zones; `insights_dataset` plus sessions across every local midnight): each site stored in
   one insert, with client-retry copies of every seventh event in a part of their own (inside a window), for
-  every kind of filter the caches do not carry (page, UTM, region, city, a property, the event name), the
+  filters of every kind: those no cache carries (the title, a property, the event name, a carried one beside
+  them) and, as a check of the caches on the same data, page, UTM, region and city filters, the
   engagement, outbound links and downloads reports;
 - a month stored in one insert has no window: read as it is, same answer;
 - copies inserted into that month after the parts were read and before the query ran (outside the windows
@@ -46,6 +47,7 @@ FIELD = {
     "utm_campaign": lambda e: e.get("utm_campaign", ""),
     "region": lambda e: e.get("region", ""),
     "city": lambda e: e.get("city", ""),
+    "title": lambda e: e.get("title", ""),
     "prop:plan": lambda e: e.get("props", {}).get("plan", ""),
     "event": lambda e: e["event_name"],
 }
@@ -57,6 +59,8 @@ FILTERS = [
     [["utm_campaign", "is_not", ""]],
     [["region", "is", "DE-BE"]],
     [["city", "contains", "burg"]],
+    [["title", "contains", "BLOG"]],
+    [["title", "is_not", "Page /"]],
     [["prop:plan", "is", "pro"]],
     [["prop:plan", "is_not", "free"]],
     [["event", "is_not", "scroll"]],
@@ -67,12 +71,13 @@ SHIFT = timedelta(days=300)  # the month of the window tests: March 2024 less 30
 
 def with_dimensions(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per session a region and city and a plan property; every eleventh event a region, a city and a plan of
-    its own (a filter cuts such a session)."""
+    its own (a filter cuts such a session); each event its page's title."""
     sessions = sorted({e["session_id"] for e in rows})
     index = {s: i for i, s in enumerate(sessions)}
     for i, e in enumerate(rows):
         k = index[e["session_id"]] + (1 if i % 11 == 0 else 0)
         e["region"], e["city"] = REGIONS[k % len(REGIONS)]
+        e["title"] = f"Page {e['path']}"
         e["props"] = {**e.get("props", {}), "plan": PLANS[k % len(PLANS)]}
     return rows
 

@@ -14,8 +14,8 @@ What the tracker sends (tracker/src/auto.js, track.js) and how each report reads
   alphabetical).
 Every report is paged and sortable (`listing.order_page`) and takes the scope's filters and period.
 Outbound links and downloads without filters or with filters only on the dimensions that cache carries
-(`content_cache.CARRIED`: country, device, browser, os, source, channel), or with one filter on the page or a
-UTM field (`content_cache.BY_VALUE_FILTERS`), bots left out, over whole days of
+(`content_cache.CARRIED`: country, device, browser, os, source, channel), or with one filter on another
+event dimension but the title (`content_cache.BY_VALUE_FILTERS`), bots left out, over whole days of
 the site's zone, come from the per-day cache of `content_cache`; forms without filters from that of
 `form_cache` (the same figures, exactly: tests compare both paths); otherwise, and the 404 report always,
 from the raw events (outbound links and downloads each event once as `raw_events` reads them: copies dropped

@@ -19,7 +19,8 @@ selects exactly the rows of the clicks it keeps, and the sums and sketch merges 
 answer. Copies of an event carry the same values (client retries of one request), so they fall in one row.
 
 `content_links_by_value` (schema migration 30) holds the same clicks and visitors per (day, kind, URL) for each
-value of each of the events' columns in `BY_VALUE` (the page's path and the five UTM fields): a report with one
+value of each of the events' columns in `BY_VALUE` (the page's path and the five UTM fields; since migration 32
+also hostname, referrer, medium, region, city, browser and OS versions, screen, language): a report with one
 filter on one of those (`BY_VALUE_FILTERS`, any operator) merges the rows of the values it keeps, which are
 exactly the clicks it keeps (a click is one event with one value of each).
 
@@ -102,9 +103,7 @@ def links_sql(
     table = "content_links"
     if any(f.dimension in BY_VALUE_FILTERS for f in filters):
         if len(filters) != 1 or params is None:
-            raise ValueError(
-                "the link cache answers one filter on the page or a UTM field alone (with params)"
-            )
+            raise ValueError("the link cache answers one filter on a by-value dimension alone (with params)")
         (flt,) = filters
         table = BY_VALUE
         conditions.append(keyed_value_sql(flt, params))

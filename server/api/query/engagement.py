@@ -18,7 +18,7 @@ Definitions (tests/api/insights_dataset.py computes the same numbers independent
 
 Bots left out, over whole days of the site's zone, the answer comes from a per-day cache (the same figures,
 exactly: tests compare the paths): without filters from `engagement_cache`, with filters only on the
-dimensions `engagement_dims_cache` carries (country, device, browser, os, source, channel, the UTM fields)
+dimensions `engagement_dims_cache` carries (every event dimension but the title and the event's name)
 from that one; with a filter `page is X` (beside other page filters, or filters that cache carries) from
 the same caches, X's entries and exits being its visits kept and its bounces those with one pageview (every
 event of a visit is on its page, so a kept session enters and leaves on X); with other filters on the page

@@ -1,14 +1,14 @@
 """The engagement report's per-day cache by event dimension: what `engagement_cache` holds, split by the
-values of the event dimensions in `CARRIED_HERE` (country, device type, browser, OS, source, channel, and the
-five UTM fields), so that a report filtered on those dimensions reads cached rows instead of grouping the raw
-events by session.
+values of the event dimensions in `CARRIED_HERE` (country, device type, browser, OS, source, channel, the
+five UTM fields, and hostname, referrer, medium, region, city, browser and OS versions, screen, language), so
+that a report filtered on those dimensions reads cached rows instead of grouping the raw events by session.
 
-Tables (schema migration 21; the UTM columns migration 25), built, validated and purged by the engagement
+Tables (schema migration 21; the UTM columns migration 25, the others migration 32), built, validated and purged by the engagement
 cache's machinery (`engagement_cache.EngagementCache`, one instance per report cache beside it, with its own
 builds table):
 - `page_engagement_dims`: the page visits of the sessions whose page events in the build window share one
   local day and one value of every carried dimension, one row per visit (migration 27): its page, values,
-  visitor, figures as plain values, and whether its session entered, bounced or left there. Split by eleven
+  visitor, figures as plain values, and whether its session entered, bounced or left there. Split by all those
   dimensions, sums per (day, page, values) held nearly one row per visit anyway, and a filtered report spent
   its time merging each row's sketch and quantiles state; plain values are summed per page when read.
 - `page_engagement_dims_edges`: the visits of every other session, one row per (day, session, page,
@@ -44,18 +44,19 @@ from pixel.server.api.query import engagement_cache
 from pixel.server.api.query.cache_sql import Days
 from pixel.server.api.query.content_cache import CARRIED
 from pixel.server.api.query.engagement_cache import EngagementCache
-from pixel.server.api.query.filters import Filter, SqlParams, filter_sql, keyed_value_sql
-from pixel.server.store.schema import CONTENT_LINKS_DIMENSIONS, UTM_DIMENSIONS
+from pixel.server.api.query.filters import DIMENSIONS, Filter, SqlParams, filter_sql, keyed_value_sql
+from pixel.server.store.schema import CONTENT_LINKS_DIMENSIONS, OTHER_DIMENSIONS, UTM_DIMENSIONS
 
 if TYPE_CHECKING:
     from pixel.server.api.query.report_cache import ReportCache
 
 TABLES = ("page_engagement_dims", "page_engagement_dims_edges", "page_engagement_dims_builds")
 BY_VALUE = "page_engagement_by_value"  # the whole-day visits summed per (day, dimension, value, page)
-# The filter dimensions whose filters the cached rows answer: the link cache's, and the UTM fields (a filter's
-# dimension is named as the events' column). A session landing with UTM fields whose later pages have none
-# mixes values: its visits go to the edges table.
-CARRIED_HERE = CARRIED | frozenset(UTM_DIMENSIONS)
+# The filter dimensions whose filters the cached rows answer: the link cache's, the UTM fields and the others of
+# migration 32 (hostname, referrer, medium, region, city, versions, screen, language), by their API names. A
+# session landing with UTM fields whose later pages have none mixes values: its visits go to the edges table.
+_COLUMN_DIMENSIONS = {column: name for name, column in DIMENSIONS.items()}
+CARRIED_HERE = CARRIED | frozenset(_COLUMN_DIMENSIONS[c] for c in (*UTM_DIMENSIONS, *OTHER_DIMENSIONS))
 
 
 class EngagementDimsCache(EngagementCache):
@@ -64,7 +65,7 @@ class EngagementDimsCache(EngagementCache):
     worker_name = "engagement-dims-cache"
     data_tables = (*TABLES[:2], BY_VALUE)
     builds_table = TABLES[2]
-    dims = CONTENT_LINKS_DIMENSIONS + UTM_DIMENSIONS
+    dims = CONTENT_LINKS_DIMENSIONS + UTM_DIMENSIONS + OTHER_DIMENSIONS
     carried = CARRIED_HERE
     per_visit = True
     session_tables = ()  # the plain cache's session tables serve every page filter
