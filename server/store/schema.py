@@ -429,13 +429,24 @@ UTM_DIMENSIONS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_c
 OTHER_DIMENSIONS = (
     "host", "ref_host", "medium", "region", "city", "browser_version", "os_version", "screen", "language"
 )  # fmt: skip
-PAGE_ENGAGEMENT_DIMS_WITH_UTM = tuple(
-    f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS `{name}` LowCardinality(String) AFTER `channel`"
-    for table in ("page_engagement_dims", "page_engagement_dims_edges")
-    for name in reversed(UTM_DIMENSIONS)
-) + tuple(
-    f"TRUNCATE TABLE {table}"
-    for table in ("page_engagement_dims", "page_engagement_dims_edges", "page_engagement_dims_builds")
+
+
+def _dimension_columns_added(
+    names: tuple[str, ...], after: str, forgotten: tuple[str, ...]
+) -> tuple[str, ...]:
+    """The statements adding the string columns `names` (in that order, after `after`) to the engagement cache
+    by dimension's two tables, then emptying the tables `forgotten` (their builds rebuilt on read)."""
+    return tuple(
+        f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS `{name}` LowCardinality(String) AFTER `{after}`"
+        for table in ("page_engagement_dims", "page_engagement_dims_edges")
+        for name in reversed(names)
+    ) + tuple(f"TRUNCATE TABLE {table}" for table in forgotten)
+
+
+PAGE_ENGAGEMENT_DIMS_WITH_UTM = _dimension_columns_added(
+    UTM_DIMENSIONS,
+    "channel",
+    ("page_engagement_dims", "page_engagement_dims_edges", "page_engagement_dims_builds"),
 )
 
 
@@ -589,13 +600,10 @@ CONTENT_LINKS_BY_VALUES = (
 
 # Columns of the engagement cache by dimension after the UTM fields; values of the link cache's by-value rows
 # (CONTENT_LINKS_BY_VALUE). Rows built before have neither: both caches' builds are forgotten (rebuilt on read).
-CACHES_WITH_OTHER_DIMENSIONS = tuple(
-    f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS `{name}` LowCardinality(String) AFTER `utm_content`"
-    for table in ("page_engagement_dims", "page_engagement_dims_edges")
-    for name in reversed(OTHER_DIMENSIONS)
-) + tuple(
-    f"TRUNCATE TABLE {table}"
-    for table in (
+CACHES_WITH_OTHER_DIMENSIONS = _dimension_columns_added(
+    OTHER_DIMENSIONS,
+    "utm_content",
+    (
         "page_engagement_dims",
         "page_engagement_dims_edges",
         "page_engagement_by_value",
@@ -603,7 +611,7 @@ CACHES_WITH_OTHER_DIMENSIONS = tuple(
         "content_links",
         "content_links_by_value",
         "content_links_builds",
-    )
+    ),
 )
 
 # -- migration 22: the filtered dashboard's per-day cache by filter value (pixel.server.api.query.filter_cache) --
