@@ -3,9 +3,9 @@ values of the event dimensions in `CARRIED_HERE` (country, device type, browser,
 five UTM fields, and hostname, referrer, medium, region, city, browser and OS versions, screen, language), so
 that a report filtered on those dimensions reads cached rows instead of grouping the raw events by session.
 
-Tables (schema migration 21; the UTM columns migration 25, the others migration 32), built, validated and purged by the engagement
-cache's machinery (`engagement_cache.EngagementCache`, one instance per report cache beside it, with its own
-builds table):
+Tables (schema migration 21; the UTM columns migration 25, the others migration 32), built, validated and
+purged by the engagement cache's machinery (`engagement_cache.EngagementCache`, one instance per report cache
+beside it, with its own builds table):
 - `page_engagement_dims`: the page visits of the sessions whose page events in the build window share one
   local day and one value of every carried dimension, one row per visit (migration 27): its page, values,
   visitor, figures as plain values, and whether its session entered, bounced or left there. Split by all those
