@@ -522,15 +522,15 @@ def main() -> None:
         for label, path, extra in REPORTS:
             if only and label not in only and not label.startswith("anchor"):
                 continue
-            variants: list[Any] = (
-                [FILTER] if label.startswith("anchor") else [None, FILTER, FILTER2, FILTER3, FILTER4]
-            )
-            if label in RAW_TOO:
-                variants.append(RAW)
-            if label in CACHED_FILTERED:
-                variants += [FILTER + RAW, FILTER2 + RAW]
+            variants: list[Any]
             if args.filters:
                 variants = [f or None for f in json.loads(args.filters)]
+            elif label.startswith("anchor"):
+                variants = [FILTER]
+            else:
+                variants = [None, FILTER, FILTER2, FILTER3, FILTER4]
+                variants += [RAW] if label in RAW_TOO else []
+                variants += [FILTER + RAW, FILTER2 + RAW] if label in CACHED_FILTERED else []
             for filters in variants:
                 params = {"period": "30d", **extra, **({"filters": json.dumps(filters)} if filters else {})}
 

@@ -101,7 +101,7 @@ BY_VALUE_VALUES = {
     "utm_content": ("banner", "TEXT", "^b"),
     **OTHER_VALUES,
 }
-# (as test_engagement_dims_cache's, which imports this module)
+# (test_engagement_dims_cache imports these, VALUES, OSES and CHANNELS)
 UTM_SOURCES = ["newsletter", "google", ""]
 UTM_MEDIUMS = ["email", "cpc", ""]
 UTM_TERMS = ["shoes", "", "hats"]

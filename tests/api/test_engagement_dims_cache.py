@@ -32,10 +32,18 @@ from pixel.server.store.schema import UTM_DIMENSIONS
 from tests.api import insights_dataset as data
 from tests.api.conftest import Api, report_cache
 from tests.api.test_content_cache_filters import (
+    CHANNELS,
+    EVERYTHING,
     FIELDS,
+    OSES,
     OTHER_CHOICES,
     OTHER_FIELDS,
     OTHER_VALUES,
+    UTM_CONTENTS,
+    UTM_MEDIUMS,
+    UTM_SOURCES,
+    UTM_TERMS,
+    VALUES,
     operators_of,
     passes,
 )
@@ -49,18 +57,6 @@ ZONES = {
     "newyork.engdims": "America/New_York",  # DST on 10 March, inside the range
     "kolkata.engdims": "Asia/Kolkata",
 }
-OSES = ["Windows", "macOS", "Android", ""]
-CHANNELS = ["Organic Search", "Direct", "Email"]
-# Not carried by any cache (no event has a title here): forces the raw events, same rows.
-EVERYTHING = ["title", "not_contains", "never-in-any-title"]
-VALUES = {
-    "country": ("DE", "d", "^(US|IN)$"),
-    "device": ("mobile", "TAB", "^desk"),
-    "browser": ("Chrome", "fire", "ari$"),
-    "os": ("", "WIN", "^(mac|And)"),
-    "source": ("Google", "news", "^$"),
-    "channel": ("Direct", "search", "^(Direct|Email)$"),
-}
 # The UTM fields (filter dimension = event column), carried by the engagement cache by dimension only.
 UTM_VALUES = {
     "utm_source": ("newsletter", "LETTER", "^(google|)$"),
@@ -69,10 +65,6 @@ UTM_VALUES = {
     "utm_term": ("", "shoe", "s$"),
     "utm_content": ("banner", "TEXT", "^(banner|text)$"),
 }
-UTM_SOURCES = ["newsletter", "google", ""]
-UTM_MEDIUMS = ["email", "cpc", ""]
-UTM_TERMS = ["shoes", "", "hats"]
-UTM_CONTENTS = ["banner", "text-link"]
 # Every carried dimension (API name) -> the event field.
 CARRIED_FIELDS = {**FIELDS, **{u: u for u in UTM_DIMENSIONS}, **OTHER_FIELDS}
 
