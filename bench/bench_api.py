@@ -106,7 +106,8 @@ INSERT INTO events (timestamp, received_at, site, event_id, event_name, visitor_
     title, ref_host, source, medium, channel, utm_source, utm_campaign, country, region, city, browser, os,
     device_type, screen, language, is_bot, engaged_ms, props)
 SELECT ts, ts, site, toString(generateUUIDv4()), name, toString(v), concat(toString(v), '-', toString(s)),
-    concat('https://', site, p), site, p, concat('Title ', p), ref, src, med, chan, if(h % 13 = 0, 'newsletter', ''),
+    concat('https://', site, p), site, p, concat('Title ', p), if(nav, site, ref), if(nav, '', src),
+    if(nav, 'internal', med), if(nav, 'Internal', chan), if(h % 13 = 0, 'newsletter', ''),
     if(h % 13 = 0, 'spring', ''), ctry, concat(ctry, '-', toString(vh % 7)), concat('City ', toString(vh % 50)),
     ['Chrome', 'Firefox', 'Safari', 'Edge', 'Samsung Internet'][vh % 5 + 1],
     ['Windows', 'macOS', 'Linux', 'Android', 'iOS'][bitShiftRight(vh, 3) % 5 + 1],
@@ -117,13 +118,16 @@ FROM (
     SELECT s, h, v, vh, site, ref, src, med, chan, ctry, i, cityHash64(s, i) AS e,
         ts0 + toIntervalMillisecond(arraySum(arraySlice(gaps, 1, i))) AS ts,
         if(i = 0 OR e % 10 < 8, 'pageview', ['signup', 'download', 'outbound'][e % 3 + 1]) AS name,
-        concat('/', ['', 'pricing', 'blog', 'docs', 'about'][bitShiftRight(e, 2) % 5 + 1], '/', toString(bitShiftRight(e, 4) % 40)) AS p
+        concat('/', ['', 'pricing', 'blog', 'docs', 'about'][bitShiftRight(e, 2) % 5 + 1], '/', toString(bitShiftRight(e, 4) % 40)) AS p,
+        {internal:UInt8} AND p != landing AS nav
     FROM (
         SELECT number AS s, cityHash64(number) AS h, h % {visitors:UInt64} AS v, cityHash64(v, 7) AS vh,
             if(v % {sites:UInt64} = 0, 'bench.example', concat('site', toString(v % {sites:UInt64}), '.example')) AS site,
             now64(3) - toIntervalMillisecond(cityHash64(number, 1) % ({days:UInt64} * 86400000)) AS ts0,
             toUInt32(floor(log(1 - (cityHash64(number, 2) % 1000000) / 1000000) / log(1 - 1 / {mean:Float64}))) + 1 AS n,
             arrayMap(k -> 10000 + cityHash64(number, 3, k) % 290000, range(n)) AS gaps,
+            cityHash64(number, 0) AS e0,
+            concat('/', ['', 'pricing', 'blog', 'docs', 'about'][bitShiftRight(e0, 2) % 5 + 1], '/', toString(bitShiftRight(e0, 4) % 40)) AS landing,
             ['', 'google.com', 'twitter.com', 'news.ycombinator.com', 'github.com'][bitShiftRight(h, 6) % 5 + 1] AS ref,
             ['', 'Google', 'Twitter', 'Hacker News', 'GitHub'][bitShiftRight(h, 6) % 5 + 1] AS src,
             ['', 'organic', 'social', 'referral', 'referral'][bitShiftRight(h, 6) % 5 + 1] AS med,
@@ -135,9 +139,19 @@ FROM (
 
 
 def generate(
-    store: ChdbStore, events: int, days: int, sites: int, chunk: int = 1_000_000, *, flat: bool = False
+    store: ChdbStore,
+    events: int,
+    days: int,
+    sites: int,
+    chunk: int = 1_000_000,
+    *,
+    flat: bool = False,
+    internal_navigation: bool = False,
 ) -> float:
-    """About `events` events (exactly that many with `flat`, else sessions of SESSION_MEAN events on average)."""
+    """About `events` events (exactly that many with `flat`, else sessions of SESSION_MEAN events on average).
+    `internal_navigation` (sessions only): the events on a session's pages other than its landing page come from
+    the site itself, as the tracker and the enrichment store them on a real site (referrer the site's host,
+    channel `Internal`, medium `internal`, no source), so a session from outside mixes values of those."""
     started = time.perf_counter()
     if not flat:
         sessions = max(int(events / SESSION_MEAN), 1)
@@ -152,6 +166,7 @@ def generate(
                     "sites": sites,
                     "days": days,
                     "mean": SESSION_MEAN,
+                    "internal": int(internal_navigation),
                 },
             )
         return time.perf_counter() - started
@@ -452,6 +467,11 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--sites", type=int, default=1, help="events spread over this many sites")
+    parser.add_argument(
+        "--internal-navigation",
+        action="store_true",
+        help="when generating: a session's pages after its landing page are internal navigation (see generate)",
+    )
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument(
         "--flat",
@@ -547,10 +567,15 @@ def main() -> None:
         print(
             f"generating {args.events:,} events over {args.days} days in {args.sites} site(s)...", flush=True
         )
-        print(
-            f"  generated in {generate(store, args.events, args.days, args.sites, flat=args.flat):.1f} s",
-            flush=True,
+        took = generate(
+            store,
+            args.events,
+            args.days,
+            args.sites,
+            flat=args.flat,
+            internal_navigation=args.internal_navigation,
         )
+        print(f"  generated in {took:.1f} s", flush=True)
     else:
         print(
             f"reusing the events in {data_dir} (generated {store.scalar('SELECT max(received_at) FROM events')})"

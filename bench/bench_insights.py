@@ -424,6 +424,12 @@ def main() -> None:
         '(e.g. \'[[["region", "is", "DE-0"]]]\'); [] is no filter',
     )
     parser.add_argument(
+        "--internal-navigation",
+        action="store_true",
+        help="when generating: a session's pages after its landing page are internal navigation "
+        "(bench_api.generate)",
+    )
+    parser.add_argument(
         "--engagement-ab", action="store_true", help="only the raw engagement A/B (see above)"
     )
     parser.add_argument(
@@ -443,7 +449,10 @@ def main() -> None:
     store.migrate()
     if store.scalar("SELECT count() FROM events") == 0:
         print(f"generating {args.base_events:,} events over {args.days} days...", flush=True)
-        print(f"  generated in {generate(store, args.base_events, args.days, 1):.1f} s", flush=True)
+        print(
+            f"  generated in {generate(store, args.base_events, args.days, 1, internal_navigation=args.internal_navigation):.1f} s",
+            flush=True,
+        )
         print(f"  insight events derived in {derive(store):.1f} s", flush=True)
     elif store.scalar("SELECT count() FROM events WHERE event_name = 'web_vitals'") == 0:
         # bench_api's data without the insight events (another bench's store): derive them once

@@ -614,6 +614,32 @@ CACHES_WITH_OTHER_DIMENSIONS = _dimension_columns_added(
     ),
 )
 
+# -- migration 33: the engagement cache by dimension's edges say on which dimensions their session mixes values --
+
+# `mixed`: bit i set when the session holds more than one value of the i-th dimension of the cache (its columns'
+# order: CONTENT_LINKS_DIMENSIONS, UTM_DIMENSIONS, OTHER_DIMENSIONS), every bit when it lies on more than one day.
+# The sums by value then hold, for each dimension, the visits of every one-day session with one value of it, not
+# only of those with one value of every dimension. Every build is forgotten (rebuilt on read).
+# The table is made again, sorted by `mixed` within a day: a filter on one dimension reads the parts of the sessions
+# mixing it, which a few runs of the table hold (most sessions that mix values mix the same ones), not every part.
+_CARRIED_COLUMNS = "".join(
+    f",\n    `{name}` LowCardinality(String)"
+    for name in (*CONTENT_LINKS_DIMENSIONS, *UTM_DIMENSIONS, *OTHER_DIMENSIONS)
+)
+PAGE_ENGAGEMENT_DIMS_EDGES_MIXED_DDL = (
+    PAGE_ENGAGEMENT_EDGES_DDL.replace("page_engagement_edges (", "page_engagement_dims_edges (")
+    .replace("`path` String", "`path` String" + _CARRIED_COLUMNS)
+    .replace("`has_scroll` UInt8\n)", "`has_scroll` UInt8,\n    `mixed` UInt64\n)")
+    .replace("ORDER BY (site, tz, day, sid)", "ORDER BY (site, tz, day, mixed, sid)")
+)
+ENGAGEMENT_DIMS_EDGES_MIXED = (
+    "DROP TABLE IF EXISTS page_engagement_dims_edges",
+    PAGE_ENGAGEMENT_DIMS_EDGES_MIXED_DDL,
+    "TRUNCATE TABLE page_engagement_dims",
+    "TRUNCATE TABLE page_engagement_by_value",
+    "TRUNCATE TABLE page_engagement_dims_builds",
+)
+
 # -- migration 22: the filtered dashboard's per-day cache by filter value (pixel.server.api.query.filter_cache) --
 
 # Per (site, zone, local day, build), filter dimension (country, device, browser, os, source, channel; page since
@@ -980,6 +1006,11 @@ def migrations(retention_days: int = 0) -> tuple[Migration, ...]:
             32,
             "engagement and link caches: hostname, referrer, medium, region, city, versions, screen, language too",
             CACHES_WITH_OTHER_DIMENSIONS,
+        ),
+        Migration(
+            33,
+            "engagement report: the cache by dimension sums a session's visits for each dimension it has one value of",
+            ENGAGEMENT_DIMS_EDGES_MIXED,
         ),
     )
 

@@ -91,6 +91,22 @@ def with_dimensions(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def with_internal_navigation(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every third session's events on pages other than its landing page (its first pageview's) come from the
+    site itself, as the enrichment stores a same-site referrer: channel `Internal`, medium `internal`, no source,
+    the site's host as the referrer. Those sessions mix values of these four dimensions only (unless others
+    mix too), as on a real site."""
+    landing: dict[str, str] = {}
+    for e in sorted(rows, key=lambda e: (e["timestamp"], e["path"])):
+        if e["event_name"] == "pageview":
+            landing.setdefault(e["session_id"], e["path"])
+    index = {s: i for i, s in enumerate(sorted({e["session_id"] for e in rows}))}
+    for e in rows:
+        if index[e["session_id"]] % 3 == 2 and e["path"] != landing.get(e["session_id"]):
+            e.update(channel="Internal", source="", medium="internal", ref_host=e["site"])
+    return rows
+
+
 def with_utm(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per session UTM fields; every fifth pageview after the session's first none."""
     sessions = sorted({e["session_id"] for e in rows})
@@ -119,7 +135,9 @@ def sites(api: Api) -> Iterator[dict[str, tuple[int, str, list[dict[str, Any]]]]
     out = {}
     for domain, tz in ZONES.items():
         rows = with_utm(
-            with_dimensions(data.generate(domain, seed=41) + midnight_sessions(domain, tz, seed=9))
+            with_internal_navigation(
+                with_dimensions(data.generate(domain, seed=41) + midnight_sessions(domain, tz, seed=9))
+            )
         )
         api.store.insert_rows("events", rows)
         api.store.insert_rows("events", rows[::7])  # client-retry copies, in a part of their own
@@ -172,6 +190,64 @@ def test_every_carried_dimension_and_operator_from_the_cache_equals_raw_and_pyth
         # the sessions that mix values (and those across midnight) were kept apart, per part
         mixed = count(api, "page_engagement_dims_edges", domain)
         assert mixed > count(api, "page_engagement_edges", domain), domain
+
+
+INTERNAL_NAVIGATION = [
+    [["channel", "is_not", "Internal"]],
+    [["channel", "is", "Internal"]],
+    [["medium", "is", "internal"]],
+    [["source", "is", ""]],
+    [["referrer", "contains", "ENGDIMS"]],  # the site's own host
+    [["referrer", "not_matches", "engdims$"]],
+]
+
+
+@pytest.mark.parametrize("filters", INTERNAL_NAVIGATION, ids=json.dumps)
+def test_a_filter_on_what_internal_navigation_changes_cuts_those_sessions_exactly(
+    api: Api,
+    sites: dict[str, tuple[int, str, list[dict[str, Any]]]],
+    queries: list[str],
+    filters: list[list[str]],
+) -> None:
+    """Sessions whose later pages are internal navigation hold two channels, mediums, sources and referrers: a
+    filter on one of those keeps only some of their pages, so their landing page or their later pages are cut
+    off (entries or exits move). Answered from the sums by value and the parts of the sessions that mix the
+    filter's dimension, equal to the raw events and the Python computation in every zone."""
+    for domain, (site_id, tz, rows) in sites.items():
+        want = expected(rows, domain, tz, filters)
+        queries.clear()
+        got = rows_of(api, site_id, filters=json.dumps(filters), **RANGE)
+        assert not read_events(queries) and read_by_value(queries), domain
+        raw = rows_of(api, site_id, filters=json.dumps([*filters, EVERYTHING]), **RANGE)
+        assert got == raw == want and got, (domain, filters)
+        every = expected(rows, domain, tz, [])
+        assert any(
+            (want[p]["entries"], want[p]["exits"]) != (every[p]["entries"], every[p]["exits"]) for p in want
+        ), domain
+
+
+def test_a_session_is_summed_by_value_for_each_dimension_it_holds_one_value_of(
+    api: Api, sites: dict[str, tuple[int, str, list[dict[str, Any]]]]
+) -> None:
+    """The edges say which dimensions their session mixes (`mixed`, a bit per dimension of the cache): a
+    session navigating internally mixes the channel but (often) not the country, one with an event of another
+    country the reverse, and a session across midnight every dimension. So a filter on the country reads the
+    parts of fewer sessions than one on the channel reads, and neither reads every part."""
+    dims = engagement_dims_cache.EngagementDimsCache.dims
+    country, channel = dims.index("country"), dims.index("channel")
+    for domain, (site_id, _tz, _rows) in sites.items():
+        rows_of(api, site_id, filters=json.dumps([["country", "is", "DE"]]), **RANGE)  # built
+        got = api.store.query(
+            f"""SELECT countIf(bitTest(mixed, {country}) AND NOT bitTest(mixed, {channel})) AS country_only,
+                countIf(bitTest(mixed, {channel}) AND NOT bitTest(mixed, {country})) AS channel_only,
+                countIf(mixed = {engagement_cache.ALL_MIXED}) AS across_days,
+                countIf(mixed = 0) AS none, count() AS parts
+            FROM {engagement_dims_cache.TABLES[1]} WHERE site = {{s:String}}""",
+            {"s": domain},
+        ).dicts()[0]
+        assert got["country_only"] > 0 and got["channel_only"] > 0 and got["across_days"] > 0, (domain, got)
+        assert got["none"] == 0, (domain, got)  # an edge mixes something
+        assert got["across_days"] < got["parts"], (domain, got)
 
 
 def test_each_filter_keeps_some_page_visits_and_drops_others(

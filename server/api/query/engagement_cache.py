@@ -177,22 +177,72 @@ def _visits_select(dims: tuple[str, ...]) -> str:
     FROM ({_whole_day_visits(dims)})"""
 
 
-def _edges_select(dims: tuple[str, ...] = ()) -> str:
-    return f"""SELECT d, sid, path{_with(dims)}, {_VISIT}
-    FROM ({_fragments(dims)}) WHERE edge AND has({{days:Array(Date)}}, d)"""
+def _edges_select(dims: tuple[str, ...] = (), mixed: bool = False) -> str:
+    if not mixed:
+        return f"""SELECT d, sid, path{_with(dims)}, {_VISIT}
+        FROM ({_fragments(dims)}) WHERE edge AND has({{days:Array(Date)}}, d)"""
+    return f"""SELECT d, sid, path{_with(dims)}, {_VISIT}, mixed
+    FROM (SELECT *, {_mixed(dims)} AS mixed FROM ({_fragments(dims)}) WHERE edge)
+    WHERE has({{days:Array(Date)}}, d)"""
 
 
-def sums_per_value_sql(visits: str, target: str, dims: tuple[str, ...]) -> str:
+# `mixed` of a session lying on more than one day: every bit set
+ALL_MIXED = 2**64 - 1
+
+
+def _mixed(dims: tuple[str, ...]) -> str:
+    """Over the edge parts of a session: bit i set when they hold more than one value of `dims[i]` (every bit
+    when they lie on more than one day)."""
+    if len(dims) > 63:
+        raise ValueError("at most 63 dimensions fit the mask")
+    over = "OVER (PARTITION BY sid)"
+    bits = " + ".join(
+        f"bitShiftLeft(toUInt64(min({d}) {over} != max({d}) {over}), {i})" for i, d in enumerate(dims)
+    )
+    return f"if(min(d) {over} != max(d) {over}, {ALL_MIXED}, {bits or '0'})"
+
+
+def sums_per_value_sql(visits: str, target: str, dims: tuple[str, ...], edges: str | None = None) -> str:
     """INSERT into `target` (`page_engagement`'s columns, keyed by `dimension` and `value` too) the whole-day
     visits of build `{build}` of the days `{days}` in `visits` (a `per_visit` pages table split by `dims`),
-    summed per (day, page) for each value of each of `dims`: what `page_engagement` holds, once per value."""
+    summed per (day, page) for each value of each of `dims`: what `page_engagement` holds, once per value.
+
+    With `edges` (a `mixed` edges table beside `visits`), the visits of its sessions that lie in one day are
+    summed too, each visit's parts merged and its session's entry / exit placed over the session, for each
+    dimension its session holds one value of (bit i of `mixed` clear). A filter on such a dimension keeps all
+    of the session's events or none, so those sums are its whole contribution or nothing, as those of `visits`;
+    the session's parts stay in `edges` for the dimensions it mixes."""
     names = ", ".join(f"'{d}'" for d in dims)  # the events' column names, constants here
+    bits = ", ".join(str(i) for i in range(len(dims)))
+    rows = "site = {site:String} AND tz = {tz:String} AND build = {build:UInt64} AND has({days:Array(Date)}, day)"
+    columns = f"site, tz, day, build, path{_with(dims)}, {_PER_VISIT}"
+    source = f"SELECT {columns}, toUInt64(0) AS mixed FROM {visits} WHERE {rows}"
+    if edges is not None:
+        values = "".join(f", any({d}) AS m_{d}" for d in dims)
+        renamed = "".join(f", m_{d} AS {d}" for d in dims)
+        source += f"""
+        UNION ALL
+        SELECT {columns}, mixed FROM (
+            SELECT *, toUInt8(path = entry_path) AS entry, toUInt8(path = entry_path AND session_pv <= 1) AS bounce,
+                toUInt8(path = exit_path) AS exit
+            FROM (
+                SELECT *, {_PLACED} FROM (
+                    SELECT site, tz, day, build, sid, path, m_visitor AS visitor_id, m_pv AS pv, m_first AS first_pv,
+                        m_last AS last_pv, m_engaged AS engaged, m_has_engaged AS has_engaged, m_depth AS depth,
+                        m_has_scroll AS has_scroll, m_mixed AS mixed{renamed}
+                    FROM (
+                        SELECT site, tz, day, build, sid, path, any(visitor_id) AS m_visitor, sum(pv) AS m_pv,
+                            minIf(first_pv, pv > 0) AS m_first, max(last_pv) AS m_last, sum(engaged) AS m_engaged,
+                            max(has_engaged) AS m_has_engaged, max(depth) AS m_depth, max(has_scroll) AS m_has_scroll,
+                            any(mixed) AS m_mixed{values}
+                        FROM {edges} WHERE {rows} AND mixed != {ALL_MIXED}
+                        GROUP BY site, tz, day, build, sid, path HAVING m_pv > 0))))"""
     return f"""INSERT INTO {target} (site, tz, dimension, value, day, build, path, {_COLUMNS})
     SELECT site, tz, dimension, value, day, build, path, {_SELECTED} FROM (
         SELECT site, tz, dimension, value, day, build, path, {_PER_VISIT_PAGE}
-        FROM {visits} ARRAY JOIN [{names}] AS dimension, [{", ".join(dims)}] AS value
-        WHERE site = {{site:String}} AND tz = {{tz:String}} AND build = {{build:UInt64}}
-            AND has({{days:Array(Date)}}, day)
+        FROM ({source})
+        ARRAY JOIN [{names}] AS dimension, [{", ".join(dims)}] AS value, [{bits}] AS bit
+        WHERE NOT bitTest(mixed, bit)
         GROUP BY site, tz, dimension, value, day, build, path)"""
 
 
@@ -275,6 +325,8 @@ class EngagementCache(BackgroundDays):
     # every visit has a row of its own anyway, and merging a sketch and a quantiles state per row costs a
     # filtered report far more than reading plain values (`engagement_dims_cache`).
     per_visit: bool = False
+    # The edge rows also say on which of `dims` their session mixes values (`mixed`, a bit per dimension).
+    edge_mixed: bool = False
 
     def __init__(self, cache: ReportCache) -> None:
         self.cache = cache
@@ -466,9 +518,10 @@ class EngagementCache(BackgroundDays):
             SELECT {head}, path{extra}, {selected} FROM ({select})""",
             params,
         )
+        mixed = ", mixed" if self.edge_mixed else ""
         runner.command(
-            f"""INSERT INTO {edges} (site, tz, day, build, sid, path{extra}, {_VISIT})
-            SELECT {head}, sid, path{extra}, {_VISIT} FROM ({_edges_select(self.dims)})""",
+            f"""INSERT INTO {edges} (site, tz, day, build, sid, path{extra}, {_VISIT}{mixed})
+            SELECT {head}, sid, path{extra}, {_VISIT}{mixed} FROM ({_edges_select(self.dims, self.edge_mixed)})""",
             params,
         )
         if self.session_tables:

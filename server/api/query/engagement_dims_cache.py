@@ -12,19 +12,25 @@ beside it, with its own builds table):
   dimensions, sums per (day, page, values) held nearly one row per visit anyway, and a filtered report spent
   its time merging each row's sketch and quantiles state; plain values are summed per page when read.
 - `page_engagement_dims_edges`: the visits of every other session, one row per (day, session, page,
-  values) with that part's figures, as `page_engagement_edges` holds them.
-- `page_engagement_by_value` (migration 28): the first table's visits of each build summed per (day, page)
-  for each value of each dimension, as `page_engagement` sums them (a visitors sketch, an exact quantiles
-  state). A report filtered on one dimension (with any operator, and `page is` filters beside it) merges
-  the sums of the values its filter keeps, a few rows per page and day, instead of aggregating every visit
-  it keeps; filters on two dimensions or more read the visits one by one. Each value's sums are those of
-  whole visits of sessions with one value of each dimension, so merging those of the kept values is the
-  aggregation of the kept visits: the same answer.
+  values) with that part's figures, as `page_engagement_edges` holds them, and `mixed` (migration 33): bit i
+  set when the session holds more than one value of the i-th dimension of `EngagementDimsCache.dims`, every
+  bit when it lies on more than one day.
+- `page_engagement_by_value` (migration 28): per (day, page), for each value of each dimension, the sums
+  `page_engagement` holds (a visitors sketch, an exact quantiles state) of the whole visits of the build's
+  one-day sessions with one value of that dimension: the first table's visits, and (migration 33) those of
+  the edges' one-day sessions whose `mixed` bit of the dimension is clear, their parts merged per visit and
+  their entry and exit placed over the session. So a session navigating inside the site (two channels, one
+  country) is in the country's sums. A report filtered on one dimension (with any operator, and `page is`
+  filters beside it) merges the sums of the values its filter keeps, a few rows per page and day, and the
+  edges of the sessions that mix that dimension, instead of aggregating every visit it keeps; filters on two
+  dimensions or more read the visits one by one.
 
 Why a filter on the carried dimensions gives exactly the raw answer (filters apply to events): a session of
 the first table has one value of each dimension, so a filter keeps all of its events or none, and its
-rows are its whole contribution or nothing; a row of the second table is the part of a visit whose events
-share its values, so the filter keeps exactly the parts whose events it keeps, and those parts are merged per
+rows are its whole contribution or nothing (and so are a value's sums for a filter on its dimension alone:
+their sessions hold one value of it; the edges of every other session are read beside them); a row of the
+second table is the part of a visit whose events share its values, so the filter keeps exactly the parts
+whose events it keeps, and those parts are merged per
 session and page (pageviews and engaged time summed: each event is in one part; first / last pageview,
 deepest scroll, flags by min / max) before the session's entry, exit and pageviews are placed, as the raw
 query does over the kept events. Copies of an event carry the same values, so they collapse in the build
@@ -68,13 +74,17 @@ class EngagementDimsCache(EngagementCache):
     dims = CONTENT_LINKS_DIMENSIONS + UTM_DIMENSIONS + OTHER_DIMENSIONS
     carried = CARRIED_HERE
     per_visit = True
+    edge_mixed = True
     session_tables = ()  # the plain cache's session tables serve every page filter
 
     def _insert_rows(self, params: dict[str, Any]) -> None:
         """The build's visits and edges, then its visits summed per value of each dimension (read back from
-        the visits just written: one pass over the events)."""
+        the rows just written: one pass over the events): those of the whole-day visits, and those of the
+        edges' one-day sessions for each dimension they hold one value of."""
         super()._insert_rows(params)
-        self.cache.runner.command(engagement_cache.sums_per_value_sql(TABLES[0], BY_VALUE, self.dims), params)
+        self.cache.runner.command(
+            engagement_cache.sums_per_value_sql(TABLES[0], BY_VALUE, self.dims, edges=TABLES[1]), params
+        )
 
 
 def pages_sql(days: Days, filters: list[Filter], params: SqlParams) -> str:
@@ -90,6 +100,10 @@ def pages_sql(days: Days, filters: list[Filter], params: SqlParams) -> str:
     if len(others) == 1:
         # one dimension: its values' sums (`BY_VALUE`), and the edges as the filters cut them
         (flt,) = others
+        # the edges of the sessions that mix values of this dimension (or lie on several days); the others'
+        # visits are in its sums by value
+        bit = EngagementDimsCache.dims.index(DIMENSIONS[flt.dimension])
+        where += f" AND bitTest(mixed, {bit})"
         by_value = [
             keyed_value_sql(flt, params),
             *(filter_sql(f, params) for f in filters if f.dimension == "page"),
