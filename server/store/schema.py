@@ -614,14 +614,15 @@ CACHES_WITH_OTHER_DIMENSIONS = _dimension_columns_added(
     ),
 )
 
-# -- migration 33: the engagement cache by dimension's edges say on which dimensions their session mixes values --
+# -- migration 33: the engagement cache by dimension decides per dimension which sessions mix values ------------
 
-# `mixed`: bit i set when the session holds more than one value of the i-th dimension of the cache (its columns'
-# order: CONTENT_LINKS_DIMENSIONS, UTM_DIMENSIONS, OTHER_DIMENSIONS), every bit when it lies on more than one day.
-# The sums by value then hold, for each dimension, the visits of every one-day session with one value of it, not
-# only of those with one value of every dimension. Every build is forgotten (rebuilt on read).
-# The table is made again, sorted by `mixed` within a day: a filter on one dimension reads the parts of the sessions
-# mixing it, which a few runs of the table hold (most sessions that mix values mix the same ones), not every part.
+# The edges' `mixed`: bit i set when the session holds more than one value of the i-th dimension of the cache (its
+# columns' order: CONTENT_LINKS_DIMENSIONS, UTM_DIMENSIONS, OTHER_DIMENSIONS); `many`: more than two; every bit of
+# both when it lies on more than one day. The sums by value then hold, for each dimension, the visits of every
+# one-day session with one value of it, not only of those with one value of every dimension, and the sums by pair
+# (`page_engagement_by_pair`) those of the sessions with two. Every build is forgotten (rebuilt on read).
+# The edges are made again, sorted by `many` within a day: a filter on one dimension reads the parts of the
+# sessions with more than two values of it, which a few runs of the table hold, not every part.
 _CARRIED_COLUMNS = "".join(
     f",\n    `{name}` LowCardinality(String)"
     for name in (*CONTENT_LINKS_DIMENSIONS, *UTM_DIMENSIONS, *OTHER_DIMENSIONS)
@@ -629,12 +630,22 @@ _CARRIED_COLUMNS = "".join(
 PAGE_ENGAGEMENT_DIMS_EDGES_MIXED_DDL = (
     PAGE_ENGAGEMENT_EDGES_DDL.replace("page_engagement_edges (", "page_engagement_dims_edges (")
     .replace("`path` String", "`path` String" + _CARRIED_COLUMNS)
-    .replace("`has_scroll` UInt8\n)", "`has_scroll` UInt8,\n    `mixed` UInt64\n)")
-    .replace("ORDER BY (site, tz, day, sid)", "ORDER BY (site, tz, day, mixed, sid)")
+    .replace("`has_scroll` UInt8\n)", "`has_scroll` UInt8,\n    `mixed` UInt64,\n    `many` UInt64\n)")
+    .replace("ORDER BY (site, tz, day, sid)", "ORDER BY (site, tz, day, many, sid)")
+)
+# Per (day, page), dimension and pair of values (`value`, `other`) of the sessions of a build holding those two
+# values of it (the edges' `mixed` bit set, `many` clear): `whole` 0, the visits of the part of each session with
+# `value` (what a filter keeping `value` and not `other` keeps), its entry and exit placed within that part;
+# `whole` 1 (`value` < `other`), the visits of the whole sessions (what a filter keeping both keeps).
+PAGE_ENGAGEMENT_BY_PAIR_DDL = (
+    PAGE_ENGAGEMENT_BY_VALUE_DDL.replace("page_engagement_by_value (", "page_engagement_by_pair (")
+    .replace("`value` String,", "`value` String,\n    `other` String,\n    `whole` UInt8,")
+    .replace("ORDER BY (site, tz, dimension, value, day, path)", "ORDER BY (site, tz, dimension, day, path)")
 )
 ENGAGEMENT_DIMS_EDGES_MIXED = (
     "DROP TABLE IF EXISTS page_engagement_dims_edges",
     PAGE_ENGAGEMENT_DIMS_EDGES_MIXED_DDL,
+    PAGE_ENGAGEMENT_BY_PAIR_DDL,
     "TRUNCATE TABLE page_engagement_dims",
     "TRUNCATE TABLE page_engagement_by_value",
     "TRUNCATE TABLE page_engagement_dims_builds",

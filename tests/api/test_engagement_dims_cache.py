@@ -9,7 +9,9 @@ Every session gets an OS, a channel, a browser, a device, a source, UTM fields a
 dimension of store migration 32 (hostname, referrer, medium, region, city, versions, screen, language); every
 eleventh event has a country and an OS of its own, every third event of every fourth session values of the others
 of its own, and every fifth pageview after a session's first carries no UTM fields (as a landing page's UTMs are not on the
-next pages), so some sessions mix values (filters apply to events: such a session is cut by a filter).
+next pages), so some sessions mix values (filters apply to events: such a session is cut by a filter); every
+third session's later pages are internal navigation (two channels, sources, mediums and referrers), every second
+of those comes back from a social network on its last page (three).
 A client-retry copy of every seventh event is stored in a part of its own: never counted twice.
 """
 
@@ -94,15 +96,23 @@ def with_dimensions(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def with_internal_navigation(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every third session's events on pages other than its landing page (its first pageview's) come from the
     site itself, as the enrichment stores a same-site referrer: channel `Internal`, medium `internal`, no source,
-    the site's host as the referrer. Those sessions mix values of these four dimensions only (unless others
-    mix too), as on a real site."""
+    the site's host as the referrer. Those sessions hold two values of these four dimensions only (unless others
+    mix too), as on a real site. In every second of those sessions, the events on its last page (if not its
+    landing page) come from a social network instead: three values."""
     landing: dict[str, str] = {}
+    last: dict[str, str] = {}
     for e in sorted(rows, key=lambda e: (e["timestamp"], e["path"])):
         if e["event_name"] == "pageview":
             landing.setdefault(e["session_id"], e["path"])
+            last[e["session_id"]] = e["path"]
     index = {s: i for i, s in enumerate(sorted({e["session_id"] for e in rows}))}
     for e in rows:
-        if index[e["session_id"]] % 3 == 2 and e["path"] != landing.get(e["session_id"]):
+        session, k = e["session_id"], index[e["session_id"]]
+        if k % 3 != 2 or e["path"] == landing.get(session):
+            continue
+        if k % 6 == 5 and e["path"] == last[session]:
+            e.update(channel="Organic Social", source="Twitter", medium="social", ref_host="t.co")
+        else:
             e.update(channel="Internal", source="", medium="internal", ref_host=e["site"])
     return rows
 
@@ -229,10 +239,12 @@ def test_a_filter_on_what_internal_navigation_changes_cuts_those_sessions_exactl
 def test_a_session_is_summed_by_value_for_each_dimension_it_holds_one_value_of(
     api: Api, sites: dict[str, tuple[int, str, list[dict[str, Any]]]]
 ) -> None:
-    """The edges say which dimensions their session mixes (`mixed`, a bit per dimension of the cache): a
-    session navigating internally mixes the channel but (often) not the country, one with an event of another
-    country the reverse, and a session across midnight every dimension. So a filter on the country reads the
-    parts of fewer sessions than one on the channel reads, and neither reads every part."""
+    """The edges say on which dimensions their session holds two values or more (`mixed`, a bit per dimension
+    of the cache) and more than two (`many`): a session navigating internally holds two channels and (often)
+    one country, one with an event of another country the reverse, one coming back from a social network three
+    channels, and a session across midnight every bit of both. A one-filter report reads the parts of the
+    sessions with more than two values of its dimension only (the others are in its sums by value or by pair),
+    and the sessions with two values of the channel are summed by pair."""
     dims = engagement_dims_cache.EngagementDimsCache.dims
     country, channel = dims.index("country"), dims.index("channel")
     for domain, (site_id, _tz, _rows) in sites.items():
@@ -240,14 +252,28 @@ def test_a_session_is_summed_by_value_for_each_dimension_it_holds_one_value_of(
         got = api.store.query(
             f"""SELECT countIf(bitTest(mixed, {country}) AND NOT bitTest(mixed, {channel})) AS country_only,
                 countIf(bitTest(mixed, {channel}) AND NOT bitTest(mixed, {country})) AS channel_only,
+                countIf(bitTest(mixed, {channel}) AND NOT bitTest(many, {channel})) AS two_channels,
+                countIf(bitTest(many, {channel}) AND many != {engagement_cache.ALL_MIXED}) AS three_channels,
                 countIf(mixed = {engagement_cache.ALL_MIXED}) AS across_days,
+                countIf(many = {engagement_cache.ALL_MIXED}) AS many_across_days,
                 countIf(mixed = 0) AS none, count() AS parts
             FROM {engagement_dims_cache.TABLES[1]} WHERE site = {{s:String}}""",
             {"s": domain},
         ).dicts()[0]
-        assert got["country_only"] > 0 and got["channel_only"] > 0 and got["across_days"] > 0, (domain, got)
+        assert all(got[k] > 0 for k in ("country_only", "channel_only", "two_channels", "three_channels")), (
+            domain,
+            got,
+        )
+        assert 0 < got["across_days"] == got["many_across_days"] < got["parts"], (domain, got)
         assert got["none"] == 0, (domain, got)  # an edge mixes something
-        assert got["across_days"] < got["parts"], (domain, got)
+        pairs = api.store.query(
+            f"""SELECT value, other, whole, sum(visits) AS visits FROM {engagement_dims_cache.BY_PAIR}
+            WHERE site = {{s:String}} AND dimension = 'channel' GROUP BY value, other, whole""",
+            {"s": domain},
+        ).dicts()
+        assert {(p["value"], p["other"]) for p in pairs if p["whole"]} >= {("Direct", "Internal")}, domain
+        assert all(p["value"] < p["other"] for p in pairs if p["whole"]), domain
+        assert {"Internal", "Direct"} <= {p["value"] for p in pairs if not p["whole"]}, domain
 
 
 def test_each_filter_keeps_some_page_visits_and_drops_others(

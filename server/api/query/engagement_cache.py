@@ -181,25 +181,30 @@ def _edges_select(dims: tuple[str, ...] = (), mixed: bool = False) -> str:
     if not mixed:
         return f"""SELECT d, sid, path{_with(dims)}, {_VISIT}
         FROM ({_fragments(dims)}) WHERE edge AND has({{days:Array(Date)}}, d)"""
-    return f"""SELECT d, sid, path{_with(dims)}, {_VISIT}, mixed
-    FROM (SELECT *, {_mixed(dims)} AS mixed FROM ({_fragments(dims)}) WHERE edge)
+    # the masks over all of a session's edge parts, those outside the build's days too (filtered after)
+    return f"""SELECT d, sid, path{_with(dims)}, {_VISIT}, mixed, many
+    FROM (SELECT *, {_masks(dims)} FROM ({_fragments(dims)}) WHERE edge)
     WHERE has({{days:Array(Date)}}, d)"""
 
 
-# `mixed` of a session lying on more than one day: every bit set
+# `mixed` and `many` of a session lying on more than one day: every bit set
 ALL_MIXED = 2**64 - 1
 
 
-def _mixed(dims: tuple[str, ...]) -> str:
-    """Over the edge parts of a session: bit i set when they hold more than one value of `dims[i]` (every bit
-    when they lie on more than one day)."""
+def _masks(dims: tuple[str, ...]) -> str:
+    """Over the edge parts of a session: `mixed`, bit i set when they hold more than one value of `dims[i]`, and
+    `many`, more than two (every bit of both when they lie on more than one day)."""
     if len(dims) > 63:
-        raise ValueError("at most 63 dimensions fit the mask")
+        raise ValueError("at most 63 dimensions fit the masks")
     over = "OVER (PARTITION BY sid)"
-    bits = " + ".join(
-        f"bitShiftLeft(toUInt64(min({d}) {over} != max({d}) {over}), {i})" for i, d in enumerate(dims)
-    )
-    return f"if(min(d) {over} != max(d) {over}, {ALL_MIXED}, {bits or '0'})"
+
+    def mask(more_than: int) -> str:
+        bits = " + ".join(
+            f"bitShiftLeft(toUInt64(uniqUpTo(2)({d}) {over} > {more_than}), {i})" for i, d in enumerate(dims)
+        )
+        return f"if(uniqUpTo(1)(d) {over} > 1, {ALL_MIXED}, {bits or '0'})"
+
+    return f"{mask(1)} AS mixed, {mask(2)} AS many"
 
 
 def sums_per_value_sql(visits: str, target: str, dims: tuple[str, ...], edges: str | None = None) -> str:
@@ -246,12 +251,53 @@ def sums_per_value_sql(visits: str, target: str, dims: tuple[str, ...], edges: s
         GROUP BY site, tz, dimension, value, day, build, path)"""
 
 
+def sums_per_pair_sql(edges: str, target: str, dims: tuple[str, ...]) -> str:
+    """INSERT into `target` (`page_engagement_by_pair`'s columns) the visits of build `{build}` of the days
+    `{days}` in `edges` (a `mixed` edges table split by `dims`) whose sessions lie in one day and hold two
+    values of a dimension (its bit of `mixed` set, of `many` clear), summed per (day, page) for each such
+    dimension and its values: per value, the part of each session with that value (`whole` 0: its parts merged
+    per visit, the entry and exit placed within that part), and once per pair the whole sessions (`whole` 1).
+    What a filter on that dimension alone keeps of such a session is one of these or nothing."""
+    names = ", ".join(f"'{d}'" for d in dims)
+    bits = ", ".join(str(i) for i in range(len(dims)))
+    rows = "site = {site:String} AND tz = {tz:String} AND build = {build:UInt64} AND has({days:Array(Date)}, day)"
+    placed = _PLACED.replace("PARTITION BY sid", "PARTITION BY dimension, whole, value, sid")
+    return f"""INSERT INTO {target} (site, tz, dimension, value, other, whole, day, build, path, {_COLUMNS})
+    SELECT site, tz, dimension, value, other, whole, day, build, path, {_SELECTED} FROM (
+        SELECT site, tz, dimension, value, other, whole, day, build, path, {_PER_VISIT_PAGE}
+        FROM (
+            SELECT *, toUInt8(path = entry_path) AS entry, toUInt8(path = entry_path AND session_pv <= 1) AS bounce,
+                toUInt8(path = exit_path) AS exit
+            FROM (
+                SELECT *, {placed} FROM (
+                    SELECT site, tz, day, build, dimension, whole, value, other, sid, path, m_visitor AS visitor_id,
+                        m_pv AS pv, m_first AS first_pv, m_last AS last_pv, m_engaged AS engaged,
+                        m_has_engaged AS has_engaged, m_depth AS depth, m_has_scroll AS has_scroll
+                    FROM (
+                        SELECT site, tz, day, build, dimension, whole, value, other, sid, path,
+                            any(visitor_id) AS m_visitor, sum(pv) AS m_pv, minIf(first_pv, pv > 0) AS m_first,
+                            max(last_pv) AS m_last, sum(engaged) AS m_engaged, max(has_engaged) AS m_has_engaged,
+                            max(depth) AS m_depth, max(has_scroll) AS m_has_scroll
+                        FROM (
+                            SELECT *, whole, if(whole, lo, v) AS value, if(whole OR v = lo, hi, lo) AS other
+                            FROM (
+                                SELECT site, tz, day, build, sid, path, {_VISIT}, dimension, v,
+                                    min(v) OVER (PARTITION BY dimension, sid) AS lo,
+                                    max(v) OVER (PARTITION BY dimension, sid) AS hi
+                                FROM {edges} ARRAY JOIN [{names}] AS dimension, [{", ".join(dims)}] AS v, [{bits}] AS bit
+                                WHERE {rows} AND mixed != {ALL_MIXED} AND bitTest(mixed, bit) AND NOT bitTest(many, bit))
+                            ARRAY JOIN [0, 1] AS whole)
+                        GROUP BY site, tz, day, build, dimension, whole, value, other, sid, path HAVING m_pv > 0))))
+        GROUP BY site, tz, dimension, value, other, whole, day, build, path)"""
+
+
 def pages_sql(
     days: Days,
     tables: tuple[str, str] = TABLES[:2],
     where: str = "",
     per_visit: bool = False,
     pages_where: str | None = None,
+    also: tuple[str, str] | None = None,
 ) -> str:
     """One row per page over the range of `days` (with builds): `page` and the raw query's columns
     (`visitors`, `pageviews`, `engaged_visits`, `median_engaged_ms`, `p75_engaged_ms`, `scroll_visits`,
@@ -261,7 +307,8 @@ def pages_sql(
     `tables`: the pages and edges tables read (`per_visit`: the pages table holds one row per visit, see
     `EngagementCache.per_visit`); `where`: a condition on their rows (the dimension columns of
     `engagement_dims_cache`'s tables), applied before the edges are merged per session; `pages_where`:
-    the pages table's own condition when it names the dimensions otherwise (default `where`)."""
+    the pages table's own condition when it names the dimensions otherwise (default `where`); `also`: another
+    table of page sums (as the pages table holds them, not `per_visit`) and its condition, added to them."""
     rows = days.rows_where() + (f" AND ({where})" if where else "")
     pages_where = where if pages_where is None else pages_where
     page_rows = days.rows_where() + (f" AND ({pages_where})" if pages_where else "")
@@ -272,6 +319,8 @@ def pages_sql(
         if per_visit
         else f"SELECT path, {_COLUMNS} FROM {pages} WHERE {page_rows}"
     )
+    if also is not None:
+        whole_days += f"\n            UNION ALL\n            SELECT path, {_COLUMNS} FROM {also[0]} WHERE {days.rows_where()} AND ({also[1]})"
     return f"""SELECT page, visitors, pageviews, engaged_visits, q[1] AS median_engaged_ms, q[2] AS p75_engaged_ms,
             scroll_visits, s25, s50, s75, s100, entries, bounces, exits, visits, single_visits,
             count() OVER () AS total_rows
@@ -325,7 +374,8 @@ class EngagementCache(BackgroundDays):
     # every visit has a row of its own anyway, and merging a sketch and a quantiles state per row costs a
     # filtered report far more than reading plain values (`engagement_dims_cache`).
     per_visit: bool = False
-    # The edge rows also say on which of `dims` their session mixes values (`mixed`, a bit per dimension).
+    # The edge rows also say on which of `dims` their session holds two values or more (`mixed`, a bit per
+    # dimension) and more than two (`many`).
     edge_mixed: bool = False
 
     def __init__(self, cache: ReportCache) -> None:
@@ -518,7 +568,7 @@ class EngagementCache(BackgroundDays):
             SELECT {head}, path{extra}, {selected} FROM ({select})""",
             params,
         )
-        mixed = ", mixed" if self.edge_mixed else ""
+        mixed = ", mixed, many" if self.edge_mixed else ""
         runner.command(
             f"""INSERT INTO {edges} (site, tz, day, build, sid, path{extra}, {_VISIT}{mixed})
             SELECT {head}, sid, path{extra}, {_VISIT}{mixed} FROM ({_edges_select(self.dims, self.edge_mixed)})""",
