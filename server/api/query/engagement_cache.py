@@ -232,16 +232,18 @@ def sums_per_value_sql(visits: str, target: str, dims: tuple[str, ...], edges: s
                 toUInt8(path = exit_path) AS exit
             FROM (
                 SELECT *, {_PLACED} FROM (
-                    SELECT site, tz, day, build, sid, path, m_visitor AS visitor_id, m_pv AS pv, m_first AS first_pv,
-                        m_last AS last_pv, m_engaged AS engaged, m_has_engaged AS has_engaged, m_depth AS depth,
+                    SELECT m_site AS site, m_tz AS tz, m_day AS day, m_build AS build, sid, path,
+                        m_visitor AS visitor_id, m_pv AS pv, m_first AS first_pv, m_last AS last_pv,
+                        m_engaged AS engaged, m_has_engaged AS has_engaged, m_depth AS depth,
                         m_has_scroll AS has_scroll, m_mixed AS mixed{renamed}
                     FROM (
-                        SELECT site, tz, day, build, sid, path, any(visitor_id) AS m_visitor, sum(pv) AS m_pv,
+                        SELECT any(site) AS m_site, any(tz) AS m_tz, any(day) AS m_day, any(build) AS m_build, sid,
+                            path, any(visitor_id) AS m_visitor, sum(pv) AS m_pv,
                             minIf(first_pv, pv > 0) AS m_first, max(last_pv) AS m_last, sum(engaged) AS m_engaged,
                             max(has_engaged) AS m_has_engaged, max(depth) AS m_depth, max(has_scroll) AS m_has_scroll,
                             any(mixed) AS m_mixed{values}
                         FROM {edges} WHERE {rows} AND mixed != {ALL_MIXED}
-                        GROUP BY site, tz, day, build, sid, path HAVING m_pv > 0))))"""
+                        GROUP BY sid, path HAVING m_pv > 0))))"""
     return f"""INSERT INTO {target} (site, tz, dimension, value, day, build, path, {_COLUMNS})
     SELECT site, tz, dimension, value, day, build, path, {_SELECTED} FROM (
         SELECT site, tz, dimension, value, day, build, path, {_PER_VISIT_PAGE}
@@ -274,8 +276,8 @@ def sums_per_pair_sql(edges: str, target: str, dims: tuple[str, ...]) -> str:
                         m_pv AS pv, m_first AS first_pv, m_last AS last_pv, m_engaged AS engaged,
                         m_has_engaged AS has_engaged, m_depth AS depth, m_has_scroll AS has_scroll
                     FROM (
-                        SELECT site, tz, day, build, dimension, whole, value, other, sid, path,
-                            any(visitor_id) AS m_visitor, sum(pv) AS m_pv, minIf(first_pv, pv > 0) AS m_first,
+                        SELECT any(site) AS site, any(tz) AS tz, any(day) AS day, any(build) AS build, dimension,
+                            whole, value, any(other) AS other, sid, path, any(visitor_id) AS m_visitor, sum(pv) AS m_pv, minIf(first_pv, pv > 0) AS m_first,
                             max(last_pv) AS m_last, sum(engaged) AS m_engaged, max(has_engaged) AS m_has_engaged,
                             max(depth) AS m_depth, max(has_scroll) AS m_has_scroll
                         FROM (
@@ -287,7 +289,7 @@ def sums_per_pair_sql(edges: str, target: str, dims: tuple[str, ...]) -> str:
                                 FROM {edges} ARRAY JOIN [{names}] AS dimension, [{", ".join(dims)}] AS v, [{bits}] AS bit
                                 WHERE {rows} AND mixed != {ALL_MIXED} AND bitTest(mixed, bit) AND NOT bitTest(many, bit))
                             ARRAY JOIN [0, 1] AS whole)
-                        GROUP BY site, tz, day, build, dimension, whole, value, other, sid, path HAVING m_pv > 0))))
+                        GROUP BY dimension, whole, value, sid, path HAVING m_pv > 0))))
         GROUP BY site, tz, dimension, value, other, whole, day, build, path)"""
 
 
