@@ -16,6 +16,7 @@ import gzip
 import hashlib
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -234,22 +235,37 @@ def test_the_cyclic_gc_is_paused_while_lines_are_read(tmp_path: Path) -> None:
 
 class NotingStore(ChdbStore):
     """The real chDB store; each insert of events but the last (`waiting` of them) first waits (up to `patience`
-    s, generous for a loaded machine) for the import to read more lines, and notes whether it did: with the
-    insert in a second thread, the next batch's lines go on. Without it, the reader is blocked on this insert
-    and the wait runs out."""
+    s, generous for a loaded machine) for the import to read more lines than it had read when it handed that
+    batch over (`submitted`, noted by `NotingExecutor`), and notes whether it did: with the insert in a second
+    thread, the next batch's lines go on. Without it, the reader is blocked on this insert and the wait runs
+    out. (Counted from the hand-over, not from the insert's start: the reader may have read the whole next
+    batch before the insert thread runs.)"""
 
-    def __init__(self, folder: Path, read: list[int], patience: float, waiting: int) -> None:
+    def __init__(
+        self, folder: Path, read: list[int], submitted: list[int], patience: float, waiting: int
+    ) -> None:
         super().__init__(folder)
-        self.read, self.patience, self.waiting = read, patience, waiting
+        self.read, self.submitted, self.patience, self.waiting = read, submitted, patience, waiting
         self.overlapped: list[bool] = []
 
     def insert_json(self, table: str, data: bytes, *, token: str | None = None) -> None:
         if table == "events" and len(self.overlapped) < self.waiting:
-            before, deadline = len(self.read), time.monotonic() + self.patience
+            before, deadline = self.submitted[len(self.overlapped)], time.monotonic() + self.patience
             while len(self.read) == before and time.monotonic() < deadline:
                 time.sleep(0.005)
             self.overlapped.append(len(self.read) > before)
         super().insert_json(table, data, token=token)
+
+
+def noting_executor(read: list[int], submitted: list[int]) -> type[ThreadPoolExecutor]:
+    """The import's executor, noting how many lines were read when each batch's insert was handed to it."""
+
+    class NotingExecutor(ThreadPoolExecutor):
+        def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+            submitted.append(len(read))
+            return super().submit(fn, *args, **kwargs)
+
+    return NotingExecutor
 
 
 def test_a_batch_is_inserted_while_the_next_ones_lines_are_read(
@@ -268,7 +284,9 @@ def test_a_batch_is_inserted_while_the_next_ones_lines_are_read(
     monkeypatch.setitem(
         SOURCES, "accesslog", Source("accesslog", ACCESSLOG.what, ACCESSLOG.check, lambda _path: parser)
     )
-    store = NotingStore(tmp_path / "data" / "store", read, patience=60.0, waiting=2)
+    submitted: list[int] = []
+    monkeypatch.setattr(run, "ThreadPoolExecutor", noting_executor(read, submitted))
+    store = NotingStore(tmp_path / "data" / "store", read, submitted, patience=60.0, waiting=2)
     store.migrate()
     try:
         record = run.run(settings, store, run.start(settings, store, path, SITE), batch_lines=300)
