@@ -623,9 +623,10 @@ CACHES_WITH_OTHER_DIMENSIONS = _dimension_columns_added(
 # (`page_engagement_by_pair`) those of the sessions with two. Every build is forgotten (rebuilt on read).
 # The edges are made again, sorted by `many` within a day: a filter on one dimension reads the parts of the
 # sessions with more than two values of it, which a few runs of the table hold, not every part.
-_CARRIED_COLUMNS = "".join(
-    f",\n    `{name}` LowCardinality(String)"
-    for name in (*CONTENT_LINKS_DIMENSIONS, *UTM_DIMENSIONS, *OTHER_DIMENSIONS)
+_CARRIED_COLUMNS = (
+    _DIMENSION_COLUMNS
+    + _UTM_COLUMNS
+    + "".join(f",\n    `{name}` LowCardinality(String)" for name in OTHER_DIMENSIONS)
 )
 PAGE_ENGAGEMENT_DIMS_EDGES_MIXED_DDL = (
     PAGE_ENGAGEMENT_EDGES_DDL.replace("page_engagement_edges (", "page_engagement_dims_edges (")

@@ -170,11 +170,33 @@ def _pages_select(dims: tuple[str, ...] = ()) -> str:
     return f"SELECT d, path{_with(dims)}, {_PER_PAGE} FROM ({_whole_day_visits(dims)}) GROUP BY d, path{_with(dims)}"
 
 
+# A placed visit's (`_PLACED`) flags as a `per_visit` row stores them
+_FLAGS = """toUInt8(path = entry_path) AS entry, toUInt8(path = entry_path AND session_pv <= 1) AS bounce,
+    toUInt8(path = exit_path) AS exit"""
+
+
 def _visits_select(dims: tuple[str, ...]) -> str:
-    return f"""SELECT d, path{_with(dims)}, visitor_id, pv, engaged, has_engaged, depth, has_scroll,
-        toUInt8(path = entry_path) AS entry, toUInt8(path = entry_path AND session_pv <= 1) AS bounce,
-        toUInt8(path = exit_path) AS exit
+    return f"""SELECT d, path{_with(dims)}, visitor_id, pv, engaged, has_engaged, depth, has_scroll, {_FLAGS}
     FROM ({_whole_day_visits(dims)})"""
+
+
+def _merged_visits(parts: str, keys: tuple[str, ...], taken: tuple[str, ...] = ()) -> str:
+    """The page visits of the edge parts in `parts` (a table and its condition, or a subquery: `_VISIT`
+    columns), merged per `keys` (a visit: the session and page, and what else tells parts apart): pageviews
+    and engaged time summed, first / last pageview, deepest scroll and flags by min / max, the visitor and the
+    columns `taken` (the same in every part merged) with `any`; only visits with a pageview, each column under
+    its parts' name. What the raw query gets from the same events."""
+    keyed = ", ".join(keys)
+    takes = "".join(f", any({c}) AS m_{c}" for c in taken)
+    named = "".join(f", m_{c} AS {c}" for c in taken)
+    return f"""SELECT {keyed}{named}, m_visitor AS visitor_id, m_pv AS pv, m_first AS first_pv, m_last AS last_pv,
+        m_engaged AS engaged, m_has_engaged AS has_engaged, m_depth AS depth, m_has_scroll AS has_scroll
+    FROM (
+        SELECT {keyed}{takes}, any(visitor_id) AS m_visitor, sum(pv) AS m_pv,
+            minIf(first_pv, pv > 0) AS m_first, max(last_pv) AS m_last, sum(engaged) AS m_engaged,
+            max(has_engaged) AS m_has_engaged, max(depth) AS m_depth, max(has_scroll) AS m_has_scroll
+        FROM {parts}
+        GROUP BY {keyed} HAVING m_pv > 0)"""
 
 
 def _edges_select(dims: tuple[str, ...] = (), mixed: bool = False) -> str:
@@ -189,6 +211,10 @@ def _edges_select(dims: tuple[str, ...] = (), mixed: bool = False) -> str:
 
 # `mixed` and `many` of a session lying on more than one day: every bit set
 ALL_MIXED = 2**64 - 1
+# The rows of a cache table written by build `{build}` for the days `{days}`
+_BUILD_ROWS = (
+    "site = {site:String} AND tz = {tz:String} AND build = {build:UInt64} AND has({days:Array(Date)}, day)"
+)
 
 
 def _masks(dims: tuple[str, ...]) -> str:
@@ -219,31 +245,19 @@ def sums_per_value_sql(visits: str, target: str, dims: tuple[str, ...], edges: s
     the session's parts stay in `edges` for the dimensions it mixes."""
     names = ", ".join(f"'{d}'" for d in dims)  # the events' column names, constants here
     bits = ", ".join(str(i) for i in range(len(dims)))
-    rows = "site = {site:String} AND tz = {tz:String} AND build = {build:UInt64} AND has({days:Array(Date)}, day)"
+    rows = _BUILD_ROWS
     columns = f"site, tz, day, build, path{_with(dims)}, {_PER_VISIT}"
     source = f"SELECT {columns}, toUInt64(0) AS mixed FROM {visits} WHERE {rows}"
     if edges is not None:
-        values = "".join(f", any({d}) AS m_{d}" for d in dims)
-        renamed = "".join(f", m_{d} AS {d}" for d in dims)
+        # a session's parts hold its one value of each dimension whose `mixed` bit is clear: taken with `any`
+        merged = _merged_visits(
+            f"{edges} WHERE {rows} AND mixed != {ALL_MIXED}",
+            ("sid", "path"),
+            ("site", "tz", "day", "build", "mixed", *dims),
+        )
         source += f"""
         UNION ALL
-        SELECT {columns}, mixed FROM (
-            SELECT *, toUInt8(path = entry_path) AS entry, toUInt8(path = entry_path AND session_pv <= 1) AS bounce,
-                toUInt8(path = exit_path) AS exit
-            FROM (
-                SELECT *, {_PLACED} FROM (
-                    SELECT m_site AS site, m_tz AS tz, m_day AS day, m_build AS build, sid, path,
-                        m_visitor AS visitor_id, m_pv AS pv, m_first AS first_pv, m_last AS last_pv,
-                        m_engaged AS engaged, m_has_engaged AS has_engaged, m_depth AS depth,
-                        m_has_scroll AS has_scroll, m_mixed AS mixed{renamed}
-                    FROM (
-                        SELECT any(site) AS m_site, any(tz) AS m_tz, any(day) AS m_day, any(build) AS m_build, sid,
-                            path, any(visitor_id) AS m_visitor, sum(pv) AS m_pv,
-                            minIf(first_pv, pv > 0) AS m_first, max(last_pv) AS m_last, sum(engaged) AS m_engaged,
-                            max(has_engaged) AS m_has_engaged, max(depth) AS m_depth, max(has_scroll) AS m_has_scroll,
-                            any(mixed) AS m_mixed{values}
-                        FROM {edges} WHERE {rows} AND mixed != {ALL_MIXED}
-                        GROUP BY sid, path HAVING m_pv > 0))))"""
+        SELECT {columns}, mixed FROM (SELECT *, {_FLAGS} FROM (SELECT *, {_PLACED} FROM ({merged})))"""
     return f"""INSERT INTO {target} (site, tz, dimension, value, day, build, path, {_COLUMNS})
     SELECT site, tz, dimension, value, day, build, path, {_SELECTED} FROM (
         SELECT site, tz, dimension, value, day, build, path, {_PER_VISIT_PAGE}
@@ -262,34 +276,25 @@ def sums_per_pair_sql(edges: str, target: str, dims: tuple[str, ...]) -> str:
     What a filter on that dimension alone keeps of such a session is one of these or nothing."""
     names = ", ".join(f"'{d}'" for d in dims)
     bits = ", ".join(str(i) for i in range(len(dims)))
-    rows = "site = {site:String} AND tz = {tz:String} AND build = {build:UInt64} AND has({days:Array(Date)}, day)"
+    rows = _BUILD_ROWS
     placed = _PLACED.replace("PARTITION BY sid", "PARTITION BY dimension, whole, value, sid")
+    # each part's rows once per dimension it holds two values of, with the session's two values (`lo`, `hi`),
+    # then once as that value's part (`whole` 0) and once as the whole session (`whole` 1, keyed by `lo`)
+    parts = f"""(
+        SELECT *, whole, if(whole, lo, v) AS value, if(whole OR v = lo, hi, lo) AS other
+        FROM (
+            SELECT site, tz, day, build, sid, path, {_VISIT}, dimension, v,
+                min(v) OVER (PARTITION BY dimension, sid) AS lo, max(v) OVER (PARTITION BY dimension, sid) AS hi
+            FROM {edges} ARRAY JOIN [{names}] AS dimension, [{", ".join(dims)}] AS v, [{bits}] AS bit
+            WHERE {rows} AND mixed != {ALL_MIXED} AND bitTest(mixed, bit) AND NOT bitTest(many, bit))
+        ARRAY JOIN [0, 1] AS whole)"""
+    merged = _merged_visits(
+        parts, ("dimension", "whole", "value", "sid", "path"), ("site", "tz", "day", "build", "other")
+    )
     return f"""INSERT INTO {target} (site, tz, dimension, value, other, whole, day, build, path, {_COLUMNS})
     SELECT site, tz, dimension, value, other, whole, day, build, path, {_SELECTED} FROM (
         SELECT site, tz, dimension, value, other, whole, day, build, path, {_PER_VISIT_PAGE}
-        FROM (
-            SELECT *, toUInt8(path = entry_path) AS entry, toUInt8(path = entry_path AND session_pv <= 1) AS bounce,
-                toUInt8(path = exit_path) AS exit
-            FROM (
-                SELECT *, {placed} FROM (
-                    SELECT site, tz, day, build, dimension, whole, value, other, sid, path, m_visitor AS visitor_id,
-                        m_pv AS pv, m_first AS first_pv, m_last AS last_pv, m_engaged AS engaged,
-                        m_has_engaged AS has_engaged, m_depth AS depth, m_has_scroll AS has_scroll
-                    FROM (
-                        SELECT any(site) AS site, any(tz) AS tz, any(day) AS day, any(build) AS build, dimension,
-                            whole, value, any(other) AS other, sid, path, any(visitor_id) AS m_visitor, sum(pv) AS m_pv, minIf(first_pv, pv > 0) AS m_first,
-                            max(last_pv) AS m_last, sum(engaged) AS m_engaged, max(has_engaged) AS m_has_engaged,
-                            max(depth) AS m_depth, max(has_scroll) AS m_has_scroll
-                        FROM (
-                            SELECT *, whole, if(whole, lo, v) AS value, if(whole OR v = lo, hi, lo) AS other
-                            FROM (
-                                SELECT site, tz, day, build, sid, path, {_VISIT}, dimension, v,
-                                    min(v) OVER (PARTITION BY dimension, sid) AS lo,
-                                    max(v) OVER (PARTITION BY dimension, sid) AS hi
-                                FROM {edges} ARRAY JOIN [{names}] AS dimension, [{", ".join(dims)}] AS v, [{bits}] AS bit
-                                WHERE {rows} AND mixed != {ALL_MIXED} AND bitTest(mixed, bit) AND NOT bitTest(many, bit))
-                            ARRAY JOIN [0, 1] AS whole)
-                        GROUP BY dimension, whole, value, sid, path HAVING m_pv > 0))))
+        FROM (SELECT *, {_FLAGS} FROM (SELECT *, {placed} FROM ({merged})))
         GROUP BY site, tz, dimension, value, other, whole, day, build, path)"""
 
 
@@ -336,15 +341,7 @@ def pages_sql(
             {whole_days}
             UNION ALL
             SELECT path, {_PER_PAGE} FROM (
-                SELECT *, {_PLACED} FROM (
-                    SELECT sid, path, m_visitor AS visitor_id, m_pv AS pv, m_first AS first_pv, m_last AS last_pv,
-                        m_engaged AS engaged, m_has_engaged AS has_engaged, m_depth AS depth, m_has_scroll AS has_scroll
-                    FROM (
-                        SELECT sid, path, any(visitor_id) AS m_visitor, sum(pv) AS m_pv,
-                            minIf(first_pv, pv > 0) AS m_first, max(last_pv) AS m_last, sum(engaged) AS m_engaged,
-                            max(has_engaged) AS m_has_engaged, max(depth) AS m_depth, max(has_scroll) AS m_has_scroll
-                        FROM {edges} WHERE {rows}
-                        GROUP BY sid, path HAVING m_pv > 0)))
+                SELECT *, {_PLACED} FROM ({_merged_visits(f"{edges} WHERE {rows}", ("sid", "path"))}))
             GROUP BY path)
         GROUP BY path)"""
 

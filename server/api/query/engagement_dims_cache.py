@@ -117,11 +117,10 @@ def pages_sql(days: Days, filters: list[Filter], params: SqlParams) -> str:
     where = " AND ".join(filter_sql(f, params) for f in filters)
     others = [f for f in filters if f.dimension != "page"]
     if len(others) == 1:
-        # one dimension: its values' sums (`BY_VALUE`), and the edges as the filters cut them
+        # one dimension: the sessions with one value of it from its values' sums (`BY_VALUE`); with two, the
+        # sums of their parts (or of the whole sessions) the filter keeps (`BY_PAIR`); the edges of the others
+        # (more than two values, or several days), cut by the filter
         (flt,) = others
-        # the sessions with one value of this dimension: its values' sums; with two: the sums of their parts
-        # (or of the whole sessions) the filter keeps; the edges of the others (more than two values, or
-        # several days), cut by the filter
         column = DIMENSIONS[flt.dimension]
         where += f" AND bitTest(many, {EngagementDimsCache.dims.index(column)})"
         pages = [filter_sql(f, params) for f in filters if f.dimension == "page"]
