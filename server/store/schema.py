@@ -652,6 +652,22 @@ ENGAGEMENT_DIMS_EDGES_MIXED = (
     "TRUNCATE TABLE page_engagement_dims_builds",
 )
 
+# -- migration 34: the filtered dashboard's sessions with two values of a filter dimension summed by pair -------
+
+# `day_filter_sessions` rows of three kinds (`pair`, `filter_cache.ONE_VALUE` and after): 0, the sessions with one
+# value of the filter dimension on the day (as before); 1, per (`filter_value`, `other`), the part with
+# `filter_value` of the one-day sessions with those two values; 2, the whole of those sessions (`filter_value` <
+# `other`). `day_filter_session_edges` then keeps only the sessions with more than two values or across a
+# midnight. Every build is forgotten (rebuilt on read).
+DAY_FILTER_SESSION_PAIRS = (
+    "ALTER TABLE day_filter_sessions ADD COLUMN IF NOT EXISTS `other` String AFTER `filter_value`",
+    "ALTER TABLE day_filter_sessions ADD COLUMN IF NOT EXISTS `pair` UInt8 AFTER `other`",
+    "TRUNCATE TABLE day_filter_dims",
+    "TRUNCATE TABLE day_filter_sessions",
+    "TRUNCATE TABLE day_filter_session_edges",
+    "TRUNCATE TABLE day_filter_builds",
+)
+
 # -- migration 22: the filtered dashboard's per-day cache by filter value (pixel.server.api.query.filter_cache) --
 
 # Per (site, zone, local day, build), filter dimension (country, device, browser, os, source, channel; page since
@@ -1023,6 +1039,11 @@ def migrations(retention_days: int = 0) -> tuple[Migration, ...]:
             33,
             "engagement report: the cache by dimension sums a session's visits for each dimension it has one value of",
             ENGAGEMENT_DIMS_EDGES_MIXED,
+        ),
+        Migration(
+            34,
+            "filtered dashboard: the sessions with two values of a filter dimension summed by pair, not merged on read",
+            DAY_FILTER_SESSION_PAIRS,
         ),
     )
 

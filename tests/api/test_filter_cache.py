@@ -6,13 +6,15 @@ and sessions the Python count of the kept events gives; filters on two dimension
 
 The events are `test_engagement_dims_cache`'s (insights_dataset plus sessions across every local midnight,
 three zones with a DST change and a :30 offset, every eleventh event with a country and an OS of its own so
-some sessions change a dimension mid-session, a client-retry copy of every seventh event in a part of its
-own).
+some sessions change a dimension mid-session, every third session's later pages internal navigation (two
+channels and sources, three when it comes back from a social network), a client-retry copy of every seventh
+event in a part of its own).
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -24,7 +26,7 @@ from tests.api import insights_dataset as data
 from tests.api.conftest import Api
 from tests.api.test_content_cache_filters import BY_VALUE_VALUES, FIELDS, operators_of, passes
 from tests.api.test_engagement_cache import DAYS, RANGE, count, midnight_sessions
-from tests.api.test_engagement_dims_cache import VALUES, ZONES, with_dimensions
+from tests.api.test_engagement_dims_cache import VALUES, ZONES, with_dimensions, with_internal_navigation
 
 pytestmark = pytest.mark.usefixtures("rebuild_at_once")
 ENGINES = ("chdb", "clickhouse")
@@ -49,7 +51,9 @@ def sites(api: Api) -> Iterator[dict[str, tuple[int, str, list[dict[str, Any]]]]
     out = {}
     for domain, tz in ZONES.items():
         domain = domain.replace("engdims", "filtercache")
-        rows = with_dimensions(data.generate(domain, seed=43) + midnight_sessions(domain, tz, seed=11))
+        rows = with_internal_navigation(
+            with_dimensions(data.generate(domain, seed=43) + midnight_sessions(domain, tz, seed=11))
+        )
         api.store.insert_rows("events", rows)
         api.store.insert_rows("events", rows[::7])  # client-retry copies, in a part of their own
         site_id = meta.insert("sites", {"domain": domain, "name": domain, "timezone": tz, "created_at": 0.0})
@@ -118,6 +122,101 @@ def test_every_dimension_and_operator_from_the_cache_equals_raw_and_python(
                 assert metrics["visit_duration"]["value"] == expected["visit_duration"], (domain, dim, op)
         # every day of both periods built once
         assert count(api, "day_filter_builds", domain) == 2 * DAYS, domain
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        [["channel", "is_not", "Internal"]],
+        [["channel", "is", "Internal"]],
+        [["source", "is_not", ""]],
+        [["channel", "not_contains", "social"]],
+        [["channel", "is_not", "Internal"], ["channel", "is_not", "Organic Social"]],
+        [["page", "is_not", "/"]],
+    ],
+)
+def test_a_filter_on_what_internal_navigation_changes_equals_raw_and_python(
+    api: Api,
+    sites: dict[str, tuple[int, str, list[dict[str, Any]]]],
+    queries: list[str],
+    filters: list[list[str]],
+) -> None:
+    """A session navigating internally holds two channels and sources (three when it comes back from a social
+    network): a filter on one of them keeps its landing page or its later pages only (its part of the pair), or
+    all of it; entry and exit pages, bounces and durations move with what is kept."""
+    checks = [(passes(op, v), FILTER_FIELDS[dim]) for dim, op, v in filters]
+    for domain, (site_id, tz, rows) in sites.items():
+        queries.clear()
+        cached = dashboard(api, site_id, filters)
+        assert read_cache(queries) and any("day_filter_sessions" in q and "pair" in q for q in queries)
+        assert cached == dashboard(api, site_id, [*filters, EVERYTHING]), (domain, filters)
+        kept = data.select(rows, domain, tz, pred=lambda e: all(k(str(e.get(f, ""))) for k, f in checks))
+        metrics = cached["summary"]["metrics"]
+        assert metrics["pageviews"]["value"] == sum(e["event_name"] == "pageview" for e in kept)
+        assert metrics["sessions"]["value"] == len({e["session_id"] for e in kept}), (domain, filters)
+        expected = session_numbers(kept)
+        assert metrics["bounce_rate"]["value"] == expected["bounce_rate"], (domain, filters)
+        assert metrics["visit_duration"]["value"] == expected["visit_duration"], (domain, filters)
+
+
+@pytest.mark.parametrize("dim", ["channel", "country", "page"])
+def test_sessions_with_two_values_of_a_dimension_are_summed_by_pair_not_kept_as_edges(
+    api: Api, sites: dict[str, tuple[int, str, list[dict[str, Any]]]], dim: str
+) -> None:
+    """Per day and pair of values of a filter dimension, the one-day sessions holding exactly those two are
+    summed (their part with each value, and whole once); the edges keep only the sessions with more than two
+    values or on more than one day. Known answers from the events, per local day in three zones."""
+    field = FILTER_FIELDS[dim]
+    for domain, (site_id, tz, rows) in sites.items():
+        dashboard(api, site_id, [[dim, "is", "built"]])
+        by_session: dict[str, list[dict[str, Any]]] = {}
+        for e in rows:
+            if e["site"] == domain and not e.get("is_bot"):
+                by_session.setdefault(e["session_id"], []).append(e)
+        wholes: Counter[tuple[str, str, str]] = Counter()
+        parts: Counter[tuple[str, str, str]] = Counter()
+        edges: Counter[str] = Counter()
+        middle = data.days()[1:-1]  # the edges' windows reach past the first and last day
+        for events in by_session.values():
+            days = {data.local_day(e, tz) for e in events}
+            values = sorted({str(e.get(field, "")) for e in events})
+            if len(days) == 1 and len(values) == 2:
+                (day,) = days
+                wholes[(day, values[0], values[1])] += 1
+                parts[(day, values[0], values[1])] += 1
+                parts[(day, values[1], values[0])] += 1
+            elif len(days) * len(values) > 1:
+                edges.update(d for d in days if d in middle)
+        assert wholes and edges, (domain, dim)
+        if dim == "channel":
+            assert any("Internal" in pair for pair in wholes), domain
+        got = api.store.query(
+            """SELECT toString(day), filter_value, other, pair, sum(sessions) FROM day_filter_sessions
+            WHERE site = {s:String} AND filter = {f:String} AND dimension = '#sessions' AND pair > 0
+                AND build IN (SELECT build FROM day_filter_builds FINAL WHERE site = {s:String})
+                AND day >= {lo:Date} AND day <= {hi:Date}
+            GROUP BY day, filter_value, other, pair""",
+            {"s": domain, "f": dim, "lo": data.FIRST_DAY.isoformat(), "hi": data.LAST_DAY.isoformat()},
+        )
+        kinds = (filter_cache.PART_OF_PAIR, filter_cache.WHOLE_PAIR)
+        got_by_kind: dict[int, Counter[tuple[str, str, str]]] = {k: Counter() for k in kinds}
+        for day, value, other, pair, n in got.rows:
+            got_by_kind[pair][(day, value, other)] += n
+        in_range = set(data.days())
+        assert got_by_kind[filter_cache.WHOLE_PAIR] == +Counter(
+            {k: n for k, n in wholes.items() if k[0] in in_range}
+        )
+        assert got_by_kind[filter_cache.PART_OF_PAIR] == +Counter(
+            {k: n for k, n in parts.items() if k[0] in in_range}
+        )
+        got_edges = api.store.query(
+            """SELECT toString(day), uniqExact(sid) FROM day_filter_session_edges
+            WHERE site = {s:String} AND filter = {f:String} AND has({days:Array(Date)}, day)
+                AND build IN (SELECT build FROM day_filter_builds FINAL WHERE site = {s:String})
+            GROUP BY day""",
+            {"s": domain, "f": dim, "days": middle},
+        )
+        assert {day: n for day, n in got_edges.rows} == dict(edges), (domain, dim)
 
 
 def test_each_filter_keeps_some_events_and_drops_others(

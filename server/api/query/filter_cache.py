@@ -18,10 +18,15 @@ events a filter on that dimension keeps (any operator: `filters.compare_sql` put
 the values it keeps; pageviews and events are sums over those rows, and the visitors' sketch states merge
 into the sketch of the union (the same functions as the raw query: `cache_sql.UNIQ_TOTAL`,
 `cache_sql.UNIQ_VALUE`). Sessions (count, bounces, durations, entry / exit pages) depend on which of a
-session's events a filter keeps: a session whose events of the day all have one value is summed with that
-value (`day_filter_sessions`); the parts of the others (one per day and value: a session across a
-midnight, or one that changes value, as most do between pages) are kept one row each
-(`day_filter_session_edges`) and merged per session over the values the filter keeps when read.
+session's events a filter keeps, so `day_filter_sessions` sums them per filter dimension in three kinds of rows
+(`pair`, store migration 34): a session whose events of the day all have one value, with that value; a session
+on one day with exactly two values (a session navigating internally: its landing page's channel and source,
+then `Internal` and none; or two pages), its part with each value (`filter_value`, the other in `other`: what
+a filter keeping that value and not the other keeps, its entry and exit within the part) and, once, the whole
+session (what a filter keeping both keeps). A filter keeps exactly one of those three for such a session, or
+nothing. The parts of the others (one per day and value: a session across a midnight, or one with more than
+two values, as most are for the page) are kept one row each (`day_filter_session_edges`) and merged per
+session over the values the filter keeps when read.
 
 Used (`days`) when the dashboard's filters are all on one dimension of `FILTERS`, leave bots out, cover
 whole days in the site's zone and ask for day, week or month buckets, and every day of both periods has a
@@ -64,13 +69,38 @@ _FILTER_NAMES = ", ".join(f"'{f}'" for f in FILTERS)  # allow-listed names, neve
 _FILTER_VALUES = ", ".join(f"CAST({EVENT_COLUMNS[f]} AS String)" for f in FILTERS)
 _FILTER_JOIN = f"ARRAY JOIN [{_FILTER_NAMES}] AS f, [{_FILTER_VALUES}] AS fv"
 
-# One row per (local day, filter dimension, its value, session): the session's part of the day among its
-# events of that value, and whether the session has events of that dimension on another day or of another
-# value (`edge`: kept per part and merged per session when read, as `cache_sql`'s fragments across
-# midnight). The window reaches EDGE_SECONDS past the days built; rows outside them are only looked at.
-_FRAGMENTS = f"""SELECT * FROM (
+# The session's epoch milliseconds in fixed-width digits then a path: compared as one string, the least is the
+# path of the least (time, path), as `filters.SESSION_DIMENSIONS`'s entry page (cheaper than a tuple per row).
+# The keys order as times only because no stored time is before 1970 (the shipper takes the receive time for
+# an older one; every importer refuses it as malformed), so no key has a minus sign. Digits: enough up to
+# DateTime64(3)'s last year.
+_MS_DIGITS = 15
+
+
+def _timed(ts: str, path: str) -> str:
+    return f"concat(leftPad(toString(toUnixTimestamp64Milli({ts})), {_MS_DIGITS}, '0'), {path})"
+
+
+def _fragments(whole: bool) -> str:
+    """One row per (local day, filter dimension, its value, session): the session's part of the day among its
+    events of that value, with `parts`, how many such parts the session has for that dimension (more than one:
+    it changes value or crosses a midnight), and `paired`, it has two, on one day (two values). With `whole`,
+    each row also carries its session's numbers over both parts when paired (`w_*`) and the other value
+    (`other`). The window reaches EDGE_SECONDS past the days built; rows outside them are only looked at."""
+    over_both = (
+        """,
+        if(fv = min(fv) OVER w, max(fv) OVER w, min(fv) OVER w) AS other,
+        min(first_ts) OVER w AS w_first, max(last_ts) OVER w AS w_last, sum(pv) OVER w AS w_pv,
+        argMinIf(pv_visitor, entry_ts, pv > 0) OVER w AS w_visitor,"""
+        f"""
+        substring(minIf({_timed("entry_ts", "entry")}, pv > 0) OVER w, {_MS_DIGITS + 1}) AS w_entry,
+        substring(maxIf({_timed("exit_ts", "exit")}, pv > 0) OVER w, {_MS_DIGITS + 1}) AS w_exit"""
+        if whole
+        else ""
+    )
+    return f"""SELECT * FROM (
     SELECT d, f, fv, sid, first_ts, last_ts, pv, pv_visitor, entry, entry_ts, exit, exit_ts,
-        count() OVER (PARTITION BY f, sid) > 1 AS edge
+        count() OVER w AS parts, parts = 2 AND min(d) OVER w = max(d) OVER w AS paired{over_both}
     FROM (
         SELECT {_DAY} AS d, f, fv, cityHash64(session_id) AS sid, min(timestamp) AS first_ts,
             max(timestamp) AS last_ts, countIf(event_name = 'pageview') AS pv,
@@ -82,8 +112,16 @@ _FRAGMENTS = f"""SELECT * FROM (
         FROM {EVENTS} {_FILTER_JOIN}
         WHERE site = {{site:String}} AND timestamp >= {{elo:DateTime64(3)}} AND timestamp < {{ehi:DateTime64(3)}}
             AND is_bot = 0
-        GROUP BY d, f, fv, sid))
+        GROUP BY d, f, fv, sid)
+    WINDOW w AS (PARTITION BY f, sid))
     WHERE has({{days:Array(Date)}}, d)"""
+
+
+# The kinds of `day_filter_sessions` rows (`pair`): the sessions with one value of the filter dimension on the
+# day; the part with `filter_value` of each session with two (`other` the second); the whole of each session
+# with two (`filter_value` < `other`). A filter keeps the first when it keeps the value, the second when it keeps
+# the value and not the other, the third when it keeps both.
+ONE_VALUE, PART_OF_PAIR, WHOLE_PAIR = 0, 1, 2
 
 
 class FilterCache(EngagementCache):
@@ -123,24 +161,32 @@ class FilterCache(EngagementCache):
             params,
         )
         runner.command(
-            f"""INSERT INTO {TABLES[1]} (site, tz, day, build, filter, filter_value, dimension, value, visitors,
-                pageviews, sessions, bounces, duration_ms)
-            SELECT {head}, dim, val, v, spv, sessions, bounces, duration_ms FROM (
-                SELECT d, f, fv, dim, val, {cache_sql.UNIQ_VALUE_STATE}(pv_visitor) AS v, sum(pv) AS spv,
-                    count() AS sessions, countIf(pv <= 1) AS bounces,
-                    sum(toUInt64(dateDiff('millisecond', first_ts, last_ts))) AS duration_ms
-                FROM ({_FRAGMENTS})
-                ARRAY JOIN if(pv > 0, ['{cache_sql.SESSIONS}', 'entry_page', 'exit_page'], ['{cache_sql.SESSIONS}']) AS dim,
-                    if(pv > 0, ['', entry, exit], ['']) AS val
-                WHERE NOT edge
-                GROUP BY d, f, fv, dim, val)""",
+            f"""INSERT INTO {TABLES[1]} (site, tz, day, build, filter, filter_value, other, pair, dimension, value,
+                visitors, pageviews, sessions, bounces, duration_ms)
+            SELECT {head}, second, pair, dim, val, v, spv, sessions, bounces, duration_ms FROM (
+                SELECT d, f, fv, second, pair, dim, val, {cache_sql.UNIQ_VALUE_STATE}(visitor) AS v, sum(p) AS spv,
+                    count() AS sessions, countIf(p <= 1) AS bounces,
+                    sum(toUInt64(dateDiff('millisecond', first, last))) AS duration_ms
+                FROM (
+                    SELECT d, f, fv, pair, if(pair = {ONE_VALUE}, '', other) AS second, if(pair = {WHOLE_PAIR},
+                        (w_visitor, w_pv, w_first, w_last, w_entry, w_exit),
+                        (pv_visitor, pv, first_ts, last_ts, entry, exit)) AS numbers,
+                        numbers.1 AS visitor, numbers.2 AS p, numbers.3 AS first, numbers.4 AS last,
+                        numbers.5 AS en, numbers.6 AS ex
+                    FROM ({_fragments(whole=True)})
+                    ARRAY JOIN if(paired, if(fv < other, [{PART_OF_PAIR}, {WHOLE_PAIR}], [{PART_OF_PAIR}]),
+                        [{ONE_VALUE}]) AS pair
+                    WHERE parts = 1 OR paired)
+                ARRAY JOIN if(p > 0, ['{cache_sql.SESSIONS}', 'entry_page', 'exit_page'], ['{cache_sql.SESSIONS}']) AS dim,
+                    if(p > 0, ['', en, ex], ['']) AS val
+                GROUP BY d, f, fv, second, pair, dim, val)""",
             params,
         )
         runner.command(
             f"""INSERT INTO {TABLES[2]} (site, tz, day, build, filter, filter_value, sid, first_ts, last_ts,
                 pageviews, pv_visitor, entry, entry_ts, exit, exit_ts)
             SELECT {head}, sid, first_ts, last_ts, pv, pv_visitor, entry, entry_ts, exit, exit_ts
-            FROM ({_FRAGMENTS}) WHERE edge""",
+            FROM ({_fragments(whole=False)}) WHERE parts > 1 AND NOT paired""",
             params,
         )
 
@@ -181,7 +227,12 @@ def _rows(
         raise ValueError(f"the filter cache answers filters on one of {', '.join(FILTERS)}")
     # The condition `filter_sql` puts on the events' column, on the value column (beside the others: read
     # while the rows are read, cheaper where a filter keeps few of many values, as for pages).
-    keep = " AND ".join(compare_sql("filter_value", f.operator, params.add(f.value)) for f in filters)
+    values = [(f.operator, params.add(f.value)) for f in filters]
+    keep = " AND ".join(compare_sql("filter_value", op, value) for op, value in values)
+    if table == TABLES[1]:
+        # a session's part with the value when the other is dropped, the whole session when both are kept
+        keeps_other = " AND ".join(compare_sql("other", op, value) for op, value in values)
+        keep += f" AND (pair = {ONE_VALUE} OR (pair = {WHOLE_PAIR}) = ({keeps_other}))"
     return f"""(SELECT {columns} FROM {table}
             WHERE {days.rows_where()} AND filter = '{name}' AND {dimensions} AND {keep})"""
 
@@ -221,24 +272,12 @@ def breakdowns_per_value(days: Days, filters: list[Filter], params: SqlParams, d
         FROM {rows} GROUP BY dimension, value"""
 
 
-# Digits of an event's epoch milliseconds in the entry / exit keys: enough up to DateTime64(3)'s last year.
-# The keys order as times only because no stored time is before 1970 (the shipper takes the receive time for
-# an older one; every importer refuses it as malformed), so no key has a minus sign.
-_MS_DIGITS = 15
-
-
 def _edges(days: Days, filters: list[Filter], params: SqlParams) -> str:
     """The kept parts of sessions across a midnight or a change of value, merged per session over the range
     (one row each, as `cache_sql.edges_sql`)."""
     columns = "sid, first_ts, last_ts, pageviews, pv_visitor, entry, entry_ts, exit, exit_ts"
     rows = _rows(days, filters, params, columns, "1", TABLES[2])
-    # The entry: the path of the least (time, path), as `filters.SESSION_DIMENSIONS`; compared as one string,
-    # the time's epoch milliseconds in fixed-width digits then the path (cheaper than a tuple per row). The
-    # exit likewise with the greatest.
-    entry, exit_ = (
-        f"concat(leftPad(toString(toUnixTimestamp64Milli({ts})), {_MS_DIGITS}, '0'), {path})"
-        for ts, path in (("entry_ts", "entry"), ("exit_ts", "exit"))
-    )
+    entry, exit_ = _timed("entry_ts", "entry"), _timed("exit_ts", "exit")
     return f"""SELECT sid, min(first_ts) AS first_ts, max(last_ts) AS last_ts, sum(pageviews) AS pv,
             argMinIf(pv_visitor, entry_ts, pageviews > 0) AS pv_visitor,
             substring(minIf({entry}, pageviews > 0), {_MS_DIGITS + 1}) AS entry,
