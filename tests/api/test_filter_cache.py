@@ -7,8 +7,8 @@ and sessions the Python count of the kept events gives; filters on two dimension
 The events are `test_engagement_dims_cache`'s (insights_dataset plus sessions across every local midnight,
 three zones with a DST change and a :30 offset, every eleventh event with a country and an OS of its own so
 some sessions change a dimension mid-session, every third session's later pages internal navigation (two
-channels and sources, three when it comes back from a social network), a client-retry copy of every seventh
-event in a part of its own).
+channels and sources, three when it comes back from a social network), UTM fields per session but on every
+fifth later pageview, a client-retry copy of every seventh event in a part of its own).
 """
 
 from __future__ import annotations
@@ -26,7 +26,14 @@ from tests.api import insights_dataset as data
 from tests.api.conftest import Api
 from tests.api.test_content_cache_filters import BY_VALUE_VALUES, FIELDS, operators_of, passes
 from tests.api.test_engagement_cache import DAYS, RANGE, count, midnight_sessions
-from tests.api.test_engagement_dims_cache import VALUES, ZONES, with_dimensions, with_internal_navigation
+from tests.api.test_engagement_dims_cache import (
+    UTM_VALUES,
+    VALUES,
+    ZONES,
+    with_dimensions,
+    with_internal_navigation,
+    with_utm,
+)
 
 pytestmark = pytest.mark.usefixtures("rebuild_at_once")
 ENGINES = ("chdb", "clickhouse")
@@ -37,8 +44,13 @@ EVERYTHING = [
     "never-in-any-region",
 ]  # a second dimension: the raw path, same events
 # Each filter dimension of the cache -> the event field, and its values (value, fragment, pattern).
-FILTER_FIELDS = {**FIELDS, "page": "path"}
-FILTER_VALUES = {**VALUES, "page": BY_VALUE_VALUES["page"]}
+FILTER_FIELDS = {**FIELDS, "page": "path", **{u: u for u in UTM_VALUES}, "event": "event_name"}
+FILTER_VALUES = {
+    **VALUES,
+    "page": BY_VALUE_VALUES["page"],
+    **UTM_VALUES,
+    "event": ("purchase", "FORM", "^(error|scroll)$"),
+}
 BREAKDOWNS = "page,entry_page,exit_page,referrer,source,country,browser,os,device,event,channel,utm_source"
 
 
@@ -51,8 +63,10 @@ def sites(api: Api) -> Iterator[dict[str, tuple[int, str, list[dict[str, Any]]]]
     out = {}
     for domain, tz in ZONES.items():
         domain = domain.replace("engdims", "filtercache")
-        rows = with_internal_navigation(
-            with_dimensions(data.generate(domain, seed=43) + midnight_sessions(domain, tz, seed=11))
+        rows = with_utm(
+            with_internal_navigation(
+                with_dimensions(data.generate(domain, seed=43) + midnight_sessions(domain, tz, seed=11))
+            )
         )
         api.store.insert_rows("events", rows)
         api.store.insert_rows("events", rows[::7])  # client-retry copies, in a part of their own
@@ -159,7 +173,7 @@ def test_a_filter_on_what_internal_navigation_changes_equals_raw_and_python(
         assert metrics["visit_duration"]["value"] == expected["visit_duration"], (domain, filters)
 
 
-@pytest.mark.parametrize("dim", ["channel", "country", "page"])
+@pytest.mark.parametrize("dim", ["channel", "country", "page", "utm_source"])
 def test_sessions_with_two_values_of_a_dimension_are_summed_by_pair_not_kept_as_edges(
     api: Api, sites: dict[str, tuple[int, str, list[dict[str, Any]]]], dim: str
 ) -> None:

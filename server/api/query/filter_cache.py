@@ -1,7 +1,8 @@
 """The filtered dashboard's per-day cache by filter value: the event numbers of the dashboard (visitors,
 pageviews and events per day, and the event-level breakdowns in `DIMENSIONS`) split by the value of one
-filter dimension of `FILTERS` (country, device, browser, os, source, channel, page), so that a dashboard whose
-filters are all on one of those dimensions reads them from cached rows instead of the matching events.
+filter dimension of `FILTERS` (country, device, browser, os, source, channel, page, the UTM fields, the event
+name: a goal), so that a dashboard whose filters are all on one of those dimensions reads them from cached rows
+instead of the matching events.
 
 Table (schema migration 22): `day_filter_dims`, per (site, zone, local day, build, `filter` dimension,
 `filter_value`), the whole-day row (`dimension` '': visitors as a `uniqCombined(14)` state, pageviews,
@@ -52,10 +53,25 @@ if TYPE_CHECKING:
     from pixel.server.api.query.scope import Scope
 
 TABLES = ("day_filter_dims", "day_filter_sessions", "day_filter_session_edges", "day_filter_builds")
-# The filter dimensions (API names) the rows are split by: one value per event. The first six are constant
-# in most sessions; a session's pages mostly are not, so most of its parts by page are edges (merged per
-# session when read).
-FILTERS = ("country", "device", "browser", "os", "source", "channel", "page")
+# The filter dimensions (API names) the rows are split by: one value per event. Most are constant in most
+# sessions, or take two values (the channel and source of a session navigating internally, the UTM fields of a
+# landing page); a session's pages and event names mostly are not, so most of its parts by those are edges
+# (merged per session when read: for a goal, `event is ...`, the few sessions with that event).
+FILTERS = (
+    "country",
+    "device",
+    "browser",
+    "os",
+    "source",
+    "channel",
+    "page",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+    "event",
+)
 # The event-level breakdowns kept per filter value: the standard dashboard's, its goals (`event`) and
 # channel. `page` rows are the pageviews' paths, `event` rows the other events' names (as `cache_sql`).
 DIMENSIONS = ("page", "event", "referrer", "source", "channel", "country", "browser", "os", "device")
