@@ -658,8 +658,8 @@ ENGAGEMENT_DIMS_EDGES_MIXED = (
 # value of the filter dimension on the day (as before); 1, per (`filter_value`, `other`), the part with
 # `filter_value` of the one-day sessions with those two values; 2, the whole of those sessions (`filter_value` <
 # `other`). `day_filter_session_edges` then keeps only the sessions with more than two values or across a
-# midnight. The rows are split by the UTM fields and the event name too (`filter_cache.FILTERS`). Every build is
-# forgotten (rebuilt on read).
+# midnight. The rows are split by the UTM fields, the event name and custom properties too (`filter_cache.FILTERS`,
+# `filter_cache.PROP_KEYS`). Every build is forgotten (rebuilt on read).
 DAY_FILTER_SESSION_PAIRS = (
     "ALTER TABLE day_filter_sessions ADD COLUMN IF NOT EXISTS `other` String AFTER `filter_value`",
     "ALTER TABLE day_filter_sessions ADD COLUMN IF NOT EXISTS `pair` UInt8 AFTER `other`",
@@ -1043,7 +1043,7 @@ def migrations(retention_days: int = 0) -> tuple[Migration, ...]:
         ),
         Migration(
             34,
-            "filtered dashboard: sessions with two values of a filter dimension summed by pair; split by UTM and event too",
+            "filtered dashboard: sessions with two values of a filter summed by pair; split by UTM, event and props too",
             DAY_FILTER_SESSION_PAIRS,
         ),
     )

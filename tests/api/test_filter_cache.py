@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -25,7 +25,7 @@ from pixel.server.api.query import filter_cache
 from tests.api import insights_dataset as data
 from tests.api.conftest import Api
 from tests.api.test_content_cache_filters import BY_VALUE_VALUES, FIELDS, operators_of, passes
-from tests.api.test_engagement_cache import DAYS, RANGE, count, midnight_sessions
+from tests.api.test_engagement_cache import DAYS, RANGE, count, event, midnight_sessions
 from tests.api.test_engagement_dims_cache import (
     UTM_VALUES,
     VALUES,
@@ -108,7 +108,11 @@ def session_numbers(kept: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def read_cache(sql: list[str]) -> bool:
-    return any("day_filter_dims" in s and "SELECT" in s and "INSERT" not in s for s in sql)
+    """Whether the dashboard's numbers were read from the cache (not its check for property keys left out)."""
+    return any(
+        "day_filter_dims" in s and "SELECT" in s and "INSERT" not in s and filter_cache.UNCACHED not in s
+        for s in sql
+    )
 
 
 def test_every_dimension_and_operator_from_the_cache_equals_raw_and_python(
@@ -231,6 +235,86 @@ def test_sessions_with_two_values_of_a_dimension_are_summed_by_pair_not_kept_as_
             {"s": domain, "f": dim, "days": middle},
         )
         assert {day: n for day, n in got_edges.rows} == dict(edges), (domain, dim)
+
+
+def prop_of(e: dict[str, Any], key: str) -> str:
+    """An event's value of a custom property, as `props[key]` reads it ('' without the key)."""
+    return str((e.get("props") or {}).get(key, ""))
+
+
+@pytest.mark.parametrize(
+    ("filters", "cached"),
+    [
+        ([["prop:ext", "is", "pdf"]], True),
+        ([["prop:url", "contains", "GITHUB"]], True),
+        ([["prop:id", "is", "signup"]], True),
+        ([["prop:action", "matches", "(signup|search)$"]], True),
+        ([["prop:url", "contains", "example"], ["prop:url", "not_contains", "news"]], True),
+        # these keep the empty value, which every event without the key has: the raw events
+        ([["prop:ext", "is_not", "pdf"]], False),
+        ([["prop:id", "is", ""]], False),
+        ([["prop:url", "not_matches", "zip$"]], False),
+        ([["prop:nowhere", "is", "x"]], True),
+    ],
+)
+def test_a_custom_property_filter_from_the_cache_equals_raw_and_python(
+    api: Api,
+    sites: dict[str, tuple[int, str, list[dict[str, Any]]]],
+    queries: list[str],
+    filters: list[list[str]],
+    cached: bool,
+) -> None:
+    """Custom properties split the cache by their values too (`prop:<key>`): a filter keeping only values an
+    event must carry reads the cache; one that keeps the empty value (events without the key) reads the raw
+    events. The same answer either way, and the Python count of the kept events."""
+    checks = [(passes(op, v), dim.removeprefix("prop:")) for dim, op, v in filters]
+    for domain, (site_id, tz, rows) in sites.items():
+        queries.clear()
+        got = dashboard(api, site_id, filters)
+        assert read_cache(queries) == cached, (domain, filters)
+        assert got == dashboard(api, site_id, [*filters, EVERYTHING]), (domain, filters)
+        kept = data.select(rows, domain, tz, pred=lambda e: all(k(prop_of(e, key)) for k, key in checks))
+        assert (len(kept) > 0) == (filters[0][0] != "prop:nowhere"), filters
+        metrics = got["summary"]["metrics"]
+        assert sum(p["events"] for p in got["timeseries"]["points"]) == len(kept), (domain, filters)
+        assert metrics["sessions"]["value"] == len({e["session_id"] for e in kept}), (domain, filters)
+        expected = session_numbers(kept)
+        assert metrics["bounce_rate"]["value"] == expected["bounce_rate"], (domain, filters)
+        assert metrics["visit_duration"]["value"] == expected["visit_duration"], (domain, filters)
+
+
+def test_property_keys_with_too_many_values_or_past_the_most_used_read_the_raw_events(
+    api: Api, queries: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A build splits by at most PROP_KEYS keys (the most used) with at most PROP_VALUES values each: a key
+    holding an id per event, or one past the most used, is left out of the day's build, and a filter on it reads
+    the raw events (the same numbers)."""
+    from pixel.server.api.app import open_meta
+
+    monkeypatch.setattr(filter_cache, "PROP_VALUES", 3)
+    monkeypatch.setattr(filter_cache, "PROP_KEYS", 1)
+    domain, tz = "props.filtercache", "Europe/Berlin"
+    start = datetime(2024, 3, 10, 9, 0, tzinfo=UTC)
+    rows = []
+    for n in range(60):
+        props = {"plan": ["free", "pro"][n % 2], "order": str(n)}
+        if n % 10 == 0:
+            props["coupon"] = "spring"
+        t = start + timedelta(minutes=7 * n)
+        rows.append(event(domain, n, t, f"v{n // 3}-s", "signup" if n % 3 else "pageview", "/p", props=props))
+    api.store.insert_rows("events", rows)
+    site_id = open_meta(api.settings).insert(
+        "sites", {"domain": domain, "name": domain, "timezone": tz, "created_at": 0.0}
+    )
+    for key, value, cached in (("plan", "pro", True), ("order", "7", False), ("coupon", "spring", False)):
+        filters = [[f"prop:{key}", "is", value]]
+        queries.clear()
+        got = dashboard(api, site_id, filters)
+        assert read_cache(queries) == cached, key
+        assert got == dashboard(api, site_id, [*filters, EVERYTHING]), key
+        kept = [e for e in rows if e["props"].get(key) == value]
+        assert sum(p["events"] for p in got["timeseries"]["points"]) == len(kept) > 0, key
+        assert got["summary"]["metrics"]["sessions"]["value"] == len({e["session_id"] for e in kept}), key
 
 
 def test_each_filter_keeps_some_events_and_drops_others(

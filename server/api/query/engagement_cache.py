@@ -45,6 +45,7 @@ from pixel.server.api.query.listing import deduped
 from pixel.server.api.query.periods import ch_datetime, local_midnight
 
 if TYPE_CHECKING:
+    from pixel.server.api.query.filters import Filter
     from pixel.server.api.query.report_cache import ReportCache
     from pixel.server.api.query.scope import Scope
 
@@ -398,11 +399,15 @@ class EngagementCache(BackgroundDays):
                 if known_site == site:
                     known.rebuild_now = True
 
+    def carries(self, filters: list[Filter]) -> bool:
+        """Whether the rows can answer `filters` (each on a `carried` dimension)."""
+        return all(f.dimension in self.carried for f in filters)
+
     def days(self, scope: Scope) -> Days | None:
         """The scope's whole days with their valid builds (building the changed ones now), or None: read
         the raw events (a filter on a dimension not `carried`, bots, not whole days, or a first build queued
         for the worker)."""
-        if scope.include_bots or any(f.dimension not in self.carried for f in scope.filters):
+        if scope.include_bots or not self.carries(scope.filters):
             return None
         days = whole_days(scope.range)
         if days is None or not self._ready(scope, days):

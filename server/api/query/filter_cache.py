@@ -1,8 +1,8 @@
 """The filtered dashboard's per-day cache by filter value: the event numbers of the dashboard (visitors,
 pageviews and events per day, and the event-level breakdowns in `DIMENSIONS`) split by the value of one
 filter dimension of `FILTERS` (country, device, browser, os, source, channel, page, the UTM fields, the event
-name: a goal), so that a dashboard whose filters are all on one of those dimensions reads them from cached rows
-instead of the matching events.
+name: a goal) or custom property (`prop:<key>`, see `PROP_KEYS`), so that a dashboard whose filters are all on
+one of those reads them from cached rows instead of the matching events.
 
 Table (schema migration 22): `day_filter_dims`, per (site, zone, local day, build, `filter` dimension,
 `filter_value`), the whole-day row (`dimension` '': visitors as a `uniqCombined(14)` state, pageviews,
@@ -45,7 +45,7 @@ from pixel.server.api.query import cache_sql
 from pixel.server.api.query.cache_sql import Days, Tag
 from pixel.server.api.query.engagement_cache import EngagementCache
 from pixel.server.api.query.filters import DIMENSIONS as EVENT_COLUMNS
-from pixel.server.api.query.filters import Filter, SqlParams, compare_sql
+from pixel.server.api.query.filters import PROP_PREFIX, Filter, SqlParams, compare_sql
 from pixel.server.store.schema import EVENTS
 
 if TYPE_CHECKING:
@@ -81,9 +81,20 @@ _WINDOW = (
     "site = {site:String} AND timestamp >= {elo:DateTime64(3)} AND timestamp < {ehi:DateTime64(3)}"
     f" AND is_bot = 0 AND has({{days:Array(Date)}}, {_DAY})"
 )
+# Custom properties split the rows too: an event's value of each property key it carries, under the filter name
+# `prop:<key>`, for at most PROP_KEYS keys of a build's window (the most used) with at most PROP_VALUES distinct
+# values each (a key holding an id per event would make a row per event). A key left out of a day's build gets a
+# whole-day row of dimension UNCACHED there: a filter on it reads the raw events. An event without the key has
+# none of its rows, so a filter keeping the empty value (which such an event has) reads the raw events too.
+PROP_KEYS = 20
+PROP_VALUES = 100
+UNCACHED = "#uncached"
 _FILTER_NAMES = ", ".join(f"'{f}'" for f in FILTERS)  # allow-listed names, never user text
 _FILTER_VALUES = ", ".join(f"CAST({EVENT_COLUMNS[f]} AS String)" for f in FILTERS)
-_FILTER_JOIN = f"ARRAY JOIN [{_FILTER_NAMES}] AS f, [{_FILTER_VALUES}] AS fv"
+# the build's property keys, passed hex-encoded (`{prop_keys}`): no key's text is ever spelled in SQL
+_KEYS = "arrayFilter(k -> has({prop_keys:Array(String)}, hex(k)), mapKeys(props))"
+_FILTER_JOIN = f"""ARRAY JOIN arrayConcat([{_FILTER_NAMES}], arrayMap(k -> concat('{PROP_PREFIX}', k), {_KEYS})) AS f,
+    arrayConcat([{_FILTER_VALUES}], arrayMap(k -> props[k], {_KEYS})) AS fv"""
 
 # The session's epoch milliseconds in fixed-width digits then a path: compared as one string, the least is the
 # path of the least (time, path), as `filters.SESSION_DIMENSIONS`'s entry page (cheaper than a tuple per row).
@@ -148,10 +159,53 @@ class FilterCache(EngagementCache):
     builds_table = TABLES[3]
     carried = frozenset(FILTERS)
 
+    def carries(self, filters: list[Filter]) -> bool:
+        name = one_dimension(filters)
+        return name is not None and (name in FILTERS or name.startswith(PROP_PREFIX))
+
+    def days(self, scope: Scope) -> Days | None:
+        """As `EngagementCache.days`; for a filter on a custom property, None also when a filter keeps the empty
+        value or a day left the key out."""
+        name = one_dimension(scope.filters)
+        if name is None or not name.startswith(PROP_PREFIX):
+            return super().days(scope)
+        params = SqlParams()
+        keeps_empty = " AND ".join(compare_sql("''", f.operator, params.add(f.value)) for f in scope.filters)
+        runner = self.cache.runner
+        if runner.query(f"SELECT {keeps_empty}", params.values).scalar():
+            return None
+        found = super().days(scope)
+        if found is None:
+            return None
+        left_out = runner.query(
+            f"""SELECT count() FROM {TABLES[0]}
+            WHERE {found.rows_where()} AND filter = {{name:String}} AND dimension = '{UNCACHED}'""",
+            {"site": scope.site, "tz": scope.range.tz, "name": name},
+        ).scalar()
+        return None if left_out else found
+
     def _insert_rows(self, params: dict[str, Any]) -> None:
         """Build `build`'s rows of the days `days`: the whole-day rows, then the breakdown rows."""
         head = "{site:String}, {tz:String}, d, {build:UInt64}, f, fv"
         runner = self.cache.runner
+        keys = runner.query(
+            f"""SELECT key, uniqExact(value) <= {PROP_VALUES} AS fits FROM {EVENTS}
+                ARRAY JOIN mapKeys(props) AS key, mapValues(props) AS value
+            WHERE {_WINDOW} GROUP BY key ORDER BY fits DESC, count() DESC, key""",
+            params,
+        ).rows
+        kept = [key for key, fits in keys if fits][:PROP_KEYS]
+        left_out = [key for key, _ in keys if key not in kept]
+        params = {**params, "prop_keys": [key.encode().hex().upper() for key in kept]}
+        if left_out:
+            runner.command(
+                f"""INSERT INTO {TABLES[0]} (site, tz, day, build, filter, filter_value, dimension, value,
+                    pageviews, events)
+                SELECT {{site:String}}, {{tz:String}}, d, {{build:UInt64}}, concat('{PROP_PREFIX}', unhex(k)), '',
+                    '{UNCACHED}', '', 0, 0
+                FROM system.one ARRAY JOIN {{days:Array(Date)}} AS d ARRAY JOIN {{left_out:Array(String)}} AS k""",
+                {**params, "left_out": [key.encode().hex().upper() for key in left_out]},
+            )
         runner.command(
             f"""INSERT INTO {TABLES[0]}
             (site, tz, day, build, filter, filter_value, dimension, value, visitors_total, pageviews, events)
@@ -208,12 +262,13 @@ class FilterCache(EngagementCache):
 
 
 def one_dimension(filters: list[Filter]) -> str | None:
-    """The filter dimension of `FILTERS` every filter is on, or None (no filter, two dimensions, others)."""
+    """The filter dimension of `FILTERS` or the custom property (`prop:<key>`) every filter is on, or None (no
+    filter, two dimensions, others)."""
     found = {f.dimension for f in filters}
     if len(found) != 1:
         return None
     (name,) = found
-    return name if name in FILTERS else None
+    return name if name in FILTERS or name.startswith(PROP_PREFIX) else None
 
 
 def days(scope: Scope, interval: str) -> Days | None:
@@ -240,7 +295,7 @@ def _rows(
     a condition on the rows, with `columns`."""
     name = one_dimension(filters)
     if name is None:
-        raise ValueError(f"the filter cache answers filters on one of {', '.join(FILTERS)}")
+        raise ValueError(f"the filter cache answers filters on one of {', '.join(FILTERS)} or a property")
     # The condition `filter_sql` puts on the events' column, on the value column (beside the others: read
     # while the rows are read, cheaper where a filter keeps few of many values, as for pages).
     values = [(f.operator, params.add(f.value)) for f in filters]
@@ -250,7 +305,7 @@ def _rows(
         keeps_other = " AND ".join(compare_sql("other", op, value) for op, value in values)
         keep += f" AND (pair = {ONE_VALUE} OR (pair = {WHOLE_PAIR}) = ({keeps_other}))"
     return f"""(SELECT {columns} FROM {table}
-            WHERE {days.rows_where()} AND filter = '{name}' AND {dimensions} AND {keep})"""
+            WHERE {days.rows_where()} AND filter = {params.add(name)} AND {dimensions} AND {keep})"""
 
 
 def totals_sql(
