@@ -110,7 +110,7 @@ def session_numbers(kept: list[dict[str, Any]]) -> dict[str, float]:
 def read_cache(sql: list[str]) -> bool:
     """Whether the dashboard's numbers were read from the cache (not its check for property keys left out)."""
     return any(
-        "day_filter_dims" in s and "SELECT" in s and "INSERT" not in s and filter_cache.UNCACHED not in s
+        "day_filter_dims" in s and "SELECT" in s and "INSERT" not in s and filter_cache.KEY_CACHED not in s
         for s in sql
     )
 
@@ -288,7 +288,8 @@ def test_property_keys_with_too_many_values_or_past_the_most_used_read_the_raw_e
 ) -> None:
     """A build splits by at most PROP_KEYS keys (the most used) with at most PROP_VALUES values each: a key
     holding an id per event, or one past the most used, is left out of the day's build, and a filter on it reads
-    the raw events (the same numbers)."""
+    the raw events (the same numbers). Events carrying a key each of their own (a hostile client) add no more
+    than one marker row a day."""
     from pixel.server.api.app import open_meta
 
     monkeypatch.setattr(filter_cache, "PROP_VALUES", 3)
@@ -297,7 +298,7 @@ def test_property_keys_with_too_many_values_or_past_the_most_used_read_the_raw_e
     start = datetime(2024, 3, 10, 9, 0, tzinfo=UTC)
     rows = []
     for n in range(60):
-        props = {"plan": ["free", "pro"][n % 2], "order": str(n)}
+        props = {"plan": ["free", "pro"][n % 2], "order": str(n), f"junk{n}": "x"}
         if n % 10 == 0:
             props["coupon"] = "spring"
         t = start + timedelta(minutes=7 * n)
@@ -315,6 +316,18 @@ def test_property_keys_with_too_many_values_or_past_the_most_used_read_the_raw_e
         kept = [e for e in rows if e["props"].get(key) == value]
         assert sum(p["events"] for p in got["timeseries"]["points"]) == len(kept) > 0, key
         assert got["summary"]["metrics"]["sessions"]["value"] == len({e["session_id"] for e in kept}), key
+    markers = api.store.query(
+        """SELECT toString(day), filter, dimension FROM day_filter_dims
+        WHERE site = {s:String} AND dimension IN ({cached:String}, {left:String}) ORDER BY filter""",
+        {"s": domain, "cached": filter_cache.KEY_CACHED, "left": filter_cache.KEYS_LEFT_OUT},
+    ).rows
+    # each day of a build that saw the keys: its one split key (the most used), one row for all the keys left out
+    by_day: dict[str, list[tuple[str, str]]] = {}
+    for day, name, mark in markers:
+        by_day.setdefault(day, []).append((name, mark))
+    assert "2024-03-10" in by_day, by_day
+    expected = [("", filter_cache.KEYS_LEFT_OUT), ("prop:plan", filter_cache.KEY_CACHED)]
+    assert all(marks == expected for marks in by_day.values()), by_day
 
 
 def test_each_filter_keeps_some_events_and_drops_others(

@@ -83,12 +83,15 @@ _WINDOW = (
 )
 # Custom properties split the rows too: an event's value of each property key it carries, under the filter name
 # `prop:<key>`, for at most PROP_KEYS keys of a build's window (the most used) with at most PROP_VALUES distinct
-# values each (a key holding an id per event would make a row per event). A key left out of a day's build gets a
-# whole-day row of dimension UNCACHED there: a filter on it reads the raw events. An event without the key has
-# none of its rows, so a filter keeping the empty value (which such an event has) reads the raw events too.
+# values each (a key holding an id per event would make a row per event). Each day of a build gets a marker row
+# (a whole-day row of dimension KEY_CACHED) per key it split, and one (filter '', KEYS_LEFT_OUT) when it left a
+# key out: a filter on a key one such day did not split reads the raw events. At most PROP_KEYS + 1 markers a
+# day, however many keys the events carry. An event without the key has none of its rows, so a filter keeping
+# the empty value (which such an event has) reads the raw events too.
 PROP_KEYS = 20
 PROP_VALUES = 100
-UNCACHED = "#uncached"
+KEY_CACHED = "#key"
+KEYS_LEFT_OUT = "#keys-left-out"
 _FILTER_NAMES = ", ".join(f"'{f}'" for f in FILTERS)  # allow-listed names, never user text
 _FILTER_VALUES = ", ".join(f"CAST({EVENT_COLUMNS[f]} AS String)" for f in FILTERS)
 # the build's property keys, passed hex-encoded (`{prop_keys}`): no key's text is ever spelled in SQL
@@ -96,7 +99,7 @@ _KEYS = "arrayFilter(k -> has({prop_keys:Array(String)}, hex(k)), mapKeys(props)
 _FILTER_JOIN = f"""ARRAY JOIN arrayConcat([{_FILTER_NAMES}], arrayMap(k -> concat('{PROP_PREFIX}', k), {_KEYS})) AS f,
     arrayConcat([{_FILTER_VALUES}], arrayMap(k -> props[k], {_KEYS})) AS fv"""
 
-# The session's epoch milliseconds in fixed-width digits then a path: compared as one string, the least is the
+# An event's epoch milliseconds in fixed-width digits then a path: compared as one string, the least is the
 # path of the least (time, path), as `filters.SESSION_DIMENSIONS`'s entry page (cheaper than a tuple per row).
 # The keys order as times only because no stored time is before 1970 (the shipper takes the receive time for
 # an older one; every importer refuses it as malformed), so no key has a minus sign. Digits: enough up to
@@ -108,23 +111,35 @@ def _timed(ts: str, path: str) -> str:
     return f"concat(leftPad(toString(toUnixTimestamp64Milli({ts})), {_MS_DIGITS}, '0'), {path})"
 
 
+def _whole_session(pv: str, over: str = "") -> tuple[str, str, str, str, str, str]:
+    """A session's first and last event times, pageviews, visitor, entry and exit paths over its parts (rows of
+    `first_ts`, `last_ts`, `pv` pageviews, `pv_visitor`, `entry`, `entry_ts`, `exit`, `exit_ts`), as aggregates
+    of a GROUP BY or, with `over`, of a window: the numbers the raw query gives the session's kept events."""
+    entry, exit_ = _timed("entry_ts", "entry"), _timed("exit_ts", "exit")
+    return (
+        f"min(first_ts){over}",
+        f"max(last_ts){over}",
+        f"sum({pv}){over}",
+        f"argMinIf(pv_visitor, entry_ts, {pv} > 0){over}",
+        f"substring(minIf({entry}, {pv} > 0){over}, {_MS_DIGITS + 1})",
+        f"substring(maxIf({exit_}, {pv} > 0){over}, {_MS_DIGITS + 1})",
+    )
+
+
 def _fragments(whole: bool) -> str:
     """One row per (local day, filter dimension, its value, session): the session's part of the day among its
     events of that value, with `parts`, how many such parts the session has for that dimension (more than one:
     it changes value or crosses a midnight), and `paired`, it has two, on one day (two values). With `whole`,
     each row also carries its session's numbers over both parts when paired (`w_*`) and the other value
     (`other`). The window reaches EDGE_SECONDS past the days built; rows outside them are only looked at."""
-    over_both = (
-        """,
-        if(fv = min(fv) OVER w, max(fv) OVER w, min(fv) OVER w) AS other,
-        min(first_ts) OVER w AS w_first, max(last_ts) OVER w AS w_last, sum(pv) OVER w AS w_pv,
-        argMinIf(pv_visitor, entry_ts, pv > 0) OVER w AS w_visitor,"""
-        f"""
-        substring(minIf({_timed("entry_ts", "entry")}, pv > 0) OVER w, {_MS_DIGITS + 1}) AS w_entry,
-        substring(maxIf({_timed("exit_ts", "exit")}, pv > 0) OVER w, {_MS_DIGITS + 1}) AS w_exit"""
-        if whole
-        else ""
-    )
+    over_both = ""
+    if whole:
+        numbers = _whole_session("pv", " OVER w")
+        names = ("w_first", "w_last", "w_pv", "w_visitor", "w_entry", "w_exit")
+        over_both = (
+            ",\n        if(fv = min(fv) OVER w, max(fv) OVER w, min(fv) OVER w) AS other, "
+            + ", ".join(f"{number} AS {name}" for number, name in zip(numbers, names, strict=True))
+        )
     return f"""SELECT * FROM (
     SELECT d, f, fv, sid, first_ts, last_ts, pv, pv_visitor, entry, entry_ts, exit, exit_ts,
         count() OVER w AS parts, parts = 2 AND min(d) OVER w = max(d) OVER w AS paired{over_both}
@@ -157,11 +172,9 @@ class FilterCache(EngagementCache):
     worker_name = "filter-cache"
     data_tables = TABLES[:3]
     builds_table = TABLES[3]
-    carried = frozenset(FILTERS)
 
     def carries(self, filters: list[Filter]) -> bool:
-        name = one_dimension(filters)
-        return name is not None and (name in FILTERS or name.startswith(PROP_PREFIX))
+        return one_dimension(filters) is not None
 
     def days(self, scope: Scope) -> Days | None:
         """As `EngagementCache.days`; for a filter on a custom property, None also when a filter keeps the empty
@@ -177,9 +190,13 @@ class FilterCache(EngagementCache):
         found = super().days(scope)
         if found is None:
             return None
+        # the days that left a key out and did not split this one
         left_out = runner.query(
-            f"""SELECT count() FROM {TABLES[0]}
-            WHERE {found.rows_where()} AND filter = {{name:String}} AND dimension = '{UNCACHED}'""",
+            f"""SELECT count() FROM (
+                SELECT day FROM {TABLES[0]}
+                WHERE {found.rows_where()} AND filter IN ('', {{name:String}})
+                    AND dimension IN ('{KEY_CACHED}', '{KEYS_LEFT_OUT}')
+                GROUP BY day HAVING NOT max(dimension = '{KEY_CACHED}'))""",
             {"site": scope.site, "tz": scope.range.tz, "name": name},
         ).scalar()
         return None if left_out else found
@@ -188,23 +205,25 @@ class FilterCache(EngagementCache):
         """Build `build`'s rows of the days `days`: the whole-day rows, then the breakdown rows."""
         head = "{site:String}, {tz:String}, d, {build:UInt64}, f, fv"
         runner = self.cache.runner
-        keys = runner.query(
-            f"""SELECT key, uniqExact(value) <= {PROP_VALUES} AS fits FROM {EVENTS}
+        # the keys to split: the fitting ones first, then the most used; one row past them says a key is left out
+        found = runner.query(
+            f"""SELECT key, uniqUpTo({PROP_VALUES})(value) <= {PROP_VALUES} AS fits FROM {EVENTS}
                 ARRAY JOIN mapKeys(props) AS key, mapValues(props) AS value
-            WHERE {_WINDOW} GROUP BY key ORDER BY fits DESC, count() DESC, key""",
+            WHERE {_WINDOW} GROUP BY key ORDER BY fits DESC, count() DESC, key LIMIT {PROP_KEYS + 1}""",
             params,
         ).rows
-        kept = [key for key, fits in keys if fits][:PROP_KEYS]
-        left_out = [key for key, _ in keys if key not in kept]
-        params = {**params, "prop_keys": [key.encode().hex().upper() for key in kept]}
-        if left_out:
+        kept = [key for key, fits in found[:PROP_KEYS] if fits]
+        params = {**params, "prop_keys": [_hex(key) for key in kept]}
+        markers = [(_hex(PROP_PREFIX + key), KEY_CACHED) for key in kept]
+        markers += [("", KEYS_LEFT_OUT)] if len(found) > len(kept) else []
+        if markers:
             runner.command(
                 f"""INSERT INTO {TABLES[0]} (site, tz, day, build, filter, filter_value, dimension, value,
                     pageviews, events)
-                SELECT {{site:String}}, {{tz:String}}, d, {{build:UInt64}}, concat('{PROP_PREFIX}', unhex(k)), '',
-                    '{UNCACHED}', '', 0, 0
-                FROM system.one ARRAY JOIN {{days:Array(Date)}} AS d ARRAY JOIN {{left_out:Array(String)}} AS k""",
-                {**params, "left_out": [key.encode().hex().upper() for key in left_out]},
+                SELECT {{site:String}}, {{tz:String}}, d, {{build:UInt64}}, unhex(name), '', mark, '', 0, 0
+                FROM system.one ARRAY JOIN {{days:Array(Date)}} AS d
+                    ARRAY JOIN {{names:Array(String)}} AS name, {{marks:Array(String)}} AS mark""",
+                {**params, "names": [n for n, _ in markers], "marks": [m for _, m in markers]},
             )
         runner.command(
             f"""INSERT INTO {TABLES[0]}
@@ -259,6 +278,11 @@ class FilterCache(EngagementCache):
             FROM ({_fragments(whole=False)}) WHERE parts > 1 AND NOT paired""",
             params,
         )
+
+
+def _hex(text: str) -> str:
+    """`text` as ClickHouse's `hex` spells it: how a property key reaches the SQL (never as text)."""
+    return text.encode().hex().upper()
 
 
 def one_dimension(filters: list[Filter]) -> str | None:
@@ -348,11 +372,9 @@ def _edges(days: Days, filters: list[Filter], params: SqlParams) -> str:
     (one row each, as `cache_sql.edges_sql`)."""
     columns = "sid, first_ts, last_ts, pageviews, pv_visitor, entry, entry_ts, exit, exit_ts"
     rows = _rows(days, filters, params, columns, "1", TABLES[2])
-    entry, exit_ = _timed("entry_ts", "entry"), _timed("exit_ts", "exit")
-    return f"""SELECT sid, min(first_ts) AS first_ts, max(last_ts) AS last_ts, sum(pageviews) AS pv,
-            argMinIf(pv_visitor, entry_ts, pageviews > 0) AS pv_visitor,
-            substring(minIf({entry}, pageviews > 0), {_MS_DIGITS + 1}) AS entry,
-            substring(maxIf({exit_}, pageviews > 0), {_MS_DIGITS + 1}) AS exit
+    first, last, pv, visitor, entry, exit_ = _whole_session("pageviews")
+    return f"""SELECT sid, {first} AS first_ts, {last} AS last_ts, {pv} AS pv, {visitor} AS pv_visitor,
+            {entry} AS entry, {exit_} AS exit
         FROM {rows} GROUP BY sid"""
 
 
