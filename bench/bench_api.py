@@ -278,8 +278,8 @@ def raw_query_times(
 
 
 def filter_cache_days(store: ChdbStore, app: Any, filters: list[list[str]]) -> Any:
-    """Both 30-day periods' days in the filter cache (`filter_cache`), built now if need be (timed), or None
-    when the filters are not ones it answers (two dimensions, a property)."""
+    """Both 30-day periods' days in the filter cache (`filter_cache`), built now if need be (timed; a joint of
+    two dimensions added to the days built without it), or None when the filters are not ones it answers."""
     from pixel.server.api.query import filter_cache
     from pixel.server.api.query.cache_sql import whole_days
     from pixel.server.api.query.filters import parse_filters
@@ -288,16 +288,20 @@ def filter_cache_days(store: ChdbStore, app: Any, filters: list[list[str]]) -> A
 
     cache = app.state.pixel.report_cache
     scope = Scope(cache.runner, SITE, resolve("30d", "Europe/Berlin"), parse_filters(filters), cache=cache)
-    if filter_cache.one_dimension(scope.filters) is None:
+    name = filter_cache.cached_filter(scope.filters)
+    if name is None:
         return None
     fc = filter_cache.for_cache(cache)
+    joint = (name,) if filter_cache.JOINT in name else None
+    if joint:
+        fc.want(SITE, name)
     started = time.perf_counter()
     out, built = [], []
     for s in (scope, replace(scope, range=scope.range.previous())):
         days = whole_days(s.range)
         assert days is not None
         built += build_each_day(
-            fc, s, [days.first + timedelta(days=i) for i in range((days.last - days.first).days + 1)]
+            fc, s, [days.first + timedelta(days=i) for i in range((days.last - days.first).days + 1)], joint
         )[0]
         out.append(fc.ensure(s, days))
     slow = sorted(t for t in built if t > 0.5)
@@ -309,15 +313,21 @@ def filter_cache_days(store: ChdbStore, app: Any, filters: list[list[str]]) -> A
     return tuple(out)
 
 
-def build_each_day(fc: Any, scope: Any, days: list[Any]) -> tuple[list[float], list[float]]:
+def build_each_day(
+    fc: Any, scope: Any, days: list[Any], joints: tuple[str, ...] | None = None
+) -> tuple[list[float], list[float]]:
     """Ensure each of `days` in the filter cache `fc`, one day per build as the background worker builds them
-    (`BackgroundDays.build_pending`): the wall and CPU seconds of each (the store runs in this process)."""
+    (`BackgroundDays.build_pending`), with `joints` added to the days built without them as its joints' worker
+    adds them: the wall and CPU seconds of each (the store runs in this process)."""
     from pixel.server.api.query.cache_sql import Days
 
     walls, cpus = [], []
     for day in days:
         wall, cpu = time.perf_counter(), time.process_time()
-        fc.ensure(scope, Days(day, day))
+        if joints:
+            fc.add_joints(scope, Days(day, day), joints)
+        else:
+            fc.ensure(scope, Days(day, day))
         walls.append(time.perf_counter() - wall)
         cpus.append(time.process_time() - cpu)
     return walls, cpus

@@ -2,7 +2,8 @@
 both series, sessions, bounces, durations, the event-level breakdowns the cache keeps, entry / exit pages)
 from the per-day cache by filter value (`query/filter_cache.py`), with exactly the raw path's answer (the
 same dashboard with a filter that keeps every event and forces the raw events), and the pageviews, events
-and sessions the Python count of the kept events gives; filters on two dimensions read the raw path.
+and sessions the Python count of the kept events gives; filters on two dimensions read rows split by both
+values (a joint).
 
 The events are `test_engagement_dims_cache`'s (insights_dataset plus sessions across every local midnight,
 three zones with a DST change and a :30 offset, every eleventh event with a country and an OS of its own so
@@ -20,6 +21,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pixel.server.api.query import filter_cache
 from tests.api import insights_dataset as data
@@ -108,9 +111,11 @@ def session_numbers(kept: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def read_cache(sql: list[str]) -> bool:
-    """Whether the dashboard's numbers were read from the cache (not its check for property keys left out)."""
+    """Whether the dashboard's numbers were read from the cache (not its checks of the markers of property keys
+    and joints)."""
+    markers = (filter_cache.KEY_CACHED, filter_cache.JOINT_CACHED)
     return any(
-        "day_filter_dims" in s and "SELECT" in s and "INSERT" not in s and filter_cache.KEY_CACHED not in s
+        "day_filter_dims" in s and "SELECT" in s and "INSERT" not in s and not any(m in s for m in markers)
         for s in sql
     )
 
@@ -375,11 +380,172 @@ def test_the_kept_breakdowns_read_no_event(
     assert read_cache(queries) and not any("FROM events" in q for q in queries)
 
 
-def test_two_dimensions_or_bots_read_the_raw_path(
+def test_three_dimensions_a_property_beside_a_dimension_or_bots_read_the_raw_path(
     api: Api, sites: dict[str, tuple[int, str, list[dict[str, Any]]]], queries: list[str]
 ) -> None:
     site_id = sites["kolkata.filtercache"][0]
-    queries.clear()
-    dashboard(api, site_id, [["source", "is", "Google"], ["device", "is", "mobile"]])
-    assert not read_cache(queries)
+    for filters in (
+        [["source", "is", "Google"], ["device", "is", "mobile"], ["country", "is", "DE"]],
+        [["source", "is", "Google"], ["prop:ext", "is", "pdf"]],
+        [["source", "is", "Google"], ["region", "is", "x"]],
+    ):
+        queries.clear()
+        dashboard(api, site_id, filters)
+        assert not read_cache(queries), filters
     assert filter_cache.one_dimension([]) is None
+    assert filter_cache.cached_filter([]) is None
+
+
+def kept_by(
+    rows: list[dict[str, Any]], domain: str, tz: str, filters: list[list[str]]
+) -> list[dict[str, Any]]:
+    """The events of `domain` the filters keep (each on its event field), in the test range."""
+    checks = [(passes(op, v), FILTER_FIELDS[dim]) for dim, op, v in filters]
+    return data.select(rows, domain, tz, pred=lambda e: all(k(str(e.get(f, ""))) for k, f in checks))
+
+
+JOINT_FILTERS = [
+    [["source", "is", "Google"], ["device", "is", "mobile"]],
+    [
+        ["device", "is", "mobile"],
+        ["source", "is", "Google"],
+    ],  # the same joint, the filters the other way round
+    [["country", "is", "DE"], ["channel", "is_not", "Internal"]],
+    [["channel", "is", "Internal"], ["browser", "contains", "fire"]],
+    [["page", "contains", "DOC"], ["source", "is_not", ""]],
+    [["page", "is_not", "/"], ["country", "matches", "^(US|IN)$"]],
+    [["event", "is", "purchase"], ["country", "not_contains", "d"]],
+    [["utm_source", "is", "newsletter"], ["channel", "not_matches", "^(Direct|Email)$"]],
+    [["os", "is", ""], ["utm_campaign", "is_not", "spring"]],
+    # several filters on one of the two dimensions
+    [["country", "is_not", "US"], ["country", "not_contains", "i"], ["device", "matches", "^desk"]],
+]
+
+
+@pytest.mark.parametrize("filters", JOINT_FILTERS)
+def test_two_filter_dimensions_from_the_cache_equal_raw_and_python(
+    api: Api,
+    sites: dict[str, tuple[int, str, list[dict[str, Any]]]],
+    queries: list[str],
+    filters: list[list[str]],
+) -> None:
+    """Filters on two dimensions of FILTERS read rows split by the pair of both values (a joint): exactly the
+    events both keep, sessions cut where either changes (internal navigation, a page, a country changing
+    mid-session), the same answer as the raw events and the Python count of the kept events."""
+    for domain, (site_id, tz, rows) in sites.items():
+        queries.clear()
+        cached = dashboard(api, site_id, filters)
+        assert read_cache(queries), (domain, filters)
+        queries.clear()
+        raw = dashboard(api, site_id, [*filters, EVERYTHING])
+        assert not read_cache(queries)
+        assert cached == raw, (domain, filters)
+        kept = kept_by(rows, domain, tz, filters)
+        assert kept, (domain, filters)
+        metrics = cached["summary"]["metrics"]
+        assert metrics["pageviews"]["value"] == sum(e["event_name"] == "pageview" for e in kept)
+        assert sum(p["events"] for p in cached["timeseries"]["points"]) == len(kept), (domain, filters)
+        assert metrics["sessions"]["value"] == len({e["session_id"] for e in kept}), (domain, filters)
+        expected = session_numbers(kept)
+        assert metrics["bounce_rate"]["value"] == expected["bounce_rate"], (domain, filters)
+        assert metrics["visit_duration"]["value"] == expected["visit_duration"], (domain, filters)
+
+
+def split_joints(api: Api, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Each pair made into a joint value by the store (`_joint_value`) and split back (`_joint_part`)."""
+    joint = (
+        filter_cache._joint_value("country&device")
+        .replace("CAST(country AS String)", "p.1")
+        .replace("CAST(device_type AS String)", "p.2")
+    )
+    got = api.store.query(
+        f"""SELECT {filter_cache._joint_part("j", 0)}, {filter_cache._joint_part("j", 1)}
+        FROM (SELECT {joint} AS j FROM system.one ARRAY JOIN {{pairs:Array(Tuple(String, String))}} AS p)""",
+        {"pairs": pairs},
+    ).rows
+    return [(first, second) for first, second in got]
+
+
+def test_a_joint_value_splits_back_into_its_two_values(api: Api) -> None:
+    """The joint value (the first value's length, then both) gives back each value, whatever they hold: empty,
+    digits, the separator-like characters, multi-byte text."""
+    values = ["", "0", "0000000012", "a&b", "/p?q=1&r=2", "Zürich", "東京", "x" * 300, "\\x00'\""]
+    pairs = [(first, second) for first in values for second in values]
+    assert split_joints(api, pairs) == pairs
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pairs=st.lists(st.tuples(st.text(max_size=40), st.text(max_size=40)), min_size=1, max_size=30))
+def test_any_pair_of_texts_splits_back_from_its_joint_value(api: Api, pairs: list[tuple[str, str]]) -> None:
+    assert split_joints(api, pairs) == pairs
+
+
+def test_a_joint_asked_first_on_many_days_is_added_by_the_worker(
+    api: Api,
+    sites: dict[str, tuple[int, str, list[dict[str, Any]]]],
+    queries: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A joint asked for the first time on days already built holding more than `background_min_rows` events:
+    the raw path answers while a worker adds it to each day (its own build, under a marker of the day's build);
+    then the cache answers, the same. Days built after it build the joint with them."""
+    from tests.api.conftest import report_cache
+
+    domain = "berlin.filtercache"
+    site_id, tz, rows = sites[domain]
+    cache = filter_cache.for_cache(report_cache(api))
+    filters = [["os", "is_not", ""], ["browser", "matches", "ari$"]]
+    name = filter_cache.joint_name({"os", "browser"})
+    dashboard(api, site_id, [["os", "is", "built"]])  # every day built without the joint
+    started: list[Any] = []
+    monkeypatch.setattr(cache.joint_adder, "_start", started.append)  # the worker is run by hand below
+    monkeypatch.setattr(report_cache(api), "background_min_rows", 10)
+    queries.clear()
+    first = dashboard(api, site_id, filters)
+    assert not read_cache(queries) and len(started) == 1
+    assert name in cache.wanted(domain)
+    for _ in range(2):  # the period, then the previous one (asked once the period reads the cache)
+        cache.joint_adder.build_pending()
+        queries.clear()
+        again = dashboard(api, site_id, filters)
+    assert read_cache(queries) and again == first
+    assert len(started) == 2
+    kept = kept_by(rows, domain, tz, filters)
+    assert sum(p["events"] for p in again["timeseries"]["points"]) == len(kept) > 0
+    marks = api.store.query(
+        """SELECT m.day, m.build = b.build, toUInt64(m.value) > b.build FROM day_filter_dims AS m
+        JOIN (SELECT day, max(build) AS build FROM day_filter_builds WHERE site = {s:String} AND tz = {tz:String}
+            GROUP BY day) AS b ON m.day = b.day
+        WHERE m.site = {s:String} AND m.tz = {tz:String} AND m.filter = {f:String}
+            AND m.dimension = {mark:String}""",
+        {"s": domain, "tz": tz, "f": name, "mark": filter_cache.JOINT_CACHED},
+    ).rows
+    assert len(marks) == 2 * DAYS and all(under and own for _, under, own in marks), marks
+    # a day changed is rebuilt with the joint in its own build
+    api.store.insert_rows("events", [dict(rows[0], event_id="joint-late-copy")])
+    queries.clear()
+    third = dashboard(api, site_id, filters)
+    assert read_cache(queries) and len(started) == 2
+    assert third == dashboard(api, site_id, [*filters, EVERYTHING])
+
+
+def test_the_joints_built_are_the_most_recently_asked_and_survive_a_restart(
+    api: Api, sites: dict[str, tuple[int, str, list[dict[str, Any]]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.api.conftest import report_cache
+
+    domain = "newyork.filtercache"
+    site_id = sites[domain][0]
+    cache = filter_cache.for_cache(report_cache(api))
+    monkeypatch.setattr(filter_cache, "MAX_JOINTS", 2)
+    asked = [["country", "device"], ["device", "os"], ["country", "source"], ["device", "os"]]
+    for a, b in asked:
+        dashboard(api, site_id, [[a, "is_not", "zz"], [b, "is_not", "zz"]])
+    assert cache.wanted(domain) == ["device&os", "country&source"]
+    fresh = filter_cache.FilterCache(report_cache(api))  # another process, or after a restart
+    # the store's markers: the joints whose rows were added last (country&device was added first)
+    assert fresh.wanted(domain) == ["country&source", "device&os"]
+    with pytest.raises(ValueError):
+        filter_cache._filter_join(base=False, joints=("country&nowhere",))
+    with pytest.raises(ValueError):
+        filter_cache._filter_join(base=False, joints=("device&country",))  # not in sorted order

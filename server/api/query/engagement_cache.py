@@ -523,21 +523,25 @@ class EngagementCache(BackgroundDays):
                 tuple((date.fromisoformat(d), known.builds[d][0] if d in live else 0) for d in every),
             )
 
-    def _build(self, scope: Scope, dirty: list[str], counts: dict[str, int]) -> int:
+    def _build_params(self, scope: Scope, days: list[date]) -> dict[str, Any]:
+        """A new build's parameters (`build`, a new id) for `days`: the events from `elo` to `ehi` (the days
+        widened by `EDGE_SECONDS`)."""
         zone = ZoneInfo(scope.range.tz)
-        zone_days = [date.fromisoformat(d) for d in dirty]
-        lo = local_midnight(min(zone_days), zone)
-        hi = local_midnight(max(zone_days) + timedelta(days=1), zone)
+        lo = local_midnight(min(days), zone)
+        hi = local_midnight(max(days) + timedelta(days=1), zone)
         edge = timedelta(seconds=EDGE_SECONDS)
-        build = time.time_ns()
-        params = {
+        return {
             "site": scope.site,
             "tz": scope.range.tz,
-            "days": zone_days,
-            "build": build,
+            "days": days,
+            "build": time.time_ns(),
             "elo": ch_datetime(lo - edge),
             "ehi": ch_datetime(hi + edge),
         }
+
+    def _build(self, scope: Scope, dirty: list[str], counts: dict[str, int]) -> int:
+        params = self._build_params(scope, [date.fromisoformat(d) for d in dirty])
+        build = int(params["build"])
         self._insert_rows(params)
         # Recorded last: a build cut short leaves rows no reader selects.
         self.cache.runner.store.insert_rows(

@@ -29,19 +29,24 @@ nothing. The parts of the others (one per day and value: a session across a midn
 two values, as most are for the page) are kept one row each (`day_filter_session_edges`) and merged per
 session over the values the filter keeps when read.
 
-Used (`days`) when the dashboard's filters are all on one dimension of `FILTERS`, leave bots out, cover
-whole days in the site's zone and ask for day, week or month buckets, and every day of both periods has a
-valid build or is cheap to build now; otherwise (a first long build is queued for the worker) the raw
-path. Filters on two dimensions (source and device) read the raw path. Nothing here puts user text in SQL:
-dimension names from allow-lists, dates and build ids made here, filter values as parameters.
+Filters on two dimensions of `FILTERS` (source and device) read rows split by the pair of values (a joint, see
+`JOINT`), built only for the joints a site's owners asked for.
+
+Used (`days`) when the dashboard's filters are all on one dimension of `FILTERS` or a property, or on two of
+`FILTERS`, leave bots out, cover whole days in the site's zone and ask for day, week or month buckets, and
+every day of both periods has a valid build (with the joint) or is cheap to build now; otherwise (a first
+long build is queued for a worker) the raw path. Nothing here puts user text in SQL: dimension names from
+allow-lists, dates and build ids made here, filter values as parameters.
 """
 
 from __future__ import annotations
 
 import threading
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from pixel.server.api.query import cache_sql
+from pixel.server.api.query.background_days import BackgroundDays
 from pixel.server.api.query.cache_sql import Days, Tag
 from pixel.server.api.query.engagement_cache import EngagementCache
 from pixel.server.api.query.filters import DIMENSIONS as EVENT_COLUMNS
@@ -92,12 +97,62 @@ PROP_KEYS = 20
 PROP_VALUES = 100
 KEY_CACHED = "#key"
 KEYS_LEFT_OUT = "#keys-left-out"
-_FILTER_NAMES = ", ".join(f"'{f}'" for f in FILTERS)  # allow-listed names, never user text
-_FILTER_VALUES = ", ".join(f"CAST({EVENT_COLUMNS[f]} AS String)" for f in FILTERS)
+# Two filter dimensions of `FILTERS` (a joint filter, named `a&b` in sorted order) split the rows too, once an
+# owner asked for them: the pair of an event's two values as one value (`_joint_value`: the first value's
+# length in JOINT_DIGITS digits, then both), so a joint filter keeps exactly the events both its conditions
+# keep. At most MAX_JOINTS of a site's most recently asked joints are built with each day; a joint asked for
+# the first time is added to the days already built (its own build id, written last beside a JOINT_CACHED
+# marker under the day's build naming it), in the request when the days are few, else by a worker while the
+# dashboard reads the raw events. Custom properties are never part of a joint.
+JOINT = "&"
+MAX_JOINTS = 5
+JOINT_CACHED = "#joint"
+JOINT_DIGITS = 10
+
+
+def joint_name(dimensions: set[str]) -> str:
+    """The joint filter name of two dimensions of `FILTERS` (sorted: one name however the filters are ordered)."""
+    return JOINT.join(sorted(dimensions))
+
+
+def _joint_value(name: str) -> str:
+    """An event's value of joint `name` (SQL): the first dimension's value's length, then both values."""
+    first, second = (f"CAST({EVENT_COLUMNS[d]} AS String)" for d in name.split(JOINT))
+    return f"concat(leftPad(toString(length({first})), {JOINT_DIGITS}, '0'), {first}, {second})"
+
+
+def _joint_part(column: str, index: int) -> str:
+    """The value of the first (`index` 0) or second dimension in a joint value `column` (SQL)."""
+    length = f"toUInt64OrZero(substring({column}, 1, {JOINT_DIGITS}))"
+    if index == 0:
+        return f"substring({column}, {JOINT_DIGITS + 1}, {length})"
+    return f"substring({column}, {JOINT_DIGITS + 1} + {length})"
+
+
+def _filter_join(base: bool, joints: tuple[str, ...] = ()) -> str:
+    """The ARRAY JOIN giving each event one row per filter name `f` and its value `fv`: the dimensions of
+    `FILTERS` and the build's property keys (`base`), and the joints `joints` (allow-listed names only)."""
+    names = [f"'{f}'" for f in FILTERS] if base else []
+    values = [f"CAST({EVENT_COLUMNS[f]} AS String)" for f in FILTERS] if base else []
+    for joint in joints:
+        if not is_joint(joint):
+            raise ValueError(f"not a joint of two filter dimensions: {joint!r}")
+        names.append(f"'{joint}'")
+        values.append(_joint_value(joint))
+    name_list, value_list = f"[{', '.join(names)}]", f"[{', '.join(values)}]"
+    if base:
+        name_list = f"arrayConcat({name_list}, arrayMap(k -> concat('{PROP_PREFIX}', k), {_KEYS}))"
+        value_list = f"arrayConcat({value_list}, arrayMap(k -> props[k], {_KEYS}))"
+    return f"ARRAY JOIN {name_list} AS f, {value_list} AS fv"
+
+
+def is_joint(name: str) -> bool:
+    parts = name.split(JOINT)
+    return len(parts) == 2 and parts[0] < parts[1] and all(p in FILTERS for p in parts)
+
+
 # the build's property keys, passed hex-encoded (`{prop_keys}`): no key's text is ever spelled in SQL
 _KEYS = "arrayFilter(k -> has({prop_keys:Array(String)}, hex(k)), mapKeys(props))"
-_FILTER_JOIN = f"""ARRAY JOIN arrayConcat([{_FILTER_NAMES}], arrayMap(k -> concat('{PROP_PREFIX}', k), {_KEYS})) AS f,
-    arrayConcat([{_FILTER_VALUES}], arrayMap(k -> props[k], {_KEYS})) AS fv"""
 
 # An event's epoch milliseconds in fixed-width digits then a path: compared as one string, the least is the
 # path of the least (time, path), as `filters.SESSION_DIMENSIONS`'s entry page (cheaper than a tuple per row).
@@ -126,12 +181,13 @@ def _whole_session(pv: str, over: str = "") -> tuple[str, str, str, str, str, st
     )
 
 
-def _fragments(whole: bool) -> str:
+def _fragments(whole: bool, join: str) -> str:
     """One row per (local day, filter dimension, its value, session): the session's part of the day among its
     events of that value, with `parts`, how many such parts the session has for that dimension (more than one:
     it changes value or crosses a midnight), and `paired`, it has two, on one day (two values). With `whole`,
     each row also carries its session's numbers over both parts when paired (`w_*`) and the other value
-    (`other`). The window reaches EDGE_SECONDS past the days built; rows outside them are only looked at."""
+    (`other`). `join` is the `_filter_join` of the filter names built. The window reaches EDGE_SECONDS past the
+    days built; rows outside them are only looked at."""
     over_both = ""
     if whole:
         numbers = _whole_session("pv", " OVER w")
@@ -151,7 +207,7 @@ def _fragments(whole: bool) -> str:
             minIf(timestamp, event_name = 'pageview') AS entry_ts,
             argMaxIf(path, (timestamp, path), event_name = 'pageview') AS exit,
             maxIf(timestamp, event_name = 'pageview') AS exit_ts
-        FROM {EVENTS} {_FILTER_JOIN}
+        FROM {EVENTS} {join}
         WHERE site = {{site:String}} AND timestamp >= {{elo:DateTime64(3)}} AND timestamp < {{ehi:DateTime64(3)}}
             AND is_bot = 0
         GROUP BY d, f, fv, sid)
@@ -173,13 +229,22 @@ class FilterCache(EngagementCache):
     data_tables = TABLES[:3]
     builds_table = TABLES[3]
 
+    def __init__(self, cache: ReportCache) -> None:
+        super().__init__(cache)
+        # site -> its joints to build with each day, the most recently asked first (`want`)
+        self._joints: dict[str, list[str]] = {}
+        self.joint_adder = _JointAdder(self)
+
     def carries(self, filters: list[Filter]) -> bool:
-        return one_dimension(filters) is not None
+        return cached_filter(filters) is not None
 
     def days(self, scope: Scope) -> Days | None:
         """As `EngagementCache.days`; for a filter on a custom property, None also when a filter keeps the empty
-        value or a day left the key out."""
-        name = one_dimension(scope.filters)
+        value or a day left the key out; for a joint filter, the days with the joint's builds (None while a
+        worker adds it to many days)."""
+        name = cached_filter(scope.filters)
+        if name is not None and JOINT in name:
+            return self._joint_days(scope, name)
         if name is None or not name.startswith(PROP_PREFIX):
             return super().days(scope)
         params = SqlParams()
@@ -201,9 +266,97 @@ class FilterCache(EngagementCache):
         ).scalar()
         return None if left_out else found
 
+    # -- joints -------------------------------------------------------------------------------------
+
+    def wanted(self, site: str) -> list[str]:
+        """`site`'s joints built with each day, the most recently asked first; on first use, those the store's
+        builds hold (the most recently added first)."""
+        with self._guard:
+            found = self._joints.get(site)
+        if found is not None:
+            return list(found)
+        stored = [
+            name
+            for (name,) in self.cache.runner.query(
+                f"""SELECT filter FROM {TABLES[0]} WHERE site = {{site:String}} AND dimension = '{JOINT_CACHED}'
+                GROUP BY filter ORDER BY max(toUInt64(value)) DESC, filter LIMIT {MAX_JOINTS}""",
+                {"site": site},
+            ).rows
+            if is_joint(name)
+        ]
+        with self._guard:
+            return list(self._joints.setdefault(site, stored))
+
+    def want(self, site: str, name: str) -> None:
+        """Build joint `name` with `site`'s days from now on (the least recently asked past MAX_JOINTS are not)."""
+        joints = [name, *(j for j in self.wanted(site) if j != name)][:MAX_JOINTS]
+        with self._guard:
+            self._joints[site] = joints
+
+    def _joint_days(self, scope: Scope, name: str) -> Days | None:
+        self.want(scope.site, name)
+        found = super().days(scope)  # the days built now build the joint too
+        if found is None:
+            return None
+        builds = self._joint_builds(scope, found, name)
+        missing = [d for d, build in found.builds if build and d not in builds]
+        if missing:
+            limit = self.cache.background_min_rows
+            counts = self._counts(self._params(scope, min(missing), max(missing)))
+            if limit > 0 and sum(counts.get(d.isoformat(), 0) for d in missing) > limit:
+                self.joint_adder.queue_days(scope, missing)
+                return None
+            self.add_joints(scope, Days(min(missing), max(missing)), (name,))
+            builds = self._joint_builds(scope, found, name)
+        return Days(found.first, found.last, tuple((d, builds.get(d, 0)) for d, _ in found.builds))
+
+    def _joint_builds(self, scope: Scope, days: Days, name: str) -> dict[date, int]:
+        """Day -> the build holding joint `name`'s rows, for the days of `days` (their valid builds) that have
+        one (the newest, should two processes have added it)."""
+        return {
+            date.fromisoformat(str(day)): int(build)
+            for day, build in self.cache.runner.query(
+                f"""SELECT day, max(toUInt64(value)) FROM {TABLES[0]}
+                WHERE {days.rows_where()} AND filter = {{name:String}} AND dimension = '{JOINT_CACHED}'
+                GROUP BY day""",
+                {"site": scope.site, "tz": scope.range.tz, "name": name},
+            ).rows
+        }
+
+    def add_joints(self, scope: Scope, days: Days, names: tuple[str, ...] | None = None) -> None:
+        """Add the joints `names` (default: the site's wanted ones) to the valid builds of `days` that lack
+        them (the days built first if they have none), each under a build of its own, its markers last."""
+        found = self.ensure(scope, days)
+        names = tuple(self.wanted(scope.site)) if names is None else names
+        with self._known_for(scope).lock:  # no two adds of one joint to one build by this process
+            for name in names:
+                have = self._joint_builds(scope, found, name)
+                missing = [(d, build) for d, build in found.builds if build and d not in have]
+                if not missing:
+                    continue
+                params = self._build_params(scope, [d for d, _ in missing])
+                self._write(params, _filter_join(base=False, joints=(name,)))
+                self._mark_joints(params, [(d, build) for d, build in missing], (name,))
+
+    def _mark_joints(
+        self, params: dict[str, Any], days: list[tuple[date, int]], names: tuple[str, ...]
+    ) -> None:
+        """The markers saying build `{build}` holds the joints `names` of `days` (each under its day's build)."""
+        self.cache.runner.command(
+            f"""INSERT INTO {TABLES[0]} (site, tz, day, build, filter, filter_value, dimension, value,
+                pageviews, events)
+            SELECT {{site:String}}, {{tz:String}}, d.1, d.2, name, '', '{JOINT_CACHED}', toString({{build:UInt64}}),
+                0, 0
+            FROM system.one ARRAY JOIN {{marked:Array(Tuple(Date, UInt64))}} AS d
+                ARRAY JOIN {{names:Array(String)}} AS name""",
+            {**params, "marked": days, "names": list(names)},
+        )
+
+    # -- building -----------------------------------------------------------------------------------
+
     def _insert_rows(self, params: dict[str, Any]) -> None:
-        """Build `build`'s rows of the days `days`: the whole-day rows, then the breakdown rows."""
-        head = "{site:String}, {tz:String}, d, {build:UInt64}, f, fv"
+        """Build `build`'s rows of the days `days`: the split property keys' markers, the rows of every filter
+        dimension, property key and wanted joint, then the joints' markers."""
         runner = self.cache.runner
         # the keys to split: the fitting ones first, then the most used; one row past them says a key is left out
         found = runner.query(
@@ -225,13 +378,23 @@ class FilterCache(EngagementCache):
                     ARRAY JOIN {{names:Array(String)}} AS name, {{marks:Array(String)}} AS mark""",
                 {**params, "names": [n for n, _ in markers], "marks": [m for _, m in markers]},
             )
+        joints = tuple(self.wanted(params["site"]))
+        self._write(params, _filter_join(base=True, joints=joints))
+        if joints:
+            build = params["build"]
+            self._mark_joints(params, [(d, build) for d in params["days"]], joints)
+
+    def _write(self, params: dict[str, Any], join: str) -> None:
+        """Write build `build`'s rows of the days `days` for the filter names of `join` (`_filter_join`)."""
+        head = "{site:String}, {tz:String}, d, {build:UInt64}, f, fv"
+        runner = self.cache.runner
         runner.command(
             f"""INSERT INTO {TABLES[0]}
             (site, tz, day, build, filter, filter_value, dimension, value, visitors_total, pageviews, events)
             SELECT {head}, '', '', vt, pv, ev FROM (
                 SELECT {_DAY} AS d, f, fv, {cache_sql.UNIQ_TOTAL.replace("(", "State(", 1)}(visitor_id) AS vt,
                     countIf(event_name = 'pageview') AS pv, count() AS ev
-                FROM {EVENTS} {_FILTER_JOIN}
+                FROM {EVENTS} {join}
                 WHERE {_WINDOW} GROUP BY d, f, fv)""",
             params,
         )
@@ -243,7 +406,7 @@ class FilterCache(EngagementCache):
             SELECT {head}, dim, val, v, pv, ev FROM (
                 SELECT {_DAY} AS d, f, fv, dim, val, {cache_sql.UNIQ_VALUE_STATE}(visitor_id) AS v,
                     countIf(event_name = 'pageview') AS pv, count() AS ev
-                FROM {EVENTS} {_FILTER_JOIN}
+                FROM {EVENTS} {join}
                 ARRAY JOIN arrayConcat([if(event_name = 'pageview', 'page', 'event')], [{names}]) AS dim,
                     arrayConcat([if(event_name = 'pageview', path, CAST(event_name AS String))], [{values}]) AS val
                 WHERE {_WINDOW} GROUP BY d, f, fv, dim, val)""",
@@ -262,7 +425,7 @@ class FilterCache(EngagementCache):
                         (pv_visitor, pv, first_ts, last_ts, entry, exit)) AS numbers,
                         numbers.1 AS visitor, numbers.2 AS p, numbers.3 AS first, numbers.4 AS last,
                         numbers.5 AS en, numbers.6 AS ex
-                    FROM ({_fragments(whole=True)})
+                    FROM ({_fragments(whole=True, join=join)})
                     ARRAY JOIN if(paired, if(fv < other, [{PART_OF_PAIR}, {WHOLE_PAIR}], [{PART_OF_PAIR}]),
                         [{ONE_VALUE}]) AS pair
                     WHERE parts = 1 OR paired)
@@ -275,7 +438,7 @@ class FilterCache(EngagementCache):
             f"""INSERT INTO {TABLES[2]} (site, tz, day, build, filter, filter_value, sid, first_ts, last_ts,
                 pageviews, pv_visitor, entry, entry_ts, exit, exit_ts)
             SELECT {head}, sid, first_ts, last_ts, pv, pv_visitor, entry, entry_ts, exit, exit_ts
-            FROM ({_fragments(whole=False)}) WHERE parts > 1 AND NOT paired""",
+            FROM ({_fragments(whole=False, join=join)}) WHERE parts > 1 AND NOT paired""",
             params,
         )
 
@@ -295,13 +458,22 @@ def one_dimension(filters: list[Filter]) -> str | None:
     return name if name in FILTERS or name.startswith(PROP_PREFIX) else None
 
 
+def cached_filter(filters: list[Filter]) -> str | None:
+    """The filter name of the cached rows that answer `filters`: their one dimension (`one_dimension`), the
+    joint of their two dimensions of `FILTERS` (`joint_name`), or None."""
+    found = {f.dimension for f in filters}
+    if len(found) == 2 and found <= set(FILTERS):
+        return joint_name(found)
+    return one_dimension(filters)
+
+
 def days(scope: Scope, interval: str) -> Days | None:
     """The scope's whole days with their valid builds (building the changed ones now), or None: read the
     raw events (see the module docstring for when)."""
     if (
         scope.cache is None
         or interval not in ("day", "week", "month")
-        or one_dimension(scope.filters) is None
+        or cached_filter(scope.filters) is None
     ):
         return None
     return for_cache(scope.cache).days(scope)
@@ -315,19 +487,28 @@ def _rows(
     dimensions: str,
     table: str = TABLES[0],
 ) -> str:
-    """The cached rows of `table` for `days` and the values `filters` keep (their one dimension), `dimensions`
-    a condition on the rows, with `columns`."""
-    name = one_dimension(filters)
+    """The cached rows of `table` for `days` and the values `filters` keep (their one dimension or joint),
+    `dimensions` a condition on the rows, with `columns`."""
+    name = cached_filter(filters)
     if name is None:
-        raise ValueError(f"the filter cache answers filters on one of {', '.join(FILTERS)} or a property")
-    # The condition `filter_sql` puts on the events' column, on the value column (beside the others: read
-    # while the rows are read, cheaper where a filter keeps few of many values, as for pages).
-    values = [(f.operator, params.add(f.value)) for f in filters]
-    keep = " AND ".join(compare_sql("filter_value", op, value) for op, value in values)
+        raise ValueError(
+            f"the filter cache answers filters on one or two of {', '.join(FILTERS)} or a property"
+        )
+    parts = name.split(JOINT) if JOINT in name else [name]
+    values = [(parts.index(f.dimension), f.operator, params.add(f.value)) for f in filters]
+
+    def keeps(column: str) -> str:
+        """The condition `filter_sql` puts on the events' columns, on a value column (beside the others: read
+        while the rows are read, cheaper where a filter keeps few of many values, as for pages)."""
+        return " AND ".join(
+            compare_sql(_joint_part(column, i) if len(parts) == 2 else column, op, value)
+            for i, op, value in values
+        )
+
+    keep = keeps("filter_value")
     if table == TABLES[1]:
         # a session's part with the value when the other is dropped, the whole session when both are kept
-        keeps_other = " AND ".join(compare_sql("other", op, value) for op, value in values)
-        keep += f" AND (pair = {ONE_VALUE} OR (pair = {WHOLE_PAIR}) = ({keeps_other}))"
+        keep += f" AND (pair = {ONE_VALUE} OR (pair = {WHOLE_PAIR}) = ({keeps('other')}))"
     return f"""(SELECT {columns} FROM {table}
             WHERE {days.rows_where()} AND filter = {params.add(name)} AND {dimensions} AND {keep})"""
 
@@ -431,6 +612,21 @@ def entry_exit_per_value(days: Days, filters: list[Filter], params: SqlParams, d
               ARRAY JOIN [{kinds}] AS dimension, [{columns}] AS value
               WHERE pv > 0 GROUP BY dimension, value)
         GROUP BY dimension, value"""
+
+
+class _JointAdder(BackgroundDays):
+    """The worker adding a site's wanted joints to days already built (`FilterCache.add_joints`), one day per
+    step, while a joint filter's dashboard reads the raw events."""
+
+    worker_name = "filter-cache-joints"
+
+    def __init__(self, owner: FilterCache) -> None:
+        self.owner = owner
+        self.init_background()
+
+    def ensure(self, scope: Scope, days: Days) -> Days:
+        self.owner.add_joints(scope, days)
+        return days
 
 
 _MAKING = threading.Lock()
