@@ -333,9 +333,10 @@ def build_each_day(
     return walls, cpus
 
 
-def time_filter_builds(store: ChdbStore, app: Any, days: int) -> None:
+def time_filter_builds(store: ChdbStore, app: Any, days: int, joints: list[str] | None = None) -> None:
     """Empty the filter cache (its rows and builds), then build `days` days one by one (one build each, as the
-    background worker does) and print the wall and CPU time of each (the store runs in this process)."""
+    background worker does) and print the wall and CPU time of each (the store runs in this process). With
+    `joints`, the same again with those joints wanted (built with each day), alternating day by day."""
     from pixel.server.api.query import filter_cache
     from pixel.server.api.query.cache_sql import whole_days
     from pixel.server.api.query.filters import parse_filters
@@ -345,18 +346,30 @@ def time_filter_builds(store: ChdbStore, app: Any, days: int) -> None:
     cache = app.state.pixel.report_cache
     flt = parse_filters([["country", "is", "DE"]])
     scope = Scope(cache.runner, SITE, resolve("30d", "Europe/Berlin"), flt, cache=cache)
-    for table in filter_cache.TABLES:  # rows and builds: no superseded rows left to read past afterwards
-        store.command(f"TRUNCATE TABLE {table}")
     fc = filter_cache.for_cache(cache)
     period = whole_days(scope.range)
     assert period is not None
-    walls, cpus = build_each_day(fc, scope, [period.first + timedelta(days=3 * i) for i in range(days)])
-    print(
-        f"  filter cache, {days} day builds ({', '.join(filter_cache.FILTERS)}): wall p50 "
-        f"{statistics.median(walls):.2f} s (max {max(walls):.2f}), CPU p50 {statistics.median(cpus):.2f} s "
-        f"(max {max(cpus):.2f}); load {load()}",
-        flush=True,
-    )
+    kinds = [[], joints] if joints else [[]]
+    times: dict[int, tuple[list[float], list[float]]] = {k: ([], []) for k in range(len(kinds))}
+    for i in range(days):
+        for k, wanted in enumerate(kinds):
+            for (
+                table
+            ) in filter_cache.TABLES:  # rows and builds: no superseded rows left to read past afterwards
+                store.command(f"TRUNCATE TABLE {table}")
+            fc._known.clear()  # the builds it knows of are gone
+            fc._joints[SITE] = list(wanted)
+            walls, cpus = build_each_day(fc, scope, [period.first + timedelta(days=3 * i)])
+            times[k][0].extend(walls)
+            times[k][1].extend(cpus)
+    for k, wanted in enumerate(kinds):
+        walls, cpus = times[k]
+        print(
+            f"  filter cache, {days} day builds ({', '.join(filter_cache.FILTERS)}; joints: {wanted or 'none'}): "
+            f"wall p50 {statistics.median(walls):.2f} s (max {max(walls):.2f}), CPU p50 "
+            f"{statistics.median(cpus):.2f} s (max {max(cpus):.2f}); load {load()}",
+            flush=True,
+        )
 
 
 def branch_times(
@@ -559,6 +572,12 @@ def main() -> None:
         "the 30-day period, as the background worker builds them): wall and CPU time of this process",
     )
     parser.add_argument(
+        "--joints",
+        type=lambda text: text.split(","),
+        default=None,
+        help="with --time-filter-builds: also time the builds with these joints wanted (e.g. device&source)",
+    )
+    parser.add_argument(
         "--data-dir",
         type=Path,
         default=None,
@@ -625,7 +644,7 @@ def main() -> None:
     with TestClient(app) as client:
         headers = login(client, {})
         if args.time_filter_builds:
-            time_filter_builds(store, app, args.time_filter_builds)
+            time_filter_builds(store, app, args.time_filter_builds, args.joints)
         if args.cold:
             started = time.perf_counter()
             first = dashboard_one(client, site_id, headers)

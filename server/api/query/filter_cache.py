@@ -105,7 +105,7 @@ KEYS_LEFT_OUT = "#keys-left-out"
 # marker under the day's build naming it), in the request when the days are few, else by a worker while the
 # dashboard reads the raw events. Custom properties are never part of a joint.
 JOINT = "&"
-MAX_JOINTS = 5
+MAX_JOINTS = 3
 JOINT_CACHED = "#joint"
 JOINT_DIGITS = 10
 
