@@ -80,7 +80,7 @@ def table_session_sql(name: str, scope: Scope, q: jq.JourneyQuery, params: SqlPa
     cond = " AND ".join(f"({filter_sql(f, params)})" for f in scope.filters)
     raw = f"arrayMap(t -> t.2, arraySort(arrayMap(t -> (t.1, t.3), {merge}(steps))))"
     seq = f"arrayFilter((p, i) -> i = 1 OR p != raw[i - 1], {raw} AS raw, arrayEnumerate(raw))"
-    pages, complete, keep = jq._shape_sql(q, params)
+    pages, complete, keep = jq.shape_sql(q, params)
     return f"""SELECT {seq} AS seq, {pages} AS pages, {complete} AS complete
         FROM {table(name)}
         PREWHERE {rows} AND sid IN (SELECT sid FROM session_rows PREWHERE {rows} AND {cond})

@@ -669,6 +669,31 @@ DAY_FILTER_SESSION_PAIRS = (
     "TRUNCATE TABLE day_filter_builds",
 )
 
+# -- migration 35: journeys' per-day cache of session paths (pixel.server.api.query.path_cache) ---------------
+
+# Per (site, zone, local day, build): one row per session (bots left out) whose first pageview falls on the day,
+# read from the events of the day before to the day after: its pageviews' paths in time order with repeats folded
+# (`seq`), its first pageview, its session-level dimensions (`sessions.COLUMNS`, the value its events hold) and
+# `mixed` when its events disagree on one of them. Valid as the other per-day caches are (its own builds table).
+_PATH_DIMENSIONS = ",\n    ".join(
+    f"`{name}` {kind}" for name, kind in sessions.COLUMNS.items() if name != "is_bot"
+)
+DAY_SESSION_PATHS_DDL = f"""CREATE TABLE IF NOT EXISTS day_session_paths (
+    `site` LowCardinality(String),
+    `tz` LowCardinality(String),
+    `day` Date,
+    `build` UInt64,
+    `sid` UInt64,
+    `first_view` DateTime64(3, 'UTC'),
+    `seq` Array(String),
+    `mixed` UInt8,
+    {_PATH_DIMENSIONS}
+)
+ENGINE = MergeTree
+ORDER BY (site, tz, day, sid)"""
+DAY_SESSION_PATH_BUILDS_DDL = DAY_BUILDS_DDL.replace("day_builds (", "day_session_path_builds (")
+DAY_SESSION_PATHS = (DAY_SESSION_PATHS_DDL, DAY_SESSION_PATH_BUILDS_DDL)
+
 # -- migration 22: the filtered dashboard's per-day cache by filter value (pixel.server.api.query.filter_cache) --
 
 # Per (site, zone, local day, build), filter dimension (country, device, browser, os, source, channel; page since
@@ -1046,6 +1071,7 @@ def migrations(retention_days: int = 0) -> tuple[Migration, ...]:
             "filtered dashboard: sessions with two values of a filter summed by pair; split by UTM, event and props too",
             DAY_FILTER_SESSION_PAIRS,
         ),
+        Migration(35, "journeys: a per-day cache of session paths", DAY_SESSION_PATHS),
     )
 
 

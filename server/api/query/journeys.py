@@ -127,7 +127,7 @@ def label_sql(groups: list[str], params: SqlParams) -> str:
     return f"multiIf({', '.join(branches)}, path)"
 
 
-def _shape_sql(q: JourneyQuery, params: SqlParams) -> tuple[str, str, str]:
+def shape_sql(q: JourneyQuery, params: SqlParams) -> tuple[str, str, str]:
     """(pages, complete, keep) expressions over `seq`, the session's collapsed path, for the query's mode."""
     n = int(q.steps)
     if q.mode == "all":
@@ -170,6 +170,26 @@ def filters_from_session_rows(scope: Scope) -> bool:
     )
 
 
+def _window(scope: Scope, params: SqlParams) -> str:
+    """The events the route reads: the site's, `SESSION_REACH` either side of the range, bots left out unless
+    asked for."""
+    lo = params.add(ch_datetime(scope.range.start - SESSION_REACH), "DateTime64(3)")
+    hi = params.add(ch_datetime(scope.range.end + SESSION_REACH), "DateTime64(3)")
+    bots = "" if scope.include_bots else " AND is_bot = 0"
+    return f"site = {{site:String}} AND timestamp >= {lo} AND timestamp < {hi}{bots}"
+
+
+def filter_set_sql(scope: Scope, params: SqlParams) -> str:
+    """The query of the hashes of the sessions with an event of the window matching every filter (read from the
+    sessions table when `filters_from_session_rows`, else the events)."""
+    cond = " AND ".join(f"({filter_sql(f, params)})" for f in scope.filters)
+    window = _window(scope, params)
+    if filters_from_session_rows(scope):
+        rows = window.replace("timestamp >=", "slot >=").replace("timestamp <", "slot <")
+        return f"SELECT sid FROM session_rows PREWHERE {rows} AND {cond}"
+    return f"SELECT session_hash FROM events PREWHERE {window} AND {cond}"
+
+
 def session_rows_sql(scope: Scope, q: JourneyQuery, params: SqlParams) -> str:
     """The query of each of the scope's sessions under `q`: its `pages` (the mode's steps) and `complete`.
 
@@ -181,19 +201,16 @@ def session_rows_sql(scope: Scope, q: JourneyQuery, params: SqlParams) -> str:
     that started in the range and fit the mode). With `collapse_repeats` the event id is not read at all: the
     copies of one event have its time and page, so they sort next to each other and collapse like a reload.
     Without it, a copy is told from a second view at the same instant by the event id's hash."""
+    from pixel.server.api.query import path_cache  # (it builds on this module)
+
+    cached = path_cache.rows_sql(scope, q, params)
+    if cached is not None:
+        return cached
     label = label_sql(q.all_groups(), params)
-    lo = params.add(ch_datetime(scope.range.start - SESSION_REACH), "DateTime64(3)")
-    hi = params.add(ch_datetime(scope.range.end + SESSION_REACH), "DateTime64(3)")
-    bots = "" if scope.include_bots else " AND is_bot = 0"
-    window = f"site = {{site:String}} AND timestamp >= {lo} AND timestamp < {hi}{bots}"
+    window = _window(scope, params)
     chosen = []
     if scope.filters:  # the sessions with an event matching every filter: a set of hashes, read first
-        cond = " AND ".join(f"({filter_sql(f, params)})" for f in scope.filters)
-        if filters_from_session_rows(scope):
-            rows = f"site = {{site:String}} AND slot >= {lo} AND slot < {hi}{bots}"
-            chosen.append(f"session_hash IN (SELECT sid FROM session_rows PREWHERE {rows} AND {cond})")
-        else:
-            chosen.append(f"session_hash IN (SELECT session_hash FROM events PREWHERE {window} AND {cond})")
+        chosen.append(f"session_hash IN ({filter_set_sql(scope, params)})")
     anchor = q.start or q.end  # only sessions that viewed it can count: chosen first, as for filters
     if anchor:
         seen = page_condition(anchor, q.all_groups(), params)
@@ -207,7 +224,7 @@ def session_rows_sql(scope: Scope, q: JourneyQuery, params: SqlParams) -> str:
     else:
         steps = f"arraySort(groupArray((timestamp, {label}, cityHash64(event_id))))"
         seq = f"arrayMap(t -> t.2, arrayDistinct({steps}))"
-    pages, complete, keep = _shape_sql(q, params)
+    pages, complete, keep = shape_sql(q, params)
     sets = "".join(f" AND {c}" for c in chosen)
     return f"""SELECT {seq} AS seq, {pages} AS pages, {complete} AS complete
         FROM events

@@ -115,6 +115,7 @@ class ReportCache(BackgroundDays):
             None  # the engagement cache beside this one, made by `engagement_cache.for_cache`
         )
         self.filtered: Any = None  # the filtered dashboard's cache by filter value (`filter_cache.for_cache`)
+        self.paths: Any = None  # the journeys' cache of session paths (`path_cache.for_cache`)
         self._known: dict[tuple[str, str], _Known] = {}
         self._retention: tuple[float, int] | None = None  # (re-read after, monotonic s; TTL days)
         self._purged: dict[str, date] = {}  # site ('' = all) -> days before this one deleted
