@@ -282,7 +282,7 @@ def filter_cache_days(store: ChdbStore, app: Any, filters: list[list[str]]) -> A
     two dimensions added to the days built without it), or None when the filters are not ones it answers."""
     from pixel.server.api.query import filter_cache
     from pixel.server.api.query.cache_sql import whole_days
-    from pixel.server.api.query.filters import parse_filters
+    from pixel.server.api.query.filters import SqlParams, parse_filters
     from pixel.server.api.query.periods import resolve
     from pixel.server.api.query.scope import Scope
 
@@ -292,7 +292,14 @@ def filter_cache_days(store: ChdbStore, app: Any, filters: list[list[str]]) -> A
     if name is None:
         return None
     fc = filter_cache.for_cache(cache)
-    joint = (name,) if filter_cache.JOINT in name else None
+    if (
+        name.startswith("prop:")
+        and cache.runner.query(
+            f"SELECT {filter_cache._keeps_empty(scope.filters, (p := SqlParams()))}", p.values
+        ).scalar()
+    ):
+        name = filter_cache.WHOLE + name  # a property filter keeping '': the key's whole split, asked for
+    joint = (name,) if filter_cache.is_asked(name) else None
     if joint:
         fc.want(SITE, name)
     started = time.perf_counter()

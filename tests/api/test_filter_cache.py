@@ -242,6 +242,12 @@ def test_sessions_with_two_values_of_a_dimension_are_summed_by_pair_not_kept_as_
         assert {day: n for day, n in got_edges.rows} == dict(edges), (domain, dim)
 
 
+KEEP_NOTHING = [
+    [["prop:url", "contains", "example"], ["prop:url", "not_contains", "example"]],
+    [["prop:nowhere", "is", "x"]],
+]
+
+
 def prop_of(e: dict[str, Any], key: str) -> str:
     """An event's value of a custom property, as `props[key]` reads it ('' without the key)."""
     return str((e.get("props") or {}).get(key, ""))
@@ -255,11 +261,14 @@ def prop_of(e: dict[str, Any], key: str) -> str:
         ([["prop:id", "is", "signup"]], True),
         ([["prop:action", "matches", "(signup|search)$"]], True),
         ([["prop:url", "contains", "example"], ["prop:url", "not_contains", "news"]], True),
-        # these keep the empty value, which every event without the key has: the raw events
-        ([["prop:ext", "is_not", "pdf"]], False),
-        ([["prop:id", "is", ""]], False),
-        ([["prop:url", "not_matches", "zip$"]], False),
+        # these keep the empty value, which every event without the key has: the key's whole split
+        ([["prop:ext", "is_not", "pdf"]], True),
+        ([["prop:id", "is", ""]], True),
+        ([["prop:url", "not_matches", "zip$"]], True),
+        ([["prop:url", "contains", "example"], ["prop:url", "not_contains", "example"]], True),
         ([["prop:nowhere", "is", "x"]], True),
+        # a key no day split: its events without it are in no row
+        ([["prop:nowhere", "is_not", "x"]], False),
     ],
 )
 def test_a_custom_property_filter_from_the_cache_equals_raw_and_python(
@@ -270,8 +279,9 @@ def test_a_custom_property_filter_from_the_cache_equals_raw_and_python(
     cached: bool,
 ) -> None:
     """Custom properties split the cache by their values too (`prop:<key>`): a filter keeping only values an
-    event must carry reads the cache; one that keeps the empty value (events without the key) reads the raw
-    events. The same answer either way, and the Python count of the kept events."""
+    event must carry reads those rows; one that keeps the empty value (events without the key) reads the key's
+    whole split (asked for then: every event, '' without the key). The same answer as the raw events, and the
+    Python count of the kept events."""
     checks = [(passes(op, v), dim.removeprefix("prop:")) for dim, op, v in filters]
     for domain, (site_id, tz, rows) in sites.items():
         queries.clear()
@@ -279,7 +289,7 @@ def test_a_custom_property_filter_from_the_cache_equals_raw_and_python(
         assert read_cache(queries) == cached, (domain, filters)
         assert got == dashboard(api, site_id, [*filters, EVERYTHING]), (domain, filters)
         kept = data.select(rows, domain, tz, pred=lambda e: all(k(prop_of(e, key)) for k, key in checks))
-        assert (len(kept) > 0) == (filters[0][0] != "prop:nowhere"), filters
+        assert (len(kept) > 0) == (filters not in KEEP_NOTHING), filters
         metrics = got["summary"]["metrics"]
         assert sum(p["events"] for p in got["timeseries"]["points"]) == len(kept), (domain, filters)
         assert metrics["sessions"]["value"] == len({e["session_id"] for e in kept}), (domain, filters)
@@ -312,13 +322,20 @@ def test_property_keys_with_too_many_values_or_past_the_most_used_read_the_raw_e
     site_id = open_meta(api.settings).insert(
         "sites", {"domain": domain, "name": domain, "timezone": tz, "created_at": 0.0}
     )
-    for key, value, cached in (("plan", "pro", True), ("order", "7", False), ("coupon", "spring", False)):
-        filters = [[f"prop:{key}", "is", value]]
+    for key, op, value, cached in (
+        ("plan", "is", "pro", True),
+        ("order", "is", "7", False),
+        ("coupon", "is", "spring", False),
+        ("plan", "is_not", "pro", True),  # the whole split of a key the builds split
+        ("order", "is_not", "7", False),  # never for a key with too many values, nor one left out
+        ("coupon", "not_contains", "spring", False),
+    ):
+        filters = [[f"prop:{key}", op, value]]
         queries.clear()
         got = dashboard(api, site_id, filters)
         assert read_cache(queries) == cached, key
         assert got == dashboard(api, site_id, [*filters, EVERYTHING]), key
-        kept = [e for e in rows if e["props"].get(key) == value]
+        kept = [e for e in rows if passes(op, value)(e["props"].get(key, ""))]
         assert sum(p["events"] for p in got["timeseries"]["points"]) == len(kept) > 0, key
         assert got["summary"]["metrics"]["sessions"]["value"] == len({e["session_id"] for e in kept}), key
     markers = api.store.query(
@@ -333,6 +350,35 @@ def test_property_keys_with_too_many_values_or_past_the_most_used_read_the_raw_e
     assert "2024-03-10" in by_day, by_day
     expected = [("", filter_cache.KEYS_LEFT_OUT), ("prop:plan", filter_cache.KEY_CACHED)]
     assert all(marks == expected for marks in by_day.values()), by_day
+
+
+def test_property_keys_spelled_like_the_cache_names_are_only_keys(api: Api, queries: list[str]) -> None:
+    """Keys spelled like the cache's own names (the property prefix, a whole split's name, two dimensions) or
+    with the other characters the API takes are keys like any other: their filters read their rows (the key's
+    whole split for one keeping ''), the same numbers as the raw events and Python."""
+    from pixel.server.api.app import open_meta
+
+    domain, tz = "oddkeys.filtercache", "Asia/Kolkata"
+    start = datetime(2024, 3, 10, 1, 0, tzinfo=UTC)
+    keys = ["prop:x", "whole:prop:x", "country device", "$key@x.y-z", "日本"]  # what the API takes
+    rows = []
+    for n in range(40):
+        props = {key: ["a", "b&c", ""][(n + i) % 3] for i, key in enumerate(keys) if (n + i) % 4}
+        t = start + timedelta(minutes=11 * n)
+        rows.append(event(domain, n, t, f"v{n // 4}-s", "pageview" if n % 2 else "signup", "/p", props=props))
+    api.store.insert_rows("events", rows)
+    site_id = open_meta(api.settings).insert(
+        "sites", {"domain": domain, "name": domain, "timezone": tz, "created_at": 0.0}
+    )
+    for key in keys:
+        for op, value in (("is", "b&c"), ("is_not", "a"), ("not_contains", "&")):
+            filters = [[f"prop:{key}", op, value]]
+            queries.clear()
+            got = dashboard(api, site_id, filters)
+            assert read_cache(queries), (key, op)
+            assert got == dashboard(api, site_id, [*filters, EVERYTHING]), (key, op)
+            kept = [e for e in rows if passes(op, value)(str(e["props"].get(key, "")))]
+            assert sum(p["events"] for p in got["timeseries"]["points"]) == len(kept) > 0, (key, op)
 
 
 def test_each_filter_keeps_some_events_and_drops_others(

@@ -30,7 +30,8 @@ two values, as most are for the page) are kept one row each (`day_filter_session
 session over the values the filter keeps when read.
 
 Filters on two dimensions of `FILTERS` (source and device) read rows split by the pair of values (a joint, see
-`JOINT`), built only for the joints a site's owners asked for.
+`JOINT`), and a property filter keeping the empty value reads the key's whole split (`WHOLE`): both built only
+once a site's owners asked for them.
 
 Used (`days`) when the dashboard's filters are all on one dimension of `FILTERS` or a property, or on two of
 `FILTERS`, leave bots out, cover whole days in the site's zone and ask for day, week or month buckets, and
@@ -104,7 +105,12 @@ KEYS_LEFT_OUT = "#keys-left-out"
 # the first time is added to the days already built (its own build id, written last beside a JOINT_CACHED
 # marker under the day's build naming it), in the request when the days are few, else by a worker while the
 # dashboard reads the raw events. Custom properties are never part of a joint.
+# A property filter keeping the empty value (`is_not`, `not_contains`, a pattern matching '') keeps every event
+# without the key, which the rows by value do not hold: asked for, a key split by the builds is split whole too
+# (WHOLE + `prop:<key>`: every event of the day, its value of the key or '' without it), in the same way and
+# within the same MAX_JOINTS as the joints.
 JOINT = "&"
+WHOLE = "#whole:"
 MAX_JOINTS = 3
 JOINT_CACHED = "#joint"
 JOINT_DIGITS = 10
@@ -131,7 +137,8 @@ def _joint_part(column: str, index: int) -> str:
 
 def _filter_join(base: bool, joints: tuple[str, ...] = ()) -> str:
     """The ARRAY JOIN giving each event one row per filter name `f` and its value `fv`: the dimensions of
-    `FILTERS` and the build's property keys (`base`), and the joints `joints` (allow-listed names only)."""
+    `FILTERS` and the build's property keys (`base`), the joints `joints` (allow-listed names only) and the
+    whole splits of the keys `{whole_keys}` (hex-encoded, a parameter: no key's text is spelled in SQL)."""
     names = [f"'{f}'" for f in FILTERS] if base else []
     values = [f"CAST({EVENT_COLUMNS[f]} AS String)" for f in FILTERS] if base else []
     for joint in joints:
@@ -139,7 +146,8 @@ def _filter_join(base: bool, joints: tuple[str, ...] = ()) -> str:
             raise ValueError(f"not a joint of two filter dimensions: {joint!r}")
         names.append(f"'{joint}'")
         values.append(_joint_value(joint))
-    name_list, value_list = f"[{', '.join(names)}]", f"[{', '.join(values)}]"
+    name_list = f"arrayConcat([{', '.join(names)}], arrayMap(k -> concat('{WHOLE}{PROP_PREFIX}', unhex(k)), {_WHOLE_KEYS}))"
+    value_list = f"arrayConcat([{', '.join(values)}], arrayMap(k -> props[unhex(k)], {_WHOLE_KEYS}))"
     if base:
         name_list = f"arrayConcat({name_list}, arrayMap(k -> concat('{PROP_PREFIX}', k), {_KEYS}))"
         value_list = f"arrayConcat({value_list}, arrayMap(k -> props[k], {_KEYS}))"
@@ -151,8 +159,19 @@ def is_joint(name: str) -> bool:
     return len(parts) == 2 and parts[0] < parts[1] and all(p in FILTERS for p in parts)
 
 
+def is_asked(name: str) -> bool:
+    """A name of rows built only once asked for: a joint or a property's whole split."""
+    return is_joint(name) or (name.startswith(WHOLE + PROP_PREFIX) and len(name) > len(WHOLE + PROP_PREFIX))
+
+
+def _split_keys(names: list[str] | tuple[str, ...]) -> list[str]:
+    """The hex-encoded keys of the whole splits among `names` (`{whole_keys}`)."""
+    return [_hex(n.removeprefix(WHOLE + PROP_PREFIX)) for n in names if n.startswith(WHOLE)]
+
+
 # the build's property keys, passed hex-encoded (`{prop_keys}`): no key's text is ever spelled in SQL
 _KEYS = "arrayFilter(k -> has({prop_keys:Array(String)}, hex(k)), mapKeys(props))"
+_WHOLE_KEYS = "{whole_keys:Array(String)}"
 
 # An event's epoch milliseconds in fixed-width digits then a path: compared as one string, the least is the
 # path of the least (time, path), as `filters.SESSION_DIMENSIONS`'s entry page (cheaper than a tuple per row).
@@ -239,32 +258,37 @@ class FilterCache(EngagementCache):
         return cached_filter(filters) is not None
 
     def days(self, scope: Scope) -> Days | None:
-        """As `EngagementCache.days`; for a filter on a custom property, None also when a filter keeps the empty
-        value or a day left the key out; for a joint filter, the days with the joint's builds (None while a
-        worker adds it to many days)."""
+        """As `EngagementCache.days`; for a filter on a custom property, None also when a day left the key out
+        (or, for a filter keeping the empty value, did not split it though it had events), and the days with the
+        key's whole split when a filter keeps the empty value; for a joint filter, the days with the joint's
+        builds. None while a worker adds a joint or whole split to many days."""
         name = cached_filter(scope.filters)
-        if name is not None and JOINT in name:
+        if name is not None and is_joint(name):
             return self._joint_days(scope, name)
         if name is None or not name.startswith(PROP_PREFIX):
             return super().days(scope)
         params = SqlParams()
-        keeps_empty = " AND ".join(compare_sql("''", f.operator, params.add(f.value)) for f in scope.filters)
         runner = self.cache.runner
-        if runner.query(f"SELECT {keeps_empty}", params.values).scalar():
-            return None
+        keeps_empty = bool(
+            runner.query(f"SELECT {_keeps_empty(scope.filters, params)}", params.values).scalar()
+        )
         found = super().days(scope)
         if found is None:
             return None
-        # the days that left a key out and did not split this one
+        # the days that left a key out and did not split this one; for a filter keeping '', the days with events
+        # that did not split it (its events without the key are in no row but a whole split's)
         left_out = runner.query(
             f"""SELECT count() FROM (
                 SELECT day FROM {TABLES[0]}
-                WHERE {found.rows_where()} AND filter IN ('', {{name:String}})
+                WHERE {found.rows_where()} AND (filter IN ('', {{name:String}})
                     AND dimension IN ('{KEY_CACHED}', '{KEYS_LEFT_OUT}')
+                    OR {int(keeps_empty)} AND filter = 'event' AND dimension = '')
                 GROUP BY day HAVING NOT max(dimension = '{KEY_CACHED}'))""",
             {"site": scope.site, "tz": scope.range.tz, "name": name},
         ).scalar()
-        return None if left_out else found
+        if left_out:
+            return None
+        return self._joint_days(scope, WHOLE + name, found) if keeps_empty else found
 
     # -- joints -------------------------------------------------------------------------------------
 
@@ -282,7 +306,7 @@ class FilterCache(EngagementCache):
                 GROUP BY filter ORDER BY max(toUInt64(value)) DESC, filter LIMIT {MAX_JOINTS}""",
                 {"site": site},
             ).rows
-            if is_joint(name)
+            if is_asked(name)
         ]
         with self._guard:
             return list(self._joints.setdefault(site, stored))
@@ -293,13 +317,16 @@ class FilterCache(EngagementCache):
         with self._guard:
             self._joints[site] = joints
 
-    def _joint_days(self, scope: Scope, name: str) -> Days | None:
+    def _joint_days(self, scope: Scope, name: str, found: Days | None = None) -> Days | None:
+        """The days of the joint or whole split `name` (asked for now), or None while a worker adds it; `found`:
+        the scope's days with their valid builds, if known already."""
         self.want(scope.site, name)
-        found = super().days(scope)  # the days built now build the joint too
+        found = found or super().days(scope)  # the days built now build it too
         if found is None:
             return None
         builds = self._joint_builds(scope, found, name)
-        missing = [d for d, build in found.builds if build and d not in builds]
+        needed = self._needing(scope, found, name)
+        missing = [d for d in needed if d not in builds]
         if missing:
             limit = self.cache.background_min_rows
             counts = self._counts(self._params(scope, min(missing), max(missing)))
@@ -308,16 +335,31 @@ class FilterCache(EngagementCache):
                 return None
             self.add_joints(scope, Days(min(missing), max(missing)), (name,))
             builds = self._joint_builds(scope, found, name)
+            if any(d not in builds for d in needed):
+                return None  # (a day rebuilt meanwhile without it)
         return Days(found.first, found.last, tuple((d, builds.get(d, 0)) for d, _ in found.builds))
 
-    def _joint_builds(self, scope: Scope, days: Days, name: str) -> dict[date, int]:
+    def _needing(self, scope: Scope, days: Days, name: str) -> list[date]:
+        """The days of `days` (their valid builds; none past the retention) that hold, or should hold, the rows of
+        the joint or whole split `name`: for a whole split, the days whose build split the key (the others have
+        no event with the key: `FilterCache.days` reads the raw events when one of them has events)."""
+        needed = [d for d, build in days.builds if build]
+        if is_joint(name):
+            return needed
+        split = self._joint_builds(scope, days, name.removeprefix(WHOLE), KEY_CACHED)
+        return [d for d in needed if d in split]
+
+    def _joint_builds(
+        self, scope: Scope, days: Days, name: str, marker: str = JOINT_CACHED
+    ) -> dict[date, int]:
         """Day -> the build holding joint `name`'s rows, for the days of `days` (their valid builds) that have
-        one (the newest, should two processes have added it)."""
+        one (the newest, should two processes have added it); with `marker` KEY_CACHED, the days whose build
+        split property `name` (build 0)."""
         return {
             date.fromisoformat(str(day)): int(build)
             for day, build in self.cache.runner.query(
-                f"""SELECT day, max(toUInt64(value)) FROM {TABLES[0]}
-                WHERE {days.rows_where()} AND filter = {{name:String}} AND dimension = '{JOINT_CACHED}'
+                f"""SELECT day, max(toUInt64OrZero(value)) FROM {TABLES[0]}
+                WHERE {days.rows_where()} AND filter = {{name:String}} AND dimension = '{_marker(marker)}'
                 GROUP BY day""",
                 {"site": scope.site, "tz": scope.range.tz, "name": name},
             ).rows
@@ -331,11 +373,14 @@ class FilterCache(EngagementCache):
         with self._known_for(scope).lock:  # no two adds of one joint to one build by this process
             for name in names:
                 have = self._joint_builds(scope, found, name)
-                missing = [(d, build) for d, build in found.builds if build and d not in have]
+                needed = set(self._needing(scope, found, name))
+                missing = [(d, build) for d, build in found.builds if d in needed and d not in have]
                 if not missing:
                     continue
                 params = self._build_params(scope, [d for d, _ in missing])
-                self._write(params, _filter_join(base=False, joints=(name,)))
+                joints = (name,) if is_joint(name) else ()
+                params["whole_keys"] = _split_keys([name])
+                self._write(params, _filter_join(base=False, joints=joints))
                 self._mark_joints(params, [(d, build) for d, build in missing], (name,))
 
     def _mark_joints(
@@ -378,11 +423,17 @@ class FilterCache(EngagementCache):
                     ARRAY JOIN {{names:Array(String)}} AS name, {{marks:Array(String)}} AS mark""",
                 {**params, "names": [n for n, _ in markers], "marks": [m for _, m in markers]},
             )
-        joints = tuple(self.wanted(params["site"]))
+        asked = self.wanted(params["site"])
+        joints = tuple(name for name in asked if is_joint(name))
+        # the whole splits of the asked keys this build splits (a key with too many values never is)
+        wholes = tuple(
+            n for n in asked if n.startswith(WHOLE) and n.removeprefix(WHOLE + PROP_PREFIX) in kept
+        )
+        params["whole_keys"] = _split_keys(wholes)
         self._write(params, _filter_join(base=True, joints=joints))
-        if joints:
+        if joints or wholes:
             build = params["build"]
-            self._mark_joints(params, [(d, build) for d in params["days"]], joints)
+            self._mark_joints(params, [(d, build) for d in params["days"]], joints + wholes)
 
     def _write(self, params: dict[str, Any], join: str) -> None:
         """Write build `build`'s rows of the days `days` for the filter names of `join` (`_filter_join`)."""
@@ -443,6 +494,18 @@ class FilterCache(EngagementCache):
         )
 
 
+def _marker(name: str) -> str:
+    """A marker's dimension, checked: spelled in SQL."""
+    if name not in (JOINT_CACHED, KEY_CACHED):
+        raise ValueError(f"not a marker: {name!r}")
+    return name
+
+
+def _keeps_empty(filters: list[Filter], params: SqlParams) -> str:
+    """Whether `filters` keep the empty value (SQL, a constant)."""
+    return " AND ".join(compare_sql("''", f.operator, params.add(f.value)) for f in filters)
+
+
 def _hex(text: str) -> str:
     """`text` as ClickHouse's `hex` spells it: how a property key reaches the SQL (never as text)."""
     return text.encode().hex().upper()
@@ -494,7 +557,7 @@ def _rows(
         raise ValueError(
             f"the filter cache answers filters on one or two of {', '.join(FILTERS)} or a property"
         )
-    parts = name.split(JOINT) if JOINT in name else [name]
+    parts = name.split(JOINT) if is_joint(name) else [name]
     values = [(parts.index(f.dimension), f.operator, params.add(f.value)) for f in filters]
 
     def keeps(column: str) -> str:
@@ -509,8 +572,11 @@ def _rows(
     if table == TABLES[1]:
         # a session's part with the value when the other is dropped, the whole session when both are kept
         keep += f" AND (pair = {ONE_VALUE} OR (pair = {WHOLE_PAIR}) = ({keeps('other')}))"
+    read = params.add(name)
+    if name.startswith(PROP_PREFIX):  # a filter keeping '' reads the whole split (`FilterCache.days`)
+        read = f"if({_keeps_empty(filters, params)}, {params.add(WHOLE + name)}, {read})"
     return f"""(SELECT {columns} FROM {table}
-            WHERE {days.rows_where()} AND filter = {params.add(name)} AND {dimensions} AND {keep})"""
+            WHERE {days.rows_where()} AND filter = {read} AND {dimensions} AND {keep})"""
 
 
 def totals_sql(
