@@ -646,15 +646,24 @@ _Beside = TypeVar("_Beside")
 
 
 def kept_beside(cache: ReportCache, attr: str, make: Callable[[ReportCache], _Beside]) -> _Beside:
-    """The cache kept on `cache`'s engagement cache under `attr` (`content`, `performance`, `forms`, `errors`, `by_dimension`), made by `make` on
-    first use: one per report cache, so per app, living and going with it."""
-    beside = for_cache(cache)
-    with _MAKING_BESIDE:
-        found: _Beside | None = getattr(beside, attr)
+    """The cache kept on `cache`'s engagement cache under `attr` (`content`, `performance`, `forms`, `errors`,
+    `by_dimension`), made by `make` on first use: one per report cache, so per app, living and going with it."""
+    return _kept(for_cache(cache), attr, lambda: make(cache))
+
+
+def kept_on(cache: ReportCache, attr: str, make: Callable[[ReportCache], _Beside]) -> _Beside:
+    """The cache kept on the report cache `cache` itself under `attr` (`filtered`, `paths`), made by `make` on
+    first use: one per report cache, so per app."""
+    return _kept(cache, attr, lambda: make(cache))
+
+
+def _kept(holder: Any, attr: str, make: Callable[[], _Beside]) -> _Beside:
+    with _MAKING_KEPT:
+        found: _Beside | None = getattr(holder, attr)
         if found is None:
-            found = make(cache)
-            setattr(beside, attr, found)
+            found = make()
+            setattr(holder, attr, found)
         return found
 
 
-_MAKING_BESIDE = threading.Lock()
+_MAKING_KEPT = threading.RLock()  # (a cache made may make another)

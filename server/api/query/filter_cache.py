@@ -42,14 +42,13 @@ allow-lists, dates and build ids made here, filter values as parameters.
 
 from __future__ import annotations
 
-import threading
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from pixel.server.api.query import cache_sql
 from pixel.server.api.query.background_days import BackgroundDays
 from pixel.server.api.query.cache_sql import Days, Tag
-from pixel.server.api.query.engagement_cache import EngagementCache
+from pixel.server.api.query.engagement_cache import EngagementCache, kept_on
 from pixel.server.api.query.filters import DIMENSIONS as EVENT_COLUMNS
 from pixel.server.api.query.filters import PROP_PREFIX, Filter, SqlParams, compare_sql
 from pixel.server.store.schema import EVENTS
@@ -695,13 +694,6 @@ class _JointAdder(BackgroundDays):
         return days
 
 
-_MAKING = threading.Lock()
-
-
 def for_cache(cache: ReportCache) -> FilterCache:
     """The filter cache of `cache`'s store (one per report cache, so per app), kept on the report cache."""
-    with _MAKING:
-        found: FilterCache | None = cache.filtered
-        if found is None:
-            found = cache.filtered = FilterCache(cache)
-        return found
+    return kept_on(cache, "filtered", FilterCache)

@@ -27,13 +27,12 @@ are allow-listed, days and build ids made here, filter values as parameters.
 
 from __future__ import annotations
 
-import threading
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from pixel.server.api.query import journeys
-from pixel.server.api.query.engagement_cache import EngagementCache
+from pixel.server.api.query.engagement_cache import EngagementCache, kept_on
 from pixel.server.api.query.filters import SqlParams, filter_sql
 from pixel.server.api.query.journeys import SESSION_REACH, JourneyQuery
 from pixel.server.api.query.periods import ch_datetime, local_midnight
@@ -145,13 +144,6 @@ def rows_sql(scope: Scope, q: JourneyQuery, params: SqlParams) -> str | None:
         PREWHERE {where} WHERE {keep}"""
 
 
-_MAKING = threading.Lock()
-
-
 def for_cache(cache: ReportCache) -> PathCache:
     """The path cache of `cache`'s store (one per report cache, so per app), kept on the report cache."""
-    with _MAKING:
-        found: PathCache | None = cache.paths
-        if found is None:
-            found = cache.paths = PathCache(cache)
-        return found
+    return kept_on(cache, "paths", PathCache)
