@@ -342,9 +342,12 @@ def _counting_queries(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def test_filtered_dashboard_is_one_query_of_the_raw_events(
     api: Api, sites: dict[str, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Filters, bots or hourly buckets: one read of the raw events (was about fourteen), the reports' numbers."""
+    """Filters no cache carries (three dimensions), bots or hourly buckets: one read of the raw events (was about
+    fourteen), the reports' numbers."""
     site_id = sites["berlin.example"]
-    filters = json.dumps([["country", "is_not", "XX"], ["page", "contains", "/"]])
+    filters = json.dumps(
+        [["country", "is_not", "XX"], ["page", "contains", "/"], ["region", "not_contains", "zz"]]
+    )
     params = {**RANGE, "filters": filters, "previous_timeseries": "true", "breakdowns": ",".join(MANY)}
     counted = _counting_queries(monkeypatch)
     body = get(api, site_id, "dashboard", **params)
