@@ -38,7 +38,15 @@ from tests.api.test_engagement_dims_cache import (
     with_utm,
 )
 
-pytestmark = pytest.mark.usefixtures("rebuild_at_once")
+pytestmark = pytest.mark.usefixtures("rebuild_at_once", "joints_at_once")
+
+
+@pytest.fixture
+def joints_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new joint takes an older one's place whenever asked (in service, at most every ASK_SECONDS)."""
+    monkeypatch.setattr(filter_cache, "ASK_SECONDS", 0.0)
+
+
 ENGINES = ("chdb", "clickhouse")
 
 EVERYTHING = [
@@ -595,3 +603,43 @@ def test_the_joints_built_are_the_most_recently_asked_and_survive_a_restart(
         filter_cache._filter_join(base=False, joints=("country&nowhere",))
     with pytest.raises(ValueError):
         filter_cache._filter_join(base=False, joints=("device&country",))  # not in sorted order
+
+
+def test_a_new_joint_takes_an_older_ones_place_at_most_every_ask_seconds(
+    api: Api,
+    sites: dict[str, tuple[int, str, list[dict[str, Any]]]],
+    queries: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A client asking for ever new pairs would keep a background build of their days running: once a site has
+    MAX_JOINTS, a new one replaces the least recently asked at most every ASK_SECONDS (a pinned clock here);
+    asked sooner, it reads the raw events, the same numbers, and the joints built stay as they were."""
+    from tests.api.conftest import report_cache
+
+    domain = "kolkata.filtercache"
+    site_id = sites[domain][0]
+    cache = filter_cache.for_cache(report_cache(api))
+    monkeypatch.setattr(filter_cache, "MAX_JOINTS", 2)
+    monkeypatch.setattr(filter_cache, "ASK_SECONDS", 600.0)
+    now = [1_000_000.0]
+    monkeypatch.setattr(report_cache(api), "clock", lambda: now[0])
+    monkeypatch.setitem(cache._joints, domain, [])
+    monkeypatch.delitem(cache._replaced, domain, raising=False)  # (earlier tests' replacements, real clock)
+
+    def ask(a: str, b: str) -> bool:
+        filters = [[a, "is_not", "zz"], [b, "is_not", "zz"]]
+        queries.clear()
+        got = dashboard(api, site_id, filters)
+        assert got == dashboard(api, site_id, [*filters, EVERYTHING]), (a, b)
+        return read_cache(queries)
+
+    assert ask("country", "device") and ask("device", "os")  # room for both
+    assert ask("country", "source")  # the first replacement
+    assert cache.wanted(domain) == ["country&source", "device&os"]
+    now[0] += 599.0
+    assert not ask("browser", "os")  # too soon: raw, nothing replaced
+    assert ask("device", "os")  # a joint built is read whenever asked
+    assert cache.wanted(domain) == ["device&os", "country&source"]
+    now[0] += 1.0
+    assert ask("browser", "os")
+    assert cache.wanted(domain) == ["browser&os", "device&os"]

@@ -113,6 +113,10 @@ WHOLE = "#whole:"
 MAX_JOINTS = 3
 JOINT_CACHED = "#joint"
 JOINT_DIGITS = 10
+# Once a site has MAX_JOINTS, a new one takes the place of the least recently asked at most this often: each
+# costs a background build of its days, which a client asking for ever new pairs would otherwise keep running.
+# Asked for sooner, it reads the raw events.
+ASK_SECONDS = 600.0
 
 
 def joint_name(dimensions: set[str]) -> str:
@@ -251,6 +255,7 @@ class FilterCache(EngagementCache):
         super().__init__(cache)
         # site -> its joints to build with each day, the most recently asked first (`want`)
         self._joints: dict[str, list[str]] = {}
+        self._replaced: dict[str, float] = {}  # site -> when a new joint last took another's place (`want`)
         self.joint_adder = _JointAdder(self)
 
     def carries(self, filters: list[Filter]) -> bool:
@@ -310,20 +315,28 @@ class FilterCache(EngagementCache):
         with self._guard:
             return list(self._joints.setdefault(site, stored))
 
-    def want(self, site: str, name: str) -> None:
-        """Build joint `name` with `site`'s days from now on (the least recently asked past MAX_JOINTS are not)."""
-        joints = [name, *(j for j in self.wanted(site) if j != name)][:MAX_JOINTS]
+    def want(self, site: str, name: str) -> bool:
+        """Build joint `name` with `site`'s days from now on, the least recently asked past MAX_JOINTS no longer;
+        False (nothing changed) when it would take another's place within ASK_SECONDS of the last time one did."""
+        wanted = self.wanted(site)
+        now = self.cache.clock()
         with self._guard:
-            self._joints[site] = joints
+            if name not in wanted and len(wanted) >= MAX_JOINTS:
+                if now - self._replaced.get(site, now - ASK_SECONDS) < ASK_SECONDS:
+                    return False
+                self._replaced[site] = now
+            self._joints[site] = [name, *(j for j in wanted if j != name)][:MAX_JOINTS]
+        return True
 
     def _joint_days(self, scope: Scope, name: str, found: Days | None = None) -> Days | None:
-        """The days of the joint or whole split `name` (asked for now), or None while a worker adds it; `found`:
-        the scope's days with their valid builds, if known already."""
-        self.want(scope.site, name)
+        """The days of the joint or whole split `name` (asked for now), or None while a worker adds it or it may
+        not be taken yet (`want`); `found`: the scope's days with their valid builds, if known already."""
+        if not self.want(scope.site, name):
+            return None
         found = found or super().days(scope)  # the days built now build it too
         if found is None:
             return None
-        builds = self._joint_builds(scope, found, name)
+        builds = self._marked(scope, found, name)
         needed = self._needing(scope, found, name)
         missing = [d for d in needed if d not in builds]
         if missing:
@@ -333,7 +346,7 @@ class FilterCache(EngagementCache):
                 self.joint_adder.queue_days(scope, missing)
                 return None
             self.add_joints(scope, Days(min(missing), max(missing)), (name,))
-            builds = self._joint_builds(scope, found, name)
+            builds = self._marked(scope, found, name)
             if any(d not in builds for d in needed):
                 return None  # (a day rebuilt meanwhile without it)
         return Days(found.first, found.last, tuple((d, builds.get(d, 0)) for d, _ in found.builds))
@@ -345,15 +358,13 @@ class FilterCache(EngagementCache):
         needed = [d for d, build in days.builds if build]
         if is_joint(name):
             return needed
-        split = self._joint_builds(scope, days, name.removeprefix(WHOLE), KEY_CACHED)
+        split = self._marked(scope, days, name.removeprefix(WHOLE), KEY_CACHED)
         return [d for d in needed if d in split]
 
-    def _joint_builds(
-        self, scope: Scope, days: Days, name: str, marker: str = JOINT_CACHED
-    ) -> dict[date, int]:
-        """Day -> the build holding joint `name`'s rows, for the days of `days` (their valid builds) that have
-        one (the newest, should two processes have added it); with `marker` KEY_CACHED, the days whose build
-        split property `name` (build 0)."""
+    def _marked(self, scope: Scope, days: Days, name: str, marker: str = JOINT_CACHED) -> dict[date, int]:
+        """Day -> the build a `marker` row of `name` names, for the days of `days` (their valid builds) that hold
+        one: for JOINT_CACHED, the build holding the joint or whole split `name` (the newest, should two
+        processes have added it); for KEY_CACHED, the days whose build split property `name` (build 0)."""
         return {
             date.fromisoformat(str(day)): int(build)
             for day, build in self.cache.runner.query(
@@ -371,7 +382,7 @@ class FilterCache(EngagementCache):
         names = tuple(self.wanted(scope.site)) if names is None else names
         with self._known_for(scope).lock:  # no two adds of one joint to one build by this process
             for name in names:
-                have = self._joint_builds(scope, found, name)
+                have = self._marked(scope, found, name)
                 needed = set(self._needing(scope, found, name))
                 missing = [(d, build) for d, build in found.builds if d in needed and d not in have]
                 if not missing:
@@ -382,19 +393,24 @@ class FilterCache(EngagementCache):
                 self._write(params, _filter_join(base=False, joints=joints))
                 self._mark_joints(params, [(d, build) for d, build in missing], (name,))
 
+    def _mark(self, params: dict[str, Any], marks: list[tuple[date, int, str, str, str]]) -> None:
+        """Marker rows of `day_filter_dims`: (day, build, filter name hex-encoded, marker dimension, value)."""
+        if not marks:
+            return
+        self.cache.runner.command(
+            f"""INSERT INTO {TABLES[0]} (site, tz, day, build, filter, filter_value, dimension, value,
+                pageviews, events)
+            SELECT {{site:String}}, {{tz:String}}, m.1, m.2, unhex(m.3), '', m.4, m.5, 0, 0
+            FROM system.one ARRAY JOIN {{marks:Array(Tuple(Date, UInt64, String, String, String))}} AS m""",
+            {**params, "marks": marks},
+        )
+
     def _mark_joints(
         self, params: dict[str, Any], days: list[tuple[date, int]], names: tuple[str, ...]
     ) -> None:
         """The markers saying build `{build}` holds the joints `names` of `days` (each under its day's build)."""
-        self.cache.runner.command(
-            f"""INSERT INTO {TABLES[0]} (site, tz, day, build, filter, filter_value, dimension, value,
-                pageviews, events)
-            SELECT {{site:String}}, {{tz:String}}, d.1, d.2, name, '', '{JOINT_CACHED}', toString({{build:UInt64}}),
-                0, 0
-            FROM system.one ARRAY JOIN {{marked:Array(Tuple(Date, UInt64))}} AS d
-                ARRAY JOIN {{names:Array(String)}} AS name""",
-            {**params, "marked": days, "names": list(names)},
-        )
+        held = str(params["build"])
+        self._mark(params, [(d, build, _hex(n), JOINT_CACHED, held) for d, build in days for n in names])
 
     # -- building -----------------------------------------------------------------------------------
 
@@ -413,15 +429,8 @@ class FilterCache(EngagementCache):
         params = {**params, "prop_keys": [_hex(key) for key in kept]}
         markers = [(_hex(PROP_PREFIX + key), KEY_CACHED) for key in kept]
         markers += [("", KEYS_LEFT_OUT)] if len(found) > len(kept) else []
-        if markers:
-            runner.command(
-                f"""INSERT INTO {TABLES[0]} (site, tz, day, build, filter, filter_value, dimension, value,
-                    pageviews, events)
-                SELECT {{site:String}}, {{tz:String}}, d, {{build:UInt64}}, unhex(name), '', mark, '', 0, 0
-                FROM system.one ARRAY JOIN {{days:Array(Date)}} AS d
-                    ARRAY JOIN {{names:Array(String)}} AS name, {{marks:Array(String)}} AS mark""",
-                {**params, "names": [n for n, _ in markers], "marks": [m for _, m in markers]},
-            )
+        build = params["build"]
+        self._mark(params, [(d, build, name, mark, "") for d in params["days"] for name, mark in markers])
         asked = self.wanted(params["site"])
         joints = tuple(name for name in asked if is_joint(name))
         # the whole splits of the asked keys this build splits (a key with too many values never is)
@@ -430,9 +439,7 @@ class FilterCache(EngagementCache):
         )
         params["whole_keys"] = _split_keys(wholes)
         self._write(params, _filter_join(base=True, joints=joints))
-        if joints or wholes:
-            build = params["build"]
-            self._mark_joints(params, [(d, build) for d in params["days"]], joints + wholes)
+        self._mark_joints(params, [(d, build) for d in params["days"]], joints + wholes)
 
     def _write(self, params: dict[str, Any], join: str) -> None:
         """Write build `build`'s rows of the days `days` for the filter names of `join` (`_filter_join`)."""

@@ -170,24 +170,22 @@ def filters_from_session_rows(scope: Scope) -> bool:
     )
 
 
-def _window(scope: Scope, params: SqlParams) -> str:
-    """The events the route reads: the site's, `SESSION_REACH` either side of the range, bots left out unless
-    asked for."""
+def _window(scope: Scope, params: SqlParams, column: str = "timestamp") -> str:
+    """The rows the route reads (`column`: the events' time, or `session_rows`' slot): the site's,
+    `SESSION_REACH` either side of the range, bots left out unless asked for."""
     lo = params.add(ch_datetime(scope.range.start - SESSION_REACH), "DateTime64(3)")
     hi = params.add(ch_datetime(scope.range.end + SESSION_REACH), "DateTime64(3)")
     bots = "" if scope.include_bots else " AND is_bot = 0"
-    return f"site = {{site:String}} AND timestamp >= {lo} AND timestamp < {hi}{bots}"
+    return f"site = {{site:String}} AND {column} >= {lo} AND {column} < {hi}{bots}"
 
 
 def filter_set_sql(scope: Scope, params: SqlParams) -> str:
     """The query of the hashes of the sessions with an event of the window matching every filter (read from the
     sessions table when `filters_from_session_rows`, else the events)."""
     cond = " AND ".join(f"({filter_sql(f, params)})" for f in scope.filters)
-    window = _window(scope, params)
     if filters_from_session_rows(scope):
-        rows = window.replace("timestamp >=", "slot >=").replace("timestamp <", "slot <")
-        return f"SELECT sid FROM session_rows PREWHERE {rows} AND {cond}"
-    return f"SELECT session_hash FROM events PREWHERE {window} AND {cond}"
+        return f"SELECT sid FROM session_rows PREWHERE {_window(scope, params, 'slot')} AND {cond}"
+    return f"SELECT session_hash FROM events PREWHERE {_window(scope, params)} AND {cond}"
 
 
 def session_rows_sql(scope: Scope, q: JourneyQuery, params: SqlParams) -> str:
