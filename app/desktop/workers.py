@@ -128,7 +128,31 @@ class Runner(QObject):
 
 
 def alive(callback: Callable[..., Any]) -> bool:
-    """False when `callback` is a method of a Qt object already deleted (a page closed while its task ran):
-    calling it would touch freed widgets and raise in the event loop."""
-    owner = getattr(callback, "__self__", None)
-    return not isinstance(owner, QObject) or shiboken6.isValid(owner)
+    """False when `callback` would touch a Qt object already deleted (a page closed while its task ran): it is
+    a method of one, or a closure over one or over a method of one (a view's `done` that paints into a widget of
+    the page). Calling it would raise "Internal C++ object already deleted" in the event loop."""
+    return all(shiboken6.isValid(owner) for owner in _qt_owners(callback))
+
+
+def _qt_owners(callback: Callable[..., Any]) -> list[QObject]:
+    """The Qt objects `callback` reaches: its own `__self__`, and each closure cell holding a Qt object or a
+    method of one (one level: what a nested function in a page's method captures)."""
+    owners: list[QObject] = []
+    for value in (callback, *_cells(callback)):
+        if isinstance(value, QObject):
+            owners.append(value)
+            continue
+        owner = getattr(value, "__self__", None)
+        if isinstance(owner, QObject):
+            owners.append(owner)
+    return owners
+
+
+def _cells(callback: Callable[..., Any]) -> list[Any]:
+    values = []
+    for cell in getattr(callback, "__closure__", None) or ():
+        try:
+            values.append(cell.cell_contents)
+        except ValueError:  # a cell not filled yet
+            continue
+    return values
