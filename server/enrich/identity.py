@@ -120,9 +120,21 @@ class IdentityResolver:
         row["visitor_id"] = visitor
         if not row.get("session_id"):
             row["session_id"] = self._session(site, visitor, received_ms)
+        self.counted(received_ms)
+
+    def counted(self, received_ms: int) -> None:
+        """One more event resolved: the state is pruned every 1024 events (the schedule is part of what ids
+        come out when events arrive out of order, so every caller of `_session` counts through here)."""
         self._prune_counter += 1
         if self._prune_counter >= 1024:
             self.prune(received_ms)
+
+    def session_of(self, site: str, visitor: str, received_ms: int) -> str:
+        """What `resolve` gives an event of `visitor` with no session id and no device signals: its session
+        id, with the state moved on exactly as `resolve` moves it (the import's rows made from parts)."""
+        sid = self._session(site, visitor, received_ms)
+        self.counted(received_ms)
+        return sid
 
     def _link(self, site: str, visitor: str, signals: str, ip_hash: str, now: int) -> str:
         owners = self.owner_of

@@ -330,7 +330,7 @@ class ImportJobs:
         source.check(path)
         processor = run.LineProcessor(self.settings, site, "preview", set(), {}, source.parser(path))
         shown = run.Preview()
-        rows: list[dict[str, Any]] = []
+        rows: list[run.Row] = []
         position = RawPosition()
         try:
             for number, offset, _end, text in read_lines(path, position=position):

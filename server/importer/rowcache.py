@@ -7,8 +7,9 @@ three per-line values: the line's time (`timestamp` and `received_at`, both the 
 line's time as the receive time, so the clamp to it never moves it) and the event id. `RowTemplates.row` keeps
 the first row made for each distinct (name, URL, referrer, title) (or the reason it could not be stored) and
 gives a copy with those per-line values set; the copy's column order is the template's, which is `normalize`'s.
-A row's `props` is a new empty dict each time (the enrichment may write into it). The cache is bounded
-(`MAX_TEMPLATES`): when full it starts over, which costs time, never a different row.
+A row's `props` is a new empty dict each time (the enrichment may write into it). The cache is bounded in
+templates (`MAX_TEMPLATES`) and in the characters of their keys (`MAX_CHARS`: a log of long distinct URLs): when
+full it starts over, which costs time, never a different row.
 """
 
 from __future__ import annotations
@@ -18,11 +19,14 @@ from typing import Any
 from pixel.server.shipper.normalize import BadEvent, normalize
 
 MAX_TEMPLATES = 50_000
+MAX_CHARS = 32_000_000
 
 
 class RowTemplates:
-    def __init__(self, limit: int = MAX_TEMPLATES) -> None:
+    def __init__(self, limit: int = MAX_TEMPLATES, max_chars: int | None = None) -> None:
         self.limit = limit
+        self.max_chars = MAX_CHARS if max_chars is None else max_chars
+        self._chars = 0
         self._made: dict[tuple[str, str, str, str], dict[str, Any] | str] = {}
 
     def row(
@@ -46,9 +50,12 @@ class RowTemplates:
                 made = f"not storable ({exc})"
             else:
                 made = {**fresh, "props": {}}
-            if len(self._made) >= self.limit:
+            chars = len(name) + len(url) + len(referrer) + len(title)
+            if len(self._made) >= self.limit or self._chars + chars > self.max_chars:
                 self._made.clear()
+                self._chars = 0
             self._made[key] = made
+            self._chars += chars
             if not isinstance(made, str):
                 return fresh
         if isinstance(made, str):

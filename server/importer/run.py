@@ -12,10 +12,14 @@ A source without the request (no IP, no user agent: GA4, Umami) keeps its own de
 judged a bot (those tools left their bots out); its own visitor/visit ids are keyed with the import's salt
 of the day, so they rotate daily like live visitor ids and are never stored as the source wrote them.
 
-Speed, without changing a row: an event with no params and no ids of its own (every access-log line) gets its
-row from `rowcache.RowTemplates` (`normalize` once per distinct page, URL and referrer; tested equal to the
-plain path), the cyclic GC is paused over a batch's lines and run once per batch (`gcpause`; `batch_gc`: the young
-objects each batch, every object only every `FULL_GC_EVERY` batches), an access-log line
+Speed, without changing a row: a line of a request (an address or a user agent) with no params and no ids of
+its own (every access-log line) is written as JSON bytes joined from parts made once per page, per address and
+day, per user agent and per visitor of the day (`partrows`; the lines those parts cannot stand for, a bot's, an
+echoed address, an excluded path or network, go the live way below); an event with no params and no ids of its
+own gets its row from `rowcache.RowTemplates` (`normalize` once per distinct page, URL and referrer; tested
+equal to the plain path), the rows go to the store as one JSON array of their bytes, the cyclic GC is paused
+over a batch's lines and run once per batch (`gcpause`; `batch_gc`: the young objects each batch, every object
+only every `FULL_GC_EVERY` batches), an access-log line
 is parsed in one pass (`accesslog_hits`, tested equal to `parse_line` then `classify`), and a line's UTC day is read
 from the previous line's day range (lines come in time order).
 
@@ -57,6 +61,8 @@ from hashlib import blake2b
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from pixel.server.enrich import Enricher, RequestFacts
 from pixel.server.enrich.identity import IdentityResolver
 from pixel.server.errors import PixelError
@@ -66,16 +72,17 @@ from pixel.server.importer.accesslog import MAX_LINE, Malformed
 from pixel.server.importer.accesslog_hits import accesslog_hit
 from pixel.server.importer.hits import Parser, Source
 from pixel.server.importer.lines import TOO_LONG, RawPosition, TruncatedFile, read_lines
+from pixel.server.importer.partrows import PartRows
 from pixel.server.importer.records import ImportRecord
 from pixel.server.importer.rowcache import RowTemplates
 from pixel.server.importer.salts import ImportSalt
 from pixel.server.importer.sources import ACCESSLOG, SOURCES
 from pixel.server.settings import Settings
-from pixel.server.shipper.inserter import BatchInserter
+from pixel.server.shipper.inserter import BatchInserter, store_cannot_write
 from pixel.server.shipper.normalize import BadEvent, normalize
 from pixel.server.shipper.reader import Batch
 from pixel.server.shipper.stats import ShipperStats
-from pixel.server.store import Store, StoreUnavailable, dedup_token
+from pixel.server.store import Store, StoreError, StoreUnavailable, dedup_token
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +94,10 @@ BATCH_LINES = 50_000
 # of a few µs per line (bench/README.md, "Import of access logs").
 FULL_GC_EVERY = 10
 MALFORMED_SHOWN = 20
+# An import's batch never holds two rows of one event id (ids are made from the import id and the line's
+# offset), so the store need not look for copies to collapse inside it while inserting it (a replayed batch is
+# dropped whole by its token, and readers collapse copies with FINAL as always).
+UNIQUE_IDS = {"optimize_on_insert": 0}
 LIVE = "day has live data"
 OTHER_HOST = "another site (host)"
 BOT = "bot"
@@ -95,6 +106,8 @@ BOT = "bot"
 UNKNOWN_LANGUAGE = "*"
 
 Progress = Callable[[int, int, int], None]  # (bytes read on disk, file size, lines read)
+# A row made by `LineProcessor.process`: a dict (the live enrichment's), or the JSON object's bytes (`partrows`)
+Row = dict[str, Any] | bytes
 
 
 class ImportFailed(PixelError):
@@ -167,9 +180,19 @@ class LineProcessor:
         self.parser = parser
         self.enricher, self.salt = make_enricher(settings, salts)
         self.rows = RowTemplates()
+        # A line of a request (an address or a user agent) without params or ids of its own: its row joined from
+        # parts made once per page and per address, agent and visitor of the day (`partrows`), unless the
+        # appliance drops the site's events (unregistered). The site's rules are read again once per batch.
+        self._parts = PartRows(self.enricher, self.rows, self.site, import_id)
+        self.parts: PartRows | None = self._parts if self._parts.usable() else None
         # The UTC day of the last line's time, [start, end) in epoch ms: a log's lines come in time order
         self._day_start = self._day_end = 0
         self._day = ""
+
+    def refresh(self) -> None:
+        """Once per batch: the site's registration and rules read again for the rows made from parts."""
+        self.parts = self._parts if self._parts.usable() else None
+        self._parts.refresh()
 
     def _keyed(self, kind: str, key: str, ts: int) -> str:
         """A source's own visitor or visit id, keyed with the import's salt of the day (rotates daily)."""
@@ -178,7 +201,7 @@ class LineProcessor:
             f"{kind}\x1f{self.site}\x1f{key}".encode(), key=salt, digest_size=16
         ).hexdigest()
 
-    def process(self, number: int, offset: int, text: str, out: Preview, rows: list[dict[str, Any]]) -> None:
+    def process(self, number: int, offset: int, text: str, out: Preview, rows: list[Row]) -> None:
         out.lines += 1
         too_long = text is TOO_LONG or len(text) > MAX_LINE  # a whole line in one chunk can be longer too
         parsed = Malformed("line too long") if too_long else self.parser(text)
@@ -214,6 +237,19 @@ class LineProcessor:
             return
         url = f"https://{host}{hit.path}" + (f"?{hit.query}" if hit.query else "")
         event_id = blake2b(f"{self.import_id}:{offset}".encode(), digest_size=16).hexdigest()
+        parts = self.parts
+        if parts is not None and not hit.params and not hit.visitor_key and (hit.ip or hit.user_agent):
+            joined = parts.row(
+                hit.event_name, url, hit.referrer, hit.title, ts, event_id, hit.ip, hit.user_agent
+            )
+            if joined is not None:
+                if isinstance(joined, str):
+                    out.skipped[joined] += 1
+                    return
+                out.rows += 1
+                out.days[day] += 1
+                rows.append(joined)
+                return
         event: dict[str, Any] = {
             "event_name": hit.event_name,
             "ts": ts,
@@ -277,7 +313,7 @@ def preview(
     skip = set(live_days(store, site)) if store is not None and overlap == "skip" else set()
     processor = LineProcessor(settings, site, "preview", skip, {}, source.parser(path))
     out = Preview()
-    rows: list[dict[str, Any]] = []
+    rows: list[Row] = []
     try:
         with gc_paused():  # see `_run`
             for number, offset, _end, text in read_lines(path):
@@ -396,7 +432,7 @@ def _run(
     size = record.file_size
     position = RawPosition()
     batch = Preview()
-    rows: list[dict[str, Any]] = []
+    rows: list[Row] = []
     start_offset, count, last_ts = record.offset, 0, 0
     # The batch whose insert is under way in `landing` (one at most), committed by `commit`: the store's insert
     # (C++, without the GIL) runs on the other core while the next batch's lines are read and enriched.
@@ -444,6 +480,7 @@ def _run(
         in_flight = (landed, end, next_line, batch, ident_path, now_ms)
         start_offset, count, rows, batch = end, 0, [], Preview()
         batches += 1
+        processor.refresh()
         batch_gc(batches)  # the cyclic GC is paused over the lines (see below): its one pass per batch
 
     end, number = record.offset, record.line
@@ -492,17 +529,37 @@ def _done() -> Future[None]:
     return future
 
 
-def _insert(inserter: BatchInserter, rows: list[dict[str, Any]], token: str) -> None:
-    """Insert under `token`, retrying while the store cannot write (each try is the same insert)."""
+def _insert(inserter: BatchInserter, rows: list[Row], token: str) -> None:
+    """Insert under `token`, retrying while the store cannot write (each try is the same insert). The rows go
+    as one JSON array of their bytes; a batch the store refuses, or holding a NUL character, goes as row dicts
+    through the shipper's inserter (which removes NULs, splits a refused batch and dead-letters what it must)."""
     delay = 0.5
     while True:
         try:
-            inserter.insert(Batch(rows=rows), token)
+            _insert_once(inserter, rows, token)
             return
         except StoreUnavailable as exc:
             log.warning("import: the store cannot write now (%s); retrying in %.1f s", exc, delay)
             time.sleep(delay)
             delay = min(delay * 2, 30.0)
+
+
+def _insert_once(inserter: BatchInserter, rows: list[Row], token: str) -> None:
+    try:
+        data = b"[" + b",".join(row if type(row) is bytes else orjson.dumps(row) for row in rows) + b"]"
+    except TypeError:  # cannot be serialised: the inserter dead-letters the row
+        data = b""
+    if data and b"\\u0000" not in data:
+        try:
+            inserter.store.insert_json("events", data, token=token, settings=UNIQUE_IDS)
+            return
+        except StoreUnavailable:
+            raise
+        except StoreError as exc:
+            if store_cannot_write(exc):
+                raise StoreUnavailable(str(exc)) from None
+    dicts: list[dict[str, Any]] = [row if isinstance(row, dict) else orjson.loads(row) for row in rows]
+    inserter.insert(Batch(rows=dicts), token)
 
 
 def undo(settings: Settings, store: Store, import_id: str) -> int:

@@ -102,8 +102,11 @@ class Store(ABC):
         """Run one statement; return the output bytes in `fmt` (None: no output expected)."""
 
     @abstractmethod
-    def insert_json(self, table: str, data: bytes, *, token: str | None = None) -> None:
-        """Insert JSONEachRow `data` into `table`; `token` deduplicates a replayed insert."""
+    def insert_json(
+        self, table: str, data: bytes, *, token: str | None = None, settings: Mapping[str, int] | None = None
+    ) -> None:
+        """Insert JSONEachRow `data` into `table`; `token` deduplicates a replayed insert; `settings` are the
+        insert's own ClickHouse settings (names checked by `insert_settings`, integer values)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
@@ -202,3 +205,13 @@ class Store(ABC):
             self.command(retention_statement(retention_days))
             self.command(sessions.retention_statement(retention_days))  # the sessions table keeps as long
         return applied
+
+
+def insert_settings(settings: Mapping[str, int] | None) -> dict[str, int]:
+    """`settings` checked: names of letters, digits and `_`, integer values (they are written into the SQL)."""
+    checked: dict[str, int] = {}
+    for name, value in (settings or {}).items():
+        if not (name.isascii() and name.replace("_", "").isalnum()) or type(value) is not int:
+            raise ValueError(f"not an insert setting: {name}={value!r}")
+        checked[name] = value
+    return checked

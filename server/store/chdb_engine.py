@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pixel.server.store.base import Store, StoreError
+from pixel.server.store.base import Store, StoreError, insert_settings
 
 log = logging.getLogger(__name__)
 _DRAIN_TRIES = 3
@@ -153,7 +153,9 @@ class ChdbStore(Store):
         # The two halves apart, so this statement's own text does not match itself.
         self.command(f"KILL QUERY WHERE position(query, concat('{head}_', '{tail}')) > 0 ASYNC")
 
-    def insert_json(self, table: str, data: bytes, *, token: str | None = None) -> None:
+    def insert_json(
+        self, table: str, data: bytes, *, token: str | None = None, settings: Mapping[str, int] | None = None
+    ) -> None:
         """Insert `data` (JSONEachRow) into `table` under the deduplication `token`.
 
         The rows reach chDB as a file, not inside the statement: they are written to an anonymous in-memory
@@ -164,12 +166,16 @@ class ChdbStore(Store):
         The file is closed (and so freed) whatever the insert's outcome."""
         if token and not token.isalnum():
             raise ValueError("dedup token must be alphanumeric")
-        settings = f" SETTINGS insert_deduplication_token='{token}'" if token else ""
+        pairs = [f"insert_deduplication_token='{token}'"] if token else []
+        pairs += [f"{name}={value}" for name, value in insert_settings(settings).items()]
+        with_settings = f" SETTINGS {', '.join(pairs)}" if pairs else ""
         memfd = _memfd_with(data)
         if memfd is None:
-            text = f"INSERT INTO {table}{settings} FORMAT JSONEachRow\n" + data.decode("utf-8", "replace")
+            text = f"INSERT INTO {table}{with_settings} FORMAT JSONEachRow\n" + data.decode(
+                "utf-8", "replace"
+            )
         else:  # chDB reads /proc/self/fd/N in this process: a fresh open of the same in-memory file
-            text = f"INSERT INTO {table} FROM INFILE '/proc/self/fd/{memfd}' COMPRESSION 'none'{settings} FORMAT JSONEachRow"
+            text = f"INSERT INTO {table} FROM INFILE '/proc/self/fd/{memfd}' COMPRESSION 'none'{with_settings} FORMAT JSONEachRow"
         try:
             with self._guard:
                 self.writes += 1

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from pixel.server.store.base import Store, StoreError, StoreUnavailable
+from pixel.server.store.base import Store, StoreError, StoreUnavailable, insert_settings
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
@@ -196,11 +196,15 @@ class ClickHouseStore(Store):
     def _console_cancel(self, tag: str) -> None:
         self.command("KILL QUERY WHERE query_id = {tag:String} ASYNC", {"tag": tag})
 
-    def insert_json(self, table: str, data: bytes, *, token: str | None = None) -> None:
+    def insert_json(
+        self, table: str, data: bytes, *, token: str | None = None, settings: Mapping[str, int] | None = None
+    ) -> None:
         from clickhouse_connect.driver.compression import get_compressor
 
         if token is not None and not _TOKEN.match(token):
             raise ValueError("dedup token must be 1-256 characters of [A-Za-z0-9_.:-]")
+        extra: dict[str, Any] = {"insert_deduplication_token": token} if token else {}
+        extra.update(insert_settings(settings))
         client = self._connected()
         self._wrote()
         compression = client.write_compression
@@ -210,7 +214,7 @@ class ClickHouseStore(Store):
                 table,
                 insert_block=bytes(block),
                 fmt="JSONEachRow",
-                settings={"insert_deduplication_token": token} if token else None,
+                settings=extra or None,
                 compression=compression,
             )
         except Exception as exc:
