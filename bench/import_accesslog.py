@@ -142,10 +142,19 @@ def line_stage_cpu(log: Path, run_module: Any, passes: int) -> float:
     return best
 
 
+def canonical(rows: list[Any]) -> bytes:
+    """Rows as dicts or JSON bytes (a tree's `LineProcessor` makes either), as JSON with sorted keys."""
+    import orjson
+
+    return b"\n".join(
+        orjson.dumps(orjson.loads(row) if type(row) is bytes else row, option=orjson.OPT_SORT_KEYS)
+        for row in rows
+    )
+
+
 def line_stage_child(log: Path) -> None:
     """In a child process (the tree on its `PYTHONPATH`): the line stage over `log` as the import runs it (GC paused,
     one pass per batch), pinned salts and import id; prints CPU µs per line, rows and a digest of the rows."""
-    import orjson
 
     from pixel.server.importer import run as module
     from pixel.server.importer.lines import read_lines
@@ -166,12 +175,12 @@ def line_stage_child(log: Path) -> None:
             count += 1
             if len(rows) >= 50_000:
                 t1 = time.process_time()
-                digest.update(orjson.dumps(rows))
+                digest.update(canonical(rows))
                 aside += time.process_time() - t1
                 rows.clear()
                 gc.collect()
         cpu = time.process_time() - t0 - aside
-        digest.update(orjson.dumps(rows))
+        digest.update(canonical(rows))
     print(f"{cpu / count * 1e6:.3f} {out.rows} {digest.hexdigest()} {sorted(out.skipped.items())}")
 
 
@@ -225,6 +234,30 @@ def _timed_import(
     text = stdout.decode().splitlines()
     summary = text[1] if len(text) > 1 else ""
     return (seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024), summary
+
+
+def thread_cpu(child: subprocess.Popen[bytes]) -> dict[str, float]:
+    """CPU seconds of `child`'s threads by name (Python's are `python`, chDB's pools have their own names), read
+    from /proc every 0.2 s until it ends. Returns when the child has ended (it is waited for)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    seen: dict[str, tuple[str, float]] = {}
+    tasks = Path(f"/proc/{child.pid}/task")
+    while child.poll() is None:
+        try:
+            for task in tasks.iterdir():
+                stat = (task / "stat").read_text()
+                fields = stat[stat.rindex(")") + 2 :].split()
+                seen[task.name] = (
+                    stat[stat.index("(") + 1 : stat.rindex(")")],
+                    (int(fields[11]) + int(fields[12])) / tick,
+                )
+        except OSError:  # a thread (or the child) ended while being read
+            pass
+        time.sleep(0.2)
+    totals: dict[str, float] = {}
+    for name, seconds in seen.values():
+        totals[name] = totals.get(name, 0.0) + seconds
+    return totals
 
 
 def compare(log: Path, revision: str, passes: int) -> None:
@@ -294,18 +327,25 @@ def main() -> int:
             "--site", "example.com", "--data-dir", str(Path(tmp) / "data"),
         ]  # fmt: skip
         t0 = time.perf_counter()
-        done = subprocess.run(command, capture_output=True, text=True)
-        seconds = time.perf_counter() - t0
-        if done.returncode != 0:
-            print(done.stderr, file=sys.stderr)
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            child = subprocess.Popen(command, stdout=out, stderr=err)
+            by_thread = thread_cpu(child)  # until it ends
+            seconds = time.perf_counter() - t0
+            out.seek(0)
+            err.seek(0)
+            stdout, stderr = out.read().decode(), err.read().decode()
+        if child.returncode != 0:
+            print(stderr, file=sys.stderr)
             return 1
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         peak_mb = usage.ru_maxrss / 1024
         cpu = usage.ru_utime + usage.ru_stime
-        print(
-            done.stdout.splitlines()[0],
-            done.stdout.splitlines()[1] if len(done.stdout.splitlines()) > 1 else "",
-        )
+        lines = stdout.splitlines()
+        print(lines[0], lines[1] if len(lines) > 1 else "")
+        print(f"load average at the end: {Path('/proc/loadavg').read_text().strip()}")
+        print("CPU by thread name (sampled every 0.2 s; the last moments before the end are not seen):")
+        for name, seconds_ in sorted(by_thread.items(), key=lambda item: -item[1]):
+            print(f"  {name:16s} {seconds_:8.1f} s  {seconds_ / args.lines * 1e6:5.1f} µs per line")
         print(f"imported {args.lines:,} lines in {seconds:.1f} s: {args.lines / seconds:,.0f} lines/s, "
               f"peak RSS {peak_mb:.0f} MB")  # fmt: skip
         print(f"child CPU time {cpu:.1f} s: {cpu / args.lines * 1e6:.1f} µs per line, "
