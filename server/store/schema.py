@@ -1072,6 +1072,12 @@ def migrations(retention_days: int = 0) -> tuple[Migration, ...]:
             DAY_FILTER_SESSION_PAIRS,
         ),
         Migration(35, "journeys: a per-day cache of session paths", DAY_SESSION_PATHS),
+        Migration(
+            36,
+            "sessions table: entry and exit pages as (time, path) keys, cheaper at insert (made again, then "
+            "the stored events copied in by the background backfill)",
+            sessions.remade(retention_days),
+        ),
     )
 
 

@@ -9,9 +9,15 @@ set of whole slots, and a slot's events share their local day and hour.
 
 Copy-proof by construction (the pipeline is at-least-once; `events` collapses client-retry copies only on
 merge): a copy of an event carries the same values, so it lands in the same row, and every state is one a
-copy does not change: `min`/`max` of timestamps, `argMin`/`argMax` of the pageviews' (timestamp, path),
-`uniqExact` of the 64-bit hash of (day, `event_id`) (the key `raw_dashboard` groups copies by) for the
-event and pageview counts. Readers must GROUP BY (the table merges rows lazily) and merge the states.
+copy does not change: `min`/`max` of timestamps, `min`/`max` of the pageviews' keys (`entry_key`, `exit_key`:
+the timestamp's milliseconds as 8 big-endian bytes, then the path, so that byte order is (time, path) order and
+the least path enters a tie, the greatest exits), `uniqExact` of the 64-bit hash of (day, `event_id`) (the key
+`raw_dashboard` groups copies by) for the event and pageview counts. Readers must GROUP BY (the table merges
+rows lazily), merge the states and read the paths with `ENTRY_SQL` / `EXIT_SQL`.
+
+Why keys and not `argMin(path, (timestamp, path))` states (migration 36 replaced them): a tuple's comparisons
+and states go through ClickHouse's generic value path, which made the view the largest part of an insert's
+cost; two strings compare and merge as bytes (bench/README.md, "The sessions table's entry and exit as keys").
 Stated exception: a copy whose timestamp differs from its original's (the tracker sends one timestamp per
 event, so it does not) would be counted in both slots.
 
@@ -49,6 +55,15 @@ SLOT_SQL = "toStartOfFifteenMinutes(timestamp)"
 _TS = "DateTime64(3, 'UTC')"
 _KEY = ("site", "slot", "sid", "visitor_id", *COLUMNS)
 
+# A pageview's key: its timestamp's milliseconds since the epoch as 8 big-endian bytes (byte order is number
+# order for times after 1970), then its path. A row without a pageview holds a key above every real one for the
+# entry (a first byte 0xFF: no real time reaches it) and the empty string, below every real one, for the exit.
+_PAGE_KEY = "concat(reverse(reinterpretAsFixedString(toUnixTimestamp64Milli(timestamp))), path)"
+_NO_ENTRY = "'\\xFF'"
+# A session's entry and exit page from its rows grouped (only sessions with a pageview have one).
+ENTRY_SQL = "substring(min(entry_key), 9)"
+EXIT_SQL = "substring(max(exit_key), 9)"
+
 
 def ddl(ttl_days: int = 0) -> str:
     dims = ",\n    ".join(f"`{name}` {kind}" for name, kind in COLUMNS.items())
@@ -61,8 +76,8 @@ def ddl(ttl_days: int = 0) -> str:
     {dims},
     `first_seen` SimpleAggregateFunction(min, {_TS}),
     `last_seen` SimpleAggregateFunction(max, {_TS}),
-    `entry` AggregateFunction(argMin, String, Tuple({_TS}, String)),
-    `exit` AggregateFunction(argMax, String, Tuple({_TS}, String)),
+    `entry_key` SimpleAggregateFunction(min, String),
+    `exit_key` SimpleAggregateFunction(max, String),
     `pageviews` AggregateFunction(uniqExact, UInt64),
     `events` AggregateFunction(uniqExact, UInt64)
 )
@@ -77,8 +92,8 @@ def select(where: str = "") -> str:
     view's and the backfill's)."""
     return f"""SELECT site, {SLOT_SQL} AS slot, cityHash64(session_id) AS sid, visitor_id, {", ".join(COLUMNS)},
     min(timestamp) AS first_seen, max(timestamp) AS last_seen,
-    argMinStateIf(path, (timestamp, path), event_name = 'pageview') AS entry,
-    argMaxStateIf(path, (timestamp, path), event_name = 'pageview') AS exit,
+    min(if(event_name = 'pageview', {_PAGE_KEY}, {_NO_ENTRY})) AS entry_key,
+    max(if(event_name = 'pageview', {_PAGE_KEY}, '')) AS exit_key,
     uniqExactStateIf(cityHash64(toDate(timestamp), event_id), event_name = 'pageview') AS pageviews,
     uniqExactState(cityHash64(toDate(timestamp), event_id)) AS events
 FROM events{f" WHERE {where}" if where else ""}
@@ -108,6 +123,23 @@ ORDER BY step"""
 # read from the parts' metadata.
 PENDING = """INSERT INTO session_rows_backfill (step, pending, planned, low, filled_from)
 SELECT 1, 1, 0, 0, 0 WHERE (SELECT count() FROM events) > 0"""
+
+
+def remade(ttl_days: int = 0) -> tuple[str, ...]:
+    """Migration 36: the table made again in this module's form (entry and exit as keys; an older table's
+    `argMin`/`argMax` states cannot be turned into keys), and the events stored before copied in again by the
+    background backfill as after migration 12 (readers use the raw events for the hours not yet copied).
+    Every statement may run again after a crash part-way."""
+    return (
+        "DROP TABLE IF EXISTS session_rows_mv",
+        "DROP TABLE IF EXISTS session_rows",
+        "DROP TABLE IF EXISTS session_rows_backfill",
+        ddl(ttl_days),
+        MV_DDL,
+        STATE_DDL,
+        PENDING,
+    )
+
 
 # One chunk of the backfill: the events with timestamps in [{start}, {end}).
 BACKFILL_CHUNK = "INSERT INTO session_rows " + select(

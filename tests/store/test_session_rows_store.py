@@ -13,7 +13,7 @@ from pixel.server.retention import SiteRetention
 from pixel.server.settings import Settings
 from pixel.server.store.base import Store
 from pixel.server.store.chdb_engine import ChdbStore
-from pixel.server.store.sessions import BACKFILL_CHUNK, COLUMNS
+from pixel.server.store.sessions import BACKFILL_CHUNK, COLUMNS, ENTRY_SQL, EXIT_SQL
 from pixel.server.store.sessions_backfill import SessionsBackfill
 
 try:
@@ -23,7 +23,7 @@ except ImportError:  # tests/ made a package
 
 # One row per (slot, session, visitor, dimensions), the states finalised: what the dashboard reads.
 MERGED = f"""SELECT slot, sid, visitor_id, {", ".join(COLUMNS)}, min(first_seen), max(last_seen),
-    argMinMerge(entry), argMaxMerge(exit), uniqExactMerge(pageviews), uniqExactMerge(events)
+    {ENTRY_SQL}, {EXIT_SQL}, uniqExactMerge(pageviews), uniqExactMerge(events)
 FROM session_rows GROUP BY slot, sid, visitor_id, {", ".join(COLUMNS)} ORDER BY ALL"""
 
 ROWS = [
@@ -86,7 +86,7 @@ def test_entry_exit_and_counts(store: Store) -> None:
     store.insert_rows("events", ROWS)
     store.insert_rows("events", ROWS[::2])  # copies
     got = store.query(
-        "SELECT sid = cityHash64('s1'), argMinMerge(entry), argMaxMerge(exit), uniqExactMerge(pageviews), "
+        f"SELECT sid = cityHash64('s1'), {ENTRY_SQL}, {EXIT_SQL}, uniqExactMerge(pageviews), "
         "uniqExactMerge(events), min(first_seen), max(last_seen) FROM session_rows GROUP BY sid ORDER BY 1"
     ).rows
     s2, s1 = got
@@ -171,5 +171,5 @@ def test_sessions_kept_after_a_later_insert(store: Store) -> None:
     store.insert_rows("events", ROWS[2:4])
     assert store.scalar("SELECT uniqExact(sid) FROM session_rows") == 1
     assert store.scalar("SELECT count() FROM session_rows") >= 2  # rows of both inserts, not merged yet
-    one = store.query("SELECT uniqExactMerge(events), argMinMerge(entry) FROM session_rows GROUP BY sid").rows
+    one = store.query(f"SELECT uniqExactMerge(events), {ENTRY_SQL} FROM session_rows GROUP BY sid").rows
     assert one == [[4, "/b"]]

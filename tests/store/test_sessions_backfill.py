@@ -183,10 +183,19 @@ def test_inline_filled_store_is_not_filled_again(tmp_path: Path) -> None:
         store.command(f"INSERT INTO session_rows {sessions.SELECT}")
         store.command("INSERT INTO schema_migrations (version, name) VALUES (12, 'sessions table')")
         before = store.scalar("SELECT count() FROM session_rows")
-        assert store.migrate() == [m.version for m in migrations() if m.version > 12]
+        for m in migrations():  # up to the last that kept the table
+            if 12 < m.version < 36:
+                store.apply_migration(m)
         assert read_state(store) is None and sessions_backfill.complete_from(store) is None
         assert SessionsBackfill(store).step() is False
         assert store.scalar("SELECT count() FROM session_rows") == before
+        assert store.query(MERGED).rows == reference(store)
+        # migration 36 makes the table again (entry and exit as keys): its rows come back through the backfill
+        assert store.migrate() == [36]
+        state = read_state(store)
+        assert state is not None and state.pending
+        assert store.scalar("SELECT count() FROM session_rows") == 0
+        SessionsBackfill(store).run()
         assert store.query(MERGED).rows == reference(store)
     finally:
         store.close()

@@ -28,7 +28,7 @@ from pixel.server.api.query.cache_sql import Tag
 from pixel.server.api.query.filters import DIMENSIONS, SqlParams, filter_sql
 from pixel.server.api.query.periods import Range, bucket_sql
 from pixel.server.api.query.scope import Scope
-from pixel.server.store import sessions_backfill
+from pixel.server.store import sessions, sessions_backfill
 from pixel.server.store.sessions import COLUMNS
 
 _ZERO = "toUInt64(0)"
@@ -116,7 +116,7 @@ def entry_exit(where_sql: str, dimensions: list[str], limit: int, ranked: Callab
     columns = ", ".join("entry" if d == "entry_page" else "exit" for d in dimensions)
     per_value = f"""SELECT dimension, value, {cache_sql.UNIQ_VALUE_STATE}(visitor_id) AS st,
             toUInt64(0) AS pageviews, toUInt64(0) AS events, count() AS sessions
-        FROM (SELECT sid, any(visitor_id) AS visitor_id, argMinMerge(entry) AS entry, argMaxMerge(exit) AS exit
+        FROM (SELECT sid, any(visitor_id) AS visitor_id, {sessions.ENTRY_SQL} AS entry, {sessions.EXIT_SQL} AS exit
               FROM session_rows WHERE {where_sql} GROUP BY sid HAVING uniqExactMerge(pageviews) > 0)
         ARRAY JOIN [{kinds}] AS dimension, [{columns}] AS value
         GROUP BY dimension, value"""
