@@ -17,7 +17,8 @@ rows lazily), merge the states and read the paths with `ENTRY_SQL` / `EXIT_SQL`.
 
 Why keys and not `argMin(path, (timestamp, path))` states (migration 36 replaced them): a tuple's comparisons
 and states go through ClickHouse's generic value path, which made the view the largest part of an insert's
-cost; two strings compare and merge as bytes (bench/README.md, "The sessions table's entry and exit as keys").
+cost; two strings compare and merge as bytes (bench/README.md, "Ingest on a quiet machine; the sessions table's entry
+and exit as keys").
 Stated exception: a copy whose timestamp differs from its original's (the tracker sends one timestamp per
 event, so it does not) would be counted in both slots.
 
