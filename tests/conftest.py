@@ -6,7 +6,6 @@ import functools
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,12 +19,7 @@ import httpx
 import pytest
 
 from pixel.server.metrics import read_totals  # noqa: F401 - re-exported for tests
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.ports import free_port
 
 
 def parse_metrics(text: str) -> dict[str, float]:
@@ -103,6 +97,8 @@ class PixelProcess:
                 self._wait(f"{self.collector}/health")
             if self.command in ("serve", "ship"):
                 self._wait(f"{self.api}/health")
+            if self.proc.poll() is not None:  # what answered was not this process (its port taken meanwhile?)
+                raise RuntimeError(f"pixel {self.command} exited with {self.proc.returncode}:\n{self.log()}")
         return self
 
     def _wait(self, url: str) -> None:

@@ -13,7 +13,10 @@ def both_up(proc, timeout: float = 30) -> set[int]:
     pids: set[int] = set()
     while len(pids) < 2:
         assert time.monotonic() < deadline, pids
-        pids.add(httpx.get(f"{proc.collector}/health", headers={"Connection": "close"}).json()["pid"])
+        try:
+            pids.add(httpx.get(f"{proc.collector}/health", headers={"Connection": "close"}).json()["pid"])
+        except httpx.HTTPError as exc:  # no worker listens: say what the collector logged
+            raise AssertionError(f"{exc!r} after {pids}; the collector's log:\n{proc.log()}") from exc
     return pids
 
 

@@ -17,6 +17,7 @@ from pixel.app.client.api import ApiClient
 from pixel.app.desktop.alerts_page import NOT_ADMIN, AlertsPage
 from pixel.app.desktop.workers import Runner
 from tests.desktop.conftest import LiveApi, save_screenshot
+from tests.ports import free_port
 
 WAIT = 60_000
 
@@ -27,10 +28,7 @@ def _page(qtbot: Any) -> AlertsPage:
     return page
 
 
-def _free_port() -> int:
-    with closing(socket.socket()) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+_free_port = free_port  # nothing listens there: connections are refused
 
 
 @contextmanager

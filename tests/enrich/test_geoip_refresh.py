@@ -9,7 +9,6 @@ import base64
 import datetime as dt
 import gzip
 import io
-import socket
 import struct
 import tarfile
 import threading
@@ -25,6 +24,7 @@ import pytest
 from pixel.server.enrich.geo import GeoLocator
 from pixel.server.enrich.geo_refresh import ATTRIBUTION, GeoipRefresher, geoip_status, source_of
 from pixel.server.settings import Settings, SettingsError
+from tests.ports import free_port
 
 DATA = Path(__file__).parent / "data"
 CITY = (DATA / "GeoLite2-City-Test.mmdb").read_bytes()
@@ -100,10 +100,7 @@ def no_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PIXEL_GEOIP_DB", raising=False)
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+closed_port = free_port  # nothing listens there: connections are refused
 
 
 def settings_for(tmp_path: Path, base: str, mode: str = "dbip") -> Settings:

@@ -9,7 +9,6 @@ import gzip
 import io
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tarfile
@@ -24,6 +23,7 @@ from pixel.server.cli import main
 from pixel.server.enrich.geo import GeoLocator
 from pixel.server.enrich.geoip_update import GeoipUpdateError, run
 from pixel.server.settings import Settings
+from tests.ports import free_port
 
 DATA = Path(__file__).parent / "data"
 CITY = (DATA / "GeoLite2-City-Test.mmdb").read_bytes()
@@ -88,10 +88,7 @@ def no_credentials_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PIXEL_GEOIP_DB", raising=False)
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]  # closed when the block ends: connections are refused
+closed_port = free_port  # nothing listens there: connections are refused
 
 
 def test_maxmind_download_installs_the_city_database(tmp_path: Path, server: str) -> None:

@@ -11,6 +11,7 @@ import uuid
 import docker
 
 from pixel.app.stack.spec import HealthCheck, Mount, Port, Service, StackSpec
+from tests.ports import free_port  # noqa: F401 - re-exported for the stack tests
 
 BUSYBOX = "pixel-test/busybox:latest"
 PIXEL_BASE = "pixel-base/python:bookworm"  # Debian minbase + python3, also from 20-docker.sh
@@ -80,12 +81,6 @@ def wait_port(port: int, timeout: float = 20) -> None:
                 return
         time.sleep(0.1)
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def send_pageviews(port: int, n: int) -> None:

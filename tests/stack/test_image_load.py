@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
 import sys
 import tarfile
 import threading
@@ -24,6 +23,7 @@ from stack_helpers import BUSYBOX
 from pixel.app.stack import image as images
 from pixel.app.stack.errors import StackError
 from pixel.app.stack.progress import Progress
+from tests.ports import free_port
 
 MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 
@@ -103,10 +103,7 @@ class Registry:
         self.server.server_close()
 
 
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+closed_port = free_port  # nothing listens there: connections are refused
 
 
 @pytest.fixture

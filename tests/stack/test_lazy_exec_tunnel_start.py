@@ -4,7 +4,6 @@ engine address is a closed port on 127.0.0.1."""
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -12,12 +11,9 @@ import pytest
 from pixel.app.stack.engine import EngineTarget
 from pixel.app.stack.errors import StackError
 from pixel.app.stack.tunnel import LazyExecTunnel
+from tests.ports import free_port
 
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+_closed_port = free_port  # nothing listens there: connections are refused
 
 
 def _targets(tmp_path: Path) -> list[EngineTarget]:

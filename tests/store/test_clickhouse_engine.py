@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import urllib.request
 import uuid
@@ -17,14 +16,9 @@ from pixel.server.store import open_store
 from pixel.server.store.base import StoreError, StoreUnavailable
 from pixel.server.store.clickhouse_engine import ClickHouseStore
 from pixel.server.store.schema import migrations
+from tests.ports import free_port
 
 from .conftest import FRONT_PASSWORD, FRONT_USER, ChFront
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def fresh_db() -> str:
