@@ -40,6 +40,11 @@ string it stores. The collector answers 400 with `{"error", "detail"}` naming th
 shipper sends an event of an older spool (written before this check, or by an older collector) that fails
 it to the dead letters with the same detail as its reason.
 
+The collector marks each spool record it accepted by these rules (`CHECKED`, in the record's flags); the shipper
+checks only the events of records without that mark (written by an older collector, or by anything else), so a
+request's events are checked once. When these rules become stricter, the mark changes with them: records marked
+by the older rules are then checked again.
+
 The check runs on the collector's request path: the value types are tested with C-level set operations over
 `map(type, ...)` (no recursion, no copies, no per-value Python loop); only a refused event is walked value by
 value, to name its problem.
@@ -63,6 +68,11 @@ _SCALARS = frozenset((str, int, float, bool, type(None)))
 _SCALAR_OR_DICT = _SCALARS | {dict}
 _DICT = frozenset((dict,))
 _SCALAR = "a string, number, boolean or null"
+
+# The spool record flag of a body whose every event passed `check_body` with these rules (see above). Change
+# it to another value (never a `d` or `g`, the DNT and GPC flags) whenever an event these rules accept must be
+# refused.
+CHECKED = "c1"
 
 
 def _kind(value: Any) -> str:

@@ -33,7 +33,7 @@ from pixel.server.collector.script import (
     preferred_encoding,
 )
 from pixel.server.collector.unix_socket import UNIX_PEER
-from pixel.server.eventformat import check_body
+from pixel.server.eventformat import CHECKED, check_body
 from pixel.server.settings import Settings
 from pixel.server.shipper.checkpoint import Checkpoint
 from pixel.server.spool import SpoolWriter, encode_record, unshipped_bytes
@@ -51,6 +51,7 @@ GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7
 JSON = ("content-type", "application/json")
 # A cross-origin tracker can read Retry-After only when it is exposed.
 RETRY = [("retry-after", "5"), ("access-control-expose-headers", "Retry-After")]
+_CHECKED = CHECKED.encode("ascii")  # the spool flag of a body `_validate` accepted (eventformat.py)
 CORS_PREFLIGHT = [
     ("access-control-allow-methods", "GET, POST, OPTIONS"),
     ("access-control-allow-headers", "Content-Type"),
@@ -246,7 +247,11 @@ class Collector:
         host = get(b"origin", b"") or get(b"referer", b"")
         if host:
             host = host.split(b"://", 1)[-1].split(b"/", 1)[0]
-        flags = (b"d" if get(b"dnt", b"") == b"1" else b"") + (b"g" if get(b"sec-gpc", b"") == b"1" else b"")
+        flags = (
+            (b"d" if get(b"dnt", b"") == b"1" else b"")
+            + (b"g" if get(b"sec-gpc", b"") == b"1" else b"")
+            + _CHECKED  # every caller validated the body first (`_validate`)
+        )
         record = encode_record(
             int(time.time() * 1000),
             ip,

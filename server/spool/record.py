@@ -3,7 +3,8 @@
     <received_ms> TAB <client_ip> TAB <user_agent> TAB <accept_language> TAB <origin_host> TAB <cdn_country>
     TAB <flags> TAB <body> LF
 
-`flags` holds `d` when the request carried `DNT: 1` and `g` for `Sec-GPC: 1` (sites may honour them).
+`flags` holds `d` when the request carried `DNT: 1` and `g` for `Sec-GPC: 1` (sites may honour them), and
+`pixel.server.eventformat.CHECKED` when the collector checked every event of the body by the rules of its version.
 
 `cdn_country` is a CDN's geo header (CF-IPCountry and the like), kept only when the operator enabled
 CDN geo headers and the request came from a trusted proxy; otherwise empty.

@@ -11,6 +11,8 @@ import httpx
 import orjson
 import pytest
 
+from pixel.server.eventformat import CHECKED
+
 
 def spool_snapshot(data_dir: Path) -> dict[str, bytes]:
     spool = data_dir / "spool"
@@ -133,7 +135,14 @@ def test_good_request_appends_one_record(collector) -> None:
     )
     line = added.strip().splitlines()[-1]
     fields = line.split(b"\t")
-    assert fields[1:7] == [b"127.0.0.1", b"UA with tab", b"de-DE", b"shop.example", b"", b"dg"]
+    assert fields[1:7] == [
+        b"127.0.0.1",
+        b"UA with tab",
+        b"de-DE",
+        b"shop.example",
+        b"",
+        b"dg" + CHECKED.encode(),
+    ]
     assert fields[7] == b'[  {"event_name": "a"},   {"event_name": "b"} ]'
 
 
