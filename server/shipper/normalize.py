@@ -75,9 +75,11 @@ def _prop_value(value: Any) -> str | None:
 
 
 @lru_cache(maxsize=65_536)
-def split_url(url: str) -> tuple[str, str, str]:
-    """(host, path, query) of a page URL (an http(s) URL or a path, see `url_kind`); cached, as a site's
-    pages repeat. Raises BadEvent."""
+def split_url(url: str) -> tuple[str, str, str] | None:
+    """(host, path, query) of a page URL, None when it is neither an http(s) URL nor a path (`url_kind`: a
+    `javascript:` or `data:` URL, another scheme); cached, as a site's pages repeat. Raises BadEvent."""
+    if url_kind(url) == "":
+        return None
     try:
         parts = urlsplit(url)
         return (parts.hostname or "")[:255], parts.path, parts.query
@@ -85,11 +87,18 @@ def split_url(url: str) -> tuple[str, str, str]:
         raise BadEvent("page.url is not a URL") from None
 
 
-def _referrer(value: Any) -> str:
-    referrer = _text(value, 2048)
-    if not referrer or url_kind(referrer) == "absolute":
+@lru_cache(maxsize=16_384)
+def _kept_referrer(referrer: str) -> str:
+    """The referrer if it is an http(s) URL or an `android-app://` one (a source), else ''; cached, as a
+    site's referrers repeat."""
+    if url_kind(referrer) == "absolute":
         return referrer
     return referrer if referrer[:14].lower().startswith("android-app://") else ""
+
+
+def _referrer(value: Any) -> str:
+    referrer = _text(value, 2048)
+    return _kept_referrer(referrer) if referrer else ""
 
 
 # The tracker's compact wire format (bench/README.md, "Wire format"): one-letter keys, aliases of the
@@ -152,9 +161,11 @@ def normalize(
         raise BadEvent("page must be an object")
     page = page or {}
     url = _text(page.get("url"), 2048)
-    if url and url_kind(url) == "":
-        url = ""  # javascript:, data:, another scheme: never stored, not even as a path
-    host, path, query = split_url(url) if url else ("", "", "")
+    parts = split_url(url) if url else None
+    if parts is None:
+        url = ""  # none, or javascript:, data:, another scheme: never stored, not even as a path
+        parts = ("", "", "")
+    host, path, query = parts
     path = path or _text(page.get("path"), 2048)
     if path[:1] != "/":
         path = ""
