@@ -14,6 +14,10 @@ What the store refuses never blocks the rest, and what the store cannot do now i
 - Dead letters the store refuses are stored again bare (segment, offset, reason, no payload).
 - NUL characters are removed from every string of a row (columns, property names and values) before the
   insert (`encode_rows`).
+- Copies inside a batch (one event sent twice, e.g. a client's retry of a request that had arrived) are
+  collapsed here, keeping the last as the store would (`without_copies`), so the store need not look for
+  them while inserting (`UNIQUE_KEYS`). Readers count on a part holding no two rows of one key
+  (`pixel.server.api.query.copy_windows`).
 """
 
 from __future__ import annotations
@@ -33,6 +37,10 @@ from pixel.server.store.clickhouse_engine import RETRYABLE_CODES
 
 log = logging.getLogger(__name__)
 
+# The insert settings of rows of which no two share the events table's key (`without_copies`): the store's own
+# look for such copies inside one insert (ReplacingMergeTree's optimize_on_insert) is then work for nothing.
+UNIQUE_KEYS = {"optimize_on_insert": 0}
+
 
 class BatchInserter:
     def __init__(self, store: Store, stats: ShipperStats) -> None:
@@ -43,7 +51,11 @@ class BatchInserter:
         """Insert `batch` under `token`; the rows the store refused alone become dead letters of it. Raises
         `StoreUnavailable` when the store cannot write (nothing of the batch is then known to be stored)."""
         if batch.rows:
-            refused = self._insert_events(batch.rows, token)
+            unique = without_copies(batch.rows)
+            if unique is None:  # copies the store must find itself
+                refused = self._insert_events(batch.rows, token, settings={})
+            else:
+                refused = self._insert_events(unique, token, settings=UNIQUE_KEYS)
             if refused:
                 gone = {id(row) for row, _reason in refused}
                 batch.rows = [row for row in batch.rows if id(row) not in gone]
@@ -58,7 +70,7 @@ class BatchInserter:
         batch.acked_at = time.time()
 
     def _insert_events(
-        self, rows: list[dict[str, Any]], token: str, start: int | None = None
+        self, rows: list[dict[str, Any]], token: str, start: int | None = None, *, settings: dict[str, int]
     ) -> list[tuple[dict[str, Any], str]]:
         """Insert `rows`; split what the store refuses for its content down to single rows. Returns the rows
         refused alone, with the reason. `StoreUnavailable` is raised as is: the whole batch is retried."""
@@ -68,7 +80,7 @@ class BatchInserter:
             error = f"cannot be serialised: {exc}"
         else:
             try:
-                self.store.insert_json("events", data, token=token)
+                self.store.insert_json("events", data, token=token, settings=settings)
                 return []
             except StoreUnavailable:
                 raise
@@ -87,8 +99,10 @@ class BatchInserter:
             batch_token = token.partition("p")[0]
         half = len(rows) // 2
         left, right = rows[:half], rows[half:]
-        return self._insert_events(left, part_token(batch_token, start, left), start) + self._insert_events(
-            right, part_token(batch_token, start + half, right), start + half
+        return self._insert_events(
+            left, part_token(batch_token, start, left), start, settings=settings
+        ) + self._insert_events(
+            right, part_token(batch_token, start + half, right), start + half, settings=settings
         )
 
     def _insert_dead(self, dead: list[dict[str, Any]], token: str) -> None:
@@ -123,6 +137,23 @@ class BatchInserter:
         ]
         self.store.insert_json("dead_letters", encode_rows(bare), token=dedup_token(dead_token, "bare"))
         dead[:] = bare
+
+
+def without_copies(rows: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """`rows` (in their order) without the rows that a later row of the same key replaces: the events table's
+    sorting key (site, UTC day of the timestamp, event id), the last row of a key kept, as the store keeps it
+    within one insert. The same list when no event id repeats (the usual case, one set built); None when a
+    repeated id's row has no number of seconds as its timestamp (the store then collapses the copies)."""
+    if len({row.get("event_id") for row in rows}) == len(rows):
+        return rows
+    last: dict[tuple[Any, int, Any], int] = {}
+    for i, row in enumerate(rows):
+        timestamp = row.get("timestamp")
+        if type(timestamp) is not float and type(timestamp) is not int:
+            return None
+        last[(row.get("site"), int(timestamp // 86400), row.get("event_id"))] = i
+    keep = set(last.values())
+    return [row for i, row in enumerate(rows) if i in keep]
 
 
 def part_token(token: str, start: int, rows: list[dict[str, Any]]) -> str:

@@ -398,11 +398,11 @@ class CountingStore(ChdbStore):
     calls: list[tuple[str, int, str]]
     crash_after: int = 0
 
-    def insert_json(self, table: str, data: bytes, *, token: str | None = None) -> None:
+    def insert_json(self, table: str, data: bytes, *, token: str | None = None, settings: Any = None) -> None:
         self.calls.append((table, len(orjson.loads(data)), token or ""))
         if self.crash_after and len(self.calls) == self.crash_after:
             raise SystemExit("crash")
-        super().insert_json(table, data, token=token)
+        super().insert_json(table, data, token=token, settings=settings)
 
 
 @pytest.fixture
@@ -484,7 +484,9 @@ def test_a_store_that_cannot_write_is_retried_not_split(settings: Settings, stor
     )
 
     class FullDisk(ChdbStore):
-        def insert_json(self, table: str, data: bytes, *, token: str | None = None) -> None:
+        def insert_json(
+            self, table: str, data: bytes, *, token: str | None = None, settings: Any = None
+        ) -> None:
             raise StoreError(
                 "Code: 243. DB::Exception: Cannot reserve 1.00 MiB, not enough space. (NOT_ENOUGH_SPACE)"
             )

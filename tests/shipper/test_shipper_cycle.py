@@ -67,9 +67,9 @@ class TracedCheckpoint(Checkpoint):
 class TracedStore(ChdbStore):
     trace: Trace
 
-    def insert_json(self, table: str, data: bytes, *, token: str | None = None) -> None:
+    def insert_json(self, table: str, data: bytes, *, token: str | None = None, settings: Any = None) -> None:
         self.trace.point("insert")
-        super().insert_json(table, data, token=token)
+        super().insert_json(table, data, token=token, settings=settings)
         self.trace.events.append(("insert", table, token, len(orjson.loads(data))))
         self.trace.point("landed")
 
@@ -267,12 +267,12 @@ class FlakyStore(ChdbStore):
     shipper: Shipper
     seen_up: list[bool]
 
-    def insert_json(self, table: str, data: bytes, *, token: str | None = None) -> None:
+    def insert_json(self, table: str, data: bytes, *, token: str | None = None, settings: Any = None) -> None:
         self.calls += 1
         self.seen_up.append(self.shipper.stats.store_up)
         if self.calls in self.down:
             raise StoreUnavailable("Code: 210. Connection refused (the store is down)")
-        super().insert_json(table, data, token=token)
+        super().insert_json(table, data, token=token, settings=settings)
 
 
 def test_a_store_outage_is_waited_out_with_a_growing_pause_and_said_once(
