@@ -77,14 +77,6 @@ def test_without_copies_keeps_the_last_row_of_each_key(drawn: list[tuple[str, st
     assert [id(r) for r in out] == [id(given_rows[i]) for i in sorted(last.values())]
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Any:
-    s = ChdbStore(tmp_path / "data" / "store")
-    s.migrate()
-    yield s
-    s.close()
-
-
 def pageview(event_id: str, path: str, ts_ms: int) -> dict[str, Any]:
     return {
         "event_name": "pageview",

@@ -4,7 +4,6 @@ Shipper, real chDB in tmp folders."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -62,19 +61,6 @@ REFUSED_BUT_ROWS: list[tuple[dict[str, Any], str, str]] = [
         "",
     ),
 ]
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Any:
-    s = ChdbStore(tmp_path / "data" / "store")
-    s.migrate()
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", batch_max_rows=1000, max_event_age_days=100_000)
 
 
 def spool(settings: Settings, bodies: list[bytes], flags: bytes) -> None:

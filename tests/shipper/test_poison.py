@@ -64,19 +64,6 @@ def spool(settings: Settings, bodies: list[bytes], received_ms: int = NOW_MS, ip
     writer.close()
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Any:
-    s = ChdbStore(tmp_path / "data" / "store")
-    s.migrate()
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", batch_max_rows=1000, max_event_age_days=100_000)
-
-
 def rows(store: ChdbStore, sql: str) -> list[list[Any]]:
     return store.query(sql).rows
 
