@@ -1,4 +1,4 @@
-"""Free TCP ports for the tests' servers, which no other test and no outgoing connection can take meanwhile.
+"""Free TCP ports for the tests' servers, which no other xdist worker's test and no outgoing connection takes meanwhile.
 
 A port from `bind(port 0)` comes from the kernel's ephemeral range, the same range it uses for the source port of
 every outgoing connection and Docker uses for published ports; and between the test picking it and its server
@@ -8,7 +8,9 @@ a refused connection in a test that did nothing wrong.
 
 So each xdist worker takes its ports from its own slice of a range just below the ephemeral one, in turn, each
 checked free by binding it (without SO_REUSEADDR, so a port some socket still holds, even in TIME_WAIT, is passed
-over). Where the ephemeral range leaves no room below it, the kernel's choice is used as before.
+over). Where the ephemeral range leaves no room below it, the kernel's choice is used as before. Two pytest
+sessions run at once on one machine share the slices (each starts at its own offset, and a bound port is passed
+over): the CI runs one.
 """
 
 from __future__ import annotations

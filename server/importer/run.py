@@ -78,7 +78,7 @@ from pixel.server.importer.rowcache import RowTemplates
 from pixel.server.importer.salts import ImportSalt
 from pixel.server.importer.sources import ACCESSLOG, SOURCES
 from pixel.server.settings import Settings
-from pixel.server.shipper.inserter import BatchInserter, store_cannot_write
+from pixel.server.shipper.inserter import UNIQUE_KEYS, BatchInserter, store_cannot_write
 from pixel.server.shipper.normalize import BadEvent, normalize
 from pixel.server.shipper.reader import Batch
 from pixel.server.shipper.stats import ShipperStats
@@ -94,10 +94,6 @@ BATCH_LINES = 50_000
 # of a few µs per line (bench/README.md, "Import of access logs").
 FULL_GC_EVERY = 10
 MALFORMED_SHOWN = 20
-# An import's batch never holds two rows of one event id (ids are made from the import id and the line's
-# offset), so the store need not look for copies to collapse inside it while inserting it (a replayed batch is
-# dropped whole by its token, and readers collapse copies with FINAL as always).
-UNIQUE_IDS = {"optimize_on_insert": 0}
 LIVE = "day has live data"
 OTHER_HOST = "another site (host)"
 BOT = "bot"
@@ -551,7 +547,9 @@ def _insert_once(inserter: BatchInserter, rows: list[Row], token: str) -> None:
         data = b""
     if data and b"\\u0000" not in data:
         try:
-            inserter.store.insert_json("events", data, token=token, settings=UNIQUE_IDS)
+            # an import's batch never holds two rows of one event id (made from the import id and the line's
+            # offset): the store need not look for copies inside it
+            inserter.store.insert_json("events", data, token=token, settings=UNIQUE_KEYS)
             return
         except StoreUnavailable:
             raise

@@ -28,9 +28,6 @@ def _page(qtbot: Any) -> AlertsPage:
     return page
 
 
-_free_port = free_port  # nothing listens there: connections are refused
-
-
 @contextmanager
 def relay(port: int, target: tuple[str, int]) -> Iterator[None]:
     """A plain TCP relay on 127.0.0.1:`port` to `target` (the stack "coming back" at the address)."""
@@ -99,7 +96,7 @@ def test_a_refused_sign_in_says_so_with_retry(qtbot: Any, live_api: LiveApi) -> 
 
 
 def test_an_unreachable_stack_then_retry(qtbot: Any, live_api: LiveApi) -> None:
-    port = _free_port()
+    port = free_port()
     page = _page(qtbot)
     page.resize(900, 1000)
     page.set_client(ApiClient(f"http://127.0.0.1:{port}", live_api.username, live_api.password, timeout=5))

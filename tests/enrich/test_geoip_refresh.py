@@ -100,9 +100,6 @@ def no_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PIXEL_GEOIP_DB", raising=False)
 
 
-closed_port = free_port  # nothing listens there: connections are refused
-
-
 def settings_for(tmp_path: Path, base: str, mode: str = "dbip") -> Settings:
     return Settings(
         data_dir=tmp_path,
@@ -209,7 +206,7 @@ def test_no_failure_replaces_a_good_database(
 ) -> None:
     base = downloads
     if case == "refused":
-        base, message = f"http://127.0.0.1:{closed_port()}", "cannot reach 127.0.0.1"
+        base, message = f"http://127.0.0.1:{free_port()}", "cannot reach 127.0.0.1"
     else:
         status_code, body, message = BROKEN[case]
         for month in ("2026-03", "2026-02"):
@@ -233,7 +230,7 @@ def test_no_failure_replaces_a_good_database(
 
 
 def test_offline_without_any_database_leaves_geo_empty(tmp_path: Path) -> None:
-    settings = settings_for(tmp_path, f"http://127.0.0.1:{closed_port()}")
+    settings = settings_for(tmp_path, f"http://127.0.0.1:{free_port()}")
     status = GeoipRefresher(settings).check_once(utc(2026, 3, 2, 8))
     assert status["available"] is False and status["database_type"] is None and status["source"] is None
     assert status["last_error"].startswith("cannot reach 127.0.0.1")
@@ -370,7 +367,7 @@ def test_pixel_serve_offline_says_so_and_counts_without_geo(pixel_factory, tmp_p
         "serve",
         data_dir=data,
         pixel_geoip_auto_update="auto",
-        pixel_geoip_dbip_url=f"http://127.0.0.1:{closed_port()}/dbip-city-lite-{{month}}.mmdb.gz",
+        pixel_geoip_dbip_url=f"http://127.0.0.1:{free_port()}/dbip-city-lite-{{month}}.mmdb.gz",
         pixel_trusted_proxies="127.0.0.1",
         pixel_segment_max_age="0.3",
         pixel_log_level="INFO",

@@ -88,9 +88,6 @@ def no_credentials_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PIXEL_GEOIP_DB", raising=False)
 
 
-closed_port = free_port  # nothing listens there: connections are refused
-
-
 def test_maxmind_download_installs_the_city_database(tmp_path: Path, server: str) -> None:
     settings = Settings(data_dir=tmp_path)
     path, kind = run(settings, account_id="123456", license_key="good-key", base_url=server, today=TODAY)
@@ -157,14 +154,14 @@ def test_a_truncated_archive_is_refused(tmp_path: Path, server: str) -> None:
 
 
 def test_offline_is_a_clear_error(tmp_path: Path) -> None:
-    port = closed_port()
+    port = free_port()
     with pytest.raises(GeoipUpdateError, match=r"cannot reach 127\.0\.0\.1 .*offline.*Nothing was changed"):
         run(Settings(data_dir=tmp_path), base_url=f"http://127.0.0.1:{port}", today=TODAY)
     assert not (tmp_path / "geoip" / "city.mmdb").exists()
 
 
 def test_cli_offline_exits_1_with_the_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    port = closed_port()
+    port = free_port()
     code = main(["geoip", "update", "--data-dir", str(tmp_path), "--base-url", f"http://127.0.0.1:{port}"])
     assert code == 1
     err = capsys.readouterr().err

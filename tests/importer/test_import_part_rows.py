@@ -26,6 +26,7 @@ from pixel.server.enrich.privacy import ip_spelling, scrub_text
 from pixel.server.importer import partrows, rowcache, run
 from pixel.server.importer.lines import read_lines
 from pixel.server.settings import Settings
+from pixel.server.shipper.inserter import UNIQUE_KEYS
 from pixel.server.store import Store
 from tests.enrich.test_ip_scrub_all_columns import _random_spelling, addresses, spellings
 from tests.enrich.test_site_rules import add_site
@@ -245,7 +246,7 @@ def test_an_imports_insert_does_not_look_for_copies_and_its_settings_are_checked
     row = {"timestamp": 1_672_650_000.0, "site": "s.example", "event_id": "e1", "event_name": "pageview"}
     data = orjson.dumps([row, {**row, "path": "/again"}])
     store.insert_json("events", data)
-    store.insert_json("events", data.replace(b'"e1"', b'"e2"'), settings=run.UNIQUE_IDS)
+    store.insert_json("events", data.replace(b'"e1"', b'"e2"'), settings=UNIQUE_KEYS)
     counts = store.query(
         "SELECT event_id, count() FROM events WHERE site = 's.example' GROUP BY event_id ORDER BY event_id"
     ).rows

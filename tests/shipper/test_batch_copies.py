@@ -17,10 +17,9 @@ from pixel.server.settings import Settings
 from pixel.server.shipper import Shipper, ShipperStats
 from pixel.server.shipper.inserter import BatchInserter, without_copies
 from pixel.server.shipper.reader import Batch
-from pixel.server.spool import SpoolWriter, encode_record
 from pixel.server.store.chdb_engine import ChdbStore
 
-from .test_poison import drain, rows
+from .test_poison import drain, rows, spool
 
 DAY = 86_400
 T = 1_764_201_600  # 2025-11-27 00:00:00 UTC
@@ -96,13 +95,7 @@ def test_copies_in_one_batch_reach_the_store_once_the_last_kept(tmp_path: Path, 
     retry = orjson.dumps([pageview("r1", "/retried", day2 + 1000), pageview("r2", "/x", day2 + 2000)])
     inside = orjson.dumps([pageview("i1", "/one", day2 + 5000), pageview("i1", "/two", day2 + 6000)])
     days = orjson.dumps([pageview("d1", "/day1", day2 - 1), pageview("d1", "/day2", day2)])
-    writer = SpoolWriter(settings_.spool_dir, fsync_interval=0)
-    for body in (first, retry, inside, days):
-        writer.append(
-            encode_record(NOW_MS, b"203.0.113.5", b"Mozilla/5.0", b"en", b"", b"", CHECKED.encode(), body)
-        )
-    writer.rotate()
-    writer.close()
+    spool(settings_, [first, retry, inside, days], NOW_MS, flags=CHECKED.encode())
     shipper = Shipper(settings_, store)
     drain(shipper)
     assert shipper.stats.inserted == 8 and shipper.stats.dead == 0

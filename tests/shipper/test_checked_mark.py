@@ -13,13 +13,11 @@ from pixel.server.collector.core import Collector
 from pixel.server.eventformat import CHECKED, check_event
 from pixel.server.settings import Settings
 from pixel.server.shipper import Shipper
-from pixel.server.spool import SpoolWriter, encode_record
 from pixel.server.spool.record import parse_record
 from pixel.server.store.chdb_engine import ChdbStore
 
-from .test_poison import drain, rows
+from .test_poison import drain, rows, spool
 
-NOW_MS = 1_764_260_000_000
 SITE = "mark.example"
 
 # Events the check refuses and the shipper could still make a row of: with the mark, only a record the collector
@@ -63,14 +61,6 @@ REFUSED_BUT_ROWS: list[tuple[dict[str, Any], str, str]] = [
 ]
 
 
-def spool(settings: Settings, bodies: list[bytes], flags: bytes) -> None:
-    writer = SpoolWriter(settings.spool_dir, fsync_interval=0)
-    for body in bodies:
-        writer.append(encode_record(NOW_MS, b"203.0.113.9", b"Mozilla/5.0", b"en", b"", b"", flags, body))
-    writer.rotate()
-    writer.close()
-
-
 def test_the_table_holds_what_the_check_refuses() -> None:
     assert [check_event(event) for event, _reason, _path in REFUSED_BUT_ROWS] == [
         reason for _event, reason, _path in REFUSED_BUT_ROWS
@@ -81,7 +71,7 @@ def test_the_table_holds_what_the_check_refuses() -> None:
     "flags", [b"", b"dg", b"c0", b"c", b"C1", b"1"], ids=["none", "dnt-gpc", "older-mark", "c", "upper", "1"]
 )
 def test_records_without_the_mark_are_checked(settings: Settings, store: ChdbStore, flags: bytes) -> None:
-    spool(settings, [orjson.dumps([event for event, _r, _p in REFUSED_BUT_ROWS])], flags)
+    spool(settings, [orjson.dumps([event for event, _r, _p in REFUSED_BUT_ROWS])], flags=flags)
     drain(Shipper(settings, store))
     assert rows(store, "SELECT reason FROM dead_letters ORDER BY reason") == sorted(
         [reason] for _e, reason, _p in REFUSED_BUT_ROWS
@@ -93,7 +83,7 @@ def test_records_without_the_mark_are_checked(settings: Settings, store: ChdbSto
 def test_records_with_the_mark_are_not_checked_again(
     settings: Settings, store: ChdbStore, flags: bytes
 ) -> None:
-    spool(settings, [orjson.dumps(event) for event, _r, _p in REFUSED_BUT_ROWS], flags)
+    spool(settings, [orjson.dumps(event) for event, _r, _p in REFUSED_BUT_ROWS], flags=flags)
     drain(Shipper(settings, store))
     assert rows(store, "SELECT count() FROM dead_letters") == [[0]]
     assert rows(store, "SELECT path FROM events ORDER BY path") == sorted(
@@ -111,7 +101,7 @@ def test_what_must_be_there_is_still_the_shippers_to_check_with_the_mark(
         orjson.dumps({"site": SITE, "page": {"url": f"https://{SITE}/"}}),
         orjson.dumps({"event_name": "x"}),
     ]
-    spool(settings, bodies, CHECKED.encode())
+    spool(settings, bodies, flags=CHECKED.encode())
     drain(Shipper(settings, store))
     assert rows(store, "SELECT reason FROM dead_letters ORDER BY reason") == [
         ["event_name is missing or not a non-empty string"],

@@ -55,11 +55,14 @@ class Clock:
         return self.now
 
 
-def spool(settings: Settings, bodies: list[bytes], received_ms: int = NOW_MS, ip: bytes = IP) -> None:
-    """Append one record per body (as the collector writes them) and seal the segment."""
+def spool(
+    settings: Settings, bodies: list[bytes], received_ms: int = NOW_MS, ip: bytes = IP, flags: bytes = b""
+) -> None:
+    """Append one record per body (as the collector writes them; without `eventformat.CHECKED` in `flags`, as an
+    older collector did) and seal the segment."""
     writer = SpoolWriter(settings.spool_dir, fsync_interval=0)
     for body in bodies:
-        writer.append(encode_record(received_ms, ip, b"Mozilla/5.0", b"en", b"", b"", b"", body))
+        writer.append(encode_record(received_ms, ip, b"Mozilla/5.0", b"en", b"", b"", flags, body))
     writer.rotate()
     writer.close()
 

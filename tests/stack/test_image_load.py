@@ -103,9 +103,6 @@ class Registry:
         self.server.server_close()
 
 
-closed_port = free_port  # nothing listens there: connections are refused
-
-
 @pytest.fixture
 def refs(docker_client: docker.DockerClient) -> Iterator[list[str]]:
     """Image references made by a test; their tags are removed afterwards (the busybox image stays)."""
@@ -130,7 +127,7 @@ def saved_as(client: docker.DockerClient, ref: str, path: Path, refs: list[str])
 def test_pull_failing_loads_the_saved_file(
     docker_client: docker.DockerClient, refs: list[str], tmp_path: Path
 ) -> None:
-    ref = f"127.0.0.1:{closed_port()}/pixel-test/offline:{uuid.uuid4().hex[:8]}"
+    ref = f"127.0.0.1:{free_port()}/pixel-test/offline:{uuid.uuid4().hex[:8]}"
     saved = saved_as(docker_client, ref, tmp_path / images.OFFLINE_FILE, refs)
     assert not images.has_image(docker_client, ref)
     events: list[Progress] = []
@@ -148,7 +145,7 @@ def test_pull_failing_loads_the_saved_file(
 def test_pull_failing_without_a_file_says_where_to_put_one(
     docker_client: docker.DockerClient, tmp_path: Path
 ) -> None:
-    ref = f"127.0.0.1:{closed_port()}/pixel-test/offline:none"
+    ref = f"127.0.0.1:{free_port()}/pixel-test/offline:none"
     with pytest.raises(StackError) as err:
         images.ensure(docker_client, ref, images.ImageSource("pull"))
     assert err.value.code == "pull-failed"
@@ -167,7 +164,7 @@ def test_a_saved_file_without_the_image_is_refused(
 ) -> None:
     """The offline file holds other images: nothing gets the stack image's name (an explicit
     `load` source would retag a single image; the fallback never does)."""
-    ref = f"127.0.0.1:{closed_port()}/pixel-test/offline:{uuid.uuid4().hex[:8]}"
+    ref = f"127.0.0.1:{free_port()}/pixel-test/offline:{uuid.uuid4().hex[:8]}"
     other = saved_as(docker_client, f"pixel-test/other:{uuid.uuid4().hex[:8]}", tmp_path / "other.tar", refs)
     refs.append(ref)
     with pytest.raises(StackError) as err:

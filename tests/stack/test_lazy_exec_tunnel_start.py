@@ -13,11 +13,9 @@ from pixel.app.stack.errors import StackError
 from pixel.app.stack.tunnel import LazyExecTunnel
 from tests.ports import free_port
 
-_closed_port = free_port  # nothing listens there: connections are refused
-
 
 def _targets(tmp_path: Path) -> list[EngineTarget]:
-    port = _closed_port()
+    port = free_port()
     for name in ("ca.pem", "cert.pem", "key.pem"):
         (tmp_path / name).write_text("not read: the engine is never reached\n")
     return [
