@@ -56,6 +56,7 @@ from edge_helpers import (
     put_file,
     self_signed,
     spki,
+    tracking_answer,
 )
 
 BASE = "pixel-base/python:bookworm"  # made by scripts/system.d/20-docker.sh
@@ -222,7 +223,6 @@ def _chromium_visit(html: str, edge_ip: str, chain: list[bytes], folder: Path) -
     resolves to the edge's address on the visitors' network. Both certificates are trusted for this run only,
     by their keys (the page's own, pebble's chain). Returns the status of the tracking request."""
     from cryptography import x509
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
     cert, key, site_spki = self_signed("www.pixel.test", folder)
@@ -234,24 +234,14 @@ def _chromium_visit(html: str, edge_ip: str, chain: list[bytes], folder: Path) -
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=flags)
             try:
                 page = browser.new_page()
-                # what the page saw, said when the tracking request gets no answer (a request that fails,
-                # e.g. on TLS or a refused connection, never has a response: the wait would only time out)
-                seen: list[str] = []
-                page.on("requestfailed", lambda r: seen.append(f"failed {r.url}: {r.failure}"))
-                page.on("response", lambda r: seen.append(f"{r.status} {r.url}"))
-                page.on("console", lambda m: seen.append(f"console {m.type}: {m.text}"))
                 # generous for a loaded CI machine: the edge's first proxied request (a fresh stack: the
                 # collector's first answer, TLS to the edge) took over Playwright's 30 s default there once
                 page.set_default_timeout(120_000)
-                try:
-                    with page.expect_response(
-                        lambda r: r.url == f"https://{DOMAIN}/track", timeout=120_000
-                    ) as answer:
-                        page.goto(f"https://www.pixel.test:{site.server_address[1]}/shop")
-                except PlaywrightTimeout:
-                    raise AssertionError(f"no answer to the tracking request; the page saw: {seen}") from None
+                status = tracking_answer(
+                    page, f"https://www.pixel.test:{site.server_address[1]}/shop", f"https://{DOMAIN}/track"
+                )
                 assert page.evaluate("location.protocol") == "https:"
-                return int(answer.value.status)
+                return status
             finally:
                 browser.close()
     finally:

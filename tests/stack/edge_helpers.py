@@ -32,6 +32,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import Page, Request, Response
 from stack_helpers import BUSYBOX, PIXEL_TAG, register_site, unique_project
 
 from pixel.app.stack import image as images
@@ -392,6 +394,56 @@ def chromium_flags(domain: str, edge_ip: str, pins: list[bytes]) -> list[str]:
         f"--host-resolver-rules=MAP {domain} {edge_ip}, MAP www.pixel.test 127.0.0.1, EXCLUDE localhost",
         f"--ignore-certificate-errors-spki-list={','.join(spki_hash(d) for d in pins)}",
     ]
+
+
+NETWORK_CHANGED = "net::ERR_NETWORK_CHANGED"
+
+
+def tracking_answer(
+    page: Page, page_url: str, track_url: str, *, seconds: float = 120, opens: int = 3
+) -> int:
+    """Opens `page_url` in Playwright's `page` and returns the status of the first answer to `track_url`.
+
+    Chromium aborts the requests it has in flight with ERR_NETWORK_CHANGED when an address appears on one of
+    the machine's interfaces: a container joining a network (its veth's link-local address comes a moment
+    later), another test's network, as a laptop's browser does on a Wi-Fi change. The tracker resends an
+    aborted event from its outbox, so the wait goes on; a page or a script aborted so never runs, and a person
+    would reload: the page is opened again, `opens` times in all. Any other failure, or no answer within
+    `seconds` of an opening, fails with everything the page saw."""
+    seen: list[str] = []
+    answers: list[int] = []
+    aborted: list[str] = []
+
+    def failed(request: Request) -> None:
+        seen.append(f"failed {request.url}: {request.failure}")
+        if request.url != track_url and NETWORK_CHANGED in (request.failure or ""):
+            aborted.append(request.url)
+
+    def answered(response: Response) -> None:
+        seen.append(f"{response.status} {response.url}")
+        if response.url == track_url:
+            answers.append(response.status)
+
+    page.on("requestfailed", failed)
+    page.on("response", answered)
+    page.on("console", lambda message: seen.append(f"console {message.type}: {message.text}"))
+    for _ in range(opens):
+        aborted.clear()
+        try:
+            page.goto(page_url, timeout=seconds * 1000)
+        except PlaywrightError as exc:
+            if NETWORK_CHANGED not in str(exc):
+                raise
+            seen.append(f"opening {page_url}: {NETWORK_CHANGED}")
+            continue
+        deadline = time.monotonic() + seconds
+        while not answers and not aborted and time.monotonic() < deadline:
+            page.wait_for_timeout(100)
+        if answers:
+            return answers[0]
+        if not aborted:
+            break
+    raise AssertionError(f"no answer to the tracking request; the page saw: {seen}")
 
 
 class SitePage(ThreadingHTTPServer):

@@ -26,6 +26,7 @@ from edge_helpers import (
     spki,
     start_edge_stack,
     stop_edge_stack,
+    tracking_answer,
 )
 from stack_helpers import PIXEL_TAG, api_call
 
@@ -244,9 +245,8 @@ def test_chromium_pageview_from_an_https_page_through_the_edge(edge_stack, tmp_p
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=flags)
             try:
                 page = browser.new_page()
-                with page.expect_response(lambda r: r.url == f"https://{DOMAIN}/track") as answer:
-                    page.goto(f"https://www.pixel.test:{site.server_address[1]}/shop")
-                assert answer.value.status == 204
+                page_url = f"https://www.pixel.test:{site.server_address[1]}/shop"
+                assert tracking_answer(page, page_url, f"https://{DOMAIN}/track", seconds=30) == 204
                 assert page.evaluate("location.protocol") == "https:"
                 page.goto("about:blank")
             finally:
