@@ -48,15 +48,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stack"))  # tests/
 from edge_helpers import (
     DOMAIN,
     PEBBLE_IMAGE,
-    SitePage,
     _pebble_get,
-    chromium_flags,
+    chromium_visit,
     free_subnet,
     pebble_tls,
     put_file,
-    self_signed,
-    spki,
-    tracking_answer,
 )
 
 BASE = "pixel-base/python:bookworm"  # made by scripts/system.d/20-docker.sh
@@ -218,37 +214,6 @@ class Around:
                     obj.remove(force=True)
 
 
-def _chromium_visit(html: str, edge_ip: str, chain: list[bytes], folder: Path) -> int:
-    """Real Chromium opens https://www.pixel.test/shop, a page on 127.0.0.1 carrying `html`; the test domain
-    resolves to the edge's address on the visitors' network. Both certificates are trusted for this run only,
-    by their keys (the page's own, pebble's chain). Returns the status of the tracking request."""
-    from cryptography import x509
-    from playwright.sync_api import sync_playwright
-
-    cert, key, site_spki = self_signed("www.pixel.test", folder)
-    site = SitePage(html, cert, key)
-    pins = [site_spki, *(spki(x509.load_pem_x509_certificate(p)) for p in chain)]
-    flags = chromium_flags(DOMAIN, edge_ip, pins)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=flags)
-            try:
-                page = browser.new_page()
-                # generous for a loaded CI machine: the edge's first proxied request (a fresh stack: the
-                # collector's first answer, TLS to the edge) took over Playwright's 30 s default there once
-                page.set_default_timeout(120_000)
-                status = tracking_answer(
-                    page, f"https://www.pixel.test:{site.server_address[1]}/shop", f"https://{DOMAIN}/track"
-                )
-                assert page.evaluate("location.protocol") == "https:"
-                return status
-            finally:
-                browser.close()
-    finally:
-        site.shutdown()
-        site.server_close()
-
-
 def _api(base: str, username: str, password: str) -> httpx.Client:
     client = httpx.Client(base_url=base, timeout=30)
     token = client.post("/api/auth/login", json={"username": username, "password": password}).json()
@@ -363,7 +328,7 @@ def test_server_install_with_a_domain_to_a_first_https_visit_with_its_country(
             edge.reload()
             edge_ip = edge.attrs["NetworkSettings"]["Networks"][around.public.name]["IPAddress"]
             html = f"<!doctype html><html><head><title>Shop</title>{snippet}</head><body>shop</body></html>"
-            assert _chromium_visit(html, edge_ip, around.pebble_chain(), tmp_path) == 204
+            assert chromium_visit(html, edge_ip, around.pebble_chain(), tmp_path) == 204
             qtbot.waitUntil(lambda: done.seen, timeout=120_000)
             assert done.first_visit.text() == "✔ First visit received: Pixel is counting."
             save_screenshot(wizard, "wizard-https-first-visit")

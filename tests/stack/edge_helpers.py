@@ -404,12 +404,13 @@ def tracking_answer(
 ) -> int:
     """Opens `page_url` in Playwright's `page` and returns the status of the first answer to `track_url`.
 
-    Chromium aborts the requests it has in flight with ERR_NETWORK_CHANGED when an address appears on one of
-    the machine's interfaces: a container joining a network (its veth's link-local address comes a moment
-    later), another test's network, as a laptop's browser does on a Wi-Fi change. The tracker resends an
-    aborted event from its outbox, so the wait goes on; a page or a script aborted so never runs, and a person
-    would reload: the page is opened again, `opens` times in all. Any other failure, or no answer within
-    `seconds` of an opening, fails with everything the page saw."""
+    Chromium fails a request whose connection it is still setting up (TCP, TLS) with ERR_NETWORK_CHANGED when
+    an address appears on one of the machine's interfaces: a container joining a network (its veth's address
+    comes a moment later), another test's network, as a laptop's browser does on a Wi-Fi change; a request
+    already sent is not failed (tests/stack/test_tracking_answer.py). The tracker resends a failed event from
+    its outbox, so the wait goes on; a page or a script failed so never runs, and a person would reload: the
+    page is opened again, `opens` times in all. Any other failure, or no answer within `seconds` of an
+    opening, fails with everything the page saw."""
     seen: list[str] = []
     answers: list[int] = []
     aborted: list[str] = []
@@ -444,6 +445,35 @@ def tracking_answer(
         if not aborted:
             break
     raise AssertionError(f"no answer to the tracking request; the page saw: {seen}")
+
+
+def chromium_visit(html: str, edge_ip: str, chain: list[bytes], folder: Path, seconds: float = 120) -> int:
+    """Real Chromium opens https://www.pixel.test/shop, a page on 127.0.0.1 carrying `html` (whose snippet loads
+    the tracker from DOMAIN); DOMAIN resolves to `edge_ip`, the edge's address on the visitors' network. Both
+    certificates are trusted for this run only, by their keys (the page's own, the CA `chain`'s PEMs). Returns
+    the status of the first tracking request (`tracking_answer`), after checking the page was HTTPS."""
+    from playwright.sync_api import sync_playwright
+
+    cert, key, site_spki = self_signed("www.pixel.test", folder)
+    site = SitePage(html, cert, key)
+    pins = [site_spki, *(spki(x509.load_pem_x509_certificate(p)) for p in chain)]
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path="/usr/bin/chromium", headless=True, args=chromium_flags(DOMAIN, edge_ip, pins)
+            )
+            try:
+                page = browser.new_page()
+                page.set_default_timeout(seconds * 1000)
+                page_url = f"https://www.pixel.test:{site.server_address[1]}/shop"
+                status = tracking_answer(page, page_url, f"https://{DOMAIN}/track", seconds=seconds)
+                assert page.evaluate("location.protocol") == "https:"
+                return status
+            finally:
+                browser.close()
+    finally:
+        site.shutdown()
+        site.server_close()
 
 
 class SitePage(ThreadingHTTPServer):

@@ -15,18 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cryptography import x509
 from cryptography.x509.oid import NameOID
 from edge_helpers import (
     DOMAIN,
     EdgeStack,
-    SitePage,
-    chromium_flags,
-    self_signed,
-    spki,
+    chromium_visit,
     start_edge_stack,
     stop_edge_stack,
-    tracking_answer,
 )
 from stack_helpers import PIXEL_TAG, api_call
 
@@ -222,39 +217,21 @@ def test_chromium_pageview_from_an_https_page_through_the_edge(edge_stack, tmp_p
     https://stats.pixel.test/pixel.js from the edge (reached at its container address on the public network):
     both certificates trusted for this run only by their keys (pebble's CA chain, the page's own), the
     pageview lands, sent from the browser's address, not the edge's."""
-    from playwright.sync_api import sync_playwright
-
-    cert, key, site_spki = self_signed("www.pixel.test", tmp_path)
     page_html = (
         "<!doctype html><html><head><meta charset=utf-8><title>Shop</title>"
         f'<script async src="https://{DOMAIN}/pixel.js" data-site="pixel.test"></script>'
         "</head><body>shop</body></html>"
     )
-    site = SitePage(page_html, cert, key)
     edge_ip = edge_stack.edge_address(edge_stack.public.name)
-    chain = [x509.load_pem_x509_certificate(p) for p in edge_stack.pebble_chain()]
-    pins = [site_spki, *(spki(c) for c in chain)]
     api = _Api(edge_stack)
     stack_net = edge_stack.client.networks.get(edge_stack.prov.spec.network_name)
     api.exclude(
         [stack_net.attrs["IPAM"]["Config"][0]["Subnet"]]
     )  # an event sent as the edge would be dropped
-    flags = chromium_flags(DOMAIN, edge_ip, pins)
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=flags)
-            try:
-                page = browser.new_page()
-                page_url = f"https://www.pixel.test:{site.server_address[1]}/shop"
-                assert tracking_answer(page, page_url, f"https://{DOMAIN}/track", seconds=30) == 204
-                assert page.evaluate("location.protocol") == "https:"
-                page.goto("about:blank")
-            finally:
-                browser.close()
+        assert chromium_visit(page_html, edge_ip, edge_stack.pebble_chain(), tmp_path) == 204
         _wait(lambda: api.pageviews("/shop") == 1)
     finally:
-        site.shutdown()
-        site.server_close()
         api.exclude([])
 
 

@@ -153,14 +153,28 @@ def test_a_visit_answered_at_once_opens_the_page_once(tmp_path: Path) -> None:
     assert script.counts == {"/pixel.js": 1, "/track": 1}
 
 
+def _with_a_network_change(
+    client: docker.DockerClient, tmp_path: Path, opens: int
+) -> tuple[int | AssertionError, Served, Served]:
+    """A visit whose script's first connection is held while a Docker network is created: what
+    `tracking_answer` returned or raised, and the two servers (their counts)."""
+    with visit(tmp_path, hold_first=True) as (page, site, script):
+        with network_change_when_held(client, script):
+            try:
+                outcome: int | AssertionError = tracking_answer(
+                    page, *_urls(site, script), seconds=60, opens=opens
+                )
+            except AssertionError as failed:
+                outcome = failed
+    assert script.held.is_set()
+    return outcome, site, script
+
+
 def test_a_script_aborted_by_a_network_change_is_loaded_again_with_the_page(
     docker_client: docker.DockerClient, tmp_path: Path
 ) -> None:
-    with visit(tmp_path, hold_first=True) as (page, site, script):
-        page_url, track_url = _urls(site, script)
-        with network_change_when_held(docker_client, script):
-            assert tracking_answer(page, page_url, track_url, seconds=60) == 204
-    assert script.held.is_set()
+    outcome, site, script = _with_a_network_change(docker_client, tmp_path, opens=3)
+    assert outcome == 204
     assert site.counts == {"/shop": 2}
     assert script.counts == {"/pixel.js": 1, "/track": 1}
 
@@ -168,12 +182,9 @@ def test_a_script_aborted_by_a_network_change_is_loaded_again_with_the_page(
 def test_without_another_opening_the_network_change_is_said(
     docker_client: docker.DockerClient, tmp_path: Path
 ) -> None:
-    with visit(tmp_path, hold_first=True) as (page, site, script):
-        page_url, track_url = _urls(site, script)
-        with network_change_when_held(docker_client, script):
-            with pytest.raises(AssertionError) as failed:
-                tracking_answer(page, page_url, track_url, seconds=60, opens=1)
-    assert f"/pixel.js: {NETWORK_CHANGED}" in str(failed.value)
+    outcome, site, script = _with_a_network_change(docker_client, tmp_path, opens=1)
+    assert isinstance(outcome, AssertionError)
+    assert f"/pixel.js: {NETWORK_CHANGED}" in str(outcome)
     assert site.counts == {"/shop": 1}
     assert "/track" not in script.counts
 
@@ -182,9 +193,8 @@ def test_another_failure_is_said_without_opening_the_page_again(tmp_path: Path) 
     """The script's server refuses connections: no reopening (only a network change is a person's reload), the
     failure is in the message after `seconds`."""
     with visit(tmp_path, hold_first=False) as (page, site, script):
-        page_url, _ = _urls(site, script)
+        page_url, track_url = _urls(site, script)
         script.stop()
-        track_url = f"https://{SCRIPT_HOST}:{script.server_address[1]}/track"
         with pytest.raises(AssertionError) as failed:
             tracking_answer(page, page_url, track_url, seconds=3)
     message = str(failed.value)
