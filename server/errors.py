@@ -28,6 +28,7 @@ The hierarchy (module: classes):
     ├── installcheck: _TooLarge (a fetched page over the size the check reads; caught there)
     ├── store.base: StoreError (RuntimeError)
     │   ├── StoreUnavailable (retryable), StoreBusy (retryable), QueryTimeout
+    │   │   └── StoreClosed (retryable: the process is stopping, the next one may answer)
     │   └── store.chdb_engine: FolderInUse
     ├── api.errors: ApiError (an HTTP answer: status, code, detail)
     ├── api.sqlguard: SqlRefused (ValueError)

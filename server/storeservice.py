@@ -65,12 +65,10 @@ class StoreService:
         self.started = clock()
         self._rate_samples: deque[tuple[float, int]] = deque()
         self._today: tuple[tuple[int, int], int] | None = None
-        self._thread: threading.Thread | None = None
-        self._retention_thread: threading.Thread | None = None
-        self._alerts_thread: threading.Thread | None = None
+        # the threads start() runs: stop() joins every one before it closes the store under them
+        self._threads: list[threading.Thread] = []
         # copies the events stored before the sessions table existed into it (after an upgrade)
         self.sessions_backfill = SessionsBackfill(self.store)
-        self._backfill_thread: threading.Thread | None = None
         self.api = self._load_api()
         self.annotator = self._load_annotator()
         self.alerts = None if self.api is None else _alert_sender(self.api)  # server/alerts/sender.py
@@ -100,31 +98,24 @@ class StoreService:
         # trigger do not rescan it each time (it lowers the shipper's parse + enrich CPU: bench/README.md).
         gc.collect()
         gc.freeze()
-        self._thread = threading.Thread(target=self.shipper.run, name="shipper", daemon=True)
-        self._thread.start()
-        self._retention_thread = threading.Thread(
-            target=self.retention.run, name="site-retention", daemon=True
-        )
-        self._retention_thread.start()
-        self._backfill_thread = threading.Thread(
-            target=self.sessions_backfill.run, name="sessions-backfill", daemon=True
-        )
-        self._backfill_thread.start()
+        self._spawn("shipper", self.shipper.run)
+        self._spawn("site-retention", self.retention.run)
+        self._spawn("sessions-backfill", self.sessions_backfill.run)
         if self.geoip.enabled:
-            threading.Thread(target=self.geoip.run, name="geoip-refresh", daemon=True).start()
+            self._spawn("geoip-refresh", self.geoip.run)
         if self.annotator is not None:
-            threading.Thread(
-                target=self.annotator.run, args=(self.clock,), name="auto-annotations", daemon=True
-            ).start()
+            self._spawn("auto-annotations", self.annotator.run, self.clock)
         if self.alerts is not None:
-            self._alerts_thread = threading.Thread(
-                target=self.alerts.run, args=(self.clock,), name="alerts", daemon=True
-            )
-            self._alerts_thread.start()
+            self._spawn("alerts", self.alerts.run, self.clock)
         if self.api is not None:  # imports through the API that a crash cut go on (server/importer/jobs.py)
             from pixel.server.api.routers.imports import resume_at_start
 
             resume_at_start(self.api.state.pixel)
+
+    def _spawn(self, name: str, target: Callable[..., None], *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        self._threads.append(thread)
+        thread.start()
 
     def stop(self) -> None:
         if self.alerts is not None:
@@ -135,14 +126,9 @@ class StoreService:
         self.geoip.stop()
         if self.annotator is not None:
             self.annotator.stop()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-        if self._retention_thread is not None:
-            self._retention_thread.join(timeout=30)
-        if self._backfill_thread is not None:  # a chunk in course ends before the store closes under it
-            self._backfill_thread.join(timeout=30)
-        if self._alerts_thread is not None:  # a round in course ends before the store closes under it
-            self._alerts_thread.join(timeout=30)
+        # a batch, chunk or round in course ends before the store closes under it
+        for thread in self._threads:
+            thread.join(timeout=30)
         self.shipper.enricher.close()
         self.store.close()
 

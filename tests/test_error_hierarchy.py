@@ -88,7 +88,7 @@ def test_no_two_errors_share_a_name() -> None:
 
 def test_the_retryable_errors_are_exactly_these() -> None:
     retryable = sorted(cls.__name__ for classes in ERRORS.values() for cls in classes if cls.retryable)  # type: ignore[attr-defined]
-    assert retryable == ["ConsoleBusy", "StoreBusy", "StoreUnavailable", "Unreachable"]
+    assert retryable == ["ConsoleBusy", "StoreBusy", "StoreClosed", "StoreUnavailable", "Unreachable"]
 
 
 def test_the_builtin_bases_callers_catch_are_kept() -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pixel.server.store.base import Result, Store, StoreError, StoreUnavailable, dedup_token
+from pixel.server.store.base import Result, Store, StoreClosed, StoreError, StoreUnavailable, dedup_token
 
 if TYPE_CHECKING:
     from pixel.server.settings import Settings
 
-__all__ = ["Result", "Store", "StoreError", "StoreUnavailable", "dedup_token", "open_store"]
+__all__ = ["Result", "Store", "StoreClosed", "StoreError", "StoreUnavailable", "dedup_token", "open_store"]
 
 
 def open_store(settings: Settings, *, migrate: bool = True) -> Store:

@@ -47,6 +47,13 @@ class StoreUnavailable(StoreError):
     retryable = True
 
 
+class StoreClosed(StoreUnavailable):
+    """The store was closed (its process is stopping): the statement was not run, and a closed store never opens
+    its engine again (chDB admits one embedded store folder per process, so a session reopened behind a close
+    would hold the process's chDB until it exits). Unavailable, not refused: a writer keeps what it was writing
+    (the shipper's batch stays in the spool for the next store process)."""
+
+
 class QueryTimeout(StoreError):
     """A console query passed its wall-clock deadline; it was answered for and cancelled. Not retryable: the
     same query would run as long again."""

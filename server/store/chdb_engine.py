@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pixel.server.store.base import Store, StoreError, insert_settings
+from pixel.server.store.base import Store, StoreClosed, StoreError, insert_settings
 
 log = logging.getLogger(__name__)
 _DRAIN_TRIES = 3
@@ -88,6 +88,7 @@ class ChdbStore(Store):
         self._session = self._open_session()
         self._console: Any = None  # the console's own session, opened on first use
         self._console_guard = threading.Lock()
+        self._console_closed = False  # set by close(): no console session is opened after it
         # Statements that may write, counted: this process is the folder's only writer, so while the count
         # stands still no table changed (the API's report cache skips its change check then).
         self.writes = 0
@@ -127,17 +128,27 @@ class ChdbStore(Store):
             except Exception as exc:
                 raise StoreError(str(exc).strip()) from None
         with self._guard:
+            session = self._open()
             if fmt is None:
                 self.writes += 1
             try:
-                result = self._session.query(sql, fmt or "TabSeparated", params=params or None)
+                result = session.query(sql, fmt or "TabSeparated", params=params or None)
                 return result.bytes() if fmt else b""
             except Exception as exc:  # chDB raises a bare RuntimeError/ChdbError with the server message
-                self._session = self._drained(self._session)
+                self._session = self._drained(session)
                 raise StoreError(str(exc).strip()) from None
+
+    def _open(self) -> Any:
+        """The session, under `_guard`; `StoreClosed` once `close()` ran (a thread still running after its
+        process's close must not open chDB again behind it)."""
+        if self._session is None:
+            raise StoreClosed(f"the store {self.path} is closed")
+        return self._session
 
     def _console_execute(self, sql: str, tag: str) -> bytes:
         with self._console_guard:
+            if self._console_closed:
+                raise StoreClosed(f"the store {self.path} is closed")
             if self._console is None:
                 self._console = self._open_session()
             try:
@@ -178,11 +189,12 @@ class ChdbStore(Store):
             text = f"INSERT INTO {table} FROM INFILE '/proc/self/fd/{memfd}' COMPRESSION 'none'{with_settings} FORMAT JSONEachRow"
         try:
             with self._guard:
+                session = self._open()
                 self.writes += 1
                 try:
-                    self._session.query(text, "TabSeparated")
+                    session.query(text, "TabSeparated")
                 except Exception as exc:
-                    self._session = self._drained(self._session)
+                    self._session = self._drained(session)
                     raise StoreError(str(exc).strip()) from None
         finally:
             if memfd is not None:
@@ -196,11 +208,14 @@ class ChdbStore(Store):
                 except StoreError as exc:
                     log.warning("store: cancelling console queries on close failed: %s", exc)
             with self._console_guard:
+                self._console_closed = True
                 if self._console is not None:
                     self._console.close()
                     self._console = None
-            with self._guard:
-                self._session.close()
-            self._session = None
+            with self._guard:  # None under the guard: a statement waiting for it then finds the store closed
+                session, self._session = self._session, None
+                if session is None:  # another thread's close came first
+                    return
+                session.close()
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             os.close(self._lock_fd)

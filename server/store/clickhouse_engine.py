@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from pixel.server.store.base import Store, StoreError, StoreUnavailable, insert_settings
+from pixel.server.store.base import Store, StoreClosed, StoreError, StoreUnavailable, insert_settings
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
@@ -102,6 +102,7 @@ class ClickHouseStore(Store):
         self._timeouts = (connect_timeout, send_receive_timeout)
         self._client: Client | None = None
         self._lock = threading.Lock()
+        self._closed = False
         self.writes = 0  # see Store.writes; other processes may write too (sole_writer stays False)
         self._writes_guard = threading.Lock()
         if connect:
@@ -123,6 +124,8 @@ class ClickHouseStore(Store):
         if client is not None:
             return client
         with self._lock:
+            if self._closed:
+                raise StoreClosed(f"the store at {self.host} is closed")
             if self._client is None:
                 self._client = self._connect()
             return self._client
@@ -226,6 +229,7 @@ class ClickHouseStore(Store):
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True  # a thread still running after the close does not connect again
             if self._client is not None:
                 self._client.close()
                 self._client = None

@@ -57,3 +57,18 @@ def test_store_service_runs_the_round(tmp_path: Path) -> None:
             service.stop()
         assert [a["json"]["kind"] for a in hook.accepted] == ["drop", "disk_filling"]
         assert hook.accepted[1]["json"]["target"] == str(settings.data_dir)
+    # stop() joined every thread it started before closing the store (an observer left running used to call
+    # the closed store, which opened chDB on its folder again and so held the process's chDB: CI, stop 36)
+    started = {t.name: t.is_alive() for t in service._threads}
+    assert started == {
+        "shipper": False,
+        "site-retention": False,
+        "sessions-backfill": False,
+        "auto-annotations": False,
+        "alerts": False,
+    }
+    other = ChdbStore(tmp_path / "other")  # this process's chDB is free for another folder
+    try:
+        assert other.scalar("SELECT 3") == 3
+    finally:
+        other.close()
