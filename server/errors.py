@@ -29,7 +29,7 @@ The hierarchy (module: classes):
     ├── store.base: StoreError (RuntimeError)
     │   ├── StoreUnavailable (retryable), StoreBusy (retryable), QueryTimeout
     │   │   └── StoreClosed (retryable: the process is stopping, the next one may answer)
-    │   └── store.chdb_engine: FolderInUse
+    │   └── store.chdb_engine: FolderInUse, EngineHeld (this process's chDB holds another folder)
     ├── api.errors: ApiError (an HTTP answer: status, code, detail)
     ├── api.sqlguard: SqlRefused (ValueError)
     │   └── ConsoleBusy (retryable)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import re
 import threading
 import uuid
 from collections.abc import Mapping
@@ -31,6 +32,15 @@ _DRAIN_TRIES = 3
 
 class FolderInUse(StoreError):
     pass
+
+
+class EngineHeld(StoreError):
+    """This process's chDB already holds another store folder: chDB opens one folder per process, until every
+    session on it is closed."""
+
+
+# chDB's refusal of a second folder in one process, naming the folder it holds
+_HELD = re.compile(r"EmbeddedServer already initialized with path '([^']*)'")
 
 
 def _memfd_with(data: bytes) -> int | None:
@@ -83,9 +93,14 @@ class ChdbStore(Store):
                 f"the store folder {self.path} is in use by another Pixel process "
                 "(chDB allows one process per folder); stop it first"
             ) from None
-        os.ftruncate(self._lock_fd, 0)
-        os.write(self._lock_fd, str(os.getpid()).encode())
-        self._session = self._open_session()
+        try:
+            os.ftruncate(self._lock_fd, 0)
+            os.write(self._lock_fd, str(os.getpid()).encode())
+            self._session = self._open_session()
+        except BaseException:  # the folder is not this process's after a failed open
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            raise
         self._console: Any = None  # the console's own session, opened on first use
         self._console_guard = threading.Lock()
         self._console_closed = False  # set by close(): no console session is opened after it
@@ -99,7 +114,16 @@ class ChdbStore(Store):
     def _open_session(self) -> Any:
         from chdb import session
 
-        opened = session.Session(str(self.path))
+        try:
+            opened = session.Session(str(self.path))
+        except Exception as exc:  # chDB's own error type
+            held = _HELD.search(str(exc))
+            if held is None:
+                raise
+            raise EngineHeld(
+                f"this process already holds the chDB store folder {held.group(1)} "
+                "(chDB opens one folder per process); close that store first"
+            ) from None
         # 64-bit integers as JSON numbers whatever the chDB version (as the server engine asks).
         opened.query("SET output_format_json_quote_64bit_integers = 0", "TabSeparated")
         return opened
