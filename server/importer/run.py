@@ -82,7 +82,7 @@ from pixel.server.shipper.inserter import UNIQUE_KEYS, BatchInserter, store_cann
 from pixel.server.shipper.normalize import BadEvent, normalize
 from pixel.server.shipper.reader import Batch
 from pixel.server.shipper.stats import ShipperStats
-from pixel.server.store import Store, StoreError, StoreUnavailable, dedup_token
+from pixel.server.store import Store, StoreClosed, StoreError, StoreUnavailable, dedup_token
 
 log = logging.getLogger(__name__)
 
@@ -526,14 +526,18 @@ def _done() -> Future[None]:
 
 
 def _insert(inserter: BatchInserter, rows: list[Row], token: str) -> None:
-    """Insert under `token`, retrying while the store cannot write (each try is the same insert). The rows go
-    as one JSON array of their bytes; a batch the store refuses, or holding a NUL character, goes as row dicts
-    through the shipper's inserter (which removes NULs, splits a refused batch and dead-letters what it must)."""
+    """Insert under `token`, retrying while the store cannot write (each try is the same insert), but not once
+    it is closed (`StoreClosed`: its process is stopping; the record stays `running` and resumes at the next
+    start). The rows go as one JSON array of their bytes; a batch the store refuses, or holding a NUL character,
+    goes as row dicts through the shipper's inserter (which removes NULs, splits a refused batch and
+    dead-letters what it must)."""
     delay = 0.5
     while True:
         try:
             _insert_once(inserter, rows, token)
             return
+        except StoreClosed:
+            raise
         except StoreUnavailable as exc:
             log.warning("import: the store cannot write now (%s); retrying in %.1f s", exc, delay)
             time.sleep(delay)

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import zlib
 from pathlib import Path
@@ -19,7 +20,7 @@ import pytest
 from pixel.server.importer import records, run
 from pixel.server.importer.lines import WrongKind
 from pixel.server.settings import Settings
-from pixel.server.store import Store
+from pixel.server.store import Store, StoreClosed
 from pixel.server.store.chdb_engine import ChdbStore
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -248,3 +249,47 @@ def test_a_killed_import_resumes_without_duplicates(tmp_path: Path) -> None:
         assert store.scalar("SELECT uniqExact(event_id) FROM events") == expected
     finally:
         store.close()
+
+
+def test_an_import_whose_store_closes_stops_and_resumes_without_duplicates(tmp_path: Path) -> None:
+    """The store closing under a running import (its process stopping: the import thread is not joined) ends
+    the run with `StoreClosed` at once (no retrying a store that will not come back), its record left to resume;
+    the next store on the folder resumes it to the exact count."""
+    log = tmp_path / "big.log"
+    expected = big_log(log, 20_000)
+    settings = settings_for(tmp_path)
+    store = ChdbStore(settings.data_dir / "store")
+    store.migrate()
+    record = run.start(settings, store, log, SITE)
+    outcome: list[BaseException] = []
+    progressed: list[int] = []
+
+    def progress(done: int, total: int, lines: int) -> None:
+        progressed.append(lines)
+        if len(progressed) == 2:  # a batch or more committed: the process stops
+            store.close()
+
+    def work() -> None:
+        try:
+            run.run(settings, store, record, progress=progress, batch_lines=1000)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=work, daemon=True)  # a regression must not hold the test process
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive(), "the import kept retrying a closed store"
+    assert [type(e) for e in outcome] == [StoreClosed]
+    saved = records.load(settings.state_dir, record.id)
+    assert saved is not None
+    assert saved.status == "running" and 0 < saved.offset < log.stat().st_size
+
+    again = ChdbStore(settings.data_dir / "store")
+    try:
+        resumed = run.start(settings, again, log, SITE)
+        assert resumed.id == record.id
+        assert run.run(settings, again, resumed).status == "done"
+        assert again.scalar("SELECT count() FROM events") == expected  # no duplicate even before FINAL
+        assert again.scalar("SELECT uniqExact(event_id) FROM events") == expected
+    finally:
+        again.close()
