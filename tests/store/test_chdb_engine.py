@@ -1,4 +1,4 @@
-"""What only the embedded engine does: one process per data folder."""
+"""What only the embedded engine does: one process per data folder, one data folder per process."""
 
 from __future__ import annotations
 
@@ -6,45 +6,44 @@ from pathlib import Path
 
 import pytest
 
+from pixel.server.store.base import StoreError
 from pixel.server.store.chdb_engine import ChdbStore, EngineHeld, FolderInUse
 
+# (the second store's folder, what refuses it, its message with {first} and {second} for the folders)
+REFUSALS = [
+    pytest.param(
+        "first",
+        FolderInUse,
+        "the store folder {second} is in use by another Pixel process "
+        "(chDB allows one process per folder); stop it first",
+        id="the same folder",
+    ),
+    pytest.param(
+        "second",
+        EngineHeld,
+        "this process already holds the chDB store folder {first} "
+        "(chDB opens one folder per process); close that store first",
+        id="another folder in this process",
+    ),
+]
 
-def test_second_store_on_the_same_folder_is_refused(tmp_path: Path) -> None:
-    first = ChdbStore(tmp_path / "store")
-    try:
-        with pytest.raises(FolderInUse) as info:
-            ChdbStore(tmp_path / "store")
-        assert str(info.value) == (
-            f"the store folder {tmp_path / 'store'} is in use by another Pixel process "
-            "(chDB allows one process per folder); stop it first"
-        )
-        assert first.scalar("SELECT 1") == 1  # the owner is unaffected
-    finally:
-        first.close()
-    second = ChdbStore(tmp_path / "store")  # free again once the owner closed it
-    try:
-        assert second.scalar("SELECT 2") == 2
-    finally:
-        second.close()
 
-
-def test_a_second_folder_in_one_process_is_refused_clearly_and_left_free(tmp_path: Path) -> None:
-    """chDB opens one folder per process: a store on another folder is refused with the folder held named, and
-    the refused folder is not left locked (after the first store closes, it opens in this same process)."""
+@pytest.mark.parametrize(("name", "refusal", "message"), REFUSALS)
+def test_a_second_store_is_refused_and_opens_once_the_first_is_closed(
+    tmp_path: Path, name: str, refusal: type[StoreError], message: str
+) -> None:
+    """Refused with what to do, the holder unaffected, refused the same way again (a refused open leaves no lock
+    behind: it would be refused as 'in use by another Pixel process'), and free once the holder closed."""
     first = ChdbStore(tmp_path / "first")
     try:
-        with pytest.raises(EngineHeld) as info:
-            ChdbStore(tmp_path / "second")
-        assert str(info.value) == (
-            f"this process already holds the chDB store folder {tmp_path / 'first'} "
-            "(chDB opens one folder per process); close that store first"
-        )
-        assert first.scalar("SELECT 1") == 1  # the holder is unaffected
-        with pytest.raises(EngineHeld):  # refused again, not "in use by another Pixel process"
-            ChdbStore(tmp_path / "second")
+        for _ in range(2):
+            with pytest.raises(refusal) as info:
+                ChdbStore(tmp_path / name)
+            assert str(info.value) == message.format(first=tmp_path / "first", second=tmp_path / name)
+        assert first.scalar("SELECT 1") == 1
     finally:
         first.close()
-    second = ChdbStore(tmp_path / "second")
+    second = ChdbStore(tmp_path / name)
     try:
         assert second.scalar("SELECT 2") == 2
     finally:
