@@ -9,7 +9,6 @@ on another folder in that process failed ("EmbeddedServer already initialized wi
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pytest
 from pixel.server.store.base import Store, StoreClosed, StoreUnavailable
 from pixel.server.store.chdb_engine import ChdbStore
 from pixel.server.store.clickhouse_engine import ClickHouseStore
+from tests.store.conftest import open_engine
 
 ROW = b'{"site": "example.org", "event_id": "e1", "event_name": "pageview", "timestamp": "2026-01-02 03:04:05"}\n'
 
@@ -35,27 +35,21 @@ CALLS: dict[str, Callable[[Store], object]] = {
 
 @pytest.fixture(params=["chdb", "clickhouse"])
 def closed(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    """A migrated store on each engine, closed (the server engine's database dropped by a store of its own)."""
-    if request.param == "chdb":
-        store: Store = ChdbStore(tmp_path / "store")
-        store.migrate()
-        store.close()
-        return store
-    url = request.getfixturevalue("clickhouse_url")
-    database = f"pixel_test_{uuid.uuid4().hex[:12]}"
-    store = ClickHouseStore(url, database=database)
+    """A migrated store on each engine (`open_engine`, as the `store` fixture), closed."""
+    url = request.getfixturevalue("clickhouse_url") if request.param == "clickhouse" else None
+    store, database = open_engine(request.param, tmp_path, url)
     store.migrate()
     store.close()
-    request.addfinalizer(lambda: _drop(url, database))
+    if database:  # dropped through a store of its own: the closed one refuses
+        request.addfinalizer(lambda: _drop(ClickHouseStore(str(url), database=database)))
     return store
 
 
-def _drop(url: str, database: str) -> None:
-    dropper = ClickHouseStore(url, database="default")
+def _drop(server: ClickHouseStore) -> None:
     try:
-        dropper.command(f"DROP DATABASE IF EXISTS `{database}`")
+        server.command(f"DROP DATABASE IF EXISTS `{server.database}`")
     finally:
-        dropper.close()
+        server.close()
 
 
 @pytest.mark.parametrize("call", list(CALLS), ids=list(CALLS))
