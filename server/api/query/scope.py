@@ -18,6 +18,12 @@ from pixel.server.api.query.runner import QueryRunner
 if TYPE_CHECKING:
     from pixel.server.api.query.report_cache import ReportCache
 
+# The report caches hold few rows of heavy aggregate states (visitors sketches, quantile states): ClickHouse reads
+# a part on one thread until a read covers `merge_tree_min_rows_for_concurrent_read` rows (its default is sized
+# for plain columns), so a cached report merging the states of a few hundred thousand rows ran on one core. The
+# caches' granules are small (`index_granularity` 1024): every read of them may take one thread per granule.
+CACHE_READ_SETTINGS = "SETTINGS merge_tree_min_rows_for_concurrent_read = 1024"
+
 
 @dataclass
 class Scope:
@@ -63,4 +69,4 @@ class Scope:
     def run_cached(self, sql: str, params: SqlParams | None = None) -> list[dict[str, Any]]:
         """`sql` over the report cache's tables, with the site and zone parameters added to `params`."""
         values = {"site": self.site, "tz": self.range.tz, **(params.values if params else {})}
-        return self.runner.query(sql, values).dicts()
+        return self.runner.query(f"{sql}\n{CACHE_READ_SETTINGS}", values).dicts()
