@@ -21,7 +21,7 @@ Issue 16 adds, on the dashboard endpoint:
 `--compare-copies` (session 7) times each filter's raw query with the copies of an event dropped among every
 matching row (before) and only inside the time windows where two parts of a month could hold copies (now,
 `copy_windows`), interleaved, same rows asserted; `--optimize-closed-months` merges each month but the current
-one into one part first (as a background OPTIMIZE of closed months would).
+one into one part first, of `events` and of the sessions table (as a background OPTIMIZE of closed months would).
 `--compare-breakdowns` (session 6) times each filter's raw query with the event-level breakdowns as before
 (`ARRAY JOIN`, one copy of every row per dimension) and as now (`GROUPING SETS`), interleaved, same rows asserted.
 Every run prints p50/min/max per path, the peak RSS of this process (which is the store process: the
@@ -564,8 +564,8 @@ def main() -> None:
     parser.add_argument(
         "--optimize-closed-months",
         action="store_true",
-        help="OPTIMIZE each partition (month) of events but the current one before timing, as a store whose "
-        "closed months were merged into one part each",
+        help="OPTIMIZE each partition (month) of events and session_rows but the current one before timing, as "
+        "a store whose closed months were merged into one part each",
     )
     parser.add_argument(
         "--only-issue16", action="store_true", help="skip the ten-request dashboard and per-report timings"
@@ -623,12 +623,13 @@ def main() -> None:
     if args.optimize_closed_months:
         t = time.perf_counter()
         current = time.strftime("%Y%m", time.gmtime())
-        for (partition,) in store.query(
-            "SELECT DISTINCT partition_id FROM system.parts WHERE table = 'events' AND active ORDER BY 1"
-        ).rows:
-            if partition != current:
-                store.command(f"OPTIMIZE TABLE events PARTITION ID '{partition}' FINAL")
-        print(f"  closed months optimized in {time.perf_counter() - t:.1f} s")
+        for table in ("events", "session_rows"):
+            for (partition,) in store.query(
+                f"SELECT DISTINCT partition_id FROM system.parts WHERE table = '{table}' AND active ORDER BY 1"
+            ).rows:
+                if partition != current:
+                    store.command(f"OPTIMIZE TABLE {table} PARTITION ID '{partition}' FINAL")
+        print(f"  closed months of events and session_rows optimized in {time.perf_counter() - t:.1f} s")
     parts = store.scalar("SELECT count() FROM system.parts WHERE table = 'events' AND active")
     rows = store.scalar(f"SELECT count() FROM events WHERE site = '{SITE}'")
     print(f"  {rows:,} events for {SITE}; {parts} active parts")

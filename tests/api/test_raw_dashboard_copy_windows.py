@@ -150,11 +150,13 @@ def _events(site: str, first: datetime, days: int, seed: int) -> list[dict[str, 
 
 @pytest.fixture(scope="module")
 def stopped(api: Api) -> Iterator[None]:
-    api.store.command("SYSTEM STOP MERGES events")
+    for table in ("events", "session_rows"):
+        api.store.command(f"SYSTEM STOP MERGES {table}")
     try:
         yield
     finally:
-        api.store.command("SYSTEM START MERGES events")
+        for table in ("events", "session_rows"):
+            api.store.command(f"SYSTEM START MERGES {table}")
 
 
 def _scope(api: Api, site: str, first: date, last: date, filters: list[list[str]]) -> Scope:
@@ -196,8 +198,9 @@ def _summary(scope: Scope, filters: list[list[str]], rows: list[dict[str, Any]],
     assert len(got) == 1 and {k: int(got[0][k]) for k in want} == want, (filters, kw)
 
 
-def _covered(params: raw_dashboard.DashboardParams, moment: datetime) -> bool:
-    return any(a <= moment.timestamp() < b for a, b in params.windows)
+def _covered(params: raw_dashboard.DashboardParams, moment: datetime, sessions: bool = False) -> bool:
+    windows = params.session_windows if sessions else params.windows
+    return any(a <= moment.timestamp() < b for a, b in windows)
 
 
 @pytest.fixture(scope="module")
@@ -221,11 +224,12 @@ def test_a_month_in_one_part_has_no_window(api: Api, two_months: tuple[str, list
     assert stored == sum(r["timestamp"] < "2023-02-01" for r in rows)  # the insert collapsed its copies
     scope = _scope(api, site, date(2023, 1, 1), date(2023, 2, 28), [])
     _, params = _rows(scope)
-    assert params.parts is not None
-    assert not _covered(params, datetime(2023, 1, 15, tzinfo=UTC))
-    assert not _covered(params, datetime(2023, 1, 30, tzinfo=UTC))
-    assert _covered(params, datetime(2023, 2, 2, tzinfo=UTC))
-    assert _covered(params, datetime(2023, 2, 20, tzinfo=UTC))
+    assert params.parts is not None and params.session_parts is not None
+    for sessions in (False, True):  # the events' parts and the sessions table's
+        assert not _covered(params, datetime(2023, 1, 15, tzinfo=UTC), sessions)
+        assert not _covered(params, datetime(2023, 1, 30, tzinfo=UTC), sessions)
+        assert _covered(params, datetime(2023, 2, 2, tzinfo=UTC), sessions)
+        assert _covered(params, datetime(2023, 2, 20, tzinfo=UTC), sessions)
 
 
 @pytest.mark.parametrize("filters", FILTERS, ids=json.dumps)
@@ -258,13 +262,20 @@ def test_a_copy_in_a_later_part_puts_a_window_over_its_day(api: Api, stopped: No
     assert now == _rows(scope, copies_where_possible=False)[0]
 
 
-def test_a_copy_inserted_during_the_query_runs_it_again(api: Api, stopped: None) -> None:
+@pytest.mark.parametrize(
+    ("sessions", "month"), [(False, 4), (True, 6)], ids=["events-only", "sessions-table"]
+)
+def test_a_copy_inserted_during_the_query_runs_it_again(
+    api: Api, stopped: None, sessions: bool, month: int
+) -> None:
     """Between the read of the parts (in `dashboard_sql`) and the query (in `run`), copies arrive in a
-    part of their own on days no window covers: `run` sees the new part and drops them everywhere."""
-    site = "copy-windows-race.example"
-    rows = _events(site, datetime(2023, 4, 2, tzinfo=UTC), 20, seed=6)
+    part of their own on days no window covers: `run` sees the new part and drops them everywhere (for the
+    sessions table: merges every row per key). Both the summary (event counts) and the sessions (a session's
+    pageviews: its bounce) count each copied event once."""
+    site = f"copy-windows-race-{month}.example"
+    rows = _events(site, datetime(2023, month, 2, tzinfo=UTC), 20, seed=6)
     api.store.insert_rows("events", rows)
-    scope = _scope(api, site, date(2023, 4, 1), date(2023, 4, 30), [])
+    scope = _scope(api, site, date(2023, month, 1), date(2023, month, 28), [])
     sql, params = raw_dashboard.dashboard_sql(
         scope,
         None,
@@ -273,14 +284,20 @@ def test_a_copy_inserted_during_the_query_runs_it_again(api: Api, stopped: None)
         interval="day",
         dimensions=[],
         limit=3,
-        sessions=False,
+        sessions=sessions,
     )
-    assert params.parts is not None
-    assert not any(_covered(params, dataset.ts(r)) for r in rows)
+    read = params.session_parts if sessions else params.parts
+    assert read is not None and (params.parts is None) == sessions
+    assert not any(_covered(params, dataset.ts(r), sessions) for r in rows)
     api.store.insert_rows("events", rows[::4])
-    got = [r for r in raw_dashboard.run(scope, sql, params) if r["tag"] == "s"]
-    assert int(got[0]["events"]) == len(rows)
-    assert int(got[0]["pageviews"]) == sum(r["event_name"] == "pageview" for r in rows)
+    got = {r["tag"]: r for r in raw_dashboard.run(scope, sql, params) if r["tag"] in ("s", "es")}
+    assert int(got["s"]["events"]) == len(rows)
+    assert int(got["s"]["pageviews"]) == sum(r["event_name"] == "pageview" for r in rows)
+    per_session: dict[str, int] = {}
+    for r in rows:
+        per_session[r["session_id"]] = per_session.get(r["session_id"], 0) + (r["event_name"] == "pageview")
+    assert int(got["es"]["session_pageviews"]) == sum(per_session.values())
+    assert int(got["es"]["bounces"]) == sum(n <= 1 for n in per_session.values())
 
 
 def test_no_parts_listed_drops_copies_everywhere(api_chfront: ChFront) -> None:

@@ -19,6 +19,15 @@ must lie inside one window, else the caller runs the query again with copies dro
 copy the query saw that involves a new row lies within a day of that row, and that row (or the copy a
 merge kept in its place) lies in such a part.
 
+The same holds for the sessions table (`session_rows`, partitioned by the month of its 15-minute `slot`):
+its rows hold the event and pageview hashes of their events as `uniqExact` states, and two of its rows
+hold one event only when copies of it came in two inserts. Copies carry the same values, so the same slot
+and dimensions: the two rows have the same key, and the table's view writes one row per key and insert
+(it groups an inserted block's events by the key, copies collapsing in the states; the shipper's and the
+importer's inserts are one block each), so they sit in two active parts of one month whose slot bounds (`min_time`, `max_time`) both hold that slot: inside these windows
+(`read_parts(store, SESSIONS)`), which are wider than needed (a day on each side). Outside them a row
+shares no event with any other row, and its states' sizes can be summed as they are (`session_dashboard`).
+
 Safe by default: an empty or failed answer, or a part without timestamp bounds, gives `None`: copies
 possible everywhere. A Distributed table (the cluster engine) has no parts of its own, so it always gives
 `None`.
@@ -32,14 +41,15 @@ from pixel.server.store import Store
 from pixel.server.store.base import StoreError
 
 DAY = 86_400
+EVENTS, SESSIONS = "events", "session_rows"  # the tables whose parts are read (constants, not user text)
 _PARTS_SQL = """SELECT partition_id, max_block_number, toUInt32(min_time) AS first, toUInt32(max_time) AS last
-    FROM system.parts WHERE database = currentDatabase() AND table = 'events' AND active AND rows > 0"""
+    FROM system.parts WHERE database = currentDatabase() AND table = {table:String} AND active AND rows > 0"""
 
 
 @dataclass(frozen=True)
 class Part:
-    """One active part of `events`: its partition, newest block number and timestamp bounds (unix seconds,
-    rounded down)."""
+    """One active part of `events` (or `session_rows`): its partition, newest block number and time bounds
+    (unix seconds, rounded down)."""
 
     partition: str
     max_block: int
@@ -51,11 +61,11 @@ class Part:
 Windows = tuple[tuple[int, int], ...]
 
 
-def read_parts(store: Store) -> tuple[Part, ...] | None:
-    """The active, non-empty parts of `events`, or None when they cannot be known (none listed, a failed
-    read, a part without timestamp bounds)."""
+def read_parts(store: Store, table: str = EVENTS) -> tuple[Part, ...] | None:
+    """The active, non-empty parts of `table` (`EVENTS` or `SESSIONS`), or None when they cannot be known
+    (none listed, a failed read, a part without timestamp bounds)."""
     try:
-        rows = store.query(_PARTS_SQL).dicts()
+        rows = store.query(_PARTS_SQL, {"table": table}).dicts()
     except StoreError:
         return None
     parts = tuple(

@@ -99,29 +99,75 @@ def _matching(
 
 class DashboardParams(SqlParams):
     """The raw dashboard's parameters and, when copies are dropped only inside `copy_windows`' windows,
-    the parts read before the query, their windows and the name of the flag that drops them everywhere."""
+    the parts read before the query and their windows, of `events` (`copies`) and of the sessions table
+    (`session_copies`), and the name of the flag that drops copies everywhere in both."""
 
     def __init__(self) -> None:
         super().__init__()
         self.parts: tuple[copy_windows.Part, ...] | None = None
         self.windows: copy_windows.Windows = ()
+        self.session_parts: tuple[copy_windows.Part, ...] | None = None
+        self.session_windows: copy_windows.Windows = ()
         self.everywhere: str | None = None
         self._copies = ""
+        self._session_copies = ""
+        self._read: set[str] = set()  # the tables whose parts were read (their windows in use)
+
+    def _flag(self) -> str:
+        """The flag's placeholder (made on first use, 0: copies only inside the windows)."""
+        if self.everywhere is None:
+            flag = self.add(0, "UInt8")
+            self.everywhere = flag[1 : flag.index(":")]
+        return f"{{{self.everywhere}:UInt8}}"
+
+    def _spans(self, column: str, windows: copy_windows.Windows) -> str:
+        return " OR ".join(
+            f"({column} >= {self.add(_utc(a), _UTC)} AND {column} < {self.add(_utc(b), _UTC)})"
+            for a, b in windows
+        )
+
+    def _read_parts(self, store: Store, table: str) -> tuple[tuple[copy_windows.Part, ...] | None, str]:
+        parts = copy_windows.read_parts(store, table)
+        self._read.add(table)
+        flag = self._flag()
+        if parts is None:  # unknown parts: copies possible everywhere
+            self.values[self.everywhere or ""] = 1
+        return parts, flag
 
     def copies(self, store: Store) -> str:
-        """The condition true on every row that may have a copy (read the parts on the first call): a flag
-        (`run` sets it when an insert came too close during the query) or one of the windows."""
-        if self.everywhere is None:
-            self.parts = copy_windows.read_parts(store)
+        """The condition true on every row of `events` that may have a copy (read the parts on the first
+        call): the flag (`run` sets it when an insert came too close during the query) or one of the
+        windows."""
+        if copy_windows.EVENTS not in self._read:
+            self.parts, flag = self._read_parts(store, copy_windows.EVENTS)
             self.windows = copy_windows.windows(self.parts) if self.parts is not None else ()
-            flag = self.add(0 if self.parts is not None else 1, "UInt8")
-            self.everywhere = flag[1 : flag.index(":")]
-            spans = [
-                f"(timestamp >= {self.add(_utc(a), _UTC)} AND timestamp < {self.add(_utc(b), _UTC)})"
-                for a, b in self.windows
-            ]
-            self._copies = f"({' OR '.join([flag, *spans])})"
+            self._copies = f"({' OR '.join([flag, *filter(None, [self._spans('timestamp', self.windows)])])})"
         return self._copies
+
+    def session_copies(self, store: Store) -> str:
+        """The condition true on every row of the sessions table that may share an event with another row
+        (read its parts on the first call): the same flag, or one of its windows (over `slot`)."""
+        if copy_windows.SESSIONS not in self._read:
+            self.session_parts, flag = self._read_parts(store, copy_windows.SESSIONS)
+            parts = self.session_parts
+            self.session_windows = copy_windows.windows(parts) if parts is not None else ()
+            spans = self._spans("slot", self.session_windows)
+            self._session_copies = f"({' OR '.join([flag, *filter(None, [spans])])})"
+        return self._session_copies
+
+    def held(self, store: Store) -> bool:
+        """Whether the windows read before the query still held during it (or no window was in use): the
+        parts are read again; an insert that came too close to them means running again with the flag set."""
+        if self.everywhere is None or self.values.get(self.everywhere) == 1:
+            return True
+        for table, before, wins in (
+            (copy_windows.EVENTS, self.parts, self.windows),
+            (copy_windows.SESSIONS, self.session_parts, self.session_windows),
+        ):
+            if table in self._read and before is not None:
+                if not copy_windows.still_holds(before, wins, copy_windows.read_parts(store, table)):
+                    return False
+        return True
 
 
 _UTC = "DateTime('UTC')"
@@ -292,7 +338,8 @@ def dashboard_sql(
     `grouping_sets`: the event-level breakdowns in one `GROUPING SETS` aggregation (False: one `ARRAY JOIN` of
     every row per dimension, as before; kept for bench_api's comparison, same rows).
     `copies_where_possible`: copies are dropped only among the rows in `copy_windows`' windows (the parts
-    are read here; `run` checks them again after the query); False: among every matching row, as before.
+    are read here; `run` checks them again after the query), and only the rows of the sessions table in its
+    own windows are merged per key; False: among every matching row, as before.
     `cached`: the periods' days in `filter_cache` (from `filter_cache.days`, the previous period's None when
     not read): every number comes from that cache but the breakdowns it does not keep (`_from_filter_cache`)."""
     params = DashboardParams()
@@ -321,8 +368,13 @@ def dashboard_sql(
     copies = (
         params.copies(scope.runner.store) if copies_where_possible and not final and reads_events else None
     )
+    # rows of the sessions table that may share an event with another row (the others are read as they are)
+    session_copies = (
+        params.session_copies(scope.runner.store) if from_sessions and copies_where_possible else None
+    )
     if from_sessions:
-        events_branch, sessions_branch = session_dashboard.events_branch, session_dashboard.sessions_branch
+        events_branch = partial(session_dashboard.events_branch, copies=session_copies)
+        sessions_branch = partial(session_dashboard.sessions_branch, copies=session_copies)
         where = session_dashboard.where(scope, params)
     else:
         events_branch = partial(_events_branch, final=final, copies=copies)
@@ -340,7 +392,7 @@ def dashboard_sql(
         branches.append(sessions_branch(where_before, interval, total, series))
     if from_sessions:
         if kept:
-            branches.append(session_dashboard.breakdowns(where, kept, limit, _ranked))
+            branches.append(session_dashboard.breakdowns(where, kept, limit, _ranked, session_copies))
         if session_level:
             branches.append(session_dashboard.entry_exit(where, session_level, limit, _ranked))
         session_level = []
@@ -406,10 +458,7 @@ def run(scope: Scope, sql: str, params: SqlParams) -> list[dict[str, Any]]:
     dropped everywhere."""
     fixed = {"site": scope.site, "tz": scope.range.tz}
     rows = scope.runner.query(sql, params.with_fixed(**fixed)).dicts()
-    if not isinstance(params, DashboardParams) or params.everywhere is None or params.parts is None:
+    if not isinstance(params, DashboardParams) or params.held(scope.runner.store):
         return rows
-    after = copy_windows.read_parts(scope.runner.store)
-    if copy_windows.still_holds(params.parts, params.windows, after):
-        return rows
-    again = {**params.with_fixed(**fixed), params.everywhere: 1}
+    again = {**params.with_fixed(**fixed), params.everywhere or "": 1}
     return scope.runner.query(sql, again).dicts()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from pixel.server.api.query import copy_windows
 from pixel.server.api.query.raw_dashboard import DashboardParams
 from pixel.server.api.query.scope import Scope
 
@@ -37,10 +36,7 @@ def run(scope: Scope, sql: str, params: DashboardParams) -> list[dict[str, Any]]
     insert came close enough to the windows to hide a copy from them, it runs again with copies dropped
     everywhere."""
     rows = scope.run(sql, params)
-    if params.everywhere is None or params.parts is None:
+    if params.held(scope.runner.store):
         return rows
-    after = copy_windows.read_parts(scope.runner.store)
-    if copy_windows.still_holds(params.parts, params.windows, after):
-        return rows
-    params.values[params.everywhere] = 1
+    params.values[params.everywhere or ""] = 1
     return scope.run(sql, params)

@@ -13,10 +13,14 @@ instead of the events, where that gives the same numbers as `raw_dashboard`'s re
 Then the summary and series (visitors, pageviews, events per bucket of the events; sessions, bounces,
 durations per bucket of the session's first matching event), the breakdowns by those dimensions and the
 entry / exit pages are the same aggregates over the same events as the raw path's, read from a table a few
-times smaller (one row per session and slot). The rows are merged per (slot, session) first (the table
-merges its rows lazily): event and pageview counts are `uniqExact` states of the events' hashes, so a
-client-retry copy, in the same row as its original, counts once. Breakdowns by event-level dimensions
-(page, event, properties, ...) still read the events (`raw_dashboard`).
+times smaller (one row per session and slot). Event and pageview counts are `uniqExact` states of the events'
+hashes. Two rows hold one event only when copies of it came in two inserts, and then they have the same key
+and sit in two parts of one month: inside `copy_windows`' windows of the table's parts
+(`DashboardParams.session_copies`). The rows there are merged per key (the table merges its rows lazily), so
+a client-retry copy counts once; every other row is read as it is, its states' sizes summed (merging a state
+per row cost most of the query). A flag merges every row instead (the parts could not be read, or an insert
+came too close to the windows during the query: `raw_dashboard.run` runs it again). Breakdowns by
+event-level dimensions (page, event, properties, ...) still read the events (`raw_dashboard`).
 """
 
 from __future__ import annotations
@@ -65,24 +69,51 @@ def where(scope: Scope, params: SqlParams) -> str:
     return " AND ".join(parts)
 
 
-def _per_slot(where_sql: str, extra: str = "") -> str:
-    """session_rows merged per (slot, session, visitor[, extra columns]): pv, ev counts of distinct events."""
+def _per_slot(where_sql: str, extra: str = "", copies: str | None = None) -> str:
+    """session_rows as rows of (slot, session, visitor[, extra columns]) with pv, ev: counts of distinct
+    events, each event in one row. With `copies` (true on every row that may share an event with another,
+    `DashboardParams.session_copies`), the other rows as they are (their states' sizes) and those merged
+    per key; without, every row merged per key."""
     keys = f"slot, sid, visitor_id{extra}"
-    return f"""(SELECT {keys}, uniqExactMerge(pageviews) AS pv, uniqExactMerge(events) AS ev,
-            min(first_seen) AS first_seen, max(last_seen) AS last_seen
-        FROM session_rows WHERE {where_sql} GROUP BY {keys})"""
+    merged = f"""SELECT {keys}, uniqExactMerge(pageviews) AS pv, uniqExactMerge(events) AS ev,
+            min(first_seen) AS first_seen, max(last_seen) AS last_seen"""
+    if copies is None:
+        return f"({merged} FROM session_rows WHERE {where_sql} GROUP BY {keys})"
+    return f"""(SELECT {keys}, finalizeAggregation(pageviews) AS pv, finalizeAggregation(events) AS ev,
+            first_seen, last_seen
+        FROM session_rows WHERE ({where_sql}) AND NOT {copies}
+        UNION ALL
+        {merged} FROM session_rows WHERE ({where_sql}) AND {copies} GROUP BY {keys})"""
 
 
-def events_branch(where_sql: str, interval: str, total: Tag | None, series: Tag | None) -> str:
+def _per_session(where_sql: str, copies: str | None) -> str:
+    """Per session of session_rows: its pageviews (`spv`, distinct events), first and last event."""
+    if copies is None:
+        return f"""SELECT sid, uniqExactMerge(pageviews) AS spv, min(first_seen) AS first, max(last_seen) AS last
+            FROM session_rows WHERE {where_sql} GROUP BY sid"""
+    return f"""SELECT sid, sum(p) AS spv, min(f) AS first, max(l) AS last FROM (
+            SELECT sid, finalizeAggregation(pageviews) AS p, first_seen AS f, last_seen AS l
+            FROM session_rows WHERE ({where_sql}) AND NOT {copies}
+            UNION ALL
+            SELECT sid, uniqExactMerge(pageviews) AS p, min(first_seen) AS f, max(last_seen) AS l
+            FROM session_rows WHERE ({where_sql}) AND {copies} GROUP BY sid)
+        GROUP BY sid"""
+
+
+def events_branch(
+    where_sql: str, interval: str, total: Tag | None, series: Tag | None, copies: str | None = None
+) -> str:
     tag, bucket, group = cache_sql.tag_grouping(total, series, bucket_sql(interval, "slot"))
     return f"""SELECT {tag} AS tag, {bucket} AS bucket, toUInt64({cache_sql.UNIQ_TOTAL}(visitor_id)) AS visitors,
             toUInt64(sum(pv)) AS pageviews, toUInt64(sum(ev)) AS events,
             {_ZERO} AS sessions, {_ZERO} AS session_pageviews, {_ZERO} AS bounces, {_ZERO} AS duration_ms,
             toUInt64(sum(ev)) AS total_rows, {_ZERO} AS session_rows, {_ZERO} AS first_rank
-        FROM {_per_slot(where_sql)} GROUP BY {group}"""
+        FROM {_per_slot(where_sql, copies=copies)} GROUP BY {group}"""
 
 
-def sessions_branch(where_sql: str, interval: str, total: Tag | None, series: Tag | None) -> str:
+def sessions_branch(
+    where_sql: str, interval: str, total: Tag | None, series: Tag | None, copies: str | None = None
+) -> str:
     tag, bucket, group = cache_sql.tag_grouping(
         total.edges if total else None, series.edges if series else None, bucket_sql(interval, "first")
     )
@@ -90,13 +121,18 @@ def sessions_branch(where_sql: str, interval: str, total: Tag | None, series: Ta
             {_ZERO} AS events, toUInt64(count()) AS sessions, toUInt64(sum(spv)) AS session_pageviews,
             toUInt64(countIf(spv <= 1)) AS bounces, toUInt64(sum(dur)) AS duration_ms, {_ZERO} AS total_rows,
             toUInt64(count()) AS session_rows, {_ZERO} AS first_rank
-        FROM (SELECT sid, uniqExactMerge(pageviews) AS spv, min(first_seen) AS first,
-                  dateDiff('millisecond', first, max(last_seen)) AS dur
-              FROM session_rows WHERE {where_sql} GROUP BY sid)
+        FROM (SELECT sid, spv, first, dateDiff('millisecond', first, last) AS dur
+              FROM ({_per_session(where_sql, copies)}))
         GROUP BY {group}"""
 
 
-def breakdowns(where_sql: str, dimensions: list[str], limit: int, ranked: Callable[[str, int], str]) -> str:
+def breakdowns(
+    where_sql: str,
+    dimensions: list[str],
+    limit: int,
+    ranked: Callable[[str, int], str],
+    copies: str | None = None,
+) -> str:
     """Breakdowns by dimensions the table keeps (names in SESSION_FILTERS), as raw_dashboard's event branch:
     per value the visitors' sketch, pageviews and events of the matching events."""
     columns = [DIMENSIONS[d] for d in dimensions]
@@ -105,19 +141,20 @@ def breakdowns(where_sql: str, dimensions: list[str], limit: int, ranked: Callab
     values = ", ".join(f"CAST({c} AS String)" for c in columns)
     per_value = f"""SELECT dimension, value, {cache_sql.UNIQ_VALUE_STATE}(visitor_id) AS st,
             sum(pv) AS pageviews, sum(ev) AS events, toUInt64(0) AS sessions
-        FROM {_per_slot(where_sql, extra)} ARRAY JOIN [{names}] AS dimension, [{values}] AS value
+        FROM {_per_slot(where_sql, extra, copies)} ARRAY JOIN [{names}] AS dimension, [{values}] AS value
         GROUP BY dimension, value"""
     return ranked(per_value, limit)
 
 
 def entry_exit(where_sql: str, dimensions: list[str], limit: int, ranked: Callable[[str, int], str]) -> str:
-    """entry_page / exit_page: each session's first / last matching pageview (sessions with one)."""
+    """entry_page / exit_page: each session's first / last matching pageview (sessions with one: a row whose
+    pageviews state is not empty, whatever other rows share)."""
     kinds = ", ".join(f"'{d}'" for d in dimensions)
     columns = ", ".join("entry" if d == "entry_page" else "exit" for d in dimensions)
     per_value = f"""SELECT dimension, value, {cache_sql.UNIQ_VALUE_STATE}(visitor_id) AS st,
             toUInt64(0) AS pageviews, toUInt64(0) AS events, count() AS sessions
         FROM (SELECT sid, any(visitor_id) AS visitor_id, {sessions.ENTRY_SQL} AS entry, {sessions.EXIT_SQL} AS exit
-              FROM session_rows WHERE {where_sql} GROUP BY sid HAVING uniqExactMerge(pageviews) > 0)
+              FROM session_rows WHERE {where_sql} GROUP BY sid HAVING max(finalizeAggregation(pageviews)) > 0)
         ARRAY JOIN [{kinds}] AS dimension, [{columns}] AS value
         GROUP BY dimension, value"""
     return ranked(per_value, limit)
