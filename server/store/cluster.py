@@ -75,8 +75,8 @@ _ALTER_EVENTS = "ALTER TABLE events "
 def cluster_upgrade_ddl(cluster: str, database: str = "pixel", after_version: int = 1) -> list[str]:
     """The statements that bring the events tables of a cluster made by an older `cluster_ddl` up to date: each
     later migration that alters `events` (added columns), run `ON CLUSTER` on `events_local` and then on the
-    Distributed `events` (whose structure must list the same columns); a derived column's MATERIALIZE on
-    `events_local` only. `after_version` is the schema version
+    Distributed `events` (whose structure must list the same columns); a derived column's MATERIALIZE and a
+    MergeTree setting on `events_local` only. `after_version` is the schema version
     the cluster was made at (its tables are `cluster_ddl`'s of that version); `ADD COLUMN IF NOT EXISTS`
     makes every statement idempotent."""
     for what, value in (("cluster", cluster), ("database", database)):
@@ -89,10 +89,11 @@ def cluster_upgrade_ddl(cluster: str, database: str = "pixel", after_version: in
         for statement in migration.statements:
             if statement.startswith(_ALTER_EVENTS):
                 body = statement[len(_ALTER_EVENTS) :]
-                # a mutation that stores a derived column runs where the parts are, not on the Distributed table
+                # a mutation that stores a derived column, and a MergeTree setting, apply where the parts are,
+                # not to the Distributed table
                 tables = (
                     ("events_local",)
-                    if statement.startswith(MATERIALIZE_EVENTS)
+                    if statement.startswith(MATERIALIZE_EVENTS) or body.startswith("MODIFY SETTING ")
                     else ("events_local", "events")
                 )
                 for table in tables:

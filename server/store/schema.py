@@ -1078,7 +1078,22 @@ def migrations(retention_days: int = 0) -> tuple[Migration, ...]:
             "the stored events copied in by the background backfill)",
             sessions.remade(retention_days),
         ),
+        Migration(
+            37,
+            "events and the sessions table: a month's parts merged into one a day after its last insert",
+            tuple(
+                f"ALTER TABLE {table} MODIFY SETTING {MERGE_CLOSED_MONTHS}"
+                for table in ("events", "session_rows")
+            ),
+        ),
     )
+
+
+# Migration 37: ClickHouse merges every part of a month (a partition of `events` or `session_rows`) into one once
+# all of them are a day old, which a closed month's are a day after its last insert. The raw dashboard then
+# finds no two parts there that could hold copies of one event (`copy_windows`): it reads those rows as they are
+# instead of grouping copies (events) or merging each row's states per key (the sessions table).
+MERGE_CLOSED_MONTHS = "min_age_to_force_merge_seconds = 86400, min_age_to_force_merge_on_partition_only = 1"
 
 
 def retention_statement(retention_days: int) -> str:

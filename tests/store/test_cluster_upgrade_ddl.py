@@ -40,6 +40,9 @@ def test_generated_text_after_version_5() -> None:
         ),
         "ALTER TABLE analytics.events_local ON CLUSTER 'pixel_cluster' MATERIALIZE COLUMN `session_hash` "
         "SETTINGS mutations_sync = 1",
+        # migration 37: closed months merged into one part, a MergeTree setting of the local table only
+        "ALTER TABLE analytics.events_local ON CLUSTER 'pixel_cluster' MODIFY SETTING "
+        "min_age_to_force_merge_seconds = 86400, min_age_to_force_merge_on_partition_only = 1",
     ]
     assert adds.startswith(
         "ADD COLUMN IF NOT EXISTS `not_found` UInt8, ADD COLUMN IF NOT EXISTS `revenue` Nullable(Decimal(18, 4)), "
@@ -50,14 +53,15 @@ def test_generated_text_after_version_5() -> None:
 
 def test_from_the_first_version_the_coordinates_come_first() -> None:
     ddl = cluster_upgrade_ddl("c1")
-    assert len(ddl) == 9
+    assert len(ddl) == 10
     assert ddl[0] == (
         "ALTER TABLE pixel.events_local ON CLUSTER 'c1' ADD COLUMN IF NOT EXISTS latitude Nullable(Float32) "
         "AFTER city, ADD COLUMN IF NOT EXISTS longitude Nullable(Float32) AFTER latitude"
     )
     assert ddl[1].startswith("ALTER TABLE pixel.events ON CLUSTER 'c1' ADD COLUMN IF NOT EXISTS latitude")
-    assert len(cluster_upgrade_ddl("c1", after_version=7)) == 3
-    assert cluster_upgrade_ddl("c1", after_version=16) == []
+    assert len(cluster_upgrade_ddl("c1", after_version=7)) == 4
+    assert len(cluster_upgrade_ddl("c1", after_version=16)) == 1
+    assert cluster_upgrade_ddl("c1", after_version=37) == []
 
 
 @pytest.mark.parametrize("bad", ["", "my-cluster", "x'; DROP TABLE events; --"])

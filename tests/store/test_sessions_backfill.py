@@ -191,7 +191,7 @@ def test_inline_filled_store_is_not_filled_again(tmp_path: Path) -> None:
         assert store.scalar("SELECT count() FROM session_rows") == before
         assert store.query(MERGED).rows == reference(store)
         # migration 36 makes the table again (entry and exit as keys): its rows come back through the backfill
-        assert store.migrate() == [36]
+        assert [v for v in store.migrate() if v <= 36] == [36]
         state = read_state(store)
         assert state is not None and state.pending
         assert store.scalar("SELECT count() FROM session_rows") == 0
