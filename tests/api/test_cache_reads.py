@@ -10,7 +10,7 @@ import pytest
 
 from pixel.server.api.query.filters import SqlParams
 from pixel.server.api.query.periods import resolve
-from pixel.server.api.query.scope import CACHE_READ_SETTINGS, Scope
+from pixel.server.api.query.scope import Scope
 from tests.api import dataset
 from tests.api.conftest import Api, report_cache
 
@@ -24,10 +24,6 @@ ASKED = f"toUInt32(getSetting('{SETTING}')) AS v"
 def scope(api: Api) -> Scope:
     rng = resolve("custom", dataset.TZ, date_from="2024-03-01", date_to="2024-03-07")
     return Scope(report_cache(api).runner, dataset.SITE, rng)
-
-
-def test_the_settings_name_one_granule_of_the_caches(scope: Scope) -> None:
-    assert CACHE_READ_SETTINGS == f"SETTINGS {SETTING} = 1024"
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ from pixel.server.store.chdb_engine import ChdbStore
 from pixel.server.store.schema import MERGE_CLOSED_MONTHS
 from tests.api.test_daycache import _row
 
-TABLES = ("events", "session_rows")
+TABLES = (copy_windows.EVENTS, copy_windows.SESSIONS)
 
 
 def test_the_migrated_tables_merge_closed_months(store: Store) -> None:
@@ -49,11 +49,6 @@ def test_a_month_of_old_parts_becomes_one_part_without_windows(tmp_path: Path) -
     store = ChdbStore(tmp_path / "store")
     try:
         store.migrate()
-        for table in TABLES:
-            store.command(
-                f"ALTER TABLE {table} MODIFY SETTING "
-                + MERGE_CLOSED_MONTHS.replace("seconds = 86400", "seconds = 1")
-            )
         start = datetime(2023, 3, 2, tzinfo=UTC)
         rnd = random.Random(37)
         rows = [
@@ -72,13 +67,18 @@ def test_a_month_of_old_parts_becomes_one_part_without_windows(tmp_path: Path) -
         for third in (rows[0::3], rows[1::3], rows[2::3]):  # three parts spanning the month
             store.insert_rows("events", third)
         assert all(_parts(store, t)["202303"] == 3 for t in TABLES)
-        before = [copy_windows.read_parts(store, t) for t in (copy_windows.EVENTS, copy_windows.SESSIONS)]
+        before = [copy_windows.read_parts(store, t) for t in TABLES]
         assert all(parts is not None and copy_windows.windows(parts) for parts in before)
+        for table in TABLES:  # after the inserts: a slow machine must not merge between them
+            store.command(
+                f"ALTER TABLE {table} MODIFY SETTING "
+                + MERGE_CLOSED_MONTHS.replace("seconds = 86400", "seconds = 1")
+            )
         deadline = time.monotonic() + 90
         while any(_parts(store, t)["202303"] > 1 for t in TABLES):
             assert time.monotonic() < deadline, {t: _parts(store, t) for t in TABLES}
             time.sleep(0.5)
-        for table in (copy_windows.EVENTS, copy_windows.SESSIONS):
+        for table in TABLES:
             parts = copy_windows.read_parts(store, table)
             assert parts is not None and copy_windows.windows(parts) == ()
         assert store.scalar("SELECT count() FROM events") == len(rows)

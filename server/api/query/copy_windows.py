@@ -22,11 +22,12 @@ merge kept in its place) lies in such a part.
 The same holds for the sessions table (`session_rows`, partitioned by the month of its 15-minute `slot`):
 its rows hold the event and pageview hashes of their events as `uniqExact` states, and two of its rows
 hold one event only when copies of it came in two inserts. Copies carry the same values, so the same slot
-and dimensions: the two rows have the same key, and the table's view writes one row per key and insert
-(it groups an inserted block's events by the key, copies collapsing in the states; the shipper's and the
-importer's inserts are one block each), so they sit in two active parts of one month whose slot bounds (`min_time`, `max_time`) both hold that slot: inside these windows
-(`read_parts(store, SESSIONS)`), which are wider than needed (a day on each side). Outside them a row
-shares no event with any other row, and its states' sizes can be summed as they are (`session_dashboard`).
+and dimensions: the two rows have the same key, and the table's view writes one row per key and insert (it
+groups an inserted block's events by the key, copies collapsing in the states; the shipper's and the
+importer's inserts are one block each), so they sit in two active parts of one month whose slot bounds
+(`min_time`, `max_time`) both hold that slot: inside these windows (`read_parts(store, SESSIONS)`), which are
+wider than needed (a day on each side). Outside them a row shares no event with any other row, and its
+states' sizes can be summed as they are (`session_dashboard`).
 
 Safe by default: an empty or failed answer, or a part without timestamp bounds, gives `None`: copies
 possible everywhere. A Distributed table (the cluster engine) has no parts of its own, so it always gives

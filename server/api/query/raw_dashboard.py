@@ -38,6 +38,7 @@ parameters (`filters.SqlParams`), dimension names come from allow-lists.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -97,77 +98,91 @@ def _matching(
             GROUP BY cityHash64(toDate(timestamp), event_id)))"""
 
 
+@dataclass(frozen=True)
+class _Read:
+    """A table's parts read before the query (None: unknown), their windows and the SQL condition true on the
+    table's rows that may have a copy (the flag or one of the windows)."""
+
+    parts: tuple[copy_windows.Part, ...] | None
+    windows: copy_windows.Windows
+    condition: str
+
+
 class DashboardParams(SqlParams):
     """The raw dashboard's parameters and, when copies are dropped only inside `copy_windows`' windows,
-    the parts read before the query and their windows, of `events` (`copies`) and of the sessions table
-    (`session_copies`), and the name of the flag that drops copies everywhere in both."""
+    the parts of `events` (`copies`) and of the sessions table (`session_copies`) read before the query, their
+    windows, and the name of the flag that drops copies everywhere in both."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.parts: tuple[copy_windows.Part, ...] | None = None
-        self.windows: copy_windows.Windows = ()
-        self.session_parts: tuple[copy_windows.Part, ...] | None = None
-        self.session_windows: copy_windows.Windows = ()
         self.everywhere: str | None = None
-        self._copies = ""
-        self._session_copies = ""
-        self._read: set[str] = set()  # the tables whose parts were read (their windows in use)
+        self._reads: dict[str, _Read] = {}  # per table whose windows the query uses
 
-    def _flag(self) -> str:
-        """The flag's placeholder (made on first use, 0: copies only inside the windows)."""
-        if self.everywhere is None:
-            flag = self.add(0, "UInt8")
-            self.everywhere = flag[1 : flag.index(":")]
-        return f"{{{self.everywhere}:UInt8}}"
-
-    def _spans(self, column: str, windows: copy_windows.Windows) -> str:
-        return " OR ".join(
-            f"({column} >= {self.add(_utc(a), _UTC)} AND {column} < {self.add(_utc(b), _UTC)})"
-            for a, b in windows
-        )
-
-    def _read_parts(self, store: Store, table: str) -> tuple[tuple[copy_windows.Part, ...] | None, str]:
-        parts = copy_windows.read_parts(store, table)
-        self._read.add(table)
-        flag = self._flag()
-        if parts is None:  # unknown parts: copies possible everywhere
-            self.values[self.everywhere or ""] = 1
-        return parts, flag
+    def _copies_in(self, store: Store, table: str, column: str) -> str:
+        """The condition on `table`'s rows (its time column `column`) that may have a copy; the parts are
+        read on the first call, the flag made on the first call for either table (set when they are unknown)."""
+        found = self._reads.get(table)
+        if found is None:
+            if self.everywhere is None:
+                flag = self.add(0, "UInt8")
+                self.everywhere = flag[1 : flag.index(":")]
+            parts = copy_windows.read_parts(store, table)
+            if parts is None:  # unknown parts: copies possible everywhere
+                self.drop_everywhere()
+            windows = copy_windows.windows(parts) if parts is not None else ()
+            spans = [
+                f"({column} >= {self.add(_utc(a), _UTC)} AND {column} < {self.add(_utc(b), _UTC)})"
+                for a, b in windows
+            ]
+            condition = f"({' OR '.join([f'{{{self.everywhere}:UInt8}}', *spans])})"
+            found = self._reads[table] = _Read(parts, windows, condition)
+        return found.condition
 
     def copies(self, store: Store) -> str:
-        """The condition true on every row of `events` that may have a copy (read the parts on the first
-        call): the flag (`run` sets it when an insert came too close during the query) or one of the
-        windows."""
-        if copy_windows.EVENTS not in self._read:
-            self.parts, flag = self._read_parts(store, copy_windows.EVENTS)
-            self.windows = copy_windows.windows(self.parts) if self.parts is not None else ()
-            self._copies = f"({' OR '.join([flag, *filter(None, [self._spans('timestamp', self.windows)])])})"
-        return self._copies
+        """The condition true on every row of `events` that may have a copy: the flag (`run` sets it when an
+        insert came too close during the query) or one of the windows."""
+        return self._copies_in(store, copy_windows.EVENTS, "timestamp")
 
     def session_copies(self, store: Store) -> str:
-        """The condition true on every row of the sessions table that may share an event with another row
-        (read its parts on the first call): the same flag, or one of its windows (over `slot`)."""
-        if copy_windows.SESSIONS not in self._read:
-            self.session_parts, flag = self._read_parts(store, copy_windows.SESSIONS)
-            parts = self.session_parts
-            self.session_windows = copy_windows.windows(parts) if parts is not None else ()
-            spans = self._spans("slot", self.session_windows)
-            self._session_copies = f"({' OR '.join([flag, *filter(None, [spans])])})"
-        return self._session_copies
+        """The condition true on every row of the sessions table that may share an event with another row:
+        the same flag, or one of its windows (over `slot`)."""
+        return self._copies_in(store, copy_windows.SESSIONS, "slot")
+
+    def _read(self, table: str) -> _Read:
+        return self._reads.get(table) or _Read(None, (), "")
+
+    @property
+    def parts(self) -> tuple[copy_windows.Part, ...] | None:
+        return self._read(copy_windows.EVENTS).parts
+
+    @property
+    def windows(self) -> copy_windows.Windows:
+        return self._read(copy_windows.EVENTS).windows
+
+    @property
+    def session_parts(self) -> tuple[copy_windows.Part, ...] | None:
+        return self._read(copy_windows.SESSIONS).parts
+
+    @property
+    def session_windows(self) -> copy_windows.Windows:
+        return self._read(copy_windows.SESSIONS).windows
+
+    def drop_everywhere(self) -> None:
+        """Set the flag: copies dropped among every row (every row of the sessions table merged per key)."""
+        if self.everywhere is not None:
+            self.values[self.everywhere] = 1
 
     def held(self, store: Store) -> bool:
-        """Whether the windows read before the query still held during it (or no window was in use): the
-        parts are read again; an insert that came too close to them means running again with the flag set."""
-        if self.everywhere is None or self.values.get(self.everywhere) == 1:
+        """Whether the windows read before the query still held during it (or none was in use): each table's
+        parts are read again; an insert that came too close to its windows means running again with the flag
+        set (`drop_everywhere`)."""
+        if self.everywhere is None or self.values[self.everywhere] == 1:
             return True
-        for table, before, wins in (
-            (copy_windows.EVENTS, self.parts, self.windows),
-            (copy_windows.SESSIONS, self.session_parts, self.session_windows),
-        ):
-            if table in self._read and before is not None:
-                if not copy_windows.still_holds(before, wins, copy_windows.read_parts(store, table)):
-                    return False
-        return True
+        return all(
+            read.parts is None
+            or copy_windows.still_holds(read.parts, read.windows, copy_windows.read_parts(store, table))
+            for table, read in self._reads.items()
+        )
 
 
 _UTC = "DateTime('UTC')"
@@ -460,5 +475,5 @@ def run(scope: Scope, sql: str, params: SqlParams) -> list[dict[str, Any]]:
     rows = scope.runner.query(sql, params.with_fixed(**fixed)).dicts()
     if not isinstance(params, DashboardParams) or params.held(scope.runner.store):
         return rows
-    again = {**params.with_fixed(**fixed), params.everywhere or "": 1}
-    return scope.runner.query(sql, again).dicts()
+    params.drop_everywhere()
+    return scope.runner.query(sql, params.with_fixed(**fixed)).dicts()

@@ -38,5 +38,5 @@ def run(scope: Scope, sql: str, params: DashboardParams) -> list[dict[str, Any]]
     rows = scope.run(sql, params)
     if params.held(scope.runner.store):
         return rows
-    params.values[params.everywhere or ""] = 1
+    params.drop_everywhere()
     return scope.run(sql, params)

@@ -71,26 +71,24 @@ def where(scope: Scope, params: SqlParams) -> str:
 
 def _per_slot(where_sql: str, extra: str = "", copies: str | None = None) -> str:
     """session_rows as rows of (slot, session, visitor[, extra columns]) with pv, ev: counts of distinct
-    events, each event in one row. With `copies` (true on every row that may share an event with another,
-    `DashboardParams.session_copies`), the other rows as they are (their states' sizes) and those merged
-    per key; without, every row merged per key."""
+    events, each event in one row: the rows where `copies` holds (every row that may share an event with
+    another, `DashboardParams.session_copies`; None: every row) merged per key, the others as they are
+    (their states' sizes)."""
     keys = f"slot, sid, visitor_id{extra}"
-    merged = f"""SELECT {keys}, uniqExactMerge(pageviews) AS pv, uniqExactMerge(events) AS ev,
-            min(first_seen) AS first_seen, max(last_seen) AS last_seen"""
-    if copies is None:
-        return f"({merged} FROM session_rows WHERE {where_sql} GROUP BY {keys})"
+    copies = copies or "1"
     return f"""(SELECT {keys}, finalizeAggregation(pageviews) AS pv, finalizeAggregation(events) AS ev,
             first_seen, last_seen
         FROM session_rows WHERE ({where_sql}) AND NOT {copies}
         UNION ALL
-        {merged} FROM session_rows WHERE ({where_sql}) AND {copies} GROUP BY {keys})"""
+        SELECT {keys}, uniqExactMerge(pageviews) AS pv, uniqExactMerge(events) AS ev,
+            min(first_seen) AS first_seen, max(last_seen) AS last_seen
+        FROM session_rows WHERE ({where_sql}) AND {copies} GROUP BY {keys})"""
 
 
 def _per_session(where_sql: str, copies: str | None) -> str:
-    """Per session of session_rows: its pageviews (`spv`, distinct events), first and last event."""
-    if copies is None:
-        return f"""SELECT sid, uniqExactMerge(pageviews) AS spv, min(first_seen) AS first, max(last_seen) AS last
-            FROM session_rows WHERE {where_sql} GROUP BY sid"""
+    """Per session of session_rows: its pageviews (`spv`, distinct events), first and last event; the rows
+    merged as in `_per_slot`."""
+    copies = copies or "1"
     return f"""SELECT sid, sum(p) AS spv, min(f) AS first, max(l) AS last FROM (
             SELECT sid, finalizeAggregation(pageviews) AS p, first_seen AS f, last_seen AS l
             FROM session_rows WHERE ({where_sql}) AND NOT {copies}
