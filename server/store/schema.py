@@ -1086,7 +1086,42 @@ def migrations(retention_days: int = 0) -> tuple[Migration, ...]:
                 for table in ("events", "session_rows")
             ),
         ),
+        Migration(38, "engagement report: the cache keeps each page's titles (title filters)", PAGE_TITLES),
     )
+
+
+# -- migration 38: the engagement cache keeps each page's titles --------------------------------------------
+
+# Per (day, build) and path: the distinct titles of the day's page events on that path (pageview, engagement,
+# scroll; bots left out), at most `TITLES_KEPT` + 1 of them (more: the path's titles are not all known). A title
+# filter on the engagement report is a filter on the paths when each path's titles all pass it or all fail it
+# (see pixel.server.api.query.title_event_filters). Every build of the engagement cache is forgotten (rebuilt on
+# read) so each build has them.
+TITLES_KEPT = 32
+PAGE_TITLES_DDL = """CREATE TABLE IF NOT EXISTS page_titles (
+    `site` LowCardinality(String),
+    `tz` LowCardinality(String),
+    `day` Date,
+    `build` UInt64,
+    `path` String,
+    `titles` Array(String)
+)
+ENGINE = MergeTree
+ORDER BY (site, tz, day, path)
+SETTINGS index_granularity = 256"""
+PAGE_TITLES = (
+    PAGE_TITLES_DDL,
+    *(
+        f"TRUNCATE TABLE {table}"
+        for table in (
+            "page_engagement",
+            "page_engagement_edges",
+            "page_sessions",
+            "page_session_edges",
+            "page_engagement_builds",
+        )
+    ),
+)
 
 
 # Migration 37: ClickHouse merges every part of a month (a partition of `events` or `session_rows`) into one once

@@ -34,8 +34,9 @@ ZONES = {
     "kolkata.engagement": "Asia/Kolkata",
 }
 RANGE = {"period": "custom", "from": data.FIRST_DAY.isoformat(), "to": data.LAST_DAY.isoformat()}
-# forces the raw path, same rows (a title: no per-day cache carries it; a page filter would read the cache)
-EVERYTHING = json.dumps([["title", "not_contains", "never-in-any-title"]])
+# forces the raw path, same rows (a property: no engagement cache carries one; a page or title filter would read
+# the cache)
+EVERYTHING = json.dumps([["prop:no-such-property", "is", ""]])
 DAYS = (data.LAST_DAY - data.FIRST_DAY).days + 1
 
 

@@ -17,9 +17,10 @@ Definitions (tests/api/insights_dataset.py computes the same numbers independent
 - Visitors as in every breakdown row (`cache_sql.UNIQ_VALUE`, exact for small sets). Filters apply to the events.
 
 Bots left out, over whole days of the site's zone, the answer comes from a per-day cache (the same figures,
-exactly: tests compare the paths): without filters from `engagement_cache`, with filters only on the
-dimensions `engagement_dims_cache` carries (every event dimension but the title and the event's name)
-from that one; with a filter `page is X` (beside other page filters, or filters that cache carries) from
+exactly: tests compare the paths): filters on the event name become the page events they keep, filters on
+the title a set of paths where the cache can tell (`title_event_filters`); then without filters from
+`engagement_cache`, with filters only on the dimensions `engagement_dims_cache` carries (every event dimension
+but the title and the event's name) from that one; with a filter `page is X` (beside other page filters, or filters that cache carries) from
 the same caches, X's entries and exits being its visits kept and its bounces those with one pageview (every
 event of a visit is on its page, so a kept session enters and leaves on X); with other filters on the page
 only, the page's visit figures from `engagement_cache` and its entries, bounces and exits from the same
@@ -40,6 +41,7 @@ from pixel.server.api.query import (
     engagement_dims_cache,
     raw_dashboard,
     raw_events,
+    title_event_filters,
 )
 from pixel.server.api.query.cache_sql import Days
 from pixel.server.api.query.filters import Filter, SqlParams, filter_sql
@@ -110,53 +112,79 @@ def raw_sql(scope: Scope, params: raw_dashboard.DashboardParams, tail: str) -> s
 
 
 def page_filtered_sql(days: Days, params: SqlParams, filters: list[Filter], tail: str) -> str:
-    """The report with filters on the page only, from the engagement cache: a page's visits are kept whole or
-    not at all (all of their events share its path), so its visitors, pageviews, engaged time and scroll
-    figures are those of the plain cache's row of that page. Its entries, bounces and exits are not: they
-    are placed among each session's kept pageviews, from the cache's ordered session pages
-    (`engagement_cache.page_ends_sql`, by the hash of the path)."""
-    pages = " AND ".join(filter_sql(f, params) for f in filters)  # the cache's rows name it `path`
+    """The report with filters on the page only, from the engagement cache (`_page_filtered`)."""
+    return (
+        f"SELECT * FROM ({_page_filtered(days, ' AND '.join(filter_sql(f, params) for f in filters))}) {tail}"
+    )
+
+
+def _page_filtered(days: Days, pages: str) -> str:
+    """The report's rows with a condition on the page only (`pages`, on a column `path`), from the engagement
+    cache: a page's visits are kept whole or not at all (all of their events share its path), so its
+    visitors, pageviews, engaged time and scroll figures are those of the plain cache's row of that page. Its
+    entries, bounces and exits are not: they are placed among each session's kept pageviews, from the cache's
+    ordered session pages (`engagement_cache.page_ends_sql`, by the hash of the path)."""
     visits = engagement_cache.pages_sql(days, engagement_cache.TABLES[:2], pages)
     return f"""WITH ends AS ({engagement_cache.page_ends_sql(days, pages)})
-    SELECT * FROM (
         SELECT v.page AS page, v.visitors AS visitors, v.pageviews AS pageviews,
             v.engaged_visits AS engaged_visits, v.median_engaged_ms AS median_engaged_ms,
             v.p75_engaged_ms AS p75_engaged_ms, v.scroll_visits AS scroll_visits, v.s25 AS s25, v.s50 AS s50,
             v.s75 AS s75, v.s100 AS s100, ends.entries AS entries, ends.bounces AS bounces, ends.exits AS exits,
             v.total_rows AS total_rows
-        FROM ({visits}) AS v LEFT JOIN ends ON ends.page_hash = cityHash64(v.page))
-    {tail}"""
+        FROM ({visits}) AS v LEFT JOIN ends ON ends.page_hash = cityHash64(v.page)"""
 
 
 def _from_caches(scope: Scope, tail: str) -> list[dict[str, Any]] | None:
-    """The report's rows from the per-day caches, or None: read the raw events. Without filters, or with
-    filters on the page only, from `engagement_cache` (with a `page is` filter among them from it alone, else
-    with its session pages: `page_filtered_sql`); with filters on the dimensions `engagement_dims_cache`
-    carries, and a `page is` filter with page filters beside them, from that one."""
+    """The report's rows from the per-day caches, or None: read the raw events. Filters on the event name
+    become the page events they keep and filters on the title a set of paths (`title_event_filters`).
+    Without other filters, or with filters on the page only, from `engagement_cache` (with a `page is`
+    filter among them from it alone, else with its session pages: `_page_filtered`); with filters on the
+    dimensions `engagement_dims_cache` carries (no title filter: its paths come from the plain cache), and a
+    `page is` filter with page filters beside them, from that one."""
     if scope.cache is None:
         return None
-    pages = [f for f in scope.filters if f.dimension == "page"]
-    others = [f for f in scope.filters if f.dimension != "page"]
+    events = [f for f in scope.filters if f.dimension == "event"]
+    titles = [f for f in scope.filters if f.dimension == "title"]
+    rest = [f for f in scope.filters if f.dimension not in ("event", "title")]
+    dropped: frozenset[str] = frozenset()
+    if events:
+        kept = title_event_filters.kept_page_events(scope, events)
+        if "pageview" not in kept:
+            return []  # no page visit left
+        dropped = frozenset(title_event_filters.PAGE_EVENTS) - kept
+    pages = [f for f in rest if f.dimension == "page"]
+    others = [f for f in rest if f.dimension != "page"]
     page_is = any(f.operator == "is" for f in pages)
     params = SqlParams()
     if not others:
         days = engagement_cache.for_cache(scope.cache).days(replace(scope, filters=[]))
         if days is None:
             return None
-        if pages and not page_is:
-            return scope.run_cached(page_filtered_sql(days, params, pages, tail), params)
-        inner = engagement_cache.pages_sql(days, where=" AND ".join(filter_sql(f, params) for f in pages))
+        keep = [filter_sql(f, params) for f in pages]
+        if titles:
+            paths = title_event_filters.title_paths(scope, days, titles)
+            if paths is None:
+                return None
+            if not paths:
+                return []
+            keep.append(f"has({params.add(paths, 'Array(String)')}, path)")
+        if keep and not page_is:
+            inner = _page_filtered(days, " AND ".join(keep))
+        else:
+            inner = engagement_cache.pages_sql(days, where=" AND ".join(keep))
     else:
-        if pages and not page_is:
+        if titles or (pages and not page_is):
             return None
         days = engagement_dims_cache.for_cache(scope.cache).days(replace(scope, filters=others))
         if days is None:
             return None
-        inner = engagement_dims_cache.pages_sql(days, scope.filters, params)
-    if pages:  # `page is X`: every kept session enters and leaves on X, and bounces with one pageview there
+        inner = engagement_dims_cache.pages_sql(days, rest, params)
+    if page_is:  # `page is X`: every kept session enters and leaves on X, and bounces with one pageview there
         inner = (
             f"SELECT * REPLACE (visits AS entries, single_visits AS bounces, visits AS exits) FROM ({inner})"
         )
+    if dropped:
+        inner = title_event_filters.without_events(inner, dropped)
     return scope.run_cached(f"SELECT * FROM ({inner}) {tail}", params)
 
 

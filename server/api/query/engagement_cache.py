@@ -43,6 +43,7 @@ from pixel.server.api.query.background_days import BackgroundDays
 from pixel.server.api.query.cache_sql import EDGE_SECONDS, Days, whole_days
 from pixel.server.api.query.listing import deduped
 from pixel.server.api.query.periods import ch_datetime, local_midnight
+from pixel.server.store.schema import TITLES_KEPT
 
 if TYPE_CHECKING:
     from pixel.server.api.query.filters import Filter
@@ -53,6 +54,7 @@ SCROLL_MARKS = (25, 50, 75, 100)
 DROP_AFTER_REBUILDS = 20  # superseded builds of rebuilt days are deleted after this many rebuilds
 TABLES = ("page_engagement", "page_engagement_edges", "page_engagement_builds")
 SESSION_TABLES = ("page_sessions", "page_session_edges")  # each session's pageview paths (migration 29)
+TITLES = "page_titles"  # each page's titles per day (migration 38, `title_event_filters`)
 log = logging.getLogger(__name__)
 
 _DAY = "toDate(timestamp, {tz:String})"
@@ -363,8 +365,9 @@ class EngagementCache(BackgroundDays):
     worker_name = "engagement-cache"
     # A subclass caching other figures names its own tables; the session tables are written with each build
     # (none: a subclass that needs none).
-    data_tables: tuple[str, ...] = (*TABLES[:2], *SESSION_TABLES)
+    data_tables: tuple[str, ...] = (*TABLES[:2], *SESSION_TABLES, TITLES)
     session_tables: tuple[str, ...] = SESSION_TABLES
+    titles_table: str | None = TITLES  # each page's titles are written with each build (None: not)
     builds_table = TABLES[2]
     dims: tuple[str, ...] = ()  # the event columns the page rows are split by (`engagement_dims_cache`)
     # The filter dimensions (`filters.DIMENSIONS` names) whose filters the cached rows can answer: a report
@@ -594,6 +597,18 @@ class EngagementCache(BackgroundDays):
                 f"""INSERT INTO {session_edges} (site, tz, day, build, sid, pages)
                 SELECT {head}, sid, arrayMap(x -> cityHash64(x.2), pairs) FROM ({_SESSION_PARTS})
                 WHERE edge AND has({{days:Array(Date)}}, d)""",
+                params,
+            )
+        if self.titles_table:
+            runner.command(
+                f"""INSERT INTO {self.titles_table} (site, tz, day, build, path, titles)
+                SELECT {head}, path, groupUniqArray({TITLES_KEPT + 1})(title) FROM (
+                    SELECT {_DAY} AS d, path, title FROM events
+                    WHERE site = {{site:String}} AND timestamp >= {{elo:DateTime64(3)}}
+                        AND timestamp < {{ehi:DateTime64(3)}} AND is_bot = 0
+                        AND event_name IN ('pageview', 'engagement', 'scroll'))
+                WHERE has({{days:Array(Date)}}, d)
+                GROUP BY d, path""",
                 params,
             )
 

@@ -1,0 +1,260 @@
+"""The engagement report filtered on the event name or the title reads the per-day caches
+(`query/title_event_filters.py`) and gives exactly the Python computation of `insights_dataset.engagement` over
+the events the filters keep; where the caches cannot tell (a path whose titles a filter splits, a path with
+more titles than the cache keeps, a title filter beside a filter on another dimension) the raw events answer,
+with the same figures.
+
+Data: `insights_dataset`'s events plus sessions across every local midnight, client-retry copies of every
+seventh event, in three zones (whole-hour DST inside the range, a :30 offset); each event carries its page's
+title, but `/pricing`'s alternate between two titles. A fourth site gives `/checkout` one title per event (more
+than the cache keeps). Which path answered is seen by `raw_events.run` (the raw path's only runner): made to
+fail where the cache must answer, counted where the raw events must.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from pixel.server.api.query import raw_events, title_event_filters
+from pixel.server.store.schema import TITLES_KEPT
+from tests.api import insights_dataset as data
+from tests.api.conftest import Api, add_site
+from tests.api.test_engagement_cache import RANGE, event, midnight_sessions, rows_of
+from tests.api.test_engagement_raw import keeps
+
+pytestmark = pytest.mark.usefixtures("rebuild_at_once")
+
+ENGINES = ("chdb", "clickhouse")
+ZONES = {
+    "berlin.engtitle": "Europe/Berlin",
+    "newyork.engtitle": "America/New_York",  # DST on 10 March, inside the range
+    "kolkata.engtitle": "Asia/Kolkata",
+}
+MANY = "many.engtitle"  # `/checkout` with a title per event
+
+# Filters the caches answer: (filters, what they keep is not everything and not nothing)
+CACHED = [
+    [["title", "contains", "page /d"]],  # one path
+    [["title", "is", "Page /"]],
+    [["title", "contains", "pricing"]],  # both of /pricing's titles pass
+    [["title", "not_matches", "^Page /(blog|docs)"]],  # both pass, and every title of two other paths
+    [["title", "is_not", "Page /checkout"], ["title", "not_contains", "blog"]],  # two title filters
+    [["title", "contains", "page"], ["page", "contains", "o"]],  # beside a page filter (set of pages)
+    [["title", "is", "Page /docs"], ["page", "is", "/docs"]],  # beside `page is`
+    [["title", "is", "Page /docs"], ["page", "is", "/"]],  # nothing left
+    [["title", "contains", "no such title"]],  # no path
+    [["event", "is", "pageview"]],  # engaged time and scroll gone
+    [["event", "is_not", "engagement"]],
+    [["event", "matches", "^(page|eng)"]],  # scroll gone
+    [["event", "not_contains", "scroll"], ["event", "is_not", "signup"]],
+    [["event", "is", "engagement"]],  # no pageview: empty
+    [["event", "is", "signup"]],  # no page event at all
+    [["event", "contains", "e"]],  # every page event but scroll ("pageview", "engagement")
+    [["event", "is", "pageview"], ["country", "is", "DE"]],  # with the cache by dimension
+    [["event", "is_not", "scroll"], ["page", "contains", "doc"]],
+    [["event", "is", "pageview"], ["title", "contains", "page"], ["page", "is_not", "/"]],
+]
+# Filters the raw events answer
+RAW = [
+    [["title", "is", "Pricing"]],  # /pricing's two titles split
+    [["title", "contains", "page"], ["country", "is", "DE"]],  # beside a dimension of the cache by dimension
+    [["event", "is", "pageview"], ["title", "is_not", "Pricing plans"]],
+]
+
+
+def titled(rows: list[dict[str, Any]], *, checkout_titles: int = 0) -> list[dict[str, Any]]:
+    """Each event its page's title, `/pricing`'s alternating between two; `/checkout`'s one of
+    `checkout_titles` (when given) by event."""
+    for i, e in enumerate(rows):
+        e["title"] = f"Page {e['path']}"
+        if e["path"] == "/pricing":
+            e["title"] = ("Pricing", "Pricing plans")[i % 2]
+        if checkout_titles and e["path"] == "/checkout":
+            e["title"] = f"Checkout {i % checkout_titles}"
+    return rows
+
+
+@pytest.fixture(scope="module")
+def sites(api: Api) -> dict[str, tuple[int, str, list[dict[str, Any]]]]:
+    """domain -> (site id, zone, its events), each site's cache built (the report without filters)."""
+    out = {}
+    for domain, tz in {**ZONES, MANY: "Europe/Berlin"}.items():
+        rows = titled(
+            data.generate(domain, seed=29) + midnight_sessions(domain, tz, seed=31),
+            checkout_titles=TITLES_KEPT + 8 if domain == MANY else 0,
+        )
+        site_id = add_site(api, domain, tz, rows)
+        api.store.insert_rows("events", rows[::7])  # client-retry copies (same event ids): counted once
+        out[domain] = (site_id, tz, rows)
+        assert rows_of(api, site_id, **RANGE) == data.engagement(data.select(rows, domain, tz))
+    return out
+
+
+@pytest.fixture
+def raw_reads(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[bool], list[int]]]:
+    """`allow(False)`: reading the raw events fails the test; `allow(True)`: counted (the list returned)."""
+    original = raw_events.run
+    state = {"allowed": False}
+    calls: list[int] = []
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        assert state["allowed"], "the raw events were read where the caches answer"
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(raw_events, "run", run)
+
+    def allow(allowed: bool) -> list[int]:
+        state["allowed"] = allowed
+        calls.clear()
+        return calls
+
+    yield allow
+
+
+def expected(rows: list[dict[str, Any]], domain: str, tz: str, filters: list[list[str]]) -> dict[str, Any]:
+    return data.engagement(data.select(rows, domain, tz, pred=keeps(filters)))
+
+
+@pytest.mark.parametrize("filters", CACHED, ids=json.dumps)
+def test_filters_on_the_event_or_title_read_the_caches_and_equal_python(
+    api: Api,
+    sites: dict[str, tuple[int, str, list[dict[str, Any]]]],
+    raw_reads: Callable[[bool], list[int]],
+    filters: list[list[str]],
+) -> None:
+    raw_reads(False)
+    for domain in ZONES:
+        site_id, tz, rows = sites[domain]
+        want = expected(rows, domain, tz, filters)
+        assert rows_of(api, site_id, filters=json.dumps(filters), **RANGE) == want, (domain, filters)
+
+
+def test_the_cases_keep_something_and_drop_something(
+    sites: dict[str, tuple[int, str, list[dict[str, Any]]]],
+) -> None:
+    """Each filter of the tables above changes the answer (the empty ones: to nothing)."""
+    domain = "berlin.engtitle"
+    _, tz, rows = sites[domain]
+    everything = expected(rows, domain, tz, [])
+    empty = [f for f in CACHED if not expected(rows, domain, tz, f)]
+    assert [json.dumps(f) for f in empty] == [
+        json.dumps(f)
+        for f in (
+            [["title", "is", "Page /docs"], ["page", "is", "/"]],
+            [["title", "contains", "no such title"]],
+            [["event", "is", "engagement"]],
+            [["event", "is", "signup"]],
+        )
+    ]
+    for filters in CACHED + RAW:
+        assert expected(rows, domain, tz, filters) != everything, filters
+    # dropping the engagement or scroll events leaves the pages and pageviews, and no engaged time or scroll
+    pageviews = expected(rows, domain, tz, [["event", "is", "pageview"]])
+    assert {p: r["pageviews"] for p, r in pageviews.items()} == {
+        p: r["pageviews"] for p, r in everything.items()
+    }
+    assert all(r["engaged_visits"] == 0 and r["scroll"]["visits"] == 0 for r in pageviews.values())
+    assert any(r["engaged_visits"] > 0 and r["scroll"]["visits"] > 0 for r in everything.values())
+
+
+@pytest.mark.parametrize("filters", RAW, ids=json.dumps)
+def test_titles_the_cache_cannot_tell_read_the_raw_events(
+    api: Api,
+    sites: dict[str, tuple[int, str, list[dict[str, Any]]]],
+    raw_reads: Callable[[bool], list[int]],
+    filters: list[list[str]],
+) -> None:
+    for domain in ZONES:
+        site_id, tz, rows = sites[domain]
+        calls = raw_reads(True)
+        assert rows_of(api, site_id, filters=json.dumps(filters), **RANGE) == expected(
+            rows, domain, tz, filters
+        )
+        assert calls, (domain, filters)
+
+
+def test_a_path_with_more_titles_than_kept_reads_the_raw_events(
+    api: Api,
+    sites: dict[str, tuple[int, str, list[dict[str, Any]]]],
+    raw_reads: Callable[[bool], list[int]],
+) -> None:
+    site_id, tz, rows = sites[MANY]
+    assert len({e["title"] for e in rows if e["path"] == "/checkout"}) > TITLES_KEPT
+    for filters in ([["title", "contains", "page /d"]], [["title", "contains", "checkout"]]):
+        calls = raw_reads(True)
+        assert rows_of(api, site_id, filters=json.dumps(filters), **RANGE) == expected(
+            rows, MANY, tz, filters
+        )
+        assert calls, filters
+    # an event filter does not need the titles
+    calls = raw_reads(True)
+    filters = [["event", "is", "pageview"]]
+    assert rows_of(api, site_id, filters=json.dumps(filters), **RANGE) == expected(rows, MANY, tz, filters)
+    assert not calls
+
+
+def test_a_title_arriving_late_is_seen_by_the_rebuilt_day(
+    api: Api,
+    sites: dict[str, tuple[int, str, list[dict[str, Any]]]],
+    raw_reads: Callable[[bool], list[int]],
+) -> None:
+    """A new title of a path on a day already built rebuilds that day's titles: the filter `title is` its old
+    title now splits the path, and the raw events answer (with the late events); a filter both titles pass
+    stays on the cache."""
+    domain = "newyork.engtitle"
+    site_id, tz, rows = sites[domain]
+    split = [["title", "is", "Page /docs"]]
+    raw_reads(False)
+    assert rows_of(api, site_id, filters=json.dumps(split), **RANGE) == expected(rows, domain, tz, split)
+    noon = data.local_midnight(data.FIRST_DAY + timedelta(days=3), tz) + timedelta(hours=12)
+    late = [
+        event(domain, 95_001, noon, "late-t1", "pageview", "/docs", title="Docs, renamed"),
+        event(
+            domain,
+            95_002,
+            noon + timedelta(seconds=30),
+            "late-t1",
+            "engagement",
+            "/docs",
+            engaged_ms=4000,
+            title="Docs, renamed",
+        ),
+    ]
+    api.store.insert_rows("events", late)
+    rows = rows + late
+    calls = raw_reads(True)
+    assert rows_of(api, site_id, filters=json.dumps(split), **RANGE) == expected(rows, domain, tz, split)
+    assert calls
+    both = [["title", "contains", "docs"]]
+    raw_reads(False)
+    got = rows_of(api, site_id, filters=json.dumps(both), **RANGE)
+    assert got == expected(rows, domain, tz, both) and got["/docs"]["engaged_visits"] > 0
+
+
+def test_kept_page_events_evaluates_the_filters_as_the_events_would(api: Api, sites: Any) -> None:
+    """Every operator, on the three names, as `filters.filter_sql` means it (case-insensitive contains, re2)."""
+    from pixel.server.api.query.filters import parse_filters
+    from pixel.server.api.query.periods import resolve
+    from pixel.server.api.query.runner import QueryRunner
+    from pixel.server.api.query.scope import Scope
+
+    rng = resolve("custom", "UTC", date_from="2024-03-01", date_to="2024-03-02")
+    cases = {
+        '[["event", "is", "scroll"]]': {"scroll"},
+        '[["event", "is", "Scroll"]]': set(),
+        '[["event", "is_not", "scroll"]]': {"pageview", "engagement"},
+        '[["event", "contains", "VIEW"]]': {"pageview"},
+        '[["event", "not_contains", "E"]]': {"scroll"},
+        '[["event", "matches", "^[ps]"]]': {"pageview", "scroll"},
+        '[["event", "not_matches", "l{2}"]]': {"pageview", "engagement"},
+        '[["event", "contains", ""], ["event", "is_not", "pageview"]]': {"engagement", "scroll"},
+    }
+    for raw, want in cases.items():
+        scope = Scope(QueryRunner(api.store), "x", rng, parse_filters(raw))
+        assert title_event_filters.kept_page_events(scope, scope.filters) == frozenset(want), raw
