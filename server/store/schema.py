@@ -1087,6 +1087,9 @@ def migrations(retention_days: int = 0) -> tuple[Migration, ...]:
             ),
         ),
         Migration(38, "engagement report: the cache keeps each page's titles (title filters)", PAGE_TITLES),
+        Migration(
+            39, "outbound-link and download cache: each page's titles too (title filters)", CONTENT_TITLES
+        ),
     )
 
 
@@ -1098,7 +1101,7 @@ def migrations(retention_days: int = 0) -> tuple[Migration, ...]:
 # (see pixel.server.api.query.title_event_filters). Every build of the engagement cache is forgotten (rebuilt on
 # read) so each build has them.
 TITLES_KEPT = 32
-PAGE_TITLES_DDL = """CREATE TABLE IF NOT EXISTS page_titles (
+TITLES_DDL = """CREATE TABLE IF NOT EXISTS page_titles (
     `site` LowCardinality(String),
     `tz` LowCardinality(String),
     `day` Date,
@@ -1110,7 +1113,7 @@ ENGINE = MergeTree
 ORDER BY (site, tz, day, path)
 SETTINGS index_granularity = 256"""
 PAGE_TITLES = (
-    PAGE_TITLES_DDL,
+    TITLES_DDL,
     *(
         f"TRUNCATE TABLE {table}"
         for table in (
@@ -1120,6 +1123,18 @@ PAGE_TITLES = (
             "page_session_edges",
             "page_engagement_builds",
         )
+    ),
+)
+
+# -- migration 39: the link reports' cache keeps each page's titles too -------------------------------------
+
+# As `page_titles`, of the outbound and download events (the link cache's builds): a title filter on the link
+# reports is a filter on the paths the same way. Every build of the link cache is forgotten (rebuilt on read).
+CONTENT_TITLES = (
+    TITLES_DDL.replace("page_titles (", "content_titles ("),
+    *(
+        f"TRUNCATE TABLE {table}"
+        for table in ("content_links", "content_links_by_value", "content_links_builds")
     ),
 )
 

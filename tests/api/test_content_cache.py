@@ -35,8 +35,8 @@ ZONES = {
     "kolkata.links": "Asia/Kolkata",
 }
 RANGE = {"period": "custom", "from": data.FIRST_DAY.isoformat(), "to": data.LAST_DAY.isoformat()}
-# A filter every event passes that no cache carries: the raw path, same rows.
-EVERYTHING = json.dumps([["title", "not_contains", "never-in-any-title"]])
+# A filter every event passes that no cache carries (a property): the raw path, same rows.
+EVERYTHING = json.dumps([["prop:no-such-property", "is", ""]])
 DAYS = (data.LAST_DAY - data.FIRST_DAY).days + 1
 # report -> (event name, the row's link column, its count column)
 REPORTS = {"outbound": ("outbound", "url", "clicks"), "downloads": ("download", "file", "downloads")}

@@ -50,6 +50,7 @@ TABLES = ("content_links", "content_links_builds")
 # The API's filter dimensions the rows carry (`filters.DIMENSIONS` names; the columns are the events').
 CARRIED = frozenset({"country", "device", "browser", "os", "source", "channel"})
 BY_VALUE = "content_links_by_value"
+TITLES = "content_titles"  # each page's titles per day, of the clicks (migration 39, `title_event_filters`)
 # The filter dimensions whose values `BY_VALUE` keys (a filter's dimension -> the events' column).
 BY_VALUE_FILTERS = {d: c for d, c in DIMENSIONS.items() if c in CONTENT_LINKS_BY_VALUE}
 assert len(BY_VALUE_FILTERS) == len(CONTENT_LINKS_BY_VALUE), (
@@ -93,14 +94,21 @@ def links_sql(
     clicks: str,
     filters: Sequence[Filter] = (),
     params: SqlParams | None = None,
+    paths: list[str] | None = None,
 ) -> str:
     """One row per URL of `kind` over the range of `days` (with builds), named as the report names them:
     `url` (the link column's name), `clicks` (the count's name) and `visitors`; of the clicks that pass
-    `filters` (each on a `CARRIED` dimension, else a ValueError), whose values go to `params`."""
+    `filters` (each on a `CARRIED` dimension, else a ValueError), whose values go to `params`; with `paths`
+    (and no filters), of the clicks on those pages."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}")
     conditions = [days.rows_where(), f"kind = '{kind}'"]
     table = "content_links"
+    if paths is not None:
+        if filters or params is None:
+            raise ValueError("the link cache answers a set of pages alone (with params)")
+        table = BY_VALUE
+        conditions.append(f"dimension = 'path' AND has({params.add(paths, 'Array(String)')}, value)")
     if any(f.dimension in BY_VALUE_FILTERS for f in filters):
         if len(filters) != 1 or params is None:
             raise ValueError("the link cache answers one filter on a by-value dimension alone (with params)")
@@ -123,8 +131,10 @@ class ContentCache(EngagementCache):
 
     worker_name = "content-cache"
     carried = CARRIED | frozenset(BY_VALUE_FILTERS)
-    data_tables = (TABLES[0], BY_VALUE)
+    data_tables = (TABLES[0], BY_VALUE, TITLES)
     builds_table = TABLES[1]
+    titles_table = TITLES
+    title_events = KINDS
 
     def days(self, scope: Scope) -> Days | None:
         """As `EngagementCache.days`; None also for a filter on a `BY_VALUE_FILTERS` dimension beside another."""
@@ -145,6 +155,7 @@ class ContentCache(EngagementCache):
             FROM ({_BY_VALUE_ROWS})""",
             params,
         )
+        self._insert_titles(params)
 
 
 def for_cache(cache: ReportCache) -> ContentCache:

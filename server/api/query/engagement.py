@@ -148,7 +148,7 @@ def _from_caches(scope: Scope, tail: str) -> list[dict[str, Any]] | None:
     rest = [f for f in scope.filters if f.dimension not in ("event", "title")]
     dropped: frozenset[str] = frozenset()
     if events:
-        kept = title_event_filters.kept_page_events(scope, events)
+        kept = title_event_filters.kept_events(scope, events)
         if "pageview" not in kept:
             return []  # no page visit left
         dropped = frozenset(title_event_filters.PAGE_EVENTS) - kept

@@ -55,6 +55,7 @@ DROP_AFTER_REBUILDS = 20  # superseded builds of rebuilt days are deleted after 
 TABLES = ("page_engagement", "page_engagement_edges", "page_engagement_builds")
 SESSION_TABLES = ("page_sessions", "page_session_edges")  # each session's pageview paths (migration 29)
 TITLES = "page_titles"  # each page's titles per day (migration 38, `title_event_filters`)
+PAGE_EVENTS = ("pageview", "engagement", "scroll")  # the events of a page visit
 log = logging.getLogger(__name__)
 
 _DAY = "toDate(timestamp, {tz:String})"
@@ -367,7 +368,9 @@ class EngagementCache(BackgroundDays):
     # (none: a subclass that needs none).
     data_tables: tuple[str, ...] = (*TABLES[:2], *SESSION_TABLES, TITLES)
     session_tables: tuple[str, ...] = SESSION_TABLES
-    titles_table: str | None = TITLES  # each page's titles are written with each build (None: not)
+    # Each page's titles, of the events `title_events`, written with each build by `_insert_titles` (None: not)
+    titles_table: str | None = TITLES
+    title_events: tuple[str, ...] = PAGE_EVENTS
     builds_table = TABLES[2]
     dims: tuple[str, ...] = ()  # the event columns the page rows are split by (`engagement_dims_cache`)
     # The filter dimensions (`filters.DIMENSIONS` names) whose filters the cached rows can answer: a report
@@ -599,18 +602,26 @@ class EngagementCache(BackgroundDays):
                 WHERE edge AND has({{days:Array(Date)}}, d)""",
                 params,
             )
-        if self.titles_table:
-            runner.command(
-                f"""INSERT INTO {self.titles_table} (site, tz, day, build, path, titles)
-                SELECT {head}, path, groupUniqArray({TITLES_KEPT + 1})(title) FROM (
-                    SELECT {_DAY} AS d, path, title FROM events
-                    WHERE site = {{site:String}} AND timestamp >= {{elo:DateTime64(3)}}
-                        AND timestamp < {{ehi:DateTime64(3)}} AND is_bot = 0
-                        AND event_name IN ('pageview', 'engagement', 'scroll'))
-                WHERE has({{days:Array(Date)}}, d)
-                GROUP BY d, path""",
-                params,
-            )
+        self._insert_titles(params)
+
+    def _insert_titles(self, params: dict[str, Any]) -> None:
+        """Per day of the build and path, the distinct titles of the `title_events` there (bots left out), at
+        most `TITLES_KEPT` + 1 (copies of an event carry its title: read as they are)."""
+        if not self.titles_table:
+            return
+        names = ", ".join(f"'{name}'" for name in self.title_events)  # constants of the class
+        self.cache.runner.command(
+            f"""INSERT INTO {self.titles_table} (site, tz, day, build, path, titles)
+            SELECT {{site:String}}, {{tz:String}}, d, {{build:UInt64}}, path,
+                groupUniqArray({TITLES_KEPT + 1})(title)
+            FROM (
+                SELECT {_DAY} AS d, path, title FROM events
+                WHERE site = {{site:String}} AND timestamp >= {{elo:DateTime64(3)}}
+                    AND timestamp < {{ehi:DateTime64(3)}} AND is_bot = 0 AND event_name IN ({names}))
+            WHERE has({{days:Array(Date)}}, d)
+            GROUP BY d, path""",
+            params,
+        )
 
     def _drop_older(self, scope: Scope, days: list[str], keep_from: int) -> None:
         """Delete the rebuilt days' rows of builds before the previous one (which a report may still read)."""

@@ -1,6 +1,6 @@
-"""The engagement report filtered on the event name or the title reads the per-day caches
-(`query/title_event_filters.py`) and gives exactly the Python computation of `insights_dataset.engagement` over
-the events the filters keep; where the caches cannot tell (a path whose titles a filter splits, a path with
+"""The engagement, outbound-link and download reports filtered on the event name or the title read the per-day
+caches (`query/title_event_filters.py`) and give exactly the Python computation of `insights_dataset` over the
+events the filters keep; where the caches cannot tell (a path whose titles a filter splits, a path with
 more titles than the cache keeps, a title filter beside a filter on another dimension) the raw events answer,
 with the same figures.
 
@@ -25,7 +25,7 @@ from pixel.server.store.schema import TITLES_KEPT
 from tests.api import insights_dataset as data
 from tests.api.conftest import Api, add_site
 from tests.api.test_engagement_cache import RANGE, event, midnight_sessions, rows_of
-from tests.api.test_engagement_raw import keeps
+from tests.api.test_engagement_raw import keeps, links
 
 pytestmark = pytest.mark.usefixtures("rebuild_at_once")
 
@@ -237,7 +237,7 @@ def test_a_title_arriving_late_is_seen_by_the_rebuilt_day(
     assert got == expected(rows, domain, tz, both) and got["/docs"]["engaged_visits"] > 0
 
 
-def test_kept_page_events_evaluates_the_filters_as_the_events_would(api: Api, sites: Any) -> None:
+def test_kept_events_evaluates_the_filters_as_the_events_would(api: Api, sites: Any) -> None:
     """Every operator, on the three names, as `filters.filter_sql` means it (case-insensitive contains, re2)."""
     from pixel.server.api.query.filters import parse_filters
     from pixel.server.api.query.periods import resolve
@@ -257,4 +257,81 @@ def test_kept_page_events_evaluates_the_filters_as_the_events_would(api: Api, si
     }
     for raw, want in cases.items():
         scope = Scope(QueryRunner(api.store), "x", rng, parse_filters(raw))
-        assert title_event_filters.kept_page_events(scope, scope.filters) == frozenset(want), raw
+        assert title_event_filters.kept_events(scope, scope.filters) == frozenset(want), raw
+
+
+# The link reports: filters their cache answers, and those the raw events answer
+LINK_CACHED = [
+    [["title", "contains", "page /d"]],
+    [["title", "contains", "pricing"]],  # both of /pricing's titles pass
+    [["title", "not_matches", "^Page /(blog|docs)"]],
+    [["title", "contains", "no such title"]],
+    [["event", "is", "outbound"]],  # the outbound report whole, no download
+    [["event", "is_not", "outbound"]],
+    [["event", "contains", "O"]],  # both
+    [["event", "is", "pageview"]],  # neither
+    [["event", "is", "download"], ["country", "is", "DE"]],  # beside a dimension the cache carries
+    [["event", "matches", "^(out|down)"], ["utm_campaign", "is", "spring"]],  # beside one it keys by value
+]
+LINK_RAW = [
+    [["title", "is", "Pricing"]],  # /pricing's two titles split
+    [["title", "contains", "page"], ["country", "is", "DE"]],  # a title beside another dimension
+]
+LINK_REPORTS = (("outbound", "outbound"), ("downloads", "download"))
+
+
+def url(e: dict[str, Any]) -> str:
+    return str(e["props"]["url"])
+
+
+@pytest.mark.parametrize("filters", LINK_CACHED, ids=json.dumps)
+def test_link_reports_filtered_on_the_event_or_title_read_their_cache_and_equal_python(
+    api: Api,
+    sites: dict[str, tuple[int, str, list[dict[str, Any]]]],
+    raw_reads: Callable[[bool], list[int]],
+    filters: list[list[str]],
+) -> None:
+    raw_reads(False)
+    for domain in ZONES:
+        site_id, tz, rows = sites[domain]
+        kept = data.select(rows, domain, tz, pred=keeps(filters))
+        for report, name in LINK_REPORTS:
+            got = links(api, site_id, report, filters=json.dumps(filters), **RANGE)
+            assert got == data.counted(kept, name, url), (domain, report, filters)
+
+
+@pytest.mark.parametrize("filters", LINK_RAW, ids=json.dumps)
+def test_link_reports_read_the_raw_events_where_their_cache_cannot_tell(
+    api: Api,
+    sites: dict[str, tuple[int, str, list[dict[str, Any]]]],
+    raw_reads: Callable[[bool], list[int]],
+    filters: list[list[str]],
+) -> None:
+    for domain in ZONES:
+        site_id, tz, rows = sites[domain]
+        kept = data.select(rows, domain, tz, pred=keeps(filters))
+        for report, name in LINK_REPORTS:
+            calls = raw_reads(True)
+            got = links(api, site_id, report, filters=json.dumps(filters), **RANGE)
+            assert got == data.counted(kept, name, url), (domain, report, filters)
+            assert calls, (domain, report, filters)
+
+
+def test_the_link_cases_keep_something_and_drop_something(
+    sites: dict[str, tuple[int, str, list[dict[str, Any]]]],
+) -> None:
+    """The link clicks on /pricing carry both of its titles (the split case splits them), and each filter of
+    the link tables changes one report's answer or empties it."""
+    domain = "kolkata.engtitle"
+    _, tz, rows = sites[domain]
+    chosen = data.select(rows, domain, tz)
+    for _, name in LINK_REPORTS:
+        assert {e["title"] for e in chosen if e["event_name"] == name and e["path"] == "/pricing"} == {
+            "Pricing",
+            "Pricing plans",
+        }, name
+    everything = {name: data.counted(chosen, name, url) for _, name in LINK_REPORTS}
+    for filters in LINK_CACHED + LINK_RAW:
+        kept = data.select(rows, domain, tz, pred=keeps(filters))
+        changed = any(data.counted(kept, name, url) != everything[name] for _, name in LINK_REPORTS)
+        assert changed == (filters != [["event", "contains", "O"]]), filters  # that one keeps both kinds
