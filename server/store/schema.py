@@ -1086,34 +1086,40 @@ def migrations(retention_days: int = 0) -> tuple[Migration, ...]:
                 for table in ("events", "session_rows")
             ),
         ),
-        Migration(38, "engagement report: the cache keeps each page's titles (title filters)", PAGE_TITLES),
         Migration(
-            39, "outbound-link and download cache: each page's titles too (title filters)", CONTENT_TITLES
+            38,
+            "engagement report: the cache keeps each page's titles and property values (title, property filters)",
+            PAGE_VALUES,
+        ),
+        Migration(
+            39, "outbound-link and download cache: each page's titles and property values too", CONTENT_VALUES
         ),
     )
 
 
-# -- migration 38: the engagement cache keeps each page's titles --------------------------------------------
+# -- migration 38: the engagement cache keeps each page's titles and property values ------------------------
 
-# Per (day, build) and path: the distinct titles of the day's page events on that path (pageview, engagement,
-# scroll; bots left out), at most `TITLES_KEPT` + 1 of them (more: the path's titles are not all known). A title
-# filter on the engagement report is a filter on the paths when each path's titles all pass it or all fail it
-# (see pixel.server.api.query.title_event_filters). Every build of the engagement cache is forgotten (rebuilt on
-# read) so each build has them.
-TITLES_KEPT = 32
-TITLES_DDL = """CREATE TABLE IF NOT EXISTS page_titles (
+# Per (day, build), path and `dimension` (`title`, or `prop:` and a property key some of the events there carry):
+# the distinct values of that dimension over the day's page events on that path (pageview, engagement, scroll;
+# bots left out; '' for an event without the property), at most `VALUES_KEPT` + 1 of them (more: the path's
+# values are not all known). A filter on the title or a property is a filter on the paths when each path's
+# values all pass it or all fail it (see pixel.server.api.query.page_value_filters). Every build of the
+# engagement cache is forgotten (rebuilt on read) so each build has them.
+VALUES_KEPT = 32
+PAGE_VALUES_DDL = """CREATE TABLE IF NOT EXISTS page_values (
     `site` LowCardinality(String),
     `tz` LowCardinality(String),
     `day` Date,
     `build` UInt64,
+    `dimension` String,
     `path` String,
-    `titles` Array(String)
+    `values` Array(String)
 )
 ENGINE = MergeTree
-ORDER BY (site, tz, day, path)
+ORDER BY (site, tz, day, dimension, path)
 SETTINGS index_granularity = 256"""
-PAGE_TITLES = (
-    TITLES_DDL,
+PAGE_VALUES = (
+    PAGE_VALUES_DDL,
     *(
         f"TRUNCATE TABLE {table}"
         for table in (
@@ -1126,12 +1132,12 @@ PAGE_TITLES = (
     ),
 )
 
-# -- migration 39: the link reports' cache keeps each page's titles too -------------------------------------
+# -- migration 39: the link reports' cache keeps each page's titles and property values too -------------------
 
-# As `page_titles`, of the outbound and download events (the link cache's builds): a title filter on the link
-# reports is a filter on the paths the same way. Every build of the link cache is forgotten (rebuilt on read).
-CONTENT_TITLES = (
-    TITLES_DDL.replace("page_titles (", "content_titles ("),
+# As `page_values`, of the outbound and download events (the link cache's builds): a title or property filter on
+# the link reports is a filter on the paths the same way. Every build of the link cache is forgotten.
+CONTENT_VALUES = (
+    PAGE_VALUES_DDL.replace("page_values (", "content_values ("),
     *(
         f"TRUNCATE TABLE {table}"
         for table in ("content_links", "content_links_by_value", "content_links_builds")

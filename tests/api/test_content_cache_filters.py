@@ -19,7 +19,7 @@ import pytest
 from pixel.server.api.query import content_cache
 from pixel.server.store.schema import UTM_DIMENSIONS
 from tests.api import insights_dataset as data
-from tests.api.conftest import Api, add_site
+from tests.api.conftest import RAW_ONLY, Api, add_site
 from tests.api.test_content_cache import DAYS, RANGE, REPORTS, count, got, midnight_clicks
 
 pytestmark = pytest.mark.usefixtures("rebuild_at_once")
@@ -32,8 +32,8 @@ ZONES = {
 }
 OSES = ["Windows", "macOS", "Android", ""]
 CHANNELS = ["Organic Search", "Direct", "Email"]
-# Not carried by any cache (no event has that property): forces the raw events, same rows.
-EVERYTHING = ["prop:no-such-property", "is", ""]
+# Filters every event passes that no cache answers: the raw events, same rows.
+EVERYTHING = RAW_ONLY
 # The API's dimension -> the event field it filters.
 FIELDS = {
     "country": "country",
@@ -198,7 +198,7 @@ def test_every_carried_dimension_and_operator_from_the_cache_equals_raw_and_pyth
                     queries.clear()
                     cached = got(api, site_id, report, filters=json.dumps([[dim, op, v]]), **RANGE)
                     assert not read_events(queries), (domain, report, dim, op)  # the cache answered
-                    raw = got(api, site_id, report, filters=json.dumps([[dim, op, v], EVERYTHING]), **RANGE)
+                    raw = got(api, site_id, report, filters=json.dumps([[dim, op, v], *EVERYTHING]), **RANGE)
                     assert read_events(queries), (domain, report, dim, op)
                     assert cached == raw == want, (domain, report, dim, op, v)
         assert count(api, "content_links_builds", domain) == DAYS, domain  # read, not built again
@@ -237,7 +237,7 @@ def test_one_filter_on_a_dimension_keyed_by_value_from_the_sums_by_value_equals_
                     cached = got(api, site_id, report, filters=json.dumps([[dim, op, v]]), **RANGE)
                     assert not read_events(queries), (domain, report, dim, op)  # the cache answered
                     assert any(f"FROM {content_cache.BY_VALUE}" in q for q in queries), (domain, report, dim)
-                    raw = got(api, site_id, report, filters=json.dumps([[dim, op, v], EVERYTHING]), **RANGE)
+                    raw = got(api, site_id, report, filters=json.dumps([[dim, op, v], *EVERYTHING]), **RANGE)
                     assert read_events(queries), (domain, report, dim, op)
                     assert cached == raw == want, (domain, report, dim, op, v)
         assert count(api, "content_links_builds", domain) == DAYS, domain  # read, not built again
@@ -273,7 +273,7 @@ def test_several_carried_filters_and_sorting_from_the_cache(
                     url, params={**params, "filters": json.dumps(filters)}, headers=api.admin
                 )
                 raw = api.client.get(
-                    url, params={**params, "filters": json.dumps([*filters, EVERYTHING])}, headers=api.admin
+                    url, params={**params, "filters": json.dumps([*filters, *EVERYTHING])}, headers=api.admin
                 )
                 assert cached.json()["rows"] == raw.json()["rows"], (report, sort, order)
                 assert cached.json()["total_rows"] == raw.json()["total_rows"] == len(want)
@@ -285,10 +285,10 @@ def test_several_carried_filters_and_sorting_from_the_cache(
         [["utm_campaign", "is", "spring"], ["page", "is", "/docs"]],  # two keyed by value: not carried
         [["country", "is", "DE"], ["page", "contains", "doc"]],  # one keyed by value beside a carried one
         [["utm_source", "is_not", "google"], ["utm_source", "contains", "e"]],
-        [["prop:url", "contains", "github"]],
+        [["prop:url", "contains", "github"], ["utm_source", "is_not", "google"]],  # a property beside another
         [["region", "is", "DE-BE"], ["city", "is_not", "Berlin"]],  # two keyed by value (migration 32)
         [["device", "is", "mobile"], ["language", "contains", "de"]],
-        [["prop:no-such-property", "is", ""]],  # a property: no link cache carries one
+        [["prop:url", "contains", "/"], ["country", "is", "DE"]],  # a property beside a carried dimension
     ],
 )
 def test_a_filter_the_cache_does_not_carry_reads_the_raw_events(

@@ -23,7 +23,7 @@ import pytest
 from pixel.server.api.query import engagement_cache
 from pixel.server.api.query.report_cache import ReportCache
 from tests.api import insights_dataset as data
-from tests.api.conftest import Api, report_cache
+from tests.api.conftest import RAW_ONLY, Api, report_cache
 
 pytestmark = pytest.mark.usefixtures("rebuild_at_once")
 
@@ -34,9 +34,8 @@ ZONES = {
     "kolkata.engagement": "Asia/Kolkata",
 }
 RANGE = {"period": "custom", "from": data.FIRST_DAY.isoformat(), "to": data.LAST_DAY.isoformat()}
-# forces the raw path, same rows (a property: no engagement cache carries one; a page or title filter would read
-# the cache)
-EVERYTHING = json.dumps([["prop:no-such-property", "is", ""]])
+# forces the raw path, same rows
+EVERYTHING = json.dumps(RAW_ONLY)
 DAYS = (data.LAST_DAY - data.FIRST_DAY).days + 1
 
 

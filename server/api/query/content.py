@@ -16,8 +16,8 @@ Every report is paged and sortable (`listing.order_page`) and takes the scope's 
 Outbound links and downloads without filters or with filters only on the dimensions that cache carries
 (`content_cache.CARRIED`: country, device, browser, os, source, channel), or with one filter on another
 event dimension but the title (`content_cache.BY_VALUE_FILTERS`), with filters on the event name beside
-those, or with filters on the title alone when each page's titles all pass or all fail them
-(`title_event_filters`), bots left out, over whole days of
+those, or with filters on the title or properties (and the page) when each page's values all pass or all fail them
+(`page_value_filters`), bots left out, over whole days of
 the site's zone, come from the per-day cache of `content_cache`; forms without filters from that of
 `form_cache` (the same figures, exactly: tests compare both paths); otherwise, and the 404 report always,
 from the raw events (outbound links and downloads each event once as `raw_events` reads them: copies dropped
@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from pixel.server.api.query import cache_sql, content_cache, form_cache, raw_events, title_event_filters
+from pixel.server.api.query import cache_sql, content_cache, form_cache, page_value_filters, raw_events
 from pixel.server.api.query.filters import SqlParams
 from pixel.server.api.query.listing import deduped, order_page, paged
 from pixel.server.api.query.raw_dashboard import DashboardParams
@@ -60,27 +60,29 @@ def _cached_links(scope: Scope, kind: str, url: str, clicks: str, tail: str) -> 
     """The link report's rows from `content_cache` (named `url`, `clicks`, `visitors`), or None: read the
     raw events (a filter on a dimension the cache does not carry, bots, not whole days, no cache, or a
     first build running in the background). Filters on the event name keep the report's clicks or none, and
-    filters on the title alone a set of pages where the cache can tell (`title_event_filters`)."""
+    filters on the title or properties a set of pages where the cache can tell (`page_value_filters`), with
+    the page filters beside them."""
     if scope.cache is None:
         return None
     events = [f for f in scope.filters if f.dimension == "event"]
-    titles = [f for f in scope.filters if f.dimension == "title"]
-    rest = [f for f in scope.filters if f.dimension not in ("event", "title")]
-    if events and kind not in title_event_filters.kept_events(scope, events, (kind,)):
+    valued = [f for f in scope.filters if page_value_filters.on_values(f)]
+    rest = [f for f in scope.filters if f.dimension != "event" and not page_value_filters.on_values(f)]
+    if events and kind not in page_value_filters.kept_events(scope, events, (kind,)):
         return []  # no click left
-    if titles and rest:
+    if valued and any(f.dimension != "page" for f in rest):
         return None
-    days = content_cache.for_cache(scope.cache).days(replace(scope, filters=rest))
+    # (page filters beside the values' are conditions on the same paths: the cache is asked without them)
+    days = content_cache.for_cache(scope.cache).days(replace(scope, filters=[] if valued else rest))
     if days is None:
         return None
     params = SqlParams()
-    if titles:
-        paths = title_event_filters.title_paths(scope, days, titles, content_cache.TITLES)
+    if valued:
+        paths = page_value_filters.value_paths(scope, days, valued, content_cache.VALUES)
         if paths is None:
             return None
         if not paths:
             return []
-        inner = content_cache.links_sql(days, kind, url, clicks, params=params, paths=paths)
+        inner = content_cache.links_sql(days, kind, url, clicks, rest, params, paths)
     else:
         inner = content_cache.links_sql(days, kind, url, clicks, rest, params)
     return scope.run_cached(f"SELECT *, count() OVER () AS total_rows FROM ({inner}) {tail}", params)

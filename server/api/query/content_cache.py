@@ -38,7 +38,14 @@ from typing import TYPE_CHECKING, Any
 from pixel.server.api.query import cache_sql, engagement_cache
 from pixel.server.api.query.cache_sql import Days
 from pixel.server.api.query.engagement_cache import EngagementCache
-from pixel.server.api.query.filters import DIMENSIONS, Filter, SqlParams, filter_sql, keyed_value_sql
+from pixel.server.api.query.filters import (
+    DIMENSIONS,
+    Filter,
+    SqlParams,
+    compare_sql,
+    filter_sql,
+    keyed_value_sql,
+)
 from pixel.server.store.schema import CONTENT_LINKS_BY_VALUE, CONTENT_LINKS_DIMENSIONS
 
 if TYPE_CHECKING:
@@ -50,7 +57,7 @@ TABLES = ("content_links", "content_links_builds")
 # The API's filter dimensions the rows carry (`filters.DIMENSIONS` names; the columns are the events').
 CARRIED = frozenset({"country", "device", "browser", "os", "source", "channel"})
 BY_VALUE = "content_links_by_value"
-TITLES = "content_titles"  # each page's titles per day, of the clicks (migration 39, `title_event_filters`)
+VALUES = "content_values"  # each page's titles and property values per day, of the clicks (migration 39)
 # The filter dimensions whose values `BY_VALUE` keys (a filter's dimension -> the events' column).
 BY_VALUE_FILTERS = {d: c for d, c in DIMENSIONS.items() if c in CONTENT_LINKS_BY_VALUE}
 assert len(BY_VALUE_FILTERS) == len(CONTENT_LINKS_BY_VALUE), (
@@ -98,17 +105,19 @@ def links_sql(
 ) -> str:
     """One row per URL of `kind` over the range of `days` (with builds), named as the report names them:
     `url` (the link column's name), `clicks` (the count's name) and `visitors`; of the clicks that pass
-    `filters` (each on a `CARRIED` dimension, else a ValueError), whose values go to `params`; with `paths`
-    (and no filters), of the clicks on those pages."""
+    `filters` (each on a `CARRIED` dimension, else a ValueError), whose values go to `params`; with `paths`,
+    of the clicks on those pages that pass `filters` (each on the page, else a ValueError)."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}")
     conditions = [days.rows_where(), f"kind = '{kind}'"]
     table = "content_links"
     if paths is not None:
-        if filters or params is None:
-            raise ValueError("the link cache answers a set of pages alone (with params)")
+        if any(f.dimension != "page" for f in filters) or params is None:
+            raise ValueError("the link cache answers a set of pages with page filters only (with params)")
         table = BY_VALUE
         conditions.append(f"dimension = 'path' AND has({params.add(paths, 'Array(String)')}, value)")
+        conditions.extend(compare_sql("value", f.operator, params.add(f.value)) for f in filters)
+        filters = ()
     if any(f.dimension in BY_VALUE_FILTERS for f in filters):
         if len(filters) != 1 or params is None:
             raise ValueError("the link cache answers one filter on a by-value dimension alone (with params)")
@@ -131,10 +140,10 @@ class ContentCache(EngagementCache):
 
     worker_name = "content-cache"
     carried = CARRIED | frozenset(BY_VALUE_FILTERS)
-    data_tables = (TABLES[0], BY_VALUE, TITLES)
+    data_tables = (TABLES[0], BY_VALUE, VALUES)
     builds_table = TABLES[1]
-    titles_table = TITLES
-    title_events = KINDS
+    values_table = VALUES
+    values_of = KINDS
 
     def days(self, scope: Scope) -> Days | None:
         """As `EngagementCache.days`; None also for a filter on a `BY_VALUE_FILTERS` dimension beside another."""
@@ -155,7 +164,7 @@ class ContentCache(EngagementCache):
             FROM ({_BY_VALUE_ROWS})""",
             params,
         )
-        self._insert_titles(params)
+        self._insert_values(params)
 
 
 def for_cache(cache: ReportCache) -> ContentCache:

@@ -18,7 +18,7 @@ Definitions (tests/api/insights_dataset.py computes the same numbers independent
 
 Bots left out, over whole days of the site's zone, the answer comes from a per-day cache (the same figures,
 exactly: tests compare the paths): filters on the event name become the page events they keep, filters on
-the title a set of paths where the cache can tell (`title_event_filters`); then without filters from
+the title or a property a set of paths where the cache can tell (`page_value_filters`); then without filters from
 `engagement_cache`, with filters only on the dimensions `engagement_dims_cache` carries (every event dimension
 but the title and the event's name) from that one; with a filter `page is X` (beside other page filters, or filters that cache carries) from
 the same caches, X's entries and exits being its visits kept and its bounces those with one pageview (every
@@ -39,9 +39,9 @@ from pixel.server.api.query import (
     cache_sql,
     engagement_cache,
     engagement_dims_cache,
+    page_value_filters,
     raw_dashboard,
     raw_events,
-    title_event_filters,
 )
 from pixel.server.api.query.cache_sql import Days
 from pixel.server.api.query.filters import Filter, SqlParams, filter_sql
@@ -136,22 +136,23 @@ def _page_filtered(days: Days, pages: str) -> str:
 
 def _from_caches(scope: Scope, tail: str) -> list[dict[str, Any]] | None:
     """The report's rows from the per-day caches, or None: read the raw events. Filters on the event name
-    become the page events they keep and filters on the title a set of paths (`title_event_filters`).
+    become the page events they keep and filters on the title or a property a set of paths
+    (`page_value_filters`).
     Without other filters, or with filters on the page only, from `engagement_cache` (with a `page is`
     filter among them from it alone, else with its session pages: `_page_filtered`); with filters on the
-    dimensions `engagement_dims_cache` carries (no title filter: its paths come from the plain cache), and a
+    dimensions `engagement_dims_cache` carries (no title or property filter: its paths come from the plain cache), and a
     `page is` filter with page filters beside them, from that one."""
     if scope.cache is None:
         return None
     events = [f for f in scope.filters if f.dimension == "event"]
-    titles = [f for f in scope.filters if f.dimension == "title"]
-    rest = [f for f in scope.filters if f.dimension not in ("event", "title")]
+    valued = [f for f in scope.filters if page_value_filters.on_values(f)]
+    rest = [f for f in scope.filters if f.dimension != "event" and not page_value_filters.on_values(f)]
     dropped: frozenset[str] = frozenset()
     if events:
-        kept = title_event_filters.kept_events(scope, events)
+        kept = page_value_filters.kept_events(scope, events)
         if "pageview" not in kept:
             return []  # no page visit left
-        dropped = frozenset(title_event_filters.PAGE_EVENTS) - kept
+        dropped = frozenset(page_value_filters.PAGE_EVENTS) - kept
     pages = [f for f in rest if f.dimension == "page"]
     others = [f for f in rest if f.dimension != "page"]
     page_is = any(f.operator == "is" for f in pages)
@@ -161,8 +162,8 @@ def _from_caches(scope: Scope, tail: str) -> list[dict[str, Any]] | None:
         if days is None:
             return None
         keep = [filter_sql(f, params) for f in pages]
-        if titles:
-            paths = title_event_filters.title_paths(scope, days, titles)
+        if valued:
+            paths = page_value_filters.value_paths(scope, days, valued)
             if paths is None:
                 return None
             if not paths:
@@ -173,7 +174,7 @@ def _from_caches(scope: Scope, tail: str) -> list[dict[str, Any]] | None:
         else:
             inner = engagement_cache.pages_sql(days, where=" AND ".join(keep))
     else:
-        if titles or (pages and not page_is):
+        if valued or (pages and not page_is):
             return None
         days = engagement_dims_cache.for_cache(scope.cache).days(replace(scope, filters=others))
         if days is None:
@@ -184,7 +185,7 @@ def _from_caches(scope: Scope, tail: str) -> list[dict[str, Any]] | None:
             f"SELECT * REPLACE (visits AS entries, single_visits AS bounces, visits AS exits) FROM ({inner})"
         )
     if dropped:
-        inner = title_event_filters.without_events(inner, dropped)
+        inner = page_value_filters.without_events(inner, dropped)
     return scope.run_cached(f"SELECT * FROM ({inner}) {tail}", params)
 
 

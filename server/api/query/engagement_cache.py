@@ -43,7 +43,7 @@ from pixel.server.api.query.background_days import BackgroundDays
 from pixel.server.api.query.cache_sql import EDGE_SECONDS, Days, whole_days
 from pixel.server.api.query.listing import deduped
 from pixel.server.api.query.periods import ch_datetime, local_midnight
-from pixel.server.store.schema import TITLES_KEPT
+from pixel.server.store.schema import VALUES_KEPT
 
 if TYPE_CHECKING:
     from pixel.server.api.query.filters import Filter
@@ -54,7 +54,7 @@ SCROLL_MARKS = (25, 50, 75, 100)
 DROP_AFTER_REBUILDS = 20  # superseded builds of rebuilt days are deleted after this many rebuilds
 TABLES = ("page_engagement", "page_engagement_edges", "page_engagement_builds")
 SESSION_TABLES = ("page_sessions", "page_session_edges")  # each session's pageview paths (migration 29)
-TITLES = "page_titles"  # each page's titles per day (migration 38, `title_event_filters`)
+VALUES = "page_values"  # each page's titles and property values per day (migration 38, `page_value_filters`)
 PAGE_EVENTS = ("pageview", "engagement", "scroll")  # the events of a page visit
 log = logging.getLogger(__name__)
 
@@ -366,11 +366,12 @@ class EngagementCache(BackgroundDays):
     worker_name = "engagement-cache"
     # A subclass caching other figures names its own tables; the session tables are written with each build
     # (none: a subclass that needs none).
-    data_tables: tuple[str, ...] = (*TABLES[:2], *SESSION_TABLES, TITLES)
+    data_tables: tuple[str, ...] = (*TABLES[:2], *SESSION_TABLES, VALUES)
     session_tables: tuple[str, ...] = SESSION_TABLES
-    # Each page's titles, of the events `title_events`, written with each build by `_insert_titles` (None: not)
-    titles_table: str | None = TITLES
-    title_events: tuple[str, ...] = PAGE_EVENTS
+    # Each page's titles and property values, of the events `values_of`, written with each build by
+    # `_insert_values` (None: not)
+    values_table: str | None = VALUES
+    values_of: tuple[str, ...] = PAGE_EVENTS
     builds_table = TABLES[2]
     dims: tuple[str, ...] = ()  # the event columns the page rows are split by (`engagement_dims_cache`)
     # The filter dimensions (`filters.DIMENSIONS` names) whose filters the cached rows can answer: a report
@@ -602,24 +603,28 @@ class EngagementCache(BackgroundDays):
                 WHERE edge AND has({{days:Array(Date)}}, d)""",
                 params,
             )
-        self._insert_titles(params)
+        self._insert_values(params)
 
-    def _insert_titles(self, params: dict[str, Any]) -> None:
-        """Per day of the build and path, the distinct titles of the `title_events` there (bots left out), at
-        most `TITLES_KEPT` + 1 (copies of an event carry its title: read as they are)."""
-        if not self.titles_table:
+    def _insert_values(self, params: dict[str, Any]) -> None:
+        """Per day of the build and path, the distinct values of the title and of each property key there, over
+        the events `values_of` (bots left out; '' for an event without a key another event there has), at most
+        `VALUES_KEPT` + 1 each. Copies of an event carry its values: read as they are."""
+        if not self.values_table:
             return
-        names = ", ".join(f"'{name}'" for name in self.title_events)  # constants of the class
+        names = ", ".join(f"'{name}'" for name in self.values_of)  # constants of the class
         self.cache.runner.command(
-            f"""INSERT INTO {self.titles_table} (site, tz, day, build, path, titles)
-            SELECT {{site:String}}, {{tz:String}}, d, {{build:UInt64}}, path,
-                groupUniqArray({TITLES_KEPT + 1})(title)
+            f"""INSERT INTO {self.values_table} (site, tz, day, build, dimension, path, values)
+            SELECT {{site:String}}, {{tz:String}}, d, {{build:UInt64}}, pair.1 AS dimension, path,
+                groupUniqArray({VALUES_KEPT + 1})(pair.2)
             FROM (
-                SELECT {_DAY} AS d, path, title FROM events
-                WHERE site = {{site:String}} AND timestamp >= {{elo:DateTime64(3)}}
-                    AND timestamp < {{ehi:DateTime64(3)}} AND is_bot = 0 AND event_name IN ({names}))
-            WHERE has({{days:Array(Date)}}, d)
-            GROUP BY d, path""",
+                SELECT d, path, title, props, groupUniqArrayArray(mapKeys(props)) OVER (PARTITION BY d, path) AS keys
+                FROM (
+                    SELECT {_DAY} AS d, path, title, props FROM events
+                    WHERE site = {{site:String}} AND timestamp >= {{elo:DateTime64(3)}}
+                        AND timestamp < {{ehi:DateTime64(3)}} AND is_bot = 0 AND event_name IN ({names}))
+                WHERE has({{days:Array(Date)}}, d))
+            ARRAY JOIN arrayConcat([('title', title)], arrayMap(k -> (concat('prop:', k), props[k]), keys)) AS pair
+            GROUP BY d, path, dimension""",
             params,
         )
 

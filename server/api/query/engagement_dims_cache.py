@@ -93,7 +93,7 @@ class EngagementDimsCache(EngagementCache):
     per_visit = True
     edge_mixed = True
     session_tables = ()  # the plain cache's session tables serve every page filter
-    titles_table = None  # and its titles every title filter
+    values_table = None  # and its values every title or property filter
 
     def _insert_rows(self, params: dict[str, Any]) -> None:
         """The build's visits and edges, then its visits summed per value of each dimension (read back from

@@ -1,13 +1,15 @@
-"""The engagement, outbound-link and download reports filtered on the event name or the title read the per-day
-caches (`query/title_event_filters.py`) and give exactly the Python computation of `insights_dataset` over the
-events the filters keep; where the caches cannot tell (a path whose titles a filter splits, a path with
-more titles than the cache keeps, a title filter beside a filter on another dimension) the raw events answer,
-with the same figures.
+"""The engagement, outbound-link and download reports filtered on the event name, the title or a property read
+the per-day caches (`query/page_value_filters.py`) and give exactly the Python computation of `insights_dataset`
+over the events the filters keep; where the caches cannot tell (a path whose titles or property values a filter
+splits, a path with more titles than the cache keeps, such a filter beside a filter on another dimension) the
+raw events answer, with the same figures.
 
 Data: `insights_dataset`'s events plus sessions across every local midnight, client-retry copies of every
 seventh event, in three zones (whole-hour DST inside the range, a :30 offset); each event carries its page's
-title, but `/pricing`'s alternate between two titles. A fourth site gives `/checkout` one title per event (more
-than the cache keeps). Which path answered is seen by `raw_events.run` (the raw path's only runner): made to
+title, but `/pricing`'s alternate between two titles; every event on `/pricing` has the property `tier` (paid),
+the pageviews on `/docs` the property `section` (docs; their engagement and scroll events none); the links'
+`url` and `ext` as the dataset gives them, `plan` on no event. A fourth site gives `/checkout` one title per
+event (more than the cache keeps). Which path answered is seen by `raw_events.run` (the raw path's only runner): made to
 fail where the cache must answer, counted where the raw events must.
 """
 
@@ -20,22 +22,23 @@ from typing import Any
 
 import pytest
 
-from pixel.server.api.query import raw_events, title_event_filters
-from pixel.server.store.schema import TITLES_KEPT
+from pixel.server.api.query import page_value_filters, raw_events
+from pixel.server.store.schema import VALUES_KEPT
 from tests.api import insights_dataset as data
-from tests.api.conftest import Api, add_site
+from tests.api.conftest import RAW_ONLY, Api, add_site
+from tests.api.test_content_cache_filters import passes
 from tests.api.test_engagement_cache import RANGE, event, midnight_sessions, rows_of
-from tests.api.test_engagement_raw import keeps, links
+from tests.api.test_engagement_raw import links
 
 pytestmark = pytest.mark.usefixtures("rebuild_at_once")
 
 ENGINES = ("chdb", "clickhouse")
 ZONES = {
-    "berlin.engtitle": "Europe/Berlin",
-    "newyork.engtitle": "America/New_York",  # DST on 10 March, inside the range
-    "kolkata.engtitle": "Asia/Kolkata",
+    "berlin.pagevalues": "Europe/Berlin",
+    "newyork.pagevalues": "America/New_York",  # DST on 10 March, inside the range
+    "kolkata.pagevalues": "Asia/Kolkata",
 }
-MANY = "many.engtitle"  # `/checkout` with a title per event
+MANY = "many.pagevalues"  # `/checkout` with a title per event
 
 # Filters the caches answer: (filters, what they keep is not everything and not nothing)
 CACHED = [
@@ -58,25 +61,49 @@ CACHED = [
     [["event", "is", "pageview"], ["country", "is", "DE"]],  # with the cache by dimension
     [["event", "is_not", "scroll"], ["page", "contains", "doc"]],
     [["event", "is", "pageview"], ["title", "contains", "page"], ["page", "is_not", "/"]],
+    [["prop:tier", "is", "paid"]],  # every event on /pricing has it: one path
+    [["prop:tier", "is_not", "paid"], ["title", "contains", "page"]],  # two dimensions with values per path
+    [["prop:plan", "is_not", "pro"]],  # on no page event: '' everywhere, every path kept
+    [["prop:plan", "is", "pro"]],  # ... no path
+    [["prop:tier", "matches", "^p"], ["event", "is", "pageview"]],
 ]
+# Filters that keep every event the report reads
+EVERYTHING = [[["prop:plan", "is_not", "pro"]]]
 # Filters the raw events answer
 RAW = [
     [["title", "is", "Pricing"]],  # /pricing's two titles split
     [["title", "contains", "page"], ["country", "is", "DE"]],  # beside a dimension of the cache by dimension
     [["event", "is", "pageview"], ["title", "is_not", "Pricing plans"]],
+    [["prop:section", "is", "docs"]],  # /docs' pageviews have it, its engagement and scroll events not
+    [["prop:tier", "is", "paid"], ["country", "is", "DE"]],  # beside a dimension of the cache by dimension
 ]
 
 
 def titled(rows: list[dict[str, Any]], *, checkout_titles: int = 0) -> list[dict[str, Any]]:
     """Each event its page's title, `/pricing`'s alternating between two; `/checkout`'s one of
-    `checkout_titles` (when given) by event."""
+    `checkout_titles` (when given) by event; the properties `tier` and `section` (see the module's doc)."""
     for i, e in enumerate(rows):
         e["title"] = f"Page {e['path']}"
         if e["path"] == "/pricing":
             e["title"] = ("Pricing", "Pricing plans")[i % 2]
+            e["props"] = {**e.get("props", {}), "tier": "paid"}
+        if e["path"] == "/docs" and e["event_name"] == "pageview":
+            e["props"] = {**e.get("props", {}), "section": "docs"}
         if checkout_titles and e["path"] == "/checkout":
             e["title"] = f"Checkout {i % checkout_titles}"
     return rows
+
+
+def value(e: dict[str, Any], dimension: str) -> str:
+    """An event's value of a filter's dimension, as the store holds it."""
+    if dimension.startswith("prop:"):
+        return str(e.get("props", {}).get(dimension[len("prop:") :], ""))
+    field = {"page": "path", "event": "event_name", "device": "device_type"}.get(dimension, dimension)
+    return str(e.get(field, ""))
+
+
+def keeps(filters: list[list[str]]) -> Callable[[dict[str, Any]], bool]:
+    return lambda e: all(passes(op, v)(value(e, dim)) for dim, op, v in filters)
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +113,7 @@ def sites(api: Api) -> dict[str, tuple[int, str, list[dict[str, Any]]]]:
     for domain, tz in {**ZONES, MANY: "Europe/Berlin"}.items():
         rows = titled(
             data.generate(domain, seed=29) + midnight_sessions(domain, tz, seed=31),
-            checkout_titles=TITLES_KEPT + 8 if domain == MANY else 0,
+            checkout_titles=VALUES_KEPT + 8 if domain == MANY else 0,
         )
         site_id = add_site(api, domain, tz, rows)
         api.store.insert_rows("events", rows[::7])  # client-retry copies (same event ids): counted once
@@ -122,7 +149,7 @@ def expected(rows: list[dict[str, Any]], domain: str, tz: str, filters: list[lis
 
 
 @pytest.mark.parametrize("filters", CACHED, ids=json.dumps)
-def test_filters_on_the_event_or_title_read_the_caches_and_equal_python(
+def test_filters_on_the_event_title_or_a_property_read_the_caches_and_equal_python(
     api: Api,
     sites: dict[str, tuple[int, str, list[dict[str, Any]]]],
     raw_reads: Callable[[bool], list[int]],
@@ -139,7 +166,7 @@ def test_the_cases_keep_something_and_drop_something(
     sites: dict[str, tuple[int, str, list[dict[str, Any]]]],
 ) -> None:
     """Each filter of the tables above changes the answer (the empty ones: to nothing)."""
-    domain = "berlin.engtitle"
+    domain = "berlin.pagevalues"
     _, tz, rows = sites[domain]
     everything = expected(rows, domain, tz, [])
     empty = [f for f in CACHED if not expected(rows, domain, tz, f)]
@@ -150,10 +177,11 @@ def test_the_cases_keep_something_and_drop_something(
             [["title", "contains", "no such title"]],
             [["event", "is", "engagement"]],
             [["event", "is", "signup"]],
+            [["prop:plan", "is", "pro"]],
         )
     ]
     for filters in CACHED + RAW:
-        assert expected(rows, domain, tz, filters) != everything, filters
+        assert (expected(rows, domain, tz, filters) != everything) == (filters not in EVERYTHING), filters
     # dropping the engagement or scroll events leaves the pages and pageviews, and no engaged time or scroll
     pageviews = expected(rows, domain, tz, [["event", "is", "pageview"]])
     assert {p: r["pageviews"] for p, r in pageviews.items()} == {
@@ -164,7 +192,7 @@ def test_the_cases_keep_something_and_drop_something(
 
 
 @pytest.mark.parametrize("filters", RAW, ids=json.dumps)
-def test_titles_the_cache_cannot_tell_read_the_raw_events(
+def test_values_the_cache_cannot_tell_read_the_raw_events(
     api: Api,
     sites: dict[str, tuple[int, str, list[dict[str, Any]]]],
     raw_reads: Callable[[bool], list[int]],
@@ -185,7 +213,7 @@ def test_a_path_with_more_titles_than_kept_reads_the_raw_events(
     raw_reads: Callable[[bool], list[int]],
 ) -> None:
     site_id, tz, rows = sites[MANY]
-    assert len({e["title"] for e in rows if e["path"] == "/checkout"}) > TITLES_KEPT
+    assert len({e["title"] for e in rows if e["path"] == "/checkout"}) > VALUES_KEPT
     for filters in ([["title", "contains", "page /d"]], [["title", "contains", "checkout"]]):
         calls = raw_reads(True)
         assert rows_of(api, site_id, filters=json.dumps(filters), **RANGE) == expected(
@@ -207,7 +235,7 @@ def test_a_title_arriving_late_is_seen_by_the_rebuilt_day(
     """A new title of a path on a day already built rebuilds that day's titles: the filter `title is` its old
     title now splits the path, and the raw events answer (with the late events); a filter both titles pass
     stays on the cache."""
-    domain = "newyork.engtitle"
+    domain = "newyork.pagevalues"
     site_id, tz, rows = sites[domain]
     split = [["title", "is", "Page /docs"]]
     raw_reads(False)
@@ -257,7 +285,7 @@ def test_kept_events_evaluates_the_filters_as_the_events_would(api: Api, sites: 
     }
     for raw, want in cases.items():
         scope = Scope(QueryRunner(api.store), "x", rng, parse_filters(raw))
-        assert title_event_filters.kept_events(scope, scope.filters) == frozenset(want), raw
+        assert page_value_filters.kept_events(scope, scope.filters) == frozenset(want), raw
 
 
 # The link reports: filters their cache answers, and those the raw events answer
@@ -272,10 +300,17 @@ LINK_CACHED = [
     [["event", "is", "pageview"]],  # neither
     [["event", "is", "download"], ["country", "is", "DE"]],  # beside a dimension the cache carries
     [["event", "matches", "^(out|down)"], ["utm_campaign", "is", "spring"]],  # beside one it keys by value
+    [["prop:tier", "is", "paid"]],  # the clicks on /pricing
+    [["prop:plan", "is_not", "pro"]],  # on no click: every path
+    [["prop:plan", "is", "pro"], ["title", "contains", "page"]],  # no path
+    [["title", "contains", "page"], ["page", "contains", "o"]],  # beside page filters
+    [["prop:plan", "is_not", "pro"], ["page", "matches", "^/(d|p)"], ["page", "is_not", "/docs"]],
 ]
 LINK_RAW = [
     [["title", "is", "Pricing"]],  # /pricing's two titles split
     [["title", "contains", "page"], ["country", "is", "DE"]],  # a title beside another dimension
+    [["prop:url", "contains", "github"]],  # one URL among others on a path
+    [["prop:tier", "is", "paid"], ["utm_campaign", "is", "spring"]],  # beside a dimension keyed by value
 ]
 LINK_REPORTS = (("outbound", "outbound"), ("downloads", "download"))
 
@@ -285,7 +320,7 @@ def url(e: dict[str, Any]) -> str:
 
 
 @pytest.mark.parametrize("filters", LINK_CACHED, ids=json.dumps)
-def test_link_reports_filtered_on_the_event_or_title_read_their_cache_and_equal_python(
+def test_link_reports_filtered_on_the_event_title_or_a_property_read_their_cache_and_equal_python(
     api: Api,
     sites: dict[str, tuple[int, str, list[dict[str, Any]]]],
     raw_reads: Callable[[bool], list[int]],
@@ -322,7 +357,7 @@ def test_the_link_cases_keep_something_and_drop_something(
 ) -> None:
     """The link clicks on /pricing carry both of its titles (the split case splits them), and each filter of
     the link tables changes one report's answer or empties it."""
-    domain = "kolkata.engtitle"
+    domain = "kolkata.pagevalues"
     _, tz, rows = sites[domain]
     chosen = data.select(rows, domain, tz)
     for _, name in LINK_REPORTS:
@@ -334,4 +369,30 @@ def test_the_link_cases_keep_something_and_drop_something(
     for filters in LINK_CACHED + LINK_RAW:
         kept = data.select(rows, domain, tz, pred=keeps(filters))
         changed = any(data.counted(kept, name, url) != everything[name] for _, name in LINK_REPORTS)
-        assert changed == (filters != [["event", "contains", "O"]]), filters  # that one keeps both kinds
+        keeps_all = filters in ([["event", "contains", "O"]], [["prop:plan", "is_not", "pro"]])
+        assert changed == (not keeps_all), filters
+
+
+def test_the_raw_only_filters_of_the_other_tests_read_the_raw_events(
+    api: Api,
+    sites: dict[str, tuple[int, str, list[dict[str, Any]]]],
+    raw_reads: Callable[[bool], list[int]],
+) -> None:
+    """`conftest.RAW_ONLY`, which other tests use to compare a cache with the raw path, reaches the raw path of
+    each report answered here (alone and beside a page filter), with every event kept."""
+    domain = "berlin.pagevalues"
+    site_id, tz, rows = sites[domain]
+    for extra in ([], [["page", "contains", "o"]]):
+        filters = [*extra, *RAW_ONLY]
+        calls = raw_reads(True)
+        assert rows_of(api, site_id, filters=json.dumps(filters), **RANGE) == expected(
+            rows, domain, tz, extra
+        )
+        assert calls, filters
+        kept = data.select(rows, domain, tz, pred=keeps(extra))
+        for report, name in LINK_REPORTS:
+            calls = raw_reads(True)
+            assert links(api, site_id, report, filters=json.dumps(filters), **RANGE) == data.counted(
+                kept, name, url
+            )
+            assert calls, (report, filters)
