@@ -1099,11 +1099,12 @@ def migrations(retention_days: int = 0) -> tuple[Migration, ...]:
 
 # -- migration 38: the engagement cache keeps each page's titles and property values ------------------------
 
-# Per (day, build), path and `dimension` (`title`, or `prop:` and a property key some of the events there carry):
-# the distinct values of that dimension over the day's page events on that path (pageview, engagement, scroll;
-# bots left out; '' for an event without the property), at most `VALUES_KEPT` + 1 of them (more: the path's
-# values are not all known). A filter on the title or a property is a filter on the paths when each path's
-# values all pass it or all fail it (see pixel.server.api.query.page_value_filters). Every build of the
+# Per (day, build), path, event name and `dimension` (`title`, or `prop:` and a property key some of the events on
+# the path carry): the distinct values of that dimension over the day's page events of that name on that path
+# (pageview, engagement, scroll; bots left out; '' for an event without the property), at most `VALUES_KEPT` + 1
+# of them (more: the values are not all known). A filter on the title or a property is a filter on the paths
+# when each path's values of each event name all pass it or all fail it (see
+# pixel.server.api.query.page_value_filters). Every build of the
 # engagement cache is forgotten (rebuilt on read) so each build has them.
 VALUES_KEPT = 32
 PAGE_VALUES_DDL = """CREATE TABLE IF NOT EXISTS page_values (
@@ -1113,10 +1114,11 @@ PAGE_VALUES_DDL = """CREATE TABLE IF NOT EXISTS page_values (
     `build` UInt64,
     `dimension` String,
     `path` String,
+    `event_name` LowCardinality(String),
     `values` Array(String)
 )
 ENGINE = MergeTree
-ORDER BY (site, tz, day, dimension, path)
+ORDER BY (site, tz, day, dimension, path, event_name)
 SETTINGS index_granularity = 256"""
 PAGE_VALUES = (
     PAGE_VALUES_DDL,

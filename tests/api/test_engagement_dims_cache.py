@@ -193,7 +193,7 @@ def test_every_carried_dimension_and_operator_from_the_cache_equals_raw_and_pyth
                 cached = rows_of(api, site_id, filters=json.dumps([[dim, op, v]]), **RANGE)
                 assert not read_events(queries), (domain, dim, op)  # the cache answered
                 assert read_by_value(queries), (domain, dim, op)  # one dimension: its values' sums
-                raw = rows_of(api, site_id, filters=json.dumps([[dim, op, v], EVERYTHING]), **RANGE)
+                raw = rows_of(api, site_id, filters=json.dumps([[dim, op, v], *EVERYTHING]), **RANGE)
                 assert read_events(queries), (domain, dim, op)
                 assert cached == raw == want, (domain, dim, op, v)
         assert count(api, "page_engagement_dims_builds", domain) == DAYS, domain  # built once
@@ -228,7 +228,7 @@ def test_a_filter_on_what_internal_navigation_changes_cuts_those_sessions_exactl
         queries.clear()
         got = rows_of(api, site_id, filters=json.dumps(filters), **RANGE)
         assert not read_events(queries) and read_by_value(queries), domain
-        raw = rows_of(api, site_id, filters=json.dumps([*filters, EVERYTHING]), **RANGE)
+        raw = rows_of(api, site_id, filters=json.dumps([*filters, *EVERYTHING]), **RANGE)
         assert got == raw == want and got, (domain, filters)
         every = expected(rows, domain, tz, [])
         assert any(
@@ -312,7 +312,7 @@ def test_several_carried_filters_sorted_and_paged_from_the_cache(
             params = {**RANGE, "sort": sort, "order": order, "limit": 2, "page": 2}
             cached = api.client.get(url, params={**params, "filters": json.dumps(filters)}, headers=api.admin)
             raw = api.client.get(
-                url, params={**params, "filters": json.dumps([*filters, EVERYTHING])}, headers=api.admin
+                url, params={**params, "filters": json.dumps([*filters, *EVERYTHING])}, headers=api.admin
             )
             assert cached.json()["rows"] == raw.json()["rows"] and len(cached.json()["rows"]) == 2, (
                 sort,
@@ -408,7 +408,7 @@ def test_a_page_is_filter_beside_carried_ones_reads_the_cache_by_dimension(
         assert not read_events(queries) and any("page_engagement_dims" in q for q in queries), domain
         carried = [f for f in filters if f[0] != "page"]
         assert read_by_value(queries) == (len(carried) == 1), domain  # one dimension: its values' sums
-        raw = rows_of(api, site_id, filters=json.dumps([*filters, EVERYTHING]), **RANGE)
+        raw = rows_of(api, site_id, filters=json.dumps([*filters, *EVERYTHING]), **RANGE)
         assert got == raw == want and len(got) == 1, (domain, filters)
         page_only = data.engagement(data.select(rows, domain, tz, pred=lambda e: keep(e, alone)))
         assert got != page_only, (domain, filters)

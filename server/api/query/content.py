@@ -77,12 +77,12 @@ def _cached_links(scope: Scope, kind: str, url: str, clicks: str, tail: str) -> 
         return None
     params = SqlParams()
     if valued:
-        paths = page_value_filters.value_paths(scope, days, valued, content_cache.VALUES)
-        if paths is None:
+        found = page_value_filters.value_paths(scope, days, valued, (kind,), content_cache.VALUES)
+        if found is None:
             return None
-        if not paths:
+        if not found.paths:
             return []
-        inner = content_cache.links_sql(days, kind, url, clicks, rest, params, paths)
+        inner = content_cache.links_sql(days, kind, url, clicks, rest, params, found.paths)
     else:
         inner = content_cache.links_sql(days, kind, url, clicks, rest, params)
     return scope.run_cached(f"SELECT *, count() OVER () AS total_rows FROM ({inner}) {tail}", params)

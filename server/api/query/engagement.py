@@ -163,12 +163,13 @@ def _from_caches(scope: Scope, tail: str) -> list[dict[str, Any]] | None:
             return None
         keep = [filter_sql(f, params) for f in pages]
         if valued:
-            paths = page_value_filters.value_paths(scope, days, valued)
-            if paths is None:
+            found = page_value_filters.value_paths(scope, days, valued)
+            if found is None:
                 return None
-            if not paths:
+            if not found.paths:
                 return []
-            keep.append(f"has({params.add(paths, 'Array(String)')}, path)")
+            keep.append(f"has({params.add(found.paths, 'Array(String)')}, path)")
+            dropped |= found.dropped
         if keep and not page_is:
             inner = _page_filtered(days, " AND ".join(keep))
         else:

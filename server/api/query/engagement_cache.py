@@ -606,25 +606,26 @@ class EngagementCache(BackgroundDays):
         self._insert_values(params)
 
     def _insert_values(self, params: dict[str, Any]) -> None:
-        """Per day of the build and path, the distinct values of the title and of each property key there, over
-        the events `values_of` (bots left out; '' for an event without a key another event there has), at most
-        `VALUES_KEPT` + 1 each. Copies of an event carry its values: read as they are."""
+        """Per day of the build, path and event name (of `values_of`), the distinct values of the title and of
+        each property key there (bots left out; '' for an event without a key another event on the path that
+        day has), at most `VALUES_KEPT` + 1 each. Copies of an event carry its values: read as they are."""
         if not self.values_table:
             return
         names = ", ".join(f"'{name}'" for name in self.values_of)  # constants of the class
         self.cache.runner.command(
-            f"""INSERT INTO {self.values_table} (site, tz, day, build, dimension, path, values)
-            SELECT {{site:String}}, {{tz:String}}, d, {{build:UInt64}}, pair.1 AS dimension, path,
+            f"""INSERT INTO {self.values_table} (site, tz, day, build, dimension, path, event_name, values)
+            SELECT {{site:String}}, {{tz:String}}, d, {{build:UInt64}}, pair.1 AS dimension, path, event_name,
                 groupUniqArray({VALUES_KEPT + 1})(pair.2)
             FROM (
-                SELECT d, path, title, props, groupUniqArrayArray(mapKeys(props)) OVER (PARTITION BY d, path) AS keys
+                SELECT d, path, event_name, title, props,
+                    groupUniqArrayArray(mapKeys(props)) OVER (PARTITION BY d, path) AS keys
                 FROM (
-                    SELECT {_DAY} AS d, path, title, props FROM events
+                    SELECT {_DAY} AS d, path, event_name, title, props FROM events
                     WHERE site = {{site:String}} AND timestamp >= {{elo:DateTime64(3)}}
                         AND timestamp < {{ehi:DateTime64(3)}} AND is_bot = 0 AND event_name IN ({names}))
                 WHERE has({{days:Array(Date)}}, d))
             ARRAY JOIN arrayConcat([('title', title)], arrayMap(k -> (concat('prop:', k), props[k]), keys)) AS pair
-            GROUP BY d, path, dimension""",
+            GROUP BY d, path, event_name, dimension""",
             params,
         )
 
