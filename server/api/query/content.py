@@ -16,9 +16,8 @@ Every report is paged and sortable (`listing.order_page`) and takes the scope's 
 Outbound links and downloads without filters or with filters only on the dimensions that cache carries
 (`content_cache.CARRIED`: country, device, browser, os, source, channel), or with one filter on another
 event dimension but the title (`content_cache.BY_VALUE_FILTERS`), with filters on the event name beside
-those, or with filters on the title or properties (and the page) when each page's values all pass or all fail them
-(`page_value_filters`), bots left out, over whole days of
-the site's zone, come from the per-day cache of `content_cache`; forms without filters from that of
+those, or with filters on the title or properties (and the page) when each page's values all pass or all
+fail them (`page_value_filters`), bots left out, over whole days of the site's zone, come from the per-day cache of `content_cache`; forms without filters from that of
 `form_cache` (the same figures, exactly: tests compare both paths); otherwise, and the 404 report always,
 from the raw events (outbound links and downloads each event once as `raw_events` reads them: copies dropped
 only where two parts could hold them).

@@ -18,10 +18,10 @@ Definitions (tests/api/insights_dataset.py computes the same numbers independent
 
 Bots left out, over whole days of the site's zone, the answer comes from a per-day cache (the same figures,
 exactly: tests compare the paths): filters on the event name become the page events they keep, filters on
-the title or a property a set of paths where the cache can tell (`page_value_filters`); then without filters from
-`engagement_cache`, with filters only on the dimensions `engagement_dims_cache` carries (every event dimension
-but the title and the event's name) from that one; with a filter `page is X` (beside other page filters, or filters that cache carries) from
-the same caches, X's entries and exits being its visits kept and its bounces those with one pageview (every
+the title or a property a set of paths where the cache can tell (`page_value_filters`); then without filters
+from `engagement_cache`, with filters only on the dimensions `engagement_dims_cache` carries (every event
+dimension but the title and the event's name) from that one; with a filter `page is X` (beside other page
+filters, or filters that cache carries) from the same caches, X's entries and exits being its visits kept and its bounces those with one pageview (every
 event of a visit is on its page, so a kept session enters and leaves on X); with other filters on the page
 only, the page's visit figures from `engagement_cache` and its entries, bounces and exits from the same
 cache's ordered session pages cut by the filters (`page_filtered_sql`); otherwise from the raw events
@@ -136,12 +136,12 @@ def _page_filtered(days: Days, pages: str) -> str:
 
 def _from_caches(scope: Scope, tail: str) -> list[dict[str, Any]] | None:
     """The report's rows from the per-day caches, or None: read the raw events. Filters on the event name
-    become the page events they keep and filters on the title or a property a set of paths
-    (`page_value_filters`).
-    Without other filters, or with filters on the page only, from `engagement_cache` (with a `page is`
-    filter among them from it alone, else with its session pages: `_page_filtered`); with filters on the
-    dimensions `engagement_dims_cache` carries (no title or property filter: its paths come from the plain cache), and a
-    `page is` filter with page filters beside them, from that one."""
+    become the page events they keep and filters on the title or a property a set of paths and the page
+    events they keep there (`page_value_filters`). Without other filters, or with filters on the page only,
+    from `engagement_cache` (with a `page is` filter among them from it alone, else with its session pages:
+    `_page_filtered`); with filters on the dimensions `engagement_dims_cache` carries (no title or property
+    filter: its paths come from the plain cache), and a `page is` filter with page filters beside them, from
+    that one."""
     if scope.cache is None:
         return None
     events = [f for f in scope.filters if f.dimension == "event"]
