@@ -1104,9 +1104,12 @@ def migrations(retention_days: int = 0) -> tuple[Migration, ...]:
 # (pageview, engagement, scroll; bots left out; '' for an event without the property), at most `VALUES_KEPT` + 1
 # of them (more: the values are not all known). A filter on the title or a property is a filter on the paths
 # when each path's values of each event name all pass it or all fail it (see
-# pixel.server.api.query.page_value_filters). Every build of the
-# engagement cache is forgotten (rebuilt on read) so each build has them.
+# pixel.server.api.query.page_value_filters). At most `VALUES_KEPT` property keys per (day, path): with more (a
+# client sending a new key on each event), one row `KEYS_UNKNOWN` per event name stands for them all, so the rows
+# of a day stay bounded by its events. Every build of the engagement cache is forgotten (rebuilt on read) so each
+# build has them.
 VALUES_KEPT = 32
+KEYS_UNKNOWN = "prop:*"  # (a filter's property key cannot hold `*`)
 PAGE_VALUES_DDL = """CREATE TABLE IF NOT EXISTS page_values (
     `site` LowCardinality(String),
     `tz` LowCardinality(String),

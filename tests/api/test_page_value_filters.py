@@ -9,24 +9,30 @@ seventh event, in three zones (whole-hour DST inside the range, a :30 offset); e
 title, but `/pricing`'s alternate between two titles; every event on `/pricing` has the property `tier` (paid),
 the pageviews on `/docs` the property `section` (docs; their engagement and scroll events none), the pageviews
 on `/blog/a` a `variant` (a or b, alternating), every event on `/` and the pageviews on `/checkout` a `mark`
-(x); the links' `url` and `ext` as the dataset gives them, `plan` on no event. A fourth site gives `/checkout` one title per
-event (more than the cache keeps). Which path answered is seen by `raw_events.run` (the raw path's only runner): made to
+(x); the links' `url` and `ext` as the dataset gives them, `plan` on no event. A fourth site gives `/checkout` one
+title per event and each pageview on `/docs` property keys of its own (more titles and keys than the cache
+keeps). Which path answered is seen by `raw_events.run` (the raw path's only runner): made to
 fail where the cache must answer, counted where the raw events must.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from pixel.server.api.query import page_value_filters, raw_events
-from pixel.server.store.schema import VALUES_KEPT
+from pixel.server.api.query import engagement_cache, page_value_filters, raw_events
+from pixel.server.api.query.filters import SqlParams, parse_filters
+from pixel.server.api.query.periods import resolve
+from pixel.server.api.query.runner import QueryRunner
+from pixel.server.api.query.scope import Scope
+from pixel.server.store.schema import KEYS_UNKNOWN, VALUES_KEPT
 from tests.api import insights_dataset as data
-from tests.api.conftest import RAW_ONLY, Api, add_site
+from tests.api.conftest import RAW_ONLY, Api, add_site, report_cache
 from tests.api.test_content_cache_filters import passes
 from tests.api.test_engagement_cache import RANGE, event, midnight_sessions, rows_of
 from tests.api.test_engagement_raw import links
@@ -39,7 +45,7 @@ ZONES = {
     "newyork.pagevalues": "America/New_York",  # DST on 10 March, inside the range
     "kolkata.pagevalues": "Asia/Kolkata",
 }
-MANY = "many.pagevalues"  # `/checkout` with a title per event
+MANY = "many.pagevalues"  # `/checkout` with a title per event, `/docs`' pageviews property keys of their own
 
 # Filters the caches answer: (filters, what they keep is not everything and not nothing)
 CACHED = [
@@ -84,9 +90,10 @@ RAW = [
 ]
 
 
-def titled(rows: list[dict[str, Any]], *, checkout_titles: bool = False) -> list[dict[str, Any]]:
+def titled(rows: list[dict[str, Any]], *, many: bool = False) -> list[dict[str, Any]]:
     """Each event its page's title, `/pricing`'s alternating between two; `/checkout`'s one of
-    its own with `checkout_titles`; the properties (see the module's doc)."""
+    its own with `many`, and then each pageview on `/docs` keys of its own; the properties (see the module's
+    doc)."""
     for i, e in enumerate(rows):
         e["title"] = f"Page {e['path']}"
         if e["path"] == "/pricing":
@@ -99,8 +106,10 @@ def titled(rows: list[dict[str, Any]], *, checkout_titles: bool = False) -> list
             e["props"] = {**e.get("props", {}), "variant": ("a", "b")[i % 2]}
         if e["path"] == "/" or (e["path"] == "/checkout" and pageview):
             e["props"] = {**e.get("props", {}), "mark": "x"}
-        if checkout_titles and e["path"] == "/checkout":
+        if many and e["path"] == "/checkout":
             e["title"] = f"Checkout {i}"
+        if many and e["path"] == "/docs" and pageview:
+            e["props"] = {**e.get("props", {}), **{f"k{i}-{j}": "x" for j in range(12)}}
     return rows
 
 
@@ -123,7 +132,7 @@ def sites(api: Api) -> dict[str, tuple[int, str, list[dict[str, Any]]]]:
     for domain, tz in {**ZONES, MANY: "Europe/Berlin"}.items():
         rows = titled(
             data.generate(domain, seed=29) + midnight_sessions(domain, tz, seed=31),
-            checkout_titles=domain == MANY,
+            many=domain == MANY,
         )
         site_id = add_site(api, domain, tz, rows)
         api.store.insert_rows("events", rows[::7])  # client-retry copies (same event ids): counted once
@@ -277,13 +286,34 @@ def test_a_title_arriving_late_is_seen_by_the_rebuilt_day(
     assert got == expected(rows, domain, tz, both) and got["/docs"]["engaged_visits"] > 0
 
 
-def test_kept_events_evaluates_the_filters_as_the_events_would(api: Api, sites: Any) -> None:
-    """Every operator, on the three names, as `filters.filter_sql` means it (case-insensitive contains, re2)."""
-    from pixel.server.api.query.filters import parse_filters
-    from pixel.server.api.query.periods import resolve
-    from pixel.server.api.query.runner import QueryRunner
-    from pixel.server.api.query.scope import Scope
+def test_more_property_keys_on_a_page_than_kept_read_the_raw_events(
+    api: Api,
+    sites: dict[str, tuple[int, str, list[dict[str, Any]]]],
+    raw_reads: Callable[[bool], list[int]],
+) -> None:
+    """A client sending new property keys on each pageview of `/docs`: the cache keeps one row standing for
+    them (its rows per day, path and event name stay within a title and `VALUES_KEPT` keys), and a filter on
+    any property, one of those keys or one no event has, reads the raw events."""
+    site_id, tz, rows = sites[MANY]
+    docs = [e for e in data.select(rows, MANY, tz) if e["path"] == "/docs" and e["event_name"] == "pageview"]
+    days = Counter(data.local_day(e, tz) for e in docs)
+    assert max(days.values()) * 12 > VALUES_KEPT  # more keys than kept on one day at least
+    per_key = """SELECT max(c) FROM (SELECT count() AS c FROM page_values WHERE site = {s:String}
+        GROUP BY build, day, path, event_name)"""
+    assert 0 < int(api.store.scalar(per_key, {"s": MANY})) <= VALUES_KEPT + 1
+    marked = "SELECT count() FROM page_values WHERE site = {s:String} AND dimension = {d:String}"
+    assert int(api.store.scalar(marked, {"s": MANY, "d": KEYS_UNKNOWN})) > 0
+    key = sorted(docs[0]["props"])[0]
+    for filters in ([[f"prop:{key}", "is", "x"]], [["prop:plan", "is_not", "pro"]]):
+        calls = raw_reads(True)
+        assert rows_of(api, site_id, filters=json.dumps(filters), **RANGE) == expected(
+            rows, MANY, tz, filters
+        )
+        assert calls, filters
 
+
+def test_kept_events_evaluates_the_filters_as_the_events_would(api: Api) -> None:
+    """Every operator, on the three names, as `filters.filter_sql` means it (case-insensitive contains, re2)."""
     rng = resolve("custom", "UTC", date_from="2024-03-01", date_to="2024-03-02")
     cases = {
         '[["event", "is", "scroll"]]': {"scroll"},
@@ -411,3 +441,38 @@ def test_the_raw_only_filters_of_the_other_tests_read_the_raw_events(
                 kept, name, url
             )
             assert calls, (report, filters)
+
+
+@pytest.mark.parametrize("inline_bytes", [0, page_value_filters.INLINE_BYTES], ids=["subquery", "parameter"])
+def test_the_kept_paths_as_a_subquery_or_a_parameter_give_the_same_answer(
+    api: Api,
+    sites: dict[str, tuple[int, str, list[dict[str, Any]]]],
+    raw_reads: Callable[[bool], list[int]],
+    monkeypatch: pytest.MonkeyPatch,
+    inline_bytes: int,
+) -> None:
+    """Past `INLINE_BYTES` of kept paths (a site with many pages) the report's query selects them itself: the
+    same figures as with the paths given as a parameter, from the cache."""
+    monkeypatch.setattr(page_value_filters, "INLINE_BYTES", inline_bytes)
+    raw_reads(False)
+    domain = "kolkata.pagevalues"
+    site_id, tz, rows = sites[domain]
+    cache = report_cache(api)
+    rng = resolve("custom", tz, date_from=data.FIRST_DAY.isoformat(), date_to=data.LAST_DAY.isoformat())
+    scope = Scope(cache.runner, domain, rng, parse_filters('[["title", "contains", "page"]]'), cache=cache)
+    days = engagement_cache.for_cache(cache).days(Scope(cache.runner, domain, rng, cache=cache))
+    assert days is not None
+    found = page_value_filters.value_paths(scope, days, scope.filters, SqlParams())
+    assert found is not None and (found.listed is None) == (inline_bytes == 0)
+    for filters in (
+        [["title", "contains", "page"], ["page", "contains", "o"]],
+        [["prop:section", "is", "docs"]],
+        [["prop:tier", "is_not", "paid"], ["title", "contains", "page"]],
+    ):
+        assert rows_of(api, site_id, filters=json.dumps(filters), **RANGE) == expected(
+            rows, domain, tz, filters
+        )
+        kept = data.select(rows, domain, tz, pred=keeps(filters))
+        for report, name in LINK_REPORTS:
+            got = links(api, site_id, report, filters=json.dumps(filters), **RANGE)
+            assert got == data.counted(kept, name, url), (report, filters)

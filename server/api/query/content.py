@@ -76,12 +76,12 @@ def _cached_links(scope: Scope, kind: str, url: str, clicks: str, tail: str) -> 
         return None
     params = SqlParams()
     if valued:
-        found = page_value_filters.value_paths(scope, days, valued, (kind,), content_cache.VALUES)
+        found = page_value_filters.value_paths(scope, days, valued, params, (kind,), content_cache.VALUES)
         if found is None:
             return None
-        if not found.paths:
+        if found.empty:
             return []
-        inner = content_cache.links_sql(days, kind, url, clicks, rest, params, found.paths)
+        inner = content_cache.links_sql(days, kind, url, clicks, rest, params, found.condition("value"))
     else:
         inner = content_cache.links_sql(days, kind, url, clicks, rest, params)
     return scope.run_cached(f"SELECT *, count() OVER () AS total_rows FROM ({inner}) {tail}", params)

@@ -101,12 +101,13 @@ def links_sql(
     clicks: str,
     filters: Sequence[Filter] = (),
     params: SqlParams | None = None,
-    paths: list[str] | None = None,
+    paths: str | None = None,
 ) -> str:
     """One row per URL of `kind` over the range of `days` (with builds), named as the report names them:
     `url` (the link column's name), `clicks` (the count's name) and `visitors`; of the clicks that pass
-    `filters` (each on a `CARRIED` dimension, else a ValueError), whose values go to `params`; with `paths`,
-    of the clicks on those pages that pass `filters` (each on the page, else a ValueError)."""
+    `filters` (each on a `CARRIED` dimension, else a ValueError), whose values go to `params`; with `paths` (a
+    condition on a column `value` holding a path), of the clicks on those pages that pass `filters` (each on the
+    page, else a ValueError)."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}")
     conditions = [days.rows_where(), f"kind = '{kind}'"]
@@ -115,7 +116,7 @@ def links_sql(
         if any(f.dimension != "page" for f in filters) or params is None:
             raise ValueError("the link cache answers a set of pages with page filters only (with params)")
         table = BY_VALUE
-        conditions.append(f"dimension = 'path' AND has({params.add(paths, 'Array(String)')}, value)")
+        conditions.append(f"dimension = 'path' AND {paths}")
         conditions.extend(compare_sql("value", f.operator, params.add(f.value)) for f in filters)
         filters = ()
     if any(f.dimension in BY_VALUE_FILTERS for f in filters):

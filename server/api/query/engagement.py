@@ -163,12 +163,12 @@ def _from_caches(scope: Scope, tail: str) -> list[dict[str, Any]] | None:
             return None
         keep = [filter_sql(f, params) for f in pages]
         if valued:
-            found = page_value_filters.value_paths(scope, days, valued)
+            found = page_value_filters.value_paths(scope, days, valued, params)
             if found is None:
                 return None
-            if not found.paths:
+            if found.empty:
                 return []
-            keep.append(f"has({params.add(found.paths, 'Array(String)')}, path)")
+            keep.append(found.condition("path"))
             dropped |= found.dropped
         if keep and not page_is:
             inner = _page_filtered(days, " AND ".join(keep))

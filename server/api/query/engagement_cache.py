@@ -43,7 +43,7 @@ from pixel.server.api.query.background_days import BackgroundDays
 from pixel.server.api.query.cache_sql import EDGE_SECONDS, Days, whole_days
 from pixel.server.api.query.listing import deduped
 from pixel.server.api.query.periods import ch_datetime, local_midnight
-from pixel.server.store.schema import VALUES_KEPT
+from pixel.server.store.schema import KEYS_UNKNOWN, VALUES_KEPT
 
 if TYPE_CHECKING:
     from pixel.server.api.query.filters import Filter
@@ -608,7 +608,8 @@ class EngagementCache(BackgroundDays):
     def _insert_values(self, params: dict[str, Any]) -> None:
         """Per day of the build, path and event name (of `values_of`), the distinct values of the title and of
         each property key there (bots left out; '' for an event without a key another event on the path that
-        day has), at most `VALUES_KEPT` + 1 each. Copies of an event carry its values: read as they are."""
+        day has), at most `VALUES_KEPT` + 1 each; with more than `VALUES_KEPT` keys on the path that day, one
+        `KEYS_UNKNOWN` row instead of theirs. Copies of an event carry its values: read as they are."""
         if not self.values_table:
             return
         names = ", ".join(f"'{name}'" for name in self.values_of)  # constants of the class
@@ -618,13 +619,14 @@ class EngagementCache(BackgroundDays):
                 groupUniqArray({VALUES_KEPT + 1})(pair.2)
             FROM (
                 SELECT d, path, event_name, title, props,
-                    groupUniqArrayArray(mapKeys(props)) OVER (PARTITION BY d, path) AS keys
+                    groupUniqArrayArray({VALUES_KEPT + 1})(mapKeys(props)) OVER (PARTITION BY d, path) AS keys
                 FROM (
                     SELECT {_DAY} AS d, path, event_name, title, props FROM events
                     WHERE site = {{site:String}} AND timestamp >= {{elo:DateTime64(3)}}
                         AND timestamp < {{ehi:DateTime64(3)}} AND is_bot = 0 AND event_name IN ({names}))
                 WHERE has({{days:Array(Date)}}, d))
-            ARRAY JOIN arrayConcat([('title', title)], arrayMap(k -> (concat('prop:', k), props[k]), keys)) AS pair
+            ARRAY JOIN arrayConcat([('title', title)], if(length(keys) > {VALUES_KEPT}, [('{KEYS_UNKNOWN}', '')],
+                arrayMap(k -> (concat('prop:', k), props[k]), keys))) AS pair
             GROUP BY d, path, event_name, dimension""",
             params,
         )

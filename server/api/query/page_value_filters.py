@@ -34,7 +34,7 @@ from pixel.server.api.query.cache_sql import Days
 from pixel.server.api.query.engagement_cache import PAGE_EVENTS, VALUES
 from pixel.server.api.query.filters import PROP_PREFIX, Filter, SqlParams, compare_sql, filter_sql
 from pixel.server.api.query.scope import Scope
-from pixel.server.store.schema import VALUES_KEPT
+from pixel.server.store.schema import KEYS_UNKNOWN, VALUES_KEPT
 
 # What a page visit shows of each page event but the pageview, when the filters drop that event
 _NONE_OF = {
@@ -68,60 +68,105 @@ def on_values(flt: Filter) -> bool:
     return flt.dimension == "title" or flt.dimension.startswith(PROP_PREFIX)
 
 
+# The kept paths go to the report's query as a parameter up to this many bytes (one evaluation, the common case);
+# more go as the subquery that selects them (evaluated where the query uses them: a parameter that size would
+# outgrow a ClickHouse server's URL)
+INLINE_BYTES = 65536
+
+
 @dataclass(frozen=True)
 class ValuePaths:
-    """What filters on values (`on_values`) keep of a report's events: the events of `paths` (sorted), but
-    for the kinds `dropped` (a kind after the first of the report's, whose events on those paths all fail)."""
+    """What filters on values (`on_values`) keep of a report's events: the events of the kept paths (none when
+    `empty`), but for the kinds `dropped` (a kind after the first of the report's, whose events on those paths
+    all fail). `listed`: the parameter that holds the kept paths, or None: `paths_sql` selects them."""
 
-    paths: list[str]
+    listed: str | None
+    paths_sql: str
+    empty: bool
     dropped: frozenset[str]
 
+    def condition(self, column: str) -> str:
+        """The condition true where `column` (a path) is one of the kept paths."""
+        return f"has({self.listed}, {column})" if self.listed else f"{column} IN ({self.paths_sql})"
 
-def value_paths(
-    scope: Scope, days: Days, filters: list[Filter], kinds: tuple[str, ...] = PAGE_EVENTS, table: str = VALUES
-) -> ValuePaths | None:
-    """What `filters` (each `on_values`) keep of the events `kinds` over `days` (the valid builds of the cache
-    whose values `table` holds), or None when they are not a filter on the paths: the paths whose `kinds[0]`
-    events (the report's visits or clicks) pass them, each of the other kinds kept or dropped as one on all of
-    those paths. None when a path's values of a kind pass and fail, when a path has more values than the
-    cache keeps, or when one of the other kinds passes on some kept paths and fails on others. A (day, path,
-    kind) without a row for a property has that property '' on each of its events."""
-    verdicts: dict[tuple[str, str], bool] = {}  # (path, kind) -> all of its events pass every filter
+
+def _verdicts_sql(
+    days: Days, filters: list[Filter], params: SqlParams, kinds: tuple[str, ...], table: str
+) -> str:
+    """Per path and kind of `kinds` in `table` over `days`: `every` (each of its values of each filter's
+    dimension passes that dimension's filters) and `ok` (no value of it fails where another passes, and its
+    values are all known: at most `VALUES_KEPT` per dimension, and for a property no day with more keys than
+    kept). A (day, path, kind) without a row for a property has that property '' on each of its events."""
+    wanted = params.add(list(kinds), "Array(String)")
+    per_dimension = []
     for dimension in sorted({f.dimension for f in filters}):
-        params = SqlParams()
         name = params.add(dimension)
         keep = " AND ".join(
             compare_sql("value", f.operator, params.add(f.value)) for f in filters if f.dimension == dimension
         )
-        rows = scope.run_cached(
-            f"""SELECT path, event_name, min(keep) AS every, max(keep) AS some, min(known) AS known FROM (
+        marker = "" if dimension == "title" else f", '{KEYS_UNKNOWN}'"
+        per_dimension.append(
+            f"""SELECT path, event_name, min(keep) AS every, min(keep) = max(keep) AND min(known) AS ok FROM (
                 SELECT path, event_name, {keep} AS keep, known FROM (
                     SELECT path, event_name, groupUniqArrayArray({VALUES_KEPT + 1})(day_values) AS all_values,
-                        length(all_values) <= {VALUES_KEPT} AS known
+                        length(all_values) <= {VALUES_KEPT} AND min(day_known) AS known
                     FROM (
                         SELECT day, path, event_name, if(countIf(dimension = {name}) > 0,
-                            groupArrayArrayIf(values, dimension = {name}), ['']) AS day_values
+                            groupArrayArrayIf(values, dimension = {name}), ['']) AS day_values,
+                            countIf(dimension = '{KEYS_UNKNOWN}') = 0 AS day_known
                         FROM {table}
-                        WHERE {days.rows_where()} AND dimension IN ('title', {name})
-                            AND has({params.add(list(kinds), "Array(String)")}, event_name)
+                        WHERE {days.rows_where()} AND dimension IN ('title', {name}{marker})
+                            AND has({wanted}, event_name)
                         GROUP BY day, path, event_name)
                     GROUP BY path, event_name)
                 ARRAY JOIN all_values AS value)
-            GROUP BY path, event_name""",
-            params,
+            GROUP BY path, event_name"""
         )
-        for r in rows:
-            if not r["known"] or r["every"] != r["some"]:
-                return None
-            key = (str(r["path"]), str(r["event_name"]))
-            verdicts[key] = verdicts.get(key, True) and bool(r["every"])
-    paths = sorted(path for (path, kind), passes in verdicts.items() if kind == kinds[0] and passes)
-    kept = set(paths)
+    union = "\n            UNION ALL\n            ".join(per_dimension)
+    return f"""SELECT path, event_name, min(every) AS every, min(ok) AS ok FROM (
+            {union})
+        GROUP BY path, event_name"""
+
+
+def value_paths(
+    scope: Scope,
+    days: Days,
+    filters: list[Filter],
+    params: SqlParams,
+    kinds: tuple[str, ...] = PAGE_EVENTS,
+    table: str = VALUES,
+) -> ValuePaths | None:
+    """What `filters` (each `on_values`) keep of the events `kinds` over `days` (the valid builds of the cache
+    whose values `table` holds), or None when they are not a filter on the paths: the paths whose `kinds[0]`
+    events (the report's visits or clicks) pass them, each of the other kinds kept or dropped as one on all of
+    those paths. None when a path's values of a kind pass and fail, when its values are not all known, or when
+    one of the other kinds passes on some kept paths and fails on others. The kept paths come back as a
+    parameter of `params` up to `INLINE_BYTES`, else stay in the store (a subquery); one row is read here."""
+    verdicts = _verdicts_sql(days, filters, params, kinds, table)
+    first = params.add(kinds[0])
+    paths_sql = f"SELECT path FROM ({verdicts}) WHERE event_name = {first} AND every"
+    others = [params.add(kind) for kind in kinds[1:]]
+    per_path = "".join(
+        f", countIf(event_name = {k}) > 0 AS seen{i}, minIf(every, event_name = {k}) AS every{i}"
+        for i, k in enumerate(others)
+    )
+    (check,) = scope.run_cached(
+        f"""SELECT count() = 0 OR min(ok) AS ok, countIf(kept) AS kept_paths,
+            sumIf(length(path), kept) <= {INLINE_BYTES} AS small, if(small, groupArrayIf(path, kept), []) AS paths
+            {"".join(f", groupUniqArrayIf(every{i}, kept AND seen{i}) AS others{i}" for i in range(len(others)))}
+        FROM (
+            SELECT path, min(ok) AS ok, maxIf(every, event_name = {first}) AS kept{per_path}
+            FROM ({verdicts}) GROUP BY path)""",
+        params,
+    )
+    if not check["ok"]:
+        return None
     dropped = set()
-    for kind in kinds[1:]:
-        seen = {passes for (path, k), passes in verdicts.items() if k == kind and path in kept}
+    for i, kind in enumerate(kinds[1:]):
+        seen = {bool(every) for every in check[f"others{i}"]}
         if len(seen) > 1:
             return None
         if seen == {False}:
             dropped.add(kind)
-    return ValuePaths(paths, frozenset(dropped))
+    listed = params.add(list(check["paths"]), "Array(String)") if check["small"] else None
+    return ValuePaths(listed, paths_sql, int(check["kept_paths"]) == 0, frozenset(dropped))
