@@ -590,11 +590,17 @@ def main() -> None:
         default=None,
         help="keep the generated data here and reuse it on the next run (generated when empty)",
     )
+    parser.add_argument(
+        "--store-memory-mb",
+        type=int,
+        default=Settings().store_memory_mb,
+        help="the store's working memory per statement before spilling (0: chDB's own bound)",
+    )
     args = parser.parse_args()
     keep = args.data_dir is not None
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="pixel-bench-api-"))
     data_dir.mkdir(parents=True, exist_ok=True)
-    store = ChdbStore(data_dir / "store")
+    store = ChdbStore(data_dir / "store", memory_mb=args.store_memory_mb)
     t = time.perf_counter()
     applied = store.migrate()
     if applied:

@@ -97,6 +97,9 @@ class Settings:
     clickhouse_password: str = ""
     clickhouse_database: str = "pixel"
     retention_days: int = 0  # 0 = keep forever
+    # The embedded store's (chDB) working memory per statement in MiB, past which aggregations and sorts spill to
+    # disk (server/store/memory.py); 0 = chDB's own bound, a share of the machine's RAM
+    store_memory_mb: int = 1024
     site_retention_interval: float = 3600.0  # seconds between deletions of events past a site's own retention
 
     # Imports through the API (server/importer/jobs.py): the largest file an upload may be, in bytes
@@ -188,6 +191,8 @@ class Settings:
             )
         if self.workers < 1:
             raise SettingsError("PIXEL_WORKERS must be at least 1")
+        if self.store_memory_mb < 0:
+            raise SettingsError("PIXEL_STORE_MEMORY_MB must be 0 (chDB's own bound) or a number of MiB")
         if self.upstream_socket_dir and self.server == "granian":
             raise SettingsError(
                 "PIXEL_UPSTREAM_SOCKET_DIR needs the uvicorn collector (PIXEL_SERVER=uvicorn or uvicorn-asgi); "

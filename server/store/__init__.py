@@ -22,7 +22,7 @@ def open_store(settings: Settings, *, migrate: bool = True) -> Store:
     else:
         from pixel.server.store.chdb_engine import ChdbStore
 
-        store = ChdbStore(settings.store_dir)
+        store = ChdbStore(settings.store_dir, memory_mb=settings.store_memory_mb)
     if migrate:
         store.migrate(settings.retention_days)
     return store

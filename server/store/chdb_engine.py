@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pixel.server.store import memory
 from pixel.server.store.base import Store, StoreClosed, StoreError, insert_settings
 
 log = logging.getLogger(__name__)
@@ -81,8 +82,11 @@ class ChdbStore(Store):
     engine = "chdb"
     sole_writer = True  # the folder is locked to this process (see __init__)
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, memory_mb: int = memory.DEFAULT_MB) -> None:
+        """`memory_mb`: each statement's working memory before it spills to disk (`store/memory.py`); 0 leaves
+        chDB's own bound (a share of the machine's RAM)."""
         self.path = Path(path)
+        self._settings = memory.set_statements(memory_mb)
         self.path.mkdir(parents=True, exist_ok=True)
         self._lock_fd = os.open(self.path / ".pixel-owner.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
@@ -126,6 +130,8 @@ class ChdbStore(Store):
             ) from None
         # 64-bit integers as JSON numbers whatever the chDB version (as the server engine asks).
         opened.query("SET output_format_json_quote_64bit_integers = 0", "TabSeparated")
+        for statement in self._settings:
+            opened.query(statement, "TabSeparated")
         return opened
 
     def _drained(self, current: Any) -> Any:
