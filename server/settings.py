@@ -99,7 +99,7 @@ class Settings:
     retention_days: int = 0  # 0 = keep forever
     # The embedded store's (chDB) working memory per statement in MiB, past which aggregations and sorts spill to
     # disk (server/store/memory.py); 0 = chDB's own bound, a share of the machine's RAM
-    store_memory_mb: int = 1024
+    store_memory_mb: int = 2048
     site_retention_interval: float = 3600.0  # seconds between deletions of events past a site's own retention
 
     # Imports through the API (server/importer/jobs.py): the largest file an upload may be, in bytes

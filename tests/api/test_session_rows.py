@@ -156,3 +156,43 @@ def test_midnight_sessions_are_there(sites: Sites) -> None:
             for idx in by_session.values()
         ), base
     assert FIRST.isoformat() == RANGE["from"]
+
+
+@pytest.mark.parametrize(
+    "filters", [SESSION_FILTERS[0], SESSION_FILTERS[1], json.dumps([["page", "contains", "blog"]])]
+)
+def test_the_raw_branches_run_one_after_another_with_the_rows_of_one_query(
+    api: Api, sites: Sites, filters: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The raw path's branches are statements of their own, run in order, and give the rows the whole
+    `UNION ALL` gives (with copies in overlapping parts: the sessions table's and the events' windows)."""
+    runner = QueryRunner(api.store)
+    _, site, _ = sites["kolkata.example"]
+    rng = resolve("custom", "Asia/Kolkata", date_from=RANGE["from"], date_to=RANGE["to"])
+    scope = Scope(runner, site, rng, parse_filters(filters))
+    sql, params = raw_dashboard.dashboard_sql(
+        scope, scope, compare=True, previous_series=True, interval="day", dimensions=MANY, limit=3
+    )
+    assert params.one_at_a_time
+    branches = sql.split(raw_dashboard.BRANCHES)
+    assert len(branches) >= 6  # events and sessions of both periods, breakdowns, entry / exit pages
+    whole = sorted(map(repr, runner.query(sql, params.with_fixed(site=site, tz=rng.tz)).dicts()))
+    ran: list[str] = []
+    query = api.store.query
+
+    def recorded(statement: str, values: Any = None) -> Any:
+        ran.append(statement)
+        return query(statement, values)
+
+    monkeypatch.setattr(api.store, "query", recorded)
+    got = sorted(map(repr, raw_dashboard.run(scope, sql, params)))
+    monkeypatch.undo()
+    assert [s for s in ran if "system.parts" not in s] == branches  # then the parts read again
+    assert got == whole and len(got) > 20
+
+
+def test_a_branch_holding_the_separator_is_refused() -> None:
+    with pytest.raises(ValueError, match="separator"):
+        raw_dashboard._joined(["SELECT 1", "SELECT 2" + raw_dashboard.BRANCHES + "SELECT 3"])
+    assert raw_dashboard._joined(["SELECT 1", "SELECT 2"]) == "SELECT 1" + raw_dashboard.BRANCHES + "SELECT 2"
+    assert raw_dashboard.DashboardParams().one_at_a_time is False  # the filter cache's one query
