@@ -97,9 +97,9 @@ class Settings:
     clickhouse_password: str = ""
     clickhouse_database: str = "pixel"
     retention_days: int = 0  # 0 = keep forever
-    # The embedded store's (chDB) working memory per statement in MiB, past which aggregations and sorts spill to
+    # The embedded store's (chDB) working memory per statement in MiB: an aggregation past half of it spills to
     # disk (server/store/memory.py); 0 = chDB's own bound, a share of the machine's RAM
-    store_memory_mb: int = 2048
+    store_memory_mb: int = 1024
     site_retention_interval: float = 3600.0  # seconds between deletions of events past a site's own retention
 
     # Imports through the API (server/importer/jobs.py): the largest file an upload may be, in bytes

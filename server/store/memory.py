@@ -21,7 +21,7 @@ from __future__ import annotations
 MIB = 1024 * 1024
 
 # The budget when none is configured (`Settings.store_memory_mb`).
-DEFAULT_MB = 2048
+DEFAULT_MB = 1024
 
 
 def spill_settings(budget_mb: int) -> dict[str, int]:

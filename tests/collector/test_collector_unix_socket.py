@@ -211,7 +211,7 @@ def holders(parent: int, path: Path) -> list[int]:
 def gone(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] in ("Z", "X")
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # reaped: before the open, or between it and the read
         return True
 
 

@@ -17,7 +17,7 @@ def _alive(pids: set[int]) -> set[int]:
             with open(f"/proc/{pid}/stat") as f:
                 if f.read().rpartition(")")[2].split()[0] != "Z":
                     alive.add(pid)
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):  # reaped before the open, or between it and the read
             pass
     return alive
 

@@ -3,7 +3,7 @@
 
 Before, the endpoint called the ten individual reports here: about fourteen scans of `events FINAL`
 (the summary alone read each period twice, every breakdown once), and every session was grouped by its
-string id. Now one query of `UNION ALL` branches (run one after another by `run`):
+string id. Now one query of `UNION ALL` branches, run side by side:
 
 - per period, one scan for the event numbers: visitors (`cache_sql.UNIQ_TOTAL`), pageviews and events,
   per bucket and for the whole range (`GROUPING SETS`);
@@ -117,8 +117,6 @@ class DashboardParams(SqlParams):
         super().__init__()
         self.everywhere: str | None = None
         self._reads: dict[str, _Read] = {}  # per table whose windows the query uses
-        # The query's branches (joined by `BRANCHES`) run one after another (`run`): set for the raw events
-        self.one_at_a_time = False
 
     def _copies_in(self, store: Store, table: str, column: str) -> str:
         """The condition on `table`'s rows (its time column `column`) that may have a copy; the parts are
@@ -188,15 +186,6 @@ class DashboardParams(SqlParams):
 
 
 _UTC = "DateTime('UTC')"
-
-# What joins the dashboard query's branches; no branch holds it, so `run` can take them apart.
-BRANCHES = "\nUNION ALL\n"
-
-
-def _joined(branches: list[str]) -> str:
-    if any(BRANCHES in branch for branch in branches):
-        raise ValueError("a branch of the dashboard query holds the branch separator")
-    return BRANCHES.join(branches)
 
 
 def _utc(epoch: int) -> str:
@@ -431,8 +420,7 @@ def dashboard_sql(
             branches.append(_event_breakdowns_array_join(where, params, event_level, limit, final))
     if session_level:
         branches.append(_session_breakdowns(where, session_level, limit, final))
-    params.one_at_a_time = True
-    return _joined(branches), params
+    return "\nUNION ALL\n".join(branches), params
 
 
 def _from_filter_cache(
@@ -475,32 +463,17 @@ def _from_filter_cache(
     if others:
         copies = params.copies(scope.runner.store) if copies_where_possible else None
         branches.append(_event_breakdowns(_where(scope, params), params, others, limit, copies=copies))
-    return _joined(branches), params
+    return "\nUNION ALL\n".join(branches), params
 
 
 def run(scope: Scope, sql: str, params: SqlParams) -> list[dict[str, Any]]:
     """The query over the raw events with the site parameter (the ranges are in `params`). When `params`
     drop copies only inside `copy_windows`' windows, the parts are read again after the query, and if an
     insert came close enough to those windows to hide a copy from them, the query runs again with copies
-    dropped everywhere.
-
-    The raw path's branches (`one_at_a_time`) run as statements one after another, their rows together as
-    the one query's: side by side, each branch's aggregation (per session and slot, with event sets, when
-    the parts overlap) was held at once with the others', several times the largest one's memory, for no
-    gain in time on two cores (bench/README.md, "The store's memory budget"). The parts are read again after
-    the last one, so the check covers them all. The filter cache's branches stay one query (small and fast,
-    each statement's overhead would show)."""
+    dropped everywhere."""
     fixed = {"site": scope.site, "tz": scope.range.tz}
-    statements = (
-        sql.split(BRANCHES) if isinstance(params, DashboardParams) and params.one_at_a_time else [sql]
-    )
-
-    def rows() -> list[dict[str, Any]]:
-        bound = params.with_fixed(**fixed)
-        return [row for statement in statements for row in scope.runner.query(statement, bound).dicts()]
-
-    found = rows()
+    rows = scope.runner.query(sql, params.with_fixed(**fixed)).dicts()
     if not isinstance(params, DashboardParams) or params.held(scope.runner.store):
-        return found
+        return rows
     params.drop_everywhere()
-    return rows()
+    return scope.runner.query(sql, params.with_fixed(**fixed)).dicts()
