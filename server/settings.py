@@ -191,8 +191,12 @@ class Settings:
             )
         if self.workers < 1:
             raise SettingsError("PIXEL_WORKERS must be at least 1")
-        if self.store_memory_mb < 0:
-            raise SettingsError("PIXEL_STORE_MEMORY_MB must be 0 (chDB's own bound) or a number of MiB")
+        if (
+            not 0 <= self.store_memory_mb <= 1 << 20
+        ):  # store/memory.py's MAX_MB (this module imports no store)
+            raise SettingsError(
+                "PIXEL_STORE_MEMORY_MB must be 0 (chDB's own bound) or a number of MiB up to 1048576"
+            )
         if self.upstream_socket_dir and self.server == "granian":
             raise SettingsError(
                 "PIXEL_UPSTREAM_SOCKET_DIR needs the uvicorn collector (PIXEL_SERVER=uvicorn or uvicorn-asgi); "

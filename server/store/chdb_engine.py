@@ -86,7 +86,7 @@ class ChdbStore(Store):
         """`memory_mb`: each statement's working memory before it spills to disk (`store/memory.py`); 0 leaves
         chDB's own bound (a share of the machine's RAM)."""
         self.path = Path(path)
-        self._settings = memory.set_statements(memory_mb)
+        self._budget = memory.set_statements(memory_mb)
         self.path.mkdir(parents=True, exist_ok=True)
         self._lock_fd = os.open(self.path / ".pixel-owner.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
@@ -130,7 +130,7 @@ class ChdbStore(Store):
             ) from None
         # 64-bit integers as JSON numbers whatever the chDB version (as the server engine asks).
         opened.query("SET output_format_json_quote_64bit_integers = 0", "TabSeparated")
-        for statement in self._settings:
+        for statement in self._budget:
             opened.query(statement, "TabSeparated")
         return opened
 

@@ -20,14 +20,16 @@ from __future__ import annotations
 
 MIB = 1024 * 1024
 
-# The budget when none is configured (`Settings.store_memory_mb`).
+# The budget when none is configured (`Settings.store_memory_mb`), and the largest one taken (1 TiB: more is a
+# typo, and past 2^64 bytes chDB would refuse the setting when the store opens)
 DEFAULT_MB = 1024
+MAX_MB = 1 << 20
 
 
 def spill_settings(budget_mb: int) -> dict[str, int]:
     """The session settings bounding each statement's working memory to `budget_mb` MiB; none for 0."""
-    if budget_mb < 0:
-        raise ValueError("the store's memory budget cannot be negative")
+    if not 0 <= budget_mb <= MAX_MB:
+        raise ValueError(f"the store's memory budget must be 0 to {MAX_MB} MiB, not {budget_mb}")
     if budget_mb == 0:
         return {}
     budget = budget_mb * MIB
