@@ -55,7 +55,7 @@ from pixel.server.api import create_app
 from pixel.server.api.app import open_meta
 from pixel.server.api.security import hash_password
 from pixel.server.settings import Settings
-from pixel.server.store.chdb_engine import ChdbStore
+from pixel.server.store.chdb_engine import ChdbStore, bind_params
 
 SITE = "bench.example"
 BREAKDOWNS = ("page", "entry_page", "referrer", "source", "country", "browser", "os", "device")
@@ -123,7 +123,10 @@ FROM (
     FROM (
         SELECT number AS s, cityHash64(number) AS h, h % {visitors:UInt64} AS v, cityHash64(v, 7) AS vh,
             if(v % {sites:UInt64} = 0, 'bench.example', concat('site', toString(v % {sites:UInt64}), '.example')) AS site,
-            now64(3) - toIntervalMillisecond(cityHash64(number, 1) % ({days:UInt64} * 86400000)) AS ts0,
+            now64(3) - toIntervalMillisecond(if({ordered:UInt8},
+                least(toUInt64(({total:UInt64} - number - cityHash64(number, 1) % 1000000 / 1000000)
+                    / {total:UInt64} * ({days:UInt64} * 86400000)), {days:UInt64} * 86400000 - 1),
+                cityHash64(number, 1) % ({days:UInt64} * 86400000))) AS ts0,
             toUInt32(floor(log(1 - (cityHash64(number, 2) % 1000000) / 1000000) / log(1 - 1 / {mean:Float64}))) + 1 AS n,
             arrayMap(k -> 10000 + cityHash64(number, 3, k) % 290000, range(n)) AS gaps,
             cityHash64(number, 0) AS e0,
@@ -147,18 +150,26 @@ def generate(
     *,
     flat: bool = False,
     internal_navigation: bool = False,
+    time_ordered: bool = False,
 ) -> float:
     """About `events` events (exactly that many with `flat`, else sessions of SESSION_MEAN events on average).
     `internal_navigation` (sessions only): the events on a session's pages other than its landing page come from
     the site itself, as the tracker and the enrichment store them on a real site (referrer the site's host,
-    channel `Internal`, medium `internal`, no source), so a session from outside mixes values of those."""
+    channel `Internal`, medium `internal`, no source), so a session from outside mixes values of those.
+    `time_ordered` (sessions only): session k of N starts at about k/N of the range, so each chunk's events fall
+    in a few hours and its parts in one month, as a live store's inserts do (fewer, smaller merges: the 100 M
+    figures in bench/README.md); without it every chunk spans the whole range and every part overlaps every other.
+
+    The chunks are inserted by two statements at a time (`insert_chunks`): one `INSERT ... SELECT` with the
+    materialized views of `events` runs on one core whatever `max_insert_threads` says."""
     started = time.perf_counter()
     if not flat:
         sessions = max(int(events / SESSION_MEAN), 1)
         step = max(int(chunk / SESSION_MEAN), 1)
-        for start in range(0, sessions, step):
-            store.command(
-                GENERATE_SESSIONS,
+        insert_chunks(
+            store,
+            GENERATE_SESSIONS,
+            [
                 {
                     "start": start,
                     "count": min(step, sessions - start),
@@ -167,21 +178,55 @@ def generate(
                     "days": days,
                     "mean": SESSION_MEAN,
                     "internal": int(internal_navigation),
-                },
-            )
+                    "total": sessions,
+                    "ordered": int(time_ordered),
+                }
+                for start in range(0, sessions, step)
+            ],
+        )
         return time.perf_counter() - started
-    for start in range(0, events, chunk):
-        store.command(
-            GENERATE,
+    insert_chunks(
+        store,
+        GENERATE,
+        [
             {
                 "start": start,
                 "count": min(chunk, events - start),
                 "visitors": max(events // 20, 1),
                 "sites": sites,
                 "days": days,
-            },
-        )
+            }
+            for start in range(0, events, chunk)
+        ],
+    )
     return time.perf_counter() - started
+
+
+def insert_chunks(store: ChdbStore, sql: str, chunks: list[dict[str, Any]]) -> None:
+    """Run `sql` once per parameter set of `chunks`, two at a time: every other chunk on the store's session,
+    the others on a second chDB session of the same folder in a thread (chDB runs a statement without the
+    GIL; the store runs one statement at a time on its own session, as the app needs)."""
+    second = store._open_session()  # bench-only: a second session beside the store's, as its console opens
+    failed: list[BaseException] = []
+
+    def other_half() -> None:
+        try:
+            for params in chunks[1::2]:
+                bound, values = bind_params(sql, params)
+                second.query(bound, "TabSeparated", params=values)
+        except BaseException as exc:  # re-raised in the caller's thread
+            failed.append(exc)
+
+    worker = threading.Thread(target=other_half, name="generate-second")
+    worker.start()
+    try:
+        for params in chunks[0::2]:
+            store.command(sql, params)
+    finally:
+        worker.join()
+        second.close()
+    if failed:
+        raise failed[0]
 
 
 def dashboard(client: TestClient, site_id: int, headers: dict[str, str]) -> float:
@@ -502,6 +547,12 @@ def main() -> None:
         action="store_true",
         help="when generating: a session's pages after its landing page are internal navigation (see generate)",
     )
+    parser.add_argument(
+        "--time-ordered",
+        action="store_true",
+        help="when generating: sessions start in the order they are inserted, so each insert's parts cover a few "
+        "hours, as a live store's do (default: every insert spans the whole range, every part overlapping)",
+    )
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument(
         "--flat",
@@ -616,6 +667,7 @@ def main() -> None:
             args.sites,
             flat=args.flat,
             internal_navigation=args.internal_navigation,
+            time_ordered=args.time_ordered,
         )
         print(f"  generated in {took:.1f} s", flush=True)
     else:
