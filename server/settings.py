@@ -39,6 +39,13 @@ class SettingsError(PixelError, ValueError):
     """A setting has a value Pixel cannot use; the message says which and why."""
 
 
+# The embedded store's memory budget per statement when none is configured, and the largest one taken (1 TiB:
+# more is a typo, and past 2^64 bytes chDB would refuse the setting when the store opens). Here, not in
+# store/memory.py (which uses them), because the collector imports this module and must not import the store.
+STORE_MEMORY_DEFAULT_MB = 1024
+STORE_MEMORY_MAX_MB = 1 << 20
+
+
 @dataclass(slots=True)
 class Settings:
     # Where everything lives: spool/, store/ (chDB), salts, checkpoints, metadata.
@@ -99,7 +106,7 @@ class Settings:
     retention_days: int = 0  # 0 = keep forever
     # The embedded store's (chDB) working memory per statement in MiB: an aggregation past half of it spills to
     # disk (server/store/memory.py); 0 = chDB's own bound, a share of the machine's RAM
-    store_memory_mb: int = 1024
+    store_memory_mb: int = STORE_MEMORY_DEFAULT_MB
     site_retention_interval: float = 3600.0  # seconds between deletions of events past a site's own retention
 
     # Imports through the API (server/importer/jobs.py): the largest file an upload may be, in bytes
@@ -191,11 +198,9 @@ class Settings:
             )
         if self.workers < 1:
             raise SettingsError("PIXEL_WORKERS must be at least 1")
-        if (
-            not 0 <= self.store_memory_mb <= 1 << 20
-        ):  # store/memory.py's MAX_MB (this module imports no store)
+        if not 0 <= self.store_memory_mb <= STORE_MEMORY_MAX_MB:
             raise SettingsError(
-                "PIXEL_STORE_MEMORY_MB must be 0 (chDB's own bound) or a number of MiB up to 1048576"
+                f"PIXEL_STORE_MEMORY_MB must be 0 (chDB's own bound) or a number of MiB up to {STORE_MEMORY_MAX_MB}"
             )
         if self.upstream_socket_dir and self.server == "granian":
             raise SettingsError(

@@ -18,12 +18,11 @@ A ClickHouse server is not bounded here: its memory is its operator's (`max_serv
 
 from __future__ import annotations
 
-MIB = 1024 * 1024
+from pixel.server.settings import STORE_MEMORY_DEFAULT_MB, STORE_MEMORY_MAX_MB
 
-# The budget when none is configured (`Settings.store_memory_mb`), and the largest one taken (1 TiB: more is a
-# typo, and past 2^64 bytes chDB would refuse the setting when the store opens)
-DEFAULT_MB = 1024
-MAX_MB = 1 << 20
+DEFAULT_MB, MAX_MB = STORE_MEMORY_DEFAULT_MB, STORE_MEMORY_MAX_MB  # the budget's default and largest, in MiB
+
+MIB = 1024 * 1024
 
 
 def spill_settings(budget_mb: int) -> dict[str, int]:

@@ -72,10 +72,10 @@ def test_the_session_carries_the_threshold(tmp_path: Path, budget_mb: int, thres
 def test_a_store_opened_without_a_budget_gets_the_default(tmp_path: Path) -> None:
     store = ChdbStore(tmp_path)
     try:
-        assert group_by_threshold(store) == memory.DEFAULT_MB * MIB // 2
+        assert group_by_threshold(store) == 512 * MIB  # README's default: 1024 MiB, half of it to spill
     finally:
         store.close()
-    assert Settings().store_memory_mb == memory.DEFAULT_MB
+    assert Settings().store_memory_mb == 1024
 
 
 def test_an_aggregation_past_the_budget_spills_and_answers_the_same(tmp_path: Path) -> None:
