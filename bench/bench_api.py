@@ -205,23 +205,33 @@ def generate(
 def insert_chunks(store: ChdbStore, sql: str, chunks: list[dict[str, Any]]) -> None:
     """Run `sql` once per parameter set of `chunks`, two at a time: every other chunk on the store's session,
     the others on a second chDB session of the same folder in a thread (chDB runs a statement without the
-    GIL; the store runs one statement at a time on its own session, as the app needs)."""
+    GIL; the store runs one statement at a time on its own session, as the app needs). The first failure of
+    either stops both (after the statement under way) and is raised here."""
     second = store._open_session()  # bench-only: a second session beside the store's, as its console opens
     failed: list[BaseException] = []
+    stop = threading.Event()
 
     def other_half() -> None:
         try:
             for params in chunks[1::2]:
+                if stop.is_set():
+                    return
                 bound, values = bind_params(sql, params)
                 second.query(bound, "TabSeparated", params=values)
         except BaseException as exc:  # re-raised in the caller's thread
             failed.append(exc)
+            stop.set()
 
     worker = threading.Thread(target=other_half, name="generate-second")
     worker.start()
     try:
         for params in chunks[0::2]:
+            if stop.is_set():
+                break
             store.command(sql, params)
+    except BaseException:
+        stop.set()  # the other half stops too; this error is the one raised
+        raise
     finally:
         worker.join()
         second.close()
