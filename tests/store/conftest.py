@@ -71,3 +71,12 @@ def store(bare_store: Store) -> Store:
     """A migrated store on each engine in turn."""
     bare_store.migrate()
     return bare_store
+
+
+@pytest.fixture
+def chdb_store(tmp_path: Path) -> Iterator[ChdbStore]:
+    """A migrated embedded store only, for what only chDB has (its in-memory insert files, a second session)."""
+    opened = ChdbStore(tmp_path / "store")
+    opened.migrate()
+    yield opened
+    opened.close()

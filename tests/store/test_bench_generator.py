@@ -4,8 +4,6 @@ failing chunk on either session stops the generation with its error."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from bench.bench_api import SESSION_MEAN, generate, insert_chunks
@@ -14,11 +12,8 @@ from pixel.server.store.chdb_engine import ChdbStore
 
 
 @pytest.fixture
-def store(tmp_path: Path):
-    s = ChdbStore(tmp_path / "store")
-    s.migrate()
-    yield s
-    s.close()
+def store(chdb_store: ChdbStore) -> ChdbStore:
+    return chdb_store  # chDB only (this directory's `store` runs on both engines)
 
 
 def _sessions(store: ChdbStore) -> list[tuple[int, int]]:

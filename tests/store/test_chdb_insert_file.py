@@ -7,8 +7,6 @@ open after an insert, whether it succeeded or was refused.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from pathlib import Path
 
 import orjson
 import pytest
@@ -18,11 +16,8 @@ from pixel.server.store.chdb_engine import ChdbStore, _memfd_with
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[ChdbStore]:
-    s = ChdbStore(tmp_path / "store")
-    s.migrate()
-    yield s
-    s.close()
+def store(chdb_store: ChdbStore) -> ChdbStore:
+    return chdb_store  # chDB only (this directory's `store` runs on both engines)
 
 
 def _insert_files() -> set[str]:
