@@ -107,7 +107,11 @@ class StackPage(QWidget):
         self._disk_at = 0.0
         self._last_count: tuple[float, int] | None = None
         self.ingest_rate: float | None = None
-        self._polling: Task | None = None
+        # One status poll at a time, in order; a poll asked for meanwhile (after an action) runs when the one
+        # under way lands, so the table always ends on the state after the action. Both flags: GUI thread only.
+        self._polling = False
+        self._poll_again = False
+        self._disk_task: Task | None = None
         self._log_task: Task | None = None
         self.action_task: Task | None = None
         self.last_action: tuple[str, str] | None = None  # (action, "done" | error text)
@@ -214,23 +218,53 @@ class StackPage(QWidget):
         self.timer.start()
 
     def poll(self) -> None:
-        if self.provisioner is None or (self._polling is not None and not self._polling.finished.is_set()):
+        """Read the containers' status on a worker. The volumes' disk use (the engine's disk-usage report walks
+        every volume and can take many seconds on a busy engine) is its own task, at most every 30 s, so it
+        never holds the status back."""
+        if self.provisioner is None:
+            return
+        if self._polling:
+            self._poll_again = True
             return
         prov = self.provisioner
-        want_disk = time.monotonic() - self._disk_at > 30
+        self._polling = True
 
-        def work(_task: Task) -> tuple[StackStatus, int | None, float]:
-            return prov.status(), volume_usage(prov) if want_disk else None, time.monotonic()
+        def work(_task: Task) -> tuple[Provisioner, StackStatus, float]:
+            return prov, prov.status(), time.monotonic()
 
-        self._polling = self.runner.submit(work, on_done=self._show_status, on_error=self._error)
-        if want_disk:
+        self.runner.submit(work, on_done=self._status_polled, on_error=self._poll_failed)
+        disk_busy = self._disk_task is not None and not self._disk_task.finished.is_set()
+        if time.monotonic() - self._disk_at > 30 and not disk_busy:
             self._disk_at = time.monotonic()
+            self._disk_task = self.runner.submit(
+                lambda _t: (prov, volume_usage(prov)), on_done=self._show_disk
+            )
 
-    def _show_status(self, result: tuple[StackStatus, int | None, float]) -> None:
-        status, disk, at = result
-        self.status = status
-        if disk is not None:
+    def _status_polled(self, result: tuple[Provisioner, StackStatus, float]) -> None:
+        self._polling = False
+        prov, status, at = result
+        if prov is self.provisioner:  # not a stack the page has since left
+            self._show_status(status, at)
+        self._poll_next()
+
+    def _poll_failed(self, exc: BaseException) -> None:
+        self._polling = False
+        self._error(exc)
+        self._poll_next()
+
+    def _poll_next(self) -> None:
+        if self._poll_again:
+            self._poll_again = False
+            self.poll()
+
+    def _show_disk(self, result: tuple[Provisioner, int | None]) -> None:
+        prov, disk = result
+        if prov is self.provisioner and disk is not None:
             self.disk_bytes = disk
+            self.disk.setText(f"Disk: {human_bytes(disk)}")
+
+    def _show_status(self, status: StackStatus, at: float) -> None:
+        self.status = status
         if not status.installed:
             self.message.setText("The stack is not installed on this engine.")
         self.table.setRowCount(len(status.containers))

@@ -8,7 +8,9 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
+import traceback
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
@@ -33,6 +35,24 @@ def save_screenshot(widget, name: str) -> Path:  # type: ignore[no-untyped-def]
     path = SCREENSHOTS / f"{name}.png"
     assert widget.grab().save(str(path)), path
     return path
+
+
+def wait_until(qtbot, condition, timeout: int, state=None) -> None:  # type: ignore[no-untyped-def]
+    """`qtbot.waitUntil`, and when it times out, what the test cannot see afterwards: `state()` (the widgets'
+    texts, the runner's tasks) and the stack of every thread, so a wait that fails once in a CI run says
+    where the work stood."""
+    from pytestqt.exceptions import TimeoutError as QtTimeout
+
+    try:
+        qtbot.waitUntil(condition, timeout=timeout)
+    except QtTimeout as exc:
+        names = {t.ident: t.name for t in threading.enumerate()}
+        stacks = [
+            f"--- thread {names.get(ident, ident)}\n" + "".join(traceback.format_stack(frame))
+            for ident, frame in sys._current_frames().items()
+        ]
+        seen = state() if state is not None else ""
+        raise QtTimeout(f"{exc}\n{seen}\n" + "\n".join(stacks)) from None
 
 
 @dataclass

@@ -4,6 +4,7 @@ health and sparklines, confirmed actions with progress, the log viewer with foll
 from __future__ import annotations
 
 import contextlib
+import threading
 import uuid
 from pathlib import Path
 
@@ -89,7 +90,8 @@ def test_stack_page_status_actions_and_logs(qtbot, stack: Provisioner, tmp_path:
     qtbot.waitUntil(lambda: page.last_action == ("start", "done"), timeout=60_000)
     qtbot.waitUntil(lambda: "started web" in page.log.toPlainText(), timeout=30_000)
     page.follow.setChecked(False)
-    assert page.table.item(0, 1).text() == "running"
+    # the poll after the action shows it (no timer tick within the test: poll_ms is an hour)
+    qtbot.waitUntil(lambda: page.table.item(0, 1).text() == "running", timeout=30_000)
 
     page.load_logs()
     qtbot.waitUntil(lambda: page.log.toPlainText().count("started web") == 2, timeout=30_000)
@@ -115,6 +117,82 @@ def test_stack_page_status_actions_and_logs(qtbot, stack: Provisioner, tmp_path:
         page.last_action[1] == f"container {project}-web-1, network {project}_default, volume {project}_data"
     )
     assert not stack.is_installed()
+    page.stop()
+    runner.shutdown()
+
+
+def _opened(qtbot, stack: Provisioner) -> tuple[StackPage, Runner]:
+    runner = Runner()
+    page = StackPage(runner, poll_ms=3_600_000)
+    qtbot.addWidget(page)
+    page.open(lambda: stack, "busybox test stack on the local engine")
+    qtbot.waitUntil(lambda: page.table.rowCount() == 1 and page.table.item(0, 1) is not None, timeout=30_000)
+    qtbot.waitUntil(lambda: runner.busy == 0, timeout=60_000)
+    return page, runner
+
+
+def test_a_poll_asked_for_while_one_is_under_way_runs_after_it(
+    qtbot, stack: Provisioner, monkeypatch
+) -> None:
+    """The poll after an action must not be dropped because another poll (the timer's) is still reading: the
+    status that one read may be from before the action. Here the first poll reads "running" and is held; the
+    stack is stopped and a poll asked for; when the first lands, the second runs and shows "exited"."""
+    page, runner = _opened(qtbot, stack)
+    assert page.table.item(0, 1).text() == "running"
+    gate, reads = threading.Event(), []
+    real_status = stack.status
+
+    def held_status():
+        status = real_status()
+        reads.append(status.containers[0].state)
+        gate.wait(30)
+        return status
+
+    monkeypatch.setattr(stack, "status", held_status)
+    page.poll()
+    qtbot.waitUntil(lambda: reads == ["running"], timeout=30_000)
+    stack.stop()
+    page.poll()  # asked for while the first is held
+    page.poll()  # asked for twice: one more poll, not two
+    assert reads == ["running"]
+    gate.set()
+    qtbot.waitUntil(lambda: page.table.item(0, 1).text() == "exited", timeout=30_000)
+    qtbot.waitUntil(lambda: runner.busy == 0, timeout=30_000)
+    assert reads == ["running", "exited"]
+    page.stop()
+    runner.shutdown()
+
+
+def test_a_slow_disk_report_does_not_hold_the_status_back(qtbot, stack: Provisioner, monkeypatch) -> None:
+    """The engine's disk-usage report can take many seconds on a busy engine: the containers' state shows
+    without waiting for it, and the disk figure follows when it comes; no second report while one runs."""
+    import pixel.app.desktop.stack_page as stack_page
+
+    page, runner = _opened(qtbot, stack)
+    gate, calls = threading.Event(), []
+    real_usage = stack_page.volume_usage
+
+    def slow_usage(prov: Provisioner) -> int | None:
+        calls.append(prov)
+        gate.wait(30)
+        return real_usage(prov)
+
+    monkeypatch.setattr(stack_page, "volume_usage", slow_usage)
+    page.disk_bytes = None
+    page.disk.setText("Disk: —")
+    page._disk_at = 0.0  # due again
+    stack.stop()
+    page.poll()
+    qtbot.waitUntil(lambda: page.table.item(0, 1).text() == "exited", timeout=30_000)
+    assert page.disk.text() == "Disk: —" and len(calls) == 1
+    page._disk_at = 0.0
+    page.poll()  # the report is still running: not asked again
+    qtbot.waitUntil(lambda: runner.busy == 1, timeout=30_000)
+    assert len(calls) == 1
+    gate.set()
+    qtbot.waitUntil(lambda: page.disk.text() != "Disk: —", timeout=30_000)
+    assert page.disk_bytes is not None and page.disk_bytes >= 0
+    qtbot.waitUntil(lambda: runner.busy == 0, timeout=30_000)
     page.stop()
     runner.shutdown()
 

@@ -32,7 +32,7 @@ from pixel.app.stack.engine import EngineTarget, connect
 from pixel.app.stack.manage import open_stack
 from pixel.app.stack.tunnel import ExecTunnel, SSHTunnel
 from tests.conftest import free_port
-from tests.desktop.conftest import save_screenshot
+from tests.desktop.conftest import save_screenshot, wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stack"))  # tests/stack: its TLS dockerd fixture
 from stack_helpers import wait_port
@@ -246,10 +246,15 @@ class LoopbackSshd:
             "StrictModes no\nUsePAM no\n"
         )
         Path("/run/sshd").mkdir(exist_ok=True)  # privilege separation directory
-        self.proc = subprocess.Popen(
-            ["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], stderr=subprocess.DEVNULL
+        self.proc = subprocess.Popen(  # its log (-E) is shown when a wait on the window times out
+            ["/usr/sbin/sshd", "-D", "-E", str(self.root / "sshd.log"), "-f", str(config)],
+            stderr=subprocess.DEVNULL,
         )
         wait_port(self.port)
+
+    def log_tail(self, lines: int = 30) -> str:
+        path = self.root / "sshd.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -271,7 +276,17 @@ def _refused(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) != 0
 
 
-@pytest.mark.timeout(900)
+def _window_state(window: MainWindow, sshd: LoopbackSshd) -> str:
+    """What a timed-out wait on a window over SSH prints: its banner, connection and tasks, sshd's log."""
+    return (
+        f"banner visible={window.keyring_banner.isVisible()} text={window.keyring_banner.text()!r}\n"
+        f"retrust visible={window.retrust.isVisible()} tunnel={window._tunnel!r} "
+        f"sites={[s.get('domain') for s in window.dashboard.sites]} runner busy={window.runner.busy} "
+        f"active threads={window.runner.pool.activeThreadCount()}\n"
+        f"stack message={window.stack.message.text()!r}\nsshd log:\n{sshd.log_tail()}"
+    )
+
+
 def _tear_down(
     windows: list, wizard: SetupWizard, runner: Runner, client, project: str, profile: str
 ) -> None:
@@ -286,6 +301,7 @@ def _tear_down(
         secret_store.delete_profile(profile)
 
 
+@pytest.mark.timeout(900)
 def test_wizard_over_ssh_through_the_tunnel_with_the_saved_host_key(
     qtbot, secret_service, docker_client, pixel_image, sshd, tmp_path
 ) -> None:
@@ -381,18 +397,23 @@ def test_wizard_over_ssh_through_the_tunnel_with_the_saved_host_key(
         assert wizard.tunnels == [] and _refused(wizard_end)  # closed with the wizard
 
         # later: the main window reuses the saved key for the API tunnel and the stack page
+        def state() -> str:
+            return _window_state(window, sshd)
+
         window = MainWindow(store, ReportCache(tmp_path / "cache.sqlite"))
         windows.append(window)
         qtbot.addWidget(window)
         window.show()
-        qtbot.waitUntil(lambda: window._tunnel is not None and bool(window.dashboard.sites), timeout=60_000)
+        wait_until(qtbot, lambda: window._tunnel is not None and bool(window.dashboard.sites), 60_000, state)
         assert window.dashboard.source.client.base_url == window._tunnel.local_url
         assert [s["domain"] for s in window.dashboard.sites] == ["remote.example"]
         assert window.keyring_banner.isHidden()
         window.tabs.setCurrentWidget(window.stack)
-        qtbot.waitUntil(
+        wait_until(
+            qtbot,
             lambda: window.stack.table.rowCount() == 1 and window.stack.table.item(0, 2) is not None,
-            timeout=60_000,
+            60_000,
+            state,
         )
         assert [window.stack.table.item(0, j).text() for j in (0, 1, 2)] == ["pixel", "running", "healthy"]
         local_end = window._tunnel.local_port
@@ -406,7 +427,7 @@ def test_wizard_over_ssh_through_the_tunnel_with_the_saved_host_key(
         windows.append(window)
         qtbot.addWidget(window)
         window.show()
-        qtbot.waitUntil(window.keyring_banner.isVisible, timeout=60_000)
+        wait_until(qtbot, window.keyring_banner.isVisible, 60_000, state)
         changed = (
             f"The SSH host key of 127.0.0.1:{sshd.port} has CHANGED since you trusted it. This can mean "
             "the server was reinstalled, or that someone is intercepting the connection."
@@ -414,7 +435,7 @@ def test_wizard_over_ssh_through_the_tunnel_with_the_saved_host_key(
         assert window.keyring_banner.text().startswith(changed)
         assert window._tunnel is None
         window.tabs.setCurrentWidget(window.stack)
-        qtbot.waitUntil(lambda: window.stack.message.text() not in ("", "Connecting…"), timeout=60_000)
+        wait_until(qtbot, lambda: window.stack.message.text() not in ("", "Connecting…"), 60_000, state)
         assert window.stack.message.text().startswith(
             changed + "\nWhat to do: Ask the server's administrator"
         )
@@ -426,7 +447,7 @@ def test_wizard_over_ssh_through_the_tunnel_with_the_saved_host_key(
         asked: list[str] = []
         window.confirm_key = lambda text: asked.append(text) or False
         window.retrust.click()
-        qtbot.waitUntil(lambda: len(asked) == 1, timeout=30_000)
+        wait_until(qtbot, lambda: len(asked) == 1, 30_000, state)
         assert (
             f"now presents the host key\n{sshd.fingerprint('other_host_key')}\n\nThe key you trusted was\n"
             f"{sshd.fingerprint()}\n\nAccept the new key only if the server's administrator confirms"
@@ -434,14 +455,16 @@ def test_wizard_over_ssh_through_the_tunnel_with_the_saved_host_key(
         assert store.get("Remote").host_key == sshd.public_key() and window.retrust.isVisible()
         window.confirm_key = lambda text: asked.append(text) or True
         window.retrust.click()
-        qtbot.waitUntil(
-            lambda: store.get("Remote").host_key == sshd.public_key("other_host_key"), timeout=30_000
+        wait_until(
+            qtbot, lambda: store.get("Remote").host_key == sshd.public_key("other_host_key"), 30_000, state
         )
-        qtbot.waitUntil(lambda: window._tunnel is not None and bool(window.dashboard.sites), timeout=60_000)
+        wait_until(qtbot, lambda: window._tunnel is not None and bool(window.dashboard.sites), 60_000, state)
         assert window.keyring_banner.isHidden() and window.retrust.isHidden()
-        qtbot.waitUntil(
+        wait_until(
+            qtbot,
             lambda: window.stack.table.rowCount() == 1 and window.stack.table.item(0, 2) is not None,
-            timeout=60_000,
+            60_000,
+            state,
         )
         assert window.stack.table.item(0, 1).text() == "running"
         window.close()
