@@ -114,6 +114,7 @@ class StackPage(QWidget):
         self._disk_task: Task | None = None
         self._log_task: Task | None = None
         self.action_task: Task | None = None
+        self._action_open = False  # GUI thread only: see acting()
         self.last_action: tuple[str, str] | None = None  # (action, "done" | error text)
         self.profile_name = ""  # the profile shown: its MaxMind key (keyring) goes with an upgrade
         # Dialog hooks (tests drive them without modal dialogs).
@@ -330,9 +331,7 @@ class StackPage(QWidget):
     # ------------------------------------------------------------------ actions
     def request(self, action: str) -> Task | None:
         """Ask for confirmation (and a path or image where needed), then run `action` on a worker."""
-        if self.provisioner is None or (
-            self.action_task is not None and not self.action_task.finished.is_set()
-        ):
+        if self.provisioner is None or self.acting():
             return None
         prov = self.provisioner
         detail: dict[str, str] = {}
@@ -386,6 +385,7 @@ class StackPage(QWidget):
             dialog.setLabelText(event.message)
 
         def done(result: str) -> None:
+            self._action_open = False
             dialog.close()
             self.last_action = (action, result)
             self._message_kind = "good"
@@ -394,14 +394,28 @@ class StackPage(QWidget):
             self.poll()
 
         def failed(exc: BaseException) -> None:
+            self._action_open = False
             dialog.close()
             self.last_action = (action, "cancelled" if isinstance(exc, Cancelled) else str(exc))
             self._error(exc)
             self.poll()
 
+        self._action_open = True
         self.action_task = self.runner.submit(work, on_done=done, on_error=failed, on_progress=progress)
         dialog.canceled.connect(self.action_task.cancel)
         return self.action_task
+
+    def acting(self) -> bool:
+        """Whether an action is open: from its request until the page has shown its outcome (its callback ran
+        on the GUI thread), not only until its worker returned, so the next one starts after the owner sees
+        it. A cancelled action whose work completed anyway gets no callback (the runner drops it): it is over
+        when its worker is."""
+        task = self.action_task
+        if task is None:
+            return False
+        if task.cancelled.is_set():
+            return not task.finished.is_set()
+        return self._action_open
 
     def _confirm_dialog(self, action: str, text: str) -> bool:
         answer = QMessageBox.question(self, f"{action.capitalize()} Pixel", text)
