@@ -276,14 +276,16 @@ def _refused(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) != 0
 
 
-def _window_state(window: MainWindow, sshd: LoopbackSshd) -> str:
-    """What a timed-out wait on a window over SSH prints: its banner, connection and tasks, sshd's log."""
+def _window_state(window: MainWindow, sshd: LoopbackSshd | None = None) -> str:
+    """What a timed-out wait on a window of a remote stack prints: its banner, connection and tasks, and the
+    test sshd's log when it goes over SSH."""
     return (
         f"banner visible={window.keyring_banner.isVisible()} text={window.keyring_banner.text()!r}\n"
         f"retrust visible={window.retrust.isVisible()} tunnel={window._tunnel!r} "
         f"sites={[s.get('domain') for s in window.dashboard.sites]} runner busy={window.runner.busy} "
         f"active threads={window.runner.pool.activeThreadCount()}\n"
-        f"stack message={window.stack.message.text()!r}\nsshd log:\n{sshd.log_tail()}"
+        f"stack message={window.stack.message.text()!r}"
+        + (f"\nsshd log:\n{sshd.log_tail()}" if sshd is not None else "")
     )
 
 
@@ -406,6 +408,7 @@ def test_wizard_over_ssh_through_the_tunnel_with_the_saved_host_key(
         window.show()
         wait_until(qtbot, lambda: window._tunnel is not None and bool(window.dashboard.sites), 60_000, state)
         assert window.dashboard.source.client.base_url == window._tunnel.local_url
+        assert "sshd log:" in state()  # the diagnostics themselves work
         assert [s["domain"] for s in window.dashboard.sites] == ["remote.example"]
         assert window.keyring_banner.isHidden()
         window.tabs.setCurrentWidget(window.stack)
@@ -557,14 +560,23 @@ def test_wizard_over_tls_reaches_the_api_through_the_engine(
         window = MainWindow(store, ReportCache(tmp_path / "cache.sqlite"))
         qtbot.addWidget(window)
         window.show()
-        qtbot.waitUntil(lambda: window._tunnel is not None and bool(window.dashboard.sites), timeout=60_000)
+        shown = window
+        wait_until(
+            qtbot,
+            lambda: shown._tunnel is not None and bool(shown.dashboard.sites),
+            60_000,
+            lambda: _window_state(shown),
+        )
         assert isinstance(window._tunnel, ExecTunnel)
+        assert "runner busy=" in _window_state(window)  # the diagnostics themselves work
         assert window.dashboard.source.client.base_url == window._tunnel.local_url
         assert [s["domain"] for s in window.dashboard.sites] == ["tls.example"]
         window.tabs.setCurrentWidget(window.stack)
-        qtbot.waitUntil(
-            lambda: window.stack.table.rowCount() == 1 and window.stack.table.item(0, 2) is not None,
-            timeout=60_000,
+        wait_until(
+            qtbot,
+            lambda: shown.stack.table.rowCount() == 1 and shown.stack.table.item(0, 2) is not None,
+            60_000,
+            lambda: _window_state(shown),
         )
         assert [window.stack.table.item(0, j).text() for j in (0, 1, 2)] == ["pixel", "running", "healthy"]
         local_end = window._tunnel.local_port
