@@ -95,6 +95,11 @@ def volume_usage(prov: Provisioner) -> int | None:
     return sum(s for s in sizes if s >= 0) if sizes else None
 
 
+def _open(task: Task | None) -> bool:
+    """Whether `task` runs or its outcome has yet to reach the GUI thread."""
+    return task is not None and not task.settled
+
+
 class StackPage(QWidget):
     status_loaded = Signal(object)
 
@@ -108,13 +113,12 @@ class StackPage(QWidget):
         self._last_count: tuple[float, int] | None = None
         self.ingest_rate: float | None = None
         # One status poll at a time, in order; a poll asked for meanwhile (after an action) runs when the one
-        # under way lands, so the table always ends on the state after the action. Both flags: GUI thread only.
-        self._polling = False
+        # under way has settled, so the table always ends on the state after the action.
+        self._poll_task: Task | None = None
         self._poll_again = False
         self._disk_task: Task | None = None
         self._log_task: Task | None = None
         self.action_task: Task | None = None
-        self._action_open = False  # GUI thread only: see acting()
         self.last_action: tuple[str, str] | None = None  # (action, "done" | error text)
         self.profile_name = ""  # the profile shown: its MaxMind key (keyring) goes with an upgrade
         # Dialog hooks (tests drive them without modal dialogs).
@@ -224,32 +228,28 @@ class StackPage(QWidget):
         never holds the status back."""
         if self.provisioner is None:
             return
-        if self._polling:
+        if _open(self._poll_task):
             self._poll_again = True
             return
         prov = self.provisioner
-        self._polling = True
 
         def work(_task: Task) -> tuple[Provisioner, StackStatus, float]:
             return prov, prov.status(), time.monotonic()
 
-        self.runner.submit(work, on_done=self._status_polled, on_error=self._poll_failed)
-        disk_busy = self._disk_task is not None and not self._disk_task.finished.is_set()
-        if time.monotonic() - self._disk_at > 30 and not disk_busy:
+        self._poll_task = self.runner.submit(work, on_done=self._status_polled, on_error=self._poll_failed)
+        if time.monotonic() - self._disk_at > 30 and not _open(self._disk_task):
             self._disk_at = time.monotonic()
             self._disk_task = self.runner.submit(
                 lambda _t: (prov, volume_usage(prov)), on_done=self._show_disk
             )
 
     def _status_polled(self, result: tuple[Provisioner, StackStatus, float]) -> None:
-        self._polling = False
         prov, status, at = result
         if prov is self.provisioner:  # not a stack the page has since left
             self._show_status(status, at)
         self._poll_next()
 
     def _poll_failed(self, exc: BaseException) -> None:
-        self._polling = False
         self._error(exc)
         self._poll_next()
 
@@ -385,7 +385,6 @@ class StackPage(QWidget):
             dialog.setLabelText(event.message)
 
         def done(result: str) -> None:
-            self._action_open = False
             dialog.close()
             self.last_action = (action, result)
             self._message_kind = "good"
@@ -394,28 +393,19 @@ class StackPage(QWidget):
             self.poll()
 
         def failed(exc: BaseException) -> None:
-            self._action_open = False
             dialog.close()
             self.last_action = (action, "cancelled" if isinstance(exc, Cancelled) else str(exc))
             self._error(exc)
             self.poll()
 
-        self._action_open = True
         self.action_task = self.runner.submit(work, on_done=done, on_error=failed, on_progress=progress)
         dialog.canceled.connect(self.action_task.cancel)
         return self.action_task
 
     def acting(self) -> bool:
-        """Whether an action is open: from its request until the page has shown its outcome (its callback ran
-        on the GUI thread), not only until its worker returned, so the next one starts after the owner sees
-        it. A cancelled action whose work completed anyway gets no callback (the runner drops it): it is over
-        when its worker is."""
-        task = self.action_task
-        if task is None:
-            return False
-        if task.cancelled.is_set():
-            return not task.finished.is_set()
-        return self._action_open
+        """Whether an action is open: from its request until the page has shown its outcome (the runner has
+        settled it), not only until its worker returned, so the next one starts after the owner sees it."""
+        return _open(self.action_task)
 
     def _confirm_dialog(self, action: str, text: str) -> bool:
         answer = QMessageBox.question(self, f"{action.capitalize()} Pixel", text)

@@ -32,7 +32,11 @@ class Task(QRunnable):
         self.fn = fn
         self.signals = signals
         self.cancelled = threading.Event()
-        self.finished = threading.Event()
+        self.finished = threading.Event()  # the function returned or raised (set on its worker thread)
+        # The runner has handled its outcome on the GUI thread: the callback ran, or was dropped (a cancelled
+        # task's result, a deleted owner). `finished` comes first and says nothing about what the GUI shows:
+        # a page gating its next step on the outcome reads this.
+        self.settled = False
         self._raised = False
         self.on_done: Callable[[Any], None] | None = None
         self.on_error: Callable[[BaseException], None] | None = None
@@ -112,12 +116,14 @@ class Runner(QObject):
     @Slot(object, object)
     def _done(self, task: Task, result: Any) -> None:
         self._running.discard(task)
+        task.settled = True
         if task.on_done and not task.cancelled.is_set() and alive(task.on_done):
             task.on_done(result)
 
     @Slot(object, object)
     def _failed(self, task: Task, exc: BaseException) -> None:
         self._running.discard(task)
+        task.settled = True
         if task.on_error and alive(task.on_error):
             task.on_error(exc)  # Cancelled included: a dialog may want to say "cancelled"
 

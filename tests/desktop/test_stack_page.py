@@ -200,7 +200,7 @@ def test_a_slow_disk_report_does_not_hold_the_status_back(qtbot, stack: Provisio
 def test_the_next_action_waits_until_the_last_ones_outcome_is_shown(qtbot, stack: Provisioner) -> None:
     """An action is open until the page has shown its outcome, not only until its worker returned (the worker
     returns before the GUI thread runs its callback); a cancelled action whose work completed anyway gets no
-    callback, and is over when its worker is."""
+    callback, and is over once the runner has dropped it."""
     page, runner = _opened(qtbot, stack)
     page.confirm = lambda action, text: True
     task = page.request("restart")
@@ -215,8 +215,8 @@ def test_the_next_action_waits_until_the_last_ones_outcome_is_shown(qtbot, stack
     assert task is not None
     assert task.finished.wait(120)
     task.cancel()  # too late to stop the work: the runner drops its outcome
-    assert not page.acting()
     qtbot.waitUntil(lambda: runner.busy == 0, timeout=30_000)
+    assert not page.acting()
     assert page.last_action == ("restart", "done")
     assert page.request("start") is not None
     qtbot.waitUntil(lambda: page.last_action == ("start", "done"), timeout=60_000)
