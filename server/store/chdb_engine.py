@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pixel.server.settings import STORE_MEMORY_DEFAULT_MB
 from pixel.server.store import memory
 from pixel.server.store.base import Store, StoreClosed, StoreError, insert_settings
 
@@ -82,7 +83,7 @@ class ChdbStore(Store):
     engine = "chdb"
     sole_writer = True  # the folder is locked to this process (see __init__)
 
-    def __init__(self, path: Path | str, *, memory_mb: int = memory.DEFAULT_MB) -> None:
+    def __init__(self, path: Path | str, *, memory_mb: int = STORE_MEMORY_DEFAULT_MB) -> None:
         """`memory_mb`: each statement's working memory before it spills to disk (`store/memory.py`); 0 leaves
         chDB's own bound (a share of the machine's RAM)."""
         self.path = Path(path)

@@ -18,17 +18,15 @@ A ClickHouse server is not bounded here: its memory is its operator's (`max_serv
 
 from __future__ import annotations
 
-from pixel.server.settings import STORE_MEMORY_DEFAULT_MB, STORE_MEMORY_MAX_MB
-
-DEFAULT_MB, MAX_MB = STORE_MEMORY_DEFAULT_MB, STORE_MEMORY_MAX_MB  # the budget's default and largest, in MiB
+from pixel.server.settings import STORE_MEMORY_MAX_MB
 
 MIB = 1024 * 1024
 
 
 def spill_settings(budget_mb: int) -> dict[str, int]:
     """The session settings bounding each statement's working memory to `budget_mb` MiB; none for 0."""
-    if not 0 <= budget_mb <= MAX_MB:
-        raise ValueError(f"the store's memory budget must be 0 to {MAX_MB} MiB, not {budget_mb}")
+    if not 0 <= budget_mb <= STORE_MEMORY_MAX_MB:
+        raise ValueError(f"the store's memory budget must be 0 to {STORE_MEMORY_MAX_MB} MiB, not {budget_mb}")
     if budget_mb == 0:
         return {}
     budget = budget_mb * MIB

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pixel.server.settings import Settings, SettingsError
+from pixel.server.settings import STORE_MEMORY_MAX_MB, Settings, SettingsError
 from pixel.server.store import memory, open_store
 from pixel.server.store.chdb_engine import ChdbStore
 
@@ -43,7 +43,7 @@ def test_the_budget_becomes_the_spill_threshold(budget_mb: int, expected: dict[s
     assert memory.set_statements(budget_mb) == [f"SET {k} = {v}" for k, v in expected.items()]
 
 
-@pytest.mark.parametrize("budget_mb", [-1, memory.MAX_MB + 1, 2**64])
+@pytest.mark.parametrize("budget_mb", [-1, STORE_MEMORY_MAX_MB + 1, 2**64])
 def test_a_budget_out_of_range_is_refused(budget_mb: int, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="0 to 1048576 MiB"):
         memory.spill_settings(budget_mb)
@@ -53,9 +53,9 @@ def test_a_budget_out_of_range_is_refused(budget_mb: int, tmp_path: Path) -> Non
 
 
 def test_the_largest_budget_opens_a_store(tmp_path: Path) -> None:
-    store = ChdbStore(tmp_path, memory_mb=memory.MAX_MB)
+    store = ChdbStore(tmp_path, memory_mb=STORE_MEMORY_MAX_MB)
     try:
-        assert group_by_threshold(store) == memory.MAX_MB * MIB // 2
+        assert group_by_threshold(store) == STORE_MEMORY_MAX_MB * MIB // 2
     finally:
         store.close()
 
@@ -122,8 +122,11 @@ def test_the_setting_comes_from_the_environment_and_reaches_the_store(tmp_path: 
         store.close()
 
 
-@pytest.mark.parametrize("value", ["-1", "-1024", str(memory.MAX_MB + 1), str(2**64)])
+@pytest.mark.parametrize("value", ["-1", "-1024", str(STORE_MEMORY_MAX_MB + 1), str(2**64)])
 def test_a_setting_out_of_range_is_refused_with_its_name(tmp_path: Path, value: str) -> None:
     with pytest.raises(SettingsError, match="PIXEL_STORE_MEMORY_MB"):
         Settings.from_env({"PIXEL_STORE_MEMORY_MB": value}, data_dir=tmp_path)
-    assert Settings.from_env({"PIXEL_STORE_MEMORY_MB": str(memory.MAX_MB)}).store_memory_mb == memory.MAX_MB
+    assert (
+        Settings.from_env({"PIXEL_STORE_MEMORY_MB": str(STORE_MEMORY_MAX_MB)}).store_memory_mb
+        == STORE_MEMORY_MAX_MB
+    )
