@@ -560,12 +560,11 @@ def test_wizard_over_tls_reaches_the_api_through_the_engine(
         window = MainWindow(store, ReportCache(tmp_path / "cache.sqlite"))
         qtbot.addWidget(window)
         window.show()
-        shown = window
         wait_until(
             qtbot,
-            lambda: shown._tunnel is not None and bool(shown.dashboard.sites),
+            lambda: window._tunnel is not None and bool(window.dashboard.sites),
             60_000,
-            lambda: _window_state(shown),
+            lambda: _window_state(window),
         )
         assert isinstance(window._tunnel, ExecTunnel)
         assert "runner busy=" in _window_state(window)  # the diagnostics themselves work
@@ -574,9 +573,9 @@ def test_wizard_over_tls_reaches_the_api_through_the_engine(
         window.tabs.setCurrentWidget(window.stack)
         wait_until(
             qtbot,
-            lambda: shown.stack.table.rowCount() == 1 and shown.stack.table.item(0, 2) is not None,
+            lambda: window.stack.table.rowCount() == 1 and window.stack.table.item(0, 2) is not None,
             60_000,
-            lambda: _window_state(shown),
+            lambda: _window_state(window),
         )
         assert [window.stack.table.item(0, j).text() for j in (0, 1, 2)] == ["pixel", "running", "healthy"]
         local_end = window._tunnel.local_port
