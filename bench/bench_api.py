@@ -280,6 +280,48 @@ def login(client: TestClient, headers: dict[str, str]) -> dict[str, str]:
     return headers
 
 
+GOALS = [
+    {"name": "Pricing", "kind": "page", "page_pattern": "/pricing/*"},
+    {"name": "Signup", "kind": "event", "event_name": "signup"},
+    {"name": "Signup pro", "kind": "event", "event_name": "signup", "prop_key": "plan", "prop_value": "pro"},
+]
+FUNNEL = [
+    {"kind": "page", "page_pattern": "/blog/*"},
+    {"kind": "page", "page_pattern": "/pricing/*"},
+    {"kind": "event", "event_name": "signup"},
+]
+
+
+def goal_report_times(
+    client: TestClient, site_id: int, headers: dict[str, str], runs: int
+) -> dict[str, list[float]]:
+    """The 30-day goals (GOALS, created once), funnel (FUNNEL, a day's window) and retention reports, each timed
+    `runs` times after one warm-up: the reports that read the events whatever the caches hold."""
+    known = client.get(f"/api/sites/{site_id}/goals", headers=headers).json()
+    names = {g["name"] for g in (known["items"] if isinstance(known, dict) else known)}
+    for goal in GOALS:
+        if goal["name"] not in names:
+            r = client.post(f"/api/sites/{site_id}/goals", json=goal, headers=headers)
+            assert r.status_code == 201, r.text
+    base = f"/api/sites/{site_id}/reports"
+    asks = {
+        "goals (3 goals)": ("goals", {}),
+        "funnel (3 steps, a day's window)": ("funnel", {"steps": json.dumps(FUNNEL), "window": 86400}),
+        "retention (weekly cohorts)": ("retention", {}),
+    }
+    out: dict[str, list[float]] = {}
+    for label, (path, params) in asks.items():
+        times = []
+        for run in range(runs + 1):
+            t = time.perf_counter()
+            r = client.get(f"{base}/{path}", params={"period": "30d", **params}, headers=headers)
+            assert r.status_code == 200, r.text
+            if run:  # the first is a warm-up
+                times.append(time.perf_counter() - t)
+        out[label] = times
+    return out
+
+
 def stats(label: str, times: list[float]) -> str:
     ms = sorted(t * 1000 for t in times)
     return f"{label}: p50 {statistics.median(ms):.0f} ms, min {ms[0]:.0f} ms, max {ms[-1]:.0f} ms ({len(ms)} runs)"
@@ -632,6 +674,11 @@ def main() -> None:
         "--only-issue16", action="store_true", help="skip the ten-request dashboard and per-report timings"
     )
     parser.add_argument(
+        "--only-goal-reports",
+        action="store_true",
+        help="time only the goals, funnel and retention reports (30 days; they read the events) and stop",
+    )
+    parser.add_argument(
         "--time-filter-builds",
         type=int,
         default=0,
@@ -719,6 +766,12 @@ def main() -> None:
     app = create_app(settings, store)
     with TestClient(app) as client:
         headers = login(client, {})
+        if args.only_goal_reports:
+            for label, times in goal_report_times(client, site_id, headers, args.runs).items():
+                print("  " + stats(label, times), flush=True)
+            print(f"  peak RSS of the store process: {peak_rss_mib():.0f} MiB; load average after: {load()}")
+            store.close()
+            return
         if args.time_filter_builds:
             time_filter_builds(store, app, args.time_filter_builds, args.joints)
         if args.cold:
@@ -860,6 +913,7 @@ def main() -> None:
             t = time.perf_counter()
             assert client.get(f"{base}/realtime", headers=headers).status_code == 200
             realtime.append(time.perf_counter() - t)
+        goals_funnel_retention = goal_report_times(client, site_id, headers, args.runs)
     ms = [t * 1000 for t in sorted(totals)]
     print(
         f"dashboard (summary+timeseries+8 breakdowns, 30d): p50 {statistics.median(ms):.0f} ms, "
@@ -885,6 +939,8 @@ def main() -> None:
         )
     rt = sorted(t * 1000 for t in realtime)
     print(f"realtime: p50 {statistics.median(rt):.0f} ms, min {rt[0]:.0f} ms, max {rt[-1]:.0f} ms")
+    for label, times in goals_funnel_retention.items():
+        print(stats(label, times))
     print(f"peak RSS of the store process: {peak_rss_mib():.0f} MiB; load average after: {load()}")
     store.close()
     if not keep:

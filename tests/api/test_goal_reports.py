@@ -1,0 +1,239 @@
+"""Goals, funnels and retention without `events FINAL`, known answers computed in Python.
+
+Goals and funnels read their steps' events with copies collapsed among them (`deduped`); the range's visitors and
+retention's weekly activity are distinct visitor ids, the same with or without copies; retention reads the
+sessions table where it holds the range exactly. Each is checked against Python over the unique events, with
+copies of goal, step and other events stored in later inserts (so in other parts, as a client retry's are), on
+sites in four zones (one a quarter-hour off UTC, one with a DST change inside the range), with filters the
+sessions table answers and ones it does not.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from pixel.server.api.app import open_meta
+from pixel.server.api.query import session_dashboard
+from pixel.server.api.query.filters import Filter
+from pixel.server.api.query.periods import resolve
+from pixel.server.api.query.runner import QueryRunner
+from pixel.server.api.query.scope import Scope
+from tests.api import dataset
+from tests.api.conftest import Api
+
+ENGINES = ("chdb", "clickhouse")
+ZONES = ("UTC", "Europe/Berlin", "America/Los_Angeles", "Asia/Kathmandu")
+FIRST, LAST = date(2024, 2, 26), date(2024, 3, 24)  # four Monday weeks; the US changes to DST on 10 March
+RANGE = {"period": "custom", "from": FIRST.isoformat(), "to": LAST.isoformat()}
+Event = dict[str, Any]
+
+
+def _domain(zone: str) -> str:
+    return zone.lower().replace("/", "-").replace("_", "-") + ".example"
+
+
+def _events(domain: str) -> list[Event]:
+    """The standard data set moved to `domain`, with a second visit a week later for every third visitor
+    (returns for the cohorts) and events just inside and outside the range's ends in every zone."""
+    base = dataset.generate()
+    later = []
+    for e in base:
+        if int(e["visitor_id"][1:]) % 3 == 0:
+            t = dataset.ts(e) + timedelta(days=8, minutes=7)
+            later.append(
+                {
+                    **e,
+                    "event_id": e["event_id"] + "w",
+                    "timestamp": dataset.ch(t),
+                    "received_at": dataset.ch(t),
+                }
+            )
+    edges = []
+    for n, moment in enumerate(
+        (
+            datetime(
+                2024, 2, 25, 10, 30, tzinfo=UTC
+            ),  # before the range in every zone but Los Angeles' Sunday
+            datetime(2024, 2, 26, 0, 5, tzinfo=UTC),
+            datetime(
+                2024, 3, 24, 23, 55, tzinfo=UTC
+            ),  # Monday 25 March in Kathmandu and Berlin: outside there
+            datetime(2024, 3, 25, 6, 0, tzinfo=UTC),  # still Sunday 24 March in Los Angeles
+        )
+    ):
+        edges.append(
+            {
+                **base[0],
+                "event_id": f"edge{n}",
+                "visitor_id": f"edge{n}",
+                "session_id": f"edge{n}-s",
+                "timestamp": dataset.ch(moment),
+                "received_at": dataset.ch(moment),
+            }
+        )
+    return [{**e, "site": domain} for e in base + later + edges]
+
+
+@pytest.fixture(scope="module")
+def zoned(api: Api) -> Iterator[dict[str, tuple[int, list[Event]]]]:
+    """Per zone: its site id and its unique events (copies of a tenth of them, goal and step events included,
+    stored after them in two more inserts, merges stopped so that they stay in their own parts)."""
+    meta = open_meta(api.settings)
+    api.store.command("SYSTEM STOP MERGES events")  # the copies stay in their own parts, as before a merge
+    out: dict[str, tuple[int, list[Event]]] = {}
+    for zone in ZONES:
+        domain = _domain(zone)
+        events = _events(domain)
+        api.store.insert_rows("events", events)
+        copies = [e for i, e in enumerate(events) if i % 10 == 0 or e["event_name"] == "signup"]
+        api.store.insert_rows("events", copies)
+        api.store.insert_rows("events", copies[::2])
+        site_id = meta.insert("sites", {"domain": domain, "name": zone, "timezone": zone, "created_at": 0.0})
+        out[zone] = (site_id, events)
+    yield out
+    api.store.command("SYSTEM START MERGES events")
+
+
+def _in_range(events: list[Event], zone: str) -> list[Event]:
+    lo = dataset.local_midnight(FIRST, zone)
+    hi = dataset.local_midnight(LAST + timedelta(days=1), zone)
+    return [e for e in events if lo <= dataset.ts(e) < hi]
+
+
+def _get(api: Api, site_id: int, report: str, **params: Any) -> dict[str, Any]:
+    r = api.client.get(
+        f"/api/sites/{site_id}/reports/{report}", headers=api.admin, params={**RANGE, **params}
+    )
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _retention(events: list[Event], zone: str) -> dict[str, list[int]]:
+    weeks = [(FIRST + timedelta(days=7 * k)).isoformat() for k in range(4)]
+    active: dict[str, set[str]] = defaultdict(set)
+    for e in events:
+        day = dataset.ts(e).astimezone(ZoneInfo(zone)).date()
+        active[e["visitor_id"]].add((day - timedelta(days=day.weekday())).isoformat())
+    cells = {w: [0] * (len(weeks) - i) for i, w in enumerate(weeks)}
+    for seen in active.values():
+        cohort = min(seen)
+        for w in seen:
+            cells[cohort][weeks.index(w) - weeks.index(cohort)] += 1
+    return cells
+
+
+FILTERS: list[tuple[list[list[str]], Callable[[Event], bool], bool]] = [
+    # (filters, the events they keep, whether the sessions table answers them)
+    ([], lambda e: True, True),
+    ([["country", "is", "DE"]], lambda e: e["country"] == "DE", True),
+    (
+        [["source", "is_not", "Google"], ["device", "is", "desktop"]],
+        lambda e: e["source"] != "Google" and e["device_type"] == "desktop",
+        True,
+    ),
+    ([["page", "contains", "/blog"]], lambda e: "/blog" in e["path"], False),
+    ([["event", "is", "signup"]], lambda e: e["event_name"] == "signup", False),
+]
+
+
+@pytest.mark.parametrize("zone", ZONES)
+def test_retention_in_every_zone_from_the_sessions_table_or_the_events(
+    api: Api, zoned: dict[str, tuple[int, list[Event]]], zone: str
+) -> None:
+    site_id, events = zoned[zone]
+    for filters, keep, from_sessions in FILTERS:
+        body = _get(api, site_id, "retention", filters=json.dumps(filters))
+        expected = _retention([e for e in _in_range(events, zone) if keep(e)], zone)
+        assert {c["cohort"]: c["weeks"] for c in body["cohorts"]} == expected, (zone, filters)
+        assert all(c["visitors"] == c["weeks"][0] for c in body["cohorts"])
+        rng = resolve("custom", zone, date_from=FIRST.isoformat(), date_to=LAST.isoformat())
+        scope = Scope(QueryRunner(api.store), _domain(zone), rng, [Filter(*f) for f in filters])
+        assert session_dashboard.usable([scope], "week") is from_sessions, filters
+    returns = _retention(_in_range(events, zone), zone)
+    assert sum(sum(w[1:]) for w in returns.values()) > 0  # the data has returning visitors to count
+
+
+@pytest.mark.parametrize("zone", ZONES)
+def test_goals_count_each_event_once(api: Api, zoned: dict[str, tuple[int, list[Event]]], zone: str) -> None:
+    site_id, events = zoned[zone]
+    goals = [
+        (
+            {"name": "Read blog", "kind": "page", "page_pattern": "/blog/*"},
+            lambda e: e["event_name"] == "pageview" and e["path"].startswith("/blog/"),
+        ),
+        (
+            {
+                "name": "Pro signup",
+                "kind": "event",
+                "event_name": "signup",
+                "prop_key": "plan",
+                "prop_value": "pro",
+            },
+            lambda e: e["event_name"] == "signup" and e["props"].get("plan") == "pro",
+        ),
+        (
+            {"name": "Any signup", "kind": "event", "event_name": "signup"},
+            lambda e: e["event_name"] == "signup",
+        ),
+        (
+            {"name": "Home", "kind": "page", "page_pattern": "/"},
+            lambda e: e["event_name"] == "pageview" and e["path"] == "/",
+        ),
+    ]
+    made = []
+    for goal, _ in goals:
+        r = api.client.post(f"/api/sites/{site_id}/goals", json=goal, headers=api.admin)
+        assert r.status_code == 201, r.text
+        made.append(r.json()["id"])
+    try:
+        for filters, keep, _ in FILTERS:
+            body = _get(api, site_id, "goals", filters=json.dumps(filters))
+            kept = [e for e in _in_range(events, zone) if keep(e)]
+            total = len({e["visitor_id"] for e in kept})
+            assert body["total_visitors"] == total, (zone, filters)
+            for row, (_, pred) in zip(body["goals"], goals, strict=True):
+                hits = [e for e in kept if pred(e)]
+                visitors = len({e["visitor_id"] for e in hits})
+                assert (row["visitors"], row["conversions"]) == (visitors, len(hits)), (zone, filters, row)
+                assert row["conversion_rate"] == (round(visitors * 100.0 / total, 2) if total else 0.0)
+        assert any(row["conversions"] for row in _get(api, site_id, "goals")["goals"])
+    finally:
+        for goal_id in made:
+            api.client.delete(f"/api/sites/{site_id}/goals/{goal_id}", headers=api.admin)
+    assert _get(api, site_id, "goals")["goals"] == []  # no goal: the range's visitors alone
+
+
+@pytest.mark.parametrize("zone", ZONES)
+def test_funnel_counts_each_event_once(
+    api: Api, zoned: dict[str, tuple[int, list[Event]]], zone: str
+) -> None:
+    site_id, events = zoned[zone]
+    steps = [
+        {"kind": "page", "page_pattern": "/"},
+        {"kind": "page", "page_pattern": "/signup"},
+        {"kind": "event", "event_name": "signup", "prop_key": "plan", "prop_value": "pro"},
+    ]
+    conditions = [
+        lambda e: e["event_name"] == "pageview" and e["path"] == "/",
+        lambda e: e["event_name"] == "pageview" and e["path"] == "/signup",
+        lambda e: e["event_name"] == "signup" and e["props"].get("plan") == "pro",
+    ]
+    for filters, keep, _ in FILTERS[:3]:
+        kept = [e for e in _in_range(events, zone) if keep(e)]
+        for window in (600, 86400 * 30):
+            body = _get(
+                api, site_id, "funnel", steps=json.dumps(steps), window=window, filters=json.dumps(filters)
+            )
+            assert [s["visitors"] for s in body["steps"]] == dataset.funnel(kept, conditions, window), (
+                zone,
+                filters,
+            )
+    whole = _get(api, site_id, "funnel", steps=json.dumps(steps), window=86400 * 30)
+    assert whole["steps"][0]["visitors"] > whole["steps"][-1]["visitors"] > 0
