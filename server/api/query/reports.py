@@ -340,23 +340,13 @@ def goal_condition(goal: dict[str, Any], params: SqlParams) -> str:
     return f"({cond})"
 
 
-# An event's copies share the events table's key (site, UTC day, event_id): this hash of it is how the sessions
-# table and `raw_dashboard` count an event once.
-_EVENT_KEY = "cityHash64(toDate(timestamp), event_id)"
-
-
 def goals(scope: Scope, goal_rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Visitors of the range and, per goal, its visitors and conversions, in one pass over the events as stored
-    (not `events FINAL`, which merges the whole range first): distinct visitors are the same with or without an
-    event's copies, and conversions are the distinct events matching the goal, counted by the hash of the
-    events table's key (the UTC day and `event_id`, as `raw_dashboard` groups copies), so a copy counts once."""
     params = SqlParams()
     parts = ["uniq(visitor_id) AS total_visitors"]
     for i, goal in enumerate(goal_rows):
         cond = goal_condition(goal, params)
-        parts.append(f"uniqIf(visitor_id, {cond}) AS u{i}, uniqExactIf({_EVENT_KEY}, {cond}) AS c{i}")
-    sql = f"SELECT {', '.join(parts)} FROM events WHERE {scope.where(params)}"
-    row = scope.run(sql, params)[0]
+        parts.append(f"uniqIf(visitor_id, {cond}) AS u{i}, countIf({cond}) AS c{i}")
+    row = scope.run(f"SELECT {', '.join(parts)} FROM {EVENTS} WHERE {scope.where(params)}", params)[0]
     total = int(row["total_visitors"])
     out = []
     for i, goal in enumerate(goal_rows):
@@ -380,13 +370,15 @@ def funnel(scope: Scope, steps: list[dict[str, Any]], window_seconds: int) -> di
     """Visitors reaching each step in order within `window_seconds` of their first step (windowFunnel), over the
     events as stored (not `events FINAL`, which merges the whole range first): windowFunnel orders a visitor's
     matches by (time, step), so an event's copy (same values) repeats a match right beside the original's, and a
-    match applied twice in a row changes no step's state."""
+    match applied twice in a row changes no step's state. Visitors are grouped by a 64-bit hash of their id, as in
+    `retention`."""
     params = SqlParams()
     conditions = [goal_condition(step, params) for step in steps]
     window = params.add(window_seconds * 1000, "UInt64")
     sql = f"""SELECT level, count() AS visitors FROM (
-        SELECT visitor_id, windowFunnel({window})(toUInt64(toUnixTimestamp64Milli(timestamp)), {", ".join(conditions)}) AS level
-        FROM events WHERE {scope.where(params)} AND ({" OR ".join(conditions)}) GROUP BY visitor_id)
+        SELECT cityHash64(visitor_id) AS visitor,
+            windowFunnel({window})(toUInt64(toUnixTimestamp64Milli(timestamp)), {", ".join(conditions)}) AS level
+        FROM events WHERE {scope.where(params)} AND ({" OR ".join(conditions)}) GROUP BY visitor)
         GROUP BY level"""
     by_level = {int(r["level"]): int(r["visitors"]) for r in scope.run(sql, params)}
     out = []
@@ -412,21 +404,24 @@ def funnel(scope: Scope, steps: list[dict[str, Any]], window_seconds: int) -> di
 
 
 def retention(scope: Scope) -> dict[str, Any]:
-    """Weekly cohorts by the week (Monday, site zone) a visitor is first seen in the range. Which visitors were
-    active in which week does not change with an event's copies, so the events are read as stored; where the
-    sessions table holds the range exactly (`session_dashboard.usable`: whole slots, every filter on a session
-    dimension, backfilled), from its rows: every zone's Monday midnight starts a slot."""
+    """Weekly cohorts by the week (Monday, site zone) a visitor is first seen in the range.
+
+    One pass: each visitor's set of active weeks (its cohort the least), then a count per (cohort, weeks later).
+    Which weeks a visitor was active does not change with an event's copies, so the events are read as stored;
+    where the sessions table holds the range exactly (`session_dashboard.usable`: whole slots, every filter on a
+    session dimension, backfilled), from its rows (one per session and slot: every zone's Monday midnight starts
+    a slot). Visitors are grouped by a 64-bit hash of their id, as the sessions table identifies sessions
+    (grouping millions of ids as strings took several times as long)."""
     params = SqlParams()
-    if session_dashboard.usable([scope], "week"):  # one row per session and slot, not per event
-        active = f"""SELECT DISTINCT visitor_id, toMonday(toDate(slot, {{tz:String}})) AS week
-            FROM session_rows WHERE {session_dashboard.where(scope, params)}"""
+    if session_dashboard.usable([scope], "week"):
+        rows, when, where = "session_rows", "slot", session_dashboard.where(scope, params)
     else:
-        active = f"""SELECT DISTINCT visitor_id, toMonday(toDate(timestamp, {{tz:String}})) AS week
-            FROM events WHERE {scope.where(params)}"""
-    sql = f"""WITH activity AS ({active}),
-        cohorts AS (SELECT visitor_id, min(week) AS cohort FROM activity GROUP BY visitor_id)
-        SELECT toString(cohort) AS cohort_week, intDiv(dateDiff('day', cohort, week), 7) AS k, count() AS visitors
-        FROM activity INNER JOIN cohorts USING visitor_id GROUP BY cohort, k ORDER BY cohort, k"""
+        rows, when, where = "events", "timestamp", scope.where(params)
+    sql = f"""SELECT toString(cohort) AS cohort_week, intDiv(dateDiff('day', cohort, week), 7) AS k, count() AS visitors
+        FROM (SELECT arrayMin(weeks) AS cohort, weeks FROM (
+            SELECT cityHash64(visitor_id) AS visitor, groupUniqArray(toMonday(toDate({when}, {{tz:String}}))) AS weeks
+            FROM {rows} WHERE {where} GROUP BY visitor))
+        ARRAY JOIN weeks AS week GROUP BY cohort, k ORDER BY cohort, k"""
     weeks = buckets(scope.range, "week")
     cells: dict[str, dict[int, int]] = {w: {} for w in weeks}
     for row in scope.run(sql, params):
