@@ -1,11 +1,12 @@
-"""Goals, funnels and retention without `events FINAL`, known answers computed in Python.
+"""Goals, funnels and retention, known answers computed in Python, with copies of events in other parts.
 
-Goals and funnels read their steps' events with copies collapsed among them (`deduped`); the range's visitors and
-retention's weekly activity are distinct visitor ids, the same with or without copies; retention reads the
-sessions table where it holds the range exactly. Each is checked against Python over the unique events, with
-copies of goal, step and other events stored in later inserts (so in other parts, as a client retry's are), on
-sites in four zones (one a quarter-hour off UTC, one with a DST change inside the range), with filters the
-sessions table answers and ones it does not.
+Funnels read the events as stored (not `events FINAL`): a copy changes no funnel. Retention reads the sessions
+table where it holds the range exactly, else the events as stored: which weeks a visitor was active does not
+change with a copy. Goals read `events FINAL`. Each is checked against Python over the unique events, with copies
+of goal, step and other events stored in later inserts (so in other parts, as a client retry's are, merges
+stopped), on sites in four zones (one a quarter-hour off UTC, one with a DST change inside the range), with
+filters the sessions table answers and ones it does not; and a property test: any events, any of them copied,
+give the funnel of the events stored once.
 """
 
 from __future__ import annotations
@@ -59,18 +60,13 @@ def _events(domain: str) -> list[Event]:
                 }
             )
     edges = []
-    for n, moment in enumerate(
-        (
-            datetime(
-                2024, 2, 25, 10, 30, tzinfo=UTC
-            ),  # before the range in every zone but Los Angeles' Sunday
-            datetime(2024, 2, 26, 0, 5, tzinfo=UTC),
-            datetime(
-                2024, 3, 24, 23, 55, tzinfo=UTC
-            ),  # Monday 25 March in Kathmandu and Berlin: outside there
-            datetime(2024, 3, 25, 6, 0, tzinfo=UTC),  # still Sunday 24 March in Los Angeles
-        )
-    ):
+    moments = (
+        datetime(2024, 2, 25, 10, 30, tzinfo=UTC),  # before the range in every zone
+        datetime(2024, 2, 26, 0, 5, tzinfo=UTC),  # inside but in Los Angeles (still Sunday 25 February there)
+        datetime(2024, 3, 24, 23, 55, tzinfo=UTC),  # Monday 25 March in Kathmandu and Berlin: outside there
+        datetime(2024, 3, 25, 6, 0, tzinfo=UTC),  # still Sunday 24 March in Los Angeles
+    )
+    for n, moment in enumerate(moments):
         edges.append(
             {
                 **base[0],
