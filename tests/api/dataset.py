@@ -130,12 +130,15 @@ def ts(event: dict[str, Any]) -> datetime:
     return datetime.strptime(event["timestamp"], "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC)
 
 
-def select(events: list[dict[str, Any]], first: date, last: date, pred: Any = None) -> list[dict[str, Any]]:
-    lo, hi = local_midnight(first), local_midnight(last + timedelta(days=1))
+def select(
+    events: list[dict[str, Any]], first: date, last: date, pred: Any = None, *, site: str = SITE, tz: str = TZ
+) -> list[dict[str, Any]]:
+    """`site`'s events of the local days `first` .. `last` in `tz`, bots left out (and `pred` true)."""
+    lo, hi = local_midnight(first, tz), local_midnight(last + timedelta(days=1), tz)
     return [
         e
         for e in events
-        if e["site"] == SITE and not e["is_bot"] and lo <= ts(e) < hi and (pred is None or pred(e))
+        if e["site"] == site and not e["is_bot"] and lo <= ts(e) < hi and (pred is None or pred(e))
     ]
 
 
@@ -186,10 +189,10 @@ def funnel(events: list[dict[str, Any]], conditions: list[Any], window_s: int) -
     return [sum(1 for lv in levels if lv >= k) for k in range(1, len(conditions) + 1)]
 
 
-def retention(events: list[dict[str, Any]], weeks: list[str]) -> dict[str, list[int]]:
+def retention(events: list[dict[str, Any]], weeks: list[str], tz: str = TZ) -> dict[str, list[int]]:
     activity: dict[str, set[str]] = defaultdict(set)
     for e in events:
-        d = ts(e).astimezone(ZoneInfo(TZ)).date()
+        d = ts(e).astimezone(ZoneInfo(tz)).date()
         activity[e["visitor_id"]].add((d - timedelta(days=d.weekday())).isoformat())
     out = {w: [0] * (len(weeks) - i) for i, w in enumerate(weeks)}
     for active in activity.values():

@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections import defaultdict
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pixel.server.api.app import open_meta
@@ -101,9 +99,7 @@ def zoned(api: Api) -> Iterator[dict[str, tuple[int, list[Event]]]]:
 
 
 def _in_range(events: list[Event], zone: str) -> list[Event]:
-    lo = dataset.local_midnight(FIRST, zone)
-    hi = dataset.local_midnight(LAST + timedelta(days=1), zone)
-    return [e for e in events if lo <= dataset.ts(e) < hi]
+    return dataset.select(events, FIRST, LAST, site=_domain(zone), tz=zone)
 
 
 def _get(api: Api, site_id: int, report: str, **params: Any) -> dict[str, Any]:
@@ -115,17 +111,7 @@ def _get(api: Api, site_id: int, report: str, **params: Any) -> dict[str, Any]:
 
 
 def _retention(events: list[Event], zone: str) -> dict[str, list[int]]:
-    weeks = [(FIRST + timedelta(days=7 * k)).isoformat() for k in range(4)]
-    active: dict[str, set[str]] = defaultdict(set)
-    for e in events:
-        day = dataset.ts(e).astimezone(ZoneInfo(zone)).date()
-        active[e["visitor_id"]].add((day - timedelta(days=day.weekday())).isoformat())
-    cells = {w: [0] * (len(weeks) - i) for i, w in enumerate(weeks)}
-    for seen in active.values():
-        cohort = min(seen)
-        for w in seen:
-            cells[cohort][weeks.index(w) - weeks.index(cohort)] += 1
-    return cells
+    return dataset.retention(events, [(FIRST + timedelta(days=7 * k)).isoformat() for k in range(4)], zone)
 
 
 FILTERS: list[tuple[list[list[str]], Callable[[Event], bool], bool]] = [
@@ -252,7 +238,7 @@ _events_drawn = st.lists(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None)
 @given(
     steps=_steps,
     drawn=_events_drawn,
