@@ -5,8 +5,9 @@ table where it holds the range exactly, else the events as stored: which weeks a
 change with a copy. Goals read `events FINAL`. Each is checked against Python over the unique events, with copies
 of goal, step and other events stored in later inserts (so in other parts, as a client retry's are, merges
 stopped), on sites in four zones (one a quarter-hour off UTC, one with a DST change inside the range), with
-filters the sessions table answers and ones it does not; and a property test: any events, any of them copied,
-give the funnel of the events stored once.
+filters the sessions table answers and ones it does not. Funnel chains (one event is one step, each step
+strictly later, the window's edge) table-driven, and a property test: any events, any of them copied, give
+Python's funnel of the events stored once.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import itertools
 import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
+from fnmatch import fnmatchcase
 from typing import Any
 
 import pytest
@@ -225,39 +227,30 @@ def test_funnel_counts_each_event_once(
 
 
 _RUNS = itertools.count()  # each example's own sites
-_steps = st.lists(st.sampled_from(["/", "/pricing", "/signup", "signup"]), min_size=2, max_size=4)
-_events_drawn = st.lists(
-    st.tuples(
-        st.integers(0, 2),
-        st.integers(0, 40),
-        st.sampled_from(["/", "/pricing", "/signup", "signup"]),
-        st.booleans(),
-    ),
-    min_size=4,
-    max_size=25,
-)
+_START = datetime(2024, 3, 4, 10, 0, tzinfo=UTC)
+_DAY = resolve("custom", "UTC", date_from="2024-03-04", date_to="2024-03-04")
+_WHATS = ["/", "/pricing", "/signup", "/blog/a", "/blog/a/comments", "signup"]
+_STEPS = ["/", "/pricing", "/signup", "/blog/*", "/blog/*/comments", "/*", "signup"]
 
 
-@settings(max_examples=60, deadline=None)
-@given(
-    steps=_steps,
-    drawn=_events_drawn,
-    window=st.sampled_from([5, 20, 3600]),
-)
-def test_copies_change_no_funnel(
-    api: Api,
-    zoned: dict[str, tuple[int, list[Event]]],
-    steps: list[str],
-    drawn: list[tuple[int, int, str, bool]],
-    window: int,
-) -> None:
-    """Any events (ties at one instant, one event matching two steps), any of them stored again in a later insert
-    (merges stopped by `zoned`): the funnel is the one of the events stored once."""
-    run = next(_RUNS)
-    start = datetime(2024, 3, 4, 10, 0, tzinfo=UTC)
-    events = [
+def _step_goal(step: str) -> dict[str, Any]:
+    if step == "signup":
+        return {"kind": "event", "event_name": "signup"}
+    return {"kind": "page", "page_pattern": step}
+
+
+def _step_matches(step: str) -> Callable[[Event], bool]:
+    """The step in Python: `fnmatchcase`'s `*` is the goal glob's (no step here has `?` or `[`)."""
+    if step == "signup":
+        return lambda e: e["event_name"] == "signup"
+    return lambda e: e["event_name"] == "pageview" and fnmatchcase(e["path"], step)
+
+
+def _hits(run: int, drawn: list[tuple[int, int, str]]) -> list[Event]:
+    """Events of visitors v0.. at `_START` + milliseconds: (visitor, ms, a page path or "signup")."""
+    return [
         {
-            "timestamp": dataset.ch(start + timedelta(seconds=second)),
+            "timestamp": dataset.ch(_START + timedelta(milliseconds=ms)),
             "site": "",
             "event_id": f"h{run}-{i}",
             "event_name": "signup" if what == "signup" else "pageview",
@@ -266,21 +259,129 @@ def test_copies_change_no_funnel(
             "path": "/signup" if what == "signup" else what,
             "is_bot": 0,
         }
-        for i, (visitor, second, what, _) in enumerate(drawn)
+        for i, (visitor, ms, what) in enumerate(drawn)
     ]
+
+
+def _funnel(api: Api, site: str, steps: list[str], window: int) -> list[int]:
+    scope = Scope(QueryRunner(api.store), site, _DAY)
+    return [s["visitors"] for s in reports.funnel(scope, [_step_goal(s) for s in steps], window)["steps"]]
+
+
+CHAINS: list[tuple[str, list[tuple[int, int, str]], list[str], int, list[int]]] = [
+    # (case, events (visitor, ms, what), steps, window in seconds, visitors reaching each step)
+    ("one event matches two steps", [(0, 0, "/blog/a")], ["/blog/*", "/blog/*"], 60, [1, 0]),
+    ("a journey's group twice", [(0, 0, "/blog/a"), (0, 5, "/blog/a")], ["/blog/*", "/blog/*"], 60, [1, 1]),
+    ("overlapping patterns", [(0, 0, "/blog/a/comments")], ["/blog/*", "/blog/*/comments"], 60, [1, 0]),
+    ("two events, one instant", [(0, 7, "/"), (0, 7, "/pricing")], ["/", "/pricing"], 60, [1, 0]),
+    ("a millisecond later", [(0, 7, "/"), (0, 8, "/pricing")], ["/", "/pricing"], 60, [1, 1]),
+    ("in order by time, not by insert", [(0, 9, "/pricing"), (0, 8, "/")], ["/", "/pricing"], 60, [1, 1]),
+    ("the wrong order", [(0, 8, "/pricing"), (0, 9, "/")], ["/", "/pricing"], 60, [1, 0]),
+    (
+        "an event that is both a start and the next step",
+        [(0, 0, "/blog/a"), (0, 10, "/blog/a/comments")],
+        ["/blog/*", "/blog/*/comments"],
+        60,
+        [1, 1],
+    ),
+    (
+        "the same event can't be steps 2 and 3",
+        [(0, 0, "/"), (0, 10, "/blog/a")],
+        ["/", "/blog/*", "/*"],
+        60,
+        [1, 1, 0],
+    ),
+    ("the window's last millisecond", [(0, 0, "/"), (0, 60_000, "signup")], ["/", "signup"], 60, [1, 1]),
+    ("one millisecond past it", [(0, 0, "/"), (0, 60_001, "signup")], ["/", "signup"], 60, [1, 0]),
+    (
+        "a later start inside the window",
+        [(0, 0, "/"), (0, 100_000, "/"), (0, 150_000, "signup")],
+        ["/", "signup"],
+        60,
+        [1, 1],
+    ),
+    (
+        "ten steps of one pattern, ten pages",
+        [(0, ms, "/blog/a") for ms in range(0, 100, 10)],
+        ["/blog/*"] * 10,
+        60,
+        [1] * 10,
+    ),
+    (
+        "nine pages for ten steps",
+        [(0, ms, "/blog/a") for ms in range(0, 90, 10)],
+        ["/blog/*"] * 10,
+        60,
+        [1] * 9 + [0],
+    ),
+    (
+        "visitors apart",
+        [(0, 0, "/"), (1, 5, "/pricing"), (2, 0, "/"), (2, 1, "/pricing"), (2, 1, "signup")],
+        ["/", "/pricing", "signup"],
+        60,
+        [2, 1, 0],
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "drawn", "steps", "window", "expected"), CHAINS, ids=[c[0] for c in CHAINS])
+def test_funnel_chains(
+    api: Api,
+    zoned: dict[str, tuple[int, list[Event]]],
+    case: str,
+    drawn: list[tuple[int, int, str]],
+    steps: list[str],
+    window: int,
+    expected: list[int],
+) -> None:
+    """One event stands for one step of a chain, each step strictly later than the one before, within the window
+    of the first; the same with every event stored twice (merges stopped by `zoned`)."""
+    run = next(_RUNS)
+    events = _hits(run, drawn)
+    assert (
+        dataset.funnel(events, [_step_matches(s) for s in steps], window) == expected
+    )  # the reference agrees
+    once, twice = f"once{run}.example", f"twice{run}.example"
+    api.store.insert_rows("events", [{**e, "site": once} for e in events])
+    for _ in range(2):
+        api.store.insert_rows("events", [{**e, "site": twice} for e in events])
+    assert _funnel(api, once, steps, window) == expected, case
+    assert _funnel(api, twice, steps, window) == expected, case
+
+
+_events_drawn = st.lists(
+    st.tuples(
+        st.integers(0, 2), st.integers(0, 40).map(lambda s: s * 500), st.sampled_from(_WHATS), st.booleans()
+    ),
+    min_size=1,
+    max_size=25,
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    steps=st.lists(st.sampled_from(_STEPS), min_size=2, max_size=4),
+    drawn=_events_drawn,
+    window=st.sampled_from([1, 5, 20, 3600]),
+)
+def test_funnel_matches_python(
+    api: Api,
+    zoned: dict[str, tuple[int, list[Event]]],
+    steps: list[str],
+    drawn: list[tuple[int, int, str, bool]],
+    window: int,
+) -> None:
+    """Any events (ties at one instant, one event matching several steps, steps repeated, patterns overlapping),
+    any of them stored again in a later insert (merges stopped by `zoned`): the funnel is Python's, of the events
+    stored once."""
+    run = next(_RUNS)
+    events = _hits(run, [(visitor, ms, what) for visitor, ms, what, _ in drawn])
     once, twice = f"once{run}.example", f"twice{run}.example"
     api.store.insert_rows("events", [{**e, "site": once} for e in events])
     api.store.insert_rows("events", [{**e, "site": twice} for e in events])
     again = [e for e, (*_, copied) in zip(events, drawn, strict=True) if copied]
     if again:
         api.store.insert_rows("events", [{**e, "site": twice} for e in again])
-    step_goals = [
-        {"kind": "event", "event_name": "signup"} if s == "signup" else {"kind": "page", "page_pattern": s}
-        for s in steps
-    ]
-    rng = resolve("custom", "UTC", date_from="2024-03-04", date_to="2024-03-04")
-    answers = [
-        reports.funnel(Scope(QueryRunner(api.store), site, rng), step_goals, window)["steps"]
-        for site in (once, twice)
-    ]
-    assert answers[0] == answers[1]
+    expected = dataset.funnel(events, [_step_matches(s) for s in steps], window)
+    assert _funnel(api, once, steps, window) == expected
+    assert _funnel(api, twice, steps, window) == expected

@@ -366,19 +366,39 @@ def goals(scope: Scope, goal_rows: list[dict[str, Any]]) -> dict[str, Any]:
 # -- funnels --------------------------------------------------------------------------------------
 
 
+STEP_SLOTS = 16  # more than the router's most steps: each instant's sub-instants, one per step
+
+
 def funnel(scope: Scope, steps: list[dict[str, Any]], window_seconds: int) -> dict[str, Any]:
-    """Visitors reaching each step in order within `window_seconds` of their first step (windowFunnel), over the
-    events as stored (not `events FINAL`, which merges the whole range first): windowFunnel orders a visitor's
-    matches by (time, step), so an event's copy (same values) repeats a match right beside the original's, and a
-    match applied twice in a row changes no step's state. Visitors are grouped by a 64-bit hash of their id, as in
-    `retention`."""
+    """Visitors reaching each step in order within `window_seconds` of their first step.
+
+    A chain is a step-1 event, then a step-2 event strictly later, and so on, each within the window of the
+    chain's first event: one event stands for one step, and two events at one instant are not in order.
+    ClickHouse's `windowFunnel` alone counts both as steps (an event matching steps 1 and 2, as a journey's
+    `/blog/*` then `/blog/*` does, reaches step 2 by itself), so each event is read as one row per step it
+    matches, at a sub-instant of its time that puts a later step first (`time * STEP_SLOTS + (STEP_SLOTS - 1 -
+    step)`): a step then extends only chains whose previous step came at an earlier instant. The window is
+    scaled alike, and since a chain's later steps never sit after its first within an instant, the scaled window
+    holds exactly the chains the real one does.
+
+    Read from the events as stored (not `events FINAL`, which merges the whole range first): an event's copy
+    repeats the same (sub-instant, step) rows, which change no chain. Visitors are grouped by a 64-bit hash of
+    their id, as in `retention`."""
+    if len(steps) > STEP_SLOTS:
+        raise ValueError(f"a funnel has at most {STEP_SLOTS} steps")
     params = SqlParams()
     conditions = [goal_condition(step, params) for step in steps]
-    window = params.add(window_seconds * 1000, "UInt64")
+    window = params.add(window_seconds * 1000 * STEP_SLOTS, "UInt64")
+    mask = " + ".join(f"if({cond}, {1 << i}, 0)" for i, cond in enumerate(conditions))
     sql = f"""SELECT level, count() AS visitors FROM (
-        SELECT cityHash64(visitor_id) AS visitor,
-            windowFunnel({window})(toUInt64(toUnixTimestamp64Milli(timestamp)), {", ".join(conditions)}) AS level
-        FROM events WHERE {scope.where(params)} AND ({" OR ".join(conditions)}) GROUP BY visitor)
+        SELECT visitor,
+            windowFunnel({window})(toUInt64(at * {STEP_SLOTS} + {STEP_SLOTS - 1} - step),
+                {", ".join(f"step = {i}" for i in range(len(steps)))}) AS level
+        FROM (
+            SELECT cityHash64(visitor_id) AS visitor, toUnixTimestamp64Milli(timestamp) AS at, toUInt16({mask}) AS bits
+            FROM events WHERE {scope.where(params)} AND ({" OR ".join(conditions)}))
+        ARRAY JOIN arrayFilter(i -> bitTest(bits, i), range({len(steps)})) AS step
+        GROUP BY visitor)
         GROUP BY level"""
     by_level = {int(r["level"]): int(r["visitors"]) for r in scope.run(sql, params)}
     out = []
