@@ -132,6 +132,44 @@ def test_still_holds(after: tuple[Part, ...] | None, holds: bool) -> None:
     assert copy_windows.still_holds(BEFORE, wins, after) is holds
 
 
+def _r(first: int, last: int, rows: int) -> Part:
+    """A part of month "a" over [T0 + first, T0 + last] seconds (last inclusive) holding `rows` rows."""
+    return Part("a", 1, T0 + first, T0 + last, rows)
+
+
+def _w(*spans: tuple[int, int]) -> tuple[tuple[int, int], ...]:
+    return tuple((T0 + a, T0 + b) for a, b in spans)
+
+
+ROWS_CASES: list[tuple[str, list[Part], tuple[tuple[int, int], ...], list[tuple[int, int]], int]] = [
+    # (case, parts, windows, periods read, rows estimated inside both)
+    ("no window", [_r(0, 99, 1000)], (), [(T0, T0 + 100)], 0),
+    ("a window over the whole part", [_r(0, 99, 1000)], _w((0, 100)), [(T0, T0 + 100)], 1000),
+    ("a quarter of the part", [_r(0, 99, 1000)], _w((25, 50)), [(T0, T0 + 100)], 250),
+    ("the period cuts the window", [_r(0, 99, 1000)], _w((0, 100)), [(T0 + 90, T0 + 200)], 100),
+    (
+        "two windows, two periods",
+        [_r(0, 99, 1000)],
+        _w((0, 10), (50, 60)),
+        [(T0, T0 + 5), (T0 + 55, T0 + 70)],
+        100,
+    ),
+    ("a window wider than the part", [_r(10, 19, 40)], _w((0, 100)), [(T0 - 50, T0 + 500)], 40),
+    ("two parts, one in the window", [_r(0, 9, 10), _r(100, 109, 30)], _w((95, 200)), [(T0, T0 + 300)], 30),
+    ("a part of one second", [_r(5, 5, 7)], _w((5, 6)), [(T0, T0 + 10)], 7),
+    ("no period", [_r(0, 99, 1000)], _w((0, 100)), [], 0),
+]
+
+
+@pytest.mark.parametrize(
+    ("parts", "wins", "spans", "want"), [c[1:] for c in ROWS_CASES], ids=[c[0] for c in ROWS_CASES]
+)
+def test_rows_within(
+    parts: list[Part], wins: tuple[tuple[int, int], ...], spans: list[tuple[int, int]], want: int
+) -> None:
+    assert copy_windows.rows_within(tuple(parts), wins, spans) == want
+
+
 def _events(site: str, first: datetime, days: int, seed: int) -> list[dict[str, Any]]:
     """Sessions of 1-4 events over `days` days from `first` (UTC), some on signups."""
     rnd = random.Random(seed)
@@ -245,6 +283,58 @@ def test_same_numbers_as_dropping_everywhere(
     _summary(scope, filters, rows, sessions=sessions)
 
 
+class _Counting(QueryRunner):
+    """A runner that keeps the statements it runs."""
+
+    def __init__(self, store: Any) -> None:
+        super().__init__(store)
+        self.statements: list[str] = []
+
+    def query(self, sql: str, params: Any = None) -> Any:
+        self.statements.append(sql)
+        return super().query(sql, params)
+
+
+@pytest.mark.parametrize("filters", FILTERS, ids=json.dumps)
+@pytest.mark.parametrize("sessions", [True, False], ids=["sessions-table", "events-only"])
+def test_branches_one_after_another_give_the_same_rows(
+    api: Api,
+    two_months: tuple[str, list[dict[str, Any]]],
+    filters: list[list[str]],
+    sessions: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With at least `SPLIT_ROWS` rows grouped by their key, `run` runs the branches as statements one after
+    another: the same rows as the one query; below it, one statement."""
+    site, _ = two_months
+    runner = _Counting(api.store)
+    rng = resolve("custom", "UTC", date_from="2023-01-10", date_to="2023-02-20")
+    scope = Scope(runner, site, rng, parse_filters(json.dumps(filters)))
+    one, params = _rows(scope, sessions=sessions)
+    grouped = params.grouped_rows()
+    assert grouped > 0  # February's parts overlap
+    assert sum(s.lstrip().startswith("SELECT") and "UNION ALL" in s for s in runner.statements) == 1
+    monkeypatch.setattr(raw_dashboard, "SPLIT_ROWS", grouped)
+    runner.statements.clear()
+    split, params = _rows(scope, sessions=sessions)
+    assert split == one
+    assert [s for s in runner.statements if s in params.branches] == list(params.branches)
+    assert len(params.branches) >= 2
+
+
+def test_grouped_rows_of_a_month_in_one_part(api: Api, two_months: tuple[str, list[dict[str, Any]]]) -> None:
+    """January is one part with no window: nothing is grouped by its key; February's three overlapping parts
+    put about every row of its days read inside windows."""
+    site, rows = two_months
+    _, january = _rows(_scope(api, site, date(2023, 1, 5), date(2023, 1, 25), []), sessions=False)
+    assert january.grouped_rows() == 0
+    _, february = _rows(_scope(api, site, date(2023, 2, 1), date(2023, 2, 27), []), sessions=False)
+    stored = api.store.scalar(
+        "SELECT count() FROM events WHERE site = {s:String} AND timestamp >= '2023-02-01'", {"s": site}
+    )
+    assert 0.9 * stored <= february.grouped_rows() <= stored
+
+
 def test_a_copy_in_a_later_part_puts_a_window_over_its_day(api: Api, stopped: None) -> None:
     site = "copy-windows-later.example"
     rows = _events(site, datetime(2023, 3, 2, tzinfo=UTC), 20, seed=5)
@@ -262,20 +352,23 @@ def test_a_copy_in_a_later_part_puts_a_window_over_its_day(api: Api, stopped: No
     assert now == _rows(scope, copies_where_possible=False)[0]
 
 
+@pytest.mark.parametrize("split", [False, True], ids=["one-query", "branch-by-branch"])
 @pytest.mark.parametrize(
     ("sessions", "month"), [(False, 4), (True, 6)], ids=["events-only", "sessions-table"]
 )
 def test_a_copy_inserted_during_the_query_runs_it_again(
-    api: Api, stopped: None, sessions: bool, month: int
+    api: Api, stopped: None, sessions: bool, month: int, split: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Between the read of the parts (in `dashboard_sql`) and the query (in `run`), copies arrive in a
     part of their own on days no window covers: `run` sees the new part and drops them everywhere (for the
     sessions table: merges every row per key). Both the summary (event counts) and the sessions (a session's
     pageviews: its bounce) count each copied event once."""
-    site = f"copy-windows-race-{month}.example"
-    rows = _events(site, datetime(2023, month, 2, tzinfo=UTC), 20, seed=6)
+    if split:
+        monkeypatch.setattr(raw_dashboard, "SPLIT_ROWS", 0)
+    site = f"copy-windows-race-{month + split}.example"
+    rows = _events(site, datetime(2023, month + split, 2, tzinfo=UTC), 20, seed=6)
     api.store.insert_rows("events", rows)
-    scope = _scope(api, site, date(2023, month, 1), date(2023, month, 28), [])
+    scope = _scope(api, site, date(2023, month + split, 1), date(2023, month + split, 28), [])
     sql, params = raw_dashboard.dashboard_sql(
         scope,
         None,

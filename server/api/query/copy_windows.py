@@ -43,7 +43,7 @@ from pixel.server.store.base import StoreError
 
 DAY = 86_400
 EVENTS, SESSIONS = "events", "session_rows"  # the tables whose parts are read (constants, not user text)
-_PARTS_SQL = """SELECT partition_id, max_block_number, toUInt32(min_time) AS first, toUInt32(max_time) AS last
+_PARTS_SQL = """SELECT partition_id, max_block_number, toUInt32(min_time) AS first, toUInt32(max_time) AS last, rows
     FROM system.parts WHERE database = currentDatabase() AND table = {table:String} AND active AND rows > 0"""
 
 
@@ -56,6 +56,7 @@ class Part:
     max_block: int
     first: int
     last: int
+    rows: int = 0
 
 
 # Half-open [start, end) unix-second intervals, sorted and not touching each other.
@@ -70,7 +71,13 @@ def read_parts(store: Store, table: str = EVENTS) -> tuple[Part, ...] | None:
     except StoreError:
         return None
     parts = tuple(
-        Part(str(r["partition_id"]), int(r["max_block_number"]), int(r["first"]), int(r["last"]))
+        Part(
+            str(r["partition_id"]),
+            int(r["max_block_number"]),
+            int(r["first"]),
+            int(r["last"]),
+            int(r["rows"]),
+        )
         for r in rows
     )
     if not parts or any(p.last == 0 for p in parts):
@@ -130,3 +137,18 @@ def still_holds(before: tuple[Part, ...], wins: Windows, after: tuple[Part, ...]
         for p in after
         if p.max_block > newest.get(p.partition, -1)
     )
+
+
+def rows_within(parts: tuple[Part, ...], wins: Windows, spans: list[tuple[int, int]]) -> int:
+    """About how many rows of `parts` lie inside `wins` and inside one of `spans` (half-open unix-second
+    intervals): each part's rows taken as spread evenly over its [first, last + 1) seconds. An estimate for
+    deciding how to run a query (how many rows it groups by their key), never for an answer."""
+    total = 0.0
+    for p in parts:
+        length = p.last + 1 - p.first
+        inside = 0
+        for a, b in wins:
+            for start, end in spans:
+                inside += max(0, min(b, end, p.last + 1) - max(a, start, p.first))
+        total += p.rows * min(inside, length) / length
+    return round(total)

@@ -58,6 +58,9 @@ from pixel.server.store.schema import EVENTS
 
 # Columns of every branch (as `cache_sql.COLUMNS`), zero where a branch has nothing to say.
 _ZERO = "toUInt64(0)"
+BRANCH_JOIN = "\nUNION ALL\n"
+# From this many rows grouped by their key (copies dropped), the branches run one after another (`_query`).
+SPLIT_ROWS = 10_000_000
 
 
 def _where(scope: Scope, params: SqlParams) -> str:
@@ -117,6 +120,27 @@ class DashboardParams(SqlParams):
         super().__init__()
         self.everywhere: str | None = None
         self._reads: dict[str, _Read] = {}  # per table whose windows the query uses
+        self.branches: tuple[str, ...] = ()  # the query's `UNION ALL` branches (set by its builder)
+        self.spans: list[tuple[int, int]] = []  # the periods read, unix seconds, half-open
+
+    def joined(self, branches: list[str], periods: list[Scope]) -> str:
+        """The one query of `branches`, which `run` may run one by one instead (`grouped_rows`)."""
+        self.branches = tuple(branches)
+        self.spans = [(int(p.range.start.timestamp()), int(p.range.end.timestamp())) for p in periods]
+        return BRANCH_JOIN.join(branches)
+
+    def grouped_rows(self) -> int:
+        """About how many rows the query groups by their key to drop copies: each table's rows inside its
+        windows and the periods read (with the flag set, every row of the periods; parts unknown: `SPLIT_ROWS`)."""
+        total = 0
+        for read in self._reads.values():
+            if read.parts is None:
+                return SPLIT_ROWS
+            wins = read.windows
+            if self.everywhere is not None and self.values[self.everywhere] == 1:
+                wins = ((min(p.first for p in read.parts), max(p.last for p in read.parts) + 1),)
+            total += copy_windows.rows_within(read.parts, wins, self.spans)
+        return total
 
     def _copies_in(self, store: Store, table: str, column: str) -> str:
         """The condition on `table`'s rows (its time column `column`) that may have a copy; the parts are
@@ -420,7 +444,7 @@ def dashboard_sql(
             branches.append(_event_breakdowns_array_join(where, params, event_level, limit, final))
     if session_level:
         branches.append(_session_breakdowns(where, session_level, limit, final))
-    return "\nUNION ALL\n".join(branches), params
+    return params.joined(branches, periods), params
 
 
 def _from_filter_cache(
@@ -463,17 +487,30 @@ def _from_filter_cache(
     if others:
         copies = params.copies(scope.runner.store) if copies_where_possible else None
         branches.append(_event_breakdowns(_where(scope, params), params, others, limit, copies=copies))
-    return "\nUNION ALL\n".join(branches), params
+    return BRANCH_JOIN.join(branches), params  # one query: its branches read the cache's rows, few copies
 
 
 def run(scope: Scope, sql: str, params: SqlParams) -> list[dict[str, Any]]:
     """The query over the raw events with the site parameter (the ranges are in `params`). When `params`
     drop copies only inside `copy_windows`' windows, the parts are read again after the query, and if an
     insert came close enough to those windows to hide a copy from them, the query runs again with copies
-    dropped everywhere."""
+    dropped everywhere. Its branches run one after another when they group many rows by their key
+    (`_query`)."""
     fixed = {"site": scope.site, "tz": scope.range.tz}
-    rows = scope.runner.query(sql, params.with_fixed(**fixed)).dicts()
+    rows = _query(scope, sql, params.with_fixed(**fixed), params)
     if not isinstance(params, DashboardParams) or params.held(scope.runner.store):
         return rows
     params.drop_everywhere()
-    return scope.runner.query(sql, params.with_fixed(**fixed)).dicts()
+    return _query(scope, sql, params.with_fixed(**fixed), params)
+
+
+def _query(scope: Scope, sql: str, values: dict[str, Any], params: SqlParams) -> list[dict[str, Any]]:
+    """`sql` as one query, or its branches (`DashboardParams.branches`) as statements one after another when
+    they group at least `SPLIT_ROWS` rows by their key (`grouped_rows`). Run side by side, every branch's
+    aggregation holds its state at once, each up to the store's per-aggregation memory threshold, so the
+    process's peak is their sum; one after another, the largest one's."""
+    if not isinstance(params, DashboardParams) or not params.branches or params.grouped_rows() < SPLIT_ROWS:
+        return scope.runner.query(sql, values).dicts()
+    if sql != BRANCH_JOIN.join(params.branches):
+        raise ValueError("the query is not the one its parameters were built for")
+    return [row for branch in params.branches for row in scope.runner.query(branch, values).dicts()]
