@@ -382,6 +382,9 @@ def test_a_copy_inserted_during_the_query_runs_it_again(
     read = params.session_parts if sessions else params.parts
     assert read is not None and (params.parts is None) == sessions
     assert not any(_covered(params, dataset.ts(r), sessions) for r in rows)
+    assert params.grouped_rows() == 0  # no window: nothing grouped, one query unless forced
+    table = "session_rows" if sessions else "events"
+    stored = api.store.scalar(f"SELECT count() FROM {table} WHERE site = {{s:String}}", {"s": site})
     api.store.insert_rows("events", rows[::4])
     got = {r["tag"]: r for r in raw_dashboard.run(scope, sql, params) if r["tag"] in ("s", "es")}
     assert int(got["s"]["events"]) == len(rows)
@@ -391,6 +394,8 @@ def test_a_copy_inserted_during_the_query_runs_it_again(
         per_session[r["session_id"]] = per_session.get(r["session_id"], 0) + (r["event_name"] == "pageview")
     assert int(got["es"]["session_pageviews"]) == sum(per_session.values())
     assert int(got["es"]["bounces"]) == sum(n <= 1 for n in per_session.values())
+    # the flag set: every row of the parts read before (one part, inside the period) is grouped
+    assert params.values[params.everywhere or ""] == 1 and params.grouped_rows() == stored
 
 
 def test_no_parts_listed_drops_copies_everywhere(api_chfront: ChFront) -> None:
@@ -409,6 +414,7 @@ def test_no_parts_listed_drops_copies_everywhere(api_chfront: ChFront) -> None:
         rows, params = _rows(scope)
         assert params.parts is None and params.everywhere is not None
         assert params.values[params.everywhere] == 1
+        assert params.grouped_rows() == 0  # no parts, no estimate: one query, as before
     finally:
         empty.close()
     missing = ClickHouseStore(api_chfront.url, database="pixel_copy_windows_no_such_database")

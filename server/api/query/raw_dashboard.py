@@ -131,11 +131,12 @@ class DashboardParams(SqlParams):
 
     def grouped_rows(self) -> int:
         """About how many rows the query groups by their key to drop copies: each table's rows inside its
-        windows and the periods read (with the flag set, every row of the periods; parts unknown: `SPLIT_ROWS`)."""
+        windows and the periods read (with the flag set, every row of the periods). Parts unknown (a
+        Distributed table has none of its own): no estimate, 0."""
         total = 0
         for read in self._reads.values():
             if read.parts is None:
-                return SPLIT_ROWS
+                continue
             wins = read.windows
             if self.everywhere is not None and self.values[self.everywhere] == 1:
                 wins = ((min(p.first for p in read.parts), max(p.last for p in read.parts) + 1),)
