@@ -507,9 +507,9 @@ def run(scope: Scope, sql: str, params: SqlParams) -> list[dict[str, Any]]:
 
 def _query(scope: Scope, sql: str, values: dict[str, Any], params: SqlParams) -> list[dict[str, Any]]:
     """`sql` as one query, or its branches (`DashboardParams.branches`) as statements one after another when
-    they group at least `SPLIT_ROWS` rows by their key (`grouped_rows`). Run side by side, every branch's
-    aggregation holds its state at once, each up to the store's per-aggregation memory threshold, so the
-    process's peak is their sum; one after another, the largest one's."""
+    they group at least `SPLIT_ROWS` rows by their key (`grouped_rows`). Run side by side, the branches'
+    aggregations hold their states at the same time, and the store's spill threshold (`store/memory.py`) did not
+    keep their sum near it (bench/README.md); one after another, the peak is about the largest one's."""
     if not isinstance(params, DashboardParams) or not params.branches or params.grouped_rows() < SPLIT_ROWS:
         return scope.runner.query(sql, values).dicts()
     if sql != BRANCH_JOIN.join(params.branches):
