@@ -67,6 +67,9 @@ DEFAULT_FILTERS: list[list[list[str]]] = [
     [["prop:plan", "is", "pro"]],
 ]
 
+# Both generators give every row a fresh UUID as its event id, so no two rows of an insert share the events
+# table's key: the insert skips the store's look for such copies (`optimize_on_insert = 0`, as the shipper's
+# `UNIQUE_KEYS`), which was most of a chunk's cost (bench/README.md, "The generator at 100 M").
 # The flat generator (sessions 1-4): about one event per session, every dimension drawn per event.
 GENERATE = """
 INSERT INTO events (timestamp, received_at, site, event_id, event_name, visitor_id, session_id, url, host, path,
@@ -93,6 +96,7 @@ FROM (
         ['Direct', 'Organic Search', 'Organic Social', 'Referral', 'Referral'][bitShiftRight(h, 6) % 5 + 1] AS chan,
         ['US', 'DE', 'FR', 'GB', 'IN', 'BR', 'JP'][bitShiftRight(h, 8) % 7 + 1] AS ctry
     FROM numbers({start:UInt64}, {count:UInt64}))
+SETTINGS optimize_on_insert = 0
 """
 
 
@@ -138,6 +142,7 @@ FROM (
             ['US', 'DE', 'FR', 'GB', 'IN', 'BR', 'JP'][bitShiftRight(vh, 8) % 7 + 1] AS ctry
         FROM numbers({start:UInt64}, {count:UInt64}))
     ARRAY JOIN range(n) AS i)
+SETTINGS optimize_on_insert = 0
 """
 
 
