@@ -397,6 +397,14 @@ def chromium_flags(domain: str, edge_ip: str, pins: list[bytes]) -> list[str]:
 
 
 NETWORK_CHANGED = "net::ERR_NETWORK_CHANGED"
+# What Chromium gave a connection it was setting up to the edge right after the edge joined the visitors'
+# network (a CI run): the same change of the machine's interfaces, another code.
+SOCKET_NOT_CONNECTED = "net::ERR_SOCKET_NOT_CONNECTED"
+INTERFACE_CHANGES = (NETWORK_CHANGED, SOCKET_NOT_CONNECTED)
+
+
+def _changed(failure: str) -> str | None:
+    return next((code for code in INTERFACE_CHANGES if code in failure), None)
 
 
 def tracking_answer(
@@ -404,9 +412,10 @@ def tracking_answer(
 ) -> int:
     """Opens `page_url` in Playwright's `page` and returns the status of the first answer to `track_url`.
 
-    Chromium fails a request whose connection it is still setting up (TCP, TLS) with ERR_NETWORK_CHANGED when
-    an address appears on one of the machine's interfaces: a container joining a network (its veth's address
-    comes a moment later), another test's network, as a laptop's browser does on a Wi-Fi change; a request
+    Chromium fails a request whose connection it is still setting up (TCP, TLS) with ERR_NETWORK_CHANGED (once
+    in a CI run, ERR_SOCKET_NOT_CONNECTED) when an address appears on one of the machine's interfaces: a
+    container joining a network (its veth's address comes a moment later), another test's network, as a laptop's
+    browser does on a Wi-Fi change; a request
     already sent is not failed (tests/stack/test_tracking_answer.py). The tracker resends a failed event from
     its outbox, so the wait goes on; a page or a script failed so never runs, and a person would reload: the
     page is opened again, `opens` times in all. Any other failure, or no answer within `seconds` of an
@@ -417,7 +426,7 @@ def tracking_answer(
 
     def failed(request: Request) -> None:
         seen.append(f"failed {request.url}: {request.failure}")
-        if request.url != track_url and NETWORK_CHANGED in (request.failure or ""):
+        if request.url != track_url and _changed(request.failure or ""):
             aborted.append(request.url)
 
     def answered(response: Response) -> None:
@@ -433,9 +442,10 @@ def tracking_answer(
         try:
             page.goto(page_url, timeout=seconds * 1000)
         except PlaywrightError as exc:
-            if NETWORK_CHANGED not in str(exc):
+            code = _changed(str(exc))
+            if code is None:
                 raise
-            seen.append(f"opening {page_url}: {NETWORK_CHANGED}")
+            seen.append(f"opening {page_url}: {code}")
             continue
         deadline = time.monotonic() + seconds
         while not answers and not aborted and time.monotonic() < deadline:
@@ -454,6 +464,7 @@ def chromium_visit(html: str, edge_ip: str, chain: list[bytes], folder: Path, se
     the status of the first tracking request (`tracking_answer`), after checking the page was HTTPS."""
     from playwright.sync_api import sync_playwright
 
+    _reachable(edge_ip, 443, seconds)
     cert, key, site_spki = self_signed("www.pixel.test", folder)
     site = SitePage(html, cert, key)
     pins = [site_spki, *(spki(x509.load_pem_x509_certificate(p)) for p in chain)]
@@ -474,6 +485,20 @@ def chromium_visit(html: str, edge_ip: str, chain: list[bytes], folder: Path, se
     finally:
         site.shutdown()
         site.server_close()
+
+
+def _reachable(host: str, port: int, seconds: float) -> None:
+    """Waits until `host`:`port` accepts a TCP connection (an edge just connected to a network gets its address
+    a moment later), so the browser's first connection is not the one that finds out."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            socket.create_connection((host, port), timeout=2).close()
+            return
+        except OSError as exc:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{host}:{port} does not accept connections: {exc}") from exc
+            time.sleep(0.2)
 
 
 class SitePage(ThreadingHTTPServer):

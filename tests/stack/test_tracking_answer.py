@@ -1,7 +1,8 @@
 """`edge_helpers.tracking_answer`, the browser visit of the HTTPS edge tests, on real Chromium and a real
 network change: a Docker network created while the page's script is connecting makes Chromium abort that
-connection with ERR_NETWORK_CHANGED (as a container joining the edge's network did in a CI run). The visit
-opens the page again for that failure only, and says what the page saw for any other.
+connection with ERR_NETWORK_CHANGED (as a container joining the edge's network did in a CI run; another run
+saw ERR_SOCKET_NOT_CONNECTED there, treated alike). The visit opens the page again for those failures only, and
+says what the page saw for any other.
 
 Everything is on 127.0.0.1 (two HTTPS servers, names mapped by Chromium's resolver rules); the network is the
 test's own and is removed."""
