@@ -107,7 +107,11 @@ def test_an_uninterruptible_query_is_answered_at_the_hard_bound_and_reports_go_o
     def console() -> None:
         started = time.monotonic()
         r = fast.post("/api/sql", json={"site_id": api.site_id, "query": query}, headers=api.admin)
-        answer.update(status=r.status_code, body=r.json(), seconds=time.monotonic() - started)
+        seconds = time.monotonic() - started
+        busy = api.store.__dict__.get("_console_busy")
+        answer.update(
+            status=r.status_code, body=r.json(), seconds=seconds, running=busy is not None and busy.locked()
+        )
 
     runner = threading.Thread(target=console)
     runner.start()
@@ -120,7 +124,10 @@ def test_an_uninterruptible_query_is_answered_at_the_hard_bound_and_reports_go_o
     assert report_seconds < bound, report_seconds  # not queued behind the console query
     assert answer["status"] == 400, answer
     assert "stopped at the time limit (0.75 s)" in answer["body"]["detail"]
-    assert bound <= answer["seconds"] < bound + 1.0, answer["seconds"]
+    # at the bound, not when the query ends: within a second of it, or later on a loaded machine (a CI run: 1.8 s)
+    # while the query is still running, which only an answer that did not wait for it can see
+    assert bound <= answer["seconds"], answer["seconds"]
+    assert answer["seconds"] < bound + 1.0 or answer["running"], answer
     # while the stopped query is still on its way out, the console says so instead of queueing
     r = fast.post("/api/sql", json={"site_id": api.site_id, "query": "SELECT 1"}, headers=api.admin)
     assert r.status_code == 503 and r.json()["error"] == "sql_busy" and r.headers["Retry-After"] == "2", (
