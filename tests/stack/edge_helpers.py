@@ -403,7 +403,8 @@ SOCKET_NOT_CONNECTED = "net::ERR_SOCKET_NOT_CONNECTED"
 INTERFACE_CHANGES = (NETWORK_CHANGED, SOCKET_NOT_CONNECTED)
 
 
-def _changed(failure: str) -> str | None:
+def interface_change(failure: str) -> str | None:
+    """The interface-change code in a Chromium failure text, or None for any other failure."""
     return next((code for code in INTERFACE_CHANGES if code in failure), None)
 
 
@@ -426,7 +427,7 @@ def tracking_answer(
 
     def failed(request: Request) -> None:
         seen.append(f"failed {request.url}: {request.failure}")
-        if request.url != track_url and _changed(request.failure or ""):
+        if request.url != track_url and interface_change(request.failure or ""):
             aborted.append(request.url)
 
     def answered(response: Response) -> None:
@@ -442,7 +443,7 @@ def tracking_answer(
         try:
             page.goto(page_url, timeout=seconds * 1000)
         except PlaywrightError as exc:
-            code = _changed(str(exc))
+            code = interface_change(str(exc))
             if code is None:
                 raise
             seen.append(f"opening {page_url}: {code}")

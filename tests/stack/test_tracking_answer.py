@@ -19,7 +19,14 @@ from pathlib import Path
 
 import docker
 import pytest
-from edge_helpers import NETWORK_CHANGED, chromium_flags, self_signed, tracking_answer
+from edge_helpers import (
+    NETWORK_CHANGED,
+    SOCKET_NOT_CONNECTED,
+    chromium_flags,
+    interface_change,
+    self_signed,
+    tracking_answer,
+)
 from playwright.sync_api import Page, sync_playwright
 from stack_helpers import unique_project
 
@@ -202,3 +209,17 @@ def test_another_failure_is_said_without_opening_the_page_again(tmp_path: Path) 
     assert message.startswith("no answer to the tracking request; the page saw: ")
     assert "/pixel.js: net::ERR_CONNECTION_REFUSED" in message
     assert site.counts == {"/shop": 1}
+
+
+@pytest.mark.parametrize(
+    ("failure", "code"),
+    [
+        (NETWORK_CHANGED, NETWORK_CHANGED),
+        (f"page.goto: {SOCKET_NOT_CONNECTED} at https://stats.pixel.test/", SOCKET_NOT_CONNECTED),
+        ("net::ERR_CONNECTION_REFUSED", None),
+        ("net::ERR_CERT_AUTHORITY_INVALID", None),
+        ("", None),
+    ],
+)
+def test_only_an_interface_change_opens_the_page_again(failure: str, code: str | None) -> None:
+    assert interface_change(failure) == code

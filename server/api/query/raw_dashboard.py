@@ -138,7 +138,7 @@ class DashboardParams(SqlParams):
             if read.parts is None:
                 continue
             wins = read.windows
-            if self.everywhere is not None and self.values[self.everywhere] == 1:
+            if self.dropping_everywhere:
                 wins = ((min(p.first for p in read.parts), max(p.last for p in read.parts) + 1),)
             total += copy_windows.rows_within(read.parts, wins, self.spans)
         return total
@@ -192,6 +192,11 @@ class DashboardParams(SqlParams):
     def session_windows(self) -> copy_windows.Windows:
         return self._read(copy_windows.SESSIONS).windows
 
+    @property
+    def dropping_everywhere(self) -> bool:
+        """Whether the flag is set: copies dropped among every row."""
+        return self.everywhere is not None and self.values[self.everywhere] == 1
+
     def drop_everywhere(self) -> None:
         """Set the flag: copies dropped among every row (every row of the sessions table merged per key)."""
         if self.everywhere is not None:
@@ -201,7 +206,7 @@ class DashboardParams(SqlParams):
         """Whether the windows read before the query still held during it (or none was in use): each table's
         parts are read again; an insert that came too close to its windows means running again with the flag
         set (`drop_everywhere`)."""
-        if self.everywhere is None or self.values[self.everywhere] == 1:
+        if self.everywhere is None or self.dropping_everywhere:
             return True
         return all(
             read.parts is None
