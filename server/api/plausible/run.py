@@ -66,6 +66,7 @@ from pixel.server.api.plausible.schema import (
     property_sql,
 )
 from pixel.server.api.query.filters import SqlParams
+from pixel.server.api.query.goal_match import condition as goal_condition
 from pixel.server.api.query.periods import (
     MAX_BUCKETS,
     Range,
@@ -74,7 +75,6 @@ from pixel.server.api.query.periods import (
     ch_datetime,
     local_midnight,
 )
-from pixel.server.api.query.reports import goal_condition
 from pixel.server.api.query.runner import QueryRunner
 from pixel.server.store import StoreError
 from pixel.server.store.schema import EVENTS

@@ -602,6 +602,19 @@ def totals_sql(
         FROM {rows} GROUP BY {group}"""
 
 
+def event_numbers_sql(days: Days, filters: list[Filter], params: SqlParams, event_name: str) -> str:
+    """One row `u` (visitors), `c` (events) of the events named `event_name` (not `pageview`: pageviews are
+    kept by page) that `filters` keep: a goal on an event with a property value (`goal_counts`)."""
+    rows = _rows(
+        days,
+        filters,
+        params,
+        "visitors AS v, events AS ev",
+        f"dimension = 'event' AND value = {params.add(event_name)}",
+    )
+    return f"SELECT toUInt64({cache_sql.UNIQ_VALUE_MERGE}(v)) AS u, toUInt64(sum(ev)) AS c FROM {rows}"
+
+
 def breakdowns_per_value(days: Days, filters: list[Filter], params: SqlParams, dimensions: list[str]) -> str:
     """Rows `dimension, value, st, pageviews, events, sessions` of the breakdowns by `dimensions` (names in
     `DIMENSIONS`) of the events `filters` keep, as `raw_dashboard`'s event branch gives them to `_ranked`."""

@@ -45,8 +45,8 @@ from typing import Any
 
 from pixel.server.api.errors import ApiError, bad_request
 from pixel.server.api.query.filters import SqlParams, filter_sql, text_problem
+from pixel.server.api.query.goal_match import glob_regex
 from pixel.server.api.query.periods import ch_datetime
-from pixel.server.api.query.reports import glob_regex
 from pixel.server.api.query.scope import Scope
 from pixel.server.api.query.session_dashboard import SESSION_FILTERS
 from pixel.server.store import sessions_backfill

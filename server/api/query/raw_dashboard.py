@@ -63,7 +63,7 @@ BRANCH_JOIN = "\nUNION ALL\n"
 SPLIT_ROWS = 10_000_000
 
 
-def _where(scope: Scope, params: SqlParams) -> str:
+def period_where(scope: Scope, params: SqlParams) -> str:
     """The scope's WHERE with its range bound to parameters of its own (two periods in one query)."""
     start = params.add(scope.range.params["start"], "DateTime64(3)")
     end = params.add(scope.range.params["end"], "DateTime64(3)")
@@ -424,13 +424,15 @@ def dashboard_sql(
     else:
         events_branch = partial(_events_branch, final=final, copies=copies)
         sessions_branch = partial(_sessions_branch, final=final, copies=copies)
-        where = _where(scope, params)
+        where = period_where(scope, params)
     branches = [
         events_branch(where, interval, Tag.SUMMARY, Tag.SERIES),
         sessions_branch(where, interval, Tag.SUMMARY, Tag.SERIES),
     ]
     if with_before and before is not None:
-        where_before = session_dashboard.where(before, params) if from_sessions else _where(before, params)
+        where_before = (
+            session_dashboard.where(before, params) if from_sessions else period_where(before, params)
+        )
         total = Tag.PREVIOUS_SUMMARY if compare else None
         series = Tag.PREVIOUS_SERIES if previous_series else None
         branches.append(events_branch(where_before, interval, total, series))
@@ -442,7 +444,7 @@ def dashboard_sql(
             branches.append(session_dashboard.entry_exit(where, session_level, limit, _ranked))
         session_level = []
         if event_level:
-            where = _where(scope, params)
+            where = period_where(scope, params)
     if event_level:
         if grouping_sets:
             branches.append(_event_breakdowns(where, params, event_level, limit, final, copies))
@@ -492,7 +494,7 @@ def _from_filter_cache(
     others = [d for d in dimensions if d not in SESSION_DIMENSIONS and d not in filter_cache.DIMENSIONS]
     if others:
         copies = params.copies(scope.runner.store) if copies_where_possible else None
-        branches.append(_event_breakdowns(_where(scope, params), params, others, limit, copies=copies))
+        branches.append(_event_breakdowns(period_where(scope, params), params, others, limit, copies=copies))
     return BRANCH_JOIN.join(branches), params  # one query: its branches read the cache's rows, few copies
 
 

@@ -19,13 +19,12 @@ answer from the two periods' values).
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pixel.server.api.errors import bad_request
-from pixel.server.api.query import cache_sql, session_dashboard
+from pixel.server.api.query import cache_sql, goal_match, session_dashboard
 from pixel.server.api.query.cache_sql import Tag
 from pixel.server.api.query.filters import PROP_PREFIX, SESSION_DIMENSIONS, Filter, SqlParams, dimension_sql
 from pixel.server.api.query.periods import Range, bucket_sql, buckets, ch_datetime
@@ -54,16 +53,16 @@ def check_limit(limit: int) -> None:
         raise bad_request(f"limit must be between 1 and {MAX_LIMIT}", "invalid_pagination")
 
 
-def _ratio(a: float, b: float, digits: int = 2, scale: float = 1.0) -> float:
+def ratio(a: float, b: float, digits: int = 2, scale: float = 1.0) -> float:
     return round(a * scale / b, digits) if b else 0.0
 
 
 def session_metrics(sessions: int, pageviews: int, bounces: int, duration_ms: int) -> dict[str, float]:
     return {
         "sessions": sessions,
-        "views_per_session": _ratio(pageviews, sessions),
-        "bounce_rate": _ratio(bounces, sessions, 1, 100.0),
-        "visit_duration": _ratio(duration_ms, sessions, 1, 0.001),
+        "views_per_session": ratio(pageviews, sessions),
+        "bounce_rate": ratio(bounces, sessions, 1, 100.0),
+        "visit_duration": ratio(duration_ms, sessions, 1, 0.001),
     }
 
 
@@ -326,43 +325,6 @@ def realtime(
 # -- goals ----------------------------------------------------------------------------------------
 
 
-def glob_regex(pattern: str) -> str:
-    """A page-path glob (`*` = any characters) as an anchored RE2 pattern."""
-    return "^" + ".*".join(re.escape(part) for part in pattern.split("*")) + "$"
-
-
-def goal_condition(goal: dict[str, Any], params: SqlParams) -> str:
-    if goal["kind"] == "page":
-        return f"(event_name = 'pageview' AND match(path, {params.add(glob_regex(goal['page_pattern']))}))"
-    cond = f"event_name = {params.add(goal['event_name'])}"
-    if goal.get("prop_key"):
-        cond += f" AND props[{params.add(goal['prop_key'])}] = {params.add(goal.get('prop_value') or '')}"
-    return f"({cond})"
-
-
-def goals(scope: Scope, goal_rows: list[dict[str, Any]]) -> dict[str, Any]:
-    params = SqlParams()
-    parts = ["uniq(visitor_id) AS total_visitors"]
-    for i, goal in enumerate(goal_rows):
-        cond = goal_condition(goal, params)
-        parts.append(f"uniqIf(visitor_id, {cond}) AS u{i}, countIf({cond}) AS c{i}")
-    row = scope.run(f"SELECT {', '.join(parts)} FROM {EVENTS} WHERE {scope.where(params)}", params)[0]
-    total = int(row["total_visitors"])
-    out = []
-    for i, goal in enumerate(goal_rows):
-        visitors = int(row[f"u{i}"])
-        out.append(
-            {
-                "goal_id": goal["id"],
-                "name": goal["name"],
-                "visitors": visitors,
-                "conversions": int(row[f"c{i}"]),
-                "conversion_rate": _ratio(visitors, total, 2, 100.0),
-            }
-        )
-    return {"total_visitors": total, "goals": out}
-
-
 # -- funnels --------------------------------------------------------------------------------------
 
 
@@ -387,7 +349,7 @@ def funnel(scope: Scope, steps: list[dict[str, Any]], window_seconds: int) -> di
     if len(steps) > STEP_SLOTS:
         raise ValueError(f"a funnel has at most {STEP_SLOTS} steps")
     params = SqlParams()
-    conditions = [goal_condition(step, params) for step in steps]
+    conditions = [goal_match.condition(step, params) for step in steps]
     window = params.add(window_seconds * 1000 * STEP_SLOTS, "UInt64")
     mask = " + ".join(f"if({cond}, {1 << i}, 0)" for i, cond in enumerate(conditions))
     sql = f"""SELECT level, count() AS visitors FROM (
@@ -411,9 +373,9 @@ def funnel(scope: Scope, steps: list[dict[str, Any]], window_seconds: int) -> di
                 "step": i,
                 "name": step.get("name") or step.get("page_pattern") or step.get("event_name"),
                 "visitors": reached,
-                "conversion_rate": _ratio(reached, first, 2, 100.0),
+                "conversion_rate": ratio(reached, first, 2, 100.0),
                 "dropoff": previous - reached,
-                "dropoff_rate": _ratio(previous - reached, previous, 2, 100.0),
+                "dropoff_rate": ratio(previous - reached, previous, 2, 100.0),
             }
         )
         previous = reached
@@ -455,7 +417,7 @@ def retention(scope: Scope) -> dict[str, Any]:
                 "cohort": cohort,
                 "visitors": size,
                 "weeks": counts,
-                "percent": [_ratio(c, size, 1, 100.0) for c in counts],
+                "percent": [ratio(c, size, 1, 100.0) for c in counts],
             }
         )
     return {"cohorts": out}

@@ -18,7 +18,7 @@ from pixel.server.api.errors import bad_request
 from pixel.server.api.models import FunnelStep
 from pixel.server.api.query import compare as compare_query
 from pixel.server.api.query import dashboard as dashboard_query
-from pixel.server.api.query import reports
+from pixel.server.api.query import goal_counts, reports
 from pixel.server.api.query.filters import (
     DIMENSIONS,
     OPERATORS,
@@ -184,7 +184,7 @@ def realtime(
 @router.get("/goals")
 def goals(s: ScopeDep, site_id: PathId, state: State) -> dict[str, Any]:
     rows = state.meta.all("SELECT * FROM goals WHERE site_id = ? ORDER BY id", site_id)
-    return {**_range(s), **reports.goals(s, rows)}
+    return {**_range(s), **goal_counts.goals(s, rows)}
 
 
 _steps_adapter = TypeAdapter(list[FunnelStep])
