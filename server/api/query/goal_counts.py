@@ -15,8 +15,8 @@ value is answered from the filter cache's rows of that property when it holds th
 other goals (an empty property value, the event name `pageview`, which the caches keep by page, or a key the
 filter cache did not split) are answered from the events that match one of them (`events_counts`): read as
 stored, not `events FINAL`, each event counted once by the table's key (a copy is the same event stored again:
-same day and id) where copies can sit (`copy_windows`). Imported aggregates hold no properties: those goals
-leave them out, as every report reading events does.
+same day and id) where copies can sit (`copy_windows`), as the dashboard counts them. Imported aggregates hold no
+properties: those goals leave them out, as every report reading events does.
 
 Used when the scope's days are the report cache's (`Scope.cached_days`: no filters, bots left out, whole days in
 the site's zone); otherwise every goal reads `events FINAL` as before (`raw_sql`). Nothing here puts user text
@@ -39,7 +39,7 @@ from pixel.server.store.schema import EVENTS
 Goal = dict[str, Any]
 
 
-def cached(goal: Goal) -> bool:
+def in_report_cache(goal: Goal) -> bool:
     """Whether the report cache's day rows answer `goal`: a page pattern, or an event name without a property
     that the cache keeps as an event (every name but `pageview`)."""
     if goal["kind"] == "page":
@@ -58,14 +58,14 @@ def raw_sql(where: str, goals: list[Goal], params: SqlParams) -> str:
 
 def cached_sql(days: Days, goals: list[Goal], params: SqlParams) -> str:
     """One row over the report cache's rows of `days`: `total_visitors`, and `u<i>`, `c<i>` for each goal at
-    index i that `cached` says the rows answer (run with `Scope.run_cached`: site and zone parameters)."""
+    index i that `in_report_cache` says the rows answer (run with `Scope.run_cached`: site and zone parameters)."""
     total = f"dimension = '{TOTAL}'"
     parts = [
         f"{_merge_if(cache_sql.UNIQ_TOTAL)}(visitors_total, {total}) + sumIf(imported_visitors, {total})"
         " AS total_visitors"
     ]
     for i, goal in enumerate(goals):
-        if not cached(goal):
+        if not in_report_cache(goal):
             continue
         if goal["kind"] == "page":
             rows = f"dimension = 'page' AND match(value, {params.add(glob_regex(goal['page_pattern']))})"
@@ -105,22 +105,22 @@ def by_property(scope: Scope, goal: Goal) -> dict[str, int] | None:
 
 def events_counts(scope: Scope, goals: list[Goal], read: set[int]) -> dict[str, Any]:
     """`u<i>`, `c<i>` for each goal at an index in `read`, from the stored events of the scope matching one of
-    them ({} when `read` is empty). A copy of an event (same day and id, the
-    table's key) is counted once: by its key among the rows where a copy can sit (`copy_windows`), as they are
-    elsewhere; `raw_dashboard.run` runs it again with copies dropped everywhere if an insert came too close."""
+    them ({} when `read` is empty), each event once as the dashboard reads them (`raw_dashboard.matching`: a
+    copy, same day and id, grouped by that key among the rows where copies can sit, `copy_windows`; the rows
+    elsewhere read as they are, without their ids); `raw_dashboard.run` runs it again with copies dropped
+    everywhere if an insert came too close."""
     params = raw_dashboard.DashboardParams()
     conditions = {i: condition(goal, params) for i, goal in enumerate(goals) if i in read}
     if not conditions:
         return {}
-    copies = params.copies(scope.runner.store)
+    where = f"({raw_dashboard.period_where(scope, params)}) AND ({' OR '.join(conditions.values())})"
+    columns = {"visitor_id": "visitor_id", **{f"m{i}": cond for i, cond in conditions.items()}}
+    rows = raw_dashboard.matching(where, columns, False, copies=params.copies(scope.runner.store))
     parts = [
-        f"{_if(cache_sql.UNIQ_VALUE)}(visitor_id, {cond}) AS u{i}, toUInt64(countIf({cond} AND NOT {copies})"
-        f" + uniqExactIf((toDate(timestamp), event_id), {cond} AND {copies})) AS c{i}"
-        for i, cond in conditions.items()
+        f"{_if(cache_sql.UNIQ_VALUE)}(visitor_id, m{i}) AS u{i}, toUInt64(countIf(m{i})) AS c{i}"
+        for i in conditions
     ]
-    sql = f"""SELECT {", ".join(parts)} FROM events
-        WHERE ({raw_dashboard.period_where(scope, params)}) AND ({" OR ".join(conditions.values())})"""
-    return raw_dashboard.run(scope, sql, params)[0]
+    return raw_dashboard.run(scope, f"SELECT {', '.join(parts)} FROM {rows}", params)[0]
 
 
 def _if(function: str) -> str:
@@ -146,7 +146,7 @@ def goals(scope: Scope, goal_rows: list[dict[str, Any]]) -> dict[str, Any]:
         row = scope.run_cached(cached_sql(scope.ensure(days), goal_rows, params), params)[0]
         read: set[int] = set()
         for i, goal in enumerate(goal_rows):
-            if cached(goal):
+            if in_report_cache(goal):
                 continue
             found = by_property(scope, goal)
             if found is None:

@@ -70,7 +70,7 @@ def period_where(scope: Scope, params: SqlParams) -> str:
     return base_where(scope.filters, params, include_bots=scope.include_bots, start=start, end=end)
 
 
-def _matching(
+def matching(
     where: str, columns: dict[str, str], final: bool, *, copies_matter: bool = True, copies: str | None = None
 ) -> str:
     """The rows matching `where` with `columns` (alias -> expression) and `timestamp`, each event once.
@@ -235,7 +235,7 @@ def _events_branch(
             toUInt64(countIf(event_name = 'pageview')) AS pageviews, toUInt64(count()) AS events,
             {_ZERO} AS sessions, {_ZERO} AS session_pageviews, {_ZERO} AS bounces, {_ZERO} AS duration_ms,
             toUInt64(count()) AS total_rows, {_ZERO} AS session_rows, {_ZERO} AS first_rank
-        FROM {_matching(where, {"visitor_id": "visitor_id", "event_name": "event_name"}, final, copies=copies)}
+        FROM {matching(where, {"visitor_id": "visitor_id", "event_name": "event_name"}, final, copies=copies)}
         GROUP BY {group}"""
 
 
@@ -257,7 +257,7 @@ def _sessions_branch(
             toUInt64(count()) AS session_rows, {_ZERO} AS first_rank
         FROM (SELECT sid, countIf(event_name = 'pageview') AS pv,
                   dateDiff('millisecond', min(timestamp), max(timestamp)) AS dur, min(timestamp) AS first_seen
-              FROM {_matching(where, {"sid": "session_hash", "event_name": "event_name"}, final, copies=copies)}
+              FROM {matching(where, {"sid": "session_hash", "event_name": "event_name"}, final, copies=copies)}
               GROUP BY sid)
         GROUP BY {group}"""
 
@@ -314,7 +314,7 @@ def _event_breakdowns(
         FROM (SELECT multiIf({dimension}, '') AS dimension, multiIf({value}, NULL) AS key,
                   {cache_sql.UNIQ_VALUE_STATE}(visitor_id) AS st, countIf(event_name = 'pageview') AS pageviews,
                   count() AS events, toUInt64(0) AS sessions
-              FROM {_matching(where, columns, final, copies=copies)}
+              FROM {matching(where, columns, final, copies=copies)}
               GROUP BY GROUPING SETS ({", ".join(f"({k})" for k in keys)}))
         WHERE key IS NOT NULL"""
     return _ranked(per_value, limit)
@@ -340,7 +340,7 @@ def _event_breakdowns_array_join(
     }
     per_value = f"""SELECT dimension, value, {cache_sql.UNIQ_VALUE_STATE}(visitor_id) AS st,
             countIf(event_name = 'pageview') AS pageviews, count() AS events, toUInt64(0) AS sessions
-        FROM (SELECT visitor_id, event_name, dimension, value, ok FROM {_matching(where, columns, final)}
+        FROM (SELECT visitor_id, event_name, dimension, value, ok FROM {matching(where, columns, final)}
               ARRAY JOIN [{", ".join(names)}] AS dimension, vals AS value, oks AS ok)
         WHERE ok GROUP BY dimension, value"""
     return _ranked(per_value, limit)
@@ -354,7 +354,7 @@ def _session_breakdowns(where: str, dimensions: list[str], limit: int, final: bo
             toUInt64(0) AS pageviews, toUInt64(0) AS events, count() AS sessions
         FROM (SELECT sid, any(visitor_id) AS visitor_id,
                   {SESSION_DIMENSIONS["entry_page"]} AS entry, {SESSION_DIMENSIONS["exit_page"]} AS exit
-              FROM {_matching(pageviews, {"sid": "session_hash", "visitor_id": "visitor_id", "path": "path"}, final, copies_matter=False)}
+              FROM {matching(pageviews, {"sid": "session_hash", "visitor_id": "visitor_id", "path": "path"}, final, copies_matter=False)}
               GROUP BY sid)
         ARRAY JOIN [{kinds}] AS dimension, [{columns}] AS value
         GROUP BY dimension, value"""
