@@ -271,3 +271,48 @@ def test_imported_aggregate_days_add_to_the_cached_goals(api: Api) -> None:
     assert (cached["total_visitors"], raw["total_visitors"]) == (74, 4)
     assert [(g["visitors"], g["conversions"]) for g in cached["goals"]] == [(44, 59), (30, 35), (0, 0)]
     assert [(g["visitors"], g["conversions"]) for g in raw["goals"]] == [(4, 4), (0, 0), (0, 0)]
+
+
+def test_property_goals_on_many_keys_ask_the_filter_cache_a_bounded_number_of_times(
+    api: Api, sites: dict[str, tuple[int, list[Event]]], queries: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Goals on more property keys than any day splits: the filter cache's days are asked once per key and for
+    at most `PROP_KEYS` keys, its rows read in one statement; the goals past those keys from their events in one
+    more; the numbers those of the events' path."""
+    keys = [f"k{n}" for n in range(filter_cache.PROP_KEYS + 5)]
+    goals = [
+        {
+            "id": n,
+            "name": f"g{n}",
+            "kind": "event",
+            "event_name": "signup",
+            "prop_key": key,
+            "prop_value": value,
+        }
+        for n, (key, value) in enumerate((key, value) for key in keys for value in ("a", "b"))
+    ]
+    goals.append({**GOALS[3][0], "id": len(goals)})  # plan = pro, past the bound: from its events
+    asked: list[str] = []
+    real = filter_cache.days
+
+    def days(scope: Scope, interval: str) -> Any:
+        asked.append(scope.filters[0].dimension)
+        return real(scope, interval)
+
+    monkeypatch.setattr(filter_cache, "days", days)
+    scope = _scope(api, "UTC", True)
+    goal_counts.goals(scope, goals)  # the caches' days built
+    asked.clear()
+    queries.clear()
+    got = goal_counts.goals(scope, goals)
+    assert asked == [f"prop:{key}" for key in keys[: filter_cache.PROP_KEYS]]
+    reads = [q for q in queries if "AS i, u, c FROM" in q]  # the goals' rows (the lookups read markers)
+    assert len(reads) == 1 and reads[0].count("AS i, u, c FROM") == 2 * filter_cache.PROP_KEYS
+    assert len([q for q in queries if "FROM events" in q]) == 1
+    assert got == goal_counts.goals(_scope(api, "UTC", False), goals)
+    pro = [
+        e
+        for e in dataset.select(sites["UTC"][1], FIRST, LAST, site=_domain("UTC"), tz="UTC")
+        if GOALS[3][1](e)
+    ]
+    assert got["goals"][-1]["conversions"] == len(pro) > 0

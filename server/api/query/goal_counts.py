@@ -11,7 +11,7 @@ event name but `pageview` (`cache_sql.dimensions_select`), so a goal on a page p
 merged) and a goal on an event name without a property are answered from those rows, with the days'
 imported aggregates added as every cached report adds them (`imported`). A goal on an event with a property
 value is answered from the filter cache's rows of that property when it holds them for the range
-(`by_property`: `filter_cache` splits each day's events by the values of its most used property keys). The
+(`property_counts`: `filter_cache` splits each day's events by the values of its most used property keys). The
 other goals (an empty property value, the event name `pageview`, which the caches keep by page, or a key the
 filter cache did not split) are answered from the events that match one of them (`events_counts`): read as
 stored, not `events FINAL`, each event counted once by the table's key (a copy is the same event stored again:
@@ -32,6 +32,7 @@ from pixel.server.api.query import cache_sql, filter_cache, raw_dashboard
 from pixel.server.api.query.cache_sql import TOTAL, Days
 from pixel.server.api.query.filters import PROP_PREFIX, Filter, SqlParams
 from pixel.server.api.query.goal_match import condition, glob_regex
+from pixel.server.api.query.raw_dashboard import BRANCH_JOIN
 from pixel.server.api.query.reports import ratio
 from pixel.server.api.query.scope import Scope
 from pixel.server.store.schema import EVENTS
@@ -52,7 +53,9 @@ def raw_sql(where: str, goals: list[Goal], params: SqlParams) -> str:
     parts = [f"{cache_sql.UNIQ_TOTAL}(visitor_id) AS total_visitors"]
     for i, goal in enumerate(goals):
         cond = condition(goal, params)
-        parts.append(f"{_if(cache_sql.UNIQ_VALUE)}(visitor_id, {cond}) AS u{i}, countIf({cond}) AS c{i}")
+        parts.append(
+            f"{_with(cache_sql.UNIQ_VALUE, 'If')}(visitor_id, {cond}) AS u{i}, countIf({cond}) AS c{i}"
+        )
     return f"SELECT {', '.join(parts)} FROM {EVENTS} WHERE {where}"
 
 
@@ -61,7 +64,7 @@ def cached_sql(days: Days, goals: list[Goal], params: SqlParams) -> str:
     index i that `in_report_cache` says the rows answer (run with `Scope.run_cached`: site and zone parameters)."""
     total = f"dimension = '{TOTAL}'"
     parts = [
-        f"{_merge_if(cache_sql.UNIQ_TOTAL)}(visitors_total, {total}) + sumIf(imported_visitors, {total})"
+        f"{_with(cache_sql.UNIQ_TOTAL, 'MergeIf')}(visitors_total, {total}) + sumIf(imported_visitors, {total})"
         " AS total_visitors"
     ]
     for i, goal in enumerate(goals):
@@ -74,7 +77,7 @@ def cached_sql(days: Days, goals: list[Goal], params: SqlParams) -> str:
             rows = f"dimension = 'event' AND value = {params.add(goal['event_name'])}"
             count = "events"
         parts.append(
-            f"toUInt64({_merge_if(cache_sql.UNIQ_VALUE)}(visitors, {rows}) + sumIf(imported_visitors, {rows}))"
+            f"toUInt64({_with(cache_sql.UNIQ_VALUE, 'MergeIf')}(visitors, {rows}) + sumIf(imported_visitors, {rows}))"
             f" AS u{i}, toUInt64(sumIf({count}, {rows})) AS c{i}"
         )
     return f"""SELECT {", ".join(parts)} FROM day_dimensions
@@ -82,25 +85,35 @@ def cached_sql(days: Days, goals: list[Goal], params: SqlParams) -> str:
             AND {cache_sql.range_condition(days)}"""
 
 
-def by_property(scope: Scope, goal: Goal) -> dict[str, int] | None:
-    """`u`, `c` of a goal on an event (not `pageview`) with a non-empty property value, from the filter cache's
-    rows of that property (`filter_cache`: the event's rows for that value), or None when it does not hold them
-    for the scope's days (a key it does not split, more values than it keeps, days not built)."""
-    # An empty value keeps the events without the key, which only the key's whole split holds: asking for it
-    # would queue a background build of that split (`FilterCache.days`) for a report that reads few events.
-    if goal["kind"] != "event" or not goal.get("prop_key") or not goal.get("prop_value"):
-        return None
-    if goal["event_name"] == "pageview":  # kept by page in the filter cache's rows
-        return None
-    kept = replace(scope, filters=[Filter(PROP_PREFIX + goal["prop_key"], "is", goal["prop_value"])])
-    days = filter_cache.days(kept, "day")
-    if days is None:
-        return None
+def property_counts(scope: Scope, goals: list[Goal]) -> dict[str, int]:
+    """`u<i>`, `c<i>` of each goal on an event (not `pageview`) with a non-empty property value whose key's rows
+    the filter cache holds for the scope's days (`filter_cache`: the event's rows for that value), in one read;
+    the goals it does not answer (a key it does not split, more values than it keeps, days not built) are left
+    out. The days are asked once per key (they do not depend on the value), for at most `PROP_KEYS` keys: no
+    day splits more, so a list of goals on ever more keys costs no more lookups than that."""
+    days_of: dict[str, Days | None] = {}
     params = SqlParams()
-    row = kept.run_cached(
-        filter_cache.event_numbers_sql(days, kept.filters, params, goal["event_name"]), params
-    )
-    return {"u": int(row[0]["u"]), "c": int(row[0]["c"])} if row else {"u": 0, "c": 0}
+    reads = []
+    for i, goal in enumerate(goals):
+        # An empty value keeps the events without the key, which only the key's whole split holds: asking for
+        # it would queue a background build of that split (`FilterCache.days`) for a report of few events.
+        if goal["kind"] != "event" or not goal.get("prop_key") or not goal.get("prop_value"):
+            continue
+        if goal["event_name"] == "pageview":  # kept by page in the filter cache's rows
+            continue
+        kept = [Filter(PROP_PREFIX + goal["prop_key"], "is", goal["prop_value"])]
+        if goal["prop_key"] not in days_of:
+            if len(days_of) >= filter_cache.PROP_KEYS:
+                continue
+            days_of[goal["prop_key"]] = filter_cache.days(replace(scope, filters=kept), "day")
+        days = days_of[goal["prop_key"]]
+        if days is not None:
+            sql = filter_cache.event_numbers_sql(days, kept, params, goal["event_name"])
+            reads.append(f"SELECT {i} AS i, u, c FROM ({sql})")
+    if not reads:
+        return {}
+    rows = scope.run_cached(BRANCH_JOIN.join(reads), params)
+    return {f"{name}{row['i']}": int(row[name]) for row in rows for name in ("u", "c")}
 
 
 def events_counts(scope: Scope, goals: list[Goal], read: set[int]) -> dict[str, Any]:
@@ -117,22 +130,15 @@ def events_counts(scope: Scope, goals: list[Goal], read: set[int]) -> dict[str, 
     columns = {"visitor_id": "visitor_id", **{f"m{i}": cond for i, cond in conditions.items()}}
     rows = raw_dashboard.matching(where, columns, False, copies=params.copies(scope.runner.store))
     parts = [
-        f"{_if(cache_sql.UNIQ_VALUE)}(visitor_id, m{i}) AS u{i}, toUInt64(countIf(m{i})) AS c{i}"
+        f"{_with(cache_sql.UNIQ_VALUE, 'If')}(visitor_id, m{i}) AS u{i}, toUInt64(countIf(m{i})) AS c{i}"
         for i in conditions
     ]
     return raw_dashboard.run(scope, f"SELECT {', '.join(parts)} FROM {rows}", params)[0]
 
 
-def _if(function: str) -> str:
-    """`uniqCombined(12)` as its -If combinator, `uniqCombinedIf(12)`."""
-    name, _, rest = function.partition("(")
-    return f"{name}If({rest}"
-
-
-def _merge_if(function: str) -> str:
-    """`uniqCombined(12)` as the merge of its states with a condition, `uniqCombinedMergeIf(12)`."""
-    name, _, rest = function.partition("(")
-    return f"{name}MergeIf({rest}"
+def _with(function: str, combinator: str) -> str:
+    """`function` (`uniqCombined(12)`) with a combinator (`If`: `uniqCombinedIf(12)`; `MergeIf`)."""
+    return function.replace("(", f"{combinator}(", 1)
 
 
 def goals(scope: Scope, goal_rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -144,15 +150,8 @@ def goals(scope: Scope, goal_rows: list[dict[str, Any]]) -> dict[str, Any]:
         row = scope.run(raw_sql(scope.where(params), goal_rows, params), params)[0]
     else:
         row = scope.run_cached(cached_sql(scope.ensure(days), goal_rows, params), params)[0]
-        read: set[int] = set()
-        for i, goal in enumerate(goal_rows):
-            if in_report_cache(goal):
-                continue
-            found = by_property(scope, goal)
-            if found is None:
-                read.add(i)
-            else:
-                row.update({f"u{i}": found["u"], f"c{i}": found["c"]})
+        row.update(property_counts(scope, goal_rows))
+        read = {i for i, goal in enumerate(goal_rows) if f"c{i}" not in row}
         row.update(events_counts(scope, goal_rows, read))
     total = int(row["total_visitors"])
     out = []
