@@ -33,7 +33,7 @@ The hierarchy (module: classes):
     ├── api.errors: ApiError (an HTTP answer: status, code, detail)
     ├── api.sqlguard: SqlRefused (ValueError)
     │   └── ConsoleBusy (retryable)
-    ├── api.meta: Conflict, UnknownSites, LastAdmin (ValueError); MigrationError (RuntimeError)
+    ├── api.meta: Conflict, UnknownSites, LastAdmin, LimitReached (ValueError); MigrationError (RuntimeError)
     ├── api.share_links: Gone (an expired share link)
     ├── api.plausible.schema: QueryError (ValueError; a v2 query Plausible would refuse)
     ├── api.share_map: MapDataMissing (the country shapes are not in this install)

@@ -138,7 +138,8 @@ class SiteAdmin:
 
     # ------------------------------------------------------------------ goals
     def goals(self, site_id: int) -> list[dict[str, Any]]:
-        return list(self.client.get(f"/api/sites/{site_id}/goals", {"limit": 100})["items"])
+        # one page holds every goal a site may have (the API bounds them per site, far below a page)
+        return list(self.client.get(f"/api/sites/{site_id}/goals", {"limit": 1000})["items"])
 
     def create_goal(self, site_id: int, body: dict[str, Any]) -> dict[str, Any]:
         if not str(body.get("name", "")).strip():

@@ -100,6 +100,8 @@ SETTINGS = ("smtp_host", "smtp_port", "smtp_security", "smtp_username", "sender"
 
 
 def create(meta: MetaDB, body: ChannelIn, now: float) -> int:
+    from pixel.server.api import limits  # at call time: the API's package imports this module
+
     settings = {k: getattr(body, k) for k in SETTINGS} if body.kind == "smtp" else {}
     return meta.insert(
         "alert_channels",
@@ -112,6 +114,7 @@ def create(meta: MetaDB, body: ChannelIn, now: float) -> int:
             "enabled": int(body.enabled),
             "created_at": now,
         },
+        limits.alert_channels(),
     )
 
 

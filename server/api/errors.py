@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from pixel.server.api.meta import LimitReached
 from pixel.server.errors import PixelError
 from pixel.server.store import StoreError, StoreUnavailable
 
@@ -72,6 +73,10 @@ def install(app: FastAPI) -> None:
             where = ".".join(str(p) for p in err.get("loc", ()))
             problems.append(f"{where}: {err.get('msg', 'invalid')}")
         return JSONResponse(_body("invalid_request", "; ".join(problems)), 422)
+
+    @app.exception_handler(LimitReached)
+    async def _limit_reached(_: Request, exc: LimitReached) -> JSONResponse:
+        return JSONResponse(_body("limit_reached", str(exc)), 409)
 
     @app.exception_handler(StoreUnavailable)
     async def _store_down(_: Request, exc: StoreUnavailable) -> JSONResponse:

@@ -28,6 +28,7 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,28 @@ class MigrationError(PixelError, RuntimeError):
 
 class LastAdmin(PixelError, ValueError):
     """The change would leave no active admin of all sites (where there was one)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """At most `limit` rows of a table may share the values of `match` (column -> value, None for NULL): `insert(bound=...)`
+    counts them and inserts in one write transaction, so two writers racing cannot both pass the last place.
+    `what` and `holder` name them for a person ("goals", "a site")."""
+
+    what: str
+    holder: str
+    limit: int
+    match: dict[str, Any]
+
+
+class LimitReached(PixelError, ValueError):
+    """The insert would pass its `Bound`; nothing was written."""
+
+    def __init__(self, bound: Bound) -> None:
+        self.bound = bound
+        super().__init__(
+            f"{bound.holder} holds at most {bound.limit} {bound.what}; delete one before adding another"
+        )
 
 
 class Keep:
@@ -145,7 +168,9 @@ class MetaDB:
         with self.connect() as conn:
             return conn.execute(sql, args).fetchall()
 
-    def insert(self, table: str, values: dict[str, Any]) -> int:
+    def insert(self, table: str, values: dict[str, Any], bound: Bound | None = None) -> int:
+        """The new row's id; with `bound`, raises `LimitReached` (nothing written) when the rows it counts are
+        already at its limit."""
         if table in ("users", "user_sites"):
             raise ValueError("users are created with create_user")
         values = _encode(values)
@@ -153,6 +178,17 @@ class MetaDB:
         marks = ", ".join("?" for _ in values)
         try:
             with self.transaction() as conn:
+                if bound is not None:
+                    where = " AND ".join(
+                        f"{column} IS NULL" if value is None else f"{column} = ?"
+                        for column, value in bound.match.items()
+                    )
+                    args = tuple(value for value in bound.match.values() if value is not None)
+                    held = conn.execute(
+                        f"SELECT count(*) AS held FROM {table} WHERE {where or '1'}", args
+                    ).fetchone()["held"]
+                    if held >= bound.limit:
+                        raise LimitReached(bound)
                 cur = conn.execute(f"INSERT INTO {table} ({cols}) VALUES ({marks})", tuple(values.values()))
                 return int(cur.lastrowid or 0)
         except sqlite3.IntegrityError as exc:

@@ -28,6 +28,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pixel.server.api import limits
 from pixel.server.api.meta import MetaDB
 from pixel.server.api.query.filters import parse_filters
 from pixel.server.api.query.periods import PERIODS
@@ -193,6 +194,7 @@ def create(
             "expires_at": body.expires_at,
             "created_at": now,
         },
+        limits.share_links(site_id),
     )
     share = get(meta, share_id)
     assert share is not None

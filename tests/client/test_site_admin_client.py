@@ -259,3 +259,25 @@ def test_pure_helpers() -> None:
         "Delete the site Shop (a.test)?\n\n"
     )
     assert deletion_text({"domain": "a.test", "name": "a.test"}).startswith("Delete the site a.test?\n\n")
+
+
+def test_a_site_full_of_goals_is_listed_whole_and_the_next_refused_in_the_apis_words(
+    admin: SiteAdmin, ref: httpx.Client
+) -> None:
+    """The API holds at most 200 goals a site (`server/api/limits.py`): the app lists all of them (not the
+    API's default page of 100) and shows the API's refusal of one more."""
+    sid = admin.add_site("full-of-goals.test")["id"]
+    made = [admin.create_goal(sid, goal_body("event", f"Goal {i}", event_name=f"e{i}")) for i in range(200)]
+    with pytest.raises(ApiRequestError) as err:
+        admin.create_goal(sid, goal_body("page", "One more", page_pattern="/more"))
+    assert (err.value.status, err.value.code, err.value.detail) == (
+        409,
+        "limit_reached",
+        "a site holds at most 200 goals; delete one before adding another",
+    )
+    assert [g["id"] for g in admin.goals(sid)] == [g["id"] for g in made]
+    admin.delete_goal(sid, made[0]["id"])
+    assert admin.create_goal(sid, goal_body("page", "One more", page_pattern="/more"))["name"] == "One more"
+    assert len(admin.goals(sid)) == 200
+    admin.delete_site(sid)
+    assert ref.get(f"/api/sites/{sid}").status_code == 404

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from pixel.server.api import limits
 from pixel.server.api.deps import Auth, PathId, Principal, State, site_for
 from pixel.server.api.errors import ApiError, bad_request, not_found
 from pixel.server.api.models import Page, Strict
@@ -165,6 +166,7 @@ def create_annotation(site_id: PathId, body: AnnotationIn, principal: Auth, stat
             "created_at": now,
             "updated_at": now,
         },
+        limits.manual_annotations(site_id, principal.user_id),
     )
     row, tz = _annotation(state, principal, annotation_id)
     return _out(row, tz)

@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
+from pixel.server.api import limits
 from pixel.server.api.deps import Admin, Auth, PathId, State, site_for
 from pixel.server.api.errors import not_found
 from pixel.server.api.models import DashboardIn, DashboardOut, Page
@@ -55,6 +56,7 @@ def create_dashboard(site_id: PathId, body: DashboardIn, principal: Admin, state
             "created_at": now,
             "updated_at": now,
         },
+        limits.dashboards(site_id),
     )
     return _dashboard(state, principal, dashboard_id)
 

@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field, field_validator
 
+from pixel.server.api import limits
 from pixel.server.api.deps import Auth, PathId, Principal, State, site_for
 from pixel.server.api.errors import ApiError, not_found
 from pixel.server.api.models import Page, Strict
@@ -127,6 +128,7 @@ def create_segment(site_id: PathId, body: SegmentIn, principal: Auth, state: Sta
             "created_at": now,
             "updated_at": now,
         },
+        limits.segments(site_id, principal.user_id),
     )
     return _out(_segment(state, principal, segment_id), principal)
 

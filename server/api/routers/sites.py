@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
 
 from pixel.server.annotations import note_site_rules
+from pixel.server.api import limits
 from pixel.server.api.deps import Admin, Auth, PathId, State, site_for
 from pixel.server.api.errors import ApiError, not_found
 from pixel.server.api.meta import Conflict
@@ -181,7 +182,7 @@ def list_goals(site_id: PathId, principal: Auth, state: State, listing: Listing)
 @router.post("/{site_id}/goals", response_model=GoalOut, status_code=201)
 def create_goal(site_id: PathId, body: GoalIn, principal: Admin, state: State) -> dict[str, Any]:
     site_for(state, principal, site_id)
-    goal_id = state.meta.insert("goals", {"site_id": site_id, **body.model_dump()})
+    goal_id = state.meta.insert("goals", {"site_id": site_id, **body.model_dump()}, limits.goals(site_id))
     goal = state.meta.one("SELECT * FROM goals WHERE id = ?", goal_id)
     assert goal is not None
     return goal

@@ -22,6 +22,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
+from pixel.server.api import limits
 from pixel.server.api.deps import Admin, Auth, PathId, Principal, State
 from pixel.server.api.errors import ApiError, bad_request, not_found
 from pixel.server.api.meta import KEEP, Conflict, Keep, LastAdmin, UnknownSites
@@ -169,6 +170,7 @@ def create_token(body: ApiTokenIn, principal: Auth, state: State) -> dict[str, A
             "prefix": token[:10],
             "created_at": time.time(),
         },
+        limits.api_tokens(principal.user_id),
     )
     row = state.meta.one(f"SELECT {_TOKEN_COLUMNS} FROM api_tokens WHERE id = ?", token_id)
     assert row is not None
