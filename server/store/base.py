@@ -19,6 +19,7 @@ import threading
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,6 +104,15 @@ class Store(ABC):
     # Whether this object is its tables' only writer (the embedded engine: one process per data folder),
     # so that an unchanged `writes` means unchanged tables. False where other processes may write (a server).
     sole_writer: bool = False
+    # The working memory (MiB) one statement may hold before its aggregations spill to disk, as set by this
+    # object (`store/memory.py`); 0 where none is set here (a server's memory is its operator's).
+    spill_budget_mb: int = 0
+
+    def background(self) -> AbstractContextManager[None]:
+        """This thread's statements inside the block are background work (a cache's build): an engine that
+        runs one statement at a time runs the others' first (`store/turns.py`); a server runs them side by side.
+        """
+        return nullcontext()
 
     @abstractmethod
     def _execute(self, sql: str, params: Mapping[str, Any] | None, fmt: str | None) -> bytes:

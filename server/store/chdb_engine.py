@@ -21,12 +21,14 @@ import re
 import threading
 import uuid
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 from pixel.server.settings import STORE_MEMORY_DEFAULT_MB
 from pixel.server.store import memory
 from pixel.server.store.base import Store, StoreClosed, StoreError, insert_settings
+from pixel.server.store.turns import Turns
 
 log = logging.getLogger(__name__)
 _DRAIN_TRIES = 3
@@ -88,6 +90,7 @@ class ChdbStore(Store):
         chDB's own bound (a share of the machine's RAM)."""
         self.path = Path(path)
         self._budget = memory.set_statements(memory_mb)
+        self.spill_budget_mb = memory_mb
         self.path.mkdir(parents=True, exist_ok=True)
         self._lock_fd = os.open(self.path / ".pixel-owner.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
@@ -113,8 +116,12 @@ class ChdbStore(Store):
         # stands still no table changed (the API's report cache skips its change check then).
         self.writes = 0
         # One statement at a time on the session: the shipper's inserts and the API's queries come from
-        # different threads, and a statement failing mid-result must not leak into the next one.
-        self._guard = threading.Lock()
+        # different threads, and a statement failing mid-result must not leak into the next one. The caches'
+        # background builds take their turns after the foreground's (`store/turns.py`).
+        self._turns = Turns()
+
+    def background(self) -> AbstractContextManager[None]:
+        return self._turns.background()
 
     def _open_session(self) -> Any:
         from chdb import session
@@ -158,7 +165,7 @@ class ChdbStore(Store):
                 sql, params = bind_params(sql, params)
             except Exception as exc:
                 raise StoreError(str(exc).strip()) from None
-        with self._guard:
+        with self._turns.turn():
             session = self._open()
             if fmt is None:
                 self.writes += 1
@@ -170,7 +177,7 @@ class ChdbStore(Store):
                 raise StoreError(str(exc).strip()) from None
 
     def _open(self) -> Any:
-        """The session, under `_guard`; `StoreClosed` once `close()` ran (a thread still running after its
+        """The session, during a turn; `StoreClosed` once `close()` ran (a thread still running after its
         process's close must not open chDB again behind it)."""
         if self._session is None:
             raise StoreClosed(f"the store {self.path} is closed")
@@ -219,7 +226,7 @@ class ChdbStore(Store):
         else:  # chDB reads /proc/self/fd/N in this process: a fresh open of the same in-memory file
             text = f"INSERT INTO {table} FROM INFILE '/proc/self/fd/{memfd}' COMPRESSION 'none'{with_settings} FORMAT JSONEachRow"
         try:
-            with self._guard:
+            with self._turns.turn():
                 session = self._open()
                 self.writes += 1
                 try:
@@ -243,7 +250,8 @@ class ChdbStore(Store):
                 if self._console is not None:
                     self._console.close()
                     self._console = None
-            with self._guard:  # None under the guard: a statement waiting for it then finds the store closed
+            # None during a turn: a statement waiting for its turn then finds the store closed
+            with self._turns.turn():
                 session, self._session = self._session, None
                 if session is None:  # another thread's close came first
                     return

@@ -202,7 +202,8 @@ class SessionsBackfill:
         while not self.stop_event.is_set():
             began = clock()
             try:
-                more = self.step()
+                with self.store.background():  # the owner's reads and the shipper's inserts first
+                    more = self.step()
             except StoreError as exc:
                 log.warning("sessions table: a backfill step failed (%s); trying again", exc)
                 self.stop_event.wait(self.retry_seconds)

@@ -304,9 +304,11 @@ def test_branches_one_after_another_give_the_same_rows(
     sessions: bool,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """With at least `SPLIT_ROWS` rows grouped by their key, `run` runs the branches as statements one after
-    another: the same rows as the one query; below it, one statement."""
+    """On a store without a spill budget (a server's): with at least `SPLIT_ROWS` rows grouped by their key,
+    `run` runs the branches as statements one after another, the same rows as the one query; below it, one
+    statement. On a store with a budget (chDB's default), one after another whatever the rows grouped."""
     site, _ = two_months
+    monkeypatch.setattr(api.store, "spill_budget_mb", 0)
     runner = _Counting(api.store)
     rng = resolve("custom", "UTC", date_from="2023-01-10", date_to="2023-02-20")
     scope = Scope(runner, site, rng, parse_filters(json.dumps(filters)))
@@ -320,6 +322,13 @@ def test_branches_one_after_another_give_the_same_rows(
     assert split == one
     assert [s for s in runner.statements if s in params.branches] == list(params.branches)
     assert len(params.branches) >= 2
+    monkeypatch.setattr(raw_dashboard, "SPLIT_ROWS", grouped + 1)
+    monkeypatch.setattr(api.store, "spill_budget_mb", 512)
+    runner.statements.clear()
+    budgeted, params = _rows(scope, sessions=sessions)
+    assert budgeted == one
+    assert [s for s in runner.statements if s in params.branches] == list(params.branches)
+    assert raw_dashboard.BRANCH_JOIN.join(params.branches) not in runner.statements
 
 
 def test_grouped_rows_of_a_month_in_one_part(api: Api, two_months: tuple[str, list[dict[str, Any]]]) -> None:

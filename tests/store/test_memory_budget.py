@@ -65,6 +65,7 @@ def test_the_session_carries_the_threshold(tmp_path: Path, budget_mb: int, thres
     store = ChdbStore(tmp_path, memory_mb=budget_mb)
     try:
         assert group_by_threshold(store) == threshold  # 0: chDB's own (no byte threshold of its own)
+        assert store.spill_budget_mb == budget_mb  # what the raw dashboard runs its branches by
     finally:
         store.close()
 
@@ -73,6 +74,7 @@ def test_a_store_opened_without_a_budget_gets_the_default(tmp_path: Path) -> Non
     store = ChdbStore(tmp_path)
     try:
         assert group_by_threshold(store) == 512 * MIB  # README's default: 1024 MiB, half of it to spill
+        assert store.spill_budget_mb == 1024
     finally:
         store.close()
     assert Settings().store_memory_mb == 1024

@@ -69,7 +69,8 @@ class BackgroundDays:
                 local_midnight(day, zone), local_midnight(day + timedelta(days=1), zone), tz, "custom"
             )
             try:
-                self.ensure(replace(scope, range=one, filters=[]), Days(day, day))
+                with scope.runner.store.background():  # the owner's reads take their turns first
+                    self.ensure(replace(scope, range=one, filters=[]), Days(day, day))
             except Exception as exc:
                 log.warning("%s: background build of %s %s failed: %s", self.worker_name, site, day, exc)
                 with self._guard:

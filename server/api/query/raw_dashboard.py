@@ -59,7 +59,8 @@ from pixel.server.store.schema import EVENTS
 # Columns of every branch (as `cache_sql.COLUMNS`), zero where a branch has nothing to say.
 _ZERO = "toUInt64(0)"
 BRANCH_JOIN = "\nUNION ALL\n"
-# From this many rows grouped by their key (copies dropped), the branches run one after another (`_query`).
+# From this many rows grouped by their key (copies dropped), the branches run one after another (`_query`) on a
+# store without a spill budget; on one with a budget they always do.
 SPLIT_ROWS = 10_000_000
 
 
@@ -513,11 +514,16 @@ def run(scope: Scope, sql: str, params: SqlParams) -> list[dict[str, Any]]:
 
 
 def _query(scope: Scope, sql: str, values: dict[str, Any], params: SqlParams) -> list[dict[str, Any]]:
-    """`sql` as one query, or its branches (`DashboardParams.branches`) as statements one after another when
-    they group at least `SPLIT_ROWS` rows by their key (`grouped_rows`). Run side by side, the branches'
-    aggregations hold their states at the same time, and the store's spill threshold (`store/memory.py`) did not
-    keep their sum near it (bench/README.md); one after another, the peak is about the largest one's."""
-    if not isinstance(params, DashboardParams) or not params.branches or params.grouped_rows() < SPLIT_ROWS:
+    """`sql` as one query, or its branches (`DashboardParams.branches`) as statements one after another: on a
+    store with a spill budget (`store/memory.py`), and elsewhere when they group at least `SPLIT_ROWS` rows by
+    their key (`grouped_rows`). Run side by side, the branches' aggregations hold their states at the same time and
+    the spill threshold is the statement's: on a budgeted store they spill to disk where each branch alone does
+    not, and take longer than one after another; and past the threshold their sum was not kept near it. One
+    after another, the peak is about the largest branch's (bench/README.md)."""
+    split = scope.runner.store.spill_budget_mb > 0 or (
+        isinstance(params, DashboardParams) and params.grouped_rows() >= SPLIT_ROWS
+    )
+    if not isinstance(params, DashboardParams) or not params.branches or not split:
         return scope.runner.query(sql, values).dicts()
     if sql != BRANCH_JOIN.join(params.branches):
         raise ValueError("the query is not the one its parameters were built for")
