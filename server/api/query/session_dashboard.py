@@ -132,15 +132,21 @@ def breakdowns(
     copies: str | None = None,
 ) -> str:
     """Breakdowns by dimensions the table keeps (names in SESSION_FILTERS), as raw_dashboard's event branch:
-    per value the visitors' sketch, pageviews and events of the matching events."""
+    per value the visitors' sketch, pageviews and events of the matching events. One aggregation with a
+    grouping set per dimension over its own column: each row is counted once per dimension as with an `ARRAY
+    JOIN` of the dimensions, without copying the row (its visitor id) once per dimension first."""
     columns = [DIMENSIONS[d] for d in dimensions]
-    extra = "".join(f", {c}" for c in dict.fromkeys(columns))
-    names = ", ".join(f"'{d}'" for d in dimensions)  # validated names, never user text
-    values = ", ".join(f"CAST({c} AS String)" for c in columns)
-    per_value = f"""SELECT dimension, value, {cache_sql.UNIQ_VALUE_STATE}(visitor_id) AS st,
-            sum(pv) AS pageviews, sum(ev) AS events, toUInt64(0) AS sessions
-        FROM {_per_slot(where_sql, extra, copies)} ARRAY JOIN [{names}] AS dimension, [{values}] AS value
-        GROUP BY dimension, value"""
+    if len(set(columns)) < len(columns):
+        raise ValueError("each dimension of a breakdown is its own column")  # `grouping` tells them apart
+    extra = "".join(f", {c}" for c in columns)
+    # validated names and the table's columns, never user text
+    dimension = ", ".join(f"grouping({c}) = 0, '{d}'" for d, c in zip(dimensions, columns, strict=True))
+    value = ", ".join(f"grouping({c}) = 0, CAST({c} AS String)" for c in columns)
+    per_value = f"""SELECT multiIf({dimension}, '') AS dimension, multiIf({value}, '') AS value,
+            {cache_sql.UNIQ_VALUE_STATE}(visitor_id) AS st, sum(pv) AS pageviews, sum(ev) AS events,
+            toUInt64(0) AS sessions
+        FROM {_per_slot(where_sql, extra, copies)}
+        GROUP BY GROUPING SETS ({", ".join(f"({c})" for c in columns)})"""
     return ranked(per_value, limit)
 
 
