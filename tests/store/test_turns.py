@@ -57,6 +57,13 @@ class Taker:
         assert not self.thread.is_alive()
 
 
+def hand_over(holder: Taker, to: Taker, still_waiting: Taker) -> None:
+    """`holder` ends its turn: `to` takes the session, `still_waiting` does not."""
+    holder.done()
+    assert to.holding.wait(WAIT)
+    assert not still_waiting.holding.is_set()
+
+
 def settle() -> None:
     """Let the threads that can move reach their wait (they never take a turn they must not, whatever this
     waits: the assertions check what holds, not what ran within this pause)."""
@@ -89,9 +96,7 @@ def test_a_waiting_foreground_statement_goes_before_a_background_one_that_came_f
     settle()
     second = Taker(turns, order, "foreground 2", background=False)  # ... this one asks later
     settle()
-    first.done()
-    assert second.holding.wait(WAIT)
-    assert not build.holding.is_set()
+    hand_over(first, second, build)
     second.done()
     assert build.holding.wait(WAIT)
     build.done()
@@ -137,9 +142,7 @@ def test_past_its_patience_the_background_takes_the_next_free_turn(clock: Clock)
     until(lambda: turns.overdue == 1)
     third = Taker(turns, order, "foreground 3", background=False)  # asks after the build's patience ran out
     settle()
-    second.done()
-    assert build.holding.wait(WAIT)
-    assert not third.holding.is_set()
+    hand_over(second, build, third)
     build.done()
     assert third.holding.wait(WAIT)
     third.done()
