@@ -102,8 +102,8 @@ class Turns:
                     self._overdue += 1
                 if not self._busy and (overdue or self._foreground_quiet(now)):
                     return
-                if self._busy:
-                    self._cond.wait()  # every release wakes it
+                if self._busy:  # every release wakes it; until its patience ends, that end wakes it too
+                    self._cond.wait(None if overdue else give_up - now)
                 elif self._waiting:  # a foreground turn is about to take the session
                     self._cond.wait(give_up - now)
                 else:  # free, within the grace after a foreground statement
