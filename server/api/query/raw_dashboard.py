@@ -520,10 +520,11 @@ def _query(scope: Scope, sql: str, values: dict[str, Any], params: SqlParams) ->
     the spill threshold is the statement's: on a budgeted store they spill to disk where each branch alone does
     not, and take longer than one after another; and past the threshold their sum was not kept near it. One
     after another, the peak is about the largest branch's (bench/README.md)."""
-    split = scope.runner.store.spill_budget_mb > 0 or (
-        isinstance(params, DashboardParams) and params.grouped_rows() >= SPLIT_ROWS
-    )
-    if not isinstance(params, DashboardParams) or not params.branches or not split:
+    if (
+        not isinstance(params, DashboardParams)
+        or not params.branches
+        or (scope.runner.store.spill_budget_mb == 0 and params.grouped_rows() < SPLIT_ROWS)
+    ):
         return scope.runner.query(sql, values).dicts()
     if sql != BRANCH_JOIN.join(params.branches):
         raise ValueError("the query is not the one its parameters were built for")
