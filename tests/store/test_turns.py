@@ -64,6 +64,13 @@ def hand_over(holder: Taker, to: Taker, still_waiting: Taker) -> None:
     assert not still_waiting.holding.is_set()
 
 
+def in_turn(*takers: Taker) -> None:
+    """Each of `takers` in this order takes the session and ends its turn."""
+    for taker in takers:
+        assert taker.holding.wait(WAIT)
+        taker.done()
+
+
 def settle() -> None:
     """Let the threads that can move reach their wait (they never take a turn they must not, whatever this
     waits: the assertions check what holds, not what ran within this pause)."""
@@ -97,9 +104,7 @@ def test_a_waiting_foreground_statement_goes_before_a_background_one_that_came_f
     second = Taker(turns, order, "foreground 2", background=False)  # ... this one asks later
     settle()
     hand_over(first, second, build)
-    second.done()
-    assert build.holding.wait(WAIT)
-    build.done()
+    in_turn(second, build)
     assert order == ["foreground 1", "foreground 2", "build"]
 
 
@@ -143,9 +148,7 @@ def test_past_its_patience_the_background_takes_the_next_free_turn(clock: Clock)
     third = Taker(turns, order, "foreground 3", background=False)  # asks after the build's patience ran out
     settle()
     hand_over(second, build, third)
-    build.done()
-    assert third.holding.wait(WAIT)
-    third.done()
+    in_turn(build, third)
     assert order == ["foreground 1", "foreground 2", "build", "foreground 3"]
     assert turns.overdue == 0
 
@@ -162,9 +165,7 @@ def test_a_build_becomes_overdue_while_a_long_statement_runs() -> None:
     later = Taker(turns, order, "later foreground", background=False)
     settle()
     hand_over(long, build, later)
-    build.done()
-    assert later.holding.wait(WAIT)
-    later.done()
+    in_turn(build, later)
     assert order == ["long foreground", "build", "later foreground"]
 
 
