@@ -382,17 +382,23 @@ def test_days_before_today_merged_once_and_today_read_by_day(
     assert answers(api, site_id, period="7d") == week
     cache.rebuild_min_seconds = 0.0
     after = answers(api, site_id, period="7d")
-    # today rebuilt again and again: every DROP_AFTER_REBUILDS, only the two newest builds keep rows
+    # today (built in two pieces: before 10:00, the cut, and from it on) rebuilt again and again: every
+    # DROP_AFTER_REBUILDS, only the first piece and the two newest builds of the second keep rows
     cache.drop_after_rebuilds = 1  # restored below
     # today by the clock the cache uses (Pixel's), not the store's now()
-    today_builds = """SELECT uniqExact(build) FROM day_dimensions WHERE site = {s:String}
+    today_builds = """SELECT groupUniqArray(build) FROM day_dimensions WHERE site = {s:String}
         AND day = {today:Date}"""
+    tails = []
     for i in range(3):
         api.store.insert_rows(
             "events", [_row(1000 + i, site, now, "v-new", "s-new", "pageview", "/new", rnd)]
         )
         assert get(api, site_id, "breakdown/page", period="7d")["total_rows"] > 0
-    assert int(api.store.scalar(today_builds, {"s": site, "today": today})) == 2
+        tails.append(cache._known[(site, "Asia/Tokyo")].split[today.isoformat()].tail[0])
+    split = cache._known[(site, "Asia/Tokyo")].split[today.isoformat()]
+    assert split.cut == now - timedelta(hours=2)
+    kept = api.store.scalar(today_builds, {"s": site, "today": today})
+    assert sorted(kept) == [split.head[0], *tails[-2:]]
     cache.drop_after_rebuilds = 20
     after = answers(api, site_id, period="7d")
     assert (

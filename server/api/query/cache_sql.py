@@ -129,11 +129,18 @@ def totals_select() -> str:
 # One row per session and local day: its part of the day, and whether the session also has events in
 # another day (`edge`). The window reaches EDGE past the days built, so a session going on across
 # midnight is seen on both sides; the rows outside the days built are only looked at, not kept.
-_FRAGMENTS = f"""SELECT * FROM (
+# A piece of a day (`split`: the events before `{cut}`, or from it on; `ReportCache` splits the day the
+# live events arrive in) is built the same way with the cut as one more edge: a session's fragments are
+# per day and side of the cut, so a session across the cut is kept whole by neither piece.
+def _fragments(split: bool) -> str:
+    side = ", timestamp >= {cut:DateTime64(3)} AS late" if split else ""
+    keep = " AND late = {late:UInt8}" if split else ""
+    return f"""SELECT * FROM (
     SELECT d, sid, first_ts, last_ts, pv, pv_visitor, entry, entry_ts, exit, exit_ts,
-        count() OVER (PARTITION BY sid) > 1 AS edge
+        count() OVER (PARTITION BY sid) > 1 AS edge{", late" if split else ""}
     FROM (
-        SELECT {_DAY} AS d, cityHash64(session_id) AS sid, min(timestamp) AS first_ts, max(timestamp) AS last_ts,
+        SELECT {_DAY} AS d{side}, cityHash64(session_id) AS sid, min(timestamp) AS first_ts,
+            max(timestamp) AS last_ts,
             countIf(event_name = 'pageview') AS pv, anyIf(visitor_id, event_name = 'pageview') AS pv_visitor,
             argMinIf(path, (timestamp, path), event_name = 'pageview') AS entry,
             minIf(timestamp, event_name = 'pageview') AS entry_ts,
@@ -142,25 +149,26 @@ _FRAGMENTS = f"""SELECT * FROM (
         FROM {EVENTS}
         WHERE site = {{site:String}} AND timestamp >= {{elo:DateTime64(3)}} AND timestamp < {{ehi:DateTime64(3)}}
             AND is_bot = 0
-        GROUP BY d, sid))
-    WHERE has({{days:Array(Date)}}, d)"""
+        GROUP BY d, {"late, " if split else ""}sid))
+    WHERE has({{days:Array(Date)}}, d){keep}"""
 
 
-def sessions_select() -> str:
-    """Per day: the sums of the sessions seen only inside it, overall and by entry / exit page."""
+def sessions_select(split: bool = False) -> str:
+    """Per day (or piece of a day: `split`): the sums of the sessions seen only inside it, overall and by entry /
+    exit page."""
     return f"""SELECT d, dim, val, uniqCombinedState(12)(pv_visitor) AS v, sum(pv) AS spv, count() AS sessions,
         countIf(pv <= 1) AS bounces, sum(toUInt64(dateDiff('millisecond', first_ts, last_ts))) AS duration_ms
-    FROM ({_FRAGMENTS}) AS f
+    FROM ({_fragments(split)}) AS f
     ARRAY JOIN if(pv > 0, ['{SESSIONS}', 'entry_page', 'exit_page'], ['{SESSIONS}']) AS dim,
         if(pv > 0, ['', entry, exit], ['']) AS val
     WHERE NOT edge
     GROUP BY d, dim, val"""
 
 
-def edges_select() -> str:
-    """Per day: one row per session that also has events on another day."""
+def edges_select(split: bool = False) -> str:
+    """Per day (or piece of a day: `split`): one row per session that also has events on another day (or piece)."""
     return f"""SELECT d, sid, first_ts, last_ts, pv, pv_visitor, entry, entry_ts, exit, exit_ts
-    FROM ({_FRAGMENTS}) AS f WHERE edge"""
+    FROM ({_fragments(split)}) AS f WHERE edge"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,17 +180,26 @@ class Days:
     builds: tuple[tuple[date, int], ...] = ()  # (day, its valid build)
     range_key: int = 0  # the merged rows of days first .. open_from - 1: day 0, build = this key (0: none)
     open_from: date | None = None  # the first day read from day_dimensions (None: first)
+    # A day built in two pieces (`ReportCache`: the day the live events arrive in): (that day, the build of its
+    # events from the cut on); `builds` holds the build of the events before the cut. Its rows are the day's too.
+    tail: tuple[date, int] | None = None
 
     def build_filter(self, since: date | None = None) -> str:
         """Each day's rows (from `since`) of its own valid build (a build may cover several days, later
-        rebuilt one by one): the builds as an array indexed by the day's offset (cheaper than a tuple IN)."""
+        rebuilt one by one): the builds as an array indexed by the day's offset (cheaper than a tuple IN),
+        and the rows of the second piece of a day built in two (`tail`)."""
         # Dates and integers made here, never user input: safe to put in the SQL text.
         start = since or self.first
         by_day = dict(self.builds)
         ids = [int(by_day.get(start + timedelta(days=i), 0)) for i in range((self.last - start).days + 1)]
         if len(ids) == 1:
-            return f"build = {ids[0]}"
-        return f"build = [{', '.join(map(str, ids))}][toUInt32(day - toDate('{start.isoformat()}')) + 1]"
+            own = f"build = {ids[0]}"
+        else:
+            own = f"build = [{', '.join(map(str, ids))}][toUInt32(day - toDate('{start.isoformat()}')) + 1]"
+        if self.tail is None or not start <= self.tail[0] <= self.last:
+            return own
+        # a tail's build id is its own (a build's nanosecond clock): only that day's rows carry it
+        return f"({own} OR build = {int(self.tail[1])})"
 
     def rows_where(self) -> str:
         """A per-day cache table's rows of the site and zone (`{site}`, `{tz}` parameters) for these days,

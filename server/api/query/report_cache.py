@@ -15,8 +15,9 @@ build records that count over the hours overlapping the day widened by `EDGE_SEC
 the day is valid while the count is the same. Any insert touching the day (a late event, a retried copy)
 changes it and the day is rebuilt before it is read, unless its last build is younger than
 `rebuild_min_seconds` or than `REBUILD_COST_FACTOR` times that build's duration (then that build is
-used: with events streaming in, today's numbers lag by at most that long, 4 s while a build of today
-takes under 0.4 s; the realtime report reads the raw events). A replayed batch that ClickHouse drops by its
+used: with events streaming in, today's numbers lag by at most that long; the realtime report reads the raw
+events). The day the live events arrive in is built in two pieces, before and after a cut an hour or two back,
+so that a new event rebuilds only the second (`_ensure_split`). A replayed batch that ClickHouse drops by its
 insert token changes neither. Where the store is its tables' only writer (`Store.sole_writer`, the
 embedded engine), the counts are re-read only after `Store.writes` moved.
 
@@ -61,6 +62,9 @@ BACKGROUND_MIN_ROWS = 300_000  # days not built yet holding more events than thi
 REBUILD_MIN_SECONDS = 4.0
 REBUILD_COST_FACTOR = 10.0
 DROP_AFTER_REBUILDS = 20  # superseded builds are deleted after this many rebuilds (~10 minutes of today)
+# The day the live events arrive in is built in two pieces, cut at the start of the UTC hour before the present
+# one, that many seconds ago: the last events of the hour before reach the store first (`_split_point`).
+CUT_SETTLE_SECONDS = 600
 RANGE_TTL_SECONDS = 2 * 86400  # the merged ranges' TTL in day_dimensions (schema migration 4)
 RETENTION_CHECK_SECONDS = 60.0  # a changed retention setting shows in reports within this long
 log = logging.getLogger(__name__)
@@ -81,6 +85,18 @@ class _Known:
     counts: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)  # one build at a time per (site, zone)
     rebuild_now: bool = False  # `changed`: the next report rebuilds changed days without the wait
+    split: dict[str, _Split] = field(default_factory=dict)  # day -> its two pieces (see `_ensure_split`)
+    head_seconds: float = 0.0  # how long the last build of a day's first piece took
+
+
+@dataclass(frozen=True, slots=True)
+class _Split:
+    """A day built in two pieces: its events before `cut` (build `head`) and from `cut` on (build `tail`), each
+    valid while the inserted-row count of its window (`_piece_counts`) is the one recorded."""
+
+    cut: datetime
+    head: tuple[int, int]  # (build, source_rows)
+    tail: tuple[int, int]
 
 
 class ReportCache(BackgroundDays):
@@ -141,7 +157,9 @@ class ReportCache(BackgroundDays):
         than `background_min_rows` events; those days are then queued for the worker (`build_pending`)."""
         known = self._known_for(scope)
         every_day = [days.first + timedelta(days=i) for i in range((days.last - days.first).days + 1)]
-        missing = [d for d in every_day if d.isoformat() not in known.builds]
+        missing = [
+            d for d in every_day if d.isoformat() not in known.builds and d.isoformat() not in known.split
+        ]
         if not missing or self.background_min_rows <= 0:
             return True
         fixed = {
@@ -219,11 +237,15 @@ class ReportCache(BackgroundDays):
             # Days wholly past the events' retention read as empty, whatever was built for them.
             cutoff = self.expired_before(scope)
             all_days = [d for d in every_day if cutoff is None or d >= cutoff.isoformat()]
+            split_day, cut = self._split_point(scope, all_days)
+            whole = [d for d in all_days if d != split_day]
+            for d in whole:  # a day split before, now built whole
+                known.split.pop(d, None)
 
             def stale(d: str) -> bool:
                 return d not in known.builds or known.builds[d][1] != counts.get(d, 0)
 
-            if any(stale(d) for d in all_days):  # maybe built by another process (or before a restart)
+            if any(stale(d) for d in whole):  # maybe built by another process (or before a restart)
                 for day, build, rows in self.runner.query(
                     """
                         SELECT day, max(build), argMax(source_rows, build) FROM day_builds
@@ -235,15 +257,11 @@ class ReportCache(BackgroundDays):
                         known.builds[str(day)] = (int(build), int(rows))
             # A day rebuilt less than rebuild_min_seconds ago keeps that build: while events stream in, today
             # would otherwise be rebuilt for every report (the realtime report reads raw events, exact).
-            wait = self.rebuild_min_seconds
-            if wait > 0:
-                wait = max(wait, REBUILD_COST_FACTOR * known.build_seconds)
-            recent = time.time_ns() - int(wait * 1e9)
+            recent, recent_head = self._recent(known.build_seconds), self._recent(known.head_seconds)
             if known.rebuild_now:  # rows written or deleted outside the live stream (`changed`)
                 known.rebuild_now, recent = False, time.time_ns()
-            dirty = [
-                d for d in all_days if stale(d) and (d not in known.builds or known.builds[d][0] < recent)
-            ]
+                recent_head = recent
+            dirty = [d for d in whole if stale(d) and (d not in known.builds or known.builds[d][0] < recent)]
             if dirty:
                 previous = [known.builds[d][0] for d in dirty if d in known.builds]
                 started = time.perf_counter()
@@ -251,17 +269,145 @@ class ReportCache(BackgroundDays):
                 if previous:
                     known.build_seconds = time.perf_counter() - started
                 known.builds.update({d: (build, counts.get(d, 0)) for d in dirty})
-                known.rebuilds += len(previous)
-                # a delete is a mutation: not every time
-                if previous and known.rebuilds >= self.drop_after_rebuilds:
-                    known.rebuilds = 0
-                    self._drop_older(scope, dirty, min(previous))
+                self._rebuilt(scope, known, dirty, previous)
+            split = None
+            if split_day is not None and cut is not None:
+                split = self._ensure_split(scope, known, split_day, cut, (recent, recent_head), writes)
             out = Days(
                 days.first,
                 days.last,
-                tuple((date.fromisoformat(d), known.builds[d][0] if d in all_days else 0) for d in every_day),
+                tuple(
+                    (date.fromisoformat(d), self._build_of(known, d) if d in all_days else 0)
+                    for d in every_day
+                ),
+                tail=(date.fromisoformat(split_day), split.tail[0]) if split_day and split else None,
             )
             return self._ensure_range(scope, out, known)
+
+    def _recent(self, build_seconds: float) -> int:
+        """Builds from this moment on (the clock's nanoseconds, as build ids) are kept though changed: the wait
+        `rebuild_min_seconds`, at least `REBUILD_COST_FACTOR` times the last such build's duration."""
+        wait = self.rebuild_min_seconds
+        if wait > 0:
+            wait = max(wait, REBUILD_COST_FACTOR * build_seconds)
+        return time.time_ns() - int(wait * 1e9)
+
+    def _rebuilt(
+        self, scope: Scope, known: _Known, days: list[str], previous: list[int], spare: int = 0
+    ) -> None:
+        """Days `days` were rebuilt (`previous`: the builds they replace): every `drop_after_rebuilds` rebuilds,
+        delete their rows of builds older than those (a delete is a mutation: not every time), but `spare`."""
+        known.rebuilds += len(previous)
+        if previous and known.rebuilds >= self.drop_after_rebuilds:
+            known.rebuilds = 0
+            self._drop_older(scope, days, min(previous), spare)
+
+    @staticmethod
+    def _build_of(known: _Known, day: str) -> int:
+        """The day's valid build (of a split day: its first piece's; `Days.tail` holds the second's)."""
+        split = known.split.get(day)
+        return split.head[0] if split is not None else known.builds[day][0]
+
+    # -- the day the live events arrive in, in two pieces --------------------------------------------------
+    # While events stream in, the day they arrive in changes all the time and a whole-day build of it grows
+    # through the day (and so does its wait, `REBUILD_COST_FACTOR`). That day is built in two pieces instead:
+    # its events before the cut (the start of the UTC hour before the present one, `CUT_SETTLE_SECONDS` ago:
+    # the hours the first piece is checked against no longer change, but for late events) and from the cut
+    # on. A change after the cut rebuilds the second piece alone, which aggregates at most a few hours of
+    # events; the first is rebuilt when a late event changes it (both then, so each sees the other's events
+    # as they are) or, once the cut has moved on, with the next rebuild. Both pieces' rows are the day's rows
+    # (`Days.tail`); a session across the cut is kept by each piece as a fragment and merged at read time, as
+    # a session across midnight is (`cache_sql`). The pieces are this process's own (not recorded in
+    # day_builds): after a restart, or in another process, the day is built again.
+
+    def _split_point(self, scope: Scope, all_days: list[str]) -> tuple[str | None, datetime | None]:
+        """(the day built in two pieces, the cut), or (None, None) when no day of `all_days` holds the cut after
+        its start."""
+        settled = self.now() - timedelta(seconds=CUT_SETTLE_SECONDS)
+        cut = settled.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+        zone = ZoneInfo(scope.range.tz)
+        day = cut.astimezone(zone).date()
+        if day.isoformat() not in all_days or local_midnight(day, zone) >= cut:
+            return None, None
+        return day.isoformat(), cut
+
+    def _ensure_split(
+        self,
+        scope: Scope,
+        known: _Known,
+        day: str,
+        cut: datetime,
+        recent: tuple[int, int],
+        writes: int | None,
+    ) -> _Split:
+        """The valid pieces of `day`, rebuilt as needed: `recent` (the second piece's, the first's) as in `ensure`."""
+        current = known.split.get(day)
+        if current is not None:
+            head_rows, tail_rows = self._piece_counts(scope, known, day, current.cut, writes)
+            if current.head[1] != head_rows:  # a late event: both pieces again (each sees the other's events)
+                if current.head[0] >= recent[1]:
+                    return current  # within the first piece's wait both lag, as a whole day would
+            elif current.tail[1] == tail_rows or current.tail[0] >= recent[0]:
+                return current  # unchanged, or changed within the wait
+            elif current.cut >= cut:
+                return self._new_tail(scope, known, day, current, tail_rows)
+            # else changed after a cut that has moved on since: both pieces at the new cut
+        head_rows, tail_rows = self._piece_counts(scope, known, day, cut, writes)
+        started = time.perf_counter()
+        head = self._build(scope, [day], {}, (cut, False))
+        middle = time.perf_counter()
+        tail = self._build(scope, [day], {}, (cut, True))
+        if current is not None:
+            known.head_seconds, known.build_seconds = middle - started, time.perf_counter() - middle
+            previous = [current.head[0], current.tail[0]]
+        else:
+            previous = [known.builds[day][0]] if day in known.builds else []
+        split = _Split(cut, (head, head_rows), (tail, tail_rows))
+        known.split[day] = split
+        self._rebuilt(scope, known, [day], previous)
+        return split
+
+    def _new_tail(self, scope: Scope, known: _Known, day: str, current: _Split, rows: int) -> _Split:
+        started = time.perf_counter()
+        tail = self._build(scope, [day], {}, (current.cut, True))
+        known.build_seconds = time.perf_counter() - started
+        split = replace(current, tail=(tail, rows))
+        known.split[day] = split
+        self._rebuilt(scope, known, [day], [current.tail[0]], spare=current.head[0])
+        return split
+
+    def _piece_counts(
+        self, scope: Scope, known: _Known, day: str, cut: datetime, writes: int | None
+    ) -> tuple[int, int]:
+        """Rows inserted so far in the windows of `day`'s two pieces at `cut`: the hours near the day's events
+        before the cut, and near those from the cut on (each widened by `EDGE_SECONDS`, as a day's are)."""
+        key = (f"piece {day}", cut.isoformat())
+        if writes is not None and writes == known.counts_at and key in known.counts:
+            found = known.counts[key]
+            return found["head"], found["tail"]
+        zone = ZoneInfo(scope.range.tz)
+        start = local_midnight(date.fromisoformat(day), zone)
+        end = local_midnight(date.fromisoformat(day) + timedelta(days=1), zone)
+        edge = timedelta(seconds=EDGE_SECONDS)
+        head, tail = self.runner.query(
+            """SELECT sumIf(rows, hour + 3600 > {hlo:DateTime} AND hour < {hhi:DateTime}),
+                    sumIf(rows, hour + 3600 > {tlo:DateTime} AND hour < {thi:DateTime})
+                FROM event_counts
+                WHERE site = {site:String} AND hour >= {lo:DateTime} AND hour < {hi:DateTime}""",
+            {
+                "site": scope.site,
+                "hlo": _ch_second(start - edge),
+                "hhi": _ch_second(cut + edge),
+                "tlo": _ch_second(cut - edge),
+                "thi": _ch_second(end + edge),
+                "lo": _ch_hour(start - edge),
+                "hi": _ch_second(end + edge),
+            },
+        ).rows[0]
+        if writes is not None:
+            known.counts_at = writes
+            known.counts[key] = {"head": int(head or 0), "tail": int(tail or 0)}
+        return int(head or 0), int(tail or 0)
 
     def _counts(self, fixed: dict[str, Any]) -> dict[str, int]:
         """Rows inserted so far per local day of the window (each hour counted for the days it is near)."""
@@ -282,7 +428,8 @@ class ReportCache(BackgroundDays):
     def _ensure_range(self, scope: Scope, days: Days, known: _Known) -> Days:
         """Merge the range's days before today once per set of builds (rows of day 0 in day_dimensions)."""
         today = self.now().astimezone(ZoneInfo(scope.range.tz)).date()
-        closed = [(d, b) for d, b in days.builds if d < today]
+        split_day = days.tail[0] if days.tail is not None else today
+        closed = [(d, b) for d, b in days.builds if d < min(today, split_day)]
         if len(closed) < 2:
             return days
         digest = hashlib.blake2b(repr((scope.site, scope.range.tz, closed)).encode(), digest_size=8).digest()
@@ -300,7 +447,7 @@ class ReportCache(BackgroundDays):
         # Trusted until an hour before the TTL may drop the rows.
         known.ranges[key] = (int(created) if rows else time.time()) + RANGE_TTL_SECONDS - 3600
         if not rows:
-            closed_days = replace(days, builds=tuple(closed), last=closed[-1][0])
+            closed_days = replace(days, builds=tuple(closed), last=closed[-1][0], tail=None)
             self.runner.command(
                 f"""INSERT INTO day_dimensions (site, tz, day, build, created, dimension, value,
                     visitors, visitors_total, imported_visitors, pageviews, events, sessions, bounces, duration_ms)
@@ -315,31 +462,43 @@ class ReportCache(BackgroundDays):
             )
         return merged
 
-    def _drop_older(self, scope: Scope, days: list[str], keep_from: int) -> None:
+    def _drop_older(self, scope: Scope, days: list[str], keep_from: int, spare: int = 0) -> None:
         """Delete the rebuilt days' rows of builds before the previous one (today is rebuilt every
-        rebuild_min_seconds while events arrive, so they would pile up). The previous build stays: a report
-        that picked it just before this rebuild may still be reading it."""
+        rebuild_min_seconds while events arrive, so they would pile up), but build `spare` (the first piece of
+        a day whose second piece was rebuilt). The previous build stays: a report that picked it just before
+        this rebuild may still be reading it."""
         params = {
             "site": scope.site,
             "tz": scope.range.tz,
             "days": [date.fromisoformat(d) for d in days],
             "keep": keep_from,
+            "spare": spare,
         }
         for table in ("day_dimensions", "day_session_edges"):
             self.runner.command(
                 f"""DELETE FROM {table} WHERE site = {{site:String}} AND tz = {{tz:String}}
-                AND has({{days:Array(Date)}}, day) AND build < {{keep:UInt64}}""",
+                AND has({{days:Array(Date)}}, day) AND build < {{keep:UInt64}} AND build != {{spare:UInt64}}""",
                 params,
             )
 
-    def _build(self, scope: Scope, dirty: list[str], counts: dict[str, int]) -> int:
+    def _build(
+        self,
+        scope: Scope,
+        dirty: list[str],
+        counts: dict[str, int],
+        piece: tuple[datetime, bool] | None = None,
+    ) -> int:
+        """Build the days `dirty` whole and record the build with their `counts`; or, with `piece` (the cut,
+        whether the events from it on), that piece of the one day `dirty`, not recorded (`_ensure_split`)."""
         zone_days = [date.fromisoformat(d) for d in dirty]
         zone = ZoneInfo(scope.range.tz)
         build = time.time_ns()
-        lo = local_midnight(min(zone_days), zone)
-        hi = local_midnight(max(zone_days) + timedelta(days=1), zone)
+        day_lo = lo = local_midnight(min(zone_days), zone)
+        day_hi = hi = local_midnight(max(zone_days) + timedelta(days=1), zone)
+        if piece is not None:
+            lo, hi = (piece[0], hi) if piece[1] else (lo, piece[0])
         edge = timedelta(seconds=EDGE_SECONDS)
-        params = {
+        params: dict[str, Any] = {
             "site": scope.site,
             "tz": scope.range.tz,
             "days": zone_days,
@@ -349,6 +508,9 @@ class ReportCache(BackgroundDays):
             "elo": ch_datetime(lo - edge),
             "ehi": ch_datetime(hi + edge),
         }
+        split = piece is not None
+        if piece is not None:
+            params |= {"cut": ch_datetime(piece[0]), "late": int(piece[1])}
         head = "{site:String}, {tz:String}, d, {build:UInt64}"
         self.runner.command(
             f"""INSERT INTO day_dimensions
@@ -365,18 +527,22 @@ class ReportCache(BackgroundDays):
         self.runner.command(
             f"""INSERT INTO day_dimensions
             (site, tz, day, build, dimension, value, visitors, pageviews, sessions, bounces, duration_ms)
-            SELECT {head}, dim, val, v, spv, sessions, bounces, duration_ms FROM ({cache_sql.sessions_select()})""",
+            SELECT {head}, dim, val, v, spv, sessions, bounces, duration_ms FROM ({cache_sql.sessions_select(split)})""",
             params,
         )
         self.runner.command(
             f"""INSERT INTO day_session_edges
             (site, tz, day, build, sid, first_ts, last_ts, pageviews, pv_visitor, entry, entry_ts, exit, exit_ts)
             SELECT {head}, sid, first_ts, last_ts, pv, pv_visitor, entry, entry_ts, exit, exit_ts
-            FROM ({cache_sql.edges_select()})""",
+            FROM ({cache_sql.edges_select(split)})""",
             params,
         )
-        # imported aggregates of the days without events (imported.py)
-        self.runner.command(IMPORTED_INSERT, params)
+        if piece is not None and not piece[1]:
+            return build  # a day's first piece: its imported rows come with the second (rebuilt with it)
+        # imported aggregates of the days without events (imported.py): of the whole days, a piece's too
+        self.runner.command(IMPORTED_INSERT, {**params, "lo": ch_datetime(day_lo), "hi": ch_datetime(day_hi)})
+        if piece is not None:
+            return build
         # Recorded last: a build cut short leaves rows no reader selects.
         self.store.insert_rows(
             "day_builds",
@@ -455,3 +621,7 @@ class ReportCache(BackgroundDays):
 
 def _ch_hour(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:00:00")
+
+
+def _ch_second(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
