@@ -266,6 +266,11 @@ def test_just_after_midnight_yesterday_is_the_day_in_two_pieces(
     assert cached == answers(api, site_id, filters=EVERYTHING, **week)
     summary = {k: v["value"] for k, v in cached["summary"]["metrics"].items()}
     assert summary == _expected(rows, site, tz, today - timedelta(days=6), today)
+    # a day later the cut is in tomorrow: a report of tomorrow (compared with today) forgets yesterday's pieces
+    tomorrow = today + timedelta(days=1)
+    monkeypatch.setattr(report_cache(api), "clock", (now + timedelta(days=1, hours=2)).timestamp)
+    assert _summary(api, site_id, **_range(tomorrow, tomorrow)) == dataset.summary([])
+    assert list(known.split) == [tomorrow.isoformat()]
 
 
 def test_imported_days_in_two_pieces_count_once_and_yield_to_live_events(

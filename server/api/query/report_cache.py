@@ -237,10 +237,11 @@ class ReportCache(BackgroundDays):
             # Days wholly past the events' retention read as empty, whatever was built for them.
             cutoff = self.expired_before(scope)
             all_days = [d for d in every_day if cutoff is None or d >= cutoff.isoformat()]
-            split_day, cut = self._split_point(scope, all_days)
+            cut_day, cut = self._split_point(scope)
+            split_day = cut_day if cut_day in all_days else None
             whole = [d for d in all_days if d != split_day]
-            for d in whole:  # a day split before, now built whole
-                known.split.pop(d, None)
+            for d in [d for d in known.split if d in whole or (cut_day is not None and d < cut_day)]:
+                del known.split[d]  # built whole now, or never split again (the cut has moved past it)
 
             def stale(d: str) -> bool:
                 return d not in known.builds or known.builds[d][1] != counts.get(d, 0)
@@ -320,14 +321,14 @@ class ReportCache(BackgroundDays):
     # a session across midnight is (`cache_sql`). The pieces are this process's own (not recorded in
     # day_builds): after a restart, or in another process, the day is built again.
 
-    def _split_point(self, scope: Scope, all_days: list[str]) -> tuple[str | None, datetime | None]:
-        """(the day built in two pieces, the cut), or (None, None) when no day of `all_days` holds the cut after
-        its start."""
+    def _split_point(self, scope: Scope) -> tuple[str | None, datetime | None]:
+        """(the day built in two pieces when a range holds it, the cut), or (None, None) while the cut is the
+        start of its day in the scope's zone."""
         settled = self.now() - timedelta(seconds=CUT_SETTLE_SECONDS)
         cut = settled.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
         zone = ZoneInfo(scope.range.tz)
         day = cut.astimezone(zone).date()
-        if day.isoformat() not in all_days or local_midnight(day, zone) >= cut:
+        if local_midnight(day, zone) >= cut:
             return None, None
         return day.isoformat(), cut
 
