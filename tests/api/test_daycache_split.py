@@ -85,6 +85,17 @@ def _rows(site: str, tz: str, now: datetime, seed: int) -> list[dict[str, Any]]:
     return [*rows, bot, other]
 
 
+def _live_site(
+    api: Api, monkeypatch: pytest.MonkeyPatch, site: str, tz: str, hour: int, seed: int
+) -> tuple[int, datetime, list[dict[str, Any]]]:
+    """A site in `tz`, the app's clock pinned at `hour`:00 there, `_rows` of yesterday and today inserted."""
+    site_id = _site(api, site, tz)
+    now = pin_clock(api, monkeypatch, tz, hour)
+    rows = _rows(site, tz, now, seed=seed)
+    api.store.insert_rows("events", rows)
+    return site_id, now, rows
+
+
 def _expected(rows: list[dict[str, Any]], site: str, tz: str, first: date, last: date) -> dict[str, float]:
     return dataset.summary(dataset.select(rows, first, last, site=site, tz=tz))
 
@@ -104,10 +115,7 @@ def test_a_day_in_two_pieces_equals_the_raw_events(
     api: Api, monkeypatch: pytest.MonkeyPatch, tz: str, hour: int
 ) -> None:
     site = f"split-{tz.replace('/', '-').lower()}.example"
-    site_id = _site(api, site, tz)
-    now = pin_clock(api, monkeypatch, tz, hour)
-    rows = _rows(site, tz, now, seed=hour)
-    api.store.insert_rows("events", rows)
+    site_id, now, rows = _live_site(api, monkeypatch, site, tz, hour, hour)
     today = _today(now, tz)
     for first in (today, today - timedelta(days=1)):
         cached = answers(api, site_id, **_range(first, today))
@@ -134,10 +142,7 @@ def test_only_the_second_piece_is_rebuilt_for_events_after_the_cut(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     site, tz = "split-rebuilds.example", "Asia/Kolkata"
-    site_id = _site(api, site, tz)
-    now = pin_clock(api, monkeypatch, tz, 18)
-    rows = _rows(site, tz, now, seed=3)
-    api.store.insert_rows("events", rows)
+    site_id, now, rows = _live_site(api, monkeypatch, site, tz, 18, 3)
     today, cut = _today(now, tz), _cut(now)
     days = _range(today - timedelta(days=1), today)
     rnd = random.Random(4)
@@ -179,10 +184,7 @@ def test_only_the_second_piece_is_rebuilt_for_events_after_the_cut(
 
 def test_the_cut_moves_on_with_the_next_rebuild(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     site, tz = "split-moves.example", "Europe/Berlin"
-    site_id = _site(api, site, tz)
-    now = pin_clock(api, monkeypatch, tz, 14)
-    rows = _rows(site, tz, now, seed=5)
-    api.store.insert_rows("events", rows)
+    site_id, now, rows = _live_site(api, monkeypatch, site, tz, 14, 5)
     today = _today(now, tz)
     cache = report_cache(api)
     before = answers(api, site_id, **_range(today, today))
@@ -210,10 +212,7 @@ def test_changes_within_the_wait_lag_and_a_late_event_holds_both_pieces(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     site, tz = "split-wait.example", "America/New_York"
-    site_id = _site(api, site, tz)
-    now = pin_clock(api, monkeypatch, tz, 16)
-    rows = _rows(site, tz, now, seed=8)
-    api.store.insert_rows("events", rows)
+    site_id, now, rows = _live_site(api, monkeypatch, site, tz, 16, 8)
     today, cut = _today(now, tz), _cut(now)
     day = _range(today, today)
     cache = report_cache(api)
@@ -254,10 +253,7 @@ def test_just_after_midnight_yesterday_is_the_day_in_two_pieces(
 ) -> None:
     # 01:00 in Kolkata is 19:30 UTC: the cut, 18:00 UTC (the hour before 19:20's), is 23:30 yesterday
     site, tz = "split-midnight.example", "Asia/Kolkata"
-    site_id = _site(api, site, tz)
-    now = pin_clock(api, monkeypatch, tz, 1)
-    rows = _rows(site, tz, now, seed=10)
-    api.store.insert_rows("events", rows)
+    site_id, now, rows = _live_site(api, monkeypatch, site, tz, 1, 10)
     today = _today(now, tz)
     week = _range(today - timedelta(days=6), today)
     cached = answers(api, site_id, **week)
