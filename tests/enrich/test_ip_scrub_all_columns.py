@@ -145,6 +145,22 @@ def _ua(spelling: str) -> str:
     )
 
 
+def _wait_spool_clean(spool: Path, ips: tuple[str, ...], timeout: float = 30.0) -> None:
+    """Until no spool segment holds one of `ips` (or `timeout`: the data-folder check below then names the file)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        held = False
+        for path in spool.glob("*"):
+            try:
+                text = path.read_bytes().decode("utf-8", "replace")
+            except FileNotFoundError:  # deleted meanwhile
+                continue
+            held = held or any(_holds(text, ip) for ip in ips)
+        if not held:
+            return
+        time.sleep(0.1)
+
+
 def _holds(value: str, ip: str) -> list[str]:
     folded = value.lower()
     forms = {s.lower() for s in spellings(ip)} | {
@@ -166,6 +182,9 @@ def test_every_string_column_is_accounted_for_and_holds_no_echoed_address(pixel_
             assert r.status_code == 204
             sent += 1
     server.wait_shipped(sent)
+    # The spool holds the raw requests until they are shipped and their segment is sealed and deleted: the
+    # shipper deletes a sealed segment on its next cycle, so wait for that (bounded) before stopping.
+    _wait_spool_clean(server.data_dir / "spool", (V4, V6))
     with server.open_store() as store:
         columns = store.query(
             "SELECT name, type FROM system.columns WHERE database = currentDatabase() AND table = 'events'"
