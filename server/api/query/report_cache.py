@@ -272,7 +272,7 @@ class ReportCache(BackgroundDays):
                 known.builds.update({d: (build, counts.get(d, 0)) for d in dirty})
                 self._rebuilt(scope, known, dirty, previous)
             split = None
-            if split_day is not None and cut is not None:
+            if split_day is not None and cut is not None:  # (`_split_point` gives both or neither)
                 split = self._ensure_split(scope, known, split_day, cut, (recent, recent_head), writes)
             out = Days(
                 days.first,
@@ -281,7 +281,9 @@ class ReportCache(BackgroundDays):
                     (date.fromisoformat(d), self._build_of(known, d) if d in all_days else 0)
                     for d in every_day
                 ),
-                tail=(date.fromisoformat(split_day), split.tail[0]) if split_day and split else None,
+                tail=(date.fromisoformat(split_day), split.tail[0])
+                if split is not None and split_day
+                else None,
             )
             return self._ensure_range(scope, out, known)
 
