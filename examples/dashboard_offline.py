@@ -13,7 +13,7 @@ import pyqtgraph as pg
 
 from pixel.app.client import ReportCache, ReportSource
 from pixel.app.client.api import report_params
-from pixel.app.client.cache import request_key
+from pixel.app.client.cache import list_key, request_key
 from pixel.app.desktop.dashboard import BREAKDOWNS, OVERVIEW_METRICS, DashboardPage
 from pixel.app.desktop.workers import Runner
 
@@ -26,7 +26,7 @@ def fill_cache(cache: ReportCache, profile: str = "example", today: date | None 
     as_of = time.time() - 3600
     site = {"id": 1, "domain": "example.com", "name": "example.com", "timezone": "Europe/Berlin"}
     put = lambda path, params, data: cache.put(request_key(profile, path, report_params(params)), data, as_of)  # noqa: E731
-    put("/api/sites", {"limit": 100}, {"items": [site], "total": 1, "page": 1, "limit": 100})
+    cache.put(list_key(profile, "/api/sites"), {"items": [site], "total": 1}, as_of)
     base = {"period": "30d", "filters": []}
     rng_info = {
         "site": "example.com",

@@ -68,12 +68,12 @@ def markers(items: list[dict[str, Any]]) -> list[Marker]:
 def listing(
     source: ReportSource, site_id: int, since: float | None = None, until: float | None = None
 ) -> list[Marker]:
-    params: dict[str, Any] = {"limit": 1000, "sort": "starts_at"}
+    params: dict[str, Any] = {"sort": "starts_at"}
     if since is not None:
         params["since"] = since
     if until is not None:
         params["until"] = until
-    return markers(source.get(f"/api/sites/{site_id}/annotations", params).data["items"])
+    return markers(source.every(f"/api/sites/{site_id}/annotations", params).data["items"])
 
 
 def add(

@@ -37,6 +37,11 @@ class Unreachable(AppError):
 # Answers that mean "the API is not there right now", not "your request is wrong".
 _UNAVAILABLE = {502, 503, 504}
 
+# The most items a list answer gives per page (the API's `limit` bound, server/api/pagination.py).
+PAGE_LIMIT = 1000
+# Pages read at most by `ApiClient.every` (a list that keeps growing while it is read cannot loop forever).
+MAX_PAGES = 1000
+
 
 class ApiClient:
     def __init__(
@@ -154,6 +159,20 @@ class ApiClient:
     def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         return self.request("GET", path, params=params)
 
+    def every(
+        self, path: str, params: dict[str, Any] | None = None, *, page_size: int = PAGE_LIMIT
+    ) -> list[Any]:
+        """Every item of a paged list (`items`, `total`, `page`, `limit`), page after page in the list's own
+        order (`params` may set `sort`, `order` and filters; not `page` or `limit`). An owner's lists have no
+        other bound than the API's page size: a desktop reading one page would miss the rest."""
+        items: list[Any] = []
+        for page in range(1, MAX_PAGES + 1):
+            answer = self.get(path, {**(params or {}), "limit": page_size, "page": page})
+            items += answer["items"]
+            if len(items) >= answer["total"] or len(answer["items"]) < page_size:
+                break
+        return items
+
     # ---------------------------------------------------------------- conveniences
     def health(self) -> dict[str, Any]:
         response = self._send("GET", "/api/health", auth=False)
@@ -162,7 +181,7 @@ class ApiClient:
         return response.json()
 
     def sites(self) -> list[dict[str, Any]]:
-        return list(self.get("/api/sites", {"limit": 100})["items"])
+        return self.every("/api/sites")
 
     def create_site(self, domain: str, timezone: str = "UTC", name: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {"domain": domain, "timezone": timezone}

@@ -39,6 +39,11 @@ def request_key(profile: str, path: str, params: dict[str, Any] | None = None) -
     return json.dumps([profile, path, params or {}], sort_keys=True, separators=(",", ":"), default=str)
 
 
+def list_key(profile: str, path: str, params: dict[str, Any] | None = None) -> str:
+    """The key of a whole list (every page of it, `ReportSource.every`): never a one-page answer's."""
+    return request_key(profile, path, {**(params or {}), "pages": "all"})
+
+
 class ReportCache:
     def __init__(self, path: Path | None = None, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         if path is None:

@@ -109,10 +109,10 @@ class DashboardsAdmin:
     client: ApiClient
 
     def sites(self) -> list[dict[str, Any]]:
-        return list(self.client.get("/api/sites", {"limit": 100})["items"])
+        return self.client.every("/api/sites")
 
     def dashboards(self, site_id: int) -> list[dict[str, Any]]:
-        return list(self.client.get(f"/api/sites/{site_id}/dashboards", {"limit": 100})["items"])
+        return self.client.every(f"/api/sites/{site_id}/dashboards")
 
     def dashboard(self, dashboard_id: int) -> dict[str, Any]:
         return dict(self.client.get(f"/api/dashboards/{dashboard_id}"))

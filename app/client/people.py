@@ -37,20 +37,9 @@ def me(client: ApiClient) -> dict[str, Any]:
     return dict(client.get("/api/auth/me"))
 
 
-def _all_pages(client: ApiClient, path: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    page = 1
-    while True:
-        answer = client.get(path, {"limit": 1000, "page": page, "sort": "id"})
-        items += answer["items"]
-        if len(items) >= answer["total"] or not answer["items"]:
-            return items
-        page += 1
-
-
 def users(client: ApiClient) -> list[dict[str, Any]]:
     """The users this admin may manage, by id."""
-    return _all_pages(client, "/api/users")
+    return client.every("/api/users", {"sort": "id"})
 
 
 def add_user(client: ApiClient, username: str, role: str, sites: list[int] | None) -> dict[str, Any]:
@@ -93,7 +82,7 @@ def delete_user(client: ApiClient, user_id: int) -> None:
 
 def tokens(client: ApiClient) -> list[dict[str, Any]]:
     """The signed-in user's API tokens (name, prefix, created, last used), never their secret."""
-    return _all_pages(client, "/api/tokens")
+    return client.every("/api/tokens", {"sort": "id"})
 
 
 def create_token(client: ApiClient, name: str) -> dict[str, Any]:

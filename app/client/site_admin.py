@@ -96,7 +96,7 @@ class SiteAdmin:
 
     # ------------------------------------------------------------------ sites
     def sites(self) -> list[dict[str, Any]]:
-        return list(self.client.get("/api/sites", {"limit": 100})["items"])
+        return self.client.every("/api/sites")
 
     def site(self, site_id: int) -> dict[str, Any]:
         return dict(self.client.get(f"/api/sites/{site_id}"))
@@ -139,7 +139,7 @@ class SiteAdmin:
     # ------------------------------------------------------------------ goals
     def goals(self, site_id: int) -> list[dict[str, Any]]:
         # one page holds every goal a site may have (the API bounds them per site, far below a page)
-        return list(self.client.get(f"/api/sites/{site_id}/goals", {"limit": 1000})["items"])
+        return self.client.every(f"/api/sites/{site_id}/goals")
 
     def create_goal(self, site_id: int, body: dict[str, Any]) -> dict[str, Any]:
         if not str(body.get("name", "")).strip():

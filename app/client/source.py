@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from pixel.app.client.api import ApiClient, Unreachable, report_params
-from pixel.app.client.cache import ReportCache, request_key
+from pixel.app.client.cache import ReportCache, list_key, request_key
 from pixel.app.errors import AppError
 
 
@@ -48,6 +48,27 @@ class ReportSource:
         self.cache.put(key, data, now)
         return Fetched(data, now, True)
 
+    def every(self, path: str, params: dict[str, Any] | None = None) -> Fetched:
+        """Every item of a paged list (`ApiClient.every`) as one answer, `{"items": [...], "total": n}`, cached
+        as one: a list longer than a page is drawn whole offline too."""
+        query = report_params(params or {})
+        key = list_key(self.profile, path, query)
+        if self.client is None:
+            return self._cached(key, "not connected")
+        try:
+            items = self.client.every(path, query)
+        except Unreachable as exc:
+            return self._cached(key, str(exc))
+        now = time.time()
+        data = {"items": items, "total": len(items)}
+        self.cache.put(key, data, now)
+        return Fetched(data, now, True)
+
+    def cached_every(self, path: str, params: dict[str, Any] | None = None) -> Fetched | None:
+        """Only the cache of `every`."""
+        found = self.cache.get(list_key(self.profile, path, report_params(params or {})))
+        return None if found is None else Fetched(found[0], found[1], False, "from cache")
+
     def cached(self, path: str, params: dict[str, Any] | None = None) -> Fetched | None:
         """Only the cache (for an instant first paint)."""
         found = self.cache.get(request_key(self.profile, path, report_params(params or {})))
@@ -61,10 +82,18 @@ class ReportSource:
 
     # ---------------------------------------------------------------- the API's resources
     def sites(self) -> Fetched:
-        return self.get("/api/sites", {"limit": 100})
+        """Every site the caller sees."""
+        return self.every("/api/sites")
+
+    def cached_sites(self) -> Fetched | None:
+        return self.cached_every("/api/sites")
 
     def report(self, site_id: int, name: str, params: dict[str, Any] | None = None) -> Fetched:
         return self.get(f"/api/sites/{site_id}/reports/{name}", params)
 
     def dashboards(self, site_id: int) -> Fetched:
-        return self.get(f"/api/sites/{site_id}/dashboards", {"limit": 100})
+        """Every saved dashboard of the site."""
+        return self.every(f"/api/sites/{site_id}/dashboards")
+
+    def cached_dashboards(self, site_id: int) -> Fetched | None:
+        return self.cached_every(f"/api/sites/{site_id}/dashboards")

@@ -172,7 +172,7 @@ class DashboardPage(QWidget):
         source = self.source
         self._part(
             "sites",
-            lambda cached: source.cached("/api/sites", {"limit": 100}) if cached else source.sites(),
+            lambda cached: source.cached_sites() if cached else source.sites(),
             lambda data: self._set_sites(data["items"], prefer),
         )
 
@@ -237,7 +237,7 @@ class DashboardPage(QWidget):
         source, site_id, params = self.source, self.site["id"], self.params()
         self._part(
             "sites",
-            lambda cached: source.cached("/api/sites", {"limit": 100}) if cached else source.sites(),
+            lambda cached: source.cached_sites() if cached else source.sites(),
             lambda data: self._set_sites(data["items"]),
         )
         # The tiles, the chart (and its previous period) and the boxes' breakdowns in one request.
@@ -257,11 +257,7 @@ class DashboardPage(QWidget):
         self._part("goals", lambda cached: self._get(cached, site_id, "goals", params), self.goals.set_data)
         self._part(
             "dashboards",
-            lambda cached: (
-                source.cached(f"/api/sites/{site_id}/dashboards", {"limit": 100})
-                if cached
-                else source.dashboards(site_id)
-            ),
+            lambda cached: source.cached_dashboards(site_id) if cached else source.dashboards(site_id),
             self.saved.set_dashboards,
         )
         self.reports.reset()

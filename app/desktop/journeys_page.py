@@ -139,7 +139,7 @@ class JourneysPage(QWidget):
         if self.source is None:
             return
         source = self.source
-        early = source.cached("/api/sites", {"limit": 100})
+        early = source.cached_sites()
         if early is not None:
             self._set_sites(early.data["items"])
 

@@ -79,22 +79,24 @@ class SegmentsAndNotes:
             return
         source, site = page.source, page.site
         segments_path = f"/api/sites/{site['id']}/segments"
-        segments_query = {"limit": 1000, "sort": "name"}
+        segments_query = {"sort": "name"}
         page._part(
             "segments",
             lambda cached: (
-                source.cached(segments_path, segments_query)
+                source.cached_every(segments_path, segments_query)
                 if cached
-                else source.get(segments_path, segments_query)
+                else source.every(segments_path, segments_query)
             ),
             lambda data: self.bar.set_segments(data["items"], current),
         )
         notes_path = f"/api/sites/{site['id']}/annotations"
-        notes_query = {"limit": 1000, "sort": "starts_at"}
+        notes_query = {"sort": "starts_at"}
         page._part(
             "annotations",
             lambda cached: (
-                source.cached(notes_path, notes_query) if cached else source.get(notes_path, notes_query)
+                source.cached_every(notes_path, notes_query)
+                if cached
+                else source.every(notes_path, notes_query)
             ),
             lambda data: self.set_markers(notes_api.markers(data["items"]), site["timezone"]),
         )
