@@ -12,7 +12,7 @@ import threading
 import time
 import traceback
 from collections.abc import Iterator
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,9 +114,17 @@ def start_serve(data: Path, env: dict[str, str]) -> tuple[PixelProcess, str]:
 
 @pytest.fixture(scope="session")
 def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
+    """The desktop tests' shared API (one per test process): the demo sites and 3,000 demo events."""
+    with demo_api(tmp_path_factory.mktemp("desktop-api")) as api:
+        yield api
+
+
+@contextmanager
+def demo_api(root: Path) -> Iterator[LiveApi]:
+    """A `pixel serve` in `root` with the demo sites and 3,000 demo events, all shipped; stopped at the end. A
+    test that stops it or sends more events uses its own (the shared `live_api`'s figures stay as they were)."""
     from pixel.server import demo
 
-    root = tmp_path_factory.mktemp("desktop-api")
     data = root / "data"
     data.mkdir()
     server, password = start_serve(

@@ -4,20 +4,30 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from pixel.app.client import ApiClient, ReportCache, ReportSource
 from pixel.app.desktop.dashboard import DashboardPage
 from pixel.app.desktop.widgets import format_value
 from pixel.app.desktop.workers import Runner
 from pixel.server import demo
-from tests.desktop.conftest import save_screenshot
+from tests.desktop.conftest import LiveApi, demo_api, save_screenshot
 from tests.desktop.test_dashboard import api_get, settle
 
 
-def open_page(qtbot, live_api, cache_path: Path) -> DashboardPage:
+@pytest.fixture(scope="module")
+def offline_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
+    """This test stops its API and sends it more events: its own, not the shared `live_api`."""
+    with demo_api(tmp_path_factory.mktemp("offline-api")) as api:
+        yield api
+
+
+def open_page(qtbot, api: LiveApi, cache_path: Path) -> DashboardPage:
     source = ReportSource(
-        ApiClient(live_api.url, live_api.username, live_api.password, timeout=3),
+        ApiClient(api.url, api.username, api.password, timeout=3),
         ReportCache(cache_path),
         "home",
     )
@@ -34,9 +44,9 @@ def close_page(page: DashboardPage) -> None:
     page.source.cache.close()
 
 
-def test_offline_cached_charts_as_of_then_refreshed(qtbot, live_api, tmp_path: Path) -> None:
+def test_offline_cached_charts_as_of_then_refreshed(qtbot, offline_api: LiveApi, tmp_path: Path) -> None:
     cache = tmp_path / "cache.sqlite3"
-    online = open_page(qtbot, live_api, cache)
+    online = open_page(qtbot, offline_api, cache)
     online.load_sites()
     settle(qtbot, online)
     plotted = list(online.chart.current.getData()[1])
@@ -45,10 +55,10 @@ def test_offline_cached_charts_as_of_then_refreshed(qtbot, live_api, tmp_path: P
     as_of = online.parts["summary"].as_of
     close_page(online)
 
-    server = live_api.server
+    server = offline_api.server
     server.stop()
     try:
-        offline = open_page(qtbot, live_api, cache)
+        offline = open_page(qtbot, offline_api, cache)
         offline.load_sites()
         # drawn from the cache at once, before any worker could answer
         assert list(offline.chart.current.getData()[1]) == plotted
@@ -68,8 +78,8 @@ def test_offline_cached_charts_as_of_then_refreshed(qtbot, live_api, tmp_path: P
         assert offline.boxes[1].note.text() == "Offline, and nothing cached for this view yet."
     finally:
         server.start()
-    shop = live_api.sites["shop.example"]
-    before = api_get(live_api, shop, "summary", period="30d")["metrics"]["visitors"]["value"]
+    shop = offline_api.sites["shop.example"]
+    before = api_get(offline_api, shop, "summary", period="30d")["metrics"]["visitors"]["value"]
     sent = demo.send(server.collector, events=400, days=1, seed=99)
     server.wait_shipped(sent, timeout=120)
     # The API's report cache keeps a changed day's build for a wait after it was made (`_recent` in
@@ -79,11 +89,15 @@ def test_offline_cached_charts_as_of_then_refreshed(qtbot, live_api, tmp_path: P
     # refresh, equal: the figures only grow once every event is shipped, so the tile read between must be it.
     deadline = time.monotonic() + 120
     while True:
-        seen = api_get(live_api, shop, "summary", period="30d")["metrics"]["visitors"]["value"]
+        seen = api_get(offline_api, shop, "summary", period="30d")["metrics"]["visitors"]["value"]
         offline.refresh()
         settle(qtbot, offline)
         shown = offline.tiles.tiles["visitors"].value.text()
-        if before < seen == api_get(live_api, shop, "summary", period="30d")["metrics"]["visitors"]["value"]:
+        if (
+            before
+            < seen
+            == api_get(offline_api, shop, "summary", period="30d")["metrics"]["visitors"]["value"]
+        ):
             break
         assert time.monotonic() < deadline, f"the API's figure: {before} before the events, {seen} now"
         time.sleep(1)
