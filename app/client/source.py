@@ -4,6 +4,7 @@ answer marked with the time it was fetched ("as of")."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -37,30 +38,28 @@ class ReportSource:
     def get(self, path: str, params: dict[str, Any] | None = None) -> Fetched:
         """GET `path` live; on Unreachable fall back to the cache. API errors (bad input) are raised."""
         query = report_params(params or {})
-        key = request_key(self.profile, path, query)
-        if self.client is None:
-            return self._cached(key, "not connected")
-        try:
-            data = self.client.get(path, query)
-        except Unreachable as exc:
-            return self._cached(key, str(exc))
-        now = time.time()
-        self.cache.put(key, data, now)
-        return Fetched(data, now, True)
+        return self._live(request_key(self.profile, path, query), lambda client: client.get(path, query))
 
     def every(self, path: str, params: dict[str, Any] | None = None) -> Fetched:
         """Every item of a paged list (`ApiClient.every`) as one answer, `{"items": [...], "total": n}`, cached
         as one: a list longer than a page is drawn whole offline too."""
         query = report_params(params or {})
-        key = list_key(self.profile, path, query)
+
+        def read(client: ApiClient) -> dict[str, Any]:
+            items = client.every(path, query)
+            return {"items": items, "total": len(items)}
+
+        return self._live(list_key(self.profile, path, query), read)
+
+    def _live(self, key: str, read: Callable[[ApiClient], Any]) -> Fetched:
+        """`read` live and cached under `key`; the cached answer when the host does not answer."""
         if self.client is None:
             return self._cached(key, "not connected")
         try:
-            items = self.client.every(path, query)
+            data = read(self.client)
         except Unreachable as exc:
             return self._cached(key, str(exc))
         now = time.time()
-        data = {"items": items, "total": len(items)}
         self.cache.put(key, data, now)
         return Fetched(data, now, True)
 
