@@ -138,7 +138,6 @@ class SiteAdmin:
 
     # ------------------------------------------------------------------ goals
     def goals(self, site_id: int) -> list[dict[str, Any]]:
-        # one page holds every goal a site may have (the API bounds them per site, far below a page)
         return self.client.every(f"/api/sites/{site_id}/goals")
 
     def create_goal(self, site_id: int, body: dict[str, Any]) -> dict[str, Any]:
