@@ -120,11 +120,11 @@ def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
 
 
 @contextmanager
-def demo_api(root: Path) -> Iterator[LiveApi]:
-    """A `pixel serve` in `root` with the demo sites and 3,000 demo events, all shipped; stopped at the end. A
-    test that stops it or sends more events uses its own (the shared `live_api`'s figures stay as they were)."""
-    from pixel.server import demo
-
+def running_api(
+    root: Path, sites: dict[str, str] | None = None, env: dict[str, str] | None = None
+) -> Iterator[LiveApi]:
+    """A started `pixel serve` over `root`/data with the admin `owner` and `sites` (domain -> time zone, added in
+    that order) added; `env` beside the tests' usual settings. Stopped at the end."""
     data = root / "data"
     data.mkdir()
     server, password = start_serve(
@@ -133,22 +133,32 @@ def demo_api(root: Path) -> Iterator[LiveApi]:
             "PIXEL_WORKERS": "1",
             "PIXEL_LOG_LEVEL": "WARNING",
             "PIXEL_TRUSTED_PROXIES": "127.0.0.1",
-            "PIXEL_CDN_GEO_HEADERS": "1",
+            **(env or {}),
         },
     )
     server.start()
     try:
         api = LiveApi(server, "owner", password, {}, 0)
         with closing(api.http()) as client:
-            for domain, tz in SITES.items():
+            for domain, tz in (sites or {}).items():
                 r = client.post("/api/sites", json={"domain": domain, "timezone": tz})
                 assert r.status_code == 201, r.text
                 api.sites[domain] = r.json()["id"]
-        api.events = demo.send(server.collector, events=3000, days=40, seed=7)
-        server.wait_shipped(api.events, timeout=120)
         yield api
     finally:
         server.stop()
+
+
+@contextmanager
+def demo_api(root: Path) -> Iterator[LiveApi]:
+    """A `pixel serve` in `root` with the demo sites and 3,000 demo events, all shipped; stopped at the end. A
+    test that stops it or sends more events uses its own (the shared `live_api`'s figures stay as they were)."""
+    from pixel.server import demo
+
+    with running_api(root, SITES, {"PIXEL_CDN_GEO_HEADERS": "1"}) as api:
+        api.events = demo.send(api.server.collector, events=3000, days=40, seed=7)
+        api.server.wait_shipped(api.events, timeout=120)
+        yield api
 
 
 def _has_owner(env: dict[str, str], name: str) -> bool:

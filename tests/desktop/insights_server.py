@@ -9,15 +9,13 @@ import random
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import closing
-from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
 
-from tests.desktop.conftest import LiveApi, start_serve
+from tests.desktop.conftest import LiveApi, running_api
 
 SITE = "insights.example"
 EMPTY = "empty.example"  # a site without any event
@@ -127,25 +125,8 @@ def send(collector: str) -> int:
 
 @pytest.fixture(scope="module")
 def insights_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
-    data: Path = tmp_path_factory.mktemp("insights-api") / "data"
-    data.mkdir()
-    env = {
-        "PIXEL_WORKERS": "1",
-        "PIXEL_LOG_LEVEL": "WARNING",
-        "PIXEL_TRUSTED_PROXIES": "127.0.0.1",
-        "PIXEL_CDN_GEO_HEADERS": "1",
-    }
-    server, password = start_serve(data, env)
-    server.start()
-    try:
-        api = LiveApi(server, "owner", password, {}, 0)
-        with closing(api.http()) as client:
-            for domain in (SITE, EMPTY):
-                r = client.post("/api/sites", json={"domain": domain, "timezone": "Europe/Berlin"})
-                assert r.status_code == 201, r.text
-                api.sites[domain] = r.json()["id"]
-        api.events = send(server.collector)
-        server.wait_shipped(api.events, timeout=120)
+    sites = {SITE: "Europe/Berlin", EMPTY: "Europe/Berlin"}
+    with running_api(tmp_path_factory.mktemp("insights-api"), sites, {"PIXEL_CDN_GEO_HEADERS": "1"}) as api:
+        api.events = send(api.server.collector)
+        api.server.wait_shipped(api.events, timeout=120)
         yield api
-    finally:
-        server.stop()

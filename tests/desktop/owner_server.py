@@ -10,7 +10,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import closing
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,7 +18,7 @@ import pytest
 
 from pixel.app.client import ApiClient
 from pixel.server import demo
-from tests.desktop.conftest import LiveApi, start_serve
+from tests.desktop.conftest import LiveApi, running_api
 
 SHOP = "shop.test"
 
@@ -59,21 +58,9 @@ def funnel_visits(domain: str, now_ms: int) -> list[tuple[dict[str, str], list[d
 
 @pytest.fixture(scope="module")
 def owner_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
-    root = tmp_path_factory.mktemp("owner-api")
-    data: Path = root / "data"
-    data.mkdir()
-    server, password = start_serve(
-        data, {"PIXEL_WORKERS": "1", "PIXEL_LOG_LEVEL": "WARNING", "PIXEL_TRUSTED_PROXIES": "127.0.0.1"}
-    )
-    server.start()
-    try:
-        api = LiveApi(server, "owner", password, {}, 0)
-        with closing(api.http()) as client:
-            r = client.post("/api/sites", json={"domain": SHOP, "timezone": "UTC"})
-            assert r.status_code == 201, r.text
-            api.sites[SHOP] = r.json()["id"]
+    with running_api(tmp_path_factory.mktemp("owner-api"), {SHOP: "UTC"}) as api:
         sent = 0
-        with httpx.Client(base_url=server.collector, timeout=10) as http:
+        with httpx.Client(base_url=api.server.collector, timeout=10) as http:
             for headers, batch in funnel_visits(SHOP, int(time.time() * 1000)):
                 r = http.post(
                     "/track", content=orjson.dumps(batch), headers={**headers, "Content-Type": "text/plain"}
@@ -81,10 +68,8 @@ def owner_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
                 assert r.status_code == 204, r.text
                 sent += len(batch)
         api.events = sent
-        server.wait_shipped(sent, timeout=120)
+        api.server.wait_shipped(sent, timeout=120)
         yield api
-    finally:
-        server.stop()
 
 
 @pytest.fixture

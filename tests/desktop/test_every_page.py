@@ -22,7 +22,7 @@ from pixel.app.client.dashboards_admin import DashboardsAdmin
 from pixel.app.client.site_admin import SiteAdmin, goal_body
 from pixel.app.desktop.dashboard import DashboardPage
 from pixel.app.desktop.workers import Runner
-from tests.desktop.conftest import LiveApi, start_serve
+from tests.desktop.conftest import LiveApi, running_api
 from tests.ports import free_port
 
 SITES = PAGE_LIMIT + 3  # more than one page of the API's largest
@@ -33,22 +33,10 @@ PER_LIST = 7
 @pytest.fixture(scope="module")
 def many_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
     """A `pixel serve` with more sites than one page holds; on the first site, several of each other list."""
-    data: Path = tmp_path_factory.mktemp("many-sites") / "data"
-    data.mkdir()
-    server, password = start_serve(data, {"PIXEL_WORKERS": "1", "PIXEL_LOG_LEVEL": "WARNING"})
-    server.start()
-    try:
-        api = LiveApi(server, "owner", password, {}, 0)
-        with closing(api.http()) as client:
-            for i in range(SITES):
-                # names out of id order, so an order asked for is seen to be kept across pages
-                domain = f"site-{(i * 7919) % SITES:04d}.example"
-                r = client.post("/api/sites", json={"domain": domain, "timezone": "UTC"})
-                assert r.status_code == 201, r.text
-                api.sites[domain] = r.json()["id"]
+    # names out of id order, so an order asked for is seen to be kept across pages
+    sites = {f"site-{(i * 7919) % SITES:04d}.example": "UTC" for i in range(SITES)}
+    with running_api(tmp_path_factory.mktemp("many-sites"), sites) as api:
         yield api
-    finally:
-        server.stop()
 
 
 @pytest.fixture

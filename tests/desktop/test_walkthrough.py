@@ -20,7 +20,7 @@ from pixel.app import secret_store
 from pixel.app.desktop.widgets import format_value
 from pixel.app.desktop.window import MainWindow
 from pixel.app.profiles import Profile
-from tests.desktop.conftest import LiveApi, save_screenshot, start_serve
+from tests.desktop.conftest import LiveApi, running_api, save_screenshot
 from tests.desktop.owner_server import funnel_visits
 from tests.desktop.test_owner_tasks import idle, login, open_window
 
@@ -29,16 +29,8 @@ SHOP, BLOG = "shop.walk", "blog.walk"
 
 @pytest.fixture
 def empty_api(tmp_path: Path) -> Iterator[LiveApi]:
-    data = tmp_path / "data"
-    data.mkdir()
-    server, password = start_serve(
-        data, {"PIXEL_WORKERS": "1", "PIXEL_LOG_LEVEL": "WARNING", "PIXEL_TRUSTED_PROXIES": "127.0.0.1"}
-    )
-    server.start()
-    try:
-        yield LiveApi(server, "owner", password, {}, 0)
-    finally:
-        server.stop()
+    with running_api(tmp_path) as api:
+        yield api
 
 
 def shot(window: MainWindow, number: int, name: str) -> None:
